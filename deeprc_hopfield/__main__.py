@@ -1,0 +1,3 @@
+from deeprc_hopfield.cli import main
+
+raise SystemExit(main())

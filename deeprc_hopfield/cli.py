@@ -1,0 +1,139 @@
+"""The `deeprc-hopfield` command line: one subcommand per step, user mistakes reported in one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from deeprc_hopfield import __version__
+from deeprc_hopfield.errors import DeepRCError
+
+log = logging.getLogger("deeprc_hopfield")
+
+_EPILOG = "Run `deeprc-hopfield COMMAND --help` for the options of each command."
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+# --- ingest -----------------------------------------------------------------------------------
+def _add_ingest(sub: argparse._SubParsersAction) -> None:
+    from deeprc_hopfield.qc import QCSettings
+    from deeprc_hopfield.readers import FORMATS
+
+    defaults = QCSettings()
+    p = sub.add_parser(
+        "ingest",
+        help="read repertoire files, quality-control them and write one HDF5 store",
+        description=(
+            "Read every repertoire file named in a metadata table (AIRR, immunoSEQ v1/v2, MiXCR, 10x, VDJtools; "
+            "plain or gzip; format detected per file), drop unusable rows (counted by reason), merge exact "
+            "duplicates, and write one HDF5 store plus a QC table (<store stem>.qc.tsv) beside it. "
+            "On any error nothing is written."
+        ),
+    )
+    p.add_argument("--metadata", required=True, type=Path,
+                   help="CSV/TSV table with columns subject_id, filename and label column(s)")
+    p.add_argument("--repertoires", required=True, type=Path, help="folder holding the repertoire files")
+    p.add_argument("--out", required=True, type=Path, help="the store to write, e.g. cohort.h5")
+    p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
+                   help="label column of the metadata (repeatable; default: 'label' if present)")
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                   help="input format of every file (default: detect each file from its header)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--min-length", type=_positive_int, default=defaults.min_length,
+                   help=f"shortest CDR3 kept, in residues (default: {defaults.min_length})")
+    p.add_argument("--max-length", type=_positive_int, default=defaults.max_length,
+                   help=f"longest CDR3 kept, in residues (default: {defaults.max_length})")
+    p.add_argument("--chain", default=None,
+                   help="keep only this locus where a file says (TRB, TRA, IGH, ...); 10x files default to TRB")
+    p.set_defaults(func=_run_ingest)
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.qc import QCSettings
+
+    if args.min_length > args.max_length:
+        raise DeepRCError(f"--min-length {args.min_length} is greater than --max-length {args.max_length}")
+    qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
+    ingest(args.metadata, args.repertoires, args.out, args.label_columns, args.format, qc, args.threads,
+           progress=sys.stderr.isatty())
+    return 0
+
+
+# --- inspect ----------------------------------------------------------------------------------
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="summarise a store: repertoires, sequences, labels, QC and provenance",
+        description="Print a summary of a repertoire store written by `deeprc-hopfield ingest`.",
+    )
+    p.add_argument("store", type=Path, help="the HDF5 store")
+    p.add_argument("--per-repertoire", action="store_true", help="also print the QC counts of every repertoire")
+    p.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.inspect import summarise
+
+    print(summarise(args.store, per_repertoire=args.per_repertoire))
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------------
+COMMANDS = [_add_ingest, _add_inspect]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deeprc-hopfield",
+        description="Immune repertoire classification with Hopfield attention pooling (DeepRC).",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("--log", type=Path, help="also write the log to this file")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet, args.log)
+    signal.signal(signal.SIGTERM, _terminate)  # clean up temporary files as on Ctrl-C
+    try:
+        return args.func(args)
+    except DeepRCError as exc:
+        print(f"deeprc-hopfield {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"deeprc-hopfield {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130

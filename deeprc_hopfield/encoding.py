@@ -1,0 +1,80 @@
+"""Amino-acid alphabet and vectorised encoding of CDR3 strings into small integer codes.
+
+Code 0 is reserved for padding; the 20 standard amino acids are 1..20 in alphabetical order of
+their one-letter symbols. Encoding works on whole arrays of strings at once (one `bytes` buffer and
+a lookup table), never on characters in a Python loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+PAD_CODE = 0
+N_CODES = len(AMINO_ACIDS) + 1  # including padding
+
+_INVALID = 255
+_ENCODE_LUT = np.full(256, _INVALID, dtype=np.uint8)
+for _code, _aa in enumerate(AMINO_ACIDS, start=1):
+    _ENCODE_LUT[ord(_aa)] = _code
+_DECODE_LUT = np.frombuffer(b"-" + AMINO_ACIDS.encode(), dtype=np.uint8)
+
+
+def _join(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All sequences as one uint8 buffer of ASCII bytes, plus each sequence's length."""
+    seqs = list(sequences)
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    buffer = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
+    return buffer, lengths
+
+
+def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sequence: does it contain a stop codon (`*`), does it contain any other non-standard letter.
+
+    Parameters
+    ----------
+    sequences
+        Non-empty strings.
+
+    Returns
+    -------
+    has_stop, has_nonstandard, lengths
+        Boolean arrays of shape (n,) and the int64 lengths.
+    """
+    buffer, lengths = _join(sequences)
+    if len(lengths) == 0:
+        empty = np.zeros(0, dtype=bool)
+        return empty, empty, lengths
+    if np.any(lengths == 0):
+        raise ValueError("residue_flags needs non-empty sequences")
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    stop = buffer == ord("*")
+    invalid = (_ENCODE_LUT[buffer] == _INVALID) & ~stop
+    has_stop = np.add.reduceat(stop, starts) > 0
+    has_nonstandard = np.add.reduceat(invalid, starts) > 0
+    return has_stop, has_nonstandard, lengths
+
+
+def encode(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Encode valid amino-acid strings as concatenated codes.
+
+    Returns
+    -------
+    codes
+        uint8 array of shape (sum of lengths,), values 1..20.
+    lengths
+        int64 array of shape (n,).
+    """
+    buffer, lengths = _join(sequences)
+    codes = _ENCODE_LUT[buffer]
+    if np.any(codes == _INVALID):
+        raise ValueError("encode() got a non-standard amino-acid letter; run quality control first")
+    return codes, lengths
+
+
+def decode(codes: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """Inverse of :func:`encode`: concatenated codes and lengths back to strings."""
+    text = _DECODE_LUT[np.asarray(codes, dtype=np.uint8)].tobytes().decode("ascii")
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    return [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())]

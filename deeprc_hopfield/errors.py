@@ -1,0 +1,52 @@
+"""The package's own exception types: user mistakes that the CLI turns into one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DeepRCError(Exception):
+    """A problem with the user's input or environment (not a bug): reported in one line, no traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.column = column
+        super().__init__(str(self))
+
+    def __reduce__(self) -> tuple:  # keep file/line/column across process pools
+        return (self.__class__, (self.message, self.path, self.line, self.column))
+
+    def __str__(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class InputFormatError(DeepRCError):
+    """A repertoire file that cannot be read: unknown format, missing column, bad value, corrupt gzip."""
+
+
+class MetadataError(DeepRCError):
+    """A metadata table that does not describe the cohort: missing columns, files, labels or duplicates."""
+
+
+class QCError(DeepRCError):
+    """Quality control left nothing usable (e.g. a repertoire with no sequence left)."""
+
+
+class StoreError(DeepRCError):
+    """A repertoire store that cannot be written or read (bad path, wrong schema version, not HDF5)."""

@@ -1,0 +1,145 @@
+"""Ingest a cohort: metadata + repertoire files -> quality control -> one `RepertoireStore`.
+
+Files are read, checked and encoded in a process pool; the main process writes them to the store
+in metadata order as they arrive, so memory stays bounded by a few repertoires whatever the cohort
+size. Any error leaves no store (and no QC table) behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.errors import QCError
+from deeprc_hopfield.metadata import read_metadata
+from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
+from deeprc_hopfield.readers import read_repertoire, tenx
+from deeprc_hopfield.store import StoreWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ParsedRepertoire:
+    """One repertoire after reading, QC and encoding: what a worker hands to the store writer."""
+
+    source: str
+    fmt: str
+    sha256: str
+    codes: np.ndarray
+    lengths: np.ndarray
+    counts: np.ndarray
+    v_call: np.ndarray
+    j_call: np.ndarray
+    qc: dict[str, int]
+
+
+def sha256_of(path: Path, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
+    """Read, quality-control and encode one repertoire file (runs in a worker process)."""
+    table, detected = read_repertoire(path, fmt)
+    if qc.chain is None and detected == tenx.NAME:
+        qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
+    clean, counts = quality_control(table, qc)
+    if len(clean) == 0:
+        dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
+        raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
+                      f"dropped: {dropped or 'none'})", path)
+    codes, lengths = encode(clean["junction_aa"].to_numpy())
+    return ParsedRepertoire(
+        source=str(path), fmt=detected, sha256=sha256_of(path), codes=codes,
+        lengths=lengths.astype(np.uint16), counts=clean["duplicate_count"].to_numpy(np.float64),
+        v_call=clean["v_call"].to_numpy(object), j_call=clean["j_call"].to_numpy(object), qc=counts,
+    )
+
+
+def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) -> Iterator[ParsedRepertoire]:
+    """Parse files with `threads` processes, yielding in input order with a bounded look-ahead."""
+    if threads <= 1:
+        for path in files:
+            yield parse_repertoire(path, fmt, qc)
+        return
+    with ProcessPoolExecutor(max_workers=threads) as pool:
+        pending: list[Future] = []
+        upcoming = iter(files)
+        try:
+            for path in upcoming:
+                pending.append(pool.submit(parse_repertoire, path, fmt, qc))
+                if len(pending) >= 2 * threads:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def qc_table_path(store_path: Path) -> Path:
+    """Where the QC table of a store goes: beside it, `<store stem>.qc.tsv`."""
+    return store_path.with_name(store_path.stem + ".qc.tsv")
+
+
+def ingest(
+    metadata: str | Path,
+    repertoires: str | Path,
+    out: str | Path,
+    label_columns: list[str] | None = None,
+    fmt: str = "auto",
+    qc: QCSettings = QCSettings(),
+    threads: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Build a store from a metadata table and a folder of repertoire files.
+
+    Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason).
+    """
+    out = Path(out)
+    meta = read_metadata(metadata, repertoires, label_columns)
+    threads = max(1, min(threads, len(meta.files), os.cpu_count() or 1))
+    parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
+                  "metadata": str(metadata), "repertoires": str(repertoires)}
+    qc_rows, provenance = [], []
+    qc_path = qc_table_path(out)
+    qc_tmp = qc_path.with_name(f".{qc_path.name}.partial")
+    with StoreWriter(out, parameters) as writer:
+        try:
+            bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
+            for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
+                writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
+                qc_rows.append(parsed.qc)
+                provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt})
+                log.info("%s: %s, format %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
+                         parsed.qc["input_rows"], parsed.qc["kept"])
+                bar.update()
+            bar.close()
+            qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
+            qc_frame.insert(0, "subject_id", meta.subject_ids)
+            qc_frame.to_csv(qc_tmp, sep="\t", index=False)
+            writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
+                          qc_frame.drop(columns="subject_id"), pd.DataFrame(provenance))
+            os.replace(qc_tmp, qc_path)
+        finally:
+            qc_tmp.unlink(missing_ok=True)
+    total = qc_frame[list(QC_COLUMNS)].sum()
+    log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
+             out, len(meta.files), total["kept"], total["input_rows"],
+             total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)
+    return out

@@ -1,0 +1,163 @@
+"""The cohort's metadata table: one row per repertoire, `subject_id`, `filename` and label columns.
+
+Every problem is a :class:`MetadataError` naming the file, line and column, raised before any
+output is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deeprc_hopfield.errors import DeepRCError, MetadataError
+from deeprc_hopfield.readers.common import read_header
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("subject_id", "filename")
+DEFAULT_LABEL_COLUMN = "label"
+_BOOLEAN_PAIRS = [
+    ("false", "true"), ("f", "t"), ("no", "yes"), ("n", "y"), ("0", "1"),
+    ("negative", "positive"), ("neg", "pos"), ("-", "+"),
+]
+
+
+@dataclass
+class Label:
+    """One label column: its kind, its classes (in code order) and one value per repertoire.
+
+    `kind` is 'binary' (two classes; code 1 is the positive one), 'categorical' or 'numeric'.
+    `values` holds class codes (int64) for the first two kinds, floats for 'numeric'.
+    """
+
+    name: str
+    kind: str
+    classes: list[str]
+    values: np.ndarray
+
+
+@dataclass
+class Metadata:
+    """A validated metadata table with each repertoire's file resolved on disk."""
+
+    path: Path
+    table: pd.DataFrame
+    files: list[Path]
+    labels: dict[str, Label] = field(default_factory=dict)
+
+    @property
+    def subject_ids(self) -> list[str]:
+        return self.table["subject_id"].tolist()
+
+
+def _two_class_order(classes: list[str]) -> list[str]:
+    """Negative class first: boolean words (false/true, no/yes, ...) or a `-`/`+` suffix pair."""
+    lower = [c.lower() for c in classes]
+    for negative, positive in _BOOLEAN_PAIRS:
+        if sorted(lower) == sorted([negative, positive]):
+            return sorted(classes, key=lambda c: c.lower() == positive)
+    if {c[-1:] for c in classes} == {"-", "+"}:
+        return sorted(classes, key=lambda c: c.endswith("+"))
+    return sorted(classes)
+
+
+def infer_label(name: str, raw: pd.Series) -> Label:
+    """Type a label column: two distinct values are binary, all-numeric ones numeric, else categorical."""
+    text = raw.str.strip()
+    distinct = sorted(text.unique().tolist())
+    if len(distinct) == 2:
+        classes = _two_class_order(distinct)
+        return Label(name, "binary", classes, text.map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64))
+    numeric = pd.to_numeric(text, errors="coerce")
+    if numeric.notna().all() and len(distinct) > 2:
+        return Label(name, "numeric", [], numeric.to_numpy(np.float64))
+    return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
+
+
+def _resolve_file(directory: Path, name: str) -> Path | None:
+    """The repertoire file a metadata row names (also found with an added `.gz`)."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise MetadataError("metadata file not found", path)
+    try:
+        _, delimiter = read_header(path)
+        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except DeepRCError as exc:
+        raise MetadataError(exc.message, path, exc.line) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"cannot parse metadata table: {str(exc).strip()}", path) from None
+
+
+def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None) -> Metadata:
+    """Read and validate a CSV/TSV metadata table against the folder of repertoire files.
+
+    Parameters
+    ----------
+    path
+        The metadata table (comma- or tab-separated; detected from the header).
+    repertoire_dir
+        Folder holding the files named in the `filename` column.
+    label_columns
+        Label columns to use. None means `label` if the table has it, else no labels (a cohort to
+        classify, not to train on).
+    """
+    path, repertoire_dir = Path(path), Path(repertoire_dir)
+    table = _read_table(path)
+    table.columns = [c.strip() for c in table.columns]
+    for column in REQUIRED_COLUMNS:
+        if column not in table.columns:
+            raise MetadataError(f"required column '{column}' is missing (columns: {', '.join(table.columns)})", path)
+    if label_columns is None:
+        label_columns = [DEFAULT_LABEL_COLUMN] if DEFAULT_LABEL_COLUMN in table.columns else []
+    for column in label_columns:
+        if column not in table.columns:
+            raise MetadataError(f"label column '{column}' is missing (columns: {', '.join(table.columns)})", path)
+    if len(table) == 0:
+        raise MetadataError("metadata table has no rows", path)
+    if not repertoire_dir.is_dir():
+        raise MetadataError(f"repertoire folder '{repertoire_dir}' does not exist", path)
+
+    line_of = lambda row: int(row) + 2  # noqa: E731  (header is line 1)
+    for column in ("subject_id", "filename", *label_columns):
+        values = table[column].str.strip()
+        empty = np.flatnonzero((values == "").to_numpy())
+        if len(empty):
+            what = "label value" if column in label_columns else "value"
+            raise MetadataError(f"missing {what}", path, line=line_of(empty[0]), column=column)
+        duplicated = values.duplicated(keep="first").to_numpy()
+        if column in REQUIRED_COLUMNS and duplicated.any():
+            row = int(np.flatnonzero(duplicated)[0])
+            first = int(np.flatnonzero((values == values.iloc[row]).to_numpy())[0])
+            raise MetadataError(
+                f"duplicate {column} '{values.iloc[row]}' (also on line {line_of(first)})",
+                path, line=line_of(row), column=column,
+            )
+        table[column] = values
+
+    files: list[Path] = []
+    for row, name in enumerate(table["filename"]):
+        found = _resolve_file(repertoire_dir, name)
+        if found is None:
+            raise MetadataError(
+                f"repertoire file '{name}' not found in {repertoire_dir}", path, line=line_of(row), column="filename"
+            )
+        files.append(found)
+
+    named = {f.resolve() for f in files} | {path.resolve()}
+    unnamed = sorted(p.name for p in repertoire_dir.iterdir() if p.is_file() and p.resolve() not in named)
+    if unnamed:
+        shown = ", ".join(unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
+        log.info("note: %d file(s) in %s are not named in the metadata and are ignored: %s",
+                 len(unnamed), repertoire_dir, shown)
+    labels = {column: infer_label(column, table[column]) for column in label_columns}
+    return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)

@@ -1,0 +1,77 @@
+"""AIRR Rearrangement TSV (the community standard): `junction_aa`, `v_call`, `j_call`, `duplicate_count`.
+
+The CDR3 comes from `junction_aa`, else `cdr3_aa`, else the nucleotide `junction`/`cdr3`
+translated with Biopython (a length that is not a multiple of 3 is out of frame: non-productive).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.readers.common import (
+    column_or_missing,
+    first_present,
+    parse_counts,
+    parse_productive,
+    read_columns,
+    require,
+    tidy,
+)
+
+NAME = "airr"
+AA_COLUMNS = ["junction_aa", "cdr3_aa"]
+NT_COLUMNS = ["junction", "cdr3"]
+COUNT_COLUMNS = ["duplicate_count", "consensus_count", "umi_count"]
+_OTHER = ["v_call", "j_call", "productive", "locus"]
+
+
+def matches(header: list[str]) -> bool:
+    """AIRR files name their CDR3 `junction_aa`/`cdr3_aa` (or only `junction`) and genes `v_call`."""
+    names = set(header)
+    has_cdr3 = bool(names & set(AA_COLUMNS)) or bool(names & set(NT_COLUMNS))
+    return has_cdr3 and bool(names & {"v_call", "sequence_id", "duplicate_count", "productive"})
+
+
+def _translate(nucleotides: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Translate distinct nucleotide junctions; out-of-frame ones give no CDR3 and productive False."""
+    from Bio.Seq import Seq
+
+    codes, uniques = pd.factorize(nucleotides)
+    aa, in_frame = [], []
+    for seq in uniques:
+        seq = str(seq).strip().upper()
+        ok = len(seq) % 3 == 0
+        in_frame.append(ok)
+        aa.append(str(Seq(seq).translate()) if ok else None)
+    aa_arr = np.array(aa + [None], dtype=object)
+    frame_arr = np.array(in_frame + [True], dtype=bool)
+    return (
+        pd.Series(aa_arr[codes], index=nucleotides.index, dtype=object),
+        pd.Series(frame_arr[codes], index=nucleotides.index),
+    )
+
+
+def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+    """Read an AIRR Rearrangement file into the tidy table."""
+    aa_col = first_present(header, AA_COLUMNS)
+    nt_col = None if aa_col else require(header, AA_COLUMNS + NT_COLUMNS, path, "AIRR")
+    wanted = [c for c in [aa_col, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
+    frame = read_columns(path, delimiter, wanted)
+    productive = parse_productive(frame, "productive", path)
+    if aa_col:
+        junction_aa = column_or_missing(frame, aa_col)
+    else:
+        junction_aa, in_frame = _translate(column_or_missing(frame, nt_col))
+        productive = productive.mask(~in_frame.to_numpy(), False)
+    return tidy(
+        junction_aa,
+        normalise_genes(column_or_missing(frame, "v_call")),
+        normalise_genes(column_or_missing(frame, "j_call")),
+        parse_counts(frame, COUNT_COLUMNS, path),
+        productive,
+        column_or_missing(frame, "locus"),
+    )

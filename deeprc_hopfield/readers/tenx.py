@@ -1,0 +1,34 @@
+"""10x Genomics `filtered_contig_annotations.csv`: one row per contig (`barcode`, `chain`, `cdr3`,
+`productive`, `umis`/`reads`). The chain to keep is chosen at QC (TRB unless told otherwise); the
+count of a sequence is its UMIs summed over the cells that carry it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.readers.common import column_or_missing, parse_counts, parse_productive, read_columns, tidy
+
+NAME = "10x"
+COUNT_COLUMNS = ["umis", "reads"]
+DEFAULT_CHAIN = "TRB"
+
+
+def matches(header: list[str]) -> bool:
+    """10x contig annotations have `barcode`, `chain` and `cdr3` columns."""
+    return {"barcode", "chain", "cdr3"} <= set(header)
+
+
+def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+    """Read 10x contig annotations into the tidy table (all chains; `locus` says which)."""
+    frame = read_columns(path, delimiter, ["cdr3", "chain", "v_gene", "j_gene", "productive", *COUNT_COLUMNS])
+    return tidy(
+        column_or_missing(frame, "cdr3"),
+        normalise_genes(column_or_missing(frame, "v_gene")),
+        normalise_genes(column_or_missing(frame, "j_gene")),
+        parse_counts(frame, COUNT_COLUMNS, path),
+        parse_productive(frame, "productive", path),
+        column_or_missing(frame, "chain"),
+    )

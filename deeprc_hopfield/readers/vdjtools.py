@@ -1,0 +1,32 @@
+"""VDJtools clonotype tables: `count`, `freq`, `cdr3nt`, `cdr3aa`, `v`, `d`, `j` (the first column
+is sometimes written `#count`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.readers.common import column_or_missing, parse_counts, read_columns, tidy
+
+NAME = "vdjtools"
+
+
+def matches(header: list[str]) -> bool:
+    """VDJtools has `cdr3aa` and `count` (or `#count`)."""
+    names = {h.lstrip("#") for h in header}
+    return {"cdr3aa", "count"} <= names
+
+
+def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+    """Read a VDJtools table into the tidy table."""
+    count_col = "#count" if "#count" in header else "count"
+    frame = read_columns(path, delimiter, [count_col, "cdr3aa", "v", "j"])
+    return tidy(
+        column_or_missing(frame, "cdr3aa"),
+        normalise_genes(column_or_missing(frame, "v")),
+        normalise_genes(column_or_missing(frame, "j")),
+        parse_counts(frame, [count_col], path),
+        pd.Series(pd.NA, index=frame.index, dtype="boolean"),
+    )
