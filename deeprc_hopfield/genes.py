@@ -2,12 +2,15 @@
 
 Only distinct names are normalised (a repertoire has a few hundred), and results are cached, so
 this costs milliseconds per file. A name that cannot be resolved (`unresolved`, an ambiguous
-`TCRBV12-03/12-04`, an empty cell) becomes missing rather than being guessed.
+`TCRBV12-03/12-04`, an empty cell) becomes missing rather than being guessed, and a name that
+gives only a family (`TCRBV05`) stays a family (`TRBV5`) rather than becoming one of its genes.
+Of several comma-separated calls (AIRR `TRBV7-2*01,TRBV7-3*01`) the first is kept.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from functools import lru_cache
 
@@ -15,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 _MISSING_WORDS = {"", "na", "nan", "none", "null", "unresolved", "unknown", "-"}
+#: A name that ends in a member number (`TRBV5-1`, `TCRBV05-01`, `TRAV1S1`) names a gene, not a family.
+_NAMES_MEMBER = re.compile(r"[-S.]\d+$")
 
 
 @lru_cache(maxsize=65536)
@@ -22,7 +27,9 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
     """One gene name in IMGT form at `level` 'gene' (TRBV5-1) or 'family' (TRBV5); None if unresolved."""
     import tidytcells as tt
 
-    text = name.strip()
+    # First of several calls; the allele is dropped (only the gene is kept), which also saves
+    # genes whose allele tidytcells does not know, such as MiXCR's `TRBV5-1*00`.
+    text = re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip()
     if text.lower() in _MISSING_WORDS:
         return None
     module = tt.ig if text.upper().startswith("IG") else tt.tr
@@ -32,6 +39,8 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
         result = module.standardize(text, precision="gene", suppress_warnings=True)
     if result is None:
         return None
+    if result.endswith("-1") and not _NAMES_MEMBER.search(text.upper()):
+        result = result[:-2]  # tidytcells completed a family (TRBV5) to its first gene (TRBV5-1)
     if level == "family":
         return result.split("-", 1)[0]
     return result

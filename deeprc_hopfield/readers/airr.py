@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
     column_or_missing,
@@ -36,17 +37,26 @@ def matches(header: list[str]) -> bool:
     return has_cdr3 and bool(names & {"v_call", "sequence_id", "duplicate_count", "productive"})
 
 
-def _translate(nucleotides: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Translate distinct nucleotide junctions; out-of-frame ones give no CDR3 and productive False."""
+def _translate(nucleotides: pd.Series, path: Path, column: str) -> tuple[pd.Series, pd.Series]:
+    """Translate distinct nucleotide junctions; out-of-frame ones give no CDR3 and productive False.
+
+    A junction with letters that are not nucleotides (a gap '-', a digit) is an error naming its line.
+    """
+    from Bio.Data.CodonTable import TranslationError
     from Bio.Seq import Seq
 
     codes, uniques = pd.factorize(nucleotides)
     aa, in_frame = [], []
-    for seq in uniques:
+    for k, seq in enumerate(uniques):
         seq = str(seq).strip().upper()
         ok = len(seq) % 3 == 0
         in_frame.append(ok)
-        aa.append(str(Seq(seq).translate()) if ok else None)
+        try:
+            aa.append(str(Seq(seq).translate()) if ok else None)
+        except TranslationError:
+            row = int(np.flatnonzero(codes == k)[0])
+            message = f"'{seq}' is not a nucleotide sequence"
+            raise InputFormatError(message, path, line=row + 2, column=column) from None
     aa_arr = np.array(aa + [None], dtype=object)
     frame_arr = np.array(in_frame + [True], dtype=bool)
     return (
@@ -65,7 +75,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     if aa_col:
         junction_aa = column_or_missing(frame, aa_col)
     else:
-        junction_aa, in_frame = _translate(column_or_missing(frame, nt_col))
+        junction_aa, in_frame = _translate(column_or_missing(frame, nt_col), path, nt_col)
         productive = productive.mask(~in_frame.to_numpy(), False)
     return tidy(
         junction_aa,

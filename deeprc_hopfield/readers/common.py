@@ -29,10 +29,10 @@ def is_gzip(path: Path) -> bool:
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file for reading."""
+    """Open a plain or gzip-compressed text file for reading (a UTF-8 byte-order mark is skipped)."""
     if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def read_header(path: Path) -> tuple[list[str], str]:
@@ -55,10 +55,13 @@ def read_header(path: Path) -> tuple[list[str], str]:
 _PANDAS_LINE = re.compile(r"line (\d+)")
 
 
-def read_columns(path: Path, delimiter: str, columns: list[str]) -> pd.DataFrame:
+def read_columns(
+    path: Path, delimiter: str, columns: list[str], missing: tuple[str, ...] = ("",)
+) -> pd.DataFrame:
     """Read only `columns` of a delimited file, every value as a string (missing as NaN).
 
-    Blank lines are kept (as all-missing rows) so that row i is line i + 2 of the file.
+    `missing` are the cell values that mean "no value" (Cell Ranger writes `None`). Blank lines are
+    kept (as all-missing rows) so that row i is line i + 2 of the file.
     """
     try:
         frame = pd.read_csv(
@@ -67,9 +70,10 @@ def read_columns(path: Path, delimiter: str, columns: list[str]) -> pd.DataFrame
             usecols=lambda name: name.strip() in columns,
             dtype=str,
             compression="gzip" if is_gzip(path) else None,
+            encoding="utf-8-sig",
             skip_blank_lines=False,
             keep_default_na=False,
-            na_values=[""],
+            na_values=list(missing),
             quoting=csv.QUOTE_MINIMAL,
             low_memory=False,
         )
@@ -106,11 +110,14 @@ def parse_counts(frame: pd.DataFrame, candidates: list[str], path: Path) -> np.n
     A value that is not a number is an error naming its line and column; counts are never invented.
     """
     for name in candidates:
-        if name not in frame.columns or frame[name].isna().all():
+        if name not in frame.columns:
             continue
         raw = frame[name]
         values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna() & raw.notna() & ~raw.str.strip().str.lower().isin(["na", "nan", "null"])
+        said_missing = raw.isna() | raw.str.strip().str.lower().isin(["na", "nan", "null"])
+        if said_missing.all():  # e.g. `templates` written as NA throughout: try the next column
+            continue
+        bad = values.isna() & ~said_missing
         bad |= values < 0
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])

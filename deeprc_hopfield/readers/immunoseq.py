@@ -22,6 +22,7 @@ from deeprc_hopfield.readers.common import (
     parse_counts,
     parse_productive,
     read_columns,
+    require,
     tidy,
 )
 
@@ -64,6 +65,7 @@ def _gene(frame: pd.DataFrame, header: list[str], genes: list[str], families: li
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read an immunoSEQ export (either generation) into the tidy table."""
+    require(header, [_V1["aa"], _V2["aa"]], path, "immunoSEQ")
     spec = _V1 if _V1["aa"] in header else _V2
     wanted = [spec["aa"]] + [c for key in ("counts", "v_gene", "v_family", "j_gene", "j_family", "status")
                              for c in spec[key]]

@@ -1,6 +1,7 @@
 """10x Genomics `filtered_contig_annotations.csv`: one row per contig (`barcode`, `chain`, `cdr3`,
-`productive`, `umis`/`reads`). The chain to keep is chosen at QC (TRB unless told otherwise); the
-count of a sequence is its UMIs summed over the cells that carry it."""
+`productive`, `umis`/`reads`; Cell Ranger writes `None` for a missing value). The chain to keep is
+chosen at QC (TRB unless told otherwise); the count of a sequence is its UMIs summed over the cells
+that carry it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from deeprc_hopfield.genes import normalise_genes
-from deeprc_hopfield.readers.common import column_or_missing, parse_counts, parse_productive, read_columns, tidy
+from deeprc_hopfield.readers.common import (
+    column_or_missing,
+    parse_counts,
+    parse_productive,
+    read_columns,
+    require,
+    tidy,
+)
 
 NAME = "10x"
 COUNT_COLUMNS = ["umis", "reads"]
@@ -23,7 +31,9 @@ def matches(header: list[str]) -> bool:
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read 10x contig annotations into the tidy table (all chains; `locus` says which)."""
-    frame = read_columns(path, delimiter, ["cdr3", "chain", "v_gene", "j_gene", "productive", *COUNT_COLUMNS])
+    require(header, ["cdr3"], path, "10x")
+    columns = ["cdr3", "chain", "v_gene", "j_gene", "productive", *COUNT_COLUMNS]
+    frame = read_columns(path, delimiter, columns, missing=("", "None"))  # Cell Ranger writes 'None'
     return tidy(
         column_or_missing(frame, "cdr3"),
         normalise_genes(column_or_missing(frame, "v_gene")),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from deeprc_hopfield.genes import normalise_genes
-from deeprc_hopfield.readers.common import column_or_missing, parse_counts, read_columns, tidy
+from deeprc_hopfield.readers.common import column_or_missing, parse_counts, read_columns, require, tidy
 
 NAME = "vdjtools"
 
@@ -21,7 +21,8 @@ def matches(header: list[str]) -> bool:
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read a VDJtools table into the tidy table."""
-    count_col = "#count" if "#count" in header else "count"
+    require(header, ["cdr3aa"], path, "VDJtools")
+    count_col = require(header, ["count", "#count"], path, "VDJtools")
     frame = read_columns(path, delimiter, [count_col, "cdr3aa", "v", "j"])
     return tidy(
         column_or_missing(frame, "cdr3aa"),

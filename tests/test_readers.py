@@ -1,0 +1,513 @@
+"""Readers: each format on small hand-written files laid out as real exports are, detection,
+gzip, the messy immunoSEQ cases, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deeprc_hopfield.errors import InputFormatError
+from deeprc_hopfield.genes import normalise_gene, normalise_genes
+from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire
+
+# One codon per amino acid, to write nucleotide junctions whose translation is known.
+CODON = {
+    "A": "GCC", "C": "TGT", "D": "GAC", "E": "GAG", "F": "TTC", "G": "GGC", "H": "CAC", "I": "ATC",
+    "K": "AAG", "L": "CTG", "M": "ATG", "N": "AAC", "P": "CCC", "Q": "CAG", "R": "CGC", "S": "AGC",
+    "T": "ACC", "V": "GTG", "W": "TGG", "Y": "TAC", "*": "TGA",
+}
+
+
+def back_translate(aa: str) -> str:
+    return "".join(CODON[a] for a in aa)
+
+
+def write(path: Path, rows: list[list[str]], sep: str = "\t", gz: bool = False) -> Path:
+    """Write rows (the first is the header) as a delimited file, gzip-compressed when asked."""
+    text = "".join(sep.join(row) + "\n" for row in rows)
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def records(table: pd.DataFrame) -> list[tuple]:
+    """Rows as plain tuples (NaN and pd.NA as None) for exact comparison."""
+    out = []
+    for row in table[TIDY_COLUMNS].itertuples(index=False):
+        out.append(tuple(None if (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))) else v
+                         for v in row))
+    return out
+
+
+# --- Files written as the pipelines write them -------------------------------------------------
+
+# immunoSEQ v1 (snake_case "rearrangement" export), templates and reads both present.
+IMMUNOSEQ_V1 = [
+    ["rearrangement", "amino_acid", "frame_type", "rearrangement_type", "templates", "seq_reads",
+     "frequency", "productive_frequency", "cdr3_length", "v_family", "v_gene", "v_allele",
+     "d_family", "d_gene", "j_family", "j_gene", "j_allele"],
+    ["CTGATTCTGGAGTCCGCCAGCACCAACCAGACATCTATGTACCTCTGTGCCAGCAGTTTAGG", "CASSLGQAYEQYF", "In", "VDJ",
+     "12", "340", "1.2e-3", "1.5e-3", "39", "TCRBV05", "TCRBV05-01", "01", "TCRBD01", "TCRBD01-01",
+     "TCRBJ02", "TCRBJ02-07", "01"],
+    ["CTGATTCTGGAGTCCGCCAGCACCAACCAGACATCTATGTACCTCTGTGCCAGCAGTTGAGG", "", "Out", "VDJ",
+     "3", "51", "3e-4", "", "40", "TCRBV07", "TCRBV07-02", "01", "", "", "TCRBJ01", "TCRBJ01-01", "01"],
+    ["CTGATTCTGGAGTCCGCCAGCACCAACCAGACATCTATGTACCTCTGTGCCAGCAGTTAAGG", "CASS*GQF", "Stop", "VDJ",
+     "1", "20", "1e-4", "", "24", "TCRBV05", "TCRBV05-01", "01", "", "", "TCRBJ02", "TCRBJ02-01", "01"],
+    ["CTGATTCTGGAGTCCGCCAGCACCAACCAGACATCTATGTACCTCTGTGCCAGCAGTGCAGG", "CASSPTGGYGYTF", "In", "VDJ",
+     "5", "77", "5e-4", "6e-4", "39", "TCRBV12", "unresolved", "", "", "", "TCRBJ01", "TCRBJ01-02", "01"],
+    ["CTGATTCTGGAGTCCGCCAGCACCAACCAGACATCTATGTACCTCTGTGCCAGCAGTGAAGG", "CASSEGTEAFF", "In", "VDJ",
+     "2", "31", "2e-4", "3e-4", "33", "unresolved", "unresolved", "", "", "", "unresolved",
+     "unresolved", ""],
+]
+IMMUNOSEQ_V1_EXPECTED = [
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 12.0, True, None),
+    (None, "TRBV7-2", "TRBJ1-1", 3.0, False, None),
+    ("CASS*GQF", "TRBV5-1", "TRBJ2-1", 1.0, False, None),
+    ("CASSPTGGYGYTF", "TRBV12", "TRBJ1-2", 5.0, True, None),  # unresolved gene: its family
+    ("CASSEGTEAFF", None, None, 2.0, True, None),  # unresolved gene and family: missing
+]
+
+# immunoSEQ v2 (camelCase, as in the public immuneACCESS downloads).
+IMMUNOSEQ_V2 = [
+    ["nucleotide", "aminoAcid", "count (templates/reads)", "frequencyCount (%)", "cdr3Length",
+     "vMaxResolved", "vFamilyName", "vGeneName", "vGeneAllele", "dMaxResolved", "jMaxResolved",
+     "jFamilyName", "jGeneName", "jGeneAllele", "sequenceStatus"],
+    ["GAGTCGCCCAGCCCCAACCAGACCTCTCTGTACTTCTGTGCCAGCAGTTTAGCGGGACAGGGGGCC", "CASSLAGQGAYEQYF", "25",
+     "2.4E-3", "45", "TCRBV07-09*01", "TCRBV07", "TCRBV07-09", "01", "TCRBD02-01*02", "TCRBJ02-07*01",
+     "TCRBJ02", "TCRBJ02-07", "01", "In"],
+    ["GAGTCGCCCAGCCCCAACCAGACCTCTCTGTACTTCTGTGCCAGCAGTTTAGCGGGACAGGGGGCT", "", "4",
+     "3.9E-4", "44", "TCRBV05-01*01", "TCRBV05", "TCRBV05-01", "01", "", "TCRBJ02-01*01",
+     "TCRBJ02", "TCRBJ02-01", "01", "Out"],
+    ["GAGTCGCCCAGCCCCAACCAGACCTCTCTGTACTTCTGTGCCAGCAGTTTAGCGGGACAGGGGGCA", "CASSLTGNTEAFF", "7",
+     "6.7E-4", "39", "TCRBV12", "TCRBV12", "unresolved", "", "", "TCRBJ01-01*01",
+     "TCRBJ01", "TCRBJ01-01", "01", "In"],
+    ["GAGTCGCCCAGCCCCAACCAGACCTCTCTGTACTTCTGTGCCAGCAGTTTAGCGGGACAGGGGGCG", "CSARDRTGNGYTF", "1",
+     "9.6E-5", "39", "TCRBV20-01*01", "TCRBV20", "TCRBV20-01", "01", "", "TCRBJ01-02*01",
+     "TCRBJ01", "TCRBJ01-02", "01", "In"],
+]
+IMMUNOSEQ_V2_EXPECTED = [
+    ("CASSLAGQGAYEQYF", "TRBV7-9", "TRBJ2-7", 25.0, True, None),
+    (None, "TRBV5-1", "TRBJ2-1", 4.0, False, None),
+    ("CASSLTGNTEAFF", "TRBV12", "TRBJ1-1", 7.0, True, None),
+    ("CSARDRTGNGYTF", "TRBV20-1", "TRBJ1-2", 1.0, True, None),
+]
+
+MIXCR = [
+    ["cloneId", "cloneCount", "cloneFraction", "targetSequences", "targetQualities",
+     "allVHitsWithScore", "allDHitsWithScore", "allJHitsWithScore", "allCHitsWithScore",
+     "nSeqCDR3", "minQualCDR3", "aaSeqCDR3", "refPoints"],
+    ["0", "1520", "0.61", "TGTGCCAGCAGCCTGGGCCAG", "IIIIIIIIIIIIIIIIIIIII",
+     "TRBV5-1*00(1234.5),TRBV5-5*00(800)", "TRBD1*00(40)", "TRBJ2-7*00(300)", "TRBC2*00(100)",
+     "TGTGCCAGCAGCCTGGGCCAG", "40", "CASSLGQAYEQYF", ":::::::::"],
+    ["1", "310.5", "0.12", "TGTGCCAGCAGCGTG", "IIIIIIIIIIIIIII",
+     "TRBV7-2*00(1100)", "", "TRBJ1-1*00(280)", "", "TGTGCCAGCAGCGTG", "38", "CASS_TGF", ":::"],
+    ["2", "12", "0.01", "TGTGCCTGGAGTGTG", "IIIIIIIIIIIIIII",
+     "TRBV30*00(900)", "", "TRBJ2-3*00(250),TRBJ2-5*00(240)", "", "TGTGCCTGGAGTGTG", "35",
+     "CAWSVDTDTQYF", ":::"],
+]
+MIXCR_EXPECTED = [
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 1520.0, None, None),
+    ("CASS_TGF", "TRBV7-2", "TRBJ1-1", 310.5, False, None),  # '_': out of frame
+    ("CAWSVDTDTQYF", "TRBV30", "TRBJ2-3", 12.0, None, None),
+]
+
+# Cell Ranger's filtered_contig_annotations.csv (comma separated; 'None' for what it lacks).
+TENX = [
+    ["barcode", "is_cell", "contig_id", "high_confidence", "length", "chain", "v_gene", "d_gene",
+     "j_gene", "c_gene", "full_length", "productive", "cdr3", "cdr3_nt", "reads", "umis",
+     "raw_clonotype_id", "raw_consensus_id"],
+    ["AAACCTGAGAGCTGCA-1", "True", "AAACCTGAGAGCTGCA-1_contig_1", "True", "693", "TRB", "TRBV5-1",
+     "TRBD1", "TRBJ2-7", "TRBC2", "True", "True", "CASSLGQAYEQYF", back_translate("CASSLGQAYEQYF"),
+     "9048", "6", "clonotype1", "clonotype1_consensus_2"],
+    ["AAACCTGAGAGCTGCA-1", "True", "AAACCTGAGAGCTGCA-1_contig_2", "True", "648", "TRA", "TRAV1-2",
+     "None", "TRAJ33", "TRAC", "True", "True", "CAVMDSNYQLIW", back_translate("CAVMDSNYQLIW"),
+     "4920", "3", "clonotype1", "clonotype1_consensus_1"],
+    ["AAACCTGCACGGTAGA-1", "True", "AAACCTGCACGGTAGA-1_contig_1", "True", "550", "TRB", "TRBV7-2",
+     "None", "TRBJ2-1", "TRBC2", "False", "None", "None", "None", "310", "2", "clonotype2", "None"],
+    ["AAACCTGCAGTAACGG-1", "True", "AAACCTGCAGTAACGG-1_contig_1", "True", "612", "TRB", "TRBV5-1",
+     "TRBD1", "TRBJ2-7", "TRBC2", "True", "True", "CASSLGQAYEQYF", back_translate("CASSLGQAYEQYF"),
+     "7002", "4", "clonotype3", "clonotype3_consensus_1"],
+]
+TENX_EXPECTED = [
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 6.0, True, "TRB"),
+    ("CAVMDSNYQLIW", "TRAV1-2", "TRAJ33", 3.0, True, "TRA"),
+    (None, "TRBV7-2", "TRBJ2-1", 2.0, None, "TRB"),  # 'None' means missing, not a CDR3 'NONE'
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 4.0, True, "TRB"),
+]
+
+VDJTOOLS = [
+    ["count", "freq", "cdr3nt", "cdr3aa", "v", "d", "j", "VEnd", "DStart", "DEnd", "JStart"],
+    ["1017", "0.0502", back_translate("CASSLGQAYEQYF"), "CASSLGQAYEQYF", "TRBV5-1", "TRBD1",
+     "TRBJ2-7", "15", "18", "22", "27"],
+    ["52", "0.0026", back_translate("CASSPTGGYGYTF"), "CASSPTGGYGYTF", "TRBV12-3,TRBV12-4", ".",
+     "TRBJ1-2", "14", "-1", "-1", "24"],
+    ["3", "0.0001", back_translate("CSARDRTGNGYTF"), "CSARDRTGNGYTF", ".", ".", "TRBJ1-2", "10",
+     "-1", "-1", "24"],
+]
+VDJTOOLS_EXPECTED = [
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 1017.0, None, None),
+    ("CASSPTGGYGYTF", "TRBV12-3", "TRBJ1-2", 52.0, None, None),  # first of several calls
+    ("CSARDRTGNGYTF", None, "TRBJ1-2", 3.0, None, None),
+]
+
+AIRR = [
+    ["sequence_id", "sequence", "rev_comp", "productive", "v_call", "d_call", "j_call",
+     "sequence_alignment", "germline_alignment", "junction", "junction_aa", "duplicate_count", "locus"],
+    ["seq1", "ACGT", "F", "T", "TRBV5-1*01", "TRBD1*01", "TRBJ2-7*01", "", "",
+     back_translate("CASSLGQAYEQYF"), "CASSLGQAYEQYF", "12", "TRB"],
+    ["seq2", "ACGT", "F", "F", "TRBV7-2*01,TRBV7-3*01", "", "TRBJ1-1*01", "", "",
+     back_translate("CASS") + "TG", "", "3", "TRB"],
+    ["seq3", "ACGT", "F", "true", "TRBV20-1*01", "", "TRBJ1-2*01", "", "",
+     back_translate("CSARDRTGNGYTF"), "CSARDRTGNGYTF", "", "TRB"],
+]
+AIRR_EXPECTED = [
+    ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 12.0, True, "TRB"),
+    (None, "TRBV7-2", "TRBJ1-1", 3.0, False, "TRB"),
+    ("CSARDRTGNGYTF", "TRBV20-1", "TRBJ1-2", None, True, "TRB"),  # missing count stays missing
+]
+
+CASES = {
+    "immunoseq_v1": ("immunoseq", IMMUNOSEQ_V1, "\t", IMMUNOSEQ_V1_EXPECTED),
+    "immunoseq_v2": ("immunoseq", IMMUNOSEQ_V2, "\t", IMMUNOSEQ_V2_EXPECTED),
+    "mixcr": ("mixcr", MIXCR, "\t", MIXCR_EXPECTED),
+    "10x": ("10x", TENX, ",", TENX_EXPECTED),
+    "vdjtools": ("vdjtools", VDJTOOLS, "\t", VDJTOOLS_EXPECTED),
+    "airr": ("airr", AIRR, "\t", AIRR_EXPECTED),
+}
+
+
+# --- Each reader, plain and gzip ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_reader_values(tmp_path, case, gz):
+    fmt, rows, sep, expected = CASES[case]
+    path = write(tmp_path / f"{case}.{'csv' if sep == ',' else 'tsv'}{'.gz' if gz else ''}", rows, sep, gz)
+    table, found = read_repertoire(path)
+    assert found == fmt
+    assert list(table.columns) == TIDY_COLUMNS
+    assert records(table) == expected
+    assert table["duplicate_count"].dtype == np.float64
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_detect_format(tmp_path, case):
+    fmt, rows, sep, _ = CASES[case]
+    assert detect_format(write(tmp_path / "rep.txt", rows, sep)) == fmt
+    # The extension is not trusted: a gzip file without '.gz' is still recognised, and vice versa.
+    assert detect_format(write(tmp_path / "rep_gz.txt", rows, sep, gz=True)) == fmt
+    assert set(FORMATS) >= {fmt}
+
+
+def test_gzip_and_plain_give_the_same_table(tmp_path):
+    plain, _ = read_repertoire(write(tmp_path / "a.tsv", IMMUNOSEQ_V2))
+    packed, _ = read_repertoire(write(tmp_path / "a.tsv.gz", IMMUNOSEQ_V2, gz=True))
+    pd.testing.assert_frame_equal(plain, packed)
+
+
+@pytest.mark.parametrize("case", ["10x", "immunoseq_v2"])
+def test_byte_order_mark_and_crlf(tmp_path, case):
+    """Files saved by Excel start with a UTF-8 byte-order mark and end lines with CRLF."""
+    fmt, rows, sep, expected = CASES[case]
+    text = "".join(sep.join(row) + "\r\n" for row in rows)
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    table, found = read_repertoire(path)
+    assert found == fmt
+    assert records(table) == expected
+
+
+# --- immunoSEQ: the messy exports ----------------------------------------------------------------
+
+
+def test_immunoseq_v1_reads_when_templates_are_absent(tmp_path):
+    header = ["amino_acid", "seq_reads", "frame_type", "v_family", "v_gene", "j_gene"]
+    rows = [header, ["CASSLGQAYEQYF", "340", "In", "TCRBV05", "TCRBV05-01*01", "TCRBJ02-07*01"],
+            ["CASSPTGGYGYTF", "77", "In", "TCRBV12", "TCRBV12-03/12-04", "TCRBJ01-02*01"]]
+    table, fmt = read_repertoire(write(tmp_path / "v1.tsv", rows))
+    assert fmt == "immunoseq"
+    assert table["duplicate_count"].tolist() == [340.0, 77.0]
+    assert table["v_call"].tolist() == ["TRBV5-1", "TRBV12"]  # an ambiguous gene falls back to the family
+    assert table["j_call"].tolist() == ["TRBJ2-7", "TRBJ1-2"]
+
+
+def test_immunoseq_v1_templates_written_as_na_falls_back_to_reads(tmp_path):
+    """A `templates` column that is NA throughout holds no counts: `seq_reads` is used."""
+    rows = [["amino_acid", "templates", "seq_reads", "frame_type", "v_gene", "j_gene"],
+            ["CASSLGQAYEQYF", "NA", "340", "In", "TCRBV05-01", "TCRBJ02-07"],
+            ["CASSPTGGYGYTF", "NA", "77", "In", "TCRBV12-03", "TCRBJ01-02"]]
+    table, _ = read_repertoire(write(tmp_path / "v1.tsv", rows))
+    assert table["duplicate_count"].tolist() == [340.0, 77.0]
+
+
+def test_partly_missing_counts_stay_missing(tmp_path):
+    rows = [["amino_acid", "templates", "seq_reads", "frame_type"],
+            ["CASSLGQAYEQYF", "12", "340", "In"],
+            ["CASSPTGGYGYTF", "NA", "77", "In"]]
+    table, _ = read_repertoire(write(tmp_path / "v1.tsv", rows))
+    assert table["duplicate_count"].iloc[0] == 12.0 and np.isnan(table["duplicate_count"].iloc[1])
+
+
+def test_immunoseq_v2_reads_only(tmp_path):
+    rows = [["aminoAcid", "count (reads)", "vGeneName", "jGeneName", "sequenceStatus"],
+            ["CASSLGQAYEQYF", "88", "TCRBV05-01", "TCRBJ02-07", "In"],
+            ["CASSLGQAYEQF", "9", "TCRBV05-01", "TCRBJ02-07", "Stop"]]
+    table, _ = read_repertoire(write(tmp_path / "v2.tsv", rows))
+    assert table["duplicate_count"].tolist() == [88.0, 9.0]
+    assert table["productive"].tolist() == [True, False]
+
+
+def test_immunoseq_frequency_only_export_invents_nothing(tmp_path):
+    """No counts and no V/J columns: counts are NaN and genes None, never made up."""
+    rows = [["nucleotide", "aminoAcid", "frequencyCount (%)", "cdr3Length"],
+            ["TGTGCCAGCAGCCTGGGC", "CASSLGQAYEQYF", "0.0243", "39"],
+            ["TGTGCCAGCAGCCCGACC", "CASSPTGGYGYTF", "0.0011", "39"],
+            ["TGTGCCAGCAGCGAGGGC", "", "0.0007", "32"]]
+    table, fmt = read_repertoire(write(tmp_path / "freq.tsv.gz", rows, gz=True))
+    assert fmt == "immunoseq"
+    assert table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPTGGYGYTF", None]
+    assert table["duplicate_count"].isna().all()
+    assert table["v_call"].isna().all() and table["j_call"].isna().all()
+    assert table["productive"].isna().all()
+
+
+def test_immunoseq_gene_from_max_resolved_family_is_not_made_a_gene(tmp_path):
+    """`vMaxResolved` holding only a family (TCRBV05) must not become a member gene (TRBV5-1)."""
+    rows = [["aminoAcid", "count (templates/reads)", "vMaxResolved", "jMaxResolved"],
+            ["CASSLGQAYEQYF", "3", "TCRBV05", "TCRBJ02-07*01"],
+            ["CASSPTGGYGYTF", "2", "TCRBV07-09*01", "TCRBJ02"]]
+    table, _ = read_repertoire(write(tmp_path / "max.tsv", rows))
+    assert table["v_call"].tolist() == ["TRBV5", "TRBV7-9"]
+    assert table["j_call"].tolist() == ["TRBJ2-7", "TRBJ2"]
+
+
+# --- AIRR variants --------------------------------------------------------------------------------
+
+
+def test_airr_cdr3_aa_only(tmp_path):
+    rows = [["sequence_id", "productive", "v_call", "j_call", "cdr3_aa", "consensus_count"],
+            ["a", "TRUE", "TRBV5-1*01", "TRBJ2-7*01", "ASSLGQAYEQY", "7"],
+            ["b", "FALSE", "TRBV5-1*01", "TRBJ2-7*01", "ASSLG", "1"]]
+    table, fmt = read_repertoire(write(tmp_path / "cdr3.tsv", rows))
+    assert fmt == "airr"
+    assert records(table) == [("ASSLGQAYEQY", "TRBV5-1", "TRBJ2-7", 7.0, True, None),
+                              ("ASSLG", "TRBV5-1", "TRBJ2-7", 1.0, False, None)]
+
+
+def test_airr_nucleotide_junction_is_translated(tmp_path):
+    rows = [["sequence_id", "productive", "v_call", "j_call", "junction", "duplicate_count"],
+            ["a", "T", "TRBV5-1*01", "TRBJ2-7*01", back_translate("CASSLGQAYEQYF"), "4"],
+            ["b", "T", "TRBV5-1*01", "TRBJ2-7*01", back_translate("CASSLGQAYEQYF").lower(), "1"],
+            ["c", "", "TRBV5-1*01", "TRBJ2-7*01", back_translate("CASS*GQF"), "2"],
+            ["d", "T", "TRBV5-1*01", "TRBJ2-7*01", back_translate("CASSF") + "A", "5"],
+            ["e", "T", "TRBV5-1*01", "TRBJ2-7*01", "", "6"]]
+    table, fmt = read_repertoire(write(tmp_path / "nt.tsv", rows))
+    assert fmt == "airr"
+    assert table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSLGQAYEQYF", "CASS*GQF", None, None]
+    # out of frame: non-productive whatever the file said; unknown stays unknown
+    assert table["productive"].tolist()[:4] == [True, True, pd.NA, False]
+
+
+def test_airr_junction_that_is_not_nucleotides_names_line_and_column(tmp_path):
+    rows = [["sequence_id", "junction", "v_call", "duplicate_count"],
+            ["a", back_translate("CASSF"), "TRBV5-1*01", "3"],
+            ["b", "TGT-CCAGCTTC", "TRBV5-1*01", "3"]]
+    with pytest.raises(InputFormatError, match="not a nucleotide sequence") as info:
+        read_repertoire(write(tmp_path / "gap.tsv", rows))
+    assert (info.value.line, info.value.column) == (3, "junction")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", min_size=1, max_size=30),
+            st.sampled_from(["TRBV5-1", "TRBV7-9", "TRBV20-1", "TRBV12-3", None]),
+            st.sampled_from(["TRBJ2-7", "TRBJ1-1", "TRBJ2-3", None]),
+            st.one_of(st.none(), st.integers(min_value=0, max_value=10**7)),
+            st.one_of(st.none(), st.booleans()),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_any_valid_airr_table_round_trips(tmp_path, rows, as_nucleotides, gz):
+    """Whatever valid AIRR table is written, the reader returns its values unchanged."""
+    column = "junction" if as_nucleotides else "junction_aa"
+    lines = [["sequence_id", column, "v_call", "j_call", "duplicate_count", "productive"]]
+    for i, (aa, v, j, count, productive) in enumerate(rows):
+        lines.append([f"s{i}", back_translate(aa) if as_nucleotides else aa,
+                      f"{v}*01" if v else "", f"{j}*01" if j else "",
+                      "" if count is None else str(count), {None: "", True: "T", False: "F"}[productive]])
+    table, fmt = read_repertoire(write(tmp_path / "rt.tsv", lines, gz=gz))
+    assert fmt == "airr"
+    expected = [(aa, v, j, None if c is None else float(c), p, None) for aa, v, j, c, p in rows]
+    assert records(table) == expected
+
+
+# --- Gene names -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, gene",
+    [
+        ("TCRBV05-01*01", "TRBV5-1"),
+        ("TCRBV05-01", "TRBV5-1"),
+        ("TCRBJ02-07*01", "TRBJ2-7"),
+        ("TRBV5-1*00", "TRBV5-1"),  # MiXCR's built-in library numbers every allele *00
+        ("TRBV7-2*01,TRBV7-3*01", "TRBV7-2"),  # several AIRR calls: the first
+        ("TRBV30", "TRBV30"),
+        ("TRAJ33", "TRAJ33"),
+        ("IGHV3-23*01", "IGHV3-23"),
+        ("TCRBV05", "TRBV5"),  # a family is not turned into one of its genes
+        ("TRBJ2", "TRBJ2"),
+        ("unresolved", None),
+        ("TCRBV12-03/12-04", None),
+        ("None", None),
+        ("", None),
+    ],
+)
+def test_normalise_gene(raw, gene):
+    assert normalise_gene(raw) == gene
+
+
+def test_normalise_genes_family_level_and_missing():
+    names = pd.Series(["TCRBV05-01*01", None, "TCRBV05", "unresolved", "TCRBV05-01*01"])
+    assert normalise_genes(names, level="family").tolist() == ["TRBV5", None, "TRBV5", None, "TRBV5"]
+
+
+# --- Errors a user can meet -----------------------------------------------------------------------
+
+
+def test_unrecognised_header(tmp_path):
+    path = write(tmp_path / "odd.tsv", [["sample", "sequence", "value"], ["x", "CASSF", "1"]])
+    with pytest.raises(InputFormatError, match="unrecognised") as info:
+        read_repertoire(path)
+    assert info.value.path == str(path)
+    assert "sequence" in str(info.value)  # says what it found
+    with pytest.raises(InputFormatError, match="unrecognised"):
+        detect_format(path)
+
+
+@pytest.mark.parametrize(
+    "fmt, column",
+    [("immunoseq", "aminoAcid"), ("10x", "cdr3"), ("vdjtools", "cdr3aa"), ("mixcr", "aaSeqCDR3")],
+)
+def test_format_override_missing_column(tmp_path, fmt, column):
+    """`--format X` on a file without X's CDR3 column is refused, naming the column."""
+    path = write(tmp_path / "airr.tsv", AIRR)
+    with pytest.raises(InputFormatError, match=f"'{column}'") as info:
+        read_repertoire(path, fmt)
+    assert str(path) in str(info.value)
+
+
+def test_format_override_airr_on_immunoseq(tmp_path):
+    path = write(tmp_path / "v2.tsv", IMMUNOSEQ_V2)
+    with pytest.raises(InputFormatError, match="'junction_aa'"):
+        read_repertoire(path, "airr")
+
+
+def test_format_override_is_used(tmp_path):
+    """A file that looks like 10x but is asked for as AIRR is read as AIRR."""
+    rows = [["barcode", "chain", "cdr3", "sequence_id", "junction_aa", "v_call", "duplicate_count"],
+            ["AAAC-1", "TRB", "XXXX", "s1", "CASSLGQAYEQYF", "TRBV5-1*01", "2"]]
+    path = write(tmp_path / "both.tsv", rows)
+    assert read_repertoire(path)[1] == "10x"
+    table, fmt = read_repertoire(path, "airr")
+    assert fmt == "airr"
+    assert table["junction_aa"].tolist() == ["CASSLGQAYEQYF"]
+
+
+def test_unknown_format_name(tmp_path):
+    with pytest.raises(InputFormatError, match="unknown format 'adaptive'"):
+        read_repertoire(write(tmp_path / "a.tsv", AIRR), "adaptive")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputFormatError, match="not found"):
+        read_repertoire(tmp_path / "nothing.tsv")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.tsv"
+    path.write_text("")
+    with pytest.raises(InputFormatError, match="empty"):
+        read_repertoire(path)
+
+
+def _big_gzip() -> bytes:
+    rows = [["junction_aa", "v_call", "j_call", "duplicate_count"]]
+    rows += [[f"CASS{'G' * (i % 9)}YEQYF", "TRBV5-1", "TRBJ2-7", str(i)] for i in range(20000)]
+    return gzip.compress("".join("\t".join(r) + "\n" for r in rows).encode())
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.0001], ids=["in_body", "in_header"])
+def test_truncated_gzip(tmp_path, cut):
+    data = _big_gzip()
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(data[: max(12, int(len(data) * cut))])
+    with pytest.raises(InputFormatError, match="gzip") as info:
+        read_repertoire(path)
+    assert info.value.path == str(path)
+
+
+def test_corrupt_gzip(tmp_path):
+    data = bytearray(_big_gzip())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path = tmp_path / "bad.tsv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFormatError, match="gzip"):
+        read_repertoire(path)
+
+
+def test_not_text(tmp_path):
+    path = tmp_path / "binary.tsv"
+    path.write_bytes(b"junction_aa\tv_call\n\xff\xfe\x00\x81\n")
+    with pytest.raises(InputFormatError, match="UTF-8"):
+        read_repertoire(path)
+
+
+@pytest.mark.parametrize(
+    "case, column, value",
+    [("immunoseq_v1", "templates", "12a"), ("immunoseq_v2", "count (templates/reads)", "many"),
+     ("mixcr", "cloneCount", "1,520"), ("vdjtools", "count", "-3"), ("airr", "duplicate_count", "x")],
+)
+def test_non_numeric_count_names_line_and_column(tmp_path, case, column, value):
+    fmt, rows, sep, _ = CASES[case]
+    rows = [list(r) for r in rows]
+    rows[2][rows[0].index(column)] = value  # the second data row: line 3
+    path = write(tmp_path / "bad.tsv", rows, sep)
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(path)
+    assert info.value.line == 3
+    assert info.value.column == column
+    assert "line 3" in str(info.value) and f"'{column}'" in str(info.value)
+
+
+def test_bad_productive_value_names_line_and_column(tmp_path):
+    rows = [list(r) for r in AIRR]
+    rows[3][rows[0].index("productive")] = "maybe"
+    with pytest.raises(InputFormatError, match="maybe") as info:
+        read_repertoire(write(tmp_path / "bad.tsv", rows))
+    assert (info.value.line, info.value.column) == (4, "productive")
+
+
+def test_blank_lines_keep_line_numbers(tmp_path):
+    path = tmp_path / "blank.tsv"
+    path.write_text("junction_aa\tduplicate_count\tv_call\nCASSF\t3\tTRBV5-1\n\nCASSG\toops\tTRBV5-1\n")
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(path)
+    assert info.value.line == 4
