@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 
-from deeprc_hopfield import __version__
+from deeprc_hopfield import __version__, interrupts
 from deeprc_hopfield.errors import DeepRCError
 
 log = logging.getLogger("deeprc_hopfield")
@@ -117,10 +116,6 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet, args.log)
-    signal.signal(signal.SIGTERM, _terminate)  # clean up temporary files as on Ctrl-C
+    interrupts.install()  # SIGTERM cleans up temporary files as Ctrl-C does
     try:
         return args.func(args)
     except DeepRCError as exc:

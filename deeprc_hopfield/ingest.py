@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import QCError
+from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
 from deeprc_hopfield.readers import read_repertoire, tenx
@@ -129,6 +130,7 @@ def ingest(
                 log.info("%s: %s, format %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
                          parsed.qc["input_rows"], parsed.qc["kept"])
                 bar.update()
+                raise_if_interrupted()
             bar.close()
             qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
             qc_frame.insert(0, "subject_id", meta.subject_ids)

@@ -1,0 +1,134 @@
+"""The command line, run as a user runs it (a subprocess): help, ingest, inspect, and every user
+mistake refused with one line, a non-zero exit and nothing left behind."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deeprc_hopfield.store import RepertoireStore
+from conftest import write_airr
+
+
+def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args)],
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ingest_args(metadata: Path, folder: Path, out: Path, *extra: str) -> list:
+    return ["ingest", "--metadata", metadata, "--repertoires", folder, "--out", out, *extra]
+
+
+def test_version_and_help():
+    assert run_cli("--version", check=True).stdout.startswith("deeprc-hopfield ")
+    top = run_cli("--help", check=True).stdout
+    assert "ingest" in top and "inspect" in top
+    for command in ("ingest", "inspect"):
+        text = run_cli(command, "--help", check=True).stdout
+        assert "usage: deeprc-hopfield " + command in text
+    assert "--label-column" in run_cli("ingest", "--help").stdout
+
+
+def test_ingest_then_inspect(cohort, tmp_path):
+    metadata, folder = cohort
+    out = tmp_path / "cohort.h5"
+    result = run_cli(*ingest_args(metadata, folder, out, "--threads", "2"), check=True)
+    assert "format airr" in result.stderr  # the log names the detected format of each file
+    assert (tmp_path / "cohort.qc.tsv").read_text().startswith("subject_id\tinput_rows")
+    summary = run_cli("inspect", out, check=True).stdout
+    assert "repertoires  6" in summary and "label (binary): False 3, True 3" in summary
+    assert "formats: airr 6" in summary
+
+
+def test_threads_do_not_change_the_store(cohort, tmp_path):
+    metadata, folder = cohort
+    run_cli(*ingest_args(metadata, folder, tmp_path / "one.h5"), check=True)
+    run_cli(*ingest_args(metadata, folder, tmp_path / "two.h5", "--threads", "2"), check=True)
+    with RepertoireStore(tmp_path / "one.h5") as a, RepertoireStore(tmp_path / "two.h5") as b:
+        for i in range(a.n_repertoires):
+            assert a.table(i).equals(b.table(i))
+
+
+def _break_truncated_gzip(metadata: Path, folder: Path) -> None:
+    data = gzip.compress((folder / "rep2.tsv").read_bytes())
+    (folder / "rep2.tsv.gz").write_bytes(data[: len(data) // 2])
+    (folder / "rep2.tsv").unlink()
+
+
+def _break_empty_after_qc(metadata: Path, folder: Path) -> None:
+    lines = (folder / "rep1.tsv").read_text().splitlines()
+    (folder / "rep1.tsv").write_text("\n".join([lines[0]] + [line[:-1] + "F" for line in lines[1:]]) + "\n")
+
+
+BREAKAGES = {
+    "missing file": (lambda m, f: (f / "rep3.tsv").unlink(), "line 5, column 'filename': repertoire file"),
+    "duplicate subject": (lambda m, f: m.write_text(m.read_text().replace("P4,", "P0,")), "duplicate subject_id"),
+    "missing label": (lambda m, f: m.write_text(m.read_text().replace("rep2.tsv,False", "rep2.tsv,")),
+                      "line 4, column 'label': missing label value"),
+    "unknown format": (lambda m, f: (f / "rep0.tsv").write_text("a\tb\n1\t2\n"), "unrecognised repertoire format"),
+    "required column": (lambda m, f: m.write_text(m.read_text().replace("subject_id", "id")),
+                        "required column 'subject_id' is missing"),
+    "truncated gzip": (_break_truncated_gzip, "truncated or corrupt gzip"),
+    "empty after QC": (_break_empty_after_qc, "no sequence left after quality control"),
+}
+
+
+@pytest.mark.parametrize("name", list(BREAKAGES))
+def test_user_mistakes_get_one_line_and_no_store(cohort, tmp_path, name):
+    metadata, folder = cohort
+    breakage, words = BREAKAGES[name]
+    breakage(metadata, folder)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run_cli(*ingest_args(metadata, folder, out_dir / "cohort.h5", "--threads", "2"))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and words in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(out_dir.iterdir()) == []  # no store, no QC table, no temporary file
+
+
+def test_unwritable_store_path_and_unreadable_store(cohort, tmp_path):
+    metadata, folder = cohort
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "no" / "such" / "dir" / "s.h5"))
+    assert result.returncode != 0 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "junk.h5").write_text("hello")
+    result = run_cli("inspect", tmp_path / "junk.h5")
+    assert result.returncode != 0 and "not a readable HDF5 file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_ingest_leaves_no_store(tmp_path, sig):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "reps"
+    folder.mkdir()
+    write_airr(folder / "big.tsv", rng, 60_000)
+    lines = ["subject_id,filename"] + [f"S{i},big_{i}.tsv" for i in range(40)]
+    for i in range(40):
+        os.link(folder / "big.tsv", folder / f"big_{i}.tsv")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "deeprc_hopfield", *map(str, ingest_args(
+        tmp_path / "m.csv", folder, out_dir / "s.h5"))], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(out_dir.iterdir()) and time.time() < deadline:  # the temporary store exists: mid-ingest
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list(out_dir.iterdir()) == []

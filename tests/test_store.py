@@ -1,0 +1,124 @@
+"""RepertoireStore: round trips, layout, schema checks and atomic writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deeprc_hopfield.encoding import AMINO_ACIDS
+from deeprc_hopfield.errors import StoreError
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.readers import read_repertoire
+from deeprc_hopfield.store import RepertoireStore, StoreWriter
+
+
+def test_ingest_round_trip_matches_files(cohort, tmp_path):
+    metadata, folder = cohort
+    out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    with RepertoireStore(out) as store:
+        assert store.n_repertoires == 6
+        for i in range(6):
+            table, _ = read_repertoire(folder / f"rep{i}.tsv")
+            expected = table.groupby(["junction_aa", "v_call", "j_call"], sort=False)["duplicate_count"].sum()
+            got = store.table(i).set_index(["junction_aa", "v_call", "j_call"])["duplicate_count"]
+            assert len(got) == len(expected)
+            pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
+        assert store.label("label").values.tolist() == [0, 1, 0, 1, 0, 1]
+        assert store.metadata()["filename"].tolist() == [f"rep{i}.tsv" for i in range(6)]
+        prov = store.provenance()
+        assert (prov["format"] == "airr").all() and prov["sha256"].str.len().eq(64).all()
+
+
+def test_repertoire_slices_do_not_overlap(cohort, tmp_path):
+    metadata, folder = cohort
+    out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    with RepertoireStore(out) as store:
+        sizes = store.repertoire_sizes()
+        assert sizes.sum() == store.n_sequences
+        reps = [store.repertoire(i) for i in range(store.n_repertoires)]
+        assert [len(r) for r in reps] == sizes.tolist()
+        assert all(len(r.codes) == int(r.lengths.sum()) for r in reps)
+        assert all(r.codes.min() >= 1 and r.codes.max() <= 20 for r in reps)
+    with h5py.File(out) as f:  # chunked, compressed, unpadded
+        codes = f["sequences/codes"]
+        assert codes.chunks is not None and codes.compression == "gzip"
+        assert codes.shape[0] == f["sequences/lengths"][()].sum()
+
+
+_junction = st.text(alphabet=AMINO_ACIDS, min_size=4, max_size=30)
+_row = st.tuples(_junction, st.sampled_from(["TRBV5-1", "TRBV7-2", ""]), st.sampled_from(["TRBJ2-7", ""]),
+                 st.one_of(st.none(), st.integers(1, 10_000)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_row, min_size=1, max_size=40))
+def test_any_valid_table_survives_ingest(tmp_path_factory, rows):
+    folder = tmp_path_factory.mktemp("rep")
+    lines = ["junction_aa\tv_call\tj_call\tduplicate_count"]
+    lines += [f"{a}\t{v}\t{j}\t{'' if c is None else c}" for a, v, j, c in rows]
+    (folder / "r.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "m.csv").write_text("subject_id,filename\nx,r.tsv\n")
+    out = ingest(folder / "m.csv", folder, folder / "s.h5", progress=False)
+
+    expected: dict[tuple, float] = {}
+    for a, v, j, c in rows:  # the reference merge: plain Python
+        key = (a, v or None, j or None)
+        count = np.nan if c is None else float(c)
+        previous = expected.get(key, np.nan)
+        expected[key] = count if np.isnan(previous) else previous + np.nan_to_num(count)
+    with RepertoireStore(out) as store:
+        got = store.table(0)
+    got_keys = [tuple(None if pd.isna(x) else x for x in key) for key in zip(got.junction_aa, got.v_call, got.j_call)]
+    assert got_keys == list(expected)
+    np.testing.assert_array_equal(got.duplicate_count.to_numpy(), np.array(list(expected.values()), float))
+
+
+def test_writer_leaves_nothing_when_not_committed(tmp_path):
+    with pytest.raises(RuntimeError):
+        with StoreWriter(tmp_path / "s.h5") as writer:
+            writer.append(np.array([1, 2], np.uint8), np.array([2]), np.array([1.0]),
+                          np.array(["TRBV5-1"], object), np.array([None], object))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_and_unreadable_paths(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        StoreWriter(tmp_path / "nope" / "s.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(StoreError, match="not a readable HDF5"):
+        RepertoireStore(bad)
+    with pytest.raises(StoreError, match="not found"):
+        RepertoireStore(tmp_path / "missing.h5")
+
+
+def test_schema_version_is_checked(cohort, tmp_path):
+    metadata, folder = cohort
+    out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    with h5py.File(out, "r+") as f:
+        f.attrs["schema_version"] = 99
+    with pytest.raises(StoreError, match="schema version 99"):
+        RepertoireStore(out)
+
+
+def test_truncated_store_is_refused(cohort, tmp_path):
+    metadata, folder = cohort
+    out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreError):
+        RepertoireStore(out)
+
+
+def test_unknown_label_lists_present_ones(cohort, tmp_path):
+    metadata, folder = cohort
+    with RepertoireStore(ingest(metadata, folder, tmp_path / "c.h5", progress=False)) as store:
+        with pytest.raises(StoreError, match=r"no label 'cmv' \(labels: label\)"):
+            store.label("cmv")
