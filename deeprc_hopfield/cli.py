@@ -87,8 +87,75 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- simulate ---------------------------------------------------------------------------------
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a labelled cohort with known truth (OLGA backgrounds, implanted motifs)",
+        description=(
+            "Write a simulated cohort to DIR: background CDR3s with V and J genes drawn from OLGA's default "
+            "human model of the chain, heavy-tailed clone counts, motifs implanted in the CDR3 middle of a "
+            "binomial share of each positive repertoire's sequences (at least one), optional public clones. "
+            "Files: DIR/metadata.csv, DIR/repertoires/, DIR/truth/implanted.tsv, DIR/truth/parameters.yaml. "
+            "The same options give byte-identical files whatever --threads is. Bad options are refused "
+            "before anything is written."
+        ),
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="output folder (must not exist, or be empty; see --force)")
+    p.add_argument("--n-repertoires", required=True, type=int, metavar="N", help="number of repertoires (>= 2)")
+    p.add_argument("--sequences-per-repertoire", required=True, type=int, metavar="S",
+                   help="sequences (clones) per repertoire; the mean when --size-spread > 0")
+    p.add_argument("--witness-rate", required=True, type=float, metavar="W",
+                   help="expected share of a positive repertoire's sequences that carry a motif, in (0, 1]")
+    p.add_argument("--seed", type=int, default=0, metavar="K", help="random seed, >= 0 (default: 0)")
+    p.add_argument("--motifs", default="GR.DT", metavar="LIST",
+                   help="comma-separated motifs of amino-acid letters; '.' is a gap that keeps the background "
+                        "residue, e.g. GRDT,AL.QG (default: GR.DT)")
+    p.add_argument("--substitution-rate", type=float, default=0.0, metavar="P",
+                   help="probability that an implanted motif residue is replaced by another amino acid "
+                        "(default: 0)")
+    p.add_argument("--positive-fraction", type=float, default=0.5, metavar="F",
+                   help="share of repertoires labelled positive (default: 0.5)")
+    p.add_argument("--noise-rate", type=float, default=0.0, metavar="W0",
+                   help="expected share of a negative repertoire's sequences that carry a motif (default: 0)")
+    p.add_argument("--size-spread", type=float, default=0.0, metavar="SIGMA",
+                   help="standard deviation of log repertoire size (log-normal sizes, mean S); 0 = all of "
+                        "size S (default: 0)")
+    p.add_argument("--public-clones", type=int, default=0, metavar="N",
+                   help="number of disease-associated public clones (CDR3 + V + J) shared by positives "
+                        "(default: 0)")
+    p.add_argument("--public-rate", type=float, default=0.0, metavar="P",
+                   help="probability that a positive repertoire carries a given public clone (default: 0)")
+    p.add_argument("--chain", default="TRB", type=str.upper, choices=["TRB", "TRA", "IGH", "IGK", "IGL"],
+                   help="locus; backgrounds come from OLGA's default human model of it (default: TRB)")
+    p.add_argument("--format", dest="fmt", default="airr", choices=["airr", "immunoseq"],
+                   help="repertoire file format: AIRR Rearrangement TSV or an immunoSEQ v1 export (default: airr)")
+    p.add_argument("--gzip", action="store_true",
+                   help="write gzip-compressed repertoire files (.tsv.gz, reproducible bytes)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="worker processes; the output does not depend on it (default: 1)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if it holds an earlier simulation (other folders are never deleted)")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.simulate import SimulationSettings, parse_motifs, simulate
+
+    settings = SimulationSettings(
+        n_repertoires=args.n_repertoires, sequences_per_repertoire=args.sequences_per_repertoire,
+        witness_rate=args.witness_rate, seed=args.seed, motifs=parse_motifs(args.motifs),
+        substitution_rate=args.substitution_rate, positive_fraction=args.positive_fraction,
+        noise_rate=args.noise_rate, size_spread=args.size_spread, public_clones=args.public_clones,
+        public_rate=args.public_rate, chain=args.chain, fmt=args.fmt, compress=args.gzip,
+    )
+    simulate(settings, args.out, threads=args.threads, force=args.force)
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
-COMMANDS = [_add_ingest, _add_inspect]
+COMMANDS = [_add_ingest, _add_inspect, _add_simulate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,3 +50,7 @@ class QCError(DeepRCError):
 
 class StoreError(DeepRCError):
     """A repertoire store that cannot be written or read (bad path, wrong schema version, not HDF5)."""
+
+
+class SimulationError(DeepRCError):
+    """Simulation parameters that cannot make a cohort (a rate out of range, a motif that does not fit, ...)."""

@@ -1,0 +1,290 @@
+"""A whole simulated cohort: labels and sizes, one repertoire per task, files and ground truth.
+
+Randomness is split by purpose with ``numpy.random.SeedSequence(seed, spawn_key=...)``: the
+background of repertoire r comes in blocks of :data:`BLOCK` sequences, block b drawn from key
+(BACKGROUND, r, b); the implants of repertoire r from (IMPLANT, r); labels and sizes from (COHORT,);
+the public clones from (PUBLIC,). No stream depends on another or on which process runs it, so the
+files are byte-identical whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import gzip
+import io
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from deeprc_hopfield import __version__
+from deeprc_hopfield.errors import SimulationError
+from deeprc_hopfield.simulate.background import Background, background_model
+from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public
+from deeprc_hopfield.simulate.settings import END_MARGIN, SimulationSettings, max_motif_length, validate
+
+log = logging.getLogger(__name__)
+
+BLOCK = 10_000  # background sequences per seeded block
+BACKGROUND, IMPLANT, COHORT, PUBLIC = 0, 1, 2, 3  # spawn keys of the random streams
+TRUTH_COLUMNS = ["subject_id", "filename", "sequence_id", "label", "kind", "signal", "position", "implanted",
+                 "junction_aa", "v_call", "j_call"]
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+@dataclass
+class _Task:
+    """What a worker needs to build and write one repertoire."""
+
+    index: int
+    subject_id: str
+    filename: str
+    label: int
+    size: int
+    settings: SimulationSettings
+    clones: Background | None
+    folder: Path
+
+
+@dataclass
+class _Done:
+    index: int
+    rows: int
+    implants: list[Implant]
+    truth: list[list[str]]
+
+
+def cohort_plan(settings: SimulationSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Subject ids, labels (1 = positive) and sizes of the repertoires, in order."""
+    rng = _rng(settings.seed, COHORT)
+    n = settings.n_repertoires
+    labels = np.zeros(n, dtype=np.int64)
+    labels[rng.permutation(n)[: settings.n_positive]] = 1
+    sizes = np.full(n, settings.sequences_per_repertoire, dtype=np.int64)
+    z = rng.standard_normal(n)
+    if settings.size_spread > 0:
+        sigma = settings.size_spread
+        sizes = np.maximum(1, np.round(settings.sequences_per_repertoire * np.exp(sigma * z - sigma**2 / 2)))
+        sizes = sizes.astype(np.int64)
+    width = max(3, len(str(n - 1)))
+    return [f"rep{i:0{width}d}" for i in range(n)], labels, sizes
+
+
+def public_clones(settings: SimulationSettings) -> Background | None:
+    """The cohort's public clones: distinct CDR3s (with V and J) from the background model."""
+    if settings.public_clones == 0:
+        return None
+    drawn = background_model(settings.chain).generate(4 * settings.public_clones + 16, _rng(settings.seed, PUBLIC))
+    _, first = np.unique(drawn.junction_aa.astype(str), return_index=True)
+    keep = np.sort(first)[: settings.public_clones]
+    if len(keep) < settings.public_clones:
+        raise SimulationError(f"could not draw {settings.public_clones} distinct public clones")
+    return Background(drawn.junction[keep], drawn.junction_aa[keep], drawn.v_call[keep], drawn.j_call[keep])
+
+
+def make_background(settings: SimulationSettings, index: int, size: int) -> Background:
+    """The background of repertoire `index`: `size` sequences in seeded blocks of :data:`BLOCK`."""
+    model = background_model(settings.chain)
+    blocks = [model.generate(min(BLOCK, size - start), _rng(settings.seed, BACKGROUND, index, b))
+              for b, start in enumerate(range(0, size, BLOCK))]
+    return Background.concatenate(blocks)
+
+
+def _adaptive_gene(name: str) -> str:
+    """IMGT `TRBV5-1*01` -> immunoSEQ style `TCRBV05-01*01` (IG genes: `IGHV3-23*01` -> `IGHV03-23*01`)."""
+    match = re.fullmatch(r"(TR|IG)([A-Z])([VDJ])(\d+)(?:-(\d+))?([^*]*)(\*\d+)?", name)
+    if not match or (match.group(5) is None and match.group(6)):  # e.g. IGHV4-NL1: no immunoSEQ form
+        return name
+    locus, chain, segment, family, member, rest, allele = match.groups()
+    prefix = "TCR" if locus == "TR" else "IG"
+    return f"{prefix}{chain}{segment}{int(family):02d}-{int(member or 1):02d}{rest}{allele or ''}"
+
+
+def _table(task: _Task, rep: Background, counts: np.ndarray) -> str:
+    """The repertoire file's text (tab-separated, one header line, '\\n' line ends)."""
+    s = task.settings
+    ids = [f"{task.subject_id}_{i}" for i in range(len(rep))]
+    count_text = counts.astype(str).tolist()
+    if s.fmt == "airr":
+        header = ["sequence_id", "junction", "junction_aa", "v_call", "j_call", "duplicate_count", "productive",
+                  "locus"]
+        columns = [ids, rep.junction.tolist(), rep.junction_aa.tolist(), rep.v_call.tolist(), rep.j_call.tolist(),
+                   count_text, ["T"] * len(rep), [s.chain] * len(rep)]
+    else:
+        genes = {name: _adaptive_gene(name) for name in set(rep.v_call) | set(rep.j_call)}
+        header = ["nucleotide", "amino_acid", "templates", "frame_type", "v_gene", "j_gene"]
+        columns = [rep.junction.tolist(), rep.junction_aa.tolist(), count_text, ["In"] * len(rep),
+                   [genes[g] for g in rep.v_call], [genes[g] for g in rep.j_call]]
+    lines = ["\t".join(header)] + ["\t".join(row) for row in zip(*columns)]
+    return "\n".join(lines) + "\n"
+
+
+def _write_bytes(path: Path, text: str, compress: bool) -> None:
+    data = text.encode("utf-8")
+    with open(path, "wb") as handle:
+        if compress:  # no file name and mtime 0 in the header: the same text gives the same bytes
+            with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=6) as zipped:
+                zipped.write(data)
+        else:
+            handle.write(data)
+
+
+def build_repertoire(task: _Task) -> _Done:
+    """Generate, implant and write one repertoire (runs in a worker process)."""
+    s = task.settings
+    rep = make_background(s, task.index, task.size)
+    rng = _rng(s.seed, IMPLANT, task.index)
+    counts = np.minimum(rng.zipf(s.count_exponent, size=len(rep)), s.max_count).astype(np.int64)
+    taken = np.zeros(len(rep), dtype=bool)
+    implants: list[Implant] = []
+    if task.label == 1 and task.clones is not None:
+        implants += implant_public(rep, task.clones, s.public_rate, rng, taken)
+    rate = s.witness_rate if task.label == 1 else s.noise_rate
+    n_motif = int(rng.binomial(len(rep), rate)) if rate > 0 else 0
+    if task.label == 1:
+        n_motif = max(1, n_motif)
+    if n_motif:
+        placed = implant_motifs(rep, s.motifs, n_motif, s.substitution_rate, rng, taken)
+        if len(placed) < n_motif:
+            log.warning("%s: only %d of %d sequences are long enough for a motif", task.subject_id, len(placed),
+                        n_motif)
+        implants += placed
+    implants.sort(key=lambda implant: implant.row)
+    _write_bytes(task.folder / task.filename, _table(task, rep, counts), s.compress)
+    truth = [[task.subject_id, task.filename, f"{task.subject_id}_{i.row}", str(task.label), i.kind, i.signal,
+              str(i.position) if i.position >= 0 else "", i.implanted, rep.junction_aa[i.row], rep.v_call[i.row],
+              rep.j_call[i.row]] for i in implants]
+    return _Done(task.index, len(rep), implants, truth)
+
+
+def _prepare_output(out: Path, force: bool) -> None:
+    """Refuse an output that exists and is not empty, unless `force` and it is an earlier simulation."""
+    if out.exists() and not out.is_dir():
+        raise SimulationError("output exists and is not a folder", out)
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise SimulationError("output folder exists and is not empty (use --force to replace it)", out)
+        if not (out / "truth" / "parameters.yaml").is_file():
+            raise SimulationError("--force only replaces an earlier simulation's folder (with truth/parameters.yaml);"
+                                  " this one is not", out)
+    if not out.parent.exists():
+        raise SimulationError("the folder that should hold the output does not exist", out.parent)
+
+
+def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, force: bool = False) -> Path:
+    """Simulate a cohort with known truth and write it to folder `out`.
+
+    Writes ``out/metadata.csv`` (subject_id, filename, label with 1 = positive),
+    ``out/repertoires/<subject_id>.tsv[.gz]``, ``out/truth/implanted.tsv`` (one row per implanted
+    sequence) and ``out/truth/parameters.yaml``. Everything is written to a temporary folder beside
+    `out` and moved into place at the end, so an error or an interrupt leaves nothing behind.
+
+    Parameters
+    ----------
+    settings
+        The cohort's parameters (validated here first).
+    out
+        Output folder; must not exist or be empty, unless `force` and it holds an earlier simulation.
+    threads
+        Worker processes. The files do not depend on it.
+    force
+        Replace an earlier simulation's folder.
+
+    Returns
+    -------
+    The output folder.
+    """
+    out = Path(out)
+    validate(settings)
+    _prepare_output(out, force)
+    started = time.perf_counter()
+    log.info("simulate: %d repertoires x %d sequences (%s), seed %d, %d threads, on %s at %s",
+             settings.n_repertoires, settings.sequences_per_repertoire, settings.chain, settings.seed, threads,
+             socket.gethostname(), datetime.datetime.now().isoformat(timespec="seconds"))
+    subjects, labels, sizes = cohort_plan(settings)
+    clones = public_clones(settings)
+    suffix = ".tsv.gz" if settings.compress else ".tsv"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        (tmp / "repertoires").mkdir()
+        (tmp / "truth").mkdir()
+        tasks = [_Task(i, subjects[i], subjects[i] + suffix, int(labels[i]), int(sizes[i]), settings, clones,
+                       tmp / "repertoires") for i in range(settings.n_repertoires)]
+        threads = max(1, min(threads, len(tasks), os.cpu_count() or 1))
+        if threads == 1:
+            done = [build_repertoire(task) for task in tasks]
+        else:
+            with ProcessPoolExecutor(max_workers=threads) as pool:
+                done = list(pool.map(build_repertoire, tasks))
+        _write_metadata(tmp / "metadata.csv", tasks)
+        _write_truth(tmp / "truth" / "implanted.tsv", done)
+        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done)
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    total = int(sum(d.rows for d in done))
+    log.info("wrote %s: %d repertoires (%d positive), %d sequences, %d implanted, in %.1f s", out,
+             len(done), int(labels.sum()), total, sum(len(d.implants) for d in done), time.perf_counter() - started)
+    return out
+
+
+def _write_metadata(path: Path, tasks: list[_Task]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["subject_id", "filename", "label"])
+    writer.writerows([t.subject_id, t.filename, t.label] for t in tasks)
+    path.write_bytes(buffer.getvalue().encode())
+
+
+def _write_truth(path: Path, done: list[_Done]) -> None:
+    rows = ["\t".join(TRUTH_COLUMNS)] + ["\t".join(row) for d in done for row in d.truth]
+    path.write_bytes(("\n".join(rows) + "\n").encode())
+
+
+def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarray, done: list[_Done]) -> None:
+    from importlib.metadata import version
+
+    longest, median = max_motif_length(settings.chain)
+    positives = [d for d in done if labels[d.index] == 1]
+    motif_implants = sum(1 for d in positives for i in d.implants if i.kind == "motif")
+    positive_rows = sum(d.rows for d in positives)
+    document = {
+        "generator": {
+            "program": f"deeprc-hopfield {__version__}",
+            "background": f"OLGA {version('olga')} default model {background_model(settings.chain).model_name}"
+                          " (vectorised sampler)",
+            "block_size": BLOCK,
+            "motif_end_margin": END_MARGIN,
+            "max_motif_length": longest,
+            "median_cdr3_length": median,
+        },
+        "parameters": settings.as_dict(),
+        "realised": {
+            "repertoires": len(done),
+            "positive_repertoires": int(labels.sum()),
+            "sequences": int(sum(d.rows for d in done)),
+            "motif_implants_in_positives": motif_implants,
+            "witness_rate_in_positives": round(motif_implants / positive_rows, 6) if positive_rows else None,
+            "motif_implants_in_negatives": sum(1 for d in done if labels[d.index] == 0 for i in d.implants
+                                               if i.kind == "motif"),
+            "public_clone_implants": sum(1 for d in done for i in d.implants if i.kind == "public_clone"),
+        },
+    }
+    path.write_bytes(yaml.safe_dump(document, sort_keys=False, default_flow_style=False).encode())

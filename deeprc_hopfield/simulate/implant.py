@@ -1,0 +1,137 @@
+"""Implanting the signal into a background repertoire: motifs in the CDR3 middle and public clones.
+
+Every change keeps the nucleotide junction consistent with the amino acids: a residue that a motif
+changes gets a codon of the new amino acid (chosen at random among its synonymous codons), so the
+junction still translates to the junction_aa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deeprc_hopfield.simulate.background import _CODE, _NT, Background
+from deeprc_hopfield.simulate.settings import AMINO_ACIDS, END_MARGIN, GAP
+
+#: Codons of each amino acid, from the standard genetic code.
+CODONS = {aa: [a + b + c for a in _NT for b in _NT for c in _NT if _CODE[16 * _NT.index(a) + 4 * _NT.index(b)
+                                                                  + _NT.index(c)] == aa]
+          for aa in AMINO_ACIDS}
+
+
+@dataclass
+class Implant:
+    """One implanted sequence: row `row` of the repertoire now carries `signal`.
+
+    `kind` is 'motif' (then `position` is the 0-based start of the motif in junction_aa and
+    `implanted` the residues written there, gaps as '.') or 'public_clone' (`position` -1, and
+    `implanted` the clone's whole junction_aa).
+    """
+
+    row: int
+    kind: str
+    signal: str
+    position: int
+    implanted: str
+
+
+def _synonymous(aa: str, rng: np.random.Generator) -> str:
+    options = CODONS[aa]
+    return options[int(rng.integers(len(options)))]
+
+
+def implant_public(background: Background, clones: Background, rate: float, rng: np.random.Generator,
+                   taken: np.ndarray) -> list[Implant]:
+    """Overwrite random rows with public clones, each carried with probability `rate`.
+
+    Parameters
+    ----------
+    background
+        The repertoire (changed in place: junction, junction_aa, v_call, j_call of chosen rows).
+    clones
+        The cohort's public clones.
+    rate
+        Probability that this repertoire carries a given clone.
+    rng
+        The repertoire's implanting generator.
+    taken
+        (n,) bool, rows already used by an implant; updated in place.
+    """
+    carried = np.flatnonzero(rng.random(len(clones)) < rate)
+    free = np.flatnonzero(~taken)
+    if len(carried) > len(free):
+        carried = carried[: len(free)]
+    rows = rng.choice(free, size=len(carried), replace=False) if len(carried) else np.array([], int)
+    implants = []
+    for clone, row in zip(carried, rows):
+        for name in ("junction", "junction_aa", "v_call", "j_call"):
+            getattr(background, name)[row] = getattr(clones, name)[clone]
+        taken[row] = True
+        implants.append(Implant(int(row), "public_clone", clones.junction_aa[clone], -1, clones.junction_aa[clone]))
+    return implants
+
+
+def implant_motifs(background: Background, motifs: tuple[str, ...], n_implants: int, substitution_rate: float,
+                   rng: np.random.Generator, taken: np.ndarray) -> list[Implant]:
+    """Write motifs over the middle of `n_implants` random CDR3s (each gets one motif, chosen uniformly).
+
+    A motif of m positions goes at a uniform start in [END_MARGIN, len - END_MARGIN - m], so the
+    conserved ends stay as they are; rows too short for the motif are not chosen. Each motif residue
+    is replaced by another amino acid with probability `substitution_rate`; a gap '.' keeps the
+    background residue. If fewer rows can hold a motif than asked for, all that can are used.
+
+    Parameters
+    ----------
+    background
+        The repertoire (junction and junction_aa of chosen rows changed in place).
+    motifs
+        Validated motifs.
+    n_implants
+        Number of sequences to implant.
+    substitution_rate
+        Per-residue substitution probability.
+    rng
+        The repertoire's implanting generator.
+    taken
+        (n,) bool, rows already used by an implant; updated in place.
+
+    Returns
+    -------
+    The implants, in row order.
+    """
+    lengths = np.fromiter((len(s) for s in background.junction_aa), dtype=np.int64, count=len(background))
+    which = rng.integers(len(motifs), size=n_implants)
+    implants = []
+    for k, motif in enumerate(motifs):
+        wanted = int((which == k).sum())
+        fits = np.flatnonzero(~taken & (lengths >= len(motif) + 2 * END_MARGIN))
+        rows = np.sort(rng.choice(fits, size=min(wanted, len(fits)), replace=False))
+        taken[rows] = True
+        for row in rows:
+            implants.append(_implant_one(background, int(row), motif, substitution_rate, rng))
+    implants.sort(key=lambda implant: implant.row)
+    return implants
+
+
+def _implant_one(background: Background, row: int, motif: str, substitution_rate: float,
+                 rng: np.random.Generator) -> Implant:
+    aa, nt = list(background.junction_aa[row]), background.junction[row]
+    start = int(rng.integers(END_MARGIN, len(aa) - END_MARGIN - len(motif) + 1))
+    written = []
+    codons = [nt[3 * i: 3 * i + 3] for i in range(len(aa))]
+    for offset, residue in enumerate(motif):
+        if residue == GAP:
+            written.append(GAP)
+            continue
+        if substitution_rate and rng.random() < substitution_rate:
+            others = AMINO_ACIDS.replace(residue, "")
+            residue = others[int(rng.integers(len(others)))]
+        position = start + offset
+        if aa[position] != residue:
+            aa[position] = residue
+            codons[position] = _synonymous(residue, rng)
+        written.append(residue)
+    background.junction_aa[row] = "".join(aa)
+    background.junction[row] = "".join(codons)
+    return Implant(row, "motif", motif, start, "".join(written))
