@@ -1,0 +1,257 @@
+"""The simulator: OLGA-like backgrounds, implanted truth, determinism, refusals and the ingest round trip."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeprc_hopfield.errors import SimulationError
+from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.simulate import SimulationSettings, background_model, max_motif_length, simulate
+from deeprc_hopfield.simulate.implant import CODONS
+from deeprc_hopfield.simulate.settings import END_MARGIN
+from deeprc_hopfield.store import RepertoireStore
+
+SMALL = dict(n_repertoires=6, sequences_per_repertoire=1500, witness_rate=0.01, seed=11)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def _pattern(motif: str) -> re.Pattern:
+    return re.compile(motif.replace(".", "[A-Z]"))
+
+
+def _translate(nt: str) -> str:
+    from Bio.Seq import Seq
+
+    return str(Seq(nt).translate())
+
+
+# --- background ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("chain", ["TRB", "TRA", "IGH"])
+def test_background_is_productive_and_olga_plausible(chain):
+    import olga.generation_probability as generation_probability
+    import olga.load_model as load_model
+
+    model = background_model(chain)
+    block = model.generate(3000, np.random.default_rng(5))
+    assert len(block) == 3000
+    for nt, aa in zip(block.junction[:500], block.junction_aa[:500]):
+        assert _translate(nt) == aa and aa[0] == "C" and aa[-1] in "FVW" and "*" not in aa
+    assert set(block.v_call) <= set(model.v_names) and set(block.j_call) <= set(model.j_names)
+    # OLGA's own generation probability of every sampled junction is positive: our sampler only
+    # produces what OLGA's model can produce.
+    folder = Path(load_model.__file__).parent / "default_models" / model.model_name
+    genomic = getattr(load_model, f"GenomicData{model.kind}")()
+    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
+                                   str(folder / "J_gene_CDR3_anchors.csv"))
+    generative = getattr(load_model, f"GenerativeModel{model.kind}")()
+    generative.load_and_process_igor_model(str(folder / "model_marginals.txt"))
+    pgen = getattr(generation_probability, f"GenerationProbability{model.kind}")(generative, genomic)
+    n_checked = 4 if chain == "IGH" else 40  # OLGA's IGH Pgen takes seconds per sequence
+    assert all(pgen.compute_nt_CDR3_pgen(nt) > 0 for nt in block.junction[:n_checked])
+
+
+def test_background_length_distribution_matches_olga_generator():
+    import olga.load_model as load_model
+    import olga.sequence_generation as sequence_generation
+
+    model = background_model("TRB")
+    folder = Path(load_model.__file__).parent / "default_models" / model.model_name
+    genomic = load_model.GenomicDataVDJ()
+    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
+                                   str(folder / "J_gene_CDR3_anchors.csv"))
+    generative = load_model.GenerativeModelVDJ()
+    generative.load_and_process_igor_model(str(folder / "model_marginals.txt"))
+    reference = sequence_generation.SequenceGenerationVDJ(generative, genomic)
+    np.random.seed(0)
+    theirs = np.array([len(reference.gen_rnd_prod_CDR3()[1]) for _ in range(4000)])
+    ours = np.array([len(s) for s in model.generate(20000, np.random.default_rng(0)).junction_aa])
+    # means of ~15 residues, sd ~2.7: 4,000 draws give a standard error of ~0.05
+    assert abs(ours.mean() - theirs.mean()) < 0.25
+    assert abs(np.median(ours) - np.median(theirs)) <= 1
+
+
+def test_codon_table_is_the_standard_code():
+    for aa, codons in CODONS.items():
+        assert codons and all(_translate(c) == aa for c in codons)
+    assert sum(len(c) for c in CODONS.values()) == 61
+
+
+# --- determinism ---------------------------------------------------------------------------------
+def test_same_arguments_same_bytes_whatever_threads(tmp_path):
+    settings = SimulationSettings(**SMALL, motifs=("GR.DT", "ALQG"), substitution_rate=0.1, noise_rate=0.001,
+                                  size_spread=0.3, public_clones=3, public_rate=0.5, compress=True)
+    runs = [simulate(settings, tmp_path / name, threads=threads) for name, threads in
+            (("a", 1), ("b", 1), ("c", 2))]
+    first = _files(runs[0])
+    assert len(first) == 6 + 3
+    assert _files(runs[1]) == first
+    assert _files(runs[2]) == first
+    for name, data in first.items():
+        if name.endswith(".gz"):
+            assert data[4:8] == b"\0\0\0\0"  # gzip mtime 0
+            assert data[3] & 0x08 == 0  # no file name stored
+            gzip.decompress(data)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_different_seed_gives_different_cohort(tmp_path):
+    a = simulate(SimulationSettings(**SMALL), tmp_path / "a")
+    b = simulate(SimulationSettings(**{**SMALL, "seed": 12}), tmp_path / "b")
+    assert (a / "repertoires" / "rep000.tsv").read_bytes() != (b / "repertoires" / "rep000.tsv").read_bytes()
+
+
+# --- truth ---------------------------------------------------------------------------------------
+def test_every_truth_row_is_in_its_file_and_carries_its_motif(tmp_path):
+    motifs = ("GR.DT", "ALQG")
+    out = simulate(SimulationSettings(**SMALL, motifs=motifs, public_clones=2, public_rate=0.5), tmp_path / "c")
+    meta = pd.read_csv(out / "metadata.csv", dtype=str)
+    assert list(meta.columns) == ["subject_id", "filename", "label"]
+    truth = _table(out / "truth" / "implanted.tsv")
+    assert set(truth["kind"]) == {"motif", "public_clone"}
+    assert set(truth.loc[truth["kind"] == "motif", "signal"]) == set(motifs)
+    tables = {f: _table(out / "repertoires" / f).set_index("sequence_id") for f in meta["filename"]}
+    for row in truth.itertuples():
+        file_row = tables[row.filename].loc[row.sequence_id]
+        aa = file_row["junction_aa"]
+        assert aa == row.junction_aa and file_row["v_call"] == row.v_call and file_row["j_call"] == row.j_call
+        if row.kind == "motif":
+            start = int(row.position)
+            assert END_MARGIN <= start <= len(aa) - END_MARGIN - len(row.signal)
+            assert _pattern(row.signal).fullmatch(aa[start:start + len(row.signal)])
+            assert row.implanted == "".join(m if m == "." else a for m, a in zip(row.signal, aa[start:]))
+    for table in tables.values():  # the nucleotide column never contradicts the amino acids
+        assert [_translate(nt) for nt in table["junction"]] == table["junction_aa"].tolist()
+    labels = dict(zip(meta["subject_id"], meta["label"]))
+    assert all(labels[s] == label for s, label in zip(truth["subject_id"], truth["label"]))
+    positives = {s for s, label in labels.items() if label == "1"}
+    assert len(positives) == 3
+    assert set(truth.loc[truth["kind"] == "motif", "subject_id"]) == positives  # at least one per positive
+
+
+def test_realised_witness_rate_is_binomial(tmp_path):
+    n, rate = 5000, 0.02
+    out = simulate(SimulationSettings(n_repertoires=4, sequences_per_repertoire=n, witness_rate=rate, seed=3),
+                   tmp_path / "w")
+    truth = _table(out / "truth" / "implanted.tsv")
+    per_repertoire = truth.groupby("subject_id").size()
+    assert len(per_repertoire) == 2
+    sd = np.sqrt(n * rate * (1 - rate))
+    assert all(abs(k - n * rate) <= 4 * sd for k in per_repertoire)
+    assert abs(per_repertoire.sum() - 2 * n * rate) <= 4 * np.sqrt(2) * sd
+
+
+def test_negatives_carry_no_motif_at_noise_rate_zero(tmp_path):
+    motif = "WCW.MW"  # never seen in OLGA backgrounds, so a scan of the files tells implanted from chance
+    out = simulate(SimulationSettings(**{**SMALL, "witness_rate": 0.02}, motifs=(motif,)), tmp_path / "n")
+    meta = pd.read_csv(out / "metadata.csv", dtype=str)
+    truth = _table(out / "truth" / "implanted.tsv")
+    pattern = _pattern(motif)
+    for subject, filename, label in meta.itertuples(index=False):
+        carriers = _table(out / "repertoires" / filename)["junction_aa"].map(lambda s: bool(pattern.search(s)))
+        assert carriers.sum() == (truth["subject_id"] == subject).sum()
+        if label == "0":
+            assert carriers.sum() == 0
+
+
+def test_substitutions_change_about_the_given_share_of_residues(tmp_path):
+    out = simulate(SimulationSettings(**{**SMALL, "witness_rate": 0.05}, motifs=("GRDT",), substitution_rate=0.25),
+                   tmp_path / "s")
+    implanted = _table(out / "truth" / "implanted.tsv")["implanted"]
+    changed = np.mean([a != b for text in implanted for a, b in zip(text, "GRDT")])
+    assert 0.18 < changed < 0.32  # ~900 residues
+
+
+# --- refusals ------------------------------------------------------------------------------------
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "deeprc_hopfield", "simulate", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+BASE = ["--n-repertoires", "4", "--sequences-per-repertoire", "200", "--witness-rate", "0.01", "--seed", "1"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--witness-rate": "1.5"}, "witness rate must be in (0, 1]"),
+    ({"--witness-rate": "0"}, "witness rate must be in (0, 1]"),
+    ({"--n-repertoires": "1"}, "at least 2 repertoires"),
+    ({"--motifs": ""}, "is empty"),
+    ({"--motifs": "GRDT,,ALQG"}, "motif 2 is empty"),
+    ({"--motifs": "GRDTGRDTGRDT"}, "TRB CDR3s allow at most"),
+    ({"--motifs": "GRXT"}, "'X'"),
+])
+def test_bad_parameters_are_refused_in_one_line(tmp_path, change, message):
+    args = dict(zip(BASE[::2], BASE[1::2]))
+    args.update(change)
+    out = tmp_path / "out"
+    result = _cli("--out", str(out), *[x for kv in args.items() for x in kv])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    result = _cli("--out", str(out), *BASE)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "--force" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --force never deletes a folder that is not an earlier simulation
+    result = _cli("--out", str(out), *BASE, "--force")
+    assert result.returncode == 1 and (out / "mine.txt").read_text() == "keep me"
+    # ... but replaces one that is
+    sim = tmp_path / "sim"
+    assert _cli("--out", str(sim), *BASE).returncode == 0
+    before = _files(sim)
+    assert _cli("--out", str(sim), *BASE).returncode == 1
+    assert _cli("--out", str(sim), *BASE[:-1], "2", "--force").returncode == 0
+    assert _files(sim) != before and sorted(p.name for p in tmp_path.iterdir()) == ["out", "sim"]
+
+
+def test_library_refuses_before_writing(tmp_path):
+    with pytest.raises(SimulationError, match="public-rate"):
+        simulate(SimulationSettings(**SMALL, public_clones=3), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    longest, median = max_motif_length("TRB")
+    assert longest == median - 2 * END_MARGIN and 6 <= longest <= 12
+
+
+# --- round trip ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt, compress", [("airr", False), ("immunoseq", True)])
+def test_simulate_ingest_store_round_trip(tmp_path, fmt, compress):
+    out = simulate(SimulationSettings(**SMALL, fmt=fmt, compress=compress, size_spread=0.4), tmp_path / "sim")
+    store_path = ingest(out / "metadata.csv", out / "repertoires", tmp_path / "cohort.h5", progress=False)
+    meta = pd.read_csv(out / "metadata.csv", dtype=str)
+    aa, count = ("junction_aa", "duplicate_count") if fmt == "airr" else ("amino_acid", "templates")
+    with RepertoireStore(store_path) as store:
+        assert store.subject_ids == meta["subject_id"].tolist()
+        assert store.label("label").values.tolist() == meta["label"].astype(int).tolist()
+        for i, filename in enumerate(meta["filename"]):
+            raw = pd.read_csv(out / "repertoires" / filename, sep="\t", dtype=str)
+            stored = store.table(i)
+            v_col, j_col = ("v_call", "j_call") if fmt == "airr" else ("v_gene", "j_gene")
+            keys = pd.DataFrame({"a": raw[aa], "v": normalise_genes(raw[v_col]), "j": normalise_genes(raw[j_col])})
+            assert len(stored) == len(keys.drop_duplicates())
+            assert set(stored["junction_aa"]) == set(raw[aa])
+            assert stored["duplicate_count"].sum() == raw[count].astype(int).sum()
+        assert store.n_sequences == store.repertoire_sizes().sum()
