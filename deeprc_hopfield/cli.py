@@ -62,6 +62,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
     if args.min_length > args.max_length:
         raise DeepRCError(f"--min-length {args.min_length} is greater than --max-length {args.max_length}")
+    if args.max_length > 255:
+        raise DeepRCError(f"--max-length {args.max_length} is above 255, the longest CDR3 a store holds")
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(args.metadata, args.repertoires, args.out, args.label_columns, args.format, qc, args.threads,
            progress=sys.stderr.isatty())
@@ -133,6 +135,8 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="repertoire file format: AIRR Rearrangement TSV or an immunoSEQ v1 export (default: airr)")
     p.add_argument("--gzip", action="store_true",
                    help="write gzip-compressed repertoire files (.tsv.gz, reproducible bytes)")
+    p.add_argument("--no-nucleotides", dest="nucleotides", action="store_false",
+                   help="leave out the nucleotide junction column (files about half the size)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="worker processes; the output does not depend on it (default: 1)")
     p.add_argument("--force", action="store_true",
@@ -149,6 +153,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         substitution_rate=args.substitution_rate, positive_fraction=args.positive_fraction,
         noise_rate=args.noise_rate, size_spread=args.size_spread, public_clones=args.public_clones,
         public_rate=args.public_rate, chain=args.chain, fmt=args.fmt, compress=args.gzip,
+        nucleotides=args.nucleotides,
     )
     simulate(settings, args.out, threads=args.threads, force=args.force)
     return 0

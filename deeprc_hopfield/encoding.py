@@ -17,6 +17,7 @@ _INVALID = 255
 _ENCODE_LUT = np.full(256, _INVALID, dtype=np.uint8)
 for _code, _aa in enumerate(AMINO_ACIDS, start=1):
     _ENCODE_LUT[ord(_aa)] = _code
+_SPACES = np.frombuffer(b" \t\r\n", dtype=np.uint8)
 _DECODE_LUT = np.frombuffer(b"-" + AMINO_ACIDS.encode(), dtype=np.uint8)
 
 
@@ -26,6 +27,12 @@ def _join(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     buffer = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
     return buffer, lengths
+
+
+def needs_cleaning(sequences: np.ndarray | list[str]) -> bool:
+    """True when any sequence has lower-case letters or white space (so `strip().upper()` is needed)."""
+    buffer, _ = _join(sequences)
+    return bool(np.any((buffer >= ord("a")) & (buffer <= ord("z"))) or np.any(np.isin(buffer, _SPACES)))
 
 
 def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,9 +56,10 @@ def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.nda
         raise ValueError("residue_flags needs non-empty sequences")
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     stop = buffer == ord("*")
-    invalid = (_ENCODE_LUT[buffer] == _INVALID) & ~stop
-    has_stop = np.add.reduceat(stop, starts) > 0
-    has_nonstandard = np.add.reduceat(invalid, starts) > 0
+    flags = stop.view(np.uint8) | (((_ENCODE_LUT[buffer] == _INVALID) & ~stop).view(np.uint8) << 1)
+    per_sequence = np.bitwise_or.reduceat(flags, starts)  # bit 0: a stop codon, bit 1: another letter
+    has_stop = (per_sequence & 1) > 0
+    has_nonstandard = (per_sequence & 2) > 0
     return has_stop, has_nonstandard, lengths
 
 

@@ -47,10 +47,15 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
 
 
 def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
-    """Vector form of :func:`normalise_gene`, working on distinct values only; missing stays missing."""
-    values = names.astype(object).where(names.notna(), None).to_numpy()
-    codes, uniques = pd.factorize(values)
-    mapped = np.array(
-        [normalise_gene(str(u), level) for u in uniques] + [None], dtype=object
-    )
-    return pd.Series(mapped[codes], index=names.index, dtype=object)
+    """Vector form of :func:`normalise_gene`, working on distinct values only; missing stays missing.
+
+    Returns a categorical Series (IMGT names as categories), cheap to compare, merge and store.
+    """
+    if isinstance(names.dtype, pd.CategoricalDtype):
+        codes, uniques = names.cat.codes.to_numpy(), names.cat.categories
+    else:
+        codes, uniques = pd.factorize(names.astype(object).where(names.notna(), None).to_numpy())
+    mapped = [normalise_gene(str(u), level) for u in uniques]
+    categories = pd.Index(sorted({m for m in mapped if m is not None}), dtype=object)
+    lookup = np.append(categories.get_indexer(pd.Index(mapped, dtype=object)), -1).astype(np.int32)
+    return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=names.index)

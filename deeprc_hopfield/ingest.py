@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -40,8 +40,8 @@ class ParsedRepertoire:
     codes: np.ndarray
     lengths: np.ndarray
     counts: np.ndarray
-    v_call: np.ndarray
-    j_call: np.ndarray
+    v_call: pd.Categorical
+    j_call: pd.Categorical
     qc: dict[str, int]
 
 
@@ -55,20 +55,26 @@ def sha256_of(path: Path, block: int = 1 << 20) -> str:
 
 
 def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
-    """Read, quality-control and encode one repertoire file (runs in a worker process)."""
-    table, detected = read_repertoire(path, fmt)
-    if qc.chain is None and detected == tenx.NAME:
-        qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
-    clean, counts = quality_control(table, qc)
-    if len(clean) == 0:
-        dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
-        raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
-                      f"dropped: {dropped or 'none'})", path)
-    codes, lengths = encode(clean["junction_aa"].to_numpy())
+    """Read, quality-control and encode one repertoire file (runs in a worker process).
+
+    The file's sha256 is computed in a thread meanwhile (hashlib releases the GIL).
+    """
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        digest = hasher.submit(sha256_of, path)
+        table, detected = read_repertoire(path, fmt)
+        if qc.chain is None and detected == tenx.NAME:
+            qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
+        clean, counts = quality_control(table, qc)
+        if len(clean) == 0:
+            dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
+            raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
+                          f"dropped: {dropped or 'none'})", path)
+        codes, lengths = encode(clean["junction_aa"].to_numpy())
+        sha256 = digest.result()
     return ParsedRepertoire(
-        source=str(path), fmt=detected, sha256=sha256_of(path), codes=codes,
-        lengths=lengths.astype(np.uint16), counts=clean["duplicate_count"].to_numpy(np.float64),
-        v_call=clean["v_call"].to_numpy(object), j_call=clean["j_call"].to_numpy(object), qc=counts,
+        source=str(path), fmt=detected, sha256=sha256, codes=codes,
+        lengths=lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
+        v_call=pd.Categorical(clean["v_call"]), j_call=pd.Categorical(clean["j_call"]), qc=counts,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.encoding import residue_flags
+from deeprc_hopfield.encoding import needs_cleaning, residue_flags
 
 DROP_REASONS = (
     "other_chain",  # the file says the row is another locus than the one asked for
@@ -34,8 +34,8 @@ class QCSettings:
     chain: str | None = None  # keep only this locus (TRB, TRA, IGH, ...) where the file names one
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_length <= self.max_length:
-            raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        if not 1 <= self.min_length <= self.max_length <= 255:
+            raise ValueError(f"need 1 <= min_length <= max_length <= 255, got {self.min_length}, {self.max_length}")
 
 
 def _drop(keep: np.ndarray, reason_mask: np.ndarray, counts: dict[str, int], reason: str) -> None:
@@ -45,13 +45,19 @@ def _drop(keep: np.ndarray, reason_mask: np.ndarray, counts: dict[str, int], rea
     keep &= ~hit
 
 
+def _codes(column: pd.Series) -> np.ndarray:
+    """Non-negative integer codes of a column's values, missing included as a value of its own."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64) + 1
+    return pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)[0]
+
+
 def merge_duplicates(table: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct (junction_aa, v_call, j_call), counts summed, first-seen order kept.
 
     The merged count is missing only when every merged row's count is missing.
     """
-    keys = [pd.factorize(table[c].to_numpy(dtype=object), use_na_sentinel=False)[0] for c in
-            ("junction_aa", "v_call", "j_call")]
+    keys = [_codes(table[c]) for c in ("junction_aa", "v_call", "j_call")]
     key = keys[0].astype(np.int64)
     for part in keys[1:]:
         key = key * (int(part.max(initial=0)) + 1) + part
@@ -90,13 +96,17 @@ def quality_control(table: pd.DataFrame, settings: QCSettings) -> tuple[pd.DataF
     _drop(keep, other, counts, "other_chain")
     _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
 
-    junction = table["junction_aa"].astype(object)
-    stripped = junction.where(junction.isna(), junction.str.strip().str.upper())
-    empty = (stripped.isna() | (stripped == "")).to_numpy(dtype=bool)
+    junction = table["junction_aa"].to_numpy(dtype=object)
+    present = pd.notna(junction)
+    if needs_cleaning(junction[present]):
+        junction = np.array([j.strip().upper() if isinstance(j, str) else None for j in junction], dtype=object)
+        present = pd.notna(junction)
+    empty = ~present
+    empty[present] = junction[present] == ""
     _drop(keep, empty, counts, "empty_junction")
 
     candidates = np.flatnonzero(keep)
-    has_stop, has_other, lengths = residue_flags(stripped.to_numpy()[candidates])
+    has_stop, has_other, lengths = residue_flags(junction[candidates])
     for reason, flags in (
         ("stop_codon", has_stop),
         ("non_standard", has_other),
@@ -108,7 +118,7 @@ def quality_control(table: pd.DataFrame, settings: QCSettings) -> tuple[pd.DataF
         _drop(keep, mask, counts, reason)
 
     clean = table.loc[keep, ["junction_aa", "v_call", "j_call", "duplicate_count"]].copy()
-    clean["junction_aa"] = stripped[keep].to_numpy(dtype=object)
+    clean["junction_aa"] = junction[keep]
     merged = merge_duplicates(clean)
     counts["merged_duplicates"] = len(clean) - len(merged)
     counts["kept"] = len(merged)

@@ -4,10 +4,10 @@ Layout (schema version 1)::
 
     /                          attrs: kind, schema_version, package_version, created, parameters (JSON)
     /sequences/codes           uint8   (n_residues,)  all CDR3s concatenated, codes 1..20 (see encoding)
-    /sequences/lengths         uint16  (n_sequences,) CDR3 lengths; offsets are their cumulative sum
+    /sequences/lengths         uint8   (n_sequences,) CDR3 lengths; offsets are their cumulative sum
     /sequences/counts          float64 (n_sequences,) clone counts, NaN where the input had none
-    /sequences/v_index         int32   (n_sequences,) row of /genes/v, -1 when unknown
-    /sequences/j_index         int32   (n_sequences,) row of /genes/j, -1 when unknown
+    /sequences/v_index         int16   (n_sequences,) row of /genes/v, -1 when unknown
+    /sequences/j_index         int16   (n_sequences,) row of /genes/j, -1 when unknown
     /repertoires/sequence_offsets, residue_offsets   int64 (n_repertoires + 1,)
     /repertoires/subject_id, filename                str   (n_repertoires,)
     /genes/v, /genes/j         str     IMGT gene names
@@ -44,7 +44,8 @@ from deeprc_hopfield.qc import QC_COLUMNS
 STORE_KIND = "deeprc-hopfield repertoire store"
 SCHEMA_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
-_SEQUENCE_FIELDS = {"lengths": np.uint16, "counts": np.float64, "v_index": np.int32, "j_index": np.int32}
+_SEQUENCE_FIELDS = {"lengths": np.uint8, "counts": np.float64, "v_index": np.int16, "j_index": np.int16}
+MAX_LENGTH = np.iinfo(np.uint8).max  # longest CDR3 a store holds
 _CHUNK = 1 << 18
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
@@ -54,7 +55,7 @@ class Repertoire:
     """The sequences of one repertoire as arrays.
 
     codes: uint8 (n_residues,); lengths: (n,); counts: float64 (n,) NaN = unknown;
-    v_index, j_index: int32 (n,) rows of the store's gene tables, -1 = unknown.
+    v_index, j_index: int16 (n,) rows of the store's gene tables, -1 = unknown.
     """
 
     subject_id: str
@@ -108,15 +109,16 @@ class StoreWriter:
         self._j_genes: dict[str, int] = {}
         self._committed = False
 
-    def _gene_indices(self, names: np.ndarray, table: dict[str, int]) -> np.ndarray:
+    def _gene_indices(self, names: pd.Categorical | np.ndarray, table: dict[str, int]) -> np.ndarray:
         """Indices into the growing gene table; -1 for unknown genes."""
-        codes, uniques = pd.factorize(pd.Series(names, dtype=object))
-        lookup = np.array([table.setdefault(str(u), len(table)) for u in uniques] + [-1], dtype=np.int32)
+        names = pd.Categorical(names)
+        codes, uniques = names.codes, names.categories
+        lookup = np.array([table.setdefault(str(u), len(table)) for u in uniques] + [-1], dtype=np.int16)
         return lookup[codes]
 
     def append(self, codes: np.ndarray, lengths: np.ndarray, counts: np.ndarray,
-               v_call: np.ndarray, j_call: np.ndarray) -> None:
-        """Append one repertoire (already QC'd and encoded); rows are sequences, gene names as strings."""
+               v_call: pd.Categorical | np.ndarray, j_call: pd.Categorical | np.ndarray) -> None:
+        """Append one repertoire (already QC'd and encoded); gene names as strings (None when unknown)."""
         columns = {
             "codes": codes,
             "lengths": lengths,

@@ -70,7 +70,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     aa_col = first_present(header, AA_COLUMNS)
     nt_col = None if aa_col else require(header, AA_COLUMNS + NT_COLUMNS, path, "AIRR")
     wanted = [c for c in [aa_col, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
-    frame = read_columns(path, delimiter, wanted)
+    frame = read_columns(path, delimiter, wanted, text=(aa_col or nt_col,))
     productive = parse_productive(frame, "productive", path)
     if aa_col:
         junction_aa = column_or_missing(frame, aa_col)

@@ -60,7 +60,8 @@ def _gene(frame: pd.DataFrame, header: list[str], genes: list[str], families: li
     if family_col is None:
         return gene
     family = normalise_genes(column_or_missing(frame, family_col), level="family")
-    return gene.where(gene.notna(), family)
+    categories = gene.cat.categories.union(family.cat.categories)
+    return gene.cat.set_categories(categories).where(gene.notna(), family.cat.set_categories(categories))
 
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
@@ -69,7 +70,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     spec = _V1 if _V1["aa"] in header else _V2
     wanted = [spec["aa"]] + [c for key in ("counts", "v_gene", "v_family", "j_gene", "j_family", "status")
                              for c in spec[key]]
-    frame = read_columns(path, delimiter, [c for c in wanted if c in header])
+    frame = read_columns(path, delimiter, [c for c in wanted if c in header], text=(spec["aa"],))
     return tidy(
         column_or_missing(frame, spec["aa"]),
         _gene(frame, header, spec["v_gene"], spec["v_family"]),

@@ -38,7 +38,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read a MiXCR clone table into the tidy table."""
     aa_col = require(header, AA_COLUMNS, path, "MiXCR")
     v_col, j_col = first_present(header, V_COLUMNS), first_present(header, J_COLUMNS)
-    frame = read_columns(path, delimiter, [c for c in [aa_col, v_col, j_col, *COUNT_COLUMNS] if c])
+    frame = read_columns(path, delimiter, [c for c in [aa_col, v_col, j_col, *COUNT_COLUMNS] if c], text=(aa_col,))
     junction_aa = column_or_missing(frame, aa_col)
     productive = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     productive[junction_aa.str.contains("_", regex=False).fillna(False).astype(bool)] = False

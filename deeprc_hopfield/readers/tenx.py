@@ -33,7 +33,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read 10x contig annotations into the tidy table (all chains; `locus` says which)."""
     require(header, ["cdr3"], path, "10x")
     columns = ["cdr3", "chain", "v_gene", "j_gene", "productive", *COUNT_COLUMNS]
-    frame = read_columns(path, delimiter, columns, missing=("", "None"))  # Cell Ranger writes 'None'
+    frame = read_columns(path, delimiter, columns, missing=("", "None"), text=("cdr3",))  # Cell Ranger writes 'None'
     return tidy(
         column_or_missing(frame, "cdr3"),
         normalise_genes(column_or_missing(frame, "v_gene")),

@@ -23,7 +23,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read a VDJtools table into the tidy table."""
     require(header, ["cdr3aa"], path, "VDJtools")
     count_col = require(header, ["count", "#count"], path, "VDJtools")
-    frame = read_columns(path, delimiter, [count_col, "cdr3aa", "v", "j"])
+    frame = read_columns(path, delimiter, [count_col, "cdr3aa", "v", "j"], text=("cdr3aa",))
     return tidy(
         column_or_missing(frame, "cdr3aa"),
         normalise_genes(column_or_missing(frame, "v")),

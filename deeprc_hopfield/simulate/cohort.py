@@ -123,11 +123,15 @@ def _table(task: _Task, rep: Background, counts: np.ndarray) -> str:
                   "locus"]
         columns = [ids, rep.junction.tolist(), rep.junction_aa.tolist(), rep.v_call.tolist(), rep.j_call.tolist(),
                    count_text, ["T"] * len(rep), [s.chain] * len(rep)]
+        nucleotide_column = 1
     else:
         genes = {name: _adaptive_gene(name) for name in set(rep.v_call) | set(rep.j_call)}
         header = ["nucleotide", "amino_acid", "templates", "frame_type", "v_gene", "j_gene"]
         columns = [rep.junction.tolist(), rep.junction_aa.tolist(), count_text, ["In"] * len(rep),
                    [genes[g] for g in rep.v_call], [genes[g] for g in rep.j_call]]
+        nucleotide_column = 0
+    if not s.nucleotides:
+        del header[nucleotide_column], columns[nucleotide_column]
     lines = ["\t".join(header)] + ["\t".join(row) for row in zip(*columns)]
     return "\n".join(lines) + "\n"
 

@@ -52,6 +52,9 @@ class SimulationSettings:
         'airr' (AIRR Rearrangement TSV) or 'immunoseq' (Adaptive immunoSEQ v1 export).
     compress
         Write gzip-compressed repertoire files (`.tsv.gz`, reproducible bytes).
+    nucleotides
+        Write the nucleotide junction column (kept consistent with the implanted amino acids);
+        without it the files are about half the size.
     count_exponent
         Exponent a of the Zipf law P(count = k) ~ k^-a of clone counts (heavy-tailed; most counts are 1).
     """
@@ -70,6 +73,7 @@ class SimulationSettings:
     chain: str = "TRB"
     fmt: str = "airr"
     compress: bool = False
+    nucleotides: bool = True
     count_exponent: float = 2.0
     max_count: int = field(default=100_000, repr=False)
 

@@ -1,0 +1,133 @@
+"""Benchmark: ingest of 300,000-row immunoSEQ files against a bare `pandas.read_csv`, reading one
+repertoire back from the store, and peak memory.
+
+Each measurement runs in a fresh process so that its peak RSS is its own. Prints medians of
+`--repeats` runs and the ratios the foundation issue asks for (ingest <= 1.5x the bare read; one
+300k repertoire read back in <= 50 ms).
+
+    python benchmarks/ingest.py [--rows 300000] [--repeats 3] [--files 1 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+AMINO_ACIDS = list("ACDEFGHIKLMNPQRSTVWY")
+V_GENES = [f"TCRBV{f:02d}-{g:02d}*01" for f in range(2, 31) for g in (1, 2)] + ["unresolved"]
+J_GENES = [f"TCRBJ{f:02d}-{g:02d}*01" for f in (1, 2) for g in range(1, 8)]
+# The columns of an immunoSEQ v1 ("snake_case") export, most of which ingest does not need.
+EXTRA = ["productive_frequency", "cdr3_length", "v_deletions", "d5_deletions", "d3_deletions", "j_deletions",
+         "n2_insertions", "n1_insertions", "v_index", "n1_index", "n2_index", "d_index", "j_index",
+         "v_allele", "d_family", "d_gene", "d_allele", "j_allele", "v_shm_count", "sequence_tags"]
+
+
+def write_immunoseq(path: Path, rows: int, seed: int = 0) -> None:
+    """A synthetic immunoSEQ v1 export: 27 columns, ~5% out-of-frame rows, heavy-tailed templates."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(8, 20, size=rows)
+    letters = rng.choice(AMINO_ACIDS, size=int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    text = "".join(letters)
+    amino = ["C" + text[e - k:e] + "F" for e, k in zip(ends, lengths)]
+    frame = rng.choice(["In", "Out", "Stop"], p=[0.95, 0.04, 0.01], size=rows)
+    templates = np.minimum(rng.zipf(2.0, size=rows), 100_000)
+    header = ["rearrangement", "amino_acid", "frame_type", "rearrangement_type", "templates", "reads",
+              "frequency", "v_family", "v_gene", "j_family", "j_gene", *EXTRA]
+    nucleotide = "TGTGCCAGCAGTTTAGCGGGACAGGGGGCAAATGAAGCTTTCTTTGGACAAGGCACCAGACTCACAGTTGTAG"
+    with open(path, "w") as handle:
+        handle.write("\t".join(header) + "\n")
+        for i in range(rows):
+            v = V_GENES[i % len(V_GENES)]
+            aa = amino[i] if frame[i] == "In" else ""
+            fields = [nucleotide, aa, frame[i], "VDJ", str(templates[i]), str(templates[i] * 7),
+                      f"{templates[i] / rows:.3e}", v[:7], v, "TCRBJ02", J_GENES[i % len(J_GENES)]]
+            fields += ["0.0001", str(3 * (lengths[i] + 2)), "2", "3", "1", "4", "5", "2", "30", "40", "45", "42",
+                       "50", "1", "TCRBD01", "TCRBD01-01", "1", "1", "0", ""]
+            handle.write("\t".join(fields) + "\n")
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(mode: str, path: str, out: str) -> dict:
+    """One measurement in this (fresh) process: seconds (imports excluded) and peak memory in MB."""
+    import pandas as pd
+
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.store import RepertoireStore
+
+    start = time.perf_counter()
+    if mode == "read_csv":
+        pd.read_csv(path, sep="\t")
+    elif mode == "ingest":
+        ingest(Path(path) / "metadata.csv", Path(path), out, progress=False)
+    elif mode == "read_back":
+        with RepertoireStore(out) as store:
+            start = time.perf_counter()
+            rep = store.repertoire(0)
+            assert len(rep) > 0
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def measure(mode: str, path: Path, out: Path, repeats: int) -> dict:
+    runs = []
+    for _ in range(repeats):
+        result = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(out)],
+                                capture_output=True, text=True, check=True)
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--files", type=int, nargs="+", default=[1, 8],
+                        help="cohort sizes (copies of the file) for the bounded-memory check")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(*args.child)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        source = tmp / "subject.tsv"
+        write_immunoseq(source, args.rows)
+        print(f"file: {args.rows:,} rows, {source.stat().st_size / 1e6:.1f} MB immunoSEQ v1 export, 31 columns")
+        bare = measure("read_csv", source, tmp / "unused.h5", args.repeats)
+        print(f"bare pandas.read_csv            {bare['seconds']:.2f} s   peak {bare['peak_mb']:.0f} MB")
+        for n in args.files:
+            cohort = tmp / f"cohort{n}"
+            cohort.mkdir()
+            for i in range(n):
+                os.link(source, cohort / f"s{i}.tsv")
+            (cohort / "metadata.csv").write_text("subject_id,filename\n" + "".join(f"S{i},s{i}.tsv\n" for i in range(n)))
+            store = tmp / f"cohort{n}.h5"
+            result = measure("ingest", cohort, store, args.repeats)
+            per_file = result["seconds"] / n
+            print(f"ingest {n:>3} file(s), 1 thread     {result['seconds']:.2f} s   ({per_file:.2f} s per file, "
+                  f"{args.rows * n / result['seconds']:,.0f} rows/s, {per_file / bare['seconds']:.2f}x bare read)"
+                  f"   peak {result['peak_mb']:.0f} MB")
+        back = measure("read_back", source, tmp / f"cohort{args.files[0]}.h5", max(args.repeats, 5))
+        print(f"read one repertoire back        {back['seconds'] * 1000:.1f} ms  ({args.rows:,} sequences)")
+
+
+if __name__ == "__main__":
+    main()
