@@ -239,10 +239,14 @@ def test_library_refuses_before_writing(tmp_path):
 # --- round trip ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt, compress", [("airr", False), ("immunoseq", True)])
 def test_simulate_ingest_store_round_trip(tmp_path, fmt, compress):
-    out = simulate(SimulationSettings(**SMALL, fmt=fmt, compress=compress, size_spread=0.4), tmp_path / "sim")
+    out = simulate(SimulationSettings(**SMALL, fmt=fmt, compress=compress, nucleotides=not compress, size_spread=0.4),
+                   tmp_path / "sim")
     store_path = ingest(out / "metadata.csv", out / "repertoires", tmp_path / "cohort.h5", progress=False)
     meta = pd.read_csv(out / "metadata.csv", dtype=str)
     aa, count = ("junction_aa", "duplicate_count") if fmt == "airr" else ("amino_acid", "templates")
+    header = gzip.open(out / "repertoires" / meta["filename"][0], "rt").readline() if compress else \
+        (out / "repertoires" / meta["filename"][0]).read_text().split("\n")[0]
+    assert ("\tjunction\t" in header or header.startswith("nucleotide\t")) == (not compress)  # --no-nucleotides
     with RepertoireStore(store_path) as store:
         assert store.subject_ids == meta["subject_id"].tolist()
         assert store.label("label").values.tolist() == meta["label"].astype(int).tolist()
@@ -255,3 +259,25 @@ def test_simulate_ingest_store_round_trip(tmp_path, fmt, compress):
             assert set(stored["junction_aa"]) == set(raw[aa])
             assert stored["duplicate_count"].sum() == raw[count].astype(int).sum()
         assert store.n_sequences == store.repertoire_sizes().sum()
+
+
+# --- the committed demo --------------------------------------------------------------------------
+def test_demo_cohort_is_what_its_readme_command_makes(tmp_path):
+    """data/demo must be what data/demo/README.md says made it (compared decompressed, so a zlib
+    update does not matter); if the simulator changes on purpose, remake the demo."""
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo"
+    if not (demo / "metadata.csv").is_file():
+        pytest.skip("no data/demo in this checkout")
+    command = re.search(r"deeprc-hopfield simulate (.*?)\n```", (demo / "README.md").read_text(), re.S).group(1)
+    args = command.replace("\\\n", " ").split()
+    args[args.index("--out") + 1] = str(tmp_path / "demo")
+    assert subprocess.run([sys.executable, "-m", "deeprc_hopfield", "-q", "simulate", *args],
+                          capture_output=True, text=True, timeout=300).returncode == 0
+    made = _files(tmp_path / "demo")
+    committed = {name: data for name, data in _files(demo).items() if name != "README.md"}
+    assert sorted(made) == sorted(committed)
+    for name, data in committed.items():
+        if name.endswith(".gz"):
+            assert gzip.decompress(made[name]) == gzip.decompress(data), name
+        else:
+            assert made[name] == data, name
