@@ -65,7 +65,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(mode: str, path: str, out: str) -> dict:
+def _child(mode: str, path: str, out: str, threads: int = 1) -> dict:
     """One measurement in this (fresh) process: seconds (imports excluded) and peak memory in MB."""
     import pandas as pd
 
@@ -76,7 +76,7 @@ def _child(mode: str, path: str, out: str) -> dict:
     if mode == "read_csv":
         pd.read_csv(path, sep="\t")
     elif mode == "ingest":
-        ingest(Path(path) / "metadata.csv", Path(path), out, progress=False)
+        ingest(Path(path) / "metadata.csv", Path(path), out, threads=threads, progress=False)
     elif mode == "read_back":
         with RepertoireStore(out) as store:
             start = time.perf_counter()
@@ -86,10 +86,10 @@ def _child(mode: str, path: str, out: str) -> dict:
     return {"seconds": seconds, "peak_mb": _peak_mb()}
 
 
-def measure(mode: str, path: Path, out: Path, repeats: int) -> dict:
+def measure(mode: str, path: Path, out: Path, repeats: int, threads: int = 1) -> dict:
     runs = []
     for _ in range(repeats):
-        result = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(out)],
+        result = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(out), str(threads)],
                                 capture_output=True, text=True, check=True)
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs)}
@@ -101,10 +101,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, nargs="+", default=[1, 8],
                         help="cohort sizes (copies of the file) for the bounded-memory check")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ingest --threads values to try")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(*args.child)))
+        mode, path, out, threads = args.child
+        print(json.dumps(_child(mode, path, out, int(threads))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -120,11 +122,12 @@ def main() -> None:
                 os.link(source, cohort / f"s{i}.tsv")
             (cohort / "metadata.csv").write_text("subject_id,filename\n" + "".join(f"S{i},s{i}.tsv\n" for i in range(n)))
             store = tmp / f"cohort{n}.h5"
-            result = measure("ingest", cohort, store, args.repeats)
-            per_file = result["seconds"] / n
-            print(f"ingest {n:>3} file(s), 1 thread     {result['seconds']:.2f} s   ({per_file:.2f} s per file, "
-                  f"{args.rows * n / result['seconds']:,.0f} rows/s, {per_file / bare['seconds']:.2f}x bare read)"
-                  f"   peak {result['peak_mb']:.0f} MB")
+            for threads in args.threads if n > 1 else [1]:
+                result = measure("ingest", cohort, store, args.repeats, threads)
+                per_file = result["seconds"] / n
+                print(f"ingest {n:>3} file(s), {threads} thread(s)  {result['seconds']:.2f} s   ({per_file:.2f} s per file, "
+                      f"{args.rows * n / result['seconds']:,.0f} rows/s, {per_file / bare['seconds']:.2f}x bare read)"
+                      f"   peak {result['peak_mb']:.0f} MB (main process)")
         back = measure("read_back", source, tmp / f"cohort{args.files[0]}.h5", max(args.repeats, 5))
         print(f"read one repertoire back        {back['seconds'] * 1000:.1f} ms  ({args.rows:,} sequences)")
 

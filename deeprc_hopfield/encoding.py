@@ -17,7 +17,8 @@ _INVALID = 255
 _ENCODE_LUT = np.full(256, _INVALID, dtype=np.uint8)
 for _code, _aa in enumerate(AMINO_ACIDS, start=1):
     _ENCODE_LUT[ord(_aa)] = _code
-_SPACES = np.frombuffer(b" \t\r\n", dtype=np.uint8)
+_NEEDS_CLEANING = np.zeros(256, dtype=bool)  # lower-case letters and white space
+_NEEDS_CLEANING[[*range(ord("a"), ord("z") + 1), *b" \t\r\n"]] = True
 _DECODE_LUT = np.frombuffer(b"-" + AMINO_ACIDS.encode(), dtype=np.uint8)
 
 
@@ -29,13 +30,7 @@ def _join(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
     return buffer, lengths
 
 
-def needs_cleaning(sequences: np.ndarray | list[str]) -> bool:
-    """True when any sequence has lower-case letters or white space (so `strip().upper()` is needed)."""
-    buffer, _ = _join(sequences)
-    return bool(np.any((buffer >= ord("a")) & (buffer <= ord("z"))) or np.any(np.isin(buffer, _SPACES)))
-
-
-def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Per sequence: does it contain a stop codon (`*`), does it contain any other non-standard letter.
 
     Parameters
@@ -45,22 +40,22 @@ def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.nda
 
     Returns
     -------
-    has_stop, has_nonstandard, lengths
-        Boolean arrays of shape (n,) and the int64 lengths.
+    has_stop, has_nonstandard, lengths, needs_cleaning
+        Boolean arrays of shape (n,), the int64 lengths, and whether any sequence has lower-case
+        letters or white space (then `strip().upper()` first gives the true answer).
     """
     buffer, lengths = _join(sequences)
     if len(lengths) == 0:
         empty = np.zeros(0, dtype=bool)
-        return empty, empty, lengths
+        return empty, empty, lengths, False
     if np.any(lengths == 0):
         raise ValueError("residue_flags needs non-empty sequences")
+    needs_cleaning = bool(np.any(_NEEDS_CLEANING[buffer]))
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     stop = buffer == ord("*")
     flags = stop.view(np.uint8) | (((_ENCODE_LUT[buffer] == _INVALID) & ~stop).view(np.uint8) << 1)
     per_sequence = np.bitwise_or.reduceat(flags, starts)  # bit 0: a stop codon, bit 1: another letter
-    has_stop = (per_sequence & 1) > 0
-    has_nonstandard = (per_sequence & 2) > 0
-    return has_stop, has_nonstandard, lengths
+    return (per_sequence & 1) > 0, (per_sequence & 2) > 0, lengths, needs_cleaning
 
 
 def encode(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:

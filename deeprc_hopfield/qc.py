@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.encoding import needs_cleaning, residue_flags
+from deeprc_hopfield.encoding import residue_flags
 
 DROP_REASONS = (
     "other_chain",  # the file says the row is another locus than the one asked for
@@ -97,16 +97,18 @@ def quality_control(table: pd.DataFrame, settings: QCSettings) -> tuple[pd.DataF
     _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
 
     junction = table["junction_aa"].to_numpy(dtype=object)
-    present = pd.notna(junction)
-    if needs_cleaning(junction[present]):
-        junction = np.array([j.strip().upper() if isinstance(j, str) else None for j in junction], dtype=object)
-        present = pd.notna(junction)
-    empty = ~present
-    empty[present] = junction[present] == ""
-    _drop(keep, empty, counts, "empty_junction")
+    junction = np.where(pd.isna(junction), "", junction).astype(object)
+    nonempty = np.fromiter(map(len, junction), dtype=np.int64, count=n) > 0
+    has_stop, has_other, lengths, needs_cleaning = residue_flags(junction[nonempty])
+    if needs_cleaning:  # lower case or white space somewhere: clean every junction, then look again
+        junction = np.array([j.strip().upper() for j in junction], dtype=object)
+        nonempty = np.fromiter(map(len, junction), dtype=np.int64, count=n) > 0
+        has_stop, has_other, lengths, _ = residue_flags(junction[nonempty])
+    _drop(keep, ~nonempty, counts, "empty_junction")
 
     candidates = np.flatnonzero(keep)
-    has_stop, has_other, lengths = residue_flags(junction[candidates])
+    subset = keep[nonempty]  # rows among the non-empty ones still kept
+    has_stop, has_other, lengths = has_stop[subset], has_other[subset], lengths[subset]
     for reason, flags in (
         ("stop_codon", has_stop),
         ("non_standard", has_other),
