@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -170,13 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    parser.add_argument("--log", type=Path, help="also write the log to this file")
+    _add_logging_options(parser, argparse.SUPPRESS)
+    parser.set_defaults(verbose=False, quiet=False, log=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():  # accepted after the command too: `ingest ... -q`
+        _add_logging_options(command, argparse.SUPPRESS)
     return parser
+
+
+def _add_logging_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="log warnings and errors only")
+    parser.add_argument("--log", type=Path, default=default, help="also write the log to this file")
 
 
 def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
@@ -184,8 +192,9 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=level, handlers=handlers, force=True,
+    logging.basicConfig(level=max(level, logging.INFO), handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(level)  # debug messages of this package only, not of h5py and friends
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except DeepRCError as exc:
         print(f"deeprc-hopfield {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"deeprc-hopfield {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
