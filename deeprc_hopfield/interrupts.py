@@ -5,6 +5,7 @@ the work (and its temporary files are removed) at the next step."""
 from __future__ import annotations
 
 import signal
+import sys
 
 _received: int | None = None
 
@@ -15,10 +16,18 @@ def _handle(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _quiet_unraisable(unraisable: "sys.UnraisableHookArgs") -> None:
+    """An interrupt raised where Python cannot propagate it (a weakref callback, a `__del__`) is
+    remembered anyway; do not print a traceback for it, the next :func:`raise_if_interrupted` stops."""
+    if unraisable.exc_type is not KeyboardInterrupt:
+        sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
     """Route SIGINT and SIGTERM through the handler (call once, from the CLI's main)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _handle)
+    sys.unraisablehook = _quiet_unraisable
 
 
 def raise_if_interrupted() -> None:
