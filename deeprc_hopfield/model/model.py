@@ -1,0 +1,86 @@
+"""`RepertoireClassifier`: sequence embedder -> Hopfield pooling per repertoire -> output network.
+
+`forward` streams: sequences are embedded in length-sorted chunks and each chunk goes straight
+into the online softmax of its bags, so the (n, d) embedding matrix of a huge repertoire is never
+held at once (with update_steps > 1 the embeddings are kept, as every update re-reads them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deeprc_hopfield.model.batch import SequenceBags
+from deeprc_hopfield.model.config import ModelConfig
+from deeprc_hopfield.model.embedding import DEFAULT_CHUNK, SequenceEmbedder
+from deeprc_hopfield.model.heads import OutputNetwork
+from deeprc_hopfield.model.pooling import HopfieldPooling, StreamingSoftmax, segment_ids
+
+
+@dataclass
+class ModelOutput:
+    """outputs: task name -> (B,) or (B, n_classes); attention: (N, heads) weights or None."""
+
+    outputs: dict[str, torch.Tensor]
+    attention: torch.Tensor | None = None
+
+
+class RepertoireClassifier(nn.Module):
+    """Classify bags of sequences.
+
+    Input: `SequenceBags` with B bags and N sequences in all (on the model's device).
+    Output: `ModelOutput` (per-task outputs of shape (B,) or (B, n_classes); optional attention (N, heads)).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedder = SequenceEmbedder.from_config(config)
+        self.pooling = HopfieldPooling.from_config(config, self.embedder.out_dim)
+        self.head = OutputNetwork(self.pooling.out_dim, config.tasks, config.head_hidden, config.head_layers)
+
+    def _chunks(self, bags: SequenceBags, chunk_size: int):
+        return self.embedder.iter_chunks(bags.codes, bags.lengths, bags.v_index, bags.j_index, bags.counts,
+                                         chunk_size)
+
+    def embed(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+        """Sequence embeddings (N, embedder.out_dim) in the batch's order."""
+        return self.embedder(bags.codes, bags.lengths, bags.v_index, bags.j_index, bags.counts, chunk_size)
+
+    def forward(self, bags: SequenceBags, return_attention: bool = False,
+                chunk_size: int = DEFAULT_CHUNK) -> ModelOutput:
+        bag = segment_ids(bags.offsets)  # (N,); raises on an empty bag
+        pooling = self.pooling
+        if pooling.update_steps > 1:
+            pooled, attention = pooling(self.embed(bags, chunk_size), bags.offsets, return_attention, chunk_size)
+            return ModelOutput(self.head(pooled), attention)
+        query = pooling.queries()  # (H, dk)
+        dtype = self.pooling.query.dtype
+        acc = StreamingSoftmax(bags.n_bags, pooling.heads, pooling.attention_dim, bags.device, dtype)
+        logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype) \
+            if return_attention else None
+        for index, emb in self._chunks(bags, chunk_size):
+            b = bag[index]
+            k, v = pooling.keys_values(emb)
+            lg = pooling.logits(k, query, b)  # (c, H)
+            acc.add(lg, v, b)
+            if logits is not None:
+                logits[index] = lg
+        mean, lse = acc.result()
+        attention = torch.exp(logits - lse[bag]) if logits is not None else None
+        return ModelOutput(self.head(pooling.finish(mean)), attention)
+
+    def attention_logits(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+        """Pre-softmax attention scores (N, heads) of every sequence (call under no_grad to rank)."""
+        pooling = self.pooling
+        if pooling.update_steps > 1:
+            return pooling.attention_logits(self.embed(bags, chunk_size), bags.offsets, chunk_size)
+        bag = segment_ids(bags.offsets)
+        query = pooling.queries()
+        out = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=pooling.query.dtype)
+        for index, emb in self._chunks(bags, chunk_size):
+            k, _ = pooling.keys_values(emb, values=False)
+            out[index] = pooling.logits(k, query, bag[index])
+        return out

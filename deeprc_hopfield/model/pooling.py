@@ -1,0 +1,182 @@
+"""`HopfieldPooling`: attention pooling of whole bags with an exact softmax streamed over chunks.
+
+A bag's instances X (n, d) are the stored patterns of a modern Hopfield network and learned query
+patterns the state patterns. After layer norms, keys K = LN(X) W_K, values V = LN(X) W_V and
+queries Q = LN(xi) W_Q (one query per head), one update retrieves
+``softmax(beta * K q) V`` per head, and the heads are joined by an output projection. With
+`update_steps` > 1 the query is first iterated in key space, q <- K^T softmax(beta * K q), before
+the values are read.
+
+The softmax runs over every instance of a bag. It is computed in one pass over chunks of instances
+(in any order, bags mixed) with a running maximum, a running sum of exponentials and a running
+weighted sum of values: an online softmax. The result equals the dense softmax, and memory does
+not grow with the bag size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_CHUNK = 65536
+
+
+def segment_ids(offsets: torch.Tensor) -> torch.Tensor:
+    """Bag index of every instance, long (N,), from offsets (B+1,); an empty bag is an error."""
+    sizes = offsets[1:] - offsets[:-1]
+    if bool((sizes <= 0).any()):
+        bad = int(torch.nonzero(sizes <= 0)[0, 0])
+        raise ValueError(f"bag {bad} is empty: attention pooling needs at least one instance per bag")
+    return torch.repeat_interleave(torch.arange(sizes.shape[0], device=offsets.device), sizes)
+
+
+class StreamingSoftmax:
+    """Online softmax-weighted sums over instances that arrive in chunks, per bag and head.
+
+    State: running max m (B, H), running sum of exp(logit - m) s (B, H), running weighted sum of
+    values acc (B, H, dv). `add(logits (c, H), values (c, H, dv), bag (c,))` takes a chunk in any
+    order; `result()` returns the weighted means (B, H, dv) and the log-sum-exp (B, H).
+    The maximum only stabilises the exponentials (softmax is shift-invariant), so it is detached.
+    """
+
+    def __init__(self, n_bags: int, heads: int, value_dim: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.m = torch.full((n_bags, heads), float("-inf"), device=device, dtype=dtype)
+        self.s = torch.zeros(n_bags, heads, device=device, dtype=dtype)
+        self.acc = torch.zeros(n_bags, heads, value_dim, device=device, dtype=dtype)
+
+    def add(self, logits: torch.Tensor, values: torch.Tensor | None, bag: torch.Tensor) -> None:
+        heads = logits.shape[1]
+        chunk_max = self.m.detach().scatter_reduce(0, bag[:, None].expand(-1, heads), logits.detach(), "amax")
+        new_m = chunk_max  # includes the old maximum (include_self)
+        scale = torch.exp(self.m - new_m).nan_to_num(0.0)  # -inf - -inf (bag not seen yet) -> 0
+        w = torch.exp(logits - new_m[bag])  # (c, H)
+        self.s = self.s * scale + torch.zeros_like(self.s).index_add(0, bag, w)
+        if values is not None:
+            self.acc = self.acc * scale[..., None] + torch.zeros_like(self.acc).index_add(0, bag, w[..., None] * values)
+        self.m = new_m
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if bool((self.s <= 0).any()):
+            bad = int(torch.nonzero((self.s <= 0).any(1))[0, 0])
+            raise ValueError(f"bag {bad} is empty: attention pooling needs at least one instance per bag")
+        return self.acc / self.s[..., None], self.m + torch.log(self.s)
+
+
+class HopfieldPooling(nn.Module):
+    """Pool a variable number of instances per bag into one vector with learned query patterns.
+
+    Input: embeddings (N, input_dim) of all bags concatenated, offsets long (B+1,).
+    Output: pooled (B, out_dim) with out_dim = attention_dim, and with `return_attention` the
+    attention weight of every instance (N, heads), summing to 1 over each bag for each head.
+    """
+
+    def __init__(self, input_dim: int, heads: int = 1, attention_dim: int = 32, beta: float | None = None,
+                 learn_beta: bool = False, update_steps: int = 1) -> None:
+        super().__init__()
+        self.heads, self.attention_dim, self.update_steps = heads, attention_dim, update_steps
+        self.out_dim = attention_dim
+        self.query = nn.Parameter(torch.randn(heads, input_dim) * 0.02)  # learned state patterns
+        self.norm_stored = nn.LayerNorm(input_dim)
+        self.norm_query = nn.LayerNorm(input_dim)
+        self.key = nn.Linear(input_dim, heads * attention_dim)
+        self.value = nn.Linear(input_dim, heads * attention_dim)
+        self.query_projection = nn.Linear(input_dim, heads * attention_dim)
+        self.out = nn.Linear(heads * attention_dim, attention_dim)
+        beta = beta if beta is not None else 1.0 / math.sqrt(attention_dim)
+        log_beta = torch.tensor(math.log(beta))
+        if learn_beta:
+            self.log_beta = nn.Parameter(log_beta)
+        else:
+            self.register_buffer("log_beta", log_beta)
+
+    @classmethod
+    def from_config(cls, config, input_dim: int) -> "HopfieldPooling":
+        return cls(input_dim, config.attention_heads, config.attention_dim, config.beta, config.learn_beta,
+                   config.update_steps)
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.log_beta.exp()
+
+    def queries(self) -> torch.Tensor:
+        """Projected learned queries, (heads, attention_dim): head h uses block h of W_Q."""
+        q = self.query_projection(self.norm_query(self.query))  # (H, H*dk)
+        q = q.view(self.heads, self.heads, self.attention_dim)
+        return q[torch.arange(self.heads), torch.arange(self.heads)]  # (H, dk)
+
+    def keys_values(self, embeddings: torch.Tensor, values: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Keys (c, H, dk) and, if asked, values (c, H, dk) of a chunk of instances (c, input_dim)."""
+        x = self.norm_stored(embeddings)
+        k = self.key(x).view(-1, self.heads, self.attention_dim)
+        v = self.value(x).view(-1, self.heads, self.attention_dim) if values else None
+        return k, v
+
+    def logits(self, keys: torch.Tensor, query: torch.Tensor, bag: torch.Tensor) -> torch.Tensor:
+        """beta * <k_i, q_bag> per head, (c, H); query is (H, dk) shared or (B, H, dk) per bag."""
+        q = query[bag] if query.ndim == 3 else query[None]
+        return self.beta * (keys * q).sum(-1)
+
+    def _pass(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int, query: torch.Tensor,
+              read_values: bool, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One streamed pass: softmax-weighted means of values (or of keys) (B, H, dk) and lse (B, H)."""
+        acc = StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
+        for start in range(0, embeddings.shape[0], chunk_size):
+            b = bag[start:start + chunk_size]
+            k, v = self.keys_values(embeddings[start:start + chunk_size], values=read_values)
+            acc.add(self.logits(k, query, b), v if read_values else k, b)
+        return acc.result()
+
+    def retrieval_query(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int,
+                        chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+        """The query of the final update: learned (H, dk), or per bag (B, H, dk) after iterating."""
+        query = self.queries()
+        for _ in range(self.update_steps - 1):
+            query, _ = self._pass(embeddings, bag, n_bags, query, read_values=False, chunk_size=chunk_size)
+        return query
+
+    def attention_logits(self, embeddings: torch.Tensor, offsets: torch.Tensor | None = None,
+                         chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+        """Pre-softmax scores (N, heads) of the final update. `offsets` is needed only with update_steps > 1."""
+        if offsets is None:
+            if self.update_steps > 1:
+                raise ValueError("attention_logits needs offsets when update_steps > 1 (queries depend on the bag)")
+            bag = torch.zeros(embeddings.shape[0], dtype=torch.long, device=embeddings.device)
+            n_bags = 1
+        else:
+            bag, n_bags = segment_ids(offsets), offsets.shape[0] - 1
+        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size)
+        out = []
+        for start in range(0, embeddings.shape[0], chunk_size):
+            k, _ = self.keys_values(embeddings[start:start + chunk_size], values=False)
+            out.append(self.logits(k, query, bag[start:start + chunk_size]))
+        return torch.cat(out) if out else embeddings.new_zeros(0, self.heads)
+
+    def finish(self, mean_values: torch.Tensor) -> torch.Tensor:
+        """Join the heads: (B, H, dk) -> (B, out_dim)."""
+        return self.out(mean_values.flatten(1))
+
+    def forward(self, embeddings: torch.Tensor, offsets: torch.Tensor, return_attention: bool = False,
+                chunk_size: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pooled (B, out_dim) and, with `return_attention`, weights (N, heads); see the class docstring."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        bag = segment_ids(offsets)
+        n_bags = offsets.shape[0] - 1
+        if bag.shape[0] != embeddings.shape[0]:
+            raise ValueError(f"offsets describe {bag.shape[0]} instances but embeddings has {embeddings.shape[0]}")
+        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size)
+        acc = StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
+        logits = [] if return_attention else None
+        for start in range(0, embeddings.shape[0], chunk_size):
+            b = bag[start:start + chunk_size]
+            k, v = self.keys_values(embeddings[start:start + chunk_size])
+            lg = self.logits(k, query, b)
+            acc.add(lg, v, b)
+            if logits is not None:
+                logits.append(lg)
+        mean, lse = acc.result()
+        attention = torch.exp(torch.cat(logits) - lse[bag]) if logits is not None else None
+        return self.finish(mean), attention
