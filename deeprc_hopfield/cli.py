@@ -45,6 +45,9 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="the store to write, e.g. cohort.h5")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
                    help="label column of the metadata (repeatable; default: 'label' if present)")
+    p.add_argument("--positive-class", metavar="VALUE",
+                   help="label value to code as the positive class (1) of two-class labels (default: the "
+                        "other of false/no/0/negative/healthy/control/'-', else the second alphabetically)")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
                    help="input format of every file (default: detect each file from its header)")
     p.add_argument("--threads", type=_positive_int, default=1, help="worker processes (default: 1)")
@@ -67,7 +70,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
         raise DeepRCError(f"--max-length {args.max_length} is above 255, the longest CDR3 a store holds")
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(args.metadata, args.repertoires, args.out, args.label_columns, args.format, qc, args.threads,
-           progress=sys.stderr.isatty())
+           progress=sys.stderr.isatty(), positive_class=args.positive_class)
     return 0
 
 
@@ -215,4 +218,4 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print(f"deeprc-hopfield {args.command}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return 128 + (interrupts.received() or 2)

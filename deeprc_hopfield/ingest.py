@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deeprc_hopfield.encoding import encode
-from deeprc_hopfield.errors import QCError
+from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
@@ -99,6 +99,16 @@ def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) 
                 future.cancel()
 
 
+def _check_output(out: Path, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that is a folder or would overwrite an input file."""
+    if out.is_dir():
+        raise StoreError("--out is a folder; give the store's file name, e.g. cohort.h5", out)
+    targets = {out.resolve(), qc_table_path(out).resolve()}
+    for path in inputs:
+        if path.resolve() in targets:
+            raise StoreError(f"--out would overwrite the input file {path}", out)
+
+
 def qc_table_path(store_path: Path) -> Path:
     """Where the QC table of a store goes: beside it, `<store stem>.qc.tsv`."""
     return store_path.with_name(store_path.stem + ".qc.tsv")
@@ -113,13 +123,15 @@ def ingest(
     qc: QCSettings = QCSettings(),
     threads: int = 1,
     progress: bool = True,
+    positive_class: str | None = None,
 ) -> Path:
     """Build a store from a metadata table and a folder of repertoire files.
 
     Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason).
     """
     out = Path(out)
-    meta = read_metadata(metadata, repertoires, label_columns)
+    meta = read_metadata(metadata, repertoires, label_columns, positive_class)
+    _check_output(out, [Path(metadata), *meta.files])
     threads = max(1, min(threads, len(meta.files), os.cpu_count() or 1))
     parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
                   "metadata": str(metadata), "repertoires": str(repertoires)}

@@ -7,11 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
+from deeprc_hopfield.errors import StoreError
 from deeprc_hopfield.store import RepertoireStore
 
 
 def summarise(path: str | Path, per_repertoire: bool = False) -> str:
     """Repertoires, sequences, label balance, QC summary and provenance of a store, as text."""
+    try:
+        return _summary(path, per_repertoire)
+    except (KeyError, OSError) as exc:  # a store whose groups were removed or damaged after writing
+        raise StoreError(f"damaged store: {exc}", path) from None
+
+
+def _summary(path: str | Path, per_repertoire: bool) -> str:
     with RepertoireStore(path) as store:
         sizes = store.repertoire_sizes()
         lines = [

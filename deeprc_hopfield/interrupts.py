@@ -30,6 +30,11 @@ def install() -> None:
     sys.unraisablehook = _quiet_unraisable
 
 
+def received() -> int | None:
+    """The signal number received, if any."""
+    return _received
+
+
 def raise_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a signal arrived earlier, even if its first raise was swallowed."""
     if _received is not None:

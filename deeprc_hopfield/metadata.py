@@ -54,9 +54,21 @@ class Metadata:
         return self.table["subject_id"].tolist()
 
 
-def _two_class_order(classes: list[str]) -> list[str]:
-    """Negative class first: boolean words (false/true, no/yes, ...) or a `-`/`+` suffix pair."""
+#: Values that mean "not known" in tables written by R, pandas or spreadsheets.
+MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?"}
+#: Words that name the negative (reference) class of a two-class label.
+_NEGATIVE_WORDS = {"healthy", "control", "controls", "normal", "negative", "neg", "uninfected", "unexposed"}
+
+
+def _two_class_order(classes: list[str], positive: str | None = None) -> list[str]:
+    """Negative class first: the other one when `positive` is given, else boolean words (false/true,
+    no/yes, ...), a `-`/`+` suffix pair or a word such as healthy/control; else alphabetical."""
+    if positive is not None and positive in classes:
+        return sorted(classes, key=lambda c: c == positive)
     lower = [c.lower() for c in classes]
+    negatives = [c for c in classes if c.lower() in _NEGATIVE_WORDS]
+    if len(negatives) == 1:
+        return sorted(classes, key=lambda c: c != negatives[0])
     for negative, positive in _BOOLEAN_PAIRS:
         if sorted(lower) == sorted([negative, positive]):
             return sorted(classes, key=lambda c: c.lower() == positive)
@@ -65,12 +77,17 @@ def _two_class_order(classes: list[str]) -> list[str]:
     return sorted(classes)
 
 
-def infer_label(name: str, raw: pd.Series) -> Label:
-    """Type a label column: two distinct values are binary, all-numeric ones numeric, else categorical."""
+def infer_label(name: str, raw: pd.Series, positive: str | None = None) -> Label:
+    """Type a label column: two distinct values are binary, all-numeric ones numeric, else categorical.
+
+    `positive` names the class to code as 1 in a binary label (default: see :func:`_two_class_order`).
+    """
     text = raw.str.strip()
     distinct = sorted(text.unique().tolist())
+    if len(distinct) == 1:
+        log.warning("label '%s' has a single value ('%s'): nothing to learn from it", name, distinct[0])
     if len(distinct) == 2:
-        classes = _two_class_order(distinct)
+        classes = _two_class_order(distinct, positive)
         return Label(name, "binary", classes, text.map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64))
     numeric = pd.to_numeric(text, errors="coerce")
     if numeric.notna().all() and len(distinct) > 2:
@@ -98,7 +115,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise MetadataError(f"cannot parse metadata table: {str(exc).strip()}", path) from None
 
 
-def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None) -> Metadata:
+def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None,
+                  positive_class: str | None = None) -> Metadata:
     """Read and validate a CSV/TSV metadata table against the folder of repertoire files.
 
     Parameters
@@ -110,6 +128,8 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     label_columns
         Label columns to use. None means `label` if the table has it, else no labels (a cohort to
         classify, not to train on).
+    positive_class
+        The value to code as the positive class (1) of two-class labels.
     """
     path, repertoire_dir = Path(path), Path(repertoire_dir)
     table = _read_table(path)
@@ -130,7 +150,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     line_of = lambda row: int(row) + 2  # noqa: E731  (header is line 1)
     for column in ("subject_id", "filename", *label_columns):
         values = table[column].str.strip()
-        empty = np.flatnonzero((values == "").to_numpy())
+        empty = np.flatnonzero(values.str.lower().isin(MISSING_VALUES).to_numpy())
         if len(empty):
             what = "label value" if column in label_columns else "value"
             raise MetadataError(f"missing {what}", path, line=line_of(empty[0]), column=column)
@@ -159,5 +179,5 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         shown = ", ".join(unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
         log.info("note: %d file(s) in %s are not named in the metadata and are ignored: %s",
                  len(unnamed), repertoire_dir, shown)
-    labels = {column: infer_label(column, table[column]) for column in label_columns}
+    labels = {column: infer_label(column, table[column], positive_class) for column in label_columns}
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)

@@ -68,6 +68,16 @@ class Repertoire:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def subset(self, indices: np.ndarray) -> "Repertoire":
+        """The sequences at `indices` (in that order), codes gathered without a Python loop."""
+        indices = np.asarray(indices, dtype=np.int64)
+        starts = np.cumsum(self.lengths, dtype=np.int64) - self.lengths
+        lengths = self.lengths[indices]
+        out_starts = np.cumsum(lengths, dtype=np.int64) - lengths
+        gather = np.repeat(starts[indices] - out_starts, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+        return Repertoire(self.subject_id, self.codes[gather], lengths, self.counts[indices],
+                          self.v_index[indices], self.j_index[indices])
+
 
 def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
@@ -223,15 +233,19 @@ class RepertoireStore:
             raise StoreError(
                 f"store schema version {version}, but this deeprc-hopfield ({__version__}) reads version "
                 f"{SCHEMA_VERSION}; re-run `deeprc-hopfield ingest`", self.path)
-        rep = self._file["repertoires"]
-        self._sequence_offsets = rep["sequence_offsets"][()]
-        self._residue_offsets = rep["residue_offsets"][()]
-        self.subject_ids: list[str] = rep["subject_id"].asstr()[()].tolist()
-        self.filenames: list[str] = rep["filename"].asstr()[()].tolist()
-        self.v_genes: list[str] = self._file["genes/v"].asstr()[()].tolist()
-        self.j_genes: list[str] = self._file["genes/j"].asstr()[()].tolist()
-        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()}
-        self.parameters = json.loads(self.attrs["parameters"])
+        try:
+            rep = self._file["repertoires"]
+            self._sequence_offsets = rep["sequence_offsets"][()]
+            self._residue_offsets = rep["residue_offsets"][()]
+            self.subject_ids: list[str] = rep["subject_id"].asstr()[()].tolist()
+            self.filenames: list[str] = rep["filename"].asstr()[()].tolist()
+            self.v_genes: list[str] = self._file["genes/v"].asstr()[()].tolist()
+            self.j_genes: list[str] = self._file["genes/j"].asstr()[()].tolist()
+            self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()}
+            self.parameters = json.loads(self.attrs["parameters"])
+        except (KeyError, OSError, ValueError) as exc:
+            self._file.close()
+            raise StoreError(f"damaged store: {exc}", self.path) from None
 
     # --- cohort-level tables -------------------------------------------------------------
     @property

@@ -129,6 +129,25 @@ def test_interrupted_ingest_leaves_no_store(tmp_path, sig):
     time.sleep(0.5)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + sig, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list(out_dir.iterdir()) == []
+
+
+def test_output_that_is_an_input_or_a_folder_is_refused_before_work(cohort, tmp_path):
+    metadata, folder = cohort
+    before = metadata.read_bytes(), (folder / "rep0.tsv").read_bytes()
+    for out, words in [(metadata, "would overwrite the input file"),
+                       (folder / "rep0.tsv", "would overwrite the input file"),
+                       (folder, "is a folder")]:
+        result = run_cli(*ingest_args(metadata, folder, out))
+        assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+    assert (metadata.read_bytes(), (folder / "rep0.tsv").read_bytes()) == before
+
+
+def test_positive_class_option(cohort, tmp_path):
+    metadata, folder = cohort
+    out = tmp_path / "s.h5"
+    run_cli(*ingest_args(metadata, folder, out, "--positive-class", "False"), check=True)
+    with RepertoireStore(out) as store:
+        assert store.label("label").classes == ["True", "False"]

@@ -95,3 +95,27 @@ def test_label_kinds(values, kind, classes):
         np.testing.assert_allclose(label.values, [1.5, 2, 40])
     else:
         assert [label.classes[v] for v in label.values] == values
+
+
+@pytest.mark.parametrize("missing", ["NA", "nan", "N/A", "?"])
+def test_na_words_are_missing_labels_not_a_class(cohort, missing):
+    metadata, folder = cohort
+    _rewrite(metadata, "rep2.tsv,False", f"rep2.tsv,{missing}")
+    with pytest.raises(MetadataError, match="missing label value") as info:
+        read_metadata(metadata, folder)
+    assert info.value.line == 4
+
+
+@pytest.mark.parametrize(
+    "values, positive, classes",
+    [
+        (["healthy", "T1D"], None, ["healthy", "T1D"]),
+        (["control", "case"], None, ["control", "case"]),
+        (["healthy", "T1D"], "healthy", ["T1D", "healthy"]),
+        (["a", "b"], "a", ["b", "a"]),
+    ],
+)
+def test_negative_class_first(values, positive, classes):
+    import pandas as pd
+
+    assert infer_label("x", pd.Series(values), positive).classes == classes
