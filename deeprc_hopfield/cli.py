@@ -163,8 +163,126 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train / predict / attend -----------------------------------------------------------------
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a store (optionally on the training folds of a split)",
+        description=(
+            "Train a CNN + Hopfield-attention model on the repertoires of a store. Each update samples "
+            "repertoires and sequences, scores them all without gradients and back-propagates through the "
+            "most-attended 10%%; the model is selected on an inner validation split of the training "
+            "repertoires (never the test fold). Writes MODEL_DIR (config.json, weights.safetensors, "
+            "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from."
+        ),
+    )
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--config", type=Path, help="YAML with `model:` and `training:` sections (defaults otherwise)")
+    p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
+                   help="label(s) to learn, repeatable (default: every label of the store)")
+    p.add_argument("--split", type=Path, help="split table (subject_id, fold); with --fold K, fold K is held out")
+    p.add_argument("--fold", type=int, help="the held-out fold of --split (never seen in training)")
+    p.add_argument("--updates", type=_positive_int, dest="n_updates", help="number of updates (overrides the config)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
+    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR.checkpoint")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.train import train
+
+    _set_threads(args.threads)
+    train(args.store, args.out, args.config, args.label_columns, args.split, args.fold, args.device,
+          args.resume, args.seed, args.n_updates, progress=sys.stderr.isatty())
+    return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _add_inference_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="model directory written by `train`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", type=Path, help="repertoires from a store")
+    source.add_argument("--repertoires", type=Path, help="repertoire files in a folder (any supported format)")
+    p.add_argument("--metadata", type=Path, help="with --repertoires: subject ids and true labels from this table")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify repertoires with a trained model",
+        description="Classify whole repertoires (never sub-sampled) from a store or from repertoire files. "
+                    "One row per repertoire: subject_id, probability per class, predicted label, and the true "
+                    "label when known.",
+    )
+    _add_inference_source(p)
+    p.add_argument("--out", required=True, type=Path, help="predictions CSV to write")
+    p.set_defaults(func=_run_predict)
+
+
+def _add_attend(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attend",
+        help="list the sequences each repertoire's attention points at",
+        description="Write the K most-attended sequences of each repertoire, highest first, as a TSV with AIRR "
+                    "column names (repertoire_id, rank, attention, junction_aa, v_call, j_call, duplicate_count).",
+    )
+    _add_inference_source(p)
+    p.add_argument("--top", type=_positive_int, default=20, help="sequences per repertoire (default: 20)")
+    p.add_argument("--out", required=True, type=Path, help="TSV to write")
+    p.set_defaults(func=_run_attend)
+
+
+def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
+    from deeprc_hopfield.infer import predict, subjects_from_files, subjects_from_store
+    from deeprc_hopfield.saved_model import load_model
+    from deeprc_hopfield.train import resolve_device
+
+    _set_threads(args.threads)
+    device = resolve_device(args.device)
+    saved = load_model(args.model, device)
+    if args.store is not None:
+        subjects = subjects_from_store(args.store, saved)
+    else:
+        subjects = subjects_from_files(args.repertoires, saved, args.metadata)
+    return predict(saved, subjects, device, top=top)
+
+
+def _write_atomic(frame, path: Path, sep: str) -> None:  # noqa: ANN001
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        frame.to_csv(tmp, sep=sep, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    predictions, _ = _inference(args, top=0)
+    _write_atomic(predictions, args.out, ",")
+    log.info("wrote %s (%d repertoires)", args.out, len(predictions))
+    return 0
+
+
+def _run_attend(args: argparse.Namespace) -> int:
+    _, attended = _inference(args, top=args.top)
+    _write_atomic(attended, args.out, "\t")
+    log.info("wrote %s (%d sequences)", args.out, len(attended))
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
-COMMANDS = [_add_ingest, _add_inspect, _add_simulate]
+COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,169 @@
+"""Inference on whole repertoires (never sub-sampled): probabilities per repertoire and the
+sequences each repertoire's attention points at. Repertoires come from a store or straight from
+repertoire files (read, quality-controlled and encoded as `ingest` does)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deeprc_hopfield.encoding import decode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.model import SequenceBags
+from deeprc_hopfield.saved_model import SavedModel
+from deeprc_hopfield.store import Repertoire, RepertoireStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 8192
+
+
+@dataclass
+class Subject:
+    """One repertoire to classify: its arrays (genes as indices of the model's tables), names and true labels."""
+
+    subject_id: str
+    repertoire: Repertoire
+    v_names: np.ndarray  # gene names of the sequences, for output tables
+    j_names: np.ndarray
+    truth: dict[str, object]
+
+
+def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
+    """Maps a source's gene indices to the model's (unknown genes -> -1); index -1 maps to -1."""
+    position = {g: i for i, g in enumerate(model_genes)}
+    return np.array([position.get(g, -1) for g in source_genes] + [-1], dtype=np.int64)
+
+
+def subjects_from_store(path: str | Path, saved: SavedModel) -> Iterator[Subject]:
+    """Every repertoire of a store, with the model's gene indices and the true labels it has."""
+    with RepertoireStore(path) as store:
+        v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
+        v_names = np.array(store.v_genes + [None], dtype=object)
+        j_names = np.array(store.j_genes + [None], dtype=object)
+        labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
+        for i in range(len(store)):
+            rep = store.repertoire(i)
+            truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
+                     for name, label in labels.items()}
+            yield Subject(store.subject_ids[i],
+                          Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts,
+                                     v_map[rep.v_index], j_map[rep.j_index]),
+                          v_names[rep.v_index], j_names[rep.j_index], truth)
+
+
+def _repertoire_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise DeepRCError("no repertoire files in the folder", folder)
+    return files
+
+
+def subjects_from_files(folder: str | Path, saved: SavedModel, metadata: str | Path | None = None,
+                        fmt: str = "auto") -> Iterator[Subject]:
+    """Repertoire files read, quality-controlled and encoded as `ingest` does; subject id = metadata's
+    `subject_id`, else the file name without extensions."""
+    from deeprc_hopfield.ingest import parse_repertoire
+    from deeprc_hopfield.metadata import read_metadata
+    from deeprc_hopfield.qc import QCSettings
+
+    folder = Path(folder)
+    if metadata is not None:
+        meta = read_metadata(metadata, folder, [n for n in saved.labels if n in _columns(metadata)])
+        entries = [(sid, path, {name: meta.table[name].iloc[k] for name in meta.labels})
+                   for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
+    else:
+        if not folder.is_dir():
+            raise DeepRCError("repertoire folder not found", folder)
+        entries = [(p.name.split(".")[0], p, {}) for p in _repertoire_files(folder)]
+    v_pos = {g: i for i, g in enumerate(saved.v_genes)}
+    j_pos = {g: i for i, g in enumerate(saved.j_genes)}
+    for subject_id, path, truth in entries:
+        parsed = parse_repertoire(path, fmt, QCSettings())
+        v_names = np.asarray(parsed.v_call, dtype=object)
+        j_names = np.asarray(parsed.j_call, dtype=object)
+        v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
+        j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
+        rep = Repertoire(subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
+        yield Subject(subject_id, rep, v_names, j_names, truth)
+
+
+def _columns(metadata: str | Path) -> list[str]:
+    return list(pd.read_csv(metadata, sep=None, engine="python", nrows=0).columns)
+
+
+def predict_outputs(model: torch.nn.Module, repertoires: list[Repertoire], device: torch.device,
+                    chunk_size: int = DEFAULT_CHUNK) -> dict[str, torch.Tensor]:
+    """Raw model outputs per task for whole repertoires, one repertoire at a time (bounded memory)."""
+    outputs: dict[str, list[torch.Tensor]] = {}
+    with torch.inference_mode():
+        for rep in repertoires:
+            result = model(SequenceBags.from_repertoires([rep]).to(device), chunk_size=chunk_size)
+            for name, value in result.outputs.items():
+                outputs.setdefault(name, []).append(value.float().cpu())
+    return {name: torch.cat(values) for name, values in outputs.items()}
+
+
+def _probability_columns(saved: SavedModel, outputs: dict[str, torch.Tensor]) -> dict[str, object]:
+    """Columns of one prediction row: probabilities (or values) and the predicted label per task."""
+    row: dict[str, object] = {}
+    single = len(saved.labels) == 1
+    for name, label in saved.labels.items():
+        prefix = "" if single else f"{name}_"
+        value = outputs[name].reshape(-1) if label["kind"] != "categorical" else outputs[name].reshape(-1)
+        if label["kind"] == "binary":
+            p = float(torch.sigmoid(value)[0])
+            row[f"{prefix}probability"] = p
+            row[f"{prefix}predicted"] = label["classes"][int(p >= 0.5)]
+        elif label["kind"] == "categorical":
+            probs = torch.softmax(value, dim=0)
+            for cls, p in zip(label["classes"], probs.tolist()):
+                row[f"{prefix}probability_{cls}"] = p
+            row[f"{prefix}predicted"] = label["classes"][int(torch.argmax(probs))]
+        else:
+            row[f"{prefix}predicted"] = float(value[0])
+    return row
+
+
+def predict(saved: SavedModel, subjects: Iterator[Subject], device: torch.device,
+            chunk_size: int = DEFAULT_CHUNK, top: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences."""
+    rows, attended = [], []
+    single = len(saved.labels) == 1
+    with torch.inference_mode():
+        for subject in subjects:
+            bags = SequenceBags.from_repertoires([subject.repertoire]).to(device)
+            result = saved.model(bags, return_attention=top > 0, chunk_size=chunk_size)
+            row = {"subject_id": subject.subject_id, **_probability_columns(saved, result.outputs)}
+            for name, value in subject.truth.items():
+                row["true_label" if single else f"{name}_true"] = value
+            rows.append(row)
+            if top > 0:
+                attended.append(_top_sequences(subject, result.attention, top))
+            raise_if_interrupted()
+    columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
+    return pd.DataFrame(rows), (pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns))
+
+
+def _top_sequences(subject: Subject, attention: torch.Tensor, top: int) -> pd.DataFrame:
+    """The `top` sequences of one repertoire by attention (max over heads), highest first."""
+    weights = attention.float().max(dim=1).values.cpu().numpy()
+    k = min(top, len(weights))
+    order = np.argsort(-weights, kind="stable")[:k]
+    rep = subject.repertoire.subset(order)
+    return pd.DataFrame({
+        "repertoire_id": subject.subject_id,
+        "rank": np.arange(1, k + 1),
+        "attention": weights[order],
+        "junction_aa": decode(rep.codes, rep.lengths),
+        "v_call": subject.v_names[order],
+        "j_call": subject.j_names[order],
+        "duplicate_count": rep.counts,
+    })

@@ -1,0 +1,135 @@
+"""Model files: a directory with `config.json` and `weights.safetensors`, never a pickle.
+
+`config.json` holds everything needed to rebuild and use the model: the model configuration,
+the tasks (label names, kinds and classes), the V/J gene tables the gene embeddings index, the
+training parameters, the package and file-format versions, and the sha256 of the weights file.
+Loading checks all of it and refuses a truncated, tampered or wrong-version model in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from deeprc_hopfield import __version__
+from deeprc_hopfield.errors import DeepRCError
+
+MODEL_FORMAT = "deeprc-hopfield model"
+MODEL_SCHEMA_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class ModelFileError(DeepRCError):
+    """A model directory that is missing, incomplete, tampered with or of another version."""
+
+
+@dataclass
+class SavedModel:
+    """A loaded model and what it was trained on."""
+
+    model: torch.nn.Module
+    labels: dict[str, dict]  # task name -> {"kind": ..., "classes": [...]}
+    v_genes: list[str]
+    j_genes: list[str]
+    training: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, dict], v_genes: list[str],
+               j_genes: list[str], training: dict | None = None, extra_files: dict[str, str] | None = None) -> Path:
+    """Write `model` to `directory` atomically (a temporary folder beside it, renamed at the end).
+
+    `model` must have a `config` attribute with `to_dict()` (a :class:`ModelConfig`); `extra_files`
+    (name -> text, e.g. the training metrics) are written beside the weights.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=parent))
+    try:
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
+        config = {
+            "format": MODEL_FORMAT,
+            "schema_version": MODEL_SCHEMA_VERSION,
+            "package_version": __version__,
+            "model": model.config.to_dict(),
+            "labels": labels,
+            "genes": {"v": list(v_genes), "j": list(j_genes)},
+            "training": training or {},
+            "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        os.chmod(tmp, 0o755)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def read_model_config(directory: str | Path) -> dict:
+    """The checked `config.json` of a model directory (weights not loaded)."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not directory.is_dir():
+        raise ModelFileError("model directory not found", directory)
+    if not config_path.is_file():
+        raise ModelFileError(f"not a model directory: no {CONFIG_FILE}", directory)
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{CONFIG_FILE} is not valid JSON ({exc})", config_path) from None
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        raise ModelFileError("not a deeprc-hopfield model", config_path)
+    if config.get("schema_version") != MODEL_SCHEMA_VERSION:
+        raise ModelFileError(
+            f"model file version {config.get('schema_version')}, but this deeprc-hopfield ({__version__}) reads "
+            f"version {MODEL_SCHEMA_VERSION}; retrain or use the matching deeprc-hopfield version", config_path)
+    return config
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> SavedModel:
+    """Load a model directory written by :func:`save_model`, checking format, version and checksum."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from deeprc_hopfield.model import ModelConfig, RepertoireClassifier
+
+    directory = Path(directory)
+    config = read_model_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelFileError(f"{WEIGHTS_FILE} is missing", directory)
+    if _sha256(weights) != config.get("weights_sha256"):
+        raise ModelFileError(f"{WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE} "
+                             "(truncated or modified)", weights)
+    try:
+        model = RepertoireClassifier(ModelConfig.from_dict(config["model"]))
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"cannot load the model: {str(exc).splitlines()[0]}", directory) from None
+    model.to(device).eval()
+    return SavedModel(model=model, labels=config["labels"], v_genes=config["genes"]["v"],
+                      j_genes=config["genes"]["j"], training=config.get("training", {}), path=directory)

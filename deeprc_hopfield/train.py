@@ -1,0 +1,387 @@
+"""Training: one readable loop (sample -> score -> select -> forward -> loss -> step -> log -> checkpoint).
+
+Per update, `repertoires_per_update` training repertoires are drawn and up to `sample_size`
+sequences of each sampled; all of them are scored without gradients and only the most-attended
+`top_fraction` of each repertoire is back-propagated through, as DeepRC does. The model is selected
+on an inner validation split of the training repertoires (never the test fold) by validation loss.
+Every random choice is seeded by (seed, update), so a resumed run reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.metrics import task_metrics
+from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
+from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
+from deeprc_hopfield.saved_model import save_model
+from deeprc_hopfield.store import RepertoireStore
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(DeepRCError):
+    """Training cannot start: a label, split, device or configuration problem."""
+
+
+@dataclass
+class TrainingConfig:
+    """Training hyper-parameters (the `training:` section of a config YAML)."""
+
+    n_updates: int = 600
+    repertoires_per_update: int = 4
+    sample_size: int = 10_000
+    sampling: str = "uniform"
+    top_fraction: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    validation_fraction: float = 0.2
+    evaluate_every: int = 50
+    checkpoint_every: int = 100
+    patience: int = 0  # evaluations without improvement before stopping early; 0 = never stop early
+    embed_chunk: int = 8192
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.n_updates >= 1, "n_updates must be >= 1"),
+            (self.repertoires_per_update >= 1, "repertoires_per_update must be >= 1"),
+            (self.sample_size >= 1, "sample_size must be >= 1"),
+            (self.sampling in SAMPLING_MODES, f"sampling must be one of {', '.join(SAMPLING_MODES)}"),
+            (0 < self.top_fraction <= 1, "top_fraction must be in (0, 1]"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(f"training config: {message}")
+
+
+def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TrainingError(f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
+    """Model options and the training config from a YAML file with `model:` and `training:` sections."""
+    import yaml
+
+    if path is None:
+        return {}, TrainingConfig()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrainingError(f"cannot read config: {exc}", path) from None
+    if not isinstance(data, dict) or set(data) - {"model", "training"}:
+        raise TrainingError("config must be a mapping with sections 'model' and/or 'training'", path)
+    try:
+        training = _dataclass_from(TrainingConfig, data.get("training") or {}, f"{path}: training")
+    except TypeError as exc:
+        raise TrainingError(str(exc), path) from None
+    return dict(data.get("model") or {}), training
+
+
+def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) -> tuple[list[TaskSpec], dict]:
+    """One task per label column (default: every label of the store) and the label descriptions."""
+    names = label_columns or store.label_names
+    if not names:
+        raise TrainingError("the store has no label to train on (ingest with --label-column)", store.path)
+    tasks, labels = [], {}
+    for name in names:
+        label = store.label(name)
+        n_classes = len(label.classes) if label.kind == "categorical" else 1
+        tasks.append(TaskSpec(name=name, kind=label.kind, n_classes=n_classes))
+        labels[name] = {"kind": label.kind, "classes": label.classes}
+    return tasks, labels
+
+
+def read_split(path: str | Path, store: RepertoireStore, fold: int) -> np.ndarray:
+    """Indices of the training repertoires of `fold`: every repertoire whose fold is not `fold`."""
+    path = Path(path)
+    try:
+        split = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str})
+    except (OSError, pd.errors.ParserError) as exc:
+        raise TrainingError(f"cannot read split: {exc}", path) from None
+    if not {"subject_id", "fold"} <= set(split.columns):
+        raise TrainingError("split table needs columns subject_id and fold", path)
+    fold_of = dict(zip(split["subject_id"], split["fold"]))
+    missing = [s for s in store.subject_ids if s not in fold_of]
+    if missing:
+        raise TrainingError(f"subject '{missing[0]}' of the store is not in the split", path)
+    if fold not in set(fold_of.values()):
+        raise TrainingError(f"fold {fold} is not in the split (folds: {sorted(set(fold_of.values()))})", path)
+    return np.array([i for i, s in enumerate(store.subject_ids) if fold_of[s] != fold])
+
+
+def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split of the training repertoires into (fit, validation)."""
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    fit, validation = [], []
+    for value in np.unique(strata):
+        members = rng.permutation(indices[strata == value])
+        n_val = max(1, int(round(fraction * len(members)))) if len(members) > 1 else 0
+        validation.extend(members[:n_val])
+        fit.extend(members[n_val:])
+    return np.sort(np.array(fit)), np.sort(np.array(validation))
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (CUDA when present), 'cpu' or 'cuda'; asking for an absent GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda, but no CUDA GPU is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise TrainingError(f"unknown device '{name}'; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+class Trainer:
+    """Holds what one training run needs; :meth:`run` is the loop."""
+
+    def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
+                 train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device):
+        self.store, self.out, self.tasks, self.labels, self.config, self.device = (
+            store, out, tasks, labels, config, device)
+        self.targets = {t.name: store.label(t.name).values for t in tasks}
+        first = tasks[0]
+        strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
+        self.fit_idx, self.val_idx = inner_validation_split(
+            train_indices, strata[train_indices], config.validation_fraction, config.seed)
+        if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
+            raise TrainingError("too few training repertoires for an inner validation split", store.path)
+        self._weight_tasks()
+        torch.manual_seed(config.seed)
+        options = {"n_v_genes": len(store.v_genes), "n_j_genes": len(store.j_genes), **model_options}
+        try:
+            self.model_config = ModelConfig(tasks=self.tasks, **options)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"model config: {exc}") from None
+        self.model = RepertoireClassifier(self.model_config).to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.cache = RepertoireCache(store)
+        self.update = 0
+        self.best = {"loss": math.inf, "update": 0}
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.history: list[dict] = []
+        self.evaluations_without_gain = 0
+        self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
+
+    def _weight_tasks(self) -> None:
+        """Class weights from the fitting repertoires, so that a rare class counts as much as a common one."""
+        for task in self.tasks:
+            if task.kind == "numeric":
+                continue
+            k = max(2, task.n_classes)
+            counts = np.bincount(self.targets[task.name][self.fit_idx], minlength=k).astype(float)
+            task.class_weights = (counts.sum() / (k * np.maximum(counts, 1))).tolist()
+
+    # --- one update -----------------------------------------------------------------------
+    def _targets(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        out = {}
+        for task in self.tasks:
+            values = self.targets[task.name][indices]
+            dtype = torch.long if task.kind == "categorical" else torch.float32
+            out[task.name] = torch.as_tensor(values, dtype=dtype, device=self.device)
+        return out
+
+    def _top_attended(self, bags: SequenceBags) -> torch.Tensor:
+        """Global indices of the most-attended `top_fraction` of each bag, sorted within bags."""
+        with torch.no_grad():
+            scores = self.model.attention_logits(bags, chunk_size=self.config.embed_chunk).max(dim=1).values
+        keep = []
+        offsets = bags.offsets.tolist()
+        for start, end in zip(offsets[:-1], offsets[1:]):
+            k = max(1, math.ceil(self.config.top_fraction * (end - start)))
+            top = torch.topk(scores[start:end], k).indices + start
+            keep.append(torch.sort(top).values)
+        return torch.cat(keep)
+
+    def step(self) -> float:
+        """One update; returns its loss."""
+        cfg = self.config
+        rng = update_rng(cfg.seed, self.update)
+        chosen = rng.choice(self.fit_idx, size=min(cfg.repertoires_per_update, len(self.fit_idx)), replace=False)
+        reps = [self.cache[int(i)] for i in chosen]
+        reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
+        bags = SequenceBags.from_repertoires(reps).to(self.device)
+        self.model.eval()
+        selected = bags.select(self._top_attended(bags))
+        self.model.train()
+        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            output = self.model(selected, chunk_size=cfg.embed_chunk)
+            loss = task_loss(output.outputs, self._targets(chosen), self.tasks)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.update += 1
+        return float(loss.detach())
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, indices: np.ndarray) -> dict[str, float]:
+        """Loss and metrics over whole repertoires (no sub-sampling), without gradients."""
+        from deeprc_hopfield.infer import predict_outputs
+
+        self.model.eval()
+        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in indices], self.device,
+                                  self.config.embed_chunk)
+        with torch.no_grad():
+            loss = float(task_loss(outputs, self._targets(indices), self.tasks))
+        result = {"val_loss": loss}
+        for task in self.tasks:
+            scores = _scores(outputs[task.name], task.kind)
+            for name, value in task_metrics(task.kind, scores, self.targets[task.name][indices]).items():
+                result[f"val_{task.name}_{name}" if len(self.tasks) > 1 else f"val_{name}"] = value
+        return result
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Model, optimizer, best weights and history, written atomically (safetensors + JSON)."""
+        from safetensors.torch import save_file
+
+        tmp = self.checkpoint_dir.with_name(self.checkpoint_dir.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in self.best_state.items()})
+        optimizer_state = self.optimizer.state_dict()
+        for pid, state in optimizer_state["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        save_file(tensors, str(tmp / "state.safetensors"))
+        meta = {"update": self.update, "best": self.best, "history": self.history,
+                "evaluations_without_gain": self.evaluations_without_gain,
+                "param_groups": optimizer_state["param_groups"], "config": asdict(self.config)}
+        (tmp / "progress.json").write_text(json.dumps(meta))
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        tmp.rename(self.checkpoint_dir)
+
+    def load_checkpoint(self) -> None:
+        from safetensors.torch import load_file
+
+        state_file = self.checkpoint_dir / "state.safetensors"
+        if not state_file.is_file():
+            raise TrainingError("--resume, but there is no checkpoint", self.checkpoint_dir)
+        meta = json.loads((self.checkpoint_dir / "progress.json").read_text())
+        tensors = load_file(str(state_file), device=str(self.device))
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        optim_state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                optim_state.setdefault(int(pid), {})[name] = value if name != "step" else value.cpu()
+        self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
+        self.update, self.best, self.history = meta["update"], meta["best"], meta["history"]
+        self.evaluations_without_gain = meta["evaluations_without_gain"]
+        log.info("resumed from %s at update %d", self.checkpoint_dir, self.update)
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> Path:
+        cfg = self.config
+        log.info("training on %d repertoires, validating on %d (device %s)", len(self.fit_idx),
+                 len(self.val_idx), self.device)
+        start_time = time.perf_counter()
+        bar = tqdm(total=cfg.n_updates, initial=self.update, unit="update", desc="train", disable=not progress)
+        losses: list[float] = []
+        while self.update < cfg.n_updates:
+            losses.append(self.step())
+            bar.update()
+            raise_if_interrupted()
+            if self.update % cfg.evaluate_every == 0 or self.update == cfg.n_updates:
+                row = {"update": self.update, "loss": float(np.mean(losses)), **self.evaluate(self.val_idx),
+                       "seconds": round(time.perf_counter() - start_time, 2)}
+                losses = []
+                self.history.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{row['val_loss']:.3f}")
+                log.info("update %d: %s", self.update, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                     if k != "update"))
+                if row["val_loss"] < self.best["loss"]:
+                    self.best = {"loss": row["val_loss"], "update": self.update}
+                    self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                    self.evaluations_without_gain = 0
+                else:
+                    self.evaluations_without_gain += 1
+                if cfg.patience and self.evaluations_without_gain >= cfg.patience:
+                    log.info("stopping early: no gain in validation loss for %d evaluations", cfg.patience)
+                    break
+            if self.update % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Write the best model (by validation loss) with its metrics CSV."""
+        self.model.load_state_dict(self.best_state)
+        training = {**asdict(self.config), "store": str(self.store.path), "best_update": self.best["update"],
+                    "best_val_loss": self.best["loss"], "fit_subjects": [self.store.subject_ids[i] for i in self.fit_idx],
+                    "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx]}
+        metrics = _history_csv(self.history)
+        save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
+                   extra_files={"metrics.csv": metrics})
+        log.info("wrote %s (best validation loss %.4f at update %d)", self.out, self.best["loss"], self.best["update"])
+        return self.out
+
+
+def _scores(output: torch.Tensor, kind: str) -> np.ndarray:
+    """Probabilities (binary, categorical) or values (numeric) from raw outputs."""
+    output = output.detach().float().cpu()
+    if kind == "binary":
+        return torch.sigmoid(output.reshape(-1)).numpy()
+    if kind == "categorical":
+        return torch.softmax(output, dim=-1).numpy()
+    return output.reshape(-1).numpy()
+
+
+def _history_csv(history: list[dict]) -> str:
+    if not history:
+        return ""
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    lines = [",".join(columns)]
+    for row in history:
+        lines.append(",".join("" if row.get(c) is None else f"{row[c]:.6g}" if isinstance(row.get(c), float)
+                              else str(row[c]) for c in columns))
+    return "\n".join(lines) + "\n"
+
+
+def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
+          label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
+          device: str = "auto", resume: bool = False, seed: int | None = None, n_updates: int | None = None,
+          progress: bool = True) -> Path:
+    """Train a model on a store and write it to `out` (a model directory)."""
+    model_options, config = read_config(config_path)
+    overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
+    if overrides:
+        config = TrainingConfig(**{**asdict(config), **overrides})
+    target = resolve_device(device)
+    with RepertoireStore(store_path) as store:
+        tasks, labels = tasks_from_store(store, label_columns)
+        if (split is None) != (fold is None):
+            raise TrainingError("--split and --fold go together")
+        indices = read_split(split, store, fold) if split is not None else np.arange(len(store))
+        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target)
+        if resume:
+            trainer.load_checkpoint()
+        return trainer.run(progress=progress)

@@ -1,0 +1,139 @@
+"""Training, model files, prediction and attention on a small, easy simulated cohort (real torch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.saved_model import ModelFileError, load_model
+from deeprc_hopfield.simulate import SimulationSettings, simulate
+from deeprc_hopfield.train import train
+
+QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_size": 200,
+         "repertoires_per_update": 4}
+
+
+@pytest.fixture(scope="module")
+def easy_cohort(tmp_path_factory) -> dict:
+    """40 repertoires x 300 sequences, motif GRDT in 5% of each positive's sequences; split: fold 0 held out."""
+    root = tmp_path_factory.mktemp("easy")
+    simulate(SimulationSettings(n_repertoires=40, sequences_per_repertoire=300, witness_rate=0.05, seed=3,
+                                motifs=("GRDT",)), root / "cohort", threads=2)
+    store = ingest(root / "cohort" / "metadata.csv", root / "cohort" / "repertoires", root / "easy.h5",
+                   progress=False)
+    meta = pd.read_csv(root / "cohort" / "metadata.csv")
+    folds = np.zeros(len(meta), dtype=int)
+    for label in (0, 1):
+        members = np.flatnonzero(meta["label"].to_numpy() == label)
+        folds[members] = np.arange(len(members)) % 4
+    split = root / "split.csv"
+    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": folds}).to_csv(split, index=False)
+    return {"root": root, "store": store, "split": split, "folds": folds, "meta": meta,
+            "repertoires": root / "cohort" / "repertoires", "metadata": root / "cohort" / "metadata.csv"}
+
+
+def _config(tmp_path: Path, **training) -> Path:
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"training": {**QUICK, **training}}))
+    return path
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "weights.safetensors"))
+
+
+@pytest.mark.slow
+def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
+    torch.set_num_threads(1)
+    config = _config(tmp_path, n_updates=300, evaluate_every=100, checkpoint_every=100, sample_size=300)
+    model_dir = train(easy_cohort["store"], tmp_path / "model", config, split=easy_cohort["split"], fold=0,
+                      device="cpu", progress=False)
+    metrics = pd.read_csv(model_dir / "metrics.csv")
+    assert list(metrics["update"]) == [100, 200, 300] and {"loss", "val_loss", "val_auc", "seconds"} <= set(metrics)
+    held_out = set(easy_cohort["meta"]["subject_id"].astype(str)[easy_cohort["folds"] == 0])
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    assert held_out.isdisjoint(training["fit_subjects"]) and held_out.isdisjoint(training["validation_subjects"])
+
+    out = tmp_path / "predictions.csv"
+    subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir, "--store",
+                    easy_cohort["store"], "--out", out, "--threads", "1"], check=True, capture_output=True)
+    predictions = pd.read_csv(out, dtype={"subject_id": str})
+    assert list(predictions.columns) == ["subject_id", "probability", "predicted", "true_label"]
+    test = predictions[predictions["subject_id"].isin(held_out)]
+    assert len(test) == 10
+    assert roc_auc_score(test["true_label"], test["probability"]) >= 0.9
+
+    attended = tmp_path / "attended.tsv"
+    subprocess.run([sys.executable, "-m", "deeprc_hopfield", "attend", "--model", model_dir, "--repertoires",
+                    easy_cohort["repertoires"], "--metadata", easy_cohort["metadata"], "--top", "5",
+                    "--out", attended], check=True, capture_output=True)
+    top = pd.read_csv(attended, sep="\t", dtype={"repertoire_id": str})
+    assert list(top.columns) == ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call",
+                                 "duplicate_count"]
+    assert top.groupby("repertoire_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    assert (top.groupby("repertoire_id")["attention"].diff().dropna() <= 0).all()
+    positives = set(easy_cohort["meta"]["subject_id"].astype(str)[easy_cohort["meta"]["label"] == 1])
+    in_positives = top[top["repertoire_id"].isin(positives) & (top["rank"] == 1)]
+    assert in_positives["junction_aa"].str.contains("GRDT").mean() >= 0.7  # 0.75 when written
+
+
+def test_resume_reaches_the_same_weights(easy_cohort, tmp_path):
+    torch.set_num_threads(1)
+    full = train(easy_cohort["store"], tmp_path / "full", _config(tmp_path), device="cpu", progress=False)
+    first = train(easy_cohort["store"], tmp_path / "part", _config(tmp_path, n_updates=4), device="cpu",
+                  progress=False)
+    assert first.is_dir()
+    resumed = train(easy_cohort["store"], tmp_path / "part", _config(tmp_path), device="cpu", resume=True,
+                    progress=False)
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    again = train(easy_cohort["store"], tmp_path / "again", _config(tmp_path), device="cpu", progress=False)
+    assert all(torch.equal(a[k], v) for k, v in _weights(again).items())  # CPU runs are deterministic
+
+
+def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tmp_path):
+    model_dir = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu",
+                      progress=False)
+    assert load_model(model_dir).labels == {"label": {"kind": "binary", "classes": ["0", "1"]}}
+    weights = model_dir / "weights.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-10] + bytes(10))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(model_dir)
+    weights.write_bytes(original[: len(original) // 2])
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(model_dir)
+    weights.write_bytes(original)
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "schema_version": 99}))
+    with pytest.raises(ModelFileError, match="version 99"):
+        load_model(model_dir)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["predict", "--model", "{tmp}/nope", "--store", "{store}", "--out", "{tmp}/p.csv"], "model directory not found"),
+        (["train", "--store", "{store}", "--out", "{tmp}/m", "--label-column", "cmv"], "no label 'cmv'"),
+        (["train", "--store", "{store}", "--out", "{tmp}/m", "--device", "tpu"], "unknown device 'tpu'"),
+        (["train", "--store", "{tmp}/missing.h5", "--out", "{tmp}/m"], "store not found"),
+    ],
+)
+def test_bad_input_gets_one_line(easy_cohort, tmp_path, args, words):
+    args = [a.format(tmp=tmp_path, store=easy_cohort["store"]) for a in args]
+    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", *args], capture_output=True, text=True)
+    assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m").exists() and not (tmp_path / "p.csv").exists()
