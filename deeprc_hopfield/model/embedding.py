@@ -62,10 +62,12 @@ class SequenceEmbedder(nn.Module):
                  gene_embedding_dim: int = 0, use_counts: bool = False) -> None:
         super().__init__()
         self.kernel_size = kernel_size
+        # 'same' padding (left, right): output position t sees inputs t - left .. t + right
+        self.padding = ((kernel_size - 1) // 2, kernel_size - 1 - (kernel_size - 1) // 2)
         self.n_position = position_features
         in_channels = N_AMINO_ACIDS + position_features
         self.convs = nn.ModuleList(
-            nn.Conv1d(in_channels if i == 0 else n_filters, n_filters, kernel_size, padding="same")
+            nn.Conv1d(in_channels if i == 0 else n_filters, n_filters, kernel_size)
             for i in range(n_conv_layers))
         _lecun_init(self.convs)
         self.v_embedding = (nn.Embedding(n_v_genes + 1, gene_embedding_dim)
@@ -83,26 +85,60 @@ class SequenceEmbedder(nn.Module):
                    config.n_v_genes, config.n_j_genes, config.gene_embedding_dim, config.use_counts)
 
     # --- the CNN on one padded chunk ---------------------------------------------------------------
-    def embed_padded(self, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def first_layer_tables(self, max_length: int) -> torch.Tensor:
+        """Lookup table that replaces the first convolution, (kernel*21 + max_length**2 + 1, n_filters).
+
+        A convolution over one-hot residues is a sum of looked-up weight columns: row j*21 + a holds
+        the weights of window offset j for amino acid code a (code 0, padding, is a zero row). The
+        position channels depend only on (length, position), so their convolution plus the bias is
+        precomputed for every length up to `max_length`: row kernel*21 + (L-1)*max_length + t. The
+        last row is zero (for padded positions). Differentiable: gradients reach the conv weights.
+        """
+        conv = self.convs[0]
+        weight = conv.weight  # (F, 20 + P, k)
+        n_filters, k = weight.shape[0], self.kernel_size
+        residue = weight[:, :N_AMINO_ACIDS, :].permute(2, 1, 0)  # (k, 20, F)
+        residue = torch.cat((residue.new_zeros(k, 1, n_filters), residue), dim=1).reshape(k * (N_AMINO_ACIDS + 1), n_filters)
+        lengths = torch.arange(1, max_length + 1, device=weight.device)
+        if self.n_position:
+            pf = position_features(lengths, max_length, weight.dtype).transpose(1, 2)  # (L, 3, L)
+            pos = F.conv1d(F.pad(pf, self.padding), weight[:, N_AMINO_ACIDS:, :], conv.bias)  # (L, F, L)
+            pos = pos.transpose(1, 2).reshape(max_length * max_length, n_filters)
+        else:
+            pos = conv.bias.expand(max_length * max_length, n_filters)
+        return torch.cat((residue, pos, weight.new_zeros(1, n_filters)))
+
+    def embed_padded(self, padded: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor | None = None,
+                     table_length: int | None = None, uniform: bool = False) -> torch.Tensor:
         """CNN + masked max of one chunk.
 
-        padded: uint8/long (c, w) codes, 0 beyond each sequence; lengths: long (c,), all >= 1.
-        Returns (c, n_filters).
+        padded: uint8/long (c, w) codes, 0 beyond each sequence; lengths: long (c,), all in 1..w.
+        `table`/`table_length` from `first_layer_tables` (built here when None); `uniform` promises
+        that every sequence has length w (no mask needed). Returns (c, n_filters).
         """
-        dtype = self.convs[0].weight.dtype
         c, w = padded.shape
-        # one-hot with the padding code 0 mapped to an all-zero row
-        x = F.one_hot(padded.long(), N_AMINO_ACIDS + 1)[..., 1:].to(dtype)  # (c, w, 20)
-        if self.n_position:
-            x = torch.cat((x, position_features(lengths, w, dtype)), dim=-1)  # (c, w, 23)
-        x = x.transpose(1, 2)  # (c, channels, w)
-        valid = (torch.arange(w, device=padded.device)[None, :] < lengths[:, None])[:, None, :]  # (c, 1, w)
-        for i, conv in enumerate(self.convs):
-            x = F.selu(conv(x))  # (c, filters, w)
-            if i + 1 < len(self.convs):
-                x = x * valid  # padding must stay zero for the next layer
-        x = x.masked_fill(~valid, float("-inf"))
-        return x.amax(dim=2)  # (c, filters)
+        if table is None:
+            table_length = w
+            table = self.first_layer_tables(w)
+        k = self.kernel_size
+        n_res = k * (N_AMINO_ACIDS + 1)
+        # first layer: one embedding_bag over k residue rows + 1 position/bias row per output position
+        codes = F.pad(padded.long(), self.padding)  # (c, w + k - 1)
+        window = codes.unfold(1, k, 1) + torch.arange(0, n_res, N_AMINO_ACIDS + 1, device=padded.device)  # (c, w, k)
+        col = torch.arange(w, device=padded.device)
+        valid = col[None, :] < lengths[:, None]  # (c, w)
+        pos_row = n_res + (lengths[:, None] - 1) * table_length + col[None, :]
+        pos_row = torch.where(valid, pos_row, table.shape[0] - 1)
+        index = torch.cat((window, pos_row[..., None]), dim=2).reshape(c * w, k + 1)
+        x = F.embedding_bag(index, table, mode="sum").view(c, w, -1)  # (c, w, F), pre-activation
+        for conv in self.convs[1:]:
+            x = F.selu(x)
+            if not uniform:
+                x = x * valid[..., None]  # padding must stay zero for the next layer
+            x = conv(F.pad(x.transpose(1, 2), self.padding)).transpose(1, 2)  # (c, w, F)
+        if not uniform:
+            x = x.masked_fill(~valid[..., None], float("-inf"))
+        return F.selu(x.amax(dim=1))  # SELU is increasing: max then SELU = max of SELU; (c, F)
 
     def _extras(self, index: torch.Tensor, v_index: torch.Tensor | None, j_index: torch.Tensor | None,
                 counts: torch.Tensor | None, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -150,15 +186,20 @@ class SequenceEmbedder(nn.Module):
         # chunk widths in one transfer: the longest sequence of a sorted chunk is its last one
         ends = torch.arange(chunk_size, n + chunk_size, chunk_size).clamp(max=n)
         widths = sorted_lengths[(ends - 1).to(lengths.device)].tolist()
+        first = sorted_lengths[torch.arange(0, n, chunk_size, device=lengths.device)].tolist()
+        max_length = max(widths)
+        table = self.first_layer_tables(max_length)
         last_residue = codes.shape[0] - 1
         for k, width in enumerate(widths):
             index = order[k * chunk_size: (k + 1) * chunk_size]
             chunk_lengths = sorted_lengths[k * chunk_size: (k + 1) * chunk_size]
             col = torch.arange(width, device=codes.device)
             source = (starts[index][:, None] + col[None, :]).clamp(max=last_residue)  # (c, w)
-            valid = col[None, :] < chunk_lengths[:, None]
-            padded = codes[source] * valid  # (c, w), zero beyond each sequence
-            emb = self.embed_padded(padded, chunk_lengths)
+            uniform = first[k] == width
+            padded = codes[source]
+            if not uniform:
+                padded = padded * (col[None, :] < chunk_lengths[:, None])  # (c, w), zero beyond each sequence
+            emb = self.embed_padded(padded, chunk_lengths, table, max_length, uniform)
             extras = self._extras(index, v_index, j_index, counts, dtype)
             if extras:
                 emb = torch.cat([emb, *extras], dim=1)
