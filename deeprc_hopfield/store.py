@@ -46,7 +46,7 @@ SCHEMA_VERSION = 1
 _STR = h5py.string_dtype("utf-8")
 _SEQUENCE_FIELDS = {"lengths": np.uint8, "counts": np.float64, "v_index": np.int16, "j_index": np.int16}
 MAX_LENGTH = np.iinfo(np.uint8).max  # longest CDR3 a store holds
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16  # sequences per chunk; residue codes use 4x that
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
