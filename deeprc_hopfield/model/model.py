@@ -67,7 +67,7 @@ class RepertoireClassifier(nn.Module):
             lg = pooling.logits(k, query, b)  # (c, H)
             acc.add(lg, v, b)
             if logits is not None:
-                logits[index] = lg
+                logits[index] = lg.to(logits.dtype)
         mean, lse = acc.result()
         attention = torch.exp(logits - lse[bag]) if logits is not None else None
         return ModelOutput(self.head(pooling.finish(mean)), attention)
@@ -82,5 +82,5 @@ class RepertoireClassifier(nn.Module):
         out = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=pooling.query.dtype)
         for index, emb in self._chunks(bags, chunk_size):
             k, _ = pooling.keys_values(emb, values=False)
-            out[index] = pooling.logits(k, query, bag[index])
+            out[index] = pooling.logits(k, query, bag[index]).to(out.dtype)
         return out

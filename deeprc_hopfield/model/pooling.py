@@ -49,6 +49,8 @@ class StreamingSoftmax:
 
     def add(self, logits: torch.Tensor, values: torch.Tensor | None, bag: torch.Tensor) -> None:
         heads = logits.shape[1]
+        logits = logits.to(self.s.dtype)  # accumulate in full precision under autocast
+        values = values.to(self.s.dtype) if values is not None else None
         chunk_max = self.m.detach().scatter_reduce(0, bag[:, None].expand(-1, heads), logits.detach(), "amax")
         new_m = chunk_max  # includes the old maximum (include_self)
         scale = torch.exp(self.m - new_m).nan_to_num(0.0)  # -inf - -inf (bag not seen yet) -> 0
