@@ -159,6 +159,23 @@ def test_embedding_is_exact_and_padding_free(layers, kernel):
         torch.testing.assert_close(chunk[2], bucketed[5, :16], atol=1e-5, rtol=1e-5)
 
 
+def test_embedding_gradients_match_plain_conv():
+    torch.manual_seed(9)
+    embedder = SequenceEmbedder(kernel_size=5, n_filters=8, n_conv_layers=2)
+    rng = np.random.default_rng(9)
+    lengths = torch.tensor(rng.integers(2, 12, 15))
+    codes = torch.tensor(rng.integers(1, 21, int(lengths.sum())), dtype=torch.uint8)
+    weights = torch.randn(15, 8)
+    (embedder(codes, lengths, chunk_size=4) * weights).sum().backward()
+    fast = [p.grad.clone() for p in embedder.parameters()]
+    embedder.zero_grad()
+    starts = torch.cumsum(lengths, 0) - lengths
+    ref = torch.stack([reference_embedding(embedder, codes[starts[i]:starts[i] + lengths[i]]) for i in range(15)])
+    (ref * weights).sum().backward()
+    for a, p in zip(fast, embedder.parameters()):
+        torch.testing.assert_close(a, p.grad, atol=1e-4, rtol=1e-4)
+
+
 def test_gene_and_count_features():
     torch.manual_seed(4)
     embedder = SequenceEmbedder(n_filters=8, n_v_genes=3, n_j_genes=2, gene_embedding_dim=4, use_counts=True)

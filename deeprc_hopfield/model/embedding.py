@@ -38,6 +38,29 @@ def position_features(lengths: torch.Tensor, width: int, dtype: torch.dtype) -> 
     return feats * valid[..., None]
 
 
+class _RowSum(torch.autograd.Function):
+    """out[i] = sum_j table[index[i, j]]: `embedding_bag(mode='sum')` forward, a faster backward.
+
+    torch's dense embedding_bag backward sorts all indices; scattering the output gradient once
+    per index column with `index_add_` is about 3x faster on CPU for these small tables.
+    """
+
+    @staticmethod
+    def forward(ctx, index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.table_shape = table.shape
+        return F.embedding_bag(index, table, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        (index,) = ctx.saved_tensors
+        grad_table = grad.new_zeros(ctx.table_shape)
+        grad = grad.contiguous()
+        for j in range(index.shape[1]):
+            grad_table.index_add_(0, index[:, j], grad)
+        return None, grad_table
+
+
 def _lecun_init(module: nn.Module) -> None:
     """LeCun-normal weights and zero biases (the initialisation SELU networks expect)."""
     for m in module.modules():
@@ -130,7 +153,7 @@ class SequenceEmbedder(nn.Module):
         pos_row = n_res + (lengths[:, None] - 1) * table_length + col[None, :]
         pos_row = torch.where(valid, pos_row, table.shape[0] - 1)
         index = torch.cat((window, pos_row[..., None]), dim=2).reshape(c * w, k + 1)
-        x = F.embedding_bag(index, table, mode="sum").view(c, w, -1)  # (c, w, F), pre-activation
+        x = _RowSum.apply(index, table).view(c, w, -1)  # (c, w, F), pre-activation
         for conv in self.convs[1:]:
             x = F.selu(x)
             if not uniform:
