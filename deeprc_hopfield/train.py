@@ -9,7 +9,6 @@ Every random choice is seeded by (seed, update), so a resumed run reaches the sa
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -180,6 +179,11 @@ class Trainer:
         self.model = RepertoireClassifier(self.model_config).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
+        # mixed precision on CUDA only: bfloat16 where the GPU has it, else float16 with loss scaling
+        self.amp_dtype = None
+        if device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.cache = RepertoireCache(store)
         self.update = 0
         self.best = {"loss": math.inf, "update": 0}
@@ -229,12 +233,13 @@ class Trainer:
         self.model.eval()
         selected = bags.select(self._top_attended(bags))
         self.model.train()
-        with torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             output = self.model(selected, chunk_size=cfg.embed_chunk)
             loss = task_loss(output.outputs, self._targets(chosen), self.tasks)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.update += 1
         return float(loss.detach())
 

@@ -137,3 +137,27 @@ def test_bad_input_gets_one_line(easy_cohort, tmp_path, args, words):
     result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", *args], capture_output=True, text=True)
     assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_from_files_without_metadata_and_an_empty_repertoire(easy_cohort, tmp_path):
+    model_dir = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu",
+                      progress=False)
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in ("rep001.tsv", "rep002.tsv"):
+        (folder / name).write_bytes((easy_cohort["repertoires"] / name).read_bytes())
+    out = tmp_path / "p.csv"
+    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir,
+                             "--repertoires", folder, "--out", out], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(out)
+    assert predictions["subject_id"].tolist() == ["rep001", "rep002"] and "true_label" not in predictions
+    assert predictions["probability"].between(0, 1).all()
+
+    lines = (folder / "rep002.tsv").read_text().splitlines()
+    (folder / "rep002.tsv").write_text("\n".join([lines[0]] + [line.replace("\tT\t", "\tF\t") for line in lines[1:]]))
+    out.unlink()
+    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir,
+                             "--repertoires", folder, "--out", out], capture_output=True, text=True)
+    assert result.returncode == 1 and "no sequence left after quality control" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
