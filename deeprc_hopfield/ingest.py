@@ -71,6 +71,10 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
                           f"dropped: {dropped or 'none'})", path)
         codes, lengths = encode(clean["junction_aa"].to_numpy())
         sha256 = digest.result()
+    for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", clean["v_call"].isna()),
+                          ("J genes", clean["j_call"].isna())):
+        if missing.all():
+            log.info("%s: no %s in the file (recorded as missing)", path, what)
     return ParsedRepertoire(
         source=str(path), fmt=detected, sha256=sha256, codes=codes,
         lengths=lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),

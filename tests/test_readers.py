@@ -512,3 +512,13 @@ def test_blank_lines_keep_line_numbers(tmp_path):
     with pytest.raises(InputFormatError) as info:
         read_repertoire(path)
     assert info.value.line == 4
+
+
+def test_plain_file_cut_mid_row_is_refused(tmp_path):
+    path = tmp_path / "cut.tsv"
+    path.write_text("junction_aa\tv_call\tj_call\tduplicate_count\nCASSLGF\tTRBV5-1\tTRBJ2-7\t3\nCASSQ")
+    with pytest.raises(InputFormatError, match="looks truncated") as info:
+        read_repertoire(path)
+    assert info.value.line == 3
+    path.write_text("junction_aa\tv_call\tj_call\tduplicate_count\nCASSLGF\tTRBV5-1\tTRBJ2-7\t3")  # no final newline
+    assert len(read_repertoire(path)[0]) == 1

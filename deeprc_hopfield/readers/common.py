@@ -89,7 +89,28 @@ def read_columns(
         line = int(match.group(1)) if match else None
         raise InputFormatError(f"malformed table: {str(exc).strip()}", path, line=line) from None
     frame.columns = [name.strip() for name in frame.columns]
+    if not is_gzip(path):  # a gzip stream's own checks catch truncation; a plain file needs a look
+        _check_last_line(path, delimiter, len(frame))
     return frame
+
+
+def _check_last_line(path: Path, delimiter: str, n_rows: int) -> None:
+    """A plain file cut off mid-row ends without a newline and with too few fields: refuse it."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+        handle.seek(0)
+        header = handle.readline()
+    if not tail or tail.endswith(b"\n") or n_rows == 0:
+        return
+    last = tail.rsplit(b"\n", 1)[-1].rstrip(b"\r")
+    sep = delimiter.encode()
+    if last.count(sep) < header.count(sep):
+        raise InputFormatError(
+            f"the last line has {last.count(sep) + 1} of {header.count(sep) + 1} fields and no line end: "
+            "the file looks truncated", path, line=n_rows + 1)
 
 
 def first_present(header: list[str], candidates: list[str]) -> str | None:
