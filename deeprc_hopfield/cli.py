@@ -208,11 +208,15 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _add_inference_source(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="model directory written by `train`")
+    p.add_argument("--model", required=True, type=Path,
+                   help="model directory written by `train`, or a folder of them (the fold models of a "
+                        "cross-validation: an ensemble; probabilities are averaged and their spread reported)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", type=Path, help="repertoires from a store")
     source.add_argument("--repertoires", type=Path, help="repertoire files in a folder (any supported format)")
     p.add_argument("--metadata", type=Path, help="with --repertoires: subject ids and true labels from this table")
+    p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
+    p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
@@ -244,18 +248,22 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 
 def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
-    from deeprc_hopfield.infer import predict, subjects_from_files, subjects_from_store
-    from deeprc_hopfield.saved_model import load_model
+    from deeprc_hopfield.infer import held_out_subjects, load_models, predict, subjects_from_files, subjects_from_store
     from deeprc_hopfield.train import resolve_device
 
     _set_threads(args.threads)
     device = resolve_device(args.device)
-    saved = load_model(args.model, device)
+    if (args.split is None) != (args.fold is None):
+        raise DeepRCError("--split and --fold go together")
+    if args.split is not None and args.store is None:
+        raise DeepRCError("--split/--fold select repertoires of a --store")
+    models = load_models(args.model, device)
     if args.store is not None:
-        subjects = subjects_from_store(args.store, saved)
+        only = held_out_subjects(args.split, args.fold) if args.split is not None else None
+        subjects = subjects_from_store(args.store, models[0], only)
     else:
-        subjects = subjects_from_files(args.repertoires, saved, args.metadata)
-    return predict(saved, subjects, device, top=top)
+        subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
+    return predict(models, subjects, device, top=top)
 
 
 def _write_atomic(frame, path: Path, sep: str) -> None:  # noqa: ANN001
@@ -281,8 +289,38 @@ def _run_attend(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- cross-validation: split / baselines / evaluate / report -----------------------------------
+def _add_split(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "split",
+        help="assign the repertoires of a store to stratified, seeded cross-validation folds",
+        description=(
+            "Write a split table (columns subject_id, fold; folds 0..K-1) that `train --split/--fold`, "
+            "`baselines` and `evaluate` share. Folds are stratified by the label's classes (numeric labels: "
+            "by quantile bins) and seeded: the same store, --folds and --seed give the same file."
+        ),
+    )
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--out", required=True, type=Path, help="split CSV to write, e.g. split.csv")
+    p.add_argument("--folds", type=int, default=5, metavar="K",
+                   help="number of folds, >= 2; every class needs at least K repertoires (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the assignment (default: 0)")
+    p.add_argument("--label-column", metavar="COLUMN",
+                   help="label to stratify by (default: the store's only label, else 'label')")
+    p.set_defaults(func=_run_split)
+
+
+def _run_split(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.split import make_split, write_table
+
+    split = make_split(args.store, args.folds, args.seed, args.label_column)
+    write_table(split, args.out)
+    log.info("wrote %s (%d repertoires, %d folds)", args.out, len(split), args.folds)
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
-COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend]
+COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend, _add_split]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,14 +42,17 @@ def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
     return np.array([position.get(g, -1) for g in source_genes] + [-1], dtype=np.int64)
 
 
-def subjects_from_store(path: str | Path, saved: SavedModel) -> Iterator[Subject]:
-    """Every repertoire of a store, with the model's gene indices and the true labels it has."""
+def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | None = None) -> Iterator[Subject]:
+    """The repertoires of a store (those in `only`, if given), with the model's gene indices and the
+    true labels the store has."""
     with RepertoireStore(path) as store:
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
         labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
         for i in range(len(store)):
+            if only is not None and store.subject_ids[i] not in only:
+                continue
             rep = store.repertoire(i)
             truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
                      for name, label in labels.items()}
@@ -57,6 +60,21 @@ def subjects_from_store(path: str | Path, saved: SavedModel) -> Iterator[Subject
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts,
                                      v_map[rep.v_index], j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth)
+
+
+def held_out_subjects(split: str | Path, fold: int) -> set[str]:
+    """Subject ids of fold `fold` of a split table (subject_id, fold)."""
+    split = Path(split)
+    try:
+        table = pd.read_csv(split, sep=None, engine="python", dtype={"subject_id": str})
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DeepRCError(f"cannot read split: {exc}", split) from None
+    if not {"subject_id", "fold"} <= set(table.columns):
+        raise DeepRCError("split table needs columns subject_id and fold", split)
+    subjects = set(table.loc[table["fold"] == fold, "subject_id"])
+    if not subjects:
+        raise DeepRCError(f"fold {fold} is not in the split (folds: {sorted(table['fold'].unique().tolist())})", split)
+    return subjects
 
 
 def _repertoire_files(folder: Path) -> list[Path]:
@@ -111,50 +129,102 @@ def predict_outputs(model: torch.nn.Module, repertoires: list[Repertoire], devic
     return {name: torch.cat(values) for name, values in outputs.items()}
 
 
-def _probability_columns(saved: SavedModel, outputs: dict[str, torch.Tensor]) -> dict[str, object]:
-    """Columns of one prediction row: probabilities (or values) and the predicted label per task."""
+def _scores(label: dict, output: torch.Tensor) -> np.ndarray:
+    """One model's scores for one repertoire: P(positive) (binary), class probabilities, or the value."""
+    value = output.float().reshape(-1).cpu()
+    if label["kind"] == "binary":
+        return torch.sigmoid(value).numpy()
+    if label["kind"] == "categorical":
+        return torch.softmax(value, dim=0).numpy()
+    return value.numpy()
+
+
+def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) -> dict[str, object]:
+    """Columns of one prediction row from the scores of one or more models (shape (n_models, k)).
+
+    The mean over models is the prediction; with several models (a fold ensemble) the standard
+    deviation across them is given too, as `<column>_sd`.
+    """
     row: dict[str, object] = {}
-    single = len(saved.labels) == 1
-    for name, label in saved.labels.items():
+    single = len(labels) == 1
+    for name, label in labels.items():
         prefix = "" if single else f"{name}_"
-        value = outputs[name].reshape(-1) if label["kind"] != "categorical" else outputs[name].reshape(-1)
+        values = scores[name]
+        mean, spread = values.mean(axis=0), values.std(axis=0)
         if label["kind"] == "binary":
-            p = float(torch.sigmoid(value)[0])
-            row[f"{prefix}probability"] = p
-            row[f"{prefix}predicted"] = label["classes"][int(p >= 0.5)]
+            columns = {f"{prefix}probability": 0}
+            predicted = label["classes"][int(mean[0] >= 0.5)]
         elif label["kind"] == "categorical":
-            probs = torch.softmax(value, dim=0)
-            for cls, p in zip(label["classes"], probs.tolist()):
-                row[f"{prefix}probability_{cls}"] = p
-            row[f"{prefix}predicted"] = label["classes"][int(torch.argmax(probs))]
+            columns = {f"{prefix}probability_{cls}": k for k, cls in enumerate(label["classes"])}
+            predicted = label["classes"][int(np.argmax(mean))]
         else:
-            row[f"{prefix}predicted"] = float(value[0])
+            columns, predicted = {}, float(mean[0])
+        for column, k in columns.items():
+            row[column] = float(mean[k])
+            if len(values) > 1:
+                row[f"{column}_sd"] = float(spread[k])
+        row[f"{prefix}predicted"] = predicted
+        if label["kind"] == "numeric" and len(values) > 1:
+            row[f"{prefix}predicted_sd"] = float(spread[0])
     return row
 
 
-def predict(saved: SavedModel, subjects: Iterator[Subject], device: torch.device,
+def load_models(path: str | Path, device: torch.device) -> list[SavedModel]:
+    """One model directory, or a folder of them (the fold models of a cross-validation: an ensemble)."""
+    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError, load_model
+
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file() or not path.is_dir():
+        return [load_model(path, device)]
+    members = sorted(p for p in path.iterdir() if (p / CONFIG_FILE).is_file())
+    if not members:
+        raise ModelFileError("neither a model directory nor a folder of model directories", path)
+    models = [load_model(p, device) for p in members]
+    for other in models[1:]:
+        if (other.labels, other.v_genes, other.j_genes) != (models[0].labels, models[0].v_genes, models[0].j_genes):
+            raise ModelFileError(f"{other.path} has other labels or gene tables than {models[0].path}; "
+                                 "an ensemble needs models trained on the same store", path)
+    log.info("ensemble of %d models from %s", len(models), path)
+    return models
+
+
+def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
             chunk_size: int = DEFAULT_CHUNK, top: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences."""
+    """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
+
+    With several models (a fold ensemble) probabilities are averaged and their spread reported, and a
+    sequence's attention is the mean of its attention under each model. All models share the gene
+    tables (checked by :func:`load_models`), so one `Subject` serves them all.
+    """
+    labels = models[0].labels
     rows, attended = [], []
-    single = len(saved.labels) == 1
     with torch.inference_mode():
         for subject in subjects:
             bags = SequenceBags.from_repertoires([subject.repertoire]).to(device)
-            result = saved.model(bags, return_attention=top > 0, chunk_size=chunk_size)
-            row = {"subject_id": subject.subject_id, **_probability_columns(saved, result.outputs)}
+            scores: dict[str, list[np.ndarray]] = {name: [] for name in labels}
+            attention = None
+            for saved in models:
+                result = saved.model(bags, return_attention=top > 0, chunk_size=chunk_size)
+                for name, label in labels.items():
+                    scores[name].append(_scores(label, result.outputs[name]))
+                if top > 0:
+                    weights = result.attention.float().max(dim=1).values
+                    attention = weights if attention is None else attention + weights
+            row = {"subject_id": subject.subject_id,
+                   **_prediction_columns(labels, {k: np.stack(v) for k, v in scores.items()})}
             for name, value in subject.truth.items():
-                row["true_label" if single else f"{name}_true"] = value
+                row["true_label" if len(labels) == 1 else f"{name}_true"] = value
             rows.append(row)
             if top > 0:
-                attended.append(_top_sequences(subject, result.attention, top))
+                attended.append(_top_sequences(subject, attention / len(models), top))
             raise_if_interrupted()
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
     return pd.DataFrame(rows), (pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns))
 
 
 def _top_sequences(subject: Subject, attention: torch.Tensor, top: int) -> pd.DataFrame:
-    """The `top` sequences of one repertoire by attention (max over heads), highest first."""
-    weights = attention.float().max(dim=1).values.cpu().numpy()
+    """The `top` sequences of one repertoire by attention weight (n,), highest first."""
+    weights = attention.cpu().numpy()
     k = min(top, len(weights))
     order = np.argsort(-weights, kind="stable")[:k]
     rep = subject.repertoire.subset(order)

@@ -161,3 +161,27 @@ def test_predict_from_files_without_metadata_and_an_empty_repertoire(easy_cohort
                              "--repertoires", folder, "--out", out], capture_output=True, text=True)
     assert result.returncode == 1 and "no sequence left after quality control" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_fold_ensemble_on_the_held_out_fold(easy_cohort, tmp_path):
+    models = tmp_path / "models"
+    for fold in (0, 1):
+        train(easy_cohort["store"], models / f"fold{fold}", _config(tmp_path, n_updates=2), split=easy_cohort["split"],
+              fold=fold, device="cpu", progress=False)
+    out = tmp_path / "p.csv"
+    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", models, "--store",
+                             easy_cohort["store"], "--split", easy_cohort["split"], "--fold", "1", "--out", out],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(out, dtype={"subject_id": str})
+    assert list(predictions.columns) == ["subject_id", "probability", "probability_sd", "predicted", "true_label"]
+    held_out = set(easy_cohort["meta"]["subject_id"].astype(str)[easy_cohort["folds"] == 1])
+    assert set(predictions["subject_id"]) == held_out
+    single = [load_model(models / f"fold{k}") for k in (0, 1)]
+    from deeprc_hopfield.infer import predict, subjects_from_store
+
+    per_model = [predict([m], subjects_from_store(easy_cohort["store"], m, held_out), torch.device("cpu"))[0]
+                 for m in single]
+    expected = (per_model[0]["probability"] + per_model[1]["probability"]) / 2
+    np.testing.assert_allclose(predictions["probability"], expected, rtol=1e-6)
+    assert (predictions["probability_sd"] > 0).all()
