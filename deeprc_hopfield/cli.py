@@ -319,8 +319,64 @@ def _run_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    from deeprc_hopfield.baselines import METHODS
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(f"unknown method '{unknown[0] if unknown else text}' "
+                                         f"(choose from {', '.join(METHODS)})")
+    return tuple(dict.fromkeys(methods))
+
+
+def _add_baselines(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "baselines",
+        help="cross-validate the simple baselines (3-mer logistic regression, public clones) on a split",
+        description=(
+            "For every fold K of the split, fit each baseline on the repertoires of the other folds only and "
+            "score fold K. Writes DIR/<method>_predictions.csv with columns subject_id, fold, probability "
+            "(of the positive class), true_label (class name) and score. kmer: L1-penalised logistic "
+            "regression on standardised 3-mer frequencies (each distinct sequence counted once), C chosen by "
+            "inner stratified cross-validation inside the training folds. public_clones (Emerson et al. "
+            "2017): one-sided Fisher's exact test per clone (CDR3 + V gene) on the training folds; score = "
+            "number of associated clones a repertoire carries (not divided by its size); the p-value threshold "
+            "is chosen by inner cross-validation and the probability is a logistic fit of the inner "
+            "out-of-fold scores. Binary labels only."
+        ),
+    )
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--split", required=True, type=Path, help="split table (subject_id, fold) made by `split`")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the predictions (created)")
+    p.add_argument("--label-column", metavar="COLUMN",
+                   help="binary label to predict (default: the store's only label, else 'label')")
+    p.add_argument("--methods", type=_methods, default=("kmer", "public_clones"), metavar="LIST",
+                   help="comma-separated baselines to run: kmer, public_clones (default: both)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the inner cross-validation splits (default: 0)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="parallel inner cross-validation fits of the k-mer baseline (default: 1)")
+    p.set_defaults(func=_run_baselines)
+
+
+def _run_baselines(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.baselines import cross_validate
+    from deeprc_hopfield.split import write_table
+
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
+    results = cross_validate(args.store, args.split, args.methods, args.label_column, args.seed, args.threads)
+    for method, table in results.items():
+        path = args.out / f"{method}_predictions.csv"
+        write_table(table, path)
+        log.info("wrote %s (%d held-out predictions)", path, len(table))
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
-COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend, _add_split]
+COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend, _add_split, _add_baselines]
 
 
 def build_parser() -> argparse.ArgumentParser:
