@@ -375,8 +375,42 @@ def _run_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="cross-validated metrics and ROC/PR curves of the model and the baselines on the same split",
+        description=(
+            "Score held-out predictions (one row per subject, each from a model that never saw it) per fold "
+            "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
+            "(threshold 0.5), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
+            "counts all held-out rows), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
+            "pooled, legend with the mean ± sd AUC). Binary labels only."
+        ),
+    )
+    p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
+                   help="a method's held-out predictions (columns subject_id, probability, true_label; optional "
+                        "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
+                        "kmer=results/demo/baselines/kmer_predictions.csv; a NAME repeated collects its files "
+                        "(e.g. one per fold)")
+    p.add_argument("--split", required=True, type=Path, help="the split table (subject_id, fold) of the predictions")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for metrics.tsv, roc.png, pr.png")
+    p.add_argument("--positive-class", metavar="VALUE",
+                   help="true_label value of the positive class (default: as `ingest` orders two classes: "
+                        "True/yes/1/+ or the non-healthy/control one, else the second alphabetically)")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.evaluate import evaluate, parse_named_files
+
+    metrics = evaluate(parse_named_files(args.predictions), args.split, args.out, args.positive_class)
+    log.info("wrote %s (%d methods), roc.png and pr.png", args.out / "metrics.tsv", metrics["method"].nunique())
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
-COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend, _add_split, _add_baselines]
+COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend,
+            _add_split, _add_baselines, _add_evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,218 @@
+"""Cross-validated metrics of several methods on the same split (`deeprc-hopfield evaluate`).
+
+Each method's predictions are held-out rows only: one row per subject, scored by a model that
+never saw that subject. The fold of each row comes from the split table (a `fold` column in a
+predictions file must agree with it), so a prediction made inside its own training folds cannot be
+mixed in unnoticed. Per fold and per method: ROC AUC, PR AUC (average precision), balanced accuracy
+and F1 (threshold 0.5 on the probability of the positive class), n; then the mean and the standard
+deviation (ddof 1) over folds. ROC and PR curves pool the held-out folds of each method.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f1_score, precision_recall_curve,
+                             roc_auc_score, roc_curve)
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.metadata import _two_class_order
+from deeprc_hopfield.split import atomic_output, read_split, write_table
+
+log = logging.getLogger(__name__)
+
+METRICS = ("roc_auc", "pr_auc", "balanced_accuracy", "f1")
+THRESHOLD = 0.5
+
+
+def parse_named_files(items: list[str]) -> dict[str, list[Path]]:
+    """`NAME=FILE` arguments to {name: [files]}; a name given several times collects its files
+    (e.g. one predictions file per held-out fold)."""
+    named: dict[str, list[Path]] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name.strip() or not file.strip():
+            raise DeepRCError(f"'{item}' is not NAME=FILE (e.g. deeprc=results/demo/predictions.csv)")
+        named.setdefault(name.strip(), []).append(Path(file.strip()))
+    return named
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str, "true_label": str})
+    except FileNotFoundError:
+        raise DeepRCError("predictions file not found", path) from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DeepRCError(f"cannot read predictions: {exc}", path) from None
+    for column in ("subject_id", "probability", "true_label"):
+        if column not in table.columns:
+            raise DeepRCError("predictions need columns subject_id, probability (binary label) and true_label",
+                              path, column=column)
+    probability = pd.to_numeric(table["probability"], errors="coerce")
+    bad = np.flatnonzero(probability.isna().to_numpy() | table["true_label"].isna().to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        column = "probability" if np.isnan(probability.iloc[row]) else "true_label"
+        raise DeepRCError(f"missing or non-numeric value '{table[column].iloc[row]}'", path, row + 2, column)
+    table["probability"] = probability
+    table["source"] = str(path)
+    table["line"] = np.arange(len(table)) + 2
+    return table
+
+
+def read_predictions(paths: list[Path], split: pd.DataFrame, split_path: Path) -> pd.DataFrame:
+    """One method's held-out predictions with each row's fold from the split.
+
+    Refuses a subject that is not in the split, one predicted twice, and a `fold` column that
+    disagrees with the split. Returns columns subject_id, fold, probability, true_label.
+    """
+    table = pd.concat([_read_one(p) for p in paths], ignore_index=True)
+    fold_of = dict(zip(split["subject_id"], split["fold"]))
+    unknown = ~table["subject_id"].isin(fold_of)
+    if unknown.any():
+        row = table[unknown].iloc[0]
+        raise DeepRCError(f"subject '{row['subject_id']}' is not in the split {split_path}", row["source"],
+                          int(row["line"]), "subject_id")
+    repeated = table["subject_id"].duplicated()
+    if repeated.any():
+        row = table[repeated].iloc[0]
+        raise DeepRCError(f"subject '{row['subject_id']}' is predicted twice (held-out predictions have one row "
+                          "per subject)", row["source"], int(row["line"]), "subject_id")
+    fold = table["subject_id"].map(fold_of).astype(np.int64)
+    if "fold" in table.columns:
+        given = pd.to_numeric(table["fold"], errors="coerce")
+        wrong = given.to_numpy() != fold.to_numpy()
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            raise DeepRCError(f"subject '{table['subject_id'].iloc[row]}' is in fold {table['fold'].iloc[row]} here "
+                              f"but in fold {fold.iloc[row]} of the split {split_path}", table["source"].iloc[row],
+                              int(table["line"].iloc[row]), "fold")
+    missing = len(fold_of) - len(table)
+    if missing:
+        log.warning("%s: no prediction for %d of the split's %d subjects", ", ".join(map(str, paths)), missing,
+                    len(fold_of))
+    return pd.DataFrame({"subject_id": table["subject_id"], "fold": fold, "probability": table["probability"],
+                         "true_label": table["true_label"].str.strip()})
+
+
+def positive_class(labels: list[str], given: str | None = None) -> str:
+    """The positive class among the true labels: `given`, else the rule `ingest` uses (False/True,
+    no/yes, 0/1, healthy/control against the other, ...; else the second alphabetically)."""
+    classes = sorted(set(labels))
+    if len(classes) != 2:
+        raise DeepRCError(f"evaluate needs a binary label; the predictions hold {len(classes)} class(es): "
+                          f"{', '.join(classes[:5])}")
+    if given is not None and given not in classes:
+        raise DeepRCError(f"--positive-class '{given}' is not one of the classes ({', '.join(classes)})")
+    return _two_class_order(classes, given)[1]
+
+
+def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC (average precision), balanced accuracy and F1 at 0.5, and n; AUCs are NaN
+    when only one class is present."""
+    both = len(np.unique(y)) == 2
+    predicted = probability >= THRESHOLD
+    return {
+        "roc_auc": float(roc_auc_score(y, probability)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, probability)) if both else float("nan"),
+        "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+        "f1": float(f1_score(y, predicted, zero_division=0.0)),
+        "n": len(y),
+    }
+
+
+def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per method: one row per fold, then `mean` (n: all held-out rows) and `sd` (ddof 1) over folds.
+
+    `predictions` maps a method name to a table with columns fold, probability and y (0/1).
+    """
+    rows = []
+    for method, table in predictions.items():
+        per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy())}
+                    for k, g in table.groupby("fold", sort=True)]
+        values = pd.DataFrame(per_fold)[list(METRICS)]
+        rows += per_fold
+        rows.append({"method": method, "fold": "mean", **values.mean().to_dict(), "n": len(table)})
+        rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
+    frame = pd.DataFrame(rows, columns=["method", "fold", *METRICS, "n"])
+    frame["n"] = frame["n"].astype("Int64")
+    return frame
+
+
+def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
+    rows = metrics[metrics["method"] == method].set_index("fold")[metric]
+    return f"{rows['mean']:.3f} ± {rows['sd']:.3f}" if np.isfinite(rows["sd"]) else f"{rows['mean']:.3f}"
+
+
+def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kind: str, path: Path) -> None:
+    """ROC (`kind='roc'`) or precision-recall (`'pr'`) curves, one per method pooled over held-out
+    folds, the legend giving the mean ± sd of the per-fold AUC; written atomically as PNG."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.add_subplot()
+    for method, table in predictions.items():
+        y, p = table["y"].to_numpy(), table["probability"].to_numpy()
+        if len(np.unique(y)) < 2:
+            continue
+        if kind == "roc":
+            x_values, y_values, _ = roc_curve(y, p)
+            label = f"{method} (ROC AUC {_summary(metrics, method, 'roc_auc')})"
+        else:
+            y_values, x_values, _ = precision_recall_curve(y, p)
+            label = f"{method} (PR AUC {_summary(metrics, method, 'pr_auc')})"
+        ax.plot(x_values, y_values, label=label, drawstyle="steps-post" if kind == "pr" else "default")
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, held-out folds pooled")
+    else:
+        prevalence = np.mean(np.concatenate([t["y"].to_numpy() for t in predictions.values()]))
+        ax.axhline(prevalence, color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, held-out folds pooled")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+    ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: str | Path,
+             positive: str | None = None) -> pd.DataFrame:
+    """Metrics of every method on the held-out folds; writes OUT/metrics.tsv, OUT/roc.png, OUT/pr.png.
+
+    Parameters
+    ----------
+    predictions
+        Method name -> its predictions files (columns subject_id, probability, true_label; optional fold).
+    split_path
+        The split table the predictions were made on.
+    out
+        Output folder (created).
+    positive
+        The positive class name (default: the rule `ingest` uses to order two classes).
+
+    Returns
+    -------
+    The metrics table as written.
+    """
+    split_path, out = Path(split_path), Path(out)
+    split = read_split(split_path)
+    tables = {name: read_predictions(paths, split, split_path) for name, paths in predictions.items()}
+    pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
+    for table in tables.values():
+        table["y"] = (table["true_label"] == pos).astype(np.int64)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeepRCError(f"cannot create output folder: {exc.strerror}", out) from None
+    metrics = metrics_table(tables)
+    write_table(metrics.round(dict.fromkeys(METRICS, 6)), out / "metrics.tsv", sep="\t")
+    plot_curves(tables, metrics, "roc", out / "roc.png")
+    plot_curves(tables, metrics, "pr", out / "pr.png")
+    for name in tables:
+        log.info("%s: ROC AUC %s over %d folds (positive class '%s')", name, _summary(metrics, name, "roc_auc"),
+                 tables[name]["fold"].nunique(), pos)
+    return metrics
