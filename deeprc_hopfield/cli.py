@@ -408,9 +408,45 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write one self-contained HTML report of a cross-validated run",
+        description=(
+            "Write one HTML file that needs nothing else (images embedded, no external CSS or JavaScript): "
+            "cohort and QC summary from the store, the metrics of the model beside the baselines (mean ± sd "
+            "over folds, ROC AUC per fold), the ROC and PR curves, the sequences found most often among the "
+            "top-attended sequences of the held-out repertoires (50 rows), the configuration as given and the "
+            "software versions."
+        ),
+    )
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--metrics", required=True, type=Path, help="metrics.tsv written by `evaluate`")
+    p.add_argument("--figures", required=True, type=Path, metavar="DIR",
+                   help="folder with roc.png and pr.png (written by `evaluate`); other PNGs there are included too")
+    p.add_argument("--attended", nargs="+", type=Path, default=[], metavar="TSV",
+                   help="attended-sequence table(s) written by `attend` on the held-out repertoires (one per fold "
+                        "or one for all); optional")
+    p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
+    p.add_argument("--out", required=True, type=Path, help="HTML file to write, e.g. results/demo/report.html")
+    p.add_argument("--title", default="deeprc-hopfield report", help="title of the report (default: %(default)s)")
+    p.add_argument("--label-column", metavar="COLUMN",
+                   help="label whose classes the attended-sequence table counts (default: the store's first label)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.report import write_report
+
+    write_report(args.out, store=args.store, metrics=args.metrics, figures=args.figures, attended=args.attended,
+                 config=args.config, title=args.title, label=args.label_column)
+    log.info("wrote %s", args.out)
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend,
-            _add_split, _add_baselines, _add_evaluate]
+            _add_split, _add_baselines, _add_evaluate, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

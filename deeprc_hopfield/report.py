@@ -1,0 +1,249 @@
+"""One self-contained HTML report of a cross-validated run (`deeprc-hopfield report`).
+
+Sections: cohort and quality control (from the store), metrics of the model beside the baselines
+(mean ± sd over folds, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
+the sequences that attention ranks highest in the held-out repertoires, the configuration as
+given, and the software versions. No external CSS, JavaScript or image: the file can be mailed.
+Every value taken from a file is escaped with :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import importlib.metadata
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deeprc_hopfield import __version__
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.evaluate import METRICS
+from deeprc_hopfield.qc import DROP_REASONS
+from deeprc_hopfield.split import atomic_output
+from deeprc_hopfield.store import RepertoireStore
+
+#: Rows of the attended-sequence table.
+TOP_SEQUENCES = 50
+SOFTWARE = ("deeprc-hopfield", "torch", "numpy", "pandas", "scikit-learn", "snakemake")
+FIGURES = (("roc.png", "ROC curves"), ("pr.png", "Precision-recall curves"))
+_METRIC_NAMES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+
+_STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 70em;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.figures img { max-width: 32em; margin-right: 1em; } .note { color: #666; font-size: 0.9em; }
+code { font-size: 0.95em; }
+"""
+
+
+def _e(value: object) -> str:
+    """A value as escaped HTML text (NaN and None as an empty cell)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return html.escape(str(value))
+
+
+def html_table(frame: pd.DataFrame, numeric_format: str = "{:.3f}") -> str:
+    """A DataFrame as an HTML table, every header and cell escaped, floats formatted."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    rows = []
+    for values in frame.itertuples(index=False):
+        cells = []
+        for value in values:
+            if isinstance(value, (float, np.floating)) and np.isfinite(value):
+                cells.append(f'<td class="num">{_e(numeric_format.format(value))}</td>')
+            elif isinstance(value, (int, np.integer)):
+                cells.append(f'<td class="num">{_e(f"{value:,}")}</td>')
+            else:
+                cells.append(f"<td>{_e(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _read(path: Path, what: str, sep: str = "\t") -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep=sep, dtype={"repertoire_id": str, "subject_id": str, "fold": str})
+    except FileNotFoundError:
+        raise DeepRCError(f"{what} not found", path) from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DeepRCError(f"cannot read {what}: {exc}", path) from None
+
+
+# --- sections ------------------------------------------------------------------------------------
+def cohort_section(store_path: Path) -> str:
+    """Repertoires, sequences, label balance and QC drops by reason, from the store."""
+    with RepertoireStore(store_path) as store:
+        sizes = store.repertoire_sizes()
+        overview = pd.DataFrame({"": ["repertoires", "sequences", "sequences per repertoire (median, min-max)",
+                                      "V / J genes"],
+                                 "value": [f"{store.n_repertoires:,}", f"{store.n_sequences:,}",
+                                           f"{int(np.median(sizes)):,} ({sizes.min():,}-{sizes.max():,})",
+                                           f"{len(store.v_genes)} / {len(store.j_genes)}"]})
+        label_rows = []
+        for name in store.label_names:
+            label = store.label(name)
+            if label.kind == "numeric":
+                balance = f"mean {label.values.mean():.3g}, range {label.values.min():.3g}-{label.values.max():.3g}"
+            else:
+                counts = np.bincount(label.values, minlength=len(label.classes))
+                balance = ", ".join(f"{c}: {k}" for c, k in zip(label.classes, counts))
+            label_rows.append({"label": name, "kind": label.kind, "repertoires per class": balance})
+        total = store.qc().sum()
+    qc = pd.DataFrame({"rows": ["input rows", *DROP_REASONS, "merged duplicates", "kept sequences",
+                                "kept without V gene", "kept without J gene"],
+                       "count": [int(total[c]) for c in ("input_rows", *DROP_REASONS, "merged_duplicates", "kept",
+                                                         "v_missing", "j_missing")]})
+    labels = html_table(pd.DataFrame(label_rows)) if label_rows else "<p>The store has no labels.</p>"
+    return ("<h2>Cohort and quality control</h2>" + html_table(overview) + "<h3>Labels</h3>" + labels
+            + "<h3>Quality control (rows, all repertoires)</h3>" + html_table(qc))
+
+
+def metrics_section(metrics: pd.DataFrame) -> str:
+    """Mean ± sd per method and metric, then the ROC AUC of every fold."""
+    missing = {"method", "fold", *METRICS} - set(metrics.columns)
+    if missing:
+        raise DeepRCError(f"metrics table lacks column '{sorted(missing)[0]}' (write it with `evaluate`)")
+    metrics = metrics.assign(fold=metrics["fold"].astype(str))
+    summary = []
+    for method, rows in metrics.groupby("method", sort=False):
+        by_fold = rows.set_index("fold")
+        folds = by_fold.drop(index=["mean", "sd"], errors="ignore")
+        row = {"method": method, "folds": len(folds)}
+        for metric in METRICS:
+            mean = by_fold[metric].get("mean", folds[metric].mean())
+            sd = by_fold[metric].get("sd", folds[metric].std(ddof=1))
+            row[_METRIC_NAMES[metric]] = f"{mean:.3f} ± {sd:.3f}" if pd.notna(sd) else f"{mean:.3f}"
+        summary.append(row)
+    per_fold = metrics[~metrics["fold"].isin(["mean", "sd"])].pivot(index="method", columns="fold", values="roc_auc")
+    per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
+    per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
+    return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
+            "Balanced accuracy and F1 at a probability threshold of 0.5.</p>" + html_table(pd.DataFrame(summary))
+            + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
+
+
+def image_tag(path: Path, alt: str) -> str:
+    """An <img> with the PNG at `path` embedded as a base64 data URI."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figures_section(folder: Path) -> str:
+    """ROC and PR curves (and any other PNG of the folder), embedded."""
+    if not folder.is_dir():
+        raise DeepRCError("figures folder not found", folder)
+    known = [(folder / name, title) for name, title in FIGURES if (folder / name).is_file()]
+    others = [(p, p.stem) for p in sorted(folder.glob("*.png")) if p.name not in dict(FIGURES)]
+    images = "".join(image_tag(p, title) for p, title in known + others)
+    body = f'<div class="figures">{images}</div>' if images else "<p>No figures found.</p>"
+    return "<h2>ROC and precision-recall curves</h2><p>Held-out folds pooled per method.</p>" + body
+
+
+def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None = None,
+                     top: int = TOP_SEQUENCES) -> pd.DataFrame:
+    """The sequences found most often among the top-attended sequences of the held-out repertoires.
+
+    One row per (junction_aa, v_call, j_call): the number of repertoires whose top list holds it
+    (and, with `classes_of` mapping repertoire id -> class, how many of each class), its best rank
+    and its highest attention weight; sorted by repertoires, then best rank, then attention.
+    """
+    needed = {"repertoire_id", "rank", "attention", "junction_aa"}
+    if not needed <= set(attended.columns):
+        raise DeepRCError(f"attended table lacks column '{sorted(needed - set(attended.columns))[0]}' "
+                          "(write it with `attend`)")
+    table = attended.copy()
+    for gene in ("v_call", "j_call"):
+        table[gene] = table[gene].fillna("") if gene in table.columns else ""
+    keys = ["junction_aa", "v_call", "j_call"]
+    grouped = table.groupby(keys, sort=False)
+    out = grouped.agg(repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"),
+                      max_attention=("attention", "max"))
+    if classes_of:
+        table["class"] = table["repertoire_id"].map(classes_of).fillna("?")
+        per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
+            index=keys, columns="class", values="repertoire_id", aggfunc="count", fill_value=0)
+        out = out.join(per_class.rename(columns=lambda c: f"in {c}"))
+    out = out.sort_values(["repertoires", "best_rank", "max_attention"], ascending=[False, True, False])
+    return out.head(top).reset_index()
+
+
+def attended_section(paths: list[Path], store_path: Path, label_name: str | None) -> str:
+    tables = [_read(p, "attended-sequence table") for p in paths]
+    attended = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    classes_of = None
+    with RepertoireStore(store_path) as store:
+        names = [label_name] if label_name else store.label_names[:1]
+        if names and names[0] in store.label_names:
+            label = store.label(names[0])
+            if label.kind != "numeric":
+                classes_of = {s: f"{names[0]}={label.classes[v]}" for s, v in zip(store.subject_ids, label.values)}
+    if attended.empty:
+        return "<h2>Most attended sequences</h2><p>No attended sequences were given.</p>"
+    summary = attended_summary(attended, classes_of)
+    n_reps = attended["repertoire_id"].nunique()
+    top_k = int(attended.groupby("repertoire_id").size().max())
+    return (f"<h2>Most attended sequences</h2><p>The {len(summary)} sequences found most often among the top "
+            f"{top_k} attended sequences of {n_reps} held-out repertoires (each scored by the model of the fold "
+            "that held it out).</p>" + html_table(summary, "{:.4g}"))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the main packages (`not installed` where absent)."""
+    found = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["deeprc-hopfield"] = __version__
+    return found
+
+
+def config_section(config: Path | None) -> str:
+    if config is None:
+        return ""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DeepRCError("config file not found", config) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeepRCError(f"cannot read config: {exc}", config) from None
+    return f"<h2>Configuration</h2><p class=\"note\">{_e(config)}</p><pre>{_e(text)}</pre>"
+
+
+# --- the document --------------------------------------------------------------------------------
+def build_report(store: str | Path, metrics: str | Path, figures: str | Path, attended: list[Path],
+                 config: str | Path | None, title: str = "deeprc-hopfield report", label: str | None = None) -> str:
+    """The report as one HTML string (see the module docstring for its sections)."""
+    metrics_table = _read(Path(metrics), "metrics table")
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    software = pd.DataFrame(list(versions().items()), columns=["software", "version"])
+    body = [
+        f"<h1>{_e(title)}</h1><p class=\"note\">Written {_e(created)} by deeprc-hopfield {_e(__version__)}.</p>",
+        cohort_section(Path(store)),
+        metrics_section(metrics_table),
+        figures_section(Path(figures)),
+        attended_section([Path(p) for p in attended], Path(store), label),
+        config_section(Path(config) if config is not None else None),
+        "<h2>Software</h2>" + html_table(software),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(out: str | Path, **kwargs: object) -> Path:
+    """Build the report and write it atomically to `out` (keyword arguments of :func:`build_report`)."""
+    document = build_report(**kwargs)
+    with atomic_output(out) as tmp:
+        tmp.write_text(document, encoding="utf-8")
+    return Path(out)
