@@ -27,6 +27,7 @@ import pandas as pd
 import sklearn
 from scipy import sparse
 from scipy.stats import hypergeom
+from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -157,7 +158,7 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
 
     Returns the fitted search; its `predict_proba` scores new repertoires.
     """
-    model = make_pipeline(StandardScaler(), _l1_logistic(seed))
+    model = make_pipeline(VarianceThreshold(0.0), StandardScaler(), _l1_logistic(seed))  # drop k-mers never seen
     search = GridSearchCV(model, {"logisticregression__C": list(C_GRID)}, scoring="roc_auc",
                           cv=_inner_cv(y, seed), n_jobs=threads, error_score=np.nan)
     return search.fit(x, y)
