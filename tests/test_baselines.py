@@ -1,0 +1,113 @@
+"""`baselines`: 3-mer logistic regression and Emerson-style public clones on held-out folds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from deeprc_hopfield import baselines
+from deeprc_hopfield.encoding import AMINO_ACIDS, encode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.simulate import SimulationSettings, simulate
+from deeprc_hopfield.split import make_split, write_table
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """30 simulated repertoires of 200 sequences; positives carry each of 10 public clones with p 0.8.
+
+    Also a second store of the same repertoires whose fold-0 labels are flipped.
+    """
+    folder = tmp_path_factory.mktemp("baselines")
+    settings = SimulationSettings(n_repertoires=30, sequences_per_repertoire=200, witness_rate=0.005, seed=2,
+                                  public_clones=10, public_rate=0.8, nucleotides=False)
+    simulate(settings, folder / "sim")
+    store = ingest(folder / "sim/metadata.csv", folder / "sim/repertoires", folder / "cohort.h5", progress=False)
+    split = make_split(store, folds=3, seed=0)
+    write_table(split, folder / "split.csv")
+    meta = pd.read_csv(folder / "sim/metadata.csv", dtype=str)
+    held_out = meta["subject_id"].isin(split.loc[split["fold"] == 0, "subject_id"])
+    meta.loc[held_out, "label"] = meta.loc[held_out, "label"].map({"0": "1", "1": "0"})
+    meta.to_csv(folder / "flipped.csv", index=False)
+    flipped = ingest(folder / "flipped.csv", folder / "sim/repertoires", folder / "flipped.h5", progress=False)
+    return {"store": store, "split": folder / "split.csv", "flipped": flipped, "folder": folder}
+
+
+def test_kmer_frequencies_match_a_plain_count() -> None:
+    sequences = ["CASSF", "AC", "ACDAC", "WWWW"]
+    codes, lengths = encode(sequences)
+    got = baselines.kmer_frequencies(codes, lengths)
+    index = {"".join(k): i for i, k in enumerate(product(AMINO_ACIDS, repeat=3))}
+    expected = np.zeros(8000)
+    for s in sequences:
+        for start in range(len(s) - 2):
+            expected[index[s[start:start + 3]]] += 1
+    np.testing.assert_allclose(got, expected / expected.sum())
+    assert got[index["SSF"]] == pytest.approx(1 / 8) and got[index["WWW"]] == pytest.approx(2 / 8)
+
+
+def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split", cohort["split"],
+         "--out", tmp_path / "bl", "--methods", "public_clones"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "bl" / "kmer_predictions.csv").exists()
+    table = pd.read_csv(tmp_path / "bl" / "public_clones_predictions.csv", dtype={"true_label": str})
+    assert list(table.columns) == ["subject_id", "fold", "probability", "true_label", "score"]
+    split = pd.read_csv(cohort["split"])
+    assert table["subject_id"].tolist() == split["subject_id"].tolist()
+    assert (table["fold"] == split["fold"]).all()
+    assert table["probability"].between(0, 1).all()
+    y = table["true_label"] == "1"
+    assert roc_auc_score(y, table["probability"]) > 0.9
+    assert roc_auc_score(y, table["score"]) > 0.9
+    assert table.loc[~y, "score"].mean() < 1 < table.loc[y, "score"].mean()  # clones carried, counted
+
+
+def test_held_out_labels_never_reach_the_fit(cohort: dict[str, Path]) -> None:
+    """Flipping the labels of fold 0 must not change a single fold-0 prediction of either baseline."""
+    original = baselines.cross_validate(cohort["store"], cohort["split"], seed=0)
+    flipped = baselines.cross_validate(cohort["flipped"], cohort["split"], seed=0)
+    for method in baselines.METHODS:
+        a, b = original[method], flipped[method]
+        fold0 = a["fold"] == 0
+        assert (a.loc[fold0, "true_label"] != b.loc[fold0, "true_label"]).all()
+        np.testing.assert_array_equal(a.loc[fold0, "probability"], b.loc[fold0, "probability"])
+        # the other folds were fitted on fold 0's (now different) labels, so they may change; they exist
+        assert a.loc[~fold0, "probability"].notna().all()
+    kmer = original["kmer"]
+    assert roc_auc_score(kmer["true_label"] == "1", kmer["probability"]) > 0.5
+
+
+def test_kmer_fit_sees_training_rows_only(cohort: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    features = baselines.read_features(cohort["store"], None, ("kmer",))
+    fold = pd.read_csv(cohort["split"])["fold"].to_numpy()
+    seen = []
+    real_fit = baselines.fit_kmer
+    monkeypatch.setattr(baselines, "fit_kmer", lambda x, y, *a: seen.append(x) or real_fit(x, y, *a))
+    baselines.cross_validate(cohort["store"], cohort["split"], ("kmer",))
+    assert len(seen) == 3
+    for k, x in enumerate(seen):
+        np.testing.assert_array_equal(x, features.kmers[fold != k])
+
+
+def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    split = pd.read_csv(cohort["split"], dtype=str)
+    split.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DeepRCError, match="subject 'rep000' of the store is not in the split"):
+        baselines.cross_validate(cohort["store"], tmp_path / "short.csv", ("public_clones",))
+    meta = pd.read_csv(cohort["folder"] / "sim/metadata.csv", dtype=str)
+    meta["label"] = (np.arange(len(meta)) % 3).astype(str)
+    meta.to_csv(tmp_path / "three.csv", index=False)
+    store = ingest(tmp_path / "three.csv", cohort["folder"] / "sim/repertoires", tmp_path / "three.h5", progress=False)
+    with pytest.raises(DeepRCError, match="binary label; 'label' is numeric"):
+        baselines.cross_validate(store, cohort["split"])
