@@ -1,0 +1,102 @@
+"""`evaluate`: per-fold and mean/sd metrics of held-out predictions, ROC and PR curves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.evaluate import evaluate, parse_named_files
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """A 3-fold split of 24 subjects, `predict`-style predictions (True/False) and baseline-style ones."""
+    rng = np.random.default_rng(0)
+    subjects = [f"P{i}" for i in range(24)]
+    fold = np.arange(24) % 3
+    y = np.array([0, 1] * 12)
+    pd.DataFrame({"subject_id": subjects, "fold": fold}).to_csv(tmp_path / "split.csv", index=False)
+    model = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 24), 0, 1)
+    pd.DataFrame({"subject_id": subjects, "probability": model, "predicted": np.where(model >= 0.5, "True", "False"),
+                  "true_label": np.where(y == 1, "True", "False")}).to_csv(tmp_path / "model.csv", index=False)
+    base = rng.uniform(0, 1, 24)
+    pd.DataFrame({"subject_id": subjects, "fold": fold, "probability": base,
+                  "true_label": np.where(y == 1, "True", "False")}).to_csv(tmp_path / "kmer.csv", index=False)
+    return {"split": tmp_path / "split.csv", "model": tmp_path / "model.csv", "kmer": tmp_path / "kmer.csv",
+            "y": y, "fold": fold, "p_model": model, "p_kmer": base, "out": tmp_path / "eval"}
+
+
+def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deeprc_hopfield", "evaluate", "--predictions", f"deeprc={files['model']}",
+         f"kmer={files['kmer']}", "--split", files["split"], "--out", files["out"]], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str})
+    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "n"]
+    assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd"] * 2
+    for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
+        rows = table[table["method"] == method].set_index("fold")
+        per_fold = []
+        for k in range(3):
+            m = files["fold"] == k
+            y, q = files["y"][m], p[m]
+            expected = [roc_auc_score(y, q), average_precision_score(y, q), balanced_accuracy_score(y, q >= 0.5),
+                        f1_score(y, q >= 0.5)]
+            per_fold.append(expected)
+            np.testing.assert_allclose(rows.loc[str(k), ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+                                       expected, atol=1e-6)
+            assert rows.loc[str(k), "n"] == 8
+        per_fold = np.array(per_fold)
+        np.testing.assert_allclose(rows.loc["mean", ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+                                   per_fold.mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(rows.loc["sd", ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+                                   per_fold.std(axis=0, ddof=1), atol=1e-6)
+        assert rows.loc["mean", "n"] == 24
+    for name in ("roc.png", "pr.png"):
+        data = (files["out"] / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    assert not list(files["out"].glob(".*partial"))
+
+
+def test_positive_class_option_flips_the_auc(files: dict) -> None:
+    default = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"])
+    flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False")
+    np.testing.assert_allclose(flipped["roc_auc"].iloc[:3], 1 - default["roc_auc"].iloc[:3])
+
+
+def test_files_of_one_method_per_fold_are_collected(files: dict, tmp_path: Path) -> None:
+    table = pd.read_csv(files["kmer"])
+    parts = []
+    for k in range(3):
+        parts.append(f"kmer={tmp_path / f'fold{k}.csv'}")
+        table[table["fold"] == k].to_csv(tmp_path / f"fold{k}.csv", index=False)
+    whole = evaluate(parse_named_files([f"kmer={files['kmer']}"]), files["split"], tmp_path / "a")
+    split_up = evaluate(parse_named_files(parts), files["split"], tmp_path / "b")
+    pd.testing.assert_frame_equal(whole, split_up)
+
+
+def test_refuses_rows_that_are_not_held_out_once(files: dict, tmp_path: Path) -> None:
+    table = pd.read_csv(files["kmer"], dtype=str)
+    wrong_fold = table.copy()
+    wrong_fold.loc[3, "fold"] = "1"  # P3 is held out in fold 0 of the split
+    wrong_fold.to_csv(tmp_path / "wrong.csv", index=False)
+    with pytest.raises(DeepRCError, match="line 5, column 'fold'.*'P3' is in fold 1 here but in fold 0"):
+        evaluate({"kmer": [tmp_path / "wrong.csv"]}, files["split"], tmp_path / "o")
+    pd.concat([table, table.iloc[[2]]]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(DeepRCError, match="'P2' is predicted twice"):
+        evaluate({"kmer": [tmp_path / "twice.csv"]}, files["split"], tmp_path / "o")
+    table.assign(subject_id=table["subject_id"].replace("P5", "X9")).to_csv(tmp_path / "stranger.csv", index=False)
+    with pytest.raises(DeepRCError, match="line 7, column 'subject_id'.*'X9' is not in the split"):
+        evaluate({"kmer": [tmp_path / "stranger.csv"]}, files["split"], tmp_path / "o")
+    with pytest.raises(DeepRCError, match="not NAME=FILE"):
+        parse_named_files(["kmer.csv"])
+    assert not (tmp_path / "o" / "metrics.tsv").exists()
