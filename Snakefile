@@ -1,9 +1,50 @@
-# The deeprc-hopfield workflow (ingest -> split -> train -> evaluate -> report) is not built yet:
-# its rules arrive in workflow/rules/ with the workflow issue. Until then, say so instead of
-# pretending to run.
+# deeprc-hopfield workflow: repertoire files -> store -> k-fold split -> one model per fold ->
+# held-out predictions, attended sequences and baselines -> metrics and curves -> HTML report.
+# Edit a config (configs/config.yaml, or --configfile), never this file. See README.md.
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
 
-raise WorkflowError(
-    "the deeprc-hopfield workflow is not built yet; use the command line for now: "
-    "`deeprc-hopfield ingest --metadata M --repertoires DIR --out cohort.h5` (see README.md)"
-)
+min_version("9.0")
+
+
+configfile: "configs/config.yaml"
+
+
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as error:  # one line with the schema's message, not a dump of the schema
+    problem = error.__context__  # the jsonschema ValidationError
+    if not hasattr(problem, "json_path"):
+        raise
+    raise WorkflowError(
+        f"config {problem.json_path}: {problem.message} "
+        "(keys, types and defaults: workflow/schemas/config.schema.yaml)"
+    ) from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/attend.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    """The cross-validated run: report, metrics, held-out predictions and attended sequences."""
+    input:
+        report_html(),
+        evaluation("metrics.tsv"),
+        result("predictions.csv"),
+        result("attended.tsv"),
+    default_target: True
+
+
+rule predict:
+    """New patients (--config new_repertoires=DIR): ensemble predictions and attended sequences."""
+    input:
+        new_patients("predictions.csv"),
+        new_patients("attended.tsv"),

@@ -1,0 +1,59 @@
+rule attend_fold:
+    """The top-K attended sequences of each held-out repertoire of a fold."""
+    input:
+        model=model_dir(),
+        store=store(),
+        split=split_table(),
+    output:
+        fold_file("attended.tsv"),
+    log:
+        log_path("attend/fold{fold}.log"),
+    params:
+        top=config["top_k"],
+        device=config["device"],
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=4000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield attend --model {input.model} --store {input.store} --split {input.split}"
+        " --fold {wildcards.fold} --top {params.top} --device {params.device} --out {output}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule collect_attended:
+    """The attended sequences of every held-out repertoire in one table (one header kept)."""
+    input:
+        expand(fold_file("attended.tsv", "{fold}"), fold=FOLDS),
+    output:
+        result("attended.tsv"),
+    log:
+        log_path("collect_attended.log"),
+    threads: 1
+    resources:
+        mem_mb=500,
+    shell:
+        "awk 'FNR > 1 || NR == 1' {input} > {output} 2> {log}"
+
+
+rule attend_new:
+    """New patients: top-K attended sequences under the fold ensemble (mean attention)."""
+    input:
+        models=[model_dir(f) for f in FOLDS],
+        repertoires=new_repertoires,
+    output:
+        new_patients("attended.tsv"),
+    log:
+        log_path("new_patients/attend.log"),
+    params:
+        models=lambda wildcards, input: os.path.dirname(input.models[0]),
+        top=config["top_k"],
+        device=config["device"],
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=4000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield attend --model {params.models} --repertoires {input.repertoires}"
+        " --top {params.top} --device {params.device} --out {output} --threads {threads}"
+        " > {log} 2>&1"

@@ -1,0 +1,23 @@
+rule baselines:
+    """The simple baselines on the same folds: 3-mer L1 logistic regression, public clones."""
+    input:
+        store=store(),
+        split=split_table(),
+    output:
+        list(baseline_predictions().values()),
+    log:
+        log_path("baselines.log"),
+    benchmark:
+        benchmark_path("baselines.tsv")
+    params:
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        methods=",".join(BASELINES),
+        label=config["label_column"],
+        seed=config["seed"],
+    threads: config["threads"]["baselines"]
+    resources:
+        mem_mb=8000,
+    shell:
+        "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
+        " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,21 @@
+rule evaluate:
+    """ROC AUC, PR AUC, balanced accuracy and F1 per fold and mean +- sd; ROC and PR curves."""
+    input:
+        model=result("predictions.csv"),
+        baselines=list(baseline_predictions().values()),
+        split=split_table(),
+    output:
+        metrics=evaluation("metrics.tsv"),
+        roc=evaluation("roc.png"),
+        pr=evaluation("pr.png"),
+    log:
+        log_path("evaluate.log"),
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        predictions=evaluate_predictions,
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "deeprc-hopfield evaluate --predictions {params.predictions} --split {input.split}"
+        " --out {params.out} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule ingest:
+    """Read, quality-control and store every repertoire of the metadata table (one HDF5 store)."""
+    input:
+        metadata=config["metadata"],
+        repertoires=config["repertoires"],
+    output:
+        store=store(),
+        qc=qc_table(),
+    log:
+        log_path("ingest.log"),
+    benchmark:
+        benchmark_path("ingest.tsv")
+    params:
+        options=ingest_options(),
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=4000,
+    shell:
+        "deeprc-hopfield ingest --metadata {input.metadata} --repertoires {input.repertoires}"
+        " --out {output.store} {params.options} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,60 @@
+rule predict_fold:
+    """Classify the held-out repertoires of a fold with that fold's model."""
+    input:
+        model=model_dir(),
+        store=store(),
+        split=split_table(),
+    output:
+        fold_file("predictions.csv"),
+    log:
+        log_path("predict/fold{fold}.log"),
+    benchmark:
+        benchmark_path("predict/fold{fold}.tsv")
+    params:
+        device=config["device"],
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=4000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield predict --model {input.model} --store {input.store} --split {input.split}"
+        " --fold {wildcards.fold} --device {params.device} --out {output} --threads {threads}"
+        " > {log} 2>&1"
+
+
+rule collect_predictions:
+    """The held-out predictions of every fold in one table (one header kept)."""
+    input:
+        expand(fold_file("predictions.csv", "{fold}"), fold=FOLDS),
+    output:
+        result("predictions.csv"),
+    log:
+        log_path("collect_predictions.log"),
+    threads: 1
+    resources:
+        mem_mb=500,
+    shell:
+        "awk 'FNR > 1 || NR == 1' {input} > {output} 2> {log}"
+
+
+rule predict_new:
+    """New patients: the fold models of this run as an ensemble (mean probability and spread)."""
+    input:
+        models=[model_dir(f) for f in FOLDS],
+        repertoires=new_repertoires,
+    output:
+        new_patients("predictions.csv"),
+    log:
+        log_path("new_patients/predict.log"),
+    benchmark:
+        benchmark_path("new_patients/predict.tsv")
+    params:
+        models=lambda wildcards, input: os.path.dirname(input.models[0]),
+        device=config["device"],
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=4000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires}"
+        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,18 @@
+rule split:
+    """Stratified, seeded k-fold assignment of the subjects (split.csv: subject_id, fold)."""
+    input:
+        store=store(),
+    output:
+        split_table(),
+    log:
+        log_path("split.log"),
+    params:
+        folds=config["folds"],
+        seed=config["seed"],
+        label=config["label_column"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "deeprc-hopfield split --store {input.store} --out {output} --folds {params.folds}"
+        " --seed {params.seed} --label-column {params.label} > {log} 2>&1"

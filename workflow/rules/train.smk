@@ -1,0 +1,61 @@
+rule run_config:
+    """The effective configuration of this run (defaults filled in), for the report and for users."""
+    output:
+        run_config(),
+    log:
+        log_path("run_config.log"),
+    params:
+        settings=run_settings(),
+    threads: 1
+    resources:
+        mem_mb=500,
+    run:
+        import yaml
+
+        with open(output[0], "w") as out:
+            yaml.safe_dump(params.settings, out, sort_keys=False)
+
+
+rule train_config:
+    """The `model:` and `training:` sections of the config as the YAML file that `train` reads."""
+    output:
+        train_config(),
+    log:
+        log_path("train_config.log"),
+    params:
+        model=config["model"],
+        training=config["training"],
+    threads: 1
+    resources:
+        mem_mb=500,
+    run:
+        import yaml
+
+        with open(output[0], "w") as out:
+            yaml.safe_dump({"model": params.model, "training": params.training}, out, sort_keys=False)
+
+
+rule train:
+    """One model per fold: fold K held out, inner validation inside the other folds."""
+    input:
+        store=store(),
+        split=split_table(),
+        config=train_config(),
+    output:
+        model=directory(model_dir()),
+    log:
+        log_path("train/fold{fold}.log"),
+    benchmark:
+        benchmark_path("train/fold{fold}.tsv")
+    params:
+        label=config["label_column"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=8000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
+        " --config {input.config} --label-column {params.label} --seed {params.seed}"
+        " --device {params.device} --out {output.model} --threads {threads} > {log} 2>&1"
