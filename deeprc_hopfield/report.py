@@ -153,8 +153,9 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     """The sequences found most often among the top-attended sequences of the held-out repertoires.
 
     One row per (junction_aa, v_call, j_call): the number of repertoires whose top list holds it
-    (and, with `classes_of` mapping repertoire id -> class, how many of each class), its best rank
-    and its highest attention weight; sorted by repertoires, then best rank, then attention.
+    (and, with `classes_of` mapping repertoire id -> class, how many of each class), its best rank,
+    its highest attention weight and up to three of those repertoires; sorted by repertoires, then
+    best rank, then attention.
     """
     needed = {"repertoire_id", "rank", "attention", "junction_aa"}
     if not needed <= set(attended.columns):
@@ -166,9 +167,10 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     keys = ["junction_aa", "v_call", "j_call"]
     grouped = table.groupby(keys, sort=False)
     out = grouped.agg(repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"),
-                      max_attention=("attention", "max"))
+                      max_attention=("attention", "max"),
+                      examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))))
     if classes_of:
-        table["class"] = table["repertoire_id"].map(classes_of).fillna("?")
+        table["class"] = table["repertoire_id"].map(classes_of).fillna("not in store")
         per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
             index=keys, columns="class", values="repertoire_id", aggfunc="count", fill_value=0)
         out = out.join(per_class.rename(columns=lambda c: f"in {c}"))

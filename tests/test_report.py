@@ -1,0 +1,93 @@
+"""`report`: one self-contained, escaped HTML file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.evaluate import evaluate
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.report import attended_summary, build_report
+
+
+@pytest.fixture
+def run(cohort: tuple[Path, Path], tmp_path: Path) -> dict[str, Path]:
+    """A store of the shared 6-repertoire cohort, an evaluation of two methods, an attended table, a config."""
+    metadata, folder = cohort
+    store = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    subjects = [f"P{i}" for i in range(6)]
+    pd.DataFrame({"subject_id": subjects, "fold": [0, 0, 0, 1, 1, 1]}).to_csv(tmp_path / "split.csv", index=False)
+    truth = np.where(np.arange(6) % 2 == 1, "True", "False")
+    for name, p in [("deeprc", [0.1, 0.9, 0.2, 0.7, 0.4, 0.6]), ("kmer", [0.5, 0.4, 0.6, 0.3, 0.2, 0.8])]:
+        pd.DataFrame({"subject_id": subjects, "probability": p, "true_label": truth}).to_csv(tmp_path / f"{name}.csv",
+                                                                                          index=False)
+    evaluate({"deeprc": [tmp_path / "deeprc.csv"], "public_clones": [tmp_path / "kmer.csv"]}, tmp_path / "split.csv",
+             tmp_path / "eval")
+    attended = pd.DataFrame({
+        "repertoire_id": ["P1", "P1", "P3", "<script>alert(1)</script>"],
+        "rank": [1, 2, 1, 1], "attention": [0.30, 0.10, 0.25, 0.05],
+        "junction_aa": ["CASSGRDTF", "CASSLF", "CASSGRDTF", "CAWF"],
+        "v_call": ["TRBV5-1", "TRBV7-2", "TRBV5-1", None], "j_call": ["TRBJ2-7"] * 4, "duplicate_count": [3, 1, 2, 1],
+    })
+    attended.to_csv(tmp_path / "attended.tsv", sep="\t", index=False)
+    (tmp_path / "config.yaml").write_text("run: demo\nfolds: 2  # <b>not bold</b>\n")
+    return {"store": store, "eval": tmp_path / "eval", "attended": tmp_path / "attended.tsv",
+            "config": tmp_path / "config.yaml", "out": tmp_path / "report.html"}
+
+
+def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deeprc_hopfield", "report", "--store", run["store"], "--metrics",
+         run["eval"] / "metrics.tsv", "--figures", run["eval"], "--attended", run["attended"], "--config",
+         run["config"], "--out", run["out"], "--title", "CMV & friends"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text = run["out"].read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<title>CMV &amp; friends</title>" in text
+    assert "deeprc" in text and "public_clones" in text
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == 2 and all(len(i) > 1000 for i in images)
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # a repertoire id, escaped
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in text  # the config as given, escaped
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
+    assert "<td>repertoires</td><td>6</td>" in text  # cohort summary from the store
+    assert "<th>in label=True</th>" in text and "<td>P1, P3</td>" in text  # CASSGRDTF: two positives
+    for software in ("python", "torch", "numpy", "pandas", "snakemake"):
+        assert f"<td>{software}</td>" in text
+
+
+def test_subject_ids_are_escaped_where_shown(run: dict[str, Path]) -> None:
+    attended = pd.read_csv(run["attended"], sep="\t")
+    attended.loc[3, "junction_aa"] = "<script>x</script>"
+    attended.to_csv(run["attended"], sep="\t", index=False)
+    text = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"],
+                        attended=[run["attended"]], config=run["config"], title="<script>t</script>")
+    assert "<script" not in text
+    assert "&lt;script&gt;x&lt;/script&gt;" in text and "<h1>&lt;script&gt;t&lt;/script&gt;</h1>" in text
+
+
+def test_attended_summary_counts_repertoires_and_classes() -> None:
+    attended = pd.DataFrame({"repertoire_id": ["A", "A", "B", "C"], "rank": [1, 2, 1, 3],
+                             "attention": [0.3, 0.1, 0.2, 0.05], "junction_aa": ["CXF", "CYF", "CXF", "CXF"],
+                             "v_call": ["V1", "V1", "V1", None], "j_call": ["J1"] * 4})
+    summary = attended_summary(attended, {"A": "y=1", "B": "y=0", "C": "y=1"})
+    first = summary.iloc[0]
+    assert (first["junction_aa"], first["v_call"], first["repertoires"], first["best_rank"]) == ("CXF", "V1", 2, 1)
+    assert first["max_attention"] == pytest.approx(0.3)
+    assert (first["in y=0"], first["in y=1"], first["examples"]) == (1, 1, "A, B")
+    assert len(summary) == 3  # CXF without V is another clone
+
+
+def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(DeepRCError, match="metrics table not found"):
+        build_report(store=run["store"], metrics=tmp_path / "none.tsv", figures=run["eval"], attended=[], config=None)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("method\tauc\nx\t0.5\n")
+    with pytest.raises(DeepRCError, match="lacks column 'balanced_accuracy'"):
+        build_report(store=run["store"], metrics=bad, figures=run["eval"], attended=[], config=None)
