@@ -104,14 +104,23 @@ def clone_keys(codes: np.ndarray, lengths: np.ndarray, v_index: np.ndarray) -> n
 
 
 def _incidence(keys: list[np.ndarray]) -> sparse.csr_matrix:
-    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more."""
-    rows = np.repeat(np.arange(len(keys)), [len(k) for k in keys])
-    uniques, column, n_carriers = np.unique(np.concatenate(keys), return_inverse=True, return_counts=True)
-    shared = n_carriers >= 2
-    remap = np.cumsum(shared) - 1
-    keep = shared[column]
-    data = np.ones(int(keep.sum()), dtype=bool)
-    return sparse.csr_matrix((data, (rows[keep], remap[column[keep]])), shape=(len(keys), int(shared.sum())))
+    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more.
+
+    `keys` holds each repertoire's distinct clone keys. Memory stays near one copy of all keys: the
+    shared keys are found on one sorted copy, then each repertoire is looked up in them.
+    """
+    everything = np.concatenate(keys)
+    everything.sort()
+    shared = np.unique(everything[1:][everything[1:] == everything[:-1]])
+    del everything
+    rows, columns = [], []
+    for i, k in enumerate(keys):
+        position = np.minimum(np.searchsorted(shared, k), max(len(shared) - 1, 0))
+        hit = shared[position] == k if len(shared) else np.zeros(len(k), dtype=bool)
+        columns.append(position[hit])
+        rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
+    row, column = np.concatenate(rows), np.concatenate(columns)
+    return sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
 
 
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...]) -> CohortFeatures:

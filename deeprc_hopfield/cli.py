@@ -313,6 +313,8 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
 def _run_split(args: argparse.Namespace) -> int:
     from deeprc_hopfield.split import make_split, write_table
 
+    if not args.out.parent.is_dir():
+        raise DeepRCError(f"cannot write output: folder '{args.out.parent}' does not exist", args.out)
     split = make_split(args.store, args.folds, args.seed, args.label_column)
     write_table(split, args.out)
     log.info("wrote %s (%d repertoires, %d folds)", args.out, len(split), args.folds)
