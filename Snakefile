@@ -34,12 +34,12 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
-    """The cross-validated run: report, metrics, held-out predictions and attended sequences."""
+    """The cross-validated run: report, metrics, held-out predictions and attended sequences per fold."""
     input:
         report_html(),
         evaluation("metrics.tsv"),
-        result("predictions.csv"),
-        result("attended.tsv"),
+        expand(fold_predictions("{fold}"), fold=FOLDS),
+        expand(fold_attended("{fold}"), fold=FOLDS),
     default_target: True
 
 

@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
-STAGES = {"ingest", "split", "train", "predict_fold", "attend_fold", "collect_predictions",
-          "collect_attended", "baselines", "evaluate", "report", "all"}
+STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "attend_fold", "baselines", "evaluate",
+          "run_config", "report", "all"}
 
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed beside python")
 
@@ -55,12 +55,25 @@ def fake_immunoseq_cohort(folder: Path, n: int = 6) -> tuple[Path, Path]:
 
 
 def test_dry_run_of_the_demo_config_plans_every_stage():
-    result = snakemake("-n", "--nolock", "--cores", "2")
+    result = snakemake("-n", "-p", "--nolock", "--cores", "2")
     assert result.returncode == 0, result.stderr
-    jobs = planned_jobs(result.stdout + result.stderr)
+    out = result.stdout + result.stderr
+    jobs = planned_jobs(out)
     assert STAGES <= set(jobs)
     assert jobs["train"] == jobs["predict_fold"] == jobs["attend_fold"] == 5
-    assert "results/demo/report.html" in result.stdout + result.stderr
+    assert "results/demo/report.html" in out
+    # every fold's held-out predictions reach evaluate, beside both baselines
+    evaluate = next(line for line in out.splitlines() if "deeprc-hopfield evaluate" in line)
+    assert evaluate.count("deeprc=results/demo/predictions/fold") == 5
+    assert "kmer=" in evaluate and "public_clones=" in evaluate
+
+
+def test_no_baselines_is_a_valid_choice():
+    result = snakemake("-n", "-p", "--nolock", "--config", "baselines=[]")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "baselines" not in planned_jobs(out)
+    assert "kmer=" not in out
 
 
 def test_dry_run_of_the_cmv_example(tmp_path: Path):
@@ -124,3 +137,41 @@ def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, 
     assert result.returncode != 0
     assert message in out
     assert "Traceback" not in out and "Failed validating" not in out
+
+
+@pytest.mark.slow
+def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
+    from deeprc_hopfield.simulate import SimulationSettings, simulate
+
+    cohort = simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05,
+                                         motifs=["GR.DT"], seed=5), tmp_path / "cohort")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"run: tiny\nmetadata: {cohort / 'metadata.csv'}\nrepertoires: {cohort / 'repertoires'}\n"
+        "folds: 2\ndevice: cpu\ntop_k: 3\n"
+        "training: {n_updates: 6, repertoires_per_update: 2, sample_size: 100, evaluate_every: 3,"
+        " checkpoint_every: 6}\n"
+        "threads: {ingest: 1, train: 1, predict: 1, baselines: 1}\n")
+    args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
+    first = snakemake(*args, cwd=tmp_path, timeout=170)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    run = tmp_path / "results" / "tiny"
+    metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
+    assert set(metrics["method"]) == {"deeprc", "kmer", "public_clones"}
+    for method, rows in metrics.groupby("method"):  # an AUC for every fold, then mean and sd
+        assert list(rows["fold"]) == ["0", "1", "mean", "sd"], method
+        auc = rows.set_index("fold")["roc_auc"]
+        assert auc[["0", "1"]].between(0, 1).all() and auc["mean"] == pytest.approx(auc[["0", "1"]].mean())
+    predictions = pd.concat([pd.read_csv(run / "predictions" / f"fold{k}.csv") for k in (0, 1)])
+    assert sorted(predictions["subject_id"]) == sorted(pd.read_csv(cohort / "metadata.csv")["subject_id"])
+    attended = pd.concat([pd.read_csv(run / "attended" / f"fold{k}.tsv", sep="\t") for k in (0, 1)])
+    assert attended["repertoire_id"].nunique() == 16 and attended["rank"].max() == 3
+    report = (run / "report.html").read_text()
+    assert "kmer" in report and "public_clones" in report.replace("public clones", "public_clones")
+    assert (tmp_path / "logs" / "tiny" / "train" / "fold0.log").exists()
+    assert (run / "benchmarks" / "train" / "fold1.tsv").exists()
+
+    second = snakemake(*args, cwd=tmp_path, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert "Nothing to be done" in second.stdout + second.stderr

@@ -5,7 +5,7 @@ rule attend_fold:
         store=store(),
         split=split_table(),
     output:
-        fold_file("attended.tsv"),
+        fold_attended(),
     log:
         log_path("attend/fold{fold}.log"),
     params:
@@ -19,21 +19,6 @@ rule attend_fold:
         "deeprc-hopfield attend --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --top {params.top} --device {params.device} --out {output}"
         " --threads {threads} > {log} 2>&1"
-
-
-rule collect_attended:
-    """The attended sequences of every held-out repertoire in one table (one header kept)."""
-    input:
-        expand(fold_file("attended.tsv", "{fold}"), fold=FOLDS),
-    output:
-        result("attended.tsv"),
-    log:
-        log_path("collect_attended.log"),
-    threads: 1
-    resources:
-        mem_mb=500,
-    shell:
-        "awk 'FNR > 1 || NR == 1' {input} > {output} 2> {log}"
 
 
 rule attend_new:

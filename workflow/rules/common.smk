@@ -52,9 +52,14 @@ def model_dir(fold="{fold}"):
     return os.path.join(models_dir(), f"fold{fold}")
 
 
-def fold_file(name, fold="{fold}"):
-    """A per-fold output (held-out predictions, attended sequences)."""
-    return result("folds", f"fold{fold}", name)
+def fold_predictions(fold="{fold}"):
+    """Held-out predictions of one fold's model (subject_id, probability, predicted, true_label)."""
+    return result("predictions", f"fold{fold}.csv")
+
+
+def fold_attended(fold="{fold}"):
+    """Top-K attended sequences of the held-out repertoires of one fold."""
+    return result("attended", f"fold{fold}.tsv")
 
 
 def baseline_predictions():
@@ -84,8 +89,9 @@ def ingest_options():
 
 
 def evaluate_predictions(wildcards, input):
-    """NAME=FILE pairs for evaluate: the model's held-out predictions, then each baseline."""
-    pairs = [f"deeprc={input.model}"]
+    """NAME=FILE pairs for evaluate: the model's held-out predictions (one file per fold), then
+    each baseline."""
+    pairs = [f"deeprc={path}" for path in input.model]
     pairs += [f"{m}={input.baselines[i]}" for i, m in enumerate(BASELINES)]
     return " ".join(pairs)
 

@@ -1,7 +1,7 @@
 rule evaluate:
     """ROC AUC, PR AUC, balanced accuracy and F1 per fold and mean +- sd; ROC and PR curves."""
     input:
-        model=result("predictions.csv"),
+        model=expand(fold_predictions("{fold}"), fold=FOLDS),
         baselines=list(baseline_predictions().values()),
         split=split_table(),
     output:

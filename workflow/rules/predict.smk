@@ -5,7 +5,7 @@ rule predict_fold:
         store=store(),
         split=split_table(),
     output:
-        fold_file("predictions.csv"),
+        fold_predictions(),
     log:
         log_path("predict/fold{fold}.log"),
     benchmark:
@@ -20,21 +20,6 @@ rule predict_fold:
         "deeprc-hopfield predict --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --device {params.device} --out {output} --threads {threads}"
         " > {log} 2>&1"
-
-
-rule collect_predictions:
-    """The held-out predictions of every fold in one table (one header kept)."""
-    input:
-        expand(fold_file("predictions.csv", "{fold}"), fold=FOLDS),
-    output:
-        result("predictions.csv"),
-    log:
-        log_path("collect_predictions.log"),
-    threads: 1
-    resources:
-        mem_mb=500,
-    shell:
-        "awk 'FNR > 1 || NR == 1' {input} > {output} 2> {log}"
 
 
 rule predict_new:

@@ -5,7 +5,7 @@ rule report:
         metrics=evaluation("metrics.tsv"),
         roc=evaluation("roc.png"),
         pr=evaluation("pr.png"),
-        attended=result("attended.tsv"),
+        attended=expand(fold_attended("{fold}"), fold=FOLDS),
         config=run_config(),
     output:
         report_html(),
@@ -14,10 +14,11 @@ rule report:
     params:
         figures=lambda wildcards, input: os.path.dirname(input.roc),
         title=config["report_title"],
+        label=config["label_column"],
     threads: 1
     resources:
         mem_mb=2000,
     shell:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
         " --figures {params.figures} --attended {input.attended} --config {input.config}"
-        " --title {params.title:q} --out {output} > {log} 2>&1"
+        " --label-column {params.label} --title {params.title:q} --out {output} > {log} 2>&1"
