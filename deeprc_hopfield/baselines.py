@@ -13,7 +13,9 @@
   inner out-of-fold scores (as a share of the associated clones), so 0.5 is a usable threshold.
 
 For every outer fold K, both are fitted on the repertoires whose fold is not K only, then score
-fold K. Binary labels only.
+fold K: no label of fold K reaches a fit. (One label-free step sees the whole cohort: only clones
+carried by two repertoires or more are kept, since a clone seen once can never reach significance.)
+Binary labels only.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
-        raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' (choose from {', '.join(METHODS)})")
+        raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
+                          f"(choose from {', '.join(METHODS)})")
     features = read_features(store_path, label_column, methods)
     fold = _fold_of(features, split_path)
     y = features.y
