@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make test` (set up and run the tests).
+# Two commands on a fresh machine: `make demo` (set up and run the workflow on the bundled demo)
+# and `make test` (set up and run the tests).
 # The CPU build of torch is installed first so that pip never pulls a multi-GB CUDA build;
 # the package itself only asks for torch>=2.2, so users with a GPU build keep theirs.
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: test install clean
+.PHONY: demo test install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,11 @@ install: $(VENV)/.installed
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The whole workflow on data/demo (configs/config.yaml); a second run does nothing.
+demo: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 8
+	@echo "report: $(CURDIR)/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -55,7 +55,7 @@ def fake_immunoseq_cohort(folder: Path, n: int = 6) -> tuple[Path, Path]:
 
 
 def test_dry_run_of_the_demo_config_plans_every_stage():
-    result = snakemake("-n", "-p", "--nolock", "--cores", "2")
+    result = snakemake("-n", "-F", "-p", "--nolock", "--cores", "2")
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = planned_jobs(out)
@@ -69,7 +69,7 @@ def test_dry_run_of_the_demo_config_plans_every_stage():
 
 
 def test_no_baselines_is_a_valid_choice():
-    result = snakemake("-n", "-p", "--nolock", "--config", "baselines=[]")
+    result = snakemake("-n", "-F", "-p", "--nolock", "--config", "baselines=[]")
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     assert "baselines" not in planned_jobs(out)
@@ -78,7 +78,7 @@ def test_no_baselines_is_a_valid_choice():
 
 def test_dry_run_of_the_cmv_example(tmp_path: Path):
     metadata, repertoires = fake_immunoseq_cohort(tmp_path)
-    result = snakemake("-n", "--nolock", "--cores", "2", "--configfile", "configs/cmv_example.yaml",
+    result = snakemake("-n", "-F", "--nolock", "--cores", "2", "--configfile", "configs/cmv_example.yaml",
                        "--replace-workflow-config", "--config", f"metadata={metadata}",
                        f"repertoires={repertoires}")
     assert result.returncode == 0, result.stderr
@@ -93,7 +93,7 @@ def test_dry_run_of_the_cmv_example(tmp_path: Path):
 def test_dry_run_of_each_profile(profile: str):
     if profile == "slurm":
         pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install 'deeprc-hopfield[cluster]'")
-    result = snakemake("-n", "--nolock", "--profile", f"workflow/profiles/{profile}")
+    result = snakemake("-n", "-F", "--nolock", "--profile", f"workflow/profiles/{profile}")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout + result.stderr)
     assert jobs["train"] == 5 and "report" in jobs
@@ -103,12 +103,12 @@ def test_dry_run_of_each_profile(profile: str):
 
 
 def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
-    refused = snakemake("-n", "--nolock", "predict")
+    refused = snakemake("-n", "-F", "--nolock", "predict")
     assert refused.returncode != 0
     assert "--config new_repertoires=DIR" in refused.stdout + refused.stderr
     new = tmp_path / "new"
     new.mkdir()
-    planned = snakemake("-n", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}")
+    planned = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}")
     assert planned.returncode == 0, planned.stderr
     jobs = planned_jobs(planned.stdout + planned.stderr)
     assert jobs["predict_new"] == jobs["attend_new"] == 1 and jobs["train"] == 5
@@ -132,7 +132,7 @@ def test_lint_is_clean_apart_from_conda():
 def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, bad: str, message: str):
     config = tmp_path / "bad.yaml"
     config.write_text(bad)
-    result = snakemake("-n", "--nolock", "--configfile", config)
+    result = snakemake("-n", "-F", "--nolock", "--configfile", config)
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in out
@@ -175,3 +175,12 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     second = snakemake(*args, cwd=tmp_path, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "Nothing to be done" in second.stdout + second.stderr
+
+    # new patients: the fold models as an ensemble, without retraining
+    new = snakemake("predict", *args, "--config", f"new_repertoires={cohort / 'repertoires'}", cwd=tmp_path,
+                    timeout=90)
+    assert new.returncode == 0, new.stderr[-3000:]
+    assert "rule train:" not in new.stdout + new.stderr
+    ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
+    assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
+    assert pd.read_csv(run / "new_patients" / "attended.tsv", sep="\t")["repertoire_id"].nunique() == 16
