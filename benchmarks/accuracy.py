@@ -8,14 +8,10 @@ seeded split into `--folds` folds, and for the held-out fold (`--fold`, or every
   `--updates` and `--config` override), predict the held-out repertoires and report their ROC AUC;
 - the share of implanted sequences (from `truth/implanted.tsv`, matched on repertoire and
   junction_aa) among the `--top` most-attended sequences of each held-out positive repertoire;
-- baseline 1: L1-penalised logistic regression on 3-mer frequencies (distinct sequences, all 8,000
-  3-mers of the 20 amino acids, standardised), C chosen by 5-fold inner CV (ROC AUC) on the
-  training folds only;
-- baseline 2: an Emerson-style public-clone test. For every clone (junction_aa + V + J, or
-  junction_aa with `--clone-key aa`) found in >= 2 training repertoires, a one-sided Fisher's exact
-  test (hypergeometric upper tail) for enrichment in the positives; clones with p below a threshold
-  are "associated"; a repertoire's score is the number of associated clones it carries. The
-  threshold is chosen from 1e-2 .. 1e-5 by 5-fold inner CV (ROC AUC) on the training folds only;
+- the package's two baselines (`deeprc_hopfield.baselines`), fitted on the same training folds:
+  L1-penalised logistic regression on 3-mer frequencies (C by inner CV) and the Emerson-style
+  public-clone test (Fisher's exact test per junction_aa + V clone, p threshold by inner CV; score =
+  associated clones carried);
 - seconds of simulate, ingest, train (and per update), predict.
 
     python benchmarks/accuracy.py --repertoires 200 --sequences 10000 --witness-rate 0.001 \\
@@ -38,26 +34,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
-from scipy.stats import hypergeom
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from deeprc_hopfield.baselines import (
+    CohortFeatures,
+    fit_kmer,
+    fit_public_clones,
+    read_features,
+)
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings, parse_motifs, simulate
-from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.split import make_split
 from deeprc_hopfield.train import train
 
 LABEL = "label"
-INNER_FOLDS = 5
-L1_CS = np.logspace(-3, 1, 9)
-FISHER_THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-5)
 
 
 @contextmanager
@@ -93,100 +86,6 @@ def cohort_and_store(settings: SimulationSettings, work: Path, threads: int, sec
     return cohort, store
 
 
-def stratified_split(subject_ids: list[str], labels: np.ndarray, folds: int, seed: int) -> pd.DataFrame:
-    """subject_id -> fold (0..folds-1), stratified by label and seeded."""
-    fold = np.empty(len(subject_ids), dtype=int)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        fold[test] = k
-    return pd.DataFrame({"subject_id": subject_ids, "fold": fold})
-
-
-# --- features of the baselines ---------------------------------------------------------------------
-def kmer_frequencies(store: RepertoireStore, k: int = 3) -> np.ndarray:
-    """(n_repertoires, 20**k) frequencies of the k-mers of each repertoire's distinct sequences."""
-    out = np.zeros((len(store), 20**k))
-    for i in range(len(store)):
-        rep = store.repertoire(i)
-        codes = rep.codes.astype(np.int64) - 1  # 0..19
-        starts = np.repeat(np.cumsum(rep.lengths.astype(np.int64)) - rep.lengths, rep.lengths)
-        position = np.arange(len(codes)) - starts
-        valid = position <= np.repeat(rep.lengths.astype(np.int64), rep.lengths) - k
-        index = np.zeros(int(valid.sum()), dtype=np.int64)
-        where = np.flatnonzero(valid)
-        for offset in range(k):
-            index = index * 20 + codes[where + offset]
-        counts = np.bincount(index, minlength=20**k)
-        out[i] = counts / max(1, counts.sum())
-    return out
-
-
-def clone_incidence(store: RepertoireStore, key: str) -> sp.csr_matrix:
-    """(n_repertoires, n_clones) 0/1 matrix: does a repertoire carry a clone (`key` 'aa' or 'aa_vj')."""
-    rows, names = [], []
-    for i in range(len(store)):
-        table = store.table(i)
-        clone = table["junction_aa"] if key == "aa" else (
-            table["junction_aa"] + "|" + table["v_call"].astype(str) + "|" + table["j_call"].astype(str))
-        names.append(clone.to_numpy())
-        rows.append(np.full(len(table), i))
-    ids, _ = pd.factorize(np.concatenate(names))
-    rows = np.concatenate(rows)
-    matrix = sp.csr_matrix((np.ones(len(ids), dtype=np.int8), (rows, ids)), shape=(len(store), ids.max() + 1))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1
-    return matrix
-
-
-# --- baselines -------------------------------------------------------------------------------------
-def l1_logistic_auc(features: np.ndarray, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
-                    seed: int) -> tuple[float, float]:
-    """Held-out AUC of L1 logistic regression with C chosen by inner CV on the training rows; and that C."""
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(
-        l1_ratio=1.0, solver="liblinear", max_iter=2000, class_weight="balanced"))
-    search = GridSearchCV(pipeline, {"logisticregression__C": L1_CS}, scoring="roc_auc",
-                          cv=StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed))
-    search.fit(features[train_idx], y[train_idx])
-    score = search.predict_proba(features[test_idx])[:, 1]
-    return roc_auc_score(y[test_idx], score), float(search.best_params_["logisticregression__C"])
-
-
-def associated_clones(incidence: sp.csr_matrix, y: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean mask of clones enriched in the positives (one-sided Fisher's exact test, p < threshold)."""
-    carriers = np.asarray(incidence.sum(axis=0)).ravel()
-    positive_carriers = np.asarray(incidence[y == 1].sum(axis=0)).ravel()
-    tested = carriers >= 2
-    p = np.ones(incidence.shape[1])
-    p[tested] = hypergeom.sf(positive_carriers[tested] - 1, len(y), int(y.sum()), carriers[tested])
-    return p < threshold
-
-
-def public_clone_scores(incidence: sp.csr_matrix, y: np.ndarray, fit_idx: np.ndarray, score_idx: np.ndarray,
-                        threshold: float) -> np.ndarray:
-    """Number of clones associated in `fit_idx` that each repertoire of `score_idx` carries."""
-    mask = associated_clones(incidence[fit_idx], y[fit_idx], threshold)
-    return np.asarray(incidence[score_idx] @ mask.astype(np.float64)).ravel()
-
-
-def _safe_auc(y: np.ndarray, score: np.ndarray) -> float:
-    return roc_auc_score(y, score) if len(np.unique(y)) == 2 else float("nan")
-
-
-def public_clone_auc(incidence: sp.csr_matrix, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
-                     seed: int) -> tuple[float, float, int]:
-    """Held-out AUC of the public-clone score, the threshold chosen by inner CV, and the clones it keeps."""
-    inner = StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed)
-    mean_auc = {}
-    for threshold in FISHER_THRESHOLDS:
-        aucs = [_safe_auc(y[train_idx[b]], public_clone_scores(incidence, y, train_idx[a], train_idx[b], threshold))
-                for a, b in inner.split(train_idx, y[train_idx])]
-        mean_auc[threshold] = np.nanmean(aucs)
-    best = max(FISHER_THRESHOLDS, key=lambda t: (mean_auc[t], -t))  # ties: the looser threshold
-    score = public_clone_scores(incidence, y, train_idx, test_idx, best)
-    n_clones = int(associated_clones(incidence[train_idx], y[train_idx], best).sum())
-    return roc_auc_score(y[test_idx], score), best, n_clones
-
-
 # --- the model -------------------------------------------------------------------------------------
 def train_and_predict(store: Path, work: Path, split_csv: Path, fold: int, args: argparse.Namespace,
                       test_ids: set[str], seconds: dict) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
@@ -196,9 +95,9 @@ def train_and_predict(store: Path, work: Path, split_csv: Path, fold: int, args:
         train(store, model_dir, config_path=args.config, split=split_csv, fold=fold, device="cpu", seed=args.seed,
               n_updates=args.updates, progress=False)
     saved = load_model(model_dir)
-    subjects = (s for s in subjects_from_store(store, saved) if s.subject_id in test_ids)
     with timed(seconds, "predict"):
-        predictions, attended = predict(saved, subjects, torch.device("cpu"), top=args.top)
+        predictions, attended = predict([saved], subjects_from_store(store, saved, only=test_ids),
+                                        torch.device("cpu"), top=args.top)
     return predictions, attended, model_dir
 
 
@@ -216,9 +115,25 @@ def updates_run(model_dir: Path) -> int:
 
 
 # --- one fold and the report -----------------------------------------------------------------------
-def evaluate_fold(fold: int, split: pd.DataFrame, y: np.ndarray, features: dict, store: Path, work: Path,
+def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndarray, seed: int,
+              seconds: dict) -> dict:
+    """Held-out AUCs of the package's k-mer and public-clone baselines, fitted on `train_idx` only."""
+    y = features.y
+    with timed(seconds, "kmer_lr"):
+        search = fit_kmer(features.kmers[train_idx], y[train_idx], seed)
+        kmer_auc = roc_auc_score(y[test_idx], search.predict_proba(features.kmers[test_idx])[:, 1])
+    with timed(seconds, "public_clone"):
+        clones = fit_public_clones(features.clones[train_idx], y[train_idx], seed)
+        clone_auc = roc_auc_score(y[test_idx], clones.score(features.clones[test_idx]))
+    return {"kmer_l1_auc": kmer_auc, "kmer_l1_C": search.best_params_["logisticregression__C"],
+            "public_clone_auc": clone_auc, "fisher_threshold": clones.threshold,
+            "associated_clones": len(clones.associated)}
+
+
+def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, store: Path, work: Path,
                   truth: pd.DataFrame, args: argparse.Namespace) -> dict:
     seconds: dict = {}
+    y = features.y
     test_idx = np.flatnonzero(split["fold"].to_numpy() == fold)
     train_idx = np.flatnonzero(split["fold"].to_numpy() != fold)
     ids = split["subject_id"].to_numpy()
@@ -227,13 +142,9 @@ def evaluate_fold(fold: int, split: pd.DataFrame, y: np.ndarray, features: dict,
     truth_of = dict(zip(ids, y))
     model_auc = roc_auc_score([truth_of[s] for s in predictions["subject_id"]], predictions["probability"])
     share = implanted_share(attended, truth, set(ids[test_idx][y[test_idx] == 1]))
-    with timed(seconds, "kmer_lr"):
-        kmer_auc, c = l1_logistic_auc(features["kmers"], y, train_idx, test_idx, args.seed)
-    with timed(seconds, "public_clone"):
-        clone_auc, threshold, n_clones = public_clone_auc(features["clones"], y, train_idx, test_idx, args.seed)
+    base = baselines(features, train_idx, test_idx, args.seed, seconds)
     n_updates = updates_run(model_dir)
-    return {"fold": fold, "n_test": len(test_idx), "model_auc": model_auc, "kmer_l1_auc": kmer_auc, "kmer_l1_C": c,
-            "public_clone_auc": clone_auc, "fisher_threshold": threshold, "associated_clones": n_clones,
+    return {"fold": fold, "n_test": len(test_idx), "model_auc": model_auc, **base,
             "top_implanted_mean": float(share.mean()), "top_implanted_min": float(share.min()),
             "train_s": seconds["train"], "updates": n_updates, "s_per_update": seconds["train"] / n_updates,
             "predict_s": seconds["predict"], "kmer_lr_s": seconds["kmer_lr"], "public_clone_s": seconds["public_clone"]}
@@ -255,7 +166,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fold", type=int, default=0, help="the held-out fold (without --all-folds)")
     p.add_argument("--all-folds", action="store_true", help="hold out each fold in turn (k trainings)")
     p.add_argument("--top", type=int, default=20, help="attended sequences checked per positive repertoire")
-    p.add_argument("--clone-key", choices=("aa_vj", "aa"), default="aa_vj")
     p.add_argument("--keep", type=Path, help="work folder to keep (and reuse the cohort from)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     return p.parse_args(argv)
@@ -285,15 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         cohort, store_path = cohort_and_store(settings, work, args.threads, seconds)
         truth = pd.read_csv(cohort / "truth" / "implanted.tsv", sep="\t", dtype=str)
-        with RepertoireStore(store_path) as store, timed(seconds, "features"):
-            label = store.label(LABEL)
-            assert str(label.classes[1]) == "1", f"positive class is not '1': {label.classes}"
-            y = label.values.astype(int)
-            split = stratified_split(store.subject_ids, y, args.folds, args.seed)
-            features = {"kmers": kmer_frequencies(store), "clones": clone_incidence(store, args.clone_key)}
+        split = make_split(store_path, args.folds, args.seed, LABEL)
         split.to_csv(work / "split.csv", index=False)
+        with timed(seconds, "features"):
+            features = read_features(store_path, LABEL, ("kmer", "public_clones"))
+        assert str(features.classes[1]) == "1", f"positive class is not '1': {features.classes}"
         folds = range(args.folds) if args.all_folds else [args.fold]
-        rows = [evaluate_fold(k, split, y, features, store_path, work, truth, args) for k in folds]
+        rows = [evaluate_fold(k, split, features, store_path, work, truth, args) for k in folds]
         result = report(settings, seconds, rows)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))
