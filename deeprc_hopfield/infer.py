@@ -64,13 +64,9 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
 
 def held_out_subjects(split: str | Path, fold: int) -> set[str]:
     """Subject ids of fold `fold` of a split table (subject_id, fold)."""
-    split = Path(split)
-    try:
-        table = pd.read_csv(split, sep=None, engine="python", dtype={"subject_id": str})
-    except (OSError, pd.errors.ParserError) as exc:
-        raise DeepRCError(f"cannot read split: {exc}", split) from None
-    if not {"subject_id", "fold"} <= set(table.columns):
-        raise DeepRCError("split table needs columns subject_id and fold", split)
+    from deeprc_hopfield.split import read_split
+
+    table = read_split(split)
     subjects = set(table.loc[table["fold"] == fold, "subject_id"])
     if not subjects:
         raise DeepRCError(f"fold {fold} is not in the split (folds: {sorted(table['fold'].unique().tolist())})", split)

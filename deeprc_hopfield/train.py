@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -115,13 +114,10 @@ def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) ->
 
 def read_split(path: str | Path, store: RepertoireStore, fold: int) -> np.ndarray:
     """Indices of the training repertoires of `fold`: every repertoire whose fold is not `fold`."""
+    from deeprc_hopfield.split import read_split as read_split_table
+
     path = Path(path)
-    try:
-        split = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str})
-    except (OSError, pd.errors.ParserError) as exc:
-        raise TrainingError(f"cannot read split: {exc}", path) from None
-    if not {"subject_id", "fold"} <= set(split.columns):
-        raise TrainingError("split table needs columns subject_id and fold", path)
+    split = read_split_table(path)
     fold_of = dict(zip(split["subject_id"], split["fold"]))
     missing = [s for s in store.subject_ids if s not in fold_of]
     if missing:
