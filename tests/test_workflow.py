@@ -17,7 +17,7 @@ SNAKEMAKE = BIN / "snakemake"
 STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "attend_fold", "baselines", "evaluate",
           "run_config", "report", "all"}
 
-pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed beside python")
+assert SNAKEMAKE.exists(), "snakemake (a dependency of the package) must be installed beside python"
 
 
 def snakemake(*args: str | Path, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess:
