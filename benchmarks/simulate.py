@@ -32,18 +32,13 @@ def _median_time(function, repeats: int) -> float:
 
 def olga_reference(chain: str, n: int) -> None:
     """OLGA's plain generation loop: one productive CDR3 per call."""
-    import olga.load_model as load_model
     import olga.sequence_generation as sequence_generation
 
     from deeprc_hopfield.simulate import background_model
+    from deeprc_hopfield.simulate.background import olga_model
 
     model = background_model(chain)
-    folder = Path(load_model.__file__).parent / "default_models" / model.model_name
-    genomic = getattr(load_model, f"GenomicData{model.kind}")()
-    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
-                                   str(folder / "J_gene_CDR3_anchors.csv"))
-    generative = getattr(load_model, f"GenerativeModel{model.kind}")()
-    generative.load_and_process_igor_model(str(folder / "model_marginals.txt"))
+    genomic, generative = olga_model(chain)
     generator = getattr(sequence_generation, f"SequenceGeneration{model.kind}")(generative, genomic)
     np.random.seed(0)
     for _ in range(n):

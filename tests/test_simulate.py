@@ -17,6 +17,7 @@ from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.simulate import SimulationSettings, background_model, max_motif_length, simulate
+from deeprc_hopfield.simulate.background import olga_model
 from deeprc_hopfield.simulate.implant import CODONS
 from deeprc_hopfield.simulate.settings import END_MARGIN
 from deeprc_hopfield.store import RepertoireStore
@@ -46,7 +47,6 @@ def _translate(nt: str) -> str:
 @pytest.mark.parametrize("chain", ["TRB", "TRA", "IGH"])
 def test_background_is_productive_and_olga_plausible(chain):
     import olga.generation_probability as generation_probability
-    import olga.load_model as load_model
 
     model = background_model(chain)
     block = model.generate(3000, np.random.default_rng(5))
@@ -56,28 +56,17 @@ def test_background_is_productive_and_olga_plausible(chain):
     assert set(block.v_call) <= set(model.v_names) and set(block.j_call) <= set(model.j_names)
     # OLGA's own generation probability of every sampled junction is positive: our sampler only
     # produces what OLGA's model can produce.
-    folder = Path(load_model.__file__).parent / "default_models" / model.model_name
-    genomic = getattr(load_model, f"GenomicData{model.kind}")()
-    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
-                                   str(folder / "J_gene_CDR3_anchors.csv"))
-    generative = getattr(load_model, f"GenerativeModel{model.kind}")()
-    generative.load_and_process_igor_model(str(folder / "model_marginals.txt"))
+    genomic, generative = olga_model(chain)
     pgen = getattr(generation_probability, f"GenerationProbability{model.kind}")(generative, genomic)
     n_checked = 4 if chain == "IGH" else 40  # OLGA's IGH Pgen takes seconds per sequence
     assert all(pgen.compute_nt_CDR3_pgen(nt) > 0 for nt in block.junction[:n_checked])
 
 
 def test_background_length_distribution_matches_olga_generator():
-    import olga.load_model as load_model
     import olga.sequence_generation as sequence_generation
 
     model = background_model("TRB")
-    folder = Path(load_model.__file__).parent / "default_models" / model.model_name
-    genomic = load_model.GenomicDataVDJ()
-    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
-                                   str(folder / "J_gene_CDR3_anchors.csv"))
-    generative = load_model.GenerativeModelVDJ()
-    generative.load_and_process_igor_model(str(folder / "model_marginals.txt"))
+    genomic, generative = olga_model("TRB")
     reference = sequence_generation.SequenceGenerationVDJ(generative, genomic)
     np.random.seed(0)
     theirs = np.array([len(reference.gen_rnd_prod_CDR3()[1]) for _ in range(4000)])

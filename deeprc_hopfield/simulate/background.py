@@ -139,6 +139,22 @@ def _strings(codes: np.ndarray) -> np.ndarray:
     return fixed.astype(str).astype(object)
 
 
+def olga_model(chain: str) -> tuple[object, object]:
+    """OLGA's own (genomic data, generative model) objects of its default human model of `chain`."""
+    import olga
+    import olga.load_model as load_model
+
+    folder, kind = CHAIN_MODELS[chain]
+    path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
+    genomic = getattr(load_model, f"GenomicData{kind}")()
+    genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"),
+                                   os.path.join(path, "V_gene_CDR3_anchors.csv"),
+                                   os.path.join(path, "J_gene_CDR3_anchors.csv"))
+    generative = getattr(load_model, f"GenerativeModel{kind}")()
+    generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
+    return genomic, generative
+
+
 class BackgroundModel:
     """A vectorised generator of productive CDR3s for one chain, using OLGA's default human model.
 
@@ -149,18 +165,10 @@ class BackgroundModel:
     """
 
     def __init__(self, chain: str) -> None:
-        import olga
-        import olga.load_model as load_model
         import olga.sequence_generation as sequence_generation
 
         folder, kind = CHAIN_MODELS[chain]
-        path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
-        genomic = getattr(load_model, f"GenomicData{kind}")()
-        genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"),
-                                       os.path.join(path, "V_gene_CDR3_anchors.csv"),
-                                       os.path.join(path, "J_gene_CDR3_anchors.csv"))
-        generative = getattr(load_model, f"GenerativeModel{kind}")()
-        generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
+        genomic, generative = olga_model(chain)
         # OLGA's generator object holds the cumulative tables it samples from; we sample the same.
         tables = getattr(sequence_generation, f"SequenceGeneration{kind}")(generative, genomic)
         self.chain, self.kind = chain, kind
