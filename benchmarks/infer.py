@@ -86,8 +86,11 @@ def naive_forward(model: RepertoireClassifier, bags: SequenceBags) -> torch.Tens
     x = F.selu(conv(F.pad(x.transpose(1, 2), model.embedder.padding)))
     emb = x.masked_fill(~valid[:, None, :], float("-inf")).amax(2)  # (n, d)
     k, v = pool.keys_values(emb)
-    a = torch.softmax(pool.beta * (k * pool.queries()[None]).sum(-1), dim=0)  # (n, H)
-    return model.head(pool.finish((a[..., None] * v).sum(0, keepdim=True)))["status"]
+    logits = pool.beta * (k * pool.queries()[None]).sum(-1)  # (n, H)
+    a = torch.softmax(logits, dim=0)
+    lse = torch.logsumexp(logits, dim=0, keepdim=True)  # (1, H)
+    pooled = pool.finish((a[..., None] * v).sum(0, keepdim=True), lse, torch.tensor([len(lengths)]))
+    return model.head(pooled)["status"]
 
 
 def measure(what: str, n: int, repeats: int, threads: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 
 from deeprc_hopfield.model import (HopfieldPooling, ModelConfig, RepertoireClassifier, SequenceBags,
                                    SequenceEmbedder, TaskSpec, position_features, probabilities, task_loss)
+from deeprc_hopfield.model.pooling import segment_logsumexp
 
 torch.set_num_threads(2)
 
@@ -39,8 +41,12 @@ def dense_pooling(pool: HopfieldPooling, emb: torch.Tensor, offsets: torch.Tenso
         for _ in range(pool.update_steps - 1):
             a = torch.softmax(pool.beta * torch.einsum("nhd,hd->nh", k, q), dim=0)
             q = torch.einsum("nh,nhd->hd", a, k)
-        a = torch.softmax(pool.beta * torch.einsum("nhd,hd->nh", k, q), dim=0)  # (n, H)
-        pooled.append(pool.out(torch.einsum("nh,nhd->hd", a, v).flatten()))
+        logits = pool.beta * torch.einsum("nhd,hd->nh", k, q)
+        a = torch.softmax(logits, dim=0)  # (n, H)
+        out = pool.out(torch.einsum("nh,nhd->hd", a, v).flatten())
+        if pool.energy_feature:  # log-mean-exp of the logits per head
+            out = torch.cat((out, torch.logsumexp(logits, 0) - math.log(len(x))))
+        pooled.append(out)
         attention.append(a)
     return torch.stack(pooled), torch.cat(attention)
 
@@ -62,6 +68,28 @@ def test_streamed_pooling_equals_dense(heads, steps, chunk):
     torch.testing.assert_close(sums, torch.ones_like(sums))
     one_instance = torch.tensor(np.cumsum([0] + sizes))[:-1][torch.tensor(sizes) == 1]
     assert torch.allclose(attention[one_instance], torch.ones(1))
+
+
+def test_left_out_sequences_count_in_the_energy_feature():
+    """Training pools a top fraction; the energy feature must still cover the whole sample exactly."""
+    torch.manual_seed(3)
+    model = RepertoireClassifier(config(attention_heads=2))
+    bags = random_bags(np.random.default_rng(3), [30, 11, 50])
+    with torch.no_grad():
+        logits = model.attention_logits(bags)
+        kept = torch.cat([torch.arange(0, 30, 3), torch.arange(30, 41, 2), torch.arange(41, 91, 5)])
+        left = torch.ones(bags.n_sequences, dtype=torch.bool)
+        left[kept] = False
+        bag = bags.bag_index()
+        selected = bags.select(kept)
+        selected.left_out_lse = segment_logsumexp(logits[left], bag[left], bags.n_bags)
+        selected.left_out = torch.bincount(bag[left], minlength=bags.n_bags)
+        full = model.pooling(model.embed(bags), bags.offsets)[0][:, -2:]
+        part = model.pooling(model.embed(selected), selected.offsets, left_out_lse=selected.left_out_lse,
+                             left_out=selected.left_out)[0][:, -2:]
+        without = model.pooling(model.embed(selected), selected.offsets)[0][:, -2:]
+    torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(without, full, atol=1e-3)
 
 
 def test_pooling_extreme_logits_do_not_overflow():

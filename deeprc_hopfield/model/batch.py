@@ -23,6 +23,10 @@ class SequenceBags:
     lengths: long (n,) residues per sequence (>= 1); v_index, j_index: long (n,) gene-table rows,
     -1 = unknown; counts: float (n,) clone counts, NaN = unknown; offsets: long (B+1,) bag
     boundaries in sequences (offsets[0] = 0, offsets[-1] = n, every bag non-empty).
+    left_out_lse, left_out: optional, set by training's top-fraction selection: the log-sum-exp
+    (B, heads) of the attention logits of the sequences each bag was sampled with but that were
+    left out, and their number (B,); None = nothing left out. They let the model's Hopfield energy
+    cover the whole sample while gradients flow through the kept sequences only.
     """
 
     codes: torch.Tensor
@@ -31,6 +35,8 @@ class SequenceBags:
     j_index: torch.Tensor
     counts: torch.Tensor
     offsets: torch.Tensor
+    left_out_lse: torch.Tensor | None = None
+    left_out: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.lengths.shape[0]
@@ -139,8 +145,10 @@ class SequenceBags:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "SequenceBags":
         """A copy on `device` (codes stay uint8, so moving a batch moves few bytes)."""
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        optional = lambda t: None if t is None else move(t)  # noqa: E731
         return SequenceBags(move(self.codes), move(self.lengths), move(self.v_index), move(self.j_index),
-                            move(self.counts), move(self.offsets))
+                            move(self.counts), move(self.offsets), optional(self.left_out_lse),
+                            optional(self.left_out))
 
     def select(self, indices: torch.Tensor) -> "SequenceBags":
         """Keep the sequences at global positions `indices` (sorted within each bag, bags in order).

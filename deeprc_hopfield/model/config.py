@@ -73,7 +73,8 @@ class ModelConfig:
     'unknown' row) and, with `use_counts`, log1p(count) plus an 'unknown count' flag.
     Pooling: Hopfield pooling with `attention_heads` learned query patterns, `attention_dim` per head,
     inverse temperature `beta` (None = 1/sqrt(attention_dim)), optionally learned, iterated
-    `update_steps` times. Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
+    `update_steps` times; with `energy_feature` the output network also sees each head's
+    log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
     """
 
     tasks: list[TaskSpec] = field(default_factory=list)
@@ -90,6 +91,7 @@ class ModelConfig:
     beta: float | None = None
     learn_beta: bool = False
     update_steps: int = 1
+    energy_feature: bool = True
     head_hidden: int = 32
     head_layers: int = 1
 
@@ -128,6 +130,8 @@ class ModelConfig:
         if not isinstance(self.learn_beta, bool):
             raise ValueError(f"ModelConfig.learn_beta must be true or false, got {self.learn_beta!r}")
         _check_int("update_steps", self.update_steps, 1)
+        if not isinstance(self.energy_feature, bool):
+            raise ValueError(f"ModelConfig.energy_feature must be true or false, got {self.energy_feature!r}")
         _check_int("head_hidden", self.head_hidden, 1)
         _check_int("head_layers", self.head_layers, 0)
 

@@ -54,7 +54,8 @@ class RepertoireClassifier(nn.Module):
         bag = segment_ids(bags.offsets)  # (N,); raises on an empty bag
         pooling = self.pooling
         if pooling.update_steps > 1:
-            pooled, attention = pooling(self.embed(bags, chunk_size), bags.offsets, return_attention, chunk_size)
+            pooled, attention = pooling(self.embed(bags, chunk_size), bags.offsets, return_attention, chunk_size,
+                                        bags.left_out_lse, bags.left_out)
             return ModelOutput(self.head(pooled), attention)
         query = pooling.queries()  # (H, dk)
         dtype = self.pooling.query.dtype
@@ -70,7 +71,8 @@ class RepertoireClassifier(nn.Module):
                 logits[index] = lg.to(logits.dtype)
         mean, lse = acc.result()
         attention = torch.exp(logits - lse[bag]) if logits is not None else None
-        return ModelOutput(self.head(pooling.finish(mean)), attention)
+        pooled = pooling.finish(mean, lse, bags.bag_sizes(), bags.left_out_lse, bags.left_out)
+        return ModelOutput(self.head(pooled), attention)
 
     def attention_logits(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
         """Pre-softmax attention scores (N, heads) of every sequence (call under no_grad to rank)."""
