@@ -23,10 +23,12 @@ install: $(VENV)/.installed
 test: install
 	$(BIN)/python -m pytest -q
 
-# The whole workflow on data/demo (configs/config.yaml); a second run does nothing.
+# The whole workflow on data/demo (configs/config.yaml); a second run does nothing, and an
+# interrupted one picks up where it stopped (a training job from its last checkpoint).
 demo: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 8
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 8 --rerun-incomplete
 	@echo "report: $(CURDIR)/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
+	@echo "Snakemake's own report of the run: $(BIN)/snakemake --report results/demo/snakemake_report.html"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

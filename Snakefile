@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "configs/config.yaml"
 
 
+report: "workflow/report/workflow.rst"  # `snakemake --report FILE.html` after a run
+
+
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as error:  # one line with the schema's message, not a dump of the schema

@@ -173,7 +173,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "repertoires and sequences, scores them all without gradients and back-propagates through the "
             "most-attended 10%%; the model is selected on an inner validation split of the training "
             "repertoires (never the test fold). Writes MODEL_DIR (config.json, weights.safetensors, "
-            "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from."
+            "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from. "
+            "--resume-if-possible continues from it only when it is of this very run (same store, split "
+            "and fold, labels, model and training config) and starts afresh otherwise; the workflow "
+            "uses it so that an interrupted training job picks up where it stopped."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -187,7 +190,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
-    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR.checkpoint")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from MODEL_DIR.checkpoint (an error when there is none, or when it is "
+                             "of another store, split, fold, label or model)")
+    resume.add_argument("--resume-if-possible", action="store_true",
+                        help="continue from MODEL_DIR.checkpoint when it is of this very run, else train from "
+                             "the start; the log says which")
     p.set_defaults(func=_run_train)
 
 
@@ -196,7 +205,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     train(args.store, args.out, args.config, args.label_columns, args.split, args.fold, args.device,
-          args.resume, args.seed, args.n_updates, progress=sys.stderr.isatty())
+          "auto" if args.resume_if_possible else args.resume, args.seed, args.n_updates,
+          progress=sys.stderr.isatty())
     return 0
 
 

@@ -186,6 +186,7 @@ class Trainer:
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.history: list[dict] = []
         self.evaluations_without_gain = 0
+        self.stopped_early = False
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
 
     def _weight_tasks(self) -> None:
@@ -257,6 +258,19 @@ class Trainer:
         return result
 
     # --- checkpoints ----------------------------------------------------------------------
+    def identity(self) -> dict:
+        """What a checkpoint must share with this run to be continued by `resume="auto"`: the store
+        (creation time, size, ingest parameters), the fitting and validation repertoires (so the split
+        and fold), the labels, the model and the training configuration; as JSON stores it."""
+        identity = {
+            "store": {"created": self.store.attrs.get("created"), "n_sequences": self.store.n_sequences,
+                      "parameters": self.store.parameters},
+            "subjects": {"fit": [self.store.subject_ids[i] for i in self.fit_idx],
+                         "validation": [self.store.subject_ids[i] for i in self.val_idx]},
+            "labels": self.labels, "model": self.model_config.to_dict(), "training": asdict(self.config),
+        }
+        return json.loads(json.dumps(identity, default=str))
+
     def save_checkpoint(self) -> None:
         """Model, optimizer, best weights and history, written atomically (safetensors + JSON)."""
         from safetensors.torch import save_file
@@ -272,20 +286,44 @@ class Trainer:
                 tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
         save_file(tensors, str(tmp / "state.safetensors"))
         meta = {"update": self.update, "best": self.best, "history": self.history,
-                "evaluations_without_gain": self.evaluations_without_gain,
-                "param_groups": optimizer_state["param_groups"], "config": asdict(self.config)}
+                "evaluations_without_gain": self.evaluations_without_gain, "stopped_early": self.stopped_early,
+                "param_groups": optimizer_state["param_groups"], "config": asdict(self.config),
+                "identity": self.identity()}
         (tmp / "progress.json").write_text(json.dumps(meta))
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         tmp.rename(self.checkpoint_dir)
 
-    def load_checkpoint(self) -> None:
+    def load_checkpoint(self, required: bool = True) -> bool:
+        """Continue from the checkpoint; returns whether it did.
+
+        `required` (``--resume``): a missing or unreadable checkpoint, or one of another store, split,
+        fold, labels or model, is an error; a different training config (more updates) is only logged.
+        Otherwise (``--resume-if-possible``) the checkpoint is used only when everything of
+        :meth:`identity` matches, and training starts from update 0 when it does not, saying why.
+        """
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
+
+        def fresh(reason: str) -> bool:
+            if required:
+                raise TrainingError(f"--resume, but {reason}", self.checkpoint_dir)
+            log.info("not resuming: %s; training from update 0", reason)
+            return False
 
         state_file = self.checkpoint_dir / "state.safetensors"
         if not state_file.is_file():
-            raise TrainingError("--resume, but there is no checkpoint", self.checkpoint_dir)
-        meta = json.loads((self.checkpoint_dir / "progress.json").read_text())
-        tensors = load_file(str(state_file), device=str(self.device))
+            return fresh(f"there is no checkpoint {self.checkpoint_dir}")
+        try:
+            meta = json.loads((self.checkpoint_dir / "progress.json").read_text())
+            tensors = load_file(str(state_file), device=str(self.device))
+        except (OSError, ValueError, SafetensorError) as exc:
+            return fresh(f"the checkpoint {self.checkpoint_dir} is unreadable ({exc})")
+        stored = meta.get("identity") or {}
+        differ = [key for key, value in self.identity().items() if stored.get(key) != value]
+        if differ and (not required or differ != ["training"]):
+            return fresh(f"the checkpoint {self.checkpoint_dir} is of another run (its {', '.join(differ)} differ)")
+        if differ:
+            log.warning("resuming although the training config differs from the checkpoint's")
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         optim_state: dict = {}
@@ -296,7 +334,9 @@ class Trainer:
         self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
         self.update, self.best, self.history = meta["update"], meta["best"], meta["history"]
         self.evaluations_without_gain = meta["evaluations_without_gain"]
+        self.stopped_early = meta.get("stopped_early", False)
         log.info("resumed from %s at update %d", self.checkpoint_dir, self.update)
+        return True
 
     # --- the loop -------------------------------------------------------------------------
     def run(self, progress: bool = True) -> Path:
@@ -326,6 +366,7 @@ class Trainer:
                     self.evaluations_without_gain += 1
                 if cfg.patience and self.evaluations_without_gain >= cfg.patience:
                     log.info("stopping early: no gain in validation loss for %d evaluations", cfg.patience)
+                    self.stopped_early = True
                     break
             if self.update % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
@@ -369,9 +410,17 @@ def _history_csv(history: list[dict]) -> str:
 
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
-          device: str = "auto", resume: bool = False, seed: int | None = None, n_updates: int | None = None,
+          device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
           progress: bool = True) -> Path:
-    """Train a model on a store and write it to `out` (a model directory)."""
+    """Train a model on a store and write it to `out` (a model directory).
+
+    `resume`: False trains from update 0; True continues from the checkpoint `out.checkpoint` (an
+    error when there is none); "auto" continues from it only when it is of this very run (store,
+    split and fold, labels, model and training config; see :meth:`Trainer.load_checkpoint`) and
+    starts from update 0 otherwise, so an interrupted workflow job picks up where it stopped.
+    """
+    if resume not in (False, True, "auto"):
+        raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
     model_options, config = read_config(config_path)
     overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
     if overrides:
@@ -383,6 +432,6 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
             raise TrainingError("--split and --fold go together")
         indices = read_split(split, store, fold) if split is not None else np.arange(len(store))
         trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target)
-        if resume:
-            trainer.load_checkpoint()
+        if resume and trainer.load_checkpoint(required=resume is True) and trainer.stopped_early:
+            return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
         return trainer.run(progress=progress)

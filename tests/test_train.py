@@ -104,6 +104,64 @@ def test_resume_reaches_the_same_weights(easy_cohort, tmp_path):
     assert all(torch.equal(a[k], v) for k, v in _weights(again).items())  # CPU runs are deterministic
 
 
+def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_cohort, tmp_path, monkeypatch):
+    """The workflow's train jobs run with --resume-if-possible: an interrupted job continues from its
+    checkpoint to the weights of an uninterrupted run; a checkpoint of another config starts afresh."""
+    import deeprc_hopfield.train as training
+
+    torch.set_num_threads(1)
+    fold = {"split": easy_cohort["split"], "fold": 0, "device": "cpu", "progress": False}
+    config = _config(tmp_path)  # 8 updates, a checkpoint every 4
+    full = train(easy_cohort["store"], tmp_path / "full", config, **fold)
+
+    class Interrupted(Exception):
+        pass
+
+    calls = []
+
+    def interrupt_during_update_5() -> None:  # called once per update, after the step
+        calls.append(1)
+        if len(calls) == 5:
+            raise Interrupted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "raise_if_interrupted", interrupt_during_update_5)
+        with pytest.raises(Interrupted):
+            train(easy_cohort["store"], tmp_path / "part", config, **fold)
+    checkpoint = tmp_path / "part.checkpoint"
+    assert not (tmp_path / "part").exists()
+    assert json.loads((checkpoint / "progress.json").read_text())["update"] == 4
+
+    def cli(*extra: str | Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "deeprc_hopfield", "train", "--store", easy_cohort["store"],
+                               "--split", easy_cohort["split"], "--out", tmp_path / "part", "--device", "cpu",
+                               "--threads", "1", *map(str, extra)], capture_output=True, text=True)
+
+    resumed = cli("--fold", "0", "--config", config, "--resume-if-possible")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {checkpoint} at update 4" in resumed.stderr
+    a, b = _weights(full), _weights(tmp_path / "part")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert pd.read_csv(tmp_path / "part" / "metrics.csv")["update"].tolist() == [4, 8]  # history kept
+
+    # --resume insists: a checkpoint of another fold is refused in one line
+    refused = cli("--fold", "1", "--config", config, "--resume")
+    assert refused.returncode == 1 and "of another run (its subjects differ)" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # another training config: the checkpoint is left aside and training starts from update 0
+    (tmp_path / "other").mkdir()
+    other = _config(tmp_path / "other", n_updates=6)
+    fresh = cli("--fold", "0", "--config", other, "--resume-if-possible")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "not resuming" in fresh.stderr and "its training differ" in fresh.stderr
+    assert "resumed from" not in fresh.stderr
+    expected = train(easy_cohort["store"], tmp_path / "expected", other, **fold)
+    c, d = _weights(expected), _weights(tmp_path / "part")
+    assert all(torch.equal(c[k], d[k]) for k in c)
+    assert pd.read_csv(tmp_path / "part" / "metrics.csv")["update"].tolist() == [4, 6]
+
+
 def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tmp_path):
     model_dir = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu",
                       progress=False)

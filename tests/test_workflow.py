@@ -169,12 +169,20 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert attended["repertoire_id"].nunique() == 16 and attended["rank"].max() == 3
     report = (run / "report.html").read_text()
     assert "kmer" in report and "public_clones" in report.replace("public clones", "public_clones")
-    assert (tmp_path / "logs" / "tiny" / "train" / "fold0.log").exists()
+    train_log = (tmp_path / "logs" / "tiny" / "train" / "fold0.log").read_text()
+    assert "not resuming: there is no checkpoint" in train_log  # train runs with --resume-if-possible
     assert (run / "benchmarks" / "train" / "fold1.tsv").exists()
 
     second = snakemake(*args, cwd=tmp_path, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "Nothing to be done" in second.stdout + second.stderr
+
+    # Snakemake's own report of the finished run (the snakemake[reports] extra): the marked outputs
+    snakemake_report = run / "snakemake_report.html"
+    made = snakemake("--report", snakemake_report, *args, cwd=tmp_path, timeout=60)
+    assert made.returncode == 0, made.stderr[-3000:]
+    html = snakemake_report.read_text()
+    assert len(html) > 10_000 and "Attended sequences" in html and "Held-out metrics of every method" in html
 
     # new patients: the fold models as an ensemble, without retraining
     new = snakemake("predict", *args, "--config", f"new_repertoires={cohort / 'repertoires'}", cwd=tmp_path,

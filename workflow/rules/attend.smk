@@ -5,7 +5,8 @@ rule attend_fold:
         store=store(),
         split=split_table(),
     output:
-        fold_attended(),
+        report(fold_attended(), caption="../report/attended.rst", category="Attended sequences",
+               labels={"fold": "{fold}"}),
     log:
         log_path("attend/fold{fold}.log"),
     params:

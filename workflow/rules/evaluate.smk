@@ -5,9 +5,9 @@ rule evaluate:
         baselines=list(baseline_predictions().values()),
         split=split_table(),
     output:
-        metrics=evaluation("metrics.tsv"),
-        roc=evaluation("roc.png"),
-        pr=evaluation("pr.png"),
+        metrics=report(evaluation("metrics.tsv"), caption="../report/metrics.rst", category="Evaluation"),
+        roc=report(evaluation("roc.png"), caption="../report/roc.rst", category="Evaluation"),
+        pr=report(evaluation("pr.png"), caption="../report/pr.rst", category="Evaluation"),
     log:
         log_path("evaluate.log"),
     params:

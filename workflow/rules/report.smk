@@ -8,7 +8,7 @@ rule report:
         attended=expand(fold_attended("{fold}"), fold=FOLDS),
         config=run_config(),
     output:
-        report_html(),
+        report(report_html(), caption="../report/report.rst", category="Report"),
     log:
         log_path("report.log"),
     params:

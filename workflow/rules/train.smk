@@ -1,3 +1,9 @@
+# Writing two small YAML files is no cluster job: these run where snakemake runs.
+localrules:
+    run_config,
+    train_config,
+
+
 rule run_config:
     """The effective configuration of this run (defaults filled in), for the report and for users."""
     output:
@@ -36,7 +42,14 @@ rule train_config:
 
 
 rule train:
-    """One model per fold: fold K held out, inner validation inside the other folds."""
+    """One model per fold: fold K held out, inner validation inside the other folds.
+
+    The checkpoint written beside the model (models/fold{fold}.checkpoint) is deliberately not an
+    output: Snakemake deletes the outputs of a failed or interrupted job, and the checkpoint has to
+    survive so that the rerun (--rerun-incomplete) continues from it. `--resume-if-possible` uses it
+    only when it is of this very run (store, split, fold, labels, model and training config) and
+    trains from update 0 otherwise; the job's log says which.
+    """
     input:
         store=store(),
         split=split_table(),
@@ -58,4 +71,5 @@ rule train:
     shell:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
         " --config {input.config} --label-column {params.label} --seed {params.seed}"
-        " --device {params.device} --out {output.model} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible"
+        " > {log} 2>&1"
