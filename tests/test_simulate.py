@@ -146,6 +146,26 @@ def test_realised_witness_rate_is_binomial(tmp_path):
     assert abs(per_repertoire.sum() - 2 * n * rate) <= 4 * np.sqrt(2) * sd
 
 
+def test_background_rate_of_a_motif_is_reported_and_a_common_one_warned_about(tmp_path, caplog):
+    """GR.DT is common in OLGA's TRB backgrounds (~0.2%), so at a 0.1% witness rate it is a weak signal."""
+    import yaml
+
+    settings = SimulationSettings(n_repertoires=4, sequences_per_repertoire=3000, witness_rate=0.001, seed=5,
+                                  motifs=("GR.DT", "WCW.MW"))
+    with caplog.at_level("WARNING"):
+        out = simulate(settings, tmp_path / "b")
+    realised = yaml.safe_load((out / "truth" / "parameters.yaml").read_text())["realised"]
+    rates = realised["motif_background_rate"]
+    negatives = pd.read_csv(out / "metadata.csv", dtype=str).query("label == '0'")
+    junctions = pd.concat([_table(out / "repertoires" / f)["junction_aa"] for f in negatives["filename"]])
+    observed = junctions.str.contains("GR.DT").mean()  # negatives are untouched background
+    assert 0.0005 < rates["GR.DT"] < 0.01 and abs(rates["GR.DT"] - observed) < 0.003
+    assert rates["WCW.MW"] == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("GR.DT" in m and "rarer motif" in m for m in warned)
+    assert not any("WCW.MW" in m for m in warned)
+
+
 def test_negatives_carry_no_motif_at_noise_rate_zero(tmp_path):
     motif = "WCW.MW"  # never seen in OLGA backgrounds, so a scan of the files tells implanted from chance
     out = simulate(SimulationSettings(**{**SMALL, "witness_rate": 0.02}, motifs=(motif,)), tmp_path / "n")

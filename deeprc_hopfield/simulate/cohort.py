@@ -20,11 +20,13 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from deeprc_hopfield import __version__
@@ -65,6 +67,7 @@ class _Done:
     rows: int
     implants: list[Implant]
     truth: list[list[str]]
+    background_matches: dict[str, int]
 
 
 def cohort_plan(settings: SimulationSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -150,6 +153,7 @@ def build_repertoire(task: _Task) -> _Done:
     """Generate, implant and write one repertoire (runs in a worker process)."""
     s = task.settings
     rep = make_background(s, task.index, task.size)
+    background_matches = motif_matches(rep.junction_aa, s.motifs)
     rng = _rng(s.seed, IMPLANT, task.index)
     counts = np.minimum(rng.zipf(s.count_exponent, size=len(rep)), s.max_count).astype(np.int64)
     taken = np.zeros(len(rep), dtype=bool)
@@ -171,7 +175,29 @@ def build_repertoire(task: _Task) -> _Done:
     truth = [[task.subject_id, task.filename, f"{task.subject_id}_{i.row}", str(task.label), i.kind, i.signal,
               str(i.position) if i.position >= 0 else "", i.implanted, rep.junction_aa[i.row], rep.v_call[i.row],
               rep.j_call[i.row]] for i in implants]
-    return _Done(task.index, len(rep), implants, truth)
+    return _Done(task.index, len(rep), implants, truth, background_matches)
+
+
+def motif_matches(junctions: Sequence[str], motifs: Sequence[str]) -> dict[str, int]:
+    """How many of the junctions carry each motif anywhere ('.' = any residue), before implanting."""
+    column = pd.Series(junctions, dtype=object)
+    return {m: int(column.str.contains(m, regex=True).sum()) for m in motifs}
+
+
+def background_motif_rates(done: list[_Done], motifs: Sequence[str]) -> dict[str, float]:
+    """Share of all background sequences that carry each motif by chance."""
+    total = sum(d.rows for d in done)
+    return {m: sum(d.background_matches[m] for d in done) / total if total else 0.0 for m in motifs}
+
+
+def warn_if_motif_is_common(rates: dict[str, float], witness_rate: float) -> None:
+    """A motif that the background carries about as often as the witnesses caps every classifier."""
+    for motif, rate in rates.items():
+        if rate >= 0.5 * witness_rate:
+            log.warning("motif %s occurs by chance in %.3f%% of background sequences, against a witness rate of "
+                        "%.3f%%: positive repertoires carry it only %.1fx as often as negative ones, so no "
+                        "classifier can separate them well; choose a rarer motif for a clear signal", motif,
+                        100 * rate, 100 * witness_rate, (rate + witness_rate / len(rates)) / rate)
 
 
 def _prepare_output(out: Path, force: bool) -> None:
@@ -235,7 +261,9 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
                 done = list(pool.map(build_repertoire, tasks))
         _write_metadata(tmp / "metadata.csv", tasks)
         _write_truth(tmp / "truth" / "implanted.tsv", done)
-        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done)
+        rates = background_motif_rates(done, settings.motifs)
+        warn_if_motif_is_common(rates, settings.witness_rate)
+        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates)
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
@@ -262,7 +290,8 @@ def _write_truth(path: Path, done: list[_Done]) -> None:
     path.write_bytes(("\n".join(rows) + "\n").encode())
 
 
-def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarray, done: list[_Done]) -> None:
+def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarray, done: list[_Done],
+                      background_rates: dict[str, float]) -> None:
     from importlib.metadata import version
 
     longest, median = max_motif_length(settings.chain)
@@ -289,6 +318,7 @@ def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarr
             "motif_implants_in_negatives": sum(1 for d in done if labels[d.index] == 0 for i in d.implants
                                                if i.kind == "motif"),
             "public_clone_implants": sum(1 for d in done for i in d.implants if i.kind == "public_clone"),
+            "motif_background_rate": {m: round(r, 6) for m, r in background_rates.items()},
         },
     }
     path.write_bytes(yaml.safe_dump(document, sort_keys=False, default_flow_style=False).encode())
