@@ -25,6 +25,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
+from deeprc_hopfield.model.pooling import StreamingSoftmax
 from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.saved_model import save_model
 from deeprc_hopfield.store import RepertoireStore
@@ -207,17 +208,33 @@ class Trainer:
             out[task.name] = torch.as_tensor(values, dtype=dtype, device=self.device)
         return out
 
-    def _top_attended(self, bags: SequenceBags) -> torch.Tensor:
-        """Global indices of the most-attended `top_fraction` of each bag, sorted within bags."""
-        with torch.no_grad():
-            scores = self.model.attention_logits(bags, chunk_size=self.config.embed_chunk).max(dim=1).values
+    def _top_attended(self, bags: SequenceBags) -> SequenceBags:
+        """The most-attended `top_fraction` of each bag, carrying the softmax state of the rest.
+
+        Only the kept sequences are back-propagated through, but the left-out ones still enter the
+        forward pass (their scores and values, computed here without gradients), so training sees
+        the same pooled vector as inference over the sample would.
+        """
+        logits, values = self.model.score(bags, chunk_size=self.config.embed_chunk)
+        scores = logits.max(dim=1).values
         keep = []
         offsets = bags.offsets.tolist()
         for start, end in zip(offsets[:-1], offsets[1:]):
             k = max(1, math.ceil(self.config.top_fraction * (end - start)))
             top = torch.topk(scores[start:end], k).indices + start
             keep.append(torch.sort(top).values)
-        return torch.cat(keep)
+        kept = torch.cat(keep)
+        left = torch.ones(bags.n_sequences, dtype=torch.bool, device=bags.device)
+        left[kept] = False
+        bag = bags.bag_index()[left]
+        selected = bags.select(kept)
+        pooling = self.model.pooling
+        state = StreamingSoftmax(bags.n_bags, pooling.heads, pooling.attention_dim, bags.device, logits.dtype)
+        if len(bag):
+            state.add(logits[left], values[left], bag)
+        selected.left_out_softmax = state
+        selected.left_out_count = torch.bincount(bag, minlength=bags.n_bags)
+        return selected
 
     def step(self) -> float:
         """One update; returns its loss."""
@@ -228,7 +245,7 @@ class Trainer:
         reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
         bags = SequenceBags.from_repertoires(reps).to(self.device)
         self.model.eval()
-        selected = bags.select(self._top_attended(bags))
+        selected = self._top_attended(bags)
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             output = self.model(selected, chunk_size=cfg.embed_chunk)

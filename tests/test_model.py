@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from deeprc_hopfield.model import (HopfieldPooling, ModelConfig, RepertoireClassifier, SequenceBags,
                                    SequenceEmbedder, TaskSpec, position_features, probabilities, task_loss)
-from deeprc_hopfield.model.pooling import segment_logsumexp
+from deeprc_hopfield.model.pooling import StreamingSoftmax
 
 torch.set_num_threads(2)
 
@@ -70,26 +70,27 @@ def test_streamed_pooling_equals_dense(heads, steps, chunk):
     assert torch.allclose(attention[one_instance], torch.ones(1))
 
 
-def test_left_out_sequences_count_in_the_energy_feature():
-    """Training pools a top fraction; the energy feature must still cover the whole sample exactly."""
+def test_left_out_sequences_join_the_forward_pass():
+    """Training back-propagates a top fraction; with the left-out state the output equals the full pass."""
     torch.manual_seed(3)
     model = RepertoireClassifier(config(attention_heads=2))
     bags = random_bags(np.random.default_rng(3), [30, 11, 50])
+    kept = torch.cat([torch.arange(0, 30, 3), torch.arange(30, 41, 2), torch.arange(41, 91, 5)])
+    left = torch.ones(bags.n_sequences, dtype=torch.bool)
+    left[kept] = False
+    logits, values = model.score(bags)
+    state = StreamingSoftmax(bags.n_bags, 2, model.pooling.attention_dim, bags.device, logits.dtype)
+    state.add(logits[left], values[left], bags.bag_index()[left])
+    selected = bags.select(kept)
     with torch.no_grad():
-        logits = model.attention_logits(bags)
-        kept = torch.cat([torch.arange(0, 30, 3), torch.arange(30, 41, 2), torch.arange(41, 91, 5)])
-        left = torch.ones(bags.n_sequences, dtype=torch.bool)
-        left[kept] = False
-        bag = bags.bag_index()
-        selected = bags.select(kept)
-        selected.left_out_lse = segment_logsumexp(logits[left], bag[left], bags.n_bags)
-        selected.left_out = torch.bincount(bag[left], minlength=bags.n_bags)
-        full = model.pooling(model.embed(bags), bags.offsets)[0][:, -2:]
-        part = model.pooling(model.embed(selected), selected.offsets, left_out_lse=selected.left_out_lse,
-                             left_out=selected.left_out)[0][:, -2:]
-        without = model.pooling(model.embed(selected), selected.offsets)[0][:, -2:]
+        full = model(bags).outputs["status"]
+        without = model(selected).outputs["status"]
+    selected.left_out_softmax, selected.left_out_count = state, torch.bincount(bags.bag_index()[left], minlength=3)
+    part = model(selected).outputs["status"]
     torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(without, full, atol=1e-3)
+    assert not torch.allclose(without, full, atol=1e-4)
+    part.sum().backward()  # gradients reach the weights through the kept sequences
+    assert model.embedder.convs[0].weight.grad.abs().sum() > 0
 
 
 def test_pooling_extreme_logits_do_not_overflow():

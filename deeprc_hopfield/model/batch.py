@@ -23,10 +23,11 @@ class SequenceBags:
     lengths: long (n,) residues per sequence (>= 1); v_index, j_index: long (n,) gene-table rows,
     -1 = unknown; counts: float (n,) clone counts, NaN = unknown; offsets: long (B+1,) bag
     boundaries in sequences (offsets[0] = 0, offsets[-1] = n, every bag non-empty).
-    left_out_lse, left_out: optional, set by training's top-fraction selection: the log-sum-exp
-    (B, heads) of the attention logits of the sequences each bag was sampled with but that were
-    left out, and their number (B,); None = nothing left out. They let the model's Hopfield energy
-    cover the whole sample while gradients flow through the kept sequences only.
+    left_out_softmax, left_out_count: optional, set by training's top-fraction selection: the
+    online-softmax state (a `pooling.StreamingSoftmax`, computed without gradients) of the sequences
+    each bag was sampled with but that were left out, and their number (B,); None = nothing left
+    out. With them the forward pass equals the pass over the whole sample, while gradients flow
+    through the kept sequences only.
     """
 
     codes: torch.Tensor
@@ -35,8 +36,8 @@ class SequenceBags:
     j_index: torch.Tensor
     counts: torch.Tensor
     offsets: torch.Tensor
-    left_out_lse: torch.Tensor | None = None
-    left_out: torch.Tensor | None = None
+    left_out_softmax: object | None = None
+    left_out_count: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.lengths.shape[0]
@@ -133,6 +134,11 @@ class SequenceBags:
         """Sequences per bag, long (B,)."""
         return self.offsets[1:] - self.offsets[:-1]
 
+    def sampled_sizes(self) -> torch.Tensor:
+        """Sequences per bag before a top-fraction selection (kept + left out), long (B,)."""
+        sizes = self.bag_sizes()
+        return sizes if self.left_out_count is None else sizes + self.left_out_count
+
     def bag_index(self) -> torch.Tensor:
         """The bag of every sequence, long (n,)."""
         return torch.repeat_interleave(torch.arange(self.n_bags, device=self.device), self.bag_sizes(),
@@ -143,12 +149,12 @@ class SequenceBags:
         return torch.cumsum(self.lengths, 0) - self.lengths
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "SequenceBags":
-        """A copy on `device` (codes stay uint8, so moving a batch moves few bytes)."""
+        """A copy on `device` (codes stay uint8, so moving a batch moves few bytes); left-out state is not moved."""
+        if self.left_out_softmax is not None:
+            raise ValueError("move a batch before selecting from it: left-out state stays where it was computed")
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
-        optional = lambda t: None if t is None else move(t)  # noqa: E731
         return SequenceBags(move(self.codes), move(self.lengths), move(self.v_index), move(self.j_index),
-                            move(self.counts), move(self.offsets), optional(self.left_out_lse),
-                            optional(self.left_out))
+                            move(self.counts), move(self.offsets))
 
     def select(self, indices: torch.Tensor) -> "SequenceBags":
         """Keep the sequences at global positions `indices` (sorted within each bag, bags in order).

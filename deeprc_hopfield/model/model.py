@@ -55,11 +55,12 @@ class RepertoireClassifier(nn.Module):
         pooling = self.pooling
         if pooling.update_steps > 1:
             pooled, attention = pooling(self.embed(bags, chunk_size), bags.offsets, return_attention, chunk_size,
-                                        bags.left_out_lse, bags.left_out)
+                                        bags.left_out_softmax, bags.left_out_count)
             return ModelOutput(self.head(pooled), attention)
         query = pooling.queries()  # (H, dk)
         dtype = self.pooling.query.dtype
-        acc = StreamingSoftmax(bags.n_bags, pooling.heads, pooling.attention_dim, bags.device, dtype)
+        acc = bags.left_out_softmax.clone() if bags.left_out_softmax is not None else \
+            StreamingSoftmax(bags.n_bags, pooling.heads, pooling.attention_dim, bags.device, dtype)
         logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype) \
             if return_attention else None
         for index, emb in self._chunks(bags, chunk_size):
@@ -71,8 +72,28 @@ class RepertoireClassifier(nn.Module):
                 logits[index] = lg.to(logits.dtype)
         mean, lse = acc.result()
         attention = torch.exp(logits - lse[bag]) if logits is not None else None
-        pooled = pooling.finish(mean, lse, bags.bag_sizes(), bags.left_out_lse, bags.left_out)
+        pooled = pooling.finish(mean, lse, bags.sampled_sizes())
         return ModelOutput(self.head(pooled), attention)
+
+    @torch.no_grad()
+    def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention logits (N, heads) and values (N, heads, attention_dim) of every sequence, without gradients."""
+        pooling = self.pooling
+        bag = segment_ids(bags.offsets)
+        if pooling.update_steps > 1:
+            emb = self.embed(bags, chunk_size)
+            query = pooling.retrieval_query(emb, bag, bags.n_bags, chunk_size)
+            k, v = pooling.keys_values(emb)
+            return pooling.logits(k, query, bag), v
+        query = pooling.queries()
+        dtype = pooling.query.dtype
+        logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype)
+        values = torch.empty(bags.n_sequences, pooling.heads, pooling.attention_dim, device=bags.device, dtype=dtype)
+        for index, emb in self._chunks(bags, chunk_size):
+            k, v = pooling.keys_values(emb)
+            logits[index] = pooling.logits(k, query, bag[index]).to(dtype)
+            values[index] = v.to(dtype)
+        return logits, values
 
     def attention_logits(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
         """Pre-softmax attention scores (N, heads) of every sequence (call under no_grad to rank)."""

@@ -39,16 +39,6 @@ def segment_ids(offsets: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(sizes.shape[0], device=offsets.device), sizes)
 
 
-def segment_logsumexp(logits: torch.Tensor, bag: torch.Tensor, n_bags: int) -> torch.Tensor:
-    """log-sum-exp per bag and head (B, H) of logits (N, H); -inf for a bag without instances."""
-    heads = logits.shape[1]
-    m = logits.new_full((n_bags, heads), float("-inf")).scatter_reduce(
-        0, bag[:, None].expand(-1, heads), logits.detach(), "amax")
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    s = logits.new_zeros(n_bags, heads).index_add(0, bag, torch.exp(logits - m[bag]))
-    return m + torch.log(s)
-
-
 class StreamingSoftmax:
     """Online softmax-weighted sums over instances that arrive in chunks, per bag and head.
 
@@ -75,6 +65,12 @@ class StreamingSoftmax:
         if values is not None:
             self.acc = self.acc * scale[..., None] + torch.zeros_like(self.acc).index_add(0, bag, w[..., None] * values)
         self.m = new_m
+
+    def clone(self) -> "StreamingSoftmax":
+        """An independent copy of the state (to continue from without changing this one)."""
+        copy = StreamingSoftmax.__new__(StreamingSoftmax)
+        copy.m, copy.s, copy.acc = self.m.clone(), self.s.clone(), self.acc.clone()
+        return copy
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         if bool((self.s <= 0).any()):
@@ -174,27 +170,27 @@ class HopfieldPooling(nn.Module):
             out.append(self.logits(k, query, bag[start:start + chunk_size]))
         return torch.cat(out) if out else embeddings.new_zeros(0, self.heads)
 
-    def finish(self, mean_values: torch.Tensor, lse: torch.Tensor, sizes: torch.Tensor,
-               left_out_lse: torch.Tensor | None = None, left_out: torch.Tensor | None = None) -> torch.Tensor:
+    def finish(self, mean_values: torch.Tensor, lse: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Join the heads, (B, H, dk) -> (B, out_dim), and append the energy feature if configured.
 
         lse (B, H) and sizes (B,) are the log-sum-exp of the logits and the number of instances
-        pooled; `left_out_lse`/`left_out` add instances that were scored but not pooled.
+        they cover.
         """
         pooled = self.out(mean_values.flatten(1))
         if not self.energy_feature:
             return pooled
-        if left_out_lse is not None:
-            lse = torch.logaddexp(lse, left_out_lse.to(lse.dtype))
-            sizes = sizes + left_out
         log_mean_exp = lse - torch.log(sizes.to(lse.dtype))[:, None]
         return torch.cat((pooled, log_mean_exp.to(pooled.dtype)), dim=1)
 
     def forward(self, embeddings: torch.Tensor, offsets: torch.Tensor, return_attention: bool = False,
-                chunk_size: int = DEFAULT_CHUNK, left_out_lse: torch.Tensor | None = None,
-                left_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """pooled (B, out_dim) and, with `return_attention`, weights (N, heads); see the class docstring
-        and `finish` for `left_out_lse`/`left_out`."""
+                chunk_size: int = DEFAULT_CHUNK, left_out: StreamingSoftmax | None = None,
+                left_out_count: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pooled (B, out_dim) and, with `return_attention`, weights (N, heads) of these instances.
+
+        `left_out` (the softmax state of instances scored without gradients but not passed here) and
+        `left_out_count` (B,) join the final softmax, so the result is that of all instances; the
+        iterated query (update_steps > 1) is computed from the instances passed here only.
+        """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         bag = segment_ids(offsets)
@@ -202,7 +198,8 @@ class HopfieldPooling(nn.Module):
         if bag.shape[0] != embeddings.shape[0]:
             raise ValueError(f"offsets describe {bag.shape[0]} instances but embeddings has {embeddings.shape[0]}")
         query = self.retrieval_query(embeddings, bag, n_bags, chunk_size)
-        acc = StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
+        acc = left_out.clone() if left_out is not None else \
+            StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
         logits = [] if return_attention else None
         for start in range(0, embeddings.shape[0], chunk_size):
             b = bag[start:start + chunk_size]
@@ -213,4 +210,6 @@ class HopfieldPooling(nn.Module):
                 logits.append(lg)
         mean, lse = acc.result()
         attention = torch.exp(torch.cat(logits) - lse[bag]) if logits is not None else None
-        return self.finish(mean, lse, offsets[1:] - offsets[:-1], left_out_lse, left_out), attention
+        sizes = offsets[1:] - offsets[:-1]
+        sizes = sizes if left_out_count is None else sizes + left_out_count
+        return self.finish(mean, lse, sizes), attention
