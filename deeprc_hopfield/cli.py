@@ -299,6 +299,92 @@ def _run_attend(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- interpret ----------------------------------------------------------------------------------
+def _add_interpret(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "interpret",
+        help="rank the sequences, motifs and residues behind the positive calls of a model",
+        description=(
+            "Run a model (or a folder of fold models: an ensemble) over whole repertoires of a store and write "
+            "DIR/ranked_sequences.tsv (one cohort-level ranking: each sequence scored by the bits of "
+            "above-uniform attention it gets in positive repertoires minus those in negative ones, with "
+            "incidence by label, mean relative attention and a Fisher test), DIR/motifs.tsv (gapped k-mers "
+            "enriched among the top-ranked sequences against the negative repertoires, '.' = any residue) with "
+            "logos motif_N.png/.svg, and DIR/contributions.tsv (per-residue integrated gradients of the top "
+            "sequences' attention logits) with the logo contributions.png/.svg. DIR is written whole or not at "
+            "all. Binary labels only."
+        ),
+    )
+    p.add_argument("--model", required=True, type=Path,
+                   help="model directory written by `train`, or a folder of them (a fold ensemble)")
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (replaced if it holds an "
+                                                                          "earlier interpretation)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--split", type=Path, help="split table (subject_id, fold) ...")
+    which.add_argument("--subjects", nargs="+", metavar="ID", help="only these repertoires (subject ids)")
+    p.add_argument("--fold", type=int, help="... with --split: only the repertoires of this fold (the held-out ones)")
+    p.add_argument("--label-column", metavar="COLUMN", help="binary label to interpret (default: the model's only one)")
+    p.add_argument("--per-repertoire", type=_positive_int, default=1000,
+                   help="most-attended sequences of each repertoire that enter the ranking (default: 1000)")
+    _add_interpret_options(p)
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.set_defaults(func=_run_interpret)
+
+
+def _add_interpret_options(p: argparse.ArgumentParser) -> None:
+    """Options that `interpret` and `interpret-summary` share."""
+    p.add_argument("--top", type=_positive_int, default=20,
+                   help="top-ranked sequences whose residue contributions are given (default: 20)")
+    p.add_argument("--motif-top", type=_positive_int, default=100,
+                   help="top-ranked sequences searched for motifs (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the motif background sample (default: 0)")
+
+
+def _run_interpret(args: argparse.Namespace) -> int:
+    if (args.split is None) != (args.fold is None):
+        raise DeepRCError("--split and --fold go together")
+    from deeprc_hopfield.infer import held_out_subjects
+    from deeprc_hopfield.interpret import interpret
+    from deeprc_hopfield.train import resolve_device
+
+    _set_threads(args.threads)
+    subjects = held_out_subjects(args.split, args.fold) if args.split is not None else (
+        set(args.subjects) if args.subjects else None)
+    interpret(args.model, args.store, args.out, resolve_device(args.device), subjects, args.label_column, args.top,
+              args.motif_top, args.per_repertoire, args.seed)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "interpret-summary",
+        help="merge the interpretations of the held-out folds into one cohort summary",
+        description=(
+            "Merge `interpret` folders of disjoint repertoires (one per held-out fold, each by its fold's model) "
+            "into one: the rankings add up (counts and evidence are sums over repertoires; score, means and "
+            "tests are recomputed), motifs are searched again among the merged top sequences, and the "
+            "contributions of the merged top sequences are those their fold computed. Same files as `interpret`."
+        ),
+    )
+    p.add_argument("--interpretations", required=True, nargs="+", type=Path, metavar="DIR",
+                   help="folders written by `interpret`, e.g. one per fold")
+    p.add_argument("--store", required=True, type=Path, help="the store they were computed on (motif background)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    _add_interpret_options(p)
+    p.set_defaults(func=_run_interpret_summary)
+
+
+def _run_interpret_summary(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.interpret import summarise
+
+    summarise(args.interpretations, args.store, args.out, args.top, args.motif_top, args.seed)
+    log.info("wrote %s", args.out)
+    return 0
+
+
 # --- cross-validation: split / baselines / evaluate / report -----------------------------------
 def _add_split(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -428,8 +514,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             "Write one HTML file that needs nothing else (images embedded, no external CSS or JavaScript): "
             "cohort and QC summary from the store, the metrics of the model beside the baselines (mean ± sd "
             "over folds, ROC AUC per fold), the ROC and PR curves, the sequences found most often among the "
-            "top-attended sequences of the held-out repertoires (50 rows), the configuration as given and the "
-            "software versions."
+            "top-attended sequences of the held-out repertoires (50 rows), the interpretation (with --interpretation: "
+            "ranked sequences, motifs and logos), the configuration as given and the software versions."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -439,6 +525,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attended", nargs="+", type=Path, default=[], metavar="TSV",
                    help="attended-sequence table(s) written by `attend` on the held-out repertoires (one per fold "
                         "or one for all); optional")
+    p.add_argument("--interpretation", type=Path, metavar="DIR",
+                   help="folder written by `interpret` or `interpret-summary`: ranked sequences, motifs and logos "
+                        "(optional)")
     p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
     p.add_argument("--out", required=True, type=Path, help="HTML file to write, e.g. results/demo/report.html")
     p.add_argument("--title", default="deeprc-hopfield report", help="title of the report (default: %(default)s)")
@@ -451,14 +540,14 @@ def _run_report(args: argparse.Namespace) -> int:
     from deeprc_hopfield.report import write_report
 
     write_report(args.out, store=args.store, metrics=args.metrics, figures=args.figures, attended=args.attended,
-                 config=args.config, title=args.title, label=args.label_column)
+                 config=args.config, title=args.title, label=args.label_column, interpretation=args.interpretation)
     log.info("wrote %s", args.out)
     return 0
 
 
 # --- entry point ------------------------------------------------------------------------------
 COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend,
-            _add_split, _add_baselines, _add_evaluate, _add_report]
+            _add_interpret, _add_interpret_summary, _add_split, _add_baselines, _add_evaluate, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -184,6 +184,36 @@ def load_models(path: str | Path, device: torch.device) -> list[SavedModel]:
     return models
 
 
+def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: torch.device,
+                     attention: bool = False, chunk_size: int = DEFAULT_CHUNK
+                     ) -> tuple[dict[str, np.ndarray], torch.Tensor | None]:
+    """Every model on one whole repertoire.
+
+    Returns
+    -------
+    scores
+        Per label, the scores of each model stacked, shape (n_models, k): P(positive) (binary, k = 1),
+        class probabilities (categorical) or the value (numeric).
+    attention
+        With `attention`, each sequence's attention weight (n,) on the CPU: the highest over heads,
+        averaged over the models; else None.
+    """
+    labels = models[0].labels
+    scores: dict[str, list[np.ndarray]] = {name: [] for name in labels}
+    weights = None
+    with torch.inference_mode():
+        bags = SequenceBags.from_repertoires([repertoire]).to(device)
+        for saved in models:
+            result = saved.model(bags, return_attention=attention, chunk_size=chunk_size)
+            for name, label in labels.items():
+                scores[name].append(_scores(label, result.outputs[name]))
+            if attention:
+                best = result.attention.float().max(dim=1).values
+                weights = best if weights is None else weights + best
+        mean_attention = (weights / len(models)).cpu() if attention else None
+    return {k: np.stack(v) for k, v in scores.items()}, mean_attention
+
+
 def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
             chunk_size: int = DEFAULT_CHUNK, top: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
@@ -194,26 +224,16 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     """
     labels = models[0].labels
     rows, attended = [], []
-    with torch.inference_mode():
-        for subject in subjects:
-            bags = SequenceBags.from_repertoires([subject.repertoire]).to(device)
-            scores: dict[str, list[np.ndarray]] = {name: [] for name in labels}
-            attention = None
-            for saved in models:
-                result = saved.model(bags, return_attention=top > 0, chunk_size=chunk_size)
-                for name, label in labels.items():
-                    scores[name].append(_scores(label, result.outputs[name]))
-                if top > 0:
-                    weights = result.attention.float().max(dim=1).values
-                    attention = weights if attention is None else attention + weights
-            row = {"subject_id": subject.subject_id,
-                   **_prediction_columns(labels, {k: np.stack(v) for k, v in scores.items()})}
-            for name, value in subject.truth.items():
-                row["true_label" if len(labels) == 1 else f"{name}_true"] = value
-            rows.append(row)
-            if top > 0:
-                attended.append(_top_sequences(subject, attention / len(models), top))
-            raise_if_interrupted()
+    for subject in subjects:
+        scores, attention = score_repertoire(models, subject.repertoire, device, attention=top > 0,
+                                             chunk_size=chunk_size)
+        row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scores)}
+        for name, value in subject.truth.items():
+            row["true_label" if len(labels) == 1 else f"{name}_true"] = value
+        rows.append(row)
+        if top > 0:
+            attended.append(_top_sequences(subject, attention, top))
+        raise_if_interrupted()
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
     return pd.DataFrame(rows), (pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns))
 

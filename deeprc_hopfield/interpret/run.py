@@ -1,0 +1,283 @@
+"""`deeprc-hopfield interpret` and `interpret-summary`: from a model and a store to an output folder.
+
+The folder holds ranked_sequences.tsv (:mod:`.ranking`), motifs.tsv and motif logos (:mod:`.motifs`,
+:mod:`.logos`), contributions.tsv and its logo (:mod:`.contributions`), and interpretation.json (the
+label, the repertoires by label, the settings). It is written to a temporary folder beside the
+target and renamed into place at the end, so an error or an interrupt leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deeprc_hopfield import __version__
+from deeprc_hopfield.encoding import decode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.infer import load_models, subjects_from_store
+from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
+from deeprc_hopfield.saved_model import SavedModel
+from deeprc_hopfield.store import RepertoireStore
+
+log = logging.getLogger(__name__)
+
+INFO_FILE = "interpretation.json"
+RANKED_FILE = "ranked_sequences.tsv"
+MOTIFS_FILE = "motifs.tsv"
+CONTRIBUTIONS_FILE = "contributions.tsv"
+#: Sequences sampled from the interpreted repertoires as the motif background.
+BACKGROUND_SIZE = 50_000
+#: Motifs drawn as logos (motif_1 ... motif_N).
+MOTIF_LOGOS = 3
+
+
+class InterpretError(DeepRCError):
+    """Input that cannot be interpreted: no binary label, genes the store lacks, unknown subjects."""
+
+
+@contextlib.contextmanager
+def _output_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out`, renamed to `out` on success (replacing an earlier
+    interpretation there), removed on any error."""
+    if not out.parent.is_dir():
+        raise DeepRCError(f"cannot write output: folder '{out.parent}' does not exist", out)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file())):
+        raise DeepRCError("output exists and is not an earlier interpretation; nothing was replaced", out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def binary_label(saved: SavedModel, name: str | None) -> tuple[str, str]:
+    """The label to interpret (`name`, else the model's only binary label) and its positive class."""
+    binary = [n for n, spec in saved.labels.items() if spec["kind"] == "binary"]
+    if name is None:
+        if len(binary) != 1:
+            raise InterpretError(f"the model has {len(binary)} binary labels ({', '.join(binary) or 'none'}); "
+                                 "name one with --label-column" if binary else
+                                 "interpretation needs a binary label; the model has none "
+                                 f"({', '.join(saved.labels)})", saved.path)
+        name = binary[0]
+    if name not in saved.labels:
+        raise InterpretError(f"the model has no label '{name}' (labels: {', '.join(saved.labels)})", saved.path)
+    if name not in binary:
+        raise InterpretError(f"label '{name}' is {saved.labels[name]['kind']}; interpretation needs a binary label",
+                             saved.path)
+    return name, str(saved.labels[name]["classes"][1])
+
+
+def check_genes(store: RepertoireStore, saved: SavedModel) -> None:
+    """Refuse a store that has none of the V (or J) genes a gene-embedding model was trained on."""
+    config = saved.model.config
+    if config.gene_embedding_dim == 0:
+        return
+    for kind, used, model_genes, store_genes in (("V", config.n_v_genes, saved.v_genes, store.v_genes),
+                                                 ("J", config.n_j_genes, saved.j_genes, store.j_genes)):
+        if not used:
+            continue
+        shared = set(model_genes) & set(store_genes)
+        if not shared:
+            raise InterpretError(f"the store has none of the {len(model_genes)} {kind} genes the model embeds "
+                                 f"(e.g. {', '.join(model_genes[:3])}); it needs repertoires with {kind} calls "
+                                 "named as in its training store", store.path)
+        unknown = len(set(store_genes) - shared)
+        if unknown:
+            log.warning("%d of the store's %d %s genes are unknown to the model (embedded as 'unknown')", unknown,
+                        len(store_genes), kind)
+
+
+def _subjects(store: RepertoireStore, wanted: set[str] | None) -> list[str]:
+    if wanted is None:
+        return list(store.subject_ids)
+    missing = sorted(wanted - set(store.subject_ids))
+    if missing:
+        raise InterpretError(f"{len(missing)} subject(s) not in the store, e.g. '{missing[0]}'", store.path)
+    if not wanted:
+        raise InterpretError("no repertoire selected", store.path)
+    return [s for s in store.subject_ids if s in wanted]
+
+
+def background_sample(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
+                      seed: int = 0) -> list[str]:
+    """A seeded uniform sample (without replacement) of the CDR3s of the given repertoires."""
+    with RepertoireStore(store_path) as store:
+        index = np.array([store.index_of(s) for s in subject_ids], dtype=np.int64)
+        sizes = store.repertoire_sizes()[index]
+        ends = np.cumsum(sizes)
+        picks = np.sort(np.random.default_rng(seed).choice(int(ends[-1]), size=min(size, int(ends[-1])),
+                                                             replace=False))
+        owner = np.searchsorted(ends, picks, side="right")
+        local = picks - (ends - sizes)[owner]
+        sample: list[str] = []
+        for k in np.unique(owner):  # one read per repertoire
+            rep = store.repertoire(int(index[k])).subset(local[owner == k])
+            sample += decode(rep.codes, rep.lengths)
+    return sample
+
+
+def _write(folder: Path, ranked: pd.DataFrame, background: list[str], contributions_of: pd.DataFrame,
+           info: dict, motif_top: int) -> None:
+    """Every output file of an interpretation into `folder`."""
+    ranked.to_csv(folder / RANKED_FILE, sep="\t", index=False)
+    foreground = ranked.loc[ranked["score"] > 0, "junction_aa"].head(motif_top).tolist()
+    found = motifs.find_motifs(foreground, background)
+    found.to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
+    for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
+        logos.motif_logo(foreground, motif, folder / f"motif_{k}", title=f"motif {k}: {motif}")
+    contributions_of.to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
+    logos.contribution_logo(contributions_of, folder / "contributions")
+    info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(background),
+            "top_motif": found["motif"].iloc[0] if len(found) else None, "package_version": __version__}
+    (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    log.info("%d ranked sequences, %d motifs (top: %s), contributions of %d sequences",
+             len(ranked), len(found), info["top_motif"], contributions_of["rank"].nunique())
+
+
+def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> pd.DataFrame:
+    chosen = ranked[ranked["score"] > 0].head(top)
+    if any(saved.model.pooling.update_steps != 1 for saved in models):
+        log.warning("no contributions: integrated gradients of the attention logit need update_steps = 1")
+        chosen = chosen.iloc[:0]
+    return contributions.contributions_table(models, chosen)
+
+
+def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
+              subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
+              per_repertoire: int = 1000, seed: int = 0) -> Path:
+    """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
+
+    Parameters
+    ----------
+    model
+        A model directory or a folder of them (an ensemble).
+    store
+        The repertoire store; `subjects` restricts it (e.g. to a held-out fold).
+    out
+        Output folder (created; an earlier interpretation there is replaced).
+    label
+        Binary label to interpret (default: the model's only binary label).
+    top
+        Top-ranked sequences (score > 0) whose residue contributions are computed.
+    motif_top
+        Top-ranked sequences (score > 0) searched for motifs.
+    per_repertoire
+        Most-attended sequences of each repertoire that enter the ranking.
+    seed
+        Seed of the background sample of the motif search.
+    """
+    out, store = Path(out), Path(store)
+    device = torch.device(device)
+    models = load_models(model, device)
+    name, positive_class = binary_label(models[0], label)
+    with RepertoireStore(store) as opened:
+        check_genes(opened, models[0])
+        chosen = _subjects(opened, subjects)
+    with _output_folder(out) as tmp:
+        attention = ranking.collect_attention(models, subjects_from_store(store, models[0], set(chosen)), device,
+                                              name, positive_class, per_repertoire)
+        ranked = ranking.rank_sequences(attention)
+        reps = attention.repertoires
+        positives = reps.loc[reps["positive"], "subject_id"].tolist()
+        negatives = reps.loc[~reps["positive"], "subject_id"].tolist()
+        info = {"label": name, "positive_class": positive_class,
+                "label_source": "+".join(sorted(attention.label_source)),
+                "repertoires": {"positive": len(positives), "negative": len(negatives)},
+                "positive_subjects": positives, "negative_subjects": negatives, "model": str(model),
+                "models": len(models), "store": str(store),
+                "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed}}
+        _write(tmp, ranked, _background(store, negatives, chosen, seed), _contributions(models, ranked, top), info,
+               motif_top)
+    return out
+
+
+def _background(store: Path, negatives: list[str], everyone: list[str], seed: int) -> list[str]:
+    """The motif background: a sample of the negative repertoires' sequences (what a pattern's frequency
+    is without the condition), or of all repertoires when none is negative."""
+    if not negatives:
+        log.warning("no negative repertoire: the motif background is sampled from the positive ones")
+    return background_sample(store, negatives or everyone, seed=seed)
+
+
+def _read_interpretation(folder: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """interpretation.json, ranked_sequences.tsv and contributions.tsv of an interpretation folder."""
+    try:
+        info = json.loads((folder / INFO_FILE).read_text())
+        text = {c: str for c in (*ranking.KEY_COLUMNS, "top_repertoire")}
+        ranked = pd.read_csv(folder / RANKED_FILE, sep="\t", dtype=text)
+        contributed = pd.read_csv(folder / CONTRIBUTIONS_FILE, sep="\t", dtype=text)
+    except FileNotFoundError as exc:
+        raise InterpretError(f"not an interpretation folder: {Path(exc.filename).name} is missing", folder) from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InterpretError(f"cannot read the interpretation: {exc}", folder) from None
+    return info, ranked, contributed
+
+
+def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int) -> pd.DataFrame:
+    """One ranking from rankings of disjoint sets of repertoires: sums add, the rest is recomputed."""
+    both = pd.concat(tables, ignore_index=True)
+    for suffix in ("positive", "negative"):
+        both[f"attention_{suffix}"] = both[f"mean_attention_{suffix}"].fillna(0) * both[f"n_{suffix}"]
+    sums = [f"{c}_{s}" for c in ("n", "attended", "attention", "evidence") for s in ("positive", "negative")]
+    keys = ranking.KEY_COLUMNS
+    merged = both.groupby(keys, dropna=False, sort=False)[sums].sum()
+    top = both.sort_values("top_attention", ascending=False, kind="stable").drop_duplicates(keys)
+    top_columns = ["top_repertoire", "top_attention", "top_duplicate_count"]
+    merged = merged.join(top.set_index(keys)[top_columns]).reset_index()
+    return ranking.finish_ranking(merged, n_positive, n_negative)
+
+
+def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 100,
+              seed: int = 0) -> Path:
+    """The cohort summary of per-fold interpretations (each of its fold's held-out repertoires).
+
+    Rankings are merged (sums over repertoires add up; score, means and tests recomputed), motifs are
+    searched again among the merged top sequences against a background sampled from all their
+    repertoires, and the contributions of the merged top sequences are those computed by their
+    fold's model (a sequence no fold had among its top has none).
+    """
+    out, store = Path(out), Path(store)
+    read = [_read_interpretation(Path(f)) for f in folders]
+    infos = [info for info, _, _ in read]
+    for other, folder in zip(infos[1:], folders[1:]):
+        if (other["label"], other["positive_class"]) != (infos[0]["label"], infos[0]["positive_class"]):
+            raise InterpretError(f"label {other['label']}={other['positive_class']} differs from "
+                                 f"{infos[0]['label']}={infos[0]['positive_class']} of {folders[0]}", folder)
+    negatives = [s for info in infos for s in info["negative_subjects"]]
+    subjects = [s for info in infos for s in info["positive_subjects"] + info["negative_subjects"]]
+    if len(set(subjects)) != len(subjects):
+        raise InterpretError("the interpretations share repertoires; a summary needs disjoint ones (one per fold)")
+    n_positive = sum(info["repertoires"]["positive"] for info in infos)
+    n_negative = sum(info["repertoires"]["negative"] for info in infos)
+    with _output_folder(out) as tmp:
+        ranked = merge_rankings([r for _, r, _ in read], n_positive, n_negative)
+        chosen = ranked[ranked["score"] > 0].head(top)[["rank", *ranking.KEY_COLUMNS]]
+        keys = ranking.KEY_COLUMNS
+        contributed = pd.concat([c.assign(source=k) for k, (_, _, c) in enumerate(read)], ignore_index=True)
+        contributed = chosen.merge(contributed.drop(columns="rank"), on=keys, how="inner")
+        source = contributed.drop_duplicates(keys)[[*keys, "source"]]  # one fold's contributions per sequence
+        contributed = contributed.merge(source, on=[*keys, "source"]).sort_values(["rank", "position"], kind="stable")
+        info = {"label": infos[0]["label"], "positive_class": infos[0]["positive_class"],
+                "label_source": "+".join(sorted({info["label_source"] for info in infos})),
+                "repertoires": {"positive": n_positive, "negative": n_negative},
+                "positive_subjects": [s for info in infos for s in info["positive_subjects"]],
+                "negative_subjects": negatives, "interpretations": [str(f) for f in folders], "store": str(store),
+                "settings": {"top": top, "motif_top": motif_top, "seed": seed}}
+        _write(tmp, ranked, _background(store, negatives, subjects, seed),
+               contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_top)
+    return out

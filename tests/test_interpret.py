@@ -1,0 +1,260 @@
+"""Interpretation: the cohort ranking, motifs, logos and integrated gradients, on a model trained on the
+easy simulated cohort of test_train (GRDT in 5% of each positive's sequences), and refusals of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from scipy.stats import fisher_exact
+from sklearn.metrics import average_precision_score
+
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.interpret import InterpretError, interpret, summarise
+from deeprc_hopfield.interpret.contributions import CONTRIBUTION_COLUMNS, onehot, onehot_embedding
+from deeprc_hopfield.interpret.motifs import find_motifs, pattern_code, pattern_string
+from deeprc_hopfield.infer import subjects_from_store
+from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
+                                               rank_sequences)
+from deeprc_hopfield.interpret.run import merge_rankings
+from deeprc_hopfield.model import SequenceBags
+from deeprc_hopfield.report import interpretation_section
+from deeprc_hopfield.saved_model import load_model
+from deeprc_hopfield.train import train
+from test_train import easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _train(cohort: dict, out: Path, n_updates: int, **model) -> Path:
+    config = out.with_suffix(".yaml")
+    config.write_text(yaml.safe_dump({"model": model, "training": {
+        "n_updates": n_updates, "evaluate_every": 100, "checkpoint_every": 100, "sample_size": 300,
+        "repertoires_per_update": 4}}))
+    return train(cohort["store"], out, config, split=cohort["split"], fold=0, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(easy_cohort, tmp_path_factory) -> dict:  # noqa: F811
+    """A model trained on folds 1-3 of the easy cohort (as test_train's slow test), and the implanted CDR3s."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("interpret")
+    model = _train(easy_cohort, root / "model", 300)
+    truth = pd.read_csv(easy_cohort["root"] / "cohort" / "truth" / "implanted.tsv", sep="\t")
+    return {**easy_cohort, "model": model, "implanted": set(truth["junction_aa"])}
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def interpreted(trained, tmp_path_factory) -> Path:
+    """`deeprc-hopfield interpret` of the whole easy cohort with the trained model (8 contributions)."""
+    out = tmp_path_factory.mktemp("interpreted") / "interpretation"
+    result = run_cli("interpret", "--model", trained["model"], "--store", trained["store"], "--out", out,
+                     "--threads", "1", "--top", "8")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, interpreted):
+    out = interpreted
+    ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")
+    assert list(ranked.columns) == RANKED_COLUMNS
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["score"].is_monotonic_decreasing
+    assert np.allclose(ranked["score"], ranked["evidence_positive"] - ranked["evidence_negative"])
+    implanted = ranked["junction_aa"].isin(trained["implanted"]).to_numpy()
+    base = implanted.mean()  # ~2.5% of all sequences
+    assert implanted[:10].mean() >= 0.4 and implanted[:10].mean() > 10 * base
+    assert average_precision_score(implanted, -ranked["rank"]) > 4 * base
+    # the sequences on top are attended in positives, not in negatives
+    assert (ranked.head(20)["attended_negative"] == 0).all() and (ranked.head(20)["n_positive"] >= 1).all()
+
+    motifs = pd.read_csv(out / "motifs.tsv", sep="\t")
+    assert motifs.loc[0, "motif"] == "GRDT"
+    assert motifs.loc[0, "support"] >= 10 and motifs["log10_p"].is_monotonic_increasing
+    for name in ("motif_1", "contributions"):
+        assert (out / f"{name}.png").read_bytes()[:8] == PNG and (out / f"{name}.png").stat().st_size > 5000
+        assert "<svg" in (out / f"{name}.svg").read_text()[:2000]
+    contributions = pd.read_csv(out / "contributions.tsv", sep="\t")
+    assert list(contributions.columns) == CONTRIBUTION_COLUMNS
+    assert contributions["rank"].unique().tolist() == ranked["rank"].head(8).tolist()
+    info = json.loads((out / "interpretation.json").read_text())
+    assert info["repertoires"] == {"positive": 20, "negative": 20} and info["label_source"] == "store"
+    assert info["top_motif"] == "GRDT"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["interpretation"]  # no temporary folder left
+
+    section = interpretation_section(out)  # the report's section: tables and every logo embedded
+    assert "<h2>Interpretation</h2>" in section and "GRDT" in section
+    assert section.count('src="data:image/png;base64,') == len(list(out.glob("*.png")))
+
+
+def test_integrated_gradients_are_complete_and_use_the_model_path(trained, tmp_path):
+    saved = load_model(trained["model"])
+    sequences = ["CASSGRDTGELFF", "CASSLAPGATNEKLFF", "CSARDRGRDTQYF", "CASSQDF"]
+    x, lengths = onehot(sequences)
+    codes, lengths_np = encode(sequences)
+    bags = SequenceBags.from_arrays(codes, lengths_np)
+    with torch.no_grad():
+        lookup = saved.model.embed(bags)
+        differentiable = onehot_embedding(saved.model.embedder, x, lengths)
+        logits = saved.model.attention_logits(bags)[:, 0]
+    assert torch.allclose(differentiable, lookup[:, :differentiable.shape[1]], atol=1e-5)
+
+    from deeprc_hopfield.interpret.contributions import contributions_table
+
+    table = pd.DataFrame({"rank": [1, 2, 3, 4], "junction_aa": sequences, "v_call": [None] * 4, "j_call": [None] * 4})
+    contributions = contributions_table([saved, saved], table)  # an 'ensemble' of the same model twice
+    assert len(contributions) == sum(map(len, sequences))
+    per_sequence = contributions.groupby("rank").agg(total=("contribution", "sum"), logit=("attention_logit", "first"),
+                                                     base=("baseline_logit", "first"))
+    assert np.allclose(per_sequence["logit"], logits.numpy(), atol=1e-4)  # the logit the model ranks by
+    gap = per_sequence["logit"] - per_sequence["base"]
+    assert (np.abs(per_sequence["total"] - gap) <= 0.03 * np.abs(gap) + 0.02).all()  # completeness
+    assert contributions.groupby("rank")["position"].max().tolist() == [len(s) for s in sequences]
+
+
+def test_fold_rankings_merge_into_the_whole(trained, interpreted, tmp_path):
+    split = pd.read_csv(trained["split"], dtype={"subject_id": str})
+    saved = load_model(trained["model"])
+
+    def ranking_of(subjects: set[str]) -> tuple[pd.DataFrame, int, int]:
+        attention = collect_attention([saved], subjects_from_store(trained["store"], saved, subjects),
+                                      torch.device("cpu"), "label", "1")
+        positive = int(attention.repertoires["positive"].sum())
+        return rank_sequences(attention), positive, len(attention.repertoires) - positive
+
+    folds = [set(split.loc[split["fold"] == k, "subject_id"]) for k in (0, 1)]
+    (a, pa, na), (b, pb, nb) = ranking_of(folds[0]), ranking_of(folds[1])
+    merged = merge_rankings([a, b], pa + pb, na + nb).set_index(KEY_COLUMNS)
+    whole = ranking_of(folds[0] | folds[1])[0].set_index(KEY_COLUMNS)
+    assert len(merged) == len(whole) and set(merged.index) == set(whole.index)
+    whole = whole.loc[merged.index]
+    for column in ("score", "n_positive", "n_negative", "attended_positive", "attended_negative",
+                   "mean_attention_positive", "fisher_p", "top_attention"):
+        assert np.allclose(merged[column], whole[column], equal_nan=True, rtol=1e-5), column
+
+    # the summary command on one interpretation gives back its ranking and its contributions
+    summary = summarise([interpreted], trained["store"], tmp_path / "cohort", top=8)
+    before = pd.read_csv(interpreted / "ranked_sequences.tsv", sep="\t")
+    after = pd.read_csv(summary / "ranked_sequences.tsv", sep="\t")
+    assert after["junction_aa"].tolist() == before["junction_aa"].tolist()
+    assert np.allclose(after["score"], before["score"])
+    contributions = [pd.read_csv(d / "contributions.tsv", sep="\t") for d in (interpreted, summary)]
+    assert contributions[1].equals(contributions[0])
+    assert json.loads((summary / "interpretation.json").read_text())["top_motif"] == "GRDT"
+    with pytest.raises(InterpretError, match="share repertoires"):
+        summarise([interpreted, interpreted], trained["store"], tmp_path / "twice")
+    assert not (tmp_path / "twice").exists()
+
+
+def test_rank_sequences_scores_attention_in_positives_against_negatives():
+    # four repertoires (two positive) of three sequences; relative attention w per occurrence
+    table = pd.DataFrame({
+        "junction_aa": ["CAAF", "CBBF", "CCCF", "CAAF", "CBBF", "CDDF", "CAAF", "CBBF", "CEEF", "CBBF", "CFFF", "CGGF"],
+        "repertoire": [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3],
+        "weight": [2.0, 0.5, 0.5, 4.0, 0.5, 0.5, 0.5, 2.5, 0.0, 1.0, 1.0, 1.0]})
+    table["v_call"], table["j_call"] = "TRBV1", "TRBJ1"
+    table["key"] = pd.util.hash_pandas_object(table[["junction_aa", "v_call", "j_call"]], index=False).to_numpy()
+    candidates = table.assign(duplicate_count=1.0)
+    reps = pd.DataFrame({"subject_id": ["p0", "p1", "n0", "n1"], "positive": [True, True, False, False],
+                         "probability": 0.5, "n_sequences": 3})
+    ranked = rank_sequences(AttentionPass(table["key"].to_numpy(), table["repertoire"].to_numpy(np.int32),
+                                          table["weight"].to_numpy(np.float32), candidates, reps))
+    row = ranked.set_index("junction_aa")
+    assert ranked["junction_aa"].iloc[0] == "CAAF"  # above uniform in both positives
+    assert row.loc["CAAF", "score"] == pytest.approx(np.log2(2) + np.log2(4))  # the negative's 0.5 adds nothing
+    assert (row.loc["CAAF", "n_positive"], row.loc["CAAF", "n_negative"]) == (2, 1)
+    assert row.loc["CAAF", "mean_attention_positive"] == pytest.approx(3.0)
+    assert row.loc["CBBF", "score"] == pytest.approx(-np.log2(2.5))  # attended in a negative only
+    assert ranked["junction_aa"].iloc[-1] == "CBBF" and row.loc["CBBF", "n_repertoires"] == 4
+    assert row.loc["CAAF", "top_repertoire"] == "p1" and row.loc["CAAF", "top_attention"] == pytest.approx(4.0)
+    expected = fisher_exact([[2, 0], [0, 2]], alternative="greater").pvalue
+    assert row.loc["CAAF", "fisher_p"] == pytest.approx(expected)
+    assert row.loc["CFFF", "score"] == 0 and row.loc["CFFF", "attended_negative"] == 0  # uniform is not attended
+
+
+def test_find_motifs_recovers_a_gapped_motif():
+    rng = np.random.default_rng(1)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+
+    def random_cdr3s(n: int) -> list[str]:
+        return ["CAS" + "".join(rng.choice(letters, size=int(rng.integers(7, 12)))) + "F" for _ in range(n)]
+
+    def implant(s: str) -> str:  # in the middle, 3 residues clear of each end, as the simulator does
+        p = int(rng.integers(3, len(s) - 7))
+        return s[:p] + "GR" + s[p + 2] + "DT" + s[p + 5:]
+
+    foreground = [implant(s) for s in random_cdr3s(40)] + random_cdr3s(10)
+    motifs = find_motifs(foreground, random_cdr3s(5000))
+    assert motifs.loc[0, "motif"] == "GR.DT" and motifs.loc[0, "support"] == 40
+    assert motifs.loc[0, "gaps"] == 1 and motifs.loc[0, "background_support"] < 5
+    assert not motifs["motif"].isin(["R.DT", "GR.D", "G..DT"]).any()  # sub-patterns of the same sequences
+    assert pattern_string(pattern_code("GR.DT")) == "GR.DT" and pattern_string(pattern_code("CA..F")) == "CA..F"
+
+
+def _store_without_genes(folder: Path) -> Path:
+    """A 4-repertoire store whose files name no V or J gene."""
+    rng = np.random.default_rng(0)
+    repertoires = folder / "nogenes"
+    repertoires.mkdir()
+    lines = ["subject_id,filename,label"]
+    for i in range(4):
+        rows = ["sequence_id\tjunction_aa\tv_call\tj_call\tduplicate_count\tproductive"]
+        rows += [f"s{k}\tCASS{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), 6))}F\t\t\t1\tT" for k in range(20)]
+        (repertoires / f"r{i}.tsv").write_text("\n".join(rows) + "\n")
+        lines.append(f"R{i},r{i}.tsv,{i % 2}")
+    (folder / "nogenes.csv").write_text("\n".join(lines) + "\n")
+    return ingest(folder / "nogenes.csv", repertoires, folder / "nogenes.h5", progress=False)
+
+
+def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_path):
+    out = tmp_path / "out"
+    old = tmp_path / "old_model"
+    shutil.copytree(trained["model"], old)
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "schema_version": 99}))
+    genes = _train(trained, tmp_path / "genes_model", 2, gene_embedding_dim=4)
+    cases = [
+        (["--model", tmp_path / "nope", "--store", trained["store"]], "model directory not found"),
+        (["--model", old, "--store", trained["store"]], "model file version 99"),
+        (["--model", genes, "--store", _store_without_genes(tmp_path)], "the store has none of the"),
+    ]
+    for args, words in cases:
+        result = run_cli("interpret", *args, "--out", out)
+        assert result.returncode == 1, (args, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and words in errors[0], (words, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    with pytest.raises(InterpretError, match="1 subject\\(s\\) not in the store, e.g. 'nobody'"):
+        interpret(trained["model"], trained["store"], out, subjects={"nobody", "rep000"})
+    assert not out.exists()
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(DeepRCError, match="not an earlier interpretation"):
+        interpret(trained["model"], trained["store"], tmp_path / "mine", subjects={"rep000"})
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_help_of_the_interpret_commands_and_split_without_fold(tmp_path):
+    for command in ("interpret", "interpret-summary"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and f"usage: deeprc-hopfield {command}" in result.stdout
+        assert "--per-repertoire" in result.stdout or command == "interpret-summary"
+    refused = run_cli("interpret", "--model", "m", "--store", "s.h5", "--split", "split.csv", "--out", tmp_path / "o")
+    assert refused.returncode == 1 and refused.stderr.strip().endswith("--split and --fold go together")
