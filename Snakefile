@@ -1,5 +1,5 @@
 # deeprc-hopfield workflow: repertoire files -> store -> k-fold split -> one model per fold ->
-# held-out predictions, attended sequences and baselines -> metrics and curves -> HTML report.
+# held-out predictions, attended sequences, interpretation and baselines -> metrics and curves -> HTML report.
 # Edit a config (configs/config.yaml, or --configfile), never this file. See README.md.
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -31,18 +31,21 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/attend.smk"
+include: "workflow/rules/interpret.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
-    """The cross-validated run: report, metrics, held-out predictions and attended sequences per fold."""
+    """The cross-validated run: report, metrics, held-out predictions, attended sequences and
+    interpretation per fold, and the cohort interpretation."""
     input:
         report_html(),
         evaluation("metrics.tsv"),
         expand(fold_predictions("{fold}"), fold=FOLDS),
         expand(fold_attended("{fold}"), fold=FOLDS),
+        cohort_interpretation(),
     default_target: True
 
 

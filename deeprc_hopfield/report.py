@@ -2,8 +2,9 @@
 
 Sections: cohort and quality control (from the store), metrics of the model beside the baselines
 (mean ± sd over folds, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
-the sequences that attention ranks highest in the held-out repertoires, the configuration as
-given, and the software versions. No external CSS, JavaScript or image: the file can be mailed.
+the sequences that attention ranks highest in the held-out repertoires, the interpretation (cohort
+ranking, motifs and logos of `interpret-summary`, when given), the configuration as given, and the
+software versions. No external CSS, JavaScript or image: the file can be mailed.
 Every value taken from a file is escaped with :func:`html.escape`.
 """
 
@@ -13,6 +14,7 @@ import base64
 import datetime as _dt
 import html
 import importlib.metadata
+import json
 import platform
 from pathlib import Path
 
@@ -198,6 +200,49 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
             "that held it out).</p>" + html_table(summary, "{:.4g}"))
 
 
+#: Rows of the ranked-sequence and motif tables of the interpretation section.
+TOP_RANKED, TOP_MOTIFS = 30, 10
+_RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "score", "n_positive", "n_negative", "attended_positive",
+                 "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
+                 "top_repertoire"]
+
+
+def interpretation_section(folder: Path | None) -> str:
+    """The cohort ranking (first rows), the motifs and the logos of an `interpret` folder."""
+    if folder is None:
+        return ""
+    if not (folder / "ranked_sequences.tsv").is_file():
+        raise DeepRCError("not an interpretation folder (no ranked_sequences.tsv; write it with `interpret`)", folder)
+    ranked = _read(folder / "ranked_sequences.tsv", "ranked-sequence table")
+    motif_table = _read(folder / "motifs.tsv", "motif table")
+    info = json.loads((folder / "interpretation.json").read_text()) if (folder / "interpretation.json").is_file() \
+        else {}
+    reps = info.get("repertoires", {})
+    shown = ranked[[c for c in _RANKED_SHOWN if c in ranked.columns]].head(TOP_RANKED)
+    motif_logos = sorted(folder.glob("motif_*.png"), key=lambda p: p.stem)
+    logos = "".join(image_tag(p, p.stem.replace("_", " ")) for p in motif_logos)
+    contribution = folder / "contributions.png"
+    return (
+        "<h2>Interpretation</h2><p>Sequences ranked over "
+        f"{_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} negative held-out "
+        "repertoires (each by its fold's model). <b>score</b>: bits of attention above uniform "
+        "(log2 of attention × repertoire size, counted where above 1) summed over the positive repertoires "
+        "that carry the sequence, minus the same over the negative ones; <b>attended</b>: repertoires whose "
+        "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
+        "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives.</p>"
+        + html_table(shown, "{:.4g}")
+        + "<h3>Motifs among the top-ranked sequences</h3><p>Gapped k-mers ('.' = any residue) enriched among "
+        f"the {_e(info.get('foreground_sequences', 'top'))} top-ranked sequences against the negative repertoires "
+        "(support: top sequences carrying the motif; log10_p: one-sided Fisher test).</p>"
+        + (html_table(motif_table.head(TOP_MOTIFS), "{:.4g}") if len(motif_table) else "<p>No motif found.</p>")
+        + (f'<div class="figures">{logos}</div>' if logos else "")
+        + "<h3>Residue contributions of the top sequences</h3><p>Integrated gradients of each sequence's "
+        "attention logit against the same sequence with its residues blanked (letters below the line lower "
+        "the logit).</p>"
+        + (f'<div class="figures">{image_tag(contribution, "contributions")}</div>' if contribution.is_file()
+           else "<p>No contributions.</p>"))
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the main packages (`not installed` where absent)."""
     found = {"python": platform.python_version()}
@@ -224,7 +269,8 @@ def config_section(config: Path | None) -> str:
 
 # --- the document --------------------------------------------------------------------------------
 def build_report(store: str | Path, metrics: str | Path, figures: str | Path, attended: list[Path],
-                 config: str | Path | None, title: str = "deeprc-hopfield report", label: str | None = None) -> str:
+                 config: str | Path | None, title: str = "deeprc-hopfield report", label: str | None = None,
+                 interpretation: str | Path | None = None) -> str:
     """The report as one HTML string (see the module docstring for its sections)."""
     metrics_table = _read(Path(metrics), "metrics table")
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -235,6 +281,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         metrics_section(metrics_table),
         figures_section(Path(figures)),
         attended_section([Path(p) for p in attended], Path(store), label),
+        interpretation_section(Path(interpretation) if interpretation is not None else None),
         config_section(Path(config) if config is not None else None),
         "<h2>Software</h2>" + html_table(software),
     ]

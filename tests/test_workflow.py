@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
-STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "attend_fold", "baselines", "evaluate",
-          "run_config", "report", "all"}
+STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "attend_fold", "interpret_fold",
+          "interpret_cohort", "baselines", "evaluate", "run_config", "report", "all"}
 
 assert SNAKEMAKE.exists(), "snakemake (a dependency of the package) must be installed beside python"
 
@@ -60,8 +60,16 @@ def test_dry_run_of_the_demo_config_plans_every_stage():
     out = result.stdout + result.stderr
     jobs = planned_jobs(out)
     assert STAGES <= set(jobs)
-    assert jobs["train"] == jobs["predict_fold"] == jobs["attend_fold"] == 5
+    assert jobs["train"] == jobs["predict_fold"] == jobs["attend_fold"] == jobs["interpret_fold"] == 5
+    assert jobs["interpret_cohort"] == 1
     assert "results/demo/report.html" in out
+    # each fold's model interprets its own held-out fold; the summary merges all five into the report
+    interpret = [line for line in out.splitlines() if "deeprc-hopfield interpret " in line]
+    assert sorted(line.split("--fold ")[1].split()[0] for line in interpret) == ["0", "1", "2", "3", "4"]
+    assert all(f"--model results/demo/models/fold{line.split('--fold ')[1].split()[0]} " in line for line in interpret)
+    summary = next(line for line in out.splitlines() if "deeprc-hopfield interpret-summary" in line)
+    assert summary.count("results/demo/interpretation/fold") == 5
+    assert "--interpretation results/demo/interpretation/cohort" in out
     # every fold's held-out predictions reach evaluate, beside both baselines
     evaluate = next(line for line in out.splitlines() if "deeprc-hopfield evaluate" in line)
     assert evaluate.count("deeprc=results/demo/predictions/fold") == 5
@@ -153,7 +161,7 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
         " checkpoint_every: 6}\n"
         "threads: {ingest: 1, train: 1, predict: 1, baselines: 1}\n")
     args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
-    first = snakemake(*args, cwd=tmp_path, timeout=170)
+    first = snakemake(*args, cwd=tmp_path, timeout=240)  # every job of 2 folds, interpretation included
     assert first.returncode == 0, first.stderr[-3000:]
 
     run = tmp_path / "results" / "tiny"
@@ -169,6 +177,10 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert attended["repertoire_id"].nunique() == 16 and attended["rank"].max() == 3
     report = (run / "report.html").read_text()
     assert "kmer" in report and "public_clones" in report.replace("public clones", "public_clones")
+    assert "<h2>Interpretation</h2>" in report
+    cohort_ranking = pd.read_csv(run / "interpretation" / "cohort" / "ranked_sequences.tsv", sep="\t")
+    assert cohort_ranking["rank"].tolist() == list(range(1, len(cohort_ranking) + 1))
+    assert (cohort_ranking["n_positive"] + cohort_ranking["n_negative"]).max() <= 16
     train_log = (tmp_path / "logs" / "tiny" / "train" / "fold0.log").read_text()
     assert "not resuming: there is no checkpoint" in train_log  # train runs with --resume-if-possible
     assert (run / "benchmarks" / "train" / "fold1.tsv").exists()

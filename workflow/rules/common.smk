@@ -62,6 +62,16 @@ def fold_attended(fold="{fold}"):
     return result("attended", f"fold{fold}.tsv")
 
 
+def fold_interpretation(fold="{fold}"):
+    """Interpretation of one fold's model on its held-out repertoires (a folder)."""
+    return result("interpretation", f"fold{fold}")
+
+
+def cohort_interpretation():
+    """The cohort summary of the folds' interpretations (a folder)."""
+    return result("interpretation", "cohort")
+
+
 def baseline_predictions():
     return {m: result("baselines", f"{m}_predictions.csv") for m in BASELINES}
 

@@ -1,11 +1,13 @@
 rule report:
-    """One self-contained HTML report: cohort and QC, metrics, curves, attended sequences, config."""
+    """One self-contained HTML report: cohort and QC, metrics, curves, attended sequences,
+    interpretation, config."""
     input:
         store=store(),
         metrics=evaluation("metrics.tsv"),
         roc=evaluation("roc.png"),
         pr=evaluation("pr.png"),
         attended=expand(fold_attended("{fold}"), fold=FOLDS),
+        interpretation=cohort_interpretation(),
         config=run_config(),
     output:
         report(report_html(), caption="../report/report.rst", category="Report"),
@@ -20,5 +22,6 @@ rule report:
         mem_mb=2000,
     shell:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
-        " --figures {params.figures} --attended {input.attended} --config {input.config}"
+        " --figures {params.figures} --attended {input.attended} --interpretation {input.interpretation}"
+        " --config {input.config}"
         " --label-column {params.label} --title {params.title:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,49 @@
+rule interpret_fold:
+    """Ranked sequences, motifs, logos and contributions of a fold's model on its held-out repertoires."""
+    input:
+        model=model_dir(),
+        store=store(),
+        split=split_table(),
+    output:
+        directory(fold_interpretation()),
+    log:
+        log_path("interpret/fold{fold}.log"),
+    benchmark:
+        benchmark_path("interpret/fold{fold}.tsv")
+    params:
+        label=config["label_column"],
+        top=config["interpret"]["top"],
+        motif_top=config["interpret"]["motif_top"],
+        per_repertoire=config["interpret"]["per_repertoire"],
+        seed=config["seed"],
+        device=config["device"],
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=4000,
+        gpu=gpus(),
+    shell:
+        "deeprc-hopfield interpret --model {input.model} --store {input.store} --split {input.split}"
+        " --fold {wildcards.fold} --label-column {params.label} --top {params.top}"
+        " --motif-top {params.motif_top} --per-repertoire {params.per_repertoire} --seed {params.seed}"
+        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule interpret_cohort:
+    """The folds' interpretations merged into one cohort-level ranking, motifs and logos."""
+    input:
+        folds=expand(fold_interpretation("{fold}"), fold=FOLDS),
+        store=store(),
+    output:
+        directory(cohort_interpretation()),
+    log:
+        log_path("interpret/cohort.log"),
+    params:
+        top=config["interpret"]["top"],
+        motif_top=config["interpret"]["motif_top"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "deeprc-hopfield interpret-summary --interpretations {input.folds} --store {input.store}"
+        " --top {params.top} --motif-top {params.motif_top} --seed {params.seed} --out {output} > {log} 2>&1"
