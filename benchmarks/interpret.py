@@ -1,0 +1,132 @@
+"""Benchmark: does `interpret` rank the implanted sequences first, and find the implanted motif?
+
+One run: simulate a cohort with known truth (`deeprc_hopfield.simulate`), ingest it, split it into
+`--folds` stratified folds, train the model on every fold but fold 0 (`deeprc_hopfield.train`,
+package defaults unless `--updates`/`--config`), then interpret the held-out fold 0 with
+`deeprc_hopfield.interpret.interpret` (every sequence a ranking candidate, so that the whole ranking
+is scored) and print:
+
+- the held-out ROC AUC of the model (is there anything to interpret?);
+- the share of implanted sequences (`truth/implanted.tsv`, matched on junction_aa) among the top 20
+  and top 100 of the cohort ranking, and the average precision of the whole ranking against them
+  (the share of implanted sequences among all held-out sequences is the AP of a random ranking);
+- whether the top motif of motifs.tsv equals the implanted one, gaps included;
+- seconds of `interpret` on the held-out repertoires (the default `--per-repertoire` and every
+  sequence), beside the seconds of `predict` on them, the forward pass it cannot do without.
+
+The defaults (180 repertoires in 3 folds: 120 train, 60 x 5,000 interpreted) are the issue's setting:
+
+    python benchmarks/interpret.py --witness-rate 0.05 --threads 2 --keep /tmp/interpret_bench
+
+With `--keep DIR` the cohort, store and model stay in DIR and a later run with the same options
+reuses them (their seconds are then reported as reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from accuracy import LABEL, cohort_and_store, settings_from, timed
+from deeprc_hopfield.infer import predict, subjects_from_store
+from deeprc_hopfield.interpret import interpret
+from deeprc_hopfield.saved_model import load_model
+from deeprc_hopfield.split import make_split
+from deeprc_hopfield.train import train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repertoires", type=int, default=180)
+    p.add_argument("--sequences", type=int, default=5_000, help="sequences per repertoire")
+    p.add_argument("--witness-rate", type=float, default=0.05)
+    p.add_argument("--motif", default="GR.DT", help="the implanted motif; '.' is a gap")
+    p.add_argument("--folds", type=int, default=3, help="fold 0 is interpreted, the others train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--updates", type=int, help="training updates (default: the package's)")
+    p.add_argument("--config", help="training/model YAML passed to train")
+    p.add_argument("--threads", type=int, default=2, help="simulate/ingest workers and torch threads")
+    p.add_argument("--keep", type=Path, help="work folder to keep (and reuse the cohort and model from)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    args.public_clones, args.public_rate = 0, 0.0  # what accuracy.settings_from reads
+    return args
+
+
+def trained_model(store: Path, work: Path, args: argparse.Namespace, seconds: dict) -> Path:
+    """Train on every fold but 0, or reuse the model an earlier run with the same options left."""
+    model_dir, stamp = work / "model_fold0", work / "model.json"
+    wanted = json.dumps({"updates": args.updates, "config": args.config, "seed": args.seed, "folds": args.folds})
+    if (model_dir / "config.json").is_file() and stamp.is_file() and stamp.read_text() == wanted:
+        seconds["train"] = float("nan")
+        return model_dir
+    with timed(seconds, "train"):
+        train(store, model_dir, config_path=args.config, split=work / "split.csv", fold=0, device="cpu",
+              seed=args.seed, n_updates=args.updates, progress=False)
+    stamp.write_text(wanted)
+    return model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = settings_from(args)
+    seconds: dict = {}
+    with tempfile.TemporaryDirectory(prefix="interpret.") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        cohort, store = cohort_and_store(settings, work, args.threads, seconds)
+        split = make_split(store, args.folds, args.seed, LABEL)
+        split.to_csv(work / "split.csv", index=False)
+        held_out = set(split.loc[split["fold"] == 0, "subject_id"])
+        model_dir = trained_model(store, work, args, seconds)
+        saved = load_model(model_dir)
+        with timed(seconds, "predict"):
+            predictions, _ = predict([saved], subjects_from_store(store, saved, held_out), torch.device("cpu"))
+        with timed(seconds, "interpret_default"):
+            interpret(model_dir, store, work / "interpretation_default", subjects=held_out)
+        with timed(seconds, "interpret_all"):
+            out = interpret(model_dir, store, work / "interpretation", subjects=held_out,
+                            per_repertoire=args.sequences * 100)
+        truth = pd.read_csv(cohort / "truth" / "implanted.tsv", sep="\t", dtype=str)
+        implanted = set(truth.loc[truth["subject_id"].isin(held_out), "junction_aa"])
+        ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")
+        motifs = pd.read_csv(out / "motifs.tsv", sep="\t")
+    hit = ranked["junction_aa"].isin(implanted)
+    top_motif = motifs["motif"].iloc[0] if len(motifs) else None
+    result = {
+        "held_out_repertoires": len(held_out), "ranked_sequences": len(ranked),
+        "model_auc": float(roc_auc_score(predictions["true_label"].astype(str) == "1", predictions["probability"])),
+        "implanted_share_all": float(hit.mean()),
+        "implanted_top20": float(hit.head(20).mean()), "implanted_top100": float(hit.head(100).mean()),
+        "average_precision": float(average_precision_score(hit, -ranked["rank"])),
+        "top_motif": top_motif, "implanted_motif": args.motif, "top_motif_matches": top_motif == args.motif,
+        "top_motifs": motifs["motif"].head(5).tolist(),
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }
+    print(f"cohort: {settings}")
+    print(f"held out: {len(held_out)} repertoires x {args.sequences}, {len(ranked)} ranked sequences, "
+          f"{hit.sum()} implanted ({hit.mean():.4f} of them: the AP of a random ranking)")
+    print(f"held-out AUC of the model: {result['model_auc']:.3f}")
+    print(f"implanted among the top 20: {result['implanted_top20']:.2f}, top 100: {result['implanted_top100']:.2f}, "
+          f"average precision of the whole ranking: {result['average_precision']:.3f}")
+    print(f"top motif: {top_motif} (implanted {args.motif}: {'match' if result['top_motif_matches'] else 'NO match'}); "
+          f"next: {', '.join(result['top_motifs'][1:])}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + " (nan = reused); "
+          f"torch threads {args.threads}; load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
