@@ -26,11 +26,13 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
 from deeprc_hopfield.model.pooling import StreamingSoftmax
+from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, seed_filters
 from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.saved_model import save_model
 from deeprc_hopfield.store import RepertoireStore
 
 log = logging.getLogger(__name__)
+SEEDING_STREAM = 2**31 - 1  # the random stream of the filter seeding's sample, apart from every update's
 
 
 class TrainingError(DeepRCError):
@@ -54,6 +56,11 @@ class TrainingConfig:
     patience: int = 0  # evaluations without improvement before stopping early; 0 = never stop early
     embed_chunk: int = 8192
     seed: int = 0
+    # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (model/seeding.py)
+    seed_filters: int = 8  # 0 = all filters random
+    seed_kmer: int = 4  # residues per k-mer
+    seed_span: int = 6  # positions a k-mer may spread over (gaps included)
+    seed_strength: float = 2.0  # filter weight per matching residue
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,6 +72,9 @@ class TrainingConfig:
             (self.learning_rate > 0, "learning_rate must be > 0"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),
+            (self.seed_filters >= 0, "seed_filters must be >= 0"),
+            (1 <= self.seed_kmer <= self.seed_span <= 8, "need 1 <= seed_kmer <= seed_span <= 8"),
+            (self.seed_strength > 0, "seed_strength must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -173,7 +183,9 @@ class Trainer:
             self.model_config = ModelConfig(tasks=self.tasks, **options)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"model config: {exc}") from None
-        self.model = RepertoireClassifier(self.model_config).to(device)
+        self.model = RepertoireClassifier(self.model_config)
+        self.seeded = self._seed_filters()
+        self.model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         # mixed precision on CUDA only: bfloat16 where the GPU has it, else float16 with loss scaling
@@ -189,6 +201,31 @@ class Trainer:
         self.evaluations_without_gain = 0
         self.stopped_early = False
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
+
+    def _seed_filters(self) -> list[str]:
+        """Start some first-layer filters from k-mers enriched in the positive fitting repertoires.
+
+        Counts a seeded sample of `sample_size` sequences per fitting repertoire, for the first
+        binary task only (nothing is seeded otherwise). Returns the k-mers, as motif strings.
+        """
+        cfg = self.config
+        task = self.tasks[0]
+        if cfg.seed_filters == 0 or task.kind != "binary":
+            return []
+        rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
+        labels = self.targets[task.name][self.fit_idx]
+        started = time.perf_counter()
+        reps = (self.store.repertoire(int(i)) for i in self.fit_idx)
+        reps = (r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps)
+        kmers = enriched_kmers(reps, labels, cfg.seed_filters, cfg.seed_kmer, cfg.seed_span)
+        n = seed_filters(self.model.embedder, kmers, cfg.seed_strength)
+        sample = [self.store.repertoire(int(i)) for i in self.fit_idx[:cfg.repertoires_per_update]]
+        sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))
+                                                for r in sample])
+        scale = aim_at_seeds(self.model, n, sample)
+        log.info("seeded %d filters with enriched k-mers in %.1f s (query scale %.1f): %s", n,
+                 time.perf_counter() - started, scale, ", ".join(f"{m} (z {m.z:.1f})" for m in kmers[:n]))
+        return [str(m) for m in kmers[:n]]
 
     def _weight_tasks(self) -> None:
         """Class weights from the fitting repertoires, so that a rare class counts as much as a common one."""
@@ -396,7 +433,8 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": self.best["update"],
                     "best_val_loss": self.best["loss"], "fit_subjects": [self.store.subject_ids[i] for i in self.fit_idx],
-                    "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx]}
+                    "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx],
+                    "seeded_kmers": self.seeded}
         metrics = _history_csv(self.history)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
                    extra_files={"metrics.csv": metrics})

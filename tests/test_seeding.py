@@ -1,0 +1,73 @@
+"""Filter seeding: enriched gapped k-mers found by counting, and filters that fire on them only."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from conftest import random_junctions
+
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec
+from deeprc_hopfield.model.config import ModelConfig
+from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, kmer_patterns, seed_filters
+from deeprc_hopfield.store import Repertoire
+
+MOTIF = "WK.HM"  # gapped, and absent from random backgrounds
+
+
+def repertoire(junctions: list[str], name: str = "r") -> Repertoire:
+    codes, lengths = encode(junctions)
+    n = len(junctions)
+    return Repertoire(name, codes, lengths, np.full(n, np.nan), np.full(n, -1, np.int16), np.full(n, -1, np.int16))
+
+
+def with_motif(junction: str, rng: np.random.Generator) -> str:
+    start = int(rng.integers(3, len(junction) - 3 - len(MOTIF) + 1))
+    chars = list(junction)
+    for i, residue in enumerate(MOTIF):
+        if residue != ".":
+            chars[start + i] = residue
+    return "".join(chars)
+
+
+def cohort(rng: np.random.Generator, n: int = 12, size: int = 400, witnesses: int = 4):
+    reps, labels = [], []
+    for i in range(n):
+        junctions = [j if len(j) >= 11 else j + "AAAAA" for j in random_junctions(rng, size)]
+        if i % 2:
+            junctions[:witnesses] = [with_motif(j, rng) for j in junctions[:witnesses]]
+        reps.append(repertoire(junctions, f"r{i}"))
+        labels.append(i % 2)
+    return reps, labels
+
+
+def test_patterns_place_k_residues_within_the_span():
+    patterns = kmer_patterns(4, 6)
+    assert len(patterns) == 10 and all(p[0] == 0 and len(p) == 4 and p[-1] < 6 for p in patterns)
+
+
+def test_the_planted_gapped_motif_is_the_most_enriched_kmer():
+    reps, labels = cohort(np.random.default_rng(0))
+    kmers = enriched_kmers(reps, labels, n=5)
+    assert str(kmers[0]) == MOTIF and kmers[0].z > 4 and kmers[0].z > 1.5 * kmers[1].z
+    assert all(kmers[i].z >= kmers[i + 1].z for i in range(len(kmers) - 1))
+    assert enriched_kmers(reps[::2], labels[::2], n=5) == []  # one class only: nothing to compare
+
+
+def test_a_seeded_filter_fires_on_a_full_match_only_and_attention_points_at_it():
+    torch.manual_seed(0)
+    model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")]))
+    reps, labels = cohort(np.random.default_rng(1))
+    kmers = enriched_kmers(reps, labels, n=1)
+    assert seed_filters(model.embedder, kmers, strength=2.0) == 1
+    probe = ["CASSLWKAHMYEQYF", "CASSLWKAHLYEQYF", "CASSLAKAHMYEQYF"]  # full match, then one mismatch each
+    with torch.no_grad():
+        fired = model.embed(SequenceBags.from_arrays(*encode(probe)))[:, 0]
+    assert fired[0] > 1.5 and (fired[1:] <= 1e-6).all()
+    sample = SequenceBags.from_repertoires([reps[1], reps[3]])
+    scale = aim_at_seeds(model, 1, sample)
+    with torch.no_grad():
+        logits = model.attention_logits(sample)[:, 0]
+        carriers = model.embed(sample)[:, 0] > 0
+    assert scale >= 1.0
+    assert float(logits[carriers].mean() - logits.median()) >= np.log(400) - 1e-3
