@@ -53,7 +53,7 @@ class TrainingConfig:
     validation_fraction: float = 0.2
     evaluate_every: int = 50
     checkpoint_every: int = 100
-    patience: int = 0  # evaluations without improvement before stopping early; 0 = never stop early
+    patience: int = 4  # evaluations without improvement before stopping early; 0 = never stop early
     embed_chunk: int = 8192
     seed: int = 0
     # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (model/seeding.py)
