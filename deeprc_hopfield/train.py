@@ -26,7 +26,7 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
 from deeprc_hopfield.model.pooling import StreamingSoftmax
-from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, seed_filters
+from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, seed_filters, shared_kmers
 from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.saved_model import save_model
 from deeprc_hopfield.store import RepertoireStore
@@ -61,6 +61,8 @@ class TrainingConfig:
     seed_kmer: int = 4  # residues per k-mer
     seed_span: int = 6  # positions a k-mer may spread over (gaps included)
     seed_strength: float = 2.0  # filter weight per matching residue
+    seed_clones: int = 0  # of seed_filters, how many are contiguous k-mers of shared clones (one per clone)
+    seed_clone_kmer: int = 7  # residues per clone k-mer (at most the kernel size)
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,6 +77,7 @@ class TrainingConfig:
             (self.seed_filters >= 0, "seed_filters must be >= 0"),
             (1 <= self.seed_kmer <= self.seed_span <= 8, "need 1 <= seed_kmer <= seed_span <= 8"),
             (self.seed_strength > 0, "seed_strength must be > 0"),
+            (0 <= self.seed_clones and 2 <= self.seed_clone_kmer <= 9, "need seed_clones >= 0 and 2 <= seed_clone_kmer <= 9"),
         ]
         for ok, message in checks:
             if not ok:
@@ -217,7 +220,11 @@ class Trainer:
         started = time.perf_counter()
         reps = (self.store.repertoire(int(i)) for i in self.fit_idx)
         reps = (r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps)
-        kmers = enriched_kmers(reps, labels, cfg.seed_filters, cfg.seed_kmer, cfg.seed_span)
+        reps = list(reps)
+        n_clones = min(cfg.seed_clones, cfg.seed_filters)
+        kmers = enriched_kmers(reps, labels, cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
+        if n_clones:
+            kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
         n = seed_filters(self.model.embedder, kmers, cfg.seed_strength)
         sample = [self.store.repertoire(int(i)) for i in self.fit_idx[:cfg.repertoires_per_update]]
         sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))

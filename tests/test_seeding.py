@@ -9,7 +9,7 @@ from conftest import random_junctions
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.config import ModelConfig
-from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, kmer_patterns, seed_filters
+from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, kmer_patterns, seed_filters, shared_kmers
 from deeprc_hopfield.store import Repertoire
 
 MOTIF = "WK.HM"  # gapped, and absent from random backgrounds
@@ -71,3 +71,20 @@ def test_a_seeded_filter_fires_on_a_full_match_only_and_attention_points_at_it()
         carriers = model.embed(sample)[:, 0] > 0
     assert scale >= 1.0
     assert float(logits[carriers].mean() - logits.median()) >= np.log(400) - 1e-3
+
+
+def test_shared_kmers_pick_one_kmer_per_public_clone():
+    rng = np.random.default_rng(2)
+    clones = ["CASSQWHKMPRYNEQFF", "CAWRMHYPKDTQYF"]
+    reps, labels = [], []
+    for i in range(16):
+        junctions = random_junctions(rng, 300)
+        if i % 2:
+            junctions[: len(clones)] = clones if i % 4 == 1 else clones[:1] + junctions[1:2]
+        reps.append(repertoire(junctions, f"r{i}"))
+        labels.append(i % 2)
+    kmers = shared_kmers(reps, labels, n=2, k=7)
+    assert len(kmers) == 2
+    assert clones[0].find(kmers[0].residues) >= 0  # carried by every positive: first
+    assert clones[1].find(kmers[1].residues) >= 0  # the second clone, not a shift of the first's k-mer
+    assert all(len(m.residues) == 7 and m.offsets == tuple(range(7)) for m in kmers)

@@ -62,10 +62,9 @@ def padded_codes(repertoire: Repertoire, extra: int) -> np.ndarray:
     return out
 
 
-def count_kmers(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.ndarray:
-    """Occurrences of every gapped k-mer, (len(patterns) * BASE**k,) float: pattern-major, then hash."""
+def kmer_hashes(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.ndarray:
+    """Every occurrence of every gapped k-mer as one int64: pattern index * BASE**k + residue hash."""
     k, span = len(patterns[0]), max(p[-1] for p in patterns) + 1
-    n_bins = BASE ** k
     codes = padded_codes(repertoire, span)
     width = codes.shape[1] - span
     hashes = []
@@ -76,8 +75,14 @@ def count_kmers(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.n
             residue = codes[:, offset:offset + width]
             h = h * BASE + residue
             inside &= residue > 0
-        hashes.append(h[inside] + index * n_bins)
-    return np.bincount(np.concatenate(hashes), minlength=len(patterns) * n_bins).astype(np.float64)
+        hashes.append(h[inside] + index * BASE ** k)
+    return np.concatenate(hashes)
+
+
+def count_kmers(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.ndarray:
+    """Occurrences of every gapped k-mer, (len(patterns) * BASE**k,) float: pattern-major, then hash."""
+    n_bins = len(patterns) * BASE ** len(patterns[0])
+    return np.bincount(kmer_hashes(repertoire, patterns), minlength=n_bins).astype(np.float64)
 
 
 def enriched_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: int, k: int = 4,
@@ -106,6 +111,44 @@ def enriched_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: 
     z = (stats[1][0] - stats[0][0]) / np.sqrt(stats[1][1] + stats[0][1])
     best = np.argsort(-z, kind="stable")[:n]
     return [_kmer(int(i), patterns, float(z[i])) for i in best if z[i] > 0]
+
+
+def shared_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: int, k: int = 7) -> list[GappedKmer]:
+    """The `n` contiguous k-mers most often present in positive rather than negative repertoires, one per clone.
+
+    For clones shared by patients (public clones) a long contiguous k-mer is specific where a gapped
+    4-mer is not. z = (p_pos - p_neg) / sqrt(p (1 - p) (1/n_pos + 1/n_neg)) on the shares of
+    repertoires that hold the k-mer (p pooled, floored at 1 / n); a k-mer held by nearly the same
+    repertoires as a chosen one (Jaccard >= 0.8: most likely the same clone) is skipped.
+    """
+    patterns = [tuple(range(k))]
+    holders: list[np.ndarray] = []
+    classes: list[int] = []
+    for repertoire, label in zip(repertoires, labels):
+        holders.append(np.unique(kmer_hashes(repertoire, patterns)))
+        classes.append(label)
+    sizes = np.bincount(classes, minlength=2)
+    if len(holders) == 0 or sizes.min() == 0:
+        return []
+    hashes = np.concatenate(holders)
+    positive = np.repeat(np.asarray(classes) == 1, [len(h) for h in holders])
+    kmers, inverse = np.unique(hashes, return_inverse=True)
+    in_positive = np.bincount(inverse, weights=positive, minlength=len(kmers))
+    in_negative = np.bincount(inverse, minlength=len(kmers)) - in_positive
+    p_pos, p_neg = in_positive / sizes[1], in_negative / sizes[0]
+    pooled = np.maximum((in_positive + in_negative) / sizes.sum(), 1.0 / sizes.sum())
+    z = (p_pos - p_neg) / np.sqrt(pooled * (1 - pooled) * (1 / sizes[0] + 1 / sizes[1]))
+    candidates = [i for i in np.argsort(-z, kind="stable")[: 50 * n] if z[i] > 0]
+    held = np.stack([np.isin(kmers[candidates], h) for h in holders], axis=1)  # (candidates, repertoires)
+    chosen: list[int] = []
+    for c in range(len(candidates)):
+        if len(chosen) == n:
+            break
+        both = (held[chosen] & held[c]).sum(axis=1)
+        either = (held[chosen] | held[c]).sum(axis=1)
+        if not (both >= 0.8 * either).any():
+            chosen.append(c)
+    return [_kmer(int(kmers[candidates[c]]), patterns, float(z[candidates[c]])) for c in chosen]
 
 
 def _kmer(flat: int, patterns: list[tuple[int, ...]], z: float) -> GappedKmer:
