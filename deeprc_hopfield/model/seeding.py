@@ -118,7 +118,7 @@ def shared_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: in
 
     For clones shared by patients (public clones) a long contiguous k-mer is specific where a gapped
     4-mer is not. z = (p_pos - p_neg) / sqrt(p (1 - p) (1/n_pos + 1/n_neg)) on the shares of
-    repertoires that hold the k-mer (p pooled, floored at 1 / n); a k-mer held by nearly the same
+    repertoires that hold the k-mer (p pooled, kept within [1/n, 1 - 1/n]); a k-mer held by nearly the same
     repertoires as a chosen one (Jaccard >= 0.8: most likely the same clone) is skipped.
     """
     patterns = [tuple(range(k))]
@@ -136,7 +136,7 @@ def shared_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: in
     in_positive = np.bincount(inverse, weights=positive, minlength=len(kmers))
     in_negative = np.bincount(inverse, minlength=len(kmers)) - in_positive
     p_pos, p_neg = in_positive / sizes[1], in_negative / sizes[0]
-    pooled = np.maximum((in_positive + in_negative) / sizes.sum(), 1.0 / sizes.sum())
+    pooled = np.clip((in_positive + in_negative) / sizes.sum(), 1.0 / sizes.sum(), 1.0 - 1.0 / sizes.sum())
     z = (p_pos - p_neg) / np.sqrt(pooled * (1 - pooled) * (1 / sizes[0] + 1 / sizes[1]))
     candidates = [i for i in np.argsort(-z, kind="stable")[: 50 * n] if z[i] > 0]
     held = np.stack([np.isin(kmers[candidates], h) for h in holders], axis=1)  # (candidates, repertoires)
