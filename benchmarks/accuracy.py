@@ -69,6 +69,20 @@ def settings_from(args: argparse.Namespace) -> SimulationSettings:
         public_rate=args.public_rate, nucleotides=False)
 
 
+@contextmanager
+def simulated_cohort(args: argparse.Namespace, prefix: str):  # noqa: ANN201 (a context manager)
+    """A work folder (`--keep`, or a temporary one) with the simulated cohort, its store and a seeded
+    split (also written to split.csv); yields (work, cohort, store, split, seconds)."""
+    seconds: dict = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        cohort, store = cohort_and_store(settings_from(args), work, args.threads, seconds)
+        split = make_split(store, args.folds, args.seed, LABEL)
+        split.to_csv(work / "split.csv", index=False)
+        yield work, cohort, store, split, seconds
+
+
 def cohort_and_store(settings: SimulationSettings, work: Path, threads: int, seconds: dict) -> tuple[Path, Path]:
     """Simulate and ingest into `work`, or reuse what an earlier run with the same settings left there."""
     cohort, store = work / "cohort", work / "store.h5"
@@ -196,14 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = settings_from(args)
-    seconds: dict = {}
-    with tempfile.TemporaryDirectory(prefix="accuracy.") as tmp:
-        work = args.keep or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        cohort, store_path = cohort_and_store(settings, work, args.threads, seconds)
+    with simulated_cohort(args, "accuracy.") as (work, cohort, store_path, split, seconds):
         truth = pd.read_csv(cohort / "truth" / "implanted.tsv", sep="\t", dtype=str)
-        split = make_split(store_path, args.folds, args.seed, LABEL)
-        split.to_csv(work / "split.csv", index=False)
         with timed(seconds, "features"):
             features = read_features(store_path, LABEL, ("kmer", "public_clones"))
         assert str(features.classes[1]) == "1", f"positive class is not '1': {features.classes}"

@@ -28,19 +28,16 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from accuracy import LABEL, cohort_and_store, settings_from, timed
+from accuracy import settings_from, simulated_cohort, timed
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.interpret import interpret
 from deeprc_hopfield.saved_model import load_model
-from deeprc_hopfield.split import make_split
 from deeprc_hopfield.train import train
 
 
@@ -80,13 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = settings_from(args)
-    seconds: dict = {}
-    with tempfile.TemporaryDirectory(prefix="interpret.") as tmp:
-        work = args.keep or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        cohort, store = cohort_and_store(settings, work, args.threads, seconds)
-        split = make_split(store, args.folds, args.seed, LABEL)
-        split.to_csv(work / "split.csv", index=False)
+    with simulated_cohort(args, "interpret.") as (work, cohort, store, split, seconds):
         held_out = set(split.loc[split["fold"] == 0, "subject_id"])
         model_dir = trained_model(store, work, args, seconds)
         saved = load_model(model_dir)

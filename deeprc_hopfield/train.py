@@ -187,6 +187,7 @@ class Trainer:
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"model config: {exc}") from None
         self.model = RepertoireClassifier(self.model_config)
+        self.cache = RepertoireCache(store)
         self.seeded = self._seed_filters()
         self.model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
@@ -196,7 +197,6 @@ class Trainer:
         if device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.cache = RepertoireCache(store)
         self.update = 0
         self.best = {"loss": math.inf, "update": 0}
         self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -218,17 +218,14 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
         labels = self.targets[task.name][self.fit_idx]
         started = time.perf_counter()
-        reps = (self.store.repertoire(int(i)) for i in self.fit_idx)
-        reps = (r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps)
-        reps = list(reps)
+        reps = [self.cache[int(i)] for i in self.fit_idx]
+        reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
         n_clones = min(cfg.seed_clones, cfg.seed_filters)
         kmers = enriched_kmers(reps, labels, cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
         if n_clones:
             kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
         n = seed_filters(self.model.embedder, kmers, cfg.seed_strength)
-        sample = [self.store.repertoire(int(i)) for i in self.fit_idx[:cfg.repertoires_per_update]]
-        sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))
-                                                for r in sample])
+        sample = SequenceBags.from_repertoires(reps[:cfg.repertoires_per_update])
         scale = aim_at_seeds(self.model, n, sample)
         log.info("seeded %d filters with enriched k-mers in %.1f s (query scale %.1f): %s", n,
                  time.perf_counter() - started, scale, ", ".join(f"{m} (z {m.z:.1f})" for m in kmers[:n]))

@@ -153,7 +153,7 @@ def build_repertoire(task: _Task) -> _Done:
     """Generate, implant and write one repertoire (runs in a worker process)."""
     s = task.settings
     rep = make_background(s, task.index, task.size)
-    background_matches = motif_matches(rep.junction_aa, s.motifs)
+    background_matches = count_motif_carriers(rep.junction_aa, s.motifs)
     rng = _rng(s.seed, IMPLANT, task.index)
     counts = np.minimum(rng.zipf(s.count_exponent, size=len(rep)), s.max_count).astype(np.int64)
     taken = np.zeros(len(rep), dtype=bool)
@@ -178,7 +178,7 @@ def build_repertoire(task: _Task) -> _Done:
     return _Done(task.index, len(rep), implants, truth, background_matches)
 
 
-def motif_matches(junctions: Sequence[str], motifs: Sequence[str]) -> dict[str, int]:
+def count_motif_carriers(junctions: Sequence[str], motifs: Sequence[str]) -> dict[str, int]:
     """How many of the junctions carry each motif anywhere ('.' = any residue), before implanting."""
     column = pd.Series(junctions, dtype=object)
     return {m: int(column.str.contains(m, regex=True).sum()) for m in motifs}
