@@ -105,8 +105,9 @@ def clone_keys(codes: np.ndarray, lengths: np.ndarray, v_index: np.ndarray) -> n
     return np.unique(pd.util.hash_pandas_object(frame, index=False).to_numpy())
 
 
-def _incidence(keys: list[np.ndarray]) -> sparse.csr_matrix:
-    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more.
+def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more, and
+    their keys (one per column, sorted).
 
     `keys` holds each repertoire's distinct clone keys. Memory stays near one copy of all keys: the
     shared keys are found on one sorted copy, then each repertoire is looked up in them.
@@ -122,7 +123,8 @@ def _incidence(keys: list[np.ndarray]) -> sparse.csr_matrix:
         columns.append(position[hit])
         rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
     row, column = np.concatenate(rows), np.concatenate(columns)
-    return sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
+    matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
+    return matrix, shared
 
 
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...]) -> CohortFeatures:
@@ -140,7 +142,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
             raise_if_interrupted()
         subjects = list(store.subject_ids)
     return CohortFeatures(subjects, np.asarray(label.values, dtype=np.int64), list(label.classes),
-                          np.vstack(kmers) if kmers else None, _incidence(keys) if keys else None)
+                          np.vstack(kmers) if kmers else None, clone_incidence(keys)[0] if keys else None)
 
 
 def _check_binary(label: Label, path: Path) -> None:
@@ -189,12 +191,14 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class PublicCloneModel:
-    """Associated clones (column indices), and the logistic map from their share carried to a probability."""
+    """Associated clones (column indices), and the logistic map from their share carried to a probability;
+    `inner_auc` is the inner-CV ROC AUC of the chosen threshold."""
 
     associated: np.ndarray
     threshold: float
     calibration: LogisticRegression | None
     base_rate: float
+    inner_auc: float
 
     def score(self, clones: sparse.csr_matrix) -> np.ndarray:
         """Number of associated clones each repertoire carries, shape (n,)."""
@@ -235,7 +239,7 @@ def fit_public_clones(clones: sparse.csr_matrix, y: np.ndarray, seed: int = 0) -
         calibration = LogisticRegression(C=1e4).fit(shares[best][:, None], y)
     log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
               np.round(aucs, 3).tolist(), P_THRESHOLDS, len(associated), P_THRESHOLDS[best])
-    return PublicCloneModel(associated, P_THRESHOLDS[best], calibration, float(y.mean()))
+    return PublicCloneModel(associated, P_THRESHOLDS[best], calibration, float(y.mean()), float(aucs[best]))
 
 
 # --- cross-validation ----------------------------------------------------------------------------

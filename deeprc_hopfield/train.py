@@ -19,14 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
 from deeprc_hopfield.model.pooling import StreamingSoftmax
-from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, seed_filters, shared_kmers
+from deeprc_hopfield.baselines import clone_incidence, fit_public_clones
+from deeprc_hopfield.model.memory import repertoire_keys
+from deeprc_hopfield.model.seeding import aim_at_memory, aim_at_seeds, enriched_kmers, seed_filters, shared_kmers
 from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.saved_model import save_model
 from deeprc_hopfield.store import RepertoireStore
@@ -63,6 +67,9 @@ class TrainingConfig:
     seed_strength: float = 2.0  # filter weight per matching residue
     seed_clones: int = 0  # of seed_filters, how many are contiguous k-mers of shared clones (one per clone)
     seed_clone_kmer: int = 7  # residues per clone k-mer (at most the kernel size)
+    # public clones (CDR3s) that the public-clone test associates with positives get an attention bonus (model/memory.py)
+    clone_memory: bool = True
+    clone_memory_min_auc: float = 0.7  # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,6 +85,7 @@ class TrainingConfig:
             (1 <= self.seed_kmer <= self.seed_span <= 8, "need 1 <= seed_kmer <= seed_span <= 8"),
             (self.seed_strength > 0, "seed_strength must be > 0"),
             (0 <= self.seed_clones and 2 <= self.seed_clone_kmer <= 9, "need seed_clones >= 0 and 2 <= seed_clone_kmer <= 9"),
+            (0.5 <= self.clone_memory_min_auc <= 1, "clone_memory_min_auc must be in [0.5, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -181,13 +189,20 @@ class Trainer:
             raise TrainingError("too few training repertoires for an inner validation split", store.path)
         self._weight_tasks()
         torch.manual_seed(config.seed)
-        options = {"n_v_genes": len(store.v_genes), "n_j_genes": len(store.j_genes), **model_options}
+        self.cache = RepertoireCache(store)
+        self.clones_carried = np.zeros(len(store))  # distinct stored clones per (fitting) repertoire
+        self.memory_clones = self._public_clones()
+        options = {"n_v_genes": len(store.v_genes), "n_j_genes": len(store.j_genes), **model_options,
+                   "clone_memory": len(self.memory_clones)}
         try:
             self.model_config = ModelConfig(tasks=self.tasks, **options)
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"model config: {exc}") from None
         self.model = RepertoireClassifier(self.model_config)
-        self.cache = RepertoireCache(store)
+        if self.model.memory is not None:
+            codes, lengths = encode(self.memory_clones)
+            self.model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+            self._start_memory_evidence()
         self.seeded = self._seed_filters()
         self.model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
@@ -204,6 +219,74 @@ class Trainer:
         self.evaluations_without_gain = 0
         self.stopped_early = False
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
+
+    def _public_clones(self) -> list[str]:
+        """The CDR3s of the clones that the public-clone test (`baselines.fit_public_clones`)
+        associates with the positive class of the first binary task, on the fitting repertoires only.
+
+        None when the option is off, or when the test's AUC stays below `clone_memory_min_auc` in
+        inner cross-validation on the fitting repertoires or on the validation repertoires: then the
+        cohort shows no public-clone signal worth storing.
+        """
+        cfg, task = self.config, self.tasks[0]
+        none: list[str] = []
+        if not cfg.clone_memory or task.kind != "binary":
+            return none
+        started = time.perf_counter()
+        incidence, shared = clone_incidence([np.unique(repertoire_keys(self.cache[int(i)])) for i in self.fit_idx])
+        labels = self.targets[task.name][self.fit_idx]
+        if incidence.shape[1] == 0:
+            return none
+        try:
+            test = fit_public_clones(incidence, labels, cfg.seed)
+        except DeepRCError as exc:
+            log.info("clone memory: left empty (%s)", exc)
+            return none
+        if test.inner_auc < cfg.clone_memory_min_auc or len(test.associated) == 0:
+            log.info("clone memory: left empty; the public-clone test reaches inner AUC %.2f on the fitting "
+                     "repertoires (needs %.2f)", test.inner_auc, cfg.clone_memory_min_auc)
+            return none
+        stored = shared[test.associated]
+        validation_auc = self._memory_validation_auc(stored)
+        if validation_auc < cfg.clone_memory_min_auc:
+            log.info("clone memory: left empty; its %d clones reach AUC %.2f on the validation repertoires "
+                     "(inner AUC %.2f; needs %.2f)", len(stored), validation_auc, test.inner_auc, cfg.clone_memory_min_auc)
+            return none
+        clones = set()
+        for i in self.fit_idx:
+            rep = self.cache[int(i)]
+            keys = repertoire_keys(rep)
+            hit = np.isin(keys, stored)
+            self.clones_carried[i] = len(np.unique(keys[hit]))
+            hits = rep.subset(np.flatnonzero(hit))
+            clones.update(decode(hits.codes, hits.lengths))
+        clones = sorted(clones)
+        log.info("clone memory: %d public clones (p < %g, inner AUC %.2f, validation AUC %.2f) in %.1f s: %s",
+                 len(stored), test.threshold, test.inner_auc, validation_auc, time.perf_counter() - started, ", ".join(clones[:10]) + (" ..." if len(clones) > 10 else ""))
+        return clones
+
+    def _memory_validation_auc(self, stored: np.ndarray) -> float:
+        """ROC AUC of the distinct `stored` clones carried, on the validation repertoires (the second
+        check before the memory is used: the inner cross-validation ran on the fitting ones)."""
+        carried = np.array([len(np.unique(np.intersect1d(repertoire_keys(self.cache[int(i)]), stored)))
+                            for i in self.val_idx])
+        labels = self.targets[self.tasks[0].name][self.val_idx]
+        if np.ptp(carried) == 0 or len(np.unique(labels)) < 2:
+            return 0.5
+        return float(roc_auc_score(labels, carried))
+
+    def _start_memory_evidence(self) -> None:
+        """Start the memory's evidence weight (and the first task's bias) at a logistic regression of the
+        label on log1p(clones carried) over the fitting repertoires, so that the clones explain the
+        positives from the first update and the CNN is not pushed to memorise them one by one."""
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.log1p(self.clones_carried[self.fit_idx])[:, None]
+        fit = LogisticRegression(C=1.0).fit(x, self.targets[self.tasks[0].name][self.fit_idx])
+        with torch.no_grad():
+            self.model.memory.evidence.fill_(float(fit.coef_[0, 0]))
+            self.model.head.output.bias[0] += float(fit.intercept_[0])
+        log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", float(fit.coef_[0, 0]))
 
     def _seed_filters(self) -> list[str]:
         """Start some first-layer filters from k-mers enriched in the positive fitting repertoires.
@@ -227,6 +310,7 @@ class Trainer:
         n = seed_filters(self.model.embedder, kmers, cfg.seed_strength)
         sample = SequenceBags.from_repertoires(reps[:cfg.repertoires_per_update])
         scale = aim_at_seeds(self.model, n, sample)
+        aim_at_memory(self.model, sample)
         log.info("seeded %d filters with enriched k-mers in %.1f s (query scale %.1f): %s", n,
                  time.perf_counter() - started, scale, ", ".join(f"{m} (z {m.z:.1f})" for m in kmers[:n]))
         return [str(m) for m in kmers[:n]]
@@ -284,7 +368,9 @@ class Trainer:
         chosen = rng.choice(self.fit_idx, size=min(cfg.repertoires_per_update, len(self.fit_idx)), replace=False)
         reps = [self.cache[int(i)] for i in chosen]
         reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
-        bags = SequenceBags.from_repertoires(reps).to(self.device)
+        bags = SequenceBags.from_repertoires(reps)
+        bags.clones_carried = torch.as_tensor(self.clones_carried[chosen], dtype=torch.float32)
+        bags = bags.to(self.device)
         self.model.eval()
         selected = self._top_attended(bags)
         self.model.train()
@@ -438,7 +524,7 @@ class Trainer:
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": self.best["update"],
                     "best_val_loss": self.best["loss"], "fit_subjects": [self.store.subject_ids[i] for i in self.fit_idx],
                     "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx],
-                    "seeded_kmers": self.seeded}
+                    "seeded_kmers": self.seeded, "memory_clones": self.memory_clones}
         metrics = _history_csv(self.history)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
                    extra_files={"metrics.csv": metrics})

@@ -116,6 +116,8 @@ def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort:
 def test_clone_incidence_keeps_clones_of_two_repertoires_or_more() -> None:
     keys = [np.array([5, 1, 9], dtype=np.uint64), np.array([1, 7], dtype=np.uint64),
             np.array([9, 1, 3], dtype=np.uint64), np.array([], dtype=np.uint64)]
-    incidence = baselines._incidence(keys).toarray()  # columns: clone 1, clone 9 (5, 7, 3 are private)
-    np.testing.assert_array_equal(incidence, [[1, 1], [1, 0], [1, 1], [0, 0]])
-    assert baselines._incidence([np.array([5], dtype=np.uint64), np.array([1], dtype=np.uint64)]).shape == (2, 0)
+    incidence, shared = baselines.clone_incidence(keys)  # columns: clone 1, clone 9 (5, 7, 3 are private)
+    np.testing.assert_array_equal(incidence.toarray(), [[1, 1], [1, 0], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(shared, [1, 9])
+    none, _ = baselines.clone_incidence([np.array([5], dtype=np.uint64), np.array([1], dtype=np.uint64)])
+    assert none.shape == (2, 0)

@@ -67,6 +67,7 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
     training = json.loads((model_dir / "config.json").read_text())["training"]
     assert held_out.isdisjoint(training["fit_subjects"]) and held_out.isdisjoint(training["validation_subjects"])
     assert "GRDT" in training["seeded_kmers"]  # counted on the fitting repertoires only
+    assert training["memory_clones"] == []  # a motif cohort has no public-clone signal to store
 
     out = tmp_path / "predictions.csv"
     subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir, "--store",

@@ -28,6 +28,9 @@ class SequenceBags:
     each bag was sampled with but that were left out, and their number (B,); None = nothing left
     out. With them the forward pass equals the pass over the whole sample, while gradients flow
     through the kept sequences only.
+    clones_carried: optional float (B,), the distinct stored public clones (`memory.CloneMemory`)
+    each bag's whole repertoire carries, set by training when bags are samples of larger
+    repertoires; None = count them in the bag itself.
     """
 
     codes: torch.Tensor
@@ -38,6 +41,7 @@ class SequenceBags:
     offsets: torch.Tensor
     left_out_softmax: object | None = None
     left_out_count: torch.Tensor | None = None
+    clones_carried: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.lengths.shape[0]
@@ -153,8 +157,9 @@ class SequenceBags:
         if self.left_out_softmax is not None:
             raise ValueError("move a batch before selecting from it: left-out state stays where it was computed")
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        carried = move(self.clones_carried) if self.clones_carried is not None else None
         return SequenceBags(move(self.codes), move(self.lengths), move(self.v_index), move(self.j_index),
-                            move(self.counts), move(self.offsets))
+                            move(self.counts), move(self.offsets), clones_carried=carried)
 
     def select(self, indices: torch.Tensor) -> "SequenceBags":
         """Keep the sequences at global positions `indices` (sorted within each bag, bags in order).
@@ -186,4 +191,5 @@ class SequenceBags:
         shift = self.starts()[indices] - new_starts
         source = torch.arange(total, device=self.device) + shift[seq_of_residue]
         return SequenceBags(codes=self.codes[source], lengths=lengths, v_index=self.v_index[indices],
-                            j_index=self.j_index[indices], counts=self.counts[indices], offsets=offsets)
+                            j_index=self.j_index[indices], counts=self.counts[indices], offsets=offsets,
+                            clones_carried=self.clones_carried)

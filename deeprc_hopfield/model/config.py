@@ -75,6 +75,8 @@ class ModelConfig:
     inverse temperature `beta` (None = 1/sqrt(attention_dim)), optionally learned, iterated
     `update_steps` times; with `energy_feature` the output network also sees each head's
     log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
+    Memory: `clone_memory` stored public clones (0 = none) whose exact copies get a learned attention
+    bonus (see `memory`); training fills it.
     """
 
     tasks: list[TaskSpec] = field(default_factory=list)
@@ -94,6 +96,7 @@ class ModelConfig:
     energy_feature: bool = True
     head_hidden: int = 32
     head_layers: int = 1
+    clone_memory: int = 0
 
     def __post_init__(self) -> None:
         tasks = []
@@ -134,6 +137,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.energy_feature must be true or false, got {self.energy_feature!r}")
         _check_int("head_hidden", self.head_hidden, 1)
         _check_int("head_layers", self.head_layers, 0)
+        _check_int("clone_memory", self.clone_memory, 0)
 
     @property
     def beta_value(self) -> float:

@@ -39,6 +39,10 @@ def segment_ids(offsets: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(sizes.shape[0], device=offsets.device), sizes)
 
 
+def _rows(bias: torch.Tensor | None, start: int, size: int) -> torch.Tensor | None:
+    return bias[start:start + size] if bias is not None else None
+
+
 class StreamingSoftmax:
     """Online softmax-weighted sums over instances that arrive in chunks, per bag and head.
 
@@ -130,32 +134,36 @@ class HopfieldPooling(nn.Module):
         v = self.value(x).view(-1, self.heads, self.attention_dim) if values else None
         return k, v
 
-    def logits(self, keys: torch.Tensor, query: torch.Tensor, bag: torch.Tensor) -> torch.Tensor:
-        """beta * <k_i, q_bag> per head, (c, H); query is (H, dk) shared or (B, H, dk) per bag."""
+    def logits(self, keys: torch.Tensor, query: torch.Tensor, bag: torch.Tensor,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+        """beta * <k_i, q_bag> (+ bias_i) per head, (c, H); query is (H, dk) shared or (B, H, dk) per
+        bag; `bias` (c, H) is an additive score per instance (the clone memory's, `model.memory`)."""
         q = query[bag] if query.ndim == 3 else query[None]
-        return self.beta * (keys * q).sum(-1)
+        scores = self.beta * (keys * q).sum(-1)
+        return scores if bias is None else scores + bias
 
     def _pass(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int, query: torch.Tensor,
-              read_values: bool, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+              read_values: bool, chunk_size: int, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One streamed pass: softmax-weighted means of values (or of keys) (B, H, dk) and lse (B, H)."""
         acc = StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
         for start in range(0, embeddings.shape[0], chunk_size):
             b = bag[start:start + chunk_size]
             k, v = self.keys_values(embeddings[start:start + chunk_size], values=read_values)
-            acc.add(self.logits(k, query, b), v if read_values else k, b)
+            acc.add(self.logits(k, query, b, _rows(bias, start, chunk_size)), v if read_values else k, b)
         return acc.result()
 
     def retrieval_query(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int,
-                        chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
+                        chunk_size: int = DEFAULT_CHUNK, bias: torch.Tensor | None = None) -> torch.Tensor:
         """The query of the final update: learned (H, dk), or per bag (B, H, dk) after iterating."""
         query = self.queries()
         for _ in range(self.update_steps - 1):
-            query, _ = self._pass(embeddings, bag, n_bags, query, read_values=False, chunk_size=chunk_size)
+            query, _ = self._pass(embeddings, bag, n_bags, query, read_values=False, chunk_size=chunk_size, bias=bias)
         return query
 
     def attention_logits(self, embeddings: torch.Tensor, offsets: torch.Tensor | None = None,
-                         chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
-        """Pre-softmax scores (N, heads) of the final update. `offsets` is needed only with update_steps > 1."""
+                         chunk_size: int = DEFAULT_CHUNK, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-softmax scores (N, heads) of the final update. `offsets` is needed only with update_steps > 1;
+        `bias` (N, H) is added to every score (see `logits`)."""
         if offsets is None:
             if self.update_steps > 1:
                 raise ValueError("attention_logits needs offsets when update_steps > 1 (queries depend on the bag)")
@@ -163,11 +171,11 @@ class HopfieldPooling(nn.Module):
             n_bags = 1
         else:
             bag, n_bags = segment_ids(offsets), offsets.shape[0] - 1
-        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size)
+        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size, bias)
         out = []
         for start in range(0, embeddings.shape[0], chunk_size):
             k, _ = self.keys_values(embeddings[start:start + chunk_size], values=False)
-            out.append(self.logits(k, query, bag[start:start + chunk_size]))
+            out.append(self.logits(k, query, bag[start:start + chunk_size], _rows(bias, start, chunk_size)))
         return torch.cat(out) if out else embeddings.new_zeros(0, self.heads)
 
     def finish(self, mean_values: torch.Tensor, lse: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
@@ -184,12 +192,14 @@ class HopfieldPooling(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, offsets: torch.Tensor, return_attention: bool = False,
                 chunk_size: int = DEFAULT_CHUNK, left_out: StreamingSoftmax | None = None,
-                left_out_count: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                left_out_count: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """pooled (B, out_dim) and, with `return_attention`, weights (N, heads) of these instances.
 
         `left_out` (the softmax state of instances scored without gradients but not passed here) and
         `left_out_count` (B,) join the final softmax, so the result is that of all instances; the
-        iterated query (update_steps > 1) is computed from the instances passed here only.
+        iterated query (update_steps > 1) is computed from the instances passed here only. `bias`
+        (N, H) is added to the instances' scores (see `logits`).
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -197,14 +207,14 @@ class HopfieldPooling(nn.Module):
         n_bags = offsets.shape[0] - 1
         if bag.shape[0] != embeddings.shape[0]:
             raise ValueError(f"offsets describe {bag.shape[0]} instances but embeddings has {embeddings.shape[0]}")
-        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size)
+        query = self.retrieval_query(embeddings, bag, n_bags, chunk_size, bias)
         acc = left_out.clone() if left_out is not None else \
             StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
         logits = [] if return_attention else None
         for start in range(0, embeddings.shape[0], chunk_size):
             b = bag[start:start + chunk_size]
             k, v = self.keys_values(embeddings[start:start + chunk_size])
-            lg = self.logits(k, query, b)
+            lg = self.logits(k, query, b, _rows(bias, start, chunk_size))
             acc.add(lg, v, b)
             if logits is not None:
                 logits.append(lg)

@@ -194,7 +194,7 @@ def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags) ->
     """
     if n_seeded == 0:
         return 1.0
-    pooling, head = model.pooling, model.head
+    pooling = model.pooling
     with torch.no_grad():
         pooling.query.zero_()
         pooling.query[:, :n_seeded] = 1.0
@@ -209,9 +209,31 @@ def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags) ->
             scale = max(1.0, target / gap)
             pooling.query_projection.weight.mul_(scale)
             pooling.query_projection.bias.mul_(scale)
-        if pooling.energy_feature:
-            energy = slice(pooling.out_dim - pooling.heads, pooling.out_dim)
-            first_layer = head.body[0] if len(head.body) else head.output
-            slope = head.output.weight[0].sign()[:, None] if len(head.body) else 1.0
-            first_layer.weight[:, energy] = first_layer.weight[:, energy].abs() * slope
+        _raise_energy_slope(model)
     return scale
+
+
+def aim_at_memory(model: torch.nn.Module, sample: SequenceBags) -> float:
+    """Start the clone memory's bonus at ln(size of a repertoire of `sample`), as evidence for the positive class.
+
+    A stored clone then takes about as much attention as all other sequences of a bag together,
+    so the energy feature reads about log(1 + clones carried). Returns the bonus.
+    """
+    if model.memory is None:
+        return 0.0
+    bonus = math.log(float(sample.bag_sizes().float().mean()))
+    with torch.no_grad():
+        model.memory.bonus.fill_(bonus)
+        _raise_energy_slope(model)
+    return bonus
+
+
+def _raise_energy_slope(model: torch.nn.Module) -> None:
+    """Make the first task's output rise with every head's energy feature (when there is one)."""
+    pooling, head = model.pooling, model.head
+    if not pooling.energy_feature:
+        return
+    energy = slice(pooling.out_dim - pooling.heads, pooling.out_dim)
+    first_layer = head.body[0] if len(head.body) else head.output
+    slope = head.output.weight[0].sign()[:, None] if len(head.body) else 1.0
+    first_layer.weight[:, energy] = first_layer.weight[:, energy].abs() * slope

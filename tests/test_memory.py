@@ -1,0 +1,162 @@
+"""The clone memory: exact-sequence keys, the attention bonus in every model path, and training filling it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.infer import predict, subjects_from_store
+from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
+from deeprc_hopfield.model.memory import CloneMemory, junction_keys, repertoire_keys
+from deeprc_hopfield.saved_model import load_model
+from deeprc_hopfield.simulate import SimulationSettings, simulate
+from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.train import train
+
+torch.set_num_threads(2)
+
+
+def _keys(sequences: list[str]) -> np.ndarray:
+    codes, lengths = encode(sequences)
+    return junction_keys(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64))).numpy()
+
+
+def test_equal_sequences_and_only_they_share_a_key():
+    sequences = ["CASSLGQF", "CASSLGQ", "CASSLGQF", "FQGLSSAC", "C", "CC", "CASSLGQY", "C"]
+    keys = _keys(sequences)
+    for i, a in enumerate(sequences):
+        for j, b in enumerate(sequences):
+            assert (keys[i] == keys[j]) == (a == b), (a, b)
+    rng = np.random.default_rng(0)
+    many = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), rng.integers(1, 30))) for _ in range(20_000)]
+    assert len(np.unique(_keys(many))) == len(set(many))
+
+
+def test_lookup_finds_exactly_the_stored_sequences():
+    """The signature prefilter never loses a stored clone, and a same-signature variant is no hit."""
+    rng = np.random.default_rng(2)
+    alphabet = list("ACDEFGHIKLMNPQRSTVWY")
+    stored = sorted({"".join(rng.choice(alphabet, rng.integers(3, 25))) for _ in range(50)})
+    variants = [c[:5] + ("A" if c[5] != "A" else "C") + c[6:] for c in stored if len(c) > 11]  # middle changed
+    queries = stored + variants + ["".join(rng.choice(alphabet, rng.integers(1, 25))) for _ in range(500)]
+    queries = [queries[i] for i in rng.permutation(len(queries))]
+    memory = CloneMemory(len(stored), heads=1)
+    codes, lengths = encode(stored)
+    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+    codes, lengths = encode(queries)
+    clone = memory.lookup(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+    assert [bool(c >= 0) for c in clone] == [q in stored for q in queries]
+    same = {q: int(c) for q, c in zip(queries, clone) if c >= 0}
+    assert len(set(same.values())) == len(stored)  # one index per stored clone
+
+
+def test_repertoire_keys_do_not_depend_on_the_chunk(tmp_path):
+    codes, lengths = encode(["CASSF", "CAW", "CASSF", "CSARDRTGNGYTF"] * 7)
+    rep = type("Rep", (), {"codes": codes, "lengths": lengths})()
+    whole = repertoire_keys(rep)
+    np.testing.assert_array_equal(repertoire_keys(rep, chunk=3), whole)
+    assert whole[0] == whole[2] != whole[1]
+
+
+def _bags_with_memory(heads: int = 2, update_steps: int = 1) -> tuple[RepertoireClassifier, SequenceBags, np.ndarray]:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    sequences = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), rng.integers(5, 18))) for _ in range(60)]
+    sequences[7] = sequences[41] = "CASSPVTGGIYGYTF"  # a stored clone, carried by both bags
+    sequences[50] = sequences[45] = "CASSLAPGATNEKLFF"  # another, twice in the second bag
+    codes, lengths = encode(sequences)
+    bags = SequenceBags.from_arrays(codes, lengths, np.array([0, 30, 60]))
+    model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], attention_heads=heads,
+                                             update_steps=update_steps, clone_memory=2))
+    codes, lengths = encode(["CASSLAPGATNEKLFF", "CASSPVTGGIYGYTF"])
+    model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+    with torch.no_grad():
+        model.memory.bonus.copy_(torch.tensor([3.0, 5.0][:heads]))
+        model.memory.evidence.fill_(1.5)
+    return model, bags, np.array([7, 41, 45, 50])
+
+
+@pytest.mark.parametrize("update_steps", [1, 2])
+def test_stored_clones_get_the_bonus_in_every_path(update_steps):
+    model, bags, stored = _bags_with_memory(update_steps=update_steps)
+    clones = model.clones(bags)
+    assert torch.equal(torch.nonzero(clones >= 0).ravel(), torch.from_numpy(stored))
+    assert clones[7] == clones[41] != clones[50] == clones[45]
+    carried = model.memory.carried(clones, bags.offsets)
+    assert carried.tolist() == [1.0, 2.0]  # distinct clones: a copy seen twice counts once
+    with torch.no_grad():
+        logits = model.attention_logits(bags, chunk_size=7)
+        scored, _ = model.score(bags, chunk_size=11)
+        out = model(bags, return_attention=True, chunk_size=5)
+        emb = model.embed(bags)
+        pooled, attention = model.pooling(emb, bags.offsets, return_attention=True, bias=model.memory_bias(clones))
+        plain = model.pooling.attention_logits(emb, bags.offsets)
+    torch.testing.assert_close(scored, logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.attention, attention, atol=1e-5, rtol=1e-5)
+    evidence = model.memory.evidence_logit(carried)
+    torch.testing.assert_close(out.outputs["status"], model.head(pooled)["status"] + evidence, atol=1e-5, rtol=1e-5)
+    if update_steps == 1:  # the bonus is added to the plain score (iterating also moves the query)
+        bonus = torch.zeros_like(plain)
+        bonus[stored] = torch.tensor([3.0, 5.0])
+        torch.testing.assert_close(logits, plain + bonus, atol=1e-5, rtol=1e-5)
+
+
+def test_a_model_without_memory_has_none():
+    model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")]))
+    assert model.memory is None and not any("memory" in k for k in model.state_dict())
+
+
+@pytest.fixture(scope="module")
+def clone_cohort(tmp_path_factory) -> dict:
+    """48 repertoires x 400 sequences; each positive carries each of 6 public clones with p = 0.6 (and a
+    motif in 0.1% of its sequences, which the simulator requires)."""
+    root = tmp_path_factory.mktemp("clones")
+    simulate(SimulationSettings(n_repertoires=48, sequences_per_repertoire=400, witness_rate=0.001, seed=5,
+                                motifs=("SA.FY",), public_clones=6, public_rate=0.6), root / "cohort", threads=2)
+    store = ingest(root / "cohort" / "metadata.csv", root / "cohort" / "repertoires", root / "clones.h5",
+                   progress=False)
+    meta = pd.read_csv(root / "cohort" / "metadata.csv")
+    folds = np.zeros(len(meta), dtype=int)
+    for label in (0, 1):
+        members = np.flatnonzero(meta["label"].to_numpy() == label)
+        folds[members] = np.arange(len(members)) % 4
+    split = root / "split.csv"
+    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": folds}).to_csv(split, index=False)
+    implanted = pd.read_csv(root / "cohort" / "truth" / "implanted.tsv", sep="\t")
+    return {"store": store, "split": split, "folds": folds, "meta": meta, "implanted": implanted}
+
+
+def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tmp_path):
+    torch.set_num_threads(1)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 40, "evaluate_every": 20, "checkpoint_every": 20,
+                                                   "sample_size": 400}}))
+    model_dir = train(clone_cohort["store"], tmp_path / "model", config, split=clone_cohort["split"], fold=0,
+                      device="cpu", progress=False)
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    clones = set(clone_cohort["implanted"].query("kind == 'public_clone'")["junction_aa"])
+    assert len(clones) == 6 and set(training["memory_clones"]) == clones  # found on the fitting repertoires
+
+    saved = load_model(model_dir)  # the memory survives saving and loading
+    assert saved.model.memory is not None and saved.model.memory.size == 6
+    held_out = set(clone_cohort["meta"]["subject_id"].astype(str)[clone_cohort["folds"] == 0])
+    table, _ = predict([saved], subjects_from_store(clone_cohort["store"], saved, held_out), torch.device("cpu"))
+    assert len(table) == 12 and roc_auc_score(table["true_label"], table["probability"]) >= 0.9
+    with RepertoireStore(clone_cohort["store"]) as store:
+        positive = next(i for i, s in enumerate(store.subject_ids)
+                        if s in held_out and store.label("label").values[i] == 1)
+        rep = store.repertoire(positive)
+        bags = SequenceBags.from_repertoires([rep])
+        with torch.no_grad():
+            order = torch.argsort(saved.model.attention_logits(bags).max(dim=1).values, descending=True)
+        carried = saved.model.clones(bags) >= 0
+        n = int(carried.sum())
+        assert n > 0 and bool(carried[order[:n]].all())  # the clones it carries lead the attention ranking
