@@ -7,6 +7,8 @@ Measurements, each in a fresh process (so that its peak memory, VmHWM, is its ow
 - `floor`: the bare length-bucketed CNN (sort by length, chunks padded to their longest sequence,
   one-hot + position features, Conv1d, SELU, masked max over positions) - no pooling, no head;
 - `model`: the full `RepertoireClassifier` forward (default config: DeepRC's sizes);
+- `memory`: the same with a clone memory of `--clones` stored CDR3s (`model/memory.py`), a tenth of
+  them planted in the bag (a trained model on a cohort with public clones has one);
 - `embed`: the model's own embedder alone (for reference);
 - `naive`: every sequence padded to the global maximum length, one dense conv and a dense softmax;
 - `huge`: a bag of `--huge` sequences (10 million) through the full streamed forward.
@@ -48,9 +50,19 @@ def make_bags(n: int, seed: int = 0) -> SequenceBags:
     return SequenceBags.from_arrays(codes, lengths)
 
 
-def make_model() -> RepertoireClassifier:
+def make_model(clones: int = 0, bags: SequenceBags | None = None) -> RepertoireClassifier:
+    """The default model; with `clones`, a clone memory storing every 10th sequence of `bags` among
+    `clones` stored sequences (the rest random)."""
     torch.manual_seed(0)
-    return RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")])).eval()
+    model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], clone_memory=clones)).eval()
+    if clones:
+        planted = torch.arange(0, clones, 10)
+        stored = bags.select(planted).codes, bags.lengths[planted]
+        other = make_bags(clones - len(planted), seed=1)
+        codes = torch.cat((stored[0], other.codes))
+        lengths = torch.cat((stored[1], other.lengths))
+        model.memory.store(codes, lengths)
+    return model
 
 
 def floor_forward(model: RepertoireClassifier, bags: SequenceBags, chunk_size: int = 4096) -> torch.Tensor:
@@ -93,14 +105,15 @@ def naive_forward(model: RepertoireClassifier, bags: SequenceBags) -> torch.Tens
     return model.head(pooled)["status"]
 
 
-def measure(what: str, n: int, repeats: int, threads: int) -> dict:
+def measure(what: str, n: int, repeats: int, threads: int, clones: int) -> dict:
     """Run one measurement in this process (called in a fresh subprocess)."""
     torch.set_num_threads(threads)
     bags = make_bags(n)
-    model = make_model()
+    model = make_model(clones if what == "memory" else 0, bags)
     run = {
         "floor": lambda: floor_forward(model, bags),
         "model": lambda: model(bags).outputs["status"],
+        "memory": lambda: model(bags).outputs["status"],
         "embed": lambda: model.embed(bags),
         "naive": lambda: naive_forward(model, bags),
         "huge": lambda: model(bags).outputs["status"],
@@ -116,9 +129,9 @@ def measure(what: str, n: int, repeats: int, threads: int) -> dict:
     return {"what": what, "sequences": n, "seconds": statistics.median(seconds), "peak_mb": _peak_mb()}
 
 
-def _subprocess(what: str, n: int, repeats: int, threads: int) -> dict:
+def _subprocess(what: str, n: int, repeats: int, threads: int, clones: int) -> dict:
     result = subprocess.run([sys.executable, __file__, "--measure", what, "--sequences", str(n),
-                             "--repeats", str(repeats), "--threads", str(threads)],
+                             "--repeats", str(repeats), "--threads", str(threads), "--clones", str(clones)],
                             check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -129,10 +142,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--huge", type=int, default=10_000_000, help="sequences of the huge bag (0 = skip)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clones", type=int, default=1000, help="stored CDR3s of the clone-memory model")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.sequences, args.repeats, args.threads)))
+        print(json.dumps(measure(args.measure, args.sequences, args.repeats, args.threads, args.clones)))
         return
 
     # sanity: the model's embedder equals the plain floor computation on these sequences
@@ -142,14 +156,15 @@ def main() -> None:
         err = (model.embed(bags) - floor_forward(model, bags)).abs().max().item()
     print(f"max |model embedding - plain CNN| on 20,000 sequences: {err:.2e}")
 
-    results = {w: _subprocess(w, args.sequences, args.repeats, args.threads)
-               for w in ("floor", "model", "embed", "naive")}
+    results = {w: _subprocess(w, args.sequences, args.repeats, args.threads, args.clones)
+               for w in ("floor", "model", "memory", "embed", "naive")}
     if args.huge:
-        results["huge"] = _subprocess("huge", args.huge, 1, args.threads)
+        results["huge"] = _subprocess("huge", args.huge, 1, args.threads, args.clones)
     floor = results["floor"]["seconds"]
     print(f"\n{args.sequences:,} sequences, {args.threads} threads, median of {args.repeats}\n")
     print("| what | seconds | x floor | peak memory (VmHWM) |\n|---|---|---|---|")
     names = {"floor": "bare length-bucketed CNN (floor)", "model": "full model forward (embed + pool + head)",
+             "memory": f"full model forward with a clone memory of {args.clones:,} CDR3s",
              "embed": "the model's embedder alone", "naive": "naive: padded to global max, dense attention",
              "huge": f"full forward, one bag of {args.huge:,} sequences"}
     for what, r in results.items():

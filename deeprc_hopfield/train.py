@@ -62,6 +62,7 @@ class TrainingConfig:
     seed: int = 0
     # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (model/seeding.py)
     seed_filters: int = 8  # 0 = all filters random
+    seed_sample: int = 100_000  # sequences counted per fitting repertoire (a sample of larger ones)
     seed_kmer: int = 4  # residues per k-mer
     seed_span: int = 6  # positions a k-mer may spread over (gaps included)
     seed_strength: float = 2.0  # filter weight per matching residue
@@ -82,6 +83,7 @@ class TrainingConfig:
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),
             (self.seed_filters >= 0, "seed_filters must be >= 0"),
+            (self.seed_sample >= 1, "seed_sample must be >= 1"),
             (1 <= self.seed_kmer <= self.seed_span <= 8, "need 1 <= seed_kmer <= seed_span <= 8"),
             (self.seed_strength > 0, "seed_strength must be > 0"),
             (0 <= self.seed_clones and 2 <= self.seed_clone_kmer <= 9, "need seed_clones >= 0 and 2 <= seed_clone_kmer <= 9"),
@@ -289,26 +291,31 @@ class Trainer:
         log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", float(fit.coef_[0, 0]))
 
     def _seed_filters(self) -> list[str]:
-        """Start some first-layer filters from k-mers enriched in the positive fitting repertoires.
+        """Start some first-layer filters from k-mers enriched in the positive fitting repertoires,
+        aim the attention at them and at the clone memory's clones.
 
-        Counts a seeded sample of `sample_size` sequences per fitting repertoire, for the first
+        Counts a seeded sample of up to `seed_sample` sequences per fitting repertoire, for the first
         binary task only (nothing is seeded otherwise). Returns the k-mers, as motif strings.
         """
         cfg = self.config
         task = self.tasks[0]
-        if cfg.seed_filters == 0 or task.kind != "binary":
+        if task.kind != "binary" or (cfg.seed_filters == 0 and self.model.memory is None):
             return []
         rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
         labels = self.targets[task.name][self.fit_idx]
         started = time.perf_counter()
         reps = [self.cache[int(i)] for i in self.fit_idx]
-        reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
-        n_clones = min(cfg.seed_clones, cfg.seed_filters)
-        kmers = enriched_kmers(reps, labels, cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
-        if n_clones:
-            kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
+        reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling)) for r in reps]
+        kmers: list = []
+        if cfg.seed_filters:
+            n_clones = min(cfg.seed_clones, cfg.seed_filters)
+            kmers = enriched_kmers(reps, labels, cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
+            if n_clones:
+                kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
         n = seed_filters(self.model.embedder, kmers, cfg.seed_strength)
-        sample = SequenceBags.from_repertoires(reps[:cfg.repertoires_per_update])
+        # the aim is set on bags of the size training samples
+        sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))
+                                                for r in reps[:cfg.repertoires_per_update]])
         scale = aim_at_seeds(self.model, n, sample)
         aim_at_memory(self.model, sample)
         log.info("seeded %d filters with enriched k-mers in %.1f s (query scale %.1f): %s", n,
