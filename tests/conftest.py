@@ -41,3 +41,25 @@ def cohort(tmp_path: Path) -> tuple[Path, Path]:
     metadata = tmp_path / "metadata.csv"
     metadata.write_text("\n".join(lines) + "\n")
     return metadata, folder
+
+
+def simulated_store(root: Path, settings, folds: int = 4) -> dict:
+    """Simulate `settings` (a `SimulationSettings`) under root/cohort, ingest it into root/store.h5 and
+    write a split with each class dealt round-robin into `folds` folds; returns the paths and tables."""
+    import pandas as pd
+
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.simulate import simulate
+
+    simulate(settings, root / "cohort", threads=2)
+    store = ingest(root / "cohort" / "metadata.csv", root / "cohort" / "repertoires", root / "store.h5",
+                   progress=False)
+    meta = pd.read_csv(root / "cohort" / "metadata.csv")
+    fold = np.zeros(len(meta), dtype=int)
+    for label in (0, 1):
+        members = np.flatnonzero(meta["label"].to_numpy() == label)
+        fold[members] = np.arange(len(members)) % folds
+    split = root / "split.csv"
+    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": fold}).to_csv(split, index=False)
+    return {"root": root, "store": store, "split": split, "folds": fold, "meta": meta,
+            "repertoires": root / "cohort" / "repertoires", "metadata": root / "cohort" / "metadata.csv"}

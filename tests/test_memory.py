@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import simulated_store
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.infer import predict, subjects_from_store
-from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.memory import CloneMemory, junction_keys, repertoire_keys
 from deeprc_hopfield.saved_model import load_model
-from deeprc_hopfield.simulate import SimulationSettings, simulate
+from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.train import train
 
@@ -119,19 +119,10 @@ def clone_cohort(tmp_path_factory) -> dict:
     """48 repertoires x 400 sequences; each positive carries each of 6 public clones with p = 0.6 (and a
     motif in 0.1% of its sequences, which the simulator requires)."""
     root = tmp_path_factory.mktemp("clones")
-    simulate(SimulationSettings(n_repertoires=48, sequences_per_repertoire=400, witness_rate=0.001, seed=5,
-                                motifs=("SA.FY",), public_clones=6, public_rate=0.6), root / "cohort", threads=2)
-    store = ingest(root / "cohort" / "metadata.csv", root / "cohort" / "repertoires", root / "clones.h5",
-                   progress=False)
-    meta = pd.read_csv(root / "cohort" / "metadata.csv")
-    folds = np.zeros(len(meta), dtype=int)
-    for label in (0, 1):
-        members = np.flatnonzero(meta["label"].to_numpy() == label)
-        folds[members] = np.arange(len(members)) % 4
-    split = root / "split.csv"
-    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": folds}).to_csv(split, index=False)
-    implanted = pd.read_csv(root / "cohort" / "truth" / "implanted.tsv", sep="\t")
-    return {"store": store, "split": split, "folds": folds, "meta": meta, "implanted": implanted}
+    cohort = simulated_store(root, SimulationSettings(n_repertoires=48, sequences_per_repertoire=400,
+                                                      witness_rate=0.001, seed=5, motifs=("SA.FY",),
+                                                      public_clones=6, public_rate=0.6))
+    return {**cohort, "implanted": pd.read_csv(root / "cohort" / "truth" / "implanted.tsv", sep="\t")}
 
 
 def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tmp_path):

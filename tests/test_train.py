@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import simulated_store
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.saved_model import ModelFileError, load_model
-from deeprc_hopfield.simulate import SimulationSettings, simulate
+from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.train import train
 
 QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_size": 200,
@@ -25,20 +25,8 @@ QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_siz
 @pytest.fixture(scope="module")
 def easy_cohort(tmp_path_factory) -> dict:
     """40 repertoires x 300 sequences, motif GRDT in 5% of each positive's sequences; split: fold 0 held out."""
-    root = tmp_path_factory.mktemp("easy")
-    simulate(SimulationSettings(n_repertoires=40, sequences_per_repertoire=300, witness_rate=0.05, seed=3,
-                                motifs=("GRDT",)), root / "cohort", threads=2)
-    store = ingest(root / "cohort" / "metadata.csv", root / "cohort" / "repertoires", root / "easy.h5",
-                   progress=False)
-    meta = pd.read_csv(root / "cohort" / "metadata.csv")
-    folds = np.zeros(len(meta), dtype=int)
-    for label in (0, 1):
-        members = np.flatnonzero(meta["label"].to_numpy() == label)
-        folds[members] = np.arange(len(members)) % 4
-    split = root / "split.csv"
-    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": folds}).to_csv(split, index=False)
-    return {"root": root, "store": store, "split": split, "folds": folds, "meta": meta,
-            "repertoires": root / "cohort" / "repertoires", "metadata": root / "cohort" / "metadata.csv"}
+    return simulated_store(tmp_path_factory.mktemp("easy"), SimulationSettings(
+        n_repertoires=40, sequences_per_repertoire=300, witness_rate=0.05, seed=3, motifs=("GRDT",)))
 
 
 def _config(tmp_path: Path, **training) -> Path:
