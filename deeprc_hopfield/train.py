@@ -22,14 +22,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from deeprc_hopfield.baselines import clone_incidence, fit_public_clones
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
-from deeprc_hopfield.model.pooling import StreamingSoftmax
-from deeprc_hopfield.baselines import clone_incidence, fit_public_clones
 from deeprc_hopfield.model.memory import repertoire_keys
+from deeprc_hopfield.model.pooling import StreamingSoftmax
 from deeprc_hopfield.model.seeding import aim_at_memory, aim_at_seeds, enriched_kmers, seed_filters, shared_kmers
 from deeprc_hopfield.sampling import SAMPLING_MODES, RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.saved_model import save_model
