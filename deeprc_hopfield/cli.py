@@ -513,7 +513,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         description=(
             "Write one HTML file that needs nothing else (images embedded, no external CSS or JavaScript): "
             "cohort and QC summary from the store, the metrics of the model beside the baselines (mean ± sd "
-            "over folds, ROC AUC per fold), the ROC and PR curves, the sequences found most often among the "
+            "over folds, ROC AUC per fold), the ROC and PR curves, the fold models (with --models: seeded k-mers and "
+            "stored public clones), the sequences found most often among the "
             "top-attended sequences of the held-out repertoires (50 rows), the interpretation (with --interpretation: "
             "ranked sequences, motifs and logos), the configuration as given and the software versions."
         ),
@@ -528,6 +529,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interpretation", type=Path, metavar="DIR",
                    help="folder written by `interpret` or `interpret-summary`: ranked sequences, motifs and logos "
                         "(optional)")
+    p.add_argument("--models", nargs="+", type=Path, default=[], metavar="MODEL_DIR",
+                   help="the fold models written by `train`: their seeded k-mers and stored public clones (optional)")
     p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
     p.add_argument("--out", required=True, type=Path, help="HTML file to write, e.g. results/demo/report.html")
     p.add_argument("--title", default="deeprc-hopfield report", help="title of the report (default: %(default)s)")
@@ -540,7 +543,8 @@ def _run_report(args: argparse.Namespace) -> int:
     from deeprc_hopfield.report import write_report
 
     write_report(args.out, store=args.store, metrics=args.metrics, figures=args.figures, attended=args.attended,
-                 config=args.config, title=args.title, label=args.label_column, interpretation=args.interpretation)
+                 config=args.config, title=args.title, label=args.label_column, interpretation=args.interpretation,
+                 models=args.models)
     log.info("wrote %s", args.out)
     return 0
 

@@ -2,6 +2,7 @@
 
 Sections: cohort and quality control (from the store), metrics of the model beside the baselines
 (mean ± sd over folds, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
+the fold models (seeded k-mers, stored public clones, best update, when given),
 the sequences that attention ranks highest in the held-out repertoires, the interpretation (cohort
 ranking, motifs and logos of `interpret-summary`, when given), the configuration as given, and the
 software versions. No external CSS, JavaScript or image: the file can be mailed.
@@ -30,6 +31,8 @@ from deeprc_hopfield.store import RepertoireStore
 
 #: Rows of the attended-sequence table.
 TOP_SEQUENCES = 50
+#: Stored public clones listed per fold model.
+MODEL_CLONES_SHOWN = 5
 SOFTWARE = ("deeprc-hopfield", "torch", "numpy", "pandas", "scikit-learn", "snakemake")
 FIGURES = (("roc.png", "ROC curves"), ("pr.png", "Precision-recall curves"))
 _METRIC_NAMES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
@@ -243,6 +246,28 @@ def interpretation_section(folder: Path | None) -> str:
            else "<p>No contributions.</p>"))
 
 
+def models_section(models: list[Path]) -> str:
+    """What each fold model was started from (seeded k-mers, stored public clones) and where training stopped."""
+    if not models:
+        return ""
+    rows = []
+    for path in models:
+        try:
+            training = json.loads((path / "config.json").read_text(encoding="utf-8")).get("training", {})
+        except (OSError, ValueError) as exc:
+            raise DeepRCError(f"cannot read the model's config.json: {exc}", path) from None
+        clones = training.get("memory_clones", [])
+        rows.append({"model": path.name, "best update": training.get("best_update", "?"),
+                     "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
+                     "stored public clones": len(clones),
+                     "first stored clones": ", ".join(clones[:MODEL_CLONES_SHOWN]) + (" ..." if len(clones) > MODEL_CLONES_SHOWN else "")})
+    return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "
+            "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
+            "the public clones its clone memory stores (CDR3s the public-clone test associates with the "
+            "positive class; 0 when the cohort shows no such signal). All lists are in each model's "
+            "config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the main packages (`not installed` where absent)."""
     found = {"python": platform.python_version()}
@@ -270,7 +295,7 @@ def config_section(config: Path | None) -> str:
 # --- the document --------------------------------------------------------------------------------
 def build_report(store: str | Path, metrics: str | Path, figures: str | Path, attended: list[Path],
                  config: str | Path | None, title: str = "deeprc-hopfield report", label: str | None = None,
-                 interpretation: str | Path | None = None) -> str:
+                 interpretation: str | Path | None = None, models: list[Path] | None = None) -> str:
     """The report as one HTML string (see the module docstring for its sections)."""
     metrics_table = _read(Path(metrics), "metrics table")
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -280,6 +305,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         cohort_section(Path(store)),
         metrics_section(metrics_table),
         figures_section(Path(figures)),
+        models_section([Path(p) for p in models or []]),
         attended_section([Path(p) for p in attended], Path(store), label),
         interpretation_section(Path(interpretation) if interpretation is not None else None),
         config_section(Path(config) if config is not None else None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -91,3 +92,23 @@ def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path
     bad.write_text("method\tauc\nx\t0.5\n")
     with pytest.raises(DeepRCError, match="lacks column 'balanced_accuracy'"):
         build_report(store=run["store"], metrics=bad, figures=run["eval"], attended=[], config=None)
+
+
+def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tmp_path: Path) -> None:
+    models = []
+    for fold, clones in enumerate([["CASSPVTGGIYGYTF", "<i>CASSF</i>"], []]):
+        model = tmp_path / f"fold{fold}"
+        model.mkdir()
+        training = {"best_update": 150 + fold, "seeded_kmers": ["SA.FY", "GR.DT"], "memory_clones": clones}
+        (model / "config.json").write_text(json.dumps({"training": training}))
+        models.append(model)
+    text = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"],
+                        attended=[], config=None, models=models)
+    assert "<h2>Fold models</h2>" in text
+    cells = re.sub(r' class="num"', "", text)
+    assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
+    assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
+    (models[1] / "config.json").write_text("{not json")
+    with pytest.raises(DeepRCError, match="cannot read the model's config.json"):
+        build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                     config=None, models=models)

@@ -178,6 +178,7 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     report = (run / "report.html").read_text()
     assert "kmer" in report and "public_clones" in report.replace("public clones", "public_clones")
     assert "<h2>Interpretation</h2>" in report
+    assert "<h2>Fold models</h2>" in report and "<td>fold0</td>" in report and "<td>fold1</td>" in report
     cohort_ranking = pd.read_csv(run / "interpretation" / "cohort" / "ranked_sequences.tsv", sep="\t")
     assert cohort_ranking["rank"].tolist() == list(range(1, len(cohort_ranking) + 1))
     assert (cohort_ranking["n_positive"] + cohort_ranking["n_negative"]).max() <= 16

@@ -1,6 +1,6 @@
 rule report:
-    """One self-contained HTML report: cohort and QC, metrics, curves, attended sequences,
-    interpretation, config."""
+    """One self-contained HTML report: cohort and QC, metrics, curves, fold models, attended
+    sequences, interpretation, config."""
     input:
         store=store(),
         metrics=evaluation("metrics.tsv"),
@@ -8,6 +8,7 @@ rule report:
         pr=evaluation("pr.png"),
         attended=expand(fold_attended("{fold}"), fold=FOLDS),
         interpretation=cohort_interpretation(),
+        models=expand(model_dir("{fold}"), fold=FOLDS),
         config=run_config(),
     output:
         report(report_html(), caption="../report/report.rst", category="Report"),
@@ -23,5 +24,5 @@ rule report:
     shell:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
         " --figures {params.figures} --attended {input.attended} --interpretation {input.interpretation}"
-        " --config {input.config}"
+        " --models {input.models} --config {input.config}"
         " --label-column {params.label} --title {params.title:q} --out {output} > {log} 2>&1"
