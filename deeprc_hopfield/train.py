@@ -223,59 +223,67 @@ class Trainer:
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
 
     def _public_clones(self) -> list[str]:
-        """The CDR3s of the clones that the public-clone test (`baselines.fit_public_clones`)
-        associates with the positive class of the first binary task, on the fitting repertoires only.
+        """The CDR3s that the public-clone test (`baselines.fit_public_clones`) associates with the
+        positive class of the first binary task; empty when the cohort shows no such signal.
 
-        None when the option is off, or when the test's AUC stays below `clone_memory_min_auc` in
-        inner cross-validation on the fitting repertoires or on the validation repertoires: then the
-        cohort shows no public-clone signal worth storing.
+        The test is checked first: fitted on the fitting repertoires, it must reach
+        `clone_memory_min_auc` in inner cross-validation there and, with the clones it finds, on the
+        validation repertoires. The clones stored are those it then finds on all training
+        repertoires (fitting and validation, as the baseline does): a clone that few patients carry
+        needs every carrier to pass. The held-out fold is never read.
         """
         cfg, task = self.config, self.tasks[0]
-        none: list[str] = []
         if not cfg.clone_memory or task.kind != "binary":
-            return none
+            return []
         started = time.perf_counter()
-        incidence, shared = clone_incidence([np.unique(repertoire_keys(self.cache[int(i)])) for i in self.fit_idx])
-        labels = self.targets[task.name][self.fit_idx]
-        if incidence.shape[1] == 0:
-            return none
-        try:
-            test = fit_public_clones(incidence, labels, cfg.seed)
-        except DeepRCError as exc:
-            log.info("clone memory: left empty (%s)", exc)
-            return none
-        if test.inner_auc < cfg.clone_memory_min_auc or len(test.associated) == 0:
-            log.info("clone memory: left empty; the public-clone test reaches inner AUC %.2f on the fitting "
-                     "repertoires (needs %.2f)", test.inner_auc, cfg.clone_memory_min_auc)
-            return none
-        stored = shared[test.associated]
-        validation_auc = self._memory_validation_auc(stored)
-        if validation_auc < cfg.clone_memory_min_auc:
-            log.info("clone memory: left empty; its %d clones reach AUC %.2f on the validation repertoires "
-                     "(inner AUC %.2f; needs %.2f)", len(stored), validation_auc, test.inner_auc, cfg.clone_memory_min_auc)
-            return none
-        clones = set()
+        train_idx = np.sort(np.concatenate((self.fit_idx, self.val_idx)))
+        keys = {int(i): np.unique(repertoire_keys(self.cache[int(i)])) for i in train_idx}
+        labels = self.targets[task.name]
+        checked = self._clone_test(keys, self.fit_idx)
+        if checked is None:
+            return []
+        test, stored = checked
+        validation_auc = _carried_auc([keys[int(i)] for i in self.val_idx], stored, labels[self.val_idx])
+        if min(test.inner_auc, validation_auc) < cfg.clone_memory_min_auc or len(stored) == 0:
+            log.info("clone memory: left empty; the public-clone test reaches AUC %.2f in inner CV on the fitting "
+                     "repertoires and %.2f on the validation ones (needs %.2f on both)", test.inner_auc,
+                     validation_auc, cfg.clone_memory_min_auc)
+            return []
+        final = self._clone_test(keys, train_idx)
+        stored = final[1] if final is not None and len(final[1]) else stored
         for i in self.fit_idx:
-            rep = self.cache[int(i)]
-            keys = repertoire_keys(rep)
-            hit = np.isin(keys, stored)
-            self.clones_carried[i] = len(np.unique(keys[hit]))
-            hits = rep.subset(np.flatnonzero(hit))
-            clones.update(decode(hits.codes, hits.lengths))
-        clones = sorted(clones)
-        log.info("clone memory: %d public clones (p < %g, inner AUC %.2f, validation AUC %.2f) in %.1f s: %s",
-                 len(stored), test.threshold, test.inner_auc, validation_auc, time.perf_counter() - started, ", ".join(clones[:10]) + (" ..." if len(clones) > 10 else ""))
+            self.clones_carried[i] = len(np.intersect1d(keys[int(i)], stored, assume_unique=True))
+        clones = self._junctions(train_idx, stored)
+        log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
+                 len(clones), final[0].threshold if final else test.threshold, test.inner_auc, validation_auc,
+                 time.perf_counter() - started, ", ".join(clones[:10]) + (" ..." if len(clones) > 10 else ""))
         return clones
 
-    def _memory_validation_auc(self, stored: np.ndarray) -> float:
-        """ROC AUC of the distinct `stored` clones carried, on the validation repertoires (the second
-        check before the memory is used: the inner cross-validation ran on the fitting ones)."""
-        carried = np.array([len(np.unique(np.intersect1d(repertoire_keys(self.cache[int(i)]), stored)))
-                            for i in self.val_idx])
-        labels = self.targets[self.tasks[0].name][self.val_idx]
-        if np.ptp(carried) == 0 or len(np.unique(labels)) < 2:
-            return 0.5
-        return float(roc_auc_score(labels, carried))
+    def _clone_test(self, keys: dict[int, np.ndarray], indices: np.ndarray) -> tuple | None:
+        """The public-clone test fitted on the repertoires at `indices` (their distinct clone `keys`) and
+        the keys of the clones it associates; None when no clone is shared or a class is too small."""
+        incidence, shared = clone_incidence([keys[int(i)] for i in indices])
+        if incidence.shape[1] == 0:
+            return None
+        try:
+            test = fit_public_clones(incidence, self.targets[self.tasks[0].name][indices], self.config.seed)
+        except DeepRCError as exc:
+            log.info("clone memory: left empty (%s)", exc)
+            return None
+        return test, shared[test.associated]
+
+    def _junctions(self, indices: np.ndarray, stored: np.ndarray) -> list[str]:
+        """The CDR3 of every stored key, read from the repertoires at `indices` that carry them."""
+        found: dict[int, str] = {}
+        for i in indices:
+            if len(found) == len(stored):
+                break
+            rep = self.cache[int(i)]
+            keys = repertoire_keys(rep)
+            hit = np.flatnonzero(np.isin(keys, stored))
+            carriers = rep.subset(hit)
+            found.update(zip(keys[hit].tolist(), decode(carriers.codes, carriers.lengths)))
+        return sorted(set(found.values()))
 
     def _start_memory_evidence(self) -> None:
         """Start the memory's evidence weight (and the first task's bias) at a logistic regression of the
@@ -537,6 +545,14 @@ class Trainer:
                    extra_files={"metrics.csv": metrics})
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, self.best["loss"], self.best["update"])
         return self.out
+
+
+def _carried_auc(keys: list[np.ndarray], stored: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC of the number of distinct `stored` clones among each repertoire's distinct clone `keys`."""
+    carried = np.array([len(np.intersect1d(k, stored, assume_unique=True)) for k in keys])
+    if np.ptp(carried) == 0 or len(np.unique(labels)) < 2:
+        return 0.5
+    return float(roc_auc_score(labels, carried))
 
 
 def _scores(output: torch.Tensor, kind: str) -> np.ndarray:
