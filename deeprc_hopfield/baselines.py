@@ -192,13 +192,15 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
 @dataclass
 class PublicCloneModel:
     """Associated clones (column indices), and the logistic map from their share carried to a probability;
-    `inner_auc` is the inner-CV ROC AUC of the chosen threshold."""
+    `inner_auc` is the inner-CV ROC AUC of the chosen threshold and `out_of_fold` each training
+    repertoire's number of associated clones at that threshold, chosen without it (inner CV)."""
 
     associated: np.ndarray
     threshold: float
     calibration: LogisticRegression | None
     base_rate: float
     inner_auc: float
+    out_of_fold: np.ndarray
 
     def score(self, clones: sparse.csr_matrix) -> np.ndarray:
         """Number of associated clones each repertoire carries, shape (n,)."""
@@ -223,13 +225,14 @@ def fit_public_clones(clones: sparse.csr_matrix, y: np.ndarray, seed: int = 0) -
     associated clones on all of (clones, y) and calibrate the score on the inner out-of-fold scores."""
     cv = _inner_cv(y, seed)
     shares = np.zeros((len(P_THRESHOLDS), len(y)))
+    counts = np.zeros((len(P_THRESHOLDS), len(y)))
     for inner_train, inner_test in cv.split(np.zeros(len(y)), y):
         p, columns = _associated(clones[inner_train], y[inner_train])
         carried = clones[inner_test][:, columns]
         for t, threshold in enumerate(P_THRESHOLDS):
             chosen = p < threshold
-            counts = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
-            shares[t, inner_test] = counts / max(int(chosen.sum()), 1)
+            counts[t, inner_test] = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
+            shares[t, inner_test] = counts[t, inner_test] / max(int(chosen.sum()), 1)
     aucs = [roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in shares]
     best = int(np.argmax(aucs))
     p, columns = _associated(clones, y)
@@ -239,7 +242,8 @@ def fit_public_clones(clones: sparse.csr_matrix, y: np.ndarray, seed: int = 0) -
         calibration = LogisticRegression(C=1e4).fit(shares[best][:, None], y)
     log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
               np.round(aucs, 3).tolist(), P_THRESHOLDS, len(associated), P_THRESHOLDS[best])
-    return PublicCloneModel(associated, P_THRESHOLDS[best], calibration, float(y.mean()), float(aucs[best]))
+    return PublicCloneModel(associated, P_THRESHOLDS[best], calibration, float(y.mean()), float(aucs[best]),
+                            counts[best])
 
 
 # --- cross-validation ----------------------------------------------------------------------------

@@ -190,6 +190,9 @@ class Trainer:
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
             raise TrainingError("too few training repertoires for an inner validation split", store.path)
         self._weight_tasks()
+        if "clone_memory" in model_options:
+            raise TrainingError("model: clone_memory is set by training; turn the memory on or off with "
+                                "training: clone_memory: true/false")
         torch.manual_seed(config.seed)
         self.cache = RepertoireCache(store)
         self.clones_carried = np.zeros(len(store))  # distinct stored clones per (fitting) repertoire
@@ -202,8 +205,9 @@ class Trainer:
             raise TrainingError(f"model config: {exc}") from None
         self.model = RepertoireClassifier(self.model_config)
         if self.model.memory is not None:
-            codes, lengths = encode(self.memory_clones)
-            self.model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+            codes, lengths = encode([junction for junction, _ in self.memory_clones])
+            v_index = np.array([v for _, v in self.memory_clones], dtype=np.int64)
+            self.model.memory.store(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)))
             self._start_memory_evidence()
         self.seeded = self._seed_filters()
         self.model.to(device)
@@ -222,8 +226,8 @@ class Trainer:
         self.stopped_early = False
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
 
-    def _public_clones(self) -> list[str]:
-        """The CDR3s that the public-clone test (`baselines.fit_public_clones`) associates with the
+    def _public_clones(self) -> list[tuple[str, int]]:
+        """The clones (CDR3, V index; -1 = unknown) that the public-clone test (`baselines.fit_public_clones`) associates with the
         positive class of the first binary task; empty when the cohort shows no such signal.
 
         The test is checked first: fitted on the fitting repertoires, it must reach
@@ -251,12 +255,14 @@ class Trainer:
             return []
         final = self._clone_test(keys, train_idx)
         stored = final[1] if final is not None and len(final[1]) else stored
-        for i in self.fit_idx:
-            self.clones_carried[i] = len(np.intersect1d(keys[int(i)], stored, assume_unique=True))
-        clones = self._junctions(train_idx, stored)
+        # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
+        # counted with the clones chosen on it, its positives would all look like carriers
+        self.clones_carried[self.fit_idx] = test.out_of_fold
+        clones = self._clones(train_idx, stored)
+        named = self._clone_names(clones)
         log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
                  len(clones), final[0].threshold if final else test.threshold, test.inner_auc, validation_auc,
-                 time.perf_counter() - started, ", ".join(clones[:10]) + (" ..." if len(clones) > 10 else ""))
+                 time.perf_counter() - started, ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
         return clones
 
     def _clone_test(self, keys: dict[int, np.ndarray], indices: np.ndarray) -> tuple | None:
@@ -272,9 +278,9 @@ class Trainer:
             return None
         return test, shared[test.associated]
 
-    def _junctions(self, indices: np.ndarray, stored: np.ndarray) -> list[str]:
-        """The CDR3 of every stored key, read from the repertoires at `indices` that carry them."""
-        found: dict[int, str] = {}
+    def _clones(self, indices: np.ndarray, stored: np.ndarray) -> list[tuple[str, int]]:
+        """(CDR3, V index) of every stored key, read from the repertoires at `indices` that carry them."""
+        found: dict[int, tuple[str, int]] = {}
         for i in indices:
             if len(found) == len(stored):
                 break
@@ -282,17 +288,23 @@ class Trainer:
             keys = repertoire_keys(rep)
             hit = np.flatnonzero(np.isin(keys, stored))
             carriers = rep.subset(hit)
-            found.update(zip(keys[hit].tolist(), decode(carriers.codes, carriers.lengths)))
+            found.update(zip(keys[hit].tolist(), zip(decode(carriers.codes, carriers.lengths),
+                                                     carriers.v_index.astype(int).tolist())))
         return sorted(set(found.values()))
 
+    def _clone_names(self, clones: list[tuple[str, int]]) -> list[str]:
+        """'CDR3 V-gene' (or the CDR3 alone where the V gene is unknown) of each clone."""
+        return [f"{junction} {self.store.v_genes[v]}" if v >= 0 else junction for junction, v in clones]
+
     def _start_memory_evidence(self) -> None:
-        """Start the memory's evidence weight (and the first task's bias) at a logistic regression of the
-        label on log1p(clones carried) over the fitting repertoires, so that the clones explain the
-        positives from the first update and the CNN is not pushed to memorise them one by one."""
+        """Start the memory's evidence weight (and the first task's bias) at a class-balanced logistic
+        regression of the label on log1p(clones carried, out of fold) over the fitting repertoires, so
+        that the clones explain the positives from the first update and the CNN is not pushed to
+        memorise them one by one."""
         from sklearn.linear_model import LogisticRegression
 
         x = np.log1p(self.clones_carried[self.fit_idx])[:, None]
-        fit = LogisticRegression(C=1.0).fit(x, self.targets[self.tasks[0].name][self.fit_idx])
+        fit = LogisticRegression(C=1.0, class_weight="balanced").fit(x, self.targets[self.tasks[0].name][self.fit_idx])
         with torch.no_grad():
             self.model.memory.evidence.fill_(float(fit.coef_[0, 0]))
             self.model.head.output.bias[0] += float(fit.intercept_[0])
@@ -312,7 +324,8 @@ class Trainer:
         rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
         labels = self.targets[task.name][self.fit_idx]
         started = time.perf_counter()
-        reps = [self.cache[int(i)] for i in self.fit_idx]
+        counted = self.fit_idx if cfg.seed_filters else self.fit_idx[:cfg.repertoires_per_update]
+        reps = [self.cache[int(i)] for i in counted]
         reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling)) for r in reps]
         kmers: list = []
         if cfg.seed_filters:
@@ -539,7 +552,7 @@ class Trainer:
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": self.best["update"],
                     "best_val_loss": self.best["loss"], "fit_subjects": [self.store.subject_ids[i] for i in self.fit_idx],
                     "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx],
-                    "seeded_kmers": self.seeded, "memory_clones": self.memory_clones}
+                    "seeded_kmers": self.seeded, "memory_clones": self._clone_names(self.memory_clones)}
         metrics = _history_csv(self.history)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
                    extra_files={"metrics.csv": metrics})

@@ -50,7 +50,7 @@ def test_lookup_finds_exactly_the_stored_sequences():
     queries = [queries[i] for i in rng.permutation(len(queries))]
     memory = CloneMemory(len(stored), heads=1)
     codes, lengths = encode(stored)
-    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.full((len(stored),), -1))
     codes, lengths = encode(queries)
     clone = memory.lookup(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
     assert [bool(c >= 0) for c in clone] == [q in stored for q in queries]
@@ -58,9 +58,23 @@ def test_lookup_finds_exactly_the_stored_sequences():
     assert len(set(same.values())) == len(stored)  # one index per stored clone
 
 
+def test_v_genes_must_agree_where_both_are_known():
+    memory = CloneMemory(3, heads=1)
+    codes, lengths = encode(["CASSLGQF", "CASSLGQF", "CAWSVF"])
+    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.tensor([2, 5, -1]))
+    queries = [("CASSLGQF", 2), ("CASSLGQF", 5), ("CASSLGQF", 3), ("CASSLGQF", -1), ("CAWSVF", 4), ("CAWSVF", -1),
+               ("CASSLGQY", 2)]
+    codes, lengths = encode([q for q, _ in queries])
+    clone = memory.lookup(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)),
+                          torch.tensor([v for _, v in queries]))
+    found = clone >= 0
+    assert found.tolist() == [True, True, False, True, True, True, False]  # V 3 is another clone
+    assert clone[0] != clone[1] and clone[4] == clone[5]  # same CDR3, other V: two stored clones
+
+
 def test_repertoire_keys_do_not_depend_on_the_chunk(tmp_path):
     codes, lengths = encode(["CASSF", "CAW", "CASSF", "CSARDRTGNGYTF"] * 7)
-    rep = type("Rep", (), {"codes": codes, "lengths": lengths})()
+    rep = type("Rep", (), {"codes": codes, "lengths": lengths, "v_index": np.array([1, 1, 1, -1] * 7)})()
     whole = repertoire_keys(rep)
     np.testing.assert_array_equal(repertoire_keys(rep, chunk=3), whole)
     assert whole[0] == whole[2] != whole[1]
@@ -77,7 +91,7 @@ def _bags_with_memory(heads: int = 2, update_steps: int = 1) -> tuple[Repertoire
     model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], attention_heads=heads,
                                              update_steps=update_steps, clone_memory=2))
     codes, lengths = encode(["CASSLAPGATNEKLFF", "CASSPVTGGIYGYTF"])
-    model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
+    model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.tensor([-1, -1]))
     with torch.no_grad():
         model.memory.bonus.copy_(torch.tensor([3.0, 5.0][:heads]))
         model.memory.evidence.fill_(1.5)
@@ -133,8 +147,9 @@ def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tm
     model_dir = train(clone_cohort["store"], tmp_path / "model", config, split=clone_cohort["split"], fold=0,
                       device="cpu", progress=False)
     training = json.loads((model_dir / "config.json").read_text())["training"]
-    clones = set(clone_cohort["implanted"].query("kind == 'public_clone'")["junction_aa"])
-    assert len(clones) == 6 and set(training["memory_clones"]) == clones  # found on the fitting repertoires
+    implanted = clone_cohort["implanted"].query("kind == 'public_clone'")
+    clones = set(implanted["junction_aa"] + " " + implanted["v_call"].str.split("*").str[0])  # the store keeps genes
+    assert len(clones) == 6 and set(training["memory_clones"]) == clones  # CDR3 + V, found on the training repertoires
 
     saved = load_model(model_dir)  # the memory survives saving and loading
     assert saved.model.memory is not None and saved.model.memory.size == 6

@@ -8,7 +8,9 @@ alone, the same in every repertoire (the learned query is fixed when `update_ste
 repertoire's output itself is a poor target for one sequence: a positive repertoire holds many
 sequences of the same kind, so removing one barely moves it and its gradient says little about the
 residues. A residue with a large positive contribution is one that makes the model pick the
-sequence out of a repertoire.
+sequence out of a repertoire. A clone memory's bonus (`model.memory`) is left out of the target:
+it is added whole to an exact copy of a stored CDR3, so it has no per-residue share (the ranking
+that chooses the sequences does include it).
 
 **Baseline.** The same sequence with every residue blanked: an all-zero one-hot input (code 0 is
 padding, which the CNN sees as no residue), the same length (the position channels and the V/J and

@@ -3,11 +3,12 @@
 Why: when patients share whole receptor sequences (public clones, as for CMV), a CNN filter sees
 only k residues of a clone and also fires on unrelated sequences that hold them by chance, while
 the clone itself is the exact, specific evidence: the public-clone test (Emerson et al. 2017)
-finds it by counting. The memory holds the CDR3s that the fitting repertoires single out (see
-`deeprc_hopfield.train`), and every sequence equal to one of them gets a learned bonus, per head,
-added to its attention logit. In Hopfield terms it is a second set of stored patterns retrieved at
-infinite inverse temperature (an exact match or nothing). With the energy feature the output
-network then sees about log(1 + clones carried), and the carried clones lead the attention ranking.
+finds it by counting. The memory holds the CDR3s that the training repertoires single out (see
+`deeprc_hopfield.train`). Every sequence equal to one of them gets a learned bonus, per head,
+added to its attention logit: in Hopfield terms a second set of stored patterns retrieved at
+infinite inverse temperature (an exact match or nothing), so the carried clones lead the attention
+ranking. And the first (binary) task's logit gets a learned weight times log1p(distinct stored
+clones in the bag), a count that does not depend on the bag's size.
 
 Sequences are matched by a 62-bit key of their residues: two polynomial hashes modulo primes
 below 2**31, computed without overflow in int64 from the flat residue codes, the same on CPU and GPU.
@@ -21,6 +22,7 @@ from torch import nn
 
 MODULI = (2_147_483_647, 2_147_483_629)  # primes below 2**31: a product of two residues fits int64
 MULTIPLIERS = (1_000_003, 999_983)
+GENE_FACTOR = 1_234_567_891  # how the V gene enters a key (times its index + 1)
 SIGNATURE_RESIDUES = 5  # residues from each end in a sequence's signature: 6 + 2 * 5 * 5 = 56 bits
 
 
@@ -33,9 +35,10 @@ def _powers(multiplier: int, modulus: int, n: int, device: torch.device) -> torc
     return torch.tensor(out, dtype=torch.long, device=device)
 
 
-def junction_keys(codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """One int64 key per sequence from flat residue codes (n_residues,) and lengths (n,): equal
-    sequences get equal keys; distinct ones collide with probability about 2**-62."""
+def junction_keys(codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
+    """One int64 key per clone from flat residue codes (n_residues,), lengths (n,) and V gene
+    indices (n,) (-1 or None = unknown): equal (CDR3, V) pairs get equal keys, distinct ones collide
+    with probability about 2**-62. A clone of unknown V keys as its CDR3 alone."""
     lengths = lengths.long()
     n = lengths.shape[0]
     if n == 0:
@@ -43,13 +46,21 @@ def junction_keys(codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     sequence = torch.repeat_interleave(torch.arange(n, device=codes.device), lengths)  # (R,)
     position = torch.arange(sequence.shape[0], device=codes.device) - (torch.cumsum(lengths, 0) - lengths)[sequence]
     residues = codes.long()
+    gene = (v_index.long() + 1).clamp(min=0) if v_index is not None else torch.zeros_like(lengths)  # 0 = unknown
     key = torch.zeros(n, dtype=torch.long, device=codes.device)
     for multiplier, modulus in zip(MULTIPLIERS, MODULI):
         power = _powers(multiplier, modulus, int(lengths.max()), codes.device)
         terms = residues * power[position] % modulus  # (R,) each < 2**31
         h = torch.zeros(n, dtype=torch.long, device=codes.device).index_add_(0, sequence, terms)  # < 2**31 * length
-        key = key * (1 << 31) + (h + lengths) % modulus
+        h = (h + lengths) % modulus + gene * (GENE_FACTOR % modulus) % modulus  # each term < 2**31
+        key = key * (1 << 31) + h % modulus
     return key
+
+
+def _member(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Index of each value in the sorted `table`, -1 where it is absent."""
+    position = torch.searchsorted(table, values).clamp(max=table.shape[0] - 1)
+    return torch.where(table[position] == values, position, -1)
 
 
 def _sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,18 +89,22 @@ def signatures(codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class CloneMemory(nn.Module):
-    """Stored clones (keys and signatures), a learned attention bonus per head for sequences that
-    equal one, and a learned weight of the evidence log1p(distinct stored clones carried) in the
-    first task's logit.
+    """Stored clones (CDR3 + V), a learned attention bonus per head for sequences that equal one, and a
+    learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
 
-    `lookup(codes (n_residues,), lengths (N,))` gives each sequence's stored clone, long (N,), -1
-    for none; `bias(clone)` the additive attention logits (N, heads); `carried(clone, offsets)` the
-    distinct clones per bag (B,); `evidence_logit(carried)` the logit term (B,).
+    A sequence equals a stored clone when its CDR3 is the same and, where both V genes are known, its
+    V gene too (a repertoire without V calls is matched on CDR3s alone).
+    `lookup(codes (n_residues,), lengths (N,), v_index (N,))` gives each sequence's stored clone, long
+    (N,), -1 for none; `bias(clone)` the additive attention logits (N, heads); `carried(clone,
+    offsets)` the distinct clones per bag (B,); `evidence_logit(carried)` the logit term (B,).
     """
 
     def __init__(self, size: int, heads: int) -> None:
         super().__init__()
-        self.register_buffer("keys", torch.zeros(size, dtype=torch.long))  # sorted
+        self.register_buffer("keys", torch.zeros(size, dtype=torch.long))  # (CDR3, V) keys, sorted
+        self.register_buffer("stored_v", torch.zeros(size, dtype=torch.long))  # V index of keys[i], -1 unknown
+        self.register_buffer("cdr3_keys", torch.zeros(size, dtype=torch.long))  # CDR3-only keys, sorted
+        self.register_buffer("cdr3_clone", torch.zeros(size, dtype=torch.long))  # index in keys of cdr3_keys[i]
         self.register_buffer("signatures", torch.zeros(size, dtype=torch.long))  # sorted
         self.bonus = nn.Parameter(torch.zeros(heads))
         self.evidence = nn.Parameter(torch.zeros(()))
@@ -98,15 +113,21 @@ class CloneMemory(nn.Module):
     def size(self) -> int:
         return self.keys.shape[0]
 
-    def store(self, codes: torch.Tensor, lengths: torch.Tensor) -> None:
-        """Store the clones given as flat codes and lengths (as many distinct ones as the memory holds)."""
-        keys = torch.unique(junction_keys(codes, lengths))
-        if keys.shape != self.keys.shape:
-            raise ValueError(f"the memory holds {self.size} clones, got {keys.shape[0]} distinct ones")
-        self.keys.copy_(keys)
+    def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> None:
+        """Store the clones given as flat codes, lengths and V indices (as many distinct ones as the memory holds)."""
+        keys = junction_keys(codes, lengths, v_index)
+        if torch.unique(keys).shape != self.keys.shape:
+            raise ValueError(f"the memory holds {self.size} clones, got {torch.unique(keys).shape[0]} distinct ones")
+        order = torch.argsort(keys)
+        self.keys.copy_(keys[order])
+        self.stored_v.copy_(v_index.long()[order])
+        cdr3 = junction_keys(codes, lengths)[order]
+        by_cdr3 = torch.argsort(cdr3, stable=True)
+        self.cdr3_keys.copy_(cdr3[by_cdr3])
+        self.cdr3_clone.copy_(by_cdr3)
         self.signatures.copy_(torch.sort(signatures(codes, lengths)).values)
 
-    def lookup(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def lookup(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
         """Index of each sequence's clone in `keys`, long (N,), -1 where it is none of them.
 
         Only sequences whose signature is stored are hashed, so a repertoire costs a few gathers per
@@ -117,14 +138,16 @@ class CloneMemory(nn.Module):
         if self.size == 0 or n == 0:
             return clone
         sig = signatures(codes, lengths)
-        position = torch.searchsorted(self.signatures, sig).clamp(max=self.size - 1)
-        candidate = torch.nonzero(self.signatures[position] == sig).ravel()
+        candidate = torch.nonzero(_member(sig, self.signatures) >= 0).ravel()
         if candidate.numel() == 0:
             return clone
-        key = junction_keys(*_sequences(codes, lengths, candidate))
-        found = torch.searchsorted(self.keys, key).clamp(max=self.size - 1)
-        match = self.keys[found] == key
-        clone[candidate[match]] = found[match]
+        picked_codes, picked_lengths = _sequences(codes, lengths, candidate)
+        v = v_index.long()[candidate] if v_index is not None else torch.full_like(candidate, -1)
+        exact = _member(junction_keys(picked_codes, picked_lengths, v), self.keys)
+        by_cdr3 = _member(junction_keys(picked_codes, picked_lengths), self.cdr3_keys)
+        by_cdr3 = torch.where(by_cdr3 >= 0, self.cdr3_clone[by_cdr3.clamp(min=0)], -1)
+        unknown_v = (v < 0) | (self.stored_v[by_cdr3.clamp(min=0)] < 0)
+        clone[candidate] = torch.where(exact >= 0, exact, torch.where(unknown_v, by_cdr3, -1))
         return clone
 
     def bias(self, clone: torch.Tensor) -> torch.Tensor:
@@ -147,13 +170,14 @@ class CloneMemory(nn.Module):
 
 
 def repertoire_keys(repertoire, chunk: int = 1 << 16) -> np.ndarray:
-    """`junction_keys` of every sequence of a store `Repertoire`, int64 (n,), computed `chunk` sequences at a time."""
+    """`junction_keys` (CDR3 + V) of every sequence of a store `Repertoire`, int64 (n,), `chunk` sequences at a time."""
     lengths = np.asarray(repertoire.lengths, dtype=np.int64)
+    v_index = np.asarray(repertoire.v_index, dtype=np.int64)
     ends = np.cumsum(lengths)
     out = []
     for start in range(0, len(lengths), chunk):
         stop = min(start + chunk, len(lengths))
         first, last = int(ends[start] - lengths[start]), int(ends[stop - 1])
         out.append(junction_keys(torch.from_numpy(np.asarray(repertoire.codes[first:last])),
-                                 torch.from_numpy(lengths[start:stop])).numpy())
+                                 torch.from_numpy(lengths[start:stop]), torch.from_numpy(v_index[start:stop])).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

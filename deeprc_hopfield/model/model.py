@@ -48,7 +48,7 @@ class RepertoireClassifier(nn.Module):
 
     def clones(self, bags: SequenceBags) -> torch.Tensor | None:
         """Each sequence's stored clone in the memory, long (N,) (-1 = none), or None without a memory."""
-        return self.memory.lookup(bags.codes, bags.lengths) if self.memory is not None else None
+        return self.memory.lookup(bags.codes, bags.lengths, bags.v_index) if self.memory is not None else None
 
     def memory_bias(self, clones: torch.Tensor | None) -> torch.Tensor | None:
         """The clone memory's additive attention scores (N, heads), or None without a memory."""

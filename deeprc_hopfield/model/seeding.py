@@ -216,8 +216,8 @@ def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags) ->
 def aim_at_memory(model: torch.nn.Module, sample: SequenceBags) -> float:
     """Start the clone memory's bonus at ln(size of a repertoire of `sample`), as evidence for the positive class.
 
-    A stored clone then takes about as much attention as all other sequences of a bag together,
-    so the energy feature reads about log(1 + clones carried). Returns the bonus.
+    A stored clone then takes about as much attention as all other sequences of a training sample
+    together (less in a larger whole repertoire, where its rank stays first). Returns the bonus.
     """
     if model.memory is None:
         return 0.0
