@@ -258,6 +258,8 @@ class Trainer:
         # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
         # counted with the clones chosen on it, its positives would all look like carriers
         self.clones_carried[self.fit_idx] = test.out_of_fold
+        self.validation_carried = np.array([len(np.intersect1d(keys[int(i)], stored, assume_unique=True))
+                                            for i in self.val_idx], dtype=np.float64)
         clones = self._clones(train_idx, stored)
         named = self._clone_names(clones)
         log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
@@ -305,9 +307,10 @@ class Trainer:
 
         x = np.log1p(self.clones_carried[self.fit_idx])[:, None]
         fit = LogisticRegression(C=1.0, class_weight="balanced").fit(x, self.targets[self.tasks[0].name][self.fit_idx])
+        self.memory_alone = (float(fit.coef_[0, 0]), float(fit.intercept_[0]))
         with torch.no_grad():
-            self.model.memory.evidence.fill_(float(fit.coef_[0, 0]))
-            self.model.head.output.bias[0] += float(fit.intercept_[0])
+            self.model.memory.evidence.fill_(self.memory_alone[0])
+            self.model.head.output.bias[0] += self.memory_alone[1]
         log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", float(fit.coef_[0, 0]))
 
     def _seed_filters(self) -> list[str]:
@@ -546,10 +549,41 @@ class Trainer:
         self.save_checkpoint()
         return self.finish()
 
+    def _memory_alone_loss(self) -> float:
+        """Validation loss of the clone memory's starting regression alone (inf when it does not apply)."""
+        if self.model.memory is None or len(self.tasks) > 1:
+            return math.inf
+        weight, intercept = self.memory_alone
+        logits = torch.as_tensor(weight * np.log1p(self.validation_carried) + intercept, dtype=torch.float32)
+        targets = {name: t.cpu() for name, t in self._targets(self.val_idx).items()}
+        return float(task_loss({self.tasks[0].name: logits}, targets, self.tasks))
+
+    def _keep_memory_alone(self) -> bool:
+        """Model selection between the trained model and its clone memory alone, by validation loss.
+
+        Where the rest of the model has nothing to add to the stored clones (a cohort whose only signal
+        is public clones), training fits noise of the fitting repertoires and the held-out predictions
+        get worse than counting clones; then the output becomes the memory's regression alone (the
+        output network's weights for the label set to 0), while attention still ranks the sequences.
+        """
+        loss = self.memory_alone_loss = self._memory_alone_loss()
+        if loss >= self.best["loss"]:
+            return False
+        weight, intercept = self.memory_alone
+        with torch.no_grad():
+            self.model.head.output.weight[0].zero_()
+            self.model.head.output.bias[0] = intercept
+            self.model.memory.evidence.fill_(weight)
+        log.info("clone memory alone: validation loss %.4f, below the trained model's %.4f; its regression on "
+                 "the clones carried is the output", loss, self.best["loss"])
+        return True
+
     def finish(self) -> Path:
         """Write the best model (by validation loss) with its metrics CSV."""
         self.model.load_state_dict(self.best_state)
+        memory_alone = self._keep_memory_alone()
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": self.best["update"],
+                    "memory_alone": memory_alone, "memory_alone_val_loss": _finite_or_none(self.memory_alone_loss),
                     "best_val_loss": self.best["loss"], "fit_subjects": [self.store.subject_ids[i] for i in self.fit_idx],
                     "validation_subjects": [self.store.subject_ids[i] for i in self.val_idx],
                     "seeded_kmers": self.seeded, "memory_clones": self._clone_names(self.memory_clones)}
@@ -558,6 +592,10 @@ class Trainer:
                    extra_files={"metrics.csv": metrics})
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, self.best["loss"], self.best["update"])
         return self.out
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _carried_auc(keys: list[np.ndarray], stored: np.ndarray, labels: np.ndarray) -> float:

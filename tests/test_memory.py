@@ -151,11 +151,14 @@ def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tm
     clones = set(implanted["junction_aa"] + " " + implanted["v_call"].str.split("*").str[0])  # the store keeps genes
     assert len(clones) == 6 and set(training["memory_clones"]) == clones  # CDR3 + V, found on the training repertoires
 
+    assert isinstance(training["memory_alone"], bool) and training["memory_alone_val_loss"] > 0
     saved = load_model(model_dir)  # the memory survives saving and loading
     assert saved.model.memory is not None and saved.model.memory.size == 6
     held_out = set(clone_cohort["meta"]["subject_id"].astype(str)[clone_cohort["folds"] == 0])
     table, _ = predict([saved], subjects_from_store(clone_cohort["store"], saved, held_out), torch.device("cpu"))
     assert len(table) == 12 and roc_auc_score(table["true_label"], table["probability"]) >= 0.9
+    if training["memory_alone"]:  # chosen on validation: the output is then a function of the clones carried
+        assert table["probability"].round(6).nunique() <= 7
     with RepertoireStore(clone_cohort["store"]) as store:
         positive = next(i for i, s in enumerate(store.subject_ids)
                         if s in held_out and store.label("label").values[i] == 1)
