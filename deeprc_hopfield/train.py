@@ -551,31 +551,38 @@ class Trainer:
 
     def _memory_alone_loss(self) -> float:
         """Validation loss of the clone memory's starting regression alone (inf when it does not apply)."""
-        if self.model.memory is None or len(self.tasks) > 1:
-            return math.inf
         weight, intercept = self.memory_alone
         logits = torch.as_tensor(weight * np.log1p(self.validation_carried) + intercept, dtype=torch.float32)
         targets = {name: t.cpu() for name, t in self._targets(self.val_idx).items()}
         return float(task_loss({self.tasks[0].name: logits}, targets, self.tasks))
 
     def _keep_memory_alone(self) -> bool:
-        """Model selection between the trained model and its clone memory alone, by validation loss.
+        """Model selection between the trained model and its clone memory alone, by validation ROC AUC.
 
         Where the rest of the model has nothing to add to the stored clones (a cohort whose only signal
-        is public clones), training fits noise of the fitting repertoires and the held-out predictions
-        get worse than counting clones; then the output becomes the memory's regression alone (the
-        output network's weights for the label set to 0), while attention still ranks the sequences.
+        is public clones), training fits noise of the fitting repertoires and the held-out ranking gets
+        worse than counting clones. The memory alone is kept unless the trained model ranks the
+        validation repertoires better (a tie goes to the simpler model; the loss would favour the more
+        confident one). Then the output is the memory's regression alone (the output network's
+        weights for the label set to 0), while attention still ranks the sequences.
         """
-        loss = self.memory_alone_loss = self._memory_alone_loss()
-        if loss >= self.best["loss"]:
+        self.memory_alone_loss = math.inf
+        if self.model.memory is None or len(self.tasks) > 1:
+            return False
+        self.memory_alone_loss = self._memory_alone_loss()
+        labels = self.targets[self.tasks[0].name][self.val_idx]
+        alone = roc_auc_score(labels, self.validation_carried) if np.ptp(self.validation_carried) else 0.5
+        trained = next((row.get("val_auc", math.nan) for row in self.history if row["update"] == self.best["update"]),
+                       math.nan)
+        if not alone >= trained:  # a NaN (no evaluation) keeps the trained model
             return False
         weight, intercept = self.memory_alone
         with torch.no_grad():
             self.model.head.output.weight[0].zero_()
             self.model.head.output.bias[0] = intercept
             self.model.memory.evidence.fill_(weight)
-        log.info("clone memory alone: validation loss %.4f, below the trained model's %.4f; its regression on "
-                 "the clones carried is the output", loss, self.best["loss"])
+        log.info("clone memory alone: validation AUC %.3f, at least the trained model's %.3f; its regression on "
+                 "the clones carried is the output", alone, trained)
         return True
 
     def finish(self) -> Path:
