@@ -581,9 +581,23 @@ class Trainer:
             self.model.head.output.weight[0].zero_()
             self.model.head.output.bias[0] = intercept
             self.model.memory.evidence.fill_(weight)
+        self._rank_stored_clones_first()
         log.info("clone memory alone: validation AUC %.3f, at least the trained model's %.3f; its regression on "
-                 "the clones carried is the output", alone, trained)
+                 "the clones carried is the output (attention bonus now %s)", alone, trained,
+                 ", ".join(f"{b:.1f}" for b in self.model.memory.bonus.tolist()))
         return True
+
+    def _rank_stored_clones_first(self) -> None:
+        """Once the output rests on the memory alone, attention no longer enters a prediction: raise the
+        bonus so that a stored clone outscores every other sequence (by the spread of the scores on a
+        few validation repertoires, plus 1), so that `attend` and `interpret` show the clones first."""
+        reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
+        bags = SequenceBags.from_repertoires(reps).to(self.device)
+        with torch.no_grad():
+            logits = self.model.attention_logits(bags, chunk_size=self.config.embed_chunk)
+            plain = logits - self.model.memory_bias(self.model.clones(bags))
+            spread = plain.max(dim=0).values - plain.min(dim=0).values + 1.0
+            self.model.memory.bonus.copy_(torch.maximum(self.model.memory.bonus, spread))
 
     def finish(self) -> Path:
         """Write the best model (by validation loss) with its metrics CSV."""
