@@ -227,8 +227,8 @@ class Trainer:
         self.checkpoint_dir = out.with_name(out.name + ".checkpoint")
 
     def _public_clones(self) -> list[tuple[str, int]]:
-        """The clones (CDR3, V index; -1 = unknown) that the public-clone test (`baselines.fit_public_clones`) associates with the
-        positive class of the first binary task; empty when the cohort shows no such signal.
+        """The clones (CDR3, V index; -1 = unknown) that the public-clone test (`baselines.fit_public_clones`)
+        associates with the positive class of the first binary task; empty when the cohort shows no such signal.
 
         The test is checked first: fitted on the fitting repertoires, it must reach
         `clone_memory_min_auc` in inner cross-validation there and, with the clones it finds, on the
