@@ -4,7 +4,7 @@ One run: simulate a cohort (`deeprc_hopfield.simulate`), ingest it into a store,
 seeded split into `--folds` folds, and for the held-out fold (`--fold`, or every fold with
 `--all-folds`):
 
-- train the model with the package's defaults on the other folds only (`deeprc_hopfield.train`;
+- train the model with the package's defaults on the other folds only (`deeprc_hopfield.training`;
   `--updates` and `--config` override), predict the held-out repertoires and report their ROC AUC;
 - the share of implanted sequences (from `truth/implanted.tsv`, matched on repertoire and
   junction_aa) among the `--top` most-attended sequences of each held-out positive repertoire;
@@ -40,15 +40,15 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.baselines import (
     CohortFeatures,
     fit_kmer,
-    fit_public_clones,
     read_features,
 )
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.public_clones import fit_public_clones
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings, parse_motifs, simulate
 from deeprc_hopfield.split import make_split
-from deeprc_hopfield.train import train
+from deeprc_hopfield.training import train
 
 LABEL = "label"
 
@@ -144,7 +144,7 @@ def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndar
         kmer_auc = roc_auc_score(y[test_idx], search.predict_proba(features.kmers[test_idx])[:, 1])
     with timed(seconds, "public_clone"):
         clones = fit_public_clones(features.clones[train_idx], y[train_idx], seed)
-        clone_auc = roc_auc_score(y[test_idx], clones.score(features.clones[test_idx]))
+        clone_auc = roc_auc_score(y[test_idx], clones.decision_function(features.clones[test_idx]))
     return {"kmer_l1_auc": kmer_auc, "kmer_l1_C": search.best_params_["logisticregression__C"],
             "public_clone_auc": clone_auc, "fisher_threshold": clones.threshold,
             "associated_clones": len(clones.associated)}

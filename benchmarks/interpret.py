@@ -1,7 +1,7 @@
 """Benchmark: does `interpret` rank the implanted sequences first, and find the implanted motif?
 
 One run: simulate a cohort with known truth (`deeprc_hopfield.simulate`), ingest it, split it into
-`--folds` stratified folds, train the model on every fold but fold 0 (`deeprc_hopfield.train`,
+`--folds` stratified folds, train the model on every fold but fold 0 (`deeprc_hopfield.training`,
 package defaults unless `--updates`/`--config`), then interpret the held-out fold 0 with
 `deeprc_hopfield.interpret.interpret` (every sequence a ranking candidate, so that the whole ranking
 is scored) and print:
@@ -38,7 +38,7 @@ from accuracy import settings_from, simulated_cohort, timed
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.interpret import interpret
 from deeprc_hopfield.saved_model import load_model
-from deeprc_hopfield.train import train
+from deeprc_hopfield.training import train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,7 +20,8 @@ from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.model import task_loss
 from deeprc_hopfield.simulate import SimulationSettings, simulate
 from deeprc_hopfield.store import RepertoireStore
-from deeprc_hopfield.train import Trainer, TrainingConfig, tasks_from_store
+from deeprc_hopfield.training import Trainer, TrainingConfig
+from deeprc_hopfield.training.config import tasks_from_store
 
 
 def make_store(folder: Path, repertoires: int, sequences: int) -> Path:
@@ -37,7 +38,7 @@ def full_backprop_step(trainer: Trainer) -> None:
     from deeprc_hopfield.sampling import sample_indices, update_rng
 
     cfg = trainer.config
-    rng = update_rng(cfg.seed, trainer.update)
+    rng = update_rng(cfg.seed, trainer.progress.update)
     chosen = rng.choice(trainer.fit_idx, size=cfg.repertoires_per_update, replace=False)
     reps = [trainer.cache[int(i)] for i in chosen]
     bags = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng)) for r in reps])
@@ -46,7 +47,7 @@ def full_backprop_step(trainer: Trainer) -> None:
     trainer.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     trainer.optimizer.step()
-    trainer.update += 1
+    trainer.progress.update += 1
 
 
 def time_steps(step, trainer: Trainer, n: int) -> float:

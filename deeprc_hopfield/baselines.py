@@ -4,13 +4,12 @@
   distinct sequence counted once; frequencies standardised on the training repertoires). The
   penalty C is chosen by an inner stratified cross-validation (ROC AUC) inside the training folds.
   The simple baseline that Kanduri et al. 2022 found hard to beat.
-* ``public_clones``: Emerson et al. 2017. A clone is a CDR3 (`junction_aa`) with its V gene (a
-  sequence without a V gene is keyed by its CDR3 and 'no V'). On the training repertoires each clone
-  gets a one-sided Fisher's exact test of enrichment in the positives; the clones with p below a
-  threshold are *associated*. A repertoire's score is the number of associated clones it carries
-  (not divided by its size). The threshold is chosen from :data:`P_THRESHOLDS` by inner
-  cross-validation (ROC AUC), and the score is turned into a probability by a logistic fit of the
-  inner out-of-fold scores (as a share of the associated clones), so 0.5 is a usable threshold.
+* ``public_clones``: Emerson et al. 2017, :class:`deeprc_hopfield.public_clones.PublicCloneTest`. A
+  clone is a CDR3 (`junction_aa`) with its V gene (a sequence without a V gene is keyed by its CDR3
+  alone). On the training repertoires each clone gets a one-sided Fisher's exact test of enrichment
+  in the positives; the clones with p below a threshold (chosen by inner cross-validation) are
+  *associated*. A repertoire's score is the number of associated clones it carries (not divided by
+  its size), its probability a logistic fit of the inner out-of-fold scores.
 
 For every outer fold K, both are fitted on the repertoires whose fold is not K only, then score
 fold K: no label of fold K reaches a fit. (One label-free step sees the whole cohort: only clones
@@ -28,19 +27,17 @@ import numpy as np
 import pandas as pd
 import sklearn
 from scipy import sparse
-from scipy.stats import hypergeom
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
-from deeprc_hopfield.split import choose_label, read_split
+from deeprc_hopfield.public_clones import PublicCloneTest, clone_incidence, inner_cv, repertoire_keys
+from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
 log = logging.getLogger(__name__)
@@ -50,9 +47,6 @@ K = 3
 N_KMERS = 20 ** K
 #: Inverse L1 penalties tried by the inner cross-validation of the k-mer baseline.
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
-#: Fisher p-value thresholds tried by the inner cross-validation of the public-clone baseline.
-P_THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-5)
-INNER_FOLDS = 5
 
 
 @dataclass
@@ -99,34 +93,6 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K) -> np.n
     return counts / total if total > 0 else counts
 
 
-def clone_keys(codes: np.ndarray, lengths: np.ndarray, v_index: np.ndarray) -> np.ndarray:
-    """Distinct 64-bit keys of the clones (CDR3 + V gene index; -1 = no V) of one repertoire."""
-    frame = pd.DataFrame({"junction_aa": decode(codes, lengths), "v": np.asarray(v_index, dtype=np.int64)})
-    return np.unique(pd.util.hash_pandas_object(frame, index=False).to_numpy())
-
-
-def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more, and
-    their keys (one per column, sorted).
-
-    `keys` holds each repertoire's distinct clone keys. Memory stays near one copy of all keys: the
-    shared keys are found on one sorted copy, then each repertoire is looked up in them.
-    """
-    everything = np.concatenate(keys)
-    everything.sort()
-    shared = np.unique(everything[1:][everything[1:] == everything[:-1]])
-    del everything
-    rows, columns = [], []
-    for i, k in enumerate(keys):
-        position = np.minimum(np.searchsorted(shared, k), max(len(shared) - 1, 0))
-        hit = shared[position] == k if len(shared) else np.zeros(len(k), dtype=bool)
-        columns.append(position[hit])
-        rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
-    row, column = np.concatenate(rows), np.concatenate(columns)
-    matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
-    return matrix, shared
-
-
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...]) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods."""
     with RepertoireStore(store_path) as store:
@@ -138,7 +104,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
             if "kmer" in methods:
                 kmers.append(kmer_frequencies(rep.codes, rep.lengths))
             if "public_clones" in methods:
-                keys.append(clone_keys(rep.codes, rep.lengths, rep.v_index))
+                keys.append(np.unique(repertoire_keys(rep)))
             raise_if_interrupted()
         subjects = list(store.subject_ids)
     return CohortFeatures(subjects, np.asarray(label.values, dtype=np.int64), list(label.classes),
@@ -151,14 +117,6 @@ def _check_binary(label: Label, path: Path) -> None:
 
 
 # --- k-mer logistic regression ------------------------------------------------------------------
-def _inner_cv(y: np.ndarray, seed: int) -> StratifiedKFold:
-    smallest = int(np.bincount(y, minlength=2).min())
-    if smallest < 2:
-        raise DeepRCError("a training part has fewer than 2 repertoires of a class: too few for inner "
-                          "cross-validation; use fewer folds")
-    return StratifiedKFold(n_splits=min(INNER_FOLDS, smallest), shuffle=True, random_state=seed)
-
-
 def _l1_logistic(seed: int) -> LogisticRegression:
     """An L1-penalised logistic regression (scikit-learn >= 1.8 spells the penalty `l1_ratio=1`)."""
     major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
@@ -173,89 +131,11 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
     """
     model = make_pipeline(VarianceThreshold(0.0), StandardScaler(), _l1_logistic(seed))  # drop k-mers never seen
     search = GridSearchCV(model, {"logisticregression__C": list(C_GRID)}, scoring="roc_auc",
-                          cv=_inner_cv(y, seed), n_jobs=threads, error_score=np.nan)
+                          cv=inner_cv(y, seed), n_jobs=threads, error_score=np.nan)
     return search.fit(x, y)
 
 
-# --- public clones (Emerson 2017) ----------------------------------------------------------------
-def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
-    """One-sided Fisher's exact p-value of each clone's enrichment in the positive repertoires.
-
-    p = P(X >= a) for X hypergeometric (population: the repertoires; successes: the positives;
-    draws: the clone's carriers) and a the positive carriers. Shape (n_clones,).
-    """
-    carriers = np.asarray(clones.sum(axis=0)).ravel()
-    positive = np.asarray(clones[y == 1].sum(axis=0)).ravel()
-    return hypergeom.sf(positive - 1, len(y), int(y.sum()), carriers)
-
-
-@dataclass
-class PublicCloneModel:
-    """Associated clones (column indices), and the logistic map from their share carried to a probability;
-    `inner_auc` is the inner-CV ROC AUC of the chosen threshold and `out_of_fold` each training
-    repertoire's number of associated clones at that threshold, chosen without it (inner CV)."""
-
-    associated: np.ndarray
-    threshold: float
-    calibration: LogisticRegression | None
-    base_rate: float
-    inner_auc: float
-    out_of_fold: np.ndarray
-
-    def score(self, clones: sparse.csr_matrix) -> np.ndarray:
-        """Number of associated clones each repertoire carries, shape (n,)."""
-        return np.asarray(clones[:, self.associated].sum(axis=1)).ravel().astype(np.float64)
-
-    def probability(self, clones: sparse.csr_matrix) -> np.ndarray:
-        """Probability of the positive class, from the share of associated clones carried."""
-        if self.calibration is None:
-            return np.full(clones.shape[0], self.base_rate)
-        share = self.score(clones) / max(len(self.associated), 1)
-        return self.calibration.predict_proba(share[:, None])[:, 1]
-
-
-def _associated(clones: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fisher p-values of the clones that some training positive carries, and their columns."""
-    present = np.flatnonzero(np.asarray(clones[y == 1].sum(axis=0)).ravel() > 0)
-    return fisher_enrichment(clones[:, present], y), present
-
-
-def fit_public_clones(clones: sparse.csr_matrix, y: np.ndarray, seed: int = 0) -> PublicCloneModel:
-    """Choose the p threshold by inner CV (ROC AUC of the associated-clone count), then find the
-    associated clones on all of (clones, y) and calibrate the score on the inner out-of-fold scores."""
-    cv = _inner_cv(y, seed)
-    shares = np.zeros((len(P_THRESHOLDS), len(y)))
-    counts = np.zeros((len(P_THRESHOLDS), len(y)))
-    for inner_train, inner_test in cv.split(np.zeros(len(y)), y):
-        p, columns = _associated(clones[inner_train], y[inner_train])
-        carried = clones[inner_test][:, columns]
-        for t, threshold in enumerate(P_THRESHOLDS):
-            chosen = p < threshold
-            counts[t, inner_test] = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
-            shares[t, inner_test] = counts[t, inner_test] / max(int(chosen.sum()), 1)
-    aucs = [roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in shares]
-    best = int(np.argmax(aucs))
-    p, columns = _associated(clones, y)
-    associated = columns[p < P_THRESHOLDS[best]]
-    calibration = None
-    if np.ptp(shares[best]) > 0:
-        calibration = LogisticRegression(C=1e4).fit(shares[best][:, None], y)
-    log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
-              np.round(aucs, 3).tolist(), P_THRESHOLDS, len(associated), P_THRESHOLDS[best])
-    return PublicCloneModel(associated, P_THRESHOLDS[best], calibration, float(y.mean()), float(aucs[best]),
-                            counts[best])
-
-
 # --- cross-validation ----------------------------------------------------------------------------
-def _fold_of(features: CohortFeatures, split_path: str | Path) -> np.ndarray:
-    split = read_split(split_path)
-    fold_of = dict(zip(split["subject_id"], split["fold"]))
-    missing = [s for s in features.subject_ids if s not in fold_of]
-    if missing:
-        raise DeepRCError(f"subject '{missing[0]}' of the store is not in the split", split_path)
-    return np.array([fold_of[s] for s in features.subject_ids], dtype=np.int64)
-
-
 def cross_validate(store_path: str | Path, split_path: str | Path, methods: tuple[str, ...] = METHODS,
                    label_column: str | None = None, seed: int = 0, threads: int = 1) -> dict[str, pd.DataFrame]:
     """Held-out predictions of each baseline: for every fold K, fit on the other folds, score fold K.
@@ -271,7 +151,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
         raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
                           f"(choose from {', '.join(METHODS)})")
     features = read_features(store_path, label_column, methods)
-    fold = _fold_of(features, split_path)
+    fold = Split.read(split_path).fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,
                             "true_label": np.asarray(features.classes, dtype=object)[y], "score": np.nan})
@@ -287,10 +167,10 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            model = fit_public_clones(features.clones[train], y[train], seed)
-            out["public_clones"].loc[test, "probability"] = model.probability(features.clones[test])
-            out["public_clones"].loc[test, "score"] = model.score(features.clones[test])
-            log.info("public clones, fold %d: %d associated clones at p < %g", k, len(model.associated),
-                     model.threshold)
+            model = PublicCloneTest(random_state=seed).fit(features.clones[train], y[train])
+            out["public_clones"].loc[test, "probability"] = model.predict_proba(features.clones[test])[:, 1]
+            out["public_clones"].loc[test, "score"] = model.decision_function(features.clones[test])
+            log.info("public clones, fold %d: %d associated clones at p < %g", k, len(model.associated_),
+                     model.threshold_)
         raise_if_interrupted()
     return out

@@ -69,8 +69,9 @@ def _run_ingest(args: argparse.Namespace) -> int:
     if args.max_length > 255:
         raise DeepRCError(f"--max-length {args.max_length} is above 255, the longest CDR3 a store holds")
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
-    ingest(args.metadata, args.repertoires, args.out, args.label_columns, args.format, qc, args.threads,
-           progress=sys.stderr.isatty(), positive_class=args.positive_class)
+    ingest(metadata=args.metadata, repertoires=args.repertoires, out=args.out, label_columns=args.label_columns,
+           fmt=args.format, qc=qc, threads=args.threads, progress=sys.stderr.isatty(),
+           positive_class=args.positive_class)
     return 0
 
 
@@ -201,11 +202,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.train import train
+    from deeprc_hopfield.training import train
 
     _set_threads(args.threads)
-    train(args.store, args.out, args.config, args.label_columns, args.split, args.fold, args.device,
-          "auto" if args.resume_if_possible else args.resume, args.seed, args.n_updates,
+    train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
+          split=args.split, fold=args.fold, device=args.device,
+          resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
           progress=sys.stderr.isatty())
     return 0
 
@@ -258,43 +260,38 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 
 def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
-    from deeprc_hopfield.infer import held_out_subjects, load_models, predict, subjects_from_files, subjects_from_store
-    from deeprc_hopfield.train import resolve_device
+    from deeprc_hopfield.devices import resolve_device
+    from deeprc_hopfield.infer import load_models, predict, subjects_from_files, subjects_from_store
+    from deeprc_hopfield.split import Split
 
     _set_threads(args.threads)
     device = resolve_device(args.device)
-    if (args.split is None) != (args.fold is None):
-        raise DeepRCError("--split and --fold go together")
-    if args.split is not None and args.store is None:
+    split = Split.from_options(args.split, args.fold)
+    if split is not None and args.store is None:
         raise DeepRCError("--split/--fold select repertoires of a --store")
     models = load_models(args.model, device)
     if args.store is not None:
-        only = held_out_subjects(args.split, args.fold) if args.split is not None else None
+        only = split.held_out(args.fold) if split is not None else None
         subjects = subjects_from_store(args.store, models[0], only)
     else:
         subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
     return predict(models, subjects, device, top=top)
 
 
-def _write_atomic(frame, path: Path, sep: str) -> None:  # noqa: ANN001
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        frame.to_csv(tmp, sep=sep, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _run_predict(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.io import write_table
+
     predictions, _ = _inference(args, top=0)
-    _write_atomic(predictions, args.out, ",")
+    write_table(predictions, args.out)
     log.info("wrote %s (%d repertoires)", args.out, len(predictions))
     return 0
 
 
 def _run_attend(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.io import write_table
+
     _, attended = _inference(args, top=args.top)
-    _write_atomic(attended, args.out, "\t")
+    write_table(attended, args.out, sep="\t")
     log.info("wrote %s (%d sequences)", args.out, len(attended))
     return 0
 
@@ -343,17 +340,16 @@ def _add_interpret_options(p: argparse.ArgumentParser) -> None:
 
 
 def _run_interpret(args: argparse.Namespace) -> int:
-    if (args.split is None) != (args.fold is None):
-        raise DeepRCError("--split and --fold go together")
-    from deeprc_hopfield.infer import held_out_subjects
+    from deeprc_hopfield.devices import resolve_device
     from deeprc_hopfield.interpret import interpret
-    from deeprc_hopfield.train import resolve_device
+    from deeprc_hopfield.split import Split
 
+    split = Split.from_options(args.split, args.fold)
     _set_threads(args.threads)
-    subjects = held_out_subjects(args.split, args.fold) if args.split is not None else (
-        set(args.subjects) if args.subjects else None)
-    interpret(args.model, args.store, args.out, resolve_device(args.device), subjects, args.label_column, args.top,
-              args.motif_top, args.per_repertoire, args.seed)
+    subjects = split.held_out(args.fold) if split is not None else (set(args.subjects) if args.subjects else None)
+    interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
+              label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
+              seed=args.seed)
     log.info("wrote %s", args.out)
     return 0
 
@@ -380,7 +376,8 @@ def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:
 def _run_interpret_summary(args: argparse.Namespace) -> int:
     from deeprc_hopfield.interpret import summarise
 
-    summarise(args.interpretations, args.store, args.out, args.top, args.motif_top, args.seed)
+    summarise(folders=args.interpretations, store=args.store, out=args.out, top=args.top, motif_top=args.motif_top,
+              seed=args.seed)
     log.info("wrote %s", args.out)
     return 0
 
@@ -407,11 +404,12 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_split(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.split import make_split, write_table
+    from deeprc_hopfield.io import write_table
+    from deeprc_hopfield.split import make_split
 
     if not args.out.parent.is_dir():
         raise DeepRCError(f"cannot write output: folder '{args.out.parent}' does not exist", args.out)
-    split = make_split(args.store, args.folds, args.seed, args.label_column)
+    split = make_split(store_path=args.store, folds=args.folds, seed=args.seed, label_column=args.label_column)
     write_table(split, args.out)
     log.info("wrote %s (%d repertoires, %d folds)", args.out, len(split), args.folds)
     return 0
@@ -459,13 +457,14 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
 
 def _run_baselines(args: argparse.Namespace) -> int:
     from deeprc_hopfield.baselines import cross_validate
-    from deeprc_hopfield.split import write_table
+    from deeprc_hopfield.io import write_table
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
-    results = cross_validate(args.store, args.split, args.methods, args.label_column, args.seed, args.threads)
+    results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
+                             label_column=args.label_column, seed=args.seed, threads=args.threads)
     for method, table in results.items():
         path = args.out / f"{method}_predictions.csv"
         write_table(table, path)
@@ -501,7 +500,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from deeprc_hopfield.evaluate import evaluate, parse_named_files
 
-    metrics = evaluate(parse_named_files(args.predictions), args.split, args.out, args.positive_class)
+    metrics = evaluate(predictions=parse_named_files(args.predictions), split_path=args.split, out=args.out,
+                       positive=args.positive_class)
     log.info("wrote %s (%d methods), roc.png and pr.png", args.out / "metrics.tsv", metrics["method"].nunique())
     return 0
 

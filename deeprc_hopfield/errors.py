@@ -54,3 +54,11 @@ class StoreError(DeepRCError):
 
 class SimulationError(DeepRCError):
     """Simulation parameters that cannot make a cohort (a rate out of range, a motif that does not fit, ...)."""
+
+
+class SplitError(DeepRCError):
+    """A split table that cannot be used: unreadable, a subject or fold it lacks, --split without --fold."""
+
+
+class DeviceError(DeepRCError):
+    """A compute device that is unknown or absent (e.g. --device cuda without a CUDA GPU)."""

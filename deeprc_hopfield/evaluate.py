@@ -19,8 +19,9 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
                              roc_auc_score, roc_curve)
 
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.io import atomic_file, write_table
 from deeprc_hopfield.metadata import _two_class_order
-from deeprc_hopfield.split import atomic_output, read_split, write_table
+from deeprc_hopfield.split import Split
 
 log = logging.getLogger(__name__)
 
@@ -63,37 +64,36 @@ def _read_one(path: Path) -> pd.DataFrame:
     return table
 
 
-def read_predictions(paths: list[Path], split: pd.DataFrame, split_path: Path) -> pd.DataFrame:
+def read_predictions(paths: list[Path], split: Split) -> pd.DataFrame:
     """One method's held-out predictions with each row's fold from the split.
 
     Refuses a subject that is not in the split, one predicted twice, and a `fold` column that
     disagrees with the split. Returns columns subject_id, fold, probability, true_label.
     """
     table = pd.concat([_read_one(p) for p in paths], ignore_index=True)
-    fold_of = dict(zip(split["subject_id"], split["fold"]))
-    unknown = ~table["subject_id"].isin(fold_of)
+    unknown = ~table["subject_id"].isin(split.subject_ids)
     if unknown.any():
         row = table[unknown].iloc[0]
-        raise DeepRCError(f"subject '{row['subject_id']}' is not in the split {split_path}", row["source"],
+        raise DeepRCError(f"subject '{row['subject_id']}' is not in the split {split.path}", row["source"],
                           int(row["line"]), "subject_id")
     repeated = table["subject_id"].duplicated()
     if repeated.any():
         row = table[repeated].iloc[0]
         raise DeepRCError(f"subject '{row['subject_id']}' is predicted twice (held-out predictions have one row "
                           "per subject)", row["source"], int(row["line"]), "subject_id")
-    fold = table["subject_id"].map(fold_of).astype(np.int64)
+    fold = pd.Series(split.fold_of(table["subject_id"].tolist()), index=table.index)
     if "fold" in table.columns:
         given = pd.to_numeric(table["fold"], errors="coerce")
         wrong = given.to_numpy() != fold.to_numpy()
         if wrong.any():
             row = int(np.flatnonzero(wrong)[0])
             raise DeepRCError(f"subject '{table['subject_id'].iloc[row]}' is in fold {table['fold'].iloc[row]} here "
-                              f"but in fold {fold.iloc[row]} of the split {split_path}", table["source"].iloc[row],
+                              f"but in fold {fold.iloc[row]} of the split {split.path}", table["source"].iloc[row],
                               int(table["line"].iloc[row]), "fold")
-    missing = len(fold_of) - len(table)
+    missing = len(split) - len(table)
     if missing:
         log.warning("%s: no prediction for %d of the split's %d subjects", ", ".join(map(str, paths)), missing,
-                    len(fold_of))
+                    len(split))
     return pd.DataFrame({"subject_id": table["subject_id"], "fold": fold, "probability": table["probability"],
                          "true_label": table["true_label"].str.strip()})
 
@@ -175,7 +175,7 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
     ax.legend(loc="lower right" if kind == "roc" else "lower left", fontsize=8)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png")
 
 
@@ -198,9 +198,9 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: st
     -------
     The metrics table as written.
     """
-    split_path, out = Path(split_path), Path(out)
-    split = read_split(split_path)
-    tables = {name: read_predictions(paths, split, split_path) for name, paths in predictions.items()}
+    out = Path(out)
+    split = Split.read(split_path)
+    tables = {name: read_predictions(paths, split) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
     for table in tables.values():
         table["y"] = (table["true_label"] == pos).astype(np.int64)

@@ -16,13 +16,11 @@ import torch
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
-from deeprc_hopfield.model import SequenceBags
+from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import Repertoire, RepertoireStore
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CHUNK = 8192
 
 
 @dataclass
@@ -60,17 +58,6 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts,
                                      v_map[rep.v_index], j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth)
-
-
-def held_out_subjects(split: str | Path, fold: int) -> set[str]:
-    """Subject ids of fold `fold` of a split table (subject_id, fold)."""
-    from deeprc_hopfield.split import read_split
-
-    table = read_split(split)
-    subjects = set(table.loc[table["fold"] == fold, "subject_id"])
-    if not subjects:
-        raise DeepRCError(f"fold {fold} is not in the split (folds: {sorted(table['fold'].unique().tolist())})", split)
-    return subjects
 
 
 def _repertoire_files(folder: Path) -> list[Path]:
@@ -125,14 +112,15 @@ def predict_outputs(model: torch.nn.Module, repertoires: list[Repertoire], devic
     return {name: torch.cat(values) for name, values in outputs.items()}
 
 
-def _scores(label: dict, output: torch.Tensor) -> np.ndarray:
-    """One model's scores for one repertoire: P(positive) (binary), class probabilities, or the value."""
-    value = output.float().reshape(-1).cpu()
-    if label["kind"] == "binary":
-        return torch.sigmoid(value).numpy()
-    if label["kind"] == "categorical":
-        return torch.softmax(value, dim=0).numpy()
-    return value.numpy()
+def task_scores(kind: str, output: torch.Tensor) -> np.ndarray:
+    """Scores from raw outputs of B repertoires: P(positive) (binary, (B,)), class probabilities
+    (categorical, (B, k)) or the value (numeric, (B,))."""
+    output = output.detach().float().cpu()
+    if kind == "binary":
+        return torch.sigmoid(output.reshape(-1)).numpy()
+    if kind == "categorical":
+        return torch.softmax(output, dim=-1).numpy()
+    return output.reshape(-1).numpy()
 
 
 def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) -> dict[str, object]:
@@ -206,7 +194,7 @@ def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: t
         for saved in models:
             result = saved.model(bags, return_attention=attention, chunk_size=chunk_size)
             for name, label in labels.items():
-                scores[name].append(_scores(label, result.outputs[name]))
+                scores[name].append(task_scores(label["kind"], result.outputs[name]).reshape(-1))
             if attention:
                 best = result.attention.float().max(dim=1).values
                 weights = best if weights is None else weights + best

@@ -7,7 +7,6 @@ size. Any error leaves no store (and no QC table) behind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.io import atomic_file, sha256_file
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
 from deeprc_hopfield.readers import read_repertoire, tenx
@@ -45,22 +45,13 @@ class ParsedRepertoire:
     qc: dict[str, int]
 
 
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     """Read, quality-control and encode one repertoire file (runs in a worker process).
 
     The file's sha256 is computed in a thread meanwhile (hashlib releases the GIL).
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        digest = hasher.submit(sha256_of, path)
+        digest = hasher.submit(sha256_file, path)
         table, detected = read_repertoire(path, fmt)
         if qc.chain is None and detected == tenx.NAME:
             qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
@@ -141,27 +132,22 @@ def ingest(
                   "metadata": str(metadata), "repertoires": str(repertoires)}
     qc_rows, provenance = [], []
     qc_path = qc_table_path(out)
-    qc_tmp = qc_path.with_name(f".{qc_path.name}.partial")
-    with StoreWriter(out, parameters) as writer:
-        try:
-            bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
-            for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
-                writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
-                qc_rows.append(parsed.qc)
-                provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt})
-                log.info("%s: %s, format %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
-                         parsed.qc["input_rows"], parsed.qc["kept"])
-                bar.update()
-                raise_if_interrupted()
-            bar.close()
-            qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
-            qc_frame.insert(0, "subject_id", meta.subject_ids)
-            qc_frame.to_csv(qc_tmp, sep="\t", index=False)
-            writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
-                          qc_frame.drop(columns="subject_id"), pd.DataFrame(provenance))
-            os.replace(qc_tmp, qc_path)
-        finally:
-            qc_tmp.unlink(missing_ok=True)
+    with StoreWriter(out, parameters) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
+        bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
+        for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
+            writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
+            qc_rows.append(parsed.qc)
+            provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt})
+            log.info("%s: %s, format %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
+                     parsed.qc["input_rows"], parsed.qc["kept"])
+            bar.update()
+            raise_if_interrupted()
+        bar.close()
+        qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
+        qc_frame.insert(0, "subject_id", meta.subject_ids)
+        qc_frame.to_csv(qc_tmp, sep="\t", index=False)
+        writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
+                      qc_frame.drop(columns="subject_id"), pd.DataFrame(provenance))
     total = qc_frame[list(QC_COLUMNS)].sum()
     log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
              out, len(meta.files), total["kept"], total["input_rows"],

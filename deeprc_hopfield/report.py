@@ -15,7 +15,6 @@ import base64
 import datetime as _dt
 import html
 import importlib.metadata
-import json
 import platform
 from pathlib import Path
 
@@ -25,8 +24,10 @@ import pandas as pd
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import METRICS
+from deeprc_hopfield.interpret import read_interpretation
+from deeprc_hopfield.io import write_text
 from deeprc_hopfield.qc import DROP_REASONS
-from deeprc_hopfield.split import atomic_output
+from deeprc_hopfield.saved_model import read_model_config
 from deeprc_hopfield.store import RepertoireStore
 
 #: Rows of the attended-sequence table.
@@ -214,17 +215,12 @@ def interpretation_section(folder: Path | None) -> str:
     """The cohort ranking (first rows), the motifs and the logos of an `interpret` folder."""
     if folder is None:
         return ""
-    if not (folder / "ranked_sequences.tsv").is_file():
-        raise DeepRCError("not an interpretation folder (no ranked_sequences.tsv; write it with `interpret`)", folder)
-    ranked = _read(folder / "ranked_sequences.tsv", "ranked-sequence table")
-    motif_table = _read(folder / "motifs.tsv", "motif table")
-    info = json.loads((folder / "interpretation.json").read_text()) if (folder / "interpretation.json").is_file() \
-        else {}
+    found = read_interpretation(folder)
+    info, ranked, motif_table = found.info, found.ranked, found.motifs
     reps = info.get("repertoires", {})
     shown = ranked[[c for c in _RANKED_SHOWN if c in ranked.columns]].head(TOP_RANKED)
-    motif_logos = sorted(folder.glob("motif_*.png"), key=lambda p: p.stem)
-    logos = "".join(image_tag(p, p.stem.replace("_", " ")) for p in motif_logos)
-    contribution = folder / "contributions.png"
+    logos = "".join(image_tag(p, p.stem.replace("_", " ")) for p in found.motif_logos)
+    contribution = found.contribution_logo
     return (
         "<h2>Interpretation</h2><p>Sequences ranked over "
         f"{_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} negative held-out "
@@ -242,7 +238,7 @@ def interpretation_section(folder: Path | None) -> str:
         + "<h3>Residue contributions of the top sequences</h3><p>Integrated gradients of each sequence's "
         "attention logit against the same sequence with its residues blanked (letters below the line lower "
         "the logit).</p>"
-        + (f'<div class="figures">{image_tag(contribution, "contributions")}</div>' if contribution.is_file()
+        + (f'<div class="figures">{image_tag(contribution, "contributions")}</div>' if contribution is not None
            else "<p>No contributions.</p>"))
 
 
@@ -252,10 +248,7 @@ def models_section(models: list[Path]) -> str:
         return ""
     rows = []
     for path in models:
-        try:
-            training = json.loads((path / "config.json").read_text(encoding="utf-8")).get("training", {})
-        except (OSError, ValueError) as exc:
-            raise DeepRCError(f"cannot read the model's config.json: {exc}", path) from None
+        training = read_model_config(path).get("training", {})
         clones = training.get("memory_clones", [])
         rows.append({"model": path.name, "best update": training.get("best_update", "?"),
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
@@ -319,6 +312,4 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
 def write_report(out: str | Path, **kwargs: object) -> Path:
     """Build the report and write it atomically to `out` (keyword arguments of :func:`build_report`)."""
     document = build_report(**kwargs)
-    with atomic_output(out) as tmp:
-        tmp.write_text(document, encoding="utf-8")
-    return Path(out)
+    return write_text(out, document)

@@ -8,11 +8,7 @@ Loading checks all of it and refuses a truncated, tampered or wrong-version mode
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +16,7 @@ import torch
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.io import atomic_folder, sha256_file
 
 MODEL_FORMAT = "deeprc-hopfield model"
 MODEL_SCHEMA_VERSION = 1
@@ -43,14 +40,6 @@ class SavedModel:
     path: Path | None = None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, dict], v_genes: list[str],
                j_genes: list[str], training: dict | None = None, extra_files: dict[str, str] | None = None) -> Path:
     """Write `model` to `directory` atomically (a temporary folder beside it, renamed at the end).
@@ -61,10 +50,7 @@ def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, 
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=parent))
-    try:
+    with atomic_folder(directory) as tmp:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
         config = {
@@ -75,17 +61,11 @@ def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, 
             "labels": labels,
             "genes": {"v": list(v_genes), "j": list(j_genes)},
             "training": training or {},
-            "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
+            "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
-        os.chmod(tmp, 0o755)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
@@ -122,7 +102,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Sav
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelFileError(f"{WEIGHTS_FILE} is missing", directory)
-    if _sha256(weights) != config.get("weights_sha256"):
+    if sha256_file(weights) != config.get("weights_sha256"):
         raise ModelFileError(f"{WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE} "
                              "(truncated or modified)", weights)
     try:

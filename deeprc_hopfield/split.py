@@ -1,24 +1,22 @@
 """Stratified, seeded k-fold assignment of a store's repertoires (`deeprc-hopfield split`).
 
 The split table (`subject_id,fold`, folds 0..k-1) is what `train --split/--fold`, `baselines` and
-`evaluate` share, so every method is trained and tested on exactly the same repertoires. Also
-holds the small helpers the other cross-validation commands use: choosing the label of a store,
-reading a split table, and writing an output atomically (temporary file + rename).
+`evaluate` share, so every method is trained and tested on exactly the same repertoires. A split
+table is read once into a :class:`Split`, which answers "which fold is this subject in" for every
+command; :func:`choose_label` picks the label of a store that the cross-validation commands use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, SplitError
 from deeprc_hopfield.metadata import DEFAULT_LABEL_COLUMN, Label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -26,31 +24,6 @@ log = logging.getLogger(__name__)
 
 #: Most quantile bins a numeric label is stratified by (fewer when the cohort is small).
 MAX_NUMERIC_BINS = 5
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed to `path`, on any error removed.
-
-    A missing output folder is a :class:`DeepRCError`, so the CLI reports it in one line.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise DeepRCError(f"cannot write output: folder '{path.parent}' does not exist", path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except PermissionError as exc:
-        raise DeepRCError(f"cannot write output: {exc.strerror}", path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_table(frame: pd.DataFrame, path: str | Path, sep: str = ",") -> None:
-    """Write a table atomically (nothing is left at `path` if writing fails)."""
-    with atomic_output(path) as tmp:
-        frame.to_csv(tmp, sep=sep, index=False)
 
 
 def choose_label(store: RepertoireStore, name: str | None) -> Label:
@@ -141,18 +114,89 @@ def read_split(path: str | Path) -> pd.DataFrame:
     try:
         split = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str})
     except FileNotFoundError:
-        raise DeepRCError("split table not found", path) from None
+        raise SplitError("split table not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DeepRCError(f"cannot read split table: {exc}", path) from None
+        raise SplitError(f"cannot read split table: {exc}", path) from None
     missing = {"subject_id", "fold"} - set(split.columns)
     if missing:
-        raise DeepRCError("split table needs columns subject_id and fold", path, column=sorted(missing)[0])
+        raise SplitError("split table needs columns subject_id and fold", path, column=sorted(missing)[0])
     fold = pd.to_numeric(split["fold"], errors="coerce")
     bad = np.flatnonzero(fold.isna().to_numpy() | (fold.to_numpy() % 1 != 0))
     if len(bad):
-        raise DeepRCError(f"fold '{split['fold'].iloc[bad[0]]}' is not a whole number", path, int(bad[0]) + 2, "fold")
+        raise SplitError(f"fold '{split['fold'].iloc[bad[0]]}' is not a whole number", path, int(bad[0]) + 2, "fold")
     repeated = split["subject_id"].duplicated()
     if repeated.any():
         row = int(np.flatnonzero(repeated.to_numpy())[0])
-        raise DeepRCError(f"subject '{split['subject_id'].iloc[row]}' appears twice", path, row + 2, "subject_id")
+        raise SplitError(f"subject '{split['subject_id'].iloc[row]}' appears twice", path, row + 2, "subject_id")
     return pd.DataFrame({"subject_id": split["subject_id"], "fold": fold.astype(np.int64)})
+
+
+class Split:
+    """A split table read once: the fold of every subject, and the file it came from (named in errors).
+
+    Parameters
+    ----------
+    table
+        Columns `subject_id` (str) and `fold` (int), one row per subject (see :func:`read_split`).
+    path
+        The file the table was read from.
+    """
+
+    def __init__(self, table: pd.DataFrame, path: str | Path) -> None:
+        self.table = table
+        self.path = Path(path)
+        self._fold = dict(zip(table["subject_id"], table["fold"].tolist()))
+
+    @classmethod
+    def read(cls, path: str | Path) -> Split:
+        """Read and check a split table (see :func:`read_split`)."""
+        return cls(read_split(path), path)
+
+    @classmethod
+    def from_options(cls, split_path: str | Path | None, fold: int | None) -> Split | None:
+        """The split of `--split PATH --fold K` (None when neither is given), with fold K checked to exist."""
+        if (split_path is None) != (fold is None):
+            raise SplitError("--split and --fold go together")
+        if split_path is None:
+            return None
+        split = cls.read(split_path)
+        split._check_fold(fold)
+        return split
+
+    def __len__(self) -> int:
+        return len(self._fold)
+
+    def __contains__(self, subject_id: object) -> bool:
+        return subject_id in self._fold
+
+    @property
+    def subject_ids(self) -> list[str]:
+        """Subject ids in the table's order."""
+        return list(self._fold)
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds of the split, ascending."""
+        return sorted(set(self._fold.values()))
+
+    def _check_fold(self, fold: int) -> None:
+        if fold not in self.folds:
+            raise SplitError(f"fold {fold} is not in the split (folds: {self.folds})", self.path)
+
+    def fold_of(self, subject_ids: Sequence[str]) -> np.ndarray:
+        """Fold of each subject, int64 of shape (len(subject_ids),); a subject not in the split is an error."""
+        missing = [s for s in subject_ids if s not in self._fold]
+        if missing:
+            raise SplitError(f"subject '{missing[0]}' is not in the split", self.path)
+        return np.array([self._fold[s] for s in subject_ids], dtype=np.int64)
+
+    def training(self, subject_ids: Sequence[str], fold: int) -> np.ndarray:
+        """Indices into `subject_ids` of the training subjects of `fold` (those in any other fold), int64."""
+        folds = self.fold_of(subject_ids)
+        self._check_fold(fold)
+        return np.flatnonzero(folds != fold).astype(np.int64)
+
+    def held_out(self, fold: int) -> set[str]:
+        """Subject ids of fold `fold` (the repertoires it holds out)."""
+        self._check_fold(fold)
+        return {s for s, k in self._fold.items() if k == fold}

@@ -16,8 +16,9 @@ from deeprc_hopfield import baselines
 from deeprc_hopfield.encoding import AMINO_ACIDS, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.io import write_table
 from deeprc_hopfield.simulate import SimulationSettings, simulate
-from deeprc_hopfield.split import make_split, write_table
+from deeprc_hopfield.split import make_split
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort:
                                                                         tmp_path: Path) -> None:
     split = pd.read_csv(cohort["split"], dtype=str)
     split.iloc[1:].to_csv(tmp_path / "short.csv", index=False)
-    with pytest.raises(DeepRCError, match="subject 'rep000' of the store is not in the split"):
+    with pytest.raises(DeepRCError, match="subject 'rep000' is not in the split"):
         baselines.cross_validate(cohort["store"], tmp_path / "short.csv", ("public_clones",))
     meta = pd.read_csv(cohort["folder"] / "sim/metadata.csv", dtype=str)
     meta["label"] = (np.arange(len(meta)) % 3).astype(str)
@@ -112,12 +113,3 @@ def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort:
     with pytest.raises(DeepRCError, match="binary label; 'label' is numeric"):
         baselines.cross_validate(store, cohort["split"])
 
-
-def test_clone_incidence_keeps_clones_of_two_repertoires_or_more() -> None:
-    keys = [np.array([5, 1, 9], dtype=np.uint64), np.array([1, 7], dtype=np.uint64),
-            np.array([9, 1, 3], dtype=np.uint64), np.array([], dtype=np.uint64)]
-    incidence, shared = baselines.clone_incidence(keys)  # columns: clone 1, clone 9 (5, 7, 3 are private)
-    np.testing.assert_array_equal(incidence.toarray(), [[1, 1], [1, 0], [1, 1], [0, 0]])
-    np.testing.assert_array_equal(shared, [1, 9])
-    none, _ = baselines.clone_incidence([np.array([5], dtype=np.uint64), np.array([1], dtype=np.uint64)])
-    assert none.shape == (2, 0)

@@ -30,7 +30,7 @@ from deeprc_hopfield.interpret.run import merge_rankings
 from deeprc_hopfield.model import SequenceBags
 from deeprc_hopfield.report import interpretation_section
 from deeprc_hopfield.saved_model import load_model
-from deeprc_hopfield.train import train
+from deeprc_hopfield.training import train
 from test_train import easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
 PNG = b"\x89PNG\r\n\x1a\n"

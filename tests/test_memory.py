@@ -15,29 +15,13 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
-from deeprc_hopfield.model.memory import CloneMemory, junction_keys, repertoire_keys
+from deeprc_hopfield.model.memory import CloneMemory
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
-from deeprc_hopfield.train import train
+from deeprc_hopfield.training import train
 
 torch.set_num_threads(2)
-
-
-def _keys(sequences: list[str]) -> np.ndarray:
-    codes, lengths = encode(sequences)
-    return junction_keys(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64))).numpy()
-
-
-def test_equal_sequences_and_only_they_share_a_key():
-    sequences = ["CASSLGQF", "CASSLGQ", "CASSLGQF", "FQGLSSAC", "C", "CC", "CASSLGQY", "C"]
-    keys = _keys(sequences)
-    for i, a in enumerate(sequences):
-        for j, b in enumerate(sequences):
-            assert (keys[i] == keys[j]) == (a == b), (a, b)
-    rng = np.random.default_rng(0)
-    many = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), rng.integers(1, 30))) for _ in range(20_000)]
-    assert len(np.unique(_keys(many))) == len(set(many))
 
 
 def test_lookup_finds_exactly_the_stored_sequences():
@@ -70,14 +54,6 @@ def test_v_genes_must_agree_where_both_are_known():
     found = clone >= 0
     assert found.tolist() == [True, True, False, True, True, True, False]  # V 3 is another clone
     assert clone[0] != clone[1] and clone[4] == clone[5]  # same CDR3, other V: two stored clones
-
-
-def test_repertoire_keys_do_not_depend_on_the_chunk(tmp_path):
-    codes, lengths = encode(["CASSF", "CAW", "CASSF", "CSARDRTGNGYTF"] * 7)
-    rep = type("Rep", (), {"codes": codes, "lengths": lengths, "v_index": np.array([1, 1, 1, -1] * 7)})()
-    whole = repertoire_keys(rep)
-    np.testing.assert_array_equal(repertoire_keys(rep, chunk=3), whole)
-    assert whole[0] == whole[2] != whole[1]
 
 
 def _bags_with_memory(heads: int = 2, update_steps: int = 1) -> tuple[RepertoireClassifier, SequenceBags, np.ndarray]:

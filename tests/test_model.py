@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from deeprc_hopfield.model import (HopfieldPooling, ModelConfig, RepertoireClassifier, SequenceBags,
                                    SequenceEmbedder, TaskSpec, position_features, probabilities, task_loss)
-from deeprc_hopfield.model.pooling import StreamingSoftmax
+from deeprc_hopfield.model.streaming import LeftOut
 
 torch.set_num_threads(2)
 
@@ -79,14 +79,12 @@ def test_left_out_sequences_join_the_forward_pass():
     left = torch.ones(bags.n_sequences, dtype=torch.bool)
     left[kept] = False
     logits, values = model.score(bags)
-    state = StreamingSoftmax(bags.n_bags, 2, model.pooling.attention_dim, bags.device, logits.dtype)
-    state.add(logits[left], values[left], bags.bag_index()[left])
+    left_out = LeftOut.from_scores(logits[left], values[left], bags.bag_index()[left], bags.n_bags)
     selected = bags.select(kept)
     with torch.no_grad():
         full = model(bags).outputs["status"]
         without = model(selected).outputs["status"]
-    selected.left_out_softmax, selected.left_out_count = state, torch.bincount(bags.bag_index()[left], minlength=3)
-    part = model(selected).outputs["status"]
+    part = model(selected, left_out=left_out).outputs["status"]
     torch.testing.assert_close(part, full, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(without, full, atol=1e-4)
     part.sum().backward()  # gradients reach the weights through the kept sequences

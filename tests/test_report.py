@@ -16,6 +16,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.report import attended_summary, build_report
+from deeprc_hopfield.saved_model import MODEL_FORMAT, MODEL_SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -92,6 +93,9 @@ def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path
     bad.write_text("method\tauc\nx\t0.5\n")
     with pytest.raises(DeepRCError, match="lacks column 'balanced_accuracy'"):
         build_report(store=run["store"], metrics=bad, figures=run["eval"], attended=[], config=None)
+    with pytest.raises(DeepRCError, match="not an interpretation folder: interpretation.json is missing"):
+        build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                     config=None, interpretation=tmp_path)
 
 
 def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tmp_path: Path) -> None:
@@ -100,7 +104,8 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         model = tmp_path / f"fold{fold}"
         model.mkdir()
         training = {"best_update": 150 + fold, "seeded_kmers": ["SA.FY", "GR.DT"], "memory_clones": clones}
-        (model / "config.json").write_text(json.dumps({"training": training}))
+        (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
+                                                       "training": training}))
         models.append(model)
     text = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"],
                         attended=[], config=None, models=models)
@@ -108,7 +113,9 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     cells = re.sub(r' class="num"', "", text)
     assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
     assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
-    (models[1] / "config.json").write_text("{not json")
-    with pytest.raises(DeepRCError, match="cannot read the model's config.json"):
-        build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
-                     config=None, models=models)
+    for text, error in [("{not json", "config.json is not valid JSON"),
+                        (json.dumps({"format": MODEL_FORMAT, "schema_version": 0}), "model file version 0")]:
+        (models[1] / "config.json").write_text(text)
+        with pytest.raises(DeepRCError, match=error):  # read as `predict` reads it, the version checked
+            build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                         config=None, models=models)

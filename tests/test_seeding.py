@@ -9,7 +9,7 @@ from conftest import random_junctions
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.config import ModelConfig
-from deeprc_hopfield.model.seeding import aim_at_seeds, enriched_kmers, kmer_patterns, seed_filters, shared_kmers
+from deeprc_hopfield.training.seeding import enriched_kmers, kmer_patterns, shared_kmers
 from deeprc_hopfield.store import Repertoire
 
 MOTIF = "WK.HM"  # gapped, and absent from random backgrounds
@@ -59,13 +59,13 @@ def test_a_seeded_filter_fires_on_a_full_match_only_and_attention_points_at_it()
     model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")]))
     reps, labels = cohort(np.random.default_rng(1))
     kmers = enriched_kmers(reps, labels, n=1)
-    assert seed_filters(model.embedder, kmers, strength=2.0) == 1
+    assert model.seed_filters(kmers, strength=2.0) == 1
     probe = ["CASSLWKAHMYEQYF", "CASSLWKAHLYEQYF", "CASSLAKAHMYEQYF"]  # full match, then one mismatch each
     with torch.no_grad():
         fired = model.embed(SequenceBags.from_arrays(*encode(probe)))[:, 0]
     assert fired[0] > 1.5 and (fired[1:] <= 1e-6).all()
     sample = SequenceBags.from_repertoires([reps[1], reps[3]])
-    scale = aim_at_seeds(model, 1, sample)
+    scale = model.aim_at_seeds(1, sample)
     with torch.no_grad():
         logits = model.attention_logits(sample)[:, 0]
         carriers = model.embed(sample)[:, 0] > 0

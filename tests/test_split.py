@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, SplitError
 from deeprc_hopfield.ingest import ingest
-from deeprc_hopfield.split import make_split, read_split, write_table
+from deeprc_hopfield.io import write_table
+from deeprc_hopfield.split import Split, make_split, read_split
 from conftest import write_airr
 
 
@@ -88,3 +89,42 @@ def test_read_split_refuses_a_repeated_subject(tmp_path: Path) -> None:
     path.write_text("subject_id,fold\nA,0\nB,1\nA,1\n")
     with pytest.raises(DeepRCError, match="line 4.*'A' appears twice"):
         read_split(path)
+
+
+def _split_file(tmp_path: Path) -> Path:
+    path = tmp_path / "split.csv"
+    path.write_text("subject_id,fold\nA,0\nB,1\nC,2\nD,1\n")
+    return path
+
+
+def test_split_answers_folds_training_and_held_out(tmp_path: Path) -> None:
+    split = Split.read(_split_file(tmp_path))
+    assert split.folds == [0, 1, 2] and len(split) == 4 and "B" in split and "Z" not in split
+    folds = split.fold_of(["D", "A", "C"])
+    assert folds.dtype == np.int64 and folds.tolist() == [1, 0, 2]
+    assert split.training(["D", "A", "C", "B"], fold=1).tolist() == [1, 2]  # A and C; D and B are held out
+    assert split.held_out(1) == {"B", "D"}
+
+
+def test_split_errors_name_the_subject_fold_and_file(tmp_path: Path) -> None:
+    path = _split_file(tmp_path)
+    split = Split.read(path)
+    with pytest.raises(SplitError, match=rf"{path}: subject 'Z' is not in the split"):
+        split.fold_of(["A", "Z", "Y"])
+    with pytest.raises(SplitError, match=r"fold 5 is not in the split \(folds: \[0, 1, 2\]\)"):
+        split.training(["A", "B"], fold=5)
+    with pytest.raises(SplitError, match="fold 3 is not in the split"):
+        split.held_out(3)
+    with pytest.raises(SplitError, match="split table not found"):
+        Split.read(tmp_path / "none.csv")
+
+
+def test_split_options_go_together(tmp_path: Path) -> None:
+    path = _split_file(tmp_path)
+    assert Split.from_options(None, None) is None
+    assert Split.from_options(path, 2).held_out(2) == {"C"}
+    for options in [(path, None), (None, 0)]:
+        with pytest.raises(SplitError, match="^--split and --fold go together$"):
+            Split.from_options(*options)
+    with pytest.raises(SplitError, match="fold 7 is not in the split"):
+        Split.from_options(path, 7)

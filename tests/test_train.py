@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.saved_model import ModelFileError, load_model
 from deeprc_hopfield.simulate import SimulationSettings
-from deeprc_hopfield.train import train
+from deeprc_hopfield.training import train
 
 QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_size": 200,
          "repertoires_per_update": 4}
@@ -97,7 +97,7 @@ def test_resume_reaches_the_same_weights(easy_cohort, tmp_path):
 def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_cohort, tmp_path, monkeypatch):
     """The workflow's train jobs run with --resume-if-possible: an interrupted job continues from its
     checkpoint to the weights of an uninterrupted run; a checkpoint of another config starts afresh."""
-    import deeprc_hopfield.train as training
+    from deeprc_hopfield import interrupts
 
     torch.set_num_threads(1)
     fold = {"split": easy_cohort["split"], "fold": 0, "device": "cpu", "progress": False}
@@ -115,7 +115,7 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
             raise Interrupted
 
     with monkeypatch.context() as patch:
-        patch.setattr(training, "raise_if_interrupted", interrupt_during_update_5)
+        patch.setattr(interrupts, "raise_if_interrupted", interrupt_during_update_5)
         with pytest.raises(Interrupted):
             train(easy_cohort["store"], tmp_path / "part", config, **fold)
     checkpoint = tmp_path / "part.checkpoint"

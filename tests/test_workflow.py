@@ -1,5 +1,6 @@
-"""The Snakemake workflow: dry runs of every shipped config and profile, lint, config validation,
-and (slow) a full run on a tiny simulated cohort through the `snakemake` command."""
+"""The Snakemake workflow: dry runs of every shipped config and profile, lint, the conda deployment's
+plan, config and metadata validation, and (slow) a full run on a tiny simulated cohort through the
+`snakemake` command."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -123,12 +125,84 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     assert "--model results/demo/models " in planned.stdout
 
 
-def test_lint_is_clean_apart_from_conda():
+def test_lint_is_clean():
     result = snakemake("--lint", "--nolock")
     out = result.stdout + result.stderr
-    warnings = [line.strip() for line in out.splitlines() if line.strip().startswith("* ")]
-    assert warnings, out  # the conda/container advice is expected (README, "Lint")
-    assert all(w.startswith("* Specify a conda environment or container") for w in warnings), warnings
+    assert result.returncode == 0, out
+    assert "Lints for" not in out and not [line for line in out.splitlines() if line.strip().startswith("* ")]
+    assert "Congratulations, your workflow is in a good condition!" in out
+
+
+# A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
+# checkout that the environment's pip line would install (CI has no conda; nothing is built).
+FAKE_CONDA = """#!/bin/sh
+case "$*" in
+  "info --json") printf '%s' "$DEEPRC_HOPFIELD_SOURCE" > "$(dirname "$0")/source"
+                 echo '{"conda_prefix": "/nonexistent", "platform": "linux-64"}' ;;
+  "--version") echo "conda 25.1.0" ;;
+  "config --get channel_priority --json") echo '{"get": {"channel_priority": "strict"}}' ;;
+  *) echo "the stand-in conda was asked: conda $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_conda_deployment_plans_every_job_in_the_package_environment(tmp_path: Path):
+    conda = tmp_path / "conda"
+    conda.write_text(FAKE_CONDA)
+    conda.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("DEEPRC_HOPFIELD_SOURCE", None)
+    result = subprocess.run([str(SNAKEMAKE), "-n", "-F", "--nolock", "--sdm", "conda"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert STAGES <= set(planned_jobs(out))
+    # one environment for every job, found relative to the rules
+    assert out.count("Conda environment workflow/envs/deeprc-hopfield.yaml will be created.") == 1
+    assert out.count("will be created") == 1
+    # its pip line names this checkout through the variable that the workflow sets
+    spec = yaml.safe_load((ROOT / "workflow" / "envs" / "deeprc-hopfield.yaml").read_text())
+    pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+    source = (tmp_path / "source").read_text()
+    assert Path(source) == ROOT
+    assert [line.replace("${DEEPRC_HOPFIELD_SOURCE}", source) for line in pip] == [f"-e {ROOT}"]
+    assert any(d.startswith("pytorch >=") for d in spec["dependencies"] if isinstance(d, str))
+
+
+def demo_metadata_with(tmp_path: Path, edit) -> Path:
+    """A copy of the demo's metadata table changed by `edit` (a function of the DataFrame)."""
+    table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str)
+    metadata = tmp_path / "metadata.csv"
+    edit(table).to_csv(metadata, index=False)
+    return metadata
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda t: t.drop(columns="filename"), ": required column 'filename' is missing (columns: subject_id, label)"),
+    (lambda t: t.rename(columns={"subject_id": "patient"}),
+     ": required column 'subject_id' is missing (columns: patient, filename, label)"),
+    (lambda t: t.drop(columns="label"), ": label column 'label' is missing (columns: subject_id, filename)"),
+    (lambda t: pd.concat([t, pd.DataFrame({"subject_id": ["rep001"], "filename": ["extra.tsv"], "label": ["1"]})]),
+     ", line 102, column 'subject_id': duplicate subject_id 'rep001' (also on line 3)"),
+    (lambda t: t.assign(filename=t["filename"].where(t.index != 9, "rep003.tsv.gz")),
+     ", line 11, column 'filename': duplicate filename 'rep003.tsv.gz' (also on line 5)"),
+    (lambda t: t.iloc[:0], ": the table has no rows"),
+])
+def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, edit, problem: str):
+    metadata = demo_metadata_with(tmp_path, edit)
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"metadata {metadata}{problem}" in out.splitlines()  # the whole problem on one line
+    assert "Job stats" not in out and "rule ingest" not in out and "Traceback" not in out
+
+
+def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={tmp_path / 'nowhere.csv'}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"metadata {tmp_path / 'nowhere.csv'}: file not found (the config's `metadata`)" in out.splitlines()
+    assert "Job stats" not in out
 
 
 @pytest.mark.parametrize("bad, message", [

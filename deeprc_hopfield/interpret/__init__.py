@@ -5,9 +5,10 @@
 - :mod:`.motifs`: gapped k-mer motifs enriched among the top-ranked sequences.
 - :mod:`.contributions`: per-residue integrated gradients (Captum) of the top sequences.
 - :mod:`.logos`: sequence logos of the motifs and of the contributions (logomaker).
-- :mod:`.run`: the `interpret` and `interpret-summary` commands, writing one output folder.
+- :mod:`.run`: the `interpret` and `interpret-summary` commands, writing one output folder, and
+  :func:`read_interpretation`, which reads such a folder back.
 """
 
-from deeprc_hopfield.interpret.run import InterpretError, interpret, summarise
+from deeprc_hopfield.interpret.run import InterpretError, Interpretation, interpret, read_interpretation, summarise
 
-__all__ = ["InterpretError", "interpret", "summarise"]
+__all__ = ["InterpretError", "Interpretation", "interpret", "read_interpretation", "summarise"]

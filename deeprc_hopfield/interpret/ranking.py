@@ -29,9 +29,9 @@ least as many attending positives), and `log_odds_ratio` its log odds ratio with
 cell. A private sequence cannot reach significance (one repertoire is all there is), which is why
 these describe the ranking rather than make it.
 
-**Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit hash of (junction_aa,
-V, J), its repertoire and its w: 16 bytes a sequence (5 MB for 60 x 5,000; 3.4 GB for 700 x
-300,000). Only the `per_repertoire` most-attended sequences of each repertoire enter the ranking as
+**Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit key of (junction_aa,
+V, J) (`deeprc_hopfield.public_clones.clone_keys`), its repertoire and its w: 16 bytes a sequence
+(5 MB for 60 x 5,000; 3.4 GB for 700 x 300,000). Only the `per_repertoire` most-attended sequences of each repertoire enter the ranking as
 candidates, but their counts and means cover all their occurrences.
 """
 
@@ -48,6 +48,7 @@ import torch
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.infer import Subject, score_repertoire
 from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.public_clones import repertoire_keys
 from deeprc_hopfield.saved_model import SavedModel
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
 class AttentionPass:
     """What one pass of the model over the interpreted repertoires leaves for the ranking.
 
-    key, repertoire, weight: one entry per sequence of every repertoire: uint64 hash of (junction_aa,
+    key, repertoire, weight: one entry per sequence of every repertoire: int64 key of (junction_aa,
     V, J), index into `repertoires`, relative attention w (float32). candidates: the most-attended
     sequences of each repertoire (key, junction_aa, v_call, j_call, repertoire, weight,
     duplicate_count). repertoires: subject_id, positive (bool), probability (the model's P(positive)),
@@ -79,9 +80,12 @@ class AttentionPass:
     label_source: set[str] = field(default_factory=set)
 
 
-def sequence_keys(table: pd.DataFrame) -> np.ndarray:
-    """64-bit hashes (uint64, one per row) of the (junction_aa, v_call, j_call) columns of `table`."""
-    return pd.util.hash_pandas_object(table[KEY_COLUMNS], index=False).to_numpy()
+def _name_index(names: np.ndarray, index: dict[object, int]) -> np.ndarray:
+    """Cohort-wide index of each gene name, int64 (n,), -1 where there is none (None, NaN); names new
+    to `index` are added to it."""
+    codes, uniques = pd.factorize(np.asarray(names, dtype=object))
+    known = np.array([index.setdefault(name, len(index)) for name in uniques] + [-1], dtype=np.int64)
+    return known[codes]
 
 
 def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
@@ -102,14 +106,15 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
     """
     keys, owners, weights, candidates, rows = [], [], [], [], []
     sources: set[str] = set()
+    v_genes: dict[object, int] = {}  # gene names -> indices shared by all repertoires, for the keys
+    j_genes: dict[object, int] = {}
     for index, subject in enumerate(subjects):
         scores, attention = score_repertoire(models, subject.repertoire, device, attention=True)
         rep = subject.repertoire
         n = len(rep)
         w = (attention.double().numpy() * n).astype(np.float32)  # (n,) relative attention
-        table = pd.DataFrame({"junction_aa": decode(rep.codes, rep.lengths), "v_call": subject.v_names,
-                              "j_call": subject.j_names})
-        key = sequence_keys(table)
+        key = repertoire_keys(rep, v_index=_name_index(subject.v_names, v_genes),
+                              j_index=_name_index(subject.j_names, j_genes))
         probability = float(scores[label].mean(axis=0)[0])
         truth = subject.truth.get(label)
         if truth is None:
@@ -118,8 +123,11 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
             positive, source = str(truth) == positive_class, "store"
         sources.add(source)
         top = np.argsort(-w, kind="stable")[:per_repertoire]
-        candidates.append(table.iloc[top].assign(key=key[top], repertoire=index, weight=w[top],
-                                                 duplicate_count=rep.counts[top]))
+        picked = rep.subset(top)
+        candidates.append(pd.DataFrame({"junction_aa": decode(picked.codes, picked.lengths),
+                                        "v_call": subject.v_names[top], "j_call": subject.j_names[top],
+                                        "key": key[top], "repertoire": index, "weight": w[top],
+                                        "duplicate_count": rep.counts[top]}))
         keys.append(key)
         owners.append(np.full(n, index, dtype=np.int32))
         weights.append(w)

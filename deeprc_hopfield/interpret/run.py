@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +24,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import load_models, subjects_from_store
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
+from deeprc_hopfield.io import atomic_folder
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import RepertoireStore
 
@@ -35,6 +34,8 @@ INFO_FILE = "interpretation.json"
 RANKED_FILE = "ranked_sequences.tsv"
 MOTIFS_FILE = "motifs.tsv"
 CONTRIBUTIONS_FILE = "contributions.tsv"
+#: Logo files: MOTIF_LOGO_1.png/.svg, ... and CONTRIBUTION_LOGO.png/.svg.
+MOTIF_LOGO, CONTRIBUTION_LOGO = "motif", "contributions"
 #: Sequences sampled from the interpreted repertoires as the motif background.
 BACKGROUND_SIZE = 50_000
 #: Motifs drawn as logos (motif_1 ... motif_N).
@@ -53,15 +54,8 @@ def _output_folder(out: Path) -> Iterator[Path]:
         raise DeepRCError(f"cannot write output: folder '{out.parent}' does not exist", out)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file())):
         raise DeepRCError("output exists and is not an earlier interpretation; nothing was replaced", out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         yield tmp
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def binary_label(saved: SavedModel, name: str | None) -> tuple[str, str]:
@@ -139,9 +133,9 @@ def _write(folder: Path, ranked: pd.DataFrame, background: list[str], contributi
     found = motifs.find_motifs(foreground, background)
     found.to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
-        logos.motif_logo(foreground, motif, folder / f"motif_{k}", title=f"motif {k}: {motif}")
+        logos.motif_logo(foreground, motif, folder / f"{MOTIF_LOGO}_{k}", title=f"motif {k}: {motif}")
     contributions_of.to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
-    logos.contribution_logo(contributions_of, folder / "contributions")
+    logos.contribution_logo(contributions_of, folder / CONTRIBUTION_LOGO)
     info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(background),
             "top_motif": found["motif"].iloc[0] if len(found) else None, "package_version": __version__}
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -214,18 +208,42 @@ def _background(store: Path, negatives: list[str], everyone: list[str], seed: in
     return background_sample(store, negatives or everyone, seed=seed)
 
 
-def _read_interpretation(folder: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """interpretation.json, ranked_sequences.tsv and contributions.tsv of an interpretation folder."""
+@dataclass
+class Interpretation:
+    """An interpretation folder as read back: its info, its tables and where its logos are."""
+
+    folder: Path
+    info: dict  # interpretation.json: label, positive_class, repertoires, subjects, settings, ...
+    ranked: pd.DataFrame  # ranked_sequences.tsv, best first
+    motifs: pd.DataFrame  # motifs.tsv
+    contributions: pd.DataFrame  # contributions.tsv
+
+    @property
+    def motif_logos(self) -> list[Path]:
+        """The motif logos (PNG) in motif order."""
+        return sorted(self.folder.glob(f"{MOTIF_LOGO}_*.png"), key=lambda p: p.stem)
+
+    @property
+    def contribution_logo(self) -> Path | None:
+        """The residue-contribution logo (PNG), if there is one."""
+        path = self.folder / f"{CONTRIBUTION_LOGO}.png"
+        return path if path.is_file() else None
+
+
+def read_interpretation(folder: str | Path) -> Interpretation:
+    """Read a folder written by :func:`interpret` or :func:`summarise` (a missing file is an error)."""
+    folder = Path(folder)
+    text = {c: str for c in (*ranking.KEY_COLUMNS, "top_repertoire")}
     try:
         info = json.loads((folder / INFO_FILE).read_text())
-        text = {c: str for c in (*ranking.KEY_COLUMNS, "top_repertoire")}
-        ranked = pd.read_csv(folder / RANKED_FILE, sep="\t", dtype=text)
-        contributed = pd.read_csv(folder / CONTRIBUTIONS_FILE, sep="\t", dtype=text)
+        tables = [pd.read_csv(folder / name, sep="\t", dtype=text)
+                  for name in (RANKED_FILE, MOTIFS_FILE, CONTRIBUTIONS_FILE)]
     except FileNotFoundError as exc:
-        raise InterpretError(f"not an interpretation folder: {Path(exc.filename).name} is missing", folder) from None
+        raise InterpretError(f"not an interpretation folder: {Path(exc.filename).name} is missing (write it with "
+                             "`interpret`)", folder) from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InterpretError(f"cannot read the interpretation: {exc}", folder) from None
-    return info, ranked, contributed
+    return Interpretation(folder, info, *tables)
 
 
 def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int) -> pd.DataFrame:
@@ -252,8 +270,8 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
     fold's model (a sequence no fold had among its top has none).
     """
     out, store = Path(out), Path(store)
-    read = [_read_interpretation(Path(f)) for f in folders]
-    infos = [info for info, _, _ in read]
+    read = [read_interpretation(f) for f in folders]
+    infos = [r.info for r in read]
     for other, folder in zip(infos[1:], folders[1:]):
         if (other["label"], other["positive_class"]) != (infos[0]["label"], infos[0]["positive_class"]):
             raise InterpretError(f"label {other['label']}={other['positive_class']} differs from "
@@ -265,10 +283,10 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
     n_positive = sum(info["repertoires"]["positive"] for info in infos)
     n_negative = sum(info["repertoires"]["negative"] for info in infos)
     with _output_folder(out) as tmp:
-        ranked = merge_rankings([r for _, r, _ in read], n_positive, n_negative)
+        ranked = merge_rankings([r.ranked for r in read], n_positive, n_negative)
         chosen = ranked[ranked["score"] > 0].head(top)[["rank", *ranking.KEY_COLUMNS]]
         keys = ranking.KEY_COLUMNS
-        contributed = pd.concat([c.assign(source=k) for k, (_, _, c) in enumerate(read)], ignore_index=True)
+        contributed = pd.concat([r.contributions.assign(source=k) for k, r in enumerate(read)], ignore_index=True)
         contributed = chosen.merge(contributed.drop(columns="rank"), on=keys, how="inner")
         source = contributed.drop_duplicates(keys)[[*keys, "source"]]  # one fold's contributions per sequence
         contributed = contributed.merge(source, on=[*keys, "source"]).sort_values(["rank", "position"], kind="stable")

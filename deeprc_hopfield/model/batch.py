@@ -23,14 +23,6 @@ class SequenceBags:
     lengths: long (n,) residues per sequence (>= 1); v_index, j_index: long (n,) gene-table rows,
     -1 = unknown; counts: float (n,) clone counts, NaN = unknown; offsets: long (B+1,) bag
     boundaries in sequences (offsets[0] = 0, offsets[-1] = n, every bag non-empty).
-    left_out_softmax, left_out_count: optional, set by training's top-fraction selection: the
-    online-softmax state (a `pooling.StreamingSoftmax`, computed without gradients) of the sequences
-    each bag was sampled with but that were left out, and their number (B,); None = nothing left
-    out. With them the forward pass equals the pass over the whole sample, while gradients flow
-    through the kept sequences only.
-    clones_carried: optional float (B,), the distinct stored public clones (`memory.CloneMemory`)
-    each bag's whole repertoire carries, set by training when bags are samples of larger
-    repertoires; None = count them in the bag itself.
     """
 
     codes: torch.Tensor
@@ -39,9 +31,6 @@ class SequenceBags:
     j_index: torch.Tensor
     counts: torch.Tensor
     offsets: torch.Tensor
-    left_out_softmax: object | None = None
-    left_out_count: torch.Tensor | None = None
-    clones_carried: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.lengths.shape[0]
@@ -138,11 +127,6 @@ class SequenceBags:
         """Sequences per bag, long (B,)."""
         return self.offsets[1:] - self.offsets[:-1]
 
-    def sampled_sizes(self) -> torch.Tensor:
-        """Sequences per bag before a top-fraction selection (kept + left out), long (B,)."""
-        sizes = self.bag_sizes()
-        return sizes if self.left_out_count is None else sizes + self.left_out_count
-
     def bag_index(self) -> torch.Tensor:
         """The bag of every sequence, long (n,)."""
         return torch.repeat_interleave(torch.arange(self.n_bags, device=self.device), self.bag_sizes(),
@@ -153,13 +137,10 @@ class SequenceBags:
         return torch.cumsum(self.lengths, 0) - self.lengths
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "SequenceBags":
-        """A copy on `device` (codes stay uint8, so moving a batch moves few bytes); left-out state is not moved."""
-        if self.left_out_softmax is not None:
-            raise ValueError("move a batch before selecting from it: left-out state stays where it was computed")
+        """A copy on `device` (codes stay uint8, so moving a batch moves few bytes)."""
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
-        carried = move(self.clones_carried) if self.clones_carried is not None else None
         return SequenceBags(move(self.codes), move(self.lengths), move(self.v_index), move(self.j_index),
-                            move(self.counts), move(self.offsets), clones_carried=carried)
+                            move(self.counts), move(self.offsets))
 
     def select(self, indices: torch.Tensor) -> "SequenceBags":
         """Keep the sequences at global positions `indices` (sorted within each bag, bags in order).
@@ -191,5 +172,4 @@ class SequenceBags:
         shift = self.starts()[indices] - new_starts
         source = torch.arange(total, device=self.device) + shift[seq_of_residue]
         return SequenceBags(codes=self.codes[source], lengths=lengths, v_index=self.v_index[indices],
-                            j_index=self.j_index[indices], counts=self.counts[indices], offsets=offsets,
-                            clones_carried=self.clones_carried)
+                            j_index=self.j_index[indices], counts=self.counts[indices], offsets=offsets)

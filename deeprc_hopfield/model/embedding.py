@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeprc_hopfield.encoding import AMINO_ACIDS
+from deeprc_hopfield.model.streaming import DEFAULT_CHUNK
 
 N_AMINO_ACIDS = len(AMINO_ACIDS)
-DEFAULT_CHUNK = 4096
 
 
 def position_features(lengths: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:

@@ -4,57 +4,24 @@ Why: when patients share whole receptor sequences (public clones, as for CMV), a
 only k residues of a clone and also fires on unrelated sequences that hold them by chance, while
 the clone itself is the exact, specific evidence: the public-clone test (Emerson et al. 2017)
 finds it by counting. The memory holds the CDR3s that the training repertoires single out (see
-`deeprc_hopfield.train`). Every sequence equal to one of them gets a learned bonus, per head,
+`deeprc_hopfield.training`). Every sequence equal to one of them gets a learned bonus, per head,
 added to its attention logit: in Hopfield terms a second set of stored patterns retrieved at
 infinite inverse temperature (an exact match or nothing), so the carried clones lead the attention
 ranking. And the first (binary) task's logit gets a learned weight times log1p(distinct stored
 clones in the bag), a count that does not depend on the bag's size.
 
-Sequences are matched by a 62-bit key of their residues: two polynomial hashes modulo primes
-below 2**31, computed without overflow in int64 from the flat residue codes, the same on CPU and GPU.
+Sequences are matched by their clone key (`deeprc_hopfield.public_clones.clone_keys`, the key of
+the public-clone test), computed on the model's device.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-MODULI = (2_147_483_647, 2_147_483_629)  # primes below 2**31: a product of two residues fits int64
-MULTIPLIERS = (1_000_003, 999_983)
-GENE_FACTOR = 1_234_567_891  # how the V gene enters a key (times its index + 1)
+from deeprc_hopfield.public_clones import clone_keys
+
 SIGNATURE_RESIDUES = 5  # residues from each end in a sequence's signature: 6 + 2 * 5 * 5 = 56 bits
-
-
-def _powers(multiplier: int, modulus: int, n: int, device: torch.device) -> torch.Tensor:
-    """multiplier**j mod modulus for j < n, long (n,)."""
-    out, value = [], 1
-    for _ in range(n):
-        out.append(value)
-        value = value * multiplier % modulus
-    return torch.tensor(out, dtype=torch.long, device=device)
-
-
-def junction_keys(codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
-    """One int64 key per clone from flat residue codes (n_residues,), lengths (n,) and V gene
-    indices (n,) (-1 or None = unknown): equal (CDR3, V) pairs get equal keys, distinct ones collide
-    with probability about 2**-62. A clone of unknown V keys as its CDR3 alone."""
-    lengths = lengths.long()
-    n = lengths.shape[0]
-    if n == 0:
-        return torch.zeros(0, dtype=torch.long, device=codes.device)
-    sequence = torch.repeat_interleave(torch.arange(n, device=codes.device), lengths)  # (R,)
-    position = torch.arange(sequence.shape[0], device=codes.device) - (torch.cumsum(lengths, 0) - lengths)[sequence]
-    residues = codes.long()
-    gene = (v_index.long() + 1).clamp(min=0) if v_index is not None else torch.zeros_like(lengths)  # 0 = unknown
-    key = torch.zeros(n, dtype=torch.long, device=codes.device)
-    for multiplier, modulus in zip(MULTIPLIERS, MODULI):
-        power = _powers(multiplier, modulus, int(lengths.max()), codes.device)
-        terms = residues * power[position] % modulus  # (R,) each < 2**31
-        h = torch.zeros(n, dtype=torch.long, device=codes.device).index_add_(0, sequence, terms)  # < 2**31 * length
-        h = (h + lengths) % modulus + gene * (GENE_FACTOR % modulus) % modulus  # each term < 2**31
-        key = key * (1 << 31) + h % modulus
-    return key
 
 
 def _member(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -115,13 +82,13 @@ class CloneMemory(nn.Module):
 
     def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> None:
         """Store the clones given as flat codes, lengths and V indices (as many distinct ones as the memory holds)."""
-        keys = junction_keys(codes, lengths, v_index)
+        keys = clone_keys(codes, lengths, v_index)
         if torch.unique(keys).shape != self.keys.shape:
             raise ValueError(f"the memory holds {self.size} clones, got {torch.unique(keys).shape[0]} distinct ones")
         order = torch.argsort(keys)
         self.keys.copy_(keys[order])
         self.stored_v.copy_(v_index.long()[order])
-        cdr3 = junction_keys(codes, lengths)[order]
+        cdr3 = clone_keys(codes, lengths)[order]
         by_cdr3 = torch.argsort(cdr3, stable=True)
         self.cdr3_keys.copy_(cdr3[by_cdr3])
         self.cdr3_clone.copy_(by_cdr3)
@@ -143,8 +110,8 @@ class CloneMemory(nn.Module):
             return clone
         picked_codes, picked_lengths = _sequences(codes, lengths, candidate)
         v = v_index.long()[candidate] if v_index is not None else torch.full_like(candidate, -1)
-        exact = _member(junction_keys(picked_codes, picked_lengths, v), self.keys)
-        by_cdr3 = _member(junction_keys(picked_codes, picked_lengths), self.cdr3_keys)
+        exact = _member(clone_keys(picked_codes, picked_lengths, v), self.keys)
+        by_cdr3 = _member(clone_keys(picked_codes, picked_lengths), self.cdr3_keys)
         by_cdr3 = torch.where(by_cdr3 >= 0, self.cdr3_clone[by_cdr3.clamp(min=0)], -1)
         unknown_v = (v < 0) | (self.stored_v[by_cdr3.clamp(min=0)] < 0)
         clone[candidate] = torch.where(exact >= 0, exact, torch.where(unknown_v, by_cdr3, -1))
@@ -167,17 +134,3 @@ class CloneMemory(nn.Module):
     def evidence_logit(self, carried: torch.Tensor) -> torch.Tensor:
         """The memory's additive logit of the positive class, (B,)."""
         return self.evidence * torch.log1p(carried.to(self.evidence.dtype))
-
-
-def repertoire_keys(repertoire, chunk: int = 1 << 16) -> np.ndarray:
-    """`junction_keys` (CDR3 + V) of every sequence of a store `Repertoire`, int64 (n,), `chunk` sequences at a time."""
-    lengths = np.asarray(repertoire.lengths, dtype=np.int64)
-    v_index = np.asarray(repertoire.v_index, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    out = []
-    for start in range(0, len(lengths), chunk):
-        stop = min(start + chunk, len(lengths))
-        first, last = int(ends[start] - lengths[start]), int(ends[stop - 1])
-        out.append(junction_keys(torch.from_numpy(np.asarray(repertoire.codes[first:last])),
-                                 torch.from_numpy(lengths[start:stop]), torch.from_numpy(v_index[start:stop])).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

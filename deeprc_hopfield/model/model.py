@@ -10,17 +10,20 @@ held at once (with update_steps > 1 the embeddings are kept, as every update re-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from deeprc_hopfield.model import seeding
 from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.model.config import ModelConfig
-from deeprc_hopfield.model.embedding import DEFAULT_CHUNK, SequenceEmbedder
+from deeprc_hopfield.model.embedding import SequenceEmbedder
 from deeprc_hopfield.model.heads import OutputNetwork
 from deeprc_hopfield.model.memory import CloneMemory
-from deeprc_hopfield.model.pooling import HopfieldPooling, StreamingSoftmax, segment_ids
+from deeprc_hopfield.model.pooling import HopfieldPooling
+from deeprc_hopfield.model.streaming import DEFAULT_CHUNK, Index, LeftOut, embedding_chunks, segment_ids
 
 
 @dataclass
@@ -54,83 +57,103 @@ class RepertoireClassifier(nn.Module):
         """The clone memory's additive attention scores (N, heads), or None without a memory."""
         return self.memory.bias(clones) if clones is not None else None
 
-    def _outputs(self, pooled: torch.Tensor, bags: SequenceBags, clones: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _outputs(self, pooled: torch.Tensor, bags: SequenceBags, clones: torch.Tensor | None,
+                 clones_carried: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """The output network's outputs, plus the clone memory's evidence in a binary first task's logit."""
         outputs = self.head(pooled)
         first = self.config.tasks[0]
         if clones is not None and first.kind == "binary":
-            carried = bags.clones_carried if bags.clones_carried is not None else \
-                self.memory.carried(clones, bags.offsets)
+            carried = clones_carried if clones_carried is not None else self.memory.carried(clones, bags.offsets)
             outputs[first.name] = outputs[first.name] + self.memory.evidence_logit(carried).to(outputs[first.name].dtype)
         return outputs
-
-    def _chunks(self, bags: SequenceBags, chunk_size: int):
-        return self.embedder.iter_chunks(bags.codes, bags.lengths, bags.v_index, bags.j_index, bags.counts,
-                                         chunk_size)
 
     def embed(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
         """Sequence embeddings (N, embedder.out_dim) in the batch's order."""
         return self.embedder(bags.codes, bags.lengths, bags.v_index, bags.j_index, bags.counts, chunk_size)
 
-    def forward(self, bags: SequenceBags, return_attention: bool = False,
-                chunk_size: int = DEFAULT_CHUNK) -> ModelOutput:
+    def _stream(self, bags: SequenceBags, bag: torch.Tensor, bias: torch.Tensor | None, chunk_size: int
+                ) -> tuple[Iterable[tuple[Index, torch.Tensor]], torch.Tensor]:
+        """Chunks `(index, embeddings)` of the batch and the query of the final update. With one update the
+        chunks come straight from the embedder; an iterated query re-reads every embedding, so they are kept."""
+        if self.pooling.update_steps == 1:
+            return self.embedder.iter_chunks(bags.codes, bags.lengths, bags.v_index, bags.j_index, bags.counts,
+                                             chunk_size), self.pooling.queries()
+        emb = self.embed(bags, chunk_size)
+        query = self.pooling.retrieval_query(emb, bag, bags.n_bags, chunk_size, bias)
+        return embedding_chunks(emb, chunk_size), query
+
+    def forward(self, bags: SequenceBags, return_attention: bool = False, chunk_size: int = DEFAULT_CHUNK,
+                left_out: LeftOut | None = None, clones_carried: torch.Tensor | None = None) -> ModelOutput:
+        """Outputs of every bag (and, with `return_attention`, every sequence's attention weight).
+
+        left_out: sequences of each bag scored without gradients and left out of `bags`
+        (top-fraction training); they join the softmax, so the output is that of the whole sample.
+        clones_carried: float (B,), the distinct stored clones each bag's whole repertoire carries,
+        for bags that are samples of larger repertoires; None counts them in the bags.
+        """
         bag = segment_ids(bags.offsets)  # (N,); raises on an empty bag
-        pooling = self.pooling
         clones = self.clones(bags)
         bias = self.memory_bias(clones)
-        if pooling.update_steps > 1:
-            pooled, attention = pooling(self.embed(bags, chunk_size), bags.offsets, return_attention, chunk_size,
-                                        bags.left_out_softmax, bags.left_out_count, bias)
-            return ModelOutput(self._outputs(pooled, bags, clones), attention)
-        query = pooling.queries()  # (H, dk)
-        dtype = self.pooling.query.dtype
-        acc = bags.left_out_softmax.clone() if bags.left_out_softmax is not None else \
-            StreamingSoftmax(bags.n_bags, pooling.heads, pooling.attention_dim, bags.device, dtype)
-        logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype) \
-            if return_attention else None
-        for index, emb in self._chunks(bags, chunk_size):
-            b = bag[index]
-            k, v = pooling.keys_values(emb)
-            lg = pooling.logits(k, query, b, bias[index] if bias is not None else None)  # (c, H)
-            acc.add(lg, v, b)
-            if logits is not None:
-                logits[index] = lg.to(logits.dtype)
-        mean, lse = acc.result()
-        attention = torch.exp(logits - lse[bag]) if logits is not None else None
-        pooled = pooling.finish(mean, lse, bags.sampled_sizes())
-        return ModelOutput(self._outputs(pooled, bags, clones), attention)
+        chunks, query = self._stream(bags, bag, bias, chunk_size)
+        pooled, attention = self.pooling.pool(chunks, query, bag, bags.offsets, return_attention, bias, left_out)
+        return ModelOutput(self._outputs(pooled, bags, clones, clones_carried), attention)
 
     @torch.no_grad()
-    def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention logits (N, heads) and values (N, heads, attention_dim) of every sequence, without gradients."""
+    def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK, values: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention logits (N, heads) and, with `values`, values (N, heads, attention_dim) of every
+        sequence, without gradients."""
         pooling = self.pooling
         bag = segment_ids(bags.offsets)
         bias = self.memory_bias(self.clones(bags))
-        if pooling.update_steps > 1:
-            emb = self.embed(bags, chunk_size)
-            query = pooling.retrieval_query(emb, bag, bags.n_bags, chunk_size, bias)
-            k, v = pooling.keys_values(emb)
-            return pooling.logits(k, query, bag, bias), v
-        query = pooling.queries()
+        chunks, query = self._stream(bags, bag, bias, chunk_size)
         dtype = pooling.query.dtype
         logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype)
-        values = torch.empty(bags.n_sequences, pooling.heads, pooling.attention_dim, device=bags.device, dtype=dtype)
-        for index, emb in self._chunks(bags, chunk_size):
-            k, v = pooling.keys_values(emb)
-            logits[index] = pooling.logits(k, query, bag[index], bias[index] if bias is not None else None).to(dtype)
-            values[index] = v.to(dtype)
-        return logits, values
+        out = torch.empty(bags.n_sequences, pooling.heads, pooling.attention_dim, device=bags.device, dtype=dtype) \
+            if values else None
+        for index, lg, _, v in pooling.stream(chunks, query, bag, bias, values):
+            logits[index] = lg.to(dtype)
+            if out is not None:
+                out[index] = v.to(dtype)
+        return logits, out
 
     def attention_logits(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
-        """Pre-softmax attention scores (N, heads) of every sequence (call under no_grad to rank)."""
-        pooling = self.pooling
-        bias = self.memory_bias(self.clones(bags))
-        if pooling.update_steps > 1:
-            return pooling.attention_logits(self.embed(bags, chunk_size), bags.offsets, chunk_size, bias)
-        bag = segment_ids(bags.offsets)
-        query = pooling.queries()
-        out = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=pooling.query.dtype)
-        for index, emb in self._chunks(bags, chunk_size):
-            k, _ = pooling.keys_values(emb, values=False)
-            out[index] = pooling.logits(k, query, bag[index], bias[index] if bias is not None else None).to(out.dtype)
-        return out
+        """Pre-softmax attention scores (N, heads) of every sequence, without gradients (to rank)."""
+        return self.score(bags, chunk_size, values=False)[0]
+
+    # --- initial state, set by training -------------------------------------------------------------
+    def seed_filters(self, kmers: list, strength: float) -> int:
+        """Start first-layer filters from gapped k-mers (`seeding.GappedKmer`); returns how many were seeded."""
+        return seeding.seed_filters(self.embedder, kmers, strength)
+
+    def aim_at_seeds(self, n_seeded: int, sample: SequenceBags) -> float:
+        """Point attention at sequences firing the first `n_seeded` filters (see `seeding.aim_at_seeds`)."""
+        return seeding.aim_at_seeds(self, n_seeded, sample)
+
+    def aim_at_memory(self, sample: SequenceBags) -> float:
+        """Start the clone memory's attention bonus at ln(bag size of `sample`) (see `seeding.aim_at_memory`)."""
+        return seeding.aim_at_memory(self, sample)
+
+    @torch.no_grad()
+    def set_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, weight: float,
+                   intercept: float) -> None:
+        """Store the clones (flat codes, lengths, V indices) and start the first task's logit at the regression
+        `weight * log1p(clones carried) + intercept` on top of the output network's."""
+        self.memory.store(codes, lengths.long(), v_index.long())
+        self.memory.evidence.fill_(weight)
+        self.head.output.bias[0] += intercept
+
+    @torch.no_grad()
+    def use_memory_alone(self, weight: float, intercept: float, sample: SequenceBags,
+                         chunk_size: int = DEFAULT_CHUNK) -> None:
+        """Make the first task's output the memory's regression alone (the output network's weights for it
+        set to 0), and raise the attention bonus so a stored clone outscores every other sequence of
+        `sample` (by the spread of the other scores, plus 1): attention no longer enters the prediction,
+        but `attend` and `interpret` then show the stored clones first."""
+        self.head.output.weight[0].zero_()
+        self.head.output.bias[0] = intercept
+        self.memory.evidence.fill_(weight)
+        logits = self.attention_logits(sample, chunk_size)
+        plain = logits - self.memory_bias(self.clones(sample))
+        spread = plain.max(dim=0).values - plain.min(dim=0).values + 1.0
+        self.memory.bonus.copy_(torch.maximum(self.memory.bonus, spread))

@@ -23,65 +23,12 @@ not grow with the bag size.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
-DEFAULT_CHUNK = 65536
-
-
-def segment_ids(offsets: torch.Tensor) -> torch.Tensor:
-    """Bag index of every instance, long (N,), from offsets (B+1,); an empty bag is an error."""
-    sizes = offsets[1:] - offsets[:-1]
-    if bool((sizes <= 0).any()):
-        bad = int(torch.nonzero(sizes <= 0)[0, 0])
-        raise ValueError(f"bag {bad} is empty: attention pooling needs at least one instance per bag")
-    return torch.repeat_interleave(torch.arange(sizes.shape[0], device=offsets.device), sizes)
-
-
-def _rows(bias: torch.Tensor | None, start: int, size: int) -> torch.Tensor | None:
-    return bias[start:start + size] if bias is not None else None
-
-
-class StreamingSoftmax:
-    """Online softmax-weighted sums over instances that arrive in chunks, per bag and head.
-
-    State: running max m (B, H), running sum of exp(logit - m) s (B, H), running weighted sum of
-    values acc (B, H, dv). `add(logits (c, H), values (c, H, dv), bag (c,))` takes a chunk in any
-    order; `result()` returns the weighted means (B, H, dv) and the log-sum-exp (B, H).
-    The maximum only stabilises the exponentials (softmax is shift-invariant), so it is detached.
-    """
-
-    def __init__(self, n_bags: int, heads: int, value_dim: int, device: torch.device, dtype: torch.dtype) -> None:
-        self.m = torch.full((n_bags, heads), float("-inf"), device=device, dtype=dtype)
-        self.s = torch.zeros(n_bags, heads, device=device, dtype=dtype)
-        self.acc = torch.zeros(n_bags, heads, value_dim, device=device, dtype=dtype)
-
-    def add(self, logits: torch.Tensor, values: torch.Tensor | None, bag: torch.Tensor) -> None:
-        heads = logits.shape[1]
-        logits = logits.to(self.s.dtype)  # accumulate in full precision under autocast
-        values = values.to(self.s.dtype) if values is not None else None
-        chunk_max = self.m.detach().scatter_reduce(0, bag[:, None].expand(-1, heads), logits.detach(), "amax")
-        new_m = chunk_max  # includes the old maximum (include_self)
-        scale = torch.exp(self.m - new_m).nan_to_num(0.0)  # -inf - -inf (bag not seen yet) -> 0
-        w = torch.exp(logits - new_m[bag])  # (c, H)
-        self.s = self.s * scale + torch.zeros_like(self.s).index_add(0, bag, w)
-        if values is not None:
-            self.acc = self.acc * scale[..., None] + torch.zeros_like(self.acc).index_add(0, bag, w[..., None] * values)
-        self.m = new_m
-
-    def clone(self) -> "StreamingSoftmax":
-        """An independent copy of the state (to continue from without changing this one)."""
-        copy = StreamingSoftmax.__new__(StreamingSoftmax)
-        copy.m, copy.s, copy.acc = self.m.clone(), self.s.clone(), self.acc.clone()
-        return copy
-
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if bool((self.s <= 0).any()):
-            bad = int(torch.nonzero((self.s <= 0).any(1))[0, 0])
-            raise ValueError(f"bag {bad} is empty: attention pooling needs at least one instance per bag")
-        return self.acc / self.s[..., None], self.m + torch.log(self.s)
-
+from deeprc_hopfield.model.streaming import DEFAULT_CHUNK, Index, LeftOut, StreamingSoftmax, embedding_chunks, segment_ids
 
 class HopfieldPooling(nn.Module):
     """Pool a variable number of instances per bag into one vector with learned query patterns.
@@ -142,22 +89,37 @@ class HopfieldPooling(nn.Module):
         scores = self.beta * (keys * q).sum(-1)
         return scores if bias is None else scores + bias
 
-    def _pass(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int, query: torch.Tensor,
-              read_values: bool, chunk_size: int, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One streamed pass: softmax-weighted means of values (or of keys) (B, H, dk) and lse (B, H)."""
-        acc = StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
-        for start in range(0, embeddings.shape[0], chunk_size):
-            b = bag[start:start + chunk_size]
-            k, v = self.keys_values(embeddings[start:start + chunk_size], values=read_values)
-            acc.add(self.logits(k, query, b, _rows(bias, start, chunk_size)), v if read_values else k, b)
+    def stream(self, chunks: Iterable[tuple[Index, torch.Tensor]], query: torch.Tensor, bag: torch.Tensor,
+               bias: torch.Tensor | None = None, values: bool = True
+               ) -> Iterator[tuple[Index, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """The one chunked pass: for each chunk `(index, embeddings (c, input_dim))`, yield `(index,
+        logits (c, H), keys (c, H, dk), values (c, H, dk) or None)`; `bag` (N,) and `bias` (N, H) are
+        indexed by `index`."""
+        for index, emb in chunks:
+            k, v = self.keys_values(emb, values)
+            yield index, self.logits(k, query, bag[index], bias[index] if bias is not None else None), k, v
+
+    def accumulate(self, chunks: Iterable[tuple[Index, torch.Tensor]], query: torch.Tensor, bag: torch.Tensor,
+                   n_bags: int, bias: torch.Tensor | None = None, left_out: LeftOut | None = None,
+                   read_keys: bool = False, logits_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax-weighted means of the values (or of the keys, `read_keys`) (B, H, dk) and the
+        log-sum-exp (B, H) over every chunk, continuing from `left_out`'s state; each chunk's
+        logits are also written into `logits_out` (N, H) when given."""
+        acc = left_out.softmax.clone() if left_out is not None else \
+            StreamingSoftmax(n_bags, self.heads, self.attention_dim, bag.device, self.query.dtype)
+        for index, logits, k, v in self.stream(chunks, query, bag, bias, values=not read_keys):
+            acc.add(logits, k if read_keys else v, bag[index])
+            if logits_out is not None:
+                logits_out[index] = logits.to(logits_out.dtype)
         return acc.result()
 
     def retrieval_query(self, embeddings: torch.Tensor, bag: torch.Tensor, n_bags: int,
                         chunk_size: int = DEFAULT_CHUNK, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """The query of the final update: learned (H, dk), or per bag (B, H, dk) after iterating."""
+        """The query of the final update: learned (H, dk), or per bag (B, H, dk) after iterating in key space."""
         query = self.queries()
         for _ in range(self.update_steps - 1):
-            query, _ = self._pass(embeddings, bag, n_bags, query, read_values=False, chunk_size=chunk_size, bias=bias)
+            query, _ = self.accumulate(embedding_chunks(embeddings, chunk_size), query, bag, n_bags, bias,
+                                       read_keys=True)
         return query
 
     def attention_logits(self, embeddings: torch.Tensor, offsets: torch.Tensor | None = None,
@@ -172,11 +134,10 @@ class HopfieldPooling(nn.Module):
         else:
             bag, n_bags = segment_ids(offsets), offsets.shape[0] - 1
         query = self.retrieval_query(embeddings, bag, n_bags, chunk_size, bias)
-        out = []
-        for start in range(0, embeddings.shape[0], chunk_size):
-            k, _ = self.keys_values(embeddings[start:start + chunk_size], values=False)
-            out.append(self.logits(k, query, bag[start:start + chunk_size], _rows(bias, start, chunk_size)))
-        return torch.cat(out) if out else embeddings.new_zeros(0, self.heads)
+        out = embeddings.new_zeros(embeddings.shape[0], self.heads, dtype=self.query.dtype)
+        for index, logits, _, _ in self.stream(embedding_chunks(embeddings, chunk_size), query, bag, bias, False):
+            out[index] = logits.to(out.dtype)
+        return out
 
     def finish(self, mean_values: torch.Tensor, lse: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Join the heads, (B, H, dk) -> (B, out_dim), and append the energy feature if configured.
@@ -191,35 +152,30 @@ class HopfieldPooling(nn.Module):
         return torch.cat((pooled, log_mean_exp.to(pooled.dtype)), dim=1)
 
     def forward(self, embeddings: torch.Tensor, offsets: torch.Tensor, return_attention: bool = False,
-                chunk_size: int = DEFAULT_CHUNK, left_out: StreamingSoftmax | None = None,
-                left_out_count: torch.Tensor | None = None,
+                chunk_size: int = DEFAULT_CHUNK, left_out: LeftOut | None = None,
                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """pooled (B, out_dim) and, with `return_attention`, weights (N, heads) of these instances.
 
-        `left_out` (the softmax state of instances scored without gradients but not passed here) and
-        `left_out_count` (B,) join the final softmax, so the result is that of all instances; the
-        iterated query (update_steps > 1) is computed from the instances passed here only. `bias`
-        (N, H) is added to the instances' scores (see `logits`).
+        `left_out` (instances scored without gradients but not passed here) joins the final softmax,
+        so the result is that of all instances; the iterated query (update_steps > 1) is computed
+        from the instances passed here only. `bias` (N, H) is added to the instances' scores (see `logits`).
         """
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         bag = segment_ids(offsets)
         n_bags = offsets.shape[0] - 1
         if bag.shape[0] != embeddings.shape[0]:
             raise ValueError(f"offsets describe {bag.shape[0]} instances but embeddings has {embeddings.shape[0]}")
         query = self.retrieval_query(embeddings, bag, n_bags, chunk_size, bias)
-        acc = left_out.clone() if left_out is not None else \
-            StreamingSoftmax(n_bags, self.heads, self.attention_dim, embeddings.device, embeddings.dtype)
-        logits = [] if return_attention else None
-        for start in range(0, embeddings.shape[0], chunk_size):
-            b = bag[start:start + chunk_size]
-            k, v = self.keys_values(embeddings[start:start + chunk_size])
-            lg = self.logits(k, query, b, _rows(bias, start, chunk_size))
-            acc.add(lg, v, b)
-            if logits is not None:
-                logits.append(lg)
-        mean, lse = acc.result()
-        attention = torch.exp(torch.cat(logits) - lse[bag]) if logits is not None else None
+        return self.pool(embedding_chunks(embeddings, chunk_size), query, bag, offsets, return_attention, bias,
+                         left_out)
+
+    def pool(self, chunks: Iterable[tuple[Index, torch.Tensor]], query: torch.Tensor, bag: torch.Tensor,
+             offsets: torch.Tensor, return_attention: bool = False, bias: torch.Tensor | None = None,
+             left_out: LeftOut | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The final update over `chunks` of a batch: pooled (B, out_dim) and optionally attention (N, H)."""
+        logits = torch.empty(bag.shape[0], self.heads, device=bag.device, dtype=self.query.dtype) \
+            if return_attention else None
+        mean, lse = self.accumulate(chunks, query, bag, offsets.shape[0] - 1, bias, left_out, logits_out=logits)
+        attention = torch.exp(logits - lse[bag]) if logits is not None else None
         sizes = offsets[1:] - offsets[:-1]
-        sizes = sizes if left_out_count is None else sizes + left_out_count
+        sizes = sizes if left_out is None else sizes + left_out.count
         return self.finish(mean, lse, sizes), attention

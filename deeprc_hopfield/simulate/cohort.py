@@ -16,9 +16,7 @@ import io
 import logging
 import os
 import re
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +29,7 @@ import yaml
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import SimulationError
+from deeprc_hopfield.io import atomic_folder
 from deeprc_hopfield.simulate.background import Background, background_model
 from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public
 from deeprc_hopfield.simulate.settings import END_MARGIN, SimulationSettings, max_motif_length, validate
@@ -247,8 +246,7 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
     subjects, labels, sizes = cohort_plan(settings)
     clones = public_clones(settings)
     suffix = ".tsv.gz" if settings.compress else ".tsv"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         (tmp / "repertoires").mkdir()
         (tmp / "truth").mkdir()
         tasks = [_Task(i, subjects[i], subjects[i] + suffix, int(labels[i]), int(sizes[i]), settings, clones,
@@ -264,13 +262,6 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
         rates = background_motif_rates(done, settings.motifs)
         warn_if_motif_is_common(rates, settings.witness_rate)
         _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates)
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     total = int(sum(d.rows for d in done))
     log.info("wrote %s: %d repertoires (%d positive), %d sequences, %d implanted, in %.1f s", out,
              len(done), int(labels.sum()), total, sum(len(d.implants) for d in done), time.perf_counter() - started)

@@ -16,6 +16,8 @@ rule attend_fold:
     resources:
         mem_mb=4000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield attend --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --top {params.top} --device {params.device} --out {output}"
@@ -39,6 +41,8 @@ rule attend_new:
     resources:
         mem_mb=4000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield attend --model {params.models} --repertoires {input.repertoires}"
         " --top {params.top} --device {params.device} --out {output} --threads {threads}"

@@ -17,6 +17,8 @@ rule baselines:
     threads: config["threads"]["baselines"]
     resources:
         mem_mb=8000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"

@@ -1,10 +1,78 @@
-# Paths and command-line options, built in one place from the validated config.
-# Results go to results/<run>/, logs to logs/<run>/, job timings to results/<run>/benchmarks/.
+# Paths and command-line options, built in one place from the validated config, and the check of
+# the metadata table before any job. Results go to results/<run>/, logs to logs/<run>/, job timings
+# to results/<run>/benchmarks/.
+import gzip
 import os
+
+import pandas as pd
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
 BASELINES = list(config["baselines"])
+
+# The rules' conda environment (../envs/deeprc-hopfield.yaml, --software-deployment-method conda)
+# installs the package from the checkout that its pip line names through this variable: this one,
+# unless the variable is already set.
+os.environ.setdefault("DEEPRC_HOPFIELD_SOURCE", workflow.basedir)
+
+
+# --- the metadata table, checked when the workflow is planned --------------------------------
+def metadata_error(message, line=None, column=None):
+    """One line naming the metadata table (and the line and column) and what is wrong."""
+    where = [f"metadata {config['metadata']}"]
+    where += [f"line {line}"] if line is not None else []
+    where += [f"column '{column}'"] if column is not None else []
+    return WorkflowError(f"{', '.join(where)}: {message}")
+
+
+def read_metadata_table(path):
+    """The metadata table as text (tab- or comma-separated, as the header says), cells stripped."""
+    if not os.path.isfile(path):
+        raise metadata_error("file not found (the config's `metadata`)")
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as handle:
+            header = handle.readline()
+        separator = "\t" if header.count("\t") >= header.count(",") else ","
+        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        raise metadata_error(f"cannot parse the table: {str(error).strip()}") from None
+    table.columns = table.columns.str.strip()
+    return table.apply(lambda column: column.str.strip())
+
+
+def check_metadata(table):
+    """Stop before any job when the table lacks a column of ../schemas/metadata.schema.yaml or the
+    label column, has an empty subject id or file name, or names a subject or a file twice.
+    (`ingest` checks the rest: the files, the label values.)"""
+    columns = ", ".join(table.columns)
+    line_of = lambda row: int(row) + 2  # the header is line 1
+    if table.empty:
+        raise metadata_error("the table has no rows")
+    try:
+        validate(table, "../schemas/metadata.schema.yaml", set_default=False)
+    except WorkflowError as error:
+        problem = error.__context__  # the jsonschema ValidationError of the first bad row
+        if problem is None:
+            raise
+        if problem.validator == "required":
+            missing = [c for c in problem.validator_value if c not in table.columns]
+            raise metadata_error(f"required column '{missing[0]}' is missing (columns: {columns})") from None
+        column = problem.path[0] if problem.path else None  # a bad value: the first row that has it
+        line = line_of((table[column] == problem.instance).to_numpy().argmax()) if column else None
+        raise metadata_error(problem.message, line, column) from None
+    label = config["label_column"]
+    if label not in table.columns:
+        raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
+    for column in ("subject_id", "filename"):
+        repeated = table[column].duplicated().to_numpy().nonzero()[0]
+        if len(repeated):
+            value = table[column].iloc[repeated[0]]
+            first = (table[column] == value).to_numpy().argmax()
+            raise metadata_error(f"duplicate {column} '{value}' (also on line {line_of(first)})",
+                                 line_of(repeated[0]), column)
+
+
+check_metadata(read_metadata_table(config["metadata"]))
 
 
 def result(*parts):

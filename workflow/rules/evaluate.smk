@@ -16,6 +16,8 @@ rule evaluate:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield evaluate --predictions {params.predictions} --split {input.split}"
         " --out {params.out} > {log} 2>&1"

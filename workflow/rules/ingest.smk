@@ -15,6 +15,8 @@ rule ingest:
     threads: config["threads"]["ingest"]
     resources:
         mem_mb=4000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield ingest --metadata {input.metadata} --repertoires {input.repertoires}"
         " --out {output.store} {params.options} --threads {threads} > {log} 2>&1"

@@ -21,6 +21,8 @@ rule interpret_fold:
     resources:
         mem_mb=4000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield interpret --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --label-column {params.label} --top {params.top}"
@@ -44,6 +46,8 @@ rule interpret_cohort:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield interpret-summary --interpretations {input.folds} --store {input.store}"
         " --top {params.top} --motif-top {params.motif_top} --seed {params.seed} --out {output} > {log} 2>&1"

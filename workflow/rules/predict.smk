@@ -16,6 +16,8 @@ rule predict_fold:
     resources:
         mem_mb=4000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --device {params.device} --out {output} --threads {threads}"
@@ -40,6 +42,8 @@ rule predict_new:
     resources:
         mem_mb=4000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires}"
         " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"

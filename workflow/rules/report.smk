@@ -21,6 +21,8 @@ rule report:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
         " --figures {params.figures} --attended {input.attended} --interpretation {input.interpretation}"

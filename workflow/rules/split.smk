@@ -13,6 +13,8 @@ rule split:
     threads: 1
     resources:
         mem_mb=1000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield split --store {input.store} --out {output} --folds {params.folds}"
         " --seed {params.seed} --label-column {params.label} > {log} 2>&1"

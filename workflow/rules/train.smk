@@ -68,6 +68,8 @@ rule train:
     resources:
         mem_mb=8000,
         gpu=gpus(),
+    conda:
+        "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
         " --config {input.config} --label-column {params.label} --seed {params.seed}"

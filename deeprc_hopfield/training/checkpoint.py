@@ -1,0 +1,93 @@
+"""Checkpoints: what lets an interrupted training run continue to the weights of an uninterrupted one.
+
+A checkpoint is a folder `MODEL_DIR.checkpoint` beside the model: the model's and the best
+update's weights and the optimizer's state (safetensors, no unpickling), and the run's progress
+and identity (JSON). It is replaced atomically: the new one is written beside, the old one renamed
+aside, the new one renamed in, the old one removed, so a crash at any point leaves one whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from deeprc_hopfield.io import atomic_folder
+from deeprc_hopfield.training.config import TrainingConfig, TrainingError
+from deeprc_hopfield.training.selection import Progress
+
+log = logging.getLogger(__name__)
+STATE_FILE, PROGRESS_FILE = "state.safetensors", "progress.json"
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """The checkpoint folder of the model folder `out`."""
+    return out.with_name(out.name + ".checkpoint")
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer, progress: Progress, config: TrainingConfig,
+                    identity: dict) -> None:
+    """Model, optimizer, best weights, progress and identity, written atomically (safetensors + JSON)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+    optimizer_state = optimizer.state_dict()
+    for pid, state in optimizer_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    meta = {**asdict(progress), "param_groups": optimizer_state["param_groups"], "config": asdict(config),
+            "identity": identity}
+    with atomic_folder(directory) as tmp:
+        save_file(tensors, str(tmp / STATE_FILE))
+        (tmp / PROGRESS_FILE).write_text(json.dumps(meta))
+
+
+def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device, identity: dict, required: bool) -> tuple[dict, Progress] | None:
+    """Load the checkpoint into `model` and `optimizer`; returns the best weights and the progress, or
+    None to train from update 0.
+
+    `required` (``--resume``): a missing or unreadable checkpoint, or one of another store, split,
+    fold, labels or model (its `identity` differs), is an error; a different training config (more
+    updates) is only logged. Otherwise (``--resume-if-possible``) the checkpoint is used only when
+    all of `identity` matches, and training starts from update 0 when it does not, saying why.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    def fresh(reason: str) -> None:
+        if required:
+            raise TrainingError(f"--resume, but {reason}", directory)
+        log.info("not resuming: %s; training from update 0", reason)
+
+    state_file = directory / STATE_FILE
+    if not state_file.is_file():
+        return fresh(f"there is no checkpoint {directory}")
+    try:
+        meta = json.loads((directory / PROGRESS_FILE).read_text())
+        tensors = load_file(str(state_file), device=str(device))
+    except (OSError, ValueError, SafetensorError) as exc:
+        return fresh(f"the checkpoint {directory} is unreadable ({exc})")
+    stored = meta.get("identity") or {}
+    differ = [key for key, value in identity.items() if stored.get(key) != value]
+    if differ and (not required or differ != ["training"]):
+        return fresh(f"the checkpoint {directory} is of another run (its {', '.join(differ)} differ)")
+    if differ:
+        log.warning("resuming although the training config differs from the checkpoint's")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    optim_state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            optim_state.setdefault(int(pid), {})[name] = value if name != "step" else value.cpu()
+    optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
+    progress = Progress(meta["update"], meta["best"], meta["history"], meta["evaluations_without_gain"],
+                        meta.get("stopped_early", False))
+    log.info("resumed from %s at update %d", directory, progress.update)
+    return best_state, progress

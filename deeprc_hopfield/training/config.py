@@ -1,0 +1,128 @@
+"""What a training run is told: the `training:` settings, the model options, the tasks and the inner split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.model import DEFAULT_CHUNK, TaskSpec
+from deeprc_hopfield.sampling import SAMPLING_MODES
+from deeprc_hopfield.store import RepertoireStore
+
+VALIDATION_STREAM = 2**31 - 1  # the random stream of the inner validation split, apart from every update's
+
+
+class TrainingError(DeepRCError):
+    """Training cannot start: a label, split, device or configuration problem."""
+
+
+@dataclass
+class TrainingConfig:
+    """Training hyper-parameters (the `training:` section of a config YAML)."""
+
+    n_updates: int = 600
+    repertoires_per_update: int = 4
+    sample_size: int = 10_000
+    sampling: str = "uniform"
+    top_fraction: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    validation_fraction: float = 0.2
+    evaluate_every: int = 50
+    checkpoint_every: int = 100
+    patience: int = 4  # evaluations without improvement before stopping early; 0 = never stop early
+    embed_chunk: int = DEFAULT_CHUNK
+    seed: int = 0
+    # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (model/seeding.py)
+    seed_filters: int = 8  # 0 = all filters random
+    seed_sample: int = 100_000  # sequences counted per fitting repertoire (a sample of larger ones)
+    seed_kmer: int = 4  # residues per k-mer
+    seed_span: int = 6  # positions a k-mer may spread over (gaps included)
+    seed_strength: float = 2.0  # filter weight per matching residue
+    seed_clones: int = 0  # of seed_filters, how many are contiguous k-mers of shared clones (one per clone)
+    seed_clone_kmer: int = 7  # residues per clone k-mer (at most the kernel size)
+    # public clones (CDR3s) that the public-clone test associates with positives get an attention bonus (model/memory.py)
+    clone_memory: bool = True
+    clone_memory_min_auc: float = 0.7  # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.n_updates >= 1, "n_updates must be >= 1"),
+            (self.repertoires_per_update >= 1, "repertoires_per_update must be >= 1"),
+            (self.sample_size >= 1, "sample_size must be >= 1"),
+            (self.sampling in SAMPLING_MODES, f"sampling must be one of {', '.join(SAMPLING_MODES)}"),
+            (0 < self.top_fraction <= 1, "top_fraction must be in (0, 1]"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.patience >= 0, "patience must be >= 0 (0 = never stop early)"),
+            (self.embed_chunk >= 1, "embed_chunk must be >= 1"),
+            (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),
+            (self.seed_filters >= 0, "seed_filters must be >= 0"),
+            (self.seed_sample >= 1, "seed_sample must be >= 1"),
+            (1 <= self.seed_kmer <= self.seed_span <= 8, "need 1 <= seed_kmer <= seed_span <= 8"),
+            (self.seed_strength > 0, "seed_strength must be > 0"),
+            (0 <= self.seed_clones and 2 <= self.seed_clone_kmer <= 9, "need seed_clones >= 0 and 2 <= seed_clone_kmer <= 9"),
+            (0.5 <= self.clone_memory_min_auc <= 1, "clone_memory_min_auc must be in [0.5, 1]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(f"training config: {message}")
+
+
+def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TrainingError(f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
+    """Model options and the training config from a YAML file with `model:` and `training:` sections."""
+    import yaml
+
+    if path is None:
+        return {}, TrainingConfig()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrainingError(f"cannot read config: {exc}", path) from None
+    if not isinstance(data, dict) or set(data) - {"model", "training"}:
+        raise TrainingError("config must be a mapping with sections 'model' and/or 'training'", path)
+    try:
+        training = _dataclass_from(TrainingConfig, data.get("training") or {}, f"{path}: training")
+    except TypeError as exc:
+        raise TrainingError(str(exc), path) from None
+    return dict(data.get("model") or {}), training
+
+
+def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) -> tuple[list[TaskSpec], dict]:
+    """One task per label column (default: every label of the store) and the label descriptions."""
+    names = label_columns or store.label_names
+    if not names:
+        raise TrainingError("the store has no label to train on (ingest with --label-column)", store.path)
+    tasks, labels = [], {}
+    for name in names:
+        label = store.label(name)
+        n_classes = len(label.classes) if label.kind == "categorical" else 1
+        tasks.append(TaskSpec(name=name, kind=label.kind, n_classes=n_classes))
+        labels[name] = {"kind": label.kind, "classes": label.classes}
+    return tasks, labels
+
+
+def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float,
+                           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split of the training repertoires into (fit, validation)."""
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    fit, validation = [], []
+    for value in np.unique(strata):
+        members = rng.permutation(indices[strata == value])
+        n_val = max(1, int(round(fraction * len(members)))) if len(members) > 1 else 0
+        validation.extend(members[:n_val])
+        fit.extend(members[n_val:])
+    return np.sort(np.array(fit)), np.sort(np.array(validation))

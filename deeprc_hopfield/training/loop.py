@@ -1,0 +1,294 @@
+"""Training: one readable loop (sample -> score -> select -> forward -> loss -> step -> log -> checkpoint).
+
+Per update, `repertoires_per_update` training repertoires are drawn and up to `sample_size`
+sequences of each sampled; all of them are scored without gradients and only the most-attended
+`top_fraction` of each repertoire is back-propagated through, as DeepRC does. The model is selected
+on an inner validation split of the training repertoires (never the test fold) by validation loss.
+Every random choice is seeded by (seed, update), so a resumed run reaches the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from deeprc_hopfield import interrupts
+from deeprc_hopfield.devices import resolve_device
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.metrics import task_metrics
+from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
+from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
+from deeprc_hopfield.saved_model import save_model
+from deeprc_hopfield.split import Split
+from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.training.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
+from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory
+from deeprc_hopfield.training.config import (
+    TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
+from deeprc_hopfield.training.seeding import seed_model
+from deeprc_hopfield.training.selection import Progress, keep_memory_alone, memory_alone_loss
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    """Holds what one training run needs; :meth:`run` is the loop."""
+
+    def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
+                 train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device):
+        self.store, self.out, self.tasks, self.labels, self.config, self.device = (
+            store, out, tasks, labels, config, device)
+        self.targets = {t.name: store.label(t.name).values for t in tasks}
+        first = tasks[0]
+        strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
+        self.fit_idx, self.val_idx = inner_validation_split(
+            train_indices, strata[train_indices], config.validation_fraction, config.seed)
+        if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
+            raise TrainingError("too few training repertoires for an inner validation split", store.path)
+        self._weight_tasks()
+        if "clone_memory" in model_options:
+            raise TrainingError("model: clone_memory is set by training; turn the memory on or off with "
+                                "training: clone_memory: true/false")
+        torch.manual_seed(config.seed)
+        self.cache = RepertoireCache(store)
+        binary = first.kind == "binary"
+        self.memory: MemoryFit | None = fit_clone_memory(
+            self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes) \
+            if config.clone_memory and binary else None
+        self.model = self._build_model(model_options)
+        self.seeded = seed_model(self.model, self.cache, self.fit_idx, self.targets[first.name][self.fit_idx],
+                                 config) if binary else []
+        self.model.to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        # mixed precision on CUDA only: bfloat16 where the GPU has it, else float16 with loss scaling
+        self.amp_dtype = None
+        if device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.progress = Progress()
+        self.best_state = self._state()
+        self.checkpoint_dir = checkpoint_dir(out)
+
+    def _build_model(self, model_options: dict) -> RepertoireClassifier:
+        """The model of these options, with the clone memory filled and started when there is one."""
+        clones = self.memory.clones if self.memory is not None else []
+        options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
+                   "clone_memory": len(clones)}
+        try:
+            model = RepertoireClassifier(ModelConfig(tasks=self.tasks, **options))
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"model config: {exc}") from None
+        if self.memory is not None:
+            codes, lengths = encode([junction for junction, _ in clones])
+            v_index = np.array([v for _, v in clones], dtype=np.int64)
+            model.set_memory(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)),
+                             weight=self.memory.weight, intercept=self.memory.intercept)
+        return model
+
+    def _weight_tasks(self) -> None:
+        """Class weights from the fitting repertoires, so that a rare class counts as much as a common one."""
+        for task in self.tasks:
+            if task.kind == "numeric":
+                continue
+            k = max(2, task.n_classes)
+            counts = np.bincount(self.targets[task.name][self.fit_idx], minlength=k).astype(float)
+            task.class_weights = (counts.sum() / (k * np.maximum(counts, 1))).tolist()
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    # --- one update -----------------------------------------------------------------------
+    def _targets(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        out = {}
+        for task in self.tasks:
+            values = self.targets[task.name][indices]
+            dtype = torch.long if task.kind == "categorical" else torch.float32
+            out[task.name] = torch.as_tensor(values, dtype=dtype, device=self.device)
+        return out
+
+    def _top_attended(self, bags: SequenceBags) -> tuple[SequenceBags, LeftOut]:
+        """The most-attended `top_fraction` of each bag, and the softmax state of the rest.
+
+        Only the kept sequences are back-propagated through, but the left-out ones still enter the
+        forward pass (their scores and values, computed here without gradients), so training sees
+        the same pooled vector as inference over the sample would.
+        """
+        logits, values = self.model.score(bags, chunk_size=self.config.embed_chunk)
+        scores = logits.max(dim=1).values
+        keep = []
+        offsets = bags.offsets.tolist()
+        for start, end in zip(offsets[:-1], offsets[1:]):
+            k = max(1, math.ceil(self.config.top_fraction * (end - start)))
+            top = torch.topk(scores[start:end], k).indices + start
+            keep.append(torch.sort(top).values)
+        kept = torch.cat(keep)
+        left = torch.ones(bags.n_sequences, dtype=torch.bool, device=bags.device)
+        left[kept] = False
+        return bags.select(kept), LeftOut.from_scores(logits[left], values[left], bags.bag_index()[left], bags.n_bags)
+
+    def step(self) -> float:
+        """One update; returns its loss."""
+        cfg = self.config
+        rng = update_rng(cfg.seed, self.progress.update)
+        chosen = rng.choice(self.fit_idx, size=min(cfg.repertoires_per_update, len(self.fit_idx)), replace=False)
+        reps = [self.cache[int(i)] for i in chosen]
+        reps = [r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling)) for r in reps]
+        bags = SequenceBags.from_repertoires(reps).to(self.device)
+        carried = torch.as_tensor(self.memory.carried[chosen], dtype=torch.float32, device=self.device) \
+            if self.memory is not None else None
+        self.model.eval()
+        selected, left_out = self._top_attended(bags)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            output = self.model(selected, chunk_size=cfg.embed_chunk, left_out=left_out, clones_carried=carried)
+            loss = task_loss(output.outputs, self._targets(chosen), self.tasks)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.progress.update += 1
+        return float(loss.detach())
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, indices: np.ndarray) -> dict[str, float]:
+        """Loss and metrics over whole repertoires (no sub-sampling), without gradients."""
+        from deeprc_hopfield.infer import predict_outputs, task_scores
+
+        self.model.eval()
+        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in indices], self.device,
+                                  self.config.embed_chunk)
+        with torch.no_grad():
+            loss = float(task_loss(outputs, self._targets(indices), self.tasks))
+        result = {"val_loss": loss}
+        for task in self.tasks:
+            scores = task_scores(task.kind, outputs[task.name])
+            for name, value in task_metrics(task.kind, scores, self.targets[task.name][indices]).items():
+                result[f"val_{task.name}_{name}" if len(self.tasks) > 1 else f"val_{name}"] = value
+        return result
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def identity(self) -> dict:
+        """What a checkpoint must share with this run to be continued by `resume="auto"`: the store
+        (creation time, size, ingest parameters), the fitting and validation repertoires (so the split
+        and fold), the labels, the model and the training configuration; as JSON stores it."""
+        identity = {
+            "store": {"created": self.store.attrs.get("created"), "n_sequences": self.store.n_sequences,
+                      "parameters": self.store.parameters},
+            "subjects": {"fit": [self.store.subject_ids[i] for i in self.fit_idx],
+                         "validation": [self.store.subject_ids[i] for i in self.val_idx]},
+            "labels": self.labels, "model": self.model.config.to_dict(), "training": asdict(self.config),
+        }
+        return json.loads(json.dumps(identity, default=str))
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_dir, self.model, self.best_state, self.optimizer, self.progress,
+                        self.config, self.identity())
+
+    def load_checkpoint(self, required: bool = True) -> bool:
+        """Continue from the checkpoint (see `checkpoint.load_checkpoint`); returns whether it did."""
+        loaded = load_checkpoint(self.checkpoint_dir, self.model, self.optimizer, self.device, self.identity(),
+                                 required)
+        if loaded is not None:
+            self.best_state, self.progress = loaded
+        return loaded is not None
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> Path:
+        cfg, state = self.config, self.progress
+        log.info("training on %d repertoires, validating on %d (device %s)", len(self.fit_idx),
+                 len(self.val_idx), self.device)
+        start_time = time.perf_counter()
+        bar = tqdm(total=cfg.n_updates, initial=state.update, unit="update", desc="train", disable=not progress)
+        losses: list[float] = []
+        while state.update < cfg.n_updates:
+            losses.append(self.step())
+            bar.update()
+            interrupts.raise_if_interrupted()
+            if state.update % cfg.evaluate_every == 0 or state.update == cfg.n_updates:
+                row = {"update": state.update, "loss": float(np.mean(losses)), **self.evaluate(self.val_idx),
+                       "seconds": round(time.perf_counter() - start_time, 2)}
+                losses = []
+                bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{row['val_loss']:.3f}")
+                log.info("update %d: %s", state.update, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                  if k != "update"))
+                if state.record(row, cfg.patience):
+                    self.best_state = self._state()
+                if state.stopped_early:
+                    log.info("stopping early: no gain in validation loss for %d evaluations", cfg.patience)
+                    break
+            if state.update % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+        return self.finish()
+
+    def finish(self) -> Path:
+        """Write the best model (by validation loss, then against its clone memory alone) with its metrics CSV."""
+        self.model.load_state_dict(self.best_state)
+        alone, alone_loss = False, None
+        if self.memory is not None and len(self.tasks) == 1:
+            task = self.tasks[0]
+            alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
+            reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
+            alone = keep_memory_alone(self.model, self.memory, self.progress, self.targets[task.name][self.val_idx],
+                                      SequenceBags.from_repertoires(reps).to(self.device), self.config.embed_chunk)
+        best = self.progress.best
+        subjects = self.store.subject_ids
+        training = {**asdict(self.config), "store": str(self.store.path), "best_update": best["update"],
+                    "memory_alone": alone, "memory_alone_val_loss": alone_loss, "best_val_loss": best["loss"],
+                    "fit_subjects": [subjects[i] for i in self.fit_idx],
+                    "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
+                    "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else []}
+        save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
+                   extra_files={"metrics.csv": _history_csv(self.progress.history)})
+        log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
+        return self.out
+
+
+def _history_csv(history: list[dict]) -> str:
+    if not history:
+        return ""
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    lines = [",".join(columns)]
+    for row in history:
+        lines.append(",".join("" if row.get(c) is None else f"{row[c]:.6g}" if isinstance(row.get(c), float)
+                              else str(row[c]) for c in columns))
+    return "\n".join(lines) + "\n"
+
+
+def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
+          label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
+          device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
+          progress: bool = True) -> Path:
+    """Train a model on a store and write it to `out` (a model directory).
+
+    `split` and `fold` (together) train on the repertoires outside that fold. `resume`: False
+    trains from update 0; True continues from the checkpoint `out.checkpoint` (an error when there
+    is none); "auto" continues from it only when it is of this very run (store, split and fold,
+    labels, model and training config; see `checkpoint.load_checkpoint`) and starts from update 0
+    otherwise, so an interrupted workflow job picks up where it stopped.
+    """
+    if resume not in (False, True, "auto"):
+        raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
+    model_options, config = read_config(config_path)
+    overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
+    if overrides:
+        config = replace(config, **overrides)
+    target = resolve_device(device)
+    folds = Split.from_options(split, fold)
+    with RepertoireStore(store_path) as store:
+        tasks, labels = tasks_from_store(store, label_columns)
+        indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
+        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target)
+        if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
+            return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
+        return trainer.run(progress=progress)

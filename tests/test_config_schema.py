@@ -1,0 +1,117 @@
+"""One source of truth for hyper-parameters: the workflow's config schema.
+
+The `model:` and `training:` sections of `workflow/schemas/config.schema.yaml` describe every
+setting a user may change, with its type, bounds and default. The dataclasses that the package
+builds (`ModelConfig`, `TrainingConfig`) and README's defaults block must say the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.model import ModelConfig, TaskSpec
+from deeprc_hopfield.sampling import SAMPLING_MODES
+from deeprc_hopfield.training import TrainingConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
+SET_BY_TRAINING = {"tasks", "n_v_genes", "n_j_genes", "clone_memory"}  # ModelConfig fields no user sets
+TOP_LEVEL = {"seed"}  # TrainingConfig fields the workflow takes from the config's top level
+JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _fields(cls: type, exclude: set[str]) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+
+
+def _default(f: dataclasses.Field) -> object:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _build(section: str, **values: object) -> object:
+    if section == "model":
+        return ModelConfig(tasks=[TaskSpec("status", "binary")], **values)
+    return TrainingConfig(**values)
+
+
+SECTIONS = {"model": (ModelConfig, SET_BY_TRAINING), "training": (TrainingConfig, TOP_LEVEL)}
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_schema_and_dataclass_name_the_same_settings_with_the_same_defaults(section):
+    cls, exclude = SECTIONS[section]
+    fields = _fields(cls, exclude)
+    schema = SCHEMA[section]["properties"]
+    assert set(schema) == set(fields), f"{section}: only in the schema {set(schema) - set(fields)}, " \
+                                       f"only in {cls.__name__} {set(fields) - set(schema)}"
+    for name, f in fields.items():
+        assert schema[name]["default"] == _default(f), f"{section}.{name}: schema and {cls.__name__} defaults differ"
+        types = schema[name]["type"] if isinstance(schema[name]["type"], list) else [schema[name]["type"]]
+        kinds = [JSON_TYPES[t] for t in (int, float, bool, str) if t.__name__ in str(f.type)]
+        assert set(kinds) <= set(types) and ("null" in types) == ("None" in str(f.type)), \
+            f"{section}.{name}: schema type {types} for a field of type {f.type}"
+    for name in exclude & set(SCHEMA):  # the top-level seed
+        assert SCHEMA[name]["default"] == _default(_fields(cls, set())[name])
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_every_schema_bound_is_enforced_by_the_dataclass(section):
+    """A value just outside a schema bound is refused by the dataclass too, so the CLI (which reads a
+    YAML without the schema) refuses what the workflow refuses; the schema's default is accepted."""
+    _build(section)
+    checked, accepted = 0, []
+    for name, spec in SCHEMA[section]["properties"].items():
+        outside = []
+        if "minimum" in spec:
+            outside.append(spec["minimum"] - (1 if spec["type"] == "integer" else 1e-6))
+        if "exclusiveMinimum" in spec:
+            outside.append(spec["exclusiveMinimum"])
+        if "maximum" in spec:
+            outside.append(spec["maximum"] + (1 if spec["type"] == "integer" else 1e-6))
+        if "exclusiveMaximum" in spec:
+            outside.append(spec["exclusiveMaximum"])
+        if "enum" in spec:
+            outside.append(max((v for v in spec["enum"] if isinstance(v, int)), default=0) + 1
+                           if spec["type"] == "integer" else "not-a-choice")
+        for value in outside:
+            try:
+                _build(section, **{name: value})
+                accepted.append(f"{name}={value!r}")
+            except (ValueError, DeepRCError):
+                pass
+            checked += 1
+    assert not accepted, f"{section}: outside the schema's bounds, yet accepted: {', '.join(accepted)}"
+    assert checked >= 5
+
+
+def test_sampling_modes_are_the_schema_enum():
+    assert SCHEMA["training"]["properties"]["sampling"]["enum"] == list(SAMPLING_MODES)
+
+
+def _readme_defaults() -> dict:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```yaml\n(model:.*?)```", text, re.S)
+    assert block, "README.md lost its defaults block (```yaml model: ... training: ...```)"
+    return yaml.safe_load(block.group(1))
+
+
+def test_readme_defaults_block_is_the_schema():
+    """README's block lists every setting with its default; on a change, paste the block this prints."""
+    readme = _readme_defaults()
+    expected = {section: {name: spec["default"] for name, spec in SCHEMA[section]["properties"].items()}
+                for section in SECTIONS}
+    expected["training"]["seed"] = SCHEMA["seed"]["default"]
+    for section, values in expected.items():
+        for name, value in values.items():
+            got = readme.get(section, {}).get(name, "missing")
+            same = got == value or (isinstance(value, float) and isinstance(got, float) and math.isclose(got, value))
+            assert same, f"README {section}.{name}: {got}, schema default {value}; expected block:\n" + \
+                yaml.safe_dump(expected, default_flow_style=None, sort_keys=False, width=100)
+        assert set(readme.get(section, {})) == set(values), f"README {section} keys differ from the schema"

@@ -1,0 +1,172 @@
+"""`public_clones`: the one clone key, the incidence of shared clones and the public-clone test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+from scipy.stats import fisher_exact
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from deeprc_hopfield.encoding import decode, encode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.interpret.ranking import _name_index
+from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys,
+                                           fisher_enrichment, fit_public_clones, repertoire_keys)
+from deeprc_hopfield.store import Repertoire
+
+
+def _keys(sequences: list[str], v: list[int] | None = None, j: list[int] | None = None) -> np.ndarray:
+    codes, lengths = encode(sequences)
+    genes = [torch.tensor(g) if g is not None else None for g in (v, j)]
+    return clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths), *genes).numpy()
+
+
+def _repertoire(sequences: list[str], v: list[int]) -> Repertoire:
+    codes, lengths = encode(sequences)
+    n = len(sequences)
+    return Repertoire("r", codes, lengths, np.ones(n), np.asarray(v, dtype=np.int16), np.full(n, -1, np.int16))
+
+
+# --- keys ----------------------------------------------------------------------------------------
+def test_equal_sequences_and_only_they_share_a_key():
+    sequences = ["CASSLGQF", "CASSLGQ", "CASSLGQF", "FQGLSSAC", "C", "CC", "CASSLGQY", "C"]
+    keys = _keys(sequences)
+    for i, a in enumerate(sequences):
+        for j, b in enumerate(sequences):
+            assert (keys[i] == keys[j]) == (a == b), (a, b)
+
+
+def test_no_collisions_among_100k_random_cdr3s():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, size=100_000)
+    codes = rng.integers(1, 21, size=int(lengths.sum())).astype(np.uint8)
+    keys = clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths)).numpy()
+    assert len(np.unique(keys)) == len(set(decode(codes, lengths)))
+
+
+def test_the_v_gene_separates_clones_where_it_is_known():
+    keys = _keys(["CASSLGQF"] * 4 + ["CAWSVF"], v=[2, 2, 5, -1, 2])
+    assert keys[0] == keys[1] != keys[2]  # same CDR3 + V; other V
+    assert keys[3] == _keys(["CASSLGQF"])[0] not in keys[:3]  # unknown V: the CDR3 alone, no known-V clone
+    assert keys[4] != keys[0]
+    # every (V, J) pair of a CDR3 keys apart (the two gene terms never cancel)
+    v, j = np.meshgrid(np.arange(-1, 150), np.arange(-1, 30))
+    many = _keys(["CASSLGQF"] * v.size, v.ravel().tolist(), j.ravel().tolist())
+    assert len(np.unique(many)) == v.size
+    assert (many[(j.ravel() == -1)] == _keys(["CASSLGQF"] * 151, list(range(-1, 150)))).all()  # no J: (CDR3, V)
+
+
+def test_repertoire_keys_match_the_tensor_keys_whatever_the_chunk():
+    sequences = ["CASSF", "CAW", "CASSF", "CSARDRTGNGYTF"] * 7
+    rep = _repertoire(sequences, [1, 1, 1, -1] * 7)
+    whole = repertoire_keys(rep)
+    np.testing.assert_array_equal(repertoire_keys(rep, chunk=3), whole)
+    np.testing.assert_array_equal(whole, _keys(sequences, [1, 1, 1, -1] * 7))
+    assert whole[0] == whole[2] != whole[1]
+    assert repertoire_keys(_repertoire([], [])).shape == (0,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_keys_are_the_same_on_the_gpu():
+    codes, lengths = encode(["CASSLGQF", "CAWSVF", "CSARDRTGNGYTF"])
+    v = torch.tensor([3, -1, 40])
+    cpu = clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths), v)
+    gpu = clone_keys(torch.from_numpy(codes).cuda(), torch.from_numpy(lengths).cuda(), v.cuda())
+    assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_the_rankings_table_keys_group_rows_as_their_strings_do():
+    """The interpretation keys a table of gene *names* through cohort-wide indices: two repertoires
+    whose gene tables differ still give one key per distinct (junction_aa, v_call, j_call)."""
+    table = pd.DataFrame({"junction_aa": ["CASSF", "CASSF", "CASSF", "CAWF", "CASSF", "CASSF", "CAWF"],
+                          "v_call": ["V1", "V2", None, "V1", "V2", "V1", None],
+                          "j_call": ["J1", "J1", "J1", "J1", "J2", "J1", None]})
+    v_genes, j_genes = {}, {}
+    keys = np.concatenate([
+        repertoire_keys(_repertoire(part["junction_aa"].tolist(), [-1] * len(part)),
+                        v_index=_name_index(part["v_call"].to_numpy(), v_genes),
+                        j_index=_name_index(part["j_call"].to_numpy(), j_genes))
+        for part in (table.iloc[:4], table.iloc[4:])])  # V2 first seen in the first part, J2 in the second
+    groups = table.fillna("<none>").groupby(list(table.columns), sort=False).ngroup().to_numpy()
+    for a in range(len(table)):
+        for b in range(len(table)):
+            assert (keys[a] == keys[b]) == (groups[a] == groups[b]), (a, b)
+    # a row without V keys as (CDR3, J); as the clone memory's key (no J) it is the CDR3 alone
+    assert keys[2] == _keys(["CASSF"], [-1], [j_genes["J1"]])[0]
+
+
+# --- incidence and the test ------------------------------------------------------------------------
+def test_clone_incidence_keeps_clones_of_two_repertoires_or_more() -> None:
+    keys = [np.array([5, 1, 9], dtype=np.uint64), np.array([1, 7], dtype=np.uint64),
+            np.array([9, 1, 3], dtype=np.uint64), np.array([], dtype=np.uint64)]
+    incidence, shared = clone_incidence(keys)  # columns: clone 1, clone 9 (5, 7, 3 are private)
+    np.testing.assert_array_equal(incidence.toarray(), [[1, 1], [1, 0], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(shared, [1, 9])
+    none, _ = clone_incidence([np.array([5], dtype=np.uint64), np.array([1], dtype=np.uint64)])
+    assert none.shape == (2, 0)
+
+
+def _incidence(rng: np.random.Generator, y: np.ndarray, n_signal: int = 5, n_noise: int = 200) -> sparse.csr_matrix:
+    """Noise clones carried by any repertoire with p 0.1; signal clones by positives only, with p 0.6."""
+    noise = rng.random((len(y), n_noise)) < 0.1
+    signal = (rng.random((len(y), n_signal)) < 0.6) & (y[:, None] == 1)
+    return sparse.csr_matrix(np.hstack([signal, noise]))
+
+
+def test_fisher_enrichment_is_the_one_sided_fisher_test():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 12)
+    x = _incidence(rng, y)
+    p = fisher_enrichment(x, y)
+    for column in (0, 1, 7, 100):
+        a = int(x[y == 1, column].sum())
+        b = int(x[y == 0, column].sum())
+        expected = fisher_exact([[a, 12 - a], [b, 12 - b]], alternative="greater").pvalue
+        assert p[column] == pytest.approx(expected)
+
+
+def test_public_clone_test_finds_the_clones_carried_by_positives_only():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 20)
+    train, held_out = _incidence(rng, y), _incidence(rng, y)
+    test = PublicCloneTest(random_state=0).fit(train, y)
+    assert set(test.associated_) <= set(range(5)) and len(test.associated_) >= 3
+    assert test.threshold_ in P_THRESHOLDS and test.inner_auc_ > 0.9
+    assert test.out_of_fold_.shape == (40,) and test.out_of_fold_[y == 0].max() == 0
+    probability = test.predict_proba(held_out)
+    assert probability.shape == (40, 2) and np.allclose(probability.sum(axis=1), 1)
+    assert roc_auc_score(y, probability[:, 1]) > 0.95
+    assert probability[y == 1, 1].mean() > 0.5 > probability[y == 0, 1].mean()
+    np.testing.assert_array_equal(test.decision_function(held_out), held_out[:, test.associated_].sum(axis=1).A1)
+    assert (test.predict(held_out) == y).mean() > 0.9
+    # the names the training code reads
+    assert (test.associated is test.associated_ and test.threshold == test.threshold_
+            and test.inner_auc == test.inner_auc_ and test.out_of_fold is test.out_of_fold_)
+    again = fit_public_clones(train, y, seed=0)
+    np.testing.assert_array_equal(again.associated, test.associated)
+
+
+def test_public_clone_test_is_a_scikit_learn_estimator():
+    test = PublicCloneTest(thresholds=(1e-3,), inner_folds=3, random_state=4)
+    fresh = clone(test)
+    assert fresh.get_params() == {"thresholds": (1e-3,), "inner_folds": 3, "random_state": 4}
+    with pytest.raises(NotFittedError):
+        fresh.predict_proba(sparse.csr_matrix((2, 3), dtype=bool))
+    y = np.array(["control", "case"] * 10)  # classes sorted: "case" first, so "control" is positive
+    x = sparse.csr_matrix(np.column_stack([y == "control", y == "control", np.arange(20) % 3 == 0]))
+    fitted = fresh.fit(x, y)
+    assert list(fitted.classes_) == ["case", "control"] and list(fitted.associated_) == [0, 1]
+    assert (fitted.predict(x) == y).all()
+
+
+def test_too_few_repertoires_of_a_class_is_an_error():
+    y = np.array([0, 0, 0, 0, 1])
+    with pytest.raises(DeepRCError, match="fewer than 2 repertoires of a class"):
+        PublicCloneTest().fit(sparse.csr_matrix(np.ones((5, 2), dtype=bool)), y)
+    with pytest.raises(DeepRCError, match="two classes"):
+        PublicCloneTest().fit(sparse.csr_matrix(np.ones((3, 2), dtype=bool)), np.zeros(3))
