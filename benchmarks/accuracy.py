@@ -107,7 +107,7 @@ def train_and_predict(store: Path, work: Path, split_csv: Path, fold: int, args:
     model_dir = work / f"model_fold{fold}"
     with timed(seconds, "train"):
         train(store, model_dir, config_path=args.config, split=split_csv, fold=fold, device="cpu", seed=args.seed,
-              n_updates=args.updates, progress=False)
+              n_updates=args.updates, progress=False, force=True)  # replaces a kept (--keep) earlier model
     saved = load_model(model_dir)
     with timed(seconds, "predict"):
         predictions, attended = predict([saved], subjects_from_store(store, saved, only=test_ids),

@@ -61,7 +61,7 @@ def make_model(clones: int = 0, bags: SequenceBags | None = None) -> RepertoireC
         other = make_bags(clones - len(planted), seed=1)
         codes = torch.cat((stored[0], other.codes))
         lengths = torch.cat((stored[1], other.lengths))
-        model.memory.store(codes, lengths, torch.full((clones,), -1))  # V unknown: CDR3 matching
+        model.memory.store(codes, lengths, torch.full((clones,), -1), v_genes=[])  # V unknown: CDR3 matching
     return model
 
 

@@ -68,7 +68,7 @@ def trained_model(store: Path, work: Path, args: argparse.Namespace, seconds: di
         return model_dir
     with timed(seconds, "train"):
         train(store, model_dir, config_path=args.config, split=work / "split.csv", fold=0, device="cpu",
-              seed=args.seed, n_updates=args.updates, progress=False)
+              seed=args.seed, n_updates=args.updates, progress=False, force=True)  # a kept earlier model
     stamp.write_text(wanted)
     return model_dir
 
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         with timed(seconds, "predict"):
             predictions, _ = predict([saved], subjects_from_store(store, saved, held_out), torch.device("cpu"))
         with timed(seconds, "interpret_default"):
-            interpret(model_dir, store, work / "interpretation_default", subjects=held_out)
+            interpret(model_dir, store, work / "interpretation_default", subjects=held_out, force=True)
         with timed(seconds, "interpret_all"):
             out = interpret(model_dir, store, work / "interpretation", subjects=held_out,
-                            per_repertoire=args.sequences * 100)
+                            per_repertoire=args.sequences * 100, force=True)
         truth = pd.read_csv(cohort / "truth" / "implanted.tsv", sep="\t", dtype=str)
         implanted = set(truth.loc[truth["subject_id"].isin(held_out), "junction_aa"])
         ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")

@@ -1,19 +1,22 @@
 """Simple baselines on the same cross-validation folds as the model (`deeprc-hopfield baselines`).
 
 * ``kmer``: L1-penalised logistic regression on the 3-mer frequencies of each repertoire (every
-  distinct sequence counted once; frequencies standardised on the training repertoires). The
-  penalty C is chosen by an inner stratified cross-validation (ROC AUC) inside the training folds.
-  The simple baseline that Kanduri et al. 2022 found hard to beat.
+  distinct sequence counted once, its CDR3 core only: `deeprc_hopfield.cdr3`; frequencies
+  standardised on the training repertoires). The penalty C is chosen by an inner stratified
+  cross-validation (ROC AUC) inside the training folds. The simple baseline that Kanduri et al.
+  2022 found hard to beat.
 * ``public_clones``: Emerson et al. 2017, :class:`deeprc_hopfield.public_clones.PublicCloneTest`. A
-  clone is a CDR3 (`junction_aa`) with its V gene (a sequence without a V gene is keyed by its CDR3
-  alone). On the training repertoires each clone gets a one-sided Fisher's exact test of enrichment
-  in the positives; the clones with p below a threshold (chosen by inner cross-validation) are
-  *associated*. A repertoire's score is the number of associated clones it carries (not divided by
-  its size), its probability a logistic fit of the inner out-of-fold scores.
+  clone is a CDR3 core with its V family, a missing V call a wildcard (the rule:
+  `deeprc_hopfield.public_clones`). On the training repertoires each clone gets a one-sided
+  Fisher's exact test of enrichment in the positives; the clones with p below a threshold (chosen
+  by inner cross-validation) are *associated*. A repertoire's score is the number of associated
+  clones it carries (not divided by its size), its probability a logistic fit of the inner
+  out-of-fold scores.
 
 For every outer fold K, both are fitted on the repertoires whose fold is not K only, then score
-fold K: no label of fold K reaches a fit. (One label-free step sees the whole cohort: only clones
-carried by two repertoires or more are kept, since a clone seen once can never reach significance.)
+fold K: no label of fold K reaches a fit. (Label-free steps see the whole cohort: only clones
+carried by two repertoires or more are kept, since a clone seen once can never reach significance,
+and a CDR3 without a V call is resolved to the clones of its core that the cohort holds with one.)
 Binary labels only.
 """
 
@@ -36,7 +39,9 @@ from sklearn.preprocessing import StandardScaler
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
-from deeprc_hopfield.public_clones import PublicCloneTest, clone_incidence, inner_cv, repertoire_keys
+from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
+from deeprc_hopfield.public_clones import (PublicCloneTest, clone_incidence, inner_cv, repertoire_clones,
+                                           resolve_wildcards)
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -66,8 +71,9 @@ class CohortFeatures:
 
 
 # --- features ------------------------------------------------------------------------------------
-def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K) -> np.ndarray:
-    """Frequencies of the 20^k overlapping k-mers of a repertoire (each sequence counted once).
+def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: int = ANCHOR) -> np.ndarray:
+    """Frequencies of the 20^k overlapping k-mers of a repertoire's CDR3 cores (each sequence counted
+    once; `trim` residues left out at each end: :func:`deeprc_hopfield.cdr3.core_bounds`).
 
     Parameters
     ----------
@@ -78,13 +84,14 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K) -> np.n
 
     Returns
     -------
-    float64 (20^k,), summing to 1 (all zeros when no sequence has k residues).
+    float64 (20^k,), summing to 1 (all zeros when no core has k residues).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     residues = np.asarray(codes, dtype=np.int64) - 1  # 0..19
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    position = np.arange(len(residues)) - starts  # position of each residue within its sequence
-    valid = position <= np.repeat(lengths, lengths) - k  # a k-mer starts here and ends in the same sequence
+    first, core = (np.repeat(a, lengths) for a in core_bounds(lengths, trim))  # per residue: its core's bounds
+    position = np.arange(len(residues)) - starts - first  # position of each residue within its core
+    valid = (position >= 0) & (position <= core - k)  # a k-mer starts here and ends in the same core
     index = np.zeros(len(residues) - k + 1 if len(residues) >= k else 0, dtype=np.int64)
     for offset in range(k):
         index = index * 20 + residues[offset:len(residues) - k + 1 + offset]
@@ -98,17 +105,18 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
-        kmers, keys = [], []
+        kmers, clones = [], []
         for i in range(len(store)):
             rep = store.repertoire(i)
             if "kmer" in methods:
                 kmers.append(kmer_frequencies(rep.codes, rep.lengths))
             if "public_clones" in methods:
-                keys.append(np.unique(repertoire_keys(rep)))
+                clones.append(repertoire_clones(rep, store.v_genes))
             raise_if_interrupted()
         subjects = list(store.subject_ids)
     return CohortFeatures(subjects, np.asarray(label.values, dtype=np.int64), list(label.classes),
-                          np.vstack(kmers) if kmers else None, clone_incidence(keys)[0] if keys else None)
+                          np.vstack(kmers) if kmers else None,
+                          clone_incidence(resolve_wildcards(clones))[0] if clones else None)
 
 
 def _check_binary(label: Label, path: Path) -> None:
@@ -174,3 +182,10 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
                      model.threshold_)
         raise_if_interrupted()
     return out
+
+
+def is_baselines_folder(folder: Path) -> bool:
+    """Whether `folder` holds only predictions `baselines` writes (`<method>_predictions.csv`): how an
+    output folder written before output markers is known (see :func:`deeprc_hopfield.io.check_output`)."""
+    names = {p.name for p in folder.iterdir()}
+    return bool(names) and names <= {f"{method}_predictions.csv" for method in METHODS}

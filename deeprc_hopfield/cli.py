@@ -23,6 +23,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_force(p: argparse.ArgumentParser, what: str) -> None:
+    """--force: replace an earlier output of the same command at --out, never anything else."""
+    p.add_argument("--force", action="store_true",
+                   help=f"replace --out when it holds an earlier {what}; whatever else is there is never "
+                        "replaced (an existing --out is otherwise refused before any work)")
+
+
 # --- ingest -----------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     from deeprc_hopfield.qc import QCSettings
@@ -144,8 +151,7 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                    help="leave out the nucleotide junction column (files about half the size)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="worker processes; the output does not depend on it (default: 1)")
-    p.add_argument("--force", action="store_true",
-                   help="replace DIR if it holds an earlier simulation (other folders are never deleted)")
+    _add_force(p, "simulation (a folder written by `simulate`)")
     p.set_defaults(func=_run_simulate)
 
 
@@ -181,7 +187,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
-    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write (see --force)")
+    _add_force(p, "model (a folder written by `train`; --resume and --resume-if-possible imply it)")
     p.add_argument("--config", type=Path, help="YAML with `model:` and `training:` sections (defaults otherwise)")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
                    help="label(s) to learn, repeatable (default: every label of the store)")
@@ -208,7 +215,7 @@ def _run_train(args: argparse.Namespace) -> int:
     train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
           split=args.split, fold=args.fold, device=args.device,
           resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
-          progress=sys.stderr.isatty())
+          progress=sys.stderr.isatty(), force=args.force)
     return 0
 
 
@@ -229,8 +236,17 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", type=Path, help="with --repertoires: subject ids and true labels from this table")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
+    _add_allow_training_subjects(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def _add_allow_training_subjects(p: argparse.ArgumentParser) -> None:
+    """The option of the scoring commands (predict, attend, interpret) to score training subjects."""
+    p.add_argument("--allow-training-subjects", action="store_true",
+                   help="score subjects a model was fitted or validated on instead of refusing (a folder of "
+                        "models otherwise uses the models that held the subjects out, e.g. with --split/--fold "
+                        "K the model of fold K); the output's column scored_by_training_model says which")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -242,7 +258,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                     "label when known.",
     )
     _add_inference_source(p)
-    p.add_argument("--out", required=True, type=Path, help="predictions CSV to write")
+    p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")
+    _add_force(p, "predictions table (written by `predict`)")
     p.set_defaults(func=_run_predict)
 
 
@@ -255,13 +272,15 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
     )
     _add_inference_source(p)
     p.add_argument("--top", type=_positive_int, default=20, help="sequences per repertoire (default: 20)")
-    p.add_argument("--out", required=True, type=Path, help="TSV to write")
+    p.add_argument("--out", required=True, type=Path, help="TSV to write (see --force)")
+    _add_force(p, "attended-sequence table (written by `attend`)")
     p.set_defaults(func=_run_attend)
 
 
 def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
-    from deeprc_hopfield.infer import load_models, predict, subjects_from_files, subjects_from_store
+    from deeprc_hopfield.infer import (file_subject_ids, held_out_models, load_models, predict, store_subject_ids,
+                                       subjects_from_files, subjects_from_store)
     from deeprc_hopfield.split import Split
 
     _set_threads(args.threads)
@@ -270,17 +289,22 @@ def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
     if split is not None and args.store is None:
         raise DeepRCError("--split/--fold select repertoires of a --store")
     models = load_models(args.model, device)
+    only = split.held_out(args.fold) if split is not None else None
+    ids = (store_subject_ids(args.store, only) if args.store is not None
+           else file_subject_ids(args.repertoires, args.metadata))
+    models, seen = held_out_models(models, ids, allow=args.allow_training_subjects)
     if args.store is not None:
-        only = split.held_out(args.fold) if split is not None else None
         subjects = subjects_from_store(args.store, models[0], only)
     else:
         subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
-    return predict(models, subjects, device, top=top)
+    return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.io import write_table
+    from deeprc_hopfield.infer import is_predictions_table
+    from deeprc_hopfield.io import check_output, write_table
 
+    check_output(args.out, "predict", args.force, folder=False, recognise=is_predictions_table)
     predictions, _ = _inference(args, top=0)
     write_table(predictions, args.out)
     log.info("wrote %s (%d repertoires)", args.out, len(predictions))
@@ -288,8 +312,10 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_attend(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.io import write_table
+    from deeprc_hopfield.infer import is_attended_table
+    from deeprc_hopfield.io import check_output, write_table
 
+    check_output(args.out, "attend", args.force, folder=False, recognise=is_attended_table)
     _, attended = _inference(args, top=args.top)
     write_table(attended, args.out, sep="\t")
     log.info("wrote %s (%d sequences)", args.out, len(attended))
@@ -315,8 +341,8 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path,
                    help="model directory written by `train`, or a folder of them (a fold ensemble)")
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (replaced if it holds an "
-                                                                          "earlier interpretation)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (see --force)")
+    _add_force(p, "interpretation (a folder written by `interpret`)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--split", type=Path, help="split table (subject_id, fold) ...")
     which.add_argument("--subjects", nargs="+", metavar="ID", help="only these repertoires (subject ids)")
@@ -324,6 +350,7 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-column", metavar="COLUMN", help="binary label to interpret (default: the model's only one)")
     p.add_argument("--per-repertoire", type=_positive_int, default=1000,
                    help="most-attended sequences of each repertoire that enter the ranking (default: 1000)")
+    _add_allow_training_subjects(p)
     _add_interpret_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -349,7 +376,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
     subjects = split.held_out(args.fold) if split is not None else (set(args.subjects) if args.subjects else None)
     interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
               label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
-              seed=args.seed)
+              seed=args.seed, allow_training_subjects=args.allow_training_subjects, force=args.force)
     log.info("wrote %s", args.out)
     return 0
 
@@ -368,7 +395,8 @@ def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interpretations", required=True, nargs="+", type=Path, metavar="DIR",
                    help="folders written by `interpret`, e.g. one per fold")
     p.add_argument("--store", required=True, type=Path, help="the store they were computed on (motif background)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (see --force)")
+    _add_force(p, "summary (a folder written by `interpret-summary`)")
     _add_interpret_options(p)
     p.set_defaults(func=_run_interpret_summary)
 
@@ -377,7 +405,7 @@ def _run_interpret_summary(args: argparse.Namespace) -> int:
     from deeprc_hopfield.interpret import summarise
 
     summarise(folders=args.interpretations, store=args.store, out=args.out, top=args.top, motif_top=args.motif_top,
-              seed=args.seed)
+              seed=args.seed, force=args.force)
     log.info("wrote %s", args.out)
     return 0
 
@@ -390,26 +418,34 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
         description=(
             "Write a split table (columns subject_id, fold; folds 0..K-1) that `train --split/--fold`, "
             "`baselines` and `evaluate` share. Folds are stratified by the label's classes (numeric labels: "
-            "by quantile bins) and seeded: the same store, --folds and --seed give the same file."
+            "by quantile bins) and seeded: the same store, --folds and --seed give the same file. "
+            "--group-column keeps the repertoires of one group (e.g. the samples of one donor) in one fold."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
-    p.add_argument("--out", required=True, type=Path, help="split CSV to write, e.g. split.csv")
+    p.add_argument("--out", required=True, type=Path, help="split CSV to write, e.g. split.csv (see --force)")
+    _add_force(p, "split table (written by `split`)")
     p.add_argument("--folds", type=int, default=5, metavar="K",
                    help="number of folds, >= 2; every class needs at least K repertoires (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the assignment (default: 0)")
     p.add_argument("--label-column", metavar="COLUMN",
                    help="label to stratify by (default: the store's only label, else 'label')")
+    p.add_argument("--group-column", metavar="COLUMN",
+                   help="metadata column naming each repertoire's group, e.g. donor_id: every group goes to one "
+                        "fold, stratified by label as far as the groups allow; a group may not mix the classes "
+                        "of a binary label (default: none, each repertoire on its own)")
     p.set_defaults(func=_run_split)
 
 
 def _run_split(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.io import write_table
-    from deeprc_hopfield.split import make_split
+    from deeprc_hopfield.io import check_output, write_table
+    from deeprc_hopfield.split import is_split_table, make_split
 
+    check_output(args.out, "split", args.force, folder=False, recognise=is_split_table)
     if not args.out.parent.is_dir():
         raise DeepRCError(f"cannot write output: folder '{args.out.parent}' does not exist", args.out)
-    split = make_split(store_path=args.store, folds=args.folds, seed=args.seed, label_column=args.label_column)
+    split = make_split(store_path=args.store, folds=args.folds, seed=args.seed, label_column=args.label_column,
+                       group_column=args.group_column)
     write_table(split, args.out)
     log.info("wrote %s (%d repertoires, %d folds)", args.out, len(split), args.folds)
     return 0
@@ -434,9 +470,10 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
             "For every fold K of the split, fit each baseline on the repertoires of the other folds only and "
             "score fold K. Writes DIR/<method>_predictions.csv with columns subject_id, fold, probability "
             "(of the positive class), true_label (class name) and score. kmer: L1-penalised logistic "
-            "regression on standardised 3-mer frequencies (each distinct sequence counted once), C chosen by "
-            "inner stratified cross-validation inside the training folds. public_clones (Emerson et al. "
-            "2017): one-sided Fisher's exact test per clone (CDR3 + V gene) on the training folds; score = "
+            "regression on standardised 3-mer frequencies of the CDR3 cores (each distinct sequence counted "
+            "once), C chosen by inner stratified cross-validation inside the training folds. public_clones "
+            "(Emerson et al. 2017): one-sided Fisher's exact test per clone (CDR3 core + V family) on the "
+            "training folds; score = "
             "number of associated clones a repertoire carries (not divided by its size); the p-value threshold "
             "is chosen by inner cross-validation and the probability is a logistic fit of the inner "
             "out-of-fold scores. Binary labels only."
@@ -444,7 +481,9 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
     p.add_argument("--split", required=True, type=Path, help="split table (subject_id, fold) made by `split`")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the predictions (created)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for the predictions (created, written whole; see --force)")
+    _add_force(p, "baselines folder (written by `baselines`)")
     p.add_argument("--label-column", metavar="COLUMN",
                    help="binary label to predict (default: the store's only label, else 'label')")
     p.add_argument("--methods", type=_methods, default=("kmer", "public_clones"), metavar="LIST",
@@ -456,19 +495,21 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_baselines(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.baselines import cross_validate
-    from deeprc_hopfield.io import write_table
+    from deeprc_hopfield.baselines import cross_validate, is_baselines_folder
+    from deeprc_hopfield.io import atomic_folder, check_output, write_table
 
+    check_output(args.out, "baselines", args.force, recognise=is_baselines_folder)
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
     results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
                              label_column=args.label_column, seed=args.seed, threads=args.threads)
+    with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
+        for method, table in results.items():
+            write_table(table, tmp / f"{method}_predictions.csv")
     for method, table in results.items():
-        path = args.out / f"{method}_predictions.csv"
-        write_table(table, path)
-        log.info("wrote %s (%d held-out predictions)", path, len(table))
+        log.info("wrote %s (%d held-out predictions)", args.out / f"{method}_predictions.csv", len(table))
     return 0
 
 
@@ -490,7 +531,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "kmer=results/demo/baselines/kmer_predictions.csv; a NAME repeated collects its files "
                         "(e.g. one per fold)")
     p.add_argument("--split", required=True, type=Path, help="the split table (subject_id, fold) of the predictions")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for metrics.tsv, roc.png, pr.png")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for metrics.tsv, roc.png, pr.png (written whole; see --force)")
+    _add_force(p, "evaluation (a folder written by `evaluate`)")
     p.add_argument("--positive-class", metavar="VALUE",
                    help="true_label value of the positive class (default: as `ingest` orders two classes: "
                         "True/yes/1/+ or the non-healthy/control one, else the second alphabetically)")
@@ -501,7 +544,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from deeprc_hopfield.evaluate import evaluate, parse_named_files
 
     metrics = evaluate(predictions=parse_named_files(args.predictions), split_path=args.split, out=args.out,
-                       positive=args.positive_class)
+                       positive=args.positive_class, force=args.force)
     log.info("wrote %s (%d methods), roc.png and pr.png", args.out / "metrics.tsv", metrics["method"].nunique())
     return 0
 
@@ -532,7 +575,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", type=Path, default=[], metavar="MODEL_DIR",
                    help="the fold models written by `train`: their seeded k-mers and stored public clones (optional)")
     p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
-    p.add_argument("--out", required=True, type=Path, help="HTML file to write, e.g. results/demo/report.html")
+    p.add_argument("--out", required=True, type=Path,
+                   help="HTML file to write, e.g. results/demo/report.html (see --force)")
+    _add_force(p, "report (an HTML file written by `report`)")
     p.add_argument("--title", default="deeprc-hopfield report", help="title of the report (default: %(default)s)")
     p.add_argument("--label-column", metavar="COLUMN",
                    help="label whose classes the attended-sequence table counts (default: the store's first label)")
@@ -542,9 +587,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from deeprc_hopfield.report import write_report
 
-    write_report(args.out, store=args.store, metrics=args.metrics, figures=args.figures, attended=args.attended,
-                 config=args.config, title=args.title, label=args.label_column, interpretation=args.interpretation,
-                 models=args.models)
+    write_report(args.out, force=args.force, store=args.store, metrics=args.metrics, figures=args.figures,
+                 attended=args.attended, config=args.config, title=args.title, label=args.label_column,
+                 interpretation=args.interpretation, models=args.models)
     log.info("wrote %s", args.out)
     return 0
 

@@ -19,7 +19,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
                              roc_auc_score, roc_curve)
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.io import atomic_file, write_table
+from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
 from deeprc_hopfield.metadata import _two_class_order
 from deeprc_hopfield.split import Split
 
@@ -179,8 +179,19 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
         fig.savefig(tmp, format="png")
 
 
+#: The files of an evaluation folder.
+EVALUATION_FILES = ("metrics.tsv", "roc.png", "pr.png")
+
+
+def is_evaluation_folder(folder: Path) -> bool:
+    """Whether `folder` holds only what `evaluate` writes, with its metrics table: how an output folder
+    written before output markers is known (see :func:`deeprc_hopfield.io.check_output`)."""
+    names = {p.name for p in folder.iterdir()}
+    return names <= set(EVALUATION_FILES) and first_line(folder / "metrics.tsv").startswith("method\tfold\t")
+
+
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: str | Path,
-             positive: str | None = None) -> pd.DataFrame:
+             positive: str | None = None, force: bool = False) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv, OUT/roc.png, OUT/pr.png.
 
     Parameters
@@ -190,28 +201,33 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: st
     split_path
         The split table the predictions were made on.
     out
-        Output folder (created).
+        Output folder, written whole; an existing one is replaced only when it is an earlier evaluation
+        and `force` (refused before any work: :func:`deeprc_hopfield.io.check_output`).
     positive
         The positive class name (default: the rule `ingest` uses to order two classes).
+    force
+        Replace an earlier evaluation at `out`.
 
     Returns
     -------
     The metrics table as written.
     """
     out = Path(out)
+    check_output(out, "evaluate", force, recognise=is_evaluation_folder)
     split = Split.read(split_path)
     tables = {name: read_predictions(paths, split) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
     for table in tables.values():
         table["y"] = (table["true_label"] == pos).astype(np.int64)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", out) from None
     metrics = metrics_table(tables)
-    write_table(metrics.round(dict.fromkeys(METRICS, 6)), out / "metrics.tsv", sep="\t")
-    plot_curves(tables, metrics, "roc", out / "roc.png")
-    plot_curves(tables, metrics, "pr", out / "pr.png")
+    with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
+        write_table(metrics.round(dict.fromkeys(METRICS, 6)), tmp / "metrics.tsv", sep="\t")
+        plot_curves(tables, metrics, "roc", tmp / "roc.png")
+        plot_curves(tables, metrics, "pr", tmp / "pr.png")
     for name in tables:
         log.info("%s: ROC AUC %s over %d folds (positive class '%s')", name, _summary(metrics, name, "roc_auc"),
                  tables[name]["fold"].nunique(), pos)

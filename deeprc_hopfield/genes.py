@@ -42,8 +42,13 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
     if result.endswith("-1") and not _NAMES_MEMBER.search(text.upper()):
         result = result[:-2]  # tidytcells completed a family (TRBV5) to its first gene (TRBV5-1)
     if level == "family":
-        return result.split("-", 1)[0]
+        return gene_family(result)
     return result
+
+
+def gene_family(name: str) -> str:
+    """The family of an IMGT gene name (`TRBV5-1` -> `TRBV5`); a family (`TRBV5`) is its own."""
+    return name.strip().split("*", 1)[0].split("-", 1)[0]
 
 
 def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:

@@ -16,6 +16,7 @@ import torch
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.io import first_line
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import Repertoire, RepertoireStore
@@ -72,18 +73,10 @@ def subjects_from_files(folder: str | Path, saved: SavedModel, metadata: str | P
     """Repertoire files read, quality-controlled and encoded as `ingest` does; subject id = metadata's
     `subject_id`, else the file name without extensions."""
     from deeprc_hopfield.ingest import parse_repertoire
-    from deeprc_hopfield.metadata import read_metadata
     from deeprc_hopfield.qc import QCSettings
 
-    folder = Path(folder)
-    if metadata is not None:
-        meta = read_metadata(metadata, folder, [n for n in saved.labels if n in _columns(metadata)])
-        entries = [(sid, path, {name: meta.table[name].iloc[k] for name in meta.labels})
-                   for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
-    else:
-        if not folder.is_dir():
-            raise DeepRCError("repertoire folder not found", folder)
-        entries = [(p.name.split(".")[0], p, {}) for p in _repertoire_files(folder)]
+    labels = [n for n in saved.labels if n in _columns(metadata)] if metadata is not None else []
+    entries = _file_entries(folder, metadata, labels)
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     for subject_id, path, truth in entries:
@@ -94,6 +87,33 @@ def subjects_from_files(folder: str | Path, saved: SavedModel, metadata: str | P
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
         rep = Repertoire(subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(subject_id, rep, v_names, j_names, truth)
+
+
+def _file_entries(folder: str | Path, metadata: str | Path | None, labels: list[str]
+                  ) -> list[tuple[str, Path, dict[str, object]]]:
+    """(subject id, file, true labels) of each repertoire file: ids and labels from the metadata when
+    given, else the file name without extensions and no labels."""
+    from deeprc_hopfield.metadata import read_metadata
+
+    folder = Path(folder)
+    if metadata is not None:
+        meta = read_metadata(metadata, folder, labels)
+        return [(sid, path, {name: meta.table[name].iloc[k] for name in meta.labels})
+                for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
+    if not folder.is_dir():
+        raise DeepRCError("repertoire folder not found", folder)
+    return [(p.name.split(".")[0], p, {}) for p in _repertoire_files(folder)]
+
+
+def file_subject_ids(folder: str | Path, metadata: str | Path | None = None) -> list[str]:
+    """The subject ids :func:`subjects_from_files` gives the files of `folder` (nothing is read but names)."""
+    return [sid for sid, _, _ in _file_entries(folder, metadata, [])]
+
+
+def store_subject_ids(path: str | Path, only: set[str] | None = None) -> list[str]:
+    """The subject ids :func:`subjects_from_store` yields (those in `only`, if given), in store order."""
+    with RepertoireStore(path) as store:
+        return [s for s in store.subject_ids if only is None or s in only]
 
 
 def _columns(metadata: str | Path) -> list[str]:
@@ -172,6 +192,77 @@ def load_models(path: str | Path, device: torch.device) -> list[SavedModel]:
     return models
 
 
+#: Subjects a refusal names before "and N more".
+NAMED_SUBJECTS = 5
+#: Column that `--allow-training-subjects` adds to the outputs: was the subject scored by a model that
+#: was fitted or validated on it?
+TRAINING_SUBJECT_COLUMN = "scored_by_training_model"
+
+
+class TrainingSubjectsError(DeepRCError):
+    """Subjects to score that a model was fitted or validated on: their scores would not be held-out ones."""
+
+
+def training_subjects(saved: SavedModel) -> set[str]:
+    """The subjects a model was fitted or validated on (`fit_subjects`, `validation_subjects` of its config)."""
+    return set(saved.training.get("fit_subjects", ())) | set(saved.training.get("validation_subjects", ()))
+
+
+def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: bool = False
+                    ) -> tuple[list[SavedModel], set[str]]:
+    """The models that may score `subject_ids`, checked before any repertoire is read.
+
+    A model never scores a subject it was fitted or validated on. Of several models (a fold ensemble),
+    those that held out every subject to score are used: for the held-out fold K of a split, the
+    model of fold K. When no model did, the scoring is refused in one line naming the subjects, unless
+    `allow` (``--allow-training-subjects``): then every model scores them and a warning is logged.
+
+    Parameters
+    ----------
+    models
+        The loaded models (:func:`load_models`).
+    subject_ids
+        The subjects about to be scored.
+    allow
+        Score subjects a model trained on instead of refusing.
+
+    Returns
+    -------
+    models
+        The models to score with.
+    seen
+        The subjects scored by a model that was fitted or validated on them (empty unless `allow`).
+    """
+    wanted = set(subject_ids)
+    seen = [training_subjects(saved) & wanted for saved in models]
+    if not any(seen):
+        return models, set()
+    clean = [saved for saved, overlap in zip(models, seen) if not overlap]
+    if clean:
+        log.info("scoring %d subjects with the %d of %d models that held them all out: %s", len(wanted),
+                 len(clean), len(models), ", ".join(_model_name(saved) for saved in clean))
+        return clean, set()
+    leaked = set().union(*seen)
+    ordered = [s for s in dict.fromkeys(subject_ids) if s in leaked]
+    named = ", ".join(ordered[:NAMED_SUBJECTS]) + (f" and {len(ordered) - NAMED_SUBJECTS} more"
+                                                  if len(ordered) > NAMED_SUBJECTS else "")
+    what = (f"the model was fitted or validated on {len(ordered)} of the {len(wanted)} subjects to score ({named})"
+            if len(models) == 1 else f"each of the {len(models)} models was fitted or validated on some of the "
+            f"{len(wanted)} subjects to score ({len(ordered)} in all: {named})")
+    if not allow:
+        where = models[0].path if len(models) == 1 or models[0].path is None else models[0].path.parent
+        raise TrainingSubjectsError(f"{what}: their scores would not be held-out ones; score held-out subjects "
+                                    "(--split/--fold K with the model of fold K, or a folder of fold models) "
+                                    "or pass --allow-training-subjects", where)
+    log.warning("%s; scoring them anyway (--allow-training-subjects): the output's %s column says which",
+                what, TRAINING_SUBJECT_COLUMN)
+    return models, leaked
+
+
+def _model_name(saved: SavedModel) -> str:
+    return saved.path.name if saved.path is not None else "model"
+
+
 def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: torch.device,
                      attention: bool = False, chunk_size: int = DEFAULT_CHUNK
                      ) -> tuple[dict[str, np.ndarray], torch.Tensor | None]:
@@ -203,12 +294,15 @@ def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: t
 
 
 def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
-            chunk_size: int = DEFAULT_CHUNK, top: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+            chunk_size: int = DEFAULT_CHUNK, top: int = 0, training_subjects: set[str] | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
 
     With several models (a fold ensemble) probabilities are averaged and their spread reported, and a
     sequence's attention is the mean of its attention under each model. All models share the gene
-    tables (checked by :func:`load_models`), so one `Subject` serves them all.
+    tables (checked by :func:`load_models`), so one `Subject` serves them all. With `training_subjects`
+    (the subjects a model trained on, from :func:`held_out_models` with ``allow``) both tables get the
+    column :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of those subjects.
     """
     labels = models[0].labels
     rows, attended = [], []
@@ -218,11 +312,14 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
         row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scores)}
         for name, value in subject.truth.items():
             row["true_label" if len(labels) == 1 else f"{name}_true"] = value
-        rows.append(row)
+        flagged = ({} if training_subjects is None
+                   else {TRAINING_SUBJECT_COLUMN: subject.subject_id in training_subjects})
+        rows.append({**row, **flagged})
         if top > 0:
-            attended.append(_top_sequences(subject, attention, top))
+            attended.append(_top_sequences(subject, attention, top).assign(**flagged))
         raise_if_interrupted()
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
+    columns += [] if training_subjects is None else [TRAINING_SUBJECT_COLUMN]
     return pd.DataFrame(rows), (pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns))
 
 
@@ -241,3 +338,15 @@ def _top_sequences(subject: Subject, attention: torch.Tensor, top: int) -> pd.Da
         "j_call": subject.j_names[order],
         "duplicate_count": rep.counts,
     })
+
+
+def is_predictions_table(path: Path) -> bool:
+    """Whether the file `path` was written by `predict` (known by its header: subject_id first, a
+    `predicted` column)."""
+    fields = first_line(path).split(",")
+    return fields[0] == "subject_id" and any(f == "predicted" or f.endswith("_predicted") for f in fields)
+
+
+def is_attended_table(path: Path) -> bool:
+    """Whether the file `path` was written by `attend` (known by its header: repertoire_id, rank, attention)."""
+    return first_line(path).split("\t")[:3] == ["repertoire_id", "rank", "attention"]

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, sha256_file
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
-from deeprc_hopfield.readers import read_repertoire, tenx
+from deeprc_hopfield.readers import read_repertoire_file, tenx
 from deeprc_hopfield.store import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class ParsedRepertoire:
     v_call: pd.Categorical
     j_call: pd.Categorical
     qc: dict[str, int]
+    cdr3: Cdr3Convention  # what the file's CDR3 column held (junctions, or IMGT CDR3s given their anchors)
 
 
 def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
@@ -52,7 +54,8 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
         digest = hasher.submit(sha256_file, path)
-        table, detected = read_repertoire(path, fmt)
+        read = read_repertoire_file(path, fmt)
+        table, detected = read.table, read.fmt
         if qc.chain is None and detected == tenx.NAME:
             qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
         clean, counts = quality_control(table, qc)
@@ -62,6 +65,8 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
                           f"dropped: {dropped or 'none'})", path)
         codes, lengths = encode(clean["junction_aa"].to_numpy())
         sha256 = digest.result()
+    if read.cdr3.found == IMGT_CDR3:
+        log.info("%s: %s; clones are matched on the CDR3 core", path, read.cdr3.describe())
     for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", clean["v_call"].isna()),
                           ("J genes", clean["j_call"].isna())):
         if missing.all():
@@ -70,6 +75,7 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         source=str(path), fmt=detected, sha256=sha256, codes=codes,
         lengths=lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
         v_call=pd.Categorical(clean["v_call"]), j_call=pd.Categorical(clean["j_call"]), qc=counts,
+        cdr3=read.cdr3,
     )
 
 
@@ -122,7 +128,8 @@ def ingest(
 ) -> Path:
     """Build a store from a metadata table and a folder of repertoire files.
 
-    Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason).
+    Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason, and
+    `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors).
     """
     out = Path(out)
     meta = read_metadata(metadata, repertoires, label_columns, positive_class)
@@ -137,17 +144,21 @@ def ingest(
         for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
-            provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt})
-            log.info("%s: %s, format %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
+            provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt,
+                               "cdr3_column": parsed.cdr3.column, "cdr3": parsed.cdr3.found,
+                               "cdr3_anchored": f"{parsed.cdr3.anchored:.4f}"})
+            log.info("%s: %s, format %s, %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
+                     "junctions" if parsed.cdr3.found != IMGT_CDR3 else "IMGT CDR3s (anchors added)",
                      parsed.qc["input_rows"], parsed.qc["kept"])
             bar.update()
             raise_if_interrupted()
         bar.close()
         qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
         qc_frame.insert(0, "subject_id", meta.subject_ids)
+        qc_frame["cdr3"] = [row["cdr3"] for row in provenance]  # what each file gave: junction or imgt_cdr3
         qc_frame.to_csv(qc_tmp, sep="\t", index=False)
         writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
-                      qc_frame.drop(columns="subject_id"), pd.DataFrame(provenance))
+                      qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
     total = qc_frame[list(QC_COLUMNS)].sum()
     log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
              out, len(meta.files), total["kept"], total["input_rows"],

@@ -56,6 +56,10 @@ def _summary(path: str | Path, per_repertoire: bool) -> str:
         formats = prov["format"].value_counts()
         lines.append("provenance")
         lines.append("  formats: " + ", ".join(f"{f} {k}" for f, k in formats.items()))
+        if "cdr3" in prov.columns:  # stores written before the CDR3 convention was recorded lack it
+            given = prov["cdr3"].value_counts()
+            lines.append("  CDR3s given as: " + ", ".join(f"{c} {k}" for c, k in given.items())
+                         + (" (IMGT CDR3s got their conserved C and F/W back)" if "imgt_cdr3" in given else ""))
         lines.append("  parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(store.parameters.items())))
         for _, row in prov.head(3).iterrows():
             lines.append(f"  {row['source']}  sha256 {row['sha256'][:16]}...")

@@ -3,21 +3,36 @@
 Every output of the package (a table, a figure, a model directory, an interpretation folder) is
 written to a temporary path beside its target and renamed onto it at the end, so an error or an
 interrupt (Ctrl-C, SIGTERM: see :mod:`deeprc_hopfield.interrupts`) never leaves a half-written file.
+
+No command overwrites what it did not write: :func:`check_output` is the one rule, applied before
+any work (a missing target or an empty folder is written; an earlier output of the same command
+only with ``--force``; anything else never). Output folders carry a marker file,
+:data:`OUTPUT_MARKER`, naming the command that wrote them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pandas as pd
 
+from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
+
+#: The file in every output folder that names the command which wrote it (JSON: command, package_version).
+OUTPUT_MARKER = ".deeprc-hopfield.json"
+
+
+class OutputExistsError(DeepRCError):
+    """An output path that is taken: by anything but an earlier output of the same command (refused even
+    with --force), or by such an output (refused without --force)."""
 
 
 def _umask() -> int:
@@ -51,6 +66,87 @@ def _user_facing(path: Path) -> Iterator[None]:
         raise DeepRCError(f"cannot write output: {exc.strerror}", path) from None
 
 
+def output_command(folder: str | Path) -> str | None:
+    """The command that wrote `folder`, as its :data:`OUTPUT_MARKER` says; None without a readable marker."""
+    try:
+        marker = json.loads((Path(folder) / OUTPUT_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker.get("command") if isinstance(marker, dict) else None
+
+
+def first_line(path: str | Path, limit: int = 1 << 16) -> str:
+    """The first line of a text file (at most `limit` characters, no line end); "" when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline(limit).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _is_empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
+def own_output(path: Path, command: str, folder: bool = True,
+               recognise: Callable[[Path], bool] | None = None) -> bool:
+    """Whether the existing `path` is an earlier output of `command` (see :func:`check_output`); a link
+    never is (replacing it would not replace what it points to)."""
+    if path.is_symlink():
+        return False
+    try:
+        if folder:
+            return path.is_dir() and (output_command(path) == command or (recognise is not None and recognise(path)))
+        return path.is_file() and recognise is not None and recognise(path)
+    except OSError:  # unreadable: not known to be ours
+        return False
+
+
+def check_output(path: str | Path, command: str, force: bool = False, *, folder: bool = True,
+                 recognise: Callable[[Path], bool] | None = None) -> None:
+    """Refuse, before any work, an output path that is taken; the one rule of every command's ``--out``.
+
+    A path that does not exist, or (for a folder output) an empty folder, is free. One that holds an
+    earlier output of the same `command` is replaced only with `force`; anything else is refused,
+    `force` or not, so ``--force`` never deletes what the command did not write. An earlier output
+    folder is known by its :data:`OUTPUT_MARKER`; `recognise` (a test of the path) knows the rest:
+    folders written before markers existed, and files, which carry none.
+
+    Parameters
+    ----------
+    path
+        The output (a folder when `folder`, else a file).
+    command
+        The subcommand writing it, e.g. ``"train"``; the marker must name the same one.
+    force
+        Replace an earlier output of `command`.
+    folder
+        Whether the output is a folder.
+    recognise
+        Whether an existing `path` without a marker is an earlier output of `command`.
+
+    Raises
+    ------
+    OutputExistsError
+        One line naming `path`: what is there and what to do.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if folder and _is_empty_folder(path):
+        return
+    if not own_output(path, command, folder, recognise):
+        raise OutputExistsError(f"exists and is not an earlier output of `deeprc-hopfield {command}`; it was left "
+                                "as it is and nothing was written (choose another --out; --force replaces only "
+                                "an earlier output of the same command)", path)
+    if not force:
+        raise OutputExistsError(f"holds an earlier output of `deeprc-hopfield {command}`; nothing was written "
+                                "(add --force to replace it)", path)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (`.NAME.PID.partial`); renamed onto `path` on success.
@@ -71,15 +167,22 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(path: str | Path, command: str | None = None, force: bool = False,
+                  recognise: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; on success it replaces `path`.
 
     An existing folder at `path` is removed only once the new one is complete (renamed aside, the
     new one renamed in, the old one removed). The parent folder is created if missing. On any error
     (or interrupt) the temporary folder is removed and the error re-raised; a permission problem
     writing the output becomes a :class:`DeepRCError` naming `path`, as does a file at `path`.
+
+    With `command` (a command's output, not an internal folder such as a checkpoint) the folder gets
+    the :data:`OUTPUT_MARKER` of `command`, and :func:`check_output` (`force`, `recognise`) is applied
+    on entry and again just before the replacement, so a target taken meanwhile is still kept.
     """
     path = Path(path)
+    if command is not None:
+        check_output(path, command, force, recognise=recognise)
     if path.exists() and not path.is_dir():
         raise DeepRCError("output exists and is not a folder", path)
     with _user_facing(path):
@@ -88,6 +191,10 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         try:
             yield tmp
             tmp.chmod(0o777 & ~_umask())  # mkdtemp made it private; give it normal permissions
+            if command is not None:
+                marker = {"command": command, "package_version": __version__}
+                (tmp / OUTPUT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+                check_output(path, command, force, recognise=recognise)
             _replace_folder(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -106,6 +213,21 @@ def _replace_folder(new: Path, path: Path) -> None:
         os.replace(old, path)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_folder(path: str | Path) -> bool:
+    """Undo a crash inside `_replace_folder`: when `path` is missing but its previous version lies renamed
+    aside (a kill between the two renames), rename that back; returns whether it did. Leftover
+    temporaries of `path` are removed either way (a `.partial` may be incomplete; the aside copy is whole)."""
+    path = Path(path)
+    asides = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    restored = False
+    if not path.exists() and asides:
+        os.replace(asides.pop(), path)
+        restored = True
+    for leftover in [*asides, *path.parent.glob(f".{path.name}.*.partial")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return restored
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -1,12 +1,27 @@
 """Public clones: one key per clone, the incidence of shared clones, and the Emerson et al. 2017 test.
 
-A *clone* is a CDR3 (`junction_aa`) with its V gene. :func:`clone_keys` is the one function that
-keys clones for the public-clone baseline, the model's clone memory and the interpretation's
-ranking: a 62-bit key from two polynomial hashes of the residue codes modulo primes below 2**31,
-computed without overflow in int64 (torch, so the memory keys sequences on the model's device, the
-same on CPU and GPU). A sequence without a V gene keys as its CDR3 alone, which is distinct from
-the same CDR3 with any known V. An optional J gene enters the same way (the ranking keys
-(junction_aa, V, J)).
+**A clone** is a CDR3 core with its V family: the junction without its conserved C and F/W (the
+IMGT CDR3, `deeprc_hopfield.cdr3`, so files of either convention match) and the family of its V
+call (`TRBV5` for `TRBV5-1` and for a family-only `TRBV5`: a family is known wherever a gene is,
+so a family-only call and a gene call of one receptor are one clone; two genes of a family with
+the same CDR3 are one clone too). :data:`V_MODE` names this rule; :func:`gene_codes` also knows
+'gene' (the whole gene name) and 'none' (the CDR3 alone), for a later choice among them.
+
+**A missing V call is a wildcard**, on both sides of every match: a sequence without a V call is
+the same clone as the sequence with that CDR3 core and any V family. Its key is that of its CDR3
+core alone (V unknown). The clone memory (`model/memory.py`) matches on the CDR3 core wherever
+the sequence's or the stored clone's V is unknown; the baseline, the memory's fit and the
+interpretation's ranking resolve each sequence without a V call to every clone of its CDR3 core
+that the cohort holds with a V call (:func:`resolve_wildcards`), and keep it as a clone of its own
+only where there is none, so no clone is split in two.
+
+:func:`clone_keys` is the one function that keys clones for the public-clone baseline, the model's
+clone memory and the interpretation's ranking: a 62-bit key from two polynomial hashes of the
+core's residue codes modulo primes below 2**31, computed without overflow in int64 (torch, so the
+memory keys sequences on the model's device, the same on CPU and GPU). A gene enters as (its code
++ 1) x a constant added to each hash, so the key of a clone with V is that of its core plus a term
+of the V code alone (:func:`with_v`, :func:`without_v`). An optional J gene enters the same way
+(the ranking keys (CDR3 core, V family, J gene)).
 
 The test (:class:`PublicCloneTest`): each clone shared by two repertoires or more gets a one-sided
 Fisher's exact test of enrichment in the positive repertoires; the clones with p below a threshold
@@ -19,8 +34,13 @@ scores (as a share of the associated clones), so 0.5 is a usable threshold.
 from __future__ import annotations
 
 import logging
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy import sparse
 from scipy.stats import hypergeom
@@ -30,19 +50,43 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from deeprc_hopfield.cdr3 import ANCHOR
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.genes import gene_family
 
 log = logging.getLogger(__name__)
 
 MODULI = (2_147_483_647, 2_147_483_629)  # primes below 2**31: a product of two residues fits int64
 MULTIPLIERS = (1_000_003, 999_983)
-GENE_FACTORS = (1_234_567_891, 987_654_323)  # how the V and the J gene enter a key (times their index + 1)
+GENE_FACTORS = (1_234_567_891, 987_654_323)  # how the V and the J gene enter a key (times their code + 1)
+#: What of a V call enters a clone's key (see the module docstring).
+V_MODE = "family"
+V_MODES = ("none", "family", "gene")
+_CODE_RANGE = 2_000_000_000  # gene codes are below it, so code + 1 is never 0 modulo either prime
 #: Fisher p-value thresholds tried by the inner cross-validation of the public-clone test.
 P_THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-5)
 INNER_FOLDS = 5
 
 
 # --- keys ----------------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def gene_code(name: str | None, level: str = V_MODE) -> int:
+    """The code of a gene name in keys, the same whatever gene table it comes from: a CRC-32 of the
+    name at `level` ('gene': `TRBV5-1`; 'family': `TRBV5`; 'none': every call unknown), -1 for none."""
+    if level not in V_MODES:
+        raise ValueError(f"level must be one of {', '.join(V_MODES)}, got {level!r}")
+    if name is None or level == "none" or not isinstance(name, str) or not name.strip():
+        return -1
+    text = gene_family(name) if level == "family" else name.strip()
+    return zlib.crc32(text.encode()) % _CODE_RANGE
+
+
+def gene_codes(names: Sequence[str | None], level: str = V_MODE) -> np.ndarray:
+    """:func:`gene_code` of each name of a gene table, int64 (len(names) + 1,): the last entry is -1,
+    so ``gene_codes(table)[index]`` maps gene indices (-1 = unknown) to codes."""
+    return np.array([gene_code(name, level) for name in names] + [-1], dtype=np.int64)
+
+
 def _powers(multiplier: int, modulus: int, n: int, device: torch.device) -> torch.Tensor:
     """multiplier**j mod modulus for j < n, long (n,)."""
     out, value = [], 1
@@ -52,20 +96,25 @@ def _powers(multiplier: int, modulus: int, n: int, device: torch.device) -> torc
     return torch.tensor(out, dtype=torch.long, device=device)
 
 
-def clone_keys(codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None,
-               j_index: torch.Tensor | None = None) -> torch.Tensor:
-    """One int64 key per sequence, on the device of `codes`: equal (CDR3, V, J) get equal keys,
-    distinct ones collide with probability about 2**-62.
+def clone_keys(codes: torch.Tensor, lengths: torch.Tensor, v: torch.Tensor | None = None,
+               j: torch.Tensor | None = None, trim: int = ANCHOR) -> torch.Tensor:
+    """One int64 key per sequence, on the device of `codes`: equal (CDR3 core, V code, J code) get
+    equal keys, distinct ones collide with probability about 2**-62.
 
     Parameters
     ----------
     codes
-        Residue codes 1..20 of all sequences concatenated, (n_residues,).
+        Residue codes 1..20 of all sequences (junctions) concatenated, (n_residues,).
     lengths
         (n,) sequence lengths.
-    v_index, j_index
-        (n,) gene indices, -1 (or None for all) = unknown. An unknown gene adds nothing to the key:
-        a clone of unknown V keys as its CDR3 alone; without `j_index` the key is that of (CDR3, V).
+    v, j
+        (n,) gene codes (:func:`gene_codes`), -1 (or None for all) = unknown. An unknown gene adds
+        nothing to the key: a clone of unknown V keys as its CDR3 core alone; without `j` the key is
+        that of (core, V).
+    trim
+        Residues left out at each end of each sequence (:func:`deeprc_hopfield.cdr3.core_bounds`):
+        the anchors by default; 0 keys whole sequences (the clone memory of models saved before the
+        CDR3 core).
 
     Returns
     -------
@@ -75,51 +124,168 @@ def clone_keys(codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor
     n = lengths.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=codes.device)
+    offset = torch.minimum(torch.full_like(lengths, trim), ((lengths - 1) // 2).clamp(min=0))  # core_bounds
+    core_lengths = lengths - 2 * offset
     sequence = torch.repeat_interleave(torch.arange(n, device=codes.device), lengths)  # (R,)
     position = torch.arange(sequence.shape[0], device=codes.device) - (torch.cumsum(lengths, 0) - lengths)[sequence]
-    residues = codes.long()
-    genes = [(g.long() + 1).clamp(min=0) if g is not None else None for g in (v_index, j_index)]  # 0 = unknown
+    position = position - offset[sequence]  # position in the core
+    inside = (position >= 0) & (position < core_lengths[sequence])
+    sequence, position, residues = sequence[inside], position[inside], codes.long()[inside]
+    genes = [(g.long() + 1).clamp(min=0) if g is not None else None for g in (v, j)]  # 0 = unknown
     key = torch.zeros(n, dtype=torch.long, device=codes.device)
     for multiplier, modulus in zip(MULTIPLIERS, MODULI):
-        power = _powers(multiplier, modulus, int(lengths.max()), codes.device)
+        power = _powers(multiplier, modulus, max(int(core_lengths.max()), 1), codes.device)
         terms = residues * power[position] % modulus  # (R,) each < 2**31
         h = torch.zeros(n, dtype=torch.long, device=codes.device).index_add_(0, sequence, terms)  # < 2**31 * length
-        h = (h + lengths) % modulus
+        h = (h + core_lengths) % modulus
         for gene, factor in zip(genes, GENE_FACTORS):
             if gene is not None:
-                h = h + gene * (factor % modulus) % modulus  # each term < 2**31
+                h = h + (gene % modulus) * (factor % modulus) % modulus  # each term < 2**31
         key = key * (1 << 31) + h % modulus
     return key
 
 
-def repertoire_keys(repertoire, chunk: int = 1 << 16, v_index: np.ndarray | None = None,
-                    j_index: np.ndarray | None = None) -> np.ndarray:
-    """:func:`clone_keys` of every sequence of a store `Repertoire` (codes, lengths, v_index), int64 (n,),
+def _v_terms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What V codes `v` add to each of a key's two hashes, int64 (n,) each (0 for an unknown V)."""
+    gene = np.maximum(np.asarray(v, dtype=np.int64) + 1, 0)
+    return tuple((gene % m) * (GENE_FACTORS[0] % m) % m for m in MODULI)
+
+
+def with_v(keys: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Keys of V unknown (a CDR3 core, with its J where keyed) made keys of V code `v`, int64 (n,)."""
+    high, low = np.asarray(keys, dtype=np.int64) >> 31, np.asarray(keys, dtype=np.int64) & ((1 << 31) - 1)
+    terms = _v_terms(v)
+    return ((high + terms[0]) % MODULI[0] << 31) + (low + terms[1]) % MODULI[1]
+
+
+def without_v(keys: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`with_v`: the keys of the same clones with V unknown, int64 (n,)."""
+    high, low = np.asarray(keys, dtype=np.int64) >> 31, np.asarray(keys, dtype=np.int64) & ((1 << 31) - 1)
+    terms = _v_terms(v)
+    return ((high - terms[0]) % MODULI[0] << 31) + (low - terms[1]) % MODULI[1]
+
+
+def repertoire_keys(repertoire, v: np.ndarray | None = None, j: np.ndarray | None = None,
+                    chunk: int = 1 << 16) -> np.ndarray:
+    """:func:`clone_keys` of every sequence of a store `Repertoire` (codes, lengths), int64 (n,),
     computed on the CPU `chunk` sequences at a time.
 
-    `v_index`/`j_index` (n,), where given, replace the repertoire's V genes and add J genes (e.g. a
-    cohort-wide index of gene names); by default the key is the clone's, (CDR3, repertoire.v_index).
+    `v`, `j`: (n,) gene codes of the sequences, e.g. ``gene_codes(store.v_genes)[repertoire.v_index]``
+    (:func:`v_codes`); None = unknown for all.
     """
     lengths = np.asarray(repertoire.lengths, dtype=np.int64)
-    genes = [np.asarray(g, dtype=np.int64) if g is not None else None
-             for g in (repertoire.v_index if v_index is None else v_index, j_index)]
+    genes = [np.asarray(g, dtype=np.int64) if g is not None else None for g in (v, j)]
     ends = np.cumsum(lengths)
     out = []
     for start in range(0, len(lengths), chunk):
         stop = min(start + chunk, len(lengths))
         first, last = int(ends[start] - lengths[start]), int(ends[stop - 1])
-        v, j = (torch.from_numpy(g[start:stop]) if g is not None else None for g in genes)
+        gv, gj = (torch.from_numpy(g[start:stop]) if g is not None else None for g in genes)
         out.append(clone_keys(torch.from_numpy(np.asarray(repertoire.codes[first:last])),
-                              torch.from_numpy(lengths[start:stop]), v, j).numpy())
+                              torch.from_numpy(lengths[start:stop]), gv, gj).numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def v_codes(repertoire, v_genes: Sequence[str]) -> np.ndarray:
+    """The V code (:data:`V_MODE`) of each sequence of a store `Repertoire` whose V indices point into
+    the gene table `v_genes`, int64 (n,), -1 where the V call is missing."""
+    return gene_codes(v_genes)[np.asarray(repertoire.v_index, dtype=np.int64)]
+
+
+@dataclass
+class CloneSet:
+    """The distinct clones of one repertoire: `keys` (int64, sorted) of its sequences with a V call and
+    `v` (int64) the V code of each; `unknown` (int64, sorted) the keys of its sequences without one
+    (their CDR3 cores alone)."""
+
+    keys: np.ndarray
+    v: np.ndarray
+    unknown: np.ndarray
+
+
+def clone_set(keys: np.ndarray, v: np.ndarray) -> CloneSet:
+    """The :class:`CloneSet` of sequences with these keys (:func:`repertoire_keys`) and V codes."""
+    known = np.asarray(v) >= 0
+    distinct, first = np.unique(keys[known], return_index=True)
+    return CloneSet(distinct, np.asarray(v, dtype=np.int64)[known][first], np.unique(keys[~known]))
+
+
+def repertoire_clones(repertoire, v_genes: Sequence[str]) -> CloneSet:
+    """The :class:`CloneSet` of a store `Repertoire` with V indices into `v_genes`."""
+    v = v_codes(repertoire, v_genes)
+    return clone_set(repertoire_keys(repertoire, v), v)
+
+
+def wildcard_table(keys: Iterable[np.ndarray], v: Iterable[np.ndarray], unknown: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The clones with a V call whose key without V is one of `unknown`: (their keys without V, sorted;
+    their keys), int64 each, distinct pairs. `keys`/`v` hold keys with a V call and their V codes
+    (several arrays, e.g. one per repertoire)."""
+    unknown = np.unique(np.asarray(unknown, dtype=np.int64))
+    cores, full = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for k, c in zip(keys, v):
+        stripped = without_v(k, c)
+        hit = np.isin(stripped, unknown)
+        cores.append(stripped[hit])
+        full.append(np.asarray(k, dtype=np.int64)[hit])
+    pairs = np.unique(np.stack([np.concatenate(cores), np.concatenate(full)], axis=1), axis=0)  # sorted by core
+    return pairs[:, 0], pairs[:, 1]
+
+
+def expand_wildcards(unknown: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each key without V in `unknown` (n,) resolved by :func:`wildcard_table`: (row in `unknown`, key)
+    pairs, one per clone with a V call of that key, or the key itself where there is none."""
+    cores, full = table
+    unknown = np.asarray(unknown, dtype=np.int64)
+    low, high = np.searchsorted(cores, unknown, "left"), np.searchsorted(cores, unknown, "right")
+    found = np.maximum(high - low, 0)
+    n = np.maximum(found, 1)
+    row = np.repeat(np.arange(len(unknown)), n)
+    within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    position = np.repeat(low, n) + within
+    resolved = np.where(np.repeat(found > 0, n), full[np.minimum(position, max(len(full) - 1, 0))] if len(full)
+                        else 0, np.repeat(unknown, n))
+    return row, resolved
+
+
+def name_codes(names: Sequence[str | None] | np.ndarray, level: str = V_MODE) -> np.ndarray:
+    """:func:`gene_code` of each of a column of gene names (None or NaN = missing), int64 (n,)."""
+    index, uniques = pd.factorize(pd.Series(np.asarray(names, dtype=object)), use_na_sentinel=True)
+    return gene_codes([str(u) for u in uniques], level)[index]
+
+
+def resolve_rows(keys: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The missing-V policy on flat arrays (one row per occurrence, of any repertoires): (row, key)
+    pairs, each row with a V call once with its key, each row without one once per clone of its
+    key without V that the rows hold with a V call (or once with its own key where they hold none)."""
+    keys, v = np.asarray(keys, dtype=np.int64), np.asarray(v, dtype=np.int64)
+    known = v >= 0
+    if known.all():
+        return np.arange(len(keys)), keys
+    without = np.flatnonzero(~known)
+    table = wildcard_table([keys[known]], [v[known]], keys[without])
+    rows, resolved = expand_wildcards(keys[without], table)
+    return np.concatenate([np.flatnonzero(known), without[rows]]), np.concatenate([keys[known], resolved])
+
+
+def resolve_wildcards(sets: list[CloneSet]) -> list[np.ndarray]:
+    """Each repertoire's distinct clone keys, int64 sorted, with the missing-V policy applied: a CDR3
+    without a V call counts as every clone of its core that some repertoire of `sets` has with a V
+    call, and as a clone of its own only where none has (see the module docstring)."""
+    unknown = np.unique(np.concatenate([s.unknown for s in sets])) if sets else np.zeros(0, dtype=np.int64)
+    if len(unknown) == 0:
+        return [s.keys for s in sets]
+    table = wildcard_table((s.keys for s in sets), (s.v for s in sets), unknown)
+    return [np.union1d(s.keys, expand_wildcards(s.unknown, table)[1]) for s in sets]
 
 
 def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more, and
     their keys (one per column, sorted).
 
-    `keys` holds each repertoire's distinct clone keys. Memory stays near one copy of all keys: the
-    shared keys are found on one sorted copy, then each repertoire is looked up in them.
+    `keys` holds each repertoire's distinct clone keys (:func:`resolve_wildcards`). Memory stays near
+    one copy of all keys: the shared keys are found on one sorted copy, then each repertoire is
+    looked up in them.
     """
     everything = np.concatenate(keys)
     everything.sort()

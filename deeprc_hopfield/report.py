@@ -25,7 +25,7 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
-from deeprc_hopfield.io import write_text
+from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
 from deeprc_hopfield.saved_model import read_model_config
 from deeprc_hopfield.store import RepertoireStore
@@ -36,6 +36,8 @@ TOP_SEQUENCES = 50
 MODEL_CLONES_SHOWN = 5
 SOFTWARE = ("deeprc-hopfield", "torch", "numpy", "pandas", "scikit-learn", "snakemake")
 FIGURES = (("roc.png", "ROC curves"), ("pr.png", "Precision-recall curves"))
+#: What marks an HTML file as a report of this package (how `report --force` knows what it may replace).
+REPORT_MARKER = '<meta name="generator" content="deeprc-hopfield report">'
 _METRIC_NAMES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
 
 _STYLE = """
@@ -229,6 +231,9 @@ def interpretation_section(folder: Path | None) -> str:
         "that carry the sequence, minus the same over the negative ones; <b>attended</b>: repertoires whose "
         "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
         "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives.</p>"
+        + (f"<p><b>Not held out:</b> {len(info['scored_by_training_model'])} of these repertoires were scored by "
+           "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
+           if info.get("scored_by_training_model") else "")
         + html_table(shown, "{:.4g}")
         + "<h3>Motifs among the top-ranked sequences</h3><p>Gapped k-mers ('.' = any residue) enriched among "
         f"the {_e(info.get('foreground_sequences', 'top'))} top-ranked sequences against the negative repertoires "
@@ -304,12 +309,29 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         config_section(Path(config) if config is not None else None),
         "<h2>Software</h2>" + html_table(software),
     ]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" + REPORT_MARKER +
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_report(out: str | Path, **kwargs: object) -> Path:
-    """Build the report and write it atomically to `out` (keyword arguments of :func:`build_report`)."""
+def is_report(path: Path) -> bool:
+    """Whether the file `path` is a report written by `report`: by its :data:`REPORT_MARKER`, or (reports
+    written before it) by the note under the title."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return False
+    legacy = '<p class="note">Written ' in head and " by deeprc-hopfield " in head
+    return head.startswith("<!DOCTYPE html>") and (REPORT_MARKER in head or legacy)
+
+
+def write_report(out: str | Path, force: bool = False, **kwargs: object) -> Path:
+    """Build the report and write it atomically to `out` (keyword arguments of :func:`build_report`).
+
+    An existing `out` is replaced only when it is an earlier report and `force` (refused before any
+    work: :func:`deeprc_hopfield.io.check_output`).
+    """
+    check_output(out, "report", force, folder=False, recognise=is_report)
     document = build_report(**kwargs)
     return write_text(out, document)

@@ -40,17 +40,29 @@ class SavedModel:
     path: Path | None = None
 
 
+def is_model_folder(directory: Path) -> bool:
+    """Whether `directory` is a model folder by its own files (a `config.json` of this format), for folders
+    written before output markers (see :func:`deeprc_hopfield.io.check_output`)."""
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == MODEL_FORMAT
+
+
 def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, dict], v_genes: list[str],
-               j_genes: list[str], training: dict | None = None, extra_files: dict[str, str] | None = None) -> Path:
+               j_genes: list[str], training: dict | None = None, extra_files: dict[str, str] | None = None,
+               force: bool = False) -> Path:
     """Write `model` to `directory` atomically (a temporary folder beside it, renamed at the end).
 
     `model` must have a `config` attribute with `to_dict()` (a :class:`ModelConfig`); `extra_files`
-    (name -> text, e.g. the training metrics) are written beside the weights.
+    (name -> text, e.g. the training metrics) are written beside the weights. An existing `directory`
+    is replaced only when it is an earlier model and `force` (:func:`deeprc_hopfield.io.check_output`).
     """
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    with atomic_folder(directory) as tmp:
+    with atomic_folder(directory, "train", force, recognise=is_model_folder) as tmp:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
         config = {

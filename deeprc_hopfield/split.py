@@ -4,6 +4,10 @@ The split table (`subject_id,fold`, folds 0..k-1) is what `train --split/--fold`
 `evaluate` share, so every method is trained and tested on exactly the same repertoires. A split
 table is read once into a :class:`Split`, which answers "which fold is this subject in" for every
 command; :func:`choose_label` picks the label of a store that the cross-validation commands use.
+
+With a group column (e.g. the donor of several samples: time points, tissues), every group's
+repertoires go to one fold, so clones private to a donor cannot be seen in training and again in
+the held-out fold; the folds stay stratified by the label as far as the groups allow.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from deeprc_hopfield.errors import DeepRCError, SplitError
-from deeprc_hopfield.metadata import DEFAULT_LABEL_COLUMN, Label
+from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError
+from deeprc_hopfield.io import first_line
+from deeprc_hopfield.metadata import DEFAULT_LABEL_COLUMN, MISSING_VALUES, Label
 from deeprc_hopfield.store import RepertoireStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,95 @@ def assign_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
+def assign_group_folds(stratum: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold (0..folds-1) of each item, each group whole in one fold, stratified by `stratum` as far as
+    the groups allow, and seeded.
+
+    Parameters
+    ----------
+    stratum
+        Stratum of each item (see :func:`strata`), shape (n,).
+    groups
+        Group of each item (e.g. its donor), shape (n,); the items of one group share a fold.
+    folds
+        Number of folds, >= 2 and at most the number of groups.
+    seed
+        Seed of the shuffle of the groups (scikit-learn's `StratifiedGroupKFold`).
+
+    Returns
+    -------
+    int64 array of shape (n,).
+    """
+    fold = np.full(len(stratum), -1, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(stratum)), stratum, groups)):
+        fold[test] = k
+    return fold
+
+
+def _names(subjects: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(subjects[:limit])
+    return shown + (f" and {len(subjects) - limit} more" if len(subjects) > limit else "")
+
+
+def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
+    """The group of each repertoire (store order): column `column` of the metadata table kept by `ingest`.
+
+    A column the table lacks, or a repertoire without a value in it, is a :class:`MetadataError`
+    naming the column (and the subjects).
+    """
+    table = store.metadata()
+    if column not in table.columns:
+        raise MetadataError(f"group column '{column}' is not in the store's metadata table "
+                            f"(columns: {', '.join(table.columns)})", store.path)
+    values = table[column].astype(str).str.strip()
+    empty = values.str.lower().isin(MISSING_VALUES).to_numpy()
+    if empty.any():
+        subjects = [s for s, e in zip(store.subject_ids, empty) if e]
+        raise MetadataError(f"no group for subject(s) {_names(subjects)}", store.path, column=column)
+    return values.to_numpy(dtype=object)
+
+
+def _check_groups(label: Label, stratum: np.ndarray, groups: np.ndarray, subjects: Sequence[str], folds: int,
+                  column: str, path: Path) -> None:
+    """Refuse groups that cannot be kept whole: a group mixing the classes of a binary label, fewer
+    groups than folds, or a class held by fewer groups than folds."""
+    frame = pd.DataFrame({"subject": subjects, "group": groups, "stratum": stratum})
+    if label.kind == "binary":
+        mixed = frame.groupby("group", sort=True)["stratum"].nunique()
+        mixed = mixed.index[mixed > 1].tolist()
+        if mixed:
+            rows = frame[frame["group"] == mixed[0]]
+            who = ", ".join(f"{s} ({label.classes[c]})" for s, c in zip(rows["subject"], rows["stratum"]))
+            more = f"; {len(mixed) - 1} more group(s) mix them too" if len(mixed) > 1 else ""
+            raise MetadataError(f"group '{mixed[0]}' mixes the classes of binary label '{label.name}': subjects "
+                                f"{who}{more}", path, column=column)
+    n_groups = frame["group"].nunique()
+    if n_groups < folds:
+        raise MetadataError(f"{n_groups} group(s) cannot fill {folds} folds; use fewer --folds", path, column=column)
+    if label.kind == "numeric":
+        return
+    per_class = frame.groupby("stratum")["group"].nunique()
+    for code, n in per_class.items():
+        if n < folds:
+            raise MetadataError(f"class '{label.classes[code]}' of label '{label.name}' is in {n} group(s), fewer "
+                                f"than the {folds} folds; use fewer --folds", path, column=column)
+
+
+def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int, column: str,
+                       path: Path) -> None:
+    """Refuse a grouped assignment that left a fold empty or without a class (large groups can force it)."""
+    for k in range(folds):
+        present = set(stratum[fold == k].tolist())
+        if not present:
+            raise MetadataError(f"the groups leave fold {k} empty; use fewer --folds", path, column=column)
+        if label.kind != "numeric":
+            lacking = [label.classes[c] for c in sorted(set(stratum.tolist()) - present)]
+            if lacking:
+                raise MetadataError(f"the groups leave fold {k} without class '{lacking[0]}' of label "
+                                    f"'{label.name}'; use fewer --folds", path, column=column)
+
+
 def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> None:
     if folds < 2:
         raise DeepRCError(f"--folds must be at least 2, got {folds}")
@@ -90,8 +184,22 @@ def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> No
                           f"{folds} folds; use fewer --folds", path)
 
 
-def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None) -> pd.DataFrame:
-    """Stratified, seeded k-fold split of a store.
+def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None,
+               group_column: str | None = None) -> pd.DataFrame:
+    """Stratified, seeded k-fold split of a store, optionally keeping groups of repertoires together.
+
+    Parameters
+    ----------
+    store_path
+        The store made by `ingest`.
+    folds, seed
+        Number of folds (>= 2) and seed of the assignment.
+    label_column
+        The label to stratify by (default: see :func:`choose_label`).
+    group_column
+        A column of the store's metadata table (e.g. a donor id): the repertoires of each group go
+        to one fold, stratified by label as far as the groups allow. Groups must not mix the classes
+        of a binary label. None: each repertoire on its own (plain stratified k-fold).
 
     Returns
     -------
@@ -99,12 +207,21 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
-        groups = strata(label, max(folds, 2))
-        _check_folds(label, groups, folds, store.path)
-        fold = assign_folds(groups, folds, seed)
+        stratum = strata(label, max(folds, 2))
         subjects = list(store.subject_ids)
-    log.info("split %d repertoires into %d folds stratified by '%s' (%s), seed %d; fold sizes %s", len(subjects),
-             folds, label.name, label.kind, seed, np.bincount(fold).tolist())
+        groups = None if group_column is None else read_groups(store, group_column)
+        if groups is None:
+            _check_folds(label, stratum, folds, store.path)
+            fold = assign_folds(stratum, folds, seed)
+        else:
+            if folds < 2:
+                raise DeepRCError(f"--folds must be at least 2, got {folds}")
+            _check_groups(label, stratum, groups, subjects, folds, group_column, store.path)
+            fold = assign_group_folds(stratum, groups, folds, seed)
+            _check_group_folds(label, stratum, fold, folds, group_column, store.path)
+    kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
+    log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
+             folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())
     return pd.DataFrame({"subject_id": subjects, "fold": fold})
 
 
@@ -200,3 +317,8 @@ class Split:
         """Subject ids of fold `fold` (the repertoires it holds out)."""
         self._check_fold(fold)
         return {s for s, k in self._fold.items() if k == fold}
+
+
+def is_split_table(path: Path) -> bool:
+    """Whether the file `path` is a split table written by `split` (known by its header: subject_id,fold)."""
+    return first_line(path).split(",")[:2] == ["subject_id", "fold"]

@@ -3,7 +3,7 @@
 Layout (schema version 1)::
 
     /                          attrs: kind, schema_version, package_version, created, parameters (JSON)
-    /sequences/codes           uint8   (n_residues,)  all CDR3s concatenated, codes 1..20 (see encoding)
+    /sequences/codes           uint8   (n_residues,)  all junctions concatenated, codes 1..20 (see encoding)
     /sequences/lengths         uint8   (n_sequences,) CDR3 lengths; offsets are their cumulative sum
     /sequences/counts          float64 (n_sequences,) clone counts, NaN where the input had none
     /sequences/v_index         int16   (n_sequences,) row of /genes/v, -1 when unknown
@@ -15,6 +15,8 @@ Layout (schema version 1)::
     /labels/<name>             int64 class codes or float64 values; attrs kind, classes (JSON)
     /qc/<column>               int64   (n_repertoires,) rows dropped by reason, merged and kept
     /provenance/source, sha256, format   str (n_repertoires,)
+    /provenance/cdr3_column, cdr3, cdr3_anchored   str: the CDR3 column read, the convention it held
+                               (junction, or imgt_cdr3: anchors added, see `cdr3`), the share anchored
 
 Nothing is padded, and repertoire i is the slice ``sequence_offsets[i]:sequence_offsets[i+1]``
 (``residue_offsets`` for the codes), so reading it costs time in proportion to its own size.

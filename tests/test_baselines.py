@@ -43,16 +43,20 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_kmer_frequencies_match_a_plain_count() -> None:
-    sequences = ["CASSF", "AC", "ACDAC", "WWWW"]
+    """3-mers of the CDR3 cores (the junction without its first and last residue), whole sequences
+    with trim 0."""
+    sequences = ["CASSLF", "AC", "ACDAC", "WWWWW", "CASSW"]
     codes, lengths = encode(sequences)
-    got = baselines.kmer_frequencies(codes, lengths)
     index = {"".join(k): i for i, k in enumerate(product(AMINO_ACIDS, repeat=3))}
-    expected = np.zeros(8000)
-    for s in sequences:
-        for start in range(len(s) - 2):
-            expected[index[s[start:start + 3]]] += 1
-    np.testing.assert_allclose(got, expected / expected.sum())
-    assert got[index["SSF"]] == pytest.approx(1 / 8) and got[index["WWW"]] == pytest.approx(2 / 8)
+    for trim, cores in ((1, ["ASSL", "", "CDA", "WWW", "ASS"]), (0, sequences)):
+        got = baselines.kmer_frequencies(codes, lengths, trim=trim)
+        expected = np.zeros(8000)
+        for s in cores:
+            for start in range(len(s) - 2):
+                expected[index[s[start:start + 3]]] += 1
+        np.testing.assert_allclose(got, expected / expected.sum())
+    got = baselines.kmer_frequencies(codes, lengths)
+    assert got[index["ASS"]] == pytest.approx(2 / 5) and got[index["SLF"]] == 0  # no k-mer reads an anchor
 
 
 def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path: Path) -> None:

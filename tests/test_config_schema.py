@@ -115,3 +115,12 @@ def test_readme_defaults_block_is_the_schema():
             assert same, f"README {section}.{name}: {got}, schema default {value}; expected block:\n" + \
                 yaml.safe_dump(expected, default_flow_style=None, sort_keys=False, width=100)
         assert set(readme.get(section, {})) == set(values), f"README {section} keys differ from the schema"
+
+
+def test_metadata_schema_requires_the_columns_ingest_requires():
+    """The workflow checks the metadata table at planning time against its schema; `ingest` checks the
+    same required columns, so a table passes both or neither."""
+    from deeprc_hopfield.metadata import REQUIRED_COLUMNS
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "metadata.schema.yaml").read_text())
+    assert set(schema["required"]) == set(REQUIRED_COLUMNS)

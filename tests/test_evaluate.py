@@ -69,7 +69,8 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
 
 def test_positive_class_option_flips_the_auc(files: dict) -> None:
     default = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"])
-    flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False")
+    flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False",
+                       force=True)  # replaces the first evaluation
     np.testing.assert_allclose(flipped["roc_auc"].iloc[:3], 1 - default["roc_auc"].iloc[:3])
 
 

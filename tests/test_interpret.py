@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.io import OUTPUT_MARKER, output_command
 from deeprc_hopfield.interpret import InterpretError, interpret, summarise
 from deeprc_hopfield.interpret.contributions import CONTRIBUTION_COLUMNS, onehot, onehot_embedding
 from deeprc_hopfield.interpret.motifs import find_motifs, pattern_code, pattern_string
@@ -61,10 +62,10 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def interpreted(trained, tmp_path_factory) -> Path:
-    """`deeprc-hopfield interpret` of the whole easy cohort with the trained model (8 contributions)."""
+    """`deeprc-hopfield interpret` of the trained model on its held-out fold (8 contributions)."""
     out = tmp_path_factory.mktemp("interpreted") / "interpretation"
-    result = run_cli("interpret", "--model", trained["model"], "--store", trained["store"], "--out", out,
-                     "--threads", "1", "--top", "8")
+    result = run_cli("interpret", "--model", trained["model"], "--store", trained["store"], "--split", trained["split"],
+                     "--fold", "0", "--out", out, "--threads", "1", "--top", "8")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -93,7 +94,7 @@ def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, int
     assert list(contributions.columns) == CONTRIBUTION_COLUMNS
     assert contributions["rank"].unique().tolist() == ranked["rank"].head(8).tolist()
     info = json.loads((out / "interpretation.json").read_text())
-    assert info["repertoires"] == {"positive": 20, "negative": 20} and info["label_source"] == "store"
+    assert info["repertoires"] == {"positive": 5, "negative": 5} and info["label_source"] == "store"
     assert info["top_motif"] == "GRDT"
     assert sorted(p.name for p in out.parent.iterdir()) == ["interpretation"]  # no temporary folder left
 
@@ -246,7 +247,7 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_pa
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(DeepRCError, match="not an earlier interpretation"):
+    with pytest.raises(DeepRCError, match="mine: exists and is not an earlier output of `deeprc-hopfield interpret`"):
         interpret(trained["model"], trained["store"], tmp_path / "mine", subjects={"rep000"})
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
@@ -258,3 +259,38 @@ def test_help_of_the_interpret_commands_and_split_without_fold(tmp_path):
         assert "--per-repertoire" in result.stdout or command == "interpret-summary"
     refused = run_cli("interpret", "--model", "m", "--store", "s.h5", "--split", "split.csv", "--out", tmp_path / "o")
     assert refused.returncode == 1 and refused.stderr.strip().endswith("--split and --fold go together")
+
+
+def test_interpret_never_replaces_a_folder_it_did_not_write(trained, interpreted, tmp_path):
+    """An --out that exists is refused in one line before any work: always when it is not an earlier
+    interpretation (another command's output included), without --force when it is one."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    common = ["--model", trained["model"], "--store", trained["store"], "--split", trained["split"], "--fold", "0",
+              "--threads", "1", "--top", "3"]
+    for force in ((), ("--force",)):
+        refused = run_cli("interpret", *common, "--out", mine, *force)
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+            f"deeprc-hopfield interpret: error: {mine}: exists and is not an earlier output of `deeprc-hopfield "
+            "interpret`; it was left as it is and nothing was written (choose another --out; --force replaces "
+            "only an earlier output of the same command)"]
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
+    with pytest.raises(DeepRCError, match="not an earlier output of `deeprc-hopfield interpret-summary`"):
+        summarise([interpreted], trained["store"], trained["model"], force=True)  # a model folder
+
+    again = tmp_path / "again"
+    shutil.copytree(interpreted, again)
+    before = (again / "interpretation.json").read_text()
+    refused = run_cli("interpret", *common, "--out", again)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"deeprc-hopfield interpret: error: {again}: holds an earlier output of `deeprc-hopfield interpret`; "
+        "nothing was written (add --force to replace it)"]
+    assert (again / "interpretation.json").read_text() == before
+    with pytest.raises(DeepRCError, match="not an earlier output of `deeprc-hopfield interpret-summary`"):
+        summarise([interpreted], trained["store"], again, force=True)  # an interpretation, not a summary
+    (again / OUTPUT_MARKER).unlink()  # written before output markers: known by its interpretation.json
+    result = run_cli("interpret", *common, "--out", again, "--force")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((again / "interpretation.json").read_text())["settings"]["top"] == 3  # was 8
+    assert output_command(again) == "interpret" and (tmp_path / "mine" / "notes.txt").is_file()

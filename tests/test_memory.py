@@ -15,7 +15,9 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
-from deeprc_hopfield.model.memory import CloneMemory
+from deeprc_hopfield.cdr3 import core
+from deeprc_hopfield.model.memory import CloneMemory, signatures
+from deeprc_hopfield.public_clones import clone_keys
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
@@ -24,36 +26,66 @@ from deeprc_hopfield.training import train
 torch.set_num_threads(2)
 
 
+def _tensors(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    codes, lengths = encode(sequences)
+    return torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64))
+
+
 def test_lookup_finds_exactly_the_stored_sequences():
-    """The signature prefilter never loses a stored clone, and a same-signature variant is no hit."""
+    """The signature prefilter never loses a stored clone, and a same-signature variant is no hit;
+    a sequence matches by its CDR3 core (the junction without its first and last residue)."""
     rng = np.random.default_rng(2)
     alphabet = list("ACDEFGHIKLMNPQRSTVWY")
-    stored = sorted({"".join(rng.choice(alphabet, rng.integers(3, 25))) for _ in range(50)})
+    stored = sorted({core(s): s for s in ("".join(rng.choice(alphabet, rng.integers(3, 25))) for _ in range(50))}
+                    .values())  # distinct cores
     variants = [c[:5] + ("A" if c[5] != "A" else "C") + c[6:] for c in stored if len(c) > 11]  # middle changed
-    queries = stored + variants + ["".join(rng.choice(alphabet, rng.integers(1, 25))) for _ in range(500)]
+    anchors = [("C" if c[0] != "C" else "W") + c[1:-1] + "F" for c in stored[:10]]  # other ends: the same core
+    queries = stored + variants + anchors + ["".join(rng.choice(alphabet, rng.integers(1, 25))) for _ in range(500)]
     queries = [queries[i] for i in rng.permutation(len(queries))]
     memory = CloneMemory(len(stored), heads=1)
-    codes, lengths = encode(stored)
-    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.full((len(stored),), -1))
-    codes, lengths = encode(queries)
-    clone = memory.lookup(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)))
-    assert [bool(c >= 0) for c in clone] == [q in stored for q in queries]
+    memory.store(*_tensors(stored), torch.full((len(stored),), -1), v_genes=[])
+    clone = memory.lookup(*_tensors(queries))
+    cores = {core(c) for c in stored}
+    assert [bool(c >= 0) for c in clone] == [core(q) in cores for q in queries]
+    assert all(clone[queries.index(a)] >= 0 for a in anchors)
     same = {q: int(c) for q, c in zip(queries, clone) if c >= 0}
     assert len(set(same.values())) == len(stored)  # one index per stored clone
 
 
-def test_v_genes_must_agree_where_both_are_known():
-    memory = CloneMemory(3, heads=1)
-    codes, lengths = encode(["CASSLGQF", "CASSLGQF", "CAWSVF"])
-    memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.tensor([2, 5, -1]))
-    queries = [("CASSLGQF", 2), ("CASSLGQF", 5), ("CASSLGQF", 3), ("CASSLGQF", -1), ("CAWSVF", 4), ("CAWSVF", -1),
-               ("CASSLGQY", 2)]
-    codes, lengths = encode([q for q, _ in queries])
-    clone = memory.lookup(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)),
-                          torch.tensor([v for _, v in queries]))
+def test_v_families_must_agree_where_both_are_known():
+    """The rule of `public_clones`: V family, a gene and a family-only call of it alike, and a missing
+    V call on either side matches on the CDR3 core alone."""
+    genes = ["TRBV5-1", "TRBV5", "TRBV5-6", "TRBV6-5", "TRBV7-2", "TRBV6"]
+    memory = CloneMemory(3, heads=1, n_v_genes=len(genes))
+    memory.store(*_tensors(["CASSLGQF", "CASSLGQF", "CAWSVF"]), torch.tensor([0, 3, -1]), v_genes=genes)
+    queries = [("CASSLGQF", 0), ("CASSLGQF", 1), ("CASSLGQF", 2), ("CASSLGQF", 3), ("CASSLGQF", 5),
+               ("CASSLGQF", 4), ("CASSLGQF", -1), ("CAWSVF", 4), ("CAWSVF", -1), ("CASSLGQY", 0), ("CASSLGQW", 1)]
+    clone = memory.lookup(*_tensors([q for q, _ in queries]), torch.tensor([v for _, v in queries]))
     found = clone >= 0
-    assert found.tolist() == [True, True, False, True, True, True, False]  # V 3 is another clone
-    assert clone[0] != clone[1] and clone[4] == clone[5]  # same CDR3, other V: two stored clones
+    assert found.tolist() == [True, True, True, True, True, False, True, True, True, True, True]
+    assert clone[0] == clone[1] == clone[2] == clone[9] == clone[10]  # TRBV5 family, any anchor
+    assert clone[3] == clone[4] != clone[0]  # TRBV6: the gene and the family-only call
+    assert clone[7] == clone[8]  # stored without V: any V matches
+
+
+def test_a_memory_saved_before_the_cdr3_core_keeps_its_own_rule():
+    """A state without `trim` and `v_codes` (saved before the CDR3 core and the V family) loads, and
+    matches whole junctions and V gene rows as it did."""
+    memory = CloneMemory(2, heads=1, n_v_genes=4)
+    codes, lengths = _tensors(["CASSLGQF", "CAWSVF"])
+    v = torch.tensor([2, -1])
+    old = {"keys": clone_keys(codes, lengths, v, trim=0), "cdr3_keys": clone_keys(codes, lengths, trim=0),
+           "signatures": signatures(codes, lengths, trim=0)}
+    order = torch.argsort(old["keys"])
+    by_cdr3 = torch.argsort(old["cdr3_keys"][order], stable=True)
+    state = {"keys": old["keys"][order], "stored_v": v[order], "cdr3_keys": old["cdr3_keys"][order][by_cdr3],
+             "cdr3_clone": by_cdr3, "signatures": torch.sort(old["signatures"]).values,
+             "bonus": torch.zeros(1), "evidence": torch.zeros(())}
+    memory.load_state_dict(state, strict=True)
+    assert int(memory.trim) == 0 and memory.v_codes.tolist() == [0, 1, 2, 3, -1]
+    queries = [("CASSLGQF", 2), ("CASSLGQF", 1), ("CASSLGQY", 2), ("CAWSVF", 3), ("WAWSVW", 3)]
+    clone = memory.lookup(*_tensors([q for q, _ in queries]), torch.tensor([v for _, v in queries]))
+    assert (clone >= 0).tolist() == [True, False, False, True, False]  # whole junctions, V gene rows
 
 
 def _bags_with_memory(heads: int = 2, update_steps: int = 1) -> tuple[RepertoireClassifier, SequenceBags, np.ndarray]:
@@ -67,7 +99,8 @@ def _bags_with_memory(heads: int = 2, update_steps: int = 1) -> tuple[Repertoire
     model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], attention_heads=heads,
                                              update_steps=update_steps, clone_memory=2))
     codes, lengths = encode(["CASSLAPGATNEKLFF", "CASSPVTGGIYGYTF"])
-    model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.tensor([-1, -1]))
+    model.memory.store(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)), torch.tensor([-1, -1]),
+                       v_genes=[])
     with torch.no_grad():
         model.memory.bonus.copy_(torch.tensor([3.0, 5.0][:heads]))
         model.memory.evidence.fill_(1.5)

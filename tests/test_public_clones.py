@@ -12,11 +12,14 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
+from deeprc_hopfield.cdr3 import core
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.interpret.ranking import _name_index
-from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys,
-                                           fisher_enrichment, fit_public_clones, repertoire_keys)
+from deeprc_hopfield.interpret.ranking import name_keys
+from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys, clone_set,
+                                           fisher_enrichment, fit_public_clones, gene_code, gene_codes,
+                                           repertoire_clones, repertoire_keys, resolve_rows, resolve_wildcards,
+                                           with_v, without_v)
 from deeprc_hopfield.store import Repertoire
 
 
@@ -33,12 +36,17 @@ def _repertoire(sequences: list[str], v: list[int]) -> Repertoire:
 
 
 # --- keys ----------------------------------------------------------------------------------------
-def test_equal_sequences_and_only_they_share_a_key():
-    sequences = ["CASSLGQF", "CASSLGQ", "CASSLGQF", "FQGLSSAC", "C", "CC", "CASSLGQY", "C"]
+def test_equal_cdr3_cores_and_only_they_share_a_key():
+    """The key reads the core (the junction without its conserved ends), so a junction and the same
+    receptor with another (or a guessed) anchor match; 1- and 2-residue sequences are their own core."""
+    sequences = ["CASSLGQF", "CASSLGQ", "CASSLGQF", "FQGLSSAC", "C", "CC", "CASSLGQY", "C", "WASSLGQW", "CA", "AC"]
     keys = _keys(sequences)
     for i, a in enumerate(sequences):
         for j, b in enumerate(sequences):
-            assert (keys[i] == keys[j]) == (a == b), (a, b)
+            assert (keys[i] == keys[j]) == (core(a) == core(b)), (a, b)
+    assert keys[0] == keys[6] == keys[8] and core("CASSLGQF") == "ASSLGQ"
+    whole = clone_keys(*(torch.from_numpy(a) for a in encode(sequences)), trim=0).numpy()  # trim 0: whole sequences
+    assert whole[0] != whole[6] and whole[0] == whole[2]
 
 
 def test_no_collisions_among_100k_random_cdr3s():
@@ -46,14 +54,28 @@ def test_no_collisions_among_100k_random_cdr3s():
     lengths = rng.integers(1, 30, size=100_000)
     codes = rng.integers(1, 21, size=int(lengths.sum())).astype(np.uint8)
     keys = clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths)).numpy()
-    assert len(np.unique(keys)) == len(set(decode(codes, lengths)))
+    assert len(np.unique(keys)) == len({core(s) for s in decode(codes, lengths)})
 
 
-def test_the_v_gene_separates_clones_where_it_is_known():
-    keys = _keys(["CASSLGQF"] * 4 + ["CAWSVF"], v=[2, 2, 5, -1, 2])
-    assert keys[0] == keys[1] != keys[2]  # same CDR3 + V; other V
-    assert keys[3] == _keys(["CASSLGQF"])[0] not in keys[:3]  # unknown V: the CDR3 alone, no known-V clone
+def test_gene_codes_are_the_family_of_a_gene_or_of_a_family_only_call():
+    five = gene_code("TRBV5-1")
+    assert five == gene_code("TRBV5") == gene_code("TRBV5-6") != gene_code("TRBV6-5") >= 0
+    assert gene_code("TRBV5-1", "gene") != gene_code("TRBV5", "gene") != gene_code("TRBV5-6", "gene")
+    assert gene_code(None) == gene_code("") == gene_code("TRBV5-1", "none") == -1
+    np.testing.assert_array_equal(gene_codes(["TRBV6-5", "TRBV5"])[[1, -1, 0]], [five, -1, gene_code("TRBV6-5")])
+    with pytest.raises(ValueError, match="level"):
+        gene_code("TRBV5-1", "allele")
+
+
+def test_the_v_family_separates_clones_where_it_is_known():
+    families = [gene_code(g) for g in ("TRBV5-1", "TRBV5", "TRBV6-5")]
+    keys = _keys(["CASSLGQF"] * 4 + ["CAWSVF"], v=[families[0], families[1], families[2], -1, families[0]])
+    assert keys[0] == keys[1] != keys[2]  # gene and family-only call of a family: one clone; another family
+    assert keys[3] == _keys(["CASSLGQF"])[0] not in keys[:3]  # unknown V: the core alone
     assert keys[4] != keys[0]
+    # a key with V is its core's plus a V term: with_v / without_v go between them
+    np.testing.assert_array_equal(without_v(keys[:3], np.array(families)), [keys[3]] * 3)
+    np.testing.assert_array_equal(with_v(np.full(3, keys[3]), np.array(families)), keys[:3])
     # every (V, J) pair of a CDR3 keys apart (the two gene terms never cancel)
     v, j = np.meshgrid(np.arange(-1, 150), np.arange(-1, 30))
     many = _keys(["CASSLGQF"] * v.size, v.ravel().tolist(), j.ravel().tolist())
@@ -63,10 +85,11 @@ def test_the_v_gene_separates_clones_where_it_is_known():
 
 def test_repertoire_keys_match_the_tensor_keys_whatever_the_chunk():
     sequences = ["CASSF", "CAW", "CASSF", "CSARDRTGNGYTF"] * 7
-    rep = _repertoire(sequences, [1, 1, 1, -1] * 7)
-    whole = repertoire_keys(rep)
-    np.testing.assert_array_equal(repertoire_keys(rep, chunk=3), whole)
-    np.testing.assert_array_equal(whole, _keys(sequences, [1, 1, 1, -1] * 7))
+    v = np.array([1, 1, 1, -1] * 7)
+    rep = _repertoire(sequences, v)
+    whole = repertoire_keys(rep, v)
+    np.testing.assert_array_equal(repertoire_keys(rep, v, chunk=3), whole)
+    np.testing.assert_array_equal(whole, _keys(sequences, v.tolist()))
     assert whole[0] == whole[2] != whole[1]
     assert repertoire_keys(_repertoire([], [])).shape == (0,)
 
@@ -74,30 +97,53 @@ def test_repertoire_keys_match_the_tensor_keys_whatever_the_chunk():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_keys_are_the_same_on_the_gpu():
     codes, lengths = encode(["CASSLGQF", "CAWSVF", "CSARDRTGNGYTF"])
-    v = torch.tensor([3, -1, 40])
+    v = torch.tensor([gene_code("TRBV5-1"), -1, 40])
     cpu = clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths), v)
     gpu = clone_keys(torch.from_numpy(codes).cuda(), torch.from_numpy(lengths).cuda(), v.cuda())
     assert torch.equal(gpu.cpu(), cpu)
 
 
-def test_the_rankings_table_keys_group_rows_as_their_strings_do():
-    """The interpretation keys a table of gene *names* through cohort-wide indices: two repertoires
-    whose gene tables differ still give one key per distinct (junction_aa, v_call, j_call)."""
-    table = pd.DataFrame({"junction_aa": ["CASSF", "CASSF", "CASSF", "CAWF", "CASSF", "CASSF", "CAWF"],
-                          "v_call": ["V1", "V2", None, "V1", "V2", "V1", None],
-                          "j_call": ["J1", "J1", "J1", "J1", "J2", "J1", None]})
-    v_genes, j_genes = {}, {}
-    keys = np.concatenate([
-        repertoire_keys(_repertoire(part["junction_aa"].tolist(), [-1] * len(part)),
-                        v_index=_name_index(part["v_call"].to_numpy(), v_genes),
-                        j_index=_name_index(part["j_call"].to_numpy(), j_genes))
-        for part in (table.iloc[:4], table.iloc[4:])])  # V2 first seen in the first part, J2 in the second
-    groups = table.fillna("<none>").groupby(list(table.columns), sort=False).ngroup().to_numpy()
+def test_a_cdr3_without_v_call_is_the_clone_of_its_core_with_any_v():
+    """The missing-V policy on both sides: a CDR3 without a V call counts as every clone of its core
+    that the cohort holds with a V call (so the clone is not split in two), and as its own clone only
+    where there is none; gene and family-only calls of a family are one clone."""
+    genes = ["TRBV5-1", "TRBV6-5", "TRBV5"]
+    reps = [_repertoire(["CASSLGQF"], [0]),             # gene call
+            _repertoire(["CASSLGQF", "CAWSVF"], [-1, 1]),  # no V call
+            _repertoire(["CASSLGQF"], [1]),             # another family
+            _repertoire(["CASSLGQW", "CTTTW"], [2, -1]),  # a family-only call (and another anchor)
+            _repertoire(["CTTTF", "CAWSVF"], [-1, 1])]
+    sets = [repertoire_clones(r, genes) for r in reps]
+    incidence, shared = clone_incidence(resolve_wildcards(sets))
+    x5, x6, y, z6 = (_keys([s], [gene_code(g)])[0] for s, g in (("CASSLGQF", "TRBV5"), ("CASSLGQF", "TRBV6-5"),
+                                                                  ("CTTTF", None), ("CAWSVF", "TRBV6-5")))
+    assert sorted(shared.tolist()) == sorted([x5, x6, y, z6])  # no column for CASSLGQF without V
+    columns = {k: incidence[:, list(shared).index(k)].toarray().ravel().astype(int).tolist() for k in (x5, x6, y, z6)}
+    assert columns[x5] == [1, 1, 0, 1, 0] and columns[x6] == [0, 1, 1, 0, 0]
+    assert columns[y] == [0, 0, 0, 1, 1] and columns[z6] == [0, 1, 0, 0, 1]
+    # the flat form (the ranking's) resolves the same way
+    keys = np.concatenate([repertoire_keys(r, gene_codes(genes)[r.v_index]) for r in reps])
+    v = np.concatenate([gene_codes(genes)[r.v_index] for r in reps])
+    row, resolved = resolve_rows(keys, v)
+    assert sorted(resolved[row == 1].tolist()) == sorted([x5, x6])  # rep 1's CASSLGQF: both clones
+    assert clone_set(keys, v).unknown.tolist() == sorted([y, _keys(["CASSLGQF"])[0]])  # the cores alone
+
+
+def test_the_rankings_table_keys_group_rows_as_their_clones():
+    """The interpretation keys a table of gene *names*: the same clone whatever the gene table, V at
+    the family level and J as a gene."""
+    table = pd.DataFrame({"junction_aa": ["CASSF", "CASSF", "CASSF", "CAWF", "CASSF", "CASSF", "CAWF", "CASSW"],
+                          "v_call": ["TRBV5-1", "TRBV6-5", None, "TRBV5-1", "TRBV6-5", "TRBV5", None, "TRBV5-4"],
+                          "j_call": ["TRBJ1-1", "TRBJ1-1", "TRBJ1-1", "TRBJ1-1", "TRBJ2-7", "TRBJ1-1", None,
+                                     "TRBJ1-1"]})
+    keys, v = name_keys(table)
+    clones = table.assign(core=table["junction_aa"].map(core), family=table["v_call"].str.split("-").str[0])
+    groups = clones[["core", "family", "j_call"]].fillna("<none>").groupby(["core", "family", "j_call"],
+                                                                            sort=False).ngroup().to_numpy()
     for a in range(len(table)):
         for b in range(len(table)):
             assert (keys[a] == keys[b]) == (groups[a] == groups[b]), (a, b)
-    # a row without V keys as (CDR3, J); as the clone memory's key (no J) it is the CDR3 alone
-    assert keys[2] == _keys(["CASSF"], [-1], [j_genes["J1"]])[0]
+    assert v[2] == -1 and keys[2] == _keys(["CASSF"], [-1], [gene_code("TRBJ1-1", "gene")])[0]
 
 
 # --- incidence and the test ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_gene, normalise_genes
-from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire
+from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
 
 # One codon per amino acid, to write nucleotide junctions whose translation is known.
 CODON = {
@@ -295,13 +295,44 @@ def test_immunoseq_gene_from_max_resolved_family_is_not_made_a_gene(tmp_path):
 
 
 def test_airr_cdr3_aa_only(tmp_path):
+    """IMGT CDR3s get their conserved ends back: C before, F after (W for a heavy chain's J)."""
     rows = [["sequence_id", "productive", "v_call", "j_call", "cdr3_aa", "consensus_count"],
             ["a", "TRUE", "TRBV5-1*01", "TRBJ2-7*01", "ASSLGQAYEQY", "7"],
-            ["b", "FALSE", "TRBV5-1*01", "TRBJ2-7*01", "ASSLG", "1"]]
-    table, fmt = read_repertoire(write(tmp_path / "cdr3.tsv", rows))
-    assert fmt == "airr"
-    assert records(table) == [("ASSLGQAYEQY", "TRBV5-1", "TRBJ2-7", 7.0, True, None),
-                              ("ASSLG", "TRBV5-1", "TRBJ2-7", 1.0, False, None)]
+            ["b", "FALSE", "TRBV5-1*01", "TRBJ2-7*01", "ASSLG", "1"],
+            ["c", "TRUE", "IGHV3-23*01", "IGHJ4*02", "AKDRGYFDY", "2"],
+            ["d", "TRUE", "TRBV5-1*01", "TRBJ2-7*01", "", "2"]]
+    read = read_repertoire_file(write(tmp_path / "cdr3.tsv", rows))
+    assert read.fmt == "airr" and (read.cdr3.column, read.cdr3.declared, read.cdr3.found) == ("cdr3_aa",) + 2 * (
+        "imgt_cdr3",)
+    assert records(read.table) == [("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 7.0, True, None),
+                                   ("CASSLGF", "TRBV5-1", "TRBJ2-7", 1.0, False, None),
+                                   ("CAKDRGYFDYW", "IGHV3-23", "IGHJ4", 2.0, True, None),
+                                   (None, "TRBV5-1", "TRBJ2-7", 2.0, True, None)]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_other_reader_gives_junctions(tmp_path, case):
+    fmt, rows, sep, _ = CASES[case]
+    read = read_repertoire_file(write(tmp_path / f"{case}.txt", rows, sep))
+    assert read.cdr3.declared == read.cdr3.found == "junction" and read.cdr3.anchored > 0.5
+
+
+def test_the_anchors_overrule_a_column_that_holds_the_other_convention(tmp_path, caplog):
+    """20 sequences or more: a `junction_aa` column without anchors holds IMGT CDR3s, a `cdr3_aa`
+    column with them holds junctions; the log warns. Fewer: the column's name is taken."""
+    rng = np.random.default_rng(0)
+    middles = ["ASS" + "".join(rng.choice(list("ACDEGHIKLMNPQRSTVY"), 6)) + "QY" for _ in range(25)]
+    header = ["sequence_id", "v_call", "j_call", "duplicate_count"]
+    for column, sequences, found in (("junction_aa", middles, "imgt_cdr3"),
+                                     ("cdr3_aa", [f"C{m}F" for m in middles], "junction"),
+                                     ("junction_aa", middles[:19], "junction")):
+        rows = [header + [column]] + [[f"s{i}", "TRBV5-1", "TRBJ2-7", "1", m] for i, m in enumerate(sequences)]
+        with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+            caplog.clear()
+            read = read_repertoire_file(write(tmp_path / "r.tsv", rows))
+        assert read.cdr3.found == found, (column, len(sequences))
+        assert read.table["junction_aa"].str.startswith("C").all() == (found == "imgt_cdr3" or column == "cdr3_aa")
+        assert ("read as" in caplog.text) == (len(sequences) >= 20)
 
 
 def test_airr_nucleotide_junction_is_translated(tmp_path):
@@ -331,7 +362,8 @@ def test_airr_junction_that_is_not_nucleotides_names_line_and_column(tmp_path):
 @given(
     st.lists(
         st.tuples(
-            st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", min_size=1, max_size=30),
+            st.builds(lambda middle, end: "C" + middle + end,  # junctions: a conserved C and F/W at the ends
+                      st.text(alphabet="ACDEFGHIKLMNPQRSTVWY", max_size=28), st.sampled_from("FW")),
             st.sampled_from(["TRBV5-1", "TRBV7-9", "TRBV20-1", "TRBV12-3", None]),
             st.sampled_from(["TRBJ2-7", "TRBJ1-1", "TRBJ2-3", None]),
             st.one_of(st.none(), st.integers(min_value=0, max_value=10**7)),
@@ -344,7 +376,7 @@ def test_airr_junction_that_is_not_nucleotides_names_line_and_column(tmp_path):
     st.booleans(),
 )
 def test_any_valid_airr_table_round_trips(tmp_path, rows, as_nucleotides, gz):
-    """Whatever valid AIRR table is written, the reader returns its values unchanged."""
+    """Whatever valid AIRR table of junctions is written, the reader returns its values unchanged."""
     column = "junction" if as_nucleotides else "junction_aa"
     lines = [["sequence_id", column, "v_call", "j_call", "duplicate_count", "productive"]]
     for i, (aa, v, j, count, productive) in enumerate(rows):

@@ -15,7 +15,7 @@ import pytest
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate
 from deeprc_hopfield.ingest import ingest
-from deeprc_hopfield.report import attended_summary, build_report
+from deeprc_hopfield.report import REPORT_MARKER, attended_summary, build_report, is_report
 from deeprc_hopfield.saved_model import MODEL_FORMAT, MODEL_SCHEMA_VERSION
 
 
@@ -119,3 +119,38 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         with pytest.raises(DeepRCError, match=error):  # read as `predict` reads it, the version checked
             build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
                          config=None, models=models)
+
+
+def _report_cli(run: dict[str, Path], out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "deeprc_hopfield", "report", "--store", run["store"], "--metrics",
+         run["eval"] / "metrics.tsv", "--figures", run["eval"], "--out", out, *extra], capture_output=True, text=True)
+
+
+def test_report_never_overwrites_a_file_it_did_not_write(run: dict[str, Path], tmp_path: Path) -> None:
+    """An --out that exists is refused in one line before any work, unless it is an earlier report and
+    --force is given; a file that is not a report (or a folder) is kept even with --force."""
+    theirs = tmp_path / "notes.html"
+    theirs.write_text("<!DOCTYPE html><p>my notes</p>")
+    (tmp_path / "folder").mkdir()
+    for target in (theirs, tmp_path / "folder"):
+        for force in ((), ("--force",)):
+            result = _report_cli(run, target, *force)
+            assert result.returncode == 1 and "Traceback" not in result.stderr
+            assert result.stderr.strip().splitlines() == [
+                f"deeprc-hopfield report: error: {target}: exists and is not an earlier output of "
+                "`deeprc-hopfield report`; it was left as it is and nothing was written (choose another --out; "
+                "--force replaces only an earlier output of the same command)"]
+    assert theirs.read_text() == "<!DOCTYPE html><p>my notes</p>" and not any((tmp_path / "folder").iterdir())
+
+    assert _report_cli(run, run["out"]).returncode == 0
+    first = run["out"].read_text()
+    assert REPORT_MARKER in first
+    refused = _report_cli(run, run["out"], "--title", "second")
+    assert refused.returncode == 1 and "holds an earlier output of `deeprc-hopfield report`" in refused.stderr
+    assert run["out"].read_text() == first
+    assert _report_cli(run, run["out"], "--title", "second", "--force").returncode == 0
+    assert "<title>second</title>" in run["out"].read_text()
+    # a report written before the marker is known by the note under its title
+    run["out"].write_text(first.replace(REPORT_MARKER, ""))
+    assert is_report(run["out"]) and not is_report(theirs)

@@ -16,6 +16,7 @@ import pytest
 from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.ingest import ingest
+from deeprc_hopfield.io import OUTPUT_MARKER
 from deeprc_hopfield.simulate import SimulationSettings, background_model, max_motif_length, simulate
 from deeprc_hopfield.simulate.background import olga_model
 from deeprc_hopfield.simulate.implant import CODONS
@@ -89,7 +90,7 @@ def test_same_arguments_same_bytes_whatever_threads(tmp_path):
     runs = [simulate(settings, tmp_path / name, threads=threads) for name, threads in
             (("a", 1), ("b", 1), ("c", 2))]
     first = _files(runs[0])
-    assert len(first) == 6 + 3
+    assert len(first) == 6 + 3 + 1  # repertoires, metadata and truth, the output marker
     assert _files(runs[1]) == first
     assert _files(runs[2]) == first
     for name, data in first.items():
@@ -224,17 +225,28 @@ def test_existing_output_needs_force(tmp_path):
     result = _cli("--out", str(out), *BASE)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "--force" in result.stderr
+    assert f"{out}: exists and is not an earlier output of `deeprc-hopfield simulate`" in result.stderr
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
-    # --force never deletes a folder that is not an earlier simulation
+    # --force never deletes a folder that is not an earlier simulation, nor another command's output
     result = _cli("--out", str(out), *BASE, "--force")
     assert result.returncode == 1 and (out / "mine.txt").read_text() == "keep me"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / OUTPUT_MARKER).write_text('{"command": "train"}')
+    assert _cli("--out", str(model), *BASE, "--force").returncode == 1 and len(list(model.iterdir())) == 1
     # ... but replaces one that is
     sim = tmp_path / "sim"
     assert _cli("--out", str(sim), *BASE).returncode == 0
     before = _files(sim)
-    assert _cli("--out", str(sim), *BASE).returncode == 1
+    result = _cli("--out", str(sim), *BASE)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert f"{sim}: holds an earlier output of `deeprc-hopfield simulate`" in result.stderr and _files(sim) == before
     assert _cli("--out", str(sim), *BASE[:-1], "2", "--force").returncode == 0
-    assert _files(sim) != before and sorted(p.name for p in tmp_path.iterdir()) == ["out", "sim"]
+    assert _files(sim) != before and sorted(p.name for p in tmp_path.iterdir()) == ["model", "out", "sim"]
+    # a simulation written before output markers is known by its truth/parameters.yaml
+    (sim / OUTPUT_MARKER).unlink()
+    assert _cli("--out", str(sim), *BASE).returncode == 1
+    assert _cli("--out", str(sim), *BASE, "--force").returncode == 0 and _files(sim) == before
 
 
 def test_library_refuses_before_writing(tmp_path):
@@ -281,7 +293,7 @@ def test_demo_cohort_is_what_its_readme_command_makes(tmp_path):
     args[args.index("--out") + 1] = str(tmp_path / "demo")
     assert subprocess.run([sys.executable, "-m", "deeprc_hopfield", "-q", "simulate", *args],
                           capture_output=True, text=True, timeout=300).returncode == 0
-    made = _files(tmp_path / "demo")
+    made = {name: data for name, data in _files(tmp_path / "demo").items() if name != OUTPUT_MARKER}
     committed = {name: data for name, data in _files(demo).items() if name != "README.md"}
     assert sorted(made) == sorted(committed)
     for name, data in committed.items():

@@ -17,14 +17,14 @@ from deeprc_hopfield.split import Split, make_split, read_split
 from conftest import write_airr
 
 
-def _store(folder: Path, labels: list[str], column: str = "label") -> Path:
-    """A store of len(labels) small AIRR repertoires with the given label values."""
+def _store(folder: Path, labels: list[str], column: str = "label", donors: list[str] | None = None) -> Path:
+    """A store of len(labels) small AIRR repertoires with the given label values (and `donor` column)."""
     rng = np.random.default_rng(1)
     (folder / "reps").mkdir(parents=True)
-    lines = [f"subject_id,filename,{column}"]
+    lines = [f"subject_id,filename,{column}" + (",donor" if donors else "")]
     for i, value in enumerate(labels):
         write_airr(folder / "reps" / f"r{i}.tsv", rng, 5)
-        lines.append(f"S{i:02d},r{i}.tsv,{value}")
+        lines.append(f"S{i:02d},r{i}.tsv,{value}" + (f",{donors[i]}" if donors else ""))
     (folder / "meta.csv").write_text("\n".join(lines) + "\n")
     return ingest(folder / "meta.csv", folder / "reps", folder / "cohort.h5", [column], progress=False)
 
@@ -128,3 +128,109 @@ def test_split_options_go_together(tmp_path: Path) -> None:
             Split.from_options(*options)
     with pytest.raises(SplitError, match="fold 7 is not in the split"):
         Split.from_options(path, 7)
+
+
+def test_without_groups_the_split_is_the_one_before_group_columns(store: Path) -> None:
+    """The plain stratified k-fold of the fixture (folds 4, seed 3), as written before --group-column."""
+    before = [3, 1, 0, 1, 0, 2, 1, 1, 0, 3, 3, 0, 2, 2, 2, 1, 3, 0, 3, 2, 0, 2, 1]
+    assert make_split(store, folds=4, seed=3)["fold"].tolist() == before
+    assert make_split(store, folds=4, seed=3, group_column=None)["fold"].tolist() == before
+
+
+@pytest.fixture(scope="module")
+def donors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], list[str]]:
+    """60 samples of 30 donors (1 to 3 samples each, e.g. time points); a donor's samples share its label."""
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 4, 30)
+    sizes[sizes.cumsum() > 60] = 0
+    sizes[-1] += 60 - sizes.sum()
+    donor = [f"D{d:02d}" for d in np.repeat(np.arange(30), sizes)]
+    status = {f"D{d:02d}": ("yes" if d % 3 == 0 else "no") for d in range(30)}  # 10 positive donors of 30
+    labels = [status[d] for d in donor]
+    return _store(tmp_path_factory.mktemp("donors"), labels, donors=donor), donor, labels
+
+
+def test_groups_never_straddle_folds_and_labels_stay_stratified(donors, tmp_path: Path) -> None:
+    path, donor, labels = donors
+    out = tmp_path / "split.csv"
+    result = _cli("split", "--store", path, "--out", out, "--folds", 5, "--seed", 2, "--group-column", "donor")
+    assert result.returncode == 0, result.stderr
+    split = read_split(out)
+    assert split["subject_id"].tolist() == [f"S{i:02d}" for i in range(60)]
+    fold = split["fold"].to_numpy()
+    assert pd.Series(fold).groupby(donor).nunique().max() == 1  # every donor in one fold
+    assert sorted(set(fold.tolist())) == [0, 1, 2, 3, 4]
+    positive = np.array(labels) == "yes"
+    per_fold = pd.crosstab(fold, positive)
+    assert (per_fold > 0).all().all()  # every fold holds both classes
+    share = per_fold[True] / per_fold.sum(axis=1)
+    assert (share - positive.mean()).abs().max() < 0.2  # roughly the cohort's share of positives
+    # the plain split of the same cohort does split donors
+    plain = make_split(path, folds=5, seed=2)["fold"]
+    assert plain.groupby(donor).nunique().max() > 1
+    # seeded: the same seed gives the same table, another seed another one
+    again = make_split(path, folds=5, seed=2, group_column="donor")
+    assert again["fold"].tolist() == fold.tolist()
+    assert make_split(path, folds=5, seed=3, group_column="donor")["fold"].tolist() != fold.tolist()
+
+
+def test_refuses_a_missing_group_column_naming_it(donors, tmp_path: Path) -> None:
+    path, _, _ = donors
+    with pytest.raises(DeepRCError, match=r"group column 'patient' is not in the store's metadata table "
+                                          r"\(columns: subject_id, filename, label, donor\)"):
+        make_split(path, group_column="patient")
+    out = tmp_path / "split.csv"
+    result = _cli("split", "--store", path, "--out", out, "--group-column", "patient")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "group column 'patient'" in result.stderr
+    assert not out.exists()
+
+
+def test_refuses_a_group_that_mixes_the_classes_naming_its_subjects(tmp_path: Path) -> None:
+    labels = ["no", "no", "yes", "yes", "no", "yes", "no", "yes"]
+    donor = ["A", "A", "B", "B", "C", "C", "D", "E"]  # donor C: S04 'no', S05 'yes'
+    path = _store(tmp_path, labels, donors=donor)
+    out = tmp_path / "split.csv"
+    result = _cli("split", "--store", path, "--out", out, "--folds", 2, "--group-column", "donor")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert ("column 'donor': group 'C' mixes the classes of binary label 'label': subjects S04 (no), S05 (yes)"
+            in result.stderr)
+    assert not out.exists()
+
+
+def test_refuses_groups_that_cannot_fill_the_folds(tmp_path: Path) -> None:
+    labels = ["no"] * 6 + ["yes"] * 6
+    path = _store(tmp_path, labels, donors=["A", "A", "A", "B", "B", "B", "C", "C", "D", "D", "E", "E"])
+    with pytest.raises(DeepRCError, match="5 group\\(s\\) cannot fill 6 folds"):
+        make_split(path, folds=6, group_column="donor")
+    with pytest.raises(DeepRCError, match="class 'no' of label 'label' is in 2 group\\(s\\), fewer than the 3 folds"):
+        make_split(path, folds=3, group_column="donor")
+    fold = make_split(path, folds=2, group_column="donor")["fold"].to_numpy()
+    assert fold[0] == fold[1] == fold[2] != fold[3] == fold[4] == fold[5]  # the two 'no' donors apart
+    assert sorted(np.bincount(fold[6:]).tolist()) == [2, 4]  # three 'yes' donors of two samples: 1 + 2
+
+
+def test_refuses_a_repertoire_without_a_group_naming_it(tmp_path: Path) -> None:
+    path = _store(tmp_path, ["no", "yes"] * 3, donors=["A", "B", "C", "NA", "E", " "])
+    with pytest.raises(DeepRCError, match="column 'donor': no group for subject\\(s\\) S03, S05$"):
+        make_split(path, folds=2, group_column="donor")
+
+
+def test_split_never_overwrites_a_file_it_did_not_write(store: Path, tmp_path: Path) -> None:
+    """The rule of every --out, for a file: the user's table is kept (--force or not); an earlier split
+    table is replaced only with --force."""
+    metadata = tmp_path / "metadata.csv"
+    metadata.write_text("subject_id,filename,label\nS00,r0.tsv,no\n")
+    for force in ((), ("--force",)):
+        result = _cli("split", "--store", store, "--out", metadata, *force)
+        assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+        assert f"{metadata}: exists and is not an earlier output of `deeprc-hopfield split`" in result.stderr
+    assert metadata.read_text() == "subject_id,filename,label\nS00,r0.tsv,no\n"
+    out = tmp_path / "split.csv"
+    assert _cli("split", "--store", store, "--out", out, "--seed", "1").returncode == 0
+    first = out.read_text()
+    result = _cli("split", "--store", store, "--out", out, "--seed", "2")
+    assert result.returncode == 1 and "add --force to replace it" in result.stderr and out.read_text() == first
+    assert _cli("split", "--store", store, "--out", out, "--seed", "2", "--force").returncode == 0
+    assert out.read_text() != first

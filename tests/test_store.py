@@ -32,6 +32,46 @@ def test_ingest_round_trip_matches_files(cohort, tmp_path):
         assert store.metadata()["filename"].tolist() == [f"rep{i}.tsv" for i in range(6)]
         prov = store.provenance()
         assert (prov["format"] == "airr").all() and prov["sha256"].str.len().eq(64).all()
+        assert (prov["cdr3"] == "junction").all() and (prov["cdr3_column"] == "junction_aa").all()
+
+
+def test_imgt_cdr3_and_junction_files_of_the_same_receptors_are_the_same_clones(tmp_path, caplog):
+    """One file gives junctions (`junction_aa`), another the IMGT CDR3s of the same receptors
+    (`cdr3_aa`), with gene or family-only V calls: the store holds junctions for both, provenance and
+    the QC table say which file gave which, the log says what was found, and every receptor has one
+    clone key whichever file it came from."""
+    from deeprc_hopfield.public_clones import repertoire_clones, resolve_wildcards
+
+    rng = np.random.default_rng(3)
+    letters = list("ACDEGHIKLMNPQRSTVY")
+    middles = ["ASS" + "".join(rng.choice(letters, int(rng.integers(5, 10)))) + "QY" for _ in range(30)]
+    v_calls = ["TRBV5-1*01", "TRBV7-2*01", "TRBV20-1*01"]
+    folder = tmp_path / "reps"
+    folder.mkdir()
+    header = "sequence_id\t{}\tv_call\tj_call\tduplicate_count\n"
+    (folder / "junctions.tsv").write_text(header.format("junction_aa") + "".join(
+        f"s{i}\tC{m}F\t{v_calls[i % 3]}\tTRBJ2-7*01\t1\n" for i, m in enumerate(middles)))
+    (folder / "cdr3s.tsv").write_text(header.format("cdr3_aa") + "".join(  # V as family only for a third
+        f"s{i}\t{m}\t{v_calls[i % 3].split('-')[0] if i % 3 == 0 else v_calls[i % 3]}\tTRBJ2-7*01\t1\n"
+        for i, m in enumerate(middles)))
+    (folder / "m.csv").write_text("subject_id,filename\nJ,junctions.tsv\nI,cdr3s.tsv\n")
+    with caplog.at_level("INFO", logger="deeprc_hopfield"):
+        out = ingest(folder / "m.csv", folder, tmp_path / "s.h5", progress=False)
+    assert "column 'cdr3_aa' holds IMGT CDR3s, conserved C and F/W added" in caplog.text
+    with RepertoireStore(out) as store:
+        prov = store.provenance()
+        assert prov["cdr3"].tolist() == ["junction", "imgt_cdr3"]
+        assert prov["cdr3_column"].tolist() == ["junction_aa", "cdr3_aa"]
+        assert store.table(0)["junction_aa"].tolist() == store.table(1)["junction_aa"].tolist()  # junctions
+        keys = [np.sort(repertoire_clones(store.repertoire(i), store.v_genes).keys) for i in range(2)]
+        np.testing.assert_array_equal(keys[0], keys[1])  # every receptor: the same clone in both files
+        assert len(np.unique(keys[0])) == 30 and resolve_wildcards(
+            [repertoire_clones(store.repertoire(i), store.v_genes) for i in range(2)])[0].shape == (30,)
+    qc = pd.read_csv(tmp_path / "s.qc.tsv", sep="\t")
+    assert qc["cdr3"].tolist() == ["junction", "imgt_cdr3"] and qc.columns[1] == "input_rows"
+    from deeprc_hopfield.inspect import summarise
+
+    assert "CDR3s given as: junction 1, imgt_cdr3 1" in summarise(out)
 
 
 def test_repertoire_slices_do_not_overlap(cohort, tmp_path):
@@ -50,7 +90,7 @@ def test_repertoire_slices_do_not_overlap(cohort, tmp_path):
         assert codes.shape[0] == f["sequences/lengths"][()].sum()
 
 
-_junction = st.text(alphabet=AMINO_ACIDS, min_size=4, max_size=30)
+_junction = st.builds(lambda middle: f"C{middle}F", st.text(alphabet=AMINO_ACIDS, min_size=2, max_size=28))
 _row = st.tuples(_junction, st.sampled_from(["TRBV5-1", "TRBV7-2", ""]), st.sampled_from(["TRBJ2-7", ""]),
                  st.one_of(st.none(), st.integers(1, 10_000)))
 

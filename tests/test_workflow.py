@@ -76,6 +76,8 @@ def test_dry_run_of_the_demo_config_plans_every_stage():
     evaluate = next(line for line in out.splitlines() if "deeprc-hopfield evaluate" in line)
     assert evaluate.count("deeprc=results/demo/predictions/fold") == 5
     assert "kmer=" in evaluate and "public_clones=" in evaluate
+    # no group column: the split is the plain stratified one
+    assert "--group-column" not in next(line for line in out.splitlines() if "deeprc-hopfield split " in line)
 
 
 def test_no_baselines_is_a_valid_choice():
@@ -223,6 +225,7 @@ def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, 
 
 @pytest.mark.slow
 def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
+    from deeprc_hopfield.io import output_command
     from deeprc_hopfield.simulate import SimulationSettings, simulate
 
     cohort = simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05,
@@ -264,6 +267,17 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert second.returncode == 0, second.stderr
     assert "Nothing to be done" in second.stdout + second.stderr
 
+    # jobs run again over their earlier outputs: the folders Snakemake keeps between runs (baselines/,
+    # evaluation/: the rules pass --force, which replaces only an earlier output of the same command),
+    # a directory() output and a file (Snakemake removes those first)
+    rerun = snakemake(*args, "--forcerun", "baselines", "evaluate", "interpret_cohort", "report", cwd=tmp_path,
+                      timeout=180)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rule baselines:" in rerun.stderr and "rule train:" not in rerun.stderr
+    for folder, command in (("baselines", "baselines"), ("evaluation", "evaluate"),
+                            ("interpretation/cohort", "interpret-summary"), ("models/fold0", "train")):
+        assert output_command(run / folder) == command, folder
+
     # Snakemake's own report of the finished run (the snakemake[reports] extra): the marked outputs
     snakemake_report = run / "snakemake_report.html"
     made = snakemake("--report", snakemake_report, *args, cwd=tmp_path, timeout=60)
@@ -271,11 +285,34 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     html = snakemake_report.read_text()
     assert len(html) > 10_000 and "Attended sequences" in html and "Held-out metrics of every method" in html
 
-    # new patients: the fold models as an ensemble, without retraining
-    new = snakemake("predict", *args, "--config", f"new_repertoires={cohort / 'repertoires'}", cwd=tmp_path,
-                    timeout=90)
+    # new patients: the fold models as an ensemble, without retraining (the cohort's files under new names:
+    # under their own, every fold model but one trained on them, and predict refuses to score them)
+    patients = tmp_path / "new_patients"
+    patients.mkdir()
+    for path in (cohort / "repertoires").iterdir():
+        (patients / f"new_{path.name}").write_bytes(path.read_bytes())
+    new = snakemake("predict", *args, "--config", f"new_repertoires={patients}", cwd=tmp_path, timeout=90)
     assert new.returncode == 0, new.stderr[-3000:]
     assert "rule train:" not in new.stdout + new.stderr
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
     assert pd.read_csv(run / "new_patients" / "attended.tsv", sep="\t")["repertoire_id"].nunique() == 16
+
+
+def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path):
+    donors = lambda t: t.assign(donor=[f"D{i // 2:02d}" for i in range(len(t))])  # noqa: E731
+    metadata = demo_metadata_with(tmp_path, donors)
+    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "group_column=donor")
+    assert result.returncode == 0, result.stderr
+    split = next(line for line in result.stdout.splitlines() if "deeprc-hopfield split " in line)
+    assert "--group-column donor " in split
+    # the baselines and evaluation read that same split table
+    for command in ("deeprc-hopfield baselines ", "deeprc-hopfield evaluate "):
+        line = next(line for line in result.stdout.splitlines() if command in line)
+        assert "--split results/demo/split.csv " in line
+    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "group_column=patient")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
+            in out.splitlines())
+    assert "Job stats" not in out and "Traceback" not in out

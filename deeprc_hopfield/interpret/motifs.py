@@ -3,11 +3,12 @@
 A *pattern* is a run of `width` positions (3 to 6) whose first and last positions are residues and
 whose inner positions are residues or gaps ('.', any residue), at most two gaps: `GR.DT` is the
 pattern of width 5 with a gap in the middle, as the simulator writes implanted motifs. A sequence
-*supports* a pattern when the pattern occurs in its middle (counted once per sequence): the first and
-last `TRIM` = 3 residues are left out, as GLIPH does, because they are germline-encoded and nearly
-the same in every TRB CDR3 (C-A-S..., ...Q-Y-F); otherwise a motif that the model's top picks often
-carry right after C-A-S would grow into `A.GRDT`, more specific against the background than the
-motif itself.
+*supports* a pattern when the pattern occurs in its middle (counted once per sequence): the
+`TRIM` residues at each end of a junction are left out, as GLIPH does: the conserved anchor and the
+two germline-encoded residues next to it, nearly the same in every TRB junction (C-A-S..., ...Q-Y-F;
+`deeprc_hopfield.cdr3.GERMLINE_ENDS`, the CDR3 core less two residues each side; the store holds
+junctions whatever the files gave); otherwise a motif that the model's top picks often carry right
+after C-A-S would grow into `A.GRDT`, more specific against the background than the motif itself.
 
 Foreground: the top-ranked sequences (score > 0). Background: a seeded uniform sample of the
 sequences of the negative repertoires, i.e. how common a pattern is without the condition (a sample
@@ -33,11 +34,12 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import GERMLINE_ENDS
 from deeprc_hopfield.encoding import AMINO_ACIDS, encode
 
 WIDTHS = (3, 4, 5, 6)
 MAX_GAPS = 2
-TRIM = 3
+TRIM = GERMLINE_ENDS  # residues left out at each end of a junction
 GAP = "."
 _BASE = len(AMINO_ACIDS) + 1  # digit 0 = gap, 1..20 = residues
 _LETTERS = np.array([GAP, *AMINO_ACIDS])

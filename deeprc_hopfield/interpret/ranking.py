@@ -22,6 +22,12 @@ sequence that recurs in many positive patients (public signal), while a private 
 receptors are private) still ranks by the strength of its one occurrence. "Positive" is the store's
 label of the repertoire, or, where the store has no such label, the model's call (P >= 0.5).
 
+**What counts as one sequence**: a clone as `deeprc_hopfield.public_clones` defines it, here with
+its J gene: (CDR3 core, V family, J gene), a missing V call resolved to the clones of its CDR3 core
+and J that the interpreted repertoires hold with one. A repertoire holding several sequences of one
+clone (two genes of a family, a junction and an IMGT CDR3) counts once, by the most attended; a row
+is named by its most attended sequence (its V call by the most attended sequence that has one).
+
 **Enrichment.** Beside the score, `attended_positive`/`attended_negative` count the repertoires
 of each label that attend the sequence above uniform (w > 1); `fisher_p` is the one-sided Fisher
 exact test of that 2 x 2 table against all interpreted repertoires (the hypergeometric chance of at
@@ -29,10 +35,11 @@ least as many attending positives), and `log_odds_ratio` its log odds ratio with
 cell. A private sequence cannot reach significance (one repertoire is all there is), which is why
 these describe the ranking rather than make it.
 
-**Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit key of (junction_aa,
-V, J) (`deeprc_hopfield.public_clones.clone_keys`), its repertoire and its w: 16 bytes a sequence
-(5 MB for 60 x 5,000; 3.4 GB for 700 x 300,000). Only the `per_repertoire` most-attended sequences of each repertoire enter the ranking as
-candidates, but their counts and means cover all their occurrences.
+**Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit clone key
+(`deeprc_hopfield.public_clones.clone_keys`), its V code, its repertoire and its w: 20 bytes a
+sequence (6 MB for 60 x 5,000; 4.2 GB for 700 x 300,000). Only the `per_repertoire` most-attended
+sequences of each repertoire enter the ranking as candidates, but their counts and means cover all
+their occurrences.
 """
 
 from __future__ import annotations
@@ -45,10 +52,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deeprc_hopfield.encoding import decode
+from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.infer import Subject, score_repertoire
 from deeprc_hopfield.interrupts import raise_if_interrupted
-from deeprc_hopfield.public_clones import repertoire_keys
+from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, name_codes, repertoire_keys,
+                                           resolve_rows, wildcard_table)
 from deeprc_hopfield.saved_model import SavedModel
 
 log = logging.getLogger(__name__)
@@ -65,11 +73,12 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
 class AttentionPass:
     """What one pass of the model over the interpreted repertoires leaves for the ranking.
 
-    key, repertoire, weight: one entry per sequence of every repertoire: int64 key of (junction_aa,
-    V, J), index into `repertoires`, relative attention w (float32). candidates: the most-attended
-    sequences of each repertoire (key, junction_aa, v_call, j_call, repertoire, weight,
-    duplicate_count). repertoires: subject_id, positive (bool), probability (the model's P(positive)),
-    n_sequences, one row per repertoire.
+    key, repertoire, weight: one entry per sequence of every repertoire: int64 clone key of (CDR3
+    core, V, J), index into `repertoires`, relative attention w (float32). candidates: the
+    most-attended sequences of each repertoire (key, v, junction_aa, v_call, j_call, repertoire,
+    weight, duplicate_count). repertoires: subject_id, positive (bool), probability (the model's
+    P(positive)), n_sequences, one row per repertoire. v: int32 V code of each sequence (-1 = no V
+    call); None = all known.
     """
 
     key: np.ndarray
@@ -78,14 +87,15 @@ class AttentionPass:
     candidates: pd.DataFrame
     repertoires: pd.DataFrame
     label_source: set[str] = field(default_factory=set)
+    v: np.ndarray | None = None
 
 
-def _name_index(names: np.ndarray, index: dict[object, int]) -> np.ndarray:
-    """Cohort-wide index of each gene name, int64 (n,), -1 where there is none (None, NaN); names new
-    to `index` are added to it."""
-    codes, uniques = pd.factorize(np.asarray(names, dtype=object))
-    known = np.array([index.setdefault(name, len(index)) for name in uniques] + [-1], dtype=np.int64)
-    return known[codes]
+def name_keys(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Clone keys of the rows of a table of `junction_aa`, `v_call`, `j_call` (names) and the V code
+    of each row, int64 (n,) each: the key of the ranking (V at the rule's level, J as a gene)."""
+    codes, lengths = encode(table["junction_aa"].tolist())
+    v, j = name_codes(table["v_call"].to_numpy(), V_MODE), name_codes(table["j_call"].to_numpy(), "gene")
+    return clone_keys(*(torch.from_numpy(a) for a in (codes, lengths, v, j))).numpy(), v
 
 
 def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
@@ -106,15 +116,14 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
     """
     keys, owners, weights, candidates, rows = [], [], [], [], []
     sources: set[str] = set()
-    v_genes: dict[object, int] = {}  # gene names -> indices shared by all repertoires, for the keys
-    j_genes: dict[object, int] = {}
+    v_codes = []
     for index, subject in enumerate(subjects):
         scores, attention = score_repertoire(models, subject.repertoire, device, attention=True)
         rep = subject.repertoire
         n = len(rep)
         w = (attention.double().numpy() * n).astype(np.float32)  # (n,) relative attention
-        key = repertoire_keys(rep, v_index=_name_index(subject.v_names, v_genes),
-                              j_index=_name_index(subject.j_names, j_genes))
+        v = name_codes(subject.v_names, V_MODE)  # from the names: the same whatever the gene table
+        key = repertoire_keys(rep, v, name_codes(subject.j_names, "gene"))
         probability = float(scores[label].mean(axis=0)[0])
         truth = subject.truth.get(label)
         if truth is None:
@@ -126,9 +135,10 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
         picked = rep.subset(top)
         candidates.append(pd.DataFrame({"junction_aa": decode(picked.codes, picked.lengths),
                                         "v_call": subject.v_names[top], "j_call": subject.j_names[top],
-                                        "key": key[top], "repertoire": index, "weight": w[top],
+                                        "key": key[top], "v": v[top], "repertoire": index, "weight": w[top],
                                         "duplicate_count": rep.counts[top]}))
         keys.append(key)
+        v_codes.append(v.astype(np.int32))
         owners.append(np.full(n, index, dtype=np.int32))
         weights.append(w)
         rows.append({"subject_id": subject.subject_id, "positive": positive, "probability": probability,
@@ -138,22 +148,32 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
         raise ValueError("no repertoire to interpret")
     log.info("attention of %d sequences in %d repertoires", sum(map(len, keys)), len(rows))
     return AttentionPass(np.concatenate(keys), np.concatenate(owners), np.concatenate(weights),
-                         pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources)
+                         pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources,
+                         np.concatenate(v_codes))
 
 
 def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
     """The cohort ranking (columns :data:`RANKED_COLUMNS`), most disease-associated first.
 
-    Every candidate sequence is scored over all its occurrences (see the module docstring).
+    Every candidate clone is scored over all its occurrences (see the module docstring).
     """
     reps = attention.repertoires
     candidates = attention.candidates
+    row, key = _resolved(attention.key, attention.v, candidates["key"].to_numpy(), candidates.get("v"))
+    candidates = candidates.iloc[row].assign(key=key)
     # the occurrence of each candidate with the highest attention names it and its top repertoire
     best = candidates.sort_values("weight", ascending=False, kind="stable").drop_duplicates("key")
-    mask = np.isin(attention.key, best["key"].to_numpy())
-    w = attention.weight[mask].astype(np.float64)
-    occurrences = pd.DataFrame({"key": attention.key[mask],
-                                "positive": reps["positive"].to_numpy()[attention.repertoire[mask]],
+    named = candidates[candidates["v_call"].notna()].sort_values("weight", ascending=False, kind="stable")
+    v_call = named.drop_duplicates("key").set_index("key")["v_call"]
+    best = best.assign(v_call=best["v_call"].where(best["v_call"].notna(), best["key"].map(v_call)))
+    row, key = _resolved(attention.key, attention.v, attention.key, attention.v)
+    mask = np.isin(key, best["key"].to_numpy())
+    per_repertoire = pd.DataFrame({"key": key[mask], "repertoire": attention.repertoire[row[mask]],
+                                   "weight": attention.weight[row[mask]].astype(np.float64)})
+    per_repertoire = per_repertoire.groupby(["key", "repertoire"], sort=False)["weight"].max().reset_index()
+    w = per_repertoire["weight"].to_numpy()  # a clone's most attended sequence in each repertoire
+    occurrences = pd.DataFrame({"key": per_repertoire["key"].to_numpy(),
+                                "positive": reps["positive"].to_numpy()[per_repertoire["repertoire"].to_numpy()],
                                 "weight": w, "attended": w > 1, "evidence": np.log2(np.maximum(w, 1.0))})
     stats = counts_by_label(occurrences)
     table = best.set_index("key")[KEY_COLUMNS].join(stats)
@@ -162,6 +182,30 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
     table["top_duplicate_count"] = best["duplicate_count"].to_numpy()
     n_positive = int(reps["positive"].sum())
     return finish_ranking(table.reset_index(drop=True), n_positive, len(reps) - n_positive)
+
+
+def _resolved(keys: np.ndarray, v: np.ndarray | None, query: np.ndarray, query_v: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The `query` rows' clones (row, key) with the missing-V policy applied against all sequences
+    (`keys`, `v`; see `public_clones.resolve_rows`)."""
+    query = np.asarray(query, dtype=np.int64)
+    if v is None or query_v is None:
+        return np.arange(len(query)), query
+    v, query_v = np.asarray(v), np.asarray(query_v)
+    if query_v.min(initial=0) >= 0:
+        return np.arange(len(query)), query
+    known, without = v >= 0, np.flatnonzero(query_v < 0)
+    table = wildcard_table([keys[known]], [v[known]], query[without])
+    rows, resolved = expand_wildcards(query[without], table)
+    return (np.concatenate([np.flatnonzero(query_v >= 0), without[rows]]),
+            np.concatenate([query[query_v >= 0], resolved]))
+
+
+def clone_rows(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(row, clone key) pairs of a table of `junction_aa`, `v_call`, `j_call` names, a row without a V
+    call resolved to the table's rows of its CDR3 core and J with one (to merge rankings)."""
+    keys, v = name_keys(table)
+    return resolve_rows(keys, v)
 
 
 def counts_by_label(occurrences: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,9 @@ import torch
 from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.infer import load_models, subjects_from_store
+from deeprc_hopfield.infer import TRAINING_SUBJECT_COLUMN, held_out_models, load_models, subjects_from_store
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
-from deeprc_hopfield.io import atomic_folder
+from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import RepertoireStore
 
@@ -46,15 +46,34 @@ class InterpretError(DeepRCError):
     """Input that cannot be interpreted: no binary label, genes the store lacks, unknown subjects."""
 
 
-@contextlib.contextmanager
-def _output_folder(out: Path) -> Iterator[Path]:
-    """A temporary folder beside `out`, renamed to `out` on success (replacing an earlier
-    interpretation there), removed on any error."""
+def _written_by(command: str) -> Callable[[Path], bool]:
+    """How an interpretation folder written before output markers is known: its interpretation.json,
+    which names a model (`interpret`) or the interpretations it merges (`interpret-summary`)."""
+    key = "model" if command == "interpret" else "interpretations"
+
+    def recognise(folder: Path) -> bool:
+        try:
+            info = json.loads((folder / INFO_FILE).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and key in info
+
+    return recognise
+
+
+def _check_output(out: Path, command: str, force: bool) -> None:
+    """Refuse, before any work, an `out` that is taken (:func:`deeprc_hopfield.io.check_output`) or whose
+    parent folder is missing."""
+    check_output(out, command, force, recognise=_written_by(command))
     if not out.parent.is_dir():
         raise DeepRCError(f"cannot write output: folder '{out.parent}' does not exist", out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file())):
-        raise DeepRCError("output exists and is not an earlier interpretation; nothing was replaced", out)
-    with atomic_folder(out) as tmp:
+
+
+@contextlib.contextmanager
+def _output_folder(out: Path, command: str, force: bool) -> Iterator[Path]:
+    """A temporary folder beside `out`, renamed to `out` on success (replacing an earlier output of
+    `command` there only with `force`; checked again just before), removed on any error."""
+    with atomic_folder(out, command, force, recognise=_written_by(command)) as tmp:
         yield tmp
 
 
@@ -127,14 +146,20 @@ def background_sample(store_path: Path, subject_ids: list[str], size: int = BACK
 
 def _write(folder: Path, ranked: pd.DataFrame, background: list[str], contributions_of: pd.DataFrame,
            info: dict, motif_top: int) -> None:
-    """Every output file of an interpretation into `folder`."""
-    ranked.to_csv(folder / RANKED_FILE, sep="\t", index=False)
+    """Every output file of an interpretation into `folder`.
+
+    When `info` lists the subjects scored by a model that trained on them (``--allow-training-subjects``),
+    every table gets the column :data:`TRAINING_SUBJECT_COLUMN`: true when any such subject was
+    interpreted (the tables pool all repertoires).
+    """
+    flag = {} if TRAINING_SUBJECT_COLUMN not in info else {TRAINING_SUBJECT_COLUMN: bool(info[TRAINING_SUBJECT_COLUMN])}
+    ranked.assign(**flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
     foreground = ranked.loc[ranked["score"] > 0, "junction_aa"].head(motif_top).tolist()
     found = motifs.find_motifs(foreground, background)
-    found.to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
+    found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
         logos.motif_logo(foreground, motif, folder / f"{MOTIF_LOGO}_{k}", title=f"motif {k}: {motif}")
-    contributions_of.to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
+    contributions_of.assign(**flag).to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
     logos.contribution_logo(contributions_of, folder / CONTRIBUTION_LOGO)
     info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(background),
             "top_motif": found["motif"].iloc[0] if len(found) else None, "package_version": __version__}
@@ -153,7 +178,8 @@ def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> 
 
 def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
               subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
-              per_repertoire: int = 1000, seed: int = 0) -> Path:
+              per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
+              force: bool = False) -> Path:
     """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
 
     Parameters
@@ -163,7 +189,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     store
         The repertoire store; `subjects` restricts it (e.g. to a held-out fold).
     out
-        Output folder (created; an earlier interpretation there is replaced).
+        Output folder (created); an existing one is replaced only when it is an earlier interpretation
+        and `force`, and anything else there is refused, before any work.
     label
         Binary label to interpret (default: the model's only binary label).
     top
@@ -174,15 +201,20 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         Most-attended sequences of each repertoire that enter the ranking.
     seed
         Seed of the background sample of the motif search.
+    allow_training_subjects
+        Interpret subjects a model was fitted or validated on instead of refusing (see
+        :func:`~deeprc_hopfield.infer.held_out_models`); the tables then say so in a column.
     """
     out, store = Path(out), Path(store)
+    _check_output(out, "interpret", force)
     device = torch.device(device)
     models = load_models(model, device)
     name, positive_class = binary_label(models[0], label)
     with RepertoireStore(store) as opened:
         check_genes(opened, models[0])
         chosen = _subjects(opened, subjects)
-    with _output_folder(out) as tmp:
+    models, seen = held_out_models(models, chosen, allow=allow_training_subjects)
+    with _output_folder(out, "interpret", force) as tmp:
         attention = ranking.collect_attention(models, subjects_from_store(store, models[0], set(chosen)), device,
                                               name, positive_class, per_repertoire)
         ranked = ranking.rank_sequences(attention)
@@ -195,6 +227,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "positive_subjects": positives, "negative_subjects": negatives, "model": str(model),
                 "models": len(models), "store": str(store),
                 "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed}}
+        if allow_training_subjects:
+            info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
         _write(tmp, ranked, _background(store, negatives, chosen, seed), _contributions(models, ranked, top), info,
                motif_top)
     return out
@@ -252,24 +286,27 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int)
     for suffix in ("positive", "negative"):
         both[f"attention_{suffix}"] = both[f"mean_attention_{suffix}"].fillna(0) * both[f"n_{suffix}"]
     sums = [f"{c}_{s}" for c in ("n", "attended", "attention", "evidence") for s in ("positive", "negative")]
-    keys = ranking.KEY_COLUMNS
-    merged = both.groupby(keys, dropna=False, sort=False)[sums].sum()
-    top = both.sort_values("top_attention", ascending=False, kind="stable").drop_duplicates(keys)
-    top_columns = ["top_repertoire", "top_attention", "top_duplicate_count"]
-    merged = merged.join(top.set_index(keys)[top_columns]).reset_index()
+    row, key = ranking.clone_rows(both)  # rows grouped by clone, as the ranking groups sequences
+    both = both.iloc[row].assign(clone=key)
+    merged = both.groupby("clone", sort=False)[sums].sum()
+    top = both.sort_values("top_attention", ascending=False, kind="stable").drop_duplicates("clone")
+    top_columns = [*ranking.KEY_COLUMNS, "top_repertoire", "top_attention", "top_duplicate_count"]
+    merged = merged.join(top.set_index("clone")[top_columns]).reset_index(drop=True)
     return ranking.finish_ranking(merged, n_positive, n_negative)
 
 
 def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 100,
-              seed: int = 0) -> Path:
+              seed: int = 0, force: bool = False) -> Path:
     """The cohort summary of per-fold interpretations (each of its fold's held-out repertoires).
 
     Rankings are merged (sums over repertoires add up; score, means and tests recomputed), motifs are
     searched again among the merged top sequences against a background sampled from all their
     repertoires, and the contributions of the merged top sequences are those computed by their
-    fold's model (a sequence no fold had among its top has none).
+    fold's model (a sequence no fold had among its top has none). An existing `out` is replaced only
+    when it is an earlier summary and `force`; anything else there is refused, before any work.
     """
     out, store = Path(out), Path(store)
+    _check_output(out, "interpret-summary", force)
     read = [read_interpretation(f) for f in folders]
     infos = [r.info for r in read]
     for other, folder in zip(infos[1:], folders[1:]):
@@ -282,7 +319,7 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
         raise InterpretError("the interpretations share repertoires; a summary needs disjoint ones (one per fold)")
     n_positive = sum(info["repertoires"]["positive"] for info in infos)
     n_negative = sum(info["repertoires"]["negative"] for info in infos)
-    with _output_folder(out) as tmp:
+    with _output_folder(out, "interpret-summary", force) as tmp:
         ranked = merge_rankings([r.ranked for r in read], n_positive, n_negative)
         chosen = ranked[ranked["score"] > 0].head(top)[["rank", *ranking.KEY_COLUMNS]]
         keys = ranking.KEY_COLUMNS
@@ -296,6 +333,8 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
                 "positive_subjects": [s for info in infos for s in info["positive_subjects"]],
                 "negative_subjects": negatives, "interpretations": [str(f) for f in folders], "store": str(store),
                 "settings": {"top": top, "motif_top": motif_top, "seed": seed}}
+        if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
+            info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         _write(tmp, ranked, _background(store, negatives, subjects, seed),
                contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_top)
     return out

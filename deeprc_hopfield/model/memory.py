@@ -11,7 +11,10 @@ ranking. And the first (binary) task's logit gets a learned weight times log1p(d
 clones in the bag), a count that does not depend on the bag's size.
 
 Sequences are matched by their clone key (`deeprc_hopfield.public_clones.clone_keys`, the key of
-the public-clone test), computed on the model's device.
+the public-clone test: CDR3 core and V family, a missing V call a wildcard), computed on the model's
+device. The memory keeps what its keys were made with (`trim`, the V code of each of the model's V
+genes), so a model saved before the CDR3 core and the V family (whose state has neither) loads with
+its own rule, whole junctions and V genes, and predicts as it did.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deeprc_hopfield.public_clones import clone_keys
+from deeprc_hopfield.cdr3 import ANCHOR
+from deeprc_hopfield.public_clones import clone_keys, gene_codes
 
 SIGNATURE_RESIDUES = 5  # residues from each end in a sequence's signature: 6 + 2 * 5 * 5 = 56 bits
 
@@ -40,12 +44,15 @@ def _sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) 
     return codes[torch.repeat_interleave(starts[which], picked) + within], picked
 
 
-def signatures(codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """A cheap exact summary per sequence, int64 (n,): its length and its first and last
-    `SIGNATURE_RESIDUES` residues packed in 5 bits each (equal sequences share it; most others do not)."""
+def signatures(codes: torch.Tensor, lengths: torch.Tensor, trim: int = ANCHOR) -> torch.Tensor:
+    """A cheap exact summary per sequence's core (`trim` residues left out at each end, as in
+    `clone_keys`), int64 (n,): its length and its first and last `SIGNATURE_RESIDUES` residues packed
+    in 5 bits each (equal cores share it; most others do not)."""
     lengths = lengths.long()
     n = lengths.shape[0]
-    starts = torch.cumsum(lengths, 0) - lengths
+    offset = torch.minimum(torch.full_like(lengths, trim), ((lengths - 1) // 2).clamp(min=0))
+    starts = torch.cumsum(lengths, 0) - lengths + offset
+    lengths = lengths - 2 * offset
     last = (lengths - 1).clamp(min=0)
     out = lengths.clone()
     for j in range(SIGNATURE_RESIDUES):
@@ -56,23 +63,27 @@ def signatures(codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class CloneMemory(nn.Module):
-    """Stored clones (CDR3 + V), a learned attention bonus per head for sequences that equal one, and a
-    learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
+    """Stored clones (CDR3 core + V family), a learned attention bonus per head for sequences that equal
+    one, and a learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
 
-    A sequence equals a stored clone when its CDR3 is the same and, where both V genes are known, its
-    V gene too (a repertoire without V calls is matched on CDR3s alone).
+    A sequence equals a stored clone when its CDR3 core is the same and, where both V calls are known,
+    its V family too (a missing V call, on either side, is a wildcard: the match is on the core alone).
     `lookup(codes (n_residues,), lengths (N,), v_index (N,))` gives each sequence's stored clone, long
-    (N,), -1 for none; `bias(clone)` the additive attention logits (N, heads); `carried(clone,
-    offsets)` the distinct clones per bag (B,); `evidence_logit(carried)` the logit term (B,).
+    (N,), -1 for none (`v_index`: rows of the model's V gene table, `n_v_genes` rows); `bias(clone)` the
+    additive attention logits (N, heads); `carried(clone, offsets)` the distinct clones per bag (B,);
+    `evidence_logit(carried)` the logit term (B,).
     """
 
-    def __init__(self, size: int, heads: int) -> None:
+    def __init__(self, size: int, heads: int, n_v_genes: int = 0) -> None:
         super().__init__()
         self.register_buffer("keys", torch.zeros(size, dtype=torch.long))  # (CDR3, V) keys, sorted
         self.register_buffer("stored_v", torch.zeros(size, dtype=torch.long))  # V index of keys[i], -1 unknown
         self.register_buffer("cdr3_keys", torch.zeros(size, dtype=torch.long))  # CDR3-only keys, sorted
         self.register_buffer("cdr3_clone", torch.zeros(size, dtype=torch.long))  # index in keys of cdr3_keys[i]
         self.register_buffer("signatures", torch.zeros(size, dtype=torch.long))  # sorted
+        # how the keys are made: residues left out at each end, and the key code of each V gene row
+        self.register_buffer("trim", torch.tensor(ANCHOR, dtype=torch.long))
+        self.register_buffer("v_codes", torch.full((n_v_genes + 1,), -1, dtype=torch.long))  # last: unknown
         self.bonus = nn.Parameter(torch.zeros(heads))
         self.evidence = nn.Parameter(torch.zeros(()))
 
@@ -80,19 +91,41 @@ class CloneMemory(nn.Module):
     def size(self) -> int:
         return self.keys.shape[0]
 
-    def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> None:
-        """Store the clones given as flat codes, lengths and V indices (as many distinct ones as the memory holds)."""
-        keys = clone_keys(codes, lengths, v_index)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """A memory saved before the keys' rule was kept (no `trim`, no `v_codes`) keyed whole sequences
+        and V gene rows: load it with that rule, so the model predicts as it did."""
+        if prefix + "keys" in state_dict and prefix + "trim" not in state_dict:
+            state_dict[prefix + "trim"] = torch.tensor(0, dtype=torch.long)
+            rows = self.v_codes.shape[0] - 1
+            state_dict[prefix + "v_codes"] = torch.cat([torch.arange(rows), torch.tensor([-1])]).long()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _codes(self, v_index: torch.Tensor) -> torch.Tensor:
+        """The key code of each V gene row (-1 = unknown), long (N,)."""
+        v_index = v_index.long()
+        return torch.where(v_index >= 0, self.v_codes[v_index.clamp(min=0)], -1)
+
+    def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str]) -> None:
+        """Store the clones given as flat codes, lengths and V indices into the model's V gene table
+        `v_genes` (as many distinct ones as the memory holds), keyed by the current rule."""
+        if len(v_genes) + 1 != self.v_codes.shape[0]:
+            raise ValueError(f"the memory knows {self.v_codes.shape[0] - 1} V genes, got a table of {len(v_genes)}")
+        self.trim.fill_(ANCHOR)
+        self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes)))
+        trim = int(self.trim)
+        keys = clone_keys(codes, lengths, self._codes(v_index), trim=trim)
         if torch.unique(keys).shape != self.keys.shape:
             raise ValueError(f"the memory holds {self.size} clones, got {torch.unique(keys).shape[0]} distinct ones")
         order = torch.argsort(keys)
         self.keys.copy_(keys[order])
         self.stored_v.copy_(v_index.long()[order])
-        cdr3 = clone_keys(codes, lengths)[order]
+        cdr3 = clone_keys(codes, lengths, trim=trim)[order]
         by_cdr3 = torch.argsort(cdr3, stable=True)
         self.cdr3_keys.copy_(cdr3[by_cdr3])
         self.cdr3_clone.copy_(by_cdr3)
-        self.signatures.copy_(torch.sort(signatures(codes, lengths)).values)
+        self.signatures.copy_(torch.sort(signatures(codes, lengths, trim)).values)
 
     def lookup(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
         """Index of each sequence's clone in `keys`, long (N,), -1 where it is none of them.
@@ -104,14 +137,15 @@ class CloneMemory(nn.Module):
         clone = torch.full((n,), -1, dtype=torch.long, device=lengths.device)
         if self.size == 0 or n == 0:
             return clone
-        sig = signatures(codes, lengths)
+        trim = int(self.trim)
+        sig = signatures(codes, lengths, trim)
         candidate = torch.nonzero(_member(sig, self.signatures) >= 0).ravel()
         if candidate.numel() == 0:
             return clone
         picked_codes, picked_lengths = _sequences(codes, lengths, candidate)
-        v = v_index.long()[candidate] if v_index is not None else torch.full_like(candidate, -1)
-        exact = _member(clone_keys(picked_codes, picked_lengths, v), self.keys)
-        by_cdr3 = _member(clone_keys(picked_codes, picked_lengths), self.cdr3_keys)
+        v = self._codes(v_index[candidate]) if v_index is not None else torch.full_like(candidate, -1)
+        exact = _member(clone_keys(picked_codes, picked_lengths, v, trim=trim), self.keys)
+        by_cdr3 = _member(clone_keys(picked_codes, picked_lengths, trim=trim), self.cdr3_keys)
         by_cdr3 = torch.where(by_cdr3 >= 0, self.cdr3_clone[by_cdr3.clamp(min=0)], -1)
         unknown_v = (v < 0) | (self.stored_v[by_cdr3.clamp(min=0)] < 0)
         clone[candidate] = torch.where(exact >= 0, exact, torch.where(unknown_v, by_cdr3, -1))

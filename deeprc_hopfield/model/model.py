@@ -47,7 +47,8 @@ class RepertoireClassifier(nn.Module):
         self.embedder = SequenceEmbedder.from_config(config)
         self.pooling = HopfieldPooling.from_config(config, self.embedder.out_dim)
         self.head = OutputNetwork(self.pooling.out_dim, config.tasks, config.head_hidden, config.head_layers)
-        self.memory = CloneMemory(config.clone_memory, config.attention_heads) if config.clone_memory else None
+        self.memory = (CloneMemory(config.clone_memory, config.attention_heads, config.n_v_genes)
+                       if config.clone_memory else None)
 
     def clones(self, bags: SequenceBags) -> torch.Tensor | None:
         """Each sequence's stored clone in the memory, long (N,) (-1 = none), or None without a memory."""
@@ -135,11 +136,12 @@ class RepertoireClassifier(nn.Module):
         return seeding.aim_at_memory(self, sample)
 
     @torch.no_grad()
-    def set_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, weight: float,
-                   intercept: float) -> None:
-        """Store the clones (flat codes, lengths, V indices) and start the first task's logit at the regression
-        `weight * log1p(clones carried) + intercept` on top of the output network's."""
-        self.memory.store(codes, lengths.long(), v_index.long())
+    def set_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str],
+                   weight: float, intercept: float) -> None:
+        """Store the clones (flat codes, lengths, V indices into the model's V gene table `v_genes`) and
+        start the first task's logit at the regression `weight * log1p(clones carried) + intercept` on
+        top of the output network's."""
+        self.memory.store(codes, lengths.long(), v_index.long(), v_genes)
         self.memory.evidence.fill_(weight)
         self.head.output.bias[0] += intercept
 

@@ -3,16 +3,19 @@
 Columns of the tidy table: `junction_aa`, `v_call`, `j_call` (IMGT names, None when unknown),
 `duplicate_count` (float, NaN when the file has no counts), `productive` (nullable boolean) and
 `locus` (the chain, when the file says). Use :func:`read_repertoire`; the format is detected from
-the header unless given.
+the header unless given. `junction_aa` always holds junctions: a file of IMGT CDR3s is recognised and
+given its anchors back (`deeprc_hopfield.cdr3`); :func:`read_repertoire_file` also says what was found.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention, add_anchors, recognise
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
 from deeprc_hopfield.readers.common import TIDY_COLUMNS, read_header
@@ -23,7 +26,17 @@ log = logging.getLogger(__name__)
 READERS = {module.NAME: module for module in (tenx, mixcr, immunoseq, vdjtools, airr)}
 FORMATS = list(READERS)
 
-__all__ = ["FORMATS", "READERS", "TIDY_COLUMNS", "detect_format", "read_repertoire"]
+__all__ = ["FORMATS", "READERS", "TIDY_COLUMNS", "RepertoireFile", "detect_format", "read_repertoire",
+           "read_repertoire_file"]
+
+
+@dataclass
+class RepertoireFile:
+    """One repertoire file read: the tidy table (junctions), the format and what its CDR3 column held."""
+
+    table: pd.DataFrame
+    fmt: str
+    cdr3: Cdr3Convention
 
 
 def detect_format(path: str | Path) -> str:
@@ -59,8 +72,17 @@ def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, 
     Returns
     -------
     table, format
-        The tidy table (one row per input row, before quality control) and the format used.
+        The tidy table (one row per input row, before quality control; `junction_aa` junctions) and
+        the format used.
     """
+    read = read_repertoire_file(path, fmt)
+    return read.table, read.fmt
+
+
+def read_repertoire_file(path: str | Path, fmt: str = "auto") -> RepertoireFile:
+    """:func:`read_repertoire`, also saying what the file's CDR3 column held: a file of IMGT CDR3s
+    (recognised by its column and its sequences' anchors, `deeprc_hopfield.cdr3.recognise`) gets
+    the conserved C and F/W added, so that `junction_aa` holds junctions whatever the file gave."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError("file not found", path)
@@ -70,5 +92,10 @@ def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, 
         log.debug("%s: detected format %s", path, fmt)
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
-    table = READERS[fmt].read(path, header, delimiter)
-    return table[TIDY_COLUMNS], fmt
+    module = READERS[fmt]
+    table = module.read(path, header, delimiter)[TIDY_COLUMNS]
+    convention = recognise(table["junction_aa"], *module.cdr3_column(header), path)
+    if convention.found == IMGT_CDR3:
+        table = table.assign(junction_aa=add_anchors(table["junction_aa"], table["j_call"], table["locus"]))
+    log.debug("%s: %s", path, convention.describe())
+    return RepertoireFile(table, fmt, convention)

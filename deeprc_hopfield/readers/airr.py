@@ -2,6 +2,7 @@
 
 The CDR3 comes from `junction_aa`, else `cdr3_aa`, else the nucleotide `junction`/`cdr3`
 translated with Biopython (a length that is not a multiple of 3 is out of frame: non-productive).
+`junction_aa`/`junction` hold junctions, `cdr3_aa`/`cdr3` IMGT CDR3s (see `deeprc_hopfield.cdr3`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
@@ -35,6 +37,12 @@ def matches(header: list[str]) -> bool:
     names = set(header)
     has_cdr3 = bool(names & set(AA_COLUMNS)) or bool(names & set(NT_COLUMNS))
     return has_cdr3 and bool(names & {"v_call", "sequence_id", "duplicate_count", "productive"})
+
+
+def cdr3_column(header: list[str]) -> tuple[str, str]:
+    """The CDR3 column read and its convention: `junction_aa`/`junction` junctions, `cdr3_aa`/`cdr3` IMGT CDR3s."""
+    column = first_present(header, AA_COLUMNS) or first_present(header, NT_COLUMNS) or AA_COLUMNS[0]
+    return column, JUNCTION if column.startswith("junction") else IMGT_CDR3
 
 
 def _translate(nucleotides: pd.Series, path: Path, column: str) -> tuple[pd.Series, pd.Series]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
     column_or_missing,
@@ -51,6 +52,11 @@ _V2 = {
 def matches(header: list[str]) -> bool:
     """immunoSEQ names its CDR3 `amino_acid` (v1) or `aminoAcid` (v2)."""
     return "amino_acid" in header or "aminoAcid" in header
+
+
+def cdr3_column(header: list[str]) -> tuple[str, str]:
+    """The CDR3 column and its convention: Adaptive's CDR3 includes the conserved C and F (a junction)."""
+    return ("amino_acid" if "amino_acid" in header else "aminoAcid"), JUNCTION
 
 
 def _gene(frame: pd.DataFrame, header: list[str], genes: list[str], families: list[str]) -> pd.Series:

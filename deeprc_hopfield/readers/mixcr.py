@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
     column_or_missing,
@@ -27,6 +28,12 @@ J_COLUMNS = ["bestJGene", "bestJHit", "allJHitsWithScore", "allJHits"]
 def matches(header: list[str]) -> bool:
     """MiXCR names its CDR3 `aaSeqCDR3` (or `aaSeqImputedCDR3`)."""
     return any(c in header for c in AA_COLUMNS)
+
+
+def cdr3_column(header: list[str]) -> tuple[str, str]:
+    """The CDR3 column and its convention: MiXCR's CDR3 runs from the conserved Cys to the conserved
+    Phe/Trp, both included (a junction)."""
+    return first_present(header, AA_COLUMNS) or AA_COLUMNS[0], JUNCTION
 
 
 def _best_hit(hits: pd.Series) -> pd.Series:

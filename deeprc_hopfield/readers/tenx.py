@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
     column_or_missing,
@@ -27,6 +28,11 @@ DEFAULT_CHAIN = "TRB"
 def matches(header: list[str]) -> bool:
     """10x contig annotations have `barcode`, `chain` and `cdr3` columns."""
     return {"barcode", "chain", "cdr3"} <= set(header)
+
+
+def cdr3_column(header: list[str]) -> tuple[str, str]:
+    """The CDR3 column and its convention: Cell Ranger's `cdr3` includes the conserved C and F/W (a junction)."""
+    return "cdr3", JUNCTION
 
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:

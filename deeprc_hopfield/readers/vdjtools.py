@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import column_or_missing, parse_counts, read_columns, require, tidy
 
@@ -17,6 +18,11 @@ def matches(header: list[str]) -> bool:
     """VDJtools has `cdr3aa` and `count` (or `#count`)."""
     names = {h.lstrip("#") for h in header}
     return {"cdr3aa", "count"} <= names
+
+
+def cdr3_column(header: list[str]) -> tuple[str, str]:
+    """The CDR3 column and its convention: VDJtools' `cdr3aa` includes the conserved C and F/W (a junction)."""
+    return "cdr3aa", JUNCTION
 
 
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import yaml
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import SimulationError
-from deeprc_hopfield.io import atomic_folder
+from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.simulate.background import Background, background_model
 from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public
 from deeprc_hopfield.simulate.settings import END_MARGIN, SimulationSettings, max_motif_length, validate
@@ -199,16 +199,14 @@ def warn_if_motif_is_common(rates: dict[str, float], witness_rate: float) -> Non
                         100 * rate, 100 * witness_rate, (rate + witness_rate / len(rates)) / rate)
 
 
+def _is_simulation(folder: Path) -> bool:
+    """A simulation written before output markers, known by its truth/parameters.yaml."""
+    return (folder / "truth" / "parameters.yaml").is_file()
+
+
 def _prepare_output(out: Path, force: bool) -> None:
     """Refuse an output that exists and is not empty, unless `force` and it is an earlier simulation."""
-    if out.exists() and not out.is_dir():
-        raise SimulationError("output exists and is not a folder", out)
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise SimulationError("output folder exists and is not empty (use --force to replace it)", out)
-        if not (out / "truth" / "parameters.yaml").is_file():
-            raise SimulationError("--force only replaces an earlier simulation's folder (with truth/parameters.yaml);"
-                                  " this one is not", out)
+    check_output(out, "simulate", force, recognise=_is_simulation)
     if not out.parent.exists():
         raise SimulationError("the folder that should hold the output does not exist", out.parent)
 
@@ -246,7 +244,7 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
     subjects, labels, sizes = cohort_plan(settings)
     clones = public_clones(settings)
     suffix = ".tsv.gz" if settings.compress else ".tsv"
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, "simulate", force, recognise=_is_simulation) as tmp:
         (tmp / "repertoires").mkdir()
         (tmp / "truth").mkdir()
         tasks = [_Task(i, subjects[i], subjects[i] + suffix, int(labels[i]), int(sizes[i]), settings, clones,

@@ -8,13 +8,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from deeprc_hopfield.cdr3 import GERMLINE_ENDS
 from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.simulate.background import CHAIN_MODELS, background_model
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 GAP = "."
-#: Residues at each end of a CDR3 that implanting leaves alone (the conserved C ... F/W and neighbours).
-END_MARGIN = 3
+#: Residues at each end of a junction that implanting leaves alone (the conserved C ... F/W and the two
+#: germline residues next to each: `deeprc_hopfield.cdr3.GERMLINE_ENDS`, where motifs are also searched).
+END_MARGIN = GERMLINE_ENDS
 FORMATS = ("airr", "immunoseq")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from deeprc_hopfield.io import atomic_folder
+from deeprc_hopfield.io import OutputExistsError, atomic_folder, restore_folder
 from deeprc_hopfield.training.config import TrainingConfig, TrainingError
 from deeprc_hopfield.training.selection import Progress
 
@@ -26,6 +26,19 @@ STATE_FILE, PROGRESS_FILE = "state.safetensors", "progress.json"
 def checkpoint_dir(out: Path) -> Path:
     """The checkpoint folder of the model folder `out`."""
     return out.with_name(out.name + ".checkpoint")
+
+
+def check_checkpoint_target(directory: Path) -> None:
+    """Refuse, before any work, a `MODEL_DIR.checkpoint` that exists and is not a checkpoint (nor an empty
+    folder): training replaces its checkpoint as it goes, so it must never be someone else's folder."""
+    try:
+        own = directory.is_dir() and (not any(directory.iterdir()) or (directory / PROGRESS_FILE).is_file()
+                                      or (directory / STATE_FILE).is_file())
+    except OSError:
+        own = False
+    if (directory.exists() or directory.is_symlink()) and not own:
+        raise OutputExistsError("exists and is not a training checkpoint, where training keeps its checkpoint; "
+                                "it was left as it is and nothing was written (choose another --out)", directory)
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
@@ -65,6 +78,8 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
             raise TrainingError(f"--resume, but {reason}", directory)
         log.info("not resuming: %s; training from update 0", reason)
 
+    if restore_folder(directory):
+        log.warning("the last checkpoint replacement of %s was interrupted; continuing from the one before", directory)
     state_file = directory / STATE_FILE
     if not state_file.is_file():
         return fresh(f"there is no checkpoint {directory}")

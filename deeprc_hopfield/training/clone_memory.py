@@ -19,7 +19,8 @@ from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.public_clones import clone_incidence, fit_public_clones, repertoire_keys
+from deeprc_hopfield.public_clones import (clone_incidence, fit_public_clones, repertoire_clones, repertoire_keys,
+                                           resolve_wildcards, v_codes)
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
 
@@ -58,7 +59,9 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     """The clone memory of a binary task with store-wide `labels`; None when the cohort shows no such signal."""
     started = time.perf_counter()
     train_idx = np.sort(np.concatenate((fit_idx, val_idx)))
-    keys = {int(i): np.unique(repertoire_keys(cache[int(i)])) for i in train_idx}
+    # each repertoire's distinct clones, a CDR3 without a V call resolved over the training repertoires
+    sets = [repertoire_clones(cache[int(i)], v_genes) for i in train_idx]
+    keys = dict(zip(train_idx.tolist(), resolve_wildcards(sets)))
     checked = _clone_test(keys, labels, fit_idx, config.seed)
     if checked is None:
         return None
@@ -77,7 +80,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     carried[fit_idx] = test.out_of_fold
     validation_carried = np.array([len(np.intersect1d(keys[int(i)], stored, assume_unique=True)) for i in val_idx],
                                   dtype=np.float64)
-    clones = _clones(cache, keys, train_idx, stored)
+    clones = _clones(cache, keys, train_idx, stored, v_genes)
     weight, intercept = _evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
@@ -102,8 +105,9 @@ def _clone_test(keys: dict[int, np.ndarray], labels: np.ndarray, indices: np.nda
 
 
 def _clones(cache: RepertoireCache, keys: dict[int, np.ndarray], indices: np.ndarray,
-            stored: np.ndarray) -> list[tuple[str, int]]:
-    """(CDR3, V index) of every stored key, read from the repertoires at `indices` that carry them."""
+            stored: np.ndarray, v_genes: list[str]) -> list[tuple[str, int]]:
+    """(CDR3, V index) of every stored key, read from the repertoires at `indices` that carry them (a
+    clone with a V call from a sequence that has it, one without from a sequence that has none)."""
     found: dict[int, tuple[str, int]] = {}
     for i in indices:
         if len(found) == len(stored):
@@ -111,7 +115,7 @@ def _clones(cache: RepertoireCache, keys: dict[int, np.ndarray], indices: np.nda
         if not np.isin(stored, keys[int(i)], assume_unique=True).any():
             continue
         rep = cache[int(i)]
-        rep_keys = repertoire_keys(rep)
+        rep_keys = repertoire_keys(rep, v_codes(rep, v_genes))
         hit = np.flatnonzero(np.isin(rep_keys, stored))
         carriers = rep.subset(hit)
         found.update(zip(rep_keys[hit].tolist(), zip(decode(carriers.codes, carriers.lengths),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deeprc_hopfield.devices import PRECISIONS
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model import DEFAULT_CHUNK, TaskSpec
 from deeprc_hopfield.sampling import SAMPLING_MODES
@@ -35,8 +36,9 @@ class TrainingConfig:
     checkpoint_every: int = 100
     patience: int = 4  # evaluations without improvement before stopping early; 0 = never stop early
     embed_chunk: int = DEFAULT_CHUNK
+    precision: str = "auto"  # of the model's passes (devices.PRECISIONS): auto = bfloat16 on CUDA, float32 on the CPU
     seed: int = 0
-    # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (model/seeding.py)
+    # first-layer filters started from gapped k-mers enriched in positive fitting repertoires (training/seeding.py)
     seed_filters: int = 8  # 0 = all filters random
     seed_sample: int = 100_000  # sequences counted per fitting repertoire (a sample of larger ones)
     seed_kmer: int = 4  # residues per k-mer
@@ -59,6 +61,7 @@ class TrainingConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.patience >= 0, "patience must be >= 0 (0 = never stop early)"),
             (self.embed_chunk >= 1, "embed_chunk must be >= 1"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),
             (self.seed_filters >= 0, "seed_filters must be >= 0"),

@@ -21,15 +21,17 @@ import torch
 from tqdm import tqdm
 
 from deeprc_hopfield import interrupts
-from deeprc_hopfield.devices import resolve_device
+from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
-from deeprc_hopfield.saved_model import save_model
+from deeprc_hopfield.io import check_output
+from deeprc_hopfield.saved_model import is_model_folder, save_model
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
-from deeprc_hopfield.training.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
+from deeprc_hopfield.training.checkpoint import (
+    check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
@@ -43,9 +45,11 @@ class Trainer:
     """Holds what one training run needs; :meth:`run` is the loop."""
 
     def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
-                 train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device):
+                 train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device,
+                 force: bool = False):
         self.store, self.out, self.tasks, self.labels, self.config, self.device = (
             store, out, tasks, labels, config, device)
+        self.force = force  # replace an earlier model at `out` (never anything else)
         self.targets = {t.name: store.label(t.name).values for t in tasks}
         first = tasks[0]
         strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
@@ -69,11 +73,9 @@ class Trainer:
         self.model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
-        # mixed precision on CUDA only: bfloat16 where the GPU has it, else float16 with loss scaling
-        self.amp_dtype = None
-        if device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # mixed precision (by default on CUDA only): float16 needs loss scaling, bfloat16 does not
+        self.amp_dtype = autocast_dtype(device, config.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.progress = Progress()
         self.best_state = self._state()
         self.checkpoint_dir = checkpoint_dir(out)
@@ -91,7 +93,7 @@ class Trainer:
             codes, lengths = encode([junction for junction, _ in clones])
             v_index = np.array([v for _, v in clones], dtype=np.int64)
             model.set_memory(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)),
-                             weight=self.memory.weight, intercept=self.memory.intercept)
+                             v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept)
         return model
 
     def _weight_tasks(self) -> None:
@@ -145,10 +147,10 @@ class Trainer:
         bags = SequenceBags.from_repertoires(reps).to(self.device)
         carried = torch.as_tensor(self.memory.carried[chosen], dtype=torch.float32, device=self.device) \
             if self.memory is not None else None
-        self.model.eval()
-        selected, left_out = self._top_attended(bags)
-        self.model.train()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with autocast(self.device, self.amp_dtype):  # kept and left-out sequences in the same precision
+            self.model.eval()
+            selected, left_out = self._top_attended(bags)
+            self.model.train()
             output = self.model(selected, chunk_size=cfg.embed_chunk, left_out=left_out, clones_carried=carried)
             loss = task_loss(output.outputs, self._targets(chosen), self.tasks)
         self.optimizer.zero_grad(set_to_none=True)
@@ -249,7 +251,7 @@ class Trainer:
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else []}
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
-                   extra_files={"metrics.csv": _history_csv(self.progress.history)})
+                   extra_files={"metrics.csv": _history_csv(self.progress.history)}, force=self.force)
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
         return self.out
 
@@ -268,17 +270,23 @@ def _history_csv(history: list[dict]) -> str:
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
           device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
-          progress: bool = True) -> Path:
+          progress: bool = True, force: bool = False) -> Path:
     """Train a model on a store and write it to `out` (a model directory).
 
     `split` and `fold` (together) train on the repertoires outside that fold. `resume`: False
     trains from update 0; True continues from the checkpoint `out.checkpoint` (an error when there
     is none); "auto" continues from it only when it is of this very run (store, split and fold,
     labels, model and training config; see `checkpoint.load_checkpoint`) and starts from update 0
-    otherwise, so an interrupted workflow job picks up where it stopped.
+    otherwise, so an interrupted workflow job picks up where it stopped. An existing `out` is replaced
+    only when it is an earlier model and `force` (or `resume`: continuing the run whose checkpoint lies
+    beside it); an existing `out.checkpoint` that is not a checkpoint is never touched (both refused
+    before any work: :func:`deeprc_hopfield.io.check_output`).
     """
     if resume not in (False, True, "auto"):
         raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
+    force = force or bool(resume)  # a resumed run replaces its own earlier model, never anything else
+    check_output(out, "train", force, recognise=is_model_folder)
+    check_checkpoint_target(checkpoint_dir(Path(out)))
     model_options, config = read_config(config_path)
     overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
     if overrides:
@@ -288,7 +296,7 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     with RepertoireStore(store_path) as store:
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
-        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target)
+        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force)
         if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
             return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
         return trainer.run(progress=progress)

@@ -1,5 +1,7 @@
 rule baselines:
-    """The simple baselines on the same folds: 3-mer L1 logistic regression, public clones."""
+    """The simple baselines on the same folds: 3-mer L1 logistic regression, public clones.
+    The outputs are files in a folder that Snakemake keeps between runs: --force lets a rerun replace
+    the earlier baselines folder (and refuses any other folder, as without it)."""
     input:
         store=store(),
         split=split_table(),
@@ -22,4 +24,4 @@ rule baselines:
     shell:
         "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} --force > {log} 2>&1"

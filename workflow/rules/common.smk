@@ -41,8 +41,9 @@ def read_metadata_table(path):
 
 
 def check_metadata(table):
-    """Stop before any job when the table lacks a column of ../schemas/metadata.schema.yaml or the
-    label column, has an empty subject id or file name, or names a subject or a file twice.
+    """Stop before any job when the table lacks a column of ../schemas/metadata.schema.yaml, the
+    label column or the group column, has an empty subject id or file name, or names a subject or a
+    file twice.
     (`ingest` checks the rest: the files, the label values.)"""
     columns = ", ".join(table.columns)
     line_of = lambda row: int(row) + 2  # the header is line 1
@@ -63,6 +64,9 @@ def check_metadata(table):
     label = config["label_column"]
     if label not in table.columns:
         raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
+    group = config["group_column"]
+    if group is not None and group not in table.columns:
+        raise metadata_error(f"group column '{group}' is missing (columns: {columns})")
     for column in ("subject_id", "filename"):
         repeated = table[column].duplicated().to_numpy().nonzero()[0]
         if len(repeated):
@@ -164,6 +168,11 @@ def ingest_options():
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
     return " ".join(options)
+
+
+def split_options():
+    """`--group-column C` when the config names a group column (its groups are kept in one fold)."""
+    return f"--group-column {config['group_column']}" if config["group_column"] else ""
 
 
 def evaluate_predictions(wildcards, input):

@@ -1,5 +1,7 @@
 rule evaluate:
-    """ROC AUC, PR AUC, balanced accuracy and F1 per fold and mean +- sd; ROC and PR curves."""
+    """ROC AUC, PR AUC, balanced accuracy and F1 per fold and mean +- sd; ROC and PR curves.
+    The outputs are files in a folder that Snakemake keeps between runs: --force lets a rerun replace
+    the earlier evaluation folder (and refuses any other folder, as without it)."""
     input:
         model=expand(fold_predictions("{fold}"), fold=FOLDS),
         baselines=list(baseline_predictions().values()),
@@ -20,4 +22,4 @@ rule evaluate:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield evaluate --predictions {params.predictions} --split {input.split}"
-        " --out {params.out} > {log} 2>&1"
+        " --out {params.out} --force > {log} 2>&1"

@@ -10,6 +10,7 @@ rule split:
         folds=config["folds"],
         seed=config["seed"],
         label=config["label_column"],
+        groups=split_options(),
     threads: 1
     resources:
         mem_mb=1000,
@@ -17,4 +18,4 @@ rule split:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield split --store {input.store} --out {output} --folds {params.folds}"
-        " --seed {params.seed} --label-column {params.label} > {log} 2>&1"
+        " --seed {params.seed} --label-column {params.label} {params.groups} > {log} 2>&1"
