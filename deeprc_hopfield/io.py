@@ -230,6 +230,14 @@ def restore_folder(path: str | Path) -> bool:
     return restored
 
 
+def publish_file(tmp: str | Path, path: str | Path) -> Path:
+    """Rename a finished temporary file onto `path`, with the permissions a new file gets (mkstemp makes
+    it private); for writers that hold their temporary open over many calls (the HDF5 store)."""
+    Path(tmp).chmod(0o666 & ~_umask())
+    os.replace(tmp, path)
+    return Path(path)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically; returns `path`."""
     with atomic_file(path) as tmp:

@@ -40,6 +40,7 @@ import pandas as pd
 from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import StoreError
+from deeprc_hopfield.io import publish_file
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.qc import QC_COLUMNS
 
@@ -169,10 +170,7 @@ class StoreWriter:
         _write_frame(f.create_group("qc"), qc[list(QC_COLUMNS)].astype(np.int64))
         _write_frame(f.create_group("provenance"), provenance.astype(str))
         f.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp_path, 0o666 & ~umask)  # mkstemp made it private; give it normal permissions
-        os.replace(self.tmp_path, self.path)
+        publish_file(self.tmp_path, self.path)
         self._committed = True
         return self.path
 
