@@ -76,7 +76,7 @@ def _child(mode: str, path: str, out: str, threads: int = 1) -> dict:
     if mode == "read_csv":
         pd.read_csv(path, sep="\t")
     elif mode == "ingest":
-        ingest(Path(path) / "metadata.csv", Path(path), out, threads=threads, progress=False)
+        ingest(Path(path) / "metadata.csv", Path(path), out, threads=threads, progress=False, force=True)
     elif mode == "read_back":
         with RepertoireStore(out) as store:
             start = time.perf_counter()

@@ -64,6 +64,8 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help=f"longest CDR3 kept, in residues (default: {defaults.max_length})")
     p.add_argument("--chain", default=None,
                    help="keep only this locus where a file says (TRB, TRA, IGH, ...); 10x files default to TRB")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier store (and its QC table) at --out; anything else there is never replaced")
     p.set_defaults(func=_run_ingest)
 
 
@@ -78,7 +80,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(metadata=args.metadata, repertoires=args.repertoires, out=args.out, label_columns=args.label_columns,
            fmt=args.format, qc=qc, threads=args.threads, progress=sys.stderr.isatty(),
-           positive_class=args.positive_class)
+           positive_class=args.positive_class, force=args.force)
     return 0
 
 

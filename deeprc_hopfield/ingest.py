@@ -22,11 +22,11 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
-from deeprc_hopfield.io import atomic_file, sha256_file
+from deeprc_hopfield.io import atomic_file, check_output, sha256_file
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
 from deeprc_hopfield.readers import read_repertoire_file, tenx
-from deeprc_hopfield.store import StoreWriter
+from deeprc_hopfield.store import StoreWriter, is_store_file
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,23 @@ def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) 
                 future.cancel()
 
 
-def _check_output(out: Path, inputs: list[Path]) -> None:
-    """Refuse, before any work, an output that is a folder or would overwrite an input file."""
+def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
+    """Refuse, before any work, an output that is a folder, would overwrite an input file, or is taken
+    (only an earlier store, and its QC table, are replaced, and only with `force`)."""
     if out.is_dir():
         raise StoreError("--out is a folder; give the store's file name, e.g. cohort.h5", out)
     targets = {out.resolve(), qc_table_path(out).resolve()}
     for path in inputs:
         if path.resolve() in targets:
             raise StoreError(f"--out would overwrite the input file {path}", out)
+    check_output(out, "ingest", force, folder=False, recognise=is_store_file)
+    check_output(qc_table_path(out), "ingest", force, folder=False, recognise=_is_qc_table)
+
+
+def _is_qc_table(path: Path) -> bool:
+    """Whether `path` is a QC table that `ingest` wrote, by its header."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline().rstrip("\n").split("\t")[:2] == ["subject_id", QC_COLUMNS[0]]
 
 
 def qc_table_path(store_path: Path) -> Path:
@@ -125,15 +134,17 @@ def ingest(
     threads: int = 1,
     progress: bool = True,
     positive_class: str | None = None,
+    force: bool = False,
 ) -> Path:
     """Build a store from a metadata table and a folder of repertoire files.
 
     Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason, and
-    `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors).
+    `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors). An existing
+    `out` is replaced only when it is an earlier store and `force`; anything else there is refused.
     """
     out = Path(out)
     meta = read_metadata(metadata, repertoires, label_columns, positive_class)
-    _check_output(out, [Path(metadata), *meta.files])
+    _check_output(out, [Path(metadata), *meta.files], force)
     threads = max(1, min(threads, len(meta.files), os.cpu_count() or 1))
     parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
                   "metadata": str(metadata), "repertoires": str(repertoires)}

@@ -86,6 +86,15 @@ def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
+def is_store_file(path: Path) -> bool:
+    """Whether `path` is a repertoire store by its own attributes (what `ingest --force` may replace)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return handle.attrs.get("kind") == STORE_KIND
+    except OSError:
+        return False
+
+
 class StoreWriter:
     """Writes a store to a temporary file beside `path` and renames it into place on :meth:`commit`.
 

@@ -161,3 +161,28 @@ def test_unknown_label_lists_present_ones(cohort, tmp_path):
     with RepertoireStore(ingest(metadata, folder, tmp_path / "c.h5", progress=False)) as store:
         with pytest.raises(StoreError, match=r"no label 'cmv' \(labels: label\)"):
             store.label("cmv")
+
+
+def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_path, capsys):
+    """A second ingest onto a store needs --force; a file that is not a store is never replaced
+    (refused in one line, exit 1, the file untouched), --force or not."""
+    from deeprc_hopfield.cli import main
+    from deeprc_hopfield.io import OutputExistsError
+
+    metadata, folder = cohort
+    out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    created = RepertoireStore(out).attrs["created"]
+    with pytest.raises(OutputExistsError, match="add --force"):
+        ingest(metadata, folder, out, progress=False)
+    ingest(metadata, folder, out, progress=False, force=True)
+    with RepertoireStore(out) as store:
+        assert store.n_repertoires == 6 and store.attrs["created"] >= created
+
+    precious = tmp_path / "notes.h5"
+    precious.write_text("my notes\n")
+    args = ["ingest", "--metadata", str(metadata), "--repertoires", str(folder), "--out", str(precious), "--force"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.h5" in err[0] and "not an earlier output" in err[0]
+    assert precious.read_text() == "my notes\n"
+    assert not (tmp_path / "notes.qc.tsv").exists()
