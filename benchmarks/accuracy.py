@@ -63,6 +63,9 @@ def timed(seconds: dict, key: str):
 
 # --- cohort, store and split -------------------------------------------------------------------
 def settings_from(args: argparse.Namespace) -> SimulationSettings:
+    """The cohort of the options (or `args.settings`, where a benchmark built its own)."""
+    if getattr(args, "settings", None) is not None:
+        return args.settings
     return SimulationSettings(
         n_repertoires=args.repertoires, sequences_per_repertoire=args.sequences, witness_rate=args.witness_rate,
         seed=args.seed, motifs=parse_motifs(args.motif), public_clones=args.public_clones,

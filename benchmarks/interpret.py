@@ -14,6 +14,13 @@ is scored) and print:
 - seconds of `interpret` on the held-out repertoires (the default `--per-repertoire` and every
   sequence), beside the seconds of `predict` on them, the forward pass it cannot do without.
 
+The figures above come from the stored labels of the held-out repertoires (`labels="store"`, what the
+workflow gives on a labelled cohort). The same model on the same fold is then interpreted a second
+time with `labels="model"` (each repertoire's side is the model's call P >= 0.5, what new patients
+without labels get), every sequence a candidate again, and the same figures are printed for it, with
+how many held-out repertoires the model's calls put on the wrong side. The second run repeats the
+forward pass (its seconds are `interpret_model_calls`).
+
 The defaults (180 repertoires in 3 folds: 120 train, 60 x 5,000 interpreted) are the issue's setting:
 
     python benchmarks/interpret.py --witness-rate 0.05 --threads 2 --keep /tmp/interpret_bench
@@ -73,6 +80,26 @@ def trained_model(store: Path, work: Path, args: argparse.Namespace, seconds: di
     return model_dir
 
 
+def ranking_quality(out: Path, implanted: set[str], motif: str) -> dict:
+    """Share of implanted sequences among the top 20 and 100 of an interpretation folder's ranking (and
+    of sequences carrying the motif, implanted or by chance, anywhere in the CDR3), the average precision
+    of the whole ranking, its top motifs, and the repertoires by side."""
+    ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")
+    motifs = pd.read_csv(out / "motifs.tsv", sep="\t")
+    info = json.loads((out / "interpretation.json").read_text())
+    hit = ranked["junction_aa"].isin(implanted)
+    carrier = ranked["junction_aa"].str.contains(motif, regex=True)  # '.' of the motif: any residue
+    top_motif = motifs["motif"].iloc[0] if len(motifs) else None
+    return {"label_source": info["label_source"], "positive_subjects": info["positive_subjects"],
+            "ranked_sequences": len(ranked), "implanted": int(hit.sum()), "implanted_share_all": float(hit.mean()),
+            "implanted_top20": float(hit.head(20).mean()), "implanted_top100": float(hit.head(100).mean()),
+            "motif_carriers_top20": float(carrier.head(20).mean()),
+            "motif_carriers_top100": float(carrier.head(100).mean()),
+            "average_precision": float(average_precision_score(hit, -ranked["rank"])),
+            "top_motif": top_motif, "top_motif_matches": top_motif == motif,
+            "top_motifs": motifs["motif"].head(5).tolist()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -85,38 +112,63 @@ def main(argv: list[str] | None = None) -> int:
             predictions, _ = predict([saved], subjects_from_store(store, saved, held_out), torch.device("cpu"))
         with timed(seconds, "interpret_default"):
             interpret(model_dir, store, work / "interpretation_default", subjects=held_out, force=True)
+        every = args.sequences * 100  # every sequence a ranking candidate
         with timed(seconds, "interpret_all"):
-            out = interpret(model_dir, store, work / "interpretation", subjects=held_out,
-                            per_repertoire=args.sequences * 100, force=True)
+            out = interpret(model_dir, store, work / "interpretation", subjects=held_out, per_repertoire=every,
+                            labels="store", force=True)
+        with timed(seconds, "interpret_model_calls"):
+            out_calls = interpret(model_dir, store, work / "interpretation_model_calls", subjects=held_out,
+                                  per_repertoire=every, labels="model", force=True)
         truth = pd.read_csv(cohort / "truth" / "implanted.tsv", sep="\t", dtype=str)
         implanted = set(truth.loc[truth["subject_id"].isin(held_out), "junction_aa"])
-        ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")
-        motifs = pd.read_csv(out / "motifs.tsv", sep="\t")
-    hit = ranked["junction_aa"].isin(implanted)
-    top_motif = motifs["motif"].iloc[0] if len(motifs) else None
+        stored, calls = (ranking_quality(o, implanted, args.motif) for o in (out, out_calls))
+    positive = set(predictions.loc[predictions["true_label"].astype(str) == "1", "subject_id"].astype(str))
+    called = set(calls.pop("positive_subjects"))
+    wrong = {"false_positive": len(called - positive), "false_negative": len(positive - called)}
+    stored.pop("positive_subjects")
     result = {
-        "held_out_repertoires": len(held_out), "ranked_sequences": len(ranked),
+        "held_out_repertoires": len(held_out), "ranked_sequences": stored["ranked_sequences"],
         "model_auc": float(roc_auc_score(predictions["true_label"].astype(str) == "1", predictions["probability"])),
-        "implanted_share_all": float(hit.mean()),
-        "implanted_top20": float(hit.head(20).mean()), "implanted_top100": float(hit.head(100).mean()),
-        "average_precision": float(average_precision_score(hit, -ranked["rank"])),
-        "top_motif": top_motif, "implanted_motif": args.motif, "top_motif_matches": top_motif == args.motif,
-        "top_motifs": motifs["motif"].head(5).tolist(),
+        **{k: stored[k] for k in ("implanted_share_all", "implanted_top20", "implanted_top100", "average_precision",
+                                  "top_motif")},
+        "implanted_motif": args.motif, "top_motif_matches": stored["top_motif_matches"],
+        "top_motifs": stored["top_motifs"],
+        "stored_labels": stored, "model_calls": calls,
+        "held_out_positive": len(positive), "model_calls_positive": len(called),
+        "model_calls_wrong": sum(wrong.values()), **wrong,
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
     print(f"cohort: {settings}")
-    print(f"held out: {len(held_out)} repertoires x {args.sequences}, {len(ranked)} ranked sequences, "
-          f"{hit.sum()} implanted ({hit.mean():.4f} of them: the AP of a random ranking)")
+    print(f"held out: {len(held_out)} repertoires x {args.sequences}, {stored['ranked_sequences']} ranked sequences, "
+          f"{stored['implanted']} implanted ({stored['implanted_share_all']:.4f} of them: the AP of a random ranking)")
     print(f"held-out AUC of the model: {result['model_auc']:.3f}")
-    print(f"implanted among the top 20: {result['implanted_top20']:.2f}, top 100: {result['implanted_top100']:.2f}, "
-          f"average precision of the whole ranking: {result['average_precision']:.3f}")
-    print(f"top motif: {top_motif} (implanted {args.motif}: {'match' if result['top_motif_matches'] else 'NO match'}); "
-          f"next: {', '.join(result['top_motifs'][1:])}")
+    _print_quality(stored, args.motif)
+    print(f"with the model's calls (labels='model'): {len(called)} positive, {len(held_out) - len(called)} negative "
+          f"(stored: {len(positive)} / {len(held_out) - len(positive)}); {result['model_calls_wrong']} of "
+          f"{len(held_out)} calls wrong ({wrong['false_positive']} false positive, {wrong['false_negative']} false "
+          "negative)")
+    _print_quality(calls, args.motif, "  ")
+    print(f"{'labels':<12} {'top 20':>6} {'top 100':>7} {'AP':>6} {'carriers top 20/100':>19}  top motif")
+    for name, quality in (("stored", stored), ("model calls", calls)):
+        print(f"{name:<12} {quality['implanted_top20']:>6.2f} {quality['implanted_top100']:>7.2f} "
+              f"{quality['average_precision']:>6.3f} {quality['motif_carriers_top20']:>14.2f} / "
+              f"{quality['motif_carriers_top100']:.2f}  {quality['top_motif']} "
+              f"({'match' if quality['top_motif_matches'] else 'NO match'})")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + " (nan = reused); "
           f"torch threads {args.threads}; load average at the end {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))
     return 0
+
+
+def _print_quality(quality: dict, motif: str, indent: str = "") -> None:
+    print(f"{indent}implanted among the top 20: {quality['implanted_top20']:.2f}, top 100: "
+          f"{quality['implanted_top100']:.2f}, average precision of the whole ranking: "
+          f"{quality['average_precision']:.3f}")
+    print(f"{indent}carriers of {motif} (implanted or by chance) among the top 20: "
+          f"{quality['motif_carriers_top20']:.2f}, top 100: {quality['motif_carriers_top100']:.2f}")
+    print(f"{indent}top motif: {quality['top_motif']} (implanted {motif}: "
+          f"{'match' if quality['top_motif_matches'] else 'NO match'}); next: {', '.join(quality['top_motifs'][1:])}")
 
 
 if __name__ == "__main__":

@@ -111,8 +111,10 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
         description=(
             "Write a simulated cohort to DIR: background CDR3s with V and J genes drawn from OLGA's default "
             "human model of the chain, heavy-tailed clone counts, motifs implanted in the CDR3 middle of a "
-            "binomial share of each positive repertoire's sequences (at least one), optional public clones. "
-            "Files: DIR/metadata.csv, DIR/repertoires/, DIR/truth/implanted.tsv, DIR/truth/parameters.yaml. "
+            "binomial share of each positive repertoire's sequences (at least one), optional public clones, "
+            "optional whole receptors from a list (--signal-pool). "
+            "Files: DIR/metadata.csv, DIR/repertoires/, DIR/truth/implanted.tsv, DIR/truth/parameters.yaml "
+            "(and DIR/truth/signal_pool.tsv). "
             "The same options give byte-identical files whatever --threads is. Bad options are refused "
             "before anything is written."
         ),
@@ -122,8 +124,9 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-repertoires", required=True, type=int, metavar="N", help="number of repertoires (>= 2)")
     p.add_argument("--sequences-per-repertoire", required=True, type=int, metavar="S",
                    help="sequences (clones) per repertoire; the mean when --size-spread > 0")
-    p.add_argument("--witness-rate", required=True, type=float, metavar="W",
-                   help="expected share of a positive repertoire's sequences that carry a motif, in (0, 1]")
+    p.add_argument("--witness-rate", type=float, metavar="W",
+                   help="expected share of a positive repertoire's sequences that carry a motif, in (0, 1]; "
+                        "required, unless --signal-pool is given (then default 0: no motif)")
     p.add_argument("--seed", type=int, default=0, metavar="K", help="random seed, >= 0 (default: 0)")
     p.add_argument("--motifs", default="GR.DT", metavar="LIST",
                    help="comma-separated motifs of amino-acid letters; '.' is a gap that keeps the background "
@@ -143,6 +146,28 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                         "(default: 0)")
     p.add_argument("--public-rate", type=float, default=0.0, metavar="P",
                    help="probability that a positive repertoire carries a given public clone (default: 0)")
+    pool = p.add_argument_group(
+        "signal pool", "whole receptors (CDR3 with V and J) from a list, e.g. disease-specific database entries: "
+        "each positive carries about R receptors of the pool, every repertoire about R0 of the whole list by "
+        "chance; they replace background rows and keep the list's V and J; truth/signal_pool.tsv lists them")
+    pool.add_argument("--signal-pool", type=Path, metavar="FILE",
+                      help="TSV/CSV (plain or gzip) with columns junction_aa (or VDJdb's CDR3), v_call (or V) and "
+                           "j_call (or J); rows of another chain are left out")
+    pool.add_argument("--pool-size", type=int, metavar="N",
+                      help="receptors of the list that form the disease pool, drawn once with the seed "
+                           "(default: all)")
+    pool.add_argument("--receptors-per-positive", type=float, metavar="R",
+                      help="mean (Poisson) number of distinct pool receptors in a positive repertoire (default: 10)")
+    pool.add_argument("--receptors-per-negative", type=float, metavar="R0",
+                      help="mean (Poisson) number of distinct receptors of the whole list that every repertoire "
+                           "carries by chance: all a negative carries, besides R in a positive (default: 1)")
+    pool.add_argument("--pool-sharing", choices=["pgen", "zipf", "uniform"],
+                      help="a receptor's chance to be drawn: its OLGA generation probability to the power A "
+                           "(pgen; ~20 ms a TRB receptor, seconds an IGH one), rank^-A in a random order of the "
+                           "list (zipf), or equal (uniform) (default: pgen)")
+    pool.add_argument("--pool-sharing-exponent", type=float, metavar="A",
+                      help="the exponent A of pgen and zipf sharing, > 0; larger: the likeliest receptors are "
+                           "shared by more repertoires (default: 1)")
     p.add_argument("--chain", default="TRB", type=str.upper, choices=["TRB", "TRA", "IGH", "IGK", "IGL"],
                    help="locus; backgrounds come from OLGA's default human model of it (default: TRB)")
     p.add_argument("--format", dest="fmt", default="airr", choices=["airr", "immunoseq"],
@@ -158,15 +183,23 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.errors import SimulationError
     from deeprc_hopfield.simulate import SimulationSettings, parse_motifs, simulate
+    from deeprc_hopfield.simulate.settings import POOL_OPTIONS
 
+    pool = {name: getattr(args, name) for name in POOL_OPTIONS if getattr(args, name) is not None}
+    if args.signal_pool is not None:
+        pool["signal_pool"] = str(args.signal_pool)
+    if args.witness_rate is None and args.signal_pool is None:
+        raise SimulationError("--witness-rate is required (unless --signal-pool is given)")
     settings = SimulationSettings(
         n_repertoires=args.n_repertoires, sequences_per_repertoire=args.sequences_per_repertoire,
-        witness_rate=args.witness_rate, seed=args.seed, motifs=parse_motifs(args.motifs),
+        witness_rate=0.0 if args.witness_rate is None else args.witness_rate, seed=args.seed,
+        motifs=parse_motifs(args.motifs),
         substitution_rate=args.substitution_rate, positive_fraction=args.positive_fraction,
         noise_rate=args.noise_rate, size_spread=args.size_spread, public_clones=args.public_clones,
         public_rate=args.public_rate, chain=args.chain, fmt=args.fmt, compress=args.gzip,
-        nucleotides=args.nucleotides,
+        nucleotides=args.nucleotides, **pool,
     )
     simulate(settings, args.out, threads=args.threads, force=args.force)
     return 0
@@ -174,6 +207,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 # --- train / predict / attend -----------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from deeprc_hopfield.reference import LOCI
+
     p = sub.add_parser(
         "train",
         help="train a model on a store (optionally on the training folds of a split)",
@@ -200,6 +235,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
+    known = p.add_argument_group(
+        "known receptors", "a table of receptors of known specificity (e.g. a VDJdb export) as prior knowledge: "
+        "each repertoire's matches enter the attention and the output when inner cross-validation on the fitting "
+        "repertoires finds them useful, and change nothing otherwise; interpretation marks them")
+    known.add_argument("--reference", type=Path, metavar="FILE",
+                       help="VDJdb export (web SearchTable-*.tsv, or vdjdb.txt / vdjdb.slim.txt of a release) or a "
+                            "TSV/CSV with junction_aa (or cdr3_aa, cdr3) and optional v_call, j_call, locus, species, "
+                            "epitope, antigen, antigen_gene; plain or gzip")
+    known.add_argument("--reference-chain", type=str.upper, choices=LOCI,
+                       help="keep only receptors of this chain (rows of unknown chain are kept)")
+    known.add_argument("--reference-species", metavar="SPECIES",
+                       help="keep only receptors of this species, e.g. HomoSapiens (also: human, mouse); not applied "
+                            "to a file without a species column")
+    known.add_argument("--reference-antigen", metavar="NAME[,NAME...]",
+                       help="keep only receptors of these antigens, epitopes or antigen genes, e.g. CMV or NLVPMVATV")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
                         help="continue from MODEL_DIR.checkpoint (an error when there is none, or when it is "
@@ -211,13 +261,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.reference import ReferenceOptions
     from deeprc_hopfield.training import train
 
     _set_threads(args.threads)
+    reference = ReferenceOptions(args.reference, args.reference_chain, args.reference_species,
+                                 args.reference_antigen) if args.reference else None
     train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
           split=args.split, fold=args.fold, device=args.device,
           resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
-          progress=sys.stderr.isatty(), force=args.force)
+          progress=sys.stderr.isatty(), force=args.force, reference=reference)
     return 0
 
 
@@ -352,6 +405,11 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-column", metavar="COLUMN", help="binary label to interpret (default: the model's only one)")
     p.add_argument("--per-repertoire", type=_positive_int, default=1000,
                    help="most-attended sequences of each repertoire that enter the ranking (default: 1000)")
+    p.add_argument("--labels", choices=("auto", "store", "model"), default="auto",
+                   help="which repertoires count as positive: auto = the store's label where it has one, else the "
+                        "model's call (P >= 0.5); store = the store's labels only (refuses repertoires without "
+                        "one); model = the model's calls even where the store has labels, i.e. what new, unlabelled "
+                        "patients get (default: auto; interpretation.json says which were used)")
     _add_allow_training_subjects(p)
     _add_interpret_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
@@ -378,7 +436,8 @@ def _run_interpret(args: argparse.Namespace) -> int:
     subjects = split.held_out(args.fold) if split is not None else (set(args.subjects) if args.subjects else None)
     interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
               label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
-              seed=args.seed, allow_training_subjects=args.allow_training_subjects, force=args.force)
+              seed=args.seed, allow_training_subjects=args.allow_training_subjects, labels=args.labels,
+              force=args.force)
     log.info("wrote %s", args.out)
     return 0
 

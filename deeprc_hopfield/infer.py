@@ -302,9 +302,14 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     sequence's attention is the mean of its attention under each model. All models share the gene
     tables (checked by :func:`load_models`), so one `Subject` serves them all. With `training_subjects`
     (the subjects a model trained on, from :func:`held_out_models` with ``allow``) both tables get the
-    column :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of those subjects.
+    column :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of those subjects. With a model trained
+    with a reference of known receptors, the attended table marks the sequences that match one
+    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`).
     """
+    from deeprc_hopfield.interpret.known import known_receptors  # the interpret package imports this module
+
     labels = models[0].labels
+    known = known_receptors(models) if top > 0 else None
     rows, attended = [], []
     for subject in subjects:
         scores, attention = score_repertoire(models, subject.repertoire, device, attention=top > 0,
@@ -320,7 +325,8 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
         raise_if_interrupted()
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
     columns += [] if training_subjects is None else [TRAINING_SUBJECT_COLUMN]
-    return pd.DataFrame(rows), (pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns))
+    table = pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows), (known.mark(table) if known is not None else table)
 
 
 def _top_sequences(subject: Subject, attention: torch.Tensor, top: int) -> pd.DataFrame:

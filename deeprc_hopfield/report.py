@@ -25,6 +25,7 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
+from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
 from deeprc_hopfield.saved_model import read_model_config
@@ -174,9 +175,10 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
         table[gene] = table[gene].fillna("") if gene in table.columns else ""
     keys = ["junction_aa", "v_call", "j_call"]
     grouped = table.groupby(keys, sort=False)
+    known = {c: (c, "first") for c in KNOWN_COLUMNS if c in table.columns}
     out = grouped.agg(repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"),
                       max_attention=("attention", "max"),
-                      examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))))
+                      examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))), **known)
     if classes_of:
         table["class"] = table["repertoire_id"].map(classes_of).fillna("not in store")
         per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
@@ -203,14 +205,24 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
     top_k = int(attended.groupby("repertoire_id").size().max())
     return (f"<h2>Most attended sequences</h2><p>The {len(summary)} sequences found most often among the top "
             f"{top_k} attended sequences of {n_reps} held-out repertoires (each scored by the model of the fold "
-            "that held it out).</p>" + html_table(summary, "{:.4g}"))
+            "that held it out).</p>" + known_share_note(attended, f"the top {top_k} attended sequences")
+            + html_table(summary, "{:.4g}"))
+
+
+def known_share_note(table: pd.DataFrame, what: str) -> str:
+    """A line giving the share of `table`'s rows that match a receptor of the models' reference ('' without one)."""
+    share = known_share(table)
+    if share is None:
+        return ""
+    return (f"<p><b>Known specificity:</b> {share:.0%} of {_e(what)} match a receptor of the reference the "
+            "models were trained with (<code>known_epitope</code>, <code>known_antigen</code>).</p>")
 
 
 #: Rows of the ranked-sequence and motif tables of the interpretation section.
 TOP_RANKED, TOP_MOTIFS = 30, 10
 _RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "score", "n_positive", "n_negative", "attended_positive",
                  "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
-                 "top_repertoire"]
+                 "top_repertoire", *KNOWN_COLUMNS]
 
 
 def interpretation_section(folder: Path | None) -> str:
@@ -234,6 +246,7 @@ def interpretation_section(folder: Path | None) -> str:
         + (f"<p><b>Not held out:</b> {len(info['scored_by_training_model'])} of these repertoires were scored by "
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
            if info.get("scored_by_training_model") else "")
+        + known_share_note(ranked.head(TOP_RANKED), f"the {TOP_RANKED} top-ranked sequences")
         + html_table(shown, "{:.4g}")
         + "<h3>Motifs among the top-ranked sequences</h3><p>Gapped k-mers ('.' = any residue) enriched among "
         f"the {_e(info.get('foreground_sequences', 'top'))} top-ranked sequences against the negative repertoires "
@@ -255,15 +268,27 @@ def models_section(models: list[Path]) -> str:
     for path in models:
         training = read_model_config(path).get("training", {})
         clones = training.get("memory_clones", [])
+        reference = training.get("reference") or {}
         rows.append({"model": path.name, "best update": training.get("best_update", "?"),
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
-                     "first stored clones": ", ".join(clones[:MODEL_CLONES_SHOWN]) + (" ..." if len(clones) > MODEL_CLONES_SHOWN else "")})
+                     "first stored clones": ", ".join(clones[:MODEL_CLONES_SHOWN]) + (" ..." if len(clones) > MODEL_CLONES_SHOWN else ""),
+                     "reference": _reference_cell(reference)})
     return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "
             "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
             "the public clones its clone memory stores (CDR3s the public-clone test associates with the "
-            "positive class; 0 when the cohort shows no such signal). All lists are in each model's "
-            "config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+            "positive class; 0 when the cohort shows no such signal), and what became of a reference of known "
+            "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
+            "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+
+
+def _reference_cell(reference: dict) -> str:
+    """One cell of the fold-model table: a reference's name and whether (and how) the model uses it."""
+    if not reference:
+        return "-"
+    verdict = f"used, radius {reference.get('radius')}" if reference.get("used") else "not used"
+    return (f"{reference.get('name')} ({reference.get('n_receptors')} receptors): {verdict}; AUC "
+            f"{reference.get('inner_auc', float('nan')):.2f} inner CV, {reference.get('validation_auc', float('nan')):.2f} validation")
 
 
 def versions() -> dict[str, str]:

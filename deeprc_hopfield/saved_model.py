@@ -22,6 +22,7 @@ MODEL_FORMAT = "deeprc-hopfield model"
 MODEL_SCHEMA_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+REFERENCE_FILE = "reference.tsv"  # the known receptors training was given (`train --reference`), if any
 
 
 class ModelFileError(DeepRCError):

@@ -21,7 +21,7 @@ from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import OUTPUT_MARKER, output_command
-from deeprc_hopfield.interpret import InterpretError, interpret, summarise
+from deeprc_hopfield.interpret import InterpretError, interpret, ranking, summarise
 from deeprc_hopfield.interpret.contributions import CONTRIBUTION_COLUMNS, onehot, onehot_embedding
 from deeprc_hopfield.interpret.motifs import find_motifs, pattern_code, pattern_string
 from deeprc_hopfield.infer import subjects_from_store
@@ -162,6 +162,48 @@ def test_fold_rankings_merge_into_the_whole(trained, interpreted, tmp_path):
     assert not (tmp_path / "twice").exists()
 
 
+def test_labels_model_takes_the_model_calls_even_where_the_store_has_labels(trained, interpreted, tmp_path,
+                                                                           monkeypatch):
+    split = pd.read_csv(trained["split"], dtype={"subject_id": str})
+    held_out = set(split.loc[split["fold"] == 0, "subject_id"])
+    saved = load_model(trained["model"])
+    passes = {labels: collect_attention([saved], subjects_from_store(trained["store"], saved, held_out),
+                                        torch.device("cpu"), "label", "1", labels=labels)
+              for labels in ("auto", "model")}
+    truth = trained["meta"].set_index(trained["meta"]["subject_id"].astype(str))["label"]
+    auto, model = passes["auto"], passes["model"]
+    assert auto.label_source == {"store"} and model.label_source == {"predicted"}
+    reps = auto.repertoires
+    assert (reps["positive"] == (truth.loc[reps["subject_id"]] == 1).to_numpy()).all()
+    assert (model.repertoires["positive"] == (model.repertoires["probability"] >= 0.5)).all()
+
+    # the same model with every call turned round (P -> 1 - P): "model" follows the calls, not the
+    # store, so the sides swap and every score changes sign
+    score = ranking.score_repertoire
+
+    def turned_round(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        scores, attention = score(*args, **kwargs)
+        return {name: 1 - value for name, value in scores.items()}, attention
+
+    monkeypatch.setattr(ranking, "score_repertoire", turned_round)
+    out = interpret(trained["model"], trained["store"], tmp_path / "model_calls", subjects=held_out, top=1,
+                    labels="model")
+    info = json.loads((out / "interpretation.json").read_text())
+    assert info["label_source"] == "predicted" and info["settings"]["labels"] == "model"
+    calls = model.repertoires.set_index("subject_id")["probability"] >= 0.5
+    assert sorted(info["positive_subjects"]) == sorted(calls.index[~calls])
+    assert sorted(info["negative_subjects"]) == sorted(calls.index[calls])
+    turned, straight = (table.set_index(KEY_COLUMNS) for table in
+                        (pd.read_csv(out / "ranked_sequences.tsv", sep="\t"), rank_sequences(model)))
+    assert len(turned) == len(straight) and (straight["score"] != 0).sum() > 50
+    assert np.allclose(turned.loc[straight.index, "score"], -straight["score"], atol=1e-4)
+    stored = json.loads((interpreted / "interpretation.json").read_text())
+    assert stored["label_source"] == "store" and stored["settings"]["labels"] == "auto"  # the default
+    with pytest.raises(InterpretError, match="labels must be one of auto, store, model, not 'true'"):
+        interpret(trained["model"], trained["store"], tmp_path / "bad", subjects=held_out, labels="true")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_rank_sequences_scores_attention_in_positives_against_negatives():
     # four repertoires (two positive) of three sequences; relative attention w per occurrence
     table = pd.DataFrame({
@@ -207,19 +249,20 @@ def test_find_motifs_recovers_a_gapped_motif():
     assert pattern_string(pattern_code("GR.DT")) == "GR.DT" and pattern_string(pattern_code("CA..F")) == "CA..F"
 
 
-def _store_without_genes(folder: Path) -> Path:
-    """A 4-repertoire store whose files name no V or J gene."""
+def _store_without_genes(folder: Path, labelled: bool = True) -> Path:
+    """A 4-repertoire store whose files name no V or J gene (and, unless `labelled`, no label)."""
     rng = np.random.default_rng(0)
-    repertoires = folder / "nogenes"
+    name = "nogenes" if labelled else "unlabelled"
+    repertoires = folder / name
     repertoires.mkdir()
-    lines = ["subject_id,filename,label"]
+    lines = ["subject_id,filename" + ",label" * labelled]
     for i in range(4):
         rows = ["sequence_id\tjunction_aa\tv_call\tj_call\tduplicate_count\tproductive"]
         rows += [f"s{k}\tCASS{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), 6))}F\t\t\t1\tT" for k in range(20)]
         (repertoires / f"r{i}.tsv").write_text("\n".join(rows) + "\n")
-        lines.append(f"R{i},r{i}.tsv,{i % 2}")
-    (folder / "nogenes.csv").write_text("\n".join(lines) + "\n")
-    return ingest(folder / "nogenes.csv", repertoires, folder / "nogenes.h5", progress=False)
+        lines.append(f"R{i},r{i}.tsv" + f",{i % 2}" * labelled)
+    (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    return ingest(folder / f"{name}.csv", repertoires, folder / f"{name}.h5", progress=False)
 
 
 def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_path):
@@ -229,10 +272,13 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_pa
     config = json.loads((old / "config.json").read_text())
     (old / "config.json").write_text(json.dumps({**config, "schema_version": 99}))
     genes = _train(trained, tmp_path / "genes_model", 2, gene_embedding_dim=4)
+    unlabelled = _store_without_genes(tmp_path, labelled=False)
     cases = [
         (["--model", tmp_path / "nope", "--store", trained["store"]], "model directory not found"),
         (["--model", old, "--store", trained["store"]], "model file version 99"),
         (["--model", genes, "--store", _store_without_genes(tmp_path)], "the store has none of the"),
+        (["--model", trained["model"], "--store", unlabelled, "--labels", "store"],
+         "--labels store: 4 repertoire(s) have no stored label 'label' (R0, R1, R2, R3); --labels auto or model"),
     ]
     for args, words in cases:
         result = run_cli("interpret", *args, "--out", out)
@@ -241,6 +287,10 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_pa
         assert len(errors) == 1 and words in errors[0], (words, result.stderr)
         assert "Traceback" not in result.stderr
         assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    saved = load_model(trained["model"])
+    with pytest.raises(DeepRCError, match="repertoire 'R0' has no stored label 'label'"):
+        collect_attention([saved], subjects_from_store(unlabelled, saved), torch.device("cpu"), "label", "1",
+                          labels="store")
     with pytest.raises(InterpretError, match="1 subject\\(s\\) not in the store, e.g. 'nobody'"):
         interpret(trained["model"], trained["store"], out, subjects={"nobody", "rep000"})
     assert not out.exists()
@@ -256,7 +306,8 @@ def test_help_of_the_interpret_commands_and_split_without_fold(tmp_path):
     for command in ("interpret", "interpret-summary"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and f"usage: deeprc-hopfield {command}" in result.stdout
-        assert "--per-repertoire" in result.stdout or command == "interpret-summary"
+        assert ("--per-repertoire" in result.stdout and "--labels {auto,store,model}" in result.stdout
+                or command == "interpret-summary")
     refused = run_cli("interpret", "--model", "m", "--store", "s.h5", "--split", "split.csv", "--out", tmp_path / "o")
     assert refused.returncode == 1 and refused.stderr.strip().endswith("--split and --fold go together")
 

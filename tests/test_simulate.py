@@ -301,3 +301,171 @@ def test_demo_cohort_is_what_its_readme_command_makes(tmp_path):
             assert gzip.decompress(made[name]) == gzip.decompress(data), name
         else:
             assert made[name] == data, name
+
+
+# --- signal pool (whole receptors from a list) ---------------------------------------------------
+def _receptor_list(path: Path, n: int, seed: int = 99, sep: str = "\t") -> pd.DataFrame:
+    """A list of `n` distinct TRB receptors drawn from OLGA's model, with gene-level V names (no allele,
+    unlike the background's), so that an implanted row is told by its V call too."""
+    block = background_model("TRB").generate(4 * n, np.random.default_rng(seed))
+    table = pd.DataFrame({"junction_aa": block.junction_aa, "v_call": [v.split("*")[0] for v in block.v_call],
+                          "j_call": block.j_call}).drop_duplicates("junction_aa").head(n)
+    table.to_csv(path, sep=sep, index=False)
+    return table
+
+
+POOL = dict(n_repertoires=60, sequences_per_repertoire=200, witness_rate=0.0, seed=7)
+
+
+def _pool_truth(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    meta = pd.read_csv(out / "metadata.csv", dtype=str)
+    return meta, _table(out / "truth" / "implanted.tsv"), _table(out / "truth" / "signal_pool.tsv")
+
+
+def test_signal_pool_receptors_per_repertoire_and_their_truth(tmp_path):
+    listed = _receptor_list(tmp_path / "list.tsv", 30)
+    r, r0 = 4.0, 1.0
+    out = simulate(SimulationSettings(**POOL, signal_pool=str(tmp_path / "list.tsv"), pool_size=15,
+                                      receptors_per_positive=r, receptors_per_negative=r0, pool_sharing="uniform"),
+                   tmp_path / "sim")
+    meta, truth, pool = _pool_truth(out)
+    assert set(truth["kind"]) == {"pool_receptor", "chance_receptor"}  # witness rate 0: no motif
+    labels = dict(zip(meta["subject_id"], meta["label"]))
+    positives = [s for s, label in labels.items() if label == "1"]
+    negatives = [s for s, label in labels.items() if label == "0"]
+    per = truth.groupby(["subject_id", "kind"]).size().unstack(fill_value=0).reindex(list(labels), fill_value=0)
+    # Poisson means: 30 positives, 30 negatives
+    assert abs(per.loc[positives, "pool_receptor"].mean() - r) < 4 * np.sqrt(r / 30)
+    assert per.loc[negatives, "pool_receptor"].sum() == 0
+    assert abs(per.loc[negatives, "chance_receptor"].mean() - r0) < 4 * np.sqrt(r0 / 30)
+    assert abs(per.loc[positives, "chance_receptor"].mean() - r0) < 4 * np.sqrt(r0 / 30) + 0.2  # less overlaps
+    # the pool: 15 of the list, in file order; pool receptors only from it
+    assert pool["junction_aa"].tolist() == listed["junction_aa"].tolist()
+    assert pool["line"].astype(int).tolist() == list(range(2, 32)) and (pool["in_pool"] == "1").sum() == 15
+    members = set(pool.loc[pool["in_pool"] == "1", "junction_aa"])
+    assert set(truth.loc[truth["kind"] == "pool_receptor", "junction_aa"]) <= members
+    # every implanted row is a whole receptor of the list, V and J as listed, in a repertoire of unchanged size
+    receptors = set(zip(listed["junction_aa"], listed["v_call"], listed["j_call"]))
+    for filename, rows in truth.groupby("filename"):
+        table = _table(out / "repertoires" / filename).set_index("sequence_id")
+        assert len(table) == POOL["sequences_per_repertoire"]
+        for row in rows.itertuples():
+            file_row = table.loc[row.sequence_id]
+            key = (file_row["junction_aa"], file_row["v_call"], file_row["j_call"])
+            assert key == (row.junction_aa, row.v_call, row.j_call) and key in receptors
+            assert _translate(file_row["junction"]) == row.junction_aa and row.signal == row.junction_aa
+        assert not rows.duplicated("junction_aa").any()  # distinct receptors within a repertoire
+    # signal_pool.tsv counts what implanted.tsv lists
+    carriers = truth.assign(label=truth["subject_id"].map(labels)).groupby(["junction_aa", "label"]).size()
+    for row in pool.itertuples():
+        assert int(row.positives) == carriers.get((row.junction_aa, "1"), 0)
+        assert int(row.negatives) == carriers.get((row.junction_aa, "0"), 0)
+        assert row.pgen == "" and float(row.weight) == pytest.approx(1 / 30, rel=1e-4)
+
+
+def test_zipf_sharing_concentrates_carriers_on_few_receptors(tmp_path):
+    _receptor_list(tmp_path / "list.tsv", 30)
+    common = dict(**POOL, signal_pool=str(tmp_path / "list.tsv"), receptors_per_positive=3.0,
+                  receptors_per_negative=0.0)
+    runs = {law: _pool_truth(simulate(SimulationSettings(**common, pool_sharing=law, pool_sharing_exponent=1.5),
+                                      tmp_path / law))[2] for law in ("zipf", "uniform")}
+    assert runs["zipf"]["in_pool"].tolist() == runs["uniform"]["in_pool"].tolist()  # the law keeps the pool
+    shared = {law: pool["positives"].astype(int) for law, pool in runs.items()}
+    # uniform: each of 30 receptors in ~3 of 30 positives; zipf (a = 1.5): the first in nearly all
+    assert shared["zipf"].max() >= 20 and shared["uniform"].max() <= 12
+    assert shared["zipf"].sum() == pytest.approx(shared["uniform"].sum(), abs=40)  # ~90 each
+    weights = runs["zipf"]["weight"].astype(float).sort_values(ascending=False).to_numpy()
+    assert weights == pytest.approx(weights[0] * np.arange(1, 31) ** -1.5, rel=1e-4)
+
+
+def test_pgen_sharing_follows_olga_generation_probability(tmp_path):
+    import olga.generation_probability as generation_probability
+
+    listed = _receptor_list(tmp_path / "list.tsv", 6)
+    out = simulate(SimulationSettings(n_repertoires=6, sequences_per_repertoire=100, witness_rate=0.0, seed=1,
+                                      signal_pool=str(tmp_path / "list.tsv"), receptors_per_positive=2.0),
+                   tmp_path / "sim")
+    _, truth, pool = _pool_truth(out)
+    pgen = pool["pgen"].astype(float).to_numpy()
+    weight = pool["weight"].astype(float).to_numpy()
+    assert (pgen > 0).all() and weight == pytest.approx(pgen / pgen.sum(), rel=1e-4)
+    genomic, generative = olga_model("TRB")
+    model = generation_probability.GenerationProbabilityVDJ(generative, genomic)
+    first = listed.iloc[0]
+    assert pgen[0] == pytest.approx(model.compute_aa_CDR3_pgen(first["junction_aa"], first["v_call"],
+                                                              first["j_call"], print_warnings=False), rel=1e-5)
+    assert (truth["kind"] == "pool_receptor").sum() > 0
+
+
+def test_signal_pool_same_arguments_same_bytes(tmp_path):
+    _receptor_list(tmp_path / "list.tsv", 20)
+    settings = SimulationSettings(**{**POOL, "n_repertoires": 8, "witness_rate": 0.01}, motifs=("GRDT",),
+                                  signal_pool=str(tmp_path / "list.tsv"), pool_size=10, receptors_per_positive=3.0,
+                                  pool_sharing="zipf", compress=True)
+    runs = [_files(simulate(settings, tmp_path / name, threads=threads)) for name, threads in (("a", 1), ("b", 2))]
+    assert runs[0] == runs[1] and "truth/signal_pool.tsv" in runs[0]
+    truth = _table(tmp_path / "a" / "truth" / "implanted.tsv")
+    assert {"motif", "pool_receptor"} <= set(truth["kind"])  # motifs and receptors together
+    other = _files(simulate(SimulationSettings(**{**settings.as_dict(), "motifs": ("GRDT",), "seed": 8}),
+                            tmp_path / "c"))
+    assert other["repertoires/rep000.tsv.gz"] != runs[0]["repertoires/rep000.tsv.gz"]
+
+
+def test_receptor_list_vdjdb_columns_other_chains_and_imgt_cdr3s(tmp_path):
+    from deeprc_hopfield.simulate import read_receptor_list
+
+    listed = _receptor_list(tmp_path / "trb.csv", 25, sep=",")
+    vdjdb = pd.DataFrame({"Gene": "TRB", "CDR3": listed["junction_aa"], "V": listed["v_call"],
+                          "J": listed["j_call"], "Epitope": "NLVPMVATV"})
+    extra = pd.DataFrame({"Gene": ["TRA", "TRB", "TRB"], "CDR3": ["CAVRDSNYQLIW", listed["junction_aa"][0], "CASSF"],
+                          "V": ["TRAV1-2", listed["v_call"][0], "TRBV5-1"], "J": ["TRAJ33", listed["j_call"][0], ""],
+                          "Epitope": "x"})
+    pd.concat([vdjdb, extra]).to_csv(tmp_path / "vdjdb.tsv", sep="\t", index=False)
+    read = read_receptor_list(tmp_path / "vdjdb.tsv", "TRB")
+    assert read.table["junction_aa"].tolist() == listed["junction_aa"].tolist()
+    assert read.table["v_call"].tolist() == listed["v_call"].tolist()
+    assert read.notes == {"rows": 28, "incomplete": 1, "other_chain": 1, "anchors_added": 0, "duplicates": 1}
+    # IMGT CDR3s (no conserved C and F) get their anchors back
+    cdr3 = listed.assign(junction_aa=listed["junction_aa"].str[1:-1])
+    cdr3.to_csv(tmp_path / "cdr3.csv", index=False)
+    read = read_receptor_list(tmp_path / "cdr3.csv", "TRB")
+    assert read.notes["anchors_added"] == 1
+    assert read.table["junction_aa"].str[1:-1].tolist() == cdr3["junction_aa"].tolist()
+    assert read.table["junction_aa"].str.startswith("C").all()
+
+
+@pytest.mark.parametrize("make, extra, message", [
+    (None, [], "signal pool file not found"),
+    ("junction_aa\tv_call\nCASSLGQAYEQYF\tTRBV5-1\n", [], "needs a column j_call or j"),
+    ("junction_aa\tv_call\tj_call\nCASSLGQ1YEQYF\tTRBV5-1\tTRBJ2-7\n", [], "line 2, column 'junction_aa'"),
+    ("junction_aa\tv_call\tj_call\nCAVRDSNYQLIW\tTRAV1-2\tTRAJ33\n", [], "no receptor of chain TRB"),
+    ("junction_aa\tv_call\tj_call\nCASSLGQAYEQYF\tTRBV5-1\tTRBJ2-7\n", ["--pool-size", "2"], "--pool-size 2 is more"),
+    ("junction_aa\tv_call\tj_call\nCASSLGQAYEQYF\tTRBV5-1\tTRBJ2-7\n", ["--receptors-per-positive", "3"],
+     "--receptors-per-positive 3 is more"),
+])
+def test_bad_signal_pool_is_refused_in_one_line(tmp_path, make, extra, message):
+    pool = tmp_path / "pool.tsv"
+    if make is not None:
+        pool.write_text(make)
+    out = tmp_path / "out"
+    result = _cli("--out", str(out), "--n-repertoires", "4", "--sequences-per-repertoire", "50",
+                  "--signal-pool", str(pool), *extra)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr and str(pool) in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--signal-pool", "p.tsv", "--pool-sharing-exponent", "0"], "--pool-sharing-exponent must be a number > 0"),
+    (["--signal-pool", "p.tsv", "--receptors-per-negative", "-1"], "--receptors-per-negative must be a number >= 0"),
+    (["--signal-pool", "p.tsv", "--pool-size", "0"], "--pool-size must be >= 1"),
+    (["--pool-size", "3"], "--pool-size needs a signal pool (--signal-pool)"),
+    (["--pool-sharing", "zipf"], "--pool-sharing needs a signal pool"),
+    ([], "--witness-rate is required (unless --signal-pool is given)"),
+])
+def test_bad_pool_options_are_refused(tmp_path, args, message):
+    """Values are checked before the list is read (p.tsv does not exist)."""
+    base = [x for x in BASE if x not in ("--witness-rate", "0.01")] if not args else BASE
+    result = _cli("--out", str(tmp_path / "out"), *base, *args)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not (tmp_path / "out").exists()

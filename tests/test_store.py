@@ -163,11 +163,11 @@ def test_unknown_label_lists_present_ones(cohort, tmp_path):
             store.label("cmv")
 
 
-def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_path, capsys):
+def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_path):
     """A second ingest onto a store needs --force; a file that is not a store is never replaced
     (refused in one line, exit 1, the file untouched), --force or not."""
-    from deeprc_hopfield.cli import main
     from deeprc_hopfield.io import OutputExistsError
+    from tests.test_cli import run_cli
 
     metadata, folder = cohort
     out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
@@ -180,9 +180,9 @@ def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_p
 
     precious = tmp_path / "notes.h5"
     precious.write_text("my notes\n")
-    args = ["ingest", "--metadata", str(metadata), "--repertoires", str(folder), "--out", str(precious), "--force"]
-    assert main(args) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    result = run_cli("ingest", "--metadata", metadata, "--repertoires", folder, "--out", precious, "--force")
+    assert result.returncode == 1
+    err = result.stderr.strip().splitlines()
     assert len(err) == 1 and "notes.h5" in err[0] and "not an earlier output" in err[0]
     assert precious.read_text() == "my notes\n"
     assert not (tmp_path / "notes.qc.tsv").exists()

@@ -316,3 +316,21 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
             in out.splitlines())
     assert "Job stats" not in out and "Traceback" not in out
+
+
+def test_a_reference_reaches_every_training_job(tmp_path: Path):
+    """`reference:` in the config becomes `--reference FILE` and its filters on each fold's `train`, and the
+    file is an input (a changed reference retrains); a chain outside the schema is refused before any job."""
+    known = tmp_path / "known receptors.tsv"
+    known.write_text("junction_aa\tv_call\tepitope\nCASSLGQAYEQYF\tTRBV7-9\tNLVPMVATV\n")
+    config = tmp_path / "config.yaml"
+    config.write_text((ROOT / "configs" / "config.yaml").read_text()
+                      + f"reference: {{file: '{known}', chain: TRB, species: HomoSapiens}}\n")
+    result = snakemake("-n", "-F", "-p", "--nolock", "--configfile", config)
+    assert result.returncode == 0, result.stderr
+    trains = [line for line in result.stdout.splitlines() if "deeprc-hopfield train " in line]
+    assert len(trains) == 5
+    assert all(f"--reference '{known}' --reference-chain TRB --reference-species HomoSapiens" in t for t in trains)
+    config.write_text(config.read_text().replace("chain: TRB", "chain: TCRB"))
+    refused = snakemake("-n", "-F", "--nolock", "--configfile", config)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr

@@ -19,8 +19,13 @@ strongly each picks it, and every negative repertoire that picks it too takes th
 sequence the model also looks at in controls is not disease-specific (e.g. one that wins a control's
 attention only because that repertoire holds nothing better). Summing, not averaging, rewards a
 sequence that recurs in many positive patients (public signal), while a private sequence (most
-receptors are private) still ranks by the strength of its one occurrence. "Positive" is the store's
-label of the repertoire, or, where the store has no such label, the model's call (P >= 0.5).
+receptors are private) still ranks by the strength of its one occurrence.
+
+**Which repertoires are positive** (`labels`): "auto" takes the store's label of a repertoire, or,
+where the store has no such label, the model's call (P(positive) >= 0.5); "store" takes the store's
+labels and refuses a repertoire without one; "model" takes the model's calls even where the store has
+labels (what interpreting new, unlabelled patients gives). `AttentionPass.label_source` says which
+were used ("store", "predicted").
 
 **What counts as one sequence**: a clone as `deeprc_hopfield.public_clones` defines it, here with
 its J gene: (CDR3 core, V family, J gene), a missing V call resolved to the clones of its CDR3 core
@@ -53,8 +58,10 @@ import pandas as pd
 import torch
 
 from deeprc_hopfield.encoding import decode, encode
+from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import Subject, score_repertoire
 from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
 from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, name_codes, repertoire_keys,
                                            resolve_rows, wildcard_table)
 from deeprc_hopfield.saved_model import SavedModel
@@ -67,6 +74,8 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "attended_negative", "mean_attention_positive", "mean_attention_negative", "evidence_positive",
                   "evidence_negative", "log_odds_ratio", "fisher_p", "top_repertoire", "top_attention",
                   "top_duplicate_count"]
+#: Where a repertoire's side (positive or negative) comes from; see the module docstring.
+LABEL_CHOICES = ("auto", "store", "model")
 
 
 @dataclass
@@ -99,7 +108,8 @@ def name_keys(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
-                      label: str, positive_class: str, per_repertoire: int = 1000) -> AttentionPass:
+                      label: str, positive_class: str, per_repertoire: int = 1000,
+                      labels: str = "auto") -> AttentionPass:
     """Run the model(s) over whole repertoires and keep every sequence's relative attention.
 
     Parameters
@@ -109,15 +119,24 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
     subjects
         The repertoires to interpret, e.g. from :func:`deeprc_hopfield.infer.subjects_from_store`.
     label, positive_class
-        The binary label and its positive class name; a repertoire is positive when its true label
-        (the store's) is that class, or, without a true label, when the model's P(positive) >= 0.5.
+        The binary label and its positive class name.
     per_repertoire
         Sequences of each repertoire, the most attended, that become ranking candidates.
+    labels
+        Which repertoires are positive: "auto" (the true label, i.e. the store's, when the subject
+        has one, else the model's call P(positive) >= 0.5), "store" (the true label; a subject
+        without one is an error, raised before its forward pass) or "model" (the model's call always).
     """
+    if labels not in LABEL_CHOICES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_CHOICES)}, not {labels!r}")
     keys, owners, weights, candidates, rows = [], [], [], [], []
     sources: set[str] = set()
     v_codes = []
     for index, subject in enumerate(subjects):
+        truth = subject.truth.get(label)
+        if truth is None and labels == "store":
+            raise DeepRCError(f"repertoire '{subject.subject_id}' has no stored label '{label}' (labels 'auto' or "
+                              "'model' use the model's call)")
         scores, attention = score_repertoire(models, subject.repertoire, device, attention=True)
         rep = subject.repertoire
         n = len(rep)
@@ -125,8 +144,7 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
         v = name_codes(subject.v_names, V_MODE)  # from the names: the same whatever the gene table
         key = repertoire_keys(rep, v, name_codes(subject.j_names, "gene"))
         probability = float(scores[label].mean(axis=0)[0])
-        truth = subject.truth.get(label)
-        if truth is None:
+        if truth is None or labels == "model":
             positive, source = probability >= 0.5, "predicted"
         else:
             positive, source = str(truth) == positive_class, "store"
@@ -255,4 +273,5 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     out = out.sort_values(["score", "fisher_p", "mean_attention_positive", "junction_aa"],
                           ascending=[False, True, False, True], na_position="last", kind="stable")
     out["rank"] = np.arange(1, len(out) + 1)
-    return out[RANKED_COLUMNS].reset_index(drop=True)
+    known = [c for c in KNOWN_COLUMNS if c in out.columns]  # a merged ranking keeps its marks
+    return out[RANKED_COLUMNS + known].reset_index(drop=True)

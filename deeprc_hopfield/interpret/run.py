@@ -23,6 +23,7 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import TRAINING_SUBJECT_COLUMN, held_out_models, load_models, subjects_from_store
+from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.saved_model import SavedModel
@@ -126,6 +127,16 @@ def _subjects(store: RepertoireStore, wanted: set[str] | None) -> list[str]:
     return [s for s in store.subject_ids if s in wanted]
 
 
+def check_labels(store: RepertoireStore, label: str, subject_ids: list[str], labels: str) -> None:
+    """Refuse ``labels="store"`` when the repertoires have no stored `label` (all of them when the store
+    was ingested without it), naming them in one line."""
+    if labels != "store" or label in store.label_names:
+        return  # a store's label has a value for every repertoire (ingest refuses missing ones)
+    shown = ", ".join(subject_ids[:10]) + (f" and {len(subject_ids) - 10} more" if len(subject_ids) > 10 else "")
+    raise InterpretError(f"--labels store: {len(subject_ids)} repertoire(s) have no stored label '{label}' "
+                         f"({shown}); --labels auto or model takes the model's calls", store.path)
+
+
 def background_sample(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
                       seed: int = 0) -> list[str]:
     """A seeded uniform sample (without replacement) of the CDR3s of the given repertoires."""
@@ -179,7 +190,7 @@ def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> 
 def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
               subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
               per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
-              force: bool = False) -> Path:
+              labels: str = "auto", force: bool = False) -> Path:
     """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
 
     Parameters
@@ -204,8 +215,16 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     allow_training_subjects
         Interpret subjects a model was fitted or validated on instead of refusing (see
         :func:`~deeprc_hopfield.infer.held_out_models`); the tables then say so in a column.
+    labels
+        Which repertoires are positive: "auto" (the store's label where it has one, else the model's
+        call P(positive) >= 0.5), "store" (the store's labels; repertoires without one are refused
+        before any work) or "model" (the model's calls even where the store has labels: what new,
+        unlabelled patients get). interpretation.json records the choice (settings) and what was
+        used (label_source: store, predicted).
     """
     out, store = Path(out), Path(store)
+    if labels not in ranking.LABEL_CHOICES:
+        raise InterpretError(f"labels must be one of {', '.join(ranking.LABEL_CHOICES)}, not {labels!r}")
     _check_output(out, "interpret", force)
     device = torch.device(device)
     models = load_models(model, device)
@@ -213,11 +232,15 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     with RepertoireStore(store) as opened:
         check_genes(opened, models[0])
         chosen = _subjects(opened, subjects)
+        check_labels(opened, name, chosen, labels)
     models, seen = held_out_models(models, chosen, allow=allow_training_subjects)
     with _output_folder(out, "interpret", force) as tmp:
         attention = ranking.collect_attention(models, subjects_from_store(store, models[0], set(chosen)), device,
-                                              name, positive_class, per_repertoire)
+                                              name, positive_class, per_repertoire, labels)
         ranked = ranking.rank_sequences(attention)
+        known = known_receptors(models)
+        if known is not None:  # what is known of each ranked sequence: its match to the reference's receptors
+            ranked = known.mark(ranked)
         reps = attention.repertoires
         positives = reps.loc[reps["positive"], "subject_id"].tolist()
         negatives = reps.loc[~reps["positive"], "subject_id"].tolist()
@@ -226,7 +249,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "repertoires": {"positive": len(positives), "negative": len(negatives)},
                 "positive_subjects": positives, "negative_subjects": negatives, "model": str(model),
                 "models": len(models), "store": str(store),
-                "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed}}
+                "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed,
+                             "labels": labels}}
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
         _write(tmp, ranked, _background(store, negatives, chosen, seed), _contributions(models, ranked, top), info,
@@ -290,7 +314,8 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int)
     both = both.iloc[row].assign(clone=key)
     merged = both.groupby("clone", sort=False)[sums].sum()
     top = both.sort_values("top_attention", ascending=False, kind="stable").drop_duplicates("clone")
-    top_columns = [*ranking.KEY_COLUMNS, "top_repertoire", "top_attention", "top_duplicate_count"]
+    top_columns = [*ranking.KEY_COLUMNS, "top_repertoire", "top_attention", "top_duplicate_count",
+                   *[c for c in KNOWN_COLUMNS if c in both.columns]]
     merged = merged.join(top.set_index("clone")[top_columns]).reset_index(drop=True)
     return ranking.finish_ranking(merged, n_positive, n_negative)
 

@@ -22,12 +22,19 @@ class TaskSpec:
     n_classes: number of output units' classes (1 for binary and numeric, >= 2 for categorical);
     class_weights: optional loss weight per class (binary: [negative, positive]; categorical: one per
     class; not allowed for numeric).
+    mean, scale: numeric tasks only, both or neither: the label's mean and standard deviation on the
+    fitting repertoires, in the label's units. With them the output network's unit predicts the
+    standardised value (label - mean) / scale and the model outputs unit * scale + mean, so outputs
+    are in the label's units while the loss is in standard deviations (`heads.task_losses`). None (a
+    model saved before them): the unit is the value itself.
     """
 
     name: str
     kind: str
     n_classes: int = 1
     class_weights: list[float] | None = None
+    mean: float | None = None
+    scale: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -51,6 +58,18 @@ class TaskSpec:
                 if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
                     raise ValueError(f"task '{self.name}': class weights must be finite and > 0, got {w!r}")
             self.class_weights = [float(w) for w in weights]
+        if (self.mean is None) != (self.scale is None):
+            raise ValueError(f"task '{self.name}': mean and scale go together, got mean={self.mean!r}, "
+                             f"scale={self.scale!r}")
+        if self.mean is not None:
+            if self.kind != "numeric":
+                raise ValueError(f"task '{self.name}': mean and scale are for numeric tasks only")
+            for key, value in (("mean", self.mean), ("scale", self.scale)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"task '{self.name}': {key} must be a finite number, got {value!r}")
+            if self.scale <= 0:
+                raise ValueError(f"task '{self.name}': scale must be > 0, got {self.scale!r}")
+            self.mean, self.scale = float(self.mean), float(self.scale)
 
     @property
     def n_outputs(self) -> int:
@@ -76,7 +95,8 @@ class ModelConfig:
     `update_steps` times; with `energy_feature` the output network also sees each head's
     log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
     Memory: `clone_memory` stored public clones (0 = none) whose exact copies get a learned attention
-    bonus (see `memory`); training fills it.
+    bonus (see `memory`); training fills it. Reference: `reference_size` known receptors of junctions
+    up to `reference_width` residues (0 = none; see `reference`), filled by training from `--reference`.
     """
 
     tasks: list[TaskSpec] = field(default_factory=list)
@@ -97,6 +117,8 @@ class ModelConfig:
     head_hidden: int = 32
     head_layers: int = 1
     clone_memory: int = 0
+    reference_size: int = 0
+    reference_width: int = 0
 
     def __post_init__(self) -> None:
         tasks = []
@@ -138,6 +160,8 @@ class ModelConfig:
         _check_int("head_hidden", self.head_hidden, 1)
         _check_int("head_layers", self.head_layers, 0)
         _check_int("clone_memory", self.clone_memory, 0)
+        _check_int("reference_size", self.reference_size, 0)
+        _check_int("reference_width", self.reference_width, 0)
 
     @property
     def beta_value(self) -> float:

@@ -62,7 +62,45 @@ def signatures(codes: torch.Tensor, lengths: torch.Tensor, trim: int = ANCHOR) -
     return out if n else out.new_zeros(0)
 
 
-class CloneMemory(nn.Module):
+class ReceptorMemory(nn.Module):
+    """Stored receptors that raise the attention on the sequences matching one, and count as evidence.
+
+    What a memory stores and how a sequence matches is its subclass's (`lookup`: each sequence's stored
+    receptor, long (N,), -1 for none); the learned part is shared: a bonus per head added to the
+    attention logits of matching sequences (`bias`), and a weight of log1p(distinct stored receptors in
+    the bag) in the first task's logit (`carried`, `evidence_logit`), a count that does not depend on
+    the bag's size.
+    """
+
+    def __init__(self, heads: int) -> None:
+        super().__init__()
+        self.bonus = nn.Parameter(torch.zeros(heads))
+        self.evidence = nn.Parameter(torch.zeros(()))
+
+    @property
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def bias(self, clone: torch.Tensor) -> torch.Tensor:
+        """Additive attention logits (N, heads): the bonus where a sequence is stored, 0 elsewhere."""
+        return (clone >= 0).to(self.bonus.dtype)[:, None] * self.bonus[None, :]
+
+    def carried(self, clone: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Distinct stored receptors in each bag, float (B,) (one seen twice in a bag counts once)."""
+        n_bags = offsets.shape[0] - 1
+        sequence = torch.nonzero(clone >= 0).ravel()
+        if sequence.numel() == 0:
+            return torch.zeros(n_bags, device=clone.device)
+        bag = torch.searchsorted(offsets, sequence, right=True) - 1
+        pairs = torch.unique(bag * self.size + clone[sequence])
+        return torch.bincount(pairs // self.size, minlength=n_bags).float()
+
+    def evidence_logit(self, carried: torch.Tensor) -> torch.Tensor:
+        """The memory's additive logit of the positive class, (B,)."""
+        return self.evidence * torch.log1p(carried.to(self.evidence.dtype))
+
+
+class CloneMemory(ReceptorMemory):
     """Stored clones (CDR3 core + V family), a learned attention bonus per head for sequences that equal
     one, and a learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
 
@@ -75,7 +113,7 @@ class CloneMemory(nn.Module):
     """
 
     def __init__(self, size: int, heads: int, n_v_genes: int = 0) -> None:
-        super().__init__()
+        super().__init__(heads)
         self.register_buffer("keys", torch.zeros(size, dtype=torch.long))  # (CDR3, V) keys, sorted
         self.register_buffer("stored_v", torch.zeros(size, dtype=torch.long))  # V index of keys[i], -1 unknown
         self.register_buffer("cdr3_keys", torch.zeros(size, dtype=torch.long))  # CDR3-only keys, sorted
@@ -84,8 +122,6 @@ class CloneMemory(nn.Module):
         # how the keys are made: residues left out at each end, and the key code of each V gene row
         self.register_buffer("trim", torch.tensor(ANCHOR, dtype=torch.long))
         self.register_buffer("v_codes", torch.full((n_v_genes + 1,), -1, dtype=torch.long))  # last: unknown
-        self.bonus = nn.Parameter(torch.zeros(heads))
-        self.evidence = nn.Parameter(torch.zeros(()))
 
     @property
     def size(self) -> int:
@@ -150,21 +186,3 @@ class CloneMemory(nn.Module):
         unknown_v = (v < 0) | (self.stored_v[by_cdr3.clamp(min=0)] < 0)
         clone[candidate] = torch.where(exact >= 0, exact, torch.where(unknown_v, by_cdr3, -1))
         return clone
-
-    def bias(self, clone: torch.Tensor) -> torch.Tensor:
-        """Additive attention logits (N, heads): the bonus where a sequence is stored, 0 elsewhere."""
-        return (clone >= 0).to(self.bonus.dtype)[:, None] * self.bonus[None, :]
-
-    def carried(self, clone: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Distinct stored clones in each bag, float (B,) (a clone seen twice in a bag counts once)."""
-        n_bags = offsets.shape[0] - 1
-        sequence = torch.nonzero(clone >= 0).ravel()
-        if sequence.numel() == 0:
-            return torch.zeros(n_bags, device=clone.device)
-        bag = torch.searchsorted(offsets, sequence, right=True) - 1
-        pairs = torch.unique(bag * self.size + clone[sequence])
-        return torch.bincount(pairs // self.size, minlength=n_bags).float()
-
-    def evidence_logit(self, carried: torch.Tensor) -> torch.Tensor:
-        """The memory's additive logit of the positive class, (B,)."""
-        return self.evidence * torch.log1p(carried.to(self.evidence.dtype))

@@ -1,7 +1,8 @@
 """`RepertoireClassifier`: sequence embedder -> Hopfield pooling per repertoire -> output network.
 
 With a clone memory (`model.memory`), sequences equal to a stored public clone get its learned
-bonus added to their attention scores in every path (forward, score, attention_logits).
+bonus added to their attention scores in every path (forward, score, attention_logits); with a
+reference (`model.reference`, known receptors), so do sequences matching a reference receptor.
 
 `forward` streams: sequences are embedded in length-sorted chunks and each chunk goes straight
 into the online softmax of its bags, so the (n, d) embedding matrix of a huge repertoire is never
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +25,7 @@ from deeprc_hopfield.model.embedding import SequenceEmbedder
 from deeprc_hopfield.model.heads import OutputNetwork
 from deeprc_hopfield.model.memory import CloneMemory
 from deeprc_hopfield.model.pooling import HopfieldPooling
+from deeprc_hopfield.model.reference import ReferenceMemory
 from deeprc_hopfield.model.streaming import DEFAULT_CHUNK, Index, LeftOut, embedding_chunks, segment_ids
 
 
@@ -49,23 +52,38 @@ class RepertoireClassifier(nn.Module):
         self.head = OutputNetwork(self.pooling.out_dim, config.tasks, config.head_hidden, config.head_layers)
         self.memory = (CloneMemory(config.clone_memory, config.attention_heads, config.n_v_genes)
                        if config.clone_memory else None)
+        self.reference = (ReferenceMemory(config.reference_size, config.reference_width, config.attention_heads,
+                                          config.n_v_genes) if config.reference_size else None)
 
     def clones(self, bags: SequenceBags) -> torch.Tensor | None:
         """Each sequence's stored clone in the memory, long (N,) (-1 = none), or None without a memory."""
         return self.memory.lookup(bags.codes, bags.lengths, bags.v_index) if self.memory is not None else None
 
-    def memory_bias(self, clones: torch.Tensor | None) -> torch.Tensor | None:
-        """The clone memory's additive attention scores (N, heads), or None without a memory."""
-        return self.memory.bias(clones) if clones is not None else None
+    def references(self, bags: SequenceBags) -> torch.Tensor | None:
+        """Each sequence's matching reference receptor, long (N,) (-1 = none), or None without a reference."""
+        return self.reference.lookup(bags.codes, bags.lengths, bags.v_index) if self.reference is not None else None
+
+    def memory_bias(self, clones: torch.Tensor | None, references: torch.Tensor | None = None
+                    ) -> torch.Tensor | None:
+        """The additive attention scores (N, heads) of the clone memory and the reference, or None without either."""
+        terms = [memory.bias(match) for memory, match in ((self.memory, clones), (self.reference, references))
+                 if match is not None]
+        return sum(terms[1:], terms[0]) if terms else None
 
     def _outputs(self, pooled: torch.Tensor, bags: SequenceBags, clones: torch.Tensor | None,
-                 clones_carried: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The output network's outputs, plus the clone memory's evidence in a binary first task's logit."""
+                 clones_carried: torch.Tensor | None, references: torch.Tensor | None = None,
+                 references_carried: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The output network's outputs, plus the clone memory's and the reference's evidence in a binary
+        first task's logit."""
         outputs = self.head(pooled)
         first = self.config.tasks[0]
-        if clones is not None and first.kind == "binary":
-            carried = clones_carried if clones_carried is not None else self.memory.carried(clones, bags.offsets)
-            outputs[first.name] = outputs[first.name] + self.memory.evidence_logit(carried).to(outputs[first.name].dtype)
+        if first.kind != "binary":
+            return outputs
+        for memory, match, carried in ((self.memory, clones, clones_carried),
+                                       (self.reference, references, references_carried)):
+            if match is not None:
+                carried = carried if carried is not None else memory.carried(match, bags.offsets)
+                outputs[first.name] = outputs[first.name] + memory.evidence_logit(carried).to(outputs[first.name].dtype)
         return outputs
 
     def embed(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK) -> torch.Tensor:
@@ -84,20 +102,23 @@ class RepertoireClassifier(nn.Module):
         return embedding_chunks(emb, chunk_size), query
 
     def forward(self, bags: SequenceBags, return_attention: bool = False, chunk_size: int = DEFAULT_CHUNK,
-                left_out: LeftOut | None = None, clones_carried: torch.Tensor | None = None) -> ModelOutput:
+                left_out: LeftOut | None = None, clones_carried: torch.Tensor | None = None,
+                references_carried: torch.Tensor | None = None) -> ModelOutput:
         """Outputs of every bag (and, with `return_attention`, every sequence's attention weight).
 
         left_out: sequences of each bag scored without gradients and left out of `bags`
         (top-fraction training); they join the softmax, so the output is that of the whole sample.
-        clones_carried: float (B,), the distinct stored clones each bag's whole repertoire carries,
-        for bags that are samples of larger repertoires; None counts them in the bags.
+        clones_carried, references_carried: float (B,), the distinct stored clones (reference receptors)
+        each bag's whole repertoire carries, for bags that are samples of larger repertoires; None counts
+        them in the bags.
         """
         bag = segment_ids(bags.offsets)  # (N,); raises on an empty bag
-        clones = self.clones(bags)
-        bias = self.memory_bias(clones)
+        clones, references = self.clones(bags), self.references(bags)
+        bias = self.memory_bias(clones, references)
         chunks, query = self._stream(bags, bag, bias, chunk_size)
         pooled, attention = self.pooling.pool(chunks, query, bag, bags.offsets, return_attention, bias, left_out)
-        return ModelOutput(self._outputs(pooled, bags, clones, clones_carried), attention)
+        return ModelOutput(self._outputs(pooled, bags, clones, clones_carried, references, references_carried),
+                           attention)
 
     @torch.no_grad()
     def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK, values: bool = True
@@ -106,7 +127,7 @@ class RepertoireClassifier(nn.Module):
         sequence, without gradients."""
         pooling = self.pooling
         bag = segment_ids(bags.offsets)
-        bias = self.memory_bias(self.clones(bags))
+        bias = self.memory_bias(self.clones(bags), self.references(bags))
         chunks, query = self._stream(bags, bag, bias, chunk_size)
         dtype = pooling.query.dtype
         logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype)
@@ -146,6 +167,16 @@ class RepertoireClassifier(nn.Module):
         self.head.output.bias[0] += intercept
 
     @torch.no_grad()
+    def set_reference(self, codes: np.ndarray, lengths: np.ndarray, v_family: np.ndarray, v_genes: list[str],
+                      radius: int, weight: float, intercept: float) -> None:
+        """Store the reference receptors (flat codes, lengths, V family codes; the model's V gene table
+        `v_genes`) matched at `radius`, and start the first task's logit at the regression
+        `weight * log1p(receptors matched) + intercept` on top of the output network's."""
+        self.reference.store(codes, lengths, v_family, v_genes, radius)
+        self.reference.evidence.fill_(weight)
+        self.head.output.bias[0] += intercept
+
+    @torch.no_grad()
     def use_memory_alone(self, weight: float, intercept: float, sample: SequenceBags,
                          chunk_size: int = DEFAULT_CHUNK) -> None:
         """Make the first task's output the memory's regression alone (the output network's weights for it
@@ -156,6 +187,6 @@ class RepertoireClassifier(nn.Module):
         self.head.output.bias[0] = intercept
         self.memory.evidence.fill_(weight)
         logits = self.attention_logits(sample, chunk_size)
-        plain = logits - self.memory_bias(self.clones(sample))
+        plain = logits - self.memory_bias(self.clones(sample), self.references(sample))
         spread = plain.max(dim=0).values - plain.min(dim=0).values + 1.0
         self.memory.bonus.copy_(torch.maximum(self.memory.bonus, spread))

@@ -93,16 +93,19 @@ def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags) ->
 
 
 def aim_at_memory(model: torch.nn.Module, sample: SequenceBags) -> float:
-    """Start the clone memory's bonus at ln(size of a repertoire of `sample`), as evidence for the positive class.
+    """Start the bonus of the clone memory and the reference at ln(size of a repertoire of `sample`), as
+    evidence for the positive class.
 
     A stored clone then takes about as much attention as all other sequences of a training sample
     together (less in a larger whole repertoire, where its rank stays first). Returns the bonus.
     """
-    if model.memory is None:
+    memories = [m for m in (model.memory, getattr(model, "reference", None)) if m is not None]
+    if not memories:
         return 0.0
     bonus = math.log(float(sample.bag_sizes().float().mean()))
     with torch.no_grad():
-        model.memory.bonus.fill_(bonus)
+        for memory in memories:
+            memory.bonus.fill_(bonus)
         _raise_energy_slope(model)
     return bonus
 

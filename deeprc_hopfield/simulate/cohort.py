@@ -2,9 +2,10 @@
 
 Randomness is split by purpose with ``numpy.random.SeedSequence(seed, spawn_key=...)``: the
 background of repertoire r comes in blocks of :data:`BLOCK` sequences, block b drawn from key
-(BACKGROUND, r, b); the implants of repertoire r from (IMPLANT, r); labels and sizes from (COHORT,);
-the public clones from (PUBLIC,). No stream depends on another or on which process runs it, so the
-files are byte-identical whatever the number of threads.
+(BACKGROUND, r, b); the implants of repertoire r from (IMPLANT, r) and its signal-pool receptors
+from (POOL_IMPLANT, r); labels and sizes from (COHORT,); the public clones from (PUBLIC,); the signal
+pool (its members, Zipf order and nucleotides) from (POOL,). No stream depends on another or on
+which process runs it, so the files are byte-identical whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.simulate.background import Background, background_model
-from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public
+from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public, implant_receptors
 from deeprc_hopfield.simulate.settings import END_MARGIN, SimulationSettings, max_motif_length, validate
+from deeprc_hopfield.simulate.signal_pool import (SignalPool, describe, draw_receptors, make_signal_pool,
+                                                  pool_table, read_signal_pool)
 
 log = logging.getLogger(__name__)
 
 BLOCK = 10_000  # background sequences per seeded block
-BACKGROUND, IMPLANT, COHORT, PUBLIC = 0, 1, 2, 3  # spawn keys of the random streams
+BACKGROUND, IMPLANT, COHORT, PUBLIC, POOL, POOL_IMPLANT = 0, 1, 2, 3, 4, 5  # spawn keys of the random streams
+#: Kinds of implant that come from a signal pool's list.
+POOL_KINDS = ("pool_receptor", "chance_receptor")
 TRUTH_COLUMNS = ["subject_id", "filename", "sequence_id", "label", "kind", "signal", "position", "implanted",
                  "junction_aa", "v_call", "j_call"]
 
@@ -57,6 +62,7 @@ class _Task:
     size: int
     settings: SimulationSettings
     clones: Background | None
+    pool: SignalPool | None
     folder: Path
 
 
@@ -159,9 +165,14 @@ def build_repertoire(task: _Task) -> _Done:
     implants: list[Implant] = []
     if task.label == 1 and task.clones is not None:
         implants += implant_public(rep, task.clones, s.public_rate, rng, taken)
+    if task.pool is not None:
+        pool_rng = _rng(s.seed, POOL_IMPLANT, task.index)
+        signal, chance = draw_receptors(task.pool, task.label, s, pool_rng)
+        for kind, chosen in zip(POOL_KINDS, (signal, chance)):
+            implants += implant_receptors(rep, task.pool.receptors, chosen, kind, pool_rng, taken)
     rate = s.witness_rate if task.label == 1 else s.noise_rate
     n_motif = int(rng.binomial(len(rep), rate)) if rate > 0 else 0
-    if task.label == 1:
+    if task.label == 1 and s.witness_rate > 0:
         n_motif = max(1, n_motif)
     if n_motif:
         placed = implant_motifs(rep, s.motifs, n_motif, s.substitution_rate, rng, taken)
@@ -191,6 +202,8 @@ def background_motif_rates(done: list[_Done], motifs: Sequence[str]) -> dict[str
 
 def warn_if_motif_is_common(rates: dict[str, float], witness_rate: float) -> None:
     """A motif that the background carries about as often as the witnesses caps every classifier."""
+    if witness_rate == 0:  # no motif implanted (a signal pool's cohort)
+        return
     for motif, rate in rates.items():
         if rate >= 0.5 * witness_rate:
             log.warning("motif %s occurs by chance in %.3f%% of background sequences, against a witness rate of "
@@ -216,7 +229,9 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
 
     Writes ``out/metadata.csv`` (subject_id, filename, label with 1 = positive),
     ``out/repertoires/<subject_id>.tsv[.gz]``, ``out/truth/implanted.tsv`` (one row per implanted
-    sequence) and ``out/truth/parameters.yaml``. Everything is written to a temporary folder beside
+    sequence), ``out/truth/parameters.yaml`` and, with a signal pool, ``out/truth/signal_pool.tsv``
+    (every receptor of the list: in the pool or not, its chance to be drawn, how many positive and
+    negative repertoires carry it). Everything is written to a temporary folder beside
     `out` and moved into place at the end, so an error or an interrupt leaves nothing behind.
 
     Parameters
@@ -236,6 +251,7 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
     """
     out = Path(out)
     validate(settings)
+    receptors = read_signal_pool(settings) if settings.signal_pool is not None else None
     _prepare_output(out, force)
     started = time.perf_counter()
     log.info("simulate: %d repertoires x %d sequences (%s), seed %d, %d threads, on %s at %s",
@@ -243,12 +259,13 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
              socket.gethostname(), datetime.datetime.now().isoformat(timespec="seconds"))
     subjects, labels, sizes = cohort_plan(settings)
     clones = public_clones(settings)
+    listed = make_signal_pool(settings, receptors, _rng(settings.seed, POOL)) if receptors is not None else None
     suffix = ".tsv.gz" if settings.compress else ".tsv"
     with atomic_folder(out, "simulate", force, recognise=_is_simulation) as tmp:
         (tmp / "repertoires").mkdir()
         (tmp / "truth").mkdir()
         tasks = [_Task(i, subjects[i], subjects[i] + suffix, int(labels[i]), int(sizes[i]), settings, clones,
-                       tmp / "repertoires") for i in range(settings.n_repertoires)]
+                       listed, tmp / "repertoires") for i in range(settings.n_repertoires)]
         threads = max(1, min(threads, len(tasks), os.cpu_count() or 1))
         if threads == 1:
             done = [build_repertoire(task) for task in tasks]
@@ -257,9 +274,12 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
                 done = list(pool.map(build_repertoire, tasks))
         _write_metadata(tmp / "metadata.csv", tasks)
         _write_truth(tmp / "truth" / "implanted.tsv", done)
+        if listed is not None:
+            carriers = _pool_carriers(listed, labels, done)
+            (tmp / "truth" / "signal_pool.tsv").write_bytes(pool_table(listed, *carriers).encode())
         rates = background_motif_rates(done, settings.motifs)
         warn_if_motif_is_common(rates, settings.witness_rate)
-        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates)
+        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates, listed)
     total = int(sum(d.rows for d in done))
     log.info("wrote %s: %d repertoires (%d positive), %d sequences, %d implanted, in %.1f s", out,
              len(done), int(labels.sum()), total, sum(len(d.implants) for d in done), time.perf_counter() - started)
@@ -279,8 +299,34 @@ def _write_truth(path: Path, done: list[_Done]) -> None:
     path.write_bytes(("\n".join(rows) + "\n").encode())
 
 
+def _pool_carriers(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> tuple[np.ndarray, np.ndarray]:
+    """How many positive and how many negative repertoires carry each receptor of the list ((n,) each)."""
+    carriers = np.zeros((2, len(pool)), dtype=np.int64)
+    for d in done:
+        for i in d.implants:
+            if i.kind in POOL_KINDS:
+                carriers[labels[d.index], i.receptor] += 1
+    return carriers[1], carriers[0]
+
+
+def _pool_realised(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> dict:
+    """What the signal pool's draws came to, for truth/parameters.yaml."""
+    def mean(kind: str, label: int | None) -> float | None:
+        chosen = [d for d in done if label is None or labels[d.index] == label]
+        total = sum(1 for d in chosen for i in d.implants if i.kind == kind)
+        return round(total / len(chosen), 6) if chosen else None
+
+    negatives = [i for d in done if labels[d.index] == 0 for i in d.implants if i.kind == "chance_receptor"]
+    return {
+        **describe(pool),
+        "pool_receptors_per_positive": mean("pool_receptor", 1),
+        "chance_receptors_per_repertoire": mean("chance_receptor", None),
+        "pool_receptors_in_negatives": sum(1 for i in negatives if pool.in_pool[i.receptor]),
+    }
+
+
 def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarray, done: list[_Done],
-                      background_rates: dict[str, float]) -> None:
+                      background_rates: dict[str, float], pool: SignalPool | None = None) -> None:
     from importlib.metadata import version
 
     longest, median = max_motif_length(settings.chain)
@@ -310,4 +356,6 @@ def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarr
             "motif_background_rate": {m: round(r, 6) for m, r in background_rates.items()},
         },
     }
+    if pool is not None:
+        document["realised"]["signal_pool"] = _pool_realised(pool, labels, done)
     path.write_bytes(yaml.safe_dump(document, sort_keys=False, default_flow_style=False).encode())

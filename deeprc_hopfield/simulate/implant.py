@@ -1,4 +1,5 @@
-"""Implanting the signal into a background repertoire: motifs in the CDR3 middle and public clones.
+"""Implanting the signal into a background repertoire: motifs in the CDR3 middle, whole receptors
+(public clones, receptors of a signal pool).
 
 Every change keeps the nucleotide junction consistent with the amino acids: a residue that a motif
 changes gets a codon of the new amino acid (chosen at random among its synonymous codons), so the
@@ -25,8 +26,10 @@ class Implant:
     """One implanted sequence: row `row` of the repertoire now carries `signal`.
 
     `kind` is 'motif' (then `position` is the 0-based start of the motif in junction_aa and
-    `implanted` the residues written there, gaps as '.') or 'public_clone' (`position` -1, and
-    `implanted` the clone's whole junction_aa).
+    `implanted` the residues written there, gaps as '.') or a whole receptor (`position` -1,
+    `signal` and `implanted` its junction_aa, `receptor` its index among the receptors implanted
+    from): 'public_clone', 'pool_receptor' (a signal-pool receptor a positive carries as its
+    signal) or 'chance_receptor' (a receptor of the signal pool's list carried by chance).
     """
 
     row: int
@@ -34,6 +37,7 @@ class Implant:
     signal: str
     position: int
     implanted: str
+    receptor: int = -1
 
 
 def _synonymous(aa: str, rng: np.random.Generator) -> str:
@@ -59,16 +63,39 @@ def implant_public(background: Background, clones: Background, rate: float, rng:
         (n,) bool, rows already used by an implant; updated in place.
     """
     carried = np.flatnonzero(rng.random(len(clones)) < rate)
+    return implant_receptors(background, clones, carried, "public_clone", rng, taken)
+
+
+def implant_receptors(background: Background, receptors: Background, chosen: np.ndarray, kind: str,
+                      rng: np.random.Generator, taken: np.ndarray) -> list[Implant]:
+    """Overwrite random free rows with whole receptors (junction, junction_aa, V and J).
+
+    Parameters
+    ----------
+    background
+        The repertoire (changed in place).
+    receptors
+        The receptors to implant from.
+    chosen
+        (k,) indices into `receptors`, one row each (the first ones only, if fewer rows are free).
+    kind
+        The implants' kind (see :class:`Implant`).
+    rng
+        The generator that places them.
+    taken
+        (n,) bool, rows already used by an implant; updated in place.
+    """
     free = np.flatnonzero(~taken)
-    if len(carried) > len(free):
-        carried = carried[: len(free)]
-    rows = rng.choice(free, size=len(carried), replace=False) if len(carried) else np.array([], int)
+    if len(chosen) > len(free):
+        chosen = chosen[: len(free)]
+    rows = rng.choice(free, size=len(chosen), replace=False) if len(chosen) else np.array([], int)
     implants = []
-    for clone, row in zip(carried, rows):
+    for receptor, row in zip(chosen, rows):
         for name in ("junction", "junction_aa", "v_call", "j_call"):
-            getattr(background, name)[row] = getattr(clones, name)[clone]
+            getattr(background, name)[row] = getattr(receptors, name)[receptor]
         taken[row] = True
-        implants.append(Implant(int(row), "public_clone", clones.junction_aa[clone], -1, clones.junction_aa[clone]))
+        implants.append(Implant(int(row), kind, receptors.junction_aa[receptor], -1, receptors.junction_aa[receptor],
+                                int(receptor)))
     return implants
 
 

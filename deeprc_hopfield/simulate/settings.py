@@ -18,6 +18,12 @@ GAP = "."
 #: germline residues next to each: `deeprc_hopfield.cdr3.GERMLINE_ENDS`, where motifs are also searched).
 END_MARGIN = GERMLINE_ENDS
 FORMATS = ("airr", "immunoseq")
+#: How a listed receptor's chance to be implanted depends on it (see :mod:`deeprc_hopfield.simulate.signal_pool`).
+SHARING = ("pgen", "zipf", "uniform")
+#: The settings of a signal pool, with the options that set them.
+POOL_OPTIONS = {"pool_size": "--pool-size", "receptors_per_positive": "--receptors-per-positive",
+                "receptors_per_negative": "--receptors-per-negative", "pool_sharing": "--pool-sharing",
+                "pool_sharing_exponent": "--pool-sharing-exponent"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,8 @@ class SimulationSettings:
     sequences_per_repertoire
         Rows (distinct clones) per repertoire; the mean when `size_spread` > 0.
     witness_rate
-        Expected share of a positive repertoire's sequences that carry a motif, in (0, 1].
+        Expected share of a positive repertoire's sequences that carry a motif, in (0, 1]; may be 0
+        with a signal pool (no motif then).
     seed
         Non-negative integer seed; the same settings and seed give byte-identical files.
     motifs
@@ -59,6 +66,22 @@ class SimulationSettings:
         without it the files are about half the size.
     count_exponent
         Exponent a of the Zipf law P(count = k) ~ k^-a of clone counts (heavy-tailed; most counts are 1).
+    signal_pool
+        A list of receptors (TSV/CSV with junction_aa or CDR3, v_call or V, j_call or J) to implant
+        whole; None: none. The other pool settings apply only with it.
+    pool_size
+        How many receptors of the list form the disease pool (drawn once with the seed); None: all.
+    receptors_per_positive
+        Mean (Poisson) number of distinct pool receptors a positive repertoire carries.
+    receptors_per_negative
+        Mean (Poisson) number of distinct receptors of the whole list that every repertoire carries by
+        chance (a negative carries only these; a positive carries them besides its pool receptors).
+    pool_sharing
+        How a receptor's chance to be drawn depends on it: 'pgen' (its OLGA generation probability
+        to the power `pool_sharing_exponent`), 'zipf' (rank^-exponent in a random order of the list)
+        or 'uniform'.
+    pool_sharing_exponent
+        The exponent of 'pgen' and 'zipf' sharing, > 0 (larger: the most likely receptors shared more).
     """
 
     n_repertoires: int
@@ -78,11 +101,22 @@ class SimulationSettings:
     nucleotides: bool = True
     count_exponent: float = 2.0
     max_count: int = field(default=100_000, repr=False)
+    signal_pool: str | None = None
+    pool_size: int | None = None
+    receptors_per_positive: float = 10.0
+    receptors_per_negative: float = 1.0
+    pool_sharing: str = "pgen"
+    pool_sharing_exponent: float = 1.0
 
     def as_dict(self) -> dict:
-        """Plain types only (for YAML)."""
+        """Plain types only (for YAML); without a signal pool, its settings are left out."""
         out = asdict(self)
         out["motifs"] = list(self.motifs)
+        if self.signal_pool is None:
+            for name in ("signal_pool", *POOL_OPTIONS):
+                del out[name]
+        else:
+            out["signal_pool"] = str(self.signal_pool)
         return out
 
     @property
@@ -128,7 +162,7 @@ def validate(settings: SimulationSettings) -> None:
         raise SimulationError(f"sequences per repertoire must be >= 1, got {s.sequences_per_repertoire}")
     if s.seed < 0:
         raise SimulationError(f"seed must be a non-negative integer, got {s.seed}")
-    _check_rate("witness rate", s.witness_rate, low_open=True)
+    _check_rate("witness rate", s.witness_rate, low_open=s.signal_pool is None)
     _check_rate("noise rate", s.noise_rate)
     _check_rate("positive fraction", s.positive_fraction)
     _check_rate("substitution rate", s.substitution_rate)
@@ -161,3 +195,27 @@ def validate(settings: SimulationSettings) -> None:
                 f"(median length {median} minus {END_MARGIN} conserved residues at each end)")
     if s.public_clones and s.public_rate == 0:
         raise SimulationError("--public-clones needs a --public-rate above 0")
+    _validate_pool(s)
+
+
+def _validate_pool(s: SimulationSettings) -> None:
+    """The signal pool's settings (the list itself is read by :func:`~.signal_pool.read_signal_pool`)."""
+    if s.signal_pool is None:
+        defaults = SimulationSettings(n_repertoires=2, sequences_per_repertoire=1, witness_rate=1.0)
+        for name, option in POOL_OPTIONS.items():
+            if getattr(s, name) != getattr(defaults, name):
+                raise SimulationError(f"{option} needs a signal pool (--signal-pool)")
+        return
+    if not str(s.signal_pool).strip():
+        raise SimulationError("--signal-pool is empty: give a file")
+    if s.pool_size is not None and not s.pool_size >= 1:
+        raise SimulationError(f"--pool-size must be >= 1, got {s.pool_size}")
+    for name in ("receptors_per_positive", "receptors_per_negative"):
+        value = getattr(s, name)
+        if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise SimulationError(f"{POOL_OPTIONS[name]} must be a number >= 0, got {value!r}")
+    if s.pool_sharing not in SHARING:
+        raise SimulationError(f"unknown --pool-sharing '{s.pool_sharing}'; choose one of {', '.join(SHARING)}")
+    exponent = s.pool_sharing_exponent
+    if not isinstance(exponent, (int, float)) or not 0 < exponent < math.inf:
+        raise SimulationError(f"--pool-sharing-exponent must be a number > 0, got {exponent!r}")

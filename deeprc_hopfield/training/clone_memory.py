@@ -81,7 +81,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     validation_carried = np.array([len(np.intersect1d(keys[int(i)], stored, assume_unique=True)) for i in val_idx],
                                   dtype=np.float64)
     clones = _clones(cache, keys, train_idx, stored, v_genes)
-    weight, intercept = _evidence_regression(carried[fit_idx], labels[fit_idx])
+    weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
              len(clones), final[0].threshold if final else test.threshold, test.inner_auc, validation_auc,
@@ -123,7 +123,7 @@ def _clones(cache: RepertoireCache, keys: dict[int, np.ndarray], indices: np.nda
     return sorted(set(found.values()))
 
 
-def _evidence_regression(carried: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+def evidence_regression(carried: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """(weight, intercept) of a class-balanced logistic regression of the label on log1p(`carried`), so
     that the clones explain the positives from the first update and the CNN is not pushed to
     memorise them one by one."""

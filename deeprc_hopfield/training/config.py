@@ -49,6 +49,8 @@ class TrainingConfig:
     # public clones (CDR3s) that the public-clone test associates with positives get an attention bonus (model/memory.py)
     clone_memory: bool = True
     clone_memory_min_auc: float = 0.7  # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires
+    # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
+    reference_min_auc: float = 0.7
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,6 +72,7 @@ class TrainingConfig:
             (self.seed_strength > 0, "seed_strength must be > 0"),
             (0 <= self.seed_clones and 2 <= self.seed_clone_kmer <= 9, "need seed_clones >= 0 and 2 <= seed_clone_kmer <= 9"),
             (0.5 <= self.clone_memory_min_auc <= 1, "clone_memory_min_auc must be in [0.5, 1]"),
+            (0.5 <= self.reference_min_auc <= 1, "reference_min_auc must be in [0.5, 1]"),
         ]
         for ok, message in checks:
             if not ok:

@@ -24,15 +24,18 @@ from deeprc_hopfield import interrupts
 from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.metrics import task_metrics
-from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec, task_loss
+from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
+from deeprc_hopfield.model.heads import balanced_loss, task_losses
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.io import check_output
-from deeprc_hopfield.saved_model import is_model_folder, save_model
+from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_model
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
+from deeprc_hopfield.reference import Reference, ReferenceOptions
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory
+from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
 from deeprc_hopfield.training.seeding import seed_model
@@ -46,7 +49,7 @@ class Trainer:
 
     def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
                  train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device,
-                 force: bool = False):
+                 force: bool = False, reference: Reference | None = None):
         self.store, self.out, self.tasks, self.labels, self.config, self.device = (
             store, out, tasks, labels, config, device)
         self.force = force  # replace an earlier model at `out` (never anything else)
@@ -61,12 +64,21 @@ class Trainer:
         if "clone_memory" in model_options:
             raise TrainingError("model: clone_memory is set by training; turn the memory on or off with "
                                 "training: clone_memory: true/false")
+        for key in ("reference_size", "reference_width"):
+            if key in model_options:
+                raise TrainingError(f"model: {key} is set by training from --reference (or reference: in the workflow)")
         torch.manual_seed(config.seed)
         self.cache = RepertoireCache(store)
         binary = first.kind == "binary"
         self.memory: MemoryFit | None = fit_clone_memory(
             self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes) \
             if config.clone_memory and binary else None
+        if reference is not None and not binary:
+            log.info("reference %s: not used (it needs a binary first label; '%s' is %s)", reference.name,
+                     first.name, first.kind)
+        self.reference: ReferenceFit | None = fit_reference(
+            self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, reference, store.v_genes) \
+            if reference is not None and binary else None
         self.model = self._build_model(model_options)
         self.seeded = seed_model(self.model, self.cache, self.fit_idx, self.targets[first.name][self.fit_idx],
                                  config) if binary else []
@@ -83,8 +95,11 @@ class Trainer:
     def _build_model(self, model_options: dict) -> RepertoireClassifier:
         """The model of these options, with the clone memory filled and started when there is one."""
         clones = self.memory.clones if self.memory is not None else []
+        known = self.reference if self.reference is not None and self.reference.used else None
+        receptors = known.receptors() if known is not None else None
         options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
-                   "clone_memory": len(clones)}
+                   "clone_memory": len(clones), "reference_size": len(receptors[1]) if receptors else 0,
+                   "reference_width": int(receptors[1].max(initial=0)) if receptors else 0}
         try:
             model = RepertoireClassifier(ModelConfig(tasks=self.tasks, **options))
         except (TypeError, ValueError) as exc:
@@ -94,12 +109,26 @@ class Trainer:
             v_index = np.array([v for _, v in clones], dtype=np.int64)
             model.set_memory(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)),
                              v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept)
+        if known is not None:
+            model.set_reference(*receptors, v_genes=self.store.v_genes, radius=known.radius, weight=known.weight,
+                                intercept=known.intercept)
         return model
 
     def _weight_tasks(self) -> None:
-        """Class weights from the fitting repertoires, so that a rare class counts as much as a common one."""
+        """From the fitting repertoires only: class weights, so that a rare class counts as much as a common
+        one, and each numeric label's mean and standard deviation (1 where it does not vary), so that it is
+        learnt in standard deviations (`TaskSpec`); validation and held-out labels are never read here."""
         for task in self.tasks:
             if task.kind == "numeric":
+                values = np.asarray(self.targets[task.name][self.fit_idx], dtype=np.float64)
+                values = values[~np.isnan(values)]
+                if len(values) == 0:
+                    raise TrainingError(f"numeric label '{task.name}' has no value on the fitting repertoires",
+                                        self.store.path)
+                sd = float(values.std())
+                task.mean, task.scale = float(values.mean()), sd if sd > 0 else 1.0
+                log.info("numeric label '%s' learnt standardised: mean %.4g, sd %.4g (fitting repertoires)",
+                         task.name, task.mean, task.scale)
                 continue
             k = max(2, task.n_classes)
             counts = np.bincount(self.targets[task.name][self.fit_idx], minlength=k).astype(float)
@@ -147,12 +176,15 @@ class Trainer:
         bags = SequenceBags.from_repertoires(reps).to(self.device)
         carried = torch.as_tensor(self.memory.carried[chosen], dtype=torch.float32, device=self.device) \
             if self.memory is not None else None
+        matched = torch.as_tensor(self.reference.carried[chosen], dtype=torch.float32, device=self.device) \
+            if self.model.reference is not None else None
         with autocast(self.device, self.amp_dtype):  # kept and left-out sequences in the same precision
             self.model.eval()
             selected, left_out = self._top_attended(bags)
             self.model.train()
-            output = self.model(selected, chunk_size=cfg.embed_chunk, left_out=left_out, clones_carried=carried)
-            loss = task_loss(output.outputs, self._targets(chosen), self.tasks)
+            output = self.model(selected, chunk_size=cfg.embed_chunk, left_out=left_out, clones_carried=carried,
+                                references_carried=matched)
+            loss = balanced_loss(output.outputs, self._targets(chosen), self.tasks)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -168,9 +200,12 @@ class Trainer:
         self.model.eval()
         outputs = predict_outputs(self.model, [self.cache[int(i)] for i in indices], self.device,
                                   self.config.embed_chunk)
+        targets = self._targets(indices)
         with torch.no_grad():
-            loss = float(task_loss(outputs, self._targets(indices), self.tasks))
-        result = {"val_loss": loss}
+            result = {"val_loss": float(balanced_loss(outputs, targets, self.tasks))}
+            if len(self.tasks) > 1:  # each task's own loss (numeric: in standard deviations, squared)
+                result.update({f"val_{name}_loss": float(loss)
+                               for name, loss in task_losses(outputs, targets, self.tasks).items()})
         for task in self.tasks:
             scores = task_scores(task.kind, outputs[task.name])
             for name, value in task_metrics(task.kind, scores, self.targets[task.name][indices]).items():
@@ -189,6 +224,8 @@ class Trainer:
                          "validation": [self.store.subject_ids[i] for i in self.val_idx]},
             "labels": self.labels, "model": self.model.config.to_dict(), "training": asdict(self.config),
         }
+        if self.reference is not None:
+            identity["reference"] = self.reference.reference.provenance()
         return json.loads(json.dumps(identity, default=str))
 
     def save_checkpoint(self) -> None:
@@ -237,7 +274,7 @@ class Trainer:
         """Write the best model (by validation loss, then against its clone memory alone) with its metrics CSV."""
         self.model.load_state_dict(self.best_state)
         alone, alone_loss = False, None
-        if self.memory is not None and len(self.tasks) == 1:
+        if self.memory is not None and len(self.tasks) == 1 and self.model.reference is None:
             task = self.tasks[0]
             alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
             reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
@@ -249,9 +286,13 @@ class Trainer:
                     "memory_alone": alone, "memory_alone_val_loss": alone_loss, "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
-                    "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else []}
+                    "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
+                    "reference": self.reference.summary() if self.reference is not None else None}
+        extra_files = {"metrics.csv": _history_csv(self.progress.history)}
+        if self.reference is not None:  # what interpretation marks attended sequences with
+            extra_files[REFERENCE_FILE] = self.reference.reference.table.to_csv(sep="\t", index=False)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
-                   extra_files={"metrics.csv": _history_csv(self.progress.history)}, force=self.force)
+                   extra_files=extra_files, force=self.force)
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
         return self.out
 
@@ -270,7 +311,7 @@ def _history_csv(history: list[dict]) -> str:
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
           device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
-          progress: bool = True, force: bool = False) -> Path:
+          progress: bool = True, force: bool = False, reference: ReferenceOptions | None = None) -> Path:
     """Train a model on a store and write it to `out` (a model directory).
 
     `split` and `fold` (together) train on the repertoires outside that fold. `resume`: False
@@ -280,7 +321,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     otherwise, so an interrupted workflow job picks up where it stopped. An existing `out` is replaced
     only when it is an earlier model and `force` (or `resume`: continuing the run whose checkpoint lies
     beside it); an existing `out.checkpoint` that is not a checkpoint is never touched (both refused
-    before any work: :func:`deeprc_hopfield.io.check_output`).
+    before any work: :func:`deeprc_hopfield.io.check_output`). `reference`: a table of known receptors
+    (:mod:`deeprc_hopfield.training.reference_fit` decides whether the model uses it).
     """
     if resume not in (False, True, "auto"):
         raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
@@ -293,10 +335,14 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
         config = replace(config, **overrides)
     target = resolve_device(device)
     folds = Split.from_options(split, fold)
+    known = reference.read() if reference is not None else None
+    if known is not None:
+        log.info("%s", known.describe())
     with RepertoireStore(store_path) as store:
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
-        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force)
+        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
+                          reference=known)
         if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
             return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
         return trainer.run(progress=progress)

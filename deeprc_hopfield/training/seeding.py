@@ -149,13 +149,14 @@ def _kmer(flat: int, patterns: list[tuple[int, ...]], z: float) -> GappedKmer:
 def seed_model(model: RepertoireClassifier, cache: RepertoireCache, fit_idx: np.ndarray, labels: np.ndarray,
                config: TrainingConfig) -> list[str]:
     """Start some first-layer filters from k-mers enriched in the positive fitting repertoires (`fit_idx`,
-    binary `labels` of them), and aim the attention at them and at the clone memory's clones.
+    binary `labels` of them), and aim the attention at them, at the clone memory's clones and at the
+    reference's receptors.
 
     Counts a seeded sample of up to `seed_sample` sequences per fitting repertoire. Returns the
     seeded k-mers, as motif strings.
     """
     cfg = config
-    if cfg.seed_filters == 0 and model.memory is None:
+    if cfg.seed_filters == 0 and model.memory is None and model.reference is None:
         return []
     rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
     started = time.perf_counter()

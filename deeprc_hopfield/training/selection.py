@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec, task_loss
+from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec
+from deeprc_hopfield.model.heads import balanced_loss
 from deeprc_hopfield.training.clone_memory import MemoryFit, carried_auc
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ class Progress:
 
 
 def memory_alone_loss(memory: MemoryFit, task: TaskSpec, targets: torch.Tensor) -> float:
-    """Validation loss of the clone memory's starting regression alone."""
+    """Validation loss of the clone memory's starting regression alone (the loss training reports)."""
     logits = torch.as_tensor(memory.weight * np.log1p(memory.validation_carried) + memory.intercept,
                              dtype=torch.float32)
-    return float(task_loss({task.name: logits}, {task.name: targets.cpu()}, [task]))
+    return float(balanced_loss({task.name: logits}, {task.name: targets.cpu()}, [task]))
 
 
 def keep_memory_alone(model: RepertoireClassifier, memory: MemoryFit, progress: Progress,

@@ -3,6 +3,7 @@
 # to results/<run>/benchmarks/.
 import gzip
 import os
+import shlex
 
 import pandas as pd
 
@@ -168,6 +169,21 @@ def ingest_options():
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
     return " ".join(options)
+
+
+def reference_input(wildcards):
+    """The table of known receptors, when the config names one (a change to it retrains)."""
+    return [config["reference"]["file"]] if config["reference"]["file"] else []
+
+
+def reference_options():
+    """`--reference FILE` and its filters, when the config names a table of known receptors."""
+    reference = config["reference"]
+    if not reference["file"]:
+        return ""
+    flags = {"file": "--reference", "chain": "--reference-chain", "species": "--reference-species",
+             "antigen": "--reference-antigen"}
+    return " ".join(f"{flag} {shlex.quote(str(reference[key]))}" for key, flag in flags.items() if reference[key])
 
 
 def split_options():

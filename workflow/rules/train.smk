@@ -54,6 +54,7 @@ rule train:
         store=store(),
         split=split_table(),
         config=train_config(),
+        reference=reference_input,
     output:
         model=directory(model_dir()),
     log:
@@ -64,6 +65,7 @@ rule train:
         label=config["label_column"],
         seed=config["seed"],
         device=config["device"],
+        reference=reference_options(),
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -73,5 +75,5 @@ rule train:
     shell:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
         " --config {input.config} --label-column {params.label} --seed {params.seed}"
-        " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible"
+        " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible {params.reference}"
         " > {log} 2>&1"

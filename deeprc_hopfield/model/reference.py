@@ -1,0 +1,91 @@
+"""`ReferenceMemory`: known receptors (a reference database such as VDJdb) as prior knowledge.
+
+Why: for many conditions part of the disease-specific receptors is listed in public databases. A
+repertoire's matches to such a list separate patients where each signal receptor is carried by too
+few training repertoires for any test to find it (AIRR-ML 2025). The memory holds the receptors of
+the reference that training was given (`deeprc_hopfield.reference`), and, like the clone memory
+(`memory.CloneMemory`, whose learned part it shares), gives every sequence that matches one a learned
+attention bonus per head and puts a learned weight of log1p(distinct reference receptors matched in
+the bag) in the first task's logit. Whether the reference is used at all is decided by training on
+the fitting repertoires (`deeprc_hopfield.training.reference_fit`).
+
+A sequence matches a receptor by the rule of :class:`deeprc_hopfield.neighbours.ReceptorIndex`: the
+same CDR3 core, or one substitution apart at `radius` 1, and the same V family where both are known.
+The receptors are kept in the model's state (padded residue codes, lengths, V family codes), so a
+saved model matches what it was trained with, without the file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from deeprc_hopfield.model.memory import ReceptorMemory
+from deeprc_hopfield.neighbours import ReceptorIndex
+from deeprc_hopfield.public_clones import gene_codes
+
+
+class ReferenceMemory(ReceptorMemory):
+    """`size` known receptors of junctions up to `width` residues, matched at `radius` 0 or 1.
+
+    `lookup(codes (n_residues,), lengths (N,), v_index (N,))` gives each sequence's matching receptor,
+    long (N,), -1 for none (`v_index`: rows of the model's V gene table, `n_v_genes` rows). Matching runs
+    in numpy on the CPU (the sequences come from there) and the result goes to the sequences' device.
+    """
+
+    def __init__(self, size: int, width: int, heads: int, n_v_genes: int = 0) -> None:
+        super().__init__(heads)
+        self.register_buffer("residues", torch.zeros(size, width, dtype=torch.uint8))  # junction codes, 0-padded
+        self.register_buffer("lengths", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("v_family", torch.full((size,), -1, dtype=torch.long))  # family code, -1 unknown
+        self.register_buffer("v_codes", torch.full((n_v_genes + 1,), -1, dtype=torch.long))  # last: unknown
+        self.register_buffer("radius", torch.tensor(0, dtype=torch.long))
+        self._index: ReceptorIndex | None = None
+
+    @property
+    def size(self) -> int:
+        return self.residues.shape[0]
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 (nn.Module's signature)
+        super()._load_from_state_dict(*args, **kwargs)
+        self._index = None
+
+    def store(self, codes: np.ndarray, lengths: np.ndarray, v_family: np.ndarray, v_genes: list[str],
+              radius: int) -> None:
+        """Store receptors given as flat residue codes, lengths and V family codes (-1 = unknown), with
+        the model's V gene table `v_genes` and the match radius."""
+        if len(v_genes) + 1 != self.v_codes.shape[0]:
+            raise ValueError(f"the memory knows {self.v_codes.shape[0] - 1} V genes, got a table of {len(v_genes)}")
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if len(lengths) != self.size or (len(lengths) and lengths.max() > self.residues.shape[1]):
+            raise ValueError(f"the memory holds {self.size} receptors of up to {self.residues.shape[1]} residues")
+        padded = np.zeros(tuple(self.residues.shape), dtype=np.uint8)
+        padded[np.arange(self.residues.shape[1])[None, :] < lengths[:, None]] = codes
+        with torch.no_grad():
+            self.residues.copy_(torch.from_numpy(padded))
+            self.lengths.copy_(torch.from_numpy(lengths))
+            self.v_family.copy_(torch.from_numpy(np.asarray(v_family, dtype=np.int64)))
+            self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes, "family")))
+            self.radius.fill_(int(radius))
+        self._index = None
+
+    def index(self) -> ReceptorIndex:
+        """The receptors' match index (built once from the state)."""
+        if self._index is None:
+            residues, lengths = self.residues.cpu().numpy(), self.lengths.cpu().numpy()
+            flat = residues[np.arange(residues.shape[1])[None, :] < lengths[:, None]]
+            self._index = ReceptorIndex(flat, lengths, self.v_family.cpu().numpy(), int(self.radius))
+        return self._index
+
+    def lookup(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Index of each sequence's matching receptor (the closest; the first of equally close ones),
+        long (N,), -1 where none matches."""
+        n = lengths.shape[0]
+        if self.size == 0 or n == 0:
+            return torch.full((n,), -1, dtype=torch.long, device=lengths.device)
+        v = None
+        if v_index is not None:
+            rows = v_index.long().cpu()
+            v = torch.where(rows >= 0, self.v_codes.cpu()[rows.clamp(min=0)], -1).numpy()
+        ref, _ = self.index().first_match(codes.cpu().numpy(), lengths.cpu().numpy(), v)
+        return torch.from_numpy(ref).to(lengths.device)

@@ -1,0 +1,362 @@
+"""Matching repertoire sequences against a set of known receptors, exactly or at one substitution.
+
+The one matcher for a repertoire against a reference database of receptors (of known specificity,
+say) and for clones one substitution apart (a public-clone radius of 1).
+
+**A match** follows the project's clone rule (`deeprc_hopfield.public_clones`): two receptors are
+compared on their CDR3 core (the junction less :data:`deeprc_hopfield.cdr3.ANCHOR` residues at each
+end, :func:`deeprc_hopfield.cdr3.core_bounds`, the trim of `clone_keys`) and on their V code
+(`public_clones.gene_code(name, "family")`, -1 = unknown). A pair matches when the cores are equal
+(radius 0) or of equal length and at Hamming distance at most 1 (radius 1), and either V is unknown
+or the two V codes are equal. The J gene is ignored. Family codes make a gene call and a family-only
+call of the same family equal, as in the clone keys.
+
+**How** (:class:`ReceptorIndex`): the reference is indexed once by 64-bit keys of its cores, sorted;
+each chunk of query sequences (:data:`CHUNK` at a time, so memory stays flat whatever the size of a
+repertoire) is keyed the same way and joined by `numpy.searchsorted`, behind a bitmap of the
+table's top key bits that turns most absent keys away without a binary search. The key of a core
+``x_0 .. x_{L-1}`` is linear, ``T[L] + sum_p x_p * R[p]`` modulo 2**64, so the key of the same core
+with position ``p`` wildcarded is ``key - x_p * R[p] + S[p]``, one subtraction. Radius 1 joins
+those substitution neighbourhoods: one key per (length, wildcarded position, core with that position
+wildcarded), about 13 per sequence; two cores of equal length at distance 1 share exactly one of
+them, the one at the position where they differ. Exact pairs are found by the exact keys alone (a
+wildcard join is kept only where the residues at the wildcard differ), so each pair is reported
+once, with its distance. Keys can collide (about 2**-60 per distinct pair), so every candidate pair
+is checked on its actual residues before it is reported; the V rule is applied to the candidates.
+No step loops over sequences in Python.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
+from deeprc_hopfield.encoding import encode
+
+#: Query sequences keyed and joined at a time (radius 1: ~50 bytes per core residue, ~40 MB for TRB).
+CHUNK = 1 << 16
+RADII = (0, 1)
+
+_U64 = np.uint64
+_SALT_LENGTH, _SALT_WILDCARD = 1 << 32, 1 << 33  # separate the three tables of one hash stream
+_BITS_PER_KEY = 16  # of the bitmap in front of each sorted key table
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of each uint64 of `x` (a fixed pseudo-random function, the same on every machine)."""
+    z = x.astype(_U64) + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+@lru_cache(maxsize=8)
+def _tables(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hash's tables for cores shorter than `size`, uint64 (size,) each: R (a residue's weight at
+    each position), S (what a wildcard at each position adds), T (what each length adds). Entry p
+    is the same whatever `size`, so keys do not depend on it."""
+    p = np.arange(size, dtype=_U64)
+    return _mix(p), _mix(p + _U64(_SALT_WILDCARD)), _mix(p + _U64(_SALT_LENGTH))
+
+
+def _table_size(*core_lengths: np.ndarray) -> int:
+    """A table size for cores of these lengths, a power of two so that few sizes are cached."""
+    longest = max(int(lengths.max(initial=0)) for lengths in core_lengths)
+    return max(64, 1 << longest.bit_length())
+
+
+class _Cores:
+    """The cores of some sequences of flat residue codes, read in place (the codes are not copied).
+
+    codes: uint8 (n_residues,) the sequences' codes; start, length: int64 (n,) where each core lies
+    in `codes` and its length; for each core residue (n_core_residues,): row (int64, its sequence),
+    position (int64, in its core) and residue (its code).
+    """
+
+    def __init__(self, codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray, trim: int) -> None:
+        offset, self.length = core_bounds(lengths, trim)
+        self.codes, self.start = codes, starts + offset
+        self.row = np.repeat(np.arange(len(self.length), dtype=np.int64), self.length)
+        self._first = np.cumsum(self.length) - self.length  # (n,) where each core begins in the flat arrays
+        self.position = np.arange(len(self.row), dtype=np.int64)
+        self.position -= self._first[self.row]
+        where = self.start[self.row]
+        where += self.position
+        self.residue = codes[where]
+
+    def keys(self, size: int) -> np.ndarray:
+        """The exact key of each core, uint64 (n,): T[length] + sum_p residue_p * R[p] mod 2**64."""
+        weight, _, length = _tables(size)
+        terms = weight[self.position]
+        terms *= self.residue
+        running = np.concatenate(([_U64(0)], np.cumsum(terms, dtype=_U64)))
+        return running[self._first + self.length] - running[self._first] + length[self.length]
+
+    def wildcard_keys(self, exact: np.ndarray, size: int) -> np.ndarray:
+        """The key of each core with one position wildcarded, for every position of every core,
+        uint64 (n_core_residues,) in the order of `row`/`position`."""
+        weight, wildcard, _ = _tables(size)
+        keys, terms = exact[self.row], weight[self.position]  # in place below: 4M residues are 32 MB each
+        terms *= self.residue
+        keys -= terms
+        keys += np.take(wildcard, self.position, out=terms)
+        return keys
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each sequence of flat codes begins, int64 (n,)."""
+    return np.cumsum(lengths, dtype=np.int64) - lengths
+
+
+class _SortedKeys:
+    """A sorted table of uint64 keys with a bitmap of their top bits, so that most keys that are not
+    in the table are turned away by one memory access instead of a binary search.
+
+    keys: uint64 (n,) sorted; the bitmap has about :data:`_BITS_PER_KEY` bits per key (a power of
+    two), so it turns away about 15 of 16 absent keys.
+    """
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self._shift = _U64(64 - max(10, int(max(len(keys), 1) * _BITS_PER_KEY - 1).bit_length()))
+        self._bits = np.zeros(1 << (64 - int(self._shift) - 3), dtype=np.uint8)  # bit s: slot s taken
+        slots = (keys >> self._shift).view(np.int64)  # sorted, as the keys are
+        first = np.ones(len(slots), dtype=bool)
+        first[1:] = slots[1:] != slots[:-1]
+        slots = slots[first]
+        byte = slots >> 3
+        starts = np.flatnonzero(np.diff(byte, prepend=-1))  # the slots of each byte are adjacent
+        if len(slots):
+            self._bits[byte[starts]] = np.bitwise_or.reduceat((1 << (slots & 7)).astype(np.uint8), starts)
+
+    def join(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (i, j) with ``keys[i] == self.keys[j]``: int64 arrays (n_pairs,) each."""
+        table = self.keys
+        if len(table) == 0 or len(keys) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        slots = (keys >> self._shift).astype(np.int64)
+        maybe = np.flatnonzero((self._bits[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1)
+        needles = keys[maybe]
+        order = np.argsort(needles)  # sorted needles: neighbouring searches touch the same cache lines
+        maybe, needles = maybe[order], needles[order]
+        low = np.searchsorted(table, needles, "left")
+        hit = table[np.minimum(low, len(table) - 1)] == needles
+        maybe, needles, low = maybe[hit], needles[hit], low[hit]
+        count = np.searchsorted(table, needles, "right") - low
+        i = np.repeat(maybe, count)
+        within = np.arange(len(i), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        return i, np.repeat(low, count) + within
+
+
+def _mismatches(query: _Cores, q: np.ndarray, ref: _Cores, r: np.ndarray) -> np.ndarray:
+    """Positions at which core q[k] of `query` and core r[k] of `ref` differ, int64 (n_pairs,);
+    the cores of each pair must be of equal length."""
+    length = query.length[q]
+    step = np.repeat(np.cumsum(length) - length, length)
+    within = np.arange(int(length.sum()), dtype=np.int64) - step
+    differ = (query.codes[np.repeat(query.start[q], length) + within]
+              != ref.codes[np.repeat(ref.start[r], length) + within])
+    counts = np.concatenate(([0], np.cumsum(differ, dtype=np.int64)))
+    ends = np.cumsum(length)
+    return counts[ends] - counts[ends - length]
+
+
+def _check_radius(radius: int) -> int:
+    if isinstance(radius, bool) or radius not in RADII:
+        raise ValueError(f"radius must be 0 or 1 (substitutions allowed in the CDR3 core), got {radius!r}")
+    return int(radius)
+
+
+def _check_v(v: np.ndarray | None, n: int, what: str) -> np.ndarray:
+    if v is None:
+        return np.full(n, -1, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    if v.shape != (n,):
+        raise ValueError(f"{what}: {n} sequences but V codes of shape {v.shape}")
+    return v
+
+
+class ReceptorIndex:
+    """Known receptors (a reference database, or a repertoire's clones), indexed to match sequences
+    against them by CDR3 core and V family (see the module docstring).
+
+    Parameters
+    ----------
+    codes
+        Residue codes 1..20 of the reference junctions concatenated, uint8 (n_residues,) (the store's
+        format, :func:`deeprc_hopfield.encoding.encode`).
+    lengths
+        Junction lengths, (n_ref,).
+    v
+        V family codes, int64 (n_ref,) (`public_clones.name_codes` of the V calls), -1 = unknown;
+        None: unknown for all.
+    radius
+        0: cores equal; 1: cores of equal length at Hamming distance 0 or 1. Nothing else.
+    trim
+        Residues left out at each end of a junction (the anchors; 0 compares whole sequences).
+
+    Attributes
+    ----------
+    n_ref (also ``len(index)``), radius, trim, v: int64 (n_ref,).
+    """
+
+    def __init__(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None = None, radius: int = 0,
+                 trim: int = ANCHOR) -> None:
+        self.radius = _check_radius(radius)
+        self.trim = trim
+        lengths = np.asarray(lengths, dtype=np.int64)
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        self.n_ref = len(lengths)
+        self.v = _check_v(v, self.n_ref, "reference")
+        self._cores = _Cores(codes, _starts(lengths), lengths, trim)
+        size = _table_size(self._cores.length)
+        exact = self._cores.keys(size)
+        order = np.argsort(exact)
+        self._exact, self._exact_ref = _SortedKeys(exact[order]), order
+        if self.radius == 1:
+            wildcard = self._cores.wildcard_keys(exact, size)
+            order = np.argsort(wildcard)
+            wildcard = wildcard[order]
+            self._wildcard_ref = self._cores.row[order].astype(np.int32 if self.n_ref < 2**31 else np.int64)
+            self._wildcard_position = self._cores.position[order].astype(np.int32)
+            del order
+        del self._cores.row, self._cores.position, self._cores.residue  # not needed again
+        if self.radius == 1:
+            self._wildcard = _SortedKeys(wildcard)
+
+    @classmethod
+    def from_sequences(cls, junctions: list[str], v: np.ndarray | None = None, radius: int = 0,
+                       trim: int = ANCHOR) -> "ReceptorIndex":
+        """The index of junction strings (upper-case, the 20 standard amino acids) with V codes `v`."""
+        codes, lengths = encode(junctions)
+        return cls(codes, lengths, v, radius, trim)
+
+    @classmethod
+    def from_repertoire(cls, repertoire, v_genes: list[str], radius: int = 0) -> "ReceptorIndex":
+        """The index of a store `Repertoire` whose V indices point into the store's gene table `v_genes`."""
+        from deeprc_hopfield.public_clones import v_codes  # imports torch: only when asked
+
+        return cls(repertoire.codes, repertoire.lengths, v_codes(repertoire, v_genes), radius)
+
+    def __len__(self) -> int:
+        return self.n_ref
+
+    def __repr__(self) -> str:
+        return f"ReceptorIndex({self.n_ref:,} receptors, radius={self.radius}, trim={self.trim})"
+
+    # --- matching ------------------------------------------------------------------------------
+    def _chunks(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None, chunk: int):
+        """For each chunk of queries: (first query, number, query idx, ref idx, distance), the pairs
+        sorted by (query, distance, ref). Nothing of the size of the whole query is allocated."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {chunk}")
+        codes, lengths = np.asarray(codes), np.asarray(lengths)
+        n = len(lengths)
+        if v is not None and np.shape(v) != (n,):
+            raise ValueError(f"query: {n} sequences but V codes of shape {np.shape(v)}")
+        total = int(lengths.sum(dtype=np.int64))
+        if total > len(codes):
+            raise ValueError(f"lengths sum to {total:,} residues but codes hold {len(codes):,}")
+        offset = 0
+        for first in range(0, n, chunk):
+            stop = min(first + chunk, n)
+            part = lengths[first:stop].astype(np.int64)
+            part_v = _check_v(None if v is None else v[first:stop], stop - first, "query")
+            yield (first, stop - first, *self._match(codes, offset + _starts(part), part, part_v, first))
+            offset += int(part.sum())
+
+    def _match(self, codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray, v: np.ndarray, first: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The matching pairs of one chunk of queries (their indices offset by `first`)."""
+        query = _Cores(codes, starts, lengths, self.trim)
+        size = _table_size(self._cores.length, query.length)
+        exact = query.keys(size)
+        q, r = self._exact.join(exact)
+        r = self._exact_ref[r]
+        keep = self._allowed(query, q, v[q], r)
+        q, r = q[keep], r[keep]
+        keep = _mismatches(query, q, self._cores, r) == 0  # a key collision is not a match
+        q, r, d = q[keep], r[keep], np.zeros(int(keep.sum()), dtype=np.int8)
+        if self.radius == 1:
+            q1, r1 = self._substitutions(query, query.wildcard_keys(exact, size), v)
+            q, r = np.concatenate([q, q1]), np.concatenate([r, r1])
+            d = np.concatenate([d, np.ones(len(q1), dtype=np.int8)])
+        order = np.lexsort((r, d, q))
+        return q[order] + first, r[order], d[order]
+
+    def _substitutions(self, query: _Cores, wildcard: np.ndarray, v: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs of one chunk at Hamming distance exactly 1: (query row, reference index), each
+        found once, at the wildcard where the two cores differ."""
+        flat, j = self._wildcard.join(wildcard)
+        q, r, p = query.row[flat], self._wildcard_ref[j].astype(np.int64), self._wildcard_position[j]
+        keep = (self._allowed(query, q, v[q], r) & (query.position[flat] == p)  # else a key collision
+                & (query.residue[flat] != self._cores.codes[self._cores.start[r] + p]))  # else exact: found once
+        q, r = q[keep], r[keep]
+        keep = _mismatches(query, q, self._cores, r) == 1
+        return q[keep], r[keep]
+
+    def _allowed(self, query: _Cores, q: np.ndarray, query_v: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Whether candidate pairs (q, r) have cores of equal length and V codes that allow a match:
+        either unknown, or equal."""
+        ref_v = self.v[r]
+        return (query.length[q] == self._cores.length[r]) & ((query_v < 0) | (ref_v < 0) | (query_v == ref_v))
+
+    def pairs(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None = None, chunk: int = CHUNK
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every matching (query sequence, reference receptor) pair.
+
+        Parameters
+        ----------
+        codes, lengths
+            The query junctions in the store's format: uint8 (n_residues,) codes and (n,) lengths
+            (e.g. a `Repertoire`'s ``codes`` and ``lengths``).
+        v
+            Their V family codes, int64 (n,), -1 = unknown; None: unknown for all.
+        chunk
+            Queries matched at a time (the results do not depend on it).
+
+        Returns
+        -------
+        query, ref, distance
+            int64, int64, int8 (n_pairs,): query index, reference index and Hamming distance of the
+            cores (0, or 1 at radius 1), sorted by query, then distance, then reference.
+        """
+        parts = [(q, r, d) for _, _, q, r, d in self._chunks(codes, lengths, v, chunk)]
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
+        return tuple(np.concatenate(column) for column in zip(*parts))
+
+    def pairs_of(self, repertoire, v_genes: list[str], chunk: int = CHUNK
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`pairs` of the sequences of a store `Repertoire` with V indices into `v_genes`."""
+        from deeprc_hopfield.public_clones import v_codes  # imports torch: only when asked
+
+        return self.pairs(repertoire.codes, repertoire.lengths, v_codes(repertoire, v_genes), chunk)
+
+    def first_match(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None = None,
+                    chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+        """The closest reference receptor of each query (the lowest index among equally close ones).
+
+        Returns
+        -------
+        ref, distance
+            int64 and int8 (n,): the reference index and the distance, -1 and -1 where none matches.
+        """
+        n = len(lengths)
+        ref, distance = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int8)
+        for _, _, q, r, d in self._chunks(codes, lengths, v, chunk):
+            rows, first = np.unique(q, return_index=True)  # pairs are sorted by (query, distance, ref)
+            ref[rows], distance[rows] = r[first], d[first]
+        return ref, distance
+
+    def match_counts(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None = None,
+                     chunk: int = CHUNK) -> np.ndarray:
+        """How many reference receptors (duplicates included) each query matches, int64 (n,)."""
+        counts = np.zeros(len(lengths), dtype=np.int64)
+        for first, size, q, _, _ in self._chunks(codes, lengths, v, chunk):
+            counts[first:first + size] = np.bincount(q - first, minlength=size)
+        return counts
+

@@ -1,0 +1,219 @@
+"""ReceptorIndex: exact and one-substitution matches on the CDR3 core with the V family rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deeprc_hopfield import neighbours
+from deeprc_hopfield.cdr3 import core
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.neighbours import ReceptorIndex
+from deeprc_hopfield.public_clones import name_codes
+from deeprc_hopfield.store import Repertoire
+
+
+def brute_force(queries: list[str], q_v: np.ndarray, refs: list[str], r_v: np.ndarray, radius: int
+                ) -> set[tuple[int, int, int]]:
+    """Every matching (query, ref, distance), the slow and obvious way."""
+    out = set()
+    for i, (a, va) in enumerate(zip(queries, q_v)):
+        for j, (b, vb) in enumerate(zip(refs, r_v)):
+            ca, cb = core(a), core(b)
+            if len(ca) != len(cb) or not (va < 0 or vb < 0 or va == vb):
+                continue
+            d = sum(x != y for x, y in zip(ca, cb))
+            if d <= radius:
+                out.add((i, j, d))
+    return out
+
+
+def as_set(pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int, int]]:
+    q, r, d = pairs
+    assert q.dtype == np.int64 and r.dtype == np.int64 and d.dtype == np.int8
+    found = list(zip(q.tolist(), r.tolist(), d.tolist()))
+    assert len(found) == len(set(found)), "a pair reported twice"
+    return set(found)
+
+
+def random_junctions(rng: np.random.Generator, n: int, letters: str, low: int, high: int) -> list[str]:
+    """C + random core of `low`..`high` residues from `letters` + F."""
+    pool = np.array(list(letters))
+    return ["C" + "".join(rng.choice(pool, size=int(k))) + "F" for k in rng.integers(low, high + 1, size=n)]
+
+
+def match(refs: list[str], queries: list[str], radius: int, r_v=None, q_v=None, **kwargs) -> set:
+    codes, lengths = encode(queries)
+    return as_set(ReceptorIndex.from_sequences(refs, r_v, radius).pairs(codes, lengths, q_v, **kwargs))
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_brute_force_on_random_data(radius: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # a 3-letter alphabet and short cores: many exact, distance-1, distance-2 and off-by-one-length pairs
+    refs = random_junctions(rng, 150, "ACD", 1, 5)
+    refs += [refs[i] for i in rng.integers(0, len(refs), 30)]  # duplicates in the reference
+    queries = random_junctions(rng, 250, "ACD", 1, 5)
+    r_v, q_v = rng.integers(-1, 3, size=len(refs)), rng.integers(-1, 3, size=len(queries))
+    expected = brute_force(queries, q_v, refs, r_v, radius)
+    assert {d for _, _, d in expected} == set(range(radius + 1))  # the data exercise every distance
+    assert match(refs, queries, radius, r_v, q_v) == expected
+    assert match(refs, queries, radius, r_v, q_v, chunk=17) == expected
+
+
+def test_agrees_with_brute_force_with_the_full_alphabet() -> None:
+    rng = np.random.default_rng(5)
+    refs = random_junctions(rng, 200, "ACDEFGHIKLMNPQRSTVWY", 8, 16)
+    queries = []
+    for junction in refs[:100]:  # substitutions (sometimes at the anchors), insertions, copies
+        position = int(rng.integers(0, len(junction)))
+        letter = "ACDEFGHIKLMNPQRSTVWY"[int(rng.integers(0, 20))]
+        queries.append(junction[:position] + letter + junction[position + 1:])
+        queries.append(junction[:position] + letter + junction[position:])
+        queries.append(junction)
+    queries += random_junctions(rng, 100, "ACDEFGHIKLMNPQRSTVWY", 8, 16)
+    for radius in (0, 1):
+        expected = brute_force(queries, np.full(len(queries), -1), refs, np.full(len(refs), -1), radius)
+        assert match(refs, queries, radius) == expected
+
+
+def test_lengths_differing_by_one_never_match() -> None:
+    assert match(["CASSLF"], ["CASSLLF", "CASSF", "CASSLAF", "CAASSLF"], radius=1) == set()
+
+
+def test_distance_two_does_not_match_and_distance_one_does() -> None:
+    refs = ["CASSLGF"]
+    assert match(refs, ["CASTLGF", "CAGTLGF", "WASSLGY"], radius=1) == {(0, 0, 1), (2, 0, 0)}
+    assert match(refs, ["CASTLGF", "CAGTLGF"], radius=0) == set()
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_duplicates_in_the_reference_are_all_reported(radius: int) -> None:
+    refs = ["CASSLF", "CAGGF", "CASSLF", "CASSLF", "CASSAF"]
+    found = match(refs, ["CASSLF"], radius)
+    exact = {(0, 0, 0), (0, 2, 0), (0, 3, 0)}
+    assert found == (exact | {(0, 4, 1)} if radius else exact)
+
+
+def test_exact_matches_are_found_once_not_once_per_position() -> None:
+    codes, lengths = encode(["CASSLGETQYF"])
+    q, r, d = ReceptorIndex.from_sequences(["CASSLGETQYF"], radius=1).pairs(codes, lengths)
+    assert (q.tolist(), r.tolist(), d.tolist()) == ([0], [0], [0])
+
+
+def test_v_rule() -> None:
+    names = ["TRBV5-1*01", "TRBV5", "TRBV5-4*01", "TRBV6-1*01", None]
+    v = name_codes(names)  # family codes
+    assert v[0] == v[1] == v[2] and v[3] != v[0] and v[4] == -1
+    refs = ["CASSLF"] * 5
+    for radius in (0, 1):
+        for query in ("CASSLF", "CASTLF"):
+            found = match(refs, [query] * 5, radius, v, v)
+            if query == "CASTLF" and radius == 0:
+                assert found == set()
+                continue
+            pairs = {(i, j) for i, j, _ in found}
+            expected = {(i, j) for i in range(5) for j in range(5)
+                        if names[i] is None or names[j] is None or (i < 3) == (j < 3)}
+            assert pairs == expected
+    # TRBV5-1 (gene) and TRBV5 (family only) match; TRBV5 and TRBV6 do not; unknown V matches any
+    assert (1, 0) in pairs and (0, 1) in pairs and (0, 3) not in pairs and (3, 4) in pairs and (4, 3) in pairs
+
+
+def test_anchors_are_ignored() -> None:
+    assert match(["CASSLGF"], ["WASSLGY", "CASSLGW", "AASSLGA"], radius=0) == {(0, 0, 0), (1, 0, 0), (2, 0, 0)}
+    assert match(["CASSLGF"], ["WASTLGY"], radius=1) == {(0, 0, 1)}
+    # trim=0 compares whole junctions
+    codes, lengths = encode(["WASSLGY", "CASSLGF"])
+    index = ReceptorIndex.from_sequences(["CASSLGF"], trim=0)
+    assert as_set(index.pairs(codes, lengths)) == {(1, 0, 0)}
+
+
+def test_chunking_gives_identical_results() -> None:
+    rng = np.random.default_rng(3)
+    refs = random_junctions(rng, 300, "ACDE", 2, 6)
+    queries = random_junctions(rng, 500, "ACDE", 2, 6)
+    codes, lengths = encode(queries)
+    q_v = rng.integers(-1, 4, size=len(queries))
+    index = ReceptorIndex.from_sequences(refs, rng.integers(-1, 4, size=len(refs)), radius=1)
+    whole = index.pairs(codes, lengths, q_v)
+    for chunk in (1, 7, 64, 499, 10_000):
+        parts = index.pairs(codes, lengths, q_v, chunk=chunk)
+        assert all(np.array_equal(a, b) for a, b in zip(whole, parts))
+        assert all(np.array_equal(a, b) for a, b in zip(index.first_match(codes, lengths, q_v),
+                                                        index.first_match(codes, lengths, q_v, chunk=chunk)))
+        assert np.array_equal(index.match_counts(codes, lengths, q_v),
+                              index.match_counts(codes, lengths, q_v, chunk=chunk))
+
+
+def test_first_match_and_match_counts() -> None:
+    refs = ["CASTLF", "CAGGF", "CASSLF", "CASSLF"]
+    codes, lengths = encode(["CASSLF", "CAGAF", "CWWWWF", "CASTLF"])
+    index = ReceptorIndex.from_sequences(refs, radius=1)
+    ref, distance = index.first_match(codes, lengths)
+    assert ref.tolist() == [2, 1, -1, 0]  # the exact match before the closer index at distance 1
+    assert distance.tolist() == [0, 1, -1, 0]
+    assert index.match_counts(codes, lengths).tolist() == [3, 1, 0, 3]
+
+
+@pytest.mark.parametrize("radius", [2, -1, 0.5, True, "1"])
+def test_radius_outside_0_1_is_refused(radius) -> None:
+    with pytest.raises(ValueError, match=f"radius must be 0 or 1.*got {radius!r}"):
+        ReceptorIndex.from_sequences(["CASSLF"], radius=radius)
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+def test_hash_collisions_are_checked_on_the_residues(radius: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every key equal, every pair of sequences is a candidate: only true matches survive."""
+    rng = np.random.default_rng(4)
+    refs = random_junctions(rng, 60, "ACD", 1, 4)
+    queries = random_junctions(rng, 80, "ACD", 1, 4)
+    r_v, q_v = rng.integers(-1, 3, size=len(refs)), rng.integers(-1, 3, size=len(queries))
+    expected = brute_force(queries, q_v, refs, r_v, radius)
+
+    def constant(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        zero = np.zeros(size, dtype=np.uint64)
+        return zero, zero, zero
+
+    monkeypatch.setattr(neighbours, "_tables", constant)
+    assert match(refs, queries, radius, r_v, q_v) == expected
+
+
+def test_store_repertoire_matches_without_decoding() -> None:
+    v_genes = ["TRBV5-1*01", "TRBV6-1*01"]
+    junctions = ["CASSLF", "CASTLF", "CAGGF", "CASSLF"]
+    codes, lengths = encode(junctions)
+    repertoire = Repertoire("S1", codes, lengths.astype(np.uint8), np.full(4, np.nan),
+                            np.array([0, 1, -1, 1], dtype=np.int16), np.full(4, -1, dtype=np.int16))
+    index = ReceptorIndex.from_sequences(["CASSLF", "CAGGF"], name_codes(["TRBV5-1", None]), radius=1)
+    # 1 and 3 are TRBV6: not the reference's TRBV5 clone; 2 (no V call) matches the clone without V
+    assert as_set(index.pairs_of(repertoire, v_genes)) == {(0, 0, 0), (2, 1, 0)}
+    # a repertoire as the reference (issue 13: one repertoire's clones against another's)
+    self_index = ReceptorIndex.from_repertoire(repertoire, v_genes, radius=1)
+    assert (0, 3, 0) not in as_set(self_index.pairs_of(repertoire, v_genes))  # V families differ
+    assert (1, 3, 1) in as_set(self_index.pairs_of(repertoire, v_genes))
+
+
+def test_empty_inputs() -> None:
+    empty_codes, empty_lengths = np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    for radius in (0, 1):
+        index = ReceptorIndex.from_sequences(["CASSLF"], radius=radius)
+        q, r, d = index.pairs(empty_codes, empty_lengths)
+        assert len(q) == len(r) == len(d) == 0
+        assert index.first_match(empty_codes, empty_lengths)[0].shape == (0,)
+        nothing = ReceptorIndex(empty_codes, empty_lengths, radius=radius)
+        codes, lengths = encode(["CASSLF"])
+        assert len(nothing.pairs(codes, lengths)[0]) == 0
+        assert nothing.first_match(codes, lengths)[0].tolist() == [-1]
+
+
+def test_mismatched_inputs_are_refused() -> None:
+    index = ReceptorIndex.from_sequences(["CASSLF"])
+    codes, lengths = encode(["CASSLF", "CAF"])
+    with pytest.raises(ValueError, match="V codes of shape"):
+        index.pairs(codes, lengths, np.zeros(3))
+    with pytest.raises(ValueError, match="codes hold"):
+        index.pairs(codes[:-1], lengths)
+    with pytest.raises(ValueError, match="V codes of shape"):
+        ReceptorIndex.from_sequences(["CASSLF"], np.zeros(2))
