@@ -146,6 +146,31 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                         "(default: 0)")
     p.add_argument("--public-rate", type=float, default=0.0, metavar="P",
                    help="probability that a positive repertoire carries a given public clone (default: 0)")
+    p.add_argument("--mixed-positives", type=float, metavar="F",
+                   help="split the positives by signal: a seeded share F in [0, 1] of them (rounded; at least one "
+                        "of each group when 0 < F < 1) carry public clones and no motif witness, the others motif "
+                        "witnesses and no public clone (each group is like a negative on the signal it lacks: "
+                        "clone-only positives get motifs at --noise-rate); truth/signal_groups.tsv names each "
+                        "repertoire's group. Needs --public-clones and --witness-rate > 0 (default: every "
+                        "positive carries both)")
+    rough = p.add_argument_group(
+        "rough public clones", "public clones as real cohorts carry them; with any of these options "
+        "truth/public_clones.tsv lists every clone and family member, and truth/implanted.tsv gains the columns "
+        "clone, true_v_call and v_noise")
+    rough.add_argument("--public-v-noise", type=float, default=0.0, metavar="F",
+                       help="share of the occurrences of public clones and signal-pool receptors written with "
+                            "another V call: another gene of the same family, the family alone (TRBV5; "
+                            "immunoSEQ: v_gene unresolved, v_family TCRBV05) or none (AIRR: empty v_call; "
+                            "immunoSEQ: unresolved), with equal chances (default: 0)")
+    rough.add_argument("--public-variants", type=int, default=1, metavar="K",
+                       help="each public clone is a family of K CDR3s with its V and J: itself and K-1 variants "
+                            "one amino-acid substitution away (not at the 3 conserved residues at either end); "
+                            "an occurrence carries one member, drawn with equal chance; 1 to 100 (default: 1, "
+                            "exact clones)")
+    rough.add_argument("--public-clone-list", type=Path, metavar="FILE",
+                       help="draw the --public-clones clones from this table of known receptors (a VDJdb export "
+                            "or a table with junction_aa/cdr3, v_call, j_call and optionally epitope; rows of "
+                            "another chain or without a V or J call are left out) instead of from OLGA's model")
     pool = p.add_argument_group(
         "signal pool", "whole receptors (CDR3 with V and J) from a list, e.g. disease-specific database entries: "
         "each positive carries about R receptors of the pool, every repertoire about R0 of the whole list by "
@@ -199,7 +224,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
         substitution_rate=args.substitution_rate, positive_fraction=args.positive_fraction,
         noise_rate=args.noise_rate, size_spread=args.size_spread, public_clones=args.public_clones,
         public_rate=args.public_rate, chain=args.chain, fmt=args.fmt, compress=args.gzip,
-        nucleotides=args.nucleotides, **pool,
+        nucleotides=args.nucleotides, public_v_noise=args.public_v_noise, public_variants=args.public_variants,
+        public_clone_list=None if args.public_clone_list is None else str(args.public_clone_list),
+        mixed_positives=args.mixed_positives, **pool,
     )
     simulate(settings, args.out, threads=args.threads, force=args.force)
     return 0

@@ -4,8 +4,11 @@ Randomness is split by purpose with ``numpy.random.SeedSequence(seed, spawn_key=
 background of repertoire r comes in blocks of :data:`BLOCK` sequences, block b drawn from key
 (BACKGROUND, r, b); the implants of repertoire r from (IMPLANT, r) and its signal-pool receptors
 from (POOL_IMPLANT, r); labels and sizes from (COHORT,); the public clones from (PUBLIC,); the signal
-pool (its members, Zipf order and nucleotides) from (POOL,). No stream depends on another or on
-which process runs it, so the files are byte-identical whatever the number of threads.
+pool (its members, Zipf order and nucleotides) from (POOL,); the variants of public clones from
+(VARIANTS,), and the choice of family members and V noise of repertoire r from (ROUGH, r, 0) and
+(ROUGH, r, 1) (:mod:`deeprc_hopfield.simulate.public`; unused at the defaults); which positives carry
+which signal with `mixed_positives` from (MIXED,) (unused without it). No stream depends on
+another or on which process runs it, so the files are byte-identical whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.simulate.background import Background, background_model
-from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_public, implant_receptors
-from deeprc_hopfield.simulate.settings import END_MARGIN, SimulationSettings, max_motif_length, validate
+from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_receptors
+from deeprc_hopfield.simulate.public import (PublicClones, clone_table, implant_public, noise_v_calls, public_clones,
+                                             read_public_clone_list)
+from deeprc_hopfield.simulate.settings import (END_MARGIN, V_NOISE_KINDS, SimulationSettings, max_motif_length,
+                                               validate)
 from deeprc_hopfield.simulate.signal_pool import (SignalPool, describe, draw_receptors, make_signal_pool,
                                                   pool_table, read_signal_pool)
 
@@ -41,10 +47,18 @@ log = logging.getLogger(__name__)
 
 BLOCK = 10_000  # background sequences per seeded block
 BACKGROUND, IMPLANT, COHORT, PUBLIC, POOL, POOL_IMPLANT = 0, 1, 2, 3, 4, 5  # spawn keys of the random streams
+VARIANTS, ROUGH, MIXED = 6, 7, 8
 #: Kinds of implant that come from a signal pool's list.
 POOL_KINDS = ("pool_receptor", "chance_receptor")
 TRUTH_COLUMNS = ["subject_id", "filename", "sequence_id", "label", "kind", "signal", "position", "implanted",
                  "junction_aa", "v_call", "j_call"]
+#: Columns added to truth/implanted.tsv when an option of :data:`~.settings.ROUGH_OPTIONS` is set: the
+#: public clone's index (empty for other kinds), the V the receptor has (`v_call` is the one written)
+#: and how its V call was noised ('gene', 'family', 'missing'; empty: not noised).
+ROUGH_TRUTH_COLUMNS = ["clone", "true_v_call", "v_noise"]
+#: Columns of truth/signal_groups.tsv (written with `mixed_positives`): every repertoire, the signal it
+#: was given ('public_clone' or 'motif' for a positive, 'none' for a negative) and what it carries.
+SIGNAL_GROUP_COLUMNS = ["subject_id", "filename", "label", "signal", "public_clone_implants", "motif_implants"]
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -61,9 +75,10 @@ class _Task:
     label: int
     size: int
     settings: SimulationSettings
-    clones: Background | None
+    clones: PublicClones | None
     pool: SignalPool | None
     folder: Path
+    signal: str = "all"  # see :func:`signal_groups`
 
 
 @dataclass
@@ -91,16 +106,18 @@ def cohort_plan(settings: SimulationSettings) -> tuple[list[str], np.ndarray, np
     return [f"rep{i:0{width}d}" for i in range(n)], labels, sizes
 
 
-def public_clones(settings: SimulationSettings) -> Background | None:
-    """The cohort's public clones: distinct CDR3s (with V and J) from the background model."""
-    if settings.public_clones == 0:
-        return None
-    drawn = background_model(settings.chain).generate(4 * settings.public_clones + 16, _rng(settings.seed, PUBLIC))
-    _, first = np.unique(drawn.junction_aa.astype(str), return_index=True)
-    keep = np.sort(first)[: settings.public_clones]
-    if len(keep) < settings.public_clones:
-        raise SimulationError(f"could not draw {settings.public_clones} distinct public clones")
-    return Background(drawn.junction[keep], drawn.junction_aa[keep], drawn.v_call[keep], drawn.j_call[keep])
+def signal_groups(settings: SimulationSettings, labels: np.ndarray) -> np.ndarray:
+    """The signal each repertoire is given ((n,) object): 'none' for a negative; for a positive 'all'
+    (every signal the settings ask for) or, with `mixed_positives`, 'public_clone' (a seeded
+    :attr:`~.settings.SimulationSettings.n_clone_only` of them: public clones, no motif witness) or
+    'motif' (the others: motif witnesses, no public clone)."""
+    groups = np.where(labels == 1, "all", "none").astype(object)
+    if settings.mixed_positives is None:
+        return groups
+    positives = np.flatnonzero(labels == 1)
+    groups[positives] = "motif"
+    groups[_rng(settings.seed, MIXED).permutation(positives)[: settings.n_clone_only]] = "public_clone"
+    return groups
 
 
 def make_background(settings: SimulationSettings, index: int, size: int) -> Background:
@@ -121,8 +138,35 @@ def _adaptive_gene(name: str) -> str:
     return f"{prefix}{chain}{segment}{int(family):02d}-{int(member or 1):02d}{rest}{allele or ''}"
 
 
-def _table(task: _Task, rep: Background, counts: np.ndarray) -> str:
-    """The repertoire file's text (tab-separated, one header line, '\\n' line ends)."""
+def _adaptive_family(name: str) -> str:
+    """IMGT `TRBV5-1*01` or `TRBV5` -> immunoSEQ style family `TCRBV05` (a name it cannot read is kept)."""
+    match = re.match(r"(TR|IG)([A-Z])([VDJ])(\d+)", name)
+    if not match:
+        return name
+    locus, chain, segment, family = match.groups()
+    return f"{'TCR' if locus == 'TR' else 'IG'}{chain}{segment}{int(family):02d}"
+
+
+def _immunoseq_v(v_call: np.ndarray, family_only: np.ndarray) -> tuple[list[str], list[str]]:
+    """immunoSEQ's `v_family` and `v_gene` of each V call: a family-only call has `v_gene` 'unresolved',
+    a missing one 'unresolved' in both."""
+    families, genes = [], []
+    for name, family in zip(v_call, family_only):
+        if not name:
+            families.append("unresolved")
+            genes.append("unresolved")
+        elif family:
+            families.append(_adaptive_family(name))
+            genes.append("unresolved")
+        else:
+            families.append(_adaptive_family(name))
+            genes.append(_adaptive_gene(name))
+    return families, genes
+
+
+def _table(task: _Task, rep: Background, counts: np.ndarray, family_only: np.ndarray | None = None) -> str:
+    """The repertoire file's text (tab-separated, one header line, '\\n' line ends). `family_only`: (n,) bool,
+    rows whose V call is a family alone (V noise); with V noise, immunoSEQ files get a `v_family` column."""
     s = task.settings
     ids = [f"{task.subject_id}_{i}" for i in range(len(rep))]
     count_text = counts.astype(str).tolist()
@@ -132,6 +176,14 @@ def _table(task: _Task, rep: Background, counts: np.ndarray) -> str:
         columns = [ids, rep.junction.tolist(), rep.junction_aa.tolist(), rep.v_call.tolist(), rep.j_call.tolist(),
                    count_text, ["T"] * len(rep), [s.chain] * len(rep)]
         nucleotide_column = 1
+    elif s.public_v_noise > 0:
+        j_genes = {name: _adaptive_gene(name) for name in set(rep.j_call)}
+        only = np.zeros(len(rep), dtype=bool) if family_only is None else family_only
+        v_family, v_gene = _immunoseq_v(rep.v_call, only)
+        header = ["nucleotide", "amino_acid", "templates", "frame_type", "v_family", "v_gene", "j_gene"]
+        columns = [rep.junction.tolist(), rep.junction_aa.tolist(), count_text, ["In"] * len(rep), v_family,
+                   v_gene, [j_genes[g] for g in rep.j_call]]
+        nucleotide_column = 0
     else:
         genes = {name: _adaptive_gene(name) for name in set(rep.v_call) | set(rep.j_call)}
         header = ["nucleotide", "amino_acid", "templates", "frame_type", "v_gene", "j_gene"]
@@ -163,16 +215,20 @@ def build_repertoire(task: _Task) -> _Done:
     counts = np.minimum(rng.zipf(s.count_exponent, size=len(rep)), s.max_count).astype(np.int64)
     taken = np.zeros(len(rep), dtype=bool)
     implants: list[Implant] = []
-    if task.label == 1 and task.clones is not None:
-        implants += implant_public(rep, task.clones, s.public_rate, rng, taken)
+    if task.label == 1 and task.clones is not None and task.signal != "motif":
+        member_rng = _rng(s.seed, ROUGH, task.index, 0) if s.public_variants > 1 else None
+        implants += implant_public(rep, task.clones, s.public_rate, rng, taken, member_rng)
     if task.pool is not None:
         pool_rng = _rng(s.seed, POOL_IMPLANT, task.index)
         signal, chance = draw_receptors(task.pool, task.label, s, pool_rng)
         for kind, chosen in zip(POOL_KINDS, (signal, chance)):
             implants += implant_receptors(rep, task.pool.receptors, chosen, kind, pool_rng, taken)
-    rate = s.witness_rate if task.label == 1 else s.noise_rate
+    if s.public_v_noise > 0:  # every implant so far is a whole receptor
+        noise_v_calls(rep, implants, s.public_v_noise, s.chain, _rng(s.seed, ROUGH, task.index, 1))
+    witnesses = task.label == 1 and task.signal != "public_clone"  # a clone-only positive: as a negative
+    rate = s.witness_rate if witnesses else s.noise_rate
     n_motif = int(rng.binomial(len(rep), rate)) if rate > 0 else 0
-    if task.label == 1 and s.witness_rate > 0:
+    if witnesses and s.witness_rate > 0:
         n_motif = max(1, n_motif)
     if n_motif:
         placed = implant_motifs(rep, s.motifs, n_motif, s.substitution_rate, rng, taken)
@@ -181,10 +237,16 @@ def build_repertoire(task: _Task) -> _Done:
                         n_motif)
         implants += placed
     implants.sort(key=lambda implant: implant.row)
-    _write_bytes(task.folder / task.filename, _table(task, rep, counts), s.compress)
+    family_only = np.zeros(len(rep), dtype=bool)
+    family_only[[i.row for i in implants if i.v_noise == "family"]] = True
+    _write_bytes(task.folder / task.filename, _table(task, rep, counts, family_only), s.compress)
     truth = [[task.subject_id, task.filename, f"{task.subject_id}_{i.row}", str(task.label), i.kind, i.signal,
               str(i.position) if i.position >= 0 else "", i.implanted, rep.junction_aa[i.row], rep.v_call[i.row],
               rep.j_call[i.row]] for i in implants]
+    if s.rough:
+        for row, i in zip(truth, implants):
+            row += [str(i.clone) if i.clone >= 0 else "", rep.v_call[i.row] if i.true_v is None else i.true_v,
+                    i.v_noise]
     return _Done(task.index, len(rep), implants, truth, background_matches)
 
 
@@ -229,7 +291,11 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
 
     Writes ``out/metadata.csv`` (subject_id, filename, label with 1 = positive),
     ``out/repertoires/<subject_id>.tsv[.gz]``, ``out/truth/implanted.tsv`` (one row per implanted
-    sequence), ``out/truth/parameters.yaml`` and, with a signal pool, ``out/truth/signal_pool.tsv``
+    sequence), ``out/truth/parameters.yaml``, with public clones and an option of
+    :data:`~.settings.ROUGH_OPTIONS` ``out/truth/public_clones.tsv``, with `mixed_positives`
+    ``out/truth/signal_groups.tsv`` (the signal each repertoire was given and what it carries)
+    (every member of every clone's family, its V and J, source and epitopes, and how many positive and
+    negative repertoires carry it) and, with a signal pool, ``out/truth/signal_pool.tsv``
     (every receptor of the list: in the pool or not, its chance to be drawn, how many positive and
     negative repertoires carry it). Everything is written to a temporary folder beside
     `out` and moved into place at the end, so an error or an interrupt leaves nothing behind.
@@ -252,20 +318,22 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
     out = Path(out)
     validate(settings)
     receptors = read_signal_pool(settings) if settings.signal_pool is not None else None
+    clone_list = read_public_clone_list(settings) if settings.public_clone_list is not None else None
     _prepare_output(out, force)
     started = time.perf_counter()
     log.info("simulate: %d repertoires x %d sequences (%s), seed %d, %d threads, on %s at %s",
              settings.n_repertoires, settings.sequences_per_repertoire, settings.chain, settings.seed, threads,
              socket.gethostname(), datetime.datetime.now().isoformat(timespec="seconds"))
     subjects, labels, sizes = cohort_plan(settings)
-    clones = public_clones(settings)
+    groups = signal_groups(settings, labels)
+    clones = public_clones(settings, _rng(settings.seed, PUBLIC), _rng(settings.seed, VARIANTS), clone_list)
     listed = make_signal_pool(settings, receptors, _rng(settings.seed, POOL)) if receptors is not None else None
     suffix = ".tsv.gz" if settings.compress else ".tsv"
     with atomic_folder(out, "simulate", force, recognise=_is_simulation) as tmp:
         (tmp / "repertoires").mkdir()
         (tmp / "truth").mkdir()
         tasks = [_Task(i, subjects[i], subjects[i] + suffix, int(labels[i]), int(sizes[i]), settings, clones,
-                       listed, tmp / "repertoires") for i in range(settings.n_repertoires)]
+                       listed, tmp / "repertoires", groups[i]) for i in range(settings.n_repertoires)]
         threads = max(1, min(threads, len(tasks), os.cpu_count() or 1))
         if threads == 1:
             done = [build_repertoire(task) for task in tasks]
@@ -273,13 +341,18 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
             with ProcessPoolExecutor(max_workers=threads) as pool:
                 done = list(pool.map(build_repertoire, tasks))
         _write_metadata(tmp / "metadata.csv", tasks)
-        _write_truth(tmp / "truth" / "implanted.tsv", done)
+        _write_truth(tmp / "truth" / "implanted.tsv", done, settings.rough)
+        if settings.mixed_positives is not None:
+            _write_signal_groups(tmp / "truth" / "signal_groups.tsv", tasks, done)
+        if clones is not None and settings.rough:
+            carriers = _clone_carriers(clones, labels, done)
+            (tmp / "truth" / "public_clones.tsv").write_bytes(clone_table(clones, *carriers).encode())
         if listed is not None:
             carriers = _pool_carriers(listed, labels, done)
             (tmp / "truth" / "signal_pool.tsv").write_bytes(pool_table(listed, *carriers).encode())
         rates = background_motif_rates(done, settings.motifs)
         warn_if_motif_is_common(rates, settings.witness_rate)
-        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates, listed)
+        _write_parameters(tmp / "truth" / "parameters.yaml", settings, labels, done, rates, listed, clones)
     total = int(sum(d.rows for d in done))
     log.info("wrote %s: %d repertoires (%d positive), %d sequences, %d implanted, in %.1f s", out,
              len(done), int(labels.sum()), total, sum(len(d.implants) for d in done), time.perf_counter() - started)
@@ -294,9 +367,40 @@ def _write_metadata(path: Path, tasks: list[_Task]) -> None:
     path.write_bytes(buffer.getvalue().encode())
 
 
-def _write_truth(path: Path, done: list[_Done]) -> None:
-    rows = ["\t".join(TRUTH_COLUMNS)] + ["\t".join(row) for d in done for row in d.truth]
+def _write_truth(path: Path, done: list[_Done], rough: bool = False) -> None:
+    columns = TRUTH_COLUMNS + ROUGH_TRUTH_COLUMNS if rough else TRUTH_COLUMNS
+    rows = ["\t".join(columns)] + ["\t".join(row) for d in done for row in d.truth]
     path.write_bytes(("\n".join(rows) + "\n").encode())
+
+
+def _implant_counts(d: _Done) -> tuple[int, int]:
+    """Public-clone and motif implants of one repertoire."""
+    return (sum(1 for i in d.implants if i.kind == "public_clone"), sum(1 for i in d.implants if i.kind == "motif"))
+
+
+def _write_signal_groups(path: Path, tasks: list[_Task], done: list[_Done]) -> None:
+    """truth/signal_groups.tsv (:data:`SIGNAL_GROUP_COLUMNS`); warns of clone-only positives that drew
+    no clone (each clone is carried with probability --public-rate, so one may carry none)."""
+    rows = ["\t".join(SIGNAL_GROUP_COLUMNS)]
+    empty = []
+    for t, d in zip(tasks, done):
+        clones, motifs = _implant_counts(d)
+        rows.append("\t".join([t.subject_id, t.filename, str(t.label), t.signal, str(clones), str(motifs)]))
+        if t.signal == "public_clone" and clones == 0:
+            empty.append(t.subject_id)
+    path.write_bytes(("\n".join(rows) + "\n").encode())
+    if empty:
+        log.warning("%d clone-only positives carry no public clone (each is carried with probability "
+                    "--public-rate): %s", len(empty), ", ".join(empty))
+
+
+def _mixed_realised(labels: np.ndarray, groups: np.ndarray, done: list[_Done]) -> dict:
+    """What `mixed_positives` came to, for truth/parameters.yaml."""
+    counts = {d.index: _implant_counts(d) for d in done}
+    clone_only = np.flatnonzero(groups == "public_clone")
+    return {"public_clone_only": len(clone_only), "motif_only": int((groups == "motif").sum()),
+            "public_clone_only_without_clone": sum(1 for i in clone_only if counts[i][0] == 0),
+            "groups_file": "truth/signal_groups.tsv"}
 
 
 def _pool_carriers(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +411,31 @@ def _pool_carriers(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> t
             if i.kind in POOL_KINDS:
                 carriers[labels[d.index], i.receptor] += 1
     return carriers[1], carriers[0]
+
+
+def _clone_carriers(clones: PublicClones, labels: np.ndarray,
+                    done: list[_Done]) -> tuple[np.ndarray, np.ndarray]:
+    """How many positive and how many negative repertoires carry each member of each clone ((m,) each)."""
+    carriers = np.zeros((2, len(clones.members)), dtype=np.int64)
+    for d in done:
+        for i in d.implants:
+            if i.kind == "public_clone":
+                carriers[labels[d.index], i.receptor] += 1
+    return carriers[1], carriers[0]
+
+
+def _rough_realised(settings: SimulationSettings, done: list[_Done], clones: PublicClones | None) -> dict:
+    """What the rough options came to, for truth/parameters.yaml."""
+    receptors = [i for d in done for i in d.implants if i.kind != "motif"]
+    noised = [i.v_noise for i in receptors if i.v_noise]
+    out: dict = {"receptor_implants": len(receptors), "v_noised": len(noised),
+                 "v_noised_share": round(len(noised) / len(receptors), 6) if receptors else None,
+                 "v_noise_kinds": {kind: noised.count(kind) for kind in V_NOISE_KINDS}}
+    if clones is not None:
+        out["public_clone_source"] = clones.source
+        out["public_clone_members"] = len(clones.members)
+        out["public_clone_family_sizes"] = sorted({int(k) for k in clones.size})
+    return out
 
 
 def _pool_realised(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> dict:
@@ -326,7 +455,8 @@ def _pool_realised(pool: SignalPool, labels: np.ndarray, done: list[_Done]) -> d
 
 
 def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarray, done: list[_Done],
-                      background_rates: dict[str, float], pool: SignalPool | None = None) -> None:
+                      background_rates: dict[str, float], pool: SignalPool | None = None,
+                      clones: PublicClones | None = None) -> None:
     from importlib.metadata import version
 
     longest, median = max_motif_length(settings.chain)
@@ -358,4 +488,8 @@ def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarr
     }
     if pool is not None:
         document["realised"]["signal_pool"] = _pool_realised(pool, labels, done)
+    if settings.rough:
+        document["realised"]["rough"] = _rough_realised(settings, done, clones)
+    if settings.mixed_positives is not None:
+        document["realised"]["mixed_positives"] = _mixed_realised(labels, signal_groups(settings, labels), done)
     path.write_bytes(yaml.safe_dump(document, sort_keys=False, default_flow_style=False).encode())

@@ -29,7 +29,11 @@ class Implant:
     `implanted` the residues written there, gaps as '.') or a whole receptor (`position` -1,
     `signal` and `implanted` its junction_aa, `receptor` its index among the receptors implanted
     from): 'public_clone', 'pool_receptor' (a signal-pool receptor a positive carries as its
-    signal) or 'chance_receptor' (a receptor of the signal pool's list carried by chance).
+    signal) or 'chance_receptor' (a receptor of the signal pool's list carried by chance). A public
+    clone's `signal` is the clone's own CDR3 and `implanted` the member of its family written
+    (`clone`: the clone's index). A receptor whose V call was noised
+    (:func:`~.public.noise_v_calls`) has `true_v` (the V it had) and `v_noise` (how it was written:
+    'gene', 'family' or 'missing').
     """
 
     row: int
@@ -38,6 +42,9 @@ class Implant:
     position: int
     implanted: str
     receptor: int = -1
+    clone: int = -1
+    true_v: str | None = None
+    v_noise: str = ""
 
 
 def _synonymous(aa: str, rng: np.random.Generator) -> str:
@@ -45,29 +52,9 @@ def _synonymous(aa: str, rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def implant_public(background: Background, clones: Background, rate: float, rng: np.random.Generator,
-                   taken: np.ndarray) -> list[Implant]:
-    """Overwrite random rows with public clones, each carried with probability `rate`.
-
-    Parameters
-    ----------
-    background
-        The repertoire (changed in place: junction, junction_aa, v_call, j_call of chosen rows).
-    clones
-        The cohort's public clones.
-    rate
-        Probability that this repertoire carries a given clone.
-    rng
-        The repertoire's implanting generator.
-    taken
-        (n,) bool, rows already used by an implant; updated in place.
-    """
-    carried = np.flatnonzero(rng.random(len(clones)) < rate)
-    return implant_receptors(background, clones, carried, "public_clone", rng, taken)
-
-
 def implant_receptors(background: Background, receptors: Background, chosen: np.ndarray, kind: str,
-                      rng: np.random.Generator, taken: np.ndarray) -> list[Implant]:
+                      rng: np.random.Generator, taken: np.ndarray, signals: np.ndarray | None = None,
+                      clones: np.ndarray | None = None) -> list[Implant]:
     """Overwrite random free rows with whole receptors (junction, junction_aa, V and J).
 
     Parameters
@@ -84,18 +71,24 @@ def implant_receptors(background: Background, receptors: Background, chosen: np.
         The generator that places them.
     taken
         (n,) bool, rows already used by an implant; updated in place.
+    signals
+        (k,) the signal each chosen receptor stands for (a public clone's own CDR3 for a member of its
+        family); default: the receptors' junction_aa.
+    clones
+        (k,) the clone index of each chosen receptor (public clones); default: -1.
     """
     free = np.flatnonzero(~taken)
     if len(chosen) > len(free):
         chosen = chosen[: len(free)]
     rows = rng.choice(free, size=len(chosen), replace=False) if len(chosen) else np.array([], int)
     implants = []
-    for receptor, row in zip(chosen, rows):
+    for i, (receptor, row) in enumerate(zip(chosen, rows)):
         for name in ("junction", "junction_aa", "v_call", "j_call"):
             getattr(background, name)[row] = getattr(receptors, name)[receptor]
         taken[row] = True
-        implants.append(Implant(int(row), kind, receptors.junction_aa[receptor], -1, receptors.junction_aa[receptor],
-                                int(receptor)))
+        signal = receptors.junction_aa[receptor] if signals is None else signals[i]
+        implants.append(Implant(int(row), kind, signal, -1, receptors.junction_aa[receptor], int(receptor),
+                                -1 if clones is None else int(clones[i])))
     return implants
 
 

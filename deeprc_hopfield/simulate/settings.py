@@ -24,6 +24,13 @@ SHARING = ("pgen", "zipf", "uniform")
 POOL_OPTIONS = {"pool_size": "--pool-size", "receptors_per_positive": "--receptors-per-positive",
                 "receptors_per_negative": "--receptors-per-negative", "pool_sharing": "--pool-sharing",
                 "pool_sharing_exponent": "--pool-sharing-exponent"}
+#: The settings that make public-clone signals as rough as real data, with their options; each is left
+#: out of :meth:`SimulationSettings.as_dict` at its default (which is the simulator as it was before
+#: them), so earlier cohorts keep their parameters and cache keys.
+ROUGH_OPTIONS = {"public_v_noise": "--public-v-noise", "public_variants": "--public-variants",
+                 "public_clone_list": "--public-clone-list"}
+#: How a noised occurrence's V call is written (see :mod:`deeprc_hopfield.simulate.implant`).
+V_NOISE_KINDS = ("gene", "family", "missing")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,8 @@ class SimulationSettings:
     size_spread
         Standard deviation of the log of the repertoire size (log-normal sizes, mean kept); 0 = equal sizes.
     public_clones
-        Number of disease-associated public clones (CDR3 + V + J) shared by positives.
+        Number of disease-associated public clones (CDR3 + V + J) shared by positives; with
+        `public_variants` K > 1, each is a family of K CDR3s.
     public_rate
         Probability that a positive repertoire carries a given public clone.
     chain
@@ -82,6 +90,27 @@ class SimulationSettings:
         or 'uniform'.
     pool_sharing_exponent
         The exponent of 'pgen' and 'zipf' sharing, > 0 (larger: the most likely receptors shared more).
+    public_v_noise
+        Share F in [0, 1] of the occurrences of public clones and of signal-pool receptors written with
+        another V call, each of them one of :data:`V_NOISE_KINDS` drawn with equal chance: another gene
+        of the same family, the family alone (`TRBV5` for `TRBV5-1`) or no V call (a V whose family
+        has no other gene gets one of the other two).
+    public_variants
+        K >= 1: each public clone is a family of K distinct CDR3s of one length with the clone's V and
+        J, the clone's own and K - 1 variants one amino-acid substitution away from it (outside the
+        :data:`END_MARGIN` residues at each end); each occurrence carries one member drawn with
+        equal chance. 1: exact clones.
+    public_clone_list
+        A table of receptors (read by :func:`deeprc_hopfield.reference.read_reference`: a VDJdb export
+        or a plain table) from which the `public_clones` clones are drawn instead of from the
+        background model; None: from the model.
+    mixed_positives
+        F in [0, 1]: the positives are split in two groups, a seeded share F of them (rounded; at
+        least one of each group when 0 < F < 1 and there are two positives or more:
+        :attr:`n_clone_only`) carry public clones and no motif witness, the others motif witnesses
+        and no public clone; on the signal it lacks, each group is like a negative (clone-only
+        positives get motifs at `noise_rate`, as negatives do). Needs public clones and a
+        `witness_rate` > 0. None: every positive carries both (the cohort as before the option).
     """
 
     n_repertoires: int
@@ -107,9 +136,15 @@ class SimulationSettings:
     receptors_per_negative: float = 1.0
     pool_sharing: str = "pgen"
     pool_sharing_exponent: float = 1.0
+    public_v_noise: float = 0.0
+    public_variants: int = 1
+    public_clone_list: str | None = None
+    mixed_positives: float | None = None
 
     def as_dict(self) -> dict:
-        """Plain types only (for YAML); without a signal pool, its settings are left out."""
+        """Plain types only (for YAML); without a signal pool, its settings are left out, and so is each
+        of :data:`ROUGH_OPTIONS` and `mixed_positives` at its default (the cohort is then what it was
+        before they existed)."""
         out = asdict(self)
         out["motifs"] = list(self.motifs)
         if self.signal_pool is None:
@@ -117,12 +152,39 @@ class SimulationSettings:
                 del out[name]
         else:
             out["signal_pool"] = str(self.signal_pool)
+        for name in ROUGH_OPTIONS:
+            if out[name] == _ROUGH_DEFAULTS[name]:
+                del out[name]
+        if self.public_clone_list is not None:
+            out["public_clone_list"] = str(self.public_clone_list)
+        if self.mixed_positives is None:
+            del out["mixed_positives"]
         return out
+
+    @property
+    def rough(self) -> bool:
+        """Whether any of :data:`ROUGH_OPTIONS` is set (V noise, clone families or a clone list)."""
+        return any(getattr(self, name) != _ROUGH_DEFAULTS[name] for name in ROUGH_OPTIONS)
 
     @property
     def n_positive(self) -> int:
         """Number of positive repertoires."""
         return int(round(self.n_repertoires * self.positive_fraction))
+
+    @property
+    def n_clone_only(self) -> int:
+        """Positives that carry public clones and no motif witness (0 without `mixed_positives`): the
+        share of :attr:`n_positive` rounded, kept from 1 to n - 1 when 0 < share < 1 and n >= 2."""
+        if self.mixed_positives is None:
+            return 0
+        n = self.n_positive
+        k = int(round(n * self.mixed_positives))
+        if 0 < self.mixed_positives < 1 and n >= 2:
+            k = min(max(k, 1), n - 1)
+        return k
+
+
+_ROUGH_DEFAULTS = {"public_v_noise": 0.0, "public_variants": 1, "public_clone_list": None}
 
 
 def parse_motifs(text: str) -> tuple[str, ...]:
@@ -196,6 +258,42 @@ def validate(settings: SimulationSettings) -> None:
     if s.public_clones and s.public_rate == 0:
         raise SimulationError("--public-clones needs a --public-rate above 0")
     _validate_pool(s)
+    _validate_rough(s)
+    _validate_mixed(s)
+
+
+def _validate_mixed(s: SimulationSettings) -> None:
+    """`mixed_positives`: a share of the positives, with both signals to split between them."""
+    share = s.mixed_positives
+    if share is None:
+        return
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise SimulationError(f"--mixed-positives must be a number in [0, 1], got {share!r}")
+    if not s.public_clones:
+        raise SimulationError("--mixed-positives needs public clones (--public-clones and --public-rate)")
+    if not s.witness_rate > 0:
+        raise SimulationError("--mixed-positives needs a motif (--witness-rate above 0)")
+
+
+def _validate_rough(s: SimulationSettings) -> None:
+    """The options of :data:`ROUGH_OPTIONS` (the clone list itself is read by
+    :func:`~.cohort.read_public_clone_list`)."""
+    noise = s.public_v_noise
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 1:
+        raise SimulationError(f"--public-v-noise must be a number in [0, 1], got {noise!r}")
+    if noise > 0 and not s.public_clones and s.signal_pool is None:
+        raise SimulationError("--public-v-noise needs public clones (--public-clones) or a signal pool "
+                              "(--signal-pool)")
+    variants = s.public_variants
+    if isinstance(variants, bool) or not isinstance(variants, (int, np.integer)) or not 1 <= variants <= 100:
+        raise SimulationError(f"--public-variants must be a whole number from 1 to 100, got {variants!r}")
+    if variants > 1 and not s.public_clones:
+        raise SimulationError("--public-variants needs public clones (--public-clones)")
+    if s.public_clone_list is not None:
+        if not str(s.public_clone_list).strip():
+            raise SimulationError("--public-clone-list is empty: give a file")
+        if not s.public_clones:
+            raise SimulationError("--public-clone-list needs public clones (--public-clones)")
 
 
 def _validate_pool(s: SimulationSettings) -> None:
