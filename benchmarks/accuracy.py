@@ -37,14 +37,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.baselines import (
-    CohortFeatures,
-    fit_kmer,
-    read_features,
-)
+from deeprc_hopfield.baselines import CohortFeatures, fit_kmer, fit_public_clone_baseline, read_features
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.ingest import ingest
-from deeprc_hopfield.public_clones import fit_public_clones
+from deeprc_hopfield.reference import ReferenceOptions
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings, parse_motifs, simulate
 from deeprc_hopfield.split import make_split
@@ -69,7 +65,8 @@ def settings_from(args: argparse.Namespace) -> SimulationSettings:
     return SimulationSettings(
         n_repertoires=args.repertoires, sequences_per_repertoire=args.sequences, witness_rate=args.witness_rate,
         seed=args.seed, motifs=parse_motifs(args.motif), public_clones=args.public_clones,
-        public_rate=args.public_rate, nucleotides=False)
+        public_rate=args.public_rate, public_v_noise=args.public_v_noise, public_variants=args.public_variants,
+        nucleotides=False)
 
 
 @contextmanager
@@ -98,7 +95,7 @@ def cohort_and_store(settings: SimulationSettings, work: Path, threads: int, sec
         simulate(settings, cohort, threads=threads, force=True)
     store.unlink(missing_ok=True)
     with timed(seconds, "ingest"):
-        ingest(cohort / "metadata.csv", cohort / "repertoires", store, threads=threads, progress=False)
+        ingest(cohort / "metadata.csv", cohort / "repertoires", store, threads=threads, progress=False, force=True)
     stamp.write_text(wanted)
     return cohort, store
 
@@ -108,9 +105,11 @@ def train_and_predict(store: Path, work: Path, split_csv: Path, fold: int, args:
                       test_ids: set[str], seconds: dict) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
     """Train on every fold but `fold`; predictions and top attended sequences of the held-out repertoires."""
     model_dir = work / f"model_fold{fold}"
+    reference = getattr(args, "reference", None)
     with timed(seconds, "train"):
         train(store, model_dir, config_path=args.config, split=split_csv, fold=fold, device="cpu", seed=args.seed,
-              n_updates=args.updates, progress=False, force=True)  # replaces a kept (--keep) earlier model
+              n_updates=args.updates, progress=False, force=True,  # replaces a kept (--keep) earlier model
+              reference=ReferenceOptions(reference) if reference else None)
     saved = load_model(model_dir)
     with timed(seconds, "predict"):
         predictions, attended = predict([saved], subjects_from_store(store, saved, only=test_ids),
@@ -132,6 +131,23 @@ def implanted_share(attended: pd.DataFrame, truth: pd.DataFrame, positives: set[
                          "top_n": top[top["within_n"]].groupby("repertoire_id")["hit"].mean()})
 
 
+def recall_at_top(attended: pd.DataFrame, truth: pd.DataFrame, positives: set[str], top: int) -> dict[str, float]:
+    """Mean over held-out positives of recall@top: the implanted sequences (distinct junctions) among its
+    `top` most-attended, over min(top, implanted it holds); overall (`recall`) and per signal
+    (`recall_<signal>`: a motif, or `public_clone`/the truth's kind for whole receptors)."""
+    truth = truth[truth["subject_id"].isin(positives)].copy()
+    truth["group"] = np.where(truth["kind"] == "motif", truth["signal"].astype(str), truth["kind"].astype(str))
+    seen = attended[attended["repertoire_id"].isin(positives) & (attended["rank"] <= top)]
+    found = set(zip(seen["repertoire_id"], seen["junction_aa"]))
+    out = {}
+    for group, rows in [("recall", truth), *((f"recall_{g}", t) for g, t in truth.groupby("group"))]:
+        held = rows.drop_duplicates(["subject_id", "junction_aa"])
+        hit = np.array([(s, j) in found for s, j in zip(held["subject_id"], held["junction_aa"])])
+        per = pd.DataFrame({"s": held["subject_id"].to_numpy(), "hit": hit}).groupby("s")["hit"].agg(["sum", "size"])
+        out[group] = float((per["sum"] / np.minimum(per["size"], top)).mean()) if len(per) else float("nan")
+    return out
+
+
 def updates_run(model_dir: Path) -> int:
     metrics = pd.read_csv(model_dir / "metrics.csv")
     return int(metrics["update"].max())
@@ -146,11 +162,11 @@ def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndar
         search = fit_kmer(features.kmers[train_idx], y[train_idx], seed)
         kmer_auc = roc_auc_score(y[test_idx], search.predict_proba(features.kmers[test_idx])[:, 1])
     with timed(seconds, "public_clone"):
-        clones = fit_public_clones(features.clones[train_idx], y[train_idx], seed)
-        clone_auc = roc_auc_score(y[test_idx], clones.decision_function(features.clones[test_idx]))
+        choice = fit_public_clone_baseline(features.clones, train_idx, y[train_idx], seed)
+        clone_auc = roc_auc_score(y[test_idx], choice.test.decision_function(choice.clones.incidence[test_idx]))
     return {"kmer_l1_auc": kmer_auc, "kmer_l1_C": search.best_params_["logisticregression__C"],
-            "public_clone_auc": clone_auc, "fisher_threshold": clones.threshold,
-            "associated_clones": len(clones.associated)}
+            "public_clone_auc": clone_auc, "public_clone_rule": str(choice.rule),
+            "fisher_threshold": choice.test.threshold, "associated_clones": len(choice.test.associated)}
 
 
 def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, store: Path, work: Path,
@@ -167,9 +183,15 @@ def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, stor
     share = implanted_share(attended, truth, set(ids[test_idx][y[test_idx] == 1]))
     base = baselines(features, train_idx, test_idx, args.seed, seconds)
     n_updates = updates_run(model_dir)
+    training = load_model(model_dir).training
+    rule = training.get("clone_rule") or {}
     return {"fold": fold, "n_test": len(test_idx), "model_auc": model_auc, **base,
             "top_implanted_mean": float(share["top"].mean()), "top_implanted_min": float(share["top"].min()),
             "top_n_implanted_mean": float(share["top_n"].mean()),
+            **recall_at_top(attended, truth, set(ids[test_idx][y[test_idx] == 1]), args.top),
+            "memory_clones": len(training.get("memory_clones", [])), "memory_alone": training.get("memory_alone"),
+            "clone_rule": f"{rule.get('v_level')}/{rule.get('radius')}" if rule else None,
+            "reference_used": (training.get("reference") or {}).get("used"),
             "train_s": seconds["train"], "updates": n_updates, "s_per_update": seconds["train"] / n_updates,
             "predict_s": seconds["predict"], "kmer_lr_s": seconds["kmer_lr"], "public_clone_s": seconds["public_clone"]}
 
@@ -182,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--motif", default="SA.FY", help="motif(s), comma-separated; '.' is a gap (SA.FY: in 0.005%% of OLGA TRB backgrounds, GR.DT in 0.23%%)")
     p.add_argument("--public-clones", type=int, default=0)
     p.add_argument("--public-rate", type=float, default=0.0)
+    p.add_argument("--public-v-noise", type=float, default=0.0, help="share of public-clone occurrences with another V call")
+    p.add_argument("--public-variants", type=int, default=1, help="CDR3s per public clone family (one substitution apart)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cohort, the split, training and inner CVs")
     p.add_argument("--updates", type=int, help="training updates (default: the package's)")
     p.add_argument("--config", help="training/model YAML passed to train (default: the package's defaults)")

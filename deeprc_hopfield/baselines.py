@@ -5,9 +5,10 @@
   standardised on the training repertoires). The penalty C is chosen by an inner stratified
   cross-validation (ROC AUC) inside the training folds. The simple baseline that Kanduri et al.
   2022 found hard to beat.
-* ``public_clones``: Emerson et al. 2017, :class:`deeprc_hopfield.public_clones.PublicCloneTest`. A
-  clone is a CDR3 core with its V family, a missing V call a wildcard (the rule:
-  `deeprc_hopfield.public_clones`). On the training repertoires each clone gets a one-sided
+* ``public_clones``: Emerson et al. 2017, :class:`deeprc_hopfield.public_clones.PublicCloneTest`. What
+  makes one clone (the CDR3 core with its V family, its V gene or alone; exact or within one
+  substitution: `deeprc_hopfield.clone_rules`) is chosen by inner cross-validation on the training
+  repertoires of each fold, as for the model's clone memory. On the training repertoires each clone gets a one-sided
   Fisher's exact test of enrichment in the positives; the clones with p below a threshold (chosen
   by inner cross-validation) are *associated*. A repertoire's score is the number of associated
   clones it carries (not divided by its size), its probability a logistic fit of the inner
@@ -29,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sklearn
-from scipy import sparse
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -40,8 +40,9 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
-from deeprc_hopfield.public_clones import (PublicCloneTest, clone_incidence, inner_cv, repertoire_clones,
-                                           resolve_wildcards)
+from deeprc_hopfield.clone_rules import (CloneCollector, CloneRule, CohortClones, RuleChoice, choose_clone_rule,
+                                         clone_rules)
+from deeprc_hopfield.public_clones import inner_cv
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -58,16 +59,17 @@ C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 class CohortFeatures:
     """What the baselines need of a cohort, read from the store in one pass.
 
-    kmers: float64 (n_repertoires, 8000) 3-mer frequencies; clones: bool CSR (n_repertoires,
-    n_shared_clones), only clones carried by at least two repertoires (a clone seen once can never
-    be significant); y: int64 (n_repertoires,) class codes; classes: the label's two class names.
+    kmers: float64 (n_repertoires, 8000) 3-mer frequencies; clones: the clone incidence of each clone
+    rule (`clone_rules.CohortClones`), only clones carried by at least two repertoires (a clone seen
+    once can never be significant); y: int64 (n_repertoires,) class codes; classes: the label's two
+    class names.
     """
 
     subject_ids: list[str]
     y: np.ndarray
     classes: list[str]
     kmers: np.ndarray | None
-    clones: sparse.csr_matrix | None
+    clones: list[CohortClones] | None
 
 
 # --- features ------------------------------------------------------------------------------------
@@ -100,23 +102,34 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
     return counts / total if total > 0 else counts
 
 
-def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...]) -> CohortFeatures:
-    """Read every repertoire of a store once and build the features of the requested methods."""
+def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
+                  rules: tuple[CloneRule, ...] | None = None) -> CohortFeatures:
+    """Read every repertoire of a store once and build the features of the requested methods (the clone
+    incidence of each of `rules`, default every rule)."""
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
-        kmers, clones = [], []
+        kmers = []
+        collector = CloneCollector(store.v_genes, rules or clone_rules()) if "public_clones" in methods else None
         for i in range(len(store)):
             rep = store.repertoire(i)
             if "kmer" in methods:
                 kmers.append(kmer_frequencies(rep.codes, rep.lengths))
-            if "public_clones" in methods:
-                clones.append(repertoire_clones(rep, store.v_genes))
+            if collector is not None:
+                collector.add(rep)
             raise_if_interrupted()
         subjects = list(store.subject_ids)
     return CohortFeatures(subjects, np.asarray(label.values, dtype=np.int64), list(label.classes),
-                          np.vstack(kmers) if kmers else None,
-                          clone_incidence(resolve_wildcards(clones))[0] if clones else None)
+                          np.vstack(kmers) if kmers else None, collector.result() if collector else None)
+
+
+def fit_public_clone_baseline(clones: list[CohortClones], train: np.ndarray, y: np.ndarray, seed: int
+                              ) -> RuleChoice:
+    """The public-clone test of the rule chosen by inner CV on the repertoires at `train` (labels `y` of
+    those): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort."""
+    choice = choose_clone_rule([c.rows(train) for c in clones], y, seed)
+    whole = next(c for c in clones if c.rule == choice.rule)
+    return RuleChoice(choice.rule, choice.test, whole, choice.inner_aucs)
 
 
 def _check_binary(label: Label, path: Path) -> None:
@@ -175,11 +188,12 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            model = PublicCloneTest(random_state=seed).fit(features.clones[train], y[train])
-            out["public_clones"].loc[test, "probability"] = model.predict_proba(features.clones[test])[:, 1]
-            out["public_clones"].loc[test, "score"] = model.decision_function(features.clones[test])
-            log.info("public clones, fold %d: %d associated clones at p < %g", k, len(model.associated_),
-                     model.threshold_)
+            choice = fit_public_clone_baseline(features.clones, train, y[train], seed)
+            model, held_out = choice.test, choice.clones.incidence[test]
+            out["public_clones"].loc[test, "probability"] = model.predict_proba(held_out)[:, 1]
+            out["public_clones"].loc[test, "score"] = model.decision_function(held_out)
+            log.info("public clones, fold %d: %s, %d associated clones at p < %g", k, choice.rule,
+                     len(model.associated_), model.threshold_)
         raise_if_interrupted()
     return out
 

@@ -83,7 +83,15 @@ def gene_code(name: str | None, level: str = V_MODE) -> int:
 
 def gene_codes(names: Sequence[str | None], level: str = V_MODE) -> np.ndarray:
     """:func:`gene_code` of each name of a gene table, int64 (len(names) + 1,): the last entry is -1,
-    so ``gene_codes(table)[index]`` maps gene indices (-1 = unknown) to codes."""
+    so ``gene_codes(table)[index]`` maps gene indices (-1 = unknown) to codes.
+
+    At the 'gene' level a family-only call (`TRBV5` where the table also holds a `TRBV5-1`) is
+    unknown (-1), so it matches every gene of the table rather than splitting a clone in two.
+    """
+    if level == "gene":
+        split = {gene_family(n) for n in names if isinstance(n, str) and gene_family(n) != _gene_name(n)}
+        return np.array([-1 if isinstance(n, str) and _gene_name(n) in split else gene_code(n, level)
+                         for n in names] + [-1], dtype=np.int64)
     return np.array([gene_code(name, level) for name in names] + [-1], dtype=np.int64)
 
 
@@ -186,10 +194,10 @@ def repertoire_keys(repertoire, v: np.ndarray | None = None, j: np.ndarray | Non
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def v_codes(repertoire, v_genes: Sequence[str]) -> np.ndarray:
-    """The V code (:data:`V_MODE`) of each sequence of a store `Repertoire` whose V indices point into
-    the gene table `v_genes`, int64 (n,), -1 where the V call is missing."""
-    return gene_codes(v_genes)[np.asarray(repertoire.v_index, dtype=np.int64)]
+def v_codes(repertoire, v_genes: Sequence[str], level: str = V_MODE) -> np.ndarray:
+    """The V code (at `level`, :data:`V_MODE` by default) of each sequence of a store `Repertoire`
+    whose V indices point into the gene table `v_genes`, int64 (n,), -1 where the V call is missing."""
+    return gene_codes(v_genes, level)[np.asarray(repertoire.v_index, dtype=np.int64)]
 
 
 @dataclass
@@ -210,9 +218,9 @@ def clone_set(keys: np.ndarray, v: np.ndarray) -> CloneSet:
     return CloneSet(distinct, np.asarray(v, dtype=np.int64)[known][first], np.unique(keys[~known]))
 
 
-def repertoire_clones(repertoire, v_genes: Sequence[str]) -> CloneSet:
-    """The :class:`CloneSet` of a store `Repertoire` with V indices into `v_genes`."""
-    v = v_codes(repertoire, v_genes)
+def repertoire_clones(repertoire, v_genes: Sequence[str], level: str = V_MODE) -> CloneSet:
+    """The :class:`CloneSet` of a store `Repertoire` with V indices into `v_genes`, V keyed at `level`."""
+    v = v_codes(repertoire, v_genes, level)
     return clone_set(repertoire_keys(repertoire, v), v)
 
 
@@ -225,7 +233,8 @@ def wildcard_table(keys: Iterable[np.ndarray], v: Iterable[np.ndarray], unknown:
     cores, full = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for k, c in zip(keys, v):
         stripped = without_v(k, c)
-        hit = np.isin(stripped, unknown)
+        hit = unknown[np.minimum(np.searchsorted(unknown, stripped), max(len(unknown) - 1, 0))] == stripped \
+            if len(unknown) else np.zeros(len(stripped), dtype=bool)
         cores.append(stripped[hit])
         full.append(np.asarray(k, dtype=np.int64)[hit])
     pairs = np.unique(np.stack([np.concatenate(cores), np.concatenate(full)], axis=1), axis=0)  # sorted by core

@@ -273,13 +273,24 @@ def models_section(models: list[Path]) -> str:
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
                      "first stored clones": ", ".join(clones[:MODEL_CLONES_SHOWN]) + (" ..." if len(clones) > MODEL_CLONES_SHOWN else ""),
+                     "clone rule": _clone_rule_cell(training.get("clone_rule")),
                      "reference": _reference_cell(reference)})
     return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "
             "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
             "the public clones its clone memory stores (CDR3s the public-clone test associates with the "
-            "positive class; 0 when the cohort shows no such signal), and what became of a reference of known "
+            "positive class; 0 when the cohort shows no such signal) with the clone rule chosen by inner "
+            "cross-validation (V level of the key, match radius; its inner-CV ROC AUC), and what became of a reference of known "
             "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
             "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+
+
+def _clone_rule_cell(rule: dict | None) -> str:
+    """One cell of the fold-model table: the clone rule chosen (V level, radius) and its AUCs."""
+    if not rule:
+        return "-"
+    radius = "exact" if rule.get("radius") == 0 else "1 substitution"
+    return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
+            f"{rule.get('validation_auc', float('nan')):.2f} validation" + ("" if rule.get("used") else "; not used"))
 
 
 def _reference_cell(reference: dict) -> str:

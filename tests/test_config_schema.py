@@ -22,7 +22,7 @@ from deeprc_hopfield.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
-SET_BY_TRAINING = {"tasks", "n_v_genes", "n_j_genes", "clone_memory", "reference_size", "reference_width"}  # ModelConfig fields no user sets
+SET_BY_TRAINING = {"tasks", "n_v_genes", "n_j_genes", "clone_memory", "clone_radius", "clone_width", "reference_size", "reference_width"}  # ModelConfig fields no user sets
 TOP_LEVEL = {"seed"}  # TrainingConfig fields the workflow takes from the config's top level
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 

@@ -94,7 +94,8 @@ class ModelConfig:
     inverse temperature `beta` (None = 1/sqrt(attention_dim)), optionally learned, iterated
     `update_steps` times; with `energy_feature` the output network also sees each head's
     log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
-    Memory: `clone_memory` stored public clones (0 = none) whose exact copies get a learned attention
+    Memory: `clone_memory` stored public clones (0 = none) whose copies (exact, or within one
+    substitution at `clone_radius` 1, junctions up to `clone_width` residues) get a learned attention
     bonus (see `memory`); training fills it. Reference: `reference_size` known receptors of junctions
     up to `reference_width` residues (0 = none; see `reference`), filled by training from `--reference`.
     """
@@ -117,6 +118,8 @@ class ModelConfig:
     head_hidden: int = 32
     head_layers: int = 1
     clone_memory: int = 0
+    clone_radius: int = 0
+    clone_width: int = 0
     reference_size: int = 0
     reference_width: int = 0
 
@@ -160,6 +163,9 @@ class ModelConfig:
         _check_int("head_hidden", self.head_hidden, 1)
         _check_int("head_layers", self.head_layers, 0)
         _check_int("clone_memory", self.clone_memory, 0)
+        _check_int("clone_width", self.clone_width, 0)
+        if self.clone_radius not in (0, 1) or isinstance(self.clone_radius, bool):
+            raise ValueError(f"ModelConfig.clone_radius must be 0 or 1, got {self.clone_radius!r}")
         _check_int("reference_size", self.reference_size, 0)
         _check_int("reference_width", self.reference_width, 0)
 

@@ -11,8 +11,8 @@ ranking. And the first (binary) task's logit gets a learned weight times log1p(d
 clones in the bag), a count that does not depend on the bag's size.
 
 Sequences are matched by their clone key (`deeprc_hopfield.public_clones.clone_keys`, the key of
-the public-clone test: CDR3 core and V family, a missing V call a wildcard), computed on the model's
-device. The memory keeps what its keys were made with (`trim`, the V code of each of the model's V
+the public-clone test: CDR3 core and V family by default, or the V gene or no V as training chose,
+`deeprc_hopfield.clone_rules`; a missing V call a wildcard), computed on the model's device. The memory keeps what its keys were made with (`trim`, the V code of each of the model's V
 genes), so a model saved before the CDR3 core and the V family (whose state has neither) loads with
 its own rule, whole junctions and V genes, and predicts as it did.
 """
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from deeprc_hopfield.cdr3 import ANCHOR
-from deeprc_hopfield.public_clones import clone_keys, gene_codes
+from deeprc_hopfield.public_clones import V_MODE, clone_keys, gene_codes
 
 SIGNATURE_RESIDUES = 5  # residues from each end in a sequence's signature: 6 + 2 * 5 * 5 = 56 bits
 
@@ -143,13 +143,15 @@ class CloneMemory(ReceptorMemory):
         v_index = v_index.long()
         return torch.where(v_index >= 0, self.v_codes[v_index.clamp(min=0)], -1)
 
-    def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str]) -> None:
+    def store(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str],
+              v_level: str = V_MODE) -> None:
         """Store the clones given as flat codes, lengths and V indices into the model's V gene table
-        `v_genes` (as many distinct ones as the memory holds), keyed by the current rule."""
+        `v_genes` (as many distinct ones as the memory holds), keyed by the current rule with V at
+        `v_level` ('family', 'gene' or 'none', `public_clones.gene_codes`)."""
         if len(v_genes) + 1 != self.v_codes.shape[0]:
             raise ValueError(f"the memory knows {self.v_codes.shape[0] - 1} V genes, got a table of {len(v_genes)}")
         self.trim.fill_(ANCHOR)
-        self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes)))
+        self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes, v_level)))
         trim = int(self.trim)
         keys = clone_keys(codes, lengths, self._codes(v_index), trim=trim)
         if torch.unique(keys).shape != self.keys.shape:

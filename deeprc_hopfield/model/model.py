@@ -23,9 +23,9 @@ from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.model.config import ModelConfig
 from deeprc_hopfield.model.embedding import SequenceEmbedder
 from deeprc_hopfield.model.heads import OutputNetwork
-from deeprc_hopfield.model.memory import CloneMemory
 from deeprc_hopfield.model.pooling import HopfieldPooling
-from deeprc_hopfield.model.reference import ReferenceMemory
+from deeprc_hopfield.model.reference import ReferenceMemory, clone_memory, store_clones
+from deeprc_hopfield.public_clones import V_MODE
 from deeprc_hopfield.model.streaming import DEFAULT_CHUNK, Index, LeftOut, embedding_chunks, segment_ids
 
 
@@ -50,8 +50,8 @@ class RepertoireClassifier(nn.Module):
         self.embedder = SequenceEmbedder.from_config(config)
         self.pooling = HopfieldPooling.from_config(config, self.embedder.out_dim)
         self.head = OutputNetwork(self.pooling.out_dim, config.tasks, config.head_hidden, config.head_layers)
-        self.memory = (CloneMemory(config.clone_memory, config.attention_heads, config.n_v_genes)
-                       if config.clone_memory else None)
+        self.memory = (clone_memory(config.clone_memory, config.attention_heads, config.n_v_genes,
+                                    config.clone_radius, config.clone_width) if config.clone_memory else None)
         self.reference = (ReferenceMemory(config.reference_size, config.reference_width, config.attention_heads,
                                           config.n_v_genes) if config.reference_size else None)
 
@@ -158,11 +158,11 @@ class RepertoireClassifier(nn.Module):
 
     @torch.no_grad()
     def set_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str],
-                   weight: float, intercept: float) -> None:
-        """Store the clones (flat codes, lengths, V indices into the model's V gene table `v_genes`) and
-        start the first task's logit at the regression `weight * log1p(clones carried) + intercept` on
-        top of the output network's."""
-        self.memory.store(codes, lengths.long(), v_index.long(), v_genes)
+                   weight: float, intercept: float, v_level: str = V_MODE) -> None:
+        """Store the clones (flat codes, lengths, V indices into the model's V gene table `v_genes`, V
+        keyed at `v_level`) and start the first task's logit at the regression `weight * log1p(clones
+        carried) + intercept` on top of the output network's."""
+        store_clones(self.memory, codes, lengths, v_index, v_genes, v_level)
         self.memory.evidence.fill_(weight)
         self.head.output.bias[0] += intercept
 

@@ -13,6 +13,10 @@ A sequence matches a receptor by the rule of :class:`deeprc_hopfield.neighbours.
 same CDR3 core, or one substitution apart at `radius` 1, and the same V family where both are known.
 The receptors are kept in the model's state (padded residue codes, lengths, V family codes), so a
 saved model matches what it was trained with, without the file.
+
+The same class holds the clone memory when training chose a match radius of 1 for public clones
+(`deeprc_hopfield.clone_rules`; :func:`clone_memory` picks the class by radius): then the V codes
+are at the clone rule's level (family, gene or none) rather than always the family.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deeprc_hopfield.model.memory import ReceptorMemory
+from deeprc_hopfield.model.memory import CloneMemory, ReceptorMemory
 from deeprc_hopfield.neighbours import ReceptorIndex
 from deeprc_hopfield.public_clones import gene_codes
 
@@ -51,9 +55,9 @@ class ReferenceMemory(ReceptorMemory):
         self._index = None
 
     def store(self, codes: np.ndarray, lengths: np.ndarray, v_family: np.ndarray, v_genes: list[str],
-              radius: int) -> None:
-        """Store receptors given as flat residue codes, lengths and V family codes (-1 = unknown), with
-        the model's V gene table `v_genes` and the match radius."""
+              radius: int, v_level: str = "family") -> None:
+        """Store receptors given as flat residue codes, lengths and V codes at `v_level` (-1 = unknown;
+        family codes for a reference), with the model's V gene table `v_genes` and the match radius."""
         if len(v_genes) + 1 != self.v_codes.shape[0]:
             raise ValueError(f"the memory knows {self.v_codes.shape[0] - 1} V genes, got a table of {len(v_genes)}")
         lengths = np.asarray(lengths, dtype=np.int64)
@@ -65,7 +69,7 @@ class ReferenceMemory(ReceptorMemory):
             self.residues.copy_(torch.from_numpy(padded))
             self.lengths.copy_(torch.from_numpy(lengths))
             self.v_family.copy_(torch.from_numpy(np.asarray(v_family, dtype=np.int64)))
-            self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes, "family")))
+            self.v_codes.copy_(torch.from_numpy(gene_codes(v_genes, v_level)))
             self.radius.fill_(int(radius))
         self._index = None
 
@@ -89,3 +93,22 @@ class ReferenceMemory(ReceptorMemory):
             v = torch.where(rows >= 0, self.v_codes.cpu()[rows.clamp(min=0)], -1).numpy()
         ref, _ = self.index().first_match(codes.cpu().numpy(), lengths.cpu().numpy(), v)
         return torch.from_numpy(ref).to(lengths.device)
+
+
+def clone_memory(size: int, heads: int, n_v_genes: int, radius: int = 0, width: int = 0) -> ReceptorMemory:
+    """The clone memory of `size` public clones: matched by key (:class:`CloneMemory`) at radius 0, by
+    `ReceptorIndex` (this class, junctions up to `width` residues) within one substitution at radius 1."""
+    if radius == 0:
+        return CloneMemory(size, heads, n_v_genes)
+    return ReferenceMemory(size, width, heads, n_v_genes)
+
+
+def store_clones(memory: ReceptorMemory, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor,
+                 v_genes: list[str], v_level: str) -> None:
+    """Store clones (flat codes, lengths, V indices into the model's V gene table `v_genes`, V keyed at
+    `v_level`) in a memory of :func:`clone_memory`."""
+    if isinstance(memory, CloneMemory):
+        memory.store(codes, lengths.long(), v_index.long(), v_genes, v_level)
+        return
+    v = gene_codes(v_genes, v_level)[np.asarray(v_index, dtype=np.int64)]
+    memory.store(np.asarray(codes), np.asarray(lengths), v, v_genes, radius=1, v_level=v_level)

@@ -1,26 +1,31 @@
 """Filling the clone memory: the public clones that the public-clone test associates with positives.
 
-The test (`deeprc_hopfield.public_clones`) is checked first: fitted on the fitting repertoires, it
-must reach `clone_memory_min_auc` in inner cross-validation there and, with the clones it finds, on
-the validation repertoires. The clones stored are those it then finds on all training repertoires
-(fitting and validation, as the baseline does): a clone that few patients carry needs every carrier
-to pass. The held-out fold is never read.
+The clone rule (V level of the key, match radius; `deeprc_hopfield.clone_rules`) and the test's p
+threshold are chosen by inner cross-validation on the fitting repertoires, and the clones stored are
+those the test then finds on all fitting repertoires. The validation repertoires play no part in
+that choice, so they judge it honestly: the memory is used only when the test reaches
+`clone_memory_min_auc` both in inner CV and, with the clones it stored, on the validation
+repertoires; and they later judge the trained model against its memory alone (`selection`). The
+held-out fold is never read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.encoding import decode
+from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
+from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.public_clones import (clone_incidence, fit_public_clones, repertoire_clones, repertoire_keys,
-                                           resolve_wildcards, v_codes)
+from deeprc_hopfield.model.memory import ReceptorMemory
+from deeprc_hopfield.model.reference import clone_memory, store_clones
+from deeprc_hopfield.public_clones import repertoire_keys, v_codes
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
 
@@ -31,11 +36,12 @@ log = logging.getLogger(__name__)
 class MemoryFit:
     """What training stores in the clone memory and how it starts.
 
-    clones: (CDR3, V index; -1 = unknown) of each stored clone; carried: float (n_store,), the
-    distinct stored clones of each fitting repertoire as the test found them without it (inner
-    CV; 0 elsewhere); validation_carried: the same, counted, for the validation repertoires;
-    weight, intercept: a class-balanced logistic regression of the label on log1p(carried) over
-    the fitting repertoires (the memory's evidence weight and the first task's bias to start from).
+    clones: (CDR3, V index; -1 = unknown) of each stored clone; rule: how they match; carried: float
+    (n_store,), the distinct stored clones of each fitting repertoire as the test found them without
+    it (inner CV; 0 elsewhere); validation_carried: the same, counted by the memory's own matching,
+    for the validation repertoires; weight, intercept: a class-balanced logistic regression of the
+    label on log1p(carried) over the fitting repertoires (the memory's evidence weight and the first
+    task's bias to start from).
     """
 
     clones: list[tuple[str, int]]
@@ -43,10 +49,16 @@ class MemoryFit:
     validation_carried: np.ndarray
     weight: float
     intercept: float
+    rule: CloneRule = field(default_factory=CloneRule)
 
     def names(self, v_genes: list[str]) -> list[str]:
         """'CDR3 V-gene' (or the CDR3 alone where the V gene is unknown) of each clone."""
         return clone_names(self.clones, v_genes)
+
+    @property
+    def width(self) -> int:
+        """The longest stored junction (the model's `clone_width`)."""
+        return max((len(junction) for junction, _ in self.clones), default=0)
 
 
 def clone_names(clones: list[tuple[str, int]], v_genes: list[str]) -> list[str]:
@@ -55,72 +67,81 @@ def clone_names(clones: list[tuple[str, int]], v_genes: list[str]) -> list[str]:
 
 
 def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
-                     config: TrainingConfig, v_genes: list[str]) -> MemoryFit | None:
-    """The clone memory of a binary task with store-wide `labels`; None when the cohort shows no such signal."""
+                     config: TrainingConfig, v_genes: list[str]) -> tuple[MemoryFit | None, dict | None]:
+    """The clone memory of a binary task with store-wide `labels` (None when the cohort shows no such
+    signal) and the clone rule chosen with its AUCs (None when no clone is shared)."""
     started = time.perf_counter()
-    train_idx = np.sort(np.concatenate((fit_idx, val_idx)))
-    # each repertoire's distinct clones, a CDR3 without a V call resolved over the training repertoires
-    sets = [repertoire_clones(cache[int(i)], v_genes) for i in train_idx]
-    keys = dict(zip(train_idx.tolist(), resolve_wildcards(sets)))
-    checked = _clone_test(keys, labels, fit_idx, config.seed)
-    if checked is None:
-        return None
-    test, stored = checked
-    validation_auc = _carried_auc([keys[int(i)] for i in val_idx], stored, labels[val_idx])
-    if min(test.inner_auc, validation_auc) < config.clone_memory_min_auc or len(stored) == 0:
-        log.info("clone memory: left empty; the public-clone test reaches AUC %.2f in inner CV on the fitting "
-                 "repertoires and %.2f on the validation ones (needs %.2f on both)", test.inner_auc,
+    candidates = cohort_clones([cache[int(i)] for i in fit_idx], v_genes,
+                               clone_rules(config.clone_keys, config.clone_radius))
+    try:
+        choice = choose_clone_rule(candidates, labels[fit_idx], config.seed)
+    except DeepRCError as exc:
+        log.info("clone memory: left empty (%s)", exc)
+        return None, None
+    test, rule = choice.test, choice.rule
+    stored = choice.clones.keys[test.associated]
+    summary = {**choice.summary(), "p_threshold": test.threshold, "validation_auc": 0.5, "used": False}
+    if len(stored) == 0:
+        log.info("clone memory: left empty; the public-clone test associates no clone (%s)", rule)
+        return None, summary
+    clones = _clones(cache, fit_idx, choice.clones.incidence[:, test.associated], stored, v_genes, rule.v_level)
+    matcher = clone_matcher(clones, v_genes, rule)
+    validation_carried = np.array([carried_by(matcher, cache[int(i)]) for i in val_idx], dtype=np.float64)
+    validation_auc = carried_auc(validation_carried, labels[val_idx])
+    summary["validation_auc"] = round(validation_auc, 4)
+    if min(test.inner_auc, validation_auc) < config.clone_memory_min_auc:
+        log.info("clone memory: left empty; the public-clone test (%s) reaches AUC %.2f in inner CV on the "
+                 "fitting repertoires and %.2f on the validation ones (needs %.2f on both)", rule, test.inner_auc,
                  validation_auc, config.clone_memory_min_auc)
-        return None
-    final = _clone_test(keys, labels, train_idx, config.seed)
-    stored = final[1] if final is not None and len(final[1]) else stored
+        return None, summary
+    summary["used"] = True
     # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
     # counted with the clones chosen on it, its positives would all look like carriers
     carried = np.zeros(len(labels))
     carried[fit_idx] = test.out_of_fold
-    validation_carried = np.array([len(np.intersect1d(keys[int(i)], stored, assume_unique=True)) for i in val_idx],
-                                  dtype=np.float64)
-    clones = _clones(cache, keys, train_idx, stored, v_genes)
     weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
-    log.info("clone memory: %d public clones (p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
-             len(clones), final[0].threshold if final else test.threshold, test.inner_auc, validation_auc,
-             time.perf_counter() - started, ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
+    log.info("clone memory: %d public clones (%s; p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
+             len(clones), rule, test.threshold, test.inner_auc, validation_auc, time.perf_counter() - started,
+             ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
     log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", weight)
-    return MemoryFit(clones, carried, validation_carried, weight, intercept)
+    return MemoryFit(clones, carried, validation_carried, weight, intercept, rule), summary
 
 
-def _clone_test(keys: dict[int, np.ndarray], labels: np.ndarray, indices: np.ndarray, seed: int) -> tuple | None:
-    """The public-clone test fitted on the repertoires at `indices` (their distinct clone `keys`) and
-    the keys of the clones it associates; None when no clone is shared or a class is too small."""
-    incidence, shared = clone_incidence([keys[int(i)] for i in indices])
-    if incidence.shape[1] == 0:
-        return None
-    try:
-        test = fit_public_clones(incidence, labels[indices], seed)
-    except DeepRCError as exc:
-        log.info("clone memory: left empty (%s)", exc)
-        return None
-    return test, shared[test.associated]
-
-
-def _clones(cache: RepertoireCache, keys: dict[int, np.ndarray], indices: np.ndarray,
-            stored: np.ndarray, v_genes: list[str]) -> list[tuple[str, int]]:
-    """(CDR3, V index) of every stored key, read from the repertoires at `indices` that carry them (a
-    clone with a V call from a sequence that has it, one without from a sequence that has none)."""
+def _clones(cache: RepertoireCache, indices: np.ndarray, incidence, stored: np.ndarray, v_genes: list[str],
+            v_level: str) -> list[tuple[str, int]]:
+    """(CDR3, V index) of every stored key (V at `v_level`), read from the repertoires at `indices` that
+    carry them (`incidence`: theirs by stored clone), the most-carrying first."""
     found: dict[int, tuple[str, int]] = {}
-    for i in indices:
-        if len(found) == len(stored):
+    incidence = incidence.tocsr()
+    for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):
+        if len(found) == len(stored) or incidence.indptr[row + 1] == incidence.indptr[row]:
             break
-        if not np.isin(stored, keys[int(i)], assume_unique=True).any():
-            continue
-        rep = cache[int(i)]
-        rep_keys = repertoire_keys(rep, v_codes(rep, v_genes))
+        rep = cache[int(indices[row])]
+        rep_keys = repertoire_keys(rep, v_codes(rep, v_genes, v_level))
         hit = np.flatnonzero(np.isin(rep_keys, stored))
         carriers = rep.subset(hit)
         found.update(zip(rep_keys[hit].tolist(), zip(decode(carriers.codes, carriers.lengths),
                                                      carriers.v_index.astype(int).tolist())))
     return sorted(set(found.values()))
+
+
+def clone_matcher(clones: list[tuple[str, int]], v_genes: list[str], rule: CloneRule) -> ReceptorMemory:
+    """A clone memory holding `clones` (one attention head), to count what a repertoire carries the way the
+    model will."""
+    codes, lengths = encode([junction for junction, _ in clones])
+    lengths = lengths.astype(np.int64)
+    memory = clone_memory(len(clones), 1, len(v_genes), rule.radius, int(lengths.max(initial=0)))
+    store_clones(memory, torch.from_numpy(codes), torch.from_numpy(lengths),
+                 torch.tensor([v for _, v in clones], dtype=torch.long), v_genes, rule.v_level)
+    return memory
+
+
+def carried_by(matcher: ReceptorMemory, repertoire) -> int:
+    """Distinct clones of `matcher` that a store `Repertoire` carries."""
+    match = matcher.lookup(torch.from_numpy(np.asarray(repertoire.codes)), torch.from_numpy(
+        np.asarray(repertoire.lengths, dtype=np.int64)), torch.from_numpy(np.asarray(repertoire.v_index, dtype=np.int64)))
+    return int(torch.unique(match[match >= 0]).numel())
 
 
 def evidence_regression(carried: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -136,8 +157,3 @@ def carried_auc(carried: np.ndarray, labels: np.ndarray) -> float:
     if np.ptp(carried) == 0 or len(np.unique(labels)) < 2:
         return 0.5
     return float(roc_auc_score(labels, carried))
-
-
-def _carried_auc(keys: list[np.ndarray], stored: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC of the number of distinct `stored` clones among each repertoire's distinct clone `keys`."""
-    return carried_auc(np.array([len(np.intersect1d(k, stored, assume_unique=True)) for k in keys]), labels)

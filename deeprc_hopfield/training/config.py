@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deeprc_hopfield.clone_rules import clone_rules
 from deeprc_hopfield.devices import PRECISIONS
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model import DEFAULT_CHUNK, TaskSpec
@@ -49,6 +50,9 @@ class TrainingConfig:
     # public clones (CDR3s) that the public-clone test associates with positives get an attention bonus (model/memory.py)
     clone_memory: bool = True
     clone_memory_min_auc: float = 0.7  # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires
+    # what makes receptors one public clone (clone_rules.py), for the memory: chosen by inner CV among the candidates
+    clone_keys: str = "auto"  # V level of a clone key: auto, family, gene or none (the CDR3 alone)
+    clone_radius: int | str = "auto"  # auto, 0 (exact) or 1 (one substitution on the CDR3 core)
     # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
     reference_min_auc: float = 0.7
 
@@ -77,6 +81,10 @@ class TrainingConfig:
         for ok, message in checks:
             if not ok:
                 raise TrainingError(f"training config: {message}")
+        try:
+            clone_rules(self.clone_keys, self.clone_radius)
+        except DeepRCError as exc:
+            raise TrainingError(f"training config: {exc}") from None
 
 
 def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202

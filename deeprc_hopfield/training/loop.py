@@ -70,9 +70,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.cache = RepertoireCache(store)
         binary = first.kind == "binary"
-        self.memory: MemoryFit | None = fit_clone_memory(
-            self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes) \
-            if config.clone_memory and binary else None
+        self.memory: MemoryFit | None = None
+        self.clone_rule: dict | None = None  # the clone rule chosen and its AUCs (config.json, the report)
+        if config.clone_memory and binary:
+            self.memory, self.clone_rule = fit_clone_memory(
+                self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes)
         if reference is not None and not binary:
             log.info("reference %s: not used (it needs a binary first label; '%s' is %s)", reference.name,
                      first.name, first.kind)
@@ -98,7 +100,8 @@ class Trainer:
         known = self.reference if self.reference is not None and self.reference.used else None
         receptors = known.receptors() if known is not None else None
         options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
-                   "clone_memory": len(clones), "reference_size": len(receptors[1]) if receptors else 0,
+                   "clone_memory": len(clones), "clone_radius": self.memory.rule.radius if self.memory else 0,
+                   "clone_width": self.memory.width if self.memory else 0, "reference_size": len(receptors[1]) if receptors else 0,
                    "reference_width": int(receptors[1].max(initial=0)) if receptors else 0}
         try:
             model = RepertoireClassifier(ModelConfig(tasks=self.tasks, **options))
@@ -108,7 +111,8 @@ class Trainer:
             codes, lengths = encode([junction for junction, _ in clones])
             v_index = np.array([v for _, v in clones], dtype=np.int64)
             model.set_memory(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)),
-                             v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept)
+                             v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept,
+                             v_level=self.memory.rule.v_level)
         if known is not None:
             model.set_reference(*receptors, v_genes=self.store.v_genes, radius=known.radius, weight=known.weight,
                                 intercept=known.intercept)
@@ -287,6 +291,7 @@ class Trainer:
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
+                    "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}
         extra_files = {"metrics.csv": _history_csv(self.progress.history)}
         if self.reference is not None:  # what interpretation marks attended sequences with

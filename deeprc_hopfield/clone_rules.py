@@ -1,0 +1,191 @@
+"""Which receptors count as one public clone, chosen by the data.
+
+Real cohorts do not share clones the way a simulator does: annotations disagree on the V call of
+one CDR3 (immunoSEQ family-only or missing calls, MiXCR against immunoSEQ), and antigen-specific
+receptors come as families of near-identical CDR3s. So the public-clone path (the baseline and the
+model's clone memory alike) compares a few **clone rules** by inner cross-validation on the
+training repertoires and keeps the best:
+
+- the V level of a clone (:data:`V_LEVELS`): CDR3 core + V family (the default on ties), CDR3 core
+  + V gene (a family-only or missing call a wildcard), or the CDR3 core alone;
+- the match radius (:data:`RADII`): a repertoire carries a clone when it holds it (0) or a sequence
+  one substitution away on the core, same length (1).
+
+:func:`cohort_clones` builds the repertoire-by-clone incidence of one rule; :func:`choose_clone_rule`
+fits the public-clone test (`deeprc_hopfield.public_clones.PublicCloneTest`) on each rule's incidence
+with the same inner folds and returns the rule of the best inner ROC AUC. Nothing here reads a
+held-out repertoire: callers pass the repertoires they may learn from.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.neighbours import RADII, ReceptorIndex
+from deeprc_hopfield.public_clones import (PublicCloneTest, clone_incidence, clone_set, repertoire_keys,
+                                           resolve_wildcards, v_codes, with_v)
+
+log = logging.getLogger(__name__)
+
+#: V levels of a clone key, in the order ties are broken.
+V_LEVELS = ("family", "gene", "none")
+AUTO = "auto"
+_LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "CDR3 alone"}
+
+
+@dataclass(frozen=True)
+class CloneRule:
+    """What makes two receptors one clone: the V level of the key and the match radius on the CDR3 core."""
+
+    v_level: str = "family"
+    radius: int = 0
+
+    def __post_init__(self) -> None:
+        if self.v_level not in V_LEVELS:
+            raise DeepRCError(f"unknown clone key {self.v_level!r}; known: {', '.join(V_LEVELS)} (or {AUTO})")
+        if self.radius not in RADII or isinstance(self.radius, bool):
+            raise DeepRCError(f"clone radius must be 0 or 1 (or {AUTO}), got {self.radius!r}")
+
+    def __str__(self) -> str:
+        return f"{_LEVEL_NAMES[self.v_level]}, {'exact' if self.radius == 0 else '1 substitution'}"
+
+    def as_dict(self) -> dict:
+        return {"v_level": self.v_level, "radius": self.radius}
+
+
+def clone_rules(v_level: str = AUTO, radius: int | str = AUTO) -> tuple[CloneRule, ...]:
+    """The rules to choose among for a `clone_keys` setting (a V level or 'auto') and a `clone_radius`
+    setting (0, 1 or 'auto'), in the order ties are broken; a bad value is refused in one line."""
+    levels = V_LEVELS if v_level == AUTO else (v_level,)
+    radii = RADII if radius == AUTO else (radius,)
+    return tuple(CloneRule(level, r) for r in radii for level in levels)
+
+
+@dataclass
+class CohortClones:
+    """The clones of some repertoires under one rule.
+
+    incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone shared by two
+    repertoires or more (at radius 1: holds it or a neighbour); keys: int64 (n_shared,), the exact key
+    (`public_clones.clone_keys`, V at the rule's level) of each column's clone.
+    """
+
+    rule: CloneRule
+    incidence: sparse.csr_matrix
+    keys: np.ndarray
+
+    def rows(self, which: np.ndarray) -> "CohortClones":
+        """The same clones, for the repertoires at `which` (indices or a mask) only."""
+        return CohortClones(self.rule, self.incidence[which], self.keys)
+
+
+class CloneCollector:
+    """Builds the :class:`CohortClones` of several rules in one pass over the repertoires (`add` each,
+    then `result`), keying each repertoire once per V level; V indices point into `v_genes`."""
+
+    def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule]) -> None:
+        self.v_genes, self.rules = list(v_genes), list(rules)
+        self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
+        self._distinct: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
+
+    def add(self, repertoire) -> None:
+        cores = repertoire_keys(repertoire)  # the CDR3 cores' keys; each level adds its V term
+        for level in dict.fromkeys([*self._sets, *self._distinct]):
+            v = v_codes(repertoire, self.v_genes, level)
+            keys = with_v(cores, v)
+            if level in self._sets:
+                self._sets[level].append(clone_set(keys, v))
+            if level in self._distinct:
+                distinct, first = np.unique(keys, return_index=True)
+                picked = repertoire.subset(first)
+                self._distinct[level].append((distinct, picked.codes, picked.lengths.astype(np.int64), v[first]))
+
+    def result(self) -> list[CohortClones]:
+        """One :class:`CohortClones` per rule, in the rules' order."""
+        out = []
+        for rule in self.rules:
+            if rule.radius == 0:
+                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]))
+                out.append(CohortClones(rule, incidence, keys))
+            else:
+                out.append(_neighbour_clones(self._distinct[rule.v_level], rule))
+        return out
+
+
+def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule]) -> list[CohortClones]:
+    """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule."""
+    collector = CloneCollector(v_genes, rules)
+    for rep in repertoires:
+        collector.add(rep)
+    return collector.result()
+
+
+def _neighbour_clones(distinct: list[tuple], rule: CloneRule) -> CohortClones:
+    """Radius 1: every distinct clone of the cohort is a candidate, carried by the repertoires holding it
+    or a clone one substitution away (`ReceptorIndex`, whose V rule makes a missing call a wildcard).
+    `distinct`: per repertoire (distinct keys, their codes, lengths and V codes)."""
+    if not distinct:
+        return CohortClones(rule, sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, dtype=np.int64))
+    all_keys = np.concatenate([d[0] for d in distinct])
+    rows = np.repeat(np.arange(len(distinct)), [len(d[0]) for d in distinct])
+    table, first, column = np.unique(all_keys, return_index=True, return_inverse=True)
+    lengths = np.concatenate([d[2] for d in distinct])
+    starts = np.cumsum(lengths) - lengths
+    table_lengths = lengths[first]
+    gather = (np.repeat(starts[first] - (np.cumsum(table_lengths) - table_lengths), table_lengths)
+              + np.arange(int(table_lengths.sum()), dtype=np.int64))
+    table_codes = np.concatenate([d[1] for d in distinct])[gather]
+    table_v = np.concatenate([d[3] for d in distinct])[first]
+    query, ref, _ = ReceptorIndex(table_codes, table_lengths, table_v, radius=1).pairs(
+        table_codes, table_lengths, table_v)
+    n = len(table)
+    neighbours = sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
+    held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
+                             shape=(len(distinct), n))
+    carried = (held @ neighbours).tocsc()
+    shared = np.flatnonzero(np.diff(carried.indptr) >= 2)
+    incidence = carried[:, shared].tocsr()
+    return CohortClones(rule, incidence.astype(bool), table[shared])
+
+
+@dataclass
+class RuleChoice:
+    """The chosen rule, its fitted test, and every rule's inner-CV ROC AUC (as `str(rule)` -> AUC)."""
+
+    rule: CloneRule
+    test: PublicCloneTest
+    clones: CohortClones
+    inner_aucs: dict[str, float]
+
+    def summary(self) -> dict:
+        """What the model's config.json and the report keep of the choice."""
+        return {**self.rule.as_dict(), "inner_auc": round(self.test.inner_auc, 4),
+                "inner_aucs": {k: round(v, 4) for k, v in self.inner_aucs.items()}}
+
+
+def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
+                      fit: Callable[[CohortClones], PublicCloneTest] | None = None) -> RuleChoice:
+    """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, same inner
+    folds for all) and keep the rule of the best inner ROC AUC, the earlier on ties."""
+    fit = fit or (lambda clones: PublicCloneTest(random_state=seed).fit(clones.incidence, y))
+    best: RuleChoice | None = None
+    aucs: dict[str, float] = {}
+    for clones in candidates:
+        if clones.incidence.shape[1] == 0:
+            aucs[str(clones.rule)] = 0.5
+            continue
+        test = fit(clones)
+        aucs[str(clones.rule)] = float(test.inner_auc)
+        if best is None or test.inner_auc > best.test.inner_auc:
+            best = RuleChoice(clones.rule, test, clones, aucs)
+    if best is None:
+        raise DeepRCError("no clone is shared by two repertoires under any clone rule")
+    log.info("clone rule: %s (inner-CV AUC %s)", best.rule,
+             "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()))
+    return best

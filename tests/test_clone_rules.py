@@ -1,0 +1,102 @@
+"""Clone rules (V level of the key, match radius) and their choice by inner cross-validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_junctions
+
+from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
+from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.public_clones import gene_codes
+from deeprc_hopfield.store import Repertoire
+
+V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9", "TRBV12-3", "TRBV20-1"]
+CLONE = "CASSLGQGAYEQYF"
+
+
+def repertoire(name: str, junctions: list[str], v_index: list[int]) -> Repertoire:
+    codes, lengths = encode(junctions)
+    n = len(junctions)
+    return Repertoire(name, codes, lengths.astype(np.int64), np.ones(n), np.asarray(v_index, dtype=np.int16),
+                      np.full(n, -1, dtype=np.int16))
+
+
+def cohort(signal, n: int = 20, seed: int = 0) -> tuple[list[Repertoire], np.ndarray]:
+    """n positives, each with 40 random junctions plus what `signal(i, rng)` gives (junction, V index), and
+    n negatives with random junctions only."""
+    rng = np.random.default_rng(seed)
+    reps, labels = [], []
+    for i in range(2 * n):
+        junctions = random_junctions(rng, 40)
+        v = list(rng.integers(0, len(V_GENES), 40))
+        if i < n:
+            junction, v_index = signal(i, rng)
+            junctions.append(junction)
+            v.append(v_index)
+        reps.append(repertoire(f"r{i}", junctions, v))
+        labels.append(int(i < n))
+    return reps, np.array(labels)
+
+
+def substituted(junction: str, position: int, residue: str) -> str:
+    return junction[:position] + residue + junction[position + 1:]
+
+
+@pytest.mark.parametrize("level, radius, words", [("vgene", 0, "unknown clone key 'vgene'"),
+                                                  ("family", 2, "clone radius must be 0 or 1"),
+                                                  ("auto", "1", "clone radius must be 0 or 1")])
+def test_bad_rules_are_refused_in_one_line(level, radius, words):
+    with pytest.raises(DeepRCError, match=words) as caught:
+        clone_rules(level, radius)
+    assert "\n" not in str(caught.value)
+
+
+def test_auto_tries_six_rules_the_default_first():
+    rules = clone_rules()
+    assert len(rules) == 6 and rules[0] == CloneRule("family", 0) and str(rules[0]) == "CDR3 + V family, exact"
+    assert clone_rules("none", 1) == (CloneRule("none", 1),)
+
+
+def test_a_family_only_call_is_a_wildcard_at_the_gene_level():
+    codes = gene_codes(V_GENES, "gene")
+    assert codes[1] == -1  # TRBV5 where the table holds TRBV5-1: unknown, matches any gene
+    assert codes[4] >= 0  # TRBV9 is a gene of its own family
+    assert codes[0] != codes[2] and gene_codes(V_GENES, "family")[0] == gene_codes(V_GENES, "family")[1]
+
+
+def test_v_calls_that_disagree_across_families_choose_the_cdr3_alone():
+    """Each positive carries the clone under one of five V families: keyed with V it is five rare clones
+    that no test finds; keyed on the CDR3 alone it is one clone in every positive."""
+    reps, y = cohort(lambda i, rng: (CLONE, [0, 2, 3, 5, 6][i % 5]))
+    clones = cohort_clones(reps, V_GENES, clone_rules(radius=0))
+    by_level = {c.rule.v_level: c for c in clones}
+    assert by_level["none"].incidence.shape[1] >= 1
+    choice = choose_clone_rule(clones, y, seed=0)
+    assert choice.rule == CloneRule("none", 0)
+    assert choice.inner_aucs["CDR3 alone, exact"] > choice.inner_aucs["CDR3 + V family, exact"]
+    assert choice.summary()["v_level"] == "none" and choice.summary()["inner_auc"] == pytest.approx(1.0)
+
+
+def test_near_identical_clones_choose_the_one_substitution_radius():
+    """Each positive carries one member of a family of 1-substitution variants (the clone and four
+    variants, one V gene): exact keys see five rare clones, radius 1 one clone in every positive."""
+    members = [CLONE] + [substituted(CLONE, p, "W") for p in (4, 5, 6, 7)]
+    reps, y = cohort(lambda i, rng: (members[i % 5], 2))
+    choice = choose_clone_rule(cohort_clones(reps, V_GENES, clone_rules("family")), y, seed=0)
+    assert choice.rule == CloneRule("family", 1)
+    centre = choice.clones.incidence[:, np.searchsorted(choice.clones.keys, choice.clones.keys)].toarray()
+    assert centre[y == 1].any(axis=1).all()  # every positive carries a stored neighbour family
+
+
+def test_radius_one_respects_the_v_rule():
+    """At radius 1 a neighbour under another V family is another clone, and a missing V matches any."""
+    variant = substituted(CLONE, 5, "W")
+    reps = [repertoire("a", [CLONE], [2]), repertoire("b", [variant], [2]), repertoire("c", [variant], [3]),
+            repertoire("d", [variant], [-1])]
+    (family,) = cohort_clones(reps, V_GENES, [CloneRule("family", 1)])
+    carriers = {tuple(np.flatnonzero(family.incidence[:, j].toarray().ravel())) for j in range(family.incidence.shape[1])}
+    # the clone and its variant under TRBV6: each other and the V-less one, never the TRBV7 variant;
+    # the TRBV7 variant: itself and the V-less one; the V-less variant: every repertoire
+    assert carriers == {(0, 1, 3), (2, 3), (0, 1, 2, 3)}
