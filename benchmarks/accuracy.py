@@ -162,11 +162,12 @@ def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndar
         search = fit_kmer(features.kmers[train_idx], y[train_idx], seed)
         kmer_auc = roc_auc_score(y[test_idx], search.predict_proba(features.kmers[test_idx])[:, 1])
     with timed(seconds, "public_clone"):
-        choice = fit_public_clone_baseline(features.clones, train_idx, y[train_idx], seed)
+        choice = fit_public_clone_baseline(features, train_idx, seed)
         clone_auc = roc_auc_score(y[test_idx], choice.test.decision_function(choice.clones.incidence[test_idx]))
     return {"kmer_l1_auc": kmer_auc, "kmer_l1_C": search.best_params_["logisticregression__C"],
             "public_clone_auc": clone_auc, "public_clone_rule": str(choice.rule),
-            "fisher_threshold": choice.test.threshold, "associated_clones": len(choice.test.associated)}
+            "fisher_threshold": choice.test.threshold, "pgen_cutoff": choice.test.pgen_cutoff,
+            "associated_clones": len(choice.test.associated)}
 
 
 def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, store: Path, work: Path,

@@ -8,7 +8,8 @@
 * ``public_clones``: Emerson et al. 2017, :class:`deeprc_hopfield.public_clones.PublicCloneTest`. What
   makes one clone (the CDR3 core with its V family, its V gene or alone; exact or within one
   substitution: `deeprc_hopfield.clone_rules`) is chosen by inner cross-validation on the training
-  repertoires of each fold, as for the model's clone memory. On the training repertoires each clone gets a one-sided
+  repertoires of each fold, as for the model's clone memory, and so is leaving out chance-public clones
+  (generation probability above a cutoff, OLGA). On the training repertoires each clone gets a one-sided
   Fisher's exact test of enrichment in the positives; the clones with p below a threshold (chosen
   by inner cross-validation) are *associated*. A repertoire's score is the number of associated
   clones it carries (not divided by its size), its probability a logistic fit of the inner
@@ -41,7 +42,7 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneCollector, CloneRule, CohortClones, RuleChoice, choose_clone_rule,
-                                         clone_rules)
+                                         clone_rules, pgen_for)
 from deeprc_hopfield.public_clones import inner_cv
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
@@ -66,6 +67,8 @@ class CohortFeatures:
     """
 
     subject_ids: list[str]
+    store_path: Path
+    v_genes: list[str]
     y: np.ndarray
     classes: list[str]
     kmers: np.ndarray | None
@@ -118,16 +121,21 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
             if collector is not None:
                 collector.add(rep)
             raise_if_interrupted()
-        subjects = list(store.subject_ids)
-    return CohortFeatures(subjects, np.asarray(label.values, dtype=np.int64), list(label.classes),
+        subjects, v_genes = list(store.subject_ids), list(store.v_genes)
+    return CohortFeatures(subjects, Path(store_path), v_genes, np.asarray(label.values, dtype=np.int64),
+                          list(label.classes),
                           np.vstack(kmers) if kmers else None, collector.result() if collector else None)
 
 
-def fit_public_clone_baseline(clones: list[CohortClones], train: np.ndarray, y: np.ndarray, seed: int
+def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True
                               ) -> RuleChoice:
-    """The public-clone test of the rule chosen by inner CV on the repertoires at `train` (labels `y` of
-    those): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort."""
-    choice = choose_clone_rule([c.rows(train) for c in clones], y, seed)
+    """The public-clone test of the rule (and pgen cutoff) chosen by inner CV on the repertoires at `train`
+    (store indices): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort."""
+    train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
+    clones = features.clones
+    with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
+        pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen)
+        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen)
     whole = next(c for c in clones if c.rule == choice.rule)
     return RuleChoice(choice.rule, choice.test, whole, choice.inner_aucs)
 
@@ -188,7 +196,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            choice = fit_public_clone_baseline(features.clones, train, y[train], seed)
+            choice = fit_public_clone_baseline(features, train, seed)
             model, held_out = choice.test, choice.clones.incidence[test]
             out["public_clones"].loc[test, "probability"] = model.predict_proba(held_out)[:, 1]
             out["public_clones"].loc[test, "score"] = model.decision_function(held_out)

@@ -13,8 +13,10 @@ training repertoires and keeps the best:
 
 :func:`cohort_clones` builds the repertoire-by-clone incidence of one rule; :func:`choose_clone_rule`
 fits the public-clone test (`deeprc_hopfield.public_clones.PublicCloneTest`) on each rule's incidence
-with the same inner folds and returns the rule of the best inner ROC AUC. Nothing here reads a
-held-out repertoire: callers pass the repertoires they may learn from.
+with the same inner folds and returns the rule of the best inner ROC AUC. With :class:`ColumnPgen`
+the test may also leave out chance-public clones (a generation probability above a cutoff, OLGA:
+`deeprc_hopfield.pgen`), the cutoff chosen by the same inner CV. Nothing here reads a held-out
+repertoire: callers pass the repertoires they may learn from.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import sparse
 
+from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.neighbours import RADII, ReceptorIndex
 from deeprc_hopfield.public_clones import (PublicCloneTest, clone_incidence, clone_set, repertoire_keys,
@@ -170,10 +173,13 @@ class RuleChoice:
 
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
-                      fit: Callable[[CohortClones], PublicCloneTest] | None = None) -> RuleChoice:
+                      pgen: Callable[[CohortClones], Callable | None] | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, same inner
-    folds for all) and keep the rule of the best inner ROC AUC, the earlier on ties."""
-    fit = fit or (lambda clones: PublicCloneTest(random_state=seed).fit(clones.incidence, y))
+    folds for all; `pgen(clones)`: the test's pgen of the columns, e.g. :class:`ColumnPgen`, or None)
+    and keep the rule of the best inner ROC AUC, the earlier on ties."""
+    def fit(clones: CohortClones) -> PublicCloneTest:
+        return PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
+
     best: RuleChoice | None = None
     aucs: dict[str, float] = {}
     for clones in candidates:
@@ -186,6 +192,71 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
             best = RuleChoice(clones.rule, test, clones, aucs)
     if best is None:
         raise DeepRCError("no clone is shared by two repertoires under any clone rule")
-    log.info("clone rule: %s (inner-CV AUC %s)", best.rule,
-             "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()))
+    log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
+             "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
+             f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")
     return best
+
+
+# --- the sequences of clones -----------------------------------------------------------------------
+def clone_sequences(repertoire_of: Callable[[int], object], incidence: sparse.spmatrix, keys: np.ndarray,
+                    v_genes: Sequence[str], v_level: str) -> dict[int, tuple[str, int]]:
+    """(junction, V index; -1 = unknown) of each clone key (V at `v_level`), read from a sequence that
+    has it in the repertoires `repertoire_of(row)` of the rows of `incidence` (rows by these clones'
+    columns) that carry them, the most-carrying first: only the sequences of these clones are decoded."""
+    wanted = np.unique(np.asarray(keys, dtype=np.int64))
+    found: dict[int, tuple[str, int]] = {}
+    incidence = sparse.csr_matrix(incidence)
+    for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):
+        if len(found) == len(wanted) or incidence.indptr[row + 1] == incidence.indptr[row]:
+            break
+        rep = repertoire_of(int(row))
+        rep_keys = with_v(repertoire_keys(rep), v_codes(rep, v_genes, v_level))
+        hit = np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, rep_keys), len(wanted) - 1)] == rep_keys)
+        hit = hit[[k not in found for k in rep_keys[hit].tolist()]]
+        carriers = rep.subset(hit)
+        for key, junction, v in zip(rep_keys[hit].tolist(), decode(carriers.codes, carriers.lengths),
+                                    carriers.v_index.astype(int).tolist()):
+            found.setdefault(key, (junction, v))
+    return found
+
+
+class ColumnPgen:
+    """The generation probability of columns of a :class:`CohortClones` (what `PublicCloneTest.fit`
+    asks as `pgen`): each column's clone read from the repertoires `repertoire_of(row)` of its rows,
+    its pgen under OLGA's model of `chain` (`deeprc_hopfield.pgen`) with V at the rule's level."""
+
+    def __init__(self, clones: CohortClones, repertoire_of: Callable[[int], object], v_genes: Sequence[str],
+                 chain: str) -> None:
+        from deeprc_hopfield.pgen import pgen_model
+
+        self.clones, self.repertoire_of, self.v_genes = clones, repertoire_of, list(v_genes)
+        self.model = pgen_model(chain, v_level=clones.rule.v_level)
+
+    def __call__(self, columns: np.ndarray) -> np.ndarray:
+        keys = self.clones.keys[columns]
+        found = clone_sequences(self.repertoire_of, self.clones.incidence[:, columns], keys, self.v_genes,
+                                self.clones.rule.v_level)
+        names = self.v_genes + [None]
+        have = [i for i, k in enumerate(keys.tolist()) if k in found]
+        out = np.full(len(keys), np.nan)
+        if have:
+            clones = [found[int(keys[i])] for i in have]
+            out[have] = self.model.pgen([j for j, _ in clones], [names[v] for _, v in clones])
+        return out
+
+
+def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use: bool = True
+             ) -> Callable[[CohortClones], ColumnPgen] | None:
+    """What :func:`choose_clone_rule` takes as `pgen`: a :class:`ColumnPgen` per rule for repertoires of the
+    chain of `v_genes`; None (no filter) when `use` is off or OLGA has no model of that chain."""
+    from deeprc_hopfield.pgen import chain_of_genes, olga_chain
+
+    if not use:
+        return None
+    try:
+        chain = olga_chain(chain_of_genes(v_genes))[1]
+    except DeepRCError as exc:
+        log.info("clone rule: no pgen filter (%s)", exc)
+        return None
+    return lambda clones: ColumnPgen(clones, repertoire_of, v_genes, chain)

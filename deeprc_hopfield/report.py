@@ -290,7 +290,9 @@ def _clone_rule_cell(rule: dict | None) -> str:
         return "-"
     radius = "exact" if rule.get("radius") == 0 else "1 substitution"
     return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
-            f"{rule.get('validation_auc', float('nan')):.2f} validation" + ("" if rule.get("used") else "; not used"))
+            f"{rule.get('validation_auc', float('nan')):.2f} validation"
+            + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
+            + ("" if rule.get("used") else "; not used"))
 
 
 def _reference_cell(reference: dict) -> str:

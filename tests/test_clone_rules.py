@@ -100,3 +100,19 @@ def test_radius_one_respects_the_v_rule():
     # the clone and its variant under TRBV6: each other and the V-less one, never the TRBV7 variant;
     # the TRBV7 variant: itself and the V-less one; the V-less variant: every repertoire
     assert carriers == {(0, 1, 3), (2, 3), (0, 1, 2, 3)}
+
+
+def test_column_pgen_reads_each_columns_clone_and_asks_olga():
+    """The pgen filter's view of a rule's columns: the clone's own junction and V (at the rule's level)."""
+    from deeprc_hopfield.clone_rules import ColumnPgen, pgen_for
+    from deeprc_hopfield.pgen import generation_probability
+
+    reps, y = cohort(lambda i, rng: (CLONE, 2))
+    (clones,) = cohort_clones(reps, V_GENES, [CloneRule("family", 0)])
+    column = int(np.argmax(np.asarray(clones.incidence.sum(axis=0)).ravel()))  # the clone, in all 20 positives
+    pgen = pgen_for(lambda row: reps[row], V_GENES)(clones)
+    assert isinstance(pgen, ColumnPgen)
+    expected = generation_probability([CLONE], "TRB", v_calls=["TRBV6-1"])
+    assert pgen(np.array([column])) == pytest.approx(expected)
+    assert pgen_for(lambda row: reps[row], V_GENES, use=False) is None
+    assert pgen_for(lambda row: reps[row], ["XYZV1", "XYZV2"]) is None  # no OLGA model: no filter, no error

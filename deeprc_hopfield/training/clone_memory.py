@@ -20,12 +20,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
-from deeprc_hopfield.encoding import decode, encode
+from deeprc_hopfield.clone_rules import (CloneRule, choose_clone_rule, clone_rules, clone_sequences, cohort_clones,
+                                         pgen_for)
+from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model.memory import ReceptorMemory
 from deeprc_hopfield.model.reference import clone_memory, store_clones
-from deeprc_hopfield.public_clones import repertoire_keys, v_codes
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
 
@@ -73,18 +73,22 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     started = time.perf_counter()
     candidates = cohort_clones([cache[int(i)] for i in fit_idx], v_genes,
                                clone_rules(config.clone_keys, config.clone_radius))
+    fitting = lambda row: cache[int(fit_idx[row])]  # noqa: E731 (the incidence's rows are the fitting repertoires)
     try:
-        choice = choose_clone_rule(candidates, labels[fit_idx], config.seed)
+        choice = choose_clone_rule(candidates, labels[fit_idx], config.seed,
+                                   pgen_for(fitting, v_genes, config.clone_pgen))
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
     test, rule = choice.test, choice.rule
     stored = choice.clones.keys[test.associated]
-    summary = {**choice.summary(), "p_threshold": test.threshold, "validation_auc": 0.5, "used": False}
+    summary = {**choice.summary(), "p_threshold": test.threshold, "pgen_cutoff": test.pgen_cutoff,
+               "validation_auc": 0.5, "used": False}
     if len(stored) == 0:
         log.info("clone memory: left empty; the public-clone test associates no clone (%s)", rule)
         return None, summary
-    clones = _clones(cache, fit_idx, choice.clones.incidence[:, test.associated], stored, v_genes, rule.v_level)
+    found = clone_sequences(fitting, choice.clones.incidence[:, test.associated], stored, v_genes, rule.v_level)
+    clones = sorted(set(found.values()))
     matcher = clone_matcher(clones, v_genes, rule)
     validation_carried = np.array([carried_by(matcher, cache[int(i)]) for i in val_idx], dtype=np.float64)
     validation_auc = carried_auc(validation_carried, labels[val_idx])
@@ -106,24 +110,6 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
              ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
     log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", weight)
     return MemoryFit(clones, carried, validation_carried, weight, intercept, rule), summary
-
-
-def _clones(cache: RepertoireCache, indices: np.ndarray, incidence, stored: np.ndarray, v_genes: list[str],
-            v_level: str) -> list[tuple[str, int]]:
-    """(CDR3, V index) of every stored key (V at `v_level`), read from the repertoires at `indices` that
-    carry them (`incidence`: theirs by stored clone), the most-carrying first."""
-    found: dict[int, tuple[str, int]] = {}
-    incidence = incidence.tocsr()
-    for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):
-        if len(found) == len(stored) or incidence.indptr[row + 1] == incidence.indptr[row]:
-            break
-        rep = cache[int(indices[row])]
-        rep_keys = repertoire_keys(rep, v_codes(rep, v_genes, v_level))
-        hit = np.flatnonzero(np.isin(rep_keys, stored))
-        carriers = rep.subset(hit)
-        found.update(zip(rep_keys[hit].tolist(), zip(decode(carriers.codes, carriers.lengths),
-                                                     carriers.v_index.astype(int).tolist())))
-    return sorted(set(found.values()))
 
 
 def clone_matcher(clones: list[tuple[str, int]], v_genes: list[str], rule: CloneRule) -> ReceptorMemory:

@@ -53,6 +53,7 @@ class TrainingConfig:
     # what makes receptors one public clone (clone_rules.py), for the memory: chosen by inner CV among the candidates
     clone_keys: str = "auto"  # V level of a clone key: auto, family, gene or none (the CDR3 alone)
     clone_radius: int | str = "auto"  # auto, 0 (exact) or 1 (one substitution on the CDR3 core)
+    clone_pgen: bool = True  # leave out chance-public clones (OLGA pgen above a cutoff) where inner CV says so
     # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
     reference_min_auc: float = 0.7
 

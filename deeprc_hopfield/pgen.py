@@ -1,0 +1,205 @@
+"""Generation probability (pgen) of CDR3 junctions under OLGA's default recombination models.
+
+A CDR3 can be public (carried by many people) because V(D)J recombination makes it often, not
+because of any disease: its generation probability is high. OLGA (Sethna et al. 2019) computes
+that probability for an amino-acid junction exactly, summing over every recombination event and
+codon that yields it. :class:`PgenModel` wraps OLGA's default model of one chain (human TRB, TRA,
+IGH, IGK, IGL; mouse TRB, TRA, IGH, IGK, IGL: the models OLGA ships, where the installed version
+has them) and caches one value per distinct (junction, V, J).
+
+**What is conditioned on.** The value is the *joint* probability that a recombination yields this
+amino-acid junction with a V gene of the given V family (OLGA's V usage mask), J marginalised. That
+is the chance of exactly the clone that :mod:`deeprc_hopfield.public_clones` counts, whose key is
+(CDR3 core, V family): a clone shared by chance is shared in proportion to it. A V family rather
+than a gene, because calls disagree at the gene level between tools and a family-only call must
+give the clone the same value; no J, because the key has none. Where the V call is missing, of
+another locus or unknown to OLGA, V is marginalised too (the pgen of the junction alone): a clone
+of unknown V matches any V. ``v_level='gene'`` or ``'none'`` and `j_calls` change this.
+
+**Speed.** OLGA computes pgen in pure Python, one sequence per call: **about 50-75 sequences/s**
+for human TRB junctions, with or without a V family (45-77/s measured on one core of the shared
+2-core development machine, 300 fresh junctions of OLGA's own model; ``benchmarks/pgen_filter.py``
+measures it, ``benchmarks/results/pgen_filter.txt``); human TRA 150-300/s, IGK and IGL about 100/s,
+and IGH only **3-4/s** (long junctions, a D segment). So pgen is for a few hundred to a few
+thousand sequences (the candidate clones of a test: under a minute of TRB for a thousand), never
+for whole repertoires. Each distinct (junction, V, J) is computed once per :class:`PgenModel`.
+
+A junction OLGA cannot generate (no conserved C first or F/W last, a symbol outside the 20 amino
+acids) has pgen 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.genes import gene_family
+
+log = logging.getLogger(__name__)
+
+#: (species, chain) -> (OLGA default model folder, recombination type).
+OLGA_MODELS = {
+    ("human", "TRB"): ("human_T_beta", "VDJ"),
+    ("human", "TRA"): ("human_T_alpha", "VJ"),
+    ("human", "IGH"): ("human_B_heavy", "VDJ"),
+    ("human", "IGK"): ("human_B_kappa", "VJ"),
+    ("human", "IGL"): ("human_B_lambda", "VJ"),
+    ("mouse", "TRB"): ("mouse_T_beta", "VDJ"),
+    ("mouse", "TRA"): ("mouse_T_alpha", "VJ"),
+    ("mouse", "IGH"): ("mouse_B_heavy", "VDJ"),
+    ("mouse", "IGK"): ("mouse_B_kappa", "VJ"),
+    ("mouse", "IGL"): ("mouse_B_lambda", "VJ"),
+}
+#: Other names of a locus (AIRR `locus`, immunoSEQ, older TCR nomenclature) -> the IMGT locus.
+CHAIN_ALIASES = {"TCRB": "TRB", "TCRA": "TRA", "BETA": "TRB", "ALPHA": "TRA", "HEAVY": "IGH",
+                 "KAPPA": "IGK", "LAMBDA": "IGL", "IGHV": "IGH", "TRBV": "TRB", "TRAV": "TRA"}
+#: What of a V call conditions the pgen: the family (as clone keys), the gene, or nothing.
+V_LEVELS = ("family", "gene", "none")
+
+
+def olga_chain(chain: str, species: str = "human") -> tuple[str, str]:
+    """The (species, IMGT locus) of a chain name such as ``TRB``, ``tcrb`` or ``TCRB``; a
+    :class:`DeepRCError` in one line where OLGA has no default model for it."""
+    name = str(chain).strip().upper()
+    name = CHAIN_ALIASES.get(name, name)
+    kind = str(species).strip().lower()
+    if (kind, name) not in OLGA_MODELS:
+        have = ", ".join(f"{s} {c}" for s, c in OLGA_MODELS)
+        raise DeepRCError(f"no OLGA generation-probability model for {species} {chain!r}; supported: {have}")
+    return kind, name
+
+
+def chain_of_genes(v_genes: Sequence[str | None]) -> str:
+    """The locus (TRB, TRA, IGH, ...) that IMGT V gene names such as a store's ``v_genes`` belong to:
+    the most common 3-letter prefix; a :class:`DeepRCError` where there is none."""
+    prefixes = [g.strip().upper()[:3] for g in v_genes if isinstance(g, str) and len(g.strip()) >= 4]
+    if not prefixes:
+        raise DeepRCError("cannot tell the chain: no V gene names (give the chain, e.g. TRB)")
+    values, counts = np.unique(prefixes, return_counts=True)
+    return str(values[np.argmax(counts)])
+
+
+@lru_cache(maxsize=None)
+def _olga_pgen(species: str, chain: str):  # noqa: ANN202 (an OLGA object)
+    """OLGA's GenerationProbability object of a default model (loaded once per process)."""
+    import olga
+    import olga.generation_probability as generation_probability
+    import olga.load_model as load_model
+
+    folder, kind = OLGA_MODELS[(species, chain)]
+    path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
+    if not os.path.isdir(path):
+        raise DeepRCError(f"the installed OLGA has no default model {folder} ({species} {chain}); "
+                          f"upgrade olga")
+    genomic = getattr(load_model, f"GenomicData{kind}")()
+    genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"),
+                                   os.path.join(path, "V_gene_CDR3_anchors.csv"),
+                                   os.path.join(path, "J_gene_CDR3_anchors.csv"))
+    generative = getattr(load_model, f"GenerativeModel{kind}")()
+    generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
+    return getattr(generation_probability, f"GenerationProbability{kind}")(generative, genomic)
+
+
+class PgenModel:
+    """Amino-acid generation probability of junctions under OLGA's default model of one chain.
+
+    Parameters
+    ----------
+    chain
+        The locus: TRB, TRA, IGH, IGK or IGL (also TCRB, TCRA, ...; see :data:`CHAIN_ALIASES`).
+    species
+        'human' or 'mouse'.
+    v_level
+        What of a V call conditions the value (:data:`V_LEVELS`): 'family' (default, as clone keys),
+        'gene', or 'none' (V marginalised).
+
+    A chain without a model is refused in one line (:class:`DeepRCError`) before anything loads.
+    """
+
+    def __init__(self, chain: str = "TRB", species: str = "human", v_level: str = "family") -> None:
+        if v_level not in V_LEVELS:
+            raise DeepRCError(f"v_level must be one of {', '.join(V_LEVELS)}, got {v_level!r}")
+        self.species, self.chain = olga_chain(chain, species)
+        self.v_level = v_level
+        self._olga = _olga_pgen(self.species, self.chain)
+        self._cache: dict[tuple[str, str | None, str | None], float] = {}
+        self.seconds = 0.0  # spent in OLGA
+
+    def __len__(self) -> int:
+        """Distinct (junction, V, J) computed so far."""
+        return len(self._cache)
+
+    def _gene(self, name: object, segment: str, level: str) -> str | None:
+        """A gene name as OLGA's usage mask takes it (family or gene, no allele), or None
+        (marginalised) where missing, of another locus, or unknown to the model."""
+        if level == "none" or not isinstance(name, str) or not name.strip():
+            return None
+        gene = name.strip().split("*", 1)[0].upper()
+        if not gene.startswith(self.chain + segment):  # OLGA would read TRAV1 as TRBV1
+            return None
+        gene = gene_family(gene) if level == "family" else gene
+        from olga.utils import gene_to_num_str
+
+        mapping = self._olga.V_mask_mapping if segment == "V" else self._olga.J_mask_mapping
+        return gene if gene_to_num_str(gene, segment) in mapping else None
+
+    def pgen(self, junctions: Sequence[str], v_calls: Sequence[str | None] | None = None,
+             j_calls: Sequence[str | None] | None = None) -> np.ndarray:
+        """The generation probability of each junction (with the conserved C and F/W), float64 (n,).
+
+        Parameters
+        ----------
+        junctions
+            (n,) amino-acid junctions, e.g. ``CASSLGQAYEQYF``.
+        v_calls, j_calls
+            (n,) V and J calls (IMGT names, alleles allowed; None or '' = unknown), or None for all
+            unknown. V enters at :attr:`v_level`; J as a gene where given (default: marginalised).
+
+        Returns
+        -------
+        float64 (n,): the joint probability of the junction and the V (family) and J given, 0 where
+        OLGA cannot generate the junction.
+        """
+        n = len(junctions)
+        v_calls = [None] * n if v_calls is None else list(v_calls)
+        j_calls = [None] * n if j_calls is None else list(j_calls)
+        if not len(v_calls) == len(j_calls) == n:
+            raise ValueError(f"{n} junctions but {len(v_calls)} V and {len(j_calls)} J calls")
+        out = np.empty(n, dtype=np.float64)
+        start, known = time.perf_counter(), len(self._cache)
+        for i, (junction, v, j) in enumerate(zip(junctions, v_calls, j_calls)):
+            key = (str(junction), self._gene(v, "V", self.v_level), self._gene(j, "J", "gene"))
+            value = self._cache.get(key)
+            if value is None:
+                value = float(self._olga.compute_aa_CDR3_pgen(key[0], key[1], key[2], print_warnings=False) or 0.0)
+                self._cache[key] = value
+            out[i] = value
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
+        log.debug("pgen (%s %s): %d sequences, %d new, in %.1f s", self.species, self.chain, n,
+                  len(self._cache) - known, seconds)
+        return out
+
+
+def pgen_model(chain: str = "TRB", species: str = "human", v_level: str = "family") -> PgenModel:
+    """One shared :class:`PgenModel` (and its cache) per (chain, species, v_level) in a process."""
+    species, chain = olga_chain(chain, species)
+    return _shared_model(chain, species, v_level)
+
+
+@lru_cache(maxsize=None)
+def _shared_model(chain: str, species: str, v_level: str) -> PgenModel:
+    return PgenModel(chain, species, v_level)
+
+
+def generation_probability(junctions: Sequence[str], chain: str = "TRB", species: str = "human",
+                           v_calls: Sequence[str | None] | None = None,
+                           j_calls: Sequence[str | None] | None = None) -> np.ndarray:
+    """:meth:`PgenModel.pgen` with the shared model of (chain, species) (V at family level), float64 (n,)."""
+    return pgen_model(chain, species).pgen(junctions, v_calls, j_calls)

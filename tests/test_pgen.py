@@ -1,0 +1,194 @@
+"""OLGA generation probabilities (`deeprc_hopfield.pgen`) and the pgen filter of the public-clone test."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.pgen import PgenModel, chain_of_genes, generation_probability, olga_chain
+from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, _associated, fit_public_clones,
+                                          inner_cv)
+
+TRB = ["CASSLGQAYEQYF", "CAWSVAPDRGGYTF", "CASSPGTGGYEQYF", "CSARDRTGNGYTF"]
+
+
+def _olga(folder: str, kind: str):
+    """OLGA's own GenerationProbability object, loaded as OLGA's documentation does."""
+    import olga
+    import olga.generation_probability as generation_probability
+    import olga.load_model as load_model
+
+    path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
+    genomic = getattr(load_model, f"GenomicData{kind}")()
+    genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"), os.path.join(path, "V_gene_CDR3_anchors.csv"),
+                                   os.path.join(path, "J_gene_CDR3_anchors.csv"))
+    generative = getattr(load_model, f"GenerativeModel{kind}")()
+    generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
+    return getattr(generation_probability, f"GenerationProbability{kind}")(generative, genomic)
+
+
+def test_pgen_agrees_with_olga_called_directly():
+    olga = _olga("human_T_beta", "VDJ")
+    model = PgenModel("TRB")
+    expected = [olga.compute_aa_CDR3_pgen(s, print_warnings=False) for s in TRB]
+    np.testing.assert_allclose(model.pgen(TRB), expected, rtol=1e-12)
+    assert 1e-12 < min(expected) and max(expected) < 1e-5
+    # V enters as its family (allele and gene dropped), J marginalised; OLGA's documented example
+    v = ["TRBV5-1*01", "TRBV30", "TRBV6-2", None]
+    with_v = [olga.compute_aa_CDR3_pgen(s, f, None, print_warnings=False)
+              for s, f in zip(TRB, ["TRBV5", "TRBV30", "TRBV6", None])]
+    np.testing.assert_allclose(model.pgen(TRB, v), with_v, rtol=1e-12)
+    assert (np.array(with_v) <= np.array(expected)).all() and with_v[3] == expected[3]
+    # v_level='gene' and a J: alleles dropped (OLGA's TRBV30 is its alleles *01, *02, *04 together)
+    gene = PgenModel("TRB", v_level="gene").pgen(["CAWSVAPDRGGYTF"], ["TRBV30*01"], ["TRBJ1-2*01"])
+    assert gene[0] == pytest.approx(olga.compute_aa_CDR3_pgen("CAWSVAPDRGGYTF", "TRBV30", "TRBJ1-2"), rel=1e-12)
+    # a V of another locus or unknown to OLGA is marginalised (OLGA itself would read TRAV5 as TRBV5)
+    np.testing.assert_array_equal(model.pgen(TRB[:2], ["TRAV5", "TRBV999"]), expected[:2])
+    # a junction OLGA cannot generate has pgen 0
+    assert model.pgen(["ASSLGQAYEQY", ""]).tolist() == [0.0, 0.0]
+    tra = _olga("human_T_alpha", "VJ").compute_aa_CDR3_pgen("CAVRDSNYQLIW", print_warnings=False)
+    assert generation_probability(["CAVRDSNYQLIW"], chain="tcra")[0] == pytest.approx(tra, rel=1e-12)
+
+
+def test_pgen_is_cached_per_distinct_sequence():
+    model = PgenModel("TRB")
+    first = model.pgen(TRB + TRB)
+    assert len(model) == len(TRB)
+    spent = model.seconds
+    model._olga = None  # a second call must not reach OLGA
+    np.testing.assert_array_equal(model.pgen(TRB[::-1]), first[: len(TRB)][::-1])
+    assert len(model) == len(TRB) and model.seconds >= spent
+
+
+@pytest.mark.parametrize("chain, species", [("TRG", "human"), ("TRD", "human"), ("TRB", "rat"), ("", "human")])
+def test_unsupported_chain_is_refused_in_one_line(chain, species):
+    with pytest.raises(DeepRCError) as error:
+        PgenModel(chain, species)
+    message = str(error.value)
+    assert "\n" not in message and "no OLGA generation-probability model" in message and "human TRB" in message
+
+
+def test_chain_names():
+    assert olga_chain("tcrb") == ("human", "TRB") and olga_chain("TRB", "Mouse") == ("mouse", "TRB")
+    assert chain_of_genes(["TRBV5-1", "TRBV6-2", "TRAV1-2"]) == "TRB"
+    assert chain_of_genes(["IGHV3-23", "IGHV1-2"]) == "IGH"
+    with pytest.raises(DeepRCError):
+        chain_of_genes([])
+    with pytest.raises(DeepRCError, match="v_level"):
+        PgenModel("TRB", v_level="allele")
+
+
+# --- the filter in the public-clone test ---------------------------------------------------------
+def _cohort(seed: int = 0):
+    """60 repertoires (30 positive): 6 disease clones (columns 0-5, each in half the positives, low
+    pgen), one chance-public clone (column 6, high pgen) carried by 24 positives and 10 negatives,
+    and 200 background clones each carried by 10% of all repertoires (low pgen)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], 30)
+    disease = (rng.random((60, 6)) < 0.5) & (y[:, None] == 1)
+    chance = np.zeros((60, 1), dtype=bool)
+    chance[rng.choice(30, 10, replace=False)] = True
+    chance[30 + rng.choice(30, 24, replace=False)] = True
+    background = rng.random((60, 200)) < 0.1
+    x = sparse.csr_matrix(np.hstack([disease, chance, background]))
+    pgen = np.full(x.shape[1], 1e-10)
+    pgen[6] = 1e-4
+    return x, y, pgen
+
+
+def test_pgen_filter_removes_a_chance_public_clone_and_keeps_the_disease_clones():
+    x, y, values = _cohort()
+    calls = []
+
+    def pgen(columns):
+        calls.append(np.array(columns))
+        return values[columns]
+
+    without = PublicCloneTest(random_state=0).fit(x, y)
+    assert 6 in without.associated_ and without.pgen_cutoff_ is None  # the Fisher test alone takes it
+    test = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen)
+    assert test.pgen_cutoff is not None and test.pgen_cutoff_ < 1e-4
+    assert 6 not in test.associated_ and set(range(6)) <= set(test.associated_.tolist())
+    assert test.pgen_removed_ == 1 and test.inner_auc_ > without.inner_auc_
+    assert test.pgen_inner_aucs_.shape == (4, len(P_THRESHOLDS))
+    np.testing.assert_array_equal(test.inner_aucs_, test.pgen_inner_aucs_[list((None, 1e-6, 1e-7, 1e-8)).index(
+        test.pgen_cutoff_)])
+    # asked once, for the candidate columns only: below the loosest p threshold in an inner fold or the final fit
+    assert len(calls) == 1
+    asked = calls[0]
+    assert len(np.unique(asked)) == len(asked) and len(asked) < 40
+    candidates = set()
+    for train, _ in inner_cv(y, 0).split(np.zeros(len(y)), y):
+        p, columns = _associated(x[train], y[train])
+        candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
+    p, columns = _associated(x, y)
+    candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
+    assert set(asked.tolist()) == candidates and {0, 6} <= candidates
+    np.testing.assert_array_equal(test.pgen_columns_, np.sort(asked))
+    # held out (the same design, another draw): the chance clone no longer scores negatives
+    x_new, y_new, _ = _cohort(1)
+    assert test.decision_function(x_new)[y_new == 0].max() == 0 < without.decision_function(x_new)[y_new == 0].max()
+    # fit_public_clones passes pgen on
+    assert fit_public_clones(x, y, seed=0, pgen=lambda c: values[c]).pgen_cutoff_ == test.pgen_cutoff_
+
+
+def test_pgen_filter_ties_go_to_no_filter():
+    """A pgen under every cutoff removes nothing: every cutoff ties with no filter, which is kept."""
+    x, y, values = _cohort()
+    test = PublicCloneTest(random_state=0).fit(x, y, pgen=lambda c: np.full(len(c), 1e-12))
+    reference = PublicCloneTest(random_state=0).fit(x, y)
+    assert test.pgen_cutoff_ is None and test.pgen_removed_ == 0
+    np.testing.assert_array_equal(test.associated_, reference.associated_)
+    assert (test.pgen_inner_aucs_ == test.pgen_inner_aucs_[0]).all()
+    # unknown (NaN) pgen is never filtered
+    unknown = PublicCloneTest(random_state=0).fit(x, y, pgen=lambda c: np.full(len(c), np.nan))
+    np.testing.assert_array_equal(unknown.associated_, reference.associated_)
+
+
+def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=5, random_state=0):
+    """PublicCloneTest.fit as it was before the pgen filter (the reference for pgen=None)."""
+    X = sparse.csr_matrix(X)
+    classes, y = np.unique(np.asarray(y), return_inverse=True)
+    shares = np.zeros((len(thresholds), len(y)))
+    counts = np.zeros((len(thresholds), len(y)))
+    for inner_train, inner_test in inner_cv(y, random_state, inner_folds).split(np.zeros(len(y)), y):
+        p, columns = _associated(X[inner_train], y[inner_train])
+        carried = X[inner_test][:, columns]
+        for t, threshold in enumerate(thresholds):
+            chosen = p < threshold
+            counts[t, inner_test] = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
+            shares[t, inner_test] = counts[t, inner_test] / max(int(chosen.sum()), 1)
+    aucs = np.array([roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in shares])
+    best = int(np.argmax(aucs))
+    p, columns = _associated(X, y)
+    calibration = LogisticRegression(C=1e4).fit(shares[best][:, None], y) if np.ptp(shares[best]) > 0 else None
+    return {"threshold": thresholds[best], "associated": columns[p < thresholds[best]], "inner_aucs": aucs,
+            "inner_auc": float(aucs[best]), "out_of_fold": counts[best], "calibration": calibration}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_pgen_is_exactly_the_test_as_before(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.repeat([0, 1], 25))
+    x = sparse.csr_matrix((rng.random((50, 300)) < 0.08) | ((rng.random((50, 300)) < 0.3 * seed / 2)
+                                                             & (y[:, None] == 1) & (np.arange(300) < 10)))
+    before = _fit_before_pgen(x, y, random_state=seed)
+    now = PublicCloneTest(random_state=seed).fit(x, y)
+    assert now.threshold_ == before["threshold"] and now.pgen_cutoff_ is None
+    np.testing.assert_array_equal(now.associated_, before["associated"])
+    np.testing.assert_array_equal(now.inner_aucs_, before["inner_aucs"])
+    np.testing.assert_array_equal(now.out_of_fold_, before["out_of_fold"])
+    assert now.inner_auc_ == before["inner_auc"]
+    assert (now.calibration_ is None) == (before["calibration"] is None)
+    if before["calibration"] is not None:
+        np.testing.assert_array_equal(now.calibration_.coef_, before["calibration"].coef_)
+        np.testing.assert_array_equal(now.calibration_.intercept_, before["calibration"].intercept_)
+    assert now.pgen_columns_.size == 0 and now.pgen_inner_aucs_.shape == (1, len(P_THRESHOLDS))
+    assert PublicCloneTest(random_state=seed).get_params() == {"thresholds": P_THRESHOLDS, "inner_folds": 5,
+                                                               "random_state": seed}
