@@ -178,3 +178,41 @@ def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tm
         carried = saved.model.clones(bags) >= 0
         n = int(carried.sum())
         assert n > 0 and bool(carried[order[:n]].all())  # the clones it carries lead the attention ranking
+
+
+@pytest.fixture(scope="module")
+def family_cohort(tmp_path_factory) -> dict:
+    """48 repertoires x 400 sequences; 6 public clones, each a family of 4 one-substitution variants (an
+    occurrence carries one member), each in a positive with p = 0.8."""
+    root = tmp_path_factory.mktemp("families")
+    return simulated_store(root, SimulationSettings(n_repertoires=48, sequences_per_repertoire=400,
+                                                    witness_rate=0.001, seed=6, motifs=("SA.FY",),
+                                                    public_clones=6, public_rate=0.8, public_variants=4))
+
+
+def test_a_one_substitution_memory_is_saved_and_matches_unseen_variants(family_cohort, tmp_path):
+    """With `clone_radius: 1` the memory stores clones and matches their neighbours; the model keeps its
+    rule through saving, and `predict` separates the held-out fold."""
+    torch.set_num_threads(1)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 20, "evaluate_every": 10, "checkpoint_every": 20,
+                                                   "sample_size": 400, "clone_radius": 1}}))
+    model_dir = train(family_cohort["store"], tmp_path / "model", config, split=family_cohort["split"], fold=0,
+                      device="cpu", progress=False)
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    assert training["clone_rule"]["radius"] == 1 and training["clone_rule"]["used"]
+    assert set(training["clone_rule"]["inner_aucs"]) == {"CDR3 + V family, 1 substitution",
+                                                         "CDR3 + V gene, 1 substitution", "CDR3 alone, 1 substitution"}
+    saved = load_model(model_dir)
+    assert saved.model.config.clone_radius == 1 and saved.model.memory.size == len(training["memory_clones"])
+    stored = saved.model.memory.index()
+    variant = "CASSLGQGAYEQYF"
+    codes, lengths = encode([variant])
+    assert stored.first_match(codes, lengths)[0][0] == -1  # an unrelated CDR3 matches nothing
+    junction = training["memory_clones"][0].split(" ")[0]
+    mutated = junction[:5] + ("W" if junction[5] != "W" else "Y") + junction[6:]
+    codes, lengths = encode([mutated])
+    assert stored.first_match(codes, lengths)[0][0] >= 0  # a variant never seen in training still matches
+    held_out = set(family_cohort["meta"]["subject_id"].astype(str)[family_cohort["folds"] == 0])
+    table, _ = predict([saved], subjects_from_store(family_cohort["store"], saved, held_out), torch.device("cpu"))
+    assert roc_auc_score(table["true_label"], table["probability"]) >= 0.9
