@@ -47,7 +47,8 @@ def dense_pooling(pool: HopfieldPooling, emb: torch.Tensor, offsets: torch.Tenso
         if pool.energy_feature:  # log-mean-exp of the logits per head
             out = torch.cat((out, torch.logsumexp(logits, 0) - math.log(len(x))))
         pooled.append(out)
-        attention.append(a)
+        centred = logits - logits.mean(0)  # reported: one softmax over (instance, head), centred per head, x H
+        attention.append(a if pool.heads == 1 else pool.heads * torch.softmax(centred.flatten(), 0).view_as(a))
     return torch.stack(pooled), torch.cat(attention)
 
 
@@ -65,7 +66,7 @@ def test_streamed_pooling_equals_dense(heads, steps, chunk):
     torch.testing.assert_close(attention, ref_attention, atol=1e-5, rtol=1e-5)
     sums = torch.zeros(len(sizes), heads).index_add(0, torch.repeat_interleave(torch.arange(len(sizes)),
                                                                                torch.tensor(sizes)), attention)
-    torch.testing.assert_close(sums, torch.ones_like(sums))
+    torch.testing.assert_close(sums.sum(dim=1), torch.full((len(sizes),), float(heads)))
     one_instance = torch.tensor(np.cumsum([0] + sizes))[:-1][torch.tensor(sizes) == 1]
     assert torch.allclose(attention[one_instance], torch.ones(1))
 

@@ -109,7 +109,7 @@ class ModelConfig:
     n_j_genes: int = 0
     gene_embedding_dim: int = 0
     use_counts: bool = False
-    attention_heads: int = 1
+    attention_heads: int = 4
     attention_dim: int = 32
     beta: float | None = None
     learn_beta: bool = False

@@ -45,7 +45,10 @@ class OutputNetwork(nn.Module):
         _lecun_init(self)
 
     def forward(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.output(self.body(pooled))  # (B, total outputs)
+        # float32 under autocast too: the network is tiny, and bfloat16 rounds an energy feature of 8 by
+        # 0.03, once per head, straight into the logit
+        with torch.autocast(pooled.device.type, enabled=False):
+            out = self.output(self.body(pooled.float()))  # (B, total outputs)
         result, start = {}, 0
         for task in self.tasks:
             block = out[:, start:start + task.n_outputs]

@@ -148,9 +148,10 @@ class RepertoireClassifier(nn.Module):
         """Start first-layer filters from gapped k-mers (`seeding.GappedKmer`); returns how many were seeded."""
         return seeding.seed_filters(self.embedder, kmers, strength)
 
-    def aim_at_seeds(self, n_seeded: int, sample: SequenceBags) -> float:
-        """Point attention at sequences firing the first `n_seeded` filters (see `seeding.aim_at_seeds`)."""
-        return seeding.aim_at_seeds(self, n_seeded, sample)
+    def aim_at_seeds(self, n_seeded: int, sample: SequenceBags, families: list[int] | None = None) -> float:
+        """Point attention at sequences firing the first `n_seeded` filters, each head at one `families`
+        group of them (see `seeding.aim_at_seeds`)."""
+        return seeding.aim_at_seeds(self, n_seeded, sample, families)
 
     def aim_at_memory(self, sample: SequenceBags) -> float:
         """Start the clone memory's attention bonus at ln(bag size of `sample`) (see `seeding.aim_at_memory`)."""

@@ -14,6 +14,12 @@ every instance's score a gradient at once (d/d logit_i = attention_i), where the
 only reach the scores through the output network: with witnesses at 0.1% this is what lets training
 find them in hundreds of updates instead of tens of thousands.
 
+With several heads (`attention_heads`; training aims each at one family of seeded k-mers, i.e.
+one motif), the attention weight reported for an instance (`pool`, `joint_attention`) is one
+softmax over the (instance, head) pairs of its bag, of logits centred per head: each head's own
+softmax sums to 1 whatever it finds, so a head whose motif a bag lacks would otherwise put its whole
+weight on the background. The pooled vector uses each head's own softmax.
+
 The softmax runs over every instance of a bag. It is computed in one pass over chunks of instances
 (in any order, bags mixed) with a running maximum, a running sum of exponentials and a running
 weighted sum of values: an online softmax. The result equals the dense softmax, and memory does
@@ -35,8 +41,8 @@ class HopfieldPooling(nn.Module):
 
     Input: embeddings (N, input_dim) of all bags concatenated, offsets long (B+1,).
     Output: pooled (B, out_dim) with out_dim = attention_dim (+ heads with `energy_feature`), and
-    with `return_attention` the attention weight of every instance (N, heads), summing to 1 over
-    each bag for each head.
+    with `return_attention` the attention weight of every instance (N, heads), summing to heads over
+    each bag (`joint_attention`; with one head, the softmax itself).
     """
 
     def __init__(self, input_dim: int, heads: int = 1, attention_dim: int = 32, beta: float | None = None,
@@ -149,7 +155,7 @@ class HopfieldPooling(nn.Module):
         if not self.energy_feature:
             return pooled
         log_mean_exp = lse - torch.log(sizes.to(lse.dtype))[:, None]
-        return torch.cat((pooled, log_mean_exp.to(pooled.dtype)), dim=1)
+        return torch.cat((pooled.float(), log_mean_exp.float()), dim=1)  # not rounded to bfloat16 (`heads`)
 
     def forward(self, embeddings: torch.Tensor, offsets: torch.Tensor, return_attention: bool = False,
                 chunk_size: int = DEFAULT_CHUNK, left_out: LeftOut | None = None,
@@ -175,7 +181,32 @@ class HopfieldPooling(nn.Module):
         logits = torch.empty(bag.shape[0], self.heads, device=bag.device, dtype=self.query.dtype) \
             if return_attention else None
         mean, lse = self.accumulate(chunks, query, bag, offsets.shape[0] - 1, bias, left_out, logits_out=logits)
-        attention = torch.exp(logits - lse[bag]) if logits is not None else None
         sizes = offsets[1:] - offsets[:-1]
+        attention = None
+        if logits is not None:  # one head: its softmax, left-out instances included
+            attention = torch.exp(logits - lse[bag]) if self.heads == 1 else self.joint_attention(logits, bag, sizes)
         sizes = sizes if left_out is None else sizes + left_out.count
         return self.finish(mean, lse, sizes), attention
+
+    def joint_attention(self, logits: torch.Tensor, bag: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """Attention weights (N, H) of instances with `logits` (N, H) in bags `bag` (N,) of `sizes` (B,):
+        one softmax over every (instance, head) pair of a bag, of the logits less their head's mean in
+        the bag, times H, so the weights of a bag sum to H (to 1 over each head with one head, or when
+        every head is as peaked); over the instances given (`pool` with several heads: not the left-out ones).
+
+        Each head's own softmax sums to 1 over the bag whatever it finds: a head aimed at a motif the
+        bag lacks spreads its whole weight over the best of the background, which then outweighs
+        the real witnesses that another head shares among themselves, and its logits' offset is
+        arbitrary (the per-head softmax ignores it). Centred logits compare across heads, and the
+        joint softmax gives each head a share by how far its best instances stand out of its own
+        background: a head with nothing to find shares a little, so the most attended instances of a
+        bag are those that some head singles out. Within a head the order is that of its logits.
+        """
+        counts = sizes.clamp(min=1).to(logits.dtype)[:, None]  # (B, 1)
+        centre = logits.new_zeros(counts.shape[0], self.heads).index_add_(0, bag, logits) / counts  # (B, H)
+        centred = logits - centre[bag]  # (N, H)
+        top = centred.new_full((counts.shape[0],), -torch.inf).scatter_reduce(
+            0, bag, centred.max(dim=1).values, reduce="amax", include_self=True)  # (B,)
+        weights = torch.exp(centred - top[bag, None])  # (N, H), at most 1
+        total = weights.new_zeros(counts.shape[0]).index_add_(0, bag, weights.sum(dim=1))  # (B,)
+        return weights * (self.heads / total)[bag, None]

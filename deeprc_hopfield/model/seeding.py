@@ -60,36 +60,64 @@ def seed_filters(embedder: SequenceEmbedder, kmers: list[GappedKmer], strength: 
     return len(usable)
 
 
-def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags) -> float:
+def head_filters(families: list[int], heads: int) -> list[list[int]]:
+    """The seeded filters each attention head is aimed at: the best filter (the first) of one family
+    (`families[i]` is filter i's) per head, best family first, the families repeated when there are
+    fewer than heads, and the last head taking the families left over when there are more.
+
+    Only the best filter of a family: aimed at all of them, a head scored a witness by how many of its
+    motif's variants (the motif less a residue plus a neighbour, ``S.SA.F``) it also holds, and
+    training sharpened that into a few witnesses far above the others."""
+    groups = [[f for f, family in enumerate(families) if family == k][:1] for k in sorted(set(families))]
+    if len(groups) > heads:
+        groups = groups[:heads - 1] + [sum(groups[heads - 1:], [])]
+    return [groups[h % len(groups)] for h in range(heads)] if groups else [[] for _ in range(heads)]
+
+
+def aim_at_seeds(model: torch.nn.Module, n_seeded: int, sample: SequenceBags,
+                 families: list[int] | None = None) -> float:
     """Point attention at sequences that fire the first `n_seeded` filters, as evidence for the positive class.
 
-    Every head's state pattern starts as the embedding pattern "seeded filters high, the rest
-    low", and the query projection as the key projection scaled so that, on `sample` (a few
-    training repertoires), a sequence firing a seeded filter scores ln(size of a repertoire) above
-    the median: then even one such sequence per repertoire takes a visible share of the attention.
-    With the energy feature, the output network's first task starts with a positive slope in each
-    head's energy. Without all this the seeded signal could reach the output through either sign,
-    and too faintly at 0.1% witnesses to be learnt. Returns the scale applied to the query projection.
+    `families` (n_seeded,) groups the seeded filters by the signal their k-mers come from (see
+    `training.seeding.kmer_families`; None: one family), and each head is aimed at one family
+    (`head_filters`): its state pattern starts as the embedding pattern "this family's best filter
+    high, the rest low", and its block of the query projection as the key projection's, scaled so that, on
+    `sample` (a few training repertoires), a sequence firing one of its filters scores ln(size of a
+    repertoire) above the median: then even one such sequence per repertoire takes a visible share of
+    the head's attention. A head shared by two motifs would learn one only: the softmax hands the
+    gradient to whichever scores higher. With the energy feature, the output network's first task
+    starts with a positive slope in each head's energy. Without all this the seeded signal could
+    reach the output through either sign, and too faintly at 0.1% witnesses to be learnt. Returns
+    the largest scale applied to a head's query projection.
     """
     if n_seeded == 0:
         return 1.0
+    families = list(families) if families is not None else [0] * n_seeded
+    if len(families) != n_seeded:
+        raise ValueError(f"families names {len(families)} filters, but {n_seeded} were seeded")
     pooling = model.pooling
+    dk = pooling.attention_dim
+    aims = head_filters(families, pooling.heads)
     with torch.no_grad():
         pooling.query.zero_()
-        pooling.query[:, :n_seeded] = 1.0
+        for h, filters in enumerate(aims):
+            pooling.query[h, filters] = 1.0
         pooling.query_projection.weight.copy_(pooling.key.weight)
         pooling.query_projection.bias.copy_(pooling.key.bias)
-        logits = model.attention_logits(sample).max(dim=1).values
-        fires = model.embed(sample)[:, :n_seeded].max(dim=1).values > 0
-        scale = 1.0
-        gap = float(logits[fires].mean() - logits.median()) if bool(fires.any()) else 0.0
-        if gap > 0:
-            target = math.log(float(sample.bag_sizes().float().mean()))
-            scale = max(1.0, target / gap)
-            pooling.query_projection.weight.mul_(scale)
-            pooling.query_projection.bias.mul_(scale)
+        logits = model.attention_logits(sample)  # (N, H)
+        embedded = model.embed(sample)  # (N, d)
+        target = math.log(float(sample.bag_sizes().float().mean()))
+        scales = []
+        for h, filters in enumerate(aims):
+            fires = embedded[:, filters].max(dim=1).values > 0  # (N,)
+            gap = float(logits[fires, h].mean() - logits[:, h].median()) if bool(fires.any()) else 0.0
+            scale = max(1.0, target / gap) if gap > 0 else 1.0
+            block = slice(h * dk, (h + 1) * dk)  # head h's rows of W_Q (`HopfieldPooling.queries`)
+            pooling.query_projection.weight[block] *= scale
+            pooling.query_projection.bias[block] *= scale
+            scales.append(scale)
         _raise_energy_slope(model)
-    return scale
+    return max(scales)
 
 
 def aim_at_memory(model: torch.nn.Module, sample: SequenceBags) -> float:

@@ -7,6 +7,13 @@ vectorised bincount; per k-mer, the difference of the mean count between positiv
 repertoires over its standard error (a Welch z) ranks them. The model's methods then set filters
 to the top k-mers and aim attention at them (`deeprc_hopfield.model.seeding`). Only the fitting
 repertoires are counted, never the validation or test ones.
+
+The top k-mers of one implanted motif are its variants (``SA.FY``, ``S.SA.F``, ``S.A.FY``, ...):
+the same witness sequences. Two independent motifs are two *families* of k-mers, held by different
+sequences. Each family gets attention heads of its own (`kmer_families`, then
+`model.aim_at_seeds`): a single head aimed at all seeded filters learnt one motif only (the softmax
+hands the gradient to whichever motif scores higher, which then scores higher still) and left the
+other's sequences among the background, about half of the implanted sequences of a two-motif cohort.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from deeprc_hopfield.training.config import TrainingConfig
 log = logging.getLogger(__name__)
 BASE = len(AMINO_ACIDS) + 1  # residue codes 1..20, 0 = outside the sequence
 SEEDING_STREAM = 2**31 - 1  # the random stream of the seeding's sample, apart from every update's
+FAMILY_SHARE = 0.5  # the least share of a k-mer's witnesses that makes it a member of a family (kmer_families)
 
 
 def kmer_patterns(k: int, span: int) -> list[tuple[int, ...]]:
@@ -136,6 +144,62 @@ def shared_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: in
     return [_kmer(int(kmers[candidates[c]]), patterns, float(z[candidates[c]])) for c in chosen]
 
 
+def kmer_matches(repertoire: Repertoire, kmers: list[GappedKmer]) -> np.ndarray:
+    """Whether each sequence holds each k-mer anywhere, bool (n, len(kmers))."""
+    span = max(m.offsets[-1] for m in kmers) + 1
+    codes = padded_codes(repertoire, span)
+    width = codes.shape[1] - span
+    out = np.zeros((codes.shape[0], len(kmers)), dtype=bool)
+    for j, kmer in enumerate(kmers):
+        hit = np.ones((codes.shape[0], width), dtype=bool)
+        for offset, residue in zip(kmer.offsets, kmer.residues):
+            hit &= codes[:, offset:offset + width] == AMINO_ACIDS.index(residue) + 1
+        out[:, j] = hit.any(axis=1)
+    return out
+
+
+def kmer_families(kmers: list[GappedKmer], repertoires: Iterable[Repertoire], labels: Iterable[int],
+                  share: float = FAMILY_SHARE) -> list[int]:
+    """Group enriched k-mers (best first) into families carried by the same sequences: one family per signal.
+
+    A k-mer's *excess* is how many more sequences hold it in the positive repertoires than in as
+    many negative ones (the negatives' count scaled by n_pos / n_neg), i.e. about its witnesses.
+    Taken best first, a k-mer joins the family whose sequences (those holding any of its members)
+    account for the largest part of its excess, when that part is at least `share`; else it starts a
+    new family. Variants of one motif share their witnesses and fall into one family; a second,
+    independent motif is held by other sequences and starts its own. Returns each k-mer's family,
+    numbered in order of the families' best k-mer (0 = the most enriched); all 0 without both classes.
+    """
+    if not kmers:
+        return []
+    held: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    n_repertoires = {0: 0, 1: 0}
+    for repertoire, label in zip(repertoires, labels):
+        matches = kmer_matches(repertoire, kmers)
+        held[int(label)].append(matches[matches.any(axis=1)])  # only sequences holding a k-mer matter
+        n_repertoires[int(label)] += 1
+    if min(n_repertoires.values()) == 0:
+        return [0] * len(kmers)
+    ratio = n_repertoires[1] / n_repertoires[0]
+    pos, neg = np.concatenate(held[1]), np.concatenate(held[0])  # (sequences, k-mers)
+    families: list[int] = []
+    members_pos: list[np.ndarray] = []  # per family: the sequences holding any member
+    members_neg: list[np.ndarray] = []
+    for j in range(len(kmers)):
+        excess = pos[:, j].sum() - ratio * neg[:, j].sum()
+        shared = [(pos[:, j] & fp).sum() - ratio * (neg[:, j] & fn).sum() for fp, fn in zip(members_pos, members_neg)]
+        best = int(np.argmax(shared)) if shared else -1
+        if best >= 0 and excess > 0 and shared[best] >= share * excess:
+            families.append(best)
+            members_pos[best] |= pos[:, j]
+            members_neg[best] |= neg[:, j]
+        else:
+            families.append(len(members_pos))
+            members_pos.append(pos[:, j].copy())
+            members_neg.append(neg[:, j].copy())
+    return families
+
+
 def _kmer(flat: int, patterns: list[tuple[int, ...]], z: float) -> GappedKmer:
     k = len(patterns[0])
     index, code = divmod(flat, BASE ** k)
@@ -170,11 +234,15 @@ def seed_model(model: RepertoireClassifier, cache: RepertoireCache, fit_idx: np.
         if n_clones:
             kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
     n = model.seed_filters(kmers, cfg.seed_strength)
+    seeded = [m for m in kmers if m.offsets[-1] < model.embedder.kernel_size][:n]  # as `seed_filters` chose
+    families = kmer_families(seeded, reps, labels)
     # the aim is set on bags of the size training samples
     sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))
                                             for r in reps[:cfg.repertoires_per_update]])
-    scale = model.aim_at_seeds(n, sample)
+    scale = model.aim_at_seeds(n, sample, families)
     model.aim_at_memory(sample)
-    log.info("seeded %d filters with enriched k-mers in %.1f s (query scale %.1f): %s", n,
-             time.perf_counter() - started, scale, ", ".join(f"{m} (z {m.z:.1f})" for m in kmers[:n]))
-    return [str(m) for m in kmers[:n]]
+    log.info("seeded %d filters with enriched k-mers in %.1f s (query scale up to %.1f; %d famil%s over %d "
+             "attention heads): %s", n, time.perf_counter() - started, scale, len(set(families)),
+             "y" if len(set(families)) == 1 else "ies", model.pooling.heads,
+             ", ".join(f"{m} (z {m.z:.1f}, family {f})" for m, f in zip(seeded, families)))
+    return [str(m) for m in seeded]
