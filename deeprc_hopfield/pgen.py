@@ -88,22 +88,29 @@ def chain_of_genes(v_genes: Sequence[str | None]) -> str:
 @lru_cache(maxsize=None)
 def _olga_pgen(species: str, chain: str):  # noqa: ANN202 (an OLGA object)
     """OLGA's GenerationProbability object of a default model (loaded once per process)."""
-    import olga
     import olga.generation_probability as generation_probability
-    import olga.load_model as load_model
 
     folder, kind = OLGA_MODELS[(species, chain)]
+    genomic, generative = olga_default_model(folder, kind, f"{species} {chain}")
+    return getattr(generation_probability, f"GenerationProbability{kind}")(generative, genomic)
+
+
+def olga_default_model(folder: str, kind: str, what: str = "") -> tuple[object, object]:
+    """OLGA's (genomic data, generative model) objects of the default model in `folder` (e.g.
+    `human_T_beta`) of recombination `kind` ('VDJ' or 'VJ'); one line where OLGA lacks it."""
+    import olga
+    import olga.load_model as load_model
+
     path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
     if not os.path.isdir(path):
-        raise DeepRCError(f"the installed OLGA has no default model {folder} ({species} {chain}); "
-                          f"upgrade olga")
+        raise DeepRCError(f"the installed OLGA has no default model {folder} ({what or folder}); upgrade olga")
     genomic = getattr(load_model, f"GenomicData{kind}")()
     genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"),
                                    os.path.join(path, "V_gene_CDR3_anchors.csv"),
                                    os.path.join(path, "J_gene_CDR3_anchors.csv"))
     generative = getattr(load_model, f"GenerativeModel{kind}")()
     generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
-    return getattr(generation_probability, f"GenerationProbability{kind}")(generative, genomic)
+    return genomic, generative
 
 
 class PgenModel:

@@ -13,7 +13,6 @@ a block's sequences depend on its seed only.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,18 +140,9 @@ def _strings(codes: np.ndarray) -> np.ndarray:
 
 def olga_model(chain: str) -> tuple[object, object]:
     """OLGA's own (genomic data, generative model) objects of its default human model of `chain`."""
-    import olga
-    import olga.load_model as load_model
+    from deeprc_hopfield.pgen import olga_default_model
 
-    folder, kind = CHAIN_MODELS[chain]
-    path = os.path.join(os.path.dirname(olga.__file__), "default_models", folder)
-    genomic = getattr(load_model, f"GenomicData{kind}")()
-    genomic.load_igor_genomic_data(os.path.join(path, "model_params.txt"),
-                                   os.path.join(path, "V_gene_CDR3_anchors.csv"),
-                                   os.path.join(path, "J_gene_CDR3_anchors.csv"))
-    generative = getattr(load_model, f"GenerativeModel{kind}")()
-    generative.load_and_process_igor_model(os.path.join(path, "model_marginals.txt"))
-    return genomic, generative
+    return olga_default_model(*CHAIN_MODELS[chain])
 
 
 class BackgroundModel:
