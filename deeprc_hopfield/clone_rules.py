@@ -90,34 +90,44 @@ class CohortClones:
 
 class CloneCollector:
     """Builds the :class:`CohortClones` of several rules in one pass over the repertoires (`add` each,
-    then `result`), keying each repertoire once per V level; V indices point into `v_genes`."""
+    then `result`), keying each repertoire once; V indices point into `v_genes`.
+
+    Radius 1 joins the cohort's distinct CDR3 cores once (`ReceptorIndex`, one substitution) and
+    derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
+    either missing), so three levels cost one join.
+    """
 
     def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule]) -> None:
         self.v_genes, self.rules = list(v_genes), list(rules)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
-        self._distinct: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
+        self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
+        self._cores: list[tuple] = []  # radius 1: each repertoire's distinct cores, their codes and lengths
 
     def add(self, repertoire) -> None:
         cores = repertoire_keys(repertoire)  # the CDR3 cores' keys; each level adds its V term
-        for level in dict.fromkeys([*self._sets, *self._distinct]):
+        if self._clones:
+            distinct, first = np.unique(cores, return_index=True)
+            picked = repertoire.subset(first)
+            self._cores.append((distinct, picked.codes, picked.lengths.astype(np.int64)))
+        for level in dict.fromkeys([*self._sets, *self._clones]):
             v = v_codes(repertoire, self.v_genes, level)
             keys = with_v(cores, v)
             if level in self._sets:
                 self._sets[level].append(clone_set(keys, v))
-            if level in self._distinct:
+            if level in self._clones:
                 distinct, first = np.unique(keys, return_index=True)
-                picked = repertoire.subset(first)
-                self._distinct[level].append((distinct, picked.codes, picked.lengths.astype(np.int64), v[first]))
+                self._clones[level].append((distinct, cores[first], v[first]))
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order."""
+        joined = _core_neighbours(self._cores) if self._clones else None
         out = []
         for rule in self.rules:
             if rule.radius == 0:
                 incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]))
                 out.append(CohortClones(rule, incidence, keys))
             else:
-                out.append(_neighbour_clones(self._distinct[rule.v_level], rule))
+                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule))
         return out
 
 
@@ -129,28 +139,46 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     return collector.result()
 
 
-def _neighbour_clones(distinct: list[tuple], rule: CloneRule) -> CohortClones:
-    """Radius 1: every distinct clone of the cohort is a candidate, carried by the repertoires holding it
-    or a clone one substitution away (`ReceptorIndex`, whose V rule makes a missing call a wildcard).
-    `distinct`: per repertoire (distinct keys, their codes, lengths and V codes)."""
-    if not distinct:
-        return CohortClones(rule, sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, dtype=np.int64))
-    all_keys = np.concatenate([d[0] for d in distinct])
-    rows = np.repeat(np.arange(len(distinct)), [len(d[0]) for d in distinct])
-    table, first, column = np.unique(all_keys, return_index=True, return_inverse=True)
-    lengths = np.concatenate([d[2] for d in distinct])
+def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The cohort's distinct CDR3 core keys (sorted) and which pairs are at most one substitution apart
+    (same length; CSR, symmetric, the diagonal included). `cores`: per repertoire (distinct core keys,
+    their codes, lengths)."""
+    if not cores:
+        return np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, 0), dtype=np.int32)
+    all_keys = np.concatenate([c[0] for c in cores])
+    table, first = np.unique(all_keys, return_index=True)
+    lengths = np.concatenate([c[2] for c in cores])
     starts = np.cumsum(lengths) - lengths
     table_lengths = lengths[first]
     gather = (np.repeat(starts[first] - (np.cumsum(table_lengths) - table_lengths), table_lengths)
               + np.arange(int(table_lengths.sum()), dtype=np.int64))
-    table_codes = np.concatenate([d[1] for d in distinct])[gather]
-    table_v = np.concatenate([d[3] for d in distinct])[first]
-    query, ref, _ = ReceptorIndex(table_codes, table_lengths, table_v, radius=1).pairs(
-        table_codes, table_lengths, table_v)
+    table_codes = np.concatenate([c[1] for c in cores])[gather]
+    query, ref, _ = ReceptorIndex(table_codes, table_lengths, radius=1).pairs(table_codes, table_lengths)
     n = len(table)
-    neighbours = sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
+    return table, sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
+
+
+def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule
+                      ) -> CohortClones:
+    """Radius 1: every distinct clone of the cohort is a candidate, carried by the repertoires holding it
+    or a clone one substitution away whose V call is the same or missing on either side (the rule of
+    `ReceptorIndex`). `clones`: per repertoire (distinct clone keys, their core keys, their V codes)."""
+    if not clones:
+        return CohortClones(rule, sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, dtype=np.int64))
+    core_table, core_pairs = joined
+    all_keys = np.concatenate([c[0] for c in clones])
+    rows = np.repeat(np.arange(len(clones)), [len(c[0]) for c in clones])
+    table, first, column = np.unique(all_keys, return_index=True, return_inverse=True)
+    core = np.searchsorted(core_table, np.concatenate([c[1] for c in clones])[first])
+    v = np.concatenate([c[2] for c in clones])[first]
+    n = len(table)
+    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), core)), shape=(n, len(core_table)))
+    pairs = (of_core @ core_pairs @ of_core.T).tocoo()  # clones whose cores are neighbours
+    same_v = (v[pairs.row] == v[pairs.col]) | (v[pairs.row] < 0) | (v[pairs.col] < 0)
+    neighbours = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
+                                    (pairs.row[same_v], pairs.col[same_v])), shape=(n, n))
     held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
-                             shape=(len(distinct), n))
+                             shape=(len(clones), n))
     carried = (held @ neighbours).tocsc()
     shared = np.flatnonzero(np.diff(carried.indptr) >= 2)
     incidence = carried[:, shared].tocsr()
