@@ -404,7 +404,9 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     threshold_ : the chosen p threshold; pgen_cutoff_ : the chosen pgen cutoff (None: no filter, as
     always without `pgen`); inner_aucs_ : (n_thresholds,) inner-CV ROC AUC of each threshold at
     the chosen cutoff; pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
-    row: no filter; one row without `pgen`); inner_auc_ : that of the chosen pair; out_of_fold_ :
+    row: no filter; one row without `pgen`); inner_auc_ : that of the chosen pair;
+    inner_associated_ : per inner fold, (its test rows, the columns associated without them at the
+    chosen pair); out_of_fold_ :
     float64 (n_repertoires,), each training repertoire's number of associated clones at that pair,
     chosen without it (inner CV); calibration_ : the logistic map from the share of associated
     clones carried to a probability (None where the inner scores are all equal; then base_rate_,
@@ -471,6 +473,9 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         self.inner_aucs_ = self.pgen_inner_aucs_[c]
         self.inner_auc_ = float(self.pgen_inner_aucs_[c, t])
         self.out_of_fold_ = counts[c, t]
+        self.inner_associated_ = [
+            (rows, columns[(p < self.threshold_) & _pgen_allowed(columns, table, self.pgen_cutoff_)])
+            for rows, p, columns, _ in inner]
         self.base_rate_ = float(y.mean())
         self.calibration_ = (LogisticRegression(C=1e4).fit(shares[c, t][:, None], y) if np.ptp(shares[c, t]) > 0
                              else None)

@@ -102,7 +102,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
     # counted with the clones chosen on it, its positives would all look like carriers
     carried = np.zeros(len(labels))
-    carried[fit_idx] = test.out_of_fold
+    carried[fit_idx] = test.out_of_fold if rule.radius == 0 else _inner_carried(choice, fitting, v_genes)
     weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (%s; p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
@@ -110,6 +110,22 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
              ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
     log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", weight)
     return MemoryFit(clones, carried, validation_carried, weight, intercept, rule), summary
+
+
+def _inner_carried(choice, fitting, v_genes: list[str]) -> np.ndarray:
+    """Each fitting repertoire's stored clones as the model counts them (distinct clones matched by its
+    sequences, each sequence matching its closest clone), with the clones the test chose without it
+    (inner CV). At radius 1 the test's own count differs: a repertoire holding the centre of a family
+    carries every member's column, where the model's match finds one clone."""
+    counts = np.zeros(choice.clones.incidence.shape[0])
+    for rows, columns in choice.test.inner_associated_:
+        if len(columns) == 0:
+            continue
+        found = clone_sequences(fitting, choice.clones.incidence[:, columns], choice.clones.keys[columns], v_genes,
+                                choice.rule.v_level)
+        matcher = clone_matcher(sorted(set(found.values())), v_genes, choice.rule)
+        counts[rows] = [carried_by(matcher, fitting(int(row))) for row in rows]
+    return counts
 
 
 def clone_matcher(clones: list[tuple[str, int]], v_genes: list[str], rule: CloneRule) -> ReceptorMemory:
