@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install clean
+.PHONY: demo test install benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 8 --rerun-incomplete
 	@echo "report: $(CURDIR)/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
 	@echo "Snakemake's own report of the run: $(BIN)/snakemake --report results/demo/snakemake_report.html"
+
+# The accuracy matrix (benchmarks/matrix.py): every row, all 5 folds, on the current code; hours on
+# 2 cores. Raw results go to benchmarks/results/matrix/, the table into benchmarks/RESULTS.md.
+benchmarks: install
+	cd benchmarks && $(abspath $(BIN))/python matrix.py --threads $$(nproc)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
