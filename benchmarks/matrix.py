@@ -99,7 +99,8 @@ def machine() -> str:
 def commit() -> str:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True).stdout.strip()
-    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "--", "..") else "")
+    code = git("status", "--porcelain", "--untracked-files=no", "--", "../deeprc_hopfield", "*.py")
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if code else "")  # results written here do not count
 
 
 def run_row(row: Row, args: argparse.Namespace) -> dict:
@@ -152,12 +153,15 @@ def summarise(result: dict) -> dict:
     folds = pd.DataFrame(result["folds"])
     mean = folds.mean(numeric_only=True)
     recalls = {c[len("recall_"):]: mean[c] for c in folds if c.startswith("recall_")}
-    rules = folds["clone_rule"].dropna().value_counts() if "clone_rule" in folds else pd.Series(dtype=int)
+    used = folds["memory_clones"] > 0 if "memory_clones" in folds else pd.Series(False, index=folds.index)
+    rules = (folds["clone_rule"].where(used).dropna().value_counts() if "clone_rule" in folds
+             else pd.Series(dtype=int))
     return {"row": result["row"], "what": result["what"], "model": mean["model_auc"], "kmer": mean["kmer_l1_auc"],
             "clones": mean["public_clone_auc"], "model_sd": folds["model_auc"].std(),
             "recall": mean.get("recall", np.nan), "recalls": recalls, "goal": result["goal"],
             "recall_goal": result.get("recall_goal", False),
-            "rule": ", ".join(f"{r} ({n})" for r, n in rules.items()) or "-",
+            "rule": "; ".join([", ".join(f"{r} ({n})" for r, n in rules.items())] * bool(len(rules))
+                              + [f"memory empty ({int((~used).sum())})"] * bool((~used).any())) or "-",
             "memory_alone": int(folds.get("memory_alone", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
             "train_s": float(folds["train_s"].median()), "n_folds": len(folds), "commit": result["commit"],
             "date": result["date"], "machine": result["machine"], "command": result["command"]}
@@ -186,8 +190,8 @@ def goal_met(s: dict, by_row: dict[str, dict]) -> str:
 def table() -> str:
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     summaries = {r["row"]: summarise(r) for r in results}
-    lines = ["| row | cohort | model AUC (sd; folds) | 3-mer | public-clone test | recall@20 (per signal) | clone rule chosen "
-             "(folds) | goal met | train s/fold (median) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | cohort | model AUC (sd; folds) | 3-mer | public-clone test | recall@20 (per signal) | memory's clone "
+             "rule (folds) | goal met | train s/fold (median) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in ROWS:
         s = summaries.get(name)
         if s is None:
