@@ -341,6 +341,14 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     _add_inference_source(p)
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")
+    p.add_argument("--attended", type=Path, metavar="TSV",
+                   help="from the same pass, also write the --top most-attended sequences of each repertoire "
+                        "(what `attend` writes)")
+    p.add_argument("--top", type=_positive_int, default=20, help="with --attended: sequences per repertoire "
+                                                                 "(default: 20)")
+    p.add_argument("--attention", type=Path, metavar="H5",
+                   help="from the same pass, also write every sequence's attention to this HDF5 file, for "
+                        "`interpret --attention` (which then does not run the model over the repertoires again)")
     _add_force(p, "predictions table (written by `predict`)")
     p.set_defaults(func=_run_predict)
 
@@ -359,7 +367,7 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_attend)
 
 
-def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
+def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
     from deeprc_hopfield.infer import (file_subject_ids, held_out_models, load_models, predict, store_subject_ids,
                                        subjects_from_files, subjects_from_store)
@@ -379,17 +387,31 @@ def _inference(args: argparse.Namespace, top: int):  # noqa: ANN202
         subjects = subjects_from_store(args.store, models[0], only)
     else:
         subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
-    return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None)
+    return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None,
+                   attention_file=attention)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from deeprc_hopfield.infer import is_predictions_table
     from deeprc_hopfield.io import check_output, write_table
 
+    from deeprc_hopfield.attention_file import is_attention_file
+    from deeprc_hopfield.infer import is_attended_table
+
     check_output(args.out, "predict", args.force, folder=False, recognise=is_predictions_table)
-    predictions, _ = _inference(args, top=0)
+    if args.attended is not None:
+        check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table)
+    if args.attention is not None:
+        check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file)
+    predictions, attended = _inference(args, top=args.top if args.attended is not None else 0,
+                                       attention=args.attention)
     write_table(predictions, args.out)
     log.info("wrote %s (%d repertoires)", args.out, len(predictions))
+    if args.attended is not None:
+        write_table(attended, args.attended, sep="\t")
+        log.info("wrote %s (%d sequences)", args.attended, len(attended))
+    if args.attention is not None:
+        log.info("wrote %s (every sequence's attention, for `interpret --attention`)", args.attention)
     return 0
 
 
@@ -437,6 +459,10 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
                         "model's call (P >= 0.5); store = the store's labels only (refuses repertoires without "
                         "one); model = the model's calls even where the store has labels, i.e. what new, unlabelled "
                         "patients get (default: auto; interpretation.json says which were used)")
+    p.add_argument("--attention", type=Path, metavar="H5",
+                   help="the attention file `predict --attention` wrote with the same model for these repertoires: "
+                        "rank from it instead of running the model over them again (refused when written by "
+                        "another model or lacking a repertoire)")
     _add_allow_training_subjects(p)
     _add_interpret_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
@@ -464,7 +490,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
     interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
               label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
               seed=args.seed, allow_training_subjects=args.allow_training_subjects, labels=args.labels,
-              force=args.force)
+              force=args.force, attention_file=args.attention)
     log.info("wrote %s", args.out)
     return 0
 

@@ -4,10 +4,11 @@ repertoire files (read, quality-controlled and encoded as `ingest` does)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -293,9 +294,43 @@ def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: t
     return {k: np.stack(v) for k, v in scores.items()}, mean_attention
 
 
+@dataclass
+class Scored:
+    """One repertoire scored: its subject, its scores per label (n_models, k) as :func:`score_repertoire`
+    gives them and, when asked for, each sequence's attention (n,) float32."""
+
+    subject: Subject
+    scores: dict[str, np.ndarray]
+    attention: np.ndarray | None
+
+
+def score_subjects(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
+                   attention: bool = False, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Scored]:
+    """Every model over each whole repertoire in turn: one forward pass per repertoire."""
+    for subject in subjects:
+        scores, weights = score_repertoire(models, subject.repertoire, device, attention=attention,
+                                           chunk_size=chunk_size)
+        yield Scored(subject, scores, weights.numpy() if weights is not None else None)
+        raise_if_interrupted()
+
+
+def scored_from_file(path: str | Path, models: list[SavedModel], subjects: Iterable[Subject]) -> Iterator[Scored]:
+    """The scores and attention that `predict --attention` wrote for `subjects` with `models`: what
+    :func:`score_subjects` would give, without a second pass."""
+    from deeprc_hopfield.attention_file import AttentionFileError, open_attention
+
+    with open_attention(path, models) as reader:
+        for subject in subjects:
+            scores, weights = reader.get(subject.subject_id)
+            if len(weights) != len(subject.repertoire):
+                raise AttentionFileError(f"holds {len(weights):,} sequences of '{subject.subject_id}', the store "
+                                         f"{len(subject.repertoire):,}: written from another store", path)
+            yield Scored(subject, scores, weights)
+
+
 def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
-            chunk_size: int = DEFAULT_CHUNK, top: int = 0, training_subjects: set[str] | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+            chunk_size: int = DEFAULT_CHUNK, top: int = 0, training_subjects: set[str] | None = None,
+            attention_file: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
 
     With several models (a fold ensemble) probabilities are averaged and their spread reported, and a
@@ -304,34 +339,39 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     (the subjects a model trained on, from :func:`held_out_models` with ``allow``) both tables get the
     column :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of those subjects. With a model trained
     with a reference of known receptors, the attended table marks the sequences that match one
-    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`).
+    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also
+    writes every sequence's attention there (:mod:`deeprc_hopfield.attention_file`), for `interpret`.
     """
+    from deeprc_hopfield.attention_file import attention_writer
     from deeprc_hopfield.interpret.known import known_receptors  # the interpret package imports this module
 
     labels = models[0].labels
     known = known_receptors(models) if top > 0 else None
     rows, attended = [], []
-    for subject in subjects:
-        scores, attention = score_repertoire(models, subject.repertoire, device, attention=top > 0,
-                                             chunk_size=chunk_size)
-        row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scores)}
-        for name, value in subject.truth.items():
-            row["true_label" if len(labels) == 1 else f"{name}_true"] = value
-        flagged = ({} if training_subjects is None
-                   else {TRAINING_SUBJECT_COLUMN: subject.subject_id in training_subjects})
-        rows.append({**row, **flagged})
-        if top > 0:
-            attended.append(_top_sequences(subject, attention, top).assign(**flagged))
-        raise_if_interrupted()
+    stream = score_subjects(models, subjects, device, attention=top > 0 or attention_file is not None,
+                            chunk_size=chunk_size)
+    with (attention_writer(attention_file, models) if attention_file is not None
+          else contextlib.nullcontext()) as writer:
+        for scored in stream:
+            subject = scored.subject
+            if writer is not None:
+                writer.add(subject.subject_id, scored.scores, scored.attention)
+            row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scored.scores)}
+            for name, value in subject.truth.items():
+                row["true_label" if len(labels) == 1 else f"{name}_true"] = value
+            flagged = ({} if training_subjects is None
+                       else {TRAINING_SUBJECT_COLUMN: subject.subject_id in training_subjects})
+            rows.append({**row, **flagged})
+            if top > 0:
+                attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
     columns += [] if training_subjects is None else [TRAINING_SUBJECT_COLUMN]
     table = pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns)
     return pd.DataFrame(rows), (known.mark(table) if known is not None else table)
 
 
-def _top_sequences(subject: Subject, attention: torch.Tensor, top: int) -> pd.DataFrame:
+def _top_sequences(subject: Subject, weights: np.ndarray, top: int) -> pd.DataFrame:
     """The `top` sequences of one repertoire by attention weight (n,), highest first."""
-    weights = attention.cpu().numpy()
     k = min(top, len(weights))
     order = np.argsort(-weights, kind="stable")[:k]
     rep = subject.repertoire.subset(order)

@@ -21,10 +21,11 @@ from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import OUTPUT_MARKER, output_command
-from deeprc_hopfield.interpret import InterpretError, interpret, ranking, summarise
+from deeprc_hopfield.interpret import InterpretError, interpret, summarise
 from deeprc_hopfield.interpret.contributions import CONTRIBUTION_COLUMNS, onehot, onehot_embedding
 from deeprc_hopfield.interpret.motifs import find_motifs, pattern_code, pattern_string
-from deeprc_hopfield.infer import subjects_from_store
+from deeprc_hopfield import infer
+from deeprc_hopfield.infer import score_subjects, subjects_from_store
 from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
                                                rank_sequences)
 from deeprc_hopfield.interpret.run import merge_rankings
@@ -35,6 +36,11 @@ from deeprc_hopfield.training import train
 from test_train import easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _scored(saved, subjects):  # noqa: ANN001, ANN202
+    """One model's pass with attention over `subjects`, on the CPU (what `interpret` runs)."""
+    return score_subjects([saved], subjects, torch.device("cpu"), attention=True)
 
 
 def _train(cohort: dict, out: Path, n_updates: int, **model) -> Path:
@@ -133,8 +139,8 @@ def test_fold_rankings_merge_into_the_whole(trained, interpreted, tmp_path):
     saved = load_model(trained["model"])
 
     def ranking_of(subjects: set[str]) -> tuple[pd.DataFrame, int, int]:
-        attention = collect_attention([saved], subjects_from_store(trained["store"], saved, subjects),
-                                      torch.device("cpu"), "label", "1")
+        attention = collect_attention(_scored(saved, subjects_from_store(trained["store"], saved, subjects)),
+                                      "label", "1")
         positive = int(attention.repertoires["positive"].sum())
         return rank_sequences(attention), positive, len(attention.repertoires) - positive
 
@@ -167,8 +173,8 @@ def test_labels_model_takes_the_model_calls_even_where_the_store_has_labels(trai
     split = pd.read_csv(trained["split"], dtype={"subject_id": str})
     held_out = set(split.loc[split["fold"] == 0, "subject_id"])
     saved = load_model(trained["model"])
-    passes = {labels: collect_attention([saved], subjects_from_store(trained["store"], saved, held_out),
-                                        torch.device("cpu"), "label", "1", labels=labels)
+    passes = {labels: collect_attention(_scored(saved, subjects_from_store(trained["store"], saved, held_out)),
+                                        "label", "1", labels=labels)
               for labels in ("auto", "model")}
     truth = trained["meta"].set_index(trained["meta"]["subject_id"].astype(str))["label"]
     auto, model = passes["auto"], passes["model"]
@@ -179,13 +185,13 @@ def test_labels_model_takes_the_model_calls_even_where_the_store_has_labels(trai
 
     # the same model with every call turned round (P -> 1 - P): "model" follows the calls, not the
     # store, so the sides swap and every score changes sign
-    score = ranking.score_repertoire
+    score = infer.score_repertoire
 
     def turned_round(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         scores, attention = score(*args, **kwargs)
         return {name: 1 - value for name, value in scores.items()}, attention
 
-    monkeypatch.setattr(ranking, "score_repertoire", turned_round)
+    monkeypatch.setattr(infer, "score_repertoire", turned_round)
     out = interpret(trained["model"], trained["store"], tmp_path / "model_calls", subjects=held_out, top=1,
                     labels="model")
     info = json.loads((out / "interpretation.json").read_text())
@@ -202,6 +208,41 @@ def test_labels_model_takes_the_model_calls_even_where_the_store_has_labels(trai
     with pytest.raises(InterpretError, match="labels must be one of auto, store, model, not 'true'"):
         interpret(trained["model"], trained["store"], tmp_path / "bad", subjects=held_out, labels="true")
     assert not (tmp_path / "bad").exists()
+
+
+def test_one_pass_serves_predict_attend_and_interpret(trained, interpreted, tmp_path):
+    """`predict --attended --attention` then `interpret --attention` give what `predict`, `attend` and
+    `interpret` give with three passes; a file of another model or lacking a repertoire is refused."""
+    fold = ["--model", trained["model"], "--store", trained["store"], "--split", trained["split"], "--fold", "0",
+            "--threads", "1"]
+    one = run_cli("predict", *fold, "--out", tmp_path / "p.csv", "--attended", tmp_path / "a.tsv", "--top", "5",
+                  "--attention", tmp_path / "att.h5")
+    assert one.returncode == 0, one.stderr
+    assert run_cli("predict", *fold, "--out", tmp_path / "p3.csv").returncode == 0
+    assert run_cli("attend", *fold, "--out", tmp_path / "a3.tsv", "--top", "5").returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "p3.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.tsv", sep="\t"), pd.read_csv(tmp_path / "a3.tsv", sep="\t"))
+    result = run_cli("interpret", *fold, "--out", tmp_path / "i", "--top", "8", "--attention", tmp_path / "att.h5")
+    assert result.returncode == 0, result.stderr
+    for name in ("ranked_sequences.tsv", "motifs.tsv", "contributions.tsv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "i" / name, sep="\t"),
+                                      pd.read_csv(interpreted / name, sep="\t"))
+    assert json.loads((tmp_path / "i" / "interpretation.json").read_text())["attention_file"] == str(tmp_path / "att.h5")
+
+    other = _train(trained, tmp_path / "other", 5)
+    split = pd.read_csv(trained["split"], dtype={"subject_id": str})
+    fold1 = split.loc[split["fold"] == 1, "subject_id"].tolist()
+    for args, words in [(["--model", other, "--store", trained["store"], "--split", trained["split"], "--fold", "0"],
+                         "written by other models"),
+                        (["--model", trained["model"], "--store", trained["store"], "--subjects", fold1[0],
+                          "--allow-training-subjects"], f"holds no repertoire '{fold1[0]}'"),
+                        (["--model", trained["model"], "--store", trained["store"], "--split", trained["split"],
+                          "--fold", "0"], "not an attention file")]:
+        source = tmp_path / "p.csv" if words == "not an attention file" else tmp_path / "att.h5"
+        bad = run_cli("interpret", *args, "--out", tmp_path / "bad", "--attention", source)
+        errors = [line for line in bad.stderr.splitlines() if "error:" in line]
+        assert bad.returncode == 1 and len(errors) == 1 and words in errors[0], bad.stderr
+        assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
 
 
 def test_rank_sequences_scores_attention_in_positives_against_negatives():
@@ -289,8 +330,7 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_written(trained, tmp_pa
         assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     saved = load_model(trained["model"])
     with pytest.raises(DeepRCError, match="repertoire 'R0' has no stored label 'label'"):
-        collect_attention([saved], subjects_from_store(unlabelled, saved), torch.device("cpu"), "label", "1",
-                          labels="store")
+        collect_attention(_scored(saved, subjects_from_store(unlabelled, saved)), "label", "1", labels="store")
     with pytest.raises(InterpretError, match="1 subject\\(s\\) not in the store, e.g. 'nobody'"):
         interpret(trained["model"], trained["store"], out, subjects={"nobody", "rep000"})
     assert not out.exists()

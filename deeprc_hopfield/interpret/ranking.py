@@ -59,12 +59,11 @@ import torch
 
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.infer import Subject, score_repertoire
+from deeprc_hopfield.infer import Scored
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
 from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, name_codes, repertoire_keys,
                                            resolve_rows, wildcard_table)
-from deeprc_hopfield.saved_model import SavedModel
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +106,17 @@ def name_keys(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return clone_keys(*(torch.from_numpy(a) for a in (codes, lengths, v, j))).numpy(), v
 
 
-def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
-                      label: str, positive_class: str, per_repertoire: int = 1000,
+def collect_attention(scored: Iterable[Scored], label: str, positive_class: str, per_repertoire: int = 1000,
                       labels: str = "auto") -> AttentionPass:
-    """Run the model(s) over whole repertoires and keep every sequence's relative attention.
+    """Keep every sequence's relative attention from a pass of the model(s) over whole repertoires.
 
     Parameters
     ----------
-    models
-        One model or a fold ensemble (attention averaged over models, highest head of each).
-    subjects
-        The repertoires to interpret, e.g. from :func:`deeprc_hopfield.infer.subjects_from_store`.
+    scored
+        The repertoires to interpret with their scores and attention (one model or a fold ensemble:
+        attention averaged over models, highest head of each), from
+        :func:`deeprc_hopfield.infer.score_subjects` or, without a second pass, from the attention file
+        that `predict` wrote (:func:`deeprc_hopfield.infer.scored_from_file`).
     label, positive_class
         The binary label and its positive class name.
     per_repertoire
@@ -132,15 +131,15 @@ def collect_attention(models: list[SavedModel], subjects: Iterable[Subject], dev
     keys, owners, weights, candidates, rows = [], [], [], [], []
     sources: set[str] = set()
     v_codes = []
-    for index, subject in enumerate(subjects):
+    for index, item in enumerate(scored):
+        subject, scores = item.subject, item.scores
         truth = subject.truth.get(label)
         if truth is None and labels == "store":
             raise DeepRCError(f"repertoire '{subject.subject_id}' has no stored label '{label}' (labels 'auto' or "
                               "'model' use the model's call)")
-        scores, attention = score_repertoire(models, subject.repertoire, device, attention=True)
         rep = subject.repertoire
         n = len(rep)
-        w = (attention.double().numpy() * n).astype(np.float32)  # (n,) relative attention
+        w = (item.attention.astype(np.float64) * n).astype(np.float32)  # (n,) relative attention
         v = name_codes(subject.v_names, V_MODE)  # from the names: the same whatever the gene table
         key = repertoire_keys(rep, v, name_codes(subject.j_names, "gene"))
         probability = float(scores[label].mean(axis=0)[0])

@@ -21,8 +21,10 @@ import torch
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
+from deeprc_hopfield.attention_file import check_attention
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.infer import TRAINING_SUBJECT_COLUMN, held_out_models, load_models, subjects_from_store
+from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, held_out_models, load_models, score_subjects,
+                                   scored_from_file, subjects_from_store)
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
@@ -190,7 +192,7 @@ def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> 
 def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
               subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
               per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
-              labels: str = "auto", force: bool = False) -> Path:
+              labels: str = "auto", force: bool = False, attention_file: str | Path | None = None) -> Path:
     """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
 
     Parameters
@@ -221,6 +223,10 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         before any work) or "model" (the model's calls even where the store has labels: what new,
         unlabelled patients get). interpretation.json records the choice (settings) and what was
         used (label_source: store, predicted).
+    attention_file
+        The attention file that `predict --attention` wrote with the same model(s) for these
+        repertoires: its scores and attention are used instead of a second pass of the model (refused
+        when written by other models or lacking a repertoire).
     """
     out, store = Path(out), Path(store)
     if labels not in ranking.LABEL_CHOICES:
@@ -234,9 +240,13 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         chosen = _subjects(opened, subjects)
         check_labels(opened, name, chosen, labels)
     models, seen = held_out_models(models, chosen, allow=allow_training_subjects)
+    if attention_file is not None:
+        check_attention(attention_file, models, chosen)
     with _output_folder(out, "interpret", force) as tmp:
-        attention = ranking.collect_attention(models, subjects_from_store(store, models[0], set(chosen)), device,
-                                              name, positive_class, per_repertoire, labels)
+        subjects_of = subjects_from_store(store, models[0], set(chosen))
+        scored = (score_subjects(models, subjects_of, device, attention=True) if attention_file is None
+                  else scored_from_file(attention_file, models, subjects_of))
+        attention = ranking.collect_attention(scored, name, positive_class, per_repertoire, labels)
         ranked = ranking.rank_sequences(attention)
         known = known_receptors(models)
         if known is not None:  # what is known of each ranked sequence: its match to the reference's receptors
@@ -249,6 +259,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "repertoires": {"positive": len(positives), "negative": len(negatives)},
                 "positive_subjects": positives, "negative_subjects": negatives, "model": str(model),
                 "models": len(models), "store": str(store),
+                "attention_file": str(attention_file) if attention_file is not None else None,
                 "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed,
                              "labels": labels}}
         if allow_training_subjects:
