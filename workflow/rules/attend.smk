@@ -9,6 +9,8 @@ rule attend_fold:
                labels={"fold": "{fold}"}),
     log:
         log_path("attend/fold{fold}.log"),
+    benchmark:
+        benchmark_path("attend/fold{fold}.tsv")
     params:
         top=config["top_k"],
         device=config["device"],
@@ -33,6 +35,8 @@ rule attend_new:
         new_patients("attended.tsv"),
     log:
         log_path("new_patients/attend.log"),
+    benchmark:
+        benchmark_path("new_patients/attend.tsv")
     params:
         models=lambda wildcards, input: os.path.dirname(input.models[0]),
         top=config["top_k"],

@@ -12,6 +12,8 @@ rule evaluate:
         pr=report(evaluation("pr.png"), caption="../report/pr.rst", category="Evaluation"),
     log:
         log_path("evaluate.log"),
+    benchmark:
+        benchmark_path("evaluate.tsv")
     params:
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         predictions=evaluate_predictions,

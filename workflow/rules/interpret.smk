@@ -39,6 +39,8 @@ rule interpret_cohort:
         directory(cohort_interpretation()),
     log:
         log_path("interpret/cohort.log"),
+    benchmark:
+        benchmark_path("interpret/cohort.tsv")
     params:
         top=config["interpret"]["top"],
         motif_top=config["interpret"]["motif_top"],

@@ -14,6 +14,8 @@ rule report:
         report(report_html(), caption="../report/report.rst", category="Report"),
     log:
         log_path("report.log"),
+    benchmark:
+        benchmark_path("report.tsv")
     params:
         figures=lambda wildcards, input: os.path.dirname(input.roc),
         title=config["report_title"],

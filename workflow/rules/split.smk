@@ -6,6 +6,8 @@ rule split:
         split_table(),
     log:
         log_path("split.log"),
+    benchmark:
+        benchmark_path("split.tsv")
     params:
         folds=config["folds"],
         seed=config["seed"],

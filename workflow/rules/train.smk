@@ -10,6 +10,8 @@ rule run_config:
         run_config(),
     log:
         log_path("run_config.log"),
+    benchmark:
+        benchmark_path("run_config.tsv")
     params:
         settings=run_settings(),
     threads: 1
@@ -28,6 +30,8 @@ rule train_config:
         train_config(),
     log:
         log_path("train_config.log"),
+    benchmark:
+        benchmark_path("train_config.tsv")
     params:
         model=config["model"],
         training=config["training"],
