@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
-STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "attend_fold", "interpret_fold",
+STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "interpret_fold",
           "interpret_cohort", "baselines", "evaluate", "run_config", "report", "all"}
 
 assert SNAKEMAKE.exists(), "snakemake (a dependency of the package) must be installed beside python"
@@ -62,13 +62,19 @@ def test_dry_run_of_the_demo_config_plans_every_stage():
     out = result.stdout + result.stderr
     jobs = planned_jobs(out)
     assert STAGES <= set(jobs)
-    assert jobs["train"] == jobs["predict_fold"] == jobs["attend_fold"] == jobs["interpret_fold"] == 5
+    assert jobs["train"] == jobs["predict_fold"] == jobs["interpret_fold"] == 5
     assert jobs["interpret_cohort"] == 1
     assert "results/demo/report.html" in out
     # each fold's model interprets its own held-out fold; the summary merges all five into the report
     interpret = [line for line in out.splitlines() if "deeprc-hopfield interpret " in line]
     assert sorted(line.split("--fold ")[1].split()[0] for line in interpret) == ["0", "1", "2", "3", "4"]
     assert all(f"--model results/demo/models/fold{line.split('--fold ')[1].split()[0]} " in line for line in interpret)
+    # one pass per held-out repertoire: predict writes what attend and interpret would otherwise recompute
+    assert all(f"--attention results/demo/attention/fold{line.split('--fold ')[1].split()[0]}.h5" in line
+               for line in interpret)
+    predict = [line for line in out.splitlines() if "deeprc-hopfield predict " in line]
+    assert len(predict) == 5 and all("--attended results/demo/attended/fold" in line for line in predict)
+    assert "deeprc-hopfield attend " not in out
     summary = next(line for line in out.splitlines() if "deeprc-hopfield interpret-summary" in line)
     assert summary.count("results/demo/interpretation/fold") == 5
     assert "--interpretation results/demo/interpretation/cohort" in out

@@ -1,31 +1,3 @@
-rule attend_fold:
-    """The top-K attended sequences of each held-out repertoire of a fold."""
-    input:
-        model=model_dir(),
-        store=store(),
-        split=split_table(),
-    output:
-        report(fold_attended(), caption="../report/attended.rst", category="Attended sequences",
-               labels={"fold": "{fold}"}),
-    log:
-        log_path("attend/fold{fold}.log"),
-    benchmark:
-        benchmark_path("attend/fold{fold}.tsv")
-    params:
-        top=config["top_k"],
-        device=config["device"],
-    threads: config["threads"]["predict"]
-    resources:
-        mem_mb=4000,
-        gpu=gpus(),
-    conda:
-        "../envs/deeprc-hopfield.yaml"
-    shell:
-        "deeprc-hopfield attend --model {input.model} --store {input.store} --split {input.split}"
-        " --fold {wildcards.fold} --top {params.top} --device {params.device} --out {output}"
-        " --threads {threads} > {log} 2>&1"
-
-
 rule attend_new:
     """New patients: top-K attended sequences under the fold ensemble (mean attention)."""
     input:

@@ -130,6 +130,11 @@ def fold_predictions(fold="{fold}"):
     return result("predictions", f"fold{fold}.csv")
 
 
+def fold_attention(fold="{fold}"):
+    """Every held-out sequence's attention under one fold's model (HDF5; temporary)."""
+    return result("attention", f"fold{fold}.h5")
+
+
 def fold_attended(fold="{fold}"):
     """Top-K attended sequences of the held-out repertoires of one fold."""
     return result("attended", f"fold{fold}.tsv")

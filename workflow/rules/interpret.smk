@@ -1,9 +1,11 @@
 rule interpret_fold:
-    """Ranked sequences, motifs, logos and contributions of a fold's model on its held-out repertoires."""
+    """Ranked sequences, motifs, logos and contributions of a fold's model on its held-out repertoires,
+    from the attention predict_fold wrote (no second pass over the repertoires)."""
     input:
         model=model_dir(),
         store=store(),
         split=split_table(),
+        attention=fold_attention(),
     output:
         directory(fold_interpretation()),
     log:
@@ -27,7 +29,8 @@ rule interpret_fold:
         "deeprc-hopfield interpret --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --label-column {params.label} --top {params.top}"
         " --motif-top {params.motif_top} --per-repertoire {params.per_repertoire} --seed {params.seed}"
-        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"
+        " --attention {input.attention} --device {params.device} --out {output} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule interpret_cohort:

@@ -1,16 +1,21 @@
 rule predict_fold:
-    """Classify the held-out repertoires of a fold with that fold's model."""
+    """One pass of a fold's model over its held-out repertoires: predictions, the top-K attended
+    sequences of each, and every sequence's attention (kept until interpret_fold has read it)."""
     input:
         model=model_dir(),
         store=store(),
         split=split_table(),
     output:
-        fold_predictions(),
+        predictions=fold_predictions(),
+        attended=report(fold_attended(), caption="../report/attended.rst", category="Attended sequences",
+                        labels={"fold": "{fold}"}),
+        attention=temp(fold_attention()),
     log:
         log_path("predict/fold{fold}.log"),
     benchmark:
         benchmark_path("predict/fold{fold}.tsv")
     params:
+        top=config["top_k"],
         device=config["device"],
     threads: config["threads"]["predict"]
     resources:
@@ -20,8 +25,9 @@ rule predict_fold:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {input.model} --store {input.store} --split {input.split}"
-        " --fold {wildcards.fold} --device {params.device} --out {output} --threads {threads}"
-        " > {log} 2>&1"
+        " --fold {wildcards.fold} --device {params.device} --out {output.predictions}"
+        " --attended {output.attended} --top {params.top} --attention {output.attention}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule predict_new:
