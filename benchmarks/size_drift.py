@@ -4,7 +4,8 @@ Training sees samples of `sample_size` sequences (10,000 by default); `predict` 
 repertoires, in real cohorts 100,000 to over 1,000,000 sequences. This simulates a cohort of large
 repertoires, trains the held-out fold's model at the package's defaults and scores each held-out
 repertoire twice: whole, and as `--samples` seeded samples of `sample_size` sequences (the mean of
-their probabilities). It prints, per class, the mean probability both ways and the shift; the ROC
+their probabilities), with the model's calibration (what `predict` reports), without it, and
+without calibration or subset pooling (`pool_subset_size` 0: how it scored before). It prints, per class, the mean probability both ways and the shift; the ROC
 AUC, the Brier score and the balanced accuracy at the reported threshold (0.5) and at the best
 threshold of the whole-repertoire scores (issue 14's goals: shift < 0.05 per class, balanced
 accuracy at 0.5 within 0.03 of the best).
@@ -20,6 +21,7 @@ import json
 import platform
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,24 +53,32 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 
 
 def score_fold(store: Path, model_dir: Path, test_ids: set[str], samples: int, seed: int) -> pd.DataFrame:
-    """P(positive) of each held-out repertoire scored whole and as samples of the training sample size."""
+    """P(positive) of each held-out repertoire scored whole and as samples of the training sample size,
+    through the model's calibration (`p_whole`, `p_sample`) and without it (`p_whole_raw`, `p_sample_raw`)."""
     saved = load_model(model_dir)
+    raw = replace(saved, training={**saved.training, "calibration": {}})
+    whole_bag = load_model(model_dir)  # as before subsets: a whole repertoire pooled at once, uncalibrated
+    whole_bag.model.pooling.subset_size = 0
+    whole_bag = replace(whole_bag, training=raw.training)
     size = int(saved.training["sample_size"]) if "sample_size" in saved.training else 10_000
     rng = np.random.default_rng(seed)
     rows = []
     for subject in subjects_from_store(store, saved, only=test_ids):
         rep = subject.repertoire
-        whole = score_repertoire([saved], rep, torch.device("cpu"))[0][LABEL][0, 0]
-        sampled = [score_repertoire([saved], rep.subset(np.sort(sample_indices(rep, size, rng))),
-                                    torch.device("cpu"))[0][LABEL][0, 0] for _ in range(samples)]
-        rows.append({"subject_id": subject.subject_id, "y": int(str(subject.truth[LABEL]) == "1"),
-                     "n_sequences": len(rep), "sample_size": size, "p_whole": float(whole),
-                     "p_sample": float(np.mean(sampled))})
+        reps = {"whole": [rep], "sample": [rep.subset(np.sort(sample_indices(rep, size, rng))) for _ in range(samples)]}
+        row = {"subject_id": subject.subject_id, "y": int(str(subject.truth[LABEL]) == "1"),
+               "n_sequences": len(rep), "sample_size": size}
+        for name, model in (("", saved), ("_raw", raw), ("_whole_bag", whole_bag)):
+            for kind, parts in reps.items():
+                row[f"p_{kind}{name}"] = float(np.mean([score_repertoire([model], part, torch.device("cpu"))[0][LABEL][0, 0]
+                                                        for part in parts]))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame) -> dict:
-    y, whole, sample = table["y"].to_numpy(), table["p_whole"].to_numpy(), table["p_sample"].to_numpy()
+def summary(table: pd.DataFrame, suffix: str = "") -> dict:
+    """Drift and threshold figures of the probabilities `p_whole{suffix}` and `p_sample{suffix}`."""
+    y, whole, sample = table["y"].to_numpy(), table[f"p_whole{suffix}"].to_numpy(), table[f"p_sample{suffix}"].to_numpy()
     threshold, best = best_threshold(y, whole)
     out = {"n": len(table), "auc_whole": float(roc_auc_score(y, whole)), "auc_sample": float(roc_auc_score(y, sample)),
            "brier_whole": float(np.mean((whole - y) ** 2)), "brier_sample": float(np.mean((sample - y) ** 2)),
@@ -80,6 +90,13 @@ def summary(table: pd.DataFrame) -> dict:
         out[f"mean_p_sample_{name}"] = float(sample[m].mean())
         out[f"shift_{name}"] = float(whole[m].mean() - sample[m].mean())
     return out
+
+
+def summaries(table: pd.DataFrame) -> dict:
+    """Calibrated (what `predict` reports), uncalibrated (the raw output) and whole-bag (no subsets, no
+    calibration: the model as it scored before either) figures."""
+    return {"calibrated": summary(table), "uncalibrated": summary(table, "_raw"),
+            "whole_bag": summary(table, "_whole_bag")}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             with timed(seconds, "score"):
                 tables.append(score_fold(store, model_dir, test_ids, args.samples, args.seed).assign(fold=fold))
         table = pd.concat(tables, ignore_index=True)
-    result = {"summary": summary(table), "per_fold": {int(f): summary(t) for f, t in table.groupby("fold")},
+    result = {"summary": summaries(table), "per_fold": {int(f): summaries(t) for f, t in table.groupby("fold")},
               "repertoires": table.to_dict(orient="records"), "seconds": seconds, "argv": sys.argv,
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                        text=True).stdout.strip(),

@@ -634,7 +634,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         description=(
             "Score held-out predictions (one row per subject, each from a model that never saw it) per fold "
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
-            "(threshold 0.5), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
+            "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
             "counts all held-out rows), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the mean ± sd AUC). Binary labels only."
         ),

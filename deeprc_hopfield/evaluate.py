@@ -25,7 +25,7 @@ from deeprc_hopfield.split import Split
 
 log = logging.getLogger(__name__)
 
-METRICS = ("roc_auc", "pr_auc", "balanced_accuracy", "f1")
+METRICS = ("roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier")
 THRESHOLD = 0.5
 
 
@@ -111,8 +111,9 @@ def positive_class(labels: list[str], given: str | None = None) -> str:
 
 
 def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    """ROC AUC, PR AUC (average precision), balanced accuracy and F1 at 0.5, and n; AUCs are NaN
-    when only one class is present."""
+    """ROC AUC, PR AUC (average precision), balanced accuracy and F1 at 0.5, the Brier score (mean
+    squared error of the probabilities: how well they are calibrated, lower is better) and n; AUCs
+    are NaN when only one class is present."""
     both = len(np.unique(y)) == 2
     predicted = probability >= THRESHOLD
     return {
@@ -120,6 +121,7 @@ def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, probability)) if both else float("nan"),
         "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
         "f1": float(f1_score(y, predicted, zero_division=0.0)),
+        "brier": float(np.mean((probability - y) ** 2)),
         "n": len(y),
     }
 

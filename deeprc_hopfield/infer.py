@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
@@ -133,12 +134,14 @@ def predict_outputs(model: torch.nn.Module, repertoires: list[Repertoire], devic
     return {name: torch.cat(values) for name, values in outputs.items()}
 
 
-def task_scores(kind: str, output: torch.Tensor) -> np.ndarray:
-    """Scores from raw outputs of B repertoires: P(positive) (binary, (B,)), class probabilities
-    (categorical, (B, k)) or the value (numeric, (B,))."""
+def task_scores(kind: str, output: torch.Tensor, calibration: dict | None = None) -> np.ndarray:
+    """Scores from raw outputs of B repertoires: P(positive) (binary, (B,); through the model's
+    `calibration` of the logit when given), class probabilities (categorical, (B, k)) or the value
+    (numeric, (B,))."""
     output = output.detach().float().cpu()
     if kind == "binary":
-        return torch.sigmoid(output.reshape(-1)).numpy()
+        logit = calibrated_logit(output.reshape(-1).double().numpy(), calibration)
+        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     if kind == "categorical":
         return torch.softmax(output, dim=-1).numpy()
     return output.reshape(-1).numpy()
@@ -286,7 +289,8 @@ def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: t
         for saved in models:
             result = saved.model(bags, return_attention=attention, chunk_size=chunk_size)
             for name, label in labels.items():
-                scores[name].append(task_scores(label["kind"], result.outputs[name]).reshape(-1))
+                calibration = saved.training.get("calibration", {}).get(name)
+                scores[name].append(task_scores(label["kind"], result.outputs[name], calibration).reshape(-1))
             if attention:
                 best = result.attention.float().max(dim=1).values
                 weights = best if weights is None else weights + best

@@ -39,7 +39,8 @@ SOFTWARE = ("deeprc-hopfield", "torch", "numpy", "pandas", "scikit-learn", "snak
 FIGURES = (("roc.png", "ROC curves"), ("pr.png", "Precision-recall curves"))
 #: What marks an HTML file as a report of this package (how `report --force` knows what it may replace).
 REPORT_MARKER = '<meta name="generator" content="deeprc-hopfield report">'
-_METRIC_NAMES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+_METRIC_NAMES = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1",
+                 "brier": "Brier score"}
 
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 70em;
@@ -136,7 +137,8 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
     per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
-            "Balanced accuracy and F1 at a probability threshold of 0.5.</p>" + html_table(pd.DataFrame(summary))
+            "Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is the mean squared "
+            "error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>" + html_table(pd.DataFrame(summary))
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
 
 

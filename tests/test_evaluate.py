@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import (average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score,
+                             roc_auc_score)
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate, parse_named_files
@@ -41,7 +42,7 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
          f"kmer={files['kmer']}", "--split", files["split"], "--out", files["out"]], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str})
-    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "n"]
+    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier", "n"]
     assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd"] * 2
     for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
         rows = table[table["method"] == method].set_index("fold")
@@ -50,15 +51,15 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
             m = files["fold"] == k
             y, q = files["y"][m], p[m]
             expected = [roc_auc_score(y, q), average_precision_score(y, q), balanced_accuracy_score(y, q >= 0.5),
-                        f1_score(y, q >= 0.5)]
+                        f1_score(y, q >= 0.5), brier_score_loss(y, q)]
             per_fold.append(expected)
-            np.testing.assert_allclose(rows.loc[str(k), ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+            np.testing.assert_allclose(rows.loc[str(k), ["roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier"]],
                                        expected, atol=1e-6)
             assert rows.loc[str(k), "n"] == 8
         per_fold = np.array(per_fold)
-        np.testing.assert_allclose(rows.loc["mean", ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+        np.testing.assert_allclose(rows.loc["mean", ["roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier"]],
                                    per_fold.mean(axis=0), atol=1e-6)
-        np.testing.assert_allclose(rows.loc["sd", ["roc_auc", "pr_auc", "balanced_accuracy", "f1"]],
+        np.testing.assert_allclose(rows.loc["sd", ["roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier"]],
                                    per_fold.std(axis=0, ddof=1), atol=1e-6)
         assert rows.loc["mean", "n"] == 24
     for name in ("roc.png", "pr.png"):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from deeprc_hopfield.model import (HopfieldPooling, ModelConfig, RepertoireClassifier, SequenceBags,
                                    SequenceEmbedder, TaskSpec, position_features, probabilities, task_loss)
+from deeprc_hopfield.model.pooling import Subsets
 from deeprc_hopfield.model.streaming import LeftOut
 
 torch.set_num_threads(2)
@@ -69,6 +70,37 @@ def test_streamed_pooling_equals_dense(heads, steps, chunk):
     torch.testing.assert_close(sums.sum(dim=1), torch.full((len(sizes),), float(heads)))
     one_instance = torch.tensor(np.cumsum([0] + sizes))[:-1][torch.tensor(sizes) == 1]
     assert torch.allclose(attention[one_instance], torch.ones(1))
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_a_bag_larger_than_the_subset_size_pools_as_the_mean_of_its_subsets(heads):
+    """Whole repertoires are pooled as training saw its samples: the mean of the pooled vectors of
+    subsets of about `subset_size`; smaller bags pool as before, and attention stays one softmax."""
+    torch.manual_seed(4)
+    whole = HopfieldPooling(12, heads=heads, attention_dim=8, beta=2.0)
+    subsetted = HopfieldPooling(12, heads=heads, attention_dim=8, beta=2.0, subset_size=10)
+    subsetted.load_state_dict(whole.state_dict())
+    sizes = torch.tensor([35, 7, 10])
+    offsets = torch.cat((torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)))
+    emb = torch.randn(int(sizes.sum()), 12) * 3
+    pooled, attention = subsetted(emb, offsets, return_attention=True, chunk_size=6)
+    plain, plain_attention = whole(emb, offsets, return_attention=True, chunk_size=6)
+    torch.testing.assert_close(attention, plain_attention, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(pooled[1:], plain[1:], atol=1e-6, rtol=1e-5)  # not larger than 10: unchanged
+    subsets = Subsets.of_bags(sizes, 10)
+    assert subsets.n == 4 + 1 + 1 and int(subsets.sizes[:4].sum()) == 35 and int(subsets.sizes[:4].max()) <= 10
+    members = [torch.nonzero(subsets.of[:35] == k).reshape(-1) for k in range(4)]
+    each = [whole(emb[m], torch.tensor([0, len(m)]))[0] for m in members]  # every subset pooled alone
+    torch.testing.assert_close(pooled[0], torch.cat(each).mean(0), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(pooled[0], plain[0], atol=1e-3)
+
+
+def test_subsets_of_a_large_repertoire_are_even_and_interleaved():
+    subsets = Subsets.of_bags(torch.tensor([300_000, 1_234_567]), 10_000)
+    first = subsets.sizes[:30]
+    assert subsets.n == 30 + 124 and int(first.max() - first.min()) <= 5  # ~10,000 each
+    assert len(torch.unique(subsets.of[:100])) > 25  # consecutive sequences spread over the subsets
+    assert Subsets.of_bags(torch.tensor([10_000, 5]), 10_000) is None  # training's samples: whole bags
 
 
 def test_left_out_sequences_join_the_forward_pass():

@@ -16,8 +16,10 @@ import torch
 from conftest import simulated_store
 from sklearn.metrics import roc_auc_score
 
+from deeprc_hopfield.infer import predict_outputs
 from deeprc_hopfield.saved_model import ModelFileError, load_model
 from deeprc_hopfield.simulate import SimulationSettings
+from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.training import train
 
 QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_size": 200,
@@ -67,6 +69,16 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
     assert list(test.columns) == ["subject_id", "probability", "predicted", "true_label"]
     assert set(test["subject_id"]) == held_out
     assert roc_auc_score(test["true_label"], test["probability"]) >= 0.9
+    # the probabilities are the raw output through the calibration fitted on the validation repertoires
+    calibration = training["calibration"]["label"]
+    assert calibration["n_validation"] == len(training["validation_subjects"]) and calibration["slope"] > 0
+    assert calibration["validation_log_loss_after"] <= calibration["validation_log_loss_before"] + 1e-9
+    with RepertoireStore(easy_cohort["store"]) as store:
+        repertoires = [store.repertoire(store.index_of(s)) for s in test["subject_id"]]
+    raw = predict_outputs(load_model(model_dir).model, repertoires, torch.device("cpu"))["label"]
+    raw = raw.reshape(-1).double().numpy()
+    expected = 1 / (1 + np.exp(-(calibration["slope"] * raw + calibration["intercept"])))
+    np.testing.assert_allclose(test["probability"], expected, atol=1e-5)
 
     # every repertoire, the 30 training ones too (so marked): where does the attention go?
     attended = tmp_path / "attended.tsv"

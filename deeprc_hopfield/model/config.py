@@ -93,7 +93,9 @@ class ModelConfig:
     Pooling: Hopfield pooling with `attention_heads` learned query patterns, `attention_dim` per head,
     inverse temperature `beta` (None = 1/sqrt(attention_dim)), optionally learned, iterated
     `update_steps` times; with `energy_feature` the output network also sees each head's
-    log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
+    log-mean-exp of attention logits (the bag's Hopfield energy, see `pooling`); a bag larger than
+    `pool_subset_size` is pooled as the mean over subsets of about that size, as training saw it
+    (None: training fills in its sample size, and a model saved without it pools whole bags; 0 = off). Head: `head_layers` SELU layers of `head_hidden` units, one output per task.
     Memory: `clone_memory` stored public clones (0 = none) whose copies (exact, or within one
     substitution at `clone_radius` 1, junctions up to `clone_width` residues) get a learned attention
     bonus (see `memory`); training fills it. Reference: `reference_size` known receptors of junctions
@@ -115,6 +117,7 @@ class ModelConfig:
     learn_beta: bool = False
     update_steps: int = 1
     energy_feature: bool = True
+    pool_subset_size: int | None = None
     head_hidden: int = 32
     head_layers: int = 1
     clone_memory: int = 0
@@ -160,6 +163,8 @@ class ModelConfig:
         _check_int("update_steps", self.update_steps, 1)
         if not isinstance(self.energy_feature, bool):
             raise ValueError(f"ModelConfig.energy_feature must be true or false, got {self.energy_feature!r}")
+        if self.pool_subset_size is not None:
+            _check_int("pool_subset_size", self.pool_subset_size, 0)
         _check_int("head_hidden", self.head_hidden, 1)
         _check_int("head_layers", self.head_layers, 0)
         _check_int("clone_memory", self.clone_memory, 0)

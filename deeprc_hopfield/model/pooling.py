@@ -20,6 +20,13 @@ softmax over the (instance, head) pairs of its bag, of logits centred per head: 
 softmax sums to 1 whatever it finds, so a head whose motif a bag lacks would otherwise put its whole
 weight on the background. The pooled vector uses each head's own softmax.
 
+Training sees samples of a fixed size and prediction whole repertoires, up to 100 times larger; the
+energy and, through its sharpest instances, the softmax mean grow with the bag when the logits are
+heavy-tailed, so the output would drift with repertoire size. With `subset_size` (training sets it to
+its sample size) a larger bag is therefore pooled as the mean of the pooled vectors of disjoint,
+interleaved subsets of about that size (`subsets`): each subset looks to the output network like a
+training sample. Attention weights stay one softmax over the whole bag.
+
 The softmax runs over every instance of a bag. It is computed in one pass over chunks of instances
 (in any order, bags mixed) with a running maximum, a running sum of exponentials and a running
 weighted sum of values: an online softmax. The result equals the dense softmax, and memory does
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -46,10 +54,11 @@ class HopfieldPooling(nn.Module):
     """
 
     def __init__(self, input_dim: int, heads: int = 1, attention_dim: int = 32, beta: float | None = None,
-                 learn_beta: bool = False, update_steps: int = 1, energy_feature: bool = True) -> None:
+                 learn_beta: bool = False, update_steps: int = 1, energy_feature: bool = True,
+                 subset_size: int = 0) -> None:
         super().__init__()
         self.heads, self.attention_dim, self.update_steps = heads, attention_dim, update_steps
-        self.energy_feature = energy_feature
+        self.energy_feature, self.subset_size = energy_feature, subset_size
         self.out_dim = attention_dim + (heads if energy_feature else 0)
         self.query = nn.Parameter(torch.randn(heads, input_dim) * 0.02)  # learned state patterns
         self.norm_stored = nn.LayerNorm(input_dim)
@@ -68,7 +77,7 @@ class HopfieldPooling(nn.Module):
     @classmethod
     def from_config(cls, config, input_dim: int) -> "HopfieldPooling":
         return cls(input_dim, config.attention_heads, config.attention_dim, config.beta, config.learn_beta,
-                   config.update_steps, config.energy_feature)
+                   config.update_steps, config.energy_feature, config.pool_subset_size or 0)
 
     @property
     def beta(self) -> torch.Tensor:
@@ -107,14 +116,17 @@ class HopfieldPooling(nn.Module):
 
     def accumulate(self, chunks: Iterable[tuple[Index, torch.Tensor]], query: torch.Tensor, bag: torch.Tensor,
                    n_bags: int, bias: torch.Tensor | None = None, left_out: LeftOut | None = None,
-                   read_keys: bool = False, logits_out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   read_keys: bool = False, logits_out: torch.Tensor | None = None,
+                   subsets: Subsets | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Softmax-weighted means of the values (or of the keys, `read_keys`) (B, H, dk) and the
         log-sum-exp (B, H) over every chunk, continuing from `left_out`'s state; each chunk's
-        logits are also written into `logits_out` (N, H) when given."""
+        logits are also written into `logits_out` (N, H) when given. With `subsets`, per subset
+        (S, H, dk) and (S, H) instead of per bag."""
+        key, n_keys = (subsets.of, subsets.n) if subsets is not None else (bag, n_bags)
         acc = left_out.softmax.clone() if left_out is not None else \
-            StreamingSoftmax(n_bags, self.heads, self.attention_dim, bag.device, self.query.dtype)
+            StreamingSoftmax(n_keys, self.heads, self.attention_dim, bag.device, self.query.dtype)
         for index, logits, k, v in self.stream(chunks, query, bag, bias, values=not read_keys):
-            acc.add(logits, k if read_keys else v, bag[index])
+            acc.add(logits, k if read_keys else v, key[index])
             if logits_out is not None:
                 logits_out[index] = logits.to(logits_out.dtype)
         return acc.result()
@@ -180,13 +192,19 @@ class HopfieldPooling(nn.Module):
         """The final update over `chunks` of a batch: pooled (B, out_dim) and optionally attention (N, H)."""
         logits = torch.empty(bag.shape[0], self.heads, device=bag.device, dtype=self.query.dtype) \
             if return_attention else None
-        mean, lse = self.accumulate(chunks, query, bag, offsets.shape[0] - 1, bias, left_out, logits_out=logits)
         sizes = offsets[1:] - offsets[:-1]
+        subsets = Subsets.of_bags(sizes, self.subset_size) if left_out is None else None
+        mean, lse = self.accumulate(chunks, query, bag, offsets.shape[0] - 1, bias, left_out, logits_out=logits,
+                                    subsets=subsets)
+        if subsets is not None:  # the mean of the subsets' pooled vectors; the bag's log-sum-exp for attention
+            pooled = subsets.mean_per_bag(self.finish(mean, lse, subsets.sizes))
+            lse = subsets.logsumexp_per_bag(lse)
+        else:
+            pooled = self.finish(mean, lse, sizes if left_out is None else sizes + left_out.count)
         attention = None
         if logits is not None:  # one head: its softmax, left-out instances included
             attention = torch.exp(logits - lse[bag]) if self.heads == 1 else self.joint_attention(logits, bag, sizes)
-        sizes = sizes if left_out is None else sizes + left_out.count
-        return self.finish(mean, lse, sizes), attention
+        return pooled, attention
 
     def joint_attention(self, logits: torch.Tensor, bag: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         """Attention weights (N, H) of instances with `logits` (N, H) in bags `bag` (N,) of `sizes` (B,):
@@ -210,3 +228,51 @@ class HopfieldPooling(nn.Module):
         weights = torch.exp(centred - top[bag, None])  # (N, H), at most 1
         total = weights.new_zeros(counts.shape[0]).index_add_(0, bag, weights.sum(dim=1))  # (B,)
         return weights * (self.heads / total)[bag, None]
+
+
+# Fibonacci hashing: consecutive positions of a bag land in different subsets, evenly (a bag's
+# order in a file, e.g. by clone size, never makes one subset different from another).
+_GOLDEN = 2654435769  # round(2**32 / golden ratio), odd
+
+
+@dataclass
+class Subsets:
+    """Disjoint subsets of the instances of each bag, for pooling a bag larger than `subset_size` as the
+    mean over subsets of about that size: `of` (N,) the subset of each instance, `bag` (S,) the bag of
+    each subset, `sizes` (S,) their sizes, `n` = S."""
+
+    of: torch.Tensor
+    bag: torch.Tensor
+    sizes: torch.Tensor
+    n: int
+
+    @classmethod
+    def of_bags(cls, sizes: torch.Tensor, subset_size: int) -> "Subsets | None":
+        """Subsets of bags of `sizes` (B,): ceil(size / subset_size) per bag; None when no bag is larger
+        than `subset_size` (or it is 0: pool whole bags), so that training's samples pool as before."""
+        if subset_size <= 0 or not bool((sizes > subset_size).any()):
+            return None
+        counts = torch.div(sizes + subset_size - 1, subset_size, rounding_mode="floor")  # (B,) subsets per bag
+        first = torch.cumsum(counts, 0) - counts  # (B,) index of each bag's first subset
+        bag = segment_ids(torch.cat((sizes.new_zeros(1), torch.cumsum(sizes, 0))))
+        starts = torch.cumsum(sizes, 0) - sizes
+        position = torch.arange(bag.shape[0], device=sizes.device) - starts[bag]  # within its bag
+        hashed = (position * _GOLDEN) % (1 << 32)
+        of = first[bag] + (hashed * counts[bag]) // (1 << 32)  # multiply-shift into [0, counts)
+        n = int(counts.sum())
+        subset_bag = torch.repeat_interleave(torch.arange(sizes.shape[0], device=sizes.device), counts)
+        return cls(of, subset_bag, torch.bincount(of, minlength=n), n)
+
+    def mean_per_bag(self, values: torch.Tensor) -> torch.Tensor:
+        """(S, d) per subset -> (B, d) mean per bag."""
+        n_bags = int(self.bag.max()) + 1
+        total = values.new_zeros(n_bags, values.shape[1]).index_add_(0, self.bag, values)
+        return total / torch.bincount(self.bag, minlength=n_bags).to(values.dtype)[:, None]
+
+    def logsumexp_per_bag(self, lse: torch.Tensor) -> torch.Tensor:
+        """(S, H) log-sum-exp per subset -> (B, H) over each bag's subsets."""
+        n_bags = int(self.bag.max()) + 1
+        top = lse.new_full((n_bags, lse.shape[1]), -torch.inf).scatter_reduce(
+            0, self.bag[:, None].expand_as(lse), lse, reduce="amax", include_self=True)
+        total = lse.new_zeros(n_bags, lse.shape[1]).index_add_(0, self.bag, torch.exp(lse - top[self.bag]))
+        return top + torch.log(total)

@@ -56,6 +56,8 @@ class TrainingConfig:
     clone_pgen: bool = True  # leave out chance-public clones (OLGA pgen above a cutoff) where inner CV says so
     # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
     reference_min_auc: float = 0.7
+    # binary outputs: fit slope and intercept of the logit on the validation repertoires scored whole (deeprc_hopfield/calibration.py)
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         checks = [

@@ -31,6 +31,7 @@ from deeprc_hopfield.io import check_output
 from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_model
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.calibration import describe, fit_calibration
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
@@ -100,6 +101,9 @@ class Trainer:
         known = self.reference if self.reference is not None and self.reference.used else None
         receptors = known.receptors() if known is not None else None
         options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
+                   # larger repertoires are pooled in subsets of the size training samples (model/pooling.py)
+                   "pool_subset_size": self.config.sample_size if model_options.get("pool_subset_size") is None
+                   else model_options["pool_subset_size"],
                    "clone_memory": len(clones), "clone_radius": self.memory.rule.radius if self.memory else 0,
                    "clone_width": self.memory.width if self.memory else 0, "reference_size": len(receptors[1]) if receptors else 0,
                    "reference_width": int(receptors[1].max(initial=0)) if receptors else 0}
@@ -216,6 +220,27 @@ class Trainer:
                 result[f"val_{task.name}_{name}" if len(self.tasks) > 1 else f"val_{name}"] = value
         return result
 
+    def calibrate(self) -> dict[str, dict]:
+        """Per binary task, the calibration of its logit fitted on the validation repertoires scored whole
+        (`calibration.py`); empty when `calibrate` is off."""
+        from deeprc_hopfield.infer import predict_outputs
+
+        binary = [task for task in self.tasks if task.kind == "binary"]
+        if not self.config.calibrate or not binary:
+            return {}
+        self.model.eval()
+        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
+                                  self.config.embed_chunk)
+        fitted = {}
+        for task in binary:
+            labels = self.targets[task.name][self.val_idx].astype(float)
+            known = np.isfinite(labels)  # a missing binary label is NaN
+            fit = fit_calibration(outputs[task.name].reshape(-1).numpy()[known], labels[known].astype(int))
+            log.info("%s: %s", task.name, describe(fit))
+            if fit is not None:
+                fitted[task.name] = fit
+        return fitted
+
     # --- checkpoints ----------------------------------------------------------------------
     def identity(self) -> dict:
         """What a checkpoint must share with this run to be continued by `resume="auto"`: the store
@@ -284,9 +309,11 @@ class Trainer:
             reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
             alone = keep_memory_alone(self.model, self.memory, self.progress, self.targets[task.name][self.val_idx],
                                       SequenceBags.from_repertoires(reps).to(self.device), self.config.embed_chunk)
+        calibration = self.calibrate()
         best = self.progress.best
         subjects = self.store.subject_ids
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": best["update"],
+                    "calibration": calibration,
                     "memory_alone": alone, "memory_alone_val_loss": alone_loss, "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
