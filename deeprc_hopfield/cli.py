@@ -388,7 +388,7 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     else:
         subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
     return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None,
-                   attention_file=attention)
+                   attention_file=attention, total=len(ids))
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
+from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import Repertoire, RepertoireStore
 
@@ -309,12 +310,16 @@ class Scored:
 
 
 def score_subjects(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
-                   attention: bool = False, chunk_size: int = DEFAULT_CHUNK) -> Iterator[Scored]:
-    """Every model over each whole repertoire in turn: one forward pass per repertoire."""
+                   attention: bool = False, chunk_size: int = DEFAULT_CHUNK, total: int | None = None
+                   ) -> Iterator[Scored]:
+    """Every model over each whole repertoire in turn: one forward pass per repertoire (progress of
+    the `total` repertoires in the log)."""
+    progress = LoggedProgress(log, "scored", total)
     for subject in subjects:
         scores, weights = score_repertoire(models, subject.repertoire, device, attention=attention,
                                            chunk_size=chunk_size)
         yield Scored(subject, scores, weights.numpy() if weights is not None else None)
+        progress.update()
         raise_if_interrupted()
 
 
@@ -334,7 +339,7 @@ def scored_from_file(path: str | Path, models: list[SavedModel], subjects: Itera
 
 def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
             chunk_size: int = DEFAULT_CHUNK, top: int = 0, training_subjects: set[str] | None = None,
-            attention_file: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            attention_file: str | Path | None = None, total: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
 
     With several models (a fold ensemble) probabilities are averaged and their spread reported, and a
@@ -353,7 +358,7 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     known = known_receptors(models) if top > 0 else None
     rows, attended = [], []
     stream = score_subjects(models, subjects, device, attention=top > 0 or attention_file is not None,
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, total=total)
     with (attention_writer(attention_file, models) if attention_file is not None
           else contextlib.nullcontext()) as writer:
         for scored in stream:

@@ -244,8 +244,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         check_attention(attention_file, models, chosen)
     with _output_folder(out, "interpret", force) as tmp:
         subjects_of = subjects_from_store(store, models[0], set(chosen))
-        scored = (score_subjects(models, subjects_of, device, attention=True) if attention_file is None
-                  else scored_from_file(attention_file, models, subjects_of))
+        scored = (score_subjects(models, subjects_of, device, attention=True, total=len(chosen))
+                  if attention_file is None else scored_from_file(attention_file, models, subjects_of))
         attention = ranking.collect_attention(scored, name, positive_class, per_repertoire, labels)
         ranked = ranking.rank_sequences(attention)
         known = known_receptors(models)

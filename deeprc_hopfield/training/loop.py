@@ -26,6 +26,7 @@ from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.heads import balanced_loss, task_losses
+from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.io import check_output
 from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_model
@@ -277,17 +278,20 @@ class Trainer:
         start_time = time.perf_counter()
         bar = tqdm(total=cfg.n_updates, initial=state.update, unit="update", desc="train", disable=not progress)
         losses: list[float] = []
+        first = state.update  # after a resume, the ETA counts this run's updates only
+        eta = LoggedProgress(log, "train", cfg.n_updates - first, unit="updates")
         while state.update < cfg.n_updates:
             losses.append(self.step())
             bar.update()
+            eta.done = state.update - first
             interrupts.raise_if_interrupted()
             if state.update % cfg.evaluate_every == 0 or state.update == cfg.n_updates:
                 row = {"update": state.update, "loss": float(np.mean(losses)), **self.evaluate(self.val_idx),
                        "seconds": round(time.perf_counter() - start_time, 2)}
                 losses = []
                 bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{row['val_loss']:.3f}")
-                log.info("update %d: %s", state.update, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                                  if k != "update"))
+                log.info("update %d: %s (%s)", state.update, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                       if k != "update"), eta.line(row["seconds"]))
                 if state.record(row, cfg.patience):
                     self.best_state = self._state()
                 if state.stopped_early:

@@ -1,0 +1,31 @@
+"""Progress lines of long stages in the log (`deeprc_hopfield.progress`)."""
+
+from __future__ import annotations
+
+import logging
+
+from deeprc_hopfield.progress import LoggedProgress
+
+
+def test_progress_logs_done_total_and_eta_then_done(caplog):
+    log = logging.getLogger("test_progress")
+    progress = LoggedProgress(log, "scored", 4, every=0.0)
+    with caplog.at_level(logging.INFO, logger="test_progress"):
+        for _ in range(4):
+            progress.update()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and lines[0].startswith("scored: 1/4 repertoires (25%),") and "ETA" in lines[0]
+    assert lines[-1].startswith("scored: 4/4 repertoires (100%),") and lines[-1].endswith("done")
+
+
+def test_progress_is_quiet_between_intervals_and_works_without_a_total(caplog):
+    log = logging.getLogger("test_progress")
+    quiet = LoggedProgress(log, "scored", 1000, every=3600.0)
+    unknown = LoggedProgress(log, "read", None, unit="files", every=0.0)
+    with caplog.at_level(logging.INFO, logger="test_progress"):
+        for _ in range(10):
+            quiet.update()
+        unknown.update(3)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [lines[-1]] and lines[-1].startswith("read: 3 files, ")
+    assert unknown.line(90.0) == "3 files, 1.5 min"
