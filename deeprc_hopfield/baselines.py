@@ -25,6 +25,7 @@ Binary labels only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +42,8 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
-from deeprc_hopfield.clone_rules import (CloneCollector, CloneRule, CohortClones, RuleChoice, choose_clone_rule,
-                                         clone_rules, pgen_for)
+from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
+                                         cohort_clones, pgen_for)
 from deeprc_hopfield.public_clones import inner_cv
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
@@ -112,19 +113,29 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
-        kmers = []
-        collector = CloneCollector(store.v_genes, rules or clone_rules()) if "public_clones" in methods else None
-        for i in range(len(store)):
-            rep = store.repertoire(i)
-            if "kmer" in methods:
-                kmers.append(kmer_frequencies(rep.codes, rep.lengths))
-            if collector is not None:
-                collector.add(rep)
-            raise_if_interrupted()
+        repertoires = _StoreRepertoires(store)
+        kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
+        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules()) if "public_clones" in methods
+                  else None)
         subjects, v_genes = list(store.subject_ids), list(store.v_genes)
     return CohortFeatures(subjects, Path(store_path), v_genes, np.asarray(label.values, dtype=np.int64),
-                          list(label.classes),
-                          np.vstack(kmers) if kmers else None, collector.result() if collector else None)
+                          list(label.classes), np.vstack(kmers) if kmers else None, clones)
+
+
+class _StoreRepertoires(Sequence):
+    """The repertoires of an open store, read when indexed (each read checks for an interrupt)."""
+
+    def __init__(self, store: RepertoireStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
+        if not 0 <= i < len(self.store):
+            raise IndexError(i)
+        raise_if_interrupted()
+        return self.store.repertoire(i)
 
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True

@@ -30,9 +30,10 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.neighbours import RADII, ReceptorIndex
-from deeprc_hopfield.public_clones import (PublicCloneTest, clone_incidence, clone_set, repertoire_keys,
-                                           resolve_wildcards, v_codes, with_v)
+from deeprc_hopfield.cdr3 import core_bounds
+from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
+from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, clone_incidence, clone_set, in_sorted,
+                                           repertoire_keys, resolve_wildcards, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 V_LEVELS = ("family", "gene", "none")
 AUTO = "auto"
 _LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "CDR3 alone"}
+#: Radius 1: wildcard keys (one per core residue of each repertoire's distinct cores) counted per pass
+#: over the repertoires: ~8 bytes each held, up to ~32 while merging (1 GB and ~4 GB here); more make
+#: more passes (each reads every repertoire once more).
+WILDCARD_KEYS_PER_PASS = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,9 @@ class CloneCollector:
         self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
         self._cores: list[tuple] = []  # radius 1: each repertoire's distinct cores, their codes and lengths
 
-    def add(self, repertoire) -> None:
-        cores = repertoire_keys(repertoire)  # the CDR3 cores' keys; each level adds its V term
+    def add(self, repertoire, cores: np.ndarray | None = None) -> None:
+        """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None)."""
+        cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
         if self._clones:
             distinct, first = np.unique(cores, return_index=True)
             picked = repertoire.subset(first)
@@ -131,12 +137,103 @@ class CloneCollector:
         return out
 
 
-def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule]) -> list[CohortClones]:
-    """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule."""
+def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
+                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS) -> list[CohortClones]:
+    """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule.
+
+    Only sequences whose clone could be shared are collected (:func:`shareable_cores`, which reads
+    `repertoires` once at radius 0, 1 + ceil(wildcard keys / `keys_per_pass`) times at radius 1),
+    in one more pass: the result is that of collecting every sequence, with memory for the
+    shareable ones only. `repertoires` is anything indexable (a list, or a store read lazily).
+    """
+    rules = list(rules)
+    shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass)
     collector = CloneCollector(v_genes, rules)
-    for rep in repertoires:
-        collector.add(rep)
+    for i in range(len(repertoires)):
+        rep = repertoires[i]
+        cores = repertoire_keys(rep)
+        keep = np.flatnonzero(shareable.holds(rep, cores))
+        collector.add(rep.subset(keep), cores[keep])
     return collector.result()
+
+
+@dataclass
+class ShareableCores:
+    """The CDR3 cores whose clones two repertoires or more can carry: `cores` (int64 sorted core keys,
+    `public_clones.clone_keys` without V) held by two repertoires or more, and at radius 1 `wildcards`
+    (int64 sorted, `neighbours.wildcard_keys`) held by two or more (None at radius 0)."""
+
+    cores: np.ndarray
+    wildcards: np.ndarray | None
+
+    def holds(self, repertoire, cores: np.ndarray) -> np.ndarray:
+        """Which sequences of a `Repertoire` (core keys `cores`, (n,)) have a shareable core, bool (n,)."""
+        keep = in_sorted(self.cores, cores)
+        if self.wildcards is None or keep.all():
+            return keep
+        distinct, first, inverse = np.unique(cores, return_index=True, return_inverse=True)
+        ok = in_sorted(self.cores, distinct)
+        rest = np.flatnonzero(~ok)
+        for row, keys in _wildcards(repertoire.subset(first[rest])):
+            ok[rest[np.unique(row[in_sorted(self.wildcards, keys)])]] = True
+        return ok[inverse.ravel()]
+
+
+def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS
+                    ) -> ShareableCores:
+    """The cores a clone shared by two of `repertoires` or more can have, whatever its V level and
+    missing-V resolution: every carrier of a clone holds its core (radius 0), or at radius 1 a core of
+    equal length at most one substitution away, and two such cores share a wildcard key (two that do
+    not, by a key collision, are kept too: a superset changes no result).
+
+    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~8 bytes each) and, in the same
+    pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past that, the
+    wildcard keys are counted again in parts (their hash modulo the number of passes), one more pass
+    over `repertoires` for each ~`keys_per_pass` of them. Then the shared keys only.
+    """
+    cores, wildcards, residues = KeyCounter(), KeyCounter() if radius_one else None, 0
+    for i in range(len(repertoires)):
+        rep = repertoires[i]
+        distinct, first = np.unique(repertoire_keys(rep), return_index=True)
+        cores.add(distinct)
+        residues += int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
+        if wildcards is not None and residues <= keys_per_pass:
+            wildcards.add(_distinct_wildcards(rep.subset(first)))
+        else:
+            wildcards = None
+    cores = cores.shared()
+    if not radius_one:
+        return ShareableCores(cores, None)
+    passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
+    shared = [wildcards.shared()] if wildcards is not None else []
+    del wildcards
+    for part in range(len(shared), passes):
+        counter = KeyCounter()
+        for i in range(len(repertoires)):
+            counter.add(_distinct_wildcards(repertoires[i], part, passes))  # no core keys: numpy only
+        shared.append(counter.shared())
+        del counter
+    log.debug("clone rules: %d shareable cores, %d shared wildcard keys (%d pass%s)", len(cores),
+              sum(len(w) for w in shared), passes, "es" if passes > 1 else "")
+    return ShareableCores(cores, np.sort(np.concatenate(shared)))
+
+
+def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
+    """The distinct wildcard keys of a `Repertoire`'s sequences whose hash modulo `parts` is `part`, int64 sorted."""
+    keys = [k[k.view(np.uint64) % np.uint64(parts) == part] if parts > 1 else k for _, k in _wildcards(repertoire)]
+    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+
+
+def _wildcards(repertoire, chunk: int = CHUNK):
+    """`neighbours.wildcard_keys` of a `Repertoire`'s sequences, `chunk` sequences at a time: yields (row
+    in the repertoire, key), int64 each."""
+    lengths = np.asarray(repertoire.lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    for start in range(0, len(lengths), chunk):
+        stop = min(start + chunk, len(lengths))
+        codes = repertoire.codes[int(ends[start] - lengths[start]):int(ends[stop - 1])]
+        row, keys = wildcard_keys(codes, lengths[start:stop])
+        yield row + start, keys
 
 
 def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]:

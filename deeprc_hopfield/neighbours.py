@@ -150,6 +150,28 @@ class _SortedKeys:
         return i, np.repeat(low, count) + within
 
 
+def wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR) -> tuple[np.ndarray, np.ndarray]:
+    """The substitution-neighbourhood keys of sequences' cores, as :class:`ReceptorIndex` joins them at
+    radius 1: one per core position, the core with that position wildcarded. Two cores of equal length
+    at Hamming distance 0 or 1 share at least one key (cores of other lengths never do).
+
+    Parameters
+    ----------
+    codes, lengths
+        uint8 (n_residues,) residue codes of the junctions concatenated, and (n,) their lengths.
+
+    Returns
+    -------
+    row, keys
+        int64 (n_core_residues,) the sequence of each key, and int64 (n_core_residues,) the keys (the
+        uint64 hash viewed as int64).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    cores = _Cores(np.ascontiguousarray(codes, dtype=np.uint8), _starts(lengths), lengths, trim)
+    size = _table_size(cores.length)
+    return cores.row, cores.wildcard_keys(cores.keys(size), size).view(np.int64)
+
+
 def _mismatches(query: _Cores, q: np.ndarray, ref: _Cores, r: np.ndarray) -> np.ndarray:
     """Positions at which core q[k] of `query` and core r[k] of `ref` differ, int64 (n_pairs,);
     the cores of each pair must be of equal length."""

@@ -316,6 +316,56 @@ def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarr
     return matrix, shared
 
 
+class KeyCounter:
+    """Which int64 keys two repertoires or more hold, counted as the repertoires come (`add` each one's
+    distinct keys, then `shared`), in about 8 bytes per distinct key.
+
+    The keys seen in one repertoire so far are kept sorted in one array, those seen in two or more in
+    another; added keys wait in a buffer that is merged in (one sort) when it grows as large as the
+    first array (and at least `chunk` keys), so every key is sorted a few times only. While merging,
+    ~17 bytes per key of the first array and the buffer are held.
+    """
+
+    def __init__(self, chunk: int = 1 << 20) -> None:
+        self.chunk = chunk
+        self._once = np.zeros(0, dtype=np.int64)  # sorted, seen in one repertoire
+        self._twice = np.zeros(0, dtype=np.int64)  # sorted, seen in two or more
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+
+    def add(self, distinct: np.ndarray) -> None:
+        """Count one repertoire's keys (int64 (n,), each once)."""
+        self._buffer.append(np.asarray(distinct, dtype=np.int64))
+        self._buffered += len(distinct)
+        if self._buffered >= max(self.chunk, len(self._once)):
+            self._merge()
+
+    def _merge(self) -> None:
+        keys = np.concatenate([self._once, *self._buffer])
+        self._once, self._buffer, self._buffered = np.zeros(0, dtype=np.int64), [], 0
+        keys.sort()
+        repeated = np.zeros(len(keys), dtype=bool)  # held by another repertoire of these keys too
+        np.equal(keys[1:], keys[:-1], out=repeated[1:])
+        repeated[:-1] |= repeated[1:]
+        new = np.unique(keys[repeated])
+        if len(new):
+            self._twice = np.union1d(self._twice, new)
+        keys = keys[~repeated]
+        self._once = keys[~in_sorted(self._twice, keys)]
+
+    def shared(self) -> np.ndarray:
+        """The keys that two `add` calls or more held, int64 sorted."""
+        self._merge()
+        return self._twice
+
+
+def in_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of `keys` is in the sorted int64 array `table`, bool (n,)."""
+    if len(table) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    return table[np.minimum(np.searchsorted(table, keys), len(table) - 1)] == keys
+
+
 # --- the test ------------------------------------------------------------------------------------
 def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS) -> StratifiedKFold:
     """Stratified inner cross-validation over the training repertoires (class codes `y`), with fewer
