@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_record import provenance, write_result  # noqa: E402
 
 
 def run(args: list) -> float:
@@ -89,14 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {"median_seconds": medians, "seconds": times,
               "ratio_three_over_one": medians["three pass(es), total"] / medians["one pass(es), total"],
               "identical_outputs": identical, "argv": sys.argv,
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip(),
-              "machine": f"{platform.node()} {platform.machine()}, {args.threads} threads"}
+              **provenance(f"{args.threads} threads")}
     print(json.dumps({k: result[k] for k in ("median_seconds", "ratio_three_over_one", "identical_outputs")},
                      indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import LABEL, simulated_cohort, timed  # noqa: E402  (the benchmark's cohort and timing)
+from run_record import provenance, write_result  # noqa: E402
 
 from deeprc_hopfield.infer import score_repertoire, subjects_from_store  # noqa: E402
 from deeprc_hopfield.sampling import sample_indices  # noqa: E402
@@ -137,13 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         table = pd.concat(tables, ignore_index=True)
     result = {"summary": summaries(table), "per_fold": {int(f): summaries(t) for f, t in table.groupby("fold")},
               "repertoires": table.to_dict(orient="records"), "seconds": seconds, "argv": sys.argv,
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                       text=True).stdout.strip(),
-              "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads"}
+              **provenance(f"{torch.get_num_threads()} torch threads")}
     print(json.dumps(result["summary"], indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.json, result)
     return 0
 
 

@@ -1,0 +1,21 @@
+"""What a benchmark's raw JSON records besides its figures: the commit and machine, and the file itself."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+
+def provenance(threads: str) -> dict[str, str]:
+    """The short commit of the working tree's HEAD and the machine, with `threads` (e.g. "2 threads")."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {"commit": commit, "machine": f"{platform.node()} {platform.machine()}, {threads}"}
+
+
+def write_result(path: Path | None, result: dict) -> None:
+    """Write `result` as indented JSON to `path` (folders made), when a path is given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
