@@ -19,12 +19,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
-from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output, sha256_file
 from deeprc_hopfield.metadata import read_metadata
-from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, quality_control
+from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire
 from deeprc_hopfield.readers import read_repertoire_file, tenx
 from deeprc_hopfield.store import StoreWriter, is_store_file
 
@@ -58,23 +57,23 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         table, detected = read.table, read.fmt
         if qc.chain is None and detected == tenx.NAME:
             qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
-        clean, counts = quality_control(table, qc)
+        checked = check_repertoire(table, qc)
+        clean, counts = checked.table, checked.counts
         if len(clean) == 0:
             dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
             raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
                           f"dropped: {dropped or 'none'})", path)
-        codes, lengths = encode(clean["junction_aa"].to_numpy())
         sha256 = digest.result()
     if read.cdr3.found == IMGT_CDR3:
         log.info("%s: %s; clones are matched on the CDR3 core", path, read.cdr3.describe())
-    for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", clean["v_call"].isna()),
-                          ("J genes", clean["j_call"].isna())):
+    for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", checked.v_call.isna()),
+                          ("J genes", checked.j_call.isna())):
         if missing.all():
             log.info("%s: no %s in the file (recorded as missing)", path, what)
     return ParsedRepertoire(
-        source=str(path), fmt=detected, sha256=sha256, codes=codes,
-        lengths=lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
-        v_call=pd.Categorical(clean["v_call"]), j_call=pd.Categorical(clean["j_call"]), qc=counts,
+        source=str(path), fmt=detected, sha256=sha256, codes=checked.codes,
+        lengths=checked.lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
+        v_call=checked.v_call, j_call=checked.j_call, qc=counts,
         cdr3=read.cdr3,
     )
 

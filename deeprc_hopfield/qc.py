@@ -1,7 +1,9 @@
 """Quality control of one repertoire: drop unusable rows (each counted by reason), merge duplicates.
 
 Every row is counted under the first reason that applies, in the order of :data:`DROP_REASONS`,
-so the counts add up: ``input_rows = sum(drops) + merged_duplicates + kept``.
+so the counts add up: ``input_rows = sum(drops) + merged_duplicates + kept``. All junctions are
+checked in one byte buffer, which also gives the kept junctions' residue codes, so a repertoire is
+joined into bytes once between reading and the store.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.encoding import residue_flags
+from deeprc_hopfield.encoding import AMINO_ACIDS, encode
 
 DROP_REASONS = (
     "other_chain",  # the file says the row is another locus than the one asked for
@@ -23,6 +25,17 @@ DROP_REASONS = (
     "too_long",
 )
 QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing")
+
+# What each byte of a junction says, as bits: a stop codon, a letter outside the 20 amino acids,
+# a character that `strip().upper()` would change (lower case, white space).
+_STOP, _OTHER, _UNCLEAN = 1, 2, 4
+_RESIDUE_FLAGS = np.full(256, _OTHER, dtype=np.uint8)
+_RESIDUE_FLAGS[np.frombuffer(AMINO_ACIDS.encode(), dtype=np.uint8)] = 0
+_RESIDUE_FLAGS[ord("*")] = _STOP
+_RESIDUE_FLAGS[[*range(ord("a"), ord("z") + 1), *b" \t\r\n"]] |= _UNCLEAN
+# Residue codes by byte, taken from the encoder itself so that the two can never disagree.
+_RESIDUE_CODES = np.zeros(256, dtype=np.uint8)
+_RESIDUE_CODES[np.frombuffer(AMINO_ACIDS.encode(), dtype=np.uint8)] = encode([AMINO_ACIDS])[0]
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,24 @@ class QCSettings:
             raise ValueError(f"need 1 <= min_length <= max_length <= 255, got {self.min_length}, {self.max_length}")
 
 
+@dataclass
+class CleanRepertoire:
+    """One repertoire after quality control: what the store needs of it.
+
+    table: the kept rows (`junction_aa`, `v_call`, `j_call`, `duplicate_count`), duplicates merged;
+    codes: uint8 (n_residues,) their junctions concatenated, codes as :func:`encoding.encode` gives;
+    lengths: int64 (n,) junction lengths; v_call, j_call: (n,) their genes as categoricals (sorted
+    names, as `pd.Categorical(table["v_call"])` gives); counts: rows by reason (keys :data:`QC_COLUMNS`).
+    """
+
+    table: pd.DataFrame
+    codes: np.ndarray
+    lengths: np.ndarray
+    v_call: pd.Categorical
+    j_call: pd.Categorical
+    counts: dict[str, int]
+
+
 def _drop(keep: np.ndarray, reason_mask: np.ndarray, counts: dict[str, int], reason: str) -> None:
     """Mark rows still kept that fail `reason` as dropped, counting them."""
     hit = keep & reason_mask
@@ -45,11 +76,40 @@ def _drop(keep: np.ndarray, reason_mask: np.ndarray, counts: dict[str, int], rea
     keep &= ~hit
 
 
-def _codes(column: pd.Series) -> np.ndarray:
+def _codes(column: pd.Series | np.ndarray) -> np.ndarray:
     """Non-negative integer codes of a column's values, missing included as a value of its own."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         return column.cat.codes.to_numpy().astype(np.int64) + 1
-    return pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=False)[0]
+    return pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=False)[0]
+
+
+def _categorical(column: pd.Series) -> pd.Categorical:
+    """A gene column as a categorical, sorted names as categories and code -1 where missing."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.Categorical(column)
+    codes, names = pd.factorize(column, sort=True)
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def _first_seen_groups(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by equal keys: each row's group (numbered in first-seen order) and each group's
+    first row (increasing), from non-negative integer key columns of the same length."""
+    key = keys[0].astype(np.int64)
+    for part in keys[1:]:
+        key = key * (int(part.max(initial=0)) + 1) + part
+    group = pd.factorize(key)[0]  # groups numbered as they first appear
+    seen = np.maximum.accumulate(group)
+    new = np.ones(len(group), dtype=bool)
+    new[1:] = seen[1:] > seen[:-1]
+    return group, np.flatnonzero(new)
+
+
+def _summed_counts(counts: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Counts summed per group; a missing count adds nothing, all missing stays missing."""
+    known = ~np.isnan(counts)
+    summed = np.bincount(group, weights=np.where(known, counts, 0.0), minlength=n_groups)
+    any_known = np.bincount(group, weights=known, minlength=n_groups) > 0
+    return np.where(any_known, summed, np.nan)
 
 
 def merge_duplicates(table: pd.DataFrame) -> pd.DataFrame:
@@ -57,22 +117,89 @@ def merge_duplicates(table: pd.DataFrame) -> pd.DataFrame:
 
     The merged count is missing only when every merged row's count is missing.
     """
-    keys = [_codes(table[c]) for c in ("junction_aa", "v_call", "j_call")]
-    key = keys[0].astype(np.int64)
-    for part in keys[1:]:
-        key = key * (int(part.max(initial=0)) + 1) + part
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # groups in first-seen order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    group = rank[inverse.ravel()]
-    counts = table["duplicate_count"].to_numpy(dtype=np.float64)
-    known = ~np.isnan(counts)
-    summed = np.bincount(group, weights=np.where(known, counts, 0.0), minlength=len(order))
-    any_known = np.bincount(group, weights=known, minlength=len(order)) > 0
-    merged = table.iloc[first[order]].reset_index(drop=True)
-    merged["duplicate_count"] = np.where(any_known, summed, np.nan)
+    group, first = _first_seen_groups([_codes(table[c]) for c in ("junction_aa", "v_call", "j_call")])
+    merged = table.iloc[first].reset_index(drop=True)
+    merged["duplicate_count"] = _summed_counts(table["duplicate_count"].to_numpy(dtype=np.float64), group, len(first))
     return merged
+
+
+def _joined(junction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All junctions as one uint8 buffer of ASCII bytes (a non-ASCII letter becomes '?'), and their lengths."""
+    lengths = np.fromiter(map(len, junction), dtype=np.int64, count=len(junction))
+    return np.frombuffer("".join(junction).encode("ascii", errors="replace"), dtype=np.uint8), lengths
+
+
+def _sequence_flags(buffer: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per junction, the OR of its residues' `_RESIDUE_FLAGS` bits (0 for an empty one)."""
+    flags = np.zeros(len(lengths), dtype=np.uint8)
+    nonempty = lengths > 0
+    if nonempty.any():
+        starts = np.cumsum(lengths)[nonempty] - lengths[nonempty]
+        flags[nonempty] = np.bitwise_or.reduceat(_RESIDUE_FLAGS[buffer], starts)
+    return flags
+
+
+def _checked_junctions(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Junctions ("" where missing; all cleaned by `strip().upper()` when any has lower case or white
+    space), their one byte buffer, their lengths and their residue flags."""
+    junction = column.to_numpy(dtype=object, copy=True)
+    junction[pd.isna(junction)] = ""
+    buffer, lengths = _joined(junction)
+    flags = _sequence_flags(buffer, lengths)
+    if np.any(flags & _UNCLEAN):
+        junction = np.array([j.strip().upper() for j in junction], dtype=object)
+        buffer, lengths = _joined(junction)
+        flags = _sequence_flags(buffer, lengths)
+    return junction, buffer, lengths, flags
+
+
+def _merged(table: pd.DataFrame, junction: np.ndarray, kept: np.ndarray
+            ) -> tuple[pd.DataFrame, np.ndarray, list[pd.Categorical]]:
+    """The kept rows with duplicates merged (first-seen order), the rows of the table they come from
+    (increasing), and their V and J genes as categoricals (see :class:`CleanRepertoire`)."""
+    genes = [_categorical(table[c].iloc[kept]) for c in ("v_call", "j_call")]
+    junction_codes, distinct = pd.factorize(junction[kept])
+    if len(distinct) == len(kept):  # no junction seen twice: nothing to merge
+        group = first = np.arange(len(kept))
+    else:
+        group, first = _first_seen_groups([junction_codes, *(g.codes + 1 for g in genes)])
+    rows = kept[first]
+    merged = table[["v_call", "j_call"]].iloc[rows].reset_index(drop=True)
+    merged.insert(0, "junction_aa", junction[rows])
+    counts = table["duplicate_count"].to_numpy(dtype=np.float64)[kept]
+    merged["duplicate_count"] = _summed_counts(counts, group, len(rows))
+    return merged, rows, [g[first] for g in genes]
+
+
+def check_repertoire(table: pd.DataFrame, settings: QCSettings) -> CleanRepertoire:
+    """Apply QC to a tidy table and encode the kept junctions (see :class:`CleanRepertoire`)."""
+    n = len(table)
+    counts: dict[str, int] = {"input_rows": n}
+    keep = np.ones(n, dtype=bool)
+    locus = table["locus"]
+    if settings.chain is not None:
+        other = locus.notna().to_numpy() & (locus.astype(str).str.upper() != settings.chain.upper()).to_numpy()
+    else:
+        other = np.zeros(n, dtype=bool)
+    _drop(keep, other, counts, "other_chain")
+    _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
+    junction, buffer, lengths, flags = _checked_junctions(table["junction_aa"])
+    for reason, mask in (
+        ("empty_junction", lengths == 0),
+        ("stop_codon", (flags & _STOP) > 0),
+        ("non_standard", (flags & _OTHER) > 0),
+        ("too_short", lengths < settings.min_length),
+        ("too_long", lengths > settings.max_length),
+    ):
+        _drop(keep, mask, counts, reason)
+    kept = np.flatnonzero(keep)
+    merged, rows, (v_call, j_call) = _merged(table, junction, kept)
+    selected = np.zeros(n, dtype=bool)
+    selected[rows] = True  # rows increase, so their bytes are a masked copy of the buffer, in order
+    codes = _RESIDUE_CODES[buffer[np.repeat(selected, lengths)]]
+    counts.update(merged_duplicates=len(kept) - len(rows), kept=len(rows),
+                  v_missing=int(v_call.isna().sum()), j_missing=int(j_call.isna().sum()))
+    return CleanRepertoire(merged, codes, lengths[rows], v_call, j_call, counts)
 
 
 def quality_control(table: pd.DataFrame, settings: QCSettings) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -84,46 +211,5 @@ def quality_control(table: pd.DataFrame, settings: QCSettings) -> tuple[pd.DataF
         The kept rows (columns `junction_aa`, `v_call`, `j_call`, `duplicate_count`) with exact
         duplicates merged, and the row counts by reason (keys: :data:`QC_COLUMNS`).
     """
-    n = len(table)
-    counts: dict[str, int] = {"input_rows": n}
-    keep = np.ones(n, dtype=bool)
-
-    locus = table["locus"]
-    if settings.chain is not None:
-        other = locus.notna().to_numpy() & (locus.astype(str).str.upper() != settings.chain.upper()).to_numpy()
-    else:
-        other = np.zeros(n, dtype=bool)
-    _drop(keep, other, counts, "other_chain")
-    _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
-
-    junction = table["junction_aa"].to_numpy(dtype=object)
-    junction = np.where(pd.isna(junction), "", junction).astype(object)
-    nonempty = np.fromiter(map(len, junction), dtype=np.int64, count=n) > 0
-    has_stop, has_other, lengths, needs_cleaning = residue_flags(junction[nonempty])
-    if needs_cleaning:  # lower case or white space somewhere: clean every junction, then look again
-        junction = np.array([j.strip().upper() for j in junction], dtype=object)
-        nonempty = np.fromiter(map(len, junction), dtype=np.int64, count=n) > 0
-        has_stop, has_other, lengths, _ = residue_flags(junction[nonempty])
-    _drop(keep, ~nonempty, counts, "empty_junction")
-
-    candidates = np.flatnonzero(keep)
-    subset = keep[nonempty]  # rows among the non-empty ones still kept
-    has_stop, has_other, lengths = has_stop[subset], has_other[subset], lengths[subset]
-    for reason, flags in (
-        ("stop_codon", has_stop),
-        ("non_standard", has_other),
-        ("too_short", lengths < settings.min_length),
-        ("too_long", lengths > settings.max_length),
-    ):
-        mask = np.zeros(n, dtype=bool)
-        mask[candidates] = flags
-        _drop(keep, mask, counts, reason)
-
-    clean = table.loc[keep, ["junction_aa", "v_call", "j_call", "duplicate_count"]].copy()
-    clean["junction_aa"] = junction[keep]
-    merged = merge_duplicates(clean)
-    counts["merged_duplicates"] = len(clean) - len(merged)
-    counts["kept"] = len(merged)
-    counts["v_missing"] = int(merged["v_call"].isna().sum())
-    counts["j_missing"] = int(merged["j_call"].isna().sum())
-    return merged, counts
+    clean = check_repertoire(table, settings)
+    return clean.table, clean.counts

@@ -179,13 +179,20 @@ def parse_productive(frame: pd.DataFrame, column: str | None, path: Path) -> pd.
     return pd.Series(value[codes], index=frame.index)
 
 
+def _none_where_missing(column: pd.Series) -> pd.Series:
+    """A column as Python objects with None where a value is missing (one copy, one missing-value scan)."""
+    values = column.to_numpy(dtype=object, copy=True)
+    values[pd.isna(values)] = None
+    return pd.Series(values, index=column.index, dtype=object, name=column.name, copy=False)
+
+
 def column_or_missing(frame: pd.DataFrame, column: str | None) -> pd.Series:
     """A column as read (strings or categorical), or an all-missing one when the file has no such column."""
     if column is None or column not in frame.columns:
         return pd.Series(None, index=frame.index, dtype=object)
     if isinstance(frame[column].dtype, pd.CategoricalDtype):
         return frame[column]
-    return frame[column].astype(object).where(frame[column].notna(), None)
+    return _none_where_missing(frame[column])
 
 
 def tidy(
@@ -200,7 +207,7 @@ def tidy(
     index = junction_aa.index
     return pd.DataFrame(
         {
-            "junction_aa": junction_aa.astype(object).where(junction_aa.notna(), None),
+            "junction_aa": _none_where_missing(junction_aa),
             "v_call": v_call.to_numpy(),
             "j_call": j_call.to_numpy(),
             "duplicate_count": duplicate_count,
