@@ -37,7 +37,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> dict[str, float] 
     def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
         slope, intercept = params
         z = slope * logits + intercept
-        # weighted binary cross-entropy with soft targets, stable for large |z|
+        # class-weighted binary cross-entropy, stable for large |z|
         loss = weights * (np.logaddexp(0.0, z) - labels * z)
         residual = weights * (1.0 / (1.0 + np.exp(-z)) - labels)
         prior = ((slope - 1) / SLOPE_PRIOR_SD) ** 2 / 2 + (intercept / INTERCEPT_PRIOR_SD) ** 2 / 2

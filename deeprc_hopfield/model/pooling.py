@@ -25,7 +25,8 @@ energy and, through its sharpest instances, the softmax mean grow with the bag w
 heavy-tailed, so the output would drift with repertoire size. With `subset_size` (training sets it to
 its sample size) a larger bag is therefore pooled as the mean of the pooled vectors of disjoint,
 interleaved subsets of about that size (`subsets`): each subset looks to the output network like a
-training sample. Attention weights stay one softmax over the whole bag.
+training sample. Attention weights stay one softmax over the whole bag. With `update_steps` > 1 the
+iterated query is still computed over the whole bag (not per subset).
 
 The softmax runs over every instance of a bag. It is computed in one pass over chunks of instances
 (in any order, bags mixed) with a running maximum, a running sum of exponentials and a running

@@ -101,10 +101,14 @@ class Trainer:
         clones = self.memory.clones if self.memory is not None else []
         known = self.reference if self.reference is not None and self.reference.used else None
         receptors = known.receptors() if known is not None else None
+        subset_size = model_options.get("pool_subset_size")
+        subset_size = self.config.sample_size if subset_size is None else subset_size
+        if 0 < subset_size < self.config.sample_size:  # training pools whole samples: subsets must hold one
+            raise TrainingError(f"model config: pool_subset_size ({subset_size:,}) must be 0 (off) or at least "
+                                f"training.sample_size ({self.config.sample_size:,})")
         options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
                    # larger repertoires are pooled in subsets of the size training samples (model/pooling.py)
-                   "pool_subset_size": self.config.sample_size if model_options.get("pool_subset_size") is None
-                   else model_options["pool_subset_size"],
+                   "pool_subset_size": subset_size,
                    "clone_memory": len(clones), "clone_radius": self.memory.rule.radius if self.memory else 0,
                    "clone_width": self.memory.width if self.memory else 0, "reference_size": len(receptors[1]) if receptors else 0,
                    "reference_width": int(receptors[1].max(initial=0)) if receptors else 0}
@@ -234,9 +238,8 @@ class Trainer:
                                   self.config.embed_chunk)
         fitted = {}
         for task in binary:
-            labels = self.targets[task.name][self.val_idx].astype(float)
-            known = np.isfinite(labels)  # a missing binary label is NaN
-            fit = fit_calibration(outputs[task.name].reshape(-1).numpy()[known], labels[known].astype(int))
+            labels = self.targets[task.name][self.val_idx]
+            fit = fit_calibration(outputs[task.name].reshape(-1).numpy(), labels.astype(int))
             log.info("%s: %s", task.name, describe(fit))
             if fit is not None:
                 fitted[task.name] = fit

@@ -131,7 +131,7 @@ def fold_predictions(fold="{fold}"):
 
 
 def fold_attention(fold="{fold}"):
-    """Every held-out sequence's attention under one fold's model (HDF5; temporary)."""
+    """Every held-out sequence's attention under one fold's model (HDF5, 4 bytes a sequence)."""
     return result("attention", f"fold{fold}.h5")
 
 

@@ -1,6 +1,7 @@
 rule predict_fold:
     """One pass of a fold's model over its held-out repertoires: predictions, the top-K attended
-    sequences of each, and every sequence's attention (kept until interpret_fold has read it)."""
+    sequences of each, and every sequence's attention (what interpret_fold reads; kept, so that a
+    change of interpret's settings re-runs interpret only)."""
     input:
         model=model_dir(),
         store=store(),
@@ -9,7 +10,7 @@ rule predict_fold:
         predictions=fold_predictions(),
         attended=report(fold_attended(), caption="../report/attended.rst", category="Attended sequences",
                         labels={"fold": "{fold}"}),
-        attention=temp(fold_attention()),
+        attention=fold_attention(),
     log:
         log_path("predict/fold{fold}.log"),
     benchmark:
