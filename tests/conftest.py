@@ -63,3 +63,14 @@ def simulated_store(root: Path, settings, folds: int = 4) -> dict:
     pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": fold}).to_csv(split, index=False)
     return {"root": root, "store": store, "split": split, "folds": fold, "meta": meta,
             "repertoires": root / "cohort" / "repertoires", "metadata": root / "cohort" / "metadata.csv"}
+
+
+def junction_repertoire(name: str, junctions: list[str], v_index: list[int]):
+    """A store `Repertoire` of these junctions (one template each) with V indices and no J call."""
+    from deeprc_hopfield.encoding import encode
+    from deeprc_hopfield.store import Repertoire
+
+    codes, lengths = encode(junctions)
+    n = len(junctions)
+    return Repertoire(name, codes, lengths.astype(np.int64), np.ones(n), np.asarray(v_index, dtype=np.int16),
+                      np.full(n, -1, dtype=np.int16))

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_junctions
+from conftest import junction_repertoire, random_junctions
 from scipy import sparse
 
 from deeprc_hopfield.clone_rules import CloneCollector, clone_rules, cohort_clones, shareable_cores
-from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.public_clones import KeyCounter, repertoire_keys
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9"]
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
-
-
-def repertoire(name: str, junctions: list[str], v_index: list[int]) -> Repertoire:
-    codes, lengths = encode(junctions)
-    n = len(junctions)
-    return Repertoire(name, codes, lengths.astype(np.int64), np.ones(n), np.asarray(v_index, dtype=np.int16),
-                      np.full(n, -1, dtype=np.int16))
 
 
 def rough_cohort(seed: int = 0, n: int = 12) -> list[Repertoire]:
@@ -38,7 +30,7 @@ def rough_cohort(seed: int = 0, n: int = 12) -> list[Repertoire]:
                 junctions.append(clone if rng.random() < 0.5 else clone[:p] + AMINO[int(rng.integers(20))]
                                  + clone[p + 1:])
         v = [int(x) for x in rng.integers(-1, len(V_GENES), len(junctions))]
-        reps.append(repertoire(f"r{i}", junctions, v))
+        reps.append(junction_repertoire(f"r{i}", junctions, v))
     return reps
 
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_junctions
+from conftest import junction_repertoire, random_junctions
 
 from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
-from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.public_clones import gene_codes
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9", "TRBV12-3", "TRBV20-1"]
 CLONE = "CASSLGQGAYEQYF"
-
-
-def repertoire(name: str, junctions: list[str], v_index: list[int]) -> Repertoire:
-    codes, lengths = encode(junctions)
-    n = len(junctions)
-    return Repertoire(name, codes, lengths.astype(np.int64), np.ones(n), np.asarray(v_index, dtype=np.int16),
-                      np.full(n, -1, dtype=np.int16))
 
 
 def cohort(signal, n: int = 20, seed: int = 0) -> tuple[list[Repertoire], np.ndarray]:
@@ -35,7 +27,7 @@ def cohort(signal, n: int = 20, seed: int = 0) -> tuple[list[Repertoire], np.nda
             junction, v_index = signal(i, rng)
             junctions.append(junction)
             v.append(v_index)
-        reps.append(repertoire(f"r{i}", junctions, v))
+        reps.append(junction_repertoire(f"r{i}", junctions, v))
         labels.append(int(i < n))
     return reps, np.array(labels)
 
@@ -93,8 +85,8 @@ def test_near_identical_clones_choose_the_one_substitution_radius():
 def test_radius_one_respects_the_v_rule():
     """At radius 1 a neighbour under another V family is another clone, and a missing V matches any."""
     variant = substituted(CLONE, 5, "W")
-    reps = [repertoire("a", [CLONE], [2]), repertoire("b", [variant], [2]), repertoire("c", [variant], [3]),
-            repertoire("d", [variant], [-1])]
+    reps = [junction_repertoire("a", [CLONE], [2]), junction_repertoire("b", [variant], [2]),
+            junction_repertoire("c", [variant], [3]), junction_repertoire("d", [variant], [-1])]
     (family,) = cohort_clones(reps, V_GENES, [CloneRule("family", 1)])
     carriers = {tuple(np.flatnonzero(family.incidence[:, j].toarray().ravel())) for j in range(family.incidence.shape[1])}
     # the clone and its variant under TRBV6: each other and the V-less one, never the TRBV7 variant;
