@@ -129,7 +129,8 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     planned = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}")
     assert planned.returncode == 0, planned.stderr
     jobs = planned_jobs(planned.stdout + planned.stderr)
-    assert jobs["predict_new"] == jobs["attend_new"] == 1 and jobs["train"] == 5
+    assert jobs["predict_new"] == 1 and "attend_new" not in jobs and jobs["train"] == 5  # one pass
+    assert "--attended results/demo/new_patients/attended.tsv" in planned.stdout
     assert "--model results/demo/models " in planned.stdout
 
 

@@ -32,18 +32,21 @@ rule predict_fold:
 
 
 rule predict_new:
-    """New patients: the fold models of this run as an ensemble (mean probability and spread)."""
+    """New patients, in one pass: the fold models of this run as an ensemble (mean probability and
+    spread) and the top-K attended sequences of each patient (mean attention)."""
     input:
         models=[model_dir(f) for f in FOLDS],
         repertoires=new_repertoires,
     output:
-        new_patients("predictions.csv"),
+        predictions=new_patients("predictions.csv"),
+        attended=new_patients("attended.tsv"),
     log:
         log_path("new_patients/predict.log"),
     benchmark:
         benchmark_path("new_patients/predict.tsv")
     params:
         models=lambda wildcards, input: os.path.dirname(input.models[0]),
+        top=config["top_k"],
         device=config["device"],
     threads: config["threads"]["predict"]
     resources:
@@ -53,4 +56,5 @@ rule predict_new:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires}"
-        " --device {params.device} --out {output} --threads {threads} > {log} 2>&1"
+        " --device {params.device} --out {output.predictions} --attended {output.attended} --top {params.top}"
+        " --threads {threads} > {log} 2>&1"
