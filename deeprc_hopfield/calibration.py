@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 # Gaussian prior of the fit, as the standard deviation of the slope around 1 and of the intercept
 # around 0: wide enough for a validation set of ~10 repertoires to move the intercept by several
@@ -39,7 +40,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> dict[str, float] 
         z = slope * logits + intercept
         # class-weighted binary cross-entropy, stable for large |z|
         loss = weights * (np.logaddexp(0.0, z) - labels * z)
-        residual = weights * (1.0 / (1.0 + np.exp(-z)) - labels)
+        residual = weights * (expit(z) - labels)
         prior = ((slope - 1) / SLOPE_PRIOR_SD) ** 2 / 2 + (intercept / INTERCEPT_PRIOR_SD) ** 2 / 2
         grad = np.array([residual @ logits + (slope - 1) / SLOPE_PRIOR_SD ** 2,
                          residual.sum() + intercept / INTERCEPT_PRIOR_SD ** 2])
@@ -64,7 +65,7 @@ def balanced_log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def brier(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean squared error of the probabilities sigmoid(`logits`) against 0/1 `labels`."""
-    probabilities = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    probabilities = expit(np.asarray(logits, dtype=np.float64))
     return float(np.mean((probabilities - np.asarray(labels, dtype=np.float64)) ** 2))
 
 

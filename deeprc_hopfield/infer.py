@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 
 from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.encoding import decode
@@ -142,7 +143,7 @@ def task_scores(kind: str, output: torch.Tensor, calibration: dict | None = None
     output = output.detach().float().cpu()
     if kind == "binary":
         logit = calibrated_logit(output.reshape(-1).double().numpy(), calibration)
-        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+        return expit(logit).astype(np.float32)
     if kind == "categorical":
         return torch.softmax(output, dim=-1).numpy()
     return output.reshape(-1).numpy()
