@@ -25,7 +25,7 @@ Binary labels only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import inner_cv
+from deeprc_hopfield.public_clones import P_THRESHOLDS, inner_cv, min_carriers
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -107,19 +107,31 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
 
 
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
-                  rules: tuple[CloneRule, ...] | None = None) -> CohortFeatures:
+                  rules: tuple[CloneRule, ...] | None = None,
+                  fits: Callable[[list[str]], list[np.ndarray]] | None = None,
+                  seed: int = 0) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods (the clone
-    incidence of each of `rules`, default every rule)."""
+    incidence of each of `rules`, default every rule).
+
+    `fits(subject_ids)`: the training rows (masks or indices) the public-clone test will be fitted
+    on, seeded by `seed`; then only clones that it could find in one of them are collected
+    (`public_clones.min_carriers`), which bounds memory on large cohorts and changes no result.
+    """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
+        y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
         repertoires = _StoreRepertoires(store)
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
-        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules()) if "public_clones" in methods
-                  else None)
-        subjects, v_genes = list(store.subject_ids), list(store.v_genes)
-    return CohortFeatures(subjects, Path(store_path), v_genes, np.asarray(label.values, dtype=np.int64),
-                          list(label.classes), np.vstack(kmers) if kmers else None, clones)
+        fewest = min((min_carriers(y[rows], seed) for rows in fits(subjects)), default=2) if fits else 2
+        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest)
+                  if "public_clones" in methods else None)
+        v_genes = list(store.v_genes)
+    if clones is not None and fewest > 2:
+        log.info("public clones: only clones carried by %d repertoires or more are collected (fewer cannot "
+                 "reach p < %g in any fit)", fewest, max(P_THRESHOLDS))
+    return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
+                          np.vstack(kmers) if kmers else None, clones)
 
 
 class _StoreRepertoires(Sequence):
@@ -190,8 +202,10 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     if unknown or not methods:
         raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
                           f"(choose from {', '.join(METHODS)})")
-    features = read_features(store_path, label_column, methods)
-    fold = Split.read(split_path).fold_of(features.subject_ids)
+    split = Split.read(split_path)
+    features = read_features(store_path, label_column, methods, fits=lambda subjects: _training_rows(split, subjects),
+                             seed=seed)
+    fold = split.fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,
                             "true_label": np.asarray(features.classes, dtype=object)[y], "score": np.nan})
@@ -215,6 +229,12 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
                      len(model.associated_), model.threshold_)
         raise_if_interrupted()
     return out
+
+
+def _training_rows(split: Split, subjects: list[str]) -> list[np.ndarray]:
+    """The training rows (bool masks over `subjects`) of each fold of `split`."""
+    fold = split.fold_of(subjects)
+    return [fold != k for k in np.unique(fold)]
 
 
 def is_baselines_folder(folder: Path) -> bool:

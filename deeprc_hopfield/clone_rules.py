@@ -79,7 +79,7 @@ def clone_rules(v_level: str = AUTO, radius: int | str = AUTO) -> tuple[CloneRul
 class CohortClones:
     """The clones of some repertoires under one rule.
 
-    incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone shared by two
+    incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone carried by `min_carriers`
     repertoires or more (at radius 1: holds it or a neighbour); keys: int64 (n_shared,), the exact key
     (`public_clones.clone_keys`, V at the rule's level) of each column's clone.
     """
@@ -95,15 +95,16 @@ class CohortClones:
 
 class CloneCollector:
     """Builds the :class:`CohortClones` of several rules in one pass over the repertoires (`add` each,
-    then `result`), keying each repertoire once; V indices point into `v_genes`.
+    then `result`), keying each repertoire once; V indices point into `v_genes`. Clones carried by
+    fewer than `min_carriers` repertoires are left out.
 
     Radius 1 joins the cohort's distinct CDR3 cores once (`ReceptorIndex`, one substitution) and
     derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
     either missing), so three levels cost one join.
     """
 
-    def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule]) -> None:
-        self.v_genes, self.rules = list(v_genes), list(rules)
+    def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2) -> None:
+        self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
         self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
         self._cores: list[tuple] = []  # radius 1: each repertoire's distinct cores, their codes and lengths
@@ -130,25 +131,27 @@ class CloneCollector:
         out = []
         for rule in self.rules:
             if rule.radius == 0:
-                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]))
+                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers)
                 out.append(CohortClones(rule, incidence, keys))
             else:
-                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule))
+                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers))
         return out
 
 
 def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
-                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS) -> list[CohortClones]:
-    """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule.
+                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2) -> list[CohortClones]:
+    """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule, with
+    the clones carried by `min_carriers` repertoires or more (2: every shared clone; the public-clone
+    test needs `public_clones.min_carriers` to find any).
 
-    Only sequences whose clone could be shared are collected (:func:`shareable_cores`, which reads
-    `repertoires` once at radius 0, 1 + ceil(wildcard keys / `keys_per_pass`) times at radius 1),
-    in one more pass: the result is that of collecting every sequence, with memory for the
-    shareable ones only. `repertoires` is anything indexable (a list, or a store read lazily).
+    Only sequences that such a clone could count are collected (:func:`shareable_cores`, which reads
+    `repertoires` once at radius 0, 2 + ceil(wildcard keys / `keys_per_pass`) times at radius 1),
+    in one more pass: the result is that of collecting every sequence, with memory for those only.
+    `repertoires` is anything indexable (a list, or a store read lazily).
     """
     rules = list(rules)
-    shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass)
-    collector = CloneCollector(v_genes, rules)
+    shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers)
+    collector = CloneCollector(v_genes, rules, min_carriers)
     for i in range(len(repertoires)):
         rep = repertoires[i]
         cores = repertoire_keys(rep)
@@ -159,9 +162,11 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
 
 @dataclass
 class ShareableCores:
-    """The CDR3 cores whose clones two repertoires or more can carry: `cores` (int64 sorted core keys,
-    `public_clones.clone_keys` without V) held by two repertoires or more, and at radius 1 `wildcards`
-    (int64 sorted, `neighbours.wildcard_keys`) held by two or more (None at radius 0)."""
+    """The CDR3 cores that a clone carried by `min_carriers` repertoires or more can count: `cores`
+    (int64 sorted core keys, `public_clones.clone_keys` without V) held by that many repertoires;
+    at radius 1 also `wildcards` (int64 sorted, `neighbours.wildcard_keys`), those of the cores that
+    may carry such a clone (None at radius 0): a carrier holds the clone's core or a core one
+    substitution away, which shares one of its wildcard keys."""
 
     cores: np.ndarray
     wildcards: np.ndarray | None
@@ -179,19 +184,41 @@ class ShareableCores:
         return ok[inverse.ravel()]
 
 
-def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS
-                    ) -> ShareableCores:
-    """The cores a clone shared by two of `repertoires` or more can have, whatever its V level and
-    missing-V resolution: every carrier of a clone holds its core (radius 0), or at radius 1 a core of
-    equal length at most one substitution away, and two such cores share a wildcard key (two that do
-    not, by a key collision, are kept too: a superset changes no result).
+@dataclass
+class _Counts:
+    """Keys held by two repertoires or more (int64 sorted) and by how many (int64, capped)."""
 
-    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~8 bytes each) and, in the same
-    pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past that, the
-    wildcard keys are counted again in parts (their hash modulo the number of passes), one more pass
-    over `repertoires` for each ~`keys_per_pass` of them. Then the shared keys only.
+    keys: np.ndarray
+    counts: np.ndarray
+
+    def of(self, keys: np.ndarray) -> np.ndarray:
+        """How many repertoires hold each of `keys` (1 for a key not in the table), int64 (n,)."""
+        if len(self.keys) == 0:
+            return np.ones(len(keys), dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.counts[at], 1)
+
+
+def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS,
+                    min_carriers: int = 2) -> ShareableCores:
+    """The cores that a clone carried by `min_carriers` of `repertoires` or more can count, whatever its
+    V level and missing-V resolution (a superset: keeping more changes no result).
+
+    Radius 0: every carrier holds the clone's core, so its core is held `min_carriers` times. Radius 1:
+    a clone's carriers are at most c0 + sum over its core's positions of (c_p - c0), where c0 counts
+    the repertoires holding the core and c_p those holding a core with its wildcard key at p; cores
+    whose bound reaches `min_carriers` may carry such a clone, and so may every core sharing one of
+    their wildcard keys (its neighbours). Two cores that share a wildcard key by a key collision are
+    kept too.
+
+    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~10 bytes each) and, in the
+    same pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past
+    that, the wildcard keys are counted again in parts (their hash modulo the number of passes), one
+    more pass over `repertoires` for each ~`keys_per_pass` of them; then one pass keeps the wildcard
+    keys of the cores whose bound reaches `min_carriers`. Then those keys only.
     """
-    cores, wildcards, residues = KeyCounter(), KeyCounter() if radius_one else None, 0
+    cap = max(int(min_carriers), 2)
+    cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
     for i in range(len(repertoires)):
         rep = repertoires[i]
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
@@ -201,21 +228,42 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
             wildcards.add(_distinct_wildcards(rep.subset(first)))
         else:
             wildcards = None
-    cores = cores.shared()
+    cores = _Counts(*cores.shared_counts())
+    held = cores.keys[cores.counts >= cap]
     if not radius_one:
-        return ShareableCores(cores, None)
+        return ShareableCores(held, None)
     passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
-    shared = [wildcards.shared()] if wildcards is not None else []
+    parts = [wildcards.shared_counts()] if wildcards is not None else []
     del wildcards
-    for part in range(len(shared), passes):
-        counter = KeyCounter()
+    for part in range(len(parts), passes):
+        counter = KeyCounter(cap=cap)
         for i in range(len(repertoires)):
             counter.add(_distinct_wildcards(repertoires[i], part, passes))  # no core keys: numpy only
-        shared.append(counter.shared())
+        parts.append(counter.shared_counts())
         del counter
-    log.debug("clone rules: %d shareable cores, %d shared wildcard keys (%d pass%s)", len(cores),
-              sum(len(w) for w in shared), passes, "es" if passes > 1 else "")
-    return ShareableCores(cores, np.sort(np.concatenate(shared)))
+    keys, counts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    order = np.argsort(keys)
+    wildcard_counts = _Counts(keys[order], counts[order])
+    del parts, keys, counts, order
+    found = _bounded_wildcards(repertoires, cores, wildcard_counts, cap)
+    log.debug("clone rules: %d cores held %d times or more, %d wildcard keys of cores that may carry a clone "
+              "held %d times (%d pass%s)", len(held), cap, len(found), cap, passes, "es" if passes > 1 else "")
+    return ShareableCores(held, found)
+
+
+def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int) -> np.ndarray:
+    """The wildcard keys (int64 sorted) of every core of `repertoires` whose radius-1 carrier bound
+    (:func:`shareable_cores`; `cores`, `wildcards`: their counts) reaches `cap`."""
+    found = KeyCounter()
+    for i in range(len(repertoires)):
+        rep = repertoires[i]
+        distinct, first = np.unique(repertoire_keys(rep), return_index=True)
+        held = cores.of(distinct)
+        for row, keys in _wildcards(rep.subset(first)):
+            extra = np.maximum(wildcards.of(keys) - held[row], 0)
+            bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
+            found.add(np.unique(keys[bound[row] >= cap]))
+    return found.seen()
 
 
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
@@ -255,8 +303,8 @@ def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]
     return table, sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
 
 
-def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule
-                      ) -> CohortClones:
+def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
+                      min_carriers: int = 2) -> CohortClones:
     """Radius 1: every distinct clone of the cohort is a candidate, carried by the repertoires holding it
     or a clone one substitution away whose V call is the same or missing on either side (the rule of
     `ReceptorIndex`). `clones`: per repertoire (distinct clone keys, their core keys, their V codes)."""
@@ -277,7 +325,7 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
                              shape=(len(clones), n))
     carried = (held @ neighbours).tocsc()
-    shared = np.flatnonzero(np.diff(carried.indptr) >= 2)
+    shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
     incidence = carried[:, shared].tocsr()
     return CohortClones(rule, incidence.astype(bool), table[shared])
 
@@ -301,7 +349,8 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
                       pgen: Callable[[CohortClones], Callable | None] | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, same inner
     folds for all; `pgen(clones)`: the test's pgen of the columns, e.g. :class:`ColumnPgen`, or None)
-    and keep the rule of the best inner ROC AUC, the earlier on ties."""
+    and keep the rule of the best inner ROC AUC, the earlier on ties. Where no rule has a clone (none
+    is carried by enough repertoires), the first rule's test associates none and scores the base rate."""
     def fit(clones: CohortClones) -> PublicCloneTest:
         return PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
 
@@ -316,7 +365,9 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
         if best is None or test.inner_auc > best.test.inner_auc:
             best = RuleChoice(clones.rule, test, clones, aucs)
     if best is None:
-        raise DeepRCError("no clone is shared by two repertoires under any clone rule")
+        if not candidates:
+            raise DeepRCError("no clone rule to choose from")
+        best = RuleChoice(candidates[0].rule, fit(candidates[0]), candidates[0], aucs)
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")

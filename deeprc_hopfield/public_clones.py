@@ -293,9 +293,9 @@ def resolve_wildcards(sets: list[CloneSet]) -> list[np.ndarray]:
     return [np.union1d(s.keys, expand_wildcards(s.unknown, table)[1]) for s in sets]
 
 
-def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Repertoire-by-clone presence matrix of the clones shared by two repertoires or more, and
-    their keys (one per column, sorted).
+def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Repertoire-by-clone presence matrix of the clones held by `min_carriers` repertoires or more
+    (two: every shared clone), and their keys (one per column, sorted).
 
     `keys` holds each repertoire's distinct clone keys (:func:`resolve_wildcards`). Memory stays near
     one copy of all keys: the shared keys are found on one sorted copy, then each repertoire is
@@ -303,8 +303,10 @@ def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarr
     """
     everything = np.concatenate(keys)
     everything.sort()
-    shared = np.unique(everything[1:][everything[1:] == everything[:-1]])
-    del everything
+    starts = np.flatnonzero(np.r_[True, everything[1:] != everything[:-1]]) if len(everything) else np.zeros(0, int)
+    runs = np.diff(np.r_[starts, len(everything)])
+    shared = everything[starts[runs >= max(int(min_carriers), 2)]]
+    del everything, starts, runs
     rows, columns = [], []
     for i, k in enumerate(keys):
         position = np.minimum(np.searchsorted(shared, k), max(len(shared) - 1, 0))
@@ -317,19 +319,21 @@ def clone_incidence(keys: list[np.ndarray]) -> tuple[sparse.csr_matrix, np.ndarr
 
 
 class KeyCounter:
-    """Which int64 keys two repertoires or more hold, counted as the repertoires come (`add` each one's
-    distinct keys, then `shared`), in about 8 bytes per distinct key.
+    """How many repertoires hold each int64 key, counted as the repertoires come (`add` each one's
+    distinct keys, then `shared` or `shared_counts`) up to `cap`, in about 10 bytes per distinct key.
 
-    The keys seen in one repertoire so far are kept sorted in one array, those seen in two or more in
-    another; added keys wait in a buffer that is merged in (one sort) when it grows as large as the
-    first array (and at least `chunk` keys), so every key is sorted a few times only. While merging,
-    ~17 bytes per key of the first array and the buffer are held.
+    The keys seen so far are kept sorted in one array with their counts (uint16, at most `cap`);
+    added keys wait in a buffer that is merged in (a sort of the buffer, a binary search and an
+    insert) when it grows as large as the array (and at least `chunk` keys), so every key is sorted
+    a few times only. While merging, ~30 bytes per key of the array and the buffer are held.
     """
 
-    def __init__(self, chunk: int = 1 << 20) -> None:
-        self.chunk = chunk
-        self._once = np.zeros(0, dtype=np.int64)  # sorted, seen in one repertoire
-        self._twice = np.zeros(0, dtype=np.int64)  # sorted, seen in two or more
+    def __init__(self, chunk: int = 1 << 20, cap: int = 2) -> None:
+        if not 2 <= int(cap) <= np.iinfo(np.uint16).max // 2:
+            raise ValueError(f"cap must be between 2 and {np.iinfo(np.uint16).max // 2}, got {cap}")
+        self.chunk, self.cap = chunk, int(cap)
+        self._keys = np.zeros(0, dtype=np.int64)  # sorted
+        self._counts = np.zeros(0, dtype=np.uint16)  # repertoires holding each key, at most cap
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
 
@@ -337,26 +341,37 @@ class KeyCounter:
         """Count one repertoire's keys (int64 (n,), each once)."""
         self._buffer.append(np.asarray(distinct, dtype=np.int64))
         self._buffered += len(distinct)
-        if self._buffered >= max(self.chunk, len(self._once)):
+        if self._buffered >= max(self.chunk, len(self._keys)):
             self._merge()
 
     def _merge(self) -> None:
-        keys = np.concatenate([self._once, *self._buffer])
-        self._once, self._buffer, self._buffered = np.zeros(0, dtype=np.int64), [], 0
-        keys.sort()
-        repeated = np.zeros(len(keys), dtype=bool)  # held by another repertoire of these keys too
-        np.equal(keys[1:], keys[:-1], out=repeated[1:])
-        repeated[:-1] |= repeated[1:]
-        new = np.unique(keys[repeated])
-        if len(new):
-            self._twice = np.union1d(self._twice, new)
-        keys = keys[~repeated]
-        self._once = keys[~in_sorted(self._twice, keys)]
+        if not self._buffer:
+            return
+        new, added = np.unique(np.concatenate(self._buffer), return_counts=True)
+        self._buffer, self._buffered = [], 0
+        at = np.searchsorted(self._keys, new)
+        known = at < len(self._keys)
+        known[known] = self._keys[at[known]] == new[known]
+        self._counts[at[known]] = np.minimum(self._counts[at[known]] + added[known], self.cap)
+        fresh = ~known
+        self._keys = np.insert(self._keys, at[fresh], new[fresh])
+        self._counts = np.insert(self._counts, at[fresh], np.minimum(added[fresh], self.cap).astype(np.uint16))
+
+    def shared_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The keys that two `add` calls or more held (int64 sorted) and how many held each (int64,
+        `cap` meaning `cap` or more)."""
+        self._merge()
+        shared = self._counts >= 2
+        return self._keys[shared], self._counts[shared].astype(np.int64)
 
     def shared(self) -> np.ndarray:
         """The keys that two `add` calls or more held, int64 sorted."""
+        return self.shared_counts()[0]
+
+    def seen(self) -> np.ndarray:
+        """Every key added, int64 sorted."""
         self._merge()
-        return self._twice
+        return self._keys
 
 
 def in_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -375,6 +390,28 @@ def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS) -> StratifiedKF
         raise DeepRCError("a training part has fewer than 2 repertoires of a class: too few for inner "
                           "cross-validation; use fewer folds")
     return StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+
+
+def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS), folds: int = INNER_FOLDS) -> int:
+    """The fewest repertoires that must carry a clone for :class:`PublicCloneTest` (inner folds of `seed`)
+    fitted on repertoires of classes `y` ever to find its p below `threshold` (the loosest it tries).
+
+    A clone's one-sided Fisher p is smallest when every carrier is positive, and that smallest p falls
+    as the carriers grow; so a clone with fewer carriers than this (in any rows, hence in the rows of
+    every fit) is never a candidate, and need not be collected: the test's result is the same. 2 (no
+    clone left out) where the classes are too small for inner folds, as the test then refuses anyway.
+    """
+    y = np.unique(np.asarray(y), return_inverse=True)[1]
+    if len(np.unique(y)) != 2 or np.bincount(y).min() < 2:
+        return 2
+    fits = [y] + [y[train] for train, _ in inner_cv(y, seed, folds).split(np.zeros(len(y)), y)]
+    fewest = len(y) + 1
+    for fit in fits:
+        carriers = np.arange(2, int(fit.sum()) + 1)
+        reached = np.flatnonzero(hypergeom.sf(carriers - 1, len(fit), int(fit.sum()), carriers) < threshold)
+        if len(reached):
+            fewest = min(fewest, int(carriers[reached[0]]))
+    return max(fewest, 2)
 
 
 def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:

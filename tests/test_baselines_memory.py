@@ -9,7 +9,7 @@ from conftest import junction_repertoire, random_junctions
 from scipy import sparse
 
 from deeprc_hopfield.clone_rules import CloneCollector, clone_rules, cohort_clones, shareable_cores
-from deeprc_hopfield.public_clones import KeyCounter, repertoire_keys
+from deeprc_hopfield.public_clones import KeyCounter, PublicCloneTest, min_carriers, repertoire_keys
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9"]
@@ -71,3 +71,39 @@ def test_private_sequences_are_dropped():
     shareable = shareable_cores(reps, radius_one=True)
     kept = sum(int(shareable.holds(rep, repertoire_keys(rep)).sum()) for rep in reps)
     assert 0 < kept < sum(len(rep) for rep in reps) // 2  # the random background is private
+
+
+@pytest.mark.parametrize("keys_per_pass", [1 << 27, 1])
+@pytest.mark.parametrize("fewest", [3, 5])
+def test_clones_of_too_few_carriers_are_left_out_and_the_rest_kept_whole(fewest, keys_per_pass):
+    reps = rough_cohort(3, n=16)
+    expected = every_sequence(reps)
+    found = cohort_clones(reps, V_GENES, clone_rules(), keys_per_pass=keys_per_pass, min_carriers=fewest)
+    for mine, theirs in zip(found, expected):
+        keep = np.diff(sparse.csc_matrix(theirs.incidence).indptr) >= fewest
+        assert np.array_equal(mine.keys, theirs.keys[keep]), mine.rule
+        assert (sparse.csr_matrix(mine.incidence) != sparse.csr_matrix(theirs.incidence)[:, keep]).nnz == 0, mine.rule
+    assert 0 < sum(c.incidence.shape[1] for c in found) < sum(c.incidence.shape[1] for c in expected)
+
+
+def test_min_carriers_changes_nothing_the_public_clone_test_finds():
+    reps = rough_cohort(4, n=40)
+    y = np.random.default_rng(4).permutation(np.r_[np.ones(20, int), np.zeros(20, int)])
+    fewest = min_carriers(y, seed=0)
+    assert fewest > 2
+    wholes = cohort_clones(reps, V_GENES, clone_rules())
+    pruneds = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=fewest)
+    assert sum(c.incidence.shape[1] for c in pruneds) < sum(c.incidence.shape[1] for c in wholes)
+    for rule, whole, pruned in zip(clone_rules(), wholes, pruneds):
+        a, b = (PublicCloneTest(random_state=0).fit(c.incidence, y) for c in (whole, pruned))
+        assert np.array_equal(whole.keys[a.associated_], pruned.keys[b.associated_]), rule
+        assert np.array_equal(a.pgen_inner_aucs_, b.pgen_inner_aucs_) and a.threshold_ == b.threshold_, rule
+        assert np.array_equal(a.out_of_fold_, b.out_of_fold_), rule
+        assert np.allclose(a.predict_proba(whole.incidence), b.predict_proba(pruned.incidence)), rule
+
+
+def test_min_carriers_is_where_fishers_p_can_first_pass_the_loosest_threshold():
+    y = np.r_[np.ones(40, int), np.zeros(40, int)]  # 80 balanced: all-positive carriers reach p < 0.01 at 7
+    assert min_carriers(y, seed=0) == 7
+    assert min_carriers(np.r_[np.ones(4, int), np.zeros(36, int)], seed=0) == 2  # rare positives: 2 suffice
+    assert min_carriers(np.r_[np.ones(1, int), np.zeros(9, int)], seed=0) == 2  # too few for inner CV: no filter

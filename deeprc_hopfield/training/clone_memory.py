@@ -26,6 +26,7 @@ from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model.memory import ReceptorMemory
 from deeprc_hopfield.model.reference import clone_memory, store_clones
+from deeprc_hopfield.public_clones import min_carriers
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
 
@@ -72,7 +73,8 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     signal) and the clone rule chosen with its AUCs (None when no clone is shared)."""
     started = time.perf_counter()
     candidates = cohort_clones([cache[int(i)] for i in fit_idx], v_genes,
-                               clone_rules(config.clone_keys, config.clone_radius))
+                               clone_rules(config.clone_keys, config.clone_radius),
+                               min_carriers=min_carriers(labels[fit_idx], config.seed))
     fitting = lambda row: cache[int(fit_idx[row])]  # noqa: E731 (the incidence's rows are the fitting repertoires)
     try:
         choice = choose_clone_rule(candidates, labels[fit_idx], config.seed,
