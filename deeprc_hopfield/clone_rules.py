@@ -32,6 +32,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
+from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, clone_incidence, clone_set, in_sorted,
                                            repertoire_keys, resolve_wildcards, v_codes, with_v)
 
@@ -152,8 +153,7 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     rules = list(rules)
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers)
     collector = CloneCollector(v_genes, rules, min_carriers)
-    for i in range(len(repertoires)):
-        rep = repertoires[i]
+    for rep in _each(repertoires, "clone rules: collecting clones"):
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
         collector.add(rep.subset(keep), cores[keep])
@@ -219,8 +219,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     """
     cap = max(int(min_carriers), 2)
     cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
-    for i in range(len(repertoires)):
-        rep = repertoires[i]
+    for rep in _each(repertoires, "clone rules: counting cores"):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         cores.add(distinct)
         residues += int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
@@ -237,8 +236,8 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     del wildcards
     for part in range(len(parts), passes):
         counter = KeyCounter(cap=cap)
-        for i in range(len(repertoires)):
-            counter.add(_distinct_wildcards(repertoires[i], part, passes))  # no core keys: numpy only
+        for rep in _each(repertoires, f"clone rules: counting wildcard keys, part {part + 1}/{passes}"):
+            counter.add(_distinct_wildcards(rep, part, passes))  # no core keys: numpy only
         parts.append(counter.shared_counts())
         del counter
     keys, counts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -255,8 +254,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
     """The wildcard keys (int64 sorted) of every core of `repertoires` whose radius-1 carrier bound
     (:func:`shareable_cores`; `cores`, `wildcards`: their counts) reaches `cap`."""
     found = KeyCounter()
-    for i in range(len(repertoires)):
-        rep = repertoires[i]
+    for rep in _each(repertoires, "clone rules: finding cores that may carry a clone"):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         held = cores.of(distinct)
         for row, keys in _wildcards(rep.subset(first)):
@@ -264,6 +262,14 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             found.add(np.unique(keys[bound[row] >= cap]))
     return found.seen()
+
+
+def _each(repertoires: Sequence, what: str):
+    """The items of `repertoires` (read when indexed) one by one, with progress in the log when long."""
+    progress = LoggedProgress(log, what, len(repertoires), last_line=False)
+    for i in range(len(repertoires)):
+        yield repertoires[i]
+        progress.update()
 
 
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:

@@ -40,6 +40,7 @@ import numpy as np
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.genes import gene_family
+from deeprc_hopfield.progress import LoggedProgress
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ class PgenModel:
             raise ValueError(f"{n} junctions but {len(v_calls)} V and {len(j_calls)} J calls")
         out = np.empty(n, dtype=np.float64)
         start, known = time.perf_counter(), len(self._cache)
+        progress = LoggedProgress(log, f"pgen ({self.species} {self.chain})", n, "sequences", last_line=False)
         for i, (junction, v, j) in enumerate(zip(junctions, v_calls, j_calls)):
             key = (str(junction), self._gene(v, "V", self.v_level), self._gene(j, "J", "gene"))
             value = self._cache.get(key)
@@ -187,6 +189,7 @@ class PgenModel:
                 value = float(self._olga.compute_aa_CDR3_pgen(key[0], key[1], key[2], print_warnings=False) or 0.0)
                 self._cache[key] = value
             out[i] = value
+            progress.update()
         seconds = time.perf_counter() - start
         self.seconds += seconds
         log.debug("pgen (%s %s): %d sequences, %d new, in %.1f s", self.species, self.chain, n,

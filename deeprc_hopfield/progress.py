@@ -18,20 +18,25 @@ def _minutes(seconds: float) -> str:
 
 
 class LoggedProgress:
-    """Counts items done of `total` (None when unknown) and logs '`what`: i/total (p%), elapsed, ETA'."""
+    """Counts items done of `total` (None when unknown) and logs '`what`: i/total (p%), elapsed, ETA'.
+
+    `last_line`: whether the end is always logged; when False, only a stage that already logged a
+    line (it took `every` seconds or more) logs its end, so short stages add nothing to the log.
+    """
 
     def __init__(self, log: logging.Logger, what: str, total: int | None, unit: str = "repertoires",
-                 every: float = LOG_EVERY_S) -> None:
+                 every: float = LOG_EVERY_S, last_line: bool = True) -> None:
         self.log, self.what, self.total, self.unit, self.every = log, what, total, unit, every
-        self.done = 0
+        self.done, self.logged, self.last_line = 0, False, last_line
         self.start = self.last = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
         """`n` more items done; logs when `every` seconds passed since the last line, or at the end."""
         self.done += n
         now = time.perf_counter()
-        if now - self.last >= self.every or (self.total is not None and self.done >= self.total):
-            self.last = now
+        end = self.total is not None and self.done >= self.total and (self.last_line or self.logged)
+        if now - self.last >= self.every or end:
+            self.last, self.logged = now, True
             self.log.info("%s: %s", self.what, self.line(now - self.start))
 
     def line(self, elapsed: float) -> str:

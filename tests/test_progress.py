@@ -29,3 +29,16 @@ def test_progress_is_quiet_between_intervals_and_works_without_a_total(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [lines[-1]] and lines[-1].startswith("read: 3 files, ")
     assert unknown.line(90.0) == "3 files, 1.5 min"
+
+
+def test_a_short_stage_without_last_line_logs_nothing_and_a_long_one_its_end(caplog):
+    log = logging.getLogger("test_progress")
+    short = LoggedProgress(log, "short", 3, every=3600.0, last_line=False)
+    long = LoggedProgress(log, "long", 2, every=0.0, last_line=False)
+    with caplog.at_level(logging.INFO, logger="test_progress"):
+        for _ in range(3):
+            short.update()
+        long.update()
+        long.update()
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(":")[0] for line in lines] == ["long", "long"] and lines[-1].endswith("done")
