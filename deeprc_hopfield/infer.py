@@ -327,14 +327,11 @@ def score_subjects(models: list[SavedModel], subjects: Iterable[Subject], device
 def scored_from_file(path: str | Path, models: list[SavedModel], subjects: Iterable[Subject]) -> Iterator[Scored]:
     """The scores and attention that `predict --attention` wrote for `subjects` with `models`: what
     :func:`score_subjects` would give, without a second pass."""
-    from deeprc_hopfield.attention_file import AttentionFileError, open_attention
+    from deeprc_hopfield.attention_file import open_attention, repertoire_fingerprint
 
     with open_attention(path, models) as reader:
         for subject in subjects:
-            scores, weights = reader.get(subject.subject_id)
-            if len(weights) != len(subject.repertoire):
-                raise AttentionFileError(f"holds {len(weights):,} sequences of '{subject.subject_id}', the store "
-                                         f"{len(subject.repertoire):,}: written from another store", path)
+            scores, weights = reader.get(subject.subject_id, repertoire_fingerprint(subject.repertoire))
             yield Scored(subject, scores, weights)
 
 
@@ -352,7 +349,7 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also
     writes every sequence's attention there (:mod:`deeprc_hopfield.attention_file`), for `interpret`.
     """
-    from deeprc_hopfield.attention_file import attention_writer
+    from deeprc_hopfield.attention_file import attention_writer, repertoire_fingerprint
     from deeprc_hopfield.interpret.known import known_receptors  # the interpret package imports this module
 
     labels = models[0].labels
@@ -365,7 +362,7 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
         for scored in stream:
             subject = scored.subject
             if writer is not None:
-                writer.add(subject.subject_id, scored.scores, scored.attention)
+                writer.add(subject.subject_id, scored.scores, scored.attention, repertoire_fingerprint(subject.repertoire))
             row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scored.scores)}
             for name, value in subject.truth.items():
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value

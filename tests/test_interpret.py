@@ -3,6 +3,7 @@ easy simulated cohort of test_train (GRDT in 5% of each positive's sequences), a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import yaml
 from scipy.stats import fisher_exact
 from sklearn.metrics import average_precision_score
 
+from deeprc_hopfield.attention_file import AttentionFileError, attention_writer, repertoire_fingerprint
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
@@ -243,6 +245,23 @@ def test_one_pass_serves_predict_attend_and_interpret(trained, interpreted, tmp_
         errors = [line for line in bad.stderr.splitlines() if "error:" in line]
         assert bad.returncode == 1 and len(errors) == 1 and words in errors[0], bad.stderr
         assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_attention_of_other_sequences_under_the_same_subject_is_refused(trained, tmp_path):
+    """An attention file is tied to the sequences it scored, not only to their number: one residue
+    changed (a store ingested again) and the file is refused."""
+    saved = load_model(trained["model"], torch.device("cpu"))
+    subject = next(iter(subjects_from_store(trained["store"], saved)))
+    scored = next(_scored(saved, [subject]))
+    with attention_writer(tmp_path / "att.h5", [saved]) as writer:
+        writer.add(subject.subject_id, scored.scores, scored.attention, repertoire_fingerprint(subject.repertoire))
+    (again,) = infer.scored_from_file(tmp_path / "att.h5", [saved], [subject])
+    assert np.array_equal(again.attention, scored.attention)
+    codes = subject.repertoire.codes.copy()
+    codes[3] = codes[3] % 20 + 1
+    changed = dataclasses.replace(subject, repertoire=dataclasses.replace(subject.repertoire, codes=codes))
+    with pytest.raises(AttentionFileError, match="other sequences of"):
+        list(infer.scored_from_file(tmp_path / "att.h5", [saved], [changed]))
 
 
 def test_rank_sequences_scores_attention_in_positives_against_negatives():
