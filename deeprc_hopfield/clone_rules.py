@@ -46,6 +46,9 @@ _LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "C
 #: over the repertoires: ~8 bytes each held, up to ~32 while merging (1 GB and ~4 GB here); more make
 #: more passes (each reads every repertoire once more).
 WILDCARD_KEYS_PER_PASS = 1 << 27
+#: Radius 1: cores joined with the cohort's cores at a time; each brings ~13 wildcard keys and their
+#: candidate pairs (~50-100 bytes each), so this bounds the join's working memory (~100 MB) whatever the cohort.
+JOIN_CHUNK = 1 << 13
 
 
 @dataclass(frozen=True)
@@ -304,7 +307,8 @@ def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]
     gather = (np.repeat(starts[first] - (np.cumsum(table_lengths) - table_lengths), table_lengths)
               + np.arange(int(table_lengths.sum()), dtype=np.int64))
     table_codes = np.concatenate([c[1] for c in cores])[gather]
-    query, ref, _ = ReceptorIndex(table_codes, table_lengths, radius=1).pairs(table_codes, table_lengths)
+    index = ReceptorIndex(table_codes, table_lengths, radius=1)
+    query, ref, _ = index.pairs(table_codes, table_lengths, chunk=JOIN_CHUNK)
     n = len(table)
     return table, sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
 
@@ -355,25 +359,17 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
                       pgen: Callable[[CohortClones], Callable | None] | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, same inner
     folds for all; `pgen(clones)`: the test's pgen of the columns, e.g. :class:`ColumnPgen`, or None)
-    and keep the rule of the best inner ROC AUC, the earlier on ties. Where no rule has a clone (none
-    is carried by enough repertoires), the first rule's test associates none and scores the base rate."""
-    def fit(clones: CohortClones) -> PublicCloneTest:
-        return PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
-
+    and keep the rule of the best inner ROC AUC, the earlier on ties. A rule without a clone (none is
+    carried by enough repertoires) has inner AUC 0.5; its test associates none and scores the base rate."""
+    if not candidates:
+        raise DeepRCError("no clone rule to choose from")
     best: RuleChoice | None = None
     aucs: dict[str, float] = {}
     for clones in candidates:
-        if clones.incidence.shape[1] == 0:
-            aucs[str(clones.rule)] = 0.5
-            continue
-        test = fit(clones)
+        test = PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
         aucs[str(clones.rule)] = float(test.inner_auc)
         if best is None or test.inner_auc > best.test.inner_auc:
             best = RuleChoice(clones.rule, test, clones, aucs)
-    if best is None:
-        if not candidates:
-            raise DeepRCError("no clone rule to choose from")
-        best = RuleChoice(candidates[0].rule, fit(candidates[0]), candidates[0], aucs)
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")

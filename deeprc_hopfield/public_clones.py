@@ -320,20 +320,21 @@ def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2) -> tuple[spar
 
 class KeyCounter:
     """How many repertoires hold each int64 key, counted as the repertoires come (`add` each one's
-    distinct keys, then `shared` or `shared_counts`) up to `cap`, in about 10 bytes per distinct key.
+    distinct keys, then `shared` or `shared_counts`) up to `cap`, in about 8 bytes per distinct key.
 
-    The keys seen so far are kept sorted in one array with their counts (uint16, at most `cap`);
-    added keys wait in a buffer that is merged in (a sort of the buffer, a binary search and an
-    insert) when it grows as large as the array (and at least `chunk` keys), so every key is sorted
-    a few times only. While merging, ~30 bytes per key of the array and the buffer are held.
+    The keys seen in one repertoire so far are kept sorted in one array, those seen in two or more in
+    another with their counts (at most `cap`); added keys wait in a buffer that is merged in (one sort)
+    when it grows as large as the first array (and at least `chunk` keys), so every key is sorted a
+    few times only. While merging, ~17 bytes per key of the first array and the buffer are held.
     """
 
     def __init__(self, chunk: int = 1 << 20, cap: int = 2) -> None:
         if not 2 <= int(cap) <= np.iinfo(np.uint16).max // 2:
             raise ValueError(f"cap must be between 2 and {np.iinfo(np.uint16).max // 2}, got {cap}")
         self.chunk, self.cap = chunk, int(cap)
-        self._keys = np.zeros(0, dtype=np.int64)  # sorted
-        self._counts = np.zeros(0, dtype=np.uint16)  # repertoires holding each key, at most cap
+        self._once = np.zeros(0, dtype=np.int64)  # sorted, seen in one repertoire
+        self._twice = np.zeros(0, dtype=np.int64)  # sorted, seen in two or more
+        self._counts = np.zeros(0, dtype=np.uint16)  # of each key of _twice, at most cap
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
 
@@ -341,28 +342,49 @@ class KeyCounter:
         """Count one repertoire's keys (int64 (n,), each once)."""
         self._buffer.append(np.asarray(distinct, dtype=np.int64))
         self._buffered += len(distinct)
-        if self._buffered >= max(self.chunk, len(self._keys)):
+        if self._buffered >= max(self.chunk, len(self._once)):
             self._merge()
 
     def _merge(self) -> None:
         if not self._buffer:
             return
-        new, added = np.unique(np.concatenate(self._buffer), return_counts=True)
+        keys = np.concatenate(self._buffer)
         self._buffer, self._buffered = [], 0
-        at = np.searchsorted(self._keys, new)
-        known = at < len(self._keys)
-        known[known] = self._keys[at[known]] == new[known]
-        self._counts[at[known]] = np.minimum(self._counts[at[known]] + added[known], self.cap)
-        fresh = ~known
-        self._keys = np.insert(self._keys, at[fresh], new[fresh])
-        self._counts = np.insert(self._counts, at[fresh], np.minimum(added[fresh], self.cap).astype(np.uint16))
+        keys = keys[~self._count_repeats(keys)]
+        keys = np.concatenate([self._once, keys])
+        self._once = np.zeros(0, dtype=np.int64)
+        keys.sort()
+        repeated = np.zeros(len(keys), dtype=bool)  # held by another repertoire of these keys too
+        np.equal(keys[1:], keys[:-1], out=repeated[1:])
+        repeated[:-1] |= repeated[1:]
+        new, counts = np.unique(keys[repeated], return_counts=True)
+        if len(new):  # none of them is in _twice yet
+            merged = np.concatenate([self._twice, new])
+            order = np.argsort(merged, kind="stable")
+            self._twice = merged[order]
+            self._counts = np.minimum(np.concatenate([self._counts, counts])[order], self.cap).astype(np.uint16)
+        self._once = keys[~repeated]
+
+    def _count_repeats(self, keys: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+        """Count the keys already held twice or more (`keys` may repeat), bool (n,): which they are."""
+        found = np.zeros(len(keys), dtype=bool)
+        if len(self._twice) == 0:
+            return found
+        more = np.zeros(len(self._twice), dtype=np.int64)
+        for start in range(0, len(keys), chunk):
+            part = keys[start:start + chunk]
+            at = np.minimum(np.searchsorted(self._twice, part), len(self._twice) - 1)
+            hit = self._twice[at] == part
+            more += np.bincount(at[hit], minlength=len(self._twice))
+            found[start:start + chunk] = hit
+        self._counts = np.minimum(self._counts + more, self.cap).astype(np.uint16)
+        return found
 
     def shared_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """The keys that two `add` calls or more held (int64 sorted) and how many held each (int64,
         `cap` meaning `cap` or more)."""
         self._merge()
-        shared = self._counts >= 2
-        return self._keys[shared], self._counts[shared].astype(np.int64)
+        return self._twice, self._counts.astype(np.int64)
 
     def shared(self) -> np.ndarray:
         """The keys that two `add` calls or more held, int64 sorted."""
@@ -371,7 +393,7 @@ class KeyCounter:
     def seen(self) -> np.ndarray:
         """Every key added, int64 sorted."""
         self._merge()
-        return self._keys
+        return np.union1d(self._once, self._twice)
 
 
 def in_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:

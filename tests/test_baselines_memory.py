@@ -107,3 +107,17 @@ def test_min_carriers_is_where_fishers_p_can_first_pass_the_loosest_threshold():
     assert min_carriers(y, seed=0) == 7
     assert min_carriers(np.r_[np.ones(4, int), np.zeros(36, int)], seed=0) == 2  # rare positives: 2 suffice
     assert min_carriers(np.r_[np.ones(1, int), np.zeros(9, int)], seed=0) == 2  # too few for inner CV: no filter
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+@pytest.mark.parametrize("cap", [2, 3, 6])
+def test_key_counter_counts_each_key_up_to_its_cap(chunk, cap):
+    rng = np.random.default_rng(2)
+    sets = [np.unique(rng.integers(-30, 30, int(rng.integers(0, 25)))) for _ in range(30)]
+    counter = KeyCounter(chunk, cap=cap)
+    for keys in sets:
+        counter.add(keys)
+    values, counts = np.unique(np.concatenate(sets), return_counts=True)
+    keys, capped = counter.shared_counts()
+    assert np.array_equal(keys, values[counts >= 2]) and np.array_equal(capped, np.minimum(counts[counts >= 2], cap))
+    assert np.array_equal(counter.seen(), values)
