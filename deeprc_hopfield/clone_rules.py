@@ -34,7 +34,7 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, clone_incidence, clone_set, in_sorted,
-                                           repertoire_keys, resolve_wildcards, v_codes, with_v)
+                                           repertoire_keys, resolve_wildcards, unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class ShareableCores:
         ok = in_sorted(self.cores, distinct)
         rest = np.flatnonzero(~ok)
         for row, keys in _wildcards(repertoire.subset(first[rest])):
-            ok[rest[np.unique(row[in_sorted(self.wildcards, keys)])]] = True
+            ok[rest[row[in_sorted(self.wildcards, keys)]]] = True
         return ok[inverse.ravel()]
 
 
@@ -263,7 +263,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
         for row, keys in _wildcards(rep.subset(first)):
             extra = np.maximum(wildcards.of(keys) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
-            found.add(np.unique(keys[bound[row] >= cap]))
+            found.add(unique_keys(keys[bound[row] >= cap]))
     return found.seen()
 
 
@@ -278,7 +278,7 @@ def _each(repertoires: Sequence, what: str):
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
     """The distinct wildcard keys of a `Repertoire`'s sequences whose hash modulo `parts` is `part`, int64 sorted."""
     keys = [k[k.view(np.uint64) % np.uint64(parts) == part] if parts > 1 else k for _, k in _wildcards(repertoire)]
-    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+    return unique_keys(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
 
 def _wildcards(repertoire, chunk: int = CHUNK):
@@ -382,7 +382,7 @@ def clone_sequences(repertoire_of: Callable[[int], object], incidence: sparse.sp
     """(junction, V index; -1 = unknown) of each clone key (V at `v_level`), read from a sequence that
     has it in the repertoires `repertoire_of(row)` of the rows of `incidence` (rows by these clones'
     columns) that carry them, the most-carrying first: only the sequences of these clones are decoded."""
-    wanted = np.unique(np.asarray(keys, dtype=np.int64))
+    wanted = unique_keys(np.asarray(keys, dtype=np.int64))
     found: dict[int, tuple[str, int]] = {}
     incidence = sparse.csr_matrix(incidence)
     for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):

@@ -50,7 +50,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from deeprc_hopfield.cdr3 import ANCHOR
+from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.genes import gene_family
 
@@ -180,8 +180,8 @@ def without_v(keys: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def repertoire_keys(repertoire, v: np.ndarray | None = None, j: np.ndarray | None = None,
                     chunk: int = 1 << 16) -> np.ndarray:
-    """:func:`clone_keys` of every sequence of a store `Repertoire` (codes, lengths), int64 (n,),
-    computed on the CPU `chunk` sequences at a time.
+    """:func:`clone_keys` of every sequence of a store `Repertoire` (codes, lengths), int64 (n,), the
+    same keys computed with numpy (~7x faster than torch on the CPU), `chunk` sequences at a time.
 
     `v`, `j`: (n,) gene codes of the sequences, e.g. ``gene_codes(store.v_genes)[repertoire.v_index]``
     (:func:`v_codes`); None = unknown for all.
@@ -193,10 +193,44 @@ def repertoire_keys(repertoire, v: np.ndarray | None = None, j: np.ndarray | Non
     for start in range(0, len(lengths), chunk):
         stop = min(start + chunk, len(lengths))
         first, last = int(ends[start] - lengths[start]), int(ends[stop - 1])
-        gv, gj = (torch.from_numpy(g[start:stop]) if g is not None else None for g in genes)
-        out.append(clone_keys(torch.from_numpy(np.asarray(repertoire.codes[first:last])),
-                              torch.from_numpy(lengths[start:stop]), gv, gj).numpy())
+        out.append(_numpy_clone_keys(np.asarray(repertoire.codes[first:last]), lengths[start:stop],
+                                     *(g[start:stop] if g is not None else None for g in genes)))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _numpy_clone_keys(codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None, j: np.ndarray | None,
+                      trim: int = ANCHOR) -> np.ndarray:
+    """:func:`clone_keys` in numpy, int64 (n,): the same two polynomial hashes, summed per core."""
+    n = len(lengths)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    offset, core = core_bounds(lengths, trim)
+    row = np.repeat(np.arange(n, dtype=np.int64), core)
+    first = np.cumsum(core) - core
+    position = np.arange(len(row), dtype=np.int64) - first[row]
+    residues = codes[(np.cumsum(lengths) - lengths + offset)[row] + position].astype(np.int64)
+    genes = [np.maximum(g + 1, 0) if g is not None else None for g in (v, j)]  # 0 = unknown
+    key = np.zeros(n, dtype=np.int64)
+    for multiplier, modulus in zip(MULTIPLIERS, MODULI):
+        power = _numpy_powers(multiplier, modulus, max(int(core.max()), 1))
+        terms = residues * power[position] % modulus  # each < 2**31
+        h = np.add.reduceat(np.append(terms, 0), np.minimum(first, len(terms)))  # a 0-residue core: masked
+        h = np.where(core > 0, h, 0)
+        h = (h + core) % modulus
+        for gene, factor in zip(genes, GENE_FACTORS):
+            if gene is not None:
+                h = h + (gene % modulus) * (factor % modulus) % modulus
+        key = key * (1 << 31) + h % modulus
+    return key
+
+
+@lru_cache(maxsize=64)
+def _numpy_powers(multiplier: int, modulus: int, n: int) -> np.ndarray:
+    """multiplier**j mod modulus for j < n, int64 (n,)."""
+    out = np.ones(n, dtype=np.int64)
+    for i in range(1, n):
+        out[i] = out[i - 1] * multiplier % modulus
+    return out
 
 
 def v_codes(repertoire, v_genes: Sequence[str], level: str = V_MODE) -> np.ndarray:
@@ -220,7 +254,7 @@ def clone_set(keys: np.ndarray, v: np.ndarray) -> CloneSet:
     """The :class:`CloneSet` of sequences with these keys (:func:`repertoire_keys`) and V codes."""
     known = np.asarray(v) >= 0
     distinct, first = np.unique(keys[known], return_index=True)
-    return CloneSet(distinct, np.asarray(v, dtype=np.int64)[known][first], np.unique(keys[~known]))
+    return CloneSet(distinct, np.asarray(v, dtype=np.int64)[known][first], unique_keys(keys[~known]))
 
 
 def repertoire_clones(repertoire, v_genes: Sequence[str], level: str = V_MODE) -> CloneSet:
@@ -234,7 +268,7 @@ def wildcard_table(keys: Iterable[np.ndarray], v: Iterable[np.ndarray], unknown:
     """The clones with a V call whose key without V is one of `unknown`: (their keys without V, sorted;
     their keys), int64 each, distinct pairs. `keys`/`v` hold keys with a V call and their V codes
     (several arrays, e.g. one per repertoire)."""
-    unknown = np.unique(np.asarray(unknown, dtype=np.int64))
+    unknown = unique_keys(np.asarray(unknown, dtype=np.int64))
     cores, full = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for k, c in zip(keys, v):
         stripped = without_v(k, c)
@@ -286,7 +320,7 @@ def resolve_wildcards(sets: list[CloneSet]) -> list[np.ndarray]:
     """Each repertoire's distinct clone keys, int64 sorted, with the missing-V policy applied: a CDR3
     without a V call counts as every clone of its core that some repertoire of `sets` has with a V
     call, and as a clone of its own only where none has (see the module docstring)."""
-    unknown = np.unique(np.concatenate([s.unknown for s in sets])) if sets else np.zeros(0, dtype=np.int64)
+    unknown = unique_keys(np.concatenate([s.unknown for s in sets])) if sets else np.zeros(0, dtype=np.int64)
     if len(unknown) == 0:
         return [s.keys for s in sets]
     table = wildcard_table((s.keys for s in sets), (s.v for s in sets), unknown)
@@ -396,6 +430,16 @@ class KeyCounter:
         return np.union1d(self._once, self._twice)
 
 
+def unique_keys(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of an integer array, sorted, as `np.unique` gives them, by one sort: numpy
+    2.3+ finds them with a hash table, ~15x slower than a sort on 64-bit keys (0.57 s against 0.04 s
+    for 625,000)."""
+    out = np.sort(np.asarray(keys).ravel())
+    if len(out) > 1:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return out
+
+
 def in_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Whether each of `keys` is in the sorted int64 array `table`, bool (n,)."""
     if len(table) == 0:
@@ -461,7 +505,7 @@ def _candidate_pgen(pgen: Callable[[np.ndarray], np.ndarray], candidates: list[n
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The pgen of every candidate column, asked of `pgen` once for all of them: (the distinct
     columns, sorted int64; their pgen, float64, NaN where `pgen` gave none or a negative value)."""
-    columns = np.unique(np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates]))
+    columns = unique_keys(np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates]))
     values = np.asarray(pgen(columns), dtype=np.float64).ravel() if len(columns) else np.zeros(0)
     if values.shape != columns.shape:
         raise ValueError(f"pgen gave {values.shape[0]} values for {len(columns)} columns")

@@ -19,7 +19,7 @@ from deeprc_hopfield.interpret.ranking import name_keys
 from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys, clone_set,
                                            fisher_enrichment, fit_public_clones, gene_code, gene_codes,
                                            repertoire_clones, repertoire_keys, resolve_rows, resolve_wildcards,
-                                           with_v, without_v)
+                                           unique_keys, with_v, without_v)
 from deeprc_hopfield.store import Repertoire
 
 
@@ -216,3 +216,25 @@ def test_too_few_repertoires_of_a_class_is_an_error():
         PublicCloneTest().fit(sparse.csr_matrix(np.ones((5, 2), dtype=bool)), y)
     with pytest.raises(DeepRCError, match="two classes"):
         PublicCloneTest().fit(sparse.csr_matrix(np.ones((3, 2), dtype=bool)), np.zeros(3))
+
+
+@pytest.mark.parametrize("with_genes", [False, True])
+def test_repertoire_keys_in_numpy_are_clone_keys_in_torch(with_genes):
+    """`repertoire_keys` (numpy) gives the keys `clone_keys` (torch, what the memory computes on a
+    device) gives, for cores of 0, 1 and many residues, with and without V and J codes."""
+    rng = np.random.default_rng(5)
+    lengths = np.r_[rng.integers(1, 30, 500), [1, 2, 3, 4, 5]]
+    codes = rng.integers(1, 21, int(lengths.sum())).astype(np.uint8)
+    v = rng.integers(-1, 10**9, len(lengths)) if with_genes else None
+    j = rng.integers(-1, 50, len(lengths)) if with_genes else None
+    rep = Repertoire("r", codes, lengths.astype(np.uint8), np.ones(len(lengths)), np.zeros(len(lengths), np.int16),
+                     np.zeros(len(lengths), np.int16))
+    expected = clone_keys(torch.from_numpy(codes), torch.from_numpy(lengths),
+                          *(torch.from_numpy(g) if g is not None else None for g in (v, j))).numpy()
+    for chunk in (7, 1 << 16):
+        assert np.array_equal(repertoire_keys(rep, v, j, chunk=chunk), expected)
+
+
+def test_unique_keys_is_numpys_unique():
+    keys = np.random.default_rng(6).integers(-50, 50, 1000)
+    assert np.array_equal(unique_keys(keys), np.unique(keys)) and len(unique_keys(keys[:0])) == 0
