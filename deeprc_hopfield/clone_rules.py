@@ -214,7 +214,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     their wildcard keys (its neighbours). Two cores that share a wildcard key by a key collision are
     kept too.
 
-    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~10 bytes each) and, in the
+    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~8 bytes each) and, in the
     same pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past
     that, the wildcard keys are counted again in parts (their hash modulo the number of passes), one
     more pass over `repertoires` for each ~`keys_per_pass` of them; then one pass keeps the wildcard
