@@ -34,7 +34,8 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, clone_incidence, clone_set, in_sorted,
-                                           repertoire_keys, resolve_wildcards, unique_keys, v_codes, with_v)
+                                           repertoire_keys, resolve_wildcards, search_sorted, unique_keys, v_codes,
+                                           with_v)
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class _Counts:
         """How many repertoires hold each of `keys` (1 for a key not in the table), int64 (n,)."""
         if len(self.keys) == 0:
             return np.ones(len(keys), dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        at = np.minimum(search_sorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[at] == keys, self.counts[at], 1)
 
 
@@ -390,7 +391,7 @@ def clone_sequences(repertoire_of: Callable[[int], object], incidence: sparse.sp
             break
         rep = repertoire_of(int(row))
         rep_keys = with_v(repertoire_keys(rep), v_codes(rep, v_genes, v_level))
-        hit = np.flatnonzero(wanted[np.minimum(np.searchsorted(wanted, rep_keys), len(wanted) - 1)] == rep_keys)
+        hit = np.flatnonzero(in_sorted(wanted, rep_keys))
         hit = hit[[k not in found for k in rep_keys[hit].tolist()]]
         carriers = rep.subset(hit)
         for key, junction, v in zip(rep_keys[hit].tolist(), decode(carriers.codes, carriers.lengths),

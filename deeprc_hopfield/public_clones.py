@@ -272,7 +272,7 @@ def wildcard_table(keys: Iterable[np.ndarray], v: Iterable[np.ndarray], unknown:
     cores, full = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for k, c in zip(keys, v):
         stripped = without_v(k, c)
-        hit = unknown[np.minimum(np.searchsorted(unknown, stripped), max(len(unknown) - 1, 0))] == stripped \
+        hit = unknown[np.minimum(search_sorted(unknown, stripped), max(len(unknown) - 1, 0))] == stripped \
             if len(unknown) else np.zeros(len(stripped), dtype=bool)
         cores.append(stripped[hit])
         full.append(np.asarray(k, dtype=np.int64)[hit])
@@ -324,7 +324,7 @@ def resolve_wildcards(sets: list[CloneSet]) -> list[np.ndarray]:
     if len(unknown) == 0:
         return [s.keys for s in sets]
     table = wildcard_table((s.keys for s in sets), (s.v for s in sets), unknown)
-    return [np.union1d(s.keys, expand_wildcards(s.unknown, table)[1]) for s in sets]
+    return [unique_keys(np.concatenate([s.keys, expand_wildcards(s.unknown, table)[1]])) for s in sets]
 
 
 def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -407,7 +407,7 @@ class KeyCounter:
         more = np.zeros(len(self._twice), dtype=np.int64)
         for start in range(0, len(keys), chunk):
             part = keys[start:start + chunk]
-            at = np.minimum(np.searchsorted(self._twice, part), len(self._twice) - 1)
+            at = np.minimum(search_sorted(self._twice, part), len(self._twice) - 1)
             hit = self._twice[at] == part
             more += np.bincount(at[hit], minlength=len(self._twice))
             found[start:start + chunk] = hit
@@ -427,7 +427,7 @@ class KeyCounter:
     def seen(self) -> np.ndarray:
         """Every key added, int64 sorted."""
         self._merge()
-        return np.union1d(self._once, self._twice)
+        return unique_keys(np.concatenate([self._once, self._twice]))
 
 
 def unique_keys(keys: np.ndarray) -> np.ndarray:
@@ -444,7 +444,20 @@ def in_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Whether each of `keys` is in the sorted int64 array `table`, bool (n,)."""
     if len(table) == 0:
         return np.zeros(len(keys), dtype=bool)
-    return table[np.minimum(np.searchsorted(table, keys), len(table) - 1)] == keys
+    return table[np.minimum(search_sorted(table, keys), len(table) - 1)] == keys
+
+
+def search_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(table, keys)``, with the keys searched in sorted order: numpy then walks the
+    table forwards, ~10x faster than keys in random order on a large table (1 s against 0.09 s for
+    620,000 keys in 5 M)."""
+    keys = np.asarray(keys)
+    if len(keys) < 4096 or len(table) < 4096:
+        return np.searchsorted(table, keys)
+    order = np.argsort(keys)
+    out = np.empty(len(keys), dtype=np.intp)
+    out[order] = np.searchsorted(table, keys[order])
+    return out
 
 
 # --- the test ------------------------------------------------------------------------------------

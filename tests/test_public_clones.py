@@ -19,7 +19,7 @@ from deeprc_hopfield.interpret.ranking import name_keys
 from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys, clone_set,
                                            fisher_enrichment, fit_public_clones, gene_code, gene_codes,
                                            repertoire_clones, repertoire_keys, resolve_rows, resolve_wildcards,
-                                           unique_keys, with_v, without_v)
+                                           search_sorted, unique_keys, with_v, without_v)
 from deeprc_hopfield.store import Repertoire
 
 
@@ -238,3 +238,11 @@ def test_repertoire_keys_in_numpy_are_clone_keys_in_torch(with_genes):
 def test_unique_keys_is_numpys_unique():
     keys = np.random.default_rng(6).integers(-50, 50, 1000)
     assert np.array_equal(unique_keys(keys), np.unique(keys)) and len(unique_keys(keys[:0])) == 0
+
+
+def test_search_sorted_is_numpys_searchsorted_on_large_tables():
+    rng = np.random.default_rng(7)
+    table = np.sort(rng.integers(-10**6, 10**6, 20_000))
+    keys = np.r_[rng.integers(-2 * 10**6, 2 * 10**6, 10_000), table[:100]]
+    assert np.array_equal(search_sorted(table, keys), np.searchsorted(table, keys))
+    assert np.array_equal(search_sorted(table, keys[:10]), np.searchsorted(table, keys[:10]))
