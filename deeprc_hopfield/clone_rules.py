@@ -366,11 +366,14 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
         raise DeepRCError("no clone rule to choose from")
     best: RuleChoice | None = None
     aucs: dict[str, float] = {}
+    progress = LoggedProgress(log, "clone rules: fitting the public-clone test", len(candidates), "rules",
+                              last_line=False)
     for clones in candidates:
         test = PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
         aucs[str(clones.rule)] = float(test.inner_auc)
         if best is None or test.inner_auc > best.test.inner_auc:
             best = RuleChoice(clones.rule, test, clones, aucs)
+        progress.update()
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")
