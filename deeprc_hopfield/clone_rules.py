@@ -108,8 +108,10 @@ class CloneCollector:
     either missing), so three levels cost one join.
     """
 
-    def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2) -> None:
+    def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2,
+                 centres: np.ndarray | None = None) -> None:
         self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
+        self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
         self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
         self._cores: list[tuple] = []  # radius 1: each repertoire's distinct cores, their codes and lengths
@@ -139,7 +141,8 @@ class CloneCollector:
                 incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers)
                 out.append(CohortClones(rule, incidence, keys))
             else:
-                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers))
+                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
+                                             self.centres))
         return out
 
 
@@ -156,7 +159,7 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     """
     rules = list(rules)
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers)
-    collector = CloneCollector(v_genes, rules, min_carriers)
+    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres)
     for rep in _each(repertoires, "clone rules: collecting clones"):
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
@@ -170,10 +173,12 @@ class ShareableCores:
     (int64 sorted core keys, `public_clones.clone_keys` without V) held by that many repertoires;
     at radius 1 also `wildcards` (int64 sorted, `neighbours.wildcard_keys`), those of the cores that
     may carry such a clone (None at radius 0): a carrier holds the clone's core or a core one
-    substitution away, which shares one of its wildcard keys."""
+    substitution away, which shares one of its wildcard keys; and `centres` (int64 sorted), those
+    cores themselves (None at radius 0), the only cores such a clone can have."""
 
     cores: np.ndarray
-    wildcards: np.ndarray | None
+    wildcards: np.ndarray | None = None
+    centres: np.ndarray | None = None
 
     def holds(self, repertoire, cores: np.ndarray) -> np.ndarray:
         """Which sequences of a `Repertoire` (core keys `cores`, (n,)) have a shareable core, bool (n,)."""
@@ -234,7 +239,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     cores = _Counts(*cores.shared_counts())
     held = cores.keys[cores.counts >= cap]
     if not radius_one:
-        return ShareableCores(held, None)
+        return ShareableCores(held)
     passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
     parts = [wildcards.shared_counts()] if wildcards is not None else []
     del wildcards
@@ -248,16 +253,18 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     order = np.argsort(keys)
     wildcard_counts = _Counts(keys[order], counts[order])
     del parts, keys, counts, order
-    found = _bounded_wildcards(repertoires, cores, wildcard_counts, cap)
-    log.debug("clone rules: %d cores held %d times or more, %d wildcard keys of cores that may carry a clone "
-              "held %d times (%d pass%s)", len(held), cap, len(found), cap, passes, "es" if passes > 1 else "")
-    return ShareableCores(held, found)
+    found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap)
+    log.debug("clone rules: %d cores held %d times or more, %d that may carry a clone held %d times, %d wildcard "
+              "keys of theirs (%d pass%s)", len(held), cap, len(centres), cap, len(found), passes,
+              "es" if passes > 1 else "")
+    return ShareableCores(held, found, centres)
 
 
-def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int) -> np.ndarray:
-    """The wildcard keys (int64 sorted) of every core of `repertoires` whose radius-1 carrier bound
-    (:func:`shareable_cores`; `cores`, `wildcards`: their counts) reaches `cap`."""
-    found = KeyCounter()
+def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The cores of `repertoires` whose radius-1 carrier bound (:func:`shareable_cores`; `cores`,
+    `wildcards`: their counts) reaches `cap`: (their wildcard keys, their core keys), int64 sorted each."""
+    found, centres = KeyCounter(), KeyCounter()
     for rep in _each(repertoires, "clone rules: finding cores that may carry a clone"):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         held = cores.of(distinct)
@@ -265,7 +272,8 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
             extra = np.maximum(wildcards.of(keys) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             found.add(unique_keys(keys[bound[row] >= cap]))
-    return found.seen()
+            centres.add(distinct[np.unique(row[bound[row] >= cap])])
+    return found.seen(), centres.seen()
 
 
 def _each(repertoires: Sequence, what: str):
@@ -315,10 +323,12 @@ def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]
 
 
 def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
-                      min_carriers: int = 2) -> CohortClones:
-    """Radius 1: every distinct clone of the cohort is a candidate, carried by the repertoires holding it
-    or a clone one substitution away whose V call is the same or missing on either side (the rule of
-    `ReceptorIndex`). `clones`: per repertoire (distinct clone keys, their core keys, their V codes)."""
+                      min_carriers: int = 2, centres: np.ndarray | None = None) -> CohortClones:
+    """Radius 1: every distinct clone of the cohort whose core is one of `centres` (None: any) is a
+    candidate, carried by the repertoires holding it or a clone one substitution away whose V call is
+    the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
+    repertoires or more are kept. `clones`: per repertoire (distinct clone keys, their core keys, their
+    V codes)."""
     if not clones:
         return CohortClones(rule, sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, dtype=np.int64))
     core_table, core_pairs = joined
@@ -328,17 +338,19 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     core = np.searchsorted(core_table, np.concatenate([c[1] for c in clones])[first])
     v = np.concatenate([c[2] for c in clones])[first]
     n = len(table)
+    candidate = np.arange(n) if centres is None else np.flatnonzero(in_sorted(centres, core_table[core]))
     of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), core)), shape=(n, len(core_table)))
-    pairs = (of_core @ core_pairs @ of_core.T).tocoo()  # clones whose cores are neighbours
-    same_v = (v[pairs.row] == v[pairs.col]) | (v[pairs.row] < 0) | (v[pairs.col] < 0)
+    pairs = (of_core @ core_pairs @ of_core[candidate].T).tocoo()  # clones whose cores neighbour a candidate's
+    other = candidate[pairs.col]
+    same_v = (v[pairs.row] == v[other]) | (v[pairs.row] < 0) | (v[other] < 0)
     neighbours = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
-                                    (pairs.row[same_v], pairs.col[same_v])), shape=(n, n))
+                                    (pairs.row[same_v], pairs.col[same_v])), shape=(n, len(candidate)))
     held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
                              shape=(len(clones), n))
     carried = (held @ neighbours).tocsc()
     shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
     incidence = carried[:, shared].tocsr()
-    return CohortClones(rule, incidence.astype(bool), table[shared])
+    return CohortClones(rule, incidence.astype(bool), table[candidate[shared]])
 
 
 @dataclass
