@@ -150,14 +150,14 @@ class _StoreRepertoires(Sequence):
         return self.store.repertoire(i)
 
 
-def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True
-                              ) -> RuleChoice:
+def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
+                              threads: int = 1) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV on the repertoires at `train`
     (store indices): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort."""
     train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
     clones = features.clones
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
-        pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen)
+        pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen)
     whole = next(c for c in clones if c.rule == choice.rule)
     return RuleChoice(choice.rule, choice.test, whole, choice.inner_aucs)
@@ -221,7 +221,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            choice = fit_public_clone_baseline(features, train, seed)
+            choice = fit_public_clone_baseline(features, train, seed, threads=threads)
             model, held_out = choice.test, choice.clones.incidence[test]
             out["public_clones"].loc[test, "probability"] = model.predict_proba(held_out)[:, 1]
             out["public_clones"].loc[test, "score"] = model.decision_function(held_out)

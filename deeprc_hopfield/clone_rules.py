@@ -418,13 +418,14 @@ def clone_sequences(repertoire_of: Callable[[int], object], incidence: sparse.sp
 class ColumnPgen:
     """The generation probability of columns of a :class:`CohortClones` (what `PublicCloneTest.fit`
     asks as `pgen`): each column's clone read from the repertoires `repertoire_of(row)` of its rows,
-    its pgen under OLGA's model of `chain` (`deeprc_hopfield.pgen`) with V at the rule's level."""
+    its pgen under OLGA's model of `chain` (`deeprc_hopfield.pgen`) with V at the rule's level, computed
+    by `workers` processes."""
 
     def __init__(self, clones: CohortClones, repertoire_of: Callable[[int], object], v_genes: Sequence[str],
-                 chain: str) -> None:
+                 chain: str, workers: int = 1) -> None:
         from deeprc_hopfield.pgen import pgen_model
 
-        self.clones, self.repertoire_of, self.v_genes = clones, repertoire_of, list(v_genes)
+        self.clones, self.repertoire_of, self.v_genes, self.workers = clones, repertoire_of, list(v_genes), workers
         self.model = pgen_model(chain, v_level=clones.rule.v_level)
 
     def __call__(self, columns: np.ndarray) -> np.ndarray:
@@ -436,14 +437,15 @@ class ColumnPgen:
         out = np.full(len(keys), np.nan)
         if have:
             clones = [found[int(keys[i])] for i in have]
-            out[have] = self.model.pgen([j for j, _ in clones], [names[v] for _, v in clones])
+            out[have] = self.model.pgen([j for j, _ in clones], [names[v] for _, v in clones], workers=self.workers)
         return out
 
 
-def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use: bool = True
+def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use: bool = True, workers: int = 1
              ) -> Callable[[CohortClones], ColumnPgen] | None:
     """What :func:`choose_clone_rule` takes as `pgen`: a :class:`ColumnPgen` per rule for repertoires of the
-    chain of `v_genes`; None (no filter) when `use` is off or OLGA has no model of that chain."""
+    chain of `v_genes` (`workers` processes compute it); None (no filter) when `use` is off or OLGA has no
+    model of that chain."""
     from deeprc_hopfield.pgen import chain_of_genes, olga_chain
 
     if not use:
@@ -453,4 +455,4 @@ def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use
     except DeepRCError as exc:
         log.info("clone rule: no pgen filter (%s)", exc)
         return None
-    return lambda clones: ColumnPgen(clones, repertoire_of, v_genes, chain)
+    return lambda clones: ColumnPgen(clones, repertoire_of, v_genes, chain, workers)

@@ -31,9 +31,12 @@ acids) has pgen 0.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
+from itertools import repeat
 from typing import Sequence
 
 import numpy as np
@@ -158,7 +161,7 @@ class PgenModel:
         return gene if gene_to_num_str(gene, segment) in mapping else None
 
     def pgen(self, junctions: Sequence[str], v_calls: Sequence[str | None] | None = None,
-             j_calls: Sequence[str | None] | None = None) -> np.ndarray:
+             j_calls: Sequence[str | None] | None = None, workers: int = 1) -> np.ndarray:
         """The generation probability of each junction (with the conserved C and F/W), float64 (n,).
 
         Parameters
@@ -168,6 +171,9 @@ class PgenModel:
         v_calls, j_calls
             (n,) V and J calls (IMGT names, alleles allowed; None or '' = unknown), or None for all
             unknown. V enters at :attr:`v_level`; J as a gene where given (default: marginalised).
+        workers
+            Processes that compute the values not cached yet (OLGA is pure Python, one sequence at a
+            time); the values do not depend on it.
 
         Returns
         -------
@@ -179,22 +185,44 @@ class PgenModel:
         j_calls = [None] * n if j_calls is None else list(j_calls)
         if not len(v_calls) == len(j_calls) == n:
             raise ValueError(f"{n} junctions but {len(v_calls)} V and {len(j_calls)} J calls")
-        out = np.empty(n, dtype=np.float64)
         start, known = time.perf_counter(), len(self._cache)
-        progress = LoggedProgress(log, f"pgen ({self.species} {self.chain})", n, "sequences", last_line=False)
-        for i, (junction, v, j) in enumerate(zip(junctions, v_calls, j_calls)):
-            key = (str(junction), self._gene(v, "V", self.v_level), self._gene(j, "J", "gene"))
-            value = self._cache.get(key)
-            if value is None:
-                value = float(self._olga.compute_aa_CDR3_pgen(key[0], key[1], key[2], print_warnings=False) or 0.0)
-                self._cache[key] = value
-            out[i] = value
-            progress.update()
+        keys = [(str(junction), self._gene(v, "V", self.v_level), self._gene(j, "J", "gene"))
+                for junction, v, j in zip(junctions, v_calls, j_calls)]
+        new = list(dict.fromkeys(key for key in keys if key not in self._cache))
+        progress = LoggedProgress(log, f"pgen ({self.species} {self.chain})", len(new), "sequences", last_line=False)
+        for part, values in self._compute(new, max(int(workers), 1)):
+            self._cache.update(zip(part, values))
+            progress.update(len(part))
+        out = np.array([self._cache[key] for key in keys], dtype=np.float64)
         seconds = time.perf_counter() - start
         self.seconds += seconds
-        log.debug("pgen (%s %s): %d sequences, %d new, in %.1f s", self.species, self.chain, n,
-                  len(self._cache) - known, seconds)
+        log.debug("pgen (%s %s): %d sequences, %d new, in %.1f s (%d workers)", self.species, self.chain, n,
+                  len(self._cache) - known, seconds, workers)
         return out
+
+    def _compute(self, keys: list[tuple], workers: int):
+        """OLGA's value of each (junction, V, J) key, in parts: yields (keys, values) per part."""
+        if workers == 1 or len(keys) < PARALLEL_FROM:
+            for first in range(0, len(keys), PART):
+                yield keys[first:first + PART], _olga_values(self.species, self.chain, keys[first:first + PART])
+            return
+        parts = [keys[first:first + PART] for first in range(0, len(keys), PART)]
+        methods = multiprocessing.get_all_start_methods()  # fork: the children share the loaded model
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
+            yield from zip(parts, pool.map(_olga_values, repeat(self.species), repeat(self.chain), parts))
+
+
+#: Keys computed per part (a progress step, and a task of a worker process).
+PART = 200
+#: Fewer new keys than this are computed in this process whatever the workers (a pool costs ~0.1 s).
+PARALLEL_FROM = 2 * PART
+
+
+def _olga_values(species: str, chain: str, keys: list[tuple]) -> list[float]:
+    """OLGA's amino-acid pgen of each (junction, V, J) key (0 where it cannot generate the junction)."""
+    olga = _olga_pgen(species, chain)
+    return [float(olga.compute_aa_CDR3_pgen(j, v, jj, print_warnings=False) or 0.0) for j, v, jj in keys]
 
 
 def pgen_model(chain: str = "TRB", species: str = "human", v_level: str = "family") -> PgenModel:

@@ -192,3 +192,17 @@ def test_no_pgen_is_exactly_the_test_as_before(seed):
     assert now.pgen_columns_.size == 0 and now.pgen_inner_aucs_.shape == (1, len(P_THRESHOLDS))
     assert PublicCloneTest(random_state=seed).get_params() == {"thresholds": P_THRESHOLDS, "inner_folds": 5,
                                                                "random_state": seed}
+
+
+def test_pgen_in_worker_processes_gives_the_same_values(monkeypatch):
+    """`workers` > 1 computes the new values in forked processes, part by part; nothing else changes."""
+    import deeprc_hopfield.pgen as pgen_module
+
+    monkeypatch.setattr(pgen_module, "PART", 3)
+    monkeypatch.setattr(pgen_module, "PARALLEL_FROM", 4)
+    junctions = TRB * 3 + ["CASSLAGGRETQYF", "CASSQDRGNQPQHF", "CASRPGQGAYEQYF", "CAWSVGTEAFF"]
+    v_calls = ["TRBV5-1", None, "TRBV20-1", "TRBV29"] * 4
+    alone = PgenModel("TRB").pgen(junctions, v_calls)
+    together = PgenModel("TRB")
+    assert np.array_equal(together.pgen(junctions, v_calls, workers=2), alone)
+    assert len(together) == len(set(zip(junctions, v_calls))) and (alone > 0).all()

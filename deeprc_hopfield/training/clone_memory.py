@@ -78,7 +78,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     fitting = lambda row: cache[int(fit_idx[row])]  # noqa: E731 (the incidence's rows are the fitting repertoires)
     try:
         choice = choose_clone_rule(candidates, labels[fit_idx], config.seed,
-                                   pgen_for(fitting, v_genes, config.clone_pgen))
+                                   pgen_for(fitting, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
