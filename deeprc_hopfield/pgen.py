@@ -22,7 +22,8 @@ for human TRB junctions, with or without a V family (45-77/s measured on one cor
 measures it, ``benchmarks/results/pgen_filter.txt``); human TRA 150-300/s, IGK and IGL about 100/s,
 and IGH only **3-4/s** (long junctions, a D segment). So pgen is for a few hundred to a few
 thousand sequences (the candidate clones of a test: under a minute of TRB for a thousand), never
-for whole repertoires. Each distinct (junction, V, J) is computed once per :class:`PgenModel`.
+for whole repertoires. Each distinct (junction, V, J) is computed once per :class:`PgenModel`;
+``pgen(..., workers=N)`` computes the new ones in N processes (forked, so they share the loaded model).
 
 A junction OLGA cannot generate (no conserved C first or F/W last, a symbol outside the 20 amino
 acids) has pgen 0.
