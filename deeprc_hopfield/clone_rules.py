@@ -50,6 +50,9 @@ WILDCARD_KEYS_PER_PASS = 1 << 27
 #: Radius 1: cores joined with the cohort's cores at a time; each brings ~13 wildcard keys and their
 #: candidate pairs (~50-100 bytes each), so this bounds the join's working memory (~100 MB) whatever the cohort.
 JOIN_CHUNK = 1 << 13
+#: Radius 1: candidate clones whose carriers are counted at a time (the clones near them, their carriers),
+#: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
+CARRIED_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -340,17 +343,23 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     n = len(table)
     candidate = np.arange(n) if centres is None else np.flatnonzero(in_sorted(centres, core_table[core]))
     of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), core)), shape=(n, len(core_table)))
-    pairs = (of_core @ core_pairs @ of_core[candidate].T).tocoo()  # clones whose cores neighbour a candidate's
-    other = candidate[pairs.col]
-    same_v = (v[pairs.row] == v[other]) | (v[pairs.row] < 0) | (v[other] < 0)
-    neighbours = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
-                                    (pairs.row[same_v], pairs.col[same_v])), shape=(n, len(candidate)))
+    near = (of_core @ core_pairs).tocsr()  # clone -> cores one substitution away or equal
     held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
                              shape=(len(clones), n))
-    carried = (held @ neighbours).tocsc()
-    shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
-    incidence = carried[:, shared].tocsr()
-    return CohortClones(rule, incidence.astype(bool), table[candidate[shared]])
+    blocks, kept = [], []
+    for start in range(0, len(candidate), CARRIED_BLOCK):  # the carried-by matrix a block of columns at a time
+        block = candidate[start:start + CARRIED_BLOCK]
+        pairs = (near @ of_core[block].T).tocoo()  # clones whose cores neighbour a candidate's
+        other = block[pairs.col]
+        same_v = (v[pairs.row] == v[other]) | (v[pairs.row] < 0) | (v[other] < 0)
+        neighbours = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
+                                        (pairs.row[same_v], pairs.col[same_v])), shape=(n, len(block)))
+        carried = (held @ neighbours).tocsc()
+        shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
+        blocks.append(carried[:, shared].astype(bool))
+        kept.append(block[shared])
+    incidence = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool)
+    return CohortClones(rule, incidence.astype(bool), table[np.concatenate(kept) if kept else np.zeros(0, int)])
 
 
 @dataclass

@@ -121,3 +121,18 @@ def test_key_counter_counts_each_key_up_to_its_cap(chunk, cap):
     keys, capped = counter.shared_counts()
     assert np.array_equal(keys, values[counts >= 2]) and np.array_equal(capped, np.minimum(counts[counts >= 2], cap))
     assert np.array_equal(counter.seen(), values)
+
+
+def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
+    """The radius-1 join and carrier counts done a few cores and columns at a time change nothing."""
+    import deeprc_hopfield.clone_rules as clone_rules_module
+
+    reps = rough_cohort(5, n=16)
+    expected = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
+    monkeypatch.setattr(clone_rules_module, "CARRIED_BLOCK", 5)
+    monkeypatch.setattr(clone_rules_module, "JOIN_CHUNK", 7)
+    found = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
+    assert sum(c.incidence.shape[1] for c in expected if c.rule.radius == 1) > 10
+    for mine, theirs in zip(found, expected):
+        assert np.array_equal(mine.keys, theirs.keys), mine.rule
+        assert (sparse.csr_matrix(mine.incidence) != sparse.csr_matrix(theirs.incidence)).nnz == 0, mine.rule
