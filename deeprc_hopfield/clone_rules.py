@@ -343,22 +343,22 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     n = len(table)
     candidate = np.arange(n) if centres is None else np.flatnonzero(in_sorted(centres, core_table[core]))
     of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), core)), shape=(n, len(core_table)))
-    near = (of_core @ core_pairs).tocsr()  # clone -> cores one substitution away or equal
-    held = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (rows, column.ravel())),
-                             shape=(len(clones), n))
+    clones_of_core = of_core.T.tocsr()
+    holders = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (column.ravel(), rows)),
+                                shape=(n, len(clones)))  # clone -> the repertoires holding it
     blocks, kept = [], []
-    for start in range(0, len(candidate), CARRIED_BLOCK):  # the carried-by matrix a block of columns at a time
+    for start in range(0, len(candidate), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
         block = candidate[start:start + CARRIED_BLOCK]
-        pairs = (near @ of_core[block].T).tocoo()  # clones whose cores neighbour a candidate's
-        other = block[pairs.col]
-        same_v = (v[pairs.row] == v[other]) | (v[pairs.row] < 0) | (v[other] < 0)
-        neighbours = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
-                                        (pairs.row[same_v], pairs.col[same_v])), shape=(n, len(block)))
-        carried = (held @ neighbours).tocsc()
+        pairs = (of_core[block] @ core_pairs @ clones_of_core).tocoo()  # clones whose cores neighbour a candidate's
+        other = block[pairs.row]
+        same_v = (v[pairs.col] == v[other]) | (v[pairs.col] < 0) | (v[other] < 0)
+        near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
+                                  (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
+        carried = (near @ holders).tocsr()  # (block, repertoires): nonzero where a repertoire carries it
         shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
-        blocks.append(carried[:, shared].astype(bool))
+        blocks.append(carried[shared].astype(bool))
         kept.append(block[shared])
-    incidence = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool)
+    incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
     return CohortClones(rule, incidence.astype(bool), table[np.concatenate(kept) if kept else np.zeros(0, int)])
 
 
