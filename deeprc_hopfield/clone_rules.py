@@ -359,7 +359,7 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
         blocks.append(carried[shared].astype(bool))
         kept.append(block[shared])
     incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
-    return CohortClones(rule, incidence.astype(bool), table[np.concatenate(kept) if kept else np.zeros(0, int)])
+    return CohortClones(rule, incidence, table[np.concatenate(kept) if kept else np.zeros(0, int)])
 
 
 @dataclass

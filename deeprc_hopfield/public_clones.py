@@ -101,12 +101,8 @@ def _gene_name(name: str) -> str:
 
 
 def _powers(multiplier: int, modulus: int, n: int, device: torch.device) -> torch.Tensor:
-    """multiplier**j mod modulus for j < n, long (n,)."""
-    out, value = [], 1
-    for _ in range(n):
-        out.append(value)
-        value = value * multiplier % modulus
-    return torch.tensor(out, dtype=torch.long, device=device)
+    """multiplier**j mod modulus for j < n, long (n,), on `device`."""
+    return torch.tensor(_numpy_powers(multiplier, modulus, n), device=device)  # a copy: the table is cached
 
 
 def clone_keys(codes: torch.Tensor, lengths: torch.Tensor, v: torch.Tensor | None = None,
