@@ -294,7 +294,16 @@ def _clone_rule_cell(rule: dict | None) -> str:
     return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
             f"{rule.get('validation_auc', float('nan')):.2f} validation"
             + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
-            + ("" if rule.get("used") else "; not used"))
+            + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
+
+
+def _refit_text(refit: dict | None) -> str:
+    """The clone rule chosen again on all training repertoires for a memory alone, or nothing."""
+    if not refit:
+        return ""
+    radius = "exact" if refit.get("radius") == 0 else "1 substitution"
+    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {refit.get('v_level')}, "
+            f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
 
 
 def _reference_cell(reference: dict) -> str:

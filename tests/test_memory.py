@@ -15,13 +15,16 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.model import ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
+from deeprc_hopfield.baselines import fit_public_clone_baseline, read_features
 from deeprc_hopfield.cdr3 import core
+from deeprc_hopfield.clone_rules import clone_sequences
 from deeprc_hopfield.model.memory import CloneMemory, signatures
 from deeprc_hopfield.public_clones import clone_keys
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.training import train
+from deeprc_hopfield.training.clone_memory import clone_names
 
 torch.set_num_threads(2)
 
@@ -178,6 +181,42 @@ def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tm
         carried = saved.model.clones(bags) >= 0
         n = int(carried.sum())
         assert n > 0 and bool(carried[order[:n]].all())  # the clones it carries lead the attention ranking
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_memory_alone_is_chosen_again_on_all_training_repertoires(clone_cohort, tmp_path, refit):
+    """Where the validation repertoires choose the memory alone, its clones are those the public-clone test
+    (the `public_clones` baseline) finds on all training repertoires, fitting and validation; the saved
+    model holds them and is calibrated on the training repertoires' out-of-fold counts."""
+    torch.set_num_threads(1)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 4, "evaluate_every": 2, "checkpoint_every": 4,
+                                                   "sample_size": 400, "clone_refit": refit}}))
+    model_dir = train(clone_cohort["store"], tmp_path / "model", config, split=clone_cohort["split"], fold=0,
+                      device="cpu", progress=False)
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    assert training["memory_alone"]  # six clones each in 60% of positives: the memory alone ranks validation best
+    training_subjects = training["fit_subjects"] + training["validation_subjects"]
+    saved = load_model(model_dir)
+    assert saved.model.memory.size == len(training["memory_clones"]) == saved.model.config.clone_memory
+    if not refit:
+        assert "refit" not in training["clone_rule"]
+        return
+    refit_rule = training["clone_rule"]["refit"]
+    assert refit_rule["repertoires"] == len(training_subjects) > len(training["fit_subjects"])
+    assert refit_rule["clones"] == saved.model.memory.size
+    # calibrated on the out-of-fold counts of every training repertoire
+    assert training["calibration"]["label"]["n_validation"] == len(training_subjects)
+    features = read_features(clone_cohort["store"], "label", ("public_clones",))
+    train_rows = np.flatnonzero(np.isin(features.subject_ids, training_subjects))
+    baseline = fit_public_clone_baseline(features, train_rows, seed=0)
+    assert baseline.rule.as_dict() == {key: refit_rule[key] for key in ("v_level", "radius")}
+    with RepertoireStore(clone_cohort["store"]) as store:
+        found = clone_sequences(lambda row: store.repertoire(int(row)),
+                                baseline.clones.incidence[:, baseline.test.associated],
+                                baseline.clones.keys[baseline.test.associated], features.v_genes,
+                                baseline.rule.v_level)
+    assert set(training["memory_clones"]) == set(clone_names(list(found.values()), features.v_genes))
 
 
 @pytest.fixture(scope="module")

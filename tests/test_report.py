@@ -106,6 +106,9 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         training = {"best_update": 150 + fold, "seeded_kmers": ["SA.FY", "GR.DT"], "memory_clones": clones,
                     "clone_rule": {"v_level": "none", "radius": 1, "inner_auc": 0.91, "validation_auc": 0.88,
                                    "used": bool(clones)}}
+        if clones:  # the memory alone, its clones chosen again on all training repertoires
+            training["clone_rule"]["refit"] = {"v_level": "family", "radius": 0, "inner_auc": 0.95, "clones": 2,
+                                               "repertoires": 40}
         (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
                                                        "training": training}))
         models.append(model)
@@ -115,7 +118,8 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     cells = re.sub(r' class="num"', "", text)
     assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
     assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
-    assert "<td>none, 1 substitution; AUC 0.91 inner CV, 0.88 validation</td>" in cells  # the clone rule chosen
+    assert ("<td>none, 1 substitution; AUC 0.91 inner CV, 0.88 validation; memory alone, refit on 40 training "
+            "repertoires: family, exact, 2 clones (AUC 0.95 inner CV)</td>") in cells  # the clone rules chosen
     assert "<td>none, 1 substitution; AUC 0.91 inner CV, 0.88 validation; not used</td>" in cells
     for text, error in [("{not json", "config.json is not valid JSON"),
                         (json.dumps({"format": MODEL_FORMAT, "schema_version": 0}), "model file version 0")]:

@@ -12,7 +12,7 @@ held at once (with update_steps > 1 the embeddings are kept, as every update re-
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -166,6 +166,21 @@ class RepertoireClassifier(nn.Module):
         store_clones(self.memory, codes, lengths, v_index, v_genes, v_level)
         self.memory.evidence.fill_(weight)
         self.head.output.bias[0] += intercept
+
+    @torch.no_grad()
+    def replace_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str],
+                       radius: int, v_level: str = V_MODE) -> None:
+        """Swap the clone memory for one holding these clones (as :meth:`set_memory`, matched at
+        `radius`), its evidence weight and attention bonus kept; the config follows (`clone_memory`,
+        `clone_radius`, `clone_width`). For a memory chosen again after training (the memory alone)."""
+        old = self.memory
+        width = int(lengths.max()) if len(lengths) else 0
+        self.config = replace(self.config, clone_memory=len(lengths), clone_radius=radius, clone_width=width)
+        self.memory = clone_memory(len(lengths), self.config.attention_heads, self.config.n_v_genes, radius,
+                                   width).to(old.bonus.device)
+        store_clones(self.memory, codes, lengths, v_index, v_genes, v_level)
+        self.memory.evidence.copy_(old.evidence)
+        self.memory.bonus.copy_(old.bonus)
 
     @torch.no_grad()
     def set_reference(self, codes: np.ndarray, lengths: np.ndarray, v_family: np.ndarray, v_genes: list[str],

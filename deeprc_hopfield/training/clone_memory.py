@@ -5,14 +5,17 @@ threshold are chosen by inner cross-validation on the fitting repertoires, and t
 those the test then finds on all fitting repertoires. The validation repertoires play no part in
 that choice, so they judge it honestly: the memory is used only when the test reaches
 `clone_memory_min_auc` both in inner CV and, with the clones it stored, on the validation
-repertoires; and they later judge the trained model against its memory alone (`selection`). The
-held-out fold is never read.
+repertoires; and they later judge the trained model against its memory alone (`selection`). When
+they choose the memory alone, its clones are chosen again, the same way, on all training
+repertoires (`refit_clone_memory`; `clone_refit`), so that the test sees every training carrier.
+The held-out fold is never read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +23,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.clone_rules import (CloneRule, choose_clone_rule, clone_rules, clone_sequences, cohort_clones,
-                                         pgen_for)
+from deeprc_hopfield.clone_rules import (CloneRule, RuleChoice, choose_clone_rule, clone_rules, clone_sequences,
+                                         cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model.memory import ReceptorMemory
@@ -72,25 +75,17 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     """The clone memory of a binary task with store-wide `labels` (None when the cohort shows no such
     signal) and the clone rule chosen with its AUCs (None when no clone is shared)."""
     started = time.perf_counter()
-    candidates = cohort_clones([cache[int(i)] for i in fit_idx], v_genes,
-                               clone_rules(config.clone_keys, config.clone_radius),
-                               min_carriers=min_carriers(labels[fit_idx], config.seed))
-    fitting = lambda row: cache[int(fit_idx[row])]  # noqa: E731 (the incidence's rows are the fitting repertoires)
     try:
-        choice = choose_clone_rule(candidates, labels[fit_idx], config.seed,
-                                   pgen_for(fitting, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
+        choice, clones, fitting = associated_clones(cache, labels, fit_idx, config, v_genes)
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
     test, rule = choice.test, choice.rule
-    stored = choice.clones.keys[test.associated]
     summary = {**choice.summary(), "p_threshold": test.threshold, "pgen_cutoff": test.pgen_cutoff,
                "validation_auc": 0.5, "used": False}
-    if len(stored) == 0:
+    if not clones:
         log.info("clone memory: left empty; the public-clone test associates no clone (%s)", rule)
         return None, summary
-    found = clone_sequences(fitting, choice.clones.incidence[:, test.associated], stored, v_genes, rule.v_level)
-    clones = sorted(set(found.values()))
     matcher = clone_matcher(clones, v_genes, rule)
     validation_carried = np.array([carried_by(matcher, cache[int(i)]) for i in val_idx], dtype=np.float64)
     validation_auc = carried_auc(validation_carried, labels[val_idx])
@@ -104,7 +99,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
     # counted with the clones chosen on it, its positives would all look like carriers
     carried = np.zeros(len(labels))
-    carried[fit_idx] = test.out_of_fold if rule.radius == 0 else _inner_carried(choice, fitting, v_genes)
+    carried[fit_idx] = out_of_fold_carried(choice, fitting, v_genes)
     weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (%s; p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
@@ -112,6 +107,61 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
              ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
     log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", weight)
     return MemoryFit(clones, carried, validation_carried, weight, intercept, rule), summary
+
+
+def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
+                       v_genes: list[str]) -> tuple[MemoryFit, dict] | None:
+    """The clone memory chosen again, the same way, on all training repertoires `train_idx` (fitting and
+    validation), once the validation repertoires have chosen the memory alone: the test then sees
+    every training carrier, as the `public_clones` baseline does. `carried` holds each training
+    repertoire's clones found without it (inner CV), and the evidence regression is fitted on them.
+    None (keep the first memory) when the refit associates no clone or its inner AUC falls below
+    `clone_memory_min_auc`."""
+    started = time.perf_counter()
+    try:
+        choice, clones, training = associated_clones(cache, labels, train_idx, config, v_genes)
+    except DeepRCError as exc:
+        log.info("clone memory refit: none (%s); the first memory is kept", exc)
+        return None
+    test, rule = choice.test, choice.rule
+    if not clones or test.inner_auc < config.clone_memory_min_auc:
+        log.info("clone memory refit: %d clones, inner AUC %.2f (%s); the first memory is kept", len(clones),
+                 test.inner_auc, rule)
+        return None
+    carried = np.zeros(len(labels))
+    carried[train_idx] = out_of_fold_carried(choice, training, v_genes)
+    weight, intercept = evidence_regression(carried[train_idx], labels[train_idx])
+    summary = {**choice.summary(), "p_threshold": test.threshold, "pgen_cutoff": test.pgen_cutoff,
+               "clones": len(clones), "repertoires": len(train_idx)}
+    log.info("clone memory refit on all %d training repertoires: %d public clones (%s; p < %g; AUC %.2f in inner "
+             "CV) in %.1f s; evidence weight %.2f", len(train_idx), len(clones), rule, test.threshold, test.inner_auc,
+             time.perf_counter() - started, weight)
+    return MemoryFit(clones, carried, np.zeros(0), weight, intercept, rule), summary
+
+
+def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarray, config: TrainingConfig,
+                      v_genes: list[str]) -> tuple[RuleChoice, list[tuple[str, int]], Callable[[int], object]]:
+    """The clone rule chosen by inner CV on the repertoires `rows` (store indices), the (CDR3, V index)
+    clones its test associates there, sorted, and the repertoire of each incidence row. Raises
+    `DeepRCError` when there is no rule to choose from."""
+    candidates = cohort_clones([cache[int(i)] for i in rows], v_genes,
+                               clone_rules(config.clone_keys, config.clone_radius),
+                               min_carriers=min_carriers(labels[rows], config.seed))
+    of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
+    choice = choose_clone_rule(candidates, labels[rows], config.seed,
+                               pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
+    associated = choice.test.associated
+    if len(associated) == 0:
+        return choice, [], of_row
+    found = clone_sequences(of_row, choice.clones.incidence[:, associated], choice.clones.keys[associated], v_genes,
+                            choice.rule.v_level)
+    return choice, sorted(set(found.values())), of_row
+
+
+def out_of_fold_carried(choice: RuleChoice, of_row: Callable[[int], object], v_genes: list[str]) -> np.ndarray:
+    """Each incidence row's stored clones as the model counts them, with the clones chosen without it
+    (inner CV): the test's own counts at radius 0, the model's matching at radius 1."""
+    return choice.test.out_of_fold if choice.rule.radius == 0 else _inner_carried(choice, of_row, v_genes)
 
 
 def _inner_carried(choice, fitting, v_genes: list[str]) -> np.ndarray:

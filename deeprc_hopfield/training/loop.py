@@ -36,7 +36,7 @@ from deeprc_hopfield.calibration import describe, fit_calibration
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
-from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory
+from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
@@ -74,6 +74,7 @@ class Trainer:
         binary = first.kind == "binary"
         self.memory: MemoryFit | None = None
         self.clone_rule: dict | None = None  # the clone rule chosen and its AUCs (config.json, the report)
+        self.refit_idx: np.ndarray | None = None  # the repertoires a refit memory alone was chosen on (finish)
         if config.clone_memory and binary:
             self.memory, self.clone_rule = fit_clone_memory(
                 self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes)
@@ -225,14 +226,39 @@ class Trainer:
                 result[f"val_{task.name}_{name}" if len(self.tasks) > 1 else f"val_{name}"] = value
         return result
 
+    def _refit_memory(self, sample: SequenceBags) -> None:
+        """The memory alone kept: its clones chosen again on all training repertoires (`refit_clone_memory`),
+        put in the model with the refit's evidence regression as the output."""
+        train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
+        refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], train_idx, self.config,
+                                   self.store.v_genes)
+        if refit is None:
+            return
+        self.memory, self.clone_rule["refit"] = refit
+        clones = self.memory.clones
+        codes, lengths = encode([junction for junction, _ in clones])
+        self.model.replace_memory(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)),
+                                  torch.tensor([v for _, v in clones], dtype=torch.long), self.store.v_genes,
+                                  self.memory.rule.radius, self.memory.rule.v_level)
+        self.model.use_memory_alone(self.memory.weight, self.memory.intercept, sample, self.config.embed_chunk)
+        self.refit_idx = train_idx
+
     def calibrate(self) -> dict[str, dict]:
         """Per binary task, the calibration of its logit fitted on the validation repertoires scored whole
-        (`calibration.py`); empty when `calibrate` is off."""
+        (`calibration.py`); for a refit memory alone, on every training repertoire's clones found without
+        it (inner CV), as the validation repertoires helped choose them. Empty when `calibrate` is off."""
         from deeprc_hopfield.infer import predict_outputs
 
         binary = [task for task in self.tasks if task.kind == "binary"]
         if not self.config.calibrate or not binary:
             return {}
+        if self.refit_idx is not None:
+            task, rows = binary[0], self.refit_idx
+            logits = self.memory.weight * np.log1p(self.memory.carried[rows]) + self.memory.intercept
+            fit = fit_calibration(logits, self.targets[task.name][rows].astype(int))
+            log.info("%s: %s (out-of-fold clone counts of the %d training repertoires)", task.name, describe(fit),
+                     len(rows))
+            return {task.name: fit} if fit is not None else {}
         self.model.eval()
         outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
                                   self.config.embed_chunk)
@@ -314,8 +340,11 @@ class Trainer:
             task = self.tasks[0]
             alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
             reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
+            sample = SequenceBags.from_repertoires(reps).to(self.device)
             alone = keep_memory_alone(self.model, self.memory, self.progress, self.targets[task.name][self.val_idx],
-                                      SequenceBags.from_repertoires(reps).to(self.device), self.config.embed_chunk)
+                                      sample, self.config.embed_chunk)
+            if alone and self.config.clone_refit:
+                self._refit_memory(sample)
         calibration = self.calibrate()
         best = self.progress.best
         subjects = self.store.subject_ids
