@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from deeprc_hopfield.clone_rules import CloneRule
 from deeprc_hopfield.baselines import CohortFeatures, fit_kmer, fit_public_clone_baseline, read_features
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.ingest import ingest
@@ -154,9 +155,14 @@ def updates_run(model_dir: Path) -> int:
 
 
 # --- one fold and the report -----------------------------------------------------------------------
+#: The public-clone test as Emerson et al. 2017 ran it: one clone key (CDR3 + V gene), exact matches.
+PLAIN_RULE = CloneRule("gene", 0)
+
+
 def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndarray, seed: int,
               seconds: dict) -> dict:
-    """Held-out AUCs of the package's k-mer and public-clone baselines, fitted on `train_idx` only."""
+    """Held-out AUCs of the package's k-mer and public-clone baselines, and of the plain public-clone test
+    (:data:`PLAIN_RULE`, no pgen filter), fitted on `train_idx` only."""
     y = features.y
     with timed(seconds, "kmer_lr"):
         search = fit_kmer(features.kmers[train_idx], y[train_idx], seed)
@@ -164,7 +170,11 @@ def baselines(features: CohortFeatures, train_idx: np.ndarray, test_idx: np.ndar
     with timed(seconds, "public_clone"):
         choice = fit_public_clone_baseline(features, train_idx, seed)
         clone_auc = roc_auc_score(y[test_idx], choice.test.decision_function(choice.clones.incidence[test_idx]))
+    with timed(seconds, "plain_clone"):  # Emerson et al. 2017 as published: CDR3 + V gene, exact, no pgen filter
+        plain = fit_public_clone_baseline(features, train_idx, seed, use_pgen=False, rules=[PLAIN_RULE])
+        plain_auc = roc_auc_score(y[test_idx], plain.test.decision_function(plain.clones.incidence[test_idx]))
     return {"kmer_l1_auc": kmer_auc, "kmer_l1_C": search.best_params_["logisticregression__C"],
+            "plain_clone_auc": plain_auc,
             "public_clone_auc": clone_auc, "public_clone_rule": str(choice.rule),
             "fisher_threshold": choice.test.threshold, "pgen_cutoff": choice.test.pgen_cutoff,
             "associated_clones": len(choice.test.associated)}

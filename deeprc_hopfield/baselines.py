@@ -151,11 +151,12 @@ class _StoreRepertoires(Sequence):
 
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
-                              threads: int = 1) -> RuleChoice:
+                              threads: int = 1, rules: Sequence[CloneRule] | None = None) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV on the repertoires at `train`
-    (store indices): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort."""
+    (store indices): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort.
+    `rules`: choose among these only (default: every rule of `features`)."""
     train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
-    clones = features.clones
+    clones = [c for c in features.clones if rules is None or c.rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen)
