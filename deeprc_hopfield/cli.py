@@ -262,6 +262,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
+    _add_pgen_cache(p)
     known = p.add_argument_group(
         "known receptors", "a table of receptors of known specificity (e.g. a VDJdb export) as prior knowledge: "
         "each repertoire's matches enter the attention and the output when inner cross-validation on the fitting "
@@ -294,11 +295,29 @@ def _run_train(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     reference = ReferenceOptions(args.reference, args.reference_chain, args.reference_species,
                                  args.reference_antigen) if args.reference else None
-    train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
-          split=args.split, fold=args.fold, device=args.device,
-          resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
-          progress=sys.stderr.isatty(), force=args.force, reference=reference)
+    with _pgen_cache(args):
+        train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
+              split=args.split, fold=args.fold, device=args.device,
+              resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
+              progress=sys.stderr.isatty(), force=args.force, reference=reference)
     return 0
+
+
+def _add_pgen_cache(p: argparse.ArgumentParser) -> None:
+    from deeprc_hopfield.pgen import CACHE_VARIABLE
+
+    p.add_argument("--pgen-cache", metavar="DIR|none",
+                   help="folder where the generation probabilities of candidate public clones (OLGA, slow) are "
+                        "kept and shared by jobs and later runs; none: not kept (default: "
+                        f"${CACHE_VARIABLE}, else ~/.cache/deeprc-hopfield/pgen)")
+
+
+def _pgen_cache(args: argparse.Namespace):
+    """The pgen disk cache of `--pgen-cache` (a context manager)."""
+    from deeprc_hopfield.pgen import default_cache_folder, disk_cache
+
+    chosen = args.pgen_cache
+    return disk_cache(None if chosen == "none" else Path(chosen) if chosen else default_cache_folder())
 
 
 def _set_threads(threads: int | None) -> None:
@@ -605,6 +624,7 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inner cross-validation splits (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="parallel inner cross-validation fits of the k-mer baseline (default: 1)")
+    _add_pgen_cache(p)
     p.set_defaults(func=_run_baselines)
 
 
@@ -617,8 +637,9 @@ def _run_baselines(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
-    results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
-                             label_column=args.label_column, seed=args.seed, threads=args.threads)
+    with _pgen_cache(args):
+        results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
+                                 label_column=args.label_column, seed=args.seed, threads=args.threads)
     with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
         for method, table in results.items():
             write_table(table, tmp / f"{method}_predictions.csv")

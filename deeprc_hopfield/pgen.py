@@ -27,6 +27,12 @@ for whole repertoires. Each distinct (junction, V, J) is computed once per :clas
 
 A junction OLGA cannot generate (no conserved C first or F/W last, a symbol outside the 20 amino
 acids) has pgen 0.
+
+**Kept on disk.** Inside :func:`disk_cache` (which `train` and `baselines` open, by default on
+:func:`default_cache_folder`), every value computed is also written to a folder shared by processes,
+and values another process wrote there are read instead of computed: the folds' training jobs and
+the baselines of one cohort ask pgen of mostly the same chance-public clones. The values are those
+OLGA computes (written exactly), keyed by OLGA's version, the species and the chain.
 """
 
 from __future__ import annotations
@@ -35,9 +41,12 @@ import logging
 import multiprocessing
 import os
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from itertools import repeat
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -142,6 +151,7 @@ class PgenModel:
         self._olga = _olga_pgen(self.species, self.chain)
         self._cache: dict[tuple[str, str | None, str | None], float] = {}
         self.seconds = 0.0  # spent in OLGA
+        self.computed = 0  # values OLGA computed (not read from this cache or a disk cache)
 
     def __len__(self) -> int:
         """Distinct (junction, V, J) computed so far."""
@@ -186,19 +196,28 @@ class PgenModel:
         j_calls = [None] * n if j_calls is None else list(j_calls)
         if not len(v_calls) == len(j_calls) == n:
             raise ValueError(f"{n} junctions but {len(v_calls)} V and {len(j_calls)} J calls")
-        start, known = time.perf_counter(), len(self._cache)
+        start = time.perf_counter()
         keys = [(str(junction), self._gene(v, "V", self.v_level), self._gene(j, "J", "gene"))
                 for junction, v, j in zip(junctions, v_calls, j_calls)]
         new = list(dict.fromkeys(key for key in keys if key not in self._cache))
+        disk = _DISK_CACHE[0]
+        if new and disk is not None:
+            self._cache.update(disk.lookup(self.species, self.chain, new))
+            new = [key for key in new if key not in self._cache]
+        computed: dict[tuple, float] = {}
         progress = LoggedProgress(log, f"pgen ({self.species} {self.chain})", len(new), "sequences", last_line=False)
         for part, values in self._compute(new, max(int(workers), 1)):
-            self._cache.update(zip(part, values))
+            computed.update(zip(part, values))
             progress.update(len(part))
+        self._cache.update(computed)
+        if computed and disk is not None:
+            disk.write(self.species, self.chain, computed)
         out = np.array([self._cache[key] for key in keys], dtype=np.float64)
         seconds = time.perf_counter() - start
         self.seconds += seconds
-        log.debug("pgen (%s %s): %d sequences, %d new, in %.1f s (%d workers)", self.species, self.chain, n,
-                  len(self._cache) - known, seconds, workers)
+        self.computed += len(computed)
+        log.debug("pgen (%s %s): %d sequences, %d computed, in %.1f s (%d workers)", self.species, self.chain, n,
+                  len(computed), seconds, workers)
         return out
 
     def _compute(self, keys: list[tuple], workers: int):
@@ -212,6 +231,133 @@ class PgenModel:
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
             yield from zip(parts, pool.map(_olga_values, repeat(self.species), repeat(self.chain), parts))
+
+
+class PgenDiskCache:
+    """pgen values kept in `folder`, shared by processes: each writes the values it computed to a file of
+    its own (under a temporary name, then renamed), and reads the complete files of the others once.
+    Files are `olga<version>_<species>_<chain>.<writer>.tsv` (junction, V, J, value; `-` for none);
+    past :data:`MERGE_FROM` files of a model, a reader merges them into one. A folder that cannot be
+    written is logged once and then left alone (pgen is computed as without it)."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self._read: set[str] = set()
+        self._values: dict[str, dict[tuple, float]] = {}  # per file prefix (model), every value read or written
+        self.working = True
+
+    @staticmethod
+    def _prefix(species: str, chain: str) -> str:
+        from importlib.metadata import version
+
+        return f"olga{version('olga')}_{species}_{chain}."
+
+    def lookup(self, species: str, chain: str, keys: list[tuple]) -> dict[tuple, float]:
+        """The values of `keys` (junction, V, J) found in the folder, reading the files not read yet."""
+        prefix = self._prefix(species, chain)
+        values = self._values.setdefault(prefix, {})
+        try:
+            names = sorted(f.name for f in self.folder.glob(prefix + "*.tsv"))
+        except OSError:
+            names = []
+        for name in names:
+            if name not in self._read:
+                values.update(_read_values(self.folder / name))
+                self._read.add(name)
+        if len(names) >= MERGE_FROM and self.working:
+            self._merge(prefix, names)
+        return {key: values[key] for key in keys if key in values}
+
+    def write(self, species: str, chain: str, values: dict[tuple, float]) -> None:
+        """Add `values` (key -> pgen) as a new file of this model."""
+        prefix = self._prefix(species, chain)
+        self._values.setdefault(prefix, {}).update(values)
+        if not self.working:
+            return
+        name = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.tsv"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_values(self.folder / name, values)
+        except OSError as exc:
+            log.warning("pgen cache %s: cannot write (%s); pgen values are not kept on disk", self.folder,
+                        exc.strerror or exc)
+            self.working = False
+            return
+        self._read.add(name)
+
+    def _merge(self, prefix: str, names: list[str]) -> None:
+        """One file for `names` (read already), written before they are removed: a reader listing the
+        folder in between reads a value twice, or (a file gone before it opened it) computes it again."""
+        merged = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.tsv"
+        values = {}
+        for name in names:
+            values.update(_read_values(self.folder / name))
+        try:
+            _write_values(self.folder / merged, values)
+            for name in names:
+                (self.folder / name).unlink(missing_ok=True)
+        except OSError:
+            return
+        self._read.add(merged)
+
+
+#: Files of one model in a :class:`PgenDiskCache` folder from which a reader merges them.
+MERGE_FROM = 64
+_NONE = "-"
+
+
+def _write_values(path: Path, values: dict[tuple, float]) -> None:
+    """(junction, V, J) -> value lines to `path`, whole or not at all (a temporary file renamed)."""
+    text = "".join(f"{j}\t{v or _NONE}\t{jj or _NONE}\t{value!r}\n" for (j, v, jj), value in values.items())
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_values(path: Path) -> dict[tuple, float]:
+    """The values of a file written by :func:`_write_values` (empty when it is gone or unreadable)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    values = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 4:
+            try:
+                values[(parts[0], None if parts[1] == _NONE else parts[1],
+                        None if parts[2] == _NONE else parts[2])] = float(parts[3])
+            except ValueError:
+                continue
+    return values
+
+
+#: The disk cache in use in this process (:func:`disk_cache`), or None.
+_DISK_CACHE: list[PgenDiskCache | None] = [None]
+
+
+def default_cache_folder() -> Path:
+    """Where `train` and `baselines` keep pgen values by default: $DEEPRC_HOPFIELD_PGEN_CACHE, else
+    `deeprc-hopfield/pgen` in $XDG_CACHE_HOME (default ~/.cache)."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deeprc-hopfield" / "pgen"
+
+
+CACHE_VARIABLE = "DEEPRC_HOPFIELD_PGEN_CACHE"
+
+
+@contextmanager
+def disk_cache(folder: str | os.PathLike | None):
+    """Keep pgen values in `folder` (:class:`PgenDiskCache`) inside the block; None: not on disk."""
+    previous = _DISK_CACHE[0]
+    _DISK_CACHE[0] = PgenDiskCache(folder) if folder is not None else None
+    if folder is not None:
+        log.debug("pgen values kept in %s", folder)
+    try:
+        yield _DISK_CACHE[0]
+    finally:
+        _DISK_CACHE[0] = previous
 
 
 #: Keys computed per part (a progress step, and a task of a worker process).

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from deeprc_hopfield.encoding import AMINO_ACIDS
+from deeprc_hopfield.pgen import CACHE_VARIABLE
+
+@pytest.fixture(autouse=True, scope="session")
+def _pgen_cache_in_a_temporary_folder(tmp_path_factory) -> None:
+    """`train` and `baselines` keep pgen values on disk by default: in this run's temporary folder, not
+    the user's cache."""
+    os.environ[CACHE_VARIABLE] = str(tmp_path_factory.mktemp("pgen-cache"))
+
 
 V_GENES = ["TRBV5-1*01", "TRBV7-2*01", "TRBV20-1*01", "TRBV28*01"]
 J_GENES = ["TRBJ1-1*01", "TRBJ2-7*01", "TRBJ2-1*01"]

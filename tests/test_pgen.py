@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.pgen import PgenModel, chain_of_genes, generation_probability, olga_chain
+from deeprc_hopfield.pgen import (MERGE_FROM, PgenModel, chain_of_genes, disk_cache, generation_probability,
+                                  olga_chain)
 from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, _associated, fit_public_clones,
                                           inner_cv)
 
@@ -206,3 +207,41 @@ def test_pgen_in_worker_processes_gives_the_same_values(monkeypatch):
     together = PgenModel("TRB")
     assert np.array_equal(together.pgen(junctions, v_calls, workers=2), alone)
     assert len(together) == len(set(zip(junctions, v_calls))) and (alone > 0).all()
+
+
+def test_values_kept_on_disk_are_read_by_another_process_instead_of_computed(tmp_path):
+    """What one job computed, the next reads from the shared folder: the same values, none computed again."""
+    folder = tmp_path / "pgen"
+    v_calls = ["TRBV5-1*01", None, "TRBV20-1", "TRBV7-9"]
+    with disk_cache(folder):
+        first = PgenModel("TRB")  # a fresh model stands for another process: its own in-memory cache
+        values = first.pgen(TRB, v_calls)
+        assert first.computed == len(TRB) and len(list(folder.glob("*.tsv"))) == 1
+        second = PgenModel("TRB")
+        np.testing.assert_array_equal(second.pgen(TRB[::-1], v_calls[::-1]), values[::-1])  # exactly, not close
+        assert second.computed == 0
+        third = PgenModel("TRB", v_level="none")  # another V level is another key: computed, added
+        third.pgen(TRB[:2], v_calls[:2])
+        assert third.computed == 1 and len(list(folder.glob("*.tsv"))) == 2  # (TRB[1] has no V: the same key)
+    again = PgenModel("TRB")
+    again.pgen(TRB, v_calls)  # outside the block nothing is read from disk
+    assert again.computed == len(TRB)
+
+
+def test_many_cache_files_are_merged_and_an_unwritable_folder_is_only_logged(tmp_path, caplog):
+    folder = tmp_path / "pgen"
+    with disk_cache(folder):
+        junctions = [f"CASS{a}{b}YEQYF" for a in "ADEGLPRS" for b in "AGLPQRST"][:MERGE_FROM]
+        for junction in junctions:
+            PgenModel("TRB").pgen([junction])  # one new key, one file each
+        assert len(list(folder.glob("*.tsv"))) == MERGE_FROM
+        reader = PgenModel("TRB")
+        reader.pgen(junctions)
+        assert reader.computed == 0 and len(list(folder.glob("*.tsv"))) == 1  # merged, nothing lost
+        assert not list(folder.glob(".*.tmp"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with disk_cache(blocked / "pgen"):
+        model = PgenModel("TRB")
+        np.testing.assert_array_equal(model.pgen(TRB), PgenModel("TRB").pgen(TRB))
+    assert model.computed == len(TRB) and "cannot write" in caplog.text
