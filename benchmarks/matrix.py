@@ -237,6 +237,9 @@ def table() -> str:
         "chosen by inner CV; the same implementation as the clone memory); Emerson's test: the same test with one "
         "key as Emerson et al. 2017 used it (CDR3 + V gene, exact, no pgen filter; p threshold by inner CV); "
         "- where a row was run before that column existed",
+        "- memory's clone rule: the rule chosen on the fitting repertoires (80% of the training ones); where the "
+        "validation repertoires keep the memory alone, it is chosen again on all training repertoires "
+        "(`clone_refit`, rows of commit c6fcef9 on; the model's `config.json`, `clone_rule.refit`)",
         "- raw per-fold results: `benchmarks/results/matrix/<row>.json` (each with its command); "
         "re-made by `python benchmarks/matrix.py --rows <row> --threads 2`"])
 
