@@ -202,7 +202,11 @@ class PgenModel:
         new = list(dict.fromkeys(key for key in keys if key not in self._cache))
         disk = _DISK_CACHE[0]
         if new and disk is not None:
-            self._cache.update(disk.lookup(self.species, self.chain, new))
+            found = disk.lookup(self.species, self.chain, new)
+            self._cache.update(found)
+            if found:
+                log.info("pgen (%s %s): %d of %d new values read from %s", self.species, self.chain, len(found),
+                         len(new), disk.folder)
             new = [key for key in new if key not in self._cache]
         computed: dict[tuple, float] = {}
         progress = LoggedProgress(log, f"pgen ({self.species} {self.chain})", len(new), "sequences", last_line=False)
