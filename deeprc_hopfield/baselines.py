@@ -190,8 +190,10 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
 
 # --- cross-validation ----------------------------------------------------------------------------
 def cross_validate(store_path: str | Path, split_path: str | Path, methods: tuple[str, ...] = METHODS,
-                   label_column: str | None = None, seed: int = 0, threads: int = 1) -> dict[str, pd.DataFrame]:
+                   label_column: str | None = None, seed: int = 0, threads: int = 1,
+                   rules: tuple[CloneRule, ...] | None = None) -> dict[str, pd.DataFrame]:
     """Held-out predictions of each baseline: for every fold K, fit on the other folds, score fold K.
+    The public-clone test chooses among `rules` (default: every :func:`clone_rules.clone_rules`).
 
     Returns
     -------
@@ -204,8 +206,8 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
         raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
                           f"(choose from {', '.join(METHODS)})")
     split = Split.read(split_path)
-    features = read_features(store_path, label_column, methods, fits=lambda subjects: _training_rows(split, subjects),
-                             seed=seed)
+    features = read_features(store_path, label_column, methods, rules=rules,
+                             fits=lambda subjects: _training_rows(split, subjects), seed=seed)
     fold = split.fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,

@@ -623,7 +623,15 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated baselines to run: kmer, public_clones (default: both)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inner cross-validation splits (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="parallel inner cross-validation fits of the k-mer baseline (default: 1)")
+                   help="parallel inner cross-validation fits of the k-mer baseline, and pgen processes (default: 1)")
+    p.add_argument("--clone-keys", choices=("auto", "family", "gene", "none"), default="auto",
+                   help="public clones: the V level of a clone key (CDR3 + V family, + V gene, or the CDR3 alone); "
+                        "auto: chosen by inner cross-validation among the three, as the model's clone memory "
+                        "(training: clone_keys) (default: auto)")
+    p.add_argument("--clone-radius", choices=("auto", "0", "1"), default="auto",
+                   help="public clones: exact matches (0), or a sequence one substitution away counts too (1); "
+                        "auto: chosen by inner cross-validation; 0 holds far less memory on large cohorts "
+                        "(default: auto)")
     _add_pgen_cache(p)
     p.set_defaults(func=_run_baselines)
 
@@ -637,9 +645,13 @@ def _run_baselines(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
+    from deeprc_hopfield.clone_rules import clone_rules
+
+    radius = args.clone_radius if args.clone_radius == "auto" else int(args.clone_radius)
     with _pgen_cache(args):
         results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
-                                 label_column=args.label_column, seed=args.seed, threads=args.threads)
+                                 label_column=args.label_column, seed=args.seed, threads=args.threads,
+                                 rules=clone_rules(args.clone_keys, radius))
     with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
         for method, table in results.items():
             write_table(table, tmp / f"{method}_predictions.csv")

@@ -77,6 +77,20 @@ def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path:
     assert table.loc[~y, "score"].mean() < 1 < table.loc[y, "score"].mean()  # clones carried, counted
 
 
+def test_the_public_clone_rules_can_be_fixed_and_a_bad_one_is_refused(cohort: dict[str, Path], tmp_path: Path) -> None:
+    """`--clone-keys`/`--clone-radius` fix the rule the test may choose (as the memory's `clone_keys`,
+    `clone_radius`); radius 0 spares the one-substitution collection on large cohorts."""
+    command = [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split",
+               cohort["split"], "--out", tmp_path / "bl", "--methods", "public_clones", "--clone-keys", "gene",
+               "--clone-radius", "0"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    folds = pd.read_csv(cohort["split"])["fold"].nunique()
+    assert result.stderr.count("CDR3 + V gene, exact, ") == folds and "substitution" not in result.stderr
+    bad = subprocess.run(command[:-1] + ["2"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: '2'" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_held_out_labels_never_reach_the_fit(cohort: dict[str, Path]) -> None:
     """Flipping the labels of fold 0 must not change a single fold-0 prediction of either baseline."""
     original = baselines.cross_validate(cohort["store"], cohort["split"], seed=0)

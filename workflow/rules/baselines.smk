@@ -16,6 +16,9 @@ rule baselines:
         methods=",".join(BASELINES),
         label=config["label_column"],
         seed=config["seed"],
+        # the public-clone test compares the clone rules the model's memory compares (one implementation)
+        clone_keys=config["training"].get("clone_keys", "auto"),
+        clone_radius=config["training"].get("clone_radius", "auto"),
     threads: config["threads"]["baselines"]
     resources:
         mem_mb=8000,
@@ -24,4 +27,5 @@ rule baselines:
     shell:
         "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
+        " --clone-keys {params.clone_keys} --clone-radius {params.clone_radius}"
         " --threads {threads} --force > {log} 2>&1"
