@@ -76,11 +76,11 @@ def calibrated_logit(logit: np.ndarray, calibration: dict | None) -> np.ndarray:
     return calibration["slope"] * logit + calibration["intercept"]
 
 
-def describe(calibration: dict | None) -> str:
-    """One line for the training log."""
+def describe(calibration: dict | None, on: str = "validation repertoires scored whole") -> str:
+    """One line for the training log; `on`: what the repertoires counted in `n_validation` are."""
     if not calibration:
         return "no calibration (one class among the validation repertoires)"
-    return (f"calibrated on {calibration['n_validation']} validation repertoires scored whole: logit x "
+    return (f"calibrated on {calibration['n_validation']} {on}: logit x "
             f"{calibration['slope']:.3f} {'+' if calibration['intercept'] >= 0 else '-'} "
             f"{abs(calibration['intercept']):.3f}; validation loss {calibration['validation_log_loss_before']:.4f} "
             f"-> {calibration['validation_log_loss_after']:.4f}, Brier {calibration['validation_brier_before']:.4f} "

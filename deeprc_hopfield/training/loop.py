@@ -256,8 +256,8 @@ class Trainer:
             task, rows = binary[0], self.refit_idx
             logits = self.memory.weight * np.log1p(self.memory.carried[rows]) + self.memory.intercept
             fit = fit_calibration(logits, self.targets[task.name][rows].astype(int))
-            log.info("%s: %s (out-of-fold clone counts of the %d training repertoires)", task.name, describe(fit),
-                     len(rows))
+            log.info("%s: %s", task.name, describe(fit, "training repertoires by their clones found without them "
+                                                       "(the memory alone, refit)"))
             return {task.name: fit} if fit is not None else {}
         self.model.eval()
         outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
