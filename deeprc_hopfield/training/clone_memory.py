@@ -110,16 +110,19 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
 
 
 def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
-                       v_genes: list[str]) -> tuple[MemoryFit, dict] | None:
+                       v_genes: list[str], radius: int) -> tuple[MemoryFit, dict] | None:
     """The clone memory chosen again, the same way, on all training repertoires `train_idx` (fitting and
     validation), once the validation repertoires have chosen the memory alone: the test then sees
-    every training carrier, as the `public_clones` baseline does. `carried` holds each training
+    every training carrier, as the `public_clones` baseline does. The V level, p threshold and pgen
+    cutoff are chosen again among the rules of `radius`, the one the fitting repertoires chose (the
+    one-substitution collection costs the most; the radius stands). `carried` holds each training
     repertoire's clones found without it (inner CV), and the evidence regression is fitted on them.
     None (keep the first memory) when the refit associates no clone or its inner AUC falls below
     `clone_memory_min_auc`."""
     started = time.perf_counter()
     try:
-        choice, clones, training = associated_clones(cache, labels, train_idx, config, v_genes)
+        choice, clones, training = associated_clones(cache, labels, train_idx, config, v_genes,
+                                                     clone_rules(config.clone_keys, radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
         return None
@@ -140,12 +143,13 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
 
 
 def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarray, config: TrainingConfig,
-                      v_genes: list[str]) -> tuple[RuleChoice, list[tuple[str, int]], Callable[[int], object]]:
-    """The clone rule chosen by inner CV on the repertoires `rows` (store indices), the (CDR3, V index)
-    clones its test associates there, sorted, and the repertoire of each incidence row. Raises
-    `DeepRCError` when there is no rule to choose from."""
-    candidates = cohort_clones([cache[int(i)] for i in rows], v_genes,
-                               clone_rules(config.clone_keys, config.clone_radius),
+                      v_genes: list[str], rules: tuple[CloneRule, ...] | None = None
+                      ) -> tuple[RuleChoice, list[tuple[str, int]], Callable[[int], object]]:
+    """The clone rule chosen by inner CV on the repertoires `rows` (store indices) among `rules` (default:
+    those of the config), the (CDR3, V index) clones its test associates there, sorted, and the
+    repertoire of each incidence row. Raises `DeepRCError` when there is no rule to choose from."""
+    rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
+    candidates = cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
                                min_carriers=min_carriers(labels[rows], config.seed))
     of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
     choice = choose_clone_rule(candidates, labels[rows], config.seed,

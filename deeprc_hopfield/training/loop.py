@@ -231,7 +231,7 @@ class Trainer:
         put in the model with the refit's evidence regression as the output."""
         train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
         refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], train_idx, self.config,
-                                   self.store.v_genes)
+                                   self.store.v_genes, self.memory.rule.radius)
         if refit is None:
             return
         self.memory, self.clone_rule["refit"] = refit
