@@ -340,12 +340,16 @@ def _read_values(path: Path) -> dict[tuple, float]:
 _DISK_CACHE: list[PgenDiskCache | None] = [None]
 
 
-def default_cache_folder() -> Path:
+def default_cache_folder() -> Path | None:
     """Where `train` and `baselines` keep pgen values by default: $DEEPRC_HOPFIELD_PGEN_CACHE, else
-    `deeprc-hopfield/pgen` in $XDG_CACHE_HOME (default ~/.cache)."""
+    `deeprc-hopfield/pgen` in $XDG_CACHE_HOME (default ~/.cache); None where there is no home folder."""
     if os.environ.get(CACHE_VARIABLE):
         return Path(os.environ[CACHE_VARIABLE])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deeprc-hopfield" / "pgen"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no password entry (some batch systems)
+        return None
+    return base / "deeprc-hopfield" / "pgen"
 
 
 CACHE_VARIABLE = "DEEPRC_HOPFIELD_PGEN_CACHE"
