@@ -79,12 +79,14 @@ def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path:
 
 def test_the_public_clone_rules_can_be_fixed_and_a_bad_one_is_refused(cohort: dict[str, Path], tmp_path: Path) -> None:
     """`--clone-keys`/`--clone-radius` fix the rule the test may choose (as the memory's `clone_keys`,
-    `clone_radius`); radius 0 spares the one-substitution collection on large cohorts."""
+    `clone_radius`); radius 0 spares the one-substitution collection on large cohorts. `--pgen-cache`
+    keeps the candidates' pgen values in its folder."""
     command = [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split",
-               cohort["split"], "--out", tmp_path / "bl", "--methods", "public_clones", "--clone-keys", "gene",
-               "--clone-radius", "0"]
+               cohort["split"], "--out", tmp_path / "bl", "--methods", "public_clones", "--pgen-cache",
+               tmp_path / "pgen", "--clone-keys", "gene", "--clone-radius", "0"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "pgen").glob("olga*_human_TRB.*.tsv"))  # the candidates' pgen, kept for other jobs
     folds = pd.read_csv(cohort["split"])["fold"].nunique()
     assert result.stderr.count("CDR3 + V gene, exact, ") == folds and "substitution" not in result.stderr
     bad = subprocess.run(command[:-1] + ["2"], capture_output=True, text=True)
