@@ -202,6 +202,8 @@ def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, stor
             **recall_at_top(attended, truth, set(ids[test_idx][y[test_idx] == 1]), args.top),
             "memory_clones": len(training.get("memory_clones", [])), "memory_alone": training.get("memory_alone"),
             "clone_rule": f"{rule.get('v_level')}/{rule.get('radius')}" if rule else None,
+            "refit_rule": (f"{rule['refit'].get('v_level')}/{rule['refit'].get('radius')}"
+                           if rule and rule.get("refit") else None),
             "reference_used": (training.get("reference") or {}).get("used"),
             "train_s": seconds["train"], "updates": n_updates, "s_per_update": seconds["train"] / n_updates,
             "predict_s": seconds["predict"], "kmer_lr_s": seconds["kmer_lr"], "public_clone_s": seconds["public_clone"]}
