@@ -374,7 +374,8 @@ class RuleChoice:
     def summary(self) -> dict:
         """What the model's config.json and the report keep of the choice."""
         return {**self.rule.as_dict(), "inner_auc": round(self.test.inner_auc, 4),
-                "inner_aucs": {k: round(v, 4) for k, v in self.inner_aucs.items()}}
+                "inner_aucs": {k: round(v, 4) for k, v in self.inner_aucs.items()},
+                "p_threshold": self.test.threshold, "pgen_cutoff": self.test.pgen_cutoff}
 
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,

@@ -245,16 +245,16 @@ class PgenDiskCache:
     written is logged once and then left alone (pgen is computed as without it)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
+        from importlib.metadata import version
+
         self.folder = Path(folder)
+        self.olga = version("olga")
         self._read: set[str] = set()
         self._values: dict[str, dict[tuple, float]] = {}  # per file prefix (model), every value read or written
         self.working = True
 
-    @staticmethod
-    def _prefix(species: str, chain: str) -> str:
-        from importlib.metadata import version
-
-        return f"olga{version('olga')}_{species}_{chain}."
+    def _prefix(self, species: str, chain: str) -> str:
+        return f"olga{self.olga}_{species}_{chain}."
 
     def lookup(self, species: str, chain: str, keys: list[tuple]) -> dict[tuple, float]:
         """The values of `keys` (junction, V, J) found in the folder, reading the files not read yet."""
@@ -269,7 +269,7 @@ class PgenDiskCache:
                 values.update(_read_values(self.folder / name))
                 self._read.add(name)
         if len(names) >= MERGE_FROM and self.working:
-            self._merge(prefix, names)
+            self._merge(prefix, names, values)
         return {key: values[key] for key in keys if key in values}
 
     def write(self, species: str, chain: str, values: dict[tuple, float]) -> None:
@@ -289,13 +289,11 @@ class PgenDiskCache:
             return
         self._read.add(name)
 
-    def _merge(self, prefix: str, names: list[str]) -> None:
-        """One file for `names` (read already), written before they are removed: a reader listing the
-        folder in between reads a value twice, or (a file gone before it opened it) computes it again."""
+    def _merge(self, prefix: str, names: list[str], values: dict[tuple, float]) -> None:
+        """One file of `values` (everything in `names`, read already, and more) written before `names` are
+        removed: a reader listing the folder in between reads a value twice, or (a file gone before it
+        opened it) computes it again."""
         merged = f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}.tsv"
-        values = {}
-        for name in names:
-            values.update(_read_values(self.folder / name))
         try:
             _write_values(self.folder / merged, values)
             for name in names:

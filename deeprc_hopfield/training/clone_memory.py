@@ -59,6 +59,10 @@ class MemoryFit:
         """'CDR3 V-gene' (or the CDR3 alone where the V gene is unknown) of each clone."""
         return clone_names(self.clones, v_genes)
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The stored clones as a memory takes them: :func:`clone_tensors`."""
+        return clone_tensors(self.clones)
+
     @property
     def width(self) -> int:
         """The longest stored junction (the model's `clone_width`)."""
@@ -81,8 +85,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
         log.info("clone memory: left empty (%s)", exc)
         return None, None
     test, rule = choice.test, choice.rule
-    summary = {**choice.summary(), "p_threshold": test.threshold, "pgen_cutoff": test.pgen_cutoff,
-               "validation_auc": 0.5, "used": False}
+    summary = {**choice.summary(), "validation_auc": 0.5, "used": False}
     if not clones:
         log.info("clone memory: left empty; the public-clone test associates no clone (%s)", rule)
         return None, summary
@@ -134,8 +137,7 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     carried = np.zeros(len(labels))
     carried[train_idx] = out_of_fold_carried(choice, training, v_genes)
     weight, intercept = evidence_regression(carried[train_idx], labels[train_idx])
-    summary = {**choice.summary(), "p_threshold": test.threshold, "pgen_cutoff": test.pgen_cutoff,
-               "clones": len(clones), "repertoires": len(train_idx)}
+    summary = {**choice.summary(), "clones": len(clones), "repertoires": len(train_idx)}
     log.info("clone memory refit on all %d training repertoires: %d public clones (%s; p < %g; AUC %.2f in inner "
              "CV) in %.1f s; evidence weight %.2f", len(train_idx), len(clones), rule, test.threshold, test.inner_auc,
              time.perf_counter() - started, weight)
@@ -184,14 +186,19 @@ def _inner_carried(choice, fitting, v_genes: list[str]) -> np.ndarray:
     return counts
 
 
+def clone_tensors(clones: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(flat residue codes, lengths, V indices), long where not codes, of (CDR3, V index) clones."""
+    codes, lengths = encode([junction for junction, _ in clones])
+    return (torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)),
+            torch.tensor([v for _, v in clones], dtype=torch.long))
+
+
 def clone_matcher(clones: list[tuple[str, int]], v_genes: list[str], rule: CloneRule) -> ReceptorMemory:
     """A clone memory holding `clones` (one attention head), to count what a repertoire carries the way the
     model will."""
-    codes, lengths = encode([junction for junction, _ in clones])
-    lengths = lengths.astype(np.int64)
-    memory = clone_memory(len(clones), 1, len(v_genes), rule.radius, int(lengths.max(initial=0)))
-    store_clones(memory, torch.from_numpy(codes), torch.from_numpy(lengths),
-                 torch.tensor([v for _, v in clones], dtype=torch.long), v_genes, rule.v_level)
+    codes, lengths, v_index = clone_tensors(clones)
+    memory = clone_memory(len(clones), 1, len(v_genes), rule.radius, int(lengths.max()) if len(lengths) else 0)
+    store_clones(memory, codes, lengths, v_index, v_genes, rule.v_level)
     return memory
 
 

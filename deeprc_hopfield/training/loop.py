@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from deeprc_hopfield import interrupts
 from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
-from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.heads import balanced_loss, task_losses
@@ -118,10 +117,7 @@ class Trainer:
         except (TypeError, ValueError) as exc:
             raise TrainingError(f"model config: {exc}") from None
         if self.memory is not None:
-            codes, lengths = encode([junction for junction, _ in clones])
-            v_index = np.array([v for _, v in clones], dtype=np.int64)
-            model.set_memory(*(torch.from_numpy(a) for a in (codes, lengths.astype(np.int64), v_index)),
-                             v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept,
+            model.set_memory(*self.memory.tensors(), v_genes=self.store.v_genes, weight=self.memory.weight, intercept=self.memory.intercept,
                              v_level=self.memory.rule.v_level)
         if known is not None:
             model.set_reference(*receptors, v_genes=self.store.v_genes, radius=known.radius, weight=known.weight,
@@ -235,11 +231,8 @@ class Trainer:
         if refit is None:
             return
         self.memory, self.clone_rule["refit"] = refit
-        clones = self.memory.clones
-        codes, lengths = encode([junction for junction, _ in clones])
-        self.model.replace_memory(torch.from_numpy(codes), torch.from_numpy(lengths.astype(np.int64)),
-                                  torch.tensor([v for _, v in clones], dtype=torch.long), self.store.v_genes,
-                                  self.memory.rule.radius, self.memory.rule.v_level)
+        self.model.replace_memory(*self.memory.tensors(), self.store.v_genes, self.memory.rule.radius,
+                                  self.memory.rule.v_level)
         self.model.use_memory_alone(self.memory.weight, self.memory.intercept, sample, self.config.embed_chunk)
         self.refit_idx = train_idx
 
