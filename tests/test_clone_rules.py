@@ -108,3 +108,23 @@ def test_column_pgen_reads_each_columns_clone_and_asks_olga():
     assert pgen(np.array([column])) == pytest.approx(expected)
     assert pgen_for(lambda row: reps[row], V_GENES, use=False) is None
     assert pgen_for(lambda row: reps[row], ["XYZV1", "XYZV2"]) is None  # no OLGA model: no filter, no error
+
+
+@pytest.mark.parametrize("level", ["family", "none"])
+def test_the_memory_counts_at_radius_one_what_the_test_counts(level):
+    """A repertoire holding the centre of a one-substitution family (and V calls that differ or are
+    missing) carries every member within one substitution, in the test's incidence and in the memory's
+    count alike, so the memory alone scores what the test scores."""
+    from deeprc_hopfield.clone_rules import clone_sequences
+    from deeprc_hopfield.training.clone_memory import carried_by, clone_matcher
+
+    members = [CLONE] + [substituted(CLONE, p, "W") for p in (4, 5, 6)] + [substituted(CLONE, 4, "Y")]
+    reps, _ = cohort(lambda i, rng: (members[int(rng.integers(len(members)))], [2, 2, 3, -1][i % 4]), seed=3)
+    (clones,) = cohort_clones(reps, V_GENES, [CloneRule(level, 1)])
+    incidence = clones.incidence.tocsc()
+    found = clone_sequences(lambda row: reps[row], incidence, clones.keys, V_GENES, level)
+    assert len(found) == len(clones.keys) >= 5
+    matcher = clone_matcher(sorted(set(found.values())), V_GENES, clones.rule)
+    expected = np.asarray(clones.incidence.sum(axis=1)).ravel()
+    assert expected.max() >= 3  # a repertoire near several members carries each of them
+    assert [carried_by(matcher, rep) for rep in reps] == expected.tolist()

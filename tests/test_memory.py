@@ -116,7 +116,7 @@ def test_stored_clones_get_the_bonus_in_every_path(update_steps):
     clones = model.clones(bags)
     assert torch.equal(torch.nonzero(clones >= 0).ravel(), torch.from_numpy(stored))
     assert clones[7] == clones[41] != clones[50] == clones[45]
-    carried = model.memory.carried(clones, bags.offsets)
+    carried = model.memory.carried(clones, bags)
     assert carried.tolist() == [1.0, 2.0]  # distinct clones: a copy seen twice counts once
     with torch.no_grad():
         logits = model.attention_logits(bags, chunk_size=7)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deeprc_hopfield.cdr3 import ANCHOR
+from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.public_clones import V_MODE, clone_keys, gene_codes
 
 SIGNATURE_RESIDUES = 5  # residues from each end in a sequence's signature: 6 + 2 * 5 * 5 = 56 bits
@@ -34,7 +35,7 @@ def _member(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return torch.where(table[position] == values, position, -1)
 
 
-def _sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def picked_sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat codes and lengths of the sequences at `which` (sorted)."""
     lengths = lengths.long()
     starts = torch.cumsum(lengths, 0) - lengths
@@ -69,7 +70,8 @@ class ReceptorMemory(nn.Module):
     receptor, long (N,), -1 for none); the learned part is shared: a bonus per head added to the
     attention logits of matching sequences (`bias`), and a weight of log1p(distinct stored receptors in
     the bag) in the first task's logit (`carried`, `evidence_logit`), a count that does not depend on
-    the bag's size.
+    the bag's size. A bag carries a stored receptor when one of its sequences matches it (a subclass
+    where a sequence can match several counts them all, as the public-clone test does).
     """
 
     def __init__(self, heads: int) -> None:
@@ -85,14 +87,18 @@ class ReceptorMemory(nn.Module):
         """Additive attention logits (N, heads): the bonus where a sequence is stored, 0 elsewhere."""
         return (clone >= 0).to(self.bonus.dtype)[:, None] * self.bonus[None, :]
 
-    def carried(self, clone: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Distinct stored receptors in each bag, float (B,) (one seen twice in a bag counts once)."""
+    def carried(self, clone: torch.Tensor, bags: SequenceBags) -> torch.Tensor:
+        """Distinct stored receptors carried by each bag, float (B,) (one seen twice in a bag counts once),
+        from each sequence's match `clone` (N,) as `lookup` gave it."""
+        return self._count(torch.nonzero(clone >= 0).ravel(), clone[clone >= 0], bags.offsets)
+
+    def _count(self, sequence: torch.Tensor, receptor: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Distinct receptors per bag, float (B,), of matching (sequence, receptor) pairs."""
         n_bags = offsets.shape[0] - 1
-        sequence = torch.nonzero(clone >= 0).ravel()
         if sequence.numel() == 0:
-            return torch.zeros(n_bags, device=clone.device)
-        bag = torch.searchsorted(offsets, sequence, right=True) - 1
-        pairs = torch.unique(bag * self.size + clone[sequence])
+            return torch.zeros(n_bags, device=offsets.device)
+        bag = torch.searchsorted(offsets, sequence.to(offsets.device), right=True) - 1
+        pairs = torch.unique(bag * self.size + receptor.to(offsets.device))
         return torch.bincount(pairs // self.size, minlength=n_bags).float()
 
     def evidence_logit(self, carried: torch.Tensor) -> torch.Tensor:
@@ -103,12 +109,14 @@ class ReceptorMemory(nn.Module):
 class CloneMemory(ReceptorMemory):
     """Stored clones (CDR3 core + V family), a learned attention bonus per head for sequences that equal
     one, and a learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
+    Stored keys are distinct, so a sequence matches one clone (with a missing V, the first of those of
+    its core).
 
     A sequence equals a stored clone when its CDR3 core is the same and, where both V calls are known,
     its V family too (a missing V call, on either side, is a wildcard: the match is on the core alone).
     `lookup(codes (n_residues,), lengths (N,), v_index (N,))` gives each sequence's stored clone, long
     (N,), -1 for none (`v_index`: rows of the model's V gene table, `n_v_genes` rows); `bias(clone)` the
-    additive attention logits (N, heads); `carried(clone, offsets)` the distinct clones per bag (B,);
+    additive attention logits (N, heads); `carried(clone, bags)` the distinct clones per bag (B,);
     `evidence_logit(carried)` the logit term (B,).
     """
 
@@ -180,7 +188,7 @@ class CloneMemory(ReceptorMemory):
         candidate = torch.nonzero(_member(sig, self.signatures) >= 0).ravel()
         if candidate.numel() == 0:
             return clone
-        picked_codes, picked_lengths = _sequences(codes, lengths, candidate)
+        picked_codes, picked_lengths = picked_sequences(codes, lengths, candidate)
         v = self._codes(v_index[candidate]) if v_index is not None else torch.full_like(candidate, -1)
         exact = _member(clone_keys(picked_codes, picked_lengths, v, trim=trim), self.keys)
         by_cdr3 = _member(clone_keys(picked_codes, picked_lengths, trim=trim), self.cdr3_keys)

@@ -82,7 +82,7 @@ class RepertoireClassifier(nn.Module):
         for memory, match, carried in ((self.memory, clones, clones_carried),
                                        (self.reference, references, references_carried)):
             if match is not None:
-                carried = carried if carried is not None else memory.carried(match, bags.offsets)
+                carried = carried if carried is not None else memory.carried(match, bags)
                 outputs[first.name] = outputs[first.name] + memory.evidence_logit(carried).to(outputs[first.name].dtype)
         return outputs
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deeprc_hopfield.model.memory import CloneMemory, ReceptorMemory
+from deeprc_hopfield.model.batch import SequenceBags
+from deeprc_hopfield.model.memory import CloneMemory, ReceptorMemory, picked_sequences
 from deeprc_hopfield.neighbours import ReceptorIndex
 from deeprc_hopfield.public_clones import gene_codes
 
@@ -33,7 +34,10 @@ class ReferenceMemory(ReceptorMemory):
     """`size` known receptors of junctions up to `width` residues, matched at `radius` 0 or 1.
 
     `lookup(codes (n_residues,), lengths (N,), v_index (N,))` gives each sequence's matching receptor,
-    long (N,), -1 for none (`v_index`: rows of the model's V gene table, `n_v_genes` rows). Matching runs
+    long (N,), -1 for none (`v_index`: rows of the model's V gene table, `n_v_genes` rows); the closest
+    one takes the attention bonus. A bag carries every receptor that one of its sequences matches
+    (`carried`), not only the closest ones, so the count is the public-clone test's (a repertoire holding
+    the centre of a one-substitution family carries each member) and the reference fit's. Matching runs
     in numpy on the CPU (the sequences come from there) and the result goes to the sequences' device.
     """
 
@@ -81,18 +85,31 @@ class ReferenceMemory(ReceptorMemory):
             self._index = ReceptorIndex(flat, lengths, self.v_family.cpu().numpy(), int(self.radius))
         return self._index
 
+    def _v(self, v_index: torch.Tensor | None) -> np.ndarray | None:
+        """The V code of each sequence's V gene row (-1 = unknown), on the CPU; None without V."""
+        if v_index is None:
+            return None
+        rows = v_index.long().cpu()
+        return torch.where(rows >= 0, self.v_codes.cpu()[rows.clamp(min=0)], -1).numpy()
+
     def lookup(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
         """Index of each sequence's matching receptor (the closest; the first of equally close ones),
         long (N,), -1 where none matches."""
         n = lengths.shape[0]
         if self.size == 0 or n == 0:
             return torch.full((n,), -1, dtype=torch.long, device=lengths.device)
-        v = None
-        if v_index is not None:
-            rows = v_index.long().cpu()
-            v = torch.where(rows >= 0, self.v_codes.cpu()[rows.clamp(min=0)], -1).numpy()
-        ref, _ = self.index().first_match(codes.cpu().numpy(), lengths.cpu().numpy(), v)
+        ref, _ = self.index().first_match(codes.cpu().numpy(), lengths.cpu().numpy(), self._v(v_index))
         return torch.from_numpy(ref).to(lengths.device)
+
+    def carried(self, clone: torch.Tensor, bags: SequenceBags) -> torch.Tensor:
+        """Distinct receptors matched by some sequence of each bag, float (B,): every receptor within the
+        radius of a sequence, found again for the few sequences whose `lookup` matched one."""
+        hit = torch.nonzero(clone >= 0).ravel().cpu()
+        if hit.numel() == 0:
+            return self._count(hit, hit, bags.offsets)
+        codes, lengths = picked_sequences(bags.codes.cpu(), bags.lengths.cpu(), hit)
+        query, ref, _ = self.index().pairs(codes.numpy(), lengths.numpy(), self._v(bags.v_index[hit.to(bags.v_index.device)]))
+        return self._count(hit[torch.from_numpy(query)], torch.from_numpy(ref), bags.offsets)
 
 
 def clone_memory(size: int, heads: int, n_v_genes: int, radius: int = 0, width: int = 0) -> ReceptorMemory:

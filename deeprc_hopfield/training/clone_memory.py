@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +26,7 @@ from deeprc_hopfield.clone_rules import (CloneRule, RuleChoice, choose_clone_rul
                                          cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.model.memory import ReceptorMemory
 from deeprc_hopfield.model.reference import clone_memory, store_clones
 from deeprc_hopfield.public_clones import min_carriers
@@ -80,7 +80,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     signal) and the clone rule chosen with its AUCs (None when no clone is shared)."""
     started = time.perf_counter()
     try:
-        choice, clones, fitting = associated_clones(cache, labels, fit_idx, config, v_genes)
+        choice, clones = associated_clones(cache, labels, fit_idx, config, v_genes)
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
@@ -99,10 +99,11 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
                  validation_auc, config.clone_memory_min_auc)
         return None, summary
     summary["used"] = True
-    # what training sees: each fitting repertoire's clones as the test found them without it (inner CV);
-    # counted with the clones chosen on it, its positives would all look like carriers
+    # what training sees: each fitting repertoire's clones as the test found them without it (inner CV),
+    # which the model's count equals; counted with the clones chosen on it, its positives would all look
+    # like carriers
     carried = np.zeros(len(labels))
-    carried[fit_idx] = out_of_fold_carried(choice, fitting, v_genes)
+    carried[fit_idx] = test.out_of_fold
     weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (%s; p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
@@ -124,7 +125,7 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     `clone_memory_min_auc`."""
     started = time.perf_counter()
     try:
-        choice, clones, training = associated_clones(cache, labels, train_idx, config, v_genes,
+        choice, clones = associated_clones(cache, labels, train_idx, config, v_genes,
                                                      clone_rules(config.clone_keys, radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
@@ -135,7 +136,7 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
                  test.inner_auc, rule)
         return None
     carried = np.zeros(len(labels))
-    carried[train_idx] = out_of_fold_carried(choice, training, v_genes)
+    carried[train_idx] = test.out_of_fold
     weight, intercept = evidence_regression(carried[train_idx], labels[train_idx])
     summary = {**choice.summary(), "clones": len(clones), "repertoires": len(train_idx)}
     log.info("clone memory refit on all %d training repertoires: %d public clones (%s; p < %g; AUC %.2f in inner "
@@ -146,10 +147,10 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
 
 def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarray, config: TrainingConfig,
                       v_genes: list[str], rules: tuple[CloneRule, ...] | None = None
-                      ) -> tuple[RuleChoice, list[tuple[str, int]], Callable[[int], object]]:
+                      ) -> tuple[RuleChoice, list[tuple[str, int]]]:
     """The clone rule chosen by inner CV on the repertoires `rows` (store indices) among `rules` (default:
-    those of the config), the (CDR3, V index) clones its test associates there, sorted, and the
-    repertoire of each incidence row. Raises `DeepRCError` when there is no rule to choose from."""
+    those of the config) and the (CDR3, V index) clones its test associates there, sorted. Raises
+    `DeepRCError` when there is no rule to choose from."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
     candidates = cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
                                min_carriers=min_carriers(labels[rows], config.seed))
@@ -158,32 +159,10 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
     associated = choice.test.associated
     if len(associated) == 0:
-        return choice, [], of_row
+        return choice, []
     found = clone_sequences(of_row, choice.clones.incidence[:, associated], choice.clones.keys[associated], v_genes,
                             choice.rule.v_level)
-    return choice, sorted(set(found.values())), of_row
-
-
-def out_of_fold_carried(choice: RuleChoice, of_row: Callable[[int], object], v_genes: list[str]) -> np.ndarray:
-    """Each incidence row's stored clones as the model counts them, with the clones chosen without it
-    (inner CV): the test's own counts at radius 0, the model's matching at radius 1."""
-    return choice.test.out_of_fold if choice.rule.radius == 0 else _inner_carried(choice, of_row, v_genes)
-
-
-def _inner_carried(choice, fitting, v_genes: list[str]) -> np.ndarray:
-    """Each fitting repertoire's stored clones as the model counts them (distinct clones matched by its
-    sequences, each sequence matching its closest clone), with the clones the test chose without it
-    (inner CV). At radius 1 the test's own count differs: a repertoire holding the centre of a family
-    carries every member's column, where the model's match finds one clone."""
-    counts = np.zeros(choice.clones.incidence.shape[0])
-    for rows, columns in choice.test.inner_associated_:
-        if len(columns) == 0:
-            continue
-        found = clone_sequences(fitting, choice.clones.incidence[:, columns], choice.clones.keys[columns], v_genes,
-                                choice.rule.v_level)
-        matcher = clone_matcher(sorted(set(found.values())), v_genes, choice.rule)
-        counts[rows] = [carried_by(matcher, fitting(int(row))) for row in rows]
-    return counts
+    return choice, sorted(set(found.values()))
 
 
 def clone_tensors(clones: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,10 +182,9 @@ def clone_matcher(clones: list[tuple[str, int]], v_genes: list[str], rule: Clone
 
 
 def carried_by(matcher: ReceptorMemory, repertoire) -> int:
-    """Distinct clones of `matcher` that a store `Repertoire` carries."""
-    match = matcher.lookup(torch.from_numpy(np.asarray(repertoire.codes)), torch.from_numpy(
-        np.asarray(repertoire.lengths, dtype=np.int64)), torch.from_numpy(np.asarray(repertoire.v_index, dtype=np.int64)))
-    return int(torch.unique(match[match >= 0]).numel())
+    """Distinct clones of `matcher` that a store `Repertoire` carries, counted as the model counts them."""
+    bags = SequenceBags.from_arrays(repertoire.codes, repertoire.lengths, v_index=repertoire.v_index)
+    return int(matcher.carried(matcher.lookup(bags.codes, bags.lengths, bags.v_index), bags)[0])
 
 
 def evidence_regression(carried: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
