@@ -128,3 +128,34 @@ def test_the_memory_counts_at_radius_one_what_the_test_counts(level):
     expected = np.asarray(clones.incidence.sum(axis=1)).ravel()
     assert expected.max() >= 3  # a repertoire near several members carries each of them
     assert [carried_by(matcher, rep) for rep in reps] == expected.tolist()
+
+
+def test_training_hides_the_clones_a_repertoires_own_label_chose():
+    """A clone in every positive is chosen by every inner fold, so no training sample is denied it; a clone
+    in 7 of 20 positives passes p < 0.01 on all of them but not without two of its carriers, and the
+    repertoires of such an inner fold must not see it in training (it was chosen for them)."""
+    from deeprc_hopfield.training.clone_memory import chosen_with_own_label
+
+    marginal = "CASRPDWNTEAFF"
+    reps, y = cohort(lambda i, rng: (CLONE, 2), seed=1)
+    extra = [junction_repertoire(f"m{i}", [marginal], [4]) for i in range(7)]
+    reps = [merge(rep, more) for rep, more in zip(reps, extra)] + reps[7:]
+    choice = choose_clone_rule(cohort_clones(reps, V_GENES, [CloneRule("family", 0)]), y, seed=0)
+    associated = choice.test.associated
+    assert len(associated) == 2
+    hidden = chosen_with_own_label(choice, {int(c): i for i, c in enumerate(associated)}, 2)
+    carriers = np.asarray(choice.clones.incidence[:, associated].toarray(), dtype=bool)
+    strong = int(np.argmax(carriers.sum(axis=0)))
+    assert carriers[:, strong].sum() == 20 and not hidden[:, strong].any()
+    weak = 1 - strong
+    assert hidden[carriers[:, weak], weak].any()
+    for rows, columns in choice.test.inner_associated_:  # hidden exactly where the fold without them left it out
+        assert (hidden[rows, weak] == (associated[weak] not in set(columns.tolist()))).all()
+
+
+def merge(a: Repertoire, b: Repertoire) -> Repertoire:
+    """One repertoire holding the sequences of both (the name of the first)."""
+    from deeprc_hopfield.encoding import decode
+
+    junctions = decode(a.codes, a.lengths) + decode(b.codes, b.lengths)
+    return junction_repertoire(a.subject_id, junctions, list(a.v_index) + list(b.v_index))

@@ -135,6 +135,25 @@ def test_stored_clones_get_the_bonus_in_every_path(update_steps):
         torch.testing.assert_close(logits, plain + bonus, atol=1e-5, rtol=1e-5)
 
 
+def test_hidden_clones_are_matched_as_none_in_their_bag_only():
+    """Training hides from a bag the stored clones its own label chose: no bonus there, the same clone
+    elsewhere keeps it."""
+    model, bags, stored = _bags_with_memory()
+    clones = model.clones(bags)
+    hidden = torch.zeros(2, 2, dtype=torch.bool)
+    hidden[1, clones[45]] = True  # the second clone, in the second bag (sequences 41, 45, 50)
+    masked = model.clones(bags, hidden)
+    assert masked[45] == masked[50] == -1 and masked[41] == clones[41] == clones[7] == masked[7]
+    with torch.no_grad():
+        logits, _ = model.score(bags, hidden_clones=hidden)
+        out = model(bags, hidden_clones=hidden)
+        pooled, _ = model.pooling(model.embed(bags), bags.offsets, bias=model.memory_bias(masked))
+    torch.testing.assert_close(logits, model.pooling.attention_logits(model.embed(bags), bags.offsets)
+                               + model.memory_bias(masked), atol=1e-5, rtol=1e-5)
+    expected = model.head(pooled)["status"] + model.memory.evidence_logit(model.memory.carried(masked, bags))
+    torch.testing.assert_close(out.outputs["status"], expected, atol=1e-5, rtol=1e-5)
+
+
 def test_a_model_without_memory_has_none():
     model = RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")]))
     assert model.memory is None and not any("memory" in k for k in model.state_dict())

@@ -83,6 +83,10 @@ class ReceptorMemory(nn.Module):
     def size(self) -> int:
         raise NotImplementedError
 
+    def stored_index(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> torch.Tensor:
+        """The index (as `lookup` gives it) of each receptor given to `store`, in the order given, long (n,)."""
+        raise NotImplementedError
+
     def bias(self, clone: torch.Tensor) -> torch.Tensor:
         """Additive attention logits (N, heads): the bonus where a sequence is stored, 0 elsewhere."""
         return (clone >= 0).to(self.bonus.dtype)[:, None] * self.bonus[None, :]
@@ -172,6 +176,13 @@ class CloneMemory(ReceptorMemory):
         self.cdr3_keys.copy_(cdr3[by_cdr3])
         self.cdr3_clone.copy_(by_cdr3)
         self.signatures.copy_(torch.sort(signatures(codes, lengths, trim)).values)
+
+    def stored_index(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> torch.Tensor:
+        """The position in `keys` of each clone given to `store` (keys are sorted there; each its own)."""
+        index = self.lookup(codes, lengths, v_index)
+        if bool((index < 0).any()) or torch.unique(index).numel() != index.numel():
+            raise ValueError("these are not the clones the memory stores")
+        return index
 
     def lookup(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor | None = None) -> torch.Tensor:
         """Index of each sequence's clone in `keys`, long (N,), -1 where it is none of them.

@@ -55,9 +55,16 @@ class RepertoireClassifier(nn.Module):
         self.reference = (ReferenceMemory(config.reference_size, config.reference_width, config.attention_heads,
                                           config.n_v_genes) if config.reference_size else None)
 
-    def clones(self, bags: SequenceBags) -> torch.Tensor | None:
-        """Each sequence's stored clone in the memory, long (N,) (-1 = none), or None without a memory."""
-        return self.memory.lookup(bags.codes, bags.lengths, bags.v_index) if self.memory is not None else None
+    def clones(self, bags: SequenceBags, hidden: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Each sequence's stored clone in the memory, long (N,) (-1 = none), or None without a memory.
+        `hidden`: bool (B, memory size), stored clones that bag b must not see (training: those its own
+        label helped choose), matched as none."""
+        if self.memory is None:
+            return None
+        clone = self.memory.lookup(bags.codes, bags.lengths, bags.v_index)
+        if hidden is None:
+            return clone
+        return torch.where(hidden[bags.bag_index(), clone.clamp(min=0)], -1, clone)
 
     def references(self, bags: SequenceBags) -> torch.Tensor | None:
         """Each sequence's matching reference receptor, long (N,) (-1 = none), or None without a reference."""
@@ -103,17 +110,19 @@ class RepertoireClassifier(nn.Module):
 
     def forward(self, bags: SequenceBags, return_attention: bool = False, chunk_size: int = DEFAULT_CHUNK,
                 left_out: LeftOut | None = None, clones_carried: torch.Tensor | None = None,
-                references_carried: torch.Tensor | None = None) -> ModelOutput:
+                references_carried: torch.Tensor | None = None, hidden_clones: torch.Tensor | None = None
+                ) -> ModelOutput:
         """Outputs of every bag (and, with `return_attention`, every sequence's attention weight).
 
         left_out: sequences of each bag scored without gradients and left out of `bags`
         (top-fraction training); they join the softmax, so the output is that of the whole sample.
         clones_carried, references_carried: float (B,), the distinct stored clones (reference receptors)
         each bag's whole repertoire carries, for bags that are samples of larger repertoires; None counts
-        them in the bags.
+        them in the bags. hidden_clones: bool (B, memory size), stored clones each bag does not see
+        (:meth:`clones`).
         """
         bag = segment_ids(bags.offsets)  # (N,); raises on an empty bag
-        clones, references = self.clones(bags), self.references(bags)
+        clones, references = self.clones(bags, hidden_clones), self.references(bags)
         bias = self.memory_bias(clones, references)
         chunks, query = self._stream(bags, bag, bias, chunk_size)
         pooled, attention = self.pooling.pool(chunks, query, bag, bags.offsets, return_attention, bias, left_out)
@@ -121,13 +130,13 @@ class RepertoireClassifier(nn.Module):
                            attention)
 
     @torch.no_grad()
-    def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK, values: bool = True
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def score(self, bags: SequenceBags, chunk_size: int = DEFAULT_CHUNK, values: bool = True,
+              hidden_clones: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attention logits (N, heads) and, with `values`, values (N, heads, attention_dim) of every
-        sequence, without gradients."""
+        sequence, without gradients (`hidden_clones` as in :meth:`forward`)."""
         pooling = self.pooling
         bag = segment_ids(bags.offsets)
-        bias = self.memory_bias(self.clones(bags), self.references(bags))
+        bias = self.memory_bias(self.clones(bags, hidden_clones), self.references(bags))
         chunks, query = self._stream(bags, bag, bias, chunk_size)
         dtype = pooling.query.dtype
         logits = torch.empty(bags.n_sequences, pooling.heads, device=bags.device, dtype=dtype)

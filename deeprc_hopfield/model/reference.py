@@ -85,6 +85,12 @@ class ReferenceMemory(ReceptorMemory):
             self._index = ReceptorIndex(flat, lengths, self.v_family.cpu().numpy(), int(self.radius))
         return self._index
 
+    def stored_index(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> torch.Tensor:
+        """Receptors keep the order `store` was given."""
+        if lengths.shape[0] != self.size:
+            raise ValueError(f"the memory holds {self.size} receptors, got {lengths.shape[0]}")
+        return torch.arange(self.size, device=lengths.device)
+
     def _v(self, v_index: torch.Tensor | None) -> np.ndarray | None:
         """The V code of each sequence's V gene row (-1 = unknown), on the CPU; None without V."""
         if v_index is None:

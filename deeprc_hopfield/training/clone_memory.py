@@ -45,7 +45,10 @@ class MemoryFit:
     it (inner CV; 0 elsewhere); validation_carried: the same, counted by the memory's own matching,
     for the validation repertoires; weight, intercept: a class-balanced logistic regression of the
     label on log1p(carried) over the fitting repertoires (the memory's evidence weight and the first
-    task's bias to start from).
+    task's bias to start from); hidden: bool (n_store, n_clones), for each fitting repertoire the stored
+    clones that its own label helped choose (the inner fold that left it out did not associate them;
+    False elsewhere), which training does not let its samples see: to a fitting positive they would be
+    evidence chosen for it, and the model would learn to trust them more than new repertoires warrant.
     """
 
     clones: list[tuple[str, int]]
@@ -54,6 +57,7 @@ class MemoryFit:
     weight: float
     intercept: float
     rule: CloneRule = field(default_factory=CloneRule)
+    hidden: np.ndarray | None = None
 
     def names(self, v_genes: list[str]) -> list[str]:
         """'CDR3 V-gene' (or the CDR3 alone where the V gene is unknown) of each clone."""
@@ -80,7 +84,7 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     signal) and the clone rule chosen with its AUCs (None when no clone is shared)."""
     started = time.perf_counter()
     try:
-        choice, clones = associated_clones(cache, labels, fit_idx, config, v_genes)
+        choice, clones, clone_of_column = associated_clones(cache, labels, fit_idx, config, v_genes)
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
@@ -105,12 +109,17 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
     carried = np.zeros(len(labels))
     carried[fit_idx] = test.out_of_fold
     weight, intercept = evidence_regression(carried[fit_idx], labels[fit_idx])
+    hidden = np.zeros((len(labels), len(clones)), dtype=bool)
+    hidden[fit_idx] = chosen_with_own_label(choice, clone_of_column, len(clones))
     named = clone_names(clones, v_genes)
     log.info("clone memory: %d public clones (%s; p < %g; AUC %.2f in inner CV, %.2f on validation) in %.1f s: %s",
              len(clones), rule, test.threshold, test.inner_auc, validation_auc, time.perf_counter() - started,
              ", ".join(named[:10]) + (" ..." if len(named) > 10 else ""))
     log.info("clone memory: evidence weight starts at %.2f per log1p(clone carried)", weight)
-    return MemoryFit(clones, carried, validation_carried, weight, intercept, rule), summary
+    log.info("clone memory: training samples see a stored clone only where the inner fold that left their "
+             "repertoire out chose it too (%.1f of %d hidden per fitting repertoire)", hidden[fit_idx].sum(1).mean(),
+             len(clones))
+    return MemoryFit(clones, carried, validation_carried, weight, intercept, rule, hidden), summary
 
 
 def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
@@ -125,7 +134,7 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     `clone_memory_min_auc`."""
     started = time.perf_counter()
     try:
-        choice, clones = associated_clones(cache, labels, train_idx, config, v_genes,
+        choice, clones, _ = associated_clones(cache, labels, train_idx, config, v_genes,
                                                      clone_rules(config.clone_keys, radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
@@ -147,10 +156,11 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
 
 def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarray, config: TrainingConfig,
                       v_genes: list[str], rules: tuple[CloneRule, ...] | None = None
-                      ) -> tuple[RuleChoice, list[tuple[str, int]]]:
+                      ) -> tuple[RuleChoice, list[tuple[str, int]], dict[int, int]]:
     """The clone rule chosen by inner CV on the repertoires `rows` (store indices) among `rules` (default:
-    those of the config) and the (CDR3, V index) clones its test associates there, sorted. Raises
-    `DeepRCError` when there is no rule to choose from."""
+    those of the config), the (CDR3, V index) clones its test associates there, sorted, and the clone of
+    each associated incidence column (column -> index in the clones). Raises `DeepRCError` when there is
+    no rule to choose from."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
     candidates = cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
                                min_carriers=min_carriers(labels[rows], config.seed))
@@ -159,10 +169,23 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
     associated = choice.test.associated
     if len(associated) == 0:
-        return choice, []
-    found = clone_sequences(of_row, choice.clones.incidence[:, associated], choice.clones.keys[associated], v_genes,
-                            choice.rule.v_level)
-    return choice, sorted(set(found.values()))
+        return choice, [], {}
+    keys = choice.clones.keys[associated]
+    found = clone_sequences(of_row, choice.clones.incidence[:, associated], keys, v_genes, choice.rule.v_level)
+    clones = sorted(set(found.values()))
+    position = {clone: i for i, clone in enumerate(clones)}
+    return choice, clones, {int(column): position[found[int(key)]] for column, key in zip(associated, keys)
+                            if int(key) in found}
+
+
+def chosen_with_own_label(choice: RuleChoice, clone_of_column: dict[int, int], n_clones: int) -> np.ndarray:
+    """bool (incidence rows, n_clones): the stored clones (`clone_of_column`: associated column -> clone)
+    that each row's inner fold, fitted without it, did not associate: chosen with its own label."""
+    hidden = np.ones((choice.clones.incidence.shape[0], n_clones), dtype=bool)
+    for rows, columns in choice.test.inner_associated_:
+        seen = [clone_of_column[int(c)] for c in columns if int(c) in clone_of_column]
+        hidden[np.ix_(rows, seen)] = False
+    return hidden
 
 
 def clone_tensors(clones: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

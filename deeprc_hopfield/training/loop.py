@@ -84,6 +84,7 @@ class Trainer:
             self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, reference, store.v_genes) \
             if reference is not None and binary else None
         self.model = self._build_model(model_options)
+        self.hidden_clones = self._hidden_clones()
         self.seeded = seed_model(self.model, self.cache, self.fit_idx, self.targets[first.name][self.fit_idx],
                                  config) if binary else []
         self.model.to(device)
@@ -124,6 +125,15 @@ class Trainer:
                                 intercept=known.intercept)
         return model
 
+    def _hidden_clones(self) -> np.ndarray | None:
+        """`MemoryFit.hidden` with its columns in the memory's order (None without hidden clones)."""
+        if self.memory is None or self.memory.hidden is None:
+            return None
+        order = self.model.memory.stored_index(*self.memory.tensors()).numpy()
+        hidden = np.zeros_like(self.memory.hidden)
+        hidden[:, order] = self.memory.hidden
+        return hidden
+
     def _weight_tasks(self) -> None:
         """From the fitting repertoires only: class weights, so that a rare class counts as much as a common
         one, and each numeric label's mean and standard deviation (1 where it does not vary), so that it is
@@ -156,14 +166,14 @@ class Trainer:
             out[task.name] = torch.as_tensor(values, dtype=dtype, device=self.device)
         return out
 
-    def _top_attended(self, bags: SequenceBags) -> tuple[SequenceBags, LeftOut]:
+    def _top_attended(self, bags: SequenceBags, hidden: torch.Tensor | None) -> tuple[SequenceBags, LeftOut]:
         """The most-attended `top_fraction` of each bag, and the softmax state of the rest.
 
         Only the kept sequences are back-propagated through, but the left-out ones still enter the
         forward pass (their scores and values, computed here without gradients), so training sees
         the same pooled vector as inference over the sample would.
         """
-        logits, values = self.model.score(bags, chunk_size=self.config.embed_chunk)
+        logits, values = self.model.score(bags, chunk_size=self.config.embed_chunk, hidden_clones=hidden)
         scores = logits.max(dim=1).values
         keep = []
         offsets = bags.offsets.tolist()
@@ -188,12 +198,14 @@ class Trainer:
             if self.memory is not None else None
         matched = torch.as_tensor(self.reference.carried[chosen], dtype=torch.float32, device=self.device) \
             if self.model.reference is not None else None
+        hidden = torch.as_tensor(self.hidden_clones[chosen], device=self.device) \
+            if self.hidden_clones is not None else None
         with autocast(self.device, self.amp_dtype):  # kept and left-out sequences in the same precision
             self.model.eval()
-            selected, left_out = self._top_attended(bags)
+            selected, left_out = self._top_attended(bags, hidden)
             self.model.train()
             output = self.model(selected, chunk_size=cfg.embed_chunk, left_out=left_out, clones_carried=carried,
-                                references_carried=matched)
+                                references_carried=matched, hidden_clones=hidden)
             loss = balanced_loss(output.outputs, self._targets(chosen), self.tasks)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
