@@ -35,7 +35,8 @@ def _member(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return torch.where(table[position] == values, position, -1)
 
 
-def picked_sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def picked_sequences(codes: torch.Tensor, lengths: torch.Tensor, which: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat codes and lengths of the sequences at `which` (sorted)."""
     lengths = lengths.long()
     starts = torch.cumsum(lengths, 0) - lengths

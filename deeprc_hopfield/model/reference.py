@@ -114,7 +114,8 @@ class ReferenceMemory(ReceptorMemory):
         if hit.numel() == 0:
             return self._count(hit, hit, bags.offsets)
         codes, lengths = picked_sequences(bags.codes.cpu(), bags.lengths.cpu(), hit)
-        query, ref, _ = self.index().pairs(codes.numpy(), lengths.numpy(), self._v(bags.v_index[hit.to(bags.v_index.device)]))
+        v = self._v(bags.v_index[hit.to(bags.v_index.device)])
+        query, ref, _ = self.index().pairs(codes.numpy(), lengths.numpy(), v)
         return self._count(hit[torch.from_numpy(query)], torch.from_numpy(ref), bags.offsets)
 
 

@@ -135,7 +135,7 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     started = time.perf_counter()
     try:
         choice, clones, _ = associated_clones(cache, labels, train_idx, config, v_genes,
-                                                     clone_rules(config.clone_keys, radius))
+                                              clone_rules(config.clone_keys, radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
         return None
