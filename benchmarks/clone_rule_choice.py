@@ -7,7 +7,7 @@ repertoires. This fits the test of each rule alone on the training folds of a ma
 AUC (what chooses) and its held-out AUC (what the choice should have maximised), the rule chosen, and
 the held-out AUC of the best rule in hindsight.
 
-    python benchmarks/clone_rule_choice.py /tmp/deeprc-matrix/cohort-reference [--json FILE]
+    python benchmarks/clone_rule_choice.py /tmp/deeprc-matrix/cohort-reference [--inner-folds 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from deeprc_hopfield.baselines import fit_public_clone_baseline, read_features  # noqa: E402
 from deeprc_hopfield.clone_rules import clone_rules  # noqa: E402
+from deeprc_hopfield.public_clones import INNER_FOLDS  # noqa: E402
 
 
-def fold_rules(features, folds: np.ndarray, fold: int) -> dict:
+def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int) -> dict:
     """Each rule's (inner AUC, held-out AUC) on one fold, and which rule inner CV chooses."""
     train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     rules = {}
     for rule in clone_rules():
-        choice = fit_public_clone_baseline(features, train, seed=0, rules=[rule])
+        choice = fit_public_clone_baseline(features, train, seed=0, rules=[rule], inner_folds=inner_folds)
         score = choice.test.decision_function(choice.clones.incidence[test])
         held_out = roc_auc_score(features.y[test], score) if np.ptp(score) > 0 else 0.5
         rules[str(rule)] = {"inner_auc": round(float(choice.test.inner_auc), 3), "held_out_auc": round(held_out, 3)}
@@ -45,6 +46,7 @@ def fold_rules(features, folds: np.ndarray, fold: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cohort", type=Path, help="a matrix cohort folder (store.h5, split.csv)")
+    p.add_argument("--inner-folds", type=int, default=INNER_FOLDS, help="inner CV folds (the package's: %(default)s)")
     p.add_argument("--json", type=Path, help="write the per-fold results here")
     args = p.parse_args()
     features = read_features(args.cohort / "store.h5", "label", ("public_clones",))
@@ -53,7 +55,7 @@ def main() -> None:
     folds = np.array([fold_of[s] for s in features.subject_ids])
     results = []
     for fold in sorted(set(folds.tolist())):
-        row = fold_rules(features, folds, fold)
+        row = fold_rules(features, folds, fold, args.inner_folds)
         results.append(row)
         print(f"fold {fold}: chosen {row['chosen']} (held-out {row['chosen_held_out']:.3f}); best in hindsight "
               f"{row['best_in_hindsight']} ({row['best_held_out']:.3f})", flush=True)
@@ -63,7 +65,7 @@ def main() -> None:
     best = np.mean([r["best_held_out"] for r in results])
     print(f"mean held-out AUC: the rule chosen by inner CV {chosen:.3f}; the best rule in hindsight {best:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"cohort": str(args.cohort), "folds": results,
+        args.json.write_text(json.dumps({"cohort": str(args.cohort), "inner_folds": args.inner_folds, "folds": results,
                                          "command": " ".join(sys.argv)}, indent=1))
 
 

@@ -44,7 +44,7 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import P_THRESHOLDS, inner_cv, min_carriers
+from deeprc_hopfield.public_clones import INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -151,15 +151,16 @@ class _StoreRepertoires(Sequence):
 
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
-                              threads: int = 1, rules: Sequence[CloneRule] | None = None) -> RuleChoice:
-    """The public-clone test of the rule (and pgen cutoff) chosen by inner CV on the repertoires at `train`
-    (store indices): its `test` scores any repertoire by ``choice.clones.incidence`` of the whole cohort.
-    `rules`: choose among these only (default: every rule of `features`)."""
+                              threads: int = 1, rules: Sequence[CloneRule] | None = None,
+                              inner_folds: int = INNER_FOLDS) -> RuleChoice:
+    """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
+    repertoires at `train` (store indices): its `test` scores any repertoire by ``choice.clones.incidence``
+    of the whole cohort. `rules`: choose among these only (default: every rule of `features`)."""
     train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
     clones = [c for c in features.clones if rules is None or c.rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
-        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen)
+        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds)
     whole = next(c for c in clones if c.rule == choice.rule)
     return RuleChoice(choice.rule, choice.test, whole, choice.inner_aucs)
 

@@ -33,9 +33,9 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
-from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, clone_incidence, clone_set, in_sorted,
-                                           repertoire_keys, resolve_wildcards, search_sorted, unique_keys, v_codes,
-                                           with_v)
+from deeprc_hopfield.public_clones import (INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence, clone_set,
+                                           in_sorted, repertoire_keys, resolve_wildcards, search_sorted, unique_keys,
+                                           v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -379,11 +379,13 @@ class RuleChoice:
 
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
-                      pgen: Callable[[CohortClones], Callable | None] | None = None) -> RuleChoice:
-    """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, same inner
-    folds for all; `pgen(clones)`: the test's pgen of the columns, e.g. :class:`ColumnPgen`, or None)
-    and keep the rule of the best inner ROC AUC, the earlier on ties. A rule without a clone (none is
-    carried by enough repertoires) has inner AUC 0.5; its test associates none and scores the base rate."""
+                      pgen: Callable[[CohortClones], Callable | None] | None = None,
+                      inner_folds: int = INNER_FOLDS) -> RuleChoice:
+    """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
+    `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
+    :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties. A rule
+    without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
+    and scores the base rate."""
     if not candidates:
         raise DeepRCError("no clone rule to choose from")
     best: RuleChoice | None = None
@@ -391,7 +393,8 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
     progress = LoggedProgress(log, "clone rules: fitting the public-clone test", len(candidates), "rules",
                               last_line=False)
     for clones in candidates:
-        test = PublicCloneTest(random_state=seed).fit(clones.incidence, y, pgen=pgen(clones) if pgen else None)
+        test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(
+            clones.incidence, y, pgen=pgen(clones) if pgen else None)
         aucs[str(clones.rule)] = float(test.inner_auc)
         if best is None or test.inner_auc > best.test.inner_auc:
             best = RuleChoice(clones.rule, test, clones, aucs)
