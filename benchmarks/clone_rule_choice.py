@@ -2,12 +2,13 @@
 
 The public-clone path (the `public_clones` baseline and the clone memory) fits the test under every
 clone rule (V level, match radius) and keeps the rule of the best inner-CV ROC AUC on the training
-repertoires. This fits the test of each rule alone on the training folds of a matrix cohort
-(`benchmarks/matrix.py` keeps them under its `--work` folder) and prints, per fold, each rule's inner
+repertoires, or a rule of smaller radius within one standard error of it. This fits the test of each
+rule alone on the training folds of a matrix cohort (`benchmarks/matrix.py` keeps them under its
+`--work` folder) and prints, per fold, each rule's inner
 AUC (what chooses) and its held-out AUC (what the choice should have maximised), the rule chosen, and
 the held-out AUC of the best rule in hindsight.
 
-    python benchmarks/clone_rule_choice.py /tmp/deeprc-matrix/cohort-reference [--inner-folds 5] [--json FILE]
+    python benchmarks/clone_rule_choice.py /tmp/deeprc-matrix/cohort-reference [--inner-folds 10] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,20 +25,21 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from deeprc_hopfield.baselines import fit_public_clone_baseline, read_features  # noqa: E402
-from deeprc_hopfield.clone_rules import clone_rules  # noqa: E402
-from deeprc_hopfield.public_clones import INNER_FOLDS  # noqa: E402
+from deeprc_hopfield.clone_rules import clone_rules, simplest_within_one_se  # noqa: E402
+from deeprc_hopfield.public_clones import CLONE_INNER_FOLDS  # noqa: E402
 
 
 def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int) -> dict:
     """Each rule's (inner AUC, held-out AUC) on one fold, and which rule inner CV chooses."""
     train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-    rules = {}
+    rules, fits = {}, []
     for rule in clone_rules():
         choice = fit_public_clone_baseline(features, train, seed=0, rules=[rule], inner_folds=inner_folds)
         score = choice.test.decision_function(choice.clones.incidence[test])
         held_out = roc_auc_score(features.y[test], score) if np.ptp(score) > 0 else 0.5
         rules[str(rule)] = {"inner_auc": round(float(choice.test.inner_auc), 3), "held_out_auc": round(held_out, 3)}
-    chosen = max(rules, key=lambda r: rules[r]["inner_auc"])  # ties: the first, as choose_clone_rule does
+        fits.append(choice)
+    chosen = str(simplest_within_one_se(fits, features.y[train]).rule)  # as choose_clone_rule chooses
     best = max(rules, key=lambda r: rules[r]["held_out_auc"])
     return {"fold": fold, "rules": rules, "chosen": chosen, "chosen_held_out": rules[chosen]["held_out_auc"],
             "best_in_hindsight": best, "best_held_out": rules[best]["held_out_auc"]}
@@ -46,7 +48,7 @@ def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int) -> dict
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cohort", type=Path, help="a matrix cohort folder (store.h5, split.csv)")
-    p.add_argument("--inner-folds", type=int, default=INNER_FOLDS, help="inner CV folds (the package's: %(default)s)")
+    p.add_argument("--inner-folds", type=int, default=CLONE_INNER_FOLDS, help="inner CV folds (the package's: %(default)s)")
     p.add_argument("--json", type=Path, help="write the per-fold results here")
     args = p.parse_args()
     features = read_features(args.cohort / "store.h5", "label", ("public_clones",))

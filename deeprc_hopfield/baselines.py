@@ -44,7 +44,7 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers
+from deeprc_hopfield.public_clones import CLONE_INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -152,7 +152,7 @@ class _StoreRepertoires(Sequence):
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
                               threads: int = 1, rules: Sequence[CloneRule] | None = None,
-                              inner_folds: int = INNER_FOLDS) -> RuleChoice:
+                              inner_folds: int = CLONE_INNER_FOLDS) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
     repertoires at `train` (store indices): its `test` scores any repertoire by ``choice.clones.incidence``
     of the whole cohort. `rules`: choose among these only (default: every rule of `features`)."""

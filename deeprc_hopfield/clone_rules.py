@@ -13,7 +13,8 @@ training repertoires and keeps the best:
 
 :func:`cohort_clones` builds the repertoire-by-clone incidence of one rule; :func:`choose_clone_rule`
 fits the public-clone test (`deeprc_hopfield.public_clones.PublicCloneTest`) on each rule's incidence
-with the same inner folds and returns the rule of the best inner ROC AUC. With :class:`ColumnPgen`
+with the same inner folds and returns the rule of the best inner ROC AUC, or the best exact rule where
+it is within one paired standard error of that (:func:`simplest_within_one_se`). With :class:`ColumnPgen`
 the test may also leave out chance-public clones (a generation probability above a cutoff, OLGA:
 `deeprc_hopfield.pgen`), the cutoff chosen by the same inner CV. Nothing here reads a held-out
 repertoire: callers pass the repertoires they may learn from.
@@ -30,12 +31,13 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.metrics import paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
-from deeprc_hopfield.public_clones import (INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence, clone_set,
-                                           in_sorted, repertoire_keys, resolve_wildcards, search_sorted, unique_keys,
-                                           v_codes, with_v)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
+                                           clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
+                                           unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -380,15 +382,16 @@ class RuleChoice:
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
                       pgen: Callable[[CohortClones], Callable | None] | None = None,
-                      inner_folds: int = INNER_FOLDS) -> RuleChoice:
+                      inner_folds: int = CLONE_INNER_FOLDS) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
     `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
-    :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties. A rule
+    :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
+    a rule of a smaller radius is within one standard error of it (:func:`simplest_within_one_se`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
     and scores the base rate."""
     if not candidates:
         raise DeepRCError("no clone rule to choose from")
-    best: RuleChoice | None = None
+    fits: list[RuleChoice] = []
     aucs: dict[str, float] = {}
     progress = LoggedProgress(log, "clone rules: fitting the public-clone test", len(candidates), "rules",
                               last_line=False)
@@ -396,12 +399,36 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
         test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(
             clones.incidence, y, pgen=pgen(clones) if pgen else None)
         aucs[str(clones.rule)] = float(test.inner_auc)
-        if best is None or test.inner_auc > best.test.inner_auc:
-            best = RuleChoice(clones.rule, test, clones, aucs)
+        fits.append(RuleChoice(clones.rule, test, clones, aucs))
         progress.update()
+    best = simplest_within_one_se(fits, y)
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")
+    return best
+
+
+def simplest_within_one_se(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
+    """The fit of the best inner AUC (the earlier on ties), or the best fit of the smallest radius whose
+    inner AUC is within one paired standard error (DeLong) of it: the one-standard-error rule.
+
+    A radius-1 rule has far more candidate clones than an exact one, so its inner AUC is the noisier
+    and the more likely to win by chance; and an exact clone's Fisher p needs more carriers than an
+    inner fold holds, so inner CV underrates exact rules most where receptors are rare
+    (``benchmarks/clone_rule_choice.py``). Where clones do come as near-identical families, radius 1
+    wins by far more than one SE.
+    """
+    best = max(fits, key=lambda fit: fit.test.inner_auc)  # max keeps the first of equals
+    y = np.asarray(y)
+    for radius in sorted({fit.rule.radius for fit in fits}):
+        if radius >= best.rule.radius:
+            break
+        simpler = max((fit for fit in fits if fit.rule.radius == radius), key=lambda fit: fit.test.inner_auc)
+        gain, se = paired_auc_difference(y, simpler.test.inner_scores_, best.test.inner_scores_)
+        if gain <= se:
+            log.info("clone rule: %s is within one standard error of %s (inner AUC %+.3f, SE %.3f): the simpler "
+                     "is kept", simpler.rule, best.rule, gain, se)
+            return simpler
     return best
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 
@@ -29,3 +30,21 @@ def task_metrics(kind: str, scores: np.ndarray, targets: np.ndarray) -> dict[str
         r = float(np.corrcoef(scores, targets)[0, 1]) if len(targets) > 1 and np.std(scores) > 0 else float("nan")
         return {"mse": mse, "pearson_r": r}
     raise ValueError(f"unknown task kind '{kind}'")
+
+
+def paired_auc_difference(targets: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
+    """ROC AUC of `second` minus that of `first` (scores of the same repertoires, binary `targets`), and the
+    standard error of that difference (DeLong et al. 1988: paired, so what both scores share cancels)."""
+    targets = np.asarray(targets).astype(bool)
+    if targets.all() or not targets.any():
+        raise ValueError("a paired AUC difference needs both classes")
+    scores = np.vstack([np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)])
+    positive, negative = scores[:, targets], scores[:, ~targets]
+    m, n = positive.shape[1], negative.shape[1]
+    within = rankdata(scores[:, np.r_[np.flatnonzero(targets), np.flatnonzero(~targets)]], axis=1)
+    of_positive = (within[:, :m] - rankdata(positive, axis=1)) / n  # per positive: share of negatives below
+    of_negative = 1 - (within[:, m:] - rankdata(negative, axis=1)) / m  # per negative: share of positives above
+    aucs = of_positive.mean(axis=1)
+    contrast = np.array([-1.0, 1.0])
+    variance = contrast @ (np.cov(of_positive) / m + np.cov(of_negative) / n) @ contrast
+    return float(aucs[1] - aucs[0]), float(np.sqrt(max(variance, 0.0)))

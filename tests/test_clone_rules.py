@@ -8,6 +8,7 @@ from conftest import junction_repertoire, random_junctions
 
 from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.metrics import paired_auc_difference
 from deeprc_hopfield.public_clones import gene_codes
 from deeprc_hopfield.store import Repertoire
 
@@ -80,6 +81,26 @@ def test_near_identical_clones_choose_the_one_substitution_radius():
     assert choice.rule == CloneRule("family", 1)
     centre = choice.clones.incidence[:, np.searchsorted(choice.clones.keys, choice.clones.keys)].toarray()
     assert centre[y == 1].any(axis=1).all()  # every positive carries a stored neighbour family
+
+
+@pytest.mark.parametrize("variants, radius", [(1, 0), (3, 1)])
+def test_radius_one_must_win_by_more_than_one_standard_error(variants, radius):
+    """12 positives carry the clone, `variants` more a 1-substitution variant of it: radius 1 always has the
+    better inner AUC, but one variant is within one paired SE of the exact rule, and the simpler rule is
+    kept; three are not."""
+    variant = substituted(CLONE, 5, "W")
+    def signal(i: int, rng: np.random.Generator) -> tuple[str, int]:
+        return (CLONE if i < 12 else variant if i < 12 + variants else random_junctions(rng, 1)[0]), 2
+
+    reps, y = cohort(signal)
+    exact, near = cohort_clones(reps, V_GENES, [CloneRule("family", 0), CloneRule("family", 1)])
+    choice = choose_clone_rule([exact, near], y, seed=0)
+    assert choice.inner_aucs[str(near.rule)] > choice.inner_aucs[str(exact.rule)]
+    assert choice.rule.radius == radius
+    fits = [choose_clone_rule([c], y, seed=0) for c in (exact, near)]
+    gain, se = paired_auc_difference(y, fits[0].test.inner_scores_, fits[1].test.inner_scores_)
+    assert gain == pytest.approx(choice.inner_aucs[str(near.rule)] - choice.inner_aucs[str(exact.rule)])
+    assert (gain > se) == (radius == 1)
 
 
 def test_radius_one_respects_the_v_rule():

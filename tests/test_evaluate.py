@@ -14,6 +14,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, b
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate, parse_named_files
+from deeprc_hopfield.metrics import paired_auc_difference
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -102,3 +103,20 @@ def test_refuses_rows_that_are_not_held_out_once(files: dict, tmp_path: Path) ->
     with pytest.raises(DeepRCError, match="not NAME=FILE"):
         parse_named_files(["kmer.csv"])
     assert not (tmp_path / "o" / "metrics.tsv").exists()
+
+
+def test_the_paired_auc_difference_and_its_standard_error_agree_with_sklearn_and_the_bootstrap() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.permutation(np.repeat([0, 1], 60))
+    first = rng.normal(size=120) + 0.8 * y
+    second = np.round(0.6 * first + rng.normal(size=120) + 0.6 * y, 1)  # correlated with the first, with ties
+    gain, se = paired_auc_difference(y, first, second)
+    assert gain == pytest.approx(roc_auc_score(y, second) - roc_auc_score(y, first))
+    boot = []
+    for _ in range(2000):
+        i = np.r_[rng.choice(np.flatnonzero(y == 1), 60), rng.choice(np.flatnonzero(y == 0), 60)]
+        boot.append(roc_auc_score(y[i], second[i]) - roc_auc_score(y[i], first[i]))
+    assert se == pytest.approx(np.std(boot), rel=0.15)
+    assert paired_auc_difference(y, first, first) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="both classes"):
+        paired_auc_difference(np.ones(5), first[:5], second[:5])

@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.pgen import (MERGE_FROM, PgenModel, chain_of_genes, disk_cache, generation_probability,
                                   olga_chain)
-from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, _associated, fit_public_clones,
-                                          inner_cv)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PublicCloneTest, _associated,
+                                          fit_public_clones, inner_cv)
 
 TRB = ["CASSLGQAYEQYF", "CAWSVAPDRGGYTF", "CASSPGTGGYEQYF", "CSARDRTGNGYTF"]
 
@@ -152,7 +152,7 @@ def test_pgen_filter_ties_go_to_no_filter():
     np.testing.assert_array_equal(unknown.associated_, reference.associated_)
 
 
-def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=5, random_state=0):
+def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=CLONE_INNER_FOLDS, random_state=0):
     """PublicCloneTest.fit as it was before the pgen filter (the reference for pgen=None)."""
     X = sparse.csr_matrix(X)
     classes, y = np.unique(np.asarray(y), return_inverse=True)
@@ -191,7 +191,7 @@ def test_no_pgen_is_exactly_the_test_as_before(seed):
         np.testing.assert_array_equal(now.calibration_.coef_, before["calibration"].coef_)
         np.testing.assert_array_equal(now.calibration_.intercept_, before["calibration"].intercept_)
     assert now.pgen_columns_.size == 0 and now.pgen_inner_aucs_.shape == (1, len(P_THRESHOLDS))
-    assert PublicCloneTest(random_state=seed).get_params() == {"thresholds": P_THRESHOLDS, "inner_folds": 5,
+    assert PublicCloneTest(random_state=seed).get_params() == {"thresholds": P_THRESHOLDS, "inner_folds": CLONE_INNER_FOLDS,
                                                                "random_state": seed}
 
 
