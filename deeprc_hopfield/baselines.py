@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +162,7 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds)
     whole = next(c for c in clones if c.rule == choice.rule)
-    return RuleChoice(choice.rule, choice.test, whole, choice.inner_aucs)
+    return replace(choice, clones=whole)
 
 
 def _check_binary(label: Label, path: Path) -> None:

@@ -23,7 +23,7 @@ repertoire: callers pass the repertoires they may learn from.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -366,18 +366,21 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
 
 @dataclass
 class RuleChoice:
-    """The chosen rule, its fitted test, and every rule's inner-CV ROC AUC (as `str(rule)` -> AUC)."""
+    """The chosen rule, its fitted test, every rule's inner-CV ROC AUC (as `str(rule)` -> AUC), and the rule of
+    better inner AUC that it was kept over as within one standard error of it ("" where none)."""
 
     rule: CloneRule
     test: PublicCloneTest
     clones: CohortClones
     inner_aucs: dict[str, float]
+    kept_over: str = ""
 
     def summary(self) -> dict:
         """What the model's config.json and the report keep of the choice."""
         return {**self.rule.as_dict(), "inner_auc": round(self.test.inner_auc, 4),
                 "inner_aucs": {k: round(v, 4) for k, v in self.inner_aucs.items()},
-                "p_threshold": self.test.threshold, "pgen_cutoff": self.test.pgen_cutoff}
+                "p_threshold": self.test.threshold, "pgen_cutoff": self.test.pgen_cutoff,
+                **({"kept_within_one_se_of": self.kept_over} if self.kept_over else {})}
 
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
@@ -428,7 +431,7 @@ def simplest_within_one_se(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleCho
         if gain <= se:
             log.info("clone rule: %s is within one standard error of %s (inner AUC %+.3f, SE %.3f): the simpler "
                      "is kept", simpler.rule, best.rule, gain, se)
-            return simpler
+            return replace(simpler, kept_over=str(best.rule))
     return best
 
 

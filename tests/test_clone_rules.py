@@ -97,6 +97,7 @@ def test_radius_one_must_win_by_more_than_one_standard_error(variants, radius):
     choice = choose_clone_rule([exact, near], y, seed=0)
     assert choice.inner_aucs[str(near.rule)] > choice.inner_aucs[str(exact.rule)]
     assert choice.rule.radius == radius
+    assert choice.summary().get("kept_within_one_se_of", "") == ("" if radius else str(near.rule))
     fits = [choose_clone_rule([c], y, seed=0) for c in (exact, near)]
     gain, se = paired_auc_difference(y, fits[0].test.inner_scores_, fits[1].test.inner_scores_)
     assert gain == pytest.approx(choice.inner_aucs[str(near.rule)] - choice.inner_aucs[str(exact.rule)])
