@@ -274,3 +274,54 @@ def test_a_one_substitution_memory_is_saved_and_matches_unseen_variants(family_c
     held_out = set(family_cohort["meta"]["subject_id"].astype(str)[family_cohort["folds"] == 0])
     table, _ = predict([saved], subjects_from_store(family_cohort["store"], saved, held_out), torch.device("cpu"))
     assert roc_auc_score(table["true_label"], table["probability"]) >= 0.9
+
+
+def test_rare_clones_the_fitting_repertoires_cannot_find_fill_the_memory_from_all_training(tmp_path):
+    """Six clones, each carried by every validation positive and held-out positive but by only four of the
+    fourteen fitting positives (every repertoire 66 sequences): too few for the test on the fitting
+    repertoires, which leave the memory empty; on all training repertoires it finds them, the validation
+    repertoires (counted with the clones found without each) rank better by them than by a model that
+    learnt little (no seeded filters, two updates), and the memory alone is kept."""
+    from conftest import J_GENES, V_GENES, random_junctions
+
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.training.config import inner_validation_split
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(11)
+    clones = [("CASSLAPGATNEKLFF", "TRBV20-1*01"), ("CASSQDRGNQPQHF", "TRBV5-1*01"), ("CASRPGLAGGRPEQYF", "TRBV7-2*01"),
+              ("CASSYSTGELFF", "TRBV28*01"), ("CASSPTSGGYNEQFF", "TRBV20-1*01"), ("CAWSVGQGAYEQYF", "TRBV5-1*01")]
+    labels = np.repeat([1, 0], 24)
+    folds = np.r_[np.arange(24) % 4, np.arange(24) % 4]
+    train_rows = np.flatnonzero(folds != 0)
+    fit, validation = inner_validation_split(train_rows, labels[train_rows], 0.2, 0)
+    fitting_positives = [i for i in fit if labels[i] == 1]
+    carriers = {k: set(validation[labels[validation] == 1]) | set(np.flatnonzero((folds == 0) & (labels == 1)))
+                | {fitting_positives[(4 * k + j) % len(fitting_positives)] for j in range(4)} for k in range(6)}
+    folder = tmp_path / "repertoires"
+    folder.mkdir()
+    for i in range(48):
+        rows = [clones[k] for k in range(6) if i in carriers[k]]
+        rows += [(j, rng.choice(V_GENES)) for j in random_junctions(rng, 66 - len(rows))]
+        (folder / f"r{i}.tsv").write_text("junction_aa\tv_call\tj_call\tduplicate_count\n" + "".join(
+            f"{j}\t{v}\t{rng.choice(J_GENES)}\t1\n" for j, v in rows))
+    pd.DataFrame({"subject_id": [f"S{i}" for i in range(48)], "filename": [f"r{i}.tsv" for i in range(48)],
+                  "label": labels}).to_csv(tmp_path / "metadata.csv", index=False)
+    pd.DataFrame({"subject_id": [f"S{i}" for i in range(48)], "fold": folds}).to_csv(tmp_path / "split.csv",
+                                                                                    index=False)
+    store = ingest(tmp_path / "metadata.csv", folder, tmp_path / "store.h5", progress=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 2, "evaluate_every": 2, "checkpoint_every": 2,
+                                                   "sample_size": 100, "seed_filters": 0}}))  # a model that learnt little
+    model_dir = train(store, tmp_path / "model", config, split=tmp_path / "split.csv", fold=0, device="cpu",
+                      progress=False)
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    assert sorted(training["validation_subjects"]) == sorted(f"S{i}" for i in validation)
+    assert not training["clone_rule"].get("used")  # the fitting repertoires kept no memory
+    assert training["memory_alone"] and training["clone_rule"]["refit"]["repertoires"] == len(train_rows)
+    assert set(training["memory_clones"]) == {f"{j} {v.split('*')[0]}" for j, v in clones}
+    saved = load_model(model_dir)
+    assert saved.model.memory.size == 6 == saved.model.config.clone_memory
+    held_out = {f"S{i}" for i in np.flatnonzero(folds == 0)}
+    table, _ = predict([saved], subjects_from_store(store, saved, held_out), torch.device("cpu"))
+    assert roc_auc_score(table["true_label"], table["probability"]) == 1.0

@@ -180,16 +180,18 @@ class RepertoireClassifier(nn.Module):
     def replace_memory(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor, v_genes: list[str],
                        radius: int, v_level: str = V_MODE) -> None:
         """Swap the clone memory for one holding these clones (as :meth:`set_memory`, matched at
-        `radius`), its evidence weight and attention bonus kept; the config follows (`clone_memory`,
-        `clone_radius`, `clone_width`). For a memory chosen again after training (the memory alone)."""
+        `radius`), its evidence weight and attention bonus kept (where the model had a memory); the config
+        follows (`clone_memory`, `clone_radius`, `clone_width`). For a memory chosen again after training
+        (the memory alone)."""
         old = self.memory
         width = int(lengths.max()) if len(lengths) else 0
         self.config = replace(self.config, clone_memory=len(lengths), clone_radius=radius, clone_width=width)
         self.memory = clone_memory(len(lengths), self.config.attention_heads, self.config.n_v_genes, radius,
-                                   width).to(old.bonus.device)
+                                   width).to(self.head.output.weight.device)
         store_clones(self.memory, codes, lengths, v_index, v_genes, v_level)
-        self.memory.evidence.copy_(old.evidence)
-        self.memory.bonus.copy_(old.bonus)
+        if old is not None:
+            self.memory.evidence.copy_(old.evidence)
+            self.memory.bonus.copy_(old.bonus)
 
     @torch.no_grad()
     def set_reference(self, codes: np.ndarray, lengths: np.ndarray, v_family: np.ndarray, v_genes: list[str],

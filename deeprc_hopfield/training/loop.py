@@ -35,7 +35,7 @@ from deeprc_hopfield.calibration import describe, fit_calibration
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
-from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
+from deeprc_hopfield.training.clone_memory import MemoryFit, carried_auc, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
@@ -240,9 +240,34 @@ class Trainer:
         train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
         refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], train_idx, self.config,
                                    self.store.v_genes, self.memory.rule.radius)
+        if refit is not None:
+            self._use_refit(refit, train_idx, sample)
+
+    def _memory_of_all_training(self, sample: SequenceBags) -> bool:
+        """Where the fitting repertoires left the memory empty: the memory chosen on all training repertoires
+        (`refit_clone_memory`), kept alone when the validation repertoires, each counted with the clones
+        chosen without it (inner CV), rank better by it than by the trained model. Rare clones need every
+        training carrier to pass the test; the fitting repertoires alone may hold too few."""
+        train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
+        labels = self.targets[self.tasks[0].name]
+        refit = refit_clone_memory(self.cache, labels, train_idx, self.config, self.store.v_genes, None)
         if refit is None:
-            return
-        self.memory, self.clone_rule["refit"] = refit
+            return False
+        alone = carried_auc(refit[0].carried[self.val_idx], labels[self.val_idx])
+        trained = self.progress.best_row().get("val_auc", math.nan)
+        kept = bool(alone > trained)  # a NaN (no evaluation) keeps the trained model
+        log.info("clone memory of all training repertoires: validation AUC %.3f by the clones found without each, "
+                 "against the trained model's %.3f: %s", alone, trained,
+                 "its regression alone is the output" if kept else "the trained model is kept")
+        if kept:
+            self._use_refit(refit, train_idx, sample)
+        return kept
+
+    def _use_refit(self, refit: tuple[MemoryFit, dict], train_idx: np.ndarray, sample: SequenceBags) -> None:
+        """Put a memory chosen on all training repertoires `train_idx` in the model, its evidence regression
+        alone as the output."""
+        self.memory, summary = refit
+        self.clone_rule = {**(self.clone_rule or {}), "refit": summary}
         self.model.replace_memory(*self.memory.tensors(), self.store.v_genes, self.memory.rule.radius,
                                   self.memory.rule.v_level)
         self.model.use_memory_alone(self.memory.weight, self.memory.intercept, sample, self.config.embed_chunk)
@@ -341,15 +366,20 @@ class Trainer:
         """Write the best model (by validation loss, then against its clone memory alone) with its metrics CSV."""
         self.model.load_state_dict(self.best_state)
         alone, alone_loss = False, None
-        if self.memory is not None and len(self.tasks) == 1 and self.model.reference is None:
-            task = self.tasks[0]
-            alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
+        task = self.tasks[0]
+        if len(self.tasks) == 1 and self.model.reference is None and (
+                self.memory is not None or (self.config.clone_memory and self.config.clone_refit
+                                            and task.kind == "binary")):
             reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
             sample = SequenceBags.from_repertoires(reps).to(self.device)
-            alone = keep_memory_alone(self.model, self.memory, self.progress, self.targets[task.name][self.val_idx],
-                                      sample, self.config.embed_chunk)
-            if alone and self.config.clone_refit:
-                self._refit_memory(sample)
+            if self.memory is None:
+                alone = self._memory_of_all_training(sample)
+            else:
+                alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
+                alone = keep_memory_alone(self.model, self.memory, self.progress,
+                                          self.targets[task.name][self.val_idx], sample, self.config.embed_chunk)
+                if alone and self.config.clone_refit:
+                    self._refit_memory(sample)
         calibration = self.calibrate()
         best = self.progress.best
         subjects = self.store.subject_ids
