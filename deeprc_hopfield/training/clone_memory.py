@@ -7,7 +7,9 @@ that choice, so they judge it honestly: the memory is used only when the test re
 `clone_memory_min_auc` both in inner CV and, with the clones it stored, on the validation
 repertoires; and they later judge the trained model against its memory alone (`selection`). When
 they choose the memory alone, its clones are chosen again, the same way, on all training
-repertoires (`refit_clone_memory`; `clone_refit`), so that the test sees every training carrier.
+repertoires (`refit_clone_memory`; `clone_refit`), so that the test sees every training carrier; and
+where the fitting repertoires leave it empty, the memory chosen on all training repertoires may still
+replace the trained model (`Trainer._memory_of_all_training`).
 The held-out fold is never read.
 """
 

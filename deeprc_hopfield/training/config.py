@@ -54,7 +54,7 @@ class TrainingConfig:
     clone_keys: str = "auto"  # V level of a clone key: auto, family, gene or none (the CDR3 alone)
     clone_radius: int | str = "auto"  # auto, 0 (exact) or 1 (one substitution on the CDR3 core)
     clone_pgen: bool = True  # leave out chance-public clones (OLGA pgen above a cutoff) where inner CV says so
-    clone_refit: bool = True  # the memory alone chosen: choose its clones again on all training repertoires
+    clone_refit: bool = True  # the memory alone chosen, or left empty: choose its clones again on all training repertoires
     # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
     reference_min_auc: float = 0.7
     # binary outputs: fit slope and intercept of the logit on the validation repertoires scored whole (deeprc_hopfield/calibration.py)
