@@ -2,7 +2,7 @@
 
 The public-clone path (the `public_clones` baseline and the clone memory) fits the test under every
 clone rule (V level, match radius) and keeps the rule of the best inner-CV ROC AUC on the training
-repertoires, or a rule of smaller radius within one standard error of it. This fits the test of each
+repertoires, unless it does not beat a rule of smaller radius significantly. This fits the test of each
 rule alone on the training folds of a matrix cohort (`benchmarks/matrix.py` keeps them under its
 `--work` folder) and prints, per fold, each rule's inner
 AUC (what chooses) and its held-out AUC (what the choice should have maximised), the rule chosen, and
@@ -25,7 +25,7 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from deeprc_hopfield.baselines import fit_public_clone_baseline, read_features  # noqa: E402
-from deeprc_hopfield.clone_rules import clone_rules, simplest_within_one_se  # noqa: E402
+from deeprc_hopfield.clone_rules import clone_rules, prefer_exact_rules  # noqa: E402
 from deeprc_hopfield.public_clones import CLONE_INNER_FOLDS  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int) -> dict
         held_out = roc_auc_score(features.y[test], score) if np.ptp(score) > 0 else 0.5
         rules[str(rule)] = {"inner_auc": round(float(choice.test.inner_auc), 3), "held_out_auc": round(held_out, 3)}
         fits.append(choice)
-    chosen = str(simplest_within_one_se(fits, features.y[train]).rule)  # as choose_clone_rule chooses
+    chosen = str(prefer_exact_rules(fits, features.y[train]).rule)  # as choose_clone_rule chooses
     best = max(rules, key=lambda r: rules[r]["held_out_auc"])
     return {"fold": fold, "rules": rules, "chosen": chosen, "chosen_held_out": rules[chosen]["held_out_auc"],
             "best_in_hindsight": best, "best_held_out": rules[best]["held_out_auc"]}

@@ -14,7 +14,7 @@ training repertoires and keeps the best:
 :func:`cohort_clones` builds the repertoire-by-clone incidence of one rule; :func:`choose_clone_rule`
 fits the public-clone test (`deeprc_hopfield.public_clones.PublicCloneTest`) on each rule's incidence
 with the same inner folds and returns the rule of the best inner ROC AUC, or the best exact rule where
-it is within one paired standard error of that (:func:`simplest_within_one_se`). With :class:`ColumnPgen`
+that does not beat it significantly (:func:`prefer_exact_rules`). With :class:`ColumnPgen`
 the test may also leave out chance-public clones (a generation probability above a cutoff, OLGA:
 `deeprc_hopfield.pgen`), the cutoff chosen by the same inner CV. Nothing here reads a held-out
 repertoire: callers pass the repertoires they may learn from.
@@ -367,7 +367,7 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
 @dataclass
 class RuleChoice:
     """The chosen rule, its fitted test, every rule's inner-CV ROC AUC (as `str(rule)` -> AUC), and the rule of
-    better inner AUC that it was kept over as within one standard error of it ("" where none)."""
+    better inner AUC that it was kept over, as that did not beat it significantly ("" where none)."""
 
     rule: CloneRule
     test: PublicCloneTest
@@ -380,7 +380,7 @@ class RuleChoice:
         return {**self.rule.as_dict(), "inner_auc": round(self.test.inner_auc, 4),
                 "inner_aucs": {k: round(v, 4) for k, v in self.inner_aucs.items()},
                 "p_threshold": self.test.threshold, "pgen_cutoff": self.test.pgen_cutoff,
-                **({"kept_within_one_se_of": self.kept_over} if self.kept_over else {})}
+                **({"kept_over": self.kept_over} if self.kept_over else {})}
 
 
 def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
@@ -389,7 +389,7 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
     `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
     :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
-    a rule of a smaller radius is within one standard error of it (:func:`simplest_within_one_se`). A rule
+    it does not beat a rule of a smaller radius significantly (:func:`prefer_exact_rules`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
     and scores the base rate."""
     if not candidates:
@@ -404,22 +404,28 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
         aucs[str(clones.rule)] = float(test.inner_auc)
         fits.append(RuleChoice(clones.rule, test, clones, aucs))
         progress.update()
-    best = simplest_within_one_se(fits, y)
+    best = prefer_exact_rules(fits, y)
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")
     return best
 
 
-def simplest_within_one_se(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
-    """The fit of the best inner AUC (the earlier on ties), or the best fit of the smallest radius whose
-    inner AUC is within one paired standard error (DeLong) of it: the one-standard-error rule.
+#: How far (in paired standard errors of the inner AUC difference) a rule must beat the best rule of a
+#: smaller radius to be chosen over it: 1.645, a one-sided DeLong test at the 5% level.
+SIGNIFICANT_GAIN_Z = 1.645
+
+
+def prefer_exact_rules(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
+    """The fit of the best inner AUC (the earlier on ties), unless it does not beat the best fit of a
+    smaller radius significantly (a one-sided paired DeLong test at the 5% level,
+    :data:`SIGNIFICANT_GAIN_Z`): then that one.
 
     A radius-1 rule has far more candidate clones than an exact one, so its inner AUC is the noisier
     and the more likely to win by chance; and an exact clone's Fisher p needs more carriers than an
     inner fold holds, so inner CV underrates exact rules most where receptors are rare
     (``benchmarks/clone_rule_choice.py``). Where clones do come as near-identical families, radius 1
-    wins by far more than one SE.
+    wins by far more than that.
     """
     best = max(fits, key=lambda fit: fit.test.inner_auc)  # max keeps the first of equals
     y = np.asarray(y)
@@ -428,9 +434,9 @@ def simplest_within_one_se(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleCho
             break
         simpler = max((fit for fit in fits if fit.rule.radius == radius), key=lambda fit: fit.test.inner_auc)
         gain, se = paired_auc_difference(y, simpler.test.inner_scores_, best.test.inner_scores_)
-        if gain <= se:
-            log.info("clone rule: %s is within one standard error of %s (inner AUC %+.3f, SE %.3f): the simpler "
-                     "is kept", simpler.rule, best.rule, gain, se)
+        if gain <= SIGNIFICANT_GAIN_Z * se:
+            log.info("clone rule: %s does not beat %s significantly (inner AUC %+.3f, SE %.3f): the simpler is "
+                     "kept", best.rule, simpler.rule, gain, se)
             return replace(simpler, kept_over=str(best.rule))
     return best
 
