@@ -125,21 +125,20 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
 
 
 def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
-                       v_genes: list[str], radius: int | None) -> tuple[MemoryFit, dict] | None:
+                       v_genes: list[str], radius: int) -> tuple[MemoryFit, dict] | None:
     """The clone memory chosen again, the same way, on all training repertoires `train_idx` (fitting and
     validation), once the validation repertoires have chosen the memory alone, or where the fitting
-    repertoires left it empty (`radius` None): the test then sees every training carrier, as the
-    `public_clones` baseline does. The V level, p threshold and pgen cutoff are chosen again among the
-    rules of `radius`, the one the fitting repertoires chose (the one-substitution collection costs the
-    most; the radius stands), or among those of the config (None). `carried` holds each training
+    repertoires left it empty: the test then sees every training carrier, as the `public_clones`
+    baseline does. The V level, p threshold and pgen cutoff are chosen again among the rules of
+    `radius` (the one the fitting repertoires chose: the one-substitution collection costs the most; the
+    radius stands). `carried` holds each training
     repertoire's clones found without it (inner CV), and the evidence regression is fitted on them.
     None (keep the first memory) when the refit associates no clone or its inner AUC falls below
     `clone_memory_min_auc`."""
     started = time.perf_counter()
     try:
         choice, clones, _ = associated_clones(cache, labels, train_idx, config, v_genes,
-                                              clone_rules(config.clone_keys, config.clone_radius if radius is None
-                                                          else radius))
+                                              clone_rules(config.clone_keys, radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
         return None

@@ -32,6 +32,7 @@ from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_mo
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.calibration import describe, fit_calibration
+from deeprc_hopfield.clone_rules import AUTO
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
@@ -246,11 +247,14 @@ class Trainer:
     def _memory_of_all_training(self, sample: SequenceBags) -> bool:
         """Where the fitting repertoires left the memory empty: the memory chosen on all training repertoires
         (`refit_clone_memory`), kept alone when the validation repertoires, each counted with the clones
-        chosen without it (inner CV), rank better by it than by the trained model. Rare clones need every
-        training carrier to pass the test; the fitting repertoires alone may hold too few."""
+        chosen without it (inner CV), rank better by it than by the trained model. Rare exact clones need
+        every training carrier to pass the test; the fitting repertoires alone may hold too few (families
+        of one-substitution variants pool their carriers, so the radius is 0 unless the config fixes it:
+        also the cheaper collection, as every cohort without public clones comes here)."""
         train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
         labels = self.targets[self.tasks[0].name]
-        refit = refit_clone_memory(self.cache, labels, train_idx, self.config, self.store.v_genes, None)
+        radius = 0 if self.config.clone_radius == AUTO else int(self.config.clone_radius)
+        refit = refit_clone_memory(self.cache, labels, train_idx, self.config, self.store.v_genes, radius)
         if refit is None:
             return False
         alone = carried_auc(refit[0].carried[self.val_idx], labels[self.val_idx])
