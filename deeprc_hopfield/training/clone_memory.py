@@ -24,8 +24,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.clone_rules import (CloneRule, RuleChoice, choose_clone_rule, clone_rules, clone_sequences,
-                                         cohort_clones, pgen_for)
+from deeprc_hopfield.clone_rules import (AUTO, CloneRule, RuleChoice, choose_clone_rule, clone_rules,
+                                         clone_sequences, cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model.batch import SequenceBags
@@ -130,15 +130,17 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     validation), once the validation repertoires have chosen the memory alone, or where the fitting
     repertoires left it empty: the test then sees every training carrier, as the `public_clones`
     baseline does. The V level, p threshold and pgen cutoff are chosen again among the rules of
-    `radius` (the one the fitting repertoires chose: the one-substitution collection costs the most; the
-    radius stands). `carried` holds each training
+    `radius` (the one the fitting repertoires chose: the one-substitution collection costs the most, so
+    no other radius 1 is tried) and, where the config leaves the radius to the data, the exact rules (cheap;
+    the fitting repertoires may have held too few carriers of rare exact clones). `carried` holds each training
     repertoire's clones found without it (inner CV), and the evidence regression is fitted on them.
     None (keep the first memory) when the refit associates no clone or its inner AUC falls below
     `clone_memory_min_auc`."""
     started = time.perf_counter()
     try:
         choice, clones, _ = associated_clones(cache, labels, train_idx, config, v_genes,
-                                              clone_rules(config.clone_keys, radius))
+                                              clone_rules(config.clone_keys, AUTO if radius == 1 and
+                                                          config.clone_radius == AUTO else radius))
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
         return None
