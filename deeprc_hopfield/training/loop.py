@@ -238,11 +238,10 @@ class Trainer:
     def _refit_memory(self, sample: SequenceBags) -> None:
         """The memory alone kept: its clones chosen again on all training repertoires (`refit_clone_memory`),
         put in the model with the refit's evidence regression as the output."""
-        train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
-        refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], train_idx, self.config,
+        refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], self.training_rows, self.config,
                                    self.store.v_genes, self.memory.rule.radius)
         if refit is not None:
-            self._use_refit(refit, train_idx, sample)
+            self._use_refit(refit, sample)
 
     def _memory_of_all_training(self, sample: SequenceBags) -> bool:
         """Where the fitting repertoires left the memory empty: the memory chosen on all training repertoires
@@ -251,10 +250,9 @@ class Trainer:
         every training carrier to pass the test; the fitting repertoires alone may hold too few (families
         of one-substitution variants pool their carriers, so the radius is 0 unless the config fixes it:
         also the cheaper collection, as every cohort without public clones comes here)."""
-        train_idx = np.sort(np.concatenate([self.fit_idx, self.val_idx]))
         labels = self.targets[self.tasks[0].name]
         radius = 0 if self.config.clone_radius == AUTO else int(self.config.clone_radius)
-        refit = refit_clone_memory(self.cache, labels, train_idx, self.config, self.store.v_genes, radius)
+        refit = refit_clone_memory(self.cache, labels, self.training_rows, self.config, self.store.v_genes, radius)
         if refit is None:
             return False
         alone = carried_auc(refit[0].carried[self.val_idx], labels[self.val_idx])
@@ -264,18 +262,23 @@ class Trainer:
                  "against the trained model's %.3f: %s", alone, trained,
                  "its regression alone is the output" if kept else "the trained model is kept")
         if kept:
-            self._use_refit(refit, train_idx, sample)
+            self._use_refit(refit, sample)
         return kept
 
-    def _use_refit(self, refit: tuple[MemoryFit, dict], train_idx: np.ndarray, sample: SequenceBags) -> None:
-        """Put a memory chosen on all training repertoires `train_idx` in the model, its evidence regression
-        alone as the output."""
+    @property
+    def training_rows(self) -> np.ndarray:
+        """Every training repertoire (fitting and validation), sorted store indices."""
+        return np.sort(np.concatenate([self.fit_idx, self.val_idx]))
+
+    def _use_refit(self, refit: tuple[MemoryFit, dict], sample: SequenceBags) -> None:
+        """Put a memory chosen on all training repertoires in the model, its evidence regression alone as the
+        output."""
         self.memory, summary = refit
         self.clone_rule = {**(self.clone_rule or {}), "refit": summary}
         self.model.replace_memory(*self.memory.tensors(), self.store.v_genes, self.memory.rule.radius,
                                   self.memory.rule.v_level)
         self.model.use_memory_alone(self.memory.weight, self.memory.intercept, sample, self.config.embed_chunk)
-        self.refit_idx = train_idx
+        self.refit_idx = self.training_rows
 
     def calibrate(self) -> dict[str, dict]:
         """Per binary task, the calibration of its logit fitted on the validation repertoires scored whole
