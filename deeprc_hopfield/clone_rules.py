@@ -31,7 +31,7 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metrics import paired_auc_difference
+from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
@@ -409,11 +409,6 @@ def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: i
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),
              f"; clones of pgen above {best.test.pgen_cutoff:g} left out" if best.test.pgen_cutoff else "")
     return best
-
-
-#: How far (in paired standard errors of the inner AUC difference) a rule must beat the best rule of a
-#: smaller radius to be chosen over it: 1.645, a one-sided DeLong test at the 5% level.
-SIGNIFICANT_GAIN_Z = 1.645
 
 
 def prefer_exact_rules(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:

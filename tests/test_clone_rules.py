@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
 
-from deeprc_hopfield.clone_rules import SIGNIFICANT_GAIN_Z, CloneRule, choose_clone_rule, clone_rules, cohort_clones
+from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metrics import paired_auc_difference
+from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.public_clones import gene_codes
 from deeprc_hopfield.store import Repertoire
 

@@ -49,7 +49,9 @@ class TrainingConfig:
     seed_clone_kmer: int = 7  # residues per clone k-mer (at most the kernel size)
     # public clones (CDR3s) that the public-clone test associates with positives get an attention bonus (model/memory.py)
     clone_memory: bool = True
-    clone_memory_min_auc: float = 0.7  # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires
+    # the test's AUC must reach this in inner CV on the fitting and on the validation repertoires; a memory chosen on
+    # all training repertoires where these leave it empty need only rank them better than chance
+    clone_memory_min_auc: float = 0.7
     # what makes receptors one public clone (clone_rules.py), for the memory: chosen by inner CV among the candidates
     clone_keys: str = "auto"  # V level of a clone key: auto, family, gene or none (the CDR3 alone)
     clone_radius: int | str = "auto"  # auto, 0 (exact) or 1 (one substitution on the CDR3 core)

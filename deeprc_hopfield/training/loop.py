@@ -41,7 +41,8 @@ from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
 from deeprc_hopfield.training.seeding import seed_model
-from deeprc_hopfield.training.selection import Progress, keep_memory_alone, memory_alone_loss
+from deeprc_hopfield.training.selection import (
+    Progress, describe_choice, keep_memory_alone, memory_alone_loss, trained_model_wins)
 
 log = logging.getLogger(__name__)
 
@@ -243,27 +244,36 @@ class Trainer:
         if refit is not None:
             self._use_refit(refit, sample)
 
-    def _memory_of_all_training(self, sample: SequenceBags) -> bool:
+    def _memory_of_all_training(self, sample: SequenceBags, trained: np.ndarray) -> tuple[bool, dict | None]:
         """Where the fitting repertoires left the memory empty: the memory chosen on all training repertoires
-        (`refit_clone_memory`), kept alone when the validation repertoires, each counted with the clones
-        chosen without it (inner CV), rank better by it than by the trained model. Rare exact clones need
-        every training carrier to pass the test; the fitting repertoires alone may hold too few (families
-        of one-substitution variants pool their carriers, so the radius is 0 unless the config fixes it:
-        also the cheaper collection, as every cohort without public clones comes here)."""
+        (`refit_clone_memory`), kept alone unless the trained model (validation scores `trained`) ranks the
+        validation repertoires, each counted with the clones chosen without it (inner CV), significantly
+        better. Rare exact clones need every training carrier to pass the test; the fitting repertoires alone
+        may hold too few (families of one-substitution variants pool their carriers, so the radius is 0 unless
+        the config fixes it: also the cheaper collection, as every cohort without public clones comes here).
+        Returns whether the memory alone was kept, and the choice (None when there was no memory)."""
         labels = self.targets[self.tasks[0].name]
         radius = 0 if self.config.clone_radius == AUTO else int(self.config.clone_radius)
-        refit = refit_clone_memory(self.cache, labels, self.training_rows, self.config, self.store.v_genes, radius)
+        refit = refit_clone_memory(self.cache, labels, self.training_rows, self.config, self.store.v_genes, radius,
+                                   above_chance=True)
         if refit is None:
-            return False
-        alone = carried_auc(refit[0].carried[self.val_idx], labels[self.val_idx])
-        trained = self.progress.best_row().get("val_auc", math.nan)
-        kept = bool(alone > trained)  # a NaN (no evaluation) keeps the trained model
-        log.info("clone memory of all training repertoires: validation AUC %.3f by the clones found without each, "
-                 "against the trained model's %.3f: %s", alone, trained,
-                 "its regression alone is the output" if kept else "the trained model is kept")
-        if kept:
+            return False, None
+        choice = trained_model_wins(refit[0].carried[self.val_idx], trained, labels[self.val_idx])
+        log.info("clone memory of all training repertoires (each validation repertoire counted with the clones "
+                 "found without it): %s", describe_choice(choice))
+        if not choice["trained_wins"]:
             self._use_refit(refit, sample)
-        return kept
+        return not choice["trained_wins"], choice
+
+    def _validation_scores(self) -> np.ndarray:
+        """The model's output (first task; a logit for a binary one) for each validation repertoire, scored
+        whole."""
+        from deeprc_hopfield.infer import predict_outputs
+
+        self.model.eval()
+        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
+                                  self.config.embed_chunk)
+        return outputs[self.tasks[0].name].reshape(-1).double().cpu().numpy()
 
     @property
     def training_rows(self) -> np.ndarray:
@@ -372,19 +382,21 @@ class Trainer:
     def finish(self) -> Path:
         """Write the best model (by validation loss, then against its clone memory alone) with its metrics CSV."""
         self.model.load_state_dict(self.best_state)
-        alone, alone_loss = False, None
+        alone, alone_loss, choice = False, None, None
         task = self.tasks[0]
         if len(self.tasks) == 1 and self.model.reference is None and (
                 self.memory is not None or (self.config.clone_memory and self.config.clone_refit
                                             and task.kind == "binary")):
             reps = [self.cache[int(i)] for i in self.val_idx[:self.config.repertoires_per_update]]
             sample = SequenceBags.from_repertoires(reps).to(self.device)
+            trained = self._validation_scores()
             if self.memory is None:
-                alone = self._memory_of_all_training(sample)
+                alone, choice = self._memory_of_all_training(sample, trained)
             else:
                 alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
-                alone = keep_memory_alone(self.model, self.memory, self.progress,
-                                          self.targets[task.name][self.val_idx], sample, self.config.embed_chunk)
+                choice = trained_model_wins(self.memory.validation_carried, trained,
+                                            self.targets[task.name][self.val_idx])
+                alone = keep_memory_alone(self.model, self.memory, choice, sample, self.config.embed_chunk)
                 if alone and self.config.clone_refit:
                     self._refit_memory(sample)
         calibration = self.calibrate()
@@ -392,7 +404,7 @@ class Trainer:
         subjects = self.store.subject_ids
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": best["update"],
                     "calibration": calibration,
-                    "memory_alone": alone, "memory_alone_val_loss": alone_loss, "best_val_loss": best["loss"],
+                    "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice, "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
