@@ -9,6 +9,9 @@ AUC (what chooses) and its held-out AUC (what the choice should have maximised),
 the held-out AUC of the best rule in hindsight.
 
     python benchmarks/clone_rule_choice.py /tmp/deeprc-matrix/cohort-reference [--inner-folds 10] [--json FILE]
+
+`--seed` sets the inner CV's split (the package uses the training seed, 0 by default) and `--exact` fits
+the exact rules only: across seeds, this shows how much an inner AUC owes to the inner split.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from deeprc_hopfield.clone_rules import clone_rules, prefer_exact_rules  # noqa:
 from deeprc_hopfield.public_clones import CLONE_INNER_FOLDS  # noqa: E402
 
 
-def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int) -> dict:
+def fold_rules(features, folds: np.ndarray, fold: int, inner_folds: int, seed: int = 0,
+               exact: bool = False) -> dict:
     """Each rule's (inner AUC, held-out AUC) on one fold, and which rule inner CV chooses."""
     train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     rules, fits = {}, []
     for rule in clone_rules():
-        choice = fit_public_clone_baseline(features, train, seed=0, rules=[rule], inner_folds=inner_folds)
+        if exact and rule.radius:
+            continue
+        choice = fit_public_clone_baseline(features, train, seed=seed, rules=[rule], inner_folds=inner_folds)
         score = choice.test.decision_function(choice.clones.incidence[test])
         held_out = roc_auc_score(features.y[test], score) if np.ptp(score) > 0 else 0.5
         rules[str(rule)] = {"inner_auc": round(float(choice.test.inner_auc), 3), "held_out_auc": round(held_out, 3)}
@@ -49,6 +55,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cohort", type=Path, help="a matrix cohort folder (store.h5, split.csv)")
     p.add_argument("--inner-folds", type=int, default=CLONE_INNER_FOLDS, help="inner CV folds (the package's: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="the inner CV's seed (default %(default)s)")
+    p.add_argument("--exact", action="store_true", help="the exact rules only")
     p.add_argument("--json", type=Path, help="write the per-fold results here")
     args = p.parse_args()
     features = read_features(args.cohort / "store.h5", "label", ("public_clones",))
@@ -57,7 +65,7 @@ def main() -> None:
     folds = np.array([fold_of[s] for s in features.subject_ids])
     results = []
     for fold in sorted(set(folds.tolist())):
-        row = fold_rules(features, folds, fold, args.inner_folds)
+        row = fold_rules(features, folds, fold, args.inner_folds, args.seed, args.exact)
         results.append(row)
         print(f"fold {fold}: chosen {row['chosen']} (held-out {row['chosen_held_out']:.3f}); best in hindsight "
               f"{row['best_in_hindsight']} ({row['best_held_out']:.3f})", flush=True)
@@ -67,7 +75,8 @@ def main() -> None:
     best = np.mean([r["best_held_out"] for r in results])
     print(f"mean held-out AUC: the rule chosen by inner CV {chosen:.3f}; the best rule in hindsight {best:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"cohort": str(args.cohort), "inner_folds": args.inner_folds, "folds": results,
+        args.json.write_text(json.dumps({"cohort": str(args.cohort), "inner_folds": args.inner_folds, "seed": args.seed,
+                                         "exact": args.exact, "folds": results,
                                          "command": " ".join(sys.argv)}, indent=1))
 
 

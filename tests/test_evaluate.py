@@ -14,7 +14,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, b
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate, parse_named_files
-from deeprc_hopfield.metrics import paired_auc_difference
+from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference, significantly_higher
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -120,3 +120,19 @@ def test_the_paired_auc_difference_and_its_standard_error_agree_with_sklearn_and
     assert paired_auc_difference(y, first, first) == (0.0, 0.0)
     with pytest.raises(ValueError, match="both classes"):
         paired_auc_difference(np.ones(5), first[:5], second[:5])
+
+
+def test_an_auc_is_tested_against_chance_with_its_own_standard_error() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.permutation(np.repeat([0, 1], 60))
+    strong, noise = rng.normal(size=120) + 0.8 * y, rng.normal(size=120)
+    gain, se = paired_auc_difference(y, np.zeros(120), strong)  # a constant score: AUC 0.5, no variance
+    assert gain == pytest.approx(roc_auc_score(y, strong) - 0.5)
+    boot = []
+    for _ in range(2000):
+        i = np.r_[rng.choice(np.flatnonzero(y == 1), 60), rng.choice(np.flatnonzero(y == 0), 60)]
+        boot.append(roc_auc_score(y[i], strong[i]))
+    assert se == pytest.approx(np.std(boot), rel=0.15)
+    assert significantly_higher(y, strong)
+    noise_gain, noise_se = paired_auc_difference(y, np.zeros(120), noise)
+    assert abs(noise_gain) < SIGNIFICANT_GAIN_Z * noise_se and not significantly_higher(y, noise)
