@@ -70,6 +70,11 @@ INNER_FOLDS = 5
 #: than an inner fit of 80% of the repertoires holds where receptors are rare, so 5 folds underrate the
 #: exact clone rules there (``benchmarks/clone_rule_choice.py``).
 CLONE_INNER_FOLDS = 10
+#: Repeats of the public-clone test's inner CV, each with other folds (seeds seed, seed + 1, ...); the
+#: inner AUC that chooses the p threshold, the pgen cutoff and the clone rule is their mean. One split's
+#: AUC is noisy where receptors are rare: on 120 repertoires it moved by up to 0.085 between seeds, and
+#: the rule it chose with it (``benchmarks/clone_rule_choice.py --seed``).
+CLONE_INNER_REPEATS = 3
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -471,8 +476,14 @@ def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS) -> StratifiedKF
     return StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
 
 
+def inner_splits(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS,
+                 repeats: int = CLONE_INNER_REPEATS) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per repeat r, the (train, test) rows of the stratified inner folds seeded by `seed` + r."""
+    return [list(inner_cv(y, seed + r, folds).split(np.zeros(len(y)), y)) for r in range(repeats)]
+
+
 def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
-                 folds: int = CLONE_INNER_FOLDS) -> int:
+                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> int:
     """The fewest repertoires that must carry a clone for :class:`PublicCloneTest` (inner folds of `seed`)
     fitted on repertoires of classes `y` ever to find its p below `threshold` (the loosest it tries).
 
@@ -484,7 +495,7 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
     y = np.unique(np.asarray(y), return_inverse=True)[1]
     if len(np.unique(y)) != 2 or np.bincount(y).min() < 2:
         return 2
-    fits = [y] + [y[train] for train, _ in inner_cv(y, seed, folds).split(np.zeros(len(y)), y)]
+    fits = [y] + [y[train] for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
     fewest = len(y) + 1
     for fit in fits:
         carriers = np.arange(2, int(fit.sum()) + 1)
@@ -562,8 +573,10 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         Fisher p-value thresholds tried by the inner cross-validation.
     inner_folds
         Inner folds (fewer where a class is smaller).
+    inner_repeats
+        Repeats of the inner CV, each with other folds; a pair's inner AUC is the mean of theirs.
     random_state
-        Seed of the inner folds.
+        Seed of the inner folds (repeat r: `random_state` + r).
 
     Fitted attributes
     -----------------
@@ -571,12 +584,13 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     threshold_ : the chosen p threshold; pgen_cutoff_ : the chosen pgen cutoff (None: no filter, as
     always without `pgen`); inner_aucs_ : (n_thresholds,) inner-CV ROC AUC of each threshold at
     the chosen cutoff; pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
-    row: no filter; one row without `pgen`); inner_auc_ : that of the chosen pair; inner_scores_ :
-    float64 (n_repertoires,), the out-of-fold shares of associated clones carried whose AUC that is;
-    inner_associated_ : per inner fold, (its test rows, the columns associated without them at the
-    chosen pair); out_of_fold_ :
+    row: no filter; one row without `pgen`), means over the repeats; inner_auc_ : that of the chosen
+    pair; inner_scores_ : float64 (n_repertoires,), the out-of-fold shares of associated clones carried
+    at that pair, averaged over the repeats; inner_associated_ : per inner fold of the first repeat, (its
+    test rows, the columns associated without them at the chosen pair); out_of_fold_ :
     float64 (n_repertoires,), each training repertoire's number of associated clones at that pair,
-    chosen without it (inner CV); calibration_ : the logistic map from the share of associated
+    chosen without it (the first repeat's inner folds, those of `inner_associated_`); calibration_ : the
+    logistic map from the share of associated
     clones carried to a probability (None where the inner scores are all equal; then base_rate_,
     the share of positives, is it); pgen_columns_, pgen_values_ : the candidate columns `pgen` was
     asked for and its answers (empty without `pgen`); pgen_removed_ : the clones below the chosen p
@@ -585,10 +599,11 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, thresholds: tuple[float, ...] = P_THRESHOLDS, inner_folds: int = CLONE_INNER_FOLDS,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, inner_repeats: int = CLONE_INNER_REPEATS) -> None:
         self.thresholds = thresholds
         self.inner_folds = inner_folds
         self.random_state = random_state
+        self.inner_repeats = inner_repeats
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray,
             pgen: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -610,27 +625,30 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         thresholds = tuple(self.thresholds)
         cutoffs = (None,) if pgen is None else (None, *sorted((float(c) for c in pgen_cutoffs), reverse=True))
         loosest = max(thresholds)
-        inner = []  # per inner fold: its test rows, the candidates' p, columns, and the test rows' incidence
-        for inner_train, inner_test in inner_cv(y, self.random_state, self.inner_folds).split(np.zeros(len(y)), y):
-            p, columns = _associated(X[inner_train], y[inner_train])
-            candidate = p < loosest
-            inner.append((inner_test, p[candidate], columns[candidate], X[inner_test][:, columns[candidate]]))
+        inner = []  # per inner fold: its repeat, test rows, the candidates' p, columns, and the test rows' incidence
+        for repeat, splits in enumerate(inner_splits(y, self.random_state, self.inner_folds, self.inner_repeats)):
+            for inner_train, inner_test in splits:
+                p, columns = _associated(X[inner_train], y[inner_train])
+                candidate = p < loosest
+                inner.append((repeat, inner_test, p[candidate], columns[candidate],
+                              X[inner_test][:, columns[candidate]]))
         p_final, columns_final = _associated(X, y)
         candidate = p_final < loosest
         p_final, columns_final = p_final[candidate], columns_final[candidate]
-        table = (_candidate_pgen(pgen, [fold[2] for fold in inner] + [columns_final]) if pgen is not None
+        table = (_candidate_pgen(pgen, [fold[3] for fold in inner] + [columns_final]) if pgen is not None
                  else (np.zeros(0, dtype=np.int64), np.zeros(0)))
-        shares = np.zeros((len(cutoffs), len(thresholds), len(y)))
-        counts = np.zeros((len(cutoffs), len(thresholds), len(y)))
-        for inner_test, p, columns, carried in inner:
+        shape = (self.inner_repeats, len(cutoffs), len(thresholds), len(y))
+        shares, counts = np.zeros(shape), np.zeros(shape)
+        for repeat, inner_test, p, columns, carried in inner:
             for c, cutoff in enumerate(cutoffs):
                 allowed = _pgen_allowed(columns, table, cutoff)
                 for t, threshold in enumerate(thresholds):
                     chosen = (p < threshold) & allowed
-                    counts[c, t, inner_test] = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
-                    shares[c, t, inner_test] = counts[c, t, inner_test] / max(int(chosen.sum()), 1)
-        self.pgen_inner_aucs_ = np.array([[roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in row]
-                                          for row in shares])
+                    found = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
+                    counts[repeat, c, t, inner_test] = found
+                    shares[repeat, c, t, inner_test] = found / max(int(chosen.sum()), 1)
+        self.pgen_inner_aucs_ = np.array([[[roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in row]
+                                           for row in repeat] for repeat in shares]).mean(axis=0)
         c, t = np.unravel_index(int(np.argmax(self.pgen_inner_aucs_)), self.pgen_inner_aucs_.shape)  # ties: first
         self.threshold_, self.pgen_cutoff_ = thresholds[t], cutoffs[c]
         below = p_final < self.threshold_
@@ -640,14 +658,14 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         self.pgen_columns_, self.pgen_values_ = table
         self.inner_aucs_ = self.pgen_inner_aucs_[c]
         self.inner_auc_ = float(self.pgen_inner_aucs_[c, t])
-        self.out_of_fold_ = counts[c, t]
-        self.inner_scores_ = shares[c, t]
+        self.out_of_fold_ = counts[0, c, t]
+        self.inner_scores_ = shares[:, c, t].mean(axis=0)
         self.inner_associated_ = [
             (rows, columns[(p < self.threshold_) & _pgen_allowed(columns, table, self.pgen_cutoff_)])
-            for rows, p, columns, _ in inner]
+            for repeat, rows, p, columns, _ in inner if repeat == 0]
         self.base_rate_ = float(y.mean())
-        self.calibration_ = (LogisticRegression(C=1e4).fit(shares[c, t][:, None], y) if np.ptp(shares[c, t]) > 0
-                             else None)
+        self.calibration_ = (LogisticRegression(C=1e4).fit(self.inner_scores_[:, None], y)
+                             if np.ptp(self.inner_scores_) > 0 else None)
         self.n_features_in_ = X.shape[1]
         log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
                   np.round(self.inner_aucs_, 3).tolist(), thresholds, len(self.associated_), self.threshold_)

@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.pgen import (MERGE_FROM, PgenModel, chain_of_genes, disk_cache, generation_probability,
                                   olga_chain)
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PublicCloneTest, _associated,
-                                          fit_public_clones, inner_cv)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, CLONE_INNER_REPEATS, P_THRESHOLDS, PublicCloneTest,
+                                          _associated, fit_public_clones, inner_cv)
 
 TRB = ["CASSLGQAYEQYF", "CAWSVAPDRGGYTF", "CASSPGTGGYEQYF", "CSARDRTGNGYTF"]
 
@@ -180,7 +180,7 @@ def test_no_pgen_is_exactly_the_test_as_before(seed):
     x = sparse.csr_matrix((rng.random((50, 300)) < 0.08) | ((rng.random((50, 300)) < 0.3 * seed / 2)
                                                              & (y[:, None] == 1) & (np.arange(300) < 10)))
     before = _fit_before_pgen(x, y, random_state=seed)
-    now = PublicCloneTest(random_state=seed).fit(x, y)
+    now = PublicCloneTest(random_state=seed, inner_repeats=1).fit(x, y)
     assert now.threshold_ == before["threshold"] and now.pgen_cutoff_ is None
     np.testing.assert_array_equal(now.associated_, before["associated"])
     np.testing.assert_array_equal(now.inner_aucs_, before["inner_aucs"])
@@ -191,8 +191,9 @@ def test_no_pgen_is_exactly_the_test_as_before(seed):
         np.testing.assert_array_equal(now.calibration_.coef_, before["calibration"].coef_)
         np.testing.assert_array_equal(now.calibration_.intercept_, before["calibration"].intercept_)
     assert now.pgen_columns_.size == 0 and now.pgen_inner_aucs_.shape == (1, len(P_THRESHOLDS))
-    assert PublicCloneTest(random_state=seed).get_params() == {"thresholds": P_THRESHOLDS, "inner_folds": CLONE_INNER_FOLDS,
-                                                               "random_state": seed}
+    assert PublicCloneTest(random_state=seed).get_params() == {
+        "thresholds": P_THRESHOLDS, "inner_folds": CLONE_INNER_FOLDS, "random_state": seed,
+        "inner_repeats": CLONE_INNER_REPEATS}
 
 
 def test_pgen_in_worker_processes_gives_the_same_values(monkeypatch):
@@ -245,3 +246,19 @@ def test_many_cache_files_are_merged_and_an_unwritable_folder_is_only_logged(tmp
         model = PgenModel("TRB")
         np.testing.assert_array_equal(model.pgen(TRB), PgenModel("TRB").pgen(TRB))
     assert model.computed == len(TRB) and "cannot write" in caplog.text
+
+
+def test_repeated_inner_cv_chooses_by_the_mean_of_the_repeats_aucs():
+    """Each repeat of the inner CV is the single-split test with the next seed; the p threshold is chosen
+    by the mean of their inner AUCs, and the out-of-fold counts are the first repeat's."""
+    rng = np.random.default_rng(4)
+    y = rng.permutation(np.repeat([0, 1], 30))
+    x = sparse.csr_matrix((rng.random((60, 300)) < 0.08) | ((rng.random((60, 300)) < 0.25)
+                                                             & (y[:, None] == 1) & (np.arange(300) < 10)))
+    singles = [_fit_before_pgen(x, y, random_state=seed) for seed in (3, 4, 5)]
+    repeated = PublicCloneTest(random_state=3, inner_repeats=3).fit(x, y)
+    mean = np.mean([single["inner_aucs"] for single in singles], axis=0)
+    np.testing.assert_allclose(repeated.inner_aucs_, mean)
+    assert repeated.threshold_ == P_THRESHOLDS[int(np.argmax(mean))] and repeated.inner_auc_ == pytest.approx(mean.max())
+    first = PublicCloneTest(thresholds=(repeated.threshold_,), random_state=3, inner_repeats=1).fit(x, y)
+    np.testing.assert_array_equal(repeated.out_of_fold_, first.out_of_fold_)

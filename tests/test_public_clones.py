@@ -16,8 +16,8 @@ from deeprc_hopfield.cdr3 import core
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interpret.ranking import name_keys
-from deeprc_hopfield.public_clones import (P_THRESHOLDS, PublicCloneTest, clone_incidence, clone_keys, clone_set,
-                                           fisher_enrichment, fit_public_clones, gene_code, gene_codes,
+from deeprc_hopfield.public_clones import (CLONE_INNER_REPEATS, P_THRESHOLDS, PublicCloneTest, clone_incidence,
+                                           clone_keys, clone_set, fisher_enrichment, fit_public_clones, gene_code, gene_codes,
                                            repertoire_clones, repertoire_keys, resolve_rows, resolve_wildcards,
                                            search_sorted, unique_keys, with_v, without_v)
 from deeprc_hopfield.store import Repertoire
@@ -200,7 +200,8 @@ def test_public_clone_test_finds_the_clones_carried_by_positives_only():
 def test_public_clone_test_is_a_scikit_learn_estimator():
     test = PublicCloneTest(thresholds=(1e-3,), inner_folds=3, random_state=4)
     fresh = clone(test)
-    assert fresh.get_params() == {"thresholds": (1e-3,), "inner_folds": 3, "random_state": 4}
+    assert fresh.get_params() == {"thresholds": (1e-3,), "inner_folds": 3, "random_state": 4,
+                                  "inner_repeats": CLONE_INNER_REPEATS}
     with pytest.raises(NotFittedError):
         fresh.predict_proba(sparse.csr_matrix((2, 3), dtype=bool))
     y = np.array(["control", "case"] * 10)  # classes sorted: "case" first, so "control" is positive
