@@ -205,6 +205,7 @@ def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, stor
             "refit_rule": (f"{rule['refit'].get('v_level')}/{rule['refit'].get('radius')}"
                            if rule and rule.get("refit") else None),
             "reference_used": (training.get("reference") or {}).get("used"),
+            **{f"validation_{k}": v for k, v in (training.get("memory_choice") or {}).items() if k != "trained_wins"},
             "train_s": seconds["train"], "updates": n_updates, "s_per_update": seconds["train"] / n_updates,
             "predict_s": seconds["predict"], "kmer_lr_s": seconds["kmer_lr"], "public_clone_s": seconds["public_clone"]}
 
