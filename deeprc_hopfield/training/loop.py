@@ -36,7 +36,7 @@ from deeprc_hopfield.clone_rules import AUTO
 from deeprc_hopfield.training.checkpoint import (
     check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
-from deeprc_hopfield.training.clone_memory import MemoryFit, carried_auc, fit_clone_memory, refit_clone_memory
+from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
     TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
@@ -247,8 +247,8 @@ class Trainer:
     def _memory_of_all_training(self, sample: SequenceBags, trained: np.ndarray) -> tuple[bool, dict | None]:
         """Where the fitting repertoires left the memory empty: the memory chosen on all training repertoires
         (`refit_clone_memory`), kept alone unless the trained model (validation scores `trained`) ranks the
-        validation repertoires, each counted with the clones chosen without it (inner CV), significantly
-        better. Rare exact clones need every training carrier to pass the test; the fitting repertoires alone
+        validation repertoires, each counted with the clones chosen without it (inner CV), better by more
+        than `selection.TRAINED_MODEL_MARGIN_SE` standard errors. Rare exact clones need every training carrier to pass the test; the fitting repertoires alone
         may hold too few (families of one-substitution variants pool their carriers, so the radius is 0 unless
         the config fixes it: also the cheaper collection, as every cohort without public clones comes here).
         Returns whether the memory alone was kept, and the choice (None when there was no memory)."""
@@ -404,7 +404,8 @@ class Trainer:
         subjects = self.store.subject_ids
         training = {**asdict(self.config), "store": str(self.store.path), "best_update": best["update"],
                     "calibration": calibration,
-                    "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice, "best_val_loss": best["loss"],
+                    "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice,
+                    "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],

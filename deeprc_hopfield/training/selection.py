@@ -77,21 +77,22 @@ def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, l
     a tie or a gain within noise), with both AUCs and the gain in standard errors."""
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) < 2:
-        return {"trained_auc": math.nan, "memory_auc": math.nan, "gain_z": math.nan, "trained_wins": True}
+        return {"trained_auc": None, "memory_auc": None, "gain_z": None, "trained_wins": True}
     gain, se = paired_auc_difference(labels, memory_carried, trained_scores)
     return {"trained_auc": round(float(roc_auc_score(labels, trained_scores)), 4),
             "memory_auc": round(carried_auc(memory_carried, labels), 4),
-            "gain_z": round(gain / se, 3) if se > 0 else (math.inf if gain > 0 else 0.0),
+            "gain_z": round(gain / se, 3) if se > 0 else None,  # None: no variance (then any gain wins)
             "trained_wins": bool(gain > TRAINED_MODEL_MARGIN_SE * se)}
 
 
 def describe_choice(choice: dict) -> str:
     """One log line's worth of a `trained_model_wins` choice."""
-    verdict = "more than" if choice["trained_wins"] else "not more than"
     kept = "the trained model is kept" if choice["trained_wins"] else "the memory alone is kept"
+    if choice["trained_auc"] is None:
+        return f"the validation repertoires hold one class: {kept}"
+    lead = "no standard error" if choice["gain_z"] is None else f"{choice['gain_z']:.2f} standard errors"
     return (f"validation AUC {choice['memory_auc']:.3f} by the memory alone, {choice['trained_auc']:.3f} by the "
-            f"trained model, which leads by {choice['gain_z']:.2f} standard errors, {verdict} "
-            f"{TRAINED_MODEL_MARGIN_SE:g}: {kept}")
+            f"trained model, which leads by {lead} (needs more than {TRAINED_MODEL_MARGIN_SE:g}): {kept}")
 
 
 def keep_memory_alone(model: RepertoireClassifier, memory: MemoryFit, choice: dict, sample: SequenceBags,
