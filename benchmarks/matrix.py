@@ -227,11 +227,13 @@ def table() -> str:
             lines.append(f"| {name} | {ROWS[name].what} | not run yet | | | | | | | |")
             continue
         recalls = ", ".join(f"{k} {v:.2f}" for k, v in s["recalls"].items())
-        lines.append(f"| {name} | {s['what']} | **{s['model']:.3f}** ({s['model_sd']:.3f}; {s['n_folds']}) | {s['kmer']:.3f} | "
+        lines.append(f"| {name} ({s['commit']}) | {s['what']} | **{s['model']:.3f}** ({s['model_sd']:.3f}; {s['n_folds']}) | {s['kmer']:.3f} | "
                      f"{s['clones']:.3f} | {_auc(s['plain'])} | {s['recall']:.2f} ({recalls}) | {s['rule']} | {goal_met(s, summaries)} | "
                      f"{s['train_s']:.0f} |")
     runs = sorted({(s["commit"], s["date"], s["machine"]) for s in summaries.values()})
-    notes = [f"- rows of commit {c}, {d}, on {m}" for c, d, m in runs]
+    notes = [f"- rows of commit {c}, {d}, on {m}" for c, d, m in runs] + [
+        "- each row names the commit it ran at: a row of an older commit predates later changes to the code and is "
+        "stale where those changes touch its path (see the session notes below the table)"]
     return "\n".join(lines + [""] + notes + [
         "- public-clone test: the package's `public_clones` baseline (clone rule, p threshold and pgen cutoff "
         "chosen by inner CV; the same implementation as the clone memory); Emerson's test: the same test with one "
