@@ -16,9 +16,11 @@
   out-of-fold scores.
 
 For every outer fold K, both are fitted on the repertoires whose fold is not K only, then score
-fold K: no label of fold K reaches a fit. (Label-free steps see the whole cohort: only clones
-carried by two repertoires or more are kept, since a clone seen once can never reach significance,
-and a CDR3 without a V call is resolved to the clones of its core that the cohort holds with one.)
+fold K: no label of fold K reaches a fit, and no clone that only fold K holds is a candidate (at
+radius 1, a clone of fold K would otherwise count the training repertoires near it). The clones are
+collected once for the whole cohort, label-free: only those carried by enough repertoires to reach
+significance in some fit are kept, and a CDR3 without a V call is resolved to the clones of its core
+that the cohort holds with one (the clone memory resolves it among its training repertoires).
 Binary labels only.
 """
 
@@ -155,9 +157,11 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
                               inner_folds: int = CLONE_INNER_FOLDS) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
     repertoires at `train` (store indices): its `test` scores any repertoire by ``choice.clones.incidence``
-    of the whole cohort. `rules`: choose among these only (default: every rule of `features`)."""
+    of the whole cohort. Its candidate clones are those a repertoire at `train` holds itself, as the
+    clone memory collects them from its training repertoires. `rules`: choose among these only
+    (default: every rule of `features`)."""
     train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
-    clones = [c for c in features.clones if rules is None or c.rule in rules]
+    clones = [c.held_by(train) for c in features.clones if rules is None or c.rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds)

@@ -36,8 +36,8 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
-                                           clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
-                                           unique_keys, v_codes, with_v)
+                                           clone_presence, clone_set, in_sorted, repertoire_keys, resolve_wildcards,
+                                           search_sorted, unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,28 @@ class CohortClones:
 
     incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone carried by `min_carriers`
     repertoires or more (at radius 1: holds it or a neighbour); keys: int64 (n_shared,), the exact key
-    (`public_clones.clone_keys`, V at the rule's level) of each column's clone.
+    (`public_clones.clone_keys`, V at the rule's level) of each column's clone; held: bool CSR like
+    `incidence`, which repertoire holds the column's clone itself (its exact key; None: not recorded).
     """
 
     rule: CloneRule
     incidence: sparse.csr_matrix
     keys: np.ndarray
+    held: sparse.csr_matrix | None = None
 
     def rows(self, which: np.ndarray) -> "CohortClones":
         """The same clones, for the repertoires at `which` (indices or a mask) only."""
-        return CohortClones(self.rule, self.incidence[which], self.keys)
+        return CohortClones(self.rule, self.incidence[which], self.keys,
+                            None if self.held is None else self.held[which])
+
+    def held_by(self, which: np.ndarray) -> "CohortClones":
+        """The clones that one of the repertoires at `which` (indices or a mask) holds itself, for every
+        repertoire: the columns that collecting those repertoires alone gives (at radius 1 a column is a
+        clone of one of them), so that a fit on them takes no clone from the others."""
+        if self.held is None:
+            raise ValueError("these clones do not record which repertoire holds each")
+        own = np.flatnonzero(np.diff(sparse.csc_matrix(self.held[which]).indptr) > 0)
+        return CohortClones(self.rule, self.incidence[:, own], self.keys[own], self.held[:, own])
 
 
 class CloneCollector:
@@ -143,8 +155,10 @@ class CloneCollector:
         out = []
         for rule in self.rules:
             if rule.radius == 0:
-                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers)
-                out.append(CohortClones(rule, incidence, keys))
+                sets = self._sets[rule.v_level]
+                incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers)
+                held = clone_presence([np.concatenate([s.keys, s.unknown]) for s in sets], keys)
+                out.append(CohortClones(rule, incidence, keys, held))
             else:
                 out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
                                              self.centres))
@@ -335,7 +349,8 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     repertoires or more are kept. `clones`: per repertoire (distinct clone keys, their core keys, their
     V codes)."""
     if not clones:
-        return CohortClones(rule, sparse.csr_matrix((0, 0), dtype=bool), np.zeros(0, dtype=np.int64))
+        empty = sparse.csr_matrix((0, 0), dtype=bool)
+        return CohortClones(rule, empty, np.zeros(0, dtype=np.int64), empty)
     core_table, core_pairs = joined
     all_keys = np.concatenate([c[0] for c in clones])
     rows = np.repeat(np.arange(len(clones)), [len(c[0]) for c in clones])
@@ -361,7 +376,8 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
         blocks.append(carried[shared].astype(bool))
         kept.append(block[shared])
     incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
-    return CohortClones(rule, incidence, table[np.concatenate(kept) if kept else np.zeros(0, int)])
+    columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return CohortClones(rule, incidence, table[columns], holders[columns].T.tocsr().astype(bool))
 
 
 @dataclass

@@ -181,3 +181,25 @@ def merge(a: Repertoire, b: Repertoire) -> Repertoire:
 
     junctions = decode(a.codes, a.lengths) + decode(b.codes, b.lengths)
     return junction_repertoire(a.subject_id, junctions, list(a.v_index) + list(b.v_index))
+
+
+@pytest.mark.parametrize("rules, v_calls", [(clone_rules(radius=1), [2, 2, 3, -1]), (clone_rules(radius=0), [2, 2, 3])])
+def test_the_baseline_takes_its_candidate_clones_from_its_training_repertoires_only(rules, v_calls):
+    """Clones collected once for the whole cohort, then restricted to those a training repertoire holds
+    itself, are the clones that collecting the training repertoires alone gives (the clone memory's), with
+    the same training carriers: a family member held only by held-out repertoires is no candidate, though
+    at radius 1 it would count the training repertoires near it."""
+    members = [CLONE] + [substituted(CLONE, p, "W") for p in (4, 5, 6)]
+    held_out_only = substituted(CLONE, 7, "Y")
+    reps, _ = cohort(lambda i, rng: (members[int(rng.integers(len(members)))], v_calls[i % len(v_calls)]), seed=5)
+    train = np.arange(0, len(reps), 2)
+    reps = [merge(rep, junction_repertoire("x", [held_out_only], [2])) if i % 2 else rep for i, rep in enumerate(reps)]
+    whole = cohort_clones(reps, V_GENES, rules)
+    alone = cohort_clones([reps[i] for i in train], V_GENES, rules)
+    for every, own in zip(whole, alone):
+        fitted = every.held_by(train).rows(train)
+        shared = np.flatnonzero(np.asarray(fitted.incidence.sum(axis=0)).ravel() >= 2)  # alone: 2 carriers or more
+        assert len(own.keys) >= 3 and np.array_equal(fitted.keys[shared], own.keys)
+        assert (fitted.incidence[:, shared] != own.incidence).nnz == 0
+        if every.rule.radius == 1:  # the whole cohort's collection does hold the held-out-only member
+            assert len(every.keys) > len(every.held_by(train).keys)
