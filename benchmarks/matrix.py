@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from accuracy import LABEL, evaluate_fold, simulated_cohort, timed, train_and_predict
+from accuracy import LABEL, baselines, evaluate_fold, simulated_cohort, timed, train_and_predict
 from deeprc_hopfield.baselines import read_features
 from deeprc_hopfield.simulate import SimulationSettings, parse_motifs
 
@@ -111,21 +111,12 @@ def commit() -> str:
 
 def run_row(row: Row, args: argparse.Namespace) -> dict:
     """Every fold of one row; returns (and writes) its raw results."""
-    from reference import receptor_list, write_references  # its list and references (issue 15)
+    from reference import write_references  # its list and references (issue 15)
 
     started = time.perf_counter()
-    settings = dict(row.settings)
-    if "motifs" in settings:
-        settings["motifs"] = parse_motifs(",".join(settings["motifs"])) if settings["motifs"] else ()
     work = args.work / row.name
     work.mkdir(parents=True, exist_ok=True)
-    listed = args.work / "signal_list.tsv"  # one list for every reference row, so they share their cohort
-    if row.reference is not None:
-        receptor_list(500, args.seed + 500).to_csv(listed, sep="\t", index=False)
-        settings["signal_pool"] = str(listed)
-    ns = argparse.Namespace(settings=SimulationSettings(**settings), keep=args.work / f"cohort-{_cohort_id(row)}",
-                            threads=args.threads, folds=args.folds, seed=args.seed, config=None, updates=None,
-                            top=20, reference=None)
+    ns, listed = row_namespace(row, args)
     rows = []
     with simulated_cohort(ns, "matrix.") as (cohort_work, cohort, store, split, seconds):
         if row.reference not in (None, "none"):
@@ -149,6 +140,47 @@ def run_row(row: Row, args: argparse.Namespace) -> dict:
                + (f" --fold-list {','.join(map(str, args.fold_list))}" if args.fold_list else "")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{row.name}.json").write_text(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def row_namespace(row: Row, args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
+    """What `accuracy.simulated_cohort` and `evaluate_fold` take for a row, and the reference rows' list
+    (written, as their cohort's signal pool)."""
+    from reference import receptor_list
+
+    settings = dict(row.settings)
+    if "motifs" in settings:
+        settings["motifs"] = parse_motifs(",".join(settings["motifs"])) if settings["motifs"] else ()
+    listed = args.work / "signal_list.tsv"  # one list for every reference row, so they share their cohort
+    if row.reference is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        receptor_list(500, args.seed + 500).to_csv(listed, sep="\t", index=False)
+        settings["signal_pool"] = str(listed)
+    ns = argparse.Namespace(settings=SimulationSettings(**settings), keep=args.work / f"cohort-{_cohort_id(row)}",
+                            threads=args.threads, folds=args.folds, seed=args.seed, config=None, updates=None,
+                            top=20, reference=None)
+    return ns, listed
+
+
+def rerun_baselines(row: Row, args: argparse.Namespace) -> dict:
+    """A row's baseline columns re-made at the current commit on the same cohort and folds, its model's kept:
+    for a change to the baselines alone (the row keeps its model's commit; the table names both)."""
+    path = RESULTS / f"{row.name}.json"
+    out = json.loads(path.read_text())
+    ns, _ = row_namespace(row, args)
+    with simulated_cohort(ns, "matrix.") as (_, _, store, split, _):
+        features = read_features(store, LABEL, ("kmer", "public_clones"))
+        fold_of = split["fold"].to_numpy()
+        for result in out["folds"]:
+            seconds: dict = {}
+            test, train = np.flatnonzero(fold_of == result["fold"]), np.flatnonzero(fold_of != result["fold"])
+            result.update(baselines(features, train, test, args.seed, seconds),
+                          kmer_lr_s=seconds["kmer_lr"], public_clone_s=seconds["public_clone"])
+            print(json.dumps({"row": row.name, "baselines_only": True, **result}, default=str), flush=True)
+    out.update(baselines_commit=commit(), baselines_date=time.strftime("%Y-%m-%d"),
+               baselines_command=f"python benchmarks/matrix.py --baselines-only --rows {row.name} "
+                                 f"--threads {args.threads}")
+    path.write_text(json.dumps(out, indent=1, default=str))
     return out
 
 
@@ -188,7 +220,9 @@ def summarise(result: dict) -> dict:
             "rule": "; ".join([", ".join(f"{r} ({n})" for r, n in rules.items())] * bool(len(rules))
                               + [f"memory empty ({int((~used).sum())})"] * bool((~used).any())) or "-",
             "memory_alone": int(folds.get("memory_alone", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
-            "train_s": float(folds["train_s"].median()), "n_folds": len(folds), "commit": result["commit"],
+            "train_s": float(folds["train_s"].median()), "n_folds": len(folds),
+            "commit": result["commit"] + (f"; baselines {result['baselines_commit']}"
+                                          if result.get("baselines_commit") else ""),
             "date": result["date"], "machine": result["machine"], "command": result["command"]}
 
 
@@ -233,7 +267,9 @@ def table() -> str:
     runs = sorted({(s["commit"], s["date"], s["machine"]) for s in summaries.values()})
     notes = [f"- rows of commit {c}, {d}, on {m}" for c, d, m in runs] + [
         "- each row names the commit it ran at: a row of an older commit predates later changes to the code and is "
-        "stale where those changes touch its path (see the session notes below the table)"]
+        "stale where those changes touch its path (see the session notes below the table); \"baselines C\": the "
+        "baseline columns re-made at commit C (`--baselines-only`, after a change to the baselines alone), the "
+        "model's from the row's commit"]
     return "\n".join(lines + [""] + notes + [
         "- public-clone test: the package's `public_clones` baseline (clone rule, p threshold and pgen cutoff "
         "chosen by inner CV; the same implementation as the clone memory); Emerson's test: the same test with one "
@@ -270,6 +306,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fold-list", type=lambda t: [int(x) for x in t.split(",")],
                    help="run only these folds (exploration; the table shows how many folds a row has)")
     p.add_argument("--table", action="store_true", help="only rebuild the table from the row files")
+    p.add_argument("--baselines-only", action="store_true",
+                   help="re-make only the baseline columns of the rows' files (after a change to the baselines alone)")
     args = p.parse_args(argv)
     names = list(ROWS) if args.rows == "all" else args.rows.split(",")
     unknown = [n for n in names if n not in ROWS]
@@ -284,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if not args.table:
         for name in args.names:
-            run_row(ROWS[name], args)
+            (rerun_baselines if args.baselines_only else run_row)(ROWS[name], args)
             write_table()
     write_table()
     print(table())
