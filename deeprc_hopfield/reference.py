@@ -8,6 +8,10 @@ compared without regard to case (:func:`detect_reference_format`):
   chain, TRA/TRB), `Species` (`HomoSapiens`, ...), `Epitope`, `Epitope gene`, `Epitope species`.
 * **VDJdb release file** (`vdjdb.txt` or `vdjdb.slim.txt` of a GitHub release): `cdr3`, `v.segm`,
   `j.segm`, `gene`, `species`, `antigen.epitope`, `antigen.gene`, `antigen.species`.
+* **VDJdb paired file** (`vdjdb_full.txt` of a release, or a submission chunk of the vdjdb-db
+  repository): `cdr3.alpha`, `v.alpha`, `j.alpha`, `cdr3.beta`, `v.beta`, `j.beta`, `species`,
+  `antigen.epitope`, `antigen.gene`, `antigen.species`; each row gives one receptor per chain with
+  a CDR3 (a row of neither is read as an empty CDR3).
 * **Plain table** (TSV or CSV): a CDR3 column `junction_aa` (junctions), `cdr3_aa` (IMGT CDR3s),
   `cdr3` or `cdr3aa` (junctions), and optionally `v_call`, `j_call`, `locus` (or `chain`),
   `species`, `epitope`, `antigen`, `antigen_gene`.
@@ -68,6 +72,12 @@ _VDJDB_WEB = {"cdr3": "cdr3", "v_call": "v", "j_call": "j", "locus": "gene", "sp
               "epitope": "epitope", "antigen_gene": "epitope gene", "antigen": "epitope species"}
 _VDJDB_RELEASE = {"cdr3": "cdr3", "v_call": "v.segm", "j_call": "j.segm", "locus": "gene", "species": "species",
                   "epitope": "antigen.epitope", "antigen_gene": "antigen.gene", "antigen": "antigen.species"}
+#: A paired file: the columns of each chain, then those its two chains share.
+_VDJDB_PAIRED = {"TRA": {"cdr3": "cdr3.alpha", "v_call": "v.alpha", "j_call": "j.alpha"},
+                 "TRB": {"cdr3": "cdr3.beta", "v_call": "v.beta", "j_call": "j.beta"}}
+_VDJDB_PAIRED_SHARED = {"species": "species", "epitope": "antigen.epitope", "antigen_gene": "antigen.gene",
+                        "antigen": "antigen.species"}
+_PAIRED_SOURCE = "VDJdb paired file"
 #: CDR3 columns of a plain table, first present wins, with the convention each holds.
 _PLAIN_CDR3 = {"junction_aa": JUNCTION, "cdr3_aa": IMGT_CDR3, "cdr3": JUNCTION, "cdr3aa": JUNCTION}
 _PLAIN_OTHER = {"v_call": ("v_call", "v_gene", "v"), "j_call": ("j_call", "j_gene", "j"),
@@ -182,15 +192,17 @@ def detect_reference_format(header: list[str], path: str | Path | None = None) -
     for roles, source in ((_VDJDB_WEB, "VDJdb web export"), (_VDJDB_RELEASE, "VDJdb release file")):
         if {roles["cdr3"], roles["locus"], roles["species"], roles["epitope"]} <= names:
             return VDJDB, source, {role: by_lower[col] for role, col in roles.items() if col in names}
+    paired = {**{f"{role}.{chain}": col for chain, roles in _VDJDB_PAIRED.items() for role, col in roles.items()},
+              **_VDJDB_PAIRED_SHARED}
+    if {"cdr3.alpha", "cdr3.beta", "species", "antigen.epitope"} <= names:
+        return VDJDB, _PAIRED_SOURCE, {role: by_lower[col] for role, col in paired.items() if col in names}
     cdr3 = next((name for name in _PLAIN_CDR3 if name in names), None)
     if cdr3 is None:
         shown = ", ".join(header[:16]) + (" ..." if len(header) > 16 else "")
-        hint = ""
-        if {"cdr3.alpha", "cdr3.beta"} & names:
-            hint = " (VDJdb's paired vdjdb_full.txt is not read: use vdjdb.txt, vdjdb.slim.txt or the web export)"
         raise ReferenceFileError(
-            "reference table needs a CDR3 column: VDJdb's 'CDR3' with 'Gene', 'Species' and 'Epitope', or "
-            f"one of {', '.join(repr(c) for c in _PLAIN_CDR3)}{hint}; found: {shown}", path, line=1)
+            "reference table needs a CDR3 column: VDJdb's 'CDR3' with 'Gene', 'Species' and 'Epitope', VDJdb's "
+            "paired 'cdr3.alpha' and 'cdr3.beta' with 'species' and 'antigen.epitope', or "
+            f"one of {', '.join(repr(c) for c in _PLAIN_CDR3)}; found: {shown}", path, line=1)
     columns = {"cdr3": by_lower[cdr3]}
     for role, candidates in _PLAIN_OTHER.items():
         found = next((name for name in candidates if name in names), None)
@@ -245,10 +257,14 @@ def read_reference(
     try:
         header, delimiter = read_header(path)
         fmt, source, columns = detect_reference_format(header, path)
+        cdr3_columns = tuple(col for role, col in columns.items() if role.startswith("cdr3"))
         frame = read_columns(path, delimiter, list(dict.fromkeys(columns.values())), missing=_MISSING,
-                             text=(columns["cdr3"],))
+                             text=cdr3_columns)
     except InputFormatError as exc:
         raise ReferenceFileError(exc.message, exc.path, exc.line, exc.column) from None
+    lines = np.arange(len(frame)) + 2  # the file line of each row
+    if source == _PAIRED_SOURCE:
+        frame, columns, lines = _one_chain_per_row(frame, columns)
     n = len(frame)
     not_applied: list[str] = []
     if species and "species" not in columns:
@@ -296,7 +312,7 @@ def read_reference(
     if (keep & invalid).any():
         first = int(np.flatnonzero(keep & invalid)[0])
         log.warning("%s: %d CDR3s with letters that are not amino acids dropped (first: line %d, '%s')",
-                    path, int((keep & invalid).sum()), first + 2, cdr3.iloc[first])
+                    path, int((keep & invalid).sum()), lines[first], cdr3.iloc[first])
     _drop(keep, invalid, counts, "invalid_cdr3")
 
     convention = recognise(cdr3.where(~invalid & (lengths > 0)), columns["cdr3"],
@@ -323,6 +339,27 @@ def read_reference(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+def _one_chain_per_row(frame: pd.DataFrame, columns: dict[str, str]
+                       ) -> tuple[pd.DataFrame, dict[str, str], np.ndarray]:
+    """A paired file's rows as one row per chain with a CDR3 (a row of neither kept once, its CDR3
+    empty): the frame with a `locus` column, its columns by role, and each row's file line."""
+    shared = {role: columns[role] for role in _VDJDB_PAIRED_SHARED if role in columns}
+    parts, lines = [], []
+    for chain in _VDJDB_PAIRED:
+        own = {role: columns.get(f"{role}.{chain}") for role in _VDJDB_PAIRED[chain]}
+        part = pd.DataFrame({role: frame[col] if col else None for role, col in own.items()}, index=frame.index)
+        has = part["cdr3"].fillna("").astype(str).str.strip().ne("").to_numpy()
+        if chain == "TRA":
+            neither = ~has & frame[columns["cdr3.TRB"]].fillna("").astype(str).str.strip().eq("").to_numpy()
+            has = has | neither
+        part = part.assign(locus=chain, **{role: frame[col] for role, col in shared.items()})[has]
+        parts.append(part)
+        lines.append(np.flatnonzero(has) + 2)
+    out = pd.concat(parts, ignore_index=True)
+    return out, {**{role: role for role in ("cdr3", "v_call", "j_call", "locus")}, **{r: r for r in shared}}, \
+        np.concatenate(lines)
+
+
 def _check_chain(chain: str | None, path: Path) -> str | None:
     """The chain asked for in upper case; one that is not a locus is an error."""
     if chain is None or not str(chain).strip():

@@ -277,8 +277,32 @@ def test_no_cdr3_column_names_the_columns_found(tmp_path: Path) -> None:
     text = one_line(exc, path)
     assert "line 1" in text and "found: sequence, v_gene, epitope" in text
     paired = write(tmp_path / "vdjdb_full.txt", [["cdr3.alpha", "cdr3.beta", "species"], ["CAVF", "CASSF", "H"]])
-    with pytest.raises(ReferenceFileError, match="vdjdb_full.txt"):
-        read_reference(paired)
+    with pytest.raises(ReferenceFileError, match="'cdr3.alpha' and 'cdr3.beta' with 'species' and 'antigen.epitope'"):
+        read_reference(paired)  # paired, but without its epitope column
+
+
+def test_vdjdb_paired_file_gives_one_receptor_per_chain(tmp_path: Path, caplog) -> None:
+    """A submission chunk (vdjdb-db's `chunks/`) or `vdjdb_full.txt`: a row holds an alpha and a beta chain,
+    either may be empty; each chain with a CDR3 is a receptor, a row with neither an empty CDR3."""
+    header = ["cdr3.alpha", "v.alpha", "j.alpha", "cdr3.beta", "v.beta", "d.beta", "j.beta", "species", "mhc.a",
+              "mhc.b", "mhc.class", "antigen.epitope", "antigen.gene", "antigen.species", "reference.id"]
+    tail = ["HLA-A*02:01", "B2M", "MHCI", "NLVPMVATV", "pp65", "CMV", "PMID:1"]
+    rows = [header,
+            ["CAVNDYKLSF", "TRAV12-2*01", "TRAJ20*01", "CASSLGQAYEQYF", "TRBV5-1*01", "", "TRBJ2-7*01",
+             "HomoSapiens", *tail],
+            ["", "", "", "CASSPDRGGYTF", "TRBV19*01", "", "TRBJ1-2*01", "HomoSapiens", *tail],
+            ["", "", "", "CASS*LGF", "TRBV5-1*01", "", "TRBJ2-7*01", "HomoSapiens", *tail],
+            ["", "", "", "", "", "", "", "HomoSapiens", *tail]]
+    with caplog.at_level(logging.WARNING, logger="deeprc_hopfield.reference"):
+        ref = read_reference(write(tmp_path / "PMID_1.txt", rows), species="human")
+    assert ref.source == "VDJdb paired file" and ref.fmt == "vdjdb"
+    assert by_junction(ref)["CAVNDYKLSF"]["locus"] == "TRA" and by_junction(ref)["CASSLGQAYEQYF"]["locus"] == "TRB"
+    assert by_junction(ref)["CASSPDRGGYTF"]["v_call"] == "TRBV19"
+    assert (ref.counts["n_rows_read"], ref.counts["invalid_cdr3"], ref.counts["empty_cdr3"], ref.counts["kept"]) \
+        == (5, 1, 1, 3)
+    assert "line 4, 'CASS*LGF'" in caplog.text  # the file's line, though its alpha chain was no row
+    beta = read_reference(tmp_path / "PMID_1.txt", chain="TRB", antigen="CMV")
+    assert sorted(beta.table["junction_aa"]) == ["CASSLGQAYEQYF", "CASSPDRGGYTF"]
 
 
 def test_unknown_chain_value_in_the_file_names_line_and_column(tmp_path: Path) -> None:
