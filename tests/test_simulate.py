@@ -434,6 +434,23 @@ def test_receptor_list_vdjdb_columns_other_chains_and_imgt_cdr3s(tmp_path):
     assert read.table["junction_aa"].str.startswith("C").all()
 
 
+def test_receptor_list_reads_a_vdjdb_paired_file_by_chain(tmp_path):
+    """A submission chunk of vdjdb-db (`cdr3.alpha` ... `j.beta`): a TRB list reads the beta columns, and a
+    row without a beta chain is incomplete."""
+    from deeprc_hopfield.simulate import read_receptor_list
+
+    rows = ["cdr3.alpha\tv.alpha\tj.alpha\tcdr3.beta\tv.beta\td.beta\tj.beta\tspecies\tantigen.epitope",
+            "CAVNDYKLSF\tTRAV12-2*01\tTRAJ20*01\tCASSLGQAYEQYF\tTRBV5-1*01\t\tTRBJ2-7*01\tHomoSapiens\tNLVPMVATV",
+            "CAVRDSNYQLIW\tTRAV1-2*01\tTRAJ33*01\t\t\t\t\tHomoSapiens\tNLVPMVATV",
+            "\t\t\tCASSPDRGGYTF\tTRBV19*01\t\tTRBJ1-2*01\tHomoSapiens\tNLVPMVATV"]
+    (tmp_path / "chunk.txt").write_text("\n".join(rows) + "\n")
+    beta = read_receptor_list(tmp_path / "chunk.txt", "TRB")
+    assert beta.table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPDRGGYTF"]
+    assert beta.table["v_call"].tolist() == ["TRBV5-1*01", "TRBV19*01"] and beta.notes["incomplete"] == 1
+    alpha = read_receptor_list(tmp_path / "chunk.txt", "TRA")
+    assert alpha.table["junction_aa"].tolist() == ["CAVNDYKLSF", "CAVRDSNYQLIW"]
+
+
 @pytest.mark.parametrize("make, extra, message", [
     (None, [], "signal pool file not found"),
     ("junction_aa\tv_call\nCASSLGQAYEQYF\tTRBV5-1\n", [], "needs a column j_call or j"),

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Column of the list -> accepted names (case-insensitive), first found wins (VDJdb: CDR3, V, J).
 LIST_COLUMNS = {"junction_aa": ("junction_aa", "cdr3"), "v_call": ("v_call", "v"), "j_call": ("j_call", "j")}
+#: A VDJdb paired file (`vdjdb_full.txt`, a submission chunk) names its columns by chain: `cdr3.beta`, ...
+PAIRED_CHAIN_WORDS = {"TRA": "alpha", "TRB": "beta"}
 #: Columns of truth/signal_pool.tsv.
 POOL_COLUMNS = ["line", "junction_aa", "v_call", "j_call", "in_pool", "pgen", "weight", "positives", "negatives"]
 
@@ -95,11 +97,20 @@ def _separator(path: Path) -> str:
     return "\t" if "\t" in header else ","
 
 
+def _list_columns(chain: str) -> dict[str, tuple[str, ...]]:
+    """The names each column of a receptor list may have for `chain` (a paired file's for that chain last)."""
+    word = PAIRED_CHAIN_WORDS.get(chain)
+    paired = {"junction_aa": "cdr3", "v_call": "v", "j_call": "j"}
+    return {target: (*aliases, f"{paired[target]}.{word}") if word else aliases
+            for target, aliases in LIST_COLUMNS.items()}
+
+
 def read_receptor_list(path: str | Path, chain: str) -> ReceptorList:
     """Read a list of receptors (TSV or CSV, plain or gzip) for implanting into `chain` backgrounds.
 
     Columns (case-insensitive): `junction_aa` or VDJdb's `CDR3` (junctions; a column of IMGT CDR3s,
-    recognised by its anchors, gets the conserved C and F/W back), `v_call` or `V`, `j_call` or `J`.
+    recognised by its anchors, gets the conserved C and F/W back), `v_call` or `V`, `j_call` or `J`;
+    or those of `chain` in a VDJdb paired file (`cdr3.beta`, `v.beta`, `j.beta` for TRB).
     Rows without a CDR3, V or J, and rows whose V or J is not of `chain` (a VDJdb export mixes TRA
     and TRB), are left out and counted; repeated receptors (same CDR3, V and J) are kept once.
 
@@ -127,7 +138,7 @@ def read_receptor_list(path: str | Path, chain: str) -> ReceptorList:
     for name in frame.columns:
         by_name.setdefault(str(name).strip().lower(), name)
     columns = {}
-    for target, aliases in LIST_COLUMNS.items():
+    for target, aliases in _list_columns(chain).items():
         found = [by_name[a] for a in aliases if a in by_name]
         if not found:
             raise InputFormatError(f"the signal pool needs a column {' or '.join(aliases)} (found: "
