@@ -66,6 +66,9 @@ CLONES = {**COHORT, "witness_rate": 0.0001, "motifs": ("GR.DT",), "public_clones
 POOL = {"n_repertoires": 150, "sequences_per_repertoire": 10_000, "seed": 0, "nucleotides": False,
         "witness_rate": 0.0, "pool_size": 160, "receptors_per_positive": 10.0,
         "receptors_per_negative": 1.0, "pool_sharing": "uniform"}
+#: Real CMV-specific TRB receptors (the VDJdb extract the package ships) in ~0.2% of a positive's sequences.
+CMV = {**COHORT, "witness_rate": 0.0, "signal_pool": "vdjdb-cmv-trb", "receptors_per_positive": 10.0,
+       "receptors_per_negative": 1.0, "pool_sharing": "zipf", "public_v_noise": 0.5}
 ROWS = {row.name: row for row in [
     Row("motif-0.1", "motif SA.FY at 0.1%", {**COHORT, "witness_rate": 0.001, "motifs": ("SA.FY",)}, recall=True),
     Row("motif-0.2", "motif SA.FY at 0.2%", {**COHORT, "witness_rate": 0.002, "motifs": ("SA.FY",)}, recall=True),
@@ -85,6 +88,9 @@ ROWS = {row.name: row for row in [
     Row("clones-150-rough", "150 subjects, 20 clones at p = 0.2, V noise 0.5, each a family of 5 one-substitution "
         "variants", {**CLONES, "n_repertoires": 150, "public_rate": 0.2, "public_v_noise": 0.5, "public_variants": 5},
         goal="clones+0.05"),
+    Row("cmv-vdjdb", "real CMV-specific TRB receptors (VDJdb extract, 212): ~10 per positive (0.2%), Zipf sharing, "
+        "~1 per repertoire by chance, V noise 0.5", CMV),
+    Row("cmv-vdjdb-150", "the same, 150 subjects", {**CMV, "n_repertoires": 150}),
     Row("reference-none", "150 x 10,000, ~10 of a 160-receptor pool per positive; no reference", POOL,
         reference="none", goal="none"),
     Row("reference-list", "the same, the 500-receptor list as the reference", POOL, reference="list",

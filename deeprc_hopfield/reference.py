@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, Cdr3Convention, add_anchors, core_bounds, recognise
+from deeprc_hopfield.data import list_file
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import gene_family, normalise_genes
@@ -248,7 +249,7 @@ def read_reference(
     ReferenceFileError
         One line naming the file (and line and column where one is at fault).
     """
-    path = Path(path)
+    path = list_file(path)
     chain = _check_chain(chain, path)
     antigens = _antigen_names(antigen)
     filters: dict[str, object] = {"chain": chain, "species": species, "antigen": antigens or None}

@@ -356,3 +356,19 @@ def test_corrupt_gzip_and_empty_file(tmp_path: Path) -> None:
     header_only = write(tmp_path / "header.tsv", [["junction_aa", "epitope"]])
     with pytest.raises(ReferenceFileError, match="no receptor left: 0 rows read"):
         read_reference(header_only)
+
+
+def test_the_shipped_vdjdb_extract_is_read_by_name_with_its_notice() -> None:
+    """`vdjdb-cmv-trb` names the VDJdb extract shipped with the package (CMV-specific human TRB receptors,
+    VDJdb's paired layout, lines unchanged), and its NOTICE gives the licence and what was taken."""
+    from deeprc_hopfield.data import SHIPPED_LISTS, list_file
+
+    path = list_file("vdjdb-cmv-trb")
+    assert path == SHIPPED_LISTS["vdjdb-cmv-trb"] and path.is_file()
+    ref = read_reference("vdjdb-cmv-trb", chain="TRB", species="human", antigen="CMV")
+    assert ref.source == "VDJdb paired file" and len(ref.table) == 209
+    assert set(ref.table["antigen"]) == {"CMV"} and ref.table["epitope"].str.contains("NLVPMVATV").sum() >= 70
+    notice = (path.parent / "NOTICE.md").read_text()
+    assert "CC BY-ND 4.0" in notice and "239 lines, 209 distinct beta CDR3s" in notice
+    assert len(path.read_text().splitlines()) == 1 + 239
+    assert list_file("some/other.tsv") == Path("some/other.tsv")

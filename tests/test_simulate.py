@@ -486,3 +486,19 @@ def test_bad_pool_options_are_refused(tmp_path, args, message):
     result = _cli("--out", str(tmp_path / "out"), *base, *args)
     assert result.returncode == 1 and result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_vdjdb_extract_is_a_signal_pool_by_name(tmp_path):
+    """`--signal-pool vdjdb-cmv-trb`: positives carry real CMV-specific TRB receptors of the shipped VDJdb
+    extract, with their VDJdb V and J calls, which ingest reads back."""
+    settings = SimulationSettings(n_repertoires=20, sequences_per_repertoire=500, witness_rate=0.0, seed=2,
+                                  nucleotides=False, signal_pool="vdjdb-cmv-trb", receptors_per_positive=10.0,
+                                  pool_sharing="zipf", public_v_noise=0.5)
+    out = simulate(settings, tmp_path / "cmv")
+    listed = pd.read_csv(Path(__file__).parents[1] / "deeprc_hopfield" / "data" / "vdjdb_cmv_trb.tsv", sep="\t")
+    truth = pd.read_csv(out / "truth" / "implanted.tsv", sep="\t")
+    pool = truth[truth["kind"] == "pool_receptor"]
+    assert len(pool) >= 50 and set(pool["junction_aa"]) <= set(listed["cdr3.beta"])
+    ingest(out / "metadata.csv", out / "repertoires", tmp_path / "cmv.h5", progress=False)
+    with RepertoireStore(tmp_path / "cmv.h5") as store:
+        assert len(store) == 20 and sum(len(store.repertoire(i).lengths) for i in range(20)) >= 20 * 499

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, add_anchors, recognise
+from deeprc_hopfield.data import list_file
 from deeprc_hopfield.errors import InputFormatError, SimulationError
 from deeprc_hopfield.io import sha256_file
 from deeprc_hopfield.simulate.background import CHAIN_MODELS, Background, olga_model
@@ -126,7 +127,7 @@ def read_receptor_list(path: str | Path, chain: str) -> ReceptorList:
     The usable receptors. Raises :class:`InputFormatError` (naming the file, and the line and column
     of a bad value) when the file is missing, unreadable, lacks a column or has no usable receptor.
     """
-    path = Path(path)
+    path = list_file(path)
     if not path.is_file():
         raise InputFormatError("signal pool file not found", path)
     try:
