@@ -88,7 +88,7 @@ ROWS = {row.name: row for row in [
     Row("clones-150-rough", "150 subjects, 20 clones at p = 0.2, V noise 0.5, each a family of 5 one-substitution "
         "variants", {**CLONES, "n_repertoires": 150, "public_rate": 0.2, "public_v_noise": 0.5, "public_variants": 5},
         goal="clones+0.05"),
-    Row("cmv-vdjdb", "real CMV-specific TRB receptors (VDJdb extract, 212): ~10 per positive (0.2%), Zipf sharing, "
+    Row("cmv-vdjdb", "real CMV-specific TRB receptors (the VDJdb extract: 212 CDR3 + V + J): ~10 per positive (0.2%), Zipf sharing, "
         "~1 per repertoire by chance, V noise 0.5", CMV),
     Row("cmv-vdjdb-150", "the same, 150 subjects", {**CMV, "n_repertoires": 150}),
     Row("reference-none", "150 x 10,000, ~10 of a 160-receptor pool per positive; no reference", POOL,
@@ -172,12 +172,17 @@ def rerun_baselines(row: Row, args: argparse.Namespace) -> dict:
     """A row's baseline columns re-made at the current commit on the same cohort and folds, its model's kept:
     for a change to the baselines alone (the row keeps its model's commit; the table names both)."""
     path = RESULTS / f"{row.name}.json"
+    if not path.is_file():
+        print(f"{row.name}: no row file yet, nothing to re-make (run the row first)", flush=True)
+        return {}
     out = json.loads(path.read_text())
     ns, _ = row_namespace(row, args)
+    if json.loads(json.dumps(ns.settings.as_dict())) != out["settings"]:
+        raise SystemExit(f"{row.name}: the row's cohort settings changed since its model ran; run the whole row")
     with simulated_cohort(ns, "matrix.") as (_, _, store, split, _):
         features = read_features(store, LABEL, ("kmer", "public_clones"))
         fold_of = split["fold"].to_numpy()
-        for result in out["folds"]:
+        for result in [r for r in out["folds"] if not args.fold_list or r["fold"] in args.fold_list]:
             seconds: dict = {}
             test, train = np.flatnonzero(fold_of == result["fold"]), np.flatnonzero(fold_of != result["fold"])
             result.update(baselines(features, train, test, args.seed, seconds),

@@ -36,8 +36,8 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
-                                           clone_presence, clone_set, in_sorted, repertoire_keys, resolve_wildcards,
-                                           search_sorted, unique_keys, v_codes, with_v)
+                                           clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
+                                           unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class CohortClones:
     incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone carried by `min_carriers`
     repertoires or more (at radius 1: holds it or a neighbour); keys: int64 (n_shared,), the exact key
     (`public_clones.clone_keys`, V at the rule's level) of each column's clone; held: bool CSR like
-    `incidence`, which repertoire holds the column's clone itself (its exact key; None: not recorded).
+    `incidence`, which repertoire holds the column's clone itself (at radius 0 that is `incidence`: a CDR3
+    without a V call holds the clones it resolves to; at radius 1 its exact key; None: not recorded).
     """
 
     rule: CloneRule
@@ -107,8 +108,8 @@ class CohortClones:
 
     def held_by(self, which: np.ndarray) -> "CohortClones":
         """The clones that one of the repertoires at `which` (indices or a mask) holds itself, for every
-        repertoire: the columns that collecting those repertoires alone gives (at radius 1 a column is a
-        clone of one of them), so that a fit on them takes no clone from the others."""
+        repertoire, so that a fit on them takes no clone from the others: at radius 1 a column must be a
+        clone of one of them, not only near theirs (missing V calls stay resolved over all repertoires)."""
         if self.held is None:
             raise ValueError("these clones do not record which repertoire holds each")
         own = np.flatnonzero(np.diff(sparse.csc_matrix(self.held[which]).indptr) > 0)
@@ -155,10 +156,8 @@ class CloneCollector:
         out = []
         for rule in self.rules:
             if rule.radius == 0:
-                sets = self._sets[rule.v_level]
-                incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers)
-                held = clone_presence([np.concatenate([s.keys, s.unknown]) for s in sets], keys)
-                out.append(CohortClones(rule, incidence, keys, held))
+                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers)
+                out.append(CohortClones(rule, incidence, keys, incidence))
             else:
                 out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
                                              self.centres))

@@ -10,8 +10,9 @@ compared without regard to case (:func:`detect_reference_format`):
   `j.segm`, `gene`, `species`, `antigen.epitope`, `antigen.gene`, `antigen.species`.
 * **VDJdb paired file** (`vdjdb_full.txt` of a release, or a submission chunk of the vdjdb-db
   repository): `cdr3.alpha`, `v.alpha`, `j.alpha`, `cdr3.beta`, `v.beta`, `j.beta`, `species`,
-  `antigen.epitope`, `antigen.gene`, `antigen.species`; each row gives one receptor per chain with
-  a CDR3 (a row of neither is read as an empty CDR3).
+  `antigen.epitope`, `antigen.gene`, `antigen.species` (one of the two CDR3 columns may be absent);
+  each row gives one receptor per chain with a CDR3 (a row of neither is read as an empty CDR3), so
+  its counts below are per chain: a row with both chains counts twice.
 * **Plain table** (TSV or CSV): a CDR3 column `junction_aa` (junctions), `cdr3_aa` (IMGT CDR3s),
   `cdr3` or `cdr3aa` (junctions), and optionally `v_call`, `j_call`, `locus` (or `chain`),
   `species`, `epitope`, `antigen`, `antigen_gene`.
@@ -195,7 +196,7 @@ def detect_reference_format(header: list[str], path: str | Path | None = None) -
             return VDJDB, source, {role: by_lower[col] for role, col in roles.items() if col in names}
     paired = {**{f"{role}.{chain}": col for chain, roles in _VDJDB_PAIRED.items() for role, col in roles.items()},
               **_VDJDB_PAIRED_SHARED}
-    if {"cdr3.alpha", "cdr3.beta", "species", "antigen.epitope"} <= names:
+    if {"cdr3.alpha", "cdr3.beta"} & names and {"species", "antigen.epitope"} <= names:
         return VDJDB, _PAIRED_SOURCE, {role: by_lower[col] for role, col in paired.items() if col in names}
     cdr3 = next((name for name in _PLAIN_CDR3 if name in names), None)
     if cdr3 is None:
@@ -342,23 +343,25 @@ def read_reference(
 # --- helpers -----------------------------------------------------------------------------------
 def _one_chain_per_row(frame: pd.DataFrame, columns: dict[str, str]
                        ) -> tuple[pd.DataFrame, dict[str, str], np.ndarray]:
-    """A paired file's rows as one row per chain with a CDR3 (a row of neither kept once, its CDR3
-    empty): the frame with a `locus` column, its columns by role, and each row's file line."""
-    shared = {role: columns[role] for role in _VDJDB_PAIRED_SHARED if role in columns}
-    parts, lines = [], []
-    for chain in _VDJDB_PAIRED:
-        own = {role: columns.get(f"{role}.{chain}") for role in _VDJDB_PAIRED[chain]}
-        part = pd.DataFrame({role: frame[col] if col else None for role, col in own.items()}, index=frame.index)
-        has = part["cdr3"].fillna("").astype(str).str.strip().ne("").to_numpy()
-        if chain == "TRA":
-            neither = ~has & frame[columns["cdr3.TRB"]].fillna("").astype(str).str.strip().eq("").to_numpy()
-            has = has | neither
-        part = part.assign(locus=chain, **{role: frame[col] for role, col in shared.items()})[has]
-        parts.append(part)
-        lines.append(np.flatnonzero(has) + 2)
-    out = pd.concat(parts, ignore_index=True)
-    return out, {**{role: role for role in ("cdr3", "v_call", "j_call", "locus")}, **{r: r for r in shared}}, \
-        np.concatenate(lines)
+    """A paired file's rows as one row per chain with a CDR3, in file order (a row of neither kept once,
+    its CDR3 and chain empty): the frame, its columns by role, and each row's file line."""
+    parts = [_chain_part(frame, columns, chain) for chain in _VDJDB_PAIRED]
+    held = np.column_stack([part["cdr3"].fillna("").astype(str).str.strip().ne("").to_numpy() for part in parts])
+    parts[0].loc[~held.any(axis=1), "locus"] = None  # neither chain: one entry, an empty CDR3
+    held[:, 0] |= ~held.any(axis=1)
+    out = pd.concat([part[held[:, k]] for k, part in enumerate(parts)])
+    order = np.argsort(out.index.to_numpy(), kind="stable")
+    shared = [role for role in _VDJDB_PAIRED_SHARED if role in columns]
+    roles = {role: role for role in ("cdr3", "v_call", "j_call", "locus", *shared)}
+    return out.iloc[order].reset_index(drop=True), roles, out.index.to_numpy()[order] + 2
+
+
+def _chain_part(frame: pd.DataFrame, columns: dict[str, str], chain: str) -> pd.DataFrame:
+    """One chain's columns of a paired file (None where the file lacks one), with the shared ones and `locus`."""
+    own = {role: frame[columns[f"{role}.{chain}"]] if f"{role}.{chain}" in columns else None
+           for role in _VDJDB_PAIRED[chain]}
+    shared = {role: frame[columns[role]] for role in _VDJDB_PAIRED_SHARED if role in columns}
+    return pd.DataFrame({**own, **shared}, index=frame.index).assign(locus=chain).astype({"locus": object})
 
 
 def _check_chain(chain: str | None, path: Path) -> str | None:

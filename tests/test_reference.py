@@ -303,6 +303,13 @@ def test_vdjdb_paired_file_gives_one_receptor_per_chain(tmp_path: Path, caplog) 
     assert "line 4, 'CASS*LGF'" in caplog.text  # the file's line, though its alpha chain was no row
     beta = read_reference(tmp_path / "PMID_1.txt", chain="TRB", antigen="CMV")
     assert sorted(beta.table["junction_aa"]) == ["CASSLGQAYEQYF", "CASSPDRGGYTF"]
+    assert (beta.counts["other_chain"], beta.counts["empty_cdr3"]) == (1, 1)  # the row of neither chain: empty
+    rows[1][0] = "CAV*F"  # an alpha chain with a stop, on a line before the beta one: the first named
+    with caplog.at_level(logging.WARNING, logger="deeprc_hopfield.reference"):
+        read_reference(write(tmp_path / "PMID_2.txt", rows))
+    assert "2 CDR3s with letters that are not amino acids dropped (first: line 2, 'CAV*F')" in caplog.text
+    only_beta = [[c for k, c in enumerate(row) if k >= 3] for row in rows]  # a cut without the alpha columns
+    assert len(read_reference(write(tmp_path / "beta.txt", only_beta)).table) == 2
 
 
 def test_unknown_chain_value_in_the_file_names_line_and_column(tmp_path: Path) -> None:

@@ -15,6 +15,6 @@ def list_file(path_or_name: str | Path) -> Path:
     """The file of a shipped list named `path_or_name`, else `path_or_name` as a path (a file of that name
     in the working folder wins over a shipped list)."""
     path = Path(path_or_name)
-    if not path.exists() and str(path_or_name) in SHIPPED_LISTS:
+    if not path.is_file() and str(path_or_name) in SHIPPED_LISTS:
         return SHIPPED_LISTS[str(path_or_name)]
     return path

@@ -177,8 +177,11 @@ def ingest_options():
 
 
 def reference_input(wildcards):
-    """The table of known receptors, when the config names one (a change to it retrains)."""
-    return [config["reference"]["file"]] if config["reference"]["file"] else []
+    """The table of known receptors, when the config names one (a change to it retrains); the name of a
+    list shipped with the package (`vdjdb-cmv-trb`) stands for its file."""
+    from deeprc_hopfield.data import list_file
+
+    return [str(list_file(config["reference"]["file"]))] if config["reference"]["file"] else []
 
 
 def reference_options():
