@@ -91,6 +91,8 @@ ROWS = {row.name: row for row in [
     Row("cmv-vdjdb", "real CMV-specific TRB receptors (the VDJdb extract: 212 CDR3 + V + J): ~10 per positive (0.2%), Zipf sharing, "
         "~1 per repertoire by chance, V noise 0.5", CMV),
     Row("cmv-vdjdb-150", "the same, 150 subjects", {**CMV, "n_repertoires": 150}),
+    Row("cmv-vdjdb-rare", "150 subjects, the same receptors shared uniformly: each in ~5% of the positives",
+        {**CMV, "n_repertoires": 150, "pool_sharing": "uniform"}),
     Row("reference-none", "150 x 10,000, ~10 of a 160-receptor pool per positive; no reference", POOL,
         reference="none", goal="none"),
     Row("reference-list", "the same, the 500-receptor list as the reference", POOL, reference="list",
