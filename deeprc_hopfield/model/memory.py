@@ -114,8 +114,9 @@ class ReceptorMemory(nn.Module):
 class CloneMemory(ReceptorMemory):
     """Stored clones (CDR3 core + V family), a learned attention bonus per head for sequences that equal
     one, and a learned weight of the evidence log1p(distinct stored clones carried) in the first task's logit.
-    Stored keys are distinct, so a sequence matches one clone (with a missing V, the first of those of
-    its core).
+    Stored keys are distinct, so a sequence's attention bonus is that of one clone (with a missing V, the
+    first of those of its core); what it carries counts every clone it equals, as the public-clone test's
+    incidence does (a CDR3 without a V call carries each clone of its core).
 
     A sequence equals a stored clone when its CDR3 core is the same and, where both V calls are known,
     its V family too (a missing V call, on either side, is a wildcard: the match is on the core alone).
@@ -177,6 +178,26 @@ class CloneMemory(ReceptorMemory):
         self.cdr3_keys.copy_(cdr3[by_cdr3])
         self.cdr3_clone.copy_(by_cdr3)
         self.signatures.copy_(torch.sort(signatures(codes, lengths, trim)).values)
+
+    def carried(self, clone: torch.Tensor, bags: SequenceBags) -> torch.Tensor:
+        """Distinct stored clones carried by each bag, float (B,): every clone that a sequence equals (`lookup`
+        gave `clone`, one of them), so a missing V call on either side counts each clone of the core."""
+        sequence = torch.nonzero(clone >= 0).ravel()
+        first, n = self._same_core(clone[sequence])
+        sequence = torch.repeat_interleave(sequence, n)
+        within = torch.arange(int(n.sum()), device=n.device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+        other = self.cdr3_clone[torch.repeat_interleave(first, n) + within]
+        sequence_v, stored_v = self._codes(bags.v_index[sequence]), self._codes(self.stored_v[other])
+        equal = (sequence_v < 0) | (stored_v < 0) | (sequence_v == stored_v)
+        return self._count(sequence[equal], other[equal], bags.offsets)
+
+    def _same_core(self, clone: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each stored clone index, where the clones of its CDR3 core start in `cdr3_clone` and how many."""
+        rank = torch.empty_like(self.cdr3_clone)
+        rank[self.cdr3_clone] = torch.arange(self.size, device=rank.device)
+        core = self.cdr3_keys[rank[clone]]
+        start = torch.searchsorted(self.cdr3_keys, core)
+        return start, torch.searchsorted(self.cdr3_keys, core, right=True) - start
 
     def stored_index(self, codes: torch.Tensor, lengths: torch.Tensor, v_index: torch.Tensor) -> torch.Tensor:
         """The position in `keys` of each clone given to `store` (keys are sorted there; each its own)."""
