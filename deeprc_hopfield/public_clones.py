@@ -346,21 +346,15 @@ def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2) -> tuple[spar
     runs = np.diff(np.r_[starts, len(everything)])
     shared = everything[starts[runs >= max(int(min_carriers), 2)]]
     del everything, starts, runs
-    return clone_presence(keys, shared), shared
-
-
-def clone_presence(keys: list[np.ndarray], columns: np.ndarray) -> sparse.csr_matrix:
-    """Bool CSR (len(keys), len(columns)): which of the keys `columns` (int64 sorted) each repertoire's
-    keys (`keys`, one array per repertoire) hold."""
-    rows, hits = [], []
+    rows, columns = [], []
     for i, k in enumerate(keys):
-        position = np.minimum(np.searchsorted(columns, k), max(len(columns) - 1, 0))
-        hit = columns[position] == k if len(columns) else np.zeros(len(k), dtype=bool)
-        hits.append(position[hit])
+        position = np.minimum(np.searchsorted(shared, k), max(len(shared) - 1, 0))
+        hit = shared[position] == k if len(shared) else np.zeros(len(k), dtype=bool)
+        columns.append(position[hit])
         rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
-    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    column = np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
-    return sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(columns)))
+    row, column = np.concatenate(rows), np.concatenate(columns)
+    matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
+    return matrix, shared
 
 
 class KeyCounter:

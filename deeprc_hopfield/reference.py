@@ -75,7 +75,7 @@ _VDJDB_WEB = {"cdr3": "cdr3", "v_call": "v", "j_call": "j", "locus": "gene", "sp
 _VDJDB_RELEASE = {"cdr3": "cdr3", "v_call": "v.segm", "j_call": "j.segm", "locus": "gene", "species": "species",
                   "epitope": "antigen.epitope", "antigen_gene": "antigen.gene", "antigen": "antigen.species"}
 #: A paired file: the columns of each chain, then those its two chains share.
-_VDJDB_PAIRED = {"TRA": {"cdr3": "cdr3.alpha", "v_call": "v.alpha", "j_call": "j.alpha"},
+VDJDB_PAIRED = {"TRA": {"cdr3": "cdr3.alpha", "v_call": "v.alpha", "j_call": "j.alpha"},
                  "TRB": {"cdr3": "cdr3.beta", "v_call": "v.beta", "j_call": "j.beta"}}
 _VDJDB_PAIRED_SHARED = {"species": "species", "epitope": "antigen.epitope", "antigen_gene": "antigen.gene",
                         "antigen": "antigen.species"}
@@ -194,7 +194,7 @@ def detect_reference_format(header: list[str], path: str | Path | None = None) -
     for roles, source in ((_VDJDB_WEB, "VDJdb web export"), (_VDJDB_RELEASE, "VDJdb release file")):
         if {roles["cdr3"], roles["locus"], roles["species"], roles["epitope"]} <= names:
             return VDJDB, source, {role: by_lower[col] for role, col in roles.items() if col in names}
-    paired = {**{f"{role}.{chain}": col for chain, roles in _VDJDB_PAIRED.items() for role, col in roles.items()},
+    paired = {**{f"{role}.{chain}": col for chain, roles in VDJDB_PAIRED.items() for role, col in roles.items()},
               **_VDJDB_PAIRED_SHARED}
     if {"cdr3.alpha", "cdr3.beta"} & names and {"species", "antigen.epitope"} <= names:
         return VDJDB, _PAIRED_SOURCE, {role: by_lower[col] for role, col in paired.items() if col in names}
@@ -345,7 +345,7 @@ def _one_chain_per_row(frame: pd.DataFrame, columns: dict[str, str]
                        ) -> tuple[pd.DataFrame, dict[str, str], np.ndarray]:
     """A paired file's rows as one row per chain with a CDR3, in file order (a row of neither kept once,
     its CDR3 and chain empty): the frame, its columns by role, and each row's file line."""
-    parts = [_chain_part(frame, columns, chain) for chain in _VDJDB_PAIRED]
+    parts = [_chain_part(frame, columns, chain) for chain in VDJDB_PAIRED]
     held = np.column_stack([part["cdr3"].fillna("").astype(str).str.strip().ne("").to_numpy() for part in parts])
     parts[0].loc[~held.any(axis=1), "locus"] = None  # neither chain: one entry, an empty CDR3
     held[:, 0] |= ~held.any(axis=1)
@@ -359,7 +359,7 @@ def _one_chain_per_row(frame: pd.DataFrame, columns: dict[str, str]
 def _chain_part(frame: pd.DataFrame, columns: dict[str, str], chain: str) -> pd.DataFrame:
     """One chain's columns of a paired file (None where the file lacks one), with the shared ones and `locus`."""
     own = {role: frame[columns[f"{role}.{chain}"]] if f"{role}.{chain}" in columns else None
-           for role in _VDJDB_PAIRED[chain]}
+           for role in VDJDB_PAIRED[chain]}
     shared = {role: frame[columns[role]] for role in _VDJDB_PAIRED_SHARED if role in columns}
     return pd.DataFrame({**own, **shared}, index=frame.index).assign(locus=chain).astype({"locus": object})
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, add_anchors, recognise
 from deeprc_hopfield.data import list_file
+from deeprc_hopfield.reference import VDJDB_PAIRED
 from deeprc_hopfield.errors import InputFormatError, SimulationError
 from deeprc_hopfield.io import sha256_file
 from deeprc_hopfield.simulate.background import CHAIN_MODELS, Background, olga_model
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Column of the list -> accepted names (case-insensitive), first found wins (VDJdb: CDR3, V, J).
 LIST_COLUMNS = {"junction_aa": ("junction_aa", "cdr3"), "v_call": ("v_call", "v"), "j_call": ("j_call", "j")}
-#: A VDJdb paired file (`vdjdb_full.txt`, a submission chunk) names its columns by chain: `cdr3.beta`, ...
-PAIRED_CHAIN_WORDS = {"TRA": "alpha", "TRB": "beta"}
 #: Columns of truth/signal_pool.tsv.
 POOL_COLUMNS = ["line", "junction_aa", "v_call", "j_call", "in_pool", "pgen", "weight", "positives", "negatives"]
 
@@ -100,10 +99,9 @@ def _separator(path: Path) -> str:
 
 def _list_columns(chain: str) -> dict[str, tuple[str, ...]]:
     """The names each column of a receptor list may have for `chain` (a paired file's for that chain last)."""
-    word = PAIRED_CHAIN_WORDS.get(chain)
-    paired = {"junction_aa": "cdr3", "v_call": "v", "j_call": "j"}
-    return {target: (*aliases, f"{paired[target]}.{word}") if word else aliases
-            for target, aliases in LIST_COLUMNS.items()}
+    paired = VDJDB_PAIRED.get(chain, {})
+    role = {"junction_aa": "cdr3", "v_call": "v_call", "j_call": "j_call"}
+    return {target: (*aliases, paired[role[target]]) if paired else aliases for target, aliases in LIST_COLUMNS.items()}
 
 
 def read_receptor_list(path: str | Path, chain: str) -> ReceptorList:
