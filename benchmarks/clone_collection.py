@@ -9,6 +9,12 @@ store (`--package-root DIR` imports DIR/deeprc_hopfield instead of the installed
     python benchmarks/clone_collection.py --store results/cohort_scale/cohort.h5 --min-carriers 7
     python benchmarks/clone_collection.py --store ... --min-carriers 7 --package-root /tmp/before
 
+`--positives` counts only the store label's positive repertoires towards `--min-carriers`, as `train` and
+`baselines` now do (`cohort_clones(positives=...)`); `--fit` then fits the public-clone test (no pgen) on
+every rule's clones and prints a sha256 of what it found (the associated clones' keys, the chosen threshold,
+the inner AUCs), which must not change with `--positives`. `--min-carriers auto` takes the baselines'
+figure (`public_clones.min_carriers` of the store's labels, seed 0).
+
 Run each in a fresh process (VmHWM is the process's whole-life peak).
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -26,17 +33,26 @@ import numpy as np
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, required=True)
-    p.add_argument("--min-carriers", type=int, default=2)
+    p.add_argument("--min-carriers", default="2", help="a number, or 'auto'")
+    p.add_argument("--positives", action="store_true", help="count the positive repertoires' carriers only")
+    p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(args.package_root or Path(__file__).resolve().parent.parent))
     from deeprc_hopfield.clone_rules import clone_rules, cohort_clones
+    from deeprc_hopfield.public_clones import PublicCloneTest, min_carriers, positive_rows
+    from deeprc_hopfield.split import choose_label
     from deeprc_hopfield.store import RepertoireStore
 
     with RepertoireStore(args.store) as store:
+        y = np.asarray(choose_label(store, None).values) if args.positives or args.fit or args.min_carriers == "auto" \
+            else None
+        fewest = min_carriers(y, seed=0) if args.min_carriers == "auto" else int(args.min_carriers)
+        options = {"positives": positive_rows(y)} if args.positives else {}
         lazily = _Lazily(store)
         start = time.perf_counter()
-        found = cohort_clones(lazily, store.v_genes, clone_rules(), min_carriers=args.min_carriers)
+        found = cohort_clones(lazily, store.v_genes, clone_rules(), min_carriers=fewest, **options)
         seconds = time.perf_counter() - start
     digest = hashlib.sha256()
     for clones in found:
@@ -44,8 +60,19 @@ def main() -> None:
         for part in (clones.keys, incidence.indptr, incidence.indices):
             digest.update(np.asarray(part, dtype=np.int64).tobytes())
     peak_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
-    print(f"{args.package_root or 'installed package'}: {seconds:.0f} s, VmHWM {peak_kb / 1024:.0f} MB, "
-          f"columns {[c.incidence.shape[1] for c in found]}, sha256 {digest.hexdigest()[:16]}")
+    print(f"{args.package_root or 'installed package'}: min carriers {fewest}{' positive' if args.positives else ''}, "
+          f"{seconds:.0f} s, VmHWM {peak_kb / 1024:.0f} MB, columns {[c.incidence.shape[1] for c in found]}, "
+          f"sha256 {digest.hexdigest()[:16]}", flush=True)
+    if args.fit:
+        fitted = hashlib.sha256()
+        start = time.perf_counter()
+        for clones in found:
+            test = PublicCloneTest(random_state=0).fit(clones.incidence, y)
+            for part in (clones.keys[test.associated_], test.pgen_inner_aucs_, [test.threshold_]):
+                fitted.update(np.asarray(part).tobytes())
+            print(f"  {clones.rule}: {len(test.associated_)} associated at p < {test.threshold_:g}, inner AUC "
+                  f"{test.inner_auc_:.4f}", flush=True)
+        print(f"  fits {time.perf_counter() - start:.0f} s, sha256 of what they found {fitted.hexdigest()[:16]}")
 
 
 class _Lazily:

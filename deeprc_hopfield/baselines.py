@@ -46,7 +46,8 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import CLONE_INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers,
+                                           positive_rows)
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -117,7 +118,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
 
     `fits(subject_ids)`: the training rows (masks or indices) the public-clone test will be fitted
     on, seeded by `seed`; then only clones that it could find in one of them are collected
-    (`public_clones.min_carriers`), which bounds memory on large cohorts and changes no result.
+    (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
+    rows), which bounds memory on large cohorts and changes no result.
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -126,12 +128,13 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         repertoires = _StoreRepertoires(store)
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
         fewest = min((min_carriers(y[rows], seed) for rows in fits(subjects)), default=2) if fits else 2
-        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest)
+        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
+                                positives=positive_rows(y) if fits else None)
                   if "public_clones" in methods else None)
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
-        log.info("public clones: only clones carried by %d repertoires or more are collected (fewer cannot "
-                 "reach p < %g in any fit)", fewest, max(P_THRESHOLDS))
+        log.info("public clones: only clones carried by %d positive repertoires or more are collected (fewer "
+                 "cannot reach p < %g in any fit)", fewest, max(P_THRESHOLDS))
     return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
                           np.vstack(kmers) if kmers else None, clones)
 

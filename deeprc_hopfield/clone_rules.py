@@ -55,6 +55,10 @@ JOIN_CHUNK = 1 << 13
 #: Radius 1: candidate clones whose carriers are counted at a time (the clones near them, their carriers),
 #: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
 CARRIED_BLOCK = 1 << 16
+#: Radius 1, positive carriers only: bits per residue of the positives in the set that tells a wildcard key
+#: one positive holds from one none holds (~0.5 bytes a residue; a false "holds", at most ~1 key in 5, only
+#: loosens the bound of a core that no positive holds).
+SEEN_BITS_PER_KEY = 4
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,8 @@ class CohortClones:
 class CloneCollector:
     """Builds the :class:`CohortClones` of several rules in one pass over the repertoires (`add` each,
     then `result`), keying each repertoire once; V indices point into `v_genes`. Clones carried by
-    fewer than `min_carriers` repertoires are left out.
+    fewer than `min_carriers` repertoires are left out (with `positives`, a bool mask of the repertoires to
+    be added, fewer than that many of them).
 
     Radius 1 joins the cohort's distinct CDR3 cores once (`ReceptorIndex`, one substitution) and
     derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
@@ -127,8 +132,9 @@ class CloneCollector:
     """
 
     def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2,
-                 centres: np.ndarray | None = None) -> None:
+                 centres: np.ndarray | None = None, positives: np.ndarray | None = None) -> None:
         self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
+        self.positives = positives  # the repertoires whose carriers count towards min_carriers (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
         self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
@@ -156,19 +162,26 @@ class CloneCollector:
         out = []
         for rule in self.rules:
             if rule.radius == 0:
-                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers)
+                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers,
+                                                  self.positives)
                 out.append(CohortClones(rule, incidence, keys, incidence))
             else:
                 out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
-                                             self.centres))
+                                             self.centres, self.positives))
         return out
 
 
 def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
-                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2) -> list[CohortClones]:
+                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
+                  positives: np.ndarray | None = None) -> list[CohortClones]:
     """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule, with
     the clones carried by `min_carriers` repertoires or more (2: every shared clone; the public-clone
-    test needs `public_clones.min_carriers` to find any).
+    test needs `public_clones.min_carriers` to find any). With `positives` (bool, one per repertoire), by
+    that many positive repertoires or more: Fisher's one-sided p of a clone is smallest when all its
+    carriers are positive, so the test never takes a clone with fewer positive carriers than it needs
+    carriers (`public_clones.positive_rows`). A fit on some of the repertoires has at most these positive
+    carriers, so its result is the same; only far fewer chance-public clones are held. (At 2, every
+    shared clone is kept: where positives are very rare, one positive carrier can pass.)
 
     Only sequences that such a clone could count are collected (:func:`shareable_cores`, which reads
     `repertoires` once at radius 0, 2 + ceil(wildcard keys / `keys_per_pass`) times at radius 1),
@@ -176,8 +189,12 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     `repertoires` is anything indexable (a list, or a store read lazily).
     """
     rules = list(rules)
-    shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers)
-    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres)
+    positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
+    if positives is not None and positives.shape != (len(repertoires),):
+        raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
+    shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers,
+                                positives)
+    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives)
     for rep in _each(repertoires, "clone rules: collecting clones"):
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
@@ -218,18 +235,41 @@ class _Counts:
     keys: np.ndarray
     counts: np.ndarray
 
-    def of(self, keys: np.ndarray) -> np.ndarray:
-        """How many repertoires hold each of `keys` (1 for a key not in the table), int64 (n,)."""
+    def of(self, keys: np.ndarray, absent: int | np.ndarray = 1) -> np.ndarray:
+        """How many repertoires hold each of `keys` (`absent`, one value or one per key, for a key not in the
+        table: held once at most), int64 (n,)."""
         if len(self.keys) == 0:
-            return np.ones(len(keys), dtype=np.int64)
+            return np.broadcast_to(np.asarray(absent, dtype=np.int64), len(keys)).copy()
         at = np.minimum(search_sorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[at] == keys, self.counts[at], 1)
+        return np.where(self.keys[at] == keys, self.counts[at], absent).astype(np.int64)
+
+
+class _KeyBits:
+    """A set of int64 hash keys (`add`) that answers `holds` with yes for every key added and for a few
+    others (about 1 - exp(-keys / bits)), in `bits_per_key` bits per `expected` key (a power of two)."""
+
+    def __init__(self, expected: int, bits_per_key: int = SEEN_BITS_PER_KEY) -> None:
+        self._shift = np.uint64(64 - max(10, int(max(expected, 1) * bits_per_key - 1).bit_length()))
+        self._bits = np.zeros(1 << (64 - int(self._shift) - 3), dtype=np.uint8)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return (np.asarray(keys, dtype=np.int64).view(np.uint64) >> self._shift).astype(np.int64)
+
+    def add(self, keys: np.ndarray) -> None:
+        slots = self._slots(keys)
+        np.bitwise_or.at(self._bits, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """bool (n,): False only for keys never added."""
+        slots = self._slots(keys)
+        return ((self._bits[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS,
-                    min_carriers: int = 2) -> ShareableCores:
+                    min_carriers: int = 2, positives: np.ndarray | None = None) -> ShareableCores:
     """The cores that a clone carried by `min_carriers` of `repertoires` or more can count, whatever its
-    V level and missing-V resolution (a superset: keeping more changes no result).
+    V level and missing-V resolution (a superset: keeping more changes no result). With `positives` (bool
+    mask), carried by that many positive repertoires: the counts below are then theirs alone.
 
     Radius 0: every carrier holds the clone's core, so its core is held `min_carriers` times. Radius 1:
     a clone's carriers are at most c0 + sum over its core's positions of (c_p - c0), where c0 counts
@@ -245,8 +285,9 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     keys of the cores whose bound reaches `min_carriers`. Then those keys only.
     """
     cap = max(int(min_carriers), 2)
+    counted = _Some(repertoires, positives) if positives is not None else repertoires
     cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
-    for rep in _each(repertoires, "clone rules: counting cores"):
+    for rep in _each(counted, "clone rules: counting cores"):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         cores.add(distinct)
         residues += int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
@@ -259,39 +300,66 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     if not radius_one:
         return ShareableCores(held)
     passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
-    parts = [wildcards.shared_counts()] if wildcards is not None else []
+    seen = _KeyBits(residues) if positives is not None else None  # the keys some positive holds, once or more
+    parts = [_shared_counts(wildcards, seen)] if wildcards is not None else []
     del wildcards
     for part in range(len(parts), passes):
         counter = KeyCounter(cap=cap)
-        for rep in _each(repertoires, f"clone rules: counting wildcard keys, part {part + 1}/{passes}"):
+        for rep in _each(counted, f"clone rules: counting wildcard keys, part {part + 1}/{passes}"):
             counter.add(_distinct_wildcards(rep, part, passes))  # no core keys: numpy only
-        parts.append(counter.shared_counts())
+        parts.append(_shared_counts(counter, seen))
         del counter
     keys, counts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     order = np.argsort(keys)
     wildcard_counts = _Counts(keys[order], counts[order])
     del parts, keys, counts, order
-    found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap)
+    found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap, positives, seen)
     log.debug("clone rules: %d cores held %d times or more, %d that may carry a clone held %d times, %d wildcard "
               "keys of theirs (%d pass%s)", len(held), cap, len(centres), cap, len(found), passes,
               "es" if passes > 1 else "")
     return ShareableCores(held, found, centres)
 
 
-def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int
+def _shared_counts(counter: KeyCounter, seen: _KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
+    """`counter.shared_counts()`, after adding every key it saw to `seen` (where given)."""
+    if seen is not None:
+        for keys in counter.seen_parts():
+            seen.add(keys)
+    return counter.shared_counts()
+
+
+def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int,
+                       positives: np.ndarray | None = None, seen: _KeyBits | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The cores of `repertoires` whose radius-1 carrier bound (:func:`shareable_cores`; `cores`,
-    `wildcards`: their counts) reaches `cap`: (their wildcard keys, their core keys), int64 sorted each."""
+    `wildcards`: their counts, among the `positives` where given) reaches `cap`: (their wildcard keys, their
+    core keys), int64 sorted each. A key missing from a table is held once where this repertoire is counted.
+    Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
+    held once where `seen` (the keys that counted repertoires hold) may hold it, else by none."""
     found, centres = KeyCounter(), KeyCounter()
-    for rep in _each(repertoires, "clone rules: finding cores that may carry a clone"):
+    for i, rep in enumerate(_each(repertoires, "clone rules: finding cores that may carry a clone")):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
-        held = cores.of(distinct)
+        counted = positives is None or bool(positives[i])
+        held = cores.of(distinct, 1 if counted else 0)
         for row, keys in _wildcards(rep.subset(first)):
-            extra = np.maximum(wildcards.of(keys) - held[row], 0)
+            extra = np.maximum(wildcards.of(keys, 1 if counted else seen.holds(keys)) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             found.add(unique_keys(keys[bound[row] >= cap]))
             centres.add(distinct[np.unique(row[bound[row] >= cap])])
     return found.seen(), centres.seen()
+
+
+class _Some(Sequence):
+    """The repertoires of `repertoires` where `which` (bool mask) is set, read when indexed."""
+
+    def __init__(self, repertoires: Sequence, which: np.ndarray) -> None:
+        self.repertoires, self.rows = repertoires, np.flatnonzero(which)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
+        return self.repertoires[int(self.rows[i])]
 
 
 def _each(repertoires: Sequence, what: str):
@@ -341,12 +409,13 @@ def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]
 
 
 def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
-                      min_carriers: int = 2, centres: np.ndarray | None = None) -> CohortClones:
+                      min_carriers: int = 2, centres: np.ndarray | None = None,
+                      positives: np.ndarray | None = None) -> CohortClones:
     """Radius 1: every distinct clone of the cohort whose core is one of `centres` (None: any) is a
     candidate, carried by the repertoires holding it or a clone one substitution away whose V call is
     the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
-    repertoires or more are kept. `clones`: per repertoire (distinct clone keys, their core keys, their
-    V codes)."""
+    repertoires or more (of the `positives`, a bool mask, where given) are kept. `clones`: per repertoire
+    (distinct clone keys, their core keys, their V codes)."""
     if not clones:
         empty = sparse.csr_matrix((0, 0), dtype=bool)
         return CohortClones(rule, empty, np.zeros(0, dtype=np.int64), empty)
@@ -371,12 +440,21 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
         near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
                                   (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
         carried = (near @ holders).tocsr()  # (block, repertoires): nonzero where a repertoire carries it
-        shared = np.flatnonzero(np.diff(carried.indptr) >= min_carriers)
+        shared = np.flatnonzero(_carriers(carried, positives) >= min_carriers)
         blocks.append(carried[shared].astype(bool))
         kept.append(block[shared])
     incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return CohortClones(rule, incidence, table[columns], holders[columns].T.tocsr().astype(bool))
+
+
+def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.ndarray:
+    """How many repertoires (columns of CSR `incidence`; of the `positives` only, where given) carry each row."""
+    per_row = np.diff(incidence.indptr)
+    if positives is None:
+        return per_row
+    row = np.repeat(np.arange(incidence.shape[0]), per_row)
+    return np.bincount(row[positives[incidence.indices]], minlength=incidence.shape[0])
 
 
 @dataclass

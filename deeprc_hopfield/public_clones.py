@@ -332,15 +332,18 @@ def resolve_wildcards(sets: list[CloneSet]) -> list[np.ndarray]:
     return [unique_keys(np.concatenate([s.keys, expand_wildcards(s.unknown, table)[1]])) for s in sets]
 
 
-def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2) -> tuple[sparse.csr_matrix, np.ndarray]:
+def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2, positives: np.ndarray | None = None
+                    ) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Repertoire-by-clone presence matrix of the clones held by `min_carriers` repertoires or more
-    (two: every shared clone), and their keys (one per column, sorted).
+    (two: every shared clone; of the `positives`, a bool mask, where given), and their keys (one per
+    column, sorted).
 
     `keys` holds each repertoire's distinct clone keys (:func:`resolve_wildcards`). Memory stays near
     one copy of all keys: the shared keys are found on one sorted copy, then each repertoire is
     looked up in them.
     """
-    everything = np.concatenate(keys)
+    counted = keys if positives is None else [k for k, positive in zip(keys, positives) if positive]
+    everything = np.concatenate(counted) if counted else np.zeros(0, dtype=np.int64)
     everything.sort()
     starts = np.flatnonzero(np.r_[True, everything[1:] != everything[:-1]]) if len(everything) else np.zeros(0, int)
     runs = np.diff(np.r_[starts, len(everything)])
@@ -429,6 +432,11 @@ class KeyCounter:
         """The keys that two `add` calls or more held, int64 sorted."""
         return self.shared_counts()[0]
 
+    def seen_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key added, in two sorted int64 arrays (no copy): those added once, and the others."""
+        self._merge()
+        return self._once, self._twice
+
     def seen(self) -> np.ndarray:
         """Every key added, int64 sorted."""
         self._merge()
@@ -503,6 +511,13 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
         if len(reached):
             fewest = min(fewest, int(carriers[reached[0]]))
     return max(fewest, 2)
+
+
+def positive_rows(y: np.ndarray) -> np.ndarray | None:
+    """Which repertoires of classes `y` the public-clone test counts as positive (the second class in sorted
+    order), bool (n,); None where `y` does not hold two classes."""
+    classes, codes = np.unique(np.asarray(y), return_inverse=True)
+    return codes.ravel() == 1 if len(classes) == 2 else None
 
 
 def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:

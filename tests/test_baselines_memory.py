@@ -8,8 +8,8 @@ import pytest
 from conftest import junction_repertoire, random_junctions
 from scipy import sparse
 
-from deeprc_hopfield.clone_rules import CloneCollector, clone_rules, cohort_clones, shareable_cores
-from deeprc_hopfield.public_clones import KeyCounter, PublicCloneTest, min_carriers, repertoire_keys
+from deeprc_hopfield.clone_rules import CloneCollector, CloneRule, clone_rules, cohort_clones, shareable_cores
+from deeprc_hopfield.public_clones import KeyCounter, PublicCloneTest, min_carriers, positive_rows, repertoire_keys
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9"]
@@ -136,3 +136,58 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     for mine, theirs in zip(found, expected):
         assert np.array_equal(mine.keys, theirs.keys), mine.rule
         assert (sparse.csr_matrix(mine.incidence) != sparse.csr_matrix(theirs.incidence)).nnz == 0, mine.rule
+
+
+@pytest.mark.parametrize("keys_per_pass", [1 << 27, 2000])  # one pass over the wildcard keys, and several
+def test_counting_positive_carriers_only_changes_nothing_the_test_finds(keys_per_pass):
+    """Fisher's p needs as many positive carriers as `min_carriers` needs carriers: collecting only the
+    clones that enough positives carry leaves out chance clones and no clone the test could take, in
+    the fit on all repertoires and in one on a part of them."""
+    reps = rough_cohort(6, n=40)
+    y = np.random.default_rng(6).permutation(np.r_[np.ones(20, int), np.zeros(20, int)])
+    part = np.r_[0:32]
+    fewest = min(min_carriers(y, seed=0), min_carriers(y[part], seed=0))
+    wholes = cohort_clones(reps, V_GENES, clone_rules(), keys_per_pass=keys_per_pass, min_carriers=fewest)
+    positives = cohort_clones(reps, V_GENES, clone_rules(), keys_per_pass=keys_per_pass, min_carriers=fewest,
+                              positives=positive_rows(y))
+    kept = [c.incidence.shape[1] for c in positives]
+    assert sum(kept) < sum(c.incidence.shape[1] for c in wholes)
+    assert kept[3:] != [0, 0, 0]  # radius 1 keeps some
+    for rule, whole, pruned in zip(clone_rules(), wholes, positives):
+        positive_carriers = np.asarray(whole.incidence[y == 1].sum(axis=0)).ravel()
+        assert np.array_equal(pruned.keys, whole.keys[positive_carriers >= fewest]), rule
+        for rows in (np.arange(len(y)), part):
+            a, b = (PublicCloneTest(random_state=0).fit(c.incidence[rows], y[rows]) for c in (whole, pruned))
+            assert np.array_equal(whole.keys[a.associated_], pruned.keys[b.associated_]), rule
+            assert np.array_equal(a.pgen_inner_aucs_, b.pgen_inner_aucs_) and a.threshold_ == b.threshold_, rule
+            assert np.array_equal(a.out_of_fold_, b.out_of_fold_), rule
+
+
+def test_positive_rows_are_the_second_class():
+    assert positive_rows(np.array(["no", "yes", "no"])).tolist() == [False, True, False]
+    assert positive_rows(np.array([1, 1])) is None
+
+
+def test_a_clone_no_positive_holds_is_kept_where_enough_positives_hold_its_neighbours():
+    """Radius 1: a CDR3 held by negatives only, each of whose one-substitution neighbours one positive
+    holds, is carried by as many positives as hold a neighbour, though no positive count in the tables
+    (keys held twice or more) shows it."""
+    centre = "CASSLGQGAYEQYF"
+    rng = np.random.default_rng(7)
+    reps, y = [], []
+    for i in range(8):  # positive i holds the neighbour with a W at position 3 + i
+        neighbour = centre[:3 + i] + "W" + centre[4 + i:]
+        reps.append(junction_repertoire(f"p{i}", random_junctions(rng, 20) + [neighbour], [-1] * 21))
+        y.append(1)
+    for i in range(8):
+        junctions = random_junctions(rng, 20) + ([centre] if i < 2 else [])
+        reps.append(junction_repertoire(f"n{i}", junctions, [-1] * len(junctions)))
+        y.append(0)
+    y = np.array(y)
+    rule = [CloneRule("none", 1)]
+    (whole,) = cohort_clones(reps, V_GENES, rule, min_carriers=6)
+    (pruned,) = cohort_clones(reps, V_GENES, rule, min_carriers=6, positives=positive_rows(y))
+    positive_carriers = np.asarray(whole.incidence[y == 1].sum(axis=0)).ravel()
+    assert positive_carriers.max() == 8  # the centre: every positive holds a neighbour
+    assert np.array_equal(pruned.keys, whole.keys[positive_carriers >= 6])
+    assert (sparse.csr_matrix(pruned.incidence) != sparse.csr_matrix(whole.incidence)[:, positive_carriers >= 6]).nnz == 0
