@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def main() -> None:
     p.add_argument("--positives", action="store_true", help="count the positive repertoires' carriers only")
     p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
+    p.add_argument("--rss-every", type=float, default=0.0, metavar="S",
+                   help="log this process's resident memory every S seconds, beside the collection's progress lines")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(args.package_root or Path(__file__).resolve().parent.parent))
@@ -51,6 +54,8 @@ def main() -> None:
         fewest = min_carriers(y, seed=0) if args.min_carriers == "auto" else int(args.min_carriers)
         options = {"positives": positive_rows(y)} if args.positives else {}
         lazily = _Lazily(store)
+        if args.rss_every > 0:
+            threading.Thread(target=_log_rss, args=(args.rss_every,), daemon=True).start()
         start = time.perf_counter()
         found = cohort_clones(lazily, store.v_genes, clone_rules(), min_carriers=fewest, **options)
         seconds = time.perf_counter() - start
@@ -73,6 +78,15 @@ def main() -> None:
             print(f"  {clones.rule}: {len(test.associated_)} associated at p < {test.threshold_:g}, inner AUC "
                   f"{test.inner_auc_:.4f}", flush=True)
         print(f"  fits {time.perf_counter() - start:.0f} s, sha256 of what they found {fitted.hexdigest()[:16]}")
+
+
+def _log_rss(every: float) -> None:
+    """Log VmRSS and VmHWM every `every` seconds, for ever (a daemon thread)."""
+    while True:
+        status = open("/proc/self/status").read()
+        rss, peak = (int(status.split(f"{name}:")[1].split()[0]) // 1024 for name in ("VmRSS", "VmHWM"))
+        logging.info("RSS %d MB (peak %d MB)", rss, peak)
+        time.sleep(every)
 
 
 class _Lazily:
