@@ -66,7 +66,8 @@ class CohortFeatures:
 
     kmers: float64 (n_repertoires, 8000) 3-mer frequencies; clones: the clone incidence of each clone
     rule (`clone_rules.CohortClones`), only clones carried by at least two repertoires (a clone seen
-    once can never be significant); y: int64 (n_repertoires,) class codes; classes: the label's two
+    once can never be significant; with fold fits, by as many positive repertoires as some fit needs);
+    y: int64 (n_repertoires,) class codes; classes: the label's two
     class names.
     """
 

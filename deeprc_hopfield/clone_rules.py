@@ -94,7 +94,8 @@ class CohortClones:
     """The clones of some repertoires under one rule.
 
     incidence: bool CSR (n_repertoires, n_shared), which repertoire carries which clone carried by `min_carriers`
-    repertoires or more (at radius 1: holds it or a neighbour); keys: int64 (n_shared,), the exact key
+    repertoires or more (positive ones, where `cohort_clones` was given them; at radius 1: holds it or a
+    neighbour); keys: int64 (n_shared,), the exact key
     (`public_clones.clone_keys`, V at the rule's level) of each column's clone; held: bool CSR like
     `incidence`, which repertoire holds the column's clone itself (at radius 0 that is `incidence`: a CDR3
     without a V call holds the clones it resolves to; at radius 1 its exact key; None: not recorded).
@@ -204,8 +205,8 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
 
 @dataclass
 class ShareableCores:
-    """The CDR3 cores that a clone carried by `min_carriers` repertoires or more can count: `cores`
-    (int64 sorted core keys, `public_clones.clone_keys` without V) held by that many repertoires;
+    """The CDR3 cores that a clone carried by `min_carriers` repertoires (or positive repertoires) or more can
+    count: `cores` (int64 sorted core keys, `public_clones.clone_keys` without V) held by that many;
     at radius 1 also `wildcards` (int64 sorted, `neighbours.wildcard_keys`), those of the cores that
     may carry such a clone (None at radius 0): a carrier holds the clone's core or a core one
     substitution away, which shares one of its wildcard keys; and `centres` (int64 sorted), those
@@ -402,10 +403,8 @@ def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]
     gather = (np.repeat(starts[first] - (np.cumsum(table_lengths) - table_lengths), table_lengths)
               + np.arange(int(table_lengths.sum()), dtype=np.int64))
     table_codes = np.concatenate([c[1] for c in cores])[gather]
-    index = ReceptorIndex(table_codes, table_lengths, radius=1)
-    query, ref, _ = index.pairs(table_codes, table_lengths, chunk=JOIN_CHUNK)
-    n = len(table)
-    return table, sparse.csr_matrix((np.ones(len(query), dtype=np.int32), (query, ref)), shape=(n, n))
+    return table, ReceptorIndex(table_codes, table_lengths, radius=1).adjacency(table_codes, table_lengths,
+                                                                                chunk=JOIN_CHUNK)
 
 
 def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,

@@ -191,3 +191,20 @@ def test_a_clone_no_positive_holds_is_kept_where_enough_positives_hold_its_neigh
     assert positive_carriers.max() == 8  # the centre: every positive holds a neighbour
     assert np.array_equal(pruned.keys, whole.keys[positive_carriers >= 6])
     assert (sparse.csr_matrix(pruned.incidence) != sparse.csr_matrix(whole.incidence)[:, positive_carriers >= 6]).nnz == 0
+
+
+def test_where_two_carriers_suffice_a_clone_of_one_positive_carrier_is_kept():
+    """With rare positives (2 of 500) one positive carrier can pass p < 0.01 (with one negative carrier:
+    p = 1 - C(498, 2) / C(500, 2) ~ 0.008), so at `min_carriers` 2 every shared clone stays, positives
+    given or not."""
+    y = np.r_[np.ones(2, int), np.zeros(498, int)]
+    assert min_carriers(y, seed=0) == 2
+    rng = np.random.default_rng(8)
+    reps = [junction_repertoire(f"r{i}", random_junctions(rng, 3) + (["CASSLGQGAYEQYF"] if i in (0, 5) else []),
+                                [-1] * (3 + (i in (0, 5)))) for i in range(len(y))]
+    for rules in (clone_rules(radius=0), clone_rules(radius=1)):
+        every = cohort_clones(reps, V_GENES, rules, min_carriers=2)
+        counted = cohort_clones(reps, V_GENES, rules, min_carriers=2, positives=positive_rows(y))
+        assert all(len(c.keys) > 0 for c in every)  # the clone of one positive and one negative carrier
+        for mine, theirs in zip(counted, every):
+            assert np.array_equal(mine.keys, theirs.keys), mine.rule

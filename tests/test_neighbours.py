@@ -147,6 +147,19 @@ def test_chunking_gives_identical_results() -> None:
                               index.match_counts(codes, lengths, q_v, chunk=chunk))
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_adjacency_holds_every_pair(chunk: int) -> None:
+    rng = np.random.default_rng(4)
+    refs = random_junctions(rng, 200, "ACD", 1, 5)
+    queries = random_junctions(rng, 300, "ACD", 1, 5)
+    codes, lengths = encode(queries)
+    index = ReceptorIndex.from_sequences(refs, radius=1)
+    q, r, _ = index.pairs(codes, lengths)
+    matrix = index.adjacency(codes, lengths, chunk=chunk)
+    assert matrix.shape == (len(queries), len(refs)) and matrix.has_sorted_indices and matrix.nnz == len(q) > 0
+    assert set(zip(*matrix.nonzero())) == set(zip(q.tolist(), r.tolist())) and set(matrix.data.tolist()) == {1}
+
+
 def test_first_match_and_match_counts() -> None:
     refs = ["CASTLF", "CAGGF", "CASSLF", "CASSLF"]
     codes, lengths = encode(["CASSLF", "CAGAF", "CWWWWF", "CASTLF"])
