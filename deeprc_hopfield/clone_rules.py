@@ -56,8 +56,8 @@ JOIN_CHUNK = 1 << 13
 #: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
 CARRIED_BLOCK = 1 << 16
 #: Radius 1, positive carriers only: bits per residue of the positives in the set that tells a wildcard key
-#: one positive holds from one none holds (~0.5 bytes a residue; a false "holds", at most ~1 key in 5, only
-#: loosens the bound of a core that no positive holds).
+#: one positive holds from one none holds (0.5-1 byte a residue, a power of two; a false "holds", at most
+#: ~1 key in 5, only loosens the bound of a core that no positive holds).
 SEEN_BITS_PER_KEY = 4
 
 
