@@ -33,7 +33,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import CHUNK, RADII, ReceptorIndex, wildcard_keys
+from deeprc_hopfield.neighbours import CHUNK, RADII, core_neighbours, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
@@ -49,9 +49,6 @@ _LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "C
 #: over the repertoires: ~8 bytes each held, up to ~32 while merging (1 GB and ~4 GB here); more make
 #: more passes (each reads every repertoire once more).
 WILDCARD_KEYS_PER_PASS = 1 << 27
-#: Radius 1: cores joined with the cohort's cores at a time; each brings ~13 wildcard keys and their
-#: candidate pairs (~50-100 bytes each), so this bounds the join's working memory (~100 MB) whatever the cohort.
-JOIN_CHUNK = 1 << 13
 #: Radius 1: candidate clones whose carriers are counted at a time (the clones near them, their carriers),
 #: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
 CARRIED_BLOCK = 1 << 16
@@ -127,7 +124,7 @@ class CloneCollector:
     fewer than `min_carriers` repertoires are left out (with `positives`, a bool mask of the repertoires to
     be added, fewer than that many of them).
 
-    Radius 1 joins the cohort's distinct CDR3 cores once (`ReceptorIndex`, one substitution) and
+    Radius 1 joins the cohort's distinct CDR3 cores once (`neighbours.core_neighbours`, one substitution) and
     derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
     either missing), so three levels cost one join.
     """
@@ -159,7 +156,7 @@ class CloneCollector:
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order."""
-        joined = _core_neighbours(self._cores) if self._clones else None
+        joined = _core_neighbours(self._cores, self.centres) if self._clones else None
         out = []
         for rule in self.rules:
             if rule.radius == 0:
@@ -389,22 +386,29 @@ def _wildcards(repertoire, chunk: int = CHUNK):
         yield row + start, keys
 
 
-def _core_neighbours(cores: list[tuple]) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The cohort's distinct CDR3 core keys (sorted) and which pairs are at most one substitution apart
-    (same length; CSR, symmetric, the diagonal included). `cores`: per repertoire (distinct core keys,
-    their codes, lengths)."""
+def _core_neighbours(cores: list[tuple], centres: np.ndarray | None = None) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The cohort's distinct CDR3 core keys (sorted) and, for each of them among `centres` (sorted core keys;
+    None: every one), the cores at most one substitution away (`neighbours.core_neighbours`: CSR (cores,
+    cores), the diagonal included, the other rows empty). `cores`: per repertoire (distinct core keys, their
+    codes, lengths)."""
     if not cores:
-        return np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, 0), dtype=np.int32)
-    all_keys = np.concatenate([c[0] for c in cores])
-    table, first = np.unique(all_keys, return_index=True)
+        return np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, 0), dtype=np.int8)
+    table, first = np.unique(np.concatenate([c[0] for c in cores]), return_index=True)
     lengths = np.concatenate([c[2] for c in cores])
+    codes = _codes_of(np.concatenate([c[1] for c in cores]), lengths, first)
+    rows = None if centres is None else np.flatnonzero(in_sorted(centres, table))
+    joined = core_neighbours(codes, lengths[first], rows)
+    log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less", len(table),
+              "all" if rows is None else len(rows), joined.nnz)
+    return table, joined
+
+
+def _codes_of(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The residue codes of sequences `rows` (int64 (m,)) of flat `codes` with `lengths` (n,), concatenated."""
     starts = np.cumsum(lengths) - lengths
-    table_lengths = lengths[first]
-    gather = (np.repeat(starts[first] - (np.cumsum(table_lengths) - table_lengths), table_lengths)
-              + np.arange(int(table_lengths.sum()), dtype=np.int64))
-    table_codes = np.concatenate([c[1] for c in cores])[gather]
-    return table, ReceptorIndex(table_codes, table_lengths, radius=1).adjacency(table_codes, table_lengths,
-                                                                                chunk=JOIN_CHUNK)
+    picked = lengths[rows]
+    return codes[np.repeat(starts[rows] - (np.cumsum(picked) - picked), picked)
+                 + np.arange(int(picked.sum()), dtype=np.int64)]
 
 
 def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,

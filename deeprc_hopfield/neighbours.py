@@ -38,6 +38,11 @@ from deeprc_hopfield.encoding import encode
 
 #: Query sequences keyed and joined at a time (radius 1: ~50 bytes per core residue, ~40 MB for TRB).
 CHUNK = 1 << 16
+#: Wildcard keys sorted at a time by :func:`core_neighbours` (~32 bytes each while sorted, ~1 GB); more
+#: keys make more parts, each one more pass over the sequences (~35 M keys/s).
+KEYS_PER_PART = 1 << 25
+#: Pairs of cores compared residue by residue at a time (~30 bytes a residue, ~100 MB for TRB cores).
+PAIRS_COMPARED = 1 << 18
 RADII = (0, 1)
 
 _U64 = np.uint64
@@ -176,14 +181,98 @@ def wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR) ->
 def _mismatches(query: _Cores, q: np.ndarray, ref: _Cores, r: np.ndarray) -> np.ndarray:
     """Positions at which core q[k] of `query` and core r[k] of `ref` differ, int64 (n_pairs,);
     the cores of each pair must be of equal length."""
-    length = query.length[q]
-    step = np.repeat(np.cumsum(length) - length, length)
-    within = np.arange(int(length.sum()), dtype=np.int64) - step
-    differ = (query.codes[np.repeat(query.start[q], length) + within]
-              != ref.codes[np.repeat(ref.start[r], length) + within])
-    counts = np.concatenate(([0], np.cumsum(differ, dtype=np.int64)))
-    ends = np.cumsum(length)
-    return counts[ends] - counts[ends - length]
+    return _differences(query.codes, query.start[q], ref.codes, ref.start[r], query.length[q])
+
+
+def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray, starts_b: np.ndarray,
+                 length: np.ndarray, block: int = PAIRS_COMPARED) -> np.ndarray:
+    """Positions at which codes_a[starts_a[k]:][:length[k]] and codes_b[starts_b[k]:][:length[k]] differ, int64,
+    compared `block` pairs at a time (~30 bytes a residue of a pair are held)."""
+    out = np.empty(len(length), dtype=np.int64)
+    for first in range(0, len(length), block):
+        part = slice(first, first + block)
+        size = length[part]
+        step = np.repeat(np.cumsum(size) - size, size)
+        within = np.arange(int(size.sum()), dtype=np.int64) - step
+        differ = codes_a[np.repeat(starts_a[part], size) + within] != codes_b[np.repeat(starts_b[part], size) + within]
+        counts = np.concatenate(([0], np.cumsum(differ, dtype=np.int64)))
+        ends = np.cumsum(size)
+        out[part] = counts[ends] - counts[ends - size]
+    return out
+
+
+def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None,
+                    keys_per_part: int | None = None, trim: int = ANCHOR) -> sparse.csr_matrix:
+    """Which cores of n sequences are at most one substitution apart (same length, the V calls ignored), for the
+    sequences `rows` (int64; None: all): a CSR (n, n) of ones, int8, with sorted indices, whose row i holds i
+    and every neighbour of i where i is one of `rows`, and nothing elsewhere.
+
+    A self-join of the sequences' wildcard keys (:func:`wildcard_keys`; two cores one substitution apart share
+    the key of the position where they differ), in parts by key hash: each part is one pass over the sequences
+    keeping ~`keys_per_part` keys (None: :data:`KEYS_PER_PART`), sorted, so memory follows one part and the pairs, not the n sequences'
+    keys at once. Every pair is checked on its residues (a key collision is not a neighbour).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    n = len(lengths)
+    wanted = np.ones(n, dtype=bool) if rows is None else np.isin(np.arange(n), rows)
+    offset, core_length = core_bounds(lengths, trim)
+    starts = _starts(lengths) + offset
+    parts = max(1, -(-int(core_length.sum()) // max(int(keys_per_part or KEYS_PER_PART), 1)))
+    own = np.flatnonzero(wanted).astype(np.int32)
+    found_a, found_b = [own], [own]  # each wanted core is its own neighbour
+    for part in range(parts):
+        key, row = _part_wildcards(codes, lengths, part, parts, trim)
+        order = np.argsort(key)
+        a, b = _run_pairs(key[order])
+        a, b = row[order[a]], row[order[b]]
+        del key, row, order
+        a, b = a[wanted[a]], b[wanted[a]]
+        same = (core_length[a] == core_length[b]) & (a != b)
+        a, b = a[same], b[same]
+        near = _differences(codes, starts[a], codes, starts[b], core_length[a]) == 1
+        found_a.append(a[near])
+        found_b.append(b[near])
+    a, b = np.concatenate(found_a), np.concatenate(found_b)
+    del found_a, found_b
+    matrix = sparse.csr_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
+    matrix.data[:] = 1
+    return matrix
+
+
+def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The wildcard keys of sequences (flat `codes`, `lengths`) whose hash modulo `parts` is `part`, with the
+    row of each: (int64 keys, int32 rows), keyed :data:`CHUNK` sequences at a time."""
+    ends = np.cumsum(lengths)
+    keys, rows = [], []
+    for start in range(0, len(lengths), CHUNK):
+        stop = min(start + CHUNK, len(lengths))
+        row, key = wildcard_keys(codes[int(ends[start] - lengths[start]):int(ends[stop - 1])], lengths[start:stop],
+                                 trim)
+        keep = key.view(_U64) % _U64(parts) == part if parts > 1 else slice(None)
+        keys.append(key[keep])
+        rows.append((row[keep] + start).astype(np.int32))
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    return np.concatenate(keys), np.concatenate(rows)
+
+
+def _run_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (i, j), i != j, of positions of sorted `keys` that hold the same key: int64 each. A run
+    of equal wildcard keys holds at most 20 distinct cores (one per residue at the wildcard)."""
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(new)
+    size = np.diff(np.append(first, len(keys)))
+    of = np.repeat(np.arange(len(first)), size)
+    shared = np.flatnonzero(size[of] > 1)
+    m = size[of[shared]]
+    i = np.repeat(shared, m)
+    j = np.repeat(first[of[shared]] - (np.cumsum(m) - m), m) + np.arange(int(m.sum()), dtype=np.int64)
+    keep = i != j
+    return i[keep], j[keep]
 
 
 def _check_radius(radius: int) -> int:
@@ -351,23 +440,6 @@ class ReceptorIndex:
         if not parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
         return tuple(np.concatenate(column) for column in zip(*parts))
-
-    def adjacency(self, codes: np.ndarray, lengths: np.ndarray, v: np.ndarray | None = None, chunk: int = CHUNK
-                  ) -> sparse.csr_matrix:
-        """:meth:`pairs` as a (queries, reference receptors) CSR matrix of ones, int8, with sorted indices,
-        built a chunk of queries at a time: ~5 bytes a pair are held, where the pair arrays take 17."""
-        n = len(lengths)
-        counts, indices = np.zeros(n, dtype=np.int64), []
-        for first, size, q, r, _ in self._chunks(codes, lengths, v, chunk):  # sorted by query
-            counts[first:first + size] = np.bincount(q - first, minlength=size)
-            indices.append(r.astype(np.int32))
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        flat = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32)
-        del indices
-        matrix = sparse.csr_matrix((np.ones(len(flat), dtype=np.int8), flat, indptr), shape=(n, len(self)))
-        matrix.sort_indices()
-        return matrix
 
     def pairs_of(self, repertoire, v_genes: list[str], chunk: int = CHUNK
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

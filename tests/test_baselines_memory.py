@@ -8,6 +8,7 @@ import pytest
 from conftest import junction_repertoire, random_junctions
 from scipy import sparse
 
+from deeprc_hopfield import neighbours
 from deeprc_hopfield.clone_rules import CloneCollector, CloneRule, clone_rules, cohort_clones, shareable_cores
 from deeprc_hopfield.public_clones import KeyCounter, PublicCloneTest, min_carriers, positive_rows, repertoire_keys
 from deeprc_hopfield.store import Repertoire
@@ -130,7 +131,7 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     reps = rough_cohort(5, n=16)
     expected = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     monkeypatch.setattr(clone_rules_module, "CARRIED_BLOCK", 5)
-    monkeypatch.setattr(clone_rules_module, "JOIN_CHUNK", 7)
+    monkeypatch.setattr(neighbours, "KEYS_PER_PART", 7)
     found = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     assert sum(c.incidence.shape[1] for c in expected if c.rule.radius == 1) > 10
     for mine, theirs in zip(found, expected):

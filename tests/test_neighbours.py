@@ -147,17 +147,20 @@ def test_chunking_gives_identical_results() -> None:
                               index.match_counts(codes, lengths, q_v, chunk=chunk))
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 10_000])
-def test_adjacency_holds_every_pair(chunk: int) -> None:
+@pytest.mark.parametrize("keys_per_part", [1, 50, 1 << 25])
+def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int) -> None:
     rng = np.random.default_rng(4)
-    refs = random_junctions(rng, 200, "ACD", 1, 5)
-    queries = random_junctions(rng, 300, "ACD", 1, 5)
-    codes, lengths = encode(queries)
-    index = ReceptorIndex.from_sequences(refs, radius=1)
-    q, r, _ = index.pairs(codes, lengths)
-    matrix = index.adjacency(codes, lengths, chunk=chunk)
-    assert matrix.shape == (len(queries), len(refs)) and matrix.has_sorted_indices and matrix.nnz == len(q) > 0
-    assert set(zip(*matrix.nonzero())) == set(zip(q.tolist(), r.tolist())) and set(matrix.data.tolist()) == {1}
+    junctions = list(dict.fromkeys(random_junctions(rng, 400, "ACD", 0, 5)))  # cores of 0-1 residues included
+    rows = np.sort(rng.choice(len(junctions), len(junctions) // 3, replace=False))
+    expected = {(i, j) for i, j, _ in brute_force(junctions, np.full(len(junctions), -1), junctions,
+                                                  np.full(len(junctions), -1), 1) if i in set(rows.tolist())}
+    codes, lengths = encode(junctions)
+    matrix = neighbours.core_neighbours(codes, lengths, rows, keys_per_part=keys_per_part)
+    assert matrix.shape == (len(junctions),) * 2 and matrix.has_sorted_indices and set(matrix.data.tolist()) == {1}
+    assert set(zip(*map(np.ndarray.tolist, matrix.nonzero()))) == expected
+    assert len(expected) > 3 * len(rows)  # neighbours beyond the diagonal
+    every = neighbours.core_neighbours(codes, lengths, keys_per_part=keys_per_part)
+    assert (every != every.T).nnz == 0 and np.array_equal(every[rows].toarray(), matrix[rows].toarray())
 
 
 def test_first_match_and_match_counts() -> None:
