@@ -423,17 +423,13 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
         empty = sparse.csr_matrix((0, 0), dtype=bool)
         return CohortClones(rule, empty, np.zeros(0, dtype=np.int64), empty)
     core_table, core_pairs = joined
-    all_keys = np.concatenate([c[0] for c in clones])
-    rows = np.repeat(np.arange(len(clones)), [len(c[0]) for c in clones])
-    table, first, column = np.unique(all_keys, return_index=True, return_inverse=True)
+    table, first, holders = _clone_table([c[0] for c in clones])
     core = np.searchsorted(core_table, np.concatenate([c[1] for c in clones])[first])
     v = np.concatenate([c[2] for c in clones])[first]
     n = len(table)
     candidate = np.arange(n) if centres is None else np.flatnonzero(in_sorted(centres, core_table[core]))
-    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), (np.arange(n), core)), shape=(n, len(core_table)))
+    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), core, np.arange(n + 1)), shape=(n, len(core_table)))
     clones_of_core = of_core.T.tocsr()
-    holders = sparse.csr_matrix((np.ones(len(all_keys), dtype=np.int32), (column.ravel(), rows)),
-                                shape=(n, len(clones)))  # clone -> the repertoires holding it
     blocks, kept = [], []
     for start in range(0, len(candidate), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
         block = candidate[start:start + CARRIED_BLOCK]
@@ -449,6 +445,24 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
     incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return CohortClones(rule, incidence, table[columns], holders[columns].T.tocsr().astype(bool))
+
+
+def _clone_table(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
+    """The distinct keys of per-repertoire key arrays `keys` (int64 sorted), where each first occurs in them
+    concatenated, and which repertoires hold each (CSR (keys, repertoires) of ones, int8): `np.unique` with
+    its index and inverse, in ~20 bytes a key held where those and a COO matrix take ~70."""
+    ends = np.cumsum([len(k) for k in keys])
+    flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    order = np.argsort(flat, kind="stable")  # equal keys in repertoire order
+    flat = flat[order]
+    new = np.ones(len(flat), dtype=bool)
+    new[1:] = flat[1:] != flat[:-1]
+    table = flat[new]
+    del flat
+    indptr = np.append(np.flatnonzero(new), len(order))
+    holder = np.searchsorted(ends, order, side="right").astype(np.int32)
+    holders = sparse.csr_matrix((np.ones(len(order), dtype=np.int8), holder, indptr), shape=(len(table), len(keys)))
+    return table, order[new], holders
 
 
 def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.ndarray:
