@@ -33,7 +33,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import CHUNK, RADII, core_neighbours, wildcard_keys
+from deeprc_hopfield.neighbours import CHUNK, RADII, core_neighbours, key_part, wildcard_keys
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
@@ -298,7 +298,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     if not radius_one:
         return ShareableCores(held)
     passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
-    seen = _KeyBits(residues) if positives is not None else None  # the keys some positive holds, once or more
+    seen = _KeyBits(residues) if positives is not None else None  # the keys one positive holds (more: counted)
     parts = [_shared_counts(wildcards, seen)] if wildcards is not None else []
     del wildcards
     for part in range(len(parts), passes):
@@ -319,10 +319,10 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
 
 
 def _shared_counts(counter: KeyCounter, seen: _KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
-    """`counter.shared_counts()`, after adding every key it saw to `seen` (where given)."""
+    """`counter.shared_counts()`, after adding the keys it saw once to `seen` (where given): those it saw more
+    often are in the counts, and `seen` answers only for keys missing from them."""
     if seen is not None:
-        for keys in counter.seen_parts():
-            seen.add(keys)
+        seen.add(counter.seen_parts()[0])
     return counter.shared_counts()
 
 
@@ -333,7 +333,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
     `wildcards`: their counts, among the `positives` where given) reaches `cap`: (their wildcard keys, their
     core keys), int64 sorted each. A key missing from a table is held once where this repertoire is counted.
     Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
-    held once where `seen` (the keys that counted repertoires hold) may hold it, else by none."""
+    held once where `seen` (the keys one counted repertoire holds) may hold it, else by none."""
     found, centres = KeyCounter(), KeyCounter()
     for i, rep in enumerate(_each(repertoires, "clone rules: finding cores that may carry a clone")):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
@@ -370,7 +370,7 @@ def _each(repertoires: Sequence, what: str):
 
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
     """The distinct wildcard keys of a `Repertoire`'s sequences whose hash modulo `parts` is `part`, int64 sorted."""
-    keys = [k[k.view(np.uint64) % np.uint64(parts) == part] if parts > 1 else k for _, k in _wildcards(repertoire)]
+    keys = [k[key_part(k, parts) == part] if parts > 1 else k for _, k in _wildcards(repertoire)]
     return unique_keys(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
 

@@ -203,14 +203,16 @@ def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray,
 
 def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None,
                     keys_per_part: int | None = None, trim: int = ANCHOR) -> sparse.csr_matrix:
-    """Which cores of n sequences are at most one substitution apart (same length, the V calls ignored), for the
-    sequences `rows` (int64; None: all): a CSR (n, n) of ones, int8, with sorted indices, whose row i holds i
-    and every neighbour of i where i is one of `rows`, and nothing elsewhere.
+    """Which cores of n sequences with distinct cores (a cohort's distinct cores, say) are one substitution
+    apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): a CSR (n, n) of ones,
+    int8, with sorted indices, whose row i holds i and every neighbour of i where i is one of `rows`, and
+    nothing elsewhere.
 
     A self-join of the sequences' wildcard keys (:func:`wildcard_keys`; two cores one substitution apart share
-    the key of the position where they differ), in parts by key hash: each part is one pass over the sequences
-    keeping ~`keys_per_part` keys (None: :data:`KEYS_PER_PART`), sorted, so memory follows one part and the pairs, not the n sequences'
-    keys at once. Every pair is checked on its residues (a key collision is not a neighbour).
+    the key of the position where they differ), in parts by key hash (:func:`key_part`): each part is one pass
+    over the sequences keeping ~`keys_per_part` keys (None: :data:`KEYS_PER_PART`), sorted, and its pairs are
+    checked on their residues a block at a time (a key collision is not a neighbour), so memory follows one
+    part and the pairs found, not the n sequences' keys at once.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -224,21 +226,29 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     for part in range(parts):
         key, row = _part_wildcards(codes, lengths, part, parts, trim)
         order = np.argsort(key)
-        a, b = _run_pairs(key[order])
-        a, b = row[order[a]], row[order[b]]
-        del key, row, order
-        a, b = a[wanted[a]], b[wanted[a]]
-        same = (core_length[a] == core_length[b]) & (a != b)
-        a, b = a[same], b[same]
-        near = _differences(codes, starts[a], codes, starts[b], core_length[a]) == 1
-        found_a.append(a[near])
-        found_b.append(b[near])
-    a, b = np.concatenate(found_a), np.concatenate(found_b)
-    del found_a, found_b
+        key, row = key[order], row[order]
+        del order
+        for i, j in _run_pairs(key):
+            a, b = row[i], row[j]
+            keep = wanted[a] & (core_length[a] == core_length[b])
+            a, b = a[keep], b[keep]
+            near = _differences(codes, starts[a], codes, starts[b], core_length[a]) == 1
+            found_a.append(a[near])
+            found_b.append(b[near])
+    a = np.concatenate(found_a)
+    del found_a
+    b = np.concatenate(found_b)
+    del found_b
     matrix = sparse.csr_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
     matrix.data[:] = 1
     return matrix
+
+
+def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
+    """Which of `parts` parts each int64 hash key falls in, by its top bits (uniform where the low bits of a
+    linear hash are not), int64 (n,)."""
+    return ((keys.view(_U64) >> _U64(32)) % _U64(parts)).astype(np.int64)
 
 
 def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
@@ -251,7 +261,7 @@ def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: in
         stop = min(start + CHUNK, len(lengths))
         row, key = wildcard_keys(codes[int(ends[start] - lengths[start]):int(ends[stop - 1])], lengths[start:stop],
                                  trim)
-        keep = key.view(_U64) % _U64(parts) == part if parts > 1 else slice(None)
+        keep = key_part(key, parts) == part if parts > 1 else slice(None)
         keys.append(key[keep])
         rows.append((row[keep] + start).astype(np.int32))
     if not keys:
@@ -259,20 +269,20 @@ def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: in
     return np.concatenate(keys), np.concatenate(rows)
 
 
-def _run_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every ordered pair (i, j), i != j, of positions of sorted `keys` that hold the same key: int64 each. A run
-    of equal wildcard keys holds at most 20 distinct cores (one per residue at the wildcard)."""
+def _run_pairs(keys: np.ndarray, block: int = PAIRS_COMPARED):
+    """Every ordered pair (i, j), i != j, of positions of sorted `keys` that hold the same key, ~`block` runs
+    at a time: yields int64 arrays (i, j). Runs are taken by size, so each size's pairs are one broadcast; a
+    run of equal wildcard keys holds at most 20 distinct cores (one per residue at the wildcard)."""
     new = np.ones(len(keys), dtype=bool)
     new[1:] = keys[1:] != keys[:-1]
     first = np.flatnonzero(new)
     size = np.diff(np.append(first, len(keys)))
-    of = np.repeat(np.arange(len(first)), size)
-    shared = np.flatnonzero(size[of] > 1)
-    m = size[of[shared]]
-    i = np.repeat(shared, m)
-    j = np.repeat(first[of[shared]] - (np.cumsum(m) - m), m) + np.arange(int(m.sum()), dtype=np.int64)
-    keep = i != j
-    return i[keep], j[keep]
+    for run_size in np.unique(size[size > 1]):
+        i, j = np.nonzero(~np.eye(run_size, dtype=bool))  # every ordered pair of one run
+        starts = first[size == run_size]
+        for at in range(0, len(starts), block):
+            chunk = starts[at:at + block, None]
+            yield (chunk + i).ravel(), (chunk + j).ravel()
 
 
 def _check_radius(radius: int) -> int:

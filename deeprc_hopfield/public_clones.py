@@ -439,8 +439,7 @@ class KeyCounter:
 
     def seen(self) -> np.ndarray:
         """Every key added, int64 sorted."""
-        self._merge()
-        return unique_keys(np.concatenate([self._once, self._twice]))
+        return np.sort(np.concatenate(self.seen_parts()))  # the two parts share no key
 
 
 def unique_keys(keys: np.ndarray) -> np.ndarray:

@@ -150,7 +150,7 @@ def test_chunking_gives_identical_results() -> None:
 @pytest.mark.parametrize("keys_per_part", [1, 50, 1 << 25])
 def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int) -> None:
     rng = np.random.default_rng(4)
-    junctions = list(dict.fromkeys(random_junctions(rng, 400, "ACD", 0, 5)))  # cores of 0-1 residues included
+    junctions = list({core(j): j for j in random_junctions(rng, 400, "ACD", 0, 5)}.values())  # distinct cores
     rows = np.sort(rng.choice(len(junctions), len(junctions) // 3, replace=False))
     expected = {(i, j) for i, j, _ in brute_force(junctions, np.full(len(junctions), -1), junctions,
                                                   np.full(len(junctions), -1), 1) if i in set(rows.tolist())}
