@@ -23,7 +23,7 @@ repertoire: callers pass the repertoires they may learn from.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -135,16 +135,21 @@ class CloneCollector:
         self.positives = positives  # the repertoires whose carriers count towards min_carriers (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
-        self._clones: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 1}
-        self._cores: list[tuple] = []  # radius 1: each repertoire's distinct cores, their codes and lengths
+        self._clones = {r.v_level: _NumberedClones() for r in self.rules if r.radius == 1}
+        self._cores = _FirstSeen()  # radius 1: the distinct cores, numbered as first seen, with their residues
+        self._core_codes: list[np.ndarray] = []
+        self._core_lengths: list[np.ndarray] = []
 
     def add(self, repertoire, cores: np.ndarray | None = None) -> None:
         """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None)."""
         cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
         if self._clones:
             distinct, first = np.unique(cores, return_index=True)
-            picked = repertoire.subset(first)
-            self._cores.append((distinct, picked.codes, picked.lengths.astype(np.int64)))
+            number, new = self._cores.add(distinct)
+            picked = repertoire.subset(first[new])
+            self._core_codes.append(np.asarray(picked.codes))
+            self._core_lengths.append(np.asarray(picked.lengths, dtype=np.int64))
+            core_number = number[np.searchsorted(distinct, cores)]
         for level in dict.fromkeys([*self._sets, *self._clones]):
             v = v_codes(repertoire, self.v_genes, level)
             keys = with_v(cores, v)
@@ -152,11 +157,12 @@ class CloneCollector:
                 self._sets[level].append(clone_set(keys, v))
             if level in self._clones:
                 distinct, first = np.unique(keys, return_index=True)
-                self._clones[level].append((distinct, cores[first], v[first]))
+                self._clones[level].add(distinct, core_number[first], v[first])
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order."""
-        joined = _core_neighbours(self._cores, self.centres) if self._clones else None
+        joined = (_core_neighbours(self._cores, self._core_codes, self._core_lengths, self.centres)
+                  if self._clones else None)
         out = []
         for rule in self.rules:
             if rule.radius == 0:
@@ -167,6 +173,57 @@ class CloneCollector:
                 out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
                                              self.centres, self.positives))
         return out
+
+
+class _FirstSeen:
+    """Distinct int64 keys numbered 0, 1, ... in the order they are first added, with a sorted index to look
+    them up: ~12 bytes a distinct key, each `add` one pass over the index."""
+
+    def __init__(self) -> None:
+        self.sorted = np.zeros(0, dtype=np.int64)  # the keys, sorted
+        self.numbers = np.zeros(0, dtype=np.int32)  # the number of each of them
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def add(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Number distinct int64 `keys`, new ones after all others: (their numbers, int64 (n,); which are new, bool)."""
+        at = np.searchsorted(self.sorted, keys)
+        known = np.zeros(len(keys), dtype=bool)
+        inside = np.flatnonzero(at < len(self.sorted))
+        known[inside] = self.sorted[at[inside]] == keys[inside]
+        number = np.empty(len(keys), dtype=np.int64)
+        number[known] = self.numbers[at[known]]
+        new = np.flatnonzero(~known)
+        number[new] = len(self.sorted) + np.arange(len(new))
+        order = new[np.argsort(keys[new])]  # inserted in key order at their sorted places
+        self.sorted = np.insert(self.sorted, at[order], keys[order])
+        self.numbers = np.insert(self.numbers, at[order], number[order].astype(np.int32))
+        return number, ~known
+
+    def by_number(self) -> np.ndarray:
+        """The keys in the order of their numbers, int64."""
+        keys = np.empty(len(self.sorted), dtype=np.int64)
+        keys[self.numbers] = self.sorted
+        return keys
+
+
+@dataclass
+class _NumberedClones:
+    """Radius 1, one V level: the cohort's distinct clones (`table`), the core number and V code of each (lists
+    of arrays in the clones' numbers' order) and, per repertoire, the numbers of the clones it holds (int32)."""
+
+    table: _FirstSeen = field(default_factory=_FirstSeen)
+    core: list[np.ndarray] = field(default_factory=list)
+    v: list[np.ndarray] = field(default_factory=list)
+    held: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, keys: np.ndarray, core: np.ndarray, v: np.ndarray) -> None:
+        """One repertoire's distinct clone keys, with their core numbers and V codes."""
+        number, new = self.table.add(keys)
+        self.core.append(core[new].astype(np.int32))
+        self.v.append(v[new].astype(np.int32))
+        self.held.append(number.astype(np.int32))
 
 
 def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
@@ -386,50 +443,38 @@ def _wildcards(repertoire, chunk: int = CHUNK):
         yield row + start, keys
 
 
-def _core_neighbours(cores: list[tuple], centres: np.ndarray | None = None) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The cohort's distinct CDR3 core keys (sorted) and, for each of them among `centres` (sorted core keys;
-    None: every one), the cores at most one substitution away (`neighbours.core_neighbours`: CSR (cores,
-    cores), the diagonal included, the other rows empty). `cores`: per repertoire (distinct core keys, their
-    codes, lengths)."""
-    if not cores:
-        return np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, 0), dtype=np.int8)
-    table, first = np.unique(np.concatenate([c[0] for c in cores]), return_index=True)
-    lengths = np.concatenate([c[2] for c in cores])
-    codes = _codes_of(np.concatenate([c[1] for c in cores]), lengths, first)
-    rows = None if centres is None else np.flatnonzero(in_sorted(centres, table))
-    joined = core_neighbours(codes, lengths[first], rows)
-    log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less", len(table),
+def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[np.ndarray],
+                     centres: np.ndarray | None = None) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The cohort's distinct CDR3 core keys in the order of their numbers (`table`; `codes`, `lengths`: their
+    residues in that order) and, for each of them among `centres` (sorted core keys; None: every one), the cores
+    at most one substitution away (`neighbours.core_neighbours`: CSR (cores, cores) by number, the diagonal
+    included, the other rows empty)."""
+    keys = table.by_number()
+    rows = None if centres is None else np.sort(table.numbers[in_sorted(centres, table.sorted)]).astype(np.int64)
+    joined = core_neighbours(np.concatenate(codes) if codes else np.zeros(0, dtype=np.uint8),
+                             np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64), rows)
+    log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less", len(keys),
               "all" if rows is None else len(rows), joined.nnz)
-    return table, joined
+    return keys, joined
 
 
-def _codes_of(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The residue codes of sequences `rows` (int64 (m,)) of flat `codes` with `lengths` (n,), concatenated."""
-    starts = np.cumsum(lengths) - lengths
-    picked = lengths[rows]
-    return codes[np.repeat(starts[rows] - (np.cumsum(picked) - picked), picked)
-                 + np.arange(int(picked.sum()), dtype=np.int64)]
-
-
-def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
+def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
                       min_carriers: int = 2, centres: np.ndarray | None = None,
                       positives: np.ndarray | None = None) -> CohortClones:
     """Radius 1: every distinct clone of the cohort whose core is one of `centres` (None: any) is a
     candidate, carried by the repertoires holding it or a clone one substitution away whose V call is
     the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
-    repertoires or more (of the `positives`, a bool mask, where given) are kept. `clones`: per repertoire
-    (distinct clone keys, their core keys, their V codes)."""
-    if not clones:
-        empty = sparse.csr_matrix((0, 0), dtype=bool)
-        return CohortClones(rule, empty, np.zeros(0, dtype=np.int64), empty)
-    core_table, core_pairs = joined
-    table, first, holders = _clone_table([c[0] for c in clones])
-    core = np.searchsorted(core_table, np.concatenate([c[1] for c in clones])[first])
-    v = np.concatenate([c[2] for c in clones])[first]
-    n = len(table)
-    candidate = np.arange(n) if centres is None else np.flatnonzero(in_sorted(centres, core_table[core]))
-    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), core, np.arange(n + 1)), shape=(n, len(core_table)))
+    repertoires or more (of the `positives`, a bool mask, where given) are kept, in key order. `joined`: the
+    cores by number and their neighbours (:func:`_core_neighbours`)."""
+    core_keys, core_pairs = joined
+    n = len(clones.table)
+    core = np.concatenate(clones.core) if clones.core else np.zeros(0, dtype=np.int32)
+    v = np.concatenate(clones.v) if clones.v else np.zeros(0, dtype=np.int32)
+    by_key = clones.table.numbers.astype(np.int64)  # clone numbers in key order
+    candidate = by_key if centres is None else by_key[in_sorted(centres, core_keys[core[by_key]])]
+    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), core, np.arange(n + 1)), shape=(n, len(core_keys)))
     clones_of_core = of_core.T.tocsr()
+    holders = _holders(clones.held, n)
     blocks, kept = [], []
     for start in range(0, len(candidate), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
         block = candidate[start:start + CARRIED_BLOCK]
@@ -442,27 +487,21 @@ def _neighbour_clones(clones: list[tuple], joined: tuple[np.ndarray, sparse.csr_
         shared = np.flatnonzero(_carriers(carried, positives) >= min_carriers)
         blocks.append(carried[shared].astype(bool))
         kept.append(block[shared])
-    incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones), 0), dtype=bool))
+    incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones.held), 0), dtype=bool))
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    return CohortClones(rule, incidence, table[columns], holders[columns].T.tocsr().astype(bool))
+    return CohortClones(rule, incidence, clones.table.by_number()[columns], holders[columns].T.tocsr().astype(bool))
 
 
-def _clone_table(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
-    """The distinct keys of per-repertoire key arrays `keys` (int64 sorted), where each first occurs in them
-    concatenated, and which repertoires hold each (CSR (keys, repertoires) of ones, int8): `np.unique` with
-    its index and inverse, in ~20 bytes a key held where those and a COO matrix take ~70."""
-    ends = np.cumsum([len(k) for k in keys])
-    flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    order = np.argsort(flat, kind="stable")  # equal keys in repertoire order
-    flat = flat[order]
-    new = np.ones(len(flat), dtype=bool)
-    new[1:] = flat[1:] != flat[:-1]
-    table = flat[new]
+def _holders(held: list[np.ndarray], n: int) -> sparse.csr_matrix:
+    """Which repertoires hold each of `n` numbered clones (`held`: per repertoire, its clones' numbers): CSR
+    (clones, repertoires) of ones, int8, ~16 bytes a holding while built."""
+    flat = np.concatenate(held) if held else np.zeros(0, dtype=np.int32)
+    order = np.argsort(flat, kind="stable")  # by clone, then repertoire
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat, minlength=n), out=indptr[1:])
     del flat
-    indptr = np.append(np.flatnonzero(new), len(order))
-    holder = np.searchsorted(ends, order, side="right").astype(np.int32)
-    holders = sparse.csr_matrix((np.ones(len(order), dtype=np.int8), holder, indptr), shape=(len(table), len(keys)))
-    return table, order[new], holders
+    holder = np.searchsorted(np.cumsum([len(h) for h in held]), order, side="right").astype(np.int32)
+    return sparse.csr_matrix((np.ones(len(order), dtype=np.int8), holder, indptr), shape=(n, len(held)))
 
 
 def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.ndarray:
