@@ -209,3 +209,31 @@ def test_where_two_carriers_suffice_a_clone_of_one_positive_carrier_is_kept():
         assert all(len(c.keys) > 0 for c in every)  # the clone of one positive and one negative carrier
         for mine, theirs in zip(counted, every):
             assert np.array_equal(mine.keys, theirs.keys), mine.rule
+
+
+@pytest.mark.parametrize("level", ["family", "none"])
+def test_radius_one_clones_carry_what_a_receptor_index_matches(level):
+    """Each radius-1 column is a clone of the cohort carried by exactly the repertoires in which the other
+    matcher (`ReceptorIndex`, one substitution, the V rule) finds it, and every clone of two carriers or
+    more is a column: the numbered collection against a plain one-clone-at-a-time search."""
+    from deeprc_hopfield.public_clones import v_codes, with_v
+
+    reps = rough_cohort(3, n=8)
+    (found,) = [c for c in every_sequence(reps) if c.rule == CloneRule(level, 1)]
+    v_level = "family" if level == "none" else level  # the index's V rule; "none" ignores V below
+    indexes = [neighbours.ReceptorIndex(rep.codes, rep.lengths, None if level == "none" else
+                                        v_codes(rep, V_GENES, v_level), radius=1) for rep in reps]
+    expected = {}
+    for rep in reps:
+        v = v_codes(rep, V_GENES, level)
+        keys = with_v(repertoire_keys(rep), v)
+        for i in np.unique(keys, return_index=True)[1]:
+            one = rep.subset(np.array([i]))
+            query_v = None if level == "none" else v[[i]]
+            carriers = tuple(j for j, index in enumerate(indexes)
+                             if index.match_counts(one.codes, one.lengths, query_v)[0] > 0)
+            if len(carriers) >= 2:
+                expected[int(keys[i])] = carriers
+    incidence = found.incidence.toarray()
+    columns = {int(key): tuple(np.flatnonzero(incidence[:, c]).tolist()) for c, key in enumerate(found.keys)}
+    assert len(columns) > 10 and columns == expected
