@@ -140,9 +140,11 @@ class CloneCollector:
         self._core_codes: list[np.ndarray] = []
         self._core_lengths: list[np.ndarray] = []
 
-    def add(self, repertoire, cores: np.ndarray | None = None) -> None:
-        """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None)."""
+    def add(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> None:
+        """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None; `exact`: a bool
+        mask of the sequences whose exact clones may be carried by `min_carriers` repertoires, None: all)."""
         cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
+        exact = slice(None) if exact is None else exact
         if self._clones:
             distinct, first = np.unique(cores, return_index=True)
             number, new = self._cores.add(distinct)
@@ -154,7 +156,7 @@ class CloneCollector:
             v = v_codes(repertoire, self.v_genes, level)
             keys = with_v(cores, v)
             if level in self._sets:
-                self._sets[level].append(clone_set(keys, v))
+                self._sets[level].append(clone_set(keys[exact], v[exact]))
             if level in self._clones:
                 distinct, first = np.unique(keys, return_index=True)
                 self._clones[level].add(distinct, core_number[first], v[first])
@@ -240,8 +242,9 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
 
     Only sequences that such a clone could count are collected (:func:`shareable_cores`, which reads
     `repertoires` once at radius 0, 2 + ceil(wildcard keys / `keys_per_pass`) times at radius 1),
-    in one more pass: the result is that of collecting every sequence, with memory for those only.
-    `repertoires` is anything indexable (a list, or a store read lazily).
+    in one more pass (the exact rules only those whose own core is shared that often): the result is that of
+    collecting every sequence, with memory for those only. `repertoires` is anything indexable (a list, or a
+    store read lazily).
     """
     rules = list(rules)
     positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
@@ -253,7 +256,7 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     for rep in _each(repertoires, "clone rules: collecting clones"):
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
-        collector.add(rep.subset(keep), cores[keep])
+        collector.add(rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep]))
     return collector.result()
 
 
