@@ -338,7 +338,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
 
     Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~8 bytes each) and, in the
     same pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past
-    that, the wildcard keys are counted again in parts (their hash modulo the number of passes), one
+    that, the wildcard keys are counted again in parts (`neighbours.key_part`, one part a pass), one
     more pass over `repertoires` for each ~`keys_per_pass` of them; then one pass keeps the wildcard
     keys of the cores whose bound reaches `min_carriers`. Then those keys only.
     """
@@ -429,7 +429,8 @@ def _each(repertoires: Sequence, what: str):
 
 
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
-    """The distinct wildcard keys of a `Repertoire`'s sequences whose hash modulo `parts` is `part`, int64 sorted."""
+    """The distinct wildcard keys of a `Repertoire`'s sequences in part `part` of `parts` (`neighbours.key_part`),
+    int64 sorted."""
     keys = [k[key_part(k, parts) == part] if parts > 1 else k for _, k in _wildcards(repertoire)]
     return unique_keys(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
@@ -475,7 +476,7 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
     v = np.concatenate(clones.v) if clones.v else np.zeros(0, dtype=np.int32)
     by_key = clones.table.numbers.astype(np.int64)  # clone numbers in key order
     candidate = by_key if centres is None else by_key[in_sorted(centres, core_keys[core[by_key]])]
-    of_core = sparse.csr_matrix((np.ones(n, dtype=np.int32), core, np.arange(n + 1)), shape=(n, len(core_keys)))
+    of_core = sparse.csr_matrix((np.ones(n, dtype=bool), core, np.arange(n + 1)), shape=(n, len(core_keys)))
     clones_of_core = of_core.T.tocsr()
     holders = _holders(clones.held, n)
     blocks, kept = [], []
@@ -484,27 +485,27 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
         pairs = (of_core[block] @ core_pairs @ clones_of_core).tocoo()  # clones whose cores neighbour a candidate's
         other = block[pairs.row]
         same_v = (v[pairs.col] == v[other]) | (v[pairs.col] < 0) | (v[other] < 0)
-        near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=np.int32),
+        near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool),
                                   (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
-        carried = (near @ holders).tocsr()  # (block, repertoires): nonzero where a repertoire carries it
+        carried = (near @ holders).tocsr()  # (block, repertoires): True where a repertoire carries it
         shared = np.flatnonzero(_carriers(carried, positives) >= min_carriers)
-        blocks.append(carried[shared].astype(bool))
+        blocks.append(carried[shared])
         kept.append(block[shared])
     incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones.held), 0), dtype=bool))
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    return CohortClones(rule, incidence, clones.table.by_number()[columns], holders[columns].T.tocsr().astype(bool))
+    return CohortClones(rule, incidence, clones.table.by_number()[columns], holders[columns].T.tocsr())
 
 
 def _holders(held: list[np.ndarray], n: int) -> sparse.csr_matrix:
     """Which repertoires hold each of `n` numbered clones (`held`: per repertoire, its clones' numbers): CSR
-    (clones, repertoires) of ones, int8, ~16 bytes a holding while built."""
+    (clones, repertoires), bool, ~16 bytes a holding while built."""
     flat = np.concatenate(held) if held else np.zeros(0, dtype=np.int32)
     order = np.argsort(flat, kind="stable")  # by clone, then repertoire
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(flat, minlength=n), out=indptr[1:])
     del flat
     holder = np.searchsorted(np.cumsum([len(h) for h in held]), order, side="right").astype(np.int32)
-    return sparse.csr_matrix((np.ones(len(order), dtype=np.int8), holder, indptr), shape=(n, len(held)))
+    return sparse.csr_matrix((np.ones(len(order), dtype=bool), holder, indptr), shape=(n, len(held)))
 
 
 def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.ndarray:

@@ -185,9 +185,10 @@ def _mismatches(query: _Cores, q: np.ndarray, ref: _Cores, r: np.ndarray) -> np.
 
 
 def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray, starts_b: np.ndarray,
-                 length: np.ndarray, block: int = PAIRS_COMPARED) -> np.ndarray:
+                 length: np.ndarray, block: int | None = None) -> np.ndarray:
     """Positions at which codes_a[starts_a[k]:][:length[k]] and codes_b[starts_b[k]:][:length[k]] differ, int64,
-    compared `block` pairs at a time (~30 bytes a residue of a pair are held)."""
+    compared `block` pairs at a time (None: :data:`PAIRS_COMPARED`; ~30 bytes a residue of a pair are held)."""
+    block = block or PAIRS_COMPARED
     out = np.empty(len(length), dtype=np.int64)
     for first in range(0, len(length), block):
         part = slice(first, first + block)
@@ -204,9 +205,9 @@ def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray,
 def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None,
                     keys_per_part: int | None = None, trim: int = ANCHOR) -> sparse.csr_matrix:
     """Which cores of n sequences with distinct cores (a cohort's distinct cores, say) are one substitution
-    apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): a CSR (n, n) of ones,
-    int8, with sorted indices, whose row i holds i and every neighbour of i where i is one of `rows`, and
-    nothing elsewhere.
+    apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): a bool CSR (n, n), with
+    sorted indices, whose row i holds i and every neighbour of i where i is one of `rows`, and nothing elsewhere
+    (bool, so that sparse products with it stay bool: no copy of it in another dtype).
 
     A self-join of the sequences' wildcard keys (:func:`wildcard_keys`; two cores one substitution apart share
     the key of the position where they differ), in parts by key hash (:func:`key_part`): each part is one pass
@@ -239,7 +240,7 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
 
 
 def _pairs_matrix(rows: list[np.ndarray], columns: list[np.ndarray], n: int) -> sparse.csr_matrix:
-    """The (n, n) CSR matrix of ones, int8, sorted indices, with a one at each (rows[k][i], columns[k][i]): filled
+    """The (n, n) bool CSR matrix, sorted indices, True at each (rows[k][i], columns[k][i]) only: filled
     a part at a time, each part freed once placed (~5 bytes a pair beyond the parts, where a COO matrix takes 16)."""
     counts = np.zeros(n, dtype=np.int64)
     for row in rows:
@@ -256,9 +257,8 @@ def _pairs_matrix(rows: list[np.ndarray], columns: list[np.ndarray], n: int) -> 
         size = np.diff(np.append(first, len(row)))
         indices[cursor[row] + np.arange(len(row)) - np.repeat(first, size)] = column
         cursor[row[first]] += size
-    matrix = sparse.csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n))
+    matrix = sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(n, n))
     matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
-    matrix.data[:] = 1
     return matrix
 
 
@@ -270,7 +270,7 @@ def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
 
 def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The wildcard keys of sequences (flat `codes`, `lengths`) whose hash modulo `parts` is `part`, with the
+    """The wildcard keys of sequences (flat `codes`, `lengths`) in part `part` of `parts` (:func:`key_part`), with the
     row of each: (int64 keys, int32 rows), keyed :data:`CHUNK` sequences at a time."""
     ends = np.cumsum(lengths)
     keys, rows = [], []
@@ -286,14 +286,16 @@ def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: in
     return np.concatenate(keys), np.concatenate(rows)
 
 
-def _run_pairs(keys: np.ndarray, block: int = PAIRS_COMPARED):
-    """Every ordered pair (i, j), i != j, of positions of sorted `keys` that hold the same key, ~`block` runs
-    at a time: yields int64 arrays (i, j). Runs are taken by size, so each size's pairs are one broadcast; a
-    run of equal wildcard keys holds at most 20 distinct cores (one per residue at the wildcard)."""
+def _run_pairs(keys: np.ndarray, block: int | None = None):
+    """Every ordered pair (i, j), i != j, of positions of sorted `keys` that hold the same key, `block` runs (None:
+    :data:`PAIRS_COMPARED`) at a time: yields int64 arrays (i, j). Runs are taken by size, so each size's pairs
+    are one broadcast; a run of equal wildcard keys holds at most 20 distinct cores (one per residue at the
+    wildcard)."""
     new = np.ones(len(keys), dtype=bool)
     new[1:] = keys[1:] != keys[:-1]
     first = np.flatnonzero(new)
     size = np.diff(np.append(first, len(keys)))
+    block = block or PAIRS_COMPARED
     for run_size in np.unique(size[size > 1]):
         i, j = np.nonzero(~np.eye(run_size, dtype=bool))  # every ordered pair of one run
         starts = first[size == run_size]

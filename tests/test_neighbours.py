@@ -148,7 +148,8 @@ def test_chunking_gives_identical_results() -> None:
 
 
 @pytest.mark.parametrize("keys_per_part", [1, 50, 1 << 25])
-def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int) -> None:
+def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, monkeypatch) -> None:
+    monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 3)  # runs paired and residues compared a few at a time
     rng = np.random.default_rng(4)
     junctions = list({core(j): j for j in random_junctions(rng, 400, "ACD", 0, 5)}.values())  # distinct cores
     rows = np.sort(rng.choice(len(junctions), len(junctions) // 3, replace=False))
