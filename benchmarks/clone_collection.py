@@ -9,11 +9,18 @@ store (`--package-root DIR` imports DIR/deeprc_hopfield instead of the installed
     python benchmarks/clone_collection.py --store results/cohort_scale/cohort.h5 --min-carriers 7
     python benchmarks/clone_collection.py --store ... --min-carriers 7 --package-root /tmp/before
 
+Each rule's clones are hashed (and fitted) as they come, then let go of, as training does (with a package that has
+`clone_rules.each_cohort_clones`; older ones make every rule's at once); the seconds leave that work out, the
+VmHWM includes the fits where `--fit` is given.
+
 `--positives` counts only the store label's positive repertoires towards `--min-carriers`, as `train` and
 `baselines` now do (`cohort_clones(positives=...)`); `--fit` then fits the public-clone test (no pgen) on
 every rule's clones and prints a sha256 of what it found (the associated clones' keys, the chosen threshold,
 the inner AUCs), which must not change with `--positives`. `--min-carriers auto` takes the baselines'
 figure (`public_clones.min_carriers` of the store's labels, seed 0).
+
+`--steps` logs the start and end (seconds) of each step of the collection (the `clone_rules` functions named in
+`STEPS`) and the collection's debug lines, so that a peak in the `--rss-every` lines can be put to a step.
 
 Run each in a fresh process (VmHWM is the process's whole-life peak).
 """
@@ -21,6 +28,7 @@ Run each in a fresh process (VmHWM is the process's whole-life peak).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import logging
 import sys
@@ -38,16 +46,20 @@ def main() -> None:
     p.add_argument("--positives", action="store_true", help="count the positive repertoires' carriers only")
     p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
+    p.add_argument("--steps", action="store_true", help="log each step's start and end, and the debug lines")
     p.add_argument("--rss-every", type=float, default=0.0, metavar="S",
                    help="log this process's resident memory every S seconds, beside the collection's progress lines")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sys.path.insert(0, str(args.package_root or Path(__file__).resolve().parent.parent))
-    from deeprc_hopfield.clone_rules import clone_rules, cohort_clones
+    from deeprc_hopfield import clone_rules
     from deeprc_hopfield.public_clones import PublicCloneTest, min_carriers, positive_rows
     from deeprc_hopfield.split import choose_label
     from deeprc_hopfield.store import RepertoireStore
 
+    if args.steps:
+        _log_steps()
+    each_rule = getattr(clone_rules, "each_cohort_clones", clone_rules.cohort_clones)  # older: all rules at once
     with RepertoireStore(args.store) as store:
         y = np.asarray(choose_label(store, None).values) if args.positives or args.fit or args.min_carriers == "auto" \
             else None
@@ -56,29 +68,67 @@ def main() -> None:
         lazily = _Lazily(store)
         if args.rss_every > 0:
             threading.Thread(target=_log_rss, args=(args.rss_every,), daemon=True).start()
+        digest, fitted, columns, aside = hashlib.sha256(), hashlib.sha256(), [], 0.0
         start = time.perf_counter()
-        found = cohort_clones(lazily, store.v_genes, clone_rules(), min_carriers=fewest, **options)
-        seconds = time.perf_counter() - start
-    digest = hashlib.sha256()
-    for clones in found:
-        incidence = clones.incidence.tocsr()
-        for part in (clones.keys, incidence.indptr, incidence.indices):
-            for start in range(0, len(part), 1 << 20):  # as int64, a slice at a time: the peak stays the collection's
-                digest.update(np.asarray(part[start:start + (1 << 20)], dtype=np.int64).tobytes())
+        for clones in each_rule(lazily, store.v_genes, clone_rules.clone_rules(), min_carriers=fewest, **options):
+            began = time.perf_counter()
+            columns.append(clones.incidence.shape[1])
+            _hash(digest, clones)
+            if args.fit:
+                _fit(fitted, clones, y, PublicCloneTest)
+            del clones  # as training lets go of a rule it will not choose
+            aside += time.perf_counter() - began
+        seconds = time.perf_counter() - start - aside
     peak_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
     print(f"{args.package_root or 'installed package'}: min carriers {fewest}{' positive' if args.positives else ''}, "
-          f"{seconds:.0f} s, VmHWM {peak_kb / 1024:.0f} MB, columns {[c.incidence.shape[1] for c in found]}, "
-          f"sha256 {digest.hexdigest()[:16]}", flush=True)
+          f"{seconds:.0f} s, VmHWM {peak_kb / 1024:.0f} MB, columns {columns}, sha256 {digest.hexdigest()[:16]}",
+          flush=True)
     if args.fit:
-        fitted = hashlib.sha256()
+        print(f"  fits {aside:.0f} s (with hashing), sha256 of what they found {fitted.hexdigest()[:16]}")
+
+
+def _hash(digest, clones) -> None:  # noqa: ANN001 (a hashlib digest, a CohortClones)
+    """Add a rule's keys and incidence to `digest`, as int64, a slice at a time (the peak stays the collection's)."""
+    incidence = clones.incidence.tocsr()
+    for part in (clones.keys, incidence.indptr, incidence.indices):
+        for start in range(0, len(part), 1 << 20):
+            digest.update(np.asarray(part[start:start + (1 << 20)], dtype=np.int64).tobytes())
+
+
+def _fit(digest, clones, y: np.ndarray, test_class) -> None:  # noqa: ANN001
+    """Fit the public-clone test (no pgen) on a rule's clones, print what it found, add it to `digest`."""
+    test = test_class(random_state=0).fit(clones.incidence, y)
+    for part in (clones.keys[test.associated_], test.pgen_inner_aucs_, [test.threshold_]):
+        digest.update(np.asarray(part).tobytes())
+    print(f"  {clones.rule}: {len(test.associated_)} associated at p < {test.threshold_:g}, inner AUC "
+          f"{test.inner_auc_:.4f}", flush=True)
+
+
+#: The steps of `clone_rules.cohort_clones` that `--steps` logs (those missing from a package version are skipped).
+STEPS = ("shareable_cores", "_shared_counts", "_bounded_wildcards", "_core_neighbours", "_neighbour_clones", "_holders",
+         "resolve_wildcards", "clone_incidence")
+
+
+def _log_steps() -> None:
+    """Wrap the `STEPS` of the imported `clone_rules` so that each logs its start and end."""
+    from deeprc_hopfield import clone_rules
+
+    logging.getLogger(clone_rules.__name__).setLevel(logging.DEBUG)
+    for name in STEPS:
+        if hasattr(clone_rules, name):
+            setattr(clone_rules, name, _logged(getattr(clone_rules, name), name))
+
+
+def _logged(function, name: str):  # noqa: ANN001, ANN202
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        logging.info("STEP %s start", name)
         start = time.perf_counter()
-        for clones in found:
-            test = PublicCloneTest(random_state=0).fit(clones.incidence, y)
-            for part in (clones.keys[test.associated_], test.pgen_inner_aucs_, [test.threshold_]):
-                fitted.update(np.asarray(part).tobytes())
-            print(f"  {clones.rule}: {len(test.associated_)} associated at p < {test.threshold_:g}, inner AUC "
-                  f"{test.inner_auc_:.4f}", flush=True)
-        print(f"  fits {time.perf_counter() - start:.0f} s, sha256 of what they found {fitted.hexdigest()[:16]}")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            logging.info("STEP %s end %.1f s", name, time.perf_counter() - start)
+    return wrapper
 
 
 def _log_rss(every: float) -> None:

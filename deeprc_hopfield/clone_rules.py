@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -33,7 +33,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import CHUNK, RADII, core_neighbours, key_part, wildcard_keys
+from deeprc_hopfield.neighbours import RADII, bool_csr, chunked_wildcard_keys, core_neighbours, key_part
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
@@ -161,53 +161,99 @@ class CloneCollector:
                 distinct, first = np.unique(keys, return_index=True)
                 self._clones[level].add(distinct, core_number[first], v[first])
 
-    def result(self) -> list[CohortClones]:
-        """One :class:`CohortClones` per rule, in the rules' order."""
+    def results(self):  # noqa: ANN201 (a generator of CohortClones)
+        """One :class:`CohortClones` per rule, in the rules' order, each made when the next is asked for; a level's
+        collected clones are freed once its last rule is made, and the radius-1 join after the last radius-1 rule,
+        so what a caller lets go of is not held while the next rule is made. Once only."""
+        radius_one = [i for i, rule in enumerate(self.rules) if rule.radius == 1]
         joined = (_core_neighbours(self._cores, self._core_codes, self._core_lengths, self.centres)
-                  if self._clones else None)
-        out = []
-        for rule in self.rules:
+                  if radius_one else None)
+        self._core_codes, self._core_lengths = [], []  # the join's input only
+        last = {(rule.v_level, rule.radius): i for i, rule in enumerate(self.rules)}
+        for i, rule in enumerate(self.rules):
+            done = last[(rule.v_level, rule.radius)] == i
             if rule.radius == 0:
-                incidence, keys = clone_incidence(resolve_wildcards(self._sets[rule.v_level]), self.min_carriers,
-                                                  self.positives)
-                out.append(CohortClones(rule, incidence, keys, incidence))
+                sets = self._sets.pop(rule.v_level) if done else self._sets[rule.v_level]
+                incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers, self.positives)
+                made = CohortClones(rule, incidence, keys, incidence)
             else:
-                out.append(_neighbour_clones(self._clones[rule.v_level], joined, rule, self.min_carriers,
-                                             self.centres, self.positives))
-        return out
+                clones = self._clones.pop(rule.v_level) if done else self._clones[rule.v_level]
+                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.centres, self.positives)
+                if i == radius_one[-1]:
+                    joined = None
+            sets = clones = incidence = keys = None
+            yield made
+            del made  # before the next rule is made
+
+    def result(self) -> list[CohortClones]:
+        """One :class:`CohortClones` per rule, in the rules' order (:meth:`results`, all held at once)."""
+        return list(self.results())
 
 
 class _FirstSeen:
-    """Distinct int64 keys numbered 0, 1, ... in the order they are first added, with a sorted index to look
-    them up: ~12 bytes a distinct key, each `add` one pass over the index."""
+    """Distinct int64 keys numbered 0, 1, ... in the order they are first added, with sorted runs to look them
+    up: ~12 bytes a distinct key. Each `add` makes its new keys a run and merges runs of like size (as
+    `public_clones.KeyCounter` merges its buffer), so every key is copied a few times only, not once an `add`."""
 
     def __init__(self) -> None:
-        self.sorted = np.zeros(0, dtype=np.int64)  # the keys, sorted
-        self.numbers = np.zeros(0, dtype=np.int32)  # the number of each of them
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys, sorted; their numbers, int32), larger first
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self.sorted)
+        return self._count
 
     def add(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Number distinct int64 `keys`, new ones after all others: (their numbers, int64 (n,); which are new, bool)."""
-        at = np.searchsorted(self.sorted, keys)
-        known = np.zeros(len(keys), dtype=bool)
-        inside = np.flatnonzero(at < len(self.sorted))
-        known[inside] = self.sorted[at[inside]] == keys[inside]
-        number = np.empty(len(keys), dtype=np.int64)
-        number[known] = self.numbers[at[known]]
-        new = np.flatnonzero(~known)
-        number[new] = len(self.sorted) + np.arange(len(new))
-        order = new[np.argsort(keys[new])]  # inserted in key order at their sorted places
-        self.sorted = np.insert(self.sorted, at[order], keys[order])
-        self.numbers = np.insert(self.numbers, at[order], number[order].astype(np.int32))
-        return number, ~known
+        keys = np.asarray(keys, dtype=np.int64)
+        number = np.full(len(keys), -1, dtype=np.int64)
+        unknown = np.arange(len(keys))
+        for run, numbers in self._runs:  # each key is in one run at most
+            at = np.minimum(search_sorted(run, keys[unknown]), len(run) - 1)
+            hit = run[at] == keys[unknown]
+            number[unknown[hit]] = numbers[at[hit]]
+            unknown = unknown[~hit]
+        is_new = number < 0
+        new = np.flatnonzero(is_new)
+        number[new] = self._count + np.arange(len(new))
+        self._count += len(new)
+        if len(new):
+            order = new[np.argsort(keys[new])]
+            self._runs.append((keys[order], number[order].astype(np.int32)))
+            while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+                self._runs[-2:] = [_merged(*self._runs[-2:])]
+        return number, is_new
+
+    @property
+    def sorted(self) -> np.ndarray:
+        """Every key, sorted, int64."""
+        return self._one_run()[0]
+
+    @property
+    def numbers(self) -> np.ndarray:
+        """The number of each key of `sorted`, int32."""
+        return self._one_run()[1]
+
+    def _one_run(self) -> tuple[np.ndarray, np.ndarray]:
+        while len(self._runs) > 1:
+            self._runs[-2:] = [_merged(*self._runs[-2:])]
+        return self._runs[0] if self._runs else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
 
     def by_number(self) -> np.ndarray:
         """The keys in the order of their numbers, int64."""
-        keys = np.empty(len(self.sorted), dtype=np.int64)
+        keys = np.empty(len(self), dtype=np.int64)
         keys[self.numbers] = self.sorted
         return keys
+
+
+def _merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs of distinct keys with their numbers (no key in both) as one, in one pass."""
+    at = np.searchsorted(a[0], b[0]) + np.arange(len(b[0]))  # where b's keys go in the merged run
+    from_b = np.zeros(len(a[0]) + len(b[0]), dtype=bool)
+    from_b[at] = True
+    keys, numbers = np.empty(len(from_b), dtype=np.int64), np.empty(len(from_b), dtype=np.int32)
+    keys[at], numbers[at] = b
+    keys[~from_b], numbers[~from_b] = a
+    return keys, numbers
 
 
 @dataclass
@@ -228,9 +274,9 @@ class _NumberedClones:
         self.held.append(number.astype(np.int32))
 
 
-def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
-                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
-                  positives: np.ndarray | None = None) -> list[CohortClones]:
+def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
+                        keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
+                        positives: np.ndarray | None = None):  # noqa: ANN201 (a generator of CohortClones)
     """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule, with
     the clones carried by `min_carriers` repertoires or more (2: every shared clone; the public-clone
     test needs `public_clones.min_carriers` to find any). With `positives` (bool, one per repertoire), by
@@ -245,11 +291,21 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
     in one more pass (the exact rules only those whose own core is shared that often): the result is that of
     collecting every sequence, with memory for those only. `repertoires` is anything indexable (a list, or a
     store read lazily).
+
+    A generator: each rule's clones are made when asked for (:meth:`CloneCollector.results`), so that a caller
+    who keeps only some of them (`choose_clone_rule`) holds no more; :func:`cohort_clones` makes them all.
     """
     rules = list(rules)
     positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
     if positives is not None and positives.shape != (len(repertoires),):
         raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
+    yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives).results()
+
+
+def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,
+               min_carriers: int, positives: np.ndarray | None) -> CloneCollector:
+    """A :class:`CloneCollector` given the sequences of `repertoires` that a clone carried by `min_carriers` can count
+    (:func:`shareable_cores`, whose wildcard keys are freed on return)."""
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers,
                                 positives)
     collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives)
@@ -257,7 +313,14 @@ def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
         collector.add(rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep]))
-    return collector.result()
+    return collector
+
+
+def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
+                  keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
+                  positives: np.ndarray | None = None) -> list[CohortClones]:
+    """Every rule's :class:`CohortClones` at once (:func:`each_cohort_clones`)."""
+    return list(each_cohort_clones(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives))
 
 
 @dataclass
@@ -435,16 +498,10 @@ def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray
     return unique_keys(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
 
 
-def _wildcards(repertoire, chunk: int = CHUNK):
-    """`neighbours.wildcard_keys` of a `Repertoire`'s sequences, `chunk` sequences at a time: yields (row
-    in the repertoire, key), int64 each."""
-    lengths = np.asarray(repertoire.lengths, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    for start in range(0, len(lengths), chunk):
-        stop = min(start + chunk, len(lengths))
-        codes = repertoire.codes[int(ends[start] - lengths[start]):int(ends[stop - 1])]
-        row, keys = wildcard_keys(codes, lengths[start:stop])
-        yield row + start, keys
+def _wildcards(repertoire):
+    """`neighbours.wildcard_keys` of a `Repertoire`'s sequences, a chunk at a time: yields (row in the repertoire,
+    key), int64 each."""
+    return chunked_wildcard_keys(repertoire.codes, repertoire.lengths)
 
 
 def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[np.ndarray],
@@ -491,9 +548,31 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
         shared = np.flatnonzero(_carriers(carried, positives) >= min_carriers)
         blocks.append(carried[shared])
         kept.append(block[shared])
-    incidence = (sparse.vstack(blocks).T.tocsr() if blocks else sparse.csr_matrix((len(clones.held), 0), dtype=bool))
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    return CohortClones(rule, incidence, clones.table.by_number()[columns], holders[columns].T.tocsr())
+    incidence = _stacked_transposed(blocks, len(clones.held))
+    return CohortClones(rule, incidence, clones.table.by_number()[columns], _stacked_transposed([holders[columns]],
+                                                                                                 len(clones.held)))
+
+
+def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int) -> sparse.csr_matrix:
+    """Bool CSR `blocks` of `n_columns` columns stacked and transposed, as CSR with sorted indices, each block freed
+    from the list once placed (`neighbours.bool_csr`: where `vstack(blocks).T.tocsr()` holds three copies, this
+    holds the blocks and the result)."""
+    counts = np.zeros(n_columns, dtype=np.int64)
+    for block in blocks:
+        counts += np.bincount(block.indices, minlength=n_columns)
+    rows = sum(block.shape[0] for block in blocks)
+
+    def parts():  # noqa: ANN202 (yields (rows, columns) of the result, block by block)
+        start = 0
+        blocks.reverse()
+        while blocks:
+            block = blocks.pop()
+            yield block.indices, np.repeat(np.arange(start, start + block.shape[0], dtype=np.int32),
+                                           np.diff(block.indptr))
+            start += block.shape[0]
+
+    return bool_csr(parts(), counts, rows)
 
 
 def _holders(held: list[np.ndarray], n: int) -> sparse.csr_matrix:
@@ -519,12 +598,13 @@ def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.
 
 @dataclass
 class RuleChoice:
-    """The chosen rule, its fitted test, every rule's inner-CV ROC AUC (as `str(rule)` -> AUC), and the rule of
-    better inner AUC that it was kept over, as that did not beat it significantly ("" where none)."""
+    """The chosen rule, its fitted test, its clones, every rule's inner-CV ROC AUC (as `str(rule)` -> AUC), and the
+    rule of better inner AUC that it was kept over, as that did not beat it significantly ("" where none). (Among
+    the fits `choose_clone_rule` compares, those that cannot be chosen hold no clones: None.)"""
 
     rule: CloneRule
     test: PublicCloneTest
-    clones: CohortClones
+    clones: CohortClones | None
     inner_aucs: dict[str, float]
     kept_over: str = ""
 
@@ -536,27 +616,40 @@ class RuleChoice:
                 **({"kept_over": self.kept_over} if self.kept_over else {})}
 
 
-def choose_clone_rule(candidates: Sequence[CohortClones], y: np.ndarray, seed: int,
+def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: int,
                       pgen: Callable[[CohortClones], Callable | None] | None = None,
-                      inner_folds: int = CLONE_INNER_FOLDS) -> RuleChoice:
+                      inner_folds: int = CLONE_INNER_FOLDS, expected: int | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
     `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
     :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
     it does not beat a rule of a smaller radius significantly (:func:`prefer_exact_rules`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
-    and scores the base rate."""
-    if not candidates:
-        raise DeepRCError("no clone rule to choose from")
+    and scores the base rate.
+
+    `candidates` may be a generator (:func:`each_cohort_clones`; `expected`: how many it yields, for the
+    progress lines): only the best rule of each radius so far keeps its clones, one of them is the choice."""
     fits: list[RuleChoice] = []
     aucs: dict[str, float] = {}
-    progress = LoggedProgress(log, "clone rules: fitting the public-clone test", len(candidates), "rules",
+    best_of_radius: dict[int, RuleChoice] = {}
+    progress = LoggedProgress(log, "clone rules: fitting the public-clone test", expected or len(candidates), "rules",
                               last_line=False)
     for clones in candidates:
         test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(
             clones.incidence, y, pgen=pgen(clones) if pgen else None)
         aucs[str(clones.rule)] = float(test.inner_auc)
-        fits.append(RuleChoice(clones.rule, test, clones, aucs))
+        fit = RuleChoice(clones.rule, test, clones, aucs)
+        held = best_of_radius.get(fit.rule.radius)
+        if held is None or test.inner_auc > held.test.inner_auc:
+            best_of_radius[fit.rule.radius] = fit
+            if held is not None:
+                held.clones = None  # never the choice now
+        else:
+            fit.clones = None
+        fits.append(fit)
+        del clones, fit, held  # before the next rule's clones are made
         progress.update()
+    if not fits:
+        raise DeepRCError("no clone rule to choose from")
     best = prefer_exact_rules(fits, y)
     log.info("clone rule: %s (inner-CV AUC %s)%s", best.rule,
              "; ".join(f"{rule} {auc:.3f}" for rule, auc in aucs.items()),

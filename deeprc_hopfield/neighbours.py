@@ -29,6 +29,7 @@ No step loops over sequences in Python.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import numpy as np
 from scipy import sparse
@@ -218,7 +219,9 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     lengths = np.asarray(lengths, dtype=np.int64)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     n = len(lengths)
-    wanted = np.ones(n, dtype=bool) if rows is None else np.isin(np.arange(n), rows)
+    wanted = np.full(n, rows is None)
+    if rows is not None:
+        wanted[rows] = True
     offset, core_length = core_bounds(lengths, trim)
     starts = _starts(lengths) + offset
     parts = max(1, -(-int(core_length.sum()) // max(int(keys_per_part or KEYS_PER_PART), 1)))
@@ -245,21 +248,34 @@ def _pairs_matrix(rows: list[np.ndarray], columns: list[np.ndarray], n: int) -> 
     counts = np.zeros(n, dtype=np.int64)
     for row in rows:
         counts += np.bincount(row, minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    matrix = bool_csr(zip(_popped(rows), _popped(columns)), counts, n)
+    matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
+    return matrix
+
+
+def _popped(parts: list[np.ndarray]):
+    """The items of `parts`, last first, each removed from the list as it is handed out."""
+    while parts:
+        yield parts.pop()
+
+
+def bool_csr(parts: Iterable[tuple[np.ndarray, np.ndarray]], row_counts: np.ndarray, n_columns: int
+             ) -> sparse.csr_matrix:
+    """The bool CSR matrix (len(row_counts), n_columns) True at each (rows[i], columns[i]) of each part (rows, columns)
+    of `parts`, read one at a time (`row_counts`: how many values each row gets in all parts); each row's values are
+    in the order the parts give them. ~5 bytes a value beyond the part at hand, where a COO matrix takes 16."""
+    indptr = np.zeros(len(row_counts) + 1, dtype=np.int64)
+    np.cumsum(row_counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     cursor = indptr[:-1].copy()
-    while rows:
-        row, column = rows.pop(), columns.pop()
+    for row, column in parts:
         order = np.argsort(row, kind="stable")
         row, column = row[order], column[order]
         first = np.flatnonzero(np.diff(row, prepend=-1))
         size = np.diff(np.append(first, len(row)))
         indices[cursor[row] + np.arange(len(row)) - np.repeat(first, size)] = column
         cursor[row[first]] += size
-    matrix = sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(n, n))
-    matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
-    return matrix
+    return sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(len(row_counts), n_columns))
 
 
 def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
@@ -268,19 +284,27 @@ def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
     return ((keys.view(_U64) >> _U64(32)) % _U64(parts)).astype(np.int64)
 
 
+def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK):
+    """:func:`wildcard_keys` of sequences (flat `codes`, sliced a chunk at a time, so an HDF5 dataset is read that
+    way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    for start in range(0, len(lengths), chunk):
+        stop = min(start + chunk, len(lengths))
+        row, keys = wildcard_keys(codes[int(ends[start] - lengths[start]):int(ends[stop - 1])], lengths[start:stop],
+                                  trim)
+        yield row + start, keys
+
+
 def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The wildcard keys of sequences (flat `codes`, `lengths`) in part `part` of `parts` (:func:`key_part`), with the
-    row of each: (int64 keys, int32 rows), keyed :data:`CHUNK` sequences at a time."""
-    ends = np.cumsum(lengths)
+    row of each: (int64 keys, int32 rows)."""
     keys, rows = [], []
-    for start in range(0, len(lengths), CHUNK):
-        stop = min(start + CHUNK, len(lengths))
-        row, key = wildcard_keys(codes[int(ends[start] - lengths[start]):int(ends[stop - 1])], lengths[start:stop],
-                                 trim)
+    for row, key in chunked_wildcard_keys(codes, lengths, trim):
         keep = key_part(key, parts) == part if parts > 1 else slice(None)
         keys.append(key[keep])
-        rows.append((row[keep] + start).astype(np.int32))
+        rows.append(row[keep].astype(np.int32))
     if not keys:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
     return np.concatenate(keys), np.concatenate(rows)

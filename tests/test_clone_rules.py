@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
 
-from deeprc_hopfield.clone_rules import CloneRule, choose_clone_rule, clone_rules, cohort_clones
+from deeprc_hopfield.clone_rules import (CloneRule, _FirstSeen, choose_clone_rule, clone_rules, cohort_clones,
+                                         each_cohort_clones)
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.public_clones import gene_codes
@@ -98,6 +99,10 @@ def test_radius_one_must_beat_the_exact_rule_significantly(variants, radius):
     assert choice.inner_aucs[str(near.rule)] > choice.inner_aucs[str(exact.rule)]
     assert choice.rule.radius == radius
     assert choice.summary().get("kept_over", "") == ("" if radius else str(near.rule))
+    rules = [CloneRule("family", 0), CloneRule("family", 1)]  # made one at a time, the choice's clones kept only
+    lazily = choose_clone_rule(each_cohort_clones(reps, V_GENES, rules), y, seed=0, expected=2)
+    assert lazily.rule == choice.rule and np.array_equal(lazily.clones.keys, choice.clones.keys)
+    assert (lazily.clones.incidence != choice.clones.incidence).nnz == 0
     fits = [choose_clone_rule([c], y, seed=0) for c in (exact, near)]
     gain, se = paired_auc_difference(y, fits[0].test.inner_scores_, fits[1].test.inner_scores_)
     assert gain == pytest.approx(choice.inner_aucs[str(near.rule)] - choice.inner_aucs[str(exact.rule)])
@@ -204,3 +209,22 @@ def test_the_baseline_takes_its_candidate_clones_from_its_training_repertoires_o
         assert (fitted.incidence[:, shared] != own.incidence).nnz == 0
         if every.rule.radius == 1:  # the whole cohort's collection does hold the held-out-only member
             assert len(every.keys) > len(every.held_by(train).keys)
+
+
+def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
+    """`_FirstSeen` keeps its keys in sorted runs merged as they grow: numbers and the sorted view must be those of
+    a dict that numbers each new key as it comes."""
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        table, numbers = _FirstSeen(), {}
+        for _ in range(rng.integers(0, 25)):
+            keys = np.unique(rng.integers(-100, 100, rng.integers(0, 60)))
+            expected_new = np.array([int(k) not in numbers for k in keys], dtype=bool)
+            for k in keys:
+                numbers.setdefault(int(k), len(numbers))
+            number, new = table.add(keys)
+            assert np.array_equal(new, expected_new)
+            assert np.array_equal(number, [numbers[int(k)] for k in keys]) and len(table) == len(numbers)
+        ordered = sorted(numbers)
+        assert np.array_equal(table.sorted, ordered) and np.array_equal(table.numbers, [numbers[k] for k in ordered])
+        assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.clone_rules import (AUTO, CloneRule, RuleChoice, choose_clone_rule, clone_rules,
-                                         clone_sequences, cohort_clones, pgen_for)
+                                         clone_sequences, each_cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import significantly_higher
@@ -173,12 +173,13 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     each associated incidence column (column -> index in the clones). Raises `DeepRCError` when there is
     no rule to choose from."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
-    candidates = cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
-                               min_carriers=min_carriers(labels[rows], config.seed),
-                               positives=positive_rows(labels[rows]))
+    candidates = each_cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
+                                    min_carriers=min_carriers(labels[rows], config.seed),
+                                    positives=positive_rows(labels[rows]))
     of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
-                               pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()))
+                               pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
+                               expected=len(rules))
     associated = choice.test.associated
     if len(associated) == 0:
         return choice, [], {}
