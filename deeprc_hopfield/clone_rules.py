@@ -550,6 +550,8 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
         kept.append(block[shared])
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     incidence = _stacked_transposed(blocks, len(clones.held))
+    log.debug("clone rules: %s: %d candidate clones, %d carried by %d%s or more (%d carriers in all)", rule,
+              len(candidate), len(columns), min_carriers, " positives" if positives is not None else "", incidence.nnz)
     return CohortClones(rule, incidence, clones.table.by_number()[columns], _stacked_transposed([holders[columns]],
                                                                                                  len(clones.held)))
 
