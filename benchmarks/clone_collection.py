@@ -13,6 +13,10 @@ Each rule's clones are hashed (and fitted) as they come, then let go of, as trai
 `clone_rules.each_cohort_clones`; older ones make every rule's at once); the seconds leave that work out, the
 VmHWM includes the fits where `--fit` is given.
 
+`--fit-candidates` leaves out the radius-1 clones whose Fisher p passes the loosest threshold in none of the
+fits that `--fit` makes (`public_clones.FitCandidates`, as training does for its own fits): the collection's
+sha256 changes, what `--fit` finds must not.
+
 `--positives` counts only the store label's positive repertoires towards `--min-carriers`, as `train` and
 `baselines` now do (`cohort_clones(positives=...)`); `--fit` then fits the public-clone test (no pgen) on
 every rule's clones and prints a sha256 of what it found (the associated clones' keys, the chosen threshold,
@@ -45,6 +49,8 @@ def main() -> None:
     p.add_argument("--min-carriers", default="2", help="a number, or 'auto'")
     p.add_argument("--positives", action="store_true", help="count the positive repertoires' carriers only")
     p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
+    p.add_argument("--fit-candidates", action="store_true",
+                   help="leave out the radius-1 clones that no fit (seed 0) can use, as training does")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
     p.add_argument("--steps", action="store_true", help="log each step's start and end, and the debug lines")
     p.add_argument("--rss-every", type=float, default=0.0, metavar="S",
@@ -61,10 +67,13 @@ def main() -> None:
         _log_steps()
     each_rule = getattr(clone_rules, "each_cohort_clones", clone_rules.cohort_clones)  # older: all rules at once
     with RepertoireStore(args.store) as store:
-        y = np.asarray(choose_label(store, None).values) if args.positives or args.fit or args.min_carriers == "auto" \
-            else None
+        y = np.asarray(choose_label(store, None).values) if args.positives or args.fit or args.fit_candidates \
+            or args.min_carriers == "auto" else None
         fewest = min_carriers(y, seed=0) if args.min_carriers == "auto" else int(args.min_carriers)
         options = {"positives": positive_rows(y)} if args.positives else {}
+        if args.fit_candidates:
+            from deeprc_hopfield.public_clones import FitCandidates
+            options["candidates"] = FitCandidates(y, 0)
         lazily = _Lazily(store)
         if args.rss_every > 0:
             threading.Thread(target=_log_rss, args=(args.rss_every,), daemon=True).start()

@@ -130,9 +130,11 @@ class CloneCollector:
     """
 
     def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2,
-                 centres: np.ndarray | None = None, positives: np.ndarray | None = None) -> None:
+                 centres: np.ndarray | None = None, positives: np.ndarray | None = None,
+                 candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> None:
         self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
         self.positives = positives  # the repertoires whose carriers count towards min_carriers (None: all)
+        self.candidates = candidates  # radius 1: which clones the test's fits can use (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
         self._clones = {r.v_level: _NumberedClones() for r in self.rules if r.radius == 1}
@@ -178,7 +180,8 @@ class CloneCollector:
                 made = CohortClones(rule, incidence, keys, incidence)
             else:
                 clones = self._clones.pop(rule.v_level) if done else self._clones[rule.v_level]
-                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.centres, self.positives)
+                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.centres, self.positives,
+                                         self.candidates)
                 if i == radius_one[-1]:
                     joined = None
             sets = clones = incidence = keys = None
@@ -276,7 +279,9 @@ class _NumberedClones:
 
 def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
                         keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
-                        positives: np.ndarray | None = None):  # noqa: ANN201 (a generator of CohortClones)
+                        positives: np.ndarray | None = None,
+                        candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None
+                        ):  # noqa: ANN201 (a generator of CohortClones)
     """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule, with
     the clones carried by `min_carriers` repertoires or more (2: every shared clone; the public-clone
     test needs `public_clones.min_carriers` to find any). With `positives` (bool, one per repertoire), by
@@ -292,6 +297,9 @@ def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seq
     collecting every sequence, with memory for those only. `repertoires` is anything indexable (a list, or a
     store read lazily).
 
+    `candidates` (radius 1; e.g. `public_clones.FitCandidates` of the fits to come on exactly these repertoires):
+    which carried clones those fits can use, the others left out; the fits' results are the same.
+
     A generator: each rule's clones are made when asked for (:meth:`CloneCollector.results`), so that a caller
     who keeps only some of them (`choose_clone_rule`) holds no more; :func:`cohort_clones` makes them all.
     """
@@ -299,7 +307,9 @@ def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seq
     positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
     if positives is not None and positives.shape != (len(repertoires),):
         raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
-    yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives).results()
+    collector = _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives)
+    collector.candidates = candidates
+    yield from collector.results()
 
 
 def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,
@@ -318,9 +328,10 @@ def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneR
 
 def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
                   keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
-                  positives: np.ndarray | None = None) -> list[CohortClones]:
+                  positives: np.ndarray | None = None,
+                  candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> list[CohortClones]:
     """Every rule's :class:`CohortClones` at once (:func:`each_cohort_clones`)."""
-    return list(each_cohort_clones(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives))
+    return list(each_cohort_clones(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates))
 
 
 @dataclass
@@ -521,12 +532,14 @@ def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[n
 
 def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
                       min_carriers: int = 2, centres: np.ndarray | None = None,
-                      positives: np.ndarray | None = None) -> CohortClones:
+                      positives: np.ndarray | None = None,
+                      candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> CohortClones:
     """Radius 1: every distinct clone of the cohort whose core is one of `centres` (None: any) is a
     candidate, carried by the repertoires holding it or a clone one substitution away whose V call is
     the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
-    repertoires or more (of the `positives`, a bool mask, where given) are kept, in key order. `joined`: the
-    cores by number and their neighbours (:func:`_core_neighbours`)."""
+    repertoires or more (of the `positives`, a bool mask, where given) and that `candidates` (where given, e.g.
+    `public_clones.FitCandidates`) keeps are kept, in key order. `joined`: the cores by number and their
+    neighbours (:func:`_core_neighbours`)."""
     core_keys, core_pairs = joined
     n = len(clones.table)
     core = np.concatenate(clones.core) if clones.core else np.zeros(0, dtype=np.int32)
@@ -545,7 +558,10 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
         near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool),
                                   (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
         carried = (near @ holders).tocsr()  # (block, repertoires): True where a repertoire carries it
-        shared = np.flatnonzero(_carriers(carried, positives) >= min_carriers)
+        keep = _carriers(carried, positives) >= min_carriers
+        if candidates is not None:
+            keep[keep] = candidates(carried[keep])
+        shared = np.flatnonzero(keep)
         blocks.append(carried[shared])
         kept.append(block[shared])
     columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)

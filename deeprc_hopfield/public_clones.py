@@ -512,6 +512,44 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
     return max(fewest, 2)
 
 
+class FitCandidates:
+    """Which clones can ever be a candidate of :class:`PublicCloneTest` (inner folds of `seed`) fitted on
+    repertoires of classes `y`: a clone whose Fisher p is below `threshold` (the loosest it tries) on all the
+    rows or on the training rows of one inner fold. Any other clone never counts in the test (its inner AUCs,
+    threshold, pgen requests and associated clones are the same without it), so a collection fitted on exactly
+    these rows need not hold it. A clone is kept where its p is below `threshold` x (1 + 1e-9) in one fit, so
+    that rounding never drops a candidate.
+    """
+
+    def __init__(self, y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
+                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> None:
+        y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
+        fits = [np.arange(len(y))] + [train for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
+        self.rows = np.zeros((len(y), len(fits)), dtype=np.float32)  # (repertoire, fit): in that fit's rows
+        for f, train in enumerate(fits):
+            self.rows[train, f] = 1
+        self.positive_rows = self.rows * (y == 1)[:, None]
+        self.most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
+        for f, train in enumerate(fits):
+            self.most[:len(train) + 1, f] = self._most_positive(y[train], threshold * (1 + 1e-9))
+
+    @staticmethod
+    def _most_positive(y: np.ndarray, threshold: float) -> np.ndarray:
+        """For each carrier count c (0..len(y)), the most positive carriers with p at or above `threshold`, int64."""
+        n, k = len(y), int(y.sum())
+        carriers, positive = np.meshgrid(np.arange(n + 1), np.arange(k + 1), indexing="ij")
+        possible = (positive <= carriers) & (carriers - positive <= n - k)
+        below = possible & (hypergeom.sf(positive - 1, n, k, carriers) < threshold)
+        first = np.where(below.any(axis=1), below.argmax(axis=1), k + 1)  # p falls as the positives grow
+        return first - 1
+
+    def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
+        """Which rows of bool CSR `carried` (clones, repertoires: who carries each) can be a candidate, bool."""
+        carriers = np.rint(carried @ self.rows).astype(np.int64)  # (clones, fits)
+        positives = np.rint(carried @ self.positive_rows).astype(np.int64)
+        return (positives > np.take_along_axis(self.most, carriers, axis=0)).any(axis=1)
+
+
 def positive_rows(y: np.ndarray) -> np.ndarray | None:
     """Which repertoires of classes `y` the public-clone test counts as positive (the second class in sorted
     order), bool (n,); None where `y` does not hold two classes."""

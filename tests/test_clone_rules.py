@@ -10,7 +10,7 @@ from deeprc_hopfield.clone_rules import (CloneRule, _FirstSeen, choose_clone_rul
                                          each_cohort_clones)
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
-from deeprc_hopfield.public_clones import gene_codes
+from deeprc_hopfield.public_clones import FitCandidates, gene_codes
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9", "TRBV12-3", "TRBV20-1"]
@@ -228,3 +228,35 @@ def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
         ordered = sorted(numbers)
         assert np.array_equal(table.sorted, ordered) and np.array_equal(table.numbers, [numbers[k] for k in ordered])
         assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))
+
+
+@pytest.mark.parametrize("variants", [1, 3])
+def test_leaving_out_clones_no_fit_can_use_changes_no_result(variants):
+    """Training collects its radius-1 clones with `FitCandidates` of its own fits: a clone whose Fisher p passes
+    the loosest threshold in none of them is left out, and the choice, its inner AUCs and the associated clones
+    (in every inner fold too) must be those found with every clone."""
+    variant = substituted(CLONE, 5, "W")
+
+    def signal(i: int, rng: np.random.Generator) -> tuple[str, int]:
+        return (CLONE if i < 12 else variant if i < 12 + variants else random_junctions(rng, 1)[0]), 2
+
+    rng = np.random.default_rng(1)
+    pool = random_junctions(rng, 12)  # chance-public: each repertoire of either class holds some
+    reps = []
+    for i in range(60):
+        junctions = random_junctions(rng, 40) + [pool[j] for j in np.flatnonzero(rng.random(len(pool)) < 0.5)]
+        junctions += [signal(i, rng)[0]] if i < 30 else []
+        reps.append(junction_repertoire(f"r{i}", junctions, [2] * len(junctions)))
+    y = (np.arange(60) < 30).astype(int)
+    rules = clone_rules("family")
+    every = choose_clone_rule(each_cohort_clones(reps, V_GENES, rules), y, seed=0, expected=len(rules))
+    fewer = choose_clone_rule(each_cohort_clones(reps, V_GENES, rules, candidates=FitCandidates(y, 0)), y, seed=0,
+                              expected=len(rules))
+    assert every.summary() == fewer.summary()
+    radius_one = [cohort_clones(reps, V_GENES, [CloneRule("family", 1)], candidates=c)[0]
+                  for c in (None, FitCandidates(y, 0))]
+    assert 0 < radius_one[1].incidence.shape[1] < radius_one[0].incidence.shape[1]
+    key_sets = [[set(fit.clones.keys[columns].tolist()) for _, columns in fit.test.inner_associated_]
+                for fit in (every, fewer)]
+    assert key_sets[0] == key_sets[1]
+    assert set(every.clones.keys[every.test.associated]) == set(fewer.clones.keys[fewer.test.associated])

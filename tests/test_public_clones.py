@@ -16,10 +16,11 @@ from deeprc_hopfield.cdr3 import core
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interpret.ranking import name_keys
-from deeprc_hopfield.public_clones import (CLONE_INNER_REPEATS, P_THRESHOLDS, PublicCloneTest, clone_incidence,
-                                           clone_keys, clone_set, fisher_enrichment, fit_public_clones, gene_code, gene_codes,
-                                           repertoire_clones, repertoire_keys, resolve_rows, resolve_wildcards,
-                                           search_sorted, unique_keys, with_v, without_v)
+from deeprc_hopfield.public_clones import (CLONE_INNER_REPEATS, P_THRESHOLDS, FitCandidates, PublicCloneTest,
+                                           clone_incidence, clone_keys, clone_set, fisher_enrichment,
+                                           fit_public_clones, gene_code, gene_codes, inner_splits, repertoire_clones,
+                                           repertoire_keys, resolve_rows, resolve_wildcards, search_sorted,
+                                           unique_keys, with_v, without_v)
 from deeprc_hopfield.store import Repertoire
 
 
@@ -247,3 +248,24 @@ def test_search_sorted_is_numpys_searchsorted_on_large_tables():
     keys = np.r_[rng.integers(-2 * 10**6, 2 * 10**6, 10_000), table[:100]]
     assert np.array_equal(search_sorted(table, keys), np.searchsorted(table, keys))
     assert np.array_equal(search_sorted(table, keys[:10]), np.searchsorted(table, keys[:10]))
+
+
+@pytest.mark.parametrize("n, positives", [(40, 20), (60, 15), (30, 5)])
+def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives):
+    """`FitCandidates` reads each fit's p from a table: it must keep exactly the clones whose one-sided Fisher p
+    is below the loosest threshold on all rows or on the training rows of one inner fold."""
+    rng = np.random.default_rng(n)
+    y = np.zeros(n, dtype=int)
+    y[rng.choice(n, positives, replace=False)] = 1
+    columns = []
+    for _ in range(1500):  # carriers of every count, some leaning positive
+        weight = np.where(y == 1, rng.uniform(1, 8), 1.0)
+        columns.append(rng.choice(n, rng.integers(0, n + 1), replace=False, p=weight / weight.sum()))
+    carried = sparse.csr_matrix((np.ones(sum(map(len, columns)), dtype=bool), np.concatenate(columns),
+                                 np.cumsum([0] + [len(c) for c in columns])), shape=(len(columns), n))
+    incidence = carried.T.tocsr()
+    expected = np.zeros(len(columns), dtype=bool)
+    for rows in [np.arange(n)] + [train for splits in inner_splits(y, 0) for train, _ in splits]:
+        expected |= fisher_enrichment(incidence[rows], y[rows]) < max(P_THRESHOLDS)
+    assert 0 < expected.sum() < len(columns)
+    assert np.array_equal(FitCandidates(y, seed=0)(carried), expected)

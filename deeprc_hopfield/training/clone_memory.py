@@ -32,7 +32,7 @@ from deeprc_hopfield.metrics import significantly_higher
 from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.model.memory import ReceptorMemory
 from deeprc_hopfield.model.reference import clone_memory, store_clones
-from deeprc_hopfield.public_clones import min_carriers, positive_rows
+from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
 
@@ -175,7 +175,8 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
     candidates = each_cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
                                     min_carriers=min_carriers(labels[rows], config.seed),
-                                    positives=positive_rows(labels[rows]))
+                                    positives=positive_rows(labels[rows]),
+                                    candidates=FitCandidates(labels[rows], config.seed))
     of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
