@@ -120,9 +120,10 @@ class CohortClones:
 
 class CloneCollector:
     """Builds the :class:`CohortClones` of several rules in one pass over the repertoires (`add` each,
-    then `result`), keying each repertoire once; V indices point into `v_genes`. Clones carried by
+    then `results` or `result`), keying each repertoire once; V indices point into `v_genes`. Clones carried by
     fewer than `min_carriers` repertoires are left out (with `positives`, a bool mask of the repertoires to
-    be added, fewer than that many of them).
+    be added, fewer than that many of them), and at radius 1 those that `candidates` (given the carriers of a
+    block of clones, CSR (clones, repertoires); e.g. `public_clones.FitCandidates`) does not keep.
 
     Radius 1 joins the cohort's distinct CDR3 cores once (`neighbours.core_neighbours`, one substitution) and
     derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
@@ -307,18 +308,17 @@ def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seq
     positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
     if positives is not None and positives.shape != (len(repertoires),):
         raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
-    collector = _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives)
-    collector.candidates = candidates
-    yield from collector.results()
+    yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates).results()
 
 
 def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,
-               min_carriers: int, positives: np.ndarray | None) -> CloneCollector:
+               min_carriers: int, positives: np.ndarray | None,
+               candidates: Callable[[sparse.csr_matrix], np.ndarray] | None) -> CloneCollector:
     """A :class:`CloneCollector` given the sequences of `repertoires` that a clone carried by `min_carriers` can count
     (:func:`shareable_cores`, whose wildcard keys are freed on return)."""
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers,
                                 positives)
-    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives)
+    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives, candidates)
     for rep in _each(repertoires, "clone rules: collecting clones"):
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
