@@ -489,6 +489,13 @@ def inner_splits(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS,
     return [list(inner_cv(y, seed + r, folds).split(np.zeros(len(y)), y)) for r in range(repeats)]
 
 
+def fit_rows(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS
+             ) -> list[np.ndarray]:
+    """The rows :class:`PublicCloneTest` (inner folds of `seed`) fits Fisher's test on: all of them, then each inner
+    fold's training rows."""
+    return [np.arange(len(y))] + [train for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
+
+
 def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
                  folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> int:
     """The fewest repertoires that must carry a clone for :class:`PublicCloneTest` (inner folds of `seed`)
@@ -502,9 +509,8 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
     y = np.unique(np.asarray(y), return_inverse=True)[1]
     if len(np.unique(y)) != 2 or np.bincount(y).min() < 2:
         return 2
-    fits = [y] + [y[train] for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
     fewest = len(y) + 1
-    for fit in fits:
+    for fit in (y[rows] for rows in fit_rows(y, seed, folds, repeats)):
         carriers = np.arange(2, int(fit.sum()) + 1)
         reached = np.flatnonzero(hypergeom.sf(carriers - 1, len(fit), int(fit.sum()), carriers) < threshold)
         if len(reached):
@@ -524,7 +530,7 @@ class FitCandidates:
     def __init__(self, y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
                  folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> None:
         y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
-        fits = [np.arange(len(y))] + [train for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
+        fits = fit_rows(y, seed, folds, repeats)
         self.rows = np.zeros((len(y), len(fits)), dtype=np.float32)  # (repertoire, fit): in that fit's rows
         for f, train in enumerate(fits):
             self.rows[train, f] = 1
