@@ -17,6 +17,10 @@ VmHWM includes the fits where `--fit` is given.
 fits that `--fit` makes (`public_clones.FitCandidates`, as training does for its own fits): the collection's
 sha256 changes, what `--fit` finds must not.
 
+`--split FILE` takes the collection of the `baselines` job instead, which fits the test once per outer fold of
+that split: `--min-carriers auto` is the smallest figure of the folds' training rows and `--fit-candidates` keeps
+the clones one fit of one fold can use (`FitCandidates(within=...)`); `--fit` still fits on every row.
+
 `--positives` counts only the store label's positive repertoires towards `--min-carriers`, as `train` and
 `baselines` now do (`cohort_clones(positives=...)`); `--fit` then fits the public-clone test (no pgen) on
 every rule's clones and prints a sha256 of what it found (the associated clones' keys, the chosen threshold,
@@ -51,6 +55,7 @@ def main() -> None:
     p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
     p.add_argument("--fit-candidates", action="store_true",
                    help="leave out the radius-1 clones that no fit (seed 0) can use, as training does")
+    p.add_argument("--split", type=Path, help="the baselines' outer folds (see above)")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
     p.add_argument("--steps", action="store_true", help="log each step's start and end, and the debug lines")
     p.add_argument("--rss-every", type=float, default=0.0, metavar="S",
@@ -69,11 +74,13 @@ def main() -> None:
     with RepertoireStore(args.store) as store:
         y = np.asarray(choose_label(store, None).values) if args.positives or args.fit or args.fit_candidates \
             or args.min_carriers == "auto" else None
-        fewest = min_carriers(y, seed=0) if args.min_carriers == "auto" else int(args.min_carriers)
+        parts = _training_rows(args.split, store.subject_ids) if args.split else None
+        fewest = (int(args.min_carriers) if args.min_carriers != "auto" else
+                  min(min_carriers(y[rows], seed=0) for rows in parts) if parts else min_carriers(y, seed=0))
         options = {"positives": positive_rows(y)} if args.positives else {}
         if args.fit_candidates:
             from deeprc_hopfield.public_clones import FitCandidates
-            options["candidates"] = FitCandidates(y, 0)
+            options["candidates"] = FitCandidates(y, 0, within=parts) if parts else FitCandidates(y, 0)
         lazily = _Lazily(store)
         if args.rss_every > 0:
             threading.Thread(target=_log_rss, args=(args.rss_every,), daemon=True).start()
@@ -94,6 +101,14 @@ def main() -> None:
           flush=True)
     if args.fit:
         print(f"  fits {aside:.0f} s (with hashing), sha256 of what they found {fitted.hexdigest()[:16]}")
+
+
+def _training_rows(split: Path, subjects) -> list[np.ndarray]:  # noqa: ANN001 (the store's subject ids)
+    """The training rows of each outer fold of `split`, as the baselines job takes them."""
+    from deeprc_hopfield.baselines import _training_rows as rows_of
+    from deeprc_hopfield.split import Split
+
+    return rows_of(Split.read(split), list(subjects))
 
 
 def _hash(digest, clones) -> None:  # noqa: ANN001 (a hashlib digest, a CohortClones)

@@ -46,8 +46,8 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, inner_cv, min_carriers,
-                                           positive_rows)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, FitCandidates, inner_cv,
+                                           min_carriers, positive_rows, row_indices)
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -120,7 +120,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     `fits(subject_ids)`: the training rows (masks or indices) the public-clone test will be fitted
     on, seeded by `seed`; then only clones that it could find in one of them are collected
     (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
-    rows), which bounds memory on large cohorts and changes no result.
+    rows; at radius 1 only those below the test's loosest p in one of its fits, `public_clones.FitCandidates`),
+    which bounds memory on large cohorts and changes no result.
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -128,9 +129,11 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
         repertoires = _StoreRepertoires(store)
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
-        fewest = min((min_carriers(y[rows], seed) for rows in fits(subjects)), default=2) if fits else 2
+        parts = fits(subjects) if fits else []
+        fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
         clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
-                                positives=positive_rows(y) if fits else None)
+                                positives=positive_rows(y) if fits else None,
+                                candidates=FitCandidates(y, seed, within=parts) if fits else None)
                   if "public_clones" in methods else None)
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
@@ -164,7 +167,7 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
     of the whole cohort. Its candidate clones are those a repertoire at `train` holds itself, as the
     clone memory collects them from its training repertoires. `rules`: choose among these only
     (default: every rule of `features`)."""
-    train = np.flatnonzero(train) if np.asarray(train).dtype == bool else np.asarray(train)
+    train = row_indices(train)
     clones = [c.held_by(train) for c in features.clones if rules is None or c.rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)

@@ -525,12 +525,17 @@ class FitCandidates:
     threshold, pgen requests and associated clones are the same without it), so a collection fitted on exactly
     these rows need not hold it. A clone is kept where its p is below `threshold` x (1 + 1e-9) in one fit, so
     that rounding never drops a candidate.
+
+    `within`: where the test is fitted on parts of the rows (the baselines: once per outer fold), the rows
+    (bool masks or indices) of each part; a clone is kept where one fit of one part can use it.
     """
 
     def __init__(self, y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
-                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> None:
+                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS,
+                 within: Sequence[np.ndarray] | None = None) -> None:
         y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
-        fits = fit_rows(y, seed, folds, repeats)
+        parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
+        fits = [rows[fit] for rows in parts for fit in fit_rows(y[rows], seed, folds, repeats)]
         self.rows = np.zeros((len(y), len(fits)), dtype=np.float32)  # (repertoire, fit): in that fit's rows
         for f, train in enumerate(fits):
             self.rows[train, f] = 1
@@ -554,6 +559,12 @@ class FitCandidates:
         carriers = np.rint(carried @ self.rows).astype(np.int64)  # (clones, fits)
         positives = np.rint(carried @ self.positive_rows).astype(np.int64)
         return (positives > np.take_along_axis(self.most, carriers, axis=0)).any(axis=1)
+
+
+def row_indices(rows: np.ndarray) -> np.ndarray:
+    """Rows given as a bool mask or as indices, as int64 indices."""
+    rows = np.asarray(rows)
+    return np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
 
 
 def positive_rows(y: np.ndarray) -> np.ndarray | None:

@@ -13,12 +13,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield import baselines
+from deeprc_hopfield.data import SHIPPED_LISTS
 from deeprc_hopfield.encoding import AMINO_ACIDS, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import write_table
 from deeprc_hopfield.simulate import SimulationSettings, simulate
-from deeprc_hopfield.split import make_split
+from deeprc_hopfield.split import Split, make_split
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,39 @@ def test_held_out_labels_never_reach_the_fit(cohort: dict[str, Path]) -> None:
         assert a.loc[~fold0, "probability"].notna().all()
     kmer = original["kmer"]
     assert roc_auc_score(kmer["true_label"] == "1", kmer["probability"]) > 0.5
+
+
+def test_collecting_only_what_a_fold_can_use_changes_no_public_clone_fit(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baselines collect only the clones that some fit of some outer fold can use (positive carriers,
+    then at radius 1 `public_clones.FitCandidates`): every fold's choice, associated clones and held-out scores
+    must be those fitted on every clone of the cohort. The cohort: receptors of the shipped CMV list, some shared
+    by chance in both classes (carried by enough positives, yet never below the test's p)."""
+    settings = SimulationSettings(n_repertoires=30, sequences_per_repertoire=200, witness_rate=0.0, seed=2,
+                                  nucleotides=False, signal_pool=str(SHIPPED_LISTS["vdjdb-cmv-trb"]), pool_size=10,
+                                  receptors_per_positive=4, receptors_per_negative=6, pool_sharing="zipf")
+    simulate(settings, tmp_path / "sim")
+    store = ingest(tmp_path / "sim/metadata.csv", tmp_path / "sim/repertoires", tmp_path / "cohort.h5", progress=False)
+    write_table(make_split(store, folds=3, seed=0), tmp_path / "split.csv")
+    split = Split.read(tmp_path / "split.csv")
+
+    def features(fits: bool) -> baselines.CohortFeatures:
+        return baselines.read_features(store, None, ("public_clones",),
+                                       fits=(lambda subjects: baselines._training_rows(split, subjects)) if fits else None)
+
+    every, fewer = features(False), features(True)
+    with monkeypatch.context() as patch:  # positive carriers only
+        patch.setattr(baselines, "FitCandidates", lambda *args, **kwargs: None)
+        carriers_only = features(True)
+    radius_one = [[c.incidence.shape[1] for c in f.clones if c.rule.radius == 1] for f in (fewer, carriers_only)]
+    assert all(a < b for a, b in zip(*radius_one))
+    fold = split.fold_of(every.subject_ids)
+    for k in np.unique(fold):
+        a, b = (baselines.fit_public_clone_baseline(f, fold != k, seed=0) for f in (every, fewer))
+        assert a.summary() == b.summary()
+        assert set(a.clones.keys[a.test.associated].tolist()) == set(b.clones.keys[b.test.associated].tolist())
+        np.testing.assert_array_equal(a.test.decision_function(a.clones.incidence[fold == k]),
+                                      b.test.decision_function(b.clones.incidence[fold == k]))
 
 
 def test_kmer_fit_sees_training_rows_only(cohort: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,10 +250,11 @@ def test_search_sorted_is_numpys_searchsorted_on_large_tables():
     assert np.array_equal(search_sorted(table, keys[:10]), np.searchsorted(table, keys[:10]))
 
 
-@pytest.mark.parametrize("n, positives", [(40, 20), (60, 15), (30, 5)])
-def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives):
+@pytest.mark.parametrize("n, positives, outer", [(40, 20, 0), (60, 15, 0), (30, 5, 0), (60, 20, 3)])
+def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives, outer):
     """`FitCandidates` reads each fit's p from a table: it must keep exactly the clones whose one-sided Fisher p
-    is below the loosest threshold on all rows or on the training rows of one inner fold."""
+    is below the loosest threshold on all rows or on the training rows of one inner fold (`outer` > 0: of the
+    training rows of one of `outer` outer folds, as the baselines fit once per fold)."""
     rng = np.random.default_rng(n)
     y = np.zeros(n, dtype=int)
     y[rng.choice(n, positives, replace=False)] = 1
@@ -264,8 +265,10 @@ def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positi
     carried = sparse.csr_matrix((np.ones(sum(map(len, columns)), dtype=bool), np.concatenate(columns),
                                  np.cumsum([0] + [len(c) for c in columns])), shape=(len(columns), n))
     incidence = carried.T.tocsr()
+    parts = [np.arange(n) % outer != k for k in range(outer)] if outer else [np.ones(n, dtype=bool)]
     expected = np.zeros(len(columns), dtype=bool)
-    for rows in [np.arange(n)] + [train for splits in inner_splits(y, 0) for train, _ in splits]:
-        expected |= fisher_enrichment(incidence[rows], y[rows]) < max(P_THRESHOLDS)
+    for part in map(np.flatnonzero, parts):
+        for rows in [np.arange(len(part))] + [train for splits in inner_splits(y[part], 0) for train, _ in splits]:
+            expected |= fisher_enrichment(incidence[part[rows]], y[part[rows]]) < max(P_THRESHOLDS)
     assert 0 < expected.sum() < len(columns)
-    assert np.array_equal(FitCandidates(y, seed=0)(carried), expected)
+    assert np.array_equal(FitCandidates(y, seed=0, within=parts if outer else None)(carried), expected)
