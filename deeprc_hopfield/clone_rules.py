@@ -33,7 +33,8 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import RADII, bool_csr, chunked_wildcard_keys, core_neighbours, key_part
+from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, bool_csr, chunked_wildcard_keys, core_neighbours,
+                                        key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
@@ -516,21 +517,20 @@ def _wildcards(repertoire):
 
 
 def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[np.ndarray],
-                     centres: np.ndarray | None = None) -> tuple[np.ndarray, sparse.csr_matrix]:
+                     centres: np.ndarray | None = None) -> tuple[np.ndarray, CoreNeighbours]:
     """The cohort's distinct CDR3 core keys in the order of their numbers (`table`; `codes`, `lengths`: their
     residues in that order) and, for each of them among `centres` (sorted core keys; None: every one), the cores
-    at most one substitution away (`neighbours.core_neighbours`: CSR (cores, cores) by number, the diagonal
-    included, the other rows empty)."""
+    at most one substitution away, the core itself included (`neighbours.core_neighbours`, by number, in groups)."""
     keys = table.by_number()
     rows = None if centres is None else np.sort(table.numbers[in_sorted(centres, table.sorted)]).astype(np.int64)
     joined = core_neighbours(np.concatenate(codes) if codes else np.zeros(0, dtype=np.uint8),
                              np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64), rows)
-    log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less", len(keys),
-              "all" if rows is None else len(rows), joined.nnz)
+    log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less, in %d group%s",
+              len(keys), "all" if rows is None else len(rows), joined.pairs, len(joined), "s" if len(joined) > 1 else "")
     return keys, joined
 
 
-def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.csr_matrix], rule: CloneRule,
+def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, CoreNeighbours], rule: CloneRule,
                       min_carriers: int = 2, centres: np.ndarray | None = None,
                       positives: np.ndarray | None = None,
                       candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> CohortClones:
@@ -539,58 +539,73 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, sparse.
     the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
     repertoires or more (of the `positives`, a bool mask, where given) and that `candidates` (where given, e.g.
     `public_clones.FitCandidates`) keeps are kept, in key order. `joined`: the cores by number and their
-    neighbours (:func:`_core_neighbours`)."""
+    neighbours (:func:`_core_neighbours`), whose groups are read one at a time, each with its candidates."""
     core_keys, core_pairs = joined
     n = len(clones.table)
     core = np.concatenate(clones.core) if clones.core else np.zeros(0, dtype=np.int32)
     v = np.concatenate(clones.v) if clones.v else np.zeros(0, dtype=np.int32)
     by_key = clones.table.numbers.astype(np.int64)  # clone numbers in key order
     candidate = by_key if centres is None else by_key[in_sorted(centres, core_keys[core[by_key]])]
-    of_core = sparse.csr_matrix((np.ones(n, dtype=bool), core, np.arange(n + 1)), shape=(n, len(core_keys)))
-    clones_of_core = of_core.T.tocsr()
+    clones_of_core = sparse.csr_matrix((np.ones(n, dtype=bool), core, np.arange(n + 1)),
+                                       shape=(n, len(core_keys))).T.tocsr()
     holders = _holders(clones.held, n)
-    blocks, kept = [], []
-    for start in range(0, len(candidate), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
-        block = candidate[start:start + CARRIED_BLOCK]
-        pairs = (of_core[block] @ core_pairs @ clones_of_core).tocoo()  # clones whose cores neighbour a candidate's
-        other = block[pairs.row]
-        same_v = (v[pairs.col] == v[other]) | (v[pairs.col] < 0) | (v[other] < 0)
-        near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool),
-                                  (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
-        carried = (near @ holders).tocsr()  # (block, repertoires): True where a repertoire carries it
-        keep = _carriers(carried, positives) >= min_carriers
-        if candidates is not None:
-            keep[keep] = candidates(carried[keep])
-        shared = np.flatnonzero(keep)
-        blocks.append(carried[shared])
-        kept.append(block[shared])
-    columns = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    incidence = _stacked_transposed(blocks, len(clones.held))
+    group = core_pairs.group_of(core[candidate])
+    blocks, kept = [], []  # kept: positions in `candidate` (key order)
+    for g in np.unique(group):
+        first, near_cores = core_pairs.group(int(g))
+        members = np.flatnonzero(group == g)
+        for start in range(0, len(members), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
+            at = members[start:start + CARRIED_BLOCK]
+            block = candidate[at]
+            # the clones whose cores neighbour a candidate's (each clone has one core: its row of the group)
+            pairs = (near_cores[core[block] - first] @ clones_of_core).tocoo()
+            other = block[pairs.row]
+            same_v = (v[pairs.col] == v[other]) | (v[pairs.col] < 0) | (v[other] < 0)
+            near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool),
+                                      (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
+            carried = (near @ holders).tocsr()  # (block, repertoires): True where a repertoire carries it
+            keep = _carriers(carried, positives) >= min_carriers
+            if candidates is not None:
+                keep[keep] = candidates(carried[keep])
+            shared = np.flatnonzero(keep)
+            blocks.append(carried[shared])
+            kept.append(at[shared])
+        del near_cores
+    kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    rank = np.empty(len(kept), dtype=np.int64)
+    rank[np.argsort(kept)] = np.arange(len(kept))  # each kept column's place in key order
+    columns = candidate[np.sort(kept)]
+    places = np.split(rank, np.cumsum([block.shape[0] for block in blocks])[:-1])
+    incidence = _stacked_transposed(blocks, len(clones.held), places)
     log.debug("clone rules: %s: %d candidate clones, %d carried by %d%s or more (%d carriers in all)", rule,
               len(candidate), len(columns), min_carriers, " positives" if positives is not None else "", incidence.nnz)
     return CohortClones(rule, incidence, clones.table.by_number()[columns], _stacked_transposed([holders[columns]],
                                                                                                  len(clones.held)))
 
 
-def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int) -> sparse.csr_matrix:
+def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int,
+                        places: list[np.ndarray] | None = None) -> sparse.csr_matrix:
     """Bool CSR `blocks` of `n_columns` columns stacked and transposed, as CSR with sorted indices, each block freed
     from the list once placed (`neighbours.bool_csr`: where `vstack(blocks).T.tocsr()` holds three copies, this
-    holds the blocks and the result)."""
+    holds the blocks and the result). `places`: per block, the column of the result each of its rows becomes
+    (None: the blocks' rows in order)."""
     counts = np.zeros(n_columns, dtype=np.int64)
     for block in blocks:
         counts += np.bincount(block.indices, minlength=n_columns)
     rows = sum(block.shape[0] for block in blocks)
+    if places is None:
+        places = np.split(np.arange(rows), np.cumsum([block.shape[0] for block in blocks])[:-1])
 
     def parts():  # noqa: ANN202 (yields (rows, columns) of the result, block by block)
-        start = 0
         blocks.reverse()
+        places.reverse()
         while blocks:
-            block = blocks.pop()
-            yield block.indices, np.repeat(np.arange(start, start + block.shape[0], dtype=np.int32),
-                                           np.diff(block.indptr))
-            start += block.shape[0]
+            block, place = blocks.pop(), places.pop()
+            yield block.indices, np.repeat(place.astype(np.int32), np.diff(block.indptr))
 
-    return bool_csr(parts(), counts, rows)
+    stacked = bool_csr(parts(), counts, rows)
+    stacked.sort_indices()  # blocks placed out of order
+    return stacked
 
 
 def _holders(held: list[np.ndarray], n: int) -> sparse.csr_matrix:

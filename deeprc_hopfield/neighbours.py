@@ -28,7 +28,9 @@ No step loops over sequences in Python.
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -42,6 +44,9 @@ CHUNK = 1 << 16
 #: Wildcard keys sorted at a time by :func:`core_neighbours` (~32 bytes each while sorted, ~1 GB); more
 #: keys make more parts, each one more pass over the sequences (~35 M keys/s).
 KEYS_PER_PART = 1 << 25
+#: Wanted cores whose neighbours :class:`CoreNeighbours` hands out at a time (more: their pairs wait in temporary
+#: files, a group of this many cores each; ~26 pairs a core at half CMV size, ~13 bytes a pair while a group is read).
+CORES_PER_GROUP = 1 << 21
 #: Pairs of cores compared residue by residue at a time (~30 bytes a residue, ~100 MB for TRB cores).
 PAIRS_COMPARED = 1 << 18
 RADII = (0, 1)
@@ -204,17 +209,18 @@ def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray,
 
 
 def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None,
-                    keys_per_part: int | None = None, trim: int = ANCHOR) -> sparse.csr_matrix:
+                    keys_per_part: int | None = None, trim: int = ANCHOR,
+                    cores_per_group: int | None = None) -> "CoreNeighbours":
     """Which cores of n sequences with distinct cores (a cohort's distinct cores, say) are one substitution
-    apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): a bool CSR (n, n), with
-    sorted indices, whose row i holds i and every neighbour of i where i is one of `rows`, and nothing elsewhere
-    (bool, so that sparse products with it stay bool: no copy of it in another dtype).
+    apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): for each of `rows`,
+    itself and every neighbour, as :class:`CoreNeighbours` (groups of `cores_per_group` of `rows`, None:
+    :data:`CORES_PER_GROUP`, read one at a time).
 
     A self-join of the sequences' wildcard keys (:func:`wildcard_keys`; two cores one substitution apart share
     the key of the position where they differ), in parts by key hash (:func:`key_part`): each part is one pass
     over the sequences keeping ~`keys_per_part` keys (None: :data:`KEYS_PER_PART`), sorted, and its pairs are
     checked on their residues a block at a time (a key collision is not a neighbour), so memory follows one
-    part and the pairs found, not the n sequences' keys at once.
+    part and one group's pairs, not the n sequences' keys or every pair at once.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -226,12 +232,14 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     starts = _starts(lengths) + offset
     parts = max(1, -(-int(core_length.sum()) // max(int(keys_per_part or KEYS_PER_PART), 1)))
     own = np.flatnonzero(wanted).astype(np.int32)
-    found_a, found_b = [own], [own]  # each wanted core is its own neighbour
+    found = CoreNeighbours(n, own, cores_per_group)
+    found.add(own, own)  # each wanted core is its own neighbour
     for part in range(parts):
         key, row = _part_wildcards(codes, lengths, part, parts, trim)
         order = np.argsort(key)
         key, row = key[order], row[order]
         del order
+        found_a, found_b = [], []
         for i, j in _run_pairs(key):
             a, b = row[i], row[j]
             keep = wanted[a] & (core_length[a] == core_length[b])
@@ -239,24 +247,88 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
             near = _differences(codes, starts[a], codes, starts[b], core_length[a]) == 1
             found_a.append(a[near])
             found_b.append(b[near])
-    return _pairs_matrix(found_a, found_b, n)
+        del key, row
+        if found_a:
+            found.add(np.concatenate(found_a), np.concatenate(found_b))
+    return found
 
 
-def _pairs_matrix(rows: list[np.ndarray], columns: list[np.ndarray], n: int) -> sparse.csr_matrix:
-    """The (n, n) bool CSR matrix, sorted indices, True at each (rows[k][i], columns[k][i]) only: filled
-    a part at a time, each part freed once placed (~5 bytes a pair beyond the parts, where a COO matrix takes 16)."""
-    counts = np.zeros(n, dtype=np.int64)
-    for row in rows:
-        counts += np.bincount(row, minlength=n)
-    matrix = bool_csr(zip(_popped(rows), _popped(columns)), counts, n)
-    matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
-    return matrix
+class CoreNeighbours:
+    """Pairs of cores (numbered 0..n-1) found by :func:`core_neighbours`, by groups of its wanted rows: group g
+    holds rows ``bounds[g]`` up to the next bound. Where there are several groups, each group's pairs wait in a
+    file of a temporary folder until :meth:`group` reads them, so that memory holds one group's pairs (~13
+    bytes a pair while read), not every pair (8 bytes a pair on disk; the folder goes with this object)."""
+
+    def __init__(self, n: int, rows: np.ndarray, cores_per_group: int | None = None) -> None:
+        self.n = n
+        per = max(int(cores_per_group or CORES_PER_GROUP), 1)
+        self.bounds = np.asarray(rows, dtype=np.int64)[::per] if len(rows) else np.zeros(1, dtype=np.int64)
+        self._held: tuple[list, list] = ([], [])  # one group: its pairs in memory, until made a matrix once
+        self._matrix: sparse.csr_matrix | None = None
+        self._folder = tempfile.TemporaryDirectory(prefix="deeprc-neighbours-") if len(self.bounds) > 1 else None
+        self.pairs = 0  # added, a pair found twice (by a key collision) counted twice
+
+    def __len__(self) -> int:
+        """The groups."""
+        return len(self.bounds)
+
+    def group_of(self, rows: np.ndarray) -> np.ndarray:
+        """The group of each of `rows` (wanted rows), int64."""
+        return np.searchsorted(self.bounds, rows, side="right") - 1
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Pairs (a[i], b[i]), int32 each, a[i] a wanted row."""
+        self.pairs += len(a)
+        if self._folder is None:
+            self._held[0].append(a.astype(np.int32))
+            self._held[1].append(b.astype(np.int32))
+            return
+        group = self.group_of(a)
+        order = np.argsort(group, kind="stable")
+        group, a, b = group[order], a[order], b[order]
+        edges = np.flatnonzero(np.diff(group, prepend=-1, append=len(self.bounds)))
+        for first, last in zip(edges[:-1], edges[1:]):
+            for name, values in (("a", a), ("b", b)):
+                with open(self._path(int(group[first]), name), "ab") as out:
+                    out.write(values[first:last].astype(np.int32).tobytes())
+
+    def _path(self, group: int, name: str) -> Path:
+        return Path(self._folder.name) / f"{group}.{name}"
+
+    def group(self, g: int) -> tuple[int, sparse.csr_matrix]:
+        """Group `g`'s first row and the pairs of its rows: bool CSR (rows of the group, n) whose row r holds the
+        neighbours of core ``first + r``, with sorted indices (each pair once)."""
+        first = int(self.bounds[g])
+        stop = int(self.bounds[g + 1]) if g + 1 < len(self.bounds) else self.n
+        if self._matrix is not None:
+            return first, self._matrix
+        if self._folder is None:
+            a, b = self._held
+            self._held = ([], [])
+        else:
+            a, b = ([np.fromfile(path, dtype=np.int32)] if path.exists() else []
+                    for path in (self._path(g, "a"), self._path(g, "b")))
+        counts = np.zeros(stop - first, dtype=np.int64)
+        for part in a:
+            part -= first
+            counts += np.bincount(part, minlength=stop - first)
+        matrix = bool_csr(_popped_pairs(a, b), counts, self.n)
+        matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
+        if self._folder is None:
+            self._matrix = matrix
+        return first, matrix
+
+    def matrix(self) -> sparse.csr_matrix:
+        """Every group's pairs as one bool CSR (n, n), sorted indices (the rows of no group empty): small cohorts."""
+        groups = [self.group(g) for g in range(len(self))]
+        before = sparse.csr_matrix((int(self.bounds[0]), self.n), dtype=bool)
+        return sparse.vstack([before] + [matrix for _, matrix in groups], format="csr")
 
 
-def _popped(parts: list[np.ndarray]):
-    """The items of `parts`, last first, each removed from the list as it is handed out."""
-    while parts:
-        yield parts.pop()
+def _popped_pairs(a: list[np.ndarray], b: list[np.ndarray]):
+    """The pairs of parts (a[k], b[k]), last first, each removed from the lists as it is handed out."""
+    while a:
+        yield a.pop(), b.pop()
 
 
 def bool_csr(parts: Iterable[tuple[np.ndarray, np.ndarray]], row_counts: np.ndarray, n_columns: int

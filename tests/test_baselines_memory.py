@@ -125,7 +125,8 @@ def test_key_counter_counts_each_key_up_to_its_cap(chunk, cap):
 
 
 def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
-    """The radius-1 join and carrier counts done a few cores and columns at a time change nothing."""
+    """The radius-1 join and carrier counts done a few cores and columns at a time change nothing, nor do the
+    join's pairs read back from files in groups of a few cores."""
     import deeprc_hopfield.clone_rules as clone_rules_module
 
     reps = rough_cohort(5, n=16)
@@ -133,11 +134,14 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     monkeypatch.setattr(clone_rules_module, "CARRIED_BLOCK", 5)
     monkeypatch.setattr(neighbours, "KEYS_PER_PART", 7)
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 2)
+    monkeypatch.setattr(neighbours, "CORES_PER_GROUP", 3)
     found = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     assert sum(c.incidence.shape[1] for c in expected if c.rule.radius == 1) > 10
     for mine, theirs in zip(found, expected):
         assert np.array_equal(mine.keys, theirs.keys), mine.rule
-        assert (sparse.csr_matrix(mine.incidence) != sparse.csr_matrix(theirs.incidence)).nnz == 0, mine.rule
+        for a, b in ((mine.incidence, theirs.incidence), (mine.held, theirs.held)):
+            assert (sparse.csr_matrix(a) != sparse.csr_matrix(b)).nnz == 0, mine.rule
+        assert mine.incidence.has_sorted_indices, mine.rule
 
 
 @pytest.mark.parametrize("keys_per_pass", [1 << 27, 2000])  # one pass over the wildcard keys, and several

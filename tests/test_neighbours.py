@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -147,8 +149,9 @@ def test_chunking_gives_identical_results() -> None:
                               index.match_counts(codes, lengths, q_v, chunk=chunk))
 
 
-@pytest.mark.parametrize("keys_per_part", [1, 50, 1 << 25])
-def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, monkeypatch) -> None:
+@pytest.mark.parametrize("keys_per_part, cores_per_group", [(1, None), (50, 7), (1 << 25, 1), (1 << 25, None)])
+def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, cores_per_group, monkeypatch) -> None:
+    """The same pairs whatever the key parts and the groups of rows (several groups: read back from files)."""
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 3)  # runs paired and residues compared a few at a time
     rng = np.random.default_rng(4)
     junctions = list({core(j): j for j in random_junctions(rng, 400, "ACD", 0, 5)}.values())  # distinct cores
@@ -156,11 +159,24 @@ def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: in
     expected = {(i, j) for i, j, _ in brute_force(junctions, np.full(len(junctions), -1), junctions,
                                                   np.full(len(junctions), -1), 1) if i in set(rows.tolist())}
     codes, lengths = encode(junctions)
-    matrix = neighbours.core_neighbours(codes, lengths, rows, keys_per_part=keys_per_part)
+    found = neighbours.core_neighbours(codes, lengths, rows, keys_per_part=keys_per_part,
+                                       cores_per_group=cores_per_group)
+    assert len(found) == (1 if cores_per_group is None else -(-len(rows) // cores_per_group))
+    for g in range(len(found)):  # each group: its rows, sorted, once each
+        first, group = found.group(g)
+        assert group.has_canonical_format and set(group.data.tolist()) <= {1}  # sorted, each pair once
+        stop = found.bounds[g + 1] if g + 1 < len(found) else len(junctions)
+        assert first == found.bounds[g] and group.shape == (stop - first, len(junctions))
+    matrix = found.matrix()
+    folder = found._folder and Path(found._folder.name)
+    assert (folder is not None) == (len(found) > 1) and (folder is None or any(folder.iterdir()))
+    del found  # its files go with it
+    assert folder is None or not folder.exists()
     assert matrix.shape == (len(junctions),) * 2 and matrix.has_sorted_indices and set(matrix.data.tolist()) == {1}
     assert set(zip(*map(np.ndarray.tolist, matrix.nonzero()))) == expected
     assert len(expected) > 3 * len(rows)  # neighbours beyond the diagonal
-    every = neighbours.core_neighbours(codes, lengths, keys_per_part=keys_per_part)
+    every = neighbours.core_neighbours(codes, lengths, keys_per_part=keys_per_part,
+                                       cores_per_group=cores_per_group).matrix()
     assert (every != every.T).nnz == 0 and np.array_equal(every[rows].toarray(), matrix[rows].toarray())
 
 
