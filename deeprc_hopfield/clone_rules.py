@@ -38,7 +38,7 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, bool_csr, chunked
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
-                                           unique_keys, v_codes, with_v)
+                                           gene_codes, unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ class CloneCollector:
 
     Radius 1 joins the cohort's distinct CDR3 cores once (`neighbours.core_neighbours`, one substitution) and
     derives each V level's neighbours from that join (cores that are neighbours, V calls equal or
-    either missing), so three levels cost one join.
+    either missing), so three levels cost one join. It keeps each repertoire's distinct (core, V call) pairs
+    once (6 bytes a pair) and makes a level's clones from them when that level's rule is made.
     """
 
     def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2,
@@ -139,36 +140,48 @@ class CloneCollector:
         self.candidates = candidates  # radius 1: which clones the test's fits can use (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
         self._sets: dict[str, list] = {r.v_level: [] for r in self.rules if r.radius == 0}
-        self._clones = {r.v_level: _NumberedClones() for r in self.rules if r.radius == 1}
+        self._radius_one = any(r.radius == 1 for r in self.rules)
         self._cores = _FirstSeen()  # radius 1: the distinct cores, numbered as first seen, with their residues
         self._core_codes: list[np.ndarray] = []
         self._core_lengths: list[np.ndarray] = []
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []  # radius 1, per repertoire: distinct (core, V index)
 
     def add(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> None:
         """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None; `exact`: a bool
         mask of the sequences whose exact clones may be carried by `min_carriers` repertoires, None: all)."""
         cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
         exact = slice(None) if exact is None else exact
-        if self._clones:
+        if self._radius_one:
             distinct, first = np.unique(cores, return_index=True)
             number, new = self._cores.add(distinct)
             picked = repertoire.subset(first[new])
             self._core_codes.append(np.asarray(picked.codes))
-            self._core_lengths.append(np.asarray(picked.lengths, dtype=np.int64))
-            core_number = number[np.searchsorted(distinct, cores)]
-        for level in dict.fromkeys([*self._sets, *self._clones]):
+            self._core_lengths.append(np.asarray(picked.lengths, dtype=np.uint8))  # as the store keeps them
+            genes = len(self.v_genes) + 1  # V index -1 (missing) to len - 1
+            held = np.unique(number[np.searchsorted(distinct, cores)] * genes
+                             + np.asarray(repertoire.v_index, dtype=np.int64) + 1)
+            self._held.append(((held // genes).astype(np.int32), (held % genes - 1).astype(np.int16)))  # as stored
+        for level in self._sets:
             v = v_codes(repertoire, self.v_genes, level)
-            keys = with_v(cores, v)
-            if level in self._sets:
-                self._sets[level].append(clone_set(keys[exact], v[exact]))
-            if level in self._clones:
-                distinct, first = np.unique(keys, return_index=True)
-                self._clones[level].add(distinct, core_number[first], v[first])
+            self._sets[level].append(clone_set(with_v(cores, v)[exact], v[exact]))
+
+    def _level_clones(self, level: str, core_keys: np.ndarray) -> _NumberedClones:
+        """Radius 1: the clones of V level `level` that each repertoire holds, from its distinct (core, V index)
+        pairs (`core_keys`: the cores' keys by number), as collecting them repertoire by repertoire would number
+        them; made when the level's rule is, so that one level's clones are held at a time."""
+        codes = gene_codes(self.v_genes, level)  # V index -1 (missing) -> -1
+        clones = _NumberedClones()
+        for core, v_index in self._held:
+            v = codes[v_index]
+            distinct, first = np.unique(with_v(core_keys[core], v), return_index=True)
+            clones.add(distinct, core[first], v[first])
+        return clones
 
     def results(self):  # noqa: ANN201 (a generator of CohortClones)
-        """One :class:`CohortClones` per rule, in the rules' order, each made when the next is asked for; a level's
-        collected clones are freed once its last rule is made, and the radius-1 join after the last radius-1 rule,
-        so what a caller lets go of is not held while the next rule is made. Once only."""
+        """One :class:`CohortClones` per rule, in the rules' order, each made when the next is asked for; an exact
+        level's collected clones are freed once its last rule is made, a radius-1 level's clones are made with its
+        rule, and the radius-1 join is freed after the last radius-1 rule, so what a caller lets go of is not held
+        while the next rule is made. Once only."""
         radius_one = [i for i, rule in enumerate(self.rules) if rule.radius == 1]
         joined = (_core_neighbours(self._cores, self._core_codes, self._core_lengths, self.centres)
                   if radius_one else None)
@@ -181,11 +194,11 @@ class CloneCollector:
                 incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers, self.positives)
                 made = CohortClones(rule, incidence, keys, incidence)
             else:
-                clones = self._clones.pop(rule.v_level) if done else self._clones[rule.v_level]
+                clones = self._level_clones(rule.v_level, joined[0])
                 made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.centres, self.positives,
                                          self.candidates)
                 if i == radius_one[-1]:
-                    joined = None
+                    joined, self._held = None, []
             sets = clones = incidence = keys = None
             yield made
             del made  # before the next rule is made

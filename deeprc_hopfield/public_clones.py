@@ -355,7 +355,7 @@ def clone_incidence(keys: list[np.ndarray], min_carriers: int = 2, positives: np
         hit = shared[position] == k if len(shared) else np.zeros(len(k), dtype=bool)
         columns.append(position[hit])
         rows.append(np.full(int(hit.sum()), i, dtype=np.int64))
-    row, column = np.concatenate(rows), np.concatenate(columns)
+    row, column = (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64) for parts in (rows, columns))
     matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, column)), shape=(len(keys), len(shared)))
     return matrix, shared
 

@@ -260,3 +260,10 @@ def test_leaving_out_clones_no_fit_can_use_changes_no_result(variants):
                 for fit in (every, fewer)]
     assert key_sets[0] == key_sets[1]
     assert set(every.clones.keys[every.test.associated]) == set(fewer.clones.keys[fewer.test.associated])
+
+
+def test_a_cohort_of_no_repertoires_has_no_clones_under_any_rule():
+    """No repertoire (a training fold of nothing, say): every rule gives an empty (0, 0) incidence, no error."""
+    found = cohort_clones([], V_GENES, clone_rules())
+    assert [c.rule for c in found] == list(clone_rules())
+    assert all(c.incidence.shape == (0, 0) and len(c.keys) == 0 for c in found)
