@@ -47,6 +47,8 @@ KEYS_PER_PART = 1 << 25
 #: Wanted cores whose neighbours :class:`CoreNeighbours` hands out at a time (more: their pairs wait in temporary
 #: files, a group of this many cores each; ~26 pairs a core at half CMV size, ~13 bytes a pair while a group is read).
 CORES_PER_GROUP = 1 << 21
+#: Pairs of cores that :class:`CoreNeighbours` files or places into a matrix at a time (~40 bytes a pair meanwhile).
+PAIRS_PLACED = 1 << 22
 #: Pairs of cores compared residue by residue at a time (~30 bytes a residue, ~100 MB for TRB cores).
 PAIRS_COMPARED = 1 << 18
 RADII = (0, 1)
@@ -283,14 +285,16 @@ class CoreNeighbours:
             self._held[0].append(a.astype(np.int32))
             self._held[1].append(b.astype(np.int32))
             return
-        group = self.group_of(a)
-        order = np.argsort(group, kind="stable")
-        group, a, b = group[order], a[order], b[order]
-        edges = np.flatnonzero(np.diff(group, prepend=-1, append=len(self.bounds)))
-        for first, last in zip(edges[:-1], edges[1:]):
-            for name, values in (("a", a), ("b", b)):
-                with open(self._path(int(group[first]), name), "ab") as out:
-                    out.write(values[first:last].astype(np.int32).tobytes())
+        for start in range(0, len(a), PAIRS_PLACED):
+            part = slice(start, start + PAIRS_PLACED)
+            group = self.group_of(a[part])
+            order = np.argsort(group, kind="stable")
+            group, rows, columns = group[order], a[part][order], b[part][order]
+            edges = np.flatnonzero(np.diff(group, prepend=-1, append=len(self.bounds)))
+            for first, last in zip(edges[:-1], edges[1:]):
+                for name, values in (("a", rows), ("b", columns)):
+                    with open(self._path(int(group[first]), name), "ab") as out:
+                        out.write(values[first:last].astype(np.int32).tobytes())
 
     def _path(self, group: int, name: str) -> Path:
         return Path(self._folder.name) / f"{group}.{name}"
@@ -302,21 +306,31 @@ class CoreNeighbours:
         stop = int(self.bounds[g + 1]) if g + 1 < len(self.bounds) else self.n
         if self._matrix is not None:
             return first, self._matrix
-        if self._folder is None:
-            a, b = self._held
-            self._held = ([], [])
-        else:
-            a, b = ([np.fromfile(path, dtype=np.int32)] if path.exists() else []
-                    for path in (self._path(g, "a"), self._path(g, "b")))
         counts = np.zeros(stop - first, dtype=np.int64)
-        for part in a:
-            part -= first
-            counts += np.bincount(part, minlength=stop - first)
-        matrix = bool_csr(_popped_pairs(a, b), counts, self.n)
+        for rows, _ in self._pairs_of(g):
+            counts += np.bincount(rows - first, minlength=stop - first)
+        matrix = bool_csr(((rows - first, columns) for rows, columns in self._pairs_of(g, release=True)), counts,
+                          self.n)
         matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
         if self._folder is None:
             self._matrix = matrix
         return first, matrix
+
+    def _pairs_of(self, g: int, release: bool = False):  # noqa: ANN202 (yields (rows, columns), int32 each)
+        """Group `g`'s pairs, :data:`PAIRS_PLACED` at a time, read from its files or from memory (`release`: letting
+        go of those held in memory as they are handed out)."""
+        if self._folder is None:
+            rows, columns = self._held
+            if release:
+                self._held = ([], [])
+            for a, b in (_popped_pairs(rows, columns) if release else zip(rows, columns)):
+                for start in range(0, len(a), PAIRS_PLACED):
+                    yield a[start:start + PAIRS_PLACED], b[start:start + PAIRS_PLACED]
+            return
+        paths = self._path(g, "a"), self._path(g, "b")
+        pairs = paths[0].stat().st_size // 4 if paths[0].exists() else 0
+        for start in range(0, pairs, PAIRS_PLACED):
+            yield tuple(np.fromfile(path, dtype=np.int32, count=PAIRS_PLACED, offset=4 * start) for path in paths)
 
     def matrix(self) -> sparse.csr_matrix:
         """Every group's pairs as one bool CSR (n, n), sorted indices (the rows of no group empty): small cohorts."""

@@ -135,6 +135,7 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     monkeypatch.setattr(neighbours, "KEYS_PER_PART", 7)
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 2)
     monkeypatch.setattr(neighbours, "CORES_PER_GROUP", 3)
+    monkeypatch.setattr(neighbours, "PAIRS_PLACED", 4)
     found = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     assert sum(c.incidence.shape[1] for c in expected if c.rule.radius == 1) > 10
     for mine, theirs in zip(found, expected):

@@ -153,6 +153,7 @@ def test_chunking_gives_identical_results() -> None:
 def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, cores_per_group, monkeypatch) -> None:
     """The same pairs whatever the key parts and the groups of rows (several groups: read back from files)."""
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 3)  # runs paired and residues compared a few at a time
+    monkeypatch.setattr(neighbours, "PAIRS_PLACED", 5)  # and pairs filed and placed a few at a time
     rng = np.random.default_rng(4)
     junctions = list({core(j): j for j in random_junctions(rng, 400, "ACD", 0, 5)}.values())  # distinct cores
     rows = np.sort(rng.choice(len(junctions), len(junctions) // 3, replace=False))
