@@ -263,15 +263,64 @@ class _FirstSeen:
         return keys
 
 
-def _merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Two sorted runs of distinct keys with their numbers (no key in both) as one, in one pass."""
+def _merged(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Two sorted runs of distinct keys (no key in both), each its keys and any arrays that go with them (numbers,
+    say), as one, in one pass."""
     at = np.searchsorted(a[0], b[0]) + np.arange(len(b[0]))  # where b's keys go in the merged run
     from_b = np.zeros(len(a[0]) + len(b[0]), dtype=bool)
     from_b[at] = True
-    keys, numbers = np.empty(len(from_b), dtype=np.int64), np.empty(len(from_b), dtype=np.int32)
-    keys[at], numbers[at] = b
-    keys[~from_b], numbers[~from_b] = a
-    return keys, numbers
+    merged = tuple(np.empty(len(from_b), dtype=values.dtype) for values in a)
+    for out, mine, theirs in zip(merged, a, b):
+        out[at], out[~from_b] = theirs, mine
+    return merged
+
+
+class _KeySet:
+    """Distinct int64 keys, added in batches: split by their top bits into `parts` (a power of two) so that each
+    part's keys are a range, each part sorted runs merged as they grow (as :class:`_FirstSeen`'s). ~8 bytes a key;
+    a merge holds ~17 bytes a key of one part's runs, and :meth:`sorted` one part's beyond the result, where one
+    sorted array merged with each batch holds ~17-32 bytes a key of all of them."""
+
+    def __init__(self, parts: int = 64) -> None:
+        self._bits = max(int(parts) - 1, 0).bit_length()
+        self._runs: list[list[tuple[np.ndarray]]] = [[] for _ in range(1 << self._bits)]
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _parts(self, keys: np.ndarray) -> np.ndarray:
+        """The part of each key: its top bits in int64 order (so sorted keys have sorted parts), int64."""
+        flipped = keys.view(np.uint64) ^ np.uint64(1 << 63)
+        return (flipped >> np.uint64(64 - self._bits)).astype(np.int64) if self._bits else np.zeros(len(keys), np.int64)
+
+    def add(self, keys: np.ndarray) -> None:
+        """Add distinct int64 `keys` (some may be in the set already)."""
+        keys = np.sort(np.asarray(keys, dtype=np.int64))
+        edges = np.searchsorted(self._parts(keys), np.arange(len(self._runs) + 1))
+        for part in np.flatnonzero(np.diff(edges)):
+            runs, batch = self._runs[part], keys[edges[part]:edges[part + 1]]
+            known = np.zeros(len(batch), dtype=bool)
+            for (run,) in runs:
+                known |= in_sorted(run, batch)
+            if not known.all():
+                runs.append((batch[~known],))
+                self._count += int((~known).sum())
+                while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
+                    runs[-2:] = [_merged(*runs[-2:])]
+
+    def sorted(self) -> np.ndarray:
+        """Every key, int64 sorted; the set is emptied as the result is filled, a part at a time."""
+        out, start = np.empty(self._count, dtype=np.int64), 0
+        for part, runs in enumerate(self._runs):
+            while len(runs) > 1:
+                runs[-2:] = [_merged(*runs[-2:])]
+            if runs:
+                out[start:start + len(runs[0][0])] = runs[0][0]
+                start += len(runs[0][0])
+            self._runs[part] = []
+        self._count = 0
+        return out
 
 
 @dataclass
@@ -482,7 +531,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
     core keys), int64 sorted each. A key missing from a table is held once where this repertoire is counted.
     Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
     held once where `seen` (the keys one counted repertoire holds) may hold it, else by none."""
-    found, centres = KeyCounter(), KeyCounter()
+    found, centres = _KeySet(), _KeySet()
     for i, rep in enumerate(_each(repertoires, "clone rules: finding cores that may carry a clone")):
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         counted = positives is None or bool(positives[i])
@@ -492,7 +541,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             found.add(unique_keys(keys[bound[row] >= cap]))
             centres.add(distinct[np.unique(row[bound[row] >= cap])])
-    return found.seen(), centres.seen()
+    return found.sorted(), centres.sorted()
 
 
 class _Some(Sequence):
@@ -590,8 +639,9 @@ def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, CoreNei
     columns = candidate[np.sort(kept)]
     places = np.split(rank, np.cumsum([block.shape[0] for block in blocks])[:-1])
     incidence = _stacked_transposed(blocks, len(clones.held), places)
-    log.debug("clone rules: %s: %d candidate clones, %d carried by %d%s or more (%d carriers in all)", rule,
-              len(candidate), len(columns), min_carriers, " positives" if positives is not None else "", incidence.nnz)
+    log.debug("clone rules: %s: %d candidate clones, %d carried by %d%s or more%s (%d carriers in all)", rule,
+              len(candidate), len(columns), min_carriers, " positives" if positives is not None else "",
+              " that a fit can use" if candidates is not None else "", incidence.nnz)
     return CohortClones(rule, incidence, clones.table.by_number()[columns], _stacked_transposed([holders[columns]],
                                                                                                  len(clones.held)))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
 
-from deeprc_hopfield.clone_rules import (CloneRule, _FirstSeen, choose_clone_rule, clone_rules, cohort_clones,
+from deeprc_hopfield.clone_rules import (CloneRule, _FirstSeen, _KeySet, choose_clone_rule, clone_rules, cohort_clones,
                                          each_cohort_clones)
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
@@ -209,6 +209,23 @@ def test_the_baseline_takes_its_candidate_clones_from_its_training_repertoires_o
         assert (fitted.incidence[:, shared] != own.incidence).nnz == 0
         if every.rule.radius == 1:  # the whole cohort's collection does hold the held-out-only member
             assert len(every.keys) > len(every.held_by(train).keys)
+
+
+@pytest.mark.parametrize("parts", [1, 4, 64])
+def test_a_key_set_holds_each_key_added_once_in_order(parts):
+    """`_KeySet` splits keys by their top bits and keeps each part's in sorted runs: `sorted` must be the sorted
+    distinct keys added, across the whole int64 range (negative keys first), and it empties the set."""
+    rng = np.random.default_rng(parts)
+    pool = np.concatenate([rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 300, dtype=np.int64),
+                           np.array([np.iinfo(np.int64).min, -1, 0, 1, np.iinfo(np.int64).max])])
+    for _ in range(20):
+        keys, expected = _KeySet(parts), set()
+        for _ in range(rng.integers(0, 30)):
+            batch = np.unique(rng.choice(pool, rng.integers(0, 80)))
+            keys.add(batch)
+            expected.update(batch.tolist())
+            assert len(keys) == len(expected)
+        assert np.array_equal(keys.sorted(), sorted(expected)) and len(keys) == 0
 
 
 def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
