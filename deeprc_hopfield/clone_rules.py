@@ -295,8 +295,8 @@ class _KeySet:
         return (flipped >> np.uint64(64 - self._bits)).astype(np.int64) if self._bits else np.zeros(len(keys), np.int64)
 
     def add(self, keys: np.ndarray) -> None:
-        """Add distinct int64 `keys` (some may be in the set already)."""
-        keys = np.sort(np.asarray(keys, dtype=np.int64))
+        """Add distinct int64 `keys`, sorted (some may be in the set already)."""
+        keys = np.asarray(keys, dtype=np.int64)
         edges = np.searchsorted(self._parts(keys), np.arange(len(self._runs) + 1))
         for part in np.flatnonzero(np.diff(edges)):
             runs, batch = self._runs[part], keys[edges[part]:edges[part + 1]]
