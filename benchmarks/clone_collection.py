@@ -4,7 +4,7 @@ Collects the clones of every repertoire of a store under all six clone rules, ke
 `--min-carriers` repertoires or more (as `baselines` does with `public_clones.min_carriers`), in this
 process, and prints its seconds, its peak resident memory (VmHWM), the columns of each rule and a sha256
 of every rule's keys and incidence, so that two versions of the package can be compared on the same
-store (`--package-root DIR` imports DIR/deeprc_hopfield instead of the installed one):
+store (`--package-root DIR` imports DIR/deeprc_hopfield instead of this working tree's):
 
     python benchmarks/clone_collection.py --store results/cohort_scale/cohort.h5 --min-carriers 7
     python benchmarks/clone_collection.py --store ... --min-carriers 7 --package-root /tmp/before
@@ -96,7 +96,7 @@ def main() -> None:
             aside += time.perf_counter() - began
         seconds = time.perf_counter() - start - aside
     peak_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
-    print(f"{args.package_root or 'installed package'}: min carriers {fewest}{' positive' if args.positives else ''}, "
+    print(f"{args.package_root or 'working tree'}: min carriers {fewest}{' positive' if args.positives else ''}, "
           f"{seconds:.0f} s, VmHWM {peak_kb / 1024:.0f} MB, columns {columns}, sha256 {digest.hexdigest()[:16]}",
           flush=True)
     if args.fit:

@@ -236,9 +236,7 @@ class _FirstSeen:
         self._count += len(new)
         if len(new):
             order = new[np.argsort(keys[new])]
-            self._runs.append((keys[order], number[order].astype(np.int32)))
-            while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-                self._runs[-2:] = [_merged(*self._runs[-2:])]
+            _push_run(self._runs, (keys[order], number[order].astype(np.int32)))
         return number, is_new
 
     @property
@@ -252,15 +250,28 @@ class _FirstSeen:
         return self._one_run()[1]
 
     def _one_run(self) -> tuple[np.ndarray, np.ndarray]:
-        while len(self._runs) > 1:
-            self._runs[-2:] = [_merged(*self._runs[-2:])]
-        return self._runs[0] if self._runs else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
+        return _one_run(self._runs) or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
 
     def by_number(self) -> np.ndarray:
         """The keys in the order of their numbers, int64."""
         keys = np.empty(len(self), dtype=np.int64)
         keys[self.numbers] = self.sorted
         return keys
+
+
+def _push_run(runs: list[tuple[np.ndarray, ...]], run: tuple[np.ndarray, ...]) -> None:
+    """Append a sorted run (keys first, then arrays that go with them) to `runs` (larger first), merging the last
+    two while they are of like size, so that each key is copied a few times only, not once a run."""
+    runs.append(run)
+    while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
+        runs[-2:] = [_merged(*runs[-2:])]
+
+
+def _one_run(runs: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...] | None:
+    """`runs` merged into one (kept as their only run), or None where there is none."""
+    while len(runs) > 1:
+        runs[-2:] = [_merged(*runs[-2:])]
+    return runs[0] if runs else None
 
 
 def _merged(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -304,20 +315,17 @@ class _KeySet:
             for (run,) in runs:
                 known |= in_sorted(run, batch)
             if not known.all():
-                runs.append((batch[~known],))
+                _push_run(runs, (batch[~known],))
                 self._count += int((~known).sum())
-                while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
-                    runs[-2:] = [_merged(*runs[-2:])]
 
     def sorted(self) -> np.ndarray:
         """Every key, int64 sorted; the set is emptied as the result is filled, a part at a time."""
         out, start = np.empty(self._count, dtype=np.int64), 0
         for part, runs in enumerate(self._runs):
-            while len(runs) > 1:
-                runs[-2:] = [_merged(*runs[-2:])]
-            if runs:
-                out[start:start + len(runs[0][0])] = runs[0][0]
-                start += len(runs[0][0])
+            run = _one_run(runs)
+            if run is not None:
+                out[start:start + len(run[0])] = run[0]
+                start += len(run[0])
             self._runs[part] = []
         self._count = 0
         return out
