@@ -33,7 +33,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, bool_csr, chunked_wildcard_keys, core_neighbours,
+from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, bool_csr, chunked_wildcard_keys, core_neighbours,
                                         key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
@@ -183,9 +183,9 @@ class CloneCollector:
         rule, and the radius-1 join is freed after the last radius-1 rule, so what a caller lets go of is not held
         while the next rule is made. Once only."""
         radius_one = [i for i, rule in enumerate(self.rules) if rule.radius == 1]
-        joined = (_core_neighbours(self._cores, self._core_codes, self._core_lengths, self.centres)
-                  if radius_one else None)
-        self._core_codes, self._core_lengths = [], []  # the join's input only
+        cores, self._cores = self._cores, _FirstSeen()  # the join's input only, as are the residues (emptied)
+        joined = _core_neighbours(cores, self._core_codes, self._core_lengths, self.centres) if radius_one else None
+        del cores
         last = {(rule.v_level, rule.radius): i for i, rule in enumerate(self.rules)}
         for i, rule in enumerate(self.rules):
             done = last[(rule.v_level, rule.radius)] == i
@@ -253,10 +253,24 @@ class _FirstSeen:
         return _one_run(self._runs) or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
 
     def by_number(self) -> np.ndarray:
-        """The keys in the order of their numbers, int64."""
+        """The keys in the order of their numbers, int64 (from the runs as they are: no merge)."""
         keys = np.empty(len(self), dtype=np.int64)
-        keys[self.numbers] = self.sorted
+        for run, numbers in self._runs:
+            keys[numbers] = run
         return keys
+
+    def numbers_of(self, keys: np.ndarray) -> np.ndarray:
+        """The numbers of those of `keys` (int64) that are in the table, int64 sorted: `keys` searched in each run, so
+        that memory follows `keys`, not the table."""
+        found = [np.zeros(0, dtype=np.int32)]
+        for run, numbers in self._runs:
+            at = np.minimum(search_sorted(run, keys), len(run) - 1)
+            found.append(numbers[at[run[at] == keys]])
+        return np.sort(np.concatenate(found)).astype(np.int64)
+
+    def clear(self) -> None:
+        """Let go of every key."""
+        self._runs, self._count = [], 0
 
 
 def _push_run(runs: list[tuple[np.ndarray, ...]], run: tuple[np.ndarray, ...]) -> None:
@@ -447,27 +461,6 @@ class _Counts:
         return np.where(self.keys[at] == keys, self.counts[at], absent).astype(np.int64)
 
 
-class _KeyBits:
-    """A set of int64 hash keys (`add`) that answers `holds` with yes for every key added and for a few
-    others (about 1 - exp(-keys / bits)), in `bits_per_key` bits per `expected` key (a power of two)."""
-
-    def __init__(self, expected: int, bits_per_key: int = SEEN_BITS_PER_KEY) -> None:
-        self._shift = np.uint64(64 - max(10, int(max(expected, 1) * bits_per_key - 1).bit_length()))
-        self._bits = np.zeros(1 << (64 - int(self._shift) - 3), dtype=np.uint8)
-
-    def _slots(self, keys: np.ndarray) -> np.ndarray:
-        return (np.asarray(keys, dtype=np.int64).view(np.uint64) >> self._shift).astype(np.int64)
-
-    def add(self, keys: np.ndarray) -> None:
-        slots = self._slots(keys)
-        np.bitwise_or.at(self._bits, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
-
-    def holds(self, keys: np.ndarray) -> np.ndarray:
-        """bool (n,): False only for keys never added."""
-        slots = self._slots(keys)
-        return ((self._bits[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1).astype(bool)
-
-
 def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS,
                     min_carriers: int = 2, positives: np.ndarray | None = None) -> ShareableCores:
     """The cores that a clone carried by `min_carriers` of `repertoires` or more can count, whatever its
@@ -503,7 +496,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     if not radius_one:
         return ShareableCores(held)
     passes = 1 if wildcards is not None else -(-residues // max(int(keys_per_pass), 1))
-    seen = _KeyBits(residues) if positives is not None else None  # the keys one positive holds (more: counted)
+    seen = KeyBits(residues, SEEN_BITS_PER_KEY) if positives is not None else None  # the keys one positive holds (more: counted)
     parts = [_shared_counts(wildcards, seen)] if wildcards is not None else []
     del wildcards
     for part in range(len(parts), passes):
@@ -523,7 +516,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     return ShareableCores(held, found, centres)
 
 
-def _shared_counts(counter: KeyCounter, seen: _KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
+def _shared_counts(counter: KeyCounter, seen: KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
     """`counter.shared_counts()`, after adding the keys it saw once to `seen` (where given): those it saw more
     often are in the counts, and `seen` answers only for keys missing from them."""
     if seen is not None:
@@ -532,7 +525,7 @@ def _shared_counts(counter: KeyCounter, seen: _KeyBits | None) -> tuple[np.ndarr
 
 
 def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int,
-                       positives: np.ndarray | None = None, seen: _KeyBits | None = None
+                       positives: np.ndarray | None = None, seen: KeyBits | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The cores of `repertoires` whose radius-1 carrier bound (:func:`shareable_cores`; `cores`,
     `wildcards`: their counts, among the `positives` where given) reaches `cap`: (their wildcard keys, their
@@ -588,16 +581,28 @@ def _wildcards(repertoire):
 
 def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[np.ndarray],
                      centres: np.ndarray | None = None) -> tuple[np.ndarray, CoreNeighbours]:
-    """The cohort's distinct CDR3 core keys in the order of their numbers (`table`; `codes`, `lengths`: their
-    residues in that order) and, for each of them among `centres` (sorted core keys; None: every one), the cores
-    at most one substitution away, the core itself included (`neighbours.core_neighbours`, by number, in groups)."""
+    """The cohort's distinct CDR3 core keys in the order of their numbers (`table`, emptied; `codes`, `lengths`: their
+    residues in that order, lists emptied) and, for each of them among `centres` (sorted core keys; None: every
+    one), the cores at most one substitution away, the core itself included (`neighbours.core_neighbours`, by
+    number, in groups). The table and the lists are let go of before the join."""
     keys = table.by_number()
-    rows = None if centres is None else np.sort(table.numbers[in_sorted(centres, table.sorted)]).astype(np.int64)
-    joined = core_neighbours(np.concatenate(codes) if codes else np.zeros(0, dtype=np.uint8),
-                             np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64), rows)
+    rows = None if centres is None else table.numbers_of(centres)
+    table.clear()
+    joined = core_neighbours(_emptied_concatenation(codes, np.uint8), _emptied_concatenation(lengths, np.uint8), rows)
     log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less, in %d group%s",
               len(keys), "all" if rows is None else len(rows), joined.pairs, len(joined), "s" if len(joined) > 1 else "")
     return keys, joined
+
+
+def _emptied_concatenation(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    """`arrays` concatenated, emptying the list as each is copied, so that memory holds one copy of them, not two."""
+    out, start = np.empty(sum(len(a) for a in arrays), dtype=dtype), 0
+    arrays.reverse()
+    while arrays:
+        part = arrays.pop()
+        out[start:start + len(part)] = part
+        start += len(part)
+    return out
 
 
 def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, CoreNeighbours], rule: CloneRule,

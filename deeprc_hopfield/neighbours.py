@@ -51,6 +51,9 @@ CORES_PER_GROUP = 1 << 21
 PAIRS_PLACED = 1 << 22
 #: Pairs of cores compared residue by residue at a time (~30 bytes a residue, ~100 MB for TRB cores).
 PAIRS_COMPARED = 1 << 18
+#: Bits per key of the set of wanted cores' wildcard keys that :func:`core_neighbours` keeps the others' keys by, where
+#: it files them in parts (~22% of the keys no wanted core has are kept too).
+WANTED_BITS_PER_KEY = 4
 RADII = (0, 1)
 
 _U64 = np.uint64
@@ -200,7 +203,7 @@ def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray,
     out = np.empty(len(length), dtype=np.int64)
     for first in range(0, len(length), block):
         part = slice(first, first + block)
-        size = length[part]
+        size = length[part].astype(np.int64)
         step = np.repeat(np.cumsum(size) - size, size)
         within = np.arange(int(size.sum()), dtype=np.int64) - step
         differ = codes_a[np.repeat(starts_a[part], size) + within] != codes_b[np.repeat(starts_b[part], size) + within]
@@ -224,20 +227,18 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     checked on their residues a block at a time (a key collision is not a neighbour), so memory follows one
     part and one group's pairs, not the n sequences' keys or every pair at once.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lengths = np.asarray(lengths)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     n = len(lengths)
     wanted = np.full(n, rows is None)
     if rows is not None:
         wanted[rows] = True
-    offset, core_length = core_bounds(lengths, trim)
-    starts = _starts(lengths) + offset
-    parts = max(1, -(-int(core_length.sum()) // max(int(keys_per_part or KEYS_PER_PART), 1)))
+    starts, core_length = _narrow_cores(lengths, trim)
+    parts = max(1, -(-int(core_length.sum(dtype=np.int64)) // max(int(keys_per_part or KEYS_PER_PART), 1)))
     own = np.flatnonzero(wanted).astype(np.int32)
     found = CoreNeighbours(n, own, cores_per_group)
     found.add(own, own)  # each wanted core is its own neighbour
-    for part in range(parts):
-        key, row = _part_wildcards(codes, lengths, part, parts, trim)
+    for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim):
         order = np.argsort(key)
         key, row = key[order], row[order]
         del order
@@ -253,6 +254,42 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
         if found_a:
             found.add(np.concatenate(found_a), np.concatenate(found_b))
     return found
+
+
+class KeyBits:
+    """A set of int64 hash keys (`add`) that answers `holds` with yes for every key added and for a few
+    others (about 1 - exp(-keys / bits)), in `bits_per_key` bits per `expected` key (a power of two)."""
+
+    def __init__(self, expected: int, bits_per_key: int = 4) -> None:
+        self._shift = np.uint64(64 - max(10, int(max(expected, 1) * bits_per_key - 1).bit_length()))
+        self._bits = np.zeros(1 << (64 - int(self._shift) - 3), dtype=np.uint8)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        """The bit of each key: its top bits."""
+        return (np.asarray(keys, dtype=np.int64).view(np.uint64) >> self._shift).astype(np.int64)
+
+    def add(self, keys: np.ndarray) -> None:
+        slots = self._slots(keys)
+        np.bitwise_or.at(self._bits, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """bool (n,): False only for keys never added."""
+        slots = self._slots(keys)
+        return ((self._bits[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1).astype(bool)
+
+
+def _narrow_cores(lengths: np.ndarray, trim: int, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Where each core of sequences of flat codes (`lengths`, < 256 each) begins, int64, and its length, uint8:
+    :func:`core_bounds` in 9 bytes a sequence, worked out `chunk` sequences at a time (a cohort's distinct cores
+    number ~10^8, where four int64 arrays take 3 GB)."""
+    starts = np.cumsum(lengths, dtype=np.int64)
+    starts -= lengths
+    core_length = np.empty(len(lengths), dtype=np.uint8)
+    for first in range(0, len(lengths), chunk):
+        part = slice(first, first + chunk)
+        offset, core_length[part] = core_bounds(lengths[part], trim)
+        starts[part] += offset
+    return starts, core_length
 
 
 class CoreNeighbours:
@@ -373,13 +410,13 @@ def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
 def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK):
     """:func:`wildcard_keys` of sequences (flat `codes`, sliced a chunk at a time, so an HDF5 dataset is read that
     way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    ends = np.cumsum(lengths)
+    lengths, first = np.asarray(lengths), 0  # as given (uint8 from a store): no int64 copy of every length
     for start in range(0, len(lengths), chunk):
-        stop = min(start + chunk, len(lengths))
-        row, keys = wildcard_keys(codes[int(ends[start] - lengths[start]):int(ends[stop - 1])], lengths[start:stop],
-                                  trim)
+        part = lengths[start:start + chunk].astype(np.int64)
+        last = first + int(part.sum())
+        row, keys = wildcard_keys(codes[first:last], part, trim)
         yield row + start, keys
+        first = last
 
 
 def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
@@ -394,6 +431,53 @@ def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: in
     if not keys:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
     return np.concatenate(keys), np.concatenate(rows)
+
+
+def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, parts: int, trim: int):
+    """The wildcard keys of sequences (flat `codes`, `lengths`) part by part (:func:`key_part`): yields (int64 keys,
+    int32 rows) of each of `parts`. One part is made in memory. Several are made in one pass that files each
+    part's keys in a temporary folder (12 bytes a key on disk, read back a part at a time), keeping only the keys
+    that a `wanted` sequence (bool mask) may have (:class:`KeyBits` of theirs, one pass more): a pair needs one
+    wanted core, whose key it shares, so none is lost, where each part would otherwise key every sequence again."""
+    if parts == 1:
+        yield _part_wildcards(codes, lengths, 0, 1, trim)
+        return
+    theirs = KeyBits(int(wanted.sum()) * 16, WANTED_BITS_PER_KEY)  # ~16 core residues a sequence at most
+    for row, keys in chunked_wildcard_keys(codes, lengths, trim):
+        theirs.add(keys[wanted[row]])
+    with tempfile.TemporaryDirectory(prefix="deeprc-wildcards-") as folder:
+        paths = [(Path(folder) / f"{part}.keys", Path(folder) / f"{part}.rows") for part in range(parts)]
+        held: list[tuple[np.ndarray, np.ndarray]] = []
+        for row, keys in chunked_wildcard_keys(codes, lengths, trim):
+            keep = wanted[row] | theirs.holds(keys)
+            held.append((keys[keep], row[keep].astype(np.int32)))
+            if sum(len(k) for k, _ in held) >= PAIRS_PLACED:
+                _file_by_part(held, paths, parts)
+        _file_by_part(held, paths, parts)
+        del theirs
+        for keys_path, rows_path in paths:
+            if not keys_path.exists():  # no key of this part
+                continue
+            yield np.fromfile(keys_path, dtype=np.int64), np.fromfile(rows_path, dtype=np.int32)
+            keys_path.unlink()
+            rows_path.unlink()
+
+
+def _file_by_part(held: list[tuple[np.ndarray, np.ndarray]], paths: list[tuple[Path, Path]], parts: int) -> None:
+    """Append the (keys, rows) of `held` to the files of their parts (`paths`: one (keys, rows) pair a part), and
+    empty it."""
+    if not held:
+        return
+    keys, rows = np.concatenate([k for k, _ in held]), np.concatenate([r for _, r in held])
+    held.clear()
+    part = key_part(keys, parts)
+    order = np.argsort(part, kind="stable")
+    part, keys, rows = part[order], keys[order], rows[order]
+    edges = np.flatnonzero(np.diff(part, prepend=-1, append=parts))
+    for first, last in zip(edges[:-1], edges[1:]):
+        for path, values in zip(paths[int(part[first])], (keys, rows)):
+            with open(path, "ab") as out:
+                out.write(values[first:last].tobytes())
 
 
 def _run_pairs(keys: np.ndarray, block: int | None = None):

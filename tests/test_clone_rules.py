@@ -242,6 +242,9 @@ def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
             number, new = table.add(keys)
             assert np.array_equal(new, expected_new)
             assert np.array_equal(number, [numbers[int(k)] for k in keys]) and len(table) == len(numbers)
+        assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))  # from the runs as they stand
+        asked = np.unique(rng.integers(-120, 120, 30))
+        assert np.array_equal(table.numbers_of(asked), sorted(numbers[int(k)] for k in asked if int(k) in numbers))
         ordered = sorted(numbers)
         assert np.array_equal(table.sorted, ordered) and np.array_equal(table.numbers, [numbers[k] for k in ordered])
         assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))
