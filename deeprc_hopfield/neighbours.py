@@ -42,7 +42,7 @@ from deeprc_hopfield.encoding import encode
 #: Query sequences keyed and joined at a time (radius 1: ~50 bytes per core residue, ~40 MB for TRB).
 CHUNK = 1 << 16
 #: Wildcard keys sorted at a time by :func:`core_neighbours` (~32 bytes each while sorted, ~1 GB); more
-#: keys make more parts, each one more pass over the sequences (~35 M keys/s).
+#: keys make more parts, filed in a temporary folder in one pass (12 bytes a key on disk) and read back one by one.
 KEYS_PER_PART = 1 << 25
 #: Wanted cores whose neighbours :class:`CoreNeighbours` hands out at a time (more: their pairs wait in temporary
 #: files, a group of this many cores each; ~26 pairs a core at half CMV size, ~13 bytes a pair while a group is read).
@@ -222,10 +222,11 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     :data:`CORES_PER_GROUP`, read one at a time).
 
     A self-join of the sequences' wildcard keys (:func:`wildcard_keys`; two cores one substitution apart share
-    the key of the position where they differ), in parts by key hash (:func:`key_part`): each part is one pass
-    over the sequences keeping ~`keys_per_part` keys (None: :data:`KEYS_PER_PART`), sorted, and its pairs are
-    checked on their residues a block at a time (a key collision is not a neighbour), so memory follows one
-    part and one group's pairs, not the n sequences' keys or every pair at once.
+    the key of the position where they differ), in parts by key hash (:func:`key_part`) of ~`keys_per_part` keys
+    (None: :data:`KEYS_PER_PART`; several parts are filed in a temporary folder, :func:`_wildcard_parts`), each
+    sorted, its pairs checked on their residues a block at a time (a key collision is not a neighbour), so memory
+    follows one part and one group's pairs, not the n sequences' keys or every pair at once. `lengths` (< 256
+    each) may be uint8, as kept: per sequence the join holds ~9 bytes beyond its codes.
     """
     lengths = np.asarray(lengths)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
