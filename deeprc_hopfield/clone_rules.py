@@ -447,7 +447,7 @@ class ShareableCores:
 
 @dataclass
 class _Counts:
-    """Keys held by two repertoires or more (int64 sorted) and by how many (int64, capped)."""
+    """Keys held by two repertoires or more (int64 sorted) and by how many (uint16, capped)."""
 
     keys: np.ndarray
     counts: np.ndarray
@@ -505,10 +505,9 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
             counter.add(_distinct_wildcards(rep, part, passes))  # no core keys: numpy only
         parts.append(_shared_counts(counter, seen))
         del counter
-    keys, counts = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    order = np.argsort(keys)
-    wildcard_counts = _Counts(keys[order], counts[order])
-    del parts, keys, counts, order
+    keys, counts = [p[0] for p in parts], [p[1] for p in parts]
+    parts.clear()  # each part's arrays now in keys and counts only, let go of as they are copied
+    wildcard_counts = _Counts(_emptied_concatenation(keys, np.int64), _emptied_concatenation(counts, np.uint16))
     found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap, positives, seen)
     log.debug("clone rules: %d cores held %d times or more, %d that may carry a clone held %d times, %d wildcard "
               "keys of theirs (%d pass%s)", len(held), cap, len(centres), cap, len(found), passes,

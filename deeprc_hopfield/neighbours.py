@@ -404,8 +404,10 @@ def bool_csr(parts: Iterable[tuple[np.ndarray, np.ndarray]], row_counts: np.ndar
 
 def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
     """Which of `parts` parts each int64 hash key falls in, by its top bits (uniform where the low bits of a
-    linear hash are not), int64 (n,)."""
-    return ((keys.view(_U64) >> _U64(32)) % _U64(parts)).astype(np.int64)
+    linear hash are not), int64 (n,). Parts are ranges in int64 order, so the sorted keys of each part, part after
+    part, are all of them sorted."""
+    top = (np.asarray(keys, dtype=np.int64).view(_U64) ^ _U64(1 << 63)) >> _U64(32)  # < 2**32, in int64 order
+    return ((top * _U64(parts)) >> _U64(32)).astype(np.int64)
 
 
 def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK):

@@ -423,10 +423,10 @@ class KeyCounter:
         return found
 
     def shared_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """The keys that two `add` calls or more held (int64 sorted) and how many held each (int64,
+        """The keys that two `add` calls or more held (int64 sorted) and how many held each (uint16,
         `cap` meaning `cap` or more)."""
         self._merge()
-        return self._twice, self._counts.astype(np.int64)
+        return self._twice, self._counts
 
     def shared(self) -> np.ndarray:
         """The keys that two `add` calls or more held, int64 sorted."""

@@ -251,3 +251,15 @@ def test_mismatched_inputs_are_refused() -> None:
         index.pairs(codes[:-1], lengths)
     with pytest.raises(ValueError, match="V codes of shape"):
         ReceptorIndex.from_sequences(["CASSLF"], np.zeros(2))
+
+
+@pytest.mark.parametrize("parts", [1, 3, 11, 64])
+def test_key_parts_are_ranges_of_keys_in_order(parts: int) -> None:
+    """Sorted keys fall in parts 0, 1, ... in order (each part's sorted keys, part after part, are all of them
+    sorted), every part within range and none left nearly empty by hash keys over the whole int64 range."""
+    rng = np.random.default_rng(5)
+    keys = np.sort(np.concatenate([rng.integers(-2**63, 2**63 - 1, 20_000, dtype=np.int64),
+                                   np.array([-2**63, -1, 0, 2**63 - 1], dtype=np.int64)]))
+    part = neighbours.key_part(keys, parts)
+    assert part.min() == 0 and part.max() == parts - 1 and np.all(np.diff(part) >= 0)
+    assert np.bincount(part, minlength=parts).min() > 0.8 * len(keys) / parts
