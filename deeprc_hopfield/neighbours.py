@@ -269,9 +269,11 @@ class KeyBits:
         """The bit of each key: its top bits."""
         return (np.asarray(keys, dtype=np.int64).view(np.uint64) >> self._shift).astype(np.int64)
 
-    def add(self, keys: np.ndarray) -> None:
-        slots = self._slots(keys)
-        np.bitwise_or.at(self._bits, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
+    def add(self, keys: np.ndarray, chunk: int = 1 << 22) -> None:
+        """Add int64 `keys`, `chunk` at a time."""
+        for first in range(0, len(keys), chunk):
+            slots = self._slots(keys[first:first + chunk])
+            np.bitwise_or.at(self._bits, slots >> 3, (1 << (slots & 7)).astype(np.uint8))
 
     def holds(self, keys: np.ndarray) -> np.ndarray:
         """bool (n,): False only for keys never added."""
