@@ -327,14 +327,9 @@ class CoreNeighbours:
             return
         for start in range(0, len(a), PAIRS_PLACED):
             part = slice(start, start + PAIRS_PLACED)
-            group = self.group_of(a[part])
-            order = np.argsort(group, kind="stable")
-            group, rows, columns = group[order], a[part][order], b[part][order]
-            edges = np.flatnonzero(np.diff(group, prepend=-1, append=len(self.bounds)))
-            for first, last in zip(edges[:-1], edges[1:]):
-                for name, values in (("a", rows), ("b", columns)):
-                    with open(self._path(int(group[first]), name), "ab") as out:
-                        out.write(values[first:last].astype(np.int32).tobytes())
+            rows, columns = a[part].astype(np.int32), b[part].astype(np.int32)
+            _append_by_group(self.group_of(rows), (rows, columns),
+                             lambda group: (self._path(group, "a"), self._path(group, "b")))
 
     def _path(self, group: int, name: str) -> Path:
         return Path(self._folder.name) / f"{group}.{name}"
@@ -424,15 +419,12 @@ def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = AN
         first = last
 
 
-def _part_wildcards(codes: np.ndarray, lengths: np.ndarray, part: int, parts: int, trim: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The wildcard keys of sequences (flat `codes`, `lengths`) in part `part` of `parts` (:func:`key_part`), with the
-    row of each: (int64 keys, int32 rows)."""
+def _all_wildcards(codes: np.ndarray, lengths: np.ndarray, trim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The wildcard keys of sequences (flat `codes`, `lengths`), with the row of each: (int64 keys, int32 rows)."""
     keys, rows = [], []
     for row, key in chunked_wildcard_keys(codes, lengths, trim):
-        keep = key_part(key, parts) == part if parts > 1 else slice(None)
-        keys.append(key[keep])
-        rows.append(row[keep].astype(np.int32))
+        keys.append(key)
+        rows.append(row.astype(np.int32))
     if not keys:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
     return np.concatenate(keys), np.concatenate(rows)
@@ -445,7 +437,7 @@ def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, 
     that a `wanted` sequence (bool mask) may have (:class:`KeyBits` of theirs, one pass more): a pair needs one
     wanted core, whose key it shares, so none is lost, where each part would otherwise key every sequence again."""
     if parts == 1:
-        yield _part_wildcards(codes, lengths, 0, 1, trim)
+        yield _all_wildcards(codes, lengths, trim)
         return
     theirs = KeyBits(int(wanted.sum()) * 16, WANTED_BITS_PER_KEY)  # ~16 core residues a sequence at most
     for row, keys in chunked_wildcard_keys(codes, lengths, trim):
@@ -475,12 +467,18 @@ def _file_by_part(held: list[tuple[np.ndarray, np.ndarray]], paths: list[tuple[P
         return
     keys, rows = np.concatenate([k for k, _ in held]), np.concatenate([r for _, r in held])
     held.clear()
-    part = key_part(keys, parts)
-    order = np.argsort(part, kind="stable")
-    part, keys, rows = part[order], keys[order], rows[order]
-    edges = np.flatnonzero(np.diff(part, prepend=-1, append=parts))
+    _append_by_group(key_part(keys, parts), (keys, rows), paths.__getitem__)
+
+
+def _append_by_group(group: np.ndarray, arrays: tuple[np.ndarray, ...], paths_of) -> None:  # noqa: ANN001
+    """Append each of `arrays`' values, grouped by `group` (int64, one per value), to the raw files of its group:
+    `paths_of(group)` gives one path per array (temporary files that wait to be read back a group at a time)."""
+    order = np.argsort(group, kind="stable")
+    group = group[order]
+    arrays = tuple(values[order] for values in arrays)
+    edges = np.flatnonzero(np.diff(group, prepend=-1, append=group[-1] + 1 if len(group) else 0))
     for first, last in zip(edges[:-1], edges[1:]):
-        for path, values in zip(paths[int(part[first])], (keys, rows)):
+        for path, values in zip(paths_of(int(group[first])), arrays):
             with open(path, "ab") as out:
                 out.write(values[first:last].tobytes())
 
