@@ -129,7 +129,7 @@ def _fit(digest, clones, y: np.ndarray, test_class) -> None:  # noqa: ANN001
 
 
 #: The steps of `clone_rules.cohort_clones` that `--steps` logs (those missing from a package version are skipped).
-STEPS = ("shareable_cores", "_shared_counts", "_bounded_wildcards", "_core_neighbours", "_neighbour_clones", "_holders",
+STEPS = ("shareable_cores", "_shared_counts", "_bounded_wildcards", "_core_neighbours", "_neighbour_clones", "_level_clones",
          "resolve_wildcards", "clone_incidence")
 
 

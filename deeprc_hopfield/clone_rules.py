@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -33,8 +33,8 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
-from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, bool_csr, chunked_wildcard_keys, core_neighbours,
-                                        key_part)
+from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRanks, bool_csr, chunked_wildcard_keys,
+                                        core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
@@ -53,6 +53,9 @@ WILDCARD_KEYS_PER_PASS = 1 << 27
 #: Radius 1: candidate clones whose carriers are counted at a time (the clones near them, their carriers),
 #: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
 CARRIED_BLOCK = 1 << 16
+#: Radius 1: at most this many (candidate, neighbour core) pairs in a block (fewer candidates where cores have many
+#: neighbours; ~100 bytes a pair while its clones are compared), so that a block's memory does not follow the cohort.
+NEAR_PAIRS_BLOCK = 1 << 21
 #: Radius 1, positive carriers only: bits per residue of the positives in the set that tells a wildcard key
 #: one positive holds from one none holds (0.5-1 byte a residue, a power of two; a false "holds", at most
 #: ~1 key in 5, only loosens the bound of a core that no positive holds).
@@ -168,18 +171,6 @@ class CloneCollector:
             v = v_codes(repertoire, self.v_genes, level)
             self._sets[level].append(clone_set(with_v(cores, v)[exact], v[exact]))
 
-    def _level_clones(self, level: str, core_keys: np.ndarray) -> _NumberedClones:
-        """Radius 1: the clones of V level `level` that each repertoire holds, from its distinct (core, V index)
-        pairs (`core_keys`: the cores' keys by number), as collecting them repertoire by repertoire would number
-        them; made when the level's rule is, so that one level's clones are held at a time."""
-        codes = gene_codes(self.v_genes, level)  # V index -1 (missing) -> -1
-        clones = _NumberedClones()
-        for core, v_index in self._held:
-            v = codes[v_index]
-            distinct, first = np.unique(with_v(core_keys[core], v), return_index=True)
-            clones.add(distinct, core[first], v[first])
-        return clones
-
     def results(self):  # noqa: ANN201 (a generator of CohortClones)
         """One :class:`CohortClones` per rule, in the rules' order, each made when the next is asked for; an exact
         level's collected clones are freed once its last rule is made, a radius-1 level's clones are made with its
@@ -197,9 +188,8 @@ class CloneCollector:
                 incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers, self.positives)
                 made = CohortClones(rule, incidence, keys, incidence)
             else:
-                clones = self._level_clones(rule.v_level, joined[0])
-                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.centres, self.positives,
-                                         self.candidates)
+                clones = _level_clones(self._held, gene_codes(self.v_genes, rule.v_level), len(joined[0]))
+                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.positives, self.candidates)
                 if i == radius_one[-1]:
                     joined, self._held = None, []
             sets = clones = incidence = keys = None
@@ -241,19 +231,6 @@ class _FirstSeen:
             order = new[np.argsort(keys[new])]
             _push_run(self._runs, (keys[order], number[order].astype(np.int32)))
         return number, is_new
-
-    @property
-    def sorted(self) -> np.ndarray:
-        """Every key, sorted, int64."""
-        return self._one_run()[0]
-
-    @property
-    def numbers(self) -> np.ndarray:
-        """The number of each key of `sorted`, int32."""
-        return self._one_run()[1]
-
-    def _one_run(self) -> tuple[np.ndarray, np.ndarray]:
-        return _one_run(self._runs) or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32))
 
     def by_number(self) -> np.ndarray:
         """The keys in the order of their numbers, int64 (from the runs as they are: no merge)."""
@@ -349,21 +326,62 @@ class _KeySet:
 
 
 @dataclass
-class _NumberedClones:
-    """Radius 1, one V level: the cohort's distinct clones (`table`), the core number and V code of each (lists
-    of arrays in the clones' numbers' order) and, per repertoire, the numbers of the clones it holds (int32)."""
+class _LevelClones:
+    """Radius 1, one V level: the cohort's distinct clones, each a (core number, V rank) pair taken in a
+    :class:`neighbours.SlotRanks` of every pair (core * len(v_codes) + rank), so that the clones are numbered in
+    core order and a core's clones are a range; the V rank of each (`v`; `v_codes[rank]` its V code, -1 missing)
+    and which repertoires hold each (`holders`, bool CSR (clones, repertoires))."""
 
-    table: _FirstSeen = field(default_factory=_FirstSeen)
-    core: list[np.ndarray] = field(default_factory=list)
-    v: list[np.ndarray] = field(default_factory=list)
-    held: list[np.ndarray] = field(default_factory=list)
+    slots: SlotRanks
+    v: np.ndarray
+    v_codes: np.ndarray
+    holders: sparse.csr_matrix
 
-    def add(self, keys: np.ndarray, core: np.ndarray, v: np.ndarray) -> None:
-        """One repertoire's distinct clone keys, with their core numbers and V codes."""
-        number, new = self.table.add(keys)
-        self.core.append(core[new].astype(np.int32))
-        self.v.append(v[new].astype(np.int32))
-        self.held.append(number.astype(np.int32))
+    def __len__(self) -> int:
+        return len(self.v)
+
+    def of_cores(self, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The clones of each of `cores` (int64): (which core of `cores` each belongs to, the clone), int64, by core."""
+        first, stop = (self.slots.rank(core * len(self.v_codes)) for core in (cores, cores + 1))
+        size = stop - first
+        owner = np.repeat(np.arange(len(cores)), size)
+        return owner, np.repeat(first - np.cumsum(size) + size, size) + np.arange(len(owner))
+
+    def same_v(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether clones `a[i]` and `b[i]` have the same V code or either has none, bool."""
+        va, vb = self.v[a], self.v[b]
+        if not len(self.v_codes) or self.v_codes[0] != -1:  # no missing call (codes are >= 0 otherwise)
+            return va == vb
+        return (va == vb) | (va == 0) | (vb == 0)
+
+
+def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, cores: int) -> _LevelClones:
+    """Radius 1: the :class:`_LevelClones` of the repertoires' distinct (core number, V index) pairs `held` at the V
+    level of `codes` (:func:`public_clones.gene_codes`), of `cores` cores. Reads `held` three times (take the
+    pairs, count each clone's holders, fill them in), so that memory holds ~1.5 bits a (core, V) slot, a byte a
+    clone and the holders' CSR, not the pairs' keys sorted."""
+    v_codes, rank = np.unique(codes, return_inverse=True)  # rank[v index], v index -1 the last
+    rank = rank.ravel()
+
+    def slots():  # noqa: ANN202 (per repertoire, its clones' slots, sorted, distinct)
+        for core, v_index in held:
+            yield np.unique(core.astype(np.int64) * len(v_codes) + rank[v_index])
+
+    taken = SlotRanks(cores * len(v_codes))
+    for part in slots():
+        taken.take(part)
+    n = taken.count()
+    v = np.empty(n, dtype=np.uint8 if len(v_codes) <= 256 else np.int32)
+    start = 0
+    for part in taken.taken():
+        v[start:start + len(part)] = part % len(v_codes)
+        start += len(part)
+    counts = np.zeros(n, dtype=np.int32)
+    for part in slots():
+        counts[taken.rank(part)] += 1  # distinct within a repertoire
+    holders = bool_csr(((taken.rank(part), np.full(len(part), r, dtype=np.int32)) for r, part in enumerate(slots())),
+                       counts, len(held))
+    return _LevelClones(taken, v, v_codes, holders)
 
 
 def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
@@ -624,58 +642,64 @@ def _emptied_concatenation(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
     return out
 
 
-def _neighbour_clones(clones: _NumberedClones, joined: tuple[np.ndarray, CoreNeighbours], rule: CloneRule,
-                      min_carriers: int = 2, centres: np.ndarray | None = None,
-                      positives: np.ndarray | None = None,
+def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighbours], rule: CloneRule,
+                      min_carriers: int = 2, positives: np.ndarray | None = None,
                       candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> CohortClones:
-    """Radius 1: every distinct clone of the cohort whose core is one of `centres` (None: any) is a
-    candidate, carried by the repertoires holding it or a clone one substitution away whose V call is
-    the same or missing on either side (the rule of `ReceptorIndex`); those carried by `min_carriers`
-    repertoires or more (of the `positives`, a bool mask, where given) and that `candidates` (where given, e.g.
-    `public_clones.FitCandidates`) keeps are kept, in key order. `joined`: the cores by number and their
-    neighbours (:func:`_core_neighbours`), whose groups are read one at a time, each with its candidates."""
+    """Radius 1: every distinct clone of the cohort whose core is a centre of the join (a wanted row of `joined`,
+    the cores by number and their neighbours, :func:`_core_neighbours`) is a candidate, carried by the repertoires
+    holding it or a clone one substitution away whose V call is the same or missing on either side (the rule of
+    `ReceptorIndex`); those carried by `min_carriers` repertoires or more (of the `positives`, a bool mask, where
+    given) and that `candidates` (where given, e.g. `public_clones.FitCandidates`) keeps are kept, in key order.
+    The join's groups are read one at a time, each with its candidates."""
     core_keys, core_pairs = joined
-    n = len(clones.table)
-    core = np.concatenate(clones.core) if clones.core else np.zeros(0, dtype=np.int32)
-    v = np.concatenate(clones.v) if clones.v else np.zeros(0, dtype=np.int32)
-    by_key = clones.table.numbers.astype(np.int64)  # clone numbers in key order
-    candidate = by_key if centres is None else by_key[in_sorted(centres, core_keys[core[by_key]])]
-    clones_of_core = sparse.csr_matrix((np.ones(n, dtype=bool), core, np.arange(n + 1)),
-                                       shape=(n, len(core_keys))).T.tocsr()
-    holders = _holders(clones.held, n)
-    group = core_pairs.group_of(core[candidate])
-    blocks, kept = [], []  # kept: positions in `candidate` (key order)
-    for g in np.unique(group):
-        first, near_cores = core_pairs.group(int(g))
-        members = np.flatnonzero(group == g)
-        for start in range(0, len(members), CARRIED_BLOCK):  # a block of columns at a time: work follows the pairs
-            at = members[start:start + CARRIED_BLOCK]
-            block = candidate[at]
-            # the clones whose cores neighbour a candidate's (each clone has one core: its row of the group)
-            pairs = (near_cores[core[block] - first] @ clones_of_core).tocoo()
-            other = block[pairs.row]
-            same_v = (v[pairs.col] == v[other]) | (v[pairs.col] < 0) | (v[other] < 0)
-            near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool),
-                                      (pairs.row[same_v], pairs.col[same_v])), shape=(len(block), n))
-            carried = (near @ holders).tocsr()  # (block, repertoires): True where a repertoire carries it
+    blocks, kept, kept_core, candidate_count = [], [], [], 0
+    for g in range(len(core_pairs)):
+        first, near_cores = core_pairs.group(g)
+        centres = np.flatnonzero(np.diff(near_cores.indptr)) + first  # a centre is its own neighbour
+        owner, group_clones = clones.of_cores(centres)
+        candidate_count += len(group_clones)
+        for part in _blocks(np.diff(near_cores.indptr)[centres[owner] - first]):  # work follows the pairs
+            block, block_core = group_clones[part], centres[owner[part]]
+            near = near_cores[block_core - first].tocoo()  # (block, cores): the cores one substitution away or less
+            which, other = clones.of_cores(near.col.astype(np.int64))
+            row = near.row[which]
+            same_v = clones.same_v(block[row], other)
+            near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool), (row[same_v], other[same_v])),
+                                     shape=(len(block), len(clones)))
+            carried = (near @ clones.holders).tocsr()  # (block, repertoires): True where a repertoire carries it
             keep = _carriers(carried, positives) >= min_carriers
             if candidates is not None:
                 keep[keep] = candidates(carried[keep])
             shared = np.flatnonzero(keep)
             blocks.append(carried[shared])
-            kept.append(at[shared])
+            kept.append(block[shared])
+            kept_core.append(block_core[shared])
         del near_cores
     kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    kept_core = np.concatenate(kept_core) if kept_core else np.zeros(0, dtype=np.int64)
+    keys = with_v(core_keys[kept_core], clones.v_codes[clones.v[kept]])
+    order = np.argsort(keys, kind="stable")
     rank = np.empty(len(kept), dtype=np.int64)
-    rank[np.argsort(kept)] = np.arange(len(kept))  # each kept column's place in key order
-    columns = candidate[np.sort(kept)]
+    rank[order] = np.arange(len(kept))  # each kept clone's place in key order
     places = np.split(rank, np.cumsum([block.shape[0] for block in blocks])[:-1])
-    incidence = _stacked_transposed(blocks, len(clones.held), places)
+    incidence = _stacked_transposed(blocks, clones.holders.shape[1], places)
     log.debug("clone rules: %s: %d candidate clones, %d carried by %d%s or more%s (%d carriers in all)", rule,
-              len(candidate), len(columns), min_carriers, " positives" if positives is not None else "",
+              candidate_count, len(kept), min_carriers, " positives" if positives is not None else "",
               " that a fit can use" if candidates is not None else "", incidence.nnz)
-    return CohortClones(rule, incidence, clones.table.by_number()[columns], _stacked_transposed([holders[columns]],
-                                                                                                 len(clones.held)))
+    return CohortClones(rule, incidence, keys[order],
+                        _stacked_transposed([clones.holders[kept[order]]], clones.holders.shape[1]))
+
+
+def _blocks(near: np.ndarray) -> Iterator[slice]:
+    """Consecutive blocks of candidates (`near`: the neighbour cores of each) of at most :data:`CARRIED_BLOCK`
+    candidates and :data:`NEAR_PAIRS_BLOCK` neighbour cores (one candidate alone where it has more)."""
+    work, start = np.cumsum(near, dtype=np.int64), 0
+    while start < len(near):
+        before = work[start - 1] if start else 0
+        stop = min(start + CARRIED_BLOCK, int(np.searchsorted(work, before + NEAR_PAIRS_BLOCK, side="right")))
+        stop = max(stop, start + 1)
+        yield slice(start, stop)
+        start = stop
 
 
 def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int,
@@ -701,18 +725,6 @@ def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int,
     stacked = bool_csr(parts(), counts, rows)
     stacked.sort_indices()  # blocks placed out of order
     return stacked
-
-
-def _holders(held: list[np.ndarray], n: int) -> sparse.csr_matrix:
-    """Which repertoires hold each of `n` numbered clones (`held`: per repertoire, its clones' numbers): CSR
-    (clones, repertoires), bool, ~16 bytes a holding while built."""
-    flat = np.concatenate(held) if held else np.zeros(0, dtype=np.int32)
-    order = np.argsort(flat, kind="stable")  # by clone, then repertoire
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(flat, minlength=n), out=indptr[1:])
-    del flat
-    holder = np.searchsorted(np.cumsum([len(h) for h in held]), order, side="right").astype(np.int32)
-    return sparse.csr_matrix((np.ones(len(order), dtype=bool), holder, indptr), shape=(n, len(held)))
 
 
 def _carriers(incidence: sparse.csr_matrix, positives: np.ndarray | None) -> np.ndarray:

@@ -132,6 +132,7 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     reps = rough_cohort(5, n=16)
     expected = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     monkeypatch.setattr(clone_rules_module, "CARRIED_BLOCK", 5)
+    monkeypatch.setattr(clone_rules_module, "NEAR_PAIRS_BLOCK", 4)  # some blocks cut by their pairs, some of one
     monkeypatch.setattr(neighbours, "KEYS_PER_PART", 7)
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 2)
     monkeypatch.setattr(neighbours, "CORES_PER_GROUP", 3)
@@ -217,7 +218,7 @@ def test_where_two_carriers_suffice_a_clone_of_one_positive_carrier_is_kept():
             assert np.array_equal(mine.keys, theirs.keys), mine.rule
 
 
-@pytest.mark.parametrize("level", ["family", "none"])
+@pytest.mark.parametrize("level", ["family", "gene", "none"])
 def test_radius_one_clones_carry_what_a_receptor_index_matches(level):
     """Each radius-1 column is a clone of the cohort carried by exactly the repertoires in which the other
     matcher (`ReceptorIndex`, one substitution, the V rule) finds it, and every clone of two carriers or

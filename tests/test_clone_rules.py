@@ -229,8 +229,8 @@ def test_a_key_set_holds_each_key_added_once_in_order(parts):
 
 
 def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
-    """`_FirstSeen` keeps its keys in sorted runs merged as they grow: numbers and the sorted view must be those of
-    a dict that numbers each new key as it comes."""
+    """`_FirstSeen` keeps its keys in sorted runs merged as they grow: its numbers must be those of a dict that
+    numbers each new key as it comes."""
     rng = np.random.default_rng(3)
     for _ in range(40):
         table, numbers = _FirstSeen(), {}
@@ -245,9 +245,6 @@ def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
         assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))  # from the runs as they stand
         asked = np.unique(rng.integers(-120, 120, 30))
         assert np.array_equal(table.numbers_of(asked), sorted(numbers[int(k)] for k in asked if int(k) in numbers))
-        ordered = sorted(numbers)
-        assert np.array_equal(table.sorted, ordered) and np.array_equal(table.numbers, [numbers[k] for k in ordered])
-        assert np.array_equal(table.by_number(), sorted(numbers, key=numbers.get))
 
 
 @pytest.mark.parametrize("variants", [1, 3])
@@ -287,3 +284,17 @@ def test_a_cohort_of_no_repertoires_has_no_clones_under_any_rule():
     found = cohort_clones([], V_GENES, clone_rules())
     assert [c.rule for c in found] == list(clone_rules())
     assert all(c.incidence.shape == (0, 0) and len(c.keys) == 0 for c in found)
+
+
+def test_blocks_of_candidates_are_bounded_by_candidates_and_neighbour_pairs(monkeypatch):
+    """Each block holds at most CARRIED_BLOCK candidates and NEAR_PAIRS_BLOCK neighbour cores, or one candidate
+    that has more; the blocks cover every candidate once, in order."""
+    from deeprc_hopfield import clone_rules as module
+
+    monkeypatch.setattr(module, "CARRIED_BLOCK", 4)
+    monkeypatch.setattr(module, "NEAR_PAIRS_BLOCK", 10)
+    near = np.array([3, 3, 3, 3, 25, 1, 1, 1, 1, 1, 9, 2, 0])
+    blocks = list(module._blocks(near))
+    assert np.array_equal(np.concatenate([np.arange(len(near))[b] for b in blocks]), np.arange(len(near)))
+    assert [len(near[b]) for b in blocks] == [3, 1, 1, 4, 2, 2]
+    assert list(module._blocks(np.zeros(0, dtype=np.int64))) == []

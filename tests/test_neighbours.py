@@ -263,3 +263,23 @@ def test_key_parts_are_ranges_of_keys_in_order(parts: int) -> None:
     part = neighbours.key_part(keys, parts)
     assert part.min() == 0 and part.max() == parts - 1 and np.all(np.diff(part) >= 0)
     assert np.bincount(part, minlength=parts).min() > 0.8 * len(keys) / parts
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 70_000])
+def test_slot_ranks_number_taken_slots_in_order(n: int) -> None:
+    rng = np.random.default_rng(n)
+    slots = rng.integers(0, n, size=max(n // 3, 1))
+    ranks = neighbours.SlotRanks(n)
+    for part in np.array_split(slots, 3):  # repeats, across and within the parts
+        ranks.take(part)
+    taken = np.unique(slots)
+    assert ranks.count() == len(taken)
+    assert np.array_equal(np.concatenate(list(ranks.taken(chunk=7))), taken)
+    assert np.array_equal(ranks.rank(taken), np.arange(len(taken)))
+    every = np.arange(n + 1)
+    assert np.array_equal(ranks.rank(every), np.searchsorted(taken, every))  # untaken slots and slot n too
+
+
+def test_popcount_counts_every_bit() -> None:
+    words = np.array([0, 1, 2**63, 2**64 - 1, 0xF0F0], dtype=np.uint64)
+    assert neighbours.popcount(words).tolist() == [bin(int(w)).count("1") for w in words]
