@@ -327,12 +327,12 @@ class _KeySet:
 
 @dataclass
 class _LevelClones:
-    """Radius 1, one V level: the cohort's distinct clones, each a (core number, V rank) pair taken in a
-    :class:`neighbours.SlotRanks` of every pair (core * len(v_codes) + rank), so that the clones are numbered in
-    core order and a core's clones are a range; the V rank of each (`v`; `v_codes[rank]` its V code, -1 missing)
-    and which repertoires hold each (`holders`, bool CSR (clones, repertoires))."""
+    """Radius 1, one V level: the cohort's distinct clones, each a (core number, V rank) pair, numbered in that
+    order, so that a core's clones are a range (`core_start`, (cores + 1,)); the V rank of each (`v`;
+    `v_codes[rank]` its V code, -1 missing) and which repertoires hold each (`holders`, bool CSR (clones,
+    repertoires))."""
 
-    slots: SlotRanks
+    core_start: np.ndarray
     v: np.ndarray
     v_codes: np.ndarray
     holders: sparse.csr_matrix
@@ -342,7 +342,7 @@ class _LevelClones:
 
     def of_cores(self, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The clones of each of `cores` (int64): (which core of `cores` each belongs to, the clone), int64, by core."""
-        first, stop = (self.slots.rank(core * len(self.v_codes)) for core in (cores, cores + 1))
+        first, stop = self.core_start[cores].astype(np.int64), self.core_start[cores + 1]
         size = stop - first
         owner = np.repeat(np.arange(len(cores)), size)
         return owner, np.repeat(first - np.cumsum(size) + size, size) + np.arange(len(owner))
@@ -357,9 +357,10 @@ class _LevelClones:
 
 def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, cores: int) -> _LevelClones:
     """Radius 1: the :class:`_LevelClones` of the repertoires' distinct (core number, V index) pairs `held` at the V
-    level of `codes` (:func:`public_clones.gene_codes`), of `cores` cores. Reads `held` three times (take the
-    pairs, count each clone's holders, fill them in), so that memory holds ~1.5 bits a (core, V) slot, a byte a
-    clone and the holders' CSR, not the pairs' keys sorted."""
+    level of `codes` (:func:`public_clones.gene_codes`), of `cores` cores. The clones are numbered by a
+    :class:`neighbours.SlotRanks` of every (core, V rank) slot (~1.5 bits a slot while made), reading `held` three
+    times (take the pairs, count each clone's holders, fill them in), so that memory holds 4 bytes a core, a byte a
+    clone and the holders' CSR, not the clones' keys sorted nor a binary search a lookup."""
     v_codes, rank = np.unique(codes, return_inverse=True)  # rank[v index], v index -1 the last
     rank = rank.ravel()
 
@@ -376,12 +377,18 @@ def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, 
     for part in taken.taken():
         v[start:start + len(part)] = part % len(v_codes)
         start += len(part)
+    core_start = np.empty(cores + 1, dtype=np.int32 if n < (1 << 31) else np.int64)
+    for start in range(0, cores + 1, 1 << 22):  # 2^22 cores at a time
+        core = np.arange(start, min(start + (1 << 22), cores + 1), dtype=np.int64)
+        core_start[core] = taken.rank(core * len(v_codes))
     counts = np.zeros(n, dtype=np.int32)
     for part in slots():
         counts[taken.rank(part)] += 1  # distinct within a repertoire
     holders = bool_csr(((taken.rank(part), np.full(len(part), r, dtype=np.int32)) for r, part in enumerate(slots())),
                        counts, len(held))
-    return _LevelClones(taken, v, v_codes, holders)
+    log.debug("clone rules: %d clones (of %d V codes) held %d times, from %d (core, V call) pairs", n, len(v_codes),
+              holders.nnz, sum(len(core) for core, _ in held))
+    return _LevelClones(core_start, v, v_codes, holders)
 
 
 def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],

@@ -322,8 +322,10 @@ _BYTE_BITS = np.array([bin(b).count("1") for b in range(256)], dtype=np.uint8)
 
 
 def popcount(words: np.ndarray) -> np.ndarray:
-    """The set bits of each uint64 word, int64 (a byte table: numpy < 2 has no `bitwise_count`)."""
+    """The set bits of each uint64 word, int64 (numpy's `bitwise_count`; a byte table where numpy < 2 has none)."""
     words = np.ascontiguousarray(words, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words).astype(np.int64)
     return _BYTE_BITS[words.view(np.uint8)].reshape(-1, 8).sum(axis=1, dtype=np.int64)
 
 
