@@ -347,7 +347,9 @@ class CoreNeighbours:
     """Pairs of cores (numbered 0..n-1) found by :func:`core_neighbours`, by groups of its wanted rows: group g
     holds rows ``bounds[g]`` up to the next bound. Where there are several groups, each group's pairs wait in a
     file of a temporary folder until :meth:`group` reads them, so that memory holds one group's pairs (~13
-    bytes a pair while read), not every pair (8 bytes a pair on disk; the folder goes with this object)."""
+    bytes a pair while read), not every pair (8 bytes a pair on disk; the folder goes with this object). The first
+    read files the group's matrix in place of its pairs (4 bytes a pair), which later reads (the next V level's
+    rule) load as it is."""
 
     def __init__(self, n: int, rows: np.ndarray, cores_per_group: int | None = None) -> None:
         self.n = n
@@ -355,6 +357,7 @@ class CoreNeighbours:
         self.bounds = np.asarray(rows, dtype=np.int64)[::per] if len(rows) else np.zeros(1, dtype=np.int64)
         self._held: tuple[list, list] = ([], [])  # one group: its pairs in memory, until made a matrix once
         self._matrix: sparse.csr_matrix | None = None
+        self._saved: dict[int, np.dtype] = {}  # groups read once: their matrix's row pointers' type, in files
         self._folder = tempfile.TemporaryDirectory(prefix="deeprc-neighbours-") if len(self.bounds) > 1 else None
         self.pairs = 0  # added, a pair found twice (by a key collision) counted twice
 
@@ -389,6 +392,11 @@ class CoreNeighbours:
         stop = int(self.bounds[g + 1]) if g + 1 < len(self.bounds) else self.n
         if self._matrix is not None:
             return first, self._matrix
+        if g in self._saved:  # made once, read back since
+            indptr, indices = (np.fromfile(self._path(g, name), dtype=dtype)
+                               for name, dtype in (("indptr", self._saved[g]), ("indices", np.int32)))
+            return first, sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr),
+                                            shape=(stop - first, self.n))
         counts = np.zeros(stop - first, dtype=np.int64)
         for rows, _ in self._pairs_of(g):
             counts += np.bincount(rows - first, minlength=stop - first)
@@ -397,6 +405,12 @@ class CoreNeighbours:
         matrix.sum_duplicates()  # a pair found twice (a key collision besides its own key) counts once
         if self._folder is None:
             self._matrix = matrix
+        else:  # the next reader (the next V level) reads the matrix, not the pairs again
+            for name in ("a", "b"):
+                self._path(g, name).unlink(missing_ok=True)
+            matrix.indptr.tofile(self._path(g, "indptr"))
+            matrix.indices.astype(np.int32, copy=False).tofile(self._path(g, "indices"))
+            self._saved[g] = matrix.indptr.dtype
         return first, matrix
 
     def _pairs_of(self, g: int, release: bool = False):  # noqa: ANN202 (yields (rows, columns), int32 each)

@@ -168,6 +168,8 @@ def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: in
         assert group.has_canonical_format and set(group.data.tolist()) <= {1}  # sorted, each pair once
         stop = found.bounds[g + 1] if g + 1 < len(found) else len(junctions)
         assert first == found.bounds[g] and group.shape == (stop - first, len(junctions))
+    if len(found) > 1:  # read once, each group's matrix is filed in place of its pairs and read back from there
+        assert {p.suffix for p in Path(found._folder.name).iterdir()} <= {".indptr", ".indices"}
     matrix = found.matrix()
     folder = found._folder and Path(found._folder.name)
     assert (folder is not None) == (len(found) > 1) and (folder is None or any(folder.iterdir()))
