@@ -31,6 +31,7 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.heap import give_back_freed_memory
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRanks, bool_csr, chunked_wildcard_keys,
@@ -178,10 +179,12 @@ class CloneCollector:
         while the next rule is made. Once only."""
         radius_one = [i for i, rule in enumerate(self.rules) if rule.radius == 1]
         cores, self._cores = self._cores, _FirstSeen()  # the join's input only, as are the residues (emptied)
+        give_back_freed_memory()
         joined = _core_neighbours(cores, self._core_codes, self._core_lengths, self.centres) if radius_one else None
         del cores
         last = {(rule.v_level, rule.radius): i for i, rule in enumerate(self.rules)}
         for i, rule in enumerate(self.rules):
+            give_back_freed_memory()  # what the last rule's work freed
             done = last[(rule.v_level, rule.radius)] == i
             if rule.radius == 0:
                 sets = self._sets.pop(rule.v_level) if done else self._sets[rule.v_level]
@@ -603,11 +606,13 @@ class _Some(Sequence):
 
 
 def _each(repertoires: Sequence, what: str):
-    """The items of `repertoires` (read when indexed) one by one, with progress in the log when long."""
+    """The items of `repertoires` (read when indexed) one by one, with progress in the log when long; the heap's
+    freed pages are given back when the pass ends (`heap.give_back_freed_memory`)."""
     progress = LoggedProgress(log, what, len(repertoires), last_line=False)
     for i in range(len(repertoires)):
         yield repertoires[i]
         progress.update()
+    give_back_freed_memory()
 
 
 def _distinct_wildcards(repertoire, part: int = 0, parts: int = 1) -> np.ndarray:
