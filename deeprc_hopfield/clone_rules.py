@@ -54,9 +54,10 @@ WILDCARD_KEYS_PER_PASS = 1 << 27
 #: Radius 1: candidate clones whose carriers are counted at a time (the clones near them, their carriers),
 #: so that memory follows the kept incidence, not every neighbour pair of the cohort at once.
 CARRIED_BLOCK = 1 << 16
-#: Radius 1: at most this many (candidate, neighbour core) pairs in a block (fewer candidates where cores have many
-#: neighbours; ~100 bytes a pair while its clones are compared), so that a block's memory does not follow the cohort.
-NEAR_PAIRS_BLOCK = 1 << 21
+#: Radius 1: at most this many holdings of the clones near a block's candidates (fewer candidates where their cores
+#: have many neighbours, or neighbours held by many repertoires; they bound the block's neighbour pairs and its
+#: carrier count, ~10-100 bytes each), so that a block's memory does not follow the cohort.
+NEAR_HOLDINGS_BLOCK = 1 << 22
 #: Radius 1, positive carriers only: bits per residue of the positives in the set that tells a wildcard key
 #: one positive holds from one none holds (0.5-1 byte a residue, a power of two; a false "holds", at most
 #: ~1 key in 5, only loosens the bound of a core that no positive holds).
@@ -349,6 +350,14 @@ class _LevelClones:
         size = stop - first
         owner = np.repeat(np.arange(len(cores)), size)
         return owner, np.repeat(first - np.cumsum(size) + size, size) + np.arange(len(owner))
+
+    def core_holdings(self, chunk: int = 1 << 22) -> np.ndarray:
+        """How many times the repertoires hold each core's clones, (cores,), `chunk` cores at a time."""
+        out, pointers = np.empty(len(self.core_start) - 1, dtype=self.holders.indptr.dtype), self.holders.indptr
+        for start in range(0, len(out), chunk):
+            first = self.core_start[start:start + chunk + 1]
+            out[start:start + len(first) - 1] = pointers[first[1:]] - pointers[first[:-1]]
+        return out
 
     def same_v(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether clones `a[i]` and `b[i]` have the same V code or either has none, bool."""
@@ -665,12 +674,14 @@ def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighb
     The join's groups are read one at a time, each with its candidates."""
     core_keys, core_pairs = joined
     blocks, kept, kept_core, candidate_count = [], [], [], 0
+    holdings = clones.core_holdings()
     for g in range(len(core_pairs)):
         first, near_cores = core_pairs.group(g)
         centres = np.flatnonzero(np.diff(near_cores.indptr)) + first  # a centre is its own neighbour
         owner, group_clones = clones.of_cores(centres)
         candidate_count += len(group_clones)
-        for part in _blocks(np.diff(near_cores.indptr)[centres[owner] - first]):  # work follows the pairs
+        near_holdings = near_cores @ holdings  # per core of the group: the holdings of the clones near it
+        for part in _blocks(near_holdings[centres[owner] - first]):  # work follows the holdings of near clones
             block, block_core = group_clones[part], centres[owner[part]]
             near = near_cores[block_core - first].tocoo()  # (block, cores): the cores one substitution away or less
             which, other = clones.of_cores(near.col.astype(np.int64))
@@ -703,12 +714,13 @@ def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighb
 
 
 def _blocks(near: np.ndarray) -> Iterator[slice]:
-    """Consecutive blocks of candidates (`near`: the neighbour cores of each) of at most :data:`CARRIED_BLOCK`
-    candidates and :data:`NEAR_PAIRS_BLOCK` neighbour cores (one candidate alone where it has more)."""
+    """Consecutive blocks of candidates (`near`: the holdings of the clones near each) of at most
+    :data:`CARRIED_BLOCK` candidates and :data:`NEAR_HOLDINGS_BLOCK` holdings (one candidate alone where it has
+    more)."""
     work, start = np.cumsum(near, dtype=np.int64), 0
     while start < len(near):
         before = work[start - 1] if start else 0
-        stop = min(start + CARRIED_BLOCK, int(np.searchsorted(work, before + NEAR_PAIRS_BLOCK, side="right")))
+        stop = min(start + CARRIED_BLOCK, int(np.searchsorted(work, before + NEAR_HOLDINGS_BLOCK, side="right")))
         stop = max(stop, start + 1)
         yield slice(start, stop)
         start = stop

@@ -132,7 +132,7 @@ def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):
     reps = rough_cohort(5, n=16)
     expected = cohort_clones(reps, V_GENES, clone_rules(), min_carriers=3)
     monkeypatch.setattr(clone_rules_module, "CARRIED_BLOCK", 5)
-    monkeypatch.setattr(clone_rules_module, "NEAR_PAIRS_BLOCK", 4)  # some blocks cut by their pairs, some of one
+    monkeypatch.setattr(clone_rules_module, "NEAR_HOLDINGS_BLOCK", 4)  # blocks cut by holdings, some of one
     monkeypatch.setattr(neighbours, "KEYS_PER_PART", 7)
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 2)
     monkeypatch.setattr(neighbours, "CORES_PER_GROUP", 3)

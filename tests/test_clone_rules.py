@@ -287,14 +287,45 @@ def test_a_cohort_of_no_repertoires_has_no_clones_under_any_rule():
 
 
 def test_blocks_of_candidates_are_bounded_by_candidates_and_neighbour_pairs(monkeypatch):
-    """Each block holds at most CARRIED_BLOCK candidates and NEAR_PAIRS_BLOCK neighbour cores, or one candidate
-    that has more; the blocks cover every candidate once, in order."""
+    """Each block holds at most CARRIED_BLOCK candidates and NEAR_HOLDINGS_BLOCK holdings of the clones near them,
+    or one candidate that has more; the blocks cover every candidate once, in order."""
     from deeprc_hopfield import clone_rules as module
 
     monkeypatch.setattr(module, "CARRIED_BLOCK", 4)
-    monkeypatch.setattr(module, "NEAR_PAIRS_BLOCK", 10)
+    monkeypatch.setattr(module, "NEAR_HOLDINGS_BLOCK", 10)
     near = np.array([3, 3, 3, 3, 25, 1, 1, 1, 1, 1, 9, 2, 0])
     blocks = list(module._blocks(near))
     assert np.array_equal(np.concatenate([np.arange(len(near))[b] for b in blocks]), np.arange(len(near)))
     assert [len(near[b]) for b in blocks] == [3, 1, 1, 4, 2, 2]
     assert list(module._blocks(np.zeros(0, dtype=np.int64))) == []
+
+
+def test_level_clones_number_each_core_and_v_pair_once_in_core_order():
+    """A level's clones are the distinct (core, V code) pairs of the repertoires, numbered in core order (V calls
+    of one family one clone at the family level), with their holders and each core's holdings."""
+    from deeprc_hopfield.clone_rules import _level_clones
+    from deeprc_hopfield.public_clones import gene_codes
+
+    genes = ["TRBV5-1", "TRBV5-4", "TRBV7-2"]
+    held = [(np.array([0, 0, 3], dtype=np.int32), np.array([0, 1, -1], dtype=np.int16)),  # V5-1 and V5-4: one family
+            (np.array([3, 1], dtype=np.int32), np.array([2, -1], dtype=np.int16)),
+            (np.array([0], dtype=np.int32), np.array([1], dtype=np.int16))]
+    for level, expected in (("family", {(0, "5"): [0, 2], (1, None): [1], (3, None): [0], (3, "7"): [1]}),
+                            ("gene", {(0, "5-1"): [0], (0, "5-4"): [0, 2], (1, None): [1], (3, None): [0],
+                                      (3, "7-2"): [1]})):
+        codes = gene_codes(genes, level)
+        clones = _level_clones(held, codes, cores=5)
+        assert len(clones) == len(expected)
+        owner, numbers = clones.of_cores(np.arange(5))
+        assert np.array_equal(numbers, np.arange(len(expected)))  # every clone once, in core order
+        assert np.array_equal(owner, sorted(core for core, _ in expected))
+        holders = clones.holders.toarray()
+        found = {}
+        for number, core in zip(numbers, owner):
+            code = clones.v_codes[clones.v[number]]
+            name = None if code < 0 else next(g for g, c in zip(genes, codes) if c == code).removeprefix("TRBV")
+            found[(int(core), name if level == "gene" or name is None else name.split("-")[0])] = \
+                np.flatnonzero(holders[number]).tolist()
+        assert found == expected, level
+        assert clones.core_holdings().tolist() == [sum(len(r) for (c, _), r in expected.items() if c == core)
+                                                   for core in range(5)]
