@@ -675,6 +675,8 @@ def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighb
     core_keys, core_pairs = joined
     blocks, kept, kept_core, candidate_count = [], [], [], 0
     holdings = clones.core_holdings()
+    progress = LoggedProgress(log, f"clone rules: {rule}: counting carriers", len(core_pairs), unit="groups of cores",
+                              last_line=False)
     for g in range(len(core_pairs)):
         first, near_cores = core_pairs.group(g)
         centres = np.flatnonzero(np.diff(near_cores.indptr)) + first  # a centre is its own neighbour
@@ -698,6 +700,7 @@ def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighb
             kept.append(block[shared])
             kept_core.append(block_core[shared])
         del near_cores
+        progress.update()
     kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     kept_core = np.concatenate(kept_core) if kept_core else np.zeros(0, dtype=np.int64)
     keys = with_v(core_keys[kept_core], clones.v_codes[clones.v[kept]])

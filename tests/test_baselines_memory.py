@@ -244,3 +244,22 @@ def test_radius_one_clones_carry_what_a_receptor_index_matches(level):
     incidence = found.incidence.toarray()
     columns = {int(key): tuple(np.flatnonzero(incidence[:, c]).tolist()) for c, key in enumerate(found.keys)}
     assert len(columns) > 10 and columns == expected
+
+
+def test_counting_carriers_group_by_group_shows_progress(monkeypatch, caplog):
+    """A radius-1 rule over several groups of the join logs its groups done (a long stage at CMV size)."""
+    import functools
+    import logging
+
+    import deeprc_hopfield.clone_rules as clone_rules_module
+
+    monkeypatch.setattr(neighbours, "CORES_PER_GROUP", 3)
+    monkeypatch.setattr(clone_rules_module, "LoggedProgress",
+                        functools.partial(clone_rules_module.LoggedProgress, every=0.0))
+    with caplog.at_level(logging.INFO, logger=clone_rules_module.__name__):
+        cohort_clones(rough_cohort(5, n=16), V_GENES, [CloneRule("family", 1)], min_carriers=3)
+    lines = [r.getMessage() for r in caplog.records if "counting carriers" in r.getMessage()]
+    assert lines and lines[-1].startswith("clone rules: CDR3 + V family, 1 substitution: counting carriers: ")
+    done = lines[-1].split(": ")[-1]
+    assert " groups of cores (100%)" in done and done.split("/")[0] == done.split("/")[1].split()[0]
+    assert int(done.split("/")[0]) > 1  # several groups
