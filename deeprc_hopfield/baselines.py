@@ -46,7 +46,7 @@ from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, FitCandidates, inner_cv,
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, inner_cv,
                                            min_carriers, positive_rows, row_indices)
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
@@ -161,17 +161,19 @@ class _StoreRepertoires(Sequence):
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
                               threads: int = 1, rules: Sequence[CloneRule] | None = None,
-                              inner_folds: int = CLONE_INNER_FOLDS) -> RuleChoice:
+                              inner_folds: int = CLONE_INNER_FOLDS, pgen_limit: int | None = PGEN_LIMIT
+                              ) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
     repertoires at `train` (store indices): its `test` scores any repertoire by ``choice.clones.incidence``
     of the whole cohort. Its candidate clones are those a repertoire at `train` holds itself, as the
     clone memory collects them from its training repertoires. `rules`: choose among these only
-    (default: every rule of `features`)."""
+    (default: every rule of `features`); `pgen_limit`: the most candidate clones a fit asks pgen for."""
     train = row_indices(train)
     clones = [c.held_by(train) for c in features.clones if rules is None or c.rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
-        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds)
+        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds,
+                                   pgen_limit=pgen_limit)
     whole = next(c for c in clones if c.rule == choice.rule)
     return replace(choice, clones=whole)
 
@@ -203,9 +205,11 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
 # --- cross-validation ----------------------------------------------------------------------------
 def cross_validate(store_path: str | Path, split_path: str | Path, methods: tuple[str, ...] = METHODS,
                    label_column: str | None = None, seed: int = 0, threads: int = 1,
-                   rules: tuple[CloneRule, ...] | None = None) -> dict[str, pd.DataFrame]:
+                   rules: tuple[CloneRule, ...] | None = None, use_pgen: bool = True,
+                   pgen_limit: int | None = PGEN_LIMIT) -> dict[str, pd.DataFrame]:
     """Held-out predictions of each baseline: for every fold K, fit on the other folds, score fold K.
-    The public-clone test chooses among `rules` (default: every :func:`clone_rules.clone_rules`).
+    The public-clone test chooses among `rules` (default: every :func:`clone_rules.clone_rules`), with the
+    pgen filter where `use_pgen` (asked for at most `pgen_limit` clones a fit).
 
     Returns
     -------
@@ -236,7 +240,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            choice = fit_public_clone_baseline(features, train, seed, threads=threads)
+            choice = fit_public_clone_baseline(features, train, seed, use_pgen, threads, pgen_limit=pgen_limit)
             model, held_out = choice.test, choice.clones.incidence[test]
             out["public_clones"].loc[test, "probability"] = model.predict_proba(held_out)[:, 1]
             out["public_clones"].loc[test, "score"] = model.decision_function(held_out)

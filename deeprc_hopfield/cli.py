@@ -632,6 +632,13 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
                    help="public clones: exact matches (0), or a sequence one substitution away counts too (1); "
                         "auto: chosen by inner cross-validation; 0 holds far less memory on large cohorts "
                         "(default: auto)")
+    p.add_argument("--clone-pgen", choices=("on", "off"), default="on",
+                   help="public clones: let inner cross-validation leave out chance-public clones (OLGA generation "
+                        "probability above a cutoff), as the model's clone memory (training: clone_pgen) (default: on)")
+    p.add_argument("--clone-pgen-limit", type=_positive_int, metavar="N",
+                   help="public clones: the most candidate clones one fit asks OLGA's pgen for (10-25 ms each); "
+                        "where a loose p threshold passes more (large cohorts), the pgen cutoffs are tried only at "
+                        "the tighter thresholds (training: clone_pgen_limit) (default: 20,000)")
     _add_pgen_cache(p)
     p.set_defaults(func=_run_baselines)
 
@@ -646,12 +653,14 @@ def _run_baselines(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", args.out) from None
     from deeprc_hopfield.clone_rules import clone_rules
+    from deeprc_hopfield.public_clones import PGEN_LIMIT
 
     radius = args.clone_radius if args.clone_radius == "auto" else int(args.clone_radius)
     with _pgen_cache(args):
         results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
                                  label_column=args.label_column, seed=args.seed, threads=args.threads,
-                                 rules=clone_rules(args.clone_keys, radius))
+                                 rules=clone_rules(args.clone_keys, radius), use_pgen=args.clone_pgen == "on",
+                                 pgen_limit=args.clone_pgen_limit or PGEN_LIMIT)
     with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
         for method, table in results.items():
             write_table(table, tmp / f"{method}_predictions.csv")

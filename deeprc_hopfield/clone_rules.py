@@ -37,7 +37,7 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRanks, bool_csr, chunked_wildcard_keys,
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, KeyCounter, PublicCloneTest, clone_incidence,
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
                                            gene_codes, unique_keys, v_codes, with_v)
 
@@ -785,10 +785,11 @@ class RuleChoice:
 
 def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: int,
                       pgen: Callable[[CohortClones], Callable | None] | None = None,
-                      inner_folds: int = CLONE_INNER_FOLDS, expected: int | None = None) -> RuleChoice:
+                      inner_folds: int = CLONE_INNER_FOLDS, expected: int | None = None,
+                      pgen_limit: int | None = PGEN_LIMIT) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
     `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
-    :class:`ColumnPgen`, or None) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
+    :class:`ColumnPgen`, or None, asked for at most `pgen_limit` columns a fit) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
     it does not beat a rule of a smaller radius significantly (:func:`prefer_exact_rules`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
     and scores the base rate.
@@ -802,7 +803,7 @@ def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: i
                               last_line=False)
     for clones in candidates:
         test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(
-            clones.incidence, y, pgen=pgen(clones) if pgen else None)
+            clones.incidence, y, pgen=pgen(clones) if pgen else None, pgen_limit=pgen_limit)
         aucs[str(clones.rule)] = float(test.inner_auc)
         fit = RuleChoice(clones.rule, test, clones, aucs)
         held = best_of_radius.get(fit.rule.radius)

@@ -593,13 +593,29 @@ def _associated(clones: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, n
 
 #: Generation-probability cutoffs that :class:`PublicCloneTest` tries, besides none, when given a pgen.
 PGEN_CUTOFFS = (1e-6, 1e-7, 1e-8)
+#: The most candidate clones one fit asks pgen for. OLGA computes 50-100 TRB values a second on one core, and
+#: a large cohort's loosest p threshold passes millions of chance clones (a fit of 314 half-size repertoires:
+#: 225,736 at one rule, 23 min on 2 cores; 786 repertoires: up to 1.8 M), so the pgen cutoffs are tried at the
+#: thresholds whose candidates fit within this many (the tightest first), and the looser thresholds without.
+PGEN_LIMIT = 20_000
 
 
-def _candidate_pgen(pgen: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The pgen of every candidate column, asked of `pgen` once for all of them: (the distinct
-    columns, sorted int64; their pgen, float64, NaN where `pgen` gave none or a negative value)."""
-    columns = unique_keys(np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates]))
+def _pgen_request(fits: Sequence[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float], limit: int | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The columns to ask pgen for, given each fit's (p-values, columns): those below the loosest of
+    `thresholds` whose candidates over all fits number at most `limit` (None: no limit), sorted int64; and
+    the thresholds at which the pgen cutoffs can be tried (bool, per threshold)."""
+    for loosest in sorted(thresholds, reverse=True):
+        parts = [np.asarray(columns, dtype=np.int64)[np.asarray(p) < loosest] for p, columns in fits]
+        columns = unique_keys(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        if limit is None or len(columns) <= limit:
+            return columns, np.array([t <= loosest for t in thresholds])
+    return np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool)
+
+
+def _candidate_pgen(pgen: Callable[[np.ndarray], np.ndarray], columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pgen of the candidate `columns` (distinct, sorted int64), asked of `pgen` once for all of them:
+    (the columns; their pgen, float64, NaN where `pgen` gave none or a negative value)."""
     values = np.asarray(pgen(columns), dtype=np.float64).ravel() if len(columns) else np.zeros(0)
     if values.shape != columns.shape:
         raise ValueError(f"pgen gave {values.shape[0]} values for {len(columns)} columns")
@@ -607,11 +623,12 @@ def _candidate_pgen(pgen: Callable[[np.ndarray], np.ndarray], candidates: list[n
 
 
 def _pgen_allowed(columns: np.ndarray, table: tuple[np.ndarray, np.ndarray], cutoff: float | None) -> np.ndarray:
-    """Which of `columns` (all in `table`, :func:`_candidate_pgen`) a pgen cutoff keeps, bool: those
-    with pgen at most `cutoff`, and every one where the cutoff is None or the pgen unknown (NaN)."""
-    if cutoff is None:
+    """Which of `columns` a pgen cutoff keeps (`table`: :func:`_candidate_pgen`), bool: those with pgen at
+    most `cutoff`, and every one where the cutoff is None or the pgen unknown (NaN or not in the table)."""
+    if cutoff is None or len(table[0]) == 0:
         return np.ones(len(columns), dtype=bool)
-    value = table[1][np.searchsorted(table[0], columns)]
+    at = np.minimum(np.searchsorted(table[0], columns), len(table[0]) - 1)
+    value = np.where(table[0][at] == columns, table[1][at], np.nan)
     return ~(value > cutoff)
 
 
@@ -629,7 +646,9 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     whatever its p. The best pair by inner ROC AUC wins; a tie goes to no filter (then to the
     looser cutoff, then to the first threshold). `pgen` is asked once, for the candidate columns
     only: those below the loosest p threshold in some inner fold or in the final fit (3 to 56 per
-    fit in ``benchmarks/pgen_filter.py``), since OLGA's pgen costs 15-25 ms per TRB sequence.
+    fit in ``benchmarks/pgen_filter.py``), since OLGA's pgen costs 10-25 ms per TRB sequence. Where
+    they are more than `pgen_limit` (:data:`PGEN_LIMIT`; a large cohort's chance clones), the cutoffs
+    are tried only at the thresholds whose candidates fit within it, the tightest first.
     Measured there (OLGA-simulated TRB, 20 disease clones each in 15% of positives, 3 cohorts x 5
     folds): with 5,000 sequences per repertoire no chance clone ever reaches p < 0.01, so the
     filter is never chosen and changes nothing (100 subjects: AUC 0.787 both; 150: 0.982 both); with
@@ -653,7 +672,9 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     threshold_ : the chosen p threshold; pgen_cutoff_ : the chosen pgen cutoff (None: no filter, as
     always without `pgen`); inner_aucs_ : (n_thresholds,) inner-CV ROC AUC of each threshold at
     the chosen cutoff; pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
-    row: no filter; one row without `pgen`), means over the repeats; inner_auc_ : that of the chosen
+    row: no filter; one row without `pgen`), means over the repeats, NaN where a threshold's candidates
+    exceeded `pgen_limit` (not tried); pgen_thresholds_ : bool (n_thresholds,), the thresholds at which
+    the cutoffs were tried; inner_auc_ : that of the chosen
     pair; inner_scores_ : float64 (n_repertoires,), the out-of-fold shares of associated clones carried
     at that pair, averaged over the repeats; inner_associated_ : per inner fold of the first repeat, (its
     test rows, the columns associated without them at the chosen pair); out_of_fold_ :
@@ -676,7 +697,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray,
             pgen: Callable[[np.ndarray], np.ndarray] | None = None,
-            pgen_cutoffs: tuple[float, ...] = PGEN_CUTOFFS) -> "PublicCloneTest":
+            pgen_cutoffs: tuple[float, ...] = PGEN_CUTOFFS, pgen_limit: int | None = PGEN_LIMIT
+            ) -> "PublicCloneTest":
         """Choose the p threshold (and, with `pgen`, the pgen cutoff) by inner CV (ROC AUC of the
         associated-clone count), then find the associated clones on all of (X, y) and calibrate the
         score on the inner out-of-fold scores.
@@ -685,7 +707,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         generation probability of those clones (float64 (k,); NaN = unknown, never filtered),
         called once, for the candidate columns only. `pgen_cutoffs`: the cutoffs tried besides no
         filter (:data:`PGEN_CUTOFFS`; a fit argument, so that the estimator's parameters stay those
-        of the test without pgen).
+        of the test without pgen). `pgen_limit`: the most candidate columns `pgen` is asked for (None:
+        every candidate).
         """
         X = sparse.csr_matrix(X)
         self.classes_, y = np.unique(np.asarray(y), return_inverse=True)
@@ -704,21 +727,25 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         p_final, columns_final = _associated(X, y)
         candidate = p_final < loosest
         p_final, columns_final = p_final[candidate], columns_final[candidate]
-        table = (_candidate_pgen(pgen, [fold[3] for fold in inner] + [columns_final]) if pgen is not None
-                 else (np.zeros(0, dtype=np.int64), np.zeros(0)))
+        asked, self.pgen_thresholds_ = (
+            _pgen_request([fold[2:4] for fold in inner] + [(p_final, columns_final)], thresholds, pgen_limit)
+            if pgen is not None else (np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool)))
+        table = _candidate_pgen(pgen, asked) if pgen is not None else (asked, np.zeros(0))
+        tried = np.vstack([np.ones(len(thresholds), dtype=bool)] + [self.pgen_thresholds_] * (len(cutoffs) - 1))
         shape = (self.inner_repeats, len(cutoffs), len(thresholds), len(y))
         shares, counts = np.zeros(shape), np.zeros(shape)
         for repeat, inner_test, p, columns, carried in inner:
             for c, cutoff in enumerate(cutoffs):
                 allowed = _pgen_allowed(columns, table, cutoff)
-                for t, threshold in enumerate(thresholds):
-                    chosen = (p < threshold) & allowed
+                for t in np.flatnonzero(tried[c]):
+                    chosen = (p < thresholds[t]) & allowed
                     found = np.asarray(carried[:, chosen].sum(axis=1)).ravel()
                     counts[repeat, c, t, inner_test] = found
                     shares[repeat, c, t, inner_test] = found / max(int(chosen.sum()), 1)
-        self.pgen_inner_aucs_ = np.array([[[roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in row]
-                                           for row in repeat] for repeat in shares]).mean(axis=0)
-        c, t = np.unravel_index(int(np.argmax(self.pgen_inner_aucs_)), self.pgen_inner_aucs_.shape)  # ties: first
+        aucs = np.array([[[roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in row]
+                          for row in repeat] for repeat in shares]).mean(axis=0)
+        self.pgen_inner_aucs_ = np.where(tried, aucs, np.nan)
+        c, t = np.unravel_index(int(np.argmax(np.where(tried, aucs, -np.inf))), aucs.shape)  # ties: first
         self.threshold_, self.pgen_cutoff_ = thresholds[t], cutoffs[c]
         below = p_final < self.threshold_
         kept = _pgen_allowed(columns_final, table, self.pgen_cutoff_)
@@ -738,6 +765,10 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
                   np.round(self.inner_aucs_, 3).tolist(), thresholds, len(self.associated_), self.threshold_)
+        if pgen is not None and not self.pgen_thresholds_.all():
+            log.info("public clones: pgen cutoffs tried at p < %s only: the looser thresholds' candidate clones "
+                     "are more than %s (pgen_limit)", ", ".join(f"{t:g}" for t, ok in zip(thresholds,
+                     self.pgen_thresholds_) if ok) or "none", f"{pgen_limit:,}")
         if pgen is not None:
             log.debug("public clones: pgen of %d candidate clones; inner AUC %s per pgen cutoff %s (rows) and "
                       "threshold; cutoff %s left out %d clones", len(table[0]),

@@ -92,6 +92,13 @@ def test_the_public_clone_rules_can_be_fixed_and_a_bad_one_is_refused(cohort: di
     assert result.stderr.count("CDR3 + V gene, exact, ") == folds and "substitution" not in result.stderr
     bad = subprocess.run(command[:-1] + ["2"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: '2'" in bad.stderr and "Traceback" not in bad.stderr
+    # --clone-pgen off (training: clone_pgen: false) asks OLGA for nothing; a limit below 1 is refused
+    off = [*command[:9], tmp_path / "bl-off", *command[10:13], tmp_path / "pgen-off", *command[14:]]
+    result = subprocess.run(off + ["--clone-pgen", "off"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert not list((tmp_path / "pgen-off").glob("*.tsv"))
+    bad = subprocess.run(off + ["--clone-pgen-limit", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--clone-pgen-limit" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_held_out_labels_never_reach_the_fit(cohort: dict[str, Path]) -> None:

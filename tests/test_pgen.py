@@ -14,7 +14,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.pgen import (MERGE_FROM, PgenModel, chain_of_genes, disk_cache, generation_probability,
                                   olga_chain)
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, CLONE_INNER_REPEATS, P_THRESHOLDS, PublicCloneTest,
-                                          _associated, fit_public_clones, inner_cv)
+                                          _associated, _pgen_request, fit_public_clones, inner_cv)
 
 TRB = ["CASSLGQAYEQYF", "CAWSVAPDRGGYTF", "CASSPGTGGYEQYF", "CSARDRTGNGYTF"]
 
@@ -150,6 +150,50 @@ def test_pgen_filter_ties_go_to_no_filter():
     # unknown (NaN) pgen is never filtered
     unknown = PublicCloneTest(random_state=0).fit(x, y, pgen=lambda c: np.full(len(c), np.nan))
     np.testing.assert_array_equal(unknown.associated_, reference.associated_)
+
+
+def test_pgen_request_takes_the_loosest_threshold_within_the_limit():
+    fits = [(np.array([1e-2 / 2, 1e-4 / 2, 1e-3 / 2]), np.array([5, 7, 9])),
+            (np.array([1e-5 / 2, 1e-2 / 2]), np.array([7, 3]))]
+    columns, tried = _pgen_request(fits, P_THRESHOLDS, None)  # P_THRESHOLDS: 1e-2 ... 1e-5
+    np.testing.assert_array_equal(columns, [3, 5, 7, 9])
+    assert tried.all()
+    columns, tried = _pgen_request(fits, P_THRESHOLDS, 3)  # p < 1e-2 passes 4 columns, p < 1e-3 passes 7 and 9
+    np.testing.assert_array_equal(columns, [7, 9])
+    np.testing.assert_array_equal(tried, [t <= 1e-3 for t in P_THRESHOLDS])
+    columns, tried = _pgen_request(fits, P_THRESHOLDS, 1)
+    np.testing.assert_array_equal(columns, [7])
+    columns, tried = _pgen_request([(np.array([1e-6, 1e-6]), np.array([1, 2]))], P_THRESHOLDS, 1)
+    assert columns.size == 0 and not tried.any()
+
+
+def test_pgen_limit_tries_the_cutoffs_at_the_tight_thresholds_only():
+    """Over the limit, pgen is asked for the candidates of the thresholds within it; the looser thresholds are
+    fitted without the filter (their cells NaN), and a limit below every threshold's candidates is no filter."""
+    x, y, values = _cohort()
+    asked = []
+
+    def pgen(columns):
+        asked.append(np.array(columns))
+        return values[columns]
+
+    unlimited = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen, pgen_limit=None)
+    assert PublicCloneTest(random_state=0).fit(x, y, pgen=pgen, pgen_limit=len(asked[0])).pgen_thresholds_.all()
+    np.testing.assert_array_equal(asked[1], asked[0])
+    limited = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen, pgen_limit=len(asked[0]) - 1)
+    tried = limited.pgen_thresholds_
+    assert tried.any() and not tried.all() and len(asked[2]) < len(asked[0])
+    assert set(asked[2].tolist()) < set(asked[0].tolist())
+    assert np.isnan(limited.pgen_inner_aucs_[1:, ~tried]).all()
+    np.testing.assert_array_equal(limited.pgen_inner_aucs_[:, tried], unlimited.pgen_inner_aucs_[:, tried])
+    np.testing.assert_array_equal(limited.pgen_inner_aucs_[0], unlimited.pgen_inner_aucs_[0])
+    assert not np.isnan(limited.inner_auc_)
+    without = PublicCloneTest(random_state=0).fit(x, y)
+    none = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen, pgen_limit=1)
+    assert len(asked) == 3 and not none.pgen_thresholds_.any()  # nothing asked: no threshold's candidates fit
+    assert none.pgen_cutoff_ is None and none.threshold_ == without.threshold_
+    np.testing.assert_array_equal(none.associated_, without.associated_)
+    np.testing.assert_array_equal(none.pgen_inner_aucs_[0], without.pgen_inner_aucs_[0])
 
 
 def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=CLONE_INNER_FOLDS, random_state=0):

@@ -180,7 +180,7 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
-                               expected=len(rules))
+                               expected=len(rules), pgen_limit=config.clone_pgen_limit)
     associated = choice.test.associated
     if len(associated) == 0:
         return choice, [], {}

@@ -56,6 +56,7 @@ class TrainingConfig:
     clone_keys: str = "auto"  # V level of a clone key: auto, family, gene or none (the CDR3 alone)
     clone_radius: int | str = "auto"  # auto, 0 (exact) or 1 (one substitution on the CDR3 core)
     clone_pgen: bool = True  # leave out chance-public clones (OLGA pgen above a cutoff) where inner CV says so
+    clone_pgen_limit: int = 20_000  # the most candidate clones one fit asks pgen for (public_clones.PGEN_LIMIT)
     clone_refit: bool = True  # the memory alone chosen, or left empty: choose its clones again on all training repertoires
     # a reference of known receptors (`train --reference`) is used when its match counts reach this AUC likewise
     reference_min_auc: float = 0.7
@@ -73,6 +74,7 @@ class TrainingConfig:
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.patience >= 0, "patience must be >= 0 (0 = never stop early)"),
             (self.embed_chunk >= 1, "embed_chunk must be >= 1"),
+            (self.clone_pgen_limit >= 1, "clone_pgen_limit must be >= 1"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
             (self.evaluate_every >= 1 and self.checkpoint_every >= 1, "evaluate_every and checkpoint_every must be >= 1"),

@@ -19,6 +19,8 @@ rule baselines:
         # the public-clone test compares the clone rules the model's memory compares (one implementation)
         clone_keys=config["training"].get("clone_keys", "auto"),
         clone_radius=config["training"].get("clone_radius", "auto"),
+        clone_pgen="on" if config["training"].get("clone_pgen", True) else "off",
+        clone_pgen_limit=config["training"].get("clone_pgen_limit", 20000),
     threads: config["threads"]["baselines"]
     resources:
         mem_mb=8000,
@@ -28,4 +30,5 @@ rule baselines:
         "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
         " --clone-keys {params.clone_keys} --clone-radius {params.clone_radius}"
+        " --clone-pgen {params.clone_pgen} --clone-pgen-limit {params.clone_pgen_limit}"
         " --threads {threads} --force > {log} 2>&1"
