@@ -55,6 +55,8 @@ def main() -> None:
     p.add_argument("--fit", action="store_true", help="fit the public-clone test on each rule's clones")
     p.add_argument("--fit-candidates", action="store_true",
                    help="leave out the radius-1 clones that no fit (seed 0) can use, as training does")
+    p.add_argument("--pgen-requests", action="store_true",
+                   help="with --fit: print how many candidate clones each fit would ask OLGA's pgen for, per p threshold")
     p.add_argument("--split", type=Path, help="the baselines' outer folds (see above)")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
     p.add_argument("--steps", action="store_true", help="log each step's start and end, and the debug lines")
@@ -91,7 +93,7 @@ def main() -> None:
             columns.append(clones.incidence.shape[1])
             _hash(digest, clones)
             if args.fit:
-                _fit(fitted, clones, y, PublicCloneTest)
+                _fit(fitted, clones, y, PublicCloneTest, args.pgen_requests)
             del clones  # as training lets go of a rule it will not choose
             aside += time.perf_counter() - began
         seconds = time.perf_counter() - start - aside
@@ -119,13 +121,17 @@ def _hash(digest, clones) -> None:  # noqa: ANN001 (a hashlib digest, a CohortCl
             digest.update(np.asarray(part[start:start + (1 << 20)], dtype=np.int64).tobytes())
 
 
-def _fit(digest, clones, y: np.ndarray, test_class) -> None:  # noqa: ANN001
-    """Fit the public-clone test (no pgen) on a rule's clones, print what it found, add it to `digest`."""
-    test = test_class(random_state=0).fit(clones.incidence, y)
-    for part in (clones.keys[test.associated_], test.pgen_inner_aucs_, [test.threshold_]):
+def _fit(digest, clones, y: np.ndarray, test_class, requests: bool = False) -> None:  # noqa: ANN001
+    """Fit the public-clone test (no pgen) on a rule's clones, print what it found, add it to `digest`.
+    `requests`: with a pgen that knows no value (so the same fit), print the candidates pgen would be asked
+    for below each threshold."""
+    unknown = {"pgen": lambda columns: np.full(len(columns), np.nan), "pgen_limit": None} if requests else {}
+    test = test_class(random_state=0).fit(clones.incidence, y, **unknown)
+    for part in (clones.keys[test.associated_], test.pgen_inner_aucs_[:1], [test.threshold_]):
         digest.update(np.asarray(part).tobytes())
+    asked = dict(zip(test.thresholds, test.pgen_candidates_.tolist())) if requests else None
     print(f"  {clones.rule}: {len(test.associated_)} associated at p < {test.threshold_:g}, inner AUC "
-          f"{test.inner_auc_:.4f}", flush=True)
+          f"{test.inner_auc_:.4f}" + (f"; pgen candidates per threshold {asked}" if requests else ""), flush=True)
 
 
 #: The steps of `clone_rules.cohort_clones` that `--steps` logs (those missing from a package version are skipped).

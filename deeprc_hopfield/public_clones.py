@@ -601,16 +601,19 @@ PGEN_LIMIT = 20_000
 
 
 def _pgen_request(fits: Sequence[tuple[np.ndarray, np.ndarray]], thresholds: Sequence[float], limit: int | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The columns to ask pgen for, given each fit's (p-values, columns): those below the loosest of
-    `thresholds` whose candidates over all fits number at most `limit` (None: no limit), sorted int64; and
-    the thresholds at which the pgen cutoffs can be tried (bool, per threshold)."""
-    for loosest in sorted(thresholds, reverse=True):
-        parts = [np.asarray(columns, dtype=np.int64)[np.asarray(p) < loosest] for p, columns in fits]
-        columns = unique_keys(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-        if limit is None or len(columns) <= limit:
-            return columns, np.array([t <= loosest for t in thresholds])
-    return np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool)
+    `thresholds` whose candidates over all fits number at most `limit` (None: no limit), sorted int64; the
+    thresholds at which the pgen cutoffs can be tried (bool, per threshold); and each threshold's candidates
+    (int64, per threshold)."""
+    below = [unique_keys(np.concatenate([np.asarray(c, dtype=np.int64)[np.asarray(p) < t] for p, c in fits]))
+             if fits else np.zeros(0, dtype=np.int64) for t in thresholds]
+    counts = np.array([len(columns) for columns in below], dtype=np.int64)
+    within = [t for t, n in zip(thresholds, counts) if limit is None or n <= limit]
+    if not within:
+        return np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool), counts
+    loosest = max(within)
+    return below[list(thresholds).index(loosest)], np.array([t <= loosest for t in thresholds]), counts
 
 
 def _candidate_pgen(pgen: Callable[[np.ndarray], np.ndarray], columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -674,7 +677,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     the chosen cutoff; pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
     row: no filter; one row without `pgen`), means over the repeats, NaN where a threshold's candidates
     exceeded `pgen_limit` (not tried); pgen_thresholds_ : bool (n_thresholds,), the thresholds at which
-    the cutoffs were tried; inner_auc_ : that of the chosen
+    the cutoffs were tried; pgen_candidates_ : int64 (n_thresholds,), the candidate clones below each
+    threshold in some fit (zeros without `pgen`); inner_auc_ : that of the chosen
     pair; inner_scores_ : float64 (n_repertoires,), the out-of-fold shares of associated clones carried
     at that pair, averaged over the repeats; inner_associated_ : per inner fold of the first repeat, (its
     test rows, the columns associated without them at the chosen pair); out_of_fold_ :
@@ -727,9 +731,10 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         p_final, columns_final = _associated(X, y)
         candidate = p_final < loosest
         p_final, columns_final = p_final[candidate], columns_final[candidate]
-        asked, self.pgen_thresholds_ = (
+        asked, self.pgen_thresholds_, self.pgen_candidates_ = (
             _pgen_request([fold[2:4] for fold in inner] + [(p_final, columns_final)], thresholds, pgen_limit)
-            if pgen is not None else (np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool)))
+            if pgen is not None else (np.zeros(0, dtype=np.int64), np.zeros(len(thresholds), dtype=bool),
+                                      np.zeros(len(thresholds), dtype=np.int64)))
         table = _candidate_pgen(pgen, asked) if pgen is not None else (asked, np.zeros(0))
         tried = np.vstack([np.ones(len(thresholds), dtype=bool)] + [self.pgen_thresholds_] * (len(cutoffs) - 1))
         shape = (self.inner_repeats, len(cutoffs), len(thresholds), len(y))
@@ -766,9 +771,10 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         log.debug("public clones: inner AUC %s per threshold %s; %d associated clones at p < %g",
                   np.round(self.inner_aucs_, 3).tolist(), thresholds, len(self.associated_), self.threshold_)
         if pgen is not None and not self.pgen_thresholds_.all():
-            log.info("public clones: pgen cutoffs tried at p < %s only: the looser thresholds' candidate clones "
-                     "are more than %s (pgen_limit)", ", ".join(f"{t:g}" for t, ok in zip(thresholds,
-                     self.pgen_thresholds_) if ok) or "none", f"{pgen_limit:,}")
+            log.info("public clones: pgen cutoffs tried at p < %s only: candidate clones per threshold %s, the "
+                     "limit %s (clone_pgen_limit)", ", ".join(f"{t:g}" for t, ok in zip(thresholds,
+                     self.pgen_thresholds_) if ok) or "none", ", ".join(f"{t:g}: {n:,}" for t, n in zip(
+                     thresholds, self.pgen_candidates_.tolist())), f"{pgen_limit:,}")
         if pgen is not None:
             log.debug("public clones: pgen of %d candidate clones; inner AUC %s per pgen cutoff %s (rows) and "
                       "threshold; cutoff %s left out %d clones", len(table[0]),

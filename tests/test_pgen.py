@@ -155,15 +155,15 @@ def test_pgen_filter_ties_go_to_no_filter():
 def test_pgen_request_takes_the_loosest_threshold_within_the_limit():
     fits = [(np.array([1e-2 / 2, 1e-4 / 2, 1e-3 / 2]), np.array([5, 7, 9])),
             (np.array([1e-5 / 2, 1e-2 / 2]), np.array([7, 3]))]
-    columns, tried = _pgen_request(fits, P_THRESHOLDS, None)  # P_THRESHOLDS: 1e-2 ... 1e-5
+    columns, tried, counts = _pgen_request(fits, P_THRESHOLDS, None)  # P_THRESHOLDS: 1e-2 ... 1e-5
     np.testing.assert_array_equal(columns, [3, 5, 7, 9])
-    assert tried.all()
-    columns, tried = _pgen_request(fits, P_THRESHOLDS, 3)  # p < 1e-2 passes 4 columns, p < 1e-3 passes 7 and 9
+    assert tried.all() and counts.tolist() == [4, 2, 1, 1]
+    columns, tried, _ = _pgen_request(fits, P_THRESHOLDS, 3)  # p < 1e-2 passes 4 columns, p < 1e-3 passes 7 and 9
     np.testing.assert_array_equal(columns, [7, 9])
     np.testing.assert_array_equal(tried, [t <= 1e-3 for t in P_THRESHOLDS])
-    columns, tried = _pgen_request(fits, P_THRESHOLDS, 1)
+    columns, tried, _ = _pgen_request(fits, P_THRESHOLDS, 1)
     np.testing.assert_array_equal(columns, [7])
-    columns, tried = _pgen_request([(np.array([1e-6, 1e-6]), np.array([1, 2]))], P_THRESHOLDS, 1)
+    columns, tried, _ = _pgen_request([(np.array([1e-6, 1e-6]), np.array([1, 2]))], P_THRESHOLDS, 1)
     assert columns.size == 0 and not tried.any()
 
 
@@ -183,6 +183,7 @@ def test_pgen_limit_tries_the_cutoffs_at_the_tight_thresholds_only():
     limited = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen, pgen_limit=len(asked[0]) - 1)
     tried = limited.pgen_thresholds_
     assert tried.any() and not tried.all() and len(asked[2]) < len(asked[0])
+    assert limited.pgen_candidates_[0] == len(asked[0]) and limited.pgen_candidates_[tried].max() == len(asked[2])
     assert set(asked[2].tolist()) < set(asked[0].tolist())
     assert np.isnan(limited.pgen_inner_aucs_[1:, ~tried]).all()
     np.testing.assert_array_equal(limited.pgen_inner_aucs_[:, tried], unlimited.pgen_inner_aucs_[:, tried])
