@@ -317,14 +317,17 @@ class _KeySet:
                 self._count += int((~known).sum())
 
     def sorted(self) -> np.ndarray:
-        """Every key, int64 sorted; the set is emptied as the result is filled, a part at a time."""
+        """Every key, int64 sorted; the set is emptied as the result is filled, a part at a time (the heap's freed
+        pages given back after each, so that the result takes the place of the runs)."""
         out, start = np.empty(self._count, dtype=np.int64), 0
         for part, runs in enumerate(self._runs):
             run = _one_run(runs)
             if run is not None:
                 out[start:start + len(run[0])] = run[0]
                 start += len(run[0])
-            self._runs[part] = []
+            runs.clear()
+            del run
+            give_back_freed_memory()
         self._count = 0
         return out
 
@@ -566,6 +569,9 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     parts.clear()  # each part's arrays now in keys and counts only, let go of as they are copied
     wildcard_counts = _Counts(_emptied_concatenation(keys, np.int64), _emptied_concatenation(counts, np.uint16))
     found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap, positives, seen)
+    del cores, wildcard_counts, seen  # the counts go before the keys found are sorted into one array each
+    give_back_freed_memory()
+    found, centres = found.sorted(), centres.sorted()
     log.debug("clone rules: %d cores held %d times or more, %d that may carry a clone held %d times, %d wildcard "
               "keys of theirs (%d pass%s)", len(held), cap, len(centres), cap, len(found), passes,
               "es" if passes > 1 else "")
@@ -582,10 +588,10 @@ def _shared_counts(counter: KeyCounter, seen: KeyBits | None) -> tuple[np.ndarra
 
 def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int,
                        positives: np.ndarray | None = None, seen: KeyBits | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       ) -> tuple[_KeySet, _KeySet]:
     """The cores of `repertoires` whose radius-1 carrier bound (:func:`shareable_cores`; `cores`,
     `wildcards`: their counts, among the `positives` where given) reaches `cap`: (their wildcard keys, their
-    core keys), int64 sorted each. A key missing from a table is held once where this repertoire is counted.
+    core keys), a :class:`_KeySet` each. A key missing from a table is held once where this repertoire is counted.
     Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
     held once where `seen` (the keys one counted repertoire holds) may hold it, else by none."""
     found, centres = _KeySet(), _KeySet()
@@ -598,7 +604,7 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             found.add(unique_keys(keys[bound[row] >= cap]))
             centres.add(distinct[np.unique(row[bound[row] >= cap])])
-    return found.sorted(), centres.sorted()
+    return found, centres
 
 
 class _Some(Sequence):
