@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy import sparse
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, hypergeom
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
@@ -175,6 +175,10 @@ def test_fisher_enrichment_is_the_one_sided_fisher_test():
         b = int(x[y == 0, column].sum())
         expected = fisher_exact([[a, 12 - a], [b, 12 - b]], alternative="greater").pvalue
         assert p[column] == pytest.approx(expected)
+    # computed once per distinct (positive carriers, carriers) pair: exactly the per-clone values
+    carriers, positive = np.asarray(x.sum(axis=0)).ravel(), np.asarray(x[y == 1].sum(axis=0)).ravel()
+    np.testing.assert_array_equal(p, hypergeom.sf(positive - 1, len(y), 12, carriers))
+    assert fisher_enrichment(x[:, :0], y).shape == (0,)
 
 
 def test_public_clone_test_finds_the_clones_carried_by_positives_only():
