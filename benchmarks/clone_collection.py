@@ -57,6 +57,8 @@ def main() -> None:
                    help="leave out the radius-1 clones that no fit (seed 0) can use, as training does")
     p.add_argument("--pgen-requests", action="store_true",
                    help="with --fit: print how many candidate clones each fit would ask OLGA's pgen for, per p threshold")
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads reading and keying each pass's repertoires ahead (clone_rules.each_cohort_clones)")
     p.add_argument("--split", type=Path, help="the baselines' outer folds (see above)")
     p.add_argument("--package-root", type=Path, help="folder holding the deeprc_hopfield package to measure")
     p.add_argument("--steps", action="store_true", help="log each step's start and end, and the debug lines")
@@ -88,6 +90,8 @@ def main() -> None:
             threading.Thread(target=_log_rss, args=(args.rss_every,), daemon=True).start()
         digest, fitted, columns, aside = hashlib.sha256(), hashlib.sha256(), [], 0.0
         start = time.perf_counter()
+        if args.workers > 1:
+            options["workers"] = args.workers
         for clones in each_rule(lazily, store.v_genes, clone_rules.clone_rules(), min_carriers=fewest, **options):
             began = time.perf_counter()
             columns.append(clones.incidence.shape[1])

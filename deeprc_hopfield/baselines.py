@@ -113,7 +113,7 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
                   rules: tuple[CloneRule, ...] | None = None,
                   fits: Callable[[list[str]], list[np.ndarray]] | None = None,
-                  seed: int = 0) -> CohortFeatures:
+                  seed: int = 0, workers: int = 1) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods (the clone
     incidence of each of `rules`, default every rule).
 
@@ -121,7 +121,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     on, seeded by `seed`; then only clones that it could find in one of them are collected
     (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
     rows; at radius 1 only those below the test's loosest p in one of its fits, `public_clones.FitCandidates`),
-    which bounds memory on large cohorts and changes no result.
+    which bounds memory on large cohorts and changes no result. `workers`: threads reading ahead (the same result).
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -133,7 +133,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
         clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
                                 positives=positive_rows(y) if fits else None,
-                                candidates=FitCandidates(y, seed, within=parts) if fits else None)
+                                candidates=FitCandidates(y, seed, within=parts) if fits else None,
+                                workers=workers)
                   if "public_clones" in methods else None)
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
@@ -223,7 +224,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
                           f"(choose from {', '.join(METHODS)})")
     split = Split.read(split_path)
     features = read_features(store_path, label_column, methods, rules=rules,
-                             fits=lambda subjects: _training_rows(split, subjects), seed=seed)
+                             fits=lambda subjects: _training_rows(split, subjects), seed=seed, workers=threads)
     fold = split.fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,

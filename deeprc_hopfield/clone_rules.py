@@ -23,6 +23,8 @@ repertoire: callers pass the repertoires they may learn from.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -409,7 +411,7 @@ def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, 
 def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
                         keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
                         positives: np.ndarray | None = None,
-                        candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None
+                        candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None, workers: int = 1
                         ):  # noqa: ANN201 (a generator of CohortClones)
     """The :class:`CohortClones` of store `Repertoire`s (V indices into `v_genes`) under each rule, with
     the clones carried by `min_carriers` repertoires or more (2: every shared clone; the public-clone
@@ -431,35 +433,45 @@ def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seq
 
     A generator: each rule's clones are made when asked for (:meth:`CloneCollector.results`), so that a caller
     who keeps only some of them (`choose_clone_rule`) holds no more; :func:`cohort_clones` makes them all.
+    `workers`: threads that read and key the repertoires of each pass over them ahead of its merging (the same
+    result).
     """
     rules = list(rules)
     positives = None if positives is None or min_carriers <= 2 else np.asarray(positives, dtype=bool)
     if positives is not None and positives.shape != (len(repertoires),):
         raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
-    yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates).results()
+    yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates,
+                          workers).results()
 
 
 def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,
                min_carriers: int, positives: np.ndarray | None,
-               candidates: Callable[[sparse.csr_matrix], np.ndarray] | None) -> CloneCollector:
+               candidates: Callable[[sparse.csr_matrix], np.ndarray] | None, workers: int = 1) -> CloneCollector:
     """A :class:`CloneCollector` given the sequences of `repertoires` that a clone carried by `min_carriers` can count
     (:func:`shareable_cores`, whose wildcard keys are freed on return)."""
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers,
-                                positives)
+                                positives, workers)
     collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives, candidates)
-    for rep in _each(repertoires, "clone rules: collecting clones"):
+
+    def kept(_: int, rep) -> tuple:  # noqa: ANN001 (a store Repertoire)
+        """A repertoire's sequences that may count (`shareable`), their cores, and which of those are shared."""
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
-        collector.add(rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep]))
+        return rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep])
+
+    for shareable_part in _each_worked(repertoires, "clone rules: collecting clones", kept, workers):
+        collector.add(*shareable_part)
     return collector
 
 
 def cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
                   keys_per_pass: int = WILDCARD_KEYS_PER_PASS, min_carriers: int = 2,
                   positives: np.ndarray | None = None,
-                  candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> list[CohortClones]:
+                  candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None,
+                  workers: int = 1) -> list[CohortClones]:
     """Every rule's :class:`CohortClones` at once (:func:`each_cohort_clones`)."""
-    return list(each_cohort_clones(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates))
+    return list(each_cohort_clones(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates,
+                                   workers))
 
 
 @dataclass
@@ -522,7 +534,7 @@ class _Counts:
 
 
 def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int = WILDCARD_KEYS_PER_PASS,
-                    min_carriers: int = 2, positives: np.ndarray | None = None) -> ShareableCores:
+                    min_carriers: int = 2, positives: np.ndarray | None = None, workers: int = 1) -> ShareableCores:
     """The cores that a clone carried by `min_carriers` of `repertoires` or more can count, whatever its
     V level and missing-V resolution (a superset: keeping more changes no result). With `positives` (bool
     mask), carried by that many positive repertoires: the counts below are then theirs alone.
@@ -543,8 +555,8 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     cap = max(int(min_carriers), 2)
     counted = _Some(repertoires, positives) if positives is not None else repertoires
     cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
-    for rep in _each(counted, "clone rules: counting cores"):
-        distinct, first = np.unique(repertoire_keys(rep), return_index=True)
+    for rep, (distinct, first) in _each_worked(counted, "clone rules: counting cores", lambda _, rep: (
+            rep, np.unique(repertoire_keys(rep), return_index=True)), workers):
         cores.add(distinct)
         residues += int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
         if wildcards is not None and residues <= keys_per_pass:
@@ -561,14 +573,15 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     del wildcards
     for part in range(len(parts), passes):
         counter = KeyCounter(cap=cap)
-        for rep in _each(counted, f"clone rules: counting wildcard keys, part {part + 1}/{passes}"):
-            counter.add(_distinct_wildcards(rep, part, passes))  # no core keys: numpy only
+        for keys in _each_worked(counted, f"clone rules: counting wildcard keys, part {part + 1}/{passes}",
+                                 lambda _, rep: _distinct_wildcards(rep, part, passes), workers):
+            counter.add(keys)  # no core keys: numpy only
         parts.append(_shared_counts(counter, seen))
         del counter
     keys, counts = [p[0] for p in parts], [p[1] for p in parts]
     parts.clear()  # each part's arrays now in keys and counts only, let go of as they are copied
     wildcard_counts = _Counts(_emptied_concatenation(keys, np.int64), _emptied_concatenation(counts, np.uint16))
-    found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap, positives, seen)
+    found, centres = _bounded_wildcards(repertoires, cores, wildcard_counts, cap, positives, seen, workers)
     del cores, wildcard_counts, seen  # the counts go before the keys found are sorted into one array each
     give_back_freed_memory()
     found, centres = found.sorted(), centres.sorted()
@@ -587,23 +600,29 @@ def _shared_counts(counter: KeyCounter, seen: KeyBits | None) -> tuple[np.ndarra
 
 
 def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts, cap: int,
-                       positives: np.ndarray | None = None, seen: KeyBits | None = None
+                       positives: np.ndarray | None = None, seen: KeyBits | None = None, workers: int = 1
                        ) -> tuple[_KeySet, _KeySet]:
     """The cores of `repertoires` whose radius-1 carrier bound (:func:`shareable_cores`; `cores`,
     `wildcards`: their counts, among the `positives` where given) reaches `cap`: (their wildcard keys, their
     core keys), a :class:`_KeySet` each. A key missing from a table is held once where this repertoire is counted.
     Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
     held once where `seen` (the keys one counted repertoire holds) may hold it, else by none."""
-    found, centres = _KeySet(), _KeySet()
-    for i, rep in enumerate(_each(repertoires, "clone rules: finding cores that may carry a clone")):
+    def bounded(i: int, rep) -> list[tuple[np.ndarray, np.ndarray]]:  # noqa: ANN001 (a store Repertoire)
+        """Per chunk of repertoire `i`'s distinct cores: (the wildcard keys, the cores) whose bound reaches `cap`."""
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         counted = positives is None or bool(positives[i])
-        held = cores.of(distinct, 1 if counted else 0)
+        held, out = cores.of(distinct, 1 if counted else 0), []
         for row, keys in _wildcards(rep.subset(first)):
             extra = np.maximum(wildcards.of(keys, 1 if counted else seen.holds(keys)) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
-            found.add(unique_keys(keys[bound[row] >= cap]))
-            centres.add(distinct[np.unique(row[bound[row] >= cap])])
+            out.append((unique_keys(keys[bound[row] >= cap]), distinct[np.unique(row[bound[row] >= cap])]))
+        return out
+
+    found, centres = _KeySet(), _KeySet()
+    for chunks in _each_worked(repertoires, "clone rules: finding cores that may carry a clone", bounded, workers):
+        for keys, chunk_centres in chunks:
+            found.add(keys)
+            centres.add(chunk_centres)
     return found, centres
 
 
@@ -627,6 +646,28 @@ def _each(repertoires: Sequence, what: str):
     for i in range(len(repertoires)):
         yield repertoires[i]
         progress.update()
+    give_back_freed_memory()
+
+
+def _each_worked(repertoires: Sequence, what: str, work: Callable[[int, object], object], workers: int = 1):
+    """`work(i, repertoire)` of each item of `repertoires` in order, as :func:`_each` passes over them; with
+    `workers` > 1, computed by that many threads a few repertoires ahead of the caller (numpy's sorts and array
+    arithmetic release the GIL; the caller's own work on each result stays in one thread)."""
+    if workers <= 1:
+        for i, rep in enumerate(_each(repertoires, what)):
+            yield work(i, rep)
+        return
+    progress = LoggedProgress(log, what, len(repertoires), last_line=False)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for i in range(len(repertoires)):
+            pending.append(pool.submit(lambda i: work(i, repertoires[i]), i))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+                progress.update()
+        while pending:
+            yield pending.popleft().result()
+            progress.update()
     give_back_freed_memory()
 
 

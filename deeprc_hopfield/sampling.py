@@ -6,6 +6,8 @@ resumed from a checkpoint draws exactly what an uninterrupted run would have dra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from deeprc_hopfield.store import Repertoire, RepertoireStore
@@ -57,3 +59,23 @@ class RepertoireCache:
         if i not in self._cache:
             self._cache[i] = self.store.repertoire(i)
         return self._cache[i]
+
+    def rows(self, rows: np.ndarray) -> CachedRows:
+        """The repertoires at store indices `rows`, as a sequence read when indexed."""
+        return CachedRows(self, rows)
+
+
+class CachedRows(Sequence):
+    """Repertoires of a :class:`RepertoireCache` at some store indices, read when indexed: a pass over a large
+    store's repertoires holds one at a time, not all of them."""
+
+    def __init__(self, cache: RepertoireCache, rows: np.ndarray) -> None:
+        self.cache, self.indices = cache, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Repertoire:
+        if not -len(self.indices) <= i < len(self.indices):
+            raise IndexError(i)
+        return self.cache[int(self.indices[i])]

@@ -67,6 +67,21 @@ def test_filtered_clones_are_those_of_every_sequence(seed, keys_per_pass):
     assert sum(c.incidence.shape[1] for c in expected) > 0
 
 
+@pytest.mark.parametrize("keys_per_pass", [1 << 27, 50])
+def test_threads_reading_ahead_give_the_same_clones(keys_per_pass):
+    """`workers` threads read and key each pass's repertoires ahead of its merging, in order: every pass
+    (counting cores and wildcard parts, finding, collecting) yields what one thread yields."""
+    reps = rough_cohort(3, n=30)
+    y = np.random.default_rng(3).permutation(np.r_[np.ones(15, int), np.zeros(15, int)])
+    options = {"keys_per_pass": keys_per_pass, "min_carriers": 3, "positives": positive_rows(y)}
+    one = cohort_clones(reps, V_GENES, clone_rules(), **options)
+    three = cohort_clones(reps, V_GENES, clone_rules(), workers=3, **options)
+    assert sum(c.incidence.shape[1] for c in one[3:]) > 0
+    for a, b in zip(one, three):
+        assert a.rule == b.rule and np.array_equal(a.keys, b.keys), a.rule
+        assert (sparse.csr_matrix(a.incidence) != sparse.csr_matrix(b.incidence)).nnz == 0, a.rule
+
+
 def test_private_sequences_are_dropped():
     reps = rough_cohort(2)
     shareable = shareable_cores(reps, radius_one=True)

@@ -14,6 +14,7 @@ from deeprc_hopfield.encoding import AMINO_ACIDS
 from deeprc_hopfield.errors import StoreError
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.readers import read_repertoire
+from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.store import RepertoireStore, StoreWriter
 
 
@@ -88,6 +89,22 @@ def test_repertoire_slices_do_not_overlap(cohort, tmp_path):
         codes = f["sequences/codes"]
         assert codes.chunks is not None and codes.compression == "gzip"
         assert codes.shape[0] == f["sequences/lengths"][()].sum()
+
+
+@pytest.mark.parametrize("max_bytes", [0, 2 << 30])  # a store read as needed, and one held whole
+def test_cached_rows_are_read_when_indexed(cohort, tmp_path, max_bytes):
+    """`RepertoireCache.rows` is a sequence of some repertoires read when indexed, so that a pass over a large
+    store's repertoires (the clone collection) holds one at a time."""
+    metadata, folder = cohort
+    with RepertoireStore(ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)) as store:
+        cache = RepertoireCache(store, max_bytes=max_bytes)
+        rows = cache.rows(np.array([3, 0, 5]))
+        assert len(rows) == 3 and (cache._cache is None) == (max_bytes == 0)
+        assert not cache._cache  # nothing read yet
+        assert [r.subject_id for r in rows] == [store.subject_ids[i] for i in (3, 0, 5)]
+        assert rows[-1].subject_id == store.subject_ids[5]
+        with pytest.raises(IndexError):
+            rows[3]
 
 
 _junction = st.builds(lambda middle: f"C{middle}F", st.text(alphabet=AMINO_ACIDS, min_size=2, max_size=28))

@@ -173,10 +173,11 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     each associated incidence column (column -> index in the clones). Raises `DeepRCError` when there is
     no rule to choose from."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
-    candidates = each_cohort_clones([cache[int(i)] for i in rows], v_genes, rules,
+    candidates = each_cohort_clones(cache.rows(rows), v_genes, rules,
                                     min_carriers=min_carriers(labels[rows], config.seed),
                                     positives=positive_rows(labels[rows]),
-                                    candidates=FitCandidates(labels[rows], config.seed))
+                                    candidates=FitCandidates(labels[rows], config.seed),
+                                    workers=torch.get_num_threads())
     of_row = lambda row: cache[int(rows[row])]  # noqa: E731 (the incidence's rows are `rows`)
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
