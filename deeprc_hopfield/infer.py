@@ -124,7 +124,7 @@ def _columns(metadata: str | Path) -> list[str]:
     return list(pd.read_csv(metadata, sep=None, engine="python", nrows=0).columns)
 
 
-def predict_outputs(model: torch.nn.Module, repertoires: list[Repertoire], device: torch.device,
+def predict_outputs(model: torch.nn.Module, repertoires: Iterable[Repertoire], device: torch.device,
                     chunk_size: int = DEFAULT_CHUNK) -> dict[str, torch.Tensor]:
     """Raw model outputs per task for whole repertoires, one repertoire at a time (bounded memory)."""
     outputs: dict[str, list[torch.Tensor]] = {}

@@ -222,7 +222,7 @@ class Trainer:
         from deeprc_hopfield.infer import predict_outputs, task_scores
 
         self.model.eval()
-        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in indices], self.device,
+        outputs = predict_outputs(self.model, self.cache.rows(indices), self.device,
                                   self.config.embed_chunk)
         targets = self._targets(indices)
         with torch.no_grad():
@@ -271,7 +271,7 @@ class Trainer:
         from deeprc_hopfield.infer import predict_outputs
 
         self.model.eval()
-        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
+        outputs = predict_outputs(self.model, self.cache.rows(self.val_idx), self.device,
                                   self.config.embed_chunk)
         return outputs[self.tasks[0].name].reshape(-1).double().cpu().numpy()
 
@@ -307,7 +307,7 @@ class Trainer:
                                                        "(the memory alone, refit)"))
             return {task.name: fit} if fit is not None else {}
         self.model.eval()
-        outputs = predict_outputs(self.model, [self.cache[int(i)] for i in self.val_idx], self.device,
+        outputs = predict_outputs(self.model, self.cache.rows(self.val_idx), self.device,
                                   self.config.embed_chunk)
         fitted = {}
         for task in binary:

@@ -225,8 +225,7 @@ def seed_model(model: RepertoireClassifier, cache: RepertoireCache, fit_idx: np.
     rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
     started = time.perf_counter()
     counted = fit_idx if cfg.seed_filters else fit_idx[:cfg.repertoires_per_update]
-    reps = [cache[int(i)] for i in counted]
-    reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling)) for r in reps]
+    reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling)) for r in cache.rows(counted)]  # one whole at a time
     kmers: list[GappedKmer] = []
     if cfg.seed_filters:
         n_clones = min(cfg.seed_clones, cfg.seed_filters)
