@@ -67,6 +67,10 @@ SEEN_BITS_PER_KEY = 4
 #: Bits per key of the bit set in front of each large sorted table looked up once a sequence (the wildcard keys'
 #: counts, the centres' wildcard keys): ~1 byte a key, turning away ~7 in 8 of the keys it does not hold.
 FRONT_BITS_PER_KEY = 8
+#: The most threads that read and key a collection pass's repertoires ahead of its merging: each holds one
+#: repertoire's work (~100 MB at 268,000 sequences, its wildcard keys), and the merging in one thread is the
+#: bound beyond a few.
+READ_AHEAD_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -651,8 +655,10 @@ def _each(repertoires: Sequence, what: str):
 
 def _each_worked(repertoires: Sequence, what: str, work: Callable[[int, object], object], workers: int = 1):
     """`work(i, repertoire)` of each item of `repertoires` in order, as :func:`_each` passes over them; with
-    `workers` > 1, computed by that many threads a few repertoires ahead of the caller (numpy's sorts and array
-    arithmetic release the GIL; the caller's own work on each result stays in one thread)."""
+    `workers` > 1, computed by that many threads (at most :data:`READ_AHEAD_THREADS`) as many repertoires ahead
+    of the caller (numpy's sorts and array arithmetic release the GIL; the caller's own work on each result stays
+    in one thread)."""
+    workers = min(int(workers), READ_AHEAD_THREADS)
     if workers <= 1:
         for i, rep in enumerate(_each(repertoires, what)):
             yield work(i, rep)

@@ -583,8 +583,9 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
     """
     carriers = np.asarray(clones.sum(axis=0)).ravel().astype(np.int64)
     positive = np.asarray(clones[y == 1].sum(axis=0)).ravel().astype(np.int64)
-    pairs, inverse = np.unique(positive * (len(y) + 1) + carriers, return_inverse=True)
-    return hypergeom.sf(pairs // (len(y) + 1) - 1, len(y), int(y.sum()), pairs % (len(y) + 1))[inverse.ravel()]
+    base = int(carriers.max(initial=0)) + 1  # a pair's key: positive * base + carriers, 0 <= carriers < base
+    pairs, inverse = np.unique(positive * base + carriers, return_inverse=True)
+    return hypergeom.sf(pairs // base - 1, len(y), int(y.sum()), pairs % base)[inverse.ravel()]
 
 
 def _associated(clones: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -598,7 +599,7 @@ PGEN_CUTOFFS = (1e-6, 1e-7, 1e-8)
 #: The most candidate clones one fit asks pgen for. OLGA computes 50-100 TRB values a second on one core, and
 #: a large cohort's loosest p threshold passes millions of chance clones (a fit of 314 half-size repertoires:
 #: 225,736 at one rule, 23 min on 2 cores; 786 repertoires: up to 1.8 M), so the pgen cutoffs are tried at the
-#: thresholds whose candidates fit within this many (the tightest first), and the looser thresholds without.
+#: loosest threshold whose candidates fit within this many and at every tighter one; the looser ones without.
 PGEN_LIMIT = 20_000
 
 
@@ -653,7 +654,7 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     only: those below the loosest p threshold in some inner fold or in the final fit (3 to 56 per
     fit in ``benchmarks/pgen_filter.py``), since OLGA's pgen costs 10-25 ms per TRB sequence. Where
     they are more than `pgen_limit` (:data:`PGEN_LIMIT`; a large cohort's chance clones), the cutoffs
-    are tried only at the thresholds whose candidates fit within it, the tightest first.
+    are tried only at the loosest threshold whose candidates fit within it and the tighter ones.
     Measured there (OLGA-simulated TRB, 20 disease clones each in 15% of positives, 3 cohorts x 5
     folds): with 5,000 sequences per repertoire no chance clone ever reaches p < 0.01, so the
     filter is never chosen and changes nothing (100 subjects: AUC 0.787 both; 150: 0.982 both); with
@@ -676,7 +677,7 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
     associated_ : int64 (n_associated,), the columns of the associated clones (found on all of X);
     threshold_ : the chosen p threshold; pgen_cutoff_ : the chosen pgen cutoff (None: no filter, as
     always without `pgen`); inner_aucs_ : (n_thresholds,) inner-CV ROC AUC of each threshold at
-    the chosen cutoff; pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
+    the chosen cutoff (NaN where that cutoff was not tried, see below); pgen_inner_aucs_ : (1 + n_cutoffs, n_thresholds) those of every pair (first
     row: no filter; one row without `pgen`), means over the repeats, NaN where a threshold's candidates
     exceeded `pgen_limit` (not tried); pgen_thresholds_ : bool (n_thresholds,), the thresholds at which
     the cutoffs were tried; pgen_candidates_ : int64 (n_thresholds,), the candidate clones below each

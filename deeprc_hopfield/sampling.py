@@ -6,7 +6,7 @@ resumed from a checkpoint draws exactly what an uninterrupted run would have dra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -79,3 +79,6 @@ class CachedRows(Sequence):
         if not -len(self.indices) <= i < len(self.indices):
             raise IndexError(i)
         return self.cache[int(self.indices[i])]
+
+    def __iter__(self) -> Iterator[Repertoire]:  # an IndexError from a read is an error, not the end
+        return (self.cache[int(i)] for i in self.indices)

@@ -105,6 +105,8 @@ def test_cached_rows_are_read_when_indexed(cohort, tmp_path, max_bytes):
         assert rows[-1].subject_id == store.subject_ids[5]
         with pytest.raises(IndexError):
             rows[3]
+        with pytest.raises(IndexError):  # a failed read stops a pass with its error, not as the end of the rows
+            list(cache.rows(np.array([0, store.n_repertoires])))
 
 
 _junction = st.builds(lambda middle: f"C{middle}F", st.text(alphabet=AMINO_ACIDS, min_size=2, max_size=28))
