@@ -39,6 +39,7 @@ from deeprc_hopfield.cdr3 import core_bounds
 from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRanks, bool_csr, chunked_wildcard_keys,
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
+from deeprc_hopfield.sampling import RepertoireRows
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, KeyCounter, PublicCloneTest, clone_incidence,
                                            clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
                                            gene_codes, unique_keys, v_codes, with_v)
@@ -557,7 +558,7 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     keys of the cores whose bound reaches `min_carriers`. Then those keys only.
     """
     cap = max(int(min_carriers), 2)
-    counted = _Some(repertoires, positives) if positives is not None else repertoires
+    counted = RepertoireRows(repertoires, np.flatnonzero(positives)) if positives is not None else repertoires
     cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
     for rep, (distinct, first) in _each_worked(counted, "clone rules: counting cores", lambda _, rep: (
             rep, np.unique(repertoire_keys(rep), return_index=True)), workers):
@@ -628,19 +629,6 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
             found.add(keys)
             centres.add(chunk_centres)
     return found, centres
-
-
-class _Some(Sequence):
-    """The repertoires of `repertoires` where `which` (bool mask) is set, read when indexed."""
-
-    def __init__(self, repertoires: Sequence, which: np.ndarray) -> None:
-        self.repertoires, self.rows = repertoires, np.flatnonzero(which)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
-        return self.repertoires[int(self.rows[i])]
 
 
 def _each(repertoires: Sequence, what: str):

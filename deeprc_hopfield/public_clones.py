@@ -583,15 +583,23 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
     """
     carriers = np.asarray(clones.sum(axis=0)).ravel().astype(np.int64)
     positive = np.asarray(clones[y == 1].sum(axis=0)).ravel().astype(np.int64)
+    return _fisher_p(positive, carriers, len(y), int(y.sum()))
+
+
+def _fisher_p(positive: np.ndarray, carriers: np.ndarray, n: int, positives: int) -> np.ndarray:
+    """:func:`fisher_enrichment` of clones with these positive carriers and carriers (int64 each), among `n`
+    repertoires of which `positives` are positive."""
     base = int(carriers.max(initial=0)) + 1  # a pair's key: positive * base + carriers, 0 <= carriers < base
     pairs, inverse = np.unique(positive * base + carriers, return_inverse=True)
-    return hypergeom.sf(pairs // base - 1, len(y), int(y.sum()), pairs % base)[inverse.ravel()]
+    return hypergeom.sf(pairs // base - 1, n, positives, pairs % base)[inverse.ravel()]
 
 
 def _associated(clones: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fisher p-values of the clones that some training positive carries, and their columns."""
-    present = np.flatnonzero(np.asarray(clones[y == 1].sum(axis=0)).ravel() > 0)
-    return fisher_enrichment(clones[:, present], y), present
+    positive = np.asarray(clones[y == 1].sum(axis=0)).ravel().astype(np.int64)
+    present = np.flatnonzero(positive > 0)
+    carriers = np.asarray(clones.sum(axis=0)).ravel().astype(np.int64)[present]
+    return _fisher_p(positive[present], carriers, len(y), int(y.sum())), present
 
 
 #: Generation-probability cutoffs that :class:`PublicCloneTest` tries, besides none, when given a pgen.

@@ -60,16 +60,16 @@ class RepertoireCache:
             self._cache[i] = self.store.repertoire(i)
         return self._cache[i]
 
-    def rows(self, rows: np.ndarray) -> CachedRows:
+    def rows(self, rows: np.ndarray) -> RepertoireRows:
         """The repertoires at store indices `rows`, as a sequence read when indexed."""
-        return CachedRows(self, rows)
+        return RepertoireRows(self, rows)
 
 
-class CachedRows(Sequence):
-    """Repertoires of a :class:`RepertoireCache` at some store indices, read when indexed: a pass over a large
-    store's repertoires holds one at a time, not all of them."""
+class RepertoireRows(Sequence):
+    """The repertoires of `cache` (a :class:`RepertoireCache`, or any sequence read when indexed) at indices
+    `rows`, read when indexed: a pass over a large store's repertoires holds one at a time, not all of them."""
 
-    def __init__(self, cache: RepertoireCache, rows: np.ndarray) -> None:
+    def __init__(self, cache: RepertoireCache | Sequence, rows: np.ndarray) -> None:
         self.cache, self.indices = cache, np.asarray(rows, dtype=np.int64)
 
     def __len__(self) -> int:
