@@ -48,6 +48,7 @@ from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, ch
                                          cohort_clones, pgen_for)
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, inner_cv,
                                            min_carriers, positive_rows, row_indices)
+from deeprc_hopfield.shared_clones import SharedClones
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore
 
@@ -113,7 +114,7 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
                   rules: tuple[CloneRule, ...] | None = None,
                   fits: Callable[[list[str]], list[np.ndarray]] | None = None,
-                  seed: int = 0, workers: int = 1) -> CohortFeatures:
+                  seed: int = 0, workers: int = 1, shared: str | Path | None = None) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods (the clone
     incidence of each of `rules`, default every rule).
 
@@ -122,6 +123,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
     rows; at radius 1 only those below the test's loosest p in one of its fits, `public_clones.FitCandidates`),
     which bounds memory on large cohorts and changes no result. `workers`: threads reading ahead (the same result).
+    `shared`: a clones file of this store (`deeprc-hopfield clones`), where those clones are read if it holds them.
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -131,11 +133,16 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
-        clones = (cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
-                                positives=positive_rows(y) if fits else None,
-                                candidates=FitCandidates(y, seed, within=parts) if fits else None,
-                                workers=workers)
-                  if "public_clones" in methods else None)
+        clones = None
+        if "public_clones" in methods and shared is not None and fits:
+            with SharedClones.open(shared, store, label.name, seed) as file:
+                found = file.clones(np.arange(len(store)), rules or clone_rules())
+                clones = list(found) if found is not None else None
+        if "public_clones" in methods and clones is None:
+            clones = cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
+                                   positives=positive_rows(y) if fits else None,
+                                   candidates=FitCandidates(y, seed, within=parts) if fits else None,
+                                   workers=workers)
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
         log.info("public clones: only clones carried by %d positive repertoires or more are collected (fewer "
@@ -207,10 +214,11 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
 def cross_validate(store_path: str | Path, split_path: str | Path, methods: tuple[str, ...] = METHODS,
                    label_column: str | None = None, seed: int = 0, threads: int = 1,
                    rules: tuple[CloneRule, ...] | None = None, use_pgen: bool = True,
-                   pgen_limit: int | None = PGEN_LIMIT) -> dict[str, pd.DataFrame]:
+                   pgen_limit: int | None = PGEN_LIMIT, clones: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Held-out predictions of each baseline: for every fold K, fit on the other folds, score fold K.
     The public-clone test chooses among `rules` (default: every :func:`clone_rules.clone_rules`), with the
-    pgen filter where `use_pgen` (asked for at most `pgen_limit` clones a fit).
+    pgen filter where `use_pgen` (asked for at most `pgen_limit` clones a fit); its clones are read from the
+    clones file `clones` (`deeprc-hopfield clones`) where it holds them.
 
     Returns
     -------
@@ -224,7 +232,8 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
                           f"(choose from {', '.join(METHODS)})")
     split = Split.read(split_path)
     features = read_features(store_path, label_column, methods, rules=rules,
-                             fits=lambda subjects: _training_rows(split, subjects), seed=seed, workers=threads)
+                             fits=lambda subjects: _training_rows(split, subjects), seed=seed, workers=threads,
+                             shared=clones)
     fold = split.fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,

@@ -263,6 +263,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
     _add_pgen_cache(p)
+    _add_clones_file(p, "the clone memory's")
     known = p.add_argument_group(
         "known receptors", "a table of receptors of known specificity (e.g. a VDJdb export) as prior knowledge: "
         "each repertoire's matches enter the attention and the output when inner cross-validation on the fitting "
@@ -299,8 +300,15 @@ def _run_train(args: argparse.Namespace) -> int:
         train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
               split=args.split, fold=args.fold, device=args.device,
               resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
-              progress=sys.stderr.isatty(), force=args.force, reference=reference)
+              progress=sys.stderr.isatty(), force=args.force, reference=reference, clones=args.clones)
     return 0
+
+
+def _add_clones_file(p: argparse.ArgumentParser, whose: str) -> None:
+    p.add_argument("--clones", type=Path, metavar="FILE",
+                   help=f"clones file of this store and split (`deeprc-hopfield clones`): {whose} public clones are "
+                        "read from it instead of collected by reading the cohort again (the same result; the "
+                        "workflow makes it once for all folds)")
 
 
 def _add_pgen_cache(p: argparse.ArgumentParser) -> None:
@@ -640,6 +648,7 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
                         "where a loose p threshold passes more (large cohorts), the pgen cutoffs are tried only at "
                         "the tighter thresholds (training: clone_pgen_limit) (default: 20,000)")
     _add_pgen_cache(p)
+    _add_clones_file(p, "the public-clone test's")
     p.set_defaults(func=_run_baselines)
 
 
@@ -660,12 +669,48 @@ def _run_baselines(args: argparse.Namespace) -> int:
         results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
                                  label_column=args.label_column, seed=args.seed, threads=args.threads,
                                  rules=clone_rules(args.clone_keys, radius), use_pgen=args.clone_pgen == "on",
-                                 pgen_limit=args.clone_pgen_limit or PGEN_LIMIT)
+                                 pgen_limit=args.clone_pgen_limit or PGEN_LIMIT, clones=args.clones)
     with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
         for method, table in results.items():
             write_table(table, tmp / f"{method}_predictions.csv")
     for method, table in results.items():
         log.info("wrote %s (%d held-out predictions)", args.out / f"{method}_predictions.csv", len(table))
+    return 0
+
+
+def _add_clones(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "clones",
+        help="collect the public clones of every fold of a split in one reading of the cohort (for train and "
+             "baselines --clones)",
+        description=(
+            "Each training fold fits its clone memory on its fitting repertoires (and may refit it on all its "
+            "training repertoires), and the baselines fit the public-clone test within each fold's training "
+            "repertoires; each would read the whole cohort again to collect the clones it can use, the largest "
+            "cost of training on a large cohort. This reads the store once and writes every such part's clones "
+            "under every clone rule of the config to FILE (HDF5), which `train --clones` and `baselines --clones` "
+            "read instead: the same clones, so the same models. Give it the --config, --seed and --label-column "
+            "that training uses; a job whose repertoires the file does not hold collects its own."
+        ),
+    )
+    p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
+    p.add_argument("--split", required=True, type=Path, help="split table (subject_id, fold) made by `split`")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="clones file to write (replaced)")
+    p.add_argument("--config", type=Path, help="the training YAML (`training:` clone_keys, clone_radius, "
+                                               "clone_memory, validation_fraction, seed; defaults otherwise)")
+    p.add_argument("--label-column", metavar="COLUMN",
+                   help="the binary label (default: the store's only label, else 'label')")
+    p.add_argument("--seed", type=int, help="seed of the inner folds (overrides the config; default 0)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="threads reading the repertoires ahead (default: 1; the same result)")
+    p.set_defaults(func=_run_clones)
+
+
+def _run_clones(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.shared_clones import collect_clones
+
+    collect_clones(args.store, args.split, args.out, args.label_column, args.config, args.seed,
+                   workers=args.threads)
     return 0
 
 
@@ -752,7 +797,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 # --- entry point ------------------------------------------------------------------------------
 COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend,
-            _add_interpret, _add_interpret_summary, _add_split, _add_baselines, _add_evaluate, _add_report]
+            _add_interpret, _add_interpret_summary, _add_split, _add_clones, _add_baselines, _add_evaluate, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

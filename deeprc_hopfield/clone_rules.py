@@ -194,18 +194,42 @@ class CloneCollector:
         for i, rule in enumerate(self.rules):
             give_back_freed_memory()  # what the last rule's work freed
             done = last[(rule.v_level, rule.radius)] == i
-            if rule.radius == 0:
-                sets = self._sets.pop(rule.v_level) if done else self._sets[rule.v_level]
-                incidence, keys = clone_incidence(resolve_wildcards(sets), self.min_carriers, self.positives)
-                made = CohortClones(rule, incidence, keys, incidence)
-            else:
-                clones = _level_clones(self._held, gene_codes(self.v_genes, rule.v_level), len(joined[0]))
-                made = _neighbour_clones(clones, joined, rule, self.min_carriers, self.positives, self.candidates)
-                if i == radius_one[-1]:
-                    joined, self._held = None, []
-            sets = clones = incidence = keys = None
+            sets = (self._sets.pop(rule.v_level) if done else self._sets[rule.v_level]) if rule.radius == 0 else None
+            made = self._made(rule, sets, self._held, joined, self.min_carriers, self.positives, self.candidates)
+            if i == (radius_one[-1] if radius_one else -1):
+                joined, self._held = None, []
+            sets = None
             yield made
             del made  # before the next rule is made
+
+    def part_results(self, parts: Sequence["CollectionPart"]):  # noqa: ANN201 (a generator)
+        """(part index, :class:`CohortClones`) of every rule for each of `parts` (some of the added repertoires,
+        each with its own carriers and candidates), part by part, in the rules' order: what collecting each
+        part's repertoires alone gives, provided the collector was given what every part can count (its
+        `min_carriers`, `positives` and `centres` no stricter than any part's). Nothing is freed between parts
+        (the radius-1 join is made once). Once only."""
+        joined = None
+        if self._radius_one:
+            cores, self._cores = self._cores, _FirstSeen()
+            joined = _core_neighbours(cores, self._core_codes, self._core_lengths, self.centres)
+            del cores
+        for p, part in enumerate(parts):
+            for rule in self.rules:
+                give_back_freed_memory()
+                sets = [self._sets[rule.v_level][r] for r in part.rows] if rule.radius == 0 else None
+                held = [self._held[r] for r in part.rows] if rule.radius == 1 else None
+                yield p, self._made(rule, sets, held, joined, part.min_carriers, part.positives, part.candidates)
+
+    def _made(self, rule: CloneRule, sets: list | None, held: list | None, joined: tuple | None, min_carriers: int,
+              positives: np.ndarray | None, candidates: Callable[[sparse.csr_matrix], np.ndarray] | None
+              ) -> CohortClones:
+        """The clones of one rule from the repertoires' clone `sets` (radius 0) or distinct (core, V) pairs
+        `held` (radius 1, with the cohort's core join `joined`)."""
+        if rule.radius == 0:
+            incidence, keys = clone_incidence(resolve_wildcards(sets), min_carriers, positives)
+            return CohortClones(rule, incidence, keys, incidence)
+        clones = _level_clones(held, gene_codes(self.v_genes, rule.v_level), len(joined[0]))
+        return _neighbour_clones(clones, joined, rule, min_carriers, positives, candidates)
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order (:meth:`results`, all held at once)."""
@@ -447,6 +471,52 @@ def each_cohort_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seq
         raise ValueError(f"positives has shape {positives.shape}, for {len(repertoires)} repertoires")
     yield from _collected(repertoires, v_genes, rules, keys_per_pass, min_carriers, positives, candidates,
                           workers).results()
+
+
+@dataclass
+class CollectionPart:
+    """Some of a collection's repertoires (`rows`, indices into them) and what a fit on them needs: the clones
+    carried by `min_carriers` of them or more (of the `positives`, a bool mask over `rows`, where given) that
+    `candidates` keeps (radius 1; e.g. `public_clones.FitCandidates` of the fits on exactly these rows)."""
+
+    rows: np.ndarray
+    min_carriers: int = 2
+    positives: np.ndarray | None = None
+    candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        self.min_carriers = max(int(self.min_carriers), 2)
+        if self.positives is not None and self.min_carriers > 2:
+            self.positives = np.asarray(self.positives, dtype=bool)
+            if self.positives.shape != self.rows.shape:
+                raise ValueError(f"positives has shape {self.positives.shape}, for {len(self.rows)} rows")
+        else:
+            self.positives = None
+
+    def counted(self, n: int) -> np.ndarray:
+        """Which of `n` repertoires count towards this part's carriers, bool (n,)."""
+        mask = np.zeros(n, dtype=bool)
+        mask[self.rows if self.positives is None else self.rows[self.positives]] = True
+        return mask
+
+
+def each_part_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
+                     parts: Sequence[CollectionPart], keys_per_pass: int = WILDCARD_KEYS_PER_PASS, workers: int = 1
+                     ):  # noqa: ANN201 (a generator of (part index, CohortClones))
+    """(part index, :class:`CohortClones`) of each rule for each of `parts` of `repertoires`, the same as
+    :func:`each_cohort_clones` of each part's repertoires alone with its carriers and candidates, from one
+    reading of the repertoires: what a clone of some part can count is collected once (the fewest carriers of any
+    part, counted over the union of the parts' counted repertoires) and each part's clones are made from it, so a
+    cohort's folds need not each read the cohort again. Part by part, rules in order."""
+    parts, rules = list(parts), list(rules)
+    fewest = min((part.min_carriers for part in parts), default=2)
+    counted = np.zeros(len(repertoires), dtype=bool)
+    for part in parts:
+        counted |= part.counted(len(repertoires))
+    positives = None if fewest <= 2 or counted.all() else counted
+    yield from _collected(repertoires, v_genes, rules, keys_per_pass, fewest, positives, None,
+                          workers).part_results(parts)
 
 
 def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,

@@ -329,3 +329,38 @@ def test_level_clones_number_each_core_and_v_pair_once_in_core_order():
         assert found == expected, level
         assert clones.core_holdings().tolist() == [sum(len(r) for (c, _), r in expected.items() if c == core)
                                                    for core in range(5)]
+
+
+def test_one_collection_gives_each_part_the_clones_of_its_own_repertoires():
+    """`each_part_clones` reads a cohort once for several parts (a fold's fitting rows, its training rows, every
+    repertoire): each part's clones under every rule (keys, carriers, holders) must be those of collecting its
+    repertoires alone with its own carriers and candidates, with missing and family-only V calls (resolved
+    within the part), one-substitution variants and chance-public CDR3s."""
+    from deeprc_hopfield.clone_rules import CollectionPart, each_part_clones
+    from deeprc_hopfield.public_clones import min_carriers, positive_rows
+
+    members = [CLONE] + [substituted(CLONE, p, "W") for p in (4, 5, 6)]
+    rng = np.random.default_rng(11)
+    pool = random_junctions(rng, 10)
+    reps = []
+    for i in range(48):
+        junctions = random_junctions(rng, 30) + [pool[j] for j in np.flatnonzero(rng.random(len(pool)) < 0.4)]
+        junctions += [members[int(rng.integers(len(members)))]] if i < 24 and rng.random() < 0.8 else []
+        v = list(rng.choice([-1, 0, 1, 2, 3], len(junctions), p=[0.15, 0.3, 0.15, 0.2, 0.2]))  # 1: family only
+        reps.append(junction_repertoire(f"r{i}", junctions, v))
+    y = (np.arange(48) < 24).astype(int)
+    rows = [np.arange(48), np.flatnonzero(np.arange(48) % 3 != 0), np.flatnonzero(np.arange(48) % 4 != 1)]
+    parts = [CollectionPart(r, min_carriers(y[r], 0), positive_rows(y[r]), FitCandidates(y[r], 0)) for r in rows]
+    parts.append(CollectionPart(rows[1], 2))  # every shared clone, all repertoires counted
+    rules = clone_rules()
+    shared = list(each_part_clones(reps, V_GENES, rules, parts, workers=2))
+    assert [p for p, _ in shared] == [p for p in range(len(parts)) for _ in rules]
+    for p, made in shared:
+        part = parts[p]
+        alone = list(each_cohort_clones([reps[r] for r in part.rows], V_GENES, rules, min_carriers=part.min_carriers,
+                                        positives=part.positives, candidates=part.candidates))
+        own = alone[rules.index(made.rule)]
+        assert np.array_equal(made.keys, own.keys), (p, made.rule)
+        assert made.incidence.shape == own.incidence.shape and (made.incidence != own.incidence).nnz == 0
+        assert (made.held != own.held).nnz == 0
+    assert any(len(made.keys) > 0 and made.rule.radius == 1 for _, made in shared)

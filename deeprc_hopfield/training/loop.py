@@ -9,6 +9,7 @@ Every random choice is seeded by (seed, update), so a resumed run reaches the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.io import check_output
 from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_model
+from deeprc_hopfield.shared_clones import SharedClones
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.calibration import describe, fit_calibration
@@ -52,10 +54,11 @@ class Trainer:
 
     def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
                  train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device,
-                 force: bool = False, reference: Reference | None = None):
+                 force: bool = False, reference: Reference | None = None, shared_clones: SharedClones | None = None):
         self.store, self.out, self.tasks, self.labels, self.config, self.device = (
             store, out, tasks, labels, config, device)
         self.force = force  # replace an earlier model at `out` (never anything else)
+        self.shared_clones = shared_clones  # where the clone memory's clones may be read (else collected)
         self.targets = {t.name: store.label(t.name).values for t in tasks}
         first = tasks[0]
         strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
@@ -78,7 +81,8 @@ class Trainer:
         self.refit_idx: np.ndarray | None = None  # the repertoires a refit memory alone was chosen on (finish)
         if config.clone_memory and binary:
             self.memory, self.clone_rule = fit_clone_memory(
-                self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes)
+                self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes,
+                self.shared_clones)
         if reference is not None and not binary:
             log.info("reference %s: not used (it needs a binary first label; '%s' is %s)", reference.name,
                      first.name, first.kind)
@@ -240,7 +244,7 @@ class Trainer:
         """The memory alone kept: its clones chosen again on all training repertoires (`refit_clone_memory`),
         put in the model with the refit's evidence regression as the output."""
         refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], self.training_rows, self.config,
-                                   self.store.v_genes, self.memory.rule.radius)
+                                   self.store.v_genes, self.memory.rule.radius, shared=self.shared_clones)
         if refit is not None:
             self._use_refit(refit, sample)
 
@@ -255,7 +259,7 @@ class Trainer:
         labels = self.targets[self.tasks[0].name]
         radius = 0 if self.config.clone_radius == AUTO else int(self.config.clone_radius)
         refit = refit_clone_memory(self.cache, labels, self.training_rows, self.config, self.store.v_genes, radius,
-                                   above_chance=True)
+                                   above_chance=True, shared=self.shared_clones)
         if refit is None:
             return False, None
         choice = trained_model_wins(refit[0].carried[self.val_idx], trained, labels[self.val_idx])
@@ -434,7 +438,8 @@ def _history_csv(history: list[dict]) -> str:
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
           device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
-          progress: bool = True, force: bool = False, reference: ReferenceOptions | None = None) -> Path:
+          progress: bool = True, force: bool = False, reference: ReferenceOptions | None = None,
+          clones: str | Path | None = None) -> Path:
     """Train a model on a store and write it to `out` (a model directory).
 
     `split` and `fold` (together) train on the repertoires outside that fold. `resume`: False
@@ -445,7 +450,9 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     only when it is an earlier model and `force` (or `resume`: continuing the run whose checkpoint lies
     beside it); an existing `out.checkpoint` that is not a checkpoint is never touched (both refused
     before any work: :func:`deeprc_hopfield.io.check_output`). `reference`: a table of known receptors
-    (:mod:`deeprc_hopfield.training.reference_fit` decides whether the model uses it).
+    (:mod:`deeprc_hopfield.training.reference_fit` decides whether the model uses it). `clones`: a clones file
+    of this store (`deeprc-hopfield clones`) from which the clone memory's clones are read instead of collected
+    (the same model).
     """
     if resume not in (False, True, "auto"):
         raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
@@ -464,8 +471,11 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     with RepertoireStore(store_path) as store:
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
-        trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
-                          reference=known)
-        if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
-            return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
-        return trainer.run(progress=progress)
+        with contextlib.ExitStack() as stack:
+            shared = (stack.enter_context(SharedClones.open(clones, store, tasks[0].name, config.seed))
+                      if clones is not None and config.clone_memory and tasks[0].kind == "binary" else None)
+            trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
+                              reference=known, shared_clones=shared)
+            if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
+                return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
+            return trainer.run(progress=progress)

@@ -1,0 +1,234 @@
+"""The clones of a cohort's public-clone fits, collected in one reading of the cohort (`deeprc-hopfield clones`).
+
+Every training fold fits its clone memory on its fitting repertoires (and may refit it on all its training
+repertoires), and the baselines fit the public-clone test within each fold's training repertoires: each used to
+read the cohort again to collect its clones, the largest cost of training on a large cohort. The clones file holds
+each of those parts' clones under every clone rule, made from one reading (`clone_rules.each_part_clones`), and
+each job reads its part: what a part holds is what collecting its repertoires alone gives, so a model or a
+baseline is the same with the file or without it (a job whose part is not in the file collects its own).
+
+Layout (HDF5): attrs ``format``, ``version``, ``identity`` (JSON: the store, label, label values and seed it was
+made for); ``parts/<name>`` (``all``: every repertoire, the baselines' fits within each fold's training rows;
+``fold<K>.fit`` and ``fold<K>.training``: a training fold's) with ``rows`` (int64 store indices) and, per rule,
+``<v level>.<radius>/`` with ``keys`` (int64), ``indptr`` and ``indices`` (the incidence, bool CSR (rows, clones))
+and, at radius 1, ``held_indptr`` and ``held_indices`` (at radius 0 what a repertoire holds is its incidence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import h5py
+import numpy as np
+from scipy import sparse
+
+from deeprc_hopfield.clone_rules import CloneRule, CohortClones, CollectionPart, clone_rules, each_part_clones
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.io import atomic_file
+from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows
+from deeprc_hopfield.split import Split
+from deeprc_hopfield.store import RepertoireStore
+
+log = logging.getLogger(__name__)
+
+FORMAT = "deeprc-hopfield clones"
+VERSION = 1
+ALL = "all"  # the baselines' part: every repertoire, fits within each fold's training rows
+
+
+@dataclass
+class PartSpec:
+    """A part of the cohort to collect clones for: its `rows` (sorted store indices) and, where its fits are on
+    parts of them (the baselines: one per outer fold), the rows of each (`within`)."""
+
+    name: str
+    rows: np.ndarray
+    within: list[np.ndarray] | None = None
+
+    def part(self, labels: np.ndarray, seed: int) -> CollectionPart:
+        """The :class:`clone_rules.CollectionPart` of these rows, for the fits of `seed` on labels `labels`
+        (every repertoire's)."""
+        y = labels[self.rows]
+        if self.within is None:
+            return CollectionPart(self.rows, min_carriers(y, seed), positive_rows(y), FitCandidates(y, seed))
+        fewest = min((min_carriers(labels[rows], seed) for rows in self.within), default=2)
+        within = [np.searchsorted(self.rows, rows) for rows in self.within]
+        return CollectionPart(self.rows, fewest, positive_rows(y), FitCandidates(y, seed, within=within))
+
+
+def cohort_identity(store: RepertoireStore, label: str, seed: int) -> dict:
+    """What a clones file must share with a job to serve it: the store (creation, size, ingest parameters, subjects),
+    the label and its values, and the seed of the fits' inner folds."""
+    values = np.asarray(store.label(label).values).astype(str)
+    digest = hashlib.sha256()
+    for text in (*store.subject_ids, "\0", *values):
+        digest.update(text.encode() + b"\n")
+    return {"store": {"created": store.attrs.get("created"), "n_sequences": int(store.n_sequences),
+                      "parameters": store.parameters},
+            "label": label, "subjects_and_labels": digest.hexdigest(), "seed": int(seed)}
+
+
+def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, validation_fraction: float,
+               seed: int, training: bool = True) -> list[PartSpec]:
+    """The parts a cross-validation on `split` fits public clones on: every repertoire (the baselines, within each
+    fold's training rows) and, with `training`, each fold's fitting and training repertoires, the fitting ones
+    chosen as training chooses them (`training.config.inner_validation_split` of `strata`)."""
+    from deeprc_hopfield.training.config import inner_validation_split
+
+    folds = split.fold_of(subject_ids)
+    outer = [np.flatnonzero(folds != k) for k in split.folds]
+    parts = [PartSpec(ALL, np.arange(len(subject_ids)), outer)]
+    for k, rows in zip(split.folds, outer):
+        if training:
+            fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed)
+            parts += [PartSpec(f"fold{k}.fit", np.sort(fit)), PartSpec(f"fold{k}.training", rows)]
+    return parts
+
+
+def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[PartSpec], rules: Sequence[CloneRule],
+                        label: str, seed: int, workers: int = 1) -> Path:
+    """Collect the clones of `parts` of the store under `rules` in one reading and write them to `out` (written to
+    a temporary file, then renamed)."""
+    labels = np.asarray(store.label(label).values)
+    started = time.perf_counter()
+    with atomic_file(out) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(format=FORMAT, version=VERSION, identity=json.dumps(cohort_identity(store, label, seed)))
+        groups = []
+        for spec in parts:
+            group = h5.create_group(f"parts/{spec.name}")
+            group.create_dataset("rows", data=spec.rows.astype(np.int64))
+            groups.append(group)
+        collection = each_part_clones(_StoreRows(store), store.v_genes, rules,
+                                      [spec.part(labels, seed) for spec in parts], workers=workers)
+        for p, clones in collection:
+            _write_clones(groups[p], clones)
+            log.info("clones: %s, %s: %d clones carried %d times", parts[p].name, clones.rule, len(clones.keys),
+                     clones.incidence.nnz)
+    log.info("clones: %d parts x %d rules written to %s in %.1f s", len(parts), len(rules), out,
+             time.perf_counter() - started)
+    return Path(out)
+
+
+class _StoreRows(Sequence):
+    """The repertoires of an open store, read when indexed."""
+
+    def __init__(self, store: RepertoireStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
+        if not 0 <= i < len(self.store):
+            raise IndexError(i)
+        return self.store.repertoire(i)
+
+
+def _rule_name(rule: CloneRule) -> str:
+    return f"{rule.v_level}.{rule.radius}"
+
+
+def _write_clones(group: h5py.Group, clones: CohortClones) -> None:
+    out = group.create_group(_rule_name(clones.rule))
+    out.create_dataset("keys", data=clones.keys.astype(np.int64))
+    for prefix, matrix in (("", clones.incidence), ("held_", None if clones.rule.radius == 0 else clones.held)):
+        if matrix is not None:
+            matrix = sparse.csr_matrix(matrix)
+            out.create_dataset(f"{prefix}indptr", data=matrix.indptr.astype(np.int64))
+            out.create_dataset(f"{prefix}indices", data=matrix.indices.astype(np.int32), compression="gzip",
+                               compression_opts=1, shuffle=True)
+
+
+class SharedClones:
+    """A clones file opened for the job it was made for (:meth:`open` refuses one of another cohort)."""
+
+    def __init__(self, path: Path, h5: h5py.File) -> None:
+        self.path, self.h5 = path, h5
+
+    @classmethod
+    def open(cls, path: str | Path, store: RepertoireStore, label: str, seed: int) -> "SharedClones":
+        """The clones file at `path`, checked to be of this store, label (and its values) and seed."""
+        path = Path(path)
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as exc:
+            raise DeepRCError(f"cannot read the clones file ({exc})", path) from None
+        if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", 0)) != VERSION:
+            h5.close()
+            raise DeepRCError("not a clones file of this version (make it with `deeprc-hopfield clones`)", path)
+        made_for, wanted = json.loads(h5.attrs["identity"]), cohort_identity(store, label, seed)
+        if made_for != wanted:
+            h5.close()
+            differs = ", ".join(k for k in wanted if made_for.get(k) != wanted[k])
+            raise DeepRCError(f"the clones file was made for another {differs}; make it again with "
+                              "`deeprc-hopfield clones` on this store", path)
+        return cls(path, h5)
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self) -> "SharedClones":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def clones(self, rows: np.ndarray, rules: Sequence[CloneRule]) -> Iterator[CohortClones] | None:
+        """The clones of the repertoires `rows` (store indices, in this order) under each of `rules`, read one at a
+        time as asked for; None (logged) where the file holds no part of exactly these rows with every rule."""
+        rows = np.asarray(rows, dtype=np.int64)
+        for name, group in self.h5["parts"].items():
+            if np.array_equal(group["rows"][()], rows):
+                missing = [str(rule) for rule in rules if _rule_name(rule) not in group]
+                if not missing:
+                    log.info("clone rules: the clones of these %d repertoires are read from %s (part %s)", len(rows),
+                             self.path, name)
+                    return (_read_clones(group[_rule_name(rule)], rule, len(rows)) for rule in rules)
+                log.warning("clone rules: %s lacks the rules %s for these repertoires; collecting them here",
+                            self.path, "; ".join(missing))
+                return None
+        log.warning("clone rules: %s holds no part of these %d repertoires (another split, validation fraction or "
+                    "seed?); collecting them here", self.path, len(rows))
+        return None
+
+
+def _read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones:
+    keys = group["keys"][()]
+
+    def matrix(prefix: str) -> sparse.csr_matrix:
+        indices = group[f"{prefix}indices"][()]
+        return sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, group[f"{prefix}indptr"][()]),
+                                 shape=(n_rows, len(keys)))
+
+    incidence = matrix("")
+    return CohortClones(rule, incidence, keys, incidence if rule.radius == 0 else matrix("held_"))
+
+
+def collect_clones(store_path: str | Path, split_path: str | Path, out: str | Path, label: str | None = None,
+                   config_path: str | Path | None = None, seed: int | None = None, rules: Sequence[CloneRule] | None = None,
+                   training: bool | None = None, workers: int = 1) -> Path:
+    """`deeprc-hopfield clones`: the clones file of a cross-validation of a store on `split`, for the baselines and,
+    where training keeps a clone memory (`training` None: as the config says), for every training fold."""
+    from deeprc_hopfield.split import choose_label
+    from deeprc_hopfield.training.config import read_config
+
+    _, config = read_config(config_path)
+    seed = config.seed if seed is None else seed
+    rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
+    split = Split.read(split_path)
+    with RepertoireStore(store_path) as store:
+        chosen = choose_label(store, label)
+        if chosen.kind != "binary":
+            raise DeepRCError(f"public clones need a binary label; '{chosen.name}' is {chosen.kind}", store.path)
+        with_training = config.clone_memory if training is None else training
+        strata = np.asarray(store.label(chosen.name).values)
+        parts = fold_parts(split, store.subject_ids, strata, config.validation_fraction, seed, with_training)
+        log.info("clones: %d repertoires, %d parts (%s), rules: %s", len(store), len(parts),
+                 ", ".join(spec.name for spec in parts), "; ".join(map(str, rules)))
+        return write_shared_clones(store, out, parts, rules, chosen.name, seed, workers)
