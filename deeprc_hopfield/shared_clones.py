@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 FORMAT = "deeprc-hopfield clones"
 VERSION = 1
 ALL = "all"  # the baselines' part: every repertoire, fits within each fold's training rows
+_IDENTITY_WORDS = {"store": "store", "label": "label", "subjects_and_labels": "subjects or label values",
+                   "seed": "seed"}
 
 
 @dataclass
@@ -165,9 +167,9 @@ class SharedClones:
         made_for, wanted = json.loads(h5.attrs["identity"]), cohort_identity(store, label, seed)
         if made_for != wanted:
             h5.close()
-            differs = ", ".join(k for k in wanted if made_for.get(k) != wanted[k])
-            raise DeepRCError(f"the clones file was made for another {differs}; make it again with "
-                              "`deeprc-hopfield clones` on this store", path)
+            differs = ", ".join(_IDENTITY_WORDS[k] for k in wanted if made_for.get(k) != wanted[k])
+            raise DeepRCError(f"the clones file was made for a different {differs}; make it again with "
+                              "`deeprc-hopfield clones` for this run", path)
         return cls(path, h5)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ rule baselines:
     input:
         store=store(),
         split=split_table(),
+        clones=shared_clones(),
     output:
         list(baseline_predictions().values()),
     log:
@@ -21,6 +22,7 @@ rule baselines:
         clone_radius=config["training"].get("clone_radius", "auto"),
         clone_pgen="on" if config["training"].get("clone_pgen", True) else "off",
         clone_pgen_limit=config["training"].get("clone_pgen_limit", 20000),
+        clones=clones_option,
     threads: config["threads"]["baselines"]
     resources:
         mem_mb=8000,
@@ -31,4 +33,4 @@ rule baselines:
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
         " --clone-keys {params.clone_keys} --clone-radius {params.clone_radius}"
         " --clone-pgen {params.clone_pgen} --clone-pgen-limit {params.clone_pgen_limit}"
-        " --threads {threads} --force > {log} 2>&1"
+        " {params.clones} --threads {threads} --force > {log} 2>&1"

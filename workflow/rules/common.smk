@@ -116,6 +116,18 @@ def train_config():
     return result("train.yaml")
 
 
+def shared_clones():
+    """The clones file of every fold (`deeprc-hopfield clones`): made once where the clone memory or the
+    public-clone baseline needs it, so that no training fold reads the cohort again to collect its clones."""
+    wanted = config["training"].get("clone_memory", True) or "public_clones" in BASELINES
+    return [result("clones.h5")] if wanted else []
+
+
+def clones_option(wildcards, input):
+    """`--clones FILE` for train and baselines when the run makes the clones file."""
+    return f"--clones {input.clones}" if input.clones else ""
+
+
 def models_dir():
     """The folder of fold models (predict --model on it is the fold ensemble)."""
     return result("models")

@@ -45,6 +45,32 @@ rule train_config:
             yaml.safe_dump({"model": params.model, "training": params.training}, out, sort_keys=False)
 
 
+rule clones:
+    """Every fold's public clones (the clone memory's fitting and training repertoires, the public-clone
+    baseline's), collected in one reading of the cohort for train and baselines (--clones)."""
+    input:
+        store=store(),
+        split=split_table(),
+        config=train_config(),
+    output:
+        shared_clones(),
+    log:
+        log_path("clones.log"),
+    benchmark:
+        benchmark_path("clones.tsv")
+    params:
+        label=config["label_column"],
+        seed=config["seed"],
+    threads: config["threads"]["clones"]
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/deeprc-hopfield.yaml"
+    shell:
+        "deeprc-hopfield clones --store {input.store} --split {input.split} --config {input.config}"
+        " --label-column {params.label} --seed {params.seed} --out {output} --threads {threads} > {log} 2>&1"
+
+
 rule train:
     """One model per fold: fold K held out, inner validation inside the other folds.
 
@@ -59,6 +85,7 @@ rule train:
         split=split_table(),
         config=train_config(),
         reference=reference_input,
+        clones=shared_clones(),
     output:
         model=directory(model_dir()),
     log:
@@ -70,6 +97,7 @@ rule train:
         seed=config["seed"],
         device=config["device"],
         reference=reference_options(),
+        clones=clones_option,
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -80,4 +108,5 @@ rule train:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
         " --config {input.config} --label-column {params.label} --seed {params.seed}"
         " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible {params.reference}"
+        " {params.clones}"
         " > {log} 2>&1"

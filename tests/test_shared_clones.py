@@ -1,0 +1,120 @@
+"""The clones file (`deeprc-hopfield clones`): one reading of the cohort serves every training fold and the
+baselines, with the same models and predictions as collecting the clones in each job."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import simulated_store
+
+from deeprc_hopfield.baselines import cross_validate
+from deeprc_hopfield.cli import main
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.shared_clones import SharedClones, collect_clones
+from deeprc_hopfield.simulate import SimulationSettings
+from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.training import train
+
+
+@pytest.fixture(scope="module")
+def rough_cohort(tmp_path_factory) -> dict:
+    """36 repertoires x 300 sequences with public clones as families of one-substitution variants, half of their
+    occurrences with another, family-only or missing V call; a split of 3 folds, a short training config and the
+    clones file made from them."""
+    root = tmp_path_factory.mktemp("shared")
+    cohort = simulated_store(root, SimulationSettings(
+        n_repertoires=36, sequences_per_repertoire=300, witness_rate=0.003, seed=8, public_clones=6,
+        public_rate=0.6, public_v_noise=0.5, public_variants=3, nucleotides=False), folds=3)
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 6, "evaluate_every": 3, "checkpoint_every": 3,
+                                                   "sample_size": 200, "clone_pgen": False}}))
+    clones = collect_clones(cohort["store"], cohort["split"], root / "clones.h5", "label", config, workers=2)
+    return {**cohort, "config": config, "clones": clones}
+
+
+def test_the_file_holds_each_folds_fitting_and_training_rows_and_every_repertoire(rough_cohort):
+    with h5py.File(rough_cohort["clones"], "r") as h5:
+        parts = {name: group["rows"][()] for name, group in h5["parts"].items()}
+        rules = set(h5["parts/fold0.fit"])
+    assert set(parts) == {"all"} | {f"fold{k}.{kind}" for k in range(3) for kind in ("fit", "training")}
+    assert np.array_equal(parts["all"], np.arange(36))
+    for k in range(3):
+        training = np.flatnonzero(rough_cohort["folds"] != k)
+        assert np.array_equal(parts[f"fold{k}.training"], training)
+        assert set(parts[f"fold{k}.fit"]) < set(training) and len(parts[f"fold{k}.fit"]) >= 0.7 * len(training)
+    assert rules == {f"{level}.{radius}" for level in ("family", "gene", "none") for radius in (0, 1)} | {"rows"}
+
+
+def test_training_with_the_file_makes_the_model_training_without_it_makes(rough_cohort, tmp_path, caplog):
+    """The same weights (sha256) and clone choice, and the log says the clones were read, not collected."""
+    torch.set_num_threads(1)
+    made = {}
+    for name, clones in (("collected", None), ("read", rough_cohort["clones"])):
+        with caplog.at_level(logging.INFO, logger="deeprc_hopfield"):
+            caplog.clear()
+            model = train(rough_cohort["store"], tmp_path / name, rough_cohort["config"], ["label"],
+                          split=rough_cohort["split"], fold=1, device="cpu", progress=False, clones=clones)
+        made[name] = json.loads((model / "config.json").read_text())
+        read = [r.getMessage() for r in caplog.records if "are read from" in r.getMessage()]
+        assert bool(read) == (clones is not None)
+    assert made["read"]["training"]["clone_rule"]["radius"] in (0, 1)
+    assert made["read"]["weights_sha256"] == made["collected"]["weights_sha256"]
+    assert made["read"]["training"] == made["collected"]["training"]
+
+
+def test_the_baselines_with_the_file_predict_what_they_predict_without_it(rough_cohort):
+    runs = [cross_validate(rough_cohort["store"], rough_cohort["split"], ("public_clones",), "label", use_pgen=False,
+                           clones=clones)["public_clones"] for clones in (None, rough_cohort["clones"])]
+    assert runs[0]["probability"].notna().all()
+    assert runs[0].equals(runs[1])
+
+
+def test_a_file_of_another_seed_or_store_is_refused_in_one_line(rough_cohort, tmp_path):
+    with RepertoireStore(rough_cohort["store"]) as store:
+        with pytest.raises(DeepRCError, match="made for a different seed;"):
+            SharedClones.open(rough_cohort["clones"], store, "label", seed=1)
+    other = simulated_store(tmp_path, SimulationSettings(n_repertoires=12, sequences_per_repertoire=50,
+                                                         witness_rate=0.02, seed=1, nucleotides=False), folds=3)
+    with RepertoireStore(other["store"]) as store:
+        with pytest.raises(DeepRCError, match="made for a different store, subjects or label values;") as caught:
+            SharedClones.open(rough_cohort["clones"], store, "label", seed=0)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "not.h5").write_text("text")
+    with RepertoireStore(other["store"]) as store, pytest.raises(DeepRCError, match="cannot read the clones file"):
+        SharedClones.open(tmp_path / "not.h5", store, "label", seed=0)
+    assert main(["baselines", "--store", str(other["store"]), "--split", str(other["split"]), "--out",
+                 str(tmp_path / "b"), "--clones", str(rough_cohort["clones"])]) != 0
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_job_whose_repertoires_the_file_lacks_collects_its_own(rough_cohort, caplog):
+    with RepertoireStore(rough_cohort["store"]) as store, \
+            SharedClones.open(rough_cohort["clones"], store, "label", seed=0) as shared:
+        with caplog.at_level(logging.WARNING, logger="deeprc_hopfield"):
+            assert shared.clones(np.arange(5), []) is None
+        assert "holds no part of these 5 repertoires" in caplog.text
+        rows = np.flatnonzero(rough_cohort["folds"] != 2)
+        from deeprc_hopfield.clone_rules import CloneRule
+        read = list(shared.clones(rows, [CloneRule("none", 1), CloneRule("gene", 0)]))
+    assert [c.rule for c in read] == [CloneRule("none", 1), CloneRule("gene", 0)]
+    assert all(c.incidence.shape[0] == len(rows) and c.held.shape == c.incidence.shape for c in read)
+
+
+def test_the_clones_command_writes_the_file_and_refuses_a_bad_split(rough_cohort, tmp_path):
+    out = tmp_path / "clones.h5"
+    assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(rough_cohort["split"]),
+                 "--out", str(out), "--config", str(rough_cohort["config"]), "--label-column", "label",
+                 "--threads", "2"]) == 0
+    with h5py.File(out, "r") as h5:
+        assert len(h5["parts"]) == 7
+    bad = tmp_path / "split.csv"
+    bad.write_text("subject_id,fold\nnobody,0\n")
+    assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(bad), "--out",
+                 str(tmp_path / "other.h5")]) != 0
+    assert not (tmp_path / "other.h5").exists() and not list(tmp_path.glob(".other.h5*"))
