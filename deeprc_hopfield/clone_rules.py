@@ -203,22 +203,24 @@ class CloneCollector:
             del made  # before the next rule is made
 
     def part_results(self, parts: Sequence["CollectionPart"]):  # noqa: ANN201 (a generator)
-        """(part index, :class:`CohortClones`) of every rule for each of `parts` (some of the added repertoires,
-        each with its own carriers and candidates), part by part, in the rules' order: what collecting each
-        part's repertoires alone gives, provided the collector was given what every part can count (its
-        `min_carriers`, `positives` and `centres` no stricter than any part's). Nothing is freed between parts
-        (the radius-1 join is made once). Once only."""
-        joined = None
-        if self._radius_one:
-            cores, self._cores = self._cores, _FirstSeen()
-            joined = _core_neighbours(cores, self._core_codes, self._core_lengths, self.centres)
-            del cores
+        """(part index, :class:`CohortClones`) of each exact rule for each of `parts` (some of the added
+        repertoires, each with its own carriers), part by part, then (None, :class:`CohortClones`) of each
+        one-substitution rule over all added repertoires with the collector's own carriers and candidates. An exact
+        rule resolves a missing or family-only V call within the part, so each part's exact clones are what
+        collecting its repertoires alone gives; a one-substitution rule's carriers do not depend on the other
+        repertoires (a V call matches its own or a missing one), so one collection serves every part
+        (:meth:`CohortClones.held_by` then :meth:`CohortClones.rows` of its rows), given that the collector keeps
+        every clone any part keeps (its `min_carriers`, `positives`, `centres` and `candidates` no stricter than any
+        part's: :func:`each_part_clones`). The exact rules' sets are freed before the radius-1 join. Once only."""
+        exact = [rule for rule in self.rules if rule.radius == 0]
         for p, part in enumerate(parts):
-            for rule in self.rules:
+            for rule in exact:
                 give_back_freed_memory()
-                sets = [self._sets[rule.v_level][r] for r in part.rows] if rule.radius == 0 else None
-                held = [self._held[r] for r in part.rows] if rule.radius == 1 else None
-                yield p, self._made(rule, sets, held, joined, part.min_carriers, part.positives, part.candidates)
+                sets = [self._sets[rule.v_level][r] for r in part.rows]
+                yield p, self._made(rule, sets, None, None, part.min_carriers, part.positives, None)
+        self._sets = {}
+        self.rules = [rule for rule in self.rules if rule.radius == 1]
+        yield from ((None, made) for made in self.results())
 
     def _made(self, rule: CloneRule, sets: list | None, held: list | None, joined: tuple | None, min_carriers: int,
               positives: np.ndarray | None, candidates: Callable[[sparse.csr_matrix], np.ndarray] | None
@@ -503,20 +505,41 @@ class CollectionPart:
 
 def each_part_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
                      parts: Sequence[CollectionPart], keys_per_pass: int = WILDCARD_KEYS_PER_PASS, workers: int = 1
-                     ):  # noqa: ANN201 (a generator of (part index, CohortClones))
-    """(part index, :class:`CohortClones`) of each rule for each of `parts` of `repertoires`, the same as
-    :func:`each_cohort_clones` of each part's repertoires alone with its carriers and candidates, from one
-    reading of the repertoires: what a clone of some part can count is collected once (the fewest carriers of any
-    part, counted over the union of the parts' counted repertoires) and each part's clones are made from it, so a
-    cohort's folds need not each read the cohort again. Part by part, rules in order."""
+                     ):  # noqa: ANN201 (a generator of (part index or None, CohortClones))
+    """The clones of several `parts` of `repertoires` from one reading of them (:meth:`CloneCollector.part_results`):
+    (part index, :class:`CohortClones`) of each exact rule for each part, the same as :func:`each_cohort_clones` of
+    the part's repertoires alone with its carriers; then (None, :class:`CohortClones`) of each one-substitution
+    rule over all the repertoires, holding every clone that some part's collection keeps (carried by enough of its
+    counted repertoires and kept by its candidates), from which a part takes its own with
+    ``clones.held_by(part.rows).rows(part.rows)``: the clones it would collect alone, and others that none of its
+    fits can use. So a cohort's folds need not each read the cohort again."""
     parts, rules = list(parts), list(rules)
     fewest = min((part.min_carriers for part in parts), default=2)
     counted = np.zeros(len(repertoires), dtype=bool)
     for part in parts:
         counted |= part.counted(len(repertoires))
     positives = None if fewest <= 2 or counted.all() else counted
-    yield from _collected(repertoires, v_genes, rules, keys_per_pass, fewest, positives, None,
+    yield from _collected(repertoires, v_genes, rules, keys_per_pass, fewest, positives, _SomePartKeeps(parts),
                           workers).part_results(parts)
+
+
+class _SomePartKeeps:
+    """Candidates of a one-substitution collection over every part: a clone is kept where some part would keep it
+    (carried by its `min_carriers` counted repertoires and kept by its candidates)."""
+
+    def __init__(self, parts: Sequence[CollectionPart]) -> None:
+        self.parts = list(parts)
+
+    def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
+        keep = np.zeros(carried.shape[0], dtype=bool)
+        by_column = carried.tocsc()
+        for part in self.parts:
+            own = by_column[:, part.rows].tocsr()
+            wanted = _carriers(own, part.positives) >= part.min_carriers
+            if part.candidates is not None and wanted.any():
+                wanted[wanted] = part.candidates(own[wanted])
+            keep |= wanted
+        return keep
 
 
 def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneRule], keys_per_pass: int,

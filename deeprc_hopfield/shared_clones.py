@@ -9,9 +9,12 @@ baseline is the same with the file or without it (a job whose part is not in the
 
 Layout (HDF5): attrs ``format``, ``version``, ``identity`` (JSON: the store, label, label values and seed it was
 made for); ``parts/<name>`` (``all``: every repertoire, the baselines' fits within each fold's training rows;
-``fold<K>.fit`` and ``fold<K>.training``: a training fold's) with ``rows`` (int64 store indices) and, per rule,
-``<v level>.<radius>/`` with ``keys`` (int64), ``indptr`` and ``indices`` (the incidence, bool CSR (rows, clones))
-and, at radius 1, ``held_indptr`` and ``held_indices`` (at radius 0 what a repertoire holds is its incidence).
+``fold<K>.fit`` and ``fold<K>.training``: a training fold's) with ``rows`` (int64 store indices) and, per exact
+rule, ``<v level>.0/`` with ``keys`` (int64), ``indptr`` and ``indices`` (the incidence, bool CSR (rows, clones));
+``every/<v level>.1/`` the one-substitution rules' clones over every repertoire, with ``held_indptr`` and
+``held_indices`` too (which repertoire holds each clone itself), from which a part takes those its repertoires
+hold (their carriers do not depend on the other repertoires, and the clones that none of a part's fits can use
+change none of its results: `clone_rules.each_part_clones`).
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     started = time.perf_counter()
     with atomic_file(out) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=FORMAT, version=VERSION, identity=json.dumps(cohort_identity(store, label, seed)))
-        groups = []
+        groups, every = [], h5.create_group("every")
+        every.attrs["repertoires"] = len(store)
         for spec in parts:
             group = h5.create_group(f"parts/{spec.name}")
             group.create_dataset("rows", data=spec.rows.astype(np.int64))
@@ -109,9 +113,9 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
         collection = each_part_clones(_StoreRows(store), store.v_genes, rules,
                                       [spec.part(labels, seed) for spec in parts], workers=workers)
         for p, clones in collection:
-            _write_clones(groups[p], clones)
-            log.info("clones: %s, %s: %d clones carried %d times", parts[p].name, clones.rule, len(clones.keys),
-                     clones.incidence.nnz)
+            _write_clones(every if p is None else groups[p], clones)
+            log.info("clones: %s, %s: %d clones carried %d times", "every repertoire" if p is None else parts[p].name,
+                     clones.rule, len(clones.keys), clones.incidence.nnz)
     log.info("clones: %d parts x %d rules written to %s in %.1f s", len(parts), len(rules), out,
              time.perf_counter() - started)
     return Path(out)
@@ -187,17 +191,25 @@ class SharedClones:
         rows = np.asarray(rows, dtype=np.int64)
         for name, group in self.h5["parts"].items():
             if np.array_equal(group["rows"][()], rows):
-                missing = [str(rule) for rule in rules if _rule_name(rule) not in group]
+                held = {rule: group if rule.radius == 0 else self.h5["every"] for rule in rules}
+                missing = [str(rule) for rule in rules if _rule_name(rule) not in held[rule]]
                 if not missing:
                     log.info("clone rules: the clones of these %d repertoires are read from %s (part %s)", len(rows),
                              self.path, name)
-                    return (_read_clones(group[_rule_name(rule)], rule, len(rows)) for rule in rules)
+                    return (self._read(held[rule], rule, rows) for rule in rules)
                 log.warning("clone rules: %s lacks the rules %s for these repertoires; collecting them here",
                             self.path, "; ".join(missing))
                 return None
         log.warning("clone rules: %s holds no part of these %d repertoires (another split, validation fraction or "
                     "seed?); collecting them here", self.path, len(rows))
         return None
+
+
+    def _read(self, group: h5py.Group, rule: CloneRule, rows: np.ndarray) -> CohortClones:
+        """A rule's clones for `rows`: a part's own (exact), or those its repertoires hold of every repertoire's."""
+        if rule.radius == 0:
+            return _read_clones(group[_rule_name(rule)], rule, len(rows))
+        return _read_clones(group[_rule_name(rule)], rule, int(self.h5["every"].attrs["repertoires"])).held_by(rows).rows(rows)
 
 
 def _read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones:

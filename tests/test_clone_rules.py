@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
 
-from deeprc_hopfield.clone_rules import (CloneRule, _FirstSeen, _KeySet, choose_clone_rule, clone_rules, cohort_clones,
+from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, _FirstSeen, _KeySet, choose_clone_rule, clone_rules, cohort_clones,
                                          each_cohort_clones)
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
@@ -333,9 +333,13 @@ def test_level_clones_number_each_core_and_v_pair_once_in_core_order():
 
 def test_one_collection_gives_each_part_the_clones_of_its_own_repertoires():
     """`each_part_clones` reads a cohort once for several parts (a fold's fitting rows, its training rows, every
-    repertoire): each part's clones under every rule (keys, carriers, holders) must be those of collecting its
-    repertoires alone with its own carriers and candidates, with missing and family-only V calls (resolved
-    within the part), one-substitution variants and chance-public CDR3s."""
+    repertoire): each part's exact clones (keys, carriers) must be those of collecting its repertoires alone with
+    its own carriers, with missing and family-only V calls resolved within the part; the one-substitution
+    collection over all repertoires, restricted to a part, must hold the clones of collecting it alone with the
+    same carriers and holders, and only other clones that the part's own collection leaves out (too few counted
+    carriers, or no fit of it can use them)."""
+    from scipy import sparse
+
     from deeprc_hopfield.clone_rules import CollectionPart, each_part_clones
     from deeprc_hopfield.public_clones import min_carriers, positive_rows
 
@@ -354,13 +358,28 @@ def test_one_collection_gives_each_part_the_clones_of_its_own_repertoires():
     parts.append(CollectionPart(rows[1], 2))  # every shared clone, all repertoires counted
     rules = clone_rules()
     shared = list(each_part_clones(reps, V_GENES, rules, parts, workers=2))
-    assert [p for p, _ in shared] == [p for p in range(len(parts)) for _ in rules]
-    for p, made in shared:
-        part = parts[p]
-        alone = list(each_cohort_clones([reps[r] for r in part.rows], V_GENES, rules, min_carriers=part.min_carriers,
-                                        positives=part.positives, candidates=part.candidates))
-        own = alone[rules.index(made.rule)]
-        assert np.array_equal(made.keys, own.keys), (p, made.rule)
-        assert made.incidence.shape == own.incidence.shape and (made.incidence != own.incidence).nnz == 0
-        assert (made.held != own.held).nnz == 0
+    exact, radius_one = [r for r in rules if r.radius == 0], [r for r in rules if r.radius == 1]
+    assert [(p, made.rule) for p, made in shared] == [(p, r) for p in range(len(parts)) for r in exact] + [
+        (None, r) for r in radius_one]
+    for p, part in enumerate(parts):
+        alone = dict(zip(rules, each_cohort_clones([reps[r] for r in part.rows], V_GENES, rules,
+                                                   min_carriers=part.min_carriers, positives=part.positives,
+                                                   candidates=part.candidates)))
+        for q, made in shared:
+            own = alone[made.rule]
+            if q is None:
+                made = made.held_by(part.rows).rows(part.rows)
+                same = np.isin(made.keys, own.keys)
+                extra = sparse.csr_matrix(made.incidence[:, ~same].T)
+                counted = np.diff(extra.indptr) if part.positives is None else extra @ part.positives
+                kept = counted >= part.min_carriers
+                if part.candidates is not None and kept.any():
+                    kept[kept] = part.candidates(extra[kept])
+                assert not kept.any(), (p, made.rule)
+                made = CohortClones(made.rule, made.incidence[:, same], made.keys[same], made.held[:, same])
+            elif q != p:
+                continue
+            assert np.array_equal(made.keys, own.keys), (p, made.rule)
+            assert made.incidence.shape == own.incidence.shape and (made.incidence != own.incidence).nnz == 0
+            assert (made.held != own.held).nnz == 0
     assert any(len(made.keys) > 0 and made.rule.radius == 1 for _, made in shared)

@@ -39,16 +39,18 @@ def rough_cohort(tmp_path_factory) -> dict:
 
 
 def test_the_file_holds_each_folds_fitting_and_training_rows_and_every_repertoire(rough_cohort):
+    """Exact clones per part (a missing V call resolves within it), one-substitution clones once."""
     with h5py.File(rough_cohort["clones"], "r") as h5:
         parts = {name: group["rows"][()] for name, group in h5["parts"].items()}
-        rules = set(h5["parts/fold0.fit"])
+        exact, every = set(h5["parts/fold0.fit"]), set(h5["every"])
     assert set(parts) == {"all"} | {f"fold{k}.{kind}" for k in range(3) for kind in ("fit", "training")}
     assert np.array_equal(parts["all"], np.arange(36))
     for k in range(3):
         training = np.flatnonzero(rough_cohort["folds"] != k)
         assert np.array_equal(parts[f"fold{k}.training"], training)
         assert set(parts[f"fold{k}.fit"]) < set(training) and len(parts[f"fold{k}.fit"]) >= 0.7 * len(training)
-    assert rules == {f"{level}.{radius}" for level in ("family", "gene", "none") for radius in (0, 1)} | {"rows"}
+    assert exact == {f"{level}.0" for level in ("family", "gene", "none")} | {"rows"}
+    assert every == {f"{level}.1" for level in ("family", "gene", "none")}  # one collection serves every part
 
 
 def test_training_with_the_file_makes_the_model_training_without_it_makes(rough_cohort, tmp_path, caplog):
