@@ -104,14 +104,14 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     started = time.perf_counter()
     with atomic_file(out) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=FORMAT, version=VERSION, identity=json.dumps(cohort_identity(store, label, seed)))
-        groups, every = [], h5.create_group("every")
+        groups, every, held = [], h5.create_group("every"), h5.create_group("parts")
         every.attrs["repertoires"] = len(store)
         for spec in parts:
-            group = h5.create_group(f"parts/{spec.name}")
+            group = held.create_group(spec.name)
             group.create_dataset("rows", data=spec.rows.astype(np.int64))
             groups.append(group)
         collection = each_part_clones(_StoreRows(store), store.v_genes, rules,
-                                      [spec.part(labels, seed) for spec in parts], workers=workers)
+                                      [spec.part(labels, seed) for spec in parts], workers=workers) if parts else ()
         for p, clones in collection:
             _write_clones(every if p is None else groups[p], clones)
             log.info("clones: %s, %s: %d clones carried %d times", "every repertoire" if p is None else parts[p].name,
@@ -238,11 +238,13 @@ def collect_clones(store_path: str | Path, split_path: str | Path, out: str | Pa
     split = Split.read(split_path)
     with RepertoireStore(store_path) as store:
         chosen = choose_label(store, label)
-        if chosen.kind != "binary":
-            raise DeepRCError(f"public clones need a binary label; '{chosen.name}' is {chosen.kind}", store.path)
         with_training = config.clone_memory if training is None else training
         strata = np.asarray(store.label(chosen.name).values)
-        parts = fold_parts(split, store.subject_ids, strata, config.validation_fraction, seed, with_training)
+        binary = chosen.kind == "binary"  # the clone memory and the public-clone test are for binary labels only
+        parts = fold_parts(split, store.subject_ids, strata, config.validation_fraction, seed, with_training) \
+            if binary else []
+        if not binary:
+            log.info("clones: '%s' is %s, not binary: no public clones to collect", chosen.name, chosen.kind)
         log.info("clones: %d repertoires, %d parts (%s), rules: %s", len(store), len(parts),
                  ", ".join(spec.name for spec in parts), "; ".join(map(str, rules)))
         return write_shared_clones(store, out, parts, rules, chosen.name, seed, workers)

@@ -120,3 +120,27 @@ def test_the_clones_command_writes_the_file_and_refuses_a_bad_split(rough_cohort
     assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(bad), "--out",
                  str(tmp_path / "other.h5")]) != 0
     assert not (tmp_path / "other.h5").exists() and not list(tmp_path.glob(".other.h5*"))
+
+
+def test_a_label_that_is_not_binary_gives_a_file_without_parts(tmp_path):
+    """The workflow makes the clones file whatever the label; for a numeric one (no clone memory, no public-clone
+    test) it reads nothing and a job finds no part in it."""
+    import pandas as pd
+
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.simulate import simulate
+
+    simulate(SimulationSettings(n_repertoires=8, sequences_per_repertoire=40, witness_rate=0.05, seed=3,
+                                nucleotides=False), tmp_path / "sim")
+    meta = pd.read_csv(tmp_path / "sim/metadata.csv")
+    meta["age"] = np.arange(len(meta)) * 3.5
+    meta.drop(columns="label").to_csv(tmp_path / "meta.csv", index=False)
+    store = ingest(tmp_path / "meta.csv", tmp_path / "sim/repertoires", tmp_path / "s.h5", label_columns=["age"],
+                   progress=False)
+    pd.DataFrame({"subject_id": meta["subject_id"].astype(str), "fold": np.arange(len(meta)) % 2}).to_csv(
+        tmp_path / "split.csv", index=False)
+    out = collect_clones(store, tmp_path / "split.csv", tmp_path / "c.h5", "age")
+    with h5py.File(out, "r") as h5:
+        assert len(h5["parts"]) == 0 and len(h5["every"]) == 0
+    with RepertoireStore(store) as opened, SharedClones.open(out, opened, "age", 0) as shared:
+        assert shared.clones(np.arange(4), []) is None
