@@ -50,7 +50,7 @@ from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN
                                            min_carriers, positive_rows, row_indices)
 from deeprc_hopfield.shared_clones import SharedClones
 from deeprc_hopfield.split import Split, choose_label
-from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
-        repertoires = _StoreRepertoires(store)
+        repertoires = StoreRepertoires(store)
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
@@ -149,22 +149,6 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                  "cannot reach p < %g in any fit)", fewest, max(P_THRESHOLDS))
     return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
                           np.vstack(kmers) if kmers else None, clones)
-
-
-class _StoreRepertoires(Sequence):
-    """The repertoires of an open store, read when indexed (each read checks for an interrupt)."""
-
-    def __init__(self, store: RepertoireStore) -> None:
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
-        if not 0 <= i < len(self.store):
-            raise IndexError(i)
-        raise_if_interrupted()
-        return self.store.repertoire(i)
 
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,

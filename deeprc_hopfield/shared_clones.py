@@ -36,7 +36,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.io import atomic_file
 from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows
 from deeprc_hopfield.split import Split
-from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
             group = held.create_group(spec.name)
             group.create_dataset("rows", data=spec.rows.astype(np.int64))
             groups.append(group)
-        collection = each_part_clones(_StoreRows(store), store.v_genes, rules,
+        collection = each_part_clones(StoreRepertoires(store), store.v_genes, rules,
                                       [spec.part(labels, seed) for spec in parts], workers=workers) if parts else ()
         for p, clones in collection:
             _write_clones(every if p is None else groups[p], clones)
@@ -119,21 +119,6 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     log.info("clones: %d parts x %d rules written to %s in %.1f s", len(parts), len(rules), out,
              time.perf_counter() - started)
     return Path(out)
-
-
-class _StoreRows(Sequence):
-    """The repertoires of an open store, read when indexed."""
-
-    def __init__(self, store: RepertoireStore) -> None:
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, i: int):  # noqa: ANN204 (a store Repertoire)
-        if not 0 <= i < len(self.store):
-            raise IndexError(i)
-        return self.store.repertoire(i)
 
 
 def _rule_name(rule: CloneRule) -> str:

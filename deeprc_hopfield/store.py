@@ -32,6 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Sequence
 
 import h5py
 import numpy as np
@@ -40,6 +41,7 @@ import pandas as pd
 from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import StoreError
+from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import publish_file
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.qc import QC_COLUMNS
@@ -334,3 +336,20 @@ class RepertoireStore:
 
     def __len__(self) -> int:
         return self.n_repertoires
+
+
+class StoreRepertoires(Sequence):
+    """The repertoires of an open store as a sequence, each read when indexed (and each read checks for an
+    interrupt, so a long pass over a cohort stops at the next repertoire)."""
+
+    def __init__(self, store: RepertoireStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int) -> Repertoire:
+        if not 0 <= i < len(self.store):
+            raise IndexError(i)
+        raise_if_interrupted()
+        return self.store.repertoire(i)
