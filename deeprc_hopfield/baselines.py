@@ -26,6 +26,7 @@ Binary labels only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -114,7 +115,7 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
                   rules: tuple[CloneRule, ...] | None = None,
                   fits: Callable[[list[str]], list[np.ndarray]] | None = None,
-                  seed: int = 0, workers: int = 1, shared: str | Path | None = None) -> CohortFeatures:
+                  seed: int = 0, workers: int = 1, shared: tuple[str | Path, Split] | None = None) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods (the clone
     incidence of each of `rules`, default every rule).
 
@@ -123,21 +124,23 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
     rows; at radius 1 only those below the test's loosest p in one of its fits, `public_clones.FitCandidates`),
     which bounds memory on large cohorts and changes no result. `workers`: threads reading ahead (the same result).
-    `shared`: a clones file of this store (`deeprc-hopfield clones`), where those clones are read if it holds them.
+    `shared`: (a clones file of this store, the split it was made for: `deeprc-hopfield clones`), where those
+    clones are read if it holds them.
     """
-    with RepertoireStore(store_path) as store:
+    with RepertoireStore(store_path) as store, contextlib.ExitStack() as stack:
         label = choose_label(store, label_column)
         _check_binary(label, store.path)
+        file = (stack.enter_context(SharedClones.open(shared[0], store, label.name, seed, shared[1]))
+                if "public_clones" in methods and shared is not None and fits else None)  # refused before any work
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
         repertoires = StoreRepertoires(store)
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
         clones = None
-        if "public_clones" in methods and shared is not None and fits:
-            with SharedClones.open(shared, store, label.name, seed) as file:
-                found = file.clones(np.arange(len(store)), rules or clone_rules())
-                clones = list(found) if found is not None else None
+        if file is not None:
+            found = file.clones(np.arange(len(store)), rules or clone_rules())
+            clones = list(found) if found is not None else None
         if "public_clones" in methods and clones is None:
             clones = cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
                                    positives=positive_rows(y) if fits else None,
@@ -217,7 +220,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     split = Split.read(split_path)
     features = read_features(store_path, label_column, methods, rules=rules,
                              fits=lambda subjects: _training_rows(split, subjects), seed=seed, workers=threads,
-                             shared=clones)
+                             shared=(clones, split) if clones is not None else None)
     fold = split.fold_of(features.subject_ids)
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,

@@ -306,9 +306,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _add_clones_file(p: argparse.ArgumentParser, whose: str) -> None:
     p.add_argument("--clones", type=Path, metavar="FILE",
-                   help=f"clones file of this store and split (`deeprc-hopfield clones`): {whose} public clones are "
-                        "read from it instead of collected by reading the cohort again (the same result; the "
-                        "workflow makes it once for all folds)")
+                   help=f"clones file of this store, split and seed (`deeprc-hopfield clones`; another one is "
+                        f"refused): {whose} public clones are read from it instead of collected by reading the "
+                        "cohort again (the same result; the workflow makes it once for all folds)")
 
 
 def _add_pgen_cache(p: argparse.ArgumentParser) -> None:
@@ -700,7 +700,9 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
                                                "clone_memory, validation_fraction, seed; defaults otherwise)")
     p.add_argument("--label-column", metavar="COLUMN",
                    help="the binary label (default: the store's only label, else 'label')")
-    p.add_argument("--seed", type=int, help="seed of the inner folds (overrides the config; default 0)")
+    p.add_argument("--seed", type=int, help="seed of the inner folds (default: the config's, else 0)")
+    p.add_argument("--no-baselines", dest="baselines", action="store_false",
+                   help="leave out the public-clone baseline's part (every repertoire), when it is not run")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="threads reading the repertoires ahead (default: 1; the same result)")
     p.set_defaults(func=_run_clones)
@@ -710,7 +712,7 @@ def _run_clones(args: argparse.Namespace) -> int:
     from deeprc_hopfield.shared_clones import collect_clones
 
     collect_clones(args.store, args.split, args.out, args.label_column, args.config, args.seed,
-                   workers=args.threads)
+                   baselines=args.baselines, workers=args.threads)
     return 0
 
 

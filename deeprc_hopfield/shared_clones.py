@@ -41,10 +41,10 @@ from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 log = logging.getLogger(__name__)
 
 FORMAT = "deeprc-hopfield clones"
-VERSION = 1
+VERSION = 2  # 2: the split in the identity
 ALL = "all"  # the baselines' part: every repertoire, fits within each fold's training rows
 _IDENTITY_WORDS = {"store": "store", "label": "label", "subjects_and_labels": "subjects or label values",
-                   "seed": "seed"}
+                   "split": "split", "seed": "seed"}
 
 
 @dataclass
@@ -67,28 +67,30 @@ class PartSpec:
         return CollectionPart(self.rows, fewest, positive_rows(y), FitCandidates(y, seed, within=within))
 
 
-def cohort_identity(store: RepertoireStore, label: str, seed: int) -> dict:
+def cohort_identity(store: RepertoireStore, label: str, seed: int, split: Split) -> dict:
     """What a clones file must share with a job to serve it: the store (creation, size, ingest parameters, subjects),
-    the label and its values, and the seed of the fits' inner folds."""
+    the label and its values, the split (its folds decide what the baselines' part keeps) and the seed of the fits'
+    inner folds."""
     values = np.asarray(store.label(label).values).astype(str)
     digest = hashlib.sha256()
     for text in (*store.subject_ids, "\0", *values):
         digest.update(text.encode() + b"\n")
+    folds = hashlib.sha256(split.fold_of(store.subject_ids).tobytes()).hexdigest()
     return {"store": {"created": store.attrs.get("created"), "n_sequences": int(store.n_sequences),
                       "parameters": store.parameters},
-            "label": label, "subjects_and_labels": digest.hexdigest(), "seed": int(seed)}
+            "label": label, "subjects_and_labels": digest.hexdigest(), "split": folds, "seed": int(seed)}
 
 
 def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, validation_fraction: float,
-               seed: int, training: bool = True) -> list[PartSpec]:
-    """The parts a cross-validation on `split` fits public clones on: every repertoire (the baselines, within each
-    fold's training rows) and, with `training`, each fold's fitting and training repertoires, the fitting ones
-    chosen as training chooses them (`training.config.inner_validation_split` of `strata`)."""
+               seed: int, training: bool = True, baselines: bool = True) -> list[PartSpec]:
+    """The parts a cross-validation on `split` fits public clones on: with `baselines`, every repertoire (the
+    baselines, within each fold's training rows) and, with `training`, each fold's fitting and training repertoires,
+    the fitting ones chosen as training chooses them (`training.config.inner_validation_split` of `strata`)."""
     from deeprc_hopfield.training.config import inner_validation_split
 
     folds = split.fold_of(subject_ids)
     outer = [np.flatnonzero(folds != k) for k in split.folds]
-    parts = [PartSpec(ALL, np.arange(len(subject_ids)), outer)]
+    parts = [PartSpec(ALL, np.arange(len(subject_ids)), outer)] if baselines else []
     for k, rows in zip(split.folds, outer):
         if training:
             fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed)
@@ -97,21 +99,24 @@ def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, val
 
 
 def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[PartSpec], rules: Sequence[CloneRule],
-                        label: str, seed: int, workers: int = 1) -> Path:
+                        label: str, seed: int, split: Split, workers: int = 1) -> Path:
     """Collect the clones of `parts` of the store under `rules` in one reading and write them to `out` (written to
-    a temporary file, then renamed)."""
+    a temporary file, then renamed). A part too small for the test's inner folds is left out (its job finds no
+    clones in it, as collecting them itself)."""
     labels = np.asarray(store.label(label).values)
     started = time.perf_counter()
+    parts, collected = _fittable(parts, labels, seed)
     with atomic_file(out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(format=FORMAT, version=VERSION, identity=json.dumps(cohort_identity(store, label, seed)))
+        h5.attrs.update(format=FORMAT, version=VERSION,
+                        identity=json.dumps(cohort_identity(store, label, seed, split)))
         groups, every, held = [], h5.create_group("every"), h5.create_group("parts")
         every.attrs["repertoires"] = len(store)
         for spec in parts:
             group = held.create_group(spec.name)
             group.create_dataset("rows", data=spec.rows.astype(np.int64))
             groups.append(group)
-        collection = each_part_clones(StoreRepertoires(store), store.v_genes, rules,
-                                      [spec.part(labels, seed) for spec in parts], workers=workers) if parts else ()
+        collection = each_part_clones(StoreRepertoires(store), store.v_genes, rules, collected,
+                                      workers=workers) if parts else ()
         for p, clones in collection:
             _write_clones(every if p is None else groups[p], clones)
             log.info("clones: %s, %s: %d clones carried %d times", "every repertoire" if p is None else parts[p].name,
@@ -119,6 +124,20 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     log.info("clones: %d parts x %d rules written to %s in %.1f s", len(parts), len(rules), out,
              time.perf_counter() - started)
     return Path(out)
+
+
+def _fittable(parts: list[PartSpec], labels: np.ndarray, seed: int) -> tuple[list[PartSpec], list[CollectionPart]]:
+    """The parts whose fits the public-clone test can make (two repertoires of each class in every inner fold's
+    training rows), with their :class:`clone_rules.CollectionPart`; the others are logged and left out."""
+    kept, collected = [], []
+    for spec in parts:
+        try:
+            collected.append(spec.part(labels, seed))
+        except DeepRCError as exc:
+            log.info("clones: part %s left out (%s)", spec.name, exc)
+            continue
+        kept.append(spec)
+    return kept, collected
 
 
 def _rule_name(rule: CloneRule) -> str:
@@ -143,8 +162,8 @@ class SharedClones:
         self.path, self.h5 = path, h5
 
     @classmethod
-    def open(cls, path: str | Path, store: RepertoireStore, label: str, seed: int) -> "SharedClones":
-        """The clones file at `path`, checked to be of this store, label (and its values) and seed."""
+    def open(cls, path: str | Path, store: RepertoireStore, label: str, seed: int, split: Split) -> "SharedClones":
+        """The clones file at `path`, checked to be of this store, label (and its values), split and seed."""
         path = Path(path)
         try:
             h5 = h5py.File(path, "r")
@@ -153,7 +172,7 @@ class SharedClones:
         if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", 0)) != VERSION:
             h5.close()
             raise DeepRCError("not a clones file of this version (make it with `deeprc-hopfield clones`)", path)
-        made_for, wanted = json.loads(h5.attrs["identity"]), cohort_identity(store, label, seed)
+        made_for, wanted = json.loads(h5.attrs["identity"]), cohort_identity(store, label, seed, split)
         if made_for != wanted:
             h5.close()
             differs = ", ".join(_IDENTITY_WORDS[k] for k in wanted if made_for.get(k) != wanted[k])
@@ -211,9 +230,10 @@ def _read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClone
 
 def collect_clones(store_path: str | Path, split_path: str | Path, out: str | Path, label: str | None = None,
                    config_path: str | Path | None = None, seed: int | None = None, rules: Sequence[CloneRule] | None = None,
-                   training: bool | None = None, workers: int = 1) -> Path:
-    """`deeprc-hopfield clones`: the clones file of a cross-validation of a store on `split`, for the baselines and,
-    where training keeps a clone memory (`training` None: as the config says), for every training fold."""
+                   training: bool | None = None, baselines: bool = True, workers: int = 1) -> Path:
+    """`deeprc-hopfield clones`: the clones file of a cross-validation of a store on `split`, for the baselines (where
+    `baselines`) and, where training keeps a clone memory (`training` None: as the config says), every training
+    fold."""
     from deeprc_hopfield.split import choose_label
     from deeprc_hopfield.training.config import read_config
 
@@ -226,10 +246,10 @@ def collect_clones(store_path: str | Path, split_path: str | Path, out: str | Pa
         with_training = config.clone_memory if training is None else training
         strata = np.asarray(store.label(chosen.name).values)
         binary = chosen.kind == "binary"  # the clone memory and the public-clone test are for binary labels only
-        parts = fold_parts(split, store.subject_ids, strata, config.validation_fraction, seed, with_training) \
-            if binary else []
+        parts = fold_parts(split, store.subject_ids, strata, config.validation_fraction, seed, with_training,
+                           baselines) if binary else []
         if not binary:
             log.info("clones: '%s' is %s, not binary: no public clones to collect", chosen.name, chosen.kind)
         log.info("clones: %d repertoires, %d parts (%s), rules: %s", len(store), len(parts),
                  ", ".join(spec.name for spec in parts), "; ".join(map(str, rules)))
-        return write_shared_clones(store, out, parts, rules, chosen.name, seed, workers)
+        return write_shared_clones(store, out, parts, rules, chosen.name, seed, split, workers)

@@ -18,6 +18,7 @@ from deeprc_hopfield.cli import main
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.shared_clones import SharedClones, collect_clones
 from deeprc_hopfield.simulate import SimulationSettings
+from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.training import train
 
@@ -77,19 +78,25 @@ def test_the_baselines_with_the_file_predict_what_they_predict_without_it(rough_
     assert runs[0].equals(runs[1])
 
 
-def test_a_file_of_another_seed_or_store_is_refused_in_one_line(rough_cohort, tmp_path):
+def test_a_file_of_another_seed_split_or_store_is_refused_in_one_line(rough_cohort, tmp_path):
+    split = Split.read(rough_cohort["split"])
     with RepertoireStore(rough_cohort["store"]) as store:
         with pytest.raises(DeepRCError, match="made for a different seed;"):
-            SharedClones.open(rough_cohort["clones"], store, "label", seed=1)
+            SharedClones.open(rough_cohort["clones"], store, "label", 1, split)
+        table = split.table.copy()
+        table["fold"] = (table["fold"] + 1) % 3  # the same rows, other fold numbers: the baselines' part differs
+        table.loc[0, "fold"] = (table.loc[0, "fold"] + 1) % 3
+        with pytest.raises(DeepRCError, match="made for a different split;"):
+            SharedClones.open(rough_cohort["clones"], store, "label", 0, Split(table, tmp_path / "other.csv"))
     other = simulated_store(tmp_path, SimulationSettings(n_repertoires=12, sequences_per_repertoire=50,
                                                          witness_rate=0.02, seed=1, nucleotides=False), folds=3)
     with RepertoireStore(other["store"]) as store:
-        with pytest.raises(DeepRCError, match="made for a different store, subjects or label values;") as caught:
-            SharedClones.open(rough_cohort["clones"], store, "label", seed=0)
+        with pytest.raises(DeepRCError, match="made for a different store, subjects or label values, split;") as caught:
+            SharedClones.open(rough_cohort["clones"], store, "label", 0, Split.read(other["split"]))
     assert "\n" not in str(caught.value)
     (tmp_path / "not.h5").write_text("text")
     with RepertoireStore(other["store"]) as store, pytest.raises(DeepRCError, match="cannot read the clones file"):
-        SharedClones.open(tmp_path / "not.h5", store, "label", seed=0)
+        SharedClones.open(tmp_path / "not.h5", store, "label", 0, Split.read(other["split"]))
     assert main(["baselines", "--store", str(other["store"]), "--split", str(other["split"]), "--out",
                  str(tmp_path / "b"), "--clones", str(rough_cohort["clones"])]) != 0
     assert not (tmp_path / "b").exists()
@@ -97,7 +104,7 @@ def test_a_file_of_another_seed_or_store_is_refused_in_one_line(rough_cohort, tm
 
 def test_a_job_whose_repertoires_the_file_lacks_collects_its_own(rough_cohort, caplog):
     with RepertoireStore(rough_cohort["store"]) as store, \
-            SharedClones.open(rough_cohort["clones"], store, "label", seed=0) as shared:
+            SharedClones.open(rough_cohort["clones"], store, "label", 0, Split.read(rough_cohort["split"])) as shared:
         with caplog.at_level(logging.WARNING, logger="deeprc_hopfield"):
             assert shared.clones(np.arange(5), []) is None
         assert "holds no part of these 5 repertoires" in caplog.text
@@ -142,5 +149,27 @@ def test_a_label_that_is_not_binary_gives_a_file_without_parts(tmp_path):
     out = collect_clones(store, tmp_path / "split.csv", tmp_path / "c.h5", "age")
     with h5py.File(out, "r") as h5:
         assert len(h5["parts"]) == 0 and len(h5["every"]) == 0
-    with RepertoireStore(store) as opened, SharedClones.open(out, opened, "age", 0) as shared:
+    with RepertoireStore(store) as opened, \
+            SharedClones.open(out, opened, "age", 0, Split.read(tmp_path / "split.csv")) as shared:
         assert shared.clones(np.arange(4), []) is None
+
+
+def test_training_takes_the_file_with_a_split_only_and_a_tiny_fold_is_left_out(rough_cohort, tmp_path):
+    """Without --split the file's parts are not this training's: refused before any work. A part whose inner folds
+    the test cannot make (here the training rows of one class hold a single repertoire) is left out of the file,
+    and its job, finding no part, collects and finds the test refused, as without the file."""
+    from deeprc_hopfield.training.config import TrainingError
+
+    with pytest.raises(TrainingError, match="--clones goes with --split and --fold"):
+        train(rough_cohort["store"], tmp_path / "m", rough_cohort["config"], ["label"], device="cpu",
+              progress=False, clones=rough_cohort["clones"])
+    assert not (tmp_path / "m").exists()
+    meta = rough_cohort["meta"]
+    positives = meta["subject_id"].astype(str)[meta["label"].to_numpy() == 1].tolist()
+    table = Split.read(rough_cohort["split"]).table.copy()
+    table["fold"] = np.where(table["subject_id"].isin(positives[1:]) | (np.arange(len(table)) % 2 == 0), 0, 1)
+    table.to_csv(tmp_path / "split.csv", index=False)  # fold 1 holds one positive: fold 0's training rows too
+    out = collect_clones(rough_cohort["store"], tmp_path / "split.csv", tmp_path / "c.h5", "label",
+                         rough_cohort["config"])
+    with h5py.File(out, "r") as h5:
+        assert set(h5["parts"]) == {"fold1.fit", "fold1.training"}  # "all" fits within fold 0's training rows

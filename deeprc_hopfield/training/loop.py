@@ -465,6 +465,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
         config = replace(config, **overrides)
     target = resolve_device(device)
     folds = Split.from_options(split, fold)
+    if clones is not None and folds is None:
+        raise TrainingError("--clones goes with --split and --fold: the clones file holds the clones of a split's folds")
     known = reference.read() if reference is not None else None
     if known is not None:
         log.info("%s", known.describe())
@@ -472,7 +474,7 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
         with contextlib.ExitStack() as stack:
-            shared = (stack.enter_context(SharedClones.open(clones, store, tasks[0].name, config.seed))
+            shared = (stack.enter_context(SharedClones.open(clones, store, tasks[0].name, config.seed, folds))
                       if clones is not None and config.clone_memory and tasks[0].kind == "binary" else None)
             trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
                               reference=known, shared_clones=shared)

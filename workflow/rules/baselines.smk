@@ -5,7 +5,7 @@ rule baselines:
     input:
         store=store(),
         split=split_table(),
-        clones=shared_clones(),
+        clones=shared_clones("baselines"),
     output:
         list(baseline_predictions().values()),
     log:

@@ -116,11 +116,18 @@ def train_config():
     return result("train.yaml")
 
 
-def shared_clones():
-    """The clones file of every fold (`deeprc-hopfield clones`): made once where the clone memory or the
-    public-clone baseline needs it, so that no training fold reads the cohort again to collect its clones."""
-    wanted = config["training"].get("clone_memory", True) or "public_clones" in BASELINES
-    return [result("clones.h5")] if wanted else []
+def shared_clones(job=None):
+    """The clones file of every fold (`deeprc-hopfield clones`): made once where the clone memory (`job`
+    "train") or the public-clone baseline ("baselines") needs it (None: either), so that no training fold
+    reads the cohort again to collect its clones."""
+    memory = config["training"].get("clone_memory", True)
+    wanted = {"train": memory, "baselines": "public_clones" in BASELINES}
+    return [result("clones.h5")] if (wanted[job] if job else any(wanted.values())) else []
+
+
+def clones_parts():
+    """`--no-baselines` for the clones job when the public-clone baseline is not run."""
+    return "" if "public_clones" in BASELINES else "--no-baselines"
 
 
 def clones_option(wildcards, input):

@@ -61,6 +61,7 @@ rule clones:
     params:
         label=config["label_column"],
         seed=config["seed"],
+        parts=clones_parts(),
     threads: config["threads"]["clones"]
     resources:
         mem_mb=8000,
@@ -68,7 +69,7 @@ rule clones:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield clones --store {input.store} --split {input.split} --config {input.config}"
-        " --label-column {params.label} --seed {params.seed} --out {output} --threads {threads} > {log} 2>&1"
+        " --label-column {params.label} --seed {params.seed} --out {output} {params.parts} --threads {threads} > {log} 2>&1"
 
 
 rule train:
@@ -85,7 +86,7 @@ rule train:
         split=split_table(),
         config=train_config(),
         reference=reference_input,
-        clones=shared_clones(),
+        clones=shared_clones("train"),
     output:
         model=directory(model_dir()),
     log:
