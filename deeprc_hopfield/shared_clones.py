@@ -88,8 +88,7 @@ def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, val
     the fitting ones chosen as training chooses them (`training.config.inner_validation_split` of `strata`)."""
     from deeprc_hopfield.training.config import inner_validation_split
 
-    folds = split.fold_of(subject_ids)
-    outer = [np.flatnonzero(folds != k) for k in split.folds]
+    outer = [split.training(subject_ids, k) for k in split.folds]  # as `train --split --fold K` takes them
     parts = [PartSpec(ALL, np.arange(len(subject_ids)), outer)] if baselines else []
     for k, rows in zip(split.folds, outer):
         if training:
