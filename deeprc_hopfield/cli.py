@@ -631,7 +631,8 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated baselines to run: kmer, public_clones (default: both)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inner cross-validation splits (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="parallel inner cross-validation fits of the k-mer baseline, and pgen processes (default: 1)")
+                   help="parallel inner cross-validation fits of the k-mer baseline, pgen processes and threads counting "
+                        "the public-clone fits' carriers (default: 1)")
     p.add_argument("--clone-keys", choices=("auto", "family", "gene", "none"), default="auto",
                    help="public clones: the V level of a clone key (CDR3 + V family, + V gene, or the CDR3 alone); "
                         "auto: chosen by inner cross-validation among the three, as the model's clone memory "
@@ -657,6 +658,7 @@ def _run_baselines(args: argparse.Namespace) -> int:
     from deeprc_hopfield.io import atomic_folder, check_output, write_table
 
     check_output(args.out, "baselines", args.force, recognise=is_baselines_folder)
+    _set_threads(args.threads)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -704,13 +706,15 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", dest="baselines", action="store_false",
                    help="leave out the public-clone baseline's part (every repertoire), when it is not run")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="threads reading the repertoires ahead (default: 1; the same result)")
+                   help="threads reading the repertoires ahead and counting the fits' carriers (default: 1; the "
+                        "same result)")
     p.set_defaults(func=_run_clones)
 
 
 def _run_clones(args: argparse.Namespace) -> int:
     from deeprc_hopfield.shared_clones import collect_clones
 
+    _set_threads(args.threads)
     collect_clones(args.store, args.split, args.out, args.label_column, args.config, args.seed,
                    baselines=args.baselines, workers=args.threads)
     return 0

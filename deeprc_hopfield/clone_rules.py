@@ -40,9 +40,9 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRank
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireRows
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, KeyCounter, PublicCloneTest, clone_incidence,
-                                           clone_set, in_sorted, repertoire_keys, resolve_wildcards, search_sorted,
-                                           gene_codes, unique_keys, v_codes, with_v)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, FitCandidates, KeyCounter, PublicCloneTest,
+                                           clone_incidence, clone_set, in_sorted, repertoire_keys, resolve_wildcards,
+                                           search_sorted, gene_codes, unique_keys, v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -521,21 +521,26 @@ def each_part_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seque
     for part in parts:
         counted |= part.counted(len(repertoires))
     positives = None if fewest <= 2 or counted.all() else counted
-    deciding = _SomePartKeeps([part for p, part in enumerate(parts) if p not in set(implied)])
+    deciding = _SomePartKeeps([part for p, part in enumerate(parts) if p not in set(implied)], len(repertoires))
     yield from _collected(repertoires, v_genes, rules, keys_per_pass, fewest, positives, deciding,
                           workers).part_results(parts)
 
 
 class _SomePartKeeps:
     """Candidates of a one-substitution collection over every part: a clone is kept where some part would keep it
-    (carried by its `min_carriers` counted repertoires and kept by its candidates)."""
+    (carried by its `min_carriers` counted repertoires and kept by its candidates). The parts' `FitCandidates` are
+    asked as one (:meth:`public_clones.FitCandidates.union`: every fit counted by one product; a fit keeps only
+    clones with enough carriers of its own, so the parts' carrier counts are implied); other candidates part by
+    part."""
 
-    def __init__(self, parts: Sequence[CollectionPart]) -> None:
-        self.parts = list(parts)
+    def __init__(self, parts: Sequence[CollectionPart], n: int) -> None:
+        fitted = [part for part in parts if isinstance(part.candidates, FitCandidates)]
+        self.fits = FitCandidates.union([(part.rows, part.candidates) for part in fitted], n) if fitted else None
+        self.parts = [part for part in parts if not isinstance(part.candidates, FitCandidates)]
 
     def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
-        keep = np.zeros(carried.shape[0], dtype=bool)
-        by_column = carried.tocsc()
+        keep = np.zeros(carried.shape[0], dtype=bool) if self.fits is None else self.fits(carried)
+        by_column = carried.tocsc() if self.parts else None
         for part in self.parts:
             own = by_column[:, part.rows].tocsr()
             wanted = _carriers(own, part.positives) >= part.min_carriers

@@ -536,13 +536,40 @@ class FitCandidates:
         y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
         parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
         fits = [rows[fit] for rows in parts for fit in fit_rows(y[rows], seed, folds, repeats)]
-        self.rows = np.zeros((len(y), len(fits)), dtype=np.float32)  # (repertoire, fit): in that fit's rows
+        membership = np.zeros((len(y), len(fits)), dtype=bool)  # (repertoire, fit): in that fit's rows
+        most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
         for f, train in enumerate(fits):
-            self.rows[train, f] = 1
-        self.positive_rows = self.rows * (y == 1)[:, None]
-        self.most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
-        for f, train in enumerate(fits):
-            self.most[:len(train) + 1, f] = self._most_positive(y[train], threshold * (1 + 1e-9))
+            membership[train, f] = True
+            most[:len(train) + 1, f] = self._most_positive(y[train], threshold * (1 + 1e-9))
+        self._use(membership, y == 1, most)
+
+    def _use(self, membership: np.ndarray, positive: np.ndarray, most: np.ndarray) -> None:
+        """Keep the fits' rows (bool (repertoires, fits)), the positive repertoires and each fit's most positive
+        carriers per carrier count (int (repertoires + 1, fits)), each distinct fit once."""
+        _, first = np.unique(np.concatenate([membership, most]).T, axis=0, return_index=True)
+        first = np.sort(first)
+        self.membership, self.positive, self.most = membership[:, first], positive, most[:, first]
+        weights = np.concatenate([self.membership, self.membership & positive[:, None]], axis=1)
+        self._weights = torch.from_numpy(weights.astype(np.int8))  # carriers, then positive carriers, per fit
+        self._most = torch.from_numpy(self.most.astype(np.int32).ravel())  # at carriers x fits + fit
+
+    @classmethod
+    def union(cls, placed: Sequence[tuple[np.ndarray, "FitCandidates"]], n: int) -> "FitCandidates":
+        """Keeps a clone of `n` repertoires where one fit of one of the `placed` keeps it, each given with the rows
+        (indices into the `n`) it was made on: one count of every fit instead of one per part."""
+        union = cls.__new__(cls)
+        membership = np.zeros((n, sum(c.membership.shape[1] for _, c in placed)), dtype=bool)
+        positive = np.zeros(n, dtype=bool)
+        most = np.full((n + 1, membership.shape[1]), n + 1, dtype=np.int64)
+        start = 0
+        for rows, candidates in placed:
+            fits = slice(start, start + candidates.membership.shape[1])
+            membership[rows, fits] = candidates.membership
+            positive[rows] = candidates.positive
+            most[:len(candidates.most), fits] = candidates.most
+            start = fits.stop
+        union._use(membership, positive, most)
+        return union
 
     @staticmethod
     def _most_positive(y: np.ndarray, threshold: float) -> np.ndarray:
@@ -555,10 +582,39 @@ class FitCandidates:
         return first - 1
 
     def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
-        """Which rows of bool CSR `carried` (clones, repertoires: who carries each) can be a candidate, bool."""
-        carriers = np.rint(carried @ self.rows).astype(np.int64)  # (clones, fits)
-        positives = np.rint(carried @ self.positive_rows).astype(np.int64)
-        return (positives > np.take_along_axis(self.most, carriers, axis=0)).any(axis=1)
+        """Which rows of bool CSR `carried` (clones, repertoires: who carries each) can be a candidate, bool.
+        Every fit's carriers and positive carriers are counted by one exact int8 product per block of clones."""
+        fits = self.membership.shape[1]
+        keep = np.zeros(carried.shape[0], dtype=bool)
+        columns = torch.arange(fits, dtype=torch.int32)
+        for start in range(0, carried.shape[0], FIT_COUNT_ROWS):
+            block = torch.from_numpy((carried[start:start + FIT_COUNT_ROWS].toarray() != 0).view(np.int8))
+            counts = _int8_products(block, self._weights)
+            most = self._most.take((counts[:, :fits] * fits + columns).long())  # below (n + 1) x fits: int32
+            keep[start:start + block.shape[0]] = (counts[:, fits:] > most).any(dim=1).numpy()
+        return keep
+
+
+#: Clones counted per product in :class:`FitCandidates` (at 300 fits, ~20 MB of counts).
+FIT_COUNT_ROWS = 8192
+
+
+def _int8_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a @ b` of int8 0/1 matrices as exact int32 counts: int8 products where this torch has them on the CPU,
+    float32 otherwise (exact below 2**24)."""
+    if _has_int8_products():
+        return torch._int_mm(a, b)
+    return (a.float() @ b.float()).int()
+
+
+@lru_cache(maxsize=1)
+def _has_int8_products() -> bool:
+    """Whether `torch._int_mm` multiplies int8 matrices of any shape on the CPU (torch 2.13 does; older may not)."""
+    try:
+        a = torch.ones((3, 5), dtype=torch.int8)
+        return bool((torch._int_mm(a, a.T.contiguous()) == 5).all())
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
 
 
 def row_indices(rows: np.ndarray) -> np.ndarray:

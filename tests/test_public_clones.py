@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
+from deeprc_hopfield import public_clones
 from deeprc_hopfield.cdr3 import core
 from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
@@ -276,3 +277,16 @@ def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positi
             expected |= fisher_enrichment(incidence[part[rows]], y[part[rows]]) < max(P_THRESHOLDS)
     assert 0 < expected.sum() < len(columns)
     assert np.array_equal(FitCandidates(y, seed=0, within=parts if outer else None)(carried), expected)
+    placed = [(part, FitCandidates(y[part], seed=0)) for part in map(np.flatnonzero, parts)]
+    assert np.array_equal(FitCandidates.union(placed, n)(carried), expected)  # every part's fits counted as one
+
+
+def test_fit_candidates_count_the_same_without_int8_products(monkeypatch):
+    """Where torch has no int8 matrix product on the CPU, the float32 one keeps the same clones."""
+    rng = np.random.default_rng(5)
+    y = rng.permutation(np.repeat([0, 1], 30))
+    carried = sparse.csr_matrix(rng.random((3000, 60)) < np.where(y == 1, 0.3, 0.1))
+    int8 = FitCandidates(y, seed=0)(carried)
+    monkeypatch.setattr(public_clones, "_has_int8_products", lambda: False)
+    assert 0 < int8.sum() < len(int8)
+    assert np.array_equal(FitCandidates(y, seed=0)(carried), int8)
