@@ -20,7 +20,8 @@ profile (`workflow/profiles/slurm/config.yaml`) gives the rule and whether the p
 repertoires, median 50,000: 1/16 of the sequences). `--profile slurm-like` runs the jobs here with
 the threads and resources that the SLURM profile gives them (its `set-threads`, capped by
 `--cores`), instead of one thread per job as the demo does. The cohort is kept in `--work` and
-reused by a later run with the same cohort options; the workflow's folder there is remade each run.
+reused by a later run with the same cohort options; the workflow's folder there is remade each run, unless
+`--resume`: a run stopped (e.g. at a session's end) goes on from the jobs it finished.
 """
 
 from __future__ import annotations
@@ -184,11 +185,14 @@ def declared_resources() -> dict:
 # --- memory sampling ---------------------------------------------------------------------------
 class PeakSampler:
     """Peak summed RSS (MB) of groups of process trees, sampled every `interval` seconds in a thread.
-    `groups()` returns {key: [root processes]}; each root counts with its descendants."""
+    `groups()` returns {key: [root processes]}; each root counts with its descendants. With `record`, the peaks
+    start from that file's and are written back to it every minute and at the end, so that a run stopped
+    and resumed (`--resume`) keeps the peaks of the jobs it finished."""
 
-    def __init__(self, groups, interval: float):
-        self.groups, self.interval = groups, interval
-        self.peaks: dict[str, float] = {}
+    def __init__(self, groups, interval: float, record: Path | None = None):
+        self.groups, self.interval, self.record = groups, interval, record
+        self.peaks: dict[str, float] = json.loads(record.read_text()) if record and record.is_file() else {}
+        self._written = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -199,6 +203,14 @@ class PeakSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self._write()
+
+    def _write(self) -> None:
+        if self.record is not None:
+            temporary = self.record.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.peaks, indent=1))
+            temporary.replace(self.record)
+            self._written = time.monotonic()
 
     def _loop(self):
         while not self._stop.is_set():
@@ -219,6 +231,8 @@ class PeakSampler:
                         except psutil.Error:
                             pass
                 self.peaks[key] = max(self.peaks.get(key, 0.0), total / 2**20)
+            if time.monotonic() - self._written >= 60:
+                self._write()
             self._stop.wait(self.interval)
 
 
@@ -241,30 +255,44 @@ def job_roots(snakemake: psutil.Process) -> dict[str, list[psutil.Process]]:
 
 
 # --- the run -----------------------------------------------------------------------------------
-def run_workflow(args: argparse.Namespace, work: Path, config: Path) -> tuple[list[str], float, dict, str]:
-    """Run snakemake in work/workflow; returns its command, wall seconds, sampled peaks and output."""
-    folder = work / "workflow"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+def run_workflow(args: argparse.Namespace, work: Path, config: Path) -> tuple[list[str], list[dict], dict, str]:
+    """Run snakemake in work/workflow; returns its command, every run's record (one, or with `--resume` the
+    earlier runs' too: start, wall seconds, commit), sampled peaks and output (of every run)."""
+    folder, log, runs, peaks = work / "workflow", work / "snakemake.log", work / "runs.json", work / "peaks.json"
+    if not args.resume:
+        for path in (folder, log, runs, peaks):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     profile = ROOT / "workflow" / "profiles" / "default" if args.profile == "default" else slurm_like_profile(work)
     command = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(folder), "--cores", str(args.cores),
-               "--profile", str(profile), "--configfile", str(config), "--replace-workflow-config"]
+               "--profile", str(profile), "--configfile", str(config), "--replace-workflow-config",
+               *(["--rerun-incomplete"] if args.resume else [])]
     print("$ " + " ".join(command), flush=True)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = work / "snakemake.log"
+    record = json.loads(runs.read_text()) if runs.is_file() else []
+    record.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_state().get("commit"),
+                   "cores": args.cores, "wall_s": None})
     started = time.perf_counter()
-    with open(log, "w") as out:
+    with open(log, "a") as out:
         process = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
         root = psutil.Process(process.pid)
-        with PeakSampler(lambda: job_roots(root), args.sample_interval) as sampler:
-            status = process.wait()
-    seconds = time.perf_counter() - started
+        with PeakSampler(lambda: job_roots(root), args.sample_interval, peaks) as sampler:
+            status = None
+            while status is None:  # the run's wall so far written every minute: a stopped run keeps its time
+                record[-1]["wall_s"] = round(time.perf_counter() - started, 1)
+                runs.write_text(json.dumps(record, indent=1))
+                try:
+                    status = process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    pass
+    record[-1]["wall_s"] = round(time.perf_counter() - started, 1)
+    runs.write_text(json.dumps(record, indent=1))
     text = log.read_text()
     if status:
         print(text[-4000:])
-        raise SystemExit(f"snakemake failed (exit status {status}); its output: {log}")
-    return command, seconds, sampler.peaks, text
+        raise SystemExit(f"snakemake failed (exit status {status}); its output: {log}"
+                         + ("" if args.resume else "; --resume goes on from the jobs it finished"))
+    return command, record, sampler.peaks, text
 
 
 def job_benchmarks(snakemake_output: str) -> list[dict]:
@@ -280,6 +308,13 @@ def job_benchmarks(snakemake_output: str) -> list[dict]:
                          "wildcards": wildcards.group(1) if wildcards else "",
                          "threads": int(threads.group(1)) if threads else 1})
     return jobs
+
+
+def finished_jobs(snakemake_output: str, folder: Path) -> list[dict]:
+    """The jobs of :func:`job_benchmarks` that finished (their benchmark file written), each once: a job
+    stopped with its run and run again by a resumed one counts as its last start."""
+    jobs = {job["benchmark"]: job for job in job_benchmarks(snakemake_output)}
+    return [job for job in jobs.values() if (folder / job["benchmark"]).is_file()]
 
 
 def read_benchmark(path: Path) -> dict:
@@ -429,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-updates", type=int, help="training updates (smoke tests of this script only)")
     p.add_argument("--sample-interval", type=float, default=1.0, help="seconds between memory samples")
     p.add_argument("--json", type=Path, help="raw result file (default benchmarks/results/cohort_scale/<label>.json)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the workflow folder of a stopped run with the same options (Snakemake reruns "
+                        "the jobs it did not finish; training resumes from its checkpoints): wall_s is the sum "
+                        "of the runs', each recorded with its commit")
     p.add_argument("--table-only", type=Path, metavar="RESULT.json", help="print the table of a raw result file")
     args = p.parse_args(argv)
     if args.table_only:
@@ -449,12 +488,13 @@ def main(argv: list[str] | None = None) -> int:
           f"sigma {args.sigma}; work {work}; load {host['load_average_at_start']}", flush=True)
     simulated = simulated_cohort(options, work, args.cores)
     config = write_config(args, work / "cohort", work)
-    command, wall, sampled, output = run_workflow(args, work, config)
+    command, runs, sampled, output = run_workflow(args, work, config)
+    wall = sum(run["wall_s"] or 0 for run in runs)
 
     folder = work / "workflow"
     declared = declared_resources()
     jobs = []
-    for job in job_benchmarks(output):
+    for job in finished_jobs(output, folder):
         figures = read_benchmark(folder / job["benchmark"])
         key = re.sub(r"^.*?/benchmarks/", "", job["benchmark"]).removesuffix(".tsv")
         sampled_peak = sampled.get(key)
@@ -468,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, "benchmarks/cohort_scale.py", *(argv or sys.argv[1:])]),
         "snakemake_command": " ".join(command), "cohort_options": options, "simulate": simulated,
         "cohort": cohort_sizes(folder / "results" / RUN / "cohort.qc.tsv"),
-        "config": yaml.safe_load(config.read_text()), "wall_s": round(wall, 1),
+        "config": yaml.safe_load(config.read_text()), "wall_s": round(wall, 1), "runs": runs,
         "job_seconds": round(sum(job["s"] for job in jobs), 1),
         "memory_note": ("peak_rss_mb = max(Snakemake's max_rss, this script's sample every "
                         f"{args.sample_interval} s of the job's process tree); Snakemake samples every 0.5 s for a "
