@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import sparse
 
 from deeprc_hopfield.public_clones import FitCandidates, fit_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_record import median_seconds  # noqa: E402
 
 
 def cohort(n: int, folds: int, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -72,15 +75,6 @@ class PerPartProducts:
             positives = np.rint(own @ positive_indicator).astype(np.int64)
             keep |= (positives > np.take_along_axis(most, carriers, axis=0)).any(axis=1)
         return keep
-
-
-def median_seconds(function, repeats: int) -> tuple[float, np.ndarray]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:  # noqa: D103

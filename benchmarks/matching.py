@@ -21,22 +21,17 @@ import argparse
 import os
 import platform
 import resource
-import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_record import median_seconds  # noqa: E402
+
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-
-
-def _median_time(function, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _peak_mb(function) -> float:
@@ -143,19 +138,19 @@ def main() -> None:
           f"(OLGA), {np.mean(ref_v < 0):.1%} without V; made in {time.perf_counter() - start:.1f} s")
     print()
 
-    t_build0, index0 = _median_time(lambda: ReceptorIndex(ref_codes, ref_lengths, ref_v, radius=0), args.repeats)
-    t_build1, index1 = _median_time(lambda: ReceptorIndex(ref_codes, ref_lengths, ref_v, radius=1), args.repeats)
-    t_exact, exact = _median_time(lambda: index0.pairs(codes, lengths, v), args.repeats)
-    t_r1, r1 = _median_time(lambda: index1.pairs(codes, lengths, v), args.repeats)
-    t_first, _ = _median_time(lambda: index1.first_match(codes, lengths, v), args.repeats)
+    t_build0, index0 = median_seconds(lambda: ReceptorIndex(ref_codes, ref_lengths, ref_v, radius=0), args.repeats)
+    t_build1, index1 = median_seconds(lambda: ReceptorIndex(ref_codes, ref_lengths, ref_v, radius=1), args.repeats)
+    t_exact, exact = median_seconds(lambda: index0.pairs(codes, lengths, v), args.repeats)
+    t_r1, r1 = median_seconds(lambda: index1.pairs(codes, lengths, v), args.repeats)
+    t_first, _ = median_seconds(lambda: index1.first_match(codes, lengths, v), args.repeats)
 
-    t_decode, decoded = _median_time(lambda: decode(codes, lengths), args.repeats)
-    t_table, table = _median_time(lambda: simple_table(ref_junctions, ref_v), args.repeats)
-    t_simple_exact, simple = _median_time(lambda: simple_exact(table, decoded, v), args.repeats)
+    t_decode, decoded = median_seconds(lambda: decode(codes, lengths), args.repeats)
+    t_table, table = median_seconds(lambda: simple_table(ref_junctions, ref_v), args.repeats)
+    t_simple_exact, simple = median_seconds(lambda: simple_exact(table, decoded, v), args.repeats)
     rng = np.random.default_rng(1)
     rows_sub = np.sort(rng.choice(n_rep, size=subsample, replace=False))
     sub = [decoded[i] for i in rows_sub.tolist()]
-    t_simple_r1_sub, simple_r1 = _median_time(lambda: simple_radius1(table, sub, v[rows_sub]), args.repeats)
+    t_simple_r1_sub, simple_r1 = median_seconds(lambda: simple_radius1(table, sub, v[rows_sub]), args.repeats)
     t_simple_r1 = t_simple_r1_sub * n_rep / subsample
 
     # the same pairs both ways
@@ -220,8 +215,8 @@ def main() -> None:
     print()
 
     # a repertoire as the reference (one repertoire's clones against another's, e.g. a public-clone radius)
-    t_self_build, self_index = _median_time(lambda: ReceptorIndex(codes, lengths, v, radius=1), 1)
-    t_self, self_pairs = _median_time(lambda: self_index.pairs(codes, lengths, v), 1)
+    t_self_build, self_index = median_seconds(lambda: ReceptorIndex(codes, lengths, v, radius=1), 1)
+    t_self, self_pairs = median_seconds(lambda: self_index.pairs(codes, lengths, v), 1)
     peak_self = _peak_mb(lambda: ReceptorIndex(codes, lengths, v, radius=1))
     print(f"the repertoire as the reference ({int(core_lengths.sum()):,} wildcard keys), one run each: build "
           f"radius-1 index {t_self_build:.2f} s (peak {peak_self:.0f} MB), match the repertoire against it "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -19,3 +21,13 @@ def write_result(path: Path | None, result: dict) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def median_seconds(function, repeats: int) -> tuple[float, object]:
+    """The median wall seconds of `repeats` calls of `function`, and its last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
