@@ -182,6 +182,13 @@ def declared_resources() -> dict:
     return out
 
 
+def write_json(path: Path, value) -> None:
+    """Write `value` as JSON to a temporary file, then rename it to `path` (a stopped run leaves a whole file)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, indent=1))
+    temporary.replace(path)
+
+
 # --- memory sampling ---------------------------------------------------------------------------
 class PeakSampler:
     """Peak summed RSS (MB) of groups of process trees, sampled every `interval` seconds in a thread.
@@ -207,9 +214,7 @@ class PeakSampler:
 
     def _write(self) -> None:
         if self.record is not None:
-            temporary = self.record.with_suffix(".tmp")
-            temporary.write_text(json.dumps(self.peaks, indent=1))
-            temporary.replace(self.record)
+            write_json(self.record, self.peaks)
             self._written = time.monotonic()
 
     def _loop(self):
@@ -269,6 +274,8 @@ def run_workflow(args: argparse.Namespace, work: Path, config: Path) -> tuple[li
                *(["--rerun-incomplete"] if args.resume else [])]
     print("$ " + " ".join(command), flush=True)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if args.resume:  # a run killed with its session leaves its lock
+        subprocess.run([*command, "--unlock"], cwd=folder, env=env, check=True, capture_output=True)
     record = json.loads(runs.read_text()) if runs.is_file() else []
     record.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_state().get("commit"),
                    "cores": args.cores, "wall_s": None})
@@ -278,15 +285,15 @@ def run_workflow(args: argparse.Namespace, work: Path, config: Path) -> tuple[li
         root = psutil.Process(process.pid)
         with PeakSampler(lambda: job_roots(root), args.sample_interval, peaks) as sampler:
             status = None
-            while status is None:  # the run's wall so far written every minute: a stopped run keeps its time
+            while status is None:  # the wall so far written every 10 s: a stopped run keeps its time
                 record[-1]["wall_s"] = round(time.perf_counter() - started, 1)
-                runs.write_text(json.dumps(record, indent=1))
+                write_json(runs, record)
                 try:
-                    status = process.wait(timeout=60)
+                    status = process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     pass
     record[-1]["wall_s"] = round(time.perf_counter() - started, 1)
-    runs.write_text(json.dumps(record, indent=1))
+    write_json(runs, record)
     text = log.read_text()
     if status:
         print(text[-4000:])
@@ -310,11 +317,11 @@ def job_benchmarks(snakemake_output: str) -> list[dict]:
     return jobs
 
 
-def finished_jobs(snakemake_output: str, folder: Path) -> list[dict]:
-    """The jobs of :func:`job_benchmarks` that finished (their benchmark file written), each once: a job
-    stopped with its run and run again by a resumed one counts as its last start."""
+def finished_jobs(snakemake_output: str, folder: Path, resumed: bool) -> list[dict]:
+    """The jobs of :func:`job_benchmarks`, each once: a job stopped with its run (no benchmark file written; only
+    where `resumed`) and run again by a resumed one counts as its last start."""
     jobs = {job["benchmark"]: job for job in job_benchmarks(snakemake_output)}
-    return [job for job in jobs.values() if (folder / job["benchmark"]).is_file()]
+    return [job for job in jobs.values() if not resumed or (folder / job["benchmark"]).is_file()]
 
 
 def read_benchmark(path: Path) -> dict:
@@ -494,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = work / "workflow"
     declared = declared_resources()
     jobs = []
-    for job in finished_jobs(output, folder):
+    for job in finished_jobs(output, folder, args.resume):
         figures = read_benchmark(folder / job["benchmark"])
         key = re.sub(r"^.*?/benchmarks/", "", job["benchmark"]).removesuffix(".tsv")
         sampled_peak = sampled.get(key)

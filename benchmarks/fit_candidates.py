@@ -5,8 +5,9 @@ of some part (each fold's fitting and training rows; 31 fits each) finds the clo
 loosest threshold. A synthetic block stands in for one of the cohort's: `--clones` clones over `--repertoires`
 repertoires, carried by a geometric number of them (mean `--carriers`), 30% drawn from the positives only.
 Times (median of `--repeats`) of `FitCandidates.union` (every fit's carriers and positive carriers by one
-exact int8 product per 8,192 clones) against the simple way: per part, its columns sliced out and each fit's
-counts by a sparse product with the fits' row indicators, then the table lookup, as the code did before.
+exact int8 product per 8,192 clones) against the simple way, as the code did before: per part, its columns sliced
+out, the clones with enough positive carriers in it, and each fit's counts of those by a sparse product with the
+fits' row indicators, then the table lookup.
 Both must keep the same clones. One torch thread by default, as the simple way runs on one.
 
     python benchmarks/fit_candidates.py [--repertoires 786] [--clones 65536] [--carriers 30] [--repeats 3]
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from deeprc_hopfield.public_clones import FitCandidates, fit_rows
+from deeprc_hopfield.public_clones import P_THRESHOLDS, FitCandidates, fit_rows, min_carriers, positive_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_record import median_seconds  # noqa: E402
@@ -53,27 +54,33 @@ def carried_block(n: int, clones: int, carriers: float, y: np.ndarray, rng: np.r
 
 
 class PerPartProducts:
-    """The simple way: per part, its columns of the block, then each fit's carriers and positive carriers by a
-    sparse product with the fits' row indicators, and each fit's table of the most positive carriers kept."""
+    """The simple way, as the code did before: per part, its columns of the block, the clones with its
+    `min_carriers` positive carriers, then each fit's carriers and positive carriers of those by a sparse product
+    with the fits' row indicators, looked up in each fit's table of the most positive carriers."""
 
     def __init__(self, y: np.ndarray, parts: list[np.ndarray], seed: int = 0) -> None:
         self.parts = []
         for rows in parts:
             fits = fit_rows(y[rows], seed)
             indicator = np.zeros((len(rows), len(fits)), dtype=np.float32)
+            most = np.full((len(rows) + 1, len(fits)), len(rows) + 1, dtype=np.int64)
             for f, train in enumerate(fits):
                 indicator[train, f] = 1
-            most = FitCandidates(y[rows], seed).most  # the same p-value tables, looked up the simple way
-            self.parts.append((rows, indicator, indicator * (y[rows] == 1)[:, None], most))
+                most[:len(train) + 1, f] = FitCandidates._most_positive(y[rows][train], max(P_THRESHOLDS) * (1 + 1e-9))
+            positive = positive_rows(y[rows])
+            self.parts.append((rows, min_carriers(y[rows], seed), positive, indicator, indicator * positive[:, None],
+                               most))
 
     def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
         keep = np.zeros(carried.shape[0], dtype=bool)
         by_column = carried.tocsc()
-        for rows, indicator, positive_indicator, most in self.parts:
-            own = by_column[:, rows].tocsr().astype(np.float32)
+        for rows, fewest, positive, indicator, positive_indicator, most in self.parts:
+            own = by_column[:, rows].tocsr()
+            wanted = np.flatnonzero(np.asarray(own[:, positive].sum(axis=1)).ravel() >= fewest)
+            own = own[wanted].astype(np.float32)
             carriers = np.rint(own @ indicator).astype(np.int64)
             positives = np.rint(own @ positive_indicator).astype(np.int64)
-            keep |= (positives > np.take_along_axis(most, carriers, axis=0)).any(axis=1)
+            keep[wanted] |= (positives > np.take_along_axis(most, carriers, axis=0)).any(axis=1)
         return keep
 
 

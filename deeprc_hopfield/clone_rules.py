@@ -528,15 +528,17 @@ def each_part_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Seque
 
 class _SomePartKeeps:
     """Candidates of a one-substitution collection over every part: a clone is kept where some part would keep it
-    (carried by its `min_carriers` counted repertoires and kept by its candidates). The parts' `FitCandidates` are
-    asked as one (:meth:`public_clones.FitCandidates.union`: every fit counted by one product; a fit keeps only
-    clones with enough carriers of its own, so the parts' carrier counts are implied); other candidates part by
-    part."""
+    (carried by its `min_carriers` counted repertoires and kept by its candidates). The `FitCandidates` of parts
+    whose fits keep no clone with fewer positive carriers than their `min_carriers` (so that count is implied) are
+    asked as one (:meth:`public_clones.FitCandidates.union`: every fit counted by one product); other parts (e.g.
+    one whose fits keep a clone of one positive carrier, where a clone needs two carriers) part by part."""
 
     def __init__(self, parts: Sequence[CollectionPart], n: int) -> None:
-        fitted = [part for part in parts if isinstance(part.candidates, FitCandidates)]
-        self.fits = FitCandidates.union([(part.rows, part.candidates) for part in fitted], n) if fitted else None
-        self.parts = [part for part in parts if not isinstance(part.candidates, FitCandidates)]
+        implied = [isinstance(part.candidates, FitCandidates) and part.candidates.fewest_kept() >= part.min_carriers
+                   for part in parts]
+        fitted = [(part.rows, part.candidates) for part, one in zip(parts, implied) if one]
+        self.fits = FitCandidates.union(fitted, n) if fitted else None
+        self.parts = [part for part, one in zip(parts, implied) if not one]
 
     def __call__(self, carried: sparse.csr_matrix) -> np.ndarray:
         keep = np.zeros(carried.shape[0], dtype=bool) if self.fits is None else self.fits(carried)

@@ -545,7 +545,9 @@ class FitCandidates:
 
     def _use(self, membership: np.ndarray, positive: np.ndarray, most: np.ndarray) -> None:
         """Keep the fits' rows (bool (repertoires, fits)), the positive repertoires and each fit's most positive
-        carriers per carrier count (int (repertoires + 1, fits)), each distinct fit once."""
+        carriers per carrier count (int (repertoires + 1, fits); past a fit's rows never read, set to one value so
+        that a fit made twice is kept once)."""
+        most = np.where(np.arange(len(most))[:, None] > membership.sum(axis=0), len(membership) + 1, most)
         _, first = np.unique(np.concatenate([membership, most]).T, axis=0, return_index=True)
         first = np.sort(first)
         self.membership, self.positive, self.most = membership[:, first], positive, most[:, first]
@@ -561,15 +563,24 @@ class FitCandidates:
         membership = np.zeros((n, sum(c.membership.shape[1] for _, c in placed)), dtype=bool)
         positive = np.zeros(n, dtype=bool)
         most = np.full((n + 1, membership.shape[1]), n + 1, dtype=np.int64)
-        start = 0
+        start, placed_rows = 0, np.zeros(n, dtype=bool)
         for rows, candidates in placed:
             fits = slice(start, start + candidates.membership.shape[1])
             membership[rows, fits] = candidates.membership
-            positive[rows] = candidates.positive
+            if (positive[rows] != candidates.positive)[placed_rows[rows]].any():
+                raise ValueError("FitCandidates.union: parts that share repertoires disagree on their classes")
+            positive[rows], placed_rows[rows] = candidates.positive, True
             most[:len(candidates.most), fits] = candidates.most
             start = fits.stop
         union._use(membership, positive, most)
         return union
+
+    def fewest_kept(self) -> int:
+        """The fewest positive carriers of a clone that some fit keeps (its p below the threshold with every
+        carrier positive; more carriers, or negative ones, never make a smaller p)."""
+        positives = np.arange(len(self.most))[:, None]
+        keeps = positives > self.most  # (p, fit): p carriers, all positive, kept
+        return int(np.where(keeps.any(axis=0), keeps.argmax(axis=0), len(self.most)).min())
 
     @staticmethod
     def _most_positive(y: np.ndarray, threshold: float) -> np.ndarray:
@@ -586,11 +597,12 @@ class FitCandidates:
         Every fit's carriers and positive carriers are counted by one exact int8 product per block of clones."""
         fits = self.membership.shape[1]
         keep = np.zeros(carried.shape[0], dtype=bool)
-        columns = torch.arange(fits, dtype=torch.int32)
+        index = torch.int32 if self._most.numel() < 2**31 else torch.int64  # int32 arithmetic is the faster
+        columns = torch.arange(fits, dtype=index)
         for start in range(0, carried.shape[0], FIT_COUNT_ROWS):
             block = torch.from_numpy((carried[start:start + FIT_COUNT_ROWS].toarray() != 0).view(np.int8))
             counts = _int8_products(block, self._weights)
-            most = self._most.take((counts[:, :fits] * fits + columns).long())  # below (n + 1) x fits: int32
+            most = self._most.take((counts[:, :fits].to(index) * fits + columns).long())
             keep[start:start + block.shape[0]] = (counts[:, fits:] > most).any(dim=1).numpy()
         return keep
 
@@ -609,7 +621,10 @@ def _int8_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=1)
 def _has_int8_products() -> bool:
-    """Whether `torch._int_mm` multiplies int8 matrices of any shape on the CPU (torch 2.13 does; older may not)."""
+    """Whether `torch._int_mm` multiplies int8 matrices of any shape on the CPU with oneDNN's kernels (torch 2.3 and
+    later; without oneDNN its loop is slower than float32's product)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
     try:
         a = torch.ones((3, 5), dtype=torch.int8)
         return bool((torch._int_mm(a, a.T.contiguous()) == 5).all())

@@ -383,3 +383,23 @@ def test_one_collection_gives_each_part_the_clones_of_its_own_repertoires():
             assert made.incidence.shape == own.incidence.shape and (made.incidence != own.incidence).nnz == 0
             assert (made.held != own.held).nnz == 0
     assert any(len(made.keys) > 0 and made.rule.radius == 1 for _, made in shared)
+
+
+def test_a_part_whose_fits_keep_one_carrier_still_needs_two():
+    """Where positives are rare, one positive carrier alone gives a fit a p below the threshold, but a clone needs
+    two carriers among the part's repertoires (as collecting the part alone): the union of the parts' fits must not
+    keep a clone whose second carrier lies outside the part."""
+    from scipy import sparse
+
+    from deeprc_hopfield.clone_rules import CollectionPart, _SomePartKeeps
+    from deeprc_hopfield.public_clones import min_carriers, positive_rows
+
+    y = np.zeros(600, dtype=int)
+    y[[3, 50, 120, 450, 500]] = 1
+    rare, common = np.arange(400), np.arange(300, 600)
+    parts = [CollectionPart(rows, min_carriers(y[rows], 0), positive_rows(y[rows]), FitCandidates(y[rows], 0))
+             for rows in (rare, common)]
+    assert parts[0].candidates.fewest_kept() == 1 < parts[0].min_carriers == 2  # one positive carrier passes a fit
+    carried = sparse.csr_matrix([np.isin(np.arange(600), pair) for pair in ([3, 450], [3, 50], [450, 500])])
+    assert parts[0].candidates(carried[:1, rare]).all()  # the clone's one carrier in the part: its fit would use it
+    assert _SomePartKeeps(parts, 600)(carried).tolist() == [False, True, True]
