@@ -14,6 +14,7 @@ profile (`workflow/profiles/slurm/config.yaml`) gives the rule and whether the p
     python benchmarks/cohort_scale.py --repertoires 30 --median-size 20000 --cores 2  # a small run
     python benchmarks/cohort_scale.py --scale 0.25 --cores 8                          # quarter size
     python benchmarks/cohort_scale.py --cores 8                                       # the full cohort
+    python benchmarks/cohort_scale.py --cores 2 --resume                              # ...going on after a stop
     python benchmarks/cohort_scale.py --table-only benchmarks/results/cohort_scale/r30-m20000.json
 
 `--scale F` multiplies both the number of repertoires and the median size by F (0.25: 196
