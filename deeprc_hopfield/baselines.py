@@ -141,6 +141,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         if file is not None:
             found = file.clones(np.arange(len(store)), rules or clone_rules())
             clones = list(found) if found is not None else None
+        read = clones is not None
         if "public_clones" in methods and clones is None:
             clones = cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
                                    positives=positive_rows(y) if fits else None,
@@ -148,8 +149,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                                    workers=workers)
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
-        log.info("public clones: only clones carried by %d positive repertoires or more are collected (fewer "
-                 "cannot reach p < %g in any fit)", fewest, max(P_THRESHOLDS))
+        log.info("public clones: only clones carried by %d positive repertoires or more are %s (fewer cannot reach "
+                 "p < %g in any fit)", fewest, "in the clones file" if read else "collected", max(P_THRESHOLDS))
     return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
                           np.vstack(kmers) if kmers else None, clones)
 
