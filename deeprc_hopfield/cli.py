@@ -706,8 +706,8 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", dest="baselines", action="store_false",
                    help="leave out the public-clone baseline's part (every repertoire), when it is not run")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="threads reading the repertoires ahead and counting the fits' carriers (default: 1; the "
-                        "same result)")
+                   help="threads reading the repertoires ahead and counting the one-substitution clones' carriers "
+                        "(default: 1; the same result)")
     p.set_defaults(func=_run_clones)
 
 

@@ -149,8 +149,9 @@ class CloneCollector:
 
     def __init__(self, v_genes: Sequence[str], rules: Sequence[CloneRule], min_carriers: int = 2,
                  centres: np.ndarray | None = None, positives: np.ndarray | None = None,
-                 candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> None:
+                 candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None, workers: int = 1) -> None:
         self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
+        self.workers = workers  # radius 1: threads counting the carriers of a group's blocks of candidates
         self.positives = positives  # the repertoires whose carriers count towards min_carriers (None: all)
         self.candidates = candidates  # radius 1: which clones the test's fits can use (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
@@ -231,7 +232,7 @@ class CloneCollector:
             incidence, keys = clone_incidence(resolve_wildcards(sets), min_carriers, positives)
             return CohortClones(rule, incidence, keys, incidence)
         clones = _level_clones(held, gene_codes(self.v_genes, rule.v_level), len(joined[0]))
-        return _neighbour_clones(clones, joined, rule, min_carriers, positives, candidates)
+        return _neighbour_clones(clones, joined, rule, min_carriers, positives, candidates, self.workers)
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order (:meth:`results`, all held at once)."""
@@ -559,7 +560,7 @@ def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneR
     (:func:`shareable_cores`, whose wildcard keys are freed on return)."""
     shareable = shareable_cores(repertoires, any(rule.radius == 1 for rule in rules), keys_per_pass, min_carriers,
                                 positives, workers)
-    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives, candidates)
+    collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives, candidates, workers)
 
     def kept(_: int, rep) -> tuple:  # noqa: ANN001 (a store Repertoire)
         """A repertoire's sequences that may count (`shareable`), their cores, and which of those are shared."""
@@ -809,42 +810,39 @@ def _emptied_concatenation(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
 
 def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighbours], rule: CloneRule,
                       min_carriers: int = 2, positives: np.ndarray | None = None,
-                      candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None) -> CohortClones:
+                      candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None,
+                      workers: int = 1) -> CohortClones:
     """Radius 1: every distinct clone of the cohort whose core is a centre of the join (a wanted row of `joined`,
     the cores by number and their neighbours, :func:`_core_neighbours`) is a candidate, carried by the repertoires
     holding it or a clone one substitution away whose V call is the same or missing on either side (the rule of
     `ReceptorIndex`); those carried by `min_carriers` repertoires or more (of the `positives`, a bool mask, where
     given) and that `candidates` (where given, e.g. `public_clones.FitCandidates`) keeps are kept, in key order.
-    The join's groups are read one at a time, each with its candidates."""
+    The join's groups are read one at a time, each with its candidates, whose blocks `workers` threads count."""
     core_keys, core_pairs = joined
     blocks, kept, kept_core, candidate_count = [], [], [], 0
     holdings = clones.core_holdings()
     progress = LoggedProgress(log, f"clone rules: {rule}: counting carriers", len(core_pairs), unit="groups of cores",
                               last_line=False)
-    for g in range(len(core_pairs)):
-        first, near_cores = core_pairs.group(g)
-        centres = np.flatnonzero(np.diff(near_cores.indptr)) + first  # a centre is its own neighbour
-        owner, group_clones = clones.of_cores(centres)
-        candidate_count += len(group_clones)
-        near_holdings = near_cores @ holdings  # per core of the group: the holdings of the clones near it
-        for part in _blocks(near_holdings[centres[owner] - first]):  # work follows the holdings of near clones
-            block, block_core = group_clones[part], centres[owner[part]]
-            near = near_cores[block_core - first].tocoo()  # (block, cores): the cores one substitution away or less
-            which, other = clones.of_cores(near.col.astype(np.int64))
-            row = near.row[which]
-            same_v = clones.same_v(block[row], other)
-            near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool), (row[same_v], other[same_v])),
-                                     shape=(len(block), len(clones)))
-            carried = (near @ clones.holders).tocsr()  # (block, repertoires): True where a repertoire carries it
-            keep = _carriers(carried, positives) >= min_carriers
-            if candidates is not None:
-                keep[keep] = candidates(carried[keep])
-            shared = np.flatnonzero(keep)
-            blocks.append(carried[shared])
-            kept.append(block[shared])
-            kept_core.append(block_core[shared])
-        del near_cores
-        progress.update()
+    with ThreadPoolExecutor(workers) as pool:
+        for g in range(len(core_pairs)):
+            first, near_cores = core_pairs.group(g)
+            centres = np.flatnonzero(np.diff(near_cores.indptr)) + first  # a centre is its own neighbour
+            owner, group_clones = clones.of_cores(centres)
+            candidate_count += len(group_clones)
+            near_holdings = near_cores @ holdings  # per core of the group: the holdings of the clones near it
+
+            def counted(part: slice) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+                block, block_core = group_clones[part], centres[owner[part]]
+                return _carried_block(clones, near_cores[block_core - first], block, block_core, min_carriers,
+                                      positives, candidates)
+
+            # work follows the holdings of near clones; blocks in order, whatever thread counts them
+            for carried, block, block_core in pool.map(counted, _blocks(near_holdings[centres[owner] - first])):
+                blocks.append(carried)
+                kept.append(block)
+                kept_core.append(block_core)
+            del near_cores
+            progress.update()
     kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     kept_core = np.concatenate(kept_core) if kept_core else np.zeros(0, dtype=np.int64)
     keys = with_v(core_keys[kept_core], clones.v_codes[clones.v[kept]])
@@ -858,6 +856,26 @@ def _neighbour_clones(clones: _LevelClones, joined: tuple[np.ndarray, CoreNeighb
               " that a fit can use" if candidates is not None else "", incidence.nnz)
     return CohortClones(rule, incidence, keys[order],
                         _stacked_transposed([clones.holders[kept[order]]], clones.holders.shape[1]))
+
+
+def _carried_block(clones: _LevelClones, near_cores: sparse.csr_matrix, block: np.ndarray, block_core: np.ndarray,
+                   min_carriers: int, positives: np.ndarray | None,
+                   candidates: Callable[[sparse.csr_matrix], np.ndarray] | None
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """The carriers (CSR (kept, repertoires)) of the candidate clones `block` (cores `block_core`, whose near cores
+    are the rows of `near_cores`) that :func:`_neighbour_clones` keeps, with those clones and their cores."""
+    near = near_cores.tocoo()  # (block, cores): the cores one substitution away or less
+    which, other = clones.of_cores(near.col.astype(np.int64))
+    row = near.row[which]
+    same_v = clones.same_v(block[row], other)
+    near = sparse.csr_matrix((np.ones(int(same_v.sum()), dtype=bool), (row[same_v], other[same_v])),
+                             shape=(len(block), len(clones)))
+    carried = (near @ clones.holders).tocsr()  # (block, repertoires): True where a repertoire carries it
+    keep = _carriers(carried, positives) >= min_carriers
+    if candidates is not None:
+        keep[keep] = candidates(carried[keep])
+    shared = np.flatnonzero(keep)
+    return carried[shared], block[shared], block_core[shared]
 
 
 def _blocks(near: np.ndarray) -> Iterator[slice]:
