@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "deeprc-hopfield clones"
 VERSION = 2  # 2: the split in the identity
+READ_BLOCK = 1 << 24  # carriers a part's reading of the one-substitution clones holds at a time (64 MB)
 ALL = "all"  # the baselines' part: every repertoire, fits within each fold's training rows
 _IDENTITY_WORDS = {"store": "store", "label": "label", "subjects_and_labels": "subjects or label values",
                    "split": "split", "seed": "seed"}
@@ -221,11 +222,12 @@ class SharedClones:
     def _read(self, group: h5py.Group, rule: CloneRule, rows: np.ndarray) -> CohortClones:
         """A rule's clones for `rows`: a part's own (exact), or those its repertoires hold of every repertoire's."""
         if rule.radius == 0:
-            return _read_clones(group[_rule_name(rule)], rule, len(rows))
-        return _read_clones(group[_rule_name(rule)], rule, int(self.h5["every"].attrs["repertoires"])).held_by(rows).rows(rows)
+            return read_clones(group[_rule_name(rule)], rule, len(rows))
+        return read_held_clones(group[_rule_name(rule)], rule, rows)
 
 
-def _read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones:
+def read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones:
+    """The clones stored in `group` (a rule's), for all its `n_rows` rows, read whole."""
     keys = group["keys"][()]
 
     def matrix(prefix: str) -> sparse.csr_matrix:
@@ -235,6 +237,63 @@ def _read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClone
 
     incidence = matrix("")
     return CohortClones(rule, incidence, keys, incidence if rule.radius == 0 else matrix("held_"))
+
+
+def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray,
+                     block: int = READ_BLOCK) -> CohortClones:
+    """The clones of every repertoire's in `group` that one of `rows` holds itself, for `rows` (in this order):
+    ``read_clones(group, ...).held_by(rows).rows(rows)``, read `block` carriers at a time so that only these
+    rows' carriers are ever held (at 786 repertoires x 200,000 a rule holds ~400 M carriers)."""
+    keys = group["keys"][()]
+    held_indptr, held = _stored_rows(group, "held_", rows, block)
+    own = np.zeros(len(keys), dtype=bool)
+    own[held] = True
+    renumber = np.full(len(keys), -1, dtype=np.int32)
+    renumber[own] = np.arange(int(own.sum()), dtype=np.int32)
+    indptr, indices = _stored_rows(group, "", rows, block, renumber)
+    shape = (len(rows), int(own.sum()))
+    return CohortClones(rule, _bool_csr(indptr, indices, shape), keys[own],
+                        _bool_csr(held_indptr, renumber[held], shape))
+
+
+def _bool_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    return sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=shape)
+
+
+def _stored_rows(group: h5py.Group, prefix: str, rows: np.ndarray, block: int,
+                 renumber: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of the rows `rows` (in this order) of the CSR matrix stored in `group` under `prefix`,
+    its columns renumbered by `renumber` (old -> new, -1: left out), read in storage order about `block`
+    carriers at a time."""
+    stored, dataset = group[f"{prefix}indptr"][()], group[f"{prefix}indices"]
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    out = np.empty(int((stored[rows + 1] - stored[rows]).sum()), dtype=np.int32)
+    starts, lengths, filled = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64), 0
+    for span in _read_spans(stored, rows[order], block):
+        first, last = int(stored[rows[order[span[0]]]]), int(stored[rows[order[span[-1]]] + 1])
+        values = dataset[first:last]
+        for i in order[span]:
+            piece = values[stored[rows[i]] - first:stored[rows[i] + 1] - first]
+            if renumber is not None:
+                piece = renumber[piece]
+                piece = piece[piece >= 0]
+            out[filled:filled + len(piece)] = piece
+            starts[i], lengths[i], filled = filled, len(piece), filled + len(piece)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    if np.all(order[:-1] < order[1:]):  # rows ascending: already in their order
+        return indptr, out[:filled]
+    return indptr, out[np.repeat(starts - indptr[:-1], lengths) + np.arange(filled)]
+
+
+def _read_spans(stored: np.ndarray, rows: np.ndarray, block: int) -> Iterator[np.ndarray]:
+    """Runs of consecutive positions of the ascending `rows` whose carriers (`stored`: the CSR indptr) span
+    about `block` or fewer (one row more if a row alone spans more), to read in one slice each."""
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or stored[rows[end] + 1] - stored[rows[start]] > block:
+            yield np.arange(start, end)
+            start = end
 
 
 def collect_clones(store_path: str | Path, split_path: str | Path, out: str | Path, label: str | None = None,

@@ -15,8 +15,9 @@ from conftest import simulated_store
 
 from deeprc_hopfield.baselines import cross_validate
 from deeprc_hopfield.cli import main
+from deeprc_hopfield.clone_rules import CloneRule
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.shared_clones import SharedClones, collect_clones
+from deeprc_hopfield.shared_clones import SharedClones, collect_clones, read_clones, read_held_clones
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore
@@ -52,6 +53,22 @@ def test_the_file_holds_each_folds_fitting_and_training_rows_and_every_repertoir
         assert set(parts[f"fold{k}.fit"]) < set(training) and len(parts[f"fold{k}.fit"]) >= 0.7 * len(training)
     assert exact == {f"{level}.0" for level in ("family", "gene", "none")} | {"rows"}
     assert every == {f"{level}.1" for level in ("family", "gene", "none")}  # one collection serves every part
+
+
+@pytest.mark.parametrize("block", [1, 50, 1 << 24])
+def test_a_part_reads_the_one_substitution_clones_of_its_rows_only_as_reading_them_whole_gives(rough_cohort, block):
+    """Read a few carriers at a time (spans of one row, of several, of all), rows in any order: the clones, keys,
+    carriers and holders of reading every repertoire's whole and keeping those the rows hold."""
+    rng = np.random.default_rng(0)
+    with h5py.File(rough_cohort["clones"], "r") as h5:
+        for name in h5["every"]:
+            group, rule = h5["every"][name], CloneRule(name.split(".")[0], int(name.split(".")[1]))
+            for rows in (np.arange(36), np.flatnonzero(rough_cohort["folds"] != 1), rng.permutation(36)[:20]):
+                whole = read_clones(group, rule, 36).held_by(rows).rows(rows)
+                part = read_held_clones(group, rule, rows, block=block)
+                assert np.array_equal(part.keys, whole.keys) and len(part.keys) > 0
+                for mine, theirs in ((part.incidence, whole.incidence), (part.held, whole.held)):
+                    assert mine.shape == theirs.shape and (mine != theirs).nnz == 0 and mine.nnz > 0
 
 
 def test_training_with_the_file_makes_the_model_training_without_it_makes(rough_cohort, tmp_path, caplog):
