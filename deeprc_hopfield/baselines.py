@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, ch
                                          cohort_clones, pgen_for)
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, inner_cv,
                                            min_carriers, positive_rows, row_indices)
-from deeprc_hopfield.shared_clones import SharedClones
+from deeprc_hopfield.shared_clones import SharedClones, StoredClones
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 
@@ -63,11 +63,31 @@ C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 @dataclass
+class CollectedClones:
+    """Every rule's clones of a cohort, collected and held (:class:`shared_clones.StoredClones` reads them from a
+    clones file instead)."""
+
+    clones: list[CohortClones]
+
+    @property
+    def rules(self) -> list[CloneRule]:
+        return [c.rule for c in self.clones]
+
+    def held_by(self, holders: np.ndarray, rows: np.ndarray, rules: Sequence[CloneRule] | None = None
+                ) -> Iterator[CohortClones]:
+        """Each rule's clones (of `rules`, default all) that one of the repertoires `holders` holds itself, for the
+        repertoires `rows`."""
+        for rule in self.rules if rules is None else rules:
+            yield next(c for c in self.clones if c.rule == rule).held_by(holders).rows(rows)
+
+
+@dataclass
 class CohortFeatures:
     """What the baselines need of a cohort, read from the store in one pass.
 
     kmers: float64 (n_repertoires, 8000) 3-mer frequencies; clones: the clone incidence of each clone
-    rule (`clone_rules.CohortClones`), only clones carried by at least two repertoires (a clone seen
+    rule (`clone_rules.CohortClones`; held, or read from a clones file as asked for), only clones carried by at
+    least two repertoires (a clone seen
     once can never be significant; with fold fits, by as many positive repertoires as some fit needs);
     y: int64 (n_repertoires,) class codes; classes: the label's two
     class names.
@@ -79,7 +99,7 @@ class CohortFeatures:
     y: np.ndarray
     classes: list[str]
     kmers: np.ndarray | None
-    clones: list[CohortClones] | None
+    clones: CollectedClones | StoredClones | None
 
 
 # --- features ------------------------------------------------------------------------------------
@@ -137,16 +157,13 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
-        clones = None
-        if file is not None:
-            found = file.clones(np.arange(len(store)), rules or clone_rules())
-            clones = list(found) if found is not None else None
+        clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None
         read = clones is not None
         if "public_clones" in methods and clones is None:
-            clones = cohort_clones(repertoires, store.v_genes, rules or clone_rules(), min_carriers=fewest,
-                                   positives=positive_rows(y) if fits else None,
-                                   candidates=FitCandidates(y, seed, within=parts) if fits else None,
-                                   workers=workers)
+            clones = CollectedClones(cohort_clones(repertoires, store.v_genes, rules or clone_rules(),
+                                                   min_carriers=fewest, positives=positive_rows(y) if fits else None,
+                                                   candidates=FitCandidates(y, seed, within=parts) if fits else None,
+                                                   workers=workers))
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
         log.info("public clones: only clones carried by %d positive repertoires or more are %s (fewer cannot reach "
@@ -165,13 +182,13 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
     clone memory collects them from its training repertoires. `rules`: choose among these only
     (default: every rule of `features`); `pgen_limit`: the most candidate clones a fit asks pgen for."""
     train = row_indices(train)
-    clones = [c.held_by(train) for c in features.clones if rules is None or c.rule in rules]
+    rules = [rule for rule in features.clones.rules if rules is None or rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
-        choice = choose_clone_rule([c.rows(train) for c in clones], features.y[train], seed, pgen, inner_folds,
-                                   pgen_limit=pgen_limit)
-    whole = next(c for c in clones if c.rule == choice.rule)
-    return replace(choice, clones=whole)
+        choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
+                                   inner_folds, expected=len(rules), pgen_limit=pgen_limit)
+    every = np.arange(len(features.y))
+    return replace(choice, clones=next(features.clones.held_by(train, every, [choice.rule])))
 
 
 def _check_binary(label: Label, path: Path) -> None:

@@ -202,15 +202,21 @@ class SharedClones:
     def clones(self, rows: np.ndarray, rules: Sequence[CloneRule]) -> Iterator[CohortClones] | None:
         """The clones of the repertoires `rows` (store indices, in this order) under each of `rules`, read one at a
         time as asked for; None (logged) where the file holds no part of exactly these rows with every rule."""
+        source = self.source(rows, rules)
+        return None if source is None else source.held_by(rows, rows)
+
+    def source(self, rows: np.ndarray, rules: Sequence[CloneRule]) -> "StoredClones | None":
+        """The clones of the part of exactly the repertoires `rows` under `rules`, to be read as asked for; None
+        (logged) where the file holds no such part with every rule."""
         rows = np.asarray(rows, dtype=np.int64)
         for name, group in self.h5["parts"].items():
             if np.array_equal(group["rows"][()], rows):
-                held = {rule: group if rule.radius == 0 else self.h5["every"] for rule in rules}
-                missing = [str(rule) for rule in rules if _rule_name(rule) not in held[rule]]
+                held = {rule: f"parts/{name}" if rule.radius == 0 else "every" for rule in rules}
+                missing = [str(rule) for rule in rules if _rule_name(rule) not in self.h5[held[rule]]]
                 if not missing:
                     log.info("clone rules: the clones of these %d repertoires are read from %s (part %s)", len(rows),
                              self.path, name)
-                    return (self._read(held[rule], rule, rows) for rule in rules)
+                    return StoredClones(self.path, rows, {rule: f"{held[rule]}/{_rule_name(rule)}" for rule in rules})
                 log.warning("clone rules: %s lacks the rules %s for these repertoires; collecting them here",
                             self.path, "; ".join(missing))
                 return None
@@ -219,11 +225,39 @@ class SharedClones:
         return None
 
 
-    def _read(self, group: h5py.Group, rule: CloneRule, rows: np.ndarray) -> CohortClones:
-        """A rule's clones for `rows`: a part's own (exact), or those its repertoires hold of every repertoire's."""
-        if rule.radius == 0:
-            return read_clones(group[_rule_name(rule)], rule, len(rows))
-        return read_held_clones(group[_rule_name(rule)], rule, rows)
+@dataclass
+class StoredClones:
+    """The clones of one part of a clones file under some rules (`groups`: rule -> its group), read as asked for
+    (the file opened for each reading), so that a job holds one rule's clones of the repertoires it asks for at a
+    time. `rows`: the part's store indices (its exact rules' incidence rows)."""
+
+    path: Path
+    rows: np.ndarray
+    groups: dict[CloneRule, str]
+
+    @property
+    def rules(self) -> list[CloneRule]:
+        return list(self.groups)
+
+    def held_by(self, holders: np.ndarray, rows: np.ndarray, rules: Sequence[CloneRule] | None = None
+                ) -> Iterator[CohortClones]:
+        """Each rule's clones (of `rules`, default all) that one of the repertoires `holders` holds itself, for the
+        repertoires `rows` (store indices, in this order; each in the part): ``clones.held_by(holders).rows(rows)``
+        of the part's clones, one rule at a time."""
+        at_rows, at_holders = _positions(self.rows, rows), _positions(self.rows, holders)
+        for rule in self.groups if rules is None else rules:
+            with h5py.File(self.path, "r") as h5:  # the one-substitution rules' rows are every repertoire's
+                yield (read_held_clones(h5[self.groups[rule]], rule, _indices(rows), _indices(holders))
+                       if rule.radius == 1 else read_held_clones(h5[self.groups[rule]], rule, at_rows, at_holders))
+
+
+def _positions(part_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where each of `rows` (store indices, or a bool mask over the store) is among `part_rows` (ascending)."""
+    rows = _indices(rows)
+    at = np.searchsorted(part_rows, rows)
+    if np.any(at >= len(part_rows)) or np.any(part_rows[np.minimum(at, len(part_rows) - 1)] != rows):
+        raise ValueError("rows outside the clones file's part")
+    return at
 
 
 def read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones:
@@ -239,21 +273,29 @@ def read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones
     return CohortClones(rule, incidence, keys, incidence if rule.radius == 0 else matrix("held_"))
 
 
-def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray,
+def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray, holders: np.ndarray | None = None,
                      block: int = READ_BLOCK) -> CohortClones:
-    """The clones of every repertoire's in `group` that one of `rows` holds itself, for `rows` (in this order):
-    ``read_clones(group, ...).held_by(rows).rows(rows)``, read `block` carriers at a time so that only these
-    rows' carriers are ever held (at 786 repertoires x 200,000 a rule holds ~400 M carriers)."""
-    keys = group["keys"][()]
-    held_indptr, held = _stored_rows(group, "held_", rows, block)
+    """The clones in `group` (a rule's) that one of the rows `holders` (default: `rows`) holds itself, for `rows`
+    (in this order): ``read_clones(group, ...).held_by(holders).rows(rows)``, read `block` carriers at a time so
+    that only these rows' carriers are ever held (at 786 repertoires x 200,000 a one-substitution rule holds
+    ~400 M carriers)."""
+    keys, held_prefix = group["keys"][()], "held_" if rule.radius == 1 else ""
+    rows = _indices(rows)
+    holders = rows if holders is None else _indices(holders)
     own = np.zeros(len(keys), dtype=bool)
-    own[held] = True
+    own[_stored_rows(group, held_prefix, holders, block)[1]] = True
     renumber = np.full(len(keys), -1, dtype=np.int32)
     renumber[own] = np.arange(int(own.sum()), dtype=np.int32)
-    indptr, indices = _stored_rows(group, "", rows, block, renumber)
     shape = (len(rows), int(own.sum()))
-    return CohortClones(rule, _bool_csr(indptr, indices, shape), keys[own],
-                        _bool_csr(held_indptr, renumber[held], shape))
+    incidence = _bool_csr(*_stored_rows(group, "", rows, block, renumber), shape)
+    held = _bool_csr(*_stored_rows(group, held_prefix, rows, block, renumber), shape) if held_prefix else incidence
+    return CohortClones(rule, incidence, keys[own], held)
+
+
+def _indices(rows: np.ndarray) -> np.ndarray:
+    """Row indices of `rows` (indices or a bool mask)."""
+    rows = np.asarray(rows)
+    return np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
 
 
 def _bool_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
@@ -266,7 +308,6 @@ def _stored_rows(group: h5py.Group, prefix: str, rows: np.ndarray, block: int,
     its columns renumbered by `renumber` (old -> new, -1: left out), read in storage order about `block`
     carriers at a time."""
     stored, dataset = group[f"{prefix}indptr"][()], group[f"{prefix}indices"]
-    rows = np.asarray(rows, dtype=np.int64)
     order = np.argsort(rows, kind="stable")
     out = np.empty(int((stored[rows + 1] - stored[rows]).sum()), dtype=np.int32)
     starts, lengths, filled = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64), 0

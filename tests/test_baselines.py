@@ -138,7 +138,7 @@ def test_collecting_only_what_a_fold_can_use_changes_no_public_clone_fit(tmp_pat
     with monkeypatch.context() as patch:  # positive carriers only
         patch.setattr(baselines, "FitCandidates", lambda *args, **kwargs: None)
         carriers_only = features(True)
-    radius_one = [[c.incidence.shape[1] for c in f.clones if c.rule.radius == 1] for f in (fewer, carriers_only)]
+    radius_one = [[c.incidence.shape[1] for c in f.clones.clones if c.rule.radius == 1] for f in (fewer, carriers_only)]
     assert all(a < b for a, b in zip(*radius_one))
     fold = split.fold_of(every.subject_ids)
     for k in np.unique(fold):
