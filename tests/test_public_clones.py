@@ -290,3 +290,16 @@ def test_fit_candidates_count_the_same_without_int8_products(monkeypatch):
     monkeypatch.setattr(public_clones, "_has_int8_products", lambda: False)
     assert 0 < int8.sum() < len(int8)
     assert np.array_equal(FitCandidates(y, seed=0)(carried), int8)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 22])
+def test_column_counts_are_the_column_sums_of_the_rows_asked_for(block):
+    """Counted a few carriers at a time, over all rows, a mask or indices in any order: scipy's column sums."""
+    rng = np.random.default_rng(3)
+    x = sparse.random(40, 300, density=0.1, format="csr", random_state=4).astype(bool)
+    mask = rng.random(40) < 0.5
+    for rows in (None, mask, rng.permutation(40)[:25]):
+        expected = x.sum(axis=0) if rows is None else x[rows].sum(axis=0)
+        counts = public_clones.column_counts(x, rows, block=block)
+        assert counts.dtype == np.int64 and counts.sum() > 0
+        np.testing.assert_array_equal(counts, np.asarray(expected).ravel())
