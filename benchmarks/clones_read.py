@@ -43,7 +43,7 @@ def read_once(clones: Path, part: str, rule_name: str, way: str) -> dict:
         if way == "whole":
             read = read_clones(group, rule, int(h5["every"].attrs["repertoires"])).held_by(rows).rows(rows)
         else:
-            read = read_held_clones(group, rule, rows)
+            read = read_held_clones(group, rule, rows, with_held=True)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     digest = hashlib.sha256(read.keys.tobytes())

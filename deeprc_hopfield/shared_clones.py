@@ -274,11 +274,12 @@ def read_clones(group: h5py.Group, rule: CloneRule, n_rows: int) -> CohortClones
 
 
 def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray, holders: np.ndarray | None = None,
-                     block: int = READ_BLOCK) -> CohortClones:
+                     block: int = READ_BLOCK, with_held: bool = False) -> CohortClones:
     """The clones in `group` (a rule's) that one of the rows `holders` (default: `rows`) holds itself, for `rows`
     (in this order): ``read_clones(group, ...).held_by(holders).rows(rows)``, read `block` carriers at a time so
     that only these rows' carriers are ever held (at 786 repertoires x 200,000 a one-substitution rule holds
-    ~400 M carriers)."""
+    ~400 M carriers). Which row holds each clone itself is left out (None) unless `with_held`: a job's clones are
+    not restricted again."""
     keys, held_prefix = group["keys"][()], "held_" if rule.radius == 1 else ""
     rows = _indices(rows)
     holders = rows if holders is None else _indices(holders)
@@ -288,7 +289,8 @@ def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray, holde
     renumber[own] = np.arange(int(own.sum()), dtype=np.int32)
     shape = (len(rows), int(own.sum()))
     incidence = _bool_csr(*_stored_rows(group, "", rows, block, renumber), shape)
-    held = _bool_csr(*_stored_rows(group, held_prefix, rows, block, renumber), shape) if held_prefix else incidence
+    held = None if not with_held else (_bool_csr(*_stored_rows(group, held_prefix, rows, block, renumber), shape)
+                                       if held_prefix else incidence)
     return CohortClones(rule, incidence, keys[own], held)
 
 
