@@ -34,7 +34,7 @@ from scipy import sparse
 from deeprc_hopfield.clone_rules import CloneRule, CohortClones, CollectionPart, clone_rules, each_part_clones
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.io import atomic_file
-from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows
+from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows, row_indices
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 
@@ -247,13 +247,13 @@ class StoredClones:
         at_rows, at_holders = _positions(self.rows, rows), _positions(self.rows, holders)
         for rule in self.groups if rules is None else rules:
             with h5py.File(self.path, "r") as h5:  # the one-substitution rules' rows are every repertoire's
-                yield (read_held_clones(h5[self.groups[rule]], rule, _indices(rows), _indices(holders))
+                yield (read_held_clones(h5[self.groups[rule]], rule, row_indices(rows), row_indices(holders))
                        if rule.radius == 1 else read_held_clones(h5[self.groups[rule]], rule, at_rows, at_holders))
 
 
 def _positions(part_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Where each of `rows` (store indices, or a bool mask over the store) is among `part_rows` (ascending)."""
-    rows = _indices(rows)
+    rows = row_indices(rows)
     at = np.searchsorted(part_rows, rows)
     if np.any(at >= len(part_rows)) or np.any(part_rows[np.minimum(at, len(part_rows) - 1)] != rows):
         raise ValueError("rows outside the clones file's part")
@@ -281,10 +281,8 @@ def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray, holde
     ~400 M carriers). Which row holds each clone itself is left out (None) unless `with_held`: a job's clones are
     not restricted again."""
     keys, held_prefix = group["keys"][()], "held_" if rule.radius == 1 else ""
-    rows = _indices(rows)
-    holders = rows if holders is None else _indices(holders)
-    own = np.zeros(len(keys), dtype=bool)
-    own[_stored_rows(group, held_prefix, holders, block)[1]] = True
+    rows = row_indices(rows)
+    own = _held_columns(group, held_prefix, rows if holders is None else row_indices(holders), block, len(keys))
     renumber = np.full(len(keys), -1, dtype=np.int32)
     renumber[own] = np.arange(int(own.sum()), dtype=np.int32)
     shape = (len(rows), int(own.sum()))
@@ -294,39 +292,46 @@ def read_held_clones(group: h5py.Group, rule: CloneRule, rows: np.ndarray, holde
     return CohortClones(rule, incidence, keys[own], held)
 
 
-def _indices(rows: np.ndarray) -> np.ndarray:
-    """Row indices of `rows` (indices or a bool mask)."""
-    rows = np.asarray(rows)
-    return np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-
-
 def _bool_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=shape)
 
 
 def _stored_rows(group: h5py.Group, prefix: str, rows: np.ndarray, block: int,
-                 renumber: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 renumber: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(indptr, indices) of the rows `rows` (in this order) of the CSR matrix stored in `group` under `prefix`,
-    its columns renumbered by `renumber` (old -> new, -1: left out), read in storage order about `block`
-    carriers at a time."""
-    stored, dataset = group[f"{prefix}indptr"][()], group[f"{prefix}indices"]
-    order = np.argsort(rows, kind="stable")
+    its columns renumbered by `renumber` (old -> new, -1: left out)."""
+    stored = group[f"{prefix}indptr"][()]
     out = np.empty(int((stored[rows + 1] - stored[rows]).sum()), dtype=np.int32)
     starts, lengths, filled = np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64), 0
+    for i, piece in _row_pieces(group, prefix, rows, block):
+        piece = renumber[piece]
+        piece = piece[piece >= 0]
+        out[filled:filled + len(piece)] = piece
+        starts[i], lengths[i], filled = filled, len(piece), filled + len(piece)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    if np.all(starts[:-1] <= starts[1:]):  # read in their order
+        return indptr, out[:filled]
+    return indptr, out[np.repeat(starts - indptr[:-1], lengths) + np.arange(filled)]
+
+
+def _held_columns(group: h5py.Group, prefix: str, rows: np.ndarray, block: int, n_columns: int) -> np.ndarray:
+    """bool (n_columns,): the columns that one of the rows `rows` of the matrix stored under `prefix` holds."""
+    held = np.zeros(n_columns, dtype=bool)
+    for _, piece in _row_pieces(group, prefix, rows, block):
+        held[piece] = True
+    return held
+
+
+def _row_pieces(group: h5py.Group, prefix: str, rows: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(position in `rows`, its column indices) of each of the rows `rows` of the CSR matrix stored in `group` under
+    `prefix`, in storage order, read about `block` carriers at a time."""
+    stored, dataset = group[f"{prefix}indptr"][()], group[f"{prefix}indices"]
+    order = np.argsort(rows, kind="stable")
     for span in _read_spans(stored, rows[order], block):
         first, last = int(stored[rows[order[span[0]]]]), int(stored[rows[order[span[-1]]] + 1])
         values = dataset[first:last]
         for i in order[span]:
-            piece = values[stored[rows[i]] - first:stored[rows[i] + 1] - first]
-            if renumber is not None:
-                piece = renumber[piece]
-                piece = piece[piece >= 0]
-            out[filled:filled + len(piece)] = piece
-            starts[i], lengths[i], filled = filled, len(piece), filled + len(piece)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    if np.all(order[:-1] < order[1:]):  # rows ascending: already in their order
-        return indptr, out[:filled]
-    return indptr, out[np.repeat(starts - indptr[:-1], lengths) + np.arange(filled)]
+            yield int(i), values[stored[rows[i]] - first:stored[rows[i] + 1] - first]
 
 
 def _read_spans(stored: np.ndarray, rows: np.ndarray, block: int) -> Iterator[np.ndarray]:
