@@ -6,7 +6,7 @@ its rows hold, for its rows. The reference reads the rule's matrices whole and k
 carriers at a time and keeps only the rows' own. Each way, each rule, runs in a fresh process: its wall time and
 peak RSS (`ru_maxrss`, above what the process held before reading), and a sha256 of what it read, which must agree.
 
-    python benchmarks/clones_read.py --clones CLONES.h5 [--part fold0.training] [--json OUT.json]
+    python benchmarks/clones_read.py --clones CLONES.h5 [--part fold0.training] [--rules family.1] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clones", type=Path, required=True, help="a clones file (`deeprc-hopfield clones`)")
     parser.add_argument("--part", default="fold0.training", help="the part whose rows are read (default: %(default)s)")
+    parser.add_argument("--rules", help="comma-separated one-substitution rules to read, e.g. family.1 (default: all)")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--one", nargs=2, metavar=("RULE", "WAY"), help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
@@ -66,7 +67,7 @@ def main() -> None:
         print(json.dumps(read_once(args.clones, args.part, *args.one)))
         return
     with h5py.File(args.clones, "r") as h5:
-        rules = sorted(h5["every"])
+        rules = sorted(h5["every"]) if args.rules is None else args.rules.split(",")
         print(f"{args.clones}: part {args.part}, {len(h5['parts'][args.part]['rows'])} of "
               f"{h5['every'].attrs['repertoires']} repertoires; rules {', '.join(rules)}", flush=True)
     results = []
