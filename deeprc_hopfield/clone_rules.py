@@ -505,24 +505,23 @@ class CollectionPart:
 
 
 def each_part_clones(repertoires: Sequence, v_genes: Sequence[str], rules: Sequence[CloneRule],
-                     parts: Sequence[CollectionPart], keys_per_pass: int = WILDCARD_KEYS_PER_PASS, workers: int = 1,
-                     implied: Sequence[int] = ()):  # noqa: ANN201 (a generator of (part index or None, CohortClones))
+                     parts: Sequence[CollectionPart], keys_per_pass: int = WILDCARD_KEYS_PER_PASS, workers: int = 1
+                     ):  # noqa: ANN201 (a generator of (part index or None, CohortClones))
     """The clones of several `parts` of `repertoires` from one reading of them (:meth:`CloneCollector.part_results`):
     (part index, :class:`CohortClones`) of each exact rule for each part, the same as :func:`each_cohort_clones` of
     the part's repertoires alone with its carriers; then (None, :class:`CohortClones`) of each one-substitution
     rule over all the repertoires, holding every clone that some part's collection keeps (carried by enough of its
     counted repertoires and kept by its candidates), from which a part takes its own with
     ``clones.held_by(part.rows).rows(part.rows)``: the clones it would collect alone, and others that none of its
-    fits can use. So a cohort's folds need not each read the cohort again. `implied`: parts whose one-substitution
-    clones the other parts keep anyway (e.g. fits within rows that other parts are fitted on, with no fewer
-    carriers), left out of that filter, whose cost grows with the fits asked."""
+    fits can use. So a cohort's folds need not each read the cohort again. A fit that several parts make (the
+    baselines' within each fold's training rows, and that fold's training part's) is counted once."""
     parts, rules = list(parts), list(rules)
     fewest = min((part.min_carriers for part in parts), default=2)
     counted = np.zeros(len(repertoires), dtype=bool)
     for part in parts:
         counted |= part.counted(len(repertoires))
     positives = None if fewest <= 2 or counted.all() else counted
-    deciding = _SomePartKeeps([part for p, part in enumerate(parts) if p not in set(implied)], len(repertoires))
+    deciding = _SomePartKeeps(parts, len(repertoires))
     yield from _collected(repertoires, v_genes, rules, keys_per_pass, fewest, positives, deciding,
                           workers).part_results(parts)
 

@@ -115,8 +115,8 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
             group = held.create_group(spec.name)
             group.create_dataset("rows", data=spec.rows.astype(np.int64))
             groups.append(group)
-        collection = each_part_clones(StoreRepertoires(store), store.v_genes, rules, collected, workers=workers,
-                                      implied=_implied(parts)) if parts else ()
+        collection = each_part_clones(StoreRepertoires(store), store.v_genes, rules, collected,
+                                      workers=workers) if parts else ()
         for p, clones in collection:
             _write_clones(every if p is None else groups[p], clones)
             log.info("clones: %s, %s: %d clones carried %d times", "every repertoire" if p is None else parts[p].name,
@@ -138,16 +138,6 @@ def _fittable(parts: list[PartSpec], labels: np.ndarray, seed: int) -> tuple[lis
             continue
         kept.append(spec)
     return kept, collected
-
-
-def _implied(parts: list[PartSpec]) -> list[int]:
-    """The parts fitted within rows that other parts are fitted on whole (the baselines' part, where every fold's
-    training rows are a part): a clone one of their fits can use is carried by enough of those rows' positives and
-    passes the same fit there, so the others keep it (the radius-1 filter then asks 310 fits of a 5-fold split's
-    clones, not 465)."""
-    whole = {np.asarray(spec.rows, dtype=np.int64).tobytes() for spec in parts if spec.within is None}
-    return [p for p, spec in enumerate(parts) if spec.within is not None
-            and all(np.asarray(rows, dtype=np.int64).tobytes() in whole for rows in spec.within)]
 
 
 def _rule_name(rule: CloneRule) -> str:

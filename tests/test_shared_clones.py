@@ -190,14 +190,3 @@ def test_training_takes_the_file_with_a_split_only_and_a_tiny_fold_is_left_out(r
                          rough_cohort["config"])
     with h5py.File(out, "r") as h5:
         assert set(h5["parts"]) == {"fold1.fit", "fold1.training"}  # "all" fits within fold 0's training rows
-
-
-def test_the_baselines_part_is_implied_by_the_training_rows_parts():
-    """The baselines fit within each fold's training rows, which are parts of their own: their part adds nothing to
-    the one-substitution filter (the equality tests above check that its clones are still all there)."""
-    from deeprc_hopfield.shared_clones import PartSpec, _implied
-
-    rows = [np.arange(0, 10), np.arange(5, 15)]
-    parts = [PartSpec("all", np.arange(15), rows), PartSpec("a", rows[0]), PartSpec("b", rows[1])]
-    assert _implied(parts) == [0]
-    assert _implied(parts[:2]) == []  # rows[1] is no part: the baselines' part decides
