@@ -121,6 +121,7 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
             _write_clones(every if p is None else groups[p], clones)
             log.info("clones: %s, %s: %d clones carried %d times", "every repertoire" if p is None else parts[p].name,
                      clones.rule, len(clones.keys), clones.incidence.nnz)
+            del clones  # not held while the next rule is made (at full size a rule holds ~2 GB)
     log.info("clones: %d parts x %d rules written to %s in %.1f s", len(parts), len(rules), out,
              time.perf_counter() - started)
     return Path(out)
@@ -151,8 +152,8 @@ def _write_clones(group: h5py.Group, clones: CohortClones) -> None:
         if matrix is not None:
             matrix = sparse.csr_matrix(matrix)
             out.create_dataset(f"{prefix}indptr", data=matrix.indptr.astype(np.int64))
-            out.create_dataset(f"{prefix}indices", data=matrix.indices.astype(np.int32), compression="gzip",
-                               compression_opts=1, shuffle=True)
+            out.create_dataset(f"{prefix}indices", data=matrix.indices.astype(np.int32, copy=False),
+                               compression="gzip", compression_opts=1, shuffle=True)
 
 
 class SharedClones:
