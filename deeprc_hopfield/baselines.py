@@ -77,8 +77,10 @@ class CollectedClones:
                 ) -> Iterator[CohortClones]:
         """Each rule's clones (of `rules`, default all) that one of the repertoires `holders` holds itself, for the
         repertoires `rows`."""
+        rows = row_indices(rows)
         for rule in self.rules if rules is None else rules:
-            yield next(c for c in self.clones if c.rule == rule).held_by(holders).rows(rows)
+            held = next(c for c in self.clones if c.rule == rule).held_by(holders)
+            yield held if np.array_equal(rows, np.arange(held.incidence.shape[0])) else held.rows(rows)
 
 
 @dataclass
