@@ -221,7 +221,9 @@ class CloneCollector:
                 yield p, self._made(rule, sets, None, None, part.min_carriers, part.positives, None)
         self._sets = {}
         self.rules = [rule for rule in self.rules if rule.radius == 1]
-        yield from ((None, made) for made in self.results())
+        for made in self.results():
+            yield None, made
+            del made  # before the next rule is made
 
     def _made(self, rule: CloneRule, sets: list | None, held: list | None, joined: tuple | None, min_carriers: int,
               positives: np.ndarray | None, candidates: Callable[[sparse.csr_matrix], np.ndarray] | None
@@ -960,7 +962,8 @@ def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: i
     fits: list[RuleChoice] = []
     aucs: dict[str, float] = {}
     best_of_radius: dict[int, RuleChoice] = {}
-    progress = LoggedProgress(log, "clone rules: fitting the public-clone test", expected or len(candidates), "rules",
+    progress = LoggedProgress(log, "clone rules: fitting the public-clone test",
+                              expected if expected is not None else len(candidates), "rules",
                               last_line=False)
     for clones in candidates:
         test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(

@@ -235,11 +235,12 @@ class StoredClones:
         """Each rule's clones (of `rules`, default all) that one of the repertoires `holders` holds itself, for the
         repertoires `rows` (store indices, in this order; each in the part): ``clones.held_by(holders).rows(rows)``
         of the part's clones, one rule at a time."""
-        at_rows, at_holders = _positions(self.rows, rows), _positions(self.rows, holders)
+        rows, holders = row_indices(rows), row_indices(holders)
         for rule in self.groups if rules is None else rules:
             with h5py.File(self.path, "r") as h5:  # the one-substitution rules' rows are every repertoire's
-                yield (read_held_clones(h5[self.groups[rule]], rule, row_indices(rows), row_indices(holders))
-                       if rule.radius == 1 else read_held_clones(h5[self.groups[rule]], rule, at_rows, at_holders))
+                yield (read_held_clones(h5[self.groups[rule]], rule, rows, holders) if rule.radius == 1 else
+                       read_held_clones(h5[self.groups[rule]], rule, _positions(self.rows, rows),
+                                        _positions(self.rows, holders)))
 
 
 def _positions(part_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -300,8 +301,9 @@ def _stored_rows(group: h5py.Group, prefix: str, rows: np.ndarray, block: int,
         out[filled:filled + len(piece)] = piece
         starts[i], lengths[i], filled = filled, len(piece), filled + len(piece)
     indptr = np.concatenate([[0], np.cumsum(lengths)])
+    out.resize(filled, refcheck=False)  # what the renumbering left out is given back (no view of `out` exists)
     if np.all(starts[:-1] <= starts[1:]):  # read in their order
-        return indptr, out[:filled]
+        return indptr, out
     return indptr, out[np.repeat(starts - indptr[:-1], lengths) + np.arange(filled)]
 
 
