@@ -661,7 +661,8 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
 
 
 def column_counts(clones: sparse.csr_matrix, rows: np.ndarray | None = None, block: int = COUNT_BLOCK) -> np.ndarray:
-    """Carriers of each column among the rows `rows` (a bool mask or indices; default all) of a CSR incidence,
+    """Carriers of each column among the rows `rows` (a bool mask or indices; default all) of a CSR incidence (each
+    stored entry a carrier: incidences hold no explicit zeros),
     int64 (n_columns,), counted about `block` carriers at a time: scipy's column sum holds an int64 copy of every
     carrier (5 GB for a rule of 640 M carriers, beside the incidence's 3.2 GB)."""
     counts = np.zeros(clones.shape[1], dtype=np.int64)

@@ -207,7 +207,8 @@ class SharedClones:
                 if not missing:
                     log.info("clone rules: the clones of these %d repertoires are read from %s (part %s)", len(rows),
                              self.path, name)
-                    return StoredClones(self.path, rows, {rule: f"{held[rule]}/{_rule_name(rule)}" for rule in rules})
+                    return StoredClones(self.path, rows, {rule: f"{held[rule]}/{_rule_name(rule)}" for rule in rules},
+                                        _file_identity(self.path))
                 log.warning("clone rules: %s lacks the rules %s for these repertoires; collecting them here",
                             self.path, "; ".join(missing))
                 return None
@@ -220,11 +221,13 @@ class SharedClones:
 class StoredClones:
     """The clones of one part of a clones file under some rules (`groups`: rule -> its group), read as asked for
     (the file opened for each reading), so that a job holds one rule's clones of the repertoires it asks for at a
-    time. `rows`: the part's store indices (its exact rules' incidence rows)."""
+    time. `rows`: the part's store indices (its exact rules' incidence rows); `identity`: the file's as the part was
+    found in it (each reading refuses a file replaced or rewritten since)."""
 
     path: Path
     rows: np.ndarray
     groups: dict[CloneRule, str]
+    identity: tuple[int, int, int] | None = None
 
     @property
     def rules(self) -> list[CloneRule]:
@@ -237,10 +240,19 @@ class StoredClones:
         of the part's clones, one rule at a time."""
         rows, holders = row_indices(rows), row_indices(holders)
         for rule in self.groups if rules is None else rules:
+            if self.identity is not None and _file_identity(self.path) != self.identity:
+                raise DeepRCError("the clones file was replaced or rewritten while this job read it; run the job again",
+                                  self.path)
             with h5py.File(self.path, "r") as h5:  # the one-substitution rules' rows are every repertoire's
                 yield (read_held_clones(h5[self.groups[rule]], rule, rows, holders) if rule.radius == 1 else
                        read_held_clones(h5[self.groups[rule]], rule, _positions(self.rows, rows),
                                         _positions(self.rows, holders)))
+
+
+def _file_identity(path: Path) -> tuple[int, int, int]:
+    """The file's inode, size and modification time: another file, or this one rewritten, differs."""
+    stat = Path(path).stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _positions(part_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -190,3 +190,20 @@ def test_training_takes_the_file_with_a_split_only_and_a_tiny_fold_is_left_out(r
                          rough_cohort["config"])
     with h5py.File(out, "r") as h5:
         assert set(h5["parts"]) == {"fold1.fit", "fold1.training"}  # "all" fits within fold 0's training rows
+
+
+def test_a_clones_file_replaced_while_a_job_reads_it_is_refused(rough_cohort, tmp_path):
+    """A part found in one file is never read from another put in its place (each rule is read when asked for)."""
+    path = tmp_path / "clones.h5"
+    path.write_bytes(rough_cohort["clones"].read_bytes())
+    split = Split.read(rough_cohort["split"])
+    rows = np.flatnonzero(rough_cohort["folds"] != 0)
+    with RepertoireStore(rough_cohort["store"]) as store, SharedClones.open(path, store, "label", 0, split) as shared:
+        rules = [CloneRule("family", 0), CloneRule("family", 1)]
+        reading = shared.clones(rows, rules)
+        assert next(reading).incidence.shape[0] == len(rows)
+        replacement = tmp_path / "other.h5"
+        replacement.write_bytes(path.read_bytes())
+        replacement.replace(path)
+        with pytest.raises(DeepRCError, match="replaced or rewritten while this job read it"):
+            next(reading)
