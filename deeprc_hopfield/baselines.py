@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 METHODS = ("kmer", "public_clones")
 K = 3
 N_KMERS = 20 ** K
+KMER_BLOCK = 1 << 22  # residues counted at once by kmer_frequencies (~250 MB)
 #: Inverse L1 penalties tried by the inner cross-validation of the k-mer baseline.
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 
@@ -105,9 +106,12 @@ class CohortFeatures:
 
 
 # --- features ------------------------------------------------------------------------------------
-def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: int = ANCHOR) -> np.ndarray:
+def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: int = ANCHOR,
+                     block: int = KMER_BLOCK) -> np.ndarray:
     """Frequencies of the 20^k overlapping k-mers of a repertoire's CDR3 cores (each sequence counted
-    once; `trim` residues left out at each end: :func:`deeprc_hopfield.cdr3.core_bounds`).
+    once; `trim` residues left out at each end: :func:`deeprc_hopfield.cdr3.core_bounds`), counted about
+    `block` residues at a time (whole sequences; ~60 bytes a residue while counting, so a repertoire of
+    millions of sequences is not counted at once).
 
     Parameters
     ----------
@@ -121,6 +125,20 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
     float64 (20^k,), summing to 1 (all zeros when no core has k residues).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    counts = np.zeros(20 ** k, dtype=np.int64)
+    first = 0
+    while first < len(lengths):  # a k-mer never crosses a sequence's end, so blocks of whole sequences add up
+        last = max(first + 1, int(np.searchsorted(ends, ends[first] - lengths[first] + block, side="right")))
+        start, stop = ends[first] - lengths[first], ends[last - 1]
+        counts += _kmer_counts(codes[start:stop], lengths[first:last], k, trim)
+        first = last
+    total = counts.sum()
+    return counts / total if total > 0 else counts.astype(np.float64)
+
+
+def _kmer_counts(codes: np.ndarray, lengths: np.ndarray, k: int, trim: int) -> np.ndarray:
+    """Counts of the 20^k k-mers of these sequences' cores (int64)."""
     residues = np.asarray(codes, dtype=np.int64) - 1  # 0..19
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     first, core = (np.repeat(a, lengths) for a in core_bounds(lengths, trim))  # per residue: its core's bounds
@@ -129,9 +147,7 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
     index = np.zeros(len(residues) - k + 1 if len(residues) >= k else 0, dtype=np.int64)
     for offset in range(k):
         index = index * 20 + residues[offset:len(residues) - k + 1 + offset]
-    counts = np.bincount(index[valid[:len(index)]], minlength=20 ** k).astype(np.float64)
-    total = counts.sum()
-    return counts / total if total > 0 else counts
+    return np.bincount(index[valid[:len(index)]], minlength=20 ** k)
 
 
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
@@ -176,11 +192,11 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
                               threads: int = 1, rules: Sequence[CloneRule] | None = None,
-                              inner_folds: int = CLONE_INNER_FOLDS, pgen_limit: int | None = PGEN_LIMIT
-                              ) -> RuleChoice:
+                              inner_folds: int = CLONE_INNER_FOLDS, pgen_limit: int | None = PGEN_LIMIT,
+                              scored: np.ndarray | None = None) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
-    repertoires at `train` (store indices): its `test` scores any repertoire by ``choice.clones.incidence``
-    of the whole cohort. Its candidate clones are those a repertoire at `train` holds itself, as the
+    repertoires at `train` (store indices): its `test` scores the repertoires `scored` (store indices; default
+    the whole cohort) by the rows of ``choice.clones.incidence``, in that order. Its candidate clones are those a repertoire at `train` holds itself, as the
     clone memory collects them from its training repertoires. `rules`: choose among these only
     (default: every rule of `features`); `pgen_limit`: the most candidate clones a fit asks pgen for."""
     train = row_indices(train)
@@ -189,8 +205,8 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
                                    inner_folds, expected=len(rules), pgen_limit=pgen_limit)
-    every = np.arange(len(features.y))
-    return replace(choice, clones=next(features.clones.held_by(train, every, [choice.rule])))
+    scored = np.arange(len(features.y)) if scored is None else row_indices(scored)
+    return replace(choice, clones=next(features.clones.held_by(train, scored, [choice.rule])))
 
 
 def _check_binary(label: Label, path: Path) -> None:
@@ -257,12 +273,14 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
                      search.best_score_)
         if "public_clones" in methods:
-            choice = fit_public_clone_baseline(features, train, seed, use_pgen, threads, pgen_limit=pgen_limit)
-            model, held_out = choice.test, choice.clones.incidence[test]
+            choice = fit_public_clone_baseline(features, train, seed, use_pgen, threads, pgen_limit=pgen_limit,
+                                               scored=np.flatnonzero(test))  # the chosen rule's clones of fold k only
+            model, held_out = choice.test, choice.clones.incidence
             out["public_clones"].loc[test, "probability"] = model.predict_proba(held_out)[:, 1]
             out["public_clones"].loc[test, "score"] = model.decision_function(held_out)
             log.info("public clones, fold %d: %s, %d associated clones at p < %g", k, choice.rule,
                      len(model.associated_), model.threshold_)
+            del choice, model, held_out  # not held through the next fold's rule choice
         raise_if_interrupted()
     return out
 

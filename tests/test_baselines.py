@@ -60,6 +60,17 @@ def test_kmer_frequencies_match_a_plain_count() -> None:
     assert got[index["ASS"]] == pytest.approx(2 / 5) and got[index["SLF"]] == 0  # no k-mer reads an anchor
 
 
+@pytest.mark.parametrize("block", [1, 5, 7, 1 << 22])
+def test_kmer_frequencies_counted_in_blocks_of_sequences_equal_one_count(block: int) -> None:
+    """Blocks of one residue (each sequence alone), of a few sequences, of all: the same frequencies, bit for bit."""
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list(AMINO_ACIDS), size=n)) for n in rng.integers(0, 18, size=300)]
+    codes, lengths = encode(sequences)
+    whole = baselines.kmer_frequencies(codes, lengths, block=len(codes) + 1)
+    assert whole.sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(baselines.kmer_frequencies(codes, lengths, block=block), whole)
+
+
 def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split", cohort["split"],
