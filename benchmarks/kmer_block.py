@@ -1,0 +1,80 @@
+"""Benchmark of the baselines' 3-mer count of one large repertoire (`baselines.kmer_frequencies`).
+
+The largest repertoire of a CMV-sized cohort holds ~2.8 M sequences (~42 M residues), and the k-mer count works at
+~60 bytes a residue. The reference way counts the whole repertoire at once (as the code did before); the default
+counts `baselines.KMER_BLOCK` residues at a time (whole sequences). A synthetic repertoire stands in: `--sequences`
+CDR3s of 8-20 random residues. Each way runs in a fresh process: the peak resident memory of the count above the
+repertoire already held (VmHWM, reset before it), the median seconds of `--repeats` counts, and a sha256 of the
+frequencies, which must agree.
+
+    python benchmarks/kmer_block.py [--sequences 2800000] [--repeats 3] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from deeprc_hopfield import baselines
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from public_clone_fit import memory_kb  # noqa: E402
+from run_record import median_seconds, provenance, write_result  # noqa: E402
+
+WAYS = ("whole", "blocks")
+
+
+def repertoire(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Residue codes (uint8, 1..20) and lengths of `n` random CDR3s of 8-20 residues."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(8, 21, n)
+    return rng.integers(1, 21, int(lengths.sum()), dtype=np.uint8), lengths
+
+
+def count_once(args: argparse.Namespace, way: str) -> dict:
+    """The count, one way, in this process: its median seconds, peak growth and sha256."""
+    codes, lengths = repertoire(args.sequences)
+    block = len(codes) + 1 if way == "whole" else baselines.KMER_BLOCK
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    held = memory_kb("VmRSS")
+    seconds, frequencies = median_seconds(lambda: baselines.kmer_frequencies(codes, lengths, block=block),
+                                          args.repeats)
+    return {"way": way, "sequences": args.sequences, "residues": int(len(codes)), "seconds": round(seconds, 2),
+            "peak_above_held_mb": round((memory_kb("VmHWM") - held) / 1024),
+            "sha256": hashlib.sha256(frequencies.tobytes()).hexdigest()[:16]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", type=int, default=2_800_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--way", choices=WAYS, help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args()
+    if args.way:
+        print(json.dumps(count_once(args, args.way)))
+        return
+    results = []
+    for way in WAYS:
+        child = subprocess.run([sys.executable, __file__, "--sequences", str(args.sequences), "--repeats",
+                                str(args.repeats), "--way", way], capture_output=True, text=True, check=True)
+        results.append(json.loads(child.stdout))
+        print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
+    same = results[0]["sha256"] == results[1]["sha256"]
+    print(f"the same frequencies both ways: {same}; peak above the repertoire "
+          f"{results[0]['peak_above_held_mb']} -> {results[1]['peak_above_held_mb']} MB", flush=True)
+    if not same:
+        raise SystemExit("the two ways counted differently")
+    write_result(args.json, {**provenance("1 thread"), "results": results})
+
+
+if __name__ == "__main__":
+    main()
