@@ -196,9 +196,10 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
                               scored: np.ndarray | None = None) -> RuleChoice:
     """The public-clone test of the rule (and pgen cutoff) chosen by inner CV (`inner_folds` folds) on the
     repertoires at `train` (store indices): its `test` scores the repertoires `scored` (store indices; default
-    the whole cohort) by the rows of ``choice.clones.incidence``, in that order. Its candidate clones are those a repertoire at `train` holds itself, as the
-    clone memory collects them from its training repertoires. `rules`: choose among these only
-    (default: every rule of `features`); `pgen_limit`: the most candidate clones a fit asks pgen for."""
+    the whole cohort) by the rows of ``choice.clones.incidence``, in that order. Its candidate clones are those a
+    repertoire at `train` holds itself, as the clone memory collects them from its training repertoires. `rules`:
+    choose among these only (default: every rule of `features`); `pgen_limit`: the most candidate clones a fit asks
+    pgen for."""
     train = row_indices(train)
     rules = [rule for rule in features.clones.rules if rules is None or rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences

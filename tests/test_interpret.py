@@ -30,8 +30,10 @@ from deeprc_hopfield import infer
 from deeprc_hopfield.infer import score_subjects, subjects_from_store
 from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
                                                rank_sequences)
+from deeprc_hopfield.interpret import ranking
 from deeprc_hopfield.interpret.run import merge_rankings
 from deeprc_hopfield.model import SequenceBags
+from deeprc_hopfield.public_clones import MODULI, with_v
 from deeprc_hopfield.report import interpretation_section
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.training import train
@@ -404,3 +406,23 @@ def test_interpret_never_replaces_a_folder_it_did_not_write(trained, interpreted
     assert result.returncode == 0, result.stderr
     assert json.loads((again / "interpretation.json").read_text())["settings"]["top"] == 3  # was 8
     assert output_command(again) == "interpret" and (tmp_path / "mine" / "notes.txt").is_file()
+
+
+@pytest.mark.parametrize("block", [3, 64, 1 << 20])
+def test_the_candidates_occurrences_found_a_block_at_a_time_are_those_of_resolving_every_sequence(monkeypatch, block):
+    """Rows and keys, in the same order, as resolving every sequence's clone (missing V calls against the others)
+    and keeping the wanted ones; keys with and without a V call, repeated across rows."""
+    rng = np.random.default_rng(4)
+    base = (rng.integers(0, MODULI[0], 40) << 31) + rng.integers(0, MODULI[1], 40)
+    v = rng.integers(-1, 5, 500)
+    keys = with_v(base[rng.integers(0, 40, 500)], v)
+    everything, resolved = ranking._resolved(keys, v, keys, v)
+    assert len(resolved) > len(keys)  # some V-less sequences resolve to several clones
+    wanted = rng.choice(np.unique(resolved), 25, replace=False)
+    kept = np.isin(resolved, wanted)
+    monkeypatch.setattr(ranking, "BLOCK", block)
+    row, key = ranking._carrying(keys, v, wanted)
+    np.testing.assert_array_equal(row, everything[kept])
+    np.testing.assert_array_equal(key, resolved[kept])
+    row, key = ranking._carrying(keys[v >= 0], None, wanted)  # every V known
+    np.testing.assert_array_equal(key, keys[v >= 0][np.isin(keys[v >= 0], wanted)])

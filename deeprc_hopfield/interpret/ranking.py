@@ -44,7 +44,8 @@ these describe the ranking rather than make it.
 (`deeprc_hopfield.public_clones.clone_keys`), its V code, its repertoire and its w: 20 bytes a
 sequence (6 MB for 60 x 5,000; 4.2 GB for 700 x 300,000). Only the `per_repertoire` most-attended
 sequences of each repertoire enter the ranking as candidates, but their counts and means cover all
-their occurrences.
+their occurrences, which are looked up `BLOCK` sequences at a time (no resolved key, copy or sort of every
+sequence's; `benchmarks/rank_memory.py`).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import Scored
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
-from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, name_codes, repertoire_keys,
-                                           resolve_rows, wildcard_table)
+from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, in_sorted, name_codes,
+                                           repertoire_keys, resolve_rows, unique_keys, wildcard_table)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "top_duplicate_count"]
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
 LABEL_CHOICES = ("auto", "store", "model")
+#: Sequences looked up at a time when every occurrence of the candidate clones is found (~40 MB a block).
+BLOCK = 1 << 20
 
 
 @dataclass
@@ -164,9 +167,16 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
     if not rows:
         raise ValueError("no repertoire to interpret")
     log.info("attention of %d sequences in %d repertoires", sum(map(len, keys)), len(rows))
-    return AttentionPass(np.concatenate(keys), np.concatenate(owners), np.concatenate(weights),
-                         pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources,
-                         np.concatenate(v_codes))
+    key, owner, weight, v = (_joined(parts) for parts in (keys, owners, weights, v_codes))  # one at a time
+    return AttentionPass(key, owner, weight, pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources, v)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The arrays of `parts` concatenated, the list emptied (so that each repertoire's arrays are let go of once
+    copied: the whole fold's arrays are not held twice)."""
+    joined = np.concatenate(parts)
+    parts.clear()
+    return joined
 
 
 def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
@@ -183,10 +193,9 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
     named = candidates[candidates["v_call"].notna()].sort_values("weight", ascending=False, kind="stable")
     v_call = named.drop_duplicates("key").set_index("key")["v_call"]
     best = best.assign(v_call=best["v_call"].where(best["v_call"].notna(), best["key"].map(v_call)))
-    row, key = _resolved(attention.key, attention.v, attention.key, attention.v)
-    mask = np.isin(key, best["key"].to_numpy())
-    per_repertoire = pd.DataFrame({"key": key[mask], "repertoire": attention.repertoire[row[mask]],
-                                   "weight": attention.weight[row[mask]].astype(np.float64)})
+    row, key = _carrying(attention.key, attention.v, best["key"].to_numpy())
+    per_repertoire = pd.DataFrame({"key": key, "repertoire": attention.repertoire[row],
+                                   "weight": attention.weight[row].astype(np.float64)})
     per_repertoire = per_repertoire.groupby(["key", "repertoire"], sort=False)["weight"].max().reset_index()
     w = per_repertoire["weight"].to_numpy()  # a clone's most attended sequence in each repertoire
     occurrences = pd.DataFrame({"key": per_repertoire["key"].to_numpy(),
@@ -211,11 +220,33 @@ def _resolved(keys: np.ndarray, v: np.ndarray | None, query: np.ndarray, query_v
     v, query_v = np.asarray(v), np.asarray(query_v)
     if query_v.min(initial=0) >= 0:
         return np.arange(len(query)), query
-    known, without = v >= 0, np.flatnonzero(query_v < 0)
-    table = wildcard_table([keys[known]], [v[known]], query[without])
+    without = np.flatnonzero(query_v < 0)
+    starts = range(0, len(keys), BLOCK)  # the sequences with a V call a block at a time: no copy of them all
+    table = wildcard_table((keys[s:s + BLOCK][v[s:s + BLOCK] >= 0] for s in starts),
+                           (v[s:s + BLOCK][v[s:s + BLOCK] >= 0] for s in starts), query[without])
     rows, resolved = expand_wildcards(query[without], table)
     return (np.concatenate([np.flatnonzero(query_v >= 0), without[rows]]),
             np.concatenate([query[query_v >= 0], resolved]))
+
+
+def _carrying(keys: np.ndarray, v: np.ndarray | None, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, key) of every sequence (`keys`, `v`) whose clone, the missing-V policy applied, is one of `wanted`, in
+    the order :func:`_resolved` gives every sequence's: those with a V call looked up a block at a time, those
+    without one resolved, so that no resolved key of every sequence is held."""
+    wanted = unique_keys(np.asarray(wanted).astype(np.int64, copy=False))  # int64 as _resolved gives them
+    missing = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(np.asarray(v) < 0)
+    rows = []
+    for start in range(0, len(keys), BLOCK):
+        hit = in_sorted(wanted, keys[start:start + BLOCK].astype(np.int64, copy=False))
+        if len(missing):
+            hit &= v[start:start + BLOCK] >= 0
+        rows.append(start + np.flatnonzero(hit))
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    if len(missing):
+        local, resolved = _resolved(keys, v, keys[missing], v[missing])
+        kept = in_sorted(wanted, resolved)
+        return np.concatenate([row, missing[local[kept]]]), np.concatenate([keys[row].astype(np.int64), resolved[kept]])
+    return row, keys[row].astype(np.int64, copy=False)
 
 
 def clone_rows(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
