@@ -159,17 +159,21 @@ def _write_clones(group: h5py.Group, clones: CohortClones) -> None:
 class SharedClones:
     """A clones file opened for the job it was made for (:meth:`open` refuses one of another cohort)."""
 
-    def __init__(self, path: Path, h5: h5py.File) -> None:
-        self.path, self.h5 = path, h5
+    def __init__(self, path: Path, h5: h5py.File, identity: tuple[int, int, int] | None = None) -> None:
+        self.path, self.h5, self.identity = path, h5, identity  # identity: the file's as opened (_file_identity)
 
     @classmethod
     def open(cls, path: str | Path, store: RepertoireStore, label: str, seed: int, split: Split) -> "SharedClones":
         """The clones file at `path`, checked to be of this store, label (and its values), split and seed."""
         path = Path(path)
         try:
+            identity = _file_identity(path)
             h5 = h5py.File(path, "r")
         except OSError as exc:
             raise DeepRCError(f"cannot read the clones file ({exc})", path) from None
+        if _file_identity(path) != identity:  # replaced as it was opened: which one is open is not known
+            h5.close()
+            raise DeepRCError("the clones file was replaced while this job opened it; run the job again", path)
         if h5.attrs.get("format") != FORMAT or int(h5.attrs.get("version", 0)) != VERSION:
             h5.close()
             raise DeepRCError("not a clones file of this version (make it with `deeprc-hopfield clones`)", path)
@@ -179,7 +183,7 @@ class SharedClones:
             differs = ", ".join(_IDENTITY_WORDS[k] for k in wanted if made_for.get(k) != wanted[k])
             raise DeepRCError(f"the clones file was made for a different {differs}; make it again with "
                               "`deeprc-hopfield clones` for this run", path)
-        return cls(path, h5)
+        return cls(path, h5, identity)
 
     def close(self) -> None:
         self.h5.close()
@@ -208,7 +212,7 @@ class SharedClones:
                     log.info("clone rules: the clones of these %d repertoires are read from %s (part %s)", len(rows),
                              self.path, name)
                     return StoredClones(self.path, rows, {rule: f"{held[rule]}/{_rule_name(rule)}" for rule in rules},
-                                        _file_identity(self.path))
+                                        self.identity)
                 log.warning("clone rules: %s lacks the rules %s for these repertoires; collecting them here",
                             self.path, "; ".join(missing))
                 return None

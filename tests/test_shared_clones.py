@@ -193,17 +193,27 @@ def test_training_takes_the_file_with_a_split_only_and_a_tiny_fold_is_left_out(r
 
 
 def test_a_clones_file_replaced_while_a_job_reads_it_is_refused(rough_cohort, tmp_path):
-    """A part found in one file is never read from another put in its place (each rule is read when asked for)."""
+    """A part found in the file the job opened is never read from another put in its place, whether replaced before
+    the part is asked for (a training job asks for its refit's hours after opening) or between two rules."""
     path = tmp_path / "clones.h5"
-    path.write_bytes(rough_cohort["clones"].read_bytes())
     split = Split.read(rough_cohort["split"])
     rows = np.flatnonzero(rough_cohort["folds"] != 0)
-    with RepertoireStore(rough_cohort["store"]) as store, SharedClones.open(path, store, "label", 0, split) as shared:
-        rules = [CloneRule("family", 0), CloneRule("family", 1)]
-        reading = shared.clones(rows, rules)
-        assert next(reading).incidence.shape[0] == len(rows)
+    rules = [CloneRule("family", 0), CloneRule("family", 1)]
+
+    def replace_it() -> None:
         replacement = tmp_path / "other.h5"
-        replacement.write_bytes(path.read_bytes())
+        replacement.write_bytes(rough_cohort["clones"].read_bytes())
         replacement.replace(path)
-        with pytest.raises(DeepRCError, match="replaced or rewritten while this job read it"):
-            next(reading)
+
+    for read_first in (0, 1):
+        path.write_bytes(rough_cohort["clones"].read_bytes())
+        with RepertoireStore(rough_cohort["store"]) as store, \
+                SharedClones.open(path, store, "label", 0, split) as shared:
+            if not read_first:
+                replace_it()
+            reading = shared.clones(rows, rules)
+            if read_first:
+                assert next(reading).incidence.shape[0] == len(rows)
+                replace_it()
+            with pytest.raises(DeepRCError, match="replaced or rewritten while this job read it"):
+                next(reading)

@@ -234,7 +234,8 @@ def _carrying(keys: np.ndarray, v: np.ndarray | None, wanted: np.ndarray) -> tup
     the order :func:`_resolved` gives every sequence's: those with a V call looked up a block at a time, those
     without one resolved, so that no resolved key of every sequence is held."""
     wanted = unique_keys(np.asarray(wanted).astype(np.int64, copy=False))  # int64 as _resolved gives them
-    missing = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(np.asarray(v) < 0)
+    v = None if v is None or len(wanted) == 0 else np.asarray(v)  # nothing wanted: no V-less sequence to resolve
+    missing = np.zeros(0, dtype=np.int64) if v is None else np.flatnonzero(v < 0)
     rows = []
     for start in range(0, len(keys), BLOCK):
         hit = in_sorted(wanted, keys[start:start + BLOCK].astype(np.int64, copy=False))
