@@ -16,7 +16,6 @@ import argparse
 import gc
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from deeprc_hopfield import baselines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import median_seconds, provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, median_seconds, provenance, write_result  # noqa: E402
 
 WAYS = ("whole", "blocks")
 
@@ -62,12 +61,7 @@ def main() -> None:
     if args.way:
         print(json.dumps(count_once(args, args.way)))
         return
-    results = []
-    for way in WAYS:
-        child = subprocess.run([sys.executable, __file__, "--sequences", str(args.sequences), "--repeats",
-                                str(args.repeats), "--way", way], capture_output=True, text=True, check=True)
-        results.append(json.loads(child.stdout))
-        print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
+    results = each_way_in_a_child(__file__, ["--sequences", str(args.sequences), "--repeats", str(args.repeats)], WAYS)
     same = results[0]["sha256"] == results[1]["sha256"]
     print(f"the same frequencies both ways: {same}; peak above the repertoire "
           f"{results[0]['peak_above_held_mb']} -> {results[1]['peak_above_held_mb']} MB", flush=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from deeprc_hopfield import public_clones
 from deeprc_hopfield.public_clones import PublicCloneTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_record import provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, provenance, write_result  # noqa: E402
 
 WAYS = ("scipy_sums", "in_place_counts")
 
@@ -94,13 +93,8 @@ def main() -> None:
     if args.way:
         print(json.dumps(fit_once(args, args.way)))
         return
-    results = []
-    for way in WAYS:
-        child = subprocess.run([sys.executable, __file__, "--repertoires", str(args.repertoires), "--clones",
-                                str(args.clones), "--carriers", str(args.carriers), "--way", way],
-                               capture_output=True, text=True, check=True)
-        results.append(json.loads(child.stdout))
-        print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
+    results = each_way_in_a_child(__file__, ["--repertoires", str(args.repertoires), "--clones", str(args.clones),
+                                              "--carriers", str(args.carriers)], WAYS)
     found = [{k: r[k] for k in ("threshold", "inner_auc", "associated", "associated_sum")} for r in results]
     print(f"the same fit both ways: {found[0] == found[1]}; peak above the incidence "
           f"{results[0]['peak_above_held_mb']} -> {results[1]['peak_above_held_mb']} MB", flush=True)

@@ -18,7 +18,6 @@ import argparse
 import gc
 import hashlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from deeprc_hopfield.public_clones import MODULI, expand_wildcards, wildcard_tab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, provenance, write_result  # noqa: E402
 
 WAYS = ("whole", "streamed")
 PER_REPERTOIRE = 1000
@@ -111,13 +110,9 @@ def main() -> None:
     if args.way:
         print(json.dumps(rank_once(args, args.way)))
         return
-    results = []
-    for way in args.ways.split(","):
-        child = subprocess.run([sys.executable, __file__, "--repertoires", str(args.repertoires), "--sequences",
-                                str(args.sequences), "--public", str(args.public), "--missing-v", str(args.missing_v),
-                                "--way", way], capture_output=True, text=True, check=True)
-        results.append(json.loads(child.stdout))
-        print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
+    results = each_way_in_a_child(__file__, ["--repertoires", str(args.repertoires), "--sequences", str(args.sequences),
+                                              "--public", str(args.public), "--missing-v", str(args.missing_v)],
+                                  args.ways.split(","))
     if len({r["sha256"] for r in results}) > 1:
         raise SystemExit("the ways ranked differently")
     write_result(args.json, {**provenance("1 thread"), "repertoires": args.repertoires, "sequences": args.sequences,

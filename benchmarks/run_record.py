@@ -6,8 +6,10 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 
 def provenance(threads: str) -> dict[str, str]:
@@ -31,3 +33,15 @@ def median_seconds(function, repeats: int) -> tuple[float, object]:
         result = function()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def each_way_in_a_child(script: str, options: list[str], ways: Sequence[str]) -> list[dict]:
+    """Run `script` once per way, each in a fresh process (`options` and ``--way W``), which prints one JSON line:
+    those results, each also printed as one line here."""
+    results = []
+    for way in ways:
+        child = subprocess.run([sys.executable, script, *options, "--way", way], capture_output=True, text=True,
+                               check=True)
+        results.append(json.loads(child.stdout))
+        print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
+    return results
