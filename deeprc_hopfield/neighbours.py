@@ -28,6 +28,7 @@ No step loops over sequences in Python.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,7 @@ from scipy import sparse
 
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.encoding import encode
+from deeprc_hopfield.progress import LoggedProgress
 
 #: Query sequences keyed and joined at a time (radius 1: ~50 bytes per core residue, ~40 MB for TRB).
 CHUNK = 1 << 16
@@ -55,6 +57,8 @@ PAIRS_COMPARED = 1 << 18
 #: it files them in parts (~22% of the keys no wanted core has are kept too).
 WANTED_BITS_PER_KEY = 4
 RADII = (0, 1)
+
+log = logging.getLogger(__name__)
 
 _U64 = np.uint64
 _SALT_LENGTH, _SALT_WILDCARD = 1 << 32, 1 << 33  # separate the three tables of one hash stream
@@ -239,7 +243,10 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     own = np.flatnonzero(wanted).astype(np.int32)
     found = CoreNeighbours(n, own, cores_per_group)
     found.add(own, own)  # each wanted core is its own neighbour
-    for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim):
+    keyed = LoggedProgress(log, "one-substitution join: keying cores (two passes)", 2 * n if parts > 1 else None,
+                           unit="cores", last_line=False)
+    joined = LoggedProgress(log, "one-substitution join: joining", parts, unit="parts", last_line=False)
+    for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed):
         order = np.argsort(key)
         key, row = key[order], row[order]
         del order
@@ -254,6 +261,7 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
         del key, row
         if found_a:
             found.add(np.concatenate(found_a), np.concatenate(found_b))
+        joined.update()
     return found
 
 
@@ -471,9 +479,11 @@ def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
     return ((top * _U64(parts)) >> _U64(32)).astype(np.int64)
 
 
-def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK):
+def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK,
+                          progress: LoggedProgress | None = None):
     """:func:`wildcard_keys` of sequences (flat `codes`, sliced a chunk at a time, so an HDF5 dataset is read that
-    way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each."""
+    way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each.
+    `progress` (if any) counts the sequences keyed."""
     lengths, first = np.asarray(lengths), 0  # as given (uint8 from a store): no int64 copy of every length
     for start in range(0, len(lengths), chunk):
         part = lengths[start:start + chunk].astype(np.int64)
@@ -481,6 +491,8 @@ def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = AN
         row, keys = wildcard_keys(codes[first:last], part, trim)
         yield row + start, keys
         first = last
+        if progress is not None:
+            progress.update(len(part))
 
 
 def _all_wildcards(codes: np.ndarray, lengths: np.ndarray, trim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -494,22 +506,24 @@ def _all_wildcards(codes: np.ndarray, lengths: np.ndarray, trim: int) -> tuple[n
     return np.concatenate(keys), np.concatenate(rows)
 
 
-def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, parts: int, trim: int):
+def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, parts: int, trim: int,
+                    keyed: LoggedProgress | None = None):
     """The wildcard keys of sequences (flat `codes`, `lengths`) part by part (:func:`key_part`): yields (int64 keys,
     int32 rows) of each of `parts`. One part is made in memory. Several are made in one pass that files each
     part's keys in a temporary folder (12 bytes a key on disk, read back a part at a time), keeping only the keys
     that a `wanted` sequence (bool mask) may have (:class:`KeyBits` of theirs, one pass more): a pair needs one
-    wanted core, whose key it shares, so none is lost, where each part would otherwise key every sequence again."""
+    wanted core, whose key it shares, so none is lost, where each part would otherwise key every sequence again.
+    `keyed` (if any) counts the sequences keyed, over both passes."""
     if parts == 1:
         yield _all_wildcards(codes, lengths, trim)
         return
     theirs = KeyBits(int(wanted.sum()) * 16, WANTED_BITS_PER_KEY)  # ~16 core residues a sequence at most
-    for row, keys in chunked_wildcard_keys(codes, lengths, trim):
+    for row, keys in chunked_wildcard_keys(codes, lengths, trim, progress=keyed):
         theirs.add(keys[wanted[row]])
     with tempfile.TemporaryDirectory(prefix="deeprc-wildcards-") as folder:
         paths = [(Path(folder) / f"{part}.keys", Path(folder) / f"{part}.rows") for part in range(parts)]
         held: list[tuple[np.ndarray, np.ndarray]] = []
-        for row, keys in chunked_wildcard_keys(codes, lengths, trim):
+        for row, keys in chunked_wildcard_keys(codes, lengths, trim, progress=keyed):
             keep = wanted[row] | theirs.holds(keys)
             held.append((keys[keep], row[keep].astype(np.int32)))
             if sum(len(k) for k, _ in held) >= PAIRS_PLACED:
@@ -518,6 +532,7 @@ def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, 
         del theirs
         for keys_path, rows_path in paths:
             if not keys_path.exists():  # no key of this part
+                yield np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
                 continue
             yield np.fromfile(keys_path, dtype=np.int64), np.fromfile(rows_path, dtype=np.int32)
             keys_path.unlink()

@@ -183,6 +183,25 @@ def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: in
     assert (every != every.T).nnz == 0 and np.array_equal(every[rows].toarray(), matrix[rows].toarray())
 
 
+def test_core_neighbours_in_parts_logs_its_keying_and_its_parts(monkeypatch, caplog) -> None:
+    """A join in several parts logs the cores keyed over its two passes and the parts joined (18 min at CMV
+    size), each to its end."""
+    import functools
+    import logging
+
+    monkeypatch.setattr(neighbours, "LoggedProgress", functools.partial(neighbours.LoggedProgress, every=0.0))
+    junctions = list({core(j): j for j in random_junctions(np.random.default_rng(5), 300, "ACD", 0, 5)}.values())
+    codes, lengths = encode(junctions)
+    with caplog.at_level(logging.INFO, logger=neighbours.__name__):
+        neighbours.core_neighbours(codes, lengths, keys_per_part=40)
+    lines = [r.getMessage() for r in caplog.records]
+    keyed = [line for line in lines if line.startswith("one-substitution join: keying cores (two passes): ")]
+    joined = [line for line in lines if line.startswith("one-substitution join: joining: ")]
+    n, parts = len(junctions), int(joined[-1].split("/")[1].split()[0])
+    assert keyed[-1].split(": ")[-1].startswith(f"{2 * n:,}/{2 * n:,} cores (100%)")
+    assert parts > 3 and joined[-1].split(": ")[-1].startswith(f"{parts}/{parts} parts (100%)")
+
+
 def test_first_match_and_match_counts() -> None:
     refs = ["CASTLF", "CAGGF", "CASSLF", "CASSLF"]
     codes, lengths = encode(["CASSLF", "CAGAF", "CWWWWF", "CASTLF"])
