@@ -151,7 +151,7 @@ class CloneCollector:
                  centres: np.ndarray | None = None, positives: np.ndarray | None = None,
                  candidates: Callable[[sparse.csr_matrix], np.ndarray] | None = None, workers: int = 1) -> None:
         self.v_genes, self.rules, self.min_carriers = list(v_genes), list(rules), max(int(min_carriers), 2)
-        self.workers = workers  # radius 1: threads counting the carriers of a group's blocks of candidates
+        self.workers = workers  # radius 1: threads pairing the join's parts and counting a group's blocks of candidates
         self.positives = positives  # the repertoires whose carriers count towards min_carriers (None: all)
         self.candidates = candidates  # radius 1: which clones the test's fits can use (None: all)
         self.centres = centres  # radius 1: the only cores a column's clone may have (None: any)
@@ -189,7 +189,8 @@ class CloneCollector:
         radius_one = [i for i, rule in enumerate(self.rules) if rule.radius == 1]
         cores, self._cores = self._cores, _FirstSeen()  # the join's input only, as are the residues (emptied)
         give_back_freed_memory()
-        joined = _core_neighbours(cores, self._core_codes, self._core_lengths, self.centres) if radius_one else None
+        joined = (_core_neighbours(cores, self._core_codes, self._core_lengths, self.centres, self.workers)
+                  if radius_one else None)
         del cores
         last = {(rule.v_level, rule.radius): i for i, rule in enumerate(self.rules)}
         for i, rule in enumerate(self.rules):
@@ -784,15 +785,16 @@ def _wildcards(repertoire):
 
 
 def _core_neighbours(table: _FirstSeen, codes: list[np.ndarray], lengths: list[np.ndarray],
-                     centres: np.ndarray | None = None) -> tuple[np.ndarray, CoreNeighbours]:
+                     centres: np.ndarray | None = None, workers: int = 1) -> tuple[np.ndarray, CoreNeighbours]:
     """The cohort's distinct CDR3 core keys in the order of their numbers (`table`, emptied; `codes`, `lengths`: their
     residues in that order, lists emptied) and, for each of them among `centres` (sorted core keys; None: every
     one), the cores at most one substitution away, the core itself included (`neighbours.core_neighbours`, by
-    number, in groups). The table and the lists are let go of before the join."""
+    number, in groups; `workers` threads). The table and the lists are let go of before the join."""
     keys = table.by_number()
     rows = None if centres is None else table.numbers_of(centres)
     table.clear()
-    joined = core_neighbours(_emptied_concatenation(codes, np.uint8), _emptied_concatenation(lengths, np.uint8), rows)
+    joined = core_neighbours(_emptied_concatenation(codes, np.uint8), _emptied_concatenation(lengths, np.uint8), rows,
+                             workers=workers)
     log.debug("clone rules: %d distinct cores, %s centres, %d pairs one substitution apart or less, in %d group%s",
               len(keys), "all" if rows is None else len(rows), joined.pairs, len(joined), "s" if len(joined) > 1 else "")
     return keys, joined

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -46,6 +48,8 @@ CHUNK = 1 << 16
 #: Wildcard keys sorted at a time by :func:`core_neighbours` (~32 bytes each while sorted, ~1 GB); more
 #: keys make more parts, filed in a temporary folder in one pass (12 bytes a key on disk) and read back one by one.
 KEYS_PER_PART = 1 << 25
+#: The most parts of :func:`core_neighbours` paired at once by its threads (~1 GB each at :data:`KEYS_PER_PART`).
+JOIN_THREADS = 4
 #: Wanted cores whose neighbours :class:`CoreNeighbours` hands out at a time (more: their pairs wait in temporary
 #: files, a group of this many cores each; ~26 pairs a core at half CMV size, ~13 bytes a pair while a group is read).
 CORES_PER_GROUP = 1 << 21
@@ -219,7 +223,7 @@ def _differences(codes_a: np.ndarray, starts_a: np.ndarray, codes_b: np.ndarray,
 
 def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None = None,
                     keys_per_part: int | None = None, trim: int = ANCHOR,
-                    cores_per_group: int | None = None) -> "CoreNeighbours":
+                    cores_per_group: int | None = None, workers: int = 1) -> "CoreNeighbours":
     """Which cores of n sequences with distinct cores (a cohort's distinct cores, say) are one substitution
     apart (same length, the V calls ignored), for the sequences `rows` (int64; None: all): for each of `rows`,
     itself and every neighbour, as :class:`CoreNeighbours` (groups of `cores_per_group` of `rows`, None:
@@ -230,7 +234,9 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     (None: :data:`KEYS_PER_PART`; several parts are filed in a temporary folder, :func:`_wildcard_parts`), each
     sorted, its pairs checked on their residues a block at a time (a key collision is not a neighbour), so memory
     follows one part and one group's pairs, not the n sequences' keys or every pair at once. `lengths` (< 256
-    each) may be uint8, as kept: per sequence the join holds ~9 bytes beyond its codes.
+    each) may be uint8, as kept: per sequence the join holds ~9 bytes beyond its codes. `workers` threads (at
+    most :data:`JOIN_THREADS`) pair as many parts at once, one part's memory each (numpy's sorts release the GIL);
+    the pairs are the same.
     """
     lengths = np.asarray(lengths)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -246,11 +252,12 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     keyed = LoggedProgress(log, "one-substitution join: keying cores (two passes)", 2 * n if parts > 1 else None,
                            unit="cores", last_line=False)
     joined = LoggedProgress(log, "one-substitution join: joining", parts, unit="parts", last_line=False)
-    for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed):
+    def paired(key: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (wanted core, core one substitution away) of one part's wildcard keys (and their rows)."""
         order = np.argsort(key)
         key, row = key[order], row[order]
         del order
-        found_a, found_b = [], []
+        found_a, found_b = [np.zeros(0, dtype=np.int32)], [np.zeros(0, dtype=np.int32)]
         for i, j in _run_pairs(key):
             a, b = row[i], row[j]
             keep = wanted[a] & (core_length[a] == core_length[b])
@@ -258,10 +265,20 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
             near = _differences(codes, starts[a], codes, starts[b], core_length[a]) == 1
             found_a.append(a[near])
             found_b.append(b[near])
-        del key, row
-        if found_a:
-            found.add(np.concatenate(found_a), np.concatenate(found_b))
-        joined.update()
+        return np.concatenate(found_a), np.concatenate(found_b)
+
+    workers = max(1, min(int(workers), JOIN_THREADS))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed):
+            pending.append(pool.submit(paired, key, row))
+            del key, row  # held by its task only
+            while len(pending) >= workers or (pending and pending[0].done()):
+                found.add(*pending.popleft().result())
+                joined.update()
+        while pending:
+            found.add(*pending.popleft().result())
+            joined.update()
     return found
 
 

@@ -149,9 +149,12 @@ def test_chunking_gives_identical_results() -> None:
                               index.match_counts(codes, lengths, q_v, chunk=chunk))
 
 
-@pytest.mark.parametrize("keys_per_part, cores_per_group", [(1, None), (50, 7), (1 << 25, 1), (1 << 25, None)])
-def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, cores_per_group, monkeypatch) -> None:
-    """The same pairs whatever the key parts and the groups of rows (several groups: read back from files)."""
+@pytest.mark.parametrize("keys_per_part, cores_per_group, workers",
+                         [(1, None, 1), (50, 7, 1), (50, 7, 3), (1, None, 4), (1 << 25, 1, 2), (1 << 25, None, 1)])
+def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: int, cores_per_group, workers: int,
+                                                                monkeypatch) -> None:
+    """The same pairs whatever the key parts, the threads pairing them and the groups of rows (several groups: read
+    back from files)."""
     monkeypatch.setattr(neighbours, "PAIRS_COMPARED", 3)  # runs paired and residues compared a few at a time
     monkeypatch.setattr(neighbours, "PAIRS_PLACED", 5)  # and pairs filed and placed a few at a time
     rng = np.random.default_rng(4)
@@ -161,7 +164,7 @@ def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: in
                                                   np.full(len(junctions), -1), 1) if i in set(rows.tolist())}
     codes, lengths = encode(junctions)
     found = neighbours.core_neighbours(codes, lengths, rows, keys_per_part=keys_per_part,
-                                       cores_per_group=cores_per_group)
+                                       cores_per_group=cores_per_group, workers=workers)
     assert len(found) == (1 if cores_per_group is None else -(-len(rows) // cores_per_group))
     for g in range(len(found)):  # each group: its rows, sorted, once each
         first, group = found.group(g)
@@ -179,7 +182,7 @@ def test_core_neighbours_of_chosen_rows_in_any_number_of_parts(keys_per_part: in
     assert set(zip(*map(np.ndarray.tolist, matrix.nonzero()))) == expected
     assert len(expected) > 3 * len(rows)  # neighbours beyond the diagonal
     every = neighbours.core_neighbours(codes, lengths, keys_per_part=keys_per_part,
-                                       cores_per_group=cores_per_group).matrix()
+                                       cores_per_group=cores_per_group, workers=workers).matrix()
     assert (every != every.T).nnz == 0 and np.array_equal(every[rows].toarray(), matrix[rows].toarray())
 
 
