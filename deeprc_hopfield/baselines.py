@@ -238,8 +238,10 @@ def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> G
 def cross_validate(store_path: str | Path, split_path: str | Path, methods: tuple[str, ...] = METHODS,
                    label_column: str | None = None, seed: int = 0, threads: int = 1,
                    rules: tuple[CloneRule, ...] | None = None, use_pgen: bool = True,
-                   pgen_limit: int | None = PGEN_LIMIT, clones: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Held-out predictions of each baseline: for every fold K, fit on the other folds, score fold K.
+                   pgen_limit: int | None = PGEN_LIMIT, clones: str | Path | None = None,
+                   fold: int | None = None) -> dict[str, pd.DataFrame]:
+    """Held-out predictions of each baseline: for every fold K (only `fold`, where given: one job a fold), fit on
+    the other folds, score fold K.
     The public-clone test chooses among `rules` (default: every :func:`clone_rules.clone_rules`), with the
     pgen filter where `use_pgen` (asked for at most `pgen_limit` clones a fit); its clones are read from the
     clones file `clones` (`deeprc-hopfield clones`) where it holds them.
@@ -248,23 +250,24 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     -------
     For each method, a table with columns `subject_id`, `fold`, `probability` (of the positive
     class), `true_label` (class name) and `score` (k-mer: the same probability; public clones:
-    the number of associated clones carried), in store order.
+    the number of associated clones carried), in store order (the rows of `fold` only, where given).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
                           f"(choose from {', '.join(METHODS)})")
-    split = Split.read(split_path)
+    split = Split.from_options(split_path, fold) if fold is not None else Split.read(split_path)
     features = read_features(store_path, label_column, methods, rules=rules,
-                             fits=lambda subjects: _training_rows(split, subjects), seed=seed, workers=threads,
-                             shared=(clones, split) if clones is not None else None)
-    fold = split.fold_of(features.subject_ids)
+                             fits=lambda subjects: _training_rows(split, subjects, fold), seed=seed,
+                             workers=threads, shared=(clones, split) if clones is not None else None)
+    folds = split.fold_of(features.subject_ids)
+    scored = np.unique(folds) if fold is None else [fold]
     y = features.y
-    out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": fold, "probability": np.nan,
+    out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": folds, "probability": np.nan,
                             "true_label": np.asarray(features.classes, dtype=object)[y], "score": np.nan})
            for m in methods}
-    for k in np.unique(fold):
-        train, test = fold != k, fold == k
+    for k in scored:
+        train, test = folds != k, folds == k
         if len(np.unique(y[train])) < 2:
             raise DeepRCError(f"the training part of fold {k} holds a single class; cannot fit a baseline", split_path)
         if "kmer" in methods:
@@ -283,13 +286,14 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
                      len(model.associated_), model.threshold_)
             del choice, model, held_out  # not held through the next fold's rule choice
         raise_if_interrupted()
-    return out
+    kept = np.isin(folds, scored)
+    return {m: table if kept.all() else table[kept].reset_index(drop=True) for m, table in out.items()}
 
 
-def _training_rows(split: Split, subjects: list[str]) -> list[np.ndarray]:
-    """The training rows (bool masks over `subjects`) of each fold of `split`."""
+def _training_rows(split: Split, subjects: list[str], only: int | None = None) -> list[np.ndarray]:
+    """The training rows (bool masks over `subjects`) of each fold of `split` (of fold `only`, where given)."""
     fold = split.fold_of(subjects)
-    return [fold != k for k in np.unique(fold)]
+    return [fold != k for k in (np.unique(fold) if only is None else [only])]
 
 
 def is_baselines_folder(folder: Path) -> bool:

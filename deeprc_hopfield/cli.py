@@ -622,6 +622,10 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
     p.add_argument("--split", required=True, type=Path, help="split table (subject_id, fold) made by `split`")
+    p.add_argument("--fold", type=int, metavar="K",
+                   help="fit on the other folds and score fold K only: its rows alone in the predictions (one job a "
+                        "fold, as the workflow runs them; `evaluate` collects the files of a method named more than "
+                        "once) (default: every fold)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="folder for the predictions (created, written whole; see --force)")
     _add_force(p, "baselines folder (written by `baselines`)")
@@ -671,7 +675,7 @@ def _run_baselines(args: argparse.Namespace) -> int:
         results = cross_validate(store_path=args.store, split_path=args.split, methods=args.methods,
                                  label_column=args.label_column, seed=args.seed, threads=args.threads,
                                  rules=clone_rules(args.clone_keys, radius), use_pgen=args.clone_pgen == "on",
-                                 pgen_limit=args.clone_pgen_limit or PGEN_LIMIT, clones=args.clones)
+                                 pgen_limit=args.clone_pgen_limit or PGEN_LIMIT, clones=args.clones, fold=args.fold)
     with atomic_folder(args.out, "baselines", args.force, recognise=is_baselines_folder) as tmp:
         for method, table in results.items():
             write_table(table, tmp / f"{method}_predictions.csv")
@@ -735,7 +739,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
                    help="a method's held-out predictions (columns subject_id, probability, true_label; optional "
                         "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
-                        "kmer=results/demo/baselines/kmer_predictions.csv; a NAME repeated collects its files "
+                        "kmer=results/demo/baselines/fold0/kmer_predictions.csv; a NAME repeated collects its files "
                         "(e.g. one per fold)")
     p.add_argument("--split", required=True, type=Path, help="the split table (subject_id, fold) of the predictions")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",

@@ -112,6 +112,29 @@ def test_the_public_clone_rules_can_be_fixed_and_a_bad_one_is_refused(cohort: di
     assert bad.returncode == 2 and "--clone-pgen-limit" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_one_job_a_fold_gives_the_predictions_of_all_folds_at_once(cohort: dict[str, Path], tmp_path: Path) -> None:
+    """`--fold K` (the workflow's one baselines job a fold, run side by side): fold K's rows only, each the same as
+    in the run over every fold; the files of all folds together are that run's. A fold not in the split is refused
+    in one line."""
+    whole = baselines.cross_validate(cohort["store"], cohort["split"], seed=0)
+    folds = sorted(pd.read_csv(cohort["split"])["fold"].unique().tolist())
+    each = [baselines.cross_validate(cohort["store"], cohort["split"], seed=0, fold=k) for k in folds]
+    for method in baselines.METHODS:
+        assert all(set(one[method]["fold"]) == {k} for k, one in zip(folds, each))
+        joined = pd.concat([one[method] for one in each]).set_index("subject_id").loc[whole[method]["subject_id"]]
+        np.testing.assert_array_equal(joined["probability"], whole[method]["probability"])
+        np.testing.assert_array_equal(joined["score"], whole[method]["score"])
+    command = [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split",
+               cohort["split"], "--methods", "kmer"]
+    result = subprocess.run(command + ["--fold", "1", "--out", tmp_path / "fold1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "fold1" / "kmer_predictions.csv")
+    assert table["subject_id"].tolist() == each[1]["kmer"]["subject_id"].tolist()
+    bad = subprocess.run(command + ["--fold", "7", "--out", tmp_path / "fold7"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "fold7").exists()
+    assert f"fold 7 is not in the split (folds: {folds})" in bad.stderr
+
+
 def test_held_out_labels_never_reach_the_fit(cohort: dict[str, Path]) -> None:
     """Flipping the labels of fold 0 must not change a single fold-0 prediction of either baseline."""
     original = baselines.cross_validate(cohort["store"], cohort["split"], seed=0)

@@ -274,14 +274,14 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert second.returncode == 0, second.stderr
     assert "Nothing to be done" in second.stdout + second.stderr
 
-    # jobs run again over their earlier outputs: the folders Snakemake keeps between runs (baselines/,
+    # jobs run again over their earlier outputs: the folders Snakemake keeps between runs (baselines/fold0/,
     # evaluation/: the rules pass --force, which replaces only an earlier output of the same command),
     # a directory() output and a file (Snakemake removes those first)
     rerun = snakemake(*args, "--forcerun", "baselines", "evaluate", "interpret_cohort", "report", cwd=tmp_path,
                       timeout=180)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "rule baselines:" in rerun.stderr and "rule train:" not in rerun.stderr
-    for folder, command in (("baselines", "baselines"), ("evaluation", "evaluate"),
+    for folder, command in (("baselines/fold0", "baselines"), ("evaluation", "evaluate"),
                             ("interpretation/cohort", "interpret-summary"), ("models/fold0", "train")):
         assert output_command(run / folder) == command, folder
 

@@ -1,5 +1,6 @@
 rule baselines:
-    """The simple baselines on the same folds: 3-mer L1 logistic regression, public clones.
+    """The simple baselines on the same folds: 3-mer L1 logistic regression, public clones; one job a
+    fold (fit on the other folds, score this one), so that the folds' fits run side by side.
     The outputs are files in a folder that Snakemake keeps between runs: --force lets a rerun replace
     the earlier baselines folder (and refuses any other folder, as without it)."""
     input:
@@ -9,9 +10,9 @@ rule baselines:
     output:
         list(baseline_predictions().values()),
     log:
-        log_path("baselines.log"),
+        log_path("baselines/fold{fold}.log"),
     benchmark:
-        benchmark_path("baselines.tsv")
+        benchmark_path("baselines/fold{fold}.tsv")
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
         methods=",".join(BASELINES),
@@ -29,7 +30,7 @@ rule baselines:
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield baselines --store {input.store} --split {input.split} --out {params.out}"
+        "deeprc-hopfield baselines --store {input.store} --split {input.split} --fold {wildcards.fold} --out {params.out}"
         " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
         " --clone-keys {params.clone_keys} --clone-radius {params.clone_radius}"
         " --clone-pgen {params.clone_pgen} --clone-pgen-limit {params.clone_pgen_limit}"

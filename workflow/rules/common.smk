@@ -169,8 +169,14 @@ def cohort_interpretation():
     return result("interpretation", "cohort")
 
 
-def baseline_predictions():
-    return {m: result("baselines", f"{m}_predictions.csv") for m in BASELINES}
+def baseline_predictions(fold="{fold}"):
+    """Each baseline's held-out predictions of one fold (one job a fold: the folds' fits run side by side)."""
+    return {m: result("baselines", f"fold{fold}", f"{m}_predictions.csv") for m in BASELINES}
+
+
+def all_baseline_predictions():
+    """Every fold's file of each baseline, method by method."""
+    return [baseline_predictions(fold)[m] for m in BASELINES for fold in FOLDS]
 
 
 def evaluation(name=""):
@@ -222,7 +228,7 @@ def evaluate_predictions(wildcards, input):
     """NAME=FILE pairs for evaluate: the model's held-out predictions (one file per fold), then
     each baseline."""
     pairs = [f"deeprc={path}" for path in input.model]
-    pairs += [f"{m}={input.baselines[i]}" for i, m in enumerate(BASELINES)]
+    pairs += [f"{m}={input.baselines[i * len(FOLDS) + k]}" for i, m in enumerate(BASELINES) for k in range(len(FOLDS))]
     return " ".join(pairs)
 
 

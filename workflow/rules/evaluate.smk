@@ -4,7 +4,7 @@ rule evaluate:
     the earlier evaluation folder (and refuses any other folder, as without it)."""
     input:
         model=expand(fold_predictions("{fold}"), fold=FOLDS),
-        baselines=list(baseline_predictions().values()),
+        baselines=all_baseline_predictions(),
         split=split_table(),
     output:
         metrics=report(evaluation("metrics.tsv"), caption="../report/metrics.rst", category="Evaluation"),
