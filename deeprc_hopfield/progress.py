@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 #: Seconds between two progress lines of one stage (a user tailing a log wants a pulse, not a flood).
 LOG_EVERY_S = 30.0
@@ -47,3 +50,15 @@ class LoggedProgress:
         eta = elapsed * (1 - share) / share if share else float("nan")
         left = "done" if self.done >= self.total else f"ETA {_minutes(eta)}"
         return f"{self.done:,}/{self.total:,} {self.unit} ({share:.0%}), {_minutes(elapsed)}, {left}"
+
+
+def logged(items: Iterable[T], log: logging.Logger, what: str, total: int | None = None,
+           unit: str = "repertoires", every: float = LOG_EVERY_S) -> Iterator[T]:
+    """`items` one by one, counted by a :class:`LoggedProgress` (`total`: their number, else ``len(items)`` where
+    it has one) that logs only where the pass is long."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    progress = LoggedProgress(log, what, total, unit=unit, every=every, last_line=False)
+    for item in items:
+        yield item
+        progress.update()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from deeprc_hopfield.progress import LoggedProgress
+from deeprc_hopfield.progress import LoggedProgress, logged
 
 
 def test_progress_logs_done_total_and_eta_then_done(caplog):
@@ -42,3 +42,15 @@ def test_a_short_stage_without_last_line_logs_nothing_and_a_long_one_its_end(cap
         long.update()
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(":")[0] for line in lines] == ["long", "long"] and lines[-1].endswith("done")
+
+
+def test_logged_items_come_in_order_with_their_count(caplog):
+    """`logged` hands the items over unchanged and counts them (a list's length, or the total given)."""
+    log = logging.getLogger("test_progress")
+    with caplog.at_level(logging.INFO, logger="test_progress"):
+        assert list(logged(["a", "b", "c"], log, "read", every=0.0)) == ["a", "b", "c"]
+        assert list(logged(iter(range(2)), log, "seen", total=2, unit="files", every=0.0)) == [0, 1]
+        assert list(logged(iter(range(2)), log, "quiet")) == [0, 1]  # short: nothing logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[2].startswith("read: 3/3 repertoires (100%)") and lines[2].endswith("done")
+    assert lines[-1].startswith("seen: 2/2 files (100%)") and len(lines) == 5

@@ -28,6 +28,7 @@ import numpy as np
 from deeprc_hopfield.encoding import AMINO_ACIDS
 from deeprc_hopfield.model import RepertoireClassifier, SequenceBags
 from deeprc_hopfield.model.seeding import GappedKmer
+from deeprc_hopfield.progress import logged
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices
 from deeprc_hopfield.store import Repertoire
 from deeprc_hopfield.training.config import TrainingConfig
@@ -225,16 +226,19 @@ def seed_model(model: RepertoireClassifier, cache: RepertoireCache, fit_idx: np.
     rng = np.random.default_rng([cfg.seed, SEEDING_STREAM])
     started = time.perf_counter()
     counted = fit_idx if cfg.seed_filters else fit_idx[:cfg.repertoires_per_update]
-    reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling)) for r in cache.rows(counted)]  # one whole at a time
+    reps = [r.subset(sample_indices(r, cfg.seed_sample, rng, cfg.sampling))  # one whole at a time
+            for r in logged(cache.rows(counted), log, "seeding: sampling the fitting repertoires", len(counted))]
     kmers: list[GappedKmer] = []
     if cfg.seed_filters:
         n_clones = min(cfg.seed_clones, cfg.seed_filters)
-        kmers = enriched_kmers(reps, labels, cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
+        kmers = enriched_kmers(logged(reps, log, "seeding: counting gapped k-mers"), labels,
+                               cfg.seed_filters - n_clones, cfg.seed_kmer, cfg.seed_span)
         if n_clones:
-            kmers += shared_kmers(reps, labels, n_clones, cfg.seed_clone_kmer)
+            kmers += shared_kmers(logged(reps, log, "seeding: counting shared k-mers"), labels, n_clones,
+                                  cfg.seed_clone_kmer)
     n = model.seed_filters(kmers, cfg.seed_strength)
     seeded = [m for m in kmers if m.offsets[-1] < model.embedder.kernel_size][:n]  # as `seed_filters` chose
-    families = kmer_families(seeded, reps, labels)
+    families = kmer_families(seeded, logged(reps, log, "seeding: grouping the k-mers"), labels)
     # the aim is set on bags of the size training samples
     sample = SequenceBags.from_repertoires([r.subset(sample_indices(r, cfg.sample_size, rng, cfg.sampling))
                                             for r in reps[:cfg.repertoires_per_update]])
