@@ -9,7 +9,9 @@ from conftest import random_junctions
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.model import RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.config import ModelConfig
-from deeprc_hopfield.training.seeding import enriched_kmers, kmer_patterns, shared_kmers
+from deeprc_hopfield.model.seeding import GappedKmer
+from deeprc_hopfield.training.seeding import (BASE, enriched_kmers, kmer_hashes, kmer_matches, kmer_patterns,
+                                             shared_kmers)
 from deeprc_hopfield.store import Repertoire
 
 MOTIF = "WK.HM"  # gapped, and absent from random backgrounds
@@ -44,6 +46,23 @@ def cohort(rng: np.random.Generator, n: int = 12, size: int = 400, witnesses: in
 def test_patterns_place_k_residues_within_the_span():
     patterns = kmer_patterns(4, 6)
     assert len(patterns) == 10 and all(p[0] == 0 and len(p) == 4 and p[-1] < 6 for p in patterns)
+
+
+def test_kmer_hashes_and_matches_agree_with_a_plain_reading_of_each_sequence():
+    """Every gapped k-mer inside a sequence, none across its end, in pattern, sequence and position order (the
+    empty sequence and those shorter than the span hold none); a k-mer matches a sequence that holds it anywhere."""
+    rng = np.random.default_rng(7)
+    junctions = ["", "CA", "CASSF", *("".join(rng.choice(list("ACDG"), size=int(n))) for n in rng.integers(0, 30, 200))]
+    rep = repertoire(junctions)
+    code = {residue: i + 1 for i, residue in enumerate("ACDEFGHIKLMNPQRSTVWY")}
+    patterns = kmer_patterns(3, 5)
+    expected = [index * BASE ** 3 + sum(code[j[p + o]] * BASE ** (2 - i) for i, o in enumerate(pattern))
+                for index, pattern in enumerate(patterns) for j in junctions for p in range(len(j) - pattern[-1])]
+    assert kmer_hashes(rep, patterns).tolist() == expected
+    kmers = [GappedKmer((0, 2, 3), "ADC", 1.0), GappedKmer((0, 1), "GG", 1.0), GappedKmer((0, 6), "AA", 1.0)]
+    held = [[any(all(j[p + o] == r for o, r in zip(m.offsets, m.residues)) for p in range(len(j) - m.offsets[-1]))
+             for m in kmers] for j in junctions]
+    assert kmer_matches(rep, kmers).tolist() == held and 0 < np.sum(held) < 3 * len(junctions)
 
 
 def test_the_planted_gapped_motif_is_the_most_enriched_kmer():

@@ -44,33 +44,29 @@ def kmer_patterns(k: int, span: int) -> list[tuple[int, ...]]:
     return [(0, *rest) for rest in itertools.combinations(range(1, span), k - 1)]
 
 
-def padded_codes(repertoire: Repertoire, extra: int) -> np.ndarray:
-    """Residue codes as an (n, longest + extra) matrix, 0 beyond each sequence."""
-    lengths = repertoire.lengths.astype(np.int64)
-    width = int(lengths.max()) if len(lengths) else 0
-    out = np.zeros((len(lengths), width + extra), dtype=np.int64)
-    col = np.arange(width)
-    valid = col[None, :] < lengths[:, None]
-    starts = np.cumsum(lengths) - lengths
-    out[:, :width][valid] = repertoire.codes[(starts[:, None] + col)[valid]]
-    return out
+def kmer_starts(lengths: np.ndarray, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """The flat residue positions where `last` + 1 positions fit inside their sequence (a k-mer whose last residue
+    is `last` after its first may start there), ascending, and the sequence of each: int64 each."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    fits = np.maximum(lengths - last, 0)
+    within = np.arange(int(fits.sum())) - np.repeat(np.cumsum(fits) - fits, fits)
+    return np.repeat(np.cumsum(lengths) - lengths, fits) + within, np.repeat(np.arange(len(lengths)), fits)
 
 
 def kmer_hashes(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.ndarray:
-    """Every occurrence of every gapped k-mer as one int64: pattern index * BASE**k + residue hash."""
-    k, span = len(patterns[0]), max(p[-1] for p in patterns) + 1
-    codes = padded_codes(repertoire, span)
-    width = codes.shape[1] - span
+    """Every occurrence of every gapped k-mer as one int64: pattern index * BASE**k + residue hash, pattern by
+    pattern, each in sequence and position order. Read from the flat residue codes: no padding to the longest
+    sequence, so a sample with a few long CDR3s costs no more than its residues."""
+    k, codes = len(patterns[0]), np.asarray(repertoire.codes, dtype=np.int64)
+    starts = {last: kmer_starts(repertoire.lengths, last)[0] for last in {p[-1] for p in patterns}}
     hashes = []
     for index, pattern in enumerate(patterns):
-        h = np.zeros((codes.shape[0], width), dtype=np.int64)
-        inside = np.ones_like(h, dtype=bool)
-        for offset in pattern:
-            residue = codes[:, offset:offset + width]
-            h = h * BASE + residue
-            inside &= residue > 0
-        hashes.append(h[inside] + index * BASE ** k)
-    return np.concatenate(hashes)
+        at = starts[pattern[-1]]
+        h = codes[at + pattern[0]]
+        for offset in pattern[1:]:
+            h = h * BASE + codes[at + offset]
+        hashes.append(h + index * BASE ** k)
+    return np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
 
 
 def count_kmers(repertoire: Repertoire, patterns: list[tuple[int, ...]]) -> np.ndarray:
@@ -147,15 +143,15 @@ def shared_kmers(repertoires: Iterable[Repertoire], labels: Iterable[int], n: in
 
 def kmer_matches(repertoire: Repertoire, kmers: list[GappedKmer]) -> np.ndarray:
     """Whether each sequence holds each k-mer anywhere, bool (n, len(kmers))."""
-    span = max(m.offsets[-1] for m in kmers) + 1
-    codes = padded_codes(repertoire, span)
-    width = codes.shape[1] - span
-    out = np.zeros((codes.shape[0], len(kmers)), dtype=bool)
+    codes = np.asarray(repertoire.codes)
+    out = np.zeros((len(repertoire.lengths), len(kmers)), dtype=bool)
+    starts = {last: kmer_starts(repertoire.lengths, last) for last in {m.offsets[-1] for m in kmers}}
     for j, kmer in enumerate(kmers):
-        hit = np.ones((codes.shape[0], width), dtype=bool)
+        at, sequence = starts[kmer.offsets[-1]]
+        hit = np.ones(len(at), dtype=bool)
         for offset, residue in zip(kmer.offsets, kmer.residues):
-            hit &= codes[:, offset:offset + width] == AMINO_ACIDS.index(residue) + 1
-        out[:, j] = hit.any(axis=1)
+            hit &= codes[at + offset] == AMINO_ACIDS.index(residue) + 1
+        out[sequence[hit], j] = True
     return out
 
 
