@@ -184,8 +184,9 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                                                    workers=workers))
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
-        log.info("public clones: only clones carried by %d positive repertoires or more are %s (fewer cannot reach "
-                 "p < %g in any fit)", fewest, "in the clones file" if read else "collected", max(P_THRESHOLDS))
+        log.info("public clones: these fits use only clones carried by %d positive repertoires or more (fewer cannot "
+                 "reach p < %g in any of them)%s", fewest, max(P_THRESHOLDS),
+                 "; read from the clones file" if read else ", the only ones collected")
     return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
                           np.vstack(kmers) if kmers else None, clones)
 

@@ -252,8 +252,11 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     keyed = LoggedProgress(log, "one-substitution join: keying cores (two passes)", 2 * n if parts > 1 else None,
                            unit="cores", last_line=False)
     joined = LoggedProgress(log, "one-substitution join: joining", parts, unit="parts", last_line=False)
-    def paired(key: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The pairs (wanted core, core one substitution away) of one part's wildcard keys (and their rows)."""
+    def paired(part: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (wanted core, core one substitution away) of one part's [wildcard keys, rows], a list emptied
+        here so that the unsorted arrays go once sorted (a task's arguments live until it ends)."""
+        key, row = part
+        part.clear()
         order = np.argsort(key)
         key, row = key[order], row[order]
         del order
@@ -271,8 +274,8 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed):
-            pending.append(pool.submit(paired, key, row))
-            del key, row  # held by its task only
+            pending.append(pool.submit(paired, [key, row]))
+            del key, row  # held by its task only, which lets go of them once sorted
             while len(pending) >= workers or (pending and pending[0].done()):
                 found.add(*pending.popleft().result())
                 joined.update()
