@@ -417,8 +417,8 @@ def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, 
     rank = rank.ravel()
 
     def slots():  # noqa: ANN202 (per repertoire, its clones' slots, sorted, distinct)
-        for core, v_index in held:
-            yield np.unique(core.astype(np.int64) * len(v_codes) + rank[v_index])
+        for core, v_index in held:  # sorted by core: the slots are out of order within a core only
+            yield unique_keys(core.astype(np.int64) * len(v_codes) + rank[v_index], nearly_sorted=True)
 
     taken = SlotRanks(cores * len(v_codes))
     for part in slots():
@@ -726,7 +726,8 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
         for row, keys in _wildcards(rep.subset(first)):
             extra = np.maximum(wildcards.of(keys, 1 if counted else seen.holds(keys)) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
-            out.append((unique_keys(keys[bound[row] >= cap]), distinct[np.unique(row[bound[row] >= cap])]))
+            reach = bound[row] >= cap
+            out.append((unique_keys(keys[reach]), distinct[unique_keys(row[reach], nearly_sorted=True)]))
         return out
 
     found, centres = _KeySet(), _KeySet()

@@ -442,11 +442,11 @@ class KeyCounter:
         return np.sort(np.concatenate(self.seen_parts()))  # the two parts share no key
 
 
-def unique_keys(keys: np.ndarray) -> np.ndarray:
+def unique_keys(keys: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:
     """The distinct values of an integer array, sorted, as `np.unique` gives them, by one sort: numpy
     2.3+ finds them with a hash table, ~15x slower than a sort on 64-bit keys (0.57 s against 0.04 s
-    for 625,000)."""
-    out = np.sort(np.asarray(keys).ravel())
+    for 625,000). `nearly_sorted` (sorted runs, or few out of order): numpy's stable sort, which merges runs."""
+    out = np.sort(np.asarray(keys).ravel(), kind="stable" if nearly_sorted else None)
     if len(out) > 1:
         out = out[np.concatenate(([True], out[1:] != out[:-1]))]
     return out
