@@ -45,15 +45,15 @@ def distinct_cores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nd
         codes[starts[mine, None] + np.arange(length)] = codes[starts[source, None] + np.arange(length)]
         at = starts[mine] + neighbours.ANCHOR + rng.integers(0, length - 2 * neighbours.ANCHOR, len(mine))
         codes[at] = rng.integers(1, 21, len(mine), dtype=np.uint8)
-    keys = np.zeros(n, dtype=np.uint64)  # keep one of each distinct junction (a copy may equal its source)
+    first_of_its_kind = np.zeros(n, dtype=bool)  # one of each distinct junction (a copy may equal its source)
     for length in np.unique(lengths):
         same = np.flatnonzero(lengths == length)
         mix = rng.integers(1, 1 << 62, length, dtype=np.int64).astype(np.uint64)  # a random linear hash
         hashed = (codes[starts[same, None] + np.arange(length)].astype(np.uint64) * mix).sum(axis=1, dtype=np.uint64)
         _, first = np.unique(hashed, return_index=True)
-        keys[same[first]] = 1
-    keep = np.flatnonzero(keys)
-    kept_codes = codes[np.repeat(keys.astype(bool), lengths)]
+        first_of_its_kind[same[first]] = True
+    keep = np.flatnonzero(first_of_its_kind)
+    kept_codes = codes[np.repeat(first_of_its_kind, lengths)]
     wanted = np.sort(rng.choice(len(keep), len(keep) // 3, replace=False))
     return kept_codes, lengths[keep].astype(np.uint8), wanted
 
