@@ -72,6 +72,9 @@ FRONT_BITS_PER_KEY = 8
 #: repertoire's work (~100 MB at 268,000 sequences, its wildcard keys), and the merging in one thread is the
 #: bound beyond a few.
 READ_AHEAD_THREADS = 8
+#: The most bytes of clone keys (8 a sequence) that :class:`KeyedRows` keeps between the rules' pgen requests
+#: (a fold's fitting repertoires at 786 x 200,000: ~0.8 GB); rows past it are keyed again each time.
+KEYED_ROWS_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -1018,19 +1021,51 @@ def prefer_exact_rules(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
 
 
 # --- the sequences of clones -----------------------------------------------------------------------
-def clone_sequences(repertoire_of: Callable[[int], object], incidence: sparse.spmatrix, keys: np.ndarray,
-                    v_genes: Sequence[str], v_level: str) -> dict[int, tuple[str, int]]:
+class KeyedRows:
+    """Repertoires by row (`repertoire_of(row)`) with their clone keys (V unknown, :func:`repertoire_keys`):
+    each row is keyed once and its keys kept while all kept take at most `max_bytes`, so that the pgen
+    requests of every rule and the memory's clones (:func:`clone_sequences`) key a repertoire once, not once
+    a rule (keying costs ~3x reading it)."""
+
+    def __init__(self, repertoire_of: Callable[[int], object], max_bytes: int = KEYED_ROWS_BYTES) -> None:
+        self.repertoire_of, self.max_bytes = repertoire_of, int(max_bytes)
+        self._keys: dict[int, np.ndarray] = {}
+        self._bytes = 0
+
+    def __call__(self, row: int) -> object:
+        return self.repertoire_of(row)
+
+    def keys(self, row: int, repertoire: object) -> np.ndarray:
+        """The clone keys (V unknown) of each sequence of `repertoire`, the one at `row`, int64 (n,)."""
+        if row in self._keys:
+            return self._keys[row]
+        keys = repertoire_keys(repertoire)
+        if self._bytes + keys.nbytes <= self.max_bytes:
+            self._keys[row] = keys
+            self._bytes += keys.nbytes
+        return keys
+
+
+def keyed_rows(repertoire_of: Callable[[int], object] | KeyedRows) -> KeyedRows:
+    """`repertoire_of` as :class:`KeyedRows` (itself where it is one; else one that keeps no keys)."""
+    return repertoire_of if isinstance(repertoire_of, KeyedRows) else KeyedRows(repertoire_of, max_bytes=0)
+
+
+def clone_sequences(repertoire_of: Callable[[int], object] | KeyedRows, incidence: sparse.spmatrix,
+                    keys: np.ndarray, v_genes: Sequence[str], v_level: str) -> dict[int, tuple[str, int]]:
     """(junction, V index; -1 = unknown) of each clone key (V at `v_level`), read from a sequence that
     has it in the repertoires `repertoire_of(row)` of the rows of `incidence` (rows by these clones'
-    columns) that carry them, the most-carrying first: only the sequences of these clones are decoded."""
+    columns) that carry them, the most-carrying first: only the sequences of these clones are decoded.
+    A :class:`KeyedRows` keys each repertoire once over calls."""
+    rows = keyed_rows(repertoire_of)
     wanted = unique_keys(np.asarray(keys, dtype=np.int64))
     found: dict[int, tuple[str, int]] = {}
     incidence = sparse.csr_matrix(incidence)
     for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):
         if len(found) == len(wanted) or incidence.indptr[row + 1] == incidence.indptr[row]:
             break
-        rep = repertoire_of(int(row))
-        rep_keys = with_v(repertoire_keys(rep), v_codes(rep, v_genes, v_level))
+        rep = rows(int(row))
+        rep_keys = with_v(rows.keys(int(row), rep), v_codes(rep, v_genes, v_level))
         hit = np.flatnonzero(in_sorted(wanted, rep_keys))
         hit = hit[[k not in found for k in rep_keys[hit].tolist()]]
         carriers = rep.subset(hit)
@@ -1046,8 +1081,8 @@ class ColumnPgen:
     its pgen under OLGA's model of `chain` (`deeprc_hopfield.pgen`) with V at the rule's level, computed
     by `workers` processes."""
 
-    def __init__(self, clones: CohortClones, repertoire_of: Callable[[int], object], v_genes: Sequence[str],
-                 chain: str, workers: int = 1) -> None:
+    def __init__(self, clones: CohortClones, repertoire_of: Callable[[int], object] | KeyedRows,
+                 v_genes: Sequence[str], chain: str, workers: int = 1) -> None:
         from deeprc_hopfield.pgen import pgen_model
 
         self.clones, self.repertoire_of, self.v_genes, self.workers = clones, repertoire_of, list(v_genes), workers
@@ -1066,10 +1101,11 @@ class ColumnPgen:
         return out
 
 
-def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use: bool = True, workers: int = 1
-             ) -> Callable[[CohortClones], ColumnPgen] | None:
+def pgen_for(repertoire_of: Callable[[int], object] | KeyedRows, v_genes: Sequence[str], use: bool = True,
+             workers: int = 1) -> Callable[[CohortClones], ColumnPgen] | None:
     """What :func:`choose_clone_rule` takes as `pgen`: a :class:`ColumnPgen` per rule for repertoires of the
-    chain of `v_genes` (`workers` processes compute it); None (no filter) when `use` is off or OLGA has no
+    chain of `v_genes` (`workers` processes compute it), all reading the repertoires through one
+    :class:`KeyedRows` (a plain callable is made one); None (no filter) when `use` is off or OLGA has no
     model of that chain."""
     from deeprc_hopfield.pgen import chain_of_genes, olga_chain
 
@@ -1080,4 +1116,5 @@ def pgen_for(repertoire_of: Callable[[int], object], v_genes: Sequence[str], use
     except DeepRCError as exc:
         log.info("clone rule: no pgen filter (%s)", exc)
         return None
-    return lambda clones: ColumnPgen(clones, repertoire_of, v_genes, chain, workers)
+    rows = repertoire_of if isinstance(repertoire_of, KeyedRows) else KeyedRows(repertoire_of)
+    return lambda clones: ColumnPgen(clones, rows, v_genes, chain, workers)

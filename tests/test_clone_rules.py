@@ -137,6 +137,33 @@ def test_column_pgen_reads_each_columns_clone_and_asks_olga():
     assert pgen_for(lambda row: reps[row], ["XYZV1", "XYZV2"]) is None  # no OLGA model: no filter, no error
 
 
+def test_keyed_rows_key_each_repertoire_once_over_rules_and_find_the_same_clones(monkeypatch):
+    """The rules' pgen requests read the same repertoires: through one KeyedRows each is keyed once, and every
+    rule finds the clones (junction, V) that reading them afresh finds; past its byte limit rows are keyed again."""
+    from deeprc_hopfield import clone_rules
+    from deeprc_hopfield.clone_rules import KeyedRows, clone_sequences
+
+    reps, _ = cohort(lambda i, rng: (CLONE, int(rng.integers(0, len(V_GENES)))))
+    all_clones = list(cohort_clones(reps, V_GENES, [CloneRule("family", 0), CloneRule("gene", 0),
+                                                    CloneRule("none", 0)]))
+    keyed: list[int] = []
+    real = clone_rules.repertoire_keys
+    monkeypatch.setattr(clone_rules, "repertoire_keys", lambda rep: keyed.append(1) or real(rep))
+
+    def found_and_keyings(repertoire_of) -> tuple[list[dict], int]:
+        keyed.clear()
+        found = [clone_sequences(repertoire_of, clones.incidence, clones.keys, V_GENES, clones.rule.v_level)
+                 for clones in all_clones]
+        return found, len(keyed)
+
+    fresh, fresh_keyings = found_and_keyings(lambda row: reps[row])
+    once, once_keyings = found_and_keyings(KeyedRows(lambda row: reps[row]))
+    unkept, unkept_keyings = found_and_keyings(KeyedRows(lambda row: reps[row], max_bytes=0))
+    assert once == fresh == unkept
+    assert all(len(found) == len(set(clones.keys.tolist())) > 0 for found, clones in zip(fresh, all_clones))
+    assert once_keyings < fresh_keyings == unkept_keyings
+
+
 @pytest.mark.parametrize("level, radius", [("family", 1), ("none", 1), ("family", 0), ("gene", 0)])
 def test_the_memory_counts_what_the_test_counts(level, radius):
     """A repertoire holding the centre of a one-substitution family (and V calls that differ or are
