@@ -72,9 +72,10 @@ FRONT_BITS_PER_KEY = 8
 #: repertoire's work (~100 MB at 268,000 sequences, its wildcard keys), and the merging in one thread is the
 #: bound beyond a few.
 READ_AHEAD_THREADS = 8
-#: The most bytes of clone keys (8 a sequence) that :class:`KeyedRows` keeps between the rules' pgen requests
-#: (a fold's fitting repertoires at 786 x 200,000: ~0.8 GB); rows past it are keyed again each time.
-KEYED_ROWS_BYTES = 1 << 30
+#: The most bytes of clone keys (8 a sequence) that :class:`KeyedRows` keeps between the rules' pgen requests;
+#: rows past it are keyed again each time (a fold's fitting repertoires at 786 x 200,000 hold ~0.8 GB of keys:
+#: two thirds are kept, so the baselines' job stays within its 8 GB beside its clones).
+KEYED_ROWS_BYTES = 1 << 29
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.pgen import (MERGE_FROM, PgenModel, chain_of_genes, disk_cache, generation_probability,
                                   olga_chain)
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, CLONE_INNER_REPEATS, P_THRESHOLDS, PublicCloneTest,
-                                          _associated, _pgen_request, fit_public_clones, inner_cv)
+                                          _associated, _pgen_request, carrier_counts, fit_public_clones,
+                                          inner_cv)
 
 TRB = ["CASSLGQAYEQYF", "CAWSVAPDRGGYTF", "CASSPGTGGYEQYF", "CSARDRTGNGYTF"]
 
@@ -126,9 +127,9 @@ def test_pgen_filter_removes_a_chance_public_clone_and_keeps_the_disease_clones(
     assert len(np.unique(asked)) == len(asked) and len(asked) < 40
     candidates = set()
     for train, _ in inner_cv(y, 0).split(np.zeros(len(y)), y):
-        p, columns = _associated(x, y[train], train)
+        p, columns = _associated(*carrier_counts(x, y[train], train), y[train])
         candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
-    p, columns = _associated(x, y, np.arange(len(y)))
+    p, columns = _associated(*carrier_counts(x, y, np.arange(len(y))), y)
     candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
     assert set(asked.tolist()) == candidates and {0, 6} <= candidates
     np.testing.assert_array_equal(test.pgen_columns_, np.sort(asked))
@@ -204,7 +205,7 @@ def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=CLONE_INNER_FOLD
     shares = np.zeros((len(thresholds), len(y)))
     counts = np.zeros((len(thresholds), len(y)))
     for inner_train, inner_test in inner_cv(y, random_state, inner_folds).split(np.zeros(len(y)), y):
-        p, columns = _associated(X, y[inner_train], inner_train)
+        p, columns = _associated(*carrier_counts(X, y[inner_train], inner_train), y[inner_train])
         carried = X[inner_test][:, columns]
         for t, threshold in enumerate(thresholds):
             chosen = p < threshold
@@ -212,7 +213,7 @@ def _fit_before_pgen(X, y, thresholds=P_THRESHOLDS, inner_folds=CLONE_INNER_FOLD
             shares[t, inner_test] = counts[t, inner_test] / max(int(chosen.sum()), 1)
     aucs = np.array([roc_auc_score(y, s) if np.ptp(s) > 0 else 0.5 for s in shares])
     best = int(np.argmax(aucs))
-    p, columns = _associated(X, y, np.arange(len(y)))
+    p, columns = _associated(*carrier_counts(X, y, np.arange(len(y))), y)
     calibration = LogisticRegression(C=1e4).fit(shares[best][:, None], y) if np.ptp(shares[best]) > 0 else None
     return {"threshold": thresholds[best], "associated": columns[p < thresholds[best]], "inner_aucs": aucs,
             "inner_auc": float(aucs[best]), "out_of_fold": counts[best], "calibration": calibration}

@@ -303,3 +303,20 @@ def test_column_counts_are_the_column_sums_of_the_rows_asked_for(block):
         counts = public_clones.column_counts(x, rows, block=block)
         assert counts.dtype == np.int64 and counts.sum() > 0
         np.testing.assert_array_equal(counts, np.asarray(expected).ravel())
+
+
+def test_an_inner_folds_counts_are_the_wholes_less_its_test_rows(monkeypatch):
+    """Each inner fold's Fisher p-values and clones, from the whole's counts less its test rows', are those of its
+    training rows counted directly; the pairs' table and the sort map the keys alike."""
+    rng = np.random.default_rng(5)
+    x = sparse.random(60, 400, density=0.15, format="csr", random_state=6).astype(bool)
+    y = (rng.random(60) < 0.4).astype(np.int64)
+    totals = public_clones.carrier_counts(x, y, np.arange(60))
+    for train, test in public_clones.inner_cv(y, 0, 5).split(np.zeros(60), y):
+        direct = public_clones._associated(*public_clones.carrier_counts(x, y[train], train), y[train])
+        for limit in (1 << 24, 0):  # the table of flags, then np.unique
+            monkeypatch.setattr(public_clones, "DISTINCT_TABLE_LIMIT", limit)
+            p, columns = public_clones.inner_train_associated(totals, x, y, test)
+            np.testing.assert_array_equal(columns, direct[1])
+            np.testing.assert_array_equal(p, direct[0])
+        assert len(columns) > 100 and (p < 1).any()
