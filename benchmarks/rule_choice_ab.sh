@@ -16,7 +16,8 @@ export DEEPRC_HOPFIELD_PGEN_CACHE=$OUT/pgen_cache
 cd "$DIR"
 
 baselines() {  # ROOT NAME
-  local start=$(date +%s.%N)
+  local start
+  start=$(date +%s.%N)
   PYTHONPATH=$1 "$PY" -m deeprc_hopfield baselines --store $R/cohort.h5 --split $R/split.csv --fold 0 \
     --out "$OUT/$2" --methods kmer,public_clones --label-column label --seed 0 --clone-keys auto --clone-radius auto \
     --clone-pgen on --clone-pgen-limit 20000 --clones $R/clones.h5 --threads 1 --force > "$OUT/$2.log" 2>&1

@@ -207,6 +207,7 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
                                    inner_folds, expected=len(rules), pgen_limit=pgen_limit)
+        del pgen  # and the repertoires' keys it kept, before the scored rows' clones are read
     scored = np.arange(len(features.y)) if scored is None else row_indices(scored)
     return replace(choice, clones=next(features.clones.held_by(train, scored, [choice.rule])))
 

@@ -72,9 +72,9 @@ FRONT_BITS_PER_KEY = 8
 #: repertoire's work (~100 MB at 268,000 sequences, its wildcard keys), and the merging in one thread is the
 #: bound beyond a few.
 READ_AHEAD_THREADS = 8
-#: The most bytes of clone keys (8 a sequence) that :class:`KeyedRows` keeps between the rules' pgen requests;
-#: rows past it are keyed again each time (a fold's fitting repertoires at 786 x 200,000 hold ~0.8 GB of keys:
-#: two thirds are kept, so the baselines' job stays within its 8 GB beside its clones).
+#: The most bytes of clone keys (8 a sequence) that :class:`KeyedRows` keeps for the rules' pgen requests and the
+#: memory's clones; rows past it are keyed again each time (a full-size fold's ~500 fitting repertoires, 267,000
+#: sequences on average, hold ~1.1 GB of keys: about half are kept, so the baselines' job stays within its 8 GB).
 KEYED_ROWS_BYTES = 1 << 29
 
 
@@ -1024,32 +1024,30 @@ def prefer_exact_rules(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
 # --- the sequences of clones -----------------------------------------------------------------------
 class KeyedRows:
     """Repertoires by row (`repertoire_of(row)`) with their clone keys (V unknown, :func:`repertoire_keys`):
-    each row is keyed once and its keys kept while all kept take at most `max_bytes`, so that the pgen
-    requests of every rule and the memory's clones (:func:`clone_sequences`) key a repertoire once, not once
-    a rule (keying costs ~3x reading it)."""
+    each row is keyed once and its keys kept (read-only) while all kept take at most `max_bytes`, so that the
+    pgen requests of every rule and the memory's clones (:func:`clone_sequences`) key a repertoire once, not
+    once a rule (keying costs ~3x reading it)."""
 
     def __init__(self, repertoire_of: Callable[[int], object], max_bytes: int = KEYED_ROWS_BYTES) -> None:
         self.repertoire_of, self.max_bytes = repertoire_of, int(max_bytes)
         self._keys: dict[int, np.ndarray] = {}
         self._bytes = 0
 
-    def __call__(self, row: int) -> object:
-        return self.repertoire_of(row)
-
-    def keys(self, row: int, repertoire: object) -> np.ndarray:
-        """The clone keys (V unknown) of each sequence of `repertoire`, the one at `row`, int64 (n,)."""
+    def keyed(self, row: int) -> tuple[object, np.ndarray]:
+        """The repertoire at `row` and the clone keys (V unknown) of its sequences, int64 (n,)."""
+        repertoire = self.repertoire_of(row)
         if row in self._keys:
-            return self._keys[row]
+            return repertoire, self._keys[row]
         keys = repertoire_keys(repertoire)
         if self._bytes + keys.nbytes <= self.max_bytes:
-            self._keys[row] = keys
-            self._bytes += keys.nbytes
-        return keys
+            keys.flags.writeable = False  # shared by every later caller
+            self._keys[row], self._bytes = keys, self._bytes + keys.nbytes
+        return repertoire, keys
 
 
-def keyed_rows(repertoire_of: Callable[[int], object] | KeyedRows) -> KeyedRows:
-    """`repertoire_of` as :class:`KeyedRows` (itself where it is one; else one that keeps no keys)."""
-    return repertoire_of if isinstance(repertoire_of, KeyedRows) else KeyedRows(repertoire_of, max_bytes=0)
+def keyed_rows(repertoire_of: Callable[[int], object] | KeyedRows, max_bytes: int = 0) -> KeyedRows:
+    """`repertoire_of` as :class:`KeyedRows`: itself where it is one, else one that keeps `max_bytes` of keys."""
+    return repertoire_of if isinstance(repertoire_of, KeyedRows) else KeyedRows(repertoire_of, max_bytes)
 
 
 def clone_sequences(repertoire_of: Callable[[int], object] | KeyedRows, incidence: sparse.spmatrix,
@@ -1065,8 +1063,8 @@ def clone_sequences(repertoire_of: Callable[[int], object] | KeyedRows, incidenc
     for row in np.argsort(-np.diff(incidence.indptr), kind="stable"):
         if len(found) == len(wanted) or incidence.indptr[row + 1] == incidence.indptr[row]:
             break
-        rep = rows(int(row))
-        rep_keys = with_v(rows.keys(int(row), rep), v_codes(rep, v_genes, v_level))
+        rep, core_keys = rows.keyed(int(row))
+        rep_keys = with_v(core_keys, v_codes(rep, v_genes, v_level))
         hit = np.flatnonzero(in_sorted(wanted, rep_keys))
         hit = hit[[k not in found for k in rep_keys[hit].tolist()]]
         carriers = rep.subset(hit)
@@ -1117,5 +1115,5 @@ def pgen_for(repertoire_of: Callable[[int], object] | KeyedRows, v_genes: Sequen
     except DeepRCError as exc:
         log.info("clone rule: no pgen filter (%s)", exc)
         return None
-    rows = repertoire_of if isinstance(repertoire_of, KeyedRows) else KeyedRows(repertoire_of)
+    rows = keyed_rows(repertoire_of, KEYED_ROWS_BYTES)
     return lambda clones: ColumnPgen(clones, rows, v_genes, chain, workers)

@@ -647,7 +647,8 @@ def positive_rows(y: np.ndarray) -> np.ndarray | None:
 
 #: Carriers that :func:`column_counts` counts at a time (32 MB of int64 indices).
 COUNT_BLOCK = 1 << 22
-#: The largest key range that :func:`_distinct` maps with a table of flags (16 MB) rather than a sort.
+#: The largest key range that :func:`_distinct` maps with a table (5 bytes a key, 80 MB) rather than a sort; a
+#: cohort's (positive carriers, carriers) pairs are fewer than its repertoires squared.
 DISTINCT_TABLE_LIMIT = 1 << 24
 
 
@@ -695,8 +696,9 @@ def _distinct(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
         return pairs, inverse.ravel()
     seen = np.zeros(bound, dtype=bool)
     seen[keys] = True
-    rank = np.cumsum(seen, dtype=np.int64) - 1
-    return np.flatnonzero(seen), rank[keys]
+    rank = np.cumsum(seen, dtype=np.int32)  # bound <= 2^24 fits
+    rank -= 1
+    return np.flatnonzero(seen), rank[keys].astype(np.intp)
 
 
 def carrier_counts(clones: sparse.csr_matrix, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -714,9 +716,9 @@ def _associated(positive: np.ndarray, carriers: np.ndarray, y: np.ndarray) -> tu
 
 def inner_train_associated(totals: tuple[np.ndarray, np.ndarray], clones: sparse.csr_matrix, y: np.ndarray,
                            inner_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_associated` of an inner fold's training rows (all rows but `inner_test`; `y`: the classes of all),
-    their counts the whole's (`totals`: :func:`carrier_counts` of all rows) less its test rows': each inner fold
-    counts a tenth of the carriers, not nine tenths (the same integers)."""
+    """:func:`_associated` of an inner fold's training rows (all rows but `inner_test`, distinct row indices; `y`:
+    the classes of all), their counts the whole's (`totals`: :func:`carrier_counts` of all rows) less its test
+    rows': each inner fold counts a tenth of the carriers, not nine tenths (the same integers)."""
     positive, carriers = carrier_counts(clones, y[inner_test], inner_test)
     np.subtract(totals[0], positive, out=positive)
     np.subtract(totals[1], carriers, out=carriers)

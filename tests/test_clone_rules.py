@@ -137,31 +137,45 @@ def test_column_pgen_reads_each_columns_clone_and_asks_olga():
     assert pgen_for(lambda row: reps[row], ["XYZV1", "XYZV2"]) is None  # no OLGA model: no filter, no error
 
 
-def test_keyed_rows_key_each_repertoire_once_over_rules_and_find_the_same_clones(monkeypatch):
-    """The rules' pgen requests read the same repertoires: through one KeyedRows each is keyed once, and every
-    rule finds the clones (junction, V) that reading them afresh finds; past its byte limit rows are keyed again."""
+def unlike_repertoires(seed: int = 3) -> list[Repertoire]:
+    """40 repertoires of 20-60 random junctions; each of the first 20 holds one of two clones at a random place."""
+    rng = np.random.default_rng(seed)
+    reps = []
+    for i in range(40):
+        junctions = random_junctions(rng, int(rng.integers(20, 60)))
+        v = list(rng.integers(0, len(V_GENES), len(junctions)))
+        if i < 20:
+            at = int(rng.integers(0, len(junctions) + 1))
+            junctions.insert(at, CLONE if i % 2 else CLONE[:-2] + "WF")
+            v.insert(at, int(rng.integers(0, len(V_GENES))))
+        reps.append(junction_repertoire(f"r{i}", junctions, v))
+    return reps
+
+
+@pytest.mark.parametrize("budget", [1 << 29, 8 * 200, 0])  # every row kept; the first few; none
+def test_keyed_rows_key_each_repertoire_once_over_rules_and_find_the_same_clones(monkeypatch, budget):
+    """The rules' pgen requests read the same repertoires: through one KeyedRows each kept row is keyed once, its
+    keys are its own, and every rule finds the clones (junction, V) that reading the repertoires afresh finds."""
     from deeprc_hopfield import clone_rules
     from deeprc_hopfield.clone_rules import KeyedRows, clone_sequences
 
-    reps, _ = cohort(lambda i, rng: (CLONE, int(rng.integers(0, len(V_GENES)))))
-    all_clones = list(cohort_clones(reps, V_GENES, [CloneRule("family", 0), CloneRule("gene", 0),
-                                                    CloneRule("none", 0)]))
-    keyed: list[int] = []
+    reps = unlike_repertoires()
+    all_clones = cohort_clones(reps, V_GENES, [CloneRule("family", 0), CloneRule("gene", 0), CloneRule("none", 0)])
+    fresh = [clone_sequences(lambda row: reps[row], c.incidence, c.keys, V_GENES, c.rule.v_level) for c in all_clones]
+    keyed: list[str] = []
+    asked: list[int] = []
     real = clone_rules.repertoire_keys
-    monkeypatch.setattr(clone_rules, "repertoire_keys", lambda rep: keyed.append(1) or real(rep))
-
-    def found_and_keyings(repertoire_of) -> tuple[list[dict], int]:
-        keyed.clear()
-        found = [clone_sequences(repertoire_of, clones.incidence, clones.keys, V_GENES, clones.rule.v_level)
-                 for clones in all_clones]
-        return found, len(keyed)
-
-    fresh, fresh_keyings = found_and_keyings(lambda row: reps[row])
-    once, once_keyings = found_and_keyings(KeyedRows(lambda row: reps[row]))
-    unkept, unkept_keyings = found_and_keyings(KeyedRows(lambda row: reps[row], max_bytes=0))
-    assert once == fresh == unkept
-    assert all(len(found) == len(set(clones.keys.tolist())) > 0 for found, clones in zip(fresh, all_clones))
-    assert once_keyings < fresh_keyings == unkept_keyings
+    monkeypatch.setattr(clone_rules, "repertoire_keys", lambda rep: keyed.append(rep.subject_id) or real(rep))
+    rows = KeyedRows(lambda row: asked.append(row) or reps[row], max_bytes=budget)
+    once = [clone_sequences(rows, c.incidence, c.keys, V_GENES, c.rule.v_level) for c in all_clones]
+    assert once == fresh and all(len(found) == len(set(c.keys.tolist())) > 0 for found, c in zip(fresh, all_clones))
+    kept = {f"r{row}" for row in rows._keys}
+    expected_kept = {1 << 29: len(set(asked)), 0: 0}.get(budget)
+    assert len(kept) == expected_kept if expected_kept is not None else 0 < len(kept) < len(set(asked))
+    assert all(keyed.count(name) == 1 for name in kept)  # a kept row is keyed once for all rules
+    assert len(keyed) == len(kept) + sum(row not in rows._keys for row in asked)
+    for row in range(len(reps)):
+        np.testing.assert_array_equal(rows.keyed(row)[1], real(reps[row]))
 
 
 @pytest.mark.parametrize("level, radius", [("family", 1), ("none", 1), ("family", 0), ("gene", 0)])

@@ -24,7 +24,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.clone_rules import (AUTO, CloneRule, KeyedRows, RuleChoice, choose_clone_rule, clone_rules,
+from deeprc_hopfield.clone_rules import (AUTO, KEYED_ROWS_BYTES, CloneRule, KeyedRows, RuleChoice, choose_clone_rule, clone_rules,
                                          clone_sequences, each_cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
@@ -185,7 +185,8 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
                                         positives=positive_rows(labels[rows]),
                                         candidates=FitCandidates(labels[rows], config.seed),
                                         workers=torch.get_num_threads())
-    of_row = KeyedRows(lambda row: cache[int(rows[row])])  # the incidence's rows are `rows`; each keyed once
+    of_row = KeyedRows(lambda row: cache[int(rows[row])],  # the incidence's rows are `rows`: each keyed once
+                       KEYED_ROWS_BYTES if config.clone_pgen else 0)  # without pgen only the memory's clones read them
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
                                expected=len(rules), pgen_limit=config.clone_pgen_limit)
