@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
+from deeprc_hopfield.progress import logged
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
@@ -172,7 +173,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                 if "public_clones" in methods and shared is not None and fits else None)  # refused before any work
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
         repertoires = StoreRepertoires(store)
-        kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in repertoires] if "kmer" in methods else []
+        kmers = ([kmer_frequencies(rep.codes, rep.lengths) for rep in logged(repertoires, log, "kmer: counting 3-mers")]
+                 if "kmer" in methods else [])  # ~3 min at 786 x 200,000
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
         clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import subprocess
 import sys
 from itertools import product
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield import baselines
+from deeprc_hopfield import baselines, progress
 from deeprc_hopfield.data import SHIPPED_LISTS
 from deeprc_hopfield.encoding import AMINO_ACIDS, encode
 from deeprc_hopfield.errors import DeepRCError
@@ -193,6 +195,17 @@ def test_kmer_fit_sees_training_rows_only(cohort: dict[str, Path], monkeypatch: 
     assert len(seen) == 3
     for k, x in enumerate(seen):
         np.testing.assert_array_equal(x, features.kmers[fold != k])
+
+
+def test_the_3mer_count_logs_its_progress(cohort: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Counting the cohort's 3-mers (minutes at full size) says how far it is, as every long pass does."""
+    monkeypatch.setattr(baselines, "logged", functools.partial(progress.logged, every=0.0))
+    with caplog.at_level(logging.INFO, logger=baselines.log.name):
+        features = baselines.read_features(cohort["store"], None, ("kmer",))
+    n = len(features.subject_ids)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("kmer: counting 3-mers")]
+    assert len(lines) == n and lines[-1].startswith(f"kmer: counting 3-mers: {n}/{n} repertoires (100%)")
 
 
 def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort: dict[str, Path],
