@@ -139,16 +139,17 @@ def kmer_frequencies(codes: np.ndarray, lengths: np.ndarray, k: int = K, trim: i
 
 
 def _kmer_counts(codes: np.ndarray, lengths: np.ndarray, k: int, trim: int) -> np.ndarray:
-    """Counts of the 20^k k-mers of these sequences' cores (int64)."""
-    residues = np.asarray(codes, dtype=np.int64) - 1  # 0..19
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    first, core = (np.repeat(a, lengths) for a in core_bounds(lengths, trim))  # per residue: its core's bounds
-    position = np.arange(len(residues)) - starts - first  # position of each residue within its core
-    valid = (position >= 0) & (position <= core - k)  # a k-mer starts here and ends in the same core
-    index = np.zeros(len(residues) - k + 1 if len(residues) >= k else 0, dtype=np.int64)
-    for offset in range(k):
-        index = index * 20 + residues[offset:len(residues) - k + 1 + offset]
-    return np.bincount(index[valid[:len(index)]], minlength=20 ** k)
+    """Counts of the 20^k k-mers of these sequences' cores (int64), read at the positions where a k-mer starts
+    and ends in its core only (not a pass over every residue)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    first, core = core_bounds(lengths, trim)
+    fits = np.maximum(core - k + 1, 0)  # k-mers of each core
+    core_starts = np.cumsum(lengths) - lengths + first  # flat position of each core's first residue
+    at = np.repeat(core_starts - (np.cumsum(fits) - fits), fits) + np.arange(int(fits.sum()), dtype=np.int64)
+    index = codes[at].astype(np.int64) - 1  # residue codes 1..20 -> 0..19
+    for offset in range(1, k):
+        index = index * 20 + (codes[at + offset].astype(np.int64) - 1)
+    return np.bincount(index, minlength=20 ** k)
 
 
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
