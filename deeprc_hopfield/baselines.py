@@ -174,8 +174,8 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                 if "public_clones" in methods and shared is not None and fits else None)  # refused before any work
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
         repertoires = StoreRepertoires(store)
-        kmers = ([kmer_frequencies(rep.codes, rep.lengths) for rep in logged(repertoires, log, "kmer: counting 3-mers")]
-                 if "kmer" in methods else [])  # ~3 min at 786 x 200,000
+        counted = logged(repertoires, log, "kmer: counting 3-mers")  # ~2 min at 786 x 200,000
+        kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in counted] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
         clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None

@@ -659,8 +659,8 @@ def fisher_enrichment(clones: sparse.csr_matrix, y: np.ndarray) -> np.ndarray:
     draws: the clone's carriers) and a the positive carriers. Shape (n_clones,). Computed once per distinct
     (a, carriers) pair: a large cohort's millions of clones have a few thousand (7 s -> 0.2 s for 1.4 M).
     """
-    clones = sparse.csr_matrix(clones)
-    return _fisher_p(column_counts(clones, y == 1), column_counts(clones), len(y), int(y.sum()))
+    y = np.asarray(y)
+    return _fisher_p(*carrier_counts(sparse.csr_matrix(clones), y, np.arange(len(y))), len(y), int(y.sum()))
 
 
 def column_counts(clones: sparse.csr_matrix, rows: np.ndarray | None = None, block: int = COUNT_BLOCK) -> np.ndarray:

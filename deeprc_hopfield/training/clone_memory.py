@@ -24,8 +24,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.clone_rules import (AUTO, KEYED_ROWS_BYTES, CloneRule, KeyedRows, RuleChoice, choose_clone_rule, clone_rules,
-                                         clone_sequences, each_cohort_clones, pgen_for)
+from deeprc_hopfield.clone_rules import (AUTO, KEYED_ROWS_BYTES, CloneRule, KeyedRows, RuleChoice, choose_clone_rule,
+                                         clone_rules, clone_sequences, each_cohort_clones, pgen_for)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import significantly_higher
