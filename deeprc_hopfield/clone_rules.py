@@ -23,6 +23,7 @@ repertoire: callers pass the repertoires they may learn from.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -40,9 +41,10 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRank
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireRows
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, FitCandidates, KeyCounter, PublicCloneTest,
-                                           clone_incidence, clone_set, in_sorted, repertoire_keys, resolve_wildcards,
-                                           search_sorted, gene_codes, unique_keys, v_codes, with_v)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, FitCandidates, PublicCloneTest,
+                                           ShardedKeyCounter, clone_incidence, clone_set, each_locked, in_sorted,
+                                           repertoire_keys, resolve_wildcards, search_sorted, gene_codes, unique_keys,
+                                           v_codes, with_v)
 
 log = logging.getLogger(__name__)
 
@@ -327,17 +329,19 @@ def _merged(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.nd
 
 class _KeySet:
     """Distinct int64 keys, added in batches: split by their top bits into `parts` (a power of two) so that each
-    part's keys are a range, each part sorted runs merged as they grow (as :class:`_FirstSeen`'s). ~8 bytes a key;
-    a merge holds ~17 bytes a key of one part's runs, and :meth:`sorted` one part's beyond the result, where one
-    sorted array merged with each batch holds ~17-32 bytes a key of all of them."""
+    part's keys are a range, each part sorted runs merged as they grow (as :class:`_FirstSeen`'s), behind a lock of
+    its own, so that threads add at once. ~8 bytes a key; a merge holds ~17 bytes a key of one part's runs, and
+    :meth:`sorted` one part's beyond the result, where one sorted array merged with each batch holds ~17-32 bytes a
+    key of all of them."""
 
     def __init__(self, parts: int = 64) -> None:
         self._bits = max(int(parts) - 1, 0).bit_length()
         self._runs: list[list[tuple[np.ndarray]]] = [[] for _ in range(1 << self._bits)]
-        self._count = 0
+        self._counts = [0] * len(self._runs)
+        self._locks = [threading.Lock() for _ in self._runs]
 
     def __len__(self) -> int:
-        return self._count
+        return sum(self._counts)
 
     def _parts(self, keys: np.ndarray) -> np.ndarray:
         """The part of each key: its top bits in int64 order (so sorted keys have sorted parts), int64."""
@@ -345,22 +349,26 @@ class _KeySet:
         return (flipped >> np.uint64(64 - self._bits)).astype(np.int64) if self._bits else np.zeros(len(keys), np.int64)
 
     def add(self, keys: np.ndarray) -> None:
-        """Add distinct int64 `keys`, sorted (some may be in the set already)."""
+        """Add distinct int64 `keys`, sorted (some may be in the set already); safe from several threads at once."""
         keys = np.asarray(keys, dtype=np.int64)
         edges = np.searchsorted(self._parts(keys), np.arange(len(self._runs) + 1))
-        for part in np.flatnonzero(np.diff(edges)):
-            runs, batch = self._runs[part], keys[edges[part]:edges[part + 1]]
-            known = np.zeros(len(batch), dtype=bool)
-            for (run,) in runs:
-                known |= in_sorted(run, batch)
-            if not known.all():
-                _push_run(runs, (batch[~known],))
-                self._count += int((~known).sum())
+        each_locked(self._locks, np.flatnonzero(np.diff(edges)),
+                    lambda part: self._add_to(part, keys[edges[part]:edges[part + 1]]))
+
+    def _add_to(self, part: int, batch: np.ndarray) -> None:
+        """Add the keys of one part (distinct, sorted) that it does not hold yet."""
+        runs = self._runs[part]
+        known = np.zeros(len(batch), dtype=bool)
+        for (run,) in runs:
+            known |= in_sorted(run, batch)
+        if not known.all():
+            _push_run(runs, (batch[~known],))
+            self._counts[part] += int((~known).sum())
 
     def sorted(self) -> np.ndarray:
         """Every key, int64 sorted; the set is emptied as the result is filled, a part at a time (the heap's freed
         pages given back after each, so that the result takes the place of the runs)."""
-        out, start = np.empty(self._count, dtype=np.int64), 0
+        out, start = np.empty(len(self), dtype=np.int64), 0
         for part, runs in enumerate(self._runs):
             run = _one_run(runs)
             if run is not None:
@@ -369,7 +377,7 @@ class _KeySet:
             runs.clear()
             del run
             give_back_freed_memory()
-        self._count = 0
+        self._counts = [0] * len(self._runs)
         return out
 
 
@@ -661,23 +669,32 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     their wildcard keys (its neighbours). Two cores that share a wildcard key by a key collision are
     kept too.
 
-    Held: a :class:`public_clones.KeyCounter` of the distinct core keys (~8 bytes each) and, in the
+    Held: a :class:`public_clones.ShardedKeyCounter` of the distinct core keys (~8 bytes each) and, in the
     same pass while they number at most `keys_per_pass`, one of their distinct wildcard keys; past
     that, the wildcard keys are counted again in parts (`neighbours.key_part`, one part a pass), one
     more pass over `repertoires` for each ~`keys_per_pass` of them; then one pass keeps the wildcard
-    keys of the cores whose bound reaches `min_carriers`. Then those keys only.
+    keys of the cores whose bound reaches `min_carriers`. Then those keys only. The `workers` threads that key
+    the repertoires also count and keep their keys (the counters and sets are split by key, a lock each).
     """
     cap = max(int(min_carriers), 2)
     counted = RepertoireRows(repertoires, np.flatnonzero(positives)) if positives is not None else repertoires
-    cores, wildcards, residues = KeyCounter(cap=cap), KeyCounter(cap=cap) if radius_one else None, 0
-    for rep, (distinct, first) in _each_worked(counted, "clone rules: counting cores", lambda _, rep: (
-            rep, np.unique(repertoire_keys(rep), return_index=True)), workers):
+    cores, wildcards = ShardedKeyCounter(cap=cap), ShardedKeyCounter(cap=cap) if radius_one else None
+    residues, over = 0, threading.Event()  # over: the wildcard keys go past one pass (each thread stops adding them)
+
+    def count(_: int, rep) -> int:  # noqa: ANN001 (a store Repertoire)
+        """Count a repertoire's distinct cores and, while they fit one pass, their wildcard keys: its core residues."""
+        distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         cores.add(distinct)
-        residues += int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
-        if wildcards is not None and residues <= keys_per_pass:
+        if wildcards is not None and not over.is_set():
             wildcards.add(_distinct_wildcards(rep.subset(first)))
-        else:
-            wildcards = None
+        return int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
+
+    for n in _each_worked(counted, "clone rules: counting cores", count, workers):
+        residues += n
+        if residues > keys_per_pass:
+            over.set()
+    if over.is_set():  # the wildcard keys are counted again in parts, in passes of their own
+        wildcards = None
     cores = _Counts(*cores.shared_counts())
     held = cores.keys[cores.counts >= cap]
     if not radius_one:
@@ -687,10 +704,10 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     parts = [_shared_counts(wildcards, seen)] if wildcards is not None else []
     del wildcards
     for part in range(len(parts), passes):
-        counter = KeyCounter(cap=cap)
-        for keys in _each_worked(counted, f"clone rules: counting wildcard keys, part {part + 1}/{passes}",
-                                 lambda _, rep: _distinct_wildcards(rep, part, passes), workers):
-            counter.add(keys)  # no core keys: numpy only
+        counter = ShardedKeyCounter(cap=cap)
+        for _ in _each_worked(counted, f"clone rules: counting wildcard keys, part {part + 1}/{passes}",
+                              lambda _, rep: counter.add(_distinct_wildcards(rep, part, passes)), workers):
+            pass  # no core keys: numpy only
         parts.append(_shared_counts(counter, seen))
         del counter
     keys, counts = [p[0] for p in parts], [p[1] for p in parts]
@@ -706,11 +723,12 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     return ShareableCores(held, found, centres)
 
 
-def _shared_counts(counter: KeyCounter, seen: KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
+def _shared_counts(counter: ShardedKeyCounter, seen: KeyBits | None) -> tuple[np.ndarray, np.ndarray]:
     """`counter.shared_counts()`, after adding the keys it saw once to `seen` (where given): those it saw more
     often are in the counts, and `seen` answers only for keys missing from them."""
     if seen is not None:
-        seen.add(counter.seen_parts()[0])
+        for once in counter.once_parts():
+            seen.add(once)
     return counter.shared_counts()
 
 
@@ -722,23 +740,22 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
     core keys), a :class:`_KeySet` each. A key missing from a table is held once where this repertoire is counted.
     Elsewhere, a missing core is taken as held by none (the larger bound), and a missing wildcard key as
     held once where `seen` (the keys one counted repertoire holds) may hold it, else by none."""
-    def bounded(i: int, rep) -> list[tuple[np.ndarray, np.ndarray]]:  # noqa: ANN001 (a store Repertoire)
-        """Per chunk of repertoire `i`'s distinct cores: (the wildcard keys, the cores) whose bound reaches `cap`."""
+    found, centres = _KeySet(), _KeySet()
+
+    def bounded(i: int, rep) -> None:  # noqa: ANN001 (a store Repertoire)
+        """Add each chunk of repertoire `i`'s distinct cores whose bound reaches `cap` (and their wildcard keys)."""
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         counted = positives is None or bool(positives[i])
-        held, out = cores.of(distinct, 1 if counted else 0), []
+        held = cores.of(distinct, 1 if counted else 0)
         for row, keys in _wildcards(rep.subset(first)):
             extra = np.maximum(wildcards.of(keys, 1 if counted else seen.holds(keys)) - held[row], 0)
             bound = held + np.bincount(row, weights=extra, minlength=len(distinct)).astype(np.int64)
             reach = bound[row] >= cap
-            out.append((unique_keys(keys[reach]), distinct[unique_keys(row[reach], nearly_sorted=True)]))
-        return out
+            found.add(unique_keys(keys[reach]))
+            centres.add(distinct[unique_keys(row[reach], nearly_sorted=True)])
 
-    found, centres = _KeySet(), _KeySet()
-    for chunks in _each_worked(repertoires, "clone rules: finding cores that may carry a clone", bounded, workers):
-        for keys, chunk_centres in chunks:
-            found.add(keys)
-            centres.add(chunk_centres)
+    for _ in _each_worked(repertoires, "clone rules: finding cores that may carry a clone", bounded, workers):
+        pass
     return found, centres
 
 

@@ -34,10 +34,11 @@ scores (as a share of the associated clones), so 0.5 is a usable threshold.
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -440,6 +441,73 @@ class KeyCounter:
     def seen(self) -> np.ndarray:
         """Every key added, int64 sorted."""
         return np.sort(np.concatenate(self.seen_parts()))  # the two parts share no key
+
+
+#: Counters a :class:`ShardedKeyCounter` splits its keys over: enough that threads adding at once seldom wait on one.
+KEY_COUNTER_SHARDS = 16
+
+
+class ShardedKeyCounter:
+    """A :class:`KeyCounter` split into `shards`, one per range of keys (ranges cut at quantiles of the first
+    repertoire's keys), each behind its own lock, so that threads count their repertoires' keys at once and a merge
+    holds one shard's keys. A key always goes to the same shard and counting does not depend on order, so the
+    counts are one counter's."""
+
+    def __init__(self, shards: int = KEY_COUNTER_SHARDS, chunk: int = 1 << 20, cap: int = 2) -> None:
+        self.counters = [KeyCounter(max(chunk // shards, 1 << 12), cap) for _ in range(shards)]
+        self._locks = [threading.Lock() for _ in range(shards)]
+        self._cuts: np.ndarray | None = None  # int64 (shards - 1,): shard s holds keys in [cuts[s - 1], cuts[s])
+        self._cutting = threading.Lock()
+
+    def add(self, distinct: np.ndarray) -> None:
+        """Count one repertoire's keys (int64 (n,), sorted, each once); safe from several threads at once."""
+        distinct = np.asarray(distinct, dtype=np.int64)
+        if len(distinct) == 0:
+            return
+        edges = np.concatenate(([0], np.searchsorted(distinct, self._cuts_from(distinct)), [len(distinct)]))
+        each_locked(self._locks, np.flatnonzero(np.diff(edges)),
+                    lambda s: self.counters[s].add(distinct[edges[s]:edges[s + 1]]))
+
+    def _cuts_from(self, distinct: np.ndarray) -> np.ndarray:
+        """The shards' cuts, made from `distinct` (sorted) if none are made yet."""
+        with self._cutting:
+            if self._cuts is None:
+                at = np.linspace(0, len(distinct) - 1, len(self.counters) + 1)[1:-1].astype(np.int64)
+                self._cuts = distinct[at]
+            return self._cuts
+
+    def once_parts(self) -> Iterator[np.ndarray]:
+        """The keys that one `add` held, a shard at a time (int64 sorted, no copy)."""
+        for counter in self.counters:
+            yield counter.seen_parts()[0]
+
+    def shared_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`KeyCounter.shared_counts`; the shards are let go of as they are copied (the counter is spent)."""
+        shards = [counter.shared_counts() for counter in self.counters]
+        keys = np.empty(sum(len(k) for k, _ in shards), dtype=np.int64)
+        counts, start = np.empty(len(keys), dtype=np.uint16), 0
+        for s in range(len(shards)):
+            (shard_keys, shard_counts), shards[s], self.counters[s] = shards[s], None, KeyCounter(cap=2)
+            keys[start:start + len(shard_keys)], counts[start:start + len(shard_keys)] = shard_keys, shard_counts
+            start += len(shard_keys)
+        return keys, counts
+
+
+def each_locked(locks: Sequence[threading.Lock], parts: Iterable[int], work: Callable[[int], None]) -> None:
+    """`work(part)` for each of `parts`, each under `locks[part]`: the parts free now first, then the others as they
+    come free, so that threads working on the same parts at once seldom wait on each other."""
+    busy = []
+    for part in parts:
+        if locks[part].acquire(blocking=False):
+            try:
+                work(part)
+            finally:
+                locks[part].release()
+        else:
+            busy.append(part)
+    for part in busy:
+        with locks[part]:
+            work(part)
 
 
 def unique_keys(keys: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:

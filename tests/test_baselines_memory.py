@@ -10,7 +10,8 @@ from scipy import sparse
 
 from deeprc_hopfield import neighbours
 from deeprc_hopfield.clone_rules import CloneCollector, CloneRule, clone_rules, cohort_clones, shareable_cores
-from deeprc_hopfield.public_clones import KeyCounter, PublicCloneTest, min_carriers, positive_rows, repertoire_keys
+from deeprc_hopfield.public_clones import (KeyCounter, PublicCloneTest, ShardedKeyCounter, min_carriers, positive_rows,
+                                           repertoire_keys)
 from deeprc_hopfield.store import Repertoire
 
 V_GENES = ["TRBV5-1", "TRBV5", "TRBV6-1", "TRBV7-2", "TRBV9"]
@@ -69,8 +70,9 @@ def test_filtered_clones_are_those_of_every_sequence(seed, keys_per_pass):
 
 @pytest.mark.parametrize("keys_per_pass", [1 << 27, 50])
 def test_threads_reading_ahead_give_the_same_clones(keys_per_pass):
-    """`workers` threads read and key each pass's repertoires ahead of its merging, in order: every pass
-    (counting cores and wildcard parts, finding, collecting) yields what one thread yields."""
+    """`workers` threads read and key each pass's repertoires ahead of its merging (and count or keep the keys of
+    the passes that count cores and wildcard keys and find the cores that may carry a clone, in whatever order they
+    come): every pass yields what one thread yields."""
     reps = rough_cohort(3, n=30)
     y = np.random.default_rng(3).permutation(np.r_[np.ones(15, int), np.zeros(15, int)])
     options = {"keys_per_pass": keys_per_pass, "min_carriers": 3, "positives": positive_rows(y)}
@@ -137,6 +139,32 @@ def test_key_counter_counts_each_key_up_to_its_cap(chunk, cap):
     keys, capped = counter.shared_counts()
     assert np.array_equal(keys, values[counts >= 2]) and np.array_equal(capped, np.minimum(counts[counts >= 2], cap))
     assert np.array_equal(counter.seen(), values)
+
+
+@pytest.mark.parametrize("shards", [1, 3, 16])
+def test_a_sharded_key_counter_fed_by_threads_counts_as_one_counter(shards):
+    """Threads adding repertoires' keys to a `ShardedKeyCounter` at once, in any order, give one `KeyCounter`'s
+    counts and once-seen keys, whatever the first repertoire that cuts its shards (here one key, then none)."""
+    import threading
+
+    rng = np.random.default_rng(shards)
+    sets = [np.array([7]), np.zeros(0, dtype=np.int64)]
+    sets += [np.unique(rng.integers(-400, 400, int(rng.integers(0, 120)))) for _ in range(60)]
+    one, sharded = KeyCounter(cap=3), ShardedKeyCounter(shards, chunk=8, cap=3)
+    for keys in sets:
+        one.add(keys)
+    order = rng.permutation(len(sets))
+    threads = [threading.Thread(target=lambda part: [sharded.add(sets[i]) for i in part], args=(order[t::4],))
+               for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    once = np.concatenate(list(sharded.once_parts()))
+    keys, counts = sharded.shared_counts()
+    expected_keys, expected_counts = one.shared_counts()
+    assert np.array_equal(once, one.seen_parts()[0])
+    assert np.array_equal(keys, expected_keys) and np.array_equal(counts, expected_counts) and len(keys) > 100
 
 
 def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):

@@ -269,6 +269,24 @@ def test_a_key_set_holds_each_key_added_once_in_order(parts):
         assert np.array_equal(keys.sorted(), sorted(expected)) and len(keys) == 0
 
 
+def test_a_key_set_fed_by_threads_holds_each_key_once():
+    """Threads adding batches to one `_KeySet` at once (a lock per part) leave it holding every key added, once."""
+    import threading
+
+    rng = np.random.default_rng(7)
+    batches = [np.unique(rng.integers(-(1 << 62), 1 << 62, int(rng.integers(0, 200)), dtype=np.int64) // (1 << 52)
+                         * (1 << 52)) for _ in range(80)]  # ~2,000 distinct keys over every part: many repeats
+    keys = _KeySet(8)
+    threads = [threading.Thread(target=lambda part: [keys.add(b) for b in part], args=(batches[t::4],))
+               for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = np.unique(np.concatenate(batches))
+    assert len(keys) == len(expected) and np.array_equal(keys.sorted(), expected)
+
+
 def test_keys_are_numbered_as_first_seen_whatever_the_runs_merged():
     """`_FirstSeen` keeps its keys in sorted runs merged as they grow: its numbers must be those of a dict that
     numbers each new key as it comes."""
