@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
@@ -41,6 +40,7 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRank
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireRows
+from deeprc_hopfield.threads import ordered_map
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, FitCandidates, PublicCloneTest,
                                            ShardedKeyCounter, clone_incidence, clone_set, each_locked, in_sorted,
                                            repertoire_keys, resolve_wildcards, search_sorted, gene_codes, unique_keys,
@@ -171,21 +171,37 @@ class CloneCollector:
     def add(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> None:
         """Collect a repertoire's clones (`cores`: its :func:`repertoire_keys`, computed when None; `exact`: a bool
         mask of the sequences whose exact clones may be carried by `min_carriers` repertoires, None: all)."""
+        self.add_prepared(self.prepare(repertoire, cores, exact))
+
+    def prepare(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> "_Prepared":
+        """What :meth:`add` takes from a repertoire before it numbers its cores: any thread may prepare repertoires
+        at once, to be added in their order."""
         cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
         exact = slice(None) if exact is None else exact
-        if self._radius_one:
-            distinct, first = np.unique(cores, return_index=True)
-            number, new = self._cores.add(distinct)
-            picked = repertoire.subset(first[new])
-            self._core_codes.append(np.asarray(picked.codes))
-            self._core_lengths.append(np.asarray(picked.lengths, dtype=np.uint8))  # as the store keeps them
-            genes = len(self.v_genes) + 1  # V index -1 (missing) to len - 1
-            held = np.unique(number[np.searchsorted(distinct, cores)] * genes
-                             + np.asarray(repertoire.v_index, dtype=np.int64) + 1)
-            self._held.append(((held // genes).astype(np.int32), (held % genes - 1).astype(np.int16)))  # as stored
+        sets = []
         for level in self._sets:
             v = v_codes(repertoire, self.v_genes, level)
-            self._sets[level].append(clone_set(with_v(cores, v)[exact], v[exact]))
+            sets.append(clone_set(with_v(cores, v)[exact], v[exact]))
+        if not self._radius_one:
+            return _Prepared(repertoire, sets)
+        distinct, first = np.unique(cores, return_index=True)
+        genes = len(self.v_genes) + 1  # V index -1 (missing) to len - 1
+        pairs = unique_keys(np.searchsorted(distinct, cores) * genes + np.asarray(repertoire.v_index, np.int64) + 1)
+        return _Prepared(repertoire, sets, distinct, first, pairs)
+
+    def add_prepared(self, prepared: "_Prepared") -> None:
+        """Collect a prepared repertoire's clones (:meth:`prepare`), numbering its new cores after all others."""
+        for level, clones in zip(self._sets, prepared.sets):
+            self._sets[level].append(clones)
+        if not self._radius_one:
+            return
+        number, new = self._cores.add(prepared.distinct)
+        picked = prepared.repertoire.subset(prepared.first[new])
+        self._core_codes.append(np.asarray(picked.codes))
+        self._core_lengths.append(np.asarray(picked.lengths, dtype=np.uint8))  # as the store keeps them
+        genes = len(self.v_genes) + 1
+        held = np.sort(number[prepared.pairs // genes] * genes + prepared.pairs % genes)  # distinct: a core, a number
+        self._held.append(((held // genes).astype(np.int32), (held % genes - 1).astype(np.int16)))  # as stored
 
     def results(self):  # noqa: ANN201 (a generator of CohortClones)
         """One :class:`CohortClones` per rule, in the rules' order, each made when the next is asked for; an exact
@@ -240,12 +256,25 @@ class CloneCollector:
         if rule.radius == 0:
             incidence, keys = clone_incidence(resolve_wildcards(sets), min_carriers, positives)
             return CohortClones(rule, incidence, keys, incidence)
-        clones = _level_clones(held, gene_codes(self.v_genes, rule.v_level), len(joined[0]))
+        clones = _level_clones(held, gene_codes(self.v_genes, rule.v_level), len(joined[0]), self.workers)
         return _neighbour_clones(clones, joined, rule, min_carriers, positives, candidates, self.workers)
 
     def result(self) -> list[CohortClones]:
         """One :class:`CohortClones` per rule, in the rules' order (:meth:`results`, all held at once)."""
         return list(self.results())
+
+
+@dataclass
+class _Prepared:
+    """A repertoire as :meth:`CloneCollector.prepare` leaves it: each exact level's clone set and, at radius 1, its
+    distinct cores (sorted), where each first comes, and its distinct (core, V index + 1) pairs, the core as its
+    place among `distinct` (`pairs` = place * (V genes + 1) + V index + 1, sorted)."""
+
+    repertoire: object
+    sets: list
+    distinct: np.ndarray | None = None
+    first: np.ndarray | None = None
+    pairs: np.ndarray | None = None
 
 
 class _FirstSeen:
@@ -419,23 +448,29 @@ class _LevelClones:
         return (va == vb) | (va == 0) | (vb == 0)
 
 
-def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, cores: int) -> _LevelClones:
+def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, cores: int,
+                  workers: int = 1) -> _LevelClones:
     """Radius 1: the :class:`_LevelClones` of the repertoires' distinct (core number, V index) pairs `held` at the V
     level of `codes` (:func:`public_clones.gene_codes`), of `cores` cores. The clones are numbered by a
     :class:`neighbours.SlotRanks` of every (core, V rank) slot (~1.5 bits a slot while made), reading `held` three
-    times (take the pairs, count each clone's holders, fill them in), so that memory holds 4 bytes a core, a byte a
-    clone and the holders' CSR, not the clones' keys sorted nor a binary search a lookup."""
+    times (take the pairs, count each clone's holders, fill them in; `workers` threads make each repertoire's slots
+    and their numbers ahead of that), so that memory holds 4 bytes a core, a byte a clone and the holders' CSR, not
+    the clones' keys sorted nor a binary search a lookup."""
     v_codes, rank = np.unique(codes, return_inverse=True)  # rank[v index], v index -1 the last
     rank = rank.ravel()
-
-    def slots():  # noqa: ANN202 (per repertoire, its clones' slots, sorted, distinct)
-        for core, v_index in held:  # sorted by core: the slots are out of order within a core only
-            yield unique_keys(core.astype(np.int64) * len(v_codes) + rank[v_index], nearly_sorted=True)
-
     taken = SlotRanks(cores * len(v_codes))
-    for part in slots():
+
+    def slots(i: int, pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Repertoire `i`'s clones' slots, sorted, distinct (`held` is sorted by core: out of order within one)."""
+        core, v_index = pair
+        return unique_keys(core.astype(np.int64) * len(v_codes) + rank[v_index], nearly_sorted=True)
+
+    def each(what: str, work: Callable[[int, tuple], object]) -> Iterator:
+        return _each_worked(held, f"clone rules: a V level's clones, {what}", work, workers)
+
+    for part in each("taking their slots", slots):
         taken.take(part)
-    n = taken.count()
+    n = taken.count()  # from here `taken` is only read, by any thread
     v = np.empty(n, dtype=np.uint8 if len(v_codes) <= 256 else np.int32)
     start = 0
     for part in taken.taken():
@@ -445,11 +480,16 @@ def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, 
     for start in range(0, cores + 1, 1 << 22):  # 2^22 cores at a time
         core = np.arange(start, min(start + (1 << 22), cores + 1), dtype=np.int64)
         core_start[core] = taken.rank(core * len(v_codes))
+
+    def numbered(i: int, pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Repertoire `i`'s clones' numbers, and `i` as many times."""
+        numbers = taken.rank(slots(i, pair))
+        return numbers, np.full(len(numbers), i, dtype=np.int32)
+
     counts = np.zeros(n, dtype=np.int32)
-    for part in slots():
-        counts[taken.rank(part)] += 1  # distinct within a repertoire
-    holders = bool_csr(((taken.rank(part), np.full(len(part), r, dtype=np.int32)) for r, part in enumerate(slots())),
-                       counts, len(held))
+    for numbers, _ in each("counting their holders", numbered):
+        counts[numbers] += 1  # distinct within a repertoire
+    holders = bool_csr(each("filling in their holders", numbered), counts, len(held))
     log.debug("clone rules: %d clones (of %d V codes) held %d times, from %d (core, V call) pairs", n, len(v_codes),
               holders.nnz, sum(len(core) for core, _ in held))
     return _LevelClones(core_start, v, v_codes, holders)
@@ -576,14 +616,14 @@ def _collected(repertoires: Sequence, v_genes: Sequence[str], rules: list[CloneR
                                 positives, workers)
     collector = CloneCollector(v_genes, rules, min_carriers, shareable.centres, positives, candidates, workers)
 
-    def kept(_: int, rep) -> tuple:  # noqa: ANN001 (a store Repertoire)
-        """A repertoire's sequences that may count (`shareable`), their cores, and which of those are shared."""
+    def kept(_: int, rep) -> _Prepared:  # noqa: ANN001 (a store Repertoire)
+        """A repertoire's sequences that may count (`shareable`), prepared (their cores; which of those are shared)."""
         cores = repertoire_keys(rep)
         keep = np.flatnonzero(shareable.holds(rep, cores))
-        return rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep])
+        return collector.prepare(rep.subset(keep), cores[keep], in_sorted(shareable.cores, cores[keep]))
 
-    for shareable_part in _each_worked(repertoires, "clone rules: collecting clones", kept, workers):
-        collector.add(*shareable_part)
+    for prepared in _each_worked(repertoires, "clone rules: collecting clones", kept, workers):
+        collector.add_prepared(prepared)
     return collector
 
 
@@ -759,37 +799,16 @@ def _bounded_wildcards(repertoires: Sequence, cores: _Counts, wildcards: _Counts
     return found, centres
 
 
-def _each(repertoires: Sequence, what: str):
-    """The items of `repertoires` (read when indexed) one by one, with progress in the log when long; the heap's
-    freed pages are given back when the pass ends (`heap.give_back_freed_memory`)."""
-    progress = LoggedProgress(log, what, len(repertoires), last_line=False)
-    for i in range(len(repertoires)):
-        yield repertoires[i]
-        progress.update()
-    give_back_freed_memory()
-
-
 def _each_worked(repertoires: Sequence, what: str, work: Callable[[int, object], object], workers: int = 1):
-    """`work(i, repertoire)` of each item of `repertoires` in order, as :func:`_each` passes over them; with
-    `workers` > 1, computed by that many threads (at most :data:`READ_AHEAD_THREADS`) as many repertoires ahead
-    of the caller (numpy's sorts and array arithmetic release the GIL; the caller's own work on each result stays
-    in one thread)."""
-    workers = min(int(workers), READ_AHEAD_THREADS)
-    if workers <= 1:
-        for i, rep in enumerate(_each(repertoires, what)):
-            yield work(i, rep)
-        return
+    """`work(i, repertoire)` of each item of `repertoires` (read when indexed) in order, with progress in the log
+    when long; with `workers` > 1, computed by that many threads (at most :data:`READ_AHEAD_THREADS`) as many
+    repertoires ahead of the caller (`threads.ordered_map`; the caller's own work on each result stays in one
+    thread). The heap's freed pages are given back when the pass ends (`heap.give_back_freed_memory`)."""
     progress = LoggedProgress(log, what, len(repertoires), last_line=False)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for i in range(len(repertoires)):
-            pending.append(pool.submit(lambda i: work(i, repertoires[i]), i))
-            if len(pending) > workers:
-                yield pending.popleft().result()
-                progress.update()
-        while pending:
-            yield pending.popleft().result()
-            progress.update()
+    for result in ordered_map(lambda i: work(i, repertoires[i]), range(len(repertoires)),
+                              min(int(workers), READ_AHEAD_THREADS)):
+        yield result
+        progress.update()
     give_back_freed_memory()
 
 

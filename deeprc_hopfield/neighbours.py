@@ -34,7 +34,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy import sparse
@@ -42,6 +42,7 @@ from scipy import sparse
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.progress import LoggedProgress
+from deeprc_hopfield.threads import ordered_map
 
 #: Query sequences keyed and joined at a time (radius 1: ~50 bytes per core residue, ~40 MB for TRB).
 CHUNK = 1 << 16
@@ -273,7 +274,7 @@ def core_neighbours(codes: np.ndarray, lengths: np.ndarray, rows: np.ndarray | N
     workers = max(1, min(int(workers), JOIN_THREADS))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed):
+        for key, row in _wildcard_parts(codes, lengths, wanted, parts, trim, keyed, workers):
             pending.append(pool.submit(paired, [key, row]))
             del key, row  # held by its task only, which lets go of them once sorted
             while len(pending) >= workers or (pending and pending[0].done()):
@@ -500,19 +501,30 @@ def key_part(keys: np.ndarray, parts: int) -> np.ndarray:
 
 
 def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = ANCHOR, chunk: int = CHUNK,
-                          progress: LoggedProgress | None = None):
+                          progress: LoggedProgress | None = None, workers: int = 1,
+                          then: Callable[[np.ndarray, np.ndarray], object] | None = None):
     """:func:`wildcard_keys` of sequences (flat `codes`, sliced a chunk at a time, so an HDF5 dataset is read that
-    way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each.
-    `progress` (if any) counts the sequences keyed."""
-    lengths, first = np.asarray(lengths), 0  # as given (uint8 from a store): no int64 copy of every length
-    for start in range(0, len(lengths), chunk):
-        part = lengths[start:start + chunk].astype(np.int64)
-        last = first + int(part.sum())
+    way too; `lengths`), `chunk` sequences at a time: yields (row of each key among the sequences, keys), int64 each,
+    or what `then(row, keys)` makes of them, chunk by chunk in order (`workers` threads key the chunks, and apply
+    `then`, ahead of the caller: `threads.ordered_map`). `progress` (if any) counts the sequences keyed."""
+    lengths = np.asarray(lengths)  # as given (uint8 from a store): no int64 copy of every length
+
+    def spans() -> Iterator[tuple[int, np.ndarray, int, int]]:
+        first = 0
+        for start in range(0, len(lengths), chunk):
+            part = lengths[start:start + chunk].astype(np.int64)
+            yield start, part, first, first + int(part.sum())
+            first += int(part.sum())
+
+    def keyed(span: tuple[int, np.ndarray, int, int]) -> tuple[object, int]:
+        start, part, first, last = span
         row, keys = wildcard_keys(codes[first:last], part, trim)
-        yield row + start, keys
-        first = last
+        return (row + start, keys) if then is None else then(row + start, keys), len(part)
+
+    for result, n in ordered_map(keyed, spans(), workers):
+        yield result
         if progress is not None:
-            progress.update(len(part))
+            progress.update(n)
 
 
 def _all_wildcards(codes: np.ndarray, lengths: np.ndarray, trim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -527,25 +539,30 @@ def _all_wildcards(codes: np.ndarray, lengths: np.ndarray, trim: int) -> tuple[n
 
 
 def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, parts: int, trim: int,
-                    keyed: LoggedProgress | None = None):
+                    keyed: LoggedProgress | None = None, workers: int = 1):
     """The wildcard keys of sequences (flat `codes`, `lengths`) part by part (:func:`key_part`): yields (int64 keys,
     int32 rows) of each of `parts`. One part is made in memory. Several are made in one pass that files each
     part's keys in a temporary folder (12 bytes a key on disk, read back a part at a time), keeping only the keys
     that a `wanted` sequence (bool mask) may have (:class:`KeyBits` of theirs, one pass more): a pair needs one
     wanted core, whose key it shares, so none is lost, where each part would otherwise key every sequence again.
-    `keyed` (if any) counts the sequences keyed, over both passes."""
+    `keyed` (if any) counts the sequences keyed, over both passes; `workers` threads key them."""
     if parts == 1:
         yield _all_wildcards(codes, lengths, trim)
         return
     theirs = KeyBits(int(wanted.sum()) * 16, WANTED_BITS_PER_KEY)  # ~16 core residues a sequence at most
-    for row, keys in chunked_wildcard_keys(codes, lengths, trim, progress=keyed):
-        theirs.add(keys[wanted[row]])
+    for keys in chunked_wildcard_keys(codes, lengths, trim, progress=keyed, workers=workers,
+                                      then=lambda row, keys: keys[wanted[row]]):
+        theirs.add(keys)
+
+    def kept(row: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = wanted[row] | theirs.holds(keys)  # `theirs` is only read from here
+        return keys[keep], row[keep].astype(np.int32)
+
     with tempfile.TemporaryDirectory(prefix="deeprc-wildcards-") as folder:
         paths = [(Path(folder) / f"{part}.keys", Path(folder) / f"{part}.rows") for part in range(parts)]
         held: list[tuple[np.ndarray, np.ndarray]] = []
-        for row, keys in chunked_wildcard_keys(codes, lengths, trim, progress=keyed):
-            keep = wanted[row] | theirs.holds(keys)
-            held.append((keys[keep], row[keep].astype(np.int32)))
+        for keys_and_rows in chunked_wildcard_keys(codes, lengths, trim, progress=keyed, workers=workers, then=kept):
+            held.append(keys_and_rows)
             if sum(len(k) for k, _ in held) >= PAIRS_PLACED:
                 _file_by_part(held, paths, parts)
         _file_by_part(held, paths, parts)
