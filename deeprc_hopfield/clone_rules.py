@@ -719,22 +719,21 @@ def shareable_cores(repertoires: Sequence, radius_one: bool, keys_per_pass: int 
     cap = max(int(min_carriers), 2)
     counted = RepertoireRows(repertoires, np.flatnonzero(positives)) if positives is not None else repertoires
     cores, wildcards = ShardedKeyCounter(cap=cap), ShardedKeyCounter(cap=cap) if radius_one else None
-    residues, over = 0, threading.Event()  # over: the wildcard keys go past one pass (each thread stops adding them)
+    residues = 0
 
     def count(_: int, rep) -> int:  # noqa: ANN001 (a store Repertoire)
         """Count a repertoire's distinct cores and, while they fit one pass, their wildcard keys: its core residues."""
         distinct, first = np.unique(repertoire_keys(rep), return_index=True)
         cores.add(distinct)
-        if wildcards is not None and not over.is_set():
-            wildcards.add(_distinct_wildcards(rep.subset(first)))
+        counter = wildcards  # None once they go past one pass
+        if counter is not None:
+            counter.add(_distinct_wildcards(rep.subset(first)))
         return int(core_bounds(np.asarray(rep.lengths, dtype=np.int64)[first])[1].sum())
 
     for n in _each_worked(counted, "clone rules: counting cores", count, workers):
         residues += n
-        if residues > keys_per_pass:
-            over.set()
-    if over.is_set():  # the wildcard keys are counted again in parts, in passes of their own
-        wildcards = None
+        if residues > keys_per_pass:  # counted again in parts, in passes of their own; let go of (threads too)
+            wildcards = None
     cores = _Counts(*cores.shared_counts())
     held = cores.keys[cores.counts >= cap]
     if not radius_one:
