@@ -454,7 +454,7 @@ class ShardedKeyCounter:
     counts are one counter's."""
 
     def __init__(self, shards: int = KEY_COUNTER_SHARDS, chunk: int = 1 << 20, cap: int = 2) -> None:
-        self.counters = [KeyCounter(max(chunk // shards, 1 << 12), cap) for _ in range(shards)]
+        self.counters = [KeyCounter(max(chunk // shards, 1), cap) for _ in range(shards)]
         self._locks = [threading.Lock() for _ in range(shards)]
         self._cuts: np.ndarray | None = None  # int64 (shards - 1,): shard s holds keys in [cuts[s - 1], cuts[s])
         self._cutting = threading.Lock()
