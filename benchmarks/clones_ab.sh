@@ -3,7 +3,8 @@
 # on a cohort that benchmarks/cohort_scale.py ran (its workflow folder: results/cohort_scale/{cohort.h5,split.csv,
 # train.yaml}). Each way runs RUNS times, alternating, in a fresh process importing the package from OLD_ROOT or
 # NEW_ROOT (folders holding deeprc_hopfield, e.g. clones of two commits), under /usr/bin/time (wall s, CPU s, peak
-# RSS). Prints each run's figures and the file's digest (benchmarks/h5_digest.py): the same digest, the same clones.
+# RSS, GB = KB / 10^6). Prints each run's figures and the file's digest (benchmarks/h5_digest.py): the same digest,
+# the same clones.
 # With RATE, each run is recorded by py-spy (RATE samples a second, every thread; OUT/<way>_t<threads>_r<run>.raw)
 # for benchmarks/thread_busy.py, which says how long the main thread was busy. OLD_ROOT "-": the new code only.
 # Usage: clones_ab.sh WORKFLOW_DIR OLD_ROOT NEW_ROOT OUT [RUNS] [THREADS] [RATE]
@@ -27,7 +28,7 @@ for run in $(seq "$RUNS"); do
         --out "$OUT/$way.h5" --threads "$threads" > "$OUT/$name.log" 2>&1
       read -r wall user sys rss < "$OUT/$name.time"
       printf "%s threads %s run %s: %s s wall, %.1f s CPU, %.2f GB, digest %s\n" "$way" "$threads" "$run" "$wall" \
-        "$(echo "$user + $sys" | bc)" "$(echo "scale=3; $rss / 1048576" | bc)" "$("$PY" "$HERE/h5_digest.py" "$OUT/$way.h5")"
+        "$(echo "$user + $sys" | bc)" "$(echo "scale=3; $rss / 1000000" | bc)" "$("$PY" "$HERE/h5_digest.py" "$OUT/$way.h5")"
     done
   done
 done

@@ -1,5 +1,5 @@
 """How long each thread of a job was busy, from a py-spy recording (``py-spy record --threads -r RATE -f raw -o FILE
---pid PID``): the main thread's busy seconds bound what more threads can take off a job (what it does alone), and its
+--pid PID``; FILE may be gzipped): the main thread's busy seconds bound what more threads can take off a job (what it does alone), and its
 stages below a function (`--under`) say where that time goes.
 
     python benchmarks/thread_busy.py FILE --rate RATE [--under each_part_clones] [--depth 2]
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gzip
 import re
 
 _THREAD = re.compile(r"thread \(\d+\): (.*)")
@@ -17,7 +18,7 @@ _THREAD = re.compile(r"thread \(\d+\): (.*)")
 def busy(path: str, under: str, depth: int) -> tuple[collections.Counter, collections.Counter]:
     """(samples per thread name, the main thread's samples per call path below `under`, up to `depth` calls)."""
     threads, stages = collections.Counter(), collections.Counter()
-    for line in open(path):
+    for line in (gzip.open(path, "rt") if path.endswith(".gz") else open(path)):
         stack, _, n = line.rstrip().rpartition(" ")
         frames = stack.split(";")
         match = _THREAD.match(frames[0])
