@@ -1,6 +1,8 @@
-"""How long each thread of a job was busy, from a py-spy recording (``py-spy record --threads -r RATE -f raw -o FILE
---pid PID``; FILE may be gzipped): the main thread's busy seconds bound what more threads can take off a job (what it does alone), and its
-stages below a function (`--under`) say where that time goes.
+"""How long each thread of a job was busy, from a py-spy recording.
+
+Made by ``py-spy record --threads -r RATE -f raw -o FILE --pid PID`` (FILE may be gzipped): the main thread's
+busy seconds bound what more threads can take off a job (what it does alone), and its stages below a function
+(`--under`) say where that time goes.
 
     python benchmarks/thread_busy.py FILE --rate RATE [--under each_part_clones] [--depth 2]
 """

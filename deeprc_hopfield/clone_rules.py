@@ -26,7 +26,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -40,11 +40,13 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRank
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireRows
-from deeprc_hopfield.threads import ordered_map
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, FitCandidates, PublicCloneTest,
-                                           ShardedKeyCounter, clone_incidence, clone_set, each_locked, in_sorted,
-                                           repertoire_keys, resolve_wildcards, search_sorted, gene_codes, unique_keys,
-                                           v_codes, with_v)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, CloneSet, FitCandidates, PublicCloneTest,
+                                           ShardedKeyCounter, clone_incidence, clone_set, in_sorted, repertoire_keys,
+                                           resolve_wildcards, search_sorted, gene_codes, unique_keys, v_codes, with_v)
+from deeprc_hopfield.threads import each_locked, ordered_map
+
+if TYPE_CHECKING:
+    from deeprc_hopfield.store import Repertoire
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +175,7 @@ class CloneCollector:
         mask of the sequences whose exact clones may be carried by `min_carriers` repertoires, None: all)."""
         self.add_prepared(self.prepare(repertoire, cores, exact))
 
-    def prepare(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> "_Prepared":
+    def prepare(self, repertoire, cores: np.ndarray | None = None, exact: np.ndarray | None = None) -> _Prepared:
         """What :meth:`add` takes from a repertoire before it numbers its cores: any thread may prepare repertoires
         at once, to be added in their order."""
         cores = repertoire_keys(repertoire) if cores is None else cores  # each level adds its V term
@@ -189,7 +191,7 @@ class CloneCollector:
         pairs = unique_keys(np.searchsorted(distinct, cores) * genes + np.asarray(repertoire.v_index, np.int64) + 1)
         return _Prepared(repertoire, sets, distinct, first, pairs)
 
-    def add_prepared(self, prepared: "_Prepared") -> None:
+    def add_prepared(self, prepared: _Prepared) -> None:
         """Collect a prepared repertoire's clones (:meth:`prepare`), numbering its new cores after all others."""
         for level, clones in zip(self._sets, prepared.sets):
             self._sets[level].append(clones)
@@ -270,8 +272,8 @@ class _Prepared:
     distinct cores (sorted), where each first comes, and its distinct (core, V index + 1) pairs, the core as its
     place among `distinct` (`pairs` = place * (V genes + 1) + V index + 1, sorted)."""
 
-    repertoire: object
-    sets: list
+    repertoire: Repertoire
+    sets: list[CloneSet]
     distinct: np.ndarray | None = None
     first: np.ndarray | None = None
     pairs: np.ndarray | None = None
@@ -465,7 +467,8 @@ def _level_clones(held: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray, 
         core, v_index = pair
         return unique_keys(core.astype(np.int64) * len(v_codes) + rank[v_index], nearly_sorted=True)
 
-    def each(what: str, work: Callable[[int, tuple], object]) -> Iterator:
+    def each(what: str, work: Callable[[int, tuple], object]) -> Iterator[object]:
+        """One pass over `held` (the results of `work` in order)."""
         return _each_worked(held, f"clone rules: a V level's clones, {what}", work, workers)
 
     for part in each("taking their slots", slots):

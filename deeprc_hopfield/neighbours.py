@@ -510,13 +510,16 @@ def chunked_wildcard_keys(codes: np.ndarray, lengths: np.ndarray, trim: int = AN
     lengths = np.asarray(lengths)  # as given (uint8 from a store): no int64 copy of every length
 
     def spans() -> Iterator[tuple[int, np.ndarray, int, int]]:
+        """Each chunk's first sequence, its lengths, and where its codes begin and end."""
         first = 0
         for start in range(0, len(lengths), chunk):
             part = lengths[start:start + chunk].astype(np.int64)
-            yield start, part, first, first + int(part.sum())
-            first += int(part.sum())
+            last = first + int(part.sum())
+            yield start, part, first, last
+            first = last
 
     def keyed(span: tuple[int, np.ndarray, int, int]) -> tuple[object, int]:
+        """A chunk's keys (or what `then` makes of them), and how many sequences it holds."""
         start, part, first, last = span
         row, keys = wildcard_keys(codes[first:last], part, trim)
         return (row + start, keys) if then is None else then(row + start, keys), len(part)
@@ -555,6 +558,7 @@ def _wildcard_parts(codes: np.ndarray, lengths: np.ndarray, wanted: np.ndarray, 
         theirs.add(keys)
 
     def kept(row: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys (and int32 rows) that a wanted sequence may share: its own, and those `theirs` may hold."""
         keep = wanted[row] | theirs.holds(keys)  # `theirs` is only read from here
         return keys[keep], row[keep].astype(np.int32)
 

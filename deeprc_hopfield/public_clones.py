@@ -54,6 +54,7 @@ from sklearn.utils.validation import check_is_fitted
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.genes import gene_family
+from deeprc_hopfield.threads import each_locked
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +463,10 @@ class ShardedKeyCounter:
     def add(self, distinct: np.ndarray) -> None:
         """Count one repertoire's keys (int64 (n,), sorted, each once); safe from several threads at once."""
         distinct = np.asarray(distinct, dtype=np.int64)
+        if not self.counters:
+            raise ValueError("this counter's counts were taken (shared_counts): it counts no more")
+        if len(distinct) > 1 and bool((distinct[1:] <= distinct[:-1]).any()):
+            raise ValueError("ShardedKeyCounter.add takes distinct keys in increasing order")
         if len(distinct) == 0:
             return
         edges = np.concatenate(([0], np.searchsorted(distinct, self._cuts_from(distinct)), [len(distinct)]))
@@ -469,12 +474,13 @@ class ShardedKeyCounter:
                     lambda s: self.counters[s].add(distinct[edges[s]:edges[s + 1]]))
 
     def _cuts_from(self, distinct: np.ndarray) -> np.ndarray:
-        """The shards' cuts, made from `distinct` (sorted) if none are made yet."""
-        with self._cutting:
-            if self._cuts is None:
-                at = np.linspace(0, len(distinct) - 1, len(self.counters) + 1)[1:-1].astype(np.int64)
-                self._cuts = distinct[at]
-            return self._cuts
+        """The shards' cuts, made from `distinct` (sorted) if none are made yet (the first add to get here)."""
+        if self._cuts is None:
+            with self._cutting:
+                if self._cuts is None:
+                    at = np.linspace(0, len(distinct) - 1, len(self.counters) + 1)[1:-1].astype(np.int64)
+                    self._cuts = distinct[at]
+        return self._cuts
 
     def once_parts(self) -> Iterator[np.ndarray]:
         """The keys that one `add` held, a shard at a time (int64 sorted, no copy)."""
@@ -484,30 +490,16 @@ class ShardedKeyCounter:
     def shared_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`KeyCounter.shared_counts`; the shards are let go of as they are copied (the counter is spent)."""
         shards = [counter.shared_counts() for counter in self.counters]
+        self.counters = []  # spent: each shard's arrays go once copied
         keys = np.empty(sum(len(k) for k, _ in shards), dtype=np.int64)
         counts, start = np.empty(len(keys), dtype=np.uint16), 0
-        for s in range(len(shards)):
-            (shard_keys, shard_counts), shards[s], self.counters[s] = shards[s], None, KeyCounter(cap=2)
-            keys[start:start + len(shard_keys)], counts[start:start + len(shard_keys)] = shard_keys, shard_counts
+        while shards:
+            shard_keys, shard_counts = shards.pop(0)
+            keys[start:start + len(shard_keys)] = shard_keys
+            counts[start:start + len(shard_keys)] = shard_counts
             start += len(shard_keys)
+            del shard_keys, shard_counts
         return keys, counts
-
-
-def each_locked(locks: Sequence[threading.Lock], parts: Iterable[int], work: Callable[[int], None]) -> None:
-    """`work(part)` for each of `parts`, each under `locks[part]`: the parts free now first, then the others as they
-    come free, so that threads working on the same parts at once seldom wait on each other."""
-    busy = []
-    for part in parts:
-        if locks[part].acquire(blocking=False):
-            try:
-                work(part)
-            finally:
-                locks[part].release()
-        else:
-            busy.append(part)
-    for part in busy:
-        with locks[part]:
-            work(part)
 
 
 def unique_keys(keys: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:

@@ -4,9 +4,10 @@ results one by one, in the items' order, as one thread would give them."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -27,3 +28,20 @@ def ordered_map(work: Callable[[Item], Result], items: Iterable[Item], workers: 
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def each_locked(locks: Sequence[threading.Lock], parts: Iterable[int], work: Callable[[int], None]) -> None:
+    """`work(part)` for each of `parts`, each under `locks[part]`: the parts free now first, then each of the others
+    in turn, waiting for it, so that threads working on the same parts at once seldom wait on each other."""
+    busy = []
+    for part in parts:
+        if locks[part].acquire(blocking=False):
+            try:
+                work(part)
+            finally:
+                locks[part].release()
+        else:
+            busy.append(part)
+    for part in busy:
+        with locks[part]:
+            work(part)

@@ -3,6 +3,8 @@ same clones as collecting every sequence."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
@@ -144,16 +146,15 @@ def test_key_counter_counts_each_key_up_to_its_cap(chunk, cap):
 @pytest.mark.parametrize("shards", [1, 3, 16])
 def test_a_sharded_key_counter_fed_by_threads_counts_as_one_counter(shards):
     """Threads adding repertoires' keys to a `ShardedKeyCounter` at once, in any order, give one `KeyCounter`'s
-    counts and once-seen keys, whatever the first repertoire that cuts its shards (here one key, then none)."""
-    import threading
-
+    counts and once-seen keys, even where the first repertoire, which cuts its shards, holds one key."""
     rng = np.random.default_rng(shards)
     sets = [np.array([7]), np.zeros(0, dtype=np.int64)]
     sets += [np.unique(rng.integers(-400, 400, int(rng.integers(0, 120)))) for _ in range(60)]
     one, sharded = KeyCounter(cap=3), ShardedKeyCounter(shards, chunk=8, cap=3)
     for keys in sets:
         one.add(keys)
-    order = rng.permutation(len(sets))
+    sharded.add(sets[0])  # every cut at 7: most keys in the first and last shards
+    order = 1 + rng.permutation(len(sets) - 1)
     threads = [threading.Thread(target=lambda part: [sharded.add(sets[i]) for i in part], args=(order[t::4],))
                for t in range(4)]
     for thread in threads:
@@ -165,6 +166,17 @@ def test_a_sharded_key_counter_fed_by_threads_counts_as_one_counter(shards):
     expected_keys, expected_counts = one.shared_counts()
     assert np.array_equal(once, one.seen_parts()[0])
     assert np.array_equal(keys, expected_keys) and np.array_equal(counts, expected_counts) and len(keys) > 100
+    with pytest.raises(ValueError, match="counts no more"):
+        sharded.add(sets[2])
+
+
+def test_a_sharded_key_counter_refuses_keys_out_of_order():
+    """Its shards are ranges of a sorted repertoire's keys: unsorted or repeated keys would be counted in the wrong
+    shard, so they are refused."""
+    counter = ShardedKeyCounter(4)
+    for keys in (np.array([3, 1, 2]), np.array([1, 1, 2])):
+        with pytest.raises(ValueError, match="increasing order"):
+            counter.add(keys)
 
 
 def test_clones_counted_in_small_blocks_are_the_same(monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
@@ -271,11 +273,9 @@ def test_a_key_set_holds_each_key_added_once_in_order(parts):
 
 def test_a_key_set_fed_by_threads_holds_each_key_once():
     """Threads adding batches to one `_KeySet` at once (a lock per part) leave it holding every key added, once."""
-    import threading
-
     rng = np.random.default_rng(7)
-    batches = [np.unique(rng.integers(-(1 << 62), 1 << 62, int(rng.integers(0, 200)), dtype=np.int64) // (1 << 52)
-                         * (1 << 52)) for _ in range(80)]  # ~2,000 distinct keys over every part: many repeats
+    pool = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 2000, dtype=np.int64)  # over every part
+    batches = [np.unique(rng.choice(pool, int(rng.integers(0, 200)))) for _ in range(80)]  # many repeats
     keys = _KeySet(8)
     threads = [threading.Thread(target=lambda part: [keys.add(b) for b in part], args=(batches[t::4],))
                for t in range(4)]

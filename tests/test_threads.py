@@ -12,6 +12,7 @@ from deeprc_hopfield.threads import ordered_map
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_results_come_in_the_items_order_whatever_thread_ends_first(workers):
+    """Items that end out of order (random sleeps) still give their results in the items' order."""
     delays = np.random.default_rng(0).random(30) / 200
 
     def work(i: int) -> int:
@@ -23,6 +24,7 @@ def test_results_come_in_the_items_order_whatever_thread_ends_first(workers):
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
 def test_items_are_taken_at_most_workers_plus_one_ahead_of_the_caller(workers):
+    """The caller's n-th result comes with at most n + 1 + workers items taken: what waits in memory is bounded."""
     taken = []
 
     def items():
