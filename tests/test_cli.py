@@ -56,6 +56,9 @@ def test_threads_do_not_change_the_store(cohort, tmp_path):
     run_cli(*ingest_args(metadata, folder, tmp_path / "one.h5"), check=True)
     run_cli(*ingest_args(metadata, folder, tmp_path / "two.h5", "--threads", "2"), check=True)
     with RepertoireStore(tmp_path / "one.h5") as a, RepertoireStore(tmp_path / "two.h5") as b:
+        assert a.n_repertoires == b.n_repertoires == 6 and a.subject_ids == b.subject_ids
+        assert a.label("label").values.tolist() == b.label("label").values.tolist()
+        assert a.metadata().equals(b.metadata()) and a.qc().equals(b.qc())
         for i in range(a.n_repertoires):
             assert a.table(i).equals(b.table(i))
 
@@ -150,4 +153,6 @@ def test_positive_class_option(cohort, tmp_path):
     out = tmp_path / "s.h5"
     run_cli(*ingest_args(metadata, folder, out, "--positive-class", "False"), check=True)
     with RepertoireStore(out) as store:
-        assert store.label("label").classes == ["True", "False"]
+        label = store.label("label")
+        assert label.classes == ["True", "False"]
+        assert label.values.tolist() == [1, 0, 1, 0, 1, 0]  # P0, P2, P4 ("False") are the positives

@@ -118,4 +118,6 @@ def test_na_words_are_missing_labels_not_a_class(cohort, missing):
 def test_negative_class_first(values, positive, classes):
     import pandas as pd
 
-    assert infer_label("x", pd.Series(values), positive).classes == classes
+    label = infer_label("x", pd.Series(values), positive)
+    assert label.classes == classes
+    assert label.values.tolist() == [classes.index(v) for v in values]  # each value coded by its class

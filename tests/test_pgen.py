@@ -80,7 +80,7 @@ def test_chain_names():
     assert olga_chain("tcrb") == ("human", "TRB") and olga_chain("TRB", "Mouse") == ("mouse", "TRB")
     assert chain_of_genes(["TRBV5-1", "TRBV6-2", "TRAV1-2"]) == "TRB"
     assert chain_of_genes(["IGHV3-23", "IGHV1-2"]) == "IGH"
-    with pytest.raises(DeepRCError):
+    with pytest.raises(DeepRCError, match=r"cannot tell the chain: no V gene names \(give the chain"):
         chain_of_genes([])
     with pytest.raises(DeepRCError, match="v_level"):
         PgenModel("TRB", v_level="allele")

@@ -125,9 +125,9 @@ def test_empty_table():
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 1 <= min_length <= max_length <= 255, got 10, 5"):
         QCSettings(min_length=10, max_length=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 1 <= min_length .* got 0, 40"):
         QCSettings(min_length=0)
 
 

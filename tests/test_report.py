@@ -64,7 +64,7 @@ def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
         assert f"<td>{software}</td>" in text
 
 
-def test_subject_ids_are_escaped_where_shown(run: dict[str, Path]) -> None:
+def test_sequences_ids_and_title_are_escaped_where_shown(run: dict[str, Path]) -> None:
     attended = pd.read_csv(run["attended"], sep="\t")
     attended.loc[3, "junction_aa"] = "<script>x</script>"
     attended.to_csv(run["attended"], sep="\t", index=False)
@@ -72,6 +72,7 @@ def test_subject_ids_are_escaped_where_shown(run: dict[str, Path]) -> None:
                         attended=[run["attended"]], config=run["config"], title="<script>t</script>")
     assert "<script" not in text
     assert "&lt;script&gt;x&lt;/script&gt;" in text and "<h1>&lt;script&gt;t&lt;/script&gt;</h1>" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the fixture's repertoire id
 
 
 def test_attended_summary_counts_repertoires_and_classes() -> None:

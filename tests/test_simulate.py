@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from deeprc_hopfield.errors import SimulationError
-from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.genes import normalise_gene, normalise_genes
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import OUTPUT_MARKER
 from deeprc_hopfield.simulate import SimulationSettings, background_model, max_motif_length, simulate
@@ -499,6 +499,15 @@ def test_the_shipped_vdjdb_extract_is_a_signal_pool_by_name(tmp_path):
     truth = pd.read_csv(out / "truth" / "implanted.tsv", sep="\t")
     pool = truth[truth["kind"] == "pool_receptor"]
     assert len(pool) >= 50 and set(pool["junction_aa"]) <= set(listed["cdr3.beta"])
+    listed_receptors = set(zip(listed["cdr3.beta"], listed["v.beta"], listed["j.beta"]))
+    assert set(zip(pool["junction_aa"], pool["true_v_call"], pool["j_call"])) <= listed_receptors
+    exact = pool[pool["v_noise"].isna()]  # V calls left as VDJdb gives them
+    assert len(exact) >= 20 and (exact["v_call"] == exact["true_v_call"]).all()
     ingest(out / "metadata.csv", out / "repertoires", tmp_path / "cmv.h5", progress=False)
     with RepertoireStore(tmp_path / "cmv.h5") as store:
         assert len(store) == 20 and sum(len(store.repertoire(i).lengths) for i in range(20)) >= 20 * 499
+        for subject, rows in exact.groupby("subject_id"):
+            stored = store.table(store.index_of(subject))
+            stored = set(zip(stored["junction_aa"], stored["v_call"], stored["j_call"]))
+            implanted = zip(rows["junction_aa"], map(normalise_gene, rows["v_call"]), map(normalise_gene, rows["j_call"]))
+            assert set(implanted) <= stored  # read back as implanted (of several V calls, the first)

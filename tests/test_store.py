@@ -171,7 +171,7 @@ def test_truncated_store_is_refused(cohort, tmp_path):
     out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2])
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match=r"cohort\.h5: not a readable HDF5 file \(truncated, or not a store\)"):
         RepertoireStore(out)
 
 
@@ -193,9 +193,11 @@ def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_p
     created = RepertoireStore(out).attrs["created"]
     with pytest.raises(OutputExistsError, match="add --force"):
         ingest(metadata, folder, out, progress=False)
-    ingest(metadata, folder, out, progress=False, force=True)
+    fewer = metadata.with_name("five.csv")  # the forced store must be the new one: one repertoire fewer
+    fewer.write_text("".join(metadata.read_text().splitlines(keepends=True)[:-1]))
+    ingest(fewer, folder, out, progress=False, force=True)
     with RepertoireStore(out) as store:
-        assert store.n_repertoires == 6 and store.attrs["created"] >= created
+        assert store.n_repertoires == 5 and store.attrs["created"] >= created
 
     precious = tmp_path / "notes.h5"
     precious.write_text("my notes\n")

@@ -96,14 +96,16 @@ def test_no_baselines_is_a_valid_choice():
 
 def test_dry_run_of_the_cmv_example(tmp_path: Path):
     metadata, repertoires = fake_immunoseq_cohort(tmp_path)
-    result = snakemake("-n", "-F", "--nolock", "--cores", "2", "--configfile", "configs/cmv_example.yaml",
+    result = snakemake("-n", "-F", "-p", "--nolock", "--cores", "2", "--configfile", "configs/cmv_example.yaml",
                        "--replace-workflow-config", "--config", f"metadata={metadata}",
                        f"repertoires={repertoires}")
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = planned_jobs(out)
     assert STAGES <= set(jobs) and jobs["train"] == 5
-    assert "--format immunoseq" in out or "results/cmv/" in out
+    ingests = [line for line in out.splitlines() if "deeprc-hopfield ingest " in line]
+    assert len(ingests) == jobs["ingest"] == 1
+    assert all("--format immunoseq" in line for line in ingests)  # the example's format reaches the job
     assert "results/cmv/report.html" in out
 
 
@@ -338,6 +340,9 @@ def test_a_reference_reaches_every_training_job(tmp_path: Path):
     trains = [line for line in result.stdout.splitlines() if "deeprc-hopfield train " in line]
     assert len(trains) == 5
     assert all(f"--reference '{known}' --reference-chain TRB --reference-species HomoSapiens" in t for t in trains)
+    blocks = [block for block in result.stdout.split("\n\n") if "\nrule train:" in block]
+    inputs = [next(line for line in block.splitlines() if line.strip().startswith("input:")) for block in blocks]
+    assert len(inputs) == 5 and all(str(known) in line for line in inputs)  # an input: a changed file retrains
     config.write_text(config.read_text().replace("chain: TRB", "chain: TCRB"))
     refused = snakemake("-n", "-F", "--nolock", "--configfile", config)
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
