@@ -701,7 +701,8 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
     p.add_argument("--split", required=True, type=Path, help="split table (subject_id, fold) made by `split`")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="clones file to write (replaced)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="clones file to write (see --force)")
+    _add_force(p, "clones file (written by `clones`)")
     p.add_argument("--config", type=Path, help="the training YAML (`training:` clone_keys, clone_radius, "
                                                "clone_memory, validation_fraction, seed; defaults otherwise)")
     p.add_argument("--label-column", metavar="COLUMN",
@@ -716,8 +717,10 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_clones(args: argparse.Namespace) -> int:
-    from deeprc_hopfield.shared_clones import collect_clones
+    from deeprc_hopfield.io import check_output
+    from deeprc_hopfield.shared_clones import collect_clones, is_clones_file
 
+    check_output(args.out, "clones", args.force, folder=False, recognise=is_clones_file)
     _set_threads(args.threads)
     collect_clones(args.store, args.split, args.out, args.label_column, args.config, args.seed,
                    baselines=args.baselines, workers=args.threads)

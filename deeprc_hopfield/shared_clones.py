@@ -156,6 +156,15 @@ def _write_clones(group: h5py.Group, clones: CohortClones) -> None:
                                compression="gzip", compression_opts=1, shuffle=True)
 
 
+def is_clones_file(path: Path) -> bool:
+    """Whether the file `path` is a clones file written by `clones` (any version: known by its format attribute)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return h5.attrs.get("format") == FORMAT
+    except OSError:
+        return False
+
+
 class SharedClones:
     """A clones file opened for the job it was made for (:meth:`open` refuses one of another cohort)."""
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import junction_repertoire, random_junctions
 
-from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, _FirstSeen, _KeySet, choose_clone_rule, clone_rules, cohort_clones,
-                                         each_cohort_clones)
+from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, _FirstSeen, _KeySet, _place_rows, _stacked_transposed,
+                                         choose_clone_rule, clone_rules, cohort_clones, each_cohort_clones)
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.public_clones import FitCandidates, gene_codes
@@ -462,3 +462,30 @@ def test_a_part_whose_fits_keep_one_carrier_still_needs_two():
     carried = sparse.csr_matrix([np.isin(np.arange(600), pair) for pair in ([3, 450], [3, 50], [450, 500])])
     assert parts[0].candidates(carried[:1, rare]).all()  # the clone's one carrier in the part: its fit would use it
     assert _SomePartKeeps(parts, 600)(carried).tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("placed", [False, True])
+def test_carrier_blocks_stack_as_scipy_stacks_them(placed: bool):
+    """A one-substitution rule's carrier blocks, each clone's row at its place in key order, stacked and transposed
+    as `vstack(blocks)[order].T.tocsr()` would, sorted, whether a block is empty, has empty rows or is copied in
+    chunks of a few values."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(5)
+    blocks = [sparse.random(n, 30, density=d, format="csr", random_state=int(rng.integers(1 << 30))).astype(bool)
+              for n, d in [(17, 0.3), (0, 0.0), (9, 0.0), (40, 0.7), (1, 1.0)]]
+    rows = sum(b.shape[0] for b in blocks)
+    order = rng.permutation(rows) if placed else np.arange(rows)  # the stack's row of each block row, in turn
+    places = np.split(order, np.cumsum([b.shape[0] for b in blocks])[:-1])
+    inverse = np.empty(rows, dtype=np.int64)
+    inverse[order] = np.arange(rows)
+    expected = sparse.vstack(blocks, format="csr")[inverse].T.tocsr()
+    expected.sort_indices()
+    stacked = _stacked_transposed(list(blocks), 30, places if placed else None)
+    assert stacked.format == "csr" and stacked.shape == (30, rows) and stacked.has_sorted_indices
+    assert np.array_equal(stacked.indptr, expected.indptr) and np.array_equal(stacked.indices, expected.indices)
+    block = blocks[3]
+    indptr = np.concatenate([[0], np.cumsum(np.diff(block.indptr)[::-1])])  # its rows in reverse
+    indices = np.empty(block.nnz, dtype=np.int32)
+    _place_rows(block, np.arange(block.shape[0])[::-1], indptr, indices, chunk=5)
+    assert np.array_equal(indices, block[::-1].indices)

@@ -132,13 +132,20 @@ def test_a_job_whose_repertoires_the_file_lacks_collects_its_own(rough_cohort, c
     assert read[0].incidence.nnz > 0
 
 
-def test_the_clones_command_writes_the_file_and_refuses_a_bad_split(rough_cohort, tmp_path):
+def test_the_clones_command_writes_the_file_and_refuses_a_bad_split(rough_cohort, tmp_path, capsys):
     out = tmp_path / "clones.h5"
     assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(rough_cohort["split"]),
                  "--out", str(out), "--config", str(rough_cohort["config"]), "--label-column", "label",
                  "--threads", "2"]) == 0
     with h5py.File(out, "r") as h5:
         assert len(h5["parts"]) == 7
+    again = ["clones", "--store", str(rough_cohort["store"]), "--split", str(rough_cohort["split"]), "--out"]
+    made = out.stat().st_mtime_ns
+    assert main([*again, str(out)]) == 1 and out.stat().st_mtime_ns == made  # an earlier file: only with --force
+    assert f"{out}: holds an earlier output of `deeprc-hopfield clones`" in capsys.readouterr().err
+    notes = tmp_path / "notes.h5"
+    notes.write_text("my notes\n")
+    assert main([*again, str(notes), "--force"]) == 1 and notes.read_text() == "my notes\n"  # never another file
     bad = tmp_path / "split.csv"
     bad.write_text("subject_id,fold\nnobody,0\n")
     assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(bad), "--out",

@@ -69,7 +69,8 @@ rule clones:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield clones --store {input.store} --split {input.split} --config {input.config}"
-        " --label-column {params.label} --seed {params.seed} --out {output} {params.parts} --threads {threads} > {log} 2>&1"
+        " --label-column {params.label} --seed {params.seed} --out {output} {params.parts} --threads {threads} --force"
+        " > {log} 2>&1"
 
 
 rule train:
