@@ -23,9 +23,10 @@ for run in $(seq "$RUNS"); do
       name=${way}_t${threads}_r$run
       spy=()
       [ -n "$RATE" ] && spy=("$HERE/../.venv/bin/py-spy" record -r "$RATE" --threads -f raw -o "$OUT/$name.raw" --)
+      rm -f "$OUT/$way.h5"  # (no --force: code before 61cbb42 does not know it)
       PYTHONPATH=$root /usr/bin/time -o "$OUT/$name.time" -f "%e %U %S %M" "${spy[@]}" "$PY" -m deeprc_hopfield \
         clones --store $R/cohort.h5 --split $R/split.csv --config $R/train.yaml --label-column label --seed 0 \
-        --out "$OUT/$way.h5" --threads "$threads" --force > "$OUT/$name.log" 2>&1
+        --out "$OUT/$way.h5" --threads "$threads" > "$OUT/$name.log" 2>&1
       read -r wall user sys rss < "$OUT/$name.time"
       printf "%s threads %s run %s: %s s wall, %.1f s CPU, %.2f GB, digest %s\n" "$way" "$threads" "$run" "$wall" \
         "$(echo "$user + $sys" | bc)" "$(echo "scale=3; $rss / 1000000" | bc)" "$("$PY" "$HERE/h5_digest.py" "$OUT/$way.h5")"

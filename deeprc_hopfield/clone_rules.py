@@ -942,8 +942,9 @@ def _stacked_transposed(blocks: list[sparse.csr_matrix], n_columns: int,
     """Bool CSR `blocks` of `n_columns` columns stacked and transposed, as CSR with sorted indices. `places`: per
     block, the row of the stack each of its rows becomes (None: the blocks' rows in order). Each block's rows are
     copied to their places (the block then freed from the list), and scipy's linear transpose (`tocsc`) sorts
-    nothing: this holds the blocks and the stack, then the stack and the result, where `vstack(blocks).T.tocsr()`
-    holds three copies."""
+    nothing: this holds the blocks and the stack, then the stack and the result (5 bytes a value each; 9 where there
+    are 2^31 values or more, as scipy then makes every index int64), where `vstack(blocks).T.tocsr()` holds three
+    copies."""
     sizes = [block.shape[0] for block in blocks]
     rows = sum(sizes)
     if places is None:

@@ -484,8 +484,12 @@ def test_carrier_blocks_stack_as_scipy_stacks_them(placed: bool):
     stacked = _stacked_transposed(list(blocks), 30, places if placed else None)
     assert stacked.format == "csr" and stacked.shape == (30, rows) and stacked.has_sorted_indices
     assert np.array_equal(stacked.indptr, expected.indptr) and np.array_equal(stacked.indices, expected.indices)
-    block = blocks[3]
+    block = blocks[3].tolil()
+    block[[2, 3, 10, 37, 38, 39]] = False  # empty rows, among them the last three
+    block = block.tocsr()
+    block.eliminate_zeros()
     indptr = np.concatenate([[0], np.cumsum(np.diff(block.indptr)[::-1])])  # its rows in reverse
-    indices = np.empty(block.nnz, dtype=np.int32)
-    _place_rows(block, np.arange(block.shape[0])[::-1], indptr, indices, chunk=5)
-    assert np.array_equal(indices, block[::-1].indices)
+    for chunk in (1, 5, 40, 1 << 20):  # chunks of one row (or less), of several rows, the whole block
+        indices = np.empty(block.nnz, dtype=np.int32)
+        _place_rows(block, np.arange(block.shape[0])[::-1], indptr, indices, chunk=chunk)
+        assert np.array_equal(indices, block[::-1].indices)

@@ -146,6 +146,8 @@ def test_the_clones_command_writes_the_file_and_refuses_a_bad_split(rough_cohort
     notes = tmp_path / "notes.h5"
     notes.write_text("my notes\n")
     assert main([*again, str(notes), "--force"]) == 1 and notes.read_text() == "my notes\n"  # never another file
+    assert main([*again, str(out), "--config", str(rough_cohort["config"]), "--label-column", "label", "--force"]) == 0
+    assert out.stat().st_mtime_ns != made  # replaced, as the workflow's job does
     bad = tmp_path / "split.csv"
     bad.write_text("subject_id,fold\nnobody,0\n")
     assert main(["clones", "--store", str(rough_cohort["store"]), "--split", str(bad), "--out",

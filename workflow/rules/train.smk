@@ -64,7 +64,7 @@ rule clones:
         parts=clones_parts(),
     threads: config["threads"]["clones"]
     resources:
-        mem_mb=16000,  # 14.1 GB measured at 786 x 200,000 (benchmarks/RESULTS.md, the full cohort's clones file)
+        mem_mb=16000,  # 14.5 GB measured at 786 x 200,000 (benchmarks/RESULTS.md, the full cohort's clones file)
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
