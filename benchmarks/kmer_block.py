@@ -28,7 +28,7 @@ from deeprc_hopfield.cdr3 import core_bounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import each_way_in_a_child, median_seconds, provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, median_seconds, provenance, same_every_way, write_result  # noqa: E402
 
 WAYS = ("whole", "per_residue", "blocks")
 
@@ -80,12 +80,7 @@ def main() -> None:
         print(json.dumps(count_once(args, args.way)))
         return
     results = each_way_in_a_child(__file__, ["--sequences", str(args.sequences), "--repeats", str(args.repeats)], WAYS)
-    same = all(r["sha256"] == results[0]["sha256"] for r in results)
-    print(f"the same frequencies every way: {same}; " + "; ".join(
-        f"{r['way']} {r['seconds']} s, peak above the repertoire {r['peak_above_held_mb']} MB" for r in results),
-        flush=True)
-    if not same:
-        raise SystemExit("the ways counted differently")
+    same_every_way(results, [r["sha256"] for r in results], "frequencies", "peak_above_held_mb", "repertoire")
     write_result(args.json, {**provenance("1 thread"), "results": results})
 
 

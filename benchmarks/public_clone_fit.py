@@ -30,7 +30,7 @@ from deeprc_hopfield import public_clones
 from deeprc_hopfield.public_clones import PublicCloneTest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_record import each_way_in_a_child, provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, provenance, same_every_way, write_result  # noqa: E402
 
 WAYS = ("scipy_sums", "in_place_counts", "held_out_subtracted")
 
@@ -106,12 +106,7 @@ def main() -> None:
     results = each_way_in_a_child(__file__, ["--repertoires", str(args.repertoires), "--clones", str(args.clones),
                                               "--carriers", str(args.carriers)], WAYS)
     found = [{k: r[k] for k in ("threshold", "inner_auc", "associated", "associated_sum")} for r in results]
-    same = all(f == found[0] for f in found)
-    print(f"the same fit every way: {same}; " + "; ".join(
-        f"{r['way']} {r['seconds']} s, peak above the incidence {r['peak_above_held_mb']} MB" for r in results),
-        flush=True)
-    if not same:
-        raise SystemExit("the ways fitted differently")
+    same_every_way(results, found, "fit", "peak_above_held_mb", "incidence")
     write_result(args.json, {**provenance("1 thread"), "repertoires": args.repertoires, "clones": args.clones,
                              "results": results})
 

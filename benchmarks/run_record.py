@@ -45,3 +45,13 @@ def each_way_in_a_child(script: str, options: list[str], ways: Sequence[str]) ->
         results.append(json.loads(child.stdout))
         print("  ".join(f"{k} {v}" for k, v in results[-1].items()), flush=True)
     return results
+
+
+def same_every_way(results: list[dict], found: Sequence[object], what: str, peak: str, above: str) -> None:
+    """Print each way's seconds and peak (`peak`: its key, `above`: what it is above) and whether every way `found`
+    the same `what`; stop the benchmark where they differ."""
+    same = all(f == found[0] for f in found)
+    print(f"the same {what} every way: {same}; " + "; ".join(
+        f"{r['way']} {r['seconds']} s, peak above the {above} {r[peak]} MB" for r in results), flush=True)
+    if not same:
+        raise SystemExit(f"the ways gave different {what}")

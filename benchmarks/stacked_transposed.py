@@ -34,7 +34,7 @@ from deeprc_hopfield.neighbours import bool_csr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import each_way_in_a_child, provenance, write_result  # noqa: E402
+from run_record import each_way_in_a_child, provenance, same_every_way, write_result  # noqa: E402
 
 WAYS = ("vstack", "argsort", "placed")
 
@@ -119,12 +119,7 @@ def main() -> None:
     options = ["--clones", str(args.clones), "--carriers", str(args.carriers), "--repertoires",
                str(args.repertoires), "--repeats", str(args.repeats)]
     results = each_way_in_a_child(__file__, options, WAYS)
-    same = all(r["sha256"] == results[0]["sha256"] for r in results)
-    print(f"the same incidence every way: {same}; " + "; ".join(
-        f"{r['way']} {r['seconds']} s, peak above the blocks {r['peak_above_blocks_mb']} MB" for r in results),
-        flush=True)
-    if not same:
-        raise SystemExit("the ways stacked differently")
+    same_every_way(results, [r["sha256"] for r in results], "incidence", "peak_above_blocks_mb", "blocks")
     write_result(args.json, {**provenance("1 thread"), "results": results})
 
 

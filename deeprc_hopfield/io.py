@@ -84,6 +84,18 @@ def first_line(path: str | Path, limit: int = 1 << 16) -> str:
         return ""
 
 
+def hdf5_attribute(path: str | Path, name: str) -> object | None:
+    """The root attribute `name` of the HDF5 file at `path`; None where it has none or is not a readable HDF5 file
+    (how `--force` knows an earlier store or clones file)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            return handle.attrs.get(name)
+    except OSError:
+        return None
+
+
 def _is_empty_folder(path: Path) -> bool:
     try:
         return path.is_dir() and not path.is_symlink() and not any(path.iterdir())

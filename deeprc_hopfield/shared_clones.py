@@ -33,7 +33,7 @@ from scipy import sparse
 
 from deeprc_hopfield.clone_rules import CloneRule, CohortClones, CollectionPart, clone_rules, each_part_clones
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.io import atomic_file
+from deeprc_hopfield.io import atomic_file, hdf5_attribute
 from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows, row_indices
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
@@ -158,11 +158,7 @@ def _write_clones(group: h5py.Group, clones: CohortClones) -> None:
 
 def is_clones_file(path: Path) -> bool:
     """Whether the file `path` is a clones file written by `clones` (any version: known by its format attribute)."""
-    try:
-        with h5py.File(path, "r") as h5:
-            return h5.attrs.get("format") == FORMAT
-    except OSError:
-        return False
+    return hdf5_attribute(path, "format") == FORMAT
 
 
 class SharedClones:

@@ -42,7 +42,7 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
-from deeprc_hopfield.io import publish_file
+from deeprc_hopfield.io import hdf5_attribute, publish_file
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.qc import QC_COLUMNS
 
@@ -90,11 +90,7 @@ def _strings(values: list[str]) -> np.ndarray:
 
 def is_store_file(path: Path) -> bool:
     """Whether `path` is a repertoire store by its own attributes (what `ingest --force` may replace)."""
-    try:
-        with h5py.File(path, "r") as handle:
-            return handle.attrs.get("kind") == STORE_KIND
-    except OSError:
-        return False
+    return hdf5_attribute(path, "kind") == STORE_KIND
 
 
 class StoreWriter:
