@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deeprc_hopfield.encoding import JoinedSequences
+
 log = logging.getLogger(__name__)
 
 JUNCTION = "junction"
@@ -75,25 +77,24 @@ class Cdr3Convention:
         return f"column '{self.column}' holds {what} ({share})"
 
 
-def anchored_share(sequences: pd.Series) -> tuple[float, int]:
+def anchored_share(sequences: pd.Series | JoinedSequences) -> tuple[float, int]:
     """Share of the non-empty sequences that start with C and end with F or W, and their number
-    (read from one byte buffer of all sequences; white space or lower case anywhere: the slow way)."""
-    values = sequences.to_numpy(dtype=object)
-    text = [str(t) for t in values[pd.notna(values)]]
-    lengths = np.fromiter(map(len, text), dtype=np.int64, count=len(text))
-    buffer = np.frombuffer("".join(text).encode("ascii", errors="replace"), dtype=np.uint8)
-    if np.any((buffer <= ord(" ")) | (buffer >= ord("a"))):
-        cleaned = pd.Series(text, dtype=object).str.strip().str.upper()
-        return anchored_share(cleaned.where(cleaned.str.len() > 0)) if len(text) else (float("nan"), 0)
+    (read from one byte buffer of all sequences; white space or lower case anywhere: cleaned first)."""
+    joined = sequences if isinstance(sequences, JoinedSequences) else JoinedSequences.of(sequences)
+    if np.any((joined.buffer <= ord(" ")) | (joined.buffer >= ord("a"))):
+        joined = JoinedSequences.of(pd.Series(joined.values, dtype=object).str.strip().str.upper())
+    lengths = joined.lengths
     ends = np.cumsum(lengths)[lengths > 0]
-    starts = ends - lengths[lengths > 0]
     if len(ends) == 0:
         return float("nan"), 0
-    anchored = (buffer[starts] == ord("C")) & np.isin(buffer[ends - 1], np.frombuffer(b"FW", dtype=np.uint8))
+    starts = ends - lengths[lengths > 0]
+    first, last = joined.buffer[starts], joined.buffer[ends - 1]
+    anchored = (first == ord("C")) & ((last == ord("F")) | (last == ord("W")))
     return float(anchored.mean()), int(len(ends))
 
 
-def recognise(sequences: pd.Series, column: str, declared: str, path: str | Path | None = None) -> Cdr3Convention:
+def recognise(sequences: pd.Series | JoinedSequences, column: str, declared: str,
+              path: str | Path | None = None) -> Cdr3Convention:
     """The convention of one file's CDR3 column: the column's own (`declared`) unless its anchors
     clearly say otherwise (see the module docstring); a contradiction is logged as a warning."""
     if declared not in CONVENTIONS:

@@ -7,7 +7,10 @@ a lookup table), never on characters in a Python loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 PAD_CODE = 0
@@ -23,11 +26,38 @@ _DECODE_LUT = np.frombuffer(b"-" + AMINO_ACIDS.encode(), dtype=np.uint8)
 
 
 def _join(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """All sequences as one uint8 buffer of ASCII bytes, plus each sequence's length."""
+    """All sequences as one uint8 buffer of ASCII bytes (a non-ASCII letter becomes '?'), plus each
+    sequence's length."""
     seqs = list(sequences)
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     buffer = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
     return buffer, lengths
+
+
+@dataclass(frozen=True)
+class JoinedSequences:
+    """A column of sequences joined once into one byte buffer, which both the CDR3 anchors check and
+    quality control read (so a file's sequences are joined once between reading and the store).
+
+    values: object (n,), the sequences with "" where missing; buffer: uint8, their ASCII bytes
+    concatenated; lengths: int64 (n,).
+    """
+
+    values: np.ndarray
+    buffer: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, column: pd.Series | np.ndarray) -> "JoinedSequences":
+        """Join a column (missing values become ""; anything not a string is read as its text)."""
+        values = np.asarray(column, dtype=object).copy()
+        values[pd.isna(values)] = ""
+        try:
+            buffer, lengths = _join(values)
+        except TypeError:  # a number among the sequences: join their text
+            values = np.array([str(v) for v in values], dtype=object)
+            buffer, lengths = _join(values)
+        return cls(values, buffer, lengths)
 
 
 def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:

@@ -57,7 +57,7 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         table, detected = read.table, read.fmt
         if qc.chain is None and detected == tenx.NAME:
             qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
-        checked = check_repertoire(table, qc)
+        checked = check_repertoire(table, qc, read.junctions)
         clean, counts = checked.table, checked.counts
         if len(clean) == 0:
             dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))

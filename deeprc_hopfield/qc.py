@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.encoding import AMINO_ACIDS, encode
+from deeprc_hopfield.encoding import AMINO_ACIDS, JoinedSequences, encode
 
 DROP_REASONS = (
     "other_chain",  # the file says the row is another locus than the one asked for
@@ -85,8 +85,13 @@ def _codes(column: pd.Series | np.ndarray) -> np.ndarray:
 
 def _categorical(column: pd.Series) -> pd.Categorical:
     """A gene column as a categorical, sorted names as categories and code -1 where missing."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return pd.Categorical(column)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # keep the used names, sorted, without sorting codes
+        codes, names = column.cat.codes.to_numpy(), column.cat.categories
+        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(names)))
+        order = names[used].argsort()
+        recode = np.full(len(names) + 1, -1, dtype=np.int64)  # the last place maps a missing code (-1)
+        recode[used[order]] = np.arange(len(used))
+        return pd.Categorical.from_codes(recode[codes], categories=names[used[order]])
     codes, names = pd.factorize(column, sort=True)
     return pd.Categorical.from_codes(codes, categories=names)
 
@@ -123,12 +128,6 @@ def merge_duplicates(table: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def _joined(junction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All junctions as one uint8 buffer of ASCII bytes (a non-ASCII letter becomes '?'), and their lengths."""
-    lengths = np.fromiter(map(len, junction), dtype=np.int64, count=len(junction))
-    return np.frombuffer("".join(junction).encode("ascii", errors="replace"), dtype=np.uint8), lengths
-
-
 def _sequence_flags(buffer: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per junction, the OR of its residues' `_RESIDUE_FLAGS` bits (0 for an empty one)."""
     flags = np.zeros(len(lengths), dtype=np.uint8)
@@ -139,18 +138,14 @@ def _sequence_flags(buffer: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return flags
 
 
-def _checked_junctions(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Junctions ("" where missing; all cleaned by `strip().upper()` when any has lower case or white
-    space), their one byte buffer, their lengths and their residue flags."""
-    junction = column.to_numpy(dtype=object, copy=True)
-    junction[pd.isna(junction)] = ""
-    buffer, lengths = _joined(junction)
-    flags = _sequence_flags(buffer, lengths)
+def _checked_junctions(joined: JoinedSequences) -> tuple[JoinedSequences, np.ndarray]:
+    """The junctions (all cleaned by `strip().upper()` when any has lower case or white space) and
+    their residue flags."""
+    flags = _sequence_flags(joined.buffer, joined.lengths)
     if np.any(flags & _UNCLEAN):
-        junction = np.array([j.strip().upper() for j in junction], dtype=object)
-        buffer, lengths = _joined(junction)
-        flags = _sequence_flags(buffer, lengths)
-    return junction, buffer, lengths, flags
+        joined = JoinedSequences.of(np.array([j.strip().upper() for j in joined.values], dtype=object))
+        flags = _sequence_flags(joined.buffer, joined.lengths)
+    return joined, flags
 
 
 def _merged(table: pd.DataFrame, junction: np.ndarray, kept: np.ndarray
@@ -171,8 +166,10 @@ def _merged(table: pd.DataFrame, junction: np.ndarray, kept: np.ndarray
     return merged, rows, [g[first] for g in genes]
 
 
-def check_repertoire(table: pd.DataFrame, settings: QCSettings) -> CleanRepertoire:
-    """Apply QC to a tidy table and encode the kept junctions (see :class:`CleanRepertoire`)."""
+def check_repertoire(table: pd.DataFrame, settings: QCSettings,
+                     junctions: JoinedSequences | None = None) -> CleanRepertoire:
+    """Apply QC to a tidy table and encode the kept junctions (see :class:`CleanRepertoire`);
+    `junctions`: the table's `junction_aa` already joined, as the reader gives it."""
     n = len(table)
     counts: dict[str, int] = {"input_rows": n}
     keep = np.ones(n, dtype=bool)
@@ -183,7 +180,8 @@ def check_repertoire(table: pd.DataFrame, settings: QCSettings) -> CleanRepertoi
         other = np.zeros(n, dtype=bool)
     _drop(keep, other, counts, "other_chain")
     _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
-    junction, buffer, lengths, flags = _checked_junctions(table["junction_aa"])
+    joined, flags = _checked_junctions(JoinedSequences.of(table["junction_aa"]) if junctions is None else junctions)
+    junction, buffer, lengths = joined.values, joined.buffer, joined.lengths
     for reason, mask in (
         ("empty_junction", lengths == 0),
         ("stop_codon", (flags & _STOP) > 0),

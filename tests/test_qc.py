@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS, QCSettings, merge_duplicates, quality_control
-from deeprc_hopfield.readers import TIDY_COLUMNS, read_repertoire
+from deeprc_hopfield.encoding import JoinedSequences
+from deeprc_hopfield.qc import (DROP_REASONS, QC_COLUMNS, QCSettings, check_repertoire, merge_duplicates,
+                                quality_control)
+from deeprc_hopfield.readers import TIDY_COLUMNS, read_repertoire, read_repertoire_file
 
 
 def tidy_table(rows: list[tuple]) -> pd.DataFrame:
@@ -225,3 +227,56 @@ def test_counts_always_add_up(rows, min_length, extra, chain):
     if chain is not None:
         passed &= table["locus"].isna() | (table["locus"] == chain)
     assert np.nansum(clean["duplicate_count"]) == table.loc[passed, "duplicate_count"].sum()
+
+
+def test_a_junction_with_a_space_inside_is_dropped_as_non_standard(tmp_path):
+    """A space inside a CDR3 (not only around it) survives `strip()`: the reader's anchors check and QC
+    still finish (the check once recursed without end on such a file) and QC counts it."""
+    rows = ["amino_acid\tframe_type\ttemplates\tv_gene\tj_gene",
+            "CASSLGQAYEQYF\tIn\t12\tTCRBV05-01\tTCRBJ02-07",
+            "CASS LGQAYEQYF\tIn\t3\tTCRBV05-01\tTCRBJ02-07",
+            " casspteqyf \tIn\t2\tTCRBV05-01\tTCRBJ02-07"]
+    path = tmp_path / "immunoseq.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    read = read_repertoire_file(path)
+    assert read.cdr3.found == "junction" and read.cdr3.n == 3
+    checked = check_repertoire(read.table, QCSettings(), read.junctions)
+    assert checked.counts["non_standard"] == 1 and checked.counts["kept"] == 2
+    assert checked.table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPTEQYF"]
+
+
+def _as_read(table: pd.DataFrame, v_names: list[str], j_names: list[str]) -> pd.DataFrame:
+    """The table with its genes as categoricals the way a reader may give them: unsorted categories,
+    some of them unused."""
+    return table.assign(v_call=pd.Categorical(table["v_call"], categories=v_names),
+                        j_call=pd.Categorical(table["j_call"], categories=j_names))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            JUNCTIONS,
+            st.sampled_from(["TRBV7-9", "TRBV5-1", "TRBV20-1", None]),
+            st.sampled_from(["TRBJ2-7", "TRBJ1-1", None]),
+            st.one_of(st.none(), st.integers(min_value=0, max_value=1000)),
+            st.one_of(st.none(), st.booleans()),
+            st.just(None),
+        ),
+        max_size=40,
+    ),
+)
+def test_categorical_genes_and_joined_junctions_give_what_strings_give(rows):
+    """QC of a table as the readers give it (categorical genes, junctions already joined) equals QC of
+    the same table as plain strings: the same rows, codes, counts and genes (sorted names, used only)."""
+    table = tidy_table(rows)
+    plain = check_repertoire(table, QCSettings())
+    as_read = _as_read(table, ["TRBV7-9", "TRBV5-1", "TRBV30", "TRBV20-1"], ["TRBJ2-7", "TRBJ2-2", "TRBJ1-1"])
+    fast = check_repertoire(as_read, QCSettings(), JoinedSequences.of(as_read["junction_aa"]))
+    assert plain.counts == fast.counts
+    np.testing.assert_array_equal(plain.codes, fast.codes)
+    np.testing.assert_array_equal(plain.lengths, fast.lengths)
+    for a, b in ((plain.v_call, fast.v_call), (plain.j_call, fast.j_call)):
+        assert list(a.categories) == list(b.categories) == sorted(set(a.dropna()))
+        np.testing.assert_array_equal(a.codes, b.codes)
+    pd.testing.assert_frame_equal(plain.table.astype(object), fast.table.astype(object))

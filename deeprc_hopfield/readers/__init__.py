@@ -1,6 +1,7 @@
 """Repertoire readers, one module per input format, all returning the same tidy table.
 
-Columns of the tidy table: `junction_aa`, `v_call`, `j_call` (IMGT names, None when unknown),
+Columns of the tidy table: `junction_aa`, `v_call`, `j_call` (IMGT names as categoricals, so that QC
+and the store use their codes; missing when unknown),
 `duplicate_count` (float, NaN when the file has no counts), `productive` (nullable boolean) and
 `locus` (the chain, when the file says). Use :func:`read_repertoire`; the format is detected from
 the header unless given. `junction_aa` always holds junctions: a file of IMGT CDR3s is recognised and
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention, add_anchors, recognise
+from deeprc_hopfield.encoding import JoinedSequences
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
 from deeprc_hopfield.readers.common import TIDY_COLUMNS, read_header
@@ -32,11 +34,13 @@ __all__ = ["FORMATS", "READERS", "TIDY_COLUMNS", "RepertoireFile", "detect_forma
 
 @dataclass
 class RepertoireFile:
-    """One repertoire file read: the tidy table (junctions), the format and what its CDR3 column held."""
+    """One repertoire file read: the tidy table (junctions), the format, what its CDR3 column held and
+    the table's junctions joined into bytes (for quality control, which reads the same buffer)."""
 
     table: pd.DataFrame
     fmt: str
     cdr3: Cdr3Convention
+    junctions: JoinedSequences
 
 
 def detect_format(path: str | Path) -> str:
@@ -94,8 +98,10 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto") -> RepertoireFile:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
     table = module.read(path, header, delimiter)[TIDY_COLUMNS]
-    convention = recognise(table["junction_aa"], *module.cdr3_column(header), path)
+    junctions = JoinedSequences.of(table["junction_aa"])
+    convention = recognise(junctions, *module.cdr3_column(header), path)
     if convention.found == IMGT_CDR3:
         table = table.assign(junction_aa=add_anchors(table["junction_aa"], table["j_call"], table["locus"]))
+        junctions = JoinedSequences.of(table["junction_aa"])
     log.debug("%s: %s", path, convention.describe())
-    return RepertoireFile(table, fmt, convention)
+    return RepertoireFile(table, fmt, convention, junctions)

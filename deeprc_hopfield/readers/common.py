@@ -195,6 +195,14 @@ def column_or_missing(frame: pd.DataFrame, column: str | None) -> pd.Series:
     return _none_where_missing(frame[column])
 
 
+def _genes(column: pd.Series) -> pd.Categorical | np.ndarray:
+    """A gene column as the tidy table holds it: a categorical stays one (QC and the store use its
+    codes), anything else becomes Python objects."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array
+    return column.to_numpy()
+
+
 def tidy(
     junction_aa: pd.Series,
     v_call: pd.Series,
@@ -208,8 +216,8 @@ def tidy(
     return pd.DataFrame(
         {
             "junction_aa": _none_where_missing(junction_aa),
-            "v_call": v_call.to_numpy(),
-            "j_call": j_call.to_numpy(),
+            "v_call": _genes(v_call),
+            "j_call": _genes(j_call),
             "duplicate_count": duplicate_count,
             "productive": productive.to_numpy(),
             "locus": (locus if locus is not None else pd.Series(None, index=index, dtype=object)).to_numpy(
