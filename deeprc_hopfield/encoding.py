@@ -34,7 +34,7 @@ def _join(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
     return buffer, lengths
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class JoinedSequences:
     """A column of sequences joined once into one byte buffer, which both the CDR3 anchors check and
     quality control read (so a file's sequences are joined once between reading and the store).
@@ -57,6 +57,8 @@ class JoinedSequences:
         except TypeError:  # a number among the sequences: join their text
             values = np.array([str(v) for v in values], dtype=object)
             buffer, lengths = _join(values)
+        for array in (values, lengths):
+            array.setflags(write=False)  # shared by the anchors check and QC: neither may change it
         return cls(values, buffer, lengths)
 
 

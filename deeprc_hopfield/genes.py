@@ -64,3 +64,17 @@ def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
     categories = pd.Index(sorted({m for m in mapped if m is not None}), dtype=object)
     lookup = np.append(categories.get_indexer(pd.Index(mapped, dtype=object)), -1).astype(np.int32)
     return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=names.index)
+
+
+def gene_categorical(column: pd.Series) -> pd.Categorical:
+    """A gene column as a categorical of the names it uses, sorted, code -1 where missing (a categorical
+    column is recoded, which sorts no codes; anything else is factorized)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, names = column.cat.codes.to_numpy(), column.cat.categories
+        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(names)))
+        order = names[used].argsort()
+        recode = np.full(len(names) + 1, -1, dtype=np.int64)  # the last place maps a missing code (-1)
+        recode[used[order]] = np.arange(len(used))
+        return pd.Categorical.from_codes(recode[codes], categories=names[used[order]])
+    codes, names = pd.factorize(column, sort=True)
+    return pd.Categorical.from_codes(codes, categories=names)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.encoding import AMINO_ACIDS, JoinedSequences, encode
+from deeprc_hopfield.genes import gene_categorical
 
 DROP_REASONS = (
     "other_chain",  # the file says the row is another locus than the one asked for
@@ -83,19 +84,6 @@ def _codes(column: pd.Series | np.ndarray) -> np.ndarray:
     return pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=False)[0]
 
 
-def _categorical(column: pd.Series) -> pd.Categorical:
-    """A gene column as a categorical, sorted names as categories and code -1 where missing."""
-    if isinstance(column.dtype, pd.CategoricalDtype):  # keep the used names, sorted, without sorting codes
-        codes, names = column.cat.codes.to_numpy(), column.cat.categories
-        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(names)))
-        order = names[used].argsort()
-        recode = np.full(len(names) + 1, -1, dtype=np.int64)  # the last place maps a missing code (-1)
-        recode[used[order]] = np.arange(len(used))
-        return pd.Categorical.from_codes(recode[codes], categories=names[used[order]])
-    codes, names = pd.factorize(column, sort=True)
-    return pd.Categorical.from_codes(codes, categories=names)
-
-
 def _first_seen_groups(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Rows grouped by equal keys: each row's group (numbered in first-seen order) and each group's
     first row (increasing), from non-negative integer key columns of the same length."""
@@ -152,7 +140,7 @@ def _merged(table: pd.DataFrame, junction: np.ndarray, kept: np.ndarray
             ) -> tuple[pd.DataFrame, np.ndarray, list[pd.Categorical]]:
     """The kept rows with duplicates merged (first-seen order), the rows of the table they come from
     (increasing), and their V and J genes as categoricals (see :class:`CleanRepertoire`)."""
-    genes = [_categorical(table[c].iloc[kept]) for c in ("v_call", "j_call")]
+    genes = [gene_categorical(table[c].iloc[kept]) for c in ("v_call", "j_call")]
     junction_codes, distinct = pd.factorize(junction[kept])
     if len(distinct) == len(kept):  # no junction seen twice: nothing to merge
         group = first = np.arange(len(kept))
@@ -171,6 +159,8 @@ def check_repertoire(table: pd.DataFrame, settings: QCSettings,
     """Apply QC to a tidy table and encode the kept junctions (see :class:`CleanRepertoire`);
     `junctions`: the table's `junction_aa` already joined, as the reader gives it."""
     n = len(table)
+    if junctions is not None and len(junctions.lengths) != n:
+        raise ValueError(f"junctions hold {len(junctions.lengths)} sequences for a table of {n} rows")
     counts: dict[str, int] = {"input_rows": n}
     keep = np.ones(n, dtype=bool)
     locus = table["locus"]

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deeprc_hopfield.encoding import JoinedSequences
+from deeprc_hopfield.genes import gene_categorical
 from deeprc_hopfield.qc import (DROP_REASONS, QC_COLUMNS, QCSettings, check_repertoire, merge_duplicates,
                                 quality_control)
 from deeprc_hopfield.readers import TIDY_COLUMNS, read_repertoire, read_repertoire_file
@@ -230,18 +231,19 @@ def test_counts_always_add_up(rows, min_length, extra, chain):
 
 
 def test_a_junction_with_a_space_inside_is_dropped_as_non_standard(tmp_path):
-    """A space inside a CDR3 (not only around it) survives `strip()`: the reader's anchors check and QC
-    still finish (the check once recursed without end on such a file) and QC counts it."""
+    """A space or a `~` inside a CDR3 survives `strip().upper()`: the reader's anchors check and QC still
+    finish (the check once recursed without end on such a file) and QC counts them."""
     rows = ["amino_acid\tframe_type\ttemplates\tv_gene\tj_gene",
             "CASSLGQAYEQYF\tIn\t12\tTCRBV05-01\tTCRBJ02-07",
             "CASS LGQAYEQYF\tIn\t3\tTCRBV05-01\tTCRBJ02-07",
-            " casspteqyf \tIn\t2\tTCRBV05-01\tTCRBJ02-07"]
+            " casspteqyf \tIn\t2\tTCRBV05-01\tTCRBJ02-07",
+            "CASS~F\tIn\t2\tTCRBV05-01\tTCRBJ02-07"]
     path = tmp_path / "immunoseq.tsv"
     path.write_text("\n".join(rows) + "\n")
     read = read_repertoire_file(path)
-    assert read.cdr3.found == "junction" and read.cdr3.n == 3
+    assert read.cdr3.found == "junction" and read.cdr3.n == 4
     checked = check_repertoire(read.table, QCSettings(), read.junctions)
-    assert checked.counts["non_standard"] == 1 and checked.counts["kept"] == 2
+    assert checked.counts["non_standard"] == 2 and checked.counts["kept"] == 2
     assert checked.table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPTEQYF"]
 
 
@@ -271,7 +273,7 @@ def test_categorical_genes_and_joined_junctions_give_what_strings_give(rows):
     the same table as plain strings: the same rows, codes, counts and genes (sorted names, used only)."""
     table = tidy_table(rows)
     plain = check_repertoire(table, QCSettings())
-    as_read = _as_read(table, ["TRBV7-9", "TRBV5-1", "TRBV30", "TRBV20-1"], ["TRBJ2-7", "TRBJ2-2", "TRBJ1-1"])
+    as_read = _as_read(table, ["TRBV5-1", "TRBV30", "TRBV7-9", "TRBV20-1"], ["TRBJ2-2", "TRBJ2-7", "TRBJ1-1"])
     fast = check_repertoire(as_read, QCSettings(), JoinedSequences.of(as_read["junction_aa"]))
     assert plain.counts == fast.counts
     np.testing.assert_array_equal(plain.codes, fast.codes)
@@ -279,4 +281,21 @@ def test_categorical_genes_and_joined_junctions_give_what_strings_give(rows):
     for a, b in ((plain.v_call, fast.v_call), (plain.j_call, fast.j_call)):
         assert list(a.categories) == list(b.categories) == sorted(set(a.dropna()))
         np.testing.assert_array_equal(a.codes, b.codes)
-    pd.testing.assert_frame_equal(plain.table.astype(object), fast.table.astype(object))
+    as_objects = [t.astype(object).where(t.notna(), None) for t in (plain.table, fast.table)]
+    pd.testing.assert_frame_equal(*as_objects)
+
+
+def test_gene_categorical_keeps_the_used_names_sorted_and_the_values():
+    genes = pd.Series(pd.Categorical(["TRBV7-9", "TRBV20-1", None, "TRBV5-1", "TRBV7-9"],
+                                     categories=["TRBV20-1", "TRBV7-9", "TRBV30", "TRBV5-1"]))
+    made = gene_categorical(genes)
+    assert list(made.categories) == ["TRBV20-1", "TRBV5-1", "TRBV7-9"]  # TRBV30 unused
+    assert made.tolist()[:2] + made.tolist()[3:] == ["TRBV7-9", "TRBV20-1", "TRBV5-1", "TRBV7-9"]
+    assert made.codes.tolist() == [2, 0, -1, 1, 2]
+    assert list(gene_categorical(genes.astype(object)).categories) == list(made.categories)
+
+
+def test_junctions_of_another_table_are_refused():
+    table = tidy_table([("CASSF", "TRBV5-1", "TRBJ2-7", 1, True, None)])
+    with pytest.raises(ValueError, match="junctions hold 2 sequences for a table of 1 rows"):
+        check_repertoire(table, QCSettings(), JoinedSequences.of(pd.Series(["CASSF", "CASGF"])))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.errors import InputFormatError
+from deeprc_hopfield.genes import gene_categorical
 
 #: Columns of the tidy table every reader returns (AIRR names). `locus` is the chain when known.
 TIDY_COLUMNS = ["junction_aa", "v_call", "j_call", "duplicate_count", "productive", "locus"]
@@ -196,10 +197,10 @@ def column_or_missing(frame: pd.DataFrame, column: str | None) -> pd.Series:
 
 
 def _genes(column: pd.Series) -> pd.Categorical | np.ndarray:
-    """A gene column as the tidy table holds it: a categorical stays one (QC and the store use its
-    codes), anything else becomes Python objects."""
+    """A gene column as the tidy table holds it: a categorical stays one, of the names it uses, sorted
+    (QC and the store use its codes); anything else becomes Python objects."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.array
+        return gene_categorical(column)
     return column.to_numpy()
 
 
