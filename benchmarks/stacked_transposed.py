@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from deeprc_hopfield import clone_rules
+from deeprc_hopfield import clone_rules, neighbours
 from deeprc_hopfield.neighbours import bool_csr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,6 +65,7 @@ def vstack_way(blocks: list[sparse.csr_matrix], n_columns: int, places: list[np.
 
 def argsort_way(blocks: list[sparse.csr_matrix], n_columns: int, places: list[np.ndarray]) -> sparse.csr_matrix:
     """The code before session 29: each block's values sorted by repertoire into place, then each row sorted."""
+    neighbours.ROWS_PER_COUNTED_VALUE = 0  # `bool_csr` sorts every part, as it did then (this is a child process)
     counts = np.zeros(n_columns, dtype=np.int64)
     for block in blocks:
         counts += np.bincount(block.indices, minlength=n_columns)

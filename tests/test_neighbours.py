@@ -310,3 +310,22 @@ def test_popcount_counts_every_bit(byte_table: bool, monkeypatch: pytest.MonkeyP
         monkeypatch.delattr(np, "bitwise_count", raising=False)
     words = np.array([0, 1, 2**63, 2**64 - 1, 0xF0F0], dtype=np.uint64)
     assert neighbours.popcount(words).tolist() == [bin(int(w)).count("1") for w in words]
+
+
+@pytest.mark.parametrize("rows", [7, 300, 5000])
+def test_bool_csr_keeps_each_rows_values_in_the_order_the_parts_give_them(rows: int) -> None:
+    """Parts large beside the rows are placed by counting, small ones by sorting: either way each row holds its
+    values in the parts' order (duplicates kept), as a plain loop gives them."""
+    rng = np.random.default_rng(rows)
+    parts = [(rng.integers(0, rows, size).astype(np.int32), rng.integers(0, 50, size).astype(np.int32))
+             for size in (0, 1, 40, 900, 3)]
+    counts = sum(np.bincount(r, minlength=rows) for r, _ in parts)
+    placed_by = [len(r) * neighbours.ROWS_PER_COUNTED_VALUE >= rows for r, _ in parts]
+    matrix = neighbours.bool_csr(iter(parts), counts, 50)
+    expected = [[] for _ in range(rows)]
+    for r, c in parts:
+        for a, b in zip(r.tolist(), c.tolist()):
+            expected[a].append(b)
+    assert matrix.shape == (rows, 50) and matrix.dtype == bool
+    assert [matrix.indices[matrix.indptr[i]:matrix.indptr[i + 1]].tolist() for i in range(rows)] == expected
+    assert any(placed_by) and (rows == 7 or not all(placed_by))  # both ways ran where the sizes allow
