@@ -11,6 +11,9 @@ among `--columns` cores. Each way runs in a fresh process: the median seconds of
 resident memory above the pairs (VmHWM, reset before), a sha256 of the matrix.
 
     python benchmarks/bool_csr.py [--rows 2097152] [--pairs 13] [--repeats 3] [--json OUT]
+
+`--crossover` instead times one part placed each way (`bool_csr` with `ROWS_PER_COUNTED_VALUE` 0 and a large one)
+for parts of 1/32 to 2 values per row of a `--rows` matrix (median of `--repeats`), where the two ways cross.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from deeprc_hopfield import neighbours
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import each_way_in_a_child, provenance, same_every_way, write_result  # noqa: E402
+from run_record import each_way_in_a_child, median_seconds, provenance, same_every_way, write_result  # noqa: E402
 
 WAYS = ("coo", "sorted", "counted")
 
@@ -81,6 +84,22 @@ def make_once(args: argparse.Namespace, way: str) -> dict:
             "peak_above_pairs_mb": round((memory_kb("VmHWM") - held) / 1024), "sha256": digest.hexdigest()[:16]}
 
 
+def crossover(rows: int, repeats: int) -> None:
+    """Seconds to place one part by sorting and by counting, for parts of several sizes beside `rows` rows."""
+    rng = np.random.default_rng(0)
+    for per_row in (1 / 32, 1 / 16, 1 / 8, 1 / 4, 2):
+        row = rng.integers(0, rows, int(rows * per_row)).astype(np.int32)
+        column = rng.integers(0, 1 << 20, len(row)).astype(np.int32)
+        counts = np.bincount(row, minlength=rows)
+        seconds = {}
+        for way, limit in (("sorted", 0), ("counted", 1 << 62)):
+            neighbours.ROWS_PER_COUNTED_VALUE = limit
+            seconds[way] = median_seconds(lambda: neighbours.bool_csr(iter([(row, column)]), counts, 1 << 20),
+                                          repeats)[0]
+        print(f"{len(row):>10,} values, {rows:,} rows ({per_row:g} a row): sorted {seconds['sorted']:.3f} s, "
+              f"counted {seconds['counted']:.3f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=neighbours.CORES_PER_GROUP, help="cores of the group")
@@ -88,8 +107,12 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=30_000_000, help="cores of the cohort")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--crossover", action="store_true", help="time one part each way at several sizes")
     parser.add_argument("--way", choices=WAYS, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
+    if args.crossover:
+        crossover(args.rows, args.repeats)
+        return
     if args.way:
         print(json.dumps(make_once(args, args.way)))
         return

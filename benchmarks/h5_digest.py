@@ -1,5 +1,7 @@
 """The sha256 (first 16 hex digits) of every dataset of an HDF5 file, by name, in the file's order: two clones files
-(`deeprc-hopfield clones`) made by different code hold the same clones exactly when these agree.
+(`deeprc-hopfield clones`) made by different code hold the same clones exactly when these agree; two stores
+(`deeprc-hopfield ingest`) of the same files hold the same data (attributes, such as the creation time, are left out;
+string datasets are hashed by their values).
 
     python benchmarks/h5_digest.py FILE.h5
 """
@@ -18,7 +20,11 @@ def h5_digest(path: str) -> str:
     def visit(name: str, item: object) -> None:
         if isinstance(item, h5py.Dataset):
             digest.update(name.encode())
-            digest.update(item[()].tobytes())
+            values = item[()]
+            if getattr(values, "dtype", None) is not None and values.dtype.kind == "O":  # strings: their bytes
+                digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in values.ravel()))
+            else:
+                digest.update(values.tobytes() if hasattr(values, "tobytes") else bytes(values))
 
     with h5py.File(path, "r") as h5:
         h5.visititems(visit)

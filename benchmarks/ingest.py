@@ -7,6 +7,11 @@ Each measurement runs in a fresh process so that its peak RSS is its own. Prints
 ratio is the median of these pairs, so that other work on a shared machine skews it less.
 
     python benchmarks/ingest.py [--rows 300000] [--repeats 3] [--files 1 8]
+    python benchmarks/ingest.py --stages [--repeats 7]   # where one file's time goes, in one process
+
+`--stages` ingests one file `--repeats` times in this process, each after a bare read, and prints the first call's
+and the median seconds of each stage (the package's functions timed where it has them; another package version's
+stages are timed as far as it has the same names, e.g. with `PYTHONPATH` set to an older checkout).
 """
 
 from __future__ import annotations
@@ -66,6 +71,64 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: (module, attribute) of the stages `--stages` times, in the order of one file's ingest.
+STAGES = [("deeprc_hopfield.readers.immunoseq", "read_columns"), ("deeprc_hopfield.readers.immunoseq", "_gene"),
+          ("deeprc_hopfield.readers.immunoseq", "tidy"), ("deeprc_hopfield.encoding", "JoinedSequences.of"),
+          ("deeprc_hopfield.readers", "recognise"), ("deeprc_hopfield.ingest", "read_repertoire_file"),
+          ("deeprc_hopfield.ingest", "check_repertoire"), ("deeprc_hopfield.ingest", "sha256_file"),
+          ("deeprc_hopfield.store", "StoreWriter.append"), ("deeprc_hopfield.store", "StoreWriter.commit"),
+          ("deeprc_hopfield.ingest", "parse_repertoire"), ("deeprc_hopfield.ingest", "ingest")]
+
+
+def stages(rows: int, repeats: int) -> None:
+    """Each stage's first and median seconds over `repeats` ingests of one file in this process."""
+    import functools
+    import importlib
+
+    import pandas as pd
+
+    seconds: dict[str, list[float]] = {}
+
+    def timed(name: str, function):  # noqa: ANN001, ANN202
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds.setdefault(name, []).append(time.perf_counter() - start)
+        return wrapper
+
+    for module_name, attribute in STAGES:
+        owner = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        function = getattr(owner, name, None) if owner is not None else None
+        if function is None:
+            print(f"(no {module_name}.{attribute} in this version)")
+            continue
+        if isinstance(owner.__dict__.get(name), classmethod):
+            function = classmethod(timed(attribute, function.__func__))
+        else:
+            function = timed(attribute, function)
+        setattr(owner, name, function)
+    from deeprc_hopfield.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_immunoseq(tmp / "s0.tsv", rows)
+        (tmp / "metadata.csv").write_text("subject_id,filename\nS0,s0.tsv\n")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            pd.read_csv(tmp / "s0.tsv", sep="\t")
+            seconds.setdefault("bare read_csv", []).append(time.perf_counter() - start)
+            ingest(tmp / "metadata.csv", tmp, tmp / "out.h5", progress=False, force=True)
+    for name, values in seconds.items():
+        print(f"{name:28s} first {values[0] * 1000:7.1f} ms   median {statistics.median(values) * 1000:7.1f} ms "
+              f"({len(values)} calls)")
+
+
 def _child(mode: str, path: str, out: str, threads: int = 1) -> dict:
     """One measurement in this (fresh) process: seconds (imports excluded) and peak memory in MB."""
     import pandas as pd
@@ -119,8 +182,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[1, 8],
                         help="cohort sizes (copies of the file) for the bounded-memory check")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ingest --threads values to try")
+    parser.add_argument("--stages", action="store_true", help="time each stage of one file's ingest, in one process")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stages:
+        stages(args.rows, args.repeats)
+        return
     if args.child:
         mode, path, out, threads = args.child
         print(json.dumps(_child(mode, path, out, int(threads))))

@@ -57,8 +57,8 @@ CORES_PER_GROUP = 1 << 21
 #: Pairs of cores that :class:`CoreNeighbours` files or places into a matrix at a time (~40 bytes a pair meanwhile).
 PAIRS_PLACED = 1 << 22
 #: :func:`bool_csr` places a part by counting (linear in its values and the matrix's rows) where the matrix has at
-#: most this many rows per value of the part, else by sorting it (measured: counting 4x faster at 2 values a row,
-#: sorting 2.4x faster at 1 value per 32 rows; they cross near 1 per 8).
+#: most this many rows per value of the part, else by sorting it (they cross between 1 value per 8 and per 16 rows:
+#: `python benchmarks/bool_csr.py --crossover`).
 ROWS_PER_COUNTED_VALUE = 8
 #: Pairs of cores compared residue by residue at a time (~30 bytes a residue, ~100 MB for TRB cores).
 PAIRS_COMPARED = 1 << 18
@@ -485,7 +485,7 @@ def bool_csr(parts: Iterable[tuple[np.ndarray, np.ndarray]], row_counts: np.ndar
     indptr = np.zeros(len(row_counts) + 1, dtype=np.int32 if total < (1 << 31) else np.int64)
     np.cumsum(row_counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    cursor = indptr[:-1].astype(np.int64)
+    cursor = indptr[:-1].copy()
     for row, column in parts:
         if len(row) * ROWS_PER_COUNTED_VALUE >= len(row_counts):
             _place_by_counting(row, column, cursor, indices)

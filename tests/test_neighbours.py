@@ -312,12 +312,13 @@ def test_popcount_counts_every_bit(byte_table: bool, monkeypatch: pytest.MonkeyP
     assert neighbours.popcount(words).tolist() == [bin(int(w)).count("1") for w in words]
 
 
+@pytest.mark.parametrize("row_type", [np.int32, np.int64])
 @pytest.mark.parametrize("rows", [7, 300, 5000])
-def test_bool_csr_keeps_each_rows_values_in_the_order_the_parts_give_them(rows: int) -> None:
+def test_bool_csr_keeps_each_rows_values_in_the_order_the_parts_give_them(rows: int, row_type: type) -> None:
     """Parts large beside the rows are placed by counting, small ones by sorting: either way each row holds its
     values in the parts' order (duplicates kept), as a plain loop gives them."""
     rng = np.random.default_rng(rows)
-    parts = [(rng.integers(0, rows, size).astype(np.int32), rng.integers(0, 50, size).astype(np.int32))
+    parts = [(rng.integers(0, rows, size).astype(row_type), rng.integers(0, 50, size).astype(np.int32))
              for size in (0, 1, 40, 900, 3)]
     counts = sum(np.bincount(r, minlength=rows) for r, _ in parts)
     placed_by = [len(r) * neighbours.ROWS_PER_COUNTED_VALUE >= rows for r, _ in parts]
