@@ -81,9 +81,10 @@ def main() -> None:
 
         folder = Path(tmp) / "one"
         folder.mkdir()
-        task = _Task(0, "rep0", "rep0.tsv", 1, one_size,
-                     SimulationSettings(n_repertoires=2, sequences_per_repertoire=one_size, witness_rate=0.001,
-                                        chain=args.chain), None, folder)
+        task = _Task(index=0, subject_id="rep0", filename="rep0.tsv", label=1, size=one_size,
+                     settings=SimulationSettings(n_repertoires=2, sequences_per_repertoire=one_size,
+                                                 witness_rate=0.001, chain=args.chain),
+                     clones=None, pool=None, folder=folder)
         seconds = _median_time(lambda: build_repertoire(task), args.repeats)
         print(f"one repertoire of {one_size:,} sequences (generate, implant, write; 1 process): {seconds:.1f} s")
 
