@@ -59,6 +59,14 @@ def timed(seconds: dict, key: str):
 
 
 # --- cohort, store and split -------------------------------------------------------------------
+def with_cohort_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` of another benchmark, given this one's defaults for every option it does not have itself (so that
+    :func:`settings_from` reads them as this benchmark would)."""
+    for name, value in vars(parse_args([])).items():
+        setattr(args, name, getattr(args, name, value))
+    return args
+
+
 def settings_from(args: argparse.Namespace) -> SimulationSettings:
     """The cohort of the options (or `args.settings`, where a benchmark built its own)."""
     if getattr(args, "settings", None) is not None:

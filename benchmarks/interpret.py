@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from accuracy import settings_from, simulated_cohort, timed
+from accuracy import settings_from, simulated_cohort, timed, with_cohort_defaults
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.interpret import interpret
 from deeprc_hopfield.saved_model import load_model
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     args.public_clones, args.public_rate = 0, 0.0  # what accuracy.settings_from reads
-    return args
+    return with_cohort_defaults(args)
 
 
 def trained_model(store: Path, work: Path, args: argparse.Namespace, seconds: dict) -> Path:

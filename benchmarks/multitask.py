@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from accuracy import settings_from, timed
+from accuracy import settings_from, timed, with_cohort_defaults
 from deeprc_hopfield.infer import predict, subjects_from_store
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.saved_model import load_model
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     args.public_clones, args.public_rate = 0, 0.0  # what accuracy.settings_from reads
-    return args
+    return with_cohort_defaults(args)
 
 
 def cohort_with_age(args: argparse.Namespace, work: Path, seconds: dict) -> tuple[Path, pd.DataFrame]:
