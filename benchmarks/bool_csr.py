@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import statistics
 import sys
@@ -34,7 +33,8 @@ from deeprc_hopfield import neighbours
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import each_way_in_a_child, median_seconds, provenance, same_every_way, write_result  # noqa: E402
+from run_record import (csr_sha256, each_way_in_a_child, median_seconds, provenance,  # noqa: E402
+                        same_every_way, write_result)
 
 WAYS = ("coo", "sorted", "counted")
 
@@ -78,10 +78,10 @@ def make_once(args: argparse.Namespace, way: str) -> dict:
         start = time.perf_counter()
         matrix = make(a, b, args.rows, args.columns)
         times.append(time.perf_counter() - start)
-        digest = hashlib.sha256(matrix.indptr.astype(np.int64).tobytes() + matrix.indices.astype(np.int32).tobytes())
+        digest = csr_sha256(matrix)
         del matrix
     return {"way": way, "rows": args.rows, "pairs": len(a), "seconds": round(statistics.median(times), 2),
-            "peak_above_pairs_mb": round((memory_kb("VmHWM") - held) / 1024), "sha256": digest.hexdigest()[:16]}
+            "peak_above_pairs_mb": round((memory_kb("VmHWM") - held) / 1024), "sha256": digest}
 
 
 def crossover(rows: int, repeats: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import statistics
@@ -11,11 +12,19 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 
 def provenance(threads: str) -> dict[str, str]:
     """The short commit of the working tree's HEAD and the machine, with `threads` (e.g. "2 threads")."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {"commit": commit, "machine": f"{platform.node()} {platform.machine()}, {threads}"}
+
+
+def csr_sha256(matrix) -> str:  # noqa: ANN001 (a scipy CSR matrix)
+    """The first 16 hex digits of the sha256 of a CSR matrix's row pointers and indices (whatever their int types)."""
+    data = matrix.indptr.astype(np.int64).tobytes() + matrix.indices.astype(np.int32).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def write_result(path: Path | None, result: dict) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import statistics
 import sys
@@ -34,7 +33,7 @@ from deeprc_hopfield.neighbours import bool_csr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_clone_fit import memory_kb  # noqa: E402
-from run_record import each_way_in_a_child, provenance, same_every_way, write_result  # noqa: E402
+from run_record import csr_sha256, each_way_in_a_child, provenance, same_every_way, write_result  # noqa: E402
 
 WAYS = ("vstack", "argsort", "placed")
 
@@ -99,10 +98,10 @@ def stack_once(args: argparse.Namespace, way: str) -> dict:
         result = stack(blocks, args.repertoires, places)
         times.append(time.perf_counter() - start)
         del blocks, places
-        digest = hashlib.sha256(result.indptr.astype(np.int64).tobytes() + result.indices.astype(np.int32).tobytes())
+        digest = csr_sha256(result)
         del result
     return {"way": way, "clones": args.clones, "carriers": nnz, "seconds": round(statistics.median(times), 2),
-            "peak_above_blocks_mb": round((memory_kb("VmHWM") - held) / 1024), "sha256": digest.hexdigest()[:16]}
+            "peak_above_blocks_mb": round((memory_kb("VmHWM") - held) / 1024), "sha256": digest}
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ def anchored_share(sequences: pd.Series | JoinedSequences) -> tuple[float, int]:
     (read from one byte buffer of all sequences; white space or lower case anywhere: cleaned first)."""
     joined = sequences if isinstance(sequences, JoinedSequences) else JoinedSequences.of(sequences)
     if np.any((joined.buffer <= ord(" ")) | (joined.buffer >= ord("a"))):
-        joined = JoinedSequences.of(pd.Series(joined.values, dtype=object).str.strip().str.upper())
+        joined = joined.cleaned()
     lengths = joined.lengths
     ends = np.cumsum(lengths)[lengths > 0]
     if len(ends) == 0:

@@ -61,6 +61,10 @@ class JoinedSequences:
             array.setflags(write=False)  # shared by the anchors check and QC: neither may change it
         return cls(values, buffer, lengths)
 
+    def cleaned(self) -> "JoinedSequences":
+        """The same sequences with white space around them removed and letters upper-cased."""
+        return JoinedSequences.of(np.array([v.strip().upper() for v in self.values], dtype=object))
+
 
 def residue_flags(sequences: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Per sequence: does it contain a stop codon (`*`), does it contain any other non-standard letter.

@@ -131,7 +131,7 @@ def _checked_junctions(joined: JoinedSequences) -> tuple[JoinedSequences, np.nda
     their residue flags."""
     flags = _sequence_flags(joined.buffer, joined.lengths)
     if np.any(flags & _UNCLEAN):
-        joined = JoinedSequences.of(np.array([j.strip().upper() for j in joined.values], dtype=object))
+        joined = joined.cleaned()
         flags = _sequence_flags(joined.buffer, joined.lengths)
     return joined, flags
 
