@@ -17,7 +17,10 @@ _EPILOG = "Run `deeprc-hopfield COMMAND --help` for the options of each command.
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -840,7 +843,10 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
-        handlers.append(logging.FileHandler(log_file))
+        try:
+            handlers.append(logging.FileHandler(log_file))
+        except OSError as exc:
+            raise DeepRCError(f"cannot open the log file: {exc.strerror or exc}", log_file) from None
     logging.basicConfig(level=max(level, logging.INFO), handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     log.setLevel(level)  # debug messages of this package only, not of h5py and friends
@@ -852,9 +858,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    _setup_logging(args.verbose, args.quiet, args.log)
     interrupts.install()  # SIGTERM cleans up temporary files as Ctrl-C does
     try:
+        _setup_logging(args.verbose, args.quiet, args.log)
         return args.func(args)
     except DeepRCError as exc:
         print(f"deeprc-hopfield {args.command}: error: {exc}", file=sys.stderr)

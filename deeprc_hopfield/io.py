@@ -57,13 +57,33 @@ def _concerns(exc: OSError, path: Path) -> bool:
 
 @contextlib.contextmanager
 def _user_facing(path: Path) -> Iterator[None]:
-    """A permission problem writing `path` becomes a one-line :class:`DeepRCError` naming it; other errors pass."""
+    """A system error writing `path` (no permission, a file where a folder should be, a read-only or full disk)
+    becomes a one-line :class:`DeepRCError` naming it; other errors pass."""
     try:
         yield
-    except PermissionError as exc:
+    except OSError as exc:
         if not _concerns(exc, path):
             raise
-        raise DeepRCError(f"cannot write output: {exc.strerror}", path) from None
+        raise DeepRCError(f"cannot write output: {exc.strerror or exc}", path) from None
+
+
+def check_writable_location(path: str | Path) -> None:
+    """Refuse, before any work, an output whose folder cannot be made or written: a file where a folder above
+    it should be, or a folder that takes no new file (no permission, a read-only or virtual file system).
+
+    A probe file is made and removed in the nearest existing folder above `path` (nothing else is created)."""
+    path = Path(path)
+    above = next((p for p in path.absolute().parents if p.exists() or p.is_symlink()), None)
+    if above is None:
+        return
+    if not above.is_dir():
+        raise DeepRCError(f"cannot write output: '{above}' is a file, not a folder", path)
+    try:
+        with tempfile.TemporaryFile(dir=above, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise DeepRCError(f"cannot write output: folder '{above}' takes no new file ({exc.strerror or exc})",
+                          path) from None
 
 
 def output_command(folder: str | Path) -> str | None:
@@ -119,7 +139,8 @@ def own_output(path: Path, command: str, folder: bool = True,
 
 def check_output(path: str | Path, command: str, force: bool = False, *, folder: bool = True,
                  recognise: Callable[[Path], bool] | None = None) -> None:
-    """Refuse, before any work, an output path that is taken; the one rule of every command's ``--out``.
+    """Refuse, before any work, an output path that is taken or cannot be written (:func:`check_writable_location`);
+    the one rule of every command's ``--out``.
 
     A path that does not exist, or (for a folder output) an empty folder, is free. One that holds an
     earlier output of the same `command` is replaced only with `force`; anything else is refused,
@@ -146,6 +167,7 @@ def check_output(path: str | Path, command: str, force: bool = False, *, folder:
         One line naming `path`: what is there and what to do.
     """
     path = Path(path)
+    check_writable_location(path)
     if not path.exists() and not path.is_symlink():
         return
     if folder and _is_empty_folder(path):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.errors import DeepRCError, MetadataError
-from deeprc_hopfield.readers.common import read_header
+from deeprc_hopfield.readers.common import not_utf8, read_header
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,10 @@ def _read_table(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True)
     except DeepRCError as exc:
         raise MetadataError(exc.message, path, exc.line) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        exc = not_utf8(path)
+        raise MetadataError(exc.message, path, exc.line) from None
+    except pd.errors.ParserError as exc:
         raise MetadataError(f"cannot parse metadata table: {str(exc).strip()}", path) from None
 
 
@@ -122,7 +125,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     Parameters
     ----------
     path
-        The metadata table (comma- or tab-separated; detected from the header).
+        The metadata table (tab-, comma- or semicolon-separated; detected from the header).
     repertoire_dir
         Folder holding the files named in the `filename` column.
     label_columns

@@ -156,3 +156,53 @@ def test_positive_class_option(cohort, tmp_path):
         label = store.label("label")
         assert label.classes == ["True", "False"]
         assert label.values.tolist() == [1, 0, 1, 0, 1, 0]  # P0, P2, P4 ("False") are the positives
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_work(cohort, tmp_path):
+    """A file where the output's folder should be, or a folder that takes no file (/proc here), is refused in one
+    line before any work, by every command that writes; nothing is left behind."""
+    metadata, folder = cohort
+    store = tmp_path / "s.h5"
+    run_cli(*ingest_args(metadata, folder, store), check=True)
+    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 2, check=True)
+    before = sorted(os.listdir(tmp_path))
+    blocked = [store / "out"]  # under a file
+    if Path("/proc/self").is_dir():  # Linux: a folder that exists and takes no new file
+        blocked.append(Path("/proc") / "deeprc-out")
+    for parent in blocked:
+        commands = {
+            "ingest": ingest_args(metadata, folder, parent / "s.h5"),
+            "split": ["split", "--store", store, "--out", parent / "split.csv", "--folds", 2],
+            "simulate": ["simulate", "--out", parent / "sim", "--n-repertoires", 4, "--sequences-per-repertoire", 20,
+                         "--witness-rate", 0.05],
+            "train": ["train", "--store", store, "--split", tmp_path / "split.csv", "--fold", 0, "--out",
+                      parent / "model", "--updates", 1],
+        }
+        for name, args in commands.items():
+            result = run_cli(*args)
+            errors = [line for line in result.stderr.splitlines() if "error" in line]
+            assert result.returncode == 1 and "Traceback" not in result.stderr, (name, result.stderr)
+            assert len(errors) == 1 and "cannot write output" in errors[0], (name, result.stderr)
+            assert "is a file, not a folder" in errors[0] or "takes no new file" in errors[0], (name, errors)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_log_file_that_cannot_be_opened_is_one_line(cohort, tmp_path):
+    result = run_cli("--log", tmp_path / "no" / "log.txt", "inspect", tmp_path / "missing.h5")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot open the log file" in result.stderr and "log.txt" in result.stderr
+    result = run_cli("ingest", "--threads", "two")
+    assert result.returncode == 2 and "must be a whole number >= 1, got 'two'" in result.stderr
+
+
+def test_training_on_a_label_of_one_class_is_one_line(cohort, tmp_path):
+    metadata, folder = cohort
+    metadata.write_text(metadata.read_text().replace(",True", ",False"))
+    store = tmp_path / "s.h5"
+    result = run_cli(*ingest_args(metadata, folder, store), check=True)
+    assert "single value" in result.stderr
+    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 2, check=True)
+    result = run_cli("train", "--store", store, "--split", tmp_path / "split.csv", "--fold", 0, "--out",
+                     tmp_path / "model", "--updates", 1)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "label 'label' has one class only (False)" in result.stderr and not (tmp_path / "model").exists()

@@ -124,3 +124,37 @@ def test_metadata_schema_requires_the_columns_ingest_requires():
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "metadata.schema.yaml").read_text())
     assert set(schema["required"]) == set(REQUIRED_COLUMNS)
+
+
+def test_a_training_setting_of_the_wrong_type_is_refused_naming_the_file_and_key(tmp_path):
+    """YAML hands over what it parses: `n_updates: five`, `n_updates: true`, `clone_pgen: yes please` must be
+    refused in one line that names the config file and the key, as the workflow's schema refuses them."""
+    from deeprc_hopfield.training.config import read_config
+
+    for f in dataclasses.fields(TrainingConfig):
+        wrong = 1 if isinstance(f.default, bool) else 1.5 if isinstance(f.default, str) else "five"
+        path = tmp_path / f"{f.name}.yaml"
+        path.write_text(yaml.safe_dump({"training": {f.name: wrong}}))
+        with pytest.raises(DeepRCError) as caught:
+            read_config(path)
+        assert str(caught.value).startswith(f"{path}: ") and f"{f.name} must be" in str(caught.value), caught.value
+    (tmp_path / "bool.yaml").write_text("training:\n  n_updates: true\n")
+    with pytest.raises(DeepRCError, match="n_updates must be a whole number, got True"):
+        read_config(tmp_path / "bool.yaml")
+    (tmp_path / "ok.yaml").write_text("training:\n  learning_rate: 1\n  clone_radius: 1\n")
+    assert read_config(tmp_path / "ok.yaml")[1].learning_rate == 1
+
+
+def test_a_misspelled_section_is_named(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("modle:\n  n_filters: 8\n")
+    from deeprc_hopfield.training.config import read_config
+
+    with pytest.raises(DeepRCError, match=r"unknown section\(s\) 'modle'; a config has 'model' and/or 'training'"):
+        read_config(path)
+    path.write_text("training:\n  - n_updates\n")
+    with pytest.raises(DeepRCError, match="section 'training' must be a mapping"):
+        read_config(path)
+    path.write_text("training:\n  sample_size: 0\n")
+    with pytest.raises(DeepRCError, match=f"^{path}: training config: sample_size must be >= 1"):
+        read_config(path)

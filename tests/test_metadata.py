@@ -34,6 +34,25 @@ def test_tsv_metadata_and_gz_suffix_found(cohort, tmp_path):
     assert meta.files[0].name == "rep0.tsv.gz"
 
 
+def test_semicolon_metadata_as_excel_writes_it(cohort, tmp_path):
+    """Excel writes semicolons where the comma is the decimal mark: read like the comma-separated table."""
+    metadata, folder = cohort
+    semicolons = tmp_path / "metadata.csv"
+    semicolons.write_text(metadata.read_text().replace(",", ";"))
+    meta, reference = read_metadata(semicolons, folder), read_metadata(metadata, folder)
+    assert meta.subject_ids == reference.subject_ids and meta.files == reference.files
+    assert meta.labels["label"].values.tolist() == reference.labels["label"].values.tolist()
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_line(cohort, tmp_path):
+    metadata, folder = cohort
+    latin = tmp_path / "metadata.csv"
+    latin.write_bytes(metadata.read_bytes().replace(b"P3", b"P\xe93"))
+    with pytest.raises(MetadataError, match="byte 0xe9 at character 2 is not UTF-8 text") as info:
+        read_metadata(latin, folder)
+    assert info.value.line == 5 and str(info.value).startswith(str(latin))
+
+
 @pytest.mark.parametrize(
     "old, new, line, column, words",
     [

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_gene, normalise_genes
 from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
+from deeprc_hopfield.readers.common import check_field_counts
 
 # One codon per amino acid, to write nucleotide junctions whose translation is known.
 CODON = {
@@ -554,3 +555,42 @@ def test_plain_file_cut_mid_row_is_refused(tmp_path):
     assert info.value.line == 3
     path.write_text("junction_aa\tv_call\tj_call\tduplicate_count\nCASSLGF\tTRBV5-1\tTRBJ2-7\t3")  # no final newline
     assert len(read_repertoire(path)[0]) == 1
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_row_of_another_field_count_is_refused_naming_its_line(tmp_path, gz):
+    """A cut row (whose missing cells a column read would fill with nothing), a row with a stray field (which
+    would shift or be dropped silently) and one shifted by a stray tab are refused with their line, in plain
+    and gzip files; blank lines and a last line without a line end still pass."""
+    header = ["junction_aa", "v_call", "j_call", "duplicate_count"]
+    good = ["CASSLGF", "TRBV5-1", "TRBJ2-7", "3"]
+    for row, line, found in [(good[:2], 4, 2), (good + ["x"], 4, 5), (["CASSQ", "", *good[1:]], 4, 5)]:
+        path = write(tmp_path / f"bad{len(row)}.tsv", [header, good, good, row, good], gz=gz)
+        with pytest.raises(InputFormatError, match=f"{found} fields where the header has 4") as info:
+            read_repertoire(path)
+        assert info.value.line == line and not str(info.value).endswith("truncated")
+    many = write(tmp_path / "long.tsv", [header] + [good] * 1000 + [good[:3]] + [good] * 10, gz=gz)
+    with pytest.raises(InputFormatError, match="3 fields") as info:  # many blocks of the streamed check
+        check_field_counts(many, "\t", block=100)
+    assert info.value.line == 1002
+    text = "\t".join(header) + "\n" + "\t".join(good) + "\n\n\r\n" + "\t".join(good)
+    path = tmp_path / "blank.tsv"
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    assert read_repertoire(path)[0]["junction_aa"].notna().sum() == 2
+
+
+def test_a_row_count_check_leaves_quoted_files_to_the_parser(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('junction_aa,v_call,j_call,duplicate_count\nCASSLGF,"TRBV5-1,TRBV5-2",TRBJ2-7,3\n')
+    table = read_repertoire(path)[0]
+    assert len(table) == 1 and table["duplicate_count"].iloc[0] == 3
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_byte_that_is_not_utf8_is_named_by_line_and_character(tmp_path, gz):
+    data = "junction_aa\tv_call\nCASSLGF\tTRBV5-1\nCASSÄGF\tTRBV5-1\n".encode() + b"C\xe9SSF\tTRBV5-1\n"
+    path = tmp_path / "latin.tsv"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(InputFormatError, match=r"byte 0xe9 at character 2 is not UTF-8 text") as info:
+        read_repertoire(path)
+    assert info.value.line == 4

@@ -19,6 +19,10 @@ from deeprc_hopfield.genes import gene_categorical
 #: Columns of the tidy table every reader returns (AIRR names). `locus` is the chain when known.
 TIDY_COLUMNS = ["junction_aa", "v_call", "j_call", "duplicate_count", "productive", "locus"]
 
+#: The delimiters a table may use, the first preferred on a tie (Excel writes semicolons where the comma is the
+#: decimal mark).
+DELIMITERS = ("\t", ",", ";")
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile)
 
@@ -36,19 +40,58 @@ def open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig", newline="")
 
 
+def not_utf8(path: Path, block: int = 1 << 20) -> InputFormatError:
+    """The error for a file that does not decode as UTF-8, naming the line and character of the first bad byte
+    (found by a second, streamed read: this runs only once decoding has failed)."""
+    line, rest = 1, b""
+    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1  # whole lines only, so that no character straddles two pieces
+            piece, rest = (data[:cut], data[cut:]) if cut else (b"", data)
+            where = _bad_byte(piece, line)
+            if where is not None:
+                return InputFormatError(where, path, line=line + piece.count(b"\n", 0, _first_bad(piece)))
+            line += piece.count(b"\n")
+    where = _bad_byte(rest, line)
+    if where is not None:
+        return InputFormatError(where, path, line=line)
+    return InputFormatError("not a text file (cannot decode as UTF-8)", path)
+
+
+def _first_bad(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return -1
+
+
+def _bad_byte(data: bytes, line: int) -> str | None:
+    """What is wrong with the first undecodable byte of whole lines `data`, or None when they decode."""
+    at = _first_bad(data)
+    if at < 0:
+        return None
+    start = data.rfind(b"\n", 0, at) + 1
+    character = len(data[start:at].decode("utf-8-sig" if line == 1 and start == 0 else "utf-8")) + 1
+    return (f"byte 0x{data[at]:02x} at character {character} is not UTF-8 text; save the file as UTF-8 "
+            "(e.g. `iconv -f latin1 -t utf-8`)")
+
+
 def read_header(path: Path) -> tuple[list[str], str]:
-    """The column names and the delimiter (tab or comma) of a delimited text file."""
+    """The column names and the delimiter (tab, comma or semicolon: the most frequent in the header line) of a
+    delimited text file."""
     try:
         with open_text(path) as handle:
             first = handle.readline()
     except _CORRUPT as exc:
         raise InputFormatError(f"truncated or corrupt gzip file ({exc})", path) from None
     except UnicodeDecodeError:
-        raise InputFormatError("not a text file (cannot decode as UTF-8)", path) from None
+        raise not_utf8(path) from None
     first = first.rstrip("\r\n")
     if not first.strip():
         raise InputFormatError("file is empty or has no header line", path, line=1)
-    delimiter = "\t" if first.count("\t") >= first.count(",") else ","
+    delimiter = max(DELIMITERS, key=first.count)  # the first of equals: tab
     names = next(csv.reader([first], delimiter=delimiter))
     return [name.strip() for name in names], delimiter
 
@@ -64,10 +107,12 @@ def read_columns(
     `text` columns (CDR3s, mostly distinct) are read as strings; the others (genes, counts, flags:
     few distinct values) as categoricals, which is several times faster to parse and to normalise.
     `missing` are the cell values that mean "no value" (Cell Ranger writes `None`). Blank lines are
-    kept (as all-missing rows) so that row i is line i + 2 of the file.
+    kept (as all-missing rows) so that row i is line i + 2 of the file. A row of another field count than
+    the header's is refused first (:func:`check_field_counts`).
     """
     dtype = {name: (object if name in text else "category") for name in columns}
     try:
+        check_field_counts(path, delimiter)
         frame = pd.read_csv(
             path,
             sep=delimiter,
@@ -84,34 +129,53 @@ def read_columns(
     except _CORRUPT as exc:
         raise InputFormatError(f"truncated or corrupt gzip file ({exc})", path) from None
     except UnicodeDecodeError:
-        raise InputFormatError("not a text file (cannot decode as UTF-8)", path) from None
+        raise not_utf8(path) from None
     except pd.errors.ParserError as exc:
         match = _PANDAS_LINE.search(str(exc))
         line = int(match.group(1)) if match else None
         raise InputFormatError(f"malformed table: {str(exc).strip()}", path, line=line) from None
     frame.columns = [name.strip() for name in frame.columns]
-    if not is_gzip(path):  # a gzip stream's own checks catch truncation; a plain file needs a look
-        _check_last_line(path, delimiter, len(frame))
     return frame
 
 
-def _check_last_line(path: Path, delimiter: str, n_rows: int) -> None:
-    """A plain file cut off mid-row ends without a newline and with too few fields: refuse it."""
-    with open(path, "rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - 65536))
-        tail = handle.read()
-        handle.seek(0)
-        header = handle.readline()
-    if not tail or tail.endswith(b"\n") or n_rows == 0:
-        return
-    last = tail.rsplit(b"\n", 1)[-1].rstrip(b"\r")
-    sep = delimiter.encode()
-    if last.count(sep) < header.count(sep):
-        raise InputFormatError(
-            f"the last line has {last.count(sep) + 1} of {header.count(sep) + 1} fields and no line end: "
-            "the file looks truncated", path, line=n_rows + 1)
+def check_field_counts(path: Path, delimiter: str, block: int = 1 << 23) -> None:
+    """Refuse a row with more or fewer fields than the header (a shifted or cut row that a column read would
+    otherwise keep with empty or wrong cells), naming its line; a last line cut short without a line end is
+    called truncated. Blank lines pass; a file with quote characters is left to the parser, whose quoting
+    rules may put delimiters inside fields. Streamed in `block`-byte pieces, vectorised."""
+    sep = ord(delimiter)
+    expected, line, rest = None, 1, b""
+    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            piece, rest = data[:cut], data[cut:]
+            if b'"' in data:
+                return
+            if piece:
+                expected = _check_lines(np.frombuffer(piece, np.uint8), sep, expected, line, path)
+                line += piece.count(b"\n")
+    if rest.strip() and expected is not None:
+        found = rest.count(delimiter.encode()) + 1
+        if found != expected:
+            ending = " and no line end: the file looks truncated" if found < expected else ""
+            raise InputFormatError(f"{found} fields where the header has {expected}{ending}", path, line=line)
+
+
+def _check_lines(data: np.ndarray, sep: int, expected: int | None, first_line: int, path: Path) -> int:
+    """The header's field count (`expected`, or this piece's first line's where None), after refusing a line of
+    whole lines `data` (bytes, from line `first_line` on) with another count."""
+    ends = np.flatnonzero(data == 10)
+    fields = np.diff(np.searchsorted(np.flatnonzero(data == sep), ends), prepend=0) + 1
+    if expected is None:
+        expected = int(fields[0])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    blank = (ends - starts) - (data[np.maximum(ends - 1, 0)] == 13) <= 0
+    bad = np.flatnonzero((fields != expected) & ~blank)
+    if len(bad):
+        raise InputFormatError(f"{int(fields[bad[0]])} fields where the header has {expected}", path,
+                               line=first_line + int(bad[0]))
+    return expected
 
 
 def first_present(header: list[str], candidates: list[str]) -> str | None:

@@ -325,6 +325,9 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
              settings.n_repertoires, settings.sequences_per_repertoire, settings.chain, settings.seed, threads,
              socket.gethostname(), datetime.datetime.now().isoformat(timespec="seconds"))
     subjects, labels, sizes = cohort_plan(settings)
+    if settings.n_positive in (0, settings.n_repertoires):
+        log.warning("every repertoire is %s (positive fraction %g): a cohort of one class, nothing to train on",
+                    "positive" if settings.n_positive else "negative", settings.positive_fraction)
     groups = signal_groups(settings, labels)
     clones = public_clones(settings, _rng(settings.seed, PUBLIC), _rng(settings.seed, VARIANTS), clone_list)
     listed = make_signal_pool(settings, receptors, _rng(settings.seed, POOL)) if receptors is not None else None

@@ -64,6 +64,7 @@ class TrainingConfig:
     calibrate: bool = True
 
     def __post_init__(self) -> None:
+        self._check_types()
         checks = [
             (self.n_updates >= 1, "n_updates must be >= 1"),
             (self.repertoires_per_update >= 1, "repertoires_per_update must be >= 1"),
@@ -94,6 +95,20 @@ class TrainingConfig:
         except DeepRCError as exc:
             raise TrainingError(f"training config: {exc}") from None
 
+    def _check_types(self) -> None:
+        """Each value of the type of its default (a whole number may stand for a float; `clone_radius` is either)."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            kinds = (int, str) if field.name == "clone_radius" else (type(field.default),)
+            if isinstance(value, bool) != (bool in kinds) or not any(
+                    isinstance(value, float if kind is float else kind) or (kind is float and isinstance(value, int))
+                    for kind in kinds):
+                raise TrainingError(f"training config: {field.name} must be {' or '.join(_KIND_WORDS[k] for k in kinds)}"
+                                    f", got {value!r}")
+
+
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
 
 def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202
     known = {f.name for f in fields(cls)}
@@ -114,10 +129,19 @@ def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise TrainingError(f"cannot read config: {exc}", path) from None
-    if not isinstance(data, dict) or set(data) - {"model", "training"}:
+    if not isinstance(data, dict):
         raise TrainingError("config must be a mapping with sections 'model' and/or 'training'", path)
+    unknown = sorted(map(str, set(data) - {"model", "training"}))
+    if unknown:
+        raise TrainingError(f"unknown section(s) {', '.join(map(repr, unknown))}; a config has 'model' and/or "
+                            "'training'", path)
+    for section in ("model", "training"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise TrainingError(f"section '{section}' must be a mapping of names to values", path)
     try:
-        training = _dataclass_from(TrainingConfig, data.get("training") or {}, f"{path}: training")
+        training = _dataclass_from(TrainingConfig, data.get("training") or {}, "training")
+    except TrainingError as exc:
+        raise TrainingError(exc.message, path) from None
     except TypeError as exc:
         raise TrainingError(str(exc), path) from None
     return dict(data.get("model") or {}), training
@@ -131,6 +155,9 @@ def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) ->
     tasks, labels = [], {}
     for name in names:
         label = store.label(name)
+        if label.kind != "numeric" and len(label.classes) < 2:
+            raise TrainingError(f"label '{name}' has one class only ({', '.join(map(str, label.classes)) or 'none'}): "
+                                "a classifier needs repertoires of at least two classes", store.path)
         n_classes = len(label.classes) if label.kind == "categorical" else 1
         tasks.append(TaskSpec(name=name, kind=label.kind, n_classes=n_classes))
         labels[name] = {"kind": label.kind, "classes": label.classes}
