@@ -72,7 +72,8 @@ def _peak_mb() -> float:
 
 
 #: (module, attribute) of the stages `--stages` times, in the order of one file's ingest.
-STAGES = [("deeprc_hopfield.readers.immunoseq", "read_columns"), ("deeprc_hopfield.readers.immunoseq", "_gene"),
+STAGES = [("deeprc_hopfield.readers.immunoseq", "read_columns"), ("deeprc_hopfield.readers", "scan_file"),
+          ("deeprc_hopfield.ingest", "sha256_file"), ("deeprc_hopfield.readers.immunoseq", "_gene"),
           ("deeprc_hopfield.readers.immunoseq", "tidy"), ("deeprc_hopfield.encoding", "JoinedSequences.of"),
           ("deeprc_hopfield.readers", "recognise"), ("deeprc_hopfield.ingest", "read_repertoire_file"),
           ("deeprc_hopfield.ingest", "check_repertoire"), ("deeprc_hopfield.ingest", "sha256_file"),

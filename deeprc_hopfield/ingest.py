@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
-from deeprc_hopfield.io import atomic_file, check_output, sha256_file
+from deeprc_hopfield.io import atomic_file, check_output
 from deeprc_hopfield.metadata import read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire
 from deeprc_hopfield.readers import read_repertoire_file, tenx
@@ -49,21 +49,18 @@ class ParsedRepertoire:
 def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     """Read, quality-control and encode one repertoire file (runs in a worker process).
 
-    The file's sha256 is computed in a thread meanwhile (hashlib releases the GIL).
+    The file's sha256 comes from the reader's pass that checks its field counts, beside the parse.
     """
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        digest = hasher.submit(sha256_file, path)
-        read = read_repertoire_file(path, fmt)
-        table, detected = read.table, read.fmt
-        if qc.chain is None and detected == tenx.NAME:
-            qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
-        checked = check_repertoire(table, qc, read.junctions)
-        clean, counts = checked.table, checked.counts
-        if len(clean) == 0:
-            dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
-            raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
-                          f"dropped: {dropped or 'none'})", path)
-        sha256 = digest.result()
+    read = read_repertoire_file(path, fmt, digest=True)
+    table, detected = read.table, read.fmt
+    if qc.chain is None and detected == tenx.NAME:
+        qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
+    checked = check_repertoire(table, qc, read.junctions)
+    clean, counts = checked.table, checked.counts
+    if len(clean) == 0:
+        dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
+        raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
+                      f"dropped: {dropped or 'none'})", path)
     if read.cdr3.found == IMGT_CDR3:
         log.info("%s: %s; clones are matched on the CDR3 core", path, read.cdr3.describe())
     for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", checked.v_call.isna()),
@@ -71,7 +68,7 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         if missing.all():
             log.info("%s: no %s in the file (recorded as missing)", path, what)
     return ParsedRepertoire(
-        source=str(path), fmt=detected, sha256=sha256, codes=checked.codes,
+        source=str(path), fmt=detected, sha256=read.sha256, codes=checked.codes,
         lengths=checked.lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
         v_call=checked.v_call, j_call=checked.j_call, qc=counts,
         cdr3=read.cdr3,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_gene, normalise_genes
 from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
-from deeprc_hopfield.readers.common import check_field_counts
+from deeprc_hopfield.readers.common import scan_file
 
 # One codon per amino acid, to write nucleotide junctions whose translation is known.
 CODON = {
@@ -571,7 +571,7 @@ def test_a_row_of_another_field_count_is_refused_naming_its_line(tmp_path, gz):
         assert info.value.line == line and not str(info.value).endswith("truncated")
     many = write(tmp_path / "long.tsv", [header] + [good] * 1000 + [good[:3]] + [good] * 10, gz=gz)
     with pytest.raises(InputFormatError, match="3 fields") as info:  # many blocks of the streamed check
-        check_field_counts(many, "\t", block=100)
+        scan_file(many, "\t", block=100)
     assert info.value.line == 1002
     text = "\t".join(header) + "\n" + "\t".join(good) + "\n\n\r\n" + "\t".join(good)
     path = tmp_path / "blank.tsv"
@@ -594,3 +594,19 @@ def test_a_byte_that_is_not_utf8_is_named_by_line_and_character(tmp_path, gz):
     with pytest.raises(InputFormatError, match=r"byte 0xe9 at character 2 is not UTF-8 text") as info:
         read_repertoire(path)
     assert info.value.line == 4
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("block", [7, 64, 1 << 22])
+def test_the_scan_digest_is_the_files_sha256(tmp_path, gz, block):
+    """The one pass that checks field counts also hashes the file as stored, whatever the block (lines longer
+    than it included) and whether quotes stop the count check."""
+    from deeprc_hopfield.io import sha256_file
+
+    header = ["junction_aa", "v_call", "j_call", "duplicate_count"]
+    rows = [header] + [["CASS" + "L" * (i % 30) + "F", "TRBV5-1", "TRBJ2-7", str(i)] for i in range(300)]
+    quoted = [header] + [[row[0], '"TRBV5-1"', *row[2:]] for row in rows[1:]]
+    for name, table in (("plain", rows), ("quoted", quoted)):
+        path = write(tmp_path / f"{name}{block}.tsv", table, gz=gz)
+        assert scan_file(path, "\t", digest=True, block=block) == sha256_file(path)
+        assert scan_file(path, "\t", block=block) is None

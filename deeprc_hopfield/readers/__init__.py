@@ -11,6 +11,7 @@ given its anchors back (`deeprc_hopfield.cdr3`); :func:`read_repertoire_file` al
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention, add_anchors, recogni
 from deeprc_hopfield.encoding import JoinedSequences
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
-from deeprc_hopfield.readers.common import TIDY_COLUMNS, read_header
+from deeprc_hopfield.readers.common import TIDY_COLUMNS, read_header, scan_file
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class RepertoireFile:
     fmt: str
     cdr3: Cdr3Convention
     junctions: JoinedSequences
+    sha256: str | None = None  # of the file as stored, where asked for
 
 
 def detect_format(path: str | Path) -> str:
@@ -83,10 +85,13 @@ def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, 
     return read.table, read.fmt
 
 
-def read_repertoire_file(path: str | Path, fmt: str = "auto") -> RepertoireFile:
+def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = False) -> RepertoireFile:
     """:func:`read_repertoire`, also saying what the file's CDR3 column held: a file of IMGT CDR3s
     (recognised by its column and its sequences' anchors, `deeprc_hopfield.cdr3.recognise`) gets
-    the conserved C and F/W added, so that `junction_aa` holds junctions whatever the file gave."""
+    the conserved C and F/W added, so that `junction_aa` holds junctions whatever the file gave.
+
+    Every row's field count is checked beside the parse (:func:`~deeprc_hopfield.readers.common.scan_file`),
+    in the same pass as the file's sha256 where `digest` asks for it."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError("file not found", path)
@@ -97,11 +102,16 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto") -> RepertoireFile:
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
-    table = module.read(path, header, delimiter)[TIDY_COLUMNS]
+    with ThreadPoolExecutor(max_workers=1) as scanner:  # beside the parse: numpy, reads and hashes release the GIL
+        scanned = scanner.submit(scan_file, path, delimiter, digest)
+        try:
+            table = module.read(path, header, delimiter)[TIDY_COLUMNS]
+        finally:
+            sha256 = scanned.result()  # its error first: it names the line where the parse's may not
     junctions = JoinedSequences.of(table["junction_aa"])
     convention = recognise(junctions, *module.cdr3_column(header), path)
     if convention.found == IMGT_CDR3:
         table = table.assign(junction_aa=add_anchors(table["junction_aa"], table["j_call"], table["locus"]))
         junctions = JoinedSequences.of(table["junction_aa"])
     log.debug("%s: %s", path, convention.describe())
-    return RepertoireFile(table, fmt, convention, junctions)
+    return RepertoireFile(table, fmt, convention, junctions, sha256)

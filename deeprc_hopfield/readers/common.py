@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import re
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -107,25 +109,12 @@ def read_columns(
     `text` columns (CDR3s, mostly distinct) are read as strings; the others (genes, counts, flags:
     few distinct values) as categoricals, which is several times faster to parse and to normalise.
     `missing` are the cell values that mean "no value" (Cell Ranger writes `None`). Blank lines are
-    kept (as all-missing rows) so that row i is line i + 2 of the file. A row of another field count than
-    the header's is refused first (:func:`check_field_counts`).
+    kept (as all-missing rows) so that row i is line i + 2 of the file. Field counts are not checked here:
+    :func:`scan_file` does that beside the parse.
     """
     dtype = {name: (object if name in text else "category") for name in columns}
     try:
-        check_field_counts(path, delimiter)
-        frame = pd.read_csv(
-            path,
-            sep=delimiter,
-            usecols=lambda name: name.strip() in columns,
-            dtype=dtype,
-            compression="gzip" if is_gzip(path) else None,
-            encoding="utf-8-sig",
-            skip_blank_lines=False,
-            keep_default_na=False,
-            na_values=list(missing),
-            quoting=csv.QUOTE_MINIMAL,
-            low_memory=True,  # faster here: every column's dtype is fixed
-        )
+        frame = _parsed(path, delimiter, columns, dtype, missing)
     except _CORRUPT as exc:
         raise InputFormatError(f"truncated or corrupt gzip file ({exc})", path) from None
     except UnicodeDecodeError:
@@ -138,42 +127,116 @@ def read_columns(
     return frame
 
 
-def check_field_counts(path: Path, delimiter: str, block: int = 1 << 23) -> None:
-    """Refuse a row with more or fewer fields than the header (a shifted or cut row that a column read would
-    otherwise keep with empty or wrong cells), naming its line; a last line cut short without a line end is
-    called truncated. Blank lines pass; a file with quote characters is left to the parser, whose quoting
-    rules may put delimiters inside fields. Streamed in `block`-byte pieces, vectorised."""
-    sep = ord(delimiter)
-    expected, line, rest = None, 1, b""
-    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
-        for chunk in iter(lambda: handle.read(block), b""):
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            piece, rest = data[:cut], data[cut:]
-            if b'"' in data:
-                return
-            if piece:
-                expected = _check_lines(np.frombuffer(piece, np.uint8), sep, expected, line, path)
-                line += piece.count(b"\n")
-    if rest.strip() and expected is not None:
-        found = rest.count(delimiter.encode()) + 1
+def _parsed(path: Path, delimiter: str, columns: list[str], dtype: dict, missing: tuple[str, ...]) -> pd.DataFrame:
+    """The columns of :func:`read_columns`, as pandas' C parser reads them."""
+    return pd.read_csv(
+        path,
+        sep=delimiter,
+        usecols=lambda name: name.strip() in columns,
+        dtype=dtype,
+        compression="gzip" if is_gzip(path) else None,
+        encoding="utf-8-sig",
+        skip_blank_lines=False,
+        keep_default_na=False,
+        na_values=list(missing),
+        quoting=csv.QUOTE_MINIMAL,
+        low_memory=True,  # faster here: every column's dtype is fixed
+    )
+
+
+def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 << 22) -> str | None:
+    """One streamed pass over a delimited file's bytes: refuse a row with more or fewer fields than the header
+    (a shifted or cut row, which a column read would keep with empty or wrong cells), naming its line, and, with
+    `digest`, return the sha256 of the file as stored (compressed or not; else None).
+
+    A last line cut short without a line end is called truncated; blank lines pass; a file with quote characters
+    is left to the parser, whose quoting rules may put delimiters inside fields. Each `block`-byte piece of whole
+    lines whose delimiters add up to the header's count per line passes (a short and a long row in one piece
+    would cancel); any other is counted line by line."""
+    try:
+        return _scanned(path, delimiter, digest, block)
+    except _CORRUPT as exc:
+        raise InputFormatError(f"truncated or corrupt gzip file ({exc})", path) from None
+
+
+def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None:
+    hashed = hashlib.sha256() if digest else None
+    sep, expected, line, checking = ord(delimiter), None, 1, True
+    buffer, filled = bytearray(block), 0
+    with open(path, "rb") as raw:
+        hashing = _Hashing(raw, hashed.update if hashed is not None else None)
+        stream = gzip.GzipFile(fileobj=hashing, mode="rb") if is_gzip(path) else hashing
+        while True:
+            if filled == len(buffer):  # a line longer than the buffer
+                buffer = buffer + bytearray(len(buffer))
+            n = stream.readinto(memoryview(buffer)[filled:])
+            if not n:
+                break
+            filled += n
+            if not checking:
+                filled = 0
+                continue
+            if buffer.find(b'"', filled - n, filled) >= 0:
+                checking, filled = False, 0
+                continue
+            data = np.frombuffer(buffer, np.uint8, count=filled)
+            ends = np.flatnonzero(data == NEWLINE)
+            if len(ends):
+                expected = _check_lines(data[:ends[-1] + 1], ends, sep, expected, line, path)
+                line += len(ends)
+                rest = filled - int(ends[-1]) - 1
+                del data
+                buffer[:rest] = buffer[filled - rest:filled]
+                filled = rest
+        while stream.read(block):  # the digest covers every byte (a gzip stream reads to the end anyway)
+            pass
+    last = bytes(buffer[:filled])
+    if checking and last.strip() and expected is not None:
+        found = last.count(delimiter.encode()) + 1
         if found != expected:
             ending = " and no line end: the file looks truncated" if found < expected else ""
-            raise InputFormatError(f"{found} fields where the header has {expected}{ending}", path, line=line)
+            raise InputFormatError(f"{_fields(found)} where the header has {expected}{ending}", path, line=line)
+    return hashed.hexdigest() if hashed is not None else None
 
 
-def _check_lines(data: np.ndarray, sep: int, expected: int | None, first_line: int, path: Path) -> int:
+class _Hashing(io.RawIOBase):
+    """A binary file that hands what is read from it to `update` (a hash's; None: to nothing)."""
+
+    def __init__(self, raw: io.BufferedReader, update: Callable[[memoryview], None] | None) -> None:
+        self.raw, self.update = raw, update
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: memoryview | bytearray) -> int:
+        n = self.raw.readinto(target)
+        if n and self.update is not None:
+            self.update(memoryview(target)[:n])
+        return n
+
+
+NEWLINE, RETURN = ord("\n"), ord("\r")
+
+
+def _fields(n: int) -> str:
+    return f"{n} field" if n == 1 else f"{n} fields"
+
+
+def _check_lines(data: np.ndarray, ends: np.ndarray, sep: int, expected: int | None, first_line: int,
+                 path: Path) -> int:
     """The header's field count (`expected`, or this piece's first line's where None), after refusing a line of
-    whole lines `data` (bytes, from line `first_line` on) with another count."""
-    ends = np.flatnonzero(data == 10)
-    fields = np.diff(np.searchsorted(np.flatnonzero(data == sep), ends), prepend=0) + 1
-    if expected is None:
-        expected = int(fields[0])
+    whole lines `data` (bytes ending in a newline at each of `ends`, from line `first_line` on) with another."""
+    is_sep = data == sep
     starts = np.concatenate([[0], ends[:-1] + 1])
-    blank = (ends - starts) - (data[np.maximum(ends - 1, 0)] == 13) <= 0
+    if expected is None:
+        expected = int(np.count_nonzero(is_sep[:ends[0]])) + 1
+    blank = (ends - starts) - (data[np.maximum(ends - 1, 0)] == RETURN) <= 0
+    if np.count_nonzero(is_sep) == (expected - 1) * (len(ends) - np.count_nonzero(blank)):
+        return expected
+    fields = np.add.reduceat(is_sep, starts, dtype=np.int64) + 1
     bad = np.flatnonzero((fields != expected) & ~blank)
     if len(bad):
-        raise InputFormatError(f"{int(fields[bad[0]])} fields where the header has {expected}", path,
+        raise InputFormatError(f"{_fields(int(fields[bad[0]]))} where the header has {expected}", path,
                                line=first_line + int(bad[0]))
     return expected
 
