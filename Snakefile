@@ -7,7 +7,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "configs/config.yaml"
+if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults
+    configfile: "configs/config.yaml"
 
 
 report: "workflow/report/workflow.rst"  # `snakemake --report FILE.html` after a run
@@ -34,6 +35,10 @@ include: "workflow/rules/interpret.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onerror:
+    report_job_errors()
 
 
 rule all:

@@ -158,3 +158,21 @@ def test_a_misspelled_section_is_named(tmp_path):
     path.write_text("training:\n  sample_size: 0\n")
     with pytest.raises(DeepRCError, match=f"^{path}: training config: sample_size must be >= 1"):
         read_config(path)
+
+
+def test_model_options_that_training_would_refuse_are_refused_when_the_config_is_read(tmp_path):
+    """`train` reads its config before any work: model options the model refuses once training has started (an
+    unknown key, a wrong type, a pool subset below the training sample) are refused there, naming the file."""
+    from deeprc_hopfield.training.config import read_config
+
+    path = tmp_path / "config.yaml"
+    for text, message in [("model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n",
+                           "model config: pool_subset_size (10) must be 0 (off) or at least training.sample_size (60)"),
+                          ("model: {n_filtres: 8}\n", "model: unknown key(s) n_filtres; known: "),
+                          ("model: {n_filters: eight}\n", "model config: ModelConfig.n_filters must be an integer")]:
+        path.write_text(text)
+        with pytest.raises(DeepRCError) as caught:
+            read_config(path)
+        assert str(caught.value).startswith(f"{path}: {message}"), caught.value
+    path.write_text("model: {pool_subset_size: 0}\ntraining: {sample_size: 60}\n")
+    assert read_config(path)[0] == {"pool_subset_size": 0}

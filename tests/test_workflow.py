@@ -198,6 +198,12 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
     (lambda t: t.assign(filename=t["filename"].where(t.index != 9, "rep003.tsv.gz")),
      ", line 11, column 'filename': duplicate filename 'rep003.tsv.gz' (also on line 5)"),
     (lambda t: t.iloc[:0], ": the table has no rows"),
+    (lambda t: t.assign(label=(t.index % 3).astype(str)), ", column 'label': 3 distinct label value(s) ('0', '1', "
+     "'2'): the workflow's baselines, evaluation and interpretation need a binary label"),
+    (lambda t: t.assign(label="1"), ", column 'label': 1 distinct label value(s) ('1'): the workflow's baselines, "
+     "evaluation and interpretation need a binary label"),
+    (lambda t: t.assign(filename=t["filename"].where(t.index != 4, "gone.tsv")),
+     ", line 6, column 'filename': repertoire file 'gone.tsv' not found in data/demo/repertoires"),
 ])
 def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, edit, problem: str):
     metadata = demo_metadata_with(tmp_path, edit)
@@ -346,3 +352,67 @@ def test_a_reference_reaches_every_training_job(tmp_path: Path):
     config.write_text(config.read_text().replace("chain: TRB", "chain: TCRB"))
     refused = snakemake("-n", "-F", "--nolock", "--configfile", config)
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_semicolon_metadata_plans_as_ingest_reads_it(tmp_path: Path):
+    metadata = tmp_path / "metadata.csv"
+    pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str).to_csv(metadata, index=False, sep=";")
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    assert result.returncode == 0 and "rule ingest" in result.stdout, result.stdout + result.stderr
+
+
+def test_settings_that_contradict_each_other_or_a_file_in_place_of_the_run_folder_stop_the_plan(tmp_path: Path):
+    """Rules between two settings, and a file where results/<run> should be, stop the plan in one line."""
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "taken").write_text("not a folder")
+    cases = {
+        "qc: {min_length: 30, max_length: 10}\n": "config qc: min_length 30 is greater than max_length 10",
+        "model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n":
+            "config model.pool_subset_size: 10 must be 0 (off) or at least training.sample_size (60)",
+        "run: taken\n": "'results/taken' is a file where the run's folder results/taken should be: rename it or "
+                        "choose another `run`",
+    }
+    for text, message in cases.items():
+        config = tmp_path / "config.yaml"
+        config.write_text(f"metadata: {ROOT / 'data/demo/metadata.csv'}\nrepertoires: {ROOT / 'data/demo/repertoires'}\n"
+                          + text)
+        result = snakemake("-s", ROOT / "Snakefile", "-d", tmp_path, "-n", "--nolock", "--configfile", config,
+                           cwd=tmp_path)
+        out = result.stdout + result.stderr
+        assert result.returncode != 0 and message in out.splitlines(), (text, out)
+        assert "Traceback" not in out and "Job stats" not in out
+
+
+def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted(tmp_path: Path):
+    """--configfile alone does not inherit the demo's settings (the keys left out take the schema's defaults), and
+    a metadata path or label column with spaces reaches the jobs as one argument each."""
+    cohort = tmp_path / "my cohort"
+    cohort.mkdir()
+    table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str).rename(columns={"label": "CMV status"})
+    table.to_csv(cohort / "metadata.csv", index=False)
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"run: mine\nmetadata: '{cohort / 'metadata.csv'}'\nrepertoires: {ROOT / 'data/demo/repertoires'}\n"
+                      "label_column: CMV status\n")
+    result = snakemake("-s", ROOT / "Snakefile", "-d", tmp_path, "-n", "-p", "--nolock", "--configfile", config,
+                       cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    assert f"--metadata '{cohort / 'metadata.csv'}'" in ingest and "--label-column 'CMV status'" in ingest
+    trains = [line for line in out.splitlines() if "deeprc-hopfield train " in line]
+    assert len(trains) == 5 and all("--label-column 'CMV status'" in line for line in trains)
+    assert "--device auto" in trains[0]  # the schema's default, not the demo's `device: cpu`
+
+
+def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
+    """Snakemake's own summary of a failed job points at the log; the workflow prints the job's error line too."""
+    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].where(t.index != 3, "NA")))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"run: na\nmetadata: {metadata}\nrepertoires: {ROOT / 'data/demo/repertoires'}\n")
+    result = snakemake("results/na/cohort.h5", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--nolock",
+                       "--configfile", config, cwd=tmp_path, timeout=240)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (f"logs/na/ingest.log: deeprc-hopfield ingest: error: {metadata}, line 5, column 'label': missing label "
+            "value") in out, out[-3000:]
+    assert not (tmp_path / "results" / "na" / "cohort.h5").exists()

@@ -10,7 +10,7 @@ import numpy as np
 from deeprc_hopfield.clone_rules import clone_rules
 from deeprc_hopfield.devices import PRECISIONS
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.model import DEFAULT_CHUNK, TaskSpec
+from deeprc_hopfield.model import DEFAULT_CHUNK, ModelConfig, TaskSpec
 from deeprc_hopfield.sampling import SAMPLING_MODES
 from deeprc_hopfield.store import RepertoireStore
 
@@ -129,6 +129,13 @@ def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise TrainingError(f"cannot read config: {exc}", path) from None
+    return config_from_sections(data, path)
+
+
+def config_from_sections(data: object, path: str | Path) -> tuple[dict, TrainingConfig]:
+    """Model options and the training config from a parsed config (`model:` and `training:` sections), refused in
+    one line naming `path` as the model and training would refuse them (the workflow checks its config here
+    before any job)."""
     if not isinstance(data, dict):
         raise TrainingError("config must be a mapping with sections 'model' and/or 'training'", path)
     unknown = sorted(map(str, set(data) - {"model", "training"}))
@@ -138,13 +145,40 @@ def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
     for section in ("model", "training"):
         if not isinstance(data.get(section) or {}, dict):
             raise TrainingError(f"section '{section}' must be a mapping of names to values", path)
+    model = dict(data.get("model") or {})
     try:
         training = _dataclass_from(TrainingConfig, data.get("training") or {}, "training")
+        check_model_options(model, training)
     except TrainingError as exc:
         raise TrainingError(exc.message, path) from None
     except TypeError as exc:
         raise TrainingError(str(exc), path) from None
-    return dict(data.get("model") or {}), training
+    return model, training
+
+
+def pool_subset_size(model_options: dict, config: TrainingConfig) -> int:
+    """The size of the subsets the model pools larger repertoires in: the training sample size unless the options
+    say; 0 (off) or at least a sample, since training pools whole samples."""
+    size = model_options.get("pool_subset_size")
+    size = config.sample_size if size is None else size
+    if 0 < size < config.sample_size:
+        raise TrainingError(f"model config: pool_subset_size ({size:,}) must be 0 (off) or at least "
+                            f"training.sample_size ({config.sample_size:,})")
+    return size
+
+
+def check_model_options(model_options: dict, config: TrainingConfig) -> None:
+    """Refuse model options that the model would refuse once training has started (its own checks, on one binary
+    task, and the pool subset size against the training sample size)."""
+    known = {f.name for f in fields(ModelConfig)} - {"tasks"}
+    unknown = sorted(map(str, set(model_options) - known))
+    if unknown:
+        raise TrainingError(f"model: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    size = pool_subset_size(model_options, config)
+    try:
+        ModelConfig(tasks=[TaskSpec("label", "binary")], **{**model_options, "pool_subset_size": size})
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"model config: {exc}") from None
 
 
 def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) -> tuple[list[TaskSpec], dict]:

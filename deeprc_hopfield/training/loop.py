@@ -41,7 +41,7 @@ from deeprc_hopfield.reference import Reference, ReferenceOptions
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
-    TrainingConfig, TrainingError, inner_validation_split, read_config, tasks_from_store)
+    TrainingConfig, TrainingError, inner_validation_split, pool_subset_size, read_config, tasks_from_store)
 from deeprc_hopfield.training.seeding import seed_model
 from deeprc_hopfield.training.selection import (
     Progress, describe_choice, keep_memory_alone, memory_alone_loss, trained_model_wins)
@@ -108,11 +108,7 @@ class Trainer:
         clones = self.memory.clones if self.memory is not None else []
         known = self.reference if self.reference is not None and self.reference.used else None
         receptors = known.receptors() if known is not None else None
-        subset_size = model_options.get("pool_subset_size")
-        subset_size = self.config.sample_size if subset_size is None else subset_size
-        if 0 < subset_size < self.config.sample_size:  # training pools whole samples: subsets must hold one
-            raise TrainingError(f"model config: pool_subset_size ({subset_size:,}) must be 0 (off) or at least "
-                                f"training.sample_size ({self.config.sample_size:,})")
+        subset_size = pool_subset_size(model_options, self.config)
         options = {"n_v_genes": len(self.store.v_genes), "n_j_genes": len(self.store.j_genes), **model_options,
                    # larger repertoires are pooled in subsets of the size training samples (model/pooling.py)
                    "pool_subset_size": subset_size,

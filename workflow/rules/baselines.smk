@@ -31,7 +31,7 @@ rule baselines:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield baselines --store {input.store} --split {input.split} --fold {wildcards.fold} --out {params.out}"
-        " --methods {params.methods} --label-column {params.label} --seed {params.seed}"
+        " --methods {params.methods} --label-column {params.label:q} --seed {params.seed}"
         " --clone-keys {params.clone_keys} --clone-radius {params.clone_radius}"
         " --clone-pgen {params.clone_pgen} --clone-pgen-limit {params.clone_pgen_limit}"
         " {params.clones} --threads {threads} --force > {log} 2>&1"

@@ -1,11 +1,17 @@
 # Paths and command-line options, built in one place from the validated config, and the check of
 # the metadata table before any job. Results go to results/<run>/, logs to logs/<run>/, job timings
 # to results/<run>/benchmarks/.
+import glob
 import gzip
 import os
 import shlex
+import sys
+import time
 
 import pandas as pd
+
+from deeprc_hopfield.metadata import MISSING_VALUES
+from deeprc_hopfield.readers.common import DELIMITERS
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -27,13 +33,13 @@ def metadata_error(message, line=None, column=None):
 
 
 def read_metadata_table(path):
-    """The metadata table as text (tab- or comma-separated, as the header says), cells stripped."""
+    """The metadata table as text (tab-, comma- or semicolon-separated, as the header says), cells stripped."""
     if not os.path.isfile(path):
         raise metadata_error("file not found (the config's `metadata`)")
     try:
         with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as handle:
             header = handle.readline()
-        separator = "\t" if header.count("\t") >= header.count(",") else ","
+        separator = max(DELIMITERS, key=header.count)  # as `ingest` reads it
         table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise metadata_error(f"cannot parse the table: {str(error).strip()}") from None
@@ -65,6 +71,11 @@ def check_metadata(table):
     label = config["label_column"]
     if label not in table.columns:
         raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
+    values = sorted(set(table[label][~table[label].str.lower().isin(MISSING_VALUES)]))
+    if len(values) != 2:
+        shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        raise metadata_error(f"{len(values)} distinct label value(s) ({shown or 'none'}): the workflow's "
+                             "baselines, evaluation and interpretation need a binary label", column=label)
     group = config["group_column"]
     if group is not None and group not in table.columns:
         raise metadata_error(f"group column '{group}' is missing (columns: {columns})")
@@ -77,7 +88,61 @@ def check_metadata(table):
                                  line_of(repeated[0]), column)
 
 
-check_metadata(read_metadata_table(config["metadata"]))
+def repertoire_files(table):
+    """The repertoire file of each row (`filename` in the config's `repertoires` folder, or that name with `.gz`),
+    the ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
+    folder = config["repertoires"]
+    if not os.path.isdir(folder):
+        raise WorkflowError(f"repertoires {folder}: folder not found (the config's `repertoires`)")
+    files = []
+    for row, name in enumerate(table["filename"]):
+        found = [p for p in (os.path.join(folder, name), os.path.join(folder, f"{name}.gz")) if os.path.isfile(p)]
+        if not found:
+            raise metadata_error(f"repertoire file '{name}' not found in {folder}", row + 2, "filename")
+        files.append(found[0])
+    return files
+
+
+def check_config_sections():
+    """Rules between settings that the schema cannot state, checked before any job (`train` and `ingest` apply the
+    same: `deeprc_hopfield.training.config.pool_subset_size`, `ingest --min-length/--max-length`)."""
+    qc, sample = config["qc"], config["training"]["sample_size"]
+    if qc["min_length"] > qc["max_length"]:
+        raise WorkflowError(f"config qc: min_length {qc['min_length']} is greater than max_length {qc['max_length']}")
+    subset = config["model"].get("pool_subset_size")
+    if subset is not None and 0 < subset < sample:
+        raise WorkflowError(f"config model.pool_subset_size: {subset} must be 0 (off) or at least "
+                            f"training.sample_size ({sample})")
+
+
+def check_result_folders():
+    """A file where the run's results or logs folder (or a folder above it) should be stops the plan in one line."""
+    for top in ("results", "logs"):
+        for path in (top, os.path.join(top, RUN)):
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise WorkflowError(f"'{path}' is a file where the run's folder {os.path.join(top, RUN)} should be: "
+                                    "rename it or choose another `run`")
+
+
+check_result_folders()
+check_config_sections()
+METADATA = read_metadata_table(config["metadata"])
+check_metadata(METADATA)
+REPERTOIRE_FILES = repertoire_files(METADATA)
+STARTED = time.time()
+
+
+def report_job_errors():
+    """After a failed run: the error line each job that failed this run wrote to its log (the package's one-line
+    message, or a traceback's last line), so that it shows beside Snakemake's own summary."""
+    for path in sorted(glob.glob(os.path.join("logs", RUN, "**", "*.log"), recursive=True)):
+        if os.path.getmtime(path) < STARTED:
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+        errors = [line for line in lines if ": error: " in line or line.endswith("nothing was written")]
+        if errors or any(line.startswith("Traceback") for line in lines):
+            print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
 
 
 def result(*parts):
@@ -194,7 +259,7 @@ def new_patients(name):
 # --- options passed to the package ---------------------------------------------------------
 def ingest_options():
     qc = config["qc"]
-    options = [f"--label-column {config['label_column']}", f"--format {config['format']}",
+    options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
@@ -221,7 +286,7 @@ def reference_options():
 
 def split_options():
     """`--group-column C` when the config names a group column (its groups are kept in one fold)."""
-    return f"--group-column {config['group_column']}" if config["group_column"] else ""
+    return f"--group-column {shlex.quote(config['group_column'])}" if config["group_column"] else ""
 
 
 def evaluate_predictions(wildcards, input):

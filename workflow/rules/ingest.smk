@@ -2,7 +2,7 @@ rule ingest:
     """Read, quality-control and store every repertoire of the metadata table (one HDF5 store)."""
     input:
         metadata=config["metadata"],
-        repertoires=config["repertoires"],
+        repertoires=REPERTOIRE_FILES,
     output:
         store=store(),
         qc=qc_table(),
@@ -11,6 +11,7 @@ rule ingest:
     benchmark:
         benchmark_path("ingest.tsv")
     params:
+        folder=lambda wildcards: config["repertoires"],  # the folder the metadata names files in
         options=ingest_options(),
     threads: config["threads"]["ingest"]
     resources:
@@ -18,5 +19,5 @@ rule ingest:
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield ingest --metadata {input.metadata} --repertoires {input.repertoires}"
+        "deeprc-hopfield ingest --metadata {input.metadata:q} --repertoires {params.folder:q}"
         " --out {output.store} {params.options} --threads {threads} > {log} 2>&1"

@@ -27,7 +27,7 @@ rule interpret_fold:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield interpret --model {input.model} --store {input.store} --split {input.split}"
-        " --fold {wildcards.fold} --label-column {params.label} --top {params.top}"
+        " --fold {wildcards.fold} --label-column {params.label:q} --top {params.top}"
         " --motif-top {params.motif_top} --per-repertoire {params.per_repertoire} --seed {params.seed}"
         " --attention {input.attention} --device {params.device} --out {output} --threads {threads}"
         " > {log} 2>&1"

@@ -55,6 +55,6 @@ rule predict_new:
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires}"
+        "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires:q}"
         " --device {params.device} --out {output.predictions} --attended {output.attended} --top {params.top}"
         " --threads {threads} > {log} 2>&1"

@@ -29,4 +29,4 @@ rule report:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
         " --figures {params.figures} --attended {input.attended} --interpretation {input.interpretation}"
         " --models {input.models} --config {input.config}"
-        " --label-column {params.label} --title {params.title:q} --out {output} > {log} 2>&1"
+        " --label-column {params.label:q} --title {params.title:q} --out {output} > {log} 2>&1"

@@ -20,4 +20,4 @@ rule split:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield split --store {input.store} --out {output} --folds {params.folds}"
-        " --seed {params.seed} --label-column {params.label} {params.groups} > {log} 2>&1"
+        " --seed {params.seed} --label-column {params.label:q} {params.groups} > {log} 2>&1"

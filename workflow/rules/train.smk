@@ -69,7 +69,7 @@ rule clones:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield clones --store {input.store} --split {input.split} --config {input.config}"
-        " --label-column {params.label} --seed {params.seed} --out {output} {params.parts} --threads {threads} --force"
+        " --label-column {params.label:q} --seed {params.seed} --out {output} {params.parts} --threads {threads} --force"
         " > {log} 2>&1"
 
 
@@ -108,7 +108,7 @@ rule train:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
-        " --config {input.config} --label-column {params.label} --seed {params.seed}"
+        " --config {input.config} --label-column {params.label:q} --seed {params.seed}"
         " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible {params.reference}"
         " {params.clones}"
         " > {log} 2>&1"
