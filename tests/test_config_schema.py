@@ -176,3 +176,14 @@ def test_model_options_that_training_would_refuse_are_refused_when_the_config_is
         assert str(caught.value).startswith(f"{path}: {message}"), caught.value
     path.write_text("model: {pool_subset_size: 0}\ntraining: {sample_size: 60}\n")
     assert read_config(path)[0] == {"pool_subset_size": 0}
+
+
+def test_a_number_that_yaml_reads_as_text_gets_a_hint(tmp_path):
+    from deeprc_hopfield.training.config import read_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("training:\n  learning_rate: 1e-3\n")
+    with pytest.raises(DeepRCError, match=r"got '1e-3' \(YAML reads a number without a decimal point .* write 1.0e-3"):
+        read_config(path)
+    path.write_text("training:\n  learning_rate: 1.0e-3\n")
+    assert read_config(path)[1].learning_rate == 1e-3

@@ -104,10 +104,21 @@ class TrainingConfig:
                     isinstance(value, float if kind is float else kind) or (kind is float and isinstance(value, int))
                     for kind in kinds):
                 raise TrainingError(f"training config: {field.name} must be {' or '.join(_KIND_WORDS[k] for k in kinds)}"
-                                    f", got {value!r}")
+                                    f", got {value!r}{_yaml_hint(value)}")
 
 
 _KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _yaml_hint(value: object) -> str:
+    """Why YAML gave text where a number was meant: it reads `1e-3` as text, `1.0e-3` as a number."""
+    if not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (YAML reads a number without a decimal point before the exponent as text: write 1.0e-3 for 1e-3)"
 
 
 def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202
