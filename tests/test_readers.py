@@ -610,3 +610,38 @@ def test_the_scan_digest_is_the_files_sha256(tmp_path, gz, block):
         path = write(tmp_path / f"{name}{block}.tsv", table, gz=gz)
         assert scan_file(path, "\t", digest=True, block=block) == sha256_file(path)
         assert scan_file(path, "\t", block=block) is None
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_rows_that_pandas_reads_rightly_pass_the_field_count(tmp_path, gz):
+    """A header ending in a delimiter with rows that do not (old MiXCR exports), R's `write.table` row names (one
+    field more in every row, the index) and whitespace-only lines read as the clean file does."""
+    header = ["sequence_id", "junction_aa", "v_call", "j_call", "duplicate_count", "productive"]
+    rows = [["s1", "CASSLGQYEQYF", "TRBV5-1", "TRBJ2-7", "5", "T"], ["s2", "CASSPGQYEQYF", "TRBV6-1", "TRBJ2-1", "2", "T"]]
+    clean = read_repertoire(write(tmp_path / "clean.tsv", [header, *rows], gz=gz))[0]
+    lines = {
+        "trailing": ["\t".join(header) + "\t", *("\t".join(r) for r in rows)],
+        "row_names": ["\t".join(header), *(f"{i + 1}\t" + "\t".join(r) for i, r in enumerate(rows))],
+        "whitespace": ["\t".join(header), "\t".join(rows[0]), "   ", "\t".join(rows[1]), " \r"],
+    }
+    for name, text in lines.items():
+        path = tmp_path / f"{name}.tsv"
+        data = ("\n".join(text) + "\n").encode()
+        path.write_bytes(gzip.compress(data) if gz else data)
+        table = read_repertoire(path)[0]
+        table = table[table["junction_aa"].notna()].reset_index(drop=True)
+        pd.testing.assert_frame_equal(table, clean, check_dtype=False, check_categorical=False)
+    row_names = tmp_path / "row_names_short.tsv"  # the first row sets one more field for every row
+    row_names.write_text("\t".join(header) + "\n1\t" + "\t".join(rows[0]) + "\n" + "\t".join(rows[1]) + "\n")
+    with pytest.raises(InputFormatError, match=r"6 fields where the first row has 7 \(a row name and the header's 6\)") \
+            as info:
+        read_repertoire(row_names)
+    assert info.value.line == 3
+
+
+def test_a_truncated_gzip_with_a_byte_that_is_not_utf8_is_one_line(tmp_path):
+    data = gzip.compress("junction_aa\tv_cäll\nCASSF\tTRBV5-1\n".encode("latin-1") * 50)
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(data[:-20])
+    with pytest.raises(InputFormatError, match="truncated or corrupt gzip file"):
+        read_repertoire(path)

@@ -354,10 +354,18 @@ def test_a_reference_reaches_every_training_job(tmp_path: Path):
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
 
 
-def test_semicolon_metadata_plans_as_ingest_reads_it(tmp_path: Path):
+def test_semicolon_metadata_and_braces_in_file_names_plan_as_ingest_reads_them(tmp_path: Path):
+    """A semicolon-separated table, and a repertoire file whose name holds braces (no wildcard), plan."""
+    import shutil
+
+    folder = tmp_path / "repertoires"
+    shutil.copytree(ROOT / "data" / "demo" / "repertoires", folder)
+    table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str)
+    (folder / table["filename"][0]).rename(folder / f"{{1}}{table['filename'][0]}")
+    table.loc[0, "filename"] = f"{{1}}{table['filename'][0]}"
     metadata = tmp_path / "metadata.csv"
-    pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str).to_csv(metadata, index=False, sep=";")
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    table.to_csv(metadata, index=False, sep=";")
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", f"repertoires={folder}")
     assert result.returncode == 0 and "rule ingest" in result.stdout, result.stdout + result.stderr
 
 

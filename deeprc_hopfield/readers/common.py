@@ -45,6 +45,13 @@ def open_text(path: Path) -> io.TextIOBase:
 def not_utf8(path: Path, block: int = 1 << 20) -> InputFormatError:
     """The error for a file that does not decode as UTF-8, naming the line and character of the first bad byte
     (found by a second, streamed read: this runs only once decoding has failed)."""
+    try:
+        return _first_undecodable(path, block)
+    except _CORRUPT as exc:
+        return InputFormatError(f"truncated or corrupt gzip file ({exc})", path)
+
+
+def _first_undecodable(path: Path, block: int) -> InputFormatError:
     line, rest = 1, b""
     with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
         for chunk in iter(lambda: handle.read(block), b""):
@@ -145,14 +152,16 @@ def _parsed(path: Path, delimiter: str, columns: list[str], dtype: dict, missing
 
 
 def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 << 22) -> str | None:
-    """One streamed pass over a delimited file's bytes: refuse a row with more or fewer fields than the header
-    (a shifted or cut row, which a column read would keep with empty or wrong cells), naming its line, and, with
-    `digest`, return the sha256 of the file as stored (compressed or not; else None).
+    """One streamed pass over a delimited file's bytes: refuse a row of a field count that the parse would not read
+    as the header's (a shifted or cut row, which a column read would keep with empty or wrong cells), naming its
+    line, and, with `digest`, return the sha256 of the file as stored (compressed or not; else None).
 
-    A last line cut short without a line end is called truncated; blank lines pass; a file with quote characters
-    is left to the parser, whose quoting rules may put delimiters inside fields. Each `block`-byte piece of whole
-    lines whose delimiters add up to the header's count per line passes (a short and a long row in one piece
-    would cancel); any other is counted line by line."""
+    What pandas reads rightly passes (:class:`_RowShape`): rows of the header's count, rows without the header's
+    trailing empty fields, and rows that all have one more field (R's row names); blank and whitespace-only lines
+    too. A last line cut short without a line end is called truncated; a file with quote characters is left to the
+    parser, whose quoting rules may put delimiters inside fields. Each `block`-byte piece of whole lines whose
+    delimiters add up to one count per line passes (a short and a long row in one piece would cancel); any other is
+    counted line by line."""
     try:
         return _scanned(path, delimiter, digest, block)
     except _CORRUPT as exc:
@@ -161,7 +170,7 @@ def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 <
 
 def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None:
     hashed = hashlib.sha256() if digest else None
-    sep, expected, line, checking = ord(delimiter), None, 1, True
+    shape, line, checking = _RowShape(ord(delimiter)), 1, True
     buffer, filled = bytearray(block), 0
     with open(path, "rb") as raw:
         hashing = _Hashing(raw, hashed.update if hashed is not None else None)
@@ -182,7 +191,7 @@ def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None
             data = np.frombuffer(buffer, np.uint8, count=filled)
             ends = np.flatnonzero(data == NEWLINE)
             if len(ends):
-                expected = _check_lines(data[:ends[-1] + 1], ends, sep, expected, line, path)
+                shape.check(data[:ends[-1] + 1], ends, line, path)
                 line += len(ends)
                 rest = filled - int(ends[-1]) - 1
                 del data
@@ -190,12 +199,9 @@ def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None
                 filled = rest
         while stream.read(block):  # the digest covers every byte (a gzip stream reads to the end anyway)
             pass
-    last = bytes(buffer[:filled])
-    if checking and last.strip() and expected is not None:
-        found = last.count(delimiter.encode()) + 1
-        if found != expected:
-            ending = " and no line end: the file looks truncated" if found < expected else ""
-            raise InputFormatError(f"{_fields(found)} where the header has {expected}{ending}", path, line=line)
+    if checking and filled and bytes(buffer[:filled]).strip():  # a last line without a line end
+        last = np.frombuffer(bytes(buffer[:filled]) + b"\n", np.uint8)
+        shape.check(last, np.array([filled]), line, path, unended=True)
     return hashed.hexdigest() if hashed is not None else None
 
 
@@ -215,30 +221,51 @@ class _Hashing(io.RawIOBase):
         return n
 
 
-NEWLINE, RETURN = ord("\n"), ord("\r")
+NEWLINE, RETURN, SPACE = ord("\n"), ord("\r"), ord(" ")
 
 
 def _fields(n: int) -> str:
     return f"{n} field" if n == 1 else f"{n} fields"
 
 
-def _check_lines(data: np.ndarray, ends: np.ndarray, sep: int, expected: int | None, first_line: int,
-                 path: Path) -> int:
-    """The header's field count (`expected`, or this piece's first line's where None), after refusing a line of
-    whole lines `data` (bytes ending in a newline at each of `ends`, from line `first_line` on) with another."""
-    is_sep = data == sep
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    if expected is None:
-        expected = int(np.count_nonzero(is_sep[:ends[0]])) + 1
-    blank = (ends - starts) - (data[np.maximum(ends - 1, 0)] == RETURN) <= 0
-    if np.count_nonzero(is_sep) == (expected - 1) * (len(ends) - np.count_nonzero(blank)):
-        return expected
-    fields = np.add.reduceat(is_sep, starts, dtype=np.int64) + 1
-    bad = np.flatnonzero((fields != expected) & ~blank)
-    if len(bad):
-        raise InputFormatError(f"{_fields(int(fields[bad[0]]))} where the header has {expected}", path,
-                               line=first_line + int(bad[0]))
-    return expected
+class _RowShape:
+    """The field counts a row may have, as pandas reads the file: the header's (`header`), or down to its count
+    without trailing empty names (a header that ends in a delimiter); or, where the first row has one field more,
+    that count for every row (R's `write.table` row names, which pandas takes as the index). Set by the header
+    line and the first data row, in :meth:`check`."""
+
+    def __init__(self, sep: int) -> None:
+        self.sep, self.header, self.low, self.high, self.settled = sep, 0, 0, 0, False
+
+    def check(self, data: np.ndarray, ends: np.ndarray, first_line: int, path: Path, unended: bool = False) -> None:
+        """Refuse the first line of whole lines `data` (bytes ending in a newline at each of `ends`, from line
+        `first_line` on) whose field count the parse would misread."""
+        is_sep = data == self.sep
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        empty = (ends - starts) - (data[np.maximum(ends - 1, 0)] == RETURN) <= 0
+        if self.settled and self.low == self.high and (
+                np.count_nonzero(is_sep) == (self.high - 1) * (len(ends) - np.count_nonzero(empty))):
+            return
+        fields = np.add.reduceat(is_sep, starts, dtype=np.int64) + 1
+        spaces = is_sep | (data == SPACE) | (data == RETURN) | (data == NEWLINE)
+        blank = np.add.reduceat(~spaces, starts, dtype=np.int64) == 0
+        if not self.header:
+            self.header = self.high = int(fields[0])
+            header_end = int(ends[0]) - int(data[max(int(ends[0]) - 1, 0)] == RETURN)
+            trailing = len(data[:header_end]) - len(bytes(data[:header_end]).rstrip(bytes([self.sep])))
+            self.low, blank[0] = self.header - trailing, True
+        rows = np.flatnonzero(~blank)
+        if not self.settled and len(rows):
+            if fields[rows[0]] == self.header + 1:
+                self.low = self.high = self.header + 1
+            self.settled = True
+        bad = np.flatnonzero(((fields < self.low) | (fields > self.high)) & ~blank)
+        if len(bad):
+            found = int(fields[bad[0]])
+            ending = " and no line end: the file looks truncated" if unended and found < self.low else ""
+            wanted = (f"the header has {self.header}" if self.low <= self.header else
+                      f"the first row has {self.low} (a row name and the header's {self.header})")
+            raise InputFormatError(f"{_fields(found)} where {wanted}{ending}", path, line=first_line + int(bad[0]))
 
 
 def first_present(header: list[str], candidates: list[str]) -> str | None:

@@ -96,10 +96,14 @@ class TrainingConfig:
             raise TrainingError(f"training config: {exc}") from None
 
     def _check_types(self) -> None:
-        """Each value of the type of its default (a whole number may stand for a float; `clone_radius` is either)."""
+        """Each value of the type of its default (a whole number may stand for a float, and a float of a whole
+        number, as 2000.0, for a whole number, as the workflow's schema takes them; `clone_radius` is either)."""
         for field in fields(self):
             value = getattr(self, field.name)
             kinds = (int, str) if field.name == "clone_radius" else (type(field.default),)
+            if int in kinds and isinstance(value, float) and value.is_integer():
+                value = int(value)
+                setattr(self, field.name, value)
             if isinstance(value, bool) != (bool in kinds) or not any(
                     isinstance(value, float if kind is float else kind) or (kind is float and isinstance(value, int))
                     for kind in kinds):

@@ -103,6 +103,14 @@ def repertoire_files(table):
     return files
 
 
+def ingest_repertoires():
+    """The ingest job's repertoire inputs: the files the table names, or their folder where a name holds a brace,
+    which Snakemake would take for a wildcard (then only a change to the folder itself re-runs ingest)."""
+    if any("{" in path or "}" in path for path in REPERTOIRE_FILES):
+        return [config["repertoires"]]
+    return REPERTOIRE_FILES
+
+
 def check_config_sections():
     """Rules between settings that the schema cannot state, checked before any job (`train` and `ingest` apply the
     same: `deeprc_hopfield.training.config.pool_subset_size`, `ingest --min-length/--max-length`)."""

@@ -2,7 +2,7 @@ rule ingest:
     """Read, quality-control and store every repertoire of the metadata table (one HDF5 store)."""
     input:
         metadata=config["metadata"],
-        repertoires=REPERTOIRE_FILES,
+        repertoires=ingest_repertoires(),
     output:
         store=store(),
         qc=qc_table(),
