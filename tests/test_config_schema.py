@@ -22,7 +22,7 @@ from deeprc_hopfield.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
-SET_BY_TRAINING = {"tasks", "n_v_genes", "n_j_genes", "clone_memory", "clone_radius", "clone_width", "reference_size", "reference_width"}  # ModelConfig fields no user sets
+from deeprc_hopfield.training.config import SET_BY_TRAINING  # noqa: E402 (ModelConfig fields no user sets)
 TOP_LEVEL = {"seed"}  # TrainingConfig fields the workflow takes from the config's top level
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
@@ -169,6 +169,7 @@ def test_model_options_that_training_would_refuse_are_refused_when_the_config_is
     for text, message in [("model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n",
                            "model config: pool_subset_size (10) must be 0 (off) or at least training.sample_size (60)"),
                           ("model: {n_filtres: 8}\n", "model: unknown key(s) n_filtres; known: "),
+                          ("model: {clone_radius: auto}\n", "model: unknown key(s) clone_radius; known: "),
                           ("model: {n_filters: eight}\n", "model config: ModelConfig.n_filters must be an integer")]:
         path.write_text(text)
         with pytest.raises(DeepRCError) as caught:

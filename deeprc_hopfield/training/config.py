@@ -171,6 +171,12 @@ def config_from_sections(data: object, path: str | Path) -> tuple[dict, Training
     return model, training
 
 
+#: The fields of the model's config that training sets (from the store, the labels and the clone memory), not the
+#: config's `model:` section.
+SET_BY_TRAINING = frozenset({"tasks", "n_v_genes", "n_j_genes", "clone_memory", "clone_radius", "clone_width",
+                             "reference_size", "reference_width"})
+
+
 def pool_subset_size(model_options: dict, config: TrainingConfig) -> int:
     """The size of the subsets the model pools larger repertoires in: the training sample size unless the options
     say; 0 (off) or at least a sample, since training pools whole samples."""
@@ -185,10 +191,13 @@ def pool_subset_size(model_options: dict, config: TrainingConfig) -> int:
 def check_model_options(model_options: dict, config: TrainingConfig) -> None:
     """Refuse model options that the model would refuse once training has started (its own checks, on one binary
     task, and the pool subset size against the training sample size)."""
-    known = {f.name for f in fields(ModelConfig)} - {"tasks"}
+    known = {f.name for f in fields(ModelConfig)} - SET_BY_TRAINING
     unknown = sorted(map(str, set(model_options) - known))
     if unknown:
-        raise TrainingError(f"model: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        ours = [key for key in unknown if key in SET_BY_TRAINING]
+        raise TrainingError(f"model: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                            + (f" ({', '.join(ours)}: set by training from the store and the `training:` section)"
+                               if ours else ""))
     size = pool_subset_size(model_options, config)
     try:
         ModelConfig(tasks=[TaskSpec("label", "binary")], **{**model_options, "pool_subset_size": size})
