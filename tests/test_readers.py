@@ -645,3 +645,15 @@ def test_a_truncated_gzip_with_a_byte_that_is_not_utf8_is_one_line(tmp_path):
     path.write_bytes(data[:-20])
     with pytest.raises(InputFormatError, match="truncated or corrupt gzip file"):
         read_repertoire(path)
+
+
+def test_row_names_are_found_past_the_first_block(tmp_path):
+    header = "sequence_id\tjunction_aa\tv_call\tj_call\tduplicate_count\n"
+    rows = "".join(f"{i}\ts{i}\tCASSLGF\tTRBV5-1\tTRBJ2-7\t{i}\n" for i in range(1, 200))
+    path = tmp_path / "r.tsv"
+    path.write_text(header + rows)
+    assert scan_file(path, "\t", block=16) is None  # the first data row lies past the header's block
+    path.write_text(header + rows + "CASSQF\tTRBV5-1\tTRBJ2-7\t3\tx\n")  # a row without a row name
+    with pytest.raises(InputFormatError, match="5 fields where the first row has 6") as info:
+        scan_file(path, "\t", block=16)
+    assert info.value.line == 201

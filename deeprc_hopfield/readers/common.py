@@ -243,22 +243,17 @@ class _RowShape:
         is_sep = data == self.sep
         starts = np.concatenate([[0], ends[:-1] + 1])
         empty = (ends - starts) - (data[np.maximum(ends - 1, 0)] == RETURN) <= 0
+        header_seps = self._header(data, ends) if first_line == 1 else 0
+        if not self.settled:
+            self._first_row(data, ends, starts, empty, int(first_line == 1))
+        rows = len(ends) - int(np.count_nonzero(empty)) - (first_line == 1)
         if self.settled and self.low == self.high and (
-                np.count_nonzero(is_sep) == (self.high - 1) * (len(ends) - np.count_nonzero(empty))):
+                np.count_nonzero(is_sep) - header_seps == (self.high - 1) * rows):
             return
         fields = np.add.reduceat(is_sep, starts, dtype=np.int64) + 1
         spaces = is_sep | (data == SPACE) | (data == RETURN) | (data == NEWLINE)
         blank = np.add.reduceat(~spaces, starts, dtype=np.int64) == 0
-        if not self.header:
-            self.header = self.high = int(fields[0])
-            header_end = int(ends[0]) - int(data[max(int(ends[0]) - 1, 0)] == RETURN)
-            trailing = len(data[:header_end]) - len(bytes(data[:header_end]).rstrip(bytes([self.sep])))
-            self.low, blank[0] = self.header - trailing, True
-        rows = np.flatnonzero(~blank)
-        if not self.settled and len(rows):
-            if fields[rows[0]] == self.header + 1:
-                self.low = self.high = self.header + 1
-            self.settled = True
+        blank[0] |= first_line == 1  # the header
         bad = np.flatnonzero(((fields < self.low) | (fields > self.high)) & ~blank)
         if len(bad):
             found = int(fields[bad[0]])
@@ -266,6 +261,23 @@ class _RowShape:
             wanted = (f"the header has {self.header}" if self.low <= self.header else
                       f"the first row has {self.low} (a row name and the header's {self.header})")
             raise InputFormatError(f"{_fields(found)} where {wanted}{ending}", path, line=first_line + int(bad[0]))
+
+    def _header(self, data: np.ndarray, ends: np.ndarray) -> int:
+        """Read the header line (the first of `data`); its delimiter count."""
+        header = bytes(data[:ends[0]]).rstrip(b"\r")
+        seps = header.count(self.sep)
+        self.header = self.high = seps + 1
+        self.low = self.header - (len(header) - len(header.rstrip(bytes([self.sep]))))
+        return seps
+
+    def _first_row(self, data: np.ndarray, ends: np.ndarray, starts: np.ndarray, empty: np.ndarray, skip: int) -> None:
+        """Settle the shape on the first data row when it is in `data` (past its first `skip` lines)."""
+        first = next((i for i in np.flatnonzero(~empty[skip:]) + skip
+                      if bytes(data[starts[i]:ends[i]]).strip(b" \r" + bytes([self.sep]))), None)
+        if first is not None:
+            if bytes(data[starts[first]:ends[first]]).count(self.sep) == self.header:  # one field more
+                self.low = self.high = self.header + 1  # R's row names: pandas takes the first field as the index
+            self.settled = True
 
 
 def first_present(header: list[str], candidates: list[str]) -> str | None:
