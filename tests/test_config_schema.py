@@ -145,46 +145,40 @@ def test_a_training_setting_of_the_wrong_type_is_refused_naming_the_file_and_key
     assert read_config(tmp_path / "ok.yaml")[1].learning_rate == 1
 
 
-def test_a_misspelled_section_is_named(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text("modle:\n  n_filters: 8\n")
+def _refused(path, text: str) -> str:
+    """The one-line error of reading a config of `text` (written to `path`)."""
     from deeprc_hopfield.training.config import read_config
 
-    with pytest.raises(DeepRCError, match=r"unknown section\(s\) 'modle'; a config has 'model' and/or 'training'"):
+    path.write_text(text)
+    with pytest.raises(DeepRCError) as caught:
         read_config(path)
-    path.write_text("training:\n  - n_updates\n")
-    with pytest.raises(DeepRCError, match="section 'training' must be a mapping"):
-        read_config(path)
-    path.write_text("training:\n  sample_size: 0\n")
-    with pytest.raises(DeepRCError, match=f"^{path}: training config: sample_size must be >= 1"):
-        read_config(path)
+    return str(caught.value)
 
 
-def test_model_options_that_training_would_refuse_are_refused_when_the_config_is_read(tmp_path):
-    """`train` reads its config before any work: model options the model refuses once training has started (an
-    unknown key, a wrong type, a pool subset below the training sample) are refused there, naming the file."""
-    from deeprc_hopfield.training.config import read_config
-
+@pytest.mark.parametrize("text, message", [
+    # a misspelled or malformed section, and a range error, name the file
+    ("modle:\n  n_filters: 8\n", "unknown section(s) 'modle'; a config has 'model' and/or 'training'"),
+    ("training:\n  - n_updates\n", "section 'training' must be a mapping"),
+    ("training:\n  sample_size: 0\n", "training config: sample_size must be >= 1"),
+    # model options that the model refuses once training has started are refused when `train` reads its config
+    ("model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n",
+     "model config: pool_subset_size (10) must be 0 (off) or at least training.sample_size (60)"),
+    ("model: {n_filtres: 8}\n", "model: unknown key(s) n_filtres; known: "),
+    ("model: {clone_radius: auto}\n", "model: unknown key(s) clone_radius; known: "),
+    ("model: {n_filters: eight}\n", "model config: ModelConfig.n_filters must be an integer"),
+    # a number YAML reads as text gets a hint
+    ("training:\n  learning_rate: 1e-3\n", "training config: learning_rate must be a number, got '1e-3' (YAML reads "
+     "a number without a decimal point before the exponent as text: write 1.0e-3 for 1e-3)"),
+])
+def test_a_config_that_training_would_refuse_is_refused_naming_the_file(tmp_path, text, message):
     path = tmp_path / "config.yaml"
-    for text, message in [("model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n",
-                           "model config: pool_subset_size (10) must be 0 (off) or at least training.sample_size (60)"),
-                          ("model: {n_filtres: 8}\n", "model: unknown key(s) n_filtres; known: "),
-                          ("model: {clone_radius: auto}\n", "model: unknown key(s) clone_radius; known: "),
-                          ("model: {n_filters: eight}\n", "model config: ModelConfig.n_filters must be an integer")]:
-        path.write_text(text)
-        with pytest.raises(DeepRCError) as caught:
-            read_config(path)
-        assert str(caught.value).startswith(f"{path}: {message}"), caught.value
-    path.write_text("model: {pool_subset_size: 0}\ntraining: {sample_size: 60}\n")
-    assert read_config(path)[0] == {"pool_subset_size": 0}
+    assert _refused(path, text).startswith(f"{path}: {message}")
 
 
-def test_a_number_that_yaml_reads_as_text_gets_a_hint(tmp_path):
+def test_what_a_config_may_say_is_read(tmp_path):
     from deeprc_hopfield.training.config import read_config
 
     path = tmp_path / "config.yaml"
-    path.write_text("training:\n  learning_rate: 1e-3\n")
-    with pytest.raises(DeepRCError, match=r"got '1e-3' \(YAML reads a number without a decimal point .* write 1.0e-3"):
-        read_config(path)
-    path.write_text("training:\n  learning_rate: 1.0e-3\n")
-    assert read_config(path)[1].learning_rate == 1e-3
+    path.write_text("model: {pool_subset_size: 0}\ntraining: {sample_size: 60, learning_rate: 1.0e-3}\n")
+    model, training = read_config(path)
+    assert model == {"pool_subset_size": 0} and training.learning_rate == 1e-3 and training.sample_size == 60
