@@ -199,9 +199,9 @@ def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None
                 filled = rest
         while stream.read(block):  # the digest covers every byte (a gzip stream reads to the end anyway)
             pass
-    if checking and filled and bytes(buffer[:filled]).strip():  # a last line without a line end
-        last = np.frombuffer(bytes(buffer[:filled]) + b"\n", np.uint8)
-        shape.check(last, np.array([filled]), line, path, unended=True)
+    last = bytes(buffer[:filled])
+    if checking and last.strip():  # a last line without a line end
+        shape.check(np.frombuffer(last + b"\n", np.uint8), np.array([filled]), line, path, unended=True)
     return hashed.hexdigest() if hashed is not None else None
 
 

@@ -2,16 +2,17 @@
 # the metadata table before any job. Results go to results/<run>/, logs to logs/<run>/, job timings
 # to results/<run>/benchmarks/.
 import glob
-import gzip
 import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
+from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metadata import MISSING_VALUES
-from deeprc_hopfield.readers.common import DELIMITERS
+from deeprc_hopfield.readers.common import read_header
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -37,10 +38,10 @@ def read_metadata_table(path):
     if not os.path.isfile(path):
         raise metadata_error("file not found (the config's `metadata`)")
     try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as handle:
-            header = handle.readline()
-        separator = max(DELIMITERS, key=header.count)  # as `ingest` reads it
+        _, separator = read_header(Path(path))  # the delimiter as `ingest` reads it
         table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
+    except DeepRCError as error:  # empty, not UTF-8 (line and character named), a corrupt gzip
+        raise metadata_error(error.message, error.line) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise metadata_error(f"cannot parse the table: {str(error).strip()}") from None
     table.columns = table.columns.str.strip()
