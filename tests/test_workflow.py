@@ -204,6 +204,8 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
      "evaluation and interpretation need a binary label"),
     (lambda t: t.assign(filename=t["filename"].where(t.index != 4, "gone.tsv")),
      ", line 6, column 'filename': repertoire file 'gone.tsv' not found in data/demo/repertoires"),
+    (lambda t: t.assign(label=["1" if i < 3 else "0" for i in range(len(t))]),
+     ", column 'label': class '1' has 3 subject(s), fewer than the config's `folds` (5); set `folds` lower"),
 ])
 def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, edit, problem: str):
     metadata = demo_metadata_with(tmp_path, edit)
@@ -330,6 +332,13 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert refused.returncode != 0
     assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
             in out.splitlines())
+    assert "Job stats" not in out and "Traceback" not in out
+    few = demo_metadata_with(tmp_path, lambda t: t.assign(donor=[f"D{i % 4}" for i in range(len(t))]))
+    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={few}", "group_column=donor", "folds=5")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert any(line.endswith("group(s) of 'donor', fewer than the config's `folds` (5); set `folds` lower")
+               for line in out.splitlines()), out[-2000:]
     assert "Job stats" not in out and "Traceback" not in out
 
 

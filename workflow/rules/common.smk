@@ -89,6 +89,19 @@ def check_metadata(table):
                                  line_of(repeated[0]), column)
 
 
+def check_folds(table):
+    """Each class of the label needs at least `folds` subjects (with `group_column`: groups) for a stratified
+    split; checked before ingest, naming the config key (the split job applies the same rule to the store)."""
+    folds, label, group = config["folds"], config["label_column"], config["group_column"]
+    labelled = table[~table[label].str.lower().isin(MISSING_VALUES)]
+    units = labelled[group] if group is not None else labelled["subject_id"]
+    for value, n in units.groupby(labelled[label]).nunique().items():
+        if n < folds:
+            what = f"group(s) of '{group}'" if group is not None else "subject(s)"
+            raise metadata_error(f"class '{value}' has {n} {what}, fewer than the config's `folds` ({folds}); "
+                                 "set `folds` lower", column=label)
+
+
 def repertoire_files(table):
     """The repertoire file of each row (`filename` in the config's `repertoires` folder, or that name with `.gz`),
     the ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
@@ -137,6 +150,7 @@ check_result_folders()
 check_config_sections()
 METADATA = read_metadata_table(config["metadata"])
 check_metadata(METADATA)
+check_folds(METADATA)
 REPERTOIRE_FILES = repertoire_files(METADATA)
 STARTED = time.time()
 
