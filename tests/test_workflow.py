@@ -279,6 +279,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     train_log = (tmp_path / "logs" / "tiny" / "train" / "fold0.log").read_text()
     assert "not resuming: there is no checkpoint" in train_log  # train runs with --resume-if-possible
     assert (run / "benchmarks" / "train" / "fold1.tsv").exists()
+    empty_logs = [p.name for p in (tmp_path / "logs" / "tiny").rglob("*.log") if p.stat().st_size == 0]
+    assert not empty_logs, empty_logs  # every job says what it did
 
     second = snakemake(*args, cwd=tmp_path, timeout=60)
     assert second.returncode == 0, second.stderr

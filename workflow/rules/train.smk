@@ -22,6 +22,8 @@ rule run_config:
 
         with open(output[0], "w") as out:
             yaml.safe_dump(params.settings, out, sort_keys=False)
+        with open(log[0], "w") as note:
+            note.write(f"wrote {output[0]}: the run's settings, defaults filled in\n")
 
 
 rule train_config:
@@ -43,6 +45,8 @@ rule train_config:
 
         with open(output[0], "w") as out:
             yaml.safe_dump({"model": params.model, "training": params.training}, out, sort_keys=False)
+        with open(log[0], "w") as note:
+            note.write(f"wrote {output[0]}: the config's model and training sections, as `train --config` reads them\n")
 
 
 rule clones:
