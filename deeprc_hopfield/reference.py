@@ -50,8 +50,7 @@ from deeprc_hopfield.data import list_file
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import gene_family, normalise_genes
-from deeprc_hopfield.io import sha256_file
-from deeprc_hopfield.readers.common import read_columns, read_header
+from deeprc_hopfield.readers.common import read_columns, read_header, scan_file
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +259,7 @@ def read_reference(
         header, delimiter = read_header(path)
         fmt, source, columns = detect_reference_format(header, path)
         cdr3_columns = tuple(col for role, col in columns.items() if role.startswith("cdr3"))
+        sha256 = scan_file(path, delimiter, digest=True)  # every row's field count, and the file's sha256
         frame = read_columns(path, delimiter, list(dict.fromkeys(columns.values())), missing=_MISSING,
                              text=cdr3_columns)
     except InputFormatError as exc:
@@ -333,7 +333,7 @@ def read_reference(
     counts["kept"] = len(table)
     counts["chain_unknown"] = int(table["locus"].isna().sum())
     counts["species_unknown"] = int(table["species"].isna().sum())
-    reference = Reference(table=table, name=path.name, path=str(path.resolve()), sha256=sha256_file(path), fmt=fmt,
+    reference = Reference(table=table, name=path.name, path=str(path.resolve()), sha256=sha256, fmt=fmt,
                           source=source, cdr3=convention, counts=counts, filters=filters,
                           not_applied=tuple(not_applied))
     log.debug("%s", reference.describe())

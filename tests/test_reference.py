@@ -365,6 +365,15 @@ def test_corrupt_gzip_and_empty_file(tmp_path: Path) -> None:
         read_reference(header_only)
 
 
+def test_a_row_of_another_field_count_is_refused_with_its_line(tmp_path: Path) -> None:
+    rows = [["cdr3", "v_gene", "j_gene", "epitope"], ["CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", "NLVPMVATV"],
+            ["CASSIRSSYEQYF", "TRBV19", "GILGFVFTL"], ["CASSPDRGGYTF", "TRBV13-2", "TRBJ1-2", "SSLENFRAYV"]]
+    path = write(tmp_path / "known.tsv", rows)  # line 3 lost its J gene: its epitope would be read as the J call
+    with pytest.raises(ReferenceFileError) as exc:
+        read_reference(path)
+    assert one_line(exc, path) == f"{path}, line 3: 3 fields where the header has 4"
+
+
 def test_the_shipped_vdjdb_extract_is_read_by_name_with_its_notice() -> None:
     """`vdjdb-cmv-trb` names the VDJdb extract shipped with the package (CMV-specific human TRB receptors,
     VDJdb's paired layout, lines unchanged), and its NOTICE gives the licence and what was taken."""
