@@ -869,5 +869,6 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(f"deeprc-hopfield {args.command}: interrupted; nothing was written", file=sys.stderr)
+        kept = interrupts.kept()
+        print(f"deeprc-hopfield {args.command}: interrupted; " + (kept or "nothing was written"), file=sys.stderr)
         return 128 + (interrupts.received() or 2)

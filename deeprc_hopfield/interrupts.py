@@ -8,6 +8,7 @@ import signal
 import sys
 
 _received: int | None = None
+_kept: str | None = None
 
 
 def _handle(signum: int, frame: object) -> None:
@@ -33,6 +34,17 @@ def install() -> None:
 def received() -> int | None:
     """The signal number received, if any."""
     return _received
+
+
+def keep(what: str | None) -> None:
+    """Say what an interrupt leaves in place on purpose (a training checkpoint), for the command's last line."""
+    global _kept
+    _kept = what
+
+
+def kept() -> str | None:
+    """What :func:`keep` said last, if anything."""
+    return _kept
 
 
 def raise_if_interrupted() -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,26 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
     c, d = _weights(expected), _weights(tmp_path / "part")
     assert all(torch.equal(c[k], d[k]) for k in c)
     assert pd.read_csv(tmp_path / "part" / "metrics.csv")["update"].tolist() == [4, 6]
+
+
+def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_go_on(easy_cohort, tmp_path):
+    """A real SIGINT to `train`: no model folder, the last checkpoint kept, and a last line that names it."""
+    out, checkpoint = tmp_path / "m", tmp_path / "m.checkpoint"
+    config = _config(tmp_path, n_updates=100_000, checkpoint_every=2, evaluate_every=2)
+    process = subprocess.Popen([sys.executable, "-m", "deeprc_hopfield", "train", "--store", easy_cohort["store"],
+                                "--split", easy_cohort["split"], "--fold", "0", "--out", out, "--config", config,
+                                "--device", "cpu", "--threads", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (checkpoint / "progress.json").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGINT, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"deeprc-hopfield train: interrupted; the model was not written; its checkpoint {checkpoint} is kept: the "
+        "same command with --resume-if-possible goes on from it")
+    assert json.loads((checkpoint / "progress.json").read_text())["update"] >= 2
+    assert not out.exists() and "Traceback" not in stderr
 
 
 def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tmp_path):

@@ -337,6 +337,12 @@ class Trainer:
     def save_checkpoint(self) -> None:
         save_checkpoint(self.checkpoint_dir, self.model, self.best_state, self.optimizer, self.progress,
                         self.config, self.identity())
+        self._checkpoint_kept()
+
+    def _checkpoint_kept(self) -> None:
+        """What an interrupt from here on leaves: the checkpoint, and how to go on from it."""
+        interrupts.keep(f"the model was not written; its checkpoint {self.checkpoint_dir} is kept: the same command "
+                        "with --resume-if-possible goes on from it")
 
     def load_checkpoint(self, required: bool = True) -> bool:
         """Continue from the checkpoint (see `checkpoint.load_checkpoint`); returns whether it did."""
@@ -344,6 +350,7 @@ class Trainer:
                                  required)
         if loaded is not None:
             self.best_state, self.progress = loaded
+            self._checkpoint_kept()
         return loaded is not None
 
     # --- the loop -------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def report_job_errors():
             continue
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = [line.strip() for line in handle if line.strip()]
-        errors = [line for line in lines if ": error: " in line or line.endswith("nothing was written")]
+        errors = [line for line in lines if ": error: " in line or ": interrupted; " in line]
         if errors or any(line.startswith("Traceback") for line in lines):
             print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
 
