@@ -4,10 +4,17 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.io import read_yaml
+
 min_version("9.0")
 
 
 if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults
+    try:  # Snakemake's own message names neither the line nor the character
+        read_yaml("configs/config.yaml")
+    except DeepRCError as error:
+        raise WorkflowError(f"config {error}") from None
     configfile: "configs/config.yaml"
 
 

@@ -293,3 +293,24 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> object:
+    """A YAML file's contents; one that cannot be read or is not YAML raises `error` in one line, naming the line
+    and character where the parser stopped (PyYAML's own message spans four lines)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "not YAML"
+        where = f" at character {mark.column + 1}" if mark is not None else ""
+        raise error(f"not valid YAML{where}: {problem}", path, line=None if mark is None else mark.line + 1) from None
+    except yaml.YAMLError as exc:
+        raise error(f"not valid YAML: {exc}", path) from None
+    except UnicodeDecodeError:
+        raise error("not a UTF-8 text file", path) from None
+    except OSError as exc:
+        raise error(f"cannot read the file: {exc.strerror}", path) from None

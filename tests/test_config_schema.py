@@ -175,6 +175,33 @@ def test_a_config_that_training_would_refuse_is_refused_naming_the_file(tmp_path
     assert _refused(path, text).startswith(f"{path}: {message}")
 
 
+@pytest.mark.parametrize("text, where", [
+    ("training:\n  n_updates: 3\n   sample_size: 2\n", "line 3: not valid YAML at character 15: mapping values are not "
+     "allowed here"),
+    ("training:\n\tn_updates: 3\n", "line 2: not valid YAML at character 1: found character '\\t' that cannot start "
+     "any token"),
+])
+def test_a_config_that_is_not_yaml_is_refused_in_one_line_with_its_line(tmp_path, text, where):
+    path = tmp_path / "config.yaml"
+    assert _refused(path, text) == f"{path}, {where}"
+
+
+def test_a_broken_demo_config_stops_the_workflow_naming_its_line(tmp_path):
+    """Snakemake's own message for a config that is not YAML names no line; the workflow's read of
+    configs/config.yaml does."""
+    import subprocess
+    import sys
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "config.yaml").write_text("run: x\nfolds: [\n")
+    snakemake = Path(sys.executable).parent / "snakemake"
+    result = subprocess.run([str(snakemake), "-n", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--nolock"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config configs/config.yaml, line 3: not valid YAML at character 1: expected the node content" in out, out
+
+
 def test_what_a_config_may_say_is_read(tmp_path):
     from deeprc_hopfield.training.config import read_config
 

@@ -10,6 +10,7 @@ import numpy as np
 from deeprc_hopfield.clone_rules import clone_rules
 from deeprc_hopfield.devices import PRECISIONS
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.io import read_yaml
 from deeprc_hopfield.model import DEFAULT_CHUNK, ModelConfig, TaskSpec
 from deeprc_hopfield.sampling import SAMPLING_MODES
 from deeprc_hopfield.store import RepertoireStore
@@ -135,16 +136,9 @@ def _dataclass_from(cls: type, values: dict, what: str):  # noqa: ANN202
 
 def read_config(path: str | Path | None) -> tuple[dict, TrainingConfig]:
     """Model options and the training config from a YAML file with `model:` and `training:` sections."""
-    import yaml
-
     if path is None:
         return {}, TrainingConfig()
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TrainingError(f"cannot read config: {exc}", path) from None
-    return config_from_sections(data, path)
+    return config_from_sections(read_yaml(path, TrainingError) or {}, path)
 
 
 def config_from_sections(data: object, path: str | Path) -> tuple[dict, TrainingConfig]:
