@@ -42,8 +42,8 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
-def fake_immunoseq_cohort(folder: Path, n: int = 6) -> tuple[Path, Path]:
-    """A metadata table and immunoSEQ v1 files, enough for a dry run of the CMV layout."""
+def fake_immunoseq_cohort(folder: Path, n: int = 10) -> tuple[Path, Path]:
+    """A metadata table and immunoSEQ v1 files (5 subjects a class: one a fold), enough for a dry run of the CMV layout."""
     repertoires = folder / "repertoires"
     repertoires.mkdir(parents=True)
     lines = ["subject_id\tfilename\tcmv_status"]

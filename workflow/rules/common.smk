@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metadata import MISSING_VALUES
@@ -166,6 +167,14 @@ def report_job_errors():
         errors = [line for line in lines if ": error: " in line or ": interrupted; " in line]
         if errors or any(line.startswith("Traceback") for line in lines):
             print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
+
+
+def write_yaml(path, settings, log, what):
+    """A settings file of the run (`run_config`, `train_config`), and a line in its job's log saying what it is."""
+    with open(path, "w") as out:
+        yaml.safe_dump(settings, out, sort_keys=False)
+    with open(log, "w") as note:
+        note.write(f"wrote {path}: {what}\n")
 
 
 def result(*parts):

@@ -18,12 +18,7 @@ rule run_config:
     resources:
         mem_mb=500,
     run:
-        import yaml
-
-        with open(output[0], "w") as out:
-            yaml.safe_dump(params.settings, out, sort_keys=False)
-        with open(log[0], "w") as note:
-            note.write(f"wrote {output[0]}: the run's settings, defaults filled in\n")
+        write_yaml(output[0], params.settings, log[0], "the run's settings, defaults filled in")
 
 
 rule train_config:
@@ -41,12 +36,8 @@ rule train_config:
     resources:
         mem_mb=500,
     run:
-        import yaml
-
-        with open(output[0], "w") as out:
-            yaml.safe_dump({"model": params.model, "training": params.training}, out, sort_keys=False)
-        with open(log[0], "w") as note:
-            note.write(f"wrote {output[0]}: the config's model and training sections, as `train --config` reads them\n")
+        write_yaml(output[0], {"model": params.model, "training": params.training}, log[0],
+                   "the config's model and training sections, as `train --config` reads them")
 
 
 rule clones:
