@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +22,44 @@ def _pgen_cache_in_a_temporary_folder(tmp_path_factory) -> None:
     """`train` and `baselines` keep pgen values on disk by default: in this run's temporary folder, not
     the user's cache."""
     os.environ[CACHE_VARIABLE] = str(tmp_path_factory.mktemp("pgen-cache"))
+
+
+def deeprc_cli(*args: object) -> subprocess.CompletedProcess:
+    """`deeprc-hopfield ARGS` through the command line's own `main` in this process, its exit status and what it
+    wrote to stdout and stderr as a subprocess would give them: the import of torch and the package (2-3 s a call)
+    is paid once a test session. What `main` sets for its process (logging, signal handlers, torch's threads, the
+    interrupt state) is put back after, and the pgen values a process keeps in memory start empty, as in a new
+    process (they decide what goes to the disk cache). Tests of signals and of the installed entry point run a real
+    process."""
+    import torch
+
+    from deeprc_hopfield import cli, interrupts, pgen
+
+    pgen._shared_model.cache_clear()
+
+    root, package = logging.getLogger(), logging.getLogger("deeprc_hopfield")
+    saved = (root.handlers[:], root.level, package.level, torch.get_num_threads(), sys.unraisablehook,
+             {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main([str(arg) for arg in args])
+            except SystemExit as exc:  # argparse's --help and usage errors
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        for handler in root.handlers:
+            if handler not in saved[0]:
+                handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        package.setLevel(saved[2])
+        torch.set_num_threads(saved[3])
+        sys.unraisablehook = saved[4]
+        for sig, handler in saved[5].items():
+            signal.signal(sig, handler)
+        interrupts.keep(None)
+    return subprocess.CompletedProcess(["deeprc-hopfield", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 V_GENES = ["TRBV5-1*01", "TRBV7-2*01", "TRBV20-1*01", "TRBV28*01"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import subprocess
-import sys
 from itertools import product
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from conftest import deeprc_cli
 
 from deeprc_hopfield import baselines, progress
 from deeprc_hopfield.data import SHIPPED_LISTS
@@ -74,9 +73,8 @@ def test_kmer_frequencies_counted_in_blocks_of_sequences_equal_one_count(block: 
 
 
 def test_public_clones_find_the_shared_signal(cohort: dict[str, Path], tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split", cohort["split"],
-         "--out", tmp_path / "bl", "--methods", "public_clones"], capture_output=True, text=True)
+    result = deeprc_cli("baselines", "--store", cohort["store"], "--split", cohort["split"], "--out", tmp_path / "bl",
+                        "--methods", "public_clones")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "bl" / "kmer_predictions.csv").exists()
     table = pd.read_csv(tmp_path / "bl" / "public_clones_predictions.csv", dtype={"true_label": str})
@@ -95,22 +93,22 @@ def test_the_public_clone_rules_can_be_fixed_and_a_bad_one_is_refused(cohort: di
     """`--clone-keys`/`--clone-radius` fix the rule the test may choose (as the memory's `clone_keys`,
     `clone_radius`); radius 0 spares the one-substitution collection on large cohorts. `--pgen-cache`
     keeps the candidates' pgen values in its folder."""
-    command = [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split",
-               cohort["split"], "--out", tmp_path / "bl", "--methods", "public_clones", "--pgen-cache",
-               tmp_path / "pgen", "--clone-keys", "gene", "--clone-radius", "0"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    command = ["baselines", "--store", cohort["store"], "--split", cohort["split"], "--out", tmp_path / "bl",
+               "--methods", "public_clones", "--pgen-cache", tmp_path / "pgen", "--clone-keys", "gene", "--clone-radius",
+               "0"]
+    result = deeprc_cli(*command)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "pgen").glob("olga*_human_TRB.*.tsv"))  # the candidates' pgen, kept for other jobs
     folds = pd.read_csv(cohort["split"])["fold"].nunique()
     assert result.stderr.count("CDR3 + V gene, exact, ") == folds and "substitution" not in result.stderr
-    bad = subprocess.run(command[:-1] + ["2"], capture_output=True, text=True)
+    bad = deeprc_cli(*command[:-1], "2")
     assert bad.returncode == 2 and "invalid choice: '2'" in bad.stderr and "Traceback" not in bad.stderr
     # --clone-pgen off (training: clone_pgen: false) asks OLGA for nothing; a limit below 1 is refused
-    off = [*command[:9], tmp_path / "bl-off", *command[10:13], tmp_path / "pgen-off", *command[14:]]
-    result = subprocess.run(off + ["--clone-pgen", "off"], capture_output=True, text=True)
+    off = [*command[:6], tmp_path / "bl-off", *command[7:10], tmp_path / "pgen-off", *command[11:]]
+    result = deeprc_cli(*off, "--clone-pgen", "off")
     assert result.returncode == 0, result.stderr
     assert not list((tmp_path / "pgen-off").glob("*.tsv"))
-    bad = subprocess.run(off + ["--clone-pgen-limit", "0"], capture_output=True, text=True)
+    bad = deeprc_cli(*off, "--clone-pgen-limit", "0")
     assert bad.returncode == 2 and "--clone-pgen-limit" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -126,13 +124,12 @@ def test_one_job_a_fold_gives_the_predictions_of_all_folds_at_once(cohort: dict[
         joined = pd.concat([one[method] for one in each]).set_index("subject_id").loc[whole[method]["subject_id"]]
         np.testing.assert_array_equal(joined["probability"], whole[method]["probability"])
         np.testing.assert_array_equal(joined["score"], whole[method]["score"])
-    command = [sys.executable, "-m", "deeprc_hopfield", "baselines", "--store", cohort["store"], "--split",
-               cohort["split"], "--methods", "kmer"]
-    result = subprocess.run(command + ["--fold", "1", "--out", tmp_path / "fold1"], capture_output=True, text=True)
+    command = ["baselines", "--store", cohort["store"], "--split", cohort["split"], "--methods", "kmer"]
+    result = deeprc_cli(*command, "--fold", "1", "--out", tmp_path / "fold1")
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "fold1" / "kmer_predictions.csv")
     assert table["subject_id"].tolist() == each[1]["kmer"]["subject_id"].tolist()
-    bad = subprocess.run(command + ["--fold", "7", "--out", tmp_path / "fold7"], capture_output=True, text=True)
+    bad = deeprc_cli(*command, "--fold", "7", "--out", tmp_path / "fold7")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and not (tmp_path / "fold7").exists()
     assert f"fold 7 is not in the split (folds: {folds})" in bad.stderr
 

@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 
 from deeprc_hopfield.store import RepertoireStore
-from conftest import write_airr
+from conftest import deeprc_cli, write_airr
 
 
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args)],
-                            capture_output=True, text=True, timeout=300)
+    result = deeprc_cli(*args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -31,7 +30,10 @@ def ingest_args(metadata: Path, folder: Path, out: Path, *extra: str) -> list:
 
 
 def test_version_and_help():
-    assert run_cli("--version", check=True).stdout.startswith("deeprc-hopfield ")
+    entry_point = Path(sys.executable).parent / "deeprc-hopfield"  # the installed command, in a process of its own
+    installed = subprocess.run([str(entry_point), "--version"], capture_output=True, text=True, timeout=60)
+    assert installed.returncode == 0 and installed.stdout.startswith("deeprc-hopfield ")
+    assert run_cli("--version", check=True).stdout == installed.stdout
     top = run_cli("--help", check=True).stdout
     assert "ingest" in top and "inspect" in top
     for command in ("ingest", "inspect"):

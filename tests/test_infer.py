@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import deeprc_cli
 
 from deeprc_hopfield.infer import TRAINING_SUBJECT_COLUMN, TrainingSubjectsError, held_out_models
 from deeprc_hopfield.interpret import summarise
@@ -53,8 +53,7 @@ def fold0_model(easy_cohort, tmp_path_factory) -> Path:  # noqa: F811
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args), "--threads", "1"],
-                          capture_output=True, text=True, timeout=300)
+    return deeprc_cli(*args, "--threads", "1")
 
 
 def _held_out(cohort: dict) -> set[str]:

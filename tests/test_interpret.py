@@ -7,7 +7,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 import torch
 import yaml
 from scipy.stats import fisher_exact
+from conftest import deeprc_cli
 from sklearn.metrics import average_precision_score
 
 from deeprc_hopfield.attention_file import AttentionFileError, attention_writer, repertoire_fingerprint
@@ -66,8 +66,7 @@ def trained(easy_cohort, tmp_path_factory) -> dict:  # noqa: F811
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return deeprc_cli(*args)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import deeprc_cli
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate
@@ -45,10 +45,9 @@ def run(cohort: tuple[Path, Path], tmp_path: Path) -> dict[str, Path]:
 
 
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprc_hopfield", "report", "--store", run["store"], "--metrics",
-         run["eval"] / "metrics.tsv", "--figures", run["eval"], "--attended", run["attended"], "--config",
-         run["config"], "--out", run["out"], "--title", "CMV & friends"], capture_output=True, text=True)
+    result = deeprc_cli("report", "--store", run["store"], "--metrics", run["eval"] / "metrics.tsv", "--figures",
+                        run["eval"], "--attended", run["attended"], "--config", run["config"], "--out", run["out"],
+                        "--title", "CMV & friends")
     assert result.returncode == 0, result.stderr
     text = run["out"].read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "<title>CMV &amp; friends</title>" in text
@@ -131,9 +130,8 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
 
 
 def _report_cli(run: dict[str, Path], out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deeprc_hopfield", "report", "--store", run["store"], "--metrics",
-         run["eval"] / "metrics.tsv", "--figures", run["eval"], "--out", out, *extra], capture_output=True, text=True)
+    return deeprc_cli("report", "--store", run["store"], "--metrics", run["eval"] / "metrics.tsv", "--figures",
+                      run["eval"], "--out", out, *extra)
 
 
 def test_report_never_overwrites_a_file_it_did_not_write(run: dict[str, Path], tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from deeprc_hopfield.errors import DeepRCError, SplitError
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import write_table
 from deeprc_hopfield.split import Split, make_split, read_split
-from conftest import write_airr
+from conftest import deeprc_cli, write_airr
 
 
 def _store(folder: Path, labels: list[str], column: str = "label", donors: list[str] | None = None) -> Path:
@@ -37,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deeprc_hopfield", *map(str, args)], capture_output=True, text=True)
+    return deeprc_cli(*args)
 
 
 def test_every_subject_once_and_stratified(store: Path, tmp_path: Path) -> None:
