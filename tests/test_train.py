@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import simulated_store
+from conftest import deeprc_cli, simulated_store
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.infer import predict_outputs
@@ -63,9 +63,8 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
     assert training["memory_clones"] == []  # a motif cohort has no public-clone signal to store
 
     out = tmp_path / "predictions.csv"
-    subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir, "--store",
-                    easy_cohort["store"], "--split", easy_cohort["split"], "--fold", "0", "--out", out,
-                    "--threads", "1"], check=True, capture_output=True)
+    assert deeprc_cli("predict", "--model", model_dir, "--store", easy_cohort["store"], "--split", easy_cohort["split"],
+                      "--fold", "0", "--out", out, "--threads", "1").returncode == 0
     test = pd.read_csv(out, dtype={"subject_id": str})
     assert list(test.columns) == ["subject_id", "probability", "predicted", "true_label"]
     assert set(test["subject_id"]) == held_out
@@ -83,9 +82,8 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
 
     # every repertoire, the 30 training ones too (so marked): where does the attention go?
     attended = tmp_path / "attended.tsv"
-    subprocess.run([sys.executable, "-m", "deeprc_hopfield", "attend", "--model", model_dir, "--repertoires",
-                    easy_cohort["repertoires"], "--metadata", easy_cohort["metadata"], "--top", "5",
-                    "--allow-training-subjects", "--out", attended], check=True, capture_output=True)
+    assert deeprc_cli("attend", "--model", model_dir, "--repertoires", easy_cohort["repertoires"], "--metadata",
+                      easy_cohort["metadata"], "--top", "5", "--allow-training-subjects", "--out", attended).returncode == 0
     top = pd.read_csv(attended, sep="\t", dtype={"repertoire_id": str})
     assert list(top.columns) == ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call",
                                  "duplicate_count", "scored_by_training_model"]
@@ -140,9 +138,8 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
     assert json.loads((checkpoint / "progress.json").read_text())["update"] == 4
 
     def cli(*extra: str | Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "deeprc_hopfield", "train", "--store", easy_cohort["store"],
-                               "--split", easy_cohort["split"], "--out", tmp_path / "part", "--device", "cpu",
-                               "--threads", "1", *map(str, extra)], capture_output=True, text=True)
+        return deeprc_cli("train", "--store", easy_cohort["store"], "--split", easy_cohort["split"], "--out",
+                          tmp_path / "part", "--device", "cpu", "--threads", "1", *extra)
 
     resumed = cli("--fold", "0", "--config", config, "--resume-if-possible")
     assert resumed.returncode == 0, resumed.stderr
@@ -215,12 +212,14 @@ def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tm
         (["train", "--store", "{store}", "--out", "{tmp}/m", "--label-column", "cmv"], "no label 'cmv'"),
         (["train", "--store", "{store}", "--out", "{tmp}/m", "--device", "tpu"], "unknown device 'tpu'"),
         (["train", "--store", "{tmp}/missing.h5", "--out", "{tmp}/m"], "store not found"),
+        (["train", "--store", "{store}", "--out", "{tmp}/m", "--resume"], "--resume, but there is no checkpoint"),
     ],
 )
 def test_bad_input_gets_one_line(easy_cohort, tmp_path, args, words):
     args = [a.format(tmp=tmp_path, store=easy_cohort["store"]) for a in args]
-    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", *args], capture_output=True, text=True)
+    result = deeprc_cli(*args)
     assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # refused before any work: nothing logged before it
     assert not (tmp_path / "m").exists() and not (tmp_path / "p.csv").exists()
 
 
@@ -232,8 +231,7 @@ def test_predict_from_files_without_metadata_and_an_empty_repertoire(easy_cohort
     for name in ("rep001.tsv", "rep002.tsv"):  # new names: the model was trained on rep001 and rep002
         (folder / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes())
     out = tmp_path / "p.csv"
-    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir,
-                             "--repertoires", folder, "--out", out], capture_output=True, text=True)
+    result = deeprc_cli("predict", "--model", model_dir, "--repertoires", folder, "--out", out)
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(out)
     assert predictions["subject_id"].tolist() == ["new_rep001", "new_rep002"] and "true_label" not in predictions
@@ -243,8 +241,7 @@ def test_predict_from_files_without_metadata_and_an_empty_repertoire(easy_cohort
     unproductive = [line.replace("\tT\t", "\tF\t") for line in lines[1:]]
     (folder / "new_rep002.tsv").write_text("\n".join([lines[0]] + unproductive))
     out.unlink()
-    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", model_dir,
-                             "--repertoires", folder, "--out", out], capture_output=True, text=True)
+    result = deeprc_cli("predict", "--model", model_dir, "--repertoires", folder, "--out", out)
     assert result.returncode == 1 and "no sequence left after quality control" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
 
@@ -262,9 +259,8 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
     single = [load_model(models / f"fold{k}") for k in (0, 1)]
     for fold in (0, 1):
         out = tmp_path / f"fold{fold}.csv"
-        result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", models, "--store",
-                                 easy_cohort["store"], "--split", easy_cohort["split"], "--fold", str(fold), "--out",
-                                 out], capture_output=True, text=True)
+        result = deeprc_cli("predict", "--model", models, "--store", easy_cohort["store"], "--split",
+                            easy_cohort["split"], "--fold", fold, "--out", out)
         assert result.returncode == 0, result.stderr
         assert f"with the 1 of 2 models that held them all out: fold{fold}" in result.stderr
         predictions = pd.read_csv(out, dtype={"subject_id": str})
@@ -281,8 +277,7 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
     for name in ("rep000.tsv", "rep001.tsv", "rep002.tsv"):
         (new / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes())
     out = tmp_path / "new.csv"
-    result = subprocess.run([sys.executable, "-m", "deeprc_hopfield", "predict", "--model", models, "--repertoires",
-                             new, "--out", out], capture_output=True, text=True)
+    result = deeprc_cli("predict", "--model", models, "--repertoires", new, "--out", out)
     assert result.returncode == 0, result.stderr
     ensemble = pd.read_csv(out)
     assert list(ensemble.columns) == ["subject_id", "probability", "probability_sd", "predicted"]
@@ -361,9 +356,8 @@ def test_train_never_replaces_a_folder_it_did_not_write(easy_cohort, tmp_path):
     config = _config(tmp_path, n_updates=2)
 
     def cli(out: Path, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "deeprc_hopfield", "train", "--store", easy_cohort["store"],
-                               "--out", out, "--config", config, "--device", "cpu", "--threads", "1", *extra],
-                              capture_output=True, text=True)
+        return deeprc_cli("train", "--store", easy_cohort["store"], "--out", out, "--config", config, "--device", "cpu",
+                          "--threads", "1", *extra)
 
     results = tmp_path / "results"
     results.mkdir()

@@ -41,6 +41,13 @@ def check_checkpoint_target(directory: Path) -> None:
                                 "it was left as it is and nothing was written (choose another --out)", directory)
 
 
+def require_checkpoint(directory: Path) -> None:
+    """`--resume` without a checkpoint (nor one an interrupted replacement left aside) is refused before any work,
+    rather than after the clone memory's fitting (minutes on a large cohort)."""
+    if not (directory / STATE_FILE).is_file() and not any(directory.parent.glob(f".{directory.name}.*.old")):
+        raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
+
+
 def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer, progress: Progress, config: TrainingConfig,
                     identity: dict) -> None:

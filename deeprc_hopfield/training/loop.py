@@ -36,7 +36,7 @@ from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.calibration import describe, fit_calibration
 from deeprc_hopfield.clone_rules import AUTO
 from deeprc_hopfield.training.checkpoint import (
-    check_checkpoint_target, checkpoint_dir, load_checkpoint, save_checkpoint)
+    check_checkpoint_target, checkpoint_dir, load_checkpoint, require_checkpoint, save_checkpoint)
 from deeprc_hopfield.reference import Reference, ReferenceOptions
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
@@ -462,6 +462,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     force = force or bool(resume)  # a resumed run replaces its own earlier model, never anything else
     check_output(out, "train", force, recognise=is_model_folder)
     check_checkpoint_target(checkpoint_dir(Path(out)))
+    if resume is True:
+        require_checkpoint(checkpoint_dir(Path(out)))
     model_options, config = read_config(config_path)
     overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
     if overrides:
