@@ -95,6 +95,18 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None) -> Label
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
 
 
+def _check_positive_class(positive: str | None, labels: dict[str, Label], path: Path) -> None:
+    """A positive class that no two-class label has is refused: ignoring it would code the classes the other way
+    round without a word (values are compared exactly, as the table writes them)."""
+    if positive is None:
+        return
+    binary = {name: label for name, label in labels.items() if label.kind == "binary"}
+    if not any(positive in label.classes for label in binary.values()):
+        held = "; ".join(f"'{name}': {', '.join(label.classes)}" for name, label in binary.items())
+        raise MetadataError(f"--positive-class '{positive}' is not a class of any two-class label "
+                            f"({held or 'the table has none'})", path)
+
+
 def _resolve_file(directory: Path, name: str) -> Path | None:
     """The repertoire file a metadata row names (also found with an added `.gz`)."""
     for candidate in (directory / name, directory / f"{name}.gz"):
@@ -183,4 +195,5 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         log.info("note: %d file(s) in %s are not named in the metadata and are ignored: %s",
                  len(unnamed), repertoire_dir, shown)
     labels = {column: infer_label(column, table[column], positive_class) for column in label_columns}
+    _check_positive_class(positive_class, labels, path)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)

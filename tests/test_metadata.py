@@ -140,3 +140,13 @@ def test_negative_class_first(values, positive, classes):
     label = infer_label("x", pd.Series(values), positive)
     assert label.classes == classes
     assert label.values.tolist() == [classes.index(v) for v in values]  # each value coded by its class
+
+
+def test_a_positive_class_that_no_label_has_is_refused(cohort):
+    """`--positive-class true` for labels True/False would otherwise code them the other way round silently."""
+    metadata, folder = cohort
+    assert read_metadata(metadata, folder, positive_class="False").labels["label"].classes == ["True", "False"]
+    with pytest.raises(MetadataError) as refused:
+        read_metadata(metadata, folder, positive_class="true")
+    assert str(refused.value) == (f"{metadata}: --positive-class 'true' is not a class of any two-class label "
+                                  "('label': False, True)")
