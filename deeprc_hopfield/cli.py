@@ -245,7 +245,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train a CNN + Hopfield-attention model on the repertoires of a store. Each update samples "
             "repertoires and sequences, scores them all without gradients and back-propagates through the "
-            "most-attended 10%%; the model is selected on an inner validation split of the training "
+            "most-attended 10%; the model is selected on an inner validation split of the training "
             "repertoires (never the test fold). Writes MODEL_DIR (config.json, weights.safetensors, "
             "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from. "
             "--resume-if-possible continues from it only when it is of this very run (same store, split "
@@ -263,7 +263,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", type=int, help="the held-out fold of --split (never seen in training)")
     p.add_argument("--updates", type=_positive_int, dest="n_updates", help="number of updates (overrides the config)")
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "
+                                                         "of the public-clone candidates (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
     _add_pgen_cache(p)
     _add_clones_file(p, "the clone memory's")
