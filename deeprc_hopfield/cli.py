@@ -91,10 +91,13 @@ def _run_ingest(args: argparse.Namespace) -> int:
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "inspect",
-        help="summarise a store: repertoires, sequences, labels, QC and provenance",
-        description="Print a summary of a repertoire store written by `deeprc-hopfield ingest`.",
+        help="summarise a store (repertoires, sequences, labels, QC, provenance) or a saved model",
+        description="Print a summary of a repertoire store written by `deeprc-hopfield ingest`, or of a model "
+                    "written by `train` (what it was trained on, where training stopped, the k-mers it started "
+                    "from, its clone memory and rule, reference and calibration; from its config.json), or of "
+                    "each model in a folder of them (the workflow's results/<run>/models).",
     )
-    p.add_argument("store", type=Path, help="the HDF5 store")
+    p.add_argument("store", type=Path, metavar="PATH", help="a store (.h5), a model folder or a folder of models")
     p.add_argument("--per-repertoire", action="store_true", help="also print the QC counts of every repertoire")
     p.set_defaults(func=_run_inspect)
 

@@ -1,4 +1,6 @@
-"""A human-readable summary of a repertoire store (`deeprc-hopfield inspect`)."""
+"""Human-readable summaries (`deeprc-hopfield inspect`): of a repertoire store, or of a saved model (what it was
+trained on and started from, where training stopped, its clone memory, reference and calibration), read from its
+`config.json` alone."""
 
 from __future__ import annotations
 
@@ -6,17 +8,104 @@ from pathlib import Path
 
 import numpy as np
 
-from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
 from deeprc_hopfield.errors import StoreError
+from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
 from deeprc_hopfield.store import RepertoireStore
+
+#: Stored public clones named in a model's summary (all of them are in its config.json).
+CLONES_SHOWN = 5
 
 
 def summarise(path: str | Path, per_repertoire: bool = False) -> str:
-    """Repertoires, sequences, label balance, QC summary and provenance of a store, as text."""
+    """A store's repertoires, sequences, label balance, QC summary and provenance; or, for a model folder (or a
+    folder of them, as the workflow's `models/`), each model's summary (:func:`model_summary`), as text."""
+    path = Path(path)
+    if path.is_dir():
+        return _models_summary(path)
     try:
         return _summary(path, per_repertoire)
     except (KeyError, OSError) as exc:  # a store whose groups were removed or damaged after writing
         raise StoreError(f"damaged store: {exc}", path) from None
+
+
+def _models_summary(folder: Path) -> str:
+    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError
+
+    if (folder / CONFIG_FILE).is_file():
+        return model_summary(folder)
+    models = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+    if not models:
+        raise ModelFileError(f"a folder, but neither a model ({CONFIG_FILE}) nor a folder of models; inspect reads "
+                             "a store (.h5) or a model folder", folder)
+    return "\n\n".join(model_summary(model) for model in models)
+
+
+def model_summary(folder: str | Path) -> str:
+    """A saved model's provenance and choices, from its checked `config.json` (the weights are not read)."""
+    from deeprc_hopfield.saved_model import read_model_config
+
+    config = read_model_config(folder)
+    training, model = config.get("training", {}), config.get("model", {})
+    labels = "; ".join(f"{name} ({label['kind']}" + (f": {', '.join(label['classes'])})" if label.get("classes")
+                                                     else ")") for name, label in config.get("labels", {}).items())
+    clones = training.get("memory_clones") or []
+    rows = [
+        ("model", f"{folder} (deeprc-hopfield {config.get('package_version', '?')}, schema "
+                  f"{config.get('schema_version')}; weights sha256 {str(config.get('weights_sha256', '?'))[:16]}...)"),
+        ("trained on", f"{training.get('store', '?')}: {len(training.get('fit_subjects', []))} fitting and "
+                       f"{len(training.get('validation_subjects', []))} validation repertoires"),
+        ("labels", labels or "(none)"),
+        ("network", f"CNN of {model.get('n_conv_layers')} layer(s), {model.get('n_filters')} filters of width "
+                    f"{model.get('kernel_size')}; {model.get('attention_heads')} attention head(s) of dimension "
+                    f"{model.get('attention_dim')}; output network {model.get('head_layers')} hidden layer(s) of "
+                    f"{model.get('head_hidden')}"),
+        ("training", f"best update {training.get('best_update', '?')} of {training.get('n_updates', '?')} "
+                     f"(validation loss {training.get('best_val_loss', float('nan')):.4g}); "
+                     f"{training.get('repertoires_per_update')} repertoires x {training.get('sample_size', 0):,} "
+                     f"sequences an update, seed {training.get('seed')}"),
+        ("seeded k-mers", ", ".join(training.get("seeded_kmers") or []) or "none"),
+        ("clone memory", f"{len(clones)} stored clone(s)" + (": " + ", ".join(clones[:CLONES_SHOWN]) if clones else "")
+         + (" ..." if len(clones) > CLONES_SHOWN else "")
+         + ("; the memory alone is the output" if training.get("memory_alone") else "")),
+        ("clone rule", clone_rule_text(training.get("clone_rule"))),
+        ("reference", reference_text(training.get("reference") or {})),
+    ]
+    for name, fit in (training.get("calibration") or {}).items():
+        rows.append(("calibration", f"{name}: {fit.get('slope', float('nan')):.3f} x logit "
+                                    f"{fit.get('intercept', float('nan')):+.3f}, fitted on {fit.get('n_validation')} "
+                                    f"validation repertoires (Brier {fit.get('validation_brier_before', float('nan')):.3f}"
+                                    f" -> {fit.get('validation_brier_after', float('nan')):.3f})"))
+    lines = [f"{name:<14}{text}" for name, text in rows]
+    return "\n".join(lines)
+
+
+def clone_rule_text(rule: dict | None) -> str:
+    """The clone rule a model's memory chose (V level, radius), its AUCs and whether it is used."""
+    if not rule:
+        return "-"
+    radius = "exact" if rule.get("radius") == 0 else "1 substitution"
+    return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
+            f"{rule.get('validation_auc', float('nan')):.2f} validation"
+            + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
+            + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
+
+
+def _refit_text(refit: dict | None) -> str:
+    """The clone rule chosen again on all training repertoires for a memory alone, or nothing."""
+    if not refit:
+        return ""
+    radius = "exact" if refit.get("radius") == 0 else "1 substitution"
+    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {refit.get('v_level')}, "
+            f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
+
+
+def reference_text(reference: dict) -> str:
+    """A model's reference of known receptors: its name and whether (and how) the model uses it."""
+    if not reference:
+        return "-"
+    verdict = f"used, radius {reference.get('radius')}" if reference.get("used") else "not used"
+    return (f"{reference.get('name')} ({reference.get('n_receptors')} receptors): {verdict}; AUC "
+            f"{reference.get('inner_auc', float('nan')):.2f} inner CV, {reference.get('validation_auc', float('nan')):.2f} validation")
 
 
 def _summary(path: str | Path, per_repertoire: bool) -> str:

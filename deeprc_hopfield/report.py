@@ -26,6 +26,7 @@ from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
+from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
 from deeprc_hopfield.saved_model import read_model_config
@@ -33,8 +34,6 @@ from deeprc_hopfield.store import RepertoireStore
 
 #: Rows of the attended-sequence table.
 TOP_SEQUENCES = 50
-#: Stored public clones listed per fold model.
-MODEL_CLONES_SHOWN = 5
 SOFTWARE = ("deeprc-hopfield", "torch", "numpy", "pandas", "scikit-learn", "snakemake")
 FIGURES = (("roc.png", "ROC curves"), ("pr.png", "Precision-recall curves"))
 #: What marks an HTML file as a report of this package (how `report --force` knows what it may replace).
@@ -274,9 +273,9 @@ def models_section(models: list[Path]) -> str:
         rows.append({"model": path.name, "best update": training.get("best_update", "?"),
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
-                     "first stored clones": ", ".join(clones[:MODEL_CLONES_SHOWN]) + (" ..." if len(clones) > MODEL_CLONES_SHOWN else ""),
-                     "clone rule": _clone_rule_cell(training.get("clone_rule")),
-                     "reference": _reference_cell(reference)})
+                     "first stored clones": ", ".join(clones[:CLONES_SHOWN]) + (" ..." if len(clones) > CLONES_SHOWN else ""),
+                     "clone rule": clone_rule_text(training.get("clone_rule")),
+                     "reference": reference_text(reference)})
     return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "
             "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
             "the public clones its clone memory stores (CDR3s the public-clone test associates with the "
@@ -284,35 +283,6 @@ def models_section(models: list[Path]) -> str:
             "cross-validation (V level of the key, match radius; its inner-CV ROC AUC), and what became of a reference of known "
             "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
             "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
-
-
-def _clone_rule_cell(rule: dict | None) -> str:
-    """One cell of the fold-model table: the clone rule chosen (V level, radius) and its AUCs."""
-    if not rule:
-        return "-"
-    radius = "exact" if rule.get("radius") == 0 else "1 substitution"
-    return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
-            f"{rule.get('validation_auc', float('nan')):.2f} validation"
-            + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
-            + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
-
-
-def _refit_text(refit: dict | None) -> str:
-    """The clone rule chosen again on all training repertoires for a memory alone, or nothing."""
-    if not refit:
-        return ""
-    radius = "exact" if refit.get("radius") == 0 else "1 substitution"
-    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {refit.get('v_level')}, "
-            f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
-
-
-def _reference_cell(reference: dict) -> str:
-    """One cell of the fold-model table: a reference's name and whether (and how) the model uses it."""
-    if not reference:
-        return "-"
-    verdict = f"used, radius {reference.get('radius')}" if reference.get("used") else "not used"
-    return (f"{reference.get('name')} ({reference.get('n_receptors')} receptors): {verdict}; AUC "
-            f"{reference.get('inner_auc', float('nan')):.2f} inner CV, {reference.get('validation_auc', float('nan')):.2f} validation")
 
 
 def versions() -> dict[str, str]:

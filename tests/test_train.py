@@ -186,6 +186,27 @@ def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_go_on(easy_
     assert not out.exists() and "Traceback" not in stderr
 
 
+def test_inspect_summarises_a_model_and_a_folder_of_models(easy_cohort, tmp_path):
+    models = tmp_path / "models"
+    model = train(easy_cohort["store"], models / "fold0", _config(tmp_path, n_updates=2), split=easy_cohort["split"],
+                  fold=0, device="cpu", progress=False)
+    training = json.loads((model / "config.json").read_text())["training"]
+    summary = deeprc_cli("inspect", model)
+    assert summary.returncode == 0, summary.stderr
+    lines = {line[:14].strip(): line[14:] for line in summary.stdout.splitlines()}  # a column of names, then text
+    assert lines["model"].startswith(f"{model} (deeprc-hopfield ") and lines["labels"] == "label (binary: 0, 1)"
+    assert lines["seeded k-mers"] == ", ".join(training["seeded_kmers"])
+    assert lines["trained on"] == (f"{easy_cohort['store']}: {len(training['fit_subjects'])} fitting and "
+                                   f"{len(training['validation_subjects'])} validation repertoires")
+    assert lines["training"].startswith("best update ") and "validation repertoires (Brier" in lines["calibration"]
+    (models / "fold1").mkdir()
+    assert deeprc_cli("inspect", models).stdout == summary.stdout  # the folder's one model (fold1 holds none)
+    neither = deeprc_cli("inspect", models / "fold1")
+    assert neither.returncode == 1 and neither.stderr.strip().splitlines() == [
+        f"deeprc-hopfield inspect: error: {models / 'fold1'}: a folder, but neither a model (config.json) nor a "
+        "folder of models; inspect reads a store (.h5) or a model folder"]
+
+
 def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tmp_path):
     model_dir = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu",
                       progress=False)
