@@ -1,8 +1,9 @@
 # Two commands on a fresh machine: `make demo` (set up and run the workflow on the bundled demo)
 # and `make test` (set up and run the tests).
 # The CPU build of torch is installed first so that pip never pulls a multi-GB CUDA build (PyPI's
-# Linux wheel is one): TORCH_INDEX is PyTorch's CPU wheel index, looked up beside PyPI (a local wheel
-# mirror is used as well; `make demo TORCH_INDEX=` skips the index). The package itself only asks
+# Linux wheel is one): TORCH_INDEX is PyTorch's CPU wheel index, looked up beside PyPI for torch alone
+# (--no-deps: its dependencies come with the package, from PyPI; a local wheel mirror is used as well;
+# `make demo TORCH_INDEX=` skips the index). The package itself only asks
 # for torch>=2.2, so users with a GPU build keep theirs.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --timeout 20 --retries 1 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(BIN)/pip install --quiet --no-deps --timeout 20 --retries 1 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev,cluster]"  # cluster: the slurm profile dry-runs in the tests
 	touch $@
 

@@ -1,6 +1,8 @@
 # deeprc-hopfield workflow: repertoire files -> store -> k-fold split -> one model per fold ->
 # held-out predictions, attended sequences, interpretation and baselines -> metrics and curves -> HTML report.
 # Edit a config (configs/config.yaml, or --configfile), never this file. See README.md.
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -11,10 +13,11 @@ min_version("9.0")
 
 
 if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults
-    try:  # Snakemake's own message names neither the line nor the character
-        read_yaml("configs/config.yaml")
-    except DeepRCError as error:
-        raise WorkflowError(f"config {error}") from None
+    if os.path.isfile("configs/config.yaml"):  # Snakemake's own message for a broken one names no line
+        try:
+            read_yaml("configs/config.yaml")
+        except DeepRCError as error:
+            raise WorkflowError(f"config {error}") from None
     configfile: "configs/config.yaml"
 
 

@@ -13,6 +13,7 @@ only with ``--force``; anything else never). Output folders carry a marker file,
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -254,12 +255,12 @@ def restore_folder(path: str | Path) -> bool:
     aside (a kill between the two renames), rename that back; returns whether it did. Leftover
     temporaries of `path` are removed either way (a `.partial` may be incomplete; the aside copy is whole)."""
     path = Path(path)
-    asides = sorted(path.parent.glob(f".{path.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    asides = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.old"), key=lambda p: p.stat().st_mtime)
     restored = False
     if not path.exists() and asides:
         os.replace(asides.pop(), path)
         restored = True
-    for leftover in [*asides, *path.parent.glob(f".{path.name}.*.partial")]:
+    for leftover in [*asides, *path.parent.glob(f".{glob.escape(path.name)}.*.partial")]:
         shutil.rmtree(leftover, ignore_errors=True)
     return restored
 
@@ -301,8 +302,15 @@ def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> objec
     import yaml
 
     path = Path(path)
+    text = ""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character, NUL)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise error(f"not valid YAML at character {column}: the character #x{exc.character:04x} is not allowed",
+                    path, line=line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not YAML"

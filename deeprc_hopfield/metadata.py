@@ -100,9 +100,9 @@ def _check_positive_class(positive: str | None, labels: dict[str, Label], path: 
     round without a word (values are compared exactly, as the table writes them)."""
     if positive is None:
         return
-    binary = {name: label for name, label in labels.items() if label.kind == "binary"}
-    if not any(positive in label.classes for label in binary.values()):
-        held = "; ".join(f"'{name}': {', '.join(label.classes)}" for name, label in binary.items())
+    two = {name: label for name, label in labels.items() if label.kind != "numeric" and len(label.classes) <= 2}
+    if not any(positive.strip() in label.classes for label in two.values()):
+        held = "; ".join(f"'{name}': {', '.join(label.classes)}" for name, label in two.items())
         raise MetadataError(f"--positive-class '{positive}' is not a class of any two-class label "
                             f"({held or 'the table has none'})", path)
 
@@ -194,6 +194,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         shown = ", ".join(unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
         log.info("note: %d file(s) in %s are not named in the metadata and are ignored: %s",
                  len(unnamed), repertoire_dir, shown)
+    positive_class = None if positive_class is None else positive_class.strip()  # as the labels are read
     labels = {column: infer_label(column, table[column], positive_class) for column in label_columns}
     _check_positive_class(positive_class, labels, path)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +27,25 @@ def _pgen_cache_in_a_temporary_folder(tmp_path_factory) -> None:
 
 def deeprc_cli(*args: object) -> subprocess.CompletedProcess:
     """`deeprc-hopfield ARGS` through the command line's own `main` in this process, its exit status and what it
-    wrote to stdout and stderr as a subprocess would give them: the import of torch and the package (2-3 s a call)
-    is paid once a test session. What `main` sets for its process (logging, signal handlers, torch's threads, the
-    interrupt state) is put back after, and the pgen values a process keeps in memory start empty, as in a new
-    process (they decide what goes to the disk cache). Tests of signals and of the installed entry point run a real
-    process."""
+    wrote to stdout and stderr as a subprocess would give them (Python warnings printed to its stderr, not to
+    pytest's summary): the import of torch and the package (2-3 s a call) is paid once a test session. What `main`
+    sets for its process (logging, signal handlers, torch's threads, the interrupt state) is put back after, and the
+    pgen values a process keeps in memory start empty, as in a new process (they decide what goes to the disk
+    cache). Tests of signals and of the installed entry point run a real process."""
     import torch
 
     from deeprc_hopfield import cli, interrupts, pgen
-
-    pgen._shared_model.cache_clear()
 
     root, package = logging.getLogger(), logging.getLogger("deeprc_hopfield")
     saved = (root.handlers[:], root.level, package.level, torch.get_num_threads(), sys.unraisablehook,
              {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
     out, err = io.StringIO(), io.StringIO()
+    _fresh_process_state(interrupts, pgen)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: err.write(
+                warnings.formatwarning(message, category, filename, lineno, line))
             try:
                 code = cli.main([str(arg) for arg in args])
             except SystemExit as exc:  # argparse's --help and usage errors
@@ -58,8 +61,15 @@ def deeprc_cli(*args: object) -> subprocess.CompletedProcess:
         sys.unraisablehook = saved[4]
         for sig, handler in saved[5].items():
             signal.signal(sig, handler)
-        interrupts.keep(None)
+        _fresh_process_state(interrupts, pgen)
     return subprocess.CompletedProcess(["deeprc-hopfield", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def _fresh_process_state(interrupts, pgen) -> None:  # noqa: ANN001 (modules)
+    """What a new process starts without: a signal received, a checkpoint to name, pgen values in memory."""
+    interrupts._received = None
+    interrupts.keep(None)
+    pgen._shared_model.cache_clear()
 
 
 V_GENES = ["TRBV5-1*01", "TRBV7-2*01", "TRBV20-1*01", "TRBV28*01"]

@@ -1,5 +1,6 @@
-"""The command line, run as a user runs it (a subprocess): help, ingest, inspect, and every user
-mistake refused with one line, a non-zero exit and nothing left behind."""
+"""The command line through its own `main` (conftest's `deeprc_cli`; the installed entry point and signals in a real
+process): help, ingest, inspect, and every user mistake refused with one line, a non-zero exit and nothing left
+behind."""
 
 from __future__ import annotations
 

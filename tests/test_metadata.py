@@ -150,3 +150,6 @@ def test_a_positive_class_that_no_label_has_is_refused(cohort):
         read_metadata(metadata, folder, positive_class="true")
     assert str(refused.value) == (f"{metadata}: --positive-class 'true' is not a class of any two-class label "
                                   "('label': False, True)")
+    assert read_metadata(metadata, folder, positive_class=" True ").labels["label"].classes == ["False", "True"]
+    metadata.write_text(metadata.read_text().replace("False", "True"))  # one class (warned about), named positive
+    assert read_metadata(metadata, folder, positive_class="True").labels["label"].classes == ["True"]

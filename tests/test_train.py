@@ -180,8 +180,8 @@ def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_go_on(easy_
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGINT, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == (
-        f"deeprc-hopfield train: interrupted; the model was not written; its checkpoint {checkpoint} is kept: the "
-        "same command with --resume-if-possible goes on from it")
+        f"deeprc-hopfield train: interrupted; the model was not written; its checkpoint {checkpoint} is kept: run "
+        "the command again with --resume-if-possible (or --resume) to go on from it")
     assert json.loads((checkpoint / "progress.json").read_text())["update"] >= 2
     assert not out.exists() and "Traceback" not in stderr
 
@@ -426,3 +426,16 @@ def test_predict_and_attend_know_their_own_tables(tmp_path):
     assert [n for n in tables if is_predictions_table(tmp_path / n)] == ["p.csv", "m.csv"]
     assert [n for n in tables if is_attended_table(tmp_path / n)] == ["a.tsv"]
     assert not is_predictions_table(tmp_path / "absent.csv") and not is_attended_table(tmp_path)
+
+
+def test_resume_finds_a_checkpoint_left_aside_whatever_its_name(tmp_path):
+    """A checkpoint renamed aside by an interrupted replacement counts for --resume, also where the model's name
+    holds characters a glob pattern would read (`m[1]`)."""
+    from deeprc_hopfield.training.checkpoint import require_checkpoint
+    from deeprc_hopfield.training.config import TrainingError
+
+    checkpoint = tmp_path / "m[1].checkpoint"
+    with pytest.raises(TrainingError, match=r"--resume, but there is no checkpoint"):
+        require_checkpoint(checkpoint)
+    (tmp_path / ".m[1].checkpoint.x1y2.old").mkdir()
+    require_checkpoint(checkpoint)

@@ -206,6 +206,8 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
      ", line 6, column 'filename': repertoire file 'gone.tsv' not found in data/demo/repertoires"),
     (lambda t: t.assign(label=["1" if i < 3 else "0" for i in range(len(t))]),
      ", column 'label': class '1' has 3 subject(s), fewer than the config's `folds` (5); set `folds` lower"),
+    (lambda t: t.assign(label=["1" if i == 0 else "0" for i in range(len(t))]),
+     ", column 'label': class '1' has 1 subject(s): cross-validation needs at least 2 of each class"),
 ])
 def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, edit, problem: str):
     metadata = demo_metadata_with(tmp_path, edit)
@@ -342,6 +344,11 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert any(line.endswith("group(s) of 'donor', fewer than the config's `folds` (5); set `folds` lower")
                for line in out.splitlines()), out[-2000:]
     assert "Job stats" not in out and "Traceback" not in out
+    gap = demo_metadata_with(tmp_path, lambda t: donors(t).assign(donor=lambda d: d["donor"].where(d.index != 6, "NA")))
+    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={gap}", "group_column=donor")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Job stats" not in out
+    assert f"metadata {gap}, line 8, column 'donor': no group for subject 'rep006'" in out.splitlines(), out[-2000:]
 
 
 def test_a_reference_reaches_every_training_job(tmp_path: Path):

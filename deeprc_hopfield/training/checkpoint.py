@@ -8,6 +8,7 @@ aside, the new one renamed in, the old one removed, so a crash at any point leav
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 from dataclasses import asdict
@@ -44,7 +45,7 @@ def check_checkpoint_target(directory: Path) -> None:
 def require_checkpoint(directory: Path) -> None:
     """`--resume` without a checkpoint (nor one an interrupted replacement left aside) is refused before any work,
     rather than after the clone memory's fitting (minutes on a large cohort)."""
-    if not (directory / STATE_FILE).is_file() and not any(directory.parent.glob(f".{directory.name}.*.old")):
+    if not (directory / STATE_FILE).is_file() and not any(directory.parent.glob(f".{glob.escape(directory.name)}.*.old")):
         raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
 
 

@@ -341,8 +341,8 @@ class Trainer:
 
     def _checkpoint_kept(self) -> None:
         """What an interrupt from here on leaves: the checkpoint, and how to go on from it."""
-        interrupts.keep(f"the model was not written; its checkpoint {self.checkpoint_dir} is kept: the same command "
-                        "with --resume-if-possible goes on from it")
+        interrupts.keep(f"the model was not written; its checkpoint {self.checkpoint_dir} is kept: run the command "
+                        "again with --resume-if-possible (or --resume) to go on from it")
 
     def load_checkpoint(self, required: bool = True) -> bool:
         """Continue from the checkpoint (see `checkpoint.load_checkpoint`); returns whether it did."""
@@ -423,6 +423,7 @@ class Trainer:
             extra_files[REFERENCE_FILE] = self.reference.reference.table.to_csv(sep="\t", index=False)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
                    extra_files=extra_files, force=self.force)
+        interrupts.keep(None)  # the model is written: an interrupt from here on loses nothing
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
         return self.out
 

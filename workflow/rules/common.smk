@@ -94,11 +94,19 @@ def check_folds(table):
     """Each class of the label needs at least `folds` subjects (with `group_column`: groups) for a stratified
     split; checked before ingest, naming the config key (the split job applies the same rule to the store)."""
     folds, label, group = config["folds"], config["label_column"], config["group_column"]
+    if group is not None:  # as `split` refuses it, but before ingest
+        missing = table[group].str.lower().isin(MISSING_VALUES).to_numpy().nonzero()[0]
+        if len(missing):
+            raise metadata_error(f"no group for subject '{table['subject_id'].iloc[missing[0]]}'", missing[0] + 2,
+                                 group)
     labelled = table[~table[label].str.lower().isin(MISSING_VALUES)]
     units = labelled[group] if group is not None else labelled["subject_id"]
+    what = f"group(s) of '{group}'" if group is not None else "subject(s)"
     for value, n in units.groupby(labelled[label]).nunique().items():
+        if n < 2:
+            raise metadata_error(f"class '{value}' has {n} {what}: cross-validation needs at least 2 of each "
+                                 "class", column=label)
         if n < folds:
-            what = f"group(s) of '{group}'" if group is not None else "subject(s)"
             raise metadata_error(f"class '{value}' has {n} {what}, fewer than the config's `folds` ({folds}); "
                                  "set `folds` lower", column=label)
 
