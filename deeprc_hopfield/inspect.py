@@ -68,6 +68,7 @@ def model_summary(folder: str | Path) -> str:
          + (" ..." if len(clones) > CLONES_SHOWN else "")
          + ("; the memory alone is the output" if training.get("memory_alone") else "")),
         ("clone rule", clone_rule_text(training.get("clone_rule"))),
+        ("memory/model", memory_choice_text(training.get("memory_choice"))),
         ("reference", reference_text(training.get("reference") or {})),
     ]
     for name, fit in (training.get("calibration") or {}).items():
@@ -88,6 +89,18 @@ def clone_rule_text(rule: dict | None) -> str:
             f"{rule.get('validation_auc', float('nan')):.2f} validation"
             + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
             + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
+
+
+def memory_choice_text(choice: dict | None) -> str:
+    """How the model chose between its clone memory alone and the trained network, on validation repertoires."""
+    if not choice:
+        return "-"
+    kept = "the trained model kept" if choice.get("trained_wins") else "the memory alone kept"
+    if choice.get("trained_auc") is None:
+        return f"the validation repertoires hold one class: {kept}"
+    lead = "" if choice.get("gain_z") is None else f" (the trained model leads by {choice['gain_z']:.2f} SE)"
+    return (f"validation AUC {choice.get('memory_auc', float('nan')):.3f} by the memory alone, "
+            f"{choice['trained_auc']:.3f} by the trained model{lead}: {kept}")
 
 
 def _refit_text(refit: dict | None) -> str:

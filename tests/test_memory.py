@@ -20,6 +20,7 @@ from deeprc_hopfield.cdr3 import core
 from deeprc_hopfield.clone_rules import clone_sequences
 from deeprc_hopfield.model.memory import CloneMemory, signatures
 from deeprc_hopfield.public_clones import clone_keys
+from deeprc_hopfield.inspect import model_summary
 from deeprc_hopfield.saved_model import load_model
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
@@ -183,6 +184,10 @@ def test_training_stores_the_public_clones_and_ranks_them_first(clone_cohort, tm
     assert len(clones) == 6 and set(training["memory_clones"]) == clones  # CDR3 + V, found on the training repertoires
 
     assert isinstance(training["memory_alone"], bool) and training["memory_alone_val_loss"] > 0
+    summary = dict((line[:14].strip(), line[14:]) for line in model_summary(model_dir).splitlines())  # `inspect`
+    assert summary["clone memory"].startswith("6 stored clone(s): ")
+    assert summary["memory/model"].startswith("validation AUC ") and summary["memory/model"].endswith(
+        "the memory alone kept" if training["memory_alone"] else "the trained model kept")
     saved = load_model(model_dir)  # the memory survives saving and loading
     assert saved.model.memory is not None and saved.model.memory.size == 6
     held_out = set(clone_cohort["meta"]["subject_id"].astype(str)[clone_cohort["folds"] == 0])
