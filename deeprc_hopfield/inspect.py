@@ -85,10 +85,15 @@ def clone_rule_text(rule: dict | None) -> str:
     if not rule:
         return "-"
     radius = "exact" if rule.get("radius") == 0 else "1 substitution"
-    return (f"{rule.get('v_level')}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
+    return (f"{_key_text(rule.get('v_level'))}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
             f"{rule.get('validation_auc', float('nan')):.2f} validation"
             + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
             + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
+
+
+def _key_text(v_level: str | None) -> str:
+    """A clone key's V level as the logs name it (`deeprc_hopfield.clone_rules.V_LEVELS`)."""
+    return "CDR3 alone" if v_level == "none" else f"CDR3 + V {v_level}"
 
 
 def memory_choice_text(choice: dict | None) -> str:
@@ -108,7 +113,7 @@ def _refit_text(refit: dict | None) -> str:
     if not refit:
         return ""
     radius = "exact" if refit.get("radius") == 0 else "1 substitution"
-    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {refit.get('v_level')}, "
+    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {_key_text(refit.get('v_level'))}, "
             f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
 
 

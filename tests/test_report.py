@@ -118,9 +118,9 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     cells = re.sub(r' class="num"', "", text)
     assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
     assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
-    assert ("<td>none, 1 substitution; AUC 0.91 inner CV, 0.88 validation; memory alone, refit on 40 training "
-            "repertoires: family, exact, 2 clones (AUC 0.95 inner CV)</td>") in cells  # the clone rules chosen
-    assert "<td>none, 1 substitution; AUC 0.91 inner CV, 0.88 validation; not used</td>" in cells
+    assert ("<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; memory alone, refit on 40 training "
+            "repertoires: CDR3 + V family, exact, 2 clones (AUC 0.95 inner CV)</td>") in cells  # the clone rules chosen
+    assert "<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; not used</td>" in cells
     for text, error in [("{not json", "config.json is not valid JSON"),
                         (json.dumps({"format": MODEL_FORMAT, "schema_version": 0}), "model file version 0")]:
         (models[1] / "config.json").write_text(text)
