@@ -321,7 +321,7 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
 
 
 def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path):
-    donors = lambda t: t.assign(donor=[f"D{i // 2:02d}" for i in range(len(t))])  # noqa: E731
+    donors = lambda t: t.assign(donor="D" + t["label"] + "-" + (t.groupby("label").cumcount() // 2).astype(str))  # noqa: E731
     metadata = demo_metadata_with(tmp_path, donors)
     result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "group_column=donor")
     assert result.returncode == 0, result.stderr
@@ -337,7 +337,15 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
             in out.splitlines())
     assert "Job stats" not in out and "Traceback" not in out
-    few = demo_metadata_with(tmp_path, lambda t: t.assign(donor=[f"D{i % 4}" for i in range(len(t))]))
+    mixed = demo_metadata_with(tmp_path, lambda t: t.assign(donor=["D0", "D0"] + [f"D{i}" for i in range(2, len(t))],
+                                                            label=["0", "1"] + list(t["label"][2:])))
+    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={mixed}", "group_column=donor")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Job stats" not in out
+    assert (f"metadata {mixed}, column 'donor': group 'D0' mixes the classes of the label: subjects rep000 (0), "
+            "rep001 (1); a group's repertoires go to one fold, so they must share a class") in out.splitlines(), out[-2000:]
+    few = demo_metadata_with(tmp_path, lambda t: t.assign(donor="D" + t["label"] + "-" + (t.groupby("label").cumcount()
+                                                                                        % 2).astype(str)))
     refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={few}", "group_column=donor", "folds=5")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0

@@ -100,6 +100,15 @@ def check_folds(table):
             raise metadata_error(f"no group for subject '{table['subject_id'].iloc[missing[0]]}'", missing[0] + 2,
                                  group)
     labelled = table[~table[label].str.lower().isin(MISSING_VALUES)]
+    if group is not None:
+        classes = labelled.groupby(group, sort=True)[label].nunique()
+        if (classes > 1).any():
+            mixed = classes.index[classes > 1][0]
+            rows = labelled[labelled[group] == mixed]
+            who = ", ".join(f"{s} ({c})" for s, c in zip(rows["subject_id"][:4], rows[label][:4]))
+            who += ", ..." if len(rows) > 4 else ""
+            raise metadata_error(f"group '{mixed}' mixes the classes of the label: subjects {who}; a group's "
+                                 "repertoires go to one fold, so they must share a class", column=group)
     units = labelled[group] if group is not None else labelled["subject_id"]
     what = f"group(s) of '{group}'" if group is not None else "subject(s)"
     for value, n in units.groupby(labelled[label]).nunique().items():
