@@ -72,10 +72,10 @@ def model_summary(folder: str | Path) -> str:
         ("reference", reference_text(training.get("reference") or {})),
     ]
     for name, fit in (training.get("calibration") or {}).items():
+        brier = [fit.get(f"validation_brier_{when}", float("nan")) for when in ("before", "after")]
         rows.append(("calibration", f"{name}: {fit.get('slope', float('nan')):.3f} x logit "
                                     f"{fit.get('intercept', float('nan')):+.3f}, fitted on {fit.get('n_validation')} "
-                                    f"validation repertoires (Brier {fit.get('validation_brier_before', float('nan')):.3f}"
-                                    f" -> {fit.get('validation_brier_after', float('nan')):.3f})"))
+                                    f"validation repertoires (Brier {brier[0]:.3f} -> {brier[1]:.3f})"))
     lines = [f"{name:<14}{text}" for name, text in rows]
     return "\n".join(lines)
 
@@ -113,7 +113,8 @@ def _refit_text(refit: dict | None) -> str:
     if not refit:
         return ""
     radius = "exact" if refit.get("radius") == 0 else "1 substitution"
-    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {_key_text(refit.get('v_level'))}, "
+    key = _key_text(refit.get("v_level"))
+    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {key}, "
             f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
 
 
@@ -123,7 +124,8 @@ def reference_text(reference: dict) -> str:
         return "-"
     verdict = f"used, radius {reference.get('radius')}" if reference.get("used") else "not used"
     return (f"{reference.get('name')} ({reference.get('n_receptors')} receptors): {verdict}; AUC "
-            f"{reference.get('inner_auc', float('nan')):.2f} inner CV, {reference.get('validation_auc', float('nan')):.2f} validation")
+            f"{reference.get('inner_auc', float('nan')):.2f} inner CV, "
+            f"{reference.get('validation_auc', float('nan')):.2f} validation")
 
 
 def _summary(path: str | Path, per_repertoire: bool) -> str:

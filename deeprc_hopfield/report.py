@@ -273,7 +273,8 @@ def models_section(models: list[Path]) -> str:
         rows.append({"model": path.name, "best update": training.get("best_update", "?"),
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
-                     "first stored clones": ", ".join(clones[:CLONES_SHOWN]) + (" ..." if len(clones) > CLONES_SHOWN else ""),
+                     "first stored clones": (", ".join(clones[:CLONES_SHOWN])
+                                             + (" ..." if len(clones) > CLONES_SHOWN else "")),
                      "clone rule": clone_rule_text(training.get("clone_rule")),
                      "reference": reference_text(reference)})
     return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "

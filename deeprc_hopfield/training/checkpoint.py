@@ -45,7 +45,8 @@ def check_checkpoint_target(directory: Path) -> None:
 def require_checkpoint(directory: Path) -> None:
     """`--resume` without a checkpoint (nor one an interrupted replacement left aside) is refused before any work,
     rather than after the clone memory's fitting (minutes on a large cohort)."""
-    if not (directory / STATE_FILE).is_file() and not any(directory.parent.glob(f".{glob.escape(directory.name)}.*.old")):
+    aside = directory.parent.glob(f".{glob.escape(directory.name)}.*.old")  # left by an interrupted replacement
+    if not (directory / STATE_FILE).is_file() and not any(aside):
         raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
 
 
