@@ -430,7 +430,7 @@ def test_predict_and_attend_know_their_own_tables(tmp_path):
 
 def test_resume_finds_a_checkpoint_left_aside_whatever_its_name(tmp_path):
     """A checkpoint renamed aside by an interrupted replacement counts for --resume, also where the model's name
-    holds characters a glob pattern would read (`m[1]`)."""
+    holds characters a glob pattern would read (`m[1]`); an unreadable one is refused at once."""
     from deeprc_hopfield.training.checkpoint import require_checkpoint
     from deeprc_hopfield.training.config import TrainingError
 
@@ -439,3 +439,8 @@ def test_resume_finds_a_checkpoint_left_aside_whatever_its_name(tmp_path):
         require_checkpoint(checkpoint)
     (tmp_path / ".m[1].checkpoint.x1y2.old").mkdir()
     require_checkpoint(checkpoint)
+    checkpoint.mkdir()
+    (checkpoint / "progress.json").write_text('{"update": 4}')
+    (checkpoint / "state.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(TrainingError, match=r"--resume, but the checkpoint .* is unreadable"):
+        require_checkpoint(checkpoint)  # before any work, not after the clone memory's fit

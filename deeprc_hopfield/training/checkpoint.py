@@ -43,11 +43,22 @@ def check_checkpoint_target(directory: Path) -> None:
 
 
 def require_checkpoint(directory: Path) -> None:
-    """`--resume` without a checkpoint (nor one an interrupted replacement left aside) is refused before any work,
-    rather than after the clone memory's fitting (minutes on a large cohort)."""
+    """`--resume` without a readable checkpoint (nor one an interrupted replacement left aside) is refused before any
+    work, rather than after the clone memory's fitting (minutes on a large cohort). Whether it is of this run is
+    judged later (`load_checkpoint`): that needs the run's seeded model."""
+    from safetensors import SafetensorError, safe_open
+
     aside = directory.parent.glob(f".{glob.escape(directory.name)}.*.old")  # left by an interrupted replacement
-    if not (directory / STATE_FILE).is_file() and not any(aside):
-        raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
+    if not (directory / STATE_FILE).is_file():
+        if not any(aside):
+            raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
+        return
+    try:
+        json.loads((directory / PROGRESS_FILE).read_text())
+        with safe_open(str(directory / STATE_FILE), framework="pt") as state:
+            state.keys()
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise TrainingError(f"--resume, but the checkpoint {directory} is unreadable ({exc})", directory) from None
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
