@@ -50,7 +50,7 @@ from deeprc_hopfield.data import list_file
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import gene_family, normalise_genes
-from deeprc_hopfield.readers.common import read_columns, read_header, scan_file
+from deeprc_hopfield.readers.common import parsed_and_scanned, read_columns, read_header
 
 log = logging.getLogger(__name__)
 
@@ -259,9 +259,9 @@ def read_reference(
         header, delimiter = read_header(path)
         fmt, source, columns = detect_reference_format(header, path)
         cdr3_columns = tuple(col for role, col in columns.items() if role.startswith("cdr3"))
-        sha256 = scan_file(path, delimiter, digest=True)  # every row's field count, and the file's sha256
-        frame = read_columns(path, delimiter, list(dict.fromkeys(columns.values())), missing=_MISSING,
-                             text=cdr3_columns)
+        frame, sha256 = parsed_and_scanned(  # every row's field count checked, and the file's sha256, beside
+            path, delimiter, lambda: read_columns(path, delimiter, list(dict.fromkeys(columns.values())),
+                                                  missing=_MISSING, text=cdr3_columns), digest=True)
     except InputFormatError as exc:
         raise ReferenceFileError(exc.message, exc.path, exc.line, exc.column) from None
     lines = np.arange(len(frame)) + 2  # the file line of each row

@@ -11,7 +11,6 @@ given its anchors back (`deeprc_hopfield.cdr3`); :func:`read_repertoire_file` al
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention, add_anchors, recogni
 from deeprc_hopfield.encoding import JoinedSequences
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
-from deeprc_hopfield.readers.common import TIDY_COLUMNS, read_header, scan_file
+from deeprc_hopfield.readers.common import TIDY_COLUMNS, parsed_and_scanned, read_header
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +101,8 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
-    with ThreadPoolExecutor(max_workers=1) as scanner:  # beside the parse: numpy, reads and hashes release the GIL
-        scanned = scanner.submit(scan_file, path, delimiter, digest)
-        try:
-            table = module.read(path, header, delimiter)[TIDY_COLUMNS]
-        finally:
-            sha256 = scanned.result()  # its error first: it names the line where the parse's may not
+    table, sha256 = parsed_and_scanned(path, delimiter, lambda: module.read(path, header, delimiter)[TIDY_COLUMNS],
+                                       digest)
     junctions = JoinedSequences.of(table["junction_aa"])
     convention = recognise(junctions, *module.cdr3_column(header), path)
     if convention.found == IMGT_CDR3:

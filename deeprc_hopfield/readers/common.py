@@ -10,7 +10,8 @@ import io
 import re
 import zlib
 from pathlib import Path
-from typing import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ DELIMITERS = ("\t", ",", ";")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile)
+Parsed = TypeVar("Parsed")  # what a parse beside the scan gives (parsed_and_scanned)
 
 
 def is_gzip(path: Path) -> bool:
@@ -166,6 +168,20 @@ def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 <
         return _scanned(path, delimiter, digest, block)
     except _CORRUPT as exc:
         raise InputFormatError(f"truncated or corrupt gzip file ({exc})", path) from None
+
+
+def parsed_and_scanned(path: Path, delimiter: str, parse: Callable[[], Parsed], digest: bool = False
+                       ) -> tuple[Parsed, str | None]:
+    """`parse()` of a delimited file with :func:`scan_file` beside it in a thread (numpy, reads and hashes release
+    the GIL): what the parse gives, and the file's sha256 where `digest` asks for it. A bad row's error comes
+    first: it names the line where the parse's may not."""
+    with ThreadPoolExecutor(max_workers=1) as scanner:
+        scanned = scanner.submit(scan_file, path, delimiter, digest)
+        try:
+            parsed = parse()
+        finally:
+            sha256 = scanned.result()
+    return parsed, sha256
 
 
 def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None:
