@@ -42,10 +42,11 @@ def check_checkpoint_target(directory: Path) -> None:
                                 "it was left as it is and nothing was written (choose another --out)", directory)
 
 
-def require_checkpoint(directory: Path) -> None:
-    """`--resume` without a readable checkpoint (nor one an interrupted replacement left aside) is refused before any
-    work, rather than after the clone memory's fitting (minutes on a large cohort). Whether it is of this run is
-    judged later (`load_checkpoint`): that needs the run's seeded model."""
+def require_checkpoint(directory: Path, identity: dict | None = None) -> None:
+    """`--resume` without a readable checkpoint (nor one an interrupted replacement left aside), or one of another
+    run by the parts of `identity` known before the clone memory's fitting (store, subjects, labels), is refused
+    before that work (minutes on a large cohort). The model's part is judged later (`load_checkpoint`): it needs
+    the run's seeded model."""
     from safetensors import SafetensorError, safe_open
 
     aside = directory.parent.glob(f".{glob.escape(directory.name)}.*.old")  # left by an interrupted replacement
@@ -54,11 +55,24 @@ def require_checkpoint(directory: Path) -> None:
             raise TrainingError(f"--resume, but there is no checkpoint {directory}", directory)
         return
     try:
-        json.loads((directory / PROGRESS_FILE).read_text())
+        meta = json.loads((directory / PROGRESS_FILE).read_text())
         with safe_open(str(directory / STATE_FILE), framework="pt") as state:
             state.keys()
     except (OSError, ValueError, SafetensorError) as exc:
         raise TrainingError(f"--resume, but the checkpoint {directory} is unreadable ({exc})", directory) from None
+    differ = _differing(meta, identity or {})
+    if differ and differ != ["training"]:
+        raise TrainingError(f"--resume, but {_another_run(directory, differ)}", directory)
+
+
+def _differing(meta: dict, identity: dict) -> list[str]:
+    """The parts of `identity` in which the checkpoint (its progress file's `meta`) is of another run."""
+    stored = meta.get("identity") if isinstance(meta, dict) else None
+    return [key for key, value in identity.items() if (stored or {}).get(key) != value]
+
+
+def _another_run(directory: Path, differ: list[str]) -> str:
+    return f"the checkpoint {directory} is of another run (its {', '.join(differ)} differ)"
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
@@ -108,10 +122,9 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
         tensors = load_file(str(state_file), device=str(device))
     except (OSError, ValueError, SafetensorError) as exc:
         return fresh(f"the checkpoint {directory} is unreadable ({exc})")
-    stored = meta.get("identity") or {}
-    differ = [key for key, value in identity.items() if stored.get(key) != value]
+    differ = _differing(meta, identity)
     if differ and (not required or differ != ["training"]):
-        return fresh(f"the checkpoint {directory} is of another run (its {', '.join(differ)} differ)")
+        return fresh(_another_run(directory, differ))
     if differ:
         log.warning("resuming although the training config differs from the checkpoint's")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -54,7 +54,8 @@ class Trainer:
 
     def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
                  train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device,
-                 force: bool = False, reference: Reference | None = None, shared_clones: SharedClones | None = None):
+                 force: bool = False, reference: Reference | None = None, shared_clones: SharedClones | None = None,
+                 resume_required: bool = False):
         self.store, self.out, self.tasks, self.labels, self.config, self.device = (
             store, out, tasks, labels, config, device)
         self.force = force  # replace an earlier model at `out` (never anything else)
@@ -66,6 +67,9 @@ class Trainer:
             train_indices, strata[train_indices], config.validation_fraction, config.seed)
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
             raise TrainingError("too few training repertoires for an inner validation split", store.path)
+        self.checkpoint_dir = checkpoint_dir(out)
+        if resume_required:  # another run's checkpoint is refused before the clone memory's fit
+            require_checkpoint(self.checkpoint_dir, self._data_identity())
         self._weight_tasks()
         if "clone_memory" in model_options:
             raise TrainingError("model: clone_memory is set by training; turn the memory on or off with "
@@ -101,7 +105,6 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.progress = Progress()
         self.best_state = self._state()
-        self.checkpoint_dir = checkpoint_dir(out)
 
     def _build_model(self, model_options: dict) -> RepertoireClassifier:
         """The model of these options, with the clone memory filled and started when there is one."""
@@ -323,15 +326,20 @@ class Trainer:
         """What a checkpoint must share with this run to be continued by `resume="auto"`: the store
         (creation time, size, ingest parameters), the fitting and validation repertoires (so the split
         and fold), the labels, the model and the training configuration; as JSON stores it."""
+        identity = {**self._data_identity(), "model": self.model.config.to_dict()}
+        if self.reference is not None:
+            identity["reference"] = self.reference.reference.provenance()
+        return json.loads(json.dumps(identity, default=str))
+
+    def _data_identity(self) -> dict:
+        """The part of :meth:`identity` known before any fitting: store, subjects, labels, training config."""
         identity = {
             "store": {"created": self.store.attrs.get("created"), "n_sequences": self.store.n_sequences,
                       "parameters": self.store.parameters},
             "subjects": {"fit": [self.store.subject_ids[i] for i in self.fit_idx],
                          "validation": [self.store.subject_ids[i] for i in self.val_idx]},
-            "labels": self.labels, "model": self.model.config.to_dict(), "training": asdict(self.config),
+            "labels": self.labels, "training": asdict(self.config),
         }
-        if self.reference is not None:
-            identity["reference"] = self.reference.reference.provenance()
         return json.loads(json.dumps(identity, default=str))
 
     def save_checkpoint(self) -> None:
@@ -483,7 +491,7 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
             shared = (stack.enter_context(SharedClones.open(clones, store, tasks[0].name, config.seed, folds))
                       if clones is not None and config.clone_memory and tasks[0].kind == "binary" else None)
             trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
-                              reference=known, shared_clones=shared)
+                              reference=known, shared_clones=shared, resume_required=resume is True)
             if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
                 return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
             return trainer.run(progress=progress)
