@@ -33,6 +33,7 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.genes import V_LEVEL_NAMES, V_LEVELS
 from deeprc_hopfield.heap import give_back_freed_memory
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
@@ -50,10 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: V levels of a clone key, in the order ties are broken.
-V_LEVELS = ("family", "gene", "none")
 AUTO = "auto"
-_LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "CDR3 alone"}
 #: Radius 1: wildcard keys (one per core residue of each repertoire's distinct cores) counted per pass
 #: over the repertoires: ~8 bytes each held, up to ~32 while merging (1 GB and ~4 GB here); more make
 #: more passes (each reads every repertoire once more).
@@ -96,7 +94,7 @@ class CloneRule:
             raise DeepRCError(f"clone radius must be 0 or 1 (or {AUTO}), got {self.radius!r}")
 
     def __str__(self) -> str:
-        return f"{_LEVEL_NAMES[self.v_level]}, {'exact' if self.radius == 0 else '1 substitution'}"
+        return f"{V_LEVEL_NAMES[self.v_level]}, {'exact' if self.radius == 0 else '1 substitution'}"
 
     def as_dict(self) -> dict:
         return {"v_level": self.v_level, "radius": self.radius}

@@ -17,6 +17,11 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+#: What of a V call a clone key (and a clone's pgen) holds: the family, the gene, or nothing; in the order
+#: the clone rules break ties.
+V_LEVELS = ("family", "gene", "none")
+#: How logs, `inspect` and the report name a clone key of each V level.
+V_LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "CDR3 alone"}
 _MISSING_WORDS = {"", "na", "nan", "none", "null", "unresolved", "unknown", "-"}
 #: A name that ends in a member number (`TRBV5-1`, `TCRBV05-01`, `TRAV1S1`) names a gene, not a family.
 _NAMES_MEMBER = re.compile(r"[-S.]\d+$")

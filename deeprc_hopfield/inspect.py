@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from deeprc_hopfield.errors import StoreError
+from deeprc_hopfield.genes import V_LEVEL_NAMES
 from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
 from deeprc_hopfield.store import RepertoireStore
 
@@ -92,8 +93,8 @@ def clone_rule_text(rule: dict | None) -> str:
 
 
 def _key_text(v_level: str | None) -> str:
-    """A clone key's V level as the logs name it (`deeprc_hopfield.clone_rules.V_LEVELS`)."""
-    return "CDR3 alone" if v_level == "none" else f"CDR3 + V {v_level}"
+    """A clone key's V level as the logs name it."""
+    return V_LEVEL_NAMES.get(v_level, f"CDR3 + V {v_level}")
 
 
 def memory_choice_text(choice: dict | None) -> str:

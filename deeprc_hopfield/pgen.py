@@ -52,7 +52,7 @@ from typing import Sequence
 import numpy as np
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.genes import gene_family
+from deeprc_hopfield.genes import V_LEVELS, gene_family
 from deeprc_hopfield.progress import LoggedProgress
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,6 @@ OLGA_MODELS = {
 #: Other names of a locus (AIRR `locus`, immunoSEQ, older TCR nomenclature) -> the IMGT locus.
 CHAIN_ALIASES = {"TCRB": "TRB", "TCRA": "TRA", "BETA": "TRB", "ALPHA": "TRA", "HEAVY": "IGH",
                  "KAPPA": "IGK", "LAMBDA": "IGL", "IGHV": "IGH", "TRBV": "TRB", "TRAV": "TRA"}
-#: What of a V call conditions the pgen: the family (as clone keys), the gene, or nothing.
-V_LEVELS = ("family", "gene", "none")
 
 
 def olga_chain(chain: str, species: str = "human") -> tuple[str, str]:
