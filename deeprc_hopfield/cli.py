@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -13,6 +14,8 @@ from deeprc_hopfield.errors import DeepRCError
 
 log = logging.getLogger("deeprc_hopfield")
 
+#: Most-attended sequences per repertoire that `attend` and `predict --attended` list by default.
+TOP_ATTENDED = 20
 _EPILOG = "Run `deeprc-hopfield COMMAND --help` for the options of each command."
 
 
@@ -378,8 +381,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attended", type=Path, metavar="TSV",
                    help="from the same pass, also write the --top most-attended sequences of each repertoire "
                         "(what `attend` writes)")
-    p.add_argument("--top", type=_positive_int, default=20, help="with --attended: sequences per repertoire "
-                                                                 "(default: 20)")
+    p.add_argument("--top", type=_positive_int, help=f"with --attended: sequences per repertoire "
+                                                      f"(default: {TOP_ATTENDED})")
     p.add_argument("--attention", type=Path, metavar="H5",
                    help="from the same pass, also write every sequence's attention to this HDF5 file, for "
                         "`interpret --attention` (which then does not run the model over the repertoires again)")
@@ -395,7 +398,8 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
                     "column names (repertoire_id, rank, attention, junction_aa, v_call, j_call, duplicate_count).",
     )
     _add_inference_source(p)
-    p.add_argument("--top", type=_positive_int, default=20, help="sequences per repertoire (default: 20)")
+    p.add_argument("--top", type=_positive_int, default=TOP_ATTENDED,
+                   help=f"sequences per repertoire (default: {TOP_ATTENDED})")
     p.add_argument("--out", required=True, type=Path, help="TSV to write (see --force)")
     _add_force(p, "attended-sequence table (written by `attend`)")
     p.set_defaults(func=_run_attend)
@@ -403,7 +407,7 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
-    from deeprc_hopfield.infer import (file_subject_ids, held_out_models, load_models, predict, store_subject_ids,
+    from deeprc_hopfield.infer import (file_entries, held_out_models, load_models, predict, store_subject_ids,
                                        subjects_from_files, subjects_from_store)
     from deeprc_hopfield.split import Split
 
@@ -412,17 +416,32 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     split = Split.from_options(args.split, args.fold)
     if split is not None and args.store is None:
         raise DeepRCError("--split/--fold select repertoires of a --store")
+    if args.metadata is not None and args.store is not None:
+        raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
     models = load_models(args.model, device)
     only = split.held_out(args.fold) if split is not None else None
-    ids = (store_subject_ids(args.store, only) if args.store is not None
-           else file_subject_ids(args.repertoires, args.metadata))
+    if args.store is not None:
+        ids = store_subject_ids(args.store, only)
+    else:
+        entries = file_entries(args.repertoires, args.metadata, models[0].labels)
+        ids = [entry.subject_id for entry in entries]
     models, seen = held_out_models(models, ids, allow=args.allow_training_subjects)
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:
-        subjects = subjects_from_files(args.repertoires, models[0], args.metadata)
+        subjects = subjects_from_files(entries, models[0])
     return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None,
                    attention_file=attention, total=len(ids))
+
+
+def _distinct_outputs(**outputs: Path | None) -> None:
+    """Refuse two outputs of one command at one path (the second would replace the first)."""
+    given = {option: Path(path).absolute() for option, path in outputs.items() if path is not None}
+    for k, (option, path) in enumerate(given.items()):
+        for other, there in list(given.items())[:k]:
+            if path == there or path.resolve() == there.resolve():
+                raise DeepRCError(f"--{other.replace('_', '-')} and --{option.replace('_', '-')} name one file; "
+                                  "give each output its own", path)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -432,12 +451,15 @@ def _run_predict(args: argparse.Namespace) -> int:
     from deeprc_hopfield.attention_file import is_attention_file
     from deeprc_hopfield.infer import is_attended_table
 
+    if args.top is not None and args.attended is None:
+        raise DeepRCError("--top goes with --attended (the most-attended sequences to list)")
+    _distinct_outputs(out=args.out, attended=args.attended, attention=args.attention)
     check_output(args.out, "predict", args.force, folder=False, recognise=is_predictions_table)
     if args.attended is not None:
         check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table)
     if args.attention is not None:
         check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file)
-    predictions, attended = _inference(args, top=args.top if args.attended is not None else 0,
+    predictions, attended = _inference(args, top=(args.top or TOP_ATTENDED) if args.attended is not None else 0,
                                        attention=args.attention)
     write_table(predictions, args.out)
     log.info("wrote %s (%d repertoires)", args.out, len(predictions))
@@ -856,6 +878,11 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
     log.setLevel(level)  # debug messages of this package only, not of h5py and friends
 
 
+#: Errors of the machine or of the user's files rather than of this package: one line, no traceback (outputs are
+#: written to temporary files and renamed, so nothing half-written is left).
+_USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -872,6 +899,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file the user cannot read, a full disk: the machine's or the files' state
+        if not isinstance(exc, IsADirectoryError) and exc.errno not in _USER_OS_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"deeprc-hopfield {args.command}: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         kept = interrupts.kept()
         print(f"deeprc-hopfield {args.command}: interrupted; " + (kept or "nothing was written"), file=sys.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -22,6 +22,7 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.progress import LoggedProgress
+from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import Repertoire, RepertoireStore
 
@@ -49,6 +50,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
     """The repertoires of a store (those in `only`, if given), with the model's gene indices and the
     true labels the store has."""
     with RepertoireStore(path) as store:
+        _warn_other_qc(store, saved)
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
@@ -65,63 +67,123 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
                           v_names[rep.v_index], j_names[rep.j_index], truth)
 
 
+#: A file's subject id without --metadata: its name less a gzip extension, then less one of these (case aside).
+TABLE_EXTENSIONS = (".tsv", ".csv", ".txt", ".tab", ".tabular", ".airr")
+
+
+def file_subject_id(path: Path) -> str:
+    """The subject id of a repertoire file named in no metadata: `Pat.day0.tsv.gz` -> `Pat.day0`."""
+    name = path.name
+    if name.lower().endswith((".gz", ".gzip")):
+        name = name[:name.rindex(".")]
+    stem, dot, extension = name.rpartition(".")
+    return stem if dot and stem and f".{extension.lower()}" in TABLE_EXTENSIONS else name
+
+
+@dataclass
+class FileEntry:
+    """One repertoire file to score: its subject, its path, and its true labels (from the metadata; None where
+    the metadata leaves one missing)."""
+
+    subject_id: str
+    path: Path
+    truth: dict[str, object]
+
+
+def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterable[str] = ()) -> list[FileEntry]:
+    """The repertoire files of `folder` to score: those the `metadata` names (with its subject ids and the true
+    values of `labels` it has), else every file in the folder but this package's own outputs, named by
+    :func:`file_subject_id`. Two files of one subject id are refused."""
+    from deeprc_hopfield.metadata import MISSING_VALUES, read_metadata
+
+    folder = Path(folder)
+    if metadata is not None:
+        meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
+        columns = [name for name in labels if name in meta.table.columns]
+        truth = {name: meta.table[name].astype(str).str.strip() for name in columns}
+        return [FileEntry(sid, path, {name: (None if values.iloc[k].lower() in MISSING_VALUES else values.iloc[k])
+                                      for name, values in truth.items()})
+                for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
+    if not folder.is_dir():
+        raise DeepRCError("repertoire folder not found", folder)
+    entries = [FileEntry(file_subject_id(p), p, {}) for p in _repertoire_files(folder)]
+    first: dict[str, Path] = {}
+    for entry in entries:
+        if entry.subject_id in first:
+            raise DeepRCError(f"files {first[entry.subject_id].name} and {entry.path.name} would both be subject "
+                              f"'{entry.subject_id}' (a file's name less its extensions); rename one, or name the "
+                              "subjects with --metadata", folder)
+        first[entry.subject_id] = entry.path
+    return entries
+
+
 def _repertoire_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """The files of `folder` that may be repertoires: not hidden, not an output of this package (noted)."""
+    names = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    broken = [p.name for p in names if not p.exists()]
+    if broken:
+        log.warning("note: %d broken link(s) in %s skipped: %s", len(broken), folder, _shown(broken))
+    files = [p for p in names if p.is_file()]
+    own = [p for p in files if _is_own_output(p)]
+    if own:
+        log.info("note: %d file(s) in %s are outputs of deeprc-hopfield, not repertoires, and are skipped: %s",
+                 len(own), folder, _shown([p.name for p in own]))
+    files = [p for p in files if p not in own]
     if not files:
         raise DeepRCError("no repertoire files in the folder", folder)
     return files
 
 
-def subjects_from_files(folder: str | Path, saved: SavedModel, metadata: str | Path | None = None,
-                        fmt: str = "auto") -> Iterator[Subject]:
-    """Repertoire files read, quality-controlled and encoded as `ingest` does; subject id = metadata's
-    `subject_id`, else the file name without extensions."""
-    from deeprc_hopfield.ingest import parse_repertoire
-    from deeprc_hopfield.qc import QCSettings
+def _is_own_output(path: Path) -> bool:
+    """A predictions, attended-sequence or attention file that `predict`/`attend` wrote (by their headers)."""
+    from deeprc_hopfield.attention_file import is_attention_file
 
-    labels = [n for n in saved.labels if n in _columns(metadata)] if metadata is not None else []
-    entries = _file_entries(folder, metadata, labels)
+    return is_predictions_table(path) or is_attended_table(path) or is_attention_file(path)
+
+
+def _shown(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto") -> Iterator[Subject]:
+    """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
+    does, with the QC settings of the store the model was trained on (its defaults for an older model); each
+    file's dropped rows by reason are logged."""
+    from deeprc_hopfield.ingest import parse_repertoire
+
+    qc = qc_settings(saved)
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
-    for subject_id, path, truth in entries:
-        parsed = parse_repertoire(path, fmt, QCSettings())
+    for entry in entries:
+        parsed = parse_repertoire(entry.path, fmt, qc)
+        log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
         v_names = np.asarray(parsed.v_call, dtype=object)
         j_names = np.asarray(parsed.j_call, dtype=object)
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
-        rep = Repertoire(subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
-        yield Subject(subject_id, rep, v_names, j_names, truth)
+        rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
+        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth)
 
 
-def _file_entries(folder: str | Path, metadata: str | Path | None, labels: list[str]
-                  ) -> list[tuple[str, Path, dict[str, object]]]:
-    """(subject id, file, true labels) of each repertoire file: ids and labels from the metadata when
-    given, else the file name without extensions and no labels."""
-    from deeprc_hopfield.metadata import read_metadata
-
-    folder = Path(folder)
-    if metadata is not None:
-        meta = read_metadata(metadata, folder, labels)
-        return [(sid, path, {name: meta.table[name].iloc[k] for name in meta.labels})
-                for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
-    if not folder.is_dir():
-        raise DeepRCError("repertoire folder not found", folder)
-    return [(p.name.split(".")[0], p, {}) for p in _repertoire_files(folder)]
+def qc_settings(saved: SavedModel) -> QCSettings:
+    """The QC of the store a model was trained on (`config.json`'s training `qc`; the defaults for older models)."""
+    return QCSettings(**saved.training.get("qc", {}))
 
 
-def file_subject_ids(folder: str | Path, metadata: str | Path | None = None) -> list[str]:
-    """The subject ids :func:`subjects_from_files` gives the files of `folder` (nothing is read but names)."""
-    return [sid for sid, _, _ in _file_entries(folder, metadata, [])]
+def _warn_other_qc(store: RepertoireStore, saved: SavedModel) -> None:
+    """A store ingested with other QC settings than the model's store holds other sequences than it learnt from."""
+    wanted = asdict(qc_settings(saved))
+    used = store.parameters
+    differ = {k: used[k] for k, v in wanted.items() if k in used and used[k] != v}
+    if differ and "qc" in saved.training:
+        log.warning("%s was ingested with other QC settings than the model's store (%s against %s)", store.path,
+                    ", ".join(f"{k} {v}" for k, v in differ.items()), ", ".join(f"{k} {wanted[k]}" for k in differ))
 
 
 def store_subject_ids(path: str | Path, only: set[str] | None = None) -> list[str]:
     """The subject ids :func:`subjects_from_store` yields (those in `only`, if given), in store order."""
     with RepertoireStore(path) as store:
         return [s for s in store.subject_ids if only is None or s in only]
-
-
-def _columns(metadata: str | Path) -> list[str]:
-    return list(pd.read_csv(metadata, sep=None, engine="python", nrows=0).columns)
 
 
 def predict_outputs(model: torch.nn.Module, repertoires: Iterable[Repertoire], device: torch.device,

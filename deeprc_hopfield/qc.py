@@ -52,6 +52,14 @@ class QCSettings:
             raise ValueError(f"need 1 <= min_length <= max_length <= 255, got {self.min_length}, {self.max_length}")
 
 
+def describe_counts(counts: dict[str, int]) -> str:
+    """One repertoire's QC counts in a log line: rows read, sequences kept, and every dropped row by reason."""
+    dropped = ", ".join(f"{reason} {counts[reason]}" for reason in DROP_REASONS if counts.get(reason))
+    merged = counts.get("merged_duplicates", 0)
+    return (f"{counts['input_rows']} rows, {counts['kept']} sequences kept (dropped: {dropped or 'none'}"
+            + (f"; {merged} duplicate rows merged)" if merged else ")"))
+
+
 @dataclass
 class CleanRepertoire:
     """One repertoire after quality control: what the store needs of it.

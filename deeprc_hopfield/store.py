@@ -226,6 +226,8 @@ class RepertoireStore:
         self.path = Path(path)
         if not self.path.is_file():
             raise StoreError("store not found", self.path)
+        if not os.access(self.path, os.R_OK):
+            raise StoreError("cannot be read (permission denied)", self.path)
         try:
             self._file = h5py.File(self.path, "r")
         except OSError:

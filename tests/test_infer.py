@@ -3,8 +3,10 @@ fitted or validated on it, unless --allow-training-subjects, which the outputs t
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -131,3 +133,109 @@ def test_held_out_subjects_are_scored_as_before(easy_cohort, fold0_model, tmp_pa
                    "--allow-training-subjects", "--out", tmp_path / "q.csv")
     assert allowed.returncode == 0 and "WARNING" not in allowed.stderr, allowed.stderr
     assert not pd.read_csv(tmp_path / "q.csv")[TRAINING_SUBJECT_COLUMN].any()
+
+
+def _new_patients(cohort: dict, folder: Path, names: dict[str, str]) -> Path:
+    """Held-out repertoire files of `cohort` copied into `folder` under new names (new name -> cohort file)."""
+    folder.mkdir()
+    for new, old in names.items():
+        (folder / new).write_bytes((cohort["repertoires"] / old).read_bytes())
+    return folder
+
+
+def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twice(easy_cohort, fold0_model,
+                                                                                   tmp_path):  # noqa: F811
+    """Without --metadata a file's subject is its name less a table and a gzip extension (dots elsewhere kept); two
+    files of one subject, as `a.tsv` beside `a.tsv.gz`, are refused; outputs of `predict` in the folder are skipped,
+    as are broken links, each with a note; every file's dropped rows are logged by reason."""
+    held = sorted(_held_out(easy_cohort))[:3]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"Pat.day0.tsv": f"{held[0]}.tsv",
+                                                           "Pat.day30.TSV": f"{held[1]}.tsv",
+                                                           "2024.03.01_P7.tsv": f"{held[2]}.tsv"})
+    with open(folder / "Pat.day0.tsv", "a") as handle:  # one row with a stop codon: dropped, and said so
+        handle.write("\t".join(["x1", "", "CASS*LGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]) + "\n")
+    (folder / "gone.tsv").symlink_to(tmp_path / "nowhere.tsv")
+    first = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", folder / "p.csv",
+                 "--attended", folder / "a.tsv")
+    assert first.returncode == 0, first.stderr
+    assert pd.read_csv(folder / "p.csv")["subject_id"].tolist() == ["2024.03.01_P7", "Pat.day0", "Pat.day30"]
+    assert "broken link(s)" in first.stderr and "gone.tsv" in first.stderr
+    assert re.search(r"Pat\.day0: .*Pat\.day0\.tsv, format airr, 301 rows, 300 sequences kept \(dropped: stop_codon 1",
+                     first.stderr), first.stderr
+
+    again = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "q.csv")
+    assert again.returncode == 0, again.stderr
+    assert "2 file(s) in" in again.stderr and "outputs of deeprc-hopfield" in again.stderr
+    assert len(pd.read_csv(tmp_path / "q.csv")) == 3
+
+    (folder / "Pat.day0.tsv.gz").write_bytes(gzip.compress((folder / "Pat.day0.tsv").read_bytes()))
+    twice = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "r.csv")
+    assert twice.returncode == 1 and "Traceback" not in twice.stderr
+    assert "files Pat.day0.tsv and Pat.day0.tsv.gz would both be subject 'Pat.day0'" in twice.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_cohort, fold0_model,
+                                                                        tmp_path):  # noqa: F811
+    """Two outputs at one path (the second would replace the first), --top without --attended (it would be
+    ignored), --metadata with --store (a store has its own): one line each, nothing written."""
+    fold = ["--model", fold0_model, "--store", easy_cohort["store"], "--split", easy_cohort["split"], "--fold", "0"]
+    cases = [(["--out", tmp_path / "p.csv", "--attended", tmp_path / "p.csv"], "--out and --attended name one file"),
+             (["--out", tmp_path / "p.csv", "--attention", tmp_path / "." / "p.csv"], "--out and --attention name one"),
+             (["--out", tmp_path / "p.csv", "--top", "5"], "--top goes with --attended"),
+             (["--out", tmp_path / "p.csv", "--metadata", easy_cohort["metadata"]], "--metadata goes with --repertoires")]
+    for options, message in cases:
+        result = _cli("predict", *fold, *options)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_new_patients_of_unknown_status_are_scored_with_an_empty_true_label(easy_cohort, fold0_model,
+                                                                            tmp_path):  # noqa: F811
+    """A new patient's label is often unknown: with --metadata, a missing label leaves `true_label` empty."""
+    held = sorted(_held_out(easy_cohort))[:2]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {f"n{k}.tsv": f"{sid}.tsv" for k, sid in enumerate(held)})
+    (tmp_path / "meta.tsv").write_text("subject_id\tfilename\tlabel\nn0\tn0.tsv\t1\nn1\tn1.tsv\tNA\n")
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", tmp_path / "meta.tsv",
+                  "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "p.csv", dtype={"true_label": str})
+    assert table["subject_id"].tolist() == ["n0", "n1"] and table["true_label"].tolist()[0] == "1"
+    assert pd.isna(table["true_label"].iloc[1])
+
+
+def test_new_patient_files_get_the_qc_of_the_models_store(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """`predict --repertoires` reads files with the QC settings the model's store was ingested with (kept in its
+    config.json), not the defaults; a store ingested otherwise is scored with a warning."""
+    config = json.loads((fold0_model / "config.json").read_text())
+    assert config["training"]["qc"] == {"min_length": 4, "max_length": 40, "chain": None}
+    model = tmp_path / "short"
+    shutil.copytree(fold0_model, model)
+    config["training"]["qc"]["max_length"] = 12
+    (model / "config.json").write_text(json.dumps(config))
+    held = sorted(_held_out(easy_cohort))[0]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"n0.tsv": f"{held}.tsv"})
+    result = _cli("predict", "--model", model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"n0: .* \(dropped: too_long [1-9]", result.stderr), result.stderr
+    stored = _cli("predict", "--model", model, "--store", easy_cohort["store"], "--split", easy_cohort["split"],
+                  "--fold", "0", "--out", tmp_path / "s.csv")
+    assert stored.returncode == 0 and "was ingested with other QC settings than the model's store (max_length 40 " \
+                                      "against max_length 12)" in stored.stderr, stored.stderr
+
+
+def test_a_file_the_user_cannot_read_is_one_line(easy_cohort, fold0_model, tmp_path, monkeypatch):  # noqa: F811
+    """A permission error (or a full disk) is the state of the user's files, not a fault of the package: one line
+    naming the file, no traceback. Permissions are simulated: the tests may run as root, who reads anything."""
+    import deeprc_hopfield.readers.common as common
+
+    def denied(path: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(common, "is_gzip", denied)
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"n0.tsv": f"{sorted(_held_out(easy_cohort))[0]}.tsv"})
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"deeprc-hopfield predict: error: {folder / 'n0.tsv'}: " \
+                                                     "permission denied"
+    assert not (tmp_path / "p.csv").exists()

@@ -271,7 +271,7 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
     """A folder of fold models with --split/--fold K scores fold K with the models that never saw it (here
     fold K's own), never with a model fitted or validated on it; on subjects that every model held out it
     is the ensemble (mean probability and spread)."""
-    from deeprc_hopfield.infer import predict, subjects_from_files, subjects_from_store
+    from deeprc_hopfield.infer import file_entries, predict, subjects_from_files, subjects_from_store
 
     models = tmp_path / "models"
     for fold in (0, 1):
@@ -302,7 +302,7 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
     assert result.returncode == 0, result.stderr
     ensemble = pd.read_csv(out)
     assert list(ensemble.columns) == ["subject_id", "probability", "probability_sd", "predicted"]
-    per_model = [predict([m], subjects_from_files(new, m), torch.device("cpu"))[0] for m in single]
+    per_model = [predict([m], subjects_from_files(file_entries(new, None), m), torch.device("cpu"))[0] for m in single]
     expected = (per_model[0]["probability"] + per_model[1]["probability"]) / 2
     np.testing.assert_allclose(ensemble["probability"], expected, rtol=1e-6)
     assert (ensemble["probability_sd"] > 0).all()

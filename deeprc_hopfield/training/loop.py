@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -417,7 +417,8 @@ class Trainer:
         calibration = self.calibrate()
         best = self.progress.best
         subjects = self.store.subject_ids
-        training = {**asdict(self.config), "store": str(self.store.path), "best_update": best["update"],
+        training = {**asdict(self.config), "store": str(self.store.path), "qc": self._store_qc(),
+                    "best_update": best["update"],
                     "calibration": calibration,
                     "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice,
                     "best_val_loss": best["loss"],
@@ -434,6 +435,13 @@ class Trainer:
         interrupts.keep(None)  # the model is written: an interrupt from here on loses nothing
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
         return self.out
+
+
+    def _store_qc(self) -> dict:
+        """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
+        from deeprc_hopfield.qc import QCSettings
+
+        return {f.name: self.store.parameters[f.name] for f in fields(QCSettings) if f.name in self.store.parameters}
 
 
 def _history_csv(history: list[dict]) -> str:
