@@ -38,6 +38,7 @@ def _add_force(p: argparse.ArgumentParser, what: str) -> None:
 
 # --- ingest -----------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
+    from deeprc_hopfield.genes import LOCI
     from deeprc_hopfield.qc import QCSettings
     from deeprc_hopfield.readers import FORMATS
 
@@ -68,8 +69,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help=f"shortest CDR3 kept, in residues (default: {defaults.min_length})")
     p.add_argument("--max-length", type=_positive_int, default=defaults.max_length,
                    help=f"longest CDR3 kept, in residues (default: {defaults.max_length})")
-    p.add_argument("--chain", default=None,
-                   help="keep only this locus where a file says (TRB, TRA, IGH, ...); 10x files default to TRB")
+    p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
+                   help=f"keep only this locus ({', '.join(LOCI)}): a row's locus is the file's locus or chain "
+                        "column, else its V call's (TRBV5-1: TRB); rows of neither are kept (default: every "
+                        "locus; 10x files: TRB)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier store (and its QC table) at --out; anything else there is never replaced")
     p.set_defaults(func=_run_ingest)
@@ -243,7 +246,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 # --- train / predict / attend -----------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from deeprc_hopfield.reference import LOCI
+    from deeprc_hopfield.genes import LOCI
 
     p = sub.add_parser(
         "train",

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+#: IMGT loci (chains) a row, a reference receptor or `ingest --chain` may name.
+LOCI = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 #: What of a V call a clone key (and a clone's pgen) holds: the family, the gene, or nothing; in the order
 #: the clone rules break ties.
 V_LEVELS = ("family", "gene", "none")

@@ -115,6 +115,16 @@ def _is_qc_table(path: Path) -> bool:
         return handle.readline().rstrip("\n").split("\t")[:2] == ["subject_id", QC_COLUMNS[0]]
 
 
+def _warn_identical_files(subject_ids: list[str], provenance: list[dict]) -> None:
+    """Two subjects of byte-identical files are most likely one repertoire listed twice, which would sit in training
+    and in a held-out fold at once."""
+    digests = pd.Series([row["sha256"] for row in provenance])
+    repeated = digests[digests.duplicated(keep=False)]
+    for _, rows in repeated.groupby(repeated, sort=False):
+        named = ", ".join(f"{subject_ids[k]} ({Path(provenance[k]['source']).name})" for k in rows.index)
+        log.warning("subjects %s have byte-identical repertoire files: the same repertoire listed twice?", named)
+
+
 def qc_table_path(store_path: Path) -> Path:
     """Where the QC table of a store goes: beside it, `<store stem>.qc.tsv`."""
     return store_path.with_name(store_path.stem + ".qc.tsv")
@@ -166,6 +176,7 @@ def ingest(
         qc_frame.to_csv(qc_tmp, sep="\t", index=False)
         writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
                       qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
+    _warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
     log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
              out, len(meta.files), total["kept"], total["input_rows"],

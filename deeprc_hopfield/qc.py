@@ -27,6 +27,7 @@ DROP_REASONS = (
 )
 QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing")
 
+_V_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])V"  # a V call's locus: its first three letters
 # What each byte of a junction says, as bits: a stop codon, a letter outside the 20 amino acids,
 # a character that `strip().upper()` would change (lower case, white space).
 _STOP, _OTHER, _UNCLEAN = 1, 2, 4
@@ -50,6 +51,14 @@ class QCSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.min_length <= self.max_length <= 255:
             raise ValueError(f"need 1 <= min_length <= max_length <= 255, got {self.min_length}, {self.max_length}")
+
+
+def row_loci(table: pd.DataFrame) -> pd.Series:
+    """Each row's locus: the file's (`locus`), else its V call's (`TRBV5-1` -> TRB); missing where neither says."""
+    calls = pd.Series(table["v_call"], dtype="category")
+    names = calls.cat.categories.astype(str)
+    of_call = np.append(np.where(names.str.match(_V_LOCUS), names.str[:3].str.upper(), None), None)
+    return table["locus"].fillna(pd.Series(of_call[calls.cat.codes.to_numpy()], index=table.index))
 
 
 def describe_counts(counts: dict[str, int]) -> str:
@@ -171,8 +180,8 @@ def check_repertoire(table: pd.DataFrame, settings: QCSettings,
         raise ValueError(f"junctions hold {len(junctions.lengths)} sequences for a table of {n} rows")
     counts: dict[str, int] = {"input_rows": n}
     keep = np.ones(n, dtype=bool)
-    locus = table["locus"]
     if settings.chain is not None:
+        locus = row_loci(table)
         other = locus.notna().to_numpy() & (locus.astype(str).str.upper() != settings.chain.upper()).to_numpy()
     else:
         other = np.zeros(n, dtype=bool)

@@ -49,7 +49,7 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, Cdr3Convention, add_anchor
 from deeprc_hopfield.data import list_file
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
-from deeprc_hopfield.genes import gene_family, normalise_genes
+from deeprc_hopfield.genes import LOCI, gene_family, normalise_genes
 from deeprc_hopfield.readers.common import parsed_and_scanned, read_columns, read_header
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 VDJDB = "vdjdb"
 PLAIN = "plain"
 FORMATS = (VDJDB, PLAIN)
-#: Chains a reference row may belong to (IMGT loci).
-LOCI = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 #: Reasons a row is dropped, in the order they are tried.
 DROP_REASONS = ("other_chain", "other_species", "other_antigen", "empty_cdr3", "invalid_cdr3")
 COUNT_KEYS = ("n_rows_read", *DROP_REASONS, "merged_duplicates", "kept", "chain_unknown", "species_unknown")

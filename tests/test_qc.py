@@ -96,6 +96,18 @@ def test_chain_is_matched_case_insensitively_and_none_keeps_all():
     assert counts["other_chain"] == 0 and counts["kept"] == 3
 
 
+def test_without_a_locus_column_the_v_call_says_the_chain():
+    """immunoSEQ and many AIRR files have no locus column: `--chain` then goes by the V call (TRBV5-1 is TRB), so
+    a TRA row in a TRB cohort is dropped rather than kept silently; a row with neither is kept."""
+    rows = [("CASSF", "TRBV5-1", None, 1, None, None), ("CAVSF", "TRAV1-2", None, 1, None, None),
+            ("CASGF", None, None, 1, None, None), ("CAVDF", "TRAV29/DV5", None, 1, None, "TRB"),
+            ("CARDF", "IGHV3-23", None, 1, None, None)]
+    _, counts = quality_control(tidy_table(rows), QCSettings(chain="TRB"))
+    assert counts["other_chain"] == 2 and counts["kept"] == 3  # the file's locus wins over the V call's
+    _, counts = quality_control(tidy_table(rows), QCSettings(chain="tra"))
+    assert counts["other_chain"] == 3 and counts["kept"] == 2
+
+
 def test_junctions_are_uppercased_and_stripped_before_merging():
     rows = [("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 1, True, None),
             (" casslgqayeqyf ", "TRBV5-1", "TRBJ2-7", 2, True, None),

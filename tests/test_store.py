@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import h5py
 import numpy as np
@@ -35,6 +36,18 @@ def test_ingest_round_trip_matches_files(cohort, tmp_path):
         prov = store.provenance()
         assert (prov["format"] == "airr").all() and prov["sha256"].str.len().eq(64).all()
         assert (prov["cdr3"] == "junction").all() and (prov["cdr3_column"] == "junction_aa").all()
+
+
+def test_two_subjects_of_byte_identical_files_get_a_warning(cohort, tmp_path, caplog):
+    """The same repertoire listed twice (under two subjects) would sit in training and in a held-out fold at once."""
+    metadata, folder = cohort
+    (folder / "copy.tsv").write_bytes((folder / "rep3.tsv").read_bytes())
+    metadata.write_text(metadata.read_text() + "P6,copy.tsv,False\n")
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["subjects P3 (rep3.tsv), P6 (copy.tsv) have byte-identical repertoire files: the same "
+                      "repertoire listed twice?"]
 
 
 def test_imgt_cdr3_and_junction_files_of_the_same_receptors_are_the_same_clones(tmp_path, caplog):
@@ -156,6 +169,10 @@ def test_unwritable_and_unreadable_paths(tmp_path):
         RepertoireStore(bad)
     with pytest.raises(StoreError, match="not found"):
         RepertoireStore(tmp_path / "missing.h5")
+    if os.geteuid() != 0:  # root reads a file whatever its mode
+        bad.chmod(0)
+        with pytest.raises(StoreError, match="cannot be read"):
+            RepertoireStore(bad)
 
 
 def test_schema_version_is_checked(cohort, tmp_path):
