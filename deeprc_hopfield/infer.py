@@ -243,12 +243,12 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) 
 
 def load_models(path: str | Path, device: torch.device) -> list[SavedModel]:
     """One model directory, or a folder of them (the fold models of a cross-validation: an ensemble)."""
-    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError, load_model
+    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError, load_model, model_members
 
     path = Path(path)
     if (path / CONFIG_FILE).is_file() or not path.is_dir():
         return [load_model(path, device)]
-    members = sorted(p for p in path.iterdir() if (p / CONFIG_FILE).is_file())
+    members = model_members(path)
     if not members:
         raise ModelFileError("neither a model directory nor a folder of model directories", path)
     models = [load_model(p, device) for p in members]

@@ -77,31 +77,116 @@ def _two_class_order(classes: list[str], positive: str | None = None) -> list[st
     return sorted(classes)
 
 
-def infer_label(name: str, raw: pd.Series, positive: str | None = None) -> Label:
-    """Type a label column: two distinct values are binary, all-numeric ones numeric, else categorical.
+#: A number as Excel writes it where the comma is the decimal mark: `20,5`, `-3,25`, `,5`, `1,5E-05`.
+_DECIMAL_COMMA = r"[+-]?(?:\d+,?\d*|,\d+)(?:[eE][+-]?\d+)?"
 
-    `positive` names the class to code as 1 in a binary label (default: see :func:`_two_class_order`).
+
+def _as_numbers(text: pd.Series, decimal_comma: bool = False) -> pd.Series | None:
+    """Every value as a float, or None when one is not a number; with `decimal_comma` (a ';'-separated table)
+    `20,5` reads as 20.5, but only when every value is written so (or as a whole number)."""
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().all():
+        return numbers.astype(np.float64)
+    if decimal_comma and text.str.fullmatch(_DECIMAL_COMMA).all():
+        return pd.to_numeric(text.str.replace(",", ".", regex=False)).astype(np.float64)
+    return None
+
+
+def _number_name(number: float) -> str:
+    """A number's one spelling, so that `0`, `0.0` and `-0` name one class ('0') and `20,5` is '20.5'."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else repr(float(number))
+
+
+def _number_spelling(value: str | None, decimal_comma: bool = False) -> str | None:
+    """`value` in :func:`_number_name`'s spelling when it is a number (`--positive-class 1.0` names class '1')."""
+    numbers = None if value is None else _as_numbers(pd.Series([value.strip()]), decimal_comma)
+    return value if numbers is None else _number_name(numbers.iloc[0])
+
+
+def _refuse_case_variants(name: str, text: pd.Series, path: Path | None) -> None:
+    """Refuse class names that differ only in letter case (`FALSE`/`false`): merging would guess that they mean
+    one class, keeping both would make two; the line is the table's (index + 2: the header is line 1)."""
+    first = text.groupby(text.str.casefold(), sort=False).transform("first")
+    other = np.flatnonzero((text != first).to_numpy())
+    if len(other):
+        spelling, variant = first.iloc[other[0]], text.iloc[other[0]]
+        earlier = int(np.flatnonzero((text == spelling).to_numpy())[0])
+        line, line_before = int(text.index[other[0]]) + 2, int(text.index[earlier]) + 2
+        raise MetadataError(f"values '{spelling}' (line {line_before}) and '{variant}' (line {line}) differ only "
+                            "in case; write each class one way", path, line=line, column=name)
+
+
+def label_names(name: str, raw: pd.Series, decimal_comma: bool = False,
+                path: Path | None = None) -> tuple[pd.Series, pd.Series | None]:
+    """A label column's values as class names, and as floats when all of them are numbers.
+
+    Parameters
+    ----------
+    name
+        The label column (named in errors).
+    raw
+        Its values as text, without missing ones; the index is the table's row (line = index + 2).
+    decimal_comma
+        Whether the table is ';'-separated, as Excel writes it where the comma is the decimal mark.
+    path
+        The metadata table (named in errors).
+
+    Returns
+    -------
+    The stripped values with one spelling per number (`0`, `0.0` and, with `decimal_comma`, `0,0` are all
+    '0'), and the numbers (None unless every value is one). Names that differ only in letter case are a
+    :class:`MetadataError`.
     """
-    text = raw.str.strip()
-    distinct = sorted(text.unique().tolist())
+    text = raw.astype(str).str.strip()
+    numbers = _as_numbers(text, decimal_comma)
+    if numbers is None:
+        _refuse_case_variants(name, text, path)
+        return text, None
+    spelling = {number: _number_name(number) for number in numbers.unique()}
+    return numbers.map(spelling), numbers
+
+
+def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_comma: bool = False,
+                path: Path | None = None) -> Label:
+    """Type a label column by its distinct values (numbers by value): two are binary, more numbers numeric,
+    else categorical.
+
+    `positive` names the class to code as 1 in a binary label (default: see :func:`_two_class_order`; two
+    numbers: the larger one). `decimal_comma` and `path` are as for :func:`label_names`.
+    """
+    text, numbers = label_names(name, raw, decimal_comma, path)
+    if numbers is None:
+        distinct = sorted(text.unique().tolist())
+    else:  # in numeric order
+        distinct = [_number_name(number) for number in np.unique(numbers.to_numpy())]
+        positive = _number_spelling(positive, decimal_comma)
     if len(distinct) == 1:
         log.warning("label '%s' has a single value ('%s'): nothing to learn from it", name, distinct[0])
     if len(distinct) == 2:
-        classes = _two_class_order(distinct, positive)
+        numeric_order = numbers is not None and positive not in distinct
+        classes = distinct if numeric_order else _two_class_order(distinct, positive)
         return Label(name, "binary", classes, text.map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64))
-    numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all() and len(distinct) > 2:
-        return Label(name, "numeric", [], numeric.to_numpy(np.float64))
+    if numbers is not None and len(distinct) > 2:
+        return Label(name, "numeric", [], numbers.to_numpy(np.float64))
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
 
 
-def _check_positive_class(positive: str | None, labels: dict[str, Label], path: Path) -> None:
+def _label_text(label: Label) -> np.ndarray:
+    """Each repertoire's label value as the store and predictions name it: its class, or its number."""
+    if label.kind == "numeric":
+        numbers = pd.Series(label.values)
+        return numbers.map({number: _number_name(number) for number in numbers.unique()}).to_numpy(object)
+    return np.asarray(label.classes, dtype=object)[label.values]
+
+
+def _check_positive_class(positive: str | None, labels: dict[str, Label], path: Path, decimal_comma: bool) -> None:
     """A positive class that no two-class label has is refused: ignoring it would code the classes the other way
-    round without a word (values are compared exactly, as the table writes them)."""
+    round without a word (values are compared exactly, as the table writes them; numbers by value)."""
     if positive is None:
         return
     two = {name: label for name, label in labels.items() if label.kind != "numeric" and len(label.classes) <= 2}
-    if not any(positive.strip() in label.classes for label in two.values()):
+    spellings = {positive.strip(), _number_spelling(positive, decimal_comma)}
+    if not any(spellings & set(label.classes) for label in two.values()):
         held = "; ".join(f"'{name}': {', '.join(label.classes)}" for name, label in two.items())
         raise MetadataError(f"--positive-class '{positive}' is not a class of any two-class label "
                             f"({held or 'the table has none'})", path)
@@ -115,12 +200,29 @@ def _resolve_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _refuse_repeated_names(names: list[str], path: Path) -> None:
+    """A column named twice in the header is refused: pandas would rename the second (`label.1`) and the first
+    would be used without a word."""
+    named = pd.Series(names)
+    repeated = np.flatnonzero((named.duplicated() & (named != "")).to_numpy())
+    if len(repeated):
+        name = names[repeated[0]]
+        first = names.index(name)
+        raise MetadataError(f"column '{name}' is named twice in the header (columns {first + 1} and "
+                            f"{repeated[0] + 1}); give each column its own name", path, line=1, column=name)
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """The metadata table as text (cells as written) and its delimiter (tab, comma or semicolon, from the header);
+    a file that cannot be read as a table, or that names a column twice, is a :class:`MetadataError`."""
     if not path.is_file():
         raise MetadataError("metadata file not found", path)
     try:
-        _, delimiter = read_header(path)
-        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        names, delimiter = read_header(path)
+        _refuse_repeated_names(names, path)
+        table = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except MetadataError:
+        raise
     except DeepRCError as exc:
         raise MetadataError(exc.message, path, exc.line) from None
     except UnicodeDecodeError:
@@ -128,6 +230,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise MetadataError(exc.message, path, exc.line) from None
     except pd.errors.ParserError as exc:
         raise MetadataError(f"cannot parse metadata table: {str(exc).strip()}", path) from None
+    return table, delimiter
 
 
 def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None,
@@ -147,7 +250,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         The value to code as the positive class (1) of two-class labels.
     """
     path, repertoire_dir = Path(path), Path(repertoire_dir)
-    table = _read_table(path)
+    table, delimiter = read_table(path)
     table.columns = [c.strip() for c in table.columns]
     for column in REQUIRED_COLUMNS:
         if column not in table.columns:
@@ -195,6 +298,10 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         log.info("note: %d file(s) in %s are not named in the metadata and are ignored: %s",
                  len(unnamed), repertoire_dir, shown)
     positive_class = None if positive_class is None else positive_class.strip()  # as the labels are read
-    labels = {column: infer_label(column, table[column], positive_class) for column in label_columns}
-    _check_positive_class(positive_class, labels, path)
+    decimal_comma = delimiter == ";"
+    labels = {column: infer_label(column, table[column], positive_class, decimal_comma, path)
+              for column in label_columns}
+    _check_positive_class(positive_class, labels, path, decimal_comma)
+    for column, label in labels.items():  # one spelling per class: `0.0` is written '0', as the store names it
+        table[column] = _label_text(label)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)

@@ -22,6 +22,8 @@ MODEL_FORMAT = "deeprc-hopfield model"
 MODEL_SCHEMA_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+#: `MODEL.checkpoint` beside a model folder holds its training checkpoint (`training.checkpoint`).
+CHECKPOINT_SUFFIX = ".checkpoint"
 REFERENCE_FILE = "reference.tsv"  # the known receptors training was given (`train --reference`), if any
 
 
@@ -49,6 +51,20 @@ def is_model_folder(directory: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and config.get("format") == MODEL_FORMAT
+
+
+def model_members(folder: Path) -> list[Path]:
+    """The model folders in a folder of models (a cross-validation's fold models), sorted. A subfolder without a
+    config.json (a half-finished copy) is refused rather than left out: the ensemble would be one model short."""
+    members, incomplete = [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and not path.name.startswith(".") and not path.name.endswith(CHECKPOINT_SUFFIX):
+            (members if (path / CONFIG_FILE).is_file() else incomplete).append(path)
+    if members and incomplete:
+        raise ModelFileError(f"{incomplete[0].name} holds no {CONFIG_FILE} beside the models "
+                             f"{', '.join(p.name for p in members)}: not a whole model (a half-finished copy?); "
+                             "complete it or move it out of the folder", folder)
+    return members
 
 
 def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, dict], v_genes: list[str],

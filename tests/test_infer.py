@@ -239,3 +239,25 @@ def test_a_file_the_user_cannot_read_is_one_line(easy_cohort, fold0_model, tmp_p
     assert result.stderr.strip().splitlines()[-1] == f"deeprc-hopfield predict: error: {folder / 'n0.tsv'}: " \
                                                      "permission denied"
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_folder_of_models_with_a_half_copied_one_is_refused(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """A fold folder without its config.json (a half-finished copy) is refused by `predict` and `inspect`, not left
+    out of the ensemble without a word; checkpoint folders beside the models are not models and are passed over."""
+    models = tmp_path / "models"
+    for name in ("fold0", "fold1"):
+        shutil.copytree(fold0_model, models / name)
+    (models / "fold0.checkpoint").mkdir()
+    held = sorted(_held_out(easy_cohort))[:2]
+    fold = ["--store", easy_cohort["store"], "--split", easy_cohort["split"], "--fold", "0"]
+    whole = _cli("predict", "--model", models, *fold, "--out", tmp_path / "p.csv")
+    assert whole.returncode == 0 and "ensemble of 2 models" in whole.stderr, whole.stderr
+    (models / "fold2").mkdir()
+    (models / "fold2" / "metrics.csv").write_text((fold0_model / "metrics.csv").read_text())
+    for command, extra in (("predict", [*fold, "--out", tmp_path / "q.csv"]), ("inspect", [])):
+        result = deeprc_cli(command, models if command == "inspect" else "--model", *([] if command == "inspect"
+                                                                                     else [models]), *extra)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"{models}: fold2 holds no config.json beside the models fold0, fold1: not a whole model" \
+               in result.stderr
+    assert not (tmp_path / "q.csv").exists() and len(held) == 2

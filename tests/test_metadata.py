@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deeprc_hopfield.errors import MetadataError
 from deeprc_hopfield.metadata import infer_label, read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def _rewrite(metadata: Path, old: str, new: str) -> None:
@@ -153,3 +160,125 @@ def test_a_positive_class_that_no_label_has_is_refused(cohort):
     assert read_metadata(metadata, folder, positive_class=" True ").labels["label"].classes == ["False", "True"]
     metadata.write_text(metadata.read_text().replace("False", "True"))  # one class (warned about), named positive
     assert read_metadata(metadata, folder, positive_class="True").labels["label"].classes == ["True"]
+
+
+@pytest.mark.parametrize(
+    "values, decimal_comma, classes",
+    [
+        (["0", "1", "0.0", "1.0"], False, ["0", "1"]),  # one number, two spellings: one class
+        (["1,0", "0", "0,00", "1"], True, ["0", "1"]),  # as Excel writes them where the comma is the decimal mark
+        (["10", "2", "2.0", "10"], False, ["2", "10"]),  # two numbers: in numeric order, not alphabetical
+        (["-1", "+1", "-1.0"], False, ["-1", "1"]),
+    ],
+)
+def test_numbers_written_differently_are_one_class(values, decimal_comma, classes):
+    import pandas as pd
+
+    label = infer_label("x", pd.Series(values), decimal_comma=decimal_comma)
+    assert (label.kind, label.classes) == ("binary", classes)
+    assert label.values.tolist() == [0 if float(v.replace(",", ".")) == float(classes[0]) else 1 for v in values]
+
+
+def test_a_numeric_positive_class_is_matched_by_value(cohort):
+    metadata, folder = cohort
+    metadata.write_text(metadata.read_text().replace("False", "0.0").replace("True", "1"))
+    meta = read_metadata(metadata, folder, positive_class="0")
+    assert meta.labels["label"].classes == ["1", "0"] and meta.labels["label"].values.tolist() == [1, 0] * 3
+    assert read_metadata(metadata, folder, positive_class="1.0").labels["label"].classes == ["0", "1"]
+    assert meta.table["label"].tolist() == ["0", "1"] * 3  # the table names each class as the store does
+
+
+@pytest.mark.parametrize(
+    "values, first, variant, lines",
+    [
+        (["FALSE", "True", "True", "false", "True", "FALSE"], "FALSE", "false", (2, 5)),
+        (["Positive", "neg", "POS", "neg", " positive ", "neg"], "Positive", "positive", (2, 6)),
+    ],
+)
+def test_classes_that_differ_only_in_case_are_refused(cohort, values, first, variant, lines):
+    """Neither merged (a guess) nor kept apart (FALSE and false as two classes make a 3-class label)."""
+    metadata, folder = cohort
+    rows = metadata.read_text().splitlines()
+    metadata.write_text("\n".join([rows[0].replace("label", "cmv")]
+                                  + [row.rsplit(",", 1)[0] + f",{v}" for row, v in zip(rows[1:], values)]) + "\n")
+    with pytest.raises(MetadataError) as refused:
+        read_metadata(metadata, folder, ["cmv"])
+    assert str(refused.value) == (f"{metadata}, line {lines[1]}, column 'cmv': values '{first}' (line {lines[0]}) "
+                                  f"and '{variant}' (line {lines[1]}) differ only in case; write each class one way")
+
+
+def test_decimal_commas_of_a_semicolon_table_are_numbers(cohort):
+    """Excel's CSV where the comma is the decimal mark: `20,5` is 20.5, but only when every value reads so."""
+    metadata, folder = cohort
+    ages = ["20,5", "-3,25", "40", "18,75", ",5", "1,5E-01"]
+    rows = metadata.read_text().splitlines()
+    metadata.write_text("\n".join([rows[0].replace(",", ";") + ";age"]
+                                  + [row.replace(",", ";") + f";{a}" for row, a in zip(rows[1:], ages)]) + "\n")
+    age = read_metadata(metadata, folder, ["label", "age"]).labels["age"]
+    assert age.kind == "numeric"
+    np.testing.assert_allclose(age.values, [20.5, -3.25, 40, 18.75, 0.5, 0.15])
+    metadata.write_text(metadata.read_text().replace(";40\n", ";40.5\n"))  # a point among commas: not numbers
+    assert read_metadata(metadata, folder, ["age"]).labels["age"].kind == "categorical"
+
+
+def test_a_comma_in_a_comma_separated_table_is_not_a_decimal_mark(cohort):
+    metadata, folder = cohort
+    rows = metadata.read_text().splitlines()
+    metadata.write_text("\n".join([rows[0] + ",age"] + [f'{row},"{i},5"' for i, row in enumerate(rows[1:])]) + "\n")
+    age = read_metadata(metadata, folder, ["age"]).labels["age"]
+    assert (age.kind, age.classes[:2]) == ("categorical", ["0,5", "1,5"])
+
+
+@pytest.mark.parametrize("header", ["subject_id,filename,label,label", "subject_id,filename,label, label "])
+def test_a_column_named_twice_is_refused(cohort, header):
+    """pandas would read the second as `label.1` and the first would be used without a word."""
+    metadata, folder = cohort
+    rows = metadata.read_text().splitlines()
+    metadata.write_text("\n".join([header] + [f"{row},{row[-1]}" for row in rows[1:]]) + "\n")
+    with pytest.raises(MetadataError) as refused:
+        read_metadata(metadata, folder)
+    assert str(refused.value) == (f"{metadata}, line 1, column 'label': column 'label' is named twice in the header "
+                                  "(columns 3 and 4); give each column its own name")
+
+
+def _plan(metadata: Path) -> subprocess.CompletedProcess:
+    """A dry run of the workflow on the demo's repertoires with `metadata` (the plan checks the table)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(BIN / "snakemake"), "-n", "-F", "--nolock", "--config", f"metadata={metadata}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "separator, spell, problem",
+    [
+        (",", lambda i, v: f"{v}.0" if i % 4 == 0 else v, None),  # 0, 1, 0.0, 1.0: binary for ingest and plan
+        (";", lambda i, v: f"{v},0" if i % 4 == 0 else v, None),
+        (",", lambda i, v: {"0": "neg", "1": "pos"}[v] if i != 7 else "NEG" if v == "0" else "POS",
+         ", line 9, column 'label': values '{0}' (line {1}) and '{2}' (line 9) differ only in case; "
+         "write each class one way"),
+    ],
+)
+def test_the_workflow_counts_label_classes_as_ingest_does(tmp_path, separator, spell, problem):
+    table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str)
+    table["label"] = [spell(i, v) for i, v in enumerate(table["label"])]
+    metadata = tmp_path / "metadata.csv"
+    table.to_csv(metadata, index=False, sep=separator)
+    result = _plan(metadata)
+    out = result.stdout + result.stderr
+    if problem is None:
+        assert result.returncode == 0 and "rule ingest" in out, out[-2000:]
+        return
+    variant = table["label"].iloc[7]
+    first = table["label"].str.lower().eq(variant.lower()).idxmax()
+    expected = problem.format(table["label"].iloc[first], first + 2, variant)
+    assert result.returncode != 0 and f"metadata {metadata}{expected}" in out.splitlines(), out[-2000:]
+
+
+def test_the_workflow_refuses_a_column_named_twice(tmp_path):
+    metadata = tmp_path / "metadata.csv"
+    demo = (ROOT / "data" / "demo" / "metadata.csv").read_text().splitlines()
+    metadata.write_text("\n".join([demo[0] + ",label"] + [f"{row},x" for row in demo[1:]]) + "\n")
+    result = _plan(metadata)
+    assert result.returncode != 0
+    assert (f"metadata {metadata}, line 1, column 'label': column 'label' is named twice in the header (columns 3 "
+            "and 4); give each column its own name") in (result.stdout + result.stderr).splitlines()

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from deeprc_hopfield.io import OutputExistsError, atomic_folder, restore_folder
+from deeprc_hopfield.saved_model import CHECKPOINT_SUFFIX
 from deeprc_hopfield.training.config import TrainingConfig, TrainingError
 from deeprc_hopfield.training.selection import Progress
 
@@ -26,7 +27,7 @@ STATE_FILE, PROGRESS_FILE = "state.safetensors", "progress.json"
 
 def checkpoint_dir(out: Path) -> Path:
     """The checkpoint folder of the model folder `out`."""
-    return out.with_name(out.name + ".checkpoint")
+    return out.with_name(out.name + CHECKPOINT_SUFFIX)
 
 
 def check_checkpoint_target(directory: Path) -> None:

@@ -12,8 +12,7 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metadata import MISSING_VALUES
-from deeprc_hopfield.readers.common import read_header
+from deeprc_hopfield.metadata import MISSING_VALUES, label_names, read_table
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -35,25 +34,40 @@ def metadata_error(message, line=None, column=None):
 
 
 def read_metadata_table(path):
-    """The metadata table as text (tab-, comma- or semicolon-separated, as the header says), cells stripped."""
+    """The metadata table as text, cells stripped, read as `ingest` reads it (the delimiter from the header, a column
+    named twice refused), with the label's values spelled as `ingest` names its classes (`0.0` is '0')."""
     if not os.path.isfile(path):
         raise metadata_error("file not found (the config's `metadata`)")
     try:
-        _, separator = read_header(Path(path))  # the delimiter as `ingest` reads it
-        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
-    except DeepRCError as error:  # empty, not UTF-8 (line and character named), a corrupt gzip
-        raise metadata_error(error.message, error.line) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
+        table, separator = read_table(Path(path))
+    except DeepRCError as error:  # empty, not UTF-8 (line and character named), a corrupt gzip, a column named twice
+        raise metadata_error(error.message, error.line, error.column) from None
+    except (pd.errors.EmptyDataError, OSError) as error:
         raise metadata_error(f"cannot parse the table: {str(error).strip()}") from None
     table.columns = table.columns.str.strip()
-    return table.apply(lambda column: column.str.strip())
+    table = table.apply(lambda column: column.str.strip())
+    label = config["label_column"]
+    if label in table.columns:  # else check_metadata names the missing column
+        table[label] = label_classes(table[label], separator)
+    return table
+
+
+def label_classes(values, separator):
+    """The label's values as `ingest` names its classes: one spelling per number (`0`, `0.0` and, in a
+    ';'-separated table, `0,0` are '0'), missing values kept; classes that differ only in case are refused."""
+    known = values[~values.str.lower().isin(MISSING_VALUES)]
+    try:
+        names, _ = label_names(config["label_column"], known, decimal_comma=separator == ";")
+    except DeepRCError as error:
+        raise metadata_error(error.message, error.line, error.column) from None
+    return names.reindex(values.index).fillna(values)
 
 
 def check_metadata(table):
     """Stop before any job when the table lacks a column of ../schemas/metadata.schema.yaml, the
-    label column or the group column, has an empty subject id or file name, or names a subject or a
-    file twice.
-    (`ingest` checks the rest: the files, the label values.)"""
+    label column or the group column, has an empty subject id or file name, names a subject or a
+    file twice, or has a label without two distinct values (counted as `ingest` counts them: `0` and
+    `0.0` are one). (`ingest` checks the rest: the files, the label values.)"""
     columns = ", ".join(table.columns)
     line_of = lambda row: int(row) + 2  # the header is line 1
     if table.empty:
