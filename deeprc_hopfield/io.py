@@ -168,6 +168,11 @@ def check_output(path: str | Path, command: str, force: bool = False, *, folder:
         One line naming `path`: what is there and what to do.
     """
     path = Path(path)
+    if str(path) == "-":
+        raise DeepRCError("--out -: output goes to a file, not to standard output; give a file name")
+    if not folder and path.is_dir():
+        raise OutputExistsError(f"is a folder, where `deeprc-hopfield {command}` writes a file: give the file's name "
+                                "(in that folder, if you like); nothing was written", path)
     check_writable_location(path)
     if not path.exists() and not path.is_symlink():
         return

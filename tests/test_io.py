@@ -141,10 +141,13 @@ def test_file_outputs_follow_the_same_rule(tmp_path: Path) -> None:
         check_output(table, "split", folder=False, recognise=ours)
     check_output(table, "split", force=True, folder=False, recognise=ours)
     theirs = write_text(tmp_path / "metadata.csv", "subject_id,filename\n")
-    (tmp_path / "empty").mkdir()
-    for target in (theirs, tmp_path / "empty"):  # a folder is never a file output, empty or not
-        with pytest.raises(OutputExistsError, match="not an earlier output of `deeprc-hopfield split`"):
-            check_output(target, "split", force=True, folder=False, recognise=ours)
+    with pytest.raises(OutputExistsError, match="not an earlier output of `deeprc-hopfield split`"):
+        check_output(theirs, "split", force=True, folder=False, recognise=ours)
+    (tmp_path / "empty").mkdir()  # a folder is never a file output, empty or not: the error says so
+    with pytest.raises(OutputExistsError, match="is a folder, where `deeprc-hopfield split` writes a file"):
+        check_output(tmp_path / "empty", "split", force=True, folder=False, recognise=ours)
+    with pytest.raises(DeepRCError, match="output goes to a file, not to standard output"):
+        check_output("-", "split", folder=False)
 
 
 def test_a_target_taken_while_the_output_was_written_is_kept(tmp_path: Path) -> None:

@@ -596,6 +596,21 @@ def test_a_byte_that_is_not_utf8_is_named_by_line_and_character(tmp_path, gz):
     assert info.value.line == 4
 
 
+def test_a_workbook_utf16_or_other_compression_is_named_for_what_it_is(tmp_path):
+    """Advice to re-encode from latin1 misleads when the file is a workbook, UTF-16 or bzip2: the error says which."""
+    import bz2
+    import zipfile
+
+    text = "junction_aa\tv_call\nCASSLGF\tTRBV5-1\n"
+    (tmp_path / "u16.tsv").write_bytes(text.encode("utf-16"))
+    (tmp_path / "b.tsv").write_bytes(bz2.compress(text.encode()))
+    with zipfile.ZipFile(tmp_path / "book.xlsx", "w") as book:
+        book.writestr("xl/worksheets/sheet1.xml", "<worksheet>\u00e9\u0000</worksheet>" * 50)
+    for name, what in (("u16.tsv", "UTF-16 text"), ("b.tsv", "bzip2-compressed"), ("book.xlsx", "a zip archive")):
+        with pytest.raises(InputFormatError, match=what):
+            read_repertoire(tmp_path / name)
+
+
 @pytest.mark.parametrize("gz", [False, True])
 @pytest.mark.parametrize("block", [7, 64, 1 << 22])
 def test_the_scan_digest_is_the_files_sha256(tmp_path, gz, block):

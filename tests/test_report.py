@@ -144,10 +144,11 @@ def test_report_never_overwrites_a_file_it_did_not_write(run: dict[str, Path], t
         for force in ((), ("--force",)):
             result = _report_cli(run, target, *force)
             assert result.returncode == 1 and "Traceback" not in result.stderr
-            assert result.stderr.strip().splitlines() == [
-                f"deeprc-hopfield report: error: {target}: exists and is not an earlier output of "
-                "`deeprc-hopfield report`; it was left as it is and nothing was written (choose another --out; "
-                "--force replaces only an earlier output of the same command)"]
+            what = ("exists and is not an earlier output of `deeprc-hopfield report`; it was left as it is and nothing "
+                    "was written (choose another --out; --force replaces only an earlier output of the same command)"
+                    if target == theirs else "is a folder, where `deeprc-hopfield report` writes a file: give the "
+                    "file's name (in that folder, if you like); nothing was written")
+            assert result.stderr.strip().splitlines() == [f"deeprc-hopfield report: error: {target}: {what}"]
     assert theirs.read_text() == "<!DOCTYPE html><p>my notes</p>" and not any((tmp_path / "folder").iterdir())
 
     assert _report_cli(run, run["out"]).returncode == 0

@@ -46,11 +46,35 @@ def open_text(path: Path) -> io.TextIOBase:
 
 def not_utf8(path: Path, block: int = 1 << 20) -> InputFormatError:
     """The error for a file that does not decode as UTF-8, naming the line and character of the first bad byte
-    (found by a second, streamed read: this runs only once decoding has failed)."""
+    (found by a second, streamed read: this runs only once decoding has failed), or what the file is instead of
+    text where its first bytes say (a workbook, UTF-16 text, another compression)."""
+    kind = _not_text(path)
+    if kind is not None:
+        return InputFormatError(kind, path)
     try:
         return _first_undecodable(path, block)
     except _CORRUPT as exc:
         return InputFormatError(f"truncated or corrupt gzip file ({exc})", path)
+
+
+#: What a file is by its first bytes, where that is not UTF-8 text, and what to do.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one), not a text table: save the sheet as "
+                    "tab-separated text, or unzip the file"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook, not a text table: save the sheet as tab-separated text"),
+    (b"\xff\xfe", "UTF-16 text (Excel's 'Unicode text'): save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8`"),
+    (b"\xfe\xff", "UTF-16 text (Excel's 'Unicode text'): save it as UTF-8, e.g. `iconv -f utf-16 -t utf-8`"),
+    (b"BZh", "bzip2-compressed: only gzip is read; `bunzip2` it, or recompress it with gzip"),
+    (b"\xfd7zXZ\x00", "xz-compressed: only gzip is read; `unxz` it, or recompress it with gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed: only gzip is read; `unzstd` it, or recompress it with gzip"),
+)
+
+
+def _not_text(path: Path) -> str | None:
+    """What the file is, by its first bytes, when they say it is not UTF-8 text (:data:`_NOT_TEXT`)."""
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+    return next((what for magic, what in _NOT_TEXT if start.startswith(magic)), None)
 
 
 def _first_undecodable(path: Path, block: int) -> InputFormatError:
