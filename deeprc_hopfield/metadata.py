@@ -192,9 +192,10 @@ def _check_positive_class(positive: str | None, labels: dict[str, Label], path: 
                             f"({held or 'the table has none'})", path)
 
 
-def _resolve_file(directory: Path, name: str) -> Path | None:
-    """The repertoire file a metadata row names (also found with an added `.gz`)."""
-    for candidate in (directory / name, directory / f"{name}.gz"):
+def resolve_file(directory: Path, name: str) -> Path | None:
+    """The repertoire file a metadata row names: found as named, with an added `.gz`, or without a `.gz` named."""
+    plain = name[:-3] if name.lower().endswith(".gz") else None
+    for candidate in (directory / name, directory / f"{name}.gz", *([directory / plain] if plain else [])):
         if candidate.is_file():
             return candidate
     return None
@@ -214,13 +215,16 @@ def _refuse_repeated_names(names: list[str], path: Path) -> None:
 
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """The metadata table as text (cells as written) and its delimiter (tab, comma or semicolon, from the header);
-    a file that cannot be read as a table, or that names a column twice, is a :class:`MetadataError`."""
+    a file that cannot be read as a table, or that names a column twice, is a :class:`MetadataError`.
+
+    Rows with no value in any cell (blank lines, the `;;;` rows Excel leaves below a table) are left out; the
+    index is each row's line in the file less 2 (the header is line 1), so errors name the file's lines."""
     if not path.is_file():
         raise MetadataError("metadata file not found", path)
     try:
         names, delimiter = read_header(path)
         _refuse_repeated_names(names, path)
-        table = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        table = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except MetadataError:
         raise
     except DeepRCError as exc:
@@ -230,7 +234,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         raise MetadataError(exc.message, path, exc.line) from None
     except pd.errors.ParserError as exc:
         raise MetadataError(f"cannot parse metadata table: {str(exc).strip()}", path) from None
-    return table, delimiter
+    table = table.fillna("")
+    return table[~table.apply(lambda column: column.str.strip().eq("")).all(axis=1)], delimiter
 
 
 def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None,
@@ -265,7 +270,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     if not repertoire_dir.is_dir():
         raise MetadataError(f"repertoire folder '{repertoire_dir}' does not exist", path)
 
-    line_of = lambda row: int(row) + 2  # noqa: E731  (header is line 1)
+    line_of = lambda row: int(table.index[row]) + 2  # noqa: E731  (the row's line: the header is line 1)
     for column in ("subject_id", "filename", *label_columns):
         values = table[column].str.strip()
         empty = np.flatnonzero(values.str.lower().isin(MISSING_VALUES).to_numpy())
@@ -284,7 +289,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
 
     files: list[Path] = []
     for row, name in enumerate(table["filename"]):
-        found = _resolve_file(repertoire_dir, name)
+        found = resolve_file(repertoire_dir, name)
         if found is None:
             raise MetadataError(
                 f"repertoire file '{name}' not found in {repertoire_dir}", path, line=line_of(row), column="filename"

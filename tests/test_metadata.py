@@ -41,6 +41,27 @@ def test_tsv_metadata_and_gz_suffix_found(cohort, tmp_path):
     assert meta.files[0].name == "rep0.tsv.gz"
 
 
+def test_a_gz_name_finds_the_plain_file_too(cohort):
+    """A table that names `rep0.tsv.gz` where the folder holds `rep0.tsv` (uncompressed since) finds it."""
+    metadata, folder = cohort
+    _rewrite(metadata, "rep0.tsv", "rep0.tsv.gz")
+    assert read_metadata(metadata, folder).files[0] == folder / "rep0.tsv"
+
+
+def test_blank_and_empty_rows_are_passed_over_and_lines_stay_the_files(cohort, tmp_path):
+    """A blank line inside the table and the `;;;` rows Excel leaves below it are no rows; an error after them
+    names the file's own line."""
+    metadata, folder = cohort
+    lines = metadata.read_text().splitlines()
+    table = tmp_path / "metadata.csv"
+    table.write_text("\n".join([*lines[:3], "", *lines[3:], ",,", ",,", ""]) + "\n")
+    assert read_metadata(table, folder).subject_ids == [f"P{i}" for i in range(6)]
+    table.write_text("\n".join([*lines[:3], "", *lines[3:5], lines[5].replace("rep4", "nope"), *lines[6:]]) + "\n")
+    with pytest.raises(MetadataError, match="repertoire file 'nope.tsv' not found") as info:
+        read_metadata(table, folder)
+    assert info.value.line == 7  # header, P0, P1, blank, P2, P3, then P4's line
+
+
 def test_semicolon_metadata_as_excel_writes_it(cohort, tmp_path):
     """Excel writes semicolons where the comma is the decimal mark: read like the comma-separated table."""
     metadata, folder = cohort

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metadata import MISSING_VALUES, label_names, read_table
+from deeprc_hopfield.metadata import MISSING_VALUES, label_names, read_table, resolve_file
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -69,7 +69,7 @@ def check_metadata(table):
     file twice, or has a label without two distinct values (counted as `ingest` counts them: `0` and
     `0.0` are one). (`ingest` checks the rest: the files, the label values.)"""
     columns = ", ".join(table.columns)
-    line_of = lambda row: int(row) + 2  # the header is line 1
+    line_of = lambda row: int(table.index[row]) + 2  # the row's line in the file (the header is line 1)
     if table.empty:
         raise metadata_error("the table has no rows")
     try:
@@ -111,8 +111,8 @@ def check_folds(table):
     if group is not None:  # as `split` refuses it, but before ingest
         missing = table[group].str.lower().isin(MISSING_VALUES).to_numpy().nonzero()[0]
         if len(missing):
-            raise metadata_error(f"no group for subject '{table['subject_id'].iloc[missing[0]]}'", missing[0] + 2,
-                                 group)
+            raise metadata_error(f"no group for subject '{table['subject_id'].iloc[missing[0]]}'",
+                                 int(table.index[missing[0]]) + 2, group)
     labelled = table[~table[label].str.lower().isin(MISSING_VALUES)]
     if group is not None:
         classes = labelled.groupby(group, sort=True)[label].nunique()
@@ -135,17 +135,18 @@ def check_folds(table):
 
 
 def repertoire_files(table):
-    """The repertoire file of each row (`filename` in the config's `repertoires` folder, or that name with `.gz`),
-    the ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
+    """The repertoire file of each row (`filename` in the config's `repertoires` folder, as `ingest` finds it), the
+    ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
     folder = config["repertoires"]
     if not os.path.isdir(folder):
         raise WorkflowError(f"repertoires {folder}: folder not found (the config's `repertoires`)")
     files = []
     for row, name in enumerate(table["filename"]):
-        found = [p for p in (os.path.join(folder, name), os.path.join(folder, f"{name}.gz")) if os.path.isfile(p)]
-        if not found:
-            raise metadata_error(f"repertoire file '{name}' not found in {folder}", row + 2, "filename")
-        files.append(found[0])
+        found = resolve_file(Path(folder), name)
+        if found is None:
+            raise metadata_error(f"repertoire file '{name}' not found in {folder}", int(table.index[row]) + 2,
+                                 "filename")
+        files.append(str(found))
     return files
 
 
