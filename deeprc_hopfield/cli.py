@@ -265,12 +265,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
     p.add_argument("--out", required=True, type=Path, help="model directory to write (see --force)")
     _add_force(p, "model (a folder written by `train`; --resume and --resume-if-possible imply it)")
-    p.add_argument("--config", type=Path, help="YAML with `model:` and `training:` sections (defaults otherwise)")
+    p.add_argument("--config", type=Path,
+                   help="YAML with `model:` and `training:` sections (sample_size, learning_rate, ...: every key, "
+                        "its default and bounds are in workflow/schemas/config.schema.yaml; a key left out takes "
+                        "its default)")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
                    help="label(s) to learn, repeatable (default: every label of the store)")
     p.add_argument("--split", type=Path, help="split table (subject_id, fold); with --fold K, fold K is held out")
     p.add_argument("--fold", type=int, help="the held-out fold of --split (never seen in training)")
-    p.add_argument("--updates", type=_positive_int, dest="n_updates", help="number of updates (overrides the config)")
+    p.add_argument("--updates", type=_positive_int, dest="n_updates",
+                   help="number of updates (overrides the config's n_updates; default 600)")  # tests/test_cli.py
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "
                                                          "of the public-clone candidates (default: torch's choice)")

@@ -41,6 +41,11 @@ def test_version_and_help():
         text = run_cli(command, "--help", check=True).stdout
         assert "usage: deeprc-hopfield " + command in text
     assert "--label-column" in run_cli("ingest", "--help").stdout
+    from deeprc_hopfield.training.config import TrainingConfig  # the help states the default it does not import
+
+    train_help = " ".join(run_cli("train", "--help", check=True).stdout.split())
+    assert f"n_updates; default {TrainingConfig.n_updates})" in train_help
+    assert "workflow/schemas/config.schema.yaml" in train_help
 
 
 def test_ingest_then_inspect(cohort, tmp_path):

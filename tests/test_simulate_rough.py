@@ -266,6 +266,7 @@ WITH_CLONES = [*BASE, "--public-clones", "3", "--public-rate", "0.5"]
     ([*WITH_CLONES, "--public-variants", "101"], "--public-variants must be a whole number from 1 to 100"),
     ([*BASE, "--public-variants", "3"], "--public-variants needs public clones (--public-clones)"),
     ([*BASE, "--public-clone-list", "cmv.tsv"], "--public-clone-list needs public clones (--public-clones)"),
+    ([*BASE, "--public-rate", "0.6"], "--public-rate needs public clones (--public-clones N)"),
     ([*WITH_CLONES, "--public-clone-list", "missing.tsv"], "reference file not found"),
 ])
 def test_bad_rough_options_are_refused_in_one_line(tmp_path, args, message):

@@ -257,6 +257,8 @@ def validate(settings: SimulationSettings) -> None:
                 f"(median length {median} minus {END_MARGIN} conserved residues at each end)")
     if s.public_clones and s.public_rate == 0:
         raise SimulationError("--public-clones needs a --public-rate above 0")
+    if s.public_rate > 0 and not s.public_clones:
+        raise SimulationError("--public-rate needs public clones (--public-clones N): without them it would do nothing")
     _validate_pool(s)
     _validate_rough(s)
     _validate_mixed(s)
