@@ -596,6 +596,15 @@ def test_a_byte_that_is_not_utf8_is_named_by_line_and_character(tmp_path, gz):
     assert info.value.line == 4
 
 
+def test_a_bare_list_of_junctions_is_read_as_airr(tmp_path):
+    """A file of one `junction_aa` column (a list of CDR3s) is AIRR by its column's name: no --format needed."""
+    path = tmp_path / "list.tsv"
+    path.write_text("junction_aa\nCASSLGF\nCASSPGF\n")
+    table, fmt = read_repertoire(path)
+    assert fmt == "airr" and table["junction_aa"].tolist() == ["CASSLGF", "CASSPGF"]
+    assert table["v_call"].isna().all() and table["duplicate_count"].isna().all()
+
+
 def test_a_workbook_utf16_or_other_compression_is_named_for_what_it_is(tmp_path):
     """Advice to re-encode from latin1 misleads when the file is a workbook, UTF-16 or bzip2: the error says which."""
     import bz2

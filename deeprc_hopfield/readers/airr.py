@@ -33,8 +33,11 @@ _OTHER = ["v_call", "j_call", "productive", "locus"]
 
 
 def matches(header: list[str]) -> bool:
-    """AIRR files name their CDR3 `junction_aa`/`cdr3_aa` (or only `junction`) and genes `v_call`."""
+    """AIRR files name their CDR3 `junction_aa` or `junction` (AIRR's own names: enough alone, as in a bare list of
+    CDR3s), or `cdr3_aa`/`cdr3` beside an AIRR field such as `v_call`."""
     names = set(header)
+    if names & {"junction_aa", "junction"}:
+        return True
     has_cdr3 = bool(names & set(AA_COLUMNS)) or bool(names & set(NT_COLUMNS))
     return has_cdr3 and bool(names & {"v_call", "sequence_id", "duplicate_count", "productive"})
 
