@@ -58,6 +58,11 @@ def _read_one(path: Path) -> pd.DataFrame:
         row = int(bad[0])
         column = "probability" if np.isnan(probability.iloc[row]) else "true_label"
         raise DeepRCError(f"missing or non-numeric value '{table[column].iloc[row]}'", path, row + 2, column)
+    outside = np.flatnonzero(~probability.between(0, 1).to_numpy())
+    if len(outside):
+        row = int(outside[0])
+        raise DeepRCError(f"probability {table['probability'].iloc[row]} is outside [0, 1] (a probability of the "
+                          "positive class is needed, not a score or a logit)", path, row + 2, "probability")
     table["probability"] = probability
     table["source"] = str(path)
     table["line"] = np.arange(len(table)) + 2

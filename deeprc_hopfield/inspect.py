@@ -30,11 +30,11 @@ def summarise(path: str | Path, per_repertoire: bool = False) -> str:
 
 
 def _models_summary(folder: Path) -> str:
-    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError
+    from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError, model_members
 
     if (folder / CONFIG_FILE).is_file():
         return model_summary(folder)
-    models = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+    models = model_members(folder)
     if not models:
         raise ModelFileError(f"a folder, but neither a model ({CONFIG_FILE}) nor a folder of models; inspect reads "
                              "a store (.h5) or a model folder", folder)
@@ -73,12 +73,21 @@ def model_summary(folder: str | Path) -> str:
         ("reference", reference_text(training.get("reference") or {})),
     ]
     for name, fit in (training.get("calibration") or {}).items():
-        brier = [fit.get(f"validation_brier_{when}", float("nan")) for when in ("before", "after")]
-        rows.append(("calibration", f"{name}: {fit.get('slope', float('nan')):.3f} x logit "
-                                    f"{fit.get('intercept', float('nan')):+.3f}, fitted on {fit.get('n_validation')} "
-                                    f"validation repertoires (Brier {brier[0]:.3f} -> {brier[1]:.3f})"))
+        rows.append(("calibration", calibration_text(name, fit, training)))
     lines = [f"{name:<14}{text}" for name, text in rows]
     return "\n".join(lines)
+
+
+def calibration_text(name: str, fit: dict, training: dict) -> str:
+    """A label's calibration and the repertoires it was fitted on: the validation repertoires scored whole, or,
+    for a memory alone refit on all training repertoires, those by their clones found without them (what
+    training's `calibrate` does; its count is stored as `n_validation` either way)."""
+    refit = bool(training.get("memory_alone")) and bool((training.get("clone_rule") or {}).get("refit"))
+    on, why = (("training repertoires, each by the clones found without it", "the memory alone, refit; ") if refit
+               else ("validation repertoires", ""))
+    brier = [fit.get(f"validation_brier_{when}", float("nan")) for when in ("before", "after")]
+    return (f"{name}: {fit.get('slope', float('nan')):.3f} x logit {fit.get('intercept', float('nan')):+.3f}, "
+            f"fitted on {fit.get('n_validation')} {on} ({why}Brier {brier[0]:.3f} -> {brier[1]:.3f})")
 
 
 def clone_rule_text(rule: dict | None) -> str:

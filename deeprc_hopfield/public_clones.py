@@ -536,11 +536,12 @@ def search_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS) -> StratifiedKFold:
     """Stratified inner cross-validation over the training repertoires (class codes `y`), with fewer
     folds where the smallest class has fewer than `folds` repertoires."""
-    smallest = int(np.bincount(y, minlength=2).min())
-    if smallest < 2:
-        raise DeepRCError("a training part has fewer than 2 repertoires of a class: too few for inner "
-                          "cross-validation; use fewer folds")
-    return StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise DeepRCError(f"fewer than 2 repertoires of a class ({counts[0]} and {counts[1]} among these {len(y)}): "
+                          "too few for inner cross-validation; train on more repertoires (with --split, fewer "
+                          "folds hold fewer out)")
+    return StratifiedKFold(n_splits=min(folds, int(counts.min())), shuffle=True, random_state=seed)
 
 
 def inner_splits(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS,

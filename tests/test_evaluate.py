@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import deeprc_cli
 from sklearn.metrics import (average_precision_score, balanced_accuracy_score, brier_score_loss, f1_score,
                              roc_auc_score)
 
@@ -103,6 +104,21 @@ def test_refuses_rows_that_are_not_held_out_once(files: dict, tmp_path: Path) ->
     with pytest.raises(DeepRCError, match="not NAME=FILE"):
         parse_named_files(["kmer.csv"])
     assert not (tmp_path / "o" / "metrics.tsv").exists()
+
+
+@pytest.mark.parametrize("value", ["1.7", "-0.2", "inf"])
+def test_a_probability_outside_0_1_is_refused_naming_the_file_line_and_column(files: dict, tmp_path: Path,
+                                                                              value: str) -> None:
+    table = pd.read_csv(files["kmer"], dtype=str)
+    table.loc[4, "probability"] = value  # P4, line 6 of the file
+    table.to_csv(tmp_path / "bad.csv", index=False)
+    result = deeprc_cli("evaluate", "--predictions", f"kmer={tmp_path / 'bad.csv'}", "--split", files["split"],
+                        "--out", tmp_path / "o")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"deeprc-hopfield evaluate: error: {tmp_path / 'bad.csv'}, line 6, column "
+                                     f"'probability': probability {value} is outside [0, 1] (a probability of the "
+                                     "positive class is needed, not a score or a logit)")
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_paired_auc_difference_and_its_standard_error_agree_with_sklearn_and_the_bootstrap() -> None:

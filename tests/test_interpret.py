@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -425,3 +426,49 @@ def test_the_candidates_occurrences_found_a_block_at_a_time_are_those_of_resolvi
     np.testing.assert_array_equal(key, resolved[kept])
     row, key = ranking._carrying(keys[v >= 0], None, wanted)  # every V known
     np.testing.assert_array_equal(key, keys[v >= 0][np.isin(keys[v >= 0], wanted)])
+
+
+def _relabelled_store(trained: dict, folder: Path, name: str, relabel: Callable[[pd.DataFrame], object],
+                      negatives_only: bool = False) -> Path:
+    """A store of the trained model's held-out fold (fold 0) with the label `relabel(metadata)` (a value per row;
+    `negatives_only`: only the repertoires labelled 0)."""
+    meta = trained["meta"][trained["folds"] == 0]
+    if negatives_only:
+        meta = meta[meta["label"] == 0]
+    table = meta.assign(label=relabel(meta))[["subject_id", "filename", "label"]]
+    table.to_csv(folder / f"{name}.csv", index=False)
+    return ingest(folder / f"{name}.csv", trained["repertoires"], folder / f"{name}.h5", progress=False)
+
+
+def test_a_store_label_coded_unlike_the_model_classes_is_refused_before_any_work(trained, tmp_path):
+    cmv = _relabelled_store(trained, tmp_path, "cmv", lambda meta: meta["label"].map({0: "CMV-", 1: "CMV+"}))
+    ages = _relabelled_store(trained, tmp_path, "ages", lambda meta: 30.5 + 1.25 * np.arange(len(meta)))
+    out = tmp_path / "out"
+    for store, words in ((cmv, "the store's label 'label' (binary) has values CMV-, CMV+, none of the model's "
+                               "classes (0, 1)"),
+                         (ages, "the store's label 'label' (numeric) has values ")):
+        result = run_cli("interpret", "--model", trained["model"], "--store", store, "--out", out, "--threads", "1")
+        assert result.returncode == 1, result.stderr
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and words in errors[0] and str(store) in errors[0], result.stderr
+        assert "--labels model takes the model's calls" in errors[0] and "Traceback" not in result.stderr
+        assert "attention of" not in result.stderr  # refused before the model's pass
+        assert not out.exists()
+    # the way on that the message names: the model's calls
+    done = interpret(trained["model"], cmv, out, top=1, motif_top=10, labels="model")
+    info = json.loads((done / "interpretation.json").read_text())
+    assert info["label_source"] == "predicted" and sum(info["repertoires"].values()) == 10
+
+
+def test_no_positive_repertoire_is_warned_of_in_the_log_and_the_notes(trained, tmp_path):
+    store = _relabelled_store(trained, tmp_path, "negatives", lambda meta: meta["label"], negatives_only=True)
+    out = tmp_path / "out"
+    result = run_cli("interpret", "--model", trained["model"], "--store", store, "--out", out, "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "WARNING no repertoire was positive" in line]
+    assert len(warned) == 1 and "label=1; all 5 negative" in warned[0], result.stderr
+    assert "motifs.tsv and contributions.tsv are empty" in warned[0]
+    info = json.loads((out / "interpretation.json").read_text())
+    assert info["repertoires"] == {"positive": 0, "negative": 5} and info["notes"] == [warned[0].split("WARNING ")[1]]
+    assert pd.read_csv(out / "motifs.tsv", sep="\t").empty and pd.read_csv(out / "contributions.tsv", sep="\t").empty
+    assert (pd.read_csv(out / "ranked_sequences.tsv", sep="\t")["score"] <= 0).all()

@@ -199,8 +199,9 @@ def test_inspect_summarises_a_model_and_a_folder_of_models(easy_cohort, tmp_path
     assert lines["trained on"] == (f"{easy_cohort['store']}: {len(training['fit_subjects'])} fitting and "
                                    f"{len(training['validation_subjects'])} validation repertoires")
     assert lines["training"].startswith("best update ") and "validation repertoires (Brier" in lines["calibration"]
+    assert (models / "fold0.checkpoint").is_dir()  # training keeps it beside the model: it is no model
+    assert deeprc_cli("inspect", models).stdout == summary.stdout  # the folder's one model
     (models / "fold1").mkdir()
-    assert deeprc_cli("inspect", models).stdout == summary.stdout  # the folder's one model (fold1 holds none)
     neither = deeprc_cli("inspect", models / "fold1")
     assert neither.returncode == 1 and neither.stderr.strip().splitlines() == [
         f"deeprc-hopfield inspect: error: {models / 'fold1'}: a folder, but neither a model (config.json) nor a "
@@ -444,3 +445,47 @@ def test_resume_finds_a_checkpoint_left_aside_whatever_its_name(tmp_path):
     (checkpoint / "state.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(TrainingError, match=r"--resume, but the checkpoint .* is unreadable"):
         require_checkpoint(checkpoint)  # before any work, not after the clone memory's fit
+
+
+@pytest.fixture(scope="module")
+def public_cohort(tmp_path_factory) -> dict:
+    """20 repertoires x 300 sequences with 5 public clones in 60% of positives; fold 0 of 4 held out (2 validation
+    repertoires, one of each class: a DeLong standard error is undefined there)."""
+    from deeprc_hopfield.simulate import SimulationSettings
+
+    return simulated_store(tmp_path_factory.mktemp("public"), SimulationSettings(
+        n_repertoires=20, sequences_per_repertoire=300, witness_rate=0.05, public_clones=5, public_rate=0.6))
+
+
+def test_quiet_training_on_a_small_validation_set_prints_no_warning(public_cohort, tmp_path):
+    config = _config(tmp_path, n_updates=20, evaluate_every=10, sample_size=300)
+    result = deeprc_cli("train", "--store", public_cohort["store"], "--split", public_cohort["split"], "--fold", 0,
+                        "--config", config, "--out", tmp_path / "m", "--device", "cpu", "-q")
+    assert result.returncode == 0, result.stderr
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert len(training["validation_subjects"]) == 2 and training["memory_choice"]["gain_z"] is None
+    assert "RuntimeWarning" not in result.stderr and "UserWarning" not in result.stderr, result.stderr
+
+
+def test_a_label_column_given_twice_is_refused_in_one_line(public_cohort, tmp_path):
+    result = deeprc_cli("train", "--store", public_cohort["store"], "--out", tmp_path / "m", "--label-column", "label",
+                        "--label-column", "label")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "deeprc-hopfield train: error: --label-column 'label' given twice; name each label once"]
+    assert not (tmp_path / "m").exists()
+
+
+def test_too_few_repertoires_for_inner_cv_without_a_split_are_not_told_to_use_fewer_folds(public_cohort, tmp_path):
+    meta = public_cohort["meta"]
+    few = pd.concat([meta[meta["label"] == c].head(2) for c in (0, 1)])  # 1 of each class left to fit on
+    few[["subject_id", "filename", "label"]].to_csv(tmp_path / "few.csv", index=False)
+    store = tmp_path / "few.h5"
+    assert deeprc_cli("ingest", "--metadata", tmp_path / "few.csv", "--repertoires", public_cohort["repertoires"],
+                      "--out", store, "-q").returncode == 0
+    result = deeprc_cli("train", "--store", store, "--config", _config(tmp_path, n_updates=2), "--out", tmp_path / "m",
+                        "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "clone memory: left empty (" in line]
+    assert len(said) == 1 and "inner cross-validation" in said[0], result.stderr
+    assert "fewer folds" not in said[0].replace("with --split, fewer folds", ""), said[0]

@@ -129,14 +129,46 @@ def _subjects(store: RepertoireStore, wanted: set[str] | None) -> list[str]:
     return [s for s in store.subject_ids if s in wanted]
 
 
-def check_labels(store: RepertoireStore, label: str, subject_ids: list[str], labels: str) -> None:
+def check_labels(store: RepertoireStore, label: str, subject_ids: list[str], labels: str,
+                 classes: list[str]) -> None:
     """Refuse ``labels="store"`` when the repertoires have no stored `label` (all of them when the store
-    was ingested without it), naming them in one line."""
-    if labels != "store" or label in store.label_names:
+    was ingested without it), naming them in one line; and, unless ``labels="model"``, a stored label none
+    of whose values is one of the model's `classes` (every repertoire would silently count as negative)."""
+    if label in store.label_names:
+        if labels != "model":
+            _check_label_values(store, label, subject_ids, classes)
         return  # a store's label has a value for every repertoire (ingest refuses missing ones)
+    if labels != "store":
+        return
     shown = ", ".join(subject_ids[:10]) + (f" and {len(subject_ids) - 10} more" if len(subject_ids) > 10 else "")
     raise InterpretError(f"--labels store: {len(subject_ids)} repertoire(s) have no stored label '{label}' "
                          f"({shown}); --labels auto or model takes the model's calls", store.path)
+
+
+def stored_values(store: RepertoireStore, label: str, subject_ids: list[str]) -> list[str]:
+    """The distinct values of the stored `label` among `subject_ids`, as text as the ranking compares them
+    with the positive class (:func:`~deeprc_hopfield.interpret.ranking.collect_attention`), in store order."""
+    stored = store.label(label)
+    values = stored.values[[store.index_of(s) for s in subject_ids]]
+    if stored.kind == "numeric":
+        return list(dict.fromkeys(str(float(v)) for v in values))
+    return list(dict.fromkeys(str(stored.classes[int(v)]) for v in values))
+
+
+def _check_label_values(store: RepertoireStore, label: str, subject_ids: list[str], classes: list[str]) -> None:
+    """Refuse a stored `label` with none of the model's `classes` among its values; warn of values that are
+    not (those repertoires count as negative)."""
+    values = stored_values(store, label, subject_ids)
+    unknown = [v for v in values if v not in classes]
+    if len(unknown) == len(values):
+        kind = store.label(label).kind
+        shown = ", ".join(values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+        raise InterpretError(f"the store's label '{label}' ({kind}) has values {shown}, none of the model's classes "
+                             f"({', '.join(classes)}): no repertoire could count as positive; --labels model takes "
+                             "the model's calls, or ingest the store with the model's class names", store.path)
+    if unknown:
+        log.warning("the store's label '%s' has value(s) %s, not among the model's classes (%s): those repertoires "
+                    "count as negative", label, ", ".join(unknown[:5]), ", ".join(classes))
 
 
 def background_sample(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
@@ -238,7 +270,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     with RepertoireStore(store) as opened:
         check_genes(opened, models[0])
         chosen = _subjects(opened, subjects)
-        check_labels(opened, name, chosen, labels)
+        check_labels(opened, name, chosen, labels, [str(c) for c in models[0].labels[name]["classes"]])
     models, seen = held_out_models(models, chosen, allow=allow_training_subjects)
     if attention_file is not None:
         check_attention(attention_file, models, chosen)
@@ -261,7 +293,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "models": len(models), "store": str(store),
                 "attention_file": str(attention_file) if attention_file is not None else None,
                 "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed,
-                             "labels": labels}}
+                             "labels": labels},
+                "notes": label_notes(len(positives), len(negatives), f"{name}={positive_class}")}
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
         _write(tmp, ranked, _background(store, negatives, chosen, seed), _contributions(models, ranked, top), info,
@@ -269,11 +302,25 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     return out
 
 
+def label_notes(n_positive: int, n_negative: int, positive: str) -> list[str]:
+    """Warnings of an interpretation whose repertoires are all of one side (`positive`: label=class), logged
+    and kept in interpretation.json's `notes`: what the output then lacks, and why."""
+    notes = []
+    if not n_positive:
+        notes.append(f"no repertoire was positive ({positive}; all {n_negative} negative): no sequence scores "
+                     "above 0, so motifs.tsv and contributions.tsv are empty and the ranking only shows what "
+                     "negatives attend")
+    if not n_negative:
+        notes.append(f"no negative repertoire (all {n_positive} positive, {positive}): the motif background is "
+                     "sampled from the positive ones and no sequence is scored down")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 def _background(store: Path, negatives: list[str], everyone: list[str], seed: int) -> list[str]:
     """The motif background: a sample of the negative repertoires' sequences (what a pattern's frequency
-    is without the condition), or of all repertoires when none is negative."""
-    if not negatives:
-        log.warning("no negative repertoire: the motif background is sampled from the positive ones")
+    is without the condition), or of all repertoires when none is negative (:func:`label_notes` says so)."""
     return background_sample(store, negatives or everyone, seed=seed)
 
 
@@ -368,7 +415,8 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
                 "repertoires": {"positive": n_positive, "negative": n_negative},
                 "positive_subjects": [s for info in infos for s in info["positive_subjects"]],
                 "negative_subjects": negatives, "interpretations": [str(f) for f in folders], "store": str(store),
-                "settings": {"top": top, "motif_top": motif_top, "seed": seed}}
+                "settings": {"top": top, "motif_top": motif_top, "seed": seed},
+                "notes": label_notes(n_positive, n_negative, f"{infos[0]['label']}={infos[0]['positive_class']}")}
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         _write(tmp, ranked, _background(store, negatives, subjects, seed),

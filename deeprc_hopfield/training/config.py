@@ -204,6 +204,9 @@ def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) ->
     names = label_columns or store.label_names
     if not names:
         raise TrainingError("the store has no label to train on (ingest with --label-column)", store.path)
+    repeated = next((name for k, name in enumerate(names) if name in names[:k]), None)
+    if repeated is not None:  # one task per label: the model's task names must differ
+        raise TrainingError(f"--label-column '{repeated}' given twice; name each label once")
     tasks, labels = [], {}
     for name in names:
         label = store.label(name)

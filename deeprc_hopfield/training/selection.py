@@ -74,14 +74,15 @@ TRAINED_MODEL_MARGIN_SE = 1.0
 def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, labels: np.ndarray) -> dict:
     """Whether the trained model's validation scores rank `labels` better than the clones its memory alone
     counts there by more than :data:`TRAINED_MODEL_MARGIN_SE` paired standard errors (the simpler model wins
-    a tie or a gain within noise), with both AUCs and the gain in standard errors."""
+    a tie or a gain within noise, and any gain where a class of one validation repertoire leaves it without a
+    standard error), with both AUCs and the gain in standard errors."""
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) < 2:
         return {"trained_auc": None, "memory_auc": None, "gain_z": None, "trained_wins": True}
     gain, se = paired_auc_difference(labels, memory_carried, trained_scores)
     return {"trained_auc": round(float(roc_auc_score(labels, trained_scores)), 4),
             "memory_auc": round(carried_auc(memory_carried, labels), 4),
-            "gain_z": round(gain / se, 3) if se > 0 else None,  # None: no variance (then any gain wins)
+            "gain_z": round(gain / se, 3) if se > 0 else None,  # None: no variance (0: any gain wins; NaN: none does)
             "trained_wins": bool(gain > TRAINED_MODEL_MARGIN_SE * se)}
 
 
