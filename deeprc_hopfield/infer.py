@@ -94,15 +94,13 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     """The repertoire files of `folder` to score: those the `metadata` names (with its subject ids and the true
     values of `labels` it has), else every file in the folder but this package's own outputs, named by
     :func:`file_subject_id`. Two files of one subject id are refused."""
-    from deeprc_hopfield.metadata import MISSING_VALUES, read_metadata
+    from deeprc_hopfield.metadata import read_metadata
 
     folder = Path(folder)
     if metadata is not None:
         meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
-        columns = [name for name in labels if name in meta.table.columns]
-        truth = {name: meta.table[name].astype(str).str.strip() for name in columns}
-        return [FileEntry(sid, path, {name: (None if values.iloc[k].lower() in MISSING_VALUES else values.iloc[k])
-                                      for name, values in truth.items()})
+        truth = {name: _true_values(meta.table[name], name, meta.path) for name in labels if name in meta.table}
+        return [FileEntry(sid, path, {name: values[k] for name, values in truth.items()})
                 for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
     if not folder.is_dir():
         raise DeepRCError("repertoire folder not found", folder)
@@ -115,6 +113,16 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
                               "subjects with --metadata", folder)
         first[entry.subject_id] = entry.path
     return entries
+
+
+def _true_values(column: pd.Series, name: str, path: Path) -> list[str | None]:
+    """A label column's values spelled as `ingest` names classes (`1.0` is '1'); None where missing."""
+    from deeprc_hopfield.metadata import MISSING_VALUES, label_names
+
+    text = column.astype(str).str.strip()
+    known = text[~text.str.lower().isin(MISSING_VALUES)]
+    names, _ = label_names(name, known, path=path)
+    return names.reindex(text.index).where(lambda values: values.notna(), None).tolist()
 
 
 def _repertoire_files(folder: Path) -> list[Path]:

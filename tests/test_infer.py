@@ -192,10 +192,11 @@ def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_coh
 
 def test_new_patients_of_unknown_status_are_scored_with_an_empty_true_label(easy_cohort, fold0_model,
                                                                             tmp_path):  # noqa: F811
-    """A new patient's label is often unknown: with --metadata, a missing label leaves `true_label` empty."""
+    """A new patient's label is often unknown: with --metadata, a missing label leaves `true_label` empty; a known one
+    is spelled as the model's classes are (`1.0` is class '1')."""
     held = sorted(_held_out(easy_cohort))[:2]
     folder = _new_patients(easy_cohort, tmp_path / "new", {f"n{k}.tsv": f"{sid}.tsv" for k, sid in enumerate(held)})
-    (tmp_path / "meta.tsv").write_text("subject_id\tfilename\tlabel\nn0\tn0.tsv\t1\nn1\tn1.tsv\tNA\n")
+    (tmp_path / "meta.tsv").write_text("subject_id\tfilename\tlabel\nn0\tn0.tsv\t1.0\nn1\tn1.tsv\tNA\n")
     result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", tmp_path / "meta.tsv",
                   "--out", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr

@@ -596,6 +596,18 @@ def test_a_byte_that_is_not_utf8_is_named_by_line_and_character(tmp_path, gz):
     assert info.value.line == 4
 
 
+@pytest.mark.parametrize("column", ["is_cell", "high_confidence"])
+def test_10x_all_contig_annotations_are_refused_for_the_filtered_file(tmp_path, column):
+    """Contigs of non-cells (or of low confidence) mean Cell Ranger's all_contig file: refused, naming the filtered
+    one, rather than read with its background."""
+    rows = [list(row) for row in TENX]
+    rows[3][TENX[0].index(column)] = "False"
+    with pytest.raises(InputFormatError, match=r"1 contig\(s\) with " + column + " false .* filtered_contig_annotations") \
+            as info:
+        read_repertoire(write(tmp_path / "all_contig_annotations.csv", rows, sep=","))
+    assert info.value.line == 4 and info.value.column == column
+
+
 def test_a_bare_list_of_junctions_is_read_as_airr(tmp_path):
     """A file of one `junction_aa` column (a list of CDR3s) is AIRR by its column's name: no --format needed."""
     path = tmp_path / "list.tsv"
