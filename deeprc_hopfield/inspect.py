@@ -56,6 +56,7 @@ def model_summary(folder: str | Path) -> str:
         ("trained on", f"{training.get('store', '?')}: {len(training.get('fit_subjects', []))} fitting and "
                        f"{len(training.get('validation_subjects', []))} validation repertoires"),
         ("labels", labels or "(none)"),
+        ("new files QC", qc_text(training.get("qc"))),
         ("network", f"CNN of {model.get('n_conv_layers')} layer(s), {model.get('n_filters')} filters of width "
                     f"{model.get('kernel_size')}; {model.get('attention_heads')} attention head(s) of dimension "
                     f"{model.get('attention_dim')}; output network {model.get('head_layers')} hidden layer(s) of "
@@ -76,6 +77,14 @@ def model_summary(folder: str | Path) -> str:
         rows.append(("calibration", calibration_text(name, fit, training)))
     lines = [f"{name:<14}{text}" for name, text in rows]
     return "\n".join(lines)
+
+
+def qc_text(qc: dict | None) -> str:
+    """The quality control `predict` gives new repertoire files: that of the model's store (older models: defaults)."""
+    if qc is None:
+        return "the defaults (the model predates recording its store's QC)"
+    chain = qc.get("chain") or "every locus"
+    return f"CDR3 of {qc.get('min_length')}-{qc.get('max_length')} residues, {chain} (as its store was ingested)"
 
 
 def calibration_text(name: str, fit: dict, training: dict) -> str:
