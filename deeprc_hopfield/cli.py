@@ -909,8 +909,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file the user cannot read, a full disk: the machine's or the files' state
         if not isinstance(exc, IsADirectoryError) and exc.errno not in _USER_OS_ERRORS:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"deeprc-hopfield {args.command}: error: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        log.debug("what raised it:", exc_info=True)  # with -v, for the rare case that it is the package's fault
+        what = f"{exc.filename}: {exc.strerror.lower()}" if exc.filename and exc.strerror else str(exc)
+        print(f"deeprc-hopfield {args.command}: error: {what}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         kept = interrupts.kept()

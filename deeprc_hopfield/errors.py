@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+
+def named_list(items: Sequence[object], limit: int = 5) -> str:
+    """The first `limit` of `items` for a message, then how many more: `a, b, c and 4 more`."""
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 class DeepRCError(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.encoding import decode
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
@@ -72,12 +72,16 @@ TABLE_EXTENSIONS = (".tsv", ".csv", ".txt", ".tab", ".tabular", ".airr")
 
 
 def file_subject_id(path: Path) -> str:
-    """The subject id of a repertoire file named in no metadata: `Pat.day0.tsv.gz` -> `Pat.day0`."""
+    """The subject id of a repertoire file named in no metadata: `Pat.day0.tsv.gz` -> `Pat.day0`,
+    `rep1.airr.tsv` -> `rep1`."""
     name = path.name
     if name.lower().endswith((".gz", ".gzip")):
         name = name[:name.rindex(".")]
     stem, dot, extension = name.rpartition(".")
-    return stem if dot and stem and f".{extension.lower()}" in TABLE_EXTENSIONS else name
+    while dot and stem and f".{extension.lower()}" in TABLE_EXTENSIONS:
+        name = stem
+        stem, dot, extension = name.rpartition(".")
+    return name
 
 
 @dataclass
@@ -99,7 +103,8 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     folder = Path(folder)
     if metadata is not None:
         meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
-        truth = {name: _true_values(meta.table[name], name, meta.path) for name in labels if name in meta.table}
+        truth = {name: meta.class_names(name).astype(object).where(lambda v: v.notna(), None).tolist()
+                 for name in labels if name in meta.table}
         return [FileEntry(sid, path, {name: values[k] for name, values in truth.items()})
                 for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
     if not folder.is_dir():
@@ -115,27 +120,17 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     return entries
 
 
-def _true_values(column: pd.Series, name: str, path: Path) -> list[str | None]:
-    """A label column's values spelled as `ingest` names classes (`1.0` is '1'); None where missing."""
-    from deeprc_hopfield.metadata import MISSING_VALUES, label_names
-
-    text = column.astype(str).str.strip()
-    known = text[~text.str.lower().isin(MISSING_VALUES)]
-    names, _ = label_names(name, known, path=path)
-    return names.reindex(text.index).where(lambda values: values.notna(), None).tolist()
-
-
 def _repertoire_files(folder: Path) -> list[Path]:
     """The files of `folder` that may be repertoires: not hidden, not an output of this package (noted)."""
     names = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     broken = [p.name for p in names if not p.exists()]
     if broken:
-        log.warning("note: %d broken link(s) in %s skipped: %s", len(broken), folder, _shown(broken))
+        log.warning("note: %d broken link(s) in %s skipped: %s", len(broken), folder, named_list(broken))
     files = [p for p in names if p.is_file()]
     own = [p for p in files if _is_own_output(p)]
     if own:
         log.info("note: %d file(s) in %s are outputs of deeprc-hopfield, not repertoires, and are skipped: %s",
-                 len(own), folder, _shown([p.name for p in own]))
+                 len(own), folder, named_list([p.name for p in own]))
     files = [p for p in files if p not in own]
     if not files:
         raise DeepRCError("no repertoire files in the folder", folder)
@@ -147,10 +142,6 @@ def _is_own_output(path: Path) -> bool:
     from deeprc_hopfield.attention_file import is_attention_file
 
     return is_predictions_table(path) or is_attended_table(path) or is_attention_file(path)
-
-
-def _shown(names: list[str], limit: int = 5) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto") -> Iterator[Subject]:
@@ -175,15 +166,17 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
 
 def qc_settings(saved: SavedModel) -> QCSettings:
     """The QC of the store a model was trained on (`config.json`'s training `qc`; the defaults for older models)."""
-    return QCSettings(**saved.training.get("qc", {}))
+    kept = saved.training.get("qc", {})
+    return QCSettings(**{f.name: kept[f.name] for f in fields(QCSettings) if f.name in kept})
 
 
 def _warn_other_qc(store: RepertoireStore, saved: SavedModel) -> None:
     """A store ingested with other QC settings than the model's store holds other sequences than it learnt from."""
-    wanted = asdict(qc_settings(saved))
-    used = store.parameters
+    if "qc" not in saved.training:
+        return
+    wanted, used = asdict(qc_settings(saved)), store.parameters
     differ = {k: used[k] for k, v in wanted.items() if k in used and used[k] != v}
-    if differ and "qc" in saved.training:
+    if differ:
         log.warning("%s was ingested with other QC settings than the model's store (%s against %s)", store.path,
                     ", ".join(f"{k} {v}" for k, v in differ.items()), ", ".join(f"{k} {wanted[k]}" for k in differ))
 
@@ -320,8 +313,7 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
         return clean, set()
     leaked = set().union(*seen)
     ordered = [s for s in dict.fromkeys(subject_ids) if s in leaked]
-    named = ", ".join(ordered[:NAMED_SUBJECTS]) + (f" and {len(ordered) - NAMED_SUBJECTS} more"
-                                                  if len(ordered) > NAMED_SUBJECTS else "")
+    named = named_list(ordered, NAMED_SUBJECTS)
     what = (f"the model was fitted or validated on {len(ordered)} of the {len(wanted)} subjects to score ({named})"
             if len(models) == 1 else f"each of the {len(models)} models was fitted or validated on some of the "
             f"{len(wanted)} subjects to score ({len(ordered)} in all: {named})")

@@ -83,7 +83,7 @@ def qc_text(qc: dict | None) -> str:
     """The quality control `predict` gives new repertoire files: that of the model's store (older models: defaults)."""
     if qc is None:
         return "the defaults (the model predates recording its store's QC)"
-    chain = qc.get("chain") or "every locus"
+    chain = qc.get("chain") or "every locus (10x files: TRB)"
     return f"CDR3 of {qc.get('min_length')}-{qc.get('max_length')} residues, {chain} (as its store was ingested)"
 
 

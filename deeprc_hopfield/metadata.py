@@ -7,6 +7,7 @@ output is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,13 @@ class Metadata:
     table: pd.DataFrame
     files: list[Path]
     labels: dict[str, Label] = field(default_factory=dict)
+    lines: np.ndarray | None = None  # each row's line in the file (the header is line 1)
+    decimal_comma: bool = False  # a ';'-separated table, as Excel writes it where the comma is the decimal mark
+
+    def class_names(self, column: str) -> pd.Series:
+        """A column's values spelled as `ingest` names classes, NaN where missing (:func:`class_names`)."""
+        values = self.table[column].set_axis(self.lines - 2) if self.lines is not None else self.table[column]
+        return class_names(values, column, self.decimal_comma, self.path).set_axis(self.table.index)
 
     @property
     def subject_ids(self) -> list[str]:
@@ -146,6 +154,14 @@ def label_names(name: str, raw: pd.Series, decimal_comma: bool = False,
     return numbers.map(spelling), numbers
 
 
+def class_names(values: pd.Series, name: str, decimal_comma: bool = False, path: Path | None = None) -> pd.Series:
+    """A label column's values spelled as `ingest` names its classes (:func:`label_names`), NaN where a value is
+    missing (:data:`MISSING_VALUES`): what the workflow's plan check and `predict --metadata` compare."""
+    text = values.astype(str).str.strip()
+    known = text[~text.str.lower().isin(MISSING_VALUES)]
+    return label_names(name, known, decimal_comma, path)[0].reindex(text.index)
+
+
 def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_comma: bool = False,
                 path: Path | None = None) -> Label:
     """Type a label column by its distinct values (numbers by value): two are binary, more numbers numeric,
@@ -201,21 +217,26 @@ def resolve_file(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _refuse_repeated_names(names: list[str], path: Path) -> None:
-    """A column named twice in the header is refused: pandas would rename the second (`label.1`) and the first
-    would be used without a word."""
+def _refuse_repeated_names(names: list[str], path: Path, used: Iterable[str] | None) -> None:
+    """A column that is read (`used`; None: any) named twice in the header is refused: pandas would rename the
+    second (`label.1`) and the first would be used without a word. Other repeated names get a note."""
     named = pd.Series(names)
-    repeated = np.flatnonzero((named.duplicated() & (named != "")).to_numpy())
-    if len(repeated):
-        name = names[repeated[0]]
-        first = names.index(name)
-        raise MetadataError(f"column '{name}' is named twice in the header (columns {first + 1} and "
-                            f"{repeated[0] + 1}); give each column its own name", path, line=1, column=name)
+    repeated = [int(k) for k in np.flatnonzero((named.duplicated() & (named != "")).to_numpy())]
+    wanted = set(names if used is None else used)
+    for k in repeated:
+        name, first = names[k], names.index(names[k])
+        if name in wanted:
+            raise MetadataError(f"column '{name}' is named twice in the header (columns {first + 1} and {k + 1}); "
+                                "give each column its own name", path, line=1, column=name)
+    if repeated:
+        log.info("note: %s: column(s) named twice in the header, not read: %s", path,
+                 ", ".join(dict.fromkeys(names[k] for k in repeated)))
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
+def read_table(path: Path, used: Iterable[str] | None = None) -> tuple[pd.DataFrame, str]:
     """The metadata table as text (cells as written) and its delimiter (tab, comma or semicolon, from the header);
-    a file that cannot be read as a table, or that names a column twice, is a :class:`MetadataError`.
+    a file that cannot be read as a table, or that names a column of `used` (None: any) twice, is a
+    :class:`MetadataError`.
 
     Rows with no value in any cell (blank lines, the `;;;` rows Excel leaves below a table) are left out; the
     index is each row's line in the file less 2 (the header is line 1), so errors name the file's lines."""
@@ -223,7 +244,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         raise MetadataError("metadata file not found", path)
     try:
         names, delimiter = read_header(path)
-        _refuse_repeated_names(names, path)
+        _refuse_repeated_names(names, path, used)
         table = pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except MetadataError:
         raise
@@ -255,7 +276,7 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         The value to code as the positive class (1) of two-class labels.
     """
     path, repertoire_dir = Path(path), Path(repertoire_dir)
-    table, delimiter = read_table(path)
+    table, delimiter = read_table(path, used=[*REQUIRED_COLUMNS, *(label_columns or [DEFAULT_LABEL_COLUMN])])
     table.columns = [c.strip() for c in table.columns]
     for column in REQUIRED_COLUMNS:
         if column not in table.columns:
@@ -309,4 +330,5 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     _check_positive_class(positive_class, labels, path, decimal_comma)
     for column, label in labels.items():  # one spelling per class: `0.0` is written '0', as the store names it
         table[column] = _label_text(label)
-    return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels)
+    return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels,
+                    lines=table.index.to_numpy() + 2, decimal_comma=decimal_comma)

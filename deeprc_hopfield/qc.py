@@ -28,6 +28,7 @@ DROP_REASONS = (
 QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing")
 
 _V_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])V"  # a V call's locus: its first three letters
+_ALPHA_DELTA = r"^TRAV[^/]*/DV"  # a V gene used by α and δ chains alike (TRAV29/DV5)
 # What each byte of a junction says, as bits: a stop codon, a letter outside the 20 amino acids,
 # a character that `strip().upper()` would change (lower case, white space).
 _STOP, _OTHER, _UNCLEAN = 1, 2, 4
@@ -54,11 +55,21 @@ class QCSettings:
 
 
 def row_loci(table: pd.DataFrame) -> pd.Series:
-    """Each row's locus: the file's (`locus`), else its V call's (`TRBV5-1` -> TRB); missing where neither says."""
+    """Each row's locus: the file's (`locus`), else its V call's (`TRBV5-1` -> TRB; a V gene of both α and δ
+    chains, `TRAV29/DV5`, -> TRA/TRD); missing where neither says."""
     calls = pd.Series(table["v_call"], dtype="category")
     names = calls.cat.categories.astype(str)
-    of_call = np.append(np.where(names.str.match(_V_LOCUS), names.str[:3].str.upper(), None), None)
-    return table["locus"].fillna(pd.Series(of_call[calls.cat.codes.to_numpy()], index=table.index))
+    loci = np.where(names.str.match(_V_LOCUS), names.str[:3].str.upper(), None)
+    loci = np.where(names.str.upper().str.match(_ALPHA_DELTA), "TRA/TRD", loci)
+    return table["locus"].fillna(pd.Series(np.append(loci, None)[calls.cat.codes.to_numpy()], index=table.index))
+
+
+def _other_chain(locus: pd.Series, chain: str) -> np.ndarray:
+    """Rows whose locus is known and is not `chain` (`TRA/TRD` is either), as a mask."""
+    values = pd.Series(locus, dtype="category")
+    names = values.cat.categories.astype(str).str.upper()
+    other = np.append(~names.str.split("/").map(lambda loci: chain.upper() in loci).to_numpy(dtype=bool), False)
+    return other[values.cat.codes.to_numpy()]
 
 
 def describe_counts(counts: dict[str, int]) -> str:
@@ -180,11 +191,7 @@ def check_repertoire(table: pd.DataFrame, settings: QCSettings,
         raise ValueError(f"junctions hold {len(junctions.lengths)} sequences for a table of {n} rows")
     counts: dict[str, int] = {"input_rows": n}
     keep = np.ones(n, dtype=bool)
-    if settings.chain is not None:
-        locus = row_loci(table)
-        other = locus.notna().to_numpy() & (locus.astype(str).str.upper() != settings.chain.upper()).to_numpy()
-    else:
-        other = np.zeros(n, dtype=bool)
+    other = _other_chain(row_loci(table), settings.chain) if settings.chain is not None else np.zeros(n, dtype=bool)
     _drop(keep, other, counts, "other_chain")
     _drop(keep, (table["productive"] == False).fillna(False).to_numpy(dtype=bool), counts, "non_productive")  # noqa: E712
     joined, flags = _checked_junctions(JoinedSequences.of(table["junction_aa"]) if junctions is None else junctions)

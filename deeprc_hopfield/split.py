@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError
+from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError, named_list
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.metadata import DEFAULT_LABEL_COLUMN, MISSING_VALUES, Label
 from deeprc_hopfield.store import RepertoireStore
@@ -106,11 +106,6 @@ def assign_group_folds(stratum: np.ndarray, groups: np.ndarray, folds: int, seed
     return fold
 
 
-def _names(subjects: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(subjects[:limit])
-    return shown + (f" and {len(subjects) - limit} more" if len(subjects) > limit else "")
-
-
 def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
     """The group of each repertoire (store order): column `column` of the metadata table kept by `ingest`.
 
@@ -125,7 +120,7 @@ def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
     empty = values.str.lower().isin(MISSING_VALUES).to_numpy()
     if empty.any():
         subjects = [s for s, e in zip(store.subject_ids, empty) if e]
-        raise MetadataError(f"no group for subject(s) {_names(subjects)}", store.path, column=column)
+        raise MetadataError(f"no group for subject(s) {named_list(subjects)}", store.path, column=column)
     return values.to_numpy(dtype=object)
 
 

@@ -95,6 +95,22 @@ def test_sampling_modes_are_the_schema_enum():
     assert SCHEMA["training"]["properties"]["sampling"]["enum"] == list(SAMPLING_MODES)
 
 
+def test_the_qc_chain_is_one_of_the_loci_ingest_takes_in_any_case():
+    """The schema's `qc: chain:` accepts what `ingest --chain` accepts (an IMGT locus, any case) and nothing else."""
+    import jsonschema
+
+    from deeprc_hopfield.genes import LOCI
+
+    chain = SCHEMA["qc"]["properties"]["chain"]
+    for locus in LOCI:
+        for spelling in (locus, locus.lower()):
+            jsonschema.validate(spelling, chain)
+    jsonschema.validate(None, chain)
+    for wrong in ("XYZ", "TRBV", " TRB", "TCRB"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, chain)
+
+
 def _readme_defaults() -> dict:
     text = (ROOT / "README.md").read_text()
     block = re.search(r"```yaml\n(model:.*?)```", text, re.S)

@@ -151,7 +151,7 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     held = sorted(_held_out(easy_cohort))[:3]
     folder = _new_patients(easy_cohort, tmp_path / "new", {"Pat.day0.tsv": f"{held[0]}.tsv",
                                                            "Pat.day30.TSV": f"{held[1]}.tsv",
-                                                           "2024.03.01_P7.tsv": f"{held[2]}.tsv"})
+                                                           "2024.03.01_P7.airr.tsv": f"{held[2]}.tsv"})
     with open(folder / "Pat.day0.tsv", "a") as handle:  # one row with a stop codon: dropped, and said so
         handle.write("\t".join(["x1", "", "CASS*LGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]) + "\n")
     (folder / "gone.tsv").symlink_to(tmp_path / "nowhere.tsv")
@@ -196,13 +196,19 @@ def test_new_patients_of_unknown_status_are_scored_with_an_empty_true_label(easy
     is spelled as the model's classes are (`1.0` is class '1')."""
     held = sorted(_held_out(easy_cohort))[:2]
     folder = _new_patients(easy_cohort, tmp_path / "new", {f"n{k}.tsv": f"{sid}.tsv" for k, sid in enumerate(held)})
-    (tmp_path / "meta.tsv").write_text("subject_id\tfilename\tlabel\nn0\tn0.tsv\t1.0\nn1\tn1.tsv\tNA\n")
-    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", tmp_path / "meta.tsv",
-                  "--out", tmp_path / "p.csv")
-    assert result.returncode == 0, result.stderr
-    table = pd.read_csv(tmp_path / "p.csv", dtype={"true_label": str})
-    assert table["subject_id"].tolist() == ["n0", "n1"] and table["true_label"].tolist()[0] == "1"
-    assert pd.isna(table["true_label"].iloc[1])
+    for text in ("subject_id\tfilename\tlabel\nn0\tn0.tsv\t1.0\nn1\tn1.tsv\tNA\n",
+                 "subject_id;filename;label\n\nn0;n0.tsv;1,0\nn1;n1.tsv;\n"):  # Excel's decimal comma, a blank line
+        (tmp_path / "meta.csv").write_text(text)
+        result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", tmp_path / "meta.csv",
+                      "--out", tmp_path / "p.csv", "--force")
+        assert result.returncode == 0, result.stderr
+        table = pd.read_csv(tmp_path / "p.csv", dtype={"true_label": str})
+        assert table["subject_id"].tolist() == ["n0", "n1"] and table["true_label"].tolist()[0] == "1"
+        assert pd.isna(table["true_label"].iloc[1])
+    (tmp_path / "meta.csv").write_text("subject_id,filename,label\n\nn0,n0.tsv,yes\nn1,n1.tsv,Yes\n")
+    refused = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", tmp_path / "meta.csv",
+                   "--out", tmp_path / "q.csv")
+    assert refused.returncode == 1 and "values 'yes' (line 3) and 'Yes' (line 4) differ only in case" in refused.stderr
 
 
 def test_new_patient_files_get_the_qc_of_the_models_store(easy_cohort, fold0_model, tmp_path):  # noqa: F811

@@ -41,6 +41,16 @@ def test_tsv_metadata_and_gz_suffix_found(cohort, tmp_path):
     assert meta.files[0].name == "rep0.tsv.gz"
 
 
+def test_a_column_named_twice_that_is_not_read_gets_a_note(cohort, caplog):
+    """Two `notes` columns harm nothing that is read: the table is read, with a note (a label named twice is not)."""
+    metadata, folder = cohort
+    lines = metadata.read_text().splitlines()
+    metadata.write_text("\n".join([lines[0] + ",notes,notes", *(line + ",a,b" for line in lines[1:])]) + "\n")
+    with caplog.at_level("INFO", logger="deeprc_hopfield"):
+        assert read_metadata(metadata, folder).subject_ids == [f"P{i}" for i in range(6)]
+    assert any("column(s) named twice in the header, not read: notes" in r.getMessage() for r in caplog.records)
+
+
 def test_a_gz_name_finds_the_plain_file_too(cohort):
     """A table that names `rep0.tsv.gz` where the folder holds `rep0.tsv` (uncompressed since) finds it."""
     metadata, folder = cohort

@@ -106,6 +106,11 @@ def test_without_a_locus_column_the_v_call_says_the_chain():
     assert counts["other_chain"] == 2 and counts["kept"] == 3  # the file's locus wins over the V call's
     _, counts = quality_control(tidy_table(rows), QCSettings(chain="tra"))
     assert counts["other_chain"] == 3 and counts["kept"] == 2
+    delta = [("CALGEF", "TRDV2", None, 1, None, None), ("CAASDF", "TRAV29/DV5", None, 1, None, None),
+             ("CAVNF", "TRAV12-1", None, 1, None, None)]
+    for chain, kept in (("TRD", 2), ("TRA", 2), ("TRB", 0)):  # TRAV29/DV5 is a V gene of α and δ chains alike
+        clean, counts = quality_control(tidy_table(delta), QCSettings(chain=chain, min_length=4))
+        assert counts["kept"] == kept and counts["other_chain"] == 3 - kept, chain
 
 
 def test_junctions_are_uppercased_and_stripped_before_merging():

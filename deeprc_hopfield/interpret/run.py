@@ -22,7 +22,7 @@ import torch
 from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.attention_file import check_attention
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, held_out_models, load_models, score_subjects,
                                    scored_from_file, subjects_from_store)
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
@@ -140,9 +140,8 @@ def check_labels(store: RepertoireStore, label: str, subject_ids: list[str], lab
         return  # a store's label has a value for every repertoire (ingest refuses missing ones)
     if labels != "store":
         return
-    shown = ", ".join(subject_ids[:10]) + (f" and {len(subject_ids) - 10} more" if len(subject_ids) > 10 else "")
     raise InterpretError(f"--labels store: {len(subject_ids)} repertoire(s) have no stored label '{label}' "
-                         f"({shown}); --labels auto or model takes the model's calls", store.path)
+                         f"({named_list(subject_ids, 10)}); --labels auto or model takes the model's calls", store.path)
 
 
 def stored_values(store: RepertoireStore, label: str, subject_ids: list[str]) -> list[str]:
@@ -162,9 +161,8 @@ def _check_label_values(store: RepertoireStore, label: str, subject_ids: list[st
     unknown = [v for v in values if v not in classes]
     if len(unknown) == len(values):
         kind = store.label(label).kind
-        shown = ", ".join(values[:5]) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
-        raise InterpretError(f"the store's label '{label}' ({kind}) has values {shown}, none of the model's classes "
-                             f"({', '.join(classes)}): no repertoire could count as positive; --labels model takes "
+        raise InterpretError(f"the store's label '{label}' ({kind}) has values {named_list(values)}, none of the "
+                             f"model's classes ({', '.join(classes)}): no repertoire could count as positive; --labels model takes "
                              "the model's calls, or ingest the store with the model's class names", store.path)
     if unknown:
         log.warning("the store's label '%s' has value(s) %s, not among the model's classes (%s): those repertoires "

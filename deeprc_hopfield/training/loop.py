@@ -394,6 +394,12 @@ class Trainer:
         self.save_checkpoint()
         return self.finish()
 
+    def _store_qc(self) -> dict:
+        """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
+        from deeprc_hopfield.qc import QCSettings
+
+        return {f.name: self.store.parameters[f.name] for f in fields(QCSettings) if f.name in self.store.parameters}
+
     def finish(self) -> Path:
         """Write the best model (by validation loss, then against its clone memory alone) with its metrics CSV."""
         self.model.load_state_dict(self.best_state)
@@ -435,13 +441,6 @@ class Trainer:
         interrupts.keep(None)  # the model is written: an interrupt from here on loses nothing
         log.info("wrote %s (best validation loss %.4f at update %d)", self.out, best["loss"], best["update"])
         return self.out
-
-
-    def _store_qc(self) -> dict:
-        """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
-        from deeprc_hopfield.qc import QCSettings
-
-        return {f.name: self.store.parameters[f.name] for f in fields(QCSettings) if f.name in self.store.parameters}
 
 
 def _history_csv(history: list[dict]) -> str:

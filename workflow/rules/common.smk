@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metadata import MISSING_VALUES, label_names, read_table, resolve_file
+from deeprc_hopfield.metadata import MISSING_VALUES, class_names, read_table, resolve_file
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -39,7 +39,8 @@ def read_metadata_table(path):
     if not os.path.isfile(path):
         raise metadata_error("file not found (the config's `metadata`)")
     try:
-        table, separator = read_table(Path(path))
+        used = ["subject_id", "filename", config["label_column"], config["group_column"]]
+        table, separator = read_table(Path(path), used=[name for name in used if name is not None])
     except DeepRCError as error:  # empty, not UTF-8 (line and character named), a corrupt gzip, a column named twice
         raise metadata_error(error.message, error.line, error.column) from None
     except (pd.errors.EmptyDataError, OSError) as error:
@@ -55,12 +56,11 @@ def read_metadata_table(path):
 def label_classes(values, separator):
     """The label's values as `ingest` names its classes: one spelling per number (`0`, `0.0` and, in a
     ';'-separated table, `0,0` are '0'), missing values kept; classes that differ only in case are refused."""
-    known = values[~values.str.lower().isin(MISSING_VALUES)]
     try:
-        names, _ = label_names(config["label_column"], known, decimal_comma=separator == ";")
+        names = class_names(values, config["label_column"], decimal_comma=separator == ";")
     except DeepRCError as error:
         raise metadata_error(error.message, error.line, error.column) from None
-    return names.reindex(values.index).fillna(values)
+    return names.fillna(values)
 
 
 def check_metadata(table):
