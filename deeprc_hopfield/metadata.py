@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.errors import DeepRCError, MetadataError
+from deeprc_hopfield.errors import DeepRCError, MetadataError, named_list
 from deeprc_hopfield.readers.common import not_utf8, read_header
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,15 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
 
 
+def _describe(label: Label) -> str:
+    """A label's kind and classes for the log (a binary one's negative and positive: what --positive-class sets)."""
+    if label.kind == "binary":
+        return f"binary, negative '{label.classes[0]}', positive '{label.classes[1]}'"
+    if label.kind == "numeric":
+        return f"numeric, {np.nanmin(label.values):g} to {np.nanmax(label.values):g}"
+    return f"{label.kind}, {len(label.classes)} classes: {named_list(label.classes)}"
+
+
 def _label_text(label: Label) -> np.ndarray:
     """Each repertoire's label value as the store and predictions name it: its class, or its number."""
     if label.kind == "numeric":
@@ -328,6 +337,8 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     labels = {column: infer_label(column, table[column], positive_class, decimal_comma, path)
               for column in label_columns}
     _check_positive_class(positive_class, labels, path, decimal_comma)
+    for label in labels.values():
+        log.info("label '%s': %s", label.name, _describe(label))
     for column, label in labels.items():  # one spelling per class: `0.0` is written '0', as the store names it
         table[column] = _label_text(label)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels,
