@@ -353,9 +353,10 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _add_inference_source(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path,
+    p.add_argument("--model", required=True, type=Path, nargs="+", metavar="MODEL",
                    help="model directory written by `train`, or a folder of them (the fold models of a "
-                        "cross-validation: an ensemble; probabilities are averaged and their spread reported)")
+                        "cross-validation: an ensemble; probabilities are averaged and their spread reported), or "
+                        "several model directories (an ensemble of those)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", type=Path, help="repertoires from a store")
     source.add_argument("--repertoires", type=Path, help="repertoire files in a folder (any supported format)")

@@ -242,23 +242,36 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) 
     return row
 
 
-def load_models(path: str | Path, device: torch.device) -> list[SavedModel]:
-    """One model directory, or a folder of them (the fold models of a cross-validation: an ensemble)."""
+def load_models(path: str | Path | list[str | Path], device: torch.device) -> list[SavedModel]:
+    """One model directory, a folder of them (the fold models of a cross-validation: an ensemble), or a list
+    of model directories (an ensemble of just those, as the workflow names this run's folds)."""
     from deeprc_hopfield.saved_model import CONFIG_FILE, ModelFileError, load_model, model_members
 
-    path = Path(path)
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    if len(paths) > 1:
+        models = [load_model(p, device) for p in paths]
+        _check_ensemble(models, paths[0].parent)
+        return models
+    path = paths[0]
     if (path / CONFIG_FILE).is_file() or not path.is_dir():
         return [load_model(path, device)]
     members = model_members(path)
     if not members:
         raise ModelFileError("neither a model directory nor a folder of model directories", path)
     models = [load_model(p, device) for p in members]
+    _check_ensemble(models, path)
+    return models
+
+
+def _check_ensemble(models: list[SavedModel], where: Path) -> None:
+    """Models averaged together must share labels and gene tables (trained on one store)."""
+    from deeprc_hopfield.saved_model import ModelFileError
+
     for other in models[1:]:
         if (other.labels, other.v_genes, other.j_genes) != (models[0].labels, models[0].v_genes, models[0].j_genes):
             raise ModelFileError(f"{other.path} has other labels or gene tables than {models[0].path}; "
-                                 "an ensemble needs models trained on the same store", path)
-    log.info("ensemble of %d models from %s", len(models), path)
-    return models
+                                 "an ensemble needs models trained on the same store", where)
+    log.info("ensemble of %d models from %s: %s", len(models), where, ", ".join(_model_name(m) for m in models))
 
 
 #: Subjects a refusal names before "and N more".

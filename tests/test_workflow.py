@@ -127,13 +127,17 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     assert refused.returncode != 0
     assert "--config new_repertoires=DIR" in refused.stdout + refused.stderr
     new = tmp_path / "new"
+    missing = snakemake("-n", "-F", "--nolock", "predict", "--config", f"new_repertoires={new}")
+    assert missing.returncode != 0 and f"new_repertoires {new}: folder not found" in missing.stdout + missing.stderr
     new.mkdir()
     planned = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}")
     assert planned.returncode == 0, planned.stderr
     jobs = planned_jobs(planned.stdout + planned.stderr)
     assert jobs["predict_new"] == 1 and "attend_new" not in jobs and jobs["train"] == 5  # one pass
     assert "--attended results/demo/new_patients/attended.tsv" in planned.stdout
-    assert "--model results/demo/models " in planned.stdout
+    # this run's fold models by name: a model of an earlier run with more folds is no member
+    folds = " ".join(f"results/demo/models/fold{k}" for k in range(5))
+    assert f"--model {folds} --repertoires" in planned.stdout
 
 
 def test_lint_is_clean():
@@ -318,6 +322,10 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
     assert pd.read_csv(run / "new_patients" / "attended.tsv", sep="\t")["repertoire_id"].nunique() == 16
+    changed = sorted(patients.iterdir())[0]  # a file replaced in place scores the patients again
+    changed.write_bytes(sorted(patients.iterdir())[1].read_bytes())
+    again = snakemake("-n", "predict", *args, "--config", f"new_repertoires={patients}", cwd=tmp_path, timeout=90)
+    assert again.returncode == 0 and planned_jobs(again.stdout + again.stderr).get("predict_new") == 1, again.stdout
 
 
 def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path):

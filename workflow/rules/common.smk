@@ -371,12 +371,23 @@ def run_settings():
     return {k: v for k, v in config.items() if k != "new_repertoires"}
 
 
-def new_repertoires(wildcards):
-    """The folder of new patients' repertoire files (the `predict` target needs it)."""
+def new_repertoires_folder():
+    """The folder of new patients' repertoire files (the `predict` target needs it, and it must exist)."""
     folder = config["new_repertoires"]
     if not folder:
         raise WorkflowError(
             "the predict target classifies new patients: name their folder with "
             "`snakemake predict --config new_repertoires=DIR`"
         )
+    if not os.path.isdir(folder):
+        raise WorkflowError(f"new_repertoires {folder}: folder not found (the config's `new_repertoires`)")
     return folder
+
+
+def new_repertoires(wildcards):
+    """The predict job's inputs: every file of the new patients' folder, so that a file added, removed or changed
+    in place scores the patients again (the folder itself where a name holds a brace, a wildcard to Snakemake)."""
+    folder = new_repertoires_folder()
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                   if not name.startswith(".") and os.path.isfile(os.path.join(folder, name)))
+    return [folder] if any("{" in path or "}" in path for path in files) else files

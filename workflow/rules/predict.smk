@@ -32,8 +32,9 @@ rule predict_fold:
 
 
 rule predict_new:
-    """New patients, in one pass: the fold models of this run as an ensemble (mean probability and
-    spread) and the top-K attended sequences of each patient (mean attention)."""
+    """New patients, in one pass: the fold models of this run (its `folds`, not whatever else lies in its
+    models folder) as an ensemble (mean probability and spread) and the top-K attended sequences of each
+    patient (mean attention). Every file of the folder is an input: a change scores them again."""
     input:
         models=[model_dir(f) for f in FOLDS],
         repertoires=new_repertoires,
@@ -45,7 +46,7 @@ rule predict_new:
     benchmark:
         benchmark_path("new_patients/predict.tsv")
     params:
-        models=lambda wildcards, input: os.path.dirname(input.models[0]),
+        folder=lambda wildcards: new_repertoires_folder(),
         top=config["top_k"],
         device=config["device"],
     threads: config["threads"]["predict"]
@@ -55,6 +56,6 @@ rule predict_new:
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield predict --model {params.models} --repertoires {input.repertoires:q}"
+        "deeprc-hopfield predict --model {input.models} --repertoires {params.folder:q}"
         " --device {params.device} --out {output.predictions} --attended {output.attended} --top {params.top}"
         " --threads {threads} > {log} 2>&1"
