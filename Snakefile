@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.io import read_yaml
+from deeprc_hopfield.io import read_yaml, whole_numbers
 
 min_version("9.0")
 
@@ -24,6 +24,11 @@ if not workflow.config_settings.configfiles:  # the demo's config; a user's --co
 report: "workflow/report/workflow.rst"  # `snakemake --report FILE.html` after a run
 
 
+if config.get("run", "demo") != "demo" and not {"metadata", "repertoires"} & set(config):  # before defaults
+    raise WorkflowError(f"config: run '{config['run']}' names no `metadata` and `repertoires`, so it would run on the "
+                        "demo cohort (data/demo); set both to your cohort's table and folder")
+
+
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as error:  # one line with the schema's message, not a dump of the schema
@@ -34,6 +39,8 @@ except WorkflowError as error:  # one line with the schema's message, not a dump
         f"config {problem.json_path}: {problem.message} "
         "(keys, types and defaults: workflow/schemas/config.schema.yaml)"
     ) from None
+SCHEMA = read_yaml(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+config.update(whole_numbers(dict(config), SCHEMA))  # `folds: 3.0` is 3, as the schema lets it be
 
 
 include: "workflow/rules/common.smk"

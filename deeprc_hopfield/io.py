@@ -327,3 +327,16 @@ def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> objec
         raise error("not a UTF-8 text file", path) from None
     except OSError as exc:
         raise error(f"cannot read the file: {exc.strerror}", path) from None
+
+
+def whole_numbers(values: object, schema: dict) -> object:
+    """`values` with every whole float that `schema` types an integer made an int (`folds: 3.0` is 3): a JSON
+    schema's "integer" admits 3.0, which Python's `range` and the command lines' int options refuse."""
+    if isinstance(values, dict):
+        properties = schema.get("properties", {})
+        return {key: whole_numbers(value, properties.get(key, {})) for key, value in values.items()}
+    kinds = schema.get("type", [])
+    integer = "integer" in (kinds if isinstance(kinds, list) else [kinds])
+    if integer and isinstance(values, float) and values.is_integer():
+        return int(values)
+    return values

@@ -148,6 +148,26 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition!" in out
 
 
+def test_whole_numbers_written_with_a_decimal_point_are_whole(tmp_path: Path):
+    """`folds: 3.0` and `seed: 1.0` pass the schema as integers; they must reach range() and the int options of the
+    commands as 3 and 1, not fail inside a job (or the plan) with a traceback."""
+    config = tmp_path / "c.yaml"
+    config.write_text("folds: 3.0\nseed: 1.0\nqc: {min_length: 4.0}\ntraining: {n_updates: 20.0}\n")
+    result = snakemake("-n", "-F", "-p", "--nolock", "--configfile", config)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert planned_jobs(result.stdout)["train"] == 3
+    split = next(line for line in result.stdout.splitlines() if "deeprc-hopfield split " in line)
+    assert "--folds 3 " in split and "--seed 1 " in split and "--min-length 4 " in result.stdout
+
+
+def test_a_run_of_its_own_without_a_cohort_is_refused_rather_than_run_on_the_demo(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("run: mycohort\n")
+    result = snakemake("-n", "--nolock", "--configfile", config)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "run 'mycohort' names no `metadata` and `repertoires`" in out, out[-2000:]
+
+
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
 # checkout that the environment's pip line would install (CI has no conda; nothing is built).
 FAKE_CONDA = """#!/bin/sh
