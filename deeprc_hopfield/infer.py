@@ -61,9 +61,10 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             rep = store.repertoire(i)
             truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
                      for name, label in labels.items()}
+            v_index = v_map[rep.v_index]
+            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes)
             yield Subject(store.subject_ids[i],
-                          Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts,
-                                     v_map[rep.v_index], j_map[rep.j_index]),
+                          Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth)
 
 
@@ -126,6 +127,10 @@ def _repertoire_files(folder: Path) -> list[Path]:
     broken = [p.name for p in names if not p.exists()]
     if broken:
         log.warning("note: %d broken link(s) in %s skipped: %s", len(broken), folder, named_list(broken))
+    folders = [p.name for p in names if p.is_dir()]
+    if folders:
+        log.info("note: %d folder(s) in %s are not read (only the folder's own files are): %s", len(folders), folder,
+                 named_list(folders))
     files = [p for p in names if p.is_file()]
     own = [p for p in files if _is_own_output(p)]
     if own:
@@ -160,8 +165,25 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         j_names = np.asarray(parsed.j_call, dtype=object)
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
+        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes)
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth)
+
+
+#: Share of a repertoire's V-called sequences whose V gene the model never saw above which scoring warns.
+UNKNOWN_V_WARNING = 0.5
+
+
+def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
+                        model_genes: list[str]) -> None:
+    """Warn when most of a repertoire's V genes are unknown to the model: another chain or species than it learnt
+    from (a TRA repertoire to a TRB model), whose score means little."""
+    unknown = called & (v_index < 0)
+    if called.sum() and unknown.sum() > UNKNOWN_V_WARNING * called.sum():
+        seen = ", ".join(sorted({str(g) for g in v_names[unknown][:1000]})[:3])
+        log.warning("%s: %d%% of its sequences' V genes are unknown to the model (%s, ...; the model knows %s, ...): "
+                    "another chain or species than it learnt from? its score means little", subject_id,
+                    round(100 * unknown.sum() / called.sum()), seen, ", ".join(model_genes[:3]))
 
 
 def qc_settings(saved: SavedModel) -> QCSettings:

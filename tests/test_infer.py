@@ -155,11 +155,13 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     with open(folder / "Pat.day0.tsv", "a") as handle:  # one row with a stop codon: dropped, and said so
         handle.write("\t".join(["x1", "", "CASS*LGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]) + "\n")
     (folder / "gone.tsv").symlink_to(tmp_path / "nowhere.tsv")
+    (folder / "more").mkdir()
     first = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", folder / "p.csv",
                  "--attended", folder / "a.tsv")
     assert first.returncode == 0, first.stderr
     assert pd.read_csv(folder / "p.csv")["subject_id"].tolist() == ["2024.03.01_P7", "Pat.day0", "Pat.day30"]
     assert "broken link(s)" in first.stderr and "gone.tsv" in first.stderr
+    assert "1 folder(s) in" in first.stderr and "are not read (only the folder's own files are): more" in first.stderr
     assert re.search(r"Pat\.day0: .*Pat\.day0\.tsv, format airr, 301 rows, 300 sequences kept \(dropped: stop_codon 1",
                      first.stderr), first.stderr
 
@@ -268,3 +270,20 @@ def test_a_folder_of_models_with_a_half_copied_one_is_refused(easy_cohort, fold0
         assert f"{models}: fold2 holds no config.json beside the models fold0, fold1: not a whole model" \
                in result.stderr
     assert not (tmp_path / "q.csv").exists() and len(held) == 2
+
+
+def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy_cohort, fold0_model,
+                                                                           tmp_path):  # noqa: F811
+    """A TRA repertoire given to a TRB model is scored (the user may know better), with a warning that most of its
+    V genes are unknown to the model; a repertoire of the model's own genes gets none."""
+    held = sorted(_held_out(easy_cohort))[:2]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"trb.tsv": f"{held[0]}.tsv"})
+    rows = (easy_cohort["repertoires"] / f"{held[1]}.tsv").read_text().splitlines()
+    alpha = [rows[0]] + [line.replace("TRBV", "TRAV").replace("TRBJ", "TRAJ").replace("\tTRB", "\tTRA")
+                         for line in rows[1:]]
+    (folder / "tra.tsv").write_text("\n".join(alpha) + "\n")
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "V genes are unknown to the model" in line]
+    assert len(warned) == 1 and "WARNING tra: " in warned[0] and "TRAV" in warned[0], result.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
