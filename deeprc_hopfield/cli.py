@@ -433,7 +433,8 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     else:
         entries = file_entries(args.repertoires, args.metadata, models[0].labels)
         ids = [entry.subject_id for entry in entries]
-    models, seen = held_out_models(models, ids, allow=args.allow_training_subjects)
+    files = {entry.subject_id: entry.path for entry in entries} if args.store is None else None
+    models, seen = held_out_models(models, ids, allow=args.allow_training_subjects, files=files)
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:

@@ -312,8 +312,8 @@ def training_subjects(saved: SavedModel) -> set[str]:
     return set(saved.training.get("fit_subjects", ())) | set(saved.training.get("validation_subjects", ()))
 
 
-def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: bool = False
-                    ) -> tuple[list[SavedModel], set[str]]:
+def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: bool = False,
+                    files: dict[str, Path] | None = None) -> tuple[list[SavedModel], set[str]]:
     """The models that may score `subject_ids`, checked before any repertoire is read.
 
     A model never scores a subject it was fitted or validated on. Of several models (a fold ensemble),
@@ -329,6 +329,10 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
         The subjects about to be scored.
     allow
         Score subjects a model trained on instead of refusing.
+    files
+        The repertoire file of each subject to score, when they come from files: a subject named like one a model
+        trained on whose file is not that subject's training file (by sha256, as the model recorded it) is
+        another repertoire, scored as a new one with a warning.
 
     Returns
     -------
@@ -339,6 +343,8 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
     """
     wanted = set(subject_ids)
     seen = [training_subjects(saved) & wanted for saved in models]
+    if files:
+        seen = _same_files(models, seen, files)
     if not any(seen):
         return models, set()
     clean = [saved for saved, overlap in zip(models, seen) if not overlap]
@@ -360,6 +366,31 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
     log.warning("%s; scoring them anyway (--allow-training-subjects): the output's %s column says which",
                 what, TRAINING_SUBJECT_COLUMN)
     return models, leaked
+
+
+def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str, Path]) -> list[set[str]]:
+    """`seen` (per model, the subjects named like its training subjects) less those whose file is not the training
+    file the model recorded (models that recorded none keep theirs: their names decide)."""
+    from deeprc_hopfield.io import sha256_file
+
+    digests: dict[str, str] = {}
+    others: set[str] = set()
+    kept = []
+    for saved, named in zip(models, seen):
+        recorded = saved.training.get("subject_sha256")
+        if not recorded:
+            kept.append(named)
+            continue
+        for subject in named & set(files):
+            digests.setdefault(subject, sha256_file(files[subject]))
+        differ = {s for s in named if s in digests and recorded.get(s) not in (None, digests[s])}
+        others |= differ
+        kept.append(named - differ)
+    if others:
+        log.warning("%d subject(s) named like training subjects have other files than those the model was trained on "
+                    "(%s): scored as new patients (if they are the same repertoires, re-exported, their scores are not "
+                    "held-out ones)", len(others), named_list(sorted(others)))
+    return kept
 
 
 def _model_name(saved: SavedModel) -> str:

@@ -287,3 +287,20 @@ def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy
     warned = [line for line in result.stderr.splitlines() if "V genes are unknown to the model" in line]
     assert len(warned) == 1 and "WARNING tra: " in warned[0] and "TRAV" in warned[0], result.stderr
     assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_a_new_patient_named_like_a_training_subject_is_told_apart_by_its_file(easy_cohort, fold0_model,
+                                                                              tmp_path):  # noqa: F811
+    """Two cohorts may both name their files `rep000...`: a file named like a training subject but holding another
+    repertoire (its sha256 is not the training file's) is scored as a new patient, with a warning; the training
+    file itself is still refused."""
+    held = sorted(_held_out(easy_cohort))
+    trained = sorted(set(easy_cohort["meta"]["subject_id"].astype(str)) - set(held))[0]
+    other = _new_patients(easy_cohort, tmp_path / "other", {f"{trained}.tsv": f"{held[0]}.tsv"})
+    scored = _cli("predict", "--model", fold0_model, "--repertoires", other, "--out", tmp_path / "p.csv")
+    assert scored.returncode == 0, scored.stderr
+    assert f"1 subject(s) named like training subjects have other files than those the model was trained on " \
+           f"({trained})" in scored.stderr
+    same = _new_patients(easy_cohort, tmp_path / "same", {f"{trained}.tsv": f"{trained}.tsv"})
+    refused = _cli("predict", "--model", fold0_model, "--repertoires", same, "--out", tmp_path / "q.csv")
+    assert refused.returncode == 1 and "the model was fitted or validated on 1 of the 1 subjects" in refused.stderr

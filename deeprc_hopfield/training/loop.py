@@ -394,6 +394,12 @@ class Trainer:
         self.save_checkpoint()
         return self.finish()
 
+    def _subject_files(self) -> dict[str, str]:
+        """The sha256 of each fitting and validation repertoire's file: `predict` tells a new patient named like one
+        of them, with another file, from a training subject scored again."""
+        digests = self.store.provenance()["sha256"].tolist()
+        return {self.store.subject_ids[i]: digests[i] for i in np.concatenate([self.fit_idx, self.val_idx])}
+
     def _store_qc(self) -> dict:
         """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
         from deeprc_hopfield.qc import QCSettings
@@ -430,6 +436,7 @@ class Trainer:
                     "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
+                    "subject_sha256": self._subject_files(),
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
                     "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}
