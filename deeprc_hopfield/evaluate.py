@@ -154,9 +154,20 @@ def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
     return f"{rows['mean']:.3f} ± {rows['sd']:.3f}" if np.isfinite(rows["sd"]) else f"{rows['mean']:.3f}"
 
 
+def _curve_label(method: str, kind: str, y: np.ndarray, probability: np.ndarray, metrics: pd.DataFrame) -> str:
+    """A method's legend entry: the area under its pooled curve (the one drawn), then the per-fold mean ± sd
+    (the metrics table's), which differ when the folds' probabilities are on different scales."""
+    if kind == "roc":
+        name, pooled, metric = "ROC AUC", roc_auc_score(y, probability), "roc_auc"
+    else:
+        name, pooled, metric = "PR AUC", average_precision_score(y, probability), "pr_auc"
+    return f"{method} ({name} pooled {pooled:.3f}; per fold {_summary(metrics, method, metric)})"
+
+
 def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kind: str, path: Path) -> None:
     """ROC (`kind='roc'`) or precision-recall (`'pr'`) curves, one per method pooled over held-out
-    folds, the legend giving the mean ± sd of the per-fold AUC; written atomically as PNG."""
+    folds, the legend giving the area under the curve drawn (the pooled predictions') and, apart, the
+    mean ± sd of the per-fold areas of the metrics table; written atomically as PNG."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
     fig = Figure(figsize=(5, 5), dpi=100)
@@ -167,10 +178,9 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
             continue
         if kind == "roc":
             x_values, y_values, _ = roc_curve(y, p)
-            label = f"{method} (ROC AUC {_summary(metrics, method, 'roc_auc')})"
         else:
             y_values, x_values, _ = precision_recall_curve(y, p)
-            label = f"{method} (PR AUC {_summary(metrics, method, 'pr_auc')})"
+        label = _curve_label(method, kind, y, p, metrics)
         ax.plot(x_values, y_values, label=label, drawstyle="steps-post" if kind == "pr" else "default")
     if kind == "roc":
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)

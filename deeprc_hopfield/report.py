@@ -155,7 +155,9 @@ def figures_section(folder: Path) -> str:
     others = [(p, p.stem) for p in sorted(folder.glob("*.png")) if p.name not in dict(FIGURES)]
     images = "".join(image_tag(p, title) for p, title in known + others)
     body = f'<div class="figures">{images}</div>' if images else "<p>No figures found.</p>"
-    return "<h2>ROC and precision-recall curves</h2><p>Held-out folds pooled per method.</p>" + body
+    return ("<h2>ROC and precision-recall curves</h2><p>One curve per method, its held-out folds pooled; the legend "
+            "gives the area under that pooled curve, then the mean ± sd of the per-fold areas (the table above).</p>"
+            + body)
 
 
 def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None = None,

@@ -13,12 +13,12 @@ the held-out fold; the folds stay stratified by the label as far as the groups a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError, named_list
 from deeprc_hopfield.io import first_line
@@ -29,6 +29,22 @@ log = logging.getLogger(__name__)
 
 #: Most quantile bins a numeric label is stratified by (fewer when the cohort is small).
 MAX_NUMERIC_BINS = 5
+#: Members of each class a fold's training part must hold: training's and the baselines' inner cross-validation
+#: split it by class.
+TRAINING_PART_MINIMUM = 2
+
+
+def thin_training_part(n: int, folds: int) -> str | None:
+    """Why `n` members of a class (repertoires, or groups) dealt into `folds` stratified folds leave a fold's
+    training part with fewer than :data:`TRAINING_PART_MINIMUM` of them, and what would do; None when they do not
+    (nor when `n` is below `folds`, refused on its own)."""
+    kept = n - math.ceil(n / folds)
+    if n < folds or kept >= TRAINING_PART_MINIMUM:
+        return None
+    fix = (f"{n} folds would keep {n - 1}" if n > TRAINING_PART_MINIMUM
+           else f"a class needs at least {TRAINING_PART_MINIMUM + 1}")
+    return (f"with {folds} folds a fold's training part would hold {kept} of them, fewer than the "
+            f"{TRAINING_PART_MINIMUM} that training's inner cross-validation needs ({fix})")
 
 
 def choose_label(store: RepertoireStore, name: str | None) -> Label:
@@ -74,6 +90,8 @@ def assign_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
     int64 array of shape (n,).
     """
     fold = np.full(len(groups), -1, dtype=np.int64)
+    from sklearn.model_selection import StratifiedKFold  # imported here: the workflow's plan reads this module
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(groups)), groups)):
         fold[test] = k
@@ -100,6 +118,8 @@ def assign_group_folds(stratum: np.ndarray, groups: np.ndarray, folds: int, seed
     int64 array of shape (n,).
     """
     fold = np.full(len(stratum), -1, dtype=np.int64)
+    from sklearn.model_selection import StratifiedGroupKFold
+
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(stratum)), stratum, groups)):
         fold[test] = k
@@ -150,6 +170,7 @@ def _check_groups(label: Label, stratum: np.ndarray, groups: np.ndarray, subject
                                 f"than the {folds} folds; use fewer --folds", path, column=column)
 
 
+
 def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int, column: str,
                        path: Path) -> None:
     """Refuse a grouped assignment that left a fold empty or without a class (large groups can force it)."""
@@ -162,6 +183,24 @@ def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, fold
             if lacking:
                 raise MetadataError(f"the groups leave fold {k} without class '{lacking[0]}' of label "
                                     f"'{label.name}'; use fewer --folds", path, column=column)
+
+
+def _check_training_parts(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int, path: Path,
+                          column: str | None = None) -> None:
+    """Refuse an assignment that leaves a fold's training part (the other folds) with fewer than
+    :data:`TRAINING_PART_MINIMUM` repertoires of a class: training's and the baselines' inner cross-validation
+    would fail on that fold."""
+    if label.kind == "numeric":
+        return
+    for k in range(folds):
+        held = np.bincount(stratum[fold != k], minlength=len(label.classes))
+        thin = np.flatnonzero(held < TRAINING_PART_MINIMUM)
+        if len(thin):
+            cls = label.classes[thin[0]]
+            raise MetadataError(f"class '{cls}' of label '{label.name}': the training part of fold {k} (the other "
+                                f"folds) would hold {held[thin[0]]} of its repertoires, fewer than the "
+                                f"{TRAINING_PART_MINIMUM} that training's inner cross-validation needs; change "
+                                "--folds or add repertoires of the class", path, column=column)
 
 
 def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> None:
@@ -177,6 +216,7 @@ def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> No
         cls, n = small[0]
         raise DeepRCError(f"class '{cls}' of label '{label.name}' has {n} repertoire(s), fewer than the "
                           f"{folds} folds; use fewer --folds", path)
+
 
 
 def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None,
@@ -214,6 +254,7 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
             _check_groups(label, stratum, groups, subjects, folds, group_column, store.path)
             fold = assign_group_folds(stratum, groups, folds, seed)
             _check_group_folds(label, stratum, fold, folds, group_column, store.path)
+        _check_training_parts(label, stratum, fold, folds, store.path, group_column)
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
              folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())

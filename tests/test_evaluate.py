@@ -152,3 +152,31 @@ def test_an_auc_is_tested_against_chance_with_its_own_standard_error() -> None:
     assert significantly_higher(y, strong)
     noise_gain, noise_se = paired_auc_difference(y, np.zeros(120), noise)
     assert abs(noise_gain) < SIGNIFICANT_GAIN_Z * noise_se and not significantly_higher(y, noise)
+
+
+def test_the_curves_legend_gives_the_area_of_the_pooled_curve_it_draws(tmp_path: Path, monkeypatch) -> None:
+    # each fold ranks perfectly (per-fold AUC 1) on its own scale, so the pooled curve's area is lower
+    from matplotlib.figure import Figure
+
+    y = np.array([0, 1] * 6)
+    fold = np.repeat([0, 1], 6)
+    probability = np.where(y == 1, 0.3, 0.1) + 0.6 * fold + np.linspace(0, 0.05, 12)
+    subjects = [f"S{i}" for i in range(12)]
+    pd.DataFrame({"subject_id": subjects, "fold": fold}).to_csv(tmp_path / "split.csv", index=False)
+    pd.DataFrame({"subject_id": subjects, "probability": probability, "true_label": y}).to_csv(
+        tmp_path / "model.csv", index=False)
+    drawn = {}
+    save = Figure.savefig
+
+    def capture(figure, *args, **kwargs):
+        ax = figure.axes[0]
+        drawn[ax.get_title()] = [text.get_text() for text in ax.get_legend().get_texts()]
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    evaluate({"deeprc": [tmp_path / "model.csv"]}, tmp_path / "split.csv", tmp_path / "eval")
+    pooled_roc, pooled_pr = roc_auc_score(y, probability), average_precision_score(y, probability)
+    assert pooled_roc < 0.9
+    assert drawn["ROC, held-out folds pooled"] == [f"deeprc (ROC AUC pooled {pooled_roc:.3f}; per fold 1.000 ± 0.000)"]
+    assert drawn["Precision-recall, held-out folds pooled"] == [
+        f"deeprc (PR AUC pooled {pooled_pr:.3f}; per fold 1.000 ± 0.000)"]

@@ -217,6 +217,16 @@ def test_refuses_groups_that_cannot_fill_the_folds(tmp_path: Path) -> None:
     assert sorted(np.bincount(fold[6:]).tolist()) == [2, 4]  # three 'yes' donors of two samples: 1 + 2
 
 
+def test_refuses_folds_whose_training_parts_hold_too_few_of_a_class(tmp_path: Path) -> None:
+    """Training's and the baselines' inner cross-validation needs 2 of each class in every fold's training part:
+    3 positives in 2 folds leave one fold 1; in 3 folds every training part holds 2."""
+    path = _store(tmp_path, ["no"] * 9 + ["yes"] * 3)
+    with pytest.raises(DeepRCError, match=r"class 'yes' of label 'label': the training part of fold \d \(the other "
+                                          r"folds\) would hold 1 of its repertoires, fewer than the 2"):
+        make_split(path, folds=2)
+    assert make_split(path, folds=3)["fold"].nunique() == 3
+
+
 def test_refuses_a_repertoire_without_a_group_naming_it(tmp_path: Path) -> None:
     path = _store(tmp_path, ["no", "yes"] * 3, donors=["A", "B", "C", "NA", "E", " "])
     with pytest.raises(DeepRCError, match="column 'donor': no group for subject\\(s\\) S03, S05$"):

@@ -242,6 +242,19 @@ def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, ed
     assert "Job stats" not in out and "rule ingest" not in out and "Traceback" not in out
 
 
+def test_a_class_too_small_for_the_training_parts_stops_the_plan(tmp_path: Path):
+    """3 positives in 2 folds: a fold's training part holds 1, too few for training's inner cross-validation
+    (the baselines' job failed on it after ingest and training); `folds: 3` keeps 2 and plans."""
+    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=["1" if i < 3 else "0" for i in range(len(t))]))
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "folds=2")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in out
+    assert f"metadata {metadata}, column 'label': class '1' has 3 subject(s): with 2 folds a fold's training part " \
+           "would hold 1 of them, fewer than the 2 that training's inner cross-validation needs (3 folds would keep " \
+           "2) (the config's `folds`)" in out.splitlines(), out[-2000:]
+    assert snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "folds=3").returncode == 0
+
+
 def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={tmp_path / 'nowhere.csv'}")
     out = result.stdout + result.stderr
@@ -406,6 +419,11 @@ def test_a_reference_reaches_every_training_job(tmp_path: Path):
     config.write_text(config.read_text().replace("chain: TRB", "chain: TCRB"))
     refused = snakemake("-n", "-F", "--nolock", "--configfile", config)
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    config.write_text(config.read_text().replace("chain: TCRB", "chain: TRB").replace(str(known), "gone.tsv"))
+    missing = snakemake("-n", "-F", "--nolock", "--configfile", config)
+    out = missing.stdout + missing.stderr
+    assert missing.returncode != 0 and "reference gone.tsv: file not found (the config's `reference: file:`" in out
+    assert "MissingInputException" not in out and "Traceback" not in out
 
 
 def test_semicolon_metadata_and_braces_in_file_names_plan_as_ingest_reads_them(tmp_path: Path):
@@ -478,3 +496,62 @@ def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
     assert (f"logs/na/ingest.log: deeprc-hopfield ingest: error: {metadata}, line 5, column 'label': missing label "
             "value") in out, out[-3000:]
     assert not (tmp_path / "results" / "na" / "cohort.h5").exists()
+
+
+def test_the_default_profile_runs_on_the_cores_the_machine_has(tmp_path: Path):
+    """`cores: all`, not a fixed 8 that a 2-core machine would be oversubscribed with."""
+    from snakemake.utils import available_cpu_count
+
+    demo = ROOT / "data" / "demo"
+    result = snakemake("results/demo/config.yaml", "-s", ROOT / "Snakefile", "-d", tmp_path, "--profile",
+                       ROOT / "workflow" / "profiles" / "default", "--configfile", ROOT / "configs" / "config.yaml",
+                       "--config", f"metadata={demo / 'metadata.csv'}", f"repertoires={demo / 'repertoires'}",
+                       cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert f"Provided cores: {available_cpu_count()}\n" in out
+
+
+@pytest.mark.slow
+def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
+    """After a finished run, dry runs of one change each: the jobs Snakemake plans are those whose results
+    the change can alter (settings compared whatever their order; the clones file depends on the clone
+    settings alone, and not on the `baselines` list)."""
+    from deeprc_hopfield.simulate import SimulationSettings, simulate
+
+    cohort = simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05,
+                                         motifs=["GR.DT"], seed=5), tmp_path / "cohort")
+    settings = {"run": "reruns", "metadata": str(cohort / "metadata.csv"), "repertoires": str(cohort / "repertoires"),
+                "folds": 2, "device": "cpu", "top_k": 3, "baselines": ["kmer", "public_clones"],
+                "training": {"n_updates": 4, "repertoires_per_update": 2, "sample_size": 100, "evaluate_every": 2,
+                             "checkpoint_every": 4},
+                "threads": {"ingest": 1, "clones": 1, "train": 1, "predict": 1, "baselines": 1}}
+
+    def planned(settings: dict, *extra: str) -> set[str]:
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
+        result = snakemake(*extra, "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config,
+                           cwd=tmp_path, timeout=240)
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out[-3000:]
+        return set() if "Nothing to be done" in out else set(planned_jobs(out))
+
+    def changed(**changes) -> dict:
+        return {**settings, **changes}
+
+    def training(**changes) -> dict:
+        return changed(training={**settings["training"], **changes})
+
+    assert "clones" in planned(settings)  # the real run
+    assert planned(settings, "-n") == set()
+    reordered = {key: settings[key] for key in reversed(settings)}
+    reordered["training"] = dict(reversed(settings["training"].items()))
+    assert planned(reordered, "-n") == set()
+    for unread_by_clones in (training(patience=2), training(checkpoint_every=2), training(embed_chunk=1000)):
+        jobs = planned(unread_by_clones, "-n")
+        assert "train" in jobs and not jobs & {"clones", "clones_config", "baselines"}, jobs
+    for baselines in ([], ["kmer"], ["public_clones", "kmer"]):
+        jobs = planned(changed(baselines=baselines), "-n")
+        assert "evaluate" in jobs and not jobs & {"clones", "train_config", "train", "predict_fold"}, (baselines, jobs)
+    jobs = planned(training(validation_fraction=0.3), "-n")  # the folds' parts of the clones file: not the baselines'
+    assert {"clones", "train"} <= jobs and "baselines" not in jobs, jobs

@@ -6,7 +6,11 @@ rule baselines:
     input:
         store=store(),
         split=split_table(),
-        clones=shared_clones("baselines"),
+        # ancient: the baselines' part of the clones file changes only with the store, split, label, seed or clone
+        # rules, each also an input or param here (and `baselines --clones` refuses a file of another store, split,
+        # label or seed); a file made again for the folds' clone memory (validation_fraction, clone_memory) re-runs
+        # no baseline
+        clones=ancient(shared_clones("baselines")),
     output:
         list(baseline_predictions().values()),
     log:

@@ -13,6 +13,7 @@ import yaml
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.metadata import MISSING_VALUES, class_names, read_table, resolve_file
+from deeprc_hopfield.split import thin_training_part
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -132,6 +133,9 @@ def check_folds(table):
         if n < folds:
             raise metadata_error(f"class '{value}' has {n} {what}, fewer than the config's `folds` ({folds}); "
                                  "set `folds` lower", column=label)
+        thin = thin_training_part(n, folds)
+        if thin:
+            raise metadata_error(f"class '{value}' has {n} {what}: {thin} (the config's `folds`)", column=label)
 
 
 def repertoire_files(table):
@@ -254,9 +258,6 @@ def shared_clones(job=None):
     return [result("clones.h5")] if (wanted[job] if job else any(wanted.values())) else []
 
 
-def clones_parts():
-    """`--no-baselines` for the clones job when the public-clone baseline is not run."""
-    return "" if "public_clones" in BASELINES else "--no-baselines"
 
 
 def clones_option(wildcards, input):
@@ -338,6 +339,20 @@ def reference_input(wildcards):
     return [str(list_file(config["reference"]["file"]))] if config["reference"]["file"] else []
 
 
+def check_reference_file():
+    """A reference the config names must be there when the workflow is planned (one line, not Snakemake's
+    missing-input report after the plan)."""
+    from deeprc_hopfield.data import SHIPPED_LISTS, list_file
+
+    named = config["reference"]["file"]
+    if named and not list_file(named).is_file():
+        raise WorkflowError(f"reference {named}: file not found (the config's `reference: file:`; or the name of a "
+                            f"shipped list: {', '.join(SHIPPED_LISTS)})")
+
+
+check_reference_file()
+
+
 def reference_options():
     """`--reference FILE` and its filters, when the config names a table of known receptors."""
     reference = config["reference"]
@@ -391,3 +406,31 @@ def new_repertoires(wildcards):
     files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
                    if not name.startswith(".") and os.path.isfile(os.path.join(folder, name)))
     return [folder] if any("{" in path or "}" in path for path in files) else files
+
+
+# --- settings as job parameters ---------------------------------------------------------------
+def sorted_settings(settings):
+    """`settings` with the keys of every mapping in it sorted: Snakemake compares a job's params by their repr,
+    so a config that only lists the same keys in another order would otherwise re-run the job."""
+    if isinstance(settings, dict):
+        return {key: sorted_settings(settings[key]) for key in sorted(settings, key=str)}
+    if isinstance(settings, list):
+        return [sorted_settings(value) for value in settings]
+    return settings
+
+
+#: The `training:` settings `deeprc-hopfield clones --config` reads (`shared_clones.collect_clones`; the seed comes
+#: from --seed). Kept here rather than imported: that module imports torch, seconds on every plan.
+CLONES_TRAINING_KEYS = ("clone_keys", "clone_memory", "clone_radius", "validation_fraction")
+
+
+def clones_config():
+    """The clones job's --config: a YAML file of only the training settings it reads."""
+    return result("clones.yaml")
+
+
+def clones_settings():
+    """The clones-only config: another training setting (patience, checkpoint_every, n_updates) then leaves
+    the clones file, and so the baselines, as they are."""
+    training = config["training"]
+    return {"training": sorted_settings({key: training[key] for key in CLONES_TRAINING_KEYS if key in training})}

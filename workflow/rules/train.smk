@@ -1,7 +1,9 @@
-# Writing two small YAML files is no cluster job: these run where snakemake runs.
+# Writing small YAML files is no cluster job: these run where snakemake runs. Their settings are params with
+# sorted keys (sorted_settings), so a config that lists the same settings in another order re-runs nothing.
 localrules:
     run_config,
     train_config,
+    clones_config,
 
 
 rule run_config:
@@ -13,7 +15,7 @@ rule run_config:
     benchmark:
         benchmark_path("run_config.tsv")
     params:
-        settings=run_settings(),
+        settings=sorted_settings(run_settings()),
     threads: 1
     resources:
         mem_mb=500,
@@ -30,8 +32,8 @@ rule train_config:
     benchmark:
         benchmark_path("train_config.tsv")
     params:
-        model=config["model"],
-        training=config["training"],
+        model=sorted_settings(config["model"]),
+        training=sorted_settings(config["training"]),
     threads: 1
     resources:
         mem_mb=500,
@@ -40,13 +42,33 @@ rule train_config:
                    "the config's model and training sections, as `train --config` reads them")
 
 
+rule clones_config:
+    """The training settings that `clones` reads, alone: any other training setting leaves the clones as they are."""
+    output:
+        clones_config(),
+    log:
+        log_path("clones_config.log"),
+    benchmark:
+        benchmark_path("clones_config.tsv")
+    params:
+        settings=clones_settings(),
+    threads: 1
+    resources:
+        mem_mb=500,
+    run:
+        write_yaml(output[0], params.settings, log[0], "the training settings `clones --config` reads")
+
+
 rule clones:
     """Every fold's public clones (the clone memory's fitting and training repertoires, the public-clone
-    baseline's), collected in one reading of the cohort for train and baselines (--clones)."""
+    baseline's), collected in one reading of the cohort for train and baselines (--clones).
+    The baseline's part is collected whether or not the public-clone baseline is run (one part more than the
+    folds' 2K): the file is then the same for every `baselines` list, so changing the list re-runs neither this
+    job nor the training jobs that read it."""
     input:
         store=store(),
         split=split_table(),
-        config=train_config(),
+        config=clones_config(),
     output:
         shared_clones(),
     log:
@@ -56,7 +78,6 @@ rule clones:
     params:
         label=config["label_column"],
         seed=config["seed"],
-        parts=clones_parts(),
     threads: config["threads"]["clones"]
     resources:
         mem_mb=16000,  # 14.5 GB measured at 786 x 200,000 (benchmarks/RESULTS.md, the full cohort's clones file)
@@ -64,7 +85,7 @@ rule clones:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield clones --store {input.store} --split {input.split} --config {input.config}"
-        " --label-column {params.label:q} --seed {params.seed} --out {output} {params.parts} --threads {threads} --force"
+        " --label-column {params.label:q} --seed {params.seed} --out {output} --threads {threads} --force"
         " > {log} 2>&1"
 
 
