@@ -24,9 +24,9 @@ if not workflow.config_settings.configfiles:  # the demo's config; a user's --co
 report: "workflow/report/workflow.rst"  # `snakemake --report FILE.html` after a run
 
 
-if config.get("run", "demo") != "demo" and not {"metadata", "repertoires"} & set(config):  # before defaults
-    raise WorkflowError(f"config: run '{config['run']}' names no `metadata` and `repertoires`, so it would run on the "
-                        "demo cohort (data/demo); set both to your cohort's table and folder")
+if config.get("run", "demo") != "demo" and not {"metadata", "repertoires"} <= set(config):  # before defaults
+    raise WorkflowError(f"config: run '{config['run']}' does not name both `metadata` and `repertoires`, so it would "
+                        "read the demo cohort's (data/demo); set both to your cohort's table and folder")
 
 
 try:

@@ -381,8 +381,8 @@ def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str,
         if not recorded:
             kept.append(named)
             continue
-        for subject in named & set(files):
-            digests.setdefault(subject, sha256_file(files[subject]))
+        for subject in (named & set(files)) - set(digests):  # each file read once, whatever the models
+            digests[subject] = sha256_file(files[subject])
         differ = {s for s in named if s in digests and recorded.get(s) not in (None, digests[s])}
         others |= differ
         kept.append(named - differ)

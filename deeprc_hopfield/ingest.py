@@ -22,7 +22,7 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output
-from deeprc_hopfield.metadata import read_metadata
+from deeprc_hopfield.metadata import describe_label, read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire
 from deeprc_hopfield.readers import read_repertoire_file, tenx
 from deeprc_hopfield.store import StoreWriter, is_store_file
@@ -151,6 +151,8 @@ def ingest(
     out = Path(out)
     meta = read_metadata(metadata, repertoires, label_columns, positive_class)
     _check_output(out, [Path(metadata), *meta.files], force)
+    for label in meta.labels.values():
+        log.info("label '%s': %s", label.name, describe_label(label))
     threads = max(1, min(threads, len(meta.files), os.cpu_count() or 1))
     parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
                   "metadata": str(metadata), "repertoires": str(repertoires)}

@@ -335,6 +335,8 @@ def whole_numbers(values: object, schema: dict) -> object:
     if isinstance(values, dict):
         properties = schema.get("properties", {})
         return {key: whole_numbers(value, properties.get(key, {})) for key, value in values.items()}
+    if isinstance(values, list):
+        return [whole_numbers(value, schema.get("items", {})) for value in values]
     kinds = schema.get("type", [])
     integer = "integer" in (kinds if isinstance(kinds, list) else [kinds])
     if integer and isinstance(values, float) and values.is_integer():

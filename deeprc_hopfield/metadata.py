@@ -187,7 +187,7 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
 
 
-def _describe(label: Label) -> str:
+def describe_label(label: Label) -> str:
     """A label's kind and classes for the log (a binary one's negative and positive: what --positive-class sets)."""
     if label.kind == "binary":
         return f"binary, negative '{label.classes[0]}', positive '{label.classes[1]}'"
@@ -337,8 +337,6 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     labels = {column: infer_label(column, table[column], positive_class, decimal_comma, path)
               for column in label_columns}
     _check_positive_class(positive_class, labels, path, decimal_comma)
-    for label in labels.values():
-        log.info("label '%s': %s", label.name, _describe(label))
     for column, label in labels.items():  # one spelling per class: `0.0` is written '0', as the store names it
         table[column] = _label_text(label)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels,

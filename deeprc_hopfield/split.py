@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Most quantile bins a numeric label is stratified by (fewer when the cohort is small).
 MAX_NUMERIC_BINS = 5
-#: Members of each class a fold's training part must hold: training's and the baselines' inner cross-validation
-#: split it by class.
+#: Repertoires of each class a fold's training part must hold for the baselines, whose inner cross-validation splits
+#: it by class (training copes with fewer: its clone memory is then left empty).
 TRAINING_PART_MINIMUM = 2
 
 
@@ -44,7 +44,7 @@ def thin_training_part(n: int, folds: int) -> str | None:
     fix = (f"{n} folds would keep {n - 1}" if n > TRAINING_PART_MINIMUM
            else f"a class needs at least {TRAINING_PART_MINIMUM + 1}")
     return (f"with {folds} folds a fold's training part would hold {kept} of them, fewer than the "
-            f"{TRAINING_PART_MINIMUM} that training's inner cross-validation needs ({fix})")
+            f"{TRAINING_PART_MINIMUM} that the baselines' inner cross-validation needs ({fix})")
 
 
 def choose_label(store: RepertoireStore, name: str | None) -> Label:
@@ -89,9 +89,9 @@ def assign_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
     -------
     int64 array of shape (n,).
     """
-    fold = np.full(len(groups), -1, dtype=np.int64)
     from sklearn.model_selection import StratifiedKFold  # imported here: the workflow's plan reads this module
 
+    fold = np.full(len(groups), -1, dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(groups)), groups)):
         fold[test] = k
@@ -117,9 +117,9 @@ def assign_group_folds(stratum: np.ndarray, groups: np.ndarray, folds: int, seed
     -------
     int64 array of shape (n,).
     """
-    fold = np.full(len(stratum), -1, dtype=np.int64)
     from sklearn.model_selection import StratifiedGroupKFold
 
+    fold = np.full(len(stratum), -1, dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, test) in enumerate(splitter.split(np.zeros(len(stratum)), stratum, groups)):
         fold[test] = k
@@ -170,7 +170,6 @@ def _check_groups(label: Label, stratum: np.ndarray, groups: np.ndarray, subject
                                 f"than the {folds} folds; use fewer --folds", path, column=column)
 
 
-
 def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int, column: str,
                        path: Path) -> None:
     """Refuse a grouped assignment that left a fold empty or without a class (large groups can force it)."""
@@ -185,22 +184,20 @@ def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, fold
                                     f"'{label.name}'; use fewer --folds", path, column=column)
 
 
-def _check_training_parts(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int, path: Path,
-                          column: str | None = None) -> None:
-    """Refuse an assignment that leaves a fold's training part (the other folds) with fewer than
-    :data:`TRAINING_PART_MINIMUM` repertoires of a class: training's and the baselines' inner cross-validation
-    would fail on that fold."""
-    if label.kind == "numeric":
+def _warn_thin_training_parts(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int) -> None:
+    """Warn of a binary label's fold whose training part (the other folds) holds fewer than
+    :data:`TRAINING_PART_MINIMUM` repertoires of a class: the baselines will refuse that fold (training copes)."""
+    if label.kind != "binary":
         return
     for k in range(folds):
         held = np.bincount(stratum[fold != k], minlength=len(label.classes))
         thin = np.flatnonzero(held < TRAINING_PART_MINIMUM)
         if len(thin):
-            cls = label.classes[thin[0]]
-            raise MetadataError(f"class '{cls}' of label '{label.name}': the training part of fold {k} (the other "
-                                f"folds) would hold {held[thin[0]]} of its repertoires, fewer than the "
-                                f"{TRAINING_PART_MINIMUM} that training's inner cross-validation needs; change "
-                                "--folds or add repertoires of the class", path, column=column)
+            log.warning("class '%s' of label '%s': the training part of fold %d (the other folds) holds %d of its "
+                        "repertoires, fewer than the %d that the baselines' inner cross-validation needs: `baselines` "
+                        "will refuse that fold (change --folds or add repertoires of the class)", label.classes[thin[0]],
+                        label.name, k, held[thin[0]], TRAINING_PART_MINIMUM)
+            return
 
 
 def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> None:
@@ -216,7 +213,6 @@ def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> No
         cls, n = small[0]
         raise DeepRCError(f"class '{cls}' of label '{label.name}' has {n} repertoire(s), fewer than the "
                           f"{folds} folds; use fewer --folds", path)
-
 
 
 def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None,
@@ -254,7 +250,7 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
             _check_groups(label, stratum, groups, subjects, folds, group_column, store.path)
             fold = assign_group_folds(stratum, groups, folds, seed)
             _check_group_folds(label, stratum, fold, folds, group_column, store.path)
-        _check_training_parts(label, stratum, fold, folds, store.path, group_column)
+        _warn_thin_training_parts(label, stratum, fold, folds)
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
              folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())

@@ -53,6 +53,7 @@ def test_ingest_then_inspect(cohort, tmp_path):
     out = tmp_path / "cohort.h5"
     result = run_cli(*ingest_args(metadata, folder, out, "--threads", "2"), check=True)
     assert "format airr" in result.stderr  # the log names the detected format of each file
+    assert "label 'label': binary, negative 'False', positive 'True'" in result.stderr  # which class is which
     assert (tmp_path / "cohort.qc.tsv").read_text().startswith("subject_id\tinput_rows")
     summary = run_cli("inspect", out, check=True).stdout
     assert "repertoires  6" in summary and "label (binary): False 3, True 3" in summary
@@ -172,7 +173,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_work(cohort, tmp_pat
     metadata, folder = cohort
     store = tmp_path / "s.h5"
     run_cli(*ingest_args(metadata, folder, store), check=True)
-    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 2, check=True)
+    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 3, check=True)
     before = sorted(os.listdir(tmp_path))
     blocked = [store / "out"]  # under a file
     if Path("/proc/self").is_dir():  # Linux: a folder that exists and takes no new file
@@ -180,7 +181,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_work(cohort, tmp_pat
     for parent in blocked:
         commands = {
             "ingest": ingest_args(metadata, folder, parent / "s.h5"),
-            "split": ["split", "--store", store, "--out", parent / "split.csv", "--folds", 2],
+            "split": ["split", "--store", store, "--out", parent / "split.csv", "--folds", 3],
             "simulate": ["simulate", "--out", parent / "sim", "--n-repertoires", 4, "--sequences-per-repertoire", 20,
                          "--witness-rate", 0.05],
             "train": ["train", "--store", store, "--split", tmp_path / "split.csv", "--fold", 0, "--out",
@@ -209,7 +210,7 @@ def test_training_on_a_label_of_one_class_is_one_line(cohort, tmp_path):
     store = tmp_path / "s.h5"
     result = run_cli(*ingest_args(metadata, folder, store), check=True)
     assert "single value" in result.stderr
-    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 2, check=True)
+    run_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", 3, check=True)
     result = run_cli("train", "--store", store, "--split", tmp_path / "split.csv", "--fold", 0, "--out",
                      tmp_path / "model", "--updates", 1)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from deeprc_hopfield.errors import MetadataError
-from deeprc_hopfield.metadata import infer_label, read_metadata
+from deeprc_hopfield.metadata import describe_label, infer_label, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -210,12 +210,11 @@ def test_numbers_written_differently_are_one_class(values, decimal_comma, classe
     assert label.values.tolist() == [0 if float(v.replace(",", ".")) == float(classes[0]) else 1 for v in values]
 
 
-def test_a_numeric_positive_class_is_matched_by_value(cohort, caplog):
+def test_a_numeric_positive_class_is_matched_by_value(cohort):
     metadata, folder = cohort
     metadata.write_text(metadata.read_text().replace("False", "0.0").replace("True", "1"))
-    with caplog.at_level("INFO", logger="deeprc_hopfield"):
-        meta = read_metadata(metadata, folder, positive_class="0")
-    assert "label 'label': binary, negative '1', positive '0'" in caplog.text  # the log says which class is which
+    meta = read_metadata(metadata, folder, positive_class="0")
+    assert describe_label(meta.labels["label"]) == "binary, negative '1', positive '0'"  # ingest logs which is which
     assert meta.labels["label"].classes == ["1", "0"] and meta.labels["label"].values.tolist() == [1, 0] * 3
     assert read_metadata(metadata, folder, positive_class="1.0").labels["label"].classes == ["0", "1"]
     assert meta.table["label"].tolist() == ["0", "1"] * 3  # the table names each class as the store does

@@ -165,7 +165,8 @@ def test_a_run_of_its_own_without_a_cohort_is_refused_rather_than_run_on_the_dem
     config.write_text("run: mycohort\n")
     result = snakemake("-n", "--nolock", "--configfile", config)
     out = result.stdout + result.stderr
-    assert result.returncode != 0 and "run 'mycohort' names no `metadata` and `repertoires`" in out, out[-2000:]
+    assert result.returncode != 0 and "run 'mycohort' does not name both `metadata` and `repertoires`" in out, \
+        out[-2000:]
 
 
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
@@ -250,8 +251,8 @@ def test_a_class_too_small_for_the_training_parts_stops_the_plan(tmp_path: Path)
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out
     assert f"metadata {metadata}, column 'label': class '1' has 3 subject(s): with 2 folds a fold's training part " \
-           "would hold 1 of them, fewer than the 2 that training's inner cross-validation needs (3 folds would keep " \
-           "2) (the config's `folds`)" in out.splitlines(), out[-2000:]
+           "would hold 1 of them, fewer than the 2 that the baselines' inner cross-validation needs (3 folds would " \
+           "keep 2) (the config's `folds`; or `baselines: []`)" in out.splitlines(), out[-2000:]
     assert snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "folds=3").returncode == 0
 
 
