@@ -359,8 +359,12 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         "several model directories (an ensemble of those)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", type=Path, help="repertoires from a store")
-    source.add_argument("--repertoires", type=Path, help="repertoire files in a folder (any supported format)")
-    p.add_argument("--metadata", type=Path, help="with --repertoires: subject ids and true labels from this table")
+    source.add_argument("--repertoires", type=Path,
+                        help="repertoire files in a folder (any supported format), read with the QC of the model's "
+                             "store; without --metadata every file is read (but hidden ones and earlier outputs of "
+                             "predict/attend) and its subject id is its name less its table and gzip extensions")
+    p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
+                                                 "labels (a missing label leaves true_label empty)")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
     _add_allow_training_subjects(p)

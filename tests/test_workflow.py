@@ -138,6 +138,16 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     # this run's fold models by name: a model of an earlier run with more folds is no member
     folds = " ".join(f"results/demo/models/fold{k}" for k in range(5))
     assert f"--model {folds} --repertoires" in planned.stdout
+    table = tmp_path / "new.csv"  # their table: the files to read, ids and (known) labels
+    table.write_text("subject_id,filename,label\nP1,a.tsv,1\n")
+    named = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}",
+                      f"new_metadata={table}")
+    assert named.returncode == 0 and f"--repertoires {new} --metadata {table}" in named.stdout, named.stderr
+    gone = snakemake("-n", "-F", "--nolock", "predict", "--config", f"new_repertoires={new}",
+                     f"new_metadata={tmp_path / 'gone.csv'}")
+    out = gone.stdout + gone.stderr
+    assert gone.returncode != 0 and f"new_metadata {tmp_path / 'gone.csv'}: file not found" in out
+    assert "MissingInputException" not in out and "Traceback" not in out
 
 
 def test_lint_is_clean():
@@ -360,6 +370,15 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     changed.write_bytes(sorted(patients.iterdir())[1].read_bytes())
     again = snakemake("-n", "predict", *args, "--config", f"new_repertoires={patients}", cwd=tmp_path, timeout=90)
     assert again.returncode == 0 and planned_jobs(again.stdout + again.stderr).get("predict_new") == 1, again.stdout
+    # an external validation cohort: their table names the files to read, their ids and true labels
+    files = sorted(p.name for p in patients.iterdir())[:3]
+    (tmp_path / "new.csv").write_text("subject_id,filename,label\n" + "".join(f"V{k},{name},{k % 2}\n"
+                                                                          for k, name in enumerate(files)))
+    labelled = snakemake("predict", *args, "--config", f"new_repertoires={patients}",
+                         f"new_metadata={tmp_path / 'new.csv'}", cwd=tmp_path, timeout=90)
+    assert labelled.returncode == 0, labelled.stderr[-3000:]
+    table = pd.read_csv(run / "new_patients" / "predictions.csv", dtype={"true_label": str})
+    assert table["subject_id"].tolist() == ["V0", "V1", "V2"] and table["true_label"].tolist() == ["0", "1", "0"]
 
 
 def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path):

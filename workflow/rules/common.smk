@@ -398,13 +398,24 @@ def new_repertoires_folder():
     return folder
 
 
+def new_metadata_option():
+    """`--metadata TABLE` for the new patients when the config names their table (`new_metadata`)."""
+    table = config["new_metadata"]
+    return f"--metadata {shlex.quote(table)}" if table else ""
+
+
+if config["new_metadata"] and not os.path.isfile(config["new_metadata"]):  # one line at plan time
+    raise WorkflowError(f"new_metadata {config['new_metadata']}: file not found (the config's `new_metadata`)")
+
+
 def new_repertoires(wildcards):
     """The predict job's inputs: every file of the new patients' folder, so that a file added, removed or changed
     in place scores the patients again (the folder itself where a name holds a brace, a wildcard to Snakemake)."""
     folder = new_repertoires_folder()
     files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
                    if not name.startswith(".") and os.path.isfile(os.path.join(folder, name)))
-    return [folder] if any("{" in path or "}" in path for path in files) else files
+    table = [config["new_metadata"]] if config["new_metadata"] else []
+    return ([folder] if any("{" in path or "}" in path for path in files) else files) + table
 
 
 # --- settings as job parameters ---------------------------------------------------------------

@@ -47,6 +47,7 @@ rule predict_new:
         benchmark_path("new_patients/predict.tsv")
     params:
         folder=lambda wildcards: new_repertoires_folder(),
+        metadata=lambda wildcards: new_metadata_option(),
         top=config["top_k"],
         device=config["device"],
     threads: config["threads"]["predict"]
@@ -56,6 +57,6 @@ rule predict_new:
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield predict --model {input.models} --repertoires {params.folder:q}"
+        "deeprc-hopfield predict --model {input.models} --repertoires {params.folder:q} {params.metadata}"
         " --device {params.device} --out {output.predictions} --attended {output.attended} --top {params.top}"
         " --threads {threads} > {log} 2>&1"
