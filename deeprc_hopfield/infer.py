@@ -8,7 +8,7 @@ import contextlib
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.encoding import decode
-from deeprc_hopfield.errors import DeepRCError, named_list
+from deeprc_hopfield.errors import DeepRCError, InputFormatError, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
@@ -25,6 +25,9 @@ from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.store import Repertoire, RepertoireStore
+
+if TYPE_CHECKING:
+    from deeprc_hopfield.ingest import ParsedRepertoire
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +156,11 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
     does, with the QC settings of the store the model was trained on (its defaults for an older model); each
     file's dropped rows by reason are logged."""
-    from deeprc_hopfield.ingest import parse_repertoire
-
     qc = qc_settings(saved)
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     for entry in entries:
-        parsed = parse_repertoire(entry.path, fmt, qc)
+        parsed = _parsed(entry, fmt, qc)
         log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
         v_names = np.asarray(parsed.v_call, dtype=object)
         j_names = np.asarray(parsed.j_call, dtype=object)
@@ -184,6 +185,19 @@ def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray
         log.warning("%s: %d%% of its sequences' V genes are unknown to the model (%s, ...; the model knows %s, ...): "
                     "another chain or species than it learnt from? its score means little", subject_id,
                     round(100 * unknown.sum() / called.sum()), seen, ", ".join(model_genes[:3]))
+
+
+def _parsed(entry: FileEntry, fmt: str, qc: QCSettings) -> ParsedRepertoire:
+    """One file read as `ingest` reads it; a file of no repertoire format is refused with how to leave it out."""
+    from deeprc_hopfield.ingest import parse_repertoire
+
+    try:
+        return parse_repertoire(entry.path, fmt, qc)
+    except InputFormatError as exc:
+        if not exc.message.startswith("unrecognised repertoire format"):
+            raise
+        raise InputFormatError(f"{exc.message}; not a repertoire? move it out of the folder, or name the files to "
+                               "read with --metadata (the workflow: new_metadata)", exc.path, exc.line) from None
 
 
 def qc_settings(saved: SavedModel) -> QCSettings:

@@ -170,6 +170,11 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     assert "2 file(s) in" in again.stderr and "outputs of deeprc-hopfield" in again.stderr
     assert len(pd.read_csv(tmp_path / "q.csv")) == 3
 
+    (folder / "README.txt").write_text("sample sheet\tnotes\nP1\tday 0\n")  # no repertoire: how to leave it out
+    notes = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "n.csv")
+    assert notes.returncode == 1 and "README.txt" in notes.stderr and "unrecognised repertoire format" in notes.stderr
+    assert "move it out of the folder, or name the files to read with --metadata" in notes.stderr
+    (folder / "README.txt").unlink()
     (folder / "Pat.day0.tsv.gz").write_bytes(gzip.compress((folder / "Pat.day0.tsv").read_bytes()))
     twice = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "r.csv")
     assert twice.returncode == 1 and "Traceback" not in twice.stderr
