@@ -786,7 +786,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
                         "kmer=results/demo/baselines/fold0/kmer_predictions.csv; a NAME repeated collects its files "
                         "(e.g. one per fold)")
-    p.add_argument("--split", required=True, type=Path, help="the split table (subject_id, fold) of the predictions")
+    p.add_argument("--split", type=Path, help="the split table (subject_id, fold) of the predictions; leave it out "
+                                              "for an external cohort (predict --repertoires DIR --metadata TABLE "
+                                              "with the fold models), scored as one fold")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="folder for metrics.tsv, roc.png, pr.png (written whole; see --force)")
     _add_force(p, "evaluation (a folder written by `evaluate`)")

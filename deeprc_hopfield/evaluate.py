@@ -69,23 +69,24 @@ def _read_one(path: Path) -> pd.DataFrame:
     return table
 
 
-def read_predictions(paths: list[Path], split: Split) -> pd.DataFrame:
-    """One method's held-out predictions with each row's fold from the split.
+def read_predictions(paths: list[Path], split: Split | None) -> pd.DataFrame:
+    """One method's held-out predictions with each row's fold from the split (no split: an external cohort, one
+    fold 0).
 
     Refuses a subject that is not in the split, one predicted twice, and a `fold` column that
     disagrees with the split. Returns columns subject_id, fold, probability, true_label.
     """
     table = pd.concat([_read_one(p) for p in paths], ignore_index=True)
+    if split is None:
+        _refuse_repeated(table)
+        return pd.DataFrame({"subject_id": table["subject_id"], "fold": 0, "probability": table["probability"],
+                             "true_label": table["true_label"].str.strip()})
     unknown = ~table["subject_id"].isin(split.subject_ids)
     if unknown.any():
         row = table[unknown].iloc[0]
         raise DeepRCError(f"subject '{row['subject_id']}' is not in the split {split.path}", row["source"],
                           int(row["line"]), "subject_id")
-    repeated = table["subject_id"].duplicated()
-    if repeated.any():
-        row = table[repeated].iloc[0]
-        raise DeepRCError(f"subject '{row['subject_id']}' is predicted twice (held-out predictions have one row "
-                          "per subject)", row["source"], int(row["line"]), "subject_id")
+    _refuse_repeated(table)
     fold = pd.Series(split.fold_of(table["subject_id"].tolist()), index=table.index)
     if "fold" in table.columns:
         given = pd.to_numeric(table["fold"], errors="coerce")
@@ -101,6 +102,15 @@ def read_predictions(paths: list[Path], split: Split) -> pd.DataFrame:
                     len(split))
     return pd.DataFrame({"subject_id": table["subject_id"], "fold": fold, "probability": table["probability"],
                          "true_label": table["true_label"].str.strip()})
+
+
+def _refuse_repeated(table: pd.DataFrame) -> None:
+    """A subject predicted twice: held-out predictions have one row per subject."""
+    repeated = table["subject_id"].duplicated()
+    if repeated.any():
+        row = table[repeated].iloc[0]
+        raise DeepRCError(f"subject '{row['subject_id']}' is predicted twice (held-out predictions have one row "
+                          "per subject)", row["source"], int(row["line"]), "subject_id")
 
 
 def positive_class(labels: list[str], given: str | None = None) -> str:
@@ -207,7 +217,7 @@ def is_evaluation_folder(folder: Path) -> bool:
     return names <= set(EVALUATION_FILES) and first_line(folder / "metrics.tsv").startswith("method\tfold\t")
 
 
-def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: str | Path,
+def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
              positive: str | None = None, force: bool = False) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv, OUT/roc.png, OUT/pr.png.
 
@@ -216,7 +226,8 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: st
     predictions
         Method name -> its predictions files (columns subject_id, probability, true_label; optional fold).
     split_path
-        The split table the predictions were made on.
+        The split table the predictions were made on; None for an external cohort that no model trained on
+        (`predict` refuses training subjects), scored as one fold.
     out
         Output folder, written whole; an existing one is replaced only when it is an earlier evaluation
         and `force` (refused before any work: :func:`deeprc_hopfield.io.check_output`).
@@ -231,7 +242,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path, out: st
     """
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
-    split = Split.read(split_path)
+    split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
     for table in tables.values():

@@ -70,6 +70,20 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
     assert not list(files["out"].glob(".*partial"))
 
 
+def test_an_external_cohort_without_a_split_is_scored_as_one_fold(files: dict) -> None:
+    """Predictions of a cohort no model trained on (predict --repertoires DIR --metadata TABLE): no split, one fold,
+    the metrics of all its rows; a subject predicted twice is still refused."""
+    result = deeprc_cli("evaluate", "--predictions", f"deeprc={files['model']}", "--out", files["out"])
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    assert table.loc["0", "n"] == 24 and table.loc["mean", "n"] == 24
+    assert table.loc["0", "roc_auc"] == pytest.approx(roc_auc_score(files["y"], files["p_model"]), abs=1e-6)
+    twice = files["model"].with_name("twice.csv")
+    twice.write_text(files["model"].read_text() + files["model"].read_text().splitlines()[1] + "\n")
+    refused = deeprc_cli("evaluate", "--predictions", f"deeprc={twice}", "--out", files["out"].with_name("e2"))
+    assert refused.returncode == 1 and "is predicted twice" in refused.stderr
+
+
 def test_positive_class_option_flips_the_auc(files: dict) -> None:
     default = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"])
     flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False",
