@@ -115,6 +115,10 @@ MIXCR = [
      "TRBV30*00(900)", "", "TRBJ2-3*00(250),TRBJ2-5*00(240)", "", "TGTGCCTGGAGTGTG", "35",
      "CAWSVDTDTQYF", ":::"],
 ]
+# MiXCR 2's default export names the same columns in words.
+MIXCR_2 = [["Clone ID", "Clone count", "Clone fraction", "Clonal sequence(s)", "Clonal sequence quality(s)",
+            "All V hits", "All D hits", "All J hits", "All C hits", "N. Seq. CDR3", "Min. qual. CDR3",
+            "AA. Seq. CDR3", "Ref. points"], *MIXCR[1:]]
 MIXCR_EXPECTED = [
     ("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 1520.0, None, None),
     ("CASS_TGF", "TRBV7-2", "TRBJ1-1", 310.5, False, None),  # '_': out of frame
@@ -180,6 +184,7 @@ CASES = {
     "immunoseq_v1": ("immunoseq", IMMUNOSEQ_V1, "\t", IMMUNOSEQ_V1_EXPECTED),
     "immunoseq_v2": ("immunoseq", IMMUNOSEQ_V2, "\t", IMMUNOSEQ_V2_EXPECTED),
     "mixcr": ("mixcr", MIXCR, "\t", MIXCR_EXPECTED),
+    "mixcr_2": ("mixcr", MIXCR_2, "\t", MIXCR_EXPECTED),
     "10x": ("10x", TENX, ",", TENX_EXPECTED),
     "vdjtools": ("vdjtools", VDJTOOLS, "\t", VDJTOOLS_EXPECTED),
     "airr": ("airr", AIRR, "\t", AIRR_EXPECTED),

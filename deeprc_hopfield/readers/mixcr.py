@@ -1,5 +1,6 @@
 """MiXCR clone tables (`mixcr exportClones`): `aaSeqCDR3`, `cloneCount`, `allVHitsWithScore` or
-`bestVGene` (the best hit is kept). An `_` in the CDR3 marks an out-of-frame clone (non-productive)."""
+`bestVGene` (the best hit is kept); MiXCR 2's column names (`AA. Seq. CDR3`, `Clone count`, `All V hits`) alike.
+An `_` in the CDR3 marks an out-of-frame clone (non-productive)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from deeprc_hopfield.readers.common import (
 )
 
 NAME = "mixcr"
-AA_COLUMNS = ["aaSeqCDR3", "aaSeqImputedCDR3"]
-COUNT_COLUMNS = ["cloneCount", "readCount", "uniqueMoleculeCount"]
-V_COLUMNS = ["bestVGene", "bestVHit", "allVHitsWithScore", "allVHits"]
-J_COLUMNS = ["bestJGene", "bestJHit", "allJHitsWithScore", "allJHits"]
+# MiXCR 3 and 4 names first, then MiXCR 2's (its default export: `Clone count`, `All V hits`, `AA. Seq. CDR3`)
+AA_COLUMNS = ["aaSeqCDR3", "aaSeqImputedCDR3", "AA. Seq. CDR3"]
+COUNT_COLUMNS = ["cloneCount", "readCount", "uniqueMoleculeCount", "Clone count"]
+V_COLUMNS = ["bestVGene", "bestVHit", "allVHitsWithScore", "allVHits", "Best V hit", "Best V Hit", "All V hits"]
+J_COLUMNS = ["bestJGene", "bestJHit", "allJHitsWithScore", "allJHits", "Best J hit", "Best J Hit", "All J hits"]
 
 
 def matches(header: list[str]) -> bool:
-    """MiXCR names its CDR3 `aaSeqCDR3` (or `aaSeqImputedCDR3`)."""
+    """MiXCR names its CDR3 `aaSeqCDR3` (or `aaSeqImputedCDR3`; MiXCR 2: `AA. Seq. CDR3`)."""
     return any(c in header for c in AA_COLUMNS)
 
 
