@@ -33,7 +33,7 @@ from scipy import sparse
 
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.genes import V_LEVEL_NAMES, V_LEVELS
+from deeprc_hopfield.genes import V_LEVELS, clone_rule_name
 from deeprc_hopfield.heap import give_back_freed_memory
 from deeprc_hopfield.metrics import SIGNIFICANT_GAIN_Z, paired_auc_difference
 from deeprc_hopfield.cdr3 import core_bounds
@@ -94,7 +94,7 @@ class CloneRule:
             raise DeepRCError(f"clone radius must be 0 or 1 (or {AUTO}), got {self.radius!r}")
 
     def __str__(self) -> str:
-        return f"{V_LEVEL_NAMES[self.v_level]}, {'exact' if self.radius == 0 else '1 substitution'}"
+        return clone_rule_name(self.v_level, self.radius)
 
     def as_dict(self) -> dict:
         return {"v_level": self.v_level, "radius": self.radius}

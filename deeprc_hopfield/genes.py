@@ -24,6 +24,14 @@ LOCI = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 V_LEVELS = ("family", "gene", "none")
 #: How logs, `inspect` and the report name a clone key of each V level.
 V_LEVEL_NAMES = {"family": "CDR3 + V family", "gene": "CDR3 + V gene", "none": "CDR3 alone"}
+
+
+def clone_rule_name(v_level: str | None, radius: int | None) -> str:
+    """A clone rule as logs, `inspect` and the report name it: `CDR3 + V family, exact`."""
+    key = V_LEVEL_NAMES.get(v_level, f"CDR3 + V {v_level}")
+    return f"{key}, {'exact' if radius == 0 else '1 substitution'}"
+
+
 _MISSING_WORDS = {"", "na", "nan", "none", "null", "unresolved", "unknown", "-"}
 #: A name that ends in a member number (`TRBV5-1`, `TCRBV05-01`, `TRAV1S1`) names a gene, not a family.
 _NAMES_MEMBER = re.compile(r"[-S.]\d+$")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from deeprc_hopfield.errors import StoreError
-from deeprc_hopfield.genes import V_LEVEL_NAMES
+from deeprc_hopfield.genes import clone_rule_name
 from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
 from deeprc_hopfield.store import RepertoireStore
 
@@ -103,16 +103,10 @@ def clone_rule_text(rule: dict | None) -> str:
     """The clone rule a model's memory chose (V level, radius), its AUCs and whether it is used."""
     if not rule:
         return "-"
-    radius = "exact" if rule.get("radius") == 0 else "1 substitution"
-    return (f"{_key_text(rule.get('v_level'))}, {radius}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
+    return (f"{clone_rule_name(rule.get('v_level'), rule.get('radius'))}; AUC {rule.get('inner_auc', float('nan')):.2f} inner CV, "
             f"{rule.get('validation_auc', float('nan')):.2f} validation"
             + (f"; pgen above {rule['pgen_cutoff']:g} left out" if rule.get("pgen_cutoff") else "")
             + ("" if rule.get("used") else "; not used") + _refit_text(rule.get("refit")))
-
-
-def _key_text(v_level: str | None) -> str:
-    """A clone key's V level as the logs name it."""
-    return V_LEVEL_NAMES.get(v_level, f"CDR3 + V {v_level}")
 
 
 def memory_choice_text(choice: dict | None) -> str:
@@ -131,10 +125,8 @@ def _refit_text(refit: dict | None) -> str:
     """The clone rule chosen again on all training repertoires for a memory alone, or nothing."""
     if not refit:
         return ""
-    radius = "exact" if refit.get("radius") == 0 else "1 substitution"
-    key = _key_text(refit.get("v_level"))
-    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: {key}, "
-            f"{radius}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
+    return (f"; memory alone, refit on {refit.get('repertoires')} training repertoires: "
+            f"{clone_rule_name(refit.get('v_level'), refit.get('radius'))}, {refit.get('clones')} clones (AUC {refit.get('inner_auc', float('nan')):.2f} inner CV)")
 
 
 def reference_text(reference: dict) -> str:
