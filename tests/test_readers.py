@@ -316,6 +316,19 @@ def test_airr_cdr3_aa_only(tmp_path):
                                    (None, "TRBV5-1", "TRBJ2-7", 2.0, True, None)]
 
 
+def test_airr_empty_junction_takes_its_cdr3_aa(tmp_path):
+    """AIRR allows a blank `junction_aa`: a row with a filled `cdr3_aa` keeps its receptor (anchors added),
+    a row with both blank stays empty (dropped by QC and counted); filled junctions are kept as they are."""
+    rows = [["sequence_id", "junction_aa", "cdr3_aa", "v_call", "j_call", "duplicate_count"],
+            ["a", "CASSLGQAYEQYF", "ASSLGQAYEQY", "TRBV5-1*01", "TRBJ2-7*01", "3"],
+            ["b", "", "ASSPTGGYGYT", "TRBV7-9*01", "TRBJ1-2*01", "2"],
+            ["c", "", "AKDRGYFDY", "IGHV3-23*01", "IGHJ4*02", "1"],
+            ["d", "", "", "TRBV5-1*01", "TRBJ2-7*01", "4"]]
+    read = read_repertoire_file(write(tmp_path / "blank_junctions.tsv", rows))
+    assert read.fmt == "airr" and read.cdr3.column == "junction_aa"
+    assert read.table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPTGGYGYTF", "CAKDRGYFDYW", None]
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_other_reader_gives_junctions(tmp_path, case):
     fmt, rows, sep, _ = CASES[case]

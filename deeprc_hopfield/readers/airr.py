@@ -2,17 +2,20 @@
 
 The CDR3 comes from `junction_aa`, else `cdr3_aa`, else the nucleotide `junction`/`cdr3`
 translated with Biopython (a length that is not a multiple of 3 is out of frame: non-productive).
+A row whose `junction_aa` is empty takes its junction from a filled `cdr3_aa` (anchors added):
+AIRR allows either field to be blank, and some tools fill only the CDR3.
 `junction_aa`/`junction` hold junctions, `cdr3_aa`/`cdr3` IMGT CDR3s (see `deeprc_hopfield.cdr3`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION
+from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, add_anchors
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.readers.common import (
@@ -24,6 +27,8 @@ from deeprc_hopfield.readers.common import (
     require,
     tidy,
 )
+
+log = logging.getLogger(__name__)
 
 NAME = "airr"
 AA_COLUMNS = ["junction_aa", "cdr3_aa"]
@@ -76,22 +81,43 @@ def _translate(nucleotides: pd.Series, path: Path, column: str) -> tuple[pd.Seri
     )
 
 
+def _blank(text: pd.Series) -> np.ndarray:
+    """Which entries hold no sequence (missing, empty or spaces)."""
+    return (text.isna() | (text.astype(str).str.strip() == "")).to_numpy()
+
+
+def _junctions_from_cdr3(junction_aa: pd.Series, frame: pd.DataFrame, j_call: pd.Series, path: Path) -> pd.Series:
+    """`junction_aa`, its blank rows filled from `cdr3_aa` where that holds a CDR3 (anchors added)."""
+    filled = _blank(junction_aa) & ~_blank(frame["cdr3_aa"])
+    if not filled.any():
+        return junction_aa
+    rows = frame.index[filled]
+    junctions = add_anchors(frame.loc[rows, "cdr3_aa"], j_call.loc[rows], column_or_missing(frame, "locus").loc[rows])
+    log.info("%s: %d rows with an empty junction_aa took their junction from cdr3_aa (conserved C and F/W added)",
+             path, int(filled.sum()))
+    return junction_aa.astype(object).where(~filled, junctions)
+
+
 def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read an AIRR Rearrangement file into the tidy table."""
     aa_col = first_present(header, AA_COLUMNS)
     nt_col = None if aa_col else require(header, AA_COLUMNS + NT_COLUMNS, path, "AIRR")
-    wanted = [c for c in [aa_col, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
-    frame = read_columns(path, delimiter, wanted, text=(aa_col or nt_col,))
+    backup = "cdr3_aa" if aa_col == "junction_aa" and "cdr3_aa" in header else None
+    wanted = [c for c in [aa_col, backup, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
+    frame = read_columns(path, delimiter, wanted, text=tuple(c for c in (aa_col or nt_col, backup) if c))
     productive = parse_productive(frame, "productive", path)
+    j_call = normalise_genes(column_or_missing(frame, "j_call"))
     if aa_col:
         junction_aa = column_or_missing(frame, aa_col)
+        if backup:
+            junction_aa = _junctions_from_cdr3(junction_aa, frame, j_call, path)
     else:
         junction_aa, in_frame = _translate(column_or_missing(frame, nt_col), path, nt_col)
         productive = productive.mask(~in_frame.to_numpy(), False)
     return tidy(
         junction_aa,
         normalise_genes(column_or_missing(frame, "v_call")),
-        normalise_genes(column_or_missing(frame, "j_call")),
+        j_call,
         parse_counts(frame, COUNT_COLUMNS, path),
         productive,
         column_or_missing(frame, "locus"),
