@@ -453,6 +453,15 @@ def test_unrecognised_header(tmp_path):
         detect_format(path)
 
 
+def test_upper_case_header_is_told_that_names_are_case_sensitive(tmp_path):
+    path = write(tmp_path / "upper.tsv", [["JUNCTION_AA", "V_CALL"], ["CASSLGQAYEQYF", "TRBV5-1"]])
+    with pytest.raises(InputFormatError, match="case-sensitive.*JUNCTION_AA -> junction_aa.*read as airr"):
+        detect_format(path)
+    with pytest.raises(InputFormatError) as info:
+        detect_format(write(tmp_path / "odd.tsv", [["SAMPLE", "VALUE"], ["x", "1"]]))
+    assert "case-sensitive" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     "fmt, column",
     [("immunoseq", "aminoAcid"), ("10x", "cdr3"), ("vdjtools", "cdr3aa"), ("mixcr", "aaSeqCDR3")],

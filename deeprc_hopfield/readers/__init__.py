@@ -58,10 +58,21 @@ def detect_format(path: str | Path) -> str:
             return name
     raise InputFormatError(
         "unrecognised repertoire format: the header matches none of "
-        f"{', '.join(FORMATS)} (columns found: {', '.join(header[:12])}{' ...' if len(header) > 12 else ''})",
+        f"{', '.join(FORMATS)} (columns found: {', '.join(header[:12])}{' ...' if len(header) > 12 else ''})"
+        f"{_case_hint(header)}",
         path,
         line=1,
     )
+
+
+def _case_hint(header: list[str]) -> str:
+    """A hint where the header would match a format in lower case (column names are case-sensitive)."""
+    lower = [name.lower() for name in header]
+    found = next((name for name, module in READERS.items() if module.matches(lower)), None)
+    if found is None:
+        return ""
+    renamed = ", ".join(f"{a} -> {b}" for a, b in zip(header, lower) if a != b)
+    return f"; column names are case-sensitive: in lower case ({renamed[:120]}) it would be read as {found}"
 
 
 def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, str]:
