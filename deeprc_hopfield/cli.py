@@ -625,8 +625,6 @@ def _run_split(args: argparse.Namespace) -> int:
     from deeprc_hopfield.split import is_split_table, make_split
 
     check_output(args.out, "split", args.force, folder=False, recognise=is_split_table)
-    if not args.out.parent.is_dir():
-        raise DeepRCError(f"cannot write output: folder '{args.out.parent}' does not exist", args.out)
     split = make_split(store_path=args.store, folds=args.folds, seed=args.seed, label_column=args.label_column,
                        group_column=args.group_column)
     write_table(split, args.out)

@@ -103,9 +103,8 @@ class StoreWriter:
     def __init__(self, path: str | Path, parameters: dict | None = None) -> None:
         self.path = Path(path)
         folder = self.path.parent
-        if not folder.is_dir():
-            raise StoreError(f"cannot create store: folder '{folder}' does not exist", self.path)
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             handle, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=folder)
             os.close(handle)
         except OSError as exc:

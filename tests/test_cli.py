@@ -113,8 +113,11 @@ def test_user_mistakes_get_one_line_and_no_store(cohort, tmp_path, name):
 
 def test_unwritable_store_path_and_unreadable_store(cohort, tmp_path):
     metadata, folder = cohort
-    result = run_cli(*ingest_args(metadata, folder, tmp_path / "no" / "such" / "dir" / "s.h5"))
-    assert result.returncode != 0 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "new" / "dir" / "s.h5"))
+    assert result.returncode == 0 and (tmp_path / "new" / "dir" / "s.h5").is_file()  # missing folders are made
+    (tmp_path / "file").write_text("x")
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "file" / "s.h5"))
+    assert result.returncode != 0 and "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "junk.h5").write_text("hello")
     result = run_cli("inspect", tmp_path / "junk.h5")
     assert result.returncode != 0 and "not a readable HDF5 file" in result.stderr

@@ -161,8 +161,9 @@ def test_writer_leaves_nothing_when_not_committed(tmp_path):
 
 
 def test_unwritable_and_unreadable_paths(tmp_path, monkeypatch):
-    with pytest.raises(StoreError, match="does not exist"):
-        StoreWriter(tmp_path / "nope" / "s.h5")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="cannot write in"):
+        StoreWriter(tmp_path / "file" / "s.h5")
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
     with pytest.raises(StoreError, match="not a readable HDF5"):

@@ -65,11 +65,8 @@ def _written_by(command: str) -> Callable[[Path], bool]:
 
 
 def _check_output(out: Path, command: str, force: bool) -> None:
-    """Refuse, before any work, an `out` that is taken (:func:`deeprc_hopfield.io.check_output`) or whose
-    parent folder is missing."""
+    """Refuse, before any work, an `out` that is taken (:func:`deeprc_hopfield.io.check_output`)."""
     check_output(out, command, force, recognise=_written_by(command))
-    if not out.parent.is_dir():
-        raise DeepRCError(f"cannot write output: folder '{out.parent}' does not exist", out)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,6 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield import __version__
-from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.simulate.background import Background, background_model
 from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_receptors
@@ -282,8 +281,6 @@ def _is_simulation(folder: Path) -> bool:
 def _prepare_output(out: Path, force: bool) -> None:
     """Refuse an output that exists and is not empty, unless `force` and it is an earlier simulation."""
     check_output(out, "simulate", force, recognise=_is_simulation)
-    if not out.parent.exists():
-        raise SimulationError("the folder that should hold the output does not exist", out.parent)
 
 
 def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, force: bool = False) -> Path:
