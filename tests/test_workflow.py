@@ -459,6 +459,11 @@ def test_semicolon_metadata_and_braces_in_file_names_plan_as_ingest_reads_them(t
     table.to_csv(metadata, index=False, sep=";")
     result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", f"repertoires={folder}")
     assert result.returncode == 0 and "rule ingest" in result.stdout, result.stdout + result.stderr
+    braced = folder.rename(tmp_path / "batch{2}")  # a folder's own braces cannot be an input: one line, at plan
+    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", f"repertoires={braced}")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "WildcardError" not in out and "Traceback" not in out
+    assert f"repertoires {braced}: Snakemake reads braces in a path as a wildcard" in out, out[-2000:]
 
 
 def test_settings_that_contradict_each_other_or_a_file_in_place_of_the_run_folder_stop_the_plan(tmp_path: Path):

@@ -184,7 +184,19 @@ def check_result_folders():
                                     "rename it or choose another `run`")
 
 
+def check_paths_without_braces():
+    """A path the config names must hold no brace: Snakemake reads `{...}` in a job's input as a wildcard (an
+    error naming no setting). Braces in the names of the files in a folder are fine (the folder is the input)."""
+    paths = {key: config[key] for key in ("metadata", "repertoires", "new_repertoires", "new_metadata")}
+    paths["reference: file:"] = config["reference"]["file"]
+    for key, path in paths.items():
+        if path and ("{" in str(path) or "}" in str(path)):
+            raise WorkflowError(f"{key} {path}: Snakemake reads braces in a path as a wildcard, so it cannot be a "
+                                "job's input: rename it, or link it under a name without braces (ln -s)")
+
+
 check_result_folders()
+check_paths_without_braces()
 check_config_sections()
 METADATA = read_metadata_table(config["metadata"])
 check_metadata(METADATA)
