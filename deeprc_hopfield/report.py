@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield import __version__
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
@@ -85,6 +85,27 @@ def _read(path: Path, what: str, sep: str = "\t") -> pd.DataFrame:
         raise DeepRCError(f"{what} not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DeepRCError(f"cannot read {what}: {exc}", path) from None
+
+
+def check_same_cohort(store_path: Path, attended: list[Path], models: list[Path]) -> None:
+    """Refuse, in one line, attended tables and models of another cohort than the store's: their repertoires
+    must be the store's subjects, and a model's training files (by sha256, where it recorded them) the store's."""
+    with RepertoireStore(store_path) as store:
+        subjects = set(store.subject_ids)
+        provenance = store.provenance()
+        digests = dict(zip(store.subject_ids, provenance["sha256"])) if "sha256" in provenance else {}
+    for path in attended:
+        ids = _read(path, "attended-sequence table").get("repertoire_id", pd.Series(dtype=str)).dropna().unique()
+        alien = sorted(set(ids) - subjects)
+        if alien:
+            raise DeepRCError(f"{len(alien)} of its {len(ids)} repertoires are not in the store {store_path} "
+                              f"({named_list(alien)}): the attended table of another cohort?", path)
+    for path in models:
+        recorded = read_model_config(path).get("training", {}).get("subject_sha256") or {}
+        other = sorted(s for s, digest in recorded.items() if digests.get(s) not in (digest, None) or s not in subjects)
+        if other:
+            raise DeepRCError(f"trained on {len(other)} repertoire(s) that are not the store's ({named_list(other)}; "
+                              f"store {store_path}): a model of another cohort?", path)
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -318,6 +339,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
                  interpretation: str | Path | None = None, models: list[Path] | None = None) -> str:
     """The report as one HTML string (see the module docstring for its sections)."""
     metrics_table = _read(Path(metrics), "metrics table")
+    check_same_cohort(Path(store), [Path(p) for p in attended], [Path(p) for p in models or []])
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     software = pd.DataFrame(list(versions().items()), columns=["software", "version"])
     body = [

