@@ -29,6 +29,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value:g}")
+    return value
+
+
+def _motif_alpha(args: argparse.Namespace) -> dict:
+    """`motif_alpha` where --motif-alpha was given (else the interpretation's own default)."""
+    return {} if args.motif_alpha is None else {"motif_alpha": args.motif_alpha}
+
+
 def _add_force(p: argparse.ArgumentParser, what: str) -> None:
     """--force: replace an earlier output of the same command at --out, never anything else."""
     p.add_argument("--force", action="store_true",
@@ -546,6 +561,10 @@ def _add_interpret_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motif-top", type=_positive_int, default=100,
                    help="top-ranked sequences searched for motifs (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the motif background sample (default: 0)")
+    p.add_argument("--motif-alpha", type=_probability, metavar="ALPHA",
+                   help="family-wise error rate of the motif tests: a motif is listed only when it is enriched among "
+                        "the top-ranked sequences and more common in positive than in negative repertoires, each "
+                        "one-sided Fisher test at ALPHA over the patterns tested (Bonferroni; default: 0.05)")
 
 
 def _run_interpret(args: argparse.Namespace) -> int:
@@ -559,7 +578,7 @@ def _run_interpret(args: argparse.Namespace) -> int:
     interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
               label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
               seed=args.seed, allow_training_subjects=args.allow_training_subjects, labels=args.labels,
-              force=args.force, attention_file=args.attention)
+              force=args.force, attention_file=args.attention, **_motif_alpha(args))
     log.info("wrote %s", args.out)
     return 0
 
@@ -588,7 +607,7 @@ def _run_interpret_summary(args: argparse.Namespace) -> int:
     from deeprc_hopfield.interpret import summarise
 
     summarise(folders=args.interpretations, store=args.store, out=args.out, top=args.top, motif_top=args.motif_top,
-              seed=args.seed, force=args.force)
+              seed=args.seed, force=args.force, **_motif_alpha(args))
     log.info("wrote %s", args.out)
     return 0
 

@@ -182,13 +182,16 @@ def figures_section(folder: Path) -> str:
 
 
 def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None = None,
-                     top: int = TOP_SEQUENCES) -> pd.DataFrame:
+                     top: int = TOP_SEQUENCES, positive: str | None = None) -> pd.DataFrame:
     """The sequences found most often among the top-attended sequences of the held-out repertoires.
 
     One row per (junction_aa, v_call, j_call): the number of repertoires whose top list holds it
     (and, with `classes_of` mapping repertoire id -> class, how many of each class), its best rank,
     its highest attention weight and up to three of those repertoires; sorted by repertoires, then
-    best rank, then attention.
+    best rank, then attention. With `positive` (a class of `classes_of`) only sequences in a positive
+    repertoire's top list are kept, sorted by those repertoires first and the other classes' after (fewest
+    first): every repertoire's attention sums to the same whatever the call, so a control's top list is
+    merely its best match.
     """
     needed = {"repertoire_id", "rank", "attention", "junction_aa"}
     if not needed <= set(attended.columns):
@@ -208,28 +211,45 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
         per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
             index=keys, columns="class", values="repertoire_id", aggfunc="count", fill_value=0)
         out = out.join(per_class.rename(columns=lambda c: f"in {c}"))
-    out = out.sort_values(["repertoires", "best_rank", "max_attention"], ascending=[False, True, False])
+    if positive is not None:
+        column = f"in {positive}"
+        out = out[out[column] > 0] if column in out.columns else out.iloc[:0]
+        out = out.assign(_others=out["repertoires"] - out[column] if column in out.columns else 0)
+        out = out.sort_values([column, "_others", "best_rank", "max_attention"],
+                              ascending=[False, True, True, False]).drop(columns="_others")
+    else:
+        out = out.sort_values(["repertoires", "best_rank", "max_attention"], ascending=[False, True, False])
     return out.head(top).reset_index()
 
 
 def attended_section(paths: list[Path], store_path: Path, label_name: str | None) -> str:
     tables = [_read(p, "attended-sequence table") for p in paths]
     attended = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    classes_of = None
+    classes_of, positive = None, None
     with RepertoireStore(store_path) as store:
         names = [label_name] if label_name else store.label_names[:1]
         if names and names[0] in store.label_names:
             label = store.label(names[0])
             if label.kind != "numeric":
                 classes_of = {s: f"{names[0]}={label.classes[v]}" for s, v in zip(store.subject_ids, label.values)}
+            if label.kind == "binary":
+                positive = f"{names[0]}={label.classes[-1]}"
     if attended.empty:
         return "<h2>Most attended sequences</h2><p>No attended sequences were given.</p>"
-    summary = attended_summary(attended, classes_of)
-    n_reps = attended["repertoire_id"].nunique()
+    summary = attended_summary(attended, classes_of, positive=positive)
     top_k = int(attended.groupby("repertoire_id").size().max())
+    if positive is None:
+        which = f"{attended['repertoire_id'].nunique()} held-out repertoires"
+    else:
+        n_positive = sum(classes_of.get(r) == positive for r in attended["repertoire_id"].unique())
+        which = (f"the {n_positive} held-out repertoires of {_e(positive)}, sorted by how many of them list it, then "
+                 "by how few others do (a control's top list is only its best match: every repertoire's attention "
+                 "sums to the same whatever the call)")
     return (f"<h2>Most attended sequences</h2><p>The {len(summary)} sequences found most often among the top "
-            f"{top_k} attended sequences of {n_reps} held-out repertoires (each scored by the model of the fold "
-            "that held it out).</p>" + known_share_note(attended, f"the top {top_k} attended sequences")
+            f"{top_k} attended sequences of {which}; each repertoire scored by the model of the fold that held it "
+            "out. <code>max_attention</code> is the largest attention weight (a share of the repertoire's "
+            "attention, which sums to between 1 and the number of heads; 1/n for a repertoire of n sequences is "
+            "uniform).</p>" + known_share_note(attended, f"the top {top_k} attended sequences")
             + html_table(summary, "{:.4g}"))
 
 

@@ -106,6 +106,9 @@ def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, int
     info = json.loads((out / "interpretation.json").read_text())
     assert info["repertoires"] == {"positive": 5, "negative": 5} and info["label_source"] == "store"
     assert info["top_motif"] == "GRDT"
+    assert (motifs["label_log10_p"] <= info["motif_test"]["log10_p_max"]).all()  # more common in positives
+    assert info["motif_test"]["alpha"] == 0.05 and info["motif_test"]["patterns_tested"] > 0
+    assert info["positive_sample_sequences"] > 0 and info["notes"] == []
     assert sorted(p.name for p in out.parent.iterdir()) == ["interpretation"]  # no temporary folder left
 
     section = interpretation_section(out)  # the report's section: tables and every logo embedded
@@ -309,6 +312,17 @@ def test_find_motifs_recovers_a_gapped_motif():
     assert motifs.loc[0, "gaps"] == 1 and motifs.loc[0, "background_support"] < 5
     assert not motifs["motif"].isin(["R.DT", "GR.D", "G..DT"]).any()  # sub-patterns of the same sequences
     assert pattern_string(pattern_code("GR.DT")) == "GR.DT" and pattern_string(pattern_code("CA..F")) == "CA..F"
+    assert motifs.attrs["patterns_tested"] > 100 and (motifs["log10_p"] <= motifs.attrs["log10_p_max"]).all()
+    # the label test: GR.DT in 2% of the positives' sequences and about none of the negatives' passes it ...
+    positives = [implant(s) if k % 50 == 0 else s for k, s in enumerate(random_cdr3s(5000))]
+    found = find_motifs(foreground, random_cdr3s(5000), positives=positives)
+    assert found.loc[0, "motif"] == "GR.DT" and found.loc[0, "positive_fraction"] == pytest.approx(0.02, abs=0.003)
+    assert found.loc[0, "label_log10_p"] < found.attrs["log10_p_max"]
+    # ... but a pattern the model's picks share while both classes carry it alike (no signal) is no motif
+    alike = [implant(s) if k % 50 == 0 else s for k, s in enumerate(random_cdr3s(5000))]
+    nothing = find_motifs(foreground, alike, positives=positives)
+    assert nothing.empty and nothing.attrs["patterns_tested"] > 100
+    assert list(nothing.columns) == list(found.columns)
 
 
 def _store_without_genes(folder: Path, labelled: bool = True) -> Path:

@@ -84,6 +84,14 @@ def test_attended_summary_counts_repertoires_and_classes() -> None:
     assert first["max_attention"] == pytest.approx(0.3)
     assert (first["in y=0"], first["in y=1"], first["examples"]) == (1, 1, "A, B")
     assert len(summary) == 3  # CXF without V is another clone
+    attended = pd.concat([attended, pd.DataFrame({"repertoire_id": ["A", "C"], "rank": [3, 1], "attention": [0.01, 0.9],
+                                                  "junction_aa": ["CZF", "CZF"], "v_call": ["V1", "V1"],
+                                                  "j_call": ["J1", "J1"]})], ignore_index=True)
+    positives = attended_summary(attended, {"A": "y=1", "B": "y=0", "C": "y=1", "D": "y=0"}, positive="y=1")
+    # only what a positive lists: most positives first, then fewest controls (CXF of V1 is in B's list too)
+    assert list(zip(positives["junction_aa"], positives["v_call"])) == [("CZF", "V1"), ("CYF", "V1"), ("CXF", ""),
+                                                                        ("CXF", "V1")]
+    assert positives["in y=1"].tolist() == [2, 1, 1, 1] and positives["in y=0"].tolist() == [0, 0, 0, 1]
 
 
 def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path) -> None:

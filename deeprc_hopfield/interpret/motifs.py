@@ -22,6 +22,14 @@ background sequences, so `GR.DT` wins; `GRADT` is more specific still, but loses
 foreground. Patterns are encoded as base-21 integers (0 = gap) and counted with numpy over all
 windows at once, never in a Python loop over sequences.
 
+**Significance.** Only motifs that pass two one-sided Fisher tests, each at `alpha` over the number of
+patterns tested (Bonferroni), are reported: the test above (enriched among the top-ranked sequences),
+and, with a sample of the positive repertoires' sequences (`positives`), a test that the pattern is
+more common in positive than in negative repertoires (`label_log10_p`). The first alone is circular:
+the foreground is chosen by the model's attention, so whatever its filters select (even in a cohort
+with no signal) is enriched there; the second asks the repertoires themselves, whatever the model
+attends. A cohort without a pattern that passes both gets an empty table, not the best of noise.
+
 The reported list is made non-redundant greedily: a motif is kept only if at most half of its
 foreground supporters are already explained by a motif ranked above it, so a second, different
 motif shows up instead of variants of the first.
@@ -44,7 +52,9 @@ GAP = "."
 _BASE = len(AMINO_ACIDS) + 1  # digit 0 = gap, 1..20 = residues
 _LETTERS = np.array([GAP, *AMINO_ACIDS])
 MOTIF_COLUMNS = ["rank", "motif", "width", "gaps", "support", "support_fraction", "background_support",
-                 "background_fraction", "log2_enrichment", "log10_p"]
+                 "background_fraction", "log2_enrichment", "log10_p", "positive_fraction", "label_log10_p"]
+#: Family-wise error rate of the motif tests (Bonferroni over the patterns tested).
+ALPHA = 0.05
 
 
 def gap_masks(width: int, max_gaps: int = MAX_GAPS) -> list[np.ndarray]:
@@ -107,7 +117,7 @@ def sequence_patterns(sequences: list[str], keep: np.ndarray | None = None, widt
 
 
 def find_motifs(foreground: list[str], background: list[str], min_support: int = 3, top: int = 20,
-                max_overlap: float = 0.5) -> pd.DataFrame:
+                max_overlap: float = 0.5, positives: list[str] | None = None, alpha: float = ALPHA) -> pd.DataFrame:
     """Gapped patterns enriched in `foreground` over `background` (see the module docstring).
 
     Parameters
@@ -122,39 +132,71 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
         Motifs reported at most.
     max_overlap
         Largest share of a motif's foreground supporters that may already support a better motif.
+    positives
+        A sample of the positive repertoires' sequences, `background` being the negatives': the label test
+        (see the module docstring); None tests enrichment among the top-ranked sequences alone.
+    alpha
+        Family-wise error rate of each test, Bonferroni over the patterns tested.
 
     Returns
     -------
     Columns :data:`MOTIF_COLUMNS` (support: foreground sequences carrying the motif; log10_p: of
-    the one-sided Fisher test), best first; empty when no pattern reaches `min_support`.
+    the one-sided Fisher test; label_log10_p: of the label test, NaN without `positives`), best first;
+    empty when no pattern reaches `min_support` or passes the tests. ``attrs["patterns_tested"]`` and
+    ``attrs["log10_p_max"]`` say how many patterns were tested and the largest log10 p that passed.
     """
-    from scipy.stats import hypergeom
-
     n_fg, n_bg = len(foreground), len(background)
     fg = sequence_patterns(foreground)
     support = fg.groupby("pattern")["sequence"].nunique()
     support = support[support >= max(min_support, int(np.ceil(0.05 * n_fg)))]
+    log10_p_max = float(np.log10(alpha / max(len(support), 1)))
     if support.empty:
-        return pd.DataFrame(columns=MOTIF_COLUMNS)
-    bg = sequence_patterns(background, keep=support.index.to_numpy())
-    stats = pd.DataFrame({"support": support,
-                          "background_support": bg.groupby("pattern")["sequence"].nunique()
-                          .reindex(support.index, fill_value=0)})
+        return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, log10_p_max)
+    stats = pd.DataFrame({"support": support, "background_support": _supporters(background, support.index)})
     k, kb = stats["support"].to_numpy(), stats["background_support"].to_numpy()
-    log_p = np.array([hypergeom.logsf(x - 1, n_fg + n_bg, x + y, n_fg) for x, y in zip(k, kb)])
-    stats["log10_p"] = log_p / np.log(10)
+    stats["log10_p"] = _log10_fisher(k, n_fg, kb, n_bg)
     stats["support_fraction"] = k / n_fg
     stats["background_fraction"] = kb / max(n_bg, 1)
     stats["log2_enrichment"] = np.log2((k + 0.5) / (n_fg + 1) / ((kb + 0.5) / (n_bg + 1)))
-    stats = stats.sort_values(["log10_p", "log2_enrichment", "support"], ascending=[True, False, False],
-                              kind="stable")
+    stats["positive_fraction"], stats["label_log10_p"] = np.nan, np.nan
+    passed = stats["log10_p"] <= log10_p_max
+    if positives is not None:
+        kp = _supporters(positives, support.index).to_numpy()
+        stats["positive_fraction"] = kp / max(len(positives), 1)
+        stats["label_log10_p"] = _log10_fisher(kp, len(positives), kb, n_bg)
+        passed &= stats["label_log10_p"] <= log10_p_max
+    stats = stats[passed].sort_values(["log10_p", "log2_enrichment", "support"], ascending=[True, False, False],
+                                      kind="stable")
+    if stats.empty:
+        return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), len(support), log10_p_max)
     chosen = _non_redundant(stats.index.to_numpy(), fg, top, max_overlap)
     out = stats.loc[chosen].reset_index(names="code")
     out["motif"] = [pattern_string(int(c)) for c in out["code"]]
     out["width"] = out["motif"].str.len()
     out["gaps"] = out["motif"].str.count(r"\.")
     out["rank"] = np.arange(1, len(out) + 1)
-    return out[MOTIF_COLUMNS]
+    return _motif_table(out[MOTIF_COLUMNS], len(support), log10_p_max)
+
+
+def _motif_table(table: pd.DataFrame, tested: int, log10_p_max: float) -> pd.DataFrame:
+    """`table` with how many patterns were tested and the threshold they had to pass (``attrs``)."""
+    table.attrs.update(patterns_tested=int(tested), log10_p_max=log10_p_max)
+    return table
+
+
+def _supporters(sequences: list[str], patterns: pd.Index) -> pd.Series:
+    """How many of `sequences` support each of `patterns` (codes), 0 where none."""
+    found = sequence_patterns(sequences, keep=patterns.to_numpy())
+    return found.groupby("pattern")["sequence"].nunique().reindex(patterns, fill_value=0)
+
+
+def _log10_fisher(k: np.ndarray, n: int, k_other: np.ndarray, n_other: int) -> np.ndarray:
+    """log10 of the one-sided Fisher exact p (hypergeometric) of `k` of `n` against `k_other` of `n_other`
+    supporters: at least `k` of all supporters falling in the first group."""
+    from scipy.stats import hypergeom
+
+    log_p = np.array([hypergeom.logsf(x - 1, n + n_other, x + y, n) if x > 0 else 0.0 for x, y in zip(k, k_other)])
+    return log_p / np.log(10)
 
 
 def _non_redundant(ordered: np.ndarray, fg: pd.DataFrame, top: int, max_overlap: float) -> list[int]:

@@ -184,8 +184,8 @@ def background_sample(store_path: Path, subject_ids: list[str], size: int = BACK
     return sample
 
 
-def _write(folder: Path, ranked: pd.DataFrame, background: list[str], contributions_of: pd.DataFrame,
-           info: dict, motif_top: int) -> None:
+def _write(folder: Path, ranked: pd.DataFrame, samples: "MotifSamples", contributions_of: pd.DataFrame,
+           info: dict, motif_top: int, motif_alpha: float) -> None:
     """Every output file of an interpretation into `folder`.
 
     When `info` lists the subjects scored by a model that trained on them (``--allow-training-subjects``),
@@ -195,13 +195,20 @@ def _write(folder: Path, ranked: pd.DataFrame, background: list[str], contributi
     flag = {} if TRAINING_SUBJECT_COLUMN not in info else {TRAINING_SUBJECT_COLUMN: bool(info[TRAINING_SUBJECT_COLUMN])}
     ranked.assign(**flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
     foreground = ranked.loc[ranked["score"] > 0, "junction_aa"].head(motif_top).tolist()
-    found = motifs.find_motifs(foreground, background)
+    found = motifs.find_motifs(foreground, samples.negative, positives=samples.positive, alpha=motif_alpha)
+    tested = found.attrs["patterns_tested"]
+    if tested and found.empty:
+        info["notes"].append(no_motif_note(tested, motif_alpha, samples.positive is not None))
+        log.warning("%s", info["notes"][-1])
     found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
         logos.motif_logo(foreground, motif, folder / f"{MOTIF_LOGO}_{k}", title=f"motif {k}: {motif}")
     contributions_of.assign(**flag).to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
     logos.contribution_logo(contributions_of, folder / CONTRIBUTION_LOGO)
-    info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(background),
+    info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(samples.negative),
+            "positive_sample_sequences": len(samples.positive) if samples.positive is not None else 0,
+            "motif_test": {"alpha": motif_alpha, "patterns_tested": tested,
+                           "log10_p_max": found.attrs["log10_p_max"] if tested else None},
             "top_motif": found["motif"].iloc[0] if len(found) else None, "package_version": __version__}
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     log.info("%d ranked sequences, %d motifs (top: %s), contributions of %d sequences",
@@ -219,7 +226,8 @@ def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> 
 def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
               subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
               per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
-              labels: str = "auto", force: bool = False, attention_file: str | Path | None = None) -> Path:
+              labels: str = "auto", force: bool = False, attention_file: str | Path | None = None,
+              motif_alpha: float = motifs.ALPHA) -> Path:
     """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
 
     Parameters
@@ -254,6 +262,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         The attention file that `predict --attention` wrote with the same model(s) for these
         repertoires: its scores and attention are used instead of a second pass of the model (refused
         when written by other models or lacking a repertoire).
+    motif_alpha
+        Family-wise error rate of the motif tests (:func:`~deeprc_hopfield.interpret.motifs.find_motifs`).
     """
     out, store = Path(out), Path(store)
     if labels not in ranking.LABEL_CHOICES:
@@ -288,12 +298,14 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "models": len(models), "store": str(store),
                 "attention_file": str(attention_file) if attention_file is not None else None,
                 "settings": {"top": top, "motif_top": motif_top, "per_repertoire": per_repertoire, "seed": seed,
-                             "labels": labels},
+                             "labels": labels, "motif_alpha": motif_alpha},
+                "memory_alone_models": sum(bool(saved.training.get("memory_alone")) for saved in models),
                 "notes": label_notes(len(positives), len(negatives), f"{name}={positive_class}")}
+        info["notes"] += memory_alone_notes(info["memory_alone_models"], len(models))
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
-        _write(tmp, ranked, _background(store, negatives, chosen, seed), _contributions(models, ranked, top), info,
-               motif_top)
+        _write(tmp, ranked, _motif_samples(store, positives, negatives, seed), _contributions(models, ranked, top),
+               info, motif_top, motif_alpha)
     return out
 
 
@@ -313,10 +325,45 @@ def label_notes(n_positive: int, n_negative: int, positive: str) -> list[str]:
     return notes
 
 
-def _background(store: Path, negatives: list[str], everyone: list[str], seed: int) -> list[str]:
+@dataclass
+class MotifSamples:
+    """Sequences sampled for the motif tests: `negative`, the background (the negative repertoires', or every
+    repertoire's when none is negative), and `positive`, the positive repertoires' (None without both sides)."""
+
+    negative: list[str]
+    positive: list[str] | None
+
+
+def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed: int) -> MotifSamples:
     """The motif background: a sample of the negative repertoires' sequences (what a pattern's frequency
-    is without the condition), or of all repertoires when none is negative (:func:`label_notes` says so)."""
-    return background_sample(store, negatives or everyone, seed=seed)
+    is without the condition), or of all repertoires when none is negative (:func:`label_notes` says so);
+    and, with both sides, a sample of the positive repertoires' for the label test."""
+    if not (positives and negatives):
+        return MotifSamples(background_sample(store, negatives or positives, seed=seed), None)
+    return MotifSamples(background_sample(store, negatives, seed=seed),
+                        background_sample(store, positives, seed=seed + 1))
+
+
+def memory_alone_notes(alone: int, models: int) -> list[str]:
+    """A note (logged) when fold models give their clone memory's output alone: their calls rest on the stored
+    public clones (config.json `memory_clones`), not on the attention ranked here."""
+    if not alone:
+        return []
+    who = "the model's output is" if models == 1 else f"{alone} of the {models} models' outputs are"
+    note = (f"{who} its clone memory alone (training chose it on validation): those calls rest on the stored "
+            "public clones (config.json `memory_clones`, `deeprc-hopfield inspect`); the attention ranked here did "
+            "not affect them")
+    log.warning("%s", note)
+    return [note]
+
+
+def no_motif_note(tested: int, alpha: float, label_test: bool) -> str:
+    """Why motifs.tsv is empty although the top-ranked sequences were searched."""
+    tests = ("enriched among the top-ranked sequences and more common in positive than in negative repertoires"
+             if label_test else "enriched among the top-ranked sequences")
+    return (f"no motif found: none of the {tested} patterns of the top-ranked sequences is {tests} (one-sided "
+            f"Fisher tests, family-wise alpha {alpha:g}, Bonferroni); what the model attends there is not a motif "
+            "that tells the classes apart")
 
 
 @dataclass
@@ -374,7 +421,7 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int)
 
 
 def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 100,
-              seed: int = 0, force: bool = False) -> Path:
+              seed: int = 0, force: bool = False, motif_alpha: float = motifs.ALPHA) -> Path:
     """The cohort summary of per-fold interpretations (each of its fold's held-out repertoires).
 
     Rankings are merged (sums over repertoires add up; score, means and tests recomputed), motifs are
@@ -410,10 +457,14 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
                 "repertoires": {"positive": n_positive, "negative": n_negative},
                 "positive_subjects": [s for info in infos for s in info["positive_subjects"]],
                 "negative_subjects": negatives, "interpretations": [str(f) for f in folders], "store": str(store),
-                "settings": {"top": top, "motif_top": motif_top, "seed": seed},
+                "settings": {"top": top, "motif_top": motif_top, "seed": seed, "motif_alpha": motif_alpha,
+                             "per_repertoire": infos[0]["settings"].get("per_repertoire")},
+                "memory_alone_models": sum(info.get("memory_alone_models", 0) for info in infos),
                 "notes": label_notes(n_positive, n_negative, f"{infos[0]['label']}={infos[0]['positive_class']}")}
+        info["notes"] += memory_alone_notes(info["memory_alone_models"], len(infos))
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
-        _write(tmp, ranked, _background(store, negatives, subjects, seed),
-               contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_top)
+        positives = [s for info in infos for s in info["positive_subjects"]]
+        _write(tmp, ranked, _motif_samples(store, positives, negatives, seed),
+               contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_top, motif_alpha)
     return out

@@ -17,6 +17,7 @@ rule interpret_fold:
         top=config["interpret"]["top"],
         motif_top=config["interpret"]["motif_top"],
         per_repertoire=config["interpret"]["per_repertoire"],
+        motif_alpha=config["interpret"]["motif_alpha"],
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]["predict"]
@@ -29,6 +30,7 @@ rule interpret_fold:
         "deeprc-hopfield interpret --model {input.model} --store {input.store} --split {input.split}"
         " --fold {wildcards.fold} --label-column {params.label:q} --top {params.top}"
         " --motif-top {params.motif_top} --per-repertoire {params.per_repertoire} --seed {params.seed}"
+        " --motif-alpha {params.motif_alpha}"
         " --attention {input.attention} --device {params.device} --out {output} --threads {threads}"
         " > {log} 2>&1"
 
@@ -47,6 +49,7 @@ rule interpret_cohort:
     params:
         top=config["interpret"]["top"],
         motif_top=config["interpret"]["motif_top"],
+        motif_alpha=config["interpret"]["motif_alpha"],
         seed=config["seed"],
     threads: 1
     resources:
@@ -55,4 +58,5 @@ rule interpret_cohort:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield interpret-summary --interpretations {input.folds} --store {input.store}"
-        " --top {params.top} --motif-top {params.motif_top} --seed {params.seed} --out {output} > {log} 2>&1"
+        " --top {params.top} --motif-top {params.motif_top} --motif-alpha {params.motif_alpha} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
