@@ -893,13 +893,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_logging_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="log warnings and errors only")
-    parser.add_argument("--log", type=Path, default=default, help="also write the log to this file")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="log warnings and errors only on the console (--log still gets the whole log)")
+    parser.add_argument("--log", type=Path, default=default, help="also write the log to this file (all of it)")
 
 
 def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log to stderr (warnings only with `quiet`) and, with `log_file`, the whole log to that file: -q quiets the
+    console, not the record."""
+    level = logging.DEBUG if verbose else logging.INFO
+    console = logging.StreamHandler(sys.stderr)
+    if quiet:
+        console.setLevel(logging.WARNING)
+    handlers: list[logging.Handler] = [console]
     if log_file is not None:
         try:
             handlers.append(logging.FileHandler(log_file))

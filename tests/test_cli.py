@@ -207,6 +207,13 @@ def test_a_log_file_that_cannot_be_opened_is_one_line(cohort, tmp_path):
     assert result.returncode == 2 and "must be a whole number >= 1, got 'two'" in result.stderr
 
 
+def test_quiet_quiets_the_console_not_the_log_file(cohort, tmp_path):
+    metadata, folder = cohort
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "s.h5"), "-q", "--log", tmp_path / "ingest.log")
+    assert result.returncode == 0 and " INFO " not in result.stderr
+    assert " INFO wrote " in (tmp_path / "ingest.log").read_text()
+
+
 def test_training_on_a_label_of_one_class_is_one_line(cohort, tmp_path):
     metadata, folder = cohort
     metadata.write_text(metadata.read_text().replace(",True", ",False"))
