@@ -520,7 +520,7 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
             "DIR/ranked_sequences.tsv (one cohort-level ranking: each sequence scored by the bits of "
             "above-uniform attention it gets in positive repertoires minus those in negative ones, with "
             "incidence by label, mean relative attention and a Fisher test), DIR/motifs.tsv (gapped k-mers "
-            "enriched among the top-ranked sequences against the negative repertoires, '.' = any residue) with "
+            "enriched among the positives' most-attended sequences against the negative repertoires, '.' = any residue) with "
             "logos motif_N.png/.svg, and DIR/contributions.tsv (per-residue integrated gradients of the top "
             "sequences' attention logits) with the logo contributions.png/.svg. DIR is written whole or not at "
             "all. Binary labels only."
@@ -558,12 +558,13 @@ def _add_interpret_options(p: argparse.ArgumentParser) -> None:
     """Options that `interpret` and `interpret-summary` share."""
     p.add_argument("--top", type=_positive_int, default=20,
                    help="top-ranked sequences whose residue contributions are given (default: 20)")
-    p.add_argument("--motif-top", type=_positive_int, default=100,
-                   help="top-ranked sequences searched for motifs (default: 100)")
+    p.add_argument("--motif-top", type=_positive_int, default=20,
+                   help="most-attended sequences of each positive repertoire searched for motifs, as `attend` lists "
+                        "them (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the motif background sample (default: 0)")
     p.add_argument("--motif-alpha", type=_probability, metavar="ALPHA",
                    help="family-wise error rate of the motif tests: a motif is listed only when it is enriched among "
-                        "the top-ranked sequences and more common in positive than in negative repertoires, each "
+                        "the positives' most-attended sequences and more common in positive than in negative repertoires, each "
                         "one-sided Fisher test at ALPHA over the patterns tested (Bonferroni; default: 0.05)")
 
 

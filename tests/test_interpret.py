@@ -95,7 +95,7 @@ def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, int
     assert (ranked.head(20)["attended_negative"] == 0).all() and (ranked.head(20)["n_positive"] >= 1).all()
 
     motifs = pd.read_csv(out / "motifs.tsv", sep="\t")
-    assert motifs.loc[0, "motif"] == "GRDT"
+    assert motifs.loc[0, "motif"] == "GRDT", motifs.to_string()
     assert motifs.loc[0, "support"] >= 10 and motifs["log10_p"].is_monotonic_increasing
     for name in ("motif_1", "contributions"):
         assert (out / f"{name}.png").read_bytes()[:8] == PNG and (out / f"{name}.png").stat().st_size > 5000
@@ -109,6 +109,10 @@ def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, int
     assert (motifs["label_log10_p"] <= info["motif_test"]["log10_p_max"]).all()  # more common in positives
     assert info["motif_test"]["alpha"] == 0.05 and info["motif_test"]["patterns_tested"] > 0
     assert info["positive_sample_sequences"] > 0 and info["notes"] == []
+    searched = pd.read_csv(out / "motif_foreground.tsv", sep="\t")  # each positive's 20 most attended, in order
+    assert set(searched["subject_id"]) == set(info["positive_subjects"])
+    assert (searched.groupby("subject_id")["rank"].agg(list).map(lambda r: r == list(range(1, 21)))).all()
+    assert (searched.groupby("subject_id")["attention"].agg(lambda a: a.is_monotonic_decreasing)).all()
     assert sorted(p.name for p in out.parent.iterdir()) == ["interpretation"]  # no temporary folder left
 
     section = interpretation_section(out)  # the report's section: tables and every logo embedded

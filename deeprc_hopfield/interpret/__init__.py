@@ -2,7 +2,7 @@
 
 - :mod:`.ranking`: one cohort-level ranking of sequences by the attention the model gives them in
   positive against negative repertoires.
-- :mod:`.motifs`: gapped k-mer motifs enriched among the top-ranked sequences.
+- :mod:`.motifs`: gapped k-mer motifs enriched among the positive repertoires' most-attended sequences.
 - :mod:`.contributions`: per-residue integrated gradients (Captum) of the top sequences.
 - :mod:`.logos`: sequence logos of the motifs and of the contributions (logomaker).
 - :mod:`.run`: the `interpret` and `interpret-summary` commands, writing one output folder, and

@@ -1,6 +1,6 @@
 """Sequence logos (logomaker), each written as PNG and SVG.
 
-- A motif logo stacks the top-ranked sequences that carry a motif, aligned at its first match with
+- A motif logo stacks the searched sequences (the positives' most attended) that carry a motif, aligned at its first match with
   `flank` residues either side, as information content (bits): the motif's fixed residues stand
   tall, its gaps show whatever residues fill them.
 - A contribution logo draws, for each of the top sequences, every residue at a height equal to its

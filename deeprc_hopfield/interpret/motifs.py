@@ -1,4 +1,4 @@
-"""Gapped k-mer motifs enriched among the top-ranked sequences, against a background of the cohort.
+"""Gapped k-mer motifs enriched among the sequences the model attends in positives, against a background of the cohort.
 
 A *pattern* is a run of `width` positions (3 to 6) whose first and last positions are residues and
 whose inner positions are residues or gaps ('.', any residue), at most two gaps: `GR.DT` is the
@@ -10,7 +10,7 @@ two germline-encoded residues next to it, nearly the same in every TRB junction 
 junctions whatever the files gave); otherwise a motif that the model's top picks often carry right
 after C-A-S would grow into `A.GRDT`, more specific against the background than the motif itself.
 
-Foreground: the top-ranked sequences (score > 0). Background: a seeded uniform sample of the
+Foreground: the most-attended sequences of each positive repertoire (`interpret`'s `motif_top`). Background: a seeded uniform sample of the
 sequences of the negative repertoires, i.e. how common a pattern is without the condition (a sample
 of the whole cohort would hold the motif itself at the witness rate of the positives, and would then
 favour whatever the model's top picks share besides the motif, such as its position). Every
@@ -23,7 +23,7 @@ foreground. Patterns are encoded as base-21 integers (0 = gap) and counted with 
 windows at once, never in a Python loop over sequences.
 
 **Significance.** Only motifs that pass two one-sided Fisher tests, each at `alpha` over the number of
-patterns tested (Bonferroni), are reported: the test above (enriched among the top-ranked sequences),
+patterns tested (Bonferroni), are reported: the test above (enriched in the foreground),
 and, with a sample of the positive repertoires' sequences (`positives`), a test that the pattern is
 more common in positive than in negative repertoires (`label_log10_p`). The first alone is circular:
 the foreground is chosen by the model's attention, so whatever its filters select (even in a cohort
@@ -123,7 +123,7 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
     Parameters
     ----------
     foreground
-        The top-ranked sequences (junction_aa strings).
+        The sequences searched (junction_aa strings): those the model attends most in positives.
     background
         Sequences of the same cohort, e.g. a uniform sample.
     min_support
@@ -134,7 +134,7 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
         Largest share of a motif's foreground supporters that may already support a better motif.
     positives
         A sample of the positive repertoires' sequences, `background` being the negatives': the label test
-        (see the module docstring); None tests enrichment among the top-ranked sequences alone.
+        (see the module docstring); None tests enrichment in the foreground alone.
     alpha
         Family-wise error rate of each test, Bonferroni over the patterns tested.
 
@@ -199,20 +199,45 @@ def _log10_fisher(k: np.ndarray, n: int, k_other: np.ndarray, n_other: int) -> n
     return log_p / np.log(10)
 
 
+#: A more specific pattern stands for a motif when it keeps at least this share of the motif's supporters.
+REFINE_SHARE = 0.9
+
+
 def _non_redundant(ordered: np.ndarray, fg: pd.DataFrame, top: int, max_overlap: float) -> list[int]:
-    """Greedy choice, best first, of patterns whose supporters are mostly not explained yet."""
+    """Greedy choice, best first, of patterns whose supporters are mostly not explained yet, each replaced by
+    its most specific refinement (:func:`_refined`)."""
     members = fg[fg["pattern"].isin(ordered)].groupby("pattern")["sequence"].apply(np.asarray)
+    residues = {int(code): len(pattern_string(int(code)).replace(GAP, "")) for code in ordered}
     explained = np.zeros(int(fg["sequence"].max()) + 1, dtype=bool)
-    chosen = []
+    chosen: list[int] = []
     for code in ordered:
         supporters = members[code]
         if explained[supporters].mean() > max_overlap:
             continue
-        chosen.append(int(code))
-        explained[supporters] = True
+        code = _refined(int(code), ordered, members, residues)
+        if code in chosen:
+            continue
+        chosen.append(code)
+        explained[members[code]] = True
         if len(chosen) == top:
             break
     return chosen
+
+
+def _refined(code: int, ordered: np.ndarray, members: pd.Series, residues: dict[int, int]) -> int:
+    """The pattern with the most residues among those (passing ones, `ordered`) whose supporters are some of
+    `code`'s and at least :data:`REFINE_SHARE` of them: `GRDT` for `RDT` when chance carriers of `RDT` are all
+    that `GRDT` lacks (the shorter pattern can win the test by those few supporters), else `code` itself."""
+    mine = members[code]
+    best, best_key = code, (residues[code], len(mine))
+    for other in ordered:
+        other = int(other)
+        theirs = members[other]
+        if residues[other] <= best_key[0] or len(theirs) < REFINE_SHARE * len(mine):
+            continue
+        if np.isin(theirs, mine, assume_unique=True).all() and (residues[other], len(theirs)) > best_key:
+            best, best_key = other, (residues[other], len(theirs))
+    return best
 
 
 def motif_matches(sequences: list[str], motif: str) -> np.ndarray:

@@ -171,6 +171,25 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
     return AttentionPass(key, owner, weight, pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources, v)
 
 
+#: Columns of motif_foreground.tsv: the most-attended sequences of each positive repertoire.
+FOREGROUND_COLUMNS = ["subject_id", "rank", *KEY_COLUMNS, "attention"]
+
+
+def positives_top_attended(attention: AttentionPass, top: int) -> pd.DataFrame:
+    """The `top` most-attended sequences of each positive repertoire (columns :data:`FOREGROUND_COLUMNS`;
+    attention relative, 1 = uniform), in the order `attend` lists them: what motifs are searched among.
+
+    Not the cohort ranking's top: its scores are relative attention weights, which compare heads, and a head
+    more confident than another can outweigh that head's witnesses while they still rank high in their
+    repertoire; each repertoire's own order keeps every head's finds."""
+    reps = attention.repertoires
+    table = attention.candidates[attention.candidates["repertoire"].map(reps["positive"])]
+    table = table.groupby("repertoire", sort=False).head(top)  # candidates come most attended first
+    return pd.DataFrame({"subject_id": table["repertoire"].map(reps["subject_id"]).to_numpy(),
+                         "rank": table.groupby("repertoire", sort=False).cumcount().to_numpy() + 1,
+                         **{c: table[c].to_numpy() for c in KEY_COLUMNS}, "attention": table["weight"].to_numpy()})
+
+
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     """The arrays of `parts` concatenated, the list emptied (so that each repertoire's arrays are let go of once
     copied: the whole fold's arrays are not held twice)."""

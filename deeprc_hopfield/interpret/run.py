@@ -37,6 +37,7 @@ INFO_FILE = "interpretation.json"
 RANKED_FILE = "ranked_sequences.tsv"
 MOTIFS_FILE = "motifs.tsv"
 CONTRIBUTIONS_FILE = "contributions.tsv"
+FOREGROUND_FILE = "motif_foreground.tsv"
 #: Logo files: MOTIF_LOGO_1.png/.svg, ... and CONTRIBUTION_LOGO.png/.svg.
 MOTIF_LOGO, CONTRIBUTION_LOGO = "motif", "contributions"
 #: Sequences sampled from the interpreted repertoires as the motif background.
@@ -184,8 +185,8 @@ def background_sample(store_path: Path, subject_ids: list[str], size: int = BACK
     return sample
 
 
-def _write(folder: Path, ranked: pd.DataFrame, samples: "MotifSamples", contributions_of: pd.DataFrame,
-           info: dict, motif_top: int, motif_alpha: float) -> None:
+def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samples: "MotifSamples",
+           contributions_of: pd.DataFrame, info: dict, motif_alpha: float) -> None:
     """Every output file of an interpretation into `folder`.
 
     When `info` lists the subjects scored by a model that trained on them (``--allow-training-subjects``),
@@ -194,7 +195,8 @@ def _write(folder: Path, ranked: pd.DataFrame, samples: "MotifSamples", contribu
     """
     flag = {} if TRAINING_SUBJECT_COLUMN not in info else {TRAINING_SUBJECT_COLUMN: bool(info[TRAINING_SUBJECT_COLUMN])}
     ranked.assign(**flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
-    foreground = ranked.loc[ranked["score"] > 0, "junction_aa"].head(motif_top).tolist()
+    foreground_of.assign(**flag).to_csv(folder / FOREGROUND_FILE, sep="\t", index=False)
+    foreground = foreground_of["junction_aa"].tolist()
     found = motifs.find_motifs(foreground, samples.negative, positives=samples.positive, alpha=motif_alpha)
     tested = found.attrs["patterns_tested"]
     if tested and found.empty:
@@ -224,7 +226,7 @@ def _contributions(models: list[SavedModel], ranked: pd.DataFrame, top: int) -> 
 
 
 def interpret(model: str | Path, store: str | Path, out: str | Path, device: torch.device | str = "cpu",
-              subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 100,
+              subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 20,
               per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
               labels: str = "auto", force: bool = False, attention_file: str | Path | None = None,
               motif_alpha: float = motifs.ALPHA) -> Path:
@@ -244,7 +246,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     top
         Top-ranked sequences (score > 0) whose residue contributions are computed.
     motif_top
-        Top-ranked sequences (score > 0) searched for motifs.
+        Most-attended sequences of each positive repertoire searched for motifs (`attend`'s order).
     per_repertoire
         Most-attended sequences of each repertoire that enter the ranking.
     seed
@@ -304,8 +306,9 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         info["notes"] += memory_alone_notes(info["memory_alone_models"], len(models))
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
-        _write(tmp, ranked, _motif_samples(store, positives, negatives, seed), _contributions(models, ranked, top),
-               info, motif_top, motif_alpha)
+        _write(tmp, ranked, ranking.positives_top_attended(attention, motif_top),
+               _motif_samples(store, positives, negatives, seed), _contributions(models, ranked, top), info,
+               motif_alpha)
     return out
 
 
@@ -358,12 +361,12 @@ def memory_alone_notes(alone: int, models: int) -> list[str]:
 
 
 def no_motif_note(tested: int, alpha: float, label_test: bool) -> str:
-    """Why motifs.tsv is empty although the top-ranked sequences were searched."""
-    tests = ("enriched among the top-ranked sequences and more common in positive than in negative repertoires"
-             if label_test else "enriched among the top-ranked sequences")
-    return (f"no motif found: none of the {tested} patterns of the top-ranked sequences is {tests} (one-sided "
-            f"Fisher tests, family-wise alpha {alpha:g}, Bonferroni); what the model attends there is not a motif "
-            "that tells the classes apart")
+    """Why motifs.tsv is empty although the positives' most-attended sequences were searched."""
+    tests = ("enriched among them and more common in positive than in negative repertoires" if label_test
+             else "enriched among them")
+    return (f"no motif found: none of the {tested} patterns of the positives' most-attended sequences is {tests} "
+            f"(one-sided Fisher tests, family-wise alpha {alpha:g}, Bonferroni); what the model attends there is not "
+            "a motif that tells the classes apart")
 
 
 @dataclass
@@ -375,6 +378,7 @@ class Interpretation:
     ranked: pd.DataFrame  # ranked_sequences.tsv, best first
     motifs: pd.DataFrame  # motifs.tsv
     contributions: pd.DataFrame  # contributions.tsv
+    foreground: pd.DataFrame | None = None  # motif_foreground.tsv (None: written before it existed)
 
     @property
     def motif_logos(self) -> list[Path]:
@@ -391,17 +395,19 @@ class Interpretation:
 def read_interpretation(folder: str | Path) -> Interpretation:
     """Read a folder written by :func:`interpret` or :func:`summarise` (a missing file is an error)."""
     folder = Path(folder)
-    text = {c: str for c in (*ranking.KEY_COLUMNS, "top_repertoire")}
+    text = {c: str for c in (*ranking.KEY_COLUMNS, "top_repertoire", "subject_id")}
     try:
         info = json.loads((folder / INFO_FILE).read_text())
         tables = [pd.read_csv(folder / name, sep="\t", dtype=text)
                   for name in (RANKED_FILE, MOTIFS_FILE, CONTRIBUTIONS_FILE)]
+        foreground = (pd.read_csv(folder / FOREGROUND_FILE, sep="\t", dtype=text)
+                      if (folder / FOREGROUND_FILE).is_file() else None)
     except FileNotFoundError as exc:
         raise InterpretError(f"not an interpretation folder: {Path(exc.filename).name} is missing (write it with "
                              "`interpret`)", folder) from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InterpretError(f"cannot read the interpretation: {exc}", folder) from None
-    return Interpretation(folder, info, *tables)
+    return Interpretation(folder, info, *tables, foreground)
 
 
 def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int) -> pd.DataFrame:
@@ -420,7 +426,7 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int)
     return ranking.finish_ranking(merged, n_positive, n_negative)
 
 
-def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 100,
+def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 20,
               seed: int = 0, force: bool = False, motif_alpha: float = motifs.ALPHA) -> Path:
     """The cohort summary of per-fold interpretations (each of its fold's held-out repertoires).
 
@@ -433,6 +439,10 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
     out, store = Path(out), Path(store)
     _check_output(out, "interpret-summary", force)
     read = [read_interpretation(f) for f in folders]
+    for r in read:
+        if r.foreground is None:
+            raise InterpretError(f"written by an older version (no {FOREGROUND_FILE}, what motifs are searched "
+                                 "among): run `interpret` on it again", r.folder)
     infos = [r.info for r in read]
     for other, folder in zip(infos[1:], folders[1:]):
         if (other["label"], other["positive_class"]) != (infos[0]["label"], infos[0]["positive_class"]):
@@ -465,6 +475,7 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         positives = [s for info in infos for s in info["positive_subjects"]]
-        _write(tmp, ranked, _motif_samples(store, positives, negatives, seed),
-               contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_top, motif_alpha)
+        foreground_of = pd.concat([r.foreground[r.foreground["rank"] <= motif_top] for r in read], ignore_index=True)
+        _write(tmp, ranked, foreground_of, _motif_samples(store, positives, negatives, seed),
+               contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_alpha)
     return out
