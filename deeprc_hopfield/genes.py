@@ -45,7 +45,7 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
     # First of several calls; the allele is dropped (only the gene is kept), which also saves
     # genes whose allele tidytcells does not know, such as MiXCR's `TRBV5-1*00`.
     text = re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip()
-    if text.lower() in _MISSING_WORDS:
+    if _is_missing_word(name):
         return None
     module = tt.ig if text.upper().startswith("IG") else tt.tr
     logging.getLogger("tidytcells").setLevel(logging.ERROR)
@@ -78,7 +78,16 @@ def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
     mapped = [normalise_gene(str(u), level) for u in uniques]
     categories = pd.Index(sorted({m for m in mapped if m is not None}), dtype=object)
     lookup = np.append(categories.get_indexer(pd.Index(mapped, dtype=object)), -1).astype(np.int32)
-    return pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=names.index)
+    out = pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=names.index)
+    rows = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    out.attrs["unresolved"] = {str(u): int(n) for u, m, n in zip(uniques, mapped, rows)
+                               if m is None and not _is_missing_word(str(u))}
+    return out
+
+
+def _is_missing_word(name: str) -> bool:
+    """Whether a gene cell says "no call" (`unresolved`, `NA`, empty) rather than naming a gene."""
+    return re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip().lower() in _MISSING_WORDS
 
 
 def gene_categorical(column: pd.Series) -> pd.Categorical:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -44,6 +45,7 @@ class ParsedRepertoire:
     j_call: pd.Categorical
     qc: dict[str, int]
     cdr3: Cdr3Convention  # what the file's CDR3 column held (junctions, or IMGT CDR3s given their anchors)
+    unresolved_genes: dict[str, int] = field(default_factory=dict)  # V/J names kept as missing, rows of each
 
 
 def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
@@ -71,7 +73,7 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         source=str(path), fmt=detected, sha256=read.sha256, codes=checked.codes,
         lengths=checked.lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
         v_call=checked.v_call, j_call=checked.j_call, qc=counts,
-        cdr3=read.cdr3,
+        cdr3=read.cdr3, unresolved_genes=read.unresolved_genes,
     )
 
 
@@ -94,6 +96,18 @@ def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) 
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _warn_unresolved_genes(unresolved: Counter[str], rows: int) -> None:
+    """Warn of V/J names that are no human IMGT gene (another species' genes, typos): kept as missing calls."""
+    if not unresolved:
+        return
+    lost = sum(unresolved.values())
+    examples = ", ".join(f"{name} ({n:,})" for name, n in unresolved.most_common(5))
+    log.warning("%d distinct V/J names in %s of %s rows (%.1f%%) are no human IMGT gene and were kept as missing "
+                "calls: %s%s; deeprc-hopfield reads human genes only (tidytcells' Homo sapiens tables), so another "
+                "species' calls are lost or, where a name is also human, read as the human gene", len(unresolved),
+                f"{lost:,}", f"{rows:,}", 100 * lost / max(rows, 1), examples, " ..." if len(unresolved) > 5 else "")
 
 
 def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
@@ -157,12 +171,14 @@ def ingest(
     parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
                   "metadata": str(metadata), "repertoires": str(repertoires)}
     qc_rows, provenance = [], []
+    unresolved: Counter[str] = Counter()
     qc_path = qc_table_path(out)
     with StoreWriter(out, parameters) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
         bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
         for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
+            unresolved.update(parsed.unresolved_genes)
             provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt,
                                "cdr3_column": parsed.cdr3.column, "cdr3": parsed.cdr3.found,
                                "cdr3_anchored": f"{parsed.cdr3.anchored:.4f}"})
@@ -180,6 +196,7 @@ def ingest(
                       qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
     _warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
+    _warn_unresolved_genes(unresolved, int(total["input_rows"]))
     log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
              out, len(meta.files), total["kept"], total["input_rows"],
              total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)

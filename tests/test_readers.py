@@ -453,6 +453,25 @@ def test_unrecognised_header(tmp_path):
         detect_format(path)
 
 
+def test_gene_names_of_another_species_are_counted_and_ingest_warns(tmp_path, caplog):
+    """Mouse TRBV13-2 is no human IMGT gene: kept as a missing call, counted per name, and ingest says so."""
+    from deeprc_hopfield.ingest import ingest
+
+    rows = [["junction_aa", "v_call", "j_call"], ["CASSLGQAYEQYF", "TRBV13-2*01", "TRBJ2-7"],
+            ["CASSPTGGYGYTF", "TRBV13-2*01", "TRBJ2-7"], ["CASSLAGGYEQYF", "unresolved", "TRBJ2-7"],
+            ["CASSQDRGYEQYF", "TRBV5-1", "TRBJ2-7"]]
+    (tmp_path / "reps").mkdir()
+    read = read_repertoire_file(write(tmp_path / "reps" / "m.tsv", rows))
+    assert read.unresolved_genes == {"TRBV13-2*01": 2}  # "unresolved" says no call: not counted
+    assert read.table["v_call"].isna().tolist() == [True, True, True, False]
+    write(tmp_path / "reps" / "n.tsv", rows[:3])
+    (tmp_path / "meta.csv").write_text("subject_id,filename,label\nM1,m.tsv,1\nM2,n.tsv,0\n")
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "m.h5", progress=False)
+    assert "1 distinct V/J names in 4 of 6 rows (66.7%) are no human IMGT gene" in caplog.text
+    assert "TRBV13-2*01 (4)" in caplog.text
+
+
 def test_upper_case_header_is_told_that_names_are_case_sensitive(tmp_path):
     path = write(tmp_path / "upper.tsv", [["JUNCTION_AA", "V_CALL"], ["CASSLGQAYEQYF", "TRBV5-1"]])
     with pytest.raises(InputFormatError, match="case-sensitive.*JUNCTION_AA -> junction_aa.*read as airr"):

@@ -11,7 +11,7 @@ given its anchors back (`deeprc_hopfield.cdr3`); :func:`read_repertoire_file` al
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +42,7 @@ class RepertoireFile:
     cdr3: Cdr3Convention
     junctions: JoinedSequences
     sha256: str | None = None  # of the file as stored, where asked for
+    unresolved_genes: dict[str, int] = field(default_factory=dict)  # V/J names not resolved, rows of each
 
 
 def detect_format(path: str | Path) -> str:
@@ -120,4 +121,4 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
         table = table.assign(junction_aa=add_anchors(table["junction_aa"], table["j_call"], table["locus"]))
         junctions = JoinedSequences.of(table["junction_aa"])
     log.debug("%s: %s", path, convention.describe())
-    return RepertoireFile(table, fmt, convention, junctions, sha256)
+    return RepertoireFile(table, fmt, convention, junctions, sha256, dict(table.attrs.get("unresolved_genes", {})))

@@ -418,9 +418,11 @@ def tidy(
     productive: pd.Series,
     locus: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Assemble the tidy table that every reader returns (raw gene names; QC normalises them)."""
+    """Assemble the tidy table that every reader returns; ``attrs["unresolved_genes"]`` counts the rows of each
+    gene name that normalisation could not resolve (:func:`deeprc_hopfield.genes.normalise_genes`)."""
     index = junction_aa.index
-    return pd.DataFrame(
+    unresolved = {**v_call.attrs.get("unresolved", {}), **j_call.attrs.get("unresolved", {})}
+    table = pd.DataFrame(
         {
             "junction_aa": _none_where_missing(junction_aa),
             "v_call": _genes(v_call),
@@ -433,3 +435,5 @@ def tidy(
         },
         index=index,
     )
+    table.attrs["unresolved_genes"] = unresolved
+    return table
