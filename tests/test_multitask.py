@@ -155,3 +155,13 @@ def test_head_outputs_label_units_and_loss_in_standard_deviations():
     logits = {"status": torch.tensor([2.0, -1.0])}
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits["status"], targets["status"])
     assert balanced_loss(logits, targets, tasks[:1]).item() == pytest.approx(bce.item())
+
+
+def test_a_numeric_first_label_says_that_seeding_and_the_clone_memory_are_off(two_label_cohort, tmp_path, caplog):
+    """They need a binary first label: with `age` first they are off, and the log says how to have them."""
+    torch.set_num_threads(1)
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        train(two_label_cohort["store"], tmp_path / "model", _config(tmp_path / "config.yaml", n_updates=2),
+              label_columns=["age", "status"], split=two_label_cohort["split"], fold=0, device="cpu", progress=False)
+    assert "the first label 'age' is numeric: the k-mer seeding and the clone memory" in caplog.text
+    assert "give a binary label first (--label-column order)" in caplog.text

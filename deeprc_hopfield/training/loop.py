@@ -83,6 +83,10 @@ class Trainer:
         self.memory: MemoryFit | None = None
         self.clone_rule: dict | None = None  # the clone rule chosen and its AUCs (config.json, the report)
         self.refit_idx: np.ndarray | None = None  # the repertoires a refit memory alone was chosen on (finish)
+        if not binary and any(t.kind == "binary" for t in tasks):
+            log.warning("the first label '%s' is %s: the k-mer seeding and the clone memory, which need a binary "
+                        "first label, are off; give a binary label first (--label-column order) to use them",
+                        first.name, first.kind)
         if config.clone_memory and binary:
             self.memory, self.clone_rule = fit_clone_memory(
                 self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes,
