@@ -53,7 +53,7 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
         warnings.simplefilter("ignore")
         result = module.standardize(text, precision="gene", suppress_warnings=True)
     if result is None:
-        return None
+        return _ig_family(text)
     if result.endswith("-1") and not _NAMES_MEMBER.search(text.upper()):
         result = result[:-2]  # tidytcells completed a family (TRBV5) to its first gene (TRBV5-1)
     if level == "family":
@@ -61,9 +61,30 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
     return result
 
 
+_IG_FAMILY = re.compile(r"(IG[HKL][VDJ])0*(\d+)")
+
+
+@lru_cache(maxsize=256)
+def _ig_family(text: str) -> str | None:
+    """A family-only immunoglobulin name (`IGHV3`, `IGHV03`) as IMGT writes it, when tidytcells knows a gene of
+    that family (it resolves TR families, `TRBV05` -> `TRBV5-1`, but no IG one); else None."""
+    import tidytcells as tt
+
+    match = _IG_FAMILY.fullmatch(text.upper())
+    if match is None:
+        return None
+    family = f"{match[1]}{int(match[2])}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        known = any(tt.ig.standardize(f"{family}-{k}", precision="gene", suppress_warnings=True) for k in range(1, 80))
+    return family if known else None
+
+
 def gene_family(name: str) -> str:
-    """The family of an IMGT gene name (`TRBV5-1` -> `TRBV5`); a family (`TRBV5`) is its own."""
-    return name.strip().split("*", 1)[0].split("-", 1)[0]
+    """The family of an IMGT gene name (`TRBV5-1` -> `TRBV5`); a family (`TRBV5`) is its own. A distal duplicate's
+    `D` is not the family's (`IGKV1D-39` -> `IGKV1`, as `IGKV1-39`, whose sequence it shares)."""
+    head = name.strip().split("*", 1)[0].split("-", 1)[0]
+    return head[:-1] if "-" in name and re.fullmatch(r"[A-Z]{4}\d+D", head) else head
 
 
 def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:

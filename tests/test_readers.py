@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deeprc_hopfield.errors import InputFormatError
-from deeprc_hopfield.genes import normalise_gene, normalise_genes
+from deeprc_hopfield.genes import gene_family, normalise_gene, normalise_genes
 from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
 from deeprc_hopfield.readers.common import scan_file
 
@@ -424,6 +424,9 @@ def test_any_valid_airr_table_round_trips(tmp_path, rows, as_nucleotides, gz):
         ("IGHV3-23*01", "IGHV3-23"),
         ("TCRBV05", "TRBV5"),  # a family is not turned into one of its genes
         ("TRBJ2", "TRBJ2"),
+        ("IGHV03", "IGHV3"),  # an immunoglobulin family too (tidytcells resolves none)
+        ("IGKV1", "IGKV1"),
+        ("IGHV9", None),  # no such family
         ("unresolved", None),
         ("TCRBV12-03/12-04", None),
         ("None", None),
@@ -432,6 +435,12 @@ def test_any_valid_airr_table_round_trips(tmp_path, rows, as_nucleotides, gz):
 )
 def test_normalise_gene(raw, gene):
     assert normalise_gene(raw) == gene
+
+
+def test_a_distal_duplicate_is_of_its_proximal_gene_s_family():
+    assert [gene_family(g) for g in ("IGKV1D-39", "IGKV1-39", "IGHV3-23D", "IGKV2D-29", "TRAV14D-1", "TRBV5-1",
+                                     "TRAV29/DV5", "TRDV1")] == ["IGKV1", "IGKV1", "IGHV3", "IGKV2", "TRAV14",
+                                                                 "TRBV5", "TRAV29/DV5", "TRDV1"]
 
 
 def test_normalise_genes_family_level_and_missing():
