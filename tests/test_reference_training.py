@@ -108,6 +108,19 @@ def test_a_missing_reference_file_is_refused_before_any_work(pool_cohort, tmp_pa
     assert not out.exists() and not Path(str(out) + ".checkpoint").exists()
 
 
+def test_a_reference_of_another_chain_is_refused_before_any_work(pool_cohort, tmp_path):
+    from tests.test_cli import run_cli
+
+    igh = tmp_path / "igh.tsv"
+    igh.write_text("junction_aa\tv_call\tj_call\tepitope\nCARDYW\tIGHV3-23\tIGHJ4\tX\nCAKGGYW\tIGHV1-69\tIGHJ4\tX\n")
+    out = tmp_path / "model"
+    result = run_cli("train", "--store", pool_cohort["store"], "--out", out, "--updates", "2", "--reference", igh)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("none of its receptors is of the store's chain TRB (by the store's V genes; the reference holds IGH 2)"
+            in result.stderr)
+    assert not out.exists() and not Path(str(out) + ".checkpoint").exists()
+
+
 def test_interpretation_and_report_name_what_is_known(pool_cohort, tmp_path):
     from deeprc_hopfield.interpret import interpret, read_interpretation
     from deeprc_hopfield.report import attended_summary, known_share_note

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from deeprc_hopfield import interrupts
+from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
@@ -465,6 +466,23 @@ def _history_csv(history: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_reference_chain(known: Reference, store: RepertoireStore) -> None:
+    """Refuse, before any work, a reference none of whose receptors is of the store's chain (by the store's V genes;
+    receptors of unknown chain count as of any): they could never match a clone, and training would only say the
+    reference was not used."""
+    from deeprc_hopfield.pgen import chain_of_genes
+
+    try:
+        chain = chain_of_genes(store.v_genes)
+    except DeepRCError:
+        return  # no V genes: the chain is not known
+    loci = known.table["locus"].fillna(chain).astype(str).str.upper()
+    if len(loci) and not (loci == chain).any():
+        held = ", ".join(f"{locus} {n}" for locus, n in loci.value_counts().items())
+        raise TrainingError(f"reference {known.name}: none of its receptors is of the store's chain {chain} (by the "
+                            f"store's V genes; the reference holds {held}): give a reference of that chain")
+
+
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
           device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
@@ -503,6 +521,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     if known is not None:
         log.info("%s", known.describe())
     with RepertoireStore(store_path) as store:
+        if known is not None:
+            check_reference_chain(known, store)
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))
         with contextlib.ExitStack() as stack:
