@@ -98,6 +98,33 @@ def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) 
                 future.cancel()
 
 
+#: Share of the sequences a second chain must hold before ingest warns that the store pools several.
+SEVERAL_LOCI_SHARE = 0.01
+
+
+def _loci_of(v_call: pd.Categorical) -> Counter[str]:
+    """Sequences of each locus (the V gene's first three letters: TRB, IGH, ...) among those with a V call."""
+    codes = np.asarray(v_call.codes)
+    counts = np.bincount(codes[codes >= 0], minlength=len(v_call.categories))
+    loci: Counter[str] = Counter()
+    for name, n in zip(v_call.categories, counts):
+        loci[str(name)[:3]] += int(n)
+    return loci
+
+
+def _warn_several_loci(loci: Counter[str], chain: str | None) -> None:
+    """Warn when the store pools the sequences of several chains (a mixed file without --chain): one model would
+    attend them together, and OLGA's pgen is of the commonest chain only."""
+    total = sum(loci.values())
+    kept = {locus: n for locus, n in loci.items() if n >= SEVERAL_LOCI_SHARE * total}
+    if chain is not None or len(kept) < 2:
+        return
+    shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in sorted(kept.items(), key=lambda kv: -kv[1]))
+    log.warning("the store holds sequences of several chains (by their V genes: %s); a model pools them, and "
+                "chance-public clones are judged by the commonest chain's generation model: give --chain (e.g. "
+                "--chain %s) to keep one", shares, max(kept, key=kept.get))
+
+
 def _warn_unresolved_genes(unresolved: Counter[str], rows: int) -> None:
     """Warn of V/J names that are no human IMGT gene (another species' genes, typos): kept as missing calls."""
     if not unresolved:
@@ -172,6 +199,7 @@ def ingest(
                   "metadata": str(metadata), "repertoires": str(repertoires)}
     qc_rows, provenance = [], []
     unresolved: Counter[str] = Counter()
+    loci: Counter[str] = Counter()
     qc_path = qc_table_path(out)
     with StoreWriter(out, parameters) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
         bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
@@ -179,6 +207,7 @@ def ingest(
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
             unresolved.update(parsed.unresolved_genes)
+            loci.update(_loci_of(parsed.v_call))
             provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt,
                                "cdr3_column": parsed.cdr3.column, "cdr3": parsed.cdr3.found,
                                "cdr3_anchored": f"{parsed.cdr3.anchored:.4f}"})
@@ -197,6 +226,7 @@ def ingest(
     _warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
     _warn_unresolved_genes(unresolved, int(total["input_rows"]))
+    _warn_several_loci(loci, qc.chain)
     log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
              out, len(meta.files), total["kept"], total["input_rows"],
              total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)

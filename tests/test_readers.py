@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import gene_family, normalise_gene, normalise_genes
 from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
+from deeprc_hopfield.qc import QCSettings
 from deeprc_hopfield.readers.common import scan_file
 
 # One codon per amino acid, to write nucleotide junctions whose translation is known.
@@ -479,6 +480,25 @@ def test_gene_names_of_another_species_are_counted_and_ingest_warns(tmp_path, ca
         ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "m.h5", progress=False)
     assert "1 distinct V/J names in 4 of 6 rows (66.7%) are no human IMGT gene" in caplog.text
     assert "TRBV13-2*01 (4)" in caplog.text
+
+
+def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):
+    from deeprc_hopfield.ingest import ingest
+
+    (tmp_path / "reps").mkdir()
+    rows = [["junction_aa", "v_call", "j_call"]] + [["CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7"]] * 8 + [
+        ["CAVRDSNYQLIW", "TRAV1-2", "TRAJ33"]] * 2
+    write(tmp_path / "reps" / "a.tsv", rows)
+    write(tmp_path / "reps" / "b.tsv", rows[:9])
+    (tmp_path / "meta.csv").write_text("subject_id,filename,label\nA,a.tsv,1\nB,b.tsv,0\n")
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "s.h5", progress=False)
+    assert "the store holds sequences of several chains (by their V genes: TRB " in caplog.text
+    assert "give --chain (e.g. --chain TRB) to keep one" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "t.h5", progress=False, qc=QCSettings(chain="TRB"))
+    assert "several chains" not in caplog.text
 
 
 def test_upper_case_header_is_told_that_names_are_case_sensitive(tmp_path):
