@@ -24,7 +24,7 @@ from deeprc_hopfield.errors import QCError, StoreError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output
 from deeprc_hopfield.metadata import describe_label, read_metadata
-from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire
+from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire, row_loci
 from deeprc_hopfield.readers import read_repertoire_file, tenx
 from deeprc_hopfield.store import StoreWriter, is_store_file
 
@@ -62,7 +62,7 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     if len(clean) == 0:
         dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
         raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
-                      f"dropped: {dropped or 'none'})", path)
+                      f"dropped: {dropped or 'none'}){_chain_hint(table, qc, counts)}", path)
     if read.cdr3.found == IMGT_CDR3:
         log.info("%s: %s; clones are matched on the CDR3 core", path, read.cdr3.describe())
     for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", checked.v_call.isna()),
@@ -75,6 +75,16 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
         v_call=checked.v_call, j_call=checked.j_call, qc=counts,
         cdr3=read.cdr3, unresolved_genes=read.unresolved_genes,
     )
+
+
+def _chain_hint(table: pd.DataFrame, qc: QCSettings, counts: dict[str, int]) -> str:
+    """Where every row was of another chain than --chain (or 10x's default): the chains the file holds."""
+    if not counts.get("other_chain"):
+        return ""
+    held = row_loci(table).dropna().astype(str).value_counts()
+    which = ", ".join(f"{locus} {n}" for locus, n in held.items())
+    default = " (10x files are read as TRB unless --chain says otherwise)" if qc.chain == tenx.DEFAULT_CHAIN else ""
+    return f"; the file holds {which}, no {qc.chain}{default}: give --chain"
 
 
 def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) -> Iterator[ParsedRepertoire]:

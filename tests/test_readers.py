@@ -501,6 +501,18 @@ def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):
     assert "several chains" not in caplog.text
 
 
+def test_a_file_of_other_chains_only_is_refused_naming_the_chains_it_holds(tmp_path):
+    """A 10x BCR file read as TRB (10x's default) keeps nothing: the error names its chains and --chain."""
+    from deeprc_hopfield.errors import QCError
+    from deeprc_hopfield.ingest import parse_repertoire
+
+    bcr = [TENX[0]] + [[c.replace("TRB", "IGH").replace("TRA", "IGK") for c in row] for row in TENX[1:]]
+    path = write(tmp_path / "bcr.csv", bcr, ",")
+    with pytest.raises(QCError, match=r"dropped: other_chain=\d+\); the file holds IGH \d+, IGK \d+, no TRB \(10x "
+                                      r"files are read as TRB unless --chain says otherwise\): give --chain"):
+        parse_repertoire(path, "auto", QCSettings())
+
+
 def test_upper_case_header_is_told_that_names_are_case_sensitive(tmp_path):
     path = write(tmp_path / "upper.tsv", [["JUNCTION_AA", "V_CALL"], ["CASSLGQAYEQYF", "TRBV5-1"]])
     with pytest.raises(InputFormatError, match="case-sensitive.*JUNCTION_AA -> junction_aa.*read as airr"):
