@@ -292,6 +292,10 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
             raise MetadataError(f"required column '{column}' is missing (columns: {', '.join(table.columns)})", path)
     if label_columns is None:
         label_columns = [DEFAULT_LABEL_COLUMN] if DEFAULT_LABEL_COLUMN in table.columns else []
+        others = [c for c in table.columns if c not in REQUIRED_COLUMNS]
+        if not label_columns and others:
+            log.warning("%s: no column '%s', so the store gets no label (a cohort to classify); to train on one of "
+                        "%s, name it with --label-column", path, DEFAULT_LABEL_COLUMN, ", ".join(others[:8]))
     for column in label_columns:
         if column not in table.columns:
             raise MetadataError(f"label column '{column}' is missing (columns: {', '.join(table.columns)})", path)

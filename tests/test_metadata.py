@@ -51,6 +51,14 @@ def test_a_column_named_twice_that_is_not_read_gets_a_note(cohort, caplog):
     assert any("column(s) named twice in the header, not read: notes" in r.getMessage() for r in caplog.records)
 
 
+def test_a_table_without_a_label_column_says_which_columns_could_be_one(cohort, caplog):
+    metadata, folder = cohort
+    metadata.write_text(metadata.read_text().replace(",label", ",status", 1))
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        assert read_metadata(metadata, folder).labels == {}
+    assert "no column 'label', so the store gets no label" in caplog.text and "one of status, name it" in caplog.text
+
+
 def test_a_gz_name_finds_the_plain_file_too(cohort):
     """A table that names `rep0.tsv.gz` where the folder holds `rep0.tsv` (uncompressed since) finds it."""
     metadata, folder = cohort
