@@ -813,6 +813,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--positive-class", metavar="VALUE",
                    help="true_label value of the positive class (default: as `ingest` orders two classes: "
                         "True/yes/1/+ or the non-healthy/control one, else the second alphabetically)")
+    p.add_argument("--label-column", metavar="LABEL",
+                   help="in predictions of several labels (`predict` of a multi-label model: LABEL_probability, "
+                        "LABEL_true), the binary label to score (default: the only binary one; numeric and "
+                        "categorical labels are not scored)")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -820,7 +824,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from deeprc_hopfield.evaluate import evaluate, parse_named_files
 
     metrics = evaluate(predictions=parse_named_files(args.predictions), split_path=args.split, out=args.out,
-                       positive=args.positive_class, force=args.force)
+                       positive=args.positive_class, force=args.force, label=args.label_column)
     log.info("wrote %s (%d methods), roc.png and pr.png", args.out / "metrics.tsv", metrics["method"].nunique())
     return 0
 

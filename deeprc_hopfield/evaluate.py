@@ -41,13 +41,43 @@ def parse_named_files(items: list[str]) -> dict[str, list[Path]]:
     return named
 
 
-def _read_one(path: Path) -> pd.DataFrame:
+def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) -> pd.DataFrame:
+    """`table` with the `probability` and `true_label` of one binary label: `predict` names them `<label>_probability`
+    and `<label>_true` in a file of several labels; `label` picks one, else the only binary one is taken."""
+    binary = [c[: -len("_probability")] for c in table.columns if c.endswith("_probability")]
+    if label is None and "probability" in table.columns:
+        return table
+    if label is None and len(binary) == 1:
+        label = binary[0]
+        log.info("%s: scoring label '%s', the file's only binary label", path, label)
+    if label is None:
+        others = [c for c in table.columns if c.endswith("predicted") or "_probability_" in c or
+                  c.startswith("probability_")]
+        if binary:
+            raise DeepRCError(f"predictions of several binary labels ({', '.join(binary)}): choose one with "
+                              "--label-column", path)
+        if others:
+            raise DeepRCError("evaluate scores binary labels: this file holds no binary label's probability (columns "
+                              f"{', '.join(others[:4])}: a numeric or categorical label)", path)
+        return table
+    if f"{label}_probability" not in table.columns:
+        raise DeepRCError(f"no probability of label '{label}' (binary labels here: "
+                          f"{', '.join(binary) or ('the single label' if 'probability' in table.columns else 'none')})",
+                          path)
+    truth = f"{label}_true" if f"{label}_true" in table.columns else "true_label"
+    return table.assign(probability=table[f"{label}_probability"],
+                        true_label=table[truth].astype("string") if truth in table.columns else None)
+
+
+def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str, "true_label": str})
+        table = table.astype({c: str for c in table.columns if c.endswith("_true")})
     except FileNotFoundError:
         raise DeepRCError("predictions file not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DeepRCError(f"cannot read predictions: {exc}", path) from None
+    table = _binary_label_columns(table, path, label)
     for column in ("subject_id", "probability", "true_label"):
         if column not in table.columns:
             raise DeepRCError("predictions need columns subject_id, probability (binary label) and true_label",
@@ -69,14 +99,14 @@ def _read_one(path: Path) -> pd.DataFrame:
     return table
 
 
-def read_predictions(paths: list[Path], split: Split | None) -> pd.DataFrame:
+def read_predictions(paths: list[Path], split: Split | None, label: str | None = None) -> pd.DataFrame:
     """One method's held-out predictions with each row's fold from the split (no split: an external cohort, one
     fold 0).
 
     Refuses a subject that is not in the split, one predicted twice, and a `fold` column that
     disagrees with the split. Returns columns subject_id, fold, probability, true_label.
     """
-    table = pd.concat([_read_one(p) for p in paths], ignore_index=True)
+    table = pd.concat([_read_one(p, label) for p in paths], ignore_index=True)
     if split is None:
         _refuse_repeated(table)
         return pd.DataFrame({"subject_id": table["subject_id"], "fold": 0, "probability": table["probability"],
@@ -218,7 +248,7 @@ def is_evaluation_folder(folder: Path) -> bool:
 
 
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
-             positive: str | None = None, force: bool = False) -> pd.DataFrame:
+             positive: str | None = None, force: bool = False, label: str | None = None) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv, OUT/roc.png, OUT/pr.png.
 
     Parameters
@@ -235,6 +265,9 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
         The positive class name (default: the rule `ingest` uses to order two classes).
     force
         Replace an earlier evaluation at `out`.
+    label
+        In predictions of several labels (`<label>_probability`, `<label>_true`), the binary label to score
+        (default: the only binary one).
 
     Returns
     -------
@@ -243,7 +276,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
     split = Split.read(split_path) if split_path is not None else None
-    tables = {name: read_predictions(paths, split) for name, paths in predictions.items()}
+    tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
     for table in tables.values():
         table["y"] = (table["true_label"] == pos).astype(np.int64)

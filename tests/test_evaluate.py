@@ -91,6 +91,29 @@ def test_positive_class_option_flips_the_auc(files: dict) -> None:
     np.testing.assert_allclose(flipped["roc_auc"].iloc[:3], 1 - default["roc_auc"].iloc[:3])
 
 
+def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dict, tmp_path: Path) -> None:
+    """`predict` of a two-label model writes status_probability, status_true, age_predicted, ...: the binary label
+    is scored (the only one, or --label-column's), a file with no binary label is refused in one line."""
+    single = pd.read_csv(files["model"], dtype=str)
+    multi = pd.DataFrame({"subject_id": single["subject_id"], "age_predicted": 50.0,
+                          "status_probability": single["probability"], "status_predicted": single["predicted"],
+                          "status_true": single["true_label"], "age_true": 40.0})
+    multi.to_csv(tmp_path / "multi.csv", index=False)
+    expected = evaluate({"deeprc": [files["model"]]}, files["split"], tmp_path / "one")
+    for extra in ([], ["--label-column", "status"]):
+        out = tmp_path / f"multi{len(extra)}"
+        result = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'multi.csv'}", "--split", files["split"],
+                            "--out", out, *extra)
+        assert result.returncode == 0, result.stderr
+        np.testing.assert_allclose(pd.read_csv(out / "metrics.tsv", sep="\t")["roc_auc"], expected["roc_auc"], atol=1e-6)
+    multi[["subject_id", "age_predicted", "age_true"]].to_csv(tmp_path / "age.csv", index=False)
+    for name, words in [("age.csv", "evaluate scores binary labels: this file holds no binary label's probability"),
+                        ("multi.csv", "no probability of label 'age' (binary labels here: status)")]:
+        refused = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / name}", "--split", files["split"],
+                             "--out", tmp_path / "no", *(["--label-column", "age"] if name == "multi.csv" else []))
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_files_of_one_method_per_fold_are_collected(files: dict, tmp_path: Path) -> None:
     table = pd.read_csv(files["kmer"])
     parts = []
