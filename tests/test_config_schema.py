@@ -226,3 +226,12 @@ def test_what_a_config_may_say_is_read(tmp_path):
     path.write_text("model: {pool_subset_size: 0}\ntraining: {sample_size: 60, learning_rate: 1.0e-3}\n")
     model, training = read_config(path)
     assert model == {"pool_subset_size": 0} and training.learning_rate == 1e-3 and training.sample_size == 60
+
+
+def test_the_cmv_example_lists_every_key_of_the_schema():
+    """configs/cmv_example.yaml says it lists every key, so that it stands alone: every section's too."""
+    example = yaml.safe_load((ROOT / "configs" / "cmv_example.yaml").read_text())
+    for key, spec in SCHEMA.items():
+        assert key in example, f"configs/cmv_example.yaml lacks '{key}'"
+        for inner in spec.get("properties", {}):
+            assert inner in (example[key] or {}), f"configs/cmv_example.yaml lacks '{key}: {inner}'"
