@@ -197,14 +197,16 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
     rough.add_argument("--public-clone-list", type=Path, metavar="FILE",
                        help="draw the --public-clones clones from this table of known receptors (a VDJdb export "
                             "or a table with junction_aa/cdr3, v_call, j_call and optionally epitope; rows of "
-                            "another chain or without a V or J call are left out) instead of from OLGA's model")
+                            "another chain or without a V or J call are left out) instead of from OLGA's model; "
+                            "vdjdb-cmv-trb names the shipped list of CMV-specific TRB receptors")
     pool = p.add_argument_group(
         "signal pool", "whole receptors (CDR3 with V and J) from a list, e.g. disease-specific database entries: "
         "each positive carries about R receptors of the pool, every repertoire about R0 of the whole list by "
         "chance; they replace background rows and keep the list's V and J; truth/signal_pool.tsv lists them")
     pool.add_argument("--signal-pool", type=Path, metavar="FILE",
                       help="TSV/CSV (plain or gzip) with columns junction_aa (or VDJdb's CDR3), v_call (or V) and "
-                           "j_call (or J); rows of another chain are left out")
+                           "j_call (or J); rows of another chain are left out; vdjdb-cmv-trb names the shipped "
+                           "list of CMV-specific TRB receptors")
     pool.add_argument("--pool-size", type=int, metavar="N",
                       help="receptors of the list that form the disease pool, drawn once with the seed "
                            "(default: all)")
@@ -303,7 +305,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     known.add_argument("--reference", type=Path, metavar="FILE",
                        help="VDJdb export (web SearchTable-*.tsv, or vdjdb.txt / vdjdb.slim.txt of a release) or a "
                             "TSV/CSV with junction_aa (or cdr3_aa, cdr3) and optional v_call, j_call, locus, species, "
-                            "epitope, antigen, antigen_gene; plain or gzip")
+                            "epitope, antigen, antigen_gene; plain or gzip; vdjdb-cmv-trb names the shipped list of "
+                            "CMV-specific TRB receptors (a VDJdb extract)")
     known.add_argument("--reference-chain", type=str.upper, choices=LOCI,
                        help="keep only receptors of this chain (rows of unknown chain are kept)")
     known.add_argument("--reference-species", metavar="SPECIES",
@@ -370,7 +373,8 @@ def _set_threads(threads: int | None) -> None:
 def _add_inference_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, nargs="+", metavar="MODEL",
                    help="model directory written by `train`, or a folder of them (the fold models of a "
-                        "cross-validation: an ensemble; probabilities are averaged and their spread reported), or "
+                        "cross-validation: an ensemble, whose probabilities and attention are averaged and the "
+                        "probabilities' spread reported), or "
                         "several model directories (an ensemble of those)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", type=Path, help="repertoires from a store")

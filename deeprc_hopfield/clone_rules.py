@@ -1071,8 +1071,8 @@ def prefer_exact_rules(fits: Sequence[RuleChoice], y: np.ndarray) -> RuleChoice:
         simpler = max((fit for fit in fits if fit.rule.radius == radius), key=lambda fit: fit.test.inner_auc)
         gain, se = paired_auc_difference(y, simpler.test.inner_scores_, best.test.inner_scores_)
         if gain <= SIGNIFICANT_GAIN_Z * se:
-            log.info("clone rule: %s does not beat %s significantly (inner AUC %+.3f, SE %.3f): the simpler is "
-                     "kept", best.rule, simpler.rule, gain, se)
+            log.info("clone rule: %s does not beat %s significantly (paired difference of their pooled inner-CV "
+                     "scores' AUCs %+.3f, SE %.3f, DeLong): the simpler is kept", best.rule, simpler.rule, gain, se)
             return replace(simpler, kept_over=str(best.rule))
     return best
 

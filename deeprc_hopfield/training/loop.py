@@ -391,7 +391,8 @@ class Trainer:
                 if state.record(row, cfg.patience):
                     self.best_state = self._state()
                 if state.stopped_early:
-                    log.info("stopping early: no gain in validation loss for %d evaluations", cfg.patience)
+                    if state.update < cfg.n_updates:  # at the last update, nothing was left to stop
+                        log.info("stopping early: no gain in validation loss for %d evaluations", cfg.patience)
                     break
             if state.update % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
