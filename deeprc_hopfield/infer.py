@@ -24,7 +24,7 @@ from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
-from deeprc_hopfield.store import Repertoire, RepertoireStore
+from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column
 
 if TYPE_CHECKING:
     from deeprc_hopfield.ingest import ParsedRepertoire
@@ -531,7 +531,7 @@ def _top_sequences(subject: Subject, weights: np.ndarray, top: int) -> pd.DataFr
         "junction_aa": decode(rep.codes, rep.lengths),
         "v_call": subject.v_names[order],
         "j_call": subject.j_names[order],
-        "duplicate_count": rep.counts,
+        "duplicate_count": count_column(rep.counts),
     })
 
 

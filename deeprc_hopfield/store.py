@@ -214,6 +214,16 @@ def _read_frame(group: h5py.Group) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
+def count_column(counts: np.ndarray) -> pd.arrays.IntegerArray | np.ndarray:
+    """Clone counts as a table writes them: whole numbers without a decimal point (missing ones empty), as AIRR's
+    `duplicate_count` is; counts that are not all whole (a file's frequencies) as they are."""
+    counts = np.asarray(counts, dtype=np.float64)
+    known = counts[~np.isnan(counts)]
+    if not np.array_equal(known, np.round(known)):
+        return counts
+    return pd.arrays.IntegerArray(np.where(np.isnan(counts), 0, counts).astype(np.int64), np.isnan(counts))
+
+
 class RepertoireStore:
     """Read access to a cohort store written by `deeprc-hopfield ingest`.
 
@@ -319,7 +329,7 @@ class RepertoireStore:
             "junction_aa": decode(rep.codes, rep.lengths),
             "v_call": v[rep.v_index],
             "j_call": j[rep.j_index],
-            "duplicate_count": rep.counts,
+            "duplicate_count": count_column(rep.counts),
         })
 
     def close(self) -> None:
