@@ -310,7 +310,10 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         empty = np.flatnonzero(values.str.lower().isin(MISSING_VALUES).to_numpy())
         if len(empty):
             what = "label value" if column in label_columns else "value"
-            raise MetadataError(f"missing {what}", path, line=line_of(empty[0]), column=column)
+            said = values.iloc[empty[0]]
+            read_as = f" ('{said}' is read as missing: {', '.join(sorted(w for w in MISSING_VALUES if w))} and an " \
+                      "empty cell are)" if said else ""
+            raise MetadataError(f"missing {what}{read_as}", path, line=line_of(empty[0]), column=column)
         duplicated = values.duplicated(keep="first").to_numpy()
         if column in REQUIRED_COLUMNS and duplicated.any():
             row = int(np.flatnonzero(duplicated)[0])

@@ -105,6 +105,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_line(cohort, tmp_path):
         ("rep3.tsv", "missing.tsv", 5, "filename", "not found"),
         ("P4,", "P1,", 6, "subject_id", "duplicate subject_id 'P1' (also on line 3)"),
         ("P2,rep2.tsv,False", "P2,rep2.tsv,", 4, "label", "missing label value"),
+        ("P2,rep2.tsv,False", "P2,rep2.tsv,None", 4, "label", "missing label value ('None' is read as missing: "),
     ],
 )
 def test_row_errors_name_line_and_column(cohort, old, new, line, column, words):

@@ -1,10 +1,14 @@
 """Cohort-level ranking of the sequences that the model's attention ties to the positive class.
 
-**Relative attention.** A repertoire's attention weights are a softmax over its sequences: they sum
-to 1 whatever its size, so a weight means nothing across repertoires as it is. Each sequence gets
-its *relative attention* w = attention x n (n = sequences of its repertoire): w = 1 is what uniform
-attention would give every sequence, w = 20 twenty times that. An ensemble's attention is the mean
-over its models (as `attend` reports it).
+**Relative attention.** A repertoire's attention weights are a softmax over its sequences (with several
+heads, one softmax over its (sequence, head) pairs, a sequence's weight its best head's, times the number of
+heads: `HopfieldPooling.joint_attention`): they sum to between 1 and the number of heads whatever its size,
+so a weight means nothing across repertoires as it is. Each sequence gets its *relative attention*
+w = attention x n (n = sequences of its repertoire): w = 1 is what uniform attention would give every
+sequence, w = 20 twenty times that. An ensemble's attention is the mean over its models (as `attend`
+reports it). A head far more confident than another takes nearly all of the joint softmax, so the other's
+finds can rank high in their repertoire yet get w < 1 (no evidence here); motifs are therefore searched in
+each positive repertoire's own order (`positives_top_attended`), not in this ranking's top.
 
 **Score.** One occurrence of a sequence in a repertoire adds the evidence e = max(0, log2 w), the bits
 by which the model's attention to it exceeds uniform; attention below uniform adds nothing (most
