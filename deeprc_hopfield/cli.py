@@ -857,7 +857,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                    help="folder written by `interpret` or `interpret-summary`: ranked sequences, motifs and logos "
                         "(optional)")
     p.add_argument("--models", nargs="+", type=Path, default=[], metavar="MODEL_DIR",
-                   help="the fold models written by `train`: their seeded k-mers and stored public clones (optional)")
+                   help="the fold models written by `train` (model folders, or a folder of them): their seeded "
+                        "k-mers and stored public clones (optional)")
     p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
     p.add_argument("--out", required=True, type=Path,
                    help="HTML file to write, e.g. results/demo/report.html (see --force)")

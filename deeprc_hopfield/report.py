@@ -29,7 +29,7 @@ from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
-from deeprc_hopfield.saved_model import read_model_config
+from deeprc_hopfield.saved_model import CONFIG_FILE, model_members, read_model_config
 from deeprc_hopfield.store import RepertoireStore
 
 #: Rows of the attended-sequence table.
@@ -85,6 +85,14 @@ def _read(path: Path, what: str, sep: str = "\t") -> pd.DataFrame:
         raise DeepRCError(f"{what} not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DeepRCError(f"cannot read {what}: {exc}", path) from None
+
+
+def model_folders(paths: list[Path]) -> list[Path]:
+    """Model folders as `--models` names them: each a model (its config.json), or a folder of fold models."""
+    found: list[Path] = []
+    for path in paths:
+        found += [path] if (path / CONFIG_FILE).is_file() or not path.is_dir() else model_members(path) or [path]
+    return found
 
 
 def check_same_cohort(store_path: Path, attended: list[Path], models: list[Path]) -> None:
@@ -359,7 +367,8 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
                  interpretation: str | Path | None = None, models: list[Path] | None = None) -> str:
     """The report as one HTML string (see the module docstring for its sections)."""
     metrics_table = _read(Path(metrics), "metrics table")
-    check_same_cohort(Path(store), [Path(p) for p in attended], [Path(p) for p in models or []])
+    models = model_folders([Path(p) for p in models or []])
+    check_same_cohort(Path(store), [Path(p) for p in attended], models)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     software = pd.DataFrame(list(versions().items()), columns=["software", "version"])
     body = [
@@ -367,7 +376,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         cohort_section(Path(store)),
         metrics_section(metrics_table),
         figures_section(Path(figures)),
-        models_section([Path(p) for p in models or []]),
+        models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label),
         interpretation_section(Path(interpretation) if interpretation is not None else None),
         config_section(Path(config) if config is not None else None),

@@ -15,7 +15,7 @@ from conftest import deeprc_cli
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate
 from deeprc_hopfield.ingest import ingest
-from deeprc_hopfield.report import REPORT_MARKER, attended_summary, build_report, is_report
+from deeprc_hopfield.report import REPORT_MARKER, attended_summary, build_report, is_report, model_folders
 from deeprc_hopfield.saved_model import MODEL_FORMAT, MODEL_SCHEMA_VERSION
 from deeprc_hopfield.store import RepertoireStore
 
@@ -135,8 +135,8 @@ def test_attended_tables_and_models_of_another_cohort_are_refused(run: dict[str,
 def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tmp_path: Path) -> None:
     models = []
     for fold, clones in enumerate([["CASSPVTGGIYGYTF", "<i>CASSF</i>"], []]):
-        model = tmp_path / f"fold{fold}"
-        model.mkdir()
+        model = tmp_path / "models" / f"fold{fold}"
+        model.mkdir(parents=True)
         training = {"best_update": 150 + fold, "seeded_kmers": ["SA.FY", "GR.DT"], "memory_clones": clones,
                     "clone_rule": {"v_level": "none", "radius": 1, "inner_auc": 0.91, "validation_auc": 0.88,
                                    "used": bool(clones)}}
@@ -149,6 +149,7 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     text = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"],
                         attended=[], config=None, models=models)
     assert "<h2>Fold models</h2>" in text
+    assert model_folders([tmp_path / "models"]) == models  # the folder of the fold models: each of them
     cells = re.sub(r' class="num"', "", text)
     assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
     assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
