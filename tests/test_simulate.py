@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeprc_hopfield.errors import SimulationError
+from deeprc_hopfield.errors import InputFormatError, SimulationError
 from deeprc_hopfield.genes import normalise_gene, normalise_genes
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import OUTPUT_MARKER
@@ -449,6 +449,9 @@ def test_receptor_list_reads_a_vdjdb_paired_file_by_chain(tmp_path):
     assert beta.table["v_call"].tolist() == ["TRBV5-1*01", "TRBV19*01"] and beta.notes["incomplete"] == 1
     alpha = read_receptor_list(tmp_path / "chunk.txt", "TRA")
     assert alpha.table["junction_aa"].tolist() == ["CAVNDYKLSF", "CAVRDSNYQLIW"]
+    with pytest.raises(InputFormatError, match="a VDJdb paired file holds T-cell alpha and beta receptors "
+                                               r"\(cdr3.alpha, cdr3.beta\), none of the simulated chain IGH"):
+        read_receptor_list(tmp_path / "chunk.txt", "IGH")
 
 
 @pytest.mark.parametrize("make, extra, message", [

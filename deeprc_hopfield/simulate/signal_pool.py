@@ -139,6 +139,10 @@ def read_receptor_list(path: str | Path, chain: str) -> ReceptorList:
     columns = {}
     for target, aliases in _list_columns(chain).items():
         found = [by_name[a] for a in aliases if a in by_name]
+        paired = sorted(c for c in ("cdr3.alpha", "cdr3.beta") if c in by_name)
+        if not found and paired:
+            raise InputFormatError(f"a VDJdb paired file holds T-cell alpha and beta receptors ({', '.join(paired)}), "
+                                   f"none of the simulated chain {chain}: give a list of {chain} receptors", path)
         if not found:
             raise InputFormatError(f"the signal pool needs a column {' or '.join(aliases)} (found: "
                                    f"{', '.join(map(str, frame.columns)) or 'none'})", path)
