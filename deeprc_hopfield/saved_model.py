@@ -140,5 +140,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Sav
     except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"cannot load the model: {str(exc).splitlines()[0]}", directory) from None
     model.to(device).eval()
-    return SavedModel(model=model, labels=config["labels"], v_genes=config["genes"]["v"],
+    order = [task.name for task in model.config.tasks if task.name in config["labels"]]  # config.json sorts its keys
+    labels = {name: config["labels"][name] for name in [*order, *sorted(set(config["labels"]) - set(order))]}
+    return SavedModel(model=model, labels=labels, v_genes=config["genes"]["v"],
                       j_genes=config["genes"]["j"], training=config.get("training", {}), path=directory)

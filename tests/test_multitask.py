@@ -96,6 +96,9 @@ def test_predictions_of_a_numeric_label_in_its_units(two_label_cohort, two_label
     table, _ = predict([saved], subjects_from_store(two_label_cohort["store"], saved, only=held_out),
                        torch.device("cpu"))
     assert {"status_probability", "status_predicted", "age_predicted", "age_true"} <= set(table.columns)
+    assert list(saved.labels) == ["status", "age"]  # the training order (config.json sorts its keys)
+    columns = [c for c in table.columns if c.startswith(("status_", "age_"))]
+    assert columns.index("status_probability") < columns.index("age_predicted")
     age_task = saved.model.config.tasks[1]
     # a short training on random repertoires predicts about the fitting mean, in years (not ~0)
     assert abs(table["age_predicted"].mean() - age_task.mean) < 0.5 * age_task.scale
