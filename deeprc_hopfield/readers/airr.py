@@ -86,13 +86,14 @@ def _blank(text: pd.Series) -> np.ndarray:
     return (text.isna() | (text.astype(str).str.strip() == "")).to_numpy()
 
 
-def _junctions_from_cdr3(junction_aa: pd.Series, frame: pd.DataFrame, j_call: pd.Series, path: Path) -> pd.Series:
+def _junctions_from_cdr3(junction_aa: pd.Series, cdr3_aa: pd.Series, j_call: pd.Series, locus: pd.Series,
+                         path: Path) -> pd.Series:
     """`junction_aa`, its blank rows filled from `cdr3_aa` where that holds a CDR3 (anchors added)."""
-    filled = _blank(junction_aa) & ~_blank(frame["cdr3_aa"])
+    filled = _blank(junction_aa) & ~_blank(cdr3_aa)
     if not filled.any():
         return junction_aa
-    rows = frame.index[filled]
-    junctions = add_anchors(frame.loc[rows, "cdr3_aa"], j_call.loc[rows], column_or_missing(frame, "locus").loc[rows])
+    rows = junction_aa.index[filled]
+    junctions = add_anchors(cdr3_aa.loc[rows], j_call.loc[rows], locus.loc[rows])
     log.info("%s: %d rows with an empty junction_aa took their junction from cdr3_aa (conserved C and F/W added)",
              path, int(filled.sum()))
     return junction_aa.astype(object).where(~filled, junctions)
@@ -102,15 +103,15 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     """Read an AIRR Rearrangement file into the tidy table."""
     aa_col = first_present(header, AA_COLUMNS)
     nt_col = None if aa_col else require(header, AA_COLUMNS + NT_COLUMNS, path, "AIRR")
-    backup = "cdr3_aa" if aa_col == "junction_aa" and "cdr3_aa" in header else None
-    wanted = [c for c in [aa_col, backup, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
-    frame = read_columns(path, delimiter, wanted, text=tuple(c for c in (aa_col or nt_col, backup) if c))
+    wanted = [c for c in [aa_col, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
+    frame = read_columns(path, delimiter, wanted, text=(aa_col or nt_col,))
     productive = parse_productive(frame, "productive", path)
     j_call = normalise_genes(column_or_missing(frame, "j_call"))
     if aa_col:
         junction_aa = column_or_missing(frame, aa_col)
-        if backup:
-            junction_aa = _junctions_from_cdr3(junction_aa, frame, j_call, path)
+        if aa_col == "junction_aa" and "cdr3_aa" in header and _blank(junction_aa).any():  # read again only then
+            cdr3 = read_columns(path, delimiter, ["cdr3_aa"], text=("cdr3_aa",))["cdr3_aa"]
+            junction_aa = _junctions_from_cdr3(junction_aa, cdr3, j_call, column_or_missing(frame, "locus"), path)
     else:
         junction_aa, in_frame = _translate(column_or_missing(frame, nt_col), path, nt_col)
         productive = productive.mask(~in_frame.to_numpy(), False)
