@@ -60,6 +60,8 @@ def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) ->
             raise DeepRCError("evaluate scores binary labels: this file holds no binary label's probability (columns "
                               f"{', '.join(others[:4])}: a numeric or categorical label)", path)
         return table
+    if f"{label}_probability" not in table.columns and "probability" in table.columns:
+        return table  # a single label's predictions (a baseline's beside a multi-label model's)
     if f"{label}_probability" not in table.columns:
         raise DeepRCError(f"no probability of label '{label}' (binary labels here: "
                           f"{', '.join(binary) or ('the single label' if 'probability' in table.columns else 'none')})",

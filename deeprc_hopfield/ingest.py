@@ -55,14 +55,15 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     """
     read = read_repertoire_file(path, fmt, digest=True)
     table, detected = read.table, read.fmt
-    if qc.chain is None and detected == tenx.NAME:
+    defaulted = qc.chain is None and detected == tenx.NAME
+    if defaulted:
         qc = replace(qc, chain=tenx.DEFAULT_CHAIN)
     checked = check_repertoire(table, qc, read.junctions)
     clean, counts = checked.table, checked.counts
     if len(clean) == 0:
         dropped = ", ".join(f"{k}={v}" for k, v in counts.items() if v and k not in ("input_rows", "kept"))
         raise QCError(f"no sequence left after quality control ({counts['input_rows']} rows; "
-                      f"dropped: {dropped or 'none'}){_chain_hint(table, qc, counts)}", path)
+                      f"dropped: {dropped or 'none'}){_chain_hint(table, qc.chain, counts, defaulted)}", path)
     if read.cdr3.found == IMGT_CDR3:
         log.info("%s: %s; clones are matched on the CDR3 core", path, read.cdr3.describe())
     for what, missing in (("clone counts", clean["duplicate_count"].isna()), ("V genes", checked.v_call.isna()),
@@ -77,14 +78,15 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
     )
 
 
-def _chain_hint(table: pd.DataFrame, qc: QCSettings, counts: dict[str, int]) -> str:
-    """Where every row was of another chain than --chain (or 10x's default): the chains the file holds."""
-    if not counts.get("other_chain"):
-        return ""
+def _chain_hint(table: pd.DataFrame, chain: str | None, counts: dict[str, int], defaulted: bool) -> str:
+    """Where rows of another chain than --chain (or 10x's default) were dropped and the file holds none of it: the
+    chains it holds."""
     held = row_loci(table).dropna().astype(str).value_counts()
+    if not counts.get("other_chain") or chain in held.index:
+        return ""
     which = ", ".join(f"{locus} {n}" for locus, n in held.items())
-    default = " (10x files are read as TRB unless --chain says otherwise)" if qc.chain == tenx.DEFAULT_CHAIN else ""
-    return f"; the file holds {which}, no {qc.chain}{default}: give --chain"
+    default = f" (10x files are read as {chain} unless --chain says otherwise)" if defaulted else ""
+    return f"; the file holds {which}, no {chain}{default}: give --chain"
 
 
 def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) -> Iterator[ParsedRepertoire]:

@@ -219,7 +219,7 @@ def count_column(counts: np.ndarray) -> pd.arrays.IntegerArray | np.ndarray:
     `duplicate_count` is; counts that are not all whole (a file's frequencies) as they are."""
     counts = np.asarray(counts, dtype=np.float64)
     known = counts[~np.isnan(counts)]
-    if not np.array_equal(known, np.round(known)):
+    if not (np.isfinite(known).all() and np.array_equal(known, np.round(known))):
         return counts
     return pd.arrays.IntegerArray(np.where(np.isnan(counts), 0, counts).astype(np.int64), np.isnan(counts))
 
@@ -329,7 +329,7 @@ class RepertoireStore:
             "junction_aa": decode(rep.codes, rep.lengths),
             "v_call": v[rep.v_index],
             "j_call": j[rep.j_index],
-            "duplicate_count": count_column(rep.counts),
+            "duplicate_count": rep.counts,
         })
 
     def close(self) -> None:

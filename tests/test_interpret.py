@@ -26,7 +26,7 @@ from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.io import OUTPUT_MARKER, output_command
 from deeprc_hopfield.interpret import InterpretError, interpret, summarise
 from deeprc_hopfield.interpret.contributions import CONTRIBUTION_COLUMNS, onehot, onehot_embedding
-from deeprc_hopfield.interpret.motifs import find_motifs, pattern_code, pattern_string
+from deeprc_hopfield.interpret.motifs import RepertoireSamples, find_motifs, pattern_code, pattern_string
 from deeprc_hopfield import infer
 from deeprc_hopfield.infer import score_subjects, subjects_from_store
 from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
@@ -74,8 +74,9 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
 def interpreted(trained, tmp_path_factory) -> Path:
     """`deeprc-hopfield interpret` of the trained model on its held-out fold (8 contributions)."""
     out = tmp_path_factory.mktemp("interpreted") / "interpretation"
+    # 10 held-out repertoires: the label test's Welch t over 5 against 5 cannot pass alpha 0.05 over ~500 patterns
     result = run_cli("interpret", "--model", trained["model"], "--store", trained["store"], "--split", trained["split"],
-                     "--fold", "0", "--out", out, "--threads", "1", "--top", "8")
+                     "--fold", "0", "--out", out, "--threads", "1", "--top", "8", "--motif-alpha", "0.5")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -107,7 +108,7 @@ def test_interpret_ranks_implanted_sequences_first_and_writes_logos(trained, int
     assert info["repertoires"] == {"positive": 5, "negative": 5} and info["label_source"] == "store"
     assert info["top_motif"] == "GRDT"
     assert (motifs["label_log10_p"] <= info["motif_test"]["log10_p_max"]).all()  # more common in positives
-    assert info["motif_test"]["alpha"] == 0.05 and info["motif_test"]["patterns_tested"] > 0
+    assert info["motif_test"]["alpha"] == 0.5 and info["motif_test"]["patterns_tested"] > 0
     assert info["positive_sample_sequences"] > 0 and info["notes"] == []
     searched = pd.read_csv(out / "motif_foreground.tsv", sep="\t")  # each positive's 20 most attended, in order
     assert set(searched["subject_id"]) == set(info["positive_subjects"])
@@ -166,7 +167,7 @@ def test_fold_rankings_merge_into_the_whole(trained, interpreted, tmp_path):
         assert np.allclose(merged[column], whole[column], equal_nan=True, rtol=1e-5), column
 
     # the summary command on one interpretation gives back its ranking and its contributions
-    summary = summarise([interpreted], trained["store"], tmp_path / "cohort", top=8)
+    summary = summarise([interpreted], trained["store"], tmp_path / "cohort", top=8, motif_alpha=0.5)
     before = pd.read_csv(interpreted / "ranked_sequences.tsv", sep="\t")
     after = pd.read_csv(summary / "ranked_sequences.tsv", sep="\t")
     assert after["junction_aa"].tolist() == before["junction_aa"].tolist()
@@ -233,7 +234,8 @@ def test_one_pass_serves_predict_attend_and_interpret(trained, interpreted, tmp_
     assert run_cli("attend", *fold, "--out", tmp_path / "a3.tsv", "--top", "5").returncode == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "p3.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.tsv", sep="\t"), pd.read_csv(tmp_path / "a3.tsv", sep="\t"))
-    result = run_cli("interpret", *fold, "--out", tmp_path / "i", "--top", "8", "--attention", tmp_path / "att.h5")
+    result = run_cli("interpret", *fold, "--out", tmp_path / "i", "--top", "8", "--attention", tmp_path / "att.h5",
+                     "--motif-alpha", "0.5")
     assert result.returncode == 0, result.stderr
     for name in ("ranked_sequences.tsv", "motifs.tsv", "contributions.tsv"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "i" / name, sep="\t"),
@@ -317,16 +319,27 @@ def test_find_motifs_recovers_a_gapped_motif():
     assert not motifs["motif"].isin(["R.DT", "GR.D", "G..DT"]).any()  # sub-patterns of the same sequences
     assert pattern_string(pattern_code("GR.DT")) == "GR.DT" and pattern_string(pattern_code("CA..F")) == "CA..F"
     assert motifs.attrs["patterns_tested"] > 100 and (motifs["log10_p"] <= motifs.attrs["log10_p_max"]).all()
-    # the label test: GR.DT in 2% of the positives' sequences and about none of the negatives' passes it ...
-    positives = [implant(s) if k % 50 == 0 else s for k, s in enumerate(random_cdr3s(5000))]
-    found = find_motifs(foreground, random_cdr3s(5000), positives=positives)
+    # the label test, by repertoire: GR.DT in 2% of each of 10 positives' sequences, none of the negatives' ...
+    def repertoires(carriers: list[float]) -> list[list[str]]:
+        return [[implant(s) if k < share * 500 else s for k, s in enumerate(random_cdr3s(500))] for share in carriers]
+
+    owners = np.repeat(np.arange(10), 5)  # the 50 searched sequences: 5 from each of 10 positives
+    samples = RepertoireSamples(repertoires([0.02] * 10), repertoires([0.0] * 10))
+    found = find_motifs(foreground, random_cdr3s(5000), repertoires=samples, owners=owners)
     assert found.loc[0, "motif"] == "GR.DT" and found.loc[0, "positive_fraction"] == pytest.approx(0.02, abs=0.003)
-    assert found.loc[0, "label_log10_p"] < found.attrs["log10_p_max"]
-    # ... but a pattern the model's picks share while both classes carry it alike (no signal) is no motif
-    alike = [implant(s) if k % 50 == 0 else s for k, s in enumerate(random_cdr3s(5000))]
-    nothing = find_motifs(foreground, alike, positives=positives)
+    assert found.loc[0, "label_log10_p"] < found.attrs["log10_p_max"] and found.loc[0, "negative_fraction"] < 0.002
+    assert found.loc[0, "repertoires"] == 8  # the 40 carriers are the first 8 positives' searched sequences
+    # ... but not a pattern both classes carry alike (no signal), ...
+    alike = RepertoireSamples(samples.positive, repertoires([0.02] * 10))
+    nothing = find_motifs(foreground, random_cdr3s(5000), repertoires=alike, owners=owners)
     assert nothing.empty and nothing.attrs["patterns_tested"] > 100
     assert list(nothing.columns) == list(found.columns)
+    # ... nor one patient's clone family (a tenth of one positive's sequences; the repertoire is the unit) ...
+    one = RepertoireSamples(repertoires([0.1] + [0.0] * 9), samples.negative)
+    assert find_motifs(foreground, random_cdr3s(5000), repertoires=one, owners=owners).empty
+    # ... and a pattern that one positive's top sequences alone carry is not even tested
+    assert "GR.DT" not in set(find_motifs(foreground, random_cdr3s(5000), repertoires=samples,
+                                          owners=np.r_[np.zeros(40, int), np.arange(1, 11)])["motif"])
 
 
 def _store_without_genes(folder: Path, labelled: bool = True) -> Path:

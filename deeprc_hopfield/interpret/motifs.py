@@ -22,13 +22,19 @@ background sequences, so `GR.DT` wins; `GRADT` is more specific still, but loses
 foreground. Patterns are encoded as base-21 integers (0 = gap) and counted with numpy over all
 windows at once, never in a Python loop over sequences.
 
-**Significance.** Only motifs that pass two one-sided Fisher tests, each at `alpha` over the number of
-patterns tested (Bonferroni), are reported: the test above (enriched in the foreground),
-and, with a sample of the positive repertoires' sequences (`positives`), a test that the pattern is
-more common in positive than in negative repertoires (`label_log10_p`). The first alone is circular:
-the foreground is chosen by the model's attention, so whatever its filters select (even in a cohort
-with no signal) is enriched there; the second asks the repertoires themselves, whatever the model
-attends. A cohort without a pattern that passes both gets an empty table, not the best of noise.
+**Which patterns are tested.** A pattern is tested when at least `min_support` foreground sequences carry it,
+from at least `min_support` (and :data:`MIN_REPERTOIRE_SHARE` of the) positive repertoires whose top sequences were
+searched (`owners`): a clone family of one patient is not a motif of the condition.
+
+**Significance.** Only motifs that pass two one-sided tests, each at `alpha` over the number of
+patterns tested (Bonferroni), are reported: the Fisher test above (enriched in the foreground),
+and, with samples of each repertoire's sequences (`repertoires`), Welch's t-test that the share of a
+repertoire's sequences carrying the pattern is higher in positive than in negative repertoires
+(`label_log10_p`; the repertoire is the unit, so one patient's large clone family does not make a
+motif). The first alone is circular: the foreground is chosen by the model's attention, so whatever
+its filters select (even in a cohort with no signal) is enriched there; the second asks the
+repertoires themselves, whatever the model attends. A cohort without a pattern that passes both gets
+an empty table, not the best of noise.
 
 The reported list is made non-redundant greedily: a motif is kept only if at most half of its
 foreground supporters are already explained by a motif ranked above it, so a second, different
@@ -37,6 +43,8 @@ motif shows up instead of variants of the first.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -51,8 +59,11 @@ TRIM = GERMLINE_ENDS  # residues left out at each end of a junction
 GAP = "."
 _BASE = len(AMINO_ACIDS) + 1  # digit 0 = gap, 1..20 = residues
 _LETTERS = np.array([GAP, *AMINO_ACIDS])
-MOTIF_COLUMNS = ["rank", "motif", "width", "gaps", "support", "support_fraction", "background_support",
-                 "background_fraction", "log2_enrichment", "log10_p", "positive_fraction", "label_log10_p"]
+MOTIF_COLUMNS = ["rank", "motif", "width", "gaps", "support", "repertoires", "support_fraction",
+                 "background_support", "background_fraction", "log2_enrichment", "log10_p", "positive_fraction",
+                 "negative_fraction", "label_log10_p"]
+#: Share of the searched positive repertoires whose top sequences must carry a pattern before it is tested.
+MIN_REPERTOIRE_SHARE = 0.1
 #: Family-wise error rate of the motif tests (Bonferroni over the patterns tested).
 ALPHA = 0.05
 
@@ -116,8 +127,17 @@ def sequence_patterns(sequences: list[str], keep: np.ndarray | None = None, widt
     return pd.DataFrame({"sequence": unique // scale, "pattern": unique % scale})
 
 
+@dataclass
+class RepertoireSamples:
+    """Samples of each positive and each negative repertoire's sequences, for the label test."""
+
+    positive: list[list[str]]
+    negative: list[list[str]]
+
+
 def find_motifs(foreground: list[str], background: list[str], min_support: int = 3, top: int = 20,
-                max_overlap: float = 0.5, positives: list[str] | None = None, alpha: float = ALPHA) -> pd.DataFrame:
+                max_overlap: float = 0.5, repertoires: RepertoireSamples | None = None,
+                owners: np.ndarray | None = None, alpha: float = ALPHA) -> pd.DataFrame:
     """Gapped patterns enriched in `foreground` over `background` (see the module docstring).
 
     Parameters
@@ -127,43 +147,54 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
     background
         Sequences of the same cohort, e.g. a uniform sample.
     min_support
-        Foreground sequences a pattern needs before it is tested (also at least 5% of them).
+        Foreground sequences a pattern needs before it is tested, and with `owners` positive repertoires (also at
+        least :data:`MIN_REPERTOIRE_SHARE` of them).
     top
         Motifs reported at most.
     max_overlap
         Largest share of a motif's foreground supporters that may already support a better motif.
-    positives
-        A sample of the positive repertoires' sequences, `background` being the negatives': the label test
-        (see the module docstring); None tests enrichment in the foreground alone.
+    repertoires
+        Samples of each repertoire's sequences: the label test (see the module docstring); None tests enrichment
+        in the foreground alone.
+    owners
+        The positive repertoire of each foreground sequence (any labels); None: every sequence its own.
     alpha
         Family-wise error rate of each test, Bonferroni over the patterns tested.
 
     Returns
     -------
     Columns :data:`MOTIF_COLUMNS` (support: foreground sequences carrying the motif; log10_p: of
-    the one-sided Fisher test; label_log10_p: of the label test, NaN without `positives`), best first;
+    the one-sided Fisher test; repertoires: positive repertoires among whose searched sequences it is;
+    label_log10_p: of the label test, NaN without `repertoires`), best first;
     empty when no pattern reaches `min_support` or passes the tests. ``attrs["patterns_tested"]`` and
     ``attrs["log10_p_max"]`` say how many patterns were tested and the largest log10 p that passed.
     """
     n_fg, n_bg = len(foreground), len(background)
     fg = sequence_patterns(foreground)
-    support = fg.groupby("pattern")["sequence"].nunique()
-    support = support[support >= max(min_support, int(np.ceil(0.05 * n_fg)))]
+    owner = np.arange(n_fg) if owners is None else pd.factorize(np.asarray(owners))[0]
+    fg["owner"] = owner[fg["sequence"].to_numpy()] if n_fg else fg["sequence"]
+    counts = fg.groupby("pattern").agg(support=("sequence", "nunique"), repertoires=("owner", "nunique"))
+    needed = max(min_support, int(np.ceil(MIN_REPERTOIRE_SHARE * len(np.unique(owner))))) if owners is not None \
+        else min_support
+    counts = counts[(counts["support"] >= min_support) & (counts["repertoires"] >= needed)]
+    support = counts["support"]
     log10_p_max = float(np.log10(alpha / max(len(support), 1)))
     if support.empty:
         return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, log10_p_max)
-    stats = pd.DataFrame({"support": support, "background_support": _supporters(background, support.index)})
+    stats = pd.DataFrame({"support": support, "repertoires": counts["repertoires"],
+                          "background_support": _supporters(background, support.index)})
     k, kb = stats["support"].to_numpy(), stats["background_support"].to_numpy()
     stats["log10_p"] = _log10_fisher(k, n_fg, kb, n_bg)
     stats["support_fraction"] = k / n_fg
     stats["background_fraction"] = kb / max(n_bg, 1)
     stats["log2_enrichment"] = np.log2((k + 0.5) / (n_fg + 1) / ((kb + 0.5) / (n_bg + 1)))
-    stats["positive_fraction"], stats["label_log10_p"] = np.nan, np.nan
+    stats["positive_fraction"], stats["negative_fraction"], stats["label_log10_p"] = np.nan, np.nan, np.nan
     passed = stats["log10_p"] <= log10_p_max
-    if positives is not None:
-        kp = _supporters(positives, support.index).to_numpy()
-        stats["positive_fraction"] = kp / max(len(positives), 1)
-        stats["label_log10_p"] = _log10_fisher(kp, len(positives), kb, n_bg)
+    if repertoires is not None:
+        positive = _carrier_shares(repertoires.positive, support.index)  # (repertoires, patterns)
+        negative = _carrier_shares(repertoires.negative, support.index)
+        stats["positive_fraction"], stats["negative_fraction"] = positive.mean(axis=0), negative.mean(axis=0)
+        stats["label_log10_p"] = _log10_welch(positive, negative)
         passed &= stats["label_log10_p"] <= log10_p_max
     stats = stats[passed].sort_values(["log10_p", "log2_enrichment", "support"], ascending=[True, False, False],
                                       kind="stable")
@@ -178,6 +209,11 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
     return _motif_table(out[MOTIF_COLUMNS], len(support), log10_p_max)
 
 
+def no_motifs() -> pd.DataFrame:
+    """The empty motif table of a search not run (no negative or no positive repertoire)."""
+    return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, float("nan"))
+
+
 def _motif_table(table: pd.DataFrame, tested: int, log10_p_max: float) -> pd.DataFrame:
     """`table` with how many patterns were tested and the threshold they had to pass (``attrs``)."""
     table.attrs.update(patterns_tested=int(tested), log10_p_max=log10_p_max)
@@ -188,6 +224,30 @@ def _supporters(sequences: list[str], patterns: pd.Index) -> pd.Series:
     """How many of `sequences` support each of `patterns` (codes), 0 where none."""
     found = sequence_patterns(sequences, keep=patterns.to_numpy())
     return found.groupby("pattern")["sequence"].nunique().reindex(patterns, fill_value=0)
+
+
+def _carrier_shares(samples: list[list[str]], patterns: pd.Index) -> np.ndarray:
+    """(repertoires, patterns): the share of each repertoire's sampled sequences that carry each pattern."""
+    sizes = np.array([len(sample) for sample in samples], dtype=np.float64)
+    owner = np.repeat(np.arange(len(samples)), sizes.astype(np.int64))
+    found = sequence_patterns([s for sample in samples for s in sample], keep=patterns.to_numpy())
+    column = patterns.get_indexer(found["pattern"].to_numpy())
+    shares = np.zeros((len(samples), len(patterns)))
+    np.add.at(shares, (owner[found["sequence"].to_numpy()], column), 1.0)  # one (sequence, pattern) pair each
+    return shares / np.maximum(sizes, 1.0)[:, None]
+
+
+def _log10_welch(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """log10 of Welch's one-sided t-test p (positive repertoires' shares higher), per pattern; 0 (p = 1) where it
+    is undefined (fewer than two repertoires a side, or no variation at all)."""
+    from scipy.stats import ttest_ind
+
+    if len(positive) < 2 or len(negative) < 2:
+        return np.zeros(positive.shape[1])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision note on shares that hardly vary
+        p = ttest_ind(positive, negative, equal_var=False, alternative="greater", axis=0).pvalue
+    return np.log10(np.where(np.isfinite(p), np.clip(p, 1e-300, 1.0), 1.0))
 
 
 def _log10_fisher(k: np.ndarray, n: int, k_other: np.ndarray, n_other: int) -> np.ndarray:

@@ -69,7 +69,6 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
 from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, in_sorted, name_codes,
                                            repertoire_keys, resolve_rows, unique_keys, wildcard_table)
-from deeprc_hopfield.store import count_column
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +228,7 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
     table = best.set_index("key")[KEY_COLUMNS].join(stats)
     table["top_repertoire"] = reps["subject_id"].to_numpy()[best["repertoire"].to_numpy()]
     table["top_attention"] = best["weight"].to_numpy()
-    table["top_duplicate_count"] = count_column(best["duplicate_count"].to_numpy())
+    table["top_duplicate_count"] = best["duplicate_count"].to_numpy(np.float64)  # whole numbers when written
     n_positive = int(reps["positive"].sum())
     return finish_ranking(table.reset_index(drop=True), n_positive, len(reps) - n_positive)
 

@@ -29,7 +29,7 @@ from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.saved_model import SavedModel
-from deeprc_hopfield.store import RepertoireStore
+from deeprc_hopfield.store import RepertoireStore, count_column
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ FOREGROUND_FILE = "motif_foreground.tsv"
 MOTIF_LOGO, CONTRIBUTION_LOGO = "motif", "contributions"
 #: Sequences sampled from the interpreted repertoires as the motif background.
 BACKGROUND_SIZE = 50_000
+#: Fewest sequences sampled from each repertoire for the motif tests.
+MIN_PER_REPERTOIRE = 500
 #: Motifs drawn as logos (motif_1 ... motif_N).
 MOTIF_LOGOS = 3
 
@@ -185,7 +187,7 @@ def background_sample(store_path: Path, subject_ids: list[str], size: int = BACK
     return sample
 
 
-def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samples: "MotifSamples",
+def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samples: motifs.RepertoireSamples | None,
            contributions_of: pd.DataFrame, info: dict, motif_alpha: float) -> None:
     """Every output file of an interpretation into `folder`.
 
@@ -194,21 +196,24 @@ def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samp
     interpreted (the tables pool all repertoires).
     """
     flag = {} if TRAINING_SUBJECT_COLUMN not in info else {TRAINING_SUBJECT_COLUMN: bool(info[TRAINING_SUBJECT_COLUMN])}
-    ranked.assign(**flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
+    ranked.assign(top_duplicate_count=count_column(ranked["top_duplicate_count"].to_numpy(np.float64)),
+                  **flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
     foreground_of.assign(**flag).to_csv(folder / FOREGROUND_FILE, sep="\t", index=False)
     foreground = foreground_of["junction_aa"].tolist()
-    found = motifs.find_motifs(foreground, samples.negative, positives=samples.positive, alpha=motif_alpha)
+    background = [s for sample in samples.negative for s in sample] if samples is not None else []
+    found = motifs.find_motifs(foreground, background, repertoires=samples, owners=foreground_of["subject_id"].to_numpy(),
+                               alpha=motif_alpha) if samples is not None else motifs.no_motifs()
     tested = found.attrs["patterns_tested"]
     if tested and found.empty:
-        info["notes"].append(no_motif_note(tested, motif_alpha, samples.positive is not None))
+        info["notes"].append(no_motif_note(tested, motif_alpha))
         log.warning("%s", info["notes"][-1])
     found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
         logos.motif_logo(foreground, motif, folder / f"{MOTIF_LOGO}_{k}", title=f"motif {k}: {motif}")
     contributions_of.assign(**flag).to_csv(folder / CONTRIBUTIONS_FILE, sep="\t", index=False)
     logos.contribution_logo(contributions_of, folder / CONTRIBUTION_LOGO)
-    info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(samples.negative),
-            "positive_sample_sequences": len(samples.positive) if samples.positive is not None else 0,
+    info = {**info, "foreground_sequences": len(foreground), "background_sequences": len(background),
+            "positive_sample_sequences": sum(map(len, samples.positive)) if samples is not None else 0,
             "motif_test": {"alpha": motif_alpha, "patterns_tested": tested,
                            "log10_p_max": found.attrs["log10_p_max"] if tested else None},
             "top_motif": found["motif"].iloc[0] if len(found) else None, "package_version": __version__}
@@ -271,6 +276,9 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     if labels not in ranking.LABEL_CHOICES:
         raise InterpretError(f"labels must be one of {', '.join(ranking.LABEL_CHOICES)}, not {labels!r}")
     _check_output(out, "interpret", force)
+    if motif_top > per_repertoire:
+        log.warning("--motif-top %d is more than --per-repertoire %d, the most-attended sequences kept of each "
+                    "repertoire: motifs are searched among those %d", motif_top, per_repertoire, per_repertoire)
     device = torch.device(device)
     models = load_models(model, device)
     name, positive_class = binary_label(models[0], label)
@@ -321,30 +329,37 @@ def label_notes(n_positive: int, n_negative: int, positive: str) -> list[str]:
                      "above 0, so motifs.tsv and contributions.tsv are empty and the ranking only shows what "
                      "negatives attend")
     if not n_negative:
-        notes.append(f"no negative repertoire (all {n_positive} positive, {positive}): the motif background is "
-                     "sampled from the positive ones and no sequence is scored down")
+        notes.append(f"no negative repertoire (all {n_positive} positive, {positive}): no motif is searched (a motif "
+                     "must be more common in positive than in negative repertoires) and no sequence is scored down")
     for note in notes:
         log.warning("%s", note)
     return notes
 
 
-@dataclass
-class MotifSamples:
-    """Sequences sampled for the motif tests: `negative`, the background (the negative repertoires', or every
-    repertoire's when none is negative), and `positive`, the positive repertoires' (None without both sides)."""
-
-    negative: list[str]
-    positive: list[str] | None
-
-
-def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed: int) -> MotifSamples:
-    """The motif background: a sample of the negative repertoires' sequences (what a pattern's frequency
-    is without the condition), or of all repertoires when none is negative (:func:`label_notes` says so);
-    and, with both sides, a sample of the positive repertoires' for the label test."""
+def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed: int) -> motifs.RepertoireSamples | None:
+    """Samples of each repertoire's sequences, as many from each (:func:`repertoire_samples`): the negatives' are
+    the enrichment test's background (how common a pattern is without the condition), and both sides the label
+    test's. None without both sides: no motif is searched then (:func:`label_notes` says why)."""
     if not (positives and negatives):
-        return MotifSamples(background_sample(store, negatives or positives, seed=seed), None)
-    return MotifSamples(background_sample(store, negatives, seed=seed),
-                        background_sample(store, positives, seed=seed + 1))
+        return None
+    return motifs.RepertoireSamples(repertoire_samples(store, positives, seed=seed + 1),
+                                    repertoire_samples(store, negatives, seed=seed))
+
+
+def repertoire_samples(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
+                       seed: int = 0) -> list[list[str]]:
+    """A seeded sample of each repertoire's CDR3s, `size` in all, as many from each (at least
+    :data:`MIN_PER_REPERTOIRE`; a smaller repertoire gives all it has)."""
+    each = max(MIN_PER_REPERTOIRE, size // max(len(subject_ids), 1))
+    rng = np.random.default_rng(seed)
+    samples = []
+    with RepertoireStore(store_path) as store:
+        for subject in subject_ids:
+            rep = store.repertoire(store.index_of(subject))
+            picks = np.sort(rng.choice(len(rep), size=min(each, len(rep)), replace=False))
+            picked = rep.subset(picks)
+            samples.append(decode(picked.codes, picked.lengths))
+    return samples
 
 
 def memory_alone_notes(alone: int, models: int) -> list[str]:
@@ -360,13 +375,12 @@ def memory_alone_notes(alone: int, models: int) -> list[str]:
     return [note]
 
 
-def no_motif_note(tested: int, alpha: float, label_test: bool) -> str:
+def no_motif_note(tested: int, alpha: float) -> str:
     """Why motifs.tsv is empty although the positives' most-attended sequences were searched."""
-    tests = ("enriched among them and more common in positive than in negative repertoires" if label_test
-             else "enriched among them")
-    return (f"no motif found: none of the {tested} patterns of the positives' most-attended sequences is {tests} "
-            f"(one-sided Fisher tests, family-wise alpha {alpha:g}, Bonferroni); what the model attends there is not "
-            "a motif that tells the classes apart")
+    return (f"no motif found: none of the {tested} patterns of the positives' most-attended sequences is enriched "
+            "among them and carried by a larger share of the positive repertoires' sequences than of the negatives' "
+            f"(one-sided Fisher and Welch tests, family-wise alpha {alpha:g}, Bonferroni; few repertoires cannot "
+            "reach it); what the model attends there is not a motif that tells the classes apart")
 
 
 @dataclass
@@ -471,10 +485,14 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
                              "per_repertoire": infos[0]["settings"].get("per_repertoire")},
                 "memory_alone_models": sum(info.get("memory_alone_models", 0) for info in infos),
                 "notes": label_notes(n_positive, n_negative, f"{infos[0]['label']}={infos[0]['positive_class']}")}
-        info["notes"] += memory_alone_notes(info["memory_alone_models"], len(infos))
+        info["notes"] += memory_alone_notes(info["memory_alone_models"], sum(i.get("models", 1) for i in infos))
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         positives = [s for info in infos for s in info["positive_subjects"]]
+        searched = [int(r.info["settings"].get("motif_top", motif_top)) for r in read]
+        if min(searched) < motif_top:
+            log.warning("the folds' motif searches kept %d most-attended sequences of each positive, fewer than "
+                        "--motif-top %d: the summary searches those", min(searched), motif_top)
         foreground_of = pd.concat([r.foreground[r.foreground["rank"] <= motif_top] for r in read], ignore_index=True)
         _write(tmp, ranked, foreground_of, _motif_samples(store, positives, negatives, seed),
                contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_alpha)

@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from deeprc_hopfield import interrupts
-from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
@@ -471,17 +470,14 @@ def check_reference_chain(known: Reference, store: RepertoireStore) -> None:
     """Refuse, before any work, a reference none of whose receptors is of the store's chain (by the store's V genes;
     receptors of unknown chain count as of any): they could never match a clone, and training would only say the
     reference was not used."""
-    from deeprc_hopfield.pgen import chain_of_genes
-
-    try:
-        chain = chain_of_genes(store.v_genes)
-    except DeepRCError:
-        return  # no V genes: the chain is not known
-    loci = known.table["locus"].fillna(chain).astype(str).str.upper()
-    if len(loci) and not (loci == chain).any():
-        held = ", ".join(f"{locus} {n}" for locus, n in loci.value_counts().items())
-        raise TrainingError(f"reference {known.name}: none of its receptors is of the store's chain {chain} (by the "
-                            f"store's V genes; the reference holds {held}): give a reference of that chain")
+    chains = sorted({g.strip().upper()[:3] for g in store.v_genes if isinstance(g, str) and len(g.strip()) >= 4})
+    loci = known.table["locus"].dropna().astype(str).str.upper()
+    if not chains or len(loci) < len(known.table) or loci.isin(chains).any():
+        return  # no V genes (the chain is not known), receptors of unknown chain, or some of the store's
+    held = ", ".join(f"{locus} {n}" for locus, n in loci.value_counts().items())
+    raise TrainingError(f"reference {known.name}: none of its receptors is of the store's chain{'s' * (len(chains) > 1)} "
+                        f"{', '.join(chains)} (by the store's V genes; the reference holds {held}): give a reference "
+                        "of that chain")
 
 
 def train(store_path: str | Path, out: str | Path, config_path: str | Path | None = None,
