@@ -106,6 +106,9 @@ def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dic
                             "--out", out, *extra)
         assert result.returncode == 0, result.stderr
         np.testing.assert_allclose(pd.read_csv(out / "metrics.tsv", sep="\t")["roc_auc"], expected["roc_auc"], atol=1e-6)
+    beside = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'multi.csv'}", f"kmer={files['kmer']}",
+                        "--split", files["split"], "--out", tmp_path / "beside", "--label-column", "status")
+    assert beside.returncode == 0, beside.stderr  # a baseline's single-label file beside the multi-label model's
     multi[["subject_id", "age_predicted", "age_true"]].to_csv(tmp_path / "age.csv", index=False)
     for name, words in [("age.csv", "evaluate scores binary labels: this file holds no binary label's probability"),
                         ("multi.csv", "no probability of label 'age' (binary labels here: status)")]:
