@@ -74,6 +74,25 @@ def test_sequences_ids_and_title_are_escaped_where_shown(run: dict[str, Path]) -
     assert "&lt;script&gt;x&lt;/script&gt;" in text and "<h1>&lt;script&gt;t&lt;/script&gt;</h1>" in text
 
 
+def test_a_repertoire_id_is_escaped_where_shown(cohort: tuple[Path, Path], tmp_path: Path) -> None:
+    """A subject id is the user's text: a store whose id holds markup shows it escaped in the attended table."""
+    metadata, folder = cohort
+    odd = "<script>alert(1)</script>"
+    metadata.write_text(metadata.read_text().replace("P5,", f"{odd},"))
+    store = ingest(metadata, folder, tmp_path / "odd.h5", progress=False)
+    pd.DataFrame({"repertoire_id": [odd], "rank": [1], "attention": [0.5], "junction_aa": ["CASSGRDTF"],
+                  "v_call": ["TRBV5-1"], "j_call": ["TRBJ2-7"], "duplicate_count": [1]}).to_csv(
+        tmp_path / "attended.tsv", sep="\t", index=False)
+    subjects = [f"P{i}" for i in range(5)] + [odd]
+    pd.DataFrame({"subject_id": subjects, "fold": [0, 0, 0, 1, 1, 1]}).to_csv(tmp_path / "split.csv", index=False)
+    pd.DataFrame({"subject_id": subjects, "probability": [0.1, 0.9, 0.2, 0.7, 0.4, 0.6],
+                  "true_label": ["False", "True"] * 3}).to_csv(tmp_path / "p.csv", index=False)
+    evaluate({"deeprc": [tmp_path / "p.csv"]}, tmp_path / "split.csv", tmp_path / "eval")
+    text = build_report(store=store, metrics=tmp_path / "eval" / "metrics.tsv", figures=tmp_path / "eval",
+                        attended=[tmp_path / "attended.tsv"], config=None)
+    assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
 def test_attended_summary_counts_repertoires_and_classes() -> None:
     attended = pd.DataFrame({"repertoire_id": ["A", "A", "B", "C"], "rank": [1, 2, 1, 3],
                              "attention": [0.3, 0.1, 0.2, 0.05], "junction_aa": ["CXF", "CYF", "CXF", "CXF"],
