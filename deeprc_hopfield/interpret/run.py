@@ -43,7 +43,7 @@ MOTIF_LOGO, CONTRIBUTION_LOGO = "motif", "contributions"
 #: Sequences sampled from the interpreted repertoires as the motif background.
 BACKGROUND_SIZE = 50_000
 #: Fewest sequences sampled from each repertoire for the motif tests.
-MIN_PER_REPERTOIRE = 500
+MIN_PER_REPERTOIRE = 200
 #: Motifs drawn as logos (motif_1 ... motif_N).
 MOTIF_LOGOS = 3
 
