@@ -573,8 +573,9 @@ def _add_interpret_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the motif background sample (default: 0)")
     p.add_argument("--motif-alpha", type=_probability, metavar="ALPHA",
                    help="family-wise error rate of the motif tests: a motif is listed only when it is enriched among "
-                        "the positives' most-attended sequences and more common in positive than in negative repertoires, each "
-                        "one-sided Fisher test at ALPHA over the patterns tested (Bonferroni; default: 0.05)")
+                        "the positives' most-attended sequences (one-sided Fisher test) and carried by a larger share of the "
+                        "positive repertoires' sequences than of the negatives' (Welch's t-test over repertoires), each "
+                        "at ALPHA over the patterns tested (Bonferroni; default: 0.05)")
 
 
 def _run_interpret(args: argparse.Namespace) -> int:

@@ -41,6 +41,19 @@ def parse_named_files(items: list[str]) -> dict[str, list[Path]]:
     return named
 
 
+def _check_label_somewhere(label: str, paths: list[Path]) -> None:
+    """Refuse a --label-column that no predictions file names (`<label>_probability`): a typo would otherwise score
+    the single-label files as they are."""
+    for path in paths:
+        try:
+            columns = pd.read_csv(path, sep=None, engine="python", nrows=0).columns
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            continue  # read again, and refused with its reason, below
+        if f"{label}_probability" in columns:
+            return
+    raise DeepRCError(f"--label-column {label}: no predictions file has a column {label}_probability")
+
+
 def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) -> pd.DataFrame:
     """`table` with the `probability` and `true_label` of one binary label: `predict` names them `<label>_probability`
     and `<label>_true` in a file of several labels; `label` picks one, else the only binary one is taken."""
@@ -277,6 +290,8 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     """
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
+    if label is not None:
+        _check_label_somewhere(label, [p for paths in predictions.values() for p in paths])
     split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)

@@ -82,7 +82,7 @@ def _chain_hint(table: pd.DataFrame, chain: str | None, counts: dict[str, int], 
     """Where rows of another chain than --chain (or 10x's default) were dropped and the file holds none of it: the
     chains it holds."""
     held = row_loci(table).dropna().astype(str).value_counts()
-    if not counts.get("other_chain") or chain in held.index:
+    if not counts.get("other_chain") or any(chain in locus.split("/") for locus in held.index):
         return ""
     which = ", ".join(f"{locus} {n}" for locus, n in held.items())
     default = f" (10x files are read as {chain} unless --chain says otherwise)" if defaulted else ""

@@ -109,9 +109,12 @@ def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dic
     beside = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'multi.csv'}", f"kmer={files['kmer']}",
                         "--split", files["split"], "--out", tmp_path / "beside", "--label-column", "status")
     assert beside.returncode == 0, beside.stderr  # a baseline's single-label file beside the multi-label model's
+    typo = deeprc_cli("evaluate", "--predictions", f"kmer={files['kmer']}", "--split", files["split"], "--out",
+                      tmp_path / "typo", "--label-column", "stauts")  # single-label files and a label none names
+    assert typo.returncode == 1 and "no predictions file has a column stauts_probability" in typo.stderr
     multi[["subject_id", "age_predicted", "age_true"]].to_csv(tmp_path / "age.csv", index=False)
     for name, words in [("age.csv", "evaluate scores binary labels: this file holds no binary label's probability"),
-                        ("multi.csv", "no probability of label 'age' (binary labels here: status)")]:
+                        ("multi.csv", "--label-column age: no predictions file has a column age_probability")]:
         refused = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / name}", "--split", files["split"],
                              "--out", tmp_path / "no", *(["--label-column", "age"] if name == "multi.csv" else []))
         assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr

@@ -337,9 +337,22 @@ def test_find_motifs_recovers_a_gapped_motif():
     # ... nor one patient's clone family (a tenth of one positive's sequences; the repertoire is the unit) ...
     one = RepertoireSamples(repertoires([0.1] + [0.0] * 9), samples.negative)
     assert find_motifs(foreground, random_cdr3s(5000), repertoires=one, owners=owners).empty
+    # ... nor three positives that agree exactly on one carrier each of 100 (equal samples make ties: p is not 0)
+    tied = RepertoireSamples([[implant(s) if k == 0 else s for k, s in enumerate(random_cdr3s(100))] for _ in range(3)],
+                             [random_cdr3s(100) for _ in range(3)])
+    assert find_motifs(foreground, random_cdr3s(5000), repertoires=tied, owners=np.repeat(np.arange(10), 5)).empty
     # ... and a pattern that one positive's top sequences alone carry is not even tested
     assert "GR.DT" not in set(find_motifs(foreground, random_cdr3s(5000), repertoires=samples,
                                           owners=np.r_[np.zeros(40, int), np.arange(1, 11)])["motif"])
+
+
+def test_a_refinement_holds_its_motif():
+    """A more specific pattern stands for a motif only when it holds the motif's residues: GRDT for RDT, never an
+    unrelated pattern that the same sequences happen to carry (a clone's other residues)."""
+    from deeprc_hopfield.interpret.motifs import _contains
+
+    assert _contains("GRDT", "RDT") and _contains("GR.DT", "G..DT") and _contains("SGRDTA", "R.T")
+    assert not _contains("HKWMPY", "GRDT") and not _contains("RDT", "GRDT") and not _contains("GRDA", "R.T")
 
 
 def _store_without_genes(folder: Path, labelled: bool = True) -> Path:

@@ -10,7 +10,7 @@ two germline-encoded residues next to it, nearly the same in every TRB junction 
 junctions whatever the files gave); otherwise a motif that the model's top picks often carry right
 after C-A-S would grow into `A.GRDT`, more specific against the background than the motif itself.
 
-Foreground: the most-attended sequences of each positive repertoire (`interpret`'s `motif_top`). Background: a seeded uniform sample of the
+Foreground: the most-attended sequences of each positive repertoire (`interpret`'s `motif_top`). Background: a seeded sample, as many from each repertoire, of the
 sequences of the negative repertoires, i.e. how common a pattern is without the condition (a sample
 of the whole cohort would hold the motif itself at the witness rate of the positives, and would then
 favour whatever the model's top picks share besides the motif, such as its position). Every
@@ -43,7 +43,6 @@ motif shows up instead of variants of the first.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -180,7 +179,7 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
     support = counts["support"]
     log10_p_max = float(np.log10(alpha / max(len(support), 1)))
     if support.empty:
-        return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, log10_p_max)
+        return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, log10_p_max, needed)
     stats = pd.DataFrame({"support": support, "repertoires": counts["repertoires"],
                           "background_support": _supporters(background, support.index)})
     k, kb = stats["support"].to_numpy(), stats["background_support"].to_numpy()
@@ -194,7 +193,8 @@ def find_motifs(foreground: list[str], background: list[str], min_support: int =
         positive = _carrier_shares(repertoires.positive, support.index)  # (repertoires, patterns)
         negative = _carrier_shares(repertoires.negative, support.index)
         stats["positive_fraction"], stats["negative_fraction"] = positive.mean(axis=0), negative.mean(axis=0)
-        stats["label_log10_p"] = _log10_welch(positive, negative)
+        stats["label_log10_p"] = _log10_welch(positive, negative, (_mean_size(repertoires.positive),
+                                                                 _mean_size(repertoires.negative)))
         passed &= stats["label_log10_p"] <= log10_p_max
     stats = stats[passed].sort_values(["log10_p", "log2_enrichment", "support"], ascending=[True, False, False],
                                       kind="stable")
@@ -214,9 +214,10 @@ def no_motifs() -> pd.DataFrame:
     return _motif_table(pd.DataFrame(columns=MOTIF_COLUMNS), 0, float("nan"))
 
 
-def _motif_table(table: pd.DataFrame, tested: int, log10_p_max: float) -> pd.DataFrame:
-    """`table` with how many patterns were tested and the threshold they had to pass (``attrs``)."""
-    table.attrs.update(patterns_tested=int(tested), log10_p_max=log10_p_max)
+def _motif_table(table: pd.DataFrame, tested: int, log10_p_max: float, needed: int = 0) -> pd.DataFrame:
+    """`table` with how many patterns were tested, the threshold they had to pass and (where none was tested) the
+    positive repertoires a pattern needed (``attrs``)."""
+    table.attrs.update(patterns_tested=int(tested), log10_p_max=log10_p_max, repertoires_needed=int(needed))
     return table
 
 
@@ -224,6 +225,11 @@ def _supporters(sequences: list[str], patterns: pd.Index) -> pd.Series:
     """How many of `sequences` support each of `patterns` (codes), 0 where none."""
     found = sequence_patterns(sequences, keep=patterns.to_numpy())
     return found.groupby("pattern")["sequence"].nunique().reindex(patterns, fill_value=0)
+
+
+def _mean_size(samples: list[list[str]]) -> float:
+    """The mean number of sequences sampled from a repertoire."""
+    return float(np.mean([len(sample) for sample in samples])) if samples else 0.0
 
 
 def _carrier_shares(samples: list[list[str]], patterns: pd.Index) -> np.ndarray:
@@ -237,17 +243,28 @@ def _carrier_shares(samples: list[list[str]], patterns: pd.Index) -> np.ndarray:
     return shares / np.maximum(sizes, 1.0)[:, None]
 
 
-def _log10_welch(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """log10 of Welch's one-sided t-test p (positive repertoires' shares higher), per pattern; 0 (p = 1) where it
-    is undefined (fewer than two repertoires a side, or no variation at all)."""
-    from scipy.stats import ttest_ind
+def _log10_welch(positive: np.ndarray, negative: np.ndarray, sizes: tuple[float, float]) -> np.ndarray:
+    """log10 of Welch's one-sided t-test p (positive repertoires' shares higher), per pattern. Each side's variance
+    is at least a share's sampling variance, m (1 - m) / size (`sizes`: the mean sample of a repertoire on each side),
+    so repertoires that happen to agree exactly (equal samples make ties common) do not make p = 0; p = 1 where the
+    test is undefined (fewer than two repertoires a side, or no carrier on either side)."""
+    from scipy.stats import t as student_t
 
     if len(positive) < 2 or len(negative) < 2:
         return np.zeros(positive.shape[1])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision note on shares that hardly vary
-        p = ttest_ind(positive, negative, equal_var=False, alternative="greater", axis=0).pvalue
-    return np.log10(np.where(np.isfinite(p), np.clip(p, 1e-300, 1.0), 1.0))
+    terms = []
+    for shares, size in ((positive, sizes[0]), (negative, sizes[1])):
+        mean = shares.mean(axis=0)
+        variance = np.maximum(shares.var(axis=0, ddof=1), mean * (1 - mean) / max(size, 1.0))
+        terms.append((mean, variance / len(shares), len(shares)))
+    (m1, e1, n1), (m2, e2, n2) = terms
+    se2 = e1 + e2
+    with np.errstate(all="ignore"):
+        t = (m1 - m2) / np.sqrt(se2)
+        df = se2 ** 2 / (e1 ** 2 / (n1 - 1) + e2 ** 2 / (n2 - 1))
+        p = student_t.sf(t, df)
+    p = np.where((se2 > 0) & np.isfinite(p), p, 1.0)
+    return np.log10(np.clip(p, 1e-300, 1.0))
 
 
 def _log10_fisher(k: np.ndarray, n: int, k_other: np.ndarray, n_other: int) -> np.ndarray:
@@ -288,16 +305,24 @@ def _refined(code: int, ordered: np.ndarray, members: pd.Series, residues: dict[
     """The pattern with the most residues among those (passing ones, `ordered`) whose supporters are some of
     `code`'s and at least :data:`REFINE_SHARE` of them: `GRDT` for `RDT` when chance carriers of `RDT` are all
     that `GRDT` lacks (the shorter pattern can win the test by those few supporters), else `code` itself."""
-    mine = members[code]
+    mine, motif = members[code], pattern_string(code)
     best, best_key = code, (residues[code], len(mine))
     for other in ordered:
         other = int(other)
         theirs = members[other]
         if residues[other] <= best_key[0] or len(theirs) < REFINE_SHARE * len(mine):
             continue
-        if np.isin(theirs, mine, assume_unique=True).all() and (residues[other], len(theirs)) > best_key:
+        if ((residues[other], len(theirs)) > best_key and _contains(pattern_string(other), motif)
+                and np.isin(theirs, mine, assume_unique=True).all()):
             best, best_key = other, (residues[other], len(theirs))
     return best
+
+
+def _contains(pattern: str, motif: str) -> bool:
+    """Whether `pattern` holds `motif`'s residues at some offset (a gap of `motif` matches anything): `GRDT` holds
+    `RDT` and `G.DT`, `HKWMPY` none of them."""
+    return any(all(m == GAP or pattern[o + i] == m for i, m in enumerate(motif))
+               for o in range(len(pattern) - len(motif) + 1))
 
 
 def motif_matches(sequences: list[str], motif: str) -> np.ndarray:

@@ -204,8 +204,12 @@ def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samp
     found = motifs.find_motifs(foreground, background, repertoires=samples, owners=foreground_of["subject_id"].to_numpy(),
                                alpha=motif_alpha) if samples is not None else motifs.no_motifs()
     tested = found.attrs["patterns_tested"]
-    if tested and found.empty:
-        info["notes"].append(no_motif_note(tested, motif_alpha))
+    if samples is not None and found.empty:
+        searched = foreground_of["subject_id"].nunique()
+        info["notes"].append(no_motif_note(tested, motif_alpha) if tested else
+                             f"no motif searched: no pattern's carriers among the searched sequences came from "
+                             f"{found.attrs['repertoires_needed']} positive repertoires (of the {searched} searched), "
+                             "which a motif of the condition needs")
         log.warning("%s", info["notes"][-1])
     found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
