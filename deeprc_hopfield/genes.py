@@ -44,8 +44,8 @@ def normalise_gene(name: str, level: str = "gene") -> str | None:
 
     # First of several calls; the allele is dropped (only the gene is kept), which also saves
     # genes whose allele tidytcells does not know, such as MiXCR's `TRBV5-1*00`.
-    text = re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip()
-    if _is_missing_word(name):
+    text = _first_call(name)
+    if text.lower() in _MISSING_WORDS:
         return None
     module = tt.ig if text.upper().startswith("IG") else tt.tr
     logging.getLogger("tidytcells").setLevel(logging.ERROR)
@@ -106,9 +106,14 @@ def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
     return out
 
 
+def _first_call(name: str) -> str:
+    """The first of a cell's calls without its allele (`TRBV7-2*01,TRBV7-3*01` -> `TRBV7-2`)."""
+    return re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip()
+
+
 def _is_missing_word(name: str) -> bool:
     """Whether a gene cell says "no call" (`unresolved`, `NA`, empty) rather than naming a gene."""
-    return re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip().lower() in _MISSING_WORDS
+    return _first_call(name).lower() in _MISSING_WORDS
 
 
 def gene_categorical(column: pd.Series) -> pd.Categorical:
