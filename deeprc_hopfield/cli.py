@@ -275,7 +275,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "repertoires (never the test fold). Writes MODEL_DIR (config.json, weights.safetensors, "
             "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from. "
             "--resume-if-possible continues from it only when it is of this very run (same store, split "
-            "and fold, labels, model and training config) and starts afresh otherwise; the workflow "
+            "and fold, labels, model and training config, --checkpoint-every and --embed-chunk aside) and "
+            "starts afresh otherwise; the workflow "
             "uses it so that an interrupted training job picks up where it stopped."
         ),
     )
@@ -293,6 +294,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--updates", type=_positive_int, dest="n_updates",
                    help="number of updates (overrides the config's n_updates; default 600)")  # tests/test_cli.py
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
+    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="updates between checkpoints (overrides the config's checkpoint_every; default 100)")
+    p.add_argument("--embed-chunk", type=_positive_int, metavar="N",
+                   help="sequences embedded at once when scoring without gradients; lower it where memory runs out "
+                        "(overrides the config's embed_chunk; default 8192). Like --checkpoint-every, it changes how "
+                        "training runs, not what it learns: --resume continues a checkpoint made under another value")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "
                                                          "of the public-clone candidates (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
@@ -335,7 +342,8 @@ def _run_train(args: argparse.Namespace) -> int:
         train(store_path=args.store, out=args.out, config_path=args.config, label_columns=args.label_columns,
               split=args.split, fold=args.fold, device=args.device,
               resume="auto" if args.resume_if_possible else args.resume, seed=args.seed, n_updates=args.n_updates,
-              progress=sys.stderr.isatty(), force=args.force, reference=reference, clones=args.clones)
+              progress=sys.stderr.isatty(), force=args.force, reference=reference, clones=args.clones,
+              checkpoint_every=args.checkpoint_every, embed_chunk=args.embed_chunk)
     return 0
 
 

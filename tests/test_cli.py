@@ -45,6 +45,8 @@ def test_version_and_help():
 
     train_help = " ".join(run_cli("train", "--help", check=True).stdout.split())
     assert f"n_updates; default {TrainingConfig.n_updates})" in train_help
+    assert f"checkpoint_every; default {TrainingConfig.checkpoint_every})" in train_help
+    assert f"embed_chunk; default {TrainingConfig.embed_chunk})" in train_help
     assert "workflow/schemas/config.schema.yaml" in train_help
 
 

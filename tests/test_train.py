@@ -141,11 +141,13 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
         return deeprc_cli("train", "--store", easy_cohort["store"], "--split", easy_cohort["split"], "--out",
                           tmp_path / "part", "--device", "cpu", "--threads", "1", *extra)
 
-    resumed = cli("--fold", "0", "--config", config, "--resume-if-possible")
+    # continued although it runs with other checkpoint_every and embed_chunk: how training runs, not what it learns
+    resumed = cli("--fold", "0", "--config", config, "--resume-if-possible", "--checkpoint-every", "3",
+                  "--embed-chunk", "7")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {checkpoint} at update 4" in resumed.stderr
-    a, b = _weights(full), _weights(tmp_path / "part")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    a, b = _weights(full), _weights(tmp_path / "part")  # chunks of 7 sum in another order: float rounding apart
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in a)
     assert pd.read_csv(tmp_path / "part" / "metrics.csv")["update"].tolist() == [4, 8]  # history kept
 
     # --resume insists: a checkpoint of another fold is refused in one line

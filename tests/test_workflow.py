@@ -4,7 +4,10 @@ plan, config and metadata validation, and (slow) a full run on a tiny simulated 
 
 from __future__ import annotations
 
+import ast
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -572,11 +575,30 @@ def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
     reordered = {key: settings[key] for key in reversed(settings)}
     reordered["training"] = dict(reversed(settings["training"].items()))
     assert planned(reordered, "-n") == set()
-    for unread_by_clones in (training(patience=2), training(checkpoint_every=2), training(embed_chunk=1000)):
-        jobs = planned(unread_by_clones, "-n")
-        assert "train" in jobs and not jobs & {"clones", "clones_config", "baselines"}, jobs
+    jobs = planned(training(patience=2), "-n")
+    assert "train" in jobs and not jobs & {"clones", "clones_config", "baselines"}, jobs
+    for how_it_runs in (training(checkpoint_every=2), training(embed_chunk=1000)):  # not what it learns
+        assert planned(how_it_runs, "-n") == {"run_config", "report", "all"}  # the report lists the run's settings
     for baselines in ([], ["kmer"], ["public_clones", "kmer"]):
         jobs = planned(changed(baselines=baselines), "-n")
         assert "evaluate" in jobs and not jobs & {"clones", "train_config", "train", "predict_fold"}, (baselines, jobs)
     jobs = planned(training(validation_fraction=0.3), "-n")  # the folds' parts of the clones file: not the baselines'
     assert {"clones", "train"} <= jobs and "baselines" not in jobs, jobs
+
+    # the next train job that runs uses them: they are on its command line
+    shutil.rmtree(tmp_path / "results" / "reruns" / "models" / "fold1")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(training(embed_chunk=1000, checkpoint_every=2)))
+    dry = snakemake("-n", "-p", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config,
+                    cwd=tmp_path, timeout=240)
+    out = dry.stdout + dry.stderr
+    assert planned_jobs(out)["train"] == 1 and "--checkpoint-every 2 --embed-chunk 1000" in out, out[-3000:]
+
+
+def test_the_workflow_keeps_the_packages_list_of_execution_settings():
+    """common.smk keeps its own copy (importing the training code costs every plan seconds of torch): the same."""
+    from deeprc_hopfield.training.config import EXECUTION_SETTINGS
+
+    text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    kept = re.search(r"^TRAINING_EXECUTION_KEYS = (\(.*\))$", text, re.MULTILINE)
+    assert kept and ast.literal_eval(kept[1]) == EXECUTION_SETTINGS

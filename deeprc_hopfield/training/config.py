@@ -16,6 +16,10 @@ from deeprc_hopfield.sampling import SAMPLING_MODES
 from deeprc_hopfield.store import RepertoireStore
 
 VALIDATION_STREAM = 2**31 - 1  # the random stream of the inner validation split, apart from every update's
+#: `training:` settings of how a run goes, not of what it learns (the weights are the same whatever they are): a
+#: checkpoint made under other values is continued, and the workflow's train jobs do not re-run when they change
+#: (`workflow/rules/common.smk` keeps the same list).
+EXECUTION_SETTINGS = ("checkpoint_every", "embed_chunk")
 
 
 class TrainingError(DeepRCError):

@@ -41,7 +41,7 @@ from deeprc_hopfield.reference import Reference, ReferenceOptions
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
-    TrainingConfig, TrainingError, inner_validation_split, pool_subset_size, read_config, tasks_from_store)
+    EXECUTION_SETTINGS, TrainingConfig, TrainingError, inner_validation_split, pool_subset_size, read_config, tasks_from_store)
 from deeprc_hopfield.training.seeding import seed_model
 from deeprc_hopfield.training.selection import (
     Progress, describe_choice, keep_memory_alone, memory_alone_loss, trained_model_wins)
@@ -336,13 +336,15 @@ class Trainer:
         return json.loads(json.dumps(identity, default=str))
 
     def _data_identity(self) -> dict:
-        """The part of :meth:`identity` known before any fitting: store, subjects, labels, training config."""
+        """The part of :meth:`identity` known before any fitting: store, subjects, labels, training config (less
+        its `EXECUTION_SETTINGS`)."""
         identity = {
             "store": {"created": self.store.attrs.get("created"), "n_sequences": self.store.n_sequences,
                       "parameters": self.store.parameters},
             "subjects": {"fit": [self.store.subject_ids[i] for i in self.fit_idx],
                          "validation": [self.store.subject_ids[i] for i in self.val_idx]},
-            "labels": self.labels, "training": asdict(self.config),
+            "labels": self.labels,
+            "training": {k: v for k, v in asdict(self.config).items() if k not in EXECUTION_SETTINGS},
         }
         return json.loads(json.dumps(identity, default=str))
 
@@ -484,20 +486,21 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
           label_columns: list[str] | None = None, split: str | Path | None = None, fold: int | None = None,
           device: str = "auto", resume: bool | str = False, seed: int | None = None, n_updates: int | None = None,
           progress: bool = True, force: bool = False, reference: ReferenceOptions | None = None,
-          clones: str | Path | None = None) -> Path:
+          clones: str | Path | None = None, checkpoint_every: int | None = None,
+          embed_chunk: int | None = None) -> Path:
     """Train a model on a store and write it to `out` (a model directory).
 
     `split` and `fold` (together) train on the repertoires outside that fold. `resume`: False
     trains from update 0; True continues from the checkpoint `out.checkpoint` (an error when there
     is none); "auto" continues from it only when it is of this very run (store, split and fold,
-    labels, model and training config; see `checkpoint.load_checkpoint`) and starts from update 0
+    labels, model and training config less its `EXECUTION_SETTINGS`; see `checkpoint.load_checkpoint`) and starts from update 0
     otherwise, so an interrupted workflow job picks up where it stopped. An existing `out` is replaced
     only when it is an earlier model and `force` (or `resume`: continuing the run whose checkpoint lies
     beside it); an existing `out.checkpoint` that is not a checkpoint is never touched (both refused
     before any work: :func:`deeprc_hopfield.io.check_output`). `reference`: a table of known receptors
     (:mod:`deeprc_hopfield.training.reference_fit` decides whether the model uses it). `clones`: a clones file
     of this store (`deeprc-hopfield clones`) from which the clone memory's clones are read instead of collected
-    (the same model).
+    (the same model). `seed`, `n_updates`, `checkpoint_every` and `embed_chunk` override the config's.
     """
     if resume not in (False, True, "auto"):
         raise TrainingError(f"resume must be False, True or 'auto', not {resume!r}")
@@ -507,7 +510,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     if resume is True:
         require_checkpoint(checkpoint_dir(Path(out)))
     model_options, config = read_config(config_path)
-    overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates)) if v is not None}
+    overrides = {k: v for k, v in (("seed", seed), ("n_updates", n_updates), ("checkpoint_every", checkpoint_every),
+                                   ("embed_chunk", embed_chunk)) if v is not None}
     if overrides:
         config = replace(config, **overrides)
     target = resolve_device(device)

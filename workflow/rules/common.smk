@@ -446,6 +446,24 @@ def sorted_settings(settings):
 CLONES_TRAINING_KEYS = ("clone_keys", "clone_memory", "clone_radius", "validation_fraction")
 
 
+#: The `training:` settings of how a run goes, not of what it learns (`training.config.EXECUTION_SETTINGS`): they
+#: reach `train` on its command line (`train_execution_options`), not in the training config, so that a change of them alone re-runs no train
+#: job (the next one that runs uses them, and an interrupted one continues from its checkpoint).
+TRAINING_EXECUTION_KEYS = ("checkpoint_every", "embed_chunk")
+
+
+def learning_settings():
+    """The `training:` settings the weights depend on (the training config's): all but TRAINING_EXECUTION_KEYS."""
+    return sorted_settings({key: value for key, value in config["training"].items()
+                            if key not in TRAINING_EXECUTION_KEYS})
+
+
+def train_execution_options(wildcards, resources):
+    """`--checkpoint-every N --embed-chunk N` for the train jobs. A params function of the job's resources: Snakemake
+    leaves such params out of its params rerun trigger (as it does a function of input, output or threads)."""
+    return " ".join(f"--{key.replace('_', '-')} {int(config['training'][key])}" for key in TRAINING_EXECUTION_KEYS)
+
+
 def clones_config():
     """The clones job's --config: a YAML file of only the training settings it reads."""
     return result("clones.yaml")

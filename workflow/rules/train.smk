@@ -33,7 +33,7 @@ rule train_config:
         benchmark_path("train_config.tsv")
     params:
         model=sorted_settings(config["model"]),
-        training=sorted_settings(config["training"]),
+        training=learning_settings(),  # checkpoint_every and embed_chunk go on train's command line
     threads: 1
     resources:
         mem_mb=500,
@@ -95,8 +95,9 @@ rule train:
     The checkpoint written beside the model (models/fold{fold}.checkpoint) is deliberately not an
     output: Snakemake deletes the outputs of a failed or interrupted job, and the checkpoint has to
     survive so that the rerun (--rerun-incomplete) continues from it. `--resume-if-possible` uses it
-    only when it is of this very run (store, split, fold, labels, model and training config) and
-    trains from update 0 otherwise; the job's log says which.
+    only when it is of this very run (store, split, fold, labels, model and training config, whatever its
+    checkpoint_every and embed_chunk) and trains from update 0 otherwise; the job's log says which. Those two
+    settings come on the command line (`train_execution_options`), so that a change of them re-runs no train job.
     """
     input:
         store=store(),
@@ -116,6 +117,7 @@ rule train:
         device=config["device"],
         reference=reference_options(),
         clones=clones_option,
+        execution=train_execution_options,
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -126,5 +128,6 @@ rule train:
         "deeprc-hopfield train --store {input.store} --split {input.split} --fold {wildcards.fold}"
         " --config {input.config} --label-column {params.label:q} --seed {params.seed}"
         " --device {params.device} --out {output.model} --threads {threads} --resume-if-possible {params.reference}"
+        " {params.execution}"
         " {params.clones}"
         " > {log} 2>&1"
