@@ -55,6 +55,8 @@ def test_background_is_productive_and_olga_plausible(chain):
     for nt, aa in zip(block.junction[:500], block.junction_aa[:500]):
         assert _translate(nt) == aa and aa[0] == "C" and aa[-1] in "FVW" and "*" not in aa
     assert set(block.v_call) <= set(model.v_names) and set(block.j_call) <= set(model.j_names)
+    # every call is one that ingest reads as an IMGT gene, or no call (OLGA's not-localised IGHV4-NL1)
+    assert all(normalise_gene(name) for name in {*block.v_call, *block.j_call} - {""})
     # OLGA's own generation probability of every sampled junction is positive: our sampler only
     # produces what OLGA's model can produce.
     genomic, generative = olga_model(chain)

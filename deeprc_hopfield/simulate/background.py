@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deeprc_hopfield.genes import normalise_gene
+
 #: Chains with an OLGA default human model: chain -> (model folder, recombination type).
 CHAIN_MODELS = {
     "TRB": ("human_T_beta", "VDJ"),
@@ -76,6 +78,12 @@ def _codes(segments: list[str]) -> tuple[np.ndarray, np.ndarray]:
     for i, seg in enumerate(segments):
         table[i, : len(seg)] = lookup[np.frombuffer(seg.encode(), dtype=np.uint8)]
     return table, lengths
+
+
+def _imgt_calls(genes: list) -> np.ndarray:
+    """The call written for each gene of an OLGA model: its allele name, or '' (no call) for a gene that IMGT's
+    list lacks (OLGA's not-localised IGHV4-NL1 and IGKV1-NL1, 2% of IGH), as an annotator would report it."""
+    return np.array([gene[0] if normalise_gene(gene[0]) is not None else "" for gene in genes], dtype=object)
 
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -163,8 +171,7 @@ class BackgroundModel:
         tables = getattr(sequence_generation, f"SequenceGeneration{kind}")(generative, genomic)
         self.chain, self.kind = chain, kind
         self.model_name = folder
-        self.v_names = np.array([g[0] for g in genomic.genV], dtype=object)
-        self.j_names = np.array([g[0] for g in genomic.genJ], dtype=object)
+        self.v_names, self.j_names = _imgt_calls(genomic.genV), _imgt_calls(genomic.genJ)
         self._v, self._v_len = _codes(tables.cutV_genomic_CDR3_segs)
         self._j, self._j_len = _codes(tables.cutJ_genomic_CDR3_segs)
         self._del_v = (_stacked(tables.given_V_CPdelV), tables.given_V_CPdelV.shape[1])

@@ -243,7 +243,7 @@ def choose_members(clones: PublicClones, carried: np.ndarray, rng: np.random.Gen
 def _genes_by_family(chain: str) -> dict[str, tuple[str, ...]]:
     """Family -> the V genes of OLGA's model of `chain` in it, each as its first allele's name, sorted."""
     first: dict[str, str] = {}
-    for name in background_model(chain).v_names:
+    for name in filter(None, background_model(chain).v_names):
         first.setdefault(str(name).split("*", 1)[0], str(name))
     families: dict[str, list[str]] = {}
     for gene, name in sorted(first.items()):
