@@ -12,12 +12,15 @@ from deeprc_hopfield.io import read_yaml, whole_numbers
 min_version("9.0")
 
 
+# A config read again as the package reads YAML: the demo's before Snakemake does (Snakemake's own message for a
+# broken one names no line), a user's --configfile (which Snakemake has read) for a key given twice, which YAML
+# would otherwise settle silently by keeping the last.
+for path in workflow.config_settings.configfiles or [p for p in ["configs/config.yaml"] if os.path.isfile(p)]:
+    try:
+        read_yaml(path)
+    except DeepRCError as error:
+        raise WorkflowError(f"config {error}") from None
 if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults
-    if os.path.isfile("configs/config.yaml"):  # Snakemake's own message for a broken one names no line
-        try:
-            read_yaml("configs/config.yaml")
-        except DeepRCError as error:
-            raise WorkflowError(f"config {error}") from None
     configfile: "configs/config.yaml"
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -301,16 +302,39 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _unique_key_loader() -> type:
+    """A safe YAML loader that refuses a mapping naming a key twice, where PyYAML silently keeps the last (a
+    second `training:` section in a config would drop every setting of the first)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            self.flatten_mapping(node)
+            first: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, Hashable) and key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} appears twice (first on line {first[key]}), and YAML would keep "
+                        "only the last; merge the two", key_node.start_mark)
+                if isinstance(key, Hashable):
+                    first[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> object:
-    """A YAML file's contents; one that cannot be read or is not YAML raises `error` in one line, naming the line
-    and character where the parser stopped (PyYAML's own message spans four lines)."""
+    """A YAML file's contents; one that cannot be read, is not YAML or names a key of a mapping twice raises
+    `error` in one line, naming the line and character where the parser stopped (PyYAML's own message spans
+    four lines)."""
     import yaml
 
     path = Path(path)
     text = ""
     try:
         text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character, NUL)
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1

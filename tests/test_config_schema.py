@@ -197,6 +197,8 @@ def test_a_config_that_training_would_refuse_is_refused_naming_the_file(tmp_path
     ("training:\n\tn_updates: 3\n", "line 2: not valid YAML at character 1: found character '\\t' that cannot start "
      "any token"),
     ("training:\n  n_updates: 3\x07\n", "line 2: not valid YAML at character 15: the character #x0007 is not allowed"),
+    ("training:\n  n_updates: 3\n  sample_size: 2\n  n_updates: 4\n", "line 4: not valid YAML at character 3: the key "
+     "'n_updates' appears twice (first on line 2), and YAML would keep only the last; merge the two"),
 ])
 def test_a_config_that_is_not_yaml_is_refused_in_one_line_with_its_line(tmp_path, text, where):
     path = tmp_path / "config.yaml"

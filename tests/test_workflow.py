@@ -282,6 +282,8 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     ("trainng: {n_updates: 3}\n", "Additional properties are not allowed ('trainng' was unexpected)"),
     ("training: {n_updates: 0}\n", "config $.training.n_updates: 0 is less than the minimum of 1"),
     ("device: gpu\n", "config $.device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
+    ("training: {n_updates: 3}\nfolds: 3\ntraining: {sample_size: 100}\n",  # YAML would drop n_updates silently
+     "bad.yaml, line 3: not valid YAML at character 1: the key 'training' appears twice (first on line 1)"),
 ])
 def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, bad: str, message: str):
     config = tmp_path / "bad.yaml"
