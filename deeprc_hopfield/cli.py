@@ -813,7 +813,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "Score held-out predictions (one row per subject, each from a model that never saw it) per fold "
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
             "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
-            "counts all held-out rows), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
+            "counts all held-out rows; then the --label-column scored, and the positive class), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the pooled curve's AUC and the per-fold mean ± sd). Binary labels only."
         ),
     )

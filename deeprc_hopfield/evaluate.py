@@ -41,17 +41,26 @@ def parse_named_files(items: list[str]) -> dict[str, list[Path]]:
     return named
 
 
-def _check_label_somewhere(label: str, paths: list[Path]) -> None:
-    """Refuse a --label-column that no predictions file names (`<label>_probability`): a typo would otherwise score
-    the single-label files as they are."""
+def _named_labels(paths: list[Path]) -> set[str]:
+    """The binary labels that predictions files of several labels name (`<label>_probability`)."""
+    named = set()
     for path in paths:
         try:
             columns = pd.read_csv(path, sep=None, engine="python", nrows=0).columns
         except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
             continue  # read again, and refused with its reason, below
-        if f"{label}_probability" in columns:
-            return
-    raise DeepRCError(f"--label-column {label}: no predictions file has a column {label}_probability")
+        named |= {c[: -len("_probability")] for c in columns if c.endswith("_probability")}
+    return named
+
+
+def _scored_label(label: str | None, paths: list[Path]) -> str:
+    """The label that metrics.tsv says it scored: --label-column's, else the only one the files name ('' for
+    single-label files, which name none). A --label-column that no file names is refused: a typo would otherwise
+    score the single-label files as they are."""
+    named = _named_labels(paths)
+    if label is not None and label not in named:
+        raise DeepRCError(f"--label-column {label}: no predictions file has a column {label}_probability")
+    return label if label is not None else (next(iter(named)) if len(named) == 1 else "")
 
 
 def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) -> pd.DataFrame:
@@ -264,7 +273,8 @@ def is_evaluation_folder(folder: Path) -> bool:
 
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
              positive: str | None = None, force: bool = False, label: str | None = None) -> pd.DataFrame:
-    """Metrics of every method on the held-out folds; writes OUT/metrics.tsv, OUT/roc.png, OUT/pr.png.
+    """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, and the
+    `positive_class`), OUT/roc.png, OUT/pr.png.
 
     Parameters
     ----------
@@ -290,8 +300,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     """
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
-    if label is not None:
-        _check_label_somewhere(label, [p for paths in predictions.values() for p in paths])
+    scored = _scored_label(label, [p for paths in predictions.values() for p in paths])
     split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
@@ -301,7 +310,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", out) from None
-    metrics = metrics_table(tables)
+    metrics = metrics_table(tables).assign(label=scored, positive_class=pos)  # what the figures are of
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
         write_table(metrics.round(dict.fromkeys(METRICS, 6)), tmp / "metrics.tsv", sep="\t")
         plot_curves(tables, metrics, "roc", tmp / "roc.png")

@@ -80,7 +80,8 @@ def html_table(frame: pd.DataFrame, numeric_format: str = "{:.3f}") -> str:
 
 def _read(path: Path, what: str, sep: str = "\t") -> pd.DataFrame:
     try:
-        return pd.read_csv(path, sep=sep, dtype={"repertoire_id": str, "subject_id": str, "fold": str})
+        return pd.read_csv(path, sep=sep, dtype={"repertoire_id": str, "subject_id": str, "fold": str,
+                                                 "positive_class": str, "label": str})
     except FileNotFoundError:
         raise DeepRCError(f"{what} not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -165,9 +166,20 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
     per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
-            "Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is the mean squared "
-            "error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>" + html_table(pd.DataFrame(summary))
+            f"{_scored_class(metrics)}Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is "
+            "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
+            + html_table(pd.DataFrame(summary))
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
+
+
+def _scored_class(metrics: pd.DataFrame) -> str:
+    """'Positive class: <b>CMV+</b> (label <b>status</b>). ' from the metrics table (tables written before these
+    columns: nothing)."""
+    if "positive_class" not in metrics.columns or metrics["positive_class"].isna().all():
+        return ""
+    labels = metrics["label"].dropna() if "label" in metrics.columns else pd.Series(dtype=str)
+    of = f" (label <b>{_e(str(labels.iloc[0]))}</b>)" if len(labels) else ""
+    return f"Positive class: <b>{_e(str(metrics['positive_class'].dropna().iloc[0]))}</b>{of}. "
 
 
 def image_tag(path: Path, alt: str) -> str:

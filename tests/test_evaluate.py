@@ -43,9 +43,11 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
         [sys.executable, "-m", "deeprc_hopfield", "evaluate", "--predictions", f"deeprc={files['model']}",
          f"kmer={files['kmer']}", "--split", files["split"], "--out", files["out"]], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str})
-    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier", "n"]
+    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str, "positive_class": str})
+    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier", "n",
+                                   "label", "positive_class"]
     assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd"] * 2
+    assert (table["positive_class"] == "True").all() and table["label"].isna().all()  # no --label-column: blank
     for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
         rows = table[table["method"] == method].set_index("fold")
         per_fold = []
@@ -75,7 +77,7 @@ def test_an_external_cohort_without_a_split_is_scored_as_one_fold(files: dict) -
     the metrics of all its rows; a subject predicted twice is still refused."""
     result = deeprc_cli("evaluate", "--predictions", f"deeprc={files['model']}", "--out", files["out"])
     assert result.returncode == 0, result.stderr
-    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str, "positive_class": str}).set_index("fold")
     assert table.loc["0", "n"] == 24 and table.loc["mean", "n"] == 24
     assert table.loc["0", "roc_auc"] == pytest.approx(roc_auc_score(files["y"], files["p_model"]), abs=1e-6)
     twice = files["model"].with_name("twice.csv")
@@ -105,7 +107,9 @@ def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dic
         result = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'multi.csv'}", "--split", files["split"],
                             "--out", out, *extra)
         assert result.returncode == 0, result.stderr
-        np.testing.assert_allclose(pd.read_csv(out / "metrics.tsv", sep="\t")["roc_auc"], expected["roc_auc"], atol=1e-6)
+        table = pd.read_csv(out / "metrics.tsv", sep="\t")
+        np.testing.assert_allclose(table["roc_auc"], expected["roc_auc"], atol=1e-6)
+        assert (table["label"] == "status").all()  # the file's only binary label, or the one chosen
     beside = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'multi.csv'}", f"kmer={files['kmer']}",
                         "--split", files["split"], "--out", tmp_path / "beside", "--label-column", "status")
     assert beside.returncode == 0, beside.stderr  # a baseline's single-label file beside the multi-label model's

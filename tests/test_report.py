@@ -60,6 +60,7 @@ def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
     assert "<td>repertoires</td><td>6</td>" in text  # cohort summary from the store
     assert "<th>in label=True</th>" in text and "<td>P1, P3</td>" in text  # CASSGRDTF: two positives
+    assert "Positive class: <b>True</b>. " in text  # from metrics.tsv (single-label predictions name no label)
     for software in ("python", "torch", "numpy", "pandas", "snakemake"):
         assert f"<td>{software}</td>" in text
 
