@@ -56,6 +56,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     from deeprc_hopfield.genes import LOCI
     from deeprc_hopfield.qc import QCSettings
     from deeprc_hopfield.readers import FORMATS
+    from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES
 
     defaults = QCSettings()
     p = sub.add_parser(
@@ -88,6 +89,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help=f"keep only this locus ({', '.join(LOCI)}): a row's locus is the file's locus or chain "
                         "column, else its V call's (TRBV5-1: TRB); rows of neither are kept (default: every "
                         "locus; 10x files: TRB)")
+    p.add_argument("--species", default=DEFAULT_SPECIES, type=str.lower, choices=SPECIES,
+                   help="whose genes the V/J names are: they are normalised with tidytcells' tables of that species "
+                        "(a name of no gene of it becomes a missing call), the store records it, and training's "
+                        "pgen and predict follow it (default: %(default)s)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier store (and its QC table) at --out; anything else there is never replaced")
     p.set_defaults(func=_run_ingest)
@@ -104,7 +109,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(metadata=args.metadata, repertoires=args.repertoires, out=args.out, label_columns=args.label_columns,
            fmt=args.format, qc=qc, threads=args.threads, progress=sys.stderr.isatty(),
-           positive_class=args.positive_class, force=args.force)
+           positive_class=args.positive_class, force=args.force, species=args.species)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Background repertoires: productive CDR3s with V and J genes drawn from OLGA's default human models.
+"""Background repertoires: productive CDR3s with V and J genes drawn from OLGA's default human models (or, for a
+:class:`BackgroundModel` of its own, mouse ones: `simulate` makes human cohorts).
 
 OLGA (Sethna et al. 2019) ships the recombination models (gene usage, deletions, insertion lengths
 and the Markov chain of inserted nucleotides) and a generator that draws one sequence at a time in
@@ -16,6 +17,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from deeprc_hopfield.species import DEFAULT_SPECIES
 
 #: Chains with an OLGA default human model: chain -> (model folder, recombination type).
 CHAIN_MODELS = {
@@ -138,27 +141,31 @@ def _strings(codes: np.ndarray) -> np.ndarray:
     return fixed.astype(str).astype(object)
 
 
-def olga_model(chain: str) -> tuple[object, object]:
-    """OLGA's own (genomic data, generative model) objects of its default human model of `chain`."""
-    from deeprc_hopfield.pgen import olga_default_model
+def olga_model(chain: str, species: str = DEFAULT_SPECIES) -> tuple[object, object]:
+    """OLGA's own (genomic data, generative model) objects of its default model of `chain` in `species`."""
+    from deeprc_hopfield.pgen import OLGA_MODELS, olga_default_model
 
-    return olga_default_model(*CHAIN_MODELS[chain])
+    return olga_default_model(*OLGA_MODELS[(species, chain)])
 
 
 class BackgroundModel:
-    """A vectorised generator of productive CDR3s for one chain, using OLGA's default human model.
+    """A vectorised generator of productive CDR3s for one chain, using OLGA's default model of the species.
 
     Parameters
     ----------
     chain
         One of :data:`CHAIN_MODELS` (``TRB``, ``TRA``, ``IGH``, ``IGK``, ``IGL``).
+    species
+        'human' (what `simulate` draws) or 'mouse' (OLGA's mouse models, with mouse gene names).
     """
 
-    def __init__(self, chain: str) -> None:
+    def __init__(self, chain: str, species: str = DEFAULT_SPECIES) -> None:
         import olga.sequence_generation as sequence_generation
 
-        folder, kind = CHAIN_MODELS[chain]
-        genomic, generative = olga_model(chain)
+        from deeprc_hopfield.pgen import OLGA_MODELS
+
+        folder, kind = OLGA_MODELS[(species, chain)]
+        genomic, generative = olga_model(chain, species)
         # OLGA's generator object holds the cumulative tables it samples from; we sample the same.
         tables = getattr(sequence_generation, f"SequenceGeneration{kind}")(generative, genomic)
         self.chain, self.kind = chain, kind
@@ -269,6 +276,6 @@ class BackgroundModel:
 
 
 @functools.lru_cache(maxsize=None)
-def background_model(chain: str) -> BackgroundModel:
-    """The (cached, per process) :class:`BackgroundModel` of a chain."""
-    return BackgroundModel(chain)
+def background_model(chain: str, species: str = DEFAULT_SPECIES) -> BackgroundModel:
+    """The (cached, per process) :class:`BackgroundModel` of a chain in `species`."""
+    return BackgroundModel(chain, species)
