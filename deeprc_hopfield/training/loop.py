@@ -435,6 +435,7 @@ class Trainer:
         best = self.progress.best
         subjects = self.store.subject_ids
         training = {**asdict(self.config), "store": str(self.store.path), "qc": self._store_qc(),
+                    "species": self.store.species,
                     "best_update": best["update"],
                     "calibration": calibration,
                     "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice,
