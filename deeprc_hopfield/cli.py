@@ -316,7 +316,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="keep only receptors of this chain (rows of unknown chain are kept)")
     known.add_argument("--reference-species", metavar="SPECIES",
                        help="keep only receptors of this species, e.g. HomoSapiens (also: human, mouse); not applied "
-                            "to a file without a species column")
+                            "to a file without a species column (default: the store's species, where the file has "
+                            "one; another species than the store's is refused)")
     known.add_argument("--reference-antigen", metavar="NAME[,NAME...]",
                        help="keep only receptors of these antigens, epitopes or antigen genes, e.g. CMV or NLVPMVATV")
     resume = p.add_mutually_exclusive_group()
