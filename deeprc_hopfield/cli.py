@@ -383,10 +383,11 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         "probabilities' spread reported), or "
                         "several model directories (an ensemble of those)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--store", type=Path, help="repertoires from a store")
+    source.add_argument("--store", type=Path, help="repertoires from a store (of the model's store's species: "
+                                                   "another is refused)")
     source.add_argument("--repertoires", type=Path,
                         help="repertoire files in a folder (any supported format), read with the QC of the model's "
-                             "store; without --metadata every file is read (but hidden ones and earlier outputs of "
+                             "store and its species' gene names (ingest --species); without --metadata every file is read (but hidden ones and earlier outputs of "
                              "predict/attend) and its subject id is its name less its table and gzip extensions")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
