@@ -207,7 +207,8 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
     train = row_indices(train)
     rules = [rule for rule in features.clones.rules if rules is None or rule in rules]
     with RepertoireStore(features.store_path) as store:  # the pgen filter reads candidate clones' sequences
-        pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads)
+        pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads,
+                        store.species)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
                                    inner_folds, expected=len(rules), pgen_limit=pgen_limit)
         del pgen  # and the repertoires' keys it kept, before the scored rows' clones are read

@@ -56,6 +56,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     from deeprc_hopfield.genes import LOCI
     from deeprc_hopfield.qc import QCSettings
     from deeprc_hopfield.readers import FORMATS
+    from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES
 
     defaults = QCSettings()
     p = sub.add_parser(
@@ -88,6 +89,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help=f"keep only this locus ({', '.join(LOCI)}): a row's locus is the file's locus or chain "
                         "column, else its V call's (TRBV5-1: TRB); rows of neither are kept (default: every "
                         "locus; 10x files: TRB)")
+    p.add_argument("--species", default=DEFAULT_SPECIES, type=str.lower, choices=SPECIES,
+                   help="whose genes the V/J names are: they are normalised with tidytcells' tables of that species "
+                        "(a name of no gene of it becomes a missing call), the store records it, and training's "
+                        "pgen and predict follow it (default: %(default)s)")
     p.add_argument("--force", action="store_true",
                    help="replace an earlier store (and its QC table) at --out; anything else there is never replaced")
     p.set_defaults(func=_run_ingest)
@@ -104,7 +109,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(metadata=args.metadata, repertoires=args.repertoires, out=args.out, label_columns=args.label_columns,
            fmt=args.format, qc=qc, threads=args.threads, progress=sys.stderr.isatty(),
-           positive_class=args.positive_class, force=args.force)
+           positive_class=args.positive_class, force=args.force, species=args.species)
     return 0
 
 
@@ -318,7 +323,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="keep only receptors of this chain (rows of unknown chain are kept)")
     known.add_argument("--reference-species", metavar="SPECIES",
                        help="keep only receptors of this species, e.g. HomoSapiens (also: human, mouse); not applied "
-                            "to a file without a species column")
+                            "to a file without a species column (default: the store's species, where the file has "
+                            "one; another species than the store's is refused)")
     known.add_argument("--reference-antigen", metavar="NAME[,NAME...]",
                        help="keep only receptors of these antigens, epitopes or antigen genes, e.g. CMV or NLVPMVATV")
     resume = p.add_mutually_exclusive_group()
@@ -385,10 +391,11 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         "probabilities' spread reported), or "
                         "several model directories (an ensemble of those)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--store", type=Path, help="repertoires from a store")
+    source.add_argument("--store", type=Path, help="repertoires from a store (of the model's store's species: "
+                                                   "another is refused)")
     source.add_argument("--repertoires", type=Path,
                         help="repertoire files in a folder (any supported format), read with the QC of the model's "
-                             "store; without --metadata every file is read (but hidden ones and earlier outputs of "
+                             "store and its species' gene names (ingest --species); without --metadata every file is read (but hidden ones and earlier outputs of "
                              "predict/attend) and its subject id is its name less its table and gzip extensions")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")

@@ -41,6 +41,7 @@ from deeprc_hopfield.neighbours import (RADII, CoreNeighbours, KeyBits, SlotRank
                                         core_neighbours, key_part)
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.sampling import RepertoireRows
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, PGEN_LIMIT, CloneSet, FitCandidates, PublicCloneTest,
                                            ShardedKeyCounter, clone_incidence, clone_set, in_sorted, repertoire_keys,
                                            resolve_wildcards, search_sorted, gene_codes, unique_keys, v_codes, with_v)
@@ -1133,15 +1134,15 @@ def clone_sequences(repertoire_of: Callable[[int], object] | KeyedRows, incidenc
 class ColumnPgen:
     """The generation probability of columns of a :class:`CohortClones` (what `PublicCloneTest.fit`
     asks as `pgen`): each column's clone read from the repertoires `repertoire_of(row)` of its rows,
-    its pgen under OLGA's model of `chain` (`deeprc_hopfield.pgen`) with V at the rule's level, computed
-    by `workers` processes."""
+    its pgen under OLGA's model of `chain` in `species` (`deeprc_hopfield.pgen`: mouse_T_beta for a mouse TRB
+    store) with V at the rule's level, computed by `workers` processes."""
 
     def __init__(self, clones: CohortClones, repertoire_of: Callable[[int], object] | KeyedRows,
-                 v_genes: Sequence[str], chain: str, workers: int = 1) -> None:
+                 v_genes: Sequence[str], chain: str, workers: int = 1, species: str = DEFAULT_SPECIES) -> None:
         from deeprc_hopfield.pgen import pgen_model
 
         self.clones, self.repertoire_of, self.v_genes, self.workers = clones, repertoire_of, list(v_genes), workers
-        self.model = pgen_model(chain, v_level=clones.rule.v_level)
+        self.model = pgen_model(chain, species, v_level=clones.rule.v_level)
 
     def __call__(self, columns: np.ndarray) -> np.ndarray:
         keys = self.clones.keys[columns]
@@ -1157,19 +1158,19 @@ class ColumnPgen:
 
 
 def pgen_for(repertoire_of: Callable[[int], object] | KeyedRows, v_genes: Sequence[str], use: bool = True,
-             workers: int = 1) -> Callable[[CohortClones], ColumnPgen] | None:
+             workers: int = 1, species: str = DEFAULT_SPECIES) -> Callable[[CohortClones], ColumnPgen] | None:
     """What :func:`choose_clone_rule` takes as `pgen`: a :class:`ColumnPgen` per rule for repertoires of the
-    chain of `v_genes` (`workers` processes compute it), all reading the repertoires through one
-    :class:`KeyedRows` (a plain callable is made one); None (no filter) when `use` is off or OLGA has no
-    model of that chain."""
+    chain of `v_genes` in `species` (the store's; `workers` processes compute it), all reading the repertoires
+    through one :class:`KeyedRows` (a plain callable is made one); None (no filter) when `use` is off or OLGA has
+    no model of that chain."""
     from deeprc_hopfield.pgen import chain_of_genes, olga_chain
 
     if not use:
         return None
     try:
-        chain = olga_chain(chain_of_genes(v_genes))[1]
+        chain = olga_chain(chain_of_genes(v_genes), species)[1]
     except DeepRCError as exc:
         log.info("clone rule: no pgen filter (%s)", exc)
         return None
     rows = keyed_rows(repertoire_of, KEYED_ROWS_BYTES)
-    return lambda clones: ColumnPgen(clones, rows, v_genes, chain, workers)
+    return lambda clones: ColumnPgen(clones, rows, v_genes, chain, workers, species)

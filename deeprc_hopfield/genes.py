@@ -4,7 +4,8 @@ Only distinct names are normalised (a repertoire has a few hundred), and results
 this costs milliseconds per file. A name that cannot be resolved (`unresolved`, an ambiguous
 `TCRBV12-03/12-04`, an empty cell) becomes missing rather than being guessed, and a name that
 gives only a family (`TCRBV05`) stays a family (`TRBV5`) rather than becoming one of its genes.
-Of several comma-separated calls (AIRR `TRBV7-2*01,TRBV7-3*01`) the first is kept.
+Of several comma-separated calls (AIRR `TRBV7-2*01,TRBV7-3*01`) the first is kept. Names are read as
+genes of one species (`deeprc_hopfield.species`: human by default, or mouse): tidytcells' tables of that species.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import logging
 import re
 import warnings
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
+
+from deeprc_hopfield.species import DEFAULT_SPECIES, TIDYTCELLS_SPECIES, check_species
 
 #: IMGT loci (chains) a row, a reference receptor or `ingest --chain` may name.
 LOCI = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
@@ -38,36 +42,88 @@ _NAMES_MEMBER = re.compile(r"[-S.]\d+$")
 
 
 @lru_cache(maxsize=65536)
-def normalise_gene(name: str, level: str = "gene") -> str | None:
-    """One gene name in IMGT form at `level` 'gene' (TRBV5-1) or 'family' (TRBV5); None if unresolved."""
-    import tidytcells as tt
-
+def normalise_gene(name: str, level: str = "gene", species: str = DEFAULT_SPECIES) -> str | None:
+    """One gene name in IMGT form at `level` 'gene' (TRBV5-1) or 'family' (TRBV5), as a gene of `species`
+    (`human`, `mouse`: mouse `TRBV13-2` is no human gene); None if unresolved."""
+    species = check_species(species)
     # First of several calls; the allele is dropped (only the gene is kept), which also saves
     # genes whose allele tidytcells does not know, such as MiXCR's `TRBV5-1*00`.
     text = _first_call(name)
     if text.lower() in _MISSING_WORDS:
         return None
-    module = tt.ig if text.upper().startswith("IG") else tt.tr
-    logging.getLogger("tidytcells").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = module.standardize(text, precision="gene", suppress_warnings=True)
-    if result is None:
-        return _ig_family(text)
-    if result.endswith("-1") and not _NAMES_MEMBER.search(text.upper()):
-        result = result[:-2]  # tidytcells completed a family (TRBV5) to its first gene (TRBV5-1)
-    if level == "family":
+    result = _standardised(text, species)
+    if result is not None and level == "family":
         return gene_family(result)
     return result
+
+
+def is_known_gene(name: str, species: str) -> bool:
+    """Whether a name (`TRBV13-2*01`) is a gene in tidytcells' tables of `species`; False where it holds none for
+    the name's receptor (mouse IG), whose names are only checked for IMGT form."""
+    text = _first_call(name)
+    known = _has_tables(_tidytcells_module(text), check_species(species))
+    return known and text.lower() not in _MISSING_WORDS and normalise_gene(name, species=species) is not None
+
+
+def _standardised(text: str, species: str) -> str | None:
+    """One call without allele as tidytcells names that gene of `species`; a family-only name stays a family."""
+    module = _tidytcells_module(text)
+    if not _has_tables(module, species):
+        return _imgt_shaped(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = module.standardize(text, species=TIDYTCELLS_SPECIES[species], precision="gene",
+                                    suppress_warnings=True)
+    if result is None:
+        return _ig_family(text, species)
+    if result.endswith("-1") and not _NAMES_MEMBER.search(text.upper()):
+        result = result[:-2]  # tidytcells completed a family (TRBV5, mouse TRBV13) to its first gene (TRBV5-1)
+    return result
+
+
+def _tidytcells_module(text: str) -> ModuleType:
+    """tidytcells' module of a name's receptor: `tt.ig` for an immunoglobulin gene, else `tt.tr`."""
+    import tidytcells as tt
+
+    logging.getLogger("tidytcells").setLevel(logging.ERROR)
+    return tt.ig if text.upper().startswith("IG") else tt.tr
+
+
+#: A name no species has: tidytcells refuses it where it holds the species' tables, and returns it where not.
+_NO_GENE = "XYZV1"
+
+
+@lru_cache(maxsize=16)
+def _has_tables(module: ModuleType, species: str) -> bool:
+    """Whether tidytcells' `module` (`tt.tr`, `tt.ig`) holds gene tables of `species`: for a species it lacks
+    (mouse IG in tidytcells 2.2) it returns every name as given, so names can only be checked for IMGT form."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return module.standardize(_NO_GENE, species=TIDYTCELLS_SPECIES[species], suppress_warnings=True) is None
+
+
+#: An IMGT-shaped V/D/J name (`IGHV1-72`, `IGHV5-9-1`, `IGKV04-91`, `IGHJ2`): locus and segment, family, an
+#: optional D (distal duplicate), members.
+_IMGT_NAME = re.compile(r"((?:TR[ABGD]|IG[HKL])[VDJ])0*(\d+)(D?)((?:-0*\d+)*)")
+
+
+def _imgt_shaped(text: str) -> str | None:
+    """A name in IMGT form (leading zeros dropped: `IGHV01-072` -> `IGHV1-72`), where no gene table can check it;
+    None where it is not IMGT-shaped."""
+    match = _IMGT_NAME.fullmatch(text.upper())
+    if match is None:
+        return None
+    members = re.sub(r"-0*(\d+)", r"-\1", match[4])
+    return f"{match[1]}{int(match[2])}{match[3]}{members}"
 
 
 _IG_FAMILY = re.compile(r"(IG[HKL][VDJ])0*(\d+)")
 
 
 @lru_cache(maxsize=256)
-def _ig_family(text: str) -> str | None:
+def _ig_family(text: str, species: str = DEFAULT_SPECIES) -> str | None:
     """A family-only immunoglobulin name (`IGHV3`, `IGHV03`) as IMGT writes it, when tidytcells knows a gene of
-    that family (it resolves TR families, `TRBV05` -> `TRBV5-1`, but no IG one); else None."""
+    that family in `species` (it resolves TR families, `TRBV05` -> `TRBV5-1`, but no human IG one); else None."""
     import tidytcells as tt
 
     match = _IG_FAMILY.fullmatch(text.upper())
@@ -76,7 +132,8 @@ def _ig_family(text: str) -> str | None:
     family = f"{match[1]}{int(match[2])}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        known = any(tt.ig.standardize(f"{family}-{k}", precision="gene", suppress_warnings=True) for k in range(1, 80))
+        known = any(tt.ig.standardize(f"{family}-{k}", species=TIDYTCELLS_SPECIES[species], precision="gene",
+                                      suppress_warnings=True) for k in range(1, 80))
     return family if known else None
 
 
@@ -87,8 +144,9 @@ def gene_family(name: str) -> str:
     return head[:-1] if "-" in name and re.fullmatch(r"[A-Z]{4}\d+D", head) else head
 
 
-def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
-    """Vector form of :func:`normalise_gene`, working on distinct values only; missing stays missing.
+def normalise_genes(names: pd.Series, level: str = "gene", species: str = DEFAULT_SPECIES) -> pd.Series:
+    """Vector form of :func:`normalise_gene` (genes of `species`), working on distinct values only; missing stays
+    missing.
 
     Returns a categorical Series (IMGT names as categories), cheap to compare, merge and store.
     """
@@ -96,7 +154,7 @@ def normalise_genes(names: pd.Series, level: str = "gene") -> pd.Series:
         codes, uniques = names.cat.codes.to_numpy(), names.cat.categories
     else:
         codes, uniques = pd.factorize(names.astype(object).where(names.notna(), None).to_numpy())
-    mapped = [normalise_gene(str(u), level) for u in uniques]
+    mapped = [normalise_gene(str(u), level, species) for u in uniques]
     categories = pd.Index(sorted({m for m in mapped if m is not None}), dtype=object)
     lookup = np.append(categories.get_indexer(pd.Index(mapped, dtype=object)), -1).astype(np.int32)
     out = pd.Series(pd.Categorical.from_codes(lookup[codes], categories=categories), index=names.index)

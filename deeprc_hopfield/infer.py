@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -24,6 +25,7 @@ from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
     """The repertoires of a store (those in `only`, if given), with the model's gene indices and the
     true labels the store has."""
     with RepertoireStore(path) as store:
+        _check_species(store, saved)
         _warn_other_qc(store, saved)
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
         v_names = np.array(store.v_genes + [None], dtype=object)
@@ -154,13 +157,17 @@ def _is_own_output(path: Path) -> bool:
 
 def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto") -> Iterator[Subject]:
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
-    does, with the QC settings of the store the model was trained on (its defaults for an older model); each
-    file's dropped rows by reason are logged."""
-    qc = qc_settings(saved)
+    does, with the QC settings and species of the store the model was trained on (the defaults and human for an
+    older model); each file's dropped rows by reason are logged."""
+    qc, species = qc_settings(saved), model_species(saved)
+    if species != DEFAULT_SPECIES:
+        log.info("gene names of the files are read as %s genes (the species of the model's store)", species)
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
+    unresolved: Counter[str] = Counter()
     for entry in entries:
-        parsed = _parsed(entry, fmt, qc)
+        parsed = _parsed(entry, fmt, qc, species)
+        unresolved.update(parsed.unresolved_genes)
         log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
         v_names = np.asarray(parsed.v_call, dtype=object)
         j_names = np.asarray(parsed.j_call, dtype=object)
@@ -169,6 +176,19 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes)
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth)
+    _warn_other_species(unresolved, species)
+
+
+def _warn_other_species(unresolved: Counter[str], species: str) -> None:
+    """Warn when most V/J names the files gave that are no gene of the model's species are another species' genes:
+    repertoires of another species than the model learnt from, whose scores mean little."""
+    from deeprc_hopfield.ingest import species_of_unresolved
+
+    found = species_of_unresolved(unresolved, species)
+    if found is not None:
+        log.warning("%s rows of the files name %s V/J genes (e.g. %s), kept as missing calls: the model was trained "
+                    "on %s repertoires, and scores of %s ones mean little", f"{found[1]:,}", found[0],
+                    ", ".join(name for name, _ in unresolved.most_common(3)), species, found[0])
 
 
 #: Share of a repertoire's V-called sequences whose V gene the model never saw above which scoring warns.
@@ -187,12 +207,12 @@ def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray
                     round(100 * unknown.sum() / called.sum()), seen, ", ".join(model_genes[:3]))
 
 
-def _parsed(entry: FileEntry, fmt: str, qc: QCSettings) -> ParsedRepertoire:
+def _parsed(entry: FileEntry, fmt: str, qc: QCSettings, species: str) -> ParsedRepertoire:
     """One file read as `ingest` reads it; a file of no repertoire format is refused with how to leave it out."""
     from deeprc_hopfield.ingest import parse_repertoire
 
     try:
-        return parse_repertoire(entry.path, fmt, qc)
+        return parse_repertoire(entry.path, fmt, qc, species)
     except InputFormatError as exc:
         if not exc.message.startswith("unrecognised repertoire format"):
             raise
@@ -204,6 +224,20 @@ def qc_settings(saved: SavedModel) -> QCSettings:
     """The QC of the store a model was trained on (`config.json`'s training `qc`; the defaults for older models)."""
     kept = saved.training.get("qc", {})
     return QCSettings(**{f.name: kept[f.name] for f in fields(QCSettings) if f.name in kept})
+
+
+def model_species(saved: SavedModel) -> str:
+    """Whose genes a model learnt: its store's species (`config.json`'s training `species`; human for older models)."""
+    return saved.training.get("species", DEFAULT_SPECIES)
+
+
+def _check_species(store: RepertoireStore, saved: SavedModel) -> None:
+    """Refuse a store of another species than the model's store: its V/J genes are another species' (a mouse TRBV1
+    is not a human TRBV1), and its score would mean little."""
+    if store.species != model_species(saved):
+        raise DeepRCError(f"a {store.species} store (ingest --species), but the model {saved.path} was trained on "
+                          f"{model_species(saved)} repertoires: score it with a model of {store.species} "
+                          "repertoires", store.path)
 
 
 def _warn_other_qc(store: RepertoireStore, saved: SavedModel) -> None:

@@ -25,7 +25,9 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output
 from deeprc_hopfield.metadata import describe_label, read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire, row_loci
+from deeprc_hopfield.genes import is_known_gene
 from deeprc_hopfield.readers import read_repertoire_file, tenx
+from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES, check_species
 from deeprc_hopfield.store import StoreWriter, is_store_file
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,13 @@ class ParsedRepertoire:
     unresolved_genes: dict[str, int] = field(default_factory=dict)  # V/J names kept as missing, rows of each
 
 
-def parse_repertoire(path: Path, fmt: str, qc: QCSettings) -> ParsedRepertoire:
-    """Read, quality-control and encode one repertoire file (runs in a worker process).
+def parse_repertoire(path: Path, fmt: str, qc: QCSettings, species: str = DEFAULT_SPECIES) -> ParsedRepertoire:
+    """Read, quality-control and encode one repertoire file (runs in a worker process), its V/J names as genes of
+    `species`.
 
     The file's sha256 comes from the reader's pass that checks its field counts, beside the parse.
     """
-    read = read_repertoire_file(path, fmt, digest=True)
+    read = read_repertoire_file(path, fmt, digest=True, species=species)
     table, detected = read.table, read.fmt
     defaulted = qc.chain is None and detected == tenx.NAME
     if defaulted:
@@ -89,18 +92,19 @@ def _chain_hint(table: pd.DataFrame, chain: str | None, counts: dict[str, int], 
     return f"; the file holds {which}, no {chain}{default}: give --chain"
 
 
-def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, threads: int) -> Iterator[ParsedRepertoire]:
+def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, species: str, threads: int
+                     ) -> Iterator[ParsedRepertoire]:
     """Parse files with `threads` processes, yielding in input order with a bounded look-ahead."""
     if threads <= 1:
         for path in files:
-            yield parse_repertoire(path, fmt, qc)
+            yield parse_repertoire(path, fmt, qc, species)
         return
     with ProcessPoolExecutor(max_workers=threads) as pool:
         pending: list[Future] = []
         upcoming = iter(files)
         try:
             for path in upcoming:
-                pending.append(pool.submit(parse_repertoire, path, fmt, qc))
+                pending.append(pool.submit(parse_repertoire, path, fmt, qc, species))
                 if len(pending) >= 2 * threads:
                     yield pending.pop(0).result()
             while pending:
@@ -137,16 +141,42 @@ def _warn_several_loci(loci: Counter[str], chain: str | None) -> None:
                 "--chain %s) to keep one", shares, max(kept, key=kept.get))
 
 
-def _warn_unresolved_genes(unresolved: Counter[str], rows: int) -> None:
-    """Warn of V/J names that are no human IMGT gene (another species' genes, typos): kept as missing calls."""
+def _warn_unresolved_genes(unresolved: Counter[str], rows: int, species: str) -> None:
+    """Warn of V/J names that are no IMGT gene of `species` (another species' genes, typos): kept as missing calls;
+    where most of them are genes of another species the package reads, say which `--species` reads them."""
     if not unresolved:
         return
     lost = sum(unresolved.values())
     examples = ", ".join(f"{name} ({n:,})" for name, n in unresolved.most_common(5))
-    log.warning("%d distinct V/J names in %s of %s rows (%.1f%%) are no human IMGT gene and were kept as missing "
-                "calls: %s%s; deeprc-hopfield reads human genes only (tidytcells' Homo sapiens tables), so another "
-                "species' calls are lost or, where a name is also human, read as the human gene", len(unresolved),
-                f"{lost:,}", f"{rows:,}", 100 * lost / max(rows, 1), examples, " ..." if len(unresolved) > 5 else "")
+    log.warning("%d distinct V/J names in %s of %s rows (%.1f%%) are no %s IMGT gene and were kept as missing "
+                "calls: %s%s; %s", len(unresolved), f"{lost:,}", f"{rows:,}", 100 * lost / max(rows, 1), species,
+                examples, " ..." if len(unresolved) > 5 else "", _species_hint(unresolved, species))
+
+
+#: Share of the unresolved rows that must name genes of another species before it is named as theirs.
+OTHER_SPECIES_SHARE = 0.5
+
+
+def species_of_unresolved(unresolved: Counter[str], species: str) -> tuple[str, int] | None:
+    """The other species (:data:`SPECIES`) whose genes most rows of names unresolved as `species` genes name, with
+    those rows; None where there is none (typos, a species the package does not read)."""
+    lost = sum(unresolved.values())
+    for other in (name for name in SPECIES if name != species):
+        resolved = sum(n for name, n in unresolved.items() if is_known_gene(name, other))
+        if resolved > OTHER_SPECIES_SHARE * lost:
+            return other, resolved
+    return None
+
+
+def _species_hint(unresolved: Counter[str], species: str) -> str:
+    """What the warning of unresolved names advises: the `--species` whose genes most of their rows are, if any."""
+    found = species_of_unresolved(unresolved, species)
+    if found is not None:
+        other, rows = found
+        return f"{rows:,} of these rows name {other} genes: is the cohort {other}? use --species {other} (the " \
+               f"workflow: species: {other})"
+    return (f"names are read as {species} genes (--species: {', '.join(SPECIES)}), so another species' calls are "
+            f"lost or, where a name is also a {species} gene, read as that gene")
 
 
 def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
@@ -194,14 +224,17 @@ def ingest(
     progress: bool = True,
     positive_class: str | None = None,
     force: bool = False,
+    species: str = DEFAULT_SPECIES,
 ) -> Path:
-    """Build a store from a metadata table and a folder of repertoire files.
+    """Build a store from a metadata table and a folder of repertoire files, their V/J names read as genes of
+    `species` (:data:`deeprc_hopfield.species.SPECIES`), which the store records.
 
     Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason, and
     `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors). An existing
     `out` is replaced only when it is an earlier store and `force`; anything else there is refused.
     """
     out = Path(out)
+    species = check_species(species)
     meta = read_metadata(metadata, repertoires, label_columns, positive_class)
     _check_output(out, [Path(metadata), *meta.files], force)
     for label in meta.labels.values():
@@ -213,9 +246,9 @@ def ingest(
     unresolved: Counter[str] = Counter()
     loci: Counter[str] = Counter()
     qc_path = qc_table_path(out)
-    with StoreWriter(out, parameters) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
+    with StoreWriter(out, parameters, species) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
         bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
-        for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, threads)):
+        for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, species, threads)):
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
             unresolved.update(parsed.unresolved_genes)
@@ -237,9 +270,9 @@ def ingest(
                       qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
     _warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
-    _warn_unresolved_genes(unresolved, int(total["input_rows"]))
+    _warn_unresolved_genes(unresolved, int(total["input_rows"]), species)
     _warn_several_loci(loci, qc.chain)
-    log.info("wrote %s: %d repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC table %s",
-             out, len(meta.files), total["kept"], total["input_rows"],
+    log.info("wrote %s: %d %s repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC "
+             "table %s", out, len(meta.files), species, total["kept"], total["input_rows"],
              total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)
     return out

@@ -11,6 +11,7 @@ import numpy as np
 from deeprc_hopfield.errors import StoreError
 from deeprc_hopfield.genes import clone_rule_name
 from deeprc_hopfield.qc import DROP_REASONS, QC_COLUMNS
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.store import RepertoireStore
 
 #: Stored public clones named in a model's summary (all of them are in its config.json).
@@ -57,6 +58,7 @@ def model_summary(folder: str | Path) -> str:
                        f"{len(training.get('validation_subjects', []))} validation repertoires"),
         ("labels", labels or "(none)"),
         ("new files QC", qc_text(training.get("qc"))),
+        ("species", species_text(training.get("species"))),
         ("network", f"CNN of {model.get('n_conv_layers')} layer(s), {model.get('n_filters')} filters of width "
                     f"{model.get('kernel_size')}; {model.get('attention_heads')} attention head(s) of dimension "
                     f"{model.get('attention_dim')}; output network {model.get('head_layers')} hidden layer(s) of "
@@ -85,6 +87,13 @@ def qc_text(qc: dict | None) -> str:
         return "the defaults (the model predates recording its store's QC)"
     chain = qc.get("chain") or "every locus (10x files: TRB)"
     return f"CDR3 of {qc.get('min_length')}-{qc.get('max_length')} residues, {chain} (as its store was ingested)"
+
+
+def species_text(species: str | None) -> str:
+    """Whose genes the model learnt (its store's species), with which `predict` reads new files' gene names."""
+    if species is None:
+        return f"{DEFAULT_SPECIES} (the model predates recording its store's species)"
+    return f"{species} (its store's; predict reads new files' gene names as {species} genes)"
 
 
 def calibration_text(name: str, fit: dict, training: dict) -> str:
@@ -149,7 +158,7 @@ def _summary(path: str | Path, per_repertoire: bool) -> str:
             f"repertoires  {store.n_repertoires}",
             f"sequences    {store.n_sequences:,} (per repertoire: median {int(np.median(sizes)):,}, "
             f"min {sizes.min():,}, max {sizes.max():,})",
-            f"genes        {len(store.v_genes)} V, {len(store.j_genes)} J",
+            f"genes        {len(store.v_genes)} V, {len(store.j_genes)} J, {store.species} (ingest --species)",
             "labels",
         ]
         for name in store.label_names:

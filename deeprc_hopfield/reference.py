@@ -51,6 +51,7 @@ from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import LOCI, gene_family, normalise_genes
 from deeprc_hopfield.readers.common import parsed_and_scanned, read_columns, read_header
+from deeprc_hopfield.species import DEFAULT_SPECIES, check_species
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,14 @@ class ReferenceOptions:
     species: str | None = None
     antigen: str | Sequence[str] | None = None
 
-    def read(self) -> Reference:
-        return read_reference(self.path, self.chain, self.species, self.antigen)
+    def read(self, store_species: str = DEFAULT_SPECIES) -> Reference:
+        """The file read for a store of `store_species` (see :func:`read_reference`); a species filter of another
+        species is refused: its receptors' V genes would be read as the store's species' genes."""
+        if self.species and _species_key(self.species) != _species_key(store_species):
+            raise ReferenceFileError(f"--reference-species {self.species} (the workflow: reference: species:), but "
+                                     f"the store is of {store_species} (ingest --species): give a reference of "
+                                     f"{store_species} receptors", self.path)
+        return read_reference(self.path, self.chain, self.species, self.antigen, store_species=store_species)
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -216,6 +223,7 @@ def read_reference(
     chain: str | None = None,
     species: str | None = None,
     antigen: str | Sequence[str] | None = None,
+    store_species: str | None = None,
 ) -> Reference:
     """Read a table of known receptors (plain or gzip; tab or comma separated; see the module docstring).
 
@@ -236,6 +244,10 @@ def read_reference(
         Keep only receptors whose epitope, antigen (VDJdb's `Epitope species`) or antigen gene is one
         of these names (case-insensitive; a string may list several separated by commas). A file with
         none of these columns is refused.
+    store_species
+        The species of the store the reference is for (`deeprc_hopfield.species.SPECIES`): V/J names are read as
+        its genes (None: human's), and without `species` it is the species filter, where the file has a species
+        column; a file none of whose receptors is of it is refused.
 
     Returns
     -------
@@ -250,7 +262,7 @@ def read_reference(
     path = list_file(path)
     chain = _check_chain(chain, path)
     antigens = _antigen_names(antigen)
-    filters: dict[str, object] = {"chain": chain, "species": species, "antigen": antigens or None}
+    genes_of = check_species(store_species or DEFAULT_SPECIES)
     if not path.is_file():
         raise ReferenceFileError("reference file not found", path)
     try:
@@ -266,6 +278,9 @@ def read_reference(
     if source == _PAIRED_SOURCE:
         frame, columns, lines = _one_chain_per_row(frame, columns)
     n = len(frame)
+    by_store = not species and store_species is not None and "species" in columns  # the store's species filters
+    species = genes_of if by_store else species
+    filters: dict[str, object] = {"chain": chain, "species": species, "antigen": antigens or None}
     not_applied: list[str] = []
     if species and "species" not in columns:
         not_applied.append("species")
@@ -281,7 +296,7 @@ def read_reference(
         return frame[columns[role]]
 
     cdr3 = column("cdr3").astype(object).where(column("cdr3").notna(), "").astype(str).str.strip().str.upper()
-    v_call, j_call = normalise_genes(column("v_call")), normalise_genes(column("j_call"))
+    v_call, j_call = (normalise_genes(column(role), species=genes_of) for role in ("v_call", "j_call"))
     locus = _locus(column("locus"), columns.get("locus"), path)
     locus = locus.fillna(_locus_of_genes(column("v_call"))).fillna(_locus_of_genes(column("j_call")))
     species_key = _species_keys(column("species"))
@@ -294,6 +309,10 @@ def read_reference(
     other_species = np.zeros(n, dtype=bool)
     if species and "species" not in not_applied:
         other_species = species_key.notna().to_numpy() & (species_key != _species_key(species)).to_numpy()
+    if by_store and (keep & other_species).any() and not (keep & ~other_species).any():
+        raise ReferenceFileError(f"none of its receptors is of the store's species, {genes_of} (ingest --species; the "
+                                 f"file has {_held(column('species')[keep])}): give a reference of {genes_of} "
+                                 "receptors", path)
     _drop(keep, other_species, counts, "other_species")
     other_antigen = np.zeros(n, dtype=bool)
     if antigens:
@@ -436,6 +455,11 @@ def _species_keys(raw: pd.Series) -> pd.Series:
     """:func:`_species_key` of each value of a column, None where missing."""
     _, values = _distinct(raw)
     return _mapped(raw, [_species_key(v) or None for v in values])
+
+
+def _held(values: pd.Series) -> str:
+    """The values of a column with their rows, commonest first (`HomoSapiens 209`), for a message."""
+    return ", ".join(f"{value} {n:,}" for value, n in values.value_counts().head(6).items())
 
 
 def _text(raw: pd.Series) -> pd.Series:

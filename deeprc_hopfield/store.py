@@ -2,7 +2,8 @@
 
 Layout (schema version 1)::
 
-    /                          attrs: kind, schema_version, package_version, created, parameters (JSON)
+    /                          attrs: kind, schema_version, package_version, created, parameters (JSON),
+                               species (human, mouse: whose genes the names are; a store without it is human)
     /sequences/codes           uint8   (n_residues,)  all junctions concatenated, codes 1..20 (see encoding)
     /sequences/lengths         uint8   (n_sequences,) CDR3 lengths; offsets are their cumulative sum
     /sequences/counts          float64 (n_sequences,) clone counts, NaN where the input had none
@@ -45,6 +46,7 @@ from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import hdf5_attribute, publish_file
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.qc import QC_COLUMNS
+from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES, check_species
 
 STORE_KIND = "deeprc-hopfield repertoire store"
 SCHEMA_VERSION = 1
@@ -100,8 +102,9 @@ class StoreWriter:
     the temporary file, so no half-written store is ever left behind.
     """
 
-    def __init__(self, path: str | Path, parameters: dict | None = None) -> None:
+    def __init__(self, path: str | Path, parameters: dict | None = None, species: str = DEFAULT_SPECIES) -> None:
         self.path = Path(path)
+        species = check_species(species)
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -117,6 +120,7 @@ class StoreWriter:
             package_version=__version__,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             parameters=json.dumps(parameters or {}, sort_keys=True),
+            species=species,
         )
         seq = self._file.create_group("sequences")
         seq.create_dataset("codes", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(4 * _CHUNK,), **_COMPRESSION)
@@ -264,6 +268,12 @@ class RepertoireStore:
         except (KeyError, OSError, ValueError) as exc:
             self._file.close()
             raise StoreError(f"damaged store: {exc}", self.path) from None
+        #: Whose genes the store's names are (`ingest --species`); a store written before it was recorded is human.
+        self.species: str = str(self.attrs.get("species", DEFAULT_SPECIES))
+        if self.species not in SPECIES:
+            self._file.close()
+            raise StoreError(f"a store of species '{self.species}', but this deeprc-hopfield ({__version__}) reads "
+                             f"{', '.join(SPECIES)}", self.path)
 
     # --- cohort-level tables -------------------------------------------------------------
     @property

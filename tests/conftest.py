@@ -137,3 +137,30 @@ def junction_repertoire(name: str, junctions: list[str], v_index: list[int]):
     n = len(junctions)
     return Repertoire(name, codes, lengths.astype(np.int64), np.ones(n), np.asarray(v_index, dtype=np.int16),
                       np.full(n, -1, dtype=np.int16))
+
+
+#: Public clones of the mouse cohort's positives: mouse TRB junctions with mouse V genes (TRBV13-2 is no human gene).
+MOUSE_CLONES = [("CASGDAGGRNTLYF", "TRBV13-2*01"), ("CASSQDWGGYEQYF", "TRBV5*01"), ("CASSLRGNQDTQYF", "TRBV13-1*01")]
+
+
+@pytest.fixture
+def mouse_cohort(tmp_path: Path) -> tuple[Path, Path]:
+    """Sixteen AIRR repertoires of 100 mouse TRB sequences drawn from OLGA's mouse model (mouse gene names: TRBV13-2,
+    TRBV12-1, ...), the eight positives each carrying :data:`MOUSE_CLONES`; returns (metadata, folder)."""
+    from deeprc_hopfield.simulate.background import background_model
+
+    model, rng = background_model("TRB", "mouse"), np.random.default_rng(7)
+    folder = tmp_path / "mouse"
+    folder.mkdir()
+    lines = ["subject_id,filename,label"]
+    for i in range(16):
+        drawn = model.generate(100, rng)
+        rows = list(zip(drawn.junction_aa, drawn.v_call, drawn.j_call)) + (
+            [(junction, v, "TRBJ2-7*01") for junction, v in MOUSE_CLONES] if i % 2 else [])
+        table = ["junction_aa\tv_call\tj_call\tduplicate_count"] + [f"{j}\t{v}\t{jj}\t{1 + k % 5}"
+                                                                    for k, (j, v, jj) in enumerate(rows)]
+        (folder / f"m{i}.tsv").write_text("\n".join(table) + "\n")
+        lines.append(f"M{i},m{i}.tsv,{i % 2}")
+    metadata = tmp_path / "mouse_metadata.csv"
+    metadata.write_text("\n".join(lines) + "\n")
+    return metadata, folder

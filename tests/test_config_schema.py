@@ -111,6 +111,21 @@ def test_the_qc_chain_is_one_of_the_loci_ingest_takes_in_any_case():
             jsonschema.validate(wrong, chain)
 
 
+def test_the_species_is_one_ingest_reads_and_human_by_default():
+    """The schema's `species` is ingest's --species: human or mouse, human when left out; `rat` is refused (in one
+    line by the workflow: tests/test_workflow.py)."""
+    import jsonschema
+
+    from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES
+
+    species = SCHEMA["species"]
+    assert species["enum"] == list(SPECIES) and species["default"] == DEFAULT_SPECIES
+    jsonschema.validate("mouse", species)
+    with pytest.raises(jsonschema.ValidationError) as refused:
+        jsonschema.validate("rat", species)
+    assert refused.value.message == "'rat' is not one of ['human', 'mouse']"
+
+
 def _readme_defaults() -> dict:
     text = (ROOT / "README.md").read_text()
     block = re.search(r"```yaml\n(model:.*?)```", text, re.S)

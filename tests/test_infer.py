@@ -8,15 +8,18 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import deeprc_cli
 
-from deeprc_hopfield.infer import TRAINING_SUBJECT_COLUMN, TrainingSubjectsError, held_out_models
+from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, TrainingSubjectsError, file_entries, held_out_models,
+                                   subjects_from_files, subjects_from_store)
 from deeprc_hopfield.interpret import summarise
-from deeprc_hopfield.saved_model import SavedModel
+from deeprc_hopfield.saved_model import SavedModel, load_model
 from deeprc_hopfield.training import train
 from test_train import _config, easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
@@ -309,3 +312,30 @@ def test_a_new_patient_named_like_a_training_subject_is_told_apart_by_its_file(e
     same = _new_patients(easy_cohort, tmp_path / "same", {f"{trained}.tsv": f"{trained}.tsv"})
     refused = _cli("predict", "--model", fold0_model, "--repertoires", same, "--out", tmp_path / "q.csv")
     assert refused.returncode == 1 and "the model was fitted or validated on 1 of the 1 subjects" in refused.stderr
+
+
+def test_a_mouse_model_reads_new_files_as_mouse_and_refuses_a_human_store(mouse_cohort, tmp_path, caplog):
+    """A model records its store's species; predict reads new files' gene names as that species' genes (mouse
+    TRBV13-2 kept, not missing), and a store of another species is refused in one line."""
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.inspect import model_summary
+
+    mouse = ingest(*mouse_cohort, tmp_path / "mouse.h5", progress=False, species="mouse")
+    model = train(mouse, tmp_path / "model", _config(tmp_path, n_updates=2), device="cpu", progress=False)
+    saved = load_model(model)
+    assert saved.training["species"] == "mouse"
+    assert "species       mouse (its store's; predict reads new files' gene names as mouse genes)" in \
+        model_summary(model).splitlines()
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        subjects = list(subjects_from_files(file_entries(mouse_cohort[1], mouse_cohort[0]), saved))
+    assert "TRBV13-2" in set(subjects[1].v_names) and not any(pd.isna(subjects[1].v_names))
+    assert (subjects[1].repertoire.v_index >= 0).all() and "V/J genes" not in caplog.text
+    human = ingest(*mouse_cohort, tmp_path / "human.h5", progress=False)
+    with pytest.raises(DeepRCError, match=r"human\.h5: a human store \(ingest --species\), but the model .* was "
+                                          r"trained on mouse repertoires: score it with a model of human repertoires$"):
+        next(subjects_from_store(human, saved))
+    caplog.clear()
+    as_human = replace(saved, training={**saved.training, "species": "human"})
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        list(subjects_from_files(file_entries(mouse_cohort[1], mouse_cohort[0]), as_human))
+    assert "rows of the files name mouse V/J genes" in caplog.text  # a human model given mouse files

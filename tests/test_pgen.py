@@ -341,3 +341,27 @@ def test_repeated_inner_cv_chooses_by_the_mean_of_the_repeats_aucs():
     assert repeated.threshold_ == P_THRESHOLDS[int(np.argmax(mean))] and repeated.inner_auc_ == pytest.approx(mean.max())
     first = PublicCloneTest(thresholds=(repeated.threshold_,), random_state=3, inner_repeats=1).fit(x, y)
     np.testing.assert_array_equal(repeated.out_of_fold_, first.out_of_fold_)
+
+
+def test_the_clone_memory_s_pgen_of_a_mouse_store_is_olga_s_mouse_model(mouse_cohort, tmp_path):
+    """Training's chance-public filter asks pgen of a mouse store's candidate clones under OLGA's mouse TRB model
+    (mouse_T_beta), with their mouse V families (TRBV13 of TRBV13-2, no human gene), and never loads the human one."""
+    from deeprc_hopfield import pgen
+    from deeprc_hopfield.ingest import ingest
+    from deeprc_hopfield.sampling import RepertoireCache
+    from deeprc_hopfield.store import RepertoireStore
+    from deeprc_hopfield.training.clone_memory import associated_clones
+    from deeprc_hopfield.training.config import TrainingConfig
+
+    path = ingest(*mouse_cohort, tmp_path / "mouse.h5", progress=False, species="mouse")
+    pgen._shared_model.cache_clear()
+    with RepertoireStore(path) as store:
+        _, clones, _ = associated_clones(RepertoireCache(store), store.label("label").values, np.arange(len(store)),
+                                         TrainingConfig(clone_keys="family", clone_radius=0), store.v_genes)
+    assert sorted(junction for junction, _ in clones) == ["CASGDAGGRNTLYF", "CASSLRGNQDTQYF", "CASSQDWGGYEQYF"]
+    mouse = pgen.pgen_model("TRB", "mouse", "family")
+    assert pgen._shared_model.cache_info().currsize == 1  # the model training used: the mouse one
+    assert mouse.computed == 3 and {v for _, v, _ in mouse._cache} == {"TRBV13", "TRBV5"}
+    values = {key[0]: value for key, value in mouse._cache.items()}
+    assert values["CASGDAGGRNTLYF"] == pytest.approx(
+        generation_probability(["CASGDAGGRNTLYF"], "TRB", "mouse", ["TRBV13-2"])[0], rel=1e-12)

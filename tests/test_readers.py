@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deeprc_hopfield.errors import InputFormatError
+from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import gene_family, normalise_gene, normalise_genes
 from deeprc_hopfield.readers import FORMATS, TIDY_COLUMNS, detect_format, read_repertoire, read_repertoire_file
 from deeprc_hopfield.qc import QCSettings
@@ -480,6 +480,63 @@ def test_gene_names_of_another_species_are_counted_and_ingest_warns(tmp_path, ca
         ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "m.h5", progress=False)
     assert "1 distinct V/J names in 4 of 6 rows (66.7%) are no human IMGT gene" in caplog.text
     assert "TRBV13-2*01 (4)" in caplog.text
+    assert "4 of these rows name mouse genes: is the cohort mouse? use --species mouse" in caplog.text
+
+
+@pytest.mark.parametrize("name, gene, family", [
+    ("TRBV13-2", "TRBV13-2", "TRBV13"),  # no human gene
+    ("TCRBV13-02*01", "TRBV13-2", "TRBV13"),  # Adaptive's spelling
+    ("TRBV12-1", "TRBV12-1", "TRBV12"),
+    ("TRBV1", "TRBV1", "TRBV1"),
+    ("TRBV5-1*01", "TRBV5", "TRBV5"),  # the mouse family has one gene, TRBV5
+    ("TRBV13", "TRBV13", "TRBV13"),  # a family stays one (tidytcells completes it to TRBV13-1)
+    ("TRAV6", "TRAV6", "TRAV6"),
+    ("TRAV6-7/DV9", "TRAV6-7/DV9", "TRAV6"),
+    ("TRAV14D-2", "TRAV14D-2", "TRAV14"),  # a distal duplicate is of its proximal gene's family
+    ("TRBJ2-7", "TRBJ2-7", "TRBJ2"),
+    ("IGHV1-72", "IGHV1-72", "IGHV1"),  # tidytcells has no mouse IG tables: kept when IMGT-shaped
+    ("IGHV01-072*01", "IGHV1-72", "IGHV1"),
+    ("IGHV5-9-1", "IGHV5-9-1", "IGHV5"),
+    ("TRBV7-2", None, None),  # a human gene, no mouse one
+    ("IGHV1-72x", None, None),
+    ("unresolved", None, None),
+])
+def test_mouse_gene_names_are_normalised_with_the_mouse_tables(name, gene, family):
+    assert normalise_gene(name, "gene", "mouse") == gene
+    assert normalise_gene(name, "family", "mouse") == family
+
+
+def test_mouse_only_names_are_no_human_genes_and_an_unknown_species_is_one_line():
+    assert [normalise_gene(name) for name in ("TRBV13-2", "TRAV6-7/DV9", "IGHV1-72")] == [None, None, None]
+    assert normalise_gene("TRBV12-1", species="human") == "TRBV12-1"  # a name of both species: read as asked
+    with pytest.raises(DeepRCError, match=r"^unknown species 'rat'; choose one of human, mouse$"):
+        normalise_gene("TRBV13-2", species="rat")
+
+
+def test_a_mouse_file_read_as_mouse_keeps_its_gene_calls(tmp_path):
+    rows = [["junction_aa", "v_call", "j_call"], ["CASGDAGGRNTLYF", "TRBV13-2*01", "TRBJ2-7*01"],
+            ["CASSQDWGGYEQYF", "TRBV5*01", "TRBJ2-7*01"], ["CTCSAETLYF", "TRAV6-7/DV9*01", "TRAJ33*01"]]
+    path = write(tmp_path / "m.tsv", rows)
+    read = read_repertoire_file(path, species="mouse")
+    assert read.table["v_call"].tolist() == ["TRBV13-2", "TRBV5", "TRAV6-7/DV9"] and read.unresolved_genes == {}
+    as_human = read_repertoire_file(path)
+    assert as_human.table["v_call"].isna().tolist() == [True, False, True]
+    assert as_human.unresolved_genes == {"TRBV13-2*01": 1, "TRAV6-7/DV9*01": 1}
+
+
+def test_ingest_of_a_mouse_cohort_as_human_says_use_species_mouse(mouse_cohort, tmp_path, caplog):
+    """Most names a human read leaves unresolved are mouse genes: the warning says which --species reads them; a
+    cohort of typos gets no such advice."""
+    from deeprc_hopfield.ingest import ingest
+
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(*mouse_cohort, tmp_path / "as_human.h5", progress=False)
+    assert "are no human IMGT gene and were kept as missing calls" in caplog.text
+    assert "name mouse genes: is the cohort mouse? use --species mouse (the workflow: species: mouse)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(*mouse_cohort, tmp_path / "as_mouse.h5", progress=False, species="mouse")
+    assert "IMGT gene" not in caplog.text
 
 
 def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):

@@ -20,6 +20,7 @@ from deeprc_hopfield.reference import (
     TABLE_COLUMNS,
     Reference,
     ReferenceFileError,
+    ReferenceOptions,
     detect_reference_format,
     read_reference,
 )
@@ -110,6 +111,23 @@ def test_species_is_compared_loosely_and_common_names_are_understood(tmp_path: P
     assert list(mouse.table["junction_aa"]) == ["CASSPDRGGYTF"]
     assert mouse.table["v_call"].iloc[0] is None  # a mouse gene the (human) normalisation does not know: missing
     assert mouse.table["locus"].iloc[0] == "TRB"  # the chain comes from the Gene column
+
+
+def test_a_reference_for_a_store_is_read_with_the_store_s_species(tmp_path: Path) -> None:
+    """For a mouse store the species filter defaults to mouse and genes are mouse ones (TRBV13-2 kept); for a human
+    store, to human; a file without species is read whole; an explicit filter of another species is refused."""
+    path = write(tmp_path / "vdjdb.tsv", VDJDB_ROWS)
+    mouse = ReferenceOptions(path).read("mouse")
+    assert (list(mouse.table["junction_aa"]), list(mouse.table["v_call"])) == (["CASSPDRGGYTF"], ["TRBV13-2"])
+    assert mouse.filters["species"] == "mouse" and mouse.counts["other_species"] == 6
+    human = ReferenceOptions(path).read("human")
+    assert "CASSPDRGGYTF" not in set(human.table["junction_aa"]) and human.counts["other_species"] == 1
+    plain = write(tmp_path / "plain.tsv", [["junction_aa", "v_call"], ["CASSPDRGGYTF", "TRBV13-2"]])
+    assert list(ReferenceOptions(plain).read("mouse").table["v_call"]) == ["TRBV13-2"]
+    assert ReferenceOptions(plain).read("mouse").not_applied == ()
+    with pytest.raises(ReferenceFileError, match=r"--reference-species human .*, but the store is of mouse"):
+        ReferenceOptions(path, species="human").read("mouse")
+    assert len(ReferenceOptions(path, species="MusMusculus").read("mouse")) == 1
 
 
 def test_antigen_filter_matches_antigen_epitope_or_gene(tmp_path: Path) -> None:

@@ -138,3 +138,23 @@ def test_interpretation_and_report_name_what_is_known(pool_cohort, tmp_path):
                              "junction_aa": ["CASSF", "CASSG"], "v_call": ["TRBV5-1", None], "j_call": [None, None],
                              "known_epitope": ["NLVPMVATV", ""], "known_antigen": ["CMV", ""]})
     assert attended_summary(attended)["known_epitope"].tolist() == ["NLVPMVATV", ""]
+
+
+def test_a_human_reference_on_a_mouse_store_is_refused_in_one_line_before_any_work(mouse_cohort, tmp_path):
+    """The shipped human vdjdb-cmv-trb on a mouse store: the reference's species filter is the store's, which leaves
+    none of its receptors; a --reference-species other than the store's is refused too. No model is written."""
+    from conftest import deeprc_cli
+    from deeprc_hopfield.ingest import ingest
+
+    store = ingest(*mouse_cohort, tmp_path / "mouse.h5", progress=False, species="mouse")
+    for extra, says in (([], "vdjdb_cmv_trb.tsv: none of its receptors is of the store's species, mouse (ingest "
+                             "--species; the file has HomoSapiens 247): give a reference of mouse receptors"),
+                        (["--reference-species", "HomoSapiens"], "--reference-species HomoSapiens (the workflow: "
+                         "reference: species:), but the store is of mouse (ingest --species): give a reference of "
+                         "mouse receptors")):
+        result = deeprc_cli("train", "--store", store, "--out", tmp_path / "model", "--reference", "vdjdb-cmv-trb",
+                            "--updates", 1, *extra)
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert errors[0].startswith("deeprc-hopfield train: error: ") and errors[0].endswith(says), errors[0]
+        assert not (tmp_path / "model").exists()

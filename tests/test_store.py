@@ -184,6 +184,37 @@ def test_schema_version_is_checked(cohort, tmp_path):
         RepertoireStore(out)
 
 
+def test_a_mouse_store_records_its_species_and_keeps_its_gene_calls(mouse_cohort, tmp_path):
+    """`ingest --species mouse` reads mouse names as genes (none missing), records the species, and `inspect` shows
+    it; the same cohort read as human loses its TRBV13-x calls."""
+    from conftest import deeprc_cli
+
+    result = deeprc_cli("ingest", "--metadata", mouse_cohort[0], "--repertoires", mouse_cohort[1], "--out",
+                        tmp_path / "mouse.h5", "--species", "mouse", "-q")
+    assert result.returncode == 0, result.stderr
+    with RepertoireStore(tmp_path / "mouse.h5") as store:
+        assert store.species == "mouse" and store.attrs["species"] == "mouse"
+        assert {"TRBV13-1", "TRBV13-2", "TRBV13-3", "TRBV5"} <= set(store.v_genes)
+        assert store.qc()["v_missing"].sum() == 0 and store.qc()["j_missing"].sum() == 0
+    summary = deeprc_cli("inspect", tmp_path / "mouse.h5").stdout.splitlines()
+    assert next(line for line in summary if line.startswith("genes ")).endswith(", mouse (ingest --species)")
+    with RepertoireStore(ingest(*mouse_cohort, tmp_path / "human.h5", progress=False)) as store:
+        assert store.species == "human" and "TRBV13-2" not in store.v_genes and store.qc()["v_missing"].sum() > 0
+
+
+def test_a_store_written_before_species_were_recorded_is_human(cohort, tmp_path):
+    out = ingest(*cohort, tmp_path / "old.h5", progress=False)
+    with h5py.File(out, "r+") as f:
+        del f.attrs["species"]
+    with RepertoireStore(out) as store:
+        assert store.species == "human" and "species" not in store.attrs
+    with h5py.File(out, "r+") as f:
+        f.attrs["species"] = "rat"
+    with pytest.raises(StoreError, match=r"old\.h5: a store of species 'rat', but this deeprc-hopfield .* reads "
+                                         r"human, mouse$"):
+        RepertoireStore(out)
+
+
 def test_truncated_store_is_refused(cohort, tmp_path):
     metadata, folder = cohort
     out = ingest(metadata, folder, tmp_path / "cohort.h5", progress=False)

@@ -284,6 +284,7 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     ("device: gpu\n", "config $.device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
     ("training: {n_updates: 3}\nfolds: 3\ntraining: {sample_size: 100}\n",  # YAML would drop n_updates silently
      "bad.yaml, line 3: not valid YAML at character 1: the key 'training' appears twice (first on line 1)"),
+    ("species: rat\n", "config $.species: 'rat' is not one of ['human', 'mouse']"),
 ])
 def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, bad: str, message: str):
     config = tmp_path / "bad.yaml"
@@ -495,20 +496,22 @@ def test_settings_that_contradict_each_other_or_a_file_in_place_of_the_run_folde
 
 def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted(tmp_path: Path):
     """--configfile alone does not inherit the demo's settings (the keys left out take the schema's defaults), and
-    a metadata path or label column with spaces reaches the jobs as one argument each."""
+    a metadata path or label column with spaces reaches the jobs as one argument each; `species: mouse` reaches
+    ingest as --species mouse."""
     cohort = tmp_path / "my cohort"
     cohort.mkdir()
     table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str).rename(columns={"label": "CMV status"})
     table.to_csv(cohort / "metadata.csv", index=False)
     config = tmp_path / "mine.yaml"
     config.write_text(f"run: mine\nmetadata: '{cohort / 'metadata.csv'}'\nrepertoires: {ROOT / 'data/demo/repertoires'}\n"
-                      "label_column: CMV status\n")
+                      "label_column: CMV status\nspecies: mouse\n")
     result = snakemake("-s", ROOT / "Snakefile", "-d", tmp_path, "-n", "-p", "--nolock", "--configfile", config,
                        cwd=tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
     assert f"--metadata '{cohort / 'metadata.csv'}'" in ingest and "--label-column 'CMV status'" in ingest
+    assert "--species mouse" in ingest
     trains = [line for line in out.splitlines() if "deeprc-hopfield train " in line]
     assert len(trains) == 5 and all("--label-column 'CMV status'" in line for line in trains)
     assert "--device auto" in trains[0]  # the schema's default, not the demo's `device: cpu`

@@ -21,6 +21,7 @@ from deeprc_hopfield.encoding import JoinedSequences
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
 from deeprc_hopfield.readers.common import TIDY_COLUMNS, parsed_and_scanned, read_header
+from deeprc_hopfield.species import DEFAULT_SPECIES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _case_hint(header: list[str]) -> str:
     return f"; column names are case-sensitive: in lower case ({renamed[:120]}) it would be read as {found}"
 
 
-def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, str]:
+def read_repertoire(path: str | Path, fmt: str = "auto", species: str = DEFAULT_SPECIES) -> tuple[pd.DataFrame, str]:
     """Read one repertoire file (plain or gzip) into the tidy table.
 
     Parameters
@@ -85,6 +86,8 @@ def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, 
         The repertoire file.
     fmt
         'auto' to detect from the header, or one of :data:`FORMATS`.
+    species
+        Whose genes the V/J names are (`deeprc_hopfield.species.SPECIES`); a name of no gene of it is missing.
 
     Returns
     -------
@@ -92,17 +95,19 @@ def read_repertoire(path: str | Path, fmt: str = "auto") -> tuple[pd.DataFrame, 
         The tidy table (one row per input row, before quality control; `junction_aa` junctions) and
         the format used.
     """
-    read = read_repertoire_file(path, fmt)
+    read = read_repertoire_file(path, fmt, species=species)
     return read.table, read.fmt
 
 
-def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = False) -> RepertoireFile:
+def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = False,
+                         species: str = DEFAULT_SPECIES) -> RepertoireFile:
     """:func:`read_repertoire`, also saying what the file's CDR3 column held: a file of IMGT CDR3s
     (recognised by its column and its sequences' anchors, `deeprc_hopfield.cdr3.recognise`) gets
     the conserved C and F/W added, so that `junction_aa` holds junctions whatever the file gave.
 
-    Every row's field count is checked beside the parse (:func:`~deeprc_hopfield.readers.common.scan_file`),
-    in the same pass as the file's sha256 where `digest` asks for it."""
+    V/J names are read as genes of `species`. Every row's field count is checked beside the parse
+    (:func:`~deeprc_hopfield.readers.common.scan_file`), in the same pass as the file's sha256 where `digest` asks
+    for it."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError("file not found", path)
@@ -113,8 +118,8 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
-    table, sha256 = parsed_and_scanned(path, delimiter, lambda: module.read(path, header, delimiter)[TIDY_COLUMNS],
-                                       digest)
+    table, sha256 = parsed_and_scanned(path, delimiter,
+                                       lambda: module.read(path, header, delimiter, species)[TIDY_COLUMNS], digest)
     junctions = JoinedSequences.of(table["junction_aa"])
     convention = recognise(junctions, *module.cdr3_column(header), path)
     if convention.found == IMGT_CDR3:

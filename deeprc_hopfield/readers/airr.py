@@ -18,6 +18,7 @@ import pandas as pd
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, add_anchors
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import (
     column_or_missing,
     first_present,
@@ -99,14 +100,14 @@ def _junctions_from_cdr3(junction_aa: pd.Series, cdr3_aa: pd.Series, j_call: pd.
     return junction_aa.astype(object).where(~filled, junctions)
 
 
-def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+def read(path: Path, header: list[str], delimiter: str, species: str = DEFAULT_SPECIES) -> pd.DataFrame:
     """Read an AIRR Rearrangement file into the tidy table."""
     aa_col = first_present(header, AA_COLUMNS)
     nt_col = None if aa_col else require(header, AA_COLUMNS + NT_COLUMNS, path, "AIRR")
     wanted = [c for c in [aa_col, nt_col, *COUNT_COLUMNS, *_OTHER] if c]
     frame = read_columns(path, delimiter, wanted, text=(aa_col or nt_col,))
     productive = parse_productive(frame, "productive", path)
-    j_call = normalise_genes(column_or_missing(frame, "j_call"))
+    j_call = normalise_genes(column_or_missing(frame, "j_call"), species=species)
     if aa_col:
         junction_aa = column_or_missing(frame, aa_col)
         if aa_col == "junction_aa" and "cdr3_aa" in header and _blank(junction_aa).any():  # read again only then
@@ -117,7 +118,7 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
         productive = productive.mask(~in_frame.to_numpy(), False)
     return tidy(
         junction_aa,
-        normalise_genes(column_or_missing(frame, "v_call")),
+        normalise_genes(column_or_missing(frame, "v_call"), species=species),
         j_call,
         parse_counts(frame, COUNT_COLUMNS, path),
         productive,

@@ -17,6 +17,7 @@ import pandas as pd
 
 from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import (
     column_or_missing,
     first_present,
@@ -59,18 +60,18 @@ def cdr3_column(header: list[str]) -> tuple[str, str]:
     return ("amino_acid" if "amino_acid" in header else "aminoAcid"), JUNCTION
 
 
-def _gene(frame: pd.DataFrame, header: list[str], genes: list[str], families: list[str]) -> pd.Series:
-    """Normalised gene, falling back to the normalised family where the gene is unresolved."""
-    gene = normalise_genes(column_or_missing(frame, first_present(header, genes)))
+def _gene(frame: pd.DataFrame, header: list[str], genes: list[str], families: list[str], species: str) -> pd.Series:
+    """Normalised gene of `species`, falling back to the normalised family where the gene is unresolved."""
+    gene = normalise_genes(column_or_missing(frame, first_present(header, genes)), species=species)
     family_col = first_present(header, families)
     if family_col is None:
         return gene
-    family = normalise_genes(column_or_missing(frame, family_col), level="family")
+    family = normalise_genes(column_or_missing(frame, family_col), level="family", species=species)
     categories = gene.cat.categories.union(family.cat.categories)
     return gene.cat.set_categories(categories).where(gene.notna(), family.cat.set_categories(categories))
 
 
-def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+def read(path: Path, header: list[str], delimiter: str, species: str = DEFAULT_SPECIES) -> pd.DataFrame:
     """Read an immunoSEQ export (either generation) into the tidy table."""
     require(header, [_V1["aa"], _V2["aa"]], path, "immunoSEQ")
     spec = _V1 if _V1["aa"] in header else _V2
@@ -79,8 +80,8 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     frame = read_columns(path, delimiter, [c for c in wanted if c in header], text=(spec["aa"],))
     return tidy(
         column_or_missing(frame, spec["aa"]),
-        _gene(frame, header, spec["v_gene"], spec["v_family"]),
-        _gene(frame, header, spec["j_gene"], spec["j_family"]),
+        _gene(frame, header, spec["v_gene"], spec["v_family"], species),
+        _gene(frame, header, spec["j_gene"], spec["j_family"], species),
         parse_counts(frame, spec["counts"], path),
         parse_productive(frame, first_present(header, spec["status"]), path),
     )

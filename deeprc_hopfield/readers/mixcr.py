@@ -10,6 +10,7 @@ import pandas as pd
 
 from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import (
     column_or_missing,
     first_present,
@@ -43,7 +44,7 @@ def _best_hit(hits: pd.Series) -> pd.Series:
     return hits.str.split(",", n=1).str[0].str.replace(r"\(.*$", "", regex=True)
 
 
-def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+def read(path: Path, header: list[str], delimiter: str, species: str = DEFAULT_SPECIES) -> pd.DataFrame:
     """Read a MiXCR clone table into the tidy table."""
     aa_col = require(header, AA_COLUMNS, path, "MiXCR")
     v_col, j_col = first_present(header, V_COLUMNS), first_present(header, J_COLUMNS)
@@ -53,8 +54,8 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     productive[junction_aa.str.contains("_", regex=False).fillna(False).astype(bool)] = False
     return tidy(
         junction_aa,
-        normalise_genes(_best_hit(column_or_missing(frame, v_col))),
-        normalise_genes(_best_hit(column_or_missing(frame, j_col))),
+        normalise_genes(_best_hit(column_or_missing(frame, v_col)), species=species),
+        normalise_genes(_best_hit(column_or_missing(frame, j_col)), species=species),
         parse_counts(frame, COUNT_COLUMNS, path),
         productive,
     )

@@ -13,6 +13,7 @@ import pandas as pd
 from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import (
     column_or_missing,
     parse_counts,
@@ -52,7 +53,7 @@ def cdr3_column(header: list[str]) -> tuple[str, str]:
     return "cdr3", JUNCTION
 
 
-def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+def read(path: Path, header: list[str], delimiter: str, species: str = DEFAULT_SPECIES) -> pd.DataFrame:
     """Read 10x contig annotations into the tidy table (all chains; `locus` says which)."""
     require(header, ["cdr3"], path, "10x")
     columns = ["cdr3", "chain", "v_gene", "j_gene", "productive", *CELL_COLUMNS, *COUNT_COLUMNS]
@@ -60,8 +61,8 @@ def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
     _refuse_other_contigs(frame, path)
     return tidy(
         column_or_missing(frame, "cdr3"),
-        normalise_genes(column_or_missing(frame, "v_gene")),
-        normalise_genes(column_or_missing(frame, "j_gene")),
+        normalise_genes(column_or_missing(frame, "v_gene"), species=species),
+        normalise_genes(column_or_missing(frame, "j_gene"), species=species),
         parse_counts(frame, COUNT_COLUMNS, path),
         parse_productive(frame, "productive", path),
         column_or_missing(frame, "chain"),

@@ -9,6 +9,7 @@ import pandas as pd
 
 from deeprc_hopfield.cdr3 import JUNCTION
 from deeprc_hopfield.genes import normalise_genes
+from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import column_or_missing, parse_counts, read_columns, require, tidy
 
 NAME = "vdjtools"
@@ -25,15 +26,15 @@ def cdr3_column(header: list[str]) -> tuple[str, str]:
     return "cdr3aa", JUNCTION
 
 
-def read(path: Path, header: list[str], delimiter: str) -> pd.DataFrame:
+def read(path: Path, header: list[str], delimiter: str, species: str = DEFAULT_SPECIES) -> pd.DataFrame:
     """Read a VDJtools table into the tidy table."""
     require(header, ["cdr3aa"], path, "VDJtools")
     count_col = require(header, ["count", "#count"], path, "VDJtools")
     frame = read_columns(path, delimiter, [count_col, "cdr3aa", "v", "j"], text=("cdr3aa",))
     return tidy(
         column_or_missing(frame, "cdr3aa"),
-        normalise_genes(column_or_missing(frame, "v")),
-        normalise_genes(column_or_missing(frame, "j")),
+        normalise_genes(column_or_missing(frame, "v"), species=species),
+        normalise_genes(column_or_missing(frame, "j"), species=species),
         parse_counts(frame, [count_col], path),
         pd.Series(pd.NA, index=frame.index, dtype="boolean"),
     )

@@ -1,4 +1,5 @@
-"""Background repertoires: productive CDR3s with V and J genes drawn from OLGA's default human models.
+"""Background repertoires: productive CDR3s with V and J genes drawn from OLGA's default human models (or, for a
+:class:`BackgroundModel` of its own, mouse ones: `simulate` makes human cohorts).
 
 OLGA (Sethna et al. 2019) ships the recombination models (gene usage, deletions, insertion lengths
 and the Markov chain of inserted nucleotides) and a generator that draws one sequence at a time in
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deeprc_hopfield.genes import normalise_gene
+from deeprc_hopfield.species import DEFAULT_SPECIES
 
 #: Chains with an OLGA default human model: chain -> (model folder, recombination type).
 CHAIN_MODELS = {
@@ -80,10 +82,11 @@ def _codes(segments: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return table, lengths
 
 
-def _imgt_calls(genes: list) -> np.ndarray:
+def _imgt_calls(genes: list, species: str) -> np.ndarray:
     """The call written for each gene of an OLGA model: its allele name, or '' (no call) for a gene that IMGT's
     list lacks (OLGA's not-localised IGHV4-NL1 and IGKV1-NL1, 2% of IGH), as an annotator would report it."""
-    return np.array([gene[0] if normalise_gene(gene[0]) is not None else "" for gene in genes], dtype=object)
+    return np.array([gene[0] if normalise_gene(gene[0], species=species) is not None else "" for gene in genes],
+                    dtype=object)
 
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -146,32 +149,36 @@ def _strings(codes: np.ndarray) -> np.ndarray:
     return fixed.astype(str).astype(object)
 
 
-def olga_model(chain: str) -> tuple[object, object]:
-    """OLGA's own (genomic data, generative model) objects of its default human model of `chain`."""
-    from deeprc_hopfield.pgen import olga_default_model
+def olga_model(chain: str, species: str = DEFAULT_SPECIES) -> tuple[object, object]:
+    """OLGA's own (genomic data, generative model) objects of its default model of `chain` in `species`."""
+    from deeprc_hopfield.pgen import OLGA_MODELS, olga_default_model
 
-    return olga_default_model(*CHAIN_MODELS[chain])
+    return olga_default_model(*OLGA_MODELS[(species, chain)])
 
 
 class BackgroundModel:
-    """A vectorised generator of productive CDR3s for one chain, using OLGA's default human model.
+    """A vectorised generator of productive CDR3s for one chain, using OLGA's default model of the species.
 
     Parameters
     ----------
     chain
         One of :data:`CHAIN_MODELS` (``TRB``, ``TRA``, ``IGH``, ``IGK``, ``IGL``).
+    species
+        'human' (what `simulate` draws) or 'mouse' (OLGA's mouse models, with mouse gene names).
     """
 
-    def __init__(self, chain: str) -> None:
+    def __init__(self, chain: str, species: str = DEFAULT_SPECIES) -> None:
         import olga.sequence_generation as sequence_generation
 
-        folder, kind = CHAIN_MODELS[chain]
-        genomic, generative = olga_model(chain)
+        from deeprc_hopfield.pgen import OLGA_MODELS
+
+        folder, kind = OLGA_MODELS[(species, chain)]
+        genomic, generative = olga_model(chain, species)
         # OLGA's generator object holds the cumulative tables it samples from; we sample the same.
         tables = getattr(sequence_generation, f"SequenceGeneration{kind}")(generative, genomic)
         self.chain, self.kind = chain, kind
         self.model_name = folder
-        self.v_names, self.j_names = _imgt_calls(genomic.genV), _imgt_calls(genomic.genJ)
+        self.v_names, self.j_names = _imgt_calls(genomic.genV, species), _imgt_calls(genomic.genJ, species)
         self._v, self._v_len = _codes(tables.cutV_genomic_CDR3_segs)
         self._j, self._j_len = _codes(tables.cutJ_genomic_CDR3_segs)
         self._del_v = (_stacked(tables.given_V_CPdelV), tables.given_V_CPdelV.shape[1])
@@ -276,6 +283,6 @@ class BackgroundModel:
 
 
 @functools.lru_cache(maxsize=None)
-def background_model(chain: str) -> BackgroundModel:
-    """The (cached, per process) :class:`BackgroundModel` of a chain."""
-    return BackgroundModel(chain)
+def background_model(chain: str, species: str = DEFAULT_SPECIES) -> BackgroundModel:
+    """The (cached, per process) :class:`BackgroundModel` of a chain in `species`."""
+    return BackgroundModel(chain, species)

@@ -188,7 +188,8 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     of_row = KeyedRows(lambda row: cache[int(rows[row])],  # the incidence's rows are `rows`: each keyed once
                        KEYED_ROWS_BYTES if config.clone_pgen else 0)  # without pgen only the memory's clones read them
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
-                               pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads()),
+                               pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads(),
+                                        species=cache.store.species),
                                expected=len(rules), pgen_limit=config.clone_pgen_limit)
     associated = choice.test.associated
     if len(associated) == 0:

@@ -437,6 +437,7 @@ class Trainer:
         best = self.progress.best
         subjects = self.store.subject_ids
         training = {**asdict(self.config), "store": str(self.store.path), "qc": self._store_qc(),
+                    "species": self.store.species,
                     "best_update": best["update"],
                     "calibration": calibration,
                     "memory_alone": alone, "memory_alone_val_loss": alone_loss, "memory_choice": choice,
@@ -518,11 +519,10 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
     folds = Split.from_options(split, fold)
     if clones is not None and folds is None:
         raise TrainingError("--clones goes with --split and --fold: the clones file holds the clones of a split's folds")
-    known = reference.read() if reference is not None else None
-    if known is not None:
-        log.info("%s", known.describe())
     with RepertoireStore(store_path) as store:
+        known = reference.read(store.species) if reference is not None else None
         if known is not None:
+            log.info("%s", known.describe())
             check_reference_chain(known, store)
         tasks, labels = tasks_from_store(store, label_columns)
         indices = folds.training(store.subject_ids, fold) if folds is not None else np.arange(len(store))

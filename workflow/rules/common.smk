@@ -339,6 +339,8 @@ def ingest_options():
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
+    if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
+        options.append(f"--species {config['species']}")
     return " ".join(options)
 
 
