@@ -5,7 +5,8 @@ The public-clone test may leave out clones whose pgen is above one of `public_cl
 repertoire of M distinct sequences with probability about 1 - exp(-M p), whatever the chain. This prints, per
 chain, OLGA's speed (sequences/s with `--threads` workers), the quantiles of pgen over sequences of OLGA's own
 model (the simulator's background, `deeprc_hopfield.simulate.background_model`; V family given, as the clone
-memory's keys) and the share above each cutoff, with the chance that a repertoire of `--repertoire-size`
+memory's keys; quantiles of the values above 0, the rare 0 being a V call OLGA's mask cannot give that junction)
+and the share of all of them above each cutoff, with the chance that a repertoire of `--repertoire-size`
 carries a clone at each cutoff. Where no background sequence reaches the loosest cutoff (IGH), no clone can be
 left out, and the filter costs only the pgen of the test's candidates.
 
@@ -38,7 +39,7 @@ def chain_figures(chain: str, n: int, threads: int, repertoire_size: int, seed: 
     values = np.asarray(model.pgen(list(block.junction_aa), [v or None for v in block.v_call], workers=threads))
     seconds = time.perf_counter() - start
     positive = values[values > 0]
-    return {"chain": chain, "sequences": n, "sequences_per_s": n / seconds,
+    return {"chain": chain, "sequences": n, "sequences_per_s": n / seconds, "zero": int((values == 0).sum()),
             "quantiles": {str(q): float(np.quantile(positive, q)) for q in QUANTILES},
             "share_above": {f"{c:g}": float((values > c).mean()) for c in PGEN_CUTOFFS},
             "chance_carrier_at_cutoff": {f"{c:g}": float(1 - np.exp(-repertoire_size * c)) for c in PGEN_CUTOFFS}}

@@ -302,7 +302,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="updates between checkpoints (overrides the config's checkpoint_every; default 100)")
     p.add_argument("--embed-chunk", type=_positive_int, metavar="N",
-                   help="sequences embedded at once when scoring without gradients; lower it where memory runs out "
+                   help="sequences embedded at once (scoring passes and the training step); lower it where memory runs out "
                         "(overrides the config's embed_chunk; default 8192). Like --checkpoint-every, it changes how "
                         "training runs, not what it learns: --resume continues a checkpoint made under another value")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "

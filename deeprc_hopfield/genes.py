@@ -139,9 +139,10 @@ def _ig_family(text: str, species: str = DEFAULT_SPECIES) -> str | None:
 
 def gene_family(name: str) -> str:
     """The family of an IMGT gene name (`TRBV5-1` -> `TRBV5`); a family (`TRBV5`) is its own. A distal duplicate's
-    `D` is not the family's (`IGKV1D-39` -> `IGKV1`, as `IGKV1-39`, whose sequence it shares)."""
-    head = name.strip().split("*", 1)[0].split("-", 1)[0]
-    return head[:-1] if "-" in name and re.fullmatch(r"[A-Z]{4}\d+D", head) else head
+    `D` is not the family's (`IGKV1D-39` -> `IGKV1`, as `IGKV1-39`, whose sequence it shares), nor is a TRA/TRD
+    gene's delta name (`TRAV29/DV5` -> `TRAV29`; mouse `TRAV16D/DV11` -> `TRAV16`, as `TRAV16`)."""
+    head = name.strip().split("*", 1)[0].split("/", 1)[0].split("-", 1)[0]
+    return head[:-1] if re.fullmatch(r"[A-Z]{4}\d+D", head) else head
 
 
 def normalise_genes(names: pd.Series, level: str = "gene", species: str = DEFAULT_SPECIES) -> pd.Series:

@@ -55,7 +55,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
     """The repertoires of a store (those in `only`, if given), with the model's gene indices and the
     true labels the store has."""
     with RepertoireStore(path) as store:
-        _check_species(store, saved)
+        check_store_species(store, saved)
         _warn_other_qc(store, saved)
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
         v_names = np.array(store.v_genes + [None], dtype=object)
@@ -231,7 +231,7 @@ def model_species(saved: SavedModel) -> str:
     return saved.training.get("species", DEFAULT_SPECIES)
 
 
-def _check_species(store: RepertoireStore, saved: SavedModel) -> None:
+def check_store_species(store: RepertoireStore, saved: SavedModel) -> None:
     """Refuse a store of another species than the model's store: its V/J genes are another species' (a mouse TRBV1
     is not a human TRBV1), and its score would mean little."""
     if store.species != model_species(saved):
@@ -334,12 +334,15 @@ def load_models(path: str | Path | list[str | Path], device: torch.device) -> li
 
 
 def _check_ensemble(models: list[SavedModel], where: Path) -> None:
-    """Models averaged together must share labels and gene tables (trained on one store)."""
+    """Models averaged together must share labels, gene tables and species (trained on one store)."""
     from deeprc_hopfield.saved_model import ModelFileError
 
+    def trained_on(model: SavedModel) -> tuple:
+        return model.labels, model.v_genes, model.j_genes, model_species(model)
+
     for other in models[1:]:
-        if (other.labels, other.v_genes, other.j_genes) != (models[0].labels, models[0].v_genes, models[0].j_genes):
-            raise ModelFileError(f"{other.path} has other labels or gene tables than {models[0].path}; "
+        if trained_on(other) != trained_on(models[0]):
+            raise ModelFileError(f"{other.path} has other labels, gene tables or species than {models[0].path}; "
                                  "an ensemble needs models trained on the same store", where)
     log.info("ensemble of %d models from %s: %s", len(models), where, ", ".join(_model_name(m) for m in models))
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.errors import QCError, StoreError
+from deeprc_hopfield.genes import is_known_gene
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output
 from deeprc_hopfield.metadata import describe_label, read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire, row_loci
-from deeprc_hopfield.genes import is_known_gene
 from deeprc_hopfield.readers import read_repertoire_file, tenx
 from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES, check_species
 from deeprc_hopfield.store import StoreWriter, is_store_file

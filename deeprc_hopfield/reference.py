@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, Cdr3Convention, add_anchors, core_bounds, recognise
-from deeprc_hopfield.data import list_file
+from deeprc_hopfield.data import SHIPPED_SPECIES, list_file
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import LOCI, gene_family, normalise_genes
@@ -171,13 +171,23 @@ class ReferenceOptions:
     antigen: str | Sequence[str] | None = None
 
     def read(self, store_species: str = DEFAULT_SPECIES) -> Reference:
-        """The file read for a store of `store_species` (see :func:`read_reference`); a species filter of another
-        species is refused: its receptors' V genes would be read as the store's species' genes."""
+        """The file read for a store of `store_species` (see :func:`read_reference`), once
+        :meth:`check_species` passes."""
+        self.check_species(store_species)
+        return read_reference(self.path, self.chain, self.species, self.antigen, store_species=store_species)
+
+    def check_species(self, store_species: str) -> None:
+        """Refuse, before reading it, a reference of another species than the store's: a species filter naming
+        one, or a shipped list of one (its receptors' V genes would be read as the store's species' genes)."""
         if self.species and _species_key(self.species) != _species_key(store_species):
             raise ReferenceFileError(f"--reference-species {self.species} (the workflow: reference: species:), but "
                                      f"the store is of {store_species} (ingest --species): give a reference of "
                                      f"{store_species} receptors", self.path)
-        return read_reference(self.path, self.chain, self.species, self.antigen, store_species=store_species)
+        shipped = SHIPPED_SPECIES.get(str(self.path)) if not Path(self.path).is_file() else None
+        if shipped is not None and shipped != store_species:
+            raise ReferenceFileError(f"the shipped list {self.path} holds {shipped} receptors, but the store is of "
+                                     f"{store_species} (ingest --species): give a reference of {store_species} "
+                                     "receptors", self.path)
 
 
 # --- detection ---------------------------------------------------------------------------------

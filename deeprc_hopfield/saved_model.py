@@ -17,9 +17,13 @@ import torch
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.io import atomic_folder, sha256_file
+from deeprc_hopfield.species import DEFAULT_SPECIES
 
 MODEL_FORMAT = "deeprc-hopfield model"
 MODEL_SCHEMA_VERSION = 1
+#: The version of a model of another species than human (`training.species`): the versions before species were
+#: recorded read every model's new files as human, and refuse a version they do not know.
+SPECIES_MODEL_SCHEMA_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 #: `MODEL.checkpoint` beside a model folder holds its training checkpoint (`training.checkpoint`).
@@ -84,7 +88,7 @@ def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, 
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": MODEL_FORMAT})
         config = {
             "format": MODEL_FORMAT,
-            "schema_version": MODEL_SCHEMA_VERSION,
+            "schema_version": _schema_version((training or {}).get("species", DEFAULT_SPECIES)),
             "package_version": __version__,
             "model": model.config.to_dict(),
             "labels": labels,
@@ -96,6 +100,11 @@ def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, 
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
     return directory
+
+
+def _schema_version(species: str) -> int:
+    """The schema version a model of `species` is written with."""
+    return MODEL_SCHEMA_VERSION if species == DEFAULT_SPECIES else SPECIES_MODEL_SCHEMA_VERSION
 
 
 def read_model_config(directory: str | Path) -> dict:
@@ -112,10 +121,11 @@ def read_model_config(directory: str | Path) -> dict:
         raise ModelFileError(f"{CONFIG_FILE} is not valid JSON ({exc})", config_path) from None
     if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
         raise ModelFileError("not a deeprc-hopfield model", config_path)
-    if config.get("schema_version") != MODEL_SCHEMA_VERSION:
+    if config.get("schema_version") not in (MODEL_SCHEMA_VERSION, SPECIES_MODEL_SCHEMA_VERSION):
         raise ModelFileError(
             f"model file version {config.get('schema_version')}, but this deeprc-hopfield ({__version__}) reads "
-            f"version {MODEL_SCHEMA_VERSION}; retrain or use the matching deeprc-hopfield version", config_path)
+            f"versions {MODEL_SCHEMA_VERSION} and {SPECIES_MODEL_SCHEMA_VERSION}; retrain or use the matching "
+            "deeprc-hopfield version", config_path)
     return config
 
 

@@ -50,6 +50,9 @@ from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES, check_species
 
 STORE_KIND = "deeprc-hopfield repertoire store"
 SCHEMA_VERSION = 1
+#: The version of a store of another species' genes than human: the versions before species were recorded read
+#: every store's names as human genes, and refuse a version they do not know.
+SPECIES_SCHEMA_VERSION = 2
 _STR = h5py.string_dtype("utf-8")
 _SEQUENCE_FIELDS = {"lengths": np.uint8, "counts": np.float64, "v_index": np.int16, "j_index": np.int16}
 MAX_LENGTH = np.iinfo(np.uint8).max  # longest CDR3 a store holds
@@ -116,7 +119,7 @@ class StoreWriter:
         self._file = h5py.File(self.tmp_path, "w")
         self._file.attrs.update(
             kind=STORE_KIND,
-            schema_version=SCHEMA_VERSION,
+            schema_version=SCHEMA_VERSION if species == DEFAULT_SPECIES else SPECIES_SCHEMA_VERSION,
             package_version=__version__,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             parameters=json.dumps(parameters or {}, sort_keys=True),
@@ -250,11 +253,11 @@ class RepertoireStore:
             self._file.close()
             raise StoreError("not a deeprc-hopfield repertoire store", self.path)
         version = int(attrs.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
+        if version not in (SCHEMA_VERSION, SPECIES_SCHEMA_VERSION):
             self._file.close()
             raise StoreError(
-                f"store schema version {version}, but this deeprc-hopfield ({__version__}) reads version "
-                f"{SCHEMA_VERSION}; re-run `deeprc-hopfield ingest`", self.path)
+                f"store schema version {version}, but this deeprc-hopfield ({__version__}) reads versions "
+                f"{SCHEMA_VERSION} and {SPECIES_SCHEMA_VERSION}; re-run `deeprc-hopfield ingest`", self.path)
         try:
             rep = self._file["repertoires"]
             self._sequence_offsets = rep["sequence_offsets"][()]

@@ -220,6 +220,22 @@ def test_a_config_that_is_not_yaml_is_refused_in_one_line_with_its_line(tmp_path
     assert _refused(path, text) == f"{path}, {where}"
 
 
+def test_keys_a_yaml_merge_brings_may_be_overridden_and_keys_of_other_types_are_other_keys(tmp_path):
+    """The refusal of a key given twice looks at the keys a mapping writes: a merged mapping's (`<<: *base`) may be
+    overridden there, as YAML means, and `1` and `'1'` are two keys."""
+    from deeprc_hopfield.io import read_yaml
+    from deeprc_hopfield.training.config import read_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("base: &quick {n_updates: 3, sample_size: 10}\ntraining:\n  <<: *quick\n  n_updates: 5\n")
+    with pytest.raises(DeepRCError, match="unknown section"):  # read as YAML means it; the config's sections judged
+        read_config(path)
+    path.write_text("training:\n  <<: {n_updates: 3, sample_size: 10}\n  n_updates: 5\n")
+    assert (read_config(path)[1].n_updates, read_config(path)[1].sample_size) == (5, 10)
+    path.write_text("labels: {1: a, '1': b}\n")
+    assert read_yaml(path) == {"labels": {1: "a", "1": "b"}}
+
+
 def test_a_broken_demo_config_stops_the_workflow_naming_its_line(tmp_path):
     """Snakemake's own message for a config that is not YAML names no line; the workflow's read of
     configs/config.yaml does."""

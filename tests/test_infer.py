@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import deeprc_cli
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, TrainingSubjectsError, file_entries, held_out_models,
-                                   subjects_from_files, subjects_from_store)
-from deeprc_hopfield.interpret import summarise
-from deeprc_hopfield.saved_model import SavedModel, load_model
+                                   load_models, subjects_from_files, subjects_from_store)
+from deeprc_hopfield.interpret import interpret, summarise
+from deeprc_hopfield.saved_model import ModelFileError, SavedModel, load_model
 from deeprc_hopfield.training import train
 from test_train import _config, easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
@@ -334,8 +335,18 @@ def test_a_mouse_model_reads_new_files_as_mouse_and_refuses_a_human_store(mouse_
     with pytest.raises(DeepRCError, match=r"human\.h5: a human store \(ingest --species\), but the model .* was "
                                           r"trained on mouse repertoires: score it with a model of human repertoires$"):
         next(subjects_from_store(human, saved))
+    with pytest.raises(DeepRCError, match=r"a human store \(ingest --species\), but the model"):  # before its genes
+        interpret(model, human, tmp_path / "interpretation")
     caplog.clear()
     as_human = replace(saved, training={**saved.training, "species": "human"})
     with caplog.at_level("WARNING", logger="deeprc_hopfield"):
         list(subjects_from_files(file_entries(mouse_cohort[1], mouse_cohort[0]), as_human))
     assert "rows of the files name mouse V/J genes" in caplog.text  # a human model given mouse files
+    assert json.loads((model / "config.json").read_text())["schema_version"] == 2  # older versions refuse it
+    twin = tmp_path / "twin"  # the same model said to be human: not one ensemble with the mouse one
+    shutil.copytree(model, twin)
+    config = json.loads((twin / "config.json").read_text())
+    (twin / "config.json").write_text(json.dumps({**config, "schema_version": 1,
+                                                   "training": {**config["training"], "species": "human"}}))
+    with pytest.raises(ModelFileError, match="has other labels, gene tables or species than"):
+        load_models([model, twin], torch.device("cpu"))

@@ -56,6 +56,11 @@ def test_pgen_agrees_with_olga_called_directly():
     assert model.pgen(["ASSLGQAYEQY", ""]).tolist() == [0.0, 0.0]
     tra = _olga("human_T_alpha", "VJ").compute_aa_CDR3_pgen("CAVRDSNYQLIW", print_warnings=False)
     assert generation_probability(["CAVRDSNYQLIW"], chain="tcra")[0] == pytest.approx(tra, rel=1e-12)
+    # a gene with a delta name: its family is TRAV29, which OLGA names with the delta name (v29dv5)
+    alpha = _olga("human_T_alpha", "VJ").compute_aa_CDR3_pgen("CAASNYQLIW", "TRAV29/DV5", None, print_warnings=False)
+    model = PgenModel("TRA")
+    assert 0 < alpha < model.pgen(["CAASNYQLIW"])[0]  # the V counts: not marginalised
+    assert model.pgen(["CAASNYQLIW"], ["TRAV29/DV5*01"])[0] == pytest.approx(alpha, rel=1e-12)
 
 
 def test_pgen_is_cached_per_distinct_sequence():

@@ -440,8 +440,9 @@ def test_normalise_gene(raw, gene):
 
 def test_a_distal_duplicate_is_of_its_proximal_gene_s_family():
     assert [gene_family(g) for g in ("IGKV1D-39", "IGKV1-39", "IGHV3-23D", "IGKV2D-29", "TRAV14D-1", "TRBV5-1",
-                                     "TRAV29/DV5", "TRDV1")] == ["IGKV1", "IGKV1", "IGHV3", "IGKV2", "TRAV14",
-                                                                 "TRBV5", "TRAV29/DV5", "TRDV1"]
+                                     "TRAV29/DV5", "TRDV1", "TRAV38-2/DV8*01", "TRAV16D/DV11", "TRAV16", "TRAV11D")] \
+        == ["IGKV1", "IGKV1", "IGHV3", "IGKV2", "TRAV14", "TRBV5", "TRAV29", "TRDV1", "TRAV38", "TRAV16", "TRAV16",
+            "TRAV11"]  # the last three: mouse distal duplicates
 
 
 def test_normalise_genes_family_level_and_missing():

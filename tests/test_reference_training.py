@@ -146,14 +146,20 @@ def test_a_human_reference_on_a_mouse_store_is_refused_in_one_line_before_any_wo
     from conftest import deeprc_cli
     from deeprc_hopfield.ingest import ingest
 
+    from deeprc_hopfield.data import SHIPPED_LISTS
+
     store = ingest(*mouse_cohort, tmp_path / "mouse.h5", progress=False, species="mouse")
-    for extra, says in (([], "vdjdb_cmv_trb.tsv: none of its receptors is of the store's species, mouse (ingest "
-                             "--species; the file has HomoSapiens 247): give a reference of mouse receptors"),
-                        (["--reference-species", "HomoSapiens"], "--reference-species HomoSapiens (the workflow: "
-                         "reference: species:), but the store is of mouse (ingest --species): give a reference of "
-                         "mouse receptors")):
-        result = deeprc_cli("train", "--store", store, "--out", tmp_path / "model", "--reference", "vdjdb-cmv-trb",
-                            "--updates", 1, *extra)
+    copy = tmp_path / "vdjdb_copy.tsv"  # the same receptors in a file of the user's: its species column decides
+    copy.write_bytes(SHIPPED_LISTS["vdjdb-cmv-trb"].read_bytes())
+    for extra, says in ((["vdjdb-cmv-trb"], "the shipped list vdjdb-cmv-trb holds human receptors, but the store is of "
+                                            "mouse (ingest --species): give a reference of mouse receptors"),
+                        ([copy], "vdjdb_copy.tsv: none of its receptors is of the store's species, mouse (ingest "
+                                 "--species; the file has HomoSapiens 247): give a reference of mouse receptors"),
+                        (["vdjdb-cmv-trb", "--reference-species", "HomoSapiens"], "--reference-species HomoSapiens "
+                         "(the workflow: reference: species:), but the store is of mouse (ingest --species): give a "
+                         "reference of mouse receptors")):
+        result = deeprc_cli("train", "--store", store, "--out", tmp_path / "model", "--updates", 1, "--reference",
+                            *extra)
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
         assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
         assert errors[0].startswith("deeprc-hopfield train: error: ") and errors[0].endswith(says), errors[0]

@@ -194,12 +194,14 @@ def test_a_mouse_store_records_its_species_and_keeps_its_gene_calls(mouse_cohort
     assert result.returncode == 0, result.stderr
     with RepertoireStore(tmp_path / "mouse.h5") as store:
         assert store.species == "mouse" and store.attrs["species"] == "mouse"
+        assert store.attrs["schema_version"] == 2  # versions that read every store as human refuse it
         assert {"TRBV13-1", "TRBV13-2", "TRBV13-3", "TRBV5"} <= set(store.v_genes)
         assert store.qc()["v_missing"].sum() == 0 and store.qc()["j_missing"].sum() == 0
     summary = deeprc_cli("inspect", tmp_path / "mouse.h5").stdout.splitlines()
     assert next(line for line in summary if line.startswith("genes ")).endswith(", mouse (ingest --species)")
     with RepertoireStore(ingest(*mouse_cohort, tmp_path / "human.h5", progress=False)) as store:
         assert store.species == "human" and "TRBV13-2" not in store.v_genes and store.qc()["v_missing"].sum() > 0
+        assert store.attrs["schema_version"] == 1  # a human store as before
 
 
 def test_a_store_written_before_species_were_recorded_is_human(cohort, tmp_path):

@@ -142,6 +142,10 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
                           tmp_path / "part", "--device", "cpu", "--threads", "1", *extra)
 
     # continued although it runs with other checkpoint_every and embed_chunk: how training runs, not what it learns
+    # (a checkpoint of an earlier version holds them in its identity)
+    progress = json.loads((checkpoint / "progress.json").read_text())
+    progress["identity"]["training"].update(checkpoint_every=4, embed_chunk=8192)
+    (checkpoint / "progress.json").write_text(json.dumps(progress))
     resumed = cli("--fold", "0", "--config", config, "--resume-if-possible", "--checkpoint-every", "3",
                   "--embed-chunk", "7")
     assert resumed.returncode == 0, resumed.stderr

@@ -285,6 +285,8 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     ("training: {n_updates: 3}\nfolds: 3\ntraining: {sample_size: 100}\n",  # YAML would drop n_updates silently
      "bad.yaml, line 3: not valid YAML at character 1: the key 'training' appears twice (first on line 1)"),
     ("species: rat\n", "config $.species: 'rat' is not one of ['human', 'mouse']"),
+    ("species: mouse\nreference: {file: vdjdb-cmv-trb}\n",  # refused at the plan, not by train after ingest
+     "config species mouse: reference vdjdb-cmv-trb: the shipped list vdjdb-cmv-trb holds human receptors"),
 ])
 def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, bad: str, message: str):
     config = tmp_path / "bad.yaml"
@@ -589,6 +591,8 @@ def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
         assert "evaluate" in jobs and not jobs & {"clones", "train_config", "train", "predict_fold"}, (baselines, jobs)
     jobs = planned(training(validation_fraction=0.3), "-n")  # the folds' parts of the clones file: not the baselines'
     assert {"clones", "train"} <= jobs and "baselines" not in jobs, jobs
+    jobs = planned(changed(species="mouse"), "-n")  # whose genes the names are: everything from ingest on
+    assert {"ingest", "split", "clones", "train", "baselines", "predict_fold"} <= jobs, jobs
 
     # the next train job that runs uses them: they are on its command line
     shutil.rmtree(tmp_path / "results" / "reruns" / "models" / "fold1")

@@ -9,6 +9,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: Name -> file of each shipped list.
 SHIPPED_LISTS = {"vdjdb-cmv-trb": HERE / "vdjdb_cmv_trb.tsv"}
+#: Name -> the species (`deeprc_hopfield.species.SPECIES`) of each shipped list's receptors.
+SHIPPED_SPECIES = {"vdjdb-cmv-trb": "human"}
 
 
 def list_file(path_or_name: str | Path) -> Path:

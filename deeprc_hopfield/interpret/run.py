@@ -23,8 +23,8 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.attention_file import check_attention
 from deeprc_hopfield.errors import DeepRCError, named_list
-from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, held_out_models, load_models, score_subjects,
-                                   scored_from_file, subjects_from_store)
+from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, check_store_species, held_out_models, load_models,
+                                   score_subjects, scored_from_file, subjects_from_store)
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
@@ -287,6 +287,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
     models = load_models(model, device)
     name, positive_class = binary_label(models[0], label)
     with RepertoireStore(store) as opened:
+        check_store_species(opened, models[0])  # before the genes: another species' genes are unknown to the model
         check_genes(opened, models[0])
         chosen = _subjects(opened, subjects)
         check_labels(opened, name, chosen, labels, [str(c) for c in models[0].labels[name]["classes"]])

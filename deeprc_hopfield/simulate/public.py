@@ -283,6 +283,8 @@ def noise_v_calls(background: Background, implants: list[Implant], share: float,
         if noised >= share:
             continue
         true_v = str(background.v_call[implant.row])
+        if not true_v:  # no call to noise (a gene IMGT lacks, written as none)
+            continue
         others = other_genes(chain, true_v)
         kinds = V_NOISE_KINDS if others else V_NOISE_KINDS[1:]
         kind = kinds[min(int(which * len(kinds)), len(kinds) - 1)]

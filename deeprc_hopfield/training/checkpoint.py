@@ -18,7 +18,7 @@ import torch
 
 from deeprc_hopfield.io import OutputExistsError, atomic_folder, restore_folder
 from deeprc_hopfield.saved_model import CHECKPOINT_SUFFIX
-from deeprc_hopfield.training.config import TrainingConfig, TrainingError
+from deeprc_hopfield.training.config import EXECUTION_SETTINGS, TrainingConfig, TrainingError
 from deeprc_hopfield.training.selection import Progress
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,12 @@ def require_checkpoint(directory: Path, identity: dict | None = None) -> None:
 
 
 def _differing(meta: dict, identity: dict) -> list[str]:
-    """The parts of `identity` in which the checkpoint (its progress file's `meta`) is of another run."""
-    stored = meta.get("identity") if isinstance(meta, dict) else None
-    return [key for key, value in identity.items() if (stored or {}).get(key) != value]
+    """The parts of `identity` in which the checkpoint (its progress file's `meta`) is of another run (its training
+    config compared without `EXECUTION_SETTINGS`, which checkpoints written before they were left out hold)."""
+    stored = dict((meta.get("identity") if isinstance(meta, dict) else None) or {})
+    if isinstance(stored.get("training"), dict):
+        stored["training"] = {k: v for k, v in stored["training"].items() if k not in EXECUTION_SETTINGS}
+    return [key for key, value in identity.items() if stored.get(key) != value]
 
 
 def _another_run(directory: Path, differ: list[str]) -> str:

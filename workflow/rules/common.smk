@@ -353,14 +353,21 @@ def reference_input(wildcards):
 
 
 def check_reference_file():
-    """A reference the config names must be there when the workflow is planned (one line, not Snakemake's
-    missing-input report after the plan)."""
+    """A reference the config names must be there, and not of another species than the cohort's, when the workflow
+    is planned (one line, not Snakemake's missing-input report after the plan, nor train's refusal after ingest)."""
     from deeprc_hopfield.data import SHIPPED_LISTS, list_file
+    from deeprc_hopfield.reference import ReferenceOptions
 
-    named = config["reference"]["file"]
+    reference = config["reference"]
+    named = reference["file"]
     if named and not list_file(named).is_file():
         raise WorkflowError(f"reference {named}: file not found (the config's `reference: file:`; or the name of a "
                             f"shipped list: {', '.join(SHIPPED_LISTS)})")
+    if named:
+        try:
+            ReferenceOptions(named, species=reference["species"]).check_species(config["species"])
+        except DeepRCError as error:
+            raise WorkflowError(f"config species {config['species']}: reference {error}") from None
 
 
 check_reference_file()
