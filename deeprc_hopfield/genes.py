@@ -139,10 +139,12 @@ def _ig_family(text: str, species: str = DEFAULT_SPECIES) -> str | None:
 
 def gene_family(name: str) -> str:
     """The family of an IMGT gene name (`TRBV5-1` -> `TRBV5`); a family (`TRBV5`) is its own. A distal duplicate's
-    `D` is not the family's (`IGKV1D-39` -> `IGKV1`, as `IGKV1-39`, whose sequence it shares), nor is a TRA/TRD
-    gene's delta name (`TRAV29/DV5` -> `TRAV29`; mouse `TRAV16D/DV11` -> `TRAV16`, as `TRAV16`)."""
-    head = name.strip().split("*", 1)[0].split("/", 1)[0].split("-", 1)[0]
-    return head[:-1] if re.fullmatch(r"[A-Z]{4}\d+D", head) else head
+    `D` is not the family's (`IGKV1D-39` -> `IGKV1`, as `IGKV1-39`, whose sequence it shares). A name with a
+    delta or orphon part and no member is its own family (`TRAV29/DV5`, `TRBV20/OR9-2` -> `TRBV20/OR9`), as
+    OLGA's masks and tidytcells' family-only names (`TCRAV29` -> `TRAV29/DV5`) have it; so is mouse
+    `TRAV16D/DV11`, apart from `TRAV16`, as in OLGA's mouse model."""
+    head = name.strip().split("*", 1)[0].split("-", 1)[0]
+    return head[:-1] if "-" in name and re.fullmatch(r"[A-Z]{4}\d+D", head) else head
 
 
 def normalise_genes(names: pd.Series, level: str = "gene", species: str = DEFAULT_SPECIES) -> pd.Series:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -308,16 +309,17 @@ def _unique_key_loader() -> type:
 
     class UniqueKeyLoader(yaml.SafeLoader):
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-            first: dict[tuple[str, str], int] = {}  # a key as written (tag, text) -> its line
+            first: dict = {}  # a key as Python holds it (`1` and `01` are one) -> its line
             for key_node, _ in node.value:  # the mapping's own keys: a merge key's (`<<: *base`) may be overridden
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
-                written = (key_node.tag, key_node.value)
-                if written in first:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, Hashable) and key in first:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key_node.value!r} appears twice (first on line {first[written]}), and "
-                        "YAML would keep only the last; merge the two", key_node.start_mark)
-                first[written] = key_node.start_mark.line + 1
+                        None, None, f"the key {key_node.value!r} appears twice (first on line {first[key]}), and YAML "
+                        "would keep only the last; merge the two", key_node.start_mark)
+                if isinstance(key, Hashable):
+                    first[key] = key_node.start_mark.line + 1
             return super().construct_mapping(node, deep)
 
     return UniqueKeyLoader

@@ -163,12 +163,11 @@ class PgenModel:
         gene = name.strip().split("*", 1)[0].upper()
         if not gene.startswith(self.chain + segment):  # OLGA would read TRAV1 as TRBV1
             return None
+        gene = gene_family(gene) if level == "family" else gene
         from olga.utils import gene_to_num_str
 
-        # OLGA names a family whose gene has a delta name by both (`v29dv5`, not `v29`): tried after the family
-        candidates = (gene_family(gene), gene.split("-", 1)[0]) if level == "family" else (gene,)
         mapping = self._olga.V_mask_mapping if segment == "V" else self._olga.J_mask_mapping
-        return next((c for c in candidates if gene_to_num_str(c, segment) in mapping), None)
+        return gene if gene_to_num_str(gene, segment) in mapping else None
 
     def pgen(self, junctions: Sequence[str], v_calls: Sequence[str | None] | None = None,
              j_calls: Sequence[str | None] | None = None, workers: int = 1) -> np.ndarray:

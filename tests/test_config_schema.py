@@ -222,7 +222,7 @@ def test_a_config_that_is_not_yaml_is_refused_in_one_line_with_its_line(tmp_path
 
 def test_keys_a_yaml_merge_brings_may_be_overridden_and_keys_of_other_types_are_other_keys(tmp_path):
     """The refusal of a key given twice looks at the keys a mapping writes: a merged mapping's (`<<: *base`) may be
-    overridden there, as YAML means, and `1` and `'1'` are two keys."""
+    overridden there, as YAML means; `1` and `'1'` are two keys, `1` and `01` one."""
     from deeprc_hopfield.io import read_yaml
     from deeprc_hopfield.training.config import read_config
 
@@ -234,6 +234,10 @@ def test_keys_a_yaml_merge_brings_may_be_overridden_and_keys_of_other_types_are_
     assert (read_config(path)[1].n_updates, read_config(path)[1].sample_size) == (5, 10)
     path.write_text("labels: {1: a, '1': b}\n")
     assert read_yaml(path) == {"labels": {1: "a", "1": "b"}}
+    for same in ("{1: a, 01: b}", "{on: a, true: b}", "{null: a, ~: b}"):  # one key to Python: one would be lost
+        path.write_text(f"labels: {same}\n")
+        with pytest.raises(DeepRCError, match="appears twice"):
+            read_yaml(path)
 
 
 def test_a_broken_demo_config_stops_the_workflow_naming_its_line(tmp_path):

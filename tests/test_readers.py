@@ -440,9 +440,13 @@ def test_normalise_gene(raw, gene):
 
 def test_a_distal_duplicate_is_of_its_proximal_gene_s_family():
     assert [gene_family(g) for g in ("IGKV1D-39", "IGKV1-39", "IGHV3-23D", "IGKV2D-29", "TRAV14D-1", "TRBV5-1",
-                                     "TRAV29/DV5", "TRDV1", "TRAV38-2/DV8*01", "TRAV16D/DV11", "TRAV16", "TRAV11D")] \
-        == ["IGKV1", "IGKV1", "IGHV3", "IGKV2", "TRAV14", "TRBV5", "TRAV29", "TRDV1", "TRAV38", "TRAV16", "TRAV16",
-            "TRAV11"]  # the last three: mouse distal duplicates
+                                     "TRAV29/DV5", "TRDV1", "TRAV38-2/DV8*01", "TRBV20/OR9-2", "TRAV11D")] \
+        == ["IGKV1", "IGKV1", "IGHV3", "IGKV2", "TRAV14", "TRBV5", "TRAV29/DV5", "TRDV1", "TRAV38", "TRBV20/OR9",
+            "TRAV11D"]
+    # a family-only call of a delta-name gene meets it (tidytcells completes TCRAV29 to TRAV29/DV5), and a mouse
+    # gene TRAV11 stays apart from its bare distal duplicate TRAV11D (no wildcard: both are genes)
+    assert normalise_gene("TCRAV29", "family") == gene_family("TRAV29/DV5*01") == "TRAV29/DV5"
+    assert normalise_gene("TRAV11", "family", species="mouse") == "TRAV11" != gene_family("TRAV11D")
 
 
 def test_normalise_genes_family_level_and_missing():
