@@ -228,7 +228,11 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
                       help="the exponent A of pgen and zipf sharing, > 0; larger: the likeliest receptors are "
                            "shared by more repertoires (default: 1)")
     p.add_argument("--chain", default="TRB", type=str.upper, choices=["TRB", "TRA", "IGH", "IGK", "IGL"],
-                   help="locus; backgrounds come from OLGA's default human model of it (default: TRB)")
+                   help="locus; backgrounds come from OLGA's default model of it for --species (default: TRB)")
+    p.add_argument("--species", default="human", type=str.lower, choices=["human", "mouse"],
+                   help="human, or mouse (OLGA's mouse TRB and TRA models, mouse gene names; ingest the cohort with "
+                        "--species mouse); receptor lists (--signal-pool, --public-clone-list) are human "
+                        "(default: human)")
     p.add_argument("--format", dest="fmt", default="airr", choices=["airr", "immunoseq"],
                    help="repertoire file format: AIRR Rearrangement TSV or an immunoSEQ v1 export (default: airr)")
     p.add_argument("--gzip", action="store_true",
@@ -257,7 +261,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         motifs=parse_motifs(args.motifs),
         substitution_rate=args.substitution_rate, positive_fraction=args.positive_fraction,
         noise_rate=args.noise_rate, size_spread=args.size_spread, public_clones=args.public_clones,
-        public_rate=args.public_rate, chain=args.chain, fmt=args.fmt, compress=args.gzip,
+        public_rate=args.public_rate, chain=args.chain, species=args.species, fmt=args.fmt, compress=args.gzip,
         nucleotides=args.nucleotides, public_v_noise=args.public_v_noise, public_variants=args.public_variants,
         public_clone_list=None if args.public_clone_list is None else str(args.public_clone_list),
         mixed_positives=args.mixed_positives, **pool,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from deeprc_hopfield.errors import InputFormatError, SimulationError
 from deeprc_hopfield.genes import normalise_gene, normalise_genes
@@ -208,6 +209,9 @@ BASE = ["--n-repertoires", "4", "--sequences-per-repertoire", "200", "--witness-
     ({"--motifs": "GRDT,,ALQG"}, "motif 2 is empty"),
     ({"--motifs": "GRDTGRDTGRDT"}, "TRB CDR3s allow at most"),
     ({"--motifs": "GRXT"}, "'X'"),
+    ({"--species": "mouse", "--chain": "IGH"}, "a mouse cohort's chain is one of TRB, TRA"),
+    ({"--species": "mouse", "--public-clone-list": "vdjdb-cmv-trb"}, "--public-clone-list with --species mouse: "
+                                                                      "receptor lists are read as human receptors"),
 ])
 def test_bad_parameters_are_refused_in_one_line(tmp_path, change, message):
     args = dict(zip(BASE[::2], BASE[1::2]))
@@ -282,6 +286,22 @@ def test_simulate_ingest_store_round_trip(tmp_path, fmt, compress):
             assert set(stored["junction_aa"]) == set(raw[aa])
             assert stored["duplicate_count"].sum() == raw[count].astype(int).sum()
         assert store.n_sequences == store.repertoire_sizes().sum()
+
+
+def test_a_mouse_cohort_has_mouse_genes_that_ingest_reads_as_mouse(tmp_path):
+    """`simulate --species mouse`: OLGA's mouse TRB model, public clones and V noise from its genes; ingested with
+    --species mouse, no call is lost (the noise's own missing calls aside) and the store is a mouse one."""
+    out = simulate(SimulationSettings(**SMALL, species="mouse", public_clones=3, public_rate=0.5, public_v_noise=0.5),
+                   tmp_path / "sim")
+    assert yaml.safe_load((out / "truth" / "parameters.yaml").read_text())["parameters"]["species"] == "mouse"
+    store_path = ingest(out / "metadata.csv", out / "repertoires", tmp_path / "cohort.h5", progress=False,
+                        species="mouse")
+    implanted = pd.read_csv(out / "truth" / "implanted.tsv", sep="\t", keep_default_na=False)
+    with RepertoireStore(store_path) as store:
+        assert store.species == "mouse" and "TRBV13-2" in store.v_genes  # a mouse gene (no human TRBV13)
+        assert store.qc()["v_missing"].sum() == (implanted["v_noise"] == "missing").sum()
+    human = simulate(SimulationSettings(**SMALL), tmp_path / "human")  # a human cohort's parameters as before
+    assert "species" not in yaml.safe_load((human / "truth" / "parameters.yaml").read_text())["parameters"]
 
 
 # --- the committed demo --------------------------------------------------------------------------

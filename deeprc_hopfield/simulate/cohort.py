@@ -121,7 +121,7 @@ def signal_groups(settings: SimulationSettings, labels: np.ndarray) -> np.ndarra
 
 def make_background(settings: SimulationSettings, index: int, size: int) -> Background:
     """The background of repertoire `index`: `size` sequences in seeded blocks of :data:`BLOCK`."""
-    model = background_model(settings.chain)
+    model = background_model(settings.chain, settings.species)
     blocks = [model.generate(min(BLOCK, size - start), _rng(settings.seed, BACKGROUND, index, b))
               for b, start in enumerate(range(0, size, BLOCK))]
     return Background.concatenate(blocks)
@@ -223,7 +223,7 @@ def build_repertoire(task: _Task) -> _Done:
         for kind, chosen in zip(POOL_KINDS, (signal, chance)):
             implants += implant_receptors(rep, task.pool.receptors, chosen, kind, pool_rng, taken)
     if s.public_v_noise > 0:  # every implant so far is a whole receptor
-        noise_v_calls(rep, implants, s.public_v_noise, s.chain, _rng(s.seed, ROUGH, task.index, 1))
+        noise_v_calls(rep, implants, s.public_v_noise, s.chain, _rng(s.seed, ROUGH, task.index, 1), s.species)
     witnesses = task.label == 1 and task.signal != "public_clone"  # a clone-only positive: as a negative
     rate = s.witness_rate if witnesses else s.noise_rate
     n_motif = int(rng.binomial(len(rep), rate)) if rate > 0 else 0
@@ -356,6 +356,9 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
     total = int(sum(d.rows for d in done))
     log.info("wrote %s: %d repertoires (%d positive), %d sequences, %d implanted, in %.1f s", out,
              len(done), int(labels.sum()), total, sum(len(d.implants) for d in done), time.perf_counter() - started)
+    if settings.species != "human":
+        log.info("%s gene names: ingest it with --species %s (the workflow: species: %s)", settings.species,
+                 settings.species, settings.species)
     return out
 
 
@@ -459,14 +462,14 @@ def _write_parameters(path: Path, settings: SimulationSettings, labels: np.ndarr
                       clones: PublicClones | None = None) -> None:
     from importlib.metadata import version
 
-    longest, median = max_motif_length(settings.chain)
+    longest, median = max_motif_length(settings.chain, settings.species)
     positives = [d for d in done if labels[d.index] == 1]
     motif_implants = sum(1 for d in positives for i in d.implants if i.kind == "motif")
     positive_rows = sum(d.rows for d in positives)
     document = {
         "generator": {
             "program": f"deeprc-hopfield {__version__}",
-            "background": f"OLGA {version('olga')} default model {background_model(settings.chain).model_name}"
+            "background": f"OLGA {version('olga')} default model {background_model(settings.chain, settings.species).model_name}"
                           " (vectorised sampler)",
             "block_size": BLOCK,
             "motif_end_margin": END_MARGIN,

@@ -55,6 +55,7 @@ from deeprc_hopfield.genes import gene_family
 from deeprc_hopfield.simulate.background import Background, background_model
 from deeprc_hopfield.simulate.implant import Implant, _synonymous, implant_receptors
 from deeprc_hopfield.simulate.settings import AMINO_ACIDS, END_MARGIN, V_NOISE_KINDS, SimulationSettings
+from deeprc_hopfield.species import DEFAULT_SPECIES
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def draw_founders(settings: SimulationSettings, rng: np.random.Generator,
     nucleotide junctions back-translated), and their epitopes ((n,) object, '' where none)."""
     n = settings.public_clones
     if listed is None:
-        drawn = background_model(settings.chain).generate(4 * n + 16, rng)
+        drawn = background_model(settings.chain, settings.species).generate(4 * n + 16, rng)
         _, first = np.unique(drawn.junction_aa.astype(str), return_index=True)
         keep = np.sort(first)[:n]
         if len(keep) < n:
@@ -240,10 +241,10 @@ def choose_members(clones: PublicClones, carried: np.ndarray, rng: np.random.Gen
 
 
 @functools.lru_cache(maxsize=None)
-def _genes_by_family(chain: str) -> dict[str, tuple[str, ...]]:
+def _genes_by_family(chain: str, species: str = DEFAULT_SPECIES) -> dict[str, tuple[str, ...]]:
     """Family -> the V genes of OLGA's model of `chain` in it, each as its first allele's name, sorted."""
     first: dict[str, str] = {}
-    for name in filter(None, background_model(chain).v_names):
+    for name in filter(None, background_model(chain, species).v_names):
         first.setdefault(str(name).split("*", 1)[0], str(name))
     families: dict[str, list[str]] = {}
     for gene, name in sorted(first.items()):
@@ -251,15 +252,15 @@ def _genes_by_family(chain: str) -> dict[str, tuple[str, ...]]:
     return {family: tuple(names) for family, names in families.items()}
 
 
-def other_genes(chain: str, v_call: str) -> tuple[str, ...]:
+def other_genes(chain: str, v_call: str, species: str = DEFAULT_SPECIES) -> tuple[str, ...]:
     """The genes of OLGA's model in the family of `v_call`, other than its own gene (allele names)."""
     gene = v_call.split("*", 1)[0]
-    return tuple(name for name in _genes_by_family(chain).get(gene_family(gene), ())
+    return tuple(name for name in _genes_by_family(chain, species).get(gene_family(gene), ())
                  if name.split("*", 1)[0] != gene)
 
 
 def noise_v_calls(background: Background, implants: list[Implant], share: float, chain: str,
-                  rng: np.random.Generator) -> None:
+                  rng: np.random.Generator, species: str = DEFAULT_SPECIES) -> None:
     """Write each implant's V call, with probability `share`, as another gene of its family, its family
     alone or nothing (kinds :data:`~.settings.V_NOISE_KINDS`, equal chances among those possible).
 
@@ -272,8 +273,8 @@ def noise_v_calls(background: Background, implants: list[Implant], share: float,
         (the V it had) and `v_noise` (the kind) set.
     share
         Probability that an occurrence is noised, in [0, 1].
-    chain
-        The chain, whose OLGA model lists the genes of each family.
+    chain, species
+        The chain and species, whose OLGA model lists the genes of each family.
     rng
         The repertoire's stream for V noise: three uniform numbers are drawn per implant, whatever
         happens, so one implant's fate does not shift another's.
@@ -285,7 +286,7 @@ def noise_v_calls(background: Background, implants: list[Implant], share: float,
         true_v = str(background.v_call[implant.row])
         if not true_v:  # no call to noise (a gene IMGT lacks, written as none)
             continue
-        others = other_genes(chain, true_v)
+        others = other_genes(chain, true_v, species)
         kinds = V_NOISE_KINDS if others else V_NOISE_KINDS[1:]
         kind = kinds[min(int(which * len(kinds)), len(kinds) - 1)]
         if kind == "gene":

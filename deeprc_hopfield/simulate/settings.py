@@ -11,6 +11,7 @@ import numpy as np
 from deeprc_hopfield.cdr3 import GERMLINE_ENDS
 from deeprc_hopfield.errors import SimulationError
 from deeprc_hopfield.simulate.background import CHAIN_MODELS, background_model
+from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 GAP = "."
@@ -65,6 +66,9 @@ class SimulationSettings:
         Probability that a positive repertoire carries a given public clone.
     chain
         Locus of the background: one of TRB, TRA, IGH, IGK, IGL (OLGA's default human models).
+    species
+        'human', or 'mouse' (OLGA's mouse TRB and TRA models, with mouse gene names; ingest the cohort with
+        `--species mouse`). Receptor lists (`signal_pool`, `public_clone_list`) are human.
     fmt
         'airr' (AIRR Rearrangement TSV) or 'immunoseq' (Adaptive immunoSEQ v1 export).
     compress
@@ -125,6 +129,7 @@ class SimulationSettings:
     public_clones: int = 0
     public_rate: float = 0.0
     chain: str = "TRB"
+    species: str = DEFAULT_SPECIES
     fmt: str = "airr"
     compress: bool = False
     nucleotides: bool = True
@@ -159,6 +164,8 @@ class SimulationSettings:
             out["public_clone_list"] = str(self.public_clone_list)
         if self.mixed_positives is None:
             del out["mixed_positives"]
+        if self.species == DEFAULT_SPECIES:  # a human cohort's parameters as before species existed
+            del out["species"]
         return out
 
     @property
@@ -194,14 +201,14 @@ def parse_motifs(text: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def max_motif_length(chain: str) -> tuple[int, int]:
+def max_motif_length(chain: str, species: str = DEFAULT_SPECIES) -> tuple[int, int]:
     """The longest motif a chain's CDR3s allow, and the median CDR3 length it derives from.
 
     A motif must fit between the conserved ends (:data:`END_MARGIN` residues each side) of at least
     half of the background CDR3s: median length - 2 * END_MARGIN. The median is measured on 5,000
     sequences drawn with a fixed seed, so the limit is the same on every run.
     """
-    sample = background_model(chain).generate(5000, np.random.default_rng(0))
+    sample = background_model(chain, species).generate(5000, np.random.default_rng(0))
     median = int(np.median([len(s) for s in sample.junction_aa]))
     return median - 2 * END_MARGIN, median
 
@@ -236,13 +243,14 @@ def validate(settings: SimulationSettings) -> None:
     if s.chain not in CHAIN_MODELS:
         raise SimulationError(f"unknown chain '{s.chain}'; OLGA has default human models for "
                               f"{', '.join(CHAIN_MODELS)}")
+    _validate_species(s)
     if s.fmt not in FORMATS:
         raise SimulationError(f"unknown format '{s.fmt}'; choose one of {', '.join(FORMATS)}")
     if not s.count_exponent > 1:
         raise SimulationError(f"count exponent must be > 1, got {s.count_exponent:g}")
     if not s.motifs:
         raise SimulationError("no motif given")
-    longest, median = max_motif_length(s.chain)
+    longest, median = max_motif_length(s.chain, s.species)
     for number, motif in enumerate(s.motifs, start=1):
         if not motif.strip(GAP):
             raise SimulationError(f"motif {number} is empty: a motif needs at least one amino acid "
@@ -296,6 +304,26 @@ def _validate_rough(s: SimulationSettings) -> None:
             raise SimulationError("--public-clone-list is empty: give a file")
         if not s.public_clones:
             raise SimulationError("--public-clone-list needs public clones (--public-clones)")
+
+
+#: Chains of a mouse cohort: OLGA's mouse IG models name no IMGT genes (`IGHV0-SDOY`), which ingest cannot read.
+MOUSE_CHAINS = ("TRB", "TRA")
+
+
+def _validate_species(s: SimulationSettings) -> None:
+    """A species the package reads; for mouse, a chain of :data:`MOUSE_CHAINS` and no (human) receptor list."""
+    if s.species not in SPECIES:
+        raise SimulationError(f"unknown species '{s.species}'; choose one of {', '.join(SPECIES)}")
+    if s.species == DEFAULT_SPECIES:
+        return
+    if s.chain not in MOUSE_CHAINS:
+        raise SimulationError(f"a {s.species} cohort's chain is one of {', '.join(MOUSE_CHAINS)} (OLGA's mouse IG models "
+                              f"name no IMGT genes), not {s.chain}")
+    lists = [name for name, value in (("--signal-pool", s.signal_pool), ("--public-clone-list", s.public_clone_list))
+             if value is not None]
+    if lists:
+        raise SimulationError(f"{' and '.join(lists)} with --species {s.species}: receptor lists are read as human "
+                              "receptors; leave them out (public clones are then drawn from the mouse background)")
 
 
 def _validate_pool(s: SimulationSettings) -> None:
