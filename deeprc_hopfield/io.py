@@ -13,6 +13,7 @@ only with ``--force``; anything else never). Output folders carry a marker file,
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -302,6 +303,7 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def _unique_key_loader() -> type:
     """A safe YAML loader that refuses a mapping naming a key twice, where PyYAML silently keeps the last (a
     second `training:` section in a config would drop every setting of the first)."""

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, Cdr3Convention, add_anchors, core_bounds, recognise
-from deeprc_hopfield.data import SHIPPED_SPECIES, list_file
+from deeprc_hopfield.data import list_file, shipped_species
 from deeprc_hopfield.encoding import residue_flags
 from deeprc_hopfield.errors import DeepRCError, InputFormatError
 from deeprc_hopfield.genes import LOCI, gene_family, normalise_genes
@@ -183,7 +183,7 @@ class ReferenceOptions:
             raise ReferenceFileError(f"--reference-species {self.species} (the workflow: reference: species:), but "
                                      f"the store is of {store_species} (ingest --species): give a reference of "
                                      f"{store_species} receptors", self.path)
-        shipped = SHIPPED_SPECIES.get(str(self.path)) if not Path(self.path).is_file() else None
+        shipped = shipped_species(self.path)
         if shipped is not None and shipped != store_species:
             raise ReferenceFileError(f"the shipped list {self.path} holds {shipped} receptors, but the store is of "
                                      f"{store_species} (ingest --species): give a reference of {store_species} "

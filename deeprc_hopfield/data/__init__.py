@@ -13,6 +13,12 @@ SHIPPED_LISTS = {"vdjdb-cmv-trb": HERE / "vdjdb_cmv_trb.tsv"}
 SHIPPED_SPECIES = {"vdjdb-cmv-trb": "human"}
 
 
+def shipped_species(path_or_name: str | Path) -> str | None:
+    """The species of the shipped list that `path_or_name` names (as :func:`list_file` reads it); None for a file."""
+    name = str(path_or_name)
+    return SHIPPED_SPECIES.get(name) if list_file(path_or_name) == SHIPPED_LISTS.get(name) else None
+
+
 def list_file(path_or_name: str | Path) -> Path:
     """The file of a shipped list named `path_or_name`, else `path_or_name` as a path (a file of that name
     in the working folder wins over a shipped list)."""
