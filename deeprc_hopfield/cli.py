@@ -78,6 +78,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--positive-class", metavar="VALUE",
                    help="label value to code as the positive class (1) of two-class labels (default: the "
                         "other of false/no/0/negative/healthy/control/'-', else the second alphabetically)")
+    p.add_argument("--drop-unlabelled", action="store_true",
+                   help="leave out subjects whose label value is missing (empty, NA, unknown, ...; their files are "
+                        "not read), with a warning that names them, rather than refuse the table; classify them "
+                        "with predict after training")
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
                    help="input format of every file (default: detect each file from its header)")
     p.add_argument("--threads", type=_positive_int, default=1, help="worker processes (default: 1)")
@@ -109,7 +113,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
     qc = QCSettings(min_length=args.min_length, max_length=args.max_length, chain=args.chain)
     ingest(metadata=args.metadata, repertoires=args.repertoires, out=args.out, label_columns=args.label_columns,
            fmt=args.format, qc=qc, threads=args.threads, progress=sys.stderr.isatty(),
-           positive_class=args.positive_class, force=args.force, species=args.species)
+           positive_class=args.positive_class, force=args.force, species=args.species,
+           drop_unlabelled=args.drop_unlabelled)
     return 0
 
 

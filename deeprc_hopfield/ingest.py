@@ -225,23 +225,27 @@ def ingest(
     positive_class: str | None = None,
     force: bool = False,
     species: str = DEFAULT_SPECIES,
+    drop_unlabelled: bool = False,
 ) -> Path:
     """Build a store from a metadata table and a folder of repertoire files, their V/J names read as genes of
     `species` (:data:`deeprc_hopfield.species.SPECIES`), which the store records.
 
     Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason, and
     `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors). An existing
-    `out` is replaced only when it is an earlier store and `force`; anything else there is refused.
+    `out` is replaced only when it is an earlier store and `force`; anything else there is refused. With
+    `drop_unlabelled`, subjects with a missing label value are left out (the store's parameters name them).
     """
     out = Path(out)
     species = check_species(species)
-    meta = read_metadata(metadata, repertoires, label_columns, positive_class)
+    meta = read_metadata(metadata, repertoires, label_columns, positive_class, drop_unlabelled)
     _check_output(out, [Path(metadata), *meta.files], force)
     for label in meta.labels.values():
         log.info("label '%s': %s", label.name, describe_label(label))
     threads = max(1, min(threads, len(meta.files), os.cpu_count() or 1))
     parameters = {"format": fmt, "label_columns": list(meta.labels), **asdict(qc),
                   "metadata": str(metadata), "repertoires": str(repertoires)}
+    if meta.unlabelled:  # who the store lacks, and why (a store without them keeps its earlier parameters)
+        parameters["unlabelled_left_out"] = meta.unlabelled
     qc_rows, provenance = [], []
     unresolved: Counter[str] = Counter()
     loci: Counter[str] = Counter()

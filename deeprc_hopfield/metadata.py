@@ -51,6 +51,7 @@ class Metadata:
     labels: dict[str, Label] = field(default_factory=dict)
     lines: np.ndarray | None = None  # each row's line in the file (the header is line 1)
     decimal_comma: bool = False  # a ';'-separated table, as Excel writes it where the comma is the decimal mark
+    unlabelled: list[str] = field(default_factory=list)  # subjects left out for a missing label (drop_unlabelled)
 
     def class_names(self, column: str) -> pd.Series:
         """A column's values spelled as `ingest` names classes, NaN where missing (:func:`class_names`)."""
@@ -62,8 +63,9 @@ class Metadata:
         return self.table["subject_id"].tolist()
 
 
-#: Values that mean "not known" in tables written by R, pandas or spreadsheets.
-MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?"}
+#: Values that mean "not known" in tables written by R, pandas, spreadsheets or clinical sheets (compared in lower
+#: case): an `Unknown` CMV status is no third class.
+MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?", "unknown"}
 #: Words that name the negative (reference) class of a two-class label.
 _NEGATIVE_WORDS = {"healthy", "control", "controls", "normal", "negative", "neg", "uninfected", "unexposed"}
 
@@ -268,8 +270,28 @@ def read_table(path: Path, used: Iterable[str] | None = None) -> tuple[pd.DataFr
     return table[~table.apply(lambda column: column.str.strip().eq("")).all(axis=1)], delimiter
 
 
+def _leave_out_unlabelled(table: pd.DataFrame, label_columns: list[str], path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The rows with a value in every label column, and the subjects of the others (left out, with a warning that
+    names them and their lines): a subject of unknown status is classified after training, not trained on."""
+    missing = np.zeros(len(table), dtype=bool)
+    for column in label_columns:
+        missing |= table[column].str.strip().str.lower().isin(MISSING_VALUES).to_numpy()
+    if not missing.any():
+        return table, []
+    left = table[missing]
+    subjects = left["subject_id"].str.strip().tolist()
+    shown = ", ".join(f"{s} (line {int(i) + 2})" for s, i in zip(subjects[:5], left.index[:5]))
+    labels = "label " + ", ".join(f"'{column}'" for column in label_columns)
+    log.warning("%s: %d of %d subjects have no value for %s and are left out of the store (--drop-unlabelled): %s%s; "
+                "classify them with `predict` after training", path, len(subjects), len(table), labels, shown,
+                ", ..." if len(subjects) > 5 else "")
+    if missing.all():
+        raise MetadataError(f"no subject has a value for {labels}: nothing is left to store", path)
+    return table[~missing], subjects
+
+
 def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: list[str] | None = None,
-                  positive_class: str | None = None) -> Metadata:
+                  positive_class: str | None = None, drop_unlabelled: bool = False) -> Metadata:
     """Read and validate a CSV/TSV metadata table against the folder of repertoire files.
 
     Parameters
@@ -283,6 +305,9 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
         classify, not to train on).
     positive_class
         The value to code as the positive class (1) of two-class labels.
+    drop_unlabelled
+        Leave out subjects with a missing label value (their files are not read; :attr:`Metadata.unlabelled`
+        names them) rather than refuse the table.
     """
     path, repertoire_dir = Path(path), Path(repertoire_dir)
     table, delimiter = read_table(path, used=[*REQUIRED_COLUMNS, *(label_columns or [DEFAULT_LABEL_COLUMN])])
@@ -304,6 +329,9 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     if not repertoire_dir.is_dir():
         raise MetadataError(f"repertoire folder '{repertoire_dir}' does not exist", path)
 
+    unlabelled: list[str] = []
+    if drop_unlabelled and label_columns:
+        table, unlabelled = _leave_out_unlabelled(table, label_columns, path)
     line_of = lambda row: int(table.index[row]) + 2  # noqa: E731  (the row's line: the header is line 1)
     for column in ("subject_id", "filename", *label_columns):
         values = table[column].str.strip()
@@ -313,7 +341,10 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
             said = values.iloc[empty[0]]
             read_as = f" ('{said}' is read as missing: {', '.join(sorted(w for w in MISSING_VALUES if w))} and an " \
                       "empty cell are)" if said else ""
-            raise MetadataError(f"missing {what}{read_as}", path, line=line_of(empty[0]), column=column)
+            hint = f"; {len(empty)} row(s) have none: give each a value, or leave them out with --drop-unlabelled " \
+                   "(the workflow: drop_unlabelled: true) and classify them with `predict` after training" \
+                if column in label_columns else ""
+            raise MetadataError(f"missing {what}{read_as}{hint}", path, line=line_of(empty[0]), column=column)
         duplicated = values.duplicated(keep="first").to_numpy()
         if column in REQUIRED_COLUMNS and duplicated.any():
             row = int(np.flatnonzero(duplicated)[0])
@@ -347,4 +378,4 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     for column, label in labels.items():  # one spelling per class: `0.0` is written '0', as the store names it
         table[column] = _label_text(label)
     return Metadata(path=path, table=table.reset_index(drop=True), files=files, labels=labels,
-                    lines=table.index.to_numpy() + 2, decimal_comma=decimal_comma)
+                    lines=table.index.to_numpy() + 2, decimal_comma=decimal_comma, unlabelled=unlabelled)

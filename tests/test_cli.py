@@ -74,6 +74,19 @@ def test_threads_do_not_change_the_store(cohort, tmp_path):
             assert a.table(i).equals(b.table(i))
 
 
+def test_drop_unlabelled_stores_the_labelled_subjects_and_names_the_others(cohort, tmp_path):
+    """`ingest --drop-unlabelled`: a subject of unknown status is left out of the store, which names it."""
+    metadata, folder = cohort
+    metadata.write_text(metadata.read_text().replace("rep2.tsv,False", "rep2.tsv,unknown"))
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "s.h5", "--drop-unlabelled"), check=True)
+    assert "1 of 6 subjects have no value for label 'label' and are left out of the store" in result.stderr
+    with RepertoireStore(tmp_path / "s.h5") as store:
+        assert store.subject_ids == ["P0", "P1", "P3", "P4", "P5"]
+        assert store.parameters["unlabelled_left_out"] == ["P2"]
+        assert store.label("label").values.tolist() == [0, 1, 1, 0, 1]
+    assert "unlabelled_left_out=['P2']" in run_cli("inspect", tmp_path / "s.h5", check=True).stdout
+
+
 def _break_truncated_gzip(metadata: Path, folder: Path) -> None:
     data = gzip.compress((folder / "rep2.tsv").read_bytes())
     (folder / "rep2.tsv.gz").write_bytes(data[: len(data) // 2])

@@ -163,13 +163,34 @@ def test_label_kinds(values, kind, classes):
         assert [label.classes[v] for v in label.values] == values
 
 
-@pytest.mark.parametrize("missing", ["NA", "nan", "N/A", "?"])
+@pytest.mark.parametrize("missing", ["NA", "nan", "N/A", "?", "Unknown"])
 def test_na_words_are_missing_labels_not_a_class(cohort, missing):
     metadata, folder = cohort
     _rewrite(metadata, "rep2.tsv,False", f"rep2.tsv,{missing}")
     with pytest.raises(MetadataError, match="missing label value") as info:
         read_metadata(metadata, folder)
     assert info.value.line == 4
+    assert "1 row(s) have none: give each a value, or leave them out with --drop-unlabelled" in str(info.value)
+
+
+def test_drop_unlabelled_leaves_out_subjects_of_unknown_label_and_names_them(cohort, caplog):
+    """A clinical sheet's `Unknown` status (or an empty cell) is no third class: with drop_unlabelled the subject is
+    left out, its file is not needed, and the warning names it and its line."""
+    metadata, folder = cohort
+    _rewrite(metadata, "rep2.tsv,False", "rep2.tsv,Unknown")
+    _rewrite(metadata, "rep5.tsv,True", "rep5.tsv,")
+    (folder / "rep5.tsv").unlink()  # never read
+    with caplog.at_level("WARNING"):
+        meta = read_metadata(metadata, folder, drop_unlabelled=True)
+    assert meta.subject_ids == ["P0", "P1", "P3", "P4"] and meta.unlabelled == ["P2", "P5"]
+    assert [f.name for f in meta.files] == ["rep0.tsv", "rep1.tsv", "rep3.tsv", "rep4.tsv"]
+    assert meta.labels["label"].values.tolist() == [0, 1, 1, 0] and meta.lines.tolist() == [2, 3, 5, 6]
+    assert "2 of 6 subjects have no value for label 'label' and are left out of the store (--drop-unlabelled): " \
+           "P2 (line 4), P5 (line 7)" in caplog.text
+    for row in range(6):
+        _rewrite(metadata, f"rep{row}.tsv,{'True' if row % 2 else 'False'}", f"rep{row}.tsv,NA")
+    with pytest.raises(MetadataError, match="no subject has a value for label 'label': nothing is left to store"):
+        read_metadata(metadata, folder, drop_unlabelled=True)
 
 
 @pytest.mark.parametrize(

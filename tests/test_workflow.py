@@ -521,16 +521,44 @@ def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted
 
 def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
     """Snakemake's own summary of a failed job points at the log; the workflow prints the job's error line too."""
-    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].where(t.index != 3, "NA")))
+    metadata = demo_metadata_with(tmp_path, lambda t: t)
+    folder = tmp_path / "repertoires"
+    folder.mkdir()
+    for file in (ROOT / "data" / "demo" / "repertoires").iterdir():
+        (folder / file.name).symlink_to(file)
+    broken = folder / pd.read_csv(metadata)["filename"][3]
+    broken.unlink()
+    broken.write_text("a\tb\n1\t2\n")  # no repertoire format
     config = tmp_path / "config.yaml"
-    config.write_text(f"run: na\nmetadata: {metadata}\nrepertoires: {ROOT / 'data/demo/repertoires'}\n")
-    result = snakemake("results/na/cohort.h5", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--nolock",
+    config.write_text(f"run: bad\nmetadata: {metadata}\nrepertoires: {folder}\n")
+    result = snakemake("results/bad/cohort.h5", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--nolock",
                        "--configfile", config, cwd=tmp_path, timeout=240)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert (f"logs/na/ingest.log: deeprc-hopfield ingest: error: {metadata}, line 5, column 'label': missing label "
-            "value") in out, out[-3000:]
-    assert not (tmp_path / "results" / "na" / "cohort.h5").exists()
+    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken}" in out, out[-3000:]
+    assert "unrecognised repertoire format" in out
+    assert not (tmp_path / "results" / "bad" / "cohort.h5").exists()
+
+
+def test_subjects_without_a_label_stop_the_plan_unless_drop_unlabelled(tmp_path: Path):
+    """An `Unknown` status stops the plan in one line that says how to go on; with `drop_unlabelled: true` the
+    subject is left out (its file need not exist) and ingest is told to leave it out too."""
+    unknown = lambda t: t.assign(label=t["label"].where(t.index != 3, "Unknown"),  # noqa: E731
+                                 filename=t["filename"].where(t.index != 3, "gone.tsv"))
+    metadata = demo_metadata_with(tmp_path, unknown)
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in out
+    assert f"metadata {metadata}, line 5, column 'label': missing label value ('Unknown' is read as missing); 1 " \
+           "row(s) have none: give each a value, or set `drop_unlabelled: true` in the config to leave them out (and " \
+           "classify them with `deeprc-hopfield predict` after training)" in out.splitlines(), out[-2000:]
+    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "drop_unlabelled=True")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert f"note: metadata {metadata}: 1 of 100 subjects have no value for 'label' and are left out " \
+           "(drop_unlabelled): rep003 (line 5)" in out
+    ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    assert "--drop-unlabelled" in ingest
 
 
 def test_the_default_profile_runs_on_the_cores_the_machine_has(tmp_path: Path):

@@ -139,6 +139,25 @@ def check_folds(table):
                                  column=label)
 
 
+def labelled_rows(table):
+    """The rows with a label value: with `drop_unlabelled` the others are left out (their files need not exist), with
+    a note naming them; without it a missing value stops the plan (as `ingest` would after the plan)."""
+    label = config["label_column"]
+    missing = table[label].str.lower().isin(MISSING_VALUES).to_numpy()
+    if not missing.any():
+        return table
+    rows = table[missing]
+    if not config["drop_unlabelled"]:
+        said = f" ('{rows[label].iloc[0]}' is read as missing)" if rows[label].iloc[0] else ""
+        raise metadata_error(f"missing label value{said}; {len(rows)} row(s) have none: give each a value, or set "
+                             "`drop_unlabelled: true` in the config to leave them out (and classify them with "
+                             "`deeprc-hopfield predict` after training)", int(rows.index[0]) + 2, label)
+    shown = ", ".join(f"{s} (line {int(i) + 2})" for s, i in zip(rows["subject_id"][:5], rows.index[:5]))
+    print(f"note: metadata {config['metadata']}: {len(rows)} of {len(table)} subjects have no value for '{label}' "
+          f"and are left out (drop_unlabelled): {shown}{', ...' if len(rows) > 5 else ''}", file=sys.stderr)
+    return table[~missing]
+
+
 def repertoire_files(table):
     """The repertoire file of each row (`filename` in the config's `repertoires` folder, as `ingest` finds it), the
     ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
@@ -200,6 +219,7 @@ check_paths_without_braces()
 check_config_sections()
 METADATA = read_metadata_table(config["metadata"])
 check_metadata(METADATA)
+METADATA = labelled_rows(METADATA)
 check_folds(METADATA)
 REPERTOIRE_FILES = repertoire_files(METADATA)
 STARTED = time.time()
@@ -337,6 +357,8 @@ def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
+    if config["drop_unlabelled"]:  # only then: an earlier run's ingest command (and store) stays current
+        options.append("--drop-unlabelled")
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
     if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
