@@ -137,11 +137,15 @@ def cohort_section(store_path: Path) -> str:
                 balance = ", ".join(f"{c}: {k}" for c, k in zip(label.classes, counts))
             label_rows.append({"label": name, "kind": label.kind, "repertoires per class": balance})
         total = store.qc().sum()
+        unlabelled = store.parameters.get("unlabelled_left_out", [])
     qc = pd.DataFrame({"rows": ["input rows", *DROP_REASONS, "merged duplicates", "kept sequences",
                                 "kept without V gene", "kept without J gene"],
                        "count": [int(total[c]) for c in ("input_rows", *DROP_REASONS, "merged_duplicates", "kept",
                                                          "v_missing", "j_missing")]})
     labels = html_table(pd.DataFrame(label_rows)) if label_rows else "<p>The store has no labels.</p>"
+    if unlabelled:  # `ingest --drop-unlabelled`: who the cohort lacks, and why
+        labels += (f"<p>{len(unlabelled)} subject(s) of the metadata table had no label value and were left out "
+                   f"(<code>drop_unlabelled</code>): {_e(named_list(unlabelled, 20))}.</p>")
     return ("<h2>Cohort and quality control</h2>" + html_table(overview) + "<h3>Labels</h3>" + labels
             + "<h3>Quality control (rows, all repertoires)</h3>" + html_table(qc))
 

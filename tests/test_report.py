@@ -94,6 +94,19 @@ def test_a_repertoire_id_is_escaped_where_shown(cohort: tuple[Path, Path], tmp_p
     assert "<script" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+def test_the_cohort_section_names_subjects_left_out_for_a_missing_label(cohort: tuple[Path, Path],
+                                                                        tmp_path: Path) -> None:
+    """A store of `ingest --drop-unlabelled` says in the report who it lacks and why."""
+    from deeprc_hopfield.report import cohort_section
+
+    metadata, folder = cohort
+    assert "left out" not in cohort_section(ingest(metadata, folder, tmp_path / "all.h5", progress=False))
+    metadata.write_text(metadata.read_text().replace("rep2.tsv,False", "rep2.tsv,Unknown"))
+    store = ingest(metadata, folder, tmp_path / "some.h5", progress=False, drop_unlabelled=True)
+    assert "1 subject(s) of the metadata table had no label value and were left out (<code>drop_unlabelled</code>): " \
+           "P2." in cohort_section(store)
+
+
 def test_attended_summary_counts_repertoires_and_classes() -> None:
     attended = pd.DataFrame({"repertoire_id": ["A", "A", "B", "C"], "rank": [1, 2, 1, 3],
                              "attention": [0.3, 0.1, 0.2, 0.05], "junction_aa": ["CXF", "CYF", "CXF", "CXF"],
