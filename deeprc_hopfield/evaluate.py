@@ -20,7 +20,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
-from deeprc_hopfield.metadata import _two_class_order
+from deeprc_hopfield.metadata import two_class_order
 from deeprc_hopfield.split import Split
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def positive_class(labels: list[str], given: str | None = None) -> str:
                           f"{', '.join(classes[:5])}")
     if given is not None and given not in classes:
         raise DeepRCError(f"--positive-class '{given}' is not one of the classes ({', '.join(classes)})")
-    return _two_class_order(classes, given)[1]
+    return two_class_order(classes, given)[1]
 
 
 def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:

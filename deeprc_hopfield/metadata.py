@@ -7,6 +7,7 @@ output is written.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,13 @@ REQUIRED_COLUMNS = ("subject_id", "filename")
 DEFAULT_LABEL_COLUMN = "label"
 _BOOLEAN_PAIRS = [
     ("false", "true"), ("f", "t"), ("no", "yes"), ("n", "y"), ("0", "1"),
-    ("negative", "positive"), ("neg", "pos"), ("-", "+"),
+    ("negative", "positive"), ("neg", "pos"), ("-", "+"), ("absent", "present"), ("undetected", "detected"),
+    ("nonreactive", "reactive"),
 ]
+#: Words that make a class the negation of the other (`not detected` / `detected`, `non-responder` / `responder`).
+_NEGATIONS = ("not", "non", "no", "un")
+#: Dashes a spreadsheet or a word processor writes for a minus (`CMV −`, `CMV –`): read as '-'.
+_DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\uff0d": "-"})
 
 
 @dataclass
@@ -70,21 +76,48 @@ MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?", "unknown"}
 _NEGATIVE_WORDS = {"healthy", "control", "controls", "normal", "negative", "neg", "uninfected", "unexposed"}
 
 
-def _two_class_order(classes: list[str], positive: str | None = None) -> list[str]:
-    """Negative class first: the other one when `positive` is given, else boolean words (false/true,
-    no/yes, ...), a `-`/`+` suffix pair or a word such as healthy/control; else alphabetical."""
+def _words(name: str) -> list[str]:
+    """A class name as lower-case words and signs (`CMV +` -> ['cmv', '+']; `non-responder` -> ['nonresponder']: a
+    dash between letters joins; any dash is read as '-')."""
+    joined = re.sub(r"(?<=[^\W_])-(?=[^\W_])", "", name.translate(_DASHES).lower())
+    return re.findall(r"[^\W_]+|[+-]", joined)
+
+
+def _negative_by_words(classes: list[str]) -> str | None:
+    """The negative one of two classes when their names say it: the words they share aside, one is a negation or
+    the negative of a pair (`CMV -`/`CMV +`, `not detected`/`detected`, `seronegative`/`seropositive`); else None."""
+    words = [_words(c) for c in classes]
+    first, second = words
+    while first and second and first[0] == second[0]:
+        first, second = first[1:], second[1:]
+    while first and second and first[-1] == second[-1]:
+        first, second = first[:-1], second[:-1]
+    for k, (mine, other) in enumerate([(first, second), (second, first)]):
+        negated = len(mine) == 1 and mine[0] in _NEGATIONS and not other
+        if len(mine) == len(other) == 1:  # one word each: a pair, a negation, or a pair's word inside (CMVnegative)
+            negated |= (mine[0], other[0]) in _BOOLEAN_PAIRS or any(mine[0] == n + other[0] for n in _NEGATIONS)
+            negated |= any(len(n) > 2 and mine[0].replace(n, p, 1) == other[0] for n, p in _BOOLEAN_PAIRS)
+        if negated:
+            return classes[k]
+    return None
+
+
+def two_class_order(classes: list[str], positive: str | None = None) -> list[str]:
+    """Negative class first: the other one when `positive` is given, else a word such as healthy/control, else the
+    one the names make negative (:func:`_negative_by_words`: false/true, no/yes, CMV-/CMV+, not detected/detected,
+    ...); else alphabetical (:func:`order_is_named` tells which)."""
     if positive is not None and positive in classes:
         return sorted(classes, key=lambda c: c == positive)
-    lower = [c.lower() for c in classes]
     negatives = [c for c in classes if c.lower() in _NEGATIVE_WORDS]
-    if len(negatives) == 1:
-        return sorted(classes, key=lambda c: c != negatives[0])
-    for negative, positive in _BOOLEAN_PAIRS:
-        if sorted(lower) == sorted([negative, positive]):
-            return sorted(classes, key=lambda c: c.lower() == positive)
-    if {c[-1:] for c in classes} == {"-", "+"}:
-        return sorted(classes, key=lambda c: c.endswith("+"))
+    negative = negatives[0] if len(negatives) == 1 else _negative_by_words(classes)
+    if negative is not None:
+        return sorted(classes, key=lambda c: c != negative)
     return sorted(classes)
+
+
+def order_is_named(classes: list[str]) -> bool:
+    """Whether two class names say which is negative (else :func:`two_class_order` falls back to the alphabet)."""
+    return sum(c.lower() in _NEGATIVE_WORDS for c in classes) == 1 or _negative_by_words(classes) is not None
 
 
 #: A number as Excel writes it where the comma is the decimal mark: `20,5`, `-3,25`, `,5`, `1,5E-05`.
@@ -169,7 +202,7 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
     """Type a label column by its distinct values (numbers by value): two are binary, more numbers numeric,
     else categorical.
 
-    `positive` names the class to code as 1 in a binary label (default: see :func:`_two_class_order`; two
+    `positive` names the class to code as 1 in a binary label (default: see :func:`two_class_order`; two
     numbers: the larger one). `decimal_comma` and `path` are as for :func:`label_names`.
     """
     text, numbers = label_names(name, raw, decimal_comma, path)
@@ -182,11 +215,24 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
         log.warning("label '%s' has a single value ('%s'): nothing to learn from it", name, distinct[0])
     if len(distinct) == 2:
         numeric_order = numbers is not None and positive not in distinct
-        classes = distinct if numeric_order else _two_class_order(distinct, positive)
+        classes = distinct if numeric_order else two_class_order(distinct, positive)
+        guessed = None if positive in distinct else guessed_order(classes, numbers is not None)
+        if guessed:
+            log.warning("label '%s': %s", name, guessed)
         return Label(name, "binary", classes, text.map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64))
     if numbers is not None and len(distinct) > 2:
         return Label(name, "numeric", [], numbers.to_numpy(np.float64))
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
+
+
+def guessed_order(classes: list[str], numbers: bool) -> str | None:
+    """What to tell the user when the order of two classes (negative first) was not named by their names but taken
+    from the alphabet, or from two numbers other than 0 and 1 (the larger positive); None when it was named."""
+    if numbers and classes == ["0", "1"] or not numbers and order_is_named(classes):
+        return None
+    rule = "the larger number is" if numbers else "neither name says which is negative, so the alphabet makes"
+    return (f"{rule} the positive class: negative '{classes[0]}', positive '{classes[1]}'; if the positive class is "
+            f"'{classes[0]}', say so with --positive-class (the workflow: positive_class)")
 
 
 def describe_label(label: Label) -> str:

@@ -200,6 +200,13 @@ def test_drop_unlabelled_leaves_out_subjects_of_unknown_label_and_names_them(coh
         (["control", "case"], None, ["control", "case"]),
         (["healthy", "T1D"], "healthy", ["T1D", "healthy"]),
         (["a", "b"], "a", ["b", "a"]),
+        (["detected", "not detected"], None, ["not detected", "detected"]),  # not alphabetical
+        (["CMV +", "CMV \u2212"], None, ["CMV \u2212", "CMV +"]),  # a Unicode minus, an en dash: a minus
+        (["CMV +", "CMV \u2013"], None, ["CMV \u2013", "CMV +"]),
+        (["responder", "non-responder"], None, ["non-responder", "responder"]),
+        (["CMV-positive", "CMV-negative"], None, ["CMV-negative", "CMV-positive"]),
+        (["Cytomegalovirus +", "Cytomegalovirus -"], None, ["Cytomegalovirus -", "Cytomegalovirus +"]),
+        (["present", "absent"], None, ["absent", "present"]),
     ],
 )
 def test_negative_class_first(values, positive, classes):
@@ -208,6 +215,23 @@ def test_negative_class_first(values, positive, classes):
     label = infer_label("x", pd.Series(values), positive)
     assert label.classes == classes
     assert label.values.tolist() == [classes.index(v) for v in values]  # each value coded by its class
+
+
+@pytest.mark.parametrize("values, said", [
+    (["mild", "severe"], "neither name says which is negative, so the alphabet makes the positive class: negative "
+                         "'mild', positive 'severe'; if the positive class is 'mild', say so with --positive-class"),
+    (["1", "2"], "the larger number is the positive class: negative '1', positive '2'; if the positive class is '1'"),
+    (["0", "1"], None), (["CMV -", "CMV +"], None), (["healthy", "T1D"], None),
+])
+def test_an_order_the_names_do_not_say_is_warned_about(values, said, caplog):
+    """Which class is positive decides what the model looks for: where the names do not say it, the log does."""
+    with caplog.at_level("WARNING"):
+        infer_label("status", pd.Series(values * 2))
+    assert (f"label 'status': {said}" in caplog.text) if said else "positive-class" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        infer_label("status", pd.Series(values * 2), positive=values[0])
+    assert "positive-class" not in caplog.text  # given: nothing to warn of
 
 
 def test_a_positive_class_that_no_label_has_is_refused(cohort):

@@ -540,6 +540,29 @@ def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
     assert not (tmp_path / "results" / "bad" / "cohort.h5").exists()
 
 
+def test_positive_class_reaches_ingest_and_evaluate_and_a_guessed_one_is_noted(tmp_path: Path):
+    """`positive_class` decides what the model looks for: ingest codes the classes by it and evaluate scores by it;
+    one that is no class stops the plan; without it, an order that the names do not say is noted at the plan."""
+    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].map({"0": "mild", "1": "severe"})))
+    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert f"note: metadata {metadata}, label 'label': neither name says which is negative, so the alphabet makes " \
+           "the positive class: negative 'mild', positive 'severe'; if the positive class is 'mild', say so with " \
+           "--positive-class (the workflow: positive_class)" in out.splitlines()
+    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "positive_class=mild")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "note: metadata" not in out
+    commands = [line for line in out.splitlines() if "deeprc-hopfield ingest " in line or
+                "deeprc-hopfield evaluate " in line]
+    assert len(commands) == 2 and all("--positive-class mild" in line for line in commands)
+    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "positive_class=Mild")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in out
+    assert "config positive_class: 'Mild' is not a class of the label 'label' (mild, severe)" in out, out[-2000:]
+
+
 def test_subjects_without_a_label_stop_the_plan_unless_drop_unlabelled(tmp_path: Path):
     """An `Unknown` status stops the plan in one line that says how to go on; with `drop_unlabelled: true` the
     subject is left out (its file need not exist) and ingest is told to leave it out too."""

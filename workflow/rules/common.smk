@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.metadata import MISSING_VALUES, class_names, read_table, resolve_file
+from deeprc_hopfield.metadata import MISSING_VALUES, two_class_order, class_names, guessed_order, read_table, resolve_file
 from deeprc_hopfield.split import thin_training_part
 
 RUN = config["run"]
@@ -93,6 +93,7 @@ def check_metadata(table):
         shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
         raise metadata_error(f"{len(values)} distinct label value(s) ({shown or 'none'}): the workflow's "
                              "baselines, evaluation and interpretation need a binary label", column=label)
+    check_positive_class(values)
     group = config["group_column"]
     if group is not None and group not in table.columns:
         raise metadata_error(f"group column '{group}' is missing (columns: {columns})")
@@ -103,6 +104,28 @@ def check_metadata(table):
             first = (table[column] == value).to_numpy().argmax()
             raise metadata_error(f"duplicate {column} '{value}' (also on line {line_of(first)})",
                                  line_of(repeated[0]), column)
+
+
+def check_positive_class(classes):
+    """The config's `positive_class` must be one of the label's two classes (spelled as `ingest` names them); without
+    it, a note says which is positive where the names do not (the alphabet or the numbers decided)."""
+    positive = POSITIVE_CLASS
+    if positive is not None and positive not in classes:
+        raise WorkflowError(f"config positive_class: '{config['positive_class']}' is not a class of the label "
+                            f"'{config['label_column']}' ({', '.join(classes)})")
+    if positive is None:
+        numbers = all(pd.notna(pd.to_numeric(pd.Series(classes), errors="coerce")))
+        guessed = guessed_order(two_class_order(classes) if not numbers else sorted(classes, key=float), numbers)
+        if guessed:
+            print(f"note: metadata {config['metadata']}, label '{config['label_column']}': {guessed}", file=sys.stderr)
+
+
+def positive_class_spelled():
+    """The config's `positive_class` as `ingest` names classes (`1.0` is '1'), or None."""
+    value = config["positive_class"]
+    if value is None:
+        return None
+    return str(class_names(pd.Series([str(value).strip()]), "positive_class", decimal_comma=False).iloc[0])
 
 
 def check_folds(table):
@@ -217,6 +240,7 @@ def check_paths_without_braces():
 check_result_folders()
 check_paths_without_braces()
 check_config_sections()
+POSITIVE_CLASS = positive_class_spelled()
 METADATA = read_metadata_table(config["metadata"])
 check_metadata(METADATA)
 METADATA = labelled_rows(METADATA)
@@ -359,6 +383,8 @@ def ingest_options():
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
     if config["drop_unlabelled"]:  # only then: an earlier run's ingest command (and store) stays current
         options.append("--drop-unlabelled")
+    if POSITIVE_CLASS is not None:
+        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
     if qc["chain"]:
         options.append(f"--chain {qc['chain']}")
     if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
@@ -415,7 +441,7 @@ def evaluate_predictions(wildcards, input):
     each baseline."""
     pairs = [f"deeprc={path}" for path in input.model]
     pairs += [f"{m}={input.baselines[i * len(FOLDS) + k]}" for i, m in enumerate(BASELINES) for k in range(len(FOLDS))]
-    return " ".join(pairs)
+    return " ".join(pairs) + (f" --positive-class {shlex.quote(POSITIVE_CLASS)}" if POSITIVE_CLASS is not None else "")
 
 
 def gpus():
