@@ -212,10 +212,10 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     One row per (junction_aa, v_call, j_call): the number of repertoires whose top list holds it
     (and, with `classes_of` mapping repertoire id -> class, how many of each class), its best rank,
     its highest attention weight and up to three of those repertoires; sorted by repertoires, then
-    best rank, then attention. With `positive` (a class of `classes_of`) only sequences in a positive
-    repertoire's top list are kept, sorted by those repertoires first and the other classes' after (fewest
-    first): every repertoire's attention sums to the same whatever the call, so a control's top list is
-    merely its best match.
+    best rank, then attention. With `positive` (a class of `classes_of`) only the positive repertoires' top lists
+    are summarised (repertoires, best rank, attention and examples are theirs; `in <class>` counts every class),
+    sorted by those repertoires first and the other classes' after (fewest first): every repertoire's attention
+    sums to the same whatever the call, so a control's top list is merely its best match.
     """
     needed = {"repertoire_id", "rank", "attention", "junction_aa"}
     if not needed <= set(attended.columns):
@@ -225,21 +225,21 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     for gene in ("v_call", "j_call"):
         table[gene] = table[gene].fillna("") if gene in table.columns else ""
     keys = ["junction_aa", "v_call", "j_call"]
-    grouped = table.groupby(keys, sort=False)
-    known = {c: (c, "first") for c in KNOWN_COLUMNS if c in table.columns}
-    out = grouped.agg(repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"),
-                      max_attention=("attention", "max"),
-                      examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))), **known)
     if classes_of:
         table["class"] = table["repertoire_id"].map(classes_of).fillna("not in store")
+    ranked = table[table["class"] == positive] if classes_of and positive is not None else table
+    known = {c: (c, "first") for c in KNOWN_COLUMNS if c in table.columns}
+    out = ranked.groupby(keys, sort=False).agg(
+        repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"), max_attention=("attention", "max"),
+        examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))), **known)
+    if classes_of:
         per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
             index=keys, columns="class", values="repertoire_id", aggfunc="count", fill_value=0)
         out = out.join(per_class.rename(columns=lambda c: f"in {c}"))
-    if positive is not None:
-        column = f"in {positive}"
-        out = out[out[column] > 0] if column in out.columns else out.iloc[:0]
-        out = out.assign(_others=out["repertoires"] - out[column] if column in out.columns else 0)
-        out = out.sort_values([column, "_others", "best_rank", "max_attention"],
+    if positive is not None:  # the positives' lists only; other classes counted beside, fewest first
+        others = [c for c in out.columns if c.startswith("in ") and c != f"in {positive}"]
+        out = out.assign(_others=out[others].sum(axis=1) if others else 0)
+        out = out.sort_values(["repertoires", "_others", "best_rank", "max_attention"],
                               ascending=[False, True, True, False]).drop(columns="_others")
     else:
         out = out.sort_values(["repertoires", "best_rank", "max_attention"], ascending=[False, True, False])
@@ -268,7 +268,9 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
         n_positive = sum(classes_of.get(r) == positive for r in attended["repertoire_id"].unique())
         which = (f"the {n_positive} held-out repertoires of {_e(positive)}, sorted by how many of them list it, then "
                  "by how few others do (a control's top list is only its best match: every repertoire's attention "
-                 "sums to the same whatever the call)")
+                 "sums to the same whatever the call); <code>repertoires</code>, <code>best_rank</code>, "
+                 "<code>max_attention</code> and <code>examples</code> are of these repertoires' lists, the "
+                 "<code>in</code> columns count the lists of each class that hold the sequence")
     return (f"<h2>Most attended sequences</h2><p>The {len(summary)} sequences found most often among the top "
             f"{top_k} attended sequences of {which}; each repertoire scored by the model of the fold that held it "
             "out. <code>max_attention</code> is the largest attention weight (a share of the repertoire's "

@@ -125,6 +125,13 @@ def test_attended_summary_counts_repertoires_and_classes() -> None:
     assert list(zip(positives["junction_aa"], positives["v_call"])) == [("CZF", "V1"), ("CYF", "V1"), ("CXF", ""),
                                                                         ("CXF", "V1")]
     assert positives["in y=1"].tolist() == [2, 1, 1, 1] and positives["in y=0"].tolist() == [0, 0, 0, 1]
+    # what a positive's list holds, not a control's: CXF of V1 is first in B's (a control's) list, third in no one's
+    cxf = positives.iloc[3]
+    assert (cxf["repertoires"], cxf["best_rank"], cxf["examples"]) == (1, 1, "A")
+    assert cxf["max_attention"] == pytest.approx(0.3)
+    attended.loc[attended["repertoire_id"] == "B", "attention"] = 0.95  # a control's weight is no positive's
+    again = attended_summary(attended, {"A": "y=1", "B": "y=0", "C": "y=1", "D": "y=0"}, positive="y=1")
+    assert again.iloc[3]["max_attention"] == pytest.approx(0.3) and again.iloc[3]["examples"] == "A"
 
 
 def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path) -> None:
