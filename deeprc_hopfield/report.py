@@ -50,6 +50,7 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .figures img { max-width: 32em; margin-right: 1em; } .note { color: #666; font-size: 0.9em; }
+.warning { border-left: 4px solid #c60; padding-left: 0.6em; }
 code { font-size: 0.95em; }
 """
 
@@ -330,6 +331,18 @@ def interpretation_section(folder: Path | None) -> str:
            else "<p>No contributions.</p>"))
 
 
+def memory_alone_note(models: list[Path], what: str) -> str:
+    """A visible note when fold models give their clone memory's output alone (training chose it on validation):
+    their calls rest on the stored public clones, which `what` (a table of attention) does not explain."""
+    alone = [path.name for path in models if read_model_config(path).get("training", {}).get("memory_alone")]
+    if not alone:
+        return ""
+    which = "every fold's model" if len(alone) == len(models) else f"{len(alone)} of the {len(models)} fold models"
+    return (f"<p class=\"warning\"><b>Clone memory alone:</b> {which} ({_e(named_list(alone, 10))}) gave its clone "
+            "memory's output alone: on validation repertoires the trained attention network did not beat it. Those "
+            f"calls rest on the stored public clones (the fold-model table), and {_e(what)} does not explain them.</p>")
+
+
 def models_section(models: list[Path]) -> str:
     """What each fold model was started from (seeded k-mers, stored public clones) and where training stopped."""
     if not models:
@@ -340,6 +353,7 @@ def models_section(models: list[Path]) -> str:
         clones = training.get("memory_clones", [])
         reference = training.get("reference") or {}
         rows.append({"model": path.name, "best update": training.get("best_update", "?"),
+                     "output": "clone memory alone" if training.get("memory_alone") else "trained model",
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
                      "first stored clones": (", ".join(clones[:CLONES_SHOWN])
@@ -392,11 +406,13 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
     body = [
         f"<h1>{_e(title)}</h1><p class=\"note\">Written {_e(created)} by deeprc-hopfield {_e(__version__)}.</p>",
         cohort_section(Path(store)),
-        metrics_section(metrics_table),
+        metrics_section(metrics_table) + memory_alone_note(models, "the attention of the sections below"),
         figures_section(Path(figures)),
         models_section(models),
-        attended_section([Path(p) for p in attended], Path(store), label),
-        interpretation_section(Path(interpretation) if interpretation is not None else None),
+        attended_section([Path(p) for p in attended], Path(store), label)
+        + (memory_alone_note(models, "this table") if attended else ""),
+        interpretation_section(Path(interpretation) if interpretation is not None else None)
+        + (memory_alone_note(models, "this ranking") if interpretation is not None else ""),
         config_section(Path(config) if config is not None else None),
         "<h2>Software</h2>" + html_table(software),
     ]

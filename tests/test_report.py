@@ -183,6 +183,7 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         if clones:  # the memory alone, its clones chosen again on all training repertoires
             training["clone_rule"]["refit"] = {"v_level": "family", "radius": 0, "inner_auc": 0.95, "clones": 2,
                                                "repertoires": 40}
+            training["memory_alone"] = True
         (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
                                                        "training": training}))
         models.append(model)
@@ -191,8 +192,13 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     assert "<h2>Fold models</h2>" in text
     assert model_folders([tmp_path / "models"]) == models  # the folder of the fold models: each of them
     cells = re.sub(r' class="num"', "", text)
-    assert "<td>fold0</td><td>150</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, &lt;i&gt;CASSF&lt;/i&gt;</td>" in cells
-    assert "<td>fold1</td><td>151</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
+    assert ("<td>fold0</td><td>150</td><td>clone memory alone</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, "
+            "&lt;i&gt;CASSF&lt;/i&gt;</td>") in cells
+    assert "<td>fold1</td><td>151</td><td>trained model</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
+    # the metrics say so where they are read: fold 0's calls are its stored clones', not the attention's
+    assert ("<b>Clone memory alone:</b> 1 of the 2 fold models (fold0) gave its clone memory's output alone: on "
+            "validation repertoires the trained attention network did not beat it.") in text
+    assert text.index("Clone memory alone:") < text.index("<h2>Fold models</h2>")
     assert ("<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; memory alone, refit on 40 training "
             "repertoires: CDR3 + V family, exact, 2 clones (AUC 0.95 inner CV)</td>") in cells  # the clone rules chosen
     assert "<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; not used</td>" in cells
