@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
-from deeprc_hopfield.errors import QCError, StoreError
+from deeprc_hopfield.errors import QCError, StoreError, named_list
 from deeprc_hopfield.genes import is_known_gene
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import atomic_file, check_output
@@ -88,8 +88,11 @@ def _chain_hint(table: pd.DataFrame, chain: str | None, counts: dict[str, int], 
     if not counts.get("other_chain") or any(chain in locus.split("/") for locus in held.index):
         return ""
     which = ", ".join(f"{locus} {n}" for locus, n in held.items())
-    default = f" (10x files are read as {chain} unless --chain says otherwise)" if defaulted else ""
-    return f"; the file holds {which}, no {chain}{default}: give --chain"
+    if defaulted:
+        return f"; the file holds {which}, no {chain} (10x files are read as {chain} unless --chain says otherwise): " \
+               "give --chain"
+    return f"; the file holds {which}, no {chain} (--chain {chain}): is it of this cohort? Leave it out of the " \
+           "metadata table, or give the chain it holds"
 
 
 def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, species: str, threads: int
@@ -128,17 +131,22 @@ def _loci_of(v_call: pd.Categorical) -> Counter[str]:
     return loci
 
 
-def _warn_several_loci(loci: Counter[str], chain: str | None) -> None:
-    """Warn when the store pools the sequences of several chains (a mixed file without --chain): one model would
-    attend them together, and OLGA's pgen is of the commonest chain only."""
+def _warn_several_loci(loci: Counter[str], chain: str | None, per_subject: dict[str, Counter[str]]) -> None:
+    """Warn when the store pools the sequences of several chains (a mixed file, or a file of another chain, without
+    --chain): one model would attend them together, and OLGA's pgen is of the commonest chain only. The repertoires
+    mostly of another chain than the store's commonest are named (a file of another chain in the folder)."""
     total = sum(loci.values())
     kept = {locus: n for locus, n in loci.items() if n >= SEVERAL_LOCI_SHARE * total}
     if chain is not None or len(kept) < 2:
         return
     shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in sorted(kept.items(), key=lambda kv: -kv[1]))
-    log.warning("the store holds sequences of several chains (by their V genes: %s); a model pools them, and "
+    commonest = max(kept, key=kept.get)
+    others = [f"{subject} ({locus} {n / sum(held.values()):.0%})" for subject, held in per_subject.items()
+              for locus, n in held.most_common(1) if locus != commonest and n > sum(held.values()) / 2]
+    named = f"; repertoires mostly of another chain than {commonest}: {named_list(others)}" if others else ""
+    log.warning("the store holds sequences of several chains (by their V genes: %s)%s; a model pools them, and "
                 "chance-public clones are judged by the commonest chain's generation model: give --chain (e.g. "
-                "--chain %s) to keep one", shares, max(kept, key=kept.get))
+                "--chain %s) to keep one", shares, named, commonest)
 
 
 def _warn_unresolved_genes(unresolved: Counter[str], rows: int, species: str) -> None:
@@ -249,6 +257,7 @@ def ingest(
     qc_rows, provenance = [], []
     unresolved: Counter[str] = Counter()
     loci: Counter[str] = Counter()
+    per_subject: dict[str, Counter[str]] = {}  # each repertoire's sequences by locus (a few loci each)
     qc_path = qc_table_path(out)
     with StoreWriter(out, parameters, species) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
         bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
@@ -256,7 +265,8 @@ def ingest(
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
             unresolved.update(parsed.unresolved_genes)
-            loci.update(_loci_of(parsed.v_call))
+            per_subject[subject] = _loci_of(parsed.v_call)
+            loci.update(per_subject[subject])
             provenance.append({"source": parsed.source, "sha256": parsed.sha256, "format": parsed.fmt,
                                "cdr3_column": parsed.cdr3.column, "cdr3": parsed.cdr3.found,
                                "cdr3_anchored": f"{parsed.cdr3.anchored:.4f}"})
@@ -275,7 +285,7 @@ def ingest(
     _warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
     _warn_unresolved_genes(unresolved, int(total["input_rows"]), species)
-    _warn_several_loci(loci, qc.chain)
+    _warn_several_loci(loci, qc.chain, per_subject)
     log.info("wrote %s: %d %s repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC "
              "table %s", out, len(meta.files), species, total["kept"], total["input_rows"],
              total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)

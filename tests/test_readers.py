@@ -561,6 +561,22 @@ def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="deeprc_hopfield"):
         ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "t.h5", progress=False, qc=QCSettings(chain="TRB"))
     assert "several chains" not in caplog.text
+    beta = [rows[0]] + [[f"CASSLG{a}AYEQYF", "TRBV5-1", "TRBJ2-7"] for a in "ACDEFGHIK"]
+    alpha = [rows[0]] + [["CAVRDSNYQLIW", "TRAV1-2", "TRAJ33"]] * 9  # a file of another chain among the cohort's
+    write(tmp_path / "reps" / "b.tsv", beta)
+    write(tmp_path / "reps" / "c.tsv", alpha)
+    (tmp_path / "meta.csv").write_text("subject_id,filename,label\nB,b.tsv,0\nC,c.tsv,1\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "u.h5", progress=False)
+    assert "(by their V genes: TRB 90.0%, TRA 10.0%); repertoires mostly of another chain than TRB: C (TRA 100%); " \
+           "a model pools them" in caplog.text
+    from deeprc_hopfield.errors import QCError
+
+    with pytest.raises(QCError, match=r"c.tsv: no sequence left after quality control \(9 rows; dropped: "
+                                      r"other_chain=9\); the file holds TRA 9, no TRB \(--chain TRB\): is it of this "
+                                      r"cohort\? Leave it out of the metadata table, or give the chain it holds"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "v.h5", progress=False, qc=QCSettings(chain="TRB"))
 
 
 def test_a_file_of_other_chains_only_is_refused_naming_the_chains_it_holds(tmp_path):
