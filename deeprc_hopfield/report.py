@@ -303,7 +303,12 @@ def interpretation_section(folder: Path | None) -> str:
     found = read_interpretation(folder)
     info, ranked, motif_table = found.info, found.ranked, found.motifs
     reps = info.get("repertoires", {})
-    shown = ranked[[c for c in _RANKED_SHOWN if c in ranked.columns]].head(TOP_RANKED)
+    top = ranked.head(TOP_RANKED)
+    evident = top[top["score"] > 0] if "score" in top.columns else top  # a score of 0 or less is no finding
+    shown = evident[[c for c in _RANKED_SHOWN if c in ranked.columns]]
+    left = (f"<p>{len(top) - len(evident)} of the {len(top)} top-ranked sequences have no positive score (no more "
+            "attention in positives than in negatives) and are not shown; all are in "
+            "<code>ranked_sequences.tsv</code>.</p>") if len(evident) < len(top) else ""
     logos = "".join(image_tag(p, p.stem.replace("_", " ")) for p in found.motif_logos)
     contribution = found.contribution_logo
     return (
@@ -318,7 +323,7 @@ def interpretation_section(folder: Path | None) -> str:
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
            if info.get("scored_by_training_model") else "")
         + known_share_note(ranked.head(TOP_RANKED), f"the {TOP_RANKED} top-ranked sequences")
-        + html_table(shown, "{:.4g}")
+        + html_table(shown, "{:.4g}") + left
         + "<h3>Motifs among the top-ranked sequences</h3><p>Gapped k-mers ('.' = any residue) enriched among "
         f"the {_e(info.get('foreground_sequences', 'top'))} top-ranked sequences against the negative repertoires "
         "(support: top sequences carrying the motif; log10_p: one-sided Fisher test).</p>"

@@ -299,6 +299,11 @@ def test_rank_sequences_scores_attention_in_positives_against_negatives():
     expected = fisher_exact([[2, 0], [0, 2]], alternative="greater").pvalue
     assert row.loc["CAAF", "fisher_p"] == pytest.approx(expected)
     assert row.loc["CFFF", "score"] == 0 and row.loc["CFFF", "attended_negative"] == 0  # uniform is not attended
+    negatives = reps.assign(positive=False)  # one class alone (a control's ranking): what it attends leads
+    alone = rank_sequences(AttentionPass(table["key"].to_numpy(), table["repertoire"].to_numpy(np.int32),
+                                         table["weight"].to_numpy(np.float32), candidates, negatives))
+    assert alone["junction_aa"].tolist()[:2] == ["CAAF", "CBBF"] and (alone["score"].iloc[:2] < 0).all()
+    assert (alone["score"].iloc[2:] == 0).all()  # the ties at 0, unattended, after
 
 
 def test_find_motifs_recovers_a_gapped_motif():
@@ -516,3 +521,17 @@ def test_no_positive_repertoire_is_warned_of_in_the_log_and_the_notes(trained, t
     assert info["repertoires"] == {"positive": 0, "negative": 5} and info["notes"] == [warned[0].split("WARNING ")[1]]
     assert pd.read_csv(out / "motifs.tsv", sep="\t").empty and pd.read_csv(out / "contributions.tsv", sep="\t").empty
     assert (pd.read_csv(out / "ranked_sequences.tsv", sep="\t")["score"] <= 0).all()
+
+
+def test_the_report_shows_ranked_sequences_with_a_positive_score_only(interpreted):
+    """A score of 0 (no more attention in positives than in negatives) is no finding: the report's table leaves
+    such rows out and says how many, rather than pad its 30 rows with them."""
+    from deeprc_hopfield.interpret import read_interpretation
+    from deeprc_hopfield.report import TOP_RANKED, interpretation_section
+
+    ranked = read_interpretation(interpreted).ranked.head(TOP_RANKED)
+    section = interpretation_section(interpreted)
+    rows = section.split("<h3>")[0].count("<tr>") - 1  # the ranked table's body rows (its header is one)
+    assert rows == int((ranked["score"] > 0).sum()) > 0
+    unscored = int((ranked["score"] <= 0).sum())
+    assert (f"{unscored} of the {len(ranked)} top-ranked sequences have no positive score" in section) == (unscored > 0)

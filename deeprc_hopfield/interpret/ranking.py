@@ -302,7 +302,8 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     `table` holds the key columns, n_/attended_/attention_/evidence_ + positive/negative (sums over
     occurrences) and the top_* columns; `n_positive`/`n_negative` count the interpreted repertoires.
     Returns the columns :data:`RANKED_COLUMNS`, sorted by score, then Fisher p, then mean attention
-    in positives, then junction_aa (ties broken the same way every time).
+    in positives, then junction_aa (ties broken the same way every time); without positive repertoires, by the
+    negatives' evidence, then their mean attention.
     """
     from scipy.stats import hypergeom
 
@@ -324,8 +325,12 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     p = hypergeom.sf(pairs["a"] - 1, n_positive + n_negative, n_positive, pairs["t"])
     lookup = pd.Series(p, index=pd.MultiIndex.from_frame(pairs))
     out["fisher_p"] = lookup.reindex(pd.MultiIndex.from_arrays([a, a + c])).to_numpy()
-    out = out.sort_values(["score", "fisher_p", "mean_attention_positive", "junction_aa"],
-                          ascending=[False, True, False, True], na_position="last", kind="stable")
+    if n_positive:
+        out = out.sort_values(["score", "fisher_p", "mean_attention_positive", "junction_aa"],
+                              ascending=[False, True, False, True], na_position="last", kind="stable")
+    else:  # negatives alone: every score is <= 0, so what they attend most leads, not the ties at 0
+        out = out.sort_values(["evidence_negative", "mean_attention_negative", "junction_aa"],
+                              ascending=[False, False, True], na_position="last", kind="stable")
     out["rank"] = np.arange(1, len(out) + 1)
     known = [c for c in KNOWN_COLUMNS if c in out.columns]  # a merged ranking keeps its marks
     return out[RANKED_COLUMNS + known].reset_index(drop=True)
