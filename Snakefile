@@ -6,7 +6,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.io import read_yaml, whole_numbers
 
 min_version("9.0")
@@ -38,8 +38,10 @@ except WorkflowError as error:  # one line with the schema's message, not a dump
     problem = error.__context__  # the jsonschema ValidationError
     if not hasattr(problem, "json_path"):
         raise
+    known = problem.schema.get("properties", {}) if problem.validator == "additionalProperties" else {}
+    typos = "".join(did_you_mean(key, known) for key in problem.instance if key not in known) if known else ""
     raise WorkflowError(
-        f"config {problem.json_path}: {problem.message} "
+        f"config {problem.json_path}: {problem.message}{typos} "
         "(keys, types and defaults: workflow/schemas/config.schema.yaml)"
     ) from None
 SCHEMA = read_yaml(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -10,6 +10,21 @@ def named_list(items: Sequence[object], limit: int = 5) -> str:
     """The first `limit` of `items` for a message, then how many more: `a, b, c and 4 more`."""
     shown = ", ".join(str(item) for item in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the one choice clearly closest to a mistyped `word` (the same letters in another case,
+    else difflib's ratio >= 0.75 and ahead of the next by 0.05: among `rep004`..`rep094` no guess is better than
+    none), else ''."""
+    from difflib import SequenceMatcher
+
+    choices = list(choices)
+    same = [c for c in choices if c.casefold() == word.casefold()]
+    if len(same) == 1:
+        return f" (did you mean '{same[0]}'?)"
+    scored = sorted(((SequenceMatcher(None, word, c).ratio(), c) for c in choices), reverse=True)
+    best, runner_up = (scored + [(0.0, ""), (0.0, "")])[:2]
+    return f" (did you mean '{best[1]}'?)" if best[0] >= 0.75 and best[0] - runner_up[0] >= 0.05 else ""
 
 
 class DeepRCError(Exception):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.errors import DeepRCError, MetadataError, named_list
+from deeprc_hopfield.errors import DeepRCError, MetadataError, did_you_mean, named_list
 from deeprc_hopfield.readers.common import not_utf8, read_header
 
 log = logging.getLogger(__name__)
@@ -405,9 +405,9 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     for row, name in enumerate(table["filename"]):
         found = resolve_file(repertoire_dir, name)
         if found is None:
-            raise MetadataError(
-                f"repertoire file '{name}' not found in {repertoire_dir}", path, line=line_of(row), column="filename"
-            )
+            present = [p.name for p in repertoire_dir.iterdir() if p.is_file()]
+            raise MetadataError(f"repertoire file '{name}' not found in {repertoire_dir}{did_you_mean(name, present)}",
+                                path, line=line_of(row), column="filename")
         files.append(found)
 
     named = {f.resolve() for f in files} | {path.resolve()}

@@ -103,6 +103,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_line(cohort, tmp_path):
     "old, new, line, column, words",
     [
         ("rep3.tsv", "missing.tsv", 5, "filename", "not found"),
+        ("rep3.tsv", "Rep3.tsv", 5, "filename", "not found in"),
         ("P4,", "P1,", 6, "subject_id", "duplicate subject_id 'P1' (also on line 3)"),
         ("P2,rep2.tsv,False", "P2,rep2.tsv,", 4, "label", "missing label value"),
         ("P2,rep2.tsv,False", "P2,rep2.tsv,None", 4, "label", "missing label value ('None' is read as missing: "),
@@ -115,6 +116,7 @@ def test_row_errors_name_line_and_column(cohort, old, new, line, column, words):
         read_metadata(metadata, folder)
     assert (info.value.line, info.value.column) == (line, column)
     assert words in str(info.value) and str(metadata) in str(info.value)
+    assert ("(did you mean 'rep3.tsv'?)" in str(info.value)) == (new == "Rep3.tsv")  # a case slip; no wild guess
 
 
 def test_missing_required_and_label_columns(cohort):

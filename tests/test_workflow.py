@@ -236,12 +236,18 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
     (lambda t: t.assign(filename=t["filename"].where(t.index != 9, "rep003.tsv.gz")),
      ", line 11, column 'filename': duplicate filename 'rep003.tsv.gz' (also on line 5)"),
     (lambda t: t.iloc[:0], ": the table has no rows"),
-    (lambda t: t.assign(label=(t.index % 3).astype(str)), ", column 'label': 3 distinct label value(s) ('0', '1', "
-     "'2'): the workflow's baselines, evaluation and interpretation need a binary label"),
+    (lambda t: t.assign(label=t["label"].where(t.index != 5, "O")), ", column 'label': 3 distinct label value(s) "
+     "('0', '1', 'O'): the workflow's baselines, evaluation and interpretation need a binary label; the rarest, 'O', "
+     "is on line 7"),
     (lambda t: t.assign(label="1"), ", column 'label': 1 distinct label value(s) ('1'): the workflow's baselines, "
      "evaluation and interpretation need a binary label"),
     (lambda t: t.assign(filename=t["filename"].where(t.index != 4, "gone.tsv")),
      ", line 6, column 'filename': repertoire file 'gone.tsv' not found in data/demo/repertoires"),
+    (lambda t: t.assign(filename=t["filename"].where(t.index != 4, "REP004.tsv.gz")),
+     ", line 6, column 'filename': repertoire file 'REP004.tsv.gz' not found in data/demo/repertoires (did you mean "
+     "'rep004.tsv.gz'?)"),
+    (lambda t: t.assign(filename=t["filename"].where(t.index != 4, "rep04.tsv.gz")),  # rep004? rep094? no guess
+     ", line 6, column 'filename': repertoire file 'rep04.tsv.gz' not found in data/demo/repertoires"),
     (lambda t: t.assign(label=["1" if i < 3 else "0" for i in range(len(t))]),
      ", column 'label': class '1' has 3 subject(s), fewer than the config's `folds` (5); set `folds` lower"),
     (lambda t: t.assign(label=["1" if i == 0 else "0" for i in range(len(t))]),
@@ -279,7 +285,8 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
 
 @pytest.mark.parametrize("bad, message", [
     ("folds: one\n", "config $.folds: 'one' is not of type 'integer'"),
-    ("trainng: {n_updates: 3}\n", "Additional properties are not allowed ('trainng' was unexpected)"),
+    ("trainng: {n_updates: 3}\n", "Additional properties are not allowed ('trainng' was unexpected) (did you mean "
+     "'training'?)"),
     ("training: {n_updates: 0}\n", "config $.training.n_updates: 0 is less than the minimum of 1"),
     ("device: gpu\n", "config $.device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
     ("training: {n_updates: 3}\nfolds: 3\ntraining: {sample_size: 100}\n",  # YAML would drop n_updates silently

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import MISSING_VALUES, two_class_order, class_names, guessed_order, read_table, resolve_file
 from deeprc_hopfield.split import thin_training_part
 
@@ -88,11 +88,15 @@ def check_metadata(table):
     label = config["label_column"]
     if label not in table.columns:
         raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
-    values = sorted(set(table[label][~table[label].str.lower().isin(MISSING_VALUES)]))
+    known = table[label][~table[label].str.lower().isin(MISSING_VALUES)]
+    values = sorted(set(known))
     if len(values) != 2:
         shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        rarest = known.value_counts(sort=True).index[-1] if len(values) > 2 else None  # a stray spelling, often
+        where = (f"; the rarest, '{rarest}', is on line {line_of(int((table[label] == rarest).to_numpy().argmax()))}"
+                 if rarest is not None else "")
         raise metadata_error(f"{len(values)} distinct label value(s) ({shown or 'none'}): the workflow's "
-                             "baselines, evaluation and interpretation need a binary label", column=label)
+                             f"baselines, evaluation and interpretation need a binary label{where}", column=label)
     check_positive_class(values)
     group = config["group_column"]
     if group is not None and group not in table.columns:
@@ -191,8 +195,9 @@ def repertoire_files(table):
     for row, name in enumerate(table["filename"]):
         found = resolve_file(Path(folder), name)
         if found is None:
-            raise metadata_error(f"repertoire file '{name}' not found in {folder}", int(table.index[row]) + 2,
-                                 "filename")
+            present = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+            raise metadata_error(f"repertoire file '{name}' not found in {folder}{did_you_mean(name, present)}",
+                                 int(table.index[row]) + 2, "filename")
         files.append(str(found))
     return files
 
