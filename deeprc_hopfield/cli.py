@@ -834,7 +834,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
-                   help="a method's held-out predictions (columns subject_id, probability, true_label; optional "
+                   help="a method's held-out predictions (columns subject_id, probability, true_label: a row with an "
+                        "empty one, a subject of unknown label, is left out and named in the log; optional "
                         "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
                         "kmer=results/demo/baselines/fold0/kmer_predictions.csv; a NAME repeated collects its files "
                         "(e.g. one per fold)")
