@@ -4,9 +4,11 @@ Each method's predictions are held-out rows only: one row per subject, scored by
 never saw that subject. The fold of each row comes from the split table (a `fold` column in a
 predictions file must agree with it), so a prediction made inside its own training folds cannot be
 mixed in unnoticed. A row without a true label (`predict --metadata` leaves it empty for a subject of
-unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC AUC, PR AUC (average precision), balanced accuracy
-and F1 (threshold 0.5 on the probability of the positive class), n; then the mean and the standard
-deviation (ddof 1) over folds. ROC and PR curves pool the held-out folds of each method.
+unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC
+AUC, PR AUC (average precision), balanced accuracy and F1 (threshold 0.5 on the probability of the
+positive class), n; then the mean and the standard deviation (ddof 1) over folds. ROC and PR curves pool
+the held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
+the caller names for single-label files, which name none (`--label-name`).
 """
 
 from __future__ import annotations
@@ -54,11 +56,22 @@ def _named_labels(paths: list[Path]) -> set[str]:
     return named
 
 
-def _scored_label(label: str | None, paths: list[Path]) -> str:
-    """The label that metrics.tsv says it scored: --label-column's, else the only one the files name ('' for
-    single-label files, which name none). A --label-column that no file names is refused: a typo would otherwise
-    score the single-label files as they are."""
+def _scored_label(label: str | None, paths: list[Path], name: str | None = None) -> str:
+    """The label that metrics.tsv says it scored: --label-column's, else the only one the files name, else
+    --label-name's (`name`: single-label files name none; '' without it). A --label-column that no file names is
+    refused: a typo would otherwise score the single-label files as they are; so is a --label-name beside files
+    that name their labels, where --label-column chooses (and is checked)."""
     named = _named_labels(paths)
+    if name is not None:
+        if not name.strip():
+            raise DeepRCError("--label-name is empty: give the name of the label the predictions are of")
+        if label is not None:
+            raise DeepRCError("give --label-column or --label-name, not both: --label-column chooses the label scored "
+                              "in files of several labels, --label-name names the label of single-label files")
+        if named:
+            raise DeepRCError(f"--label-name {name} names the label of single-label predictions; these files name "
+                              f"their labels ({', '.join(sorted(named))}): choose the one scored with --label-column")
+        return name.strip()
     if label is not None and label not in named:
         raise DeepRCError(f"--label-column {label}: no predictions file has a column {label}_probability")
     return label if label is not None else (next(iter(named)) if len(named) == 1 else "")
@@ -296,7 +309,8 @@ def is_evaluation_folder(folder: Path) -> bool:
 
 
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
-             positive: str | None = None, force: bool = False, label: str | None = None) -> pd.DataFrame:
+             positive: str | None = None, force: bool = False, label: str | None = None,
+             label_name: str | None = None) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, and the
     `positive_class`), OUT/roc.png, OUT/pr.png.
 
@@ -317,6 +331,9 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     label
         In predictions of several labels (`<label>_probability`, `<label>_true`), the binary label to score
         (default: the only binary one).
+    label_name
+        The name of the label that single-label predictions (`probability`, `true_label`) are of, for metrics.tsv's
+        `label` (they name none); refused beside files of several labels, where `label` chooses.
 
     Returns
     -------
@@ -324,7 +341,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     """
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
-    scored = _scored_label(label, [p for paths in predictions.values() for p in paths])
+    scored = _scored_label(label, [p for paths in predictions.values() for p in paths], label_name)
     split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)

@@ -159,6 +159,28 @@ def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dic
         assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_label_name_names_the_label_of_single_label_files(files: dict, tmp_path: Path) -> None:
+    """Single-label predictions name no label, so metrics.tsv's `label` comes from --label-name (the workflow passes
+    its label_column); beside files that name their labels it is refused in one line, as --label-column chooses
+    (and checks the name) there."""
+    result = deeprc_cli("evaluate", "--predictions", f"deeprc={files['model']}", f"kmer={files['kmer']}", "--split",
+                        files["split"], "--out", tmp_path / "named", "--label-name", "cmv_status")
+    assert result.returncode == 0, result.stderr
+    assert (pd.read_csv(tmp_path / "named" / "metrics.tsv", sep="\t")["label"] == "cmv_status").all()
+    single = pd.read_csv(files["model"], dtype=str)
+    pd.DataFrame({"subject_id": single["subject_id"], "status_probability": single["probability"],
+                  "status_true": single["true_label"]}).to_csv(tmp_path / "multi.csv", index=False)
+    for extra, words in [(["--predictions", f"deeprc={tmp_path / 'multi.csv'}", "--label-name", "cmv"],
+                          "--label-name cmv names the label of single-label predictions; these files name their "
+                          "labels (status): choose the one scored with --label-column"),
+                         (["--predictions", f"kmer={files['kmer']}", "--label-name", "cmv", "--label-column", "cmv"],
+                          "give --label-column or --label-name, not both"),
+                         (["--predictions", f"kmer={files['kmer']}", "--label-name", " "], "--label-name is empty")]:
+        refused = deeprc_cli("evaluate", "--split", files["split"], "--out", tmp_path / "no", *extra)
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "no").exists()
+
+
 def test_files_of_one_method_per_fold_are_collected(files: dict, tmp_path: Path) -> None:
     table = pd.read_csv(files["kmer"])
     parts = []
