@@ -112,11 +112,12 @@ def _junctions(cdr3: dict[str, pd.Series], j_call: pd.Series, locus: pd.Series, 
     (IMGT CDR3s given their anchors) where a junction column holds any value, else the IMGT CDR3s as they are.
     """
     columns = list(cdr3)
+    if len(columns) == 1 and columns[0] in AA_COLUMNS:  # the fast path: one column, nothing to fill or translate
+        return cdr3[columns[0]], np.ones(len(cdr3[columns[0]]), dtype=bool), columns[0], (
+            JUNCTION if columns[0] == "junction_aa" else IMGT_CDR3)
     filled = {column: ~_blank(values) for column, values in cdr3.items()}
     first = next((column for column in columns if filled[column].any()), columns[0])
     in_frame = np.ones(len(filled[first]), dtype=bool)
-    if filled[first].all() and first in AA_COLUMNS:  # the fast path: one column, nothing to translate
-        return cdr3[first], in_frame, first, JUNCTION if first == "junction_aa" else IMGT_CDR3
     as_junctions = first.startswith("junction") or any(filled[column].any() for column in ("junction_aa", "junction")
                                                         if column in filled)
     out = np.full(len(in_frame), None, dtype=object)
@@ -124,7 +125,7 @@ def _junctions(cdr3: dict[str, pd.Series], j_call: pd.Series, locus: pd.Series, 
     read: list[tuple[str, int]] = []
     for column in columns:
         take = todo & filled[column]
-        if not take.any() or (not as_junctions and column.startswith("junction")):
+        if not take.any():
             continue
         values = cdr3[column][take]
         if column in NT_COLUMNS:
