@@ -829,12 +829,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "Score held-out predictions (one row per subject, each from a model that never saw it) per fold "
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
             "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
-            "counts all held-out rows; then the --label-column scored, and the positive class), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
+            "counts all held-out rows; then the label scored, from --label-column or --label-name, and the positive class), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the pooled curve's AUC and the per-fold mean ± sd). Binary labels only."
         ),
     )
     p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
-                   help="a method's held-out predictions (columns subject_id, probability, true_label; optional "
+                   help="a method's held-out predictions (columns subject_id, probability, true_label: a row with an "
+                        "empty one, a subject of unknown label, is left out and named in the log; optional "
                         "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
                         "kmer=results/demo/baselines/fold0/kmer_predictions.csv; a NAME repeated collects its files "
                         "(e.g. one per fold)")
@@ -851,6 +852,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="in predictions of several labels (`predict` of a multi-label model: LABEL_probability, "
                         "LABEL_true), the binary label to score (default: the only binary one; numeric and "
                         "categorical labels are not scored)")
+    p.add_argument("--label-name", metavar="NAME",
+                   help="the label that single-label predictions (probability, true_label) are of, written in "
+                        "metrics.tsv's label column, which they cannot fill (refused with files of several labels: "
+                        "--label-column chooses there)")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -858,7 +863,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from deeprc_hopfield.evaluate import evaluate, parse_named_files
 
     metrics = evaluate(predictions=parse_named_files(args.predictions), split_path=args.split, out=args.out,
-                       positive=args.positive_class, force=args.force, label=args.label_column)
+                       positive=args.positive_class, force=args.force, label=args.label_column,
+                       label_name=args.label_name)
     log.info("wrote %s (%d methods), roc.png and pr.png", args.out / "metrics.tsv", metrics["method"].nunique())
     return 0
 

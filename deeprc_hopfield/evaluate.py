@@ -3,9 +3,12 @@
 Each method's predictions are held-out rows only: one row per subject, scored by a model that
 never saw that subject. The fold of each row comes from the split table (a `fold` column in a
 predictions file must agree with it), so a prediction made inside its own training folds cannot be
-mixed in unnoticed. Per fold and per method: ROC AUC, PR AUC (average precision), balanced accuracy
-and F1 (threshold 0.5 on the probability of the positive class), n; then the mean and the standard
-deviation (ddof 1) over folds. ROC and PR curves pool the held-out folds of each method.
+mixed in unnoticed. A row without a true label (`predict --metadata` leaves it empty for a subject of
+unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC
+AUC, PR AUC (average precision), balanced accuracy and F1 (threshold 0.5 on the probability of the
+positive class), n; then the mean and the standard deviation (ddof 1) over folds. ROC and PR curves pool
+the held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
+the caller names for single-label files, which name none (`--label-name`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f1_score, precision_recall_curve,
                              roc_auc_score, roc_curve)
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
 from deeprc_hopfield.metadata import two_class_order
 from deeprc_hopfield.split import Split
@@ -53,11 +56,22 @@ def _named_labels(paths: list[Path]) -> set[str]:
     return named
 
 
-def _scored_label(label: str | None, paths: list[Path]) -> str:
-    """The label that metrics.tsv says it scored: --label-column's, else the only one the files name ('' for
-    single-label files, which name none). A --label-column that no file names is refused: a typo would otherwise
-    score the single-label files as they are."""
+def _scored_label(label: str | None, paths: list[Path], name: str | None = None) -> str:
+    """The label that metrics.tsv says it scored: --label-column's, else the only one the files name, else
+    --label-name's (`name`: single-label files name none; '' without it). A --label-column that no file names is
+    refused: a typo would otherwise score the single-label files as they are; so is a --label-name beside files
+    that name their labels, where --label-column chooses (and is checked)."""
     named = _named_labels(paths)
+    if name is not None:
+        if not name.strip():
+            raise DeepRCError("--label-name is empty: give the name of the label the predictions are of")
+        if label is not None:
+            raise DeepRCError("give --label-column or --label-name, not both: --label-column chooses the label scored "
+                              "in files of several labels, --label-name names the label of single-label files")
+        if named:
+            raise DeepRCError(f"--label-name {name} names the label of single-label predictions; these files name "
+                              f"their labels ({', '.join(sorted(named))}): choose the one scored with --label-column")
+        return name.strip()
     if label is not None and label not in named:
         raise DeepRCError(f"--label-column {label}: no predictions file has a column {label}_probability")
     return label if label is not None else (next(iter(named)) if len(named) == 1 else "")
@@ -96,7 +110,7 @@ def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) ->
 def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str, "true_label": str})
-        table = table.astype({c: str for c in table.columns if c.endswith("_true")})
+        table = table.astype({c: "string" for c in table.columns if c.endswith("_true")})  # a missing one stays so
     except FileNotFoundError:
         raise DeepRCError("predictions file not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -107,11 +121,15 @@ def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
             raise DeepRCError("predictions need columns subject_id, probability (binary label) and true_label",
                               path, column=column)
     probability = pd.to_numeric(table["probability"], errors="coerce")
-    bad = np.flatnonzero(probability.isna().to_numpy() | table["true_label"].isna().to_numpy())
+    bad = np.flatnonzero(probability.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
-        column = "probability" if np.isnan(probability.iloc[row]) else "true_label"
-        raise DeepRCError(f"missing or non-numeric value '{table[column].iloc[row]}'", path, row + 2, column)
+        raise DeepRCError(f"missing or non-numeric value '{table['probability'].iloc[row]}'", path, row + 2,
+                          "probability")
+    if unlabelled(table["true_label"]).all():
+        raise DeepRCError(f"no row has a true label (all {len(table)} are empty): only subjects of known label can "
+                          "be scored; predict --metadata fills true_label from the metadata's label column", path,
+                          column="true_label")
     outside = np.flatnonzero(~probability.between(0, 1).to_numpy())
     if len(outside):
         row = int(outside[0])
@@ -123,18 +141,36 @@ def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
     return table
 
 
+def unlabelled(true_label: pd.Series) -> np.ndarray:
+    """Which rows have no true label (a missing or blank cell: a subject of unknown label)."""
+    return (true_label.isna() | (true_label.astype("string").str.strip() == "")).to_numpy(dtype=bool)
+
+
+def _labelled(table: pd.DataFrame, paths: list[Path]) -> pd.DataFrame:
+    """The rows of `table` that have a true label; the others are left out of the scoring, counted and named in
+    the log."""
+    missing = unlabelled(table["true_label"])
+    if missing.any():
+        log.warning("%s: %d of %d subjects have no true label and are left out of the scoring: %s",
+                    ", ".join(map(str, paths)), int(missing.sum()), len(table),
+                    named_list(table["subject_id"][missing].tolist()))
+    return table[~missing].reset_index(drop=True)
+
+
 def read_predictions(paths: list[Path], split: Split | None, label: str | None = None) -> pd.DataFrame:
     """One method's held-out predictions with each row's fold from the split (no split: an external cohort, one
     fold 0).
 
     Refuses a subject that is not in the split, one predicted twice, and a `fold` column that
-    disagrees with the split. Returns columns subject_id, fold, probability, true_label.
+    disagrees with the split; leaves out (and logs) the rows without a true label. Returns columns subject_id,
+    fold, probability, true_label.
     """
     table = pd.concat([_read_one(p, label) for p in paths], ignore_index=True)
     if split is None:
         _refuse_repeated(table)
-        return pd.DataFrame({"subject_id": table["subject_id"], "fold": 0, "probability": table["probability"],
-                             "true_label": table["true_label"].str.strip()})
+        return _labelled(pd.DataFrame({"subject_id": table["subject_id"], "fold": 0,
+                                       "probability": table["probability"],
+                                       "true_label": table["true_label"].str.strip()}), paths)
     unknown = ~table["subject_id"].isin(split.subject_ids)
     if unknown.any():
         row = table[unknown].iloc[0]
@@ -154,8 +190,9 @@ def read_predictions(paths: list[Path], split: Split | None, label: str | None =
     if missing:
         log.warning("%s: no prediction for %d of the split's %d subjects", ", ".join(map(str, paths)), missing,
                     len(split))
-    return pd.DataFrame({"subject_id": table["subject_id"], "fold": fold, "probability": table["probability"],
-                         "true_label": table["true_label"].str.strip()})
+    return _labelled(pd.DataFrame({"subject_id": table["subject_id"], "fold": fold,
+                                   "probability": table["probability"],
+                                   "true_label": table["true_label"].str.strip()}), paths)
 
 
 def _refuse_repeated(table: pd.DataFrame) -> None:
@@ -272,7 +309,8 @@ def is_evaluation_folder(folder: Path) -> bool:
 
 
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
-             positive: str | None = None, force: bool = False, label: str | None = None) -> pd.DataFrame:
+             positive: str | None = None, force: bool = False, label: str | None = None,
+             label_name: str | None = None) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, and the
     `positive_class`), OUT/roc.png, OUT/pr.png.
 
@@ -293,6 +331,9 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     label
         In predictions of several labels (`<label>_probability`, `<label>_true`), the binary label to score
         (default: the only binary one).
+    label_name
+        The name of the label that single-label predictions (`probability`, `true_label`) are of, for metrics.tsv's
+        `label` (they name none); refused beside files of several labels, where `label` chooses.
 
     Returns
     -------
@@ -300,7 +341,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     """
     out = Path(out)
     check_output(out, "evaluate", force, recognise=is_evaluation_folder)
-    scored = _scored_label(label, [p for paths in predictions.values() for p in paths])
+    scored = _scored_label(label, [p for paths in predictions.values() for p in paths], label_name)
     split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
     pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)

@@ -86,6 +86,41 @@ def test_an_external_cohort_without_a_split_is_scored_as_one_fold(files: dict) -
     assert refused.returncode == 1 and "is predicted twice" in refused.stderr
 
 
+@pytest.mark.parametrize("with_split", [False, True], ids=["external", "split"])
+def test_subjects_without_a_true_label_are_left_out_and_named(files: dict, tmp_path: Path, caplog,
+                                                             with_split: bool) -> None:
+    """`predict --metadata` leaves true_label empty for a subject of unknown label: such rows are not scored (the
+    log counts and names them), a file where every label is missing is refused in one line, and a missing
+    probability is still an error."""
+    table = pd.read_csv(files["model"], dtype=str)
+    unknown = [3, 10]
+    table.loc[unknown, "true_label"] = ""
+    table.to_csv(tmp_path / "new.csv", index=False)
+    split = files["split"] if with_split else None
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        metrics = evaluate({"deeprc": [tmp_path / "new.csv"]}, split, tmp_path / "e").set_index("fold")
+    known = np.setdiff1d(np.arange(24), unknown)
+    assert metrics.loc["mean", "n"] == 22
+    if not with_split:
+        assert metrics.loc[0, "roc_auc"] == pytest.approx(
+            roc_auc_score(files["y"][known], files["p_model"][known]), abs=1e-6)
+    else:
+        assert [metrics.loc[k, "n"] for k in range(3)] == [7, 7, 8]  # P3 in fold 0, P10 in fold 1
+    assert "2 of 24 subjects have no true label and are left out of the scoring: P3, P10" in caplog.text
+    table.assign(true_label="").to_csv(tmp_path / "none.csv", index=False)
+    refused = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'none.csv'}", "--out", tmp_path / "n",
+                         *(["--split", files["split"]] if with_split else []))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (f"deeprc-hopfield evaluate: error: {tmp_path / 'none.csv'}, column "
+                                      "'true_label': no row has a true label (all 24 are empty): only subjects of "
+                                      "known label can be scored; predict --metadata fills true_label from the "
+                                      "metadata's label column")
+    table.loc[5, "probability"] = ""
+    table.to_csv(tmp_path / "no_p.csv", index=False)
+    with pytest.raises(DeepRCError, match="line 7, column 'probability': missing or non-numeric value 'nan'"):
+        evaluate({"deeprc": [tmp_path / "no_p.csv"]}, split, tmp_path / "p")
+
+
 def test_positive_class_option_flips_the_auc(files: dict) -> None:
     default = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"])
     flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False",
@@ -122,6 +157,28 @@ def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dic
         refused = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / name}", "--split", files["split"],
                              "--out", tmp_path / "no", *(["--label-column", "age"] if name == "multi.csv" else []))
         assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_label_name_names_the_label_of_single_label_files(files: dict, tmp_path: Path) -> None:
+    """Single-label predictions name no label, so metrics.tsv's `label` comes from --label-name (the workflow passes
+    its label_column); beside files that name their labels it is refused in one line, as --label-column chooses
+    (and checks the name) there."""
+    result = deeprc_cli("evaluate", "--predictions", f"deeprc={files['model']}", f"kmer={files['kmer']}", "--split",
+                        files["split"], "--out", tmp_path / "named", "--label-name", "cmv_status")
+    assert result.returncode == 0, result.stderr
+    assert (pd.read_csv(tmp_path / "named" / "metrics.tsv", sep="\t")["label"] == "cmv_status").all()
+    single = pd.read_csv(files["model"], dtype=str)
+    pd.DataFrame({"subject_id": single["subject_id"], "status_probability": single["probability"],
+                  "status_true": single["true_label"]}).to_csv(tmp_path / "multi.csv", index=False)
+    for extra, words in [(["--predictions", f"deeprc={tmp_path / 'multi.csv'}", "--label-name", "cmv"],
+                          "--label-name cmv names the label of single-label predictions; these files name their "
+                          "labels (status): choose the one scored with --label-column"),
+                         (["--predictions", f"kmer={files['kmer']}", "--label-name", "cmv", "--label-column", "cmv"],
+                          "give --label-column or --label-name, not both"),
+                         (["--predictions", f"kmer={files['kmer']}", "--label-name", " "], "--label-name is empty")]:
+        refused = deeprc_cli("evaluate", "--split", files["split"], "--out", tmp_path / "no", *extra)
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "no").exists()
 
 
 def test_files_of_one_method_per_fold_are_collected(files: dict, tmp_path: Path) -> None:

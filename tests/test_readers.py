@@ -326,8 +326,58 @@ def test_airr_empty_junction_takes_its_cdr3_aa(tmp_path):
             ["c", "", "AKDRGYFDY", "IGHV3-23*01", "IGHJ4*02", "1"],
             ["d", "", "", "TRBV5-1*01", "TRBJ2-7*01", "4"]]
     read = read_repertoire_file(write(tmp_path / "blank_junctions.tsv", rows))
-    assert read.fmt == "airr" and read.cdr3.column == "junction_aa"
+    assert read.fmt == "airr" and read.cdr3.column == "junction_aa (+ cdr3_aa for 2 rows)"
     assert read.table["junction_aa"].tolist() == ["CASSLGQAYEQYF", "CASSPTGGYGYTF", "CAKDRGYFDYW", None]
+
+
+def _ireceptor_rows(junctions: list[str], blank: set[int], columns: dict[str, str]) -> list[list[str]]:
+    """An AIRR file laid out as iReceptor exports it: `junction` (nucleotides) always filled, `junction_aa`
+    blank in the rows `blank`; `columns` adds more columns with the same value in every row (e.g. an empty
+    `cdr3_aa`)."""
+    header = ["sequence_id", "productive", "v_call", "j_call", "junction", "junction_aa", "duplicate_count",
+              *columns]
+    return [header] + [[f"s{i}", "T", "TRBV5-1*01", "TRBJ2-7*01", back_translate(aa), "" if i in blank else aa,
+                        "1", *columns.values()] for i, aa in enumerate(junctions)]
+
+
+JUNCTIONS = ["CASS" + "".join(p) + "YEQYF" for p in zip("ACDEGHIKLMNPQRSTVWYA", "LGQAYSPTGRDNKEHMIVWC")]
+
+
+def test_airr_blank_junction_aa_rows_take_the_translated_junction(tmp_path, caplog):
+    """iReceptor leaves `junction_aa` blank in some rows but fills `junction`: those rows keep their receptor,
+    translated; the log and the provenance say so."""
+    rows = _ireceptor_rows(JUNCTIONS, blank={3, 11}, columns={})
+    with caplog.at_level("INFO", logger="deeprc_hopfield"):
+        read = read_repertoire_file(write(tmp_path / "ireceptor.tsv", rows))
+    assert read.table["junction_aa"].tolist() == JUNCTIONS
+    assert read.table["productive"].tolist() == [True] * len(JUNCTIONS)
+    assert read.cdr3.column == "junction_aa (+ junction translated for 2 rows)" and read.cdr3.found == "junction"
+    assert "junction translated for 2 rows" in caplog.text
+
+
+@pytest.mark.parametrize("columns", [{}, {"cdr3_aa": ""}], ids=["junction_aa", "junction_aa+cdr3_aa"])
+def test_airr_all_blank_junction_aa_is_read_from_junction(tmp_path, columns):
+    """A `junction_aa` (and `cdr3_aa`) present but empty throughout does not decide the column: `junction` does."""
+    read = read_repertoire_file(write(tmp_path / "blank.tsv", _ireceptor_rows(JUNCTIONS, set(range(20)), columns)))
+    assert read.table["junction_aa"].tolist() == JUNCTIONS
+    assert (read.cdr3.column, read.cdr3.found) == ("junction translated", "junction")
+
+
+def test_airr_empty_cdr3_aa_without_junction_aa_is_read_from_junction(tmp_path):
+    """No `junction_aa` and an empty `cdr3_aa`: read from `junction`; out-of-frame and stop-codon translations are
+    dropped by QC under their reasons, as for any translated column."""
+    rows = [["sequence_id", "v_call", "j_call", "cdr3_aa", "junction", "duplicate_count"]]
+    rows += [[f"s{i}", "TRBV5-1*01", "TRBJ2-7*01", "", back_translate(aa), "2"] for i, aa in enumerate(JUNCTIONS)]
+    rows += [["oof", "TRBV5-1*01", "TRBJ2-7*01", "", back_translate("CASSF") + "A", "2"],
+             ["stop", "TRBV5-1*01", "TRBJ2-7*01", "", back_translate("CASS*YF"), "2"]]
+    read = read_repertoire_file(write(tmp_path / "cdr3_empty.tsv", rows))
+    assert read.table["junction_aa"].tolist() == JUNCTIONS + [None, "CASS*YF"]
+    assert read.table["productive"].tolist()[-2] is False
+    assert (read.cdr3.column, read.cdr3.found) == ("junction translated", "junction")
+    from deeprc_hopfield.ingest import parse_repertoire
+
+    parsed = parse_repertoire(tmp_path / "cdr3_empty.tsv", "auto", QCSettings())
+    assert (parsed.qc["non_productive"], parsed.qc["stop_codon"], parsed.qc["kept"]) == (1, 1, 20)
 
 
 @pytest.mark.parametrize("case", list(CASES))

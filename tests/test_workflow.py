@@ -85,6 +85,8 @@ def test_dry_run_of_the_demo_config_plans_every_stage():
     evaluate = next(line for line in out.splitlines() if "deeprc-hopfield evaluate" in line)
     assert evaluate.count("deeprc=results/demo/predictions/fold") == 5
     assert "kmer=" in evaluate and "public_clones=" in evaluate
+    # the predictions files are single-label and name no label: evaluate is told which, for metrics.tsv
+    assert " --label-name label " in evaluate
     # no group column: the split is the plain stratified one
     assert "--group-column" not in next(line for line in out.splitlines() if "deeprc-hopfield split " in line)
 
@@ -109,6 +111,7 @@ def test_dry_run_of_the_cmv_example(tmp_path: Path):
     ingests = [line for line in out.splitlines() if "deeprc-hopfield ingest " in line]
     assert len(ingests) == jobs["ingest"] == 1
     assert all("--format immunoseq" in line for line in ingests)  # the example's format reaches the job
+    assert "--label-name cmv_status " in next(line for line in out.splitlines() if "deeprc-hopfield evaluate " in line)
     assert "results/cmv/report.html" in out
 
 
@@ -326,6 +329,7 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     run = tmp_path / "results" / "tiny"
     metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
     assert set(metrics["method"]) == {"deeprc", "kmer", "public_clones"}
+    assert (metrics["label"] == "label").all()  # the label scored is named (the config's label_column)
     for method, rows in metrics.groupby("method"):  # an AUC for every fold, then mean and sd
         assert list(rows["fold"]) == ["0", "1", "mean", "sd"], method
         auc = rows.set_index("fold")["roc_auc"]
@@ -564,6 +568,7 @@ def test_positive_class_reaches_ingest_and_evaluate_and_a_guessed_one_is_noted(t
     commands = [line for line in out.splitlines() if "deeprc-hopfield ingest " in line or
                 "deeprc-hopfield evaluate " in line]
     assert len(commands) == 2 and all("--positive-class mild" in line for line in commands)
+    assert "--label-name label " in next(line for line in commands if "evaluate" in line)  # beside the class
     result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "positive_class=Mild")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out

@@ -121,7 +121,8 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
     table, sha256 = parsed_and_scanned(path, delimiter,
                                        lambda: module.read(path, header, delimiter, species)[TIDY_COLUMNS], digest)
     junctions = JoinedSequences.of(table["junction_aa"])
-    convention = recognise(junctions, *module.cdr3_column(header), path)
+    column = table.attrs.get("cdr3_column") or module.cdr3_column(header)  # a reader that chose by the values says
+    convention = recognise(junctions, *column, path)
     if convention.found == IMGT_CDR3:
         table = table.assign(junction_aa=add_anchors(table["junction_aa"], table["j_call"], table["locus"]))
         junctions = JoinedSequences.of(table["junction_aa"])

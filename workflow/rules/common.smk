@@ -382,6 +382,15 @@ def new_patients(name):
 
 
 # --- options passed to the package ---------------------------------------------------------
+def evaluate_options():
+    """evaluate's options: the label scored, named for metrics.tsv (the predictions files are single-label and
+    name none), and the positive class where the config sets it."""
+    options = [f"--label-name {shlex.quote(config['label_column'])}"]
+    if POSITIVE_CLASS is not None:
+        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
+    return " ".join(options)
+
+
 def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
@@ -446,7 +455,7 @@ def evaluate_predictions(wildcards, input):
     each baseline."""
     pairs = [f"deeprc={path}" for path in input.model]
     pairs += [f"{m}={input.baselines[i * len(FOLDS) + k]}" for i, m in enumerate(BASELINES) for k in range(len(FOLDS))]
-    return " ".join(pairs) + (f" --positive-class {shlex.quote(POSITIVE_CLASS)}" if POSITIVE_CLASS is not None else "")
+    return " ".join(pairs)
 
 
 def gpus():

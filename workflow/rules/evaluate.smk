@@ -17,11 +17,12 @@ rule evaluate:
     params:
         out=lambda wildcards, output: os.path.dirname(output.metrics),
         predictions=evaluate_predictions,
+        options=evaluate_options(),
     threads: 1
     resources:
         mem_mb=2000,
     conda:
         "../envs/deeprc-hopfield.yaml"
     shell:
-        "deeprc-hopfield evaluate --predictions {params.predictions} --split {input.split}"
+        "deeprc-hopfield evaluate --predictions {params.predictions} --split {input.split} {params.options}"
         " --out {params.out} --force > {log} 2>&1"
