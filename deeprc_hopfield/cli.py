@@ -467,32 +467,39 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
-    from deeprc_hopfield.infer import (file_entries, held_out_models, load_models, predict, store_subject_ids,
-                                       subjects_from_files, subjects_from_store)
+    from deeprc_hopfield.infer import (TrainingGuard, file_entries, load_models, predict, store_digests,
+                                       store_subject_ids, subjects_from_files, subjects_from_store)
     from deeprc_hopfield.split import Split
+    from deeprc_hopfield.store import RepertoireStore
 
     _set_threads(args.threads)
     device = resolve_device(args.device)
     split = Split.from_options(args.split, args.fold)
     if split is not None and args.store is None:
-        raise DeepRCError("--split/--fold select repertoires of a --store")
+        raise DeepRCError("--split/--fold select repertoires of a --store (with --repertoires, name the files to "
+                          "score with --metadata)")
     if args.metadata is not None and args.store is not None:
         raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
     models = load_models(args.model, device)
     only = split.held_out(args.fold) if split is not None else None
     if args.store is not None:
         ids = store_subject_ids(args.store, only)
+        with RepertoireStore(args.store) as store:
+            digests = store_digests(store)
+        guard = TrainingGuard(models, allow=args.allow_training_subjects)
     else:
         entries = file_entries(args.repertoires, args.metadata, models[0].labels)
-        ids = [entry.subject_id for entry in entries]
-    files = {entry.subject_id: entry.path for entry in entries} if args.store is None else None
-    models, seen = held_out_models(models, ids, allow=args.allow_training_subjects, files=files)
+        ids, digests = [entry.subject_id for entry in entries], {}
+        guard = TrainingGuard(models, allow=args.allow_training_subjects,
+                              files={entry.subject_id: entry.path for entry in entries})
+    plan = guard.planned(ids, digests)  # training subjects refused before any repertoire is read
+    attention_models = guard.one_model_set(plan) if attention is not None else None
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:
         subjects = subjects_from_files(entries, models[0])
-    return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None,
-                   attention_file=attention, total=len(ids))
+    return predict(models, subjects, device, top=top, guard=guard, attention_file=attention, total=len(ids),
+                   attention_models=attention_models)
 
 
 def _distinct_outputs(**outputs: Path | None) -> None:
