@@ -394,6 +394,8 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _add_inference_source(p: argparse.ArgumentParser) -> None:
+    from deeprc_hopfield.genes import LOCI
+
     p.add_argument("--model", required=True, type=Path, nargs="+", metavar="MODEL",
                    help="model directory written by `train`, or a folder of them (the fold models of a "
                         "cross-validation: an ensemble, whose probabilities and attention are averaged and the "
@@ -408,6 +410,11 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                              "predict/attend) and its subject id is its name less its table and gzip extensions")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
+    p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
+                   help="with --repertoires: keep only this locus of the files, as `ingest --chain` does "
+                        f"({', '.join(LOCI)}; a row's locus column, else its V call's), in place of the chain of the QC "
+                        "the model's store was ingested with (its config.json; the files otherwise get that, and 10x "
+                        "files TRB where it is none): e.g. --chain TRB for a TRB model given TRA and TRB contigs")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
     _add_allow_training_subjects(p)
@@ -480,6 +487,8 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
                           "score with --metadata)")
     if args.metadata is not None and args.store is not None:
         raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
+    if args.chain is not None and args.store is not None:
+        raise DeepRCError("--chain goes with --repertoires (a store's files were read with ingest's --chain)")
     models = load_models(args.model, device)
     only = split.held_out(args.fold) if split is not None else None
     if args.store is not None:
@@ -497,7 +506,7 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:
-        subjects = subjects_from_files(entries, models[0])
+        subjects = subjects_from_files(entries, models[0], chain=args.chain)
     return predict(models, subjects, device, top=top, guard=guard, attention_file=attention, total=len(ids),
                    attention_models=attention_models)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -71,7 +71,8 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
                      for name, label in labels.items()}
             v_index = v_map[rep.v_index]
-            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes)
+            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes,
+                                sources.get(store.subject_ids[i]))
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
@@ -172,11 +173,15 @@ def _is_own_output(path: Path) -> bool:
     return is_predictions_table(path) or is_attended_table(path) or is_attention_file(path)
 
 
-def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto") -> Iterator[Subject]:
+def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto",
+                        chain: str | None = None) -> Iterator[Subject]:
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
     does, with the QC settings and species of the store the model was trained on (the defaults and human for an
-    older model); each file's dropped rows by reason are logged."""
+    older model), its chain replaced by `chain` where given (``predict --chain``: the locus to keep of files that
+    hold several); each file's dropped rows by reason are logged."""
     qc, species = qc_settings(saved), model_species(saved)
+    if chain is not None:
+        qc = replace(qc, chain=chain)
     if species != DEFAULT_SPECIES:
         log.info("gene names of the files are read as %s genes (the species of the model's store)", species)
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
@@ -190,7 +195,8 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         j_names = np.asarray(parsed.j_call, dtype=object)
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
-        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes)
+        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
+                            str(entry.path))
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
     _warn_other_species(unresolved, species)
@@ -208,20 +214,39 @@ def _warn_other_species(unresolved: Counter[str], species: str) -> None:
                     ", ".join(name for name, _ in unresolved.most_common(3)), species, found[0])
 
 
-#: Share of a repertoire's V-called sequences whose V gene the model never saw above which scoring warns.
-UNKNOWN_V_WARNING = 0.5
+#: Share of a repertoire's V-called sequences whose V gene the model never saw (another locus than its store held,
+#: or a gene of it that training never met) above which scoring warns: a TRA/TRB file of one 10x sample (half TRA)
+#: is well above it, the odd rare TRBV gene of a TRB repertoire well below.
+UNKNOWN_V_WARNING = 0.1
+
+
+def _locus(gene: object) -> str:
+    """A V gene's locus, as ingest counts them (:func:`deeprc_hopfield.ingest._loci_of`): its first three letters."""
+    return str(gene)[:3].upper()
 
 
 def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
-                        model_genes: list[str]) -> None:
-    """Warn when most of a repertoire's V genes are unknown to the model: another chain or species than it learnt
-    from (a TRA repertoire to a TRB model), whose score means little."""
+                        model_genes: list[str], source: str | None = None) -> None:
+    """Warn when a substantial share (:data:`UNKNOWN_V_WARNING`) of a repertoire's V genes are unknown to the model
+    (not in its gene table): another chain than it learnt from (a TRA repertoire to a TRB model, TRA and TRB
+    contigs of one 10x sample) or another species, whose score means little; names the file, the share and the
+    loci, and where other loci than the model's store held are among them, the `--chain` that keeps the model's."""
     unknown = called & (v_index < 0)
-    if called.sum() and unknown.sum() > UNKNOWN_V_WARNING * called.sum():
-        seen = ", ".join(sorted({str(g) for g in v_names[unknown][:1000]})[:3])
-        log.warning("%s: %d%% of its sequences' V genes are unknown to the model (%s, ...; the model knows %s, ...): "
-                    "another chain or species than it learnt from? its score means little", subject_id,
-                    round(100 * unknown.sum() / called.sum()), seen, ", ".join(model_genes[:3]))
+    if not called.sum() or unknown.sum() <= UNKNOWN_V_WARNING * called.sum():
+        return
+    names = pd.Series(v_names[unknown]).astype(str)
+    loci = names.map(_locus).value_counts()
+    known_loci = sorted({_locus(g) for g in model_genes})
+    shares = ", ".join(f"{locus} {n / called.sum():.0%}" for locus, n in loci.items())
+    seen = ", ".join(sorted(set(names.iloc[:1000]))[:3])
+    other = [locus for locus in loci.index if locus not in known_loci]
+    hint = (f"; give --chain {known_loci[0]} to score its {known_loci[0]} sequences alone" if other and
+            len(known_loci) == 1 else f"; give --chain with the model's locus ({', '.join(known_loci)})" if other
+            else "")
+    log.warning("%s%s: %d%% of its sequences' V genes are unknown to the model (by locus: %s; e.g. %s; the model's "
+                "store held %s: %s, ...): another chain or species than it learnt from? its score means little%s",
+                subject_id, f" ({source})" if source else "", round(100 * unknown.sum() / called.sum()), shares, seen,
+                ", ".join(known_loci), ", ".join(model_genes[:3]), hint)
 
 
 def _parsed(entry: FileEntry, fmt: str, qc: QCSettings, species: str) -> ParsedRepertoire:

@@ -316,8 +316,37 @@ def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy
     result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if "V genes are unknown to the model" in line]
-    assert len(warned) == 1 and "WARNING tra: " in warned[0] and "TRAV" in warned[0], result.stderr
+    assert len(warned) == 1 and f"WARNING tra ({folder / 'tra.tsv'}): 100% of" in warned[0], result.stderr
+    assert "(by locus: TRA 100%; e.g. TRAV" in warned[0] and "give --chain TRB to score its TRB sequences" in warned[0]
     assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_a_file_of_two_chains_is_warned_of_and_read_with_chain(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """TRA and TRB contigs of one sample in one AIRR file, to a TRB model: a warning names the file, the share of
+    sequences of the locus the model's store never held and --chain; `predict --chain TRB` keeps the TRB rows alone
+    (as `ingest --chain`), with no warning; predictions.csv keeps its columns."""
+    held = sorted(_held_out(easy_cohort))[0]
+    rows = (easy_cohort["repertoires"] / f"{held}.tsv").read_text().splitlines()
+    alpha = [line.replace("TRBV", "TRAV").replace("TRBJ", "TRAJ").replace("\tTRB", "\tTRA") for line in rows[1:]]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "tenx.tsv").write_text("\n".join(rows + alpha) + "\n")
+    mixed = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert mixed.returncode == 0, mixed.stderr
+    warned = [line for line in mixed.stderr.splitlines() if "unknown to the model" in line]
+    assert len(warned) == 1 and f"WARNING tenx ({folder / 'tenx.tsv'}): " in warned[0], mixed.stderr
+    share = re.search(r"(\d+)% of its sequences' V genes .*by locus: TRA (\d+)%", warned[0])  # some TRAV names made up
+    assert 10 < int(share.group(1)) == int(share.group(2)) <= 50 and "give --chain TRB" in warned[0]
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == ["subject_id", "probability", "predicted"]
+
+    chosen = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--chain", "trb", "--out",
+                  tmp_path / "q.csv")
+    assert chosen.returncode == 0 and "unknown to the model" not in chosen.stderr, chosen.stderr
+    assert re.search(r"tenx: .* 600 rows, 300 sequences kept \(dropped: other_chain 300", chosen.stderr), chosen.stderr
+    stored = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], "--chain", "TRB", "--out",
+                  tmp_path / "s.csv")
+    assert stored.returncode == 1 and "--chain goes with --repertoires" in stored.stderr
+    assert "in place of the chain of the QC the model's store was ingested" in " ".join(_cli("predict", "--help").stdout.split())
 
 
 def test_a_new_patient_named_like_a_training_subject_is_told_apart_by_its_file(easy_cohort, fold0_model,
