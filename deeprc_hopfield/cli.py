@@ -533,9 +533,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     _distinct_outputs(out=args.out, attended=args.attended, attention=args.attention)
     check_output(args.out, "predict", args.force, folder=False, recognise=is_predictions_table)
     if args.attended is not None:
-        check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table)
+        check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table,
+                     option="--attended")
     if args.attention is not None:
-        check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file)
+        check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file,
+                     option="--attention")
     predictions, attended = _inference(args, top=(args.top or TOP_ATTENDED) if args.attended is not None else 0,
                                        attention=args.attention)
     write_table(predictions, args.out)
@@ -964,6 +966,7 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)  # as --out makes missing folders
             handlers.append(logging.FileHandler(log_file))
         except OSError as exc:
             raise DeepRCError(f"cannot open the log file: {exc.strerror or exc}", log_file) from None

@@ -128,6 +128,7 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     folder = Path(folder)
     if metadata is not None:
         meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
+        _note_other_label_columns(metadata, list(meta.table.columns), list(labels))
         truth = {name: meta.class_names(name).astype(object).where(lambda v: v.notna(), None).tolist()
                  for name in labels if name in meta.table}
         return [FileEntry(sid, path, {name: values[k] for name, values in truth.items()})
@@ -143,6 +144,19 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
                               "subjects with --metadata", folder)
         first[entry.subject_id] = entry.path
     return entries
+
+
+def _note_other_label_columns(metadata: str | Path, columns: list[str], labels: list[str]) -> None:
+    """A metadata table without the model's label column but with others (`CMV_status` for `label`) gives no true
+    labels: say so, naming both, rather than leave true_label out without a word."""
+    from deeprc_hopfield.metadata import REQUIRED_COLUMNS
+
+    others = [c for c in columns if c not in REQUIRED_COLUMNS]
+    missing = [name for name in labels if name not in columns]
+    if missing and others:
+        log.warning("%s: no column %s (the model's label), so the predictions get no true label; its other columns "
+                    "are %s: rename the one that holds the label to '%s' to have it compared", metadata,
+                    " or ".join(f"'{name}'" for name in missing), named_list(others, 8), missing[0])
 
 
 def _repertoire_files(folder: Path) -> list[Path]:
@@ -184,12 +198,16 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         qc = replace(qc, chain=chain)
     if species != DEFAULT_SPECIES:
         log.info("gene names of the files are read as %s genes (the species of the model's store)", species)
+    from deeprc_hopfield.ingest import warn_identical_files
+
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     unresolved: Counter[str] = Counter()
+    provenance: list[dict] = []
     for entry in entries:
         parsed = _parsed(entry, fmt, qc, species)
         unresolved.update(parsed.unresolved_genes)
+        provenance.append({"source": parsed.source, "sha256": parsed.sha256})
         log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
         v_names = np.asarray(parsed.v_call, dtype=object)
         j_names = np.asarray(parsed.j_call, dtype=object)
@@ -200,6 +218,7 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
     _warn_other_species(unresolved, species)
+    warn_identical_files([entry.subject_id for entry in entries], provenance)
 
 
 def _warn_other_species(unresolved: Counter[str], species: str) -> None:

@@ -470,3 +470,31 @@ def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_c
     split = _cli("predict", "--model", fold_models, "--repertoires", folder, "--split", easy_cohort["split"],
                  "--fold", "0", "--out", tmp_path / "r.csv")
     assert split.returncode == 1 and "with --repertoires, name the files to score with --metadata" in split.stderr
+
+
+def test_small_frictions_of_predict_are_said_plainly(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """A file given as --model says what it is; --attention on a store names --attention; two patients of one
+    file are warned of; a metadata table whose label column is named otherwise is noted; --log makes its folder."""
+    held = sorted(_held_out(easy_cohort))[:2]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"a.tsv": f"{held[0]}.tsv", "b.tsv": f"{held[0]}.tsv",
+                                                          "c.tsv": f"{held[1]}.tsv"})
+    source = ["--repertoires", folder, "--out", tmp_path / "p.csv"]
+    for given, said in ((easy_cohort["store"], "a repertoire store (ingest's output), not a model folder: give it "
+                                               "with --store"),
+                        (fold0_model / "config.json", f"a model's config.json, not its folder: give the folder, "
+                                                      f"{fold0_model}"),
+                        (folder / "a.tsv", "a file, not a model folder")):
+        result = _cli("predict", "--model", given, *source)
+        assert result.returncode == 1 and f"error: {given}: {said}" in result.stderr, result.stderr
+    taken = _cli("predict", "--model", fold0_model, *source, "--attention", easy_cohort["store"])
+    assert taken.returncode == 1 and "(choose another --attention;" in taken.stderr, taken.stderr
+
+    (tmp_path / "meta.csv").write_text("subject_id,filename,CMV_status\na,a.tsv,1\nb,b.tsv,0\nc,c.tsv,1\n")
+    log_file = tmp_path / "logs" / "deep" / "predict.log"
+    result = _cli("predict", "--model", fold0_model, *source, "--metadata", tmp_path / "meta.csv", "--log", log_file)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING subjects a (a.tsv), b (b.tsv) have byte-identical repertoire files" in result.stderr
+    assert "meta.csv: no column 'label' (the model's label), so the predictions get no true label; its other " \
+           "columns are CMV_status" in result.stderr
+    assert "true_label" not in pd.read_csv(tmp_path / "p.csv").columns
+    assert "byte-identical" in log_file.read_text()
