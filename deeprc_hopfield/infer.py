@@ -526,7 +526,7 @@ class TrainingGuard:
         for subject in dict.fromkeys(subject_ids):
             flags = self.trained_on(subject, digests.get(subject))[0]
             plan[subject] = [saved for saved, seen in zip(self.models, flags) if not seen] or self.models
-            if all(flags) and flags:
+            if all(flags):
                 refused.append(self.described(subject, digests.get(subject)))
         if refused:
             named = named_list(refused, NAMED_SUBJECTS)
@@ -550,8 +550,8 @@ class TrainingGuard:
             by = [f"{s} by {', '.join(map(_model_name, chosen))}" for s, chosen in plan.items()
                   if len(chosen) < len(self.models)]
             raise DeepRCError("--attention holds the attention of one set of models, but these subjects are held out "
-                              f"by different ones ({named_list(by, 3)}): write it for the subjects of one fold (--store "
-                              "with --split/--fold K), or leave --attention out", _ensemble_path(self.models))
+                              f"by different ones ({named_list(by, 3)}): write it for the subjects of one fold "
+                              "(--store with --split/--fold K), or leave --attention out", _ensemble_path(self.models))
         return next(iter(sets.values()), self.models)
 
     def models_for(self, subject: Subject) -> tuple[list[SavedModel], bool]:
@@ -584,7 +584,7 @@ class TrainingGuard:
         for subject, copy_of in self.copies.items():
             names, seen = self.used.get(subject, ([], False))
             log.warning("%s: its repertoire file is training subject %s's (the same sha256): scored as that subject, "
-                        "%s", subject, copy_of, f"by every model (--allow-training-subjects)" if seen
+                        "%s", subject, copy_of, "by every model (--allow-training-subjects)" if seen
                         else f"by the {len(names)} of {len(self.models)} models that held it out ({', '.join(names)})")
         fewer = {s: names for s, (names, seen) in self.used.items() if not seen and len(names) < len(self.models)}
         if not fewer:
@@ -758,7 +758,8 @@ def _check_attention_models(guard: TrainingGuard | None, subject: Subject, write
         return
     names = guard.used[subject.subject_id][0]
     if names != [_model_name(saved) for saved in writer_models]:
-        raise DeepRCError(f"--attention holds the attention of one set of models ({', '.join(map(_model_name, writer_models))}), "
+        held = ", ".join(map(_model_name, writer_models))
+        raise DeepRCError(f"--attention holds the attention of one set of models ({held}), "
                           f"but {subject.subject_id} was scored by {', '.join(names)}: write it for the subjects of "
                           "one fold, or leave --attention out", path)
 
