@@ -394,6 +394,8 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _add_inference_source(p: argparse.ArgumentParser) -> None:
+    from deeprc_hopfield.genes import LOCI
+
     p.add_argument("--model", required=True, type=Path, nargs="+", metavar="MODEL",
                    help="model directory written by `train`, or a folder of them (the fold models of a "
                         "cross-validation: an ensemble, whose probabilities and attention are averaged and the "
@@ -408,6 +410,11 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                              "predict/attend) and its subject id is its name less its table and gzip extensions")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
+    p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
+                   help="with --repertoires: keep only this locus of the files, as `ingest --chain` does "
+                        f"({', '.join(LOCI)}; a row's locus column, else its V call's), in place of the chain of the QC "
+                        "the model's store was ingested with (its config.json; the files otherwise get that, and 10x "
+                        "files TRB where it is none): e.g. --chain TRB for a TRB model given TRA and TRB contigs")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
     _add_allow_training_subjects(p)
@@ -467,32 +474,41 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
-    from deeprc_hopfield.infer import (file_entries, held_out_models, load_models, predict, store_subject_ids,
-                                       subjects_from_files, subjects_from_store)
+    from deeprc_hopfield.infer import (TrainingGuard, file_entries, load_models, predict, store_digests,
+                                       store_subject_ids, subjects_from_files, subjects_from_store)
     from deeprc_hopfield.split import Split
+    from deeprc_hopfield.store import RepertoireStore
 
     _set_threads(args.threads)
     device = resolve_device(args.device)
     split = Split.from_options(args.split, args.fold)
     if split is not None and args.store is None:
-        raise DeepRCError("--split/--fold select repertoires of a --store")
+        raise DeepRCError("--split/--fold select repertoires of a --store (with --repertoires, name the files to "
+                          "score with --metadata)")
     if args.metadata is not None and args.store is not None:
         raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
+    if args.chain is not None and args.store is not None:
+        raise DeepRCError("--chain goes with --repertoires (a store's files were read with ingest's --chain)")
     models = load_models(args.model, device)
     only = split.held_out(args.fold) if split is not None else None
     if args.store is not None:
         ids = store_subject_ids(args.store, only)
+        with RepertoireStore(args.store) as store:
+            digests = store_digests(store)
+        guard = TrainingGuard(models, allow=args.allow_training_subjects)
     else:
         entries = file_entries(args.repertoires, args.metadata, models[0].labels)
-        ids = [entry.subject_id for entry in entries]
-    files = {entry.subject_id: entry.path for entry in entries} if args.store is None else None
-    models, seen = held_out_models(models, ids, allow=args.allow_training_subjects, files=files)
+        ids, digests = [entry.subject_id for entry in entries], {}
+        guard = TrainingGuard(models, allow=args.allow_training_subjects,
+                              files={entry.subject_id: entry.path for entry in entries})
+    plan = guard.planned(ids, digests)  # training subjects refused before any repertoire is read
+    attention_models = guard.one_model_set(plan) if attention is not None else None
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:
-        subjects = subjects_from_files(entries, models[0])
-    return predict(models, subjects, device, top=top, training_subjects=seen if args.allow_training_subjects else None,
-                   attention_file=attention, total=len(ids))
+        subjects = subjects_from_files(entries, models[0], chain=args.chain)
+    return predict(models, subjects, device, top=top, guard=guard, attention_file=attention, total=len(ids),
+                   attention_models=attention_models)
 
 
 def _distinct_outputs(**outputs: Path | None) -> None:
@@ -517,9 +533,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     _distinct_outputs(out=args.out, attended=args.attended, attention=args.attention)
     check_output(args.out, "predict", args.force, folder=False, recognise=is_predictions_table)
     if args.attended is not None:
-        check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table)
+        check_output(args.attended, "predict", args.force, folder=False, recognise=is_attended_table,
+                     option="--attended")
     if args.attention is not None:
-        check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file)
+        check_output(args.attention, "predict", args.force, folder=False, recognise=is_attention_file,
+                     option="--attention")
     predictions, attended = _inference(args, top=(args.top or TOP_ATTENDED) if args.attended is not None else 0,
                                        attention=args.attention)
     write_table(predictions, args.out)
@@ -954,6 +972,7 @@ def _setup_logging(verbose: bool, quiet: bool, log_file: Path | None) -> None:
     handlers: list[logging.Handler] = [console]
     if log_file is not None:
         try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)  # as --out makes missing folders
             handlers.append(logging.FileHandler(log_file))
         except OSError as exc:
             raise DeepRCError(f"cannot open the log file: {exc.strerror or exc}", log_file) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
@@ -43,6 +43,8 @@ class Subject:
     v_names: np.ndarray  # gene names of the sequences, for output tables
     j_names: np.ndarray
     truth: dict[str, object]
+    sha256: str | None = None  # of its repertoire file (a store's provenance), to know a training file renamed
+    source: str | None = None  # its file, for messages
 
 
 def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
@@ -61,6 +63,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
         labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
+        digests, sources = store_digests(store), store_sources(store)
         for i in range(len(store)):
             if only is not None and store.subject_ids[i] not in only:
                 continue
@@ -68,10 +71,25 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
                      for name, label in labels.items()}
             v_index = v_map[rep.v_index]
-            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes)
+            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes,
+                                sources.get(store.subject_ids[i]))
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
-                          v_names[rep.v_index], j_names[rep.j_index], truth)
+                          v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
+                          sources.get(store.subject_ids[i]))
+
+
+def store_digests(store: RepertoireStore) -> dict[str, str]:
+    """The sha256 of each subject's repertoire file as ingest read it (from the store's provenance; none for a store
+    that did not record them)."""
+    provenance = store.provenance()
+    return dict(zip(store.subject_ids, provenance["sha256"])) if "sha256" in provenance else {}
+
+
+def store_sources(store: RepertoireStore) -> dict[str, str]:
+    """The repertoire file each subject of a store was ingested from (its provenance), for messages."""
+    provenance = store.provenance()
+    return dict(zip(store.subject_ids, provenance["source"])) if "source" in provenance else {}
 
 
 #: A file's subject id without --metadata: its name less a gzip extension, then less one of these (case aside).
@@ -110,6 +128,7 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     folder = Path(folder)
     if metadata is not None:
         meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
+        _note_other_label_columns(metadata, list(meta.table.columns), list(labels))
         truth = {name: meta.class_names(name).astype(object).where(lambda v: v.notna(), None).tolist()
                  for name in labels if name in meta.table}
         return [FileEntry(sid, path, {name: values[k] for name, values in truth.items()})
@@ -125,6 +144,19 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
                               "subjects with --metadata", folder)
         first[entry.subject_id] = entry.path
     return entries
+
+
+def _note_other_label_columns(metadata: str | Path, columns: list[str], labels: list[str]) -> None:
+    """A metadata table without the model's label column but with others (`CMV_status` for `label`) gives no true
+    labels: say so, naming both, rather than leave true_label out without a word."""
+    from deeprc_hopfield.metadata import REQUIRED_COLUMNS
+
+    others = [c for c in columns if c not in REQUIRED_COLUMNS]
+    missing = [name for name in labels if name not in columns]
+    if missing and others:
+        log.warning("%s: no column %s (the model's label), so the predictions get no true label; its other columns "
+                    "are %s: rename the one that holds the label to '%s' to have it compared", metadata,
+                    " or ".join(f"'{name}'" for name in missing), named_list(others, 8), missing[0])
 
 
 def _repertoire_files(folder: Path) -> list[Path]:
@@ -155,28 +187,38 @@ def _is_own_output(path: Path) -> bool:
     return is_predictions_table(path) or is_attended_table(path) or is_attention_file(path)
 
 
-def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto") -> Iterator[Subject]:
+def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto",
+                        chain: str | None = None) -> Iterator[Subject]:
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
     does, with the QC settings and species of the store the model was trained on (the defaults and human for an
-    older model); each file's dropped rows by reason are logged."""
+    older model), its chain replaced by `chain` where given (``predict --chain``: the locus to keep of files that
+    hold several); each file's dropped rows by reason are logged."""
     qc, species = qc_settings(saved), model_species(saved)
+    if chain is not None:
+        qc = replace(qc, chain=chain)
     if species != DEFAULT_SPECIES:
         log.info("gene names of the files are read as %s genes (the species of the model's store)", species)
+    from deeprc_hopfield.ingest import warn_identical_files
+
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     unresolved: Counter[str] = Counter()
+    provenance: list[dict] = []
     for entry in entries:
         parsed = _parsed(entry, fmt, qc, species)
         unresolved.update(parsed.unresolved_genes)
+        provenance.append({"source": parsed.source, "sha256": parsed.sha256})
         log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
         v_names = np.asarray(parsed.v_call, dtype=object)
         j_names = np.asarray(parsed.j_call, dtype=object)
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
-        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes)
+        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
+                            str(entry.path))
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
-        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth)
+        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
     _warn_other_species(unresolved, species)
+    warn_identical_files([entry.subject_id for entry in entries], provenance)
 
 
 def _warn_other_species(unresolved: Counter[str], species: str) -> None:
@@ -191,20 +233,39 @@ def _warn_other_species(unresolved: Counter[str], species: str) -> None:
                     ", ".join(name for name, _ in unresolved.most_common(3)), species, found[0])
 
 
-#: Share of a repertoire's V-called sequences whose V gene the model never saw above which scoring warns.
-UNKNOWN_V_WARNING = 0.5
+#: Share of a repertoire's V-called sequences whose V gene the model never saw (another locus than its store held,
+#: or a gene of it that training never met) above which scoring warns: a TRA/TRB file of one 10x sample (half TRA)
+#: is well above it, the odd rare TRBV gene of a TRB repertoire well below.
+UNKNOWN_V_WARNING = 0.1
+
+
+def _locus(gene: object) -> str:
+    """A V gene's locus, as ingest counts them (:func:`deeprc_hopfield.ingest._loci_of`): its first three letters."""
+    return str(gene)[:3].upper()
 
 
 def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
-                        model_genes: list[str]) -> None:
-    """Warn when most of a repertoire's V genes are unknown to the model: another chain or species than it learnt
-    from (a TRA repertoire to a TRB model), whose score means little."""
+                        model_genes: list[str], source: str | None = None) -> None:
+    """Warn when a substantial share (:data:`UNKNOWN_V_WARNING`) of a repertoire's V genes are unknown to the model
+    (not in its gene table): another chain than it learnt from (a TRA repertoire to a TRB model, TRA and TRB
+    contigs of one 10x sample) or another species, whose score means little; names the file, the share and the
+    loci, and where other loci than the model's store held are among them, the `--chain` that keeps the model's."""
     unknown = called & (v_index < 0)
-    if called.sum() and unknown.sum() > UNKNOWN_V_WARNING * called.sum():
-        seen = ", ".join(sorted({str(g) for g in v_names[unknown][:1000]})[:3])
-        log.warning("%s: %d%% of its sequences' V genes are unknown to the model (%s, ...; the model knows %s, ...): "
-                    "another chain or species than it learnt from? its score means little", subject_id,
-                    round(100 * unknown.sum() / called.sum()), seen, ", ".join(model_genes[:3]))
+    if not called.sum() or unknown.sum() <= UNKNOWN_V_WARNING * called.sum():
+        return
+    names = pd.Series(v_names[unknown]).astype(str)
+    loci = names.map(_locus).value_counts()
+    known_loci = sorted({_locus(g) for g in model_genes})
+    shares = ", ".join(f"{locus} {n / called.sum():.0%}" for locus, n in loci.items())
+    seen = ", ".join(sorted(set(names.iloc[:1000]))[:3])
+    other = [locus for locus in loci.index if locus not in known_loci]
+    hint = (f"; give --chain {known_loci[0]} to score its {known_loci[0]} sequences alone" if other and
+            len(known_loci) == 1 else f"; give --chain with the model's locus ({', '.join(known_loci)})" if other
+            else "")
+    log.warning("%s%s: %d%% of its sequences' V genes are unknown to the model (by locus: %s; e.g. %s; the model's "
+                "store held %s: %s, ...): another chain or species than it learnt from? its score means little%s",
+                subject_id, f" ({source})" if source else "", round(100 * unknown.sum() / called.sum()), shares, seen,
+                ", ".join(known_loci), ", ".join(model_genes[:3]), hint)
 
 
 def _parsed(entry: FileEntry, fmt: str, qc: QCSettings, species: str) -> ParsedRepertoire:
@@ -282,12 +343,16 @@ def task_scores(kind: str, output: torch.Tensor, calibration: dict | None = None
     return output.reshape(-1).numpy()
 
 
-def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) -> dict[str, object]:
+def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray],
+                        ensemble: bool | None = None) -> dict[str, object]:
     """Columns of one prediction row from the scores of one or more models (shape (n_models, k)).
 
-    The mean over models is the prediction; with several models (a fold ensemble) the standard
-    deviation across them is given too, as `<column>_sd`.
+    The mean over models is the prediction; for an `ensemble` (default: several models scored it) the standard
+    deviation across its models is given too, as `<column>_sd`: NaN where one model alone scored the repertoire
+    (the others were fitted or validated on it), so that every row has the same columns.
     """
+    if ensemble is None:
+        ensemble = len(next(iter(scores.values()), ())) > 1
     row: dict[str, object] = {}
     single = len(labels) == 1
     for name, label in labels.items():
@@ -304,11 +369,11 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray]) 
             columns, predicted = {}, float(mean[0])
         for column, k in columns.items():
             row[column] = float(mean[k])
-            if len(values) > 1:
-                row[f"{column}_sd"] = float(spread[k])
+            if ensemble:
+                row[f"{column}_sd"] = float(spread[k]) if len(values) > 1 else float("nan")
         row[f"{prefix}predicted"] = predicted
-        if label["kind"] == "numeric" and len(values) > 1:
-            row[f"{prefix}predicted_sd"] = float(spread[0])
+        if label["kind"] == "numeric" and ensemble:
+            row[f"{prefix}predicted_sd"] = float(spread[0]) if len(values) > 1 else float("nan")
     return row
 
 
@@ -364,26 +429,16 @@ def training_subjects(saved: SavedModel) -> set[str]:
 
 
 def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: bool = False,
-                    files: dict[str, Path] | None = None) -> tuple[list[SavedModel], set[str]]:
-    """The models that may score `subject_ids`, checked before any repertoire is read.
+                    digests: dict[str, str] | None = None) -> tuple[list[SavedModel], set[str]]:
+    """The models that may score all of `subject_ids` together (`interpret`'s one ranking of a cohort), checked
+    before any repertoire is read.
 
-    A model never scores a subject it was fitted or validated on. Of several models (a fold ensemble),
-    those that held out every subject to score are used: for the held-out fold K of a split, the
-    model of fold K. When no model did, the scoring is refused in one line naming the subjects, unless
-    `allow` (``--allow-training-subjects``): then every model scores them and a warning is logged.
-
-    Parameters
-    ----------
-    models
-        The loaded models (:func:`load_models`).
-    subject_ids
-        The subjects about to be scored.
-    allow
-        Score subjects a model trained on instead of refusing.
-    files
-        The repertoire file of each subject to score, when they come from files: a subject named like one a model
-        trained on whose file is not that subject's training file (by sha256, as the model recorded it) is
-        another repertoire, scored as a new one with a warning.
+    A model never scores a subject it was fitted or validated on, known by its id or, with `digests` (each
+    subject's file sha256, as a store's provenance has them), by a training file under another name. Of several
+    models (a fold ensemble), those that held out every subject are used: for the held-out fold K of a split, the
+    model of fold K. When no model did, the scoring is refused in one line naming the subjects, unless `allow`
+    (``--allow-training-subjects``): then every model scores them and a warning is logged. (`predict` and `attend`
+    score each subject with its own held-out models: :class:`TrainingGuard`.)
 
     Returns
     -------
@@ -392,10 +447,10 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
     seen
         The subjects scored by a model that was fitted or validated on them (empty unless `allow`).
     """
-    wanted = set(subject_ids)
-    seen = [training_subjects(saved) & wanted for saved in models]
-    if files:
-        seen = _same_files(models, seen, files)
+    guard, digests = TrainingGuard(models), digests or {}
+    wanted = list(dict.fromkeys(subject_ids))
+    flags = {s: guard.trained_on(s, digests.get(s))[0] for s in wanted}
+    seen = [{s for s in wanted if flags[s][k]} for k in range(len(models))]
     if not any(seen):
         return models, set()
     clean = [saved for saved, overlap in zip(models, seen) if not overlap]
@@ -404,24 +459,152 @@ def held_out_models(models: list[SavedModel], subject_ids: list[str], allow: boo
                  len(clean), len(models), ", ".join(_model_name(saved) for saved in clean))
         return clean, set()
     leaked = set().union(*seen)
-    ordered = [s for s in dict.fromkeys(subject_ids) if s in leaked]
+    ordered = [guard.described(s, digests.get(s)) for s in wanted if s in leaked]
     named = named_list(ordered, NAMED_SUBJECTS)
     what = (f"the model was fitted or validated on {len(ordered)} of the {len(wanted)} subjects to score ({named})"
             if len(models) == 1 else f"each of the {len(models)} models was fitted or validated on some of the "
             f"{len(wanted)} subjects to score ({len(ordered)} in all: {named})")
     if not allow:
-        where = models[0].path if len(models) == 1 or models[0].path is None else models[0].path.parent
         raise TrainingSubjectsError(f"{what}: their scores would not be held-out ones; score held-out subjects "
                                     "(--split/--fold K with the model of fold K, or a folder of fold models) "
-                                    "or pass --allow-training-subjects", where)
+                                    "or pass --allow-training-subjects", _ensemble_path(models))
     log.warning("%s; scoring them anyway (--allow-training-subjects): the output's %s column says which",
                 what, TRAINING_SUBJECT_COLUMN)
     return models, leaked
 
 
+def _ensemble_path(models: list[SavedModel]) -> Path | None:
+    """Where refusals about the models point: the model, or the folder of an ensemble's models."""
+    return models[0].path if len(models) == 1 or models[0].path is None else models[0].path.parent
+
+
+class TrainingGuard:
+    """Which models of an ensemble score each subject: those never fitted or validated on it.
+
+    A model knows its training subjects by id (`fit_subjects`, `validation_subjects` of its config) and, where it
+    recorded them (`subject_sha256`), by their files' sha256: a file named like a training subject that holds
+    another repertoire is a new patient (`files` are hashed for those alone, before reading), and a training file
+    under another name (``cp rep001.tsv PAT1.tsv``) is that training subject, known by the sha256 that reading
+    it computes anyway (or a store's provenance records). Each subject is scored by the models that held it out
+    (a new patient: all of them), so a training subject in a batch weakens no one else's ensemble. A subject that
+    no model held out is refused in one line, unless `allow` (``--allow-training-subjects``): then every model
+    scores it and the outputs say so (:data:`TRAINING_SUBJECT_COLUMN`).
+    """
+
+    def __init__(self, models: list[SavedModel], allow: bool = False, files: dict[str, Path] | None = None) -> None:
+        self.models, self.allow = models, allow
+        named = [training_subjects(saved) for saved in models]
+        self._named = _same_files(models, named, files) if files else named
+        self._digests = [{digest: subject for subject, digest in (saved.training.get("subject_sha256") or {}).items()}
+                         for saved in models]
+        self.used: dict[str, tuple[list[str], bool]] = {}  # subject -> names of the models that scored it, seen
+        self.copies: dict[str, str] = {}  # subject -> the training subject whose file it is
+
+    def trained_on(self, subject_id: str, sha256: str | None = None) -> tuple[list[bool], str | None]:
+        """Per model, whether it was fitted or validated on the subject (by id, or by its file's sha256), and the
+        training subject whose file the subject's is when that subject is named otherwise (a renamed copy)."""
+        flags, copy_of = [], None
+        for named, digests in zip(self._named, self._digests):
+            twin = digests.get(sha256) if sha256 is not None else None
+            if twin is not None and twin != subject_id:
+                copy_of = twin
+            flags.append(subject_id in named or twin is not None)
+        return flags, copy_of
+
+    def described(self, subject_id: str, sha256: str | None = None) -> str:
+        """The subject for a message: its id, and the training subject whose file it is, if renamed."""
+        copy_of = self.trained_on(subject_id, sha256)[1]
+        return subject_id if copy_of is None else f"{subject_id} (a copy of training subject {copy_of}'s file)"
+
+    def planned(self, subject_ids: list[str], digests: dict[str, str] | None = None) -> dict[str, list[SavedModel]]:
+        """Before any repertoire is read: the models that will score each subject, by what is known then (ids; the
+        sha256 of a store's subjects). Subjects no model held out are refused in one line naming them (and the
+        training subject a renamed copy is), unless `allow`, which scores them with every model and warns."""
+        digests = digests or {}
+        plan: dict[str, list[SavedModel]] = {}
+        refused = []
+        for subject in dict.fromkeys(subject_ids):
+            flags = self.trained_on(subject, digests.get(subject))[0]
+            plan[subject] = [saved for saved, seen in zip(self.models, flags) if not seen] or self.models
+            if all(flags):
+                refused.append(self.described(subject, digests.get(subject)))
+        if refused:
+            named = named_list(refused, NAMED_SUBJECTS)
+            what = (f"the model was fitted or validated on {len(refused)} of the {len(plan)} subjects to score "
+                    f"({named})" if len(self.models) == 1 else f"all {len(self.models)} models were fitted or "
+                    f"validated on {len(refused)} of the {len(plan)} subjects to score ({named})")
+            if not self.allow:
+                raise TrainingSubjectsError(
+                    f"{what}: their scores would not be held-out ones; leave them out, score them with the folder of "
+                    "fold models (each subject by the models that held it out; with --store, --split/--fold K keeps "
+                    "fold K's subjects) or pass --allow-training-subjects", _ensemble_path(self.models))
+            log.warning("%s; scoring them anyway (--allow-training-subjects): the output's %s column says which",
+                        what, TRAINING_SUBJECT_COLUMN)
+        return plan
+
+    def one_model_set(self, plan: dict[str, list[SavedModel]]) -> list[SavedModel]:
+        """The models that score every subject of `plan` (:meth:`planned`), for an attention file, which holds one
+        set of models' attention; subjects held out by different models are refused before any work."""
+        sets = {tuple(_model_name(saved) for saved in chosen): chosen for chosen in plan.values()}
+        if len(sets) > 1:
+            by = [f"{s} by {', '.join(map(_model_name, chosen))}" for s, chosen in plan.items()
+                  if len(chosen) < len(self.models)]
+            raise DeepRCError("--attention holds the attention of one set of models, but these subjects are held out "
+                              f"by different ones ({named_list(by, 3)}): write it for the subjects of one fold "
+                              "(--store with --split/--fold K), or leave --attention out", _ensemble_path(self.models))
+        return next(iter(sets.values()), self.models)
+
+    def models_for(self, subject: Subject) -> tuple[list[SavedModel], bool]:
+        """The models that score `subject` (by its id and its file's sha256, known once it is read) and whether one
+        of them was fitted or validated on it (only with `allow`). A renamed training file that no model held out
+        is refused here, in one line naming the file and the training subject it is a copy of."""
+        flags, copy_of = self.trained_on(subject.subject_id, subject.sha256)
+        clean = [saved for saved, seen in zip(self.models, flags) if not seen]
+        if copy_of is not None:
+            self.copies[subject.subject_id] = copy_of
+            if not clean and not self.allow:
+                who = "the model was" if len(self.models) == 1 else f"all {len(self.models)} models were"
+                raise TrainingSubjectsError(
+                    f"a copy of training subject {copy_of}'s repertoire file (the same sha256), which {who} fitted or "
+                    "validated on: its score would not be a held-out one; leave the file out or pass "
+                    "--allow-training-subjects", subject.source or subject.subject_id)
+        if not clean and not self.allow:  # by id: refused by planned() before any reading, when it was called
+            raise TrainingSubjectsError(f"a model was fitted or validated on subject {subject.subject_id}: its "
+                                        "score would not be a held-out one; leave it out or pass "
+                                        "--allow-training-subjects", _ensemble_path(self.models))
+        chosen = clean or self.models
+        self.used[subject.subject_id] = ([_model_name(saved) for saved in chosen], not clean)
+        return chosen, not clean
+
+    def log_scored(self) -> None:
+        """After scoring, what the guard did: each renamed training file (WARNING), and the subjects scored by fewer
+        models than the ensemble holds, with the models that scored them (WARNING where the batch's subjects were
+        not all scored alike, e.g. new patients beside a training subject, who kept every model; INFO where they
+        were, as a held-out fold scored by its fold's model)."""
+        for subject, copy_of in self.copies.items():
+            names, seen = self.used.get(subject, ([], False))
+            log.warning("%s: its repertoire file is training subject %s's (the same sha256): scored as that subject, "
+                        "%s", subject, copy_of, "by every model (--allow-training-subjects)" if seen
+                        else f"by the {len(names)} of {len(self.models)} models that held it out ({', '.join(names)})")
+        fewer = {s: names for s, (names, seen) in self.used.items() if not seen and len(names) < len(self.models)}
+        if not fewer:
+            return
+        if len({tuple(names) for names, _ in self.used.values()}) == 1:
+            names = next(iter(fewer.values()))
+            log.info("scored %d subjects with the %d of %d models that held them all out: %s", len(self.used),
+                     len(names), len(self.models), ", ".join(names))
+            return
+        shown = [f"{s} by {', '.join(names)}" for s, names in fewer.items()]
+        log.warning("%d of the %d subjects were scored by fewer than the %d models, by those that held them out (a "
+                    "model never scores a subject it was fitted or validated on; the other subjects got every model): "
+                    "%s", len(fewer), len(self.used), len(self.models), "; ".join(shown[:NAMED_SUBJECTS]) +
+                    (f" and {len(shown) - NAMED_SUBJECTS} more" if len(shown) > NAMED_SUBJECTS else ""))
+
+
 def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str, Path]) -> list[set[str]]:
-    """`seen` (per model, the subjects named like its training subjects) less those whose file is not the training
-    file the model recorded (models that recorded none keep theirs: their names decide)."""
+    """`seen` (per model, its training subjects) less those named like a file in `files` that is not the training
+    file the model recorded (models that recorded none keep theirs: their names decide). Only the files named like
+    training subjects are hashed here (read twice: before scoring, to refuse a training subject before any work)."""
     from deeprc_hopfield.io import sha256_file
 
     digests: dict[str, str] = {}
@@ -482,23 +665,27 @@ def score_repertoire(models: list[SavedModel], repertoire: Repertoire, device: t
 @dataclass
 class Scored:
     """One repertoire scored: its subject, its scores per label (n_models, k) as :func:`score_repertoire`
-    gives them and, when asked for, each sequence's attention (n,) float32."""
+    gives them, when asked for each sequence's attention (n,) float32, and whether a model that scored it was
+    fitted or validated on it (only with ``--allow-training-subjects``)."""
 
     subject: Subject
     scores: dict[str, np.ndarray]
     attention: np.ndarray | None
+    seen: bool = False
 
 
 def score_subjects(models: list[SavedModel], subjects: Iterable[Subject], device: torch.device,
-                   attention: bool = False, chunk_size: int = DEFAULT_CHUNK, total: int | None = None
-                   ) -> Iterator[Scored]:
+                   attention: bool = False, chunk_size: int = DEFAULT_CHUNK, total: int | None = None,
+                   guard: TrainingGuard | None = None) -> Iterator[Scored]:
     """Every model over each whole repertoire in turn: one forward pass per repertoire (progress of
-    the `total` repertoires in the log)."""
+    the `total` repertoires in the log). With a `guard`, each repertoire is scored by the models it says
+    (:meth:`TrainingGuard.models_for`: those that held it out)."""
     progress = LoggedProgress(log, "scored", total)
     for subject in subjects:
-        scores, weights = score_repertoire(models, subject.repertoire, device, attention=attention,
+        chosen, seen = guard.models_for(subject) if guard is not None else (models, False)
+        scores, weights = score_repertoire(chosen, subject.repertoire, device, attention=attention,
                                            chunk_size=chunk_size)
-        yield Scored(subject, scores, weights.numpy() if weights is not None else None)
+        yield Scored(subject, scores, weights.numpy() if weights is not None else None, seen)
         progress.update()
         raise_if_interrupted()
 
@@ -515,45 +702,66 @@ def scored_from_file(path: str | Path, models: list[SavedModel], subjects: Itera
 
 
 def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch.device,
-            chunk_size: int = DEFAULT_CHUNK, top: int = 0, training_subjects: set[str] | None = None,
-            attention_file: str | Path | None = None, total: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            chunk_size: int = DEFAULT_CHUNK, top: int = 0, guard: TrainingGuard | None = None,
+            attention_file: str | Path | None = None, total: int | None = None,
+            attention_models: list[SavedModel] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prediction table (one row per repertoire) and, when `top` > 0, its `top` most-attended sequences.
 
-    With several models (a fold ensemble) probabilities are averaged and their spread reported, and a
-    sequence's attention is the mean of its attention under each model. All models share the gene
-    tables (checked by :func:`load_models`), so one `Subject` serves them all. With `training_subjects`
-    (the subjects a model trained on, from :func:`held_out_models` with ``allow``) both tables get the
-    column :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of those subjects. With a model trained
-    with a reference of known receptors, the attended table marks the sequences that match one
-    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also
-    writes every sequence's attention there (:mod:`deeprc_hopfield.attention_file`), for `interpret`.
+    With several models (a fold ensemble) probabilities are averaged and their spread reported (columns
+    `<column>_sd` whenever `models` are several, empty for a repertoire that one model scored), and a sequence's
+    attention is the mean of its attention under each model. All models share the gene tables (checked by
+    :func:`load_models`), so one `Subject` serves them all. With a `guard` (:class:`TrainingGuard`), each
+    repertoire is scored by the models that held it out, and with its ``allow`` both tables get the column
+    :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of subjects a model that scored them trained on. With a
+    model trained with a reference of known receptors, the attended table marks the sequences that match one
+    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also writes every
+    sequence's attention there (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention
+    of one set of models, `attention_models` (default: all), and a repertoire that others score is refused.
     """
     from deeprc_hopfield.attention_file import attention_writer, repertoire_fingerprint
     from deeprc_hopfield.interpret.known import known_receptors  # the interpret package imports this module
 
     labels = models[0].labels
     known = known_receptors(models) if top > 0 else None
+    flag = guard is not None and guard.allow
+    writer_models = attention_models or models
     rows, attended = [], []
     stream = score_subjects(models, subjects, device, attention=top > 0 or attention_file is not None,
-                            chunk_size=chunk_size, total=total)
-    with (attention_writer(attention_file, models) if attention_file is not None
+                            chunk_size=chunk_size, total=total, guard=guard)
+    with (attention_writer(attention_file, writer_models) if attention_file is not None
           else contextlib.nullcontext()) as writer:
         for scored in stream:
             subject = scored.subject
             if writer is not None:
+                _check_attention_models(guard, subject, writer_models, attention_file)
                 writer.add(subject.subject_id, scored.scores, scored.attention, repertoire_fingerprint(subject.repertoire))
-            row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scored.scores)}
+            row = {"subject_id": subject.subject_id, **_prediction_columns(labels, scored.scores, len(models) > 1)}
             for name, value in subject.truth.items():
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value
-            flagged = ({} if training_subjects is None
-                       else {TRAINING_SUBJECT_COLUMN: subject.subject_id in training_subjects})
+            flagged = {TRAINING_SUBJECT_COLUMN: scored.seen} if flag else {}
             rows.append({**row, **flagged})
             if top > 0:
                 attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
+    if guard is not None:
+        guard.log_scored()
     columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
-    columns += [] if training_subjects is None else [TRAINING_SUBJECT_COLUMN]
+    columns += [TRAINING_SUBJECT_COLUMN] if flag else []
     table = pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns)
     return pd.DataFrame(rows), (known.mark(table) if known is not None else table)
+
+
+def _check_attention_models(guard: TrainingGuard | None, subject: Subject, writer_models: list[SavedModel],
+                            path: str | Path) -> None:
+    """An attention file holds one set of models' attention: refuse a repertoire that other models scored (a
+    renamed training file found when read), before the file is complete (nothing is written)."""
+    if guard is None:
+        return
+    names = guard.used[subject.subject_id][0]
+    if names != [_model_name(saved) for saved in writer_models]:
+        held = ", ".join(map(_model_name, writer_models))
+        raise DeepRCError(f"--attention holds the attention of one set of models ({held}), "
+                          f"but {subject.subject_id} was scored by {', '.join(names)}: write it for the subjects of "
+                          "one fold, or leave --attention out", path)
 
 
 def _top_sequences(subject: Subject, weights: np.ndarray, top: int) -> pd.DataFrame:

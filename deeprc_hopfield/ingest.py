@@ -206,9 +206,10 @@ def _is_qc_table(path: Path) -> bool:
         return handle.readline().rstrip("\n").split("\t")[:2] == ["subject_id", QC_COLUMNS[0]]
 
 
-def _warn_identical_files(subject_ids: list[str], provenance: list[dict]) -> None:
-    """Two subjects of byte-identical files are most likely one repertoire listed twice, which would sit in training
-    and in a held-out fold at once."""
+def warn_identical_files(subject_ids: list[str], provenance: list[dict]) -> None:
+    """Two subjects of byte-identical files (`provenance`: per subject, its file's `source` and `sha256`) are most
+    likely one repertoire listed twice, which would sit in training and in a held-out fold at once (ingest), or be
+    scored twice as two patients (predict)."""
     digests = pd.Series([row["sha256"] for row in provenance])
     repeated = digests[digests.duplicated(keep=False)]
     for _, rows in repeated.groupby(repeated, sort=False):
@@ -282,7 +283,7 @@ def ingest(
         qc_frame.to_csv(qc_tmp, sep="\t", index=False)
         writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
                       qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
-    _warn_identical_files(meta.subject_ids, provenance)
+    warn_identical_files(meta.subject_ids, provenance)
     total = qc_frame[list(QC_COLUMNS)].sum()
     _warn_unresolved_genes(unresolved, int(total["input_rows"]), species)
     _warn_several_loci(loci, qc.chain, per_subject)

@@ -141,7 +141,7 @@ def own_output(path: Path, command: str, folder: bool = True,
 
 
 def check_output(path: str | Path, command: str, force: bool = False, *, folder: bool = True,
-                 recognise: Callable[[Path], bool] | None = None) -> None:
+                 recognise: Callable[[Path], bool] | None = None, option: str = "--out") -> None:
     """Refuse, before any work, an output path that is taken or cannot be written (:func:`check_writable_location`);
     the one rule of every command's ``--out``.
 
@@ -163,6 +163,8 @@ def check_output(path: str | Path, command: str, force: bool = False, *, folder:
         Whether the output is a folder.
     recognise
         Whether an existing `path` without a marker is an earlier output of `command`.
+    option
+        The option that named `path` (``--attention``, ...), for the advice of a refusal.
 
     Raises
     ------
@@ -182,7 +184,7 @@ def check_output(path: str | Path, command: str, force: bool = False, *, folder:
         return
     if not own_output(path, command, folder, recognise):
         raise OutputExistsError(f"exists and is not an earlier output of `deeprc-hopfield {command}`; it was left "
-                                "as it is and nothing was written (choose another --out; --force replaces only "
+                                f"as it is and nothing was written (choose another {option}; --force replaces only "
                                 "an earlier output of the same command)", path)
     if not force:
         raise OutputExistsError(f"holds an earlier output of `deeprc-hopfield {command}`; nothing was written "

@@ -111,6 +111,8 @@ def read_model_config(directory: str | Path) -> dict:
     """The checked `config.json` of a model directory (weights not loaded)."""
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
+    if directory.is_file():
+        raise ModelFileError(_not_a_folder(directory), directory)
     if not directory.is_dir():
         raise ModelFileError("model directory not found", directory)
     if not config_path.is_file():
@@ -127,6 +129,18 @@ def read_model_config(directory: str | Path) -> dict:
             f"versions {MODEL_SCHEMA_VERSION} and {SPECIES_MODEL_SCHEMA_VERSION}; retrain or use the matching "
             "deeprc-hopfield version", config_path)
     return config
+
+
+def _not_a_folder(path: Path) -> str:
+    """What a file given where a model folder goes is, and what to give instead."""
+    from deeprc_hopfield.store import is_store_file
+
+    if path.name == CONFIG_FILE:
+        return f"a model's {CONFIG_FILE}, not its folder: give the folder, {path.parent}"
+    if is_store_file(path):
+        return "a repertoire store (ingest's output), not a model folder: give it with --store, and the model " \
+               "folder (`train --out`) with --model"
+    return f"a file, not a model folder (the folder `train --out` wrote, with {CONFIG_FILE} and {WEIGHTS_FILE})"
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> SavedModel:

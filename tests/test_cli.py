@@ -215,9 +215,12 @@ def test_an_output_that_cannot_be_written_is_refused_before_work(cohort, tmp_pat
 
 
 def test_a_log_file_that_cannot_be_opened_is_one_line(cohort, tmp_path):
-    result = run_cli("--log", tmp_path / "no" / "log.txt", "inspect", tmp_path / "missing.h5")
+    (tmp_path / "file").write_text("")
+    result = run_cli("--log", tmp_path / "file" / "log.txt", "inspect", tmp_path / "missing.h5")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot open the log file" in result.stderr and "log.txt" in result.stderr
+    made = run_cli("--log", tmp_path / "no" / "log.txt", "inspect", tmp_path / "missing.h5")  # missing folders: made
+    assert made.returncode == 1 and "store not found" in made.stderr and (tmp_path / "no" / "log.txt").is_file()
     result = run_cli("ingest", "--threads", "two")
     assert result.returncode == 2 and "must be a whole number >= 1, got 'two'" in result.stderr
 

@@ -17,8 +17,8 @@ import torch
 from conftest import deeprc_cli
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, TrainingSubjectsError, file_entries, held_out_models,
-                                   load_models, subjects_from_files, subjects_from_store)
+from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, TrainingGuard, TrainingSubjectsError, file_entries,
+                                   held_out_models, load_models, subjects_from_files, subjects_from_store)
 from deeprc_hopfield.interpret import interpret, summarise
 from deeprc_hopfield.saved_model import ModelFileError, SavedModel, load_model
 from deeprc_hopfield.training import train
@@ -36,6 +36,18 @@ def test_held_out_models_keeps_the_models_that_never_saw_the_subjects():
     assert held_out_models([fold0, fold1], ["b", "a"]) == ([fold0], set())
     assert held_out_models([fold0, fold1], ["new"]) == ([fold0, fold1], set())
     assert held_out_models([SavedModel(None, {}, [], [])], ["a"])[1] == set()  # nothing recorded: nothing known
+
+    guard = TrainingGuard([fold0, fold1])  # predict and attend: each subject by the models that held it out
+    plan = guard.planned(["a", "c", "new"])
+    assert plan == {"a": [fold0], "c": [fold1], "new": [fold0, fold1]}
+    with pytest.raises(TrainingSubjectsError, match=r"^models: all 2 models were fitted or validated on 1 of the 2 "
+                                                    r"subjects to score \(e\): .*--split/--fold K keeps fold K's"):
+        guard.planned(["e", "new"])
+    hashed = replace(fold0, training={**fold0.training, "subject_sha256": {"c": "cafe", "d": "beef"}})
+    with pytest.raises(TrainingSubjectsError, match=r"^models/fold0: the model was fitted or validated on 1 of the 2 "
+                                                    r"subjects to score \(PAT1 \(a copy of training subject d's file\)\)"):
+        held_out_models([hashed], ["a", "PAT1"], digests={"a": "0000", "PAT1": "beef"})  # interpret: a store's copies
+    assert TrainingGuard([hashed, fold1]).planned(["PAT1"], {"PAT1": "beef"}) == {"PAT1": [fold1]}
 
     with pytest.raises(TrainingSubjectsError) as refused:
         held_out_models([fold0, fold1], ["a", "c", "new"])
@@ -56,6 +68,16 @@ def fold0_model(easy_cohort, tmp_path_factory) -> Path:  # noqa: F811
     root = tmp_path_factory.mktemp("guard")
     return train(easy_cohort["store"], root / "fold0", _config(root, n_updates=2), split=easy_cohort["split"], fold=0,
                  device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def fold_models(easy_cohort, fold0_model, tmp_path_factory) -> Path:  # noqa: F811
+    """A folder of two fold models: fold0 (fitted and validated on folds 1-3) and fold1 (on folds 0, 2, 3)."""
+    root = tmp_path_factory.mktemp("folds")
+    shutil.copytree(fold0_model, root / "models" / "fold0")
+    train(easy_cohort["store"], root / "models" / "fold1", _config(root, n_updates=2), split=easy_cohort["split"],
+          fold=1, device="cpu", progress=False)
+    return root / "models"
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
@@ -294,8 +316,37 @@ def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy
     result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if "V genes are unknown to the model" in line]
-    assert len(warned) == 1 and "WARNING tra: " in warned[0] and "TRAV" in warned[0], result.stderr
+    assert len(warned) == 1 and f"WARNING tra ({folder / 'tra.tsv'}): 100% of" in warned[0], result.stderr
+    assert "(by locus: TRA 100%; e.g. TRAV" in warned[0] and "give --chain TRB to score its TRB sequences" in warned[0]
     assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_a_file_of_two_chains_is_warned_of_and_read_with_chain(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """TRA and TRB contigs of one sample in one AIRR file, to a TRB model: a warning names the file, the share of
+    sequences of the locus the model's store never held and --chain; `predict --chain TRB` keeps the TRB rows alone
+    (as `ingest --chain`), with no warning; predictions.csv keeps its columns."""
+    held = sorted(_held_out(easy_cohort))[0]
+    rows = (easy_cohort["repertoires"] / f"{held}.tsv").read_text().splitlines()
+    alpha = [line.replace("TRBV", "TRAV").replace("TRBJ", "TRAJ").replace("\tTRB", "\tTRA") for line in rows[1:]]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "tenx.tsv").write_text("\n".join(rows + alpha) + "\n")
+    mixed = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert mixed.returncode == 0, mixed.stderr
+    warned = [line for line in mixed.stderr.splitlines() if "unknown to the model" in line]
+    assert len(warned) == 1 and f"WARNING tenx ({folder / 'tenx.tsv'}): " in warned[0], mixed.stderr
+    share = re.search(r"(\d+)% of its sequences' V genes .*by locus: TRA (\d+)%", warned[0])  # some TRAV names made up
+    assert 10 < int(share.group(1)) == int(share.group(2)) <= 50 and "give --chain TRB" in warned[0]
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == ["subject_id", "probability", "predicted"]
+
+    chosen = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--chain", "trb", "--out",
+                  tmp_path / "q.csv")
+    assert chosen.returncode == 0 and "unknown to the model" not in chosen.stderr, chosen.stderr
+    assert re.search(r"tenx: .* 600 rows, 300 sequences kept \(dropped: other_chain 300", chosen.stderr), chosen.stderr
+    stored = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], "--chain", "TRB", "--out",
+                  tmp_path / "s.csv")
+    assert stored.returncode == 1 and "--chain goes with --repertoires" in stored.stderr
+    assert "in place of the chain of the QC the model's store was ingested" in " ".join(_cli("predict", "--help").stdout.split())
 
 
 def test_a_new_patient_named_like_a_training_subject_is_told_apart_by_its_file(easy_cohort, fold0_model,
@@ -350,3 +401,100 @@ def test_a_mouse_model_reads_new_files_as_mouse_and_refuses_a_human_store(mouse_
                                                    "training": {**config["training"], "species": "human"}}))
     with pytest.raises(ModelFileError, match="has other labels, gene tables or species than"):
         load_models([model, twin], torch.device("cpu"))
+
+
+def _fold(cohort: dict, k: int) -> list[str]:
+    return sorted(cohort["meta"]["subject_id"].astype(str)[cohort["folds"] == k])
+
+
+def test_a_renamed_copy_of_a_training_file_is_that_training_subject(easy_cohort, fold0_model, fold_models,
+                                                                    tmp_path):  # noqa: F811
+    """`cp rep001.tsv PAT1.tsv`: the file's sha256 (computed as it is read) is a training file's, so it is that
+    training subject: refused in one line naming the file and the subject, writing nothing; with
+    --allow-training-subjects scored and marked; with fold models, scored by the model that held it out."""
+    trained, held = _fold(easy_cohort, 1)[0], _fold(easy_cohort, 0)[0]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"n0.tsv": f"{held}.tsv", "PAT1.tsv": f"{trained}.tsv"})
+    refused = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv",
+                   "--attended", tmp_path / "a.tsv")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if "error:" in line]
+    assert errors == [f"deeprc-hopfield predict: error: {folder / 'PAT1.tsv'}: a copy of training subject {trained}'s "
+                      "repertoire file (the same sha256), which the model was fitted or validated on: its score would "
+                      "not be a held-out one; leave the file out or pass --allow-training-subjects"]
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "a.tsv").exists()
+
+    allowed = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--allow-training-subjects", "--out",
+                   tmp_path / "p.csv")
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"WARNING PAT1: its repertoire file is training subject {trained}'s (the same sha256)" in allowed.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert dict(zip(table["subject_id"], table[TRAINING_SUBJECT_COLUMN])) == {"PAT1": True, "n0": False}
+
+    ensemble = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "e.csv")
+    assert ensemble.returncode == 0, ensemble.stderr
+    assert "scored as that subject, by the 1 of 2 models that held it out (fold1)" in ensemble.stderr
+    scored = pd.read_csv(tmp_path / "e.csv").set_index("subject_id")
+    assert pd.isna(scored.loc["PAT1", "probability_sd"])
+
+
+def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_cohort, fold_models,
+                                                                         tmp_path):  # noqa: F811
+    """A folder of fold models scores each subject with the models that held it out: new patients keep every model
+    (and their spread) beside a training subject of fold0's model (held out by fold1 alone); the columns are the ensemble's whatever the
+    batch (the spread empty where one model scored), and a warning names who got fewer models and which."""
+    fold0, fold1 = _fold(easy_cohort, 0), _fold(easy_cohort, 1)
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"n0.tsv": f"{fold0[0]}.tsv", "n1.tsv": f"{fold0[1]}.tsv",
+                                                          f"{fold1[0]}.tsv": f"{fold1[0]}.tsv"})
+    for name in ("n0.tsv", "n1.tsv"):  # another repertoire than the training one: a new patient to both models
+        with open(folder / name, "a") as handle:
+            handle.write("\t".join(["x1", "", "CASSLGQGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]) + "\n")
+    result = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    assert f"WARNING 1 of the 3 subjects were scored by fewer than the 2 models, by those that held them out" \
+           in result.stderr and f"{fold1[0]} by fold1" in result.stderr, result.stderr
+    table = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
+    assert list(table.columns) == ["probability", "probability_sd", "predicted"]
+    assert table.loc[["n0", "n1"], "probability_sd"].notna().all() and pd.isna(table.loc[fold1[0], "probability_sd"])
+
+    one_fold = _cli("predict", "--model", fold_models, "--store", easy_cohort["store"], "--split",
+                    easy_cohort["split"], "--fold", "0", "--out", tmp_path / "f.csv")  # a held-out fold: no warning
+    assert one_fold.returncode == 0 and "WARNING" not in one_fold.stderr, one_fold.stderr
+    assert "with the 1 of 2 models that held them all out: fold0" in one_fold.stderr
+    assert list(pd.read_csv(tmp_path / "f.csv").columns) == ["subject_id", "probability", "probability_sd",
+                                                             "predicted", "true_label"]
+
+    attention = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "q.csv",
+                     "--attention", tmp_path / "q.h5")  # one set of models' attention per file
+    assert attention.returncode == 1 and "--attention holds the attention of one set of models" in attention.stderr
+    assert not (tmp_path / "q.csv").exists() and not (tmp_path / "q.h5").exists()
+    split = _cli("predict", "--model", fold_models, "--repertoires", folder, "--split", easy_cohort["split"],
+                 "--fold", "0", "--out", tmp_path / "r.csv")
+    assert split.returncode == 1 and "with --repertoires, name the files to score with --metadata" in split.stderr
+
+
+def test_small_frictions_of_predict_are_said_plainly(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """A file given as --model says what it is; --attention on a store names --attention; two patients of one
+    file are warned of; a metadata table whose label column is named otherwise is noted; --log makes its folder."""
+    held = sorted(_held_out(easy_cohort))[:2]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"a.tsv": f"{held[0]}.tsv", "b.tsv": f"{held[0]}.tsv",
+                                                          "c.tsv": f"{held[1]}.tsv"})
+    source = ["--repertoires", folder, "--out", tmp_path / "p.csv"]
+    for given, said in ((easy_cohort["store"], "a repertoire store (ingest's output), not a model folder: give it "
+                                               "with --store"),
+                        (fold0_model / "config.json", f"a model's config.json, not its folder: give the folder, "
+                                                      f"{fold0_model}"),
+                        (folder / "a.tsv", "a file, not a model folder")):
+        result = _cli("predict", "--model", given, *source)
+        assert result.returncode == 1 and f"error: {given}: {said}" in result.stderr, result.stderr
+    taken = _cli("predict", "--model", fold0_model, *source, "--attention", easy_cohort["store"])
+    assert taken.returncode == 1 and "(choose another --attention;" in taken.stderr, taken.stderr
+
+    (tmp_path / "meta.csv").write_text("subject_id,filename,CMV_status\na,a.tsv,1\nb,b.tsv,0\nc,c.tsv,1\n")
+    log_file = tmp_path / "logs" / "deep" / "predict.log"
+    result = _cli("predict", "--model", fold0_model, *source, "--metadata", tmp_path / "meta.csv", "--log", log_file)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING subjects a (a.tsv), b (b.tsv) have byte-identical repertoire files" in result.stderr
+    assert "meta.csv: no column 'label' (the model's label), so the predictions get no true label; its other " \
+           "columns are CMV_status" in result.stderr
+    assert "true_label" not in pd.read_csv(tmp_path / "p.csv").columns
+    assert "byte-identical" in log_file.read_text()

@@ -257,13 +257,17 @@ def test_bad_input_gets_one_line(easy_cohort, tmp_path, args, words):
     assert not (tmp_path / "m").exists() and not (tmp_path / "p.csv").exists()
 
 
+#: A row that makes a copy of a cohort file another repertoire (a renamed training file is that training subject).
+NEW_ROW = "\t".join(["x1", "", "CASSLGQGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]).encode() + b"\n"
+
+
 def test_predict_from_files_without_metadata_and_an_empty_repertoire(easy_cohort, tmp_path):
     model_dir = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu",
                       progress=False)
     folder = tmp_path / "new"
     folder.mkdir()
-    for name in ("rep001.tsv", "rep002.tsv"):  # new names: the model was trained on rep001 and rep002
-        (folder / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes())
+    for name in ("rep001.tsv", "rep002.tsv"):  # new names and one row more: the model was trained on rep001, rep002
+        (folder / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes() + NEW_ROW)
     out = tmp_path / "p.csv"
     result = deeprc_cli("predict", "--model", model_dir, "--repertoires", folder, "--out", out)
     assert result.returncode == 0, result.stderr
@@ -298,18 +302,20 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
         assert result.returncode == 0, result.stderr
         assert f"with the 1 of 2 models that held them all out: fold{fold}" in result.stderr
         predictions = pd.read_csv(out, dtype={"subject_id": str})
-        assert list(predictions.columns) == ["subject_id", "probability", "predicted", "true_label"]
+        assert list(predictions.columns) == ["subject_id", "probability", "probability_sd", "predicted", "true_label"]
+        assert predictions["probability_sd"].isna().all()  # an ensemble's columns, empty: one model scored each
         held_out = set(easy_cohort["meta"]["subject_id"].astype(str)[easy_cohort["folds"] == fold])
         assert set(predictions["subject_id"]) == held_out
         alone = predict([single[fold]], subjects_from_store(easy_cohort["store"], single[fold], held_out),
                         torch.device("cpu"))[0]
         np.testing.assert_allclose(predictions["probability"], alone["probability"], rtol=1e-6)
 
-    # new patients (files under new names) were held out by both models: the ensemble scores them
+    # new patients (files under new names, one row more: not a training file renamed) were held out by both
+    # models: the ensemble scores them
     new = tmp_path / "new"
     new.mkdir()
     for name in ("rep000.tsv", "rep001.tsv", "rep002.tsv"):
-        (new / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes())
+        (new / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes() + NEW_ROW)
     out = tmp_path / "new.csv"
     result = deeprc_cli("predict", "--model", models, "--repertoires", new, "--out", out)
     assert result.returncode == 0, result.stderr

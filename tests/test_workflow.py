@@ -5,6 +5,7 @@ plan, config and metadata validation, and (slow) a full run on a tiny simulated 
 from __future__ import annotations
 
 import ast
+import gzip
 import os
 import re
 import shutil
@@ -373,12 +374,17 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     html = snakemake_report.read_text()
     assert len(html) > 10_000 and "Attended sequences" in html and "Held-out metrics of every method" in html
 
-    # new patients: the fold models as an ensemble, without retraining (the cohort's files under new names:
-    # under their own, every fold model but one trained on them, and predict refuses to score them)
+    # new patients: the fold models as an ensemble, without retraining (the cohort's repertoires under new names,
+    # re-compressed: under their own names, or byte for byte, every fold model but one trained on them, and predict
+    # scores each with the one that held it out)
     patients = tmp_path / "new_patients"
     patients.mkdir()
     for path in (cohort / "repertoires").iterdir():
-        (patients / f"new_{path.name}").write_bytes(path.read_bytes())
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            (patients / f"new_{path.name[:-3]}").write_bytes(gzip.decompress(data))
+        else:
+            (patients / f"new_{path.name}.gz").write_bytes(gzip.compress(data, mtime=0))
     new = snakemake("predict", *args, "--config", f"new_repertoires={patients}", cwd=tmp_path, timeout=90)
     assert new.returncode == 0, new.stderr[-3000:]
     assert "rule train:" not in new.stdout + new.stderr

@@ -24,7 +24,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.attention_file import check_attention
 from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, check_store_species, held_out_models, load_models,
-                                   score_subjects, scored_from_file, subjects_from_store)
+                                   score_subjects, scored_from_file, store_digests, subjects_from_store)
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
@@ -291,7 +291,8 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         check_genes(opened, models[0])
         chosen = _subjects(opened, subjects)
         check_labels(opened, name, chosen, labels, [str(c) for c in models[0].labels[name]["classes"]])
-    models, seen = held_out_models(models, chosen, allow=allow_training_subjects)
+        digests = store_digests(opened)  # a training file ingested again under another name is that subject
+    models, seen = held_out_models(models, chosen, allow=allow_training_subjects, digests=digests)
     if attention_file is not None:
         check_attention(attention_file, models, chosen)
     with _output_folder(out, "interpret", force) as tmp:
