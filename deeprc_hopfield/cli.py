@@ -76,8 +76,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
                    help="label column of the metadata (repeatable; default: 'label' if present)")
     p.add_argument("--positive-class", metavar="VALUE",
-                   help="label value to code as the positive class (1) of two-class labels (default: the "
-                        "other of false/no/0/negative/healthy/control/'-', else the second alphabetically)")
+                   help="label value to code as the positive class (1) of two-class labels (default: the larger "
+                        "of two numbers; else the other of false/no/negative/healthy/control, of 'CMV -' (any "
+                        "dash), of 'not detected', 'non-responder', ...; else the second alphabetically, with a "
+                        "warning)")
     p.add_argument("--drop-unlabelled", action="store_true",
                    help="leave out subjects whose label value is missing (empty, NA, unknown, ...; their files are "
                         "not read), with a warning that names them, rather than refuse the table; classify them "
@@ -864,8 +866,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="folder for metrics.tsv, roc.png, pr.png (written whole; see --force)")
     _add_force(p, "evaluation (a folder written by `evaluate`)")
     p.add_argument("--positive-class", metavar="VALUE",
-                   help="true_label value of the positive class (default: as `ingest` orders two classes: "
-                        "True/yes/1/+ or the non-healthy/control one, else the second alphabetically)")
+                   help="true_label value of the positive class (default: the class a model's predictions call at "
+                        "p >= 0.5, their `predicted` column; else as `ingest` orders two classes: the larger number, "
+                        "True/yes/+ or the non-healthy/control one, else the second alphabetically); one that is not "
+                        "the model's is refused")
     p.add_argument("--label-column", metavar="LABEL",
                    help="in predictions of several labels (`predict` of a multi-label model: LABEL_probability, "
                         "LABEL_true), the binary label to score (default: the only binary one; numeric and "

@@ -23,7 +23,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
 
 from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
-from deeprc_hopfield.metadata import two_class_order
+from deeprc_hopfield.metadata import missing_labels, two_class_order
 from deeprc_hopfield.split import Split
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,9 @@ def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) ->
                           f"{', '.join(binary) or ('the single label' if 'probability' in table.columns else 'none')})",
                           path)
     truth = f"{label}_true" if f"{label}_true" in table.columns else "true_label"
+    called = {"predicted": table[f"{label}_predicted"]} if f"{label}_predicted" in table.columns else {}
     return table.assign(probability=table[f"{label}_probability"],
-                        true_label=table[truth].astype("string") if truth in table.columns else None)
+                        true_label=table[truth].astype("string") if truth in table.columns else None, **called)
 
 
 def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
@@ -142,8 +143,9 @@ def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
 
 
 def unlabelled(true_label: pd.Series) -> np.ndarray:
-    """Which rows have no true label (a missing or blank cell: a subject of unknown label)."""
-    return (true_label.isna() | (true_label.astype("string").str.strip() == "")).to_numpy(dtype=bool)
+    """Which rows have no true label (a missing or blank cell, `NA`, `Unknown`: a subject of unknown label, as
+    `ingest` reads labels: :func:`deeprc_hopfield.metadata.missing_labels`)."""
+    return missing_labels(true_label)
 
 
 def _labelled(table: pd.DataFrame, paths: list[Path]) -> pd.DataFrame:
@@ -170,7 +172,7 @@ def read_predictions(paths: list[Path], split: Split | None, label: str | None =
         _refuse_repeated(table)
         return _labelled(pd.DataFrame({"subject_id": table["subject_id"], "fold": 0,
                                        "probability": table["probability"],
-                                       "true_label": table["true_label"].str.strip()}), paths)
+                                       "true_label": table["true_label"].str.strip(), **_called(table)}), paths)
     unknown = ~table["subject_id"].isin(split.subject_ids)
     if unknown.any():
         row = table[unknown].iloc[0]
@@ -192,7 +194,12 @@ def read_predictions(paths: list[Path], split: Split | None, label: str | None =
                     len(split))
     return _labelled(pd.DataFrame({"subject_id": table["subject_id"], "fold": fold,
                                    "probability": table["probability"],
-                                   "true_label": table["true_label"].str.strip()}), paths)
+                                   "true_label": table["true_label"].str.strip(), **_called(table)}), paths)
+
+
+def _called(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """A model's `predicted` column (the class it calls at p >= 0.5), kept to tell whose probability the file gives."""
+    return {"predicted": table["predicted"].astype("string").str.strip()} if "predicted" in table.columns else {}
 
 
 def _refuse_repeated(table: pd.DataFrame) -> None:
@@ -204,16 +211,41 @@ def _refuse_repeated(table: pd.DataFrame) -> None:
                           "per subject)", row["source"], int(row["line"]), "subject_id")
 
 
-def positive_class(labels: list[str], given: str | None = None) -> str:
-    """The positive class among the true labels: `given`, else the rule `ingest` uses (False/True,
-    no/yes, 0/1, healthy/control against the other, ...; else the second alphabetically)."""
+def positive_class(labels: list[str], given: str | None = None, called: str | None = None) -> str:
+    """The positive class among the true labels: the one whose probability a model's files give (`called`:
+    :func:`called_positive`), else `given`, else the rule `ingest` uses (:func:`two_class_order`). A `given` that
+    is not `called` is refused: it would score 1 - AUC (a store ingested with another --positive-class)."""
     classes = sorted(set(labels))
     if len(classes) != 2:
         raise DeepRCError(f"evaluate needs a binary label; the predictions hold {len(classes)} class(es): "
                           f"{', '.join(classes[:5])}")
     if given is not None and given not in classes:
         raise DeepRCError(f"--positive-class '{given}' is not one of the classes ({', '.join(classes)})")
+    if called in classes:
+        if given is not None and given != called:
+            raise DeepRCError(f"--positive-class '{given}', but the model's probabilities are of '{called}' (its "
+                              "predictions' `predicted` column: the class at p >= 0.5); give the class its store was "
+                              "ingested with as positive, or leave --positive-class out")
+        return called
     return two_class_order(classes, given)[1]
+
+
+def called_positive(tables: dict[str, pd.DataFrame]) -> str | None:
+    """The class whose probability the model's predictions give, read from their `predicted` column (the class
+    called at p >= 0.5; the other below): None where no file has the column or the calls disagree."""
+    implied: set[str] = set()
+    for table in tables.values():
+        if "predicted" not in table.columns:
+            continue
+        rows = table.dropna(subset=["predicted"])
+        classes = set(rows["predicted"]) | set(rows["true_label"].dropna())
+        implied |= set(rows.loc[rows["probability"] > THRESHOLD, "predicted"])
+        for negative in set(rows.loc[rows["probability"] < THRESHOLD, "predicted"]):
+            implied |= classes - {negative}
+    if len(implied) > 1:
+        log.warning("the predictions' `predicted` columns name %s as the class at p >= 0.5: which class the "
+                    "probabilities are of is taken from the class names", " and ".join(sorted(implied)))
+    return next(iter(implied)) if len(implied) == 1 else None
 
 
 def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
@@ -344,7 +376,8 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     scored = _scored_label(label, [p for paths in predictions.values() for p in paths], label_name)
     split = Split.read(split_path) if split_path is not None else None
     tables = {name: read_predictions(paths, split, label) for name, paths in predictions.items()}
-    pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive)
+    pos = positive_class(pd.concat([t["true_label"] for t in tables.values()]).tolist(), positive,
+                         called_positive(tables))
     for table in tables.values():
         table["y"] = (table["true_label"] == pos).astype(np.int64)
     try:

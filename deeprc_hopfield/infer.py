@@ -26,7 +26,7 @@ from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.species import DEFAULT_SPECIES
-from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column
+from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column, sequence_digest
 
 if TYPE_CHECKING:
     from deeprc_hopfield.ingest import ParsedRepertoire
@@ -45,6 +45,7 @@ class Subject:
     truth: dict[str, object]
     sha256: str | None = None  # of its repertoire file (a store's provenance), to know a training file renamed
     source: str | None = None  # its file, for messages
+    sequences: str | None = None  # its sequence_digest, to know a training repertoire re-exported under a new name
 
 
 def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
@@ -76,7 +77,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
-                          sources.get(store.subject_ids[i]))
+                          sources.get(store.subject_ids[i]), sequence_digest(rep))
 
 
 def store_digests(store: RepertoireStore) -> dict[str, str]:
@@ -216,7 +217,8 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
                             str(entry.path))
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
-        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
+        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path),
+                      sequence_digest(rep))
     _warn_other_species(unresolved, species)
     warn_identical_files([entry.subject_id for entry in entries], provenance)
 
@@ -254,7 +256,7 @@ def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray
     if not called.sum() or unknown.sum() <= UNKNOWN_V_WARNING * called.sum():
         return
     names = pd.Series(v_names[unknown]).astype(str)
-    loci = names.map(_locus).value_counts()
+    loci = names.str[:3].str.upper().value_counts()  # as _locus, vectorised: a million names at most
     known_loci = sorted({_locus(g) for g in model_genes})
     shares = ", ".join(f"{locus} {n / called.sum():.0%}" for locus, n in loci.items())
     seen = ", ".join(sorted(set(names.iloc[:1000]))[:3])
@@ -497,15 +499,20 @@ class TrainingGuard:
         self._named = _same_files(models, named, files) if files else named
         self._digests = [{digest: subject for subject, digest in (saved.training.get("subject_sha256") or {}).items()}
                          for saved in models]
+        self._sequences = [{digest: subject for subject, digest in
+                            (saved.training.get("subject_sequences") or {}).items()} for saved in models]
         self.used: dict[str, tuple[list[str], bool]] = {}  # subject -> names of the models that scored it, seen
         self.copies: dict[str, str] = {}  # subject -> the training subject whose file it is
 
-    def trained_on(self, subject_id: str, sha256: str | None = None) -> tuple[list[bool], str | None]:
-        """Per model, whether it was fitted or validated on the subject (by id, or by its file's sha256), and the
-        training subject whose file the subject's is when that subject is named otherwise (a renamed copy)."""
+    def trained_on(self, subject_id: str, sha256: str | None = None,
+                   sequences: str | None = None) -> tuple[list[bool], str | None]:
+        """Per model, whether it was fitted or validated on the subject (by id, by its file's sha256, or by its
+        sequences' digest once read: a training repertoire re-exported or re-compressed), and the training subject
+        whose repertoire the subject's is when that subject is named otherwise (a renamed copy)."""
         flags, copy_of = [], None
-        for named, digests in zip(self._named, self._digests):
+        for named, digests, contents in zip(self._named, self._digests, self._sequences):
             twin = digests.get(sha256) if sha256 is not None else None
+            twin = twin if twin is not None or sequences is None else contents.get(sequences)
             if twin is not None and twin != subject_id:
                 copy_of = twin
             flags.append(subject_id in named or twin is not None)
@@ -558,16 +565,16 @@ class TrainingGuard:
         """The models that score `subject` (by its id and its file's sha256, known once it is read) and whether one
         of them was fitted or validated on it (only with `allow`). A renamed training file that no model held out
         is refused here, in one line naming the file and the training subject it is a copy of."""
-        flags, copy_of = self.trained_on(subject.subject_id, subject.sha256)
+        flags, copy_of = self.trained_on(subject.subject_id, subject.sha256, subject.sequences)
         clean = [saved for saved, seen in zip(self.models, flags) if not seen]
         if copy_of is not None:
             self.copies[subject.subject_id] = copy_of
             if not clean and not self.allow:
                 who = "the model was" if len(self.models) == 1 else f"all {len(self.models)} models were"
                 raise TrainingSubjectsError(
-                    f"a copy of training subject {copy_of}'s repertoire file (the same sha256), which {who} fitted or "
-                    "validated on: its score would not be a held-out one; leave the file out or pass "
-                    "--allow-training-subjects", subject.source or subject.subject_id)
+                    f"a copy of training subject {copy_of}'s repertoire (the same file, or the same sequences and "
+                    f"counts), which {who} fitted or validated on: its score would not be a held-out one; leave the "
+                    "file out or pass --allow-training-subjects", subject.source or subject.subject_id)
         if not clean and not self.allow:  # by id: refused by planned() before any reading, when it was called
             raise TrainingSubjectsError(f"a model was fitted or validated on subject {subject.subject_id}: its "
                                         "score would not be a held-out one; leave it out or pass "
@@ -583,8 +590,8 @@ class TrainingGuard:
         were, as a held-out fold scored by its fold's model)."""
         for subject, copy_of in self.copies.items():
             names, seen = self.used.get(subject, ([], False))
-            log.warning("%s: its repertoire file is training subject %s's (the same sha256): scored as that subject, "
-                        "%s", subject, copy_of, "by every model (--allow-training-subjects)" if seen
+            log.warning("%s: its repertoire is training subject %s's (the same file, or sequences and counts): "
+                        "scored as that subject, %s", subject, copy_of, "by every model (--allow-training-subjects)" if seen
                         else f"by the {len(names)} of {len(self.models)} models that held it out ({', '.join(names)})")
         fewer = {s: names for s, (names, seen) in self.used.items() if not seen and len(names) < len(self.models)}
         if not fewer:
@@ -622,8 +629,8 @@ def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str,
         kept.append(named - differ)
     if others:
         log.warning("%d subject(s) named like training subjects have other files than those the model was trained on "
-                    "(%s): scored as new patients (if they are the same repertoires, re-exported, their scores are not "
-                    "held-out ones)", len(others), named_list(sorted(others)))
+                    "(%s): scored as new patients, unless their sequences and counts are the training repertoires' "
+                    "(checked as each is read)", len(others), named_list(sorted(others)))
     return kept
 
 

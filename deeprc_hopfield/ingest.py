@@ -136,13 +136,15 @@ def _warn_several_loci(loci: Counter[str], chain: str | None, per_subject: dict[
     --chain): one model would attend them together, and OLGA's pgen is of the commonest chain only. The repertoires
     mostly of another chain than the store's commonest are named (a file of another chain in the folder)."""
     total = sum(loci.values())
-    kept = {locus: n for locus, n in loci.items() if n >= SEVERAL_LOCI_SHARE * total}
-    if chain is not None or len(kept) < 2:
+    if chain is not None or not total:
         return
-    shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in sorted(kept.items(), key=lambda kv: -kv[1]))
-    commonest = max(kept, key=kept.get)
+    kept = {locus: n for locus, n in loci.items() if n >= SEVERAL_LOCI_SHARE * total}
+    commonest = max(loci, key=loci.get)
     others = [f"{subject} ({locus} {n / sum(held.values()):.0%})" for subject, held in per_subject.items()
               for locus, n in held.most_common(1) if locus != commonest and n > sum(held.values()) / 2]
+    if len(kept) < 2 and not others:  # one chain, or a trace of another spread over the cohort
+        return
+    shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in loci.most_common() if locus in kept or others)
     named = f"; repertoires mostly of another chain than {commonest}: {named_list(others)}" if others else ""
     log.warning("the store holds sequences of several chains (by their V genes: %s)%s; a model pools them, and "
                 "chance-public clones are judged by the commonest chain's generation model: give --chain (e.g. "

@@ -27,8 +27,10 @@ _BOOLEAN_PAIRS = [
     ("negative", "positive"), ("neg", "pos"), ("-", "+"), ("absent", "present"), ("undetected", "detected"),
     ("nonreactive", "reactive"),
 ]
-#: Words that make a class the negation of the other (`not detected` / `detected`, `non-responder` / `responder`).
-_NEGATIONS = ("not", "non", "no", "un")
+#: Words that make a class the negation of the other (`not detected` / `detected`), and prefixes that do where
+#: the rest is a word of 4 letters or more (`nonresponder`, `uninfected`; not `unit` / `it`).
+_NEGATIONS = ("not", "non", "no")
+_NEGATING_PREFIXES = ("non", "un")
 #: Dashes a spreadsheet or a word processor writes for a minus (`CMV −`, `CMV –`): read as '-'.
 _DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\uff0d": "-"})
 
@@ -69,9 +71,18 @@ class Metadata:
         return self.table["subject_id"].tolist()
 
 
-#: Values that mean "not known" in tables written by R, pandas, spreadsheets or clinical sheets (compared in lower
-#: case): an `Unknown` CMV status is no third class.
-MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?", "unknown"}
+#: Values that mean "not known" in tables written by R, pandas or spreadsheets (compared in lower case).
+MISSING_VALUES = {"", "na", "n/a", "nan", "null", "none", "?"}
+#: A label's missing values: those, and a clinical sheet's `Unknown` (an unknown CMV status is no third class; a
+#: subject, file or group named so is not missing).
+MISSING_LABELS = MISSING_VALUES | {"unknown"}
+
+
+def missing_labels(values: pd.Series) -> np.ndarray:
+    """Which label values are missing (:data:`MISSING_LABELS`, or NaN), as a mask: ingest, evaluate and the
+    workflow's plan decide it by this one rule."""
+    text = values.astype("string").str.strip().str.lower()
+    return (text.isna() | text.isin(MISSING_LABELS)).to_numpy(dtype=bool)
 #: Words that name the negative (reference) class of a two-class label.
 _NEGATIVE_WORDS = {"healthy", "control", "controls", "normal", "negative", "neg", "uninfected", "unexposed"}
 
@@ -92,22 +103,38 @@ def _negative_by_words(classes: list[str]) -> str | None:
         first, second = first[1:], second[1:]
     while first and second and first[-1] == second[-1]:
         first, second = first[:-1], second[:-1]
+    whole = len(words[0]) == len(words[1]) == 1  # each class one word (or sign): `F`/`T` may be a pair
     for k, (mine, other) in enumerate([(first, second), (second, first)]):
         negated = len(mine) == 1 and mine[0] in _NEGATIONS and not other
         if len(mine) == len(other) == 1:  # one word each: a pair, a negation, or a pair's word inside (CMVnegative)
-            negated |= (mine[0], other[0]) in _BOOLEAN_PAIRS or any(mine[0] == n + other[0] for n in _NEGATIONS)
+            pair = (mine[0], other[0]) in _BOOLEAN_PAIRS and (whole or len(mine[0]) > 1 or mine[0] in "+-")
+            prefixed = len(other[0]) >= 4 and any(mine[0] == n + other[0] for n in _NEGATING_PREFIXES)
+            negated |= pair or prefixed
             negated |= any(len(n) > 2 and mine[0].replace(n, p, 1) == other[0] for n, p in _BOOLEAN_PAIRS)
         if negated:
             return classes[k]
     return None
 
 
+def _values(classes: list[str]) -> list[float] | None:
+    """Two class names as numbers, or None unless both are numbers."""
+    try:
+        return [float(c) for c in classes]
+    except ValueError:
+        return None
+
+
 def two_class_order(classes: list[str], positive: str | None = None) -> list[str]:
-    """Negative class first: the other one when `positive` is given, else a word such as healthy/control, else the
-    one the names make negative (:func:`_negative_by_words`: false/true, no/yes, CMV-/CMV+, not detected/detected,
-    ...); else alphabetical (:func:`order_is_named` tells which)."""
+    """Negative class first: the other one when `positive` is given, else two numbers by value (the larger one
+    positive: `2` before `10`), else a word such as healthy/control, else the one the names make negative
+    (:func:`_negative_by_words`: false/true, no/yes, CMV-/CMV+, not detected/detected, ...); else alphabetical
+    (:func:`guessed_order` says when the names did not decide). `ingest`, `evaluate` and the workflow's plan all
+    order two classes by this one rule."""
     if positive is not None and positive in classes:
         return sorted(classes, key=lambda c: c == positive)
+    values = _values(classes)
+    if values is not None:
+        return [c for _, c in sorted(zip(values, classes))]
     negatives = [c for c in classes if c.lower() in _NEGATIVE_WORDS]
     negative = negatives[0] if len(negatives) == 1 else _negative_by_words(classes)
     if negative is not None:
@@ -191,9 +218,9 @@ def label_names(name: str, raw: pd.Series, decimal_comma: bool = False,
 
 def class_names(values: pd.Series, name: str, decimal_comma: bool = False, path: Path | None = None) -> pd.Series:
     """A label column's values spelled as `ingest` names its classes (:func:`label_names`), NaN where a value is
-    missing (:data:`MISSING_VALUES`): what the workflow's plan check and `predict --metadata` compare."""
+    missing (:data:`MISSING_LABELS`): what the workflow's plan check and `predict --metadata` compare."""
     text = values.astype(str).str.strip()
-    known = text[~text.str.lower().isin(MISSING_VALUES)]
+    known = text[~missing_labels(values)]
     return label_names(name, known, decimal_comma, path)[0].reindex(text.index)
 
 
@@ -214,9 +241,8 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
     if len(distinct) == 1:
         log.warning("label '%s' has a single value ('%s'): nothing to learn from it", name, distinct[0])
     if len(distinct) == 2:
-        numeric_order = numbers is not None and positive not in distinct
-        classes = distinct if numeric_order else two_class_order(distinct, positive)
-        guessed = None if positive in distinct else guessed_order(classes, numbers is not None)
+        classes = two_class_order(distinct, positive)
+        guessed = None if positive in distinct else guessed_order(distinct)
         if guessed:
             log.warning("label '%s': %s", name, guessed)
         return Label(name, "binary", classes, text.map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64))
@@ -225,11 +251,13 @@ def infer_label(name: str, raw: pd.Series, positive: str | None = None, decimal_
     return Label(name, "categorical", distinct, text.map({c: i for i, c in enumerate(distinct)}).to_numpy(np.int64))
 
 
-def guessed_order(classes: list[str], numbers: bool) -> str | None:
-    """What to tell the user when the order of two classes (negative first) was not named by their names but taken
-    from the alphabet, or from two numbers other than 0 and 1 (the larger positive); None when it was named."""
-    if numbers and classes == ["0", "1"] or not numbers and order_is_named(classes):
+def guessed_order(classes: list[str]) -> str | None:
+    """What to tell the user when :func:`two_class_order` took the order of two classes not from their names but
+    from the alphabet, or from two numbers other than 0 and 1 (the larger positive); None when the names said it."""
+    numbers = _values(classes) is not None
+    if numbers and sorted(classes) == ["0", "1"] or not numbers and order_is_named(classes):
         return None
+    classes = two_class_order(classes)
     rule = "the larger number is" if numbers else "neither name says which is negative, so the alphabet makes"
     return (f"{rule} the positive class: negative '{classes[0]}', positive '{classes[1]}'; if the positive class is "
             f"'{classes[0]}', say so with --positive-class (the workflow: positive_class)")
@@ -321,7 +349,7 @@ def _leave_out_unlabelled(table: pd.DataFrame, label_columns: list[str], path: P
     names them and their lines): a subject of unknown status is classified after training, not trained on."""
     missing = np.zeros(len(table), dtype=bool)
     for column in label_columns:
-        missing |= table[column].str.strip().str.lower().isin(MISSING_VALUES).to_numpy()
+        missing |= missing_labels(table[column])
     if not missing.any():
         return table, []
     left = table[missing]
@@ -381,15 +409,17 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     line_of = lambda row: int(table.index[row]) + 2  # noqa: E731  (the row's line: the header is line 1)
     for column in ("subject_id", "filename", *label_columns):
         values = table[column].str.strip()
-        empty = np.flatnonzero(values.str.lower().isin(MISSING_VALUES).to_numpy())
+        label = column in label_columns
+        words = MISSING_LABELS if label else MISSING_VALUES
+        empty = np.flatnonzero(values.str.lower().isin(words).to_numpy())
         if len(empty):
-            what = "label value" if column in label_columns else "value"
+            what = "label value" if label else "value"
             said = values.iloc[empty[0]]
-            read_as = f" ('{said}' is read as missing: {', '.join(sorted(w for w in MISSING_VALUES if w))} and an " \
+            read_as = f" ('{said}' is read as missing: {', '.join(sorted(w for w in words if w))} and an " \
                       "empty cell are)" if said else ""
             hint = f"; {len(empty)} row(s) have none: give each a value, or leave them out with --drop-unlabelled " \
                    "(the workflow: drop_unlabelled: true) and classify them with `predict` after training" \
-                if column in label_columns else ""
+                if label else ""
             raise MetadataError(f"missing {what}{read_as}{hint}", path, line=line_of(empty[0]), column=column)
         duplicated = values.duplicated(keep="first").to_numpy()
         if column in REQUIRED_COLUMNS and duplicated.any():

@@ -89,6 +89,18 @@ class Repertoire:
                           self.v_index[indices], self.j_index[indices])
 
 
+def sequence_digest(repertoire: Repertoire) -> str:
+    """A digest of a repertoire's sequences and counts in store order (32 hex digits), whatever file, format or
+    compression they came from: `predict` knows a training repertoire re-exported or re-compressed under a new
+    name by it (the model records its fitting and validation repertoires'), where a file's sha256 would differ."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for values, dtype in ((repertoire.lengths, np.uint8), (repertoire.codes, np.uint8), (repertoire.counts, np.float64)):
+        digest.update(np.ascontiguousarray(values, dtype=dtype).tobytes())
+    return digest.hexdigest()
+
+
 def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=object)
 

@@ -122,10 +122,36 @@ def test_subjects_without_a_true_label_are_left_out_and_named(files: dict, tmp_p
 
 
 def test_positive_class_option_flips_the_auc(files: dict) -> None:
-    default = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"])
-    flipped = evaluate({"deeprc": [files["model"]]}, files["split"], files["out"], positive="False",
+    default = evaluate({"kmer": [files["kmer"]]}, files["split"], files["out"])
+    flipped = evaluate({"kmer": [files["kmer"]]}, files["split"], files["out"], positive="False",
                        force=True)  # replaces the first evaluation
     np.testing.assert_allclose(flipped["roc_auc"].iloc[:3], 1 - default["roc_auc"].iloc[:3])
+
+
+def test_the_positive_class_is_the_one_the_model_calls_at_one_half(files: dict, tmp_path: Path) -> None:
+    """A model's `predicted` column says whose probability it gives: evaluate scores that class, whatever the
+    names say, and refuses a --positive-class that is the other (it would score 1 - AUC)."""
+    table = pd.read_csv(files["model"], dtype=str)
+    table["true_label"] = table["true_label"].map({"False": "b", "True": "a"})  # 'a' is P's class, alphabet aside
+    table["predicted"] = table["predicted"].map({"False": "b", "True": "a"})
+    table.to_csv(tmp_path / "named.csv", index=False)
+    scored = evaluate({"deeprc": [tmp_path / "named.csv"]}, files["split"], tmp_path / "e1")
+    expected = evaluate({"deeprc": [files["model"]]}, files["split"], tmp_path / "e2")
+    np.testing.assert_allclose(scored["roc_auc"], expected["roc_auc"])
+    assert (scored["positive_class"] == "a").all()
+    with pytest.raises(DeepRCError, match="--positive-class 'b', but the model's probabilities are of 'a'"):
+        evaluate({"deeprc": [tmp_path / "named.csv"]}, files["split"], tmp_path / "e3", positive="b")
+
+
+def test_two_numbers_are_ordered_by_value_as_ingest_orders_them(files: dict, tmp_path: Path) -> None:
+    """Classes 2 and 10: 10 is positive (the larger number), as ingest codes it, not '2' (after '10' as text)."""
+    table = pd.read_csv(files["kmer"], dtype=str)
+    table["true_label"] = table["true_label"].map({"False": "2", "True": "10"})
+    table.to_csv(tmp_path / "numbers.csv", index=False)
+    scored = evaluate({"kmer": [tmp_path / "numbers.csv"]}, files["split"], tmp_path / "e")
+    np.testing.assert_allclose(scored["roc_auc"], evaluate({"kmer": [files["kmer"]]}, files["split"],
+                                                           tmp_path / "e0")["roc_auc"])
+    assert (scored["positive_class"] == "10").all()
 
 
 def test_predictions_of_several_labels_are_scored_by_one_binary_label(files: dict, tmp_path: Path) -> None:

@@ -419,14 +419,23 @@ def test_a_renamed_copy_of_a_training_file_is_that_training_subject(easy_cohort,
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     errors = [line for line in refused.stderr.splitlines() if "error:" in line]
     assert errors == [f"deeprc-hopfield predict: error: {folder / 'PAT1.tsv'}: a copy of training subject {trained}'s "
-                      "repertoire file (the same sha256), which the model was fitted or validated on: its score would "
-                      "not be a held-out one; leave the file out or pass --allow-training-subjects"]
+                      "repertoire (the same file, or the same sequences and counts), which the model was fitted or "
+                      "validated on: its score would not be a held-out one; leave the file out or pass "
+                      "--allow-training-subjects"]
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "a.tsv").exists()
+    # compressed (other bytes, another sha256) and renamed: the same sequences and counts, the same training subject
+    gzipped = tmp_path / "gz"
+    gzipped.mkdir()
+    (gzipped / "PAT2.tsv.gz").write_bytes(gzip.compress((folder / "PAT1.tsv").read_bytes()))
+    hidden = _cli("predict", "--model", fold0_model, "--repertoires", gzipped, "--out", tmp_path / "g.csv")
+    assert hidden.returncode == 1 and f"{gzipped / 'PAT2.tsv.gz'}: a copy of training subject {trained}'s" \
+        in hidden.stderr, hidden.stderr
 
     allowed = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--allow-training-subjects", "--out",
                    tmp_path / "p.csv")
     assert allowed.returncode == 0, allowed.stderr
-    assert f"WARNING PAT1: its repertoire file is training subject {trained}'s (the same sha256)" in allowed.stderr
+    assert f"WARNING PAT1: its repertoire is training subject {trained}'s (the same file, or sequences and counts)" \
+        in allowed.stderr
     table = pd.read_csv(tmp_path / "p.csv")
     assert dict(zip(table["subject_id"], table[TRAINING_SUBJECT_COLUMN])) == {"PAT1": True, "n0": False}
 

@@ -209,6 +209,8 @@ def test_drop_unlabelled_leaves_out_subjects_of_unknown_label_and_names_them(coh
         (["CMV-positive", "CMV-negative"], None, ["CMV-negative", "CMV-positive"]),
         (["Cytomegalovirus +", "Cytomegalovirus -"], None, ["Cytomegalovirus -", "Cytomegalovirus +"]),
         (["present", "absent"], None, ["absent", "present"]),
+        (["10", "2"], None, ["2", "10"]),  # numbers by value
+        (["Cohort T", "Cohort F"], None, ["Cohort F", "Cohort T"]),  # alphabetical (warned): T/F is no word here
     ],
 )
 def test_negative_class_first(values, positive, classes):

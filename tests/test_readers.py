@@ -621,6 +621,13 @@ def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):
         ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "u.h5", progress=False)
     assert "(by their V genes: TRB 90.0%, TRA 10.0%); repertoires mostly of another chain than TRB: C (TRA 100%); " \
            "a model pools them" in caplog.text
+    many = [rows[0]] + [[f"CASS{a}{b}{c}YEQYF", "TRBV5-1", "TRBJ2-7"] for a in "ACDEF" for b in "GHIKL" for c in "MNPQ"]
+    write(tmp_path / "reps" / "b.tsv", many)  # 100 TRB sequences against C's 1 TRA: under 1% of the store
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deeprc_hopfield"):
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "w.h5", progress=False)
+    assert "(by their V genes: TRB 99.0%, TRA 1.0%); repertoires mostly of another chain than TRB: C (TRA 100%)" \
+           in caplog.text
     from deeprc_hopfield.errors import QCError
 
     with pytest.raises(QCError, match=r"c.tsv: no sequence left after quality control \(9 rows; dropped: "

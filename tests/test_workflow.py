@@ -375,8 +375,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert len(html) > 10_000 and "Attended sequences" in html and "Held-out metrics of every method" in html
 
     # new patients: the fold models as an ensemble, without retraining (the cohort's repertoires under new names,
-    # re-compressed: under their own names, or byte for byte, every fold model but one trained on them, and predict
-    # scores each with the one that held it out)
+    # re-compressed: predict knows each by its sequences and counts as a training repertoire of every fold model but
+    # one, and scores it with the one that held it out)
     patients = tmp_path / "new_patients"
     patients.mkdir()
     for path in (cohort / "repertoires").iterdir():
@@ -387,6 +387,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
             (patients / f"new_{path.name}.gz").write_bytes(gzip.compress(data, mtime=0))
     new = snakemake("predict", *args, "--config", f"new_repertoires={patients}", cwd=tmp_path, timeout=90)
     assert new.returncode == 0, new.stderr[-3000:]
+    guarded = (tmp_path / "logs" / "tiny" / "new_patients" / "predict.log").read_text()
+    assert "its repertoire is training subject" in guarded and "by the 1 of 2 models that held it out" in guarded
     assert "rule train:" not in new.stdout + new.stderr
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)

@@ -407,6 +407,14 @@ class Trainer:
         digests = self.store.provenance()["sha256"].tolist()
         return {self.store.subject_ids[i]: digests[i] for i in np.concatenate([self.fit_idx, self.val_idx])}
 
+    def _subject_sequences(self) -> dict[str, str]:
+        """The :func:`~deeprc_hopfield.store.sequence_digest` of each fitting and validation repertoire: `predict`
+        knows one of them re-exported or re-compressed under another name by it (a repertoire at a time)."""
+        from deeprc_hopfield.store import sequence_digest
+
+        chosen = np.concatenate([self.fit_idx, self.val_idx])
+        return {self.store.subject_ids[i]: sequence_digest(self.store.repertoire(int(i))) for i in chosen}
+
     def _store_qc(self) -> dict:
         """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
         from deeprc_hopfield.qc import QCSettings
@@ -444,7 +452,7 @@ class Trainer:
                     "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
-                    "subject_sha256": self._subject_files(),
+                    "subject_sha256": self._subject_files(), "subject_sequences": self._subject_sequences(),
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
                     "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}

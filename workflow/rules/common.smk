@@ -12,7 +12,8 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
-from deeprc_hopfield.metadata import MISSING_VALUES, two_class_order, class_names, guessed_order, read_table, resolve_file
+from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
+                                      resolve_file)
 from deeprc_hopfield.split import thin_training_part
 
 RUN = config["run"]
@@ -88,11 +89,12 @@ def check_metadata(table):
     label = config["label_column"]
     if label not in table.columns:
         raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
-    known = table[label][~table[label].str.lower().isin(MISSING_VALUES)]
+    known = table[label][~missing_labels(table[label])]
     values = sorted(set(known))
     if len(values) != 2:
         shown = ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-        rarest = known.value_counts(sort=True).index[-1] if len(values) > 2 else None  # a stray spelling, often
+        counts = known.value_counts()
+        rarest = sorted(counts.index[counts == counts.min()])[0] if len(values) > 2 else None  # a stray spelling
         where = (f"; the rarest, '{rarest}', is on line {line_of(int((table[label] == rarest).to_numpy().argmax()))}"
                  if rarest is not None else "")
         raise metadata_error(f"{len(values)} distinct label value(s) ({shown or 'none'}): the workflow's "
@@ -117,11 +119,9 @@ def check_positive_class(classes):
     if positive is not None and positive not in classes:
         raise WorkflowError(f"config positive_class: '{config['positive_class']}' is not a class of the label "
                             f"'{config['label_column']}' ({', '.join(classes)})")
-    if positive is None:
-        numbers = all(pd.notna(pd.to_numeric(pd.Series(classes), errors="coerce")))
-        guessed = guessed_order(two_class_order(classes) if not numbers else sorted(classes, key=float), numbers)
-        if guessed:
-            print(f"note: metadata {config['metadata']}, label '{config['label_column']}': {guessed}", file=sys.stderr)
+    guessed = guessed_order(classes) if positive is None else None
+    if guessed:
+        print(f"note: metadata {config['metadata']}, label '{config['label_column']}': {guessed}", file=sys.stderr)
 
 
 def positive_class_spelled():
@@ -141,7 +141,7 @@ def check_folds(table):
         if len(missing):
             raise metadata_error(f"no group for subject '{table['subject_id'].iloc[missing[0]]}'",
                                  int(table.index[missing[0]]) + 2, group)
-    labelled = table[~table[label].str.lower().isin(MISSING_VALUES)]
+    labelled = table[~missing_labels(table[label])]
     if group is not None:
         classes = labelled.groupby(group, sort=True)[label].nunique()
         if (classes > 1).any():
@@ -170,7 +170,7 @@ def labelled_rows(table):
     """The rows with a label value: with `drop_unlabelled` the others are left out (their files need not exist), with
     a note naming them; without it a missing value stops the plan (as `ingest` would after the plan)."""
     label = config["label_column"]
-    missing = table[label].str.lower().isin(MISSING_VALUES).to_numpy()
+    missing = missing_labels(table[label])
     if not missing.any():
         return table
     rows = table[missing]
