@@ -407,9 +407,10 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--store", type=Path, help="repertoires from a store (of the model's store's species: "
                                                    "another is refused)")
     source.add_argument("--repertoires", type=Path,
-                        help="repertoire files in a folder (any supported format), read with the QC of the model's "
-                             "store and its species' gene names (ingest --species); without --metadata every file is read (but hidden ones and earlier outputs of "
-                             "predict/attend) and its subject id is its name less its table and gzip extensions")
+                        help="repertoire files in a folder, or one file (any supported format), read with the QC of "
+                             "the model's store and its species' gene names (ingest --species); without --metadata "
+                             "every file is read (but hidden ones and earlier outputs of predict/attend) and its "
+                             "subject id is its name less its table and gzip extensions")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
     p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",

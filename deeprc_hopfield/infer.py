@@ -123,7 +123,8 @@ class FileEntry:
 def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterable[str] = ()) -> list[FileEntry]:
     """The repertoire files of `folder` to score: those the `metadata` names (with its subject ids and the true
     values of `labels` it has), else every file in the folder but this package's own outputs, named by
-    :func:`file_subject_id`. Two files of one subject id are refused."""
+    :func:`file_subject_id` (`folder` may be one file: that patient alone). Two files of one subject id are
+    refused."""
     from deeprc_hopfield.metadata import read_metadata
 
     folder = Path(folder)
@@ -134,8 +135,10 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
                  for name in labels if name in meta.table}
         return [FileEntry(sid, path, {name: values[k] for name, values in truth.items()})
                 for k, (sid, path) in enumerate(zip(meta.subject_ids, meta.files))]
+    if folder.is_file():  # one patient's file: scored alone, named as in a folder
+        return [FileEntry(file_subject_id(folder), folder, {})]
     if not folder.is_dir():
-        raise DeepRCError("repertoire folder not found", folder)
+        raise DeepRCError("repertoire folder (or file) not found", folder)
     entries = [FileEntry(file_subject_id(p), p, {}) for p in _repertoire_files(folder)]
     first: dict[str, Path] = {}
     for entry in entries:

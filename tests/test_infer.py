@@ -195,6 +195,12 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     assert again.returncode == 0, again.stderr
     assert "2 file(s) in" in again.stderr and "outputs of deeprc-hopfield" in again.stderr
     assert len(pd.read_csv(tmp_path / "q.csv")) == 3
+    alone = _cli("predict", "--model", fold0_model, "--repertoires", folder / "Pat.day30.TSV", "--out", tmp_path / "o.csv")
+    assert alone.returncode == 0, alone.stderr  # one file: that patient alone, named as in the folder, scored the same
+    one = pd.read_csv(tmp_path / "o.csv")
+    assert one["subject_id"].tolist() == ["Pat.day30"]
+    assert one["probability"].iloc[0] == pytest.approx(
+        pd.read_csv(tmp_path / "q.csv").set_index("subject_id").loc["Pat.day30", "probability"])
 
     (folder / "README.txt").write_text("sample sheet\tnotes\nP1\tday 0\n")  # no repertoire: how to leave it out
     notes = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "n.csv")
