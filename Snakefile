@@ -39,7 +39,7 @@ except WorkflowError as error:  # one line with the schema's message, not a dump
     if not hasattr(problem, "json_path"):
         raise
     known = problem.schema.get("properties", {}) if problem.validator == "additionalProperties" else {}
-    typos = "".join(did_you_mean(key, known) for key in problem.instance if key not in known) if known else ""
+    typos = did_you_mean([key for key in problem.instance if key not in known], known) if known else ""
     raise WorkflowError(
         f"config {problem.json_path}: {problem.message}{typos} "
         "(keys, types and defaults: workflow/schemas/config.schema.yaml)"

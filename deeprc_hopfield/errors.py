@@ -12,19 +12,31 @@ def named_list(items: Sequence[object], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the one choice clearly closest to a mistyped `word` (the same letters in another case,
-    else difflib's ratio >= 0.75 and ahead of the next by 0.05: among `rep004`..`rep094` no guess is better than
-    none), else ''."""
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one choice clearly closest to a mistyped `word`: the same letters in another case, else difflib's ratio
+    >= 0.75 and ahead of the next by 0.05 (among `rep004`..`rep094` no guess is better than none); else None."""
     from difflib import SequenceMatcher
 
     choices = list(choices)
     same = [c for c in choices if c.casefold() == word.casefold()]
     if len(same) == 1:
-        return f" (did you mean '{same[0]}'?)"
+        return same[0]
     scored = sorted(((SequenceMatcher(None, word, c).ratio(), c) for c in choices), reverse=True)
     best, runner_up = (scored + [(0.0, ""), (0.0, "")])[:2]
-    return f" (did you mean '{best[1]}'?)" if best[0] >= 0.75 and best[0] - runner_up[0] >= 0.05 else ""
+    return best[1] if best[0] >= 0.75 and best[0] - runner_up[0] >= 0.05 else None
+
+
+def did_you_mean(words: str | Sequence[str], choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for a mistyped word with a :func:`closest` choice; for several, each named
+    (" (did you mean 'x' for 'a', 'y' for 'b'?)"); '' where none has one."""
+    choices = list(choices)
+    found = [(word, closest(word, choices)) for word in ([words] if isinstance(words, str) else words)]
+    found = [(word, match) for word, match in found if match is not None]
+    if not found:
+        return ""
+    if isinstance(words, str) or len(words) == 1:
+        return f" (did you mean '{found[0][1]}'?)"
+    return " (did you mean " + ", ".join(f"'{match}' for '{word}'" for word, match in found) + "?)"
 
 
 class DeepRCError(Exception):
