@@ -263,6 +263,10 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
         return "<h2>Most attended sequences</h2><p>No attended sequences were given.</p>"
     summary = attended_summary(attended, classes_of, positive=positive)
     top_k = int(attended.groupby("repertoire_id").size().max())
+    private = ("<p>No sequence is in more than one of these repertoires' lists: each row is one repertoire's own "
+               "most-attended sequence, ordered by rank and attention, not by recurrence (a signal of private "
+               "sequences, such as a motif: see the interpretation's motifs).</p>"
+               if len(summary) and summary["repertoires"].max() == 1 else "")
     if positive is None:
         which = f"{attended['repertoire_id'].nunique()} held-out repertoires"
     else:
@@ -276,7 +280,7 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
             f"{top_k} attended sequences of {which}; each repertoire scored by the model of the fold that held it "
             "out. <code>max_attention</code> is the largest attention weight (a share of the repertoire's "
             "attention, which sums to between 1 and the number of heads; 1/n for a repertoire of n sequences is "
-            "uniform).</p>" + known_share_note(attended, f"the top {top_k} attended sequences")
+            "uniform).</p>" + private + known_share_note(attended, f"the top {top_k} attended sequences")
             + html_table(summary, "{:.4g}"))
 
 
@@ -294,6 +298,22 @@ TOP_RANKED, TOP_MOTIFS = 30, 10
 _RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "score", "n_positive", "n_negative", "attended_positive",
                  "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
                  "top_repertoire", *KNOWN_COLUMNS]
+
+
+def _label_source_text(source: str) -> str:
+    """Which labels made a repertoire positive in a ranking (interpretation.json `label_source`), for its caption."""
+    parts = {"store": "the stored labels", "predicted": "the model's calls (p >= 0.5) where a repertoire has none"}
+    return " and ".join(parts.get(part, part) for part in source.split("+"))
+
+
+def _motif_bar(info: dict) -> str:
+    """The motif tests' bar as the caption states it: alpha over the patterns tested, and log10 p's cut-off."""
+    test = info.get("motif_test") or {}
+    if not test.get("patterns_tested"):
+        return f"alpha {test.get('alpha', 0.05)}"
+    cut = test.get("log10_p_max")
+    return (f"alpha {test.get('alpha')} over {test['patterns_tested']:,} patterns"
+            + (f" (log10 p below {cut:.2f})" if cut is not None else ""))
 
 
 def interpretation_section(folder: Path | None) -> str:
@@ -318,15 +338,25 @@ def interpretation_section(folder: Path | None) -> str:
         "(log2 of attention × repertoire size, counted where above 1) summed over the positive repertoires "
         "that carry the sequence, minus the same over the negative ones; <b>attended</b>: repertoires whose "
         "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
-        "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives.</p>"
+        "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives, uncorrected, and telling "
+        "only for a sequence several repertoires carry (one carried by a single positive cannot go below "
+        "positives/repertoires). Positive and negative are "
+        f"{_e(_label_source_text(info.get('label_source', 'store')))}.</p>"
         + (f"<p><b>Not held out:</b> {len(info['scored_by_training_model'])} of these repertoires were scored by "
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
            if info.get("scored_by_training_model") else "")
         + known_share_note(ranked.head(TOP_RANKED), f"the {TOP_RANKED} top-ranked sequences")
         + html_table(shown, "{:.4g}") + left
-        + "<h3>Motifs among the top-ranked sequences</h3><p>Gapped k-mers ('.' = any residue) enriched among "
-        f"the {_e(info.get('foreground_sequences', 'top'))} top-ranked sequences against the negative repertoires "
-        "(support: top sequences carrying the motif; log10_p: one-sided Fisher test).</p>"
+        + "<h3>Motifs of the positives' most-attended sequences</h3><p>Gapped k-mers ('.' = any residue) enriched "
+        f"among the {_e(info.get('foreground_sequences', '?'))} sequences that are the "
+        f"{_e((info.get('settings') or {}).get('motif_top', 'N'))} most attended of each positive repertoire "
+        "(<code>motif_foreground.tsv</code>; not the ranking above) against the negative repertoires' sequences. "
+        "<b>support</b>: those sequences carrying the motif; <b>log10_p</b>: one-sided Fisher test of that "
+        "enrichment (low by construction: the sequences were picked by attention); <b>positive_fraction</b>, "
+        "<b>negative_fraction</b>: the mean share of each class's repertoires' sequences carrying it; "
+        "<b>label_log10_p</b>: Welch's one-sided t-test of those shares over repertoires, the test that the motif "
+        "tells the classes apart. A motif is listed only when both p values pass "
+        f"{_e(_motif_bar(info))} (Bonferroni over the patterns tested).</p>"
         + (html_table(motif_table.head(TOP_MOTIFS), "{:.4g}") if len(motif_table) else "<p>No motif found.</p>")
         + (f'<div class="figures">{logos}</div>' if logos else "")
         + "<h3>Residue contributions of the top sequences</h3><p>Integrated gradients of each sequence's "
