@@ -4,7 +4,8 @@ Only distinct names are normalised (a repertoire has a few hundred), and results
 this costs milliseconds per file. A name that cannot be resolved (`unresolved`, an ambiguous
 `TCRBV12-03/12-04`, an empty cell) becomes missing rather than being guessed, and a name that
 gives only a family (`TCRBV05`) stays a family (`TRBV5`) rather than becoming one of its genes.
-Of several comma-separated calls (AIRR `TRBV7-2*01,TRBV7-3*01`) the first is kept. Names are read as
+Of several comma-separated calls (AIRR `TRBV7-2*01,TRBV7-3*01`) the first is kept (the proximal gene of a gene
+and its distal duplicate, `IGHV3-23D,IGHV3-23`, in either order). Names are read as
 genes of one species (`deeprc_hopfield.species`: human by default, or mouse): tidytcells' tables of that species.
 """
 
@@ -168,8 +169,12 @@ def normalise_genes(names: pd.Series, level: str = "gene", species: str = DEFAUL
 
 
 def _first_call(name: str) -> str:
-    """The first of a cell's calls without its allele (`TRBV7-2*01,TRBV7-3*01` -> `TRBV7-2`)."""
-    return re.split(r"[,;|]", name, maxsplit=1)[0].split("*", 1)[0].strip()
+    """The first of a cell's calls without its allele (`TRBV7-2*01,TRBV7-3*01` -> `TRBV7-2`); where the calls are a
+    gene and its distal duplicate, in either order (`IGHV3-23D*01,IGHV3-23*01`: the same sequence, which an aligner
+    lists in no set order), the proximal gene, so that one receptor is one clone whichever came first."""
+    calls = [call.split("*", 1)[0].strip() for call in re.split(r"[,;|]", name)]
+    proximal = re.sub(r"(?<=\d)D(?=-|$)", "", calls[0])
+    return proximal if proximal != calls[0] and proximal in calls[1:] else calls[0]
 
 
 def _is_missing_word(name: str) -> bool:

@@ -470,6 +470,9 @@ def test_any_valid_airr_table_round_trips(tmp_path, rows, as_nucleotides, gz):
         ("TCRBJ02-07*01", "TRBJ2-7"),
         ("TRBV5-1*00", "TRBV5-1"),  # MiXCR's built-in library numbers every allele *00
         ("TRBV7-2*01,TRBV7-3*01", "TRBV7-2"),  # several AIRR calls: the first
+        ("IGHV3-23D*01,IGHV3-23*01", "IGHV3-23"),  # a gene and its distal duplicate tied: the proximal, either order
+        ("IGHV3-23*01,IGHV3-23D*01", "IGHV3-23"),
+        ("IGHV3-23D*01", "IGHV3-23D"),  # alone, as called
         ("TRBV30", "TRBV30"),
         ("TRAJ33", "TRAJ33"),
         ("IGHV3-23*01", "IGHV3-23"),
