@@ -113,7 +113,14 @@ def _negative_by_words(classes: list[str]) -> str | None:
             negated |= any(len(n) > 2 and mine[0].replace(n, p, 1) == other[0] for n, p in _BOOLEAN_PAIRS)
         if negated:
             return classes[k]
-    return None
+    marked = [c for c, w in zip(classes, words) if any(_negating(word) for word in w)]
+    return marked[0] if len(marked) == 1 else None  # one name negates, the other not: `seronegative`/`seroconverted`
+
+
+def _negating(word: str) -> bool:
+    """A word that makes its class the negative one wherever it stands: `not`, `negative`, `seronegative`,
+    `nonresponder` (a `non` word of 6 letters or more)."""
+    return word in _NEGATIONS or "negative" in word or word.startswith("non") and len(word) >= 6
 
 
 def _values(classes: list[str]) -> list[float] | None:

@@ -210,6 +210,8 @@ def test_drop_unlabelled_leaves_out_subjects_of_unknown_label_and_names_them(coh
         (["Cytomegalovirus +", "Cytomegalovirus -"], None, ["Cytomegalovirus -", "Cytomegalovirus +"]),
         (["present", "absent"], None, ["absent", "present"]),
         (["10", "2"], None, ["2", "10"]),  # numbers by value
+        (["seroconverted", "seronegative"], None, ["seronegative", "seroconverted"]),  # one name negates
+        (["high-responder", "non-responder"], None, ["non-responder", "high-responder"]),
         (["Cohort T", "Cohort F"], None, ["Cohort F", "Cohort T"]),  # alphabetical (warned): T/F is no word here
     ],
 )
