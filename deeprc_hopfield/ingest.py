@@ -7,6 +7,7 @@ size. Any error leaves no store (and no QC table) behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -219,6 +220,24 @@ def warn_identical_files(subject_ids: list[str], provenance: list[dict]) -> None
         log.warning("subjects %s have byte-identical repertoire files: the same repertoire listed twice?", named)
 
 
+@contextlib.contextmanager
+def _warnings_kept() -> Iterator[list[str]]:
+    """The messages this module warns of inside the block, as they are logged: what a store records of its
+    cohort's problems (pooled chains, genes of another species, a file listed twice)."""
+    kept: list[str] = []
+
+    class Keeper(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    keeper = Keeper(logging.WARNING)
+    log.addHandler(keeper)
+    try:
+        yield kept
+    finally:
+        log.removeHandler(keeper)
+
+
 def qc_table_path(store_path: Path) -> Path:
     """Where the QC table of a store goes: beside it, `<store stem>.qc.tsv`."""
     return store_path.with_name(store_path.stem + ".qc.tsv")
@@ -283,12 +302,13 @@ def ingest(
         qc_frame.insert(0, "subject_id", meta.subject_ids)
         qc_frame["cdr3"] = [row["cdr3"] for row in provenance]  # what each file gave: junction or imgt_cdr3
         qc_frame.to_csv(qc_tmp, sep="\t", index=False)
+        total = qc_frame[list(QC_COLUMNS)].sum()
+        with _warnings_kept() as warned:  # logged now, and kept in the store for the report and `inspect`
+            warn_identical_files(meta.subject_ids, provenance)
+            _warn_unresolved_genes(unresolved, int(total["input_rows"]), species)
+            _warn_several_loci(loci, qc.chain, per_subject)
         writer.commit(meta.subject_ids, meta.table["filename"].tolist(), meta.table, meta.labels,
-                      qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance))
-    warn_identical_files(meta.subject_ids, provenance)
-    total = qc_frame[list(QC_COLUMNS)].sum()
-    _warn_unresolved_genes(unresolved, int(total["input_rows"]), species)
-    _warn_several_loci(loci, qc.chain, per_subject)
+                      qc_frame[list(QC_COLUMNS)], pd.DataFrame(provenance), warnings=warned)
     log.info("wrote %s: %d %s repertoires, %d sequences (%d input rows; %d dropped, %d merged duplicates); QC "
              "table %s", out, len(meta.files), species, total["kept"], total["input_rows"],
              total["input_rows"] - total["kept"] - total["merged_duplicates"], total["merged_duplicates"], qc_path)

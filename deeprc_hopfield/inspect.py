@@ -194,6 +194,7 @@ def _summary(path: str | Path, per_repertoire: bool) -> str:
             lines.append(f"  {row['source']}  sha256 {row['sha256'][:16]}...")
         if len(prov) > 3:
             lines.append(f"  ... and {len(prov) - 3} more files")
+        lines.extend(f"warning at ingest: {message}" for message in store.warnings)
         if per_repertoire:
             lines += ["", qc[list(QC_COLUMNS)].to_string()]
         return "\n".join(lines)

@@ -139,6 +139,7 @@ def cohort_section(store_path: Path) -> str:
             label_rows.append({"label": name, "kind": label.kind, "repertoires per class": balance})
         total = store.qc().sum()
         unlabelled = store.parameters.get("unlabelled_left_out", [])
+        warned = store.warnings
     qc = pd.DataFrame({"rows": ["input rows", *DROP_REASONS, "merged duplicates", "kept sequences",
                                 "kept without V gene", "kept without J gene"],
                        "count": [int(total[c]) for c in ("input_rows", *DROP_REASONS, "merged_duplicates", "kept",
@@ -147,7 +148,8 @@ def cohort_section(store_path: Path) -> str:
     if unlabelled:  # `ingest --drop-unlabelled`: who the cohort lacks, and why
         labels += (f"<p>{len(unlabelled)} subject(s) of the metadata table had no label value and were left out "
                    f"(<code>drop_unlabelled</code>): {_e(named_list(unlabelled, 20))}.</p>")
-    return ("<h2>Cohort and quality control</h2>" + html_table(overview) + "<h3>Labels</h3>" + labels
+    warnings = "".join(f'<p class="warning"><b>At ingest:</b> {_e(message)}</p>' for message in warned)
+    return ("<h2>Cohort and quality control</h2>" + warnings + html_table(overview) + "<h3>Labels</h3>" + labels
             + "<h3>Quality control (rows, all repertoires)</h3>" + html_table(qc))
 
 

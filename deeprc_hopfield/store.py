@@ -174,8 +174,10 @@ class StoreWriter:
         self._residue_offsets.append(self._residue_offsets[-1] + len(codes))
 
     def commit(self, subject_ids: list[str], filenames: list[str], metadata: pd.DataFrame,
-               labels: dict[str, Label], qc: pd.DataFrame, provenance: pd.DataFrame) -> Path:
-        """Write the per-repertoire tables, close, and move the file into place."""
+               labels: dict[str, Label], qc: pd.DataFrame, provenance: pd.DataFrame,
+               warnings: list[str] = ()) -> Path:
+        """Write the per-repertoire tables (and `warnings`: what ingest warned of the cohort), close, and move the
+        file into place."""
         if len(subject_ids) != len(self._sequence_offsets) - 1:
             raise ValueError("commit() needs one subject id per appended repertoire")
         f = self._file
@@ -194,6 +196,8 @@ class StoreWriter:
             dataset.attrs.update(kind=label.kind, classes=json.dumps(label.classes))
         _write_frame(f.create_group("qc"), qc[list(QC_COLUMNS)].astype(np.int64))
         _write_frame(f.create_group("provenance"), provenance.astype(str))
+        if warnings:  # a store without them reads as none
+            f.attrs["warnings"] = json.dumps(list(warnings))
         f.close()
         publish_file(self.tmp_path, self.path)
         self._committed = True
@@ -283,6 +287,8 @@ class RepertoireStore:
         except (KeyError, OSError, ValueError) as exc:
             self._file.close()
             raise StoreError(f"damaged store: {exc}", self.path) from None
+        #: What ingest warned of the cohort (pooled chains, another species' genes, a file listed twice).
+        self.warnings: list[str] = json.loads(self.attrs.get("warnings", "[]"))
         #: Whose genes the store's names are (`ingest --species`); a store written before it was recorded is human.
         self.species: str = str(self.attrs.get("species", DEFAULT_SPECIES))
         if self.species not in SPECIES:

@@ -631,6 +631,14 @@ def test_ingest_warns_when_the_store_pools_several_chains(tmp_path, caplog):
         ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "w.h5", progress=False)
     assert "(by their V genes: TRB 99.0%, TRA 1.0%); repertoires mostly of another chain than TRB: C (TRA 100%)" \
            in caplog.text
+    from deeprc_hopfield.report import cohort_section
+    from deeprc_hopfield.store import RepertoireStore
+
+    with RepertoireStore(tmp_path / "w.h5") as store:  # kept for the report and inspect, not in the log alone
+        assert len(store.warnings) == 1 and "repertoires mostly of another chain than TRB: C" in store.warnings[0]
+    assert "<b>At ingest:</b> the store holds sequences of several chains" in cohort_section(tmp_path / "w.h5")
+    with RepertoireStore(tmp_path / "t.h5") as store:
+        assert store.warnings == []
     from deeprc_hopfield.errors import QCError
 
     with pytest.raises(QCError, match=r"c.tsv: no sequence left after quality control \(9 rows; dropped: "
