@@ -88,9 +88,11 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help="input format of every file (default: detect each file from its header)")
     p.add_argument("--threads", type=_positive_int, default=1, help="worker processes (default: 1)")
     p.add_argument("--min-length", type=_positive_int, default=defaults.min_length,
-                   help=f"shortest CDR3 kept, in residues (default: {defaults.min_length})")
+                   help=f"shortest junction kept (the IMGT CDR3 and its two anchors), in residues (default: "
+                        f"{defaults.min_length})")
     p.add_argument("--max-length", type=_positive_int, default=defaults.max_length,
-                   help=f"longest CDR3 kept, in residues (default: {defaults.max_length})")
+                   help=f"longest junction kept (the IMGT CDR3 and its two anchors: an IMGT CDR3 of 38), in residues "
+                        f"(default: {defaults.max_length}; raise it for heavy chains, whose CDR3s reach 30 and more)")
     p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
                    help=f"keep only this locus ({', '.join(LOCI)}): a row's locus is the file's locus or chain "
                         "column, else its V call's (TRBV5-1: TRB); rows of neither are kept (default: every "

@@ -207,7 +207,8 @@ def test_inspect_summarises_a_model_and_a_folder_of_models(easy_cohort, tmp_path
     lines = {line[:14].strip(): line[14:] for line in summary.stdout.splitlines()}  # a column of names, then text
     assert lines["model"].startswith(f"{model} (deeprc-hopfield ") and lines["labels"] == "label (binary: 0, 1)"
     assert lines["seeded k-mers"] == ", ".join(training["seeded_kmers"])
-    assert lines["new files QC"] == "CDR3 of 4-40 residues, every locus (10x files: TRB) (as its store was ingested)"
+    assert lines["new files QC"] == ("junctions (CDR3 + anchors) of 4-40 residues, every locus (10x files: TRB) (as its "
+                                     "store was ingested)")
     assert lines["trained on"] == (f"{easy_cohort['store']}: {len(training['fit_subjects'])} fitting and "
                                    f"{len(training['validation_subjects'])} validation repertoires")
     assert lines["training"].startswith("best update ") and "validation repertoires (Brier" in lines["calibration"]
