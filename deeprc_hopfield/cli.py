@@ -866,7 +866,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                               "for an external cohort (predict --repertoires DIR --metadata TABLE "
                                               "with the fold models), scored as one fold")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
-                   help="folder for metrics.tsv, roc.png, pr.png (written whole; see --force)")
+                   help="folder for metrics.tsv, comparisons.tsv, roc.png, pr.png (written whole; see --force)")
     _add_force(p, "evaluation (a folder written by `evaluate`)")
     p.add_argument("--positive-class", metavar="VALUE",
                    help="true_label value of the positive class (default: the class a model's predictions call at "

@@ -271,15 +271,47 @@ def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     rows = []
     for method, table in predictions.items():
-        per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy())}
+        per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy()),
+                     "constant": bool(np.ptp(g["probability"].to_numpy()) == 0)}
                     for k, g in table.groupby("fold", sort=True)]
         values = pd.DataFrame(per_fold)[list(METRICS)]
         rows += per_fold
         rows.append({"method": method, "fold": "mean", **values.mean().to_dict(), "n": len(table)})
         rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
-    frame = pd.DataFrame(rows, columns=["method", "fold", *METRICS, "n"])
+    frame = pd.DataFrame(rows, columns=["method", "fold", *METRICS, "n", "constant"])
     frame["n"] = frame["n"].astype("Int64")
+    frame["constant"] = frame["constant"].astype("boolean")  # a fold of one probability for all; empty on mean/sd
     return frame
+
+
+#: The method the others are compared with in comparisons.tsv.
+MODEL_METHOD = "deeprc"
+
+
+def comparisons_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The model's pooled held-out ROC AUC against each other method's on the subjects both scored: the difference
+    (model less method), its paired standard error and a one-sided p (DeLong; the folds' models differ, so the p
+    is approximate). Empty without the model or another method."""
+    from scipy.stats import norm
+
+    from deeprc_hopfield.metrics import paired_auc_difference
+
+    columns = ["method", "compared_with", "n", "roc_auc_difference", "se", "z", "p_one_sided"]
+    model = predictions.get(MODEL_METHOD)
+    rows = []
+    for method, table in predictions.items():
+        if model is None or method == MODEL_METHOD:
+            continue
+        both = model[["subject_id", "y", "probability"]].merge(table[["subject_id", "probability"]], on="subject_id",
+                                                                suffixes=("_model", "_other"))
+        if both["y"].nunique() < 2:
+            continue
+        difference, se = paired_auc_difference(both["y"].to_numpy(), both["probability_other"].to_numpy(),
+                                               both["probability_model"].to_numpy())
+        z = difference / se if se > 0 else np.nan
+        rows.append({"method": MODEL_METHOD, "compared_with": method, "n": len(both), "roc_auc_difference": difference,
+                     "se": se, "z": z, "p_one_sided": float(norm.sf(z)) if np.isfinite(z) else np.nan})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
@@ -330,7 +362,7 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
 
 
 #: The files of an evaluation folder.
-EVALUATION_FILES = ("metrics.tsv", "roc.png", "pr.png")
+EVALUATION_FILES = ("metrics.tsv", "comparisons.tsv", "roc.png", "pr.png")
 
 
 def is_evaluation_folder(folder: Path) -> bool:
@@ -343,8 +375,9 @@ def is_evaluation_folder(folder: Path) -> bool:
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
              positive: str | None = None, force: bool = False, label: str | None = None,
              label_name: str | None = None) -> pd.DataFrame:
-    """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, and the
-    `positive_class`), OUT/roc.png, OUT/pr.png.
+    """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, the
+    `positive_class`, and `constant`: a fold whose probabilities are all one), OUT/comparisons.tsv (the model
+    against each baseline: :func:`comparisons_table`), OUT/roc.png, OUT/pr.png.
 
     Parameters
     ----------
@@ -387,6 +420,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     metrics = metrics_table(tables).assign(label=scored, positive_class=pos)  # what the figures are of
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
         write_table(metrics.round(dict.fromkeys(METRICS, 6)), tmp / "metrics.tsv", sep="\t")
+        write_table(comparisons_table(tables).round(6), tmp / "comparisons.tsv", sep="\t")
         plot_curves(tables, metrics, "roc", tmp / "roc.png")
         plot_curves(tables, metrics, "pr", tmp / "pr.png")
     for name in tables:

@@ -175,8 +175,39 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
             f"{_scored_class(metrics)}Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is "
             "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
-            + html_table(pd.DataFrame(summary))
+            + _constant_note(metrics) + html_table(pd.DataFrame(summary))
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
+
+
+def _constant_note(metrics: pd.DataFrame) -> str:
+    """A warning for each method that gave every held-out subject of a fold one probability (a public-clone test
+    that found no clone): its AUC there is 0.5 by construction, and its F1 and balanced accuracy are of a constant
+    call, on one side of 0.5 or the other."""
+    if "constant" not in metrics.columns:
+        return ""
+    constant = metrics[metrics["constant"].astype("boolean").fillna(False).astype(bool)]
+    notes = [f"<b>{_e(method)}</b> gave every held-out subject one probability in fold(s) "
+             f"{_e(', '.join(rows['fold'].astype(str)))}" for method, rows in constant.groupby("method", sort=False)]
+    if not notes:
+        return ""
+    return (f'<p class="warning"><b>Constant predictions:</b> {"; ".join(notes)} (found nothing to score by, e.g. '
+            "no public clone): its ROC AUC there is 0.5 by construction, and its F1 and balanced accuracy are those "
+            "of calling every subject one class, not evidence.</p>")
+
+
+def comparisons_section(figures: Path) -> str:
+    """The model against each baseline on the pooled held-out predictions (evaluate's comparisons.tsv), where
+    written: a difference in ROC AUC is claimed with its paired test, not from the means alone."""
+    path = figures / "comparisons.tsv"
+    if not path.is_file():
+        return ""
+    table = _read(path, "comparisons table")
+    if table.empty:
+        return ""
+    return ("<h3>The model against each baseline</h3><p>ROC AUC of the model less the baseline's, on the held-out "
+            "predictions of every fold pooled (the same subjects), with its paired standard error and a one-sided "
+            "p (DeLong's test; the folds' models differ, so it is approximate). A difference whose p is not small "
+            "is no evidence that either is better.</p>" + html_table(table, "{:.4g}"))
 
 
 def _scored_class(metrics: pd.DataFrame) -> str:
@@ -444,7 +475,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         f"<h1>{_e(title)}</h1><p class=\"note\">Written {_e(created)} by deeprc-hopfield {_e(__version__)}.</p>",
         cohort_section(Path(store)),
         metrics_section(metrics_table) + memory_alone_note(models, "the attention of the sections below"),
-        figures_section(Path(figures)),
+        comparisons_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label)
         + (memory_alone_note(models, "this table") if attended else ""),

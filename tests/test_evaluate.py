@@ -45,7 +45,8 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str, "positive_class": str})
     assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier", "n",
-                                   "label", "positive_class"]
+                                   "constant", "label", "positive_class"]
+    assert not table["constant"].dropna().astype(bool).any() and table["constant"].isna().sum() == 4  # mean, sd rows
     assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd"] * 2
     assert (table["positive_class"] == "True").all() and table["label"].isna().all()  # no --label-column: blank
     for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
@@ -310,3 +311,26 @@ def test_the_curves_legend_gives_the_area_of_the_pooled_curve_it_draws(tmp_path:
     assert drawn["ROC, held-out folds pooled"] == [f"deeprc (ROC AUC pooled {pooled_roc:.3f}; per fold 1.000 ± 0.000)"]
     assert drawn["Precision-recall, held-out folds pooled"] == [
         f"deeprc (PR AUC pooled {pooled_pr:.3f}; per fold 1.000 ± 0.000)"]
+
+
+def test_a_constant_fold_is_flagged_and_the_model_is_tested_against_each_baseline(files: dict, tmp_path: Path) -> None:
+    """A baseline that gave a fold one probability (a public-clone test that found no clone) is flagged, not read as
+    evidence; comparisons.tsv holds the model's pooled AUC less each baseline's with DeLong's paired test."""
+    from deeprc_hopfield.metrics import paired_auc_difference
+    from deeprc_hopfield.report import _constant_note, comparisons_section
+
+    kmer = pd.read_csv(files["kmer"])
+    kmer.loc[kmer["fold"] == 1, "probability"] = 0.5
+    kmer.to_csv(tmp_path / "flat.csv", index=False)
+    metrics = evaluate({"deeprc": [files["model"]], "public_clones": [tmp_path / "flat.csv"]}, files["split"],
+                       tmp_path / "e")
+    flags = metrics[metrics["fold"].isin([0, 1, 2])].set_index(["method", "fold"])["constant"]
+    assert flags[("public_clones", 1)] and not flags[("public_clones", 0)] and not flags[("deeprc", 1)]
+    compared = pd.read_csv(tmp_path / "e" / "comparisons.tsv", sep="\t")
+    assert compared[["method", "compared_with", "n"]].values.tolist() == [["deeprc", "public_clones", 24]]
+    difference, se = paired_auc_difference(files["y"], kmer["probability"].to_numpy(), files["p_model"])
+    assert compared["roc_auc_difference"].iloc[0] == pytest.approx(difference, abs=1e-6)
+    assert compared["se"].iloc[0] == pytest.approx(se, abs=1e-6) and 0 < compared["p_one_sided"].iloc[0] < 1
+    written = pd.read_csv(tmp_path / "e" / "metrics.tsv", sep="\t", dtype={"fold": str})
+    assert "<b>public_clones</b> gave every held-out subject one probability in fold(s) 1" in _constant_note(written)
+    assert "The model against each baseline" in comparisons_section(tmp_path / "e")
