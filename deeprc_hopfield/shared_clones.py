@@ -91,9 +91,11 @@ def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, val
 
     outer = [split.training(subject_ids, k) for k in split.folds]  # as `train --split --fold K` takes them
     parts = [PartSpec(ALL, np.arange(len(subject_ids)), outer)] if baselines else []
+    groups = split.groups_of(subject_ids)  # a grouped split's groups stay whole in training's inner split too
     for k, rows in zip(split.folds, outer):
         if training:
-            fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed)
+            fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed,
+                                            None if groups is None else groups[rows])
             parts += [PartSpec(f"fold{k}.fit", np.sort(fit)), PartSpec(f"fold{k}.training", rows)]
     return parts
 

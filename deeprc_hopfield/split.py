@@ -234,7 +234,8 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
 
     Returns
     -------
-    Table with columns `subject_id` and `fold` (0..folds-1), one row per repertoire in store order.
+    Table with columns `subject_id` and `fold` (0..folds-1), one row per repertoire in store order, and with
+    `group_column` a `group` column: training's inner validation split keeps groups whole too.
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -254,11 +255,13 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
              folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())
-    return pd.DataFrame({"subject_id": subjects, "fold": fold})
+    table = pd.DataFrame({"subject_id": subjects, "fold": fold})
+    return table if groups is None else table.assign(group=np.asarray(groups).astype(str))
 
 
 def read_split(path: str | Path) -> pd.DataFrame:
-    """A split table (`subject_id`, `fold` as int), checked: readable, both columns, no repeated subject."""
+    """A split table (`subject_id`, `fold` as int, and `group` where it has one), checked: readable, both columns,
+    no repeated subject."""
     path = Path(path)
     try:
         split = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str})
@@ -277,7 +280,10 @@ def read_split(path: str | Path) -> pd.DataFrame:
     if repeated.any():
         row = int(np.flatnonzero(repeated.to_numpy())[0])
         raise SplitError(f"subject '{split['subject_id'].iloc[row]}' appears twice", path, row + 2, "subject_id")
-    return pd.DataFrame({"subject_id": split["subject_id"], "fold": fold.astype(np.int64)})
+    table = pd.DataFrame({"subject_id": split["subject_id"], "fold": fold.astype(np.int64)})
+    if "group" in split.columns:  # `split --group-column`: each repertoire's group, kept whole inside training too
+        table["group"] = split["group"].astype(str).str.strip()
+    return table
 
 
 class Split:
@@ -331,6 +337,14 @@ class Split:
     def _check_fold(self, fold: int) -> None:
         if fold not in self.folds:
             raise SplitError(f"fold {fold} is not in the split (folds: {self.folds})", self.path)
+
+    def groups_of(self, subject_ids: Sequence[str]) -> np.ndarray | None:
+        """The group of each subject (`split --group-column`), or None for a split of single repertoires."""
+        if "group" not in self.table.columns:
+            return None
+        group = dict(zip(self.table["subject_id"], self.table["group"]))
+        self.fold_of(subject_ids)  # every subject in the split
+        return np.array([group[s] for s in subject_ids], dtype=object)
 
     def fold_of(self, subject_ids: Sequence[str]) -> np.ndarray:
         """Fold of each subject, int64 of shape (len(subject_ids),); a subject not in the split is an error."""

@@ -181,6 +181,31 @@ def test_groups_never_straddle_folds_and_labels_stay_stratified(donors, tmp_path
     assert make_split(path, folds=5, seed=3, group_column="donor")["fold"].tolist() != fold.tolist()
 
 
+def test_a_grouped_split_keeps_its_groups_whole_in_training_s_inner_validation_split(donors, tmp_path: Path) -> None:
+    """The split table records each repertoire's group, and training's inner validation split (the same in the
+    clones job) keeps every donor on one side of it: a donor's other sample never validates the model."""
+    from deeprc_hopfield.split import Split
+    from deeprc_hopfield.training.config import inner_validation_split
+
+    path, donor, labels = donors
+    out = tmp_path / "split.csv"
+    assert _cli("split", "--store", path, "--out", out, "--folds", 5, "--seed", 2, "--group-column", "donor"
+                ).returncode == 0
+    split = Split.read(out)
+    subjects = [f"S{i:02d}" for i in range(60)]
+    groups = split.groups_of(subjects)
+    assert groups.tolist() == donor
+    strata = (np.array(labels) == "yes").astype(int)
+    for k in split.folds:
+        rows = split.training(subjects, k)
+        fit, validation = inner_validation_split(rows, strata[rows], 0.2, 0, groups[rows])
+        assert sorted(np.concatenate([fit, validation]).tolist()) == sorted(rows.tolist())
+        assert not set(groups[fit]) & set(groups[validation])  # no donor on both sides
+        assert set(strata[validation]) == {0, 1} and 0.1 < len(validation) / len(rows) < 0.35
+    plain = inner_validation_split(rows, strata[rows], 0.2, 0)  # without groups: as before, donors split
+    assert set(groups[plain[0]]) & set(groups[plain[1]])
+
+
 def test_refuses_a_missing_group_column_naming_it(donors, tmp_path: Path) -> None:
     path, _, _ = donors
     with pytest.raises(DeepRCError, match=r"group column 'patient' is not in the store's metadata table "

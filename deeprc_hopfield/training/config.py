@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from deeprc_hopfield.clone_rules import clone_rules
 from deeprc_hopfield.devices import PRECISIONS
@@ -224,8 +225,11 @@ def tasks_from_store(store: RepertoireStore, label_columns: list[str] | None) ->
 
 
 def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float,
-                           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded split of the training repertoires into (fit, validation)."""
+                           seed: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split of the training repertoires into (fit, validation); with `groups` (each
+    repertoire's, e.g. its donor's) every group whole on one side, so a donor's other sample never validates it."""
+    if groups is not None:
+        return _grouped_validation_split(indices, strata, fraction, seed, np.asarray(groups).astype(str))
     rng = np.random.default_rng([seed, VALIDATION_STREAM])
     fit, validation = [], []
     for value in np.unique(strata):
@@ -234,3 +238,25 @@ def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: fl
         validation.extend(members[:n_val])
         fit.extend(members[n_val:])
     return np.sort(np.array(fit)), np.sort(np.array(validation))
+
+
+def _grouped_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float, seed: int,
+                              groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`inner_validation_split` by whole groups: per stratum (a group's is its first repertoire's), groups in
+    a seeded order go to validation until it holds `fraction` of the stratum's repertoires; one group at least
+    stays to fit on."""
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    stratum_of = dict(zip(groups[::-1], strata[::-1]))  # each group's first repertoire's stratum
+    size = pd.Series(groups).value_counts()
+    chosen: set[str] = set()
+    for value in np.unique(strata):
+        names = rng.permutation(sorted(g for g, s in stratum_of.items() if s == value))
+        target = max(1, int(round(fraction * size[names].sum()))) if len(names) > 1 else 0
+        taken = 0
+        for name in names[:-1]:
+            if taken >= target:
+                break
+            chosen.add(name)
+            taken += int(size[name])
+    validation = np.isin(groups, list(chosen))
+    return np.sort(indices[~validation]), np.sort(indices[validation])

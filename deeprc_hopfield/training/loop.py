@@ -55,7 +55,7 @@ class Trainer:
     def __init__(self, store: RepertoireStore, out: Path, tasks: list[TaskSpec], labels: dict,
                  train_indices: np.ndarray, model_options: dict, config: TrainingConfig, device: torch.device,
                  force: bool = False, reference: Reference | None = None, shared_clones: SharedClones | None = None,
-                 resume_required: bool = False):
+                 resume_required: bool = False, groups: np.ndarray | None = None):
         self.store, self.out, self.tasks, self.labels, self.config, self.device = (
             store, out, tasks, labels, config, device)
         self.force = force  # replace an earlier model at `out` (never anything else)
@@ -63,8 +63,9 @@ class Trainer:
         self.targets = {t.name: store.label(t.name).values for t in tasks}
         first = tasks[0]
         strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
-        self.fit_idx, self.val_idx = inner_validation_split(
-            train_indices, strata[train_indices], config.validation_fraction, config.seed)
+        self.fit_idx, self.val_idx = inner_validation_split(  # `groups` (store order): each whole on one side
+            train_indices, strata[train_indices], config.validation_fraction, config.seed,
+            None if groups is None else groups[train_indices])
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
             raise TrainingError("too few training repertoires for an inner validation split", store.path)
         self.checkpoint_dir = checkpoint_dir(out)
@@ -538,7 +539,8 @@ def train(store_path: str | Path, out: str | Path, config_path: str | Path | Non
             shared = (stack.enter_context(SharedClones.open(clones, store, tasks[0].name, config.seed, folds))
                       if clones is not None and config.clone_memory and tasks[0].kind == "binary" else None)
             trainer = Trainer(store, Path(out), tasks, labels, indices, model_options, config, target, force=force,
-                              reference=known, shared_clones=shared, resume_required=resume is True)
+                              reference=known, shared_clones=shared, resume_required=resume is True,
+                              groups=folds.groups_of(store.subject_ids) if folds is not None else None)
             if resume and trainer.load_checkpoint(required=resume is True) and trainer.progress.stopped_early:
                 return trainer.finish()  # the checkpointed run had stopped early: nothing is left to train
             return trainer.run(progress=progress)
