@@ -417,8 +417,8 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                                                  "labels (a missing label leaves true_label empty)")
     p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
                    help="with --repertoires: keep only this locus of the files, as `ingest --chain` does "
-                        f"({', '.join(LOCI)}; a row's locus column, else its V call's), in place of the chain of the QC "
-                        "the model's store was ingested with (its config.json; the files otherwise get that, and 10x "
+                        f"({', '.join(LOCI)}; a row's locus column, else its V call's), in place of the chain of "
+                        "the QC the model's store was ingested with (its config.json; the files otherwise get that, and 10x "
                         "files TRB where it is none): e.g. --chain TRB for a TRB model given TRA and TRB contigs")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
@@ -851,8 +851,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         description=(
             "Score held-out predictions (one row per subject, each from a model that never saw it) per fold "
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
-            "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv (method, fold = 0..K-1, mean, sd; the mean row's n "
-            "counts all held-out rows; then the label scored, from --label-column or --label-name, and the positive class), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
+            "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv "
+            "(method, fold = 0..K-1, mean, sd; the mean row's n counts all held-out rows; `constant` where a fold's "
+            "probabilities are all one; then the label scored, from --label-column or --label-name, and the positive "
+            "class: the one a model's `predicted` column calls at p >= 0.5, else --positive-class, else ingest's "
+            "rule), DIR/comparisons.tsv (the method named deeprc against each other one: pooled held-out ROC AUC "
+            "difference, DeLong's paired test), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the pooled curve's AUC and the per-fold mean ± sd). Binary labels only."
         ),
     )

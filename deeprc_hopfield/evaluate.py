@@ -110,7 +110,8 @@ def _binary_label_columns(table: pd.DataFrame, path: Path, label: str | None) ->
 
 def _read_one(path: Path, label: str | None = None) -> pd.DataFrame:
     try:
-        table = pd.read_csv(path, sep=None, engine="python", dtype={"subject_id": str, "true_label": str})
+        table = pd.read_csv(path, sep=None, engine="python", dtype=str)  # labels as written (TRUE is no boolean);
+        # numbers are read where they are used (probability, fold), each refused with its line when not one
         table = table.astype({c: "string" for c in table.columns if c.endswith("_true")})  # a missing one stays so
     except FileNotFoundError:
         raise DeepRCError("predictions file not found", path) from None
@@ -232,20 +233,27 @@ def positive_class(labels: list[str], given: str | None = None, called: str | No
 
 def called_positive(tables: dict[str, pd.DataFrame]) -> str | None:
     """The class whose probability the model's predictions give, read from their `predicted` column (the class
-    called at p >= 0.5; the other below): None where no file has the column or the calls disagree."""
-    implied: set[str] = set()
-    for table in tables.values():
+    called at p >= 0.5; the other below; rows at 0.5 exactly, rounded in the file, are left aside): None where no
+    file has the column. Files whose calls imply different classes are refused: one of them would score 1 - AUC."""
+    implied: dict[str, set[str]] = {}
+    for method, table in tables.items():
         if "predicted" not in table.columns:
             continue
         rows = table.dropna(subset=["predicted"])
-        classes = set(rows["predicted"]) | set(rows["true_label"].dropna())
-        implied |= set(rows.loc[rows["probability"] > THRESHOLD, "predicted"])
+        classes = set(rows["true_label"].dropna())
+        if len(classes) != 2:
+            continue
+        found = set(rows.loc[rows["probability"] > THRESHOLD, "predicted"])
         for negative in set(rows.loc[rows["probability"] < THRESHOLD, "predicted"]):
-            implied |= classes - {negative}
-    if len(implied) > 1:
-        log.warning("the predictions' `predicted` columns name %s as the class at p >= 0.5: which class the "
-                    "probabilities are of is taken from the class names", " and ".join(sorted(implied)))
-    return next(iter(implied)) if len(implied) == 1 else None
+            found |= classes - {negative}
+        if found:
+            implied[method] = found
+    named = set().union(*implied.values()) if implied else set()
+    if len(named) > 1:
+        said = "; ".join(f"{method}: {', '.join(sorted(found))}" for method, found in implied.items())
+        raise DeepRCError(f"the predictions' `predicted` columns disagree on the class whose probability they give "
+                          f"({said}): evaluate predictions of models with one class order")
+    return next(iter(named)) if named else None
 
 
 def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
@@ -272,7 +280,7 @@ def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for method, table in predictions.items():
         per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy()),
-                     "constant": bool(np.ptp(g["probability"].to_numpy()) == 0)}
+                     "constant": bool(len(g) > 1 and np.ptp(g["probability"].to_numpy()) == 0)}
                     for k, g in table.groupby("fold", sort=True)]
         values = pd.DataFrame(per_fold)[list(METRICS)]
         rows += per_fold
@@ -298,6 +306,8 @@ def comparisons_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
     columns = ["method", "compared_with", "n", "roc_auc_difference", "se", "z", "p_one_sided"]
     model = predictions.get(MODEL_METHOD)
+    if model is None and len(predictions) > 1:
+        log.info("comparisons.tsv: no method is named %s (the model), so none is compared", MODEL_METHOD)
     rows = []
     for method, table in predictions.items():
         if model is None or method == MODEL_METHOD:

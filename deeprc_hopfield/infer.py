@@ -128,6 +128,8 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     from deeprc_hopfield.metadata import read_metadata
 
     folder = Path(folder)
+    if metadata is not None and folder.is_file():
+        raise DeepRCError("--metadata names files in a folder: give --repertoires the folder, not one file", folder)
     if metadata is not None:
         meta = read_metadata(metadata, folder, [])  # true labels may be missing: a new patient's is often unknown
         _note_other_label_columns(metadata, list(meta.table.columns), list(labels))
@@ -594,7 +596,8 @@ class TrainingGuard:
         for subject, copy_of in self.copies.items():
             names, seen = self.used.get(subject, ([], False))
             log.warning("%s: its repertoire is training subject %s's (the same file, or sequences and counts): "
-                        "scored as that subject, %s", subject, copy_of, "by every model (--allow-training-subjects)" if seen
+                        "scored as that subject, %s", subject, copy_of,
+                        "by every model (--allow-training-subjects)" if seen
                         else f"by the {len(names)} of {len(self.models)} models that held it out ({', '.join(names)})")
         fewer = {s: names for s, (names, seen) in self.used.items() if not seen and len(names) < len(self.models)}
         if not fewer:
@@ -632,8 +635,9 @@ def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str,
         kept.append(named - differ)
     if others:
         log.warning("%d subject(s) named like training subjects have other files than those the model was trained on "
-                    "(%s): scored as new patients, unless their sequences and counts are the training repertoires' "
-                    "(checked as each is read)", len(others), named_list(sorted(others)))
+                    "(%s): scored as new patients; if they are the same repertoires re-exported, their scores are not "
+                    "held-out ones (caught only where the sequences and counts are the training repertoire's, as "
+                    "each is read)", len(others), named_list(sorted(others)))
     return kept
 
 

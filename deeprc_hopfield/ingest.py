@@ -145,7 +145,8 @@ def _warn_several_loci(loci: Counter[str], chain: str | None, per_subject: dict[
               for locus, n in held.most_common(1) if locus != commonest and n > sum(held.values()) / 2]
     if len(kept) < 2 and not others:  # one chain, or a trace of another spread over the cohort
         return
-    shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in loci.most_common() if locus in kept or others)
+    shown = loci if others else kept  # with a repertoire of another chain, every locus, however rare
+    shares = ", ".join(f"{locus} {n / total:.1%}" for locus, n in loci.most_common() if locus in shown)
     named = f"; repertoires mostly of another chain than {commonest}: {named_list(others)}" if others else ""
     log.warning("the store holds sequences of several chains (by their V genes: %s)%s; a model pools them, and "
                 "chance-public clones are judged by the commonest chain's generation model: give --chain (e.g. "

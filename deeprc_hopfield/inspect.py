@@ -86,7 +86,8 @@ def qc_text(qc: dict | None) -> str:
     if qc is None:
         return "the defaults (the model predates recording its store's QC)"
     chain = qc.get("chain") or "every locus (10x files: TRB)"
-    return f"junctions (CDR3 + anchors) of {qc.get('min_length')}-{qc.get('max_length')} residues, {chain} (as its store was ingested)"
+    return (f"junctions (CDR3 + anchors) of {qc.get('min_length')}-{qc.get('max_length')} residues, {chain} "
+            "(as its store was ingested)")
 
 
 def species_text(species: str | None) -> str:

@@ -83,6 +83,8 @@ def missing_labels(values: pd.Series) -> np.ndarray:
     workflow's plan decide it by this one rule."""
     text = values.astype("string").str.strip().str.lower()
     return (text.isna() | text.isin(MISSING_LABELS)).to_numpy(dtype=bool)
+
+
 #: Words that name the negative (reference) class of a two-class label.
 _NEGATIVE_WORDS = {"healthy", "control", "controls", "normal", "negative", "neg", "uninfected", "unexposed"}
 

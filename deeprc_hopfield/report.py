@@ -206,8 +206,9 @@ def comparisons_section(figures: Path) -> str:
         return ""
     return ("<h3>The model against each baseline</h3><p>ROC AUC of the model less the baseline's, on the held-out "
             "predictions of every fold pooled (the same subjects), with its paired standard error and a one-sided "
-            "p (DeLong's test; the folds' models differ, so it is approximate). A difference whose p is not small "
-            "is no evidence that either is better.</p>" + html_table(table, "{:.4g}"))
+            "p (DeLong's test; the folds' models differ, so it is approximate; one test per baseline, uncorrected). "
+            "The pooled difference can differ from that of the per-fold means above. A difference whose p is not "
+            "small is no evidence that either is better.</p>" + html_table(table, "{:.4g}"))
 
 
 def _scored_class(metrics: pd.DataFrame) -> str:

@@ -282,7 +282,12 @@ def read_split(path: str | Path) -> pd.DataFrame:
         raise SplitError(f"subject '{split['subject_id'].iloc[row]}' appears twice", path, row + 2, "subject_id")
     table = pd.DataFrame({"subject_id": split["subject_id"], "fold": fold.astype(np.int64)})
     if "group" in split.columns:  # `split --group-column`: each repertoire's group, kept whole inside training too
-        table["group"] = split["group"].astype(str).str.strip()
+        group = split["group"].astype("string").str.strip()
+        empty = np.flatnonzero((group.isna() | (group == "")).to_numpy())
+        if len(empty):
+            raise SplitError("no group for this subject (a split table's group column names every subject's)", path,
+                             int(empty[0]) + 2, "group")
+        table["group"] = group.astype(str).to_numpy()
     return table
 
 

@@ -90,15 +90,36 @@ class Repertoire:
 
 
 def sequence_digest(repertoire: Repertoire) -> str:
-    """A digest of a repertoire's sequences and counts in store order (32 hex digits), whatever file, format or
-    compression they came from: `predict` knows a training repertoire re-exported or re-compressed under a new
-    name by it (the model records its fitting and validation repertoires'), where a file's sha256 would differ."""
+    """A digest of a repertoire's set of (sequence, count) pairs (32 hex digits), whatever file, format,
+    compression or row order they came from: `predict` knows a training repertoire re-exported or re-compressed
+    under a new name by it (the model records its fitting and validation repertoires'), where a file's sha256
+    would differ. Counts written otherwise (frequencies for templates) make another digest."""
     import hashlib
 
+    keys = _sequence_keys(repertoire.codes, repertoire.lengths)
+    counts = np.nan_to_num(np.asarray(repertoire.counts, dtype=np.float64), nan=-1.0)
+    order = np.lexsort((counts, keys))
     digest = hashlib.blake2b(digest_size=16)
-    for values, dtype in ((repertoire.lengths, np.uint8), (repertoire.codes, np.uint8), (repertoire.counts, np.float64)):
-        digest.update(np.ascontiguousarray(values, dtype=dtype).tobytes())
+    digest.update(keys[order].tobytes())
+    digest.update(counts[order].tobytes())
     return digest.hexdigest()
+
+
+#: Multiplier of the polynomial hash of a sequence's residues (FNV's 64-bit prime).
+_KEY_PRIME = np.uint64(1099511628211)
+
+
+def _sequence_keys(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each sequence (its length and residues), vectorised over a padded matrix."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(lengths.max()) if len(lengths) else 0
+    padded = np.zeros((len(lengths), width), dtype=np.uint64)
+    padded[np.arange(width) < lengths[:, None]] = np.asarray(codes, dtype=np.uint64) + np.uint64(1)
+    keys = lengths.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for column in padded.T:
+            keys = keys * _KEY_PRIME + column
+    return keys
 
 
 def _strings(values: list[str]) -> np.ndarray:

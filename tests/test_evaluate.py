@@ -142,6 +142,17 @@ def test_the_positive_class_is_the_one_the_model_calls_at_one_half(files: dict, 
     assert (scored["positive_class"] == "a").all()
     with pytest.raises(DeepRCError, match="--positive-class 'b', but the model's probabilities are of 'a'"):
         evaluate({"deeprc": [tmp_path / "named.csv"]}, files["split"], tmp_path / "e3", positive="b")
+    spelled = pd.read_csv(files["model"], dtype=str)  # TRUE/FALSE as a spreadsheet writes them: not booleans
+    for column in ("true_label", "predicted"):
+        spelled[column] = spelled[column].str.upper()
+    spelled.to_csv(tmp_path / "upper.csv", index=False)
+    with pytest.raises(DeepRCError, match="--positive-class 'FALSE', but the model's probabilities are of 'TRUE'"):
+        evaluate({"deeprc": [tmp_path / "upper.csv"]}, files["split"], tmp_path / "e4", positive="FALSE")
+    flipped = table.assign(predicted=table["predicted"].map({"a": "b", "b": "a"}))  # another model's class order
+    flipped.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DeepRCError, match="the predictions' `predicted` columns disagree on the class"):
+        evaluate({"deeprc": [tmp_path / "named.csv"], "other": [tmp_path / "other.csv"]}, files["split"],
+                 tmp_path / "e5")
 
 
 def test_two_numbers_are_ordered_by_value_as_ingest_orders_them(files: dict, tmp_path: Path) -> None:

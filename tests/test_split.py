@@ -204,6 +204,16 @@ def test_a_grouped_split_keeps_its_groups_whole_in_training_s_inner_validation_s
         assert set(strata[validation]) == {0, 1} and 0.1 < len(validation) / len(rows) < 0.35
     plain = inner_validation_split(rows, strata[rows], 0.2, 0)  # without groups: as before, donors split
     assert set(groups[plain[0]]) & set(groups[plain[1]])
+    big = np.array(["big"] * 15 + [f"g{i}" for i in range(25)])  # one donor of 15 samples: never a share's overshoot
+    for seed in range(8):
+        fit, validation = inner_validation_split(np.arange(40), np.zeros(40, int), 0.2, seed, big)
+        assert 6 <= len(validation) <= 10
+    table = pd.read_csv(out)
+    table.loc[3, "group"] = None  # a hand-made table with a subject of no group: refused, not one group 'nan'
+    table.to_csv(tmp_path / "holes.csv", index=False)
+    with pytest.raises(DeepRCError, match="no group for this subject") as info:
+        Split.read(tmp_path / "holes.csv")
+    assert (info.value.line, info.value.column) == (5, "group")
 
 
 def test_refuses_a_missing_group_column_naming_it(donors, tmp_path: Path) -> None:

@@ -258,3 +258,20 @@ def test_ingest_replaces_only_an_earlier_store_and_only_with_force(cohort, tmp_p
     assert len(err) == 1 and "notes.h5" in err[0] and "not an earlier output" in err[0]
     assert precious.read_text() == "my notes\n"
     assert not (tmp_path / "notes.qc.tsv").exists()
+
+
+def test_the_sequence_digest_is_of_the_sequences_and_counts_whatever_their_order() -> None:
+    """What `predict` knows a training repertoire by: the same (sequence, count) pairs in any row order give one
+    digest; another count, or another residue, another."""
+    from deeprc_hopfield.store import Repertoire, sequence_digest
+
+    def repertoire(sequences: list[bytes], counts: list[float]) -> Repertoire:
+        n = len(sequences)
+        return Repertoire("x", np.frombuffer(b"".join(sequences), dtype=np.uint8) % 20,
+                          np.array([len(s) for s in sequences], dtype=np.uint8), np.array(counts, dtype=np.float64),
+                          np.zeros(n, np.int16), np.zeros(n, np.int16))
+
+    first = sequence_digest(repertoire([b"CASSLF", b"CASRF", b"CAF"], [3.0, np.nan, 1.0]))
+    assert first == sequence_digest(repertoire([b"CAF", b"CASSLF", b"CASRF"], [1.0, 3.0, np.nan]))
+    assert first != sequence_digest(repertoire([b"CASSLF", b"CASRF", b"CAF"], [3.0, 2.0, 1.0]))
+    assert first != sequence_digest(repertoire([b"CASSLF", b"CASKF", b"CAF"], [3.0, np.nan, 1.0]))

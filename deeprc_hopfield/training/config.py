@@ -253,10 +253,9 @@ def _grouped_validation_split(indices: np.ndarray, strata: np.ndarray, fraction:
         names = rng.permutation(sorted(g for g, s in stratum_of.items() if s == value))
         target = max(1, int(round(fraction * size[names].sum()))) if len(names) > 1 else 0
         taken = 0
-        for name in names[:-1]:
-            if taken >= target:
-                break
-            chosen.add(name)
-            taken += int(size[name])
+        for name in names[:-1]:  # a group goes in where it brings validation nearer its share (one at least)
+            if abs(taken + size[name] - target) < abs(taken - target) or not taken and target:
+                chosen.add(name)
+                taken += int(size[name])
     validation = np.isin(groups, list(chosen))
     return np.sort(indices[~validation]), np.sort(indices[validation])

@@ -67,7 +67,8 @@ class Trainer:
             train_indices, strata[train_indices], config.validation_fraction, config.seed,
             None if groups is None else groups[train_indices])
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
-            raise TrainingError("too few training repertoires for an inner validation split", store.path)
+            whole = "" if groups is None else " (the split's groups are kept whole: each class needs two groups)"
+            raise TrainingError(f"too few training repertoires for an inner validation split{whole}", store.path)
         self.checkpoint_dir = checkpoint_dir(out)
         if resume_required:  # another run's checkpoint is refused before the clone memory's fit
             require_checkpoint(self.checkpoint_dir, self._data_identity())
