@@ -45,7 +45,6 @@ class Subject:
     truth: dict[str, object]
     sha256: str | None = None  # of its repertoire file (a store's provenance), to know a training file renamed
     source: str | None = None  # its file, for messages
-    sequences: str | None = None  # its sequence_digest, to know a training repertoire re-exported under a new name
 
 
 def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
@@ -64,7 +63,8 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
         labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
-        digests, sources = store_digests(store), store_sources(store)
+        provenance = store.provenance()  # read once for both
+        digests, sources = store_digests(store, provenance), store_sources(store, provenance)
         for i in range(len(store)):
             if only is not None and store.subject_ids[i] not in only:
                 continue
@@ -77,19 +77,20 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
-                          sources.get(store.subject_ids[i]), sequence_digest(rep))
+                          sources.get(store.subject_ids[i]))
 
 
-def store_digests(store: RepertoireStore) -> dict[str, str]:
-    """The sha256 of each subject's repertoire file as ingest read it (from the store's provenance; none for a store
-    that did not record them)."""
-    provenance = store.provenance()
+def store_digests(store: RepertoireStore, provenance: pd.DataFrame | None = None) -> dict[str, str]:
+    """The sha256 of each subject's repertoire file as ingest read it (from the store's provenance, read here unless
+    given; none for a store that did not record them)."""
+    provenance = store.provenance() if provenance is None else provenance
     return dict(zip(store.subject_ids, provenance["sha256"])) if "sha256" in provenance else {}
 
 
-def store_sources(store: RepertoireStore) -> dict[str, str]:
-    """The repertoire file each subject of a store was ingested from (its provenance), for messages."""
-    provenance = store.provenance()
+def store_sources(store: RepertoireStore, provenance: pd.DataFrame | None = None) -> dict[str, str]:
+    """The repertoire file each subject of a store was ingested from (its provenance, read here unless given), for
+    messages."""
+    provenance = store.provenance() if provenance is None else provenance
     return dict(zip(store.subject_ids, provenance["source"])) if "source" in provenance else {}
 
 
@@ -222,8 +223,7 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
                             str(entry.path))
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
-        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path),
-                      sequence_digest(rep))
+        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
     _warn_other_species(unresolved, species)
     warn_identical_files([entry.subject_id for entry in entries], provenance)
 
@@ -570,7 +570,8 @@ class TrainingGuard:
         """The models that score `subject` (by its id and its file's sha256, known once it is read) and whether one
         of them was fitted or validated on it (only with `allow`). A renamed training file that no model held out
         is refused here, in one line naming the file and the training subject it is a copy of."""
-        flags, copy_of = self.trained_on(subject.subject_id, subject.sha256, subject.sequences)
+        sequences = sequence_digest(subject.repertoire) if any(self._sequences) else None  # models that recorded them
+        flags, copy_of = self.trained_on(subject.subject_id, subject.sha256, sequences)
         clean = [saved for saved, seen in zip(self.models, flags) if not seen]
         if copy_of is not None:
             self.copies[subject.subject_id] = copy_of

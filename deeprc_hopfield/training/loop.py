@@ -415,7 +415,7 @@ class Trainer:
         from deeprc_hopfield.store import sequence_digest
 
         chosen = np.concatenate([self.fit_idx, self.val_idx])
-        return {self.store.subject_ids[i]: sequence_digest(self.store.repertoire(int(i))) for i in chosen}
+        return {self.store.subject_ids[i]: sequence_digest(self.cache[int(i)]) for i in chosen}  # cached if small
 
     def _store_qc(self) -> dict:
         """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
