@@ -94,7 +94,8 @@ class CohortFeatures:
     least two repertoires (a clone seen
     once can never be significant; with fold fits, by as many positive repertoires as some fit needs);
     y: int64 (n_repertoires,) class codes; classes: the label's two
-    class names.
+    class names; groups: each repertoire's group (e.g. its donor; None: each its own), kept whole in the
+    baselines' inner folds.
     """
 
     subject_ids: list[str]
@@ -104,6 +105,7 @@ class CohortFeatures:
     classes: list[str]
     kmers: np.ndarray | None
     clones: CollectedClones | StoredClones | None
+    groups: np.ndarray | None = None
 
 
 # --- features ------------------------------------------------------------------------------------
@@ -155,7 +157,8 @@ def _kmer_counts(codes: np.ndarray, lengths: np.ndarray, k: int, trim: int) -> n
 def read_features(store_path: str | Path, label_column: str | None, methods: tuple[str, ...],
                   rules: tuple[CloneRule, ...] | None = None,
                   fits: Callable[[list[str]], list[np.ndarray]] | None = None,
-                  seed: int = 0, workers: int = 1, shared: tuple[str | Path, Split] | None = None) -> CohortFeatures:
+                  seed: int = 0, workers: int = 1, shared: tuple[str | Path, Split] | None = None,
+                  groups: Callable[[list[str]], np.ndarray | None] | None = None) -> CohortFeatures:
     """Read every repertoire of a store once and build the features of the requested methods (the clone
     incidence of each of `rules`, default every rule).
 
@@ -164,6 +167,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     (`public_clones.min_carriers` positive carriers in the cohort, at least those of any fit's training
     rows; at radius 1 only those below the test's loosest p in one of its fits, `public_clones.FitCandidates`),
     which bounds memory on large cohorts and changes no result. `workers`: threads reading ahead (the same result).
+    `groups(subject_ids)`: each repertoire's group (e.g. its donor; None: none), kept whole in the fits' inner folds.
     `shared`: (a clones file of this store, the split it was made for: `deeprc-hopfield clones`), where those
     clones are read if it holds them.
     """
@@ -177,13 +181,16 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         counted = logged(repertoires, log, "kmer: counting 3-mers")  # ~2 min at 786 x 200,000
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in counted] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
-        fewest = min((min_carriers(y[rows], seed) for rows in parts), default=2)
+        grouped = groups(subjects) if groups else None
+        fewest = min((min_carriers(y[rows], seed, groups=None if grouped is None else grouped[rows])
+                      for rows in parts), default=2)
         clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None
         read = clones is not None
         if "public_clones" in methods and clones is None:
             clones = CollectedClones(cohort_clones(repertoires, store.v_genes, rules or clone_rules(),
                                                    min_carriers=fewest, positives=positive_rows(y) if fits else None,
-                                                   candidates=FitCandidates(y, seed, within=parts) if fits else None,
+                                                   candidates=FitCandidates(y, seed, within=parts, groups=grouped)
+                                                   if fits else None,
                                                    workers=workers))
         v_genes = list(store.v_genes)
     if clones is not None and fewest > 2:
@@ -191,7 +198,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
                  "reach p < %g in any of them)%s", fewest, max(P_THRESHOLDS),
                  "; read from the clones file" if read else ", the only ones collected")
     return CohortFeatures(subjects, Path(store_path), v_genes, y, list(label.classes),
-                          np.vstack(kmers) if kmers else None, clones)
+                          np.vstack(kmers) if kmers else None, clones, grouped)
 
 
 def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed: int, use_pgen: bool = True,
@@ -210,7 +217,8 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
         pgen = pgen_for(lambda row: store.repertoire(int(train[row])), features.v_genes, use_pgen, threads,
                         store.species)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
-                                   inner_folds, expected=len(rules), pgen_limit=pgen_limit)
+                                   inner_folds, expected=len(rules), pgen_limit=pgen_limit,
+                                   groups=None if features.groups is None else features.groups[train])
         del pgen  # and the repertoires' keys it kept, before the scored rows' clones are read
     scored = np.arange(len(features.y)) if scored is None else row_indices(scored)
     return replace(choice, clones=next(features.clones.held_by(train, scored, [choice.rule])))
@@ -229,14 +237,16 @@ def _l1_logistic(seed: int) -> LogisticRegression:
     return LogisticRegression(solver="liblinear", max_iter=1000, random_state=seed, **penalty)
 
 
-def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1) -> GridSearchCV:
-    """L1 logistic regression on standardised 3-mer frequencies, C chosen by inner CV on (x, y) only.
+def fit_kmer(x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 1,
+             groups: np.ndarray | None = None) -> GridSearchCV:
+    """L1 logistic regression on standardised 3-mer frequencies, C chosen by inner CV on (x, y) only (each of
+    `groups` whole in one inner fold, where given).
 
     Returns the fitted search; its `predict_proba` scores new repertoires.
     """
     model = make_pipeline(VarianceThreshold(0.0), StandardScaler(), _l1_logistic(seed))  # drop k-mers never seen
     search = GridSearchCV(model, {"logisticregression__C": list(C_GRID)}, scoring="roc_auc",
-                          cv=inner_cv(y, seed), n_jobs=threads, error_score=np.nan)
+                          cv=inner_cv(y, seed, groups=groups), n_jobs=threads, error_score=np.nan)
     return search.fit(x, y)
 
 
@@ -265,7 +275,8 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     split = Split.from_options(split_path, fold) if fold is not None else Split.read(split_path)
     features = read_features(store_path, label_column, methods, rules=rules,
                              fits=lambda subjects: _training_rows(split, subjects, fold), seed=seed,
-                             workers=threads, shared=(clones, split) if clones is not None else None)
+                             workers=threads, shared=(clones, split) if clones is not None else None,
+                             groups=split.groups_of)
     folds = split.fold_of(features.subject_ids)
     scored = np.unique(folds) if fold is None else [fold]
     y = features.y
@@ -277,7 +288,8 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
         if len(np.unique(y[train])) < 2:
             raise DeepRCError(f"the training part of fold {k} holds a single class; cannot fit a baseline", split_path)
         if "kmer" in methods:
-            search = fit_kmer(features.kmers[train], y[train], seed, threads)
+            search = fit_kmer(features.kmers[train], y[train], seed, threads,
+                              None if features.groups is None else features.groups[train])
             prob = search.predict_proba(features.kmers[test])[:, 1]
             out["kmer"].loc[test, ["probability", "score"]] = np.column_stack([prob, prob])
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],

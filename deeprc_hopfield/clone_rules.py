@@ -1013,9 +1013,9 @@ class RuleChoice:
 def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: int,
                       pgen: Callable[[CohortClones], Callable | None] | None = None,
                       inner_folds: int = CLONE_INNER_FOLDS, expected: int | None = None,
-                      pgen_limit: int | None = PGEN_LIMIT) -> RuleChoice:
+                      pgen_limit: int | None = PGEN_LIMIT, groups: np.ndarray | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
-    `inner_folds` inner folds for all; `pgen(clones)`: the test's pgen of the columns, e.g.
+    `inner_folds` inner folds for all, each of `groups` whole where given; `pgen(clones)`: the test's pgen of the columns, e.g.
     :class:`ColumnPgen`, or None, asked for at most `pgen_limit` columns a fit) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
     it does not beat a rule of a smaller radius significantly (:func:`prefer_exact_rules`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
@@ -1031,7 +1031,7 @@ def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: i
                               last_line=False)
     for clones in candidates:
         test = PublicCloneTest(inner_folds=inner_folds, random_state=seed).fit(
-            clones.incidence, y, pgen=pgen(clones) if pgen else None, pgen_limit=pgen_limit)
+            clones.incidence, y, pgen=pgen(clones) if pgen else None, pgen_limit=pgen_limit, groups=groups)
         aucs[str(clones.rule)] = float(test.inner_auc)
         fit = RuleChoice(clones.rule, test, clones, aucs)
         held = best_of_radius.get(fit.rule.radius)

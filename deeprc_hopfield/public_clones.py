@@ -48,7 +48,7 @@ from scipy.stats import hypergeom
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
@@ -533,34 +533,77 @@ def search_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 # --- the test ------------------------------------------------------------------------------------
-def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS) -> StratifiedKFold:
+def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS,
+             groups: np.ndarray | None = None) -> "StratifiedKFold | GroupedInnerFolds":
     """Stratified inner cross-validation over the training repertoires (class codes `y`), with fewer
-    folds where the smallest class has fewer than `folds` repertoires."""
+    folds where the smallest class has fewer than `folds` repertoires. With `groups` (one per repertoire, e.g. its
+    donor), each group's repertoires fall in one inner fold (fewer folds where a class has fewer groups); groups of
+    one repertoire each split as without them."""
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2:
         raise DeepRCError(f"fewer than 2 repertoires of a class ({counts[0]} and {counts[1]} among these {len(y)}): "
                           "too few for inner cross-validation; train on more repertoires (with --split, fewer "
                           "folds hold fewer out)")
-    return StratifiedKFold(n_splits=min(folds, int(counts.min())), shuffle=True, random_state=seed)
+    groups = grouping(groups)
+    if groups is None:
+        return StratifiedKFold(n_splits=min(folds, int(counts.min())), shuffle=True, random_state=seed)
+    per_class = pd.DataFrame({"y": y, "group": groups}).groupby("y")["group"].nunique()
+    fewest = int(per_class.reindex([0, 1], fill_value=0).min())
+    if fewest < 2:
+        raise DeepRCError(f"a class of these {len(y)} repertoires is held by {fewest} group(s): too few for inner "
+                          "cross-validation that keeps each group whole; train on more groups (with --split, "
+                          "fewer folds hold fewer out)")
+    return GroupedInnerFolds(StratifiedGroupKFold(n_splits=min(folds, fewest), shuffle=True, random_state=seed),
+                             groups)
+
+
+def grouping(groups: np.ndarray | Sequence | None) -> np.ndarray | None:
+    """`groups` as group codes (int64), or None where there are none or every repertoire is a group of its own
+    (then group-aware folds are the plain ones: the same splits as without groups)."""
+    if groups is None:
+        return None
+    codes = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))[0]
+    return None if len(np.unique(codes)) == len(codes) else codes.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class GroupedInnerFolds:
+    """Inner folds that keep each group whole: scikit-learn's `StratifiedGroupKFold` bound to the groups, so that it
+    splits as a plain cross-validator (`split(X, y)`, `get_n_splits()`; e.g. `GridSearchCV(cv=...)`)."""
+
+    splitter: StratifiedGroupKFold
+    groups: np.ndarray
+
+    def split(self, X: np.ndarray, y: np.ndarray | None = None,  # noqa: N803 (scikit-learn's name)
+              groups: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.splitter.split(X, y, self.groups)
+
+    def get_n_splits(self, X: np.ndarray | None = None, y: np.ndarray | None = None,  # noqa: N803
+                     groups: np.ndarray | None = None) -> int:
+        return self.splitter.get_n_splits()
 
 
 def inner_splits(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS,
-                 repeats: int = CLONE_INNER_REPEATS) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Per repeat r, the (train, test) rows of the stratified inner folds seeded by `seed` + r."""
-    return [list(inner_cv(y, seed + r, folds).split(np.zeros(len(y)), y)) for r in range(repeats)]
+                 repeats: int = CLONE_INNER_REPEATS, groups: np.ndarray | None = None
+                 ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per repeat r, the (train, test) rows of the stratified inner folds seeded by `seed` + r (each of `groups`
+    whole, where given)."""
+    return [list(inner_cv(y, seed + r, folds, groups).split(np.zeros(len(y)), y)) for r in range(repeats)]
 
 
-def fit_rows(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS
-             ) -> list[np.ndarray]:
-    """The rows :class:`PublicCloneTest` (inner folds of `seed`) fits Fisher's test on: all of them, then each inner
-    fold's training rows."""
-    return [np.arange(len(y))] + [train for splits in inner_splits(y, seed, folds, repeats) for train, _ in splits]
+def fit_rows(y: np.ndarray, seed: int, folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS,
+             groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """The rows :class:`PublicCloneTest` (inner folds of `seed`, each of `groups` whole) fits Fisher's test on: all
+    of them, then each inner fold's training rows."""
+    return [np.arange(len(y))] + [train for splits in inner_splits(y, seed, folds, repeats, groups)
+                                  for train, _ in splits]
 
 
 def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
-                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS) -> int:
-    """The fewest repertoires that must carry a clone for :class:`PublicCloneTest` (inner folds of `seed`)
-    fitted on repertoires of classes `y` ever to find its p below `threshold` (the loosest it tries).
+                 folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS,
+                 groups: np.ndarray | None = None) -> int:
+    """The fewest repertoires that must carry a clone for :class:`PublicCloneTest` (inner folds of `seed`, each of
+    `groups` whole) fitted on repertoires of classes `y` ever to find its p below `threshold` (the loosest it tries).
 
     A clone's one-sided Fisher p is smallest when every carrier is positive, and that smallest p falls
     as the carriers grow; so a clone with fewer carriers than this (in any rows, hence in the rows of
@@ -571,7 +614,7 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
     if len(np.unique(y)) != 2 or np.bincount(y).min() < 2:
         return 2
     fewest = len(y) + 1
-    for fit in (y[rows] for rows in fit_rows(y, seed, folds, repeats)):
+    for fit in (y[rows] for rows in fit_rows(y, seed, folds, repeats, groups)):
         carriers = np.arange(2, int(fit.sum()) + 1)
         reached = np.flatnonzero(hypergeom.sf(carriers - 1, len(fit), int(fit.sum()), carriers) < threshold)
         if len(reached):
@@ -588,15 +631,18 @@ class FitCandidates:
     that rounding never drops a candidate.
 
     `within`: where the test is fitted on parts of the rows (the baselines: once per outer fold), the rows
-    (bool masks or indices) of each part; a clone is kept where one fit of one part can use it.
+    (bool masks or indices) of each part; a clone is kept where one fit of one part can use it. `groups`: the group
+    of each of the rows, where the fits' inner folds keep groups whole.
     """
 
     def __init__(self, y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
                  folds: int = CLONE_INNER_FOLDS, repeats: int = CLONE_INNER_REPEATS,
-                 within: Sequence[np.ndarray] | None = None) -> None:
+                 within: Sequence[np.ndarray] | None = None, groups: np.ndarray | None = None) -> None:
         y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
         parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
-        fits = [rows[fit] for rows in parts for fit in fit_rows(y[rows], seed, folds, repeats)]
+        groups = None if groups is None else np.asarray(groups, dtype=object)
+        fits = [rows[fit] for rows in parts
+                for fit in fit_rows(y[rows], seed, folds, repeats, None if groups is None else groups[rows])]
         membership = np.zeros((len(y), len(fits)), dtype=bool)  # (repertoire, fit): in that fit's rows
         most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
         for f, train in enumerate(fits):
@@ -896,8 +942,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray,
             pgen: Callable[[np.ndarray], np.ndarray] | None = None,
-            pgen_cutoffs: tuple[float, ...] = PGEN_CUTOFFS, pgen_limit: int | None = PGEN_LIMIT
-            ) -> "PublicCloneTest":
+            pgen_cutoffs: tuple[float, ...] = PGEN_CUTOFFS, pgen_limit: int | None = PGEN_LIMIT,
+            groups: np.ndarray | None = None) -> "PublicCloneTest":
         """Choose the p threshold (and, with `pgen`, the pgen cutoff) by inner CV (ROC AUC of the
         associated-clone count), then find the associated clones on all of (X, y) and calibrate the
         score on the inner out-of-fold scores.
@@ -907,7 +953,7 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         called once, for the candidate columns only. `pgen_cutoffs`: the cutoffs tried besides no
         filter (:data:`PGEN_CUTOFFS`; a fit argument, so that the estimator's parameters stay those
         of the test without pgen). `pgen_limit`: the most candidate columns `pgen` is asked for (None:
-        every candidate).
+        every candidate). `groups`: the group of each repertoire (e.g. its donor), kept whole in the inner folds.
         """
         X = sparse.csr_matrix(X)
         self.classes_, y = np.unique(np.asarray(y), return_inverse=True)
@@ -918,7 +964,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         loosest = max(thresholds)
         inner = []  # per inner fold: its repeat, test rows, the candidates' p, columns, and the test rows' incidence
         totals = carrier_counts(X, y, np.arange(len(y)))
-        for repeat, splits in enumerate(inner_splits(y, self.random_state, self.inner_folds, self.inner_repeats)):
+        for repeat, splits in enumerate(inner_splits(y, self.random_state, self.inner_folds, self.inner_repeats,
+                                                           groups)):
             for _, inner_test in splits:
                 p, columns = inner_train_associated(totals, X, y, inner_test)
                 candidate = p < loosest
@@ -1019,7 +1066,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
 
 
 def fit_public_clones(incidence: sparse.csr_matrix, y: np.ndarray, seed: int = 0,
-                      pgen: Callable[[np.ndarray], np.ndarray] | None = None) -> PublicCloneTest:
+                      pgen: Callable[[np.ndarray], np.ndarray] | None = None,
+                      groups: np.ndarray | None = None) -> PublicCloneTest:
     """:class:`PublicCloneTest` with the default thresholds, inner folds seeded by `seed`, fitted on
-    (incidence, y); `pgen` (column indices -> generation probabilities, or None) as in its `fit`."""
-    return PublicCloneTest(random_state=seed).fit(incidence, y, pgen=pgen)
+    (incidence, y); `pgen` (column indices -> generation probabilities, or None) and `groups` as in its `fit`."""
+    return PublicCloneTest(random_state=seed).fit(incidence, y, pgen=pgen, groups=groups)

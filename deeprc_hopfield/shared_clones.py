@@ -57,15 +57,18 @@ class PartSpec:
     rows: np.ndarray
     within: list[np.ndarray] | None = None
 
-    def part(self, labels: np.ndarray, seed: int) -> CollectionPart:
+    def part(self, labels: np.ndarray, seed: int, groups: np.ndarray | None = None) -> CollectionPart:
         """The :class:`clone_rules.CollectionPart` of these rows, for the fits of `seed` on labels `labels`
-        (every repertoire's)."""
+        (every repertoire's), whose inner folds keep each of `groups` (every repertoire's, where given) whole."""
         y = labels[self.rows]
+        own = None if groups is None else groups[self.rows]
         if self.within is None:
-            return CollectionPart(self.rows, min_carriers(y, seed), positive_rows(y), FitCandidates(y, seed))
-        fewest = min((min_carriers(labels[rows], seed) for rows in self.within), default=2)
+            return CollectionPart(self.rows, min_carriers(y, seed, groups=own), positive_rows(y),
+                                  FitCandidates(y, seed, groups=own))
+        fewest = min((min_carriers(labels[rows], seed, groups=None if groups is None else groups[rows])
+                      for rows in self.within), default=2)
         within = [np.searchsorted(self.rows, rows) for rows in self.within]
-        return CollectionPart(self.rows, fewest, positive_rows(y), FitCandidates(y, seed, within=within))
+        return CollectionPart(self.rows, fewest, positive_rows(y), FitCandidates(y, seed, within=within, groups=own))
 
 
 def cohort_identity(store: RepertoireStore, label: str, seed: int, split: Split) -> dict:
@@ -76,10 +79,14 @@ def cohort_identity(store: RepertoireStore, label: str, seed: int, split: Split)
     digest = hashlib.sha256()
     for text in (*store.subject_ids, "\0", *values):
         digest.update(text.encode() + b"\n")
-    folds = hashlib.sha256(split.fold_of(store.subject_ids).tobytes()).hexdigest()
+    split_digest = hashlib.sha256(split.fold_of(store.subject_ids).tobytes())
+    groups = split.groups_of(store.subject_ids)
+    if groups is not None:  # the fits' inner folds keep them whole: they decide what a part keeps
+        split_digest.update("\0".join(map(str, groups)).encode())
     return {"store": {"created": store.attrs.get("created"), "n_sequences": int(store.n_sequences),
                       "parameters": store.parameters},
-            "label": label, "subjects_and_labels": digest.hexdigest(), "split": folds, "seed": int(seed)}
+            "label": label, "subjects_and_labels": digest.hexdigest(), "split": split_digest.hexdigest(),
+            "seed": int(seed)}
 
 
 def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, validation_fraction: float,
@@ -107,7 +114,7 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     clones in it, as collecting them itself)."""
     labels = np.asarray(store.label(label).values)
     started = time.perf_counter()
-    parts, collected = _fittable(parts, labels, seed)
+    parts, collected = _fittable(parts, labels, seed, split.groups_of(store.subject_ids))
     with atomic_file(out) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=FORMAT, version=VERSION,
                         identity=json.dumps(cohort_identity(store, label, seed, split)))
@@ -129,13 +136,15 @@ def write_shared_clones(store: RepertoireStore, out: str | Path, parts: list[Par
     return Path(out)
 
 
-def _fittable(parts: list[PartSpec], labels: np.ndarray, seed: int) -> tuple[list[PartSpec], list[CollectionPart]]:
-    """The parts whose fits the public-clone test can make (two repertoires of each class in every inner fold's
-    training rows), with their :class:`clone_rules.CollectionPart`; the others are logged and left out."""
+def _fittable(parts: list[PartSpec], labels: np.ndarray, seed: int, groups: np.ndarray | None
+              ) -> tuple[list[PartSpec], list[CollectionPart]]:
+    """The parts whose fits the public-clone test can make (two repertoires (or groups) of each class in every
+    inner fold's training rows), with their :class:`clone_rules.CollectionPart`; the others are logged and left
+    out."""
     kept, collected = [], []
     for spec in parts:
         try:
-            collected.append(spec.part(labels, seed))
+            collected.append(spec.part(labels, seed, groups))
         except DeepRCError as exc:
             log.info("clones: part %s left out (%s)", spec.name, exc)
             continue

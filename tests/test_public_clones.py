@@ -255,14 +255,20 @@ def test_search_sorted_is_numpys_searchsorted_on_large_tables():
     assert np.array_equal(search_sorted(table, keys[:10]), np.searchsorted(table, keys[:10]))
 
 
-@pytest.mark.parametrize("n, positives, outer", [(40, 20, 0), (60, 15, 0), (30, 5, 0), (60, 20, 3)])
-def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives, outer):
+@pytest.mark.parametrize("n, positives, outer, per_donor",
+                         [(40, 20, 0, 1), (60, 15, 0, 1), (30, 5, 0, 1), (60, 20, 3, 1), (60, 20, 0, 3), (60, 24, 3, 2)])
+def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives, outer, per_donor):
     """`FitCandidates` reads each fit's p from a table: it must keep exactly the clones whose one-sided Fisher p
     is below the loosest threshold on all rows or on the training rows of one inner fold (`outer` > 0: of the
-    training rows of one of `outer` outer folds, as the baselines fit once per fold)."""
+    training rows of one of `outer` outer folds, as the baselines fit once per fold; `per_donor` > 1: samples of a
+    donor, kept whole in the inner folds)."""
     rng = np.random.default_rng(n)
     y = np.zeros(n, dtype=int)
     y[rng.choice(n, positives, replace=False)] = 1
+    rank = np.empty(n, dtype=int)
+    for c in (0, 1):
+        rank[y == c] = np.arange((y == c).sum())
+    donor = (y * n + rank // per_donor).astype(str) if per_donor > 1 else None  # a donor's samples share a class
     columns = []
     for _ in range(1500):  # carriers of every count, some leaning positive
         weight = np.where(y == 1, rng.uniform(1, 8), 1.0)
@@ -273,11 +279,14 @@ def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positi
     parts = [np.arange(n) % outer != k for k in range(outer)] if outer else [np.ones(n, dtype=bool)]
     expected = np.zeros(len(columns), dtype=bool)
     for part in map(np.flatnonzero, parts):
-        for rows in [np.arange(len(part))] + [train for splits in inner_splits(y[part], 0) for train, _ in splits]:
+        own = None if donor is None else donor[part]
+        for rows in [np.arange(len(part))] + [train for splits in inner_splits(y[part], 0, groups=own)
+                                              for train, _ in splits]:
             expected |= fisher_enrichment(incidence[part[rows]], y[part[rows]]) < max(P_THRESHOLDS)
     assert 0 < expected.sum() < len(columns)
-    assert np.array_equal(FitCandidates(y, seed=0, within=parts if outer else None)(carried), expected)
-    placed = [(part, FitCandidates(y[part], seed=0)) for part in map(np.flatnonzero, parts)]
+    assert np.array_equal(FitCandidates(y, seed=0, within=parts if outer else None, groups=donor)(carried), expected)
+    placed = [(part, FitCandidates(y[part], seed=0, groups=None if donor is None else donor[part]))
+              for part in map(np.flatnonzero, parts)]
     assert np.array_equal(FitCandidates.union(placed, n)(carried), expected)  # every part's fits counted as one
 
 
@@ -320,3 +329,58 @@ def test_an_inner_folds_counts_are_the_wholes_less_its_test_rows(monkeypatch):
             np.testing.assert_array_equal(columns, direct[1])
             np.testing.assert_array_equal(p, direct[0])
         assert len(columns) > 100 and (p < 1).any()
+
+
+def _donor_cohort(donors: int = 12, samples: int = 10, private: int = 3, seed: int = 0
+                  ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """Donors of several samples each (a longitudinal cohort), half of them positive, and no signal: each donor's
+    own clones are carried by every sample of that donor and by no other donor, plus noise clones carried at random.
+    Returns (incidence (repertoires, clones), class codes, donor of each repertoire)."""
+    rng = np.random.default_rng(seed)
+    donor = np.repeat(np.arange(donors), samples)
+    y = np.isin(donor, rng.permutation(donors)[: donors // 2]).astype(np.int64)
+    own = np.repeat(np.eye(donors, dtype=bool), private, axis=1)[donor]  # (repertoires, donors x private)
+    noise = rng.random((len(donor), 200)) < 0.1
+    return sparse.csr_matrix(np.hstack([own, noise])), y, donor.astype(str)
+
+
+def test_grouped_inner_folds_keep_each_donor_whole_and_plain_ones_are_unchanged():
+    """With groups, no group is on both sides of an inner fold, in any repeat; groups of one repertoire each split
+    as no groups do (a cohort of one sample a donor gets the same folds as before groups were read)."""
+    _, y, donor = _donor_cohort()
+    for splits in public_clones.inner_splits(y, 0, groups=donor):
+        assert len(splits) == 6  # 6 donors of each class: fewer folds than the 10 asked for
+        for train, test in splits:
+            assert not set(donor[train]) & set(donor[test])
+            assert set(y[test]) == {0, 1}
+    singletons = np.arange(len(y)).astype(str)
+    for grouped, plain in zip(public_clones.inner_splits(y, 3, groups=singletons), public_clones.inner_splits(y, 3)):
+        for (a, b), (c, d) in zip(grouped, plain):
+            assert np.array_equal(a, c) and np.array_equal(b, d)
+    assert public_clones.fit_rows(y, 0, groups=singletons)[1].tolist() == public_clones.fit_rows(y, 0)[1].tolist()
+
+
+def test_a_donors_own_clones_do_not_look_public_when_its_samples_are_grouped():
+    """Clones a donor carries in every sample but no other donor holds are no disease signal. By repertoire, the inner
+    CV sees a donor's other samples in training and finds them 'associated' (inner AUC near 1: an optimistic clone
+    rule and threshold choice); with the donors kept whole it finds nothing held-out samples share (chance)."""
+    x, y, donor = _donor_cohort()
+    by_repertoire = PublicCloneTest(random_state=0).fit(x, y)
+    by_donor = PublicCloneTest(random_state=0).fit(x, y, groups=donor)
+    assert by_repertoire.inner_auc_ > 0.9
+    assert by_donor.inner_auc_ < 0.65
+    candidates = FitCandidates(y, seed=0, groups=donor)(x.T.tocsr())
+    positive_donors = np.unique(donor[y == 1]).astype(int)
+    own_of_positives = (positive_donors[:, None] * 3 + np.arange(3)).ravel()
+    assert candidates[own_of_positives].all()  # the final fit on all rows may still use them: they stay candidates
+    fits = public_clones.fit_rows(y, 0, groups=donor)
+    fewest = public_clones.min_carriers(y, 0, groups=donor)
+    assert fewest <= min(int(y[rows].sum()) for rows in fits) and len(fits) == 1 + 6 * CLONE_INNER_REPEATS
+
+
+def test_too_few_donors_of_a_class_for_grouped_inner_folds_is_said():
+    _, y, donor = _donor_cohort(donors=4, samples=5)  # 2 donors a class: 2 folds at most
+    assert public_clones.inner_cv(y, 0, groups=donor).get_n_splits() == 2
+    one = np.where(y == 1, "P", donor)  # every positive sample of one donor
+    with pytest.raises(DeepRCError, match="held by 1 group"):
+        public_clones.inner_cv(y, 0, groups=one)

@@ -226,3 +226,30 @@ def test_a_clones_file_replaced_while_a_job_reads_it_is_refused(rough_cohort, tm
                 replace_it()
             with pytest.raises(DeepRCError, match="replaced or rewritten while this job read it"):
                 next(reading)
+
+
+def test_a_grouped_split_s_clones_file_serves_its_jobs_as_collecting_them_does(rough_cohort, tmp_path):
+    """With donors of two samples (a `group` column in the split), the file's parts are cut for fits whose inner
+    folds keep donors whole: the baselines and training read from it what they would collect themselves, and a file
+    made for the split without groups is refused for it."""
+    split = Split.read(rough_cohort["split"])
+    table = split.table.copy()
+    with RepertoireStore(rough_cohort["store"]) as store:
+        labels = dict(zip(store.subject_ids, np.asarray(store.label("label").values).astype(str)))
+    table["label"] = table["subject_id"].map(labels)
+    table["group"] = ("d" + table["fold"].astype(str) + table["label"]
+                      + (table.groupby(["fold", "label"]).cumcount() // 2).astype(str))  # same fold, same class
+    grouped = tmp_path / "grouped.csv"
+    table[["subject_id", "fold", "group"]].to_csv(grouped, index=False)
+    with RepertoireStore(rough_cohort["store"]) as store, pytest.raises(DeepRCError, match="different split"):
+        SharedClones.open(rough_cohort["clones"], store, "label", 0, Split.read(grouped))
+    clones = collect_clones(rough_cohort["store"], grouped, tmp_path / "grouped.h5", "label", rough_cohort["config"],
+                            workers=2)
+    runs = [cross_validate(rough_cohort["store"], grouped, ("public_clones",), "label", use_pgen=False,
+                           clones=file)["public_clones"] for file in (None, clones)]
+    assert runs[0]["probability"].notna().all() and runs[0].equals(runs[1])
+    torch.set_num_threads(1)
+    made = [json.loads((train(rough_cohort["store"], tmp_path / name, rough_cohort["config"], ["label"], split=grouped,
+                              fold=1, device="cpu", progress=False, clones=file) / "config.json").read_text())
+            for name, file in (("collected", None), ("read", clones))]
+    assert made[0]["weights_sha256"] == made[1]["weights_sha256"] and made[0]["training"] == made[1]["training"]

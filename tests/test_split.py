@@ -290,3 +290,41 @@ def test_split_never_overwrites_a_file_it_did_not_write(store: Path, tmp_path: P
     assert result.returncode == 1 and "add --force to replace it" in result.stderr and out.read_text() == first
     assert _cli("split", "--store", store, "--out", out, "--seed", "2", "--force").returncode == 0
     assert out.read_text() != first
+
+
+def test_a_grouped_split_keeps_donors_whole_in_every_inner_cross_validation(donors, tmp_path: Path, monkeypatch
+                                                                             ) -> None:
+    """The baselines (3-mer C, the public-clone test's rule and threshold) and training (the clone memory) choose
+    by inner CV on the training repertoires; on a grouped split every one of those inner folds keeps each donor on
+    one side, so a donor's other sample never scores a choice made with its first."""
+    import yaml
+
+    from deeprc_hopfield import baselines, public_clones
+    from deeprc_hopfield.training.loop import train
+
+    path, donor, _ = donors
+    out = tmp_path / "split.csv"
+    assert _cli("split", "--store", path, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
+                ).returncode == 0
+    of_subject = dict(zip([f"S{i:02d}" for i in range(60)], donor))
+    inner_cv, seen = public_clones.inner_cv, []
+
+    def recording(y, seed, folds=public_clones.INNER_FOLDS, groups=None):  # the real folds, recorded
+        splitter = inner_cv(y, seed, folds, groups)
+        seen.append((np.asarray(groups), list(splitter.split(np.zeros(len(y)), y))))
+        return splitter
+
+    monkeypatch.setattr(public_clones, "inner_cv", recording)
+    monkeypatch.setattr(baselines, "inner_cv", recording)
+    baselines.cross_validate(path, out, seed=0, fold=0)
+    from_baselines = len(seen)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
+                                                   "repertoires_per_update": 2}}))
+    train(path, tmp_path / "model", config, split=out, fold=0, device="cpu", progress=False)
+    assert from_baselines >= 2 and len(seen) > from_baselines  # the 3-mer search and the clone test; the memory
+    for groups, splits in seen:
+        assert groups.ndim == 1 and len(set(groups.tolist())) < len(groups)  # donors, not one group a repertoire
+        for train_rows, test_rows in splits:
+            assert not set(groups[train_rows]) & set(groups[test_rows])
+    assert set(of_subject.values()) >= set(np.concatenate([g for g, _ in seen]).tolist())

@@ -83,14 +83,16 @@ def clone_names(clones: list[tuple[str, int]], v_genes: list[str]) -> list[str]:
 
 
 def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
-                     config: TrainingConfig, v_genes: list[str], shared: SharedClones | None = None
-                     ) -> tuple[MemoryFit | None, dict | None]:
+                     config: TrainingConfig, v_genes: list[str], shared: SharedClones | None = None,
+                     groups: np.ndarray | None = None) -> tuple[MemoryFit | None, dict | None]:
     """The clone memory of a binary task with store-wide `labels` (None when the cohort shows no such
     signal) and the clone rule chosen with its AUCs (None when no clone is shared). `shared`: a clones file
-    holding the fitting repertoires' clones (else they are collected here)."""
+    holding the fitting repertoires' clones (else they are collected here); `groups` (store-wide, e.g. donors):
+    kept whole in the inner folds."""
     started = time.perf_counter()
     try:
-        choice, clones, clone_of_column = associated_clones(cache, labels, fit_idx, config, v_genes, shared=shared)
+        choice, clones, clone_of_column = associated_clones(cache, labels, fit_idx, config, v_genes, shared=shared,
+                                                            groups=groups)
     except DeepRCError as exc:
         log.info("clone memory: left empty (%s)", exc)
         return None, None
@@ -130,7 +132,8 @@ def fit_clone_memory(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.nda
 
 def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np.ndarray, config: TrainingConfig,
                        v_genes: list[str], radius: int, above_chance: bool = False,
-                       shared: SharedClones | None = None) -> tuple[MemoryFit, dict] | None:
+                       shared: SharedClones | None = None, groups: np.ndarray | None = None
+                       ) -> tuple[MemoryFit, dict] | None:
     """The clone memory chosen again, the same way, on all training repertoires `train_idx` (fitting and
     validation), once the validation repertoires have chosen the memory alone, or where the fitting
     repertoires left it empty: the test then sees every training carrier, as the `public_clones`
@@ -148,7 +151,8 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
     try:
         choice, clones, _ = associated_clones(cache, labels, train_idx, config, v_genes,
                                               clone_rules(config.clone_keys, AUTO if radius == 1 and
-                                                          config.clone_radius == AUTO else radius), shared)
+                                                          config.clone_radius == AUTO else radius), shared,
+                                              groups)
     except DeepRCError as exc:
         log.info("clone memory refit: none (%s); the first memory is kept", exc)
         return None
@@ -171,26 +175,28 @@ def refit_clone_memory(cache: RepertoireCache, labels: np.ndarray, train_idx: np
 
 def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarray, config: TrainingConfig,
                       v_genes: list[str], rules: tuple[CloneRule, ...] | None = None,
-                      shared: SharedClones | None = None) -> tuple[RuleChoice, list[tuple[str, int]], dict[int, int]]:
+                      shared: SharedClones | None = None, groups: np.ndarray | None = None
+                      ) -> tuple[RuleChoice, list[tuple[str, int]], dict[int, int]]:
     """The clone rule chosen by inner CV on the repertoires `rows` (store indices) among `rules` (default:
     those of the config), the (CDR3, V index) clones its test associates there, sorted, and the clone of
     each associated incidence column (column -> index in the clones). Raises `DeepRCError` when there is
     no rule to choose from. `shared`: a clones file that may hold these repertoires' clones (the same as
-    collecting them here, which is done where it does not)."""
+    collecting them here, which is done where it does not); `groups` (store-wide): kept whole in the inner folds."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
+    own = None if groups is None else groups[rows]
     candidates = shared.clones(rows, rules) if shared is not None else None
     if candidates is None:
         candidates = each_cohort_clones(cache.rows(rows), v_genes, rules,
-                                        min_carriers=min_carriers(labels[rows], config.seed),
+                                        min_carriers=min_carriers(labels[rows], config.seed, groups=own),
                                         positives=positive_rows(labels[rows]),
-                                        candidates=FitCandidates(labels[rows], config.seed),
+                                        candidates=FitCandidates(labels[rows], config.seed, groups=own),
                                         workers=torch.get_num_threads())
     of_row = KeyedRows(lambda row: cache[int(rows[row])],  # the incidence's rows are `rows`: each keyed once
                        KEYED_ROWS_BYTES if config.clone_pgen else 0)  # without pgen only the memory's clones read them
     choice = choose_clone_rule(candidates, labels[rows], config.seed,
                                pgen_for(of_row, v_genes, config.clone_pgen, workers=torch.get_num_threads(),
                                         species=cache.store.species),
-                               expected=len(rules), pgen_limit=config.clone_pgen_limit)
+                               expected=len(rules), pgen_limit=config.clone_pgen_limit, groups=own)
     associated = choice.test.associated
     if len(associated) == 0:
         return choice, [], {}

@@ -60,6 +60,7 @@ class Trainer:
             store, out, tasks, labels, config, device)
         self.force = force  # replace an earlier model at `out` (never anything else)
         self.shared_clones = shared_clones  # where the clone memory's clones may be read (else collected)
+        self.groups = groups  # store order, e.g. donors: whole on one side of every inner split (None: repertoires)
         self.targets = {t.name: store.label(t.name).values for t in tasks}
         first = tasks[0]
         strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
@@ -92,12 +93,13 @@ class Trainer:
         if config.clone_memory and binary:
             self.memory, self.clone_rule = fit_clone_memory(
                 self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, store.v_genes,
-                self.shared_clones)
+                self.shared_clones, groups)
         if reference is not None and not binary:
             log.info("reference %s: not used (it needs a binary first label; '%s' is %s)", reference.name,
                      first.name, first.kind)
         self.reference: ReferenceFit | None = fit_reference(
-            self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, reference, store.v_genes) \
+            self.cache, self.targets[first.name], self.fit_idx, self.val_idx, config, reference, store.v_genes,
+            groups) \
             if reference is not None and binary else None
         self.model = self._build_model(model_options)
         self.hidden_clones = self._hidden_clones()
@@ -249,7 +251,8 @@ class Trainer:
         """The memory alone kept: its clones chosen again on all training repertoires (`refit_clone_memory`),
         put in the model with the refit's evidence regression as the output."""
         refit = refit_clone_memory(self.cache, self.targets[self.tasks[0].name], self.training_rows, self.config,
-                                   self.store.v_genes, self.memory.rule.radius, shared=self.shared_clones)
+                                   self.store.v_genes, self.memory.rule.radius, shared=self.shared_clones,
+                                   groups=self.groups)
         if refit is not None:
             self._use_refit(refit, sample)
 
@@ -264,7 +267,7 @@ class Trainer:
         labels = self.targets[self.tasks[0].name]
         radius = 0 if self.config.clone_radius == AUTO else int(self.config.clone_radius)
         refit = refit_clone_memory(self.cache, labels, self.training_rows, self.config, self.store.v_genes, radius,
-                                   above_chance=True, shared=self.shared_clones)
+                                   above_chance=True, shared=self.shared_clones, groups=self.groups)
         if refit is None:
             return False, None
         choice = trained_model_wins(refit[0].carried[self.val_idx], trained, labels[self.val_idx])

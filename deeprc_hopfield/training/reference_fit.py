@@ -83,10 +83,12 @@ def _best_radius(counts: dict[int, np.ndarray], labels: np.ndarray) -> int:
     return max(RADII, key=lambda r: (carried_auc(counts[r], labels), -r))
 
 
-def _inner_auc(counts: dict[int, np.ndarray], labels: np.ndarray, seed: int) -> float:
-    """Mean ROC AUC, over inner folds of the fitting repertoires, of the radius chosen on the rest."""
+def _inner_auc(counts: dict[int, np.ndarray], labels: np.ndarray, seed: int,
+               groups: np.ndarray | None = None) -> float:
+    """Mean ROC AUC, over inner folds of the fitting repertoires (each of `groups` whole), of the radius chosen on
+    the rest."""
     try:
-        folds = inner_cv(labels, seed)
+        folds = inner_cv(labels, seed, groups=groups)
     except DeepRCError:
         return 0.5
     aucs = []
@@ -97,8 +99,10 @@ def _inner_auc(counts: dict[int, np.ndarray], labels: np.ndarray, seed: int) -> 
 
 
 def fit_reference(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
-                  config: TrainingConfig, reference: Reference, v_genes: list[str]) -> ReferenceFit:
-    """Decide whether and how the model uses `reference` for a binary task with store-wide `labels`."""
+                  config: TrainingConfig, reference: Reference, v_genes: list[str],
+                  groups: np.ndarray | None = None) -> ReferenceFit:
+    """Decide whether and how the model uses `reference` for a binary task with store-wide `labels` (`groups`,
+    store-wide: kept whole in the inner folds)."""
     started = time.perf_counter()
     index = reference_index(reference, max(RADII))
     train_idx = np.concatenate((fit_idx, val_idx))
@@ -110,7 +114,7 @@ def fit_reference(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.ndarra
     fitting = {r: c[fit_idx] for r, c in counts.items()}
     radius_auc = {r: carried_auc(fitting[r], labels[fit_idx]) for r in RADII}
     radius = _best_radius(fitting, labels[fit_idx])
-    inner = _inner_auc(fitting, labels[fit_idx], config.seed)
+    inner = _inner_auc(fitting, labels[fit_idx], config.seed, None if groups is None else groups[fit_idx])
     validation = carried_auc(counts[radius][val_idx], labels[val_idx])
     used = min(inner, validation) >= config.reference_min_auc
     carried = np.zeros(len(labels))
