@@ -256,7 +256,8 @@ def test_search_sorted_is_numpys_searchsorted_on_large_tables():
 
 
 @pytest.mark.parametrize("n, positives, outer, per_donor",
-                         [(40, 20, 0, 1), (60, 15, 0, 1), (30, 5, 0, 1), (60, 20, 3, 1), (60, 20, 0, 3), (60, 24, 3, 2)])
+                         [(40, 20, 0, 1), (60, 15, 0, 1), (30, 5, 0, 1), (60, 20, 3, 1), (60, 20, 0, 3),
+                          (60, 24, 3, 2)])
 def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positives, outer, per_donor):
     """`FitCandidates` reads each fit's p from a table: it must keep exactly the clones whose one-sided Fisher p
     is below the loosest threshold on all rows or on the training rows of one inner fold (`outer` > 0: of the
