@@ -1016,9 +1016,9 @@ def choose_clone_rule(candidates: Iterable[CohortClones], y: np.ndarray, seed: i
                       pgen_limit: int | None = PGEN_LIMIT, groups: np.ndarray | None = None) -> RuleChoice:
     """Fit the public-clone test on each rule's incidence (rows: the repertoires of `y`, the same
     `inner_folds` inner folds for all, each of `groups` whole where given; `pgen(clones)`: the test's pgen of the
-    columns, e.g.
-    :class:`ColumnPgen`, or None, asked for at most `pgen_limit` columns a fit) and keep the rule of the best inner ROC AUC, the earlier on ties, unless
-    it does not beat a rule of a smaller radius significantly (:func:`prefer_exact_rules`). A rule
+    columns, e.g. :class:`ColumnPgen`, or None, asked for at most `pgen_limit` columns a fit) and keep the rule of
+    the best inner ROC AUC, the earlier on ties, unless it does not beat a rule of a smaller radius significantly
+    (:func:`prefer_exact_rules`). A rule
     without a clone (none is carried by enough repertoires) has inner AUC 0.5; its test associates none
     and scores the base rate.
 
