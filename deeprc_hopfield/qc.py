@@ -28,6 +28,7 @@ DROP_REASONS = (
 QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing")
 
 _V_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])V"  # a V call's locus: its first three letters
+_J_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])J"  # a J call's, read where the row has no V call
 _ALPHA_DELTA = r"^TRAV[^/]*/DV"  # a V gene used by α and δ chains alike (TRAV29/DV5)
 # What each byte of a junction says, as bits: a stop codon, a letter outside the 20 amino acids,
 # a character that `strip().upper()` would change (lower case, white space).
@@ -56,12 +57,23 @@ class QCSettings:
 
 def row_loci(table: pd.DataFrame) -> pd.Series:
     """Each row's locus: the file's (`locus`), else its V call's (`TRBV5-1` -> TRB; a V gene of both α and δ
-    chains, `TRAV29/DV5`, -> TRA/TRD); missing where neither says."""
-    calls = pd.Series(table["v_call"], dtype="category")
+    chains, `TRAV29/DV5`, -> TRA/TRD), else its J call's (`TRAJ33` -> TRA, for a row with no V call); missing where
+    none says."""
+    v = _call_loci(table["v_call"], _V_LOCUS, _ALPHA_DELTA)
+    j = _call_loci(table["j_call"], _J_LOCUS) if "j_call" in table else None
+    called = table["locus"].fillna(v)
+    return called if j is None else called.fillna(j)
+
+
+def _call_loci(calls: pd.Series, pattern: str, alpha_delta: str | None = None) -> pd.Series:
+    """The locus each gene call names (its first three letters where it matches `pattern`; `TRA/TRD` where it
+    matches `alpha_delta`), missing otherwise; one lookup per distinct call."""
+    calls = pd.Series(calls, dtype="category")
     names = calls.cat.categories.astype(str)
-    loci = np.where(names.str.match(_V_LOCUS), names.str[:3].str.upper(), None)
-    loci = np.where(names.str.upper().str.match(_ALPHA_DELTA), "TRA/TRD", loci)
-    return table["locus"].fillna(pd.Series(np.append(loci, None)[calls.cat.codes.to_numpy()], index=table.index))
+    loci = np.where(names.str.match(pattern), names.str[:3].str.upper(), None)
+    if alpha_delta is not None:
+        loci = np.where(names.str.upper().str.match(alpha_delta), "TRA/TRD", loci)
+    return pd.Series(np.append(loci, None)[calls.cat.codes.to_numpy()], index=calls.index)
 
 
 def _other_chain(locus: pd.Series, chain: str) -> np.ndarray:

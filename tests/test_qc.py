@@ -113,6 +113,19 @@ def test_without_a_locus_column_the_v_call_says_the_chain():
         assert counts["kept"] == kept and counts["other_chain"] == 3 - kept, chain
 
 
+def test_a_row_without_a_v_call_goes_by_its_j_call():
+    """A TRA row whose V was not called (`TRAJ33` only) is another chain in a TRB cohort, not a TRB sequence of
+    unknown V; the V call, where there is one, still decides (a V and J of other loci is an annotation error)."""
+    rows = [("CAVMDSNYQLIW", None, "TRAJ33", 1, None, None), ("CASSLGQF", None, "TRBJ2-7", 1, None, None),
+            ("CASSPGQF", None, None, 1, None, None), ("CASSAGQF", "TRBV5-1", "TRAJ33", 1, None, None),
+            ("CARDYW", None, "IGHJ4", 1, None, None)]
+    clean, counts = quality_control(tidy_table(rows), QCSettings(chain="TRB"))
+    assert counts["other_chain"] == 2 and counts["kept"] == 3
+    assert sorted(clean["junction_aa"]) == ["CASSAGQF", "CASSLGQF", "CASSPGQF"]
+    _, counts = quality_control(tidy_table(rows), QCSettings(chain="IGH", min_length=4))
+    assert counts["other_chain"] == 3 and counts["kept"] == 2
+
+
 def test_junctions_are_uppercased_and_stripped_before_merging():
     rows = [("CASSLGQAYEQYF", "TRBV5-1", "TRBJ2-7", 1, True, None),
             (" casslgqayeqyf ", "TRBV5-1", "TRBJ2-7", 2, True, None),
