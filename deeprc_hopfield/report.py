@@ -329,9 +329,17 @@ def known_share_note(table: pd.DataFrame, what: str) -> str:
 
 #: Rows of the ranked-sequence and motif tables of the interpretation section.
 TOP_RANKED, TOP_MOTIFS = 30, 10
-_RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "score", "n_positive", "n_negative", "attended_positive",
+_RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "family", "score", "n_positive", "n_negative", "attended_positive",
                  "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
                  "top_repertoire", *KNOWN_COLUMNS]
+
+
+def _families_note(shown: pd.DataFrame) -> str:
+    """How many families the rows shown are, where fewer than the rows (variants of one receptor fill the top)."""
+    if "family" not in shown.columns or shown["family"].isna().all():
+        return ""
+    families = shown["family"].nunique()
+    return (f" The {len(shown)} rows shown are {families} families." if 0 < families < len(shown) else "")
 
 
 def _label_source_text(source: str) -> str:
@@ -374,7 +382,9 @@ def interpretation_section(folder: Path | None) -> str:
         "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
         "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives, uncorrected, and telling "
         "only for a sequence several repertoires carry (one carried by a single positive cannot go below "
-        "positives/repertoires). Positive and negative are "
+        "positives/repertoires); <b>family</b>: the rank of the best row of its family of near-identical sequences "
+        "(CDR3 cores one substitution apart, linked in a chain, of one V family or an unknown V; "
+        "<code>family_size</code> in the file)." + _families_note(shown) + " Positive and negative are "
         f"{_e(_label_source_text(info.get('label_source', 'store')))}.</p>"
         + (f"<p><b>Not held out:</b> {len(info['scored_by_training_model'])} of these repertoires were scored by "
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"

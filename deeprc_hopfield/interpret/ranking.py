@@ -66,6 +66,7 @@ from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import Scored
 from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.interpret.families import sequence_families
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
 from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, in_sorted, name_codes,
                                            repertoire_keys, resolve_rows, unique_keys, wildcard_table)
@@ -77,7 +78,7 @@ KEY_COLUMNS = ["junction_aa", "v_call", "j_call"]
 RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", "n_negative", "attended_positive",
                   "attended_negative", "mean_attention_positive", "mean_attention_negative", "evidence_positive",
                   "evidence_negative", "log_odds_ratio", "fisher_p", "top_repertoire", "top_attention",
-                  "top_duplicate_count"]
+                  "top_duplicate_count", "family", "family_size"]
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
 LABEL_CHOICES = ("auto", "store", "model")
 #: Sequences looked up at a time when every occurrence of the candidate clones is found (~40 MB a block).
@@ -303,7 +304,8 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     occurrences) and the top_* columns; `n_positive`/`n_negative` count the interpreted repertoires.
     Returns the columns :data:`RANKED_COLUMNS`, sorted by score, then Fisher p, then mean attention
     in positives, then junction_aa (ties broken the same way every time); without positive repertoires, by the
-    negatives' evidence, then their mean attention.
+    negatives' evidence, then their mean attention. `family` groups the first rows' near-identical sequences
+    (:mod:`deeprc_hopfield.interpret.families`).
     """
     from scipy.stats import hypergeom
 
@@ -332,5 +334,6 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
         out = out.sort_values(["evidence_negative", "mean_attention_negative", "junction_aa"],
                               ascending=[False, False, True], na_position="last", kind="stable")
     out["rank"] = np.arange(1, len(out) + 1)
+    out["family"], out["family_size"] = sequence_families(out["junction_aa"], out["v_call"])
     known = [c for c in KNOWN_COLUMNS if c in out.columns]  # a merged ranking keeps its marks
     return out[RANKED_COLUMNS + known].reset_index(drop=True)
