@@ -440,8 +440,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="classify repertoires with a trained model",
         description="Classify whole repertoires (never sub-sampled) from a store or from repertoire files. "
-                    "One row per repertoire: subject_id, probability per class, predicted label, and the true "
-                    "label when known.",
+                    "One row per repertoire: subject_id, probability per class, predicted label, the true "
+                    "label when known, then unknown_v_share (the share of its V-called sequences whose V gene the "
+                    "model does not know: another chain or species; empty where no sequence has a V call) and "
+                    "warnings (a note where that share makes the score mean little, as the log's warning; empty "
+                    "for a clean repertoire).",
     )
     _add_inference_source(p)
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")

@@ -45,6 +45,8 @@ class Subject:
     truth: dict[str, object]
     sha256: str | None = None  # of its repertoire file (a store's provenance), to know a training file renamed
     source: str | None = None  # its file, for messages
+    unknown_v_share: float = float("nan")  # of its V-called sequences, those whose V gene the model does not know
+    warnings: tuple[str, ...] = ()  # what the predictions' warnings column says of it (empty: nothing to say)
 
 
 def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
@@ -72,12 +74,12 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
             truth = {name: (label.classes[label.values[i]] if label.kind != "numeric" else float(label.values[i]))
                      for name, label in labels.items()}
             v_index = v_map[rep.v_index]
-            _warn_unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index], saved.v_genes,
-                                sources.get(store.subject_ids[i]))
+            share, note = _unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index],
+                                         saved.v_genes, sources.get(store.subject_ids[i]))
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
-                          sources.get(store.subject_ids[i]))
+                          sources.get(store.subject_ids[i]), share, (note,) if note else ())
 
 
 def store_digests(store: RepertoireStore, provenance: pd.DataFrame | None = None) -> dict[str, str]:
@@ -220,10 +222,11 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         j_names = np.asarray(parsed.j_call, dtype=object)
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
-        _warn_unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
-                            str(entry.path))
+        share, note = _unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
+                                     str(entry.path))
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
-        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path))
+        yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path), share,
+                      (note,) if note else ())
     _warn_other_species(unresolved, species)
     warn_identical_files([entry.subject_id for entry in entries], provenance)
 
@@ -244,6 +247,12 @@ def _warn_other_species(unresolved: Counter[str], species: str) -> None:
 #: or a gene of it that training never met) above which scoring warns: a TRA/TRB file of one 10x sample (half TRA)
 #: is well above it, the odd rare TRBV gene of a TRB repertoire well below.
 UNKNOWN_V_WARNING = 0.1
+#: Columns that `predict` adds at the end of every prediction row: the share of the repertoire's V-called sequences
+#: whose V gene the model does not know (empty where none has a V call), and notes on a subject whose score may mean
+#: little (empty for a clean one; several are joined by :data:`WARNINGS_SEPARATOR`).
+UNKNOWN_V_COLUMN = "unknown_v_share"
+WARNINGS_COLUMN = "warnings"
+WARNINGS_SEPARATOR = " | "
 
 
 def _locus(gene: object) -> str:
@@ -251,19 +260,31 @@ def _locus(gene: object) -> str:
     return str(gene)[:3].upper()
 
 
-def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
-                        model_genes: list[str], source: str | None = None) -> None:
-    """Warn when a substantial share (:data:`UNKNOWN_V_WARNING`) of a repertoire's V genes are unknown to the model
-    (not in its gene table): another chain than it learnt from (a TRA repertoire to a TRB model, TRA and TRB
-    contigs of one 10x sample) or another species, whose score means little; names the file, the share and the
-    loci, and where other loci than the model's store held are among them, the `--chain` that keeps the model's."""
+def unknown_v_share(called: np.ndarray, v_index: np.ndarray) -> float:
+    """Share of a repertoire's sequences with a V call (`called`, (n,) bool) whose V gene is not in the model's gene
+    table (`v_index`, (n,) the model's gene indices, -1 for a gene it does not know): the predictions'
+    :data:`UNKNOWN_V_COLUMN`. NaN where no sequence has a V call (nothing to tell by)."""
+    n_called = int(called.sum())
+    return float((called & (v_index < 0)).sum() / n_called) if n_called else float("nan")
+
+
+def _unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
+                   model_genes: list[str], source: str | None = None) -> tuple[float, str]:
+    """The share of a repertoire's V-called sequences whose V gene is unknown to the model (:func:`unknown_v_share`)
+    and, above :data:`UNKNOWN_V_WARNING`, a short note for the predictions' :data:`WARNINGS_COLUMN` (else ''), so
+    that whoever reads only predictions.csv sees it: another chain than the model learnt from (a TRA repertoire to a
+    TRB model, TRA and TRB contigs of one 10x sample) or another species, whose score means little. Above it, a
+    warning is logged too, naming the file, the share, the loci and, where other loci than the model's store held
+    are among them, the `--chain` that keeps the model's."""
+    share = unknown_v_share(called, v_index)
+    if not share > UNKNOWN_V_WARNING:  # NaN (no V call) included
+        return share, ""
     unknown = called & (v_index < 0)
-    if not called.sum() or unknown.sum() <= UNKNOWN_V_WARNING * called.sum():
-        return
     names = pd.Series(v_names[unknown]).astype(str)
     loci = names.str[:3].str.upper().value_counts()  # as _locus, vectorised: a million names at most
     known_loci = sorted({_locus(g) for g in model_genes})
-    shares = ", ".join(f"{locus} {n / called.sum():.0%}" for locus, n in loci.items())
+    n_called = int(called.sum())
+    shares = ", ".join(f"{locus} {n / n_called:.0%}" for locus, n in loci.items())
     seen = ", ".join(sorted(set(names.iloc[:1000]))[:3])
     other = [locus for locus in loci.index if locus not in known_loci]
     hint = (f"; give --chain {known_loci[0]} to score its {known_loci[0]} sequences alone" if other and
@@ -271,8 +292,21 @@ def _warn_unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray
             else "")
     log.warning("%s%s: %d%% of its sequences' V genes are unknown to the model (by locus: %s; e.g. %s; the model's "
                 "store held %s: %s, ...): another chain or species than it learnt from? its score means little%s",
-                subject_id, f" ({source})" if source else "", round(100 * unknown.sum() / called.sum()), shares, seen,
+                subject_id, f" ({source})" if source else "", round(100 * share), shares, seen,
                 ", ".join(known_loci), ", ".join(model_genes[:3]), hint)
+    return share, _unknown_genes_note(share, loci / n_called, known_loci)
+
+
+def _unknown_genes_note(share: float, by_locus: pd.Series, known_loci: list[str]) -> str:
+    """The predictions' note on a repertoire whose V genes the model largely does not know: the share, by locus
+    (`by_locus`: locus -> share of the V-called sequences; names that are no locus counted as `other`) and the
+    loci the model knows. Without commas or quotes, so that the CSV cell needs no quoting."""
+    from deeprc_hopfield.genes import LOCI
+
+    grouped = by_locus.groupby(by_locus.index.where(by_locus.index.isin(LOCI), "other"), sort=False).sum()
+    shares = " / ".join(f"{locus} {value:.0%}" for locus, value in grouped.sort_values(ascending=False).items())
+    return (f"{share:.0%} of V genes unknown to the model ({shares}; it knows {' / '.join(known_loci)}): "
+            "another chain or species than it learnt from? its score means little")
 
 
 def _parsed(entry: FileEntry, fmt: str, qc: QCSettings, species: str) -> ParsedRepertoire:
@@ -727,11 +761,14 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     attention is the mean of its attention under each model. All models share the gene tables (checked by
     :func:`load_models`), so one `Subject` serves them all. With a `guard` (:class:`TrainingGuard`), each
     repertoire is scored by the models that held it out, and with its ``allow`` both tables get the column
-    :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of subjects a model that scored them trained on. With a
-    model trained with a reference of known receptors, the attended table marks the sequences that match one
-    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also writes every
-    sequence's attention there (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention
-    of one set of models, `attention_models` (default: all), and a repertoire that others score is refused.
+    :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of subjects a model that scored them trained on. Every row
+    ends with :data:`UNKNOWN_V_COLUMN` and :data:`WARNINGS_COLUMN` (the subject's share of V genes the model does
+    not know, and a note where that share says its score means little), so that a table read without the log still
+    says which calls not to trust. With a model trained with a reference of known receptors, the attended table
+    marks the sequences that match one (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With
+    `attention_file`, the same pass also writes every sequence's attention there
+    (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention of one set of models,
+    `attention_models` (default: all), and a repertoire that others score is refused.
     """
     from deeprc_hopfield.attention_file import attention_writer, repertoire_fingerprint
     from deeprc_hopfield.interpret.known import known_receptors  # the interpret package imports this module
@@ -754,7 +791,8 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
             for name, value in subject.truth.items():
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value
             flagged = {TRAINING_SUBJECT_COLUMN: scored.seen} if flag else {}
-            rows.append({**row, **flagged})
+            rows.append({**row, **flagged, UNKNOWN_V_COLUMN: subject.unknown_v_share,
+                         WARNINGS_COLUMN: WARNINGS_SEPARATOR.join(subject.warnings)})
             if top > 0:
                 attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
     if guard is not None:

@@ -17,12 +17,13 @@ import torch
 from conftest import deeprc_cli
 
 from deeprc_hopfield.errors import DeepRCError
-from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, TrainingGuard, TrainingSubjectsError, file_entries,
-                                   held_out_models, load_models, subjects_from_files, subjects_from_store)
+from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, UNKNOWN_V_COLUMN, UNKNOWN_V_WARNING, WARNINGS_COLUMN,
+                                   TrainingGuard, TrainingSubjectsError, file_entries, held_out_models, load_models,
+                                   subjects_from_files, subjects_from_store)
 from deeprc_hopfield.interpret import interpret, summarise
 from deeprc_hopfield.saved_model import ModelFileError, SavedModel, load_model
 from deeprc_hopfield.training import train
-from test_train import _config, easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
+from test_train import CHECKS, _config, easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
 
 def _saved(name: str, fit: list[str], validation: list[str]) -> SavedModel:
@@ -115,7 +116,8 @@ def test_allowed_training_subjects_are_marked_in_every_output(easy_cohort, fold0
     assert predicted.returncode == 0, predicted.stderr
     assert "WARNING the model was fitted or validated on 30 of the 40 subjects to score" in predicted.stderr
     table = pd.read_csv(tmp_path / "p.csv", dtype={"subject_id": str})
-    assert list(table.columns) == ["subject_id", "probability", "predicted", "true_label", TRAINING_SUBJECT_COLUMN]
+    assert list(table.columns) == ["subject_id", "probability", "predicted", "true_label", TRAINING_SUBJECT_COLUMN,
+                                   *CHECKS]
     assert (table[TRAINING_SUBJECT_COLUMN] == ~table["subject_id"].isin(held_out)).all()
 
     attended = _cli("attend", "--model", fold0_model, "--store", easy_cohort["store"], "--top", "3",
@@ -144,8 +146,9 @@ def test_held_out_subjects_are_scored_as_before(easy_cohort, fold0_model, tmp_pa
                      tmp_path / "p.csv")
     assert predicted.returncode == 0 and "WARNING" not in predicted.stderr, predicted.stderr
     table = pd.read_csv(tmp_path / "p.csv", dtype={"subject_id": str})
-    assert list(table.columns) == ["subject_id", "probability", "predicted", "true_label"]
+    assert list(table.columns) == ["subject_id", "probability", "predicted", "true_label", *CHECKS]
     assert set(table["subject_id"]) == _held_out(easy_cohort)
+    assert (table[UNKNOWN_V_COLUMN] == 0).all() and table[WARNINGS_COLUMN].isna().all()  # its own store's genes
 
     out = tmp_path / "interpretation"
     interpreted = _cli("interpret", "--model", fold0_model, "--store", easy_cohort["store"], *fold, "--top", "2",
@@ -312,19 +315,38 @@ def test_a_folder_of_models_with_a_half_copied_one_is_refused(easy_cohort, fold0
 def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy_cohort, fold0_model,
                                                                            tmp_path):  # noqa: F811
     """A TRA repertoire given to a TRB model is scored (the user may know better), with a warning that most of its
-    V genes are unknown to the model; a repertoire of the model's own genes gets none."""
-    held = sorted(_held_out(easy_cohort))[:2]
+    V genes are unknown to the model, in the log and in predictions.csv (unknown_v_share 1 and a note in warnings,
+    for whoever reads the table alone); a repertoire of the model's own genes gets none (share 0, no note). The
+    columns do not disturb `evaluate` of the table (an external cohort's, true labels from --metadata)."""
+    labels = easy_cohort["meta"].astype({"subject_id": str}).set_index("subject_id")["label"]
+    held = sorted(_held_out(easy_cohort))
+    held = [held[0], next(s for s in held if labels[s] != labels[held[0]])]  # one of each class, for evaluate
     folder = _new_patients(easy_cohort, tmp_path / "new", {"trb.tsv": f"{held[0]}.tsv"})
     rows = (easy_cohort["repertoires"] / f"{held[1]}.tsv").read_text().splitlines()
     alpha = [rows[0]] + [line.replace("TRBV", "TRAV").replace("TRBJ", "TRAJ").replace("\tTRB", "\tTRA")
                          for line in rows[1:]]
     (folder / "tra.tsv").write_text("\n".join(alpha) + "\n")
-    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    metadata = tmp_path / "new.csv"
+    metadata.write_text(f"subject_id,filename,label\ntrb,trb.tsv,{labels[held[0]]}\ntra,tra.tsv,{labels[held[1]]}\n")
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--metadata", metadata,
+                  "--out", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if "V genes are unknown to the model" in line]
     assert len(warned) == 1 and f"WARNING tra ({folder / 'tra.tsv'}): 100% of" in warned[0], result.stderr
     assert "(by locus: TRA 100%; e.g. TRAV" in warned[0] and "give --chain TRB to score its TRB sequences" in warned[0]
-    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+    table = pd.read_csv(tmp_path / "p.csv", dtype={"true_label": str}).set_index("subject_id")
+    assert list(table.columns) == ["probability", "predicted", "true_label", *CHECKS]
+    assert table.loc["tra", UNKNOWN_V_COLUMN] == 1 and table.loc["trb", UNKNOWN_V_COLUMN] == 0
+    assert table.loc["tra", WARNINGS_COLUMN] == ("100% of V genes unknown to the model (TRA 100%; it knows TRB): "
+                                                 "another chain or species than it learnt from? its score means "
+                                                 "little")
+    assert pd.isna(table.loc["trb", WARNINGS_COLUMN])  # empty for a clean subject
+    assert '"' not in (tmp_path / "p.csv").read_text()  # the note needs no quoting: a CSV cell as simple as the rest
+
+    scored = deeprc_cli("evaluate", "--predictions", f"deeprc={tmp_path / 'p.csv'}", "--out", tmp_path / "ev")
+    assert scored.returncode == 0, scored.stderr
+    metrics = pd.read_csv(tmp_path / "ev" / "metrics.tsv", sep="\t", dtype={"fold": str}).set_index("fold")
+    assert metrics.loc["0", "n"] == 2
 
 
 def test_a_file_of_two_chains_is_warned_of_and_read_with_chain(easy_cohort, fold0_model, tmp_path):  # noqa: F811
@@ -343,12 +365,18 @@ def test_a_file_of_two_chains_is_warned_of_and_read_with_chain(easy_cohort, fold
     assert len(warned) == 1 and f"WARNING tenx ({folder / 'tenx.tsv'}): " in warned[0], mixed.stderr
     share = re.search(r"(\d+)% of its sequences' V genes .*by locus: TRA (\d+)%", warned[0])  # some TRAV names made up
     assert 10 < int(share.group(1)) == int(share.group(2)) <= 50 and "give --chain TRB" in warned[0]
-    assert list(pd.read_csv(tmp_path / "p.csv").columns) == ["subject_id", "probability", "predicted"]
+    mixed_table = pd.read_csv(tmp_path / "p.csv")  # the warning in the table too, the share as the log's
+    assert list(mixed_table.columns) == ["subject_id", "probability", "predicted", *CHECKS]
+    assert round(100 * mixed_table[UNKNOWN_V_COLUMN].iloc[0]) == int(share.group(1)) and UNKNOWN_V_WARNING < \
+        mixed_table[UNKNOWN_V_COLUMN].iloc[0] < 1
+    assert mixed_table[WARNINGS_COLUMN].iloc[0].startswith(f"{share.group(1)}% of V genes unknown to the model (TRA ")
 
     chosen = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--chain", "trb", "--out",
                   tmp_path / "q.csv")
     assert chosen.returncode == 0 and "unknown to the model" not in chosen.stderr, chosen.stderr
     assert re.search(r"tenx: .* 600 rows, 300 sequences kept \(dropped: other_chain 300", chosen.stderr), chosen.stderr
+    clean = pd.read_csv(tmp_path / "q.csv")  # its TRB rows alone: nothing unknown, nothing to say
+    assert clean[UNKNOWN_V_COLUMN].tolist() == [0] and clean[WARNINGS_COLUMN].isna().all()
     stored = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], "--chain", "TRB", "--out",
                   tmp_path / "s.csv")
     assert stored.returncode == 1 and "--chain goes with --repertoires" in stored.stderr
@@ -468,7 +496,7 @@ def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_c
     assert f"WARNING 1 of the 3 subjects were scored by fewer than the 2 models, by those that held them out" \
            in result.stderr and f"{fold1[0]} by fold1" in result.stderr, result.stderr
     table = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
-    assert list(table.columns) == ["probability", "probability_sd", "predicted"]
+    assert list(table.columns) == ["probability", "probability_sd", "predicted", *CHECKS]
     assert table.loc[["n0", "n1"], "probability_sd"].notna().all() and pd.isna(table.loc[fold1[0], "probability_sd"])
 
     one_fold = _cli("predict", "--model", fold_models, "--store", easy_cohort["store"], "--split",
@@ -476,7 +504,7 @@ def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_c
     assert one_fold.returncode == 0 and "WARNING" not in one_fold.stderr, one_fold.stderr
     assert "with the 1 of 2 models that held them all out: fold0" in one_fold.stderr
     assert list(pd.read_csv(tmp_path / "f.csv").columns) == ["subject_id", "probability", "probability_sd",
-                                                             "predicted", "true_label"]
+                                                             "predicted", "true_label", *CHECKS]
 
     attention = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "q.csv",
                      "--attention", tmp_path / "q.h5")  # one set of models' attention per file

@@ -17,11 +17,14 @@ import torch
 from conftest import deeprc_cli, simulated_store
 from sklearn.metrics import roc_auc_score
 
-from deeprc_hopfield.infer import predict_outputs
+from deeprc_hopfield.infer import UNKNOWN_V_COLUMN, WARNINGS_COLUMN, predict_outputs
 from deeprc_hopfield.saved_model import ModelFileError, load_model
 from deeprc_hopfield.simulate import SimulationSettings
 from deeprc_hopfield.store import RepertoireStore
 from deeprc_hopfield.training import train
+
+#: The columns that end every predictions table (the share of V genes the model does not know, and the notes).
+CHECKS = [UNKNOWN_V_COLUMN, WARNINGS_COLUMN]
 
 QUICK = {"n_updates": 8, "evaluate_every": 4, "checkpoint_every": 4, "sample_size": 200,
          "repertoires_per_update": 4}
@@ -66,7 +69,7 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
     assert deeprc_cli("predict", "--model", model_dir, "--store", easy_cohort["store"], "--split", easy_cohort["split"],
                       "--fold", "0", "--out", out, "--threads", "1").returncode == 0
     test = pd.read_csv(out, dtype={"subject_id": str})
-    assert list(test.columns) == ["subject_id", "probability", "predicted", "true_label"]
+    assert list(test.columns) == ["subject_id", "probability", "predicted", "true_label", *CHECKS]
     assert set(test["subject_id"]) == held_out
     assert roc_auc_score(test["true_label"], test["probability"]) >= 0.9
     # the probabilities are the raw output through the calibration fitted on the validation repertoires
@@ -303,7 +306,8 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
         assert result.returncode == 0, result.stderr
         assert f"with the 1 of 2 models that held them all out: fold{fold}" in result.stderr
         predictions = pd.read_csv(out, dtype={"subject_id": str})
-        assert list(predictions.columns) == ["subject_id", "probability", "probability_sd", "predicted", "true_label"]
+        assert list(predictions.columns) == ["subject_id", "probability", "probability_sd", "predicted", "true_label",
+                                             *CHECKS]
         assert predictions["probability_sd"].isna().all()  # an ensemble's columns, empty: one model scored each
         held_out = set(easy_cohort["meta"]["subject_id"].astype(str)[easy_cohort["folds"] == fold])
         assert set(predictions["subject_id"]) == held_out
@@ -321,7 +325,7 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
     result = deeprc_cli("predict", "--model", models, "--repertoires", new, "--out", out)
     assert result.returncode == 0, result.stderr
     ensemble = pd.read_csv(out)
-    assert list(ensemble.columns) == ["subject_id", "probability", "probability_sd", "predicted"]
+    assert list(ensemble.columns) == ["subject_id", "probability", "probability_sd", "predicted", *CHECKS]
     per_model = [predict([m], subjects_from_files(file_entries(new, None), m), torch.device("cpu"))[0] for m in single]
     expected = (per_model[0]["probability"] + per_model[1]["probability"]) / 2
     np.testing.assert_allclose(ensemble["probability"], expected, rtol=1e-6)

@@ -102,16 +102,21 @@ def test_no_baselines_is_a_valid_choice():
 
 def test_dry_run_of_the_cmv_example(tmp_path: Path):
     metadata, repertoires = fake_immunoseq_cohort(tmp_path)
-    result = snakemake("-n", "-F", "-p", "--nolock", "--cores", "2", "--configfile", "configs/cmv_example.yaml",
-                       "--replace-workflow-config", "--config", f"metadata={metadata}",
-                       f"repertoires={repertoires}")
+    new = tmp_path / "new"  # and its new patients, planned in the same run (the `predict` target beside `all`)
+    new.mkdir()
+    result = snakemake("-n", "-F", "-p", "--nolock", "--cores", "2", "all", "predict", "--configfile",
+                       "configs/cmv_example.yaml", "--replace-workflow-config", "--config", f"metadata={metadata}",
+                       f"repertoires={repertoires}", f"new_repertoires={new}")
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = planned_jobs(out)
-    assert STAGES <= set(jobs) and jobs["train"] == 5
+    assert STAGES <= set(jobs) and jobs["train"] == 5 and jobs["predict_new"] == 1
     ingests = [line for line in out.splitlines() if "deeprc-hopfield ingest " in line]
     assert len(ingests) == jobs["ingest"] == 1
     assert all("--format immunoseq" in line for line in ingests)  # the example's format reaches the job
+    # its qc.chain (TRB) reaches ingest and the new patients' predict alike: a TRA+TRB file keeps its TRB rows
+    assert "--chain TRB " in ingests[0]
+    assert "--chain TRB " in next(line for line in out.splitlines() if "--repertoires " + str(new) in line)
     assert "--label-name cmv_status " in next(line for line in out.splitlines() if "deeprc-hopfield evaluate " in line)
     assert "results/cmv/report.html" in out
 
@@ -145,6 +150,7 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     # this run's fold models by name: a model of an earlier run with more folds is no member
     folds = " ".join(f"results/demo/models/fold{k}" for k in range(5))
     assert f"--model {folds} --repertoires" in planned.stdout
+    assert "--chain" not in planned.stdout  # the demo's qc.chain is null: the models' own (none) is the one
     table = tmp_path / "new.csv"  # their table: the files to read, ids and (known) labels
     table.write_text("subject_id,filename,label\nP1,a.tsv,1\n")
     named = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}",
@@ -392,6 +398,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     assert "rule train:" not in new.stdout + new.stderr
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
+    assert list(ensemble.columns[-2:]) == ["unknown_v_share", "warnings"]  # the cohort's own genes: nothing to say
+    assert (ensemble["unknown_v_share"] == 0).all() and ensemble["warnings"].isna().all()
     assert pd.read_csv(run / "new_patients" / "attended.tsv", sep="\t")["repertoire_id"].nunique() == 16
     changed = sorted(patients.iterdir())[0]  # a file replaced in place scores the patients again
     changed.write_bytes(sorted(patients.iterdir())[1].read_bytes())

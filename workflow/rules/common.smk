@@ -391,6 +391,14 @@ def evaluate_options():
     return " ".join(options)
 
 
+def chain_option():
+    """`--chain LOCUS` where the config's qc.chain names one, else '': ingest keeps that locus of the cohort's files,
+    and the predict target of the new patients' files, so that new patients are read as the training cohort was
+    (predict would take the same chain from the models' config.json; the option says it in the job's command)."""
+    chain = config["qc"]["chain"]
+    return f"--chain {chain}" if chain else ""
+
+
 def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
@@ -399,8 +407,8 @@ def ingest_options():
         options.append("--drop-unlabelled")
     if POSITIVE_CLASS is not None:
         options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
-    if qc["chain"]:
-        options.append(f"--chain {qc['chain']}")
+    if chain_option():
+        options.append(chain_option())
     if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
         options.append(f"--species {config['species']}")
     return " ".join(options)

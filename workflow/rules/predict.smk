@@ -34,7 +34,8 @@ rule predict_fold:
 rule predict_new:
     """New patients, in one pass: the fold models of this run (its `folds`, not whatever else lies in its
     models folder) as an ensemble (mean probability and spread) and the top-K attended sequences of each
-    patient (mean attention). Every file of the folder is an input: a change scores them again."""
+    patient (mean attention). Every file of the folder is an input: a change scores them again. Their files are
+    read with the cohort's QC, its qc.chain named (a TRA+TRB 10x file to a TRB run keeps its TRB rows)."""
     input:
         models=[model_dir(f) for f in FOLDS],
         repertoires=new_repertoires,
@@ -48,6 +49,7 @@ rule predict_new:
     params:
         folder=lambda wildcards: new_repertoires_folder(),
         metadata=lambda wildcards: new_metadata_option(),
+        chain=chain_option(),  # the locus the cohort was ingested with (qc.chain)
         top=config["top_k"],
         device=config["device"],
     threads: config["threads"]["predict"]
@@ -58,5 +60,5 @@ rule predict_new:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {input.models} --repertoires {params.folder:q} {params.metadata}"
-        " --device {params.device} --out {output.predictions} --attended {output.attended} --top {params.top}"
-        " --threads {threads} > {log} 2>&1"
+        " {params.chain} --device {params.device} --out {output.predictions} --attended {output.attended}"
+        " --top {params.top} --threads {threads} > {log} 2>&1"
