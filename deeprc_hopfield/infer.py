@@ -26,7 +26,8 @@ from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.species import DEFAULT_SPECIES
-from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column, sequence_digest
+from deeprc_hopfield.donors import clone_sketch, closest_relative, read_sketches
+from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column, sequence_digest, sequence_keys
 
 if TYPE_CHECKING:
     from deeprc_hopfield.ingest import ParsedRepertoire
@@ -540,8 +541,10 @@ class TrainingGuard:
                          for saved in models]
         self._sequences = [{digest: subject for subject, digest in
                             (saved.training.get("subject_sequences") or {}).items()} for saved in models]
+        self._sketches = [read_sketches(saved.path) for saved in models]  # None: a model of an earlier version
         self.used: dict[str, tuple[list[str], bool]] = {}  # subject -> names of the models that scored it, seen
         self.copies: dict[str, str] = {}  # subject -> the training subject whose file it is
+        self.notes: dict[str, str] = {}  # subject -> what the predictions' warnings column says of its donor
 
     def trained_on(self, subject_id: str, sha256: str | None = None,
                    sequences: str | None = None) -> tuple[list[bool], str | None]:
@@ -604,9 +607,13 @@ class TrainingGuard:
         """The models that score `subject` (by its id and its file's sha256, known once it is read) and whether one
         of them was fitted or validated on it (only with `allow`). A renamed training file that no model held out
         is refused here, in one line naming the file and the training subject it is a copy of."""
-        sequences = sequence_digest(subject.repertoire) if any(self._sequences) else None  # models that recorded them
+        keys = (sequence_keys(subject.repertoire.codes, subject.repertoire.lengths)
+                if any(self._sequences) or any(s is not None for s in self._sketches) else None)
+        sequences = sequence_digest(subject.repertoire, keys) if any(self._sequences) else None  # those recording them
         flags, copy_of = self.trained_on(subject.subject_id, subject.sha256, sequences)
         clean = [saved for saved, seen in zip(self.models, flags) if not seen]
+        if copy_of is None and keys is not None:
+            clean = self._apart_from_relatives(subject, keys, flags, clean)
         if copy_of is not None:
             self.copies[subject.subject_id] = copy_of
             if not clean and not self.allow:
@@ -622,6 +629,28 @@ class TrainingGuard:
         chosen = clean or self.models
         self.used[subject.subject_id] = ([_model_name(saved) for saved in chosen], not clean)
         return chosen, not clean
+
+    def _apart_from_relatives(self, subject: Subject, keys: np.ndarray, flags: list[bool],
+                              clean: list[SavedModel]) -> list[SavedModel]:
+        """Of the models that held `subject` out (`clean`), those that were not fitted or validated on a sample of
+        its donor either (a training repertoire sharing its most abundant clones: :mod:`deeprc_hopfield.donors`),
+        where one is; otherwise `clean`, its note saying which training subject it shares them with."""
+        sketch = clone_sketch(subject.repertoire, keys)
+        related = [closest_relative(sketch, known) if known is not None and not seen else None
+                   for known, seen in zip(self._sketches, flags)]
+        found = [r for r in related if r is not None]
+        if not found:
+            return clean
+        relative, share = max(found, key=lambda r: r[1])
+        apart = [saved for saved, r, seen in zip(self.models, related, flags) if not seen and r is None]
+        names = " / ".join(_model_name(saved) for saved in apart)  # the warnings cell stays free of commas
+        self.notes[subject.subject_id] = (
+            f"shares {share:.0%} of its most abundant CDR3s with training subject {relative} (a sample of one donor?): "
+            + (f"scored by the models that held it out ({names})" if apart else
+               "every model that scores it trained on it or on a sample like it: the score may not be a held-out one"))
+        log.warning("%s%s: %s", subject.subject_id, f" ({subject.source})" if subject.source else "",
+                    self.notes[subject.subject_id])
+        return apart or clean
 
     def log_scored(self) -> None:
         """After scoring, what the guard did: each renamed training file (WARNING), and the subjects scored by fewer
@@ -763,8 +792,9 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     repertoire is scored by the models that held it out, and with its ``allow`` both tables get the column
     :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of subjects a model that scored them trained on. Every row
     ends with :data:`UNKNOWN_V_COLUMN` and :data:`WARNINGS_COLUMN` (the subject's share of V genes the model does
-    not know, and a note where that share says its score means little), so that a table read without the log still
-    says which calls not to trust. With a model trained with a reference of known receptors, the attended table
+    not know, and a note where that share says its score means little, or where the subject shares its most
+    abundant clones with a training subject: another sample of a training donor), so that a table read without the
+    log still says which calls not to trust. With a model trained with a reference of known receptors, the attended table
     marks the sequences that match one (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With
     `attention_file`, the same pass also writes every sequence's attention there
     (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention of one set of models,
@@ -792,7 +822,9 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value
             flagged = {TRAINING_SUBJECT_COLUMN: scored.seen} if flag else {}
             rows.append({**row, **flagged, UNKNOWN_V_COLUMN: subject.unknown_v_share,
-                         WARNINGS_COLUMN: WARNINGS_SEPARATOR.join(subject.warnings)})
+                         WARNINGS_COLUMN: WARNINGS_SEPARATOR.join(
+                             subject.warnings + ((guard.notes[subject.subject_id],)
+                                                 if guard is not None and subject.subject_id in guard.notes else ()))})
             if top > 0:
                 attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
     if guard is not None:

@@ -72,12 +72,12 @@ def model_members(folder: Path) -> list[Path]:
 
 
 def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, dict], v_genes: list[str],
-               j_genes: list[str], training: dict | None = None, extra_files: dict[str, str] | None = None,
-               force: bool = False) -> Path:
+               j_genes: list[str], training: dict | None = None,
+               extra_files: dict[str, str | bytes] | None = None, force: bool = False) -> Path:
     """Write `model` to `directory` atomically (a temporary folder beside it, renamed at the end).
 
     `model` must have a `config` attribute with `to_dict()` (a :class:`ModelConfig`); `extra_files`
-    (name -> text, e.g. the training metrics) are written beside the weights. An existing `directory`
+    (name -> text or bytes, e.g. the training metrics) are written beside the weights. An existing `directory`
     is replaced only when it is an earlier model and `force` (:func:`deeprc_hopfield.io.check_output`).
     """
     from safetensors.torch import save_file
@@ -97,8 +97,11 @@ def save_model(directory: str | Path, model: torch.nn.Module, labels: dict[str, 
             "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        for name, content in (extra_files or {}).items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                (tmp / name).write_text(content)
     return directory
 
 

@@ -252,11 +252,23 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
             fold = assign_group_folds(stratum, groups, folds, seed)
             _check_group_folds(label, stratum, fold, folds, group_column, store.path)
         _warn_thin_training_parts(label, stratum, fold, folds)
+        _warn_related_samples(store, groups)
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
              folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())
     table = pd.DataFrame({"subject_id": subjects, "fold": fold})
     return table if groups is None else table.assign(group=np.asarray(groups).astype(str))
+
+
+def _warn_related_samples(store: RepertoireStore, groups: np.ndarray | None) -> None:
+    """Warn of repertoires that share their most abundant clones (samples of one donor) but are not of one group:
+    the folds may put them on both sides (:mod:`deeprc_hopfield.donors`; one reading of the store)."""
+    from deeprc_hopfield.donors import cohort_sketches, related_pairs, warn_related
+    from deeprc_hopfield.progress import logged
+    from deeprc_hopfield.store import StoreRepertoires
+
+    sketches = cohort_sketches(logged(StoreRepertoires(store), log, "split: sketching each repertoire's clones"))
+    warn_related(related_pairs(store.subject_ids, sketches, groups), groups is not None, len(store))
 
 
 def read_split(path: str | Path) -> pd.DataFrame:

@@ -89,14 +89,15 @@ class Repertoire:
                           self.v_index[indices], self.j_index[indices])
 
 
-def sequence_digest(repertoire: Repertoire) -> str:
+def sequence_digest(repertoire: Repertoire, keys: np.ndarray | None = None) -> str:
     """A digest of a repertoire's set of (sequence, count) pairs (32 hex digits), whatever file, format,
     compression or row order they came from: `predict` knows a training repertoire re-exported or re-compressed
     under a new name by it (the model records its fitting and validation repertoires'), where a file's sha256
-    would differ. Counts written otherwise (frequencies for templates) make another digest."""
+    would differ. Counts written otherwise (frequencies for templates) make another digest. `keys`: its
+    :func:`sequence_keys`, where already computed."""
     import hashlib
 
-    keys = _sequence_keys(repertoire.codes, repertoire.lengths)
+    keys = sequence_keys(repertoire.codes, repertoire.lengths) if keys is None else keys
     counts = np.nan_to_num(np.asarray(repertoire.counts, dtype=np.float64), nan=-1.0)
     order = np.lexsort((counts, keys))
     digest = hashlib.blake2b(digest_size=16)
@@ -109,8 +110,9 @@ def sequence_digest(repertoire: Repertoire) -> str:
 _KEY_PRIME = np.uint64(1099511628211)
 
 
-def _sequence_keys(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each sequence (its length and residues), vectorised over a padded matrix."""
+def sequence_keys(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each sequence (its length and residues), vectorised over a padded matrix. The
+    padding enters it: keys of one repertoire compare, keys of two only through :func:`comparable_keys`."""
     lengths = np.asarray(lengths, dtype=np.int64)
     width = int(lengths.max()) if len(lengths) else 0
     padded = np.zeros((len(lengths), width), dtype=np.uint64)
@@ -120,6 +122,23 @@ def _sequence_keys(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         for column in padded.T:
             keys = keys * _KEY_PRIME + column
     return keys
+
+
+def comparable_keys(keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`sequence_keys` of one repertoire made the same for a sequence whatever repertoire it is in: a key of
+    a sequence of length L padded to width W is its unpadded key times the prime to the power W - L, undone by the
+    prime's inverse modulo 2**64 (the prime is odd)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(lengths.max()) if len(lengths) else 0
+    powers = np.ones(width + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(1, width + 1):
+            powers[k] = powers[k - 1] * _KEY_INVERSE
+        return keys * powers[width - lengths]
+
+
+#: The inverse of :data:`_KEY_PRIME` modulo 2**64.
+_KEY_INVERSE = np.uint64(pow(int(_KEY_PRIME), -1, 2**64))
 
 
 def _strings(values: list[str]) -> np.ndarray:

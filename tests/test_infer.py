@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import deeprc_cli
+import numpy as np
+from conftest import deeprc_cli, write_airr
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, UNKNOWN_V_COLUMN, UNKNOWN_V_WARNING, WARNINGS_COLUMN,
@@ -480,17 +481,59 @@ def test_a_renamed_copy_of_a_training_file_is_that_training_subject(easy_cohort,
     assert pd.isna(scored.loc["PAT1", "probability_sd"])
 
 
+def _time_point(source: Path, out: Path, seed: int) -> None:
+    """Another blood sample of the donor of repertoire file `source`: 80% of its clones (counts drawn again around
+    theirs) and 20% clones it did not hold."""
+    rng = np.random.default_rng(seed)
+    table = pd.read_csv(source, sep="\t")
+    kept = table.sample(frac=0.8, random_state=seed)
+    kept = kept.assign(duplicate_count=np.maximum(1, rng.poisson(kept["duplicate_count"])))
+    write_airr(out.with_suffix(".new"), rng, len(table) - len(kept))
+    fresh = pd.read_csv(out.with_suffix(".new"), sep="\t")
+    out.with_suffix(".new").unlink()
+    pd.concat([kept, fresh], ignore_index=True).to_csv(out, sep="\t", index=False)
+
+
+def test_another_sample_of_a_training_donor_is_scored_by_the_models_that_held_the_donor_out(
+        easy_cohort, fold0_model, fold_models, tmp_path):  # noqa: F811
+    """A new time point of a training subject's donor (not a copy: 80% of its clones, counts drawn again) shares its
+    most abundant CDR3s with that training repertoire: scored by the fold model that held the subject out, not by
+    the one that trained on it, and said in the warnings column; a model that trained on it alone still scores it,
+    saying the score may not be a held-out one. A new donor's sample says nothing."""
+    trained = _fold(easy_cohort, 1)[0]  # fitted or validated on by fold0's model, held out by fold1's
+    folder = tmp_path / "new"
+    folder.mkdir()
+    _time_point(easy_cohort["repertoires"] / f"{trained}.tsv", folder / "PAT1.tsv", seed=4)
+    write_airr(folder / "PAT2.tsv", np.random.default_rng(5), 300)
+    assert (fold_models / "fold0" / "training_sketches.npz").is_file()
+    result = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).set_index("subject_id")
+    note = table.loc["PAT1", WARNINGS_COLUMN]
+    assert re.fullmatch(rf"shares \d+% of its most abundant CDR3s with training subject {trained} \(a sample of one "
+                        r"donor\?\): scored by the models that held it out \(fold1\)", note), note
+    assert int(re.search(r"(\d+)%", note).group(1)) >= 50 and "," not in note
+    assert table.loc["PAT1", "probability_sd"] == "" and table.loc["PAT2", "probability_sd"] != ""
+    assert table.loc["PAT2", WARNINGS_COLUMN] == ""
+    assert f"WARNING PAT1 ({folder / 'PAT1.tsv'}): shares" in result.stderr
+
+    alone = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "q.csv")
+    assert alone.returncode == 0, alone.stderr
+    note = pd.read_csv(tmp_path / "q.csv", keep_default_na=False).set_index("subject_id").loc["PAT1", WARNINGS_COLUMN]
+    assert note.endswith("every model that scores it trained on it or on a sample like it: the score may not be a "
+                         "held-out one"), note
+
+
 def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_cohort, fold_models,
                                                                          tmp_path):  # noqa: F811
     """A folder of fold models scores each subject with the models that held it out: new patients keep every model
     (and their spread) beside a training subject of fold0's model (held out by fold1 alone); the columns are the ensemble's whatever the
     batch (the spread empty where one model scored), and a warning names who got fewer models and which."""
-    fold0, fold1 = _fold(easy_cohort, 0), _fold(easy_cohort, 1)
-    folder = _new_patients(easy_cohort, tmp_path / "new", {"n0.tsv": f"{fold0[0]}.tsv", "n1.tsv": f"{fold0[1]}.tsv",
-                                                          f"{fold1[0]}.tsv": f"{fold1[0]}.tsv"})
-    for name in ("n0.tsv", "n1.tsv"):  # another repertoire than the training one: a new patient to both models
-        with open(folder / name, "a") as handle:
-            handle.write("\t".join(["x1", "", "CASSLGQGF", "TRBV5-1*01", "TRBJ2-7*01", "3", "T", "TRB"]) + "\n")
+    fold1 = _fold(easy_cohort, 1)
+    folder = _new_patients(easy_cohort, tmp_path / "new", {f"{fold1[0]}.tsv": f"{fold1[0]}.tsv"})
+    rng = np.random.default_rng(11)
+    for name in ("n0.tsv", "n1.tsv"):  # repertoires of no training donor: new patients to both models
+        write_airr(folder / name, rng, 300)
     result = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "p.csv")
     assert result.returncode == 0, result.stderr
     assert f"WARNING 1 of the 3 subjects were scored by fewer than the 2 models, by those that held them out" \

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from deeprc_hopfield import interrupts
 from deeprc_hopfield.devices import autocast, autocast_dtype, resolve_device
+from deeprc_hopfield.donors import SKETCH_FILE
 from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.heads import balanced_loss, task_losses
@@ -412,13 +413,21 @@ class Trainer:
         digests = self.store.provenance()["sha256"].tolist()
         return {self.store.subject_ids[i]: digests[i] for i in np.concatenate([self.fit_idx, self.val_idx])}
 
-    def _subject_sequences(self) -> dict[str, str]:
-        """The :func:`~deeprc_hopfield.store.sequence_digest` of each fitting and validation repertoire: `predict`
-        knows one of them re-exported or re-compressed under another name by it (a repertoire at a time)."""
-        from deeprc_hopfield.store import sequence_digest
+    def _subject_sequences(self) -> tuple[dict[str, str], bytes]:
+        """The :func:`~deeprc_hopfield.store.sequence_digest` of each fitting and validation repertoire (`predict`
+        knows one of them re-exported or re-compressed under another name by it) and the file of their clone
+        sketches (`predict` knows another sample of one of their donors by it: :mod:`deeprc_hopfield.donors`),
+        from one keying of each repertoire, a repertoire at a time."""
+        from deeprc_hopfield.donors import clone_sketch, sketches_file
+        from deeprc_hopfield.store import sequence_digest, sequence_keys
 
-        chosen = np.concatenate([self.fit_idx, self.val_idx])
-        return {self.store.subject_ids[i]: sequence_digest(self.cache[int(i)]) for i in chosen}  # cached if small
+        digests, sketches = {}, []
+        for i in np.concatenate([self.fit_idx, self.val_idx]):
+            repertoire = self.cache[int(i)]  # cached if small
+            keys = sequence_keys(repertoire.codes, repertoire.lengths)
+            digests[self.store.subject_ids[i]] = sequence_digest(repertoire, keys)
+            sketches.append(clone_sketch(repertoire, keys))
+        return digests, sketches_file(list(digests), sketches)
 
     def _store_qc(self) -> dict:
         """The QC settings the store was ingested with: `predict` reads new repertoire files with the same."""
@@ -449,6 +458,7 @@ class Trainer:
         calibration = self.calibrate()
         best = self.progress.best
         subjects = self.store.subject_ids
+        sequences, sketches = self._subject_sequences()
         training = {**asdict(self.config), "store": str(self.store.path), "qc": self._store_qc(),
                     "species": self.store.species,
                     "best_update": best["update"],
@@ -457,11 +467,11 @@ class Trainer:
                     "best_val_loss": best["loss"],
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
-                    "subject_sha256": self._subject_files(), "subject_sequences": self._subject_sequences(),
+                    "subject_sha256": self._subject_files(), "subject_sequences": sequences,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
                     "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}
-        extra_files = {"metrics.csv": _history_csv(self.progress.history)}
+        extra_files = {"metrics.csv": _history_csv(self.progress.history), SKETCH_FILE: sketches}
         if self.reference is not None:  # what interpretation marks attended sequences with
             extra_files[REFERENCE_FILE] = self.reference.reference.table.to_csv(sep="\t", index=False)
         save_model(self.out, self.model, self.labels, self.store.v_genes, self.store.j_genes, training,
