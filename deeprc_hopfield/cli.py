@@ -928,6 +928,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                    help="the fold models written by `train` (model folders, or a folder of them): their seeded "
                         "k-mers and stored public clones (optional)")
     p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
+    p.add_argument("--split", type=Path, metavar="CSV",
+                   help="the split table the metrics come from (written by `split`): the report says how many folds, "
+                        "repertoires and groups (e.g. donors) it held, and what grouping means for the tests "
+                        "(optional)")
     p.add_argument("--out", required=True, type=Path,
                    help="HTML file to write, e.g. results/demo/report.html (see --force)")
     _add_force(p, "report (an HTML file written by `report`)")
@@ -942,7 +946,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
     write_report(args.out, force=args.force, store=args.store, metrics=args.metrics, figures=args.figures,
                  attended=args.attended, config=args.config, title=args.title, label=args.label_column,
-                 interpretation=args.interpretation, models=args.models)
+                 interpretation=args.interpretation, models=args.models, split=args.split)
     log.info("wrote %s", args.out)
     return 0
 

@@ -179,6 +179,27 @@ def metrics_section(metrics: pd.DataFrame) -> str:
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
 
 
+def split_note(path: Path | None) -> str:
+    """What the split held (folds, repertoires and, where grouped, groups) and what grouping means for reading the
+    metrics and tests: they count repertoires, not donors."""
+    if path is None:
+        return ""
+    from deeprc_hopfield.split import Split
+
+    table = Split.read(path).table
+    folds, n = table["fold"].nunique(), len(table)
+    if "group" not in table.columns:
+        return (f"<p><b>Split:</b> {n} repertoires in {folds} folds, each repertoire on its own (no group column); "
+                "where a donor gave several samples, <code>split</code> warns of those it sees (its log) and "
+                "<code>group_column</code> keeps each donor's in one fold.</p>")
+    groups = table["group"].nunique()
+    return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
+            "one fold and on one side of every inner split. The metrics and the comparisons below count "
+            f"repertoires, not groups: with {n / groups:.1f} repertoires a group on average, a group's repertoires "
+            "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
+            "many samples weighs more than one of few.</p>")
+
+
 def _constant_note(metrics: pd.DataFrame) -> str:
     """A warning for each method that gave every held-out subject of a fold one probability (a public-clone test
     that found no clone): its AUC there is 0.5 by construction, and its F1 and balanced accuracy are of a constant
@@ -475,7 +496,8 @@ def config_section(config: Path | None) -> str:
 # --- the document --------------------------------------------------------------------------------
 def build_report(store: str | Path, metrics: str | Path, figures: str | Path, attended: list[Path],
                  config: str | Path | None, title: str = "deeprc-hopfield report", label: str | None = None,
-                 interpretation: str | Path | None = None, models: list[Path] | None = None) -> str:
+                 interpretation: str | Path | None = None, models: list[Path] | None = None,
+                 split: str | Path | None = None) -> str:
     """The report as one HTML string (see the module docstring for its sections)."""
     metrics_table = _read(Path(metrics), "metrics table")
     models = model_folders([Path(p) for p in models or []])
@@ -485,7 +507,8 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
     body = [
         f"<h1>{_e(title)}</h1><p class=\"note\">Written {_e(created)} by deeprc-hopfield {_e(__version__)}.</p>",
         cohort_section(Path(store)),
-        metrics_section(metrics_table) + memory_alone_note(models, "the attention of the sections below"),
+        metrics_section(metrics_table) + split_note(Path(split) if split is not None else None)
+        + memory_alone_note(models, "the attention of the sections below"),
         comparisons_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label)

@@ -42,7 +42,23 @@ def run(cohort: tuple[Path, Path], tmp_path: Path) -> dict[str, Path]:
     attended.to_csv(tmp_path / "attended.tsv", sep="\t", index=False)
     (tmp_path / "config.yaml").write_text("run: demo\nfolds: 2  # <b>not bold</b>\n")
     return {"store": store, "eval": tmp_path / "eval", "attended": tmp_path / "attended.tsv",
-            "config": tmp_path / "config.yaml", "out": tmp_path / "report.html"}
+            "config": tmp_path / "config.yaml", "out": tmp_path / "report.html", "split": tmp_path / "split.csv"}
+
+
+def test_the_report_says_what_the_split_held_and_what_groups_mean_for_the_tests(run: dict[str, Path],
+                                                                                tmp_path: Path) -> None:
+    """Without groups, that each repertoire stood alone; with donors, how many, and that the metrics and DeLong's p
+    count repertoires (optimistic for several samples a donor)."""
+    kwargs = dict(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                  config=None)
+    assert "<b>Split:</b>" not in build_report(**kwargs)
+    plain = build_report(**kwargs, split=run["split"])
+    assert "<b>Split:</b> 6 repertoires in 2 folds, each repertoire on its own" in plain
+    grouped = pd.read_csv(run["split"]).assign(group=["D1", "D1", "D2", "D3", "D3", "D4"])
+    grouped.to_csv(tmp_path / "grouped.csv", index=False)
+    text = build_report(**kwargs, split=tmp_path / "grouped.csv")
+    assert "<b>Split:</b> 6 repertoires of 4 groups (e.g. donors) in 2 folds" in text
+    assert "with 1.5 repertoires a group on average" in text and "DeLong's p values" in text
 
 
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:

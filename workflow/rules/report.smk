@@ -10,6 +10,7 @@ rule report:
         interpretation=cohort_interpretation(),
         models=expand(model_dir("{fold}"), fold=FOLDS),
         config=run_config(),
+        split=split_table(),
     output:
         report(report_html(), caption="../report/report.rst", category="Report"),
     log:
@@ -28,5 +29,5 @@ rule report:
     shell:
         "deeprc-hopfield report --store {input.store} --metrics {input.metrics}"
         " --figures {params.figures} --attended {input.attended} --interpretation {input.interpretation}"
-        " --models {input.models} --config {input.config}"
+        " --models {input.models} --config {input.config} --split {input.split}"
         " --label-column {params.label:q} --title {params.title:q} --out {output} > {log} 2>&1"
