@@ -328,3 +328,28 @@ def test_a_grouped_split_keeps_donors_whole_in_every_inner_cross_validation(dono
         for train_rows, test_rows in splits:
             assert not set(groups[train_rows]) & set(groups[test_rows])
     assert set(of_subject.values()) >= set(np.concatenate([g for g, _ in seen]).tolist())
+
+
+def test_training_says_how_many_donors_its_grouped_validation_split_holds(donors, tmp_path: Path, caplog) -> None:
+    """With 10 positive donors, a fold's validation holds about two of them: said, with the warning that early
+    stopping, calibration and the memory-alone choice rest on that few."""
+    import logging
+
+    import yaml
+
+    from deeprc_hopfield.training.loop import train
+
+    path, _, _ = donors
+    out = tmp_path / "split.csv"
+    assert _cli("split", "--store", path, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
+                ).returncode == 0
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
+                                                   "repertoires_per_update": 2, "clone_memory": False}}))
+    with caplog.at_level(logging.INFO, logger="deeprc_hopfield"):
+        train(path, tmp_path / "model", config, split=out, fold=0, device="cpu", progress=False)
+    said = [r.getMessage() for r in caplog.records if "inner split by group" in r.getMessage()]
+    assert len(said) == 1 and re.match(r"inner split by group: fitting on \d+ repertoires of \d+ groups, validating "
+                                       r"on \d+ of \d+$", said[0]), said
+    warned = [r.getMessage() for r in caplog.records if "the inner validation split holds" in r.getMessage()]
+    assert len(warned) == 1 and "rest on that few donors" in warned[0], warned

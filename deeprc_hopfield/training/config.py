@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from deeprc_hopfield.io import read_yaml
 from deeprc_hopfield.model import DEFAULT_CHUNK, ModelConfig, TaskSpec
 from deeprc_hopfield.sampling import SAMPLING_MODES
 from deeprc_hopfield.store import RepertoireStore
+
+log = logging.getLogger(__name__)
 
 VALIDATION_STREAM = 2**31 - 1  # the random stream of the inner validation split, apart from every update's
 #: `training:` settings of how a run goes, not of what it learns (the weights are the same whatever they are): a
@@ -238,6 +241,27 @@ def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: fl
         validation.extend(members[:n_val])
         fit.extend(members[n_val:])
     return np.sort(np.array(fit)), np.sort(np.array(validation))
+
+
+#: Fewest groups of a class in a grouped inner validation split below which training warns: early stopping,
+#: calibration and the choice of the clone memory alone then rest on one or two donors.
+MIN_VALIDATION_GROUPS = 3
+
+
+def describe_validation_groups(groups: np.ndarray, strata: np.ndarray, fit: np.ndarray,
+                               validation: np.ndarray) -> None:
+    """Log how many groups (store-wide `groups`, e.g. donors) each side of a grouped inner split holds, and warn
+    where a class (store-wide `strata`) has fewer than :data:`MIN_VALIDATION_GROUPS` of them in validation."""
+    groups = np.asarray(groups).astype(str)
+    log.info("inner split by group: fitting on %d repertoires of %d groups, validating on %d of %d", len(fit),
+             len(set(groups[fit])), len(validation), len(set(groups[validation])))
+    per_class = pd.Series(groups[validation]).groupby(strata[validation]).nunique()
+    per_class = per_class.reindex(np.unique(strata[np.concatenate([fit, validation])]), fill_value=0)
+    if len(per_class) > 1 and per_class.min() < MIN_VALIDATION_GROUPS:
+        log.warning("the inner validation split holds %s group(s) of each class (%s): early stopping, calibration and "
+                    "the choice of the clone memory alone rest on that few donors; a larger validation_fraction or "
+                    "cohort, or fewer folds, steadies them", "/".join(map(str, per_class.tolist())),
+                    ", ".join(f"class {k}: {v}" for k, v in per_class.items()))
 
 
 def _grouped_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float, seed: int,

@@ -42,7 +42,8 @@ from deeprc_hopfield.reference import Reference, ReferenceOptions
 from deeprc_hopfield.training.clone_memory import MemoryFit, fit_clone_memory, refit_clone_memory
 from deeprc_hopfield.training.reference_fit import ReferenceFit, fit_reference
 from deeprc_hopfield.training.config import (
-    EXECUTION_SETTINGS, TrainingConfig, TrainingError, inner_validation_split, pool_subset_size, read_config, tasks_from_store)
+    EXECUTION_SETTINGS, TrainingConfig, TrainingError, describe_validation_groups, inner_validation_split,
+    pool_subset_size, read_config, tasks_from_store)
 from deeprc_hopfield.training.seeding import seed_model
 from deeprc_hopfield.training.selection import (
     Progress, describe_choice, keep_memory_alone, memory_alone_loss, trained_model_wins)
@@ -71,6 +72,8 @@ class Trainer:
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
             whole = "" if groups is None else " (the split's groups are kept whole: each class needs two groups)"
             raise TrainingError(f"too few training repertoires for an inner validation split{whole}", store.path)
+        if groups is not None and first.kind != "numeric":
+            describe_validation_groups(groups, strata, self.fit_idx, self.val_idx)
         self.checkpoint_dir = checkpoint_dir(out)
         if resume_required:  # another run's checkpoint is refused before the clone memory's fit
             require_checkpoint(self.checkpoint_dir, self._data_identity())
