@@ -141,7 +141,22 @@ def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
     if empty.any():
         subjects = [s for s, e in zip(store.subject_ids, empty) if e]
         raise MetadataError(f"no group for subject(s) {named_list(subjects)}", store.path, column=column)
+    _warn_groups_of_one_name(values, column)
     return values.to_numpy(dtype=object)
+
+
+def _warn_groups_of_one_name(values: pd.Series, column: str) -> None:
+    """Warn of group names that differ only in case or inner spaces (`D004` and `d004`): two groups to `split`, which
+    may put them in two folds, though most likely one donor."""
+    canonical = values.str.casefold().str.replace(r"\s+", "", regex=True)
+    names = pd.DataFrame({"name": values, "canonical": canonical}).drop_duplicates()
+    spelt = names.groupby("canonical")["name"].agg(sorted)
+    twice = spelt[spelt.map(len) > 1]
+    if len(twice):
+        shown = "; ".join(" and ".join(f"'{name}'" for name in spellings) for spellings in twice.iloc[:5])
+        log.warning("group column '%s': %d group name(s) written more than one way (%s): each spelling is a group of "
+                    "its own, which the folds may part; write each donor's one way if they are one", column,
+                    len(twice), shown)
 
 
 def _check_groups(label: Label, stratum: np.ndarray, groups: np.ndarray, subjects: Sequence[str], folds: int,

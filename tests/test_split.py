@@ -216,6 +216,18 @@ def test_a_grouped_split_keeps_its_groups_whole_in_training_s_inner_validation_s
     assert (info.value.line, info.value.column) == (5, "group")
 
 
+def test_a_group_written_two_ways_is_warned_of(tmp_path: Path, caplog) -> None:
+    import logging
+
+    donor = [f"D{i // 2}" for i in range(12)]
+    donor[1] = "d0"  # D0's second sample, in lower case
+    store = _store(tmp_path, ["no"] * 6 + ["yes"] * 6, donors=donor)
+    with caplog.at_level(logging.WARNING, logger="deeprc_hopfield"):
+        make_split(store, folds=2, seed=0, group_column="donor")
+    said = [r.getMessage() for r in caplog.records if "written more than one way" in r.getMessage()]
+    assert len(said) == 1 and "'D0' and 'd0'" in said[0], said
+
+
 def test_refuses_a_missing_group_column_naming_it(donors, tmp_path: Path) -> None:
     path, _, _ = donors
     with pytest.raises(DeepRCError, match=r"group column 'patient' is not in the store's metadata table "
