@@ -32,6 +32,26 @@ def _saved(name: str, fit: list[str], validation: list[str]) -> SavedModel:
                       training={"fit_subjects": fit, "validation_subjects": validation})
 
 
+def test_an_ensemble_of_two_cross_validations_is_warned_of_naming_the_odd_model(caplog):
+    """fold0 and fold1 of a 2-fold split beside fold2 of an earlier 3-fold one: warned, naming fold2; the folds of one
+    split, or models each trained on the whole cohort, say nothing."""
+    import logging
+
+    from deeprc_hopfield.infer import _check_ensemble
+
+    subjects = [f"s{i}" for i in range(12)]
+    two = [_saved(f"fold{k}", subjects[6 - 6 * k:12 - 6 * k][:4], subjects[6 - 6 * k:12 - 6 * k][4:]) for k in (0, 1)]
+    stale = _saved("fold2", subjects[:6], subjects[6:8])  # trained on 8 of 12: a third held out
+    whole = [_saved(f"seed{k}", subjects[:10], subjects[10:]) for k in range(2)]
+    for models, warned in ((two, False), (whole, False), (two + [stale], True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="deeprc_hopfield"):
+            _check_ensemble(models, Path("models"))
+        said = [r.getMessage() for r in caplog.records if "not the folds of one cross-validation" in r.getMessage()]
+        assert bool(said) == warned, said
+    assert "fold2 may be of another split" in said[0]
+
+
 def test_held_out_models_keeps_the_models_that_never_saw_the_subjects():
     fold0 = _saved("fold0", ["c", "d"], ["e"])  # holds out a, b
     fold1 = _saved("fold1", ["a", "b"], ["e"])  # holds out c, d
