@@ -422,6 +422,11 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         "files TRB where it is none): e.g. --chain TRB for a TRB model given TRA and TRB contigs")
     p.add_argument("--split", type=Path, help="with --store: split table (subject_id, fold) ...")
     p.add_argument("--fold", type=int, help="... only the repertoires of this fold (the held-out ones)")
+    p.add_argument("--group-column", metavar="COLUMN",
+                   help="a column of --metadata (with --store: of its metadata table) naming each subject's group, "
+                        "e.g. its donor: a subject of a group a model was fitted or validated on (models trained on "
+                        "a split made with --group-column record their groups) is not scored by that model, as a "
+                        "training subject is not")
     _add_allow_training_subjects(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -483,7 +488,8 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
     from deeprc_hopfield.infer import (TrainingGuard, file_entries, load_models, predict, store_digests,
-                                       store_subject_ids, subjects_from_files, subjects_from_store)
+                                       store_subject_ids, subject_groups, subjects_from_files, subjects_from_store)
+    from deeprc_hopfield.metadata import read_metadata
     from deeprc_hopfield.split import Split
     from deeprc_hopfield.store import RepertoireStore
 
@@ -497,18 +503,23 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
         raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
     if args.chain is not None and args.store is not None:
         raise DeepRCError("--chain goes with --repertoires (a store's files were read with ingest's --chain)")
+    if args.group_column is not None and args.store is None and args.metadata is None:
+        raise DeepRCError("--group-column names a column of --metadata (or of a --store's metadata table)")
     models = load_models(args.model, device)
     only = split.held_out(args.fold) if split is not None else None
     if args.store is not None:
         ids = store_subject_ids(args.store, only)
         with RepertoireStore(args.store) as store:
             digests = store_digests(store)
-        guard = TrainingGuard(models, allow=args.allow_training_subjects)
+            groups = subject_groups(store.metadata(), args.group_column, args.store)
+        guard = TrainingGuard(models, allow=args.allow_training_subjects, groups=groups)
     else:
         entries = file_entries(args.repertoires, args.metadata, models[0].labels)
         ids, digests = [entry.subject_id for entry in entries], {}
+        groups = (subject_groups(read_metadata(args.metadata, args.repertoires, []).table, args.group_column,
+                                 args.metadata) if args.group_column is not None else None)
         guard = TrainingGuard(models, allow=args.allow_training_subjects,
-                              files={entry.subject_id: entry.path for entry in entries})
+                              files={entry.subject_id: entry.path for entry in entries}, groups=groups)
     plan = guard.planned(ids, digests)  # training subjects refused before any repertoire is read
     attention_models = guard.one_model_set(plan) if attention is not None else None
     if args.store is not None:

@@ -21,6 +21,7 @@ from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError, InputFormatError, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
+from deeprc_hopfield.metadata import MISSING_VALUES
 from deeprc_hopfield.model import DEFAULT_CHUNK, SequenceBags
 from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
@@ -354,6 +355,19 @@ def _warn_other_qc(store: RepertoireStore, saved: SavedModel) -> None:
                     ", ".join(f"{k} {v}" for k, v in differ.items()), ", ".join(f"{k} {wanted[k]}" for k in differ))
 
 
+def subject_groups(table: pd.DataFrame, column: str | None, path: str | Path) -> dict[str, str] | None:
+    """Each subject's group (e.g. donor) from column `column` of a metadata table (`path`, named in errors);
+    None without a column. A subject with no value in it has no group."""
+    if column is None:
+        return None
+    if column not in table.columns:
+        raise DeepRCError(f"--group-column '{column}' is not a column of the metadata table (columns: "
+                          f"{named_list(list(table.columns), 8)})", path)
+    values = table[column].astype("string").str.strip()
+    kept = values.notna() & ~values.str.lower().isin(MISSING_VALUES)
+    return dict(zip(table["subject_id"].astype(str)[kept], values[kept]))
+
+
 def store_subject_ids(path: str | Path, only: set[str] | None = None) -> list[str]:
     """The subject ids :func:`subjects_from_store` yields (those in `only`, if given), in store order."""
     with RepertoireStore(path) as store:
@@ -559,8 +573,15 @@ class TrainingGuard:
     scores it and the outputs say so (:data:`TRAINING_SUBJECT_COLUMN`).
     """
 
-    def __init__(self, models: list[SavedModel], allow: bool = False, files: dict[str, Path] | None = None) -> None:
+    def __init__(self, models: list[SavedModel], allow: bool = False, files: dict[str, Path] | None = None,
+                 groups: dict[str, str] | None = None) -> None:
         self.models, self.allow = models, allow
+        self.groups = groups or {}  # subject -> its group (predict --group-column), matched to the models' groups
+        self._trained_groups = [set((saved.training.get("subject_groups") or {}).values()) for saved in models]
+        if groups is not None and not any(self._trained_groups):
+            log.warning("--group-column: the model%s record%s no groups (trained on a split made without "
+                        "--group-column, or before models recorded them): it changes nothing",
+                        "s" if len(models) > 1 else "", "" if len(models) > 1 else "s")
         named = [training_subjects(saved) for saved in models]
         self._named = _same_files(models, named, files) if files else named
         self._digests = [{digest: subject for subject, digest in (saved.training.get("subject_sha256") or {}).items()}
@@ -578,18 +599,25 @@ class TrainingGuard:
         sequences' digest once read: a training repertoire re-exported or re-compressed), and the training subject
         whose repertoire the subject's is when that subject is named otherwise (a renamed copy)."""
         flags, copy_of = [], None
-        for named, digests, contents in zip(self._named, self._digests, self._sequences):
+        group = self.groups.get(subject_id)
+        for named, digests, contents, groups in zip(self._named, self._digests, self._sequences, self._trained_groups):
             twin = digests.get(sha256) if sha256 is not None else None
             twin = twin if twin is not None or sequences is None else contents.get(sequences)
             if twin is not None and twin != subject_id:
                 copy_of = twin
-            flags.append(subject_id in named or twin is not None)
+            flags.append(subject_id in named or twin is not None or group in groups)
         return flags, copy_of
 
     def described(self, subject_id: str, sha256: str | None = None) -> str:
-        """The subject for a message: its id, and the training subject whose file it is, if renamed."""
+        """The subject for a message: its id, and the training subject whose file it is, if renamed, or the training
+        group it is of (`--group-column`)."""
         copy_of = self.trained_on(subject_id, sha256)[1]
-        return subject_id if copy_of is None else f"{subject_id} (a copy of training subject {copy_of}'s file)"
+        if copy_of is not None:
+            return f"{subject_id} (a copy of training subject {copy_of}'s file)"
+        group = self.groups.get(subject_id)
+        if group is not None and any(group in groups for groups in self._trained_groups):
+            return f"{subject_id} (of training group {group})"
+        return subject_id
 
     def planned(self, subject_ids: list[str], digests: dict[str, str] | None = None) -> dict[str, list[SavedModel]]:
         """Before any repertoire is read: the models that will score each subject, by what is known then (ids; the

@@ -365,3 +365,48 @@ def test_training_says_how_many_donors_its_grouped_validation_split_holds(donors
                                        r"on \d+ of \d+$", said[0]), said
     warned = [r.getMessage() for r in caplog.records if "the inner validation split holds" in r.getMessage()]
     assert len(warned) == 1 and "rest on that few donors" in warned[0], warned
+
+
+def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held_the_donor_out(
+        donors, tmp_path: Path) -> None:
+    """Fold models of a grouped split record their donors; `predict --group-column donor` scores a new sample of a
+    donor of fold 1 (trained on by fold 0's model) with fold 1's model alone, a new donor with both, and refuses a
+    batch whose donor every model trained on, naming it."""
+    import yaml
+
+    from deeprc_hopfield.training.loop import train
+
+    path, donor, _ = donors
+    out = tmp_path / "split.csv"
+    assert _cli("split", "--store", path, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
+                ).returncode == 0
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
+                                                   "repertoires_per_update": 2, "clone_memory": False}}))
+    for k in (0, 1):
+        train(path, tmp_path / "models" / f"fold{k}", config, split=out, fold=k, device="cpu", progress=False)
+    table = read_split(out)
+    of_fold1 = table.loc[table["fold"] == 1, "group"].iloc[0]
+    of_fold2 = table.loc[table["fold"] == 2, "group"].iloc[0]  # trained on by both models
+    folder = tmp_path / "new"
+    folder.mkdir()
+    rng = np.random.default_rng(9)
+    for name in ("later", "stranger", "other"):
+        write_airr(folder / f"{name}.tsv", rng, 5)
+    pd.DataFrame({"subject_id": ["later", "stranger"], "filename": ["later.tsv", "stranger.tsv"],
+                  "donor": [of_fold1, "NEW"]}).to_csv(tmp_path / "new.csv", index=False)
+    result = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
+                  tmp_path / "new.csv", "--group-column", "donor", "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
+    assert pd.isna(scored.loc["later", "probability_sd"]) and pd.notna(scored.loc["stranger", "probability_sd"])
+    assert "later by fold1" in result.stderr
+    pd.DataFrame({"subject_id": ["other"], "filename": ["other.tsv"], "donor": [of_fold2]}).to_csv(
+        tmp_path / "both.csv", index=False)
+    refused = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
+                   tmp_path / "both.csv", "--group-column", "donor", "--out", tmp_path / "q.csv")
+    assert refused.returncode == 1 and f"(other (of training group {of_fold2}))" in refused.stderr, refused.stderr
+    missing = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
+                   tmp_path / "both.csv", "--group-column", "patient", "--out", tmp_path / "q.csv")
+    assert missing.returncode == 1 and "--group-column 'patient' is not a column" in missing.stderr
+    assert not (tmp_path / "q.csv").exists()

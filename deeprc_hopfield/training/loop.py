@@ -416,6 +416,13 @@ class Trainer:
         digests = self.store.provenance()["sha256"].tolist()
         return {self.store.subject_ids[i]: digests[i] for i in np.concatenate([self.fit_idx, self.val_idx])}
 
+    def _subject_groups(self) -> dict[str, str]:
+        """The group (e.g. donor) of each fitting and validation repertoire, where the split has groups: `predict
+        --group-column` scores another sample of one of these donors as the donor's training subjects are scored."""
+        if self.groups is None:
+            return {}
+        return {self.store.subject_ids[i]: str(self.groups[i]) for i in np.concatenate([self.fit_idx, self.val_idx])}
+
     def _subject_sequences(self) -> tuple[dict[str, str], bytes]:
         """The :func:`~deeprc_hopfield.store.sequence_digest` of each fitting and validation repertoire (`predict`
         knows one of them re-exported or re-compressed under another name by it) and the file of their clone
@@ -471,6 +478,7 @@ class Trainer:
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "subject_sha256": self._subject_files(), "subject_sequences": sequences,
+                    "subject_groups": self._subject_groups(),
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
                     "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}
