@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import deeprc_cli, simulated_store
+from conftest import deeprc_cli, simulated_store, write_airr
 from sklearn.metrics import roc_auc_score
 
 from deeprc_hopfield.infer import UNKNOWN_V_COLUMN, WARNINGS_COLUMN, predict_outputs
@@ -315,12 +315,14 @@ def test_fold_ensemble_scores_each_fold_with_the_models_that_held_it_out(easy_co
                         torch.device("cpu"))[0]
         np.testing.assert_allclose(predictions["probability"], alone["probability"], rtol=1e-6)
 
-    # new patients (files under new names, one row more: not a training file renamed) were held out by both
-    # models: the ensemble scores them
+    # new patients (repertoires of no training donor: a training file with a row more would be a sample of that
+    # training subject's donor, scored by the model that held it out) were held out by both models: the ensemble
+    # scores them
     new = tmp_path / "new"
     new.mkdir()
+    rng = np.random.default_rng(2)
     for name in ("rep000.tsv", "rep001.tsv", "rep002.tsv"):
-        (new / f"new_{name}").write_bytes((easy_cohort["repertoires"] / name).read_bytes() + NEW_ROW)
+        write_airr(new / f"new_{name}", rng, 300)
     out = tmp_path / "new.csv"
     result = deeprc_cli("predict", "--model", models, "--repertoires", new, "--out", out)
     assert result.returncode == 0, result.stderr
