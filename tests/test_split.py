@@ -342,22 +342,28 @@ def test_a_grouped_split_keeps_donors_whole_in_every_inner_cross_validation(dono
     assert set(of_subject.values()) >= set(np.concatenate([g for g, _ in seen]).tolist())
 
 
+def _grouped_split_and_quick_config(store: Path, folder: Path) -> tuple[Path, Path]:
+    """A 3-fold split of `store` by its donors and a training config of one quick update, in `folder`."""
+    import yaml
+
+    out = folder / "split.csv"
+    assert _cli("split", "--store", store, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
+                ).returncode == 0
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
+                                                   "repertoires_per_update": 2, "clone_memory": False}}))
+    return out, config
+
+
 def test_training_says_how_many_donors_its_grouped_validation_split_holds(donors, tmp_path: Path, caplog) -> None:
     """With 10 positive donors, a fold's validation holds about two of them: said, with the warning that early
     stopping, calibration and the memory-alone choice rest on that few."""
     import logging
 
-    import yaml
-
     from deeprc_hopfield.training.loop import train
 
     path, _, _ = donors
-    out = tmp_path / "split.csv"
-    assert _cli("split", "--store", path, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
-                ).returncode == 0
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
-                                                   "repertoires_per_update": 2, "clone_memory": False}}))
+    out, config = _grouped_split_and_quick_config(path, tmp_path)
     with caplog.at_level(logging.INFO, logger="deeprc_hopfield"):
         train(path, tmp_path / "model", config, split=out, fold=0, device="cpu", progress=False)
     said = [r.getMessage() for r in caplog.records if "inner split by group" in r.getMessage()]
@@ -372,17 +378,10 @@ def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held
     """Fold models of a grouped split record their donors; `predict --group-column donor` scores a new sample of a
     donor of fold 1 (trained on by fold 0's model) with fold 1's model alone, a new donor with both, and refuses a
     batch whose donor every model trained on, naming it."""
-    import yaml
-
     from deeprc_hopfield.training.loop import train
 
     path, donor, _ = donors
-    out = tmp_path / "split.csv"
-    assert _cli("split", "--store", path, "--out", out, "--folds", 3, "--seed", 2, "--group-column", "donor"
-                ).returncode == 0
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"training": {"n_updates": 1, "evaluate_every": 1, "sample_size": 5,
-                                                   "repertoires_per_update": 2, "clone_memory": False}}))
+    out, config = _grouped_split_and_quick_config(path, tmp_path)
     for k in (0, 1):
         train(path, tmp_path / "models" / f"fold{k}", config, split=out, fold=k, device="cpu", progress=False)
     table = read_split(out)
