@@ -469,28 +469,31 @@ def _check_ensemble(models: list[SavedModel], where: Path) -> None:
     _warn_other_cross_validations(models, where)
 
 
-def _training_counts(seen: list[set[str]]) -> pd.Series:
-    """For each subject some model trained on, how many of the models (their training subjects `seen`) did."""
-    return pd.Series([s for subjects in seen for s in subjects]).value_counts()
+def _overlapping_held_out(seen: list[set[str]]) -> bool:
+    """Whether two of the models (their training subjects `seen`) held out a subject in common: the folds of one
+    split hold out disjoint parts of the subjects any of them trained on (models trained on a whole cohort, none)."""
+    everyone = set().union(*seen)
+    held: set[str] = set()
+    for subjects in seen:
+        out = everyone - subjects
+        if held & out:
+            return True
+        held |= out
+    return False
 
 
 def _warn_other_cross_validations(models: list[SavedModel], where: Path) -> None:
-    """Warn where an ensemble's models are not the folds of one cross-validation: in K fold models of one split
-    every subject any of them trained on is in the training part of K - 1 of them (of all K for models trained on
-    one whole cohort). A model of an earlier run with more folds left beside this run's (the workflow after
-    `folds` was lowered) breaks that, and would be averaged in."""
+    """Warn where an ensemble's models are not folds of one cross-validation: two of them held out a subject in
+    common. A fold model of an earlier run with more folds left beside this run's (the workflow after `folds` was
+    lowered) does, and would be averaged in."""
     seen = [training_subjects(saved) for saved in models]
-    if len(models) < 2 or not all(seen):
-        return
-    counts = _training_counts(seen)
-    if counts.nunique() == 1:
+    if len(models) < 2 or not all(seen) or not _overlapping_held_out(seen):
         return
     odd = [_model_name(saved) for i, saved in enumerate(models)  # those without which the rest are one split's
-           if len(models) > 2 and _training_counts(seen[:i] + seen[i + 1:]).nunique() == 1]
-    log.warning("the %d models of %s are not the folds of one cross-validation (a training subject is in the training "
-                "part of %d to %d of them, not of each but one): %s may be of another split, e.g. a fold model of an "
-                "earlier run with more folds; remove the models that are not of this run, or name this run's with "
-                "--model DIR1 DIR2 ...", len(models), where, counts.min(), counts.max(),
+           if len(models) > 2 and not _overlapping_held_out(seen[:i] + seen[i + 1:])]
+    log.warning("the %d models of %s are not the folds of one cross-validation (two of them held out a subject in "
+                "common): %s may be of another split, e.g. a fold model of an earlier run with more folds; remove the "
+                "models that are not of this run, or name this run's with --model DIR1 DIR2 ...", len(models), where,
                 ", ".join(odd) if odd else "some")
 
 

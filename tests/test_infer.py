@@ -34,7 +34,7 @@ def _saved(name: str, fit: list[str], validation: list[str]) -> SavedModel:
 
 def test_an_ensemble_of_two_cross_validations_is_warned_of_naming_the_odd_model(caplog):
     """fold0 and fold1 of a 2-fold split beside fold2 of an earlier 3-fold one: warned, naming fold2; the folds of one
-    split, or models each trained on the whole cohort, say nothing."""
+    split (all or some), or models each trained on the whole cohort, say nothing."""
     import logging
 
     from deeprc_hopfield.infer import _check_ensemble
@@ -43,7 +43,9 @@ def test_an_ensemble_of_two_cross_validations_is_warned_of_naming_the_odd_model(
     two = [_saved(f"fold{k}", subjects[6 - 6 * k:12 - 6 * k][:4], subjects[6 - 6 * k:12 - 6 * k][4:]) for k in (0, 1)]
     stale = _saved("fold2", subjects[:6], subjects[6:8])  # trained on 8 of 12: a third held out
     whole = [_saved(f"seed{k}", subjects[:10], subjects[10:]) for k in range(2)]
-    for models, warned in ((two, False), (whole, False), (two + [stale], True)):
+    partial = [_saved(f"fold{k}", [s for s in subjects if s not in subjects[3 * k:3 * k + 3]], [])
+               for k in (0, 1)]  # 2 of the 4 folds of one split
+    for models, warned in ((two, False), (whole, False), (partial, False), (two + [stale], True)):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="deeprc_hopfield"):
             _check_ensemble(models, Path("models"))
