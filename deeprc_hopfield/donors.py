@@ -9,7 +9,7 @@ a new time point of a training donor scored as a new patient, measures the donor
 CDR3s (amino-acid junctions, the V and J calls ignored so that annotations that disagree do not matter; counts of
 one CDR3 summed), ties broken by a hash of the CDR3, as 64-bit keys. Without counts (all equal) it is a uniform
 sample of the distinct CDR3s by hash (a bottom-k MinHash). **The share** two repertoires have in common is the
-size of their sketches' intersection over the smaller sketch (:func:`shared_share`): near 0 for two donors, near
+size of their sketches' intersection over the smaller sketch (:func:`sketch_overlap`): near 0 for two donors, near
 the persistence of expanded clones (typically well above half) for two samples of one. :data:`RELATED_SHARE` is
 the bar above which two samples are taken to be one donor's. Without counts, two samples of one donor share little
 of their samples of distinct CDR3s, so they may go unnoticed: the check then errs towards saying nothing.
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 SKETCH_SIZE = 256
 #: Share of the smaller sketch two repertoires must have in common to be taken for samples of one donor.
 RELATED_SHARE = 0.2
-#: Fewest distinct CDR3s a sketch needs to tell anything (a tiny repertoire's few CDR3s are too few to compare).
-MIN_SKETCH = 20
+#: Fewest distinct CDR3s a sketch needs to tell anything (a tiny repertoire's few CDR3s are too few to compare: a
+#: handful of public CDR3s would make a share).
+MIN_SKETCH = 100
 #: The model folder's file of its training repertoires' sketches (numpy's npz: `subjects`, `sketches`, `sizes`).
 SKETCH_FILE = "training_sketches.npz"
 #: Related pairs named in a warning.
@@ -64,7 +65,7 @@ def clone_sketch(repertoire: Repertoire, keys: np.ndarray | None = None, size: i
     return np.sort(distinct[order])
 
 
-def shared_share(a: np.ndarray, b: np.ndarray) -> float:
+def sketch_overlap(a: np.ndarray, b: np.ndarray) -> float:
     """The share of the smaller of two sketches that the other holds too (NaN where either is below
     :data:`MIN_SKETCH`)."""
     if min(len(a), len(b)) < MIN_SKETCH:
@@ -73,7 +74,7 @@ def shared_share(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def sketch_shares(sketches: Sequence[np.ndarray]) -> np.ndarray:
-    """The :func:`shared_share` of every pair of sketches at once (n, n), float64, NaN on the diagonal and where a
+    """The :func:`sketch_overlap` of every pair of sketches at once (n, n), float64, NaN on the diagonal and where a
     sketch is too small: one sparse product of the repertoires' incidence of the sketches' keys."""
     n = len(sketches)
     sizes = np.array([len(s) for s in sketches], dtype=np.int64)
@@ -130,25 +131,42 @@ def sketches_file(subjects: Sequence[str], sketches: Sequence[np.ndarray]) -> by
     return out.getvalue()
 
 
-def read_sketches(folder: Path | None) -> dict[str, np.ndarray] | None:
-    """A model folder's training sketches by subject (None where it has none: a model of an earlier version)."""
-    path = None if folder is None else Path(folder) / SKETCH_FILE
-    if path is None or not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        return {str(s): data["sketches"][i, :size] for i, (s, size) in enumerate(zip(data["subjects"], data["sizes"]))}
+class TrainingSketches:
+    """A model's training repertoires' sketches (its :data:`SKETCH_FILE`), held as one sorted array of keys with
+    their owners, so that a new repertoire is compared with all of them at once."""
 
+    def __init__(self, subjects: np.ndarray, sketches: np.ndarray, sizes: np.ndarray) -> None:
+        owner = np.repeat(np.arange(len(subjects)), sizes)
+        keys = np.concatenate([row[:size] for row, size in zip(sketches, sizes)]) if len(sizes) else np.zeros(0)
+        order = np.argsort(keys, kind="stable")
+        self.subjects, self.sizes = [str(s) for s in subjects], np.asarray(sizes, dtype=np.int64)
+        self.keys, self.owner = keys[order].astype(np.uint64), owner[order]
 
-def closest_relative(sketch: np.ndarray, training: dict[str, np.ndarray],
-                     threshold: float = RELATED_SHARE) -> tuple[str, float] | None:
-    """The training subject whose sketch shares the most with `sketch`, and that share, where it reaches
-    `threshold`; else None."""
-    best: tuple[str, float] | None = None
-    for subject, other in training.items():
-        share = shared_share(sketch, other)
-        if share >= threshold and (best is None or share > best[1]):
-            best = (subject, share)
-    return best
+    @classmethod
+    def read(cls, folder: Path | None) -> "TrainingSketches | None":
+        """The sketches of a model folder; None where it has none (a model of an earlier version, or a folder
+        whose file was left out when it was shared: `recorded` in its config says which, and that is warned of)."""
+        path = None if folder is None else Path(folder) / SKETCH_FILE
+        if path is None or not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            subjects, sketches, sizes = data["subjects"], data["sketches"], data["sizes"]  # each decompressed once
+        return cls(subjects, sketches, sizes)
+
+    def closest(self, sketch: np.ndarray, threshold: float = RELATED_SHARE) -> tuple[str, float] | None:
+        """The training subject whose sketch shares the most with `sketch` (:func:`sketch_overlap`), and that share,
+        where it reaches `threshold`; else None."""
+        if len(sketch) < MIN_SKETCH or not len(self.keys):
+            return None
+        at = np.searchsorted(self.keys, sketch, side="left")
+        stop = np.searchsorted(self.keys, sketch, side="right")
+        hits = np.concatenate([self.owner[a:b] for a, b in zip(at[stop > at], stop[stop > at])]) \
+            if (stop > at).any() else np.zeros(0, dtype=np.int64)
+        common = np.bincount(hits, minlength=len(self.subjects))
+        smaller = np.minimum(self.sizes, len(sketch))
+        shares = np.where(smaller >= MIN_SKETCH, common / np.maximum(smaller, 1), 0.0)
+        best = int(np.argmax(shares)) if len(shares) else 0
+        return (self.subjects[best], float(shares[best])) if len(shares) and shares[best] >= threshold else None
 
 
 def cohort_sketches(repertoires: Iterable[Repertoire]) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ import torch
 from scipy.special import expit
 
 from deeprc_hopfield.calibration import calibrated_logit
+from deeprc_hopfield.donors import SKETCH_FILE, TrainingSketches, clone_sketch
 from deeprc_hopfield.encoding import decode
 from deeprc_hopfield.errors import DeepRCError, InputFormatError, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
@@ -27,7 +28,6 @@ from deeprc_hopfield.progress import LoggedProgress
 from deeprc_hopfield.qc import QCSettings, describe_counts
 from deeprc_hopfield.saved_model import SavedModel
 from deeprc_hopfield.species import DEFAULT_SPECIES
-from deeprc_hopfield.donors import clone_sketch, closest_relative, read_sketches
 from deeprc_hopfield.store import Repertoire, RepertoireStore, count_column, sequence_digest, sequence_keys
 
 if TYPE_CHECKING:
@@ -368,6 +368,12 @@ def subject_groups(table: pd.DataFrame, column: str | None, path: str | Path) ->
     return dict(zip(table["subject_id"].astype(str)[kept], values[kept]))
 
 
+def _group_key(name: object) -> str:
+    """A group name as groups are matched: case and spaces aside (`D004` is `d004 `), as one donor written two ways
+    most likely is."""
+    return "".join(str(name).split()).casefold()
+
+
 def store_subject_ids(path: str | Path, only: set[str] | None = None) -> list[str]:
     """The subject ids :func:`subjects_from_store` yields (those in `only`, if given), in store order."""
     with RepertoireStore(path) as store:
@@ -579,8 +585,9 @@ class TrainingGuard:
     def __init__(self, models: list[SavedModel], allow: bool = False, files: dict[str, Path] | None = None,
                  groups: dict[str, str] | None = None) -> None:
         self.models, self.allow = models, allow
-        self.groups = groups or {}  # subject -> its group (predict --group-column), matched to the models' groups
-        self._trained_groups = [set((saved.training.get("subject_groups") or {}).values()) for saved in models]
+        self.groups = {s: _group_key(g) for s, g in (groups or {}).items()}  # predict --group-column, as matched
+        self._trained_groups = [{_group_key(g) for g in (saved.training.get("subject_groups") or {}).values()}
+                                for saved in models]
         if groups is not None and not any(self._trained_groups):
             log.warning("--group-column: the model%s record%s no groups (trained on a split made without "
                         "--group-column, or before models recorded them): it changes nothing",
@@ -591,7 +598,8 @@ class TrainingGuard:
                          for saved in models]
         self._sequences = [{digest: subject for subject, digest in
                             (saved.training.get("subject_sequences") or {}).items()} for saved in models]
-        self._sketches = [read_sketches(saved.path) for saved in models]  # None: a model of an earlier version
+        self._sketches: list[TrainingSketches | None] | None = None  # read when a repertoire first needs them
+        self._one_set = False  # every subject scored by one set of models (an attention file): notes only
         self.used: dict[str, tuple[list[str], bool]] = {}  # subject -> names of the models that scored it, seen
         self.copies: dict[str, str] = {}  # subject -> the training subject whose file it is
         self.notes: dict[str, str] = {}  # subject -> what the predictions' warnings column says of its donor
@@ -619,7 +627,7 @@ class TrainingGuard:
             return f"{subject_id} (a copy of training subject {copy_of}'s file)"
         group = self.groups.get(subject_id)
         if group is not None and any(group in groups for groups in self._trained_groups):
-            return f"{subject_id} (of training group {group})"
+            return f"{subject_id} (of a training group: {group})"
         return subject_id
 
     def planned(self, subject_ids: list[str], digests: dict[str, str] | None = None) -> dict[str, list[SavedModel]]:
@@ -651,6 +659,7 @@ class TrainingGuard:
     def one_model_set(self, plan: dict[str, list[SavedModel]]) -> list[SavedModel]:
         """The models that score every subject of `plan` (:meth:`planned`), for an attention file, which holds one
         set of models' attention; subjects held out by different models are refused before any work."""
+        self._one_set = True  # a sample of a training donor, found as it is read, keeps the set (with a note)
         sets = {tuple(_model_name(saved) for saved in chosen): chosen for chosen in plan.values()}
         if len(sets) > 1:
             by = [f"{s} by {', '.join(map(_model_name, chosen))}" for s, chosen in plan.items()
@@ -665,7 +674,7 @@ class TrainingGuard:
         of them was fitted or validated on it (only with `allow`). A renamed training file that no model held out
         is refused here, in one line naming the file and the training subject it is a copy of."""
         keys = (sequence_keys(subject.repertoire.codes, subject.repertoire.lengths)
-                if any(self._sequences) or any(s is not None for s in self._sketches) else None)
+                if any(self._sequences) or any(s is not None for s in self.sketches()) else None)
         sequences = sequence_digest(subject.repertoire, keys) if any(self._sequences) else None  # those recording them
         flags, copy_of = self.trained_on(subject.subject_id, subject.sha256, sequences)
         clean = [saved for saved, seen in zip(self.models, flags) if not seen]
@@ -687,24 +696,38 @@ class TrainingGuard:
         self.used[subject.subject_id] = ([_model_name(saved) for saved in chosen], not clean)
         return chosen, not clean
 
+    def sketches(self) -> list[TrainingSketches | None]:
+        """Each model's training sketches (:mod:`deeprc_hopfield.donors`), read once, when first needed; None for a
+        model without them (one of an earlier version; one whose folder lost its file is warned of)."""
+        if self._sketches is None:
+            self._sketches = [TrainingSketches.read(saved.path) for saved in self.models]
+            lost = [_model_name(saved) for saved, read in zip(self.models, self._sketches)
+                    if read is None and saved.training.get("sketch_file")]
+            if lost:
+                log.warning("%s: the model folder lacks %s, which training wrote: another sample of a training "
+                            "donor is not told apart from a new patient", ", ".join(lost), SKETCH_FILE)
+        return self._sketches
+
     def _apart_from_relatives(self, subject: Subject, keys: np.ndarray, flags: list[bool],
                               clean: list[SavedModel]) -> list[SavedModel]:
         """Of the models that held `subject` out (`clean`), those that were not fitted or validated on a sample of
         its donor either (a training repertoire sharing its most abundant clones: :mod:`deeprc_hopfield.donors`),
-        where one is; otherwise `clean`, its note saying which training subject it shares them with."""
+        where one is (and the models are not fixed to one set: an attention file); otherwise `clean`, its note
+        saying which training subject it shares them with."""
         sketch = clone_sketch(subject.repertoire, keys)
-        related = [closest_relative(sketch, known) if known is not None and not seen else None
-                   for known, seen in zip(self._sketches, flags)]
+        related = [known.closest(sketch) if known is not None and not seen else None
+                   for known, seen in zip(self.sketches(), flags)]
         found = [r for r in related if r is not None]
         if not found:
             return clean
         relative, share = max(found, key=lambda r: r[1])
-        apart = [saved for saved, r, seen in zip(self.models, related, flags) if not seen and r is None]
+        apart = [] if self._one_set else [saved for saved, r, seen in zip(self.models, related, flags)
+                                          if not seen and r is None]
         names = " / ".join(_model_name(saved) for saved in apart)  # the warnings cell stays free of commas
         self.notes[subject.subject_id] = (
             f"shares {share:.0%} of its most abundant CDR3s with training subject {relative} (a sample of one donor?): "
             + (f"scored by the models that held it out ({names})" if apart else
-               "every model that scores it trained on it or on a sample like it: the score may not be a held-out one"))
+               "a model that scores it trained on it or on a sample like it: the score may not be a held-out one"))
         log.warning("%s%s: %s", subject.subject_id, f" ({subject.source})" if subject.source else "",
                     self.notes[subject.subject_id])
         return apart or clean
@@ -851,8 +874,8 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     ends with :data:`UNKNOWN_V_COLUMN` and :data:`WARNINGS_COLUMN` (the subject's share of V genes the model does
     not know, and a note where that share says its score means little, or where the subject shares its most
     abundant clones with a training subject: another sample of a training donor), so that a table read without the
-    log still says which calls not to trust. With a model trained with a reference of known receptors, the attended table
-    marks the sequences that match one (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With
+    log still says which calls not to trust. With a model trained with a reference of known receptors, the attended
+    table marks the sequences that match one (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With
     `attention_file`, the same pass also writes every sequence's attention there
     (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention of one set of models,
     `attention_models` (default: all), and a repertoire that others score is refused.

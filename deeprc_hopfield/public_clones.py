@@ -613,8 +613,12 @@ def min_carriers(y: np.ndarray, seed: int, threshold: float = max(P_THRESHOLDS),
     y = np.unique(np.asarray(y), return_inverse=True)[1]
     if len(np.unique(y)) != 2 or np.bincount(y).min() < 2:
         return 2
+    try:
+        fits = fit_rows(y, seed, folds, repeats, groups)
+    except DeepRCError:  # too few groups of a class for inner folds: the test refuses these rows anyway
+        return 2
     fewest = len(y) + 1
-    for fit in (y[rows] for rows in fit_rows(y, seed, folds, repeats, groups)):
+    for fit in (y[rows] for rows in fits):
         carriers = np.arange(2, int(fit.sum()) + 1)
         reached = np.flatnonzero(hypergeom.sf(carriers - 1, len(fit), int(fit.sum()), carriers) < threshold)
         if len(reached):
@@ -641,7 +645,7 @@ class FitCandidates:
         y = np.unique(np.asarray(y), return_inverse=True)[1].ravel()
         parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
         groups = None if groups is None else np.asarray(groups, dtype=object)
-        fits = [rows[fit] for rows in parts
+        fits = [rows[fit] for rows in parts  # a part too small for inner folds raises: the test refuses it anyway
                 for fit in fit_rows(y[rows], seed, folds, repeats, None if groups is None else groups[rows])]
         membership = np.zeros((len(y), len(fits)), dtype=bool)  # (repertoire, fit): in that fit's rows
         most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
@@ -964,8 +968,8 @@ class PublicCloneTest(ClassifierMixin, BaseEstimator):
         loosest = max(thresholds)
         inner = []  # per inner fold: its repeat, test rows, the candidates' p, columns, and the test rows' incidence
         totals = carrier_counts(X, y, np.arange(len(y)))
-        for repeat, splits in enumerate(inner_splits(y, self.random_state, self.inner_folds, self.inner_repeats,
-                                                           groups)):
+        splits_of = inner_splits(y, self.random_state, self.inner_folds, self.inner_repeats, groups)
+        for repeat, splits in enumerate(splits_of):
             for _, inner_test in splits:
                 p, columns = inner_train_associated(totals, X, y, inner_test)
                 candidate = p < loosest

@@ -350,7 +350,8 @@ def known_share_note(table: pd.DataFrame, what: str) -> str:
 
 #: Rows of the ranked-sequence and motif tables of the interpretation section.
 TOP_RANKED, TOP_MOTIFS = 30, 10
-_RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "family", "score", "n_positive", "n_negative", "attended_positive",
+_RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "family", "score", "n_positive", "n_negative",
+                 "attended_positive",
                  "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
                  "top_repertoire", *KNOWN_COLUMNS]
 

@@ -41,7 +41,7 @@ from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 log = logging.getLogger(__name__)
 
 FORMAT = "deeprc-hopfield clones"
-VERSION = 2  # 2: the split in the identity
+VERSION = 3  # 2: the split in the identity; 3: the split's groups in it (the fits' inner folds keep them whole)
 READ_BLOCK = 1 << 24  # carriers a part's reading of the one-substitution clones holds at a time (64 MB)
 ALL = "all"  # the baselines' part: every repertoire, fits within each fold's training rows
 _IDENTITY_WORDS = {"store": "store", "label": "label", "subjects_and_labels": "subjects or label values",

@@ -199,19 +199,25 @@ def _check_group_folds(label: Label, stratum: np.ndarray, fold: np.ndarray, fold
                                     f"'{label.name}'; use fewer --folds", path, column=column)
 
 
-def _warn_thin_training_parts(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int) -> None:
+def _warn_thin_training_parts(label: Label, stratum: np.ndarray, fold: np.ndarray, folds: int,
+                              groups: np.ndarray | None = None) -> None:
     """Warn of a binary label's fold whose training part (the other folds) holds fewer than
-    :data:`TRAINING_PART_MINIMUM` repertoires of a class: the baselines will refuse that fold (training copes)."""
+    :data:`TRAINING_PART_MINIMUM` repertoires of a class (with `groups`: groups, which the inner cross-validations
+    keep whole): the baselines will refuse that fold (training copes)."""
     if label.kind != "binary":
         return
+    members = np.arange(len(stratum)) if groups is None else pd.factorize(pd.Series(groups).astype(str))[0]
+    what = "repertoires" if groups is None else "groups"
     for k in range(folds):
-        held = np.bincount(stratum[fold != k], minlength=len(label.classes))
+        training = fold != k
+        held = (pd.Series(members[training]).groupby(stratum[training]).nunique()
+                .reindex(range(len(label.classes)), fill_value=0).to_numpy())
         thin = np.flatnonzero(held < TRAINING_PART_MINIMUM)
         if len(thin):
             log.warning("class '%s' of label '%s': the training part of fold %d (the other folds) holds %d of its "
-                        "repertoires, fewer than the %d that the baselines' inner cross-validation needs: `baselines` "
-                        "will refuse that fold (change --folds or add repertoires of the class)", label.classes[thin[0]],
-                        label.name, k, held[thin[0]], TRAINING_PART_MINIMUM)
+                        "%s, fewer than the %d that the baselines' inner cross-validation needs: `baselines` "
+                        "will refuse that fold (change --folds or add repertoires of the class)",
+                        label.classes[thin[0]], label.name, k, held[thin[0]], what, TRAINING_PART_MINIMUM)
             return
 
 
@@ -266,7 +272,7 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
             _check_groups(label, stratum, groups, subjects, folds, group_column, store.path)
             fold = assign_group_folds(stratum, groups, folds, seed)
             _check_group_folds(label, stratum, fold, folds, group_column, store.path)
-        _warn_thin_training_parts(label, stratum, fold, folds)
+        _warn_thin_training_parts(label, stratum, fold, folds, groups)
         _warn_related_samples(store, groups)
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),

@@ -12,7 +12,7 @@ import pytest
 from conftest import simulated_store
 
 from deeprc_hopfield.donors import (RELATED_SHARE, SKETCH_SIZE, clone_sketch, related_pairs, sketch_shares,
-                                    shared_share)
+                                    sketch_overlap)
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.ingest import ingest
 from deeprc_hopfield.simulate import SimulationSettings
@@ -41,8 +41,8 @@ def test_the_sketch_is_the_most_abundant_cdr3s_counted_over_their_rows():
     uniform = _repertoire(junctions, [np.nan] * 300)  # no counts: NaN read as 1
     shuffled = _repertoire(list(np.random.default_rng(0).permutation(junctions)), [1] * 300)
     assert np.array_equal(clone_sketch(uniform), clone_sketch(shuffled)) and len(clone_sketch(uniform)) == SKETCH_SIZE
-    assert shared_share(clone_sketch(uniform), clone_sketch(shuffled)) == 1.0
-    assert np.isnan(shared_share(small, small))  # too few CDR3s to tell anything
+    assert sketch_overlap(clone_sketch(uniform), clone_sketch(shuffled)) == 1.0
+    assert np.isnan(sketch_overlap(small, small))  # too few CDR3s to tell anything
     longer = _repertoire(junctions[:30] + ["CASSLGQAYEQYNSPLHF"], [1] * 30 + [1000])  # padded wider: keys alike
     assert set(clone_sketch(_repertoire(junctions[:30], [1] * 30))) < set(clone_sketch(longer))
 
@@ -79,7 +79,7 @@ def test_two_donors_share_little_and_two_samples_of_one_much(rough):
     assert between < RELATED_SHARE / 2, between
     assert related_pairs([r.subject_id for r in reps], sketches).empty
     rng = np.random.default_rng(0)
-    within = [shared_share(sketches[i], clone_sketch(_later_sample(reps[i], reps[(i + 1) % len(reps)], rng)))
+    within = [sketch_overlap(sketches[i], clone_sketch(_later_sample(reps[i], reps[(i + 1) % len(reps)], rng)))
               for i in range(len(reps))]
     assert min(within) > 2 * RELATED_SHARE, within
     without_counts = [Repertoire(r.subject_id, r.codes, r.lengths, np.ones(len(r)), r.v_index, r.j_index)

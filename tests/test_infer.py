@@ -539,10 +539,17 @@ def test_another_sample_of_a_training_donor_is_scored_by_the_models_that_held_th
     assert table.loc["PAT2", WARNINGS_COLUMN] == ""
     assert f"WARNING PAT1 ({folder / 'PAT1.tsv'}): shares" in result.stderr
 
+    one_set = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "a.csv",
+                   "--attention", tmp_path / "a.h5")  # an attention file holds one set's: the note, every model
+    assert one_set.returncode == 0, one_set.stderr
+    table = pd.read_csv(tmp_path / "a.csv", keep_default_na=False).set_index("subject_id")
+    assert table.loc["PAT1", "probability_sd"] != "" and "the score may not be a held-out one" in \
+        table.loc["PAT1", WARNINGS_COLUMN]
+
     alone = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "q.csv")
     assert alone.returncode == 0, alone.stderr
     note = pd.read_csv(tmp_path / "q.csv", keep_default_na=False).set_index("subject_id").loc["PAT1", WARNINGS_COLUMN]
-    assert note.endswith("every model that scores it trained on it or on a sample like it: the score may not be a "
+    assert note.endswith("a model that scores it trained on it or on a sample like it: the score may not be a "
                          "held-out one"), note
 
 

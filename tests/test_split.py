@@ -312,6 +312,7 @@ def test_a_grouped_split_keeps_donors_whole_in_every_inner_cross_validation(dono
     import yaml
 
     from deeprc_hopfield import baselines, public_clones
+    from deeprc_hopfield.training import reference_fit
     from deeprc_hopfield.training.loop import train
 
     path, donor, _ = donors
@@ -328,6 +329,7 @@ def test_a_grouped_split_keeps_donors_whole_in_every_inner_cross_validation(dono
 
     monkeypatch.setattr(public_clones, "inner_cv", recording)
     monkeypatch.setattr(baselines, "inner_cv", recording)
+    monkeypatch.setattr(reference_fit, "inner_cv", recording)  # the known-receptor radius's (with a reference)
     baselines.cross_validate(path, out, seed=0, fold=0)
     from_baselines = len(seen)
     config = tmp_path / "config.yaml"
@@ -377,7 +379,7 @@ def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held
         donors, tmp_path: Path) -> None:
     """Fold models of a grouped split record their donors; `predict --group-column donor` scores a new sample of a
     donor of fold 1 (trained on by fold 0's model) with fold 1's model alone, a new donor with both, and refuses a
-    batch whose donor every model trained on, naming it."""
+    batch whose donor every model trained on, naming it (its name matched whatever its case)."""
     from deeprc_hopfield.training.loop import train
 
     path, donor, _ = donors
@@ -400,11 +402,12 @@ def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held
     scored = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
     assert pd.isna(scored.loc["later", "probability_sd"]) and pd.notna(scored.loc["stranger", "probability_sd"])
     assert "later by fold1" in result.stderr
-    pd.DataFrame({"subject_id": ["other"], "filename": ["other.tsv"], "donor": [of_fold2]}).to_csv(
+    pd.DataFrame({"subject_id": ["other"], "filename": ["other.tsv"], "donor": [of_fold2.lower()]}).to_csv(
         tmp_path / "both.csv", index=False)
     refused = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
                    tmp_path / "both.csv", "--group-column", "donor", "--out", tmp_path / "q.csv")
-    assert refused.returncode == 1 and f"(other (of training group {of_fold2}))" in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and f"(other (of a training group: {of_fold2.lower()}))" in refused.stderr, \
+        refused.stderr
     missing = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
                    tmp_path / "both.csv", "--group-column", "patient", "--out", tmp_path / "q.csv")
     assert missing.returncode == 1 and "--group-column 'patient' is not a column" in missing.stderr

@@ -248,10 +248,11 @@ def inner_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: fl
 MIN_VALIDATION_GROUPS = 3
 
 
-def describe_validation_groups(groups: np.ndarray, strata: np.ndarray, fit: np.ndarray,
-                               validation: np.ndarray) -> None:
+def describe_validation_groups(groups: np.ndarray, strata: np.ndarray, fit: np.ndarray, validation: np.ndarray,
+                               classes: list[str]) -> None:
     """Log how many groups (store-wide `groups`, e.g. donors) each side of a grouped inner split holds, and warn
-    where a class (store-wide `strata`) has fewer than :data:`MIN_VALIDATION_GROUPS` of them in validation."""
+    where a class (store-wide `strata`, codes of `classes`) has fewer than :data:`MIN_VALIDATION_GROUPS` of them in
+    validation."""
     groups = np.asarray(groups).astype(str)
     log.info("inner split by group: fitting on %d repertoires of %d groups, validating on %d of %d", len(fit),
              len(set(groups[fit])), len(validation), len(set(groups[validation])))
@@ -261,7 +262,7 @@ def describe_validation_groups(groups: np.ndarray, strata: np.ndarray, fit: np.n
         log.warning("the inner validation split holds %s group(s) of each class (%s): early stopping, calibration and "
                     "the choice of the clone memory alone rest on that few donors; a larger validation_fraction or "
                     "cohort, or fewer folds, steadies them", "/".join(map(str, per_class.tolist())),
-                    ", ".join(f"class {k}: {v}" for k, v in per_class.items()))
+                    ", ".join(f"{classes[k]}: {v}" for k, v in per_class.items()))
 
 
 def _grouped_validation_split(indices: np.ndarray, strata: np.ndarray, fraction: float, seed: int,

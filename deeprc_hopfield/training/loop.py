@@ -10,6 +10,7 @@ Every random choice is seeded by (seed, update), so a resumed run reaches the sa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -73,7 +74,7 @@ class Trainer:
             whole = "" if groups is None else " (the split's groups are kept whole: each class needs two groups)"
             raise TrainingError(f"too few training repertoires for an inner validation split{whole}", store.path)
         if groups is not None and first.kind != "numeric":
-            describe_validation_groups(groups, strata, self.fit_idx, self.val_idx)
+            describe_validation_groups(groups, strata, self.fit_idx, self.val_idx, store.label(first.name).classes)
         self.checkpoint_dir = checkpoint_dir(out)
         if resume_required:  # another run's checkpoint is refused before the clone memory's fit
             require_checkpoint(self.checkpoint_dir, self._data_identity())
@@ -355,6 +356,9 @@ class Trainer:
             "labels": self.labels,
             "training": {k: v for k, v in asdict(self.config).items() if k not in EXECUTION_SETTINGS},
         }
+        if self.groups is not None:  # the inner folds keep them whole: another grouping chooses other clones
+            chosen = np.concatenate([self.fit_idx, self.val_idx])
+            identity["groups"] = hashlib.sha256("\0".join(map(str, self.groups[chosen])).encode()).hexdigest()
         return json.loads(json.dumps(identity, default=str))
 
     def save_checkpoint(self) -> None:
@@ -478,7 +482,7 @@ class Trainer:
                     "fit_subjects": [subjects[i] for i in self.fit_idx],
                     "validation_subjects": [subjects[i] for i in self.val_idx], "seeded_kmers": self.seeded,
                     "subject_sha256": self._subject_files(), "subject_sequences": sequences,
-                    "subject_groups": self._subject_groups(),
+                    "subject_groups": self._subject_groups(), "sketch_file": SKETCH_FILE,
                     "memory_clones": self.memory.names(self.store.v_genes) if self.memory is not None else [],
                     "clone_rule": self.clone_rule,
                     "reference": self.reference.summary() if self.reference is not None else None}
