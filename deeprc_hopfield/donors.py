@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,8 +167,3 @@ class TrainingSketches:
         shares = np.where(smaller >= MIN_SKETCH, common / np.maximum(smaller, 1), 0.0)
         best = int(np.argmax(shares)) if len(shares) else 0
         return (self.subjects[best], float(shares[best])) if len(shares) and shares[best] >= threshold else None
-
-
-def cohort_sketches(repertoires: Iterable[Repertoire]) -> list[np.ndarray]:
-    """:func:`clone_sketch` of each repertoire, in order."""
-    return [clone_sketch(rep) for rep in repertoires]
