@@ -20,6 +20,13 @@ RUN = config["run"]
 FOLDS = list(range(config["folds"]))
 BASELINES = list(config["baselines"])
 
+
+# --- the config's paths ----------------------------------------------------------------------------
+def same_path(first, second):
+    """Whether two paths name one file or folder (compared as normalised absolute paths)."""
+    return os.path.normpath(os.path.abspath(first)) == os.path.normpath(os.path.abspath(second))
+
+
 # The rules' conda environment (../envs/deeprc-hopfield.yaml, --software-deployment-method conda)
 # installs the package from the checkout that its pip line names through this variable: this one,
 # unless the variable is already set.
@@ -231,6 +238,42 @@ def check_result_folders():
                                     "rename it or choose another `run`")
 
 
+def check_run_name():
+    """The demo's run name (the schema's default `run`) is for the bundled demo cohort: another cohort under it would
+    be ingested over results/demo/. A config naming its own `metadata` or `repertoires` must name its `run` too."""
+    default = SCHEMA["properties"]["run"]["default"]
+    if RUN != default:
+        return
+    bundled = {key: os.path.join(workflow.basedir, SCHEMA["properties"][key]["default"])
+               for key in ("metadata", "repertoires")}
+    own = [f"{key} {config[key]}" for key, path in bundled.items() if not same_path(config[key], path)]
+    if own:
+        raise WorkflowError(f"config: {' and '.join(own)} {'is' if len(own) == 1 else 'are'} not the demo's, but the "
+                            f"run is '{default}', the demo's: add `run: NAME` to the config (or --config run=NAME), "
+                            f"so that results/{default}/ is not overwritten")
+
+
+def check_run_cohort():
+    """A run's folder holds one cohort: where results/<run>/config.yaml (the `run_config` job's copy of the config)
+    records another metadata table or repertoires folder than the config's, stop rather than ingest this cohort over
+    that run's results (the paths compared as normalised absolute paths: another spelling of one path is the same)."""
+    folder = os.path.join("results", RUN)
+    recorded_file = os.path.join(folder, "config.yaml")  # run_config(), defined below with the other paths
+    if not os.path.isfile(recorded_file):
+        return
+    try:
+        with open(recorded_file, encoding="utf-8") as handle:
+            recorded = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # not the job's file: the job will write it again
+        return
+    for key in ("metadata", "repertoires"):
+        before = recorded.get(key) if isinstance(recorded, dict) else None
+        if isinstance(before, str) and not same_path(before, config[key]):
+            raise WorkflowError(f"{folder} holds run '{RUN}' made from {key} {before}, not the config's {config[key]} "
+                                f"({recorded_file}): give this cohort another `run` name, or remove {folder} (and "
+                                f"{os.path.join('logs', RUN)}) to make run '{RUN}' again from it")
+
+
 def check_paths_without_braces():
     """A path the config names must hold no brace: Snakemake reads `{...}` in a job's input as a wildcard (an
     error naming no setting). Braces in the names of the files in a folder are fine (the folder is the input)."""
@@ -242,7 +285,9 @@ def check_paths_without_braces():
                                 "job's input: rename it, or link it under a name without braces (ln -s)")
 
 
+check_run_name()
 check_result_folders()
+check_run_cohort()
 check_paths_without_braces()
 check_config_sections()
 POSITIVE_CLASS = positive_class_spelled()
