@@ -235,6 +235,32 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple]:
     return workdir, args
 
 
+def planned_after(ingested: tuple[Path, tuple], *config: str) -> str:
+    """The output of a dry run of the ingested run's outputs with `config` given on the command line."""
+    workdir, args = ingested
+    result = snakemake(*args, "-n", "-p", "--nolock", *(("--config", *config) if config else ()), cwd=workdir)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    return out
+
+
+def test_another_spelling_of_a_path_plans_nothing_new(ingested: tuple[Path, tuple], tmp_path: Path):
+    """Snakemake compares inputs and params as text: `./cohort/metadata.csv`, `cohort/repertoires/` or the absolute
+    path must not ingest the cohort again (the config's paths are normalised before any rule sees them)."""
+    workdir, _ = ingested
+    assert "Nothing to be done" in planned_after(ingested)
+    for spelling in ("metadata=./cohort/metadata.csv", "repertoires=cohort/repertoires/",
+                     f"metadata={workdir / 'cohort' / 'metadata.csv'}",
+                     f"repertoires={workdir}/cohort/../cohort/repertoires"):
+        assert "Nothing to be done" in planned_after(ingested, spelling), spelling
+    # outside the working directory: the normalised absolute path
+    shutil.copy(workdir / "cohort" / "metadata.csv", tmp_path / "metadata.csv")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={tmp_path}/./sub/../metadata.csv",
+                       f"repertoires={workdir}/cohort/repertoires/")
+    ingest = next(line for line in result.stdout.splitlines() if "deeprc-hopfield ingest " in line)
+    assert f"--metadata {tmp_path / 'metadata.csv'} --repertoires {workdir / 'cohort' / 'repertoires'} " in ingest
+
+
 def test_a_run_folder_made_from_another_cohort_stops_the_plan(ingested: tuple[Path, tuple]):
     """results/<run>/config.yaml records the cohort the run was made from: a config naming another table or folder
     under the same run stops before any job, naming both paths and the ways on."""
@@ -598,7 +624,8 @@ def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
-    assert f"--metadata '{cohort / 'metadata.csv'}'" in ingest and "--label-column 'CMV status'" in ingest
+    # (inside the working directory, the path is written relative to it: one spelling of each path)
+    assert "--metadata 'my cohort/metadata.csv'" in ingest and "--label-column 'CMV status'" in ingest
     assert "--species mouse" in ingest
     trains = [line for line in out.splitlines() if "deeprc-hopfield train " in line]
     assert len(trains) == 5 and all("--label-column 'CMV status'" in line for line in trains)
@@ -621,7 +648,7 @@ def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
                        "--configfile", config, cwd=tmp_path, timeout=240)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken}" in out, out[-3000:]
+    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken.relative_to(tmp_path)}" in out, out[-3000:]
     assert "unrecognised repertoire format" in out
     assert not (tmp_path / "results" / "bad" / "cohort.h5").exists()
 

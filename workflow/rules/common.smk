@@ -21,10 +21,27 @@ FOLDS = list(range(config["folds"]))
 BASELINES = list(config["baselines"])
 
 
-# --- the config's paths ----------------------------------------------------------------------------
+# --- the config's paths, one spelling each ------------------------------------------------------
+def normalised_path(path):
+    """`path` written one way whatever its spelling (`data/demo/repertoires/`, `./data/demo/repertoires`, its
+    absolute path): relative to the working directory (the directory `snakemake` runs in, or its --directory)
+    where it lies inside it, else absolute. Snakemake compares a job's inputs and params as text, so another
+    spelling of one path would otherwise re-run every job from ingest on."""
+    here = os.getcwd()
+    absolute = os.path.normpath(os.path.join(here, path))
+    return os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else absolute
+
+
 def same_path(first, second):
     """Whether two paths name one file or folder (compared as normalised absolute paths)."""
     return os.path.normpath(os.path.abspath(first)) == os.path.normpath(os.path.abspath(second))
+
+
+for key in ("metadata", "repertoires", "new_repertoires", "new_metadata"):
+    if config[key]:
+        config[key] = normalised_path(config[key])
+if config["reference"]["file"]:  # the name of a shipped list (`vdjdb-cmv-trb`) is left as it is
+    config["reference"]["file"] = normalised_path(config["reference"]["file"])
 
 
 # The rules' conda environment (../envs/deeprc-hopfield.yaml, --software-deployment-method conda)
@@ -194,7 +211,8 @@ def labelled_rows(table):
 
 def repertoire_files(table):
     """The repertoire file of each row (`filename` in the config's `repertoires` folder, as `ingest` finds it), the
-    ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
+    ingest job's inputs: a file changed in place (a newer modification time) makes the store again. A missing one
+    stops the plan."""
     folder = config["repertoires"]
     if not os.path.isdir(folder):
         raise WorkflowError(f"repertoires {folder}: folder not found (the config's `repertoires`)")
