@@ -277,6 +277,22 @@ def test_a_run_folder_made_from_another_cohort_stops_the_plan(ingested: tuple[Pa
     assert renamed.returncode == 0 and "results/other/cohort.h5" in renamed.stdout, renamed.stderr[-2000:]
 
 
+def test_stating_what_ingest_would_do_anyway_reruns_no_ingest(ingested: tuple[Path, tuple]):
+    """`positive_class` set to the class ingest takes as positive anyway, or `drop_unlabelled: true` on a cohort with
+    no unlabelled subject, changes no store: ingest's command stays as it was (only the config copy is written
+    again); the other class, which changes the store, reaches ingest (and evaluate)."""
+    for setting in ("positive_class=1", "positive_class=1.0", "drop_unlabelled=True"):
+        out = planned_after(ingested, setting)
+        assert set(planned_jobs(out)) == {"run_config"}, (setting, out[-2000:])
+    out = planned_after(ingested, "positive_class=0")
+    assert planned_jobs(out)["ingest"] == 1
+    assert "--positive-class 0 " in next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    stated = snakemake("-n", "-F", "-p", "--nolock", "--config", "positive_class=1")
+    assert stated.returncode == 0 and "--positive-class" not in stated.stdout, stated.stderr[-2000:]
+    other = snakemake("-n", "-F", "-p", "--nolock", "--config", "positive_class=0")
+    assert sum("--positive-class 0 " in line for line in other.stdout.splitlines()) == 2  # ingest and evaluate
+
+
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
 # checkout that the environment's pip line would install (CI has no conda; nothing is built).
 FAKE_CONDA = """#!/bin/sh

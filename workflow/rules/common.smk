@@ -13,7 +13,7 @@ import yaml
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
-                                      resolve_file)
+                                      resolve_file, two_class_order)
 from deeprc_hopfield.split import thin_training_part
 
 RUN = config["run"]
@@ -309,9 +309,11 @@ check_run_cohort()
 check_paths_without_braces()
 check_config_sections()
 POSITIVE_CLASS = positive_class_spelled()
-METADATA = read_metadata_table(config["metadata"])
-check_metadata(METADATA)
-METADATA = labelled_rows(METADATA)
+TABLE = read_metadata_table(config["metadata"])
+check_metadata(TABLE)
+METADATA = labelled_rows(TABLE)
+UNLABELLED = len(TABLE) - len(METADATA)  # the subjects that drop_unlabelled leaves out
+CLASSES = two_class_order(sorted(set(METADATA[config["label_column"]])))  # negative, positive: ingest's own order
 check_folds(METADATA)
 REPERTOIRE_FILES = repertoire_files(METADATA)
 STARTED = time.time()
@@ -447,11 +449,19 @@ def new_patients(name):
 # --- options passed to the package ---------------------------------------------------------
 def evaluate_options():
     """evaluate's options: the label scored, named for metrics.tsv (the predictions files are single-label and
-    name none), and the positive class where the config sets it."""
+    name none), and the positive class where the config's changes it (positive_class_option)."""
     options = [f"--label-name {shlex.quote(config['label_column'])}"]
-    if POSITIVE_CLASS is not None:
-        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
+    if positive_class_option():
+        options.append(positive_class_option())
     return " ".join(options)
+
+
+def positive_class_option():
+    """`--positive-class C` for ingest and evaluate where the config's `positive_class` is not the class they would
+    take as positive anyway (CLASSES, by the same rule), else '': stating that class re-runs no job."""
+    if POSITIVE_CLASS is None or POSITIVE_CLASS == CLASSES[1]:
+        return ""
+    return f"--positive-class {shlex.quote(POSITIVE_CLASS)}"
 
 
 def chain_option():
@@ -466,10 +476,11 @@ def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
-    if config["drop_unlabelled"]:  # only then: an earlier run's ingest command (and store) stays current
+    # each only where it changes the store, so that an earlier run's ingest command (and store) stays current
+    if config["drop_unlabelled"] and UNLABELLED:
         options.append("--drop-unlabelled")
-    if POSITIVE_CLASS is not None:
-        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
+    if positive_class_option():
+        options.append(positive_class_option())
     if chain_option():
         options.append(chain_option())
     if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
