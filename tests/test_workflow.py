@@ -293,6 +293,24 @@ def test_stating_what_ingest_would_do_anyway_reruns_no_ingest(ingested: tuple[Pa
     assert sum("--positive-class 0 " in line for line in other.stdout.splitlines()) == 2  # ingest and evaluate
 
 
+def test_command_line_words_for_true_null_and_numbers_take_the_schemas_types(tmp_path: Path):
+    """`--config` hands over `true`, `null`, `None` and `1e-3` as text (and a nested value all as text): where the
+    schema allows a boolean, null or a number and not text, they are read as such rather than refused."""
+    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].where(t.index != 3, "Unknown")))
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}",
+                       "drop_unlabelled=true", "group_column=null", "positive_class=None", "report_title=true",
+                       "training={learning_rate: 1e-3, n_updates: '20'}", "model={beta: ~}", "folds=3.0")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "--drop-unlabelled" in next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    assert "--group-column" not in next(line for line in out.splitlines() if "deeprc-hopfield split " in line)
+    assert "--title true " in next(line for line in out.splitlines() if "deeprc-hopfield report " in line)
+    assert planned_jobs(out)["train"] == 3
+    refused = snakemake("-n", "-F", "--nolock", "--config", "drop_unlabelled=maybe")
+    assert refused.returncode != 0
+    assert "config $.drop_unlabelled: 'maybe' is not of type 'boolean'" in refused.stdout + refused.stderr
+
+
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
 # checkout that the environment's pip line would install (CI has no conda; nothing is built).
 FAKE_CONDA = """#!/bin/sh
