@@ -60,6 +60,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+onsuccess:
+    report_location()
+
+
 onerror:
     report_job_errors()
 

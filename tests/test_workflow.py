@@ -311,6 +311,21 @@ def test_command_line_words_for_true_null_and_numbers_take_the_schemas_types(tmp
     assert "config $.drop_unlabelled: 'maybe' is not of type 'boolean'" in refused.stdout + refused.stderr
 
 
+def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
+    """One line at the end of a run that succeeded, when the run has a report."""
+    demo = ROOT / "data" / "demo"
+    args = ("results/demo/config.yaml", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--configfile",
+            ROOT / "configs" / "config.yaml", "--config", f"metadata={demo / 'metadata.csv'}",
+            f"repertoires={demo / 'repertoires'}")
+    first = snakemake(*args, cwd=tmp_path)
+    assert first.returncode == 0 and "report: " not in first.stderr, first.stderr[-2000:]
+    (tmp_path / "results" / "demo" / "report.html").write_text("<html></html>")
+    again = snakemake(*args, "--forcerun", "run_config", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)" in \
+        again.stderr.splitlines()
+
+
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
 # checkout that the environment's pip line would install (CI has no conda; nothing is built).
 FAKE_CONDA = """#!/bin/sh
@@ -451,6 +466,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
     first = snakemake(*args, cwd=tmp_path, timeout=240)  # every job of 2 folds, interpretation included
     assert first.returncode == 0, first.stderr[-3000:]
+    assert f"report: {tmp_path}/results/tiny/report.html (metrics: results/tiny/evaluation/metrics.tsv)" in \
+        first.stderr.splitlines()  # the Snakefile's onsuccess
 
     run = tmp_path / "results" / "tiny"
     metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})

@@ -332,6 +332,12 @@ def report_job_errors():
             print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
 
 
+def report_location():
+    """After a successful run: where the run's report is, in one line (when the run has one)."""
+    if os.path.isfile(report_html()):
+        print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
+
+
 def write_yaml(path, settings, log, what):
     """A settings file of the run (`run_config`, `train_config`), and a line in its job's log saying what it is."""
     with open(path, "w") as out:
