@@ -28,10 +28,10 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # The whole workflow on data/demo (configs/config.yaml); a second run does nothing, and an
-# interrupted one picks up where it stopped (a training job from its last checkpoint).
+# interrupted one picks up where it stopped (a training job from its last checkpoint). Snakemake
+# ends a run that made something by saying where the report is (the Snakefile's onsuccess).
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores 8 --rerun-incomplete
-	@echo "report: $(CURDIR)/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
 	@echo "Snakemake's own report of the run: $(BIN)/snakemake --report results/demo/snakemake_report.html"
 
 # The accuracy matrix (benchmarks/matrix.py): every row, all 5 folds, on the current code; hours on

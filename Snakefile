@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
-from deeprc_hopfield.io import read_yaml, whole_numbers
+from deeprc_hopfield.io import read_yaml, typed_strings, whole_numbers
 
 min_version("9.0")
 
@@ -32,6 +32,8 @@ if config.get("run", "demo") != "demo" and not {"metadata", "repertoires"} <= se
                         "read the demo cohort's (data/demo); set both to your cohort's table and folder")
 
 
+SCHEMA = read_yaml(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+config.update(typed_strings(dict(config), SCHEMA))  # --config drop_unlabelled=true: 'true' is true, 'null' None
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as error:  # one line with the schema's message, not a dump of the schema
@@ -44,7 +46,6 @@ except WorkflowError as error:  # one line with the schema's message, not a dump
         f"config {problem.json_path}: {problem.message}{typos} "
         "(keys, types and defaults: workflow/schemas/config.schema.yaml)"
     ) from None
-SCHEMA = read_yaml(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 config.update(whole_numbers(dict(config), SCHEMA))  # `folds: 3.0` is 3, as the schema lets it be
 
 
@@ -57,6 +58,10 @@ include: "workflow/rules/interpret.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onsuccess:
+    report_location()
 
 
 onerror:

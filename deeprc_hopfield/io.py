@@ -18,6 +18,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Hashable
@@ -370,4 +371,52 @@ def whole_numbers(values: object, schema: dict) -> object:
     integer = "integer" in (kinds if isinstance(kinds, list) else [kinds])
     if integer and isinstance(values, float) and values.is_integer():
         return int(values)
+    return values
+
+
+#: Text that means "no value" where a schema allows null (compared in lower case).
+_NULL_WORDS = {"null", "none", "~"}
+_BOOLEAN_WORDS = {"true": True, "false": False}
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def typed_strings(values: object, schema: dict) -> object:
+    """`values` with text where `schema` asks for another type made that type, as the command line
+    (`snakemake --config drop_unlabelled=true group_column=null`, which hands over 'true' and 'null') and YAML
+    (`learning_rate: 1e-3`, text to YAML 1.1) leave it: 'null', 'none' or '~' (any case) becomes None where the
+    schema allows null; 'true' or 'false' (any case) a boolean, and a number written as text ('1e-3', '5') a
+    number, where the schema allows that type and not text (or text, but only other words: `auto, 0, 1`). Other
+    values are left as they are, for the schema to judge.
+
+    Parameters
+    ----------
+    values
+        A config, or a value of it (mappings and lists are followed down `properties` and `items`).
+    schema
+        The JSON schema of `values`.
+
+    Returns
+    -------
+    object
+        `values`, converted where said.
+    """
+    if isinstance(values, dict):
+        properties = schema.get("properties", {})
+        return {key: typed_strings(value, properties.get(key, {})) for key, value in values.items()}
+    if isinstance(values, list):
+        return [typed_strings(value, schema.get("items", {})) for value in values]
+    if not isinstance(values, str):
+        return values
+    kinds = schema.get("type", [])
+    kinds = set(kinds if isinstance(kinds, list) else [kinds])
+    word = values.strip().lower()
+    if "null" in kinds and word in _NULL_WORDS:
+        return None
+    if "string" in kinds and ("enum" not in schema or values in schema["enum"]):
+        return values
+    if "boolean" in kinds and word in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[word]
+    if kinds & {"integer", "number"} and _NUMBER.fullmatch(values.strip()):
+        return int(values) if _INTEGER.fullmatch(values.strip()) else float(values)
     return values

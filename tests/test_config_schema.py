@@ -272,3 +272,30 @@ def test_the_cmv_example_lists_every_key_of_the_schema():
         assert key in example, f"configs/cmv_example.yaml lacks '{key}'"
         for inner in spec.get("properties", {}):
             assert inner in (example[key] or {}), f"configs/cmv_example.yaml lacks '{key}: {inner}'"
+
+
+def test_text_where_the_schema_asks_for_a_boolean_null_or_number_takes_that_type():
+    """`snakemake --config key=true` (or `null`, `1e-3`, and every value of a nested `--config training='{...}'`)
+    hands over text; it takes the type the schema allows where text is not (or is, but not these words): a word
+    that is a string's own value stays text, and what fits no type is left for the schema to refuse."""
+    import jsonschema
+
+    from deeprc_hopfield.io import typed_strings
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    given = {"drop_unlabelled": "TRUE", "group_column": "null", "positive_class": "None", "new_metadata": "~",
+             "report_title": "true", "run": "1e3", "folds": "3", "seed": "+2",
+             "model": {"beta": "1e-3", "use_counts": "False", "pool_subset_size": "NONE"},
+             "training": {"learning_rate": "1e-3", "clone_radius": "1", "clone_keys": "auto", "top_fraction": ".5"},
+             "reference": {"chain": "null", "file": "true"}, "baselines": ["kmer"]}
+    expected = {"drop_unlabelled": True, "group_column": None, "positive_class": None, "new_metadata": None,
+                "report_title": "true", "run": "1e3", "folds": 3, "seed": 2,
+                "model": {"beta": 0.001, "use_counts": False, "pool_subset_size": None},
+                "training": {"learning_rate": 0.001, "clone_radius": 1, "clone_keys": "auto", "top_fraction": 0.5},
+                "reference": {"chain": None, "file": "true"}, "baselines": ["kmer"]}
+    typed = typed_strings(given, schema)
+    assert typed == expected and all(type(typed[k]) is type(expected[k]) for k in expected)
+    jsonschema.validate(typed, schema)
+    for wrong in ({"drop_unlabelled": "yes"}, {"folds": "five"}, {"training": {"learning_rate": "nan"}},
+                  {"positive_class": "1e-3"}, {"positive_class": 1}):  # text is a class's name: kept
+        assert typed_strings(wrong, schema) == wrong

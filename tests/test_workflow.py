@@ -23,6 +23,9 @@ SNAKEMAKE = BIN / "snakemake"
 STAGES = {"ingest", "split", "train_config", "train", "predict_fold", "interpret_fold",
           "interpret_cohort", "baselines", "evaluate", "run_config", "report", "all"}
 
+#: --config for a dry run on a metadata table of a test's own: not the demo's, so not under the demo's run name
+OWN_RUN = ("--config", "run=own_cohort")
+
 assert SNAKEMAKE.exists(), "snakemake (a dependency of the package) must be installed beside python"
 
 
@@ -192,6 +195,137 @@ def test_a_run_of_its_own_without_a_cohort_is_refused_rather_than_run_on_the_dem
         out[-2000:]
 
 
+def test_a_cohort_of_its_own_under_the_demos_run_name_is_refused(tmp_path: Path):
+    """A config that names its own metadata table but no `run` would be ingested over results/demo: one line, before
+    any job, says to name the run. The demo's own files, however they are written, are the demo's."""
+    metadata = tmp_path / "metadata.csv"
+    shutil.copy(ROOT / "data" / "demo" / "metadata.csv", metadata)
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"metadata: {metadata}\nrepertoires: {ROOT / 'data/demo/repertoires'}\n")
+    for how in (("--configfile", config), ("--config", f"metadata={metadata}")):
+        result = snakemake("-n", "-F", "--nolock", *how)
+        out = result.stdout + result.stderr
+        assert result.returncode != 0 and "Job stats" not in out and "Traceback" not in out
+        assert f"config: metadata {metadata} is not the demo's, but the run is 'demo', the demo's: add `run: NAME` " \
+               "to the config (or --config run=NAME), so that results/demo/ is not overwritten" in out.splitlines(), out
+    named = snakemake("-n", "-F", "--nolock", "--configfile", config, "--config", "run=mine")
+    assert named.returncode == 0 and "results/mine/cohort.h5" in named.stdout, named.stderr[-2000:]
+    for demo in (ROOT / "data/demo/metadata.csv", "./data/demo/metadata.csv"):
+        result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={demo}", "repertoires=data/demo/repertoires/")
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple]:
+    """A working directory with a tiny cohort (cohort/metadata.csv, classes '0' and '1', none unlabelled) whose run
+    `tiny` has been ingested and has its config copy (results/tiny/config.yaml), and the snakemake arguments that
+    plan those two outputs again."""
+    from deeprc_hopfield.simulate import SimulationSettings, simulate
+
+    workdir = tmp_path_factory.mktemp("ingested")
+    simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05, motifs=["GR.DT"],
+                                seed=5), workdir / "cohort")
+    config = workdir / "config.yaml"
+    config.write_text("run: tiny\nmetadata: cohort/metadata.csv\nrepertoires: cohort/repertoires\nfolds: 2\n"
+                      "threads: {ingest: 1}\n")
+    args = ("results/tiny/cohort.h5", "results/tiny/config.yaml", "-s", ROOT / "Snakefile", "-d", workdir,
+            "--cores", "1", "--configfile", config)
+    made = snakemake(*args, cwd=workdir)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return workdir, args
+
+
+def planned_after(ingested: tuple[Path, tuple], *config: str) -> str:
+    """The output of a dry run of the ingested run's outputs with `config` given on the command line."""
+    workdir, args = ingested
+    result = snakemake(*args, "-n", "-p", "--nolock", *(("--config", *config) if config else ()), cwd=workdir)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    return out
+
+
+def test_another_spelling_of_a_path_plans_nothing_new(ingested: tuple[Path, tuple], tmp_path: Path):
+    """Snakemake compares inputs and params as text: `./cohort/metadata.csv`, `cohort/repertoires/` or the absolute
+    path must not ingest the cohort again (the config's paths are normalised before any rule sees them)."""
+    workdir, _ = ingested
+    assert "Nothing to be done" in planned_after(ingested)
+    for spelling in ("metadata=./cohort/metadata.csv", "repertoires=cohort/repertoires/",
+                     f"metadata={workdir / 'cohort' / 'metadata.csv'}",
+                     f"repertoires={workdir}/cohort/../cohort/repertoires"):
+        assert "Nothing to be done" in planned_after(ingested, spelling), spelling
+    # outside the working directory: the normalised absolute path
+    shutil.copy(workdir / "cohort" / "metadata.csv", tmp_path / "metadata.csv")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={tmp_path}/./sub/../metadata.csv",
+                       f"repertoires={workdir}/cohort/repertoires/")
+    ingest = next(line for line in result.stdout.splitlines() if "deeprc-hopfield ingest " in line)
+    assert f"--metadata {tmp_path / 'metadata.csv'} --repertoires {workdir / 'cohort' / 'repertoires'} " in ingest
+
+
+def test_a_run_folder_made_from_another_cohort_stops_the_plan(ingested: tuple[Path, tuple]):
+    """results/<run>/config.yaml records the cohort the run was made from: a config naming another table or folder
+    under the same run stops before any job, naming both paths and the ways on."""
+    workdir, args = ingested
+    other = workdir / "other.csv"
+    shutil.copy(workdir / "cohort" / "metadata.csv", other)
+    result = snakemake(*args, "-n", "--nolock", "--config", "metadata=other.csv", cwd=workdir)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Job stats" not in out and "Traceback" not in out
+    assert "results/tiny holds run 'tiny' made from metadata cohort/metadata.csv, not the config's other.csv " \
+           "(results/tiny/config.yaml): give this cohort another `run` name, or remove results/tiny (and logs/tiny) " \
+           "to make run 'tiny' again from it" in out.splitlines(), out[-2000:]
+    renamed = snakemake("-n", "--nolock", *args[2:], "--config", "metadata=other.csv", "run=other", cwd=workdir)
+    assert renamed.returncode == 0 and "results/other/cohort.h5" in renamed.stdout, renamed.stderr[-2000:]
+
+
+def test_stating_what_ingest_would_do_anyway_reruns_no_ingest(ingested: tuple[Path, tuple]):
+    """`positive_class` set to the class ingest takes as positive anyway, or `drop_unlabelled: true` on a cohort with
+    no unlabelled subject, changes no store: ingest's command stays as it was (only the config copy is written
+    again); the other class, which changes the store, reaches ingest (and evaluate)."""
+    for setting in ("positive_class=1", "positive_class=1.0", "drop_unlabelled=True"):
+        out = planned_after(ingested, setting)
+        assert set(planned_jobs(out)) == {"run_config"}, (setting, out[-2000:])
+    out = planned_after(ingested, "positive_class=0")
+    assert planned_jobs(out)["ingest"] == 1
+    assert "--positive-class 0 " in next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    stated = snakemake("-n", "-F", "-p", "--nolock", "--config", "positive_class=1")
+    assert stated.returncode == 0 and "--positive-class" not in stated.stdout, stated.stderr[-2000:]
+    other = snakemake("-n", "-F", "-p", "--nolock", "--config", "positive_class=0")
+    assert sum("--positive-class 0 " in line for line in other.stdout.splitlines()) == 2  # ingest and evaluate
+
+
+def test_command_line_words_for_true_null_and_numbers_take_the_schemas_types(tmp_path: Path):
+    """`--config` hands over `true`, `null`, `None` and `1e-3` as text (and a nested value all as text): where the
+    schema allows a boolean, null or a number and not text, they are read as such rather than refused."""
+    metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].where(t.index != 3, "Unknown")))
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}",
+                       "drop_unlabelled=true", "group_column=null", "positive_class=None", "report_title=true",
+                       "training={learning_rate: 1e-3, n_updates: '20'}", "model={beta: ~}", "folds=3.0")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "--drop-unlabelled" in next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
+    assert "--group-column" not in next(line for line in out.splitlines() if "deeprc-hopfield split " in line)
+    assert "--title true " in next(line for line in out.splitlines() if "deeprc-hopfield report " in line)
+    assert planned_jobs(out)["train"] == 3
+    refused = snakemake("-n", "-F", "--nolock", "--config", "drop_unlabelled=maybe")
+    assert refused.returncode != 0
+    assert "config $.drop_unlabelled: 'maybe' is not of type 'boolean'" in refused.stdout + refused.stderr
+
+
+def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
+    """One line at the end of a run that succeeded, when the run has a report."""
+    demo = ROOT / "data" / "demo"
+    args = ("results/demo/config.yaml", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--configfile",
+            ROOT / "configs" / "config.yaml", "--config", f"metadata={demo / 'metadata.csv'}",
+            f"repertoires={demo / 'repertoires'}")
+    first = snakemake(*args, cwd=tmp_path)
+    assert first.returncode == 0 and "report: " not in first.stderr, first.stderr[-2000:]
+    (tmp_path / "results" / "demo" / "report.html").write_text("<html></html>")
+    again = snakemake(*args, "--forcerun", "run_config", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)" in \
+        again.stderr.splitlines()
+
+
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
 # checkout that the environment's pip line would install (CI has no conda; nothing is built).
 FAKE_CONDA = """#!/bin/sh
@@ -265,7 +399,7 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
 ])
 def test_a_wrong_metadata_table_stops_the_plan_before_any_job(tmp_path: Path, edit, problem: str):
     metadata = demo_metadata_with(tmp_path, edit)
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}")
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"metadata {metadata}{problem}" in out.splitlines()  # the whole problem on one line
@@ -276,17 +410,17 @@ def test_a_class_too_small_for_the_training_parts_stops_the_plan(tmp_path: Path)
     """3 positives in 2 folds: a fold's training part holds 1, too few for training's inner cross-validation
     (the baselines' job failed on it after ingest and training); `folds: 3` keeps 2 and plans."""
     metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=["1" if i < 3 else "0" for i in range(len(t))]))
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "folds=2")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "folds=2")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out
     assert f"metadata {metadata}, column 'label': class '1' has 3 subject(s): with 2 folds a fold's training part " \
            "would hold 1 of them, fewer than the 2 that the baselines' inner cross-validation needs (3 folds would " \
            "keep 2) (the config's `folds`; or `baselines: []`)" in out.splitlines(), out[-2000:]
-    assert snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "folds=3").returncode == 0
+    assert snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "folds=3").returncode == 0
 
 
 def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={tmp_path / 'nowhere.csv'}")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={tmp_path / 'nowhere.csv'}")
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"metadata {tmp_path / 'nowhere.csv'}: file not found (the config's `metadata`)" in out.splitlines()
@@ -332,6 +466,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
     args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
     first = snakemake(*args, cwd=tmp_path, timeout=240)  # every job of 2 folds, interpretation included
     assert first.returncode == 0, first.stderr[-3000:]
+    assert f"report: {tmp_path}/results/tiny/report.html (metrics: results/tiny/evaluation/metrics.tsv)" in \
+        first.stderr.splitlines()  # the Snakefile's onsuccess
 
     run = tmp_path / "results" / "tiny"
     metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
@@ -419,15 +555,15 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
 def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path):
     donors = lambda t: t.assign(donor="D" + t["label"] + "-" + (t.groupby("label").cumcount() // 2).astype(str))  # noqa: E731
     metadata = demo_metadata_with(tmp_path, donors)
-    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "group_column=donor")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}", "group_column=donor")
     assert result.returncode == 0, result.stderr
     split = next(line for line in result.stdout.splitlines() if "deeprc-hopfield split " in line)
     assert "--group-column donor " in split
     # the baselines and evaluation read that same split table
     for command in ("deeprc-hopfield baselines ", "deeprc-hopfield evaluate "):
         line = next(line for line in result.stdout.splitlines() if command in line)
-        assert "--split results/demo/split.csv " in line
-    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "group_column=patient")
+        assert "--split results/own_cohort/split.csv " in line
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "group_column=patient")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
@@ -435,21 +571,21 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert "Job stats" not in out and "Traceback" not in out
     mixed = demo_metadata_with(tmp_path, lambda t: t.assign(donor=["D0", "D0"] + [f"D{i}" for i in range(2, len(t))],
                                                             label=["0", "1"] + list(t["label"][2:])))
-    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={mixed}", "group_column=donor")
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={mixed}", "group_column=donor")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Job stats" not in out
     assert (f"metadata {mixed}, column 'donor': group 'D0' mixes the classes of the label: subjects rep000 (0), "
             "rep001 (1); a group's repertoires go to one fold, so they must share a class") in out.splitlines(), out[-2000:]
     few = demo_metadata_with(tmp_path, lambda t: t.assign(donor="D" + t["label"] + "-" + (t.groupby("label").cumcount()
                                                                                         % 2).astype(str)))
-    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={few}", "group_column=donor", "folds=5")
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={few}", "group_column=donor", "folds=5")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert any(line.endswith("group(s) of 'donor', fewer than the config's `folds` (5); set `folds` lower")
                for line in out.splitlines()), out[-2000:]
     assert "Job stats" not in out and "Traceback" not in out
     gap = demo_metadata_with(tmp_path, lambda t: donors(t).assign(donor=lambda d: d["donor"].where(d.index != 6, "NA")))
-    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={gap}", "group_column=donor")
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={gap}", "group_column=donor")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Job stats" not in out
     assert f"metadata {gap}, line 8, column 'donor': no group for subject 'rep006'" in out.splitlines(), out[-2000:]
@@ -492,10 +628,10 @@ def test_semicolon_metadata_and_braces_in_file_names_plan_as_ingest_reads_them(t
     table.loc[0, "filename"] = f"{{1}}{table['filename'][0]}"
     metadata = tmp_path / "metadata.csv"
     table.to_csv(metadata, index=False, sep=";")
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", f"repertoires={folder}")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", f"repertoires={folder}")
     assert result.returncode == 0 and "rule ingest" in result.stdout, result.stdout + result.stderr
     braced = folder.rename(tmp_path / "batch{2}")  # a folder's own braces cannot be an input: one line, at plan
-    refused = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", f"repertoires={braced}")
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", f"repertoires={braced}")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "WildcardError" not in out and "Traceback" not in out
     assert f"repertoires {braced}: Snakemake reads braces in a path as a wildcard" in out, out[-2000:]
@@ -539,7 +675,8 @@ def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
-    assert f"--metadata '{cohort / 'metadata.csv'}'" in ingest and "--label-column 'CMV status'" in ingest
+    # (inside the working directory, the path is written relative to it: one spelling of each path)
+    assert "--metadata 'my cohort/metadata.csv'" in ingest and "--label-column 'CMV status'" in ingest
     assert "--species mouse" in ingest
     trains = [line for line in out.splitlines() if "deeprc-hopfield train " in line]
     assert len(trains) == 5 and all("--label-column 'CMV status'" in line for line in trains)
@@ -562,7 +699,7 @@ def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
                        "--configfile", config, cwd=tmp_path, timeout=240)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken}" in out, out[-3000:]
+    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken.relative_to(tmp_path)}" in out, out[-3000:]
     assert "unrecognised repertoire format" in out
     assert not (tmp_path / "results" / "bad" / "cohort.h5").exists()
 
@@ -571,13 +708,13 @@ def test_positive_class_reaches_ingest_and_evaluate_and_a_guessed_one_is_noted(t
     """`positive_class` decides what the model looks for: ingest codes the classes by it and evaluate scores by it;
     one that is no class stops the plan; without it, an order that the names do not say is noted at the plan."""
     metadata = demo_metadata_with(tmp_path, lambda t: t.assign(label=t["label"].map({"0": "mild", "1": "severe"})))
-    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
     assert f"note: metadata {metadata}, label 'label': neither name says which is negative, so the alphabet makes " \
            "the positive class: negative 'mild', positive 'severe'; if the positive class is 'mild', say so with " \
            "--positive-class (the workflow: positive_class)" in out.splitlines()
-    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "positive_class=mild")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}", "positive_class=mild")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
     assert "note: metadata" not in out
@@ -585,7 +722,7 @@ def test_positive_class_reaches_ingest_and_evaluate_and_a_guessed_one_is_noted(t
                 "deeprc-hopfield evaluate " in line]
     assert len(commands) == 2 and all("--positive-class mild" in line for line in commands)
     assert "--label-name label " in next(line for line in commands if "evaluate" in line)  # beside the class
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}", "positive_class=Mild")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "positive_class=Mild")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out
     assert "config positive_class: 'Mild' is not a class of the label 'label' (mild, severe)" in out, out[-2000:]
@@ -597,13 +734,13 @@ def test_subjects_without_a_label_stop_the_plan_unless_drop_unlabelled(tmp_path:
     unknown = lambda t: t.assign(label=t["label"].where(t.index != 3, "Unknown"),  # noqa: E731
                                  filename=t["filename"].where(t.index != 3, "gone.tsv"))
     metadata = demo_metadata_with(tmp_path, unknown)
-    result = snakemake("-n", "-F", "--nolock", "--config", f"metadata={metadata}")
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in out
     assert f"metadata {metadata}, line 5, column 'label': missing label value ('Unknown' is read as missing); 1 " \
            "row(s) have none: give each a value, or set `drop_unlabelled: true` in the config to leave them out (and " \
            "classify them with `deeprc-hopfield predict` after training)" in out.splitlines(), out[-2000:]
-    result = snakemake("-n", "-F", "-p", "--nolock", "--config", f"metadata={metadata}", "drop_unlabelled=True")
+    result = snakemake("-n", "-F", "-p", "--nolock", *OWN_RUN, f"metadata={metadata}", "drop_unlabelled=True")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-2000:]
     assert f"note: metadata {metadata}: 1 of 100 subjects have no value for 'label' and are left out " \

@@ -13,12 +13,36 @@ import yaml
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
-                                      resolve_file)
+                                      resolve_file, two_class_order)
 from deeprc_hopfield.split import thin_training_part
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
 BASELINES = list(config["baselines"])
+
+
+# --- the config's paths, one spelling each ------------------------------------------------------
+def normalised_path(path):
+    """`path` written one way whatever its spelling (`data/demo/repertoires/`, `./data/demo/repertoires`, its
+    absolute path): relative to the working directory (the directory `snakemake` runs in, or its --directory)
+    where it lies inside it, else absolute. Snakemake compares a job's inputs and params as text, so another
+    spelling of one path would otherwise re-run every job from ingest on."""
+    here = os.getcwd()
+    absolute = os.path.normpath(os.path.join(here, path))
+    return os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else absolute
+
+
+def same_path(first, second):
+    """Whether two paths name one file or folder (compared as normalised absolute paths)."""
+    return os.path.normpath(os.path.abspath(first)) == os.path.normpath(os.path.abspath(second))
+
+
+for key in ("metadata", "repertoires", "new_repertoires", "new_metadata"):
+    if config[key]:
+        config[key] = normalised_path(config[key])
+if config["reference"]["file"]:  # the name of a shipped list (`vdjdb-cmv-trb`) is left as it is
+    config["reference"]["file"] = normalised_path(config["reference"]["file"])
+
 
 # The rules' conda environment (../envs/deeprc-hopfield.yaml, --software-deployment-method conda)
 # installs the package from the checkout that its pip line names through this variable: this one,
@@ -187,7 +211,8 @@ def labelled_rows(table):
 
 def repertoire_files(table):
     """The repertoire file of each row (`filename` in the config's `repertoires` folder, as `ingest` finds it), the
-    ingest job's inputs: a file changed in place makes the store again. A missing one stops the plan."""
+    ingest job's inputs: a file changed in place (a newer modification time) makes the store again. A missing one
+    stops the plan."""
     folder = config["repertoires"]
     if not os.path.isdir(folder):
         raise WorkflowError(f"repertoires {folder}: folder not found (the config's `repertoires`)")
@@ -231,6 +256,42 @@ def check_result_folders():
                                     "rename it or choose another `run`")
 
 
+def check_run_name():
+    """The demo's run name (the schema's default `run`) is for the bundled demo cohort: another cohort under it would
+    be ingested over results/demo/. A config naming its own `metadata` or `repertoires` must name its `run` too."""
+    default = SCHEMA["properties"]["run"]["default"]
+    if RUN != default:
+        return
+    bundled = {key: os.path.join(workflow.basedir, SCHEMA["properties"][key]["default"])
+               for key in ("metadata", "repertoires")}
+    own = [f"{key} {config[key]}" for key, path in bundled.items() if not same_path(config[key], path)]
+    if own:
+        raise WorkflowError(f"config: {' and '.join(own)} {'is' if len(own) == 1 else 'are'} not the demo's, but the "
+                            f"run is '{default}', the demo's: add `run: NAME` to the config (or --config run=NAME), "
+                            f"so that results/{default}/ is not overwritten")
+
+
+def check_run_cohort():
+    """A run's folder holds one cohort: where results/<run>/config.yaml (the `run_config` job's copy of the config)
+    records another metadata table or repertoires folder than the config's, stop rather than ingest this cohort over
+    that run's results (the paths compared as normalised absolute paths: another spelling of one path is the same)."""
+    folder = os.path.join("results", RUN)
+    recorded_file = os.path.join(folder, "config.yaml")  # run_config(), defined below with the other paths
+    if not os.path.isfile(recorded_file):
+        return
+    try:
+        with open(recorded_file, encoding="utf-8") as handle:
+            recorded = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # not the job's file: the job will write it again
+        return
+    for key in ("metadata", "repertoires"):
+        before = recorded.get(key) if isinstance(recorded, dict) else None
+        if isinstance(before, str) and not same_path(before, config[key]):
+            raise WorkflowError(f"{folder} holds run '{RUN}' made from {key} {before}, not the config's {config[key]} "
+                                f"({recorded_file}): give this cohort another `run` name, or remove {folder} (and "
+                                f"{os.path.join('logs', RUN)}) to make run '{RUN}' again from it")
+
+
 def check_paths_without_braces():
     """A path the config names must hold no brace: Snakemake reads `{...}` in a job's input as a wildcard (an
     error naming no setting). Braces in the names of the files in a folder are fine (the folder is the input)."""
@@ -242,13 +303,17 @@ def check_paths_without_braces():
                                 "job's input: rename it, or link it under a name without braces (ln -s)")
 
 
+check_run_name()
 check_result_folders()
+check_run_cohort()
 check_paths_without_braces()
 check_config_sections()
 POSITIVE_CLASS = positive_class_spelled()
-METADATA = read_metadata_table(config["metadata"])
-check_metadata(METADATA)
-METADATA = labelled_rows(METADATA)
+TABLE = read_metadata_table(config["metadata"])
+check_metadata(TABLE)
+METADATA = labelled_rows(TABLE)
+UNLABELLED = len(TABLE) - len(METADATA)  # the subjects that drop_unlabelled leaves out
+CLASSES = two_class_order(sorted(set(METADATA[config["label_column"]])))  # negative, positive: ingest's own order
 check_folds(METADATA)
 REPERTOIRE_FILES = repertoire_files(METADATA)
 STARTED = time.time()
@@ -265,6 +330,12 @@ def report_job_errors():
         errors = [line for line in lines if ": error: " in line or ": interrupted; " in line]
         if errors or any(line.startswith("Traceback") for line in lines):
             print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
+
+
+def report_location():
+    """After a successful run: where the run's report is, in one line (when the run has one)."""
+    if os.path.isfile(report_html()):
+        print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
 
 
 def write_yaml(path, settings, log, what):
@@ -384,11 +455,19 @@ def new_patients(name):
 # --- options passed to the package ---------------------------------------------------------
 def evaluate_options():
     """evaluate's options: the label scored, named for metrics.tsv (the predictions files are single-label and
-    name none), and the positive class where the config sets it."""
+    name none), and the positive class where the config's changes it (positive_class_option)."""
     options = [f"--label-name {shlex.quote(config['label_column'])}"]
-    if POSITIVE_CLASS is not None:
-        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
+    if positive_class_option():
+        options.append(positive_class_option())
     return " ".join(options)
+
+
+def positive_class_option():
+    """`--positive-class C` for ingest and evaluate where the config's `positive_class` is not the class they would
+    take as positive anyway (CLASSES, by the same rule), else '': stating that class re-runs no job."""
+    if POSITIVE_CLASS is None or POSITIVE_CLASS == CLASSES[1]:
+        return ""
+    return f"--positive-class {shlex.quote(POSITIVE_CLASS)}"
 
 
 def chain_option():
@@ -403,10 +482,11 @@ def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",
                f"--min-length {qc['min_length']}", f"--max-length {qc['max_length']}"]
-    if config["drop_unlabelled"]:  # only then: an earlier run's ingest command (and store) stays current
+    # each only where it changes the store, so that an earlier run's ingest command (and store) stays current
+    if config["drop_unlabelled"] and UNLABELLED:
         options.append("--drop-unlabelled")
-    if POSITIVE_CLASS is not None:
-        options.append(f"--positive-class {shlex.quote(POSITIVE_CLASS)}")
+    if positive_class_option():
+        options.append(positive_class_option())
     if chain_option():
         options.append(chain_option())
     if config["species"] != "human":  # ingest's default: an earlier run's ingest command (and store) stays current
