@@ -563,6 +563,18 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     for command in ("deeprc-hopfield baselines ", "deeprc-hopfield evaluate "):
         line = next(line for line in result.stdout.splitlines() if command in line)
         assert "--split results/own_cohort/split.csv " in line
+    # new patients' table with the donor column: predict matches their donors to the models' training donors
+    new = tmp_path / "new"
+    new.mkdir()
+    for columns, grouped in (("subject_id,filename,donor\nP1,a.tsv,D1-0\n", True), ("subject_id,filename\nP1,a.tsv\n",
+                                                                                  False)):
+        (tmp_path / "new.csv").write_text(columns)
+        planned = snakemake("-n", "-F", "-p", "--nolock", "predict", *OWN_RUN, f"metadata={metadata}",
+                            "group_column=donor", f"new_repertoires={new}", f"new_metadata={tmp_path / 'new.csv'}")
+        assert planned.returncode == 0, planned.stderr
+        line = next(line for line in planned.stdout.splitlines() if "deeprc-hopfield predict " in line
+                    and "--repertoires" in line)
+        assert ("--group-column donor" in line) == grouped, line
     refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "group_column=patient")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
@@ -827,3 +839,24 @@ def test_the_workflow_keeps_the_packages_list_of_execution_settings():
     text = (ROOT / "workflow" / "rules" / "common.smk").read_text()
     kept = re.search(r"^TRAINING_EXECUTION_KEYS = (\(.*\))$", text, re.MULTILINE)
     assert kept and ast.literal_eval(kept[1]) == EXECUTION_SETTINGS
+
+
+def test_fold_models_of_an_earlier_run_with_more_folds_are_noted(tmp_path: Path):
+    """After `folds` was lowered, the run's folder still holds the earlier run's higher folds: the plan says so (its
+    jobs name their own folds, but a folder-wide `predict --model` would average them in)."""
+    import shutil
+
+    run = "stale_folds_check"
+    models = ROOT / "results" / run / "models"
+    try:
+        for name in ("fold1", "fold7", "fold7.checkpoint"):
+            (models / name).mkdir(parents=True)
+        metadata = demo_metadata_with(tmp_path, lambda t: t)
+        result = snakemake("-n", "-F", "--nolock", "--config", f"run={run}", f"metadata={metadata}", "folds=5")
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out[-2000:]
+        notes = [line for line in out.splitlines() if "of an earlier run with more folds" in line]
+        assert len(notes) == 1 and notes[0].startswith(f"note: results/{run}/models/fold7: fold model(s)"), notes
+    finally:
+        shutil.rmtree(ROOT / "results" / run, ignore_errors=True)
+        shutil.rmtree(ROOT / "logs" / run, ignore_errors=True)

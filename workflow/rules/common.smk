@@ -405,6 +405,21 @@ def model_dir(fold="{fold}"):
     return os.path.join(models_dir(), f"fold{fold}")
 
 
+def note_stale_folds():
+    """Fold models and outputs of an earlier run of this `run` with more folds: this run leaves them be (its jobs name
+    its own folds), but a folder-wide `predict --model results/RUN/models` would average them in."""
+    stale = sorted(path for path in glob.glob(os.path.join(models_dir(), "fold*"))
+                   if path[len(os.path.join(models_dir(), "fold")):].isdigit()
+                   and int(path[len(os.path.join(models_dir(), "fold")):]) >= config["folds"])
+    if stale:
+        print(f"note: {', '.join(stale)}: fold model(s) of an earlier run with more folds than this one's "
+              f"{config['folds']}; this run's jobs leave them out, but `deeprc-hopfield predict --model "
+              f"{models_dir()}` would average them in (it warns): remove them", file=sys.stderr)
+
+
+note_stale_folds()
+
+
 def fold_predictions(fold="{fold}"):
     """Held-out predictions of one fold's model (subject_id, probability, predicted, true_label)."""
     return result("predictions", f"fold{fold}.csv")
@@ -570,9 +585,18 @@ def new_repertoires_folder():
 
 
 def new_metadata_option():
-    """`--metadata TABLE` for the new patients when the config names their table (`new_metadata`)."""
+    """`--metadata TABLE` for the new patients when the config names their table (`new_metadata`), and `--group-column
+    C` where the run's `group_column` is a column of it too: a new sample of a training donor is then scored by the
+    fold models that held the donor out, as its training samples are."""
     table = config["new_metadata"]
-    return f"--metadata {shlex.quote(table)}" if table else ""
+    if not table:
+        return ""
+    column = config["group_column"]
+    try:  # a table predict cannot read is its to refuse, naming it
+        grouped = bool(column) and column in read_table(Path(table), used=["subject_id", "filename"])[0].columns.str.strip()
+    except (DeepRCError, pd.errors.EmptyDataError, OSError):
+        grouped = False
+    return f"--metadata {shlex.quote(table)}" + (f" --group-column {shlex.quote(column)}" if grouped else "")
 
 
 if config["new_metadata"] and not os.path.isfile(config["new_metadata"]):  # one line at plan time
