@@ -336,7 +336,8 @@ def test_a_column_named_twice_is_refused(cohort, header):
 def _plan(metadata: Path) -> subprocess.CompletedProcess:
     """A dry run of the workflow on the demo's repertoires with `metadata` (the plan checks the table)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(BIN / "snakemake"), "-n", "-F", "--nolock", "--config", f"metadata={metadata}"],
+    return subprocess.run([str(BIN / "snakemake"), "-n", "-F", "--nolock", "--config", "run=own_cohort",
+                           f"metadata={metadata}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
