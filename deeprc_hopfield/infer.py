@@ -368,12 +368,6 @@ def subject_groups(table: pd.DataFrame, column: str | None, path: str | Path) ->
     return dict(zip(table["subject_id"].astype(str)[kept], values[kept]))
 
 
-def _group_key(name: object) -> str:
-    """A group name as groups are matched: case and spaces aside (`D004` is `d004 `), as one donor written two ways
-    most likely is."""
-    return "".join(str(name).split()).casefold()
-
-
 def store_subject_ids(path: str | Path, only: set[str] | None = None) -> list[str]:
     """The subject ids :func:`subjects_from_store` yields (those in `only`, if given), in store order."""
     with RepertoireStore(path) as store:
@@ -585,8 +579,10 @@ class TrainingGuard:
     def __init__(self, models: list[SavedModel], allow: bool = False, files: dict[str, Path] | None = None,
                  groups: dict[str, str] | None = None) -> None:
         self.models, self.allow = models, allow
-        self.groups = {s: _group_key(g) for s, g in (groups or {}).items()}  # predict --group-column, as matched
-        self._trained_groups = [{_group_key(g) for g in (saved.training.get("subject_groups") or {}).values()}
+        from deeprc_hopfield.split import group_key
+
+        self.groups = {s: group_key(g) for s, g in (groups or {}).items()}  # predict --group-column, as matched
+        self._trained_groups = [{group_key(g) for g in (saved.training.get("subject_groups") or {}).values()}
                                 for saved in models]
         if groups is not None and not any(self._trained_groups):
             log.warning("--group-column: the model%s record%s no groups (trained on a split made without "

@@ -145,10 +145,15 @@ def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
     return values.to_numpy(dtype=object)
 
 
+def group_key(name: object) -> str:
+    """A group name as one donor's names are told alike: case and spaces aside (`D004` is `d004 `)."""
+    return "".join(str(name).split()).casefold()
+
+
 def _warn_groups_of_one_name(values: pd.Series, column: str) -> None:
     """Warn of group names that differ only in case or inner spaces (`D004` and `d004`): two groups to `split`, which
     may put them in two folds, though most likely one donor."""
-    canonical = values.str.casefold().str.replace(r"\s+", "", regex=True)
+    canonical = values.map(group_key)
     names = pd.DataFrame({"name": values, "canonical": canonical}).drop_duplicates()
     spelt = names.groupby("canonical")["name"].agg(sorted)
     twice = spelt[spelt.map(len) > 1]

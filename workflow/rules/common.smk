@@ -408,9 +408,8 @@ def model_dir(fold="{fold}"):
 def note_stale_folds():
     """Fold models and outputs of an earlier run of this `run` with more folds: this run leaves them be (its jobs name
     its own folds), but a folder-wide `predict --model results/RUN/models` would average them in."""
-    stale = sorted(path for path in glob.glob(os.path.join(models_dir(), "fold*"))
-                   if path[len(os.path.join(models_dir(), "fold")):].isdigit()
-                   and int(path[len(os.path.join(models_dir(), "fold")):]) >= config["folds"])
+    folds = {path: os.path.basename(path)[len("fold"):] for path in glob.glob(os.path.join(models_dir(), "fold*"))}
+    stale = sorted(path for path, k in folds.items() if k.isdigit() and int(k) >= config["folds"])
     if stale:
         print(f"note: {', '.join(stale)}: fold model(s) of an earlier run with more folds than this one's "
               f"{config['folds']}; this run's jobs leave them out, but `deeprc-hopfield predict --model "
