@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deeprc_hopfield import __version__, interrupts
 from deeprc_hopfield.errors import DeepRCError
+
+if TYPE_CHECKING:  # imported where used: `--help` stays quick
+    from deeprc_hopfield.split import Split
 
 log = logging.getLogger("deeprc_hopfield")
 
@@ -606,6 +610,10 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--subjects", nargs="+", metavar="ID", help="only these repertoires (subject ids)")
     p.add_argument("--fold", type=int, help="... with --split: only the repertoires of this fold (the held-out ones)")
     p.add_argument("--label-column", metavar="COLUMN", help="binary label to interpret (default: the model's only one)")
+    p.add_argument("--group-column", metavar="COLUMN",
+                   help="column of the store's metadata table naming each repertoire's donor (several samples a "
+                        "donor): the Fisher test of the ranking and the motif tests then count donors, not "
+                        "repertoires (default: the groups of a --split made with --group-column, else none)")
     p.add_argument("--per-repertoire", type=_positive_int, default=1000,
                    help="most-attended sequences of each repertoire that enter the ranking (default: 1000)")
     p.add_argument("--labels", choices=("auto", "store", "model"), default="auto",
@@ -650,9 +658,23 @@ def _run_interpret(args: argparse.Namespace) -> int:
     interpret(model=args.model, store=args.store, out=args.out, device=resolve_device(args.device), subjects=subjects,
               label=args.label_column, top=args.top, motif_top=args.motif_top, per_repertoire=args.per_repertoire,
               seed=args.seed, allow_training_subjects=args.allow_training_subjects, labels=args.labels,
-              force=args.force, attention_file=args.attention, **_motif_alpha(args))
+              force=args.force, attention_file=args.attention, groups=_interpreted_groups(args, split),
+              **_motif_alpha(args))
     log.info("wrote %s", args.out)
     return 0
+
+
+def _interpreted_groups(args: argparse.Namespace, split: Split | None) -> dict[str, str] | None:
+    """Each repertoire's donor for `interpret`: from --group-column (the store's metadata table), else from a
+    grouped --split's table, else None."""
+    from deeprc_hopfield.infer import subject_groups
+    from deeprc_hopfield.store import RepertoireStore
+
+    if args.group_column is not None:
+        with RepertoireStore(args.store) as store:
+            return subject_groups(store.metadata(), args.group_column, args.store)
+    groups = split.groups_of(split.subject_ids) if split is not None else None
+    return None if groups is None else dict(zip(split.subject_ids, groups))
 
 
 def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:

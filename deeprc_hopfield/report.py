@@ -26,6 +26,7 @@ from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
+from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
@@ -351,8 +352,7 @@ def known_share_note(table: pd.DataFrame, what: str) -> str:
 #: Rows of the ranked-sequence and motif tables of the interpretation section.
 TOP_RANKED, TOP_MOTIFS = 30, 10
 _RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "family", "score", "n_positive", "n_negative",
-                 "attended_positive",
-                 "attended_negative", "mean_attention_positive", "mean_attention_negative", "fisher_p",
+                 "attended_positive", "attended_negative", *DONOR_COLUMNS, "mean_attention_positive", "mean_attention_negative", "fisher_p",
                  "top_repertoire", *KNOWN_COLUMNS]
 
 
@@ -362,6 +362,18 @@ def _families_note(shown: pd.DataFrame) -> str:
         return ""
     families = shown["family"].nunique()
     return (f" The {len(shown)} rows shown are {families} families." if 0 < families < len(shown) else "")
+
+
+def _donors_note(info: dict) -> str:
+    """What counts donors in a ranking of grouped repertoires (several samples a donor), '' without groups."""
+    donors, reps = info.get("donors"), info.get("repertoires", {})
+    if not donors:
+        return ""
+    return (f"<p><b>Donors:</b> the {_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} "
+            f"negative repertoires are {_e(donors['positive'])} positive and {_e(donors['negative'])} negative donors "
+            "(the split's groups). A donor's samples are not independent, so <b>fisher_p</b>, the log odds ratio and "
+            "the motifs' tests count donors: <b>attended_donors</b> are the donors with a sample attending the "
+            "sequence above uniform. The score and the other counts add up repertoires.</p>")
 
 
 def _label_source_text(source: str) -> str:
@@ -407,7 +419,7 @@ def interpretation_section(folder: Path | None) -> str:
         "positives/repertoires); <b>family</b>: the rank of the best row of its family of near-identical sequences "
         "(CDR3 cores one substitution apart, linked in a chain, of one V family or an unknown V; "
         "<code>family_size</code> in the file)." + _families_note(shown) + " Positive and negative are "
-        f"{_e(_label_source_text(info.get('label_source', 'store')))}.</p>"
+        f"{_e(_label_source_text(info.get('label_source', 'store')))}.</p>" + _donors_note(info)
         + (f"<p><b>Not held out:</b> {len(info['scored_by_training_model'])} of these repertoires were scored by "
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
            if info.get("scored_by_training_model") else "")

@@ -32,7 +32,7 @@ from deeprc_hopfield.infer import score_subjects, subjects_from_store
 from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
                                                rank_sequences)
 from deeprc_hopfield.interpret import ranking
-from deeprc_hopfield.interpret.run import merge_rankings
+from deeprc_hopfield.interpret.run import donors_of, merge_rankings, merged_donors, pooled_by_donor
 from deeprc_hopfield.model import SequenceBags
 from deeprc_hopfield.public_clones import MODULI, with_v
 from deeprc_hopfield.report import interpretation_section
@@ -349,6 +349,14 @@ def test_find_motifs_recovers_a_gapped_motif():
     # ... and a pattern that one positive's top sequences alone carry is not even tested
     assert "GR.DT" not in set(find_motifs(foreground, random_cdr3s(5000), repertoires=samples,
                                           owners=np.r_[np.zeros(40, int), np.arange(1, 11)])["motif"])
+    # with donors (4 samples each of the first 8 positives' donors), the unit is the donor: 2 carriers, not tested
+    subjects = [f"p{k}" for k in range(10)]
+    donor_of = {s: ("A" if k < 4 else "B" if k < 8 else s) for k, s in enumerate(subjects)}
+    pooled = RepertoireSamples(pooled_by_donor(samples.positive, subjects, donor_of), samples.negative)
+    assert [len(unit) for unit in pooled.positive] == [2000, 2000, 500, 500]
+    by_donor = find_motifs(foreground, random_cdr3s(5000), repertoires=pooled,
+                           owners=np.array(donors_of([subjects[k] for k in owners], donor_of)))
+    assert "GR.DT" not in set(by_donor["motif"]) and by_donor.attrs["patterns_tested"] < found.attrs["patterns_tested"]
 
 
 def test_a_refinement_holds_its_motif():
@@ -535,3 +543,109 @@ def test_the_report_shows_ranked_sequences_with_a_positive_score_only(interprete
     assert rows == int((ranked["score"] > 0).sum()) > 0
     unscored = int((ranked["score"] <= 0).sum())
     assert (f"{unscored} of the {len(ranked)} top-ranked sequences have no positive score" in section) == (unscored > 0)
+
+
+def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test():
+    """Two positive samples of donor A attend CAAF: by repertoires 2 of 2 positives against 0 of 2 negatives, by
+    donors 1 of 1 against 0 of 2 (p 1/3, not 1/6); the score still adds both samples' evidence."""
+    table = pd.DataFrame({"junction_aa": ["CAAF", "CBBF", "CAAF", "CBBF", "CAAF", "CBBF", "CCCF", "CBBF"],
+                          "repertoire": [0, 0, 1, 1, 2, 2, 3, 3],
+                          "weight": [2.0, 0.5, 4.0, 0.5, 0.5, 2.5, 1.0, 3.0]})
+    table["v_call"], table["j_call"] = "TRBV1", "TRBJ1"
+    table["key"] = pd.util.hash_pandas_object(table[KEY_COLUMNS], index=False).to_numpy()
+    reps = pd.DataFrame({"subject_id": ["p0", "p1", "n0", "n1"], "positive": [True, True, False, False],
+                         "probability": 0.5, "n_sequences": 2, "donor": ["A", "A", "B", "C"]})
+
+    def ranked(grouped: bool) -> pd.DataFrame:
+        return rank_sequences(AttentionPass(table["key"].to_numpy(), table["repertoire"].to_numpy(np.int32),
+                                            table["weight"].to_numpy(np.float32), table.assign(duplicate_count=1.0),
+                                            reps, grouped=grouped)).set_index("junction_aa")
+
+    by_donor, by_repertoire = ranked(True), ranked(False)
+    assert set(ranking.DONOR_COLUMNS).isdisjoint(by_repertoire.columns)
+    assert by_repertoire.loc["CAAF", "fisher_p"] == pytest.approx(fisher_exact([[2, 0], [0, 2]], "greater").pvalue)
+    assert by_donor.loc["CAAF", ranking.DONOR_COLUMNS].tolist() == [1, 0]
+    assert by_donor.loc["CAAF", "fisher_p"] == pytest.approx(fisher_exact([[1, 0], [0, 2]], "greater").pvalue)
+    assert by_donor.loc["CBBF", ranking.DONOR_COLUMNS].tolist() == [0, 2]  # attended in both negative donors
+    assert by_donor.loc["CAAF", "score"] == by_repertoire.loc["CAAF", "score"] == pytest.approx(1 + 2)
+    columns = by_donor.reset_index().columns.tolist()
+    assert columns.index("attended_donors_positive") == columns.index("attended_negative") + 1
+
+
+def _grouped_split(trained: dict, path: Path, size: int) -> tuple[Path, dict[str, str]]:
+    """The easy cohort's split with a `group` column: `size` repertoires a donor, of one fold and class."""
+    split = pd.read_csv(trained["split"], dtype={"subject_id": str})
+    label = split["subject_id"].map(dict(zip(trained["meta"]["subject_id"].astype(str), trained["meta"]["label"])))
+    rank = split.groupby([split["fold"], label]).cumcount() // size
+    split["group"] = "f" + split["fold"].astype(str) + "_c" + label.astype(str) + "_d" + rank.astype(str)
+    split.to_csv(path, index=False)
+    return path, dict(zip(split["subject_id"], split["group"]))
+
+
+def test_a_grouped_split_makes_the_donor_the_unit_of_interpretation(trained, tmp_path):
+    split_path, donor_of = _grouped_split(trained, tmp_path / "grouped_split.csv", 2)
+    out = tmp_path / "grouped"
+    result = run_cli("interpret", "--model", trained["model"], "--store", trained["store"], "--split", split_path,
+                     "--fold", "0", "--out", out, "--threads", "1", "--top", "2", "--motif-alpha", "0.5")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((out / "interpretation.json").read_text())
+    held_out = info["positive_subjects"] + info["negative_subjects"]
+    assert info["donor_of"] == {s: donor_of[s] for s in held_out}
+    for side in ("positive", "negative"):
+        assert info["donors"][side] == len({donor_of[s] for s in info[f"{side}_subjects"]}) < info["repertoires"][side]
+    ranked = pd.read_csv(out / "ranked_sequences.tsv", sep="\t")
+    a, c = ranked["attended_donors_positive"], ranked["attended_donors_negative"]
+    assert (a <= ranked["attended_positive"]).all() and (c <= ranked["attended_negative"]).all() and a.max() > 0
+    top = ranked.iloc[0]
+    donors = info["donors"]
+    table = [[a[0], donors["positive"] - a[0]], [c[0], donors["negative"] - c[0]]]
+    assert top["fisher_p"] == pytest.approx(fisher_exact(table, "greater").pvalue)
+    found = pd.read_csv(out / "motifs.tsv", sep="\t")
+    assert (found["repertoires"] <= donors["positive"]).all()  # a motif's carriers counted by donor
+    section = interpretation_section(out)
+    assert "attended_donors_positive" in section and f"{donors['positive']} positive" in section
+
+    # the workflow's summary of such folds counts donors too; two folds sharing a donor fall back to repertoires
+    summary = summarise([out], trained["store"], tmp_path / "summary", top=2, motif_alpha=0.5)
+    merged = json.loads((summary / "interpretation.json").read_text())
+    assert merged["donors"] == donors
+    again = pd.read_csv(summary / "ranked_sequences.tsv", sep="\t")
+    assert np.allclose(again["fisher_p"], ranked["fisher_p"])
+    assert merged_donors([info, info], ["a", "b"]) == (None, None)  # logged: counted by repertoire
+
+
+def test_grouped_fold_rankings_merge_into_the_whole(trained, tmp_path):
+    saved = load_model(trained["model"])
+    split = pd.read_csv(trained["split"], dtype={"subject_id": str})
+    donor_of = _grouped_split(trained, tmp_path / "split.csv", 3)[1]
+
+    def ranking_of(subjects: set[str]) -> tuple[pd.DataFrame, AttentionPass]:
+        attention = collect_attention(_scored(saved, subjects_from_store(trained["store"], saved, subjects)),
+                                      "label", "1", groups=donor_of)
+        return rank_sequences(attention), attention
+
+    folds = [set(split.loc[split["fold"] == k, "subject_id"]) for k in (0, 1)]
+    (a, first), (b, second) = ranking_of(folds[0]), ranking_of(folds[1])
+    whole, both = ranking_of(folds[0] | folds[1])
+    n = [int(x.repertoires["positive"].sum()) for x in (first, second)]
+    donors = tuple(map(sum, zip(first.donors_by_side(), second.donors_by_side())))
+    assert donors == both.donors_by_side()
+    merged = merge_rankings([a, b], sum(n), len(first.repertoires) + len(second.repertoires) - sum(n),
+                            donors).set_index(KEY_COLUMNS)
+    whole = whole.set_index(KEY_COLUMNS).loc[merged.index]
+    for column in [*ranking.DONOR_COLUMNS, "fisher_p", "log_odds_ratio", "score"]:
+        assert np.allclose(merged[column], whole[column], rtol=1e-5), column
+
+
+def test_group_column_takes_the_donors_from_the_store_metadata(trained, tmp_path):
+    held_out = sorted(set(pd.read_csv(trained["split"], dtype={"subject_id": str}).query("fold == 0")["subject_id"]))
+    common = ["interpret", "--model", trained["model"], "--store", trained["store"], "--subjects", *held_out,
+              "--threads", "1", "--top", "1"]
+    wrong = run_cli(*common, "--group-column", "donor", "--out", tmp_path / "wrong")
+    assert wrong.returncode == 1 and "--group-column 'donor' is not a column" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "wrong").exists()
+    # the label as the group: every positive one donor, every negative another (what a column of donors gives)
+    result = run_cli(*common, "--group-column", "label", "--out", tmp_path / "by_label")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "by_label" / "interpretation.json").read_text())
+    assert info["donors"] == {"positive": 1, "negative": 1} and set(info["donor_of"]) == set(held_out)

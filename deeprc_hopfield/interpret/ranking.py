@@ -44,6 +44,13 @@ least as many attending positives), and `log_odds_ratio` its log odds ratio with
 cell. A private sequence cannot reach significance (one repertoire is all there is), which is why
 these describe the ranking rather than make it.
 
+**Donors.** Where the repertoires are grouped (`groups`: several samples of one donor, e.g. time points or
+tissues), a donor's samples are not independent, and a sequence one donor carries in three samples is one
+finding, not three. The test's unit is then the donor (of one side: a donor whose samples the model calls
+differently counts on each side once): `attended_donors_positive`/`attended_donors_negative` count the donors with
+a sample that attends the sequence above uniform, and `fisher_p` and `log_odds_ratio` are computed from them
+against the donors of each side. The score and the other counts stay sums over repertoires.
+
 **Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit clone key
 (`deeprc_hopfield.public_clones.clone_keys`), its V code, its repertoire and its w: 20 bytes a
 sequence (6 MB for 60 x 5,000; 4.2 GB for 700 x 300,000). Only the `per_repertoire` most-attended
@@ -56,7 +63,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -79,6 +86,8 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "attended_negative", "mean_attention_positive", "mean_attention_negative", "evidence_positive",
                   "evidence_negative", "log_odds_ratio", "fisher_p", "top_repertoire", "top_attention",
                   "top_duplicate_count", "family", "family_size"]
+#: Columns of a grouped ranking (several samples a donor), placed after attended_negative: see "Donors" above.
+DONOR_COLUMNS = ["attended_donors_positive", "attended_donors_negative"]
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
 LABEL_CHOICES = ("auto", "store", "model")
 #: Sequences looked up at a time when every occurrence of the candidate clones is found (~40 MB a block).
@@ -93,8 +102,9 @@ class AttentionPass:
     core, V, J), index into `repertoires`, relative attention w (float32). candidates: the
     most-attended sequences of each repertoire (key, v, junction_aa, v_call, j_call, repertoire,
     weight, duplicate_count). repertoires: subject_id, positive (bool), probability (the model's
-    P(positive)), n_sequences, one row per repertoire. v: int32 V code of each sequence (-1 = no V
-    call); None = all known.
+    P(positive)), n_sequences, donor (the subject's group, its own id where ungrouped), one row per
+    repertoire. v: int32 V code of each sequence (-1 = no V call); None = all known. grouped: whether
+    the repertoires came with groups (the tests then count donors).
     """
 
     key: np.ndarray
@@ -104,6 +114,18 @@ class AttentionPass:
     repertoires: pd.DataFrame
     label_source: set[str] = field(default_factory=set)
     v: np.ndarray | None = None
+    grouped: bool = False
+
+    def donor_units(self) -> np.ndarray:
+        """The test unit of each repertoire: its donor on its side (int, 0..units-1)."""
+        reps = self.repertoires
+        donor = reps["donor"] if "donor" in reps.columns else reps["subject_id"]
+        return pd.factorize(pd.MultiIndex.from_arrays([donor.astype(str), reps["positive"]]))[0]
+
+    def donors_by_side(self) -> tuple[int, int]:
+        """Donors (units) of the positive and of the negative side."""
+        unit, positive = self.donor_units(), self.repertoires["positive"].to_numpy(bool)
+        return len(np.unique(unit[positive])), len(np.unique(unit[~positive]))
 
 
 def name_keys(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +137,7 @@ def name_keys(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def collect_attention(scored: Iterable[Scored], label: str, positive_class: str, per_repertoire: int = 1000,
-                      labels: str = "auto") -> AttentionPass:
+                      labels: str = "auto", groups: Mapping[str, str] | None = None) -> AttentionPass:
     """Keep every sequence's relative attention from a pass of the model(s) over whole repertoires.
 
     Parameters
@@ -133,6 +155,9 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
         Which repertoires are positive: "auto" (the true label, i.e. the store's, when the subject
         has one, else the model's call P(positive) >= 0.5), "store" (the true label; a subject
         without one is an error, raised before its forward pass) or "model" (the model's call always).
+    groups
+        The donor of each subject (several samples a donor): the tests then count donors (see "Donors" above); a
+        subject it lacks is a donor of its own. None: every repertoire its own donor.
     """
     if labels not in LABEL_CHOICES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_CHOICES)}, not {labels!r}")
@@ -167,13 +192,14 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
         owners.append(np.full(n, index, dtype=np.int32))
         weights.append(w)
         rows.append({"subject_id": subject.subject_id, "positive": positive, "probability": probability,
-                     "n_sequences": n})
+                     "n_sequences": n, "donor": (groups or {}).get(subject.subject_id, subject.subject_id)})
         raise_if_interrupted()
     if not rows:
         raise ValueError("no repertoire to interpret")
     log.info("attention of %d sequences in %d repertoires", sum(map(len, keys)), len(rows))
     key, owner, weight, v = (_joined(parts) for parts in (keys, owners, weights, v_codes))  # one at a time
-    return AttentionPass(key, owner, weight, pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources, v)
+    return AttentionPass(key, owner, weight, pd.concat(candidates, ignore_index=True), pd.DataFrame(rows), sources, v,
+                         grouped=groups is not None)
 
 
 #: Columns of motif_foreground.tsv: the most-attended sequences of each positive repertoire.
@@ -226,12 +252,29 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
                                 "positive": reps["positive"].to_numpy()[per_repertoire["repertoire"].to_numpy()],
                                 "weight": w, "attended": w > 1, "evidence": np.log2(np.maximum(w, 1.0))})
     stats = counts_by_label(occurrences)
+    if attention.grouped:
+        stats = stats.join(donors_attending(per_repertoire, attention))
     table = best.set_index("key")[KEY_COLUMNS].join(stats)
     table["top_repertoire"] = reps["subject_id"].to_numpy()[best["repertoire"].to_numpy()]
     table["top_attention"] = best["weight"].to_numpy()
     table["top_duplicate_count"] = best["duplicate_count"].to_numpy(np.float64)  # whole numbers when written
     n_positive = int(reps["positive"].sum())
-    return finish_ranking(table.reset_index(drop=True), n_positive, len(reps) - n_positive)
+    donors = attention.donors_by_side() if attention.grouped else None
+    return finish_ranking(table.reset_index(drop=True), n_positive, len(reps) - n_positive, donors)
+
+
+def donors_attending(per_repertoire: pd.DataFrame, attention: AttentionPass) -> pd.DataFrame:
+    """Per key, the donors of each side with a repertoire attending it above uniform (:data:`DONOR_COLUMNS`);
+    `per_repertoire`: key, repertoire, weight (a clone's most attended sequence in each repertoire)."""
+    attended = per_repertoire[per_repertoire["weight"].to_numpy() > 1]
+    if attended.empty:
+        return pd.DataFrame(columns=DONOR_COLUMNS, dtype=np.int64)
+    repertoire = attended["repertoire"].to_numpy()
+    units = pd.DataFrame({"key": attended["key"].to_numpy(), "unit": attention.donor_units()[repertoire],
+                          "positive": attention.repertoires["positive"].to_numpy(bool)[repertoire]})
+    counts = units.drop_duplicates(["key", "unit"]).groupby(["key", "positive"]).size().unstack(fill_value=0)
+    return pd.DataFrame({column: counts[flag] if flag in counts.columns else 0
+                         for column, flag in zip(DONOR_COLUMNS, (True, False))}, index=counts.index)
 
 
 def _resolved(keys: np.ndarray, v: np.ndarray | None, query: np.ndarray, query_v: np.ndarray | None
@@ -297,11 +340,14 @@ def counts_by_label(occurrences: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.DataFrame:
+def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int,
+                   donors: tuple[int, int] | None = None) -> pd.DataFrame:
     """Score, means, Fisher test and order of a table of per-sequence sums by label.
 
     `table` holds the key columns, n_/attended_/attention_/evidence_ + positive/negative (sums over
     occurrences) and the top_* columns; `n_positive`/`n_negative` count the interpreted repertoires.
+    `donors`: the positive and negative donors of a grouped ranking, whose `table` then has :data:`DONOR_COLUMNS`:
+    the Fisher test counts donors (see "Donors" above).
     Returns the columns :data:`RANKED_COLUMNS`, sorted by score, then Fisher p, then mean attention
     in positives, then junction_aa (ties broken the same way every time); without positive repertoires, by the
     negatives' evidence, then their mean attention. `family` groups the first rows' near-identical sequences
@@ -310,21 +356,23 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     from scipy.stats import hypergeom
 
     out = table.copy()
-    for column in ("n", "attended"):
-        for suffix in ("positive", "negative"):
-            out[f"{column}_{suffix}"] = out[f"{column}_{suffix}"].astype(np.int64)
+    counted = [f"{column}_{suffix}" for column in ("n", "attended") for suffix in ("positive", "negative")]
+    by_donor = DONOR_COLUMNS if donors is not None else []
+    for column in counted + by_donor:
+        out[column] = out[column].fillna(0).astype(np.int64)
     out["n_repertoires"] = out["n_positive"] + out["n_negative"]
     out["score"] = out["evidence_positive"] - out["evidence_negative"]
     for suffix in ("positive", "negative"):
         n = out[f"n_{suffix}"]
         out[f"mean_attention_{suffix}"] = (out[f"attention_{suffix}"] / n).where(n > 0)
-    a, c = out["attended_positive"], out["attended_negative"]
-    b, d = n_positive - a, n_negative - c
+    units = (n_positive, n_negative) if donors is None else donors
+    a, c = (out[column] for column in (by_donor or ["attended_positive", "attended_negative"]))
+    b, d = units[0] - a, units[1] - c
     out["log_odds_ratio"] = np.log((a + 0.5) * (d + 0.5) / ((b + 0.5) * (c + 0.5)))
-    # P(X >= a), X ~ hypergeometric(all repertoires, positives, attending repertoires); computed once
+    # P(X >= a), X ~ hypergeometric(all units, positive units, attending units); computed once
     # per distinct (a, a + c), of which there are few
     pairs = pd.DataFrame({"a": a, "t": a + c}).drop_duplicates()
-    p = hypergeom.sf(pairs["a"] - 1, n_positive + n_negative, n_positive, pairs["t"])
+    p = hypergeom.sf(pairs["a"] - 1, sum(units), units[0], pairs["t"])
     lookup = pd.Series(p, index=pd.MultiIndex.from_frame(pairs))
     out["fisher_p"] = lookup.reindex(pd.MultiIndex.from_arrays([a, a + c])).to_numpy()
     if n_positive:
@@ -336,4 +384,5 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int) -> pd.
     out["rank"] = np.arange(1, len(out) + 1)
     out["family"], out["family_size"] = sequence_families(out["junction_aa"], out["v_call"])
     known = [c for c in KNOWN_COLUMNS if c in out.columns]  # a merged ranking keeps its marks
-    return out[RANKED_COLUMNS + known].reset_index(drop=True)
+    after = RANKED_COLUMNS.index("attended_negative") + 1
+    return out[RANKED_COLUMNS[:after] + by_donor + RANKED_COLUMNS[after:] + known].reset_index(drop=True)

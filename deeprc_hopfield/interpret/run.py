@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -201,14 +201,16 @@ def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samp
     foreground_of.assign(**flag).to_csv(folder / FOREGROUND_FILE, sep="\t", index=False)
     foreground = foreground_of["junction_aa"].tolist()
     background = [s for sample in samples.negative for s in sample] if samples is not None else []
-    found = motifs.find_motifs(foreground, background, repertoires=samples, owners=foreground_of["subject_id"].to_numpy(),
+    owners = donors_of(foreground_of["subject_id"].tolist(), info.get("donor_of"))
+    found = motifs.find_motifs(foreground, background, repertoires=samples, owners=np.asarray(owners, dtype=object),
                                alpha=motif_alpha) if samples is not None else motifs.no_motifs()
     tested = found.attrs["patterns_tested"]
     if samples is not None and found.empty:
-        searched = foreground_of["subject_id"].nunique()
-        info["notes"].append(no_motif_note(tested, motif_alpha) if tested else
+        unit = "donors" if info.get("donor_of") else "repertoires"
+        searched = len(set(owners))
+        info["notes"].append(no_motif_note(tested, motif_alpha, unit) if tested else
                              f"no motif searched: no pattern's carriers among the searched sequences came from "
-                             f"{found.attrs['repertoires_needed']} positive repertoires (of the {searched} searched), "
+                             f"{found.attrs['repertoires_needed']} positive {unit} (of the {searched} searched), "
                              "which a motif of the condition needs")
         log.warning("%s", info["notes"][-1])
     found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
@@ -238,7 +240,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
               subjects: set[str] | None = None, label: str | None = None, top: int = 20, motif_top: int = 20,
               per_repertoire: int = 1000, seed: int = 0, allow_training_subjects: bool = False,
               labels: str = "auto", force: bool = False, attention_file: str | Path | None = None,
-              motif_alpha: float = motifs.ALPHA) -> Path:
+              motif_alpha: float = motifs.ALPHA, groups: Mapping[str, str] | None = None) -> Path:
     """Interpret a model (or a fold ensemble) on the repertoires of a store; see the module docstring.
 
     Parameters
@@ -275,6 +277,9 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         when written by other models or lacking a repertoire).
     motif_alpha
         Family-wise error rate of the motif tests (:func:`~deeprc_hopfield.interpret.motifs.find_motifs`).
+    groups
+        The donor of each subject (`split --group-column`): the ranking's Fisher test and the motif tests then count
+        donors, not repertoires (:mod:`~deeprc_hopfield.interpret.ranking`, "Donors"). None: each repertoire its own.
     """
     out, store = Path(out), Path(store)
     if labels not in ranking.LABEL_CHOICES:
@@ -299,7 +304,7 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
         subjects_of = subjects_from_store(store, models[0], set(chosen))
         scored = (score_subjects(models, subjects_of, device, attention=True, total=len(chosen))
                   if attention_file is None else scored_from_file(attention_file, models, subjects_of))
-        attention = ranking.collect_attention(scored, name, positive_class, per_repertoire, labels)
+        attention = ranking.collect_attention(scored, name, positive_class, per_repertoire, labels, groups)
         ranked = ranking.rank_sequences(attention)
         known = known_receptors(models)
         if known is not None:  # what is known of each ranked sequence: its match to the reference's receptors
@@ -318,11 +323,13 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "memory_alone_models": sum(bool(saved.training.get("memory_alone")) for saved in models),
                 "notes": label_notes(len(positives), len(negatives), f"{name}={positive_class}")}
         info["notes"] += memory_alone_notes(info["memory_alone_models"], len(models))
+        if attention.grouped:
+            info.update(donor_info(reps, attention.donors_by_side()))
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
         _write(tmp, ranked, ranking.positives_top_attended(attention, motif_top),
-               _motif_samples(store, positives, negatives, seed), _contributions(models, ranked, top), info,
-               motif_alpha)
+               _motif_samples(store, positives, negatives, seed, info.get("donor_of")),
+               _contributions(models, ranked, top), info, motif_alpha)
     return out
 
 
@@ -342,14 +349,43 @@ def label_notes(n_positive: int, n_negative: int, positive: str) -> list[str]:
     return notes
 
 
-def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed: int) -> motifs.RepertoireSamples | None:
+def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed: int,
+                   donor_of: Mapping[str, str] | None = None) -> motifs.RepertoireSamples | None:
     """Samples of each repertoire's sequences, as many from each (:func:`repertoire_samples`): the negatives' are
     the enrichment test's background (how common a pattern is without the condition), and both sides the label
-    test's. None without both sides: no motif is searched then (:func:`label_notes` says why)."""
+    test's, whose unit is then a donor (`donor_of`: its repertoires' samples pooled) or a repertoire. None without
+    both sides: no motif is searched then (:func:`label_notes` says why)."""
     if not (positives and negatives):
         return None
-    return motifs.RepertoireSamples(repertoire_samples(store, positives, seed=seed + 1),
-                                    repertoire_samples(store, negatives, seed=seed))
+    return motifs.RepertoireSamples(
+        pooled_by_donor(repertoire_samples(store, positives, seed=seed + 1), positives, donor_of),
+        pooled_by_donor(repertoire_samples(store, negatives, seed=seed), negatives, donor_of))
+
+
+def donors_of(subjects: list[str], donor_of: Mapping[str, str] | None) -> list[str]:
+    """The donor of each subject (its own id where `donor_of` has none, or there are no groups)."""
+    return [(donor_of or {}).get(s, s) for s in subjects]
+
+
+def pooled_by_donor(samples: list[list[str]], subjects: list[str],
+                    donor_of: Mapping[str, str] | None) -> list[list[str]]:
+    """The samples of each donor's repertoires pooled into one (the label test's unit), donors in first-seen order."""
+    pooled: dict[str, list[str]] = {}
+    for donor, sample in zip(donors_of(subjects, donor_of), samples):
+        pooled.setdefault(donor, []).extend(sample)
+    return list(pooled.values())
+
+
+def donor_info(repertoires: pd.DataFrame, donors: tuple[int, int]) -> dict:
+    """interpretation.json's account of a grouped interpretation: the donors by side, each subject's donor, and a
+    note (logged) of what counts donors."""
+    by_side = [int(repertoires["positive"].sum()), int((~repertoires["positive"]).sum())]
+    note = (f"the {by_side[0]} positive and {by_side[1]} negative repertoires are {donors[0]} and {donors[1]} donors: "
+            "fisher_p, log_odds_ratio and the motif tests count donors (a donor attends a sequence when any of its "
+            "samples does); the score and the other counts add up repertoires")
+    log.info("%s", note)
+    return {"donors": {"positive": donors[0], "negative": donors[1]},
+            "donor_of": dict(zip(repertoires["subject_id"], repertoires["donor"].astype(str)))}
 
 
 def repertoire_samples(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
@@ -381,11 +417,12 @@ def memory_alone_notes(alone: int, models: int) -> list[str]:
     return [note]
 
 
-def no_motif_note(tested: int, alpha: float) -> str:
-    """Why motifs.tsv is empty although the positives' most-attended sequences were searched."""
+def no_motif_note(tested: int, alpha: float, unit: str = "repertoires") -> str:
+    """Why motifs.tsv is empty although the positives' most-attended sequences were searched (`unit`: what the
+    label test counted, repertoires or donors)."""
     return (f"no motif found: none of the {tested} patterns of the positives' most-attended sequences is enriched "
-            "among them and carried by a larger share of the positive repertoires' sequences than of the negatives' "
-            f"(one-sided Fisher and Welch tests, family-wise alpha {alpha:g}, Bonferroni; few repertoires cannot "
+            f"among them and carried by a larger share of the positive {unit}' sequences than of the negatives' "
+            f"(one-sided Fisher and Welch tests, family-wise alpha {alpha:g}, Bonferroni; few {unit} cannot "
             "reach it); what the model attends there is not a motif that tells the classes apart")
 
 
@@ -430,12 +467,15 @@ def read_interpretation(folder: str | Path) -> Interpretation:
     return Interpretation(folder, info, *tables, foreground)
 
 
-def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int) -> pd.DataFrame:
-    """One ranking from rankings of disjoint sets of repertoires: sums add, the rest is recomputed."""
+def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int,
+                   donors: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One ranking from rankings of disjoint sets of repertoires (and, with `donors`, the totals of each side's
+    donors, of disjoint donors): sums add, the rest is recomputed."""
     both = pd.concat(tables, ignore_index=True)
     for suffix in ("positive", "negative"):
         both[f"attention_{suffix}"] = both[f"mean_attention_{suffix}"].fillna(0) * both[f"n_{suffix}"]
     sums = [f"{c}_{s}" for c in ("n", "attended", "attention", "evidence") for s in ("positive", "negative")]
+    sums += ranking.DONOR_COLUMNS if donors is not None else []
     row, key = ranking.clone_rows(both)  # rows grouped by clone, as the ranking groups sequences
     both = both.iloc[row].assign(clone=key)
     merged = both.groupby("clone", sort=False)[sums].sum()
@@ -443,7 +483,27 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int)
     top_columns = [*ranking.KEY_COLUMNS, "top_repertoire", "top_attention", "top_duplicate_count",
                    *[c for c in KNOWN_COLUMNS if c in both.columns]]
     merged = merged.join(top.set_index("clone")[top_columns]).reset_index(drop=True)
-    return ranking.finish_ranking(merged, n_positive, n_negative)
+    return ranking.finish_ranking(merged, n_positive, n_negative, donors)
+
+
+def merged_donors(infos: list[dict], folders: list[str | Path]) -> tuple[tuple[int, int] | None, dict[str, str] | None]:
+    """The donors by side and each subject's donor of interpretations to merge, where every one counted donors and
+    no donor is in two of them (then their counts add up); else (None, None), and the merge counts repertoires."""
+    grouped = ["donor_of" in info for info in infos]
+    if not any(grouped):
+        return None, None
+    seen: dict[str, str] = {}
+    for info, folder in zip(infos, folders):
+        donors = set(info.get("donor_of", {}).values())
+        shared = sorted(donors & set(seen))
+        if not all(grouped) or shared:
+            why = (f"donor '{shared[0]}' is in {seen[shared[0]]} and {folder}" if shared
+                   else f"{folders[grouped.index(False)]} has no donors (interpreted without groups)")
+            log.warning("the summary's Fisher and motif tests count repertoires, not donors: %s", why)
+            return None, None
+        seen.update(dict.fromkeys(donors, str(folder)))
+    totals = tuple(sum(info["donors"][side] for info in infos) for side in ("positive", "negative"))
+    return totals, {s: d for info in infos for s, d in info["donor_of"].items()}
 
 
 def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 20,
@@ -474,8 +534,9 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
         raise InterpretError("the interpretations share repertoires; a summary needs disjoint ones (one per fold)")
     n_positive = sum(info["repertoires"]["positive"] for info in infos)
     n_negative = sum(info["repertoires"]["negative"] for info in infos)
+    donors, donor_of = merged_donors(infos, folders)
     with _output_folder(out, "interpret-summary", force) as tmp:
-        ranked = merge_rankings([r.ranked for r in read], n_positive, n_negative)
+        ranked = merge_rankings([r.ranked for r in read], n_positive, n_negative, donors)
         chosen = ranked[ranked["score"] > 0].head(top)[["rank", *ranking.KEY_COLUMNS]]
         keys = ranking.KEY_COLUMNS
         contributed = pd.concat([r.contributions.assign(source=k) for k, r in enumerate(read)], ignore_index=True)
@@ -492,6 +553,8 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
                 "memory_alone_models": sum(info.get("memory_alone_models", 0) for info in infos),
                 "notes": label_notes(n_positive, n_negative, f"{infos[0]['label']}={infos[0]['positive_class']}")}
         info["notes"] += memory_alone_notes(info["memory_alone_models"], sum(i.get("models", 1) for i in infos))
+        if donors is not None:
+            info.update({"donors": {"positive": donors[0], "negative": donors[1]}, "donor_of": donor_of})
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         positives = [s for info in infos for s in info["positive_subjects"]]
@@ -500,6 +563,6 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
             log.warning("the folds' motif searches kept %d most-attended sequences of each positive, fewer than "
                         "--motif-top %d: the summary searches those", min(searched), motif_top)
         foreground_of = pd.concat([r.foreground[r.foreground["rank"] <= motif_top] for r in read], ignore_index=True)
-        _write(tmp, ranked, foreground_of, _motif_samples(store, positives, negatives, seed),
+        _write(tmp, ranked, foreground_of, _motif_samples(store, positives, negatives, seed, donor_of),
                contributed[contributions.CONTRIBUTION_COLUMNS], info, motif_alpha)
     return out
