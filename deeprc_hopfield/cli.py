@@ -643,7 +643,8 @@ def _add_interpret_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motif-alpha", type=_probability, metavar="ALPHA",
                    help="family-wise error rate of the motif tests: a motif is listed only when it is enriched among "
                         "the positives' most-attended sequences (one-sided Fisher test) and carried by a larger share of the "
-                        "positive repertoires' sequences than of the negatives' (Welch's t-test over repertoires), each "
+                        "positive repertoires' sequences than of the negatives' (Welch's t-test over repertoires, or donors "
+                        "where the repertoires are grouped), each "
                         "at ALPHA over the patterns tested (Bonferroni; default: 0.05)")
 
 
@@ -683,8 +684,9 @@ def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:
         help="merge the interpretations of the held-out folds into one cohort summary",
         description=(
             "Merge `interpret` folders of disjoint repertoires (one per held-out fold, each by its fold's model) "
-            "into one: the rankings add up (counts and evidence are sums over repertoires; score, means and "
-            "tests are recomputed), motifs are searched again among the merged top sequences, and the "
+            "into one: the rankings add up (counts and evidence are sums over repertoires, donor counts sums "
+            "over donors where every fold counted disjoint donors; score, means and tests are recomputed), motifs are "
+            "searched again among the merged top sequences, and the "
             "contributions of the merged top sequences are those their fold computed. Same files as `interpret`."
         ),
     )

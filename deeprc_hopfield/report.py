@@ -196,7 +196,8 @@ def split_note(path: Path | None) -> str:
     groups = table["group"].nunique()
     return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
             "one fold and on one side of every inner split. The metrics and the comparisons below count "
-            f"repertoires, not groups: with {n / groups:.1f} repertoires a group on average, a group's repertoires "
+            "repertoires, not groups (the interpretation's tests count groups): with "
+            f"{n / groups:.1f} repertoires a group on average, a group's repertoires "
             "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
             "many samples weighs more than one of few.</p>")
 
@@ -352,7 +353,8 @@ def known_share_note(table: pd.DataFrame, what: str) -> str:
 #: Rows of the ranked-sequence and motif tables of the interpretation section.
 TOP_RANKED, TOP_MOTIFS = 30, 10
 _RANKED_SHOWN = ["rank", "junction_aa", "v_call", "j_call", "family", "score", "n_positive", "n_negative",
-                 "attended_positive", "attended_negative", *DONOR_COLUMNS, "mean_attention_positive", "mean_attention_negative", "fisher_p",
+                 "attended_positive", "attended_negative", *DONOR_COLUMNS,
+                 "mean_attention_positive", "mean_attention_negative", "fisher_p",
                  "top_repertoire", *KNOWN_COLUMNS]
 
 
@@ -367,11 +369,13 @@ def _families_note(shown: pd.DataFrame) -> str:
 def _donors_note(info: dict) -> str:
     """What counts donors in a ranking of grouped repertoires (several samples a donor), '' without groups."""
     donors, reps = info.get("donors"), info.get("repertoires", {})
+    if info.get("donors_not_counted"):
+        return (f"<p><b>Donors:</b> the tests count repertoires, not donors: {_e(info['donors_not_counted'])}.</p>")
     if not donors:
         return ""
     return (f"<p><b>Donors:</b> the {_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} "
             f"negative repertoires are {_e(donors['positive'])} positive and {_e(donors['negative'])} negative donors "
-            "(the split's groups). A donor's samples are not independent, so <b>fisher_p</b>, the log odds ratio and "
+            "(their groups). A donor's samples are not independent, so <b>fisher_p</b>, the log odds ratio and "
             "the motifs' tests count donors: <b>attended_donors</b> are the donors with a sample attending the "
             "sequence above uniform. The score and the other counts add up repertoires.</p>")
 
@@ -432,7 +436,8 @@ def interpretation_section(folder: Path | None) -> str:
         "<b>support</b>: those sequences carrying the motif; <b>log10_p</b>: one-sided Fisher test of that "
         "enrichment (low by construction: the sequences were picked by attention); <b>positive_fraction</b>, "
         "<b>negative_fraction</b>: the mean share of each class's repertoires' sequences carrying it; "
-        "<b>label_log10_p</b>: Welch's one-sided t-test of those shares over repertoires, the test that the motif "
+        "<b>label_log10_p</b>: Welch's one-sided t-test of those shares over repertoires (with groups: donors), "
+        "the test that the motif "
         "tells the classes apart. A motif is listed only when both p values pass "
         f"{_e(_motif_bar(info))} (Bonferroni over the patterns tested).</p>"
         + (html_table(motif_table.head(TOP_MOTIFS), "{:.4g}") if len(motif_table) else "<p>No motif found.</p>")

@@ -32,7 +32,7 @@ from deeprc_hopfield.infer import score_subjects, subjects_from_store
 from deeprc_hopfield.interpret.ranking import (KEY_COLUMNS, RANKED_COLUMNS, AttentionPass, collect_attention,
                                                rank_sequences)
 from deeprc_hopfield.interpret import ranking
-from deeprc_hopfield.interpret.run import donors_of, merge_rankings, merged_donors, pooled_by_donor
+from deeprc_hopfield.interpret.run import merge_rankings, merged_donors, pooled_by_donor, searched_foreground
 from deeprc_hopfield.model import SequenceBags
 from deeprc_hopfield.public_clones import MODULI, with_v
 from deeprc_hopfield.report import interpretation_section
@@ -355,7 +355,7 @@ def test_find_motifs_recovers_a_gapped_motif():
     pooled = RepertoireSamples(pooled_by_donor(samples.positive, subjects, donor_of), samples.negative)
     assert [len(unit) for unit in pooled.positive] == [2000, 2000, 500, 500]
     by_donor = find_motifs(foreground, random_cdr3s(5000), repertoires=pooled,
-                           owners=np.array(donors_of([subjects[k] for k in owners], donor_of)))
+                           owners=np.array(ranking.donor_names([subjects[k] for k in owners], donor_of)))
     assert "GR.DT" not in set(by_donor["motif"]) and by_donor.attrs["patterns_tested"] < found.attrs["patterns_tested"]
 
 
@@ -572,6 +572,17 @@ def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test(
     assert columns.index("attended_donors_positive") == columns.index("attended_negative") + 1
 
 
+def test_a_donor_s_sequence_in_the_top_of_several_samples_is_searched_once_for_motifs():
+    foreground = pd.DataFrame({"subject_id": ["s1", "s2", "s3", "s3", "D1"], "rank": [1, 1, 1, 2, 1],
+                               "junction_aa": ["CASGRDTF", "CASGRDTF", "CASGRDTF", "CASKKF", "CASGRDTF"],
+                               "v_call": "TRBV1", "j_call": "TRBJ1", "attention": 5.0})
+    donor_of = {"s1": "D1", "s2": "D1"}  # s3 has no group; D1 is also a subject's id, not D1's
+    searched = searched_foreground(foreground, donor_of)
+    assert searched["subject_id"].tolist() == ["s1", "s3", "s3", "D1"]  # s2 repeats its donor's sequence
+    assert searched["donor"].nunique() == 3  # D1, s3, and subject D1 (a donor of its own, not group D1)
+    assert len(searched_foreground(foreground, None)) == 5 and searched_foreground(foreground, None)["donor"].nunique() == 4
+
+
 def _grouped_split(trained: dict, path: Path, size: int) -> tuple[Path, dict[str, str]]:
     """The easy cohort's split with a `group` column: `size` repertoires a donor, of one fold and class."""
     split = pd.read_csv(trained["split"], dtype={"subject_id": str})
@@ -600,8 +611,9 @@ def test_a_grouped_split_makes_the_donor_the_unit_of_interpretation(trained, tmp
     donors = info["donors"]
     table = [[a[0], donors["positive"] - a[0]], [c[0], donors["negative"] - c[0]]]
     assert top["fisher_p"] == pytest.approx(fisher_exact(table, "greater").pvalue)
-    found = pd.read_csv(out / "motifs.tsv", sep="\t")
-    assert (found["repertoires"] <= donors["positive"]).all()  # a motif's carriers counted by donor
+    found = pd.read_csv(out / "motifs.tsv", sep="\t")  # 3 donors a side: Welch's test cannot pass over ~300 patterns
+    assert found.empty and any("positive donors' sequences" in note for note in info["notes"]), info["notes"]
+    assert any("are 3 and 3 donors" in note for note in info["notes"])
     section = interpretation_section(out)
     assert "attended_donors_positive" in section and f"{donors['positive']} positive" in section
 
@@ -611,7 +623,10 @@ def test_a_grouped_split_makes_the_donor_the_unit_of_interpretation(trained, tmp
     assert merged["donors"] == donors
     again = pd.read_csv(summary / "ranked_sequences.tsv", sep="\t")
     assert np.allclose(again["fisher_p"], ranked["fisher_p"])
-    assert merged_donors([info, info], ["a", "b"]) == (None, None)  # logged: counted by repertoire
+    assert merged_donors([info, info], ["a", "b"]) == (None, None, f"donor '{sorted(info['donor_of'].values())[0]}' "
+                                                       "is in a and b")
+    ungrouped = {k: v for k, v in info.items() if k not in ("donors", "donor_of")}
+    assert merged_donors([info, ungrouped], ["a", "b"])[2] == "b counted repertoires (interpreted without groups)"
 
 
 def test_grouped_fold_rankings_merge_into_the_whole(trained, tmp_path):

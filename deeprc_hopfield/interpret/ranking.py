@@ -88,6 +88,8 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "top_duplicate_count", "family", "family_size"]
 #: Columns of a grouped ranking (several samples a donor), placed after attended_negative: see "Donors" above.
 DONOR_COLUMNS = ["attended_donors_positive", "attended_donors_negative"]
+#: Starts the donor name of a subject without a group: a donor of its own, whose name no group can take.
+UNGROUPED = "\x00"
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
 LABEL_CHOICES = ("auto", "store", "model")
 #: Sequences looked up at a time when every occurrence of the candidate clones is found (~40 MB a block).
@@ -102,7 +104,7 @@ class AttentionPass:
     core, V, J), index into `repertoires`, relative attention w (float32). candidates: the
     most-attended sequences of each repertoire (key, v, junction_aa, v_call, j_call, repertoire,
     weight, duplicate_count). repertoires: subject_id, positive (bool), probability (the model's
-    P(positive)), n_sequences, donor (the subject's group, its own id where ungrouped), one row per
+    P(positive)), n_sequences, donor (:func:`donor_names`), one row per
     repertoire. v: int32 V code of each sequence (-1 = no V call); None = all known. grouped: whether
     the repertoires came with groups (the tests then count donors).
     """
@@ -120,7 +122,7 @@ class AttentionPass:
         """The test unit of each repertoire: its donor on its side (int, 0..units-1)."""
         reps = self.repertoires
         donor = reps["donor"] if "donor" in reps.columns else reps["subject_id"]
-        return pd.factorize(pd.MultiIndex.from_arrays([donor.astype(str), reps["positive"]]))[0]
+        return pd.factorize(pd.MultiIndex.from_arrays([donor.to_numpy(), reps["positive"].to_numpy()]))[0]
 
     def donors_by_side(self) -> tuple[int, int]:
         """Donors (units) of the positive and of the negative side."""
@@ -192,7 +194,7 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
         owners.append(np.full(n, index, dtype=np.int32))
         weights.append(w)
         rows.append({"subject_id": subject.subject_id, "positive": positive, "probability": probability,
-                     "n_sequences": n, "donor": (groups or {}).get(subject.subject_id, subject.subject_id)})
+                     "n_sequences": n, "donor": donor_names([subject.subject_id], groups)[0]})
         raise_if_interrupted()
     if not rows:
         raise ValueError("no repertoire to interpret")
@@ -204,6 +206,12 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
 
 #: Columns of motif_foreground.tsv: the most-attended sequences of each positive repertoire.
 FOREGROUND_COLUMNS = ["subject_id", "rank", *KEY_COLUMNS, "attention"]
+
+
+def donor_names(subjects: list[str], groups: Mapping[str, str] | None) -> list[str]:
+    """Each subject's donor: its group, else a donor of its own (:data:`UNGROUPED` + its id, whatever the groups)."""
+    groups = groups or {}
+    return [groups[s] if s in groups else UNGROUPED + s for s in subjects]
 
 
 def positives_top_attended(attention: AttentionPass, top: int) -> pd.DataFrame:
@@ -230,7 +238,8 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
-    """The cohort ranking (columns :data:`RANKED_COLUMNS`), most disease-associated first.
+    """The cohort ranking (columns :data:`RANKED_COLUMNS`, with :data:`DONOR_COLUMNS` where grouped), most
+    disease-associated first.
 
     Every candidate clone is scored over all its occurrences (see the module docstring).
     """
@@ -348,7 +357,7 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int,
     occurrences) and the top_* columns; `n_positive`/`n_negative` count the interpreted repertoires.
     `donors`: the positive and negative donors of a grouped ranking, whose `table` then has :data:`DONOR_COLUMNS`:
     the Fisher test counts donors (see "Donors" above).
-    Returns the columns :data:`RANKED_COLUMNS`, sorted by score, then Fisher p, then mean attention
+    Returns the columns :data:`RANKED_COLUMNS` (and :data:`DONOR_COLUMNS` with `donors`), sorted by score, then Fisher p, then mean attention
     in positives, then junction_aa (ties broken the same way every time); without positive repertoires, by the
     negatives' evidence, then their mean attention. `family` groups the first rows' near-identical sequences
     (:mod:`deeprc_hopfield.interpret.families`).

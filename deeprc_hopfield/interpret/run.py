@@ -199,19 +199,18 @@ def _write(folder: Path, ranked: pd.DataFrame, foreground_of: pd.DataFrame, samp
     ranked.assign(top_duplicate_count=count_column(ranked["top_duplicate_count"].to_numpy(np.float64)),
                   **flag).to_csv(folder / RANKED_FILE, sep="\t", index=False)
     foreground_of.assign(**flag).to_csv(folder / FOREGROUND_FILE, sep="\t", index=False)
-    foreground = foreground_of["junction_aa"].tolist()
+    searched = searched_foreground(foreground_of, info.get("donor_of"))
+    foreground = searched["junction_aa"].tolist()
     background = [s for sample in samples.negative for s in sample] if samples is not None else []
-    owners = donors_of(foreground_of["subject_id"].tolist(), info.get("donor_of"))
-    found = motifs.find_motifs(foreground, background, repertoires=samples, owners=np.asarray(owners, dtype=object),
+    found = motifs.find_motifs(foreground, background, repertoires=samples, owners=searched["donor"].to_numpy(),
                                alpha=motif_alpha) if samples is not None else motifs.no_motifs()
     tested = found.attrs["patterns_tested"]
     if samples is not None and found.empty:
-        unit = "donors" if info.get("donor_of") else "repertoires"
-        searched = len(set(owners))
+        unit = "donors" if info.get("donor_of") is not None else "repertoires"
         info["notes"].append(no_motif_note(tested, motif_alpha, unit) if tested else
                              f"no motif searched: no pattern's carriers among the searched sequences came from "
-                             f"{found.attrs['repertoires_needed']} positive {unit} (of the {searched} searched), "
-                             "which a motif of the condition needs")
+                             f"{found.attrs['repertoires_needed']} positive {unit} (of the {searched['donor'].nunique()} "
+                             "searched), which a motif of the condition needs")
         log.warning("%s", info["notes"][-1])
     found.assign(**flag).to_csv(folder / MOTIFS_FILE, sep="\t", index=False)
     for k, motif in enumerate(found["motif"].head(MOTIF_LOGOS), start=1):
@@ -323,8 +322,10 @@ def interpret(model: str | Path, store: str | Path, out: str | Path, device: tor
                 "memory_alone_models": sum(bool(saved.training.get("memory_alone")) for saved in models),
                 "notes": label_notes(len(positives), len(negatives), f"{name}={positive_class}")}
         info["notes"] += memory_alone_notes(info["memory_alone_models"], len(models))
-        if attention.grouped:
-            info.update(donor_info(reps, attention.donors_by_side()))
+        if groups is not None:
+            grouped = donor_info(reps, attention.donors_by_side(), groups)
+            info["notes"] += grouped.pop("notes")
+            info.update(grouped)
         if allow_training_subjects:
             info[TRAINING_SUBJECT_COLUMN] = [s for s in chosen if s in seen]
         _write(tmp, ranked, ranking.positives_top_attended(attention, motif_top),
@@ -362,30 +363,38 @@ def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed
         pooled_by_donor(repertoire_samples(store, negatives, seed=seed), negatives, donor_of))
 
 
-def donors_of(subjects: list[str], donor_of: Mapping[str, str] | None) -> list[str]:
-    """The donor of each subject (its own id where `donor_of` has none, or there are no groups)."""
-    return [(donor_of or {}).get(s, s) for s in subjects]
+def searched_foreground(foreground_of: pd.DataFrame, donor_of: Mapping[str, str] | None) -> pd.DataFrame:
+    """The foreground sequences the motifs are searched among, with each one's `donor`: with groups, a donor's
+    sequence in the top of several of its samples once (one finding, not one a sample)."""
+    named = foreground_of.assign(donor=ranking.donor_names(foreground_of["subject_id"].tolist(), donor_of))
+    return named if donor_of is None else named.drop_duplicates(["donor", *ranking.KEY_COLUMNS])
 
 
 def pooled_by_donor(samples: list[list[str]], subjects: list[str],
                     donor_of: Mapping[str, str] | None) -> list[list[str]]:
     """The samples of each donor's repertoires pooled into one (the label test's unit), donors in first-seen order."""
     pooled: dict[str, list[str]] = {}
-    for donor, sample in zip(donors_of(subjects, donor_of), samples):
+    for donor, sample in zip(ranking.donor_names(subjects, donor_of), samples):
         pooled.setdefault(donor, []).extend(sample)
     return list(pooled.values())
 
 
-def donor_info(repertoires: pd.DataFrame, donors: tuple[int, int]) -> dict:
-    """interpretation.json's account of a grouped interpretation: the donors by side, each subject's donor, and a
-    note (logged) of what counts donors."""
+def donor_info(repertoires: pd.DataFrame, donors: tuple[int, int], groups: Mapping[str, str]) -> dict[str, object]:
+    """interpretation.json's account of a grouped interpretation: the donors by side, each subject's donor (`groups`,
+    those of the interpreted subjects) and a note (logged) of what counts donors and of subjects without a group."""
     by_side = [int(repertoires["positive"].sum()), int((~repertoires["positive"]).sum())]
-    note = (f"the {by_side[0]} positive and {by_side[1]} negative repertoires are {donors[0]} and {donors[1]} donors: "
-            "fisher_p, log_odds_ratio and the motif tests count donors (a donor attends a sequence when any of its "
-            "samples does); the score and the other counts add up repertoires")
-    log.info("%s", note)
+    subjects = repertoires["subject_id"].tolist()
+    lacking = [s for s in subjects if s not in groups]
+    notes = [f"the {by_side[0]} positive and {by_side[1]} negative repertoires are {donors[0]} and {donors[1]} donors: "
+             "fisher_p, log_odds_ratio and the motif tests count donors (a donor attends a sequence when any of its "
+             "samples does); the score and the other counts add up repertoires"]
+    log.info("%s", notes[0])
+    if lacking:
+        notes.append(f"{len(lacking)} of the {len(subjects)} repertoires have no group ({named_list(lacking, 5)}): "
+                     "each counts as a donor of its own")
+        log.warning("%s", notes[-1])
     return {"donors": {"positive": donors[0], "negative": donors[1]},
-            "donor_of": dict(zip(repertoires["subject_id"], repertoires["donor"].astype(str)))}
+            "donor_of": {s: str(groups[s]) for s in subjects if s in groups}, "notes": notes}
 
 
 def repertoire_samples(store_path: Path, subject_ids: list[str], size: int = BACKGROUND_SIZE,
@@ -486,24 +495,34 @@ def merge_rankings(tables: list[pd.DataFrame], n_positive: int, n_negative: int,
     return ranking.finish_ranking(merged, n_positive, n_negative, donors)
 
 
-def merged_donors(infos: list[dict], folders: list[str | Path]) -> tuple[tuple[int, int] | None, dict[str, str] | None]:
+def merged_donors(infos: list[dict[str, object]], folders: list[str | Path]
+                  ) -> tuple[tuple[int, int] | None, dict[str, str] | None, str | None]:
     """The donors by side and each subject's donor of interpretations to merge, where every one counted donors and
-    no donor is in two of them (then their counts add up); else (None, None), and the merge counts repertoires."""
+    no donor is in two of them (their counts then add up); else (None, None, why), and the merge counts repertoires
+    (None, None, None where none counted donors)."""
+    why = unmergeable_donors(infos, folders)
+    if why is not None or "donor_of" not in infos[0]:
+        return None, None, why
+    totals = (sum(info["donors"]["positive"] for info in infos), sum(info["donors"]["negative"] for info in infos))
+    return totals, {s: d for info in infos for s, d in info["donor_of"].items()}, None
+
+
+def unmergeable_donors(infos: list[dict[str, object]], folders: list[str | Path]) -> str | None:
+    """Why the donor counts of interpretations cannot be added up (some counted repertoires, or a donor is in two of
+    them), None where they can (or none counted donors)."""
     grouped = ["donor_of" in info for info in infos]
     if not any(grouped):
-        return None, None
+        return None
+    if not all(grouped):
+        return f"{folders[grouped.index(False)]} counted repertoires (interpreted without groups)"
     seen: dict[str, str] = {}
     for info, folder in zip(infos, folders):
-        donors = set(info.get("donor_of", {}).values())
+        donors = set(info["donor_of"].values())
         shared = sorted(donors & set(seen))
-        if not all(grouped) or shared:
-            why = (f"donor '{shared[0]}' is in {seen[shared[0]]} and {folder}" if shared
-                   else f"{folders[grouped.index(False)]} has no donors (interpreted without groups)")
-            log.warning("the summary's Fisher and motif tests count repertoires, not donors: %s", why)
-            return None, None
+        if shared:
+            return f"donor '{shared[0]}' is in {seen[shared[0]]} and {folder}"
         seen.update(dict.fromkeys(donors, str(folder)))
-    totals = tuple(sum(info["donors"][side] for info in infos) for side in ("positive", "negative"))
-    return totals, {s: d for info in infos for s, d in info["donor_of"].items()}
+    return None
 
 
 def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top: int = 20, motif_top: int = 20,
@@ -534,7 +553,7 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
         raise InterpretError("the interpretations share repertoires; a summary needs disjoint ones (one per fold)")
     n_positive = sum(info["repertoires"]["positive"] for info in infos)
     n_negative = sum(info["repertoires"]["negative"] for info in infos)
-    donors, donor_of = merged_donors(infos, folders)
+    donors, donor_of, unmerged = merged_donors(infos, folders)
     with _output_folder(out, "interpret-summary", force) as tmp:
         ranked = merge_rankings([r.ranked for r in read], n_positive, n_negative, donors)
         chosen = ranked[ranked["score"] > 0].head(top)[["rank", *ranking.KEY_COLUMNS]]
@@ -555,6 +574,10 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
         info["notes"] += memory_alone_notes(info["memory_alone_models"], sum(i.get("models", 1) for i in infos))
         if donors is not None:
             info.update({"donors": {"positive": donors[0], "negative": donors[1]}, "donor_of": donor_of})
+        if unmerged is not None:
+            info["donors_not_counted"] = unmerged
+            info["notes"].append(f"the Fisher and motif tests count repertoires, not donors: {unmerged}")
+            log.warning("%s", info["notes"][-1])
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]
         positives = [s for info in infos for s in info["positive_subjects"]]
