@@ -449,25 +449,50 @@ def test_a_wrong_config_gets_the_schema_message_not_a_traceback(tmp_path: Path, 
     assert "Traceback" not in out and "Failed validating" not in out
 
 
-@pytest.mark.slow
-def test_full_run_on_a_tiny_cohort_then_nothing_to_do(tmp_path: Path):
-    from deeprc_hopfield.io import output_command
+#: The settings of the finished run that the slow tests share (`finished_run`); metadata and repertoires are added.
+TINY_RUN = {"run": "tiny", "folds": 2, "device": "cpu", "top_k": 3, "baselines": ["kmer", "public_clones"],
+            "training": {"n_updates": 6, "repertoires_per_update": 2, "sample_size": 100, "evaluate_every": 3,
+                         "checkpoint_every": 6},
+            "threads": {"ingest": 1, "clones": 1, "train": 1, "predict": 1, "baselines": 1}}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real run of the whole workflow (every job of 2 folds, interpretation included) on a tiny simulated cohort:
+    its working directory (the cohort outside it), settings and the snakemake run's output. Tests work on copies
+    (:func:`copy_of_run`): the run is made once."""
     from deeprc_hopfield.simulate import SimulationSettings, simulate
 
+    root = tmp_path_factory.mktemp("finished_run")
     cohort = simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05,
-                                         motifs=["GR.DT"], seed=5), tmp_path / "cohort")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(
-        f"run: tiny\nmetadata: {cohort / 'metadata.csv'}\nrepertoires: {cohort / 'repertoires'}\n"
-        "folds: 2\ndevice: cpu\ntop_k: 3\n"
-        "training: {n_updates: 6, repertoires_per_update: 2, sample_size: 100, evaluate_every: 3,"
-        " checkpoint_every: 6}\n"
-        "threads: {ingest: 1, train: 1, predict: 1, baselines: 1}\n")
-    args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
-    first = snakemake(*args, cwd=tmp_path, timeout=240)  # every job of 2 folds, interpretation included
+                                         motifs=["GR.DT"], seed=5), root / "cohort")
+    settings = {**TINY_RUN, "metadata": str(cohort / "metadata.csv"), "repertoires": str(cohort / "repertoires")}
+    workdir = root / "work"
+    workdir.mkdir()
+    config = workdir / "tiny.yaml"
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    first = snakemake("-s", ROOT / "Snakefile", "-d", workdir, "--cores", "2", "--configfile", config, cwd=workdir,
+                      timeout=240)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert f"report: {tmp_path}/results/tiny/report.html (metrics: results/tiny/evaluation/metrics.tsv)" in \
+    return {"workdir": workdir, "cohort": cohort, "settings": settings, "first": first}
+
+
+def copy_of_run(finished_run: dict, to: Path) -> Path:
+    """A copy of the finished run's working directory at `to`, modification times kept (what `cp -a` gives)."""
+    shutil.copytree(finished_run["workdir"], to, symlinks=True, dirs_exist_ok=True)
+    return to
+
+
+@pytest.mark.slow
+def test_full_run_on_a_tiny_cohort_then_nothing_to_do(finished_run: dict, tmp_path: Path):
+    from deeprc_hopfield.io import output_command
+
+    first, cohort, made_in = finished_run["first"], finished_run["cohort"], finished_run["workdir"]
+    assert f"report: {made_in}/results/tiny/report.html (metrics: results/tiny/evaluation/metrics.tsv)" in \
         first.stderr.splitlines()  # the Snakefile's onsuccess
+    copy_of_run(finished_run, tmp_path)  # the run's working directory, moved: nothing to do there either
+    config = tmp_path / "tiny.yaml"
+    args = ("-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config)
 
     run = tmp_path / "results" / "tiny"
     metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
@@ -776,19 +801,12 @@ def test_the_default_profile_runs_on_the_cores_the_machine_has(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
+def test_a_changed_setting_redoes_only_the_jobs_that_read_it(finished_run: dict, tmp_path: Path):
     """After a finished run, dry runs of one change each: the jobs Snakemake plans are those whose results
     the change can alter (settings compared whatever their order; the clones file depends on the clone
     settings alone, and not on the `baselines` list)."""
-    from deeprc_hopfield.simulate import SimulationSettings, simulate
-
-    cohort = simulate(SimulationSettings(n_repertoires=16, sequences_per_repertoire=150, witness_rate=0.05,
-                                         motifs=["GR.DT"], seed=5), tmp_path / "cohort")
-    settings = {"run": "reruns", "metadata": str(cohort / "metadata.csv"), "repertoires": str(cohort / "repertoires"),
-                "folds": 2, "device": "cpu", "top_k": 3, "baselines": ["kmer", "public_clones"],
-                "training": {"n_updates": 4, "repertoires_per_update": 2, "sample_size": 100, "evaluate_every": 2,
-                             "checkpoint_every": 4},
-                "threads": {"ingest": 1, "clones": 1, "train": 1, "predict": 1, "baselines": 1}}
+    copy_of_run(finished_run, tmp_path)
+    settings = finished_run["settings"]
 
     def planned(settings: dict, *extra: str) -> set[str]:
         config = tmp_path / "config.yaml"
@@ -805,8 +823,7 @@ def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
     def training(**changes) -> dict:
         return changed(training={**settings["training"], **changes})
 
-    assert "clones" in planned(settings)  # the real run
-    assert planned(settings, "-n") == set()
+    assert planned(settings, "-n") == set()  # the finished run, copied with its times
     reordered = {key: settings[key] for key in reversed(settings)}
     reordered["training"] = dict(reversed(settings["training"].items()))
     assert planned(reordered, "-n") == set()
@@ -823,7 +840,7 @@ def test_a_changed_setting_redoes_only_the_jobs_that_read_it(tmp_path: Path):
     assert {"ingest", "split", "clones", "train", "baselines", "predict_fold"} <= jobs, jobs
 
     # the next train job that runs uses them: they are on its command line
-    shutil.rmtree(tmp_path / "results" / "reruns" / "models" / "fold1")
+    shutil.rmtree(tmp_path / "results" / "tiny" / "models" / "fold1")
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(training(embed_chunk=1000, checkpoint_every=2)))
     dry = snakemake("-n", "-p", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "2", "--configfile", config,
