@@ -26,7 +26,7 @@ from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
-from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
+from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS, donor_names
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
@@ -264,7 +264,8 @@ def figures_section(folder: Path) -> str:
 
 
 def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None = None,
-                     top: int = TOP_SEQUENCES, positive: str | None = None) -> pd.DataFrame:
+                     top: int = TOP_SEQUENCES, positive: str | None = None,
+                     donor_of: dict[str, str] | None = None) -> pd.DataFrame:
     """The sequences found most often among the top-attended sequences of the held-out repertoires.
 
     One row per (junction_aa, v_call, j_call): the number of repertoires whose top list holds it
@@ -273,7 +274,9 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     best rank, then attention. With `positive` (a class of `classes_of`) only the positive repertoires' top lists
     are summarised (repertoires, best rank, attention and examples are theirs; `in <class>` counts every class),
     sorted by those repertoires first and the other classes' after (fewest first): every repertoire's attention
-    sums to the same whatever the call, so a control's top list is merely its best match.
+    sums to the same whatever the call, so a control's top list is merely its best match. With `donor_of` (repertoire
+    id -> donor, several samples a donor) a `donors` column counts the donors of those repertoires and sorts first:
+    a sequence in the lists of one donor's three samples is one donor's finding.
     """
     needed = {"repertoire_id", "rank", "attention", "junction_aa"}
     if not needed <= set(attended.columns):
@@ -287,9 +290,14 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
         table["class"] = table["repertoire_id"].map(classes_of).fillna("not in store")
     ranked = table[table["class"] == positive] if classes_of and positive is not None else table
     known = {c: (c, "first") for c in KNOWN_COLUMNS if c in table.columns}
+    by_donor = {} if donor_of is None else {"donors": ("donor", "nunique")}
+    if donor_of is not None:
+        ranked = ranked.assign(donor=donor_names(ranked["repertoire_id"].astype(str).tolist(), donor_of))
     out = ranked.groupby(keys, sort=False).agg(
-        repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"), max_attention=("attention", "max"),
+        **by_donor, repertoires=("repertoire_id", "nunique"), best_rank=("rank", "min"),
+        max_attention=("attention", "max"),
         examples=("repertoire_id", lambda ids: ", ".join(map(str, pd.unique(ids)[:3]))), **known)
+    first = list(by_donor)  # with donors: how many donors list it, before how many repertoires
     if classes_of:
         per_class = table.drop_duplicates([*keys, "repertoire_id"]).pivot_table(
             index=keys, columns="class", values="repertoire_id", aggfunc="count", fill_value=0)
@@ -297,14 +305,28 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
     if positive is not None:  # the positives' lists only; other classes counted beside, fewest first
         others = [c for c in out.columns if c.startswith("in ") and c != f"in {positive}"]
         out = out.assign(_others=out[others].sum(axis=1) if others else 0)
-        out = out.sort_values(["repertoires", "_others", "best_rank", "max_attention"],
-                              ascending=[False, True, True, False]).drop(columns="_others")
+        out = out.sort_values([*first, "repertoires", "_others", "best_rank", "max_attention"],
+                              ascending=[*[False] * len(first), False, True, True, False]).drop(columns="_others")
     else:
-        out = out.sort_values(["repertoires", "best_rank", "max_attention"], ascending=[False, True, False])
+        out = out.sort_values([*first, "repertoires", "best_rank", "max_attention"],
+                              ascending=[*[False] * len(first), False, True, False])
     return out.head(top).reset_index()
 
 
-def attended_section(paths: list[Path], store_path: Path, label_name: str | None) -> str:
+def split_donors(path: Path | None) -> dict[str, str] | None:
+    """Each repertoire's group of a split made with `--group-column` (None: no split, or no groups)."""
+    from deeprc_hopfield.split import Split
+
+    if path is None:
+        return None
+    split = Split.read(path)
+    groups = split.groups_of(split.subject_ids)
+    return None if groups is None else dict(zip(split.subject_ids, map(str, groups)))
+
+
+def attended_section(paths: list[Path], store_path: Path, label_name: str | None,
+                     donor_of: dict[str, str] | None = None) -> str:
+    """The sequences most often in the held-out repertoires' top-attended lists (:func:`attended_summary`)."""
     tables = [_read(p, "attended-sequence table") for p in paths]
     attended = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     classes_of, positive = None, None
@@ -318,7 +340,7 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
                 positive = f"{names[0]}={label.classes[-1]}"
     if attended.empty:
         return "<h2>Most attended sequences</h2><p>No attended sequences were given.</p>"
-    summary = attended_summary(attended, classes_of, positive=positive)
+    summary = attended_summary(attended, classes_of, positive=positive, donor_of=donor_of)
     top_k = int(attended.groupby("repertoire_id").size().max())
     private = ("<p>No sequence is in more than one of these repertoires' lists: each row is one repertoire's own "
                "most-attended sequence, ordered by rank and attention, not by recurrence (a signal of private "
@@ -333,6 +355,9 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
                  "sums to the same whatever the call); <code>repertoires</code>, <code>best_rank</code>, "
                  "<code>max_attention</code> and <code>examples</code> are of these repertoires' lists, the "
                  "<code>in</code> columns count the lists of each class that hold the sequence")
+    if donor_of is not None:
+        which += ("; <code>donors</code> counts the donors (the split's groups) of the repertoires that list it, "
+                  "and sorts first: one donor's several samples listing a sequence are one donor's finding")
     return (f"<h2>Most attended sequences</h2><p>The {len(summary)} sequences found most often among the top "
             f"{top_k} attended sequences of {which}; each repertoire scored by the model of the fold that held it "
             "out. <code>max_attention</code> is the largest attention weight (a share of the repertoire's "
@@ -529,7 +554,8 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         + memory_alone_note(models, "the attention of the sections below"),
         comparisons_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),
-        attended_section([Path(p) for p in attended], Path(store), label)
+        attended_section([Path(p) for p in attended], Path(store), label,
+                         split_donors(Path(split)) if split is not None else None)
         + (memory_alone_note(models, "this table") if attended else ""),
         interpretation_section(Path(interpretation) if interpretation is not None else None)
         + (memory_alone_note(models, "this ranking") if interpretation is not None else ""),

@@ -59,6 +59,10 @@ def test_the_report_says_what_the_split_held_and_what_groups_mean_for_the_tests(
     text = build_report(**kwargs, split=tmp_path / "grouped.csv")
     assert "<b>Split:</b> 6 repertoires of 4 groups (e.g. donors) in 2 folds" in text
     assert "with 1.5 repertoires a group on average" in text and "DeLong's p values" in text
+    # the attended section counts the donors of the lists (run["attended"]: the six repertoires' lists)
+    listed = build_report(**{**kwargs, "attended": [run["attended"]]}, split=tmp_path / "grouped.csv")
+    assert "<code>donors</code> counts the donors" in listed and "<th>donors</th>" in listed
+    assert "<th>donors</th>" not in build_report(**{**kwargs, "attended": [run["attended"]]}, split=run["split"])
 
 
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
@@ -148,6 +152,18 @@ def test_attended_summary_counts_repertoires_and_classes() -> None:
     attended.loc[attended["repertoire_id"] == "B", "attention"] = 0.95  # a control's weight is no positive's
     again = attended_summary(attended, {"A": "y=1", "B": "y=0", "C": "y=1", "D": "y=0"}, positive="y=1")
     assert again.iloc[3]["max_attention"] == pytest.approx(0.3) and again.iloc[3]["examples"] == "A"
+
+
+
+def test_attended_summary_counts_donors_first_where_samples_are_grouped() -> None:
+    """Three samples of donor D list CAF, two donors list CBF: by repertoires CAF leads, by donors CBF."""
+    attended = pd.DataFrame({"repertoire_id": ["D1", "D2", "D3", "E1", "F1"], "rank": 1, "attention": 0.5,
+                             "junction_aa": ["CAF", "CAF", "CAF", "CBF", "CBF"], "v_call": "V1", "j_call": "J1"})
+    assert attended_summary(attended)["junction_aa"].tolist() == ["CAF", "CBF"]
+    donor_of = {"D1": "D", "D2": "D", "D3": "D", "E1": "E"}  # F1 without a group: a donor of its own
+    by_donor = attended_summary(attended, donor_of=donor_of)
+    assert by_donor["junction_aa"].tolist() == ["CBF", "CAF"] and by_donor["donors"].tolist() == [2, 1]
+    assert by_donor["repertoires"].tolist() == [2, 3] and by_donor.columns[3] == "donors"
 
 
 def test_missing_inputs_are_one_line_errors(run: dict[str, Path], tmp_path: Path) -> None:
