@@ -48,8 +48,8 @@ from deeprc_hopfield.progress import logged
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, inner_cv,
-                                           min_carriers, positive_rows, row_indices)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, groups_at,
+                                           inner_cv, min_carriers, positive_rows, row_indices)
 from deeprc_hopfield.shared_clones import SharedClones, StoredClones
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
@@ -182,7 +182,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in counted] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         grouped = groups(subjects) if groups else None
-        fewest = min((min_carriers(y[rows], seed, groups=None if grouped is None else grouped[rows])
+        fewest = min((min_carriers(y[rows], seed, groups=groups_at(grouped, rows))
                       for rows in parts), default=2)
         clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None
         read = clones is not None
@@ -218,7 +218,7 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
                         store.species)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
                                    inner_folds, expected=len(rules), pgen_limit=pgen_limit,
-                                   groups=None if features.groups is None else features.groups[train])
+                                   groups=groups_at(features.groups, train))
         del pgen  # and the repertoires' keys it kept, before the scored rows' clones are read
     scored = np.arange(len(features.y)) if scored is None else row_indices(scored)
     return replace(choice, clones=next(features.clones.held_by(train, scored, [choice.rule])))
@@ -289,7 +289,7 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
             raise DeepRCError(f"the training part of fold {k} holds a single class; cannot fit a baseline", split_path)
         if "kmer" in methods:
             search = fit_kmer(features.kmers[train], y[train], seed, threads,
-                              None if features.groups is None else features.groups[train])
+                              groups_at(features.groups, train))
             prob = search.predict_proba(features.kmers[test])[:, 1]
             out["kmer"].loc[test, ["probability", "score"]] = np.column_stack([prob, prob])
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],

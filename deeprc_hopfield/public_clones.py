@@ -566,6 +566,12 @@ def grouping(groups: np.ndarray | Sequence | None) -> np.ndarray | None:
     return None if len(np.unique(codes)) == len(codes) else codes.astype(np.int64)
 
 
+def groups_at(groups: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The groups of `rows` (indices or a bool mask) of `groups`, or None where there are none: the groups a fit on
+    those rows keeps whole in its inner folds."""
+    return None if groups is None else groups[rows]
+
+
 @dataclass(frozen=True)
 class GroupedInnerFolds:
     """Inner folds that keep each group whole: scikit-learn's `StratifiedGroupKFold` bound to the groups, so that it
@@ -646,7 +652,7 @@ class FitCandidates:
         parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
         groups = None if groups is None else np.asarray(groups, dtype=object)
         fits = [rows[fit] for rows in parts  # a part too small for inner folds raises: the test refuses it anyway
-                for fit in fit_rows(y[rows], seed, folds, repeats, None if groups is None else groups[rows])]
+                for fit in fit_rows(y[rows], seed, folds, repeats, groups_at(groups, rows))]
         membership = np.zeros((len(y), len(fits)), dtype=bool)  # (repertoire, fit): in that fit's rows
         most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
         for f, train in enumerate(fits):
