@@ -312,7 +312,7 @@ def test_command_line_words_for_true_null_and_numbers_take_the_schemas_types(tmp
 
 
 def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
-    """One line at the end of a run that succeeded, when the run has a report."""
+    """One line at the end of a run that succeeded, or had nothing to do, when the run has a report."""
     demo = ROOT / "data" / "demo"
     args = ("results/demo/config.yaml", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--configfile",
             ROOT / "configs" / "config.yaml", "--config", f"metadata={demo / 'metadata.csv'}",
@@ -322,8 +322,14 @@ def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
     (tmp_path / "results" / "demo" / "report.html").write_text("<html></html>")
     again = snakemake(*args, "--forcerun", "run_config", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)" in \
-        again.stderr.splitlines()
+    said = f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
+    assert said in again.stderr.splitlines()
+    idle = snakemake(*args, cwd=tmp_path)  # nothing to do: Snakemake calls no onsuccess, the line still comes
+    assert idle.returncode == 0 and "Nothing to be done" in idle.stderr, idle.stderr[-2000:]
+    assert idle.stderr.splitlines().count(said) == 1
+    planned = snakemake(*args, "-n", cwd=tmp_path)  # a dry run (its log on stdout) says nothing of the report
+    out = planned.stdout + planned.stderr
+    assert planned.returncode == 0 and "Nothing to be done" in out and "report: " not in out, out[-2000:]
 
 
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
