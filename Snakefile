@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
-from deeprc_hopfield.io import read_yaml, typed_strings, whole_numbers
+from deeprc_hopfield.io import empty_sections, read_yaml, typed_strings, whole_numbers
 
 min_version("9.0")
 
@@ -34,6 +34,7 @@ if config.get("run", "demo") != "demo" and not {"metadata", "repertoires"} <= se
 
 SCHEMA = read_yaml(os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 config.update(typed_strings(dict(config), SCHEMA))  # --config drop_unlabelled=true: 'true' is true, 'null' None
+config.update(empty_sections(dict(config), SCHEMA))  # `training:` with nothing under it: the section's defaults
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as error:  # one line with the schema's message, not a dump of the schema
@@ -42,8 +43,12 @@ except WorkflowError as error:  # one line with the schema's message, not a dump
         raise
     known = problem.schema.get("properties", {}) if problem.validator == "additionalProperties" else {}
     typos = did_you_mean([key for key in problem.instance if key not in known], known) if known else ""
+    key = problem.path[-1] if problem.path else None
+    empty = problem.validator == "type" and problem.instance is None and isinstance(key, str)  # `folds:`, no value
+    message = (f"no value (`{key}:` with nothing after it): give it one, or leave the key out to take its default"
+               if empty else problem.message)
     raise WorkflowError(
-        f"config {problem.json_path}: {problem.message}{typos} "
+        f"config {problem.json_path}: {message}{typos} "
         "(keys, types and defaults: workflow/schemas/config.schema.yaml)"
     ) from None
 config.update(whole_numbers(dict(config), SCHEMA))  # `folds: 3.0` is 3, as the schema lets it be

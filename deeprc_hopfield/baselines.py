@@ -41,15 +41,15 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, InnerFoldsError
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.metadata import Label
 from deeprc_hopfield.progress import logged
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
 from deeprc_hopfield.clone_rules import (CloneRule, CohortClones, RuleChoice, choose_clone_rule, clone_rules,
                                          cohort_clones, pgen_for)
-from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, inner_cv,
-                                           min_carriers, positive_rows, row_indices)
+from deeprc_hopfield.public_clones import (CLONE_INNER_FOLDS, P_THRESHOLDS, PGEN_LIMIT, FitCandidates, groups_at,
+                                           inner_cv, min_carriers, most_inner_folds, positive_rows, row_indices)
 from deeprc_hopfield.shared_clones import SharedClones, StoredClones
 from deeprc_hopfield.split import Split, choose_label
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
@@ -172,8 +172,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
     clones are read if it holds them.
     """
     with RepertoireStore(store_path) as store, contextlib.ExitStack() as stack:
-        label = choose_label(store, label_column)
-        _check_binary(label, store.path)
+        label = _binary_label(store, label_column)
         file = (stack.enter_context(SharedClones.open(shared[0], store, label.name, seed, shared[1]))
                 if "public_clones" in methods and shared is not None and fits else None)  # refused before any work
         y, subjects = np.asarray(label.values, dtype=np.int64), list(store.subject_ids)
@@ -182,7 +181,7 @@ def read_features(store_path: str | Path, label_column: str | None, methods: tup
         kmers = [kmer_frequencies(rep.codes, rep.lengths) for rep in counted] if "kmer" in methods else []
         parts = fits(subjects) if fits else []
         grouped = groups(subjects) if groups else None
-        fewest = min((min_carriers(y[rows], seed, groups=None if grouped is None else grouped[rows])
+        fewest = min((min_carriers(y[rows], seed, groups=groups_at(grouped, rows))
                       for rows in parts), default=2)
         clones = file.source(np.arange(len(store)), rules or clone_rules()) if file is not None else None
         read = clones is not None
@@ -218,15 +217,18 @@ def fit_public_clone_baseline(features: CohortFeatures, train: np.ndarray, seed:
                         store.species)
         choice = choose_clone_rule(features.clones.held_by(train, train, rules), features.y[train], seed, pgen,
                                    inner_folds, expected=len(rules), pgen_limit=pgen_limit,
-                                   groups=None if features.groups is None else features.groups[train])
+                                   groups=groups_at(features.groups, train))
         del pgen  # and the repertoires' keys it kept, before the scored rows' clones are read
     scored = np.arange(len(features.y)) if scored is None else row_indices(scored)
     return replace(choice, clones=next(features.clones.held_by(train, scored, [choice.rule])))
 
 
-def _check_binary(label: Label, path: Path) -> None:
+def _binary_label(store: RepertoireStore, label_column: str | None) -> Label:
+    """The store's label that `label_column` names (see `split.choose_label`), refused unless binary."""
+    label = choose_label(store, label_column)
     if label.kind != "binary":
-        raise DeepRCError(f"the baselines need a binary label; '{label.name}' is {label.kind}", path)
+        raise DeepRCError(f"the baselines need a binary label; '{label.name}' is {label.kind}", store.path)
+    return label
 
 
 # --- k-mer logistic regression ------------------------------------------------------------------
@@ -262,34 +264,36 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     pgen filter where `use_pgen` (asked for at most `pgen_limit` clones a fit); its clones are read from the
     clones file `clones` (`deeprc-hopfield clones`) where it holds them.
 
+    A fold whose training part holds too few repertoires (or groups) of a class for the inner cross-validation is
+    refused as `fold` alone would be: with `fold`, in one line; among every fold, logged and left out, the others
+    scored (:func:`_scorable_folds`).
+
     Returns
     -------
     For each method, a table with columns `subject_id`, `fold`, `probability` (of the positive
     class), `true_label` (class name) and `score` (k-mer: the same probability; public clones:
-    the number of associated clones carried), in store order (the rows of `fold` only, where given).
+    the number of associated clones carried), in store order (the rows of the folds scored only).
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise DeepRCError(f"unknown baseline method '{unknown[0] if unknown else ''}' "
                           f"(choose from {', '.join(METHODS)})")
     split = Split.from_options(split_path, fold) if fold is not None else Split.read(split_path)
+    scored = _scorable_folds(store_path, label_column, split, fold)
     features = read_features(store_path, label_column, methods, rules=rules,
-                             fits=lambda subjects: _training_rows(split, subjects, fold), seed=seed,
+                             fits=lambda subjects: _training_rows(split, subjects, scored), seed=seed,
                              workers=threads, shared=(clones, split) if clones is not None else None,
                              groups=split.groups_of)
     folds = split.fold_of(features.subject_ids)
-    scored = np.unique(folds) if fold is None else [fold]
     y = features.y
     out = {m: pd.DataFrame({"subject_id": features.subject_ids, "fold": folds, "probability": np.nan,
                             "true_label": np.asarray(features.classes, dtype=object)[y], "score": np.nan})
            for m in methods}
     for k in scored:
         train, test = folds != k, folds == k
-        if len(np.unique(y[train])) < 2:
-            raise DeepRCError(f"the training part of fold {k} holds a single class; cannot fit a baseline", split_path)
         if "kmer" in methods:
             search = fit_kmer(features.kmers[train], y[train], seed, threads,
-                              None if features.groups is None else features.groups[train])
+                              groups_at(features.groups, train))
             prob = search.predict_proba(features.kmers[test])[:, 1]
             out["kmer"].loc[test, ["probability", "score"]] = np.column_stack([prob, prob])
             log.info("kmer, fold %d: C = %g (inner AUC %.3f)", k, search.best_params_["logisticregression__C"],
@@ -308,10 +312,33 @@ def cross_validate(store_path: str | Path, split_path: str | Path, methods: tupl
     return {m: table if kept.all() else table[kept].reset_index(drop=True) for m, table in out.items()}
 
 
-def _training_rows(split: Split, subjects: list[str], only: int | None = None) -> list[np.ndarray]:
-    """The training rows (bool masks over `subjects`) of each fold of `split` (of fold `only`, where given)."""
+def _scorable_folds(store_path: str | Path, label_column: str | None, split: Split, fold: int | None) -> list[int]:
+    """The folds to score (`fold`, else every fold of `split`) but those whose training part (the other folds) holds
+    too few repertoires, or groups, of a class for the baselines' inner cross-validation: each of those is logged
+    and left out, as its own job (`--fold`) refuses it, so that one thin fold does not stop the others; where none
+    is left, the first one's refusal is raised (one line). Read before the cohort, which a refused fold never needs."""
+    with RepertoireStore(store_path) as store:
+        y, subjects = np.asarray(_binary_label(store, label_column).values, dtype=np.int64), list(store.subject_ids)
+    of_fold, groups = split.fold_of(subjects), split.groups_of(subjects)
+    asked, refused = split.folds if fold is None else [fold], {}
+    for k in asked:
+        try:
+            most_inner_folds(y[of_fold != k], groups_at(groups, of_fold != k))
+        except InnerFoldsError as exc:
+            refused[k] = InnerFoldsError(f"fold {k}, its training part (the other folds): {exc.message}", split.path)
+    scorable = [k for k in asked if k not in refused]
+    if not scorable:
+        raise next(iter(refused.values()))
+    for k, exc in refused.items():
+        log.warning("%s; not scored: its %d repertoires are left out of the predictions", exc,
+                    int(np.sum(of_fold == k)))
+    return scorable
+
+
+def _training_rows(split: Split, subjects: list[str], folds: Sequence[int] | None = None) -> list[np.ndarray]:
+    """The training rows (bool masks over `subjects`) of each fold of `split` (of `folds`, where given)."""
     fold = split.fold_of(subjects)
-    return [fold != k for k in (np.unique(fold) if only is None else [only])]
+    return [fold != k for k in (np.unique(fold) if folds is None else folds)]
 
 
 def is_baselines_folder(folder: Path) -> bool:

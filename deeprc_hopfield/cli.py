@@ -775,7 +775,9 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
             "training folds; score = "
             "number of associated clones a repertoire carries (not divided by its size); the p-value threshold "
             "is chosen by inner cross-validation and the probability is a logistic fit of the inner "
-            "out-of-fold scores. Binary labels only."
+            "out-of-fold scores. Binary labels only. A fold whose training part holds fewer than 2 repertoires "
+            "(with a grouped split: groups) of a class for the inner cross-validation is not scored: --fold K "
+            "refuses it, a run over every fold says so and scores the others."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")

@@ -94,5 +94,9 @@ class SplitError(DeepRCError):
     """A split table that cannot be used: unreadable, a subject or fold it lacks, --split without --fold."""
 
 
+class InnerFoldsError(DeepRCError):
+    """Too few repertoires (or groups) of a class for inner cross-validation: a fit on those rows is refused."""
+
+
 class DeviceError(DeepRCError):
     """A compute device that is unknown or absent (e.g. --device cuda without a CUDA GPU)."""

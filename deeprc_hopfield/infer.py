@@ -581,7 +581,8 @@ class TrainingGuard:
         self.models, self.allow = models, allow
         from deeprc_hopfield.split import group_key
 
-        self.groups = {s: group_key(g) for s, g in (groups or {}).items()}  # predict --group-column, as matched
+        self._group_names = dict(groups or {})  # predict --group-column: each subject's group as its metadata spells it
+        self.groups = {s: group_key(g) for s, g in self._group_names.items()}  # as matched
         self._trained_groups = [{group_key(g) for g in (saved.training.get("subject_groups") or {}).values()}
                                 for saved in models]
         if groups is not None and not any(self._trained_groups):
@@ -623,7 +624,7 @@ class TrainingGuard:
             return f"{subject_id} (a copy of training subject {copy_of}'s file)"
         group = self.groups.get(subject_id)
         if group is not None and any(group in groups for groups in self._trained_groups):
-            return f"{subject_id} (of a training group: {group})"
+            return f"{subject_id} (of a training group: {self._group_names[subject_id]})"
         return subject_id
 
     def planned(self, subject_ids: list[str], digests: dict[str, str] | None = None) -> dict[str, list[SavedModel]]:

@@ -359,6 +359,17 @@ def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> objec
         raise error(f"cannot read the file: {exc.strerror}", path) from None
 
 
+def empty_sections(values: object, schema: dict) -> object:
+    """`values` with each section that YAML read as null (`training:` with nothing under it, its settings all commented
+    out) made an empty mapping where `schema` asks for a mapping (and allows no null), so that it takes its defaults:
+    a section lists the settings it changes, and one that lists none changes none (as `train --config` reads it)."""
+    if not isinstance(values, dict):
+        return values
+    properties = schema.get("properties", {})
+    return {key: {} if value is None and properties.get(key, {}).get("type") == "object"
+            else empty_sections(value, properties.get(key, {})) for key, value in values.items()}
+
+
 def whole_numbers(values: object, schema: dict) -> object:
     """`values` with every whole float that `schema` types an integer made an int (`folds: 3.0` is 3): a JSON
     schema's "integer" admits 3.0, which Python's `range` and the command lines' int options refuse."""

@@ -52,7 +52,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from deeprc_hopfield.cdr3 import ANCHOR, core_bounds
-from deeprc_hopfield.errors import DeepRCError
+from deeprc_hopfield.errors import DeepRCError, InnerFoldsError
 from deeprc_hopfield.genes import gene_family
 from deeprc_hopfield.threads import each_locked
 
@@ -539,22 +539,32 @@ def inner_cv(y: np.ndarray, seed: int, folds: int = INNER_FOLDS,
     folds where the smallest class has fewer than `folds` repertoires. With `groups` (one per repertoire, e.g. its
     donor), each group's repertoires fall in one inner fold (fewer folds where a class has fewer groups); groups of
     one repertoire each split as without them."""
+    most = min(folds, most_inner_folds(y, groups))
+    codes = grouping(groups)
+    if codes is None:
+        return StratifiedKFold(n_splits=most, shuffle=True, random_state=seed)
+    return GroupedInnerFolds(StratifiedGroupKFold(n_splits=most, shuffle=True, random_state=seed), codes)
+
+
+def most_inner_folds(y: np.ndarray, groups: np.ndarray | None = None) -> int:
+    """The most stratified inner folds that repertoires of class codes `y` allow: the fewest repertoires of a class,
+    or with `groups` (each kept whole) the fewest groups of a class. Raises :class:`InnerFoldsError` below 2, so that
+    a caller can tell a refused fit from another error (the baselines then leave that outer fold out)."""
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2:
-        raise DeepRCError(f"fewer than 2 repertoires of a class ({counts[0]} and {counts[1]} among these {len(y)}): "
-                          "too few for inner cross-validation; train on more repertoires (with --split, fewer "
-                          "folds hold fewer out)")
-    groups = grouping(groups)
-    if groups is None:
-        return StratifiedKFold(n_splits=min(folds, int(counts.min())), shuffle=True, random_state=seed)
-    per_class = pd.DataFrame({"y": y, "group": groups}).groupby("y")["group"].nunique()
+        raise InnerFoldsError(f"fewer than 2 repertoires of a class ({counts[0]} and {counts[1]} among these "
+                              f"{len(y)}): too few for inner cross-validation; train on more repertoires (with "
+                              "--split, fewer folds hold fewer out)")
+    codes = grouping(groups)
+    if codes is None:
+        return int(counts.min())
+    per_class = pd.DataFrame({"y": y, "group": codes}).groupby("y")["group"].nunique()
     fewest = int(per_class.reindex([0, 1], fill_value=0).min())
     if fewest < 2:
-        raise DeepRCError(f"a class of these {len(y)} repertoires is held by {fewest} group(s): too few for inner "
-                          "cross-validation that keeps each group whole; train on more groups (with --split, "
-                          "fewer folds hold fewer out)")
-    return GroupedInnerFolds(StratifiedGroupKFold(n_splits=min(folds, fewest), shuffle=True, random_state=seed),
-                             groups)
+        raise InnerFoldsError(f"a class of these {len(y)} repertoires is held by {fewest} group(s): too few for inner "
+                              "cross-validation that keeps each group whole; train on more groups (with --split, "
+                              "fewer folds hold fewer out)")
+    return fewest
 
 
 def grouping(groups: np.ndarray | Sequence | None) -> np.ndarray | None:
@@ -564,6 +574,12 @@ def grouping(groups: np.ndarray | Sequence | None) -> np.ndarray | None:
         return None
     codes = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))[0]
     return None if len(np.unique(codes)) == len(codes) else codes.astype(np.int64)
+
+
+def groups_at(groups: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """The groups of `rows` (indices or a bool mask) of `groups`, or None where there are none: the groups a fit on
+    those rows keeps whole in its inner folds."""
+    return None if groups is None else groups[rows]
 
 
 @dataclass(frozen=True)
@@ -646,7 +662,7 @@ class FitCandidates:
         parts = [np.arange(len(y))] if within is None else [row_indices(rows) for rows in within]
         groups = None if groups is None else np.asarray(groups, dtype=object)
         fits = [rows[fit] for rows in parts  # a part too small for inner folds raises: the test refuses it anyway
-                for fit in fit_rows(y[rows], seed, folds, repeats, None if groups is None else groups[rows])]
+                for fit in fit_rows(y[rows], seed, folds, repeats, groups_at(groups, rows))]
         membership = np.zeros((len(y), len(fits)), dtype=bool)  # (repertoire, fit): in that fit's rows
         most = np.full((len(y) + 1, len(fits)), len(y) + 1, dtype=np.int64)  # (carriers, fit); more: none
         for f, train in enumerate(fits):

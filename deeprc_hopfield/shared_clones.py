@@ -34,7 +34,7 @@ from scipy import sparse
 from deeprc_hopfield.clone_rules import CloneRule, CohortClones, CollectionPart, clone_rules, each_part_clones
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.io import atomic_file, hdf5_attribute
-from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows, row_indices
+from deeprc_hopfield.public_clones import FitCandidates, groups_at, min_carriers, positive_rows, row_indices
 from deeprc_hopfield.split import Split
 from deeprc_hopfield.store import RepertoireStore, StoreRepertoires
 
@@ -61,11 +61,11 @@ class PartSpec:
         """The :class:`clone_rules.CollectionPart` of these rows, for the fits of `seed` on labels `labels`
         (every repertoire's), whose inner folds keep each of `groups` (every repertoire's, where given) whole."""
         y = labels[self.rows]
-        own = None if groups is None else groups[self.rows]
+        own = groups_at(groups, self.rows)
         if self.within is None:
             return CollectionPart(self.rows, min_carriers(y, seed, groups=own), positive_rows(y),
                                   FitCandidates(y, seed, groups=own))
-        fewest = min((min_carriers(labels[rows], seed, groups=None if groups is None else groups[rows])
+        fewest = min((min_carriers(labels[rows], seed, groups=groups_at(groups, rows))
                       for rows in self.within), default=2)
         within = [np.searchsorted(self.rows, rows) for rows in self.within]
         return CollectionPart(self.rows, fewest, positive_rows(y), FitCandidates(y, seed, within=within, groups=own))
@@ -101,8 +101,7 @@ def fold_parts(split: Split, subject_ids: Sequence[str], strata: np.ndarray, val
     groups = split.groups_of(subject_ids)  # a grouped split's groups stay whole in training's inner split too
     for k, rows in zip(split.folds, outer):
         if training:
-            fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed,
-                                            None if groups is None else groups[rows])
+            fit, _ = inner_validation_split(rows, strata[rows], validation_fraction, seed, groups_at(groups, rows))
             parts += [PartSpec(f"fold{k}.fit", np.sort(fit)), PartSpec(f"fold{k}.training", rows)]
     return parts
 

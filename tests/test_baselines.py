@@ -218,3 +218,40 @@ def test_refuses_a_non_binary_label_and_a_subject_missing_from_the_split(cohort:
     with pytest.raises(DeepRCError, match="binary label; 'label' is numeric"):
         baselines.cross_validate(store, cohort["split"])
 
+
+
+def test_a_fold_too_thin_for_inner_folds_is_left_out_of_the_run_over_every_fold(cohort: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """A grouped split (`split --group-column`) whose one fold leaves a single donor of the positives in its training
+    part: `--fold` of that fold refuses it in one line naming the fold; the run over every fold logs that refusal,
+    scores the other fold as its own job does, and leaves the thin fold's rows out (no traceback, no fold lost)."""
+    meta = pd.read_csv(cohort["folder"] / "sim/metadata.csv", dtype=str)
+    positive = meta["label"] == "1"
+    rank = meta.groupby("label").cumcount()  # 15 of each class: positives of donors A (9), B (3), C (3)
+    meta["donor"] = np.where(positive, np.select([rank < 9, rank < 12], ["Donor A", "Donor B"], "Donor C"),
+                             "N" + (rank // 3).astype(str))
+    meta.to_csv(tmp_path / "donors.csv", index=False)
+    store = ingest(tmp_path / "donors.csv", cohort["folder"] / "sim/repertoires", tmp_path / "donors.h5",
+                   progress=False)
+    split = tmp_path / "split.csv"
+    assert deeprc_cli("split", "--store", store, "--out", split, "--folds", 2, "--group-column", "donor"
+                      ).returncode == 0
+    table = pd.read_csv(split).merge(meta[["subject_id", "label"]])
+    donors = {k: table[(table["fold"] != k) & (table["label"] == "1")]["group"].nunique() for k in (0, 1)}
+    thin, scored = min(donors, key=donors.get), max(donors, key=donors.get)
+    assert donors[thin] == 1 < donors[scored]  # donor A alone trains one fold: too few for grouped inner folds
+    command = ["baselines", "--store", store, "--split", split, "--clone-pgen", "off"]
+    refused = deeprc_cli(*command, "--fold", thin, "--out", tmp_path / "thin")
+    said = f"fold {thin}, its training part (the other folds): a class of these"
+    assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert not (tmp_path / "thin").exists()
+    alone = deeprc_cli(*command, "--fold", scored, "--out", tmp_path / "alone")
+    every = deeprc_cli(*command, "--out", tmp_path / "every")
+    assert alone.returncode == 0 and every.returncode == 0, every.stderr
+    warned = [line for line in every.stderr.splitlines() if said in line]
+    held_out = int((table["fold"] == thin).sum())
+    assert len(warned) == 1 and f"not scored: its {held_out} repertoires are left out" in warned[0], every.stderr
+    for method in baselines.METHODS:
+        whole = pd.read_csv(tmp_path / "every" / f"{method}_predictions.csv")
+        assert set(whole["fold"]) == {scored} and whole["probability"].between(0, 1).all()
+        pd.testing.assert_frame_equal(whole, pd.read_csv(tmp_path / "alone" / f"{method}_predictions.csv"))

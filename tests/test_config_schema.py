@@ -299,3 +299,23 @@ def test_text_where_the_schema_asks_for_a_boolean_null_or_number_takes_that_type
     for wrong in ({"drop_unlabelled": "yes"}, {"folds": "five"}, {"training": {"learning_rate": "nan"}},
                   {"positive_class": "1e-3"}, {"positive_class": 1}):  # text is a class's name: kept
         assert typed_strings(wrong, schema) == wrong
+
+
+def test_a_section_with_nothing_under_it_takes_its_defaults():
+    """`training:` with its settings all commented out is null to YAML: an empty section, which takes the schema's
+    defaults (as `train --config` reads it); a null where the schema allows one, or where it asks for a value that is
+    no section (`baselines:`), is left for the schema to judge."""
+    import jsonschema
+
+    from deeprc_hopfield.io import empty_sections
+    from deeprc_hopfield.training.config import config_from_sections
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    given = {section: None for section in ("qc", "reference", "model", "training", "interpret", "threads")}
+    given.update(group_column=None, baselines=None, folds=3)
+    filled = empty_sections(given, schema)
+    assert filled == {**{section: {} for section in given if section not in ("group_column", "baselines", "folds")},
+                      "group_column": None, "baselines": None, "folds": 3}
+    jsonschema.validate({**filled, "baselines": []}, schema)
+    assert empty_sections({"reference": {"file": None}}, schema) == {"reference": {"file": None}}  # nullable: kept
+    assert config_from_sections({"training": None}, "config.yaml")[1] == TrainingConfig()  # the package's reading

@@ -379,7 +379,8 @@ def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held
         donors, tmp_path: Path) -> None:
     """Fold models of a grouped split record their donors; `predict --group-column donor` scores a new sample of a
     donor of fold 1 (trained on by fold 0's model) with fold 1's model alone, a new donor with both, and refuses a
-    batch whose donor every model trained on, naming it (its name matched whatever its case)."""
+    batch whose donor every model trained on, naming it as the batch's metadata spells it (matched whatever its case
+    and spaces)."""
     from deeprc_hopfield.training.loop import train
 
     path, donor, _ = donors
@@ -402,11 +403,12 @@ def test_predict_scores_a_new_sample_of_a_training_donor_by_the_models_that_held
     scored = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
     assert pd.isna(scored.loc["later", "probability_sd"]) and pd.notna(scored.loc["stranger", "probability_sd"])
     assert "later by fold1" in result.stderr
-    pd.DataFrame({"subject_id": ["other"], "filename": ["other.tsv"], "donor": [of_fold2.lower()]}).to_csv(
+    spelt = f"{of_fold2[0].lower()} {of_fold2[1:]}"  # D07 as 'd 07'
+    pd.DataFrame({"subject_id": ["other"], "filename": ["other.tsv"], "donor": [spelt]}).to_csv(
         tmp_path / "both.csv", index=False)
     refused = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
                    tmp_path / "both.csv", "--group-column", "donor", "--out", tmp_path / "q.csv")
-    assert refused.returncode == 1 and f"(other (of a training group: {of_fold2.lower()}))" in refused.stderr, \
+    assert refused.returncode == 1 and f"(other (of a training group: {spelt}))" in refused.stderr, \
         refused.stderr
     missing = _cli("predict", "--model", tmp_path / "models", "--repertoires", folder, "--metadata",
                    tmp_path / "both.csv", "--group-column", "patient", "--out", tmp_path / "q.csv")

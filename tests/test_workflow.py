@@ -312,7 +312,7 @@ def test_command_line_words_for_true_null_and_numbers_take_the_schemas_types(tmp
 
 
 def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
-    """One line at the end of a run that succeeded, when the run has a report."""
+    """One line at the end of a run that succeeded, or had nothing to do, when the run has a report."""
     demo = ROOT / "data" / "demo"
     args = ("results/demo/config.yaml", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--configfile",
             ROOT / "configs" / "config.yaml", "--config", f"metadata={demo / 'metadata.csv'}",
@@ -322,8 +322,14 @@ def test_a_successful_run_says_where_the_report_is(tmp_path: Path):
     (tmp_path / "results" / "demo" / "report.html").write_text("<html></html>")
     again = snakemake(*args, "--forcerun", "run_config", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)" in \
-        again.stderr.splitlines()
+    said = f"report: {tmp_path}/results/demo/report.html (metrics: results/demo/evaluation/metrics.tsv)"
+    assert said in again.stderr.splitlines()
+    idle = snakemake(*args, cwd=tmp_path)  # nothing to do: Snakemake calls no onsuccess, the line still comes
+    assert idle.returncode == 0 and "Nothing to be done" in idle.stderr, idle.stderr[-2000:]
+    assert idle.stderr.splitlines().count(said) == 1
+    planned = snakemake(*args, "-n", cwd=tmp_path)  # a dry run (its log on stdout) says nothing of the report
+    out = planned.stdout + planned.stderr
+    assert planned.returncode == 0 and "Nothing to be done" in out and "report: " not in out, out[-2000:]
 
 
 # A stand-in for conda that answers only what Snakemake asks it during a dry run, and records the
@@ -429,6 +435,8 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
 
 @pytest.mark.parametrize("bad, message", [
     ("folds: one\n", "config $.folds: 'one' is not of type 'integer'"),
+    ("folds:\n", "config $.folds: no value (`folds:` with nothing after it): give it one, or leave the key out to take "
+     "its default (keys, types"),  # a section with nothing under it takes its defaults; an empty value is refused
     ("trainng: {n_updates: 3}\n", "Additional properties are not allowed ('trainng' was unexpected) (did you mean "
      "'training'?)"),
     ("training: {n_updates: 0}\n", "config $.training.n_updates: 0 is less than the minimum of 1"),
@@ -697,16 +705,17 @@ def test_settings_that_contradict_each_other_or_a_file_in_place_of_the_run_folde
 
 
 def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted(tmp_path: Path):
-    """--configfile alone does not inherit the demo's settings (the keys left out take the schema's defaults), and
-    a metadata path or label column with spaces reaches the jobs as one argument each; `species: mouse` reaches
-    ingest as --species mouse."""
+    """--configfile alone does not inherit the demo's settings (the keys left out take the schema's defaults, and so
+    do sections with nothing under them, as `train --config` reads them), and a metadata path or label column with
+    spaces reaches the jobs as one argument each; `species: mouse` reaches ingest as --species mouse."""
     cohort = tmp_path / "my cohort"
     cohort.mkdir()
     table = pd.read_csv(ROOT / "data" / "demo" / "metadata.csv", dtype=str).rename(columns={"label": "CMV status"})
     table.to_csv(cohort / "metadata.csv", index=False)
     config = tmp_path / "mine.yaml"
     config.write_text(f"run: mine\nmetadata: '{cohort / 'metadata.csv'}'\nrepertoires: {ROOT / 'data/demo/repertoires'}\n"
-                      "label_column: CMV status\nspecies: mouse\n")
+                      "label_column: CMV status\nspecies: mouse\n"
+                      "qc:\n  # min_length: 6\ntraining:\n  # n_updates: 3\ninterpret:\nthreads:\nmodel:\nreference:\n")
     result = snakemake("-s", ROOT / "Snakefile", "-d", tmp_path, "-n", "-p", "--nolock", "--configfile", config,
                        cwd=tmp_path)
     out = result.stdout + result.stderr
@@ -714,7 +723,7 @@ def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted
     ingest = next(line for line in out.splitlines() if "deeprc-hopfield ingest " in line)
     # (inside the working directory, the path is written relative to it: one spelling of each path)
     assert "--metadata 'my cohort/metadata.csv'" in ingest and "--label-column 'CMV status'" in ingest
-    assert "--species mouse" in ingest
+    assert "--species mouse" in ingest and "--min-length 4 --max-length 40 " in ingest  # an empty qc: its defaults
     trains = [line for line in out.splitlines() if "deeprc-hopfield train " in line]
     assert len(trains) == 5 and all("--label-column 'CMV status'" in line for line in trains)
     assert "--device auto" in trains[0]  # the schema's default, not the demo's `device: cpu`

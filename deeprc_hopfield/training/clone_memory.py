@@ -32,7 +32,7 @@ from deeprc_hopfield.metrics import significantly_higher
 from deeprc_hopfield.model.batch import SequenceBags
 from deeprc_hopfield.model.memory import ReceptorMemory
 from deeprc_hopfield.model.reference import clone_memory, store_clones
-from deeprc_hopfield.public_clones import FitCandidates, min_carriers, positive_rows
+from deeprc_hopfield.public_clones import FitCandidates, groups_at, min_carriers, positive_rows
 from deeprc_hopfield.shared_clones import SharedClones
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.config import TrainingConfig
@@ -183,7 +183,7 @@ def associated_clones(cache: RepertoireCache, labels: np.ndarray, rows: np.ndarr
     no rule to choose from. `shared`: a clones file that may hold these repertoires' clones (the same as
     collecting them here, which is done where it does not); `groups` (store-wide): kept whole in the inner folds."""
     rules = clone_rules(config.clone_keys, config.clone_radius) if rules is None else rules
-    own = None if groups is None else groups[rows]
+    own = groups_at(groups, rows)
     candidates = shared.clones(rows, rules) if shared is not None else None
     if candidates is None:
         candidates = each_cohort_clones(cache.rows(rows), v_genes, rules,

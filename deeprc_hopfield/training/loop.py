@@ -29,6 +29,7 @@ from deeprc_hopfield.metrics import task_metrics
 from deeprc_hopfield.model import LeftOut, ModelConfig, RepertoireClassifier, SequenceBags, TaskSpec
 from deeprc_hopfield.model.heads import balanced_loss, task_losses
 from deeprc_hopfield.progress import LoggedProgress
+from deeprc_hopfield.public_clones import groups_at
 from deeprc_hopfield.sampling import RepertoireCache, sample_indices, update_rng
 from deeprc_hopfield.io import check_output
 from deeprc_hopfield.saved_model import REFERENCE_FILE, is_model_folder, save_model
@@ -69,7 +70,7 @@ class Trainer:
         strata = self.targets[first.name] if first.kind != "numeric" else np.zeros(len(store), dtype=int)
         self.fit_idx, self.val_idx = inner_validation_split(  # `groups` (store order): each whole on one side
             train_indices, strata[train_indices], config.validation_fraction, config.seed,
-            None if groups is None else groups[train_indices])
+            groups_at(groups, train_indices))
         if len(self.val_idx) == 0 or len(self.fit_idx) == 0:
             whole = "" if groups is None else " (the split's groups are kept whole: each class needs two groups)"
             raise TrainingError(f"too few training repertoires for an inner validation split{whole}", store.path)

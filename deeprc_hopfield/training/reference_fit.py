@@ -20,7 +20,7 @@ import numpy as np
 from deeprc_hopfield.encoding import encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.neighbours import ReceptorIndex
-from deeprc_hopfield.public_clones import inner_cv, name_codes
+from deeprc_hopfield.public_clones import groups_at, inner_cv, name_codes
 from deeprc_hopfield.reference import Reference
 from deeprc_hopfield.sampling import RepertoireCache
 from deeprc_hopfield.training.clone_memory import carried_auc, evidence_regression
@@ -114,7 +114,7 @@ def fit_reference(cache: RepertoireCache, labels: np.ndarray, fit_idx: np.ndarra
     fitting = {r: c[fit_idx] for r, c in counts.items()}
     radius_auc = {r: carried_auc(fitting[r], labels[fit_idx]) for r in RADII}
     radius = _best_radius(fitting, labels[fit_idx])
-    inner = _inner_auc(fitting, labels[fit_idx], config.seed, None if groups is None else groups[fit_idx])
+    inner = _inner_auc(fitting, labels[fit_idx], config.seed, groups_at(groups, fit_idx))
     validation = carried_auc(counts[radius][val_idx], labels[val_idx])
     used = min(inner, validation) >= config.reference_min_auc
     carried = np.zeros(len(labels))

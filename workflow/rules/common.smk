@@ -2,6 +2,7 @@
 # the metadata table before any job. Results go to results/<run>/, logs to logs/<run>/, job timings
 # to results/<run>/benchmarks/.
 import glob
+import logging
 import os
 import shlex
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from snakemake.common import NOTHING_TO_BE_DONE_MSG
+from snakemake.logging import logger as snakemake_logger
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
@@ -336,6 +339,18 @@ def report_location():
     """After a successful run: where the run's report is, in one line (when the run has one)."""
     if os.path.isfile(report_html()):
         print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
+
+
+class NothingToDoReport(logging.Handler):
+    """Where the report is after a run that had nothing to do: Snakemake then only logs so, and calls no `onsuccess`
+    (a dry run aside). Each of Snakemake's log records is compared with that one message, nothing more."""
+
+    def emit(self, record):
+        if record.msg == NOTHING_TO_BE_DONE_MSG and not workflow.dryrun:
+            report_location()
+
+
+snakemake_logger.addHandler(NothingToDoReport())
 
 
 def write_yaml(path, settings, log, what):
