@@ -553,8 +553,8 @@ def most_inner_folds(y: np.ndarray, groups: np.ndarray | None = None) -> int:
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2:
         raise InnerFoldsError(f"fewer than 2 repertoires of a class ({counts[0]} and {counts[1]} among these "
-                              f"{len(y)}): too few for inner cross-validation; train on more repertoires (with "
-                              "--split, fewer folds hold fewer out)")
+                              f"{len(y)}): too few for inner cross-validation; fit on more repertoires (a split with "
+                              "fewer folds leaves more in each training part)")
     codes = grouping(groups)
     if codes is None:
         return int(counts.min())
@@ -562,8 +562,8 @@ def most_inner_folds(y: np.ndarray, groups: np.ndarray | None = None) -> int:
     fewest = int(per_class.reindex([0, 1], fill_value=0).min())
     if fewest < 2:
         raise InnerFoldsError(f"a class of these {len(y)} repertoires is held by {fewest} group(s): too few for inner "
-                              "cross-validation that keeps each group whole; train on more groups (with --split, "
-                              "fewer folds hold fewer out)")
+                              "cross-validation that keeps each group whole; fit on more groups (a split with fewer "
+                              "folds leaves more in each training part)")
     return fewest
 
 

@@ -18,7 +18,7 @@ from deeprc_hopfield.encoding import decode, encode
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.interpret.ranking import name_keys
 from deeprc_hopfield.public_clones import (CLONE_INNER_REPEATS, P_THRESHOLDS, FitCandidates, PublicCloneTest,
-                                           clone_incidence, clone_keys, clone_set, fisher_enrichment,
+                                           clone_incidence, clone_keys, clone_set, fisher_enrichment, groups_at,
                                            fit_public_clones, gene_code, gene_codes, inner_splits, repertoire_clones,
                                            repertoire_keys, resolve_rows, resolve_wildcards, search_sorted,
                                            unique_keys, with_v, without_v)
@@ -280,13 +280,13 @@ def test_fit_candidates_are_the_clones_below_the_loosest_p_in_some_fit(n, positi
     parts = [np.arange(n) % outer != k for k in range(outer)] if outer else [np.ones(n, dtype=bool)]
     expected = np.zeros(len(columns), dtype=bool)
     for part in map(np.flatnonzero, parts):
-        own = None if donor is None else donor[part]
+        own = groups_at(donor, part)
         for rows in [np.arange(len(part))] + [train for splits in inner_splits(y[part], 0, groups=own)
                                               for train, _ in splits]:
             expected |= fisher_enrichment(incidence[part[rows]], y[part[rows]]) < max(P_THRESHOLDS)
     assert 0 < expected.sum() < len(columns)
     assert np.array_equal(FitCandidates(y, seed=0, within=parts if outer else None, groups=donor)(carried), expected)
-    placed = [(part, FitCandidates(y[part], seed=0, groups=None if donor is None else donor[part]))
+    placed = [(part, FitCandidates(y[part], seed=0, groups=groups_at(donor, part)))
               for part in map(np.flatnonzero, parts)]
     assert np.array_equal(FitCandidates.union(placed, n)(carried), expected)  # every part's fits counted as one
 

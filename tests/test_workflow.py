@@ -423,6 +423,14 @@ def test_a_class_too_small_for_the_training_parts_stops_the_plan(tmp_path: Path)
            "would hold 1 of them, fewer than the 2 that the baselines' inner cross-validation needs (3 folds would " \
            "keep 2) (the config's `folds`; or `baselines: []`)" in out.splitlines(), out[-2000:]
     assert snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "folds=3").returncode == 0
+    # groups: 3 positive donors (two samples each) in 2 folds leave 1 donor in a training part, however dealt
+    grouped = demo_metadata_with(tmp_path, lambda t: t.assign(
+        label=["1" if i < 6 else "0" for i in range(len(t))], donor=[f"D{i // 2}" for i in range(len(t))]))
+    result = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={grouped}", "folds=2", "group_column=donor")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in out
+    assert "class '1' has 3 group(s) of 'donor': with 2 folds a fold's training part would hold 1 of them" in out, \
+        out[-2000:]
 
 
 def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):

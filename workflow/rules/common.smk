@@ -187,7 +187,9 @@ def check_folds(table):
         if n < folds:
             raise metadata_error(f"class '{value}' has {n} {what}, fewer than the config's `folds` ({folds}); "
                                  "set `folds` lower", column=label)
-        thin = thin_training_part(n, folds) if BASELINES and group is None else None  # groups: split's warning
+        # groups: the even deal is the best case (each fold holds a group of each class: split refuses it otherwise), so
+        # a thin best case is a thin fold for sure; uneven group sizes can thin a fold further (split's warning)
+        thin = thin_training_part(n, folds) if BASELINES else None
         if thin:
             raise metadata_error(f"class '{value}' has {n} {what}: {thin} (the config's `folds`; or `baselines: []`)",
                                  column=label)
