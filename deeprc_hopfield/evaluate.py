@@ -324,6 +324,26 @@ def comparisons_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def by_donor(table: pd.DataFrame, donor_of: dict[str, str]) -> pd.DataFrame:
+    """One row a donor (`subject_id` its name): the mean probability of its held-out repertoires, its class and fold
+    (`split` keeps each one a donor; in a table made by hand, a donor of both classes counts once in each). A subject
+    without a group is a donor of its own."""
+    donor = [donor_of.get(s, f"{UNGROUPED}{s}") for s in table["subject_id"]]
+    means = (table.assign(subject_id=donor).groupby(["subject_id", "y"], sort=False)
+             .agg(fold=("fold", "first"), probability=("probability", "mean")).reset_index())
+    return means.assign(subject_id=means["subject_id"] + np.where(means.duplicated("subject_id", keep=False),
+                                                                  "/" + means["y"].astype(str), ""))
+
+
+def donor_groups(split: Split | None) -> dict[str, str] | None:
+    """Each subject's group where the split keeps several repertoires of a group together, else None (the tables
+    by donor would repeat the others)."""
+    groups = split.groups_of(split.subject_ids) if split is not None else None
+    if groups is None or len(set(groups)) == len(groups):
+        return None
+    return dict(zip(split.subject_ids, map(str, groups)))
+
+
 def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
     rows = metrics[metrics["method"] == method].set_index("fold")[metric]
     return f"{rows['mean']:.3f} ± {rows['sd']:.3f}" if np.isfinite(rows["sd"]) else f"{rows['mean']:.3f}"
@@ -373,13 +393,17 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
 
 #: The files of an evaluation folder.
 EVALUATION_FILES = ("metrics.tsv", "comparisons.tsv", "roc.png", "pr.png")
+#: Starts the donor name of a subject without a group (a donor of its own, whose name no group takes).
+UNGROUPED = "\x00"
+#: What `evaluate` adds where the split keeps several repertoires of a group (donor) together: the same tables by donor.
+DONOR_FILES = ("metrics_by_donor.tsv", "comparisons_by_donor.tsv")
 
 
 def is_evaluation_folder(folder: Path) -> bool:
     """Whether `folder` holds only what `evaluate` writes, with its metrics table: how an output folder
     written before output markers is known (see :func:`deeprc_hopfield.io.check_output`)."""
     names = {p.name for p in folder.iterdir()}
-    return names <= set(EVALUATION_FILES) and first_line(folder / "metrics.tsv").startswith("method\tfold\t")
+    return names <= {*EVALUATION_FILES, *DONOR_FILES} and first_line(folder / "metrics.tsv").startswith("method\tfold\t")
 
 
 def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, out: str | Path,
@@ -387,7 +411,9 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
              label_name: str | None = None) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, the
     `positive_class`, and `constant`: a fold whose probabilities are all one), OUT/comparisons.tsv (the model
-    against each baseline: :func:`comparisons_table`), OUT/roc.png, OUT/pr.png.
+    against each baseline: :func:`comparisons_table`), OUT/roc.png, OUT/pr.png; where the split keeps several
+    repertoires of a group (donor) together, the same two tables by donor (:data:`DONOR_FILES`: each donor's
+    probability the mean of its repertoires', so that the tests count independent units).
 
     Parameters
     ----------
@@ -428,12 +454,22 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", out) from None
     metrics = metrics_table(tables).assign(label=scored, positive_class=pos)  # what the figures are of
+    donor_of = donor_groups(split)
+    donors = None if donor_of is None else {name: by_donor(table, donor_of) for name, table in tables.items()}
+    donor_metrics = None if donors is None else metrics_table(donors).assign(label=scored, positive_class=pos)
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
         write_table(metrics.round(dict.fromkeys(METRICS, 6)), tmp / "metrics.tsv", sep="\t")
         write_table(comparisons_table(tables).round(6), tmp / "comparisons.tsv", sep="\t")
+        if donors is not None:  # the unit the split keeps apart: independent, unlike a donor's repertoires
+            write_table(donor_metrics.round(dict.fromkeys(METRICS, 6)), tmp / DONOR_FILES[0], sep="\t")
+            write_table(comparisons_table(donors).round(6), tmp / DONOR_FILES[1], sep="\t")
         plot_curves(tables, metrics, "roc", tmp / "roc.png")
         plot_curves(tables, metrics, "pr", tmp / "pr.png")
     for name in tables:
         log.info("%s: ROC AUC %s over %d folds (positive class '%s')", name, _summary(metrics, name, "roc_auc"),
                  tables[name]["fold"].nunique(), pos)
+    if donors is not None:
+        log.info("by donor (the mean probability of each donor's repertoires; %s): %s", DONOR_FILES[0],
+                 "; ".join(f"{name} ROC AUC {_summary(donor_metrics, name, 'roc_auc')} over {len(t)} donors"
+                           for name, t in donors.items()))
     return metrics

@@ -160,24 +160,47 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     if missing:
         raise DeepRCError(f"metrics table lacks column '{sorted(missing)[0]}' (write it with `evaluate`)")
     metrics = metrics.assign(fold=metrics["fold"].astype(str))
-    summary = []
-    for method, rows in metrics.groupby("method", sort=False):
-        by_fold = rows.set_index("fold")
-        folds = by_fold.drop(index=["mean", "sd"], errors="ignore")
-        row = {"method": method, "folds": len(folds)}
-        for metric in METRICS:
-            mean = by_fold[metric].get("mean", folds[metric].mean())
-            sd = by_fold[metric].get("sd", folds[metric].std(ddof=1))
-            row[_METRIC_NAMES[metric]] = f"{mean:.3f} ± {sd:.3f}" if pd.notna(sd) else f"{mean:.3f}"
-        summary.append(row)
+    summary = metric_summary(metrics)
     per_fold = metrics[~metrics["fold"].isin(["mean", "sd"])].pivot(index="method", columns="fold", values="roc_auc")
     per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
     per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
             f"{_scored_class(metrics)}Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is "
             "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
-            + _constant_note(metrics) + html_table(pd.DataFrame(summary))
+            + _constant_note(metrics) + html_table(summary)
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
+
+
+def metric_summary(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row a method: its folds and each metric's mean ± sd over them (a metrics table of `evaluate`)."""
+    rows = []
+    for method, table in metrics.assign(fold=metrics["fold"].astype(str)).groupby("method", sort=False):
+        by_fold = table.set_index("fold")
+        folds = by_fold.drop(index=["mean", "sd"], errors="ignore")
+        row = {"method": method, "folds": len(folds)}
+        for metric in METRICS:
+            mean = by_fold[metric].get("mean", folds[metric].mean())
+            sd = by_fold[metric].get("sd", folds[metric].std(ddof=1))
+            row[_METRIC_NAMES[metric]] = f"{mean:.3f} ± {sd:.3f}" if pd.notna(sd) else f"{mean:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def donor_section(figures: Path) -> str:
+    """The metrics and the comparisons by donor (evaluate's tables of a grouped split), where written."""
+    path = figures / "metrics_by_donor.tsv"
+    if not path.is_file():
+        return ""
+    metrics = _read(path, "metrics table by donor")
+    donors = int(metrics.loc[metrics["fold"].astype(str) == "mean", "n"].max())
+    comparisons = figures / "comparisons_by_donor.tsv"
+    compared = _read(comparisons, "comparisons table by donor") if comparisons.is_file() else pd.DataFrame()
+    return ("<h3>By donor</h3><p>The same held-out predictions with each donor (group of the split) scored once, by "
+            f"the mean probability of its repertoires: {_e(donors)} donors. Donors are independent where a donor's "
+            "repertoires are not, so these are the figures to quote for a cohort of several samples a donor, and "
+            "the p values below are DeLong's over donors (<code>metrics_by_donor.tsv</code>, "
+            "<code>comparisons_by_donor.tsv</code>).</p>" + html_table(metric_summary(metrics))
+            + (html_table(compared, "{:.4g}") if not compared.empty else ""))
 
 
 def split_note(path: Path | None) -> str:
@@ -195,8 +218,8 @@ def split_note(path: Path | None) -> str:
                 "<code>group_column</code> keeps each donor's in one fold.</p>")
     groups = table["group"].nunique()
     return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
-            "one fold and on one side of every inner split. The metrics and the comparisons below count "
-            "repertoires, not groups (the interpretation's tests count groups): with "
+            "one fold and on one side of every inner split. The metrics and the comparisons above and below count "
+            "repertoires, not groups (\"By donor\" and the interpretation's tests count groups): with "
             f"{n / groups:.1f} repertoires a group on average, a group's repertoires "
             "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
             "many samples weighs more than one of few.</p>")
@@ -552,7 +575,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         cohort_section(Path(store)),
         metrics_section(metrics_table) + split_note(Path(split) if split is not None else None)
         + memory_alone_note(models, "the attention of the sections below"),
-        comparisons_section(Path(figures)) + figures_section(Path(figures)),
+        comparisons_section(Path(figures)) + donor_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label,
                          split_donors(Path(split)) if split is not None else None)

@@ -345,3 +345,30 @@ def test_a_constant_fold_is_flagged_and_the_model_is_tested_against_each_baselin
     written = pd.read_csv(tmp_path / "e" / "metrics.tsv", sep="\t", dtype={"fold": str})
     assert "<b>public_clones</b> gave every held-out subject one probability in fold(s) 1" in _constant_note(written)
     assert "The model against each baseline" in comparisons_section(tmp_path / "e")
+
+
+def test_a_grouped_split_is_also_scored_by_donor(files: dict, tmp_path: Path) -> None:
+    """Subjects i and i + 6 (one fold, one class) are one donor's samples: the tables by donor score each donor
+    once, by the mean of its repertoires' probabilities; a split of groups of one repertoire adds none."""
+    donor = [f"D{i % 6 + 6 * (i // 12)}" for i in range(24)]
+    split = pd.read_csv(files["split"]).assign(group=donor)
+    split.to_csv(tmp_path / "grouped.csv", index=False)
+    predictions = {"deeprc": [files["model"]], "kmer": [files["kmer"]]}
+    evaluate(predictions, tmp_path / "grouped.csv", files["out"])
+    by_donor = pd.read_csv(files["out"] / "metrics_by_donor.tsv", sep="\t", dtype={"fold": str, "positive_class": str})
+    means = pd.DataFrame({"donor": donor, "fold": files["fold"], "y": files["y"], "model": files["p_model"]}) \
+        .groupby("donor").agg(fold=("fold", "first"), y=("y", "first"), p=("model", "mean"))
+    rows = by_donor[by_donor["method"] == "deeprc"].set_index("fold")
+    for k, part in means.groupby("fold"):
+        assert rows.loc[str(k), "roc_auc"] == pytest.approx(roc_auc_score(part["y"], part["p"]), abs=1e-6)
+        assert rows.loc[str(k), "n"] == 4
+    assert rows.loc["mean", "n"] == 12 and (by_donor["positive_class"] == "True").all()
+    compared = pd.read_csv(files["out"] / "comparisons_by_donor.tsv", sep="\t").iloc[0]
+    kmer = pd.Series(files["p_kmer"]).groupby(donor).mean().loc[means.index].to_numpy()
+    difference, se = paired_auc_difference(means["y"].to_numpy(), kmer, means["p"].to_numpy())
+    assert compared["n"] == 12 and compared["roc_auc_difference"] == pytest.approx(difference, abs=1e-6)
+    assert compared["se"] == pytest.approx(se, abs=1e-6)
+    alone = split.assign(group=split["subject_id"])  # every repertoire a group of its own: nothing to add
+    alone.to_csv(tmp_path / "alone.csv", index=False)
+    evaluate(predictions, tmp_path / "alone.csv", files["out"], force=True)
+    assert not (files["out"] / "metrics_by_donor.tsv").exists()

@@ -63,6 +63,14 @@ def test_the_report_says_what_the_split_held_and_what_groups_mean_for_the_tests(
     listed = build_report(**{**kwargs, "attended": [run["attended"]]}, split=tmp_path / "grouped.csv")
     assert "<code>donors</code> counts the donors" in listed and "<th>donors</th>" in listed
     assert "<th>donors</th>" not in build_report(**{**kwargs, "attended": [run["attended"]]}, split=run["split"])
+    # an evaluation of a grouped split (one class a donor) adds the metrics and the comparisons by donor
+    by_class = pd.read_csv(run["split"]).assign(group=["D1", "D2", "D1", "D3", "D4", "D3"])
+    by_class.to_csv(tmp_path / "by_class.csv", index=False)
+    evaluate({"deeprc": [run["eval"].parent / "deeprc.csv"], "public_clones": [run["eval"].parent / "kmer.csv"]},
+             tmp_path / "by_class.csv", tmp_path / "grouped_eval")
+    donors = build_report(**{**kwargs, "figures": tmp_path / "grouped_eval"}, split=tmp_path / "by_class.csv")
+    assert "<h3>By donor</h3>" in donors and "its repertoires: 4 donors" in donors
+    assert "<h3>By donor</h3>" not in text  # an evaluation of repertoires alone
 
 
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
