@@ -97,7 +97,13 @@ def ranking_quality(out: Path, implanted: set[str], motif: str) -> dict:
             "motif_carriers_top100": float(carrier.head(100).mean()),
             "average_precision": float(average_precision_score(hit, -ranked["rank"])),
             "top_motif": top_motif, "top_motif_matches": top_motif == motif,
-            "top_motifs": motifs["motif"].head(5).tolist()}
+            "top_motifs": motifs["motif"].head(5).tolist(),
+            "not_implanted_ranks_top20": ranked.loc[~hit.to_numpy() & (ranked["rank"] <= 20), "rank"].tolist(),
+            "motif_rows": motifs.head(3)[[c for c in MOTIF_SHOWN if c in motifs.columns]].to_dict("records")}
+
+
+#: Columns of motifs.tsv printed for the first motifs (why one pattern was listed before another).
+MOTIF_SHOWN = ["motif", "support", "repertoires", "log10_p", "positive_fraction", "negative_fraction", "label_log10_p"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +175,10 @@ def _print_quality(quality: dict, motif: str, indent: str = "") -> None:
           f"{quality['motif_carriers_top20']:.2f}, top 100: {quality['motif_carriers_top100']:.2f}")
     print(f"{indent}top motif: {quality['top_motif']} (implanted {motif}: "
           f"{'match' if quality['top_motif_matches'] else 'NO match'}); next: {', '.join(quality['top_motifs'][1:])}")
+    print(f"{indent}ranks of the top 20 that are not implanted: {quality['not_implanted_ranks_top20'] or 'none'}")
+    for row in quality["motif_rows"]:
+        print(f"{indent}  motif " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in row.items()))
 
 
 if __name__ == "__main__":
