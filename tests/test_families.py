@@ -33,3 +33,18 @@ def test_only_the_first_rows_are_grouped_and_the_anchors_are_ignored():
     family, size = _families(rows, limit=2)
     assert family[:2] == [1, 1] and pd.isna(family[2]) and size[:2] == [2, 2] and pd.isna(size[2])
     assert _families([]) == ([], [])
+
+
+def test_an_attended_table_groups_each_repertoire_s_list_on_its_own():
+    """`attend`/`predict --attended`: families within one repertoire's top list, never across two lists."""
+    from deeprc_hopfield.infer import with_families
+
+    attended = pd.DataFrame({"repertoire_id": ["A", "A", "A", "B", "B"], "rank": [1, 2, 3, 1, 2],
+                             "attention": [0.5, 0.3, 0.1, 0.6, 0.2],
+                             "junction_aa": ["CASSLGQAYEQYF", "CASSPDRGNTEAFF", "CASSLGQGYEQYF", "CASSLGQGYEQYF",
+                                             "CAWSTGTDTQYF"],
+                             "v_call": "TRBV5-1", "j_call": "TRBJ2-7", "duplicate_count": [3, 1, 2, 5, 1]})
+    table = with_families(attended)
+    assert list(table.columns[6:]) == ["duplicate_count", "family", "family_size"]
+    assert table["family"].tolist() == [1, 2, 1, 1, 2]  # B's first row is A's third's variant: B's own family 1
+    assert table["family_size"].tolist() == [2, 1, 2, 1, 1]
