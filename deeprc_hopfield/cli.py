@@ -474,7 +474,9 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
         "attend",
         help="list the sequences each repertoire's attention points at",
         description="Write the K most-attended sequences of each repertoire, highest first, as a TSV with AIRR "
-                    "column names (repertoire_id, rank, attention, junction_aa, v_call, j_call, duplicate_count). "
+                    "column names (repertoire_id, rank, attention, junction_aa, v_call, j_call, duplicate_count) and "
+                    "family, family_size (near-identical sequences of one repertoire's list share the rank of their "
+                    "family's best row). "
                     "attention is the sequence's share of the repertoire's attention: one softmax over its "
                     "(sequence, head) pairs, the sequence's best head, times the number of heads, so a repertoire's "
                     "weights sum to between 1 and the number of heads and 1/n (n sequences) is uniform; with several "

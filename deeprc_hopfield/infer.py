@@ -906,10 +906,28 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
                 attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
     if guard is not None:
         guard.log_scored()
-    columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count"]
+    columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count", "family",
+               "family_size"]
     columns += [TRAINING_SUBJECT_COLUMN] if flag else []
-    table = pd.concat(attended, ignore_index=True) if attended else pd.DataFrame(columns=columns)
+    table = with_families(pd.concat(attended, ignore_index=True)) if attended else pd.DataFrame(columns=columns)
     return pd.DataFrame(rows), (known.mark(table) if known is not None else table)
+
+
+def with_families(attended: pd.DataFrame) -> pd.DataFrame:
+    """An attended table with `family` and `family_size` after `duplicate_count`: within each repertoire's list,
+    near-identical sequences (SHM siblings, convergent TCRs: :mod:`deeprc_hopfield.interpret.families`) share the
+    rank of their family's best row, so that a top 20 of one lineage's variants reads as one finding."""
+    from deeprc_hopfield.interpret.families import sequence_families  # the interpret package imports this module
+
+    family = pd.Series(pd.NA, index=attended.index, dtype="Int64")
+    size = family.copy()
+    for _, rows in attended.groupby("repertoire_id", sort=False):  # each list in rank order already
+        family.loc[rows.index], size.loc[rows.index] = sequence_families(rows["junction_aa"], rows["v_call"])
+    at = attended.columns.get_loc("duplicate_count") + 1
+    out = attended.copy()
+    out.insert(at, "family", family)
+    out.insert(at + 1, "family_size", size)
+    return out
 
 
 def _check_attention_models(guard: TrainingGuard | None, subject: Subject, writer_models: list[SavedModel],

@@ -846,7 +846,8 @@ def test_a_changed_setting_redoes_only_the_jobs_that_read_it(finished_run: dict,
     assert planned(reordered, "-n") == set()
     jobs = planned(training(patience=2), "-n")
     assert "train" in jobs and not jobs & {"clones", "clones_config", "baselines"}, jobs
-    for how_it_runs in (training(checkpoint_every=2), training(embed_chunk=1000)):  # not what it learns
+    for how_it_runs in (training(checkpoint_every=2), training(embed_chunk=1000), changed(device="auto")):  # not what
+        # it learns or scores: the same model on the CPU and on a GPU
         assert planned(how_it_runs, "-n") == {"run_config", "report", "all"}  # the report lists the run's settings
     for baselines in ([], ["kmer"], ["public_clones", "kmer"]):
         jobs = planned(changed(baselines=baselines), "-n")

@@ -663,6 +663,13 @@ def train_execution_options(wildcards, resources):
     return " ".join(f"--{key.replace('_', '-')} {int(config['training'][key])}" for key in TRAINING_EXECUTION_KEYS)
 
 
+def device_option(wildcards, resources):
+    """The config's `device` for the train, predict and interpret jobs, as a params function of the job's resources (out
+    of Snakemake's params rerun trigger, as `train_execution_options`): where a job runs changes none of its results
+    (the same model on the CPU and on a GPU), so `device: cpu` -> `auto` re-runs nothing."""
+    return config["device"]
+
+
 def clones_config():
     """The clones job's --config: a YAML file of only the training settings it reads."""
     return result("clones.yaml")

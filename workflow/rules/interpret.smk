@@ -19,7 +19,7 @@ rule interpret_fold:
         per_repertoire=config["interpret"]["per_repertoire"],
         motif_alpha=config["interpret"]["motif_alpha"],
         seed=config["seed"],
-        device=config["device"],
+        device=device_option,
     threads: config["threads"]["predict"]
     resources:
         mem_mb=4000,

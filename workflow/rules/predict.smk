@@ -17,7 +17,7 @@ rule predict_fold:
         benchmark_path("predict/fold{fold}.tsv")
     params:
         top=config["top_k"],
-        device=config["device"],
+        device=device_option,
     threads: config["threads"]["predict"]
     resources:
         mem_mb=4000,
@@ -51,7 +51,7 @@ rule predict_new:
         metadata=lambda wildcards: new_metadata_option(),
         chain=chain_option(),  # the locus the cohort was ingested with (qc.chain)
         top=config["top_k"],
-        device=config["device"],
+        device=device_option,
     threads: config["threads"]["predict"]
     resources:
         mem_mb=4000,

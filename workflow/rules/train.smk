@@ -114,7 +114,7 @@ rule train:
     params:
         label=config["label_column"],
         seed=config["seed"],
-        device=config["device"],
+        device=device_option,
         reference=reference_options(),
         clones=clones_option,
         execution=train_execution_options,
