@@ -336,7 +336,22 @@ def read_split(path: str | Path) -> pd.DataFrame:
             raise SplitError("no group for this subject (a split table's group column names every subject's)", path,
                              int(empty[0]) + 2, "group")
         table["group"] = group.astype(str).to_numpy()
+        _refuse_groups_across_folds(table, path)
     return table
+
+
+def _refuse_groups_across_folds(table: pd.DataFrame, path: Path) -> None:
+    """Refuse a split table (one edited by hand) whose group has repertoires in two folds: its held-out scores would
+    come from models trained on the same donor, which is what the group column is there to prevent."""
+    folds = table.groupby("group", sort=False)["fold"].nunique()
+    if (folds <= 1).all():
+        return
+    group = folds.index[folds > 1][0]
+    rows = table.index[table["group"] == group]
+    first, other = rows[0], next(r for r in rows if table.at[r, "fold"] != table.at[rows[0], "fold"])
+    raise SplitError(f"group '{group}' is in folds {table.at[first, 'fold']} ('{table.at[first, 'subject_id']}') and "
+                     f"{table.at[other, 'fold']} ('{table.at[other, 'subject_id']}'): a group's repertoires go to one "
+                     "fold (`split --group-column` makes such a table)", path, int(other) + 2, "group")
 
 
 class Split:

@@ -179,6 +179,14 @@ def test_groups_never_straddle_folds_and_labels_stay_stratified(donors, tmp_path
     again = make_split(path, folds=5, seed=2, group_column="donor")
     assert again["fold"].tolist() == fold.tolist()
     assert make_split(path, folds=5, seed=3, group_column="donor")["fold"].tolist() != fold.tolist()
+    # a table edited by hand that puts one donor's repertoire in another fold is refused, naming both
+    edited = pd.read_csv(out, dtype=str)
+    moved = edited.index[edited["group"] == edited.at[0, "group"]][-1]
+    edited.at[moved, "fold"] = str((int(edited.at[moved, "fold"]) + 1) % 5)
+    edited.to_csv(tmp_path / "edited.csv", index=False)
+    with pytest.raises(SplitError, match=rf"line {moved + 2}, column 'group': group '{edited.at[0, 'group']}' is in "
+                                         r"folds \d \('S00'\) and \d"):
+        read_split(tmp_path / "edited.csv")
 
 
 def test_a_grouped_split_keeps_its_groups_whole_in_training_s_inner_validation_split(donors, tmp_path: Path) -> None:
