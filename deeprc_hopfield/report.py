@@ -423,9 +423,11 @@ def _donors_note(info: dict) -> str:
         return ""
     return (f"<p><b>Donors:</b> the {_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} "
             f"negative repertoires are {_e(donors['positive'])} positive and {_e(donors['negative'])} negative donors "
-            "(their groups). A donor's samples are not independent, so <b>fisher_p</b>, the log odds ratio and "
-            "the motifs' tests count donors: <b>attended_donors</b> are the donors with a sample attending the "
-            "sequence above uniform. The score and the other counts add up repertoires.</p>")
+            "(their groups). A donor's samples are not independent, so the score, <b>fisher_p</b>, the log odds "
+            "ratio and the motifs' tests count donors: a donor adds the evidence of its most attended sample, "
+            "<b>n_donors</b> are the donors carrying the sequence and <b>attended_donors</b> those with a sample "
+            "attending it above uniform. <b>n_positive</b>, <b>attended</b> and the mean attention count "
+            "repertoires.</p>")
 
 
 def _label_source_text(source: str) -> str:
@@ -459,16 +461,18 @@ def interpretation_section(folder: Path | None) -> str:
             "<code>ranked_sequences.tsv</code>.</p>") if len(evident) < len(top) else ""
     logos = "".join(image_tag(p, p.stem.replace("_", " ")) for p in found.motif_logos)
     contribution = found.contribution_logo
+    unit = "donors" if info.get("donors") else "repertoires"  # what the score and the tests count (_donors_note)
     return (
         "<h2>Interpretation</h2><p>Sequences ranked over "
         f"{_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} negative held-out "
         "repertoires (each by its fold's model). <b>score</b>: bits of attention above uniform "
-        "(log2 of attention × repertoire size, counted where above 1) summed over the positive repertoires "
-        "that carry the sequence, minus the same over the negative ones; <b>attended</b>: repertoires whose "
+        f"(log2 of attention × repertoire size, counted where above 1) summed over the positive {unit} "
+        f"that carry the sequence{' (each by its most attended sample)' if unit == 'donors' else ''}, minus the same "
+        "over the negative ones; <b>attended</b>: repertoires whose "
         "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
-        "<b>fisher_p</b>: one-sided Fisher test of attended positives against negatives, uncorrected, and telling "
-        "only for a sequence several repertoires carry (one carried by a single positive cannot go below "
-        "positives/repertoires); <b>family</b>: the rank of the best row of its family of near-identical sequences "
+        f"<b>fisher_p</b>: one-sided Fisher test of attended positive {unit} against negative ones, uncorrected, and "
+        f"telling only for a sequence several {unit} carry (one carried by a single positive cannot go below "
+        f"positive {unit}/{unit}); <b>family</b>: the rank of the best row of its family of near-identical sequences "
         "(CDR3 cores one substitution apart, linked in a chain, of one V family or an unknown V; "
         "<code>family_size</code> in the file)." + _families_note(shown) + " Positive and negative are "
         f"{_e(_label_source_text(info.get('label_source', 'store')))}.</p>" + _donors_note(info)
@@ -481,11 +485,13 @@ def interpretation_section(folder: Path | None) -> str:
         f"among the {_e(info.get('foreground_sequences', '?'))} sequences that are the "
         f"{_e((info.get('settings') or {}).get('motif_top', 'N'))} most attended of each positive repertoire "
         "(<code>motif_foreground.tsv</code>; not the ranking above) against the negative repertoires' sequences. "
-        "<b>support</b>: those sequences carrying the motif; <b>log10_p</b>: one-sided Fisher test of that "
+        + ("With groups, a sequence in the top of several of a donor's samples is searched once. "
+           if unit == "donors" else "")
+        + "<b>support</b>: those sequences carrying the motif; <b>repertoires</b>: the positive "
+        f"{unit} they come from; <b>log10_p</b>: one-sided Fisher test of that "
         "enrichment (low by construction: the sequences were picked by attention); <b>positive_fraction</b>, "
-        "<b>negative_fraction</b>: the mean share of each class's repertoires' sequences carrying it; "
-        "<b>label_log10_p</b>: Welch's one-sided t-test of those shares over repertoires (with groups: donors), "
-        "the test that the motif "
+        f"<b>negative_fraction</b>: the mean share of each class's {unit}' sequences carrying it; "
+        f"<b>label_log10_p</b>: Welch's one-sided t-test of those shares over {unit}, the test that the motif "
         "tells the classes apart. A motif is listed only when both p values pass "
         f"{_e(_motif_bar(info))} (Bonferroni over the patterns tested).</p>"
         + (html_table(motif_table.head(TOP_MOTIFS), "{:.4g}") if len(motif_table) else "<p>No motif found.</p>")

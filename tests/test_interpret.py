@@ -547,7 +547,7 @@ def test_the_report_shows_ranked_sequences_with_a_positive_score_only(interprete
 
 def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test():
     """Two positive samples of donor A attend CAAF: by repertoires 2 of 2 positives against 0 of 2 negatives, by
-    donors 1 of 1 against 0 of 2 (p 1/3, not 1/6); the score still adds both samples' evidence."""
+    donors 1 of 1 against 0 of 2 (p 1/3, not 1/6); the score adds donor A's best sample's evidence once."""
     table = pd.DataFrame({"junction_aa": ["CAAF", "CBBF", "CAAF", "CBBF", "CAAF", "CBBF", "CCCF", "CBBF"],
                           "repertoire": [0, 0, 1, 1, 2, 2, 3, 3],
                           "weight": [2.0, 0.5, 4.0, 0.5, 0.5, 2.5, 1.0, 3.0]})
@@ -564,12 +564,14 @@ def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test(
     by_donor, by_repertoire = ranked(True), ranked(False)
     assert set(ranking.DONOR_COLUMNS).isdisjoint(by_repertoire.columns)
     assert by_repertoire.loc["CAAF", "fisher_p"] == pytest.approx(fisher_exact([[2, 0], [0, 2]], "greater").pvalue)
-    assert by_donor.loc["CAAF", ranking.DONOR_COLUMNS].tolist() == [1, 0]
+    assert by_donor.loc["CAAF", ranking.DONOR_COLUMNS].tolist() == [1, 1, 1, 0]  # carried by donor B, not attended
     assert by_donor.loc["CAAF", "fisher_p"] == pytest.approx(fisher_exact([[1, 0], [0, 2]], "greater").pvalue)
-    assert by_donor.loc["CBBF", ranking.DONOR_COLUMNS].tolist() == [0, 2]  # attended in both negative donors
-    assert by_donor.loc["CAAF", "score"] == by_repertoire.loc["CAAF", "score"] == pytest.approx(1 + 2)
+    assert by_donor.loc["CBBF", ranking.DONOR_COLUMNS].tolist() == [1, 2, 0, 2]  # attended in both negative donors
+    assert by_repertoire.loc["CAAF", "score"] == pytest.approx(1 + 2)  # w 2 and 4 in A's two samples
+    assert by_donor.loc["CAAF", "score"] == pytest.approx(2)  # donor A once, by its best sample (w 4)
+    assert by_donor.loc["CAAF", "n_positive"] == 2  # the repertoire counts stay
     columns = by_donor.reset_index().columns.tolist()
-    assert columns.index("attended_donors_positive") == columns.index("attended_negative") + 1
+    assert columns.index("n_donors_positive") == columns.index("attended_negative") + 1
 
 
 def test_a_donor_s_sequence_in_the_top_of_several_samples_is_searched_once_for_motifs():

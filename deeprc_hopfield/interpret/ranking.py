@@ -46,10 +46,13 @@ these describe the ranking rather than make it.
 
 **Donors.** Where the repertoires are grouped (`groups`: several samples of one donor, e.g. time points or
 tissues), a donor's samples are not independent, and a sequence one donor carries in three samples is one
-finding, not three. The test's unit is then the donor (of one side: a donor whose samples the model calls
-differently counts on each side once): `attended_donors_positive`/`attended_donors_negative` count the donors with
-a sample that attends the sequence above uniform, and `fisher_p` and `log_odds_ratio` are computed from them
-against the donors of each side. The score and the other counts stay sums over repertoires.
+finding, not three. The unit of the score and of the test is then the donor (of one side: a donor whose samples
+the model calls differently counts on each side once), as a repertoire is the unit of a clone it holds several
+sequences of: a donor adds the evidence of its most attended sample (`evidence_positive`/`_negative` and `score`
+are sums over donors), `n_donors_positive`/`_negative` count the donors that carry the sequence and
+`attended_donors_positive`/`_negative` those with a sample attending it above uniform, from which `fisher_p` and
+`log_odds_ratio` are computed against the donors of each side. `n_`, `attended_` and `mean_attention_` stay counts
+and means over repertoires.
 
 **Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit clone key
 (`deeprc_hopfield.public_clones.clone_keys`), its V code, its repertoire and its w: 20 bytes a
@@ -87,7 +90,7 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "evidence_negative", "log_odds_ratio", "fisher_p", "top_repertoire", "top_attention",
                   "top_duplicate_count", "family", "family_size"]
 #: Columns of a grouped ranking (several samples a donor), placed after attended_negative: see "Donors" above.
-DONOR_COLUMNS = ["attended_donors_positive", "attended_donors_negative"]
+DONOR_COLUMNS = ["n_donors_positive", "n_donors_negative", "attended_donors_positive", "attended_donors_negative"]
 #: Starts the donor name of a subject without a group: a donor of its own, whose name no group can take.
 UNGROUPED = "\x00"
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
@@ -261,8 +264,9 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
                                 "positive": reps["positive"].to_numpy()[per_repertoire["repertoire"].to_numpy()],
                                 "weight": w, "attended": w > 1, "evidence": np.log2(np.maximum(w, 1.0))})
     stats = counts_by_label(occurrences)
-    if attention.grouped:
-        stats = stats.join(donors_attending(per_repertoire, attention))
+    if attention.grouped:  # evidence by donor (its best sample), and the donors' counts
+        by_donor = donor_counts(per_repertoire, attention)
+        stats = stats.drop(columns=list(by_donor.columns.intersection(stats.columns))).join(by_donor)
     table = best.set_index("key")[KEY_COLUMNS].join(stats)
     table["top_repertoire"] = reps["subject_id"].to_numpy()[best["repertoire"].to_numpy()]
     table["top_attention"] = best["weight"].to_numpy()
@@ -272,18 +276,24 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
     return finish_ranking(table.reset_index(drop=True), n_positive, len(reps) - n_positive, donors)
 
 
-def donors_attending(per_repertoire: pd.DataFrame, attention: AttentionPass) -> pd.DataFrame:
-    """Per key, the donors of each side with a repertoire attending it above uniform (:data:`DONOR_COLUMNS`);
-    `per_repertoire`: key, repertoire, weight (a clone's most attended sequence in each repertoire)."""
-    attended = per_repertoire[per_repertoire["weight"].to_numpy() > 1]
-    if attended.empty:
-        return pd.DataFrame(columns=DONOR_COLUMNS, dtype=np.int64)
-    repertoire = attended["repertoire"].to_numpy()
-    units = pd.DataFrame({"key": attended["key"].to_numpy(), "unit": attention.donor_units()[repertoire],
-                          "positive": attention.repertoires["positive"].to_numpy(bool)[repertoire]})
-    counts = units.drop_duplicates(["key", "unit"]).groupby(["key", "positive"]).size().unstack(fill_value=0)
-    return pd.DataFrame({column: counts[flag] if flag in counts.columns else 0
-                         for column, flag in zip(DONOR_COLUMNS, (True, False))}, index=counts.index)
+def donor_counts(per_repertoire: pd.DataFrame, attention: AttentionPass) -> pd.DataFrame:
+    """Per key, by side: the donors carrying it, those with a repertoire attending it above uniform
+    (:data:`DONOR_COLUMNS`), and the evidence of each donor's most attended repertoire, summed
+    (`evidence_positive`/`_negative`); `per_repertoire`: key, repertoire, weight (a clone's most attended sequence in
+    each repertoire)."""
+    repertoire = per_repertoire["repertoire"].to_numpy()
+    units = pd.DataFrame({"key": per_repertoire["key"].to_numpy(), "unit": attention.donor_units()[repertoire],
+                          "positive": attention.repertoires["positive"].to_numpy(bool)[repertoire],
+                          "weight": per_repertoire["weight"].to_numpy()})
+    best = units.groupby(["key", "unit", "positive"], sort=False)["weight"].max().reset_index()
+    best = best.assign(attended=best["weight"] > 1, evidence=np.log2(np.maximum(best["weight"], 1.0)))
+    grouped = best.groupby(["key", "positive"]).agg(n=("unit", "size"), attended=("attended", "sum"),
+                                                      evidence=("evidence", "sum")).unstack("positive", fill_value=0)
+    out = pd.DataFrame(index=grouped.index)
+    for flag, suffix in ((True, "positive"), (False, "negative")):
+        for column, name in (("n", "n_donors"), ("attended", "attended_donors"), ("evidence", "evidence")):
+            out[f"{name}_{suffix}"] = grouped[(column, flag)] if (column, flag) in grouped.columns else 0
+    return out
 
 
 def _resolved(keys: np.ndarray, v: np.ndarray | None, query: np.ndarray, query_v: np.ndarray | None
@@ -375,7 +385,8 @@ def finish_ranking(table: pd.DataFrame, n_positive: int, n_negative: int,
         n = out[f"n_{suffix}"]
         out[f"mean_attention_{suffix}"] = (out[f"attention_{suffix}"] / n).where(n > 0)
     units = (n_positive, n_negative) if donors is None else donors
-    a, c = (out[column] for column in (by_donor or ["attended_positive", "attended_negative"]))
+    unit = "donors_" if by_donor else ""  # the test counts donors where the ranking has them
+    a, c = (out[f"attended_{unit}{side}"] for side in ("positive", "negative"))
     b, d = units[0] - a, units[1] - c
     out["log_odds_ratio"] = np.log((a + 0.5) * (d + 0.5) / ((b + 0.5) * (c + 0.5)))
     # P(X >= a), X ~ hypergeometric(all units, positive units, attending units); computed once
