@@ -193,14 +193,18 @@ def donor_section(figures: Path) -> str:
         return ""
     metrics = _read(path, "metrics table by donor")
     donors = int(metrics.loc[metrics["fold"].astype(str) == "mean", "n"].max())
+    by_repertoire = _read(figures / "metrics.tsv", "metrics table")
+    samples = int(by_repertoire.loc[by_repertoire["fold"].astype(str) == "mean", "n"].max())
     comparisons = figures / "comparisons_by_donor.tsv"
     compared = _read(comparisons, "comparisons table by donor") if comparisons.is_file() else pd.DataFrame()
     return ("<h3>By donor</h3><p>The same held-out predictions with each donor (group of the split) scored once, by "
-            f"the mean probability of its repertoires: {_e(donors)} donors. Donors are independent where a donor's "
-            "repertoires are not, so these are the figures to quote for a cohort of several samples a donor, and "
-            "the p values below are DeLong's over donors (<code>metrics_by_donor.tsv</code>, "
-            "<code>comparisons_by_donor.tsv</code>).</p>" + html_table(metric_summary(metrics))
-            + (html_table(compared, "{:.4g}") if not compared.empty else ""))
+            f"the mean probability of its repertoires: {_e(donors)} donors of {_e(samples)} repertoires "
+            f"({samples / max(donors, 1):.1f} a donor). This is a call on a donor from the mean of its samples, which "
+            "is easier than a call on one sample: the figures above are those of one sample of a new patient. "
+            "Donors are independent where a donor's repertoires are not, so the p values below (DeLong's over donors) "
+            "are the valid ones for comparing methods; per-fold figures rest on the few donors of a fold "
+            "(<code>metrics_by_donor.tsv</code>, <code>comparisons_by_donor.tsv</code>).</p>"
+            + html_table(metric_summary(metrics)) + (html_table(compared, "{:.4g}") if not compared.empty else ""))
 
 
 def split_note(path: Path | None) -> str:
