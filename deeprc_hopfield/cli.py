@@ -719,7 +719,9 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
             "Write a split table (columns subject_id, fold; folds 0..K-1) that `train --split/--fold`, "
             "`baselines` and `evaluate` share. Folds are stratified by the label's classes (numeric labels: "
             "by quantile bins) and seeded: the same store, --folds and --seed give the same file. "
-            "--group-column keeps the repertoires of one group (e.g. the samples of one donor) in one fold."
+            "--group-column keeps the repertoires of one group (e.g. the samples of one donor) in one fold. "
+            "Beside OUT, OUT.related.tsv lists the pairs of repertoires that share 20% or more of their 256 most "
+            "abundant CDR3s (samples of one donor?) but no group keeps together, which it warns of."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -742,13 +744,16 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
 
 def _run_split(args: argparse.Namespace) -> int:
     from deeprc_hopfield.io import check_output, write_table
-    from deeprc_hopfield.split import is_split_table, make_split
+    from deeprc_hopfield.split import is_split_table, related_table, split_and_related
 
     check_output(args.out, "split", args.force, folder=False, recognise=is_split_table)
-    split = make_split(store_path=args.store, folds=args.folds, seed=args.seed, label_column=args.label_column,
-                       group_column=args.group_column, workers=args.threads)
+    split, related = split_and_related(store_path=args.store, folds=args.folds, seed=args.seed,
+                                       label_column=args.label_column, group_column=args.group_column,
+                                       workers=args.threads)
+    write_table(related, related_table(args.out), sep="\t")  # always: a new split leaves no earlier split's pairs
     write_table(split, args.out)
-    log.info("wrote %s (%d repertoires, %d folds)", args.out, len(split), args.folds)
+    log.info("wrote %s (%d repertoires, %d folds)%s", args.out, len(split), args.folds,
+             f" and its {len(related)} related pair(s) of repertoires, {related_table(args.out)}" if len(related) else "")
     return 0
 
 

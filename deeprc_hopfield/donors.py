@@ -105,8 +105,24 @@ def related_pairs(subject_ids: Sequence[str], sketches: Sequence[np.ndarray], gr
     return pairs.sort_values("share", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def warn_related(pairs: pd.DataFrame, grouped: bool, n: int) -> None:
-    """Warn of repertoires that look like samples of one donor but may land on both sides of a fold."""
+def explaining_columns(metadata: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
+    """Columns of the metadata table (by subject_id) that hold one value for both repertoires of every related pair
+    and between 3 values and one a repertoire: a donor column, likely (not a label, not an id)."""
+    if pairs.empty:
+        return []
+    table = metadata.astype({"subject_id": str}).drop_duplicates("subject_id").set_index("subject_id")
+    found = []
+    for column in table.columns.drop(["filename"], errors="ignore"):
+        values = table[column].astype("string").str.strip()
+        a, b = values.reindex(pairs["subject_a"].astype(str)), values.reindex(pairs["subject_b"].astype(str))
+        if 3 <= values.nunique() < len(values) and a.notna().all() and (a.to_numpy() == b.to_numpy()).all():
+            found.append(str(column))
+    return found
+
+
+def warn_related(pairs: pd.DataFrame, grouped: bool, n: int, columns: Sequence[str] = ()) -> None:
+    """Warn of repertoires that look like samples of one donor but may land on both sides of a fold (`columns`: the
+    metadata columns that name one value for every pair, the likely donor column)."""
     if pairs.empty:
         return
     shown = "; ".join(f"{row.subject_a} and {row.subject_b} ({row.share:.0%})"
@@ -116,8 +132,10 @@ def warn_related(pairs: pd.DataFrame, grouped: bool, n: int) -> None:
              "samples of one donor? cross-validation may put them on both sides of a fold (a donor's own clones then "
              "look like signal): name each repertoire's donor in a metadata column and give it as the workflow's "
              "group_column (split --group-column)")
-    log.warning("%d pair(s) of the %d repertoires share %d%% or more of their %d most abundant CDR3s (%s%s), %s",
-                len(pairs), n, round(100 * RELATED_SHARE), SKETCH_SIZE, shown, more, where)
+    hint = (f"; metadata column '{columns[0]}' holds one value for both repertoires of every pair"
+            if columns and not grouped else "")
+    log.warning("%d pair(s) of the %d repertoires share %d%% or more of their %d most abundant CDR3s (%s%s), %s%s",
+                len(pairs), n, round(100 * RELATED_SHARE), SKETCH_SIZE, shown, more, where, hint)
 
 
 def sketches_file(subjects: Sequence[str], sketches: Sequence[np.ndarray]) -> bytes:

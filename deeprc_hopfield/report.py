@@ -219,14 +219,35 @@ def split_note(path: Path | None) -> str:
     if "group" not in table.columns:
         return (f"<p><b>Split:</b> {n} repertoires in {folds} folds, each repertoire on its own (no group column); "
                 "where a donor gave several samples, <code>split</code> warns of those it sees (its log) and "
-                "<code>group_column</code> keeps each donor's in one fold.</p>")
+                "<code>group_column</code> keeps each donor's in one fold.</p>" + related_note(path))
     groups = table["group"].nunique()
     return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
             "one fold and on one side of every inner split. The metrics and the comparisons above and below count "
             "repertoires, not groups (\"By donor\" and the interpretation's tests count groups): with "
             f"{n / groups:.1f} repertoires a group on average, a group's repertoires "
             "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
-            "many samples weighs more than one of few.</p>")
+            "many samples weighs more than one of few.</p>" + related_note(path))
+
+
+def related_note(path: Path) -> str:
+    """A warning of the pairs of repertoires `split` took for samples of one donor that no group keeps together (its
+    table beside the split's, where written), and of those in different folds: the metrics are then optimistic."""
+    from deeprc_hopfield.donors import RELATED_SHARE, SKETCH_SIZE
+    from deeprc_hopfield.split import related_table
+
+    table = related_table(path)
+    if not table.is_file():
+        return ""
+    pairs = _read(table, "related-pairs table")
+    if pairs.empty:
+        return ""
+    apart = int((pairs["fold_a"] != pairs["fold_b"]).sum()) if {"fold_a", "fold_b"} <= set(pairs.columns) else None
+    where = f", {apart} of them in different folds" if apart is not None else ""
+    return (f'<p class="warning"><b>Samples of one donor?</b> <code>split</code> found {len(pairs)} pair(s) of '
+            f"repertoires that share {RELATED_SHARE:.0%} or more of their {SKETCH_SIZE} most abundant CDR3s and that no "
+            f"group keeps together{where} (<code>{_e(table.name)}</code>; two donors rarely share any). A donor on both sides of a fold "
+            "lets its own clones pass for signal: the held-out metrics above are then likely optimistic. Name each "
+            "repertoire's donor in a metadata column and give it as <code>group_column</code>.</p>")
 
 
 def _constant_note(metrics: pd.DataFrame) -> str:

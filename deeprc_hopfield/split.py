@@ -243,6 +243,12 @@ def _check_folds(label: Label, groups: np.ndarray, folds: int, path: Path) -> No
 
 def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None,
                group_column: str | None = None, workers: int = 1) -> pd.DataFrame:
+    """The split table of :func:`split_and_related` (its arguments), without the related pairs."""
+    return split_and_related(store_path, folds, seed, label_column, group_column, workers)[0]
+
+
+def split_and_related(store_path: str | Path, folds: int = 5, seed: int = 0, label_column: str | None = None,
+                      group_column: str | None = None, workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded k-fold split of a store, optionally keeping groups of repertoires together.
 
     Parameters
@@ -264,7 +270,9 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
     Returns
     -------
     Table with columns `subject_id` and `fold` (0..folds-1), one row per repertoire in store order, and with
-    `group_column` a `group` column: training's inner validation split keeps groups whole too.
+    `group_column` a `group` column: training's inner validation split keeps groups whole too; and the pairs of
+    repertoires that look like samples of one donor but are of no one group (:func:`related_samples`), with each
+    one's fold (`fold_a`, `fold_b`).
     """
     with RepertoireStore(store_path) as store:
         label = choose_label(store, label_column)
@@ -281,19 +289,31 @@ def make_split(store_path: str | Path, folds: int = 5, seed: int = 0, label_colu
             fold = assign_group_folds(stratum, groups, folds, seed)
             _check_group_folds(label, stratum, fold, folds, group_column, store.path)
         _warn_thin_training_parts(label, stratum, fold, folds, groups)
-        _warn_related_samples(store, groups, workers)
+        related = related_samples(store, groups, workers)
     kept = "" if groups is None else f", {len(set(groups))} groups of '{group_column}' kept whole"
     log.info("split %d repertoires into %d folds stratified by '%s' (%s)%s, seed %d; fold sizes %s", len(subjects),
              folds, label.name, label.kind, kept, seed, np.bincount(fold).tolist())
     table = pd.DataFrame({"subject_id": subjects, "fold": fold})
-    return table if groups is None else table.assign(group=np.asarray(groups).astype(str))
+    table = table if groups is None else table.assign(group=np.asarray(groups).astype(str))
+    fold_of = dict(zip(subjects, fold.tolist()))
+    return table, related.assign(fold_a=related["subject_a"].map(fold_of), fold_b=related["subject_b"].map(fold_of))
 
 
-def _warn_related_samples(store: RepertoireStore, groups: np.ndarray | None, workers: int = 1) -> None:
-    """Warn of repertoires that share their most abundant clones (samples of one donor) but are not of one group:
-    the folds may put them on both sides (:mod:`deeprc_hopfield.donors`; one reading of the store, `workers`
-    threads sketching as many repertoires at once: ~0.3 s for 300,000 sequences on one)."""
-    from deeprc_hopfield.donors import clone_sketch, related_pairs, warn_related
+#: Beside a split table `split.csv`, `split` writes `split.csv.related.tsv`: the pairs of repertoires it warned of.
+RELATED_SUFFIX = ".related.tsv"
+
+
+def related_table(split_path: str | Path) -> Path:
+    """Where `split` wrote the related pairs of the split table at `split_path` (:data:`RELATED_SUFFIX`)."""
+    return Path(f"{split_path}{RELATED_SUFFIX}")
+
+
+def related_samples(store: RepertoireStore, groups: np.ndarray | None, workers: int = 1) -> pd.DataFrame:
+    """Warn of repertoires that share their most abundant clones (samples of one donor) but are not of one group,
+    naming a metadata column that explains them: the folds may put them on both sides (:mod:`deeprc_hopfield.donors`;
+    one reading of the store, `workers` threads sketching as many repertoires at once: ~0.3 s for 300,000 sequences on
+    one). Returns the pairs (:func:`~deeprc_hopfield.donors.related_pairs`)."""
+    from deeprc_hopfield.donors import clone_sketch, explaining_columns, related_pairs, warn_related
     from deeprc_hopfield.progress import LoggedProgress
     from deeprc_hopfield.store import StoreRepertoires
     from deeprc_hopfield.threads import ordered_map
@@ -304,7 +324,9 @@ def _warn_related_samples(store: RepertoireStore, groups: np.ndarray | None, wor
     for sketch in ordered_map(lambda i: clone_sketch(repertoires[i]), range(len(repertoires)), max(int(workers), 1)):
         sketches.append(sketch)
         progress.update()
-    warn_related(related_pairs(store.subject_ids, sketches, groups), groups is not None, len(store))
+    pairs = related_pairs(store.subject_ids, sketches, groups)
+    warn_related(pairs, groups is not None, len(store), explaining_columns(store.metadata(), pairs))
+    return pairs
 
 
 def read_split(path: str | Path) -> pd.DataFrame:

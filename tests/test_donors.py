@@ -124,3 +124,22 @@ def test_split_warns_of_samples_of_one_donor_that_no_group_keeps_together(rough,
         assert len(said) == 1 and warned in said[0], said
         assert said[0].startswith("3 pair(s) of the 15 repertoires share 20% or more of their 256 most abundant")
         assert all(f"s{i} and s{i}b" in said[0] for i in range(3))
+        # without groups it names the metadata column that holds one value for every pair (not `tube`, an id)
+        assert ("metadata column 'donor' holds one value for both repertoires of every pair" in said[0]) == \
+            (column is None), said[0]
+    # the command writes the pairs beside the split table, and the report warns of them
+    from conftest import deeprc_cli
+    from deeprc_hopfield.report import related_note
+    from deeprc_hopfield.split import related_table
+
+    result = deeprc_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", "2")
+    assert result.returncode == 0, result.stderr
+    pairs = pd.read_csv(related_table(tmp_path / "split.csv"), sep="\t")
+    assert sorted(pairs["subject_a"] + pairs["subject_b"]) == ["s0s0b", "s1s1b", "s2s2b"]
+    apart = int((pairs["fold_a"] != pairs["fold_b"]).sum())
+    assert f"found 3 pair(s) of repertoires that share 20% or more" in related_note(tmp_path / "split.csv")
+    assert f"{apart} of them in different folds" in related_note(tmp_path / "split.csv")
+    grouped = deeprc_cli("split", "--store", store, "--out", tmp_path / "split.csv", "--folds", "2", "--group-column",
+                         "donor", "--force")
+    assert grouped.returncode == 0 and pd.read_csv(related_table(tmp_path / "split.csv"), sep="\t").empty
+    assert related_note(tmp_path / "split.csv") == ""  # a new split leaves none of the earlier one's pairs

@@ -338,9 +338,16 @@ def report_job_errors():
 
 
 def report_location():
-    """After a successful run: where the run's report is, in one line (when the run has one)."""
+    """After a successful run: where the run's report is, in one line (when the run has one), and a note of the
+    repertoires `split` took for samples of one donor that no group keeps together (its log says which)."""
     if os.path.isfile(report_html()):
         print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
+    related = f"{split_table()}.related.tsv"  # deeprc_hopfield.split.related_table
+    pairs = sum(1 for _ in open(related)) - 1 if os.path.isfile(related) else 0
+    if pairs > 0:
+        print(f"note: split found {pairs} pair(s) of repertoires that look like samples of one donor but are kept "
+              f"together by no group ({related}; {log_path('split.log')}): the held-out metrics may be "
+              "optimistic; set group_column to a metadata column naming each repertoire's donor", file=sys.stderr)
 
 
 class NothingToDoReport(logging.Handler):
