@@ -720,8 +720,8 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
             "`baselines` and `evaluate` share. Folds are stratified by the label's classes (numeric labels: "
             "by quantile bins) and seeded: the same store, --folds and --seed give the same file. "
             "--group-column keeps the repertoires of one group (e.g. the samples of one donor) in one fold. "
-            "Beside OUT, OUT.related.tsv lists the pairs of repertoires that share 20% or more of their 256 most "
-            "abundant CDR3s (samples of one donor?) but no group keeps together, which it warns of."
+            "Beside OUT, OUT.related.tsv lists the pairs of repertoires that share many of their most abundant "
+            "CDR3s (samples of one donor?) but no group keeps together, which it warns of (README: group_column)."
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")

@@ -115,7 +115,7 @@ def explaining_columns(metadata: pd.DataFrame, pairs: pd.DataFrame) -> list[str]
     for column in table.columns.drop(["filename"], errors="ignore"):
         values = table[column].astype("string").str.strip()
         a, b = values.reindex(pairs["subject_a"].astype(str)), values.reindex(pairs["subject_b"].astype(str))
-        if 3 <= values.nunique() < len(values) and a.notna().all() and (a.to_numpy() == b.to_numpy()).all():
+        if 3 <= values.nunique() < len(values) and a.notna().all() and a.eq(b.to_numpy()).fillna(False).all():
             found.append(str(column))
     return found
 

@@ -24,7 +24,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
 from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
 from deeprc_hopfield.metadata import missing_labels, two_class_order
-from deeprc_hopfield.split import Split
+from deeprc_hopfield.split import Split, donor_names
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def by_donor(table: pd.DataFrame, donor_of: dict[str, str]) -> pd.DataFrame:
     """One row a donor (`subject_id` its name): the mean probability of its held-out repertoires, its class and fold
     (`split` keeps each one a donor; in a table made by hand, a donor of both classes counts once in each). A subject
     without a group is a donor of its own."""
-    donor = [donor_of.get(s, f"{UNGROUPED}{s}") for s in table["subject_id"]]
+    donor = donor_names(table["subject_id"].tolist(), donor_of)
     means = (table.assign(subject_id=donor).groupby(["subject_id", "y"], sort=False)
              .agg(fold=("fold", "first"), probability=("probability", "mean")).reset_index())
     return means.assign(subject_id=means["subject_id"] + np.where(means.duplicated("subject_id", keep=False),
@@ -393,8 +393,6 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
 
 #: The files of an evaluation folder.
 EVALUATION_FILES = ("metrics.tsv", "comparisons.tsv", "roc.png", "pr.png")
-#: Starts the donor name of a subject without a group (a donor of its own, whose name no group takes).
-UNGROUPED = "\x00"
 #: What `evaluate` adds where the split keeps several repertoires of a group (donor) together: the same tables by donor.
 DONOR_FILES = ("metrics_by_donor.tsv", "comparisons_by_donor.tsv")
 

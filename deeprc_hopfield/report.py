@@ -26,10 +26,11 @@ from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.evaluate import METRICS
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
-from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS, donor_names
+from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
+from deeprc_hopfield.split import donor_names
 from deeprc_hopfield.saved_model import CONFIG_FILE, model_members, read_model_config
 from deeprc_hopfield.store import RepertoireStore
 
@@ -207,9 +208,9 @@ def donor_section(figures: Path) -> str:
             + html_table(metric_summary(metrics)) + (html_table(compared, "{:.4g}") if not compared.empty else ""))
 
 
-def split_note(path: Path | None) -> str:
+def split_note(path: Path | None, figures: Path | None = None) -> str:
     """What the split held (folds, repertoires and, where grouped, groups) and what grouping means for reading the
-    metrics and tests: they count repertoires, not donors."""
+    metrics and tests: they count repertoires, not donors (those of the evaluation at `figures` by donor do)."""
     if path is None:
         return ""
     from deeprc_hopfield.split import Split
@@ -221,9 +222,10 @@ def split_note(path: Path | None) -> str:
                 "where a donor gave several samples, <code>split</code> warns of those it sees (its log) and "
                 "<code>group_column</code> keeps each donor's in one fold.</p>" + related_note(path))
     groups = table["group"].nunique()
+    by_donor = '"By donor" and ' if figures is not None and (figures / "metrics_by_donor.tsv").is_file() else ""
     return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
             "one fold and on one side of every inner split. The metrics and the comparisons above and below count "
-            "repertoires, not groups (\"By donor\" and the interpretation's tests count groups): with "
+            f"repertoires, not groups ({by_donor}the interpretation's tests count groups): with "
             f"{n / groups:.1f} repertoires a group on average, a group's repertoires "
             "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
             "many samples weighs more than one of few.</p>" + related_note(path))
@@ -231,9 +233,10 @@ def split_note(path: Path | None) -> str:
 
 def related_note(path: Path) -> str:
     """A warning of the pairs of repertoires `split` took for samples of one donor that no group keeps together (its
-    table beside the split's, where written), and of those in different folds: the metrics are then optimistic."""
+    table beside the split table at `path`, where written), and of those the split puts in different folds: the
+    metrics are then optimistic."""
     from deeprc_hopfield.donors import RELATED_SHARE, SKETCH_SIZE
-    from deeprc_hopfield.split import related_table
+    from deeprc_hopfield.split import Split, related_table
 
     table = related_table(path)
     if not table.is_file():
@@ -241,13 +244,17 @@ def related_note(path: Path) -> str:
     pairs = _read(table, "related-pairs table")
     if pairs.empty:
         return ""
-    apart = int((pairs["fold_a"] != pairs["fold_b"]).sum()) if {"fold_a", "fold_b"} <= set(pairs.columns) else None
-    where = f", {apart} of them in different folds" if apart is not None else ""
+    split = Split.read(path).table  # the folds as the table holds them now (it may have been edited)
+    fold = dict(zip(split["subject_id"], split["fold"]))
+    apart = int((pairs["subject_a"].map(fold) != pairs["subject_b"].map(fold)).sum())
+    effect = ("A donor on both sides of a fold lets its own clones pass for signal: the held-out metrics above are then "
+              "likely optimistic." if apart else "None is split across folds, so the held-out metrics are not "
+              "inflated by them, but a later split may be.")
     return (f'<p class="warning"><b>Samples of one donor?</b> <code>split</code> found {len(pairs)} pair(s) of '
-            f"repertoires that share {RELATED_SHARE:.0%} or more of their {SKETCH_SIZE} most abundant CDR3s and that no "
-            f"group keeps together{where} (<code>{_e(table.name)}</code>; two donors rarely share any). A donor on both sides of a fold "
-            "lets its own clones pass for signal: the held-out metrics above are then likely optimistic. Name each "
-            "repertoire's donor in a metadata column and give it as <code>group_column</code>.</p>")
+            f"repertoires that share {RELATED_SHARE:.0%} or more of their {SKETCH_SIZE} most abundant CDR3s and that "
+            f"no group keeps together, {apart} of them in different folds (<code>{_e(table.name)}</code>; two donors "
+            f"rarely share any). {effect} Name each repertoire's donor in a metadata column and give it as "
+            "<code>group_column</code>.</p>")
 
 
 def _constant_note(metrics: pd.DataFrame) -> str:
@@ -449,9 +456,10 @@ def _donors_note(info: dict) -> str:
     return (f"<p><b>Donors:</b> the {_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} "
             f"negative repertoires are {_e(donors['positive'])} positive and {_e(donors['negative'])} negative donors "
             "(their groups). A donor's samples are not independent, so the score, <b>fisher_p</b>, the log odds "
-            "ratio and the motifs' tests count donors: a donor adds the evidence of its most attended sample, "
-            "<b>n_donors</b> are the donors carrying the sequence and <b>attended_donors</b> those with a sample "
-            "attending it above uniform. <b>n_positive</b>, <b>attended</b> and the mean attention count "
+            "ratio and the motifs' tests count donors: a donor adds the mean evidence of its samples (a sample "
+            "without the sequence adds 0, so a donor sampled often weighs as one sampled once), <b>n_donors</b> are "
+            "the donors carrying the sequence and <b>attended_donors</b> those whose mean attention over their "
+            "samples is above uniform. <b>n_positive</b>, <b>attended</b> and the mean attention count "
             "repertoires.</p>")
 
 
@@ -492,7 +500,7 @@ def interpretation_section(folder: Path | None) -> str:
         f"{_e(reps.get('positive', '?'))} positive and {_e(reps.get('negative', '?'))} negative held-out "
         "repertoires (each by its fold's model). <b>score</b>: bits of attention above uniform "
         f"(log2 of attention × repertoire size, counted where above 1) summed over the positive {unit} "
-        f"that carry the sequence{' (each by its most attended sample)' if unit == 'donors' else ''}, minus the same "
+        f"that carry the sequence{' (each by the mean of its samples)' if unit == 'donors' else ''}, minus the same "
         "over the negative ones; <b>attended</b>: repertoires whose "
         "attention to it is above uniform; <b>mean attention</b>: attention × repertoire size (1 = uniform); "
         f"<b>fisher_p</b>: one-sided Fisher test of attended positive {unit} against negative ones, uncorrected, and "
@@ -604,7 +612,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
     body = [
         f"<h1>{_e(title)}</h1><p class=\"note\">Written {_e(created)} by deeprc-hopfield {_e(__version__)}.</p>",
         cohort_section(Path(store)),
-        metrics_section(metrics_table) + split_note(Path(split) if split is not None else None)
+        metrics_section(metrics_table) + split_note(Path(split) if split is not None else None, Path(figures))
         + memory_alone_note(models, "the attention of the sections below"),
         comparisons_section(Path(figures)) + donor_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +143,16 @@ def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
         raise MetadataError(f"no group for subject(s) {named_list(subjects)}", store.path, column=column)
     _warn_groups_of_one_name(values, column)
     return values.to_numpy(dtype=object)
+
+
+#: Starts the donor name of a subject without a group: a donor of its own, whose name no group can take.
+UNGROUPED = "\x00"
+
+
+def donor_names(subjects: Sequence[str], groups: Mapping[str, str] | None) -> list[str]:
+    """Each subject's donor: its group, else a donor of its own (:data:`UNGROUPED` + its id, whatever the groups)."""
+    groups = groups or {}
+    return [groups[s] if s in groups else UNGROUPED + s for s in subjects]
 
 
 def group_key(name: object) -> str:

@@ -143,3 +143,16 @@ def test_split_warns_of_samples_of_one_donor_that_no_group_keeps_together(rough,
                          "donor", "--force")
     assert grouped.returncode == 0 and pd.read_csv(related_table(tmp_path / "split.csv"), sep="\t").empty
     assert related_note(tmp_path / "split.csv") == ""  # a new split leaves none of the earlier one's pairs
+
+
+def test_the_column_that_explains_every_related_pair_is_named_and_missing_values_explain_nothing():
+    from deeprc_hopfield.donors import explaining_columns
+
+    metadata = pd.DataFrame({"subject_id": ["a", "b", "c", "d", "e"], "filename": list("vwxyz"),
+                             "label": [0, 0, 1, 1, 0], "donor": ["D1", "D1", "D2", "D2", "D3"],
+                             "age": [30, 30, 41, 52, None], "site": ["s1", "s1", "s2", "s2", "s3"]})
+    pairs = pd.DataFrame({"subject_a": ["a", "c"], "subject_b": ["b", "d"], "share": [0.5, 0.4]})
+    assert explaining_columns(metadata, pairs) == ["donor", "site"]  # label: 2 values; age: c and d differ
+    with_missing = pd.DataFrame({"subject_a": ["a", "d"], "subject_b": ["b", "e"], "share": [0.5, 0.4]})
+    assert explaining_columns(metadata, with_missing) == []  # e's age is missing: no crash, no column
+    assert explaining_columns(metadata, pairs.iloc[:0]) == []

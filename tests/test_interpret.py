@@ -37,6 +37,7 @@ from deeprc_hopfield.model import SequenceBags
 from deeprc_hopfield.public_clones import MODULI, with_v
 from deeprc_hopfield.report import interpretation_section
 from deeprc_hopfield.saved_model import load_model
+from deeprc_hopfield.split import donor_names
 from deeprc_hopfield.training import train
 from test_train import easy_cohort  # noqa: F401  (the module-scoped cohort fixture)
 
@@ -355,7 +356,7 @@ def test_find_motifs_recovers_a_gapped_motif():
     pooled = RepertoireSamples(pooled_by_donor(samples.positive, subjects, donor_of), samples.negative)
     assert [len(unit) for unit in pooled.positive] == [2000, 2000, 500, 500]
     by_donor = find_motifs(foreground, random_cdr3s(5000), repertoires=pooled,
-                           owners=np.array(ranking.donor_names([subjects[k] for k in owners], donor_of)))
+                           owners=np.array(donor_names([subjects[k] for k in owners], donor_of)))
     assert "GR.DT" not in set(by_donor["motif"]) and by_donor.attrs["patterns_tested"] < found.attrs["patterns_tested"]
 
 
@@ -547,7 +548,7 @@ def test_the_report_shows_ranked_sequences_with_a_positive_score_only(interprete
 
 def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test():
     """Two positive samples of donor A attend CAAF: by repertoires 2 of 2 positives against 0 of 2 negatives, by
-    donors 1 of 1 against 0 of 2 (p 1/3, not 1/6); the score adds donor A's best sample's evidence once."""
+    donors 1 of 1 against 0 of 2 (p 1/3, not 1/6); the score adds donor A once, by its samples' mean evidence."""
     table = pd.DataFrame({"junction_aa": ["CAAF", "CBBF", "CAAF", "CBBF", "CAAF", "CBBF", "CCCF", "CBBF"],
                           "repertoire": [0, 0, 1, 1, 2, 2, 3, 3],
                           "weight": [2.0, 0.5, 4.0, 0.5, 0.5, 2.5, 1.0, 3.0]})
@@ -568,7 +569,7 @@ def test_a_donor_attending_in_several_samples_is_one_finding_of_the_fisher_test(
     assert by_donor.loc["CAAF", "fisher_p"] == pytest.approx(fisher_exact([[1, 0], [0, 2]], "greater").pvalue)
     assert by_donor.loc["CBBF", ranking.DONOR_COLUMNS].tolist() == [1, 2, 0, 2]  # attended in both negative donors
     assert by_repertoire.loc["CAAF", "score"] == pytest.approx(1 + 2)  # w 2 and 4 in A's two samples
-    assert by_donor.loc["CAAF", "score"] == pytest.approx(2)  # donor A once, by its best sample (w 4)
+    assert by_donor.loc["CAAF", "score"] == pytest.approx((1 + 2) / 2)  # donor A once: the mean of its samples
     assert by_donor.loc["CAAF", "n_positive"] == 2  # the repertoire counts stay
     columns = by_donor.reset_index().columns.tolist()
     assert columns.index("n_donors_positive") == columns.index("attended_negative") + 1

@@ -535,9 +535,17 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(finished_run: dict, tmp_pa
     empty_logs = [p.name for p in (tmp_path / "logs" / "tiny").rglob("*.log") if p.stat().st_size == 0]
     assert not empty_logs, empty_logs  # every job says what it did
 
+    related = run / "split.csv.related.tsv"  # split wrote it: no pair of related repertoires in this cohort
+    assert pd.read_csv(related, sep="\t").empty
+    split = pd.read_csv(run / "split.csv", dtype={"subject_id": str})
+    a, b = split.groupby("fold")["subject_id"].first()  # as if two samples of one donor sat in folds 0 and 1
+    related.write_text(f"subject_a\tsubject_b\tshare\n{a}\t{b}\t0.6\n")
     second = snakemake(*args, cwd=tmp_path, timeout=60)
     assert second.returncode == 0, second.stderr
     assert "Nothing to be done" in second.stdout + second.stderr
+    assert "note: split found 1 pair(s) of repertoires that look like samples of one donor but are kept together by " \
+           "no group, 1 of them in different folds" in second.stderr, second.stderr[-2000:]
+    related.write_text("subject_a\tsubject_b\tshare\n")
 
     # jobs run again over their earlier outputs: the folders Snakemake keeps between runs (baselines/fold0/,
     # evaluation/: the rules pass --force, which replaces only an earlier output of the same command),

@@ -47,12 +47,12 @@ these describe the ranking rather than make it.
 **Donors.** Where the repertoires are grouped (`groups`: several samples of one donor, e.g. time points or
 tissues), a donor's samples are not independent, and a sequence one donor carries in three samples is one
 finding, not three. The unit of the score and of the test is then the donor (of one side: a donor whose samples
-the model calls differently counts on each side once), as a repertoire is the unit of a clone it holds several
-sequences of: a donor adds the evidence of its most attended sample (`evidence_positive`/`_negative` and `score`
-are sums over donors), `n_donors_positive`/`_negative` count the donors that carry the sequence and
-`attended_donors_positive`/`_negative` those with a sample attending it above uniform, from which `fisher_p` and
-`log_odds_ratio` are computed against the donors of each side. `n_`, `attended_` and `mean_attention_` stay counts
-and means over repertoires.
+the model calls differently counts on each side once): a donor adds the mean evidence of its samples (a sample
+without the sequence adds 0, so that a donor sampled often weighs as one sampled once; `evidence_positive`/`_negative`
+and `score` are sums over donors), `n_donors_positive`/`_negative` count the donors that carry the sequence and
+`attended_donors_positive`/`_negative` those whose mean relative attention over their samples is above uniform, from
+which `fisher_p` and `log_odds_ratio` are computed against the donors of each side. `n_`, `attended_` and
+`mean_attention_` stay counts and means over repertoires.
 
 **Memory.** Every sequence of the interpreted repertoires is kept as a 64-bit clone key
 (`deeprc_hopfield.public_clones.clone_keys`), its V code, its repertoire and its w: 20 bytes a
@@ -78,6 +78,7 @@ from deeprc_hopfield.infer import Scored
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.interpret.families import sequence_families
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS
+from deeprc_hopfield.split import donor_names
 from deeprc_hopfield.public_clones import (V_MODE, clone_keys, expand_wildcards, in_sorted, name_codes,
                                            repertoire_keys, resolve_rows, unique_keys, wildcard_table)
 
@@ -91,8 +92,6 @@ RANKED_COLUMNS = ["rank", *KEY_COLUMNS, "score", "n_repertoires", "n_positive", 
                   "top_duplicate_count", "family", "family_size"]
 #: Columns of a grouped ranking (several samples a donor), placed after attended_negative: see "Donors" above.
 DONOR_COLUMNS = ["n_donors_positive", "n_donors_negative", "attended_donors_positive", "attended_donors_negative"]
-#: Starts the donor name of a subject without a group: a donor of its own, whose name no group can take.
-UNGROUPED = "\x00"
 #: Where a repertoire's side (positive or negative) comes from; see the module docstring.
 LABEL_CHOICES = ("auto", "store", "model")
 #: Sequences looked up at a time when every occurrence of the candidate clones is found (~40 MB a block).
@@ -211,12 +210,6 @@ def collect_attention(scored: Iterable[Scored], label: str, positive_class: str,
 FOREGROUND_COLUMNS = ["subject_id", "rank", *KEY_COLUMNS, "attention"]
 
 
-def donor_names(subjects: list[str], groups: Mapping[str, str] | None) -> list[str]:
-    """Each subject's donor: its group, else a donor of its own (:data:`UNGROUPED` + its id, whatever the groups)."""
-    groups = groups or {}
-    return [groups[s] if s in groups else UNGROUPED + s for s in subjects]
-
-
 def positives_top_attended(attention: AttentionPass, top: int) -> pd.DataFrame:
     """The `top` most-attended sequences of each positive repertoire (columns :data:`FOREGROUND_COLUMNS`;
     attention relative, 1 = uniform), in the order `attend` lists them: what motifs are searched among.
@@ -264,7 +257,7 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
                                 "positive": reps["positive"].to_numpy()[per_repertoire["repertoire"].to_numpy()],
                                 "weight": w, "attended": w > 1, "evidence": np.log2(np.maximum(w, 1.0))})
     stats = counts_by_label(occurrences)
-    if attention.grouped:  # evidence by donor (its best sample), and the donors' counts
+    if attention.grouped:  # evidence by donor (the mean of its samples), and the donors' counts
         by_donor = donor_counts(per_repertoire, attention)
         stats = stats.drop(columns=list(by_donor.columns.intersection(stats.columns))).join(by_donor)
     table = best.set_index("key")[KEY_COLUMNS].join(stats)
@@ -277,18 +270,21 @@ def rank_sequences(attention: AttentionPass) -> pd.DataFrame:
 
 
 def donor_counts(per_repertoire: pd.DataFrame, attention: AttentionPass) -> pd.DataFrame:
-    """Per key, by side: the donors carrying it, those with a repertoire attending it above uniform
-    (:data:`DONOR_COLUMNS`), and the evidence of each donor's most attended repertoire, summed
-    (`evidence_positive`/`_negative`); `per_repertoire`: key, repertoire, weight (a clone's most attended sequence in
-    each repertoire)."""
+    """Per key, by side: the donors carrying it, those attending it above uniform on the mean of their samples
+    (:data:`DONOR_COLUMNS`), and each donor's mean evidence over its samples, summed (`evidence_positive`/`_negative`;
+    a sample without the sequence adds 0, so a donor of many samples weighs as one of few); `per_repertoire`: key,
+    repertoire, weight (a clone's most attended sequence in each repertoire that holds it)."""
     repertoire = per_repertoire["repertoire"].to_numpy()
-    units = pd.DataFrame({"key": per_repertoire["key"].to_numpy(), "unit": attention.donor_units()[repertoire],
+    unit = attention.donor_units()
+    samples = np.bincount(unit)[unit[repertoire]]  # the repertoires of each occurrence's donor (on its side)
+    weight = per_repertoire["weight"].to_numpy()
+    units = pd.DataFrame({"key": per_repertoire["key"].to_numpy(), "unit": unit[repertoire],
                           "positive": attention.repertoires["positive"].to_numpy(bool)[repertoire],
-                          "weight": per_repertoire["weight"].to_numpy()})
-    best = units.groupby(["key", "unit", "positive"], sort=False)["weight"].max().reset_index()
-    best = best.assign(attended=best["weight"] > 1, evidence=np.log2(np.maximum(best["weight"], 1.0)))
-    grouped = best.groupby(["key", "positive"]).agg(n=("unit", "size"), attended=("attended", "sum"),
-                                                      evidence=("evidence", "sum")).unstack("positive", fill_value=0)
+                          "weight": weight / samples, "evidence": np.log2(np.maximum(weight, 1.0)) / samples})
+    mean = units.groupby(["key", "unit", "positive"], sort=False)[["weight", "evidence"]].sum().reset_index()
+    grouped = (mean.assign(attended=mean["weight"] > 1).groupby(["key", "positive"])
+               .agg(n=("unit", "size"), attended=("attended", "sum"), evidence=("evidence", "sum"))
+               .unstack("positive", fill_value=0))
     out = pd.DataFrame(index=grouped.index)
     for flag, suffix in ((True, "positive"), (False, "negative")):
         for column, name in (("n", "n_donors"), ("attended", "attended_donors"), ("evidence", "evidence")):

@@ -29,6 +29,7 @@ from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_receptors
 from deeprc_hopfield.interpret import contributions, logos, motifs, ranking
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.saved_model import SavedModel
+from deeprc_hopfield.split import donor_names
 from deeprc_hopfield.store import RepertoireStore, count_column
 
 log = logging.getLogger(__name__)
@@ -366,7 +367,7 @@ def _motif_samples(store: Path, positives: list[str], negatives: list[str], seed
 def searched_foreground(foreground_of: pd.DataFrame, donor_of: Mapping[str, str] | None) -> pd.DataFrame:
     """The foreground sequences the motifs are searched among, with each one's `donor`: with groups, a donor's
     sequence in the top of several of its samples once (one finding, not one a sample)."""
-    named = foreground_of.assign(donor=ranking.donor_names(foreground_of["subject_id"].tolist(), donor_of))
+    named = foreground_of.assign(donor=donor_names(foreground_of["subject_id"].tolist(), donor_of))
     return named if donor_of is None else named.drop_duplicates(["donor", *ranking.KEY_COLUMNS])
 
 
@@ -374,7 +375,7 @@ def pooled_by_donor(samples: list[list[str]], subjects: list[str],
                     donor_of: Mapping[str, str] | None) -> list[list[str]]:
     """The samples of each donor's repertoires pooled into one (the label test's unit), donors in first-seen order."""
     pooled: dict[str, list[str]] = {}
-    for donor, sample in zip(ranking.donor_names(subjects, donor_of), samples):
+    for donor, sample in zip(donor_names(subjects, donor_of), samples):
         pooled.setdefault(donor, []).extend(sample)
     return list(pooled.values())
 
@@ -386,8 +387,8 @@ def donor_info(repertoires: pd.DataFrame, donors: tuple[int, int], groups: Mappi
     subjects = repertoires["subject_id"].tolist()
     lacking = [s for s in subjects if s not in groups]
     notes = [f"the {by_side[0]} positive and {by_side[1]} negative repertoires are {donors[0]} and {donors[1]} donors: "
-             "fisher_p, log_odds_ratio and the motif tests count donors (a donor attends a sequence when any of its "
-             "samples does); the score and the other counts add up repertoires"]
+             "the score, fisher_p, log_odds_ratio and the motif tests count donors (a donor by the mean of its "
+             "samples); n_, attended_ and mean_attention_ count repertoires"]
     log.info("%s", notes[0])
     if lacking:
         notes.append(f"{len(lacking)} of the {len(subjects)} repertoires have no group ({named_list(lacking, 5)}): "
@@ -576,7 +577,8 @@ def summarise(folders: list[str | Path], store: str | Path, out: str | Path, top
             info.update({"donors": {"positive": donors[0], "negative": donors[1]}, "donor_of": donor_of})
         if unmerged is not None:
             info["donors_not_counted"] = unmerged
-            info["notes"].append(f"the Fisher and motif tests count repertoires, not donors: {unmerged}")
+            info["notes"].append(f"the Fisher and motif tests count repertoires, not donors: {unmerged}; the score "
+                                 "adds up each fold's own (by donor in a fold interpreted with groups)")
             log.warning("%s", info["notes"][-1])
         if any(TRAINING_SUBJECT_COLUMN in i for i in infos):  # carried over from --allow-training-subjects
             info[TRAINING_SUBJECT_COLUMN] = [s for i in infos for s in i.get(TRAINING_SUBJECT_COLUMN, [])]

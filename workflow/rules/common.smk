@@ -343,22 +343,29 @@ def report_location():
     if os.path.isfile(report_html()):
         print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
     related = f"{split_table()}.related.tsv"  # deeprc_hopfield.split.related_table
-    pairs = sum(1 for _ in open(related)) - 1 if os.path.isfile(related) else 0
-    if pairs > 0:
-        print(f"note: split found {pairs} pair(s) of repertoires that look like samples of one donor but are kept "
-              f"together by no group ({related}; {log_path('split.log')}): the held-out metrics may be "
-              "optimistic; set group_column to a metadata column naming each repertoire's donor", file=sys.stderr)
+    if not (os.path.isfile(related) and os.path.isfile(split_table())):
+        return
+    pairs = pd.read_csv(related, sep="\t", dtype={"subject_a": str, "subject_b": str})
+    fold = pd.read_csv(split_table(), dtype={"subject_id": str}).set_index("subject_id")["fold"]
+    apart = int((pairs["subject_a"].map(fold) != pairs["subject_b"].map(fold)).sum())
+    if apart:
+        print(f"note: split found {len(pairs)} pair(s) of repertoires that look like samples of one donor but are kept "
+              f"together by no group, {apart} of them in different folds ({related}; {log_path('split.log')}): the "
+              "held-out metrics may be optimistic; set group_column to a metadata column naming each repertoire's "
+              "donor", file=sys.stderr)
 
 
 class NothingToDoReport(logging.Handler):
     """Where the report is after a run that had nothing to do: Snakemake then only logs so, and calls no `onsuccess`
     (a dry run aside). Each of Snakemake's log records is compared with that one message, nothing more."""
 
-    def emit(self, record):
-        if record.msg == NOTHING_TO_BE_DONE_MSG and not workflow.dryrun:
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == NOTHING_TO_BE_DONE_MSG and not workflow.dryrun and not NO_HOOKS:
             report_location()
 
 
+#: `snakemake --no-hooks`: no onsuccess, and so no line after a run with nothing to do either.
+NO_HOOKS = bool(getattr(getattr(workflow, "execution_settings", None), "no_hooks", False))
 snakemake_logger.addHandler(NothingToDoReport())
 
 
@@ -670,10 +677,10 @@ def train_execution_options(wildcards, resources):
     return " ".join(f"--{key.replace('_', '-')} {int(config['training'][key])}" for key in TRAINING_EXECUTION_KEYS)
 
 
-def device_option(wildcards, resources):
+def device_option(wildcards, resources) -> str:
     """The config's `device` for the train, predict and interpret jobs, as a params function of the job's resources (out
-    of Snakemake's params rerun trigger, as `train_execution_options`): where a job runs changes none of its results
-    (the same model on the CPU and on a GPU), so `device: cpu` -> `auto` re-runs nothing."""
+    of Snakemake's params rerun trigger, as `train_execution_options`): where a job runs changes its results by
+    floating-point differences only, so `device: cpu` -> `auto` re-runs nothing (`-R train` trains again)."""
     return config["device"]
 
 
