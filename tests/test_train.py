@@ -89,7 +89,7 @@ def test_training_learns_and_predicts_held_out_fold(easy_cohort, tmp_path):
                       easy_cohort["metadata"], "--top", "5", "--allow-training-subjects", "--out", attended).returncode == 0
     top = pd.read_csv(attended, sep="\t", dtype={"repertoire_id": str})
     assert list(top.columns) == ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call",
-                                 "duplicate_count", "scored_by_training_model"]
+                                 "duplicate_count", "family", "family_size", "scored_by_training_model"]
     assert (top["scored_by_training_model"] == ~top["repertoire_id"].isin(held_out)).all()
     assert top.groupby("repertoire_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
     assert (top.groupby("repertoire_id")["attention"].diff().dropna() <= 0).all()
@@ -513,4 +513,4 @@ def test_too_few_repertoires_for_inner_cv_without_a_split_are_not_told_to_use_fe
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "clone memory: left empty (" in line]
     assert len(said) == 1 and "inner cross-validation" in said[0], result.stderr
-    assert "fewer folds" not in said[0].replace("with --split, fewer folds", ""), said[0]
+    assert "fewer folds" not in said[0].replace("a split with fewer folds", ""), said[0]  # advice for a split only
