@@ -350,3 +350,13 @@ def test_the_trained_model_must_rank_validation_better_than_its_memory_alone_bey
     assert choice["trained_auc"] == 1.0 > choice["memory_auc"] and choice["trained_wins"]
     assert choice["gain_z"] > TRAINED_MODEL_MARGIN_SE
     assert trained_model_wins(carried, far, np.ones(24))["trained_wins"]
+
+    # donors: the same 24 scores as 3 samples of each of 8 donors are 8 units, not 24 (its standard error grows)
+    donors = np.repeat(np.arange(8), 3)
+    few = labels[::3]
+    base = np.r_[[2, 1, 1, 0], [1, 0, 0, 0]].astype(float)
+    ahead = few + rng.normal(scale=0.3, size=8)
+    tripled = trained_model_wins(np.repeat(base, 3), np.repeat(ahead, 3), np.repeat(few, 3))
+    by_donor = trained_model_wins(np.repeat(base, 3), np.repeat(ahead, 3), np.repeat(few, 3), groups=donors)
+    assert by_donor == trained_model_wins(base, ahead, few)  # each donor once: as its one sample
+    assert tripled["gain_z"] > by_donor["gain_z"] > 0  # triplicates made the lead look three standard errors surer

@@ -276,7 +276,8 @@ class Trainer:
                                    above_chance=True, shared=self.shared_clones, groups=self.groups)
         if refit is None:
             return False, None
-        choice = trained_model_wins(refit[0].carried[self.val_idx], trained, labels[self.val_idx])
+        choice = trained_model_wins(refit[0].carried[self.val_idx], trained, labels[self.val_idx],
+                                    groups_at(self.groups, self.val_idx))
         log.info("clone memory of all training repertoires (each validation repertoire counted with the clones "
                  "found without it): %s", describe_choice(choice))
         if not choice["trained_wins"]:
@@ -466,7 +467,7 @@ class Trainer:
             else:
                 alone_loss = memory_alone_loss(self.memory, task, self._targets(self.val_idx)[task.name])
                 choice = trained_model_wins(self.memory.validation_carried, trained,
-                                            self.targets[task.name][self.val_idx])
+                                            self.targets[task.name][self.val_idx], groups_at(self.groups, self.val_idx))
                 alone = keep_memory_alone(self.model, self.memory, choice, sample, self.config.embed_chunk)
                 if alone and self.config.clone_refit:
                     self._refit_memory(sample)

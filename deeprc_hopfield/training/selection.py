@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
@@ -71,11 +72,15 @@ def memory_alone_loss(memory: MemoryFit, task: TaskSpec, targets: torch.Tensor) 
 TRAINED_MODEL_MARGIN_SE = 1.0
 
 
-def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, labels: np.ndarray) -> dict:
+def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, labels: np.ndarray,
+                       groups: np.ndarray | None = None) -> dict:
     """Whether the trained model's validation scores rank `labels` better than the clones its memory alone
     counts there by more than :data:`TRAINED_MODEL_MARGIN_SE` paired standard errors (the simpler model wins
     a tie or a gain within noise, and any gain where a class of one validation repertoire leaves it without a
-    standard error), with both AUCs and the gain in standard errors."""
+    standard error), with both AUCs and the gain in standard errors. With `groups` (each validation repertoire's
+    donor), a donor's repertoires are compared as one, by their means: its samples are not independent, and their
+    standard error would be too small."""
+    memory_carried, trained_scores, labels = by_group(memory_carried, trained_scores, labels, groups)
     labels = np.asarray(labels).astype(int)
     if len(np.unique(labels)) < 2:
         return {"trained_auc": None, "memory_auc": None, "gain_z": None, "trained_wins": True}
@@ -84,6 +89,18 @@ def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, l
             "memory_auc": round(carried_auc(memory_carried, labels), 4),
             "gain_z": round(gain / se, 3) if se > 0 else None,  # None: no variance (0: any gain wins; NaN: none does)
             "trained_wins": bool(gain > TRAINED_MODEL_MARGIN_SE * se)}
+
+
+def by_group(memory_carried: np.ndarray, trained_scores: np.ndarray, labels: np.ndarray,
+             groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation scores with each (group, label) as one unit, its repertoires' means; as given without groups."""
+    if groups is None:
+        return memory_carried, trained_scores, labels
+    unit = pd.factorize(pd.MultiIndex.from_arrays([np.asarray(groups).astype(str), np.asarray(labels)]))[0]
+    count = np.bincount(unit)
+    mean = [np.bincount(unit, weights=np.asarray(v, dtype=np.float64)) / count for v in (memory_carried, trained_scores)]
+    first = np.unique(unit, return_index=True)[1]
+    return mean[0], mean[1], np.asarray(labels)[first]
 
 
 def describe_choice(choice: dict) -> str:
