@@ -557,7 +557,8 @@ def models_section(models: list[Path]) -> str:
         training = read_model_config(path).get("training", {})
         clones = training.get("memory_clones", [])
         reference = training.get("reference") or {}
-        rows.append({"model": path.name, "best update": training.get("best_update", "?"),
+        rows.append({"model": path.name, "validation": validation_text(training),
+                     "best update": training.get("best_update", "?"),
                      "output": "clone memory alone" if training.get("memory_alone") else "trained model",
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
                      "stored public clones": len(clones),
@@ -565,13 +566,35 @@ def models_section(models: list[Path]) -> str:
                                              + (" ..." if len(clones) > CLONES_SHOWN else "")),
                      "clone rule": clone_rule_text(training.get("clone_rule")),
                      "reference": reference_text(reference)})
-    return ("<h2>Fold models</h2><p>Each fold's model: the update chosen by validation loss, the gapped "
+    few = [row["model"] for row in rows if str(row["validation"]).endswith(FEW_DONORS_MARK)]
+    warning = (f'<p class="warning"><b>Few validation donors:</b> {_e(", ".join(few))} chose the best update, '
+               "calibrated their probabilities and chose between the trained model and the clone memory on the "
+               f"repertoires of fewer than {MIN_VALIDATION_DONORS} donors: those choices rest on very little (more "
+               "donors, or a larger <code>validation_fraction</code>, give them more).</p>") if few else ""
+    return ("<h2>Fold models</h2>" + warning + "<p>Each fold's model: the repertoires (and donors) it validated on, "
+            "the update chosen by validation loss, the gapped "
             "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
             "the public clones its clone memory stores (CDR3s the public-clone test associates with the "
             "positive class; 0 when the cohort shows no such signal) with the clone rule chosen by inner "
             "cross-validation (V level of the key, match radius; its inner-CV ROC AUC), and what became of a reference of known "
             "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
             "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+
+
+#: Fewer donors than this in a fold model's validation part are warned of (its choices rest on them).
+MIN_VALIDATION_DONORS = 6
+FEW_DONORS_MARK = " (few)"
+
+
+def validation_text(training: dict) -> str:
+    """A fold model's validation part as config.json records it: its repertoires and, where grouped, their donors
+    (marked when fewer than :data:`MIN_VALIDATION_DONORS`)."""
+    subjects = training.get("validation_subjects") or []
+    groups = training.get("subject_groups") or {}
+    if not groups:
+        return f"{len(subjects)} repertoires" if subjects else "?"
+    donors = len({groups.get(s, s) for s in subjects})
+    return f"{len(subjects)} repertoires of {donors} donors" + (FEW_DONORS_MARK if donors < MIN_VALIDATION_DONORS else "")
 
 
 def versions() -> dict[str, str]:
