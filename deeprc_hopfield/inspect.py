@@ -127,7 +127,8 @@ def memory_choice_text(choice: dict | None) -> str:
     if choice.get("trained_auc") is None:
         return f"the validation repertoires hold one class: {kept}"
     lead = "" if choice.get("gain_z") is None else f" (the trained model leads by {choice['gain_z']:.2f} SE)"
-    return (f"validation AUC {choice.get('memory_auc', float('nan')):.3f} by the memory alone, "
+    return (f"validation AUC{' by donor' if choice.get('units') == 'donors' else ''} "
+            f"{choice.get('memory_auc', float('nan')):.3f} by the memory alone, "
             f"{choice['trained_auc']:.3f} by the trained model{lead}: {kept}")
 
 

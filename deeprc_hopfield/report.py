@@ -552,12 +552,14 @@ def models_section(models: list[Path]) -> str:
     """What each fold model was started from (seeded k-mers, stored public clones) and where training stopped."""
     if not models:
         return ""
-    rows = []
+    rows, flagged = [], []
     for path in models:
         training = read_model_config(path).get("training", {})
         clones = training.get("memory_clones", [])
         reference = training.get("reference") or {}
-        rows.append({"model": path.name, "validation": validation_text(training),
+        validation, few = validation_text(training)
+        flagged += [path.name] if few else []
+        rows.append({"model": path.name, "validation": validation,
                      "best update": training.get("best_update", "?"),
                      "output": "clone memory alone" if training.get("memory_alone") else "trained model",
                      "seeded k-mers": ", ".join(training.get("seeded_kmers", [])) or "-",
@@ -566,11 +568,11 @@ def models_section(models: list[Path]) -> str:
                                              + (" ..." if len(clones) > CLONES_SHOWN else "")),
                      "clone rule": clone_rule_text(training.get("clone_rule")),
                      "reference": reference_text(reference)})
-    few = [row["model"] for row in rows if str(row["validation"]).endswith(FEW_DONORS_MARK)]
-    warning = (f'<p class="warning"><b>Few validation donors:</b> {_e(", ".join(few))} chose the best update, '
-               "calibrated their probabilities and chose between the trained model and the clone memory on the "
-               f"repertoires of fewer than {MIN_VALIDATION_DONORS} donors: those choices rest on very little (more "
-               "donors, or a larger <code>validation_fraction</code>, give them more).</p>") if few else ""
+    warning = (f'<p class="warning"><b>Few validation donors:</b> {_e(", ".join(flagged))} validated on fewer '
+               f"than {MIN_VALIDATION_DONORS} donors (repertoires, where ungrouped; training's log warns below 3 of a "
+               "class): the best update, and where the model made them its calibration and its choice between the "
+               "trained model and the clone memory, rest on very little (more donors, or a larger "
+               "<code>validation_fraction</code>, give them more).</p>") if flagged else ""
     return ("<h2>Fold models</h2>" + warning + "<p>Each fold's model: the repertoires (and donors) it validated on, "
             "the update chosen by validation loss, the gapped "
             "k-mers its first-layer filters started from (enriched in the positive fitting repertoires) and "
@@ -581,20 +583,22 @@ def models_section(models: list[Path]) -> str:
             "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
 
 
-#: Fewer donors than this in a fold model's validation part are warned of (its choices rest on them).
+#: Fewer donors (repertoires, where ungrouped) than this in a fold model's validation part are warned of: its
+#: choices rest on them (3 of each class).
 MIN_VALIDATION_DONORS = 6
-FEW_DONORS_MARK = " (few)"
 
 
-def validation_text(training: dict) -> str:
-    """A fold model's validation part as config.json records it: its repertoires and, where grouped, their donors
-    (marked when fewer than :data:`MIN_VALIDATION_DONORS`)."""
+def validation_text(training: dict) -> tuple[str, bool]:
+    """A fold model's validation part as config.json records it (its repertoires and, where grouped, their donors),
+    and whether it holds fewer than :data:`MIN_VALIDATION_DONORS` donors (repertoires, where ungrouped)."""
     subjects = training.get("validation_subjects") or []
+    if not subjects:
+        return "?", False
     groups = training.get("subject_groups") or {}
-    if not groups:
-        return f"{len(subjects)} repertoires" if subjects else "?"
     donors = len({groups.get(s, s) for s in subjects})
-    return f"{len(subjects)} repertoires of {donors} donors" + (FEW_DONORS_MARK if donors < MIN_VALIDATION_DONORS else "")
+    few = donors < MIN_VALIDATION_DONORS
+    text = f"{len(subjects)} repertoires" + (f" of {donors} donors" if groups else "")
+    return text + (" (few)" if few else ""), few
 
 
 def versions() -> dict[str, str]:

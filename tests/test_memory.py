@@ -358,5 +358,5 @@ def test_the_trained_model_must_rank_validation_better_than_its_memory_alone_bey
     ahead = few + rng.normal(scale=0.3, size=8)
     tripled = trained_model_wins(np.repeat(base, 3), np.repeat(ahead, 3), np.repeat(few, 3))
     by_donor = trained_model_wins(np.repeat(base, 3), np.repeat(ahead, 3), np.repeat(few, 3), groups=donors)
-    assert by_donor == trained_model_wins(base, ahead, few)  # each donor once: as its one sample
+    assert by_donor == {**trained_model_wins(base, ahead, few), "units": "donors"}  # each donor once, as one sample
     assert tripled["gain_z"] > by_donor["gain_z"] > 0  # triplicates made the lead look three standard errors surer

@@ -223,7 +223,7 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         if clones:  # validated on 3 repertoires of 2 donors (a grouped split): too few, said
             training.update(validation_subjects=["P0", "P1", "P2"], subject_groups={"P0": "D1", "P1": "D1", "P2": "D2"})
         else:
-            training.update(validation_subjects=["P3", "P4"])
+            training.update(validation_subjects=[f"P{i}" for i in range(6)])  # 6 repertoires, no groups: enough
         if clones:  # the memory alone, its clones chosen again on all training repertoires
             training["clone_rule"]["refit"] = {"v_level": "family", "radius": 0, "inner_auc": 0.95, "clones": 2,
                                                "repertoires": 40}
@@ -238,12 +238,12 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
     cells = re.sub(r' class="num"', "", text)
     assert ("<td>fold0</td><td>3 repertoires of 2 donors (few)</td><td>150</td><td>clone memory alone</td><td>SA.FY, GR.DT</td><td>2</td><td>CASSPVTGGIYGYTF, "
             "&lt;i&gt;CASSF&lt;/i&gt;</td>") in cells
-    assert "<td>fold1</td><td>2 repertoires</td><td>151</td><td>trained model</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
+    assert "<td>fold1</td><td>6 repertoires</td><td>151</td><td>trained model</td><td>SA.FY, GR.DT</td><td>0</td><td></td>" in cells
     # the metrics say so where they are read: fold 0's calls are its stored clones', not the attention's
     assert ("<b>Clone memory alone:</b> 1 of the 2 fold models (fold0) gave its clone memory's output alone: on "
             "validation repertoires the trained attention network did not beat it.") in text
     assert text.index("Clone memory alone:") < text.index("<h2>Fold models</h2>")
-    assert "<b>Few validation donors:</b> fold0 chose the best update" in text  # fold1: no groups, not counted
+    assert "<b>Few validation donors:</b> fold0 validated on fewer than 6 donors" in text  # fold1: 6, enough
     assert ("<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; memory alone, refit on 40 training "
             "repertoires: CDR3 + V family, exact, 2 clones (AUC 0.95 inner CV)</td>") in cells  # the clone rules chosen
     assert "<td>CDR3 alone, 1 substitution; AUC 0.91 inner CV, 0.88 validation; not used</td>" in cells

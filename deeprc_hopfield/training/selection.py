@@ -82,13 +82,14 @@ def trained_model_wins(memory_carried: np.ndarray, trained_scores: np.ndarray, l
     standard error would be too small."""
     memory_carried, trained_scores, labels = by_group(memory_carried, trained_scores, labels, groups)
     labels = np.asarray(labels).astype(int)
+    units = {} if groups is None else {"units": "donors"}  # the AUCs below are then of donor means
     if len(np.unique(labels)) < 2:
-        return {"trained_auc": None, "memory_auc": None, "gain_z": None, "trained_wins": True}
+        return {"trained_auc": None, "memory_auc": None, "gain_z": None, "trained_wins": True, **units}
     gain, se = paired_auc_difference(labels, memory_carried, trained_scores)
     return {"trained_auc": round(float(roc_auc_score(labels, trained_scores)), 4),
             "memory_auc": round(carried_auc(memory_carried, labels), 4),
             "gain_z": round(gain / se, 3) if se > 0 else None,  # None: no variance (0: any gain wins; NaN: none does)
-            "trained_wins": bool(gain > TRAINED_MODEL_MARGIN_SE * se)}
+            "trained_wins": bool(gain > TRAINED_MODEL_MARGIN_SE * se), **units}
 
 
 def by_group(memory_carried: np.ndarray, trained_scores: np.ndarray, labels: np.ndarray,
@@ -109,7 +110,8 @@ def describe_choice(choice: dict) -> str:
     if choice["trained_auc"] is None:
         return f"the validation repertoires hold one class: {kept}"
     lead = "no standard error" if choice["gain_z"] is None else f"{choice['gain_z']:.2f} standard errors"
-    return (f"validation AUC {choice['memory_auc']:.3f} by the memory alone, {choice['trained_auc']:.3f} by the "
+    return (f"validation AUC{' by donor' if choice.get('units') == 'donors' else ''} {choice['memory_auc']:.3f} by "
+            f"the memory alone, {choice['trained_auc']:.3f} by the "
             f"trained model, which leads by {lead} (needs more than {TRAINED_MODEL_MARGIN_SE:g}): {kept}")
 
 
