@@ -676,8 +676,7 @@ def _interpreted_groups(args: argparse.Namespace, split: Split | None) -> dict[s
     if args.group_column is not None:
         with RepertoireStore(args.store) as store:
             return subject_groups(store.metadata(), args.group_column, args.store)
-    groups = split.groups_of(split.subject_ids) if split is not None else None
-    return None if groups is None else dict(zip(split.subject_ids, groups))
+    return split.group_of() if split is not None else None
 
 
 def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:

@@ -338,10 +338,8 @@ def by_donor(table: pd.DataFrame, donor_of: dict[str, str]) -> pd.DataFrame:
 def donor_groups(split: Split | None) -> dict[str, str] | None:
     """Each subject's group where the split keeps several repertoires of a group together, else None (the tables
     by donor would repeat the others)."""
-    groups = split.groups_of(split.subject_ids) if split is not None else None
-    if groups is None or len(set(groups)) == len(groups):
-        return None
-    return dict(zip(split.subject_ids, map(str, groups)))
+    group_of = split.group_of() if split is not None else None
+    return None if group_of is None or len(set(group_of.values())) == len(group_of) else group_of
 
 
 def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:

@@ -30,7 +30,7 @@ from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
 from deeprc_hopfield.io import check_output, write_text
 from deeprc_hopfield.qc import DROP_REASONS
-from deeprc_hopfield.split import donor_names
+from deeprc_hopfield.split import Split, donor_names, related_pairs_apart, related_table
 from deeprc_hopfield.saved_model import CONFIG_FILE, model_members, read_model_config
 from deeprc_hopfield.store import RepertoireStore
 
@@ -213,8 +213,6 @@ def split_note(path: Path | None, figures: Path | None = None) -> str:
     metrics and tests: they count repertoires, not donors (those of the evaluation at `figures` by donor do)."""
     if path is None:
         return ""
-    from deeprc_hopfield.split import Split
-
     table = Split.read(path).table
     folds, n = table["fold"].nunique(), len(table)
     if "group" not in table.columns:
@@ -236,24 +234,17 @@ def related_note(path: Path) -> str:
     table beside the split table at `path`, where written), and of those the split puts in different folds: the
     metrics are then optimistic."""
     from deeprc_hopfield.donors import RELATED_SHARE, SKETCH_SIZE
-    from deeprc_hopfield.split import Split, related_table
 
-    table = related_table(path)
-    if not table.is_file():
+    pairs, apart = related_pairs_apart(path)
+    if not pairs:
         return ""
-    pairs = _read(table, "related-pairs table")
-    if pairs.empty:
-        return ""
-    split = Split.read(path).table  # the folds as the table holds them now (it may have been edited)
-    fold = dict(zip(split["subject_id"], split["fold"]))
-    apart = int((pairs["subject_a"].map(fold) != pairs["subject_b"].map(fold)).sum())
     effect = ("A donor on both sides of a fold lets its own clones pass for signal: the held-out metrics above are then "
               "likely optimistic." if apart else "None is split across folds, so the held-out metrics are not "
               "inflated by them, but a later split may be.")
-    return (f'<p class="warning"><b>Samples of one donor?</b> <code>split</code> found {len(pairs)} pair(s) of '
+    return (f'<p class="warning"><b>Samples of one donor?</b> <code>split</code> found {pairs} pair(s) of '
             f"repertoires that share {RELATED_SHARE:.0%} or more of their {SKETCH_SIZE} most abundant CDR3s and that "
-            f"no group keeps together, {apart} of them in different folds (<code>{_e(table.name)}</code>; two donors "
-            f"rarely share any). {effect} Name each repertoire's donor in a metadata column and give it as "
+            f"no group keeps together, {apart} of them in different folds (<code>{_e(related_table(path).name)}</code>; "
+            f"two donors rarely share any). {effect} Name each repertoire's donor in a metadata column and give it as "
             "<code>group_column</code>.</p>")
 
 
@@ -366,17 +357,6 @@ def attended_summary(attended: pd.DataFrame, classes_of: dict[str, str] | None =
         out = out.sort_values([*first, "repertoires", "best_rank", "max_attention"],
                               ascending=[*[False] * len(first), False, True, False])
     return out.head(top).reset_index()
-
-
-def split_donors(path: Path | None) -> dict[str, str] | None:
-    """Each repertoire's group of a split made with `--group-column` (None: no split, or no groups)."""
-    from deeprc_hopfield.split import Split
-
-    if path is None:
-        return None
-    split = Split.read(path)
-    groups = split.groups_of(split.subject_ids)
-    return None if groups is None else dict(zip(split.subject_ids, map(str, groups)))
 
 
 def attended_section(paths: list[Path], store_path: Path, label_name: str | None,
@@ -644,7 +624,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         comparisons_section(Path(figures)) + donor_section(Path(figures)) + figures_section(Path(figures)),
         models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label,
-                         split_donors(Path(split)) if split is not None else None)
+                         Split.read(split).group_of() if split is not None else None)
         + (memory_alone_note(models, "this table") if attended else ""),
         interpretation_section(Path(interpretation) if interpretation is not None else None)
         + (memory_alone_note(models, "this ranking") if interpretation is not None else ""),

@@ -318,6 +318,19 @@ def related_table(split_path: str | Path) -> Path:
     return Path(f"{split_path}{RELATED_SUFFIX}")
 
 
+def related_pairs_apart(split_path: str | Path) -> tuple[int, int]:
+    """The related pairs `split` wrote beside the split table at `split_path` (:func:`related_table`; 0 where it wrote
+    none, or before such files existed), and how many of them the table, as it is now, puts in different folds."""
+    table = related_table(split_path)
+    if not table.is_file():
+        return 0, 0
+    pairs = pd.read_csv(table, sep="\t", dtype={"subject_a": str, "subject_b": str})
+    if pairs.empty:
+        return 0, 0
+    fold = read_split(split_path).set_index("subject_id")["fold"]
+    return len(pairs), int((pairs["subject_a"].map(fold) != pairs["subject_b"].map(fold)).sum())
+
+
 def related_samples(store: RepertoireStore, groups: np.ndarray | None, workers: int = 1) -> pd.DataFrame:
     """Warn of repertoires that share their most abundant clones (samples of one donor) but are not of one group,
     naming a metadata column that explains them: the folds may put them on both sides (:mod:`deeprc_hopfield.donors`;
@@ -445,6 +458,11 @@ class Split:
         group = dict(zip(self.table["subject_id"], self.table["group"]))
         self.fold_of(subject_ids)  # every subject in the split
         return np.array([group[s] for s in subject_ids], dtype=object)
+
+    def group_of(self) -> dict[str, str] | None:
+        """Each subject's group (`split --group-column`) by subject id, or None for a split of single repertoires."""
+        groups = self.groups_of(self.subject_ids)
+        return None if groups is None else dict(zip(self.subject_ids, map(str, groups)))
 
     def fold_of(self, subject_ids: Sequence[str]) -> np.ndarray:
         """Fold of each subject, int64 of shape (len(subject_ids),); a subject not in the split is an error."""

@@ -17,7 +17,7 @@ from snakemake.logging import logger as snakemake_logger
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
                                       resolve_file, two_class_order)
-from deeprc_hopfield.split import thin_training_part
+from deeprc_hopfield.split import related_pairs_apart, related_table, thin_training_part
 
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
@@ -342,15 +342,11 @@ def report_location():
     repertoires `split` took for samples of one donor that no group keeps together (its log says which)."""
     if os.path.isfile(report_html()):
         print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
-    related = f"{split_table()}.related.tsv"  # deeprc_hopfield.split.related_table
-    if not (os.path.isfile(related) and os.path.isfile(split_table())):
-        return
-    pairs = pd.read_csv(related, sep="\t", dtype={"subject_a": str, "subject_b": str})
-    fold = pd.read_csv(split_table(), dtype={"subject_id": str}).set_index("subject_id")["fold"]
-    apart = int((pairs["subject_a"].map(fold) != pairs["subject_b"].map(fold)).sum())
+    pairs, apart = related_pairs_apart(split_table()) if os.path.isfile(split_table()) else (0, 0)
     if apart:
-        print(f"note: split found {len(pairs)} pair(s) of repertoires that look like samples of one donor but are kept "
-              f"together by no group, {apart} of them in different folds ({related}; {log_path('split.log')}): the "
+        print(f"note: split found {pairs} pair(s) of repertoires that look like samples of one donor but are kept "
+              f"together by no group, {apart} of them in different folds ({related_table(split_table())}; "
+              f"{log_path('split.log')}): the "
               "held-out metrics may be optimistic; set group_column to a metadata column naming each repertoire's "
               "donor", file=sys.stderr)
 
