@@ -6,8 +6,9 @@ predictions file must agree with it), so a prediction made inside its own traini
 mixed in unnoticed. A row without a true label (`predict --metadata` leaves it empty for a subject of
 unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC
 AUC, PR AUC (average precision), balanced accuracy and F1 (threshold 0.5 on the probability of the
-positive class), n; then the mean and the standard deviation (ddof 1) over folds. ROC and PR curves pool
-the held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
+positive class), n; then the mean and the standard deviation (ddof 1) over folds, and the same on every
+held-out row pooled. Fold and pooled rows add the ROC AUC's 95% interval (DeLong) and the calibration
+intercept and slope. ROC and PR curves pool the held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
 the caller names for single-label files, which name none (`--label-name`).
 """
 
@@ -24,6 +25,7 @@ from sklearn.metrics import (average_precision_score, balanced_accuracy_score, f
 from deeprc_hopfield.errors import DeepRCError, named_list
 from deeprc_hopfield.io import atomic_file, atomic_folder, check_output, first_line, write_table
 from deeprc_hopfield.metadata import missing_labels, two_class_order
+from deeprc_hopfield.metrics import INTERVAL_LEVEL, auc_interval, calibration_line
 from deeprc_hopfield.split import Split, donor_names
 
 log = logging.getLogger(__name__)
@@ -272,23 +274,45 @@ def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     }
 
 
+def uncertainty(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """The ROC AUC's 95% interval (:func:`~deeprc_hopfield.metrics.auc_interval`) and the calibration intercept and
+    slope (:func:`~deeprc_hopfield.metrics.calibration_line`) of one fold's or the pooled predictions: what a mean
+    and sd over folds cannot say (how sure an AUC is, whether probabilities are too extreme)."""
+    low, high = auc_interval(y, probability)
+    intercept, slope = calibration_line(y, probability)
+    return {"roc_auc_low": low, "roc_auc_high": high, "calibration_intercept": intercept, "calibration_slope": slope}
+
+
+#: metrics.tsv's columns of a fold or the pooled predictions, not summarised over folds (an interval of the mean of
+#: a few folds' AUCs would not be DeLong's; a slope where one fold is separated has no mean).
+UNCERTAINTY = ("roc_auc_low", "roc_auc_high", "calibration_intercept", "calibration_slope")
+#: metrics.tsv's columns, in order, before the label and the positive class.
+METRICS_COLUMNS = ["method", "fold", "roc_auc", *UNCERTAINTY[:2], *METRICS[1:], *UNCERTAINTY[2:], "n", "constant"]
+
+
 def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per method: one row per fold, then `mean` (n: all held-out rows) and `sd` (ddof 1) over folds.
+    """Per method: one row per fold, then `mean` (n: all held-out rows) and `sd` (ddof 1) over folds, then `pooled`:
+    every held-out row at once (what the curves and comparisons.tsv score; the folds' models differ, so it
+    reads as one model drawn at random). Fold and pooled rows add :func:`uncertainty`'s columns.
 
     `predictions` maps a method name to a table with columns fold, probability and y (0/1).
     """
     rows = []
     for method, table in predictions.items():
         per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy()),
+                     **uncertainty(g["y"].to_numpy(), g["probability"].to_numpy()),
                      "constant": bool(len(g) > 1 and np.ptp(g["probability"].to_numpy()) == 0)}
                     for k, g in table.groupby("fold", sort=True)]
         values = pd.DataFrame(per_fold)[list(METRICS)]
+        y, probability = table["y"].to_numpy(), table["probability"].to_numpy()
         rows += per_fold
         rows.append({"method": method, "fold": "mean", **values.mean().to_dict(), "n": len(table)})
         rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
-    frame = pd.DataFrame(rows, columns=["method", "fold", *METRICS, "n", "constant"])
+        rows.append({"method": method, "fold": "pooled", **fold_metrics(y, probability),
+                     **uncertainty(y, probability)})
+    frame = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     frame["n"] = frame["n"].astype("Int64")
-    frame["constant"] = frame["constant"].astype("boolean")  # a fold of one probability for all; empty on mean/sd
+    frame["constant"] = frame["constant"].astype("boolean")  # a fold of one probability for all; empty elsewhere
     return frame
 
 
@@ -345,6 +369,15 @@ def donor_groups(split: Split | None) -> dict[str, str] | None:
 def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
     rows = metrics[metrics["method"] == method].set_index("fold")[metric]
     return f"{rows['mean']:.3f} ± {rows['sd']:.3f}" if np.isfinite(rows["sd"]) else f"{rows['mean']:.3f}"
+
+
+def pooled_auc_text(metrics: pd.DataFrame, method: str) -> str:
+    """'0.912 (95% CI 0.850-0.951)': a method's pooled ROC AUC and its interval (a metrics table's `pooled` row);
+    the AUC alone where the interval is not defined (a class of one)."""
+    row = metrics[(metrics["method"] == method) & (metrics["fold"].astype(str) == "pooled")].iloc[0]
+    if not np.isfinite(row["roc_auc_low"]):
+        return f"{row['roc_auc']:.3f}"
+    return f"{row['roc_auc']:.3f} ({INTERVAL_LEVEL:.0%} CI {row['roc_auc_low']:.3f}-{row['roc_auc_high']:.3f})"
 
 
 def _curve_label(method: str, kind: str, y: np.ndarray, probability: np.ndarray, metrics: pd.DataFrame) -> str:
@@ -454,16 +487,17 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     donors = None if donor_of is None else {name: by_donor(table, donor_of) for name, table in tables.items()}
     donor_metrics = None if donors is None else metrics_table(donors).assign(label=scored, positive_class=pos)
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
-        write_table(metrics.round(dict.fromkeys(METRICS, 6)), tmp / "metrics.tsv", sep="\t")
+        write_table(metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / "metrics.tsv", sep="\t")
         write_table(comparisons_table(tables).round(6), tmp / "comparisons.tsv", sep="\t")
         if donors is not None:  # the unit the split keeps apart: independent, unlike a donor's repertoires
-            write_table(donor_metrics.round(dict.fromkeys(METRICS, 6)), tmp / DONOR_FILES[0], sep="\t")
+            write_table(donor_metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / DONOR_FILES[0],
+                        sep="\t")
             write_table(comparisons_table(donors).round(6), tmp / DONOR_FILES[1], sep="\t")
         plot_curves(tables, metrics, "roc", tmp / "roc.png")
         plot_curves(tables, metrics, "pr", tmp / "pr.png")
     for name in tables:
-        log.info("%s: ROC AUC %s over %d folds (positive class '%s')", name, _summary(metrics, name, "roc_auc"),
-                 tables[name]["fold"].nunique(), pos)
+        log.info("%s: ROC AUC %s over %d folds, pooled %s (positive class '%s')", name,
+                 _summary(metrics, name, "roc_auc"), tables[name]["fold"].nunique(), pooled_auc_text(metrics, name), pos)
     if donors is not None:
         log.info("by donor (the mean probability of each donor's repertoires; %s): %s", DONOR_FILES[0],
                  "; ".join(f"{name} ROC AUC {_summary(donor_metrics, name, 'roc_auc')} over {len(t)} donors"

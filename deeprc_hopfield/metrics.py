@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.optimize import brentq
+from scipy.special import expit, logit
+from scipy.stats import norm, rankdata
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 
@@ -73,3 +75,58 @@ def significantly_higher(targets: np.ndarray, first: np.ndarray, second: np.ndar
         first, second = np.zeros(len(targets)), first
     gain, se = paired_auc_difference(targets, first, second)
     return gain > SIGNIFICANT_GAIN_Z * se
+
+
+#: The coverage of the ROC AUC intervals `evaluate` writes.
+INTERVAL_LEVEL = 0.95
+
+
+def auc_interval(targets: np.ndarray, scores: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """A confidence interval of the ROC AUC of `scores` (DeLong's standard error, taken on the logit scale so that
+    the bounds stay within (0, 1) and widen towards them). NaN where a class has fewer than 2 members; a point
+    where the AUC is 0 or 1 (every positive above every negative: DeLong's error is 0 there, which is no
+    certainty on a small cohort)."""
+    targets = np.asarray(targets).astype(bool)
+    if targets.sum() < 2 or (~targets).sum() < 2:
+        return float("nan"), float("nan")
+    gain, se = paired_auc_difference(targets, np.zeros(len(targets)), scores)  # against a constant: AUC 0.5
+    auc = 0.5 + gain
+    if auc <= 0 or auc >= 1 or se == 0:
+        return auc, auc
+    half = norm.ppf(0.5 + level / 2) * se / (auc * (1 - auc))  # the delta method: d logit(a) = da / (a (1 - a))
+    return float(expit(logit(auc) - half)), float(expit(logit(auc) + half))
+
+
+#: Probabilities are held this far from 0 and 1 before their logit is taken for the calibration line.
+CALIBRATION_CLIP = 1e-6
+
+
+def calibration_line(targets: np.ndarray, probability: np.ndarray) -> tuple[float, float]:
+    """The calibration intercept and slope of `probability` against binary `targets` (Van Calster et al. 2019):
+    the intercept of a logistic regression of the targets on the logit of the probability taken as an offset
+    (0 when the probabilities are right on average; above 0 when they are too low), and the slope of that logit
+    when fitted (1 when the probabilities are neither too extreme, below 1, nor too timid, above 1). The slope is NaN
+    where the logit separates the classes (every positive at or above every negative: no finite fit), both are
+    NaN with one class."""
+    y = np.asarray(targets).astype(np.float64)
+    if y.min() == y.max():
+        return float("nan"), float("nan")
+    x = logit(np.clip(np.asarray(probability, dtype=np.float64), CALIBRATION_CLIP, 1 - CALIBRATION_CLIP))
+    intercept = brentq(lambda a: float(np.sum(y - expit(a + x))), -50.0, 50.0)
+    separated = x[y == 1].min() >= x[y == 0].max() or x[y == 0].min() >= x[y == 1].max()
+    return float(intercept), float("nan") if separated else _logistic_slope(y, x)
+
+
+def _logistic_slope(y: np.ndarray, x: np.ndarray, steps: int = 100) -> float:
+    """The slope of a maximum-likelihood logistic regression of `y` on `x` with an intercept (Newton's method;
+    the classes overlap in `x`, so the fit is finite)."""
+    design = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(steps):
+        p = expit(design @ beta)
+        hessian = design.T @ (design * (p * (1 - p))[:, None])
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(2), design.T @ (y - p))
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(beta[1])

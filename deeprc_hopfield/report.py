@@ -1,7 +1,7 @@
 """One self-contained HTML report of a cross-validated run (`deeprc-hopfield report`).
 
 Sections: cohort and quality control (from the store), metrics of the model beside the baselines
-(mean ± sd over folds, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
+(mean ± sd over folds, the pooled ROC AUC's interval and calibration, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
 the fold models (seeded k-mers, stored public clones, best update, when given),
 the sequences that attention ranks highest in the held-out repertoires, the interpretation (cohort
 ranking, motifs and logos of `interpret-summary`, when given), the configuration as given, and the
@@ -156,35 +156,81 @@ def cohort_section(store_path: Path) -> str:
 
 
 def metrics_section(metrics: pd.DataFrame) -> str:
-    """Mean ± sd per method and metric, then the ROC AUC of every fold."""
+    """Mean ± sd per method and metric with the pooled ROC AUC's interval and calibration, then the ROC AUC of every
+    fold."""
     missing = {"method", "fold", *METRICS} - set(metrics.columns)
     if missing:
         raise DeepRCError(f"metrics table lacks column '{sorted(missing)[0]}' (write it with `evaluate`)")
     metrics = metrics.assign(fold=metrics["fold"].astype(str))
     summary = metric_summary(metrics)
-    per_fold = metrics[~metrics["fold"].isin(["mean", "sd"])].pivot(index="method", columns="fold", values="roc_auc")
+    per_fold = metrics[~metrics["fold"].isin(SUMMARY_ROWS)].pivot(index="method", columns="fold", values="roc_auc")
     per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
     per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
             f"{_scored_class(metrics)}Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is "
             "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
-            + _constant_note(metrics) + html_table(summary)
+            + _pooled_note(summary) + _constant_note(metrics) + _fewer_folds_note(summary) + html_table(summary)
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
 
 
+#: The rows of a metrics table that are not folds.
+SUMMARY_ROWS = ("mean", "sd", "pooled")
+_POOLED_AUC, _CALIBRATION = "ROC AUC, pooled (95% CI)", "calibration intercept / slope, pooled"
+
+
 def metric_summary(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row a method: its folds and each metric's mean ± sd over them (a metrics table of `evaluate`)."""
+    """One row a method: its folds and each metric's mean ± sd over them (a metrics table of `evaluate`), then, where
+    the table has them, the pooled ROC AUC with its interval and the pooled calibration intercept and slope."""
     rows = []
     for method, table in metrics.assign(fold=metrics["fold"].astype(str)).groupby("method", sort=False):
         by_fold = table.set_index("fold")
-        folds = by_fold.drop(index=["mean", "sd"], errors="ignore")
+        folds = by_fold.drop(index=list(SUMMARY_ROWS), errors="ignore")
         row = {"method": method, "folds": len(folds)}
         for metric in METRICS:
             mean = by_fold[metric].get("mean", folds[metric].mean())
             sd = by_fold[metric].get("sd", folds[metric].std(ddof=1))
             row[_METRIC_NAMES[metric]] = f"{mean:.3f} ± {sd:.3f}" if pd.notna(sd) else f"{mean:.3f}"
+        if "pooled" in by_fold.index and "roc_auc_low" in by_fold.columns:
+            row |= _pooled_cells(by_fold.loc["pooled"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _pooled_cells(pooled: pd.Series) -> dict[str, str]:
+    """The pooled ROC AUC with its interval, and 'intercept / slope' of the calibration line ('separated' for a slope
+    that no finite fit gives: every positive scored above every negative)."""
+    auc = f"{pooled['roc_auc']:.3f}"
+    if pd.notna(pooled["roc_auc_low"]):
+        auc += f" ({pooled['roc_auc_low']:.3f}-{pooled['roc_auc_high']:.3f})"
+    intercept, slope = pooled["calibration_intercept"], pooled["calibration_slope"]
+    slope_text = f"{slope:.2f}" if pd.notna(slope) else ("separated" if pd.notna(intercept) else "-")
+    return {_POOLED_AUC: auc, _CALIBRATION: (f"{intercept:.2f}" if pd.notna(intercept) else "-") + f" / {slope_text}"}
+
+
+def _pooled_note(summary: pd.DataFrame) -> str:
+    """What the pooled columns are, where the summary has them."""
+    if _POOLED_AUC not in summary.columns:
+        return ""
+    return ("<p>The pooled columns score every held-out repertoire at once, as the curves below do (each by the model "
+            "of its own fold). The interval of the ROC AUC is DeLong's, 95%: how far the AUC of another cohort of this "
+            "size and kind could fall; an interval of one point means every positive outranked every negative, which "
+            "on a small cohort is no certainty. The calibration intercept is 0 where the probabilities are right on "
+            "average (above 0: too low; below: too high), the slope 1 where they are neither too extreme (below 1, "
+            "the usual sign of overfitting) nor too timid (above 1); 'separated': the classes do not overlap, so no "
+            "slope can be fitted.</p>")
+
+
+def _fewer_folds_note(summary: pd.DataFrame) -> str:
+    """A warning for each method scored on fewer folds than another (a baseline left out of a fold too thin for its
+    inner CV): its mean is over other repertoires, so only comparisons.tsv's paired figures compare it."""
+    most = summary["folds"].max() if len(summary) else 0
+    fewer = summary[summary["folds"] < most]
+    if fewer.empty:
+        return ""
+    named = "; ".join(f"<b>{_e(row.method)}</b> on {row.folds}" for row in fewer.itertuples())
+    return (f'<p class="warning"><b>Fewer folds:</b> {named} of {most} folds. A mean over other held-out repertoires '
+            "than the others' is not comparable with theirs; the comparisons below pair the repertoires both "
+            "scored.</p>")
 
 
 def donor_section(figures: Path) -> str:

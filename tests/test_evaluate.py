@@ -44,10 +44,11 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
          f"kmer={files['kmer']}", "--split", files["split"], "--out", files["out"]], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str, "positive_class": str})
-    assert list(table.columns) == ["method", "fold", "roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier", "n",
-                                   "constant", "label", "positive_class"]
-    assert not table["constant"].dropna().astype(bool).any() and table["constant"].isna().sum() == 4  # mean, sd rows
-    assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd"] * 2
+    assert list(table.columns) == ["method", "fold", "roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc",
+                                   "balanced_accuracy", "f1", "brier", "calibration_intercept", "calibration_slope",
+                                   "n", "constant", "label", "positive_class"]
+    assert not table["constant"].dropna().astype(bool).any() and table["constant"].isna().sum() == 6  # mean, sd, pooled
+    assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd", "pooled"] * 2
     assert (table["positive_class"] == "True").all() and table["label"].isna().all()  # no --label-column: blank
     for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
         rows = table[table["method"] == method].set_index("fold")
@@ -66,7 +67,14 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
                                    per_fold.mean(axis=0), atol=1e-6)
         np.testing.assert_allclose(rows.loc["sd", ["roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier"]],
                                    per_fold.std(axis=0, ddof=1), atol=1e-6)
-        assert rows.loc["mean", "n"] == 24
+        assert rows.loc["mean", "n"] == 24 and rows.loc["pooled", "n"] == 24
+        np.testing.assert_allclose(rows.loc["pooled", ["roc_auc", "pr_auc", "balanced_accuracy", "f1", "brier"]],
+                                   [roc_auc_score(files["y"], p), average_precision_score(files["y"], p),
+                                    balanced_accuracy_score(files["y"], p >= 0.5), f1_score(files["y"], p >= 0.5),
+                                    brier_score_loss(files["y"], p)], atol=1e-6)
+        for k in ("0", "1", "2", "pooled"):  # an interval around each AUC; none over folds
+            assert rows.loc[k, "roc_auc_low"] <= rows.loc[k, "roc_auc"] <= rows.loc[k, "roc_auc_high"], (method, k)
+        assert rows.loc[["mean", "sd"], ["roc_auc_low", "calibration_slope"]].isna().all().all()
     for name in ("roc.png", "pr.png"):
         data = (files["out"] / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
@@ -294,6 +302,49 @@ def test_an_auc_is_tested_against_chance_with_its_own_standard_error() -> None:
     assert significantly_higher(y, strong)
     noise_gain, noise_se = paired_auc_difference(y, np.zeros(120), noise)
     assert abs(noise_gain) < SIGNIFICANT_GAIN_Z * noise_se and not significantly_higher(y, noise)
+
+
+def test_the_auc_interval_matches_the_bootstrap_and_stays_within_0_and_1() -> None:
+    from deeprc_hopfield.metrics import auc_interval
+
+    rng = np.random.default_rng(7)
+    y = rng.permutation(np.repeat([0, 1], 50))
+    score = rng.normal(size=100) + 1.0 * y
+    low, high = auc_interval(y, score)
+    boot = [roc_auc_score(y[i], score[i]) for i in (np.r_[rng.choice(np.flatnonzero(y == 1), 50),
+                                                          rng.choice(np.flatnonzero(y == 0), 50)]
+                                                    for _ in range(2000))]
+    assert low < roc_auc_score(y, score) < high
+    assert (low, high) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])), abs=0.02)
+    strong = score + 1.5 * y  # an AUC near 1: the logit scale keeps the upper bound below 1
+    low, high = auc_interval(y, strong)
+    assert 0.9 < low < roc_auc_score(y, strong) < high < 1
+    assert auc_interval(y, y.astype(float)) == (1.0, 1.0)  # separated: DeLong's error is 0
+    assert np.isnan(auc_interval(np.array([0, 0, 0, 1]), np.arange(4.0))).all()  # one positive: no interval
+
+
+def test_the_calibration_line_is_that_of_a_logistic_fit() -> None:
+    """Right probabilities give intercept ~0 and slope ~1; probabilities too extreme (twice the logit) a slope ~0.5;
+    probabilities too low on average a positive intercept; the slope is sklearn's unpenalised fit; classes that do
+    not overlap have no slope."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression
+
+    from deeprc_hopfield.metrics import calibration_line
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=20000)
+    p = expit(0.8 * x)
+    y = (rng.uniform(size=x.size) < p).astype(int)
+    intercept, slope = calibration_line(y, p)
+    assert intercept == pytest.approx(0, abs=0.05) and slope == pytest.approx(1, abs=0.05)
+    assert calibration_line(y, expit(1.6 * x))[1] == pytest.approx(0.5, abs=0.03)
+    assert calibration_line(y, expit(0.8 * x - 1))[0] == pytest.approx(1, abs=0.05)
+    small = slice(0, 60)
+    fit = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit((0.8 * x[small])[:, None], y[small])
+    assert calibration_line(y[small], p[small])[1] == pytest.approx(fit.coef_[0, 0], rel=1e-4)
+    assert np.isnan(calibration_line(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.4, 0.9]))[1])  # tie at the edge
+    assert np.isnan(calibration_line(np.ones(4), np.full(4, 0.5))).all()
 
 
 def test_the_curves_legend_gives_the_area_of_the_pooled_curve_it_draws(tmp_path: Path, monkeypatch) -> None:

@@ -73,6 +73,28 @@ def test_the_report_says_what_the_split_held_and_what_groups_mean_for_the_tests(
     assert "<h3>By donor</h3>" not in text  # an evaluation of repertoires alone
 
 
+def test_the_report_gives_the_pooled_auc_interval_and_calibration_and_flags_fewer_folds(run: dict[str, Path],
+                                                                                     tmp_path: Path) -> None:
+    """The pooled AUC with its interval and the calibration line read from metrics.tsv ('separated' where the classes
+    do not overlap); a baseline scored on fewer folds than the model is named, as its mean is over other
+    repertoires."""
+    kwargs = dict(store=run["store"], figures=run["eval"], attended=[], config=None)
+    text = build_report(**kwargs, metrics=run["eval"] / "metrics.tsv")
+    pooled = pd.read_csv(run["eval"] / "metrics.tsv", sep="\t").set_index(["method", "fold"])
+    kmer = pooled.loc[("public_clones", "pooled")]
+    assert "<th>ROC AUC, pooled (95% CI)</th>" in text and "DeLong's, 95%" in text
+    assert "<td>1.000 (1.000-1.000)</td>" in text and "/ separated</td>" in text  # the model: every positive above
+    assert (f"<td>{kmer['roc_auc']:.3f} ({kmer['roc_auc_low']:.3f}-{kmer['roc_auc_high']:.3f})</td>" in text
+            and f"<td>{kmer['calibration_intercept']:.2f} / {kmer['calibration_slope']:.2f}</td>" in text)
+    assert "Fewer folds" not in text
+    fold_0 = pd.read_csv(run["eval"].parent / "kmer.csv").iloc[:3]  # P0-P2, fold 0 only
+    fold_0.to_csv(tmp_path / "kmer_0.csv", index=False)
+    evaluate({"deeprc": [run["eval"].parent / "deeprc.csv"], "public_clones": [tmp_path / "kmer_0.csv"]},
+             run["split"], tmp_path / "thin")
+    thin = build_report(**{**kwargs, "figures": tmp_path / "thin"}, metrics=tmp_path / "thin" / "metrics.tsv")
+    assert "<b>Fewer folds:</b> <b>public_clones</b> on 1 of 2 folds." in thin
+
+
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
     result = deeprc_cli("report", "--store", run["store"], "--metrics", run["eval"] / "metrics.tsv", "--figures",
                         run["eval"], "--attended", run["attended"], "--config", run["config"], "--out", run["out"],

@@ -514,8 +514,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(finished_run: dict, tmp_pa
     metrics = pd.read_csv(run / "evaluation" / "metrics.tsv", sep="\t", dtype={"fold": str})
     assert set(metrics["method"]) == {"deeprc", "kmer", "public_clones"}
     assert (metrics["label"] == "label").all()  # the label scored is named (the config's label_column)
-    for method, rows in metrics.groupby("method"):  # an AUC for every fold, then mean and sd
-        assert list(rows["fold"]) == ["0", "1", "mean", "sd"], method
+    for method, rows in metrics.groupby("method"):  # an AUC for every fold, then mean and sd, then all pooled
+        assert list(rows["fold"]) == ["0", "1", "mean", "sd", "pooled"], method
         auc = rows.set_index("fold")["roc_auc"]
         assert auc[["0", "1"]].between(0, 1).all() and auc["mean"] == pytest.approx(auc[["0", "1"]].mean())
     predictions = pd.concat([pd.read_csv(run / "predictions" / f"fold{k}.csv") for k in (0, 1)])
