@@ -902,7 +902,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
             "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv "
             "(method, fold = 0..K-1, mean, sd, and pooled: all held-out rows at once; the mean row's n counts all "
-            "held-out rows; fold and pooled rows add the ROC AUC's 95% interval, roc_auc_low/_high (DeLong), and the "
+            "held-out rows; fold and pooled rows add the ROC AUC's 95% interval, roc_auc_low/_high (DeLong; with a grouped split, Obuchowski's, counting donors), and the "
             "calibration_intercept and _slope (0 and 1 when the probabilities are right); `constant` where a fold's "
             "probabilities are all one; then the label scored, from --label-column or --label-name, and the positive "
             "class: the one a model's `predicted` column calls at p >= 0.5, else --positive-class, else ingest's "

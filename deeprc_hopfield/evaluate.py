@@ -7,8 +7,9 @@ mixed in unnoticed. A row without a true label (`predict --metadata` leaves it e
 unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC
 AUC, PR AUC (average precision), balanced accuracy and F1 (threshold 0.5 on the probability of the
 positive class), n; then the mean and the standard deviation (ddof 1) over folds, and the same on every
-held-out row pooled. Fold and pooled rows add the ROC AUC's 95% interval (DeLong) and the calibration
-intercept and slope. ROC and PR curves pool the held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
+held-out row pooled. Fold and pooled rows add the ROC AUC's 95% interval (DeLong; Obuchowski's, counting
+donors, for a split of groups) and the calibration intercept and slope. ROC and PR curves pool the
+held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
 the caller names for single-label files, which name none (`--label-name`).
 """
 
@@ -274,11 +275,12 @@ def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     }
 
 
-def uncertainty(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
-    """The ROC AUC's 95% interval (:func:`~deeprc_hopfield.metrics.auc_interval`) and the calibration intercept and
-    slope (:func:`~deeprc_hopfield.metrics.calibration_line`) of one fold's or the pooled predictions: what a mean
-    and sd over folds cannot say (how sure an AUC is, whether probabilities are too extreme)."""
-    low, high = auc_interval(y, probability)
+def uncertainty(y: np.ndarray, probability: np.ndarray, donors: list[str] | None = None) -> dict[str, float]:
+    """The ROC AUC's 95% interval (:func:`~deeprc_hopfield.metrics.auc_interval`; with `donors`, one a repertoire,
+    Obuchowski's, which counts donors, not repertoires) and the calibration intercept and slope
+    (:func:`~deeprc_hopfield.metrics.calibration_line`) of one fold's or the pooled predictions: what a mean and sd
+    over folds cannot say (how sure an AUC is, whether probabilities are too extreme)."""
+    low, high = auc_interval(y, probability, clusters=None if donors is None else np.asarray(donors, dtype=object))
     intercept, slope = calibration_line(y, probability)
     return {"roc_auc_low": low, "roc_auc_high": high, "calibration_intercept": intercept, "calibration_slope": slope}
 
@@ -290,17 +292,18 @@ UNCERTAINTY = ("roc_auc_low", "roc_auc_high", "calibration_intercept", "calibrat
 METRICS_COLUMNS = ["method", "fold", "roc_auc", *UNCERTAINTY[:2], *METRICS[1:], *UNCERTAINTY[2:], "n", "constant"]
 
 
-def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def metrics_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, str] | None = None) -> pd.DataFrame:
     """Per method: one row per fold, then `mean` (n: all held-out rows) and `sd` (ddof 1) over folds, then `pooled`:
     every held-out row at once (what the curves and comparisons.tsv score; the folds' models differ, so it
-    reads as one model drawn at random). Fold and pooled rows add :func:`uncertainty`'s columns.
+    reads as one model drawn at random). Fold and pooled rows add :func:`uncertainty`'s columns, whose intervals
+    count donors where `donor_of` (subject -> donor) is given.
 
-    `predictions` maps a method name to a table with columns fold, probability and y (0/1).
+    `predictions` maps a method name to a table with columns subject_id, fold, probability and y (0/1).
     """
     rows = []
     for method, table in predictions.items():
         per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy()),
-                     **uncertainty(g["y"].to_numpy(), g["probability"].to_numpy()),
+                     **uncertainty(g["y"].to_numpy(), g["probability"].to_numpy(), _donors(g, donor_of)),
                      "constant": bool(len(g) > 1 and np.ptp(g["probability"].to_numpy()) == 0)}
                     for k, g in table.groupby("fold", sort=True)]
         values = pd.DataFrame(per_fold)[list(METRICS)]
@@ -309,21 +312,27 @@ def metrics_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"method": method, "fold": "mean", **values.mean().to_dict(), "n": len(table)})
         rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
         rows.append({"method": method, "fold": "pooled", **fold_metrics(y, probability),
-                     **uncertainty(y, probability)})
+                     **uncertainty(y, probability, _donors(table, donor_of))})
     frame = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     frame["n"] = frame["n"].astype("Int64")
     frame["constant"] = frame["constant"].astype("boolean")  # a fold of one probability for all; empty elsewhere
     return frame
 
 
+def _donors(table: pd.DataFrame, donor_of: dict[str, str] | None) -> list[str] | None:
+    """Each row's donor, where donors are given (a subject without a group is a donor of its own)."""
+    return None if donor_of is None else donor_names(table["subject_id"].tolist(), donor_of)
+
+
 #: The method the others are compared with in comparisons.tsv.
 MODEL_METHOD = "deeprc"
 
 
-def comparisons_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def comparisons_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, str] | None = None) -> pd.DataFrame:
     """The model's pooled held-out ROC AUC against each other method's on the subjects both scored: the difference
-    (model less method), its paired standard error and a one-sided p (DeLong; the folds' models differ, so the p
-    is approximate). Empty without the model or another method."""
+    (model less method), its paired standard error and a one-sided p (DeLong; with `donor_of`, Obuchowski's error,
+    which counts donors; the folds' models differ, so the p is approximate). Empty without the model or another
+    method."""
     from scipy.stats import norm
 
     from deeprc_hopfield.metrics import paired_auc_difference
@@ -340,8 +349,10 @@ def comparisons_table(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
                                                                 suffixes=("_model", "_other"))
         if both["y"].nunique() < 2:
             continue
+        donors = _donors(both, donor_of)
         difference, se = paired_auc_difference(both["y"].to_numpy(), both["probability_other"].to_numpy(),
-                                               both["probability_model"].to_numpy())
+                                               both["probability_model"].to_numpy(),
+                                               None if donors is None else np.asarray(donors, dtype=object))
         z = difference / se if se > 0 else np.nan
         rows.append({"method": MODEL_METHOD, "compared_with": method, "n": len(both), "roc_auc_difference": difference,
                      "se": se, "z": z, "p_one_sided": float(norm.sf(z)) if np.isfinite(z) else np.nan})
@@ -482,13 +493,13 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DeepRCError(f"cannot create output folder: {exc.strerror}", out) from None
-    metrics = metrics_table(tables).assign(label=scored, positive_class=pos)  # what the figures are of
     donor_of = donor_groups(split)
+    metrics = metrics_table(tables, donor_of).assign(label=scored, positive_class=pos)  # what the figures are of
     donors = None if donor_of is None else {name: by_donor(table, donor_of) for name, table in tables.items()}
     donor_metrics = None if donors is None else metrics_table(donors).assign(label=scored, positive_class=pos)
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
         write_table(metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / "metrics.tsv", sep="\t")
-        write_table(comparisons_table(tables).round(6), tmp / "comparisons.tsv", sep="\t")
+        write_table(comparisons_table(tables, donor_of).round(6), tmp / "comparisons.tsv", sep="\t")
         if donors is not None:  # the unit the split keeps apart: independent, unlike a donor's repertoires
             write_table(donor_metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / DONOR_FILES[0],
                         sep="\t")

@@ -42,10 +42,16 @@ def balanced_accuracy(targets: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean([np.mean(predicted[targets == c] == c) for c in np.unique(targets)]))
 
 
-def paired_auc_difference(targets: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
+def paired_auc_difference(targets: np.ndarray, first: np.ndarray, second: np.ndarray,
+                          clusters: np.ndarray | None = None) -> tuple[float, float]:
     """ROC AUC of `second` minus that of `first` (scores of the same repertoires, binary `targets`), and the
     standard error of that difference (DeLong et al. 1988: paired, so what both scores share cancels); NaN
-    where a class has one repertoire only (the difference is defined, its standard error is not)."""
+    where a class has one repertoire only (the difference is defined, its standard error is not).
+
+    `clusters` (one id a repertoire, e.g. its donor) makes the error that of Obuchowski (1997): repertoires of one
+    cluster are not independent, so their components are summed a cluster before their spread is taken (each
+    repertoire its own cluster: DeLong's error exactly); NaN where a class comes from one cluster only.
+    """
     targets = np.asarray(targets).astype(bool)
     if targets.all() or not targets.any():
         raise ValueError("a paired AUC difference needs both classes")
@@ -56,11 +62,38 @@ def paired_auc_difference(targets: np.ndarray, first: np.ndarray, second: np.nda
     of_positive = (within[:, :m] - rankdata(positive, axis=1)) / n  # per positive: share of negatives below
     of_negative = 1 - (within[:, m:] - rankdata(negative, axis=1)) / m  # per negative: share of positives above
     aucs = of_positive.mean(axis=1)
-    if min(m, n) < 2:  # a class of one repertoire: its components have no sample variance
-        return float(aucs[1] - aucs[0]), float("nan")
     contrast = np.array([-1.0, 1.0])
-    variance = contrast @ (np.cov(of_positive) / m + np.cov(of_negative) / n) @ contrast
+    if clusters is None:
+        if min(m, n) < 2:  # a class of one repertoire: its components have no sample variance
+            return float(aucs[1] - aucs[0]), float("nan")
+        variance = contrast @ (np.cov(of_positive) / m + np.cov(of_negative) / n) @ contrast
+    else:
+        variance = contrast @ _clustered_covariance(of_positive, of_negative, aucs, np.asarray(clusters)[targets],
+                                                    np.asarray(clusters)[~targets]) @ contrast
+        if not np.isfinite(variance):
+            return float(aucs[1] - aucs[0]), float("nan")
     return float(aucs[1] - aucs[0]), float(np.sqrt(max(variance, 0.0)))
+
+
+def _clustered_covariance(of_positive: np.ndarray, of_negative: np.ndarray, aucs: np.ndarray,
+                          positive_clusters: np.ndarray, negative_clusters: np.ndarray) -> np.ndarray:
+    """The covariance of the AUCs of the scores (rows) under Obuchowski's clustered variance: each cluster's
+    components less its share of the AUC, summed; then their spread over clusters (NaN where a class comes from
+    fewer than 2 clusters)."""
+    names, codes = np.unique(np.r_[positive_clusters, negative_clusters], return_inverse=True)
+    m, n, k = of_positive.shape[1], of_negative.shape[1], len(names)
+    sums_positive = np.zeros((len(aucs), k))
+    sums_negative = np.zeros((len(aucs), k))
+    for row in range(len(aucs)):  # a cluster's components less its expected share: (scores, clusters)
+        sums_positive[row] = np.bincount(codes[:m], of_positive[row] - aucs[row], minlength=k)
+        sums_negative[row] = np.bincount(codes[m:], of_negative[row] - aucs[row], minlength=k)
+    with_positive, with_negative = len(np.unique(codes[:m])), len(np.unique(codes[m:]))
+    if min(with_positive, with_negative) < 2:
+        return np.full((len(aucs), len(aucs)), np.nan)
+    s10 = with_positive / (with_positive - 1) * sums_positive @ sums_positive.T / m
+    s01 = with_negative / (with_negative - 1) * sums_negative @ sums_negative.T / n
+    s11 = k / (k - 1) * sums_positive @ sums_negative.T
+    return s10 / m + s01 / n + (s11 + s11.T) / (m * n)
 
 
 #: How far, in paired standard errors, one ROC AUC must exceed another to count as higher: 1.645, a
@@ -81,16 +114,19 @@ def significantly_higher(targets: np.ndarray, first: np.ndarray, second: np.ndar
 INTERVAL_LEVEL = 0.95
 
 
-def auc_interval(targets: np.ndarray, scores: np.ndarray, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
-    """A confidence interval of the ROC AUC of `scores` (DeLong's standard error, taken on the logit scale so that
-    the bounds stay within (0, 1) and widen towards them). NaN where a class has fewer than 2 members; a point
-    where the AUC is 0 or 1 (every positive above every negative: DeLong's error is 0 there, which is no
-    certainty on a small cohort)."""
+def auc_interval(targets: np.ndarray, scores: np.ndarray, level: float = INTERVAL_LEVEL,
+                 clusters: np.ndarray | None = None) -> tuple[float, float]:
+    """A confidence interval of the ROC AUC of `scores` (DeLong's standard error, or Obuchowski's with `clusters`:
+    see :func:`paired_auc_difference`), taken on the logit scale so that the bounds stay within (0, 1) and widen
+    towards them. NaN where a class has fewer than 2 members (or clusters); a point where the AUC is 0 or 1 (every
+    positive above every negative: the error is 0 there, which is no certainty on a small cohort)."""
     targets = np.asarray(targets).astype(bool)
     if targets.sum() < 2 or (~targets).sum() < 2:
         return float("nan"), float("nan")
-    gain, se = paired_auc_difference(targets, np.zeros(len(targets)), scores)  # against a constant: AUC 0.5
+    gain, se = paired_auc_difference(targets, np.zeros(len(targets)), scores, clusters)  # a constant: AUC 0.5
     auc = 0.5 + gain
+    if not np.isfinite(se):
+        return float("nan"), float("nan")
     if auc <= 0 or auc >= 1 or se == 0:
         return auc, auc
     half = norm.ppf(0.5 + level / 2) * se / (auc * (1 - auc))  # the delta method: d logit(a) = da / (a (1 - a))

@@ -28,7 +28,7 @@ from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
 from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
 from deeprc_hopfield.inspect import CLONES_SHOWN, clone_rule_text, reference_text
-from deeprc_hopfield.io import check_output, write_text
+from deeprc_hopfield.io import check_output, first_line, write_text
 from deeprc_hopfield.qc import DROP_REASONS
 from deeprc_hopfield.split import Split, donor_names, related_pairs_apart, related_table
 from deeprc_hopfield.saved_model import CONFIG_FILE, model_members, read_model_config
@@ -212,7 +212,7 @@ def _pooled_note(summary: pd.DataFrame) -> str:
     if _POOLED_AUC not in summary.columns:
         return ""
     return ("<p>The pooled columns score every held-out repertoire at once, as the curves below do (each by the model "
-            "of its own fold). The interval of the ROC AUC is DeLong's, 95%: how far the AUC of another cohort of this "
+            "of its own fold). The interval of the ROC AUC is DeLong's, 95% (with groups, Obuchowski's, counting groups): how far the AUC of another cohort of this "
             "size and kind could fall; an interval of one point means every positive outranked every negative, which "
             "on a small cohort is no certainty. The calibration intercept is 0 where the probabilities are right on "
             "average (above 0: too low; below: too high), the slope 1 where they are neither too extreme (below 1, "
@@ -248,8 +248,9 @@ def donor_section(figures: Path) -> str:
             f"the mean probability of its repertoires: {_e(donors)} donors of {_e(samples)} repertoires "
             f"({samples / max(donors, 1):.1f} a donor). This is a call on a donor from the mean of its samples, which "
             "is easier than a call on one sample: the figures above are those of one sample of a new patient. "
-            "Donors are independent where a donor's repertoires are not, so the p values below (DeLong's over donors) "
-            "are the valid ones for comparing methods; per-fold figures rest on the few donors of a fold "
+            "The p values below (DeLong's over donors) compare methods on that call; those above compare them on one "
+            "sample's, their errors counting donors too (Obuchowski's). Per-fold figures rest on the few donors of a "
+            "fold "
             "(<code>metrics_by_donor.tsv</code>, <code>comparisons_by_donor.tsv</code>).</p>"
             + html_table(metric_summary(metrics)) + (html_table(compared, "{:.4g}") if not compared.empty else ""))
 
@@ -266,13 +267,16 @@ def split_note(path: Path | None, figures: Path | None = None) -> str:
                 "where a donor gave several samples, <code>split</code> warns of those it sees (its log) and "
                 "<code>group_column</code> keeps each donor's in one fold.</p>" + related_note(path))
     groups = table["group"].nunique()
-    by_donor = '"By donor" and ' if figures is not None and (figures / "metrics_by_donor.tsv").is_file() else ""
+    by_donor = figures is not None and (figures / "metrics_by_donor.tsv").is_file()
+    clustered = by_donor and "roc_auc_low" in first_line(figures / "metrics.tsv")  # an evaluation of this version
+    counted = ("their intervals and the comparisons' p values count groups (Obuchowski's clustered error), but the "
+               "spread over folds does not, and " if clustered else "DeLong's p values and the spread over folds are "
+               "optimistic, and ")
     return (f"<p><b>Split:</b> {n} repertoires of {groups} groups (e.g. donors) in {folds} folds; each group is in "
-            "one fold and on one side of every inner split. The metrics and the comparisons above and below count "
-            f"repertoires, not groups ({by_donor}the interpretation's tests count groups): with "
-            f"{n / groups:.1f} repertoires a group on average, a group's repertoires "
-            "are not independent, so DeLong's p values and the spread over folds are optimistic, and a group of "
-            "many samples weighs more than one of few.</p>" + related_note(path))
+            "one fold and on one side of every inner split. The metrics above count "
+            f"repertoires, not groups ({'&quot;By donor&quot; and ' if by_donor else ''}the interpretation's tests "
+            f"count groups): with {n / groups:.1f} repertoires a group on average, a group's repertoires are not "
+            f"independent, so {counted}a group of many samples weighs more than one of few.</p>" + related_note(path))
 
 
 def related_note(path: Path) -> str:

@@ -419,7 +419,47 @@ def test_a_grouped_split_is_also_scored_by_donor(files: dict, tmp_path: Path) ->
     difference, se = paired_auc_difference(means["y"].to_numpy(), kmer, means["p"].to_numpy())
     assert compared["n"] == 12 and compared["roc_auc_difference"] == pytest.approx(difference, abs=1e-6)
     assert compared["se"] == pytest.approx(se, abs=1e-6)
+    # per repertoire, the intervals and the comparison's error count donors (Obuchowski's): not DeLong's
+    per_sample = pd.read_csv(files["out"] / "comparisons.tsv", sep="\t").iloc[0]
+    clustered = paired_auc_difference(files["y"], files["p_kmer"], files["p_model"], np.array(donor))[1]
+    assert per_sample["se"] == pytest.approx(clustered, abs=1e-6)
+    assert per_sample["se"] != pytest.approx(paired_auc_difference(files["y"], files["p_kmer"], files["p_model"])[1])
+    grouped_metrics = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str})
     alone = split.assign(group=split["subject_id"])  # every repertoire a group of its own: nothing to add
     alone.to_csv(tmp_path / "alone.csv", index=False)
     evaluate(predictions, tmp_path / "alone.csv", files["out"], force=True)
     assert not (files["out"] / "metrics_by_donor.tsv").exists()
+    plain_metrics = pd.read_csv(files["out"] / "metrics.tsv", sep="\t", dtype={"fold": str})
+    pd.testing.assert_series_equal(grouped_metrics["roc_auc"], plain_metrics["roc_auc"])  # the same AUCs
+    width = [(t["roc_auc_high"] - t["roc_auc_low"]).iloc[-1] for t in (grouped_metrics, plain_metrics)]  # kmer pooled
+    assert width[0] != pytest.approx(width[1])
+
+
+def test_the_clustered_error_is_delongs_for_clusters_of_one_and_the_donor_bootstraps_for_donors() -> None:
+    """Obuchowski's clustered error: each repertoire its own cluster gives DeLong's; 30 donors of 4 samples sharing
+    a donor effect give the spread of the AUC over donors resampled, well above DeLong's, which counts 120
+    independent repertoires; a class of one donor has none."""
+    from deeprc_hopfield.metrics import auc_interval
+
+    rng = np.random.default_rng(3)
+    y = rng.permutation(np.repeat([0, 1], 60))
+    first = rng.normal(size=120) + 0.8 * y
+    second = np.round(0.6 * first + rng.normal(size=120) + 0.6 * y, 1)
+    assert paired_auc_difference(y, first, second, np.arange(120)) == pytest.approx(
+        paired_auc_difference(y, first, second))
+    donors = np.repeat(np.arange(30), 4)
+    y = np.repeat(rng.permutation(np.repeat([0, 1], 15)), 4)
+    score = np.repeat(rng.normal(size=30), 4) + 1.5 * y + rng.normal(size=120) * 0.7
+    se = paired_auc_difference(y, np.zeros(120), score, donors)[1]
+    boot = []
+    for _ in range(2000):
+        pick = np.r_[rng.choice(np.unique(donors[y == 1]), 15), rng.choice(np.unique(donors[y == 0]), 15)]
+        rows = np.concatenate([np.flatnonzero(donors == d) for d in pick])
+        boot.append(roc_auc_score(y[rows], score[rows]))
+    assert se == pytest.approx(np.std(boot), rel=0.15)
+    assert se > 1.4 * paired_auc_difference(y, np.zeros(120), score)[1]
+    low, high = auc_interval(y, score, clusters=donors)
+    assert high - low > 1.4 * np.subtract(*auc_interval(y, score)[::-1])
+    one_donor = np.where(y == 1, 0, donors)  # every positive sample one donor's
+    assert np.isnan(paired_auc_difference(y, np.zeros(120), score, one_donor)[1])
+    assert np.isnan(auc_interval(y, score, clusters=one_donor)).all()

@@ -70,6 +70,7 @@ def test_the_report_says_what_the_split_held_and_what_groups_mean_for_the_tests(
              tmp_path / "by_class.csv", tmp_path / "grouped_eval")
     donors = build_report(**{**kwargs, "figures": tmp_path / "grouped_eval"}, split=tmp_path / "by_class.csv")
     assert "<h3>By donor</h3>" in donors and "its repertoires: 4 donors of 6 repertoires (1.5 a donor)" in donors
+    assert "count groups (Obuchowski's clustered error)" in donors and "DeLong's p values" not in donors
     assert "<h3>By donor</h3>" not in text  # an evaluation of repertoires alone
 
 
