@@ -52,7 +52,7 @@ def model_summary(folder: str | Path) -> str:
                                                      else ")") for name, label in config.get("labels", {}).items())
     clones = training.get("memory_clones") or []
     rows = [
-        ("model", f"{folder} (deeprc-hopfield {config.get('package_version', '?')}, schema "
+        ("model", f"{folder} (saved by {version_text(config)}, schema "
                   f"{config.get('schema_version')}; weights sha256 {str(config.get('weights_sha256', '?'))[:16]}...)"),
         ("trained on", f"{training.get('store', '?')}: {len(training.get('fit_subjects', []))} fitting and "
                        f"{len(training.get('validation_subjects', []))} validation repertoires"),
@@ -79,6 +79,17 @@ def model_summary(folder: str | Path) -> str:
         rows.append(("calibration", calibration_text(name, fit, training)))
     lines = [f"{name:<14}{text}" for name, text in rows]
     return "\n".join(lines)
+
+
+def version_text(config: dict) -> str:
+    """The deeprc-hopfield version that saved a model (its config.json), and this one where they differ."""
+    from deeprc_hopfield import __version__
+    from deeprc_hopfield.saved_model import VERSION_RECORDED_SINCE, saved_version
+
+    saved = saved_version(config)
+    if saved is None:
+        return f"a deeprc-hopfield before {VERSION_RECORDED_SINCE} recorded its version; this is {__version__}"
+    return f"deeprc-hopfield {saved}" + ("" if saved == __version__ else f"; this is {__version__}")
 
 
 def qc_text(qc: dict | None) -> str:

@@ -3,12 +3,14 @@
 `config.json` holds everything needed to rebuild and use the model: the model configuration,
 the tasks (label names, kinds and classes), the V/J gene tables the gene embeddings index, the
 training parameters, the package and file-format versions, and the sha256 of the weights file.
-Loading checks all of it and refuses a truncated, tampered or wrong-version model in one line.
+Loading checks all of it and refuses a truncated, tampered or wrong-version model in one line. A model of
+another package version (the same file format) loads, with one warning that names both versions.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,13 @@ WEIGHTS_FILE = "weights.safetensors"
 #: `MODEL.checkpoint` beside a model folder holds its training checkpoint (`training.checkpoint`).
 CHECKPOINT_SUFFIX = ".checkpoint"
 REFERENCE_FILE = "reference.tsv"  # the known receptors training was given (`train --reference`), if any
+#: The first version whose models record `package_version` in their config.json (every version that wrote models).
+VERSION_RECORDED_SINCE = "0.1.0"
+
+log = logging.getLogger(__name__)
+#: The saved versions (None: not recorded) a loaded model was warned of in this process: an ensemble's folds or a
+#: model loaded again warn once.
+_versions_noted: set[str | None] = set()
 
 
 class ModelFileError(DeepRCError):
@@ -167,7 +176,31 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Sav
     except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"cannot load the model: {str(exc).splitlines()[0]}", directory) from None
     model.to(device).eval()
+    _note_version(config, directory)
     order = [task.name for task in model.config.tasks if task.name in config["labels"]]  # config.json sorts its keys
     labels = {name: config["labels"][name] for name in [*order, *sorted(set(config["labels"]) - set(order))]}
     return SavedModel(model=model, labels=labels, v_genes=config["genes"]["v"],
                       j_genes=config["genes"]["j"], training=config.get("training", {}), path=directory)
+
+
+def saved_version(config: dict) -> str | None:
+    """The deeprc-hopfield version that saved the model of `config` (its config.json), or None where none is
+    recorded (a config.json written otherwise or edited)."""
+    version = config.get("package_version")
+    return str(version) if version else None
+
+
+def _note_version(config: dict, directory: Path) -> None:
+    """Warn, once a process for each saved version, that a model was saved by another version than this one: its
+    file format is the same (:func:`read_model_config` refuses another), but the code that turns its weights into
+    scores may have changed since. Never an error: a model trained months ago must still load."""
+    saved = saved_version(config)
+    if saved == __version__ or saved in _versions_noted:
+        return
+    _versions_noted.add(saved)
+    if saved is None:
+        log.warning("%s: its config.json names no deeprc-hopfield version (saved by a version before %s recorded "
+                    "it, or edited); loaded by %s as it is", directory, VERSION_RECORDED_SINCE, __version__)
+    else:
+        log.warning("%s was saved by deeprc-hopfield %s and is loaded by %s: its scores may differ from those %s "
+                    "gave (said once for the models of %s)", directory, saved, __version__, saved, saved)

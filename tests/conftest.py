@@ -34,13 +34,13 @@ def deeprc_cli(*args: object) -> subprocess.CompletedProcess:
     cache). Tests of signals and of the installed entry point run a real process."""
     import torch
 
-    from deeprc_hopfield import cli, interrupts, pgen
+    from deeprc_hopfield import cli, interrupts, pgen, saved_model
 
     root, package = logging.getLogger(), logging.getLogger("deeprc_hopfield")
     saved = (root.handlers[:], root.level, package.level, torch.get_num_threads(), sys.unraisablehook,
              {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
     out, err = io.StringIO(), io.StringIO()
-    _fresh_process_state(interrupts, pgen)
+    _fresh_process_state(interrupts, pgen, saved_model)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -61,11 +61,11 @@ def deeprc_cli(*args: object) -> subprocess.CompletedProcess:
         sys.unraisablehook = saved[4]
         for sig, handler in saved[5].items():
             signal.signal(sig, handler)
-        _fresh_process_state(interrupts, pgen)
+        _fresh_process_state(interrupts, pgen, saved_model)
     return subprocess.CompletedProcess(["deeprc-hopfield", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
-def _fresh_process_state(interrupts, pgen) -> None:  # noqa: ANN001 (modules)
+def _fresh_process_state(interrupts, pgen, saved_model) -> None:  # noqa: ANN001 (modules)
     """What a new process starts without: a signal received, a checkpoint to name, pgen values in memory."""
     interrupts._received = None
     interrupts.keep(None)

@@ -17,6 +17,7 @@ import torch
 import numpy as np
 from conftest import deeprc_cli, write_airr
 
+from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, UNKNOWN_V_COLUMN, UNKNOWN_V_WARNING, WARNINGS_COLUMN,
                                    TrainingGuard, TrainingSubjectsError, file_entries, held_out_models, load_models,
@@ -585,6 +586,26 @@ def test_one_training_subject_in_a_batch_weakens_no_new_patients_ensemble(easy_c
     split = _cli("predict", "--model", fold_models, "--repertoires", folder, "--split", easy_cohort["split"],
                  "--fold", "0", "--out", tmp_path / "r.csv")
     assert split.returncode == 1 and "with --repertoires, name the files to score with --metadata" in split.stderr
+
+
+def test_predict_with_models_of_another_package_version_warns_once(easy_cohort, fold_models, tmp_path):  # noqa: F811
+    """An ensemble saved by another package version scores as before, with one warning line naming both versions
+    (not one a fold model)."""
+    models = tmp_path / "models"
+    shutil.copytree(fold_models, models)
+    for fold in ("fold0", "fold1"):
+        config = json.loads((models / fold / "config.json").read_text())
+        (models / fold / "config.json").write_text(json.dumps({**config, "package_version": "0.0.9"}))
+    result = _cli("predict", "--model", models, "--store", easy_cohort["store"], "--split", easy_cohort["split"],
+                  "--fold", "0", "--out", tmp_path / "p.csv")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warned) == 1 and f"{models / 'fold0'} was saved by deeprc-hopfield 0.0.9 and is loaded by " \
+        f"{__version__}" in warned[0], result.stderr
+    expected = _cli("predict", "--model", fold_models, "--store", easy_cohort["store"], "--split",
+                    easy_cohort["split"], "--fold", "0", "--out", tmp_path / "q.csv")
+    assert expected.returncode == 0, expected.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "q.csv"))
 
 
 def test_small_frictions_of_predict_are_said_plainly(easy_cohort, fold0_model, tmp_path):  # noqa: F811

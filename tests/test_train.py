@@ -17,6 +17,7 @@ import torch
 from conftest import deeprc_cli, simulated_store, write_airr
 from sklearn.metrics import roc_auc_score
 
+from deeprc_hopfield import __version__
 from deeprc_hopfield.infer import UNKNOWN_V_COLUMN, WARNINGS_COLUMN, predict_outputs
 from deeprc_hopfield.saved_model import ModelFileError, load_model
 from deeprc_hopfield.simulate import SimulationSettings
@@ -146,13 +147,17 @@ def test_resume_if_possible_continues_only_a_checkpoint_of_the_same_run(easy_coh
 
     # continued although it runs with other checkpoint_every and embed_chunk: how training runs, not what it learns
     # (a checkpoint of an earlier version holds them in its identity)
+    # and by another package version: the version is kept beside the identity, not in it
     progress = json.loads((checkpoint / "progress.json").read_text())
+    assert progress["package_version"] == __version__ and "package_version" not in progress["identity"]
     progress["identity"]["training"].update(checkpoint_every=4, embed_chunk=8192)
+    progress["package_version"] = "0.0.9"
     (checkpoint / "progress.json").write_text(json.dumps(progress))
     resumed = cli("--fold", "0", "--config", config, "--resume-if-possible", "--checkpoint-every", "3",
                   "--embed-chunk", "7")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {checkpoint} at update 4" in resumed.stderr
+    assert f"the checkpoint was written by deeprc-hopfield 0.0.9; continuing it with {__version__}" in resumed.stderr
     a, b = _weights(full), _weights(tmp_path / "part")  # chunks of 7 sum in another order: float rounding apart
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in a)
     assert pd.read_csv(tmp_path / "part" / "metrics.csv")["update"].tolist() == [4, 8]  # history kept
@@ -208,7 +213,8 @@ def test_inspect_summarises_a_model_and_a_folder_of_models(easy_cohort, tmp_path
     summary = deeprc_cli("inspect", model)
     assert summary.returncode == 0, summary.stderr
     lines = {line[:14].strip(): line[14:] for line in summary.stdout.splitlines()}  # a column of names, then text
-    assert lines["model"].startswith(f"{model} (deeprc-hopfield ") and lines["labels"] == "label (binary: 0, 1)"
+    assert lines["model"].startswith(f"{model} (saved by deeprc-hopfield {__version__}, schema 1; weights sha256 ")
+    assert lines["labels"] == "label (binary: 0, 1)"
     assert lines["seeded k-mers"] == ", ".join(training["seeded_kmers"])
     assert lines["new files QC"] == ("junctions (CDR3 + anchors) of 4-40 residues, every locus (10x files: TRB) (as its "
                                      "store was ingested)")
@@ -241,6 +247,45 @@ def test_tampered_truncated_and_wrong_version_models_are_refused(easy_cohort, tm
     (model_dir / "config.json").write_text(json.dumps({**config, "schema_version": 99}))
     with pytest.raises(ModelFileError, match="version 99"):
         load_model(model_dir)
+
+
+def test_a_model_of_another_package_version_loads_with_one_warning_naming_both(easy_cohort, tmp_path, caplog,
+                                                                                 monkeypatch):
+    """A model records the package version that saved it; one saved by another version (or by none recorded) loads,
+    with one warning line a process for each such version however often it is loaded, and `inspect` says both."""
+    from deeprc_hopfield import saved_model
+
+    monkeypatch.setattr(saved_model, "_versions_noted", set())  # as a new process: none warned of yet
+    model = train(easy_cohort["store"], tmp_path / "m", _config(tmp_path, n_updates=2), device="cpu", progress=False)
+    config = json.loads((model / "config.json").read_text())
+    assert config["package_version"] == __version__
+    caplog.set_level("INFO", logger="deeprc_hopfield")
+    load_model(model)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # this version's own model: nothing said
+
+    (model / "config.json").write_text(json.dumps({**config, "package_version": "0.0.9"}))
+    caplog.clear()
+    for _ in range(2):
+        assert load_model(model).labels == {"label": {"kind": "binary", "classes": ["0", "1"]}}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{model} was saved by deeprc-hopfield 0.0.9 and is loaded by {__version__}: its scores may differ from "
+        "those 0.0.9 gave (said once for the models of 0.0.9)"]
+    shown = deeprc_cli("inspect", model)
+    assert shown.returncode == 0 and f"{model} (saved by deeprc-hopfield 0.0.9; this is {__version__}, schema 1;" \
+        in shown.stdout, shown.stdout
+
+    del config["package_version"]  # a config.json without it: loads, with a note
+    (model / "config.json").write_text(json.dumps(config))
+    caplog.clear()
+    for _ in range(2):
+        load_model(model)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{model}: its config.json names no deeprc-hopfield version (saved by a version before "
+        f"{saved_model.VERSION_RECORDED_SINCE} recorded it, or edited); loaded by {__version__} as it is"]
+    shown = deeprc_cli("inspect", model)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert f"{model} (saved by a deeprc-hopfield before {saved_model.VERSION_RECORDED_SINCE} recorded its version; " \
+           f"this is {__version__}, schema 1;" in shown.stdout, shown.stdout
 
 
 @pytest.mark.parametrize(

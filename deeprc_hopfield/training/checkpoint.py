@@ -1,8 +1,8 @@
 """Checkpoints: what lets an interrupted training run continue to the weights of an uninterrupted one.
 
 A checkpoint is a folder `MODEL_DIR.checkpoint` beside the model: the model's and the best
-update's weights and the optimizer's state (safetensors, no unpickling), and the run's progress
-and identity (JSON). It is replaced atomically: the new one is written beside, the old one renamed
+update's weights and the optimizer's state (safetensors, no unpickling), and the run's progress,
+identity and package version (JSON). It is replaced atomically: the new one is written beside, the old one renamed
 aside, the new one renamed in, the old one removed, so a crash at any point leaves one whole checkpoint.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from deeprc_hopfield import __version__
 from deeprc_hopfield.io import OutputExistsError, atomic_folder, restore_folder
 from deeprc_hopfield.saved_model import CHECKPOINT_SUFFIX
 from deeprc_hopfield.training.config import EXECUTION_SETTINGS, TrainingConfig, TrainingError
@@ -82,7 +83,13 @@ def _another_run(directory: Path, differ: list[str]) -> str:
 def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer, progress: Progress, config: TrainingConfig,
                     identity: dict) -> None:
-    """Model, optimizer, best weights, progress and identity, written atomically (safetensors + JSON)."""
+    """Model, optimizer, best weights, progress and identity, written atomically (safetensors + JSON).
+
+    The package version is kept beside the identity, not in it: the identity says whether a checkpoint is of this
+    run, and an upgrade of the package between an interruption and its resume (a bug fix, say) changes neither the
+    data nor the settings; in it, the upgrade would throw away the training done (`--resume-if-possible` would start
+    from update 0, `--resume` refuse). The model saved at the end records the version that finished it.
+    """
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -92,7 +99,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, best_state: dict[st
         for key, value in state.items():
             tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     meta = {**asdict(progress), "param_groups": optimizer_state["param_groups"], "config": asdict(config),
-            "identity": identity}
+            "identity": identity, "package_version": __version__}
     with atomic_folder(directory) as tmp:
         save_file(tensors, str(tmp / STATE_FILE))
         (tmp / PROGRESS_FILE).write_text(json.dumps(meta))
@@ -131,6 +138,9 @@ def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
         return fresh(_another_run(directory, differ))
     if differ:
         log.warning("resuming although the training config differs from the checkpoint's")
+    if meta.get("package_version", __version__) != __version__:  # checkpoints before it was recorded: said nothing
+        log.info("the checkpoint was written by deeprc-hopfield %s; continuing it with %s", meta["package_version"],
+                 __version__)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     optim_state: dict = {}

@@ -341,7 +341,8 @@ class Trainer:
     def identity(self) -> dict:
         """What a checkpoint must share with this run to be continued by `resume="auto"`: the store
         (creation time, size, ingest parameters), the fitting and validation repertoires (so the split
-        and fold), the labels, the model and the training configuration; as JSON stores it."""
+        and fold), the labels, the model and the training configuration; as JSON stores it. Not the package
+        version: an upgrade mid-run would start it over (the checkpoint keeps it beside, `save_checkpoint`)."""
         identity = {**self._data_identity(), "model": self.model.config.to_dict()}
         if self.reference is not None:
             identity["reference"] = self.reference.reference.provenance()
