@@ -118,8 +118,9 @@ def auc_interval(targets: np.ndarray, scores: np.ndarray, level: float = INTERVA
                  clusters: np.ndarray | None = None) -> tuple[float, float]:
     """A confidence interval of the ROC AUC of `scores` (DeLong's standard error, or Obuchowski's with `clusters`:
     see :func:`paired_auc_difference`), taken on the logit scale so that the bounds stay within (0, 1) and widen
-    towards them. NaN where a class has fewer than 2 members (or clusters); a point where the AUC is 0 or 1 (every
-    positive above every negative: the error is 0 there, which is no certainty on a small cohort)."""
+    towards them. Where the AUC is 1 (every positive above every negative) or 0, the error is 0, which on a small
+    cohort is no certainty: the open bound is then Newcombe's (:func:`_separated_bound`). NaN where a class has
+    fewer than 2 members (or clusters)."""
     targets = np.asarray(targets).astype(bool)
     if targets.sum() < 2 or (~targets).sum() < 2:
         return float("nan"), float("nan")
@@ -128,9 +129,26 @@ def auc_interval(targets: np.ndarray, scores: np.ndarray, level: float = INTERVA
     if not np.isfinite(se):
         return float("nan"), float("nan")
     if auc <= 0 or auc >= 1 or se == 0:
-        return auc, auc
+        if clusters is None:
+            m, n = int(targets.sum()), int((~targets).sum())
+        else:
+            m, n = (len(np.unique(np.asarray(clusters)[side])) for side in (targets, ~targets))
+        bound = _separated_bound(m, n, level)
+        return (bound, 1.0) if auc >= 0.5 else (0.0, 1.0 - bound)
     half = norm.ppf(0.5 + level / 2) * se / (auc * (1 - auc))  # the delta method: d logit(a) = da / (a (1 - a))
     return float(expit(logit(auc) - half)), float(expit(logit(auc) + half))
+
+
+def _separated_bound(positives: int, negatives: int, level: float) -> float:
+    """The lower bound of an AUC of 1 on `positives` x `negatives` subjects: the score interval of Newcombe (2006,
+    Stat Med 25:559, method 5), the AUC theta at which 1 lies `z` of Hanley and McNeil's standard errors (their
+    variance at theta, with (m + n) / 2 - 1 for both class sizes) above theta."""
+    z2, pairs, size = norm.ppf(0.5 + level / 2) ** 2, positives * negatives, (positives + negatives) / 2 - 1
+
+    def gap(theta: float) -> float:  # (1 - theta)^2 less z^2 Var(theta), divided by 1 - theta
+        return (1 - theta) - z2 * theta * (1 + size * (1 - theta) / (2 - theta) + size * theta / (1 + theta)) / pairs
+
+    return float(brentq(gap, 1e-9, 1 - 1e-12))
 
 
 #: Probabilities are held this far from 0 and 1 before their logit is taken for the calibration line.

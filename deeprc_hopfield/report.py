@@ -213,8 +213,8 @@ def _pooled_note(summary: pd.DataFrame) -> str:
         return ""
     return ("<p>The pooled columns score every held-out repertoire at once, as the curves below do (each by the model "
             "of its own fold). The interval of the ROC AUC is DeLong's, 95% (with groups, Obuchowski's, counting groups): how far the AUC of another cohort of this "
-            "size and kind could fall; an interval of one point means every positive outranked every negative, which "
-            "on a small cohort is no certainty. The calibration intercept is 0 where the probabilities are right on "
+            "size and kind could fall (where every positive outranked every negative, the lower bound is Newcombe's, as "
+            "DeLong's error is 0 there). The calibration intercept is 0 where the probabilities are right on "
             "average (above 0: too low; below: too high), the slope 1 where they are neither too extreme (below 1, "
             "the usual sign of overfitting) nor too timid (above 1); 'separated': the classes do not overlap, so no "
             "slope can be fitted.</p>")

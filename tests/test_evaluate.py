@@ -319,7 +319,10 @@ def test_the_auc_interval_matches_the_bootstrap_and_stays_within_0_and_1() -> No
     strong = score + 1.5 * y  # an AUC near 1: the logit scale keeps the upper bound below 1
     low, high = auc_interval(y, strong)
     assert 0.9 < low < roc_auc_score(y, strong) < high < 1
-    assert auc_interval(y, y.astype(float)) == (1.0, 1.0)  # separated: DeLong's error is 0
+    # separated: DeLong's error is 0, so the lower bound is Newcombe's (0.80 for 10 a class, 0.95 for 40)
+    assert auc_interval(y, y.astype(float)) == pytest.approx((0.9604, 1.0), abs=1e-4)
+    assert auc_interval(y[:20], y[:20].astype(float))[0] == pytest.approx(0.80, abs=0.01)
+    assert auc_interval(y, -y.astype(float)) == pytest.approx((0.0, 1 - 0.9604), abs=1e-4)
     assert np.isnan(auc_interval(np.array([0, 0, 0, 1]), np.arange(4.0))).all()  # one positive: no interval
 
 
