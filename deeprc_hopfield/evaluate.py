@@ -359,6 +359,19 @@ def comparisons_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, 
     return pd.DataFrame(rows, columns=columns)
 
 
+def held_out_calls(predictions: dict[str, pd.DataFrame], positive: str) -> pd.DataFrame:
+    """Every method's call on every held-out subject: its probability, the class it calls at
+    :data:`THRESHOLD`, and whether that is the true one (the table that names the errors a metric counts)."""
+    classes = pd.unique(pd.concat([t["true_label"] for t in predictions.values()]).astype(str))
+    negative = next((c for c in classes if c != positive), f"not {positive}")
+    calls = [table[["subject_id", "fold", "true_label", "probability"]].assign(method=method)
+             for method, table in predictions.items()]
+    out = pd.concat(calls, ignore_index=True)[["method", "subject_id", "fold", "true_label", "probability"]]
+    out["predicted"] = np.where(out["probability"] >= THRESHOLD, positive, negative)
+    out["correct"] = out["predicted"] == out["true_label"].astype(str)
+    return out.round({"probability": 6})
+
+
 def by_donor(table: pd.DataFrame, donor_of: dict[str, str]) -> pd.DataFrame:
     """One row a donor (`subject_id` its name): the mean probability of its held-out repertoires, its class and fold
     (`split` keeps each one a donor; in a table made by hand, a donor of both classes counts once in each). A subject
@@ -434,7 +447,7 @@ def plot_curves(predictions: dict[str, pd.DataFrame], metrics: pd.DataFrame, kin
 
 
 #: The files of an evaluation folder.
-EVALUATION_FILES = ("metrics.tsv", "comparisons.tsv", "roc.png", "pr.png")
+EVALUATION_FILES = ("metrics.tsv", "comparisons.tsv", "held_out.tsv", "roc.png", "pr.png")
 #: What `evaluate` adds where the split keeps several repertoires of a group (donor) together: the same tables by donor.
 DONOR_FILES = ("metrics_by_donor.tsv", "comparisons_by_donor.tsv")
 
@@ -451,7 +464,8 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
              label_name: str | None = None) -> pd.DataFrame:
     """Metrics of every method on the held-out folds; writes OUT/metrics.tsv (with the `label` scored, the
     `positive_class`, and `constant`: a fold whose probabilities are all one), OUT/comparisons.tsv (the model
-    against each baseline: :func:`comparisons_table`), OUT/roc.png, OUT/pr.png; where the split keeps several
+    against each baseline: :func:`comparisons_table`), OUT/held_out.tsv (every call: :func:`held_out_calls`),
+    OUT/roc.png, OUT/pr.png; where the split keeps several
     repertoires of a group (donor) together, the same two tables by donor (:data:`DONOR_FILES`: each donor's
     probability the mean of its repertoires', so that the tests count independent units).
 
@@ -500,6 +514,7 @@ def evaluate(predictions: dict[str, list[Path]], split_path: str | Path | None, 
     with atomic_folder(out, "evaluate", force, recognise=is_evaluation_folder) as tmp:
         write_table(metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / "metrics.tsv", sep="\t")
         write_table(comparisons_table(tables, donor_of).round(6), tmp / "comparisons.tsv", sep="\t")
+        write_table(held_out_calls(tables, pos), tmp / "held_out.tsv", sep="\t")
         if donors is not None:  # the unit the split keeps apart: independent, unlike a donor's repertoires
             write_table(donor_metrics.round(dict.fromkeys([*METRICS, *UNCERTAINTY], 6)), tmp / DONOR_FILES[0],
                         sep="\t")

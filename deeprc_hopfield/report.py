@@ -23,7 +23,7 @@ import pandas as pd
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError, named_list
-from deeprc_hopfield.evaluate import METRICS
+from deeprc_hopfield.evaluate import METRICS, MODEL_METHOD
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
 from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
@@ -167,7 +167,11 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     per_fold = per_fold.reindex(metrics["method"].unique()).reset_index()
     per_fold.columns = ["method", *[f"fold {c}" for c in per_fold.columns[1:]]]
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
-            f"{_scored_class(metrics)}Balanced accuracy and F1 at a probability threshold of 0.5; the Brier score is "
+            f"{_scored_class(metrics)}ROC AUC is the chance that a positive repertoire drawn at random gets a higher "
+            "probability than a negative one (0.5: no better than guessing; 1: every positive above every negative); "
+            "PR AUC (average precision) is the precision averaged over the positives found, which falls when the "
+            "positives are rare. Balanced accuracy (the mean of the share of each class called right) and F1 at a "
+            "probability threshold of 0.5; the Brier score is "
             "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
             + _pooled_note(summary) + _constant_note(metrics) + _fewer_folds_note(summary) + html_table(summary)
             + "<h3>ROC AUC per held-out fold</h3>" + html_table(per_fold))
@@ -330,6 +334,39 @@ def comparisons_section(figures: Path) -> str:
             "small is no evidence that either is better.</p>" + html_table(table, "{:.4g}"))
 
 
+#: Wrong held-out calls listed by the report (the most confident first); held_out.tsv has all.
+WRONG_CALLS_SHOWN = 20
+#: Calls whose probability is within this of 0.5 are counted as unsure.
+UNSURE_WITHIN = 0.2
+
+
+def calls_section(figures: Path) -> str:
+    """The model's held-out calls at 0.5 (evaluate's held_out.tsv, where written): how many were right in each class,
+    how many were unsure, and which were wrong, by name, so that a balanced accuracy of 0.99 is one named
+    repertoire to look at, not a rounding."""
+    path = figures / "held_out.tsv"
+    if not path.is_file():
+        return ""
+    calls = _read(path, "held-out calls", sep="\t")
+    model = calls[calls["method"] == MODEL_METHOD]
+    if model.empty:
+        return ""
+    correct = model["correct"].astype(bool)
+    per_class = correct.groupby(model["true_label"].astype(str)).agg(["sum", "size"])
+    right = "; ".join(f"{_e(label)}: {row['sum']} of {row['size']}" for label, row in per_class.iterrows())
+    distance = model["probability"].sub(0.5).abs().round(9)  # 0.7 is 0.2 from 0.5, not 0.19999999999999996
+    wrong = model.assign(distance=distance)[~correct].sort_values("distance", ascending=False)
+    first = f" (the first {WRONG_CALLS_SHOWN} of {len(wrong)})" if len(wrong) > WRONG_CALLS_SHOWN else ""
+    listed = (f"<p>The wrong calls, the most confident first{first}:</p>"
+              + html_table(wrong.head(WRONG_CALLS_SHOWN)[["subject_id", "fold", "true_label", "probability"]])
+              if len(wrong) else "<p>No held-out repertoire was called wrongly.</p>")
+    return ("<h3>The model's held-out calls</h3><p>Each held-out repertoire called at a probability of 0.5 by the fold "
+            f"model that never saw it: {int(correct.sum())} of {len(model)} right ({right}). "
+            f"{int((distance < UNSURE_WITHIN).sum())} had a probability between {0.5 - UNSURE_WITHIN:.1f} and "
+            f"{0.5 + UNSURE_WITHIN:.1f}, where a call is unsure; the further from 0.5, the surer, as far as the "
+            "calibration above holds (<code>held_out.tsv</code> lists every call of every method).</p>" + listed)
+
+
 def _scored_class(metrics: pd.DataFrame) -> str:
     """'Positive class: <b>CMV+</b> (label <b>status</b>). ' from the metrics table (tables written before these
     columns: nothing)."""
@@ -447,8 +484,9 @@ def attended_section(paths: list[Path], store_path: Path, label_name: str | None
             f"{top_k} attended sequences of {which}; each repertoire scored by the model of the fold that held it "
             "out. <code>max_attention</code> is the largest attention weight (a share of the repertoire's "
             "attention, which sums to between 1 and the number of heads; 1/n for a repertoire of n sequences is "
-            "uniform).</p>" + private + known_share_note(attended, f"the top {top_k} attended sequences")
-            + html_table(summary, "{:.4g}"))
+            "uniform; the interpretation below gives attention × repertoire size instead, 1 = uniform).</p>" + private
+            + known_share_note(attended, f"the top {top_k} attended sequences")
+            + html_table(summary.rename(columns={"max_attention": "max_attention (share)"}), "{:.4g}"))
 
 
 def known_share_note(table: pd.DataFrame, what: str) -> str:
@@ -543,7 +581,8 @@ def interpretation_section(folder: Path | None) -> str:
            "a model fitted or validated on them (<code>--allow-training-subjects</code>).</p>"
            if info.get("scored_by_training_model") else "")
         + known_share_note(ranked.head(TOP_RANKED), f"the {TOP_RANKED} top-ranked sequences")
-        + html_table(shown, "{:.4g}") + left
+        + html_table(shown.rename(columns=lambda c: f"{c} (× uniform)" if c.startswith("mean_attention") else c),
+                     "{:.4g}") + left
         + "<h3>Motifs of the positives' most-attended sequences</h3><p>Gapped k-mers ('.' = any residue) enriched "
         f"among the {_e(info.get('foreground_sequences', '?'))} sequences that are the "
         f"{_e((info.get('settings') or {}).get('motif_top', 'N'))} most attended of each positive repertoire "
@@ -610,7 +649,18 @@ def models_section(models: list[Path]) -> str:
             "positive class; 0 when the cohort shows no such signal) with the clone rule chosen by inner "
             "cross-validation (V level of the key, match radius; its inner-CV ROC AUC), and what became of a reference of known "
             "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
-            "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}"))
+            "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}") + _new_patients_note(models))
+
+
+def _new_patients_note(models: list[Path]) -> str:
+    """How to classify new patients with these models: their folder as one ensemble."""
+    folder = _e(str(models[0].parent))
+    return ("<p><b>New patients:</b> the fold models together are the model to use: <code>deeprc-hopfield predict "
+            f"--model {folder} --repertoires DIR --out predictions.csv</code> (or, in the workflow, <code>snakemake "
+            "--cores 8 predict --config new_repertoires=DIR</code>) scores each new repertoire by every fold model "
+            "and gives the mean probability and its spread (<code>probability_sd</code>). The metrics above are what "
+            "to expect of one fold model on patients like this cohort's; a cohort from another lab, protocol or "
+            "population may score lower.</p>")
 
 
 #: Fewer donors (repertoires, where ungrouped) than this in a fold model's validation part are warned of: its
@@ -671,7 +721,8 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         cohort_section(Path(store)),
         metrics_section(metrics_table) + split_note(Path(split) if split is not None else None, Path(figures))
         + memory_alone_note(models, "the attention of the sections below"),
-        comparisons_section(Path(figures)) + donor_section(Path(figures)) + figures_section(Path(figures)),
+        comparisons_section(Path(figures)) + calls_section(Path(figures)) + donor_section(Path(figures))
+        + figures_section(Path(figures)),
         models_section(models),
         attended_section([Path(p) for p in attended], Path(store), label,
                          Split.read(split).group_of() if split is not None else None)

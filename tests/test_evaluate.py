@@ -75,6 +75,13 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
         for k in ("0", "1", "2", "pooled"):  # an interval around each AUC; none over folds
             assert rows.loc[k, "roc_auc_low"] <= rows.loc[k, "roc_auc"] <= rows.loc[k, "roc_auc_high"], (method, k)
         assert rows.loc[["mean", "sd"], ["roc_auc_low", "calibration_slope"]].isna().all().all()
+    calls = pd.read_csv(files["out"] / "held_out.tsv", sep="\t", dtype={"true_label": str, "predicted": str})
+    assert list(calls.columns) == ["method", "subject_id", "fold", "true_label", "probability", "predicted", "correct"]
+    model_calls = calls[calls["method"] == "deeprc"]
+    np.testing.assert_allclose(model_calls["probability"], files["p_model"], atol=1e-6)
+    assert (model_calls["predicted"] == np.where(files["p_model"] >= 0.5, "True", "False")).all()
+    assert (model_calls["correct"] == (model_calls["predicted"] == model_calls["true_label"])).all()
+    assert len(calls) == 48 and calls["fold"].tolist() == files["fold"].tolist() * 2
     for name in ("roc.png", "pr.png"):
         data = (files["out"] / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000

@@ -96,6 +96,36 @@ def test_the_report_gives_the_pooled_auc_interval_and_calibration_and_flags_fewe
     assert "<b>Fewer folds:</b> <b>public_clones</b> on 1 of 2 folds." in thin
 
 
+def test_the_report_names_the_wrong_held_out_calls_and_how_to_score_new_patients(run: dict[str, Path],
+                                                                                 tmp_path: Path) -> None:
+    """From evaluate's held_out.tsv: the model's calls right by class, the unsure ones (0.4 and 0.6 of the run's),
+    and each wrong call by name, the most confident first; the fold models' folder as the ensemble for new
+    patients."""
+    kwargs = dict(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                  config=None)
+    text = build_report(**kwargs)
+    assert "6 of 6 right (False: 3 of 3; True: 3 of 3). 2 had a probability between 0.3 and 0.7" in text
+    assert "No held-out repertoire was called wrongly." in text
+    model = pd.read_csv(run["eval"].parent / "deeprc.csv")
+    model.loc[model["subject_id"].isin(["P1", "P4"]), "probability"] = [0.45, 0.95]  # a positive low, a negative high
+    model.to_csv(tmp_path / "wrong.csv", index=False)
+    evaluate({"deeprc": [tmp_path / "wrong.csv"]}, run["split"], tmp_path / "wrong")
+    calls = pd.read_csv(tmp_path / "wrong" / "held_out.tsv", sep="\t", dtype={"true_label": str, "predicted": str})
+    assert calls[~calls["correct"]]["subject_id"].tolist() == ["P1", "P4"]
+    assert calls.set_index("subject_id").loc["P4", "predicted"] == "True"
+    wrong = build_report(**{**kwargs, "metrics": tmp_path / "wrong" / "metrics.tsv", "figures": tmp_path / "wrong"})
+    assert "4 of 6 right (False: 2 of 3; True: 2 of 3)" in wrong
+    listed = wrong[wrong.index("The wrong calls, the most confident first"):]
+    assert listed.index("<td>P4</td>") < listed.index("<td>P1</td>")  # 0.95 is surer than 0.45
+    models = [tmp_path / "models" / f"fold{k}" for k in (0, 1)]
+    for model in models:
+        model.mkdir(parents=True)
+        (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
+                                                       "training": {"best_update": 10}}))
+    with_models = build_report(**kwargs, models=models)
+    assert f"<code>deeprc-hopfield predict --model {models[0].parent} --repertoires DIR" in with_models
+
+
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
     result = deeprc_cli("report", "--store", run["store"], "--metrics", run["eval"] / "metrics.tsv", "--figures",
                         run["eval"], "--attended", run["attended"], "--config", run["config"], "--out", run["out"],

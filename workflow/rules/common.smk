@@ -338,8 +338,9 @@ def report_job_errors():
 
 
 def report_location():
-    """After a successful run: where the run's report is, in one line (when the run has one), and a note of the
-    repertoires `split` took for samples of one donor that no group keeps together (its log says which)."""
+    """After a successful run: where the run's report is, in one line (when the run has one), a note of the
+    repertoires `split` took for samples of one donor that no group keeps together (its log says which), and, for a
+    run given new patients (`new_repertoires`), where their predictions are, last."""
     if os.path.isfile(report_html()):
         print(f"report: {os.path.abspath(report_html())} (metrics: {evaluation('metrics.tsv')})", file=sys.stderr)
     pairs, apart = related_pairs_apart(split_table()) if os.path.isfile(split_table()) else (0, 0)
@@ -349,6 +350,17 @@ def report_location():
               f"{log_path('split.log')}): the "
               "held-out metrics may be optimistic; set group_column to a metadata column naming each repertoire's "
               "donor", file=sys.stderr)
+    if config.get("new_repertoires") and os.path.isfile(new_patients("predictions.csv")):
+        print(new_patients_line(new_patients("predictions.csv")), file=sys.stderr)
+
+
+def new_patients_line(path):
+    """Where the new patients' predictions are, and how many rows carry a warning (which the log details)."""
+    warnings = pd.read_csv(path, dtype=str, usecols=lambda c: c in {"subject_id", "warnings"})
+    flagged = int(warnings["warnings"].fillna("").ne("").sum()) if "warnings" in warnings else 0
+    note = (f"; {flagged} of {len(warnings)} with a warning: see its `warnings` column and "
+            f"{log_path('new_patients/predict.log')}" if flagged else "")
+    return f"new patients' predictions: {os.path.abspath(path)} ({len(warnings)} repertoires{note})"
 
 
 class NothingToDoReport(logging.Handler):

@@ -1,5 +1,6 @@
 rule evaluate:
-    """ROC AUC, PR AUC, balanced accuracy and F1 per fold and mean +- sd; ROC and PR curves.
+    """ROC AUC (with its interval), PR AUC, balanced accuracy, F1 and calibration per fold, mean +- sd and pooled;
+    every held-out call; ROC and PR curves.
     The outputs are files in a folder that Snakemake keeps between runs: --force lets a rerun replace
     the earlier evaluation folder (and refuses any other folder, as without it)."""
     input:
@@ -10,6 +11,7 @@ rule evaluate:
         metrics=report(evaluation("metrics.tsv"), caption="../report/metrics.rst", category="Evaluation"),
         roc=report(evaluation("roc.png"), caption="../report/roc.rst", category="Evaluation"),
         pr=report(evaluation("pr.png"), caption="../report/pr.rst", category="Evaluation"),
+        calls=evaluation("held_out.tsv"),
     log:
         log_path("evaluate.log"),
     benchmark:
