@@ -1053,12 +1053,16 @@ _USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()  # SIGTERM cleans up temporary files as Ctrl-C does
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # some options' checks import torch: seconds in which a job can be stopped
+    except KeyboardInterrupt:
+        print("deeprc-hopfield: interrupted; nothing was written", file=sys.stderr)
+        return 128 + (interrupts.received() or 2)
     if args.command is None:
         parser.print_help()
         return 2
-    interrupts.install()  # SIGTERM cleans up temporary files as Ctrl-C does
     try:
         _setup_logging(args.verbose, args.quiet, args.log)
         return args.func(args)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
 from deeprc_hopfield.errors import QCError, StoreError, named_list
 from deeprc_hopfield.genes import is_known_gene
-from deeprc_hopfield.interrupts import raise_if_interrupted
+from deeprc_hopfield.interrupts import raise_if_interrupted, worker_pool
 from deeprc_hopfield.io import atomic_file, check_output
 from deeprc_hopfield.metadata import describe_label, read_metadata
 from deeprc_hopfield.qc import QC_COLUMNS, QCSettings, check_repertoire, row_loci
@@ -103,7 +103,7 @@ def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, species: str, 
         for path in files:
             yield parse_repertoire(path, fmt, qc, species)
         return
-    with ProcessPoolExecutor(max_workers=threads) as pool:
+    with worker_pool(threads) as pool:
         pending: list[Future] = []
         upcoming = iter(files)
         try:

@@ -42,7 +42,6 @@ import multiprocessing
 import os
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from itertools import repeat
@@ -53,6 +52,7 @@ import numpy as np
 
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.genes import V_LEVELS, gene_family
+from deeprc_hopfield.interrupts import worker_pool
 from deeprc_hopfield.progress import LoggedProgress
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class PgenModel:
         parts = [keys[first:first + PART] for first in range(0, len(keys), PART)]
         methods = multiprocessing.get_all_start_methods()  # fork: the children share the loaded model
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context) as pool:
+        with worker_pool(min(workers, len(parts)), context) as pool:
             yield from zip(parts, pool.map(_olga_values, repeat(self.species), repeat(self.chain), parts))
 
 

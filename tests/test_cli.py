@@ -164,6 +164,25 @@ def test_interrupted_ingest_leaves_no_store(tmp_path, sig):
     assert list(out_dir.iterdir()) == []
 
 
+def test_interrupt_while_the_options_are_read_is_one_line(tmp_path, monkeypatch):
+    """Checking some options imports torch, seconds in which a job stopped with its workflow gets the signal (a
+    Ctrl-C logged a 40-line traceback ending in `KeyboardInterrupt` for the workflow's summary)."""
+    from deeprc_hopfield import cli
+
+    def interrupted_import(text: str) -> tuple[str, ...]:
+        raise KeyboardInterrupt("signal 2")
+
+    monkeypatch.setattr(cli, "_methods", interrupted_import)
+    try:
+        result = run_cli("baselines", "--store", tmp_path / "s.h5", "--split", tmp_path / "split.csv", "--fold", 0,
+                         "--out", tmp_path / "b", "--methods", "kmer")
+    except KeyboardInterrupt:  # not to pytest, which would stop the session
+        pytest.fail("the interrupt left main")
+    assert result.returncode == 130
+    assert result.stderr == "deeprc-hopfield: interrupted; nothing was written\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_that_is_an_input_or_a_folder_is_refused_before_work(cohort, tmp_path):
     metadata, folder = cohort
     before = metadata.read_bytes(), (folder / "rep0.tsv").read_bytes()

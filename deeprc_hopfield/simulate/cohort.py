@@ -23,7 +23,6 @@ import re
 import socket
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pandas as pd
 import yaml
 
 from deeprc_hopfield import __version__
+from deeprc_hopfield.interrupts import worker_pool
 from deeprc_hopfield.io import atomic_folder, check_output
 from deeprc_hopfield.simulate.background import Background, background_model
 from deeprc_hopfield.simulate.implant import Implant, implant_motifs, implant_receptors
@@ -338,7 +338,7 @@ def simulate(settings: SimulationSettings, out: str | Path, threads: int = 1, fo
         if threads == 1:
             done = [build_repertoire(task) for task in tasks]
         else:
-            with ProcessPoolExecutor(max_workers=threads) as pool:
+            with worker_pool(threads) as pool:
                 done = list(pool.map(build_repertoire, tasks))
         _write_metadata(tmp / "metadata.csv", tasks)
         _write_truth(tmp / "truth" / "implanted.tsv", done, settings.rough)
