@@ -312,10 +312,11 @@ def metrics_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, str]
         rows.append({"method": method, "fold": "mean", **values.mean().to_dict(), "n": len(table)})
         rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
         rows.append({"method": method, "fold": "pooled", **fold_metrics(y, probability),
-                     **uncertainty(y, probability, _donors(table, donor_of))})
+                     **uncertainty(y, probability, _donors(table, donor_of)),
+                     "constant": bool(len(table) > 1 and np.ptp(probability) == 0)})
     frame = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     frame["n"] = frame["n"].astype("Int64")
-    frame["constant"] = frame["constant"].astype("boolean")  # a fold of one probability for all; empty elsewhere
+    frame["constant"] = frame["constant"].astype("boolean")  # one probability for all; empty on mean and sd
     return frame
 
 

@@ -169,8 +169,8 @@ def metrics_section(metrics: pd.DataFrame) -> str:
     return ("<h2>Cross-validated performance</h2><p>Held-out folds only; mean ± standard deviation over folds. "
             f"{_scored_class(metrics)}ROC AUC is the chance that a positive repertoire drawn at random gets a higher "
             "probability than a negative one (0.5: no better than guessing; 1: every positive above every negative); "
-            "PR AUC (average precision) is the precision averaged over the positives found, which falls when the "
-            "positives are rare. Balanced accuracy (the mean of the share of each class called right) and F1 at a "
+            "PR AUC (average precision) is the precision averaged over the positives found: a guess scores the share "
+            "of positives, not 0.5, so compare it with that. Balanced accuracy (the mean of the share of each class called right) and F1 at a "
             "probability threshold of 0.5; the Brier score is "
             "the mean squared error of the probabilities (0 is perfect, 0.25 a constant 0.5).</p>"
             + _pooled_note(summary) + _constant_note(metrics) + _fewer_folds_note(summary) + html_table(summary)
@@ -202,12 +202,15 @@ def metric_summary(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def _pooled_cells(pooled: pd.Series) -> dict[str, str]:
     """The pooled ROC AUC with its interval, and 'intercept / slope' of the calibration line ('separated' for a slope
-    that no finite fit gives: every positive scored above every negative)."""
+    that no finite fit gives: every positive scored above every negative; 'constant' where every probability is
+    one)."""
     auc = f"{pooled['roc_auc']:.3f}"
     if pd.notna(pooled["roc_auc_low"]):
         auc += f" ({pooled['roc_auc_low']:.3f}-{pooled['roc_auc_high']:.3f})"
     intercept, slope = pooled["calibration_intercept"], pooled["calibration_slope"]
-    slope_text = f"{slope:.2f}" if pd.notna(slope) else ("separated" if pd.notna(intercept) else "-")
+    constant = str(pooled.get("constant", "")).lower() == "true"
+    slope_text = (f"{slope:.2f}" if pd.notna(slope) else "constant" if constant
+                  else "separated" if pd.notna(intercept) else "-")
     return {_POOLED_AUC: auc, _CALIBRATION: (f"{intercept:.2f}" if pd.notna(intercept) else "-") + f" / {slope_text}"}
 
 
@@ -216,12 +219,13 @@ def _pooled_note(summary: pd.DataFrame) -> str:
     if _POOLED_AUC not in summary.columns:
         return ""
     return ("<p>The pooled columns score every held-out repertoire at once, as the curves below do (each by the model "
-            "of its own fold). The interval of the ROC AUC is DeLong's, 95% (with groups, Obuchowski's, counting groups): how far the AUC of another cohort of this "
-            "size and kind could fall (where every positive outranked every negative, the lower bound is Newcombe's, as "
-            "DeLong's error is 0 there). The calibration intercept is 0 where the probabilities are right on "
+            "of its own fold). The 95% interval of the ROC AUC is the range of AUCs these fold models could truly have "
+            "on patients like these, given how few were held out (DeLong's and Newcombe's, the wider at each end; with "
+            "groups, counting groups); it does not count what training the models again would change. The calibration "
+            "intercept is 0 where the probabilities are right on "
             "average (above 0: too low; below: too high), the slope 1 where they are neither too extreme (below 1, "
             "the usual sign of overfitting) nor too timid (above 1); 'separated': the classes do not overlap, so no "
-            "slope can be fitted.</p>")
+            "slope can be fitted; 'constant': one probability for all.</p>")
 
 
 def _fewer_folds_note(summary: pd.DataFrame) -> str:
@@ -308,7 +312,8 @@ def _constant_note(metrics: pd.DataFrame) -> str:
     call, on one side of 0.5 or the other."""
     if "constant" not in metrics.columns:
         return ""
-    constant = metrics[metrics["constant"].astype("boolean").fillna(False).astype(bool)]
+    folds = metrics[~metrics["fold"].astype(str).isin(SUMMARY_ROWS)]
+    constant = folds[folds["constant"].astype("boolean").fillna(False).astype(bool)]
     notes = [f"<b>{_e(method)}</b> gave every held-out subject one probability in fold(s) "
              f"{_e(', '.join(rows['fold'].astype(str)))}" for method, rows in constant.groupby("method", sort=False)]
     if not notes:
@@ -658,9 +663,10 @@ def _new_patients_note(models: list[Path]) -> str:
     return ("<p><b>New patients:</b> the fold models together are the model to use: <code>deeprc-hopfield predict "
             f"--model {folder} --repertoires DIR --out predictions.csv</code> (or, in the workflow, <code>snakemake "
             "--cores 8 predict --config new_repertoires=DIR</code>) scores each new repertoire by every fold model "
-            "and gives the mean probability and its spread (<code>probability_sd</code>). The metrics above are what "
-            "to expect of one fold model on patients like this cohort's; a cohort from another lab, protocol or "
-            "population may score lower.</p>")
+            "and gives the mean probability and its spread (<code>probability_sd</code>). The metrics above are those "
+            "of one fold model on patients like this cohort's: a rough guide to the ensemble's ranking (often a little "
+            "better), not to its calibration (a mean of models is less extreme than one); a cohort from another lab, "
+            "protocol or population may score lower.</p>")
 
 
 #: Fewer donors (repertoires, where ungrouped) than this in a fold model's validation part are warned of: its

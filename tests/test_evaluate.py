@@ -47,7 +47,7 @@ def test_metrics_equal_sklearn_per_fold_with_mean_and_sd(files: dict) -> None:
     assert list(table.columns) == ["method", "fold", "roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc",
                                    "balanced_accuracy", "f1", "brier", "calibration_intercept", "calibration_slope",
                                    "n", "constant", "label", "positive_class"]
-    assert not table["constant"].dropna().astype(bool).any() and table["constant"].isna().sum() == 6  # mean, sd, pooled
+    assert not table["constant"].dropna().astype(bool).any() and table["constant"].isna().sum() == 4  # mean, sd rows
     assert table["fold"].tolist() == ["0", "1", "2", "mean", "sd", "pooled"] * 2
     assert (table["positive_class"] == "True").all() and table["label"].isna().all()  # no --label-column: blank
     for method, p in [("deeprc", files["p_model"]), ("kmer", files["p_kmer"])]:
@@ -330,6 +330,9 @@ def test_the_auc_interval_matches_the_bootstrap_and_stays_within_0_and_1() -> No
     assert auc_interval(y, y.astype(float)) == pytest.approx((0.9604, 1.0), abs=1e-4)
     assert auc_interval(y[:20], y[:20].astype(float))[0] == pytest.approx(0.80, abs=0.01)
     assert auc_interval(y, -y.astype(float)) == pytest.approx((0.0, 1 - 0.9604), abs=1e-4)
+    near = y + 0.2 * (np.arange(100) == np.flatnonzero(y == 0)[0])  # one tie: AUC just below 1
+    assert auc_interval(y, near)[0] <= auc_interval(y, y.astype(float))[0]  # a lower AUC, no higher bound
+    assert np.isnan(auc_interval(y, np.full(100, 0.3))).all()  # one probability for all: AUC 0.5 by construction
     assert np.isnan(auc_interval(np.array([0, 0, 0, 1]), np.arange(4.0))).all()  # one positive: no interval
 
 

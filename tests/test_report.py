@@ -83,7 +83,7 @@ def test_the_report_gives_the_pooled_auc_interval_and_calibration_and_flags_fewe
     text = build_report(**kwargs, metrics=run["eval"] / "metrics.tsv")
     pooled = pd.read_csv(run["eval"] / "metrics.tsv", sep="\t").set_index(["method", "fold"])
     kmer = pooled.loc[("public_clones", "pooled")]
-    assert "<th>ROC AUC, pooled (95% CI)</th>" in text and "DeLong's, 95%" in text
+    assert "<th>ROC AUC, pooled (95% CI)</th>" in text and "DeLong's and Newcombe's, the wider at each end" in text
     assert "<td>1.000 (0.501-1.000)</td>" in text and "/ separated</td>" in text  # the model: 3 positives above 3
     assert (f"<td>{kmer['roc_auc']:.3f} ({kmer['roc_auc_low']:.3f}-{kmer['roc_auc_high']:.3f})</td>" in text
             and f"<td>{kmer['calibration_intercept']:.2f} / {kmer['calibration_slope']:.2f}</td>" in text)
@@ -94,6 +94,13 @@ def test_the_report_gives_the_pooled_auc_interval_and_calibration_and_flags_fewe
              run["split"], tmp_path / "thin")
     thin = build_report(**{**kwargs, "figures": tmp_path / "thin"}, metrics=tmp_path / "thin" / "metrics.tsv")
     assert "<b>Fewer folds:</b> <b>public_clones</b> on 1 of 2 folds." in thin
+    flat = pd.read_csv(run["eval"].parent / "kmer.csv").assign(probability=0.5)  # found nothing: one probability
+    flat.to_csv(tmp_path / "flat.csv", index=False)
+    evaluate({"deeprc": [run["eval"].parent / "deeprc.csv"], "public_clones": [tmp_path / "flat.csv"]},
+             run["split"], tmp_path / "flat")
+    constant = build_report(**{**kwargs, "figures": tmp_path / "flat"}, metrics=tmp_path / "flat" / "metrics.tsv")
+    assert "<td>0.500</td><td>0.00 / constant</td>" in constant  # no interval, no slope, not 'separated'
+    assert "in fold(s) 0, 1 (found nothing" in constant  # the folds, not the pooled row
 
 
 def test_the_report_names_the_wrong_held_out_calls_and_how_to_score_new_patients(run: dict[str, Path],
