@@ -74,6 +74,9 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings, species: str = DEFAUL
                           ("J genes", checked.j_call.isna())):
         if missing.all():
             log.info("%s: no %s in the file (recorded as missing)", path, what)
+    if 0 < counts["count_missing"] < counts["kept"]:
+        log.info("%s: %d of %d sequences kept have no clone count (NA or empty in the file): recorded as missing "
+                 "(count_missing in the QC table)", path, counts["count_missing"], counts["kept"])
     return ParsedRepertoire(
         source=str(path), fmt=detected, sha256=read.sha256, codes=checked.codes,
         lengths=checked.lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deeprc_hopfield.store import RepertoireStore
@@ -124,6 +125,25 @@ def test_user_mistakes_get_one_line_and_no_store(cohort, tmp_path, name):
     assert len(errors) == 1 and words in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert list(out_dir.iterdir()) == []  # no store, no QC table, no temporary file
+
+
+def test_missing_counts_are_counted_in_the_qc_table(cohort, tmp_path):
+    """Counts written `NA` or left empty are kept as missing and counted (`count_missing`), in the QC table, the
+    store's QC counts and `inspect`."""
+    metadata, folder = cohort
+    lines = (folder / "rep2.tsv").read_text().splitlines()
+    for line, value in ((2, "NA"), (3, "")):
+        fields = lines[line - 1].split("\t")
+        fields[4] = value
+        lines[line - 1] = "\t".join(fields)
+    (folder / "rep2.tsv").write_text("\n".join(lines) + "\n")
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "cohort.h5"), check=True)
+    assert "2 of " in result.stderr and "sequences kept have no clone count (NA or empty in the file)" in result.stderr
+    qc = pd.read_csv(tmp_path / "cohort.qc.tsv", sep="\t").set_index("subject_id")
+    assert qc["count_missing"].to_dict() == {"P0": 0, "P1": 0, "P2": 2, "P3": 0, "P4": 0, "P5": 0}
+    with RepertoireStore(tmp_path / "cohort.h5") as store:
+        assert store.qc()["count_missing"].tolist() == qc["count_missing"].tolist()
+    assert "without a clone count 2" in run_cli("inspect", tmp_path / "cohort.h5", check=True).stdout
 
 
 def test_unwritable_store_path_and_unreadable_store(cohort, tmp_path):
