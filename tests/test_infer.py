@@ -241,6 +241,47 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     assert not (tmp_path / "r.csv").exists()
 
 
+def _set_cells(path: Path, column: str, values: dict[int, str]) -> None:
+    """Write `values` (line -> value; line 1 is the header) into `column` of a TSV file."""
+    lines = path.read_text().splitlines()
+    at = lines[0].split("\t").index(column)
+    for line, value in values.items():
+        fields = lines[line - 1].split("\t")
+        fields[at] = value
+        lines[line - 1] = "\t".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_predict_names_every_file_that_cannot_be_used_and_writes_nothing(easy_cohort, fold0_model,
+                                                                         tmp_path):  # noqa: F811
+    """The audit's folder: a file with a count 'ten' on line 13, '-2' on line 19 and '1,234' on line 25, and a file
+    that QC leaves empty, among good ones. Every file is read and one error names both files, each with its
+    problems, as `ingest` does, before anything is written (no predictions, attended table or attention file)."""
+    held = sorted(_held_out(easy_cohort))[:4]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"PT01.tsv": f"{held[0]}.tsv", "PT03.tsv": f"{held[1]}.tsv",
+                                                           "PT04_badrows.tsv": f"{held[2]}.tsv",
+                                                           "PT05.tsv": f"{held[3]}.tsv"})
+    _set_cells(folder / "PT04_badrows.tsv", "duplicate_count", {13: "ten", 19: "-2", 25: "1,234"})
+    rows = len((folder / "PT05.tsv").read_text().splitlines())
+    _set_cells(folder / "PT05.tsv", "junction_aa", {line: "CASS*GF" for line in range(2, rows + 1)})
+    out = tmp_path / "out"
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", out / "p.csv",
+                  "--attended", out / "a.tsv", "--attention", out / "attention.h5")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    told = result.stderr[result.stderr.index("error:"):].splitlines()
+    assert told == [
+        "error: 2 of 4 repertoire files cannot be used, and nothing was written; fix them (or leave them out) and "
+        "run again:",
+        f"  {folder / 'PT04_badrows.tsv'}, line 13, column 'duplicate_count': count 'ten' is not a non-negative "
+        "number; 2 more problems in this file:",
+        "    line 19, column 'duplicate_count': count '-2' is not a non-negative number",
+        "    line 25, column 'duplicate_count': count '1,234' is not a non-negative number (write counts without "
+        "thousands separators)",
+        f"  {folder / 'PT05.tsv'}: no sequence left after quality control ({rows - 1} rows; dropped: "
+        f"stop_codon={rows - 1})"]
+    assert not out.exists() or not list(out.iterdir())
+
+
 def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_cohort, fold0_model,
                                                                         tmp_path):  # noqa: F811
     """Two outputs at one path (the second would replace the first), --top without --attended (it would be
