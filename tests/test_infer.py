@@ -282,6 +282,33 @@ def test_predict_names_every_file_that_cannot_be_used_and_writes_nothing(easy_co
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_predict_reads_files_as_the_format_it_is_given(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """A file of one `cdr3_aa` column matches no format by its header alone: `predict --format airr` reads it, as
+    `ingest --format airr` does (IMGT CDR3s, given their anchors back); --format with --store is refused."""
+    held = sorted(_held_out(easy_cohort))[0]
+    junctions = pd.read_csv(easy_cohort["repertoires"] / f"{held}.tsv", sep="\t")["junction_aa"]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "PT07.tsv").write_text("cdr3_aa\n" + "".join(f"{junction[1:-1]}\n" for junction in junctions))
+    refused = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert refused.returncode == 1 and "unrecognised repertoire format" in refused.stderr
+    assert "(columns found: cdr3_aa)" in refused.stderr
+    read = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--format", "airr", "--out",
+                tmp_path / "p.csv")
+    assert read.returncode == 0, read.stderr
+    assert "PT07: " in read.stderr and "format airr" in read.stderr
+    assert pd.read_csv(tmp_path / "p.csv")["subject_id"].tolist() == ["PT07"]
+    stored = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], "--format", "airr", "--out",
+                  tmp_path / "s.csv")
+    assert stored.returncode == 1 and "--format goes with --repertoires" in stored.stderr
+    from deeprc_hopfield.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # one definition: ingest's values and help
+    given = {command: next((action.choices, action.default, action.help) for action in commands[command]._actions
+                           if "--format" in action.option_strings) for command in ("ingest", "predict", "attend")}
+    assert given["ingest"] == given["predict"] == given["attend"] and "airr" in given["ingest"][0]
+
+
 def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_cohort, fold0_model,
                                                                         tmp_path):  # noqa: F811
     """Two outputs at one path (the second would replace the first), --top without --attended (it would be
