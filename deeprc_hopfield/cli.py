@@ -422,7 +422,9 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         help="repertoire files in a folder, or one file (any supported format), read with the QC of "
                              "the model's store and its species' gene names (ingest --species); without --metadata "
                              "every file is read (but hidden ones and earlier outputs of predict/attend) and its "
-                             "subject id is its name less its table and gzip extensions")
+                             "subject id is its name less its table and gzip extensions and MiXCR's clone-table "
+                             "suffix (PT03.clones_TRB.tsv: PT03); every file is read before any is refused, and one "
+                             "error names each file's problems")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
     _add_format(p)

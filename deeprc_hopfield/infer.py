@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -100,11 +101,21 @@ def store_sources(store: RepertoireStore, provenance: pd.DataFrame | None = None
 
 #: A file's subject id without --metadata: its name less a gzip extension, then less one of these (case aside).
 TABLE_EXTENSIONS = (".tsv", ".csv", ".txt", ".tab", ".tabular", ".airr")
+#: ... then less the part MiXCR's `analyze` names its clone tables with after the sample's prefix: MiXCR 4's
+#: `<prefix>.clones_TRB.tsv` (one file a chain: TRA, TRB, TRAD, IGH, ...; `<prefix>.clones.tsv` unsplit) and MiXCR
+#: 3's `<prefix>.clonotypes.TRB.txt` (`.clonotypes.ALL.txt` for every chain).
+_MIXCR_CHAIN = r"(TRAD|TR[ABDG]|IG[HKL]|ALL)"
+MIXCR_SUFFIX = re.compile(rf"(?i)(?<=.)\.(clones(_{_MIXCR_CHAIN})?|clonotypes\.{_MIXCR_CHAIN})$")
 
 
 def file_subject_id(path: Path) -> str:
     """The subject id of a repertoire file named in no metadata: `Pat.day0.tsv.gz` -> `Pat.day0`,
-    `rep1.airr.tsv` -> `rep1`."""
+    `rep1.airr.tsv` -> `rep1`, MiXCR's `PT03.clones_TRB.tsv` and `PT03.clonotypes.TRB.txt` -> `PT03`."""
+    return MIXCR_SUFFIX.sub("", _table_name(path))
+
+
+def _table_name(path: Path) -> str:
+    """A file's name less a gzip extension, then less its :data:`TABLE_EXTENSIONS`."""
     name = path.name
     if name.lower().endswith((".gz", ".gzip")):
         name = name[:name.rindex(".")]
@@ -150,9 +161,11 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     first: dict[str, Path] = {}
     for entry in entries:
         if entry.subject_id in first:
+            mixcr = (" (MiXCR writes a clone table for each chain: keep those of the model's chain in the folder)"
+                     if all(MIXCR_SUFFIX.search(_table_name(p)) for p in (first[entry.subject_id], entry.path)) else "")
             raise DeepRCError(f"files {first[entry.subject_id].name} and {entry.path.name} would both be subject "
-                              f"'{entry.subject_id}' (a file's name less its extensions); rename one, or name the "
-                              "subjects with --metadata", folder)
+                              f"'{entry.subject_id}' (a file's name less its extensions){mixcr}; rename one, or name "
+                              "the subjects with --metadata", folder)
         first[entry.subject_id] = entry.path
     return entries
 

@@ -309,6 +309,29 @@ def test_predict_reads_files_as_the_format_it_is_given(easy_cohort, fold0_model,
     assert given["ingest"] == given["predict"] == given["attend"] and "airr" in given["ingest"][0]
 
 
+def test_mixcr_default_file_names_give_the_sample_as_subject_id(tmp_path):
+    """MiXCR's analyze names a sample's clone tables `<sample>.clones_TRB.tsv` (MiXCR 4) or
+    `<sample>.clonotypes.TRB.txt` (MiXCR 3): the subject id is the sample; two chains of one sample are refused,
+    naming MiXCR's one table a chain."""
+    from deeprc_hopfield.infer import file_subject_id
+
+    for name, subject in (("PT03.clones_TRB.tsv", "PT03"), ("PT03.clones_IGH.tsv.gz", "PT03"),
+                          ("s11_LN.clonotypes.TRB.txt", "s11_LN"), ("s11.clonotypes.ALL.txt", "s11"),
+                          ("PT03.clones.tsv", "PT03"), ("Pat.day0.tsv.gz", "Pat.day0"), ("rep1.airr.tsv", "rep1"),
+                          ("clones.tsv", "clones"), ("x.clones_final.tsv", "x.clones_final")):
+        assert file_subject_id(Path(name)) == subject, name
+    folder = tmp_path / "mixcr"
+    folder.mkdir()
+    for name in ("PT03.clones_TRB.tsv", "PT04.clones_TRB.tsv"):
+        (folder / name).write_text("cloneCount\taaSeqCDR3\n3\tCASSLGF\n")
+    assert [entry.subject_id for entry in file_entries(folder, None)] == ["PT03", "PT04"]
+    (folder / "PT03.clones_TRA.tsv").write_text("cloneCount\taaSeqCDR3\n3\tCAVSGF\n")
+    with pytest.raises(DeepRCError, match=r"files PT03.clones_TRA.tsv and PT03.clones_TRB.tsv would both be subject "
+                                          r"'PT03' .*\(MiXCR writes a clone table for each chain: keep those of the "
+                                          r"model's chain in the folder\)"):
+        file_entries(folder, None)
+
+
 def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_cohort, fold0_model,
                                                                         tmp_path):  # noqa: F811
     """Two outputs at one path (the second would replace the first), --top without --attended (it would be
