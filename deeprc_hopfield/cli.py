@@ -55,11 +55,18 @@ def _add_force(p: argparse.ArgumentParser, what: str) -> None:
                         "replaced (an existing --out is otherwise refused before any work)")
 
 
+def _add_format(p: argparse.ArgumentParser) -> None:
+    """--format: how `ingest`, `predict` and `attend` read repertoire files, one definition for all."""
+    from deeprc_hopfield.readers import FORMATS
+
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                   help="input format of every file (default: detect each file from its header)")
+
+
 # --- ingest -----------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     from deeprc_hopfield.genes import LOCI
     from deeprc_hopfield.qc import QCSettings
-    from deeprc_hopfield.readers import FORMATS
     from deeprc_hopfield.species import DEFAULT_SPECIES, SPECIES
 
     defaults = QCSettings()
@@ -88,8 +95,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help="leave out subjects whose label value is missing (empty, NA, unknown, ...; their files are "
                         "not read), with a warning that names them, rather than refuse the table; classify them "
                         "with predict after training")
-    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
-                   help="input format of every file (default: detect each file from its header)")
+    _add_format(p)
     p.add_argument("--threads", type=_positive_int, default=1, help="worker processes (default: 1)")
     p.add_argument("--min-length", type=_positive_int, default=defaults.min_length,
                    help=f"shortest junction kept (the IMGT CDR3 and its two anchors), in residues (default: "
@@ -416,9 +422,12 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         help="repertoire files in a folder, or one file (any supported format), read with the QC of "
                              "the model's store and its species' gene names (ingest --species); without --metadata "
                              "every file is read (but hidden ones and earlier outputs of predict/attend) and its "
-                             "subject id is its name less its table and gzip extensions")
+                             "subject id is its name less its table and gzip extensions and MiXCR's clone-table "
+                             "suffix (PT03.clones_TRB.tsv: PT03); every file is read before any is refused, and one "
+                             "error names each file's problems")
     p.add_argument("--metadata", type=Path, help="with --repertoires: the files to read, their subject ids and true "
                                                  "labels (a missing label leaves true_label empty)")
+    _add_format(p)
     p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
                    help="with --repertoires: keep only this locus of the files, as `ingest --chain` does "
                         f"({', '.join(LOCI)}; a row's locus column, else its V call's), in place of the chain of "
@@ -509,6 +518,8 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
         raise DeepRCError("--metadata goes with --repertoires (a store holds its own subject ids and labels)")
     if args.chain is not None and args.store is not None:
         raise DeepRCError("--chain goes with --repertoires (a store's files were read with ingest's --chain)")
+    if args.format != "auto" and args.store is not None:
+        raise DeepRCError("--format goes with --repertoires (a store's files were read with ingest's --format)")
     if args.group_column is not None and args.store is None and args.metadata is None:
         raise DeepRCError("--group-column names a column of --metadata (or of a --store's metadata table)")
     models = load_models(args.model, device)
@@ -531,7 +542,7 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     if args.store is not None:
         subjects = subjects_from_store(args.store, models[0], only)
     else:
-        subjects = subjects_from_files(entries, models[0], chain=args.chain)
+        subjects = subjects_from_files(entries, models[0], fmt=args.format, chain=args.chain)
     return predict(models, subjects, device, top=top, guard=guard, attention_file=attention, total=len(ids),
                    attention_models=attention_models)
 

@@ -78,6 +78,23 @@ class MetadataError(DeepRCError):
     """A metadata table that does not describe the cohort: missing columns, files, labels or duplicates."""
 
 
+class RepertoireFilesError(DeepRCError):
+    """Several repertoire files of one command that cannot be used, each with its own error, reported together (see
+    :func:`files_error`)."""
+
+
+def files_error(failed: Sequence[DeepRCError], total: int) -> DeepRCError:
+    """One error for the files of a command that cannot be used (every file is read before any is refused, so that one
+    run shows every problem): a file's own error where it is the only one, else a :class:`RepertoireFilesError` that
+    says how many of the `total` failed and lists each file's error below, indented, its own lines (a file's bad
+    values) further in."""
+    if len(failed) == 1:
+        return failed[0]
+    listed = "".join("\n" + "\n".join("  " + line for line in str(error).splitlines()) for error in failed)
+    return RepertoireFilesError(f"{len(failed)} of {total} repertoire files cannot be used, and nothing was written; "
+                                f"fix them (or leave them out) and run again:{listed}")
+
+
 class QCError(DeepRCError):
     """Quality control left nothing usable (e.g. a repertoire with no sequence left)."""
 

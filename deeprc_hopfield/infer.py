@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from scipy.special import expit
 from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.donors import SKETCH_FILE, TrainingSketches, clone_sketch
 from deeprc_hopfield.encoding import decode
-from deeprc_hopfield.errors import DeepRCError, InputFormatError, named_list
+from deeprc_hopfield.errors import DeepRCError, InputFormatError, files_error, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.metadata import MISSING_VALUES
@@ -100,11 +101,21 @@ def store_sources(store: RepertoireStore, provenance: pd.DataFrame | None = None
 
 #: A file's subject id without --metadata: its name less a gzip extension, then less one of these (case aside).
 TABLE_EXTENSIONS = (".tsv", ".csv", ".txt", ".tab", ".tabular", ".airr")
+#: ... then less the part MiXCR's `analyze` names its clone tables with after the sample's prefix: MiXCR 4's
+#: `<prefix>.clones_TRB.tsv` (one file a chain: TRA, TRB, TRAD, IGH, ...; `<prefix>.clones.tsv` unsplit) and MiXCR
+#: 3's `<prefix>.clonotypes.TRB.txt` (`.clonotypes.ALL.txt` for every chain).
+_MIXCR_CHAIN = r"(TRAD|TR[ABDG]|IG[HKL]|ALL)"
+MIXCR_SUFFIX = re.compile(rf"(?i)(?<=.)\.(clones(_{_MIXCR_CHAIN})?|clonotypes\.{_MIXCR_CHAIN})$")
 
 
 def file_subject_id(path: Path) -> str:
     """The subject id of a repertoire file named in no metadata: `Pat.day0.tsv.gz` -> `Pat.day0`,
-    `rep1.airr.tsv` -> `rep1`."""
+    `rep1.airr.tsv` -> `rep1`, MiXCR's `PT03.clones_TRB.tsv` and `PT03.clonotypes.TRB.txt` -> `PT03`."""
+    return MIXCR_SUFFIX.sub("", _table_name(path))
+
+
+def _table_name(path: Path) -> str:
+    """A file's name less a gzip extension, then less its :data:`TABLE_EXTENSIONS`."""
     name = path.name
     if name.lower().endswith((".gz", ".gzip")):
         name = name[:name.rindex(".")]
@@ -150,9 +161,11 @@ def file_entries(folder: str | Path, metadata: str | Path | None, labels: Iterab
     first: dict[str, Path] = {}
     for entry in entries:
         if entry.subject_id in first:
+            mixcr = (" (MiXCR writes a clone table for each chain: keep those of the model's chain in the folder)"
+                     if all(MIXCR_SUFFIX.search(_table_name(p)) for p in (first[entry.subject_id], entry.path)) else "")
             raise DeepRCError(f"files {first[entry.subject_id].name} and {entry.path.name} would both be subject "
-                              f"'{entry.subject_id}' (a file's name less its extensions); rename one, or name the "
-                              "subjects with --metadata", folder)
+                              f"'{entry.subject_id}' (a file's name less its extensions){mixcr}; rename one, or name "
+                              "the subjects with --metadata", folder)
         first[entry.subject_id] = entry.path
     return entries
 
@@ -201,22 +214,31 @@ def _is_own_output(path: Path) -> bool:
 def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto",
                         chain: str | None = None) -> Iterator[Subject]:
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
-    does, with the QC settings and species of the store the model was trained on (the defaults and human for an
-    older model), its chain replaced by `chain` where given (``predict --chain``: the locus to keep of files that
-    hold several); each file's dropped rows by reason are logged."""
+    does, as `fmt` (``predict --format``; 'auto': each file's own), with the QC settings and species of the store
+    the model was trained on (the defaults and human for an older model), its chain replaced by `chain` where given
+    (``predict --chain``: the locus to keep of files that hold several); each file's dropped rows by reason are
+    logged. As in `ingest`, a file that cannot be used stops the scoring, but every other file is still read, and
+    one error names every file's problems (:func:`deeprc_hopfield.errors.files_error`) before anything is written."""
     qc, species = qc_settings(saved), model_species(saved)
     if chain is not None:
         qc = replace(qc, chain=chain)
     if species != DEFAULT_SPECIES:
         log.info("gene names of the files are read as %s genes (the species of the model's store)", species)
-    from deeprc_hopfield.ingest import warn_identical_files
+    from deeprc_hopfield.ingest import note_refused, warn_identical_files
 
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     unresolved: Counter[str] = Counter()
     provenance: list[dict] = []
-    for entry in entries:
-        parsed = _parsed(entry, fmt, qc, species)
+    failed: list[DeepRCError] = []
+    for k, entry in enumerate(entries):
+        try:
+            parsed = _parsed(entry, fmt, qc, species)
+        except DeepRCError as exc:
+            note_refused(exc, failed, len(entries) - k - 1)
+            continue
+        if failed:  # nothing will be written: the other files are read for their problems alone
+            continue
         unresolved.update(parsed.unresolved_genes)
         provenance.append({"source": parsed.source, "sha256": parsed.sha256})
         log.info("%s: %s, format %s, %s", entry.subject_id, entry.path, parsed.fmt, describe_counts(parsed.qc))
@@ -229,6 +251,8 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path), share,
                       (note,) if note else ())
+    if failed:
+        raise files_error(failed, len(entries))
     _warn_other_species(unresolved, species)
     warn_identical_files([entry.subject_id for entry in entries], provenance)
 

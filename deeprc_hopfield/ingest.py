@@ -2,7 +2,9 @@
 
 Files are read, checked and encoded in a process pool; the main process writes them to the store
 in metadata order as they arrive, so memory stays bounded by a few repertoires whatever the cohort
-size. Any error leaves no store (and no QC table) behind.
+size. A file that cannot be used (a bad value, nothing left after QC) stops the writing, but every other file is
+still read, so that one error names every file's problems (:func:`deeprc_hopfield.errors.files_error`). Any error
+leaves no store (and no QC table) behind.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention
-from deeprc_hopfield.errors import QCError, StoreError, named_list
+from deeprc_hopfield.errors import DeepRCError, QCError, StoreError, files_error, named_list
 from deeprc_hopfield.genes import is_known_gene
 from deeprc_hopfield.interrupts import raise_if_interrupted, worker_pool
 from deeprc_hopfield.io import atomic_file, check_output
@@ -74,6 +76,9 @@ def parse_repertoire(path: Path, fmt: str, qc: QCSettings, species: str = DEFAUL
                           ("J genes", checked.j_call.isna())):
         if missing.all():
             log.info("%s: no %s in the file (recorded as missing)", path, what)
+    if 0 < counts["count_missing"] < counts["kept"]:
+        log.info("%s: %d of %d sequences kept have no clone count (NA or empty in the file): recorded as missing "
+                 "(count_missing in the QC table)", path, counts["count_missing"], counts["kept"])
     return ParsedRepertoire(
         source=str(path), fmt=detected, sha256=read.sha256, codes=checked.codes,
         lengths=checked.lengths.astype(np.uint8), counts=clean["duplicate_count"].to_numpy(np.float64),
@@ -96,19 +101,40 @@ def _chain_hint(table: pd.DataFrame, chain: str | None, counts: dict[str, int], 
            "metadata table, or give the chain it holds"
 
 
+def parsed_or_refused(path: Path, fmt: str, qc: QCSettings, species: str = DEFAULT_SPECIES
+                      ) -> ParsedRepertoire | DeepRCError:
+    """:func:`parse_repertoire`, a user's mistake in the file returned rather than raised (from a worker process
+    too), so that the other files are still read and one error names them all."""
+    try:
+        return parse_repertoire(path, fmt, qc, species)
+    except DeepRCError as exc:
+        return exc
+
+
+def note_refused(error: DeepRCError, failed: list[DeepRCError], left: int) -> None:
+    """Keep a file's error for the one error at the end; at the first, where `left` files are still to be read, say
+    that they are read all the same but that nothing will be written (a long run then stops with every problem, not
+    the first)."""
+    if not failed and left:
+        log.warning("%s; the %d files left are still read, to report every problem at once (nothing will be written)",
+                    str(error).splitlines()[0], left)
+    failed.append(error)
+
+
 def _parsed_in_order(files: list[Path], fmt: str, qc: QCSettings, species: str, threads: int
-                     ) -> Iterator[ParsedRepertoire]:
-    """Parse files with `threads` processes, yielding in input order with a bounded look-ahead."""
+                     ) -> Iterator[ParsedRepertoire | DeepRCError]:
+    """Parse files with `threads` processes, yielding in input order with a bounded look-ahead; a file that cannot be
+    used gives its error (:func:`parsed_or_refused`)."""
     if threads <= 1:
         for path in files:
-            yield parse_repertoire(path, fmt, qc, species)
+            yield parsed_or_refused(path, fmt, qc, species)
         return
     with worker_pool(threads) as pool:
         pending: list[Future] = []
         upcoming = iter(files)
         try:
             for path in upcoming:
-                pending.append(pool.submit(parse_repertoire, path, fmt, qc, species))
+                pending.append(pool.submit(parsed_or_refused, path, fmt, qc, species))
                 if len(pending) >= 2 * threads:
                     yield pending.pop(0).result()
             while pending:
@@ -264,7 +290,8 @@ def ingest(
     Returns the store's path. Writes `<store stem>.qc.tsv` beside it (dropped rows by reason, and
     `cdr3`: whether the file gave junctions or IMGT CDR3s, which then got their anchors). An existing
     `out` is replaced only when it is an earlier store and `force`; anything else there is refused. With
-    `drop_unlabelled`, subjects with a missing label value are left out (the store's parameters name them).
+    `drop_unlabelled`, subjects with a missing label value are left out (the store's parameters name them). Files
+    that cannot be used are refused together, after every file is read (:func:`deeprc_hopfield.errors.files_error`).
     """
     out = Path(out)
     species = check_species(species)
@@ -284,7 +311,15 @@ def ingest(
     qc_path = qc_table_path(out)
     with StoreWriter(out, parameters, species) as writer, atomic_file(qc_path) as qc_tmp:  # the QC table lands last
         bar = tqdm(total=len(meta.files), unit="rep", desc="ingest", disable=not progress, leave=False)
-        for subject, parsed in zip(meta.subject_ids, _parsed_in_order(meta.files, fmt, qc, species, threads)):
+        failed: list[DeepRCError] = []
+        for k, (subject, parsed) in enumerate(zip(meta.subject_ids,
+                                                  _parsed_in_order(meta.files, fmt, qc, species, threads))):
+            bar.update()
+            raise_if_interrupted()
+            if isinstance(parsed, DeepRCError):
+                note_refused(parsed, failed, len(meta.files) - k - 1)
+            if failed:  # no store will be written: the other files are read for their problems alone
+                continue
             writer.append(parsed.codes, parsed.lengths, parsed.counts, parsed.v_call, parsed.j_call)
             qc_rows.append(parsed.qc)
             unresolved.update(parsed.unresolved_genes)
@@ -296,9 +331,9 @@ def ingest(
             log.info("%s: %s, format %s, %s, %d rows, %d sequences kept", subject, parsed.source, parsed.fmt,
                      "junctions" if parsed.cdr3.found != IMGT_CDR3 else "IMGT CDR3s (anchors added)",
                      parsed.qc["input_rows"], parsed.qc["kept"])
-            bar.update()
-            raise_if_interrupted()
         bar.close()
+        if failed:
+            raise files_error(failed, len(meta.files))
         qc_frame = pd.DataFrame(qc_rows, columns=list(QC_COLUMNS))
         qc_frame.insert(0, "subject_id", meta.subject_ids)
         qc_frame["cdr3"] = [row["cdr3"] for row in provenance]  # what each file gave: junction or imgt_cdr3

@@ -192,7 +192,8 @@ def _summary(path: str | Path, per_repertoire: bool) -> str:
             "quality control (rows)",
             f"  input {total['input_rows']:,}; dropped {sum(total[r] for r in DROP_REASONS):,}"
             f" ({dropped or 'none'}); merged duplicates {total['merged_duplicates']:,}; kept {total['kept']:,}",
-            f"  sequences without V gene {total['v_missing']:,}, without J gene {total['j_missing']:,}",
+            f"  sequences without V gene {total['v_missing']:,}, without J gene {total['j_missing']:,}"
+            + (f", without a clone count {total['count_missing']:,}" if "count_missing" in total else ""),
         ]
         prov = store.provenance()
         formats = prov["format"].value_counts()
@@ -209,5 +210,5 @@ def _summary(path: str | Path, per_repertoire: bool) -> str:
             lines.append(f"  ... and {len(prov) - 3} more files")
         lines.extend(f"warning at ingest: {message}" for message in store.warnings)
         if per_repertoire:
-            lines += ["", qc[list(QC_COLUMNS)].to_string()]
+            lines += ["", qc[[column for column in QC_COLUMNS if column in qc]].to_string()]  # older: no count_missing
         return "\n".join(lines)

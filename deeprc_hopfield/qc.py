@@ -1,7 +1,9 @@
 """Quality control of one repertoire: drop unusable rows (each counted by reason), merge duplicates.
 
 Every row is counted under the first reason that applies, in the order of :data:`DROP_REASONS`,
-so the counts add up: ``input_rows = sum(drops) + merged_duplicates + kept``. All junctions are
+so the counts add up: ``input_rows = sum(drops) + merged_duplicates + kept``. A row without a clone count (`NA`
+or empty in the file) is kept, its count missing, never invented; ``count_missing`` counts the kept sequences whose
+count is missing, as ``v_missing`` and ``j_missing`` count those without a V or J gene. All junctions are
 checked in one byte buffer, which also gives the kept junctions' residue codes, so a repertoire is
 joined into bytes once between reading and the store.
 """
@@ -25,7 +27,9 @@ DROP_REASONS = (
     "too_short",
     "too_long",
 )
-QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing")
+#: The QC counts of a repertoire: rows read, dropped by reason, merged and kept, then the kept sequences without a V
+#: gene, a J gene or a clone count (a store written before `count_missing` lacks it).
+QC_COLUMNS = ("input_rows", *DROP_REASONS, "merged_duplicates", "kept", "v_missing", "j_missing", "count_missing")
 
 _V_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])V"  # a V call's locus: its first three letters
 _J_LOCUS = r"(?i)^(TR[ABDG]|IG[HKL])J"  # a J call's, read where the row has no V call
@@ -85,11 +89,22 @@ def _other_chain(locus: pd.Series, chain: str) -> np.ndarray:
 
 
 def describe_counts(counts: dict[str, int]) -> str:
-    """One repertoire's QC counts in a log line: rows read, sequences kept, and every dropped row by reason."""
+    """One repertoire's QC counts in a log line: rows read, sequences kept, every dropped row by reason, and the kept
+    sequences without a clone count (all of them: the file has no counts)."""
     dropped = ", ".join(f"{reason} {counts[reason]}" for reason in DROP_REASONS if counts.get(reason))
     merged = counts.get("merged_duplicates", 0)
     return (f"{counts['input_rows']} rows, {counts['kept']} sequences kept (dropped: {dropped or 'none'}"
-            + (f"; {merged} duplicate rows merged)" if merged else ")"))
+            + (f"; {merged} duplicate rows merged" if merged else "") + ")" + _missing_counts(counts))
+
+
+def _missing_counts(counts: dict[str, int]) -> str:
+    """What :func:`describe_counts` says of kept sequences without a clone count: nothing where none lacks one."""
+    missing, kept = counts.get("count_missing", 0), counts["kept"]
+    if not missing:
+        return ""
+    if missing == kept:
+        return "; no clone counts in the file (recorded as missing)"
+    return f"; {missing} without a clone count (NA or empty in the file: recorded as missing, count_missing)"
 
 
 @dataclass
@@ -222,7 +237,8 @@ def check_repertoire(table: pd.DataFrame, settings: QCSettings,
     selected[rows] = True  # rows increase, so their bytes are a masked copy of the buffer, in order
     codes = _RESIDUE_CODES[buffer[np.repeat(selected, lengths)]]
     counts.update(merged_duplicates=len(kept) - len(rows), kept=len(rows),
-                  v_missing=int(v_call.isna().sum()), j_missing=int(j_call.isna().sum()))
+                  v_missing=int(v_call.isna().sum()), j_missing=int(j_call.isna().sum()),
+                  count_missing=int(np.isnan(merged["duplicate_count"].to_numpy(dtype=np.float64)).sum()))
     return CleanRepertoire(merged, codes, lengths[rows], v_call, j_call, counts)
 
 

@@ -142,10 +142,11 @@ def cohort_section(store_path: Path) -> str:
         total = store.qc().sum()
         unlabelled = store.parameters.get("unlabelled_left_out", [])
         warned = store.warnings
-    qc = pd.DataFrame({"rows": ["input rows", *DROP_REASONS, "merged duplicates", "kept sequences",
-                                "kept without V gene", "kept without J gene"],
-                       "count": [int(total[c]) for c in ("input_rows", *DROP_REASONS, "merged_duplicates", "kept",
-                                                         "v_missing", "j_missing")]})
+    rows = {"input rows": "input_rows", **{reason: reason for reason in DROP_REASONS},
+            "merged duplicates": "merged_duplicates", "kept sequences": "kept", "kept without V gene": "v_missing",
+            "kept without J gene": "j_missing", "kept without a clone count": "count_missing"}
+    shown = {name: column for name, column in rows.items() if column in total}  # a store before count_missing
+    qc = pd.DataFrame({"rows": list(shown), "count": [int(total[column]) for column in shown.values()]})
     labels = html_table(pd.DataFrame(label_rows)) if label_rows else "<p>The store has no labels.</p>"
     if unlabelled:  # `ingest --drop-unlabelled`: who the cohort lacks, and why
         labels += (f"<p>{len(unlabelled)} subject(s) of the metadata table had no label value and were left out "

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deeprc_hopfield.store import RepertoireStore
@@ -124,6 +125,53 @@ def test_user_mistakes_get_one_line_and_no_store(cohort, tmp_path, name):
     assert len(errors) == 1 and words in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert list(out_dir.iterdir()) == []  # no store, no QC table, no temporary file
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_every_file_that_cannot_be_used_is_named_in_one_error(cohort, tmp_path, threads):
+    """Two files of six that cannot be used (bad counts in one, nothing left after QC in the other): every file is
+    read, and one error names both, each with its problems, rather than the first alone; nothing is written."""
+    metadata, folder = cohort
+    lines = (folder / "rep1.tsv").read_text().splitlines()
+    for line, value in ((3, "ten"), (5, "-2")):
+        fields = lines[line - 1].split("\t")
+        fields[4] = value
+        lines[line - 1] = "\t".join(fields)
+    (folder / "rep1.tsv").write_text("\n".join(lines) + "\n")
+    lines = (folder / "rep4.tsv").read_text().splitlines()
+    (folder / "rep4.tsv").write_text("\n".join([lines[0]] + [line[:-1] + "F" for line in lines[1:]]) + "\n")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run_cli(*ingest_args(metadata, folder, out_dir / "cohort.h5", "--threads", threads))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    told = result.stderr[result.stderr.index("error:"):].splitlines()
+    assert told[0] == "error: 2 of 6 repertoire files cannot be used, and nothing was written; fix them (or leave " \
+                      "them out) and run again:"
+    assert told[1] == f"  {folder / 'rep1.tsv'}, line 3, column 'duplicate_count': count 'ten' is not a " \
+                      "non-negative number; 1 more problem in this file:"
+    assert told[2] == "    line 5, column 'duplicate_count': count '-2' is not a non-negative number"
+    assert told[3].startswith(f"  {folder / 'rep4.tsv'}: no sequence left after quality control")
+    assert "the 4 files left are still read, to report every problem at once" in result.stderr
+    assert list(out_dir.iterdir()) == []
+
+
+def test_missing_counts_are_counted_in_the_qc_table(cohort, tmp_path):
+    """Counts written `NA` or left empty are kept as missing and counted (`count_missing`), in the QC table, the
+    store's QC counts and `inspect`."""
+    metadata, folder = cohort
+    lines = (folder / "rep2.tsv").read_text().splitlines()
+    for line, value in ((2, "NA"), (3, "")):
+        fields = lines[line - 1].split("\t")
+        fields[4] = value
+        lines[line - 1] = "\t".join(fields)
+    (folder / "rep2.tsv").write_text("\n".join(lines) + "\n")
+    result = run_cli(*ingest_args(metadata, folder, tmp_path / "cohort.h5"), check=True)
+    assert "2 of " in result.stderr and "sequences kept have no clone count (NA or empty in the file)" in result.stderr
+    qc = pd.read_csv(tmp_path / "cohort.qc.tsv", sep="\t").set_index("subject_id")
+    assert qc["count_missing"].to_dict() == {"P0": 0, "P1": 0, "P2": 2, "P3": 0, "P4": 0, "P5": 0}
+    with RepertoireStore(tmp_path / "cohort.h5") as store:
+        assert store.qc()["count_missing"].tolist() == qc["count_missing"].tolist()
+    assert "without a clone count 2" in run_cli("inspect", tmp_path / "cohort.h5", check=True).stdout
 
 
 def test_unwritable_store_path_and_unreadable_store(cohort, tmp_path):

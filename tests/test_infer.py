@@ -241,6 +241,97 @@ def test_new_patient_files_are_named_by_their_name_less_extensions_and_never_twi
     assert not (tmp_path / "r.csv").exists()
 
 
+def _set_cells(path: Path, column: str, values: dict[int, str]) -> None:
+    """Write `values` (line -> value; line 1 is the header) into `column` of a TSV file."""
+    lines = path.read_text().splitlines()
+    at = lines[0].split("\t").index(column)
+    for line, value in values.items():
+        fields = lines[line - 1].split("\t")
+        fields[at] = value
+        lines[line - 1] = "\t".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_predict_names_every_file_that_cannot_be_used_and_writes_nothing(easy_cohort, fold0_model,
+                                                                         tmp_path):  # noqa: F811
+    """The audit's folder: a file with a count 'ten' on line 13, '-2' on line 19 and '1,234' on line 25, and a file
+    that QC leaves empty, among good ones. Every file is read and one error names both files, each with its
+    problems, as `ingest` does, before anything is written (no predictions, attended table or attention file)."""
+    held = sorted(_held_out(easy_cohort))[:4]
+    folder = _new_patients(easy_cohort, tmp_path / "new", {"PT01.tsv": f"{held[0]}.tsv", "PT03.tsv": f"{held[1]}.tsv",
+                                                           "PT04_badrows.tsv": f"{held[2]}.tsv",
+                                                           "PT05.tsv": f"{held[3]}.tsv"})
+    _set_cells(folder / "PT04_badrows.tsv", "duplicate_count", {13: "ten", 19: "-2", 25: "1,234"})
+    rows = len((folder / "PT05.tsv").read_text().splitlines())
+    _set_cells(folder / "PT05.tsv", "junction_aa", {line: "CASS*GF" for line in range(2, rows + 1)})
+    out = tmp_path / "out"
+    result = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", out / "p.csv",
+                  "--attended", out / "a.tsv", "--attention", out / "attention.h5")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    told = result.stderr[result.stderr.index("error:"):].splitlines()
+    assert told == [
+        "error: 2 of 4 repertoire files cannot be used, and nothing was written; fix them (or leave them out) and "
+        "run again:",
+        f"  {folder / 'PT04_badrows.tsv'}, line 13, column 'duplicate_count': count 'ten' is not a non-negative "
+        "number; 2 more problems in this file:",
+        "    line 19, column 'duplicate_count': count '-2' is not a non-negative number",
+        "    line 25, column 'duplicate_count': count '1,234' is not a non-negative number (write counts without "
+        "thousands separators)",
+        f"  {folder / 'PT05.tsv'}: no sequence left after quality control ({rows - 1} rows; dropped: "
+        f"stop_codon={rows - 1})"]
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_predict_reads_files_as_the_format_it_is_given(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """A file of one `cdr3_aa` column matches no format by its header alone: `predict --format airr` reads it, as
+    `ingest --format airr` does (IMGT CDR3s, given their anchors back); --format with --store is refused."""
+    held = sorted(_held_out(easy_cohort))[0]
+    junctions = pd.read_csv(easy_cohort["repertoires"] / f"{held}.tsv", sep="\t")["junction_aa"]
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "PT07.tsv").write_text("cdr3_aa\n" + "".join(f"{junction[1:-1]}\n" for junction in junctions))
+    refused = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--out", tmp_path / "p.csv")
+    assert refused.returncode == 1 and "unrecognised repertoire format" in refused.stderr
+    assert "(columns found: cdr3_aa)" in refused.stderr
+    read = _cli("predict", "--model", fold0_model, "--repertoires", folder, "--format", "airr", "--out",
+                tmp_path / "p.csv")
+    assert read.returncode == 0, read.stderr
+    assert "PT07: " in read.stderr and "format airr" in read.stderr
+    assert pd.read_csv(tmp_path / "p.csv")["subject_id"].tolist() == ["PT07"]
+    stored = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], "--format", "airr", "--out",
+                  tmp_path / "s.csv")
+    assert stored.returncode == 1 and "--format goes with --repertoires" in stored.stderr
+    from deeprc_hopfield.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # one definition: ingest's values and help
+    given = {command: next((action.choices, action.default, action.help) for action in commands[command]._actions
+                           if "--format" in action.option_strings) for command in ("ingest", "predict", "attend")}
+    assert given["ingest"] == given["predict"] == given["attend"] and "airr" in given["ingest"][0]
+
+
+def test_mixcr_default_file_names_give_the_sample_as_subject_id(tmp_path):
+    """MiXCR's analyze names a sample's clone tables `<sample>.clones_TRB.tsv` (MiXCR 4) or
+    `<sample>.clonotypes.TRB.txt` (MiXCR 3): the subject id is the sample; two chains of one sample are refused,
+    naming MiXCR's one table a chain."""
+    from deeprc_hopfield.infer import file_subject_id
+
+    for name, subject in (("PT03.clones_TRB.tsv", "PT03"), ("PT03.clones_IGH.tsv.gz", "PT03"),
+                          ("s11_LN.clonotypes.TRB.txt", "s11_LN"), ("s11.clonotypes.ALL.txt", "s11"),
+                          ("PT03.clones.tsv", "PT03"), ("Pat.day0.tsv.gz", "Pat.day0"), ("rep1.airr.tsv", "rep1"),
+                          ("clones.tsv", "clones"), ("x.clones_final.tsv", "x.clones_final")):
+        assert file_subject_id(Path(name)) == subject, name
+    folder = tmp_path / "mixcr"
+    folder.mkdir()
+    for name in ("PT03.clones_TRB.tsv", "PT04.clones_TRB.tsv"):
+        (folder / name).write_text("cloneCount\taaSeqCDR3\n3\tCASSLGF\n")
+    assert [entry.subject_id for entry in file_entries(folder, None)] == ["PT03", "PT04"]
+    (folder / "PT03.clones_TRA.tsv").write_text("cloneCount\taaSeqCDR3\n3\tCAVSGF\n")
+    with pytest.raises(DeepRCError, match=r"files PT03.clones_TRA.tsv and PT03.clones_TRB.tsv would both be subject "
+                                          r"'PT03' .*\(MiXCR writes a clone table for each chain: keep those of the "
+                                          r"model's chain in the folder\)"):
+        file_entries(folder, None)
+
+
 def test_predict_refuses_outputs_and_options_that_clash_before_any_work(easy_cohort, fold0_model,
                                                                         tmp_path):  # noqa: F811
     """Two outputs at one path (the second would replace the first), --top without --attended (it would be

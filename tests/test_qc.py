@@ -59,6 +59,7 @@ def test_each_reason_is_counted():
         "kept": 2,
         "v_missing": 1,
         "j_missing": 0,
+        "count_missing": 1,
     }
     assert set(counts) == set(QC_COLUMNS)
     assert adds_up(counts)
@@ -149,6 +150,33 @@ def test_merge_duplicates_missing_counts():
     assert merged["junction_aa"].tolist() == ["CASSF", "CASGF"]  # first-seen order
     assert merged["duplicate_count"].iloc[0] == 5.0  # a missing count adds nothing
     assert math.isnan(merged["duplicate_count"].iloc[1])  # all missing: missing, not 0
+
+
+def test_rows_without_a_count_are_kept_and_counted(tmp_path):
+    """`NA` and empty counts are missing, never 1 or 0: the rows are kept, and count_missing counts the kept
+    sequences whose count is missing (a duplicate with a count gives its merged sequence that count)."""
+    path = tmp_path / "counts.tsv"
+    path.write_text("junction_aa\tv_call\tduplicate_count\n"
+                    "CASSLGF\tTRBV5-1\t3\n"
+                    "CASSPGF\tTRBV5-1\tNA\n"
+                    "CASSQGF\tTRBV5-1\t\n"
+                    "CASSLGF\tTRBV5-1\tNA\n"  # merged into line 2's: its count 3
+                    "CASS*GF\tTRBV5-1\t\n")  # dropped (stop_codon), not counted as missing
+    read = read_repertoire_file(path)
+    checked = check_repertoire(read.table, QCSettings(), read.junctions)
+    counts = checked.counts
+    assert (counts["input_rows"], counts["stop_codon"], counts["merged_duplicates"], counts["kept"]) == (5, 1, 1, 3)
+    assert counts["count_missing"] == 2 and adds_up(counts)
+    assert checked.table["duplicate_count"].tolist()[0] == 3.0 and checked.table["duplicate_count"].isna().sum() == 2
+    from deeprc_hopfield.qc import describe_counts
+
+    assert describe_counts(counts).endswith("; 2 without a clone count (NA or empty in the file: recorded as "
+                                            "missing, count_missing)")
+    no_counts = tmp_path / "none.tsv"
+    no_counts.write_text("junction_aa\nCASSLGF\nCASSPGF\n")
+    counts = check_repertoire(read_repertoire(no_counts)[0], QCSettings()).counts
+    assert counts["count_missing"] == counts["kept"] == 2
+    assert describe_counts(counts).endswith("; no clone counts in the file (recorded as missing)")
 
 
 def test_empty_table():

@@ -772,6 +772,65 @@ def test_bad_productive_value_names_line_and_column(tmp_path):
     assert (info.value.line, info.value.column) == (4, "productive")
 
 
+def test_every_bad_value_of_a_file_is_in_its_one_error(tmp_path):
+    """The audit's file: 'ten' on line 13 stopped the run, then '-2' on line 19, then '1,234': one error now names
+    all three (first line and column as the error's own, the others listed below it, one a line), and a bad
+    productive flag of the same file beside them, in line order."""
+    rows = [["junction_aa", "v_call", "j_call", "duplicate_count", "productive"]]
+    rows += [[f"CASS{'G' * (k % 7)}F", "TRBV5-1", "TRBJ2-7", str(k + 1), "T"] for k in range(30)]
+    rows[12][3], rows[18][3], rows[24][3] = "ten", "-2", "1,234"  # lines 13, 19, 25
+    rows[15][4] = "maybe"  # line 16
+    rows[20][3] = "NA"  # a missing count: not a bad value
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(write(tmp_path / "PT04_badrows.tsv", rows))
+    error = info.value
+    assert (error.line, error.column) == (13, "duplicate_count")
+    lines = str(error).splitlines()
+    assert lines == [
+        f"{tmp_path / 'PT04_badrows.tsv'}, line 13, column 'duplicate_count': count 'ten' is not a non-negative "
+        "number; 3 more problems in this file:",
+        "  line 16, column 'productive': 'maybe' is not a recognised yes/no value",
+        "  line 19, column 'duplicate_count': count '-2' is not a non-negative number",
+        "  line 25, column 'duplicate_count': count '1,234' is not a non-negative number (write counts without "
+        "thousands separators)",
+    ]
+
+
+def test_a_file_of_many_bad_values_lists_the_first_ten_and_counts_the_rest(tmp_path):
+    rows = [["junction_aa", "duplicate_count"]] + [["CASSF", "many"]] * 25 + [["CASSF", "3"]]
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(write(tmp_path / "bad.tsv", rows))
+    lines = str(info.value).splitlines()
+    assert lines[0].endswith("line 2, column 'duplicate_count': count 'many' is not a non-negative number; 24 more "
+                             "problems in this file:")
+    assert [line.split(",")[0] for line in lines[1:10]] == [f"  line {k}" for k in range(3, 12)]
+    assert lines[10:] == ["  ... and 15 more"]
+
+
+def test_rows_of_another_field_count_are_listed_in_one_error(tmp_path):
+    """A row with a stray field and two cut ones: one error naming the three lines."""
+    header, good = ["junction_aa", "v_call", "j_call", "duplicate_count"], ["CASSLGF", "TRBV5-1", "TRBJ2-7", "3"]
+    rows = [header] + [good] * 20
+    rows[4], rows[9], rows[15] = good + ["x"], good[:2], good[:3]
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(write(tmp_path / "shifted.tsv", rows))
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'shifted.tsv'}, line 5: 5 fields where the header has 4; 2 more problems in this file:",
+        "  line 10: 2 fields where the header has 4", "  line 16: 3 fields where the header has 4"]
+
+
+def test_every_junction_that_is_not_nucleotides_is_named(tmp_path):
+    rows = [["sequence_id", "junction", "v_call", "duplicate_count"],
+            ["a", "TGT-CCAGCTTC", "TRBV5-1*01", "3"],
+            ["b", back_translate("CASSF"), "TRBV5-1*01", "3"],
+            ["c", "TGT1CCAGCTTC", "TRBV5-1*01", "x"]]
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(write(tmp_path / "gap.tsv", rows))
+    assert str(info.value).splitlines()[1:] == [
+        "  line 4, column 'junction': 'TGT1CCAGCTTC' is not a nucleotide sequence",
+        "  line 4, column 'duplicate_count': count 'x' is not a non-negative number"]
+
+
 def test_blank_lines_keep_line_numbers(tmp_path):
     path = tmp_path / "blank.tsv"
     path.write_text("junction_aa\tduplicate_count\tv_call\nCASSF\t3\tTRBV5-1\n\nCASSG\toops\tTRBV5-1\n")

@@ -20,7 +20,7 @@ from deeprc_hopfield.cdr3 import IMGT_CDR3, Cdr3Convention, add_anchors, recogni
 from deeprc_hopfield.encoding import JoinedSequences
 from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.readers import airr, immunoseq, mixcr, tenx, vdjtools
-from deeprc_hopfield.readers.common import TIDY_COLUMNS, parsed_and_scanned, read_header
+from deeprc_hopfield.readers.common import TIDY_COLUMNS, bad_values_collected, parsed_and_scanned, read_header
 from deeprc_hopfield.species import DEFAULT_SPECIES
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
 
     V/J names are read as genes of `species`. Every row's field count is checked beside the parse
     (:func:`~deeprc_hopfield.readers.common.scan_file`), in the same pass as the file's sha256 where `digest` asks
-    for it."""
+    for it. Bad values (a count that is no number, ...) are refused in one error that lists the file's first ten
+    with their lines and columns, and counts the rest."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError("file not found", path)
@@ -118,8 +119,12 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
-    table, sha256 = parsed_and_scanned(path, delimiter,
-                                       lambda: module.read(path, header, delimiter, species)[TIDY_COLUMNS], digest)
+    with bad_values_collected(path) as problems:  # every bad value of the file in one error, not the first alone
+        table, sha256 = parsed_and_scanned(path, delimiter,
+                                           lambda: module.read(path, header, delimiter, species)[TIDY_COLUMNS], digest)
+    refused = problems.error()
+    if refused is not None:
+        raise refused
     junctions = JoinedSequences.of(table["junction_aa"])
     column = table.attrs.get("cdr3_column") or module.cdr3_column(header)  # a reader that chose by the values says
     convention = recognise(junctions, *column, path)

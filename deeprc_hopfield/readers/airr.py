@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from deeprc_hopfield.cdr3 import IMGT_CDR3, JUNCTION, add_anchors
-from deeprc_hopfield.errors import InputFormatError
 from deeprc_hopfield.genes import normalise_genes
 from deeprc_hopfield.species import DEFAULT_SPECIES
 from deeprc_hopfield.readers.common import (
@@ -31,6 +30,7 @@ from deeprc_hopfield.readers.common import (
     parse_counts,
     parse_productive,
     read_columns,
+    report_bad_values,
     require,
     tidy,
 )
@@ -67,14 +67,14 @@ def cdr3_column(header: list[str]) -> tuple[str, str]:
 def _translate(nucleotides: pd.Series, path: Path, column: str) -> tuple[pd.Series, pd.Series]:
     """Translate distinct nucleotide junctions; out-of-frame ones give no CDR3 and productive False.
 
-    A junction with letters that are not nucleotides (a gap '-', a digit) is an error naming its line
-    (the series' index is the row of the file).
+    A junction with letters that are not nucleotides (a gap '-', a digit) is a bad value naming its line (the
+    series' index is the row of the file; :func:`~deeprc_hopfield.readers.common.report_bad_values`).
     """
     from Bio.Data.CodonTable import TranslationError
     from Bio.Seq import Seq
 
     codes, uniques = pd.factorize(nucleotides)
-    aa, in_frame = [], []
+    aa, in_frame, bad = [], [], []
     for k, seq in enumerate(uniques):
         seq = str(seq).strip().upper()
         ok = len(seq) % 3 == 0
@@ -82,9 +82,12 @@ def _translate(nucleotides: pd.Series, path: Path, column: str) -> tuple[pd.Seri
         try:
             aa.append(str(Seq(seq).translate()) if ok else None)
         except TranslationError:
-            row = int(nucleotides.index[np.flatnonzero(codes == k)[0]])
-            message = f"'{seq}' is not a nucleotide sequence"
-            raise InputFormatError(message, path, line=row + 2, column=column) from None
+            aa.append(None)
+            bad.append(k)
+    if bad:
+        rows = nucleotides.index.to_numpy()[np.isin(codes, bad)]
+        report_bad_values(path, rows, lambda row: f"'{str(nucleotides.loc[row]).strip().upper()}' is not a "
+                                                  "nucleotide sequence", column)
     aa_arr = np.array(aa + [None], dtype=object)
     frame_arr = np.array(in_frame + [True], dtype=bool)
     return (

@@ -1,17 +1,26 @@
 """What every reader shares: transparent gzip, header sniffing, column reading with clear errors,
-and the tidy table that every reader returns."""
+and the tidy table that every reader returns.
+
+A file's bad values (a count that is no number, an unknown yes/no flag, ...) are gathered while it is read
+(:func:`bad_values_collected`, which `read_repertoire_file` opens) and refused in one error that lists the first
+:data:`LISTED_PROBLEMS` with their lines and columns and counts the rest, so that one run shows what to fix; rows of
+another field count than the header's alike (:func:`scan_file`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import io
 import re
 import zlib
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +38,83 @@ DELIMITERS = ("\t", ",", ";")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (EOFError, zlib.error, gzip.BadGzipFile)
 Parsed = TypeVar("Parsed")  # what a parse beside the scan gives (parsed_and_scanned)
+
+#: Problems (bad values, rows of another field count) one file's error lists with their lines; the rest are counted.
+LISTED_PROBLEMS = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad value or row of a file: where (line; column, where one) and what is wrong."""
+
+    line: int
+    message: str
+    column: str | None = None
+
+    def __str__(self) -> str:
+        column = f", column '{self.column}'" if self.column is not None else ""
+        return f"line {self.line}{column}: {self.message}"
+
+
+@dataclass
+class Problems:
+    """The problems found in one file: the first :data:`LISTED_PROBLEMS` (by line) kept, all counted, for one error
+    that lists them (:meth:`error`)."""
+
+    path: Path
+    listed: list[Problem] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, rows: np.ndarray, describe: Callable[[int], str], column: str | None = None, first_line: int = 2
+            ) -> None:
+        """Add the problems at `rows` (increasing; line = row + `first_line`: data rows by default), each described by
+        `describe(row)` (called for the listed ones only)."""
+        self.count += len(rows)
+        self.listed += [Problem(int(row) + first_line, describe(int(row)), column) for row in rows[:LISTED_PROBLEMS]]
+        self.listed = sorted(self.listed, key=lambda problem: problem.line)[:LISTED_PROBLEMS]
+
+    def error(self) -> InputFormatError | None:
+        """One error for them all (None where there is none): the first's line and column, its message, and the
+        others listed below it, one a line (their count beyond :data:`LISTED_PROBLEMS`)."""
+        if not self.count:
+            return None
+        first, others = self.listed[0], self.listed[1:]
+        message = first.message
+        if self.count > 1:
+            more = self.count - 1
+            message += f"; {more} more problem{'s' if more > 1 else ''} in this file:" + "".join(
+                f"\n  {problem}" for problem in others)
+            if self.count > len(self.listed):
+                message += f"\n  ... and {self.count - len(self.listed)} more"
+        return InputFormatError(message, self.path, line=first.line, column=first.column)
+
+
+_COLLECTED: ContextVar[Problems | None] = ContextVar("bad_values", default=None)
+
+
+@contextlib.contextmanager
+def bad_values_collected(path: Path) -> Iterator[Problems]:
+    """Gather the bad values that the parsers (:func:`parse_counts`, :func:`parse_productive`, ...) find while a file is
+    read inside the block, rather than stop at the first: they are read as missing, and the caller refuses the file
+    with ``problems.error()`` once it is read. Outside such a block a parser refuses its column's bad values at
+    once."""
+    problems = Problems(path)
+    token = _COLLECTED.set(problems)
+    try:
+        yield problems
+    finally:
+        _COLLECTED.reset(token)
+
+
+def report_bad_values(path: Path, rows: np.ndarray, describe: Callable[[int], str], column: str | None = None) -> None:
+    """Report the bad values at data rows `rows` (increasing; row i is line i + 2) of `column`: into the file's
+    collection where :func:`bad_values_collected` is open (the caller reads them as missing), else at once, as an
+    error listing them."""
+    collected = _COLLECTED.get()
+    problems = collected if collected is not None else Problems(path)
+    problems.add(rows, describe, column)
+    if collected is None:
+        raise problems.error()
 
 
 def is_gzip(path: Path) -> bool:
@@ -178,9 +264,10 @@ def _parsed(path: Path, delimiter: str, columns: list[str], dtype: dict, missing
 
 
 def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 << 22) -> str | None:
-    """One streamed pass over a delimited file's bytes: refuse a row of a field count that the parse would not read
-    as the header's (a shifted or cut row, which a column read would keep with empty or wrong cells), naming its
-    line, and, with `digest`, return the sha256 of the file as stored (compressed or not; else None).
+    """One streamed pass over a delimited file's bytes: refuse rows of a field count that the parse would not read
+    as the header's (a shifted or cut row, which a column read would keep with empty or wrong cells), naming their
+    lines (the first :data:`LISTED_PROBLEMS`, and how many), and, with `digest`, return the sha256 of the file as
+    stored (compressed or not; else None).
 
     What pandas reads rightly passes (:class:`_RowShape`): rows of the header's count, rows without the header's
     trailing empty fields, and rows that all have one more field (R's row names); blank and whitespace-only lines
@@ -242,6 +329,8 @@ def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None
     last = bytes(buffer[:filled])
     if checking and last.strip():  # a last line without a line end
         shape.check(np.frombuffer(last + b"\n", np.uint8), np.array([filled]), line, path, unended=True)
+    if shape.problems is not None:
+        raise shape.problems.error()
     return hashed.hexdigest() if hashed is not None else None
 
 
@@ -276,10 +365,11 @@ class _RowShape:
 
     def __init__(self, sep: int) -> None:
         self.sep, self.header, self.low, self.high, self.settled = sep, 0, 0, 0, False
+        self.problems: Problems | None = None  # the rows of a field count the parse would misread, where any
 
     def check(self, data: np.ndarray, ends: np.ndarray, first_line: int, path: Path, unended: bool = False) -> None:
-        """Refuse the first line of whole lines `data` (bytes ending in a newline at each of `ends`, from line
-        `first_line` on) whose field count the parse would misread."""
+        """Note the lines of whole lines `data` (bytes ending in a newline at each of `ends`, from line `first_line`
+        on) whose field count the parse would misread, in :attr:`problems`."""
         is_sep = data == self.sep
         starts = np.concatenate([[0], ends[:-1] + 1])
         empty = (ends - starts) - (data[np.maximum(ends - 1, 0)] == RETURN) <= 0
@@ -296,11 +386,16 @@ class _RowShape:
         blank[0] |= first_line == 1  # the header
         bad = np.flatnonzero(((fields < self.low) | (fields > self.high)) & ~blank)
         if len(bad):
-            found = int(fields[bad[0]])
-            ending = " and no line end: the file looks truncated" if unended and found < self.low else ""
             wanted = (f"the header has {self.header}" if self.low <= self.header else
                       f"the first row has {self.low} (a row name and the header's {self.header})")
-            raise InputFormatError(f"{_fields(found)} where {wanted}{ending}", path, line=first_line + int(bad[0]))
+
+            def describe(k: int) -> str:
+                found = int(fields[k])
+                ending = " and no line end: the file looks truncated" if unended and found < self.low else ""
+                return f"{_fields(found)} where {wanted}{ending}"
+
+            self.problems = self.problems or Problems(path)
+            self.problems.add(bad, describe, first_line=first_line)
 
     def _header(self, data: np.ndarray, ends: np.ndarray) -> int:
         """Read the header line (the first of `data`); its delimiter count."""
@@ -343,9 +438,11 @@ def _categories(raw: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 def parse_counts(frame: pd.DataFrame, candidates: list[str], path: Path) -> np.ndarray:
-    """Clone counts from the first candidate column that holds any value; NaN where missing.
+    """Clone counts from the first candidate column that holds any value; NaN where missing (empty, `NA`, `nan`,
+    `null`).
 
-    A value that is not a number is an error naming its line and column; counts are never invented.
+    A value that is not a non-negative number (`ten`, `-2`, `1,234`) is a bad value naming its line and column
+    (:func:`report_bad_values`: every one of the file is listed in one error); counts are never invented.
     """
     for name in candidates:
         if name not in frame.columns:
@@ -355,14 +452,23 @@ def parse_counts(frame: pd.DataFrame, candidates: list[str], path: Path) -> np.n
         said_missing = np.append(categories.str.strip().str.lower().isin(["na", "nan", "null"]), True)
         if said_missing[codes].all():  # e.g. `templates` written as NA throughout: try the next column
             continue
-        bad = np.append((np.isnan(numbers) & ~said_missing[:-1]) | (numbers < 0), False)[codes]
+        wrong = (np.isnan(numbers) & ~said_missing[:-1]) | (numbers < 0)
+        bad = np.append(wrong, False)[codes]
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputFormatError(
-                f"count '{categories[codes[row]]}' is not a non-negative number", path, line=row + 2, column=name
-            )
+            report_bad_values(path, np.flatnonzero(bad), lambda row: _bad_count(str(categories[codes[row]])), name)
+            numbers = np.where(wrong, np.nan, numbers)
         return np.append(numbers, np.nan)[codes]
     return np.full(len(frame), np.nan)
+
+
+_THOUSANDS = re.compile(r"\d{1,3}([,.' ]\d{3})+")
+
+
+def _bad_count(value: str) -> str:
+    """What is wrong with a count that is no non-negative number; for `1,234`, that it has thousands separators
+    (refused rather than read: `1,234` is 1.234 where the comma is the decimal mark)."""
+    hint = " (write counts without thousands separators)" if _THOUSANDS.fullmatch(value.strip()) else ""
+    return f"count '{value}' is not a non-negative number{hint}"
 
 
 _TRUE = {"t", "true", "1", "yes", "y", "in"}
@@ -370,17 +476,17 @@ _FALSE = {"f", "false", "0", "no", "n", "out", "stop"}
 
 
 def parse_productive(frame: pd.DataFrame, column: str | None, path: Path) -> pd.Series:
-    """A boolean column (T/F, true/false, In/Out/Stop, ...) as a nullable boolean Series."""
+    """A boolean column (T/F, true/false, In/Out/Stop, ...) as a nullable boolean Series; a value that is none of
+    these is a bad value naming its line (:func:`report_bad_values`), missing here."""
     if column is None or column not in frame.columns:
         return pd.Series(pd.NA, index=frame.index, dtype="boolean")
     codes, categories = _categories(frame[column])
     words = categories.str.strip().str.lower()
     unknown = ~words.isin(_TRUE | _FALSE | {"", "na", "nan", "null"})
     if unknown.any():
-        row = int(np.flatnonzero(np.isin(codes, np.flatnonzero(unknown)))[0])
-        raise InputFormatError(
-            f"'{categories[codes[row]]}' is not a recognised yes/no value", path, line=row + 2, column=column
-        )
+        rows = np.flatnonzero(np.isin(codes, np.flatnonzero(unknown)))
+        report_bad_values(path, rows, lambda row: f"'{categories[codes[row]]}' is not a recognised yes/no value",
+                          column)
     value = pd.array(np.where(words.isin(_TRUE), True, np.where(words.isin(_FALSE), False, None)).tolist() + [None],
                      dtype="boolean")
     return pd.Series(value[codes], index=frame.index)
