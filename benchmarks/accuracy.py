@@ -204,7 +204,8 @@ def evaluate_fold(fold: int, split: pd.DataFrame, features: CohortFeatures, stor
     n_updates = updates_run(model_dir)
     training = load_model(model_dir).training
     rule = training.get("clone_rule") or {}
-    return {"fold": fold, "n_test": len(test_idx), "model_auc": model_auc, **base,
+    calls = [[s, int(truth_of[s]), float(p)] for s, p in zip(predictions["subject_id"], predictions["probability"])]
+    return {"fold": fold, "n_test": len(test_idx), "model_auc": model_auc, **base, "calls": calls,
             "top_implanted_mean": float(share["top"].mean()), "top_implanted_min": float(share["top"].min()),
             "top_n_implanted_mean": float(share["top_n"].mean()),
             **recall_at_top(attended, truth, set(ids[test_idx][y[test_idx] == 1]), args.top),
@@ -242,7 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def report(settings: SimulationSettings, seconds: dict, rows: list[dict]) -> dict:
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns="calls", errors="ignore")  # each subject's call: in the JSON only
     print(f"cohort: {settings}")
     print(f"simulate {seconds['simulate']:.1f} s, ingest {seconds['ingest']:.1f} s, "
           f"features {seconds['features']:.1f} s (nan = reused); load average at the end "

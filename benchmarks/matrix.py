@@ -236,7 +236,24 @@ def summarise(result: dict) -> dict:
             "train_s": float(folds["train_s"].median()), "n_folds": len(folds),
             "commit": result["commit"] + (f"; baselines {result['baselines_commit']}"
                                           if result.get("baselines_commit") else ""),
-            "date": result["date"], "machine": result["machine"], "command": result["command"]}
+            "date": result["date"], "machine": result["machine"], "command": result["command"],
+            "pooled": pooled_calls(result["folds"])}
+
+
+def pooled_calls(folds: list[dict]) -> str:
+    """The model's held-out calls of every fold pooled, as `evaluate` gives them: ROC AUC with its 95% interval,
+    then the calibration intercept / slope ('-' for rows run before the calls were kept)."""
+    from deeprc_hopfield.metrics import auc_interval, calibration_line
+
+    if not folds or any("calls" not in f for f in folds):
+        return "-"
+    calls = np.array([call[1:] for fold in folds for call in fold["calls"]], dtype=np.float64)
+    y, p = calls[:, 0], calls[:, 1]
+    low, high = auc_interval(y, p)
+    intercept, slope = calibration_line(y, p)
+    auc = roc_auc_score(y, p)
+    return (f"{auc:.3f} ({low:.3f}-{high:.3f}); {intercept:.2f} / "
+            + (f"{slope:.2f}" if np.isfinite(slope) else "separated"))
 
 
 def goal_met(s: dict, by_row: dict[str, dict]) -> str:
@@ -267,16 +284,17 @@ def table() -> str:
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     summaries = {r["row"]: summarise(r) for r in results}
     lines = ["| row | cohort | model AUC (sd; folds) | 3-mer | public-clone test | Emerson's test | recall@20 (per signal) "
-             "| memory's clone rule (folds) | goal met | train s/fold (median) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| memory's clone rule (folds) | goal met | train s/fold (median) | model pooled: AUC (95% CI); calibration "
+             "intercept / slope |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ROWS:
         s = summaries.get(name)
         if s is None:
-            lines.append(f"| {name} | {ROWS[name].what} | not run yet | | | | | | | |")
+            lines.append(f"| {name} | {ROWS[name].what} | not run yet | | | | | | | | |")
             continue
         recalls = ", ".join(f"{k} {v:.2f}" for k, v in s["recalls"].items())
         lines.append(f"| {name} ({s['commit']}) | {s['what']} | **{s['model']:.3f}** ({s['model_sd']:.3f}; {s['n_folds']}) | {s['kmer']:.3f} | "
                      f"{s['clones']:.3f} | {_auc(s['plain'])} | {s['recall']:.2f} ({recalls}) | {s['rule']} | {goal_met(s, summaries)} | "
-                     f"{s['train_s']:.0f} |")
+                     f"{s['train_s']:.0f} | {s['pooled']} |")
     runs = sorted({(s["commit"], s["date"], s["machine"]) for s in summaries.values()})
     notes = [f"- rows of commit {c}, {d}, on {m}" for c, d, m in runs] + [
         "- each row names the commit it ran at: a row of an older commit predates later changes to the code and is "
