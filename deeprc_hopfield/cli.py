@@ -460,15 +460,17 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         description="Classify whole repertoires (never sub-sampled) from a store or from repertoire files. "
                     "One row per repertoire: subject_id, probability per class, predicted label, the true "
                     "label when known, then unknown_v_share (the share of its V-called sequences whose V gene the "
-                    "model does not know: another chain or species; empty where no sequence has a V call) and "
-                    "warnings (a note where that share makes the score mean little, as the log's warning; empty "
-                    "for a clean repertoire).",
+                    "model does not know: another chain or species; a family-only call, as immunoSEQ's where the "
+                    "gene is unresolved, of a family the model knows is not counted; empty where no sequence has a "
+                    "V call) and warnings (a note where that share makes the score mean little, as the log's "
+                    "warning, or where the repertoire is a copy or another sample of a training subject's; empty "
+                    "for a clean repertoire). Probabilities are written to 6 decimals.",
     )
     _add_inference_source(p)
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")
     p.add_argument("--attended", type=Path, metavar="TSV",
                    help="from the same pass, also write the --top most-attended sequences of each repertoire "
-                        "(what `attend` writes)")
+                        "(what `attend` writes; each row with its repertoire's probability and predicted class)")
     p.add_argument("--top", type=_positive_int, help=f"with --attended: sequences per repertoire "
                                                       f"(default: {TOP_ATTENDED})")
     p.add_argument("--attention", type=Path, metavar="H5",
@@ -483,14 +485,16 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
         "attend",
         help="list the sequences each repertoire's attention points at",
         description="Write the K most-attended sequences of each repertoire, highest first, as a TSV with AIRR "
-                    "column names (repertoire_id, rank, attention, junction_aa, v_call, j_call, duplicate_count) and "
+                    "column names (repertoire_id; the repertoire's call, as `predict` writes it: probability, or "
+                    "probability_<class> per class, and predicted, each prefixed by the label's name for a model "
+                    "of several labels; rank, attention, junction_aa, v_call, j_call, duplicate_count) and "
                     "family, family_size (near-identical sequences of one repertoire's list share the rank of their "
                     "family's best row). "
                     "attention is the sequence's share of the repertoire's attention: one softmax over its "
                     "(sequence, head) pairs, the sequence's best head, times the number of heads, so a repertoire's "
                     "weights sum to between 1 and the number of heads and 1/n (n sequences) is uniform; with several "
                     "models, their mean. Every repertoire's weights sum alike whatever the call: a control's top "
-                    "sequences are merely its best matches.",
+                    "sequences are merely its best matches, which its row's probability and predicted say.",
     )
     _add_inference_source(p)
     p.add_argument("--top", type=_positive_int, default=TOP_ATTENDED,

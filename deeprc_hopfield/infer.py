@@ -65,6 +65,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
         check_store_species(store, saved)
         _warn_other_qc(store, saved)
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
+        reads_v = reads_v_genes(saved)
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
         labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
@@ -78,7 +79,7 @@ def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | No
                      for name, label in labels.items()}
             v_index = v_map[rep.v_index]
             share, note = _unknown_genes(store.subject_ids[i], rep.v_index >= 0, v_index, v_names[rep.v_index],
-                                         saved.v_genes, sources.get(store.subject_ids[i]))
+                                         saved.v_genes, sources.get(store.subject_ids[i]), reads_v)
             yield Subject(store.subject_ids[i],
                           Repertoire(rep.subject_id, rep.codes, rep.lengths, rep.counts, v_index, j_map[rep.j_index]),
                           v_names[rep.v_index], j_names[rep.j_index], truth, digests.get(store.subject_ids[i]),
@@ -227,6 +228,7 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
     from deeprc_hopfield.ingest import note_refused, warn_identical_files
 
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
+    reads_v = reads_v_genes(saved)
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     unresolved: Counter[str] = Counter()
     provenance: list[dict] = []
@@ -247,7 +249,7 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
         v_index = np.array([v_pos.get(g, -1) for g in parsed.v_call.categories] + [-1])[parsed.v_call.codes]
         j_index = np.array([j_pos.get(g, -1) for g in parsed.j_call.categories] + [-1])[parsed.j_call.codes]
         share, note = _unknown_genes(entry.subject_id, parsed.v_call.codes >= 0, v_index, v_names, saved.v_genes,
-                                     str(entry.path))
+                                     str(entry.path), reads_v)
         rep = Repertoire(entry.subject_id, parsed.codes, parsed.lengths, parsed.counts, v_index, j_index)
         yield Subject(entry.subject_id, rep, v_names, j_names, entry.truth, parsed.sha256, str(entry.path), share,
                       (note,) if note else ())
@@ -279,6 +281,9 @@ UNKNOWN_V_WARNING = 0.1
 UNKNOWN_V_COLUMN = "unknown_v_share"
 WARNINGS_COLUMN = "warnings"
 WARNINGS_SEPARATOR = " | "
+#: Decimals of the probabilities (and their spread) and of the unknown V share that `predict` writes: a float32
+#: model output has no more to give, and 16 digits only make the table harder to read.
+DECIMALS = 6
 
 
 def _locus(gene: object) -> str:
@@ -286,26 +291,75 @@ def _locus(gene: object) -> str:
     return str(gene)[:3].upper()
 
 
-def unknown_v_share(called: np.ndarray, v_index: np.ndarray) -> float:
-    """Share of a repertoire's sequences with a V call (`called`, (n,) bool) whose V gene is not in the model's gene
-    table (`v_index`, (n,) the model's gene indices, -1 for a gene it does not know): the predictions'
-    :data:`UNKNOWN_V_COLUMN`. NaN where no sequence has a V call (nothing to tell by)."""
+def unknown_v_share(called: np.ndarray, unknown: np.ndarray) -> float:
+    """Share of a repertoire's sequences with a V call (`called`, (n,) bool) whose V call the model does not know
+    (`unknown`, (n,) bool: :func:`unknown_v_calls`): the predictions' :data:`UNKNOWN_V_COLUMN`. NaN where no
+    sequence has a V call (nothing to tell by)."""
     n_called = int(called.sum())
-    return float((called & (v_index < 0)).sum() / n_called) if n_called else float("nan")
+    return float((called & unknown).sum() / n_called) if n_called else float("nan")
+
+
+def unknown_v_calls(called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray, model_genes: list[str]
+                    ) -> np.ndarray:
+    """Which sequences' V calls are unknown to the model, bool (n,): called (`called`, (n,) bool), not in its gene
+    table (`v_index`, (n,) its gene indices, -1 for none) and not a call of a family alone whose genes it knows.
+
+    immunoSEQ gives the family alone where it could not resolve the gene (`v_gene` 'unresolved', `v_family`
+    `TCRBV10`: `v_names` says `TRBV10`), on about a fifth of the rows of an ordinary export; the model's table holds
+    the genes (`TRBV10-1`, `TRBV10-3`), so the call is no row of it and is embedded as a missing call would be. It is
+    no gene of another chain or species, which is what this share is to catch, so it is not counted as unknown (nor
+    is a missing call: `called` is false). A family the model knows no gene of counts, as a gene of it would.
+    """
+    from deeprc_hopfield.genes import gene_family
+
+    unknown = called & (v_index < 0)
+    rows = np.flatnonzero(unknown)
+    if rows.size == 0:
+        return unknown
+    codes, names = pd.factorize(pd.Series(v_names[rows], dtype=object))  # a few hundred names, whatever n
+    families = {gene_family(g) for g in model_genes}
+    family_only = np.array([gene_family(str(name)) == str(name) and str(name) in families for name in names] +
+                           [False])  # the last place: a code of -1 (no name)
+    unknown[rows[family_only[codes]]] = False
+    return unknown
+
+
+def reads_v_genes(saved: SavedModel) -> bool:
+    """Whether a model's score can depend on its sequences' V genes: it embeds them (`gene_embedding_dim` > 0), or its
+    clone memory or reference of known receptors keys its matches on V (a V level other than 'none'). A model that
+    reads none (the default `gene_embedding_dim` 0, no memory of V-keyed clones) scores the CDR3s alone: a V gene it
+    does not know cannot change its score, though another chain's genes still say that its CDR3s are another
+    chain's. A model object this cannot look into (none loaded) is taken to read them."""
+    model = saved.model
+    if not isinstance(model, torch.nn.Module):
+        return True
+    if getattr(getattr(model, "embedder", None), "v_embedding", None) is not None:
+        return True
+    for memory in (getattr(model, "memory", None), getattr(model, "reference", None)):
+        codes = getattr(memory, "v_codes", None)
+        if isinstance(codes, torch.Tensor) and bool((codes >= 0).any()):
+            return True
+    return False
 
 
 def _unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_names: np.ndarray,
-                   model_genes: list[str], source: str | None = None) -> tuple[float, str]:
-    """The share of a repertoire's V-called sequences whose V gene is unknown to the model (:func:`unknown_v_share`)
-    and, above :data:`UNKNOWN_V_WARNING`, a short note for the predictions' :data:`WARNINGS_COLUMN` (else ''), so
-    that whoever reads only predictions.csv sees it: another chain than the model learnt from (a TRA repertoire to a
-    TRB model, TRA and TRB contigs of one 10x sample) or another species, whose score means little. Above it, a
-    warning is logged too, naming the file, the share, the loci and, where other loci than the model's store held
-    are among them, the `--chain` that keeps the model's."""
-    share = unknown_v_share(called, v_index)
+                   model_genes: list[str], source: str | None = None, reads_v: bool = True) -> tuple[float, str]:
+    """The share of a repertoire's V-called sequences whose V gene is unknown to the model (:func:`unknown_v_calls`,
+    :func:`unknown_v_share`) and, above :data:`UNKNOWN_V_WARNING`, a short note for the predictions'
+    :data:`WARNINGS_COLUMN` (else ''), so that whoever reads only predictions.csv sees it: another chain than the
+    model learnt from (a TRA repertoire to a TRB model, TRA and TRB contigs of one 10x sample) or another species,
+    whose score means little. Above it, a warning is logged too, naming the file, the share, the loci and, where
+    other loci than the model's store held are among them, the `--chain` that keeps the model's.
+
+    Where every unknown gene is of a locus the model knows (genes its training never met, or another species' named
+    like the model's), what they do depends on whether the model reads V genes (`reads_v`: :func:`reads_v_genes`):
+    if it does, they are embedded (and matched) as unknown, and the warning and note say so; if not, they cannot
+    change its score, and only an INFO line says the share. Another locus is warned of either way: its CDR3s are
+    another chain's, whatever the model does with the genes."""
+    unknown = unknown_v_calls(called, v_index, v_names, model_genes)
+    share = unknown_v_share(called, unknown)
     if not share > UNKNOWN_V_WARNING:  # NaN (no V call) included
         return share, ""
-    unknown = called & (v_index < 0)
     names = pd.Series(v_names[unknown]).astype(str)
     loci = names.str[:3].str.upper().value_counts()  # as _locus, vectorised: a million names at most
     known_loci = sorted({_locus(g) for g in model_genes})
@@ -313,24 +367,38 @@ def _unknown_genes(subject_id: str, called: np.ndarray, v_index: np.ndarray, v_n
     shares = ", ".join(f"{locus} {n / n_called:.0%}" for locus, n in loci.items())
     seen = ", ".join(sorted(set(names.iloc[:1000]))[:3])
     other = [locus for locus in loci.index if locus not in known_loci]
+    where = f"{subject_id}{f' ({source})' if source else ''}"
+    if not other and not reads_v:
+        log.info("%s: %d%% of its sequences' V genes (%s; e.g. %s) are genes of %s that the model's training never "
+                 "met; the model reads no V genes, so they do not change its score", where, round(100 * share),
+                 shares, seen, ", ".join(known_loci))
+        return share, ""
     hint = (f"; give --chain {known_loci[0]} to score its {known_loci[0]} sequences alone" if other and
             len(known_loci) == 1 else f"; give --chain with the model's locus ({', '.join(known_loci)})" if other
             else "")
-    log.warning("%s%s: %d%% of its sequences' V genes are unknown to the model (by locus: %s; e.g. %s; the model's "
-                "store held %s: %s, ...): another chain or species than it learnt from? its score means little%s",
-                subject_id, f" ({source})" if source else "", round(100 * share), shares, seen,
-                ", ".join(known_loci), ", ".join(model_genes[:3]), hint)
-    return share, _unknown_genes_note(share, loci / n_called, known_loci)
+    why = (("another chain or species than it learnt from? its score means little" + (
+               " (the model reads no V genes, so these do not change its score, but its CDR3s are of a chain it "
+               "never learnt)" if not reads_v else "")) if other else
+           "genes of its locus that its training never met, embedded as unknown: another species than it learnt "
+           "from, or genes its store lacked? its score may mean little")
+    log.warning("%s: %d%% of its sequences' V genes are unknown to the model (by locus: %s; e.g. %s; the model's "
+                "store held %s: %s, ...): %s%s", where, round(100 * share), shares, seen, ", ".join(known_loci),
+                ", ".join(model_genes[:3]), why, hint)
+    return share, _unknown_genes_note(share, loci / n_called, known_loci, bool(other))
 
 
-def _unknown_genes_note(share: float, by_locus: pd.Series, known_loci: list[str]) -> str:
+def _unknown_genes_note(share: float, by_locus: pd.Series, known_loci: list[str], other: bool = True) -> str:
     """The predictions' note on a repertoire whose V genes the model largely does not know: the share, by locus
     (`by_locus`: locus -> share of the V-called sequences; names that are no locus counted as `other`) and the
-    loci the model knows. Without commas or quotes, so that the CSV cell needs no quoting."""
+    loci the model knows; where none is of `other` loci than those, that they are genes of its own locus it never
+    met. Without commas or quotes, so that the CSV cell needs no quoting."""
     from deeprc_hopfield.genes import LOCI
 
     grouped = by_locus.groupby(by_locus.index.where(by_locus.index.isin(LOCI), "other"), sort=False).sum()
     shares = " / ".join(f"{locus} {value:.0%}" for locus, value in grouped.sort_values(ascending=False).items())
+    if not other:
+        return (f"{share:.0%} of V genes unknown to the model ({shares}: genes of its locus its training never met): "
+                "another species than it learnt from? its score may mean little")
     return (f"{share:.0%} of V genes unknown to the model ({shares}; it knows {' / '.join(known_loci)}): "
             "another chain or species than it learnt from? its score means little")
 
@@ -423,13 +491,30 @@ def task_scores(kind: str, output: torch.Tensor, calibration: dict | None = None
     return output.reshape(-1).numpy()
 
 
+def call_columns(labels: dict[str, dict]) -> list[str]:
+    """The columns of a prediction row that make the call of a repertoire (:func:`_prediction_columns` less the
+    spreads): per label, its probability (binary) or one per class (categorical), then `predicted`; each prefixed by
+    the label's name where the model has several. The attended table repeats them on every row of the repertoire."""
+    single, columns = len(labels) == 1, []
+    for name, label in labels.items():
+        prefix = "" if single else f"{name}_"
+        if label["kind"] == "binary":
+            columns.append(f"{prefix}probability")
+        elif label["kind"] == "categorical":
+            columns += [f"{prefix}probability_{cls}" for cls in label["classes"]]
+        columns.append(f"{prefix}predicted")
+    return columns
+
+
 def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray],
                         ensemble: bool | None = None) -> dict[str, object]:
     """Columns of one prediction row from the scores of one or more models (shape (n_models, k)).
 
     The mean over models is the prediction; for an `ensemble` (default: several models scored it) the standard
     deviation across its models is given too, as `<column>_sd`: NaN where one model alone scored the repertoire
-    (the others were fitted or validated on it), so that every row has the same columns.
+    (the others were fitted or validated on it), so that every row has the same columns. Probabilities and their
+    spread are rounded to :data:`DECIMALS`, and a binary label's `predicted` is that of the rounded probability
+    (>= 0.5), so that the row read alone never contradicts itself.
     """
     if ensemble is None:
         ensemble = len(next(iter(scores.values()), ())) > 1
@@ -441,16 +526,16 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray],
         mean, spread = values.mean(axis=0), values.std(axis=0)
         if label["kind"] == "binary":
             columns = {f"{prefix}probability": 0}
-            predicted = label["classes"][int(mean[0] >= 0.5)]
+            predicted = label["classes"][int(round(float(mean[0]), DECIMALS) >= 0.5)]
         elif label["kind"] == "categorical":
             columns = {f"{prefix}probability_{cls}": k for k, cls in enumerate(label["classes"])}
             predicted = label["classes"][int(np.argmax(mean))]
         else:
             columns, predicted = {}, float(mean[0])
         for column, k in columns.items():
-            row[column] = float(mean[k])
+            row[column] = round(float(mean[k]), DECIMALS)
             if ensemble:
-                row[f"{column}_sd"] = float(spread[k]) if len(values) > 1 else float("nan")
+                row[f"{column}_sd"] = round(float(spread[k]), DECIMALS) if len(values) > 1 else float("nan")
         row[f"{prefix}predicted"] = predicted
         if label["kind"] == "numeric" and ensemble:
             row[f"{prefix}predicted_sd"] = float(spread[0]) if len(values) > 1 else float("nan")
@@ -715,6 +800,8 @@ class TrainingGuard:
                                         "--allow-training-subjects", _ensemble_path(self.models))
         chosen = clean or self.models
         self.used[subject.subject_id] = ([_model_name(saved) for saved in chosen], not clean)
+        if copy_of is not None:
+            self.notes[subject.subject_id] = _copy_note(copy_of, [_model_name(saved) for saved in clean])
         return chosen, not clean
 
     def sketches(self) -> list[TrainingSketches | None]:
@@ -777,6 +864,17 @@ class TrainingGuard:
                     "model never scores a subject it was fitted or validated on; the other subjects got every model): "
                     "%s", len(fewer), len(self.used), len(self.models), "; ".join(shown[:NAMED_SUBJECTS]) +
                     (f" and {len(shown) - NAMED_SUBJECTS} more" if len(shown) > NAMED_SUBJECTS else ""))
+
+
+def _copy_note(copy_of: str, held_out_by: list[str]) -> str:
+    """The predictions' note on a renamed copy of training subject `copy_of`'s repertoire: scored as that subject, by
+    the models that held it out (`held_out_by`, their names), or by every model, one that trained on it among them,
+    where none did (``--allow-training-subjects``). Without commas, as every note (the CSV cell needs no quoting)."""
+    if held_out_by:
+        return (f"a copy of training subject {copy_of}'s repertoire: scored as that subject by the models that held "
+                f"it out ({' / '.join(held_out_by)})")
+    return (f"a copy of training subject {copy_of}'s repertoire: scored by a model trained on it "
+            "(--allow-training-subjects): not a held-out score")
 
 
 def _same_files(models: list[SavedModel], seen: list[set[str]], files: dict[str, Path]) -> list[set[str]]:
@@ -893,11 +991,13 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
     repertoire is scored by the models that held it out, and with its ``allow`` both tables get the column
     :data:`TRAINING_SUBJECT_COLUMN`, true for the rows of subjects a model that scored them trained on. Every row
     ends with :data:`UNKNOWN_V_COLUMN` and :data:`WARNINGS_COLUMN` (the subject's share of V genes the model does
-    not know, and a note where that share says its score means little, or where the subject shares its most
-    abundant clones with a training subject: another sample of a training donor), so that a table read without the
-    log still says which calls not to trust. With a model trained with a reference of known receptors, the attended
-    table marks the sequences that match one (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With
-    `attention_file`, the same pass also writes every sequence's attention there
+    not know, and a note where that share says its score means little, where the subject shares its most
+    abundant clones with a training subject: another sample of a training donor, or where it is a renamed copy of a
+    training subject's repertoire), so that a table read without the log still says which calls not to trust. Each
+    row of the attended table carries its repertoire's call (:func:`call_columns`) after `repertoire_id`. With a
+    model trained with a reference of known receptors, the attended table marks the sequences that match one
+    (:data:`deeprc_hopfield.interpret.known.KNOWN_COLUMNS`). With `attention_file`, the same pass also writes every
+    sequence's attention there
     (:mod:`deeprc_hopfield.attention_file`), for `interpret`; it holds the attention of one set of models,
     `attention_models` (default: all), and a repertoire that others score is refused.
     """
@@ -922,16 +1022,17 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
             for name, value in subject.truth.items():
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value
             flagged = {TRAINING_SUBJECT_COLUMN: scored.seen} if flag else {}
-            rows.append({**row, **flagged, UNKNOWN_V_COLUMN: subject.unknown_v_share,
+            rows.append({**row, **flagged, UNKNOWN_V_COLUMN: round(subject.unknown_v_share, DECIMALS),
                          WARNINGS_COLUMN: WARNINGS_SEPARATOR.join(
                              subject.warnings + ((guard.notes[subject.subject_id],)
                                                  if guard is not None and subject.subject_id in guard.notes else ()))})
             if top > 0:
-                attended.append(_top_sequences(subject, scored.attention, top).assign(**flagged))
+                call = {column: row[column] for column in call_columns(labels)}
+                attended.append(_top_sequences(subject, scored.attention, top, call).assign(**flagged))
     if guard is not None:
         guard.log_scored()
-    columns = ["repertoire_id", "rank", "attention", "junction_aa", "v_call", "j_call", "duplicate_count", "family",
-               "family_size"]
+    columns = ["repertoire_id", *call_columns(labels), "rank", "attention", "junction_aa", "v_call", "j_call",
+               "duplicate_count", "family", "family_size"]
     columns += [TRAINING_SUBJECT_COLUMN] if flag else []
     table = with_families(pd.concat(attended, ignore_index=True)) if attended else pd.DataFrame(columns=columns)
     return pd.DataFrame(rows), (known.mark(table) if known is not None else table)
@@ -968,13 +1069,18 @@ def _check_attention_models(guard: TrainingGuard | None, subject: Subject, write
                           "one fold, or leave --attention out", path)
 
 
-def _top_sequences(subject: Subject, weights: np.ndarray, top: int) -> pd.DataFrame:
-    """The `top` sequences of one repertoire by attention weight (n,), highest first."""
+def _top_sequences(subject: Subject, weights: np.ndarray, top: int, call: dict[str, object] | None = None
+                   ) -> pd.DataFrame:
+    """The `top` sequences of one repertoire by attention weight (n,), highest first, each row with the
+    repertoire's `call` (:func:`call_columns`: its probability and predicted class) after its id: attention sums
+    alike in every repertoire whatever the call, so a control's top sequences, read without it, look like a
+    positive's."""
     k = min(top, len(weights))
     order = np.argsort(-weights, kind="stable")[:k]
     rep = subject.repertoire.subset(order)
     return pd.DataFrame({
         "repertoire_id": subject.subject_id,
+        **(call or {}),
         "rank": np.arange(1, k + 1),
         "attention": weights[order],
         "junction_aa": decode(rep.codes, rep.lengths),
@@ -992,5 +1098,8 @@ def is_predictions_table(path: Path) -> bool:
 
 
 def is_attended_table(path: Path) -> bool:
-    """Whether the file `path` was written by `attend` (known by its header: repertoire_id, rank, attention)."""
-    return first_line(path).split("\t")[:3] == ["repertoire_id", "rank", "attention"]
+    """Whether the file `path` was written by `attend` or `predict --attended` (known by its header: repertoire_id
+    first, then the repertoire's call, as these write it, or none, as they did before, then rank and attention)."""
+    fields = first_line(path).split("\t")
+    return fields[:1] == ["repertoire_id"] and "rank" in fields and fields[fields.index("rank") + 1:][:1] == [
+        "attention"]

@@ -173,6 +173,30 @@ def test_held_out_subjects_are_scored_as_before(easy_cohort, fold0_model, tmp_pa
     assert list(table.columns) == ["subject_id", "probability", "predicted", "true_label", *CHECKS]
     assert set(table["subject_id"]) == _held_out(easy_cohort)
     assert (table[UNKNOWN_V_COLUMN] == 0).all() and table[WARNINGS_COLUMN].isna().all()  # its own store's genes
+    written = pd.read_csv(tmp_path / "p.csv", dtype=str)["probability"]  # 6 decimals, not float64's 16 digits
+    assert written.str.fullmatch(r"[01](\.\d{1,6})?(e-\d+)?").all() and written.str.len().max() > 3, written.tolist()
+    assert (table["predicted"].astype(str) == np.where(table["probability"] >= 0.5, "1", "0")).all()
+
+    # each attended row carries its repertoire's call: read alone, a control's top sequences look like a positive's
+    both = _cli("predict", "--model", fold0_model, "--store", easy_cohort["store"], *fold, "--out", tmp_path / "b.csv",
+                "--attended", tmp_path / "b.tsv", "--top", "3")
+    assert both.returncode == 0, both.stderr
+    attend = _cli("attend", "--model", fold0_model, "--store", easy_cohort["store"], *fold, "--top", "3", "--out",
+                  tmp_path / "a.tsv")
+    assert attend.returncode == 0, attend.stderr
+    top = pd.read_csv(tmp_path / "b.tsv", sep="\t", dtype={"repertoire_id": str})
+    assert list(top.columns) == ["repertoire_id", "probability", "predicted", "rank", "attention", "junction_aa",
+                                 "v_call", "j_call", "duplicate_count", "family", "family_size"]
+    calls = table.set_index("subject_id")
+    assert len(top) == 3 * len(table) and (top["probability"].to_numpy() ==
+                                           calls.loc[top["repertoire_id"], "probability"].to_numpy()).all()
+    assert (top["predicted"].to_numpy() == calls.loc[top["repertoire_id"], "predicted"].to_numpy()).all()
+    pd.testing.assert_frame_equal(top, pd.read_csv(tmp_path / "a.tsv", sep="\t", dtype={"repertoire_id": str}))
+    from deeprc_hopfield.infer import is_attended_table
+    assert is_attended_table(tmp_path / "b.tsv") and not is_attended_table(tmp_path / "b.csv")
+    again = _cli("attend", "--model", fold0_model, "--store", easy_cohort["store"], *fold, "--top", "3", "--out",
+                 tmp_path / "a.tsv", "--force")  # known as its own output: replaced
+    assert again.returncode == 0, again.stderr
 
     out = tmp_path / "interpretation"
     interpreted = _cli("interpret", "--model", fold0_model, "--store", easy_cohort["store"], *fold, "--top", "2",
@@ -464,6 +488,111 @@ def test_a_repertoire_of_genes_the_model_never_saw_is_scored_with_a_warning(easy
     assert metrics.loc["0", "n"] == 2
 
 
+def _immunoseq(airr: Path, out: Path, family_only: float, unresolved: float, seed: int) -> pd.DataFrame:
+    """An immunoSEQ v1 export of an AIRR repertoire file: genes as Adaptive names them (`TCRBV05-01*01`), a
+    `family_only` share of the rows with `v_gene` 'unresolved' and the family alone (`TCRBV05`), as real exports
+    have about a fifth, and an `unresolved` share with neither (no V call). Returns the AIRR rows, as read."""
+    rows = pd.read_csv(airr, sep="\t", dtype=str)
+    rng = np.random.default_rng(seed)
+    draw = rng.random(len(rows))
+
+    def adaptive(name: str, family: bool) -> str:
+        found = re.fullmatch(r"TR([AB])([VJ])(\d+)(?:-(\d+))?\*?(\d+)?", name)
+        if found is None:  # a name Adaptive has no form of (an orphon): kept
+            return name
+        head = f"TCR{found[1]}{found[2]}{int(found[3]):02d}"
+        return head if family else f"{head}-{int(found[4] or 1):02d}*{found[5] or '01'}"
+
+    v_gene = [("unresolved" if d < family_only + unresolved else adaptive(v, False))
+              for v, d in zip(rows["v_call"], draw)]
+    v_family = ["unresolved" if d < unresolved else adaptive(v, True) for v, d in zip(rows["v_call"], draw)]
+    pd.DataFrame({"amino_acid": rows["junction_aa"], "templates": rows["duplicate_count"], "v_family": v_family,
+                  "v_gene": v_gene, "j_gene": [adaptive(j, False) for j in rows["j_call"]],
+                  "frame_type": "In"}).to_csv(out, sep="\t", index=False)
+    return rows
+
+
+def test_immunoseq_family_only_calls_are_no_unknown_genes(easy_cohort, fold0_model, tmp_path):  # noqa: F811
+    """An ordinary immunoSEQ export (a fifth of its rows with the V gene unresolved and the family alone,
+    `TCRBV10` -> TRBV10, a few with no V call at all) to a TRB model: a family-only call of a family the model knows
+    genes of is no unknown gene (it once warned "TRB 15% ... the model's store held TRB", contradicting itself, on
+    every such export), nor is a missing call: no warning, share 0, no note. The same export's TRA twin (TCRAV
+    families and genes) is still warned of: those are another chain's genes, families or not."""
+    saved = load_model(fold0_model)
+    held = sorted(_held_out(easy_cohort))[0]
+    beta, alpha = tmp_path / "beta", tmp_path / "alpha"
+    beta.mkdir()
+    alpha.mkdir()
+    rows = _immunoseq(easy_cohort["repertoires"] / f"{held}.tsv", beta / "trb.tsv", 0.2, 0.05, seed=1)
+    rows.assign(v_call=rows["v_call"].str.replace("TRBV", "TRAV"), j_call=rows["j_call"].str.replace("TRBJ", "TRAJ"),
+                locus="TRA").to_csv(tmp_path / "tra.airr.tsv", sep="\t", index=False)
+    _immunoseq(tmp_path / "tra.airr.tsv", alpha / "tra.tsv", 0.2, 0.05, seed=1)
+    families = {re.sub(r"-\d+$", "", v.split("*")[0]) for v in rows["v_call"]}
+    assert families - set(saved.v_genes)  # the family names are no rows of its table: unknown before the fix
+
+    result = _cli("predict", "--model", fold0_model, "--repertoires", beta, "--out", tmp_path / "p.csv")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"trb: .*format immunoseq", result.stderr) and "unknown to the model" not in result.stderr
+    table = pd.read_csv(tmp_path / "p.csv").set_index("subject_id")
+    assert table.loc["trb", UNKNOWN_V_COLUMN] == 0 and pd.isna(table.loc["trb", WARNINGS_COLUMN])
+
+    other = _cli("predict", "--model", fold0_model, "--repertoires", alpha, "--out", tmp_path / "q.csv")
+    assert other.returncode == 0, other.stderr
+    warned = [line for line in other.stderr.splitlines() if "V genes are unknown to the model" in line]
+    assert len(warned) == 1 and f"WARNING tra ({alpha / 'tra.tsv'}): 100% of its" in warned[0] and \
+        "(by locus: TRA 100%" in warned[0], other.stderr
+    assert "the model reads no V genes, so these do not change its score, but its CDR3s are of a chain it never " \
+           "learnt" in warned[0]  # the quick model embeds no genes and stores no clones
+    table = pd.read_csv(tmp_path / "q.csv").set_index("subject_id")
+    assert table.loc["tra", UNKNOWN_V_COLUMN] == 1 and table.loc["tra", WARNINGS_COLUMN].startswith(
+        "100% of V genes unknown to the model (TRA 100%; it knows TRB)")
+
+
+def test_unknown_genes_of_the_models_own_locus_are_warned_of_where_the_model_reads_genes(caplog):
+    """Genes of the model's own locus that its table lacks (a gene its training never met, another species' named
+    like its own) are embedded as unknown by a model that reads V genes: warned of, with a note that does not
+    say it is another chain; a model that reads none (gene_embedding_dim 0, no V-keyed memory) cannot score them
+    otherwise, so only an INFO line gives the share. Another chain is warned of either way; missing calls and
+    family-only calls of families the model knows count for nothing."""
+    import logging
+
+    from deeprc_hopfield.infer import _unknown_genes, reads_v_genes, unknown_v_calls
+    from deeprc_hopfield.model.config import ModelConfig, TaskSpec
+    from deeprc_hopfield.model.model import RepertoireClassifier
+
+    genes = ["TRBV10-1", "TRBV10-3", "TRBV5-1", "TRBV2"]
+    blind = SavedModel(RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], n_v_genes=4)),
+                       {}, genes, [])
+    reader = SavedModel(RepertoireClassifier(ModelConfig(tasks=[TaskSpec("status", "binary")], n_v_genes=4,
+                                                         gene_embedding_dim=4)), {}, genes, [])
+    assert not reads_v_genes(blind) and reads_v_genes(reader)
+
+    names = np.array(["TRBV10-1", "TRBV10", "TRBV5", "TRBV7-9", "TRBV2", None, "TRAV1-2", "TRBV7"], dtype=object)
+    index = np.array([0, -1, -1, -1, 3, -1, -1, -1])
+    called = np.array([n is not None for n in names])
+    # a family of genes it knows: known; a family it knows no gene of (TRBV7), a gene it lacks, another chain: unknown
+    assert unknown_v_calls(called, index, names, genes).tolist() == [False, False, False, True, False, False, True,
+                                                                     True]
+    own = np.array(["TRBV5-1"] * 8 + ["TRBV7-9"] * 2, dtype=object)  # 20% of its own locus that the table lacks
+    own_index = np.array([2] * 8 + [-1] * 2)
+    for saved, warned in ((reader, True), (blind, False)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="deeprc_hopfield"):
+            share, note = _unknown_genes("s1", np.ones(10, bool), own_index, own, genes, "s1.tsv", reads_v_genes(saved))
+        assert share == pytest.approx(0.2)
+        said = [r for r in caplog.records if "s1 (s1.tsv): 20% of its sequences' V genes" in r.getMessage()]
+        assert len(said) == 1 and (said[0].levelname == "WARNING") == warned
+        if warned:
+            assert note == ("20% of V genes unknown to the model (TRB 20%: genes of its locus its training never met): "
+                            "another species than it learnt from? its score may mean little") and "," not in note
+            assert "genes of its locus that its training never met, embedded as unknown" in said[0].getMessage()
+        else:
+            assert note == "" and "the model reads no V genes, so they do not change its score" in said[0].getMessage()
+    for saved in (reader, blind):  # another chain: warned of whatever the model reads
+        assert _unknown_genes("s2", np.ones(4, bool), np.full(4, -1), np.array(["TRAV1-2"] * 4, dtype=object), genes,
+                              reads_v=reads_v_genes(saved))[1].startswith("100% of V genes unknown to the model (TRA")
+
+
 def test_a_file_of_two_chains_is_warned_of_and_read_with_chain(easy_cohort, fold0_model, tmp_path):  # noqa: F811
     """TRA and TRB contigs of one sample in one AIRR file, to a TRB model: a warning names the file, the share of
     sequences of the locus the model's store never held and --chain; `predict --chain TRB` keeps the TRB rows alone
@@ -587,12 +716,20 @@ def test_a_renamed_copy_of_a_training_file_is_that_training_subject(easy_cohort,
         in allowed.stderr
     table = pd.read_csv(tmp_path / "p.csv")
     assert dict(zip(table["subject_id"], table[TRAINING_SUBJECT_COLUMN])) == {"PAT1": True, "n0": False}
+    assert dict(zip(table["subject_id"], table[WARNINGS_COLUMN].fillna(""))) == {  # the table says it without the log
+        "PAT1": f"a copy of training subject {trained}'s repertoire: scored by a model trained on it "
+                "(--allow-training-subjects): not a held-out score", "n0": ""}
 
     ensemble = _cli("predict", "--model", fold_models, "--repertoires", folder, "--out", tmp_path / "e.csv")
     assert ensemble.returncode == 0, ensemble.stderr
     assert "scored as that subject, by the 1 of 2 models that held it out (fold1)" in ensemble.stderr
     scored = pd.read_csv(tmp_path / "e.csv").set_index("subject_id")
     assert pd.isna(scored.loc["PAT1", "probability_sd"])
+    assert scored.loc["PAT1", WARNINGS_COLUMN] == (f"a copy of training subject {trained}'s repertoire: scored as "
+                                                   "that subject by the models that held it out (fold1)")
+    assert scored.loc["n0", WARNINGS_COLUMN] == (f"a copy of training subject {held}'s repertoire: scored as that "
+                                                 "subject by the models that held it out (fold0)")  # fold1's, held by 0
+    assert '"' not in (tmp_path / "e.csv").read_text()
 
 
 def _time_point(source: Path, out: Path, seed: int) -> None:

@@ -585,8 +585,10 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(finished_run: dict, tmp_pa
         f"new patients' predictions: {run / 'new_patients' / 'predictions.csv'} (16 repertoires)"]  # onsuccess names them
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
-    assert list(ensemble.columns[-2:]) == ["unknown_v_share", "warnings"]  # the cohort's own genes: nothing to say
-    assert (ensemble["unknown_v_share"] == 0).all() and ensemble["warnings"].isna().all()
+    assert list(ensemble.columns[-2:]) == ["unknown_v_share", "warnings"]  # the cohort's own genes: share 0
+    assert (ensemble["unknown_v_share"] == 0).all()  # but each is a training file renamed, which the table says too
+    assert ensemble["warnings"].str.fullmatch(r"a copy of training subject rep\d+'s repertoire: scored as that "
+                                              r"subject by the models that held it out \(fold[01]\)").all()
     assert pd.read_csv(run / "new_patients" / "attended.tsv", sep="\t")["repertoire_id"].nunique() == 16
     changed = sorted(patients.iterdir())[0]  # a file replaced in place scores the patients again
     changed.write_bytes(sorted(patients.iterdir())[1].read_bytes())
