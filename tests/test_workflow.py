@@ -582,7 +582,8 @@ def test_full_run_on_a_tiny_cohort_then_nothing_to_do(finished_run: dict, tmp_pa
     assert "its repertoire is training subject" in guarded and "by the 1 of 2 models that held it out" in guarded
     assert "rule train:" not in new.stdout + new.stderr
     assert [line for line in new.stderr.splitlines() if line.startswith("new patients' predictions: ")] == [
-        f"new patients' predictions: {run / 'new_patients' / 'predictions.csv'} (16 repertoires)"]  # onsuccess names them
+        f"new patients' predictions: {run / 'new_patients' / 'predictions.csv'} (16 repertoires; 16 of 16 with a "
+        "warning: see its `warnings` column and logs/tiny/new_patients/predict.log)"]  # copies of training repertoires
     ensemble = pd.read_csv(run / "new_patients" / "predictions.csv")
     assert len(ensemble) == 16 and {"probability", "probability_sd"} <= set(ensemble.columns)
     assert list(ensemble.columns[-2:]) == ["unknown_v_share", "warnings"]  # the cohort's own genes: share 0
