@@ -127,17 +127,22 @@ def test_user_mistakes_get_one_line_and_no_store(cohort, tmp_path, name):
     assert list(out_dir.iterdir()) == []  # no store, no QC table, no temporary file
 
 
+def _set_counts(path: Path, values: dict[int, str]) -> None:
+    """Write `values` (line -> text) into the count column (the fifth) of a repertoire file of the shared cohort."""
+    lines = path.read_text().splitlines()
+    for line, value in values.items():
+        fields = lines[line - 1].split("\t")
+        fields[4] = value
+        lines[line - 1] = "\t".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_every_file_that_cannot_be_used_is_named_in_one_error(cohort, tmp_path, threads):
     """Two files of six that cannot be used (bad counts in one, nothing left after QC in the other): every file is
     read, and one error names both, each with its problems, rather than the first alone; nothing is written."""
     metadata, folder = cohort
-    lines = (folder / "rep1.tsv").read_text().splitlines()
-    for line, value in ((3, "ten"), (5, "-2")):
-        fields = lines[line - 1].split("\t")
-        fields[4] = value
-        lines[line - 1] = "\t".join(fields)
-    (folder / "rep1.tsv").write_text("\n".join(lines) + "\n")
+    _set_counts(folder / "rep1.tsv", {3: "ten", 5: "-2"})
     lines = (folder / "rep4.tsv").read_text().splitlines()
     (folder / "rep4.tsv").write_text("\n".join([lines[0]] + [line[:-1] + "F" for line in lines[1:]]) + "\n")
     out_dir = tmp_path / "out"
@@ -159,12 +164,7 @@ def test_missing_counts_are_counted_in_the_qc_table(cohort, tmp_path):
     """Counts written `NA` or left empty are kept as missing and counted (`count_missing`), in the QC table, the
     store's QC counts and `inspect`."""
     metadata, folder = cohort
-    lines = (folder / "rep2.tsv").read_text().splitlines()
-    for line, value in ((2, "NA"), (3, "")):
-        fields = lines[line - 1].split("\t")
-        fields[4] = value
-        lines[line - 1] = "\t".join(fields)
-    (folder / "rep2.tsv").write_text("\n".join(lines) + "\n")
+    _set_counts(folder / "rep2.tsv", {2: "NA", 3: ""})
     result = run_cli(*ingest_args(metadata, folder, tmp_path / "cohort.h5"), check=True)
     assert "2 of " in result.stderr and "sequences kept have no clone count (NA or empty in the file)" in result.stderr
     qc = pd.read_csv(tmp_path / "cohort.qc.tsv", sep="\t").set_index("subject_id")
