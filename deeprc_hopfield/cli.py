@@ -506,8 +506,9 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
 
 def _inference(args: argparse.Namespace, top: int, attention: Path | None = None):  # noqa: ANN202
     from deeprc_hopfield.devices import resolve_device
-    from deeprc_hopfield.infer import (TrainingGuard, file_entries, load_models, predict, store_digests,
-                                       store_subject_ids, subject_groups, subjects_from_files, subjects_from_store)
+    from deeprc_hopfield.infer import (TrainingGuard, file_entries, load_models, predict, reads_v_genes,
+                                       store_digests, store_subject_ids, subject_groups, subjects_from_files,
+                                       subjects_from_store)
     from deeprc_hopfield.metadata import read_metadata
     from deeprc_hopfield.split import Split
     from deeprc_hopfield.store import RepertoireStore
@@ -544,9 +545,10 @@ def _inference(args: argparse.Namespace, top: int, attention: Path | None = None
     plan = guard.planned(ids, digests)  # training subjects refused before any repertoire is read
     attention_models = guard.one_model_set(plan) if attention is not None else None
     if args.store is not None:
-        subjects = subjects_from_store(args.store, models[0], only)
+        subjects = subjects_from_store(args.store, models[0], only, reads_v=any(map(reads_v_genes, models)))
     else:
-        subjects = subjects_from_files(entries, models[0], fmt=args.format, chain=args.chain)
+        subjects = subjects_from_files(entries, models[0], fmt=args.format, chain=args.chain,
+                                       reads_v=any(map(reads_v_genes, models)))
     return predict(models, subjects, device, top=top, guard=guard, attention_file=attention, total=len(ids),
                    attention_models=attention_models)
 

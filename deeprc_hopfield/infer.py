@@ -58,14 +58,16 @@ def _gene_lookup(source_genes: list[str], model_genes: list[str]) -> np.ndarray:
     return np.array([position.get(g, -1) for g in source_genes] + [-1], dtype=np.int64)
 
 
-def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | None = None) -> Iterator[Subject]:
+def subjects_from_store(path: str | Path, saved: SavedModel, only: set[str] | None = None,
+                        reads_v: bool | None = None) -> Iterator[Subject]:
     """The repertoires of a store (those in `only`, if given), with the model's gene indices and the
-    true labels the store has."""
+    true labels the store has; `reads_v`: whether the models that will score them read V genes (default: whether
+    `saved` does; an ensemble's folds may differ: :func:`reads_v_genes` of any)."""
     with RepertoireStore(path) as store:
         check_store_species(store, saved)
         _warn_other_qc(store, saved)
         v_map, j_map = _gene_lookup(store.v_genes, saved.v_genes), _gene_lookup(store.j_genes, saved.j_genes)
-        reads_v = reads_v_genes(saved)
+        reads_v = reads_v_genes(saved) if reads_v is None else reads_v
         v_names = np.array(store.v_genes + [None], dtype=object)
         j_names = np.array(store.j_genes + [None], dtype=object)
         labels = {name: store.label(name) for name in saved.labels if name in store.label_names}
@@ -213,13 +215,14 @@ def _is_own_output(path: Path) -> bool:
 
 
 def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = "auto",
-                        chain: str | None = None) -> Iterator[Subject]:
+                        chain: str | None = None, reads_v: bool | None = None) -> Iterator[Subject]:
     """The repertoire files of `entries` (:func:`file_entries`) read, quality-controlled and encoded as `ingest`
     does, as `fmt` (``predict --format``; 'auto': each file's own), with the QC settings and species of the store
     the model was trained on (the defaults and human for an older model), its chain replaced by `chain` where given
     (``predict --chain``: the locus to keep of files that hold several); each file's dropped rows by reason are
     logged. As in `ingest`, a file that cannot be used stops the scoring, but every other file is still read, and
-    one error names every file's problems (:func:`deeprc_hopfield.errors.files_error`) before anything is written."""
+    one error names every file's problems (:func:`deeprc_hopfield.errors.files_error`) before anything is written.
+    `reads_v` as in :func:`subjects_from_store`."""
     qc, species = qc_settings(saved), model_species(saved)
     if chain is not None:
         qc = replace(qc, chain=chain)
@@ -228,7 +231,7 @@ def subjects_from_files(entries: list[FileEntry], saved: SavedModel, fmt: str = 
     from deeprc_hopfield.ingest import note_refused, warn_identical_files
 
     v_pos = {g: i for i, g in enumerate(saved.v_genes)}
-    reads_v = reads_v_genes(saved)
+    reads_v = reads_v_genes(saved) if reads_v is None else reads_v
     j_pos = {g: i for i, g in enumerate(saved.j_genes)}
     unresolved: Counter[str] = Counter()
     provenance: list[dict] = []
@@ -281,9 +284,16 @@ UNKNOWN_V_WARNING = 0.1
 UNKNOWN_V_COLUMN = "unknown_v_share"
 WARNINGS_COLUMN = "warnings"
 WARNINGS_SEPARATOR = " | "
-#: Decimals of the probabilities (and their spread) and of the unknown V share that `predict` writes: a float32
-#: model output has no more to give, and 16 digits only make the table harder to read.
-DECIMALS = 6
+#: Significant digits of the probabilities (and their spread) and of the unknown V share that `predict` writes: a
+#: float32 model output has no more to give, and float64's 16 digits only make the table harder to read. Significant
+#: digits, not decimals: a confident call's 3e-9 must stay below a less confident one's 2e-8, or the held-out AUC
+#: that `evaluate` reads from these files would count ties across the classes.
+SIGNIFICANT_DIGITS = 7
+
+
+def written(value: float) -> float:
+    """A value as `predict` writes it (:data:`SIGNIFICANT_DIGITS`)."""
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
 def _locus(gene: object) -> str:
@@ -513,7 +523,7 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray],
     The mean over models is the prediction; for an `ensemble` (default: several models scored it) the standard
     deviation across its models is given too, as `<column>_sd`: NaN where one model alone scored the repertoire
     (the others were fitted or validated on it), so that every row has the same columns. Probabilities and their
-    spread are rounded to :data:`DECIMALS`, and a binary label's `predicted` is that of the rounded probability
+    spread are rounded to :data:`SIGNIFICANT_DIGITS`, and a binary label's `predicted` is that of the rounded probability
     (>= 0.5), so that the row read alone never contradicts itself.
     """
     if ensemble is None:
@@ -526,16 +536,16 @@ def _prediction_columns(labels: dict[str, dict], scores: dict[str, np.ndarray],
         mean, spread = values.mean(axis=0), values.std(axis=0)
         if label["kind"] == "binary":
             columns = {f"{prefix}probability": 0}
-            predicted = label["classes"][int(round(float(mean[0]), DECIMALS) >= 0.5)]
+            predicted = label["classes"][int(written(float(mean[0])) >= 0.5)]
         elif label["kind"] == "categorical":
             columns = {f"{prefix}probability_{cls}": k for k, cls in enumerate(label["classes"])}
             predicted = label["classes"][int(np.argmax(mean))]
         else:
             columns, predicted = {}, float(mean[0])
         for column, k in columns.items():
-            row[column] = round(float(mean[k]), DECIMALS)
+            row[column] = written(float(mean[k]))
             if ensemble:
-                row[f"{column}_sd"] = round(float(spread[k]), DECIMALS) if len(values) > 1 else float("nan")
+                row[f"{column}_sd"] = written(float(spread[k])) if len(values) > 1 else float("nan")
         row[f"{prefix}predicted"] = predicted
         if label["kind"] == "numeric" and ensemble:
             row[f"{prefix}predicted_sd"] = float(spread[0]) if len(values) > 1 else float("nan")
@@ -1022,7 +1032,7 @@ def predict(models: list[SavedModel], subjects: Iterator[Subject], device: torch
             for name, value in subject.truth.items():
                 row["true_label" if len(labels) == 1 else f"{name}_true"] = value
             flagged = {TRAINING_SUBJECT_COLUMN: scored.seen} if flag else {}
-            rows.append({**row, **flagged, UNKNOWN_V_COLUMN: round(subject.unknown_v_share, DECIMALS),
+            rows.append({**row, **flagged, UNKNOWN_V_COLUMN: written(subject.unknown_v_share),
                          WARNINGS_COLUMN: WARNINGS_SEPARATOR.join(
                              subject.warnings + ((guard.notes[subject.subject_id],)
                                                  if guard is not None and subject.subject_id in guard.notes else ()))})

@@ -78,8 +78,12 @@ def worker_pool(workers: int, context: multiprocessing.context.BaseContext | Non
     workers
         Processes (>= 1).
     context
-        multiprocessing context (default: the platform's).
+        multiprocessing context (default: fork where the platform has it, as Python before 3.14 did on Linux; a
+        worker of another context whose parent is not this process, as a forkserver's, would exit at once).
     """
+    if context is None:  # fork where there is one: a forkserver's workers are the server's children, not ours
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),))
     try:
         yield pool

@@ -531,6 +531,13 @@ def chain_option():
     return f"--chain {chain}" if chain else ""
 
 
+def new_format_option():
+    """`--format F` for the new patients' files: `new_format`, else the cohort's `format`; '' where that is auto
+    (predict's default)."""
+    fmt = config.get("new_format") or config["format"]
+    return f"--format {fmt}" if fmt != "auto" else ""
+
+
 def ingest_options():
     qc = config["qc"]
     options = [f"--label-column {shlex.quote(config['label_column'])}", f"--format {config['format']}",

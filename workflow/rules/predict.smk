@@ -50,6 +50,7 @@ rule predict_new:
         folder=lambda wildcards: new_repertoires_folder(),
         metadata=lambda wildcards: new_metadata_option(),
         chain=chain_option(),  # the locus the cohort was ingested with (qc.chain)
+        format=new_format_option(),  # new_format, else the cohort's format
         top=config["top_k"],
         device=device_option,
     threads: config["threads"]["predict"]
@@ -60,5 +61,5 @@ rule predict_new:
         "../envs/deeprc-hopfield.yaml"
     shell:
         "deeprc-hopfield predict --model {input.models} --repertoires {params.folder:q} {params.metadata}"
-        " {params.chain} --device {params.device} --out {output.predictions} --attended {output.attended}"
+        " {params.chain} {params.format} --device {params.device} --out {output.predictions} --attended {output.attended}"
         " --top {params.top} --threads {threads} > {log} 2>&1"
