@@ -154,6 +154,10 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     folds = " ".join(f"results/demo/models/fold{k}" for k in range(5))
     assert f"--model {folds} --repertoires" in planned.stdout
     assert "--chain" not in planned.stdout  # the demo's qc.chain is null: the models' own (none) is the one
+    assert "--format" not in planned.stdout.split("deeprc-hopfield predict", 1)[1]  # auto: each file's own
+    airr = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}", "new_format=airr")
+    assert airr.returncode == 0 and "--repertoires" in airr.stdout, airr.stderr
+    assert "--format airr --device" in airr.stdout.split("deeprc-hopfield predict", 1)[1]  # new_format, not the cohort's
     table = tmp_path / "new.csv"  # their table: the files to read, ids and (known) labels
     table.write_text("subject_id,filename,label\nP1,a.tsv,1\n")
     named = snakemake("-n", "-F", "-p", "--nolock", "predict", "--config", f"new_repertoires={new}",
