@@ -1,7 +1,7 @@
 """Benchmark: do the ROC AUC intervals `evaluate` writes cover the true AUC as often as they say?
 
-`metrics.tsv`'s `roc_auc_low`/`roc_auc_high` are 95% intervals: DeLong's standard error on the logit scale, or, for a
-split of groups (several samples a donor), Obuchowski's clustered error. This script draws many small cohorts of
+`metrics.tsv`'s `roc_auc_low`/`roc_auc_high` are 95% intervals: the wider at each end of DeLong's logit interval
+(Obuchowski's clustered error for a split of groups: several samples a donor) and Newcombe's score interval. This script draws many small cohorts of
 scores whose true AUC is known (a binormal model: a positive's score is a normal shifted by `shift`, plus a donor
 effect shared by a donor's samples) and counts how often each interval holds the true AUC, beside the simple
 reference way (DeLong's error, a symmetric interval clipped to [0, 1]) and `evaluate`'s interval without its
@@ -77,12 +77,12 @@ def wald_interval(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]
 def coverage(cohort: Cohort, replicates: int, rng: np.random.Generator) -> dict:
     """How often each interval holds the true AUC, its median width, and how often it is undefined or one point."""
     truth = cohort.true_auc()
-    methods = {"wald_delong": [], "logit_delong": [], "logit_clustered": []}
+    methods = {"wald_delong": [], "evaluate_donors_ignored": [], "evaluate_by_donor": []}
     for _ in range(replicates):
         labels, scores, donors = cohort.draw(rng)
         methods["wald_delong"].append(wald_interval(labels, scores))
-        methods["logit_delong"].append(auc_interval(labels, scores))
-        methods["logit_clustered"].append(auc_interval(labels, scores, clusters=donors))
+        methods["evaluate_donors_ignored"].append(auc_interval(labels, scores))
+        methods["evaluate_by_donor"].append(auc_interval(labels, scores, clusters=donors))
     result = {"cohort": cohort.name, "true_auc": round(truth, 4), **asdict(cohort)}
     for name, intervals in methods.items():
         bounds = np.array(intervals, dtype=np.float64)
@@ -108,7 +108,7 @@ def main() -> None:
     print(f"{'cohort':58s} {'Wald DeLong':>22s} {'ours, donors ignored':>22s} {'evaluate (by donor)':>22s}")
     for row in rows:
         cells = [f"{row[m]['coverage']:.3f} ({row[m]['median_width']:.3f}; {row[m]['one_point']})"
-                 for m in ("wald_delong", "logit_delong", "logit_clustered")]
+                 for m in ("wald_delong", "evaluate_donors_ignored", "evaluate_by_donor")]
         print(f"{row['cohort']:58s} " + " ".join(f"{c:>22s}" for c in cells))
     print(f"{time.perf_counter() - started:.0f} s")
     if args.json:

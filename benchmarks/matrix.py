@@ -243,17 +243,14 @@ def summarise(result: dict) -> dict:
 def pooled_calls(folds: list[dict]) -> str:
     """The model's held-out calls of every fold pooled, as `evaluate` gives them: ROC AUC with its 95% interval,
     then the calibration intercept / slope ('-' for rows run before the calls were kept)."""
-    from deeprc_hopfield.metrics import auc_interval, calibration_line
+    from deeprc_hopfield.evaluate import auc_text, calibration_text, fold_metrics, uncertainty
 
     if not folds or any("calls" not in f for f in folds):
         return "-"
     calls = np.array([call[1:] for fold in folds for call in fold["calls"]], dtype=np.float64)
-    y, p = calls[:, 0], calls[:, 1]
-    low, high = auc_interval(y, p)
-    intercept, slope = calibration_line(y, p)
-    auc = roc_auc_score(y, p)
-    return (f"{auc:.3f} ({low:.3f}-{high:.3f}); {intercept:.2f} / "
-            + (f"{slope:.2f}" if np.isfinite(slope) else "separated"))
+    y, p = calls[:, 0].astype(np.int64), calls[:, 1]
+    row = {**fold_metrics(y, p), **uncertainty(y, p), "constant": bool(np.ptp(p) == 0)}
+    return f"{auc_text(row)}; {calibration_text(row)}"
 
 
 def goal_met(s: dict, by_row: dict[str, dict]) -> str:

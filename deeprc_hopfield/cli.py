@@ -464,7 +464,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                     "gene is unresolved, of a family the model knows is not counted; empty where no sequence has a "
                     "V call) and warnings (a note where that share makes the score mean little, as the log's "
                     "warning, or where the repertoire is a copy or another sample of a training subject's; empty "
-                    "for a clean repertoire). Probabilities are written to 6 decimals.",
+                    "for a clean repertoire). Probabilities are written to 7 significant digits.",
     )
     _add_inference_source(p)
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")
@@ -919,12 +919,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "of the split and overall: ROC AUC, PR AUC (average precision), balanced accuracy and F1 "
             "(threshold 0.5), the Brier score (mean squared error of the probabilities), n. Writes DIR/metrics.tsv "
             "(method, fold = 0..K-1, mean, sd, and pooled: all held-out rows at once; the mean row's n counts all "
-            "held-out rows; fold and pooled rows add the ROC AUC's 95% interval, roc_auc_low/_high (DeLong; with a grouped split, Obuchowski's, counting donors), and the "
-            "calibration_intercept and _slope (0 and 1 when the probabilities are right); `constant` where a fold's "
-            "probabilities are all one; then the label scored, from --label-column or --label-name, and the positive "
-            "class: the one a model's `predicted` column calls at p >= 0.5, else --positive-class, else ingest's "
-            "rule), DIR/comparisons.tsv (the method named deeprc against each other one: pooled held-out ROC AUC "
-            "difference, DeLong's paired test), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
+            "held-out rows; fold and pooled rows add the ROC AUC's 95% interval, roc_auc_low/_high: the wider at "
+            "each end of DeLong's logit interval, counting donors with a grouped split (Obuchowski's), and "
+            "Newcombe's score interval; and the calibration_intercept and _slope: 0 and 1 when the probabilities are "
+            "right; `constant` where a fold's probabilities are all one; then the label scored, from --label-column "
+            "or --label-name, and the positive class: the one a model's `predicted` column calls at p >= 0.5, else "
+            "--positive-class, else ingest's rule), DIR/comparisons.tsv (the method named deeprc against each other "
+            "one: pooled held-out ROC AUC difference, DeLong's paired test, its error counting donors with a grouped "
+            "split), DIR/held_out.tsv (every method's call on every held-out subject), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the pooled curve's AUC and the per-fold mean ± sd). Binary labels only."
         ),
     )

@@ -7,8 +7,9 @@ mixed in unnoticed. A row without a true label (`predict --metadata` leaves it e
 unknown label) is left out of the scoring, counted and named in the log. Per fold and per method: ROC
 AUC, PR AUC (average precision), balanced accuracy and F1 (threshold 0.5 on the probability of the
 positive class), n; then the mean and the standard deviation (ddof 1) over folds, and the same on every
-held-out row pooled. Fold and pooled rows add the ROC AUC's 95% interval (DeLong; Obuchowski's, counting
-donors, for a split of groups) and the calibration intercept and slope. ROC and PR curves pool the
+held-out row pooled. Fold and pooled rows add the ROC AUC's 95% interval (the wider at each end of
+DeLong's logit interval, Obuchowski's counting donors for a split of groups, and Newcombe's score interval)
+and the calibration intercept and slope. ROC and PR curves pool the
 held-out folds of each method. metrics.tsv names the label scored: the one its files name, or the one
 the caller names for single-label files, which name none (`--label-name`).
 """
@@ -285,8 +286,8 @@ def uncertainty(y: np.ndarray, probability: np.ndarray, donors: list[str] | None
     return {"roc_auc_low": low, "roc_auc_high": high, "calibration_intercept": intercept, "calibration_slope": slope}
 
 
-#: metrics.tsv's columns of a fold or the pooled predictions, not summarised over folds (an interval of the mean of
-#: a few folds' AUCs would not be DeLong's; a slope where one fold is separated has no mean).
+#: metrics.tsv's columns of a fold or the pooled predictions, not summarised over folds (the mean of a few folds'
+#: intervals is no interval of their mean AUC; a slope where one fold is separated has no mean).
 UNCERTAINTY = ("roc_auc_low", "roc_auc_high", "calibration_intercept", "calibration_slope")
 #: metrics.tsv's columns, in order, before the label and the positive class.
 METRICS_COLUMNS = ["method", "fold", "roc_auc", *UNCERTAINTY[:2], *METRICS[1:], *UNCERTAINTY[2:], "n", "constant"]
@@ -304,7 +305,7 @@ def metrics_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, str]
     for method, table in predictions.items():
         per_fold = [{"method": method, "fold": int(k), **fold_metrics(g["y"].to_numpy(), g["probability"].to_numpy()),
                      **uncertainty(g["y"].to_numpy(), g["probability"].to_numpy(), _donors(g, donor_of)),
-                     "constant": bool(len(g) > 1 and np.ptp(g["probability"].to_numpy()) == 0)}
+                     "constant": _constant(g["probability"].to_numpy())}
                     for k, g in table.groupby("fold", sort=True)]
         values = pd.DataFrame(per_fold)[list(METRICS)]
         y, probability = table["y"].to_numpy(), table["probability"].to_numpy()
@@ -313,11 +314,16 @@ def metrics_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, str]
         rows.append({"method": method, "fold": "sd", **values.std(ddof=1).to_dict(), "n": np.nan})
         rows.append({"method": method, "fold": "pooled", **fold_metrics(y, probability),
                      **uncertainty(y, probability, _donors(table, donor_of)),
-                     "constant": bool(len(table) > 1 and np.ptp(probability) == 0)})
+                     "constant": _constant(probability)})
     frame = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     frame["n"] = frame["n"].astype("Int64")
     frame["constant"] = frame["constant"].astype("boolean")  # one probability for all; empty on mean and sd
     return frame
+
+
+def _constant(probability: np.ndarray) -> bool:
+    """Whether several predictions are all one probability (a test that found nothing to score by)."""
+    return bool(len(probability) > 1 and np.ptp(probability) == 0)
 
 
 def _donors(table: pd.DataFrame, donor_of: dict[str, str] | None) -> list[str] | None:
@@ -370,7 +376,7 @@ def held_out_calls(predictions: dict[str, pd.DataFrame], positive: str) -> pd.Da
     out = pd.concat(calls, ignore_index=True)[["method", "subject_id", "fold", "true_label", "probability"]]
     out["predicted"] = np.where(out["probability"] >= THRESHOLD, positive, negative)
     out["correct"] = out["predicted"] == out["true_label"].astype(str)
-    return out.round({"probability": 6})
+    return out  # the probabilities as read: rounding could tie a confident call of each class
 
 
 def by_donor(table: pd.DataFrame, donor_of: dict[str, str]) -> pd.DataFrame:
@@ -397,12 +403,26 @@ def _summary(metrics: pd.DataFrame, method: str, metric: str) -> str:
 
 
 def pooled_auc_text(metrics: pd.DataFrame, method: str) -> str:
-    """'0.912 (95% CI 0.850-0.951)': a method's pooled ROC AUC and its interval (a metrics table's `pooled` row);
-    the AUC alone where the interval is not defined (a class of one)."""
+    """'0.912 (95% CI 0.850-0.951)': a method's pooled ROC AUC and its interval (a metrics table's `pooled` row)."""
     row = metrics[(metrics["method"] == method) & (metrics["fold"].astype(str) == "pooled")].iloc[0]
-    if not np.isfinite(row["roc_auc_low"]):
-        return f"{row['roc_auc']:.3f}"
-    return f"{row['roc_auc']:.3f} ({INTERVAL_LEVEL:.0%} CI {row['roc_auc_low']:.3f}-{row['roc_auc_high']:.3f})"
+    return auc_text(row, f"{INTERVAL_LEVEL:.0%} CI ")
+
+
+def auc_text(row: pd.Series | dict, label: str = "") -> str:
+    """'0.912 (0.850-0.951)' from a metrics row (`roc_auc`, `roc_auc_low`, `roc_auc_high`), `label` before the
+    interval; the AUC alone where the interval is not defined (a class of one, one probability for all)."""
+    auc = f"{row['roc_auc']:.3f}"
+    return auc if pd.isna(row["roc_auc_low"]) else f"{auc} ({label}{row['roc_auc_low']:.3f}-{row['roc_auc_high']:.3f})"
+
+
+def calibration_text(row: pd.Series | dict) -> str:
+    """'intercept / slope' of a metrics row's calibration line: 'separated' for a slope no finite fit gives (every
+    positive scored above every negative), 'constant' where every probability is one, '-' where undefined."""
+    intercept, slope = row["calibration_intercept"], row["calibration_slope"]
+    constant = str(row.get("constant", "")).lower() == "true"
+    slope_text = (f"{slope:.2f}" if pd.notna(slope) else "constant" if constant
+                  else "separated" if pd.notna(intercept) else "-")
+    return (f"{intercept:.2f}" if pd.notna(intercept) else "-") + f" / {slope_text}"
 
 
 def _curve_label(method: str, kind: str, y: np.ndarray, probability: np.ndarray, metrics: pd.DataFrame) -> str:

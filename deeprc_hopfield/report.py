@@ -23,7 +23,7 @@ import pandas as pd
 
 from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError, named_list
-from deeprc_hopfield.evaluate import METRICS, MODEL_METHOD
+from deeprc_hopfield.evaluate import METRICS, MODEL_METHOD, auc_text, calibration_text
 from deeprc_hopfield.interpret import read_interpretation
 from deeprc_hopfield.interpret.known import KNOWN_COLUMNS, known_share
 from deeprc_hopfield.interpret.ranking import DONOR_COLUMNS
@@ -202,17 +202,8 @@ def metric_summary(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pooled_cells(pooled: pd.Series) -> dict[str, str]:
-    """The pooled ROC AUC with its interval, and 'intercept / slope' of the calibration line ('separated' for a slope
-    that no finite fit gives: every positive scored above every negative; 'constant' where every probability is
-    one)."""
-    auc = f"{pooled['roc_auc']:.3f}"
-    if pd.notna(pooled["roc_auc_low"]):
-        auc += f" ({pooled['roc_auc_low']:.3f}-{pooled['roc_auc_high']:.3f})"
-    intercept, slope = pooled["calibration_intercept"], pooled["calibration_slope"]
-    constant = str(pooled.get("constant", "")).lower() == "true"
-    slope_text = (f"{slope:.2f}" if pd.notna(slope) else "constant" if constant
-                  else "separated" if pd.notna(intercept) else "-")
-    return {_POOLED_AUC: auc, _CALIBRATION: (f"{intercept:.2f}" if pd.notna(intercept) else "-") + f" / {slope_text}"}
+    """The pooled ROC AUC with its interval, and 'intercept / slope' of the calibration line."""
+    return {_POOLED_AUC: auc_text(pooled), _CALIBRATION: calibration_text(pooled)}
 
 
 def _pooled_note(summary: pd.DataFrame) -> str:
