@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from deeprc_hopfield.metrics import INTERVAL_LEVEL, auc_interval, paired_auc_difference
+from deeprc_hopfield.metrics import INTERVAL_LEVEL, _score_interval, auc_interval, paired_auc_difference
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,21 @@ def wald_interval(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]
     return max(0.0, 0.5 + gain - half), min(1.0, 0.5 + gain + half)
 
 
+def newcombe_interval(labels: np.ndarray, scores: np.ndarray, donors: np.ndarray) -> tuple[float, float]:
+    """Newcombe's score interval alone (one half of `evaluate`'s), on the donors' counts."""
+    auc = 0.5 + paired_auc_difference(labels, np.zeros(len(labels)), scores)[0]
+    positives, negatives = (len(np.unique(donors[side])) for side in (labels == 1, labels == 0))
+    return _score_interval(auc, positives, negatives, INTERVAL_LEVEL)
+
+
 def coverage(cohort: Cohort, replicates: int, rng: np.random.Generator) -> dict:
     """How often each interval holds the true AUC, its median width, and how often it is undefined or one point."""
     truth = cohort.true_auc()
-    methods = {"wald_delong": [], "evaluate_donors_ignored": [], "evaluate_by_donor": []}
+    methods = {"wald_delong": [], "newcombe_by_donor": [], "evaluate_donors_ignored": [], "evaluate_by_donor": []}
     for _ in range(replicates):
         labels, scores, donors = cohort.draw(rng)
         methods["wald_delong"].append(wald_interval(labels, scores))
+        methods["newcombe_by_donor"].append(newcombe_interval(labels, scores, donors))
         methods["evaluate_donors_ignored"].append(auc_interval(labels, scores))
         methods["evaluate_by_donor"].append(auc_interval(labels, scores, clusters=donors))
     result = {"cohort": cohort.name, "true_auc": round(truth, 4), **asdict(cohort)}
@@ -105,10 +113,11 @@ def main() -> None:
     rows = [coverage(cohort, args.replicates, rng) for cohort in COHORTS]
     print(f"95% intervals of the ROC AUC: share of {args.replicates} cohorts whose interval holds the true AUC "
           "(median width; one-point intervals)")
-    print(f"{'cohort':58s} {'Wald DeLong':>22s} {'ours, donors ignored':>22s} {'evaluate (by donor)':>22s}")
+    print(f"{'cohort':58s} {'Wald DeLong':>22s} {'Newcombe alone':>22s} {'ours, donors ignored':>22s} "
+          f"{'evaluate (by donor)':>22s}")
     for row in rows:
         cells = [f"{row[m]['coverage']:.3f} ({row[m]['median_width']:.3f}; {row[m]['one_point']})"
-                 for m in ("wald_delong", "evaluate_donors_ignored", "evaluate_by_donor")]
+                 for m in ("wald_delong", "newcombe_by_donor", "evaluate_donors_ignored", "evaluate_by_donor")]
         print(f"{row['cohort']:58s} " + " ".join(f"{c:>22s}" for c in cells))
     print(f"{time.perf_counter() - started:.0f} s")
     if args.json:
