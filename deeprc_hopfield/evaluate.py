@@ -276,12 +276,12 @@ def fold_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     }
 
 
-def uncertainty(y: np.ndarray, probability: np.ndarray, donors: list[str] | None = None) -> dict[str, float]:
+def uncertainty(y: np.ndarray, probability: np.ndarray, donors: np.ndarray | None = None) -> dict[str, float]:
     """The ROC AUC's 95% interval (:func:`~deeprc_hopfield.metrics.auc_interval`; with `donors`, one a repertoire,
     Obuchowski's, which counts donors, not repertoires) and the calibration intercept and slope
     (:func:`~deeprc_hopfield.metrics.calibration_line`) of one fold's or the pooled predictions: what a mean and sd
     over folds cannot say (how sure an AUC is, whether probabilities are too extreme)."""
-    low, high = auc_interval(y, probability, clusters=None if donors is None else np.asarray(donors, dtype=object))
+    low, high = auc_interval(y, probability, clusters=donors)
     intercept, slope = calibration_line(y, probability)
     return {"roc_auc_low": low, "roc_auc_high": high, "calibration_intercept": intercept, "calibration_slope": slope}
 
@@ -326,9 +326,9 @@ def _constant(probability: np.ndarray) -> bool:
     return bool(len(probability) > 1 and np.ptp(probability) == 0)
 
 
-def _donors(table: pd.DataFrame, donor_of: dict[str, str] | None) -> list[str] | None:
+def _donors(table: pd.DataFrame, donor_of: dict[str, str] | None) -> np.ndarray | None:
     """Each row's donor, where donors are given (a subject without a group is a donor of its own)."""
-    return None if donor_of is None else donor_names(table["subject_id"].tolist(), donor_of)
+    return None if donor_of is None else np.asarray(donor_names(table["subject_id"].tolist(), donor_of), dtype=object)
 
 
 #: The method the others are compared with in comparisons.tsv.
@@ -358,8 +358,7 @@ def comparisons_table(predictions: dict[str, pd.DataFrame], donor_of: dict[str, 
             continue
         donors = _donors(both, donor_of)
         difference, se = paired_auc_difference(both["y"].to_numpy(), both["probability_other"].to_numpy(),
-                                               both["probability_model"].to_numpy(),
-                                               None if donors is None else np.asarray(donors, dtype=object))
+                                               both["probability_model"].to_numpy(), donors)
         z = difference / se if se > 0 else np.nan
         rows.append({"method": MODEL_METHOD, "compared_with": method, "n": len(both), "roc_auc_difference": difference,
                      "se": se, "z": z, "p_one_sided": float(norm.sf(z)) if np.isfinite(z) else np.nan})

@@ -38,7 +38,6 @@ OLGA computes (written exactly), keyed by OLGA's version, the species and the ch
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 import uuid
@@ -229,9 +228,7 @@ class PgenModel:
                 yield keys[first:first + PART], _olga_values(self.species, self.chain, keys[first:first + PART])
             return
         parts = [keys[first:first + PART] for first in range(0, len(keys), PART)]
-        methods = multiprocessing.get_all_start_methods()  # fork: the children share the loaded model
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with worker_pool(min(workers, len(parts)), context) as pool:
+        with worker_pool(min(workers, len(parts))) as pool:  # forked where it can: the children share the loaded model
             yield from zip(parts, pool.map(_olga_values, repeat(self.species), repeat(self.chain), parts))
 
 
