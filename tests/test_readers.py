@@ -819,6 +819,65 @@ def test_rows_of_another_field_count_are_listed_in_one_error(tmp_path):
         "  line 10: 2 fields where the header has 4", "  line 16: 3 fields where the header has 4"]
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("case", ["airr", "immunoseq"])
+def test_a_cut_row_and_the_bad_values_of_a_file_are_in_one_error(tmp_path, case, gz):
+    """A cut row (found by the scan) no longer hides the file's bad values (found by the parse) until a second run:
+    one error names both, in line order, each with its line (and column)."""
+    if case == "airr":
+        rows = [["sequence_id", "junction", "v_call", "j_call", "duplicate_count"],
+                ["a", back_translate("CASSLGF"), "TRBV5-1", "TRBJ2-7", "3"],
+                ["b", "TGT-CCAGCTTC", "TRBV5-1", "TRBJ2-7", "3"],  # line 3: no nucleotides
+                ["c", back_translate("CASSF")],  # line 4: cut
+                ["d", back_translate("CASSQF"), "TRBV5-1", "TRBJ2-7", "ten"]]  # line 5: no count
+        expected = ["line 3, column 'junction': 'TGT-CCAGCTTC' is not a nucleotide sequence; 2 more problems in "
+                    "this file:", "  line 4: 2 fields where the header has 5",
+                    "  line 5, column 'duplicate_count': count 'ten' is not a non-negative number"]
+    else:
+        rows = [["amino_acid", "frame_type", "templates", "v_gene", "j_gene"],
+                ["CASSLGF", "In", "3", "TCRBV05-01", "TCRBJ02-07"],
+                ["CASSF", "In"],  # line 3: cut
+                ["CASSQF", "In", "12a", "TCRBV05-01", "TCRBJ02-07"]]  # line 4: no count
+        expected = ["line 3: 2 fields where the header has 5; 1 more problem in this file:",
+                    "  line 4, column 'templates': count '12a' is not a non-negative number"]
+    path = write(tmp_path / "both.tsv", rows, gz=gz)
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(path)
+    assert str(info.value).splitlines() == [f"{path}, {expected[0]}", *expected[1:]]
+    assert info.value.line == 3
+
+
+def test_bad_rows_and_bad_values_share_the_cap_of_listed_problems(tmp_path):
+    """Twelve cut rows and twelve bad counts: the first ten problems by line are listed, the other 14 counted."""
+    header, good = ["amino_acid", "templates", "v_gene"], ["CASSF", "3", "TCRBV05-01"]
+    rows = [header] + [good[:1], ["CASSF", "many", "TCRBV05-01"]] * 12 + [good]
+    with pytest.raises(InputFormatError) as info:
+        read_repertoire(write(tmp_path / "many.tsv", rows))
+    lines = str(info.value).splitlines()
+    assert lines[0].endswith("line 2: 1 field where the header has 3; 23 more problems in this file:")
+    assert [line.split(":")[0] for line in lines[1:10]] == [
+        f"  line {k}" + (", column 'templates'" if k % 2 else "") for k in range(3, 12)]
+    assert lines[10:] == ["  ... and 14 more"]
+
+
+def test_ingest_names_a_cut_row_and_bad_values_at_once_and_writes_nothing(tmp_path):
+    from deeprc_hopfield.ingest import ingest
+
+    (tmp_path / "reps").mkdir()
+    good = [["junction_aa", "v_call", "j_call", "duplicate_count"]] + [
+        [f"CASSLG{a}AYEQYF", "TRBV5-1", "TRBJ2-7", "3"] for a in "ACDEFGHIK"]
+    write(tmp_path / "reps" / "a.tsv", good)
+    write(tmp_path / "reps" / "b.tsv", good[:3] + [good[3][:2], good[4][:3] + ["-2"]] + good[5:])
+    (tmp_path / "meta.csv").write_text("subject_id,filename,label\nA,a.tsv,1\nB,b.tsv,0\n")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputFormatError) as info:
+        ingest(tmp_path / "meta.csv", tmp_path / "reps", tmp_path / "out" / "s.h5", progress=False)
+    assert str(info.value).splitlines() == [
+        f"{tmp_path / 'reps' / 'b.tsv'}, line 4: 2 fields where the header has 4; 1 more problem in this file:",
+        "  line 5, column 'duplicate_count': count '-2' is not a non-negative number"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_every_junction_that_is_not_nucleotides_is_named(tmp_path):
     rows = [["sequence_id", "junction", "v_call", "duplicate_count"],
             ["a", "TGT-CCAGCTTC", "TRBV5-1*01", "3"],

@@ -107,8 +107,8 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
 
     V/J names are read as genes of `species`. Every row's field count is checked beside the parse
     (:func:`~deeprc_hopfield.readers.common.scan_file`), in the same pass as the file's sha256 where `digest` asks
-    for it. Bad values (a count that is no number, ...) are refused in one error that lists the file's first ten
-    with their lines and columns, and counts the rest."""
+    for it. Bad values (a count that is no number, ...) and rows of another field count are refused together, in one
+    error that lists the file's first ten with their lines (and columns), and counts the rest."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError("file not found", path)
@@ -119,7 +119,7 @@ def read_repertoire_file(path: str | Path, fmt: str = "auto", digest: bool = Fal
     elif fmt not in READERS:
         raise InputFormatError(f"unknown format '{fmt}'; choose one of auto, {', '.join(FORMATS)}", path)
     module = READERS[fmt]
-    with bad_values_collected(path) as problems:  # every bad value of the file in one error, not the first alone
+    with bad_values_collected(path) as problems:  # every bad value and bad row of the file in one error
         table, sha256 = parsed_and_scanned(path, delimiter,
                                            lambda: module.read(path, header, delimiter, species)[TIDY_COLUMNS], digest)
     refused = problems.error()

@@ -4,7 +4,7 @@ and the tidy table that every reader returns.
 A file's bad values (a count that is no number, an unknown yes/no flag, ...) are gathered while it is read
 (:func:`bad_values_collected`, which `read_repertoire_file` opens) and refused in one error that lists the first
 :data:`LISTED_PROBLEMS` with their lines and columns and counts the rest, so that one run shows what to fix; rows of
-another field count than the header's alike (:func:`scan_file`).
+another field count than the header's (:func:`scan_file`) are listed in the same error, in line order.
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ class Problems:
         self.listed += [Problem(int(row) + first_line, describe(int(row)), column) for row in rows[:LISTED_PROBLEMS]]
         self.listed = sorted(self.listed, key=lambda problem: problem.line)[:LISTED_PROBLEMS]
 
+    def extend(self, other: Problems) -> None:
+        """Add `other`'s problems (another check of the same file), in line order, ahead of these on a line they
+        share, so that one error lists both."""
+        self.count += other.count
+        self.listed = sorted(other.listed + self.listed, key=lambda problem: problem.line)[:LISTED_PROBLEMS]
+
     def error(self) -> InputFormatError | None:
         """One error for them all (None where there is none): the first's line and column, its message, and the
         others listed below it, one a line (their count beyond :data:`LISTED_PROBLEMS`)."""
@@ -115,6 +121,17 @@ def report_bad_values(path: Path, rows: np.ndarray, describe: Callable[[int], st
     problems.add(rows, describe, column)
     if collected is None:
         raise problems.error()
+
+
+def _report_rows(rows: Problems | None) -> None:
+    """Report a file's rows of another field count (:func:`_scanned_rows`; None: none): into the file's collection
+    where :func:`bad_values_collected` is open, so that one error lists them with its bad values, else at once."""
+    if rows is None:
+        return
+    collected = _COLLECTED.get()
+    if collected is None:
+        raise rows.error()
+    collected.extend(rows)
 
 
 def is_gzip(path: Path) -> bool:
@@ -275,6 +292,16 @@ def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 <
     parser, whose quoting rules may put delimiters inside fields. Each `block`-byte piece of whole lines whose
     delimiters add up to one count per line passes (a short and a long row in one piece would cancel); any other is
     counted line by line."""
+    sha256, rows = _scanned_rows(path, delimiter, digest, block)
+    if rows is not None:
+        raise rows.error()
+    return sha256
+
+
+def _scanned_rows(path: Path, delimiter: str, digest: bool = False, block: int = 1 << 22
+                 ) -> tuple[str | None, Problems | None]:
+    """:func:`scan_file`'s pass, its rows of another field count returned (None: none) rather than raised, for a
+    caller that lists them with the file's bad values."""
     try:
         return _scanned(path, delimiter, digest, block)
     except _CORRUPT as exc:
@@ -284,18 +311,24 @@ def scan_file(path: Path, delimiter: str, digest: bool = False, block: int = 1 <
 def parsed_and_scanned(path: Path, delimiter: str, parse: Callable[[], Parsed], digest: bool = False
                        ) -> tuple[Parsed, str | None]:
     """`parse()` of a delimited file with :func:`scan_file` beside it in a thread (numpy, reads and hashes release
-    the GIL): what the parse gives, and the file's sha256 where `digest` asks for it. A bad row's error comes
-    first: it names the line where the parse's may not."""
+    the GIL): what the parse gives, and the file's sha256 where `digest` asks for it. Bad rows join the file's bad
+    values where :func:`bad_values_collected` is open (one error for both: :func:`_report_rows`), else are refused;
+    where the parse fails, their error comes first: it names the line where the parse's may not."""
     with ThreadPoolExecutor(max_workers=1) as scanner:
-        scanned = scanner.submit(scan_file, path, delimiter, digest)
+        scanned = scanner.submit(_scanned_rows, path, delimiter, digest)
         try:
             parsed = parse()
-        finally:
-            sha256 = scanned.result()
+        except Exception:
+            rows = scanned.result()[1]
+            if rows is not None:
+                raise rows.error() from None
+            raise
+        sha256, rows = scanned.result()
+    _report_rows(rows)
     return parsed, sha256
 
 
-def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None:
+def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> tuple[str | None, Problems | None]:
     hashed = hashlib.sha256() if digest else None
     shape, line, checking = _RowShape(ord(delimiter)), 1, True
     buffer, filled = bytearray(block), 0
@@ -329,9 +362,7 @@ def _scanned(path: Path, delimiter: str, digest: bool, block: int) -> str | None
     last = bytes(buffer[:filled])
     if checking and last.strip():  # a last line without a line end
         shape.check(np.frombuffer(last + b"\n", np.uint8), np.array([filled]), line, path, unended=True)
-    if shape.problems is not None:
-        raise shape.problems.error()
-    return hashed.hexdigest() if hashed is not None else None
+    return (hashed.hexdigest() if hashed is not None else None), shape.problems
 
 
 class _Hashing(io.RawIOBase):
