@@ -291,6 +291,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 # --- train / predict / attend -----------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from deeprc_hopfield.data import CONFIG_SCHEMA_NAME
     from deeprc_hopfield.genes import LOCI
 
     p = sub.add_parser(
@@ -313,8 +314,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_force(p, "model (a folder written by `train`; --resume and --resume-if-possible imply it)")
     p.add_argument("--config", type=Path,
                    help="YAML with `model:` and `training:` sections (sample_size, learning_rate, ...: every key, "
-                        "its default and bounds are in workflow/schemas/config.schema.yaml; a key left out takes "
-                        "its default)")
+                        f"its default and bounds are in {CONFIG_SCHEMA_NAME}; a key left out takes its default)")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
                    help="label(s) to learn, repeatable (default: every label of the store)")
     p.add_argument("--split", type=Path, help="split table (subject_id, fold); with --fold K, fold K is held out")

@@ -58,7 +58,8 @@ class DeepRCError(Exception):
     def __reduce__(self) -> tuple:  # keep file/line/column across process pools
         return (self.__class__, (self.message, self.path, self.line, self.column))
 
-    def __str__(self) -> str:
+    def location(self) -> str:
+        """Where the problem is, as messages name it: `PATH, line N, column 'C'` (the parts known); '' where none is."""
         where = []
         if self.path is not None:
             where.append(self.path)
@@ -66,7 +67,10 @@ class DeepRCError(Exception):
             where.append(f"line {self.line}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
-        prefix = ", ".join(where)
+        return ", ".join(where)
+
+    def __str__(self) -> str:
+        prefix = self.location()
         return f"{prefix}: {self.message}" if prefix else self.message
 
 
@@ -93,6 +97,24 @@ def files_error(failed: Sequence[DeepRCError], total: int) -> DeepRCError:
     listed = "".join("\n" + "\n".join("  " + line for line in str(error).splitlines()) for error in failed)
     return RepertoireFilesError(f"{len(failed)} of {total} repertoire files cannot be used, and nothing was written; "
                                 f"fix them (or leave them out) and run again:{listed}")
+
+
+class ConfigError(DeepRCError):
+    """A workflow config that the workflow refuses (not YAML, a key given twice, a key or value the schema refuses, a
+    run without its cohort), in one line that starts with `config`, then names the file and line where known, then the
+    key's path (`config $.training.n_updates: 0 is less than the minimum of 1`)."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message, path, line)
+
+    def __reduce__(self) -> tuple:  # keep the key too
+        return (self.__class__, (self.message, self.path, self.line, self.key))
+
+    def __str__(self) -> str:
+        where = " ".join(part for part in ("config", self.location(), self.key) if part)
+        return f"{where}: {self.message}"
 
 
 class QCError(DeepRCError):

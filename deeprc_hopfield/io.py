@@ -18,7 +18,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Hashable
@@ -357,77 +356,3 @@ def read_yaml(path: str | Path, error: type[DeepRCError] = DeepRCError) -> objec
         raise error("not a UTF-8 text file", path) from None
     except OSError as exc:
         raise error(f"cannot read the file: {exc.strerror}", path) from None
-
-
-def empty_sections(values: object, schema: dict) -> object:
-    """`values` with each section that YAML read as null (`training:` with nothing under it, its settings all commented
-    out) made an empty mapping where `schema` asks for a mapping (and allows no null), so that it takes its defaults:
-    a section lists the settings it changes, and one that lists none changes none (as `train --config` reads it)."""
-    if not isinstance(values, dict):
-        return values
-    properties = schema.get("properties", {})
-    return {key: {} if value is None and properties.get(key, {}).get("type") == "object"
-            else empty_sections(value, properties.get(key, {})) for key, value in values.items()}
-
-
-def whole_numbers(values: object, schema: dict) -> object:
-    """`values` with every whole float that `schema` types an integer made an int (`folds: 3.0` is 3): a JSON
-    schema's "integer" admits 3.0, which Python's `range` and the command lines' int options refuse."""
-    if isinstance(values, dict):
-        properties = schema.get("properties", {})
-        return {key: whole_numbers(value, properties.get(key, {})) for key, value in values.items()}
-    if isinstance(values, list):
-        return [whole_numbers(value, schema.get("items", {})) for value in values]
-    kinds = schema.get("type", [])
-    integer = "integer" in (kinds if isinstance(kinds, list) else [kinds])
-    if integer and isinstance(values, float) and values.is_integer():
-        return int(values)
-    return values
-
-
-#: Text that means "no value" where a schema allows null (compared in lower case).
-_NULL_WORDS = {"null", "none", "~"}
-_BOOLEAN_WORDS = {"true": True, "false": False}
-_INTEGER = re.compile(r"[+-]?\d+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def typed_strings(values: object, schema: dict) -> object:
-    """`values` with text where `schema` asks for another type made that type, as the command line
-    (`snakemake --config drop_unlabelled=true group_column=null`, which hands over 'true' and 'null') and YAML
-    (`learning_rate: 1e-3`, text to YAML 1.1) leave it: 'null', 'none' or '~' (any case) becomes None where the
-    schema allows null; 'true' or 'false' (any case) a boolean, and a number written as text ('1e-3', '5') a
-    number, where the schema allows that type and not text (or text, but only other words: `auto, 0, 1`). Other
-    values are left as they are, for the schema to judge.
-
-    Parameters
-    ----------
-    values
-        A config, or a value of it (mappings and lists are followed down `properties` and `items`).
-    schema
-        The JSON schema of `values`.
-
-    Returns
-    -------
-    object
-        `values`, converted where said.
-    """
-    if isinstance(values, dict):
-        properties = schema.get("properties", {})
-        return {key: typed_strings(value, properties.get(key, {})) for key, value in values.items()}
-    if isinstance(values, list):
-        return [typed_strings(value, schema.get("items", {})) for value in values]
-    if not isinstance(values, str):
-        return values
-    kinds = schema.get("type", [])
-    kinds = set(kinds if isinstance(kinds, list) else [kinds])
-    word = values.strip().lower()
-    if "null" in kinds and word in _NULL_WORDS:
-        return None
-    if "string" in kinds and ("enum" not in schema or values in schema["enum"]):
-        return values
-    if "boolean" in kinds and word in _BOOLEAN_WORDS:
-        return _BOOLEAN_WORDS[word]
-    if kinds & {"integer", "number"} and _NUMBER.fullmatch(values.strip()):
-        return int(values) if _INTEGER.fullmatch(values.strip()) else float(values)
-    return values

@@ -48,7 +48,7 @@ def test_version_and_help():
     assert f"n_updates; default {TrainingConfig.n_updates})" in train_help
     assert f"checkpoint_every; default {TrainingConfig.checkpoint_every})" in train_help
     assert f"embed_chunk; default {TrainingConfig.embed_chunk})" in train_help
-    assert "workflow/schemas/config.schema.yaml" in train_help
+    assert "deeprc_hopfield/data/config.schema.yaml" in train_help
 
 
 def test_ingest_then_inspect(cohort, tmp_path):

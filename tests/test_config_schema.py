@@ -1,6 +1,6 @@
 """One source of truth for hyper-parameters: the workflow's config schema.
 
-The `model:` and `training:` sections of `workflow/schemas/config.schema.yaml` describe every
+The `model:` and `training:` sections of `deeprc_hopfield/data/config.schema.yaml` describe every
 setting a user may change, with its type, bounds and default. The dataclasses that the package
 builds (`ModelConfig`, `TrainingConfig`) and README's defaults block must say the same.
 """
@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deeprc_hopfield.data import CONFIG_SCHEMA
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.model import ModelConfig, TaskSpec
 from deeprc_hopfield.sampling import SAMPLING_MODES
 from deeprc_hopfield.training import TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
+SCHEMA = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]
 from deeprc_hopfield.training.config import SET_BY_TRAINING  # noqa: E402 (ModelConfig fields no user sets)
 TOP_LEVEL = {"seed"}  # TrainingConfig fields the workflow takes from the config's top level
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
@@ -280,9 +281,9 @@ def test_text_where_the_schema_asks_for_a_boolean_null_or_number_takes_that_type
     that is a string's own value stays text, and what fits no type is left for the schema to refuse."""
     import jsonschema
 
-    from deeprc_hopfield.io import typed_strings
+    from deeprc_hopfield.workflow_config import typed_strings
 
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     given = {"drop_unlabelled": "TRUE", "group_column": "null", "positive_class": "None", "new_metadata": "~",
              "report_title": "true", "run": "1e3", "folds": "3", "seed": "+2",
              "model": {"beta": "1e-3", "use_counts": "False", "pool_subset_size": "NONE"},
@@ -307,10 +308,10 @@ def test_a_section_with_nothing_under_it_takes_its_defaults():
     no section (`baselines:`), is left for the schema to judge."""
     import jsonschema
 
-    from deeprc_hopfield.io import empty_sections
+    from deeprc_hopfield.workflow_config import empty_sections
     from deeprc_hopfield.training.config import config_from_sections
 
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     given = {section: None for section in ("qc", "reference", "model", "training", "interpret", "threads")}
     given.update(group_column=None, baselines=None, folds=3)
     filled = empty_sections(given, schema)

@@ -1,12 +1,17 @@
-"""Receptor lists shipped with the package, each usable by name wherever a list file is asked for
-(`train --reference`, `simulate --signal-pool` and `--public-clone-list`). Provenance and licence:
-``NOTICE.md`` next to this file."""
+"""Files shipped with the package: receptor lists, each usable by name wherever a list file is asked for
+(`train --reference`, `simulate --signal-pool` and `--public-clone-list`; provenance and licence: ``NOTICE.md``
+next to this file), and the workflow config's schema (:data:`CONFIG_SCHEMA`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: The JSON schema of the workflow's config: every key's type, bounds, default and meaning (read by the Snakefile and
+#: `deeprc-hopfield check-config`, so it ships inside the package).
+CONFIG_SCHEMA = HERE / "config.schema.yaml"
+#: :data:`CONFIG_SCHEMA` as messages and help name it: its path in the repository, and under the installed package.
+CONFIG_SCHEMA_NAME = "deeprc_hopfield/data/config.schema.yaml"
 #: Name -> file of each shipped list.
 SHIPPED_LISTS = {"vdjdb-cmv-trb": HERE / "vdjdb_cmv_trb.tsv"}
 #: Name -> the species (`deeprc_hopfield.species.SPECIES`) of each shipped list's receptors.

@@ -12,13 +12,17 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from snakemake.common import NOTHING_TO_BE_DONE_MSG
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger as snakemake_logger
+from snakemake.utils import validate
 
 from deeprc_hopfield.errors import DeepRCError, did_you_mean
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
                                       resolve_file, two_class_order)
 from deeprc_hopfield.split import related_pairs_apart, related_table, thin_training_part
+from deeprc_hopfield.workflow_config import config_schema
 
+SCHEMA = config_schema()  # the config's keys and defaults (the Snakefile has checked the config against it)
 RUN = config["run"]
 FOLDS = list(range(config["folds"]))
 BASELINES = list(config["baselines"])
