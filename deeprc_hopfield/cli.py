@@ -1018,9 +1018,56 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- check-config -----------------------------------------------------------------------------
+def _add_check_config(sub: argparse._SubParsersAction) -> None:
+    from deeprc_hopfield.data import CONFIG_SCHEMA_NAME
+
+    p = sub.add_parser(
+        "check-config",
+        help="check workflow config files as the workflow reads them, naming the line of a YAML mistake",
+        description=(
+            "Read each workflow config file as `snakemake --configfile FILE` (without --config) reads it, and say in "
+            "one line whether the workflow takes it: 'FILE: valid (N settings given; the rest take the schema's "
+            "defaults)' (or 'all N settings given'), or what is wrong, with a non-zero exit. It checks that the file "
+            "is YAML (a mistake is named by file, line and character: Snakemake's own message for broken YAML, "
+            "'Config file is not valid JSON or YAML', names no line), that no key is given twice in one mapping "
+            "(which YAML settles silently by keeping the last), every key and value against the workflow's schema "
+            f"({CONFIG_SCHEMA_NAME}: the key's path, e.g. $.training.n_updates, and the schema's complaint; for an "
+            "unknown key, the known key it is likely a typo of: 'did you mean'), and that a run of its own names its "
+            "`metadata` and `repertoires`. "
+            "It reads neither the metadata table nor the repertoire files: `snakemake -n --configfile FILE` checks "
+            "those, and settings that contradict each other, before any job."
+        ),
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a workflow config (YAML), e.g. my.yaml")
+    p.set_defaults(func=_run_check_config)
+
+
+def _run_check_config(args: argparse.Namespace) -> int:
+    from deeprc_hopfield.workflow_config import check_config_file
+
+    failed = []
+    for path in args.files:
+        try:
+            given, known = check_config_file(path)
+        except DeepRCError as error:  # every file checked before any is refused: one run shows every problem
+            failed.append(error)
+            continue
+        said = (f"all {given} settings given" if given == known else
+                f"{given} setting{'' if given == 1 else 's'} given; the rest take the schema's defaults")
+        print(f"{path}: valid ({said})")
+    if len(failed) > 1:
+        raise DeepRCError(f"{len(failed)} of {len(args.files)} config files are not valid:"
+                          + "".join(f"\n  {error}" for error in failed))
+    if failed:
+        raise failed[0]
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 COMMANDS = [_add_ingest, _add_inspect, _add_simulate, _add_train, _add_predict, _add_attend,
-            _add_interpret, _add_interpret_summary, _add_split, _add_clones, _add_baselines, _add_evaluate, _add_report]
+            _add_interpret, _add_interpret_summary, _add_split, _add_clones, _add_baselines, _add_evaluate, _add_report,
+            _add_check_config]
 
 
 def build_parser() -> argparse.ArgumentParser:
