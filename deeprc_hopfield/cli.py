@@ -1033,10 +1033,10 @@ def _add_check_config(sub: argparse._SubParsersAction) -> None:
             "'Config file is not valid JSON or YAML', names no line), that no key is given twice in one mapping "
             "(which YAML settles silently by keeping the last), every key and value against the workflow's schema "
             f"({CONFIG_SCHEMA_NAME}: the key's path, e.g. $.training.n_updates, and the schema's complaint; for an "
-            "unknown key, the known key it is likely a typo of: 'did you mean'), and that a run of its own names its "
-            "`metadata` and `repertoires`. "
-            "It reads neither the metadata table nor the repertoire files: `snakemake -n --configfile FILE` checks "
-            "those, and settings that contradict each other, before any job."
+            "unknown key, the known key it is likely a typo of: 'did you mean'), that a run of its own names its "
+            "`metadata` and `repertoires`, and that no two settings contradict each other (qc.min_length above "
+            "qc.max_length). It reads neither the metadata table nor the repertoire files: `snakemake -n "
+            "--configfile FILE` checks those before any job."
         ),
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a workflow config (YAML), e.g. my.yaml")

@@ -79,13 +79,15 @@ def workflow_config(config: Mapping, path: str | Path | None = None) -> dict:
     ConfigError
         One line: a run that names no cohort, or the first key or value the schema refuses, with its key path
         (`config $.folds: 'one' is not of type 'integer' (...)`) and, for an unknown key, the known one it is likely
-        a typo of.
+        a typo of; or two settings that contradict each other (`qc.min_length` above `qc.max_length`).
     """
     schema = config_schema()
     _check_cohort(config, schema, path)
     values = empty_sections(typed_strings(dict(config), schema), schema)
     _validate(values, schema, path)
-    return whole_numbers(values, schema)
+    values = whole_numbers(values, schema)
+    _check_between_settings(values, path)
+    return values
 
 
 def check_config_file(path: str | Path) -> tuple[int, int]:
@@ -107,6 +109,19 @@ def _settings_of(schema: dict) -> int:
     """How many settings `schema` has: a section (a mapping of named keys) its settings', any other key one."""
     properties = schema.get("properties")
     return sum(_settings_of(spec) for spec in properties.values()) if properties else 1
+
+
+def _check_between_settings(config: Mapping, path: str | Path | None) -> None:
+    """Rules between settings that the schema cannot state (`train` and `ingest` apply the same:
+    `deeprc_hopfield.training.config.pool_subset_size`, `ingest --min-length/--max-length`)."""
+    qc, sample = config["qc"], config["training"]["sample_size"]
+    if qc["min_length"] > qc["max_length"]:
+        raise ConfigError(f"min_length {qc['min_length']} is greater than max_length {qc['max_length']}", path,
+                          key="qc")
+    subset = config["model"].get("pool_subset_size")
+    if subset is not None and 0 < subset < sample:
+        raise ConfigError(f"{subset} must be 0 (off) or at least training.sample_size ({sample})", path,
+                          key="model.pool_subset_size")
 
 
 def _check_cohort(config: Mapping, schema: dict, path: str | Path | None) -> None:

@@ -119,6 +119,16 @@ def test_a_file_without_settings_or_a_run_without_its_cohort_is_refused(tmp_path
     assert refused(tmp_path, text) == message
 
 
+@pytest.mark.parametrize("text, message", [
+    ("qc: {min_length: 30, max_length: 10}\n", "config FILE qc: min_length 30 is greater than max_length 10"),
+    ("model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n",
+     "config FILE model.pool_subset_size: 10 must be 0 (off) or at least training.sample_size (60)"),
+])
+def test_settings_that_contradict_each_other_are_refused_as_the_workflow_refuses_them(tmp_path: Path, text: str,
+                                                                                      message: str):
+    assert refused(tmp_path, text) == message
+
+
 def test_every_file_is_checked_and_each_problem_named(tmp_path: Path):
     good, bad, worse = tmp_path / "good.yaml", tmp_path / "bad.yaml", tmp_path / "worse.yaml"
     good.write_text("folds: 3\n")

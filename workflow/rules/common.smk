@@ -244,18 +244,6 @@ def ingest_repertoires():
     return REPERTOIRE_FILES
 
 
-def check_config_sections():
-    """Rules between settings that the schema cannot state, checked before any job (`train` and `ingest` apply the
-    same: `deeprc_hopfield.training.config.pool_subset_size`, `ingest --min-length/--max-length`)."""
-    qc, sample = config["qc"], config["training"]["sample_size"]
-    if qc["min_length"] > qc["max_length"]:
-        raise WorkflowError(f"config qc: min_length {qc['min_length']} is greater than max_length {qc['max_length']}")
-    subset = config["model"].get("pool_subset_size")
-    if subset is not None and 0 < subset < sample:
-        raise WorkflowError(f"config model.pool_subset_size: {subset} must be 0 (off) or at least "
-                            f"training.sample_size ({sample})")
-
-
 def check_result_folders():
     """A file where the run's results or logs folder (or a folder above it) should be stops the plan in one line."""
     for top in ("results", "logs"):
@@ -316,7 +304,6 @@ check_run_name()
 check_result_folders()
 check_run_cohort()
 check_paths_without_braces()
-check_config_sections()
 POSITIVE_CLASS = positive_class_spelled()
 TABLE = read_metadata_table(config["metadata"])
 check_metadata(TABLE)
