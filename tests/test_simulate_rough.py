@@ -143,6 +143,20 @@ def test_signal_pool_receptors_get_v_noise_too(tmp_path):
     assert abs((receptors["v_noise"] != "").mean() - 0.4) < 0.1
 
 
+def test_a_call_of_several_v_genes_is_written_in_immunoseqs_style_throughout(tmp_path):
+    """VDJdb lists some receptors with two V genes (`TRBV6-2,TRBV6-3`): an immunoSEQ file writes each in its style."""
+    block = background_model("TRB").generate(200, np.random.default_rng(3))
+    listed = pd.DataFrame({"junction_aa": block.junction_aa, "v_call": "TRBV6-2,TRBV6-3",
+                           "j_call": block.j_call}).drop_duplicates("junction_aa").head(20)
+    listed.to_csv(tmp_path / "list.tsv", sep="\t", index=False)
+    out = simulate(SimulationSettings(n_repertoires=6, sequences_per_repertoire=100, witness_rate=0.0, seed=2,
+                                      signal_pool=str(tmp_path / "list.tsv"), receptors_per_positive=8.0,
+                                      fmt="immunoseq"), tmp_path / "sim")
+    genes = pd.concat([_table(path)["v_gene"] for path in sorted((out / "repertoires").glob("*.tsv*"))])
+    several = genes[genes.str.contains(",", na=False)]
+    assert len(several) > 0 and set(several) == {"TCRBV06-02,TCRBV06-03"}
+
+
 # --- families of variants ------------------------------------------------------------------------
 def test_public_clones_are_families_one_substitution_apart(tmp_path):
     k = 5
