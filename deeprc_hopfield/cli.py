@@ -140,7 +140,8 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
         description="Print a summary of a repertoire store written by `deeprc-hopfield ingest`, or of a model "
                     "written by `train` (what it was trained on, where training stopped, the k-mers it started "
                     "from, its clone memory and rule, reference and calibration; from its config.json), or of "
-                    "each model in a folder of them (the workflow's results/<run>/models).",
+                    "a folder of them (the workflow's results/<run>/models): the fold models together first, then "
+                    "each of them.",
     )
     p.add_argument("store", type=Path, metavar="PATH", help="a store (.h5), a model folder or a folder of models")
     p.add_argument("--per-repertoire", action="store_true", help="also print the QC counts of every repertoire")
@@ -994,7 +995,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", type=Path, default=[], metavar="MODEL_DIR",
                    help="the fold models written by `train` (model folders, or a folder of them): their seeded "
                         "k-mers and stored public clones (optional)")
-    p.add_argument("--config", type=Path, help="the workflow configuration, shown as given (optional)")
+    p.add_argument("--config", type=Path, help="the workflow configuration (the workflow's copy, results/RUN/"
+                                                 "config.yaml), shown as given and named as the --configfile of the "
+                                                 "workflow's predict target for new patients (optional)")
     p.add_argument("--split", type=Path, metavar="CSV",
                    help="the split table the metrics come from (written by `split`): the report says how many folds, "
                         "repertoires and groups (e.g. donors) it held, and what grouping means for the tests "

@@ -4,6 +4,7 @@ trained on and started from, where training stopped, its clone memory, reference
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ CLONES_SHOWN = 5
 
 
 def summarise(path: str | Path, per_repertoire: bool = False) -> str:
-    """A store's repertoires, sequences, label balance, QC summary and provenance; or, for a model folder (or a
-    folder of them, as the workflow's `models/`), each model's summary (:func:`model_summary`), as text."""
+    """A store's repertoires, sequences, label balance, QC summary and provenance; or, for a model folder, its
+    summary (:func:`model_summary`), and for a folder of them (the workflow's `models/`), a summary of them together
+    (:func:`ensemble_summary`) and then each model's; as text."""
     path = Path(path)
     if path.is_dir():
         return _models_summary(path)
@@ -39,7 +41,32 @@ def _models_summary(folder: Path) -> str:
     if not models:
         raise ModelFileError(f"a folder, but neither a model ({CONFIG_FILE}) nor a folder of models; inspect reads "
                              "a store (.h5) or a model folder", folder)
-    return "\n\n".join(model_summary(model) for model in models)
+    return "\n\n".join([ensemble_summary(folder, models), *(model_summary(model) for model in models)])
+
+
+def ensemble_summary(folder: Path, models: list[Path]) -> str:
+    """A folder of fold models in a few lines, before each model's own summary: its members, which of them give their
+    clone memory alone, their stored clones, and how `predict` uses them together."""
+    from deeprc_hopfield.saved_model import read_model_config
+
+    trainings = [read_model_config(model).get("training", {}) for model in models]
+    names = [model.name for model in models]
+    alone = [name for name, training in zip(names, trainings) if training.get("memory_alone")]
+    trained = [name for name in names if name not in alone]
+    clones = [training.get("memory_clones") or [] for training in trainings]
+    outputs = [f"{what} in {len(members)} ({', '.join(members)})"
+               for what, members in (("the clone memory alone", alone), ("the trained model", trained)) if members]
+    rows = [
+        ("fold models", f"{len(models)} in {folder}: {', '.join(names)}"),
+        ("output", "; ".join(outputs)),
+        ("stored clones", f"{len({clone for held in clones for clone in held})} distinct over the {len(models)} "
+                          "models (" + ", ".join(f"{name} {len(held)}" for name, held in zip(names, clones)) + ")"),
+        ("ensemble", f"`deeprc-hopfield predict --model {shlex.quote(str(folder))} --repertoires DIR --out p.csv` "
+                     "scores each new "
+                     f"repertoire by all {len(models)} and gives the mean probability and its spread "
+                     "(probability_sd); each model follows"),
+    ]
+    return "\n".join(f"{name:<14}{text}" for name, text in rows)
 
 
 def model_summary(folder: str | Path) -> str:
@@ -54,7 +81,7 @@ def model_summary(folder: str | Path) -> str:
     rows = [
         ("model", f"{folder} (saved by {version_text(config)}, schema "
                   f"{config.get('schema_version')}; weights sha256 {str(config.get('weights_sha256', '?'))[:16]}...)"),
-        ("trained on", f"{training.get('store', '?')}: {len(training.get('fit_subjects', []))} fitting and "
+        ("trained on", f"{store_text(training.get('store'))}: {len(training.get('fit_subjects', []))} fitting and "
                        f"{len(training.get('validation_subjects', []))} validation repertoires"),
         ("labels", labels or "(none)"),
         ("new files QC", qc_text(training.get("qc"))),
@@ -79,6 +106,14 @@ def model_summary(folder: str | Path) -> str:
         rows.append(("calibration", calibration_text(name, fit, training)))
     lines = [f"{name:<14}{text}" for name, text in rows]
     return "\n".join(lines)
+
+
+def store_text(store: str | None) -> str:
+    """The store a model was trained on, as it recorded it: an absolute path, or, for a model saved before training
+    recorded it so, the path as given to `train`, relative to the folder it ran in (said so)."""
+    if store is None:
+        return "?"
+    return store if Path(store).is_absolute() else f"{store} (relative to the folder train ran in)"
 
 
 def version_text(config: dict) -> str:

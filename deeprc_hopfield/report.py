@@ -2,7 +2,8 @@
 
 Sections: cohort and quality control (from the store), metrics of the model beside the baselines
 (mean ± sd over folds, the pooled ROC AUC's interval and calibration, then per fold), ROC and PR curves (PNGs embedded as base64 data URIs),
-the fold models (seeded k-mers, stored public clones, best update, when given),
+the fold models (seeded k-mers, stored public clones, best update, when given; their stored clones merged, and the
+command that scores new patients with them),
 the sequences that attention ranks highest in the held-out repertoires, the interpretation (cohort
 ranking, motifs and logos of `interpret-summary`, when given), the configuration as given, and the
 software versions. No external CSS, JavaScript or image: the file can be mailed.
@@ -16,6 +17,7 @@ import datetime as _dt
 import html
 import importlib.metadata
 import platform
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +86,8 @@ def html_table(frame: pd.DataFrame, numeric_format: str = "{:.3f}") -> str:
 def _read(path: Path, what: str, sep: str = "\t") -> pd.DataFrame:
     try:
         return pd.read_csv(path, sep=sep, dtype={"repertoire_id": str, "subject_id": str, "fold": str,
-                                                 "positive_class": str, "label": str})
+                                                 "positive_class": str, "label": str, "true_label": str,
+                                                 "predicted": str})
     except FileNotFoundError:
         raise DeepRCError(f"{what} not found", path) from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -331,16 +334,18 @@ def comparisons_section(figures: Path) -> str:
             "small is no evidence that either is better.</p>" + html_table(table, "{:.4g}"))
 
 
-#: Wrong held-out calls listed by the report (the most confident first); held_out.tsv has all.
+#: Wrong (and unsure) held-out calls listed by the report (the most confident (least sure) first); held_out.tsv has
+#: all.
 WRONG_CALLS_SHOWN = 20
 #: Calls whose probability is within this of 0.5 are counted as unsure.
 UNSURE_WITHIN = 0.2
+_CALL_COLUMNS = ["subject_id", "fold", "true_label", "probability"]
 
 
 def calls_section(figures: Path) -> str:
     """The model's held-out calls at 0.5 (evaluate's held_out.tsv, where written): how many were right in each class,
-    how many were unsure, and which were wrong, by name, so that a balanced accuracy of 0.99 is one named
-    repertoire to look at, not a rounding."""
+    which were unsure and which were wrong, by name, so that a balanced accuracy of 0.99 is one named repertoire to
+    look at, not a rounding."""
     path = figures / "held_out.tsv"
     if not path.is_file():
         return ""
@@ -351,17 +356,25 @@ def calls_section(figures: Path) -> str:
     correct = model["correct"].astype(bool)
     per_class = correct.groupby(model["true_label"].astype(str)).agg(["sum", "size"])
     right = "; ".join(f"{_e(label)}: {row['sum']} of {row['size']}" for label, row in per_class.iterrows())
-    distance = model["probability"].sub(0.5).abs().round(9)  # 0.7 is 0.2 from 0.5, not 0.19999999999999996
-    wrong = model.assign(distance=distance)[~correct].sort_values("distance", ascending=False)
-    first = f" (the first {WRONG_CALLS_SHOWN} of {len(wrong)})" if len(wrong) > WRONG_CALLS_SHOWN else ""
-    listed = (f"<p>The wrong calls, the most confident first{first}:</p>"
-              + html_table(wrong.head(WRONG_CALLS_SHOWN)[["subject_id", "fold", "true_label", "probability"]])
+    model = model.assign(distance=model["probability"].sub(0.5).abs().round(9))  # 0.7 is 0.2 from 0.5, not 0.1999...
+    wrong = model[~correct].sort_values("distance", ascending=False, kind="stable")
+    unsure = model[model["distance"] < UNSURE_WITHIN].sort_values("distance", kind="stable")
+    between = f"between {0.5 - UNSURE_WITHIN:.1f} and {0.5 + UNSURE_WITHIN:.1f}"
+    listed = (_calls_table(wrong, "The wrong calls, the most confident first")
               if len(wrong) else "<p>No held-out repertoire was called wrongly.</p>")
     return ("<h3>The model's held-out calls</h3><p>Each held-out repertoire called at a probability of 0.5 by the fold "
             f"model that never saw it: {int(correct.sum())} of {len(model)} right ({right}). "
-            f"{int((distance < UNSURE_WITHIN).sum())} had a probability between {0.5 - UNSURE_WITHIN:.1f} and "
-            f"{0.5 + UNSURE_WITHIN:.1f}, where a call is unsure; the further from 0.5, the surer, as far as the "
-            "calibration above holds (<code>held_out.tsv</code> lists every call of every method).</p>" + listed)
+            f"{len(unsure)} had a probability {between}, where a call is unsure; the further from 0.5, the surer, as "
+            "far as the calibration above holds (<code>held_out.tsv</code> lists every call of every method).</p>"
+            + listed + (_calls_table(unsure, f"The unsure calls ({between}), the least sure first") if len(unsure)
+                        else ""))
+
+
+def _calls_table(calls: pd.DataFrame, caption: str) -> str:
+    """Held-out calls by name (subject, fold, true class, probability), the first :data:`WRONG_CALLS_SHOWN` of them
+    in their order, and how many there are where more."""
+    first = f" (the first {WRONG_CALLS_SHOWN} of {len(calls)})" if len(calls) > WRONG_CALLS_SHOWN else ""
+    return f"<p>{caption}{first}:</p>" + html_table(calls.head(WRONG_CALLS_SHOWN)[_CALL_COLUMNS])
 
 
 def _scored_class(metrics: pd.DataFrame) -> str:
@@ -614,8 +627,10 @@ def memory_alone_note(models: list[Path], what: str) -> str:
             f"calls rest on the stored public clones (the fold-model table), and {_e(what)} does not explain them.</p>")
 
 
-def models_section(models: list[Path]) -> str:
-    """What each fold model was started from (seeded k-mers, stored public clones) and where training stopped."""
+def models_section(models: list[Path], config: Path | None = None) -> str:
+    """What each fold model was started from (seeded k-mers, stored public clones) and where training stopped, the
+    clones they stored merged, and how to score new patients with them (`config`: the run's, for the workflow's
+    predict target)."""
     if not models:
         return ""
     rows, flagged = [], []
@@ -646,19 +661,61 @@ def models_section(models: list[Path]) -> str:
             "positive class; 0 when the cohort shows no such signal) with the clone rule chosen by inner "
             "cross-validation (V level of the key, match radius; its inner-CV ROC AUC), and what became of a reference of known "
             "receptors (used or not, by its ROC AUC in inner cross-validation and on validation). All lists are in "
-            "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}") + _new_patients_note(models))
+            "each model's config.json.</p>" + html_table(pd.DataFrame(rows), "{}") + stored_clones_section(models)
+            + _new_patients_note(models, config))
 
 
-def _new_patients_note(models: list[Path]) -> str:
-    """How to classify new patients with these models: their folder as one ensemble."""
+def _new_patients_note(models: list[Path], config: Path | None) -> str:
+    """How to classify new patients with these models: their folder as one ensemble, and in the workflow the predict
+    target of this run (its config copy named: without --configfile, snakemake plans the demo's run)."""
     folder = _e(str(models[0].parent))
+    configfile = _e(shlex.quote(str(config))) if config is not None else "YOUR_CONFIG"
     return ("<p><b>New patients:</b> the fold models together are the model to use: <code>deeprc-hopfield predict "
-            f"--model {folder} --repertoires DIR --out predictions.csv</code> (or, in the workflow, <code>snakemake "
-            "--cores 8 predict --config new_repertoires=DIR</code>) scores each new repertoire by every fold model "
+            f"--model {folder} --repertoires DIR --out predictions.csv</code> (or, in the workflow, from the folder "
+            f"this run was made in, <code>snakemake --cores 8 predict --configfile {configfile} --config "
+            "new_repertoires=DIR</code>: the run's config must be named, as without <code>--configfile</code> "
+            "snakemake plans the demo's run) scores each new repertoire by every fold model "
             "and gives the mean probability and its spread (<code>probability_sd</code>). The metrics above are those "
             "of one fold model on patients like this cohort's: a rough guide to the ensemble's ranking (often a little "
             "better), not to its calibration (a mean of models is less extreme than one); a cohort from another lab, "
             "protocol or population may score lower.</p>")
+
+
+#: Rows of the table of the clones stored over the fold models (every model's are in its config.json).
+STORED_CLONES_SHOWN = 30
+
+
+def stored_clones(models: list[Path]) -> pd.DataFrame:
+    """The public clones stored by the fold models' clone memories (config.json `training.memory_clones`), merged:
+    one row a clone (its CDR3 and V gene as config.json names it, '' without one), the number of models that stored
+    it and their names; the clone most models stored first."""
+    found: dict[str, list[str]] = {}
+    for path in models:
+        for name in dict.fromkeys(read_model_config(path).get("training", {}).get("memory_clones") or []):
+            found.setdefault(name, []).append(path.name)
+    rows = [{"CDR3": name.partition(" ")[0], "V": name.partition(" ")[2], "fold models": len(held),
+             "stored by": ", ".join(held)} for name, held in found.items()]
+    table = pd.DataFrame(rows, columns=["CDR3", "V", "fold models", "stored by"])
+    return table.sort_values(["fold models", "CDR3", "V"], ascending=[False, True, True], kind="stable",
+                             ignore_index=True)
+
+
+def stored_clones_section(models: list[Path]) -> str:
+    """The clones stored over the fold models (:func:`stored_clones`), the most shared first, where any model stored
+    one: the sequences that a clone memory's calls count."""
+    table = stored_clones(models)
+    if table.empty:
+        return ""
+    alone = sum(bool(read_model_config(p).get("training", {}).get("memory_alone")) for p in models)
+    rest = (f"<p>{len(table) - STORED_CLONES_SHOWN} more clones are not shown: each model's are in its config.json "
+            "(<code>training.memory_clones</code>).</p>") if len(table) > STORED_CLONES_SHOWN else ""
+    return (f"<h3>Stored public clones, {len(models)} fold models</h3><p>The {len(table)} public clones the fold "
+            "models' clone memories stored and match in a repertoire (each by its model's clone rule above): a model "
+            "that gives its clone memory alone "
+            f"({alone} of the {len(models)} here) calls a held-out patient by how many of them the patient carries "
+            "(a trained model adds that count to its call and raises the attention on each copy). "
+            "<b>fold models</b>: how many of them stored the clone.</p>"
+            + html_table(table.head(STORED_CLONES_SHOWN)) + rest)
 
 
 #: Fewer donors (repertoires, where ungrouped) than this in a fold model's validation part are warned of: its
@@ -721,7 +778,7 @@ def build_report(store: str | Path, metrics: str | Path, figures: str | Path, at
         + memory_alone_note(models, "the attention of the sections below"),
         comparisons_section(Path(figures)) + calls_section(Path(figures)) + donor_section(Path(figures))
         + figures_section(Path(figures)),
-        models_section(models),
+        models_section(models, Path(config) if config is not None else None),
         attended_section([Path(p) for p in attended], Path(store), label,
                          Split.read(split).group_of() if split is not None else None)
         + (memory_alone_note(models, "this table") if attended else ""),

@@ -15,7 +15,8 @@ from conftest import deeprc_cli
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.evaluate import evaluate
 from deeprc_hopfield.ingest import ingest
-from deeprc_hopfield.report import REPORT_MARKER, attended_summary, build_report, is_report, model_folders
+from deeprc_hopfield.report import (REPORT_MARKER, STORED_CLONES_SHOWN, WRONG_CALLS_SHOWN, attended_summary,
+                                    build_report, calls_section, is_report, model_folders)
 from deeprc_hopfield.saved_model import MODEL_FORMAT, MODEL_SCHEMA_VERSION
 from deeprc_hopfield.store import RepertoireStore
 
@@ -113,6 +114,11 @@ def test_the_report_names_the_wrong_held_out_calls_and_how_to_score_new_patients
     text = build_report(**kwargs)
     assert "6 of 6 right (False: 3 of 3; True: 3 of 3). 2 had a probability between 0.3 and 0.7" in text
     assert "No held-out repertoire was called wrongly." in text
+    # the unsure ones by name, the least sure first (P4 at 0.4 and P5 at 0.6, both in fold 1; 0.7 is not unsure)
+    unsure = re.sub(r' class="num"', "", text[text.index("The unsure calls (between 0.3 and 0.7), the least sure "
+                                                         "first:"):])
+    assert ("<tr><td>P4</td><td>1</td><td>False</td><td>0.400</td></tr><tr><td>P5</td><td>1</td><td>True</td>"
+            "<td>0.600</td></tr></tbody>") in unsure
     model = pd.read_csv(run["eval"].parent / "deeprc.csv")
     model.loc[model["subject_id"].isin(["P1", "P4"]), "probability"] = [0.45, 0.95]  # a positive low, a negative high
     model.to_csv(tmp_path / "wrong.csv", index=False)
@@ -131,6 +137,32 @@ def test_the_report_names_the_wrong_held_out_calls_and_how_to_score_new_patients
                                                        "training": {"best_update": 10}}))
     with_models = build_report(**kwargs, models=models)
     assert f"<code>deeprc-hopfield predict --model {models[0].parent} --repertoires DIR" in with_models
+    # the workflow's predict target of this run: its config named (without it, snakemake plans the demo's run)
+    assert ("<code>snakemake --cores 8 predict --configfile YOUR_CONFIG --config new_repertoires=DIR</code>"
+            in with_models)
+    copy = tmp_path / "results" / "my run" / "config.yaml"  # the workflow's copy of the run's config
+    copy.parent.mkdir(parents=True)
+    copy.write_text("run: my run\n")
+    named = build_report(**{**kwargs, "config": copy}, models=models)
+    assert (f"<code>snakemake --cores 8 predict --configfile &#x27;{copy}&#x27; --config new_repertoires=DIR</code>"
+            in named)
+
+
+def test_every_unsure_call_is_counted_and_the_first_are_named(tmp_path: Path) -> None:
+    """More unsure calls than the report lists: the first WRONG_CALLS_SHOWN (the least sure first) and how many in
+    all."""
+    probabilities = 0.5 + np.linspace(-0.15, 0.15, WRONG_CALLS_SHOWN + 5)  # every one unsure; half wrong
+    truth = np.where(np.arange(len(probabilities)) % 2 == 1, "True", "False")
+    pd.DataFrame({"method": "deeprc", "subject_id": [f"S{i}" for i in range(len(probabilities))], "fold": 0,
+                  "true_label": truth, "probability": probabilities, "predicted": probabilities >= 0.5,
+                  "correct": (probabilities >= 0.5) == (truth == "True")}).to_csv(tmp_path / "held_out.tsv", sep="\t",
+                                                                                   index=False)
+    text = calls_section(tmp_path)
+    assert f"{WRONG_CALLS_SHOWN + 5} had a probability between 0.3 and 0.7" in text
+    unsure = text[text.index("The unsure calls"):]
+    assert f"least sure first (the first {WRONG_CALLS_SHOWN} of {WRONG_CALLS_SHOWN + 5}):" in unsure
+    assert unsure.count("<tr><td>") == WRONG_CALLS_SHOWN and unsure.index("<td>S12</td>") < unsure.index("<td>S11</td>")
+    assert "<td>S0</td>" not in unsure  # 0.35, among the surest of them
 
 
 def test_report_is_self_contained_and_escaped(run: dict[str, Path]) -> None:
@@ -313,6 +345,46 @@ def test_fold_models_show_their_seeds_and_stored_clones(run: dict[str, Path], tm
         with pytest.raises(DeepRCError, match=error):  # read as `predict` reads it, the version checked
             build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
                          config=None, models=models)
+
+
+def test_the_clones_stored_over_the_fold_models_are_one_table_the_most_shared_first(run: dict[str, Path],
+                                                                                     tmp_path: Path) -> None:
+    """The fold models' memory_clones (config.json) merged: CDR3, V, how many of the models stored each and which,
+    the clone most models stored first; the rows capped, the rest counted; none where no model stored a clone."""
+    many = [f"CASS{i:03d}F TRBV{i}" for i in range(STORED_CLONES_SHOWN + 3)]
+    stored = {"fold0": ["CASSLGQAYEQYF TRBV5-1*01", "CSARDRTGNGYTF", "<b>CAW</b>"],
+              "fold1": ["CASSLGQAYEQYF TRBV5-1*01", "CSARDRTGNGYTF"],
+              "fold2": ["CASSLGQAYEQYF TRBV5-1*01", *many]}
+    models = []
+    for name, clones in stored.items():
+        model = tmp_path / "models" / name
+        model.mkdir(parents=True)
+        training = {"memory_clones": clones, "memory_alone": name != "fold1"}
+        (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
+                                                       "training": training}))
+        models.append(model)
+    text = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                        config=None, models=[tmp_path / "models"])
+    section = re.sub(r' class="num"', "", text[text.index("<h3>Stored public clones, 3 fold models</h3>"):])
+    assert (f"<p>The {len(many) + 3} public clones the fold models' clone memories stored and match in a repertoire "
+            "(each by its model's clone rule above): a model that gives its clone memory alone (2 of the 3 here) calls "
+            "a held-out patient by how many of them the patient carries") in section
+    assert ("<thead><tr><th>CDR3</th><th>V</th><th>fold models</th><th>stored by</th></tr></thead><tbody>"
+            "<tr><td>CASSLGQAYEQYF</td><td>TRBV5-1*01</td><td>3</td><td>fold0, fold1, fold2</td></tr>"
+            "<tr><td>CSARDRTGNGYTF</td><td></td><td>2</td><td>fold0, fold1</td></tr>"
+            "<tr><td>&lt;b&gt;CAW&lt;/b&gt;</td><td></td><td>1</td><td>fold0</td></tr>"
+            "<tr><td>CASS000F</td><td>TRBV0</td><td>1</td><td>fold2</td></tr>") in section
+    table = section[:section.index("</table>")]
+    assert table.count("<tr><td>") == STORED_CLONES_SHOWN and "CASS026F" in table and "CASS027F" not in table
+    assert (f"<p>{len(many) + 3 - STORED_CLONES_SHOWN} more clones are not shown: each model's are in its config.json "
+            "(<code>training.memory_clones</code>).</p>") in section
+    assert section.index("</table>") < section.index("<b>New patients:</b>")  # in the fold-models section
+    for model in models:
+        (model / "config.json").write_text(json.dumps({"format": MODEL_FORMAT, "schema_version": MODEL_SCHEMA_VERSION,
+                                                       "training": {"memory_clones": []}}))
+    none = build_report(store=run["store"], metrics=run["eval"] / "metrics.tsv", figures=run["eval"], attended=[],
+                        config=None, models=models)
+    assert "<h2>Fold models</h2>" in none and "Stored public clones" not in none
 
 
 def _report_cli(run: dict[str, Path], out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -223,7 +223,8 @@ def test_inspect_summarises_a_model_and_a_folder_of_models(easy_cohort, tmp_path
                                    f"{len(training['validation_subjects'])} validation repertoires")
     assert lines["training"].startswith("best update ") and "validation repertoires (Brier" in lines["calibration"]
     assert (models / "fold0.checkpoint").is_dir()  # training keeps it beside the model: it is no model
-    assert deeprc_cli("inspect", models).stdout == summary.stdout  # the folder's one model
+    folder = deeprc_cli("inspect", models).stdout  # the folder's one model, after a summary of the folder
+    assert folder.startswith(f"fold models   1 in {models}: fold0\n") and folder.endswith("\n\n" + summary.stdout)
     (models / "fold1").mkdir()
     neither = deeprc_cli("inspect", models / "fold1")
     assert neither.returncode == 1 and neither.stderr.strip().splitlines() == [

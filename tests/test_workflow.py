@@ -140,7 +140,7 @@ def test_dry_run_of_each_profile(profile: str):
 def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     refused = snakemake("-n", "-F", "--nolock", "predict")
     assert refused.returncode != 0
-    assert "--config new_repertoires=DIR" in refused.stdout + refused.stderr
+    assert "`snakemake predict --config new_repertoires=DIR`" in refused.stdout + refused.stderr  # the demo's: no file
     new = tmp_path / "new"
     missing = snakemake("-n", "-F", "--nolock", "predict", "--config", f"new_repertoires={new}")
     assert missing.returncode != 0 and f"new_repertoires {new}: folder not found" in missing.stdout + missing.stderr
@@ -168,6 +168,39 @@ def test_predict_target_needs_a_folder_and_plans_the_ensemble(tmp_path: Path):
     out = gone.stdout + gone.stderr
     assert gone.returncode != 0 and f"new_metadata {tmp_path / 'gone.csv'}: file not found" in out
     assert "MissingInputException" not in out and "Traceback" not in out
+
+
+def test_the_runs_config_copy_plans_that_runs_predict_and_the_hint_names_the_runs_config(tmp_path: Path):
+    """The report tells how to score new patients with `snakemake predict --configfile results/<run>/config.yaml
+    --config new_repertoires=DIR` (without --configfile snakemake plans the demo's run): that copy (the report's
+    --config) is the run's whole config, so it plans this run's jobs as the run's own config does, not the demo's. A
+    predict target without the folder names the run's --configfile and --config settings in its hint."""
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"run: mine\nmetadata: {ROOT / 'data/demo/metadata.csv'}\n"
+                      f"repertoires: {ROOT / 'data/demo/repertoires'}\nfolds: 3\ntraining:\n  n_updates: 7\n")
+    copy, args = "results/mine/config.yaml", ("-s", ROOT / "Snakefile", "-d", tmp_path, "--nolock")
+    written = snakemake(copy, *args, "--cores", "1", "--configfile", config, cwd=tmp_path)  # the run_config job alone
+    assert written.returncode == 0, written.stderr[-2000:]
+    again = snakemake(copy, *args, "-n", "--configfile", copy, cwd=tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stderr[-2000:]  # its settings are the run's
+    (tmp_path / "new").mkdir()
+    commands = {}
+    for given in (copy, config):
+        planned = snakemake("predict", *args, "-n", "-p", "--configfile", given, "--config", "new_repertoires=new",
+                            cwd=tmp_path)
+        assert planned.returncode == 0, planned.stderr[-2000:]
+        commands[given] = sorted(line.split("deeprc-hopfield ", 1)[1] for line in planned.stdout.splitlines()
+                                 if "deeprc-hopfield " in line)
+    assert len(commands[copy]) == 7  # ingest, split, clones, 3 x train, predict
+    assert commands[copy] == commands[config] and "results/demo" not in "".join(commands[copy])
+    folds = " ".join(f"results/mine/models/fold{k}" for k in range(3))
+    assert any(line.startswith(f"predict --model {folds} --repertoires new ") for line in commands[copy])
+    report = snakemake(*args, "-n", "-p", "--configfile", config, cwd=tmp_path).stdout
+    assert f" --config {copy} " in next(line for line in report.splitlines() if "deeprc-hopfield report " in line)
+    hint = snakemake("predict", *args, "-n", "--configfile", config, "--config", "top_k=5", cwd=tmp_path)
+    assert hint.returncode != 0
+    assert ("name their folder with `snakemake predict --configfile mine.yaml --config top_k=5 new_repertoires=DIR`"
+            in hint.stdout + hint.stderr), hint.stderr[-2000:]
 
 
 def test_lint_is_clean():

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -476,7 +477,7 @@ class Trainer:
         best = self.progress.best
         subjects = self.store.subject_ids
         sequences, sketches = self._subject_sequences()
-        training = {**asdict(self.config), "store": str(self.store.path), "qc": self._store_qc(),
+        training = {**asdict(self.config), "store": os.path.abspath(self.store.path), "qc": self._store_qc(),
                     "species": self.store.species,
                     "best_update": best["update"],
                     "calibration": calibration,

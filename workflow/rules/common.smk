@@ -607,14 +607,21 @@ def run_settings():
     return {k: v for k, v in config.items() if k != "new_repertoires"}
 
 
+def predict_command():
+    """The command that plans this run's predict target for a folder DIR: this run's --configfile (none for the demo's
+    config) and its other --config settings, as given: without them snakemake would plan another run (the demo's)."""
+    files = " ".join(shlex.quote(normalised_path(str(path))) for path in workflow.config_settings.configfiles)
+    settings = [shlex.quote(str(word)) for word in workflow.config_settings.config_args or []
+                if not str(word).startswith("new_repertoires=")]
+    return " ".join(["snakemake predict", *([f"--configfile {files}"] if files else []),
+                     "--config", *settings, "new_repertoires=DIR"])
+
+
 def new_repertoires_folder():
     """The folder of new patients' repertoire files (the `predict` target needs it, and it must exist)."""
     folder = config["new_repertoires"]
     if not folder:
-        raise WorkflowError(
-            "the predict target classifies new patients: name their folder with "
-            "`snakemake predict --config new_repertoires=DIR`"
-        )
+        raise WorkflowError(f"the predict target classifies new patients: name their folder with `{predict_command()}`")
     if not os.path.isdir(folder):
         raise WorkflowError(f"new_repertoires {folder}: folder not found (the config's `new_repertoires`)")
     return folder
