@@ -445,6 +445,7 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     assert result.returncode != 0
     assert f"metadata {tmp_path / 'nowhere.csv'}: file not found (the config's `metadata`)" in out.splitlines()
     assert "Job stats" not in out
+    assert "WorkflowError" not in out and 'File "' not in out  # the line alone: not where common.smk raised it
 
 
 def test_a_path_not_found_says_where_a_relative_one_is_read_from_and_a_near_one(tmp_path: Path):
