@@ -1,6 +1,8 @@
 # deeprc-hopfield workflow: repertoire files -> store -> k-fold split -> one model per fold ->
 # held-out predictions, attended sequences, interpretation and baselines -> metrics and curves -> HTML report.
 # Edit a config (configs/config.yaml, or --configfile), never this file. See README.md.
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
@@ -14,19 +16,21 @@ min_version("9.0")
 # checks a file alike): its files read again as the package reads YAML, the demo's before Snakemake reads it
 # (Snakemake's own message for a broken one names no line), a user's --configfile for a key given twice, which YAML
 # would otherwise settle silently by keeping the last; then the whole against the schema, typed, its defaults filled.
+# Then common.smk checks the cohort (the metadata table, the paths) before any job. A problem stops the plan in its one
+# line: as a WorkflowError, Snakemake would print it under the file and line that raised it, and two traceback lines.
 try:
     check_config_yaml(workflow.config_settings.configfiles or ["configs/config.yaml"])
     if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults
         configfile: "configs/config.yaml"
     config.update(workflow_config(config))
-except DeepRCError as error:  # one line, not a traceback
-    raise WorkflowError(str(error)) from None
+    include: "workflow/rules/common.smk"
+except (DeepRCError, WorkflowError) as error:
+    sys.exit(str(error))  # Snakemake's command line catches Exception, not SystemExit: Python prints the line, exit 1
 
 
 report: "workflow/report/workflow.rst"  # `snakemake --report FILE.html` after a run
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/train.smk"

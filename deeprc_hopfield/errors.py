@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -37,6 +39,44 @@ def did_you_mean(words: str | Sequence[str], choices: Iterable[str]) -> str:
     if isinstance(words, str) or len(words) == 1:
         return f" (did you mean '{found[0][1]}'?)"
     return " (did you mean " + ", ".join(f"'{match}' for '{word}'" for word, match in found) + "?)"
+
+
+def near_path(path: str | Path, folder: bool = False, beside: Iterable[str | Path] = ()) -> str | None:
+    """A path that is there where `path` (a file; a folder where `folder`) is not, for a 'did you mean': a relative
+    `path` taken from a folder of `beside` (a config file's, which the user may have meant it from), else `path` with
+    the first of its parts that is not there changed to the :func:`closest` name beside it (`lab/export` for
+    `lab/exports`); None where neither is there."""
+    path = Path(path)
+    there = Path.is_dir if folder else Path.is_file
+    for base in [] if path.is_absolute() else beside:
+        if there(Path(base) / path):
+            return str(Path(base) / path)
+    parts = path.parts
+    for i, part in enumerate(parts):
+        head = Path(*parts[:i])
+        if not (head / part).exists():  # the first part that is not there
+            if not head.is_dir():
+                return None
+            near = closest(part, [entry.name for entry in os.scandir(head)])
+            fixed = head.joinpath(near, *parts[i + 1:]) if near is not None else None
+            return str(fixed) if fixed and there(fixed) else None
+    return None
+
+
+def logged_error(path: str | Path, limit: int = 12) -> list[str]:
+    """The error a failed job's log `path` ends with, as the workflow's summary of a failed run shows it: its last
+    error line (the CLI's `...: error: ...` or `...: interrupted; ...`, else a traceback's last line) after the log's
+    path, then the indented lines that go on from it (a :func:`files_error`'s files), the first `limit` of them and
+    how many more the log holds; [] for a log with no error."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = [line.rstrip() for line in handle if line.strip()]
+    errors = [i for i, line in enumerate(lines) if ": error: " in line or ": interrupted; " in line]
+    if not errors and not any(line.lstrip().startswith("Traceback") for line in lines):
+        return []
+    first = errors[-1] if errors else len(lines) - 1
+    below = list(itertools.takewhile(lambda line: line[:1].isspace(), lines[first + 1:]))
+    more = [f"  ... {len(below) - limit} more line(s) in {path}"] if len(below) > limit else []
+    return [f"{path}: {lines[first].strip()}", *below[:limit], *more]
 
 
 class DeepRCError(Exception):

@@ -20,7 +20,7 @@ from scipy.special import expit
 from deeprc_hopfield.calibration import calibrated_logit
 from deeprc_hopfield.donors import SKETCH_FILE, TrainingSketches, clone_sketch
 from deeprc_hopfield.encoding import decode
-from deeprc_hopfield.errors import DeepRCError, InputFormatError, files_error, named_list
+from deeprc_hopfield.errors import DeepRCError, InputFormatError, did_you_mean, files_error, named_list
 from deeprc_hopfield.interrupts import raise_if_interrupted
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.metadata import MISSING_VALUES
@@ -464,7 +464,7 @@ def subject_groups(table: pd.DataFrame, column: str | None, path: str | Path) ->
         return None
     if column not in table.columns:
         raise DeepRCError(f"--group-column '{column}' is not a column of the metadata table (columns: "
-                          f"{named_list(list(table.columns), 8)})", path)
+                          f"{named_list(list(table.columns), 8)}){did_you_mean(column, table.columns)}", path)
     values = table[column].astype("string").str.strip()
     kept = values.notna() & ~values.str.lower().isin(MISSING_VALUES)
     return dict(zip(table["subject_id"].astype(str)[kept], values[kept]))

@@ -397,7 +397,8 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
     table.columns = [c.strip() for c in table.columns]
     for column in REQUIRED_COLUMNS:
         if column not in table.columns:
-            raise MetadataError(f"required column '{column}' is missing (columns: {', '.join(table.columns)})", path)
+            raise MetadataError(f"required column '{column}' is missing (columns: {', '.join(table.columns)})"
+                                f"{did_you_mean(column, table.columns)}", path)
     if label_columns is None:
         label_columns = [DEFAULT_LABEL_COLUMN] if DEFAULT_LABEL_COLUMN in table.columns else []
         others = [c for c in table.columns if c not in REQUIRED_COLUMNS]
@@ -406,7 +407,8 @@ def read_metadata(path: str | Path, repertoire_dir: str | Path, label_columns: l
                         "%s, name it with --label-column", path, DEFAULT_LABEL_COLUMN, ", ".join(others[:8]))
     for column in label_columns:
         if column not in table.columns:
-            raise MetadataError(f"label column '{column}' is missing (columns: {', '.join(table.columns)})", path)
+            raise MetadataError(f"label column '{column}' is missing (columns: {', '.join(table.columns)})"
+                                f"{did_you_mean(column, table.columns)}", path)
     if len(table) == 0:
         raise MetadataError("metadata table has no rows", path)
     if not repertoire_dir.is_dir():

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError, named_list
+from deeprc_hopfield.errors import DeepRCError, MetadataError, SplitError, did_you_mean, named_list
 from deeprc_hopfield.io import first_line
 from deeprc_hopfield.metadata import DEFAULT_LABEL_COLUMN, MISSING_VALUES, Label
 from deeprc_hopfield.store import RepertoireStore
@@ -135,7 +135,7 @@ def read_groups(store: RepertoireStore, column: str) -> np.ndarray:
     table = store.metadata()
     if column not in table.columns:
         raise MetadataError(f"group column '{column}' is not in the store's metadata table "
-                            f"(columns: {', '.join(table.columns)})", store.path)
+                            f"(columns: {', '.join(table.columns)}){did_you_mean(column, table.columns)}", store.path)
     values = table[column].astype(str).str.strip()
     empty = values.str.lower().isin(MISSING_VALUES).to_numpy()
     if empty.any():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deeprc_hopfield.data import CONFIG_SCHEMA, CONFIG_SCHEMA_NAME
-from deeprc_hopfield.errors import ConfigError, did_you_mean
+from deeprc_hopfield.errors import ConfigError, closest, did_you_mean
 from deeprc_hopfield.io import read_yaml
 
 if TYPE_CHECKING:  # imported where used
@@ -165,16 +165,52 @@ def _filling_validator(schema: dict) -> jsonschema.protocols.Validator:
 
 
 def _schema_error(problem: jsonschema.ValidationError, path: str | Path | None) -> ConfigError:
-    """The one line of a value the schema refuses: its key path and the schema's message; for an unknown key, the
-    known one it is likely a typo of; for a key with no value (`folds:`), what to do."""
+    """The one line of a value the schema refuses: its key path and the schema's message (:func:`_names_message` for a
+    pattern that lists names); for an unknown key, the known one it is likely a typo of, and for a value outside a
+    list of names, the name; for a key with no value (`folds:`), what to do."""
     known = problem.schema.get("properties", {}) if problem.validator == "additionalProperties" else {}
     typos = did_you_mean([key for key in problem.instance if key not in known], known) if known else ""
     key = problem.path[-1] if problem.path else None
     empty = problem.validator == "type" and problem.instance is None and isinstance(key, str)
     message = (f"no value (`{key}:` with nothing after it): give it one, or leave the key out to take its default"
-               if empty else problem.message)
-    return ConfigError(f"{message}{typos} (keys, types and defaults: {CONFIG_SCHEMA_NAME})", path,
-                       key=problem.json_path)
+               if empty else _names_message(problem) or problem.message)
+    return ConfigError(f"{message}{typos or _name_meant(problem)} (keys, types and defaults: {CONFIG_SCHEMA_NAME})",
+                       path, key=problem.json_path)
+
+
+#: A pattern that only lists names, in any case or as written: `^(?i:TRA|TRB|IGH)$`, `^(TRA|TRB)$`.
+_NAMES_PATTERN = re.compile(r"\^\((\?i:|\?:)?([\w-]+(?:\|[\w-]+)*)\)\$")
+
+
+def _listed_names(problem: jsonschema.ValidationError) -> tuple[list[str], bool] | None:
+    """The names a refused value could have been, and whether in any case: an `enum`'s text values (as written), a
+    pattern's that only lists names (:data:`_NAMES_PATTERN`); None for other problems."""
+    if problem.validator == "enum":
+        return [value for value in problem.validator_value if isinstance(value, str)], False
+    match = _NAMES_PATTERN.fullmatch(problem.validator_value) if problem.validator == "pattern" else None
+    return (match[2].split("|"), match[1] == "?i:") if match else None
+
+
+def _names_message(problem: jsonschema.ValidationError) -> str | None:
+    """A pattern that lists names in words, not as the regex jsonschema quotes (`'TCRB' is not one of TRA, TRB, IGH
+    (any case)`); None for other problems."""
+    listed = _listed_names(problem) if problem.validator == "pattern" else None
+    if listed is None:
+        return None
+    names, any_case = listed
+    return f"{problem.instance!r} is not one of {', '.join(names)}{' (any case)' if any_case else ''}"
+
+
+def _name_meant(problem: jsonschema.ValidationError) -> str:
+    """' (did you mean 'TRB'?)' for text refused by a list of names (:func:`_listed_names`) with a :func:`closest`
+    one (compared in lower case where the list takes any case); else ''."""
+    listed = _listed_names(problem) if isinstance(problem.instance, str) else None
+    if not listed:
+        return ""
+    names, any_case = listed
+    spelled = {name.casefold() if any_case else name: name for name in names}
+    near = closest(problem.instance.casefold() if any_case else problem.instance, spelled)
+    return f" (did you mean '{spelled[near]}'?)" if near is not None else ""
 
 
 # --- what YAML and `--config` hand over, as the schema types it --------------------------------

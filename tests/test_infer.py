@@ -21,7 +21,7 @@ from deeprc_hopfield import __version__
 from deeprc_hopfield.errors import DeepRCError
 from deeprc_hopfield.infer import (TRAINING_SUBJECT_COLUMN, UNKNOWN_V_COLUMN, UNKNOWN_V_WARNING, WARNINGS_COLUMN,
                                    TrainingGuard, TrainingSubjectsError, file_entries, held_out_models, load_models,
-                                   subjects_from_files, subjects_from_store)
+                                   subject_groups, subjects_from_files, subjects_from_store)
 from deeprc_hopfield.interpret import interpret, summarise
 from deeprc_hopfield.saved_model import ModelFileError, SavedModel, load_model
 from deeprc_hopfield.training import train
@@ -863,3 +863,12 @@ def test_small_frictions_of_predict_are_said_plainly(easy_cohort, fold0_model, t
            "columns are CMV_status" in result.stderr
     assert "true_label" not in pd.read_csv(tmp_path / "p.csv").columns
     assert "byte-identical" in log_file.read_text()
+
+
+def test_a_group_column_the_table_lacks_names_the_column_it_is_likely_a_slip_of():
+    table = pd.DataFrame({"subject_id": ["P1", "P2"], "filename": ["a.tsv", "b.tsv"], "Donor": ["D1", "D2"]})
+    assert subject_groups(table, "Donor", "new.csv") == {"P1": "D1", "P2": "D2"}
+    with pytest.raises(DeepRCError) as refused:
+        subject_groups(table, "donor", "new.csv")
+    assert str(refused.value) == ("new.csv: --group-column 'donor' is not a column of the metadata table (columns: "
+                                  "subject_id, filename, Donor) (did you mean 'Donor'?)")

@@ -129,6 +129,21 @@ def test_missing_required_and_label_columns(cohort):
         read_metadata(metadata, folder, ["cmv"])
 
 
+def test_a_missing_column_names_the_column_it_is_likely_a_slip_of(cohort):
+    """`label_column: cmv_status` for a table's `CMV_status`: the message says which was meant (any case)."""
+    metadata, folder = cohort
+    _rewrite(metadata, "label", "CMV_status")
+    with pytest.raises(MetadataError) as info:
+        read_metadata(metadata, folder, ["cmv_status"])
+    assert str(info.value) == (f"{metadata}: label column 'cmv_status' is missing (columns: subject_id, filename, "
+                               "CMV_status) (did you mean 'CMV_status'?)")
+    _rewrite(metadata, "filename", "file_name")
+    with pytest.raises(MetadataError) as info:
+        read_metadata(metadata, folder, ["CMV_status"])
+    assert str(info.value).endswith("required column 'filename' is missing (columns: subject_id, file_name, "
+                                    "CMV_status) (did you mean 'file_name'?)")
+
+
 def test_unnamed_files_are_noted_not_read(cohort, caplog):
     metadata, folder = cohort
     (folder / "stray.tsv").write_text("junk\n")

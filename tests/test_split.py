@@ -241,6 +241,8 @@ def test_refuses_a_missing_group_column_naming_it(donors, tmp_path: Path) -> Non
     with pytest.raises(DeepRCError, match=r"group column 'patient' is not in the store's metadata table "
                                           r"\(columns: subject_id, filename, label, donor\)"):
         make_split(path, group_column="patient")
+    with pytest.raises(DeepRCError, match=r"label, donor\) \(did you mean 'donor'\?\)$"):  # a case slip
+        make_split(path, group_column="Donor")
     out = tmp_path / "split.csv"
     result = _cli("split", "--store", path, "--out", out, "--group-column", "patient")
     assert result.returncode == 1

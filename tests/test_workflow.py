@@ -418,6 +418,8 @@ def demo_metadata_with(tmp_path: Path, edit) -> Path:
     (lambda t: t.rename(columns={"subject_id": "patient"}),
      ": required column 'subject_id' is missing (columns: patient, filename, label)"),
     (lambda t: t.drop(columns="label"), ": label column 'label' is missing (columns: subject_id, filename)"),
+    (lambda t: t.rename(columns={"label": "Label"}),
+     ": label column 'label' is missing (columns: subject_id, filename, Label) (did you mean 'Label'?)"),
     (lambda t: pd.concat([t, pd.DataFrame({"subject_id": ["rep001"], "filename": ["extra.tsv"], "label": ["1"]})]),
      ", line 102, column 'subject_id': duplicate subject_id 'rep001' (also on line 3)"),
     (lambda t: t.assign(filename=t["filename"].where(t.index != 9, "rep003.tsv.gz")),
@@ -476,6 +478,27 @@ def test_a_missing_metadata_table_stops_the_plan_in_one_line(tmp_path: Path):
     assert result.returncode != 0
     assert f"metadata {tmp_path / 'nowhere.csv'}: file not found (the config's `metadata`)" in out.splitlines()
     assert "Job stats" not in out
+    assert "WorkflowError" not in out and 'File "' not in out  # the line alone: not where common.smk raised it
+
+
+def test_a_path_not_found_says_where_a_relative_one_is_read_from_and_a_near_one(tmp_path: Path):
+    """Relative paths are read from the folder snakemake runs in, not the config file's: the message says so, and
+    names the path that is there (from the config file's folder, or one part of it spelled another way)."""
+    cohort = tmp_path / "cohort"
+    (cohort / "lab" / "export").mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "demo" / "metadata.csv", cohort / "lab" / "samples.csv")
+    config = cohort / "config.yaml"
+    config.write_text("run: own_cohort\nmetadata: lab/samples.csv\nrepertoires: lab/exports\n")
+    elsewhere = snakemake("-n", "-F", "--nolock", "--configfile", config)  # run in the checkout
+    assert elsewhere.returncode != 0
+    assert (f"metadata lab/samples.csv: file not found (did you mean '{cohort / 'lab' / 'samples.csv'}'?) (the "
+            f"config's `metadata`; a relative path is taken from the folder snakemake runs in, {ROOT}, not from the "
+            "config file's folder)") in (elsewhere.stdout + elsewhere.stderr).splitlines(), elsewhere.stderr[-2000:]
+    beside = snakemake("-n", "-F", "--nolock", "-s", ROOT / "Snakefile", "--configfile", config, cwd=cohort)
+    assert beside.returncode != 0
+    assert (f"repertoires lab/exports: folder not found (did you mean 'lab/export'?) (the config's `repertoires`; a "
+            f"relative path is taken from the folder snakemake runs in, {cohort}, not from the config file's "
+            "folder)") in (beside.stdout + beside.stderr).splitlines(), beside.stderr[-2000:]
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -672,6 +695,9 @@ def test_group_column_reaches_split_and_is_checked_before_any_job(tmp_path: Path
     assert (f"metadata {metadata}: group column 'patient' is missing (columns: subject_id, filename, label, donor)"
             in out.splitlines())
     assert "Job stats" not in out and "Traceback" not in out
+    refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={metadata}", "group_column=Donor")
+    assert (f"metadata {metadata}: group column 'Donor' is missing (columns: subject_id, filename, label, donor) "
+            "(did you mean 'donor'?)" in (refused.stdout + refused.stderr).splitlines())
     mixed = demo_metadata_with(tmp_path, lambda t: t.assign(donor=["D0", "D0"] + [f"D{i}" for i in range(2, len(t))],
                                                             label=["0", "1"] + list(t["label"][2:])))
     refused = snakemake("-n", "-F", "--nolock", *OWN_RUN, f"metadata={mixed}", "group_column=donor")
@@ -787,24 +813,32 @@ def test_a_users_configfile_is_the_whole_config_and_paths_with_spaces_are_quoted
     assert "--device auto" in trains[0]  # the schema's default, not the demo's `device: cpu`
 
 
-def test_a_failed_job_shows_its_one_line_error(tmp_path: Path):
-    """Snakemake's own summary of a failed job points at the log; the workflow prints the job's error line too."""
+def test_a_failed_job_shows_its_error(tmp_path: Path):
+    """Snakemake's own summary of a failed job points at the log; the workflow prints the job's error too: its line,
+    and below it the line of each file that ingest refused (not a line that stops at its colon)."""
     metadata = demo_metadata_with(tmp_path, lambda t: t)
     folder = tmp_path / "repertoires"
     folder.mkdir()
     for file in (ROOT / "data" / "demo" / "repertoires").iterdir():
         (folder / file.name).symlink_to(file)
-    broken = folder / pd.read_csv(metadata)["filename"][3]
-    broken.unlink()
-    broken.write_text("a\tb\n1\t2\n")  # no repertoire format
+    broken = [folder / name for name in pd.read_csv(metadata)["filename"][[3, 5]]]
+    for file in broken:
+        file.unlink()
+        file.write_text("a\tb\n1\t2\n")  # no repertoire format
     config = tmp_path / "config.yaml"
     config.write_text(f"run: bad\nmetadata: {metadata}\nrepertoires: {folder}\n")
     result = snakemake("results/bad/cohort.h5", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "--nolock",
                        "--configfile", config, cwd=tmp_path, timeout=240)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"logs/bad/ingest.log: deeprc-hopfield ingest: error: {broken.relative_to(tmp_path)}" in out, out[-3000:]
-    assert "unrecognised repertoire format" in out
+    lines = result.stderr.splitlines()
+    said = ("logs/bad/ingest.log: deeprc-hopfield ingest: error: 2 of 100 repertoire files cannot be used, and "
+            "nothing was written; fix them (or leave them out) and run again:")
+    assert said in lines, out[-3000:]
+    first = lines.index(said)
+    assert [line.split(":")[0] for line in lines[first + 1:first + 3]] == [
+        f"  {file.relative_to(tmp_path)}, line 1" for file in broken], out[-3000:]
+    assert all("unrecognised repertoire format" in line for line in lines[first + 1:first + 3])
     assert not (tmp_path / "results" / "bad" / "cohort.h5").exists()
 
 

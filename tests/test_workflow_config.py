@@ -109,6 +109,25 @@ def test_a_wrong_type_or_value_names_the_keys_path(tmp_path: Path, text: str, me
     assert refused(tmp_path, text) == message
 
 
+@pytest.mark.parametrize("config, message", [
+    ({"qc": {"chain": "TCRB"}}, "config $.qc.chain: 'TCRB' is not one of TRA, TRB, TRG, TRD, IGH, IGK, IGL (any case) "
+     "(did you mean 'TRB'?)" + HINT),  # not the schema's regex, '^(?i:TRA|TRB|...)$'
+    ({"qc": {"chain": "tcrb"}}, "config $.qc.chain: 'tcrb' is not one of TRA, TRB, TRG, TRD, IGH, IGK, IGL (any case) "
+     "(did you mean 'TRB'?)" + HINT),
+    ({"qc": {"chain": "beta"}}, "config $.qc.chain: 'beta' is not one of TRA, TRB, TRG, TRD, IGH, IGK, IGL (any case)"
+     + HINT),
+    ({"reference": {"file": "known.tsv", "chain": "TCRB"}}, "config $.reference.chain: 'TCRB' is not one of ['TRA', "
+     "'TRB', 'TRG', 'TRD', 'IGH', 'IGK', 'IGL', None] (did you mean 'TRB'?)" + HINT),
+    ({"device": "CPU"}, "config $.device: 'CPU' is not one of ['auto', 'cpu', 'cuda'] (did you mean 'cpu'?)" + HINT),
+    ({"run": "my run", "metadata": "m.csv", "repertoires": "r"},  # a pattern that lists no names: jsonschema's words
+     "config $.run: 'my run' does not match '^[A-Za-z0-9][A-Za-z0-9_.-]*$'" + HINT),
+])
+def test_a_value_outside_a_list_of_names_is_said_in_words_with_the_name_meant(config: dict, message: str):
+    with pytest.raises(ConfigError) as refused_value:
+        workflow_config(config)
+    assert str(refused_value.value) == message
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "config FILE: holds nothing where the workflow takes `key: value` settings at the top level"),
     ("- folds: 3\n", "config FILE: holds a list where the workflow takes `key: value` settings at the top level"),

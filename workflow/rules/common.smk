@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger as snakemake_logger
 from snakemake.utils import validate
 
-from deeprc_hopfield.errors import DeepRCError, did_you_mean
+from deeprc_hopfield.errors import DeepRCError, did_you_mean, logged_error, near_path
 from deeprc_hopfield.metadata import (MISSING_VALUES, class_names, guessed_order, missing_labels, read_table,
                                       resolve_file, two_class_order)
 from deeprc_hopfield.split import related_pairs_apart, related_table, thin_training_part
@@ -44,7 +44,8 @@ def same_path(first, second):
     return os.path.normpath(os.path.abspath(first)) == os.path.normpath(os.path.abspath(second))
 
 
-for key in ("metadata", "repertoires", "new_repertoires", "new_metadata"):
+GIVEN_PATHS = {key: config[key] for key in ("metadata", "repertoires", "new_repertoires", "new_metadata")}
+for key in GIVEN_PATHS:
     if config[key]:
         config[key] = normalised_path(config[key])
 if config["reference"]["file"]:  # the name of a shipped list (`vdjdb-cmv-trb`) is left as it is
@@ -55,6 +56,19 @@ if config["reference"]["file"]:  # the name of a shipped list (`vdjdb-cmv-trb`) 
 # installs the package from the checkout that its pip line names through this variable: this one,
 # unless the variable is already set.
 os.environ.setdefault("DEEPRC_HOPFIELD_SOURCE", workflow.basedir)
+
+
+def not_found(key, folder=False):
+    """`KEY PATH: file not found` for a path the config names (`key`) that is not there, with a near path that is
+    (`lab/export` for `lab/exports`, or the path from the config file's folder) and, for a relative path, the folder
+    it is taken from."""
+    given = GIVEN_PATHS[key]
+    near = near_path(config[key], folder, [os.path.dirname(path) for path in workflow.config_settings.configfiles])
+    hint = f" (did you mean '{near}'?)" if near else ""
+    relative = ("" if os.path.isabs(given) else
+                f"; a relative path is taken from the folder snakemake runs in, {os.getcwd()}, not from the config "
+                "file's folder")
+    return f"{key} {config[key]}: {'folder' if folder else 'file'} not found{hint} (the config's `{key}`{relative})"
 
 
 # --- the metadata table, checked when the workflow is planned --------------------------------
@@ -70,7 +84,7 @@ def read_metadata_table(path):
     """The metadata table as text, cells stripped, read as `ingest` reads it (the delimiter from the header, a column
     named twice refused), with the label's values spelled as `ingest` names its classes (`0.0` is '0')."""
     if not os.path.isfile(path):
-        raise metadata_error("file not found (the config's `metadata`)")
+        raise WorkflowError(not_found("metadata"))
     try:
         used = ["subject_id", "filename", config["label_column"], config["group_column"]]
         table, separator = read_table(Path(path), used=[name for name in used if name is not None])
@@ -113,13 +127,15 @@ def check_metadata(table):
             raise
         if problem.validator == "required":
             missing = [c for c in problem.validator_value if c not in table.columns]
-            raise metadata_error(f"required column '{missing[0]}' is missing (columns: {columns})") from None
+            raise metadata_error(f"required column '{missing[0]}' is missing (columns: {columns})"
+                                 f"{did_you_mean(missing[0], table.columns)}") from None
         column = problem.path[0] if problem.path else None  # a bad value: the first row that has it
         line = line_of((table[column] == problem.instance).to_numpy().argmax()) if column else None
         raise metadata_error(problem.message, line, column) from None
     label = config["label_column"]
     if label not in table.columns:
-        raise metadata_error(f"label column '{label}' is missing (columns: {columns})")
+        raise metadata_error(f"label column '{label}' is missing (columns: {columns})"
+                             f"{did_you_mean(label, table.columns)}")
     known = table[label][~missing_labels(table[label])]
     values = sorted(set(known))
     if len(values) != 2:
@@ -133,7 +149,8 @@ def check_metadata(table):
     check_positive_class(values)
     group = config["group_column"]
     if group is not None and group not in table.columns:
-        raise metadata_error(f"group column '{group}' is missing (columns: {columns})")
+        raise metadata_error(f"group column '{group}' is missing (columns: {columns})"
+                             f"{did_you_mean(group, table.columns)}")
     for column in ("subject_id", "filename"):
         repeated = table[column].duplicated().to_numpy().nonzero()[0]
         if len(repeated):
@@ -224,7 +241,7 @@ def repertoire_files(table):
     stops the plan."""
     folder = config["repertoires"]
     if not os.path.isdir(folder):
-        raise WorkflowError(f"repertoires {folder}: folder not found (the config's `repertoires`)")
+        raise WorkflowError(not_found("repertoires", folder=True))
     files = []
     for row, name in enumerate(table["filename"]):
         found = resolve_file(Path(folder), name)
@@ -316,16 +333,13 @@ STARTED = time.time()
 
 
 def report_job_errors():
-    """After a failed run: the error line each job that failed this run wrote to its log (the package's one-line
-    message, or a traceback's last line), so that it shows beside Snakemake's own summary."""
+    """After a failed run: the error each job that failed this run wrote to its log (the package's message with the
+    indented lines under it, e.g. each file ingest refused; or a traceback's last line), so that it shows beside
+    Snakemake's own summary."""
     for path in sorted(glob.glob(os.path.join("logs", RUN, "**", "*.log"), recursive=True)):
-        if os.path.getmtime(path) < STARTED:
-            continue
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-        errors = [line for line in lines if ": error: " in line or ": interrupted; " in line]
-        if errors or any(line.startswith("Traceback") for line in lines):
-            print(f"{path}: {(errors or lines)[-1]}", file=sys.stderr)
+        if os.path.getmtime(path) >= STARTED:
+            for line in logged_error(path):
+                print(line, file=sys.stderr)
 
 
 def report_location():
@@ -623,7 +637,7 @@ def new_repertoires_folder():
     if not folder:
         raise WorkflowError(f"the predict target classifies new patients: name their folder with `{predict_command()}`")
     if not os.path.isdir(folder):
-        raise WorkflowError(f"new_repertoires {folder}: folder not found (the config's `new_repertoires`)")
+        raise WorkflowError(not_found("new_repertoires", folder=True))
     return folder
 
 
@@ -643,7 +657,7 @@ def new_metadata_option():
 
 
 if config["new_metadata"] and not os.path.isfile(config["new_metadata"]):  # one line at plan time
-    raise WorkflowError(f"new_metadata {config['new_metadata']}: file not found (the config's `new_metadata`)")
+    raise WorkflowError(not_found("new_metadata"))
 
 
 def new_repertoires(wildcards):
