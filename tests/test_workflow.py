@@ -179,8 +179,12 @@ def test_the_runs_config_copy_plans_that_runs_predict_and_the_hint_names_the_run
     config.write_text(f"run: mine\nmetadata: {ROOT / 'data/demo/metadata.csv'}\n"
                       f"repertoires: {ROOT / 'data/demo/repertoires'}\nfolds: 3\ntraining:\n  n_updates: 7\n")
     copy, args = "results/mine/config.yaml", ("-s", ROOT / "Snakefile", "-d", tmp_path, "--nolock")
-    written = snakemake(copy, *args, "--cores", "1", "--configfile", config, cwd=tmp_path)  # the run_config job alone
+    (tmp_path / "batch1.csv").write_text("subject_id,filename\nnew1,new1.tsv\n")
+    written = snakemake(copy, *args, "--cores", "1", "--configfile", config, "--config",
+                        f"new_metadata={tmp_path / 'batch1.csv'}", "new_format=airr", cwd=tmp_path)  # run_config alone
     assert written.returncode == 0, written.stderr[-2000:]
+    kept = yaml.safe_load((tmp_path / copy).read_text())
+    assert not {"new_repertoires", "new_metadata", "new_format"} & set(kept)  # no earlier batch's table rides along
     again = snakemake(copy, *args, "-n", "--configfile", copy, cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stderr[-2000:]  # its settings are the run's
     (tmp_path / "new").mkdir()

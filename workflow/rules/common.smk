@@ -616,9 +616,14 @@ def gpus():
     return 1 if config["device"] == "cuda" else 0
 
 
+#: Settings of the new patients a run is given (the `predict` target), not of the run: its config copy leaves them out,
+#: so that giving a batch re-makes nothing, and the copy, given to a later `predict`, brings no earlier batch's table.
+NEW_PATIENT_SETTINGS = ("new_repertoires", "new_metadata", "new_format")
+
+
 def run_settings():
-    """The effective config of this run (defaults filled in), without the new-patient folder."""
-    return {k: v for k, v in config.items() if k != "new_repertoires"}
+    """The effective config of this run (defaults filled in), without the new patients' settings."""
+    return {k: v for k, v in config.items() if k not in NEW_PATIENT_SETTINGS}
 
 
 def predict_command():
