@@ -18,6 +18,8 @@ min_version("9.0")
 # would otherwise settle silently by keeping the last; then the whole against the schema, typed, its defaults filled.
 # Then common.smk checks the cohort (the metadata table, the paths) before any job. A problem stops the plan in its one
 # line: as a WorkflowError, Snakemake would print it under the file and line that raised it, and two traceback lines.
+# (A check made by an input function while Snakemake builds the jobs, as the predict target's of its folder, still
+# prints in Snakemake's own frame, its line among them.)
 try:
     check_config_yaml(workflow.config_settings.configfiles or ["configs/config.yaml"])
     if not workflow.config_settings.configfiles:  # the demo's config; a user's --configfile takes the schema's defaults

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 
@@ -46,8 +46,14 @@ def near_path(path: str | Path, folder: bool = False, beside: Iterable[str | Pat
     `path` taken from a folder of `beside` (a config file's, which the user may have meant it from), else `path` with
     the first of its parts that is not there changed to the :func:`closest` name beside it (`lab/export` for
     `lab/exports`); None where neither is there."""
-    path = Path(path)
-    there = Path.is_dir if folder else Path.is_file
+    try:
+        return _near_path(Path(path), Path.is_dir if folder else Path.is_file, beside)
+    except OSError:  # a folder on the way that cannot be listed or entered: no hint, the error stands as it is
+        return None
+
+
+def _near_path(path: Path, there: Callable[[Path], bool], beside: Iterable[str | Path]) -> str | None:
+    """:func:`near_path`'s search, which may meet a folder it cannot read."""
     for base in [] if path.is_absolute() else beside:
         if there(Path(base) / path):
             return str(Path(base) / path)

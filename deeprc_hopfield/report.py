@@ -709,10 +709,12 @@ def stored_clones_section(models: list[Path]) -> str:
     alone = sum(bool(read_model_config(p).get("training", {}).get("memory_alone")) for p in models)
     rest = (f"<p>{len(table) - STORED_CLONES_SHOWN} more clones are not shown: each model's are in its config.json "
             "(<code>training.memory_clones</code>).</p>") if len(table) > STORED_CLONES_SHOWN else ""
-    return (f"<h3>Stored public clones, {len(models)} fold models</h3><p>The {len(table)} public clones the fold "
-            "models' clone memories stored and match in a repertoire (each by its model's clone rule above): a model "
-            "that gives its clone memory alone "
-            f"({alone} of the {len(models)} here) calls a held-out patient by how many of them the patient carries "
+    models_word = "fold model" if len(models) == 1 else "fold models"
+    return (f"<h3>Stored public clones, {len(models)} {models_word}</h3><p>The {len(table)} public clones the "
+            f"{models_word}' clone memories stored and match in a repertoire (each by its model's clone rule above): a "
+            "model that gives its clone memory alone "
+            f"({alone} of the {len(models)} here) calls a held-out patient by how many of its own stored clones the "
+            "patient carries "
             "(a trained model adds that count to its call and raises the attention on each copy). "
             "<b>fold models</b>: how many of them stored the clone.</p>"
             + html_table(table.head(STORED_CLONES_SHOWN)) + rest)

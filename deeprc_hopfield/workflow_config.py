@@ -6,8 +6,8 @@ file is not valid JSON or YAML") names no line. Here a config file is read again
 line and character of a problem; a key given twice refused, which YAML would settle silently by keeping the last),
 and the config the workflow runs on (its files merged, then `--config`'s text) is checked against the schema,
 :data:`deeprc_hopfield.data.CONFIG_SCHEMA`, and given back typed, with every default filled. Each problem is one
-:class:`~deeprc_hopfield.errors.ConfigError` line, which the Snakefile turns into Snakemake's `WorkflowError` and the
-CLI prints.
+:class:`~deeprc_hopfield.errors.ConfigError` line, which the Snakefile ends the plan with (`sys.exit`: no Snakemake
+frame around it) and the CLI prints.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def workflow_config(config: Mapping, path: str | Path | None = None) -> dict:
         a typo of; or two settings that contradict each other (`qc.min_length` above `qc.max_length`).
     """
     schema = config_schema()
+    _check_text_keys(config, path)
     _check_cohort(config, schema, path)
     values = empty_sections(typed_strings(dict(config), schema), schema)
     _validate(values, schema, path)
@@ -111,17 +112,29 @@ def _settings_of(schema: dict) -> int:
     return sum(_settings_of(spec) for spec in properties.values()) if properties else 1
 
 
+def _check_text_keys(values: Mapping, path: str | Path | None, where: str = "$") -> None:
+    """Every key is text: YAML reads `on`, `off`, `yes`, `no`, `true` and `false` as booleans and digits as numbers,
+    which no setting is named (a schema's message would quote them as something else)."""
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"the key {key!r} is not text (YAML reads on, off, yes, no, true and false as booleans, "
+                              "and digits as a number): no setting is named so; quote it if you meant text",
+                              path, key=where)
+        if isinstance(value, Mapping):
+            _check_text_keys(value, path, f"{where}.{key}")
+
+
 def _check_between_settings(config: Mapping, path: str | Path | None) -> None:
     """Rules between settings that the schema cannot state (`train` and `ingest` apply the same:
     `deeprc_hopfield.training.config.pool_subset_size`, `ingest --min-length/--max-length`)."""
     qc, sample = config["qc"], config["training"]["sample_size"]
     if qc["min_length"] > qc["max_length"]:
         raise ConfigError(f"min_length {qc['min_length']} is greater than max_length {qc['max_length']}", path,
-                          key="qc")
+                          key="$.qc")
     subset = config["model"].get("pool_subset_size")
     if subset is not None and 0 < subset < sample:
         raise ConfigError(f"{subset} must be 0 (off) or at least training.sample_size ({sample})", path,
-                          key="model.pool_subset_size")
+                          key="$.model.pool_subset_size")
 
 
 def _check_cohort(config: Mapping, schema: dict, path: str | Path | None) -> None:
@@ -192,13 +205,15 @@ def _listed_names(problem: jsonschema.ValidationError) -> tuple[list[str], bool]
 
 
 def _names_message(problem: jsonschema.ValidationError) -> str | None:
-    """A pattern that lists names in words, not as the regex jsonschema quotes (`'TCRB' is not one of TRA, TRB, IGH
-    (any case)`); None for other problems."""
-    listed = _listed_names(problem) if problem.validator == "pattern" else None
+    """A list of names in words, not as the regex or Python list jsonschema quotes (`'TCRB' is not one of TRA, TRB, IGH
+    (any case)`; `'gpu' is not one of auto, cpu, cuda`; `..., or null` where the list takes no value too); None for
+    other problems."""
+    listed = _listed_names(problem)
     if listed is None:
         return None
     names, any_case = listed
-    return f"{problem.instance!r} is not one of {', '.join(names)}{' (any case)' if any_case else ''}"
+    empty = ", or null" if problem.validator == "enum" and None in problem.validator_value else ""
+    return f"{problem.instance!r} is not one of {', '.join(names)}{' (any case)' if any_case else ''}{empty}"
 
 
 def _name_meant(problem: jsonschema.ValidationError) -> str:

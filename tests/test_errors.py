@@ -60,3 +60,16 @@ def test_a_near_path_is_offered_where_one_part_is_a_slip(tmp_path: Path, monkeyp
     config_folder = tmp_path / "cohort"
     (config_folder / "data").mkdir(parents=True)
     assert near_path("data", folder=True, beside=[config_folder]) == str(config_folder / "data")
+
+
+def test_a_folder_that_cannot_be_listed_gives_no_hint_rather_than_a_traceback(tmp_path: Path, monkeypatch):
+    """On a shared cluster a folder on the way may be closed to the user (listing it raises PermissionError; root, as
+    tests may run, can list anything, so the refusal is the operating system's answer played back): no hint, and the
+    workflow's 'not found' line stands."""
+    (tmp_path / "lab" / "export").mkdir(parents=True)
+
+    def closed(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", closed)
+    assert near_path(tmp_path / "lab" / "exports", folder=True) is None

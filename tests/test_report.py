@@ -368,7 +368,7 @@ def test_the_clones_stored_over_the_fold_models_are_one_table_the_most_shared_fi
     section = re.sub(r' class="num"', "", text[text.index("<h3>Stored public clones, 3 fold models</h3>"):])
     assert (f"<p>The {len(many) + 3} public clones the fold models' clone memories stored and match in a repertoire "
             "(each by its model's clone rule above): a model that gives its clone memory alone (2 of the 3 here) calls "
-            "a held-out patient by how many of them the patient carries") in section
+            "a held-out patient by how many of its own stored clones the patient carries") in section
     assert ("<thead><tr><th>CDR3</th><th>V</th><th>fold models</th><th>stored by</th></tr></thead><tbody>"
             "<tr><td>CASSLGQAYEQYF</td><td>TRBV5-1*01</td><td>3</td><td>fold0, fold1, fold2</td></tr>"
             "<tr><td>CSARDRTGNGYTF</td><td></td><td>2</td><td>fold0, fold1</td></tr>"

@@ -503,6 +503,18 @@ def test_a_path_not_found_says_where_a_relative_one_is_read_from_and_a_near_one(
     assert (f"repertoires lab/exports: folder not found (did you mean 'lab/export'?) (the config's `repertoires`; a "
             f"relative path is taken from the folder snakemake runs in, {cohort}, not from the config file's "
             "folder)") in (beside.stdout + beside.stderr).splitlines(), beside.stderr[-2000:]
+    (cohort / "configs").mkdir()
+    above = cohort / "configs" / "mine.yaml"  # `../lab/...`, meant from the config file's folder
+    above.write_text("run: own_cohort\nmetadata: ../lab/samples.csv\nrepertoires: ~/lab/export\n")
+    up = snakemake("-n", "-F", "--nolock", "-s", ROOT / "Snakefile", "--configfile", above, cwd=cohort)
+    assert (f"metadata ../lab/samples.csv: file not found (did you mean '{cohort / 'lab' / 'samples.csv'}'?) (the "
+            f"config's `metadata`; a relative path is taken from the folder snakemake runs in, {cohort}, not from the "
+            "config file's folder)") in (up.stdout + up.stderr).splitlines(), up.stderr[-2000:]
+    shutil.copy(cohort / "lab" / "samples.csv", cohort / "samples.csv")
+    above.write_text("run: own_cohort\nmetadata: samples.csv\nrepertoires: ~/lab/export\n")
+    home = snakemake("-n", "-F", "--nolock", "-s", ROOT / "Snakefile", "--configfile", above, cwd=cohort)
+    assert ("repertoires ~/lab/export: folder not found (the config's `repertoires`; `~` is not expanded: write the "
+            "whole path)") in (home.stdout + home.stderr).splitlines(), home.stderr[-2000:]
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -512,10 +524,10 @@ def test_a_path_not_found_says_where_a_relative_one_is_read_from_and_a_near_one(
     ("trainng: {n_updates: 3}\n", "Additional properties are not allowed ('trainng' was unexpected) (did you mean "
      "'training'?)"),
     ("training: {n_updates: 0}\n", "config $.training.n_updates: 0 is less than the minimum of 1"),
-    ("device: gpu\n", "config $.device: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
+    ("device: gpu\n", "config $.device: 'gpu' is not one of auto, cpu, cuda"),
     ("training: {n_updates: 3}\nfolds: 3\ntraining: {sample_size: 100}\n",  # YAML would drop n_updates silently
      "bad.yaml, line 3: not valid YAML at character 1: the key 'training' appears twice (first on line 1)"),
-    ("species: rat\n", "config $.species: 'rat' is not one of ['human', 'mouse']"),
+    ("species: rat\n", "config $.species: 'rat' is not one of human, mouse"),
     ("species: mouse\nreference: {file: vdjdb-cmv-trb}\n",  # refused at the plan, not by train after ingest
      "config species mouse: reference vdjdb-cmv-trb: the shipped list vdjdb-cmv-trb holds human receptors"),
 ])
@@ -775,9 +787,9 @@ def test_settings_that_contradict_each_other_or_a_file_in_place_of_the_run_folde
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "taken").write_text("not a folder")
     cases = {
-        "qc: {min_length: 30, max_length: 10}\n": "config qc: min_length 30 is greater than max_length 10",
+        "qc: {min_length: 30, max_length: 10}\n": "config $.qc: min_length 30 is greater than max_length 10",
         "model: {pool_subset_size: 10}\ntraining: {sample_size: 60}\n":
-            "config model.pool_subset_size: 10 must be 0 (off) or at least training.sample_size (60)",
+            "config $.model.pool_subset_size: 10 must be 0 (off) or at least training.sample_size (60)",
         "run: taken\n": "'results/taken' is a file where the run's folder results/taken should be: rename it or "
                         "choose another `run`",
     }

@@ -129,7 +129,8 @@ def make_background(settings: SimulationSettings, index: int, size: int) -> Back
 
 def _adaptive_gene(name: str) -> str:
     """IMGT `TRBV5-1*01` -> immunoSEQ style `TCRBV05-01*01` (IG genes: `IGHV3-23*01` -> `IGHV03-23*01`); each name of
-    a call of several (VDJdb's `TRBV6-2,TRBV6-3`), so that no row mixes the two styles."""
+    a call of several (VDJdb's `TRBV6-2,TRBV6-3`), so that no row mixes the two styles (a real export writes
+    `unresolved` with the genes in `v_gene_ties`; readers take the first call either way)."""
     if "," in name:
         return ",".join(_adaptive_gene(part.strip()) for part in name.split(","))
     match = re.fullmatch(r"(TR|IG)([A-Z])([VDJ])(\d+)(?:-(\d+))?([^*]*)(\*\d+)?", name)

@@ -59,16 +59,20 @@ os.environ.setdefault("DEEPRC_HOPFIELD_SOURCE", workflow.basedir)
 
 
 def not_found(key, folder=False):
-    """`KEY PATH: file not found` for a path the config names (`key`) that is not there, with a near path that is
-    (`lab/export` for `lab/exports`, or the path from the config file's folder) and, for a relative path, the folder
-    it is taken from."""
-    given = GIVEN_PATHS[key]
-    near = near_path(config[key], folder, [os.path.dirname(path) for path in workflow.config_settings.configfiles])
-    hint = f" (did you mean '{near}'?)" if near else ""
-    relative = ("" if os.path.isabs(given) else
-                f"; a relative path is taken from the folder snakemake runs in, {os.getcwd()}, not from the config "
-                "file's folder")
-    return f"{key} {config[key]}: {'folder' if folder else 'file'} not found{hint} (the config's `{key}`{relative})"
+    """`KEY PATH: file not found` for a path the config names (`key`; as written) that is not there, with a near path
+    that is (`lab/export` for `lab/exports`, or the path from the config file's folder) and, for a relative path, the
+    folder it is taken from (`~` is not expanded)."""
+    given, files = str(GIVEN_PATHS[key]), workflow.config_settings.configfiles
+    near = near_path(given, folder, [os.path.dirname(path) for path in files])
+    hint = f" (did you mean '{os.path.normpath(near)}'?)" if near else ""
+    if given.startswith("~"):
+        relative = "; `~` is not expanded: write the whole path"
+    elif not os.path.isabs(given):
+        relative = (f"; a relative path is taken from the folder snakemake runs in, {os.getcwd()}"
+                    + (", not from the config file's folder" if files else ""))
+    else:
+        relative = ""
+    return f"{key} {given}: {'folder' if folder else 'file'} not found{hint} (the config's `{key}`{relative})"
 
 
 # --- the metadata table, checked when the workflow is planned --------------------------------
