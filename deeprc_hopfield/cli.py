@@ -51,8 +51,9 @@ def _motif_alpha(args: argparse.Namespace) -> dict:
 def _add_force(p: argparse.ArgumentParser, what: str) -> None:
     """--force: replace an earlier output of the same command at --out, never anything else."""
     p.add_argument("--force", action="store_true",
-                   help=f"replace --out when it holds an earlier {what}; whatever else is there is never "
-                        "replaced (an existing --out is otherwise refused before any work)")
+                   help=f"replace --out when it holds an earlier {what}: a folder is replaced whole, files you "
+                        "added to it included; a path holding anything else is never replaced (an existing --out "
+                        "is otherwise refused before any work)")
 
 
 def _add_format(p: argparse.ArgumentParser) -> None:
@@ -101,12 +102,13 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                    help=f"shortest junction kept (the IMGT CDR3 and its two anchors), in residues (default: "
                         f"{defaults.min_length})")
     p.add_argument("--max-length", type=_positive_int, default=defaults.max_length,
-                   help=f"longest junction kept (the IMGT CDR3 and its two anchors: an IMGT CDR3 of 38), in residues "
-                        f"(default: {defaults.max_length}; raise it for heavy chains, whose CDR3s reach 30 and more)")
+                   help=f"longest junction kept (the IMGT CDR3 and its two anchors), in residues (default: "
+                        f"{defaults.max_length}, which keeps IMGT CDR3s of up to {defaults.max_length - 2} residues; "
+                        "raise it only for longer ones, as some heavy chains have)")
     p.add_argument("--chain", default=None, type=str.upper, choices=LOCI, metavar="LOCUS",
                    help=f"keep only this locus ({', '.join(LOCI)}): a row's locus is the file's locus or chain "
-                        "column, else its V call's (TRBV5-1: TRB); rows of neither are kept (default: every "
-                        "locus; 10x files: TRB)")
+                        "column, else its V call's (TRBV5-1: TRB), else, without a V call, its J call's (TRAJ33: "
+                        "TRA); rows of none are kept (default: every locus; 10x files: TRB)")
     p.add_argument("--species", default=DEFAULT_SPECIES, type=str.lower, choices=SPECIES,
                    help="whose genes the V/J names are: they are normalised with tidytcells' tables of that species "
                         "(a name of no gene of it becomes a missing call), the store records it, and training's "
@@ -162,7 +164,7 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
         help="simulate a labelled cohort with known truth (OLGA backgrounds, implanted motifs)",
         description=(
             "Write a simulated cohort to DIR: background CDR3s with V and J genes drawn from OLGA's default "
-            "human model of the chain, heavy-tailed clone counts, motifs implanted in the CDR3 middle of a "
+            "model of the chain for --species, heavy-tailed clone counts, motifs implanted in the CDR3 middle of a "
             "binomial share of each positive repertoire's sequences (at least one), optional public clones, "
             "optional whole receptors from a list (--signal-pool). "
             "Files: DIR/metadata.csv, DIR/repertoires/, DIR/truth/implanted.tsv, DIR/truth/parameters.yaml "
@@ -311,15 +313,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
-    p.add_argument("--out", required=True, type=Path, help="model directory to write (see --force)")
+    p.add_argument("--out", required=True, type=Path, metavar="MODEL_DIR",
+                   help="model directory to write (see --force)")
     _add_force(p, "model (a folder written by `train`; --resume and --resume-if-possible imply it)")
     p.add_argument("--config", type=Path,
-                   help="YAML with `model:` and `training:` sections (sample_size, learning_rate, ...: every key, "
-                        f"its default and bounds are in {CONFIG_SCHEMA_NAME}; a key left out takes its default)")
+                   help="a training YAML with `model:` and `training:` sections only (not the workflow's config, "
+                        "whose sections these are: the workflow writes results/RUN/train.yaml), e.g. training: "
+                        "{sample_size: 10000, seed: 1}; each key, its default and bounds are in the workflow config's "
+                        f"schema ({CONFIG_SCHEMA_NAME}, shipped in the package), plus training.seed (the workflow's "
+                        "top-level seed); a key left out takes its default")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
-                   help="label(s) to learn, repeatable (default: every label of the store)")
-    p.add_argument("--split", type=Path, help="split table (subject_id, fold); with --fold K, fold K is held out")
-    p.add_argument("--fold", type=int, help="the held-out fold of --split (never seen in training)")
+                   help="label(s) to learn, repeatable (default: every label of the store); the first should be "
+                        "binary: it drives the k-mer seeding and the clone memory")
+    p.add_argument("--split", type=Path, help="split table (subject_id, fold) made by `split`; goes with --fold K")
+    p.add_argument("--fold", type=int, help="the held-out fold of --split, numbered from 0 (never seen in training)")
     p.add_argument("--updates", type=_positive_int, dest="n_updates",
                    help="number of updates (overrides the config's n_updates; default 600)")  # tests/test_cli.py
     p.add_argument("--seed", type=int, help="random seed (overrides the config; default 0)")
@@ -330,7 +337,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "(overrides the config's embed_chunk; default 8192). Like --checkpoint-every, it changes how "
                         "training runs, not what it learns: --resume continues a checkpoint made under another value")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "
-                                                         "of the public-clone candidates (default: torch's choice)")
+                                                         "of the public-clone candidates (default: torch's choice, "
+                                                         "usually every core)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
     _add_pgen_cache(p)
     _add_clones_file(p, "the clone memory's")
@@ -442,7 +450,8 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
                         "a split made with --group-column record their groups) is not scored by that model, as a "
                         "training subject is not")
     _add_allow_training_subjects(p)
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="torch CPU threads (default: torch's choice, usually every core)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
 
@@ -647,7 +656,8 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
                         "another model or lacking a repertoire)")
     _add_allow_training_subjects(p)
     _add_interpret_options(p)
-    p.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="torch CPU threads (default: torch's choice, usually every core)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.set_defaults(func=_run_interpret)
 
@@ -795,8 +805,10 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
             "(of the positive class), true_label (class name) and score. kmer: L1-penalised logistic "
             "regression on standardised 3-mer frequencies of the CDR3 cores (each distinct sequence counted "
             "once), C chosen by inner stratified cross-validation inside the training folds. public_clones "
-            "(Emerson et al. 2017): one-sided Fisher's exact test per clone (CDR3 core + V family) on the "
-            "training folds; score = "
+            "(after Emerson et al. 2017): one-sided Fisher's exact test per clone on the training folds, the clone "
+            "key (CDR3 core alone, + V family or + V gene) and match radius chosen by inner cross-validation (see "
+            "--clone-keys, --clone-radius; the CDR3 core is the junction without its first and last residue); "
+            "score = "
             "number of associated clones a repertoire carries (not divided by its size); the p-value threshold "
             "is chosen by inner cross-validation and the probability is a logistic fit of the inner "
             "out-of-fold scores. Binary labels only. A fold whose training part holds fewer than 2 repertoires "
@@ -923,7 +935,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "held-out rows; fold and pooled rows add the ROC AUC's 95% interval, roc_auc_low/_high: the wider at "
             "each end of DeLong's logit interval, counting donors with a grouped split (Obuchowski's), and "
             "Newcombe's score interval; and the calibration_intercept and _slope: 0 and 1 when the probabilities are "
-            "right; `constant` where a fold's probabilities are all one; then the label scored, from --label-column "
+            "right; `constant` where a fold's probabilities are all the same value; then the label scored, from "
+            "--label-column "
             "or --label-name, and the positive class: the one a model's `predicted` column calls at p >= 0.5, else "
             "--positive-class, else ingest's rule), DIR/comparisons.tsv (the method named deeprc against each other "
             "one: pooled held-out ROC AUC difference, DeLong's paired test, its error counting donors with a grouped "
@@ -934,14 +947,16 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
                    help="a method's held-out predictions (columns subject_id, probability, true_label: a row with an "
                         "empty one, a subject of unknown label, is left out and named in the log; optional "
-                        "fold, checked against the split), e.g. deeprc=results/demo/predictions.csv "
-                        "kmer=results/demo/baselines/fold0/kmer_predictions.csv; a NAME repeated collects its files "
-                        "(e.g. one per fold)")
+                        "fold, checked against the split); a NAME repeated collects its files, one per fold, e.g. "
+                        "deeprc=results/demo/predictions/fold0.csv deeprc=results/demo/predictions/fold1.csv ... "
+                        "kmer=results/demo/baselines/fold0/kmer_predictions.csv "
+                        "kmer=results/demo/baselines/fold1/kmer_predictions.csv ...")
     p.add_argument("--split", type=Path, help="the split table (subject_id, fold) of the predictions; leave it out "
                                               "for an external cohort (predict --repertoires DIR --metadata TABLE "
                                               "with the fold models), scored as one fold")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
-                   help="folder for metrics.tsv, comparisons.tsv, roc.png, pr.png (written whole; see --force)")
+                   help="folder for metrics.tsv, comparisons.tsv, held_out.tsv, roc.png, pr.png, and with a grouped "
+                        "split metrics_by_donor.tsv and comparisons_by_donor.tsv (written whole; see --force)")
     _add_force(p, "evaluation (a folder written by `evaluate`)")
     p.add_argument("--positive-class", metavar="VALUE",
                    help="true_label value of the positive class (default: the class a model's predictions call at "
