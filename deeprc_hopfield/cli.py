@@ -21,6 +21,26 @@ log = logging.getLogger("deeprc_hopfield")
 #: Most-attended sequences per repertoire that `attend` and `predict --attended` list by default.
 TOP_ATTENDED = 20
 _EPILOG = "Run `deeprc-hopfield COMMAND --help` for the options of each command."
+#: Folders of the demo run (`make demo`) that the subcommands' examples read, and where they write.
+_DEMO, _OUT = "results/demo", "results/examples"
+_FOLDS = "{0,1,2,3,4}"  # the shell's brace expansion (bash, zsh, fish): one word per fold of the demo
+
+
+def _examples(*lines: str) -> str:
+    """A subcommand's epilog: an 'examples:' block of command lines that work as written from the repository root
+    after `make demo` (tests/test_cli.py parses each with the subcommand's parser)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but an 'examples:' epilog keeps its lines as written: a wrapped command line no longer
+    works when copied."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:\n"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
 
 
 def _positive_int(text: str) -> int:
@@ -79,6 +99,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
             "plain or gzip; format detected per file), drop unusable rows (counted by reason), merge exact "
             "duplicates, and write one HDF5 store plus a QC table (<store stem>.qc.tsv) beside it. "
             "On any error nothing is written."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield ingest --metadata data/demo/metadata.csv --repertoires data/demo/repertoires "
+            f"--out {_OUT}/cohort.h5 --threads 2",
         ),
     )
     p.add_argument("--metadata", required=True, type=Path,
@@ -144,6 +168,11 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
                     "from, its clone memory and rule, reference and calibration; from its config.json), or of "
                     "a folder of them (the workflow's results/<run>/models): the fold models together first, then "
                     "each of them.",
+        epilog=_examples(
+            f"deeprc-hopfield inspect {_DEMO}/cohort.h5 --per-repertoire",
+            f"deeprc-hopfield inspect {_DEMO}/models",
+            f"deeprc-hopfield inspect {_DEMO}/models/fold0",
+        ),
     )
     p.add_argument("store", type=Path, metavar="PATH", help="a store (.h5), a model folder or a folder of models")
     p.add_argument("--per-repertoire", action="store_true", help="also print the QC counts of every repertoire")
@@ -171,6 +200,13 @@ def _add_simulate(sub: argparse._SubParsersAction) -> None:
             "(and DIR/truth/signal_pool.tsv). "
             "The same options give byte-identical files whatever --threads is. Bad options are refused "
             "before anything is written."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield simulate --out {_OUT}/simulated --n-repertoires 100 --sequences-per-repertoire 2000 "
+            "--witness-rate 0.0075 --motifs GR.DT --seed 2024 --gzip --no-nucleotides --threads 2  "
+            "# data/demo's settings",
+            f"deeprc-hopfield simulate --out {_OUT}/simulated_public --n-repertoires 40 --sequences-per-repertoire 1000 "
+            "--witness-rate 0.01 --public-clones 20 --public-rate 0.3 --gzip",
         ),
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -304,12 +340,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "Train a CNN + Hopfield-attention model on the repertoires of a store. Each update samples "
             "repertoires and sequences, scores them all without gradients and back-propagates through the "
             "most-attended 10%; the model is selected on an inner validation split of the training "
-            "repertoires (never the test fold). Writes MODEL_DIR (config.json, weights.safetensors, "
+            "repertoires (never the test fold); the fitting repertoires are the training repertoires less "
+            "these inner validation ones. The clone memory: public clones (a CDR3, with its V gene or family "
+            "where the clone rule says so, that several people carry) that a Fisher test on the training "
+            "repertoires associates with the positive class; they are stored in the model, and matched in every "
+            "repertoire it scores. Writes MODEL_DIR (config.json, weights.safetensors, "
             "metrics.csv) and a checkpoint MODEL_DIR.checkpoint that --resume continues from. "
             "--resume-if-possible continues from it only when it is of this very run (same store, split "
             "and fold, labels, model and training config, --checkpoint-every and --embed-chunk aside) and "
             "starts afresh otherwise; the workflow "
             "uses it so that an interrupted training job picks up where it stopped."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield train --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv --fold 0 "
+            f"--config {_DEMO}/train.yaml --clones {_DEMO}/clones.h5 --out {_OUT}/fold0 --threads 2  "
+            "# fold 0 as the demo trained it",
+            f"deeprc-hopfield train --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv --fold 0 --updates 100 "
+            f"--out {_OUT}/fold0_quick",
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -430,7 +477,7 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--repertoires", type=Path,
                         help="repertoire files in a folder, or one file (any supported format), read with the QC of "
                              "the model's store and its species' gene names (ingest --species); without --metadata "
-                             "every file is read (but hidden ones and earlier outputs of predict/attend) and its "
+                             "every file is read, except hidden ones and earlier outputs of predict/attend, and its "
                              "subject id is its name less its table and gzip extensions and MiXCR's clone-table "
                              "suffix (PT03.clones_TRB.tsv: PT03); every file is read before any is refused, and one "
                              "error names each file's problems")
@@ -475,6 +522,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                     "V call) and warnings (a note where that share makes the score mean little, as the log's "
                     "warning, or where the repertoire is a copy or another sample of a training subject's; empty "
                     "for a clean repertoire). Probabilities are written to 7 significant digits.",
+        epilog=_examples(
+            f"deeprc-hopfield predict --model {_DEMO}/models --repertoires data/demo/repertoires "
+            f"--out {_OUT}/new_predictions.csv  # your new patients' folder in place of data/demo's",
+            f"deeprc-hopfield predict --model {_DEMO}/models --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv "
+            f"--fold 0 --out {_OUT}/fold0_predictions.csv --attended {_OUT}/fold0_attended.tsv",
+        ),
     )
     _add_inference_source(p)
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write (see --force)")
@@ -502,9 +555,16 @@ def _add_attend(sub: argparse._SubParsersAction) -> None:
                     "family's best row). "
                     "attention is the sequence's share of the repertoire's attention: one softmax over its "
                     "(sequence, head) pairs, the sequence's best head, times the number of heads, so a repertoire's "
-                    "weights sum to between 1 and the number of heads and 1/n (n sequences) is uniform; with several "
+                    "weights sum to between 1 and the number of heads and 1/n (n sequences) is uniform, what every "
+                    "sequence would get if the model had no preference; with several "
                     "models, their mean. Every repertoire's weights sum alike whatever the call: a control's top "
                     "sequences are merely its best matches, which its row's probability and predicted say.",
+        epilog=_examples(
+            f"deeprc-hopfield attend --model {_DEMO}/models/fold0 --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv "
+            f"--fold 0 --top 10 --out {_OUT}/fold0_top10.tsv",
+            f"deeprc-hopfield attend --model {_DEMO}/models --repertoires data/demo/repertoires "
+            f"--out {_OUT}/attended.tsv",
+        ),
     )
     _add_inference_source(p)
     p.add_argument("--top", type=_positive_int, default=TOP_ATTENDED,
@@ -621,12 +681,21 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run a model (or a folder of fold models: an ensemble) over whole repertoires of a store and write "
             "DIR/ranked_sequences.tsv (one cohort-level ranking: each sequence scored by the bits of "
-            "above-uniform attention it gets in positive repertoires minus those in negative ones, with "
-            "incidence by label, mean relative attention and a Fisher test), DIR/motifs.tsv (gapped k-mers "
+            "above-uniform attention it gets in positive repertoires minus those in negative ones, a bit being a "
+            "doubling of the attention it would get if the model attended every sequence of the repertoire "
+            "alike, with incidence by label, mean relative attention (attention times the repertoire's number of "
+            "sequences: 1 = that uniform share) and a Fisher test), DIR/motifs.tsv (gapped k-mers "
             "enriched among the positives' most-attended sequences against the negative repertoires, '.' = any residue) with "
             "logos motif_N.png/.svg, and DIR/contributions.tsv (per-residue integrated gradients of the top "
-            "sequences' attention logits) with the logo contributions.png/.svg. DIR is written whole or not at "
+            "sequences' attention logits: the scores, before the softmax, by which the model picks a sequence out "
+            "of its repertoire; how much each residue adds to that score) with the logo contributions.png/.svg. DIR is written whole or not at "
             "all. Binary labels only."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield interpret --model {_DEMO}/models/fold0 --store {_DEMO}/cohort.h5 --split "
+            f"{_DEMO}/split.csv --fold 0 --attention {_DEMO}/attention/fold0.h5 --out {_OUT}/interpretation_fold0",
+            f"deeprc-hopfield interpret --model {_DEMO}/models/fold1 --store {_DEMO}/cohort.h5 --split "
+            f"{_DEMO}/split.csv --fold 1 --out {_OUT}/interpretation_fold1 --threads 2",
         ),
     )
     p.add_argument("--model", required=True, type=Path,
@@ -718,6 +787,10 @@ def _add_interpret_summary(sub: argparse._SubParsersAction) -> None:
             "searched again among the merged top sequences, and the "
             "contributions of the merged top sequences are those their fold computed. Same files as `interpret`."
         ),
+        epilog=_examples(
+            f"deeprc-hopfield interpret-summary --interpretations {_DEMO}/interpretation/fold{_FOLDS} "
+            f"--store {_DEMO}/cohort.h5 --out {_OUT}/interpretation_cohort",
+        ),
     )
     p.add_argument("--interpretations", required=True, nargs="+", type=Path, metavar="DIR",
                    help="folders written by `interpret`, e.g. one per fold")
@@ -749,6 +822,10 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
             "--group-column keeps the repertoires of one group (e.g. the samples of one donor) in one fold. "
             "Beside OUT, OUT.related.tsv lists the pairs of repertoires that share many of their most abundant "
             "CDR3s (samples of one donor?) but no group keeps together, which it warns of (README: group_column)."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield split --store {_DEMO}/cohort.h5 --out {_OUT}/split.csv --folds 5 --seed 0",
+            f"deeprc-hopfield split --store {_DEMO}/cohort.h5 --out {_OUT}/split_10.csv --folds 10 --seed 1",
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -814,6 +891,12 @@ def _add_baselines(sub: argparse._SubParsersAction) -> None:
             "out-of-fold scores. Binary labels only. A fold whose training part holds fewer than 2 repertoires "
             "(with a grouped split: groups) of a class for the inner cross-validation is not scored: --fold K "
             "refuses it, a run over every fold says so and scores the others."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield baselines --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv --fold 0 "
+            f"--clones {_DEMO}/clones.h5 --out {_OUT}/baselines_fold0 --threads 2",
+            f"deeprc-hopfield baselines --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv --methods kmer "
+            f"--out {_OUT}/baselines_kmer --threads 2",
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -883,9 +966,13 @@ def _run_baselines(args: argparse.Namespace) -> int:
 def _add_clones(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "clones",
-        help="collect the public clones of every fold of a split in one reading of the cohort (for train and "
-             "baselines --clones)",
+        help="optional speed-up for large cohorts: cache every fold's public-clone candidates in one reading of the "
+             "cohort, for train and baselines --clones",
         description=(
+            "An optional speed-up for large cohorts: a cache of every fold's public-clone candidates (public "
+            "clones: CDR3s, with their V gene or family where the clone rule says so, that several repertoires "
+            "carry) that `train --clones` and `baselines --clones` read; a file for those commands, not a list "
+            "to look at (`inspect MODEL_DIR` and the report show the clones a model kept). "
             "Each training fold fits its clone memory on its fitting repertoires (and may refit it on all its "
             "training repertoires), and the baselines fit the public-clone test within each fold's training "
             "repertoires; each would read the whole cohort again to collect the clones it can use, the largest "
@@ -893,6 +980,10 @@ def _add_clones(sub: argparse._SubParsersAction) -> None:
             "under every clone rule of the config to FILE (HDF5), which `train --clones` and `baselines --clones` "
             "read instead: the same clones, so the same models. Give it the --config, --seed and --label-column "
             "that training uses; a job whose repertoires the file does not hold collects its own."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield clones --store {_DEMO}/cohort.h5 --split {_DEMO}/split.csv --config {_DEMO}/train.yaml "
+            f"--seed 0 --label-column label --out {_OUT}/clones.h5 --threads 2",
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -942,6 +1033,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "one: pooled held-out ROC AUC difference, DeLong's paired test, its error counting donors with a grouped "
             "split), DIR/held_out.tsv (every method's call on every held-out subject), DIR/roc.png and DIR/pr.png (one curve per method, held-out folds "
             "pooled, legend with the pooled curve's AUC and the per-fold mean ± sd). Binary labels only."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield evaluate --predictions deeprc={_DEMO}/predictions/fold{_FOLDS}.csv "
+            f"kmer={_DEMO}/baselines/fold{_FOLDS}/kmer_predictions.csv "
+            f"public_clones={_DEMO}/baselines/fold{_FOLDS}/public_clones_predictions.csv "
+            f"--split {_DEMO}/split.csv --label-name label --out {_OUT}/evaluation",
+            f"deeprc-hopfield evaluate --predictions deeprc={_DEMO}/predictions/fold{_FOLDS}.csv --split "
+            f"{_DEMO}/split.csv --label-name label --out {_OUT}/evaluation_model_alone",
         ),
     )
     p.add_argument("--predictions", required=True, nargs="+", metavar="NAME=FILE",
@@ -995,6 +1094,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             "stored public clones), the sequences found most often among the "
             "top-attended sequences of the held-out repertoires (50 rows), the interpretation (with --interpretation: "
             "ranked sequences, motifs and logos), the configuration as given and the software versions."
+        ),
+        epilog=_examples(
+            f"deeprc-hopfield report --store {_DEMO}/cohort.h5 --metrics {_DEMO}/evaluation/metrics.tsv "
+            f"--figures {_DEMO}/evaluation --attended {_DEMO}/attended/fold{_FOLDS}.tsv --interpretation "
+            f"{_DEMO}/interpretation/cohort --models {_DEMO}/models --config {_DEMO}/config.yaml --split "
+            f"{_DEMO}/split.csv --out {_OUT}/report.html",
+            f"deeprc-hopfield report --store {_DEMO}/cohort.h5 --metrics {_DEMO}/evaluation/metrics.tsv "
+            f"--figures {_DEMO}/evaluation --out {_OUT}/report_short.html",
         ),
     )
     p.add_argument("--store", required=True, type=Path, help="the HDF5 store made by `ingest`")
@@ -1056,6 +1163,9 @@ def _add_check_config(sub: argparse._SubParsersAction) -> None:
             "qc.max_length). It reads neither the metadata table nor the repertoire files: `snakemake -n "
             "--configfile FILE` checks those before any job."
         ),
+        epilog=_examples(
+            "deeprc-hopfield check-config configs/config.yaml configs/cmv_example.yaml",
+        ),
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a workflow config (YAML), e.g. my.yaml")
     p.set_defaults(func=_run_check_config)
@@ -1102,6 +1212,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     for command in sub.choices.values():  # accepted after the command too: `ingest ... -q`
         _add_logging_options(command, argparse.SUPPRESS)
+        command.formatter_class = _HelpFormatter  # descriptions wrapped, examples as written
     return parser
 
 

@@ -310,3 +310,46 @@ def test_training_on_a_label_of_one_class_is_one_line(cohort, tmp_path):
                      tmp_path / "model", "--updates", 1)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "label 'label' has one class only (False)" in result.stderr and not (tmp_path / "model").exists()
+
+
+def _brace_expanded(word: str) -> list[str]:
+    """`word` as the shell's brace expansion gives it (`fold{0,1}.csv`: fold0.csv fold1.csv), the examples' one
+    shorthand."""
+    import re
+
+    found = re.search(r"\{([^{}]*,[^{}]*)\}", word)
+    if found is None:
+        return [word]
+    return [expanded for part in found.group(1).split(",")
+            for expanded in _brace_expanded(word[:found.start()] + part + word[found.end():])]
+
+
+def test_every_command_ends_its_help_with_examples_that_its_parser_takes(monkeypatch):
+    """Each subcommand's --help ends with an 'examples:' block of its own command lines, kept as written (a
+    narrow terminal wraps the description, never an example), and each line parses with that command's parser
+    (an option renamed or removed fails here); the files need not exist to parse."""
+    import argparse
+    import shlex
+
+    from deeprc_hopfield import cli
+
+    monkeypatch.setenv("COLUMNS", "60")  # argparse wraps to the terminal's width
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) == len(cli.COMMANDS)
+    longest = 0
+    for name, command in commands.items():
+        text = run_cli(name, "--help", check=True).stdout
+        assert "\nexamples:\n" in text, name
+        description = text.split("\n\n")[1].split("\n")
+        assert len(description) > 1 and max(map(len, description)) <= 60, name  # the description is wrapped
+        block = text.split("\nexamples:\n")[1].rstrip("\n").split("\n")
+        written = command.epilog.split("\n")[1:]
+        assert 1 <= len(block) <= 3 and block == ["  " + line.strip() for line in written], name  # not rewrapped
+        for line in block:
+            assert line.startswith(f"  deeprc-hopfield {name} "), line
+            longest = max(longest, len(line))
+            words = [w for word in shlex.split(line, comments=True)[1:] for w in _brace_expanded(word)]
+            args = parser.parse_args(words)  # exits (a failed test) on an unknown option or a bad value
+            assert args.command == name and args.func is command.get_default("func"), line
+    assert longest > 150  # lines a rewrapping formatter would have split
