@@ -106,7 +106,8 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--metadata", required=True, type=Path,
-                   help="CSV/TSV table with columns subject_id, filename and label column(s)")
+                   help="table (comma-, tab- or semicolon-separated) with columns subject_id, filename (relative to "
+                        "--repertoires) and label column(s); without a label the store is a cohort to classify")
     p.add_argument("--repertoires", required=True, type=Path, help="folder holding the repertoire files")
     p.add_argument("--out", required=True, type=Path, help="the store to write, e.g. cohort.h5")
     p.add_argument("--label-column", action="append", dest="label_columns", metavar="COLUMN",
@@ -386,7 +387,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads, and the processes computing OLGA's pgen "
                                                          "of the public-clone candidates (default: torch's choice, "
                                                          "usually every core)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto (GPU when present), cpu or cuda (default: auto; which GPU: CUDA_VISIBLE_DEVICES)")
     _add_pgen_cache(p)
     _add_clones_file(p, "the clone memory's")
     known = p.add_argument_group(
@@ -499,7 +501,8 @@ def _add_inference_source(p: argparse.ArgumentParser) -> None:
     _add_allow_training_subjects(p)
     p.add_argument("--threads", type=_positive_int,
                    help="torch CPU threads (default: torch's choice, usually every core)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto (GPU when present), cpu or cuda (default: auto; which GPU: CUDA_VISIBLE_DEVICES)")
 
 
 def _add_allow_training_subjects(p: argparse.ArgumentParser) -> None:
@@ -727,7 +730,8 @@ def _add_interpret(sub: argparse._SubParsersAction) -> None:
     _add_interpret_options(p)
     p.add_argument("--threads", type=_positive_int,
                    help="torch CPU threads (default: torch's choice, usually every core)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto (GPU when present), cpu or cuda (default: auto; which GPU: CUDA_VISIBLE_DEVICES)")
     p.set_defaults(func=_run_interpret)
 
 
