@@ -42,7 +42,6 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
